@@ -1,0 +1,114 @@
+# gregor: one build. `make` builds, `make run` installs build deps + builds + serves,
+# `make test` runs every test, `make fuzz` runs every fuzz target briefly, `make bench` benchmarks.
+
+CC      ?= cc
+CLANG   ?= clang
+PYTHON  ?= python3
+BUILD   ?= build
+CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -Isrc -I$(BUILD)/gen -pthread
+OPT     ?= -O2
+CFLAGS  += $(CFLAGS_COMMON) $(OPT)
+LIBS_CORE = -lz -lzstd -llz4 -lsnappy -lpthread -lm
+LIBS_CLI  = -lrdkafka
+SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+GEN_DEF  = src/proto/messages.def
+GEN_TOOL = tools/gen_proto.py
+GEN_C    = $(BUILD)/gen/proto/messages.c
+GEN_H    = $(BUILD)/gen/proto/messages.h
+
+CORE_DIRS = src/common src/net src/proto src/broker src/log src/group
+CORE_SRC  = $(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.c))
+CLI_SRC   = $(wildcard src/cli/*.c) src/main.c
+UNIT_SRC  = $(wildcard tests/unit/test_*.c)
+FUZZ_SRC  = $(wildcard tests/fuzz/fuzz_*.c)
+
+CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/proto/messages.o
+CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+
+.PHONY: all run test unit integration asan fuzz fuzz-build bench clean deps gen
+all: $(BUILD)/gregor
+
+gen: $(GEN_C) $(GEN_H)
+$(GEN_C) $(GEN_H) &: $(GEN_DEF) $(GEN_TOOL)
+	@mkdir -p $(BUILD)/gen/proto
+	$(PYTHON) $(GEN_TOOL) $(GEN_DEF) $(BUILD)/gen/proto
+
+$(BUILD)/obj/gen/proto/messages.o: $(GEN_C) $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c | $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libgregor.a: $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/gregor: $(CLI_OBJ) $(BUILD)/libgregor.a
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libgregor.a $(LIBS_CLI) $(LIBS_CORE)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libgregor.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libgregor.a -lcmocka $(LIBS_CORE)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# Build dependencies from Debian (make run installs them when missing).
+DEB_DEPS = build-essential python3 zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev librdkafka-dev libcmocka-dev
+deps:
+	@missing=""; for p in $(DEB_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  SUDO=$$( [ $$(id -u) -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; fi
+
+run: deps
+	$(MAKE) all
+	./$(BUILD)/gregor serve
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+# The sanitizer build: same sources, ASan+UBSan, its own build dir.
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 $(SAN_FLAGS)" LIBS_CORE="$(LIBS_CORE) $(SAN_FLAGS)" all unit
+
+integration: all
+	GREGOR_BIN=$(abspath $(BUILD)/gregor) $(PYTHON) -m pytest -q tests/integration
+
+test: asan integration
+
+FUZZ_SECONDS ?= 10
+# Each fuzz target links only the layers under test (not net/broker): common, proto and the
+# generated codecs, plus FUZZ_EXTRA_<target> (default: the log layer).
+FUZZ_BASE_SRC = $(wildcard src/common/*.c src/proto/*.c) $(GEN_C)
+FUZZ_EXTRA_DEFAULT = $(wildcard src/log/*.c)
+FUZZ_EXTRA_fuzz_request =
+fuzz_extra = $(if $(filter undefined,$(origin FUZZ_EXTRA_$(1))),$(FUZZ_EXTRA_DEFAULT),$(FUZZ_EXTRA_$(1)))
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -Isrc -I$(BUILD)/gen \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_BASE_SRC) $(GEN_H) $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_BASE_SRC) $(call fuzz_extra,$*) $(LIBS_CORE)
+
+fuzz-build: $(FUZZ_BIN)
+
+# A crash fails the run (the log is kept in $(BUILD)/fuzz/<target>.log, reproducers in cwd).
+fuzz: fuzz-build
+	@set -e; for n in $(notdir $(FUZZ_BIN)); do mkdir -p $(BUILD)/fuzz/corpus-$$n; \
+	  seeds=""; [ -d tests/fuzz/seeds/$$n ] && seeds=tests/fuzz/seeds/$$n; \
+	  echo "fuzzing $$n for $(FUZZ_SECONDS)s"; \
+	  if ! $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+	      $(BUILD)/fuzz/corpus-$$n $$seeds > $(BUILD)/fuzz/$$n.log 2>&1; then \
+	    tail -n 40 $(BUILD)/fuzz/$$n.log; exit 1; fi; \
+	  tail -n 2 $(BUILD)/fuzz/$$n.log; done
+
+bench: all
+	bench/run-quick.sh
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,57 @@
+/* AlterConfigs (33): replaces a topic's whole set of overrides (the legacy, non-incremental
+ * semantics). Broker configs are static here: refused with a clear message. */
+#include <stdio.h>
+
+#include "broker/handlers.h"
+#include "broker/kutil.h"
+#include "proto/messages.h"
+
+#define RESOURCE_TOPIC 2
+
+enum request_status handle_alter_configs(struct broker *b, struct request *r)
+{
+    struct alter_configs_request *req = r->body;
+    struct alter_configs_response *resp = r->resp;
+    int32_t n = req->n_resources > 0 ? req->n_resources : 0;
+    RESP_ARRAY(r, resp->responses, n);
+    if (resp->responses == NULL)
+        return REQUEST_CLOSE;
+    resp->n_responses = n;
+    for (int32_t i = 0; i < n; i++) {
+        struct alter_configs_request_alter_configs_resource *in = &req->resources[i];
+        struct alter_configs_response_alter_configs_resource_response *out = &resp->responses[i];
+        out->resource_type = in->resource_type;
+        out->resource_name = in->resource_name.ptr ? in->resource_name : kstr_of("");
+        out->error_message = kstr_null();
+        char msg[256] = "";
+        int e = KERR_NONE;
+        struct topic *t = NULL;
+        if (in->resource_type != RESOURCE_TOPIC) {
+            e = KERR_INVALID_REQUEST;
+            snprintf(msg, sizeof(msg), "Only topic configs can be altered; broker configs come from server.properties");
+        } else if ((t = in->resource_name.ptr ? topic_find(b, in->resource_name.ptr) : NULL) == NULL) {
+            e = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            snprintf(msg, sizeof(msg), "Topic does not exist");
+        }
+        int32_t nc = in->n_configs > 0 ? in->n_configs : 0;
+        struct topic_config_kv *kv = request_alloc(r, sizeof(*kv) * (size_t)(nc + 1));
+        struct log_config scratch = b->cfg.log;
+        for (int32_t k = 0; e == KERR_NONE && k < nc; k++) {
+            const char *key = in->configs[k].name.ptr, *val = in->configs[k].value.ptr;
+            if (kv == NULL || key == NULL || val == NULL) {
+                e = KERR_INVALID_CONFIG;
+                snprintf(msg, sizeof(msg), "Null config name or value");
+                break;
+            }
+            e = topic_config_apply(&scratch, key, val, msg, sizeof(msg));
+            snprintf(kv[k].key, sizeof(kv[k].key), "%s", key);
+            snprintf(kv[k].value, sizeof(kv[k].value), "%s", val);
+        }
+        if (e == KERR_NONE && !req->validate_only)
+            e = topic_set_overrides(b, t, kv, nc);
+        out->error_code = (int16_t)e;
+        if (msg[0] && e != KERR_NONE)
+            out->error_message = kstr_of(request_strdup(r, msg));
+    }
+    return REQUEST_DONE;
+}

@@ -1,0 +1,227 @@
+/* broker: the one struct that all broker state hangs off (no hidden globals), the request
+ * lifecycle shared by every API handler, and the topic/partition registry. */
+#ifndef GREGOR_BROKER_BROKER_H
+#define GREGOR_BROKER_BROKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/arena.h"
+#include "log/log.h"
+#include "proto/kbuf.h"
+
+struct broker;
+struct loop;
+struct net;
+struct conn;
+struct logdir;
+struct group_coordinator;
+
+#define BROKER_MAX_LOG_DIRS 8
+
+/* Durability of acks=all (gregor.acks.all.fsync): answer only after fdatasync (default), or
+ * like Kafka after the write reaches the page cache. */
+struct broker_config {
+    char listener_host[256];
+    int listener_port;
+    char advertised_host[256];
+    int advertised_port;
+    char log_dirs[BROKER_MAX_LOG_DIRS][1024];
+    int n_log_dirs;
+    bool log_dirs_explicit;              /* log.dirs was given: log.dir is ignored */
+    int32_t node_id;
+    int32_t num_partitions;
+    int16_t default_replication_factor;
+    bool auto_create_topics;
+    bool delete_topic_enable;
+    int64_t socket_request_max_bytes;
+    int32_t max_connections;
+    int64_t fetch_max_bytes;
+    struct log_config log;               /* log.* defaults for every topic */
+    int64_t log_retention_check_interval_ms;
+    int64_t log_flush_scheduler_interval_ms;
+    int64_t offset_checkpoint_interval_ms;
+    int32_t offsets_topic_num_partitions;
+    int64_t offsets_retention_ms;
+    int32_t group_initial_rebalance_delay_ms;
+    int32_t group_min_session_timeout_ms;
+    int32_t group_max_session_timeout_ms;
+    int32_t group_max_size;
+    int32_t offset_metadata_max_bytes;
+    bool acks_all_fsync;                 /* gregor.acks.all.fsync */
+    char cluster_id[64];                 /* empty: from meta.properties or generated */
+};
+
+void broker_config_defaults(struct broker_config *cfg);
+/* Sets one server.properties key. Returns 0, or -1 with a message in err (bad value or an
+ * unknown key when strict). Kafka keys with no meaning here are accepted with a log line. */
+int broker_config_set(struct broker_config *cfg, const char *key, const char *value, char *err,
+                      size_t errlen);
+/* Loads a Java-properties file. */
+int broker_config_load_file(struct broker_config *cfg, const char *path, char *err, size_t errlen);
+/* Checks cross-key rules (e.g. replication factor > 1 on one node). */
+int broker_config_validate(const struct broker_config *cfg, char *err, size_t errlen);
+
+/* Idempotent producer state for one producer id on one partition: the last 5 batches. */
+#define PRODUCER_BATCH_CACHE 5
+struct producer_batch_meta {
+    int32_t first_seq, last_seq;
+    int64_t first_offset;
+    int64_t timestamp;
+};
+struct producer_entry {
+    int64_t producer_id;
+    int16_t epoch;
+    int n;                           /* valid entries in batches, oldest first */
+    struct producer_batch_meta batches[PRODUCER_BATCH_CACHE];
+    int64_t last_timestamp;
+    struct producer_entry *next;
+};
+
+struct topic;
+struct partition {
+    struct topic *topic;
+    int32_t index;
+    struct plog *log;
+    int dir_index;                   /* which log dir holds it */
+    char dir_path[1100];
+    struct producer_entry *producers; /* idempotence state, rebuilt from the log at open */
+    int nproducers;
+    bool dirty;                      /* appended since the last group-commit flush */
+    bool flush_failed;               /* the last group-commit flush of it failed */
+    int64_t last_flush_ms;           /* for flush.ms */
+};
+
+struct topic_config_kv {
+    char key[128];
+    char value[256];
+};
+
+struct topic {
+    char name[256];
+    struct kuuid id;
+    int32_t npartitions;
+    struct partition **partitions;
+    struct log_config cfg;           /* broker defaults + overrides */
+    struct topic_config_kv *overrides;
+    int noverrides;
+    bool internal;
+    struct topic *next;              /* hash chain */
+};
+
+enum request_status {
+    REQUEST_DONE,      /* r->resp holds the response: encode and send */
+    REQUEST_PENDING,   /* someone calls request_finish later */
+    REQUEST_NO_REPLY,  /* acks=0 */
+    REQUEST_CLOSE,     /* drop the connection (Kafka's answer to a bad request) */
+};
+
+struct request;
+typedef enum request_status (*api_handler_fn)(struct broker *b, struct request *r);
+typedef int (*api_decode_fn)(struct kreader *r, int16_t version, void *out);
+typedef void (*api_encode_fn)(struct kwriter *w, int16_t version, const void *in);
+
+struct api_entry {
+    int16_t key;
+    const char *name;
+    int16_t min_version, max_version; /* advertised */
+    size_t request_size;
+    size_t response_size;
+    api_decode_fn decode;
+    api_encode_fn encode;
+    api_handler_fn handler;
+};
+
+const struct api_entry *broker_api_find(int16_t key);
+extern const struct api_entry broker_apis[];
+extern const int broker_apis_count;
+
+struct request {
+    struct broker *broker;
+    struct conn *conn;               /* NULL once the connection is gone */
+    uint8_t *frame;                  /* owned: request bytes (bodies borrow from it) */
+    size_t frame_len;
+    struct arena arena;              /* everything decoded or built for this request */
+    int16_t api_key, api_version;
+    int32_t correlation_id;
+    struct kstr client_id;
+    bool flexible;
+    const struct api_entry *api;
+    void *body;                      /* decoded request (api->request_size bytes, in arena) */
+    void *resp;                      /* response built by the handler (in arena) */
+    int16_t resp_version;            /* normally api_version */
+    int64_t start_us;
+    uint64_t timer_id;               /* a pending request's deadline timer */
+    struct request *next_pending;    /* in one of the broker's pending lists */
+    void *state;                     /* handler-private state while pending */
+};
+
+/* Encodes r->resp and sends it (if the connection still exists), then frees r. */
+void request_finish(struct request *r);
+/* Frees r without answering (connection closes, or acks=0). */
+void request_free(struct request *r);
+/* Allocates from the request arena; NULL when the request's memory bound is reached. */
+void *request_alloc(struct request *r, size_t n);
+char *request_strdup(struct request *r, const char *s);
+
+struct broker {
+    struct broker_config cfg;
+    struct loop *loop;
+    struct net *net;
+    struct logdir *dirs[BROKER_MAX_LOG_DIRS];
+    int ndirs;
+    char cluster_id[64];
+    struct topic **topic_buckets;
+    size_t ntopic_buckets;
+    int ntopics;
+    int64_t next_producer_id;
+    struct request *await_flush;     /* acks=all produces waiting for the group commit */
+    struct request *fetch_waiters;   /* long-polling fetches */
+    bool appended;                   /* something was appended this turn: re-check waiters */
+    struct partition **dirty;        /* partitions appended since the last group commit */
+    int ndirty, capdirty;
+    struct group_coordinator *groups;
+    bool stopping;
+    int64_t started_ms;
+};
+
+/* Topic registry (topics.c). */
+struct topic *topic_find(struct broker *b, const char *name);
+struct topic *topic_find_by_id(struct broker *b, const struct kuuid *id);
+/* Validates a topic name as Kafka does: 1..249 of [a-zA-Z0-9._-], not "." or "..". Returns
+ * KERR_NONE or KERR_INVALID_TOPIC_EXCEPTION with a message in msg. */
+int topic_name_validate(const char *name, char *msg, size_t msglen);
+/* Creates a topic with npartitions and config overrides (already validated). */
+int topic_create(struct broker *b, const char *name, int32_t npartitions,
+                 const struct topic_config_kv *configs, int nconfigs, struct topic **out,
+                 char *msg, size_t msglen);
+int topic_delete(struct broker *b, struct topic *t);
+int topic_add_partitions(struct broker *b, struct topic *t, int32_t new_total);
+/* Replaces a topic's overrides (AlterConfigs semantics) and persists them. */
+int topic_set_overrides(struct broker *b, struct topic *t, const struct topic_config_kv *kv, int n);
+/* Applies one topic-level config key to cfg; KERR_INVALID_CONFIG with message if bad. */
+int topic_config_apply(struct log_config *cfg, const char *key, const char *value, char *msg,
+                       size_t msglen);
+struct partition *partition_get(struct broker *b, const char *topic, int32_t index);
+/* Iterates all topics: for (t = topic_iter_first(b); t; t = topic_iter_next(b, t)) */
+struct topic *topic_iter_first(struct broker *b);
+struct topic *topic_iter_next(struct broker *b, struct topic *t);
+/* Loads every topic found in the log dirs (startup). */
+int topics_load(struct broker *b);
+int topics_save(struct broker *b);
+void topics_close_all(struct broker *b);
+/* Writes the offset checkpoint files for every partition. */
+void topics_checkpoint(struct broker *b);
+
+/* Server lifecycle (server.c). */
+int broker_serve(struct broker_config *cfg);
+/* Marks the partition as needing the next group-commit flush. */
+void broker_mark_dirty(struct broker *b, struct partition *p);
+/* One-shot timers on the broker's loop (mono ms), for handlers and the group coordinator. */
+typedef void (*broker_timer_fn)(struct broker *b, void *arg);
+uint64_t broker_timer_add(struct broker *b, int64_t when_mono_ms, broker_timer_fn fn, void *arg);
+void broker_timer_cancel(struct broker *b, uint64_t id);
+/* Re-checks long-polling fetches before the loop sleeps. */
+void broker_wake_fetchers(struct broker *b);
+
+#endif

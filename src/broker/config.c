@@ -1,0 +1,338 @@
+/* config: server.properties — Kafka's keys, defaults and value rules. One table maps each key
+ * this broker honours to a setter; Kafka keys with no meaning on one node are accepted with a
+ * log line; anything else gets a warning that names it. A bad value refuses to start. */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "common/logging.h"
+
+#define WHO "KafkaConfig"
+
+void broker_config_defaults(struct broker_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->listener_host, sizeof(c->listener_host), "127.0.0.1");
+    c->listener_port = 9092;
+    c->advertised_port = -1; /* = listener */
+    snprintf(c->log_dirs[0], sizeof(c->log_dirs[0]), "data");
+    c->n_log_dirs = 1;
+    c->node_id = 0;
+    c->num_partitions = 1;
+    c->default_replication_factor = 1;
+    c->auto_create_topics = true;
+    c->delete_topic_enable = true;
+    c->socket_request_max_bytes = 104857600;
+    c->max_connections = 10000;
+    c->fetch_max_bytes = 57671680;
+    log_config_defaults(&c->log);
+    c->log_retention_check_interval_ms = 300000;
+    c->log_flush_scheduler_interval_ms = 1000;
+    c->offset_checkpoint_interval_ms = 60000;
+    c->offsets_topic_num_partitions = 50;
+    c->offsets_retention_ms = 7LL * 24 * 3600 * 1000;
+    c->group_initial_rebalance_delay_ms = 3000;
+    c->group_min_session_timeout_ms = 6000;
+    c->group_max_session_timeout_ms = 1800000;
+    c->group_max_size = INT_MAX;
+    c->offset_metadata_max_bytes = 4096;
+    c->acks_all_fsync = true;
+}
+
+static int parse_i64(const char *v, int64_t min, int64_t max, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0' || x < min || x > max)
+        return -1;
+    *out = x;
+    return 0;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+    if (strcasecmp(v, "true") == 0) {
+        *out = true;
+        return 0;
+    }
+    if (strcasecmp(v, "false") == 0) {
+        *out = false;
+        return 0;
+    }
+    return -1;
+}
+
+/* "PLAINTEXT://host:port" (first listener only; host may be empty = all interfaces). */
+static int parse_listener(const char *v, char *host, size_t hostlen, int *port)
+{
+    const char *p = strstr(v, "://");
+    p = p ? p + 3 : v;
+    char first[512];
+    snprintf(first, sizeof(first), "%s", p);
+    char *comma = strchr(first, ',');
+    if (comma)
+        *comma = '\0';
+    char *colon = strrchr(first, ':');
+    if (colon == NULL)
+        return -1;
+    *colon = '\0';
+    int64_t pt;
+    if (parse_i64(colon + 1, 0, 65535, &pt) < 0)
+        return -1;
+    char *h = first;
+    if (h[0] == '[') { /* [::1] */
+        h++;
+        char *rb = strchr(h, ']');
+        if (rb)
+            *rb = '\0';
+    }
+    size_t hl = strlen(h);
+    if (hl >= hostlen)
+        return -1;
+    memcpy(host, h, hl + 1);
+    *port = (int)pt;
+    return 0;
+}
+
+enum key_kind { K_I32, K_I64, K_BOOL, K_SPECIAL };
+
+struct key_spec {
+    const char *key;
+    enum key_kind kind;
+    size_t offset;
+    int64_t min, max;
+    int64_t scale; /* value multiplier into the field (hours → ms) */
+};
+
+#define OFF(f) offsetof(struct broker_config, f)
+static const struct key_spec keys[] = {
+    {"node.id", K_I32, OFF(node_id), 0, INT_MAX, 1},
+    {"broker.id", K_I32, OFF(node_id), -1, INT_MAX, 1},
+    {"num.partitions", K_I32, OFF(num_partitions), 1, 1000000, 1},
+    {"auto.create.topics.enable", K_BOOL, OFF(auto_create_topics), 0, 0, 1},
+    {"delete.topic.enable", K_BOOL, OFF(delete_topic_enable), 0, 0, 1},
+    {"socket.request.max.bytes", K_I64, OFF(socket_request_max_bytes), 1024, INT_MAX, 1},
+    {"max.connections", K_I32, OFF(max_connections), 1, 1000000, 1},
+    {"fetch.max.bytes", K_I64, OFF(fetch_max_bytes), 1024, INT_MAX, 1},
+    {"message.max.bytes", K_I32, OFF(log.max_message_bytes), 0, INT_MAX, 1},
+    {"log.segment.bytes", K_I64, OFF(log.segment_bytes), 14, INT_MAX, 1},
+    {"log.roll.ms", K_I64, OFF(log.segment_ms), 1, INT64_MAX, 1},
+    {"log.roll.hours", K_I64, OFF(log.segment_ms), 1, INT_MAX, 3600000},
+    {"log.retention.ms", K_I64, OFF(log.retention_ms), -1, INT64_MAX, 1},
+    {"log.retention.minutes", K_I64, OFF(log.retention_ms), -1, INT_MAX, 60000},
+    {"log.retention.hours", K_I64, OFF(log.retention_ms), -1, INT_MAX, 3600000},
+    {"log.retention.bytes", K_I64, OFF(log.retention_bytes), -1, INT64_MAX, 1},
+    {"log.retention.check.interval.ms", K_I64, OFF(log_retention_check_interval_ms), 1, INT64_MAX, 1},
+    {"log.index.interval.bytes", K_I32, OFF(log.index_interval_bytes), 0, INT_MAX, 1},
+    {"log.index.size.max.bytes", K_I32, OFF(log.segment_index_bytes), 4, INT_MAX, 1},
+    {"log.flush.interval.messages", K_I64, OFF(log.flush_messages), 1, INT64_MAX, 1},
+    {"log.flush.interval.ms", K_I64, OFF(log.flush_ms), 0, INT64_MAX, 1},
+    {"log.flush.scheduler.interval.ms", K_I64, OFF(log_flush_scheduler_interval_ms), 1, INT64_MAX, 1},
+    {"log.flush.offset.checkpoint.interval.ms", K_I64, OFF(offset_checkpoint_interval_ms), 1, INT_MAX, 1},
+    {"log.segment.delete.delay.ms", K_I64, OFF(log.file_delete_delay_ms), 0, INT64_MAX, 1},
+    {"offsets.topic.num.partitions", K_I32, OFF(offsets_topic_num_partitions), 1, 1000, 1},
+    {"offsets.retention.minutes", K_I64, OFF(offsets_retention_ms), 1, INT_MAX, 60000},
+    {"group.initial.rebalance.delay.ms", K_I32, OFF(group_initial_rebalance_delay_ms), 0, INT_MAX, 1},
+    {"group.min.session.timeout.ms", K_I32, OFF(group_min_session_timeout_ms), 0, INT_MAX, 1},
+    {"group.max.session.timeout.ms", K_I32, OFF(group_max_session_timeout_ms), 0, INT_MAX, 1},
+    {"group.max.size", K_I32, OFF(group_max_size), 1, INT_MAX, 1},
+    {"offset.metadata.max.bytes", K_I32, OFF(offset_metadata_max_bytes), 0, INT_MAX, 1},
+    {"gregor.acks.all.fsync", K_BOOL, OFF(acks_all_fsync), 0, 0, 1},
+    {"listeners", K_SPECIAL, 0, 0, 0, 0},
+    {"advertised.listeners", K_SPECIAL, 0, 0, 0, 0},
+    {"log.dirs", K_SPECIAL, 0, 0, 0, 0},
+    {"log.dir", K_SPECIAL, 0, 0, 0, 0},
+    {"default.replication.factor", K_SPECIAL, 0, 0, 0, 0},
+    {"offsets.topic.replication.factor", K_SPECIAL, 0, 0, 0, 0},
+    {"log.message.timestamp.type", K_SPECIAL, 0, 0, 0, 0},
+    {"cluster.id", K_SPECIAL, 0, 0, 0, 0},
+};
+
+/* Kafka keys that mean nothing on a single-node, single-threaded broker: accepted, logged. */
+static const char *const ignored_keys[] = {
+    "num.network.threads", "num.io.threads", "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes", "num.recovery.threads.per.data.dir",
+    "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
+    "process.roles", "controller.quorum.voters", "controller.quorum.bootstrap.servers",
+    "controller.listener.names", "inter.broker.listener.name", "listener.security.protocol.map",
+    "zookeeper.connect", "zookeeper.connection.timeout.ms", "log.cleaner.enable",
+    "num.replica.fetchers", "min.insync.replicas", "unclean.leader.election.enable",
+    "replica.lag.time.max.ms", "queued.max.requests", "background.threads",
+    "compression.type", "log.cleanup.policy", "log.preallocate", "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr", "transaction.state.log.num.partitions",
+    "offsets.commit.timeout.ms", "group.coordinator.rebalance.protocols",
+    "log.roll.jitter.hours", "log.roll.jitter.ms", "metadata.log.dir",
+};
+
+static int set_special(struct broker_config *c, const char *key, const char *v, char *err,
+                       size_t errlen)
+{
+    if (strcmp(key, "listeners") == 0) {
+        if (parse_listener(v, c->listener_host, sizeof(c->listener_host), &c->listener_port) < 0)
+            goto bad;
+        return 0;
+    }
+    if (strcmp(key, "advertised.listeners") == 0) {
+        if (parse_listener(v, c->advertised_host, sizeof(c->advertised_host),
+                           &c->advertised_port) < 0)
+            goto bad;
+        return 0;
+    }
+    if (strcmp(key, "log.dirs") == 0 || strcmp(key, "log.dir") == 0) {
+        /* log.dirs wins over log.dir, as in Kafka. */
+        if (strcmp(key, "log.dir") == 0 && c->log_dirs_explicit)
+            return 0;
+        char tmp[4096];
+        snprintf(tmp, sizeof(tmp), "%s", v);
+        int n = 0;
+        for (char *save = NULL, *tok = strtok_r(tmp, ",", &save); tok;
+             tok = strtok_r(NULL, ",", &save)) {
+            while (isspace((unsigned char)*tok))
+                tok++;
+            if (*tok == '\0')
+                continue;
+            if (n == BROKER_MAX_LOG_DIRS)
+                goto bad;
+            snprintf(c->log_dirs[n++], sizeof(c->log_dirs[0]), "%s", tok);
+        }
+        if (n == 0)
+            goto bad;
+        c->n_log_dirs = n;
+        if (strcmp(key, "log.dirs") == 0)
+            c->log_dirs_explicit = true;
+        return 0;
+    }
+    if (strcmp(key, "default.replication.factor") == 0 ||
+        strcmp(key, "offsets.topic.replication.factor") == 0) {
+        int64_t x;
+        if (parse_i64(v, 1, 32767, &x) < 0)
+            goto bad;
+        if (strcmp(key, "default.replication.factor") == 0)
+            c->default_replication_factor = (int16_t)x;
+        else if (x > 1)
+            LOG_INFO(WHO, "offsets.topic.replication.factor=%s: this single node keeps one replica", v);
+        return 0;
+    }
+    if (strcmp(key, "log.message.timestamp.type") == 0) {
+        if (strcmp(v, "CreateTime") == 0)
+            c->log.timestamp_type = LOG_TS_CREATE_TIME;
+        else if (strcmp(v, "LogAppendTime") == 0)
+            c->log.timestamp_type = LOG_TS_LOG_APPEND_TIME;
+        else
+            goto bad;
+        return 0;
+    }
+    if (strcmp(key, "cluster.id") == 0) {
+        snprintf(c->cluster_id, sizeof(c->cluster_id), "%s", v);
+        return 0;
+    }
+bad:
+    snprintf(err, errlen, "Invalid value %s for configuration %s", v, key);
+    return -1;
+}
+
+int broker_config_set(struct broker_config *c, const char *key, const char *value, char *err,
+                      size_t errlen)
+{
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        const struct key_spec *k = &keys[i];
+        if (strcmp(k->key, key) != 0)
+            continue;
+        if (k->kind == K_SPECIAL)
+            return set_special(c, key, value, err, errlen);
+        char *field = (char *)c + k->offset;
+        if (k->kind == K_BOOL) {
+            if (parse_bool(value, (bool *)field) < 0)
+                break;
+            return 0;
+        }
+        int64_t x;
+        if (parse_i64(value, k->min, k->max, &x) < 0)
+            break;
+        if (k->scale != 1 && x > 0)
+            x *= k->scale;
+        if (k->kind == K_I32)
+            *(int32_t *)field = (int32_t)x;
+        else
+            *(int64_t *)field = x;
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        if (strcmp(keys[i].key, key) == 0) {
+            snprintf(err, errlen, "Invalid value %s for configuration %s", value, key);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < sizeof(ignored_keys) / sizeof(ignored_keys[0]); i++) {
+        if (strcmp(ignored_keys[i], key) == 0) {
+            LOG_INFO(WHO, "%s=%s has no effect on a single-node gregor broker; accepted", key, value);
+            return 0;
+        }
+    }
+    LOG_WARN(WHO, "The configuration '%s' was supplied but isn't a known config.", key);
+    return 0;
+}
+
+int broker_config_load_file(struct broker_config *c, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[8192];
+    int lineno = 0;
+    int rc = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        lineno++;
+        char *s = line;
+        while (isspace((unsigned char)*s))
+            s++;
+        if (*s == '#' || *s == '!' || *s == '\0')
+            continue;
+        size_t n = strlen(s);
+        while (n > 0 && isspace((unsigned char)s[n - 1]))
+            s[--n] = '\0';
+        char *eq = strpbrk(s, "=:");
+        if (eq == NULL) {
+            snprintf(err, errlen, "%s:%d: expected key=value", path, lineno);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        char *key = s, *val = eq + 1;
+        size_t kl = strlen(key);
+        while (kl > 0 && isspace((unsigned char)key[kl - 1]))
+            key[--kl] = '\0';
+        while (isspace((unsigned char)*val))
+            val++;
+        if (broker_config_set(c, key, val, err, errlen) < 0) {
+            rc = -1;
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+int broker_config_validate(const struct broker_config *c, char *err, size_t errlen)
+{
+    if (c->default_replication_factor > 1) {
+        snprintf(err, errlen,
+                 "default.replication.factor=%d but this is a single-node broker: only 1 replica "
+                 "can exist (set default.replication.factor=1)",
+                 c->default_replication_factor);
+        return -1;
+    }
+    if (c->log.max_message_bytes > c->socket_request_max_bytes) {
+        snprintf(err, errlen, "message.max.bytes (%d) exceeds socket.request.max.bytes (%lld)",
+                 c->log.max_message_bytes, (long long)c->socket_request_max_bytes);
+        return -1;
+    }
+    return 0;
+}

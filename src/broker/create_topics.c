@@ -1,0 +1,125 @@
+/* CreateTopics (19): validates name, partitions, replication factor (one node: only 1) and
+ * configs as Kafka does; validate_only checks without creating. */
+#include <stdio.h>
+
+#include "broker/handlers.h"
+#include "broker/kutil.h"
+#include "proto/messages.h"
+
+static int validate_configs(struct broker *b, const struct create_topics_request_creatable_topic *in,
+                            struct topic_config_kv *kv, char *msg, size_t msglen)
+{
+    struct log_config scratch = b->cfg.log;
+    for (int32_t k = 0; k < in->n_configs; k++) {
+        const struct create_topics_request_creatable_topic_config *c = &in->configs[k];
+        if (c->name.ptr == NULL || c->value.ptr == NULL) {
+            snprintf(msg, msglen, "Null value not supported for topic configs: %s",
+                     c->name.ptr ? c->name.ptr : "?");
+            return KERR_INVALID_CONFIG;
+        }
+        int e = topic_config_apply(&scratch, c->name.ptr, c->value.ptr, msg, msglen);
+        if (e != KERR_NONE)
+            return e;
+        snprintf(kv[k].key, sizeof(kv[k].key), "%s", c->name.ptr);
+        snprintf(kv[k].value, sizeof(kv[k].value), "%s", c->value.ptr);
+    }
+    return KERR_NONE;
+}
+
+static int create_one(struct broker *b, struct request *r, bool validate_only,
+                      const struct create_topics_request_creatable_topic *in,
+                      struct create_topics_response_creatable_topic_result *out, char *msg,
+                      size_t msglen)
+{
+    const char *name = in->name.ptr ? in->name.ptr : "";
+    int e = topic_name_validate(name, msg, msglen);
+    if (e != KERR_NONE)
+        return e;
+    if (topic_find(b, name) != NULL) {
+        snprintf(msg, msglen, "Topic '%s' already exists.", name);
+        return KERR_TOPIC_ALREADY_EXISTS;
+    }
+    int32_t parts = in->num_partitions;
+    int16_t rf = in->replication_factor;
+    if (in->n_assignments > 0) {
+        if (parts != -1 || rf != -1) {
+            snprintf(msg, msglen, "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.");
+            return KERR_INVALID_REQUEST;
+        }
+        parts = in->n_assignments;
+        rf = (int16_t)in->assignments[0].n_broker_ids;
+        for (int32_t i = 0; i < in->n_assignments; i++)
+            for (int32_t k = 0; k < in->assignments[i].n_broker_ids; k++)
+                if (in->assignments[i].broker_ids[k] != b->cfg.node_id) {
+                    snprintf(msg, msglen, "Unknown broker %d in the replica assignment",
+                             in->assignments[i].broker_ids[k]);
+                    return KERR_INVALID_REPLICA_ASSIGNMENT;
+                }
+    }
+    if (parts == -1)
+        parts = b->cfg.num_partitions;
+    if (rf == -1)
+        rf = b->cfg.default_replication_factor;
+    if (parts <= 0) {
+        snprintf(msg, msglen, "Number of partitions must be larger than 0.");
+        return KERR_INVALID_PARTITIONS;
+    }
+    if (rf <= 0) {
+        snprintf(msg, msglen, "Replication factor must be larger than 0.");
+        return KERR_INVALID_REPLICATION_FACTOR;
+    }
+    if (rf > 1) {
+        snprintf(msg, msglen, "Replication factor: %d larger than available brokers: 1.", rf);
+        return KERR_INVALID_REPLICATION_FACTOR;
+    }
+    if (parts > 100000) {
+        snprintf(msg, msglen, "Number of partitions %d is more than this broker allows (100000).", parts);
+        return KERR_INVALID_PARTITIONS;
+    }
+    struct topic_config_kv *kv = request_alloc(r, sizeof(*kv) * (size_t)(in->n_configs + 1));
+    if (kv == NULL)
+        return KERR_UNKNOWN_SERVER_ERROR;
+    e = validate_configs(b, in, kv, msg, msglen);
+    if (e != KERR_NONE)
+        return e;
+    out->num_partitions = parts;
+    out->replication_factor = rf;
+    if (validate_only)
+        return KERR_NONE;
+    struct topic *t = NULL;
+    e = topic_create(b, name, parts, kv, in->n_configs > 0 ? in->n_configs : 0, &t, msg, msglen);
+    if (e == KERR_NONE)
+        out->topic_id = t->id;
+    return e;
+}
+
+enum request_status handle_create_topics(struct broker *b, struct request *r)
+{
+    struct create_topics_request *req = r->body;
+    struct create_topics_response *resp = r->resp;
+    int32_t n = req->n_topics > 0 ? req->n_topics : 0;
+    RESP_ARRAY(r, resp->topics, n);
+    if (resp->topics == NULL)
+        return REQUEST_CLOSE;
+    resp->n_topics = n;
+    for (int32_t i = 0; i < n; i++) {
+        struct create_topics_response_creatable_topic_result *out = &resp->topics[i];
+        out->name = req->topics[i].name.ptr ? req->topics[i].name : kstr_of("");
+        out->num_partitions = -1;
+        out->replication_factor = -1;
+        out->n_configs = -1;
+        char msg[512] = "";
+        bool dup = false;
+        for (int32_t k = 0; k < i; k++)
+            if (req->topics[k].name.ptr && req->topics[i].name.ptr &&
+                strcmp(req->topics[k].name.ptr, req->topics[i].name.ptr) == 0)
+                dup = true;
+        int e = dup ? KERR_INVALID_REQUEST
+                    : create_one(b, r, req->validate_only, &req->topics[i], out, msg, sizeof(msg));
+        if (dup)
+            snprintf(msg, sizeof(msg), "Create topics request from client contains a duplicate topic");
+        out->error_code = (int16_t)e;
+        out->error_message = e == KERR_NONE ? kstr_null() : kstr_of(request_strdup(r, msg));
+    }
+    return REQUEST_DONE;
+}

@@ -1,0 +1,38 @@
+/* handlers: one function per Kafka API (one file each, named after the API), plus the few
+ * hooks the server calls to resume pending requests. */
+#ifndef GREGOR_BROKER_HANDLERS_H
+#define GREGOR_BROKER_HANDLERS_H
+
+#include "broker/broker.h"
+
+enum request_status handle_api_versions(struct broker *b, struct request *r);
+enum request_status handle_metadata(struct broker *b, struct request *r);
+enum request_status handle_produce(struct broker *b, struct request *r);
+enum request_status handle_fetch(struct broker *b, struct request *r);
+enum request_status handle_list_offsets(struct broker *b, struct request *r);
+enum request_status handle_create_topics(struct broker *b, struct request *r);
+enum request_status handle_delete_topics(struct broker *b, struct request *r);
+enum request_status handle_create_partitions(struct broker *b, struct request *r);
+enum request_status handle_describe_configs(struct broker *b, struct request *r);
+enum request_status handle_alter_configs(struct broker *b, struct request *r);
+enum request_status handle_incremental_alter_configs(struct broker *b, struct request *r);
+enum request_status handle_describe_cluster(struct broker *b, struct request *r);
+enum request_status handle_delete_records(struct broker *b, struct request *r);
+enum request_status handle_init_producer_id(struct broker *b, struct request *r);
+enum request_status handle_describe_producers(struct broker *b, struct request *r);
+enum request_status handle_offset_for_leader_epoch(struct broker *b, struct request *r);
+
+/* ApiVersions answer for a version we do not support: v0 body, UNSUPPORTED_VERSION. */
+void api_versions_unsupported(struct broker *b, struct request *r);
+
+/* Produce: after the group commit, set errors of partitions whose flush failed, then answer. */
+void produce_flushed(struct broker *b, struct request *r);
+
+/* Fetch long-poll: re-run a parked fetch after appends; answers it if it now has enough.
+ * Returns true when the request was answered (and must leave the waiter list). */
+bool fetch_retry(struct broker *b, struct request *r, bool deadline_passed);
+
+/* Auto-creates a topic with broker defaults (Metadata / Produce). */
+struct topic *broker_auto_create(struct broker *b, const char *name);
+
+#endif

@@ -1,0 +1,72 @@
+/* ListOffsets (2): earliest (-2), latest (-1), max timestamp (-3), or the first offset whose
+ * timestamp is at least the one asked, per partition. */
+#include "broker/handlers.h"
+#include "broker/kutil.h"
+#include "proto/messages.h"
+
+static void list_one(struct broker *b, struct topic *t,
+                     const struct list_offsets_request_list_offsets_partition *in,
+                     struct list_offsets_response_list_offsets_partition_response *out)
+{
+    (void)b;
+    out->partition_index = in->partition_index;
+    out->timestamp = -1;
+    out->offset = -1;
+    out->leader_epoch = 0;
+    if (t == NULL || in->partition_index < 0 || in->partition_index >= t->npartitions) {
+        out->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        return;
+    }
+    if (in->current_leader_epoch > 0) {
+        out->error_code = KERR_UNKNOWN_LEADER_EPOCH;
+        return;
+    }
+    struct plog *log = t->partitions[in->partition_index]->log;
+    switch (in->timestamp) {
+    case -1:
+        out->offset = plog_end_offset(log);
+        break;
+    case -2:
+    case -4: /* earliest local: everything is local here */
+        out->offset = plog_start_offset(log);
+        break;
+    default: {
+        int64_t off = -1, ts = -1;
+        int e = plog_offset_for_timestamp(log, in->timestamp, &off, &ts);
+        if (e != KERR_NONE) {
+            out->error_code = (int16_t)e;
+            return;
+        }
+        out->offset = off;
+        out->timestamp = off >= 0 ? ts : -1;
+        if (off < 0)
+            out->leader_epoch = -1;
+        break;
+    }
+    }
+}
+
+enum request_status handle_list_offsets(struct broker *b, struct request *r)
+{
+    struct list_offsets_request *req = r->body;
+    struct list_offsets_response *resp = r->resp;
+    int32_t nt = req->n_topics > 0 ? req->n_topics : 0;
+    RESP_ARRAY(r, resp->topics, nt);
+    if (resp->topics == NULL)
+        return REQUEST_CLOSE;
+    resp->n_topics = nt;
+    for (int32_t i = 0; i < nt; i++) {
+        struct list_offsets_request_list_offsets_topic *it = &req->topics[i];
+        struct list_offsets_response_list_offsets_topic_response *ot = &resp->topics[i];
+        ot->name = it->name;
+        struct topic *t = it->name.ptr ? topic_find(b, it->name.ptr) : NULL;
+        int32_t np = it->n_partitions > 0 ? it->n_partitions : 0;
+        RESP_ARRAY(r, ot->partitions, np);
+        if (ot->partitions == NULL)
+            return REQUEST_CLOSE;
+        ot->n_partitions = np;
+        for (int32_t j = 0; j < np; j++)
+            list_one(b, t, &it->partitions[j], &ot->partitions[j]);
+    }
+    return REQUEST_DONE;
+}

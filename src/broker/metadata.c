@@ -1,0 +1,120 @@
+/* Metadata (3): brokers (just this one), cluster id, controller, and each topic's partitions
+ * with this node as leader and only replica. Auto-creates topics when allowed. */
+#include <stdio.h>
+
+#include "broker/handlers.h"
+#include "broker/kutil.h"
+#include "common/logging.h"
+#include "proto/messages.h"
+
+struct topic *broker_auto_create(struct broker *b, const char *name)
+{
+    char msg[256];
+    struct topic *t = NULL;
+    if (topic_name_validate(name, msg, sizeof(msg)) != KERR_NONE)
+        return NULL;
+    if (topic_create(b, name, b->cfg.num_partitions, NULL, 0, &t, msg, sizeof(msg)) != KERR_NONE) {
+        LOG_WARN("KafkaApis", "auto-creation of topic %s failed: %s", name, msg);
+        return NULL;
+    }
+    return t;
+}
+
+static void fill_topic(struct broker *b, struct request *r,
+                       struct metadata_response_metadata_response_topic *out, struct topic *t)
+{
+    out->error_code = KERR_NONE;
+    out->name = kstr_of(t->name);
+    out->topic_id = t->id;
+    out->is_internal = t->internal;
+    out->topic_authorized_operations = INT32_MIN;
+    RESP_ARRAY(r, out->partitions, t->npartitions);
+    if (out->partitions == NULL)
+        return;
+    out->n_partitions = t->npartitions;
+    int32_t *node = request_alloc(r, sizeof(int32_t));
+    if (node == NULL) {
+        out->n_partitions = 0;
+        return;
+    }
+    *node = b->cfg.node_id;
+    for (int32_t i = 0; i < t->npartitions; i++) {
+        struct metadata_response_metadata_response_partition *p = &out->partitions[i];
+        p->error_code = KERR_NONE;
+        p->partition_index = i;
+        p->leader_id = b->cfg.node_id;
+        p->leader_epoch = 0;
+        p->replica_nodes = node;
+        p->n_replica_nodes = 1;
+        p->isr_nodes = node;
+        p->n_isr_nodes = 1;
+        p->n_offline_replicas = 0;
+    }
+}
+
+enum request_status handle_metadata(struct broker *b, struct request *r)
+{
+    struct metadata_request *req = r->body;
+    struct metadata_response *resp = r->resp;
+
+    RESP_ARRAY(r, resp->brokers, 1);
+    if (resp->brokers == NULL)
+        return REQUEST_CLOSE;
+    resp->n_brokers = 1;
+    resp->brokers[0].node_id = b->cfg.node_id;
+    resp->brokers[0].host = kstr_of(b->cfg.advertised_host);
+    resp->brokers[0].port = b->cfg.advertised_port;
+    resp->brokers[0].rack = kstr_null();
+    resp->cluster_id = kstr_of(b->cluster_id);
+    resp->controller_id = b->cfg.node_id;
+    resp->cluster_authorized_operations = INT32_MIN;
+
+    bool all = req->n_topics < 0 || (r->api_version == 0 && req->n_topics == 0);
+    if (all) {
+        RESP_ARRAY(r, resp->topics, b->ntopics);
+        if (resp->topics == NULL)
+            return REQUEST_CLOSE;
+        int n = 0;
+        for (struct topic *t = topic_iter_first(b); t && n < b->ntopics; t = topic_iter_next(b, t))
+            fill_topic(b, r, &resp->topics[n++], t);
+        resp->n_topics = n;
+        return REQUEST_DONE;
+    }
+    RESP_ARRAY(r, resp->topics, req->n_topics);
+    if (resp->topics == NULL)
+        return REQUEST_CLOSE;
+    resp->n_topics = req->n_topics;
+    bool auto_create = b->cfg.auto_create_topics && req->allow_auto_topic_creation;
+    for (int32_t i = 0; i < req->n_topics; i++) {
+        struct metadata_request_metadata_request_topic *rt = &req->topics[i];
+        struct metadata_response_metadata_response_topic *out = &resp->topics[i];
+        out->topic_authorized_operations = INT32_MIN;
+        struct topic *t = NULL;
+        if (rt->name.ptr != NULL) {
+            out->name = rt->name;
+            t = topic_find(b, rt->name.ptr);
+            if (t == NULL) {
+                char msg[256];
+                if (topic_name_validate(rt->name.ptr, msg, sizeof(msg)) != KERR_NONE) {
+                    out->error_code = KERR_INVALID_TOPIC_EXCEPTION;
+                    continue;
+                }
+                if (auto_create)
+                    t = broker_auto_create(b, rt->name.ptr);
+            }
+        } else {
+            t = topic_find_by_id(b, &rt->topic_id);
+            out->topic_id = rt->topic_id;
+            if (t == NULL) {
+                out->error_code = KERR_UNKNOWN_TOPIC_ID;
+                continue;
+            }
+        }
+        if (t == NULL) {
+            out->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            continue;
+        }
+        fill_topic(b, r, out, t);
+    }
+    return REQUEST_DONE;
+}

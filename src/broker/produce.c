@@ -1,0 +1,201 @@
+/* Produce (0): appends each partition's record batch to its log. acks=0 gets no answer (an
+ * error closes the connection, as Kafka does); acks=1 is answered once the write reached the
+ * page cache; acks=all waits for the group commit's fdatasync (gregor.acks.all.fsync). */
+#include <stdio.h>
+
+#include "broker/handlers.h"
+#include "broker/kutil.h"
+#include "common/logging.h"
+#include "common/util.h"
+#include "log/batch.h"
+#include "proto/messages.h"
+
+/* What an acks=all produce remembers until its flush: each partition it appended to. */
+struct produce_wait {
+    int n;
+    struct partition **parts;
+    struct produce_response_partition_produce_response **outs;
+};
+
+static struct producer_entry *producer_find(struct partition *p, int64_t pid)
+{
+    for (struct producer_entry *e = p->producers; e; e = e->next)
+        if (e->producer_id == pid)
+            return e;
+    return NULL;
+}
+
+/* Idempotence: Kafka keeps the last 5 batches per producer; a retry of one of them is
+ * answered with its original offset, a gap is OUT_OF_ORDER_SEQUENCE_NUMBER. */
+static int check_sequence(struct partition *p, const struct batch_header *h, int64_t *dup_offset)
+{
+    struct producer_entry *e = producer_find(p, h->producer_id);
+    if (e == NULL)
+        return KERR_NONE;
+    if (h->producer_epoch < e->epoch)
+        return KERR_INVALID_PRODUCER_EPOCH;
+    if (h->producer_epoch > e->epoch)
+        return h->base_sequence == 0 ? KERR_NONE : KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+    int32_t last_seq = h->base_sequence + h->last_offset_delta;
+    for (int i = 0; i < e->n; i++) {
+        if (e->batches[i].first_seq == h->base_sequence && e->batches[i].last_seq == last_seq) {
+            *dup_offset = e->batches[i].first_offset;
+            return KERR_DUPLICATE_SEQUENCE_NUMBER;
+        }
+    }
+    if (e->n == 0)
+        return KERR_NONE;
+    int32_t expected = e->batches[e->n - 1].last_seq == INT32_MAX ? 0 : e->batches[e->n - 1].last_seq + 1;
+    return h->base_sequence == expected ? KERR_NONE : KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+}
+
+static void record_sequence(struct partition *p, const struct batch_header *h, int64_t first_offset)
+{
+    struct producer_entry *e = producer_find(p, h->producer_id);
+    if (e == NULL) {
+        e = calloc(1, sizeof(*e));
+        if (e == NULL)
+            return;
+        e->producer_id = h->producer_id;
+        e->next = p->producers;
+        p->producers = e;
+        p->nproducers++;
+    }
+    if (h->producer_epoch != e->epoch)
+        e->n = 0;
+    e->epoch = h->producer_epoch;
+    if (e->n == PRODUCER_BATCH_CACHE) {
+        memmove(&e->batches[0], &e->batches[1], sizeof(e->batches[0]) * (PRODUCER_BATCH_CACHE - 1));
+        e->n--;
+    }
+    e->batches[e->n++] = (struct producer_batch_meta){
+        .first_seq = h->base_sequence,
+        .last_seq = h->base_sequence + h->last_offset_delta,
+        .first_offset = first_offset,
+        .timestamp = h->max_timestamp,
+    };
+    e->last_timestamp = h->max_timestamp;
+}
+
+static int append_partition(struct broker *b, struct partition *p, struct krecords *rec,
+                            struct produce_response_partition_produce_response *out)
+{
+    if (rec->ptr == NULL || rec->len < BATCH_HEADER_SIZE)
+        return KERR_CORRUPT_MESSAGE;
+    struct batch_header h;
+    batch_header_decode(rec->ptr, &h);
+    if (batch_total_size(&h) != rec->len) {
+        out->error_message = kstr_of("Produce requests must carry exactly one record batch");
+        return KERR_INVALID_RECORD;
+    }
+    bool idempotent = h.producer_id >= 0;
+    if (idempotent) {
+        int64_t dup = -1;
+        int e = check_sequence(p, &h, &dup);
+        if (e == KERR_DUPLICATE_SEQUENCE_NUMBER) {
+            out->base_offset = dup; /* a retry: answered as success, not appended again */
+            return KERR_NONE;
+        }
+        if (e != KERR_NONE)
+            return e;
+    }
+    struct log_append_info info;
+    int e = plog_append(p->log, rec->ptr, (size_t)rec->len, now_ms(), &info);
+    if (e != KERR_NONE)
+        return e;
+    if (idempotent)
+        record_sequence(p, &h, info.base_offset);
+    out->base_offset = info.base_offset;
+    out->log_append_time_ms = info.log_append_time;
+    out->log_start_offset = info.log_start_offset;
+    broker_mark_dirty(b, p);
+    return KERR_NONE;
+}
+
+enum request_status handle_produce(struct broker *b, struct request *r)
+{
+    struct produce_request *req = r->body;
+    struct produce_response *resp = r->resp;
+    int16_t acks = req->acks;
+    bool bad_acks = acks != 0 && acks != 1 && acks != -1;
+    bool any_error = false, any_append = false;
+    int nparts = 0;
+    for (int32_t i = 0; i < req->n_topic_data; i++)
+        nparts += req->topic_data[i].n_partition_data > 0 ? req->topic_data[i].n_partition_data : 0;
+    struct produce_wait *wait = request_alloc(r, sizeof(*wait));
+    RESP_ARRAY(r, resp->responses, req->n_topic_data);
+    if (wait == NULL || resp->responses == NULL)
+        return REQUEST_CLOSE;
+    wait->parts = request_alloc(r, sizeof(*wait->parts) * (size_t)(nparts + 1));
+    wait->outs = request_alloc(r, sizeof(*wait->outs) * (size_t)(nparts + 1));
+    if (wait->parts == NULL || wait->outs == NULL)
+        return REQUEST_CLOSE;
+    resp->n_responses = req->n_topic_data > 0 ? req->n_topic_data : 0;
+
+    for (int32_t i = 0; i < resp->n_responses; i++) {
+        struct produce_request_topic_produce_data *td = &req->topic_data[i];
+        struct produce_response_topic_produce_response *tr = &resp->responses[i];
+        tr->name = td->name;
+        int32_t np = td->n_partition_data > 0 ? td->n_partition_data : 0;
+        RESP_ARRAY(r, tr->partition_responses, np);
+        if (tr->partition_responses == NULL)
+            return REQUEST_CLOSE;
+        tr->n_partition_responses = np;
+        struct topic *t = td->name.ptr ? topic_find(b, td->name.ptr) : NULL;
+        for (int32_t j = 0; j < np; j++) {
+            struct produce_request_partition_produce_data *pd = &td->partition_data[j];
+            struct produce_response_partition_produce_response *out = &tr->partition_responses[j];
+            out->index = pd->index;
+            out->base_offset = -1;
+            out->log_append_time_ms = -1;
+            out->log_start_offset = -1;
+            out->error_message = kstr_null();
+            int e;
+            struct partition *p = NULL;
+            if (bad_acks)
+                e = KERR_INVALID_REQUIRED_ACKS;
+            else if (req->transactional_id.ptr != NULL) {
+                e = KERR_INVALID_REQUEST;
+                out->error_message = kstr_of("transactions are not supported by this broker yet");
+            } else if (t == NULL || pd->index < 0 || pd->index >= t->npartitions)
+                e = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            else {
+                p = t->partitions[pd->index];
+                e = append_partition(b, p, &pd->records, out);
+            }
+            out->error_code = (int16_t)e;
+            if (e != KERR_NONE) {
+                any_error = true;
+                LOG_DEBUG("KafkaApis", "produce to %s-%d failed: %s", td->name.ptr ? td->name.ptr : "?",
+                          pd->index, kerr_name(e));
+            } else if (p != NULL && out->log_start_offset >= 0) {
+                any_append = true;
+                wait->parts[wait->n] = p;
+                wait->outs[wait->n] = out;
+                wait->n++;
+            }
+        }
+    }
+    if (acks == 0)
+        return any_error ? REQUEST_CLOSE : REQUEST_NO_REPLY;
+    if (acks == -1 && any_append && b->cfg.acks_all_fsync) {
+        r->state = wait;
+        r->next_pending = b->await_flush;
+        b->await_flush = r;
+        return REQUEST_PENDING;
+    }
+    return REQUEST_DONE;
+}
+
+void produce_flushed(struct broker *b, struct request *r)
+{
+    (void)b;
+    struct produce_wait *wait = r->state;
+    for (int i = 0; i < wait->n; i++) {
+        if (wait->parts[i]->flush_failed) {
+            wait->outs[i]->error_code = KERR_KAFKA_STORAGE_ERROR;
+            wait->outs[i]->base_offset = -1;
+        }
+    }
+    request_finish(r);
+}

@@ -1,0 +1,450 @@
+/* server: the broker process — opens storage, listens, turns frames into requests for the API
+ * handlers and their responses into bytes, group-commits acks=all appends once per loop turn,
+ * runs the periodic tasks (retention, flush.ms, checkpoints) and stops cleanly on SIGTERM. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "broker/broker.h"
+#include "broker/handlers.h"
+#include "common/logging.h"
+#include "common/util.h"
+#include "group/group.h"
+#include "log/logdir.h"
+#include "net/conn.h"
+#include "net/loop.h"
+#include "proto/messages.h"
+
+static char server_who[64];
+
+/* Memory a request may take beyond its frame: decoded structs and the response. */
+#define REQUEST_ARENA_EXTRA (64u << 20)
+#define RESPONSE_MAX_BYTES ((size_t)1 << 30)
+
+void *request_alloc(struct request *r, size_t n)
+{
+    return arena_alloc(&r->arena, n);
+}
+
+char *request_strdup(struct request *r, const char *s)
+{
+    return arena_strndup(&r->arena, s, strlen(s));
+}
+
+void request_free(struct request *r)
+{
+    if (r->conn != NULL && conn_data(r->conn) == r)
+        conn_set_data(r->conn, NULL);
+    if (r->timer_id)
+        loop_timer_cancel(r->broker->loop, r->timer_id);
+    arena_reset(&r->arena);
+    free(r->frame);
+    free(r);
+}
+
+void request_finish(struct request *r)
+{
+    struct conn *c = r->conn;
+    if (c == NULL) {
+        request_free(r);
+        return;
+    }
+    struct kwriter w;
+    kw_init(&w, RESPONSE_MAX_BYTES);
+    size_t at = kw_reserve_i32(&w);
+    kw_i32(&w, r->correlation_id);
+    /* Flexible responses carry header v1, except ApiVersions which is always v0 (KIP-511). */
+    if (r->flexible && r->api_key != 18)
+        kw_empty_tags(&w);
+    r->api->encode(&w, r->resp_version, r->resp);
+    if (w.err) {
+        LOG_ERROR(server_who, "cannot encode %s v%d response (%zu bytes so far)", r->api->name,
+                  r->resp_version, kw_size(&w));
+        kw_free(&w);
+        conn_set_data(c, NULL);
+        r->conn = NULL;
+        conn_close(c, "response could not be encoded");
+        request_free(r);
+        return;
+    }
+    kw_patch_i32(&w, at, (int32_t)(kw_size(&w) - 4));
+    struct net_file_range ranges[64];
+    struct net_file_range *rg = ranges;
+    if (w.nfiles > sizeof(ranges) / sizeof(ranges[0])) {
+        rg = malloc(w.nfiles * sizeof(*rg));
+        GREGOR_ASSERT(rg != NULL);
+    }
+    for (size_t i = 0; i < w.nfiles; i++) {
+        rg[i].fd = w.files[i].fd;
+        rg[i].offset = w.files[i].offset;
+        rg[i].len = w.files[i].len;
+        rg[i].at = w.files[i].at;
+    }
+    size_t nfiles = w.nfiles;
+    uint8_t *buf = w.buf;
+    size_t len = w.len;
+    w.buf = NULL;
+    w.nfiles = 0; /* the fds now belong to the connection */
+    kw_free(&w);
+    conn_set_data(c, NULL);
+    r->conn = NULL;
+    request_free(r);
+    conn_send(c, buf, len, rg, nfiles);
+    if (rg != ranges)
+        free(rg);
+}
+
+static void close_for(struct request *r, const char *why)
+{
+    struct conn *c = r->conn;
+    r->conn = NULL;
+    conn_set_data(c, NULL);
+    request_free(r);
+    conn_close(c, why);
+}
+
+static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
+{
+    struct broker *b = ctx;
+    struct request *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        free(frame);
+        conn_close(c, "out of memory for a request");
+        return;
+    }
+    r->broker = b;
+    r->conn = c;
+    r->frame = frame;
+    r->frame_len = len;
+    r->start_us = mono_us();
+    arena_init(&r->arena, REQUEST_ARENA_EXTRA + 4 * len);
+    conn_set_data(c, r);
+
+    struct kreader kr;
+    kr_init(&kr, frame, len, &r->arena);
+    r->api_key = kr_i16(&kr);
+    r->api_version = kr_i16(&kr);
+    r->correlation_id = kr_i32(&kr);
+    char why[512];
+    r->api = broker_api_find(r->api_key);
+    if (r->api == NULL) {
+        snprintf(why, sizeof(why), "unknown API key %d (version %d) from %s", r->api_key,
+                 r->api_version, conn_peer(c));
+        close_for(r, why);
+        return;
+    }
+    r->client_id = kr_str(&kr, false, true);
+    if (!kr_ok(&kr)) {
+        close_for(r, "truncated request header");
+        return;
+    }
+    if (r->api_key == 18 && r->api_version > r->api->max_version) {
+        api_versions_unsupported(b, r);
+        request_finish(r);
+        return;
+    }
+    const struct proto_api *pa = proto_api_find(r->api_key);
+    if (r->api_version < r->api->min_version || r->api_version > r->api->max_version ||
+        pa == NULL || r->api_version < pa->min_version) {
+        snprintf(why, sizeof(why), "unsupported version %d of %s (supported %d-%d), client %s",
+                 r->api_version, r->api->name, r->api->min_version, r->api->max_version,
+                 r->client_id.ptr ? r->client_id.ptr : "");
+        close_for(r, why);
+        return;
+    }
+    r->flexible = proto_is_flexible(r->api_key, r->api_version);
+    if (r->flexible)
+        kr_skip_tags(&kr);
+    r->resp_version = r->api_version;
+    r->body = arena_alloc(&r->arena, r->api->request_size);
+    r->resp = arena_alloc(&r->arena, r->api->response_size);
+    if (r->body == NULL || r->resp == NULL) {
+        close_for(r, "request too large for its memory bound");
+        return;
+    }
+    if (!kr_ok(&kr) || r->api->decode(&kr, r->api_version, r->body) != 0 || !kr_ok(&kr)) {
+        snprintf(why, sizeof(why), "cannot parse %s v%d request at byte %zu of %zu: %s",
+                 r->api->name, r->api_version, kr.off, kr.len, kr.what ? kr.what : "?");
+        close_for(r, why);
+        return;
+    }
+    LOG_DEBUG(server_who, "%s v%d corr=%d from %s", r->api->name, r->api_version,
+              r->correlation_id, conn_peer(c));
+    switch (r->api->handler(b, r)) {
+    case REQUEST_DONE:
+        request_finish(r);
+        break;
+    case REQUEST_PENDING:
+        break;
+    case REQUEST_NO_REPLY:
+        r->conn = NULL;
+        conn_set_data(c, NULL);
+        request_free(r);
+        conn_done_no_reply(c);
+        break;
+    case REQUEST_CLOSE:
+        close_for(r, "request refused");
+        break;
+    }
+}
+
+static void on_close(void *ctx, struct conn *c)
+{
+    (void)ctx;
+    struct request *r = conn_data(c);
+    if (r != NULL) {
+        r->conn = NULL; /* still pending somewhere: answered into the void, then freed */
+        conn_set_data(c, NULL);
+    }
+}
+
+struct broker_timer {
+    struct broker *b;
+    broker_timer_fn fn;
+    void *arg;
+};
+
+static void broker_timer_fire(struct loop *l, void *arg)
+{
+    (void)l;
+    struct broker_timer t = *(struct broker_timer *)arg;
+    free(arg);
+    t.fn(t.b, t.arg);
+}
+
+uint64_t broker_timer_add(struct broker *b, int64_t when_mono_ms, broker_timer_fn fn, void *arg)
+{
+    struct broker_timer *t = malloc(sizeof(*t));
+    if (t == NULL)
+        return 0;
+    *t = (struct broker_timer){b, fn, arg};
+    uint64_t id = loop_timer_add(b->loop, when_mono_ms, broker_timer_fire, t);
+    if (id == 0)
+        free(t);
+    return id;
+}
+
+void broker_timer_cancel(struct broker *b, uint64_t id)
+{
+    void *arg = loop_timer_cancel_arg(b->loop, id);
+    free(arg);
+}
+
+void broker_mark_dirty(struct broker *b, struct partition *p)
+{
+    b->appended = true;
+    if (p->dirty)
+        return;
+    if (b->ndirty == b->capdirty) {
+        int cap = b->capdirty ? b->capdirty * 2 : 64;
+        struct partition **d = realloc(b->dirty, (size_t)cap * sizeof(*d));
+        GREGOR_ASSERT(d != NULL);
+        b->dirty = d;
+        b->capdirty = cap;
+    }
+    p->dirty = true;
+    b->dirty[b->ndirty++] = p;
+}
+
+/* Group commit: one fdatasync per dirty partition covers every acks=all batch of this turn. */
+static void group_commit(struct broker *b)
+{
+    if (b->await_flush == NULL && b->ndirty == 0)
+        return;
+    int64_t now = now_ms();
+    for (int i = 0; i < b->ndirty; i++) {
+        struct partition *p = b->dirty[i];
+        p->dirty = false;
+        if (b->await_flush == NULL && !plog_flush_due(p->log, now))
+            continue; /* acks=0/1 only: Kafka's page-cache policy, flush.* decide */
+        p->flush_failed = plog_flush(p->log) != KERR_NONE;
+        p->last_flush_ms = now;
+        if (p->flush_failed)
+            LOG_ERROR("Log", "fdatasync of %s-%d failed: acks=all producers get KAFKA_STORAGE_ERROR",
+                      p->topic->name, p->index);
+    }
+    b->ndirty = 0;
+    struct request *r = b->await_flush;
+    b->await_flush = NULL;
+    while (r != NULL) {
+        struct request *next = r->next_pending;
+        r->next_pending = NULL;
+        produce_flushed(b, r);
+        r = next;
+    }
+}
+
+static void before_sleep(struct loop *l, void *arg)
+{
+    struct broker *b = arg;
+    /* Answering requests can let pipelined frames in that append again: settle a few
+     * rounds, then make sure the loop does not sleep on work that is still owed. */
+    for (int round = 0; round < 8; round++) {
+        group_commit(b);
+        if (!b->appended)
+            break;
+        b->appended = false;
+        broker_wake_fetchers(b);
+    }
+    if (b->await_flush != NULL || b->appended)
+        loop_wake_soon(l);
+}
+
+static void periodic_retention(struct loop *l, void *arg)
+{
+    struct broker *b = arg;
+    int64_t now = now_ms();
+    for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
+        for (int32_t i = 0; i < t->npartitions; i++) {
+            plog_maybe_roll(t->partitions[i]->log, now);
+            plog_enforce_retention(t->partitions[i]->log, now);
+        }
+    loop_timer_add(l, mono_ms() + b->cfg.log_retention_check_interval_ms, periodic_retention, b);
+}
+
+static void periodic_flush(struct loop *l, void *arg)
+{
+    struct broker *b = arg;
+    int64_t now = now_ms();
+    for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
+        for (int32_t i = 0; i < t->npartitions; i++) {
+            struct partition *p = t->partitions[i];
+            if (plog_flush_due(p->log, now))
+                plog_flush(p->log);
+        }
+    loop_timer_add(l, mono_ms() + b->cfg.log_flush_scheduler_interval_ms, periodic_flush, b);
+}
+
+static void periodic_checkpoint(struct loop *l, void *arg)
+{
+    struct broker *b = arg;
+    topics_checkpoint(b);
+    loop_timer_add(l, mono_ms() + b->cfg.offset_checkpoint_interval_ms, periodic_checkpoint, b);
+}
+
+static void on_signal(struct loop *l, int fd, void *arg, unsigned events)
+{
+    (void)events;
+    struct broker *b = arg;
+    struct signalfd_siginfo si;
+    if (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        LOG_INFO(server_who, "shutting down (signal %u)", si.ssi_signo);
+        b->stopping = true;
+        loop_stop(l);
+    }
+}
+
+static int open_storage(struct broker *b)
+{
+    for (int i = 0; i < b->cfg.n_log_dirs; i++) {
+        if (logdir_open(b->cfg.log_dirs[i], b->cfg.node_id,
+                        b->cfg.cluster_id[0] ? b->cfg.cluster_id : (i > 0 ? b->cluster_id : NULL),
+                        &b->dirs[i]) != 0)
+            return -1;
+        b->ndirs = i + 1;
+        if (i == 0)
+            snprintf(b->cluster_id, sizeof(b->cluster_id), "%s", logdir_cluster_id(b->dirs[0]));
+    }
+    int64_t t0 = mono_ms();
+    if (topics_load(b) != 0)
+        return -1;
+    LOG_INFO("LogManager", "Loaded %d topics from %d log dirs in %lld ms", b->ntopics, b->ndirs,
+             (long long)(mono_ms() - t0));
+    return 0;
+}
+
+static void shutdown_broker(struct broker *b)
+{
+    net_stop_listening(b->net);
+    /* Finish what is in flight: parked fetches answer now, acks=all waits for this flush. */
+    struct request *r = b->fetch_waiters;
+    b->fetch_waiters = NULL;
+    while (r != NULL) {
+        struct request *next = r->next_pending;
+        r->next_pending = NULL;
+        fetch_retry(b, r, true);
+        r = next;
+    }
+    group_commit(b);
+    if (b->groups)
+        group_coordinator_destroy(b->groups);
+    net_destroy(b->net);
+    for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
+        for (int32_t i = 0; i < t->npartitions; i++)
+            plog_flush(t->partitions[i]->log);
+    topics_checkpoint(b);
+    topics_close_all(b);
+    for (int i = 0; i < b->ndirs; i++)
+        logdir_close(b->dirs[i], true);
+    free(b->dirty);
+}
+
+int broker_serve(struct broker_config *cfg)
+{
+    struct broker *b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return 1;
+    b->cfg = *cfg;
+    b->started_ms = now_ms();
+    int64_t t0 = mono_us();
+    snprintf(server_who, sizeof(server_who), "KafkaServer id=%d", cfg->node_id);
+    if (b->cfg.advertised_host[0] == '\0') {
+        const char *h = b->cfg.listener_host;
+        snprintf(b->cfg.advertised_host, sizeof(b->cfg.advertised_host), "%s",
+                 (h[0] == '\0' || strcmp(h, "0.0.0.0") == 0) ? "localhost" : h);
+    }
+    if (b->cfg.advertised_port < 0)
+        b->cfg.advertised_port = b->cfg.listener_port;
+    b->next_producer_id = now_ms() & 0xffffffffLL; /* fresh ids across restarts */
+
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+
+    if (open_storage(b) != 0) {
+        LOG_ERROR(server_who, "cannot open the log dirs; exiting");
+        return 1;
+    }
+    b->loop = loop_create(b->cfg.max_connections + 1024);
+    struct net_limits lim = {
+        .max_frame_bytes = (size_t)b->cfg.socket_request_max_bytes,
+        .max_output_bytes = 64u << 20,
+        .max_connections = b->cfg.max_connections,
+    };
+    b->net = net_create(b->loop, &lim, on_frame, on_close, b);
+    if (b->loop == NULL || b->net == NULL || sfd < 0) {
+        LOG_ERROR(server_who, "cannot set up the event loop: %s", strerror(errno));
+        return 1;
+    }
+    b->groups = group_coordinator_create(b);
+    if (net_listen(b->net, b->cfg.listener_host, b->cfg.listener_port) != 0) {
+        LOG_ERROR(server_who, "cannot listen on %s:%d: %s", b->cfg.listener_host,
+                  b->cfg.listener_port, strerror(errno));
+        return 1;
+    }
+    loop_set(b->loop, sfd, LOOP_READ, on_signal, b);
+    loop_set_before_sleep(b->loop, before_sleep, b);
+    loop_timer_add(b->loop, mono_ms() + b->cfg.log_retention_check_interval_ms, periodic_retention, b);
+    loop_timer_add(b->loop, mono_ms() + b->cfg.log_flush_scheduler_interval_ms, periodic_flush, b);
+    loop_timer_add(b->loop, mono_ms() + b->cfg.offset_checkpoint_interval_ms, periodic_checkpoint, b);
+    LOG_INFO(server_who, "Awaiting socket connections on %s:%d (advertised %s:%d), cluster id %s",
+             b->cfg.listener_host, b->cfg.listener_port, b->cfg.advertised_host,
+             b->cfg.advertised_port, b->cluster_id);
+    LOG_INFO(server_who, "started (kafka.server.KafkaServer) in %.1f ms",
+             (double)(mono_us() - t0) / 1000.0);
+    loop_run(b->loop);
+    shutdown_broker(b);
+    loop_destroy(b->loop);
+    close(sfd);
+    LOG_INFO(server_who, "shut down completed (kafka.server.KafkaServer)");
+    free(b);
+    return 0;
+}

@@ -1,0 +1,563 @@
+/* topics: the registry of topics and their partitions — creation, deletion, configs, and
+ * loading what the log dirs hold at startup. Persists through log/logdir's topic store. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include "broker/broker.h"
+#include "common/logging.h"
+#include "common/util.h"
+#include "log/logdir.h"
+
+#define TOPIC_BUCKETS 4096
+
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ULL;
+    return h;
+}
+
+static void buckets_init(struct broker *b)
+{
+    if (b->topic_buckets == NULL) {
+        b->ntopic_buckets = TOPIC_BUCKETS;
+        b->topic_buckets = calloc(b->ntopic_buckets, sizeof(*b->topic_buckets));
+        GREGOR_ASSERT(b->topic_buckets != NULL);
+    }
+}
+
+struct topic *topic_find(struct broker *b, const char *name)
+{
+    if (b->topic_buckets == NULL)
+        return NULL;
+    struct topic *t = b->topic_buckets[name_hash(name) % b->ntopic_buckets];
+    for (; t; t = t->next)
+        if (strcmp(t->name, name) == 0)
+            return t;
+    return NULL;
+}
+
+struct topic *topic_find_by_id(struct broker *b, const struct kuuid *id)
+{
+    for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
+        if (memcmp(t->id.b, id->b, 16) == 0)
+            return t;
+    return NULL;
+}
+
+struct topic *topic_iter_first(struct broker *b)
+{
+    if (b->topic_buckets == NULL)
+        return NULL;
+    for (size_t i = 0; i < b->ntopic_buckets; i++)
+        if (b->topic_buckets[i])
+            return b->topic_buckets[i];
+    return NULL;
+}
+
+struct topic *topic_iter_next(struct broker *b, struct topic *t)
+{
+    if (t->next)
+        return t->next;
+    for (size_t i = name_hash(t->name) % b->ntopic_buckets + 1; i < b->ntopic_buckets; i++)
+        if (b->topic_buckets[i])
+            return b->topic_buckets[i];
+    return NULL;
+}
+
+struct partition *partition_get(struct broker *b, const char *topic, int32_t index)
+{
+    struct topic *t = topic_find(b, topic);
+    if (t == NULL || index < 0 || index >= t->npartitions)
+        return NULL;
+    return t->partitions[index];
+}
+
+int topic_name_validate(const char *name, char *msg, size_t msglen)
+{
+    size_t n = strlen(name);
+    if (n == 0) {
+        snprintf(msg, msglen, "Topic name is illegal, it can't be empty");
+        return KERR_INVALID_TOPIC_EXCEPTION;
+    }
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+        snprintf(msg, msglen, "Topic name cannot be \".\" or \"..\"");
+        return KERR_INVALID_TOPIC_EXCEPTION;
+    }
+    if (n > 249) {
+        snprintf(msg, msglen,
+                 "Topic name is illegal, it can't be longer than 249 characters, topic name: %.40s...",
+                 name);
+        return KERR_INVALID_TOPIC_EXCEPTION;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = name[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                  ch == '.' || ch == '_' || ch == '-';
+        if (!ok) {
+            snprintf(msg, msglen,
+                     "Topic name \"%s\" is illegal, it contains a character other than ASCII "
+                     "alphanumerics, '.', '_' and '-'",
+                     name);
+            return KERR_INVALID_TOPIC_EXCEPTION;
+        }
+    }
+    return KERR_NONE;
+}
+
+static int parse_cfg_i64(const char *v, int64_t min, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end != '\0' || x < min)
+        return -1;
+    *out = x;
+    return 0;
+}
+
+int topic_config_apply(struct log_config *cfg, const char *key, const char *value, char *msg,
+                       size_t msglen)
+{
+    int64_t x;
+    if (strcmp(key, "retention.ms") == 0) {
+        if (parse_cfg_i64(value, -1, &x) < 0)
+            goto bad;
+        cfg->retention_ms = x;
+    } else if (strcmp(key, "retention.bytes") == 0) {
+        if (parse_cfg_i64(value, -1, &x) < 0)
+            goto bad;
+        cfg->retention_bytes = x;
+    } else if (strcmp(key, "segment.bytes") == 0) {
+        if (parse_cfg_i64(value, 14, &x) < 0 || x > INT32_MAX)
+            goto bad;
+        cfg->segment_bytes = x;
+    } else if (strcmp(key, "segment.ms") == 0) {
+        if (parse_cfg_i64(value, 1, &x) < 0)
+            goto bad;
+        cfg->segment_ms = x;
+    } else if (strcmp(key, "max.message.bytes") == 0) {
+        if (parse_cfg_i64(value, 0, &x) < 0 || x > INT32_MAX)
+            goto bad;
+        cfg->max_message_bytes = (int32_t)x;
+    } else if (strcmp(key, "index.interval.bytes") == 0) {
+        if (parse_cfg_i64(value, 0, &x) < 0 || x > INT32_MAX)
+            goto bad;
+        cfg->index_interval_bytes = (int32_t)x;
+    } else if (strcmp(key, "segment.index.bytes") == 0) {
+        if (parse_cfg_i64(value, 4, &x) < 0 || x > INT32_MAX)
+            goto bad;
+        cfg->segment_index_bytes = (int32_t)x;
+    } else if (strcmp(key, "flush.messages") == 0) {
+        if (parse_cfg_i64(value, 1, &x) < 0)
+            goto bad;
+        cfg->flush_messages = x;
+    } else if (strcmp(key, "flush.ms") == 0) {
+        if (parse_cfg_i64(value, 0, &x) < 0)
+            goto bad;
+        cfg->flush_ms = x;
+    } else if (strcmp(key, "file.delete.delay.ms") == 0) {
+        if (parse_cfg_i64(value, 0, &x) < 0)
+            goto bad;
+        cfg->file_delete_delay_ms = x;
+    } else if (strcmp(key, "message.timestamp.type") == 0) {
+        if (strcmp(value, "CreateTime") == 0)
+            cfg->timestamp_type = LOG_TS_CREATE_TIME;
+        else if (strcmp(value, "LogAppendTime") == 0)
+            cfg->timestamp_type = LOG_TS_LOG_APPEND_TIME;
+        else
+            goto bad;
+    } else if (strcmp(key, "cleanup.policy") == 0) {
+        if (strcmp(value, "delete") != 0) {
+            snprintf(msg, msglen,
+                     "cleanup.policy=%s is not supported yet: gregor has no log compaction; "
+                     "only cleanup.policy=delete is accepted",
+                     value);
+            return KERR_INVALID_CONFIG;
+        }
+    } else if (strcmp(key, "compression.type") == 0 || strcmp(key, "min.insync.replicas") == 0 ||
+               strcmp(key, "unclean.leader.election.enable") == 0 ||
+               strcmp(key, "message.downconversion.enable") == 0 ||
+               strcmp(key, "preallocate") == 0) {
+        /* Accepted and stored; no effect on a single node. */
+    } else {
+        snprintf(msg, msglen, "Unknown topic config name: %s", key);
+        return KERR_INVALID_CONFIG;
+    }
+    return KERR_NONE;
+bad:
+    snprintf(msg, msglen, "Invalid value %s for configuration %s", value, key);
+    return KERR_INVALID_CONFIG;
+}
+
+static struct topic *topic_alloc(struct broker *b, const char *name, const uint8_t id[16])
+{
+    buckets_init(b);
+    struct topic *t = calloc(1, sizeof(*t));
+    GREGOR_ASSERT(t != NULL);
+    snprintf(t->name, sizeof(t->name), "%s", name);
+    memcpy(t->id.b, id, 16);
+    t->cfg = b->cfg.log;
+    t->internal = strcmp(name, "__consumer_offsets") == 0 || strcmp(name, "__transaction_state") == 0;
+    size_t h = name_hash(name) % b->ntopic_buckets;
+    t->next = b->topic_buckets[h];
+    b->topic_buckets[h] = t;
+    b->ntopics++;
+    return t;
+}
+
+static void topic_unlink_free(struct broker *b, struct topic *t)
+{
+    struct topic **pp = &b->topic_buckets[name_hash(t->name) % b->ntopic_buckets];
+    while (*pp && *pp != t)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = t->next;
+    b->ntopics--;
+    free(t->partitions);
+    free(t->overrides);
+    free(t);
+}
+
+static void new_topic_id(uint8_t id[16])
+{
+    do {
+        if (getrandom(id, 16, 0) != 16) {
+            uint64_t x = (uint64_t)mono_us() ^ ((uint64_t)now_ms() << 20);
+            memcpy(id, &x, 8);
+            memcpy(id + 8, &x, 8);
+        }
+        id[6] = (uint8_t)((id[6] & 0x0f) | 0x40);
+        id[8] = (uint8_t)((id[8] & 0x3f) | 0x80);
+        /* Kafka never hands out ids whose base64 form starts with '-'. */
+    } while ((id[0] >> 2) == 62);
+}
+
+static int apply_overrides(struct topic *t, char *msg, size_t msglen)
+{
+    for (int i = 0; i < t->noverrides; i++) {
+        int e = topic_config_apply(&t->cfg, t->overrides[i].key, t->overrides[i].value, msg, msglen);
+        if (e != KERR_NONE)
+            return e;
+    }
+    return KERR_NONE;
+}
+
+static int partition_open(struct broker *b, struct topic *t, int32_t index, bool create)
+{
+    struct partition *p = calloc(1, sizeof(*p));
+    GREGOR_ASSERT(p != NULL);
+    p->topic = t;
+    p->index = index;
+    p->dir_index = (int)(((uint64_t)name_hash(t->name) + (uint64_t)index) % (uint64_t)b->ndirs);
+    /* An existing partition dir may live in any log dir: find it. */
+    for (int d = 0; d < b->ndirs; d++) {
+        char path[1100];
+        snprintf(path, sizeof(path), "%s/%s-%d", logdir_path(b->dirs[d]), t->name, index);
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+            p->dir_index = d;
+            break;
+        }
+    }
+    struct logdir *dir = b->dirs[p->dir_index];
+    snprintf(p->dir_path, sizeof(p->dir_path), "%s/%s-%d", logdir_path(dir), t->name, index);
+    int64_t rp = logdir_recovery_point(dir, t->name, index);
+    int64_t ls = logdir_log_start_offset(dir, t->name, index);
+    if (rp < 0)
+        rp = 0; /* unknown: recover the whole log */
+    int e = plog_open(p->dir_path, t->name, index, &t->cfg, rp, ls < 0 ? 0 : ls, &p->log);
+    if (e != KERR_NONE) {
+        LOG_ERROR("LogManager", "cannot open partition %s-%d in %s: %s", t->name, index,
+                  p->dir_path, kerr_name(e));
+        free(p);
+        return e;
+    }
+    if (create)
+        partition_metadata_write(p->dir_path, t->id.b);
+    t->partitions[index] = p;
+    return KERR_NONE;
+}
+
+int topic_create(struct broker *b, const char *name, int32_t npartitions,
+                 const struct topic_config_kv *configs, int nconfigs, struct topic **out,
+                 char *msg, size_t msglen)
+{
+    uint8_t id[16];
+    new_topic_id(id);
+    struct topic *t = topic_alloc(b, name, id);
+    if (nconfigs > 0) {
+        t->overrides = calloc((size_t)nconfigs, sizeof(*t->overrides));
+        GREGOR_ASSERT(t->overrides != NULL);
+        memcpy(t->overrides, configs, (size_t)nconfigs * sizeof(*configs));
+        t->noverrides = nconfigs;
+    }
+    int e = apply_overrides(t, msg, msglen);
+    if (e != KERR_NONE) {
+        topic_unlink_free(b, t);
+        return e;
+    }
+    t->partitions = calloc((size_t)npartitions, sizeof(*t->partitions));
+    GREGOR_ASSERT(t->partitions != NULL);
+    t->npartitions = npartitions;
+    for (int32_t i = 0; i < npartitions; i++) {
+        e = partition_open(b, t, i, true);
+        if (e != KERR_NONE) {
+            t->npartitions = i;
+            snprintf(msg, msglen, "cannot create the log of partition %d", i);
+            topic_delete(b, t);
+            return KERR_KAFKA_STORAGE_ERROR;
+        }
+    }
+    if (topics_save(b) != 0) {
+        snprintf(msg, msglen, "cannot persist the topic list");
+        topic_delete(b, t);
+        return KERR_KAFKA_STORAGE_ERROR;
+    }
+    LOG_INFO("KafkaApis", "Created topic %s with %d partitions", name, npartitions);
+    if (out)
+        *out = t;
+    return KERR_NONE;
+}
+
+int topic_delete(struct broker *b, struct topic *t)
+{
+    for (int32_t i = 0; i < t->npartitions; i++) {
+        if (t->partitions[i] == NULL)
+            continue;
+        plog_delete(t->partitions[i]->log);
+        struct producer_entry *pe = t->partitions[i]->producers;
+        while (pe) {
+            struct producer_entry *n = pe->next;
+            free(pe);
+            pe = n;
+        }
+        free(t->partitions[i]);
+    }
+    LOG_INFO("KafkaApis", "Deleted topic %s", t->name);
+    topic_unlink_free(b, t);
+    return topics_save(b) == 0 ? KERR_NONE : KERR_KAFKA_STORAGE_ERROR;
+}
+
+int topic_add_partitions(struct broker *b, struct topic *t, int32_t new_total)
+{
+    struct partition **np = realloc(t->partitions, (size_t)new_total * sizeof(*np));
+    if (np == NULL)
+        return KERR_UNKNOWN_SERVER_ERROR;
+    t->partitions = np;
+    for (int32_t i = t->npartitions; i < new_total; i++) {
+        t->partitions[i] = NULL;
+        if (partition_open(b, t, i, true) != KERR_NONE) {
+            t->npartitions = i;
+            topics_save(b);
+            return KERR_KAFKA_STORAGE_ERROR;
+        }
+        t->npartitions = i + 1;
+    }
+    return topics_save(b) == 0 ? KERR_NONE : KERR_KAFKA_STORAGE_ERROR;
+}
+
+int topic_set_overrides(struct broker *b, struct topic *t, const struct topic_config_kv *kv, int n)
+{
+    struct topic_config_kv *copy = NULL;
+    if (n > 0) {
+        copy = calloc((size_t)n, sizeof(*copy));
+        if (copy == NULL)
+            return KERR_UNKNOWN_SERVER_ERROR;
+        memcpy(copy, kv, (size_t)n * sizeof(*kv));
+    }
+    free(t->overrides);
+    t->overrides = copy;
+    t->noverrides = n;
+    t->cfg = b->cfg.log;
+    char msg[256];
+    apply_overrides(t, msg, sizeof(msg));
+    for (int32_t i = 0; i < t->npartitions; i++)
+        plog_set_config(t->partitions[i]->log, &t->cfg);
+    return topics_save(b) == 0 ? KERR_NONE : KERR_KAFKA_STORAGE_ERROR;
+}
+
+int topics_save(struct broker *b)
+{
+    int n = b->ntopics, i = 0;
+    struct topic_record *recs = calloc((size_t)(n > 0 ? n : 1), sizeof(*recs));
+    if (recs == NULL)
+        return -1;
+    for (struct topic *t = topic_iter_first(b); t && i < n; t = topic_iter_next(b, t), i++) {
+        snprintf(recs[i].name, sizeof(recs[i].name), "%s", t->name);
+        recs[i].partitions = t->npartitions;
+        memcpy(recs[i].topic_id, t->id.b, 16);
+        recs[i].nconfigs = t->noverrides;
+        if (t->noverrides > 0) {
+            recs[i].config_keys = calloc((size_t)t->noverrides, sizeof(*recs[i].config_keys));
+            recs[i].config_values = calloc((size_t)t->noverrides, sizeof(*recs[i].config_values));
+            if (recs[i].config_keys == NULL || recs[i].config_values == NULL) {
+                recs[i].nconfigs = 0;
+                continue;
+            }
+            for (int k = 0; k < t->noverrides; k++) {
+                snprintf(recs[i].config_keys[k], sizeof(recs[i].config_keys[k]), "%s", t->overrides[k].key);
+                snprintf(recs[i].config_values[k], sizeof(recs[i].config_values[k]), "%s", t->overrides[k].value);
+            }
+        }
+    }
+    int rc = topic_store_save(b->dirs[0], recs, i);
+    for (int k = 0; k < i; k++) {
+        free(recs[k].config_keys);
+        free(recs[k].config_values);
+    }
+    free(recs);
+    return rc;
+}
+
+/* Startup: the topic store says which topics exist; partition dirs found on disk that the
+ * store does not know (a log dir written by Apache Kafka) become topics too. */
+struct found_partition {
+    char topic[256];
+    int32_t partition;
+};
+struct found_list {
+    struct found_partition *v;
+    int n, cap;
+};
+
+static void found_cb(void *arg, const char *topic, int32_t partition, const char *dir_path)
+{
+    (void)dir_path;
+    struct found_list *fl = arg;
+    if (fl->n == fl->cap) {
+        int cap = fl->cap ? fl->cap * 2 : 64;
+        struct found_partition *v = realloc(fl->v, (size_t)cap * sizeof(*v));
+        if (v == NULL)
+            return;
+        fl->v = v;
+        fl->cap = cap;
+    }
+    snprintf(fl->v[fl->n].topic, sizeof(fl->v[0].topic), "%s", topic);
+    fl->v[fl->n].partition = partition;
+    fl->n++;
+}
+
+int topics_load(struct broker *b)
+{
+    buckets_init(b);
+    struct topic_record *recs = NULL;
+    int nrecs = 0;
+    if (topic_store_load(b->dirs[0], &recs, &nrecs) != 0)
+        return -1;
+    for (int i = 0; i < nrecs; i++) {
+        struct topic *t = topic_alloc(b, recs[i].name, recs[i].topic_id);
+        if (recs[i].nconfigs > 0) {
+            t->overrides = calloc((size_t)recs[i].nconfigs, sizeof(*t->overrides));
+            GREGOR_ASSERT(t->overrides != NULL);
+            for (int k = 0; k < recs[i].nconfigs; k++) {
+                snprintf(t->overrides[k].key, sizeof(t->overrides[k].key), "%s", recs[i].config_keys[k]);
+                snprintf(t->overrides[k].value, sizeof(t->overrides[k].value), "%s", recs[i].config_values[k]);
+            }
+            t->noverrides = recs[i].nconfigs;
+        }
+        t->npartitions = recs[i].partitions;
+    }
+    topic_store_free(recs, nrecs);
+
+    struct found_list fl = {0};
+    for (int d = 0; d < b->ndirs; d++)
+        logdir_scan(b->dirs[d], found_cb, &fl);
+    bool store_changed = false;
+    for (int i = 0; i < fl.n; i++) {
+        struct topic *t = topic_find(b, fl.v[i].topic);
+        if (t == NULL) {
+            uint8_t id[16];
+            char path[1100];
+            bool have_id = false;
+            for (int d = 0; d < b->ndirs && !have_id; d++) {
+                snprintf(path, sizeof(path), "%s/%s-%d", logdir_path(b->dirs[d]), fl.v[i].topic,
+                         fl.v[i].partition);
+                have_id = partition_metadata_read(path, id) == 0;
+            }
+            if (!have_id)
+                new_topic_id(id);
+            t = topic_alloc(b, fl.v[i].topic, id);
+            LOG_INFO("LogManager", "Found partition dirs of topic %s not in the topic store: adopting it",
+                     t->name);
+            store_changed = true;
+        }
+        if (fl.v[i].partition >= t->npartitions) {
+            t->npartitions = fl.v[i].partition + 1;
+            store_changed = true;
+        }
+    }
+    free(fl.v);
+
+    int rc = 0;
+    for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t)) {
+        char msg[256];
+        if (apply_overrides(t, msg, sizeof(msg)) != KERR_NONE)
+            LOG_WARN("LogManager", "topic %s: %s", t->name, msg);
+        t->partitions = calloc((size_t)(t->npartitions > 0 ? t->npartitions : 1), sizeof(*t->partitions));
+        GREGOR_ASSERT(t->partitions != NULL);
+        for (int32_t i = 0; i < t->npartitions; i++) {
+            if (partition_open(b, t, i, true) != KERR_NONE)
+                rc = -1;
+        }
+    }
+    if (store_changed && topics_save(b) != 0)
+        rc = -1;
+    return rc;
+}
+
+void topics_checkpoint(struct broker *b)
+{
+    for (int d = 0; d < b->ndirs; d++) {
+        int cap = 0, n = 0;
+        for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
+            cap += t->npartitions;
+        struct logdir_checkpoint_entry *e = calloc((size_t)(cap > 0 ? cap : 1), sizeof(*e));
+        if (e == NULL)
+            return;
+        for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t)) {
+            for (int32_t i = 0; i < t->npartitions; i++) {
+                struct partition *p = t->partitions[i];
+                if (p == NULL || p->dir_index != d)
+                    continue;
+                e[n].topic = t->name;
+                e[n].partition = i;
+                e[n].recovery_point = plog_flushed_offset(p->log);
+                e[n].log_start_offset = plog_start_offset(p->log);
+                e[n].high_watermark = plog_end_offset(p->log);
+                n++;
+            }
+        }
+        logdir_write_checkpoints(b->dirs[d], e, n);
+        free(e);
+    }
+}
+
+void topics_close_all(struct broker *b)
+{
+    struct topic *t;
+    while ((t = topic_iter_first(b)) != NULL) {
+        for (int32_t i = 0; i < t->npartitions; i++) {
+            struct partition *p = t->partitions[i];
+            if (p == NULL)
+                continue;
+            plog_close(p->log);
+            struct producer_entry *pe = p->producers;
+            while (pe) {
+                struct producer_entry *nx = pe->next;
+                free(pe);
+                pe = nx;
+            }
+            free(p);
+        }
+        topic_unlink_free(b, t);
+    }
+    free(b->topic_buckets);
+    b->topic_buckets = NULL;
+}

@@ -1,0 +1,22 @@
+/* logging: Kafka-style log lines on stderr:
+ *   [2026-11-24 10:00:00,123] INFO [KafkaServer id=0] started (kafka.server.KafkaServer) */
+#ifndef GREGOR_COMMON_LOGGING_H
+#define GREGOR_COMMON_LOGGING_H
+
+enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
+
+/* Lines below this level are dropped (default INFO; GREGOR_LOG_LEVEL=DEBUG in the env). */
+void logging_set_level(enum log_level level);
+enum log_level logging_level(void);
+
+/* who is the bracketed context, e.g. "KafkaServer id=0" or "Log partition=test-0". */
+void log_line(enum log_level level, const char *who, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define LOG_DEBUG(who, ...) \
+    do { if (logging_level() <= LOG_LEVEL_DEBUG) log_line(LOG_LEVEL_DEBUG, who, __VA_ARGS__); } while (0)
+#define LOG_INFO(who, ...) log_line(LOG_LEVEL_INFO, who, __VA_ARGS__)
+#define LOG_WARN(who, ...) log_line(LOG_LEVEL_WARN, who, __VA_ARGS__)
+#define LOG_ERROR(who, ...) log_line(LOG_LEVEL_ERROR, who, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,19 @@
+/* group_handlers: the group APIs' handlers (one file each in src/broker/). */
+#ifndef GREGOR_GROUP_GROUP_HANDLERS_H
+#define GREGOR_GROUP_GROUP_HANDLERS_H
+
+#include "broker/broker.h"
+
+enum request_status handle_find_coordinator(struct broker *b, struct request *r);
+enum request_status handle_join_group(struct broker *b, struct request *r);
+enum request_status handle_sync_group(struct broker *b, struct request *r);
+enum request_status handle_heartbeat(struct broker *b, struct request *r);
+enum request_status handle_leave_group(struct broker *b, struct request *r);
+enum request_status handle_offset_commit(struct broker *b, struct request *r);
+enum request_status handle_offset_fetch(struct broker *b, struct request *r);
+enum request_status handle_list_groups(struct broker *b, struct request *r);
+enum request_status handle_describe_groups(struct broker *b, struct request *r);
+enum request_status handle_delete_groups(struct broker *b, struct request *r);
+enum request_status handle_offset_delete(struct broker *b, struct request *r);
+
+#endif

@@ -1,0 +1,106 @@
+/* log: the public face of storage — partition logs in Apache Kafka's exact on-disk format,
+ * and the log manager that owns the log dirs. Knows nothing of sockets or the protocol. */
+#ifndef GREGOR_LOG_LOG_H
+#define GREGOR_LOG_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/errors.h"
+
+enum log_timestamp_type { LOG_TS_CREATE_TIME = 0, LOG_TS_LOG_APPEND_TIME = 1 };
+
+/* Per-topic settings (Kafka's topic configs; defaults come from the broker's log.* keys). */
+struct log_config {
+    int64_t segment_bytes;        /* segment.bytes, default 1 GiB */
+    int64_t segment_ms;           /* segment.ms, default 7 days */
+    int64_t retention_ms;         /* retention.ms, -1 = forever, default 7 days */
+    int64_t retention_bytes;      /* retention.bytes per partition, -1 = unlimited */
+    int32_t index_interval_bytes; /* index.interval.bytes, 4096 */
+    int32_t segment_index_bytes;  /* segment.index.bytes, 10485760 */
+    int32_t max_message_bytes;    /* max.message.bytes, 1048588 */
+    int64_t flush_messages;       /* flush.messages, INT64_MAX = never by count */
+    int64_t flush_ms;             /* flush.ms, INT64_MAX = never by time */
+    enum log_timestamp_type timestamp_type; /* message.timestamp.type */
+    int64_t file_delete_delay_ms; /* file.delete.delay.ms, 60000 */
+};
+
+void log_config_defaults(struct log_config *cfg);
+
+/* What an append did. */
+struct log_append_info {
+    int64_t base_offset;      /* first offset assigned */
+    int64_t last_offset;
+    int64_t log_append_time;  /* -1 unless LogAppendTime */
+    int64_t log_start_offset;
+};
+
+/* A range of a segment file to send: fd is a dup() owned by the caller (close it). len may be
+ * 0 (nothing to read at that offset yet); then fd is -1 and there is nothing to close. */
+struct log_slice {
+    int fd;
+    off_t position;
+    size_t len;
+};
+
+struct plog; /* one partition's log: a directory of segments */
+
+/* Opens (creating if missing) the partition directory dir, recovering an unclean tail
+ * (segments past recovery_point are scanned; torn/corrupt tail truncated with a log line;
+ * missing or bad indexes rebuilt). topic/partition are for log lines. */
+int plog_open(const char *dir, const char *topic, int32_t partition, const struct log_config *cfg,
+              int64_t recovery_point, int64_t log_start_offset, struct plog **out);
+/* recovery_point semantics (docs/STORAGE.md): pass PLOG_RECOVERY_POINT_CLEAN when the log dir
+ * was shut down cleanly (logdir_was_clean): nothing is scanned beyond index sanity checks and
+ * a short tail walk. Otherwise pass the checkpointed recovery point (-1 = unknown: every
+ * segment is recovered); segments holding offsets >= it are scanned, except a last segment
+ * that was closed cleanly and ends at or below it. Errors: KERR_KAFKA_STORAGE_ERROR. */
+#define PLOG_RECOVERY_POINT_CLEAN INT64_MAX
+
+/* Appends one client record batch (magic 2) in place: validates (size vs max.message.bytes,
+ * magic, CRC32C, lastOffsetDelta vs recordsCount, ...) and rewrites baseOffset,
+ * partitionLeaderEpoch (and for LogAppendTime attributes/maxTimestamp + CRC) before writing.
+ * Returns KERR_NONE or KERR_CORRUPT_MESSAGE / KERR_INVALID_RECORD / KERR_MESSAGE_TOO_LARGE /
+ * KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT / KERR_KAFKA_STORAGE_ERROR. On any error nothing of the
+ * batch is visible to readers (a short write is truncated away). */
+int plog_append(struct plog *log, uint8_t *batch, size_t len, int64_t now_ms,
+                struct log_append_info *info);
+
+/* Reads from the batch containing offset, up to max_bytes (but at least one whole batch, KIP-74)
+ * and never past end_offset (exclusive; pass plog_end_offset for "all"). Returns
+ * KERR_OFFSET_OUT_OF_RANGE when offset < log start or > log end. */
+int plog_read(struct plog *log, int64_t offset, int32_t max_bytes, int64_t end_offset,
+              struct log_slice *out);
+
+int64_t plog_start_offset(const struct plog *log);
+int64_t plog_end_offset(const struct plog *log);   /* log end offset: next offset to assign */
+int64_t plog_flushed_offset(const struct plog *log); /* everything below is fdatasync'ed */
+int64_t plog_size_bytes(const struct plog *log);
+
+/* ListOffsets by timestamp: first offset whose batch max timestamp >= ts; *found_offset = -1
+ * when none. ts -3 (max timestamp) returns the offset and timestamp of the largest timestamp. */
+int plog_offset_for_timestamp(struct plog *log, int64_t ts, int64_t *found_offset,
+                              int64_t *found_ts);
+
+/* fdatasync everything appended so far (group commit calls this once for many batches). */
+int plog_flush(struct plog *log);
+/* True when flush.messages / flush.ms say a flush is due now. */
+bool plog_flush_due(const struct plog *log, int64_t now_ms);
+
+/* Retention: deletes whole old segments by retention.ms / retention.bytes; returns how many. */
+int plog_enforce_retention(struct plog *log, int64_t now_ms);
+/* DeleteRecords: moves the log start offset forward (OFFSET_OUT_OF_RANGE past the end). */
+int plog_delete_records(struct plog *log, int64_t offset, int64_t *new_start);
+/* Rolls the active segment if segment.ms has passed (called from the periodic task). */
+int plog_maybe_roll(struct plog *log, int64_t now_ms);
+
+void plog_set_config(struct plog *log, const struct log_config *cfg);
+int plog_segment_count(const struct plog *log);
+/* Clean close: flush, trim indexes to size. Frees log. */
+int plog_close(struct plog *log);
+/* Closes and removes the partition directory and all its files. */
+int plog_delete(struct plog *log);
+
+#endif

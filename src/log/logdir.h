@@ -1,0 +1,69 @@
+/* logdir: one Kafka log directory as a whole — meta.properties, the .lock, the clean-shutdown
+ * marker, the offset checkpoint files, per-partition metadata files and gregor's topic store. */
+#ifndef GREGOR_LOG_LOGDIR_H
+#define GREGOR_LOG_LOGDIR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct logdir;
+
+/* Creates the directory if missing, takes the exclusive lock on <path>/.lock (fails if another
+ * process holds it), reads or writes meta.properties (version=1, cluster.id, node.id,
+ * directory.id; a Kafka-written one is accepted; a node.id mismatch is an error), reads the
+ * checkpoint files, notes and removes .kafka_cleanshutdown. cluster_id may be NULL (generate).
+ * Returns 0 or -1 with a log line saying why. */
+int logdir_open(const char *path, int32_t node_id, const char *cluster_id, struct logdir **out);
+const char *logdir_path(const struct logdir *d);
+const char *logdir_cluster_id(const struct logdir *d);
+/* True when the previous run ended with a clean shutdown (marker was present). */
+bool logdir_was_clean(const struct logdir *d);
+
+/* Calls cb for each partition directory "<topic>-<partition>" found (skipping -delete/-future
+ * dirs and anything not shaped like a partition). */
+typedef void (*logdir_partition_cb)(void *arg, const char *topic, int32_t partition,
+                                    const char *dir_path);
+int logdir_scan(struct logdir *d, logdir_partition_cb cb, void *arg);
+
+/* Values read from the checkpoint files at open; -1 when the partition is not listed. */
+int64_t logdir_recovery_point(const struct logdir *d, const char *topic, int32_t partition);
+int64_t logdir_log_start_offset(const struct logdir *d, const char *topic, int32_t partition);
+
+struct logdir_checkpoint_entry {
+    const char *topic;
+    int32_t partition;
+    int64_t recovery_point;   /* flushed offset */
+    int64_t log_start_offset;
+    int64_t high_watermark;
+};
+/* Writes recovery-point-offset-checkpoint, log-start-offset-checkpoint and
+ * replication-offset-checkpoint atomically (tmp, fsync, rename). */
+int logdir_write_checkpoints(struct logdir *d, const struct logdir_checkpoint_entry *e, int n);
+
+/* Writes .kafka_cleanshutdown, releases the lock, frees d. */
+void logdir_close(struct logdir *d, bool clean);
+
+/* partition.metadata: "version: 0\ntopic_id: <base64url>\n". */
+int partition_metadata_write(const char *dir_path, const uint8_t topic_id[16]);
+int partition_metadata_read(const char *dir_path, uint8_t topic_id[16]);
+
+/* Topic store: gregor's own file <logdir>/gregor-topics (documented in docs/STORAGE.md) with
+ * one line per topic: "<name> <partitions> <topic-id-base64url> [key=value ...]" holding the
+ * topic-level config overrides. Written atomically. */
+struct topic_record {
+    char name[256];
+    int32_t partitions;
+    uint8_t topic_id[16];
+    int nconfigs;
+    char (*config_keys)[128];   /* owned by the loader's allocation; see topic_store_free */
+    char (*config_values)[256];
+};
+int topic_store_load(const struct logdir *d, struct topic_record **out, int *n);
+void topic_store_free(struct topic_record *recs, int n);
+int topic_store_save(const struct logdir *d, const struct topic_record *recs, int n);
+
+/* Base64url without padding of a 16-byte UUID (22 chars + NUL) and back. */
+void uuid_to_base64url(const uint8_t id[16], char out[23]);
+int uuid_from_base64url(const char *s, uint8_t id[16]);
+
+#endif

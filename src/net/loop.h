@@ -1,0 +1,36 @@
+/* loop: a small epoll event loop (after Redis' ae.c): file events, one-shot timers, and a
+ * before-sleep hook where the broker group-commits a turn's writes before replies go out. */
+#ifndef GREGOR_NET_LOOP_H
+#define GREGOR_NET_LOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define LOOP_READ 1u
+#define LOOP_WRITE 2u
+
+struct loop;
+typedef void (*loop_io_fn)(struct loop *l, int fd, void *arg, unsigned events);
+typedef void (*loop_timer_fn)(struct loop *l, void *arg);
+typedef void (*loop_hook_fn)(struct loop *l, void *arg);
+
+struct loop *loop_create(int max_fds);
+void loop_destroy(struct loop *l);
+/* Registers or changes interest for fd (events 0 = keep registered, no interest). */
+int loop_set(struct loop *l, int fd, unsigned events, loop_io_fn fn, void *arg);
+void loop_del(struct loop *l, int fd);
+
+/* One-shot timer at mono ms `when`; returns an id > 0 for loop_timer_cancel. */
+uint64_t loop_timer_add(struct loop *l, int64_t when_mono_ms, loop_timer_fn fn, void *arg);
+void loop_timer_cancel(struct loop *l, uint64_t id);
+/* Cancels and returns the timer's arg (NULL if it already fired or never was). */
+void *loop_timer_cancel_arg(struct loop *l, uint64_t id);
+
+void loop_set_before_sleep(struct loop *l, loop_hook_fn fn, void *arg);
+/* Runs until loop_stop; returns 0. */
+int loop_run(struct loop *l);
+void loop_stop(struct loop *l);
+/* Makes the next epoll_wait return at once (the before-sleep hook has more to do). */
+void loop_wake_soon(struct loop *l);
+
+#endif

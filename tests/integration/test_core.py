@@ -1,0 +1,259 @@
+"""Broker core with real clients: kcat, confluent-kafka (librdkafka), kafka-python."""
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import time
+
+import pytest
+
+confluent_kafka = pytest.importorskip("confluent_kafka")
+from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+KCAT = shutil.which("kcat") or shutil.which("kafkacat")
+
+
+def admin(b):
+    return AdminClient({"bootstrap.servers": b.bootstrap})
+
+
+def create_topic(b, name, partitions=1, config=None):
+    fs = admin(b).create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1,
+                                          config=config or {})])
+    fs[name].result(10)
+
+
+def consume_all(b, topic, expected, partitions=None, timeout=60):
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "t-%s-%d" % (topic, time.time_ns()),
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    if partitions is None:
+        c.subscribe([topic])
+    else:
+        c.assign([TopicPartition(topic, p, 0) for p in partitions])
+    out = []
+    deadline = time.time() + timeout
+    while len(out) < expected and time.time() < deadline:
+        for m in c.consume(1000, 1.0):
+            assert m.error() is None, m.error()
+            out.append(m)
+    c.close()
+    return out
+
+
+def test_metadata_with_kcat(broker):
+    assert KCAT, "kcat is required"
+    create_topic(broker, "meta-test", 3)
+    out = subprocess.run([KCAT, "-b", broker.bootstrap, "-L"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "1 brokers:" in out.stdout
+    assert 'topic "meta-test" with 3 partitions' in out.stdout
+    assert "broker 0 at 127.0.0.1:%d" % broker.port in out.stdout
+
+
+def test_kcat_produce_consume(broker):
+    lines = "\n".join("key%d:value %d" % (i, i) for i in range(1000)) + "\n"
+    p = subprocess.run([KCAT, "-b", broker.bootstrap, "-P", "-t", "kc", "-K:", "-p", "0"], input=lines,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    c = subprocess.run([KCAT, "-b", broker.bootstrap, "-C", "-t", "kc", "-p", "0", "-o", "beginning",
+                        "-e", "-f", "%k=%s@%o\n"], capture_output=True, text=True, timeout=60)
+    assert c.returncode == 0, c.stderr
+    got = c.stdout.splitlines()
+    assert got == ["key%d=value %d@%d" % (i, i, i) for i in range(1000)]
+
+
+def test_100k_keyed_records_with_headers(broker):
+    create_topic(broker, "big", 4)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5, "acks": "all"})
+    n = 100_000
+    ts0 = 1_700_000_000_000
+    for i in range(n):
+        p.produce("big", key=b"k%d" % i, value=b"v%d" % i, partition=i % 4,
+                  headers=[("h", b"%d" % i), ("n", None)], timestamp=ts0 + i)
+        if i % 10000 == 0:
+            p.poll(0)
+    assert p.flush(60) == 0
+    msgs = consume_all(broker, "big", n, partitions=[0, 1, 2, 3])
+    assert len(msgs) == n
+    last = {}
+    for m in msgs:
+        i = int(m.key()[1:])
+        assert m.partition() == i % 4
+        assert m.value() == b"v%d" % i
+        assert m.headers() == [("h", b"%d" % i), ("n", None)]
+        assert m.timestamp() == (confluent_kafka.TIMESTAMP_CREATE_TIME, ts0 + i)
+        assert m.offset() == i // 4
+        assert last.get(m.partition(), -1) < i  # per-partition order
+        last[m.partition()] = i
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_compression_codecs(broker, codec):
+    topic = "codec-" + codec
+    create_topic(broker, topic, 1)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "compression.type": codec, "linger.ms": 20})
+    for i in range(500):
+        p.produce(topic, key=b"k%d" % i, value=(b"payload-%d " % i) * 20)
+    assert p.flush(30) == 0
+    msgs = consume_all(broker, topic, 500)
+    assert [m.value() for m in msgs] == [(b"payload-%d " % i) * 20 for i in range(500)]
+
+
+@pytest.mark.parametrize("acks", ["0", "1", "all"])
+def test_acks(broker, acks):
+    topic = "acks-" + acks
+    create_topic(broker, topic, 2)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "acks": acks, "enable.idempotence": False})
+    for i in range(2000):
+        p.produce(topic, value=b"m%d" % i, partition=i % 2)
+    assert p.flush(30) == 0
+    msgs = consume_all(broker, topic, 2000, partitions=[0, 1])
+    assert sorted(m.value() for m in msgs) == sorted(b"m%d" % i for i in range(2000))
+
+
+def test_idempotent_producer(broker):
+    create_topic(broker, "idem", 1)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True})
+    for i in range(5000):
+        p.produce("idem", value=b"%d" % i)
+    assert p.flush(30) == 0
+    msgs = consume_all(broker, "idem", 5000)
+    assert [int(m.value()) for m in msgs] == list(range(5000))
+
+
+def test_data_survives_restart_and_kill9(broker):
+    create_topic(broker, "durable", 2)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
+    for i in range(3000):
+        p.produce("durable", value=b"%d" % i, partition=i % 2)
+    assert p.flush(30) == 0
+    broker.restart()
+    assert len(consume_all(broker, "durable", 3000, partitions=[0, 1])) == 3000
+    broker.kill9()
+    broker.start()
+    msgs = consume_all(broker, "durable", 3000, partitions=[0, 1])
+    assert sorted(int(m.value()) for m in msgs) == list(range(3000))
+
+
+def test_topic_admin_and_errors(broker):
+    a = admin(broker)
+    create_topic(broker, "adm", 2)
+    with pytest.raises(Exception) as e:
+        create_topic(broker, "adm", 2)
+    assert "TOPIC_ALREADY_EXISTS" in str(e.value)
+    with pytest.raises(Exception) as e:
+        create_topic(broker, "x" * 250, 1)
+    assert "INVALID_TOPIC_EXCEPTION" in str(e.value)
+    fs = a.create_topics([NewTopic("rf3", num_partitions=1, replication_factor=3)])
+    with pytest.raises(Exception) as e:
+        fs["rf3"].result(10)
+    assert "INVALID_REPLICATION_FACTOR" in str(e.value)
+    md = a.list_topics(timeout=10)
+    assert "adm" in md.topics and len(md.topics["adm"].partitions) == 2
+    from confluent_kafka.admin import NewPartitions
+    a.create_partitions([NewPartitions("adm", 5)])["adm"].result(10)
+    assert len(a.list_topics(timeout=10).topics["adm"].partitions) == 5
+    a.delete_topics(["adm"])["adm"].result(10)
+    assert "adm" not in a.list_topics(timeout=10).topics
+    assert not any(d.startswith("adm-") for d in os.listdir(broker.data_dir))
+
+
+def test_segment_files_in_kafka_layout(broker):
+    create_topic(broker, "layout", 1)
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    p.produce("layout", value=b"Hello")
+    p.produce("layout", value=b"World")
+    assert p.flush(10) == 0
+    d = os.path.join(broker.data_dir, "layout-0")
+    for ext in ("log", "index", "timeindex"):
+        assert os.path.exists(os.path.join(d, "00000000000000000000." + ext))
+    assert os.path.exists(os.path.join(broker.data_dir, "meta.properties"))
+
+
+def test_list_offsets(broker):
+    create_topic(broker, "lo", 1)
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(10):
+        p.produce("lo", value=b"x", timestamp=1000 + i * 10)
+    assert p.flush(10) == 0
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "lo"})
+    lo, hi = c.get_watermark_offsets(TopicPartition("lo", 0), timeout=10)
+    assert (lo, hi) == (0, 10)
+    r = c.offsets_for_times([TopicPartition("lo", 0, 1045)], timeout=10)
+    assert r[0].offset == 5
+    c.close()
+
+
+def _frame(api_key, version, corr, body=b"", client=b"t"):
+    hdr = struct.pack(">hhih", api_key, version, corr, len(client)) + client
+    data = hdr + body
+    return struct.pack(">i", len(data)) + data
+
+
+def _send_raw(port, data, read=True):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(data)
+        if not read:
+            return b""
+        try:
+            return s.recv(65536)
+        except OSError:
+            return b""
+
+
+def test_bad_input_battery(broker):
+    bad = [
+        b"\xff\xff\xff\xff",                              # negative length
+        struct.pack(">i", 2**31 - 1) + b"xxxx",           # above socket.request.max.bytes
+        struct.pack(">i", 3) + b"abc",                    # shorter than a header
+        os.urandom(4096),                                 # garbage
+        _frame(9999, 0, 1),                               # unknown API key
+        _frame(3, 99, 2),                                 # unsupported Metadata version
+        _frame(0, 7, 3, b"\x00\x01\x02"),                 # truncated Produce body
+        _frame(3, 1, 4, struct.pack(">i", 2**30)),        # hostile array count
+        struct.pack(">i", 100) + b"\x00\x12",             # frame cut short, then EOF
+    ]
+    for data in bad:
+        _send_raw(broker.port, data)
+    # ApiVersions with a version we do not know gets a v0 UNSUPPORTED_VERSION answer.
+    resp = _send_raw(broker.port, _frame(18, 99, 7))
+    size, corr, err = struct.unpack(">iih", resp[:10])
+    assert corr == 7 and err == 35
+    # And the broker still serves a real client.
+    create_topic(broker, "after-bad", 1)
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    p.produce("after-bad", value=b"ok")
+    assert p.flush(10) == 0
+    assert [m.value() for m in consume_all(broker, "after-bad", 1)] == [b"ok"]
+
+
+def test_kafka_python_producer_consumer(broker):
+    kafka = pytest.importorskip("kafka")
+    prod = kafka.KafkaProducer(bootstrap_servers=broker.bootstrap)
+    for i in range(100):
+        prod.send("kp", key=b"k%d" % i, value=b"v%d" % i)
+    prod.flush()
+    prod.close()
+    cons = kafka.KafkaConsumer("kp", bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
+                               consumer_timeout_ms=5000)
+    got = [(m.key, m.value) for m in cons]
+    cons.close()
+    assert got == [(b"k%d" % i, b"v%d" % i) for i in range(100)]
+
+
+def test_fetch_long_poll_waits_without_busy_loop(broker):
+    create_topic(broker, "lp", 1)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "lp",
+                  "fetch.wait.max.ms": 500, "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition("lp", 0, 0)])
+    c.consume(1, 1.0)
+    # While idle, the broker must be parked in epoll, not spinning: its CPU time stays small.
+    with open("/proc/%d/stat" % broker.proc.pid) as f:
+        before = sum(int(x) for x in f.read().split()[13:15])
+    c.consume(1, 3.0)
+    with open("/proc/%d/stat" % broker.proc.pid) as f:
+        after = sum(int(x) for x in f.read().split()[13:15])
+    c.close()
+    assert after - before < 50, "broker used %d ticks while idle" % (after - before)
