@@ -49,7 +49,8 @@ static void check_codec(const struct proto_codec *c, int16_t version, const uint
         kw_init(&second, FUZZ_OUT_LIMIT);
         c->encode(&second, version, msg2);
         GREGOR_ASSERT(second.err == 0);
-        if (second.len != first.len || memcmp(second.buf, first.buf, first.len) != 0) {
+        if (second.len != first.len ||
+            (first.len > 0 && memcmp(second.buf, first.buf, first.len) != 0)) {
             fprintf(stderr, "%s v%d: encoding is not stable\n", c->name, version);
             abort();
         }

@@ -1,0 +1,130 @@
+/* group_internal: the coordinator's own data (groups, members, offsets tables) shared by
+ * coordinator.c (membership), offsets.c (commits, expiry) and records.c (log records). */
+#ifndef GREGOR_GROUP_GROUP_INTERNAL_H
+#define GREGOR_GROUP_GROUP_INTERNAL_H
+
+#include "group/coordinator.h"
+
+struct member_protocol {
+    char *name;
+    uint8_t *metadata;         /* owned */
+    int32_t metadata_len;
+};
+
+struct member {
+    struct group *group;
+    char *id;
+    char *instance_id;         /* NULL = dynamic */
+    char *client_id;
+    char *client_host;
+    int32_t session_timeout_ms;
+    int32_t rebalance_timeout_ms;
+    char *protocol_type;
+    struct member_protocol *protocols;
+    int n_protocols;
+    uint8_t *assignment;       /* owned; NULL with len 0 = none */
+    int32_t assignment_len;
+    gc_join_cb join_cb;        /* non-NULL while awaiting the join response */
+    void *join_arg;
+    gc_sync_cb sync_cb;        /* non-NULL while awaiting the sync response */
+    void *sync_arg;
+    int64_t deadline_mono;     /* session expiry */
+    struct gc_timer hb_timer;
+    struct member *next;       /* join order: the first is the default leader */
+};
+
+/* A member id handed out with MEMBER_ID_REQUIRED, waiting for the second join. */
+struct pending_member {
+    struct group *group;
+    char *id;
+    struct gc_timer timer;
+    struct pending_member *next;
+};
+
+struct offset_entry {
+    char *topic;
+    int32_t partition;
+    int64_t offset;
+    int32_t leader_epoch;
+    char *metadata;
+    int64_t commit_ts;
+    int64_t expire_ts;         /* -1 = by offsets.retention */
+    struct offset_entry *next; /* hash chain */
+};
+
+struct offset_table {
+    struct offset_entry **buckets;
+    size_t nbuckets;
+    size_t count;
+};
+
+struct group {
+    struct group_coordinator *gc;
+    char *id;
+    int32_t partition;          /* of __consumer_offsets */
+    enum gc_group_state state;
+    char *protocol_type;        /* NULL = none yet (simple commits only) */
+    char *protocol;             /* selected protocol, NULL when none */
+    int32_t generation;
+    char *leader;               /* member id, NULL when none */
+    int64_t state_ts;           /* currentStateTimestamp, wall ms (-1 unknown) */
+    struct member *members;
+    int n_members;
+    int n_awaiting_join;
+    struct pending_member *pending;
+    int n_pending;
+    struct gc_timer join_timer;
+    bool initial_delay;         /* the join timer is group.initial.rebalance.delay */
+    bool new_member_added;      /* during the initial delay */
+    int64_t initial_remaining_ms;
+    bool has_metadata_record;   /* a GroupMetadata record is live in the log */
+    struct offset_table offsets;
+    struct group *next;         /* hash chain */
+};
+
+struct group_coordinator {
+    struct gc_config cfg;
+    struct gc_env env;
+    struct group **buckets;
+    size_t nbuckets;
+    size_t ngroups;
+    int64_t *live;              /* live records per partition */
+    struct gc_timer expiry_timer;
+    bool destroying;
+};
+
+/* coordinator.c */
+struct group *gc_group_find(struct group_coordinator *gc, const char *id);
+struct group *gc_group_get_or_create(struct group_coordinator *gc, const char *id);
+void gc_group_remove(struct group_coordinator *gc, struct group *g);
+struct member *gc_member_find(struct group *g, const char *member_id);
+struct member *gc_member_by_instance(struct group *g, const char *instance_id);
+int64_t gc_now(struct group_coordinator *gc);
+char *gc_strdup(const char *s);
+
+/* offsets.c */
+struct offset_entry *offsets_find(struct offset_table *t, const char *topic, int32_t partition);
+/* Inserts or replaces; takes ownership of nothing (copies). NULL on OOM. */
+struct offset_entry *offsets_put(struct offset_table *t, const char *topic, int32_t partition);
+void offsets_remove(struct offset_table *t, const char *topic, int32_t partition);
+void offsets_free(struct offset_table *t);
+
+/* records.c */
+/* Persists a group's metadata (Kafka's storeGroup): GroupMetadataValue v3. */
+int gc_store_group(struct group_coordinator *gc, struct group *g);
+/* A growable list of records being prepared for one append. */
+struct gc_record_list {
+    struct gc_record *recs;
+    struct gc_buf *bufs;         /* owned key/value buffers */
+    int n, cap, nbufs, capbufs;
+};
+int records_add_offset(struct gc_record_list *l, const char *group, const struct offset_entry *e);
+int records_add_offset_tombstone(struct gc_record_list *l, const char *group, const char *topic,
+                                 int32_t partition);
+int records_add_group(struct gc_record_list *l, const struct group *g);
+int records_add_group_tombstone(struct gc_record_list *l, const char *group);
+void records_list_free(struct gc_record_list *l);
+/* Appends the list to the group's partition (no-op when empty). */
+int records_append(struct group_coordinator *gc, int32_t partition, struct gc_record_list *l);
+
+#endif

@@ -1,0 +1,900 @@
+/* plog: one partition's log — the ordered segments of a partition directory, offset
+ * assignment, rolling, reads, timestamp lookups, retention, DeleteRecords, flushing and the
+ * recovery that runs when the log is opened. One mutex per log guards all of it. */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/logging.h"
+#include "common/util.h"
+#include "log/batch.h"
+#include "log/fileio.h"
+#include "log/log.h"
+#include "log/segment.h"
+
+struct pending_delete {
+    char *base_path; /* owned: "<dir>/<base>" of files renamed to *.deleted */
+    int64_t due_ms;
+};
+
+struct plog {
+    pthread_mutex_t mu;
+    char *dir;
+    char who[512];            /* log-line context: "Log partition=t-0, dir=/data" */
+    struct log_config cfg;
+    struct segment **segs;    /* oldest first; the last one is active */
+    int nsegs, segs_cap;
+    int64_t log_start;
+    int64_t flushed_offset;
+    int64_t last_flush_ms;
+    bool dir_dirty;           /* files created/renamed since the last directory fsync */
+    struct pending_delete *pending;
+    int npending, pending_cap;
+};
+
+void log_config_defaults(struct log_config *cfg)
+{
+    cfg->segment_bytes = 1073741824;
+    cfg->segment_ms = 604800000;
+    cfg->retention_ms = 604800000;
+    cfg->retention_bytes = -1;
+    cfg->index_interval_bytes = 4096;
+    cfg->segment_index_bytes = 10485760;
+    cfg->max_message_bytes = 1048588;
+    cfg->flush_messages = INT64_MAX;
+    cfg->flush_ms = INT64_MAX;
+    cfg->timestamp_type = LOG_TS_CREATE_TIME;
+    cfg->file_delete_delay_ms = 60000;
+}
+
+static struct segment *active_seg(const struct plog *log) { return log->segs[log->nsegs - 1]; }
+static int64_t leo(const struct plog *log) { return active_seg(log)->next_offset; }
+
+static void lock(const struct plog *log) { pthread_mutex_lock((pthread_mutex_t *)&log->mu); }
+static void unlock(const struct plog *log) { pthread_mutex_unlock((pthread_mutex_t *)&log->mu); }
+
+static int segs_push(struct plog *log, struct segment *s)
+{
+    if (log->nsegs == log->segs_cap) {
+        int cap = log->segs_cap ? log->segs_cap * 2 : 8;
+        struct segment **n = realloc(log->segs, (size_t)cap * sizeof(*n));
+        if (n == NULL)
+            return -1;
+        log->segs = n;
+        log->segs_cap = cap;
+    }
+    log->segs[log->nsegs++] = s;
+    return 0;
+}
+
+static void segs_remove_first(struct plog *log)
+{
+    memmove(log->segs, log->segs + 1, (size_t)(log->nsegs - 1) * sizeof(*log->segs));
+    log->nsegs--;
+}
+
+/* ---- deleting segment files ---- */
+
+static void unlink_deleted_files(const char *base_path)
+{
+    static const char *suffixes[] = {".log.deleted", ".index.deleted", ".timeindex.deleted"};
+    for (size_t i = 0; i < ARRAY_LEN(suffixes); i++) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof(p), "%s%s", base_path, suffixes[i]);
+        fio_unlink(p);
+    }
+}
+
+static void run_pending_deletes(struct plog *log, int64_t now, bool all)
+{
+    int kept = 0;
+    for (int i = 0; i < log->npending; i++) {
+        struct pending_delete *p = &log->pending[i];
+        if (all || p->due_ms <= now) {
+            unlink_deleted_files(p->base_path);
+            free(p->base_path);
+        } else {
+            log->pending[kept++] = *p;
+        }
+    }
+    log->npending = kept;
+}
+
+/* Renames a segment's files to *.deleted (removed after file.delete.delay.ms) and frees it. */
+static void delete_segment(struct plog *log, struct segment *s, int64_t now)
+{
+    char *base_path = strdup(s->base_path);
+    if (segment_rename_deleted(s) < 0)
+        LOG_WARN(log->who, "Could not rename segment %s to .deleted: %s", s->base_path, strerror(errno));
+    segment_close(s, false);
+    log->dir_dirty = true;
+    if (base_path == NULL)
+        return;
+    if (log->cfg.file_delete_delay_ms <= 0) {
+        unlink_deleted_files(base_path);
+        free(base_path);
+        return;
+    }
+    if (log->npending == log->pending_cap) {
+        int cap = log->pending_cap ? log->pending_cap * 2 : 8;
+        struct pending_delete *n = realloc(log->pending, (size_t)cap * sizeof(*n));
+        if (n == NULL) {
+            unlink_deleted_files(base_path);
+            free(base_path);
+            return;
+        }
+        log->pending = n;
+        log->pending_cap = cap;
+    }
+    log->pending[log->npending++] = (struct pending_delete){base_path, now + log->cfg.file_delete_delay_ms};
+}
+
+/* ---- rolling ---- */
+
+static int roll(struct plog *log, int64_t now)
+{
+    int64_t t0 = mono_ms();
+    struct segment *old = active_seg(log), *s;
+    int64_t base = old->next_offset;
+    if (segment_create(log->dir, base, log->cfg.index_interval_bytes, log->cfg.segment_index_bytes,
+                       now, &s) < 0) {
+        LOG_ERROR(log->who, "Error while rolling log segment at offset %" PRId64 ": %s", base,
+                  strerror(errno));
+        return -1;
+    }
+    if (segs_push(log, s) < 0) {
+        segment_close(s, false);
+        return -1;
+    }
+    if (segment_make_inactive(old) < 0)
+        LOG_WARN(log->who, "Could not trim the indexes of segment %s: %s (rebuilt at next open)",
+                 old->base_path, strerror(errno));
+    log->dir_dirty = true;
+    LOG_INFO(log->who, "Rolled new log segment at offset %" PRId64 " in %" PRId64 " ms.", base,
+             mono_ms() - t0);
+    return 0;
+}
+
+static bool should_roll(const struct plog *log, const struct segment *s, size_t len,
+                        const struct batch_header *h, int64_t now)
+{
+    if (s->size == 0)
+        return false;
+    if (s->size > log->cfg.segment_bytes - (int64_t)len)
+        return true;
+    int64_t waited = s->first_batch_timestamp >= 0 ? h->max_timestamp - s->first_batch_timestamp
+                                                   : now - s->created_ms;
+    if (waited > log->cfg.segment_ms)
+        return true;
+    if (index_is_full(&s->oi) || index_is_full(&s->ti))
+        return true;
+    return s->next_offset + h->last_offset_delta - s->base_offset > INT32_MAX;
+}
+
+/* ---- open and recovery ---- */
+
+static int parse_segment_name(const char *name, const char *suffix, int64_t *base)
+{
+    size_t n = strlen(name), sl = strlen(suffix);
+    if (n != 20 + sl || strcmp(name + 20, suffix) != 0)
+        return -1;
+    int64_t v = 0;
+    for (int i = 0; i < 20; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return -1;
+        if (v > (INT64_MAX - (name[i] - '0')) / 10)
+            return -1;
+        v = v * 10 + (name[i] - '0');
+    }
+    *base = v;
+    return 0;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Lists segment base offsets (sorted); removes *.deleted / *.cleaned leftovers and index files
+ * whose .log is gone. */
+static int list_segments(struct plog *log, int64_t **bases_out, int *n_out)
+{
+    DIR *d = fio_opendir(log->dir);
+    if (d == NULL)
+        return -1;
+    int64_t *bases = NULL;
+    int n = 0, cap = 0;
+    struct dirent *e;
+    char p[PATH_MAX];
+    while ((e = readdir(d)) != NULL) {
+        const char *name = e->d_name;
+        size_t len = strlen(name);
+        int64_t base;
+        if ((len > 8 && strcmp(name + len - 8, ".deleted") == 0) ||
+            (len > 8 && strcmp(name + len - 8, ".cleaned") == 0)) {
+            snprintf(p, sizeof(p), "%s/%s", log->dir, name);
+            fio_unlink(p);
+            continue;
+        }
+        if (parse_segment_name(name, ".log", &base) == 0) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                int64_t *nb = realloc(bases, (size_t)cap * sizeof(*nb));
+                if (nb == NULL) {
+                    free(bases);
+                    closedir(d);
+                    errno = ENOMEM;
+                    return -1;
+                }
+                bases = nb;
+            }
+            bases[n++] = base;
+        } else if (parse_segment_name(name, ".index", &base) == 0 ||
+                   parse_segment_name(name, ".timeindex", &base) == 0) {
+            char logp[PATH_MAX];
+            struct stat st;
+            segment_file_name(logp, sizeof(logp), log->dir, base, ".log");
+            if (fio_stat(logp, &st) < 0 && errno == ENOENT) {
+                snprintf(p, sizeof(p), "%s/%s", log->dir, name);
+                LOG_INFO(log->who, "Deleting orphaned index file %s", p);
+                fio_unlink(p);
+            }
+        }
+    }
+    closedir(d);
+    if (n > 0)
+        qsort(bases, (size_t)n, sizeof(*bases), cmp_i64);
+    *bases_out = bases;
+    *n_out = n;
+    return 0;
+}
+
+/* Did this segment's last owner leave its indexes preallocated (no clean close)? */
+static bool indexes_untrimmed(const struct segment *s)
+{
+    return (s->oi.file_len > 0 && s->oi.file_len == (int64_t)s->oi.max_entries * OFFSET_INDEX_ENTRY_SIZE) ||
+           (s->ti.file_len > 0 && s->ti.file_len == (int64_t)s->ti.max_entries * TIME_INDEX_ENTRY_SIZE);
+}
+
+/* Scans a segment fully; logs what was cut. 0, or -1 on I/O error. */
+static int recover_segment(struct plog *log, struct segment *s, int64_t min_offset, int64_t *truncated)
+{
+    const char *why;
+    int64_t before = s->size;
+    if (segment_recover(s, min_offset, truncated, &why) < 0) {
+        LOG_ERROR(log->who, "Error while recovering segment %s.log: %s", s->base_path, strerror(errno));
+        return -1;
+    }
+    if (*truncated > 0)
+        LOG_WARN(log->who,
+                 "Found invalid messages in log segment %s.log at byte offset %" PRId64 ": %s. "
+                 "Truncated %" PRId64 " bytes (segment was %" PRId64 " bytes).",
+                 s->base_path, s->size, why ? why : "invalid batch", *truncated, before);
+    return 0;
+}
+
+static int load_segments(struct plog *log, int64_t recovery_point, bool *recovered)
+{
+    int64_t *bases;
+    int n;
+    *recovered = false;
+    if (list_segments(log, &bases, &n) < 0) {
+        LOG_ERROR(log->who, "Could not list %s: %s", log->dir, strerror(errno));
+        return -1;
+    }
+    bool clean = recovery_point == PLOG_RECOVERY_POINT_CLEAN;
+    int64_t rp = recovery_point < 0 ? 0 : recovery_point;
+    int64_t now = now_ms();
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        struct segment *s;
+        if (segment_open(log->dir, bases[i], log->cfg.index_interval_bytes,
+                         log->cfg.segment_index_bytes, now, &s) < 0) {
+            LOG_ERROR(log->who, "Could not open segment %020" PRId64 ": %s", bases[i], strerror(errno));
+            rc = -1;
+            break;
+        }
+        if (segs_push(log, s) < 0) {
+            segment_close(s, false);
+            rc = -1;
+            break;
+        }
+        bool last = i == n - 1;
+        int64_t min_offset = log->nsegs > 1 ? log->segs[log->nsegs - 2]->next_offset : 0;
+        bool in_recovery = !clean && (last || bases[i + 1] > rp);
+        const char *why = NULL;
+        int lr = 0;
+        if (!in_recovery || last) {
+            lr = segment_load(s, &why);
+            if (lr < 0) {
+                LOG_ERROR(log->who, "Error while loading segment %s.log: %s", s->base_path, strerror(errno));
+                rc = -1;
+                break;
+            }
+        }
+        bool scan;
+        if (!in_recovery)
+            scan = lr != 0;
+        else if (last)
+            scan = lr != 0 || indexes_untrimmed(s) || s->next_offset > rp;
+        else
+            scan = true;
+        if (!scan)
+            continue;
+        if (lr != 0)
+            LOG_WARN(log->who, "Found a corrupted index file for segment %s (%s), rebuilding index files...",
+                     s->base_path, why ? why : "?");
+        else
+            LOG_INFO(log->who, "Recovering unflushed segment %" PRId64 ". %d/%d recovered for %s.",
+                     s->base_offset, i, n, log->who);
+        int64_t truncated;
+        if (recover_segment(log, s, min_offset, &truncated) < 0) {
+            rc = -1;
+            break;
+        }
+        *recovered = true;
+        if (in_recovery && truncated > 0 && !last) {
+            /* Everything after a torn batch in the unflushed region is suspect (Kafka). */
+            for (int j = i + 1; j < n; j++) {
+                char p[PATH_MAX];
+                LOG_WARN(log->who, "Deleting segment %020" PRId64 " since it follows a truncated segment", bases[j]);
+                static const char *sfx[] = {".log", ".index", ".timeindex"};
+                for (size_t k = 0; k < ARRAY_LEN(sfx); k++) {
+                    segment_file_name(p, sizeof(p), log->dir, bases[j], sfx[k]);
+                    fio_unlink(p);
+                }
+            }
+            log->dir_dirty = true;
+            break;
+        }
+    }
+    free(bases);
+    if (rc < 0)
+        return -1;
+    /* Inactive segments must carry their final time-index entry and trimmed indexes. */
+    for (int i = 0; i + 1 < log->nsegs; i++) {
+        struct segment *s = log->segs[i];
+        if (segment_make_inactive(s) < 0) {
+            LOG_ERROR(log->who, "Could not trim indexes of %s: %s", s->base_path, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int open_locked(struct plog *log, int64_t recovery_point, int64_t log_start_offset)
+{
+    int64_t t0 = mono_ms(), now = now_ms();
+    if (fio_mkdir(log->dir, 0755) < 0 && errno != EEXIST) {
+        LOG_ERROR(log->who, "Could not create %s: %s", log->dir, strerror(errno));
+        return -1;
+    }
+    bool recovered;
+    if (load_segments(log, recovery_point, &recovered) < 0)
+        return -1;
+    int64_t start = log_start_offset < 0 ? 0 : log_start_offset;
+    if (log->nsegs > 0 && log->segs[0]->base_offset > start)
+        start = log->segs[0]->base_offset;
+    if (log->nsegs > 0 && leo(log) < start) {
+        LOG_WARN(log->who, "Log end offset %" PRId64 " is below the log start offset %" PRId64
+                 "; deleting all segments and starting at %" PRId64, leo(log), start, start);
+        while (log->nsegs > 0) {
+            struct segment *s = log->segs[0];
+            segs_remove_first(log);
+            segment_rename_deleted(s);
+            unlink_deleted_files(s->base_path);
+            segment_close(s, false);
+        }
+    }
+    if (log->nsegs == 0) {
+        struct segment *s;
+        if (segment_create(log->dir, start, log->cfg.index_interval_bytes, log->cfg.segment_index_bytes,
+                           now, &s) < 0 || segs_push(log, s) < 0) {
+            LOG_ERROR(log->who, "Could not create segment %020" PRId64 ": %s", start, strerror(errno));
+            return -1;
+        }
+        log->dir_dirty = true;
+    } else if (segment_make_active(active_seg(log)) < 0) {
+        LOG_ERROR(log->who, "Could not open the active segment's indexes: %s", strerror(errno));
+        return -1;
+    }
+    log->log_start = start;
+    log->last_flush_ms = now;
+    if (recovery_point == PLOG_RECOVERY_POINT_CLEAN || !recovered) {
+        log->flushed_offset = leo(log);
+    } else {
+        /* What recovery kept may sit in the page cache only (a killed process): sync it now. */
+        log->flushed_offset = recovery_point < 0 ? 0 : recovery_point;
+        for (int i = 0; i < log->nsegs; i++)
+            if (fio_fdatasync(log->segs[i]->log_fd) < 0) {
+                LOG_ERROR(log->who, "fdatasync failed after recovery: %s", strerror(errno));
+                return -1;
+            }
+        log->flushed_offset = leo(log);
+    }
+    if (log->dir_dirty && fio_fsync_dir(log->dir) == 0)
+        log->dir_dirty = false;
+    LOG_INFO(log->who,
+             "Completed load of log with %d segments, local-log-start-offset %" PRId64
+             " and log-end-offset %" PRId64 " in %" PRId64 " milliseconds",
+             log->nsegs, log->log_start, leo(log), mono_ms() - t0);
+    return 0;
+}
+
+static void free_log(struct plog *log)
+{
+    for (int i = 0; i < log->nsegs; i++)
+        segment_close(log->segs[i], false);
+    run_pending_deletes(log, 0, true);
+    free(log->pending);
+    free(log->segs);
+    free(log->dir);
+    pthread_mutex_destroy(&log->mu);
+    free(log);
+}
+
+int plog_open(const char *dir, const char *topic, int32_t partition, const struct log_config *cfg,
+              int64_t recovery_point, int64_t log_start_offset, struct plog **out)
+{
+    *out = NULL;
+    struct plog *log = calloc(1, sizeof(*log));
+    if (log == NULL)
+        return KERR_KAFKA_STORAGE_ERROR;
+    pthread_mutex_init(&log->mu, NULL);
+    log->cfg = *cfg;
+    log->dir = strdup(dir);
+    if (log->dir == NULL) {
+        free_log(log);
+        return KERR_KAFKA_STORAGE_ERROR;
+    }
+    /* Kafka names the log dir (the partition directory's parent) in its log lines. */
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof(parent), "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash != NULL && slash != parent)
+        *slash = '\0';
+    else
+        snprintf(parent, sizeof(parent), ".");
+    snprintf(log->who, sizeof(log->who), "Log partition=%s-%d, dir=%s", topic ? topic : "?",
+             partition, parent);
+    if (open_locked(log, recovery_point, log_start_offset) < 0) {
+        free_log(log);
+        return KERR_KAFKA_STORAGE_ERROR;
+    }
+    *out = log;
+    return KERR_NONE;
+}
+
+/* ---- append ---- */
+
+int plog_append(struct plog *log, uint8_t *batch, size_t len, int64_t now,
+                struct log_append_info *info)
+{
+    lock(log);
+    int rc = batch_validate_client(batch, len, log->cfg.max_message_bytes);
+    if (rc != KERR_NONE) {
+        unlock(log);
+        return rc;
+    }
+    struct batch_header h;
+    batch_header_decode(batch, &h);
+    bool lat = log->cfg.timestamp_type == LOG_TS_LOG_APPEND_TIME;
+    if (lat)
+        h.max_timestamp = now;
+    struct segment *s = active_seg(log);
+    if (should_roll(log, s, len, &h, now)) {
+        if (roll(log, now) < 0) {
+            unlock(log);
+            return KERR_KAFKA_STORAGE_ERROR;
+        }
+        s = active_seg(log);
+    }
+    int64_t base = s->next_offset;
+    batch_assign(batch, len, base, 0, lat, now);
+    h.base_offset = base;
+    h.partition_leader_epoch = 0;
+    if (segment_append(s, batch, len, &h) < 0) {
+        LOG_ERROR(log->who, "Error while appending %zu bytes at offset %" PRId64 " to %s.log: %s",
+                  len, base, s->base_path, strerror(errno));
+        unlock(log);
+        return KERR_KAFKA_STORAGE_ERROR;
+    }
+    if (info != NULL) {
+        info->base_offset = base;
+        info->last_offset = batch_last_offset(&h);
+        info->log_append_time = lat ? now : -1;
+        info->log_start_offset = log->log_start;
+    }
+    unlock(log);
+    return KERR_NONE;
+}
+
+/* ---- reads ---- */
+
+/* Index of the segment holding offset: the last one with base <= offset. */
+static int find_segment(const struct plog *log, int64_t offset)
+{
+    int lo = 0, hi = log->nsegs - 1, found = 0;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (log->segs[mid]->base_offset <= offset) {
+            found = mid;
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    return found;
+}
+
+int plog_read(struct plog *log, int64_t offset, int32_t max_bytes, int64_t end_offset,
+              struct log_slice *out)
+{
+    out->fd = -1;
+    out->position = 0;
+    out->len = 0;
+    lock(log);
+    int64_t end = leo(log);
+    if (offset < log->log_start || offset > end) {
+        unlock(log);
+        return KERR_OFFSET_OUT_OF_RANGE;
+    }
+    if (end_offset > end)
+        end_offset = end;
+    if (offset >= end_offset) {
+        unlock(log);
+        return KERR_NONE;
+    }
+    for (int i = find_segment(log, offset); i < log->nsegs; i++) {
+        struct segment *s = log->segs[i];
+        int64_t pos, len;
+        if (segment_find_position(s, offset, &pos, NULL) < 0 ||
+            segment_read_len(s, pos, max_bytes, end_offset, &len) < 0) {
+            LOG_ERROR(log->who, "Error while reading %s.log at offset %" PRId64 ": %s", s->base_path,
+                      offset, strerror(errno));
+            unlock(log);
+            return KERR_KAFKA_STORAGE_ERROR;
+        }
+        if (pos >= s->size)
+            continue; /* offset lies past this segment's batches: the next one has it */
+        if (len > 0) {
+            out->fd = fio_dup(s->log_fd);
+            if (out->fd < 0) {
+                LOG_ERROR(log->who, "dup failed: %s", strerror(errno));
+                unlock(log);
+                return KERR_KAFKA_STORAGE_ERROR;
+            }
+            out->position = (off_t)pos;
+            out->len = (size_t)len;
+        }
+        break;
+    }
+    unlock(log);
+    return KERR_NONE;
+}
+
+int64_t plog_start_offset(const struct plog *log)
+{
+    lock(log);
+    int64_t v = log->log_start;
+    unlock(log);
+    return v;
+}
+
+int64_t plog_end_offset(const struct plog *log)
+{
+    lock(log);
+    int64_t v = leo(log);
+    unlock(log);
+    return v;
+}
+
+int64_t plog_flushed_offset(const struct plog *log)
+{
+    lock(log);
+    int64_t v = log->flushed_offset;
+    unlock(log);
+    return v;
+}
+
+int64_t plog_size_bytes(const struct plog *log)
+{
+    lock(log);
+    int64_t v = 0;
+    for (int i = 0; i < log->nsegs; i++)
+        v += log->segs[i]->size;
+    unlock(log);
+    return v;
+}
+
+int plog_segment_count(const struct plog *log)
+{
+    lock(log);
+    int n = log->nsegs;
+    unlock(log);
+    return n;
+}
+
+int plog_offset_for_timestamp(struct plog *log, int64_t ts, int64_t *found_offset, int64_t *found_ts)
+{
+    *found_offset = -1;
+    *found_ts = -1;
+    lock(log);
+    int rc = KERR_NONE;
+    if (ts == -2) { /* EARLIEST */
+        *found_offset = log->log_start;
+    } else if (ts == -1) { /* LATEST */
+        *found_offset = leo(log);
+    } else if (ts == -3) { /* MAX_TIMESTAMP (KIP-734) */
+        struct segment *best = NULL;
+        for (int i = 0; i < log->nsegs; i++)
+            if (log->segs[i]->max_timestamp >= 0 &&
+                (best == NULL || log->segs[i]->max_timestamp > best->max_timestamp))
+                best = log->segs[i];
+        if (best != NULL && segment_find_max_timestamp(best, found_offset, found_ts) < 0)
+            rc = KERR_KAFKA_STORAGE_ERROR;
+    } else if (ts >= 0) {
+        for (int i = 0; i < log->nsegs; i++) {
+            struct segment *s = log->segs[i];
+            if (s->max_timestamp < ts || s->next_offset <= log->log_start)
+                continue;
+            int r = segment_find_timestamp(s, ts, log->log_start, found_offset, found_ts);
+            if (r < 0) {
+                rc = KERR_KAFKA_STORAGE_ERROR;
+                break;
+            }
+            if (r == 1)
+                break;
+        }
+    }
+    if (rc != KERR_NONE)
+        LOG_ERROR(log->who, "Error while looking up timestamp %" PRId64 ": %s", ts, strerror(errno));
+    unlock(log);
+    return rc;
+}
+
+/* ---- flush ---- */
+
+int plog_flush(struct plog *log)
+{
+    lock(log);
+    int64_t target = leo(log);
+    bool dir = log->dir_dirty;
+    if (log->flushed_offset >= target && !dir) {
+        unlock(log);
+        return KERR_NONE;
+    }
+    /* Sync dups outside the lock, so appends go on while the disk works (group commit). */
+    int fds[3 * 64], nfds = 0;
+    bool partial = false;
+    for (int i = 0; i < log->nsegs; i++) {
+        struct segment *s = log->segs[i];
+        if (s->next_offset <= log->flushed_offset && !(s->size > 0 && s->next_offset == s->base_offset))
+            continue;
+        if (nfds + 3 > (int)ARRAY_LEN(fds)) {
+            partial = true; /* more unflushed segments than we sync at once: the rest next time */
+            target = s->base_offset;
+            break;
+        }
+        int fd = fio_dup(s->log_fd);
+        if (fd >= 0)
+            fds[nfds++] = fd;
+        else
+            goto fail_locked;
+        if (!s->active) {
+            int a = fio_dup(s->oi.fd), b = a >= 0 ? fio_dup(s->ti.fd) : -1;
+            if (a >= 0)
+                fds[nfds++] = a;
+            if (b >= 0)
+                fds[nfds++] = b;
+            if (a < 0 || b < 0)
+                goto fail_locked;
+        }
+    }
+    log->dir_dirty = false;
+    unlock(log);
+    int err = 0;
+    for (int i = 0; i < nfds; i++) {
+        if (err == 0 && fio_fdatasync(fds[i]) < 0)
+            err = errno;
+        fio_close(fds[i]);
+    }
+    if (err == 0 && dir && fio_fsync_dir(log->dir) < 0)
+        err = errno;
+    lock(log);
+    if (err != 0) {
+        log->dir_dirty = log->dir_dirty || dir;
+        LOG_ERROR(log->who, "Error while flushing log: %s", strerror(err));
+        unlock(log);
+        return KERR_KAFKA_STORAGE_ERROR;
+    }
+    if (target > log->flushed_offset)
+        log->flushed_offset = target;
+    log->last_flush_ms = now_ms();
+    unlock(log);
+    (void)partial;
+    return KERR_NONE;
+
+fail_locked: {
+        int saved = errno;
+        for (int i = 0; i < nfds; i++)
+            fio_close(fds[i]);
+        LOG_ERROR(log->who, "Error while flushing log: %s", strerror(saved));
+        unlock(log);
+        return KERR_KAFKA_STORAGE_ERROR;
+    }
+}
+
+bool plog_flush_due(const struct plog *log, int64_t now)
+{
+    lock(log);
+    int64_t unflushed = leo(log) - log->flushed_offset;
+    bool due = unflushed > 0 &&
+               (unflushed >= log->cfg.flush_messages || now - log->last_flush_ms >= log->cfg.flush_ms);
+    unlock(log);
+    return due;
+}
+
+/* ---- retention and DeleteRecords ---- */
+
+static int64_t segment_largest_timestamp(const struct segment *s)
+{
+    if (s->max_timestamp >= 0)
+        return s->max_timestamp;
+    struct stat st;
+    if (fio_fstat(s->log_fd, &st) < 0)
+        return -1;
+    return (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+}
+
+/* Deletes oldest segments while one of the retention rules says so; only_start limits it to
+ * segments wholly below the log start offset. Returns how many went. */
+static int delete_old_segments(struct plog *log, int64_t now, bool only_start)
+{
+    int deleted = 0;
+    int64_t total = 0;
+    for (int i = 0; i < log->nsegs; i++)
+        total += log->segs[i]->size;
+    while (log->nsegs > 0) {
+        struct segment *s = log->segs[0];
+        bool last = log->nsegs == 1;
+        if (last && s->size == 0)
+            break;
+        int64_t upper = last ? leo(log) : log->segs[1]->base_offset;
+        const char *reason = NULL;
+        char buf[160];
+        int64_t largest = segment_largest_timestamp(s);
+        if (upper <= log->log_start) {
+            snprintf(buf, sizeof(buf), "log start offset %" PRId64 " breach", log->log_start);
+            reason = buf;
+        } else if (!only_start && log->cfg.retention_ms >= 0 && largest >= 0 &&
+                   now - largest > log->cfg.retention_ms) {
+            snprintf(buf, sizeof(buf),
+                     "log retention time %" PRId64 "ms breach based on the largest record timestamp in the segment",
+                     log->cfg.retention_ms);
+            reason = buf;
+        } else if (!only_start && log->cfg.retention_bytes >= 0 &&
+                   total - s->size >= log->cfg.retention_bytes) {
+            snprintf(buf, sizeof(buf), "log retention size %" PRId64 " breach. Log size after deletion will be %" PRId64 ".",
+                     log->cfg.retention_bytes, total - s->size);
+            reason = buf;
+        }
+        if (reason == NULL)
+            break;
+        if (last && roll(log, now) < 0)
+            break; /* always keep one segment: roll first, as Kafka does */
+        LOG_INFO(log->who,
+                 "Deleting segment LogSegment(baseOffset=%" PRId64 ", size=%" PRId64
+                 ", largestRecordTimestamp=%" PRId64 ") due to %s",
+                 s->base_offset, s->size, s->max_timestamp, reason);
+        total -= s->size;
+        segs_remove_first(log);
+        delete_segment(log, s, now);
+        deleted++;
+        if (log->segs[0]->base_offset > log->log_start) {
+            log->log_start = log->segs[0]->base_offset;
+            LOG_INFO(log->who, "Incremented log start offset to %" PRId64 " due to SegmentDeletion",
+                     log->log_start);
+        }
+    }
+    if (log->flushed_offset < log->segs[0]->base_offset && log->nsegs == 1 && active_seg(log)->size == 0)
+        log->flushed_offset = leo(log); /* nothing left that could need a flush */
+    return deleted;
+}
+
+int plog_enforce_retention(struct plog *log, int64_t now)
+{
+    lock(log);
+    run_pending_deletes(log, now, false);
+    int n = delete_old_segments(log, now, false);
+    unlock(log);
+    return n;
+}
+
+int plog_delete_records(struct plog *log, int64_t offset, int64_t *new_start)
+{
+    lock(log);
+    int64_t end = leo(log);
+    if (offset == -1)
+        offset = end; /* Kafka: -1 = the high watermark, which is the log end here */
+    if (offset < 0 || offset > end) {
+        unlock(log);
+        return KERR_OFFSET_OUT_OF_RANGE;
+    }
+    if (offset > log->log_start) {
+        log->log_start = offset;
+        LOG_INFO(log->who, "Incremented log start offset to %" PRId64 " due to ClientRecordDeletion",
+                 offset);
+        delete_old_segments(log, now_ms(), true);
+    }
+    if (new_start != NULL)
+        *new_start = log->log_start;
+    unlock(log);
+    return KERR_NONE;
+}
+
+int plog_maybe_roll(struct plog *log, int64_t now)
+{
+    lock(log);
+    struct segment *s = active_seg(log);
+    int rc = KERR_NONE;
+    int64_t waited = s->first_batch_timestamp >= 0 ? now - s->first_batch_timestamp : now - s->created_ms;
+    if (s->size > 0 && waited > log->cfg.segment_ms && roll(log, now) < 0)
+        rc = KERR_KAFKA_STORAGE_ERROR;
+    unlock(log);
+    return rc;
+}
+
+void plog_set_config(struct plog *log, const struct log_config *cfg)
+{
+    lock(log);
+    log->cfg = *cfg;
+    for (int i = 0; i < log->nsegs; i++)
+        log->segs[i]->index_interval_bytes = cfg->index_interval_bytes;
+    unlock(log);
+}
+
+int plog_close(struct plog *log)
+{
+    int rc = plog_flush(log);
+    lock(log);
+    for (int i = 0; i < log->nsegs; i++) {
+        struct segment *s = log->segs[i];
+        bool was_active = s->active;
+        if (was_active && segment_make_inactive(s) < 0)
+            rc = KERR_KAFKA_STORAGE_ERROR;
+        /* The final time-index entry and the trims must be durable for a scan-free open. */
+        if (was_active && (fio_fdatasync(s->oi.fd) < 0 || fio_fdatasync(s->ti.fd) < 0))
+            rc = KERR_KAFKA_STORAGE_ERROR;
+        if (segment_close(s, false) < 0)
+            rc = KERR_KAFKA_STORAGE_ERROR;
+    }
+    log->nsegs = 0;
+    if (rc != KERR_NONE)
+        LOG_ERROR(log->who, "Error while closing log: %s", kerr_name(rc));
+    unlock(log);
+    free_log(log);
+    return rc;
+}
+
+int plog_delete(struct plog *log)
+{
+    lock(log);
+    for (int i = 0; i < log->nsegs; i++)
+        segment_close(log->segs[i], false);
+    log->nsegs = 0;
+    run_pending_deletes(log, 0, true);
+    int rc = fio_remove_dir(log->dir) < 0 ? KERR_KAFKA_STORAGE_ERROR : KERR_NONE;
+    if (rc != KERR_NONE)
+        LOG_ERROR(log->who, "Error while deleting %s: %s", log->dir, strerror(errno));
+    else
+        LOG_INFO(log->who, "Deleted log for partition in %s", log->dir);
+    unlock(log);
+    free_log(log);
+    return rc;
+}
