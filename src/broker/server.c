@@ -17,6 +17,7 @@
 #include "log/logdir.h"
 #include "net/conn.h"
 #include "net/loop.h"
+#include "proto/header.h"
 #include "proto/messages.h"
 
 static char server_who[64];
@@ -126,9 +127,13 @@ static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
 
     struct kreader kr;
     kr_init(&kr, frame, len, &r->arena);
-    r->api_key = kr_i16(&kr);
-    r->api_version = kr_i16(&kr);
-    r->correlation_id = kr_i32(&kr);
+    struct request_header h;
+    bool flexible = false;
+    int hrc = proto_request_header_decode(&kr, proto_is_flexible, &h, &flexible);
+    r->api_key = h.api_key;
+    r->api_version = h.api_version;
+    r->correlation_id = h.correlation_id;
+    r->client_id = h.client_id;
     char why[512];
     r->api = broker_api_find(r->api_key);
     if (r->api == NULL) {
@@ -137,14 +142,15 @@ static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
         close_for(r, why);
         return;
     }
-    r->client_id = kr_str(&kr, false, true);
-    if (!kr_ok(&kr)) {
-        close_for(r, "truncated request header");
-        return;
-    }
+    /* An ApiVersions of a version we do not know is answered whatever its header's tags
+     * hold: that answer is how clients learn our range (KIP-511). */
     if (r->api_key == 18 && r->api_version > r->api->max_version) {
         api_versions_unsupported(b, r);
         request_finish(r);
+        return;
+    }
+    if (hrc != 0) {
+        close_for(r, "truncated request header");
         return;
     }
     const struct proto_api *pa = proto_api_find(r->api_key);
@@ -156,9 +162,7 @@ static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
         close_for(r, why);
         return;
     }
-    r->flexible = proto_is_flexible(r->api_key, r->api_version);
-    if (r->flexible)
-        kr_skip_tags(&kr);
+    r->flexible = flexible;
     r->resp_version = r->api_version;
     r->body = arena_alloc(&r->arena, r->api->request_size);
     r->resp = arena_alloc(&r->arena, r->api->response_size);
@@ -187,7 +191,8 @@ static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
         conn_done_no_reply(c);
         break;
     case REQUEST_CLOSE:
-        close_for(r, "request refused");
+        snprintf(why, sizeof(why), "%s v%d refused by its handler", r->api->name, r->api_version);
+        close_for(r, why);
         break;
     }
 }

@@ -57,6 +57,8 @@ struct group_coordinator *gc_create(const struct gc_config *cfg, const struct gc
 /* Answers every pending join/sync with COORDINATOR_NOT_AVAILABLE, cancels timers, frees. */
 void gc_destroy(struct group_coordinator *gc);
 void gc_timer_fire(struct group_coordinator *gc, struct gc_timer *t);
+/* The env's ctx (the host's own state). */
+void *gc_env_ctx(const struct group_coordinator *gc);
 
 /* ---- replay of __consumer_offsets ---- */
 

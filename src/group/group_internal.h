@@ -77,7 +77,8 @@ struct group {
     bool initial_delay;         /* the join timer is group.initial.rebalance.delay */
     bool new_member_added;      /* during the initial delay */
     int64_t initial_remaining_ms;
-    bool has_metadata_record;   /* a GroupMetadata record is live in the log */
+    struct gc_buf meta;         /* the live GroupMetadata value in the log (version-prefixed
+                                 * bytes, re-emitted by snapshots); p == NULL = none */
     struct offset_table offsets;
     struct group *next;         /* hash chain */
 };
@@ -101,6 +102,19 @@ struct member *gc_member_find(struct group *g, const char *member_id);
 struct member *gc_member_by_instance(struct group *g, const char *instance_id);
 int64_t gc_now(struct group_coordinator *gc);
 char *gc_strdup(const char *s);
+/* An Empty group that holds nothing (no members, offsets or log record) is forgotten. */
+void gc_group_drop_if_unused(struct group_coordinator *gc, struct group *g);
+/* Kafka's validateMember: UNKNOWN_MEMBER_ID / FENCED_INSTANCE_ID, or NONE with *out set. */
+int16_t gc_validate_member(struct group *g, const char *member_id, const char *instance_id,
+                           struct member **out);
+/* The member showed signs of life: push its session deadline. */
+void gc_heartbeat_reset(struct group_coordinator *gc, struct member *m);
+/* Rebuilds a group from a GroupMetadataValue read back from the log (members as Kafka stores
+ * them: the selected protocol's subscription and the assignment). */
+void gc_replay_group(struct group_coordinator *gc, struct group *g, const char *protocol_type,
+                     int32_t generation, const char *protocol, const char *leader, int64_t ts,
+                     int n, const struct gc_member_desc *members, const int32_t *session,
+                     const int32_t *rebalance);
 
 /* offsets.c */
 struct offset_entry *offsets_find(struct offset_table *t, const char *topic, int32_t partition);
@@ -108,6 +122,11 @@ struct offset_entry *offsets_find(struct offset_table *t, const char *topic, int
 struct offset_entry *offsets_put(struct offset_table *t, const char *topic, int32_t partition);
 void offsets_remove(struct offset_table *t, const char *topic, int32_t partition);
 void offsets_free(struct offset_table *t);
+
+/* Replay of one OffsetCommit record (tombstone: remove). */
+struct offset_commit_value;
+void gc_replay_offset(struct group_coordinator *gc, const char *group, const char *topic,
+                      int32_t partition, const struct offset_commit_value *v, bool tombstone);
 
 /* records.c */
 /* Persists a group's metadata (Kafka's storeGroup): GroupMetadataValue v3. */

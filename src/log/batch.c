@@ -393,9 +393,9 @@ int batch_record_header_next(const uint8_t **p, const uint8_t *end, const uint8_
     if (*p >= end)
         return 0;
     if (bytes_field(p, end, key, key_len) < 0 || *key_len < 0)
-        return KERR_CORRUPT_MESSAGE;
+        return -1;
     if (bytes_field(p, end, value, value_len) < 0)
-        return KERR_CORRUPT_MESSAGE;
+        return -1;
     return 1;
 }
 
@@ -406,30 +406,30 @@ int batch_records_next(struct batch_record_iter *it, struct batch_record *r)
     const uint8_t *p = it->pos;
     int32_t size;
     if (batch_varint_get(&p, it->end, &size) < 0 || size < 0 || size > it->end - p)
-        return KERR_CORRUPT_MESSAGE;
+        return -1;
     const uint8_t *rend = p + size;
     if (size < 1)
-        return KERR_CORRUPT_MESSAGE;
+        return -1;
     p++; /* attributes, unused */
     int64_t ts_delta;
     int32_t offset_delta;
     if (batch_varlong_get(&p, rend, &ts_delta) < 0 || batch_varint_get(&p, rend, &offset_delta) < 0)
-        return KERR_CORRUPT_MESSAGE;
+        return -1;
     memset(r, 0, sizeof(*r));
     r->size = size;
     if (bytes_field(&p, rend, &r->key, &r->key_len) < 0 ||
         bytes_field(&p, rend, &r->value, &r->value_len) < 0 ||
         batch_varint_get(&p, rend, &r->header_count) < 0 || r->header_count < 0)
-        return KERR_CORRUPT_MESSAGE;
+        return -1;
     r->headers = p;
     for (int32_t i = 0; i < r->header_count; i++) {
         const uint8_t *k, *v;
         int32_t kl, vl;
         if (batch_record_header_next(&p, rend, &k, &kl, &v, &vl) != 1)
-            return KERR_CORRUPT_MESSAGE;
+            return -1;
     }
     if (p != rend)
-        return KERR_CORRUPT_MESSAGE; /* Kafka: "Invalid record size" */
+        return -1; /* Kafka: "Invalid record size" */
     r->headers_len = (size_t)(p - r->headers);
     r->offset = it->h.base_offset + offset_delta;
     if (it->h.attributes & BATCH_ATTR_LOG_APPEND_TIME)

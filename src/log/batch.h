@@ -104,11 +104,11 @@ struct batch_record_iter {
  * KERR_UNSUPPORTED_COMPRESSION_TYPE. The batch bytes must outlive the iterator. */
 int batch_records_open(struct batch_record_iter *it, const uint8_t *batch, size_t len,
                        size_t max_decompressed);
-/* 1 = a record in *r, 0 = done (all recordsCount read, nothing left over), <0 = a KERR. */
+/* 1 = a record in *r, 0 = done (all recordsCount read, nothing left over), -1 = corrupt. */
 int batch_records_next(struct batch_record_iter *it, struct batch_record *r);
 void batch_records_close(struct batch_record_iter *it);
 
-/* Walks a record's headers: 1 = one header out, 0 = none left, <0 = corrupt. */
+/* Walks a record's headers: 1 = one header out, 0 = none left, -1 = corrupt. */
 int batch_record_header_next(const uint8_t **p, const uint8_t *end, const uint8_t **key,
                              int32_t *key_len, const uint8_t **value, int32_t *value_len);
 

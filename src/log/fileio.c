@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 /* The armed fault (tests only). */
@@ -57,7 +56,6 @@ void fio_fault_set(enum fio_call call, int nth, int err, long short_len, bool pe
 
 void fio_fault_clear(void) { atomic_store(&fault.armed, 0); }
 int fio_fault_hits(void) { return fault.hits; }
-void fio_count_calls(bool on) { (void)on; /* counting is always on: one relaxed add per call */ }
 unsigned long fio_call_count(enum fio_call call) { return atomic_load(&call_counts[call]); }
 
 #define FIO_CHECK(kind)                         \
@@ -167,10 +165,14 @@ DIR *fio_opendir(const char *path)
     return opendir(path);
 }
 
-int fio_flock(int fd, int op)
+int fio_lock(int fd)
 {
-    FIO_CHECK(FIO_FLOCK);
-    return flock(fd, op);
+    FIO_CHECK(FIO_LOCK);
+    struct flock fl;
+    memset(&fl, 0, sizeof(fl));
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    return fcntl(fd, F_OFD_SETLK, &fl);
 }
 
 int fio_dup(int fd)

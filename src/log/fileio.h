@@ -26,7 +26,7 @@ enum fio_call {
     FIO_FSTAT,
     FIO_STAT,
     FIO_OPENDIR,
-    FIO_FLOCK,
+    FIO_LOCK,
     FIO_DUP,
     FIO_CALL_COUNT
 };
@@ -47,7 +47,9 @@ int fio_rmdir(const char *path);
 int fio_fstat(int fd, struct stat *st);
 int fio_stat(const char *path, struct stat *st);
 DIR *fio_opendir(const char *path); /* readdir/closedir are plain: they cannot lose data */
-int fio_flock(int fd, int op);
+/* Exclusive, non-blocking lock of a whole file: an OFD lock, which conflicts with Java's
+ * FileChannel.tryLock (fcntl) in other processes and with a second open in this one. */
+int fio_lock(int fd);
 int fio_dup(int fd);
 
 /* Helpers on top of the wrappers. */
@@ -73,8 +75,7 @@ void fio_fault_set(enum fio_call call, int nth, int err, long short_len, bool pe
 void fio_fault_clear(void);
 /* How many calls the current fault has failed (or shortened). */
 int fio_fault_hits(void);
-/* Calls of a kind since start (counted only while a fault is armed or counting is on). */
-void fio_count_calls(bool on);
+/* Calls of a kind since the process started. */
 unsigned long fio_call_count(enum fio_call call);
 
 #endif

@@ -28,6 +28,10 @@ int logdir_scan(struct logdir *d, logdir_partition_cb cb, void *arg);
 /* Values read from the checkpoint files at open; -1 when the partition is not listed. */
 int64_t logdir_recovery_point(const struct logdir *d, const char *topic, int32_t partition);
 int64_t logdir_log_start_offset(const struct logdir *d, const char *topic, int32_t partition);
+/* High watermark from replication-offset-checkpoint; -1 when not listed. */
+int64_t logdir_high_watermark(const struct logdir *d, const char *topic, int32_t partition);
+/* directory.id from meta.properties (22-char base64url). */
+const char *logdir_directory_id(const struct logdir *d);
 
 struct logdir_checkpoint_entry {
     const char *topic;

@@ -24,7 +24,7 @@ struct pending_delete {
 struct plog {
     pthread_mutex_t mu;
     char *dir;
-    char who[512];            /* log-line context: "Log partition=t-0, dir=/data" */
+    char who[1200];           /* log-line context: "Log partition=t-0, dir=/data" */
     struct log_config cfg;
     struct segment **segs;    /* oldest first; the last one is active */
     int nsegs, segs_cap;
@@ -460,7 +460,7 @@ int plog_open(const char *dir, const char *topic, int32_t partition, const struc
         *slash = '\0';
     else
         snprintf(parent, sizeof(parent), ".");
-    snprintf(log->who, sizeof(log->who), "Log partition=%s-%d, dir=%s", topic ? topic : "?",
+    snprintf(log->who, sizeof(log->who), "Log partition=%.255s-%d, dir=%.900s", topic ? topic : "?",
              partition, parent);
     if (open_locked(log, recovery_point, log_start_offset) < 0) {
         free_log(log);
@@ -671,14 +671,12 @@ int plog_flush(struct plog *log)
     }
     /* Sync dups outside the lock, so appends go on while the disk works (group commit). */
     int fds[3 * 64], nfds = 0;
-    bool partial = false;
     for (int i = 0; i < log->nsegs; i++) {
         struct segment *s = log->segs[i];
-        if (s->next_offset <= log->flushed_offset && !(s->size > 0 && s->next_offset == s->base_offset))
+        if (s->next_offset <= log->flushed_offset)
             continue;
         if (nfds + 3 > (int)ARRAY_LEN(fds)) {
-            partial = true; /* more unflushed segments than we sync at once: the rest next time */
-            target = s->base_offset;
+            target = s->base_offset; /* more unflushed segments than one round: the rest next time */
             break;
         }
         int fd = fio_dup(s->log_fd);
@@ -717,7 +715,6 @@ int plog_flush(struct plog *log)
         log->flushed_offset = target;
     log->last_flush_ms = now_ms();
     unlock(log);
-    (void)partial;
     return KERR_NONE;
 
 fail_locked: {
@@ -802,8 +799,6 @@ static int delete_old_segments(struct plog *log, int64_t now, bool only_start)
                      log->log_start);
         }
     }
-    if (log->flushed_offset < log->segs[0]->base_offset && log->nsegs == 1 && active_seg(log)->size == 0)
-        log->flushed_offset = leo(log); /* nothing left that could need a flush */
     return deleted;
 }
 

@@ -18,6 +18,7 @@
 
 #include "common/logging.h"
 #include "common/util.h"
+#include "proto/header.h"
 
 #define CONN_STAGE_BYTES (64u * 1024u)
 #define NET_MAX_LISTENERS 8
@@ -156,10 +157,12 @@ static void conn_pump(struct conn *c)
     c->depth++;
     while (!c->closed && !c->busy && c->big == NULL) {
         size_t avail = c->stage_end - c->stage_start;
-        if (avail < 4)
+        int32_t size = 0;
+        enum frame_check fc = proto_frame_check(c->stage + c->stage_start, avail,
+                                                c->net->lim.max_frame_bytes, &size);
+        if (fc == FRAME_NEED_MORE)
             break;
-        int32_t size = (int32_t)be32_get(c->stage + c->stage_start);
-        if (size < 8 || (size_t)size > c->net->lim.max_frame_bytes) {
+        if (fc == FRAME_BAD_SIZE) {
             char why[128];
             snprintf(why, sizeof(why), "frame size %d outside 8..%zu (socket.request.max.bytes)",
                      size, c->net->lim.max_frame_bytes);

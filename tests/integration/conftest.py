@@ -41,7 +41,7 @@ class Broker:
         self.port = port or free_port()
         self.overrides = dict(overrides or {})
         self.proc = None
-        self.log_path = os.path.join(data_dir, "..", "broker-%d.log" % self.port)
+        self.log_path = os.path.join(os.path.dirname(data_dir), "broker-%d.log" % self.port)
         self.log_file = None
 
     @property

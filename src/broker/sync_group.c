@@ -1,0 +1,56 @@
+/* SyncGroup (14): the leader brings the assignment, every member gets its own part — at once in
+ * a Stable group, or once the leader's SyncGroup arrives. */
+#include "broker/kutil.h"
+#include "group/group_handlers.h"
+#include "group/handler_util.h"
+#include "proto/messages.h"
+
+static void sync_done(void *arg, const struct gc_sync_result *res)
+{
+    struct gh_wait *w = arg;
+    struct request *r = w->r;
+    struct sync_group_response *resp = r->resp;
+    resp->error_code = res->error;
+    resp->protocol_type = gh_str(r, res->protocol_type);
+    resp->protocol_name = gh_str(r, res->protocol_name);
+    resp->assignment = gh_bytes(r, res->assignment, res->assignment_len);
+    gh_wait_complete(w);
+}
+
+enum request_status handle_sync_group(struct broker *b, struct request *r)
+{
+    struct sync_group_request *req = r->body;
+    struct sync_group_response *resp = r->resp;
+    resp->protocol_type = kstr_null();
+    resp->protocol_name = kstr_null();
+    resp->assignment = gh_bytes(r, NULL, 0);
+    if (b->groups == NULL) {
+        resp->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+        return REQUEST_DONE;
+    }
+    int n = req->n_assignments > 0 ? req->n_assignments : 0;
+    struct gc_assignment *as = request_alloc(r, sizeof(*as) * ((size_t)n + 1));
+    struct gh_wait *w = request_alloc(r, sizeof(*w));
+    if (as == NULL || w == NULL)
+        return REQUEST_CLOSE;
+    for (int i = 0; i < n; i++) {
+        as[i].member_id = req->assignments[i].member_id.ptr ? req->assignments[i].member_id.ptr : "";
+        as[i].assignment = req->assignments[i].assignment.ptr;
+        as[i].assignment_len = req->assignments[i].assignment.len;
+    }
+    struct gc_sync_args a = {
+        .group_id = req->group_id.ptr,
+        .generation = req->generation_id,
+        .member_id = req->member_id.ptr ? req->member_id.ptr : "",
+        .instance_id = req->group_instance_id.ptr,
+        .protocol_type = r->api_version >= 5 ? req->protocol_type.ptr : NULL,
+        .protocol_name = r->api_version >= 5 ? req->protocol_name.ptr : NULL,
+        .assignments = as,
+        .n_assignments = n,
+    };
+    w->r = r;
+    w->in_handler = true;
+    gc_sync(b->groups, &a, sync_done, w);
+    w->in_handler = false;
+    return w->done ? REQUEST_DONE : REQUEST_PENDING;
+}

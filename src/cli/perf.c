@@ -1,0 +1,349 @@
+/* perf: `gregor perf producer|consumer`, the kafka-producer-perf-test.sh and
+ * kafka-consumer-perf-test.sh work-alikes, with Kafka's summary lines so results compare. */
+#include "cli/cli.h"
+#include "cli/args.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Latency samples kept for percentiles; beyond this we sample every k-th record like Kafka. */
+#define PERF_MAX_SAMPLES 500000
+#define PERF_REPORT_INTERVAL_MS 5000
+#define PERF_MAX_RECORD_SIZE (100 * 1024 * 1024)
+#define PERF_MAX_ARGS 1024
+
+static struct cli_opt perf_opts[] = {
+    {"topic", CLI_OPT_VALUE, "<String: topic>", "REQUIRED: produce/consume messages to/from this topic", 0, 0, 0},
+    {"bootstrap-server", CLI_OPT_VALUE, "<String: server>", "The server(s) to connect to "
+     "(or bootstrap.servers in --producer-props).", 0, 0, 0},
+    {"broker-list", CLI_OPT_VALUE, "<String: server>", "DEPRECATED, use --bootstrap-server.", 0, 0, 0},
+    {"num-records", CLI_OPT_VALUE, "<Long>", "producer: number of messages to produce", 0, 0, 0},
+    {"record-size", CLI_OPT_VALUE, "<Integer>", "producer: message size in bytes", 0, 0, 0},
+    {"throughput", CLI_OPT_VALUE, "<Double>", "producer: throttle to about this many messages/sec; "
+     "-1 to disable throttling", 0, 0, 0},
+    {"producer-props", CLI_OPT_LIST, "<k=v ...>", "producer: client properties, e.g. acks=1 linger.ms=5", 0, 0, 0},
+    {"producer.config", CLI_OPT_VALUE, "<String: file>", "producer: client properties file", 0, 0, 0},
+    {"print-metrics", CLI_OPT_FLAG, NULL, "Accepted for compatibility.", 0, 0, 0},
+    {"messages", CLI_OPT_VALUE, "<Long>", "consumer: the number of messages to consume", 0, 0, 0},
+    {"group", CLI_OPT_VALUE, "<String>", "consumer: group id (default perf-consumer-RANDOM)", 0, 0, 0},
+    {"timeout", CLI_OPT_VALUE, "<Long: ms>", "consumer: max time between returned records "
+     "(default 10000)", 0, 0, 0},
+    {"consumer.config", CLI_OPT_VALUE, "<String: file>", "consumer: client properties file", 0, 0, 0},
+    {"command-config", CLI_OPT_VALUE, "<String: file>", "client properties file", 0, 0, 0},
+    {"show-detailed-stats", CLI_OPT_FLAG, NULL, "Accepted for compatibility.", 0, 0, 0},
+    {0, 0, 0, 0, 0, 0, 0},
+};
+
+static struct cli_cmd perf_cmd = {
+    "gregor perf", "usage: gregor perf producer|consumer [options]\n"
+    "Measures produce or consume throughput and latency like kafka-producer-perf-test.sh / "
+    "kafka-consumer-perf-test.sh.", perf_opts,
+};
+
+struct perf_stats {
+    long long start_ms, window_start_ms;
+    long long count, bytes, errors;
+    long long window_count, window_bytes;
+    double latency_sum_ms, window_latency_sum_ms;
+    long long max_latency_ms, window_max_latency_ms;
+    int *samples;          /* latency in ms, every sampling-th record */
+    long long sample_count, sampling;
+};
+
+static long long now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void perf_window_report(struct perf_stats *st, long long now)
+{
+    double secs = (double)(now - st->window_start_ms) / 1000.0;
+    if (secs <= 0 || st->window_count == 0)
+        return;
+    fprintf(stderr, "%lld records sent, %.1f records/sec (%.2f MB/sec), %.1f ms avg latency, "
+            "%.1f ms max latency.\n", st->window_count, st->window_count / secs,
+            st->window_bytes / secs / (1024.0 * 1024.0),
+            st->window_latency_sum_ms / (double)st->window_count, (double)st->window_max_latency_ms);
+    st->window_start_ms = now;
+    st->window_count = st->window_bytes = 0;
+    st->window_latency_sum_ms = 0;
+    st->window_max_latency_ms = 0;
+}
+
+/* The send time rides in the message opaque, so each delivery knows its latency. */
+static void perf_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+    (void)rk;
+    struct perf_stats *st = opaque;
+    if (msg->err) {
+        if (st->errors++ == 0)
+            fprintf(stderr, "ERROR delivery failed: %s\n", rd_kafka_err2str(msg->err));
+        return;
+    }
+    long long latency = (now_us() - (long long)(intptr_t)msg->_private) / 1000;
+    if (st->count % st->sampling == 0 && st->sample_count < PERF_MAX_SAMPLES)
+        st->samples[st->sample_count++] = (int)latency;
+    st->count++;
+    st->bytes += (long long)msg->len;
+    st->window_count++;
+    st->window_bytes += (long long)msg->len;
+    st->latency_sum_ms += (double)latency;
+    st->window_latency_sum_ms += (double)latency;
+    if (latency > st->max_latency_ms)
+        st->max_latency_ms = latency;
+    if (latency > st->window_max_latency_ms)
+        st->window_max_latency_ms = latency;
+}
+
+static int int_compare(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+static void perf_final_report(struct perf_stats *st)
+{
+    double secs = (double)(cli_now_ms() - st->start_ms) / 1000.0;
+    if (secs <= 0)
+        secs = 0.001;
+    qsort(st->samples, (size_t)st->sample_count, sizeof *st->samples, int_compare);
+    int pct[4] = {0, 0, 0, 0};
+    const double at[4] = {0.5, 0.95, 0.99, 0.999};
+    for (int i = 0; i < 4 && st->sample_count > 0; i++)
+        pct[i] = st->samples[(long long)(at[i] * (double)st->sample_count)];
+    printf("%lld records sent, %.1f records/sec (%.2f MB/sec), %.2f ms avg latency, %.2f ms max "
+           "latency, %d ms 50th, %d ms 95th, %d ms 99th, %d ms 99.9th.\n", st->count,
+           st->count / secs, st->bytes / secs / (1024.0 * 1024.0),
+           st->count ? st->latency_sum_ms / (double)st->count : 0.0, (double)st->max_latency_ms,
+           pct[0], pct[1], pct[2], pct[3]);
+}
+
+static rd_kafka_t *perf_producer_new(struct cli_cmd *cmd, struct perf_stats *st)
+{
+    const char *bootstrap = cli_value(cmd, "bootstrap-server");
+    if (!bootstrap)
+        bootstrap = cli_value(cmd, "broker-list");
+    /* bootstrap.servers in --producer-props, applied below, overrides this default. */
+    rd_kafka_conf_t *base = cli_conf_new(bootstrap ? bootstrap : "localhost:9092");
+    if (!base)
+        return NULL;
+    if (cli_conf_set(base, "queue.buffering.max.messages", "1000000") != 0 ||
+        cli_conf_apply_options(base, cmd, "producer.config", "producer-props") != 0) {
+        rd_kafka_conf_destroy(base);
+        return NULL;
+    }
+    rd_kafka_conf_set_dr_msg_cb(base, perf_on_delivery);
+    rd_kafka_conf_set_opaque(base, st);
+    char errstr[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, base, errstr, sizeof errstr);
+    if (!rk) {
+        fprintf(stderr, "Cannot create producer: %s\n", errstr);
+        rd_kafka_conf_destroy(base);
+    }
+    return rk;
+}
+
+static int perf_producer(struct cli_cmd *cmd)
+{
+    const char *topic = cli_value(cmd, "topic");
+    long long records, size;
+    double throughput = -1;
+    if (!topic || !cli_value(cmd, "num-records") || !cli_value(cmd, "record-size"))
+        return cli_usage_error(cmd, "perf producer needs --topic, --num-records and --record-size");
+    if (cli_parse_long(cli_value(cmd, "num-records"), 1, INT64_MAX, &records) != 0 ||
+        cli_parse_long(cli_value(cmd, "record-size"), 0, PERF_MAX_RECORD_SIZE, &size) != 0)
+        return cli_usage_error(cmd, "Invalid --num-records or --record-size");
+    if (cli_value(cmd, "throughput"))
+        throughput = strtod(cli_value(cmd, "throughput"), NULL);
+    struct perf_stats st = {0};
+    st.sampling = records / PERF_MAX_SAMPLES + 1;
+    st.samples = calloc(PERF_MAX_SAMPLES, sizeof *st.samples);
+    char *payload = malloc((size_t)size + 1);
+    rd_kafka_t *rk = st.samples && payload ? perf_producer_new(cmd, &st) : NULL;
+    if (!rk) {
+        free(st.samples);
+        free(payload);
+        return 1;
+    }
+    /* Kafka fills the payload with random uppercase letters. */
+    for (long long i = 0; i < size; i++)
+        payload[i] = (char)('A' + rand() % 26);
+    cli_install_stop_signals();
+    st.start_ms = st.window_start_ms = cli_now_ms();
+    long long sent = 0;
+    for (; sent < records && !cli_stop_requested; sent++) {
+        for (;;) {
+            rd_kafka_resp_err_t err = rd_kafka_producev(
+                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_VALUE(payload, (size_t)size),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_OPAQUE((void *)(intptr_t)now_us()), RD_KAFKA_V_END);
+            if (!err)
+                break;
+            if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || cli_stop_requested) {
+                fprintf(stderr, "ERROR produce failed: %s\n", rd_kafka_err2str(err));
+                st.errors++;
+                break;
+            }
+            rd_kafka_poll(rk, 10);
+        }
+        rd_kafka_poll(rk, 0);
+        if (throughput > 0) {
+            /* Sleep until this record's slot in the schedule. */
+            long long due_ms = st.start_ms + (long long)((double)(sent + 1) * 1000.0 / throughput);
+            long long wait = due_ms - cli_now_ms();
+            if (wait > 0)
+                usleep((useconds_t)(wait * 1000));
+        }
+        long long now = cli_now_ms();
+        if (now - st.window_start_ms >= PERF_REPORT_INTERVAL_MS)
+            perf_window_report(&st, now);
+    }
+    rd_kafka_flush(rk, 120000);
+    perf_final_report(&st);
+    rd_kafka_destroy(rk);
+    free(st.samples);
+    free(payload);
+    return st.errors || st.count < records ? 1 : 0;
+}
+
+static void format_time(char *buf, size_t size, struct timespec *ts)
+{
+    struct tm tm;
+    localtime_r(&ts->tv_sec, &tm);
+    size_t n = strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(buf + n, size - n, ":%03ld", ts->tv_nsec / 1000000);
+}
+
+static int perf_consumer(struct cli_cmd *cmd)
+{
+    const char *topic = cli_value(cmd, "topic");
+    long long messages, timeout_ms = 10000;
+    if (!topic || !cli_value(cmd, "messages") ||
+        cli_parse_long(cli_value(cmd, "messages"), 1, INT64_MAX, &messages) != 0)
+        return cli_usage_error(cmd, "perf consumer needs --topic and --messages N");
+    if (cli_value(cmd, "timeout") && cli_parse_long(cli_value(cmd, "timeout"), 1, INT64_MAX, &timeout_ms))
+        return cli_usage_error(cmd, "Invalid --timeout");
+    const char *bootstrap = cli_bootstrap(cmd);
+    if (!bootstrap)
+        return 1;
+    rd_kafka_conf_t *conf = cli_conf_new(bootstrap);
+    char group[64];
+    snprintf(group, sizeof group, "perf-consumer-%d", (int)(getpid() % 100000));
+    if (!conf || cli_conf_set(conf, "group.id", cli_value(cmd, "group") ? cli_value(cmd, "group") : group) ||
+        cli_conf_set(conf, "auto.offset.reset", "earliest") ||
+        cli_conf_set(conf, "enable.auto.commit", "false") ||
+        cli_conf_apply_options(conf, cmd, "consumer.config", NULL) ||
+        cli_conf_apply_options(conf, cmd, "command-config", NULL)) {
+        if (conf)
+            rd_kafka_conf_destroy(conf);
+        return 1;
+    }
+    char errstr[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (!rk) {
+        fprintf(stderr, "Cannot create consumer: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+        return 1;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    cli_install_stop_signals();
+    struct timespec start_wall, end_wall;
+    clock_gettime(CLOCK_REALTIME, &start_wall);
+    long long start = cli_now_ms(), last = start, first_record = -1, count = 0, bytes = 0;
+    long long last_report = start;
+    while (count < messages && !cli_stop_requested && cli_now_ms() - last < timeout_ms) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, 100);
+        if (!msg)
+            continue;
+        if (!msg->err) {
+            if (first_record < 0)
+                first_record = cli_now_ms();
+            count++;
+            bytes += (long long)msg->len + (long long)msg->key_len;
+            last = cli_now_ms();
+            if (last - last_report >= PERF_REPORT_INTERVAL_MS) {
+                fprintf(stderr, "%lld records consumed so far\n", count);
+                last_report = last;
+            }
+        } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            fprintf(stderr, "WARN %s\n", rd_kafka_message_errstr(msg));
+        }
+        rd_kafka_message_destroy(msg);
+    }
+    clock_gettime(CLOCK_REALTIME, &end_wall);
+    long long end = cli_now_ms();
+    if (count < messages)
+        fprintf(stderr, "WARNING: Exiting before consuming the expected number of messages: "
+                "timeout (%lld ms) exceeded.\n", timeout_ms);
+    double secs = (double)(end - start) / 1000.0, mb = (double)bytes / (1024.0 * 1024.0);
+    long long rebalance_ms = first_record >= 0 ? first_record - start : end - start;
+    double fetch_secs = (double)(end - start - rebalance_ms) / 1000.0;
+    char s[64], e[64];
+    format_time(s, sizeof s, &start_wall);
+    format_time(e, sizeof e, &end_wall);
+    printf("start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, "
+           "rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec\n");
+    printf("%s, %s, %.4f, %.4f, %lld, %.4f, %lld, %lld, %.4f, %.4f\n", s, e, mb,
+           secs > 0 ? mb / secs : 0.0, count, secs > 0 ? count / secs : 0.0, rebalance_ms,
+           end - start - rebalance_ms, fetch_secs > 0 ? mb / fetch_secs : 0.0,
+           fetch_secs > 0 ? count / fetch_secs : 0.0);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return count < messages ? 1 : 0;
+}
+
+/* Kafka's --producer-props takes every following word up to the next option; rewrite it as
+ * one --producer-props per value so the shared parser can read it. */
+static int expand_producer_props(int argc, char **argv, char **out, int max)
+{
+    int n = 0, in_props = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--producer-props") == 0) {
+            in_props = 1;
+            continue;
+        }
+        if (strncmp(argv[i], "--", 2) == 0)
+            in_props = 0;
+        if (n + 2 > max)
+            return -1;
+        if (in_props)
+            out[n++] = "--producer-props";
+        out[n++] = argv[i];
+    }
+    return n;
+}
+
+int cli_perf(int argc, char **argv)
+{
+    /* argv may start with "perf"; the mode word follows. */
+    if (argc > 0 && strcmp(argv[0], "perf") == 0) {
+        argc--;
+        argv++;
+    }
+    if (argc < 1 || (strcmp(argv[0], "producer") != 0 && strcmp(argv[0], "consumer") != 0)) {
+        if (argc >= 1 && strcmp(argv[0], "--help") == 0) {
+            cli_usage(&perf_cmd, stdout);
+            return 0;
+        }
+        return cli_usage_error(&perf_cmd, "perf needs a mode: producer or consumer");
+    }
+    int producer = strcmp(argv[0], "producer") == 0;
+    static char *expanded[PERF_MAX_ARGS];
+    int n = expand_producer_props(argc - 1, argv + 1, expanded, PERF_MAX_ARGS);
+    if (n < 0)
+        return cli_usage_error(&perf_cmd, "Too many arguments");
+    int parsed = cli_args_parse(&perf_cmd, n, expanded);
+    int rc = parsed ? cli_args_exit_code(parsed)
+                    : producer ? perf_producer(&perf_cmd) : perf_consumer(&perf_cmd);
+    cli_args_free(&perf_cmd);
+    fflush(stdout);
+    return rc;
+}

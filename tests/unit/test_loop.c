@@ -1,0 +1,71 @@
+/* Unit tests for net/loop: timers fire in deadline order, cancel works, before-sleep runs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "common/util.h"
+#include "net/loop.h"
+
+static int fired[8];
+static int nfired;
+
+static void on_timer(struct loop *l, void *arg)
+{
+    fired[nfired++] = (int)(intptr_t)arg;
+    if (nfired == 3)
+        loop_stop(l);
+}
+
+static void test_timers_in_order(void **state)
+{
+    (void)state;
+    struct loop *l = loop_create(64);
+    assert_non_null(l);
+    nfired = 0;
+    int64_t now = mono_ms();
+    loop_timer_add(l, now + 30, on_timer, (void *)(intptr_t)3);
+    loop_timer_add(l, now + 10, on_timer, (void *)(intptr_t)1);
+    uint64_t gone = loop_timer_add(l, now + 15, on_timer, (void *)(intptr_t)99);
+    loop_timer_add(l, now + 20, on_timer, (void *)(intptr_t)2);
+    assert_ptr_equal(loop_timer_cancel_arg(l, gone), (void *)(intptr_t)99);
+    assert_null(loop_timer_cancel_arg(l, gone));
+    loop_run(l);
+    assert_int_equal(nfired, 3);
+    assert_int_equal(fired[0], 1);
+    assert_int_equal(fired[1], 2);
+    assert_int_equal(fired[2], 3);
+    assert_true(mono_ms() - now >= 30);
+    loop_destroy(l);
+}
+
+static int sleeps;
+static void hook(struct loop *l, void *arg)
+{
+    (void)arg;
+    if (++sleeps == 5)
+        loop_stop(l);
+    else
+        loop_wake_soon(l);
+}
+
+static void test_before_sleep_and_wake_soon(void **state)
+{
+    (void)state;
+    struct loop *l = loop_create(64);
+    sleeps = 0;
+    loop_set_before_sleep(l, hook, NULL);
+    loop_run(l); /* would block forever without wake_soon */
+    assert_int_equal(sleeps, 5);
+    loop_destroy(l);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_timers_in_order),
+        cmocka_unit_test(test_before_sleep_and_wake_soon),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
