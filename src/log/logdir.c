@@ -238,7 +238,8 @@ static void checkpoint_read(const char *dir, const char *name, struct checkpoint
         checkpoint_free(cp);
         return;
     }
-    qsort(cp->v, (size_t)cp->n, sizeof(*cp->v), cmp_cp);
+    if (cp->n > 0)
+        qsort(cp->v, (size_t)cp->n, sizeof(*cp->v), cmp_cp);
 }
 
 static int64_t checkpoint_get(const struct checkpoint *cp, const char *topic, int32_t partition)

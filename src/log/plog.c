@@ -560,6 +560,11 @@ int plog_read(struct plog *log, int64_t offset, int32_t max_bytes, int64_t end_o
             unlock(log);
             return KERR_KAFKA_STORAGE_ERROR;
         }
+        if (s->index_suspect) {
+            LOG_WARN(log->who, "Offset index of %s.log does not match the log; reads scan the segment "
+                     "until the index is rebuilt", s->base_path);
+            s->index_suspect = false;
+        }
         if (pos >= s->size)
             continue; /* offset lies past this segment's batches: the next one has it */
         if (len > 0) {

@@ -495,6 +495,34 @@ int segment_read_header(struct segment *s, int64_t pos, struct batch_header *h)
     return 0;
 }
 
+/* Walks from pos to the first batch with last offset >= offset. 0 found or end, 1 the walk hit
+ * something that is not a batch (a bad index entry sent us there), -1 I/O error. */
+static int walk_to_offset(struct segment *s, struct scanner *sc, int64_t pos, int64_t offset,
+                          int64_t expect_last, int64_t *out, struct batch_header *first)
+{
+    bool at_entry = expect_last >= 0;
+    while (pos < s->size) {
+        struct batch_header h;
+        const char *why;
+        enum segment_scan_result r = scan_batch(sc, pos, false, &h, &why);
+        if (r == SEGMENT_SCAN_IO)
+            return -1;
+        if (r != SEGMENT_SCAN_OK)
+            return 1;
+        if (at_entry && batch_last_offset(&h) != expect_last)
+            return 1;
+        at_entry = false;
+        if (batch_last_offset(&h) >= offset) {
+            if (first != NULL)
+                *first = h;
+            break;
+        }
+        pos += batch_total_size(&h);
+    }
+    *out = pos;
+    return 0;
+}
+
 int segment_find_position(struct segment *s, int64_t offset, int64_t *pos,
                           struct batch_header *first)
 {
@@ -504,27 +532,20 @@ int segment_find_position(struct segment *s, int64_t offset, int64_t *pos,
     struct scanner sc;
     if (scanner_init(&sc, s->log_fd, s->size) < 0)
         return -1;
-    int64_t p = e.position;
-    int rc = 0;
-    while (p < s->size) {
-        struct batch_header h;
-        const char *why;
-        enum segment_scan_result r = scan_batch(&sc, p, false, &h, &why);
-        if (r != SEGMENT_SCAN_OK) {
-            errno = EIO; /* the segment was checked at open: this is the disk changing under us */
-            rc = -1;
-            break;
-        }
-        if (batch_last_offset(&h) >= offset) {
-            if (first != NULL)
-                *first = h;
-            break;
-        }
-        p += batch_total_size(&h);
+    int64_t expect = e.position > 0 ? e.offset : -1;
+    int r = walk_to_offset(s, &sc, e.position, offset, expect, pos, first);
+    if (r == 1 && e.position > 0) {
+        /* The index entry does not point at its batch: answer from a scan of the whole
+         * segment (the index is rebuilt at the next unclean open or by recovery). */
+        s->index_suspect = true;
+        r = walk_to_offset(s, &sc, 0, offset, -1, pos, first);
     }
     scanner_free(&sc);
-    *pos = p;
-    return rc;
+    if (r != 0) {
+        errno = EIO;
+        return -1;
+    }
+    return 0;
 }
 
 int segment_read_len(struct segment *s, int64_t pos, int64_t max_bytes, int64_t end_offset,

@@ -24,6 +24,7 @@ struct segment {
     bool active;
     bool index_created;            /* a missing index file was created at open */
     bool time_index_created;
+    bool index_suspect;            /* a lookup found an index entry not matching its batch */
     struct index oi;
     struct index ti;
 };

@@ -1,0 +1,26 @@
+/* DeleteGroups (42): removes empty groups and their committed offsets (tombstones in
+ * __consumer_offsets); NON_EMPTY_GROUP while members remain. */
+#include "broker/kutil.h"
+#include "group/coordinator.h"
+#include "group/group_handlers.h"
+#include "proto/messages.h"
+
+enum request_status handle_delete_groups(struct broker *b, struct request *r)
+{
+    struct delete_groups_request *req = r->body;
+    struct delete_groups_response *resp = r->resp;
+    int32_t n = req->n_groups_names > 0 ? req->n_groups_names : 0;
+    RESP_ARRAY(r, resp->results, n);
+    if (resp->results == NULL)
+        return REQUEST_CLOSE;
+    resp->n_results = n;
+    for (int32_t i = 0; i < n; i++) {
+        const struct kstr *id = &req->groups_names[i];
+        resp->results[i].group_id = id->ptr ? *id : kstr_of("");
+        if (b->groups == NULL)
+            resp->results[i].error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+        else
+            resp->results[i].error_code = gc_delete_group(b->groups, id->ptr);
+    }
+    return REQUEST_DONE;
+}

@@ -1,0 +1,65 @@
+/* DescribeGroups (15): state, protocol and members of each group; an unknown group is reported
+ * as Dead with no members (Kafka before v6). */
+#include "broker/kutil.h"
+#include "group/coordinator.h"
+#include "group/group_handlers.h"
+#include "group/handler_util.h"
+#include "proto/messages.h"
+
+static void describe_one(struct broker *b, struct request *r, const struct kstr *id,
+                         struct describe_groups_response_described_group *out)
+{
+    out->group_id = id->ptr ? *id : kstr_of("");
+    out->authorized_operations = INT32_MIN;
+    out->group_state = kstr_of("Dead");
+    out->protocol_type = kstr_of("");
+    out->protocol_data = kstr_of("");
+    RESP_ARRAY(r, out->members, 0);
+    if (b->groups == NULL) {
+        out->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+        return;
+    }
+    if (id->ptr == NULL) {
+        out->error_code = KERR_INVALID_GROUP_ID;
+        return;
+    }
+    struct gc_group_desc d;
+    gc_describe(b->groups, id->ptr, &d);
+    out->error_code = KERR_NONE;
+    out->group_state = kstr_of(gc_state_name(d.state));
+    out->protocol_type = gh_str_nn(r, d.protocol_type);
+    out->protocol_data = gh_str_nn(r, d.protocol);
+    if (d.n_members > 0) {
+        RESP_ARRAY(r, out->members, d.n_members);
+        if (out->members == NULL) {
+            out->error_code = KERR_UNKNOWN_SERVER_ERROR;
+        } else {
+            out->n_members = d.n_members;
+            for (int i = 0; i < d.n_members; i++) {
+                struct describe_groups_response_described_group_member *m = &out->members[i];
+                m->member_id = gh_str_nn(r, d.members[i].member_id);
+                m->group_instance_id = gh_str(r, d.members[i].instance_id);
+                m->client_id = gh_str_nn(r, d.members[i].client_id);
+                m->client_host = gh_str_nn(r, d.members[i].client_host);
+                m->member_metadata = gh_bytes(r, d.members[i].metadata, d.members[i].metadata_len);
+                m->member_assignment =
+                    gh_bytes(r, d.members[i].assignment, d.members[i].assignment_len);
+            }
+        }
+    }
+    gc_describe_free(&d);
+}
+
+enum request_status handle_describe_groups(struct broker *b, struct request *r)
+{
+    struct describe_groups_request *req = r->body;
+    struct describe_groups_response *resp = r->resp;
+    int32_t n = req->n_groups > 0 ? req->n_groups : 0;
+    RESP_ARRAY(r, resp->groups, n);
+    if (resp->groups == NULL)
+        return REQUEST_CLOSE;
+    resp->n_groups = n;
+    for (int32_t i = 0; i < n; i++)
+        describe_one(b, r, &req->groups[i], &resp->groups[i]);
+    return REQUEST_DONE;
+}

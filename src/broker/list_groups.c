@@ -1,0 +1,52 @@
+/* ListGroups (16): every group this coordinator knows, optionally filtered by state (v4+,
+ * case-insensitive as Kafka). */
+#include <stdlib.h>
+#include <strings.h>
+
+#include "broker/kutil.h"
+#include "group/coordinator.h"
+#include "group/group_handlers.h"
+#include "group/handler_util.h"
+#include "proto/messages.h"
+
+static bool state_wanted(const struct list_groups_request *req, int16_t version, const char *state)
+{
+    if (version < 4 || req->n_states_filter <= 0)
+        return true;
+    for (int32_t i = 0; i < req->n_states_filter; i++)
+        if (req->states_filter[i].ptr && strcasecmp(req->states_filter[i].ptr, state) == 0)
+            return true;
+    return false;
+}
+
+enum request_status handle_list_groups(struct broker *b, struct request *r)
+{
+    struct list_groups_request *req = r->body;
+    struct list_groups_response *resp = r->resp;
+    if (b->groups == NULL) {
+        resp->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+        RESP_ARRAY(r, resp->groups, 0);
+        return REQUEST_DONE;
+    }
+    struct gc_group_summary *list = NULL;
+    int n = gc_list(b->groups, &list);
+    RESP_ARRAY(r, resp->groups, n);
+    if (resp->groups == NULL) {
+        free(list);
+        return REQUEST_CLOSE;
+    }
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        const char *state = gc_state_name(list[i].state);
+        if (!state_wanted(req, r->api_version, state))
+            continue;
+        struct list_groups_response_listed_group *g = &resp->groups[k++];
+        g->group_id = gh_str_nn(r, list[i].group_id);
+        g->protocol_type = gh_str_nn(r, list[i].protocol_type);
+        g->group_state = kstr_of(state);
+        g->group_type = kstr_of("classic");
+    }
+    resp->n_groups = k;
+    free(list);
+    return REQUEST_DONE;
+}

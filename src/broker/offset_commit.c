@@ -1,0 +1,66 @@
+/* OffsetCommit (8): checks topics exist, then the coordinator validates the member/generation
+ * and persists the offsets to __consumer_offsets. */
+#include "broker/kutil.h"
+#include "group/coordinator.h"
+#include "group/group_handlers.h"
+#include "proto/messages.h"
+
+enum request_status handle_offset_commit(struct broker *b, struct request *r)
+{
+    struct offset_commit_request *req = r->body;
+    struct offset_commit_response *resp = r->resp;
+    int32_t nt = req->n_topics > 0 ? req->n_topics : 0;
+    int total = 0;
+    for (int32_t i = 0; i < nt; i++)
+        total += req->topics[i].n_partitions > 0 ? req->topics[i].n_partitions : 0;
+    struct gc_commit_partition *parts = request_alloc(r, sizeof(*parts) * ((size_t)total + 1));
+    RESP_ARRAY(r, resp->topics, nt);
+    if (parts == NULL || resp->topics == NULL)
+        return REQUEST_CLOSE;
+    int k = 0;
+    for (int32_t i = 0; i < nt; i++) {
+        struct offset_commit_request_offset_commit_request_topic *rt = &req->topics[i];
+        struct topic *t = rt->name.ptr ? topic_find(b, rt->name.ptr) : NULL;
+        int32_t np = rt->n_partitions > 0 ? rt->n_partitions : 0;
+        for (int32_t j = 0; j < np; j++) {
+            struct offset_commit_request_offset_commit_request_partition *rp = &rt->partitions[j];
+            struct gc_commit_partition *p = &parts[k++];
+            p->topic = rt->name.ptr ? rt->name.ptr : "";
+            p->partition = rp->partition_index;
+            p->offset = rp->committed_offset;
+            p->leader_epoch = r->api_version >= 6 ? rp->committed_leader_epoch : -1;
+            p->metadata = rp->committed_metadata.ptr;
+            if (t == NULL || rp->partition_index < 0 || rp->partition_index >= t->npartitions)
+                p->error = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            else if (b->groups == NULL)
+                p->error = KERR_COORDINATOR_NOT_AVAILABLE;
+        }
+    }
+    if (b->groups != NULL) {
+        struct gc_commit_args a = {
+            .group_id = req->group_id.ptr,
+            .generation = req->generation_id_or_member_epoch,
+            .member_id = req->member_id.ptr ? req->member_id.ptr : "",
+            .instance_id = r->api_version >= 7 ? req->group_instance_id.ptr : NULL,
+            .retention_ms = r->api_version <= 4 ? req->retention_time_ms : -1,
+        };
+        gc_offset_commit(b->groups, &a, parts, total);
+    }
+    resp->n_topics = nt;
+    k = 0;
+    for (int32_t i = 0; i < nt; i++) {
+        struct offset_commit_request_offset_commit_request_topic *rt = &req->topics[i];
+        struct offset_commit_response_offset_commit_response_topic *ot = &resp->topics[i];
+        int32_t np = rt->n_partitions > 0 ? rt->n_partitions : 0;
+        ot->name = rt->name.ptr ? rt->name : kstr_of("");
+        RESP_ARRAY(r, ot->partitions, np);
+        if (ot->partitions == NULL)
+            return REQUEST_CLOSE;
+        ot->n_partitions = np;
+        for (int32_t j = 0; j < np; j++, k++) {
+            ot->partitions[j].partition_index = parts[k].partition;
+            ot->partitions[j].error_code = parts[k].error;
+        }
+    }
+    return REQUEST_DONE;
+}

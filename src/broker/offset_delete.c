@@ -1,0 +1,61 @@
+/* OffsetDelete (47): removes committed offsets of a group for partitions its members are not
+ * subscribed to (GROUP_SUBSCRIBED_TO_TOPIC otherwise). */
+#include "broker/kutil.h"
+#include "group/coordinator.h"
+#include "group/group_handlers.h"
+#include "proto/messages.h"
+
+enum request_status handle_offset_delete(struct broker *b, struct request *r)
+{
+    struct offset_delete_request *req = r->body;
+    struct offset_delete_response *resp = r->resp;
+    int32_t nt = req->n_topics > 0 ? req->n_topics : 0;
+    int total = 0;
+    for (int32_t i = 0; i < nt; i++)
+        total += req->topics[i].n_partitions > 0 ? req->topics[i].n_partitions : 0;
+    struct gc_commit_partition *parts = request_alloc(r, sizeof(*parts) * ((size_t)total + 1));
+    RESP_ARRAY(r, resp->topics, 0);
+    if (parts == NULL || resp->topics == NULL)
+        return REQUEST_CLOSE;
+    if (b->groups == NULL) {
+        resp->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+        return REQUEST_DONE;
+    }
+    int k = 0;
+    for (int32_t i = 0; i < nt; i++) {
+        struct offset_delete_request_offset_delete_request_topic *rt = &req->topics[i];
+        struct topic *t = rt->name.ptr ? topic_find(b, rt->name.ptr) : NULL;
+        int32_t np = rt->n_partitions > 0 ? rt->n_partitions : 0;
+        for (int32_t j = 0; j < np; j++) {
+            struct gc_commit_partition *p = &parts[k++];
+            p->topic = rt->name.ptr ? rt->name.ptr : "";
+            p->partition = rt->partitions[j].partition_index;
+            p->offset = -1;
+            if (t == NULL || p->partition < 0 || p->partition >= t->npartitions)
+                p->error = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        }
+    }
+    resp->error_code = gc_offset_delete(b->groups, req->group_id.ptr, parts, total);
+    if (resp->error_code != KERR_NONE)
+        return REQUEST_DONE;
+    RESP_ARRAY(r, resp->topics, nt);
+    if (resp->topics == NULL)
+        return REQUEST_CLOSE;
+    resp->n_topics = nt;
+    k = 0;
+    for (int32_t i = 0; i < nt; i++) {
+        struct offset_delete_request_offset_delete_request_topic *rt = &req->topics[i];
+        struct offset_delete_response_offset_delete_response_topic *ot = &resp->topics[i];
+        int32_t np = rt->n_partitions > 0 ? rt->n_partitions : 0;
+        ot->name = rt->name.ptr ? rt->name : kstr_of("");
+        RESP_ARRAY(r, ot->partitions, np);
+        if (ot->partitions == NULL)
+            return REQUEST_CLOSE;
+        ot->n_partitions = np;
+        for (int32_t j = 0; j < np; j++, k++) {
+            ot->partitions[j].partition_index = parts[k].partition;
+            ot->partitions[j].error_code = parts[k].error;
+        }
+    }
+    return REQUEST_DONE;
+}

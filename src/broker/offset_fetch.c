@@ -1,0 +1,187 @@
+/* OffsetFetch (9): committed offsets of one group (v1-7) or several (v8); -1 means none. A null
+ * topic list (v2+) asks for every committed partition of the group. */
+#include <stdlib.h>
+
+#include "broker/kutil.h"
+#include "group/coordinator.h"
+#include "group/group_handlers.h"
+#include "group/handler_util.h"
+#include "proto/messages.h"
+
+/* One requested topic or a run of listed offsets, shaped for either response layout. */
+struct fetched_topic {
+    struct kstr name;
+    int32_t n;
+    struct gc_offset *offsets;
+};
+
+/* Builds the topic list for a group: the requested partitions, or all committed ones. */
+static int collect(struct broker *b, struct request *r, const char *group, bool all,
+                   int32_t nreq, const struct kstr *names, int32_t *const *indexes,
+                   const int32_t *nindexes, struct fetched_topic **out, int32_t *nout)
+{
+    *out = NULL;
+    *nout = 0;
+    if (all) {
+        struct gc_offset *list = NULL;
+        int n = b->groups ? gc_offset_list(b->groups, group, &list) : 0;
+        struct fetched_topic *ft = request_alloc(r, sizeof(*ft) * ((size_t)n + 1));
+        struct gc_offset *copy = request_alloc(r, sizeof(*copy) * ((size_t)n + 1));
+        if (ft == NULL || copy == NULL) {
+            free(list);
+            return -1;
+        }
+        int32_t nt = 0;
+        for (int i = 0; i < n; i++) {
+            copy[i] = list[i];
+            copy[i].topic = gh_str_nn(r, list[i].topic).ptr;
+            copy[i].metadata = gh_str_nn(r, list[i].metadata).ptr;
+            if (nt == 0 || strcmp(ft[nt - 1].name.ptr, copy[i].topic) != 0) {
+                ft[nt].name = kstr_of(copy[i].topic);
+                ft[nt].offsets = &copy[i];
+                ft[nt].n = 0;
+                nt++;
+            }
+            ft[nt - 1].n++;
+        }
+        free(list);
+        *out = ft;
+        *nout = nt;
+        return 0;
+    }
+    struct fetched_topic *ft = request_alloc(r, sizeof(*ft) * ((size_t)nreq + 1));
+    if (ft == NULL)
+        return -1;
+    for (int32_t i = 0; i < nreq; i++) {
+        int32_t np = nindexes[i] > 0 ? nindexes[i] : 0;
+        ft[i].name = names[i].ptr ? names[i] : kstr_of("");
+        ft[i].n = np;
+        ft[i].offsets = request_alloc(r, sizeof(struct gc_offset) * ((size_t)np + 1));
+        if (ft[i].offsets == NULL)
+            return -1;
+        for (int32_t j = 0; j < np; j++) {
+            struct gc_offset o;
+            if (b->groups)
+                gc_offset_get(b->groups, group, ft[i].name.ptr, indexes[i][j], &o);
+            else
+                o = (struct gc_offset){ft[i].name.ptr, indexes[i][j], -1, -1, ""};
+            o.partition = indexes[i][j];
+            o.metadata = gh_str_nn(r, o.metadata).ptr;
+            ft[i].offsets[j] = o;
+        }
+    }
+    *out = ft;
+    *nout = nreq;
+    return 0;
+}
+
+static enum request_status fetch_single(struct broker *b, struct request *r)
+{
+    struct offset_fetch_request *req = r->body;
+    struct offset_fetch_response *resp = r->resp;
+    int16_t err = b->groups ? KERR_NONE : KERR_COORDINATOR_NOT_AVAILABLE;
+    bool all = req->n_topics < 0;
+    int32_t nreq = all ? 0 : req->n_topics;
+    struct kstr *names = request_alloc(r, sizeof(*names) * ((size_t)nreq + 1));
+    int32_t **idx = request_alloc(r, sizeof(*idx) * ((size_t)nreq + 1));
+    int32_t *nidx = request_alloc(r, sizeof(*nidx) * ((size_t)nreq + 1));
+    if (names == NULL || idx == NULL || nidx == NULL)
+        return REQUEST_CLOSE;
+    for (int32_t i = 0; i < nreq; i++) {
+        names[i] = req->topics[i].name;
+        idx[i] = req->topics[i].partition_indexes;
+        nidx[i] = req->topics[i].n_partition_indexes;
+    }
+    struct fetched_topic *ft;
+    int32_t nt;
+    if (collect(b, r, req->group_id.ptr, all, nreq, names, idx, nidx, &ft, &nt) != 0)
+        return REQUEST_CLOSE;
+    resp->error_code = err;
+    RESP_ARRAY(r, resp->topics, nt);
+    if (resp->topics == NULL)
+        return REQUEST_CLOSE;
+    resp->n_topics = nt;
+    for (int32_t i = 0; i < nt; i++) {
+        struct offset_fetch_response_offset_fetch_response_topic *ot = &resp->topics[i];
+        ot->name = ft[i].name;
+        RESP_ARRAY(r, ot->partitions, ft[i].n);
+        if (ot->partitions == NULL)
+            return REQUEST_CLOSE;
+        ot->n_partitions = ft[i].n;
+        for (int32_t j = 0; j < ft[i].n; j++) {
+            const struct gc_offset *o = &ft[i].offsets[j];
+            ot->partitions[j].partition_index = o->partition;
+            ot->partitions[j].committed_offset = o->offset;
+            ot->partitions[j].committed_leader_epoch = o->leader_epoch;
+            ot->partitions[j].metadata = kstr_of(o->metadata);
+            /* v1 has no top-level error: the partitions carry it. */
+            ot->partitions[j].error_code = r->api_version < 2 ? err : KERR_NONE;
+        }
+    }
+    return REQUEST_DONE;
+}
+
+static enum request_status fetch_groups(struct broker *b, struct request *r)
+{
+    struct offset_fetch_request *req = r->body;
+    struct offset_fetch_response *resp = r->resp;
+    int32_t ng = req->n_groups > 0 ? req->n_groups : 0;
+    RESP_ARRAY(r, resp->groups, ng);
+    if (resp->groups == NULL)
+        return REQUEST_CLOSE;
+    resp->n_groups = ng;
+    for (int32_t g = 0; g < ng; g++) {
+        struct offset_fetch_request_offset_fetch_request_group *rg = &req->groups[g];
+        struct offset_fetch_response_offset_fetch_response_group *og = &resp->groups[g];
+        og->group_id = rg->group_id.ptr ? rg->group_id : kstr_of("");
+        og->error_code = b->groups ? KERR_NONE : KERR_COORDINATOR_NOT_AVAILABLE;
+        if (rg->group_id.ptr == NULL)
+            og->error_code = KERR_INVALID_GROUP_ID;
+        if (og->error_code != KERR_NONE)
+            continue;
+        bool all = rg->n_topics < 0;
+        int32_t nreq = all ? 0 : rg->n_topics;
+        struct kstr *names = request_alloc(r, sizeof(*names) * ((size_t)nreq + 1));
+        int32_t **idx = request_alloc(r, sizeof(*idx) * ((size_t)nreq + 1));
+        int32_t *nidx = request_alloc(r, sizeof(*nidx) * ((size_t)nreq + 1));
+        if (names == NULL || idx == NULL || nidx == NULL)
+            return REQUEST_CLOSE;
+        for (int32_t i = 0; i < nreq; i++) {
+            names[i] = rg->topics[i].name;
+            idx[i] = rg->topics[i].partition_indexes;
+            nidx[i] = rg->topics[i].n_partition_indexes;
+        }
+        struct fetched_topic *ft;
+        int32_t nt;
+        if (collect(b, r, rg->group_id.ptr, all, nreq, names, idx, nidx, &ft, &nt) != 0)
+            return REQUEST_CLOSE;
+        RESP_ARRAY(r, og->topics, nt);
+        if (og->topics == NULL)
+            return REQUEST_CLOSE;
+        og->n_topics = nt;
+        for (int32_t i = 0; i < nt; i++) {
+            struct offset_fetch_response_offset_fetch_response_topics *ot = &og->topics[i];
+            ot->name = ft[i].name;
+            RESP_ARRAY(r, ot->partitions, ft[i].n);
+            if (ot->partitions == NULL)
+                return REQUEST_CLOSE;
+            ot->n_partitions = ft[i].n;
+            for (int32_t j = 0; j < ft[i].n; j++) {
+                const struct gc_offset *o = &ft[i].offsets[j];
+                ot->partitions[j].partition_index = o->partition;
+                ot->partitions[j].committed_offset = o->offset;
+                ot->partitions[j].committed_leader_epoch = o->leader_epoch;
+                ot->partitions[j].metadata = kstr_of(o->metadata);
+                ot->partitions[j].error_code = KERR_NONE;
+            }
+        }
+    }
+    return REQUEST_DONE;
+}
+
+enum request_status handle_offset_fetch(struct broker *b, struct request *r)
+{
+    if (r->api_version >= 8)
+        return fetch_groups(b, r);
+    return fetch_single(b, r);
+}
