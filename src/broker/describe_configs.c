@@ -69,6 +69,58 @@ static int broker_rows(const struct broker *b, struct config_row *rows)
 #undef ROW
 }
 
+/* The broker key a topic config falls back to (Kafka's synonym chain). */
+static const char *broker_synonym(const char *topic_key)
+{
+    static const char *const map[][2] = {
+        {"retention.ms", "log.retention.ms"}, {"retention.bytes", "log.retention.bytes"},
+        {"segment.bytes", "log.segment.bytes"}, {"segment.ms", "log.roll.ms"},
+        {"max.message.bytes", "message.max.bytes"}, {"index.interval.bytes", "log.index.interval.bytes"},
+        {"segment.index.bytes", "log.index.size.max.bytes"}, {"flush.messages", "log.flush.interval.messages"},
+        {"flush.ms", "log.flush.interval.ms"}, {"cleanup.policy", "log.cleanup.policy"},
+        {"message.timestamp.type", "log.message.timestamp.type"}, {"compression.type", "compression.type"},
+        {"file.delete.delay.ms", "log.segment.delete.delay.ms"}, {"min.insync.replicas", "min.insync.replicas"},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (strcmp(map[i][0], topic_key) == 0)
+            return map[i][1];
+    return NULL;
+}
+
+static void add_synonyms(struct request *r, const struct topic *t, const struct config_row *row,
+                         const char *override,
+                         struct describe_configs_response_describe_configs_resource_result *c)
+{
+    const char *bkey = broker_synonym(row->name);
+    RESP_ARRAY(r, c->synonyms, 2);
+    if (c->synonyms == NULL)
+        return;
+    int n = 0;
+    if (override != NULL) {
+        c->synonyms[n].name = kstr_of(row->name);
+        c->synonyms[n].value = kstr_of(request_strdup(r, override));
+        c->synonyms[n].source = SOURCE_DYNAMIC_TOPIC;
+        n++;
+    }
+    if (bkey != NULL) {
+        /* The broker-level value this topic would have without its override. */
+        struct topic tmp = *t;
+        tmp.noverrides = 0;
+        tmp.cfg = r->broker->cfg.log;
+        struct config_row rows[32];
+        int nr = topic_rows(&tmp, rows);
+        for (int i = 0; i < nr; i++)
+            if (strcmp(rows[i].name, row->name) == 0) {
+                c->synonyms[n].name = kstr_of(bkey);
+                c->synonyms[n].value = kstr_of(request_strdup(r, rows[i].value));
+                c->synonyms[n].source = SOURCE_DEFAULT;
+                n++;
+                break;
+            }
+    }
+    c->n_synonyms = n;
+}
+
 static bool wanted(const struct describe_configs_request_describe_configs_resource *res, const char *name)
 {
     if (res->n_configuration_keys < 0)
@@ -87,7 +139,7 @@ static const char *override_of(const struct topic *t, const char *name)
     return NULL;
 }
 
-static void describe_one(struct broker *b, struct request *r,
+static void describe_one(struct broker *b, struct request *r, bool include_synonyms,
                          const struct describe_configs_request_describe_configs_resource *res,
                          struct describe_configs_response_describe_configs_result *out)
 {
@@ -129,6 +181,8 @@ static void describe_one(struct broker *b, struct request *r,
         c->config_type = rows[i].type;
         c->documentation = kstr_null();
         c->n_synonyms = 0;
+        if (t != NULL && include_synonyms)
+            add_synonyms(r, t, &rows[i], ov, c);
     }
     out->n_configs = k;
 }
@@ -143,6 +197,7 @@ enum request_status handle_describe_configs(struct broker *b, struct request *r)
         return REQUEST_CLOSE;
     resp->n_results = n;
     for (int32_t i = 0; i < n; i++)
-        describe_one(b, r, &req->resources[i], &resp->results[i]);
+        describe_one(b, r, req->include_synonyms,
+                     &req->resources[i], &resp->results[i]);
     return REQUEST_DONE;
 }

@@ -73,13 +73,6 @@ static void report_add(struct dump_reports *rs, const char *file, int kind, int6
     r->pairs[r->n++] = (struct dump_pair){a, b};
 }
 
-static int cmp_pair_desc(const void *x, const void *y)
-{
-    const struct dump_pair *a = x, *b = y;
-    return a->a < b->a ? 1 : a->a > b->a ? -1 : 0;
-}
-static int cmp_pair_asc(const void *x, const void *y) { return -cmp_pair_desc(x, y); }
-
 static void reports_print(struct dump_reports *rs)
 {
     /* Kafka's order: index mismatches, time index errors, then non-consecutive offsets. */
@@ -91,9 +84,8 @@ static void reports_print(struct dump_reports *rs)
                 continue;
             switch (r->kind) {
             case 0:
-                qsort(r->pairs, (size_t)r->n, sizeof(*r->pairs), cmp_pair_desc);
                 fprintf(stderr, "Mismatches in :%s\n", r->file);
-                for (int k = 0; k < r->n; k++)
+                for (int k = r->n - 1; k >= 0; k--)
                     fprintf(stderr, "  Index offset: %" PRId64 ", log offset: %" PRId64 "\n",
                             r->pairs[k].a, r->pairs[k].b);
                 break;
@@ -116,9 +108,9 @@ static void reports_print(struct dump_reports *rs)
                             r->pairs[k].a, r->pairs[k].b);
                 break;
             case 4:
-                qsort(r->pairs, (size_t)r->n, sizeof(*r->pairs), cmp_pair_asc);
+                /* Kafka 4.0 prepends to a list: newest first. */
                 fprintf(stderr, "Non-consecutive offsets in %s\n", r->file);
-                for (int k = 0; k < r->n; k++)
+                for (int k = r->n - 1; k >= 0; k--)
                     fprintf(stderr, "  %" PRId64 " is followed by %" PRId64 "\n", r->pairs[k].a, r->pairs[k].b);
                 break;
             }
@@ -399,7 +391,8 @@ static int dump_records(struct dfile *f, const struct fbatch *b, const struct du
     struct batch_record r;
     int k;
     while ((k = batch_records_next(&it, &r)) == 1) {
-        if (r.offset != *last_offset + 1)
+        /* Kafka 4.0 (Scala DumpLogSegments): the first record of a file only sets the start. */
+        if (*last_offset != -1 && r.offset != *last_offset + 1)
             report_add(rs, apath, 4, *last_offset, r.offset);
         *last_offset = r.offset;
         if (!o->skip_metadata) {
@@ -423,10 +416,9 @@ static int dump_records(struct dfile *f, const struct fbatch *b, const struct du
             if (r.key != NULL) {
                 printf("%skey: ", prefix);
                 print_utf8(r.key, r.key_len);
-                prefix = " ";
             }
             if (r.value != NULL) {
-                printf("%spayload: ", prefix);
+                printf(" payload: "); /* Kafka 4.0 always uses a plain space here */
                 print_utf8(r.value, r.value_len);
             }
         }
