@@ -76,10 +76,14 @@ unit: $(UNIT_BIN)
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 $(SAN_FLAGS)" LIBS_CORE="$(LIBS_CORE) $(SAN_FLAGS)" all unit
 
+INTEGRATION_BIN ?= $(BUILD)/gregor
 integration: all
-	GREGOR_BIN=$(abspath $(BUILD)/gregor) $(PYTHON) -m pytest -q tests/integration
+	GREGOR_BIN=$(abspath $(INTEGRATION_BIN)) $(PYTHON) -m pytest -q tests/integration
 
-test: asan integration
+# Every test: unit tests and the integration suite both against the ASan+UBSan build, so a
+# memory error anywhere a real client reaches fails the run.
+test: asan
+	$(MAKE) integration INTEGRATION_BIN=build-asan/gregor
 
 FUZZ_SECONDS ?= 10
 # Each fuzz target links only the layers under test (not net/broker): common, proto and the

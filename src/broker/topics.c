@@ -268,10 +268,11 @@ static int partition_open(struct broker *b, struct topic *t, int32_t index, bool
     }
     struct logdir *dir = b->dirs[p->dir_index];
     snprintf(p->dir_path, sizeof(p->dir_path), "%s/%s-%d", logdir_path(dir), t->name, index);
-    int64_t rp = logdir_recovery_point(dir, t->name, index);
     int64_t ls = logdir_log_start_offset(dir, t->name, index);
-    if (rp < 0)
-        rp = 0; /* unknown: recover the whole log */
+    /* After a clean shutdown nothing is scanned; otherwise everything past the checkpointed
+     * recovery point is (all of it when the checkpoint does not list the partition). */
+    int64_t rp = logdir_was_clean(dir) ? PLOG_RECOVERY_POINT_CLEAN
+                                       : logdir_recovery_point(dir, t->name, index);
     int e = plog_open(p->dir_path, t->name, index, &t->cfg, rp, ls < 0 ? 0 : ls, &p->log);
     if (e != KERR_NONE) {
         LOG_ERROR("LogManager", "cannot open partition %s-%d in %s: %s", t->name, index,

@@ -24,7 +24,8 @@ struct pending_delete {
 struct plog {
     pthread_mutex_t mu;
     char *dir;
-    char who[1200];           /* log-line context: "Log partition=t-0, dir=/data" */
+    char tp[300];             /* "<topic>-<partition>" */
+    char who[1400];           /* log-line context: "Log partition=t-0, dir=/data" */
     struct log_config cfg;
     struct segment **segs;    /* oldest first; the last one is active */
     int nsegs, segs_cap;
@@ -326,12 +327,12 @@ static int load_segments(struct plog *log, int64_t recovery_point, bool *recover
             scan = true;
         if (!scan)
             continue;
-        if (lr != 0)
-            LOG_WARN(log->who, "Found a corrupted index file for segment %s (%s), rebuilding index files...",
-                     s->base_path, why ? why : "?");
+        if (in_recovery)
+            LOG_INFO(log->who, "Recovering unflushed segment %" PRId64 ". %d/%d recovered for %s.%s%s",
+                     s->base_offset, i, n, log->tp, why ? " Check failed: " : "", why ? why : "");
         else
-            LOG_INFO(log->who, "Recovering unflushed segment %" PRId64 ". %d/%d recovered for %s.",
-                     s->base_offset, i, n, log->who);
+            LOG_WARN(log->who, "Found a corrupted segment %s.log or its indexes (%s), rebuilding index files...",
+                     s->base_path, why ? why : "?");
         int64_t truncated;
         if (recover_segment(log, s, min_offset, &truncated) < 0) {
             rc = -1;
@@ -460,8 +461,8 @@ int plog_open(const char *dir, const char *topic, int32_t partition, const struc
         *slash = '\0';
     else
         snprintf(parent, sizeof(parent), ".");
-    snprintf(log->who, sizeof(log->who), "Log partition=%.255s-%d, dir=%.900s", topic ? topic : "?",
-             partition, parent);
+    snprintf(log->tp, sizeof(log->tp), "%.255s-%d", topic ? topic : "?", partition);
+    snprintf(log->who, sizeof(log->who), "Log partition=%s, dir=%.900s", log->tp, parent);
     if (open_locked(log, recovery_point, log_start_offset) < 0) {
         free_log(log);
         return KERR_KAFKA_STORAGE_ERROR;

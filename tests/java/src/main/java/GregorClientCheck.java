@@ -1,0 +1,468 @@
+// Drives a gregor broker with the real Java client (kafka-clients 4.x).
+//
+//   java -jar target/gregor-client-check.jar MODE BOOTSTRAP [key=value ...]
+//
+// Modes:
+//   produce-idempotent  default producer (idempotent, acks=all): keyed records with headers to a
+//                       multi-partition topic, read back with assign + seekToBeginning; checks
+//                       keys/values/headers/order per partition and the exact count.
+//                       options: count=N (default 5000), partitions=P (default 4)
+//   group               consumer group: consumer 1 subscribes, reads, commitSync, close; more
+//                       records are produced; consumer 2 (same group) resumes at the commit.
+//                       options: count=N per phase (default 1000), protocol=classic|consumer
+//   admin               createTopics, listTopics, describeTopics, describeConfigs,
+//                       createPartitions, deleteTopics, describeCluster.
+//
+// Prints one summary line starting with "OK <mode>" and exits 0, or prints "FAIL: ..." and
+// exits 1 on any mismatch or client error.
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.Config;
+import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.clients.admin.DescribeClusterResult;
+import org.apache.kafka.clients.admin.NewPartitions;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.ConsumerRecords;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.Node;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.TopicPartitionInfo;
+import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.header.Header;
+import org.apache.kafka.common.header.Headers;
+import org.apache.kafka.common.header.internals.RecordHeaders;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+
+public final class GregorClientCheck {
+    static final long TIMEOUT_S = 30;
+
+    static final class CheckFailed extends RuntimeException {
+        CheckFailed(String msg) { super(msg); }
+    }
+
+    static void check(boolean cond, String fmt, Object... args) {
+        if (!cond) throw new CheckFailed(String.format(fmt, args));
+    }
+
+    static byte[] b(String s) { return s.getBytes(StandardCharsets.UTF_8); }
+    static String s(byte[] b) { return b == null ? null : new String(b, StandardCharsets.UTF_8); }
+
+    public static void main(String[] argv) {
+        System.setProperty("org.slf4j.simpleLogger.defaultLogLevel",
+                System.getProperty("org.slf4j.simpleLogger.defaultLogLevel", "warn"));
+        if (argv.length < 2) {
+            System.err.println("usage: GregorClientCheck produce-idempotent|group|admin BOOTSTRAP [key=value ...]");
+            System.exit(2);
+        }
+        Map<String, String> opts = new HashMap<>();
+        for (int i = 2; i < argv.length; i++) {
+            int eq = argv[i].indexOf('=');
+            if (eq < 0) { System.err.println("bad option " + argv[i]); System.exit(2); }
+            opts.put(argv[i].substring(0, eq), argv[i].substring(eq + 1));
+        }
+        String bootstrap = argv[1];
+        int rc = 0;
+        try {
+            switch (argv[0]) {
+                case "produce-idempotent":
+                    produceIdempotent(bootstrap, Integer.parseInt(opts.getOrDefault("count", "5000")),
+                            Integer.parseInt(opts.getOrDefault("partitions", "4")));
+                    break;
+                case "group":
+                    group(bootstrap, Integer.parseInt(opts.getOrDefault("count", "1000")),
+                            opts.getOrDefault("protocol", "classic"));
+                    break;
+                case "admin":
+                    admin(bootstrap);
+                    break;
+                default:
+                    System.err.println("unknown mode " + argv[0]);
+                    rc = 2;
+            }
+        } catch (Throwable t) {
+            System.out.flush();
+            System.err.println("FAIL: " + t);
+            t.printStackTrace();
+            rc = 1;
+        }
+        System.out.flush();
+        System.err.flush();
+        System.exit(rc);  // client threads must not keep the JVM alive
+    }
+
+    // ------------------------------------------------------------------------------- helpers
+
+    static Admin newAdmin(String bootstrap) {
+        Properties p = new Properties();
+        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 30000);
+        p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 15000);
+        return Admin.create(p);
+    }
+
+    static void createTopic(Admin admin, String name, int partitions, Map<String, String> configs) throws Exception {
+        NewTopic t = new NewTopic(name, partitions, (short) 1);
+        if (configs != null) t.configs(configs);
+        admin.createTopics(List.of(t)).all().get(TIMEOUT_S, TimeUnit.SECONDS);
+    }
+
+    static KafkaProducer<byte[], byte[]> newProducer(String bootstrap, Properties extra) {
+        Properties p = new Properties();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 60000);
+        if (extra != null) p.putAll(extra);
+        return new KafkaProducer<>(p);
+    }
+
+    static KafkaConsumer<byte[], byte[]> newConsumer(String bootstrap, Properties extra) {
+        Properties p = new Properties();
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        p.put(ConsumerConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 30000);
+        if (extra != null) p.putAll(extra);
+        return new KafkaConsumer<>(p);
+    }
+
+    /** What was sent to one record: key, value, headers, and where the broker put it. */
+    record Sent(String key, String value, List<String[]> headers, int partition, long offset) {}
+
+    static Headers headersFor(int i) {
+        RecordHeaders h = new RecordHeaders();
+        h.add("seq", b(Integer.toString(i)));
+        h.add("src", b("java"));
+        h.add("nul", null);  // a header with a null value must survive the round trip
+        return h;
+    }
+
+    static List<String[]> headerList(Iterable<Header> hs) {
+        List<String[]> out = new ArrayList<>();
+        for (Header h : hs) out.add(new String[] {h.key(), s(h.value())});
+        return out;
+    }
+
+    static boolean sameHeaders(List<String[]> a, List<String[]> b) {
+        if (a.size() != b.size()) return false;
+        for (int i = 0; i < a.size(); i++) {
+            if (!a.get(i)[0].equals(b.get(i)[0])) return false;
+            String va = a.get(i)[1], vb = b.get(i)[1];
+            if (va == null ? vb != null : !va.equals(vb)) return false;
+        }
+        return true;
+    }
+
+    static String fmtHeaders(List<String[]> hs) {
+        StringBuilder sb = new StringBuilder("[");
+        for (String[] h : hs) sb.append(h[0]).append('=').append(h[1]).append(' ');
+        return sb.append(']').toString();
+    }
+
+    /** Sends count records (keys "prefix-k<i>") with the given producer; returns them with their placement. */
+    static List<Sent> sendKeyed(KafkaProducer<byte[], byte[]> producer, String topic, String prefix, int count)
+            throws Exception {
+        List<Future<RecordMetadata>> futures = new ArrayList<>(count);
+        List<Headers> hdrs = new ArrayList<>(count);
+        for (int i = 0; i < count; i++) {
+            Headers h = headersFor(i);
+            hdrs.add(h);
+            futures.add(producer.send(new ProducerRecord<>(topic, null, b(prefix + "-k" + i),
+                    b(prefix + "-value-" + i), h)));
+        }
+        producer.flush();
+        List<Sent> out = new ArrayList<>(count);
+        for (int i = 0; i < count; i++) {
+            RecordMetadata md = futures.get(i).get(TIMEOUT_S, TimeUnit.SECONDS);
+            check(md.hasOffset(), "record %d: no offset in RecordMetadata", i);
+            out.add(new Sent(prefix + "-k" + i, prefix + "-value-" + i, headerList(hdrs.get(i)),
+                    md.partition(), md.offset()));
+        }
+        return out;
+    }
+
+    /** Groups sent records by partition, in offset order, and checks offsets are dense from 0/base. */
+    static Map<Integer, List<Sent>> byPartition(List<Sent> sent) {
+        Map<Integer, List<Sent>> m = new HashMap<>();
+        for (Sent s : sent) m.computeIfAbsent(s.partition(), k -> new ArrayList<>()).add(s);
+        for (Map.Entry<Integer, List<Sent>> e : m.entrySet()) {
+            List<Sent> l = e.getValue();
+            l.sort((x, y) -> Long.compare(x.offset(), y.offset()));
+            for (int i = 1; i < l.size(); i++)
+                check(l.get(i).offset() == l.get(i - 1).offset() + 1,
+                        "partition %d: produce offsets not contiguous: %d then %d", e.getKey(),
+                        l.get(i - 1).offset(), l.get(i).offset());
+        }
+        return m;
+    }
+
+    static void compare(String what, Map<Integer, List<Sent>> expected,
+                        Map<Integer, List<ConsumerRecord<byte[], byte[]>>> got) {
+        for (Map.Entry<Integer, List<Sent>> e : expected.entrySet()) {
+            int p = e.getKey();
+            List<Sent> exp = e.getValue();
+            List<ConsumerRecord<byte[], byte[]>> g = got.getOrDefault(p, List.of());
+            check(g.size() == exp.size(), "%s partition %d: expected %d records, got %d", what, p, exp.size(), g.size());
+            for (int i = 0; i < exp.size(); i++) {
+                Sent s = exp.get(i);
+                ConsumerRecord<byte[], byte[]> r = g.get(i);
+                check(r.offset() == s.offset(), "%s partition %d #%d: offset %d, expected %d", what, p, i, r.offset(), s.offset());
+                check(s.key().equals(s(r.key())), "%s partition %d offset %d: key %s, expected %s", what, p, r.offset(), s(r.key()), s.key());
+                check(s.value().equals(s(r.value())), "%s partition %d offset %d: value %s, expected %s", what, p, r.offset(), s(r.value()), s.value());
+                List<String[]> rh = headerList(r.headers());
+                check(sameHeaders(s.headers(), rh), "%s partition %d offset %d: headers %s, expected %s", what, p,
+                        r.offset(), fmtHeaders(rh), fmtHeaders(s.headers()));
+            }
+        }
+        for (Integer p : got.keySet())
+            check(expected.containsKey(p) || got.get(p).isEmpty(), "%s: unexpected records in partition %d", what, p);
+    }
+
+    /** Polls until `want` records arrived (or the deadline), then keeps polling briefly to catch extras. */
+    static Map<Integer, List<ConsumerRecord<byte[], byte[]>>> pollRecords(KafkaConsumer<byte[], byte[]> c, int want,
+                                                                            long timeoutMs) {
+        Map<Integer, List<ConsumerRecord<byte[], byte[]>>> got = new HashMap<>();
+        int n = 0;
+        long deadline = System.currentTimeMillis() + timeoutMs;
+        while (n < want && System.currentTimeMillis() < deadline) {
+            ConsumerRecords<byte[], byte[]> rs = c.poll(Duration.ofMillis(500));
+            for (ConsumerRecord<byte[], byte[]> r : rs) {
+                got.computeIfAbsent(r.partition(), k -> new ArrayList<>()).add(r);
+                n++;
+            }
+        }
+        check(n >= want, "timed out: consumed %d of %d records", n, want);
+        // Anything beyond `want` is a duplicate or a stray record.
+        ConsumerRecords<byte[], byte[]> extra = c.poll(Duration.ofMillis(1000));
+        for (ConsumerRecord<byte[], byte[]> r : extra) {
+            got.computeIfAbsent(r.partition(), k -> new ArrayList<>()).add(r);
+            n++;
+        }
+        check(n == want, "consumed %d records, expected exactly %d", n, want);
+        return got;
+    }
+
+    // ------------------------------------------------------------------------------- modes
+
+    static void produceIdempotent(String bootstrap, int count, int partitions) throws Exception {
+        String topic = "java-idem-" + System.nanoTime();
+        try (Admin admin = newAdmin(bootstrap)) {
+            createTopic(admin, topic, partitions, null);
+        }
+        List<Sent> sent;
+        // Default settings: in 4.x that means enable.idempotence=true, acks=all (InitProducerId + sequences).
+        try (KafkaProducer<byte[], byte[]> producer = newProducer(bootstrap, null)) {
+            sent = sendKeyed(producer, topic, "idem", count);
+        }
+        Map<Integer, List<Sent>> expected = byPartition(sent);
+        check(expected.size() > 1, "all %d records went to %d partition(s); expected several", count, expected.size());
+        for (Map.Entry<Integer, List<Sent>> e : expected.entrySet())
+            check(e.getValue().get(0).offset() == 0, "partition %d: first offset %d, expected 0", e.getKey(),
+                    e.getValue().get(0).offset());
+
+        List<TopicPartition> tps = new ArrayList<>();
+        for (int p = 0; p < partitions; p++) tps.add(new TopicPartition(topic, p));
+        Map<Integer, List<ConsumerRecord<byte[], byte[]>>> got;
+        long endSum = 0;
+        try (KafkaConsumer<byte[], byte[]> c = newConsumer(bootstrap, null)) {
+            c.assign(tps);
+            c.seekToBeginning(tps);
+            Map<TopicPartition, Long> end = c.endOffsets(tps, Duration.ofSeconds(TIMEOUT_S));
+            Map<TopicPartition, Long> beg = c.beginningOffsets(tps, Duration.ofSeconds(TIMEOUT_S));
+            for (TopicPartition tp : tps) {
+                long exp = expected.getOrDefault(tp.partition(), List.of()).size();
+                check(beg.get(tp) == 0, "%s: beginning offset %d, expected 0", tp, beg.get(tp));
+                check(end.get(tp) == exp, "%s: end offset %d, expected %d", tp, end.get(tp), exp);
+                endSum += end.get(tp);
+            }
+            got = pollRecords(c, count, 60000);
+        }
+        compare("produce-idempotent", expected, got);
+        StringBuilder per = new StringBuilder();
+        for (int p = 0; p < partitions; p++)
+            per.append(p == 0 ? "" : ",").append(expected.getOrDefault(p, List.of()).size());
+        System.out.printf("OK produce-idempotent produced=%d consumed=%d end_offsets=%d partitions=%d per_partition=%s%n",
+                sent.size(), got.values().stream().mapToInt(List::size).sum(), endSum, partitions, per);
+    }
+
+    static void group(String bootstrap, int count, String protocol) throws Exception {
+        String topic = "java-group-" + System.nanoTime();
+        String groupId = "java-group-" + System.nanoTime();
+        int partitions = 3;
+        try (Admin admin = newAdmin(bootstrap)) {
+            createTopic(admin, topic, partitions, null);
+        }
+        Properties cp = new Properties();
+        cp.put(ConsumerConfig.GROUP_ID_CONFIG, groupId);
+        cp.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol);
+        cp.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        cp.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+
+        try (KafkaProducer<byte[], byte[]> producer = newProducer(bootstrap, null)) {
+            Map<Integer, List<Sent>> first = byPartition(sendKeyed(producer, topic, "one", count));
+
+            int got1;
+            Map<TopicPartition, OffsetAndMetadata> committed;
+            try (KafkaConsumer<byte[], byte[]> c1 = newConsumer(bootstrap, cp)) {
+                c1.subscribe(List.of(topic));
+                Map<Integer, List<ConsumerRecord<byte[], byte[]>>> g = pollRecords(c1, count, 60000);
+                compare("group consumer 1", first, g);
+                got1 = g.values().stream().mapToInt(List::size).sum();
+                Set<TopicPartition> assigned = c1.assignment();
+                check(assigned.size() == partitions, "consumer 1 assigned %d partitions, expected %d: %s",
+                        assigned.size(), partitions, assigned);
+                c1.commitSync(Duration.ofSeconds(TIMEOUT_S));
+                committed = c1.committed(assigned, Duration.ofSeconds(TIMEOUT_S));
+                for (TopicPartition tp : assigned) {
+                    long exp = first.getOrDefault(tp.partition(), List.of()).size();
+                    OffsetAndMetadata om = committed.get(tp);
+                    check(om != null && om.offset() == exp, "%s: committed %s, expected offset %d", tp, om, exp);
+                }
+            }  // close(): leaves the group
+
+            Map<Integer, List<Sent>> second = byPartition(sendKeyed(producer, topic, "two", count));
+            int got2;
+            try (KafkaConsumer<byte[], byte[]> c2 = newConsumer(bootstrap, cp)) {
+                c2.subscribe(List.of(topic));
+                Map<Integer, List<ConsumerRecord<byte[], byte[]>>> g = pollRecords(c2, count, 60000);
+                // Only the second batch: the first was committed by consumer 1.
+                compare("group consumer 2", second, g);
+                got2 = g.values().stream().mapToInt(List::size).sum();
+                c2.commitSync(Duration.ofSeconds(TIMEOUT_S));
+            }
+            System.out.printf("OK group protocol=%s first=%d second=%d partitions=%d%n", protocol, got1, got2, partitions);
+        }
+    }
+
+    static void admin(String bootstrap) throws Exception {
+        String suffix = Long.toString(System.nanoTime());
+        String t1 = "java-admin-a-" + suffix, t2 = "java-admin-b-" + suffix;
+        try (Admin admin = newAdmin(bootstrap)) {
+            // describeCluster
+            DescribeClusterResult dc = admin.describeCluster();
+            Collection<Node> nodes = dc.nodes().get(TIMEOUT_S, TimeUnit.SECONDS);
+            Node controller = dc.controller().get(TIMEOUT_S, TimeUnit.SECONDS);
+            String clusterId = dc.clusterId().get(TIMEOUT_S, TimeUnit.SECONDS);
+            check(nodes.size() == 1, "describeCluster: %d nodes, expected 1: %s", nodes.size(), nodes);
+            Node self = nodes.iterator().next();
+            check(bootstrap.equals(self.host() + ":" + self.port()), "describeCluster: node %s, expected %s", self, bootstrap);
+            check(controller != null && controller.id() == self.id(), "describeCluster: controller %s, expected node %d",
+                    controller, self.id());
+            check(clusterId != null && !clusterId.isEmpty(), "describeCluster: empty cluster id");
+
+            // createTopics (one with a config)
+            admin.createTopics(List.of(
+                    new NewTopic(t1, 2, (short) 1).configs(Map.of("retention.ms", "3600000", "cleanup.policy", "delete")),
+                    new NewTopic(t2, 3, (short) 1))).all().get(TIMEOUT_S, TimeUnit.SECONDS);
+            // creating it again must fail with TopicExistsException
+            try {
+                admin.createTopics(List.of(new NewTopic(t2, 3, (short) 1))).all().get(TIMEOUT_S, TimeUnit.SECONDS);
+                check(false, "createTopics: second create of %s succeeded", t2);
+            } catch (java.util.concurrent.ExecutionException e) {
+                check(e.getCause() instanceof org.apache.kafka.common.errors.TopicExistsException,
+                        "createTopics: second create gave %s, expected TopicExistsException", e.getCause());
+            }
+
+            // listTopics
+            Set<String> names = admin.listTopics().names().get(TIMEOUT_S, TimeUnit.SECONDS);
+            check(names.contains(t1) && names.contains(t2), "listTopics: %s missing %s/%s", names, t1, t2);
+            int listed = names.size();
+
+            // describeTopics
+            Map<String, TopicDescription> desc = admin.describeTopics(List.of(t1, t2)).allTopicNames()
+                    .get(TIMEOUT_S, TimeUnit.SECONDS);
+            check(desc.get(t1).partitions().size() == 2, "describeTopics %s: %d partitions, expected 2", t1,
+                    desc.get(t1).partitions().size());
+            check(desc.get(t2).partitions().size() == 3, "describeTopics %s: %d partitions, expected 3", t2,
+                    desc.get(t2).partitions().size());
+            for (TopicDescription td : desc.values()) {
+                check(!td.isInternal(), "describeTopics %s: internal", td.name());
+                for (TopicPartitionInfo pi : td.partitions()) {
+                    check(pi.leader() != null && pi.leader().id() == self.id(), "describeTopics %s-%d: leader %s",
+                            td.name(), pi.partition(), pi.leader());
+                    check(pi.replicas().size() == 1 && pi.isr().size() == 1, "describeTopics %s-%d: replicas %s isr %s",
+                            td.name(), pi.partition(), pi.replicas(), pi.isr());
+                }
+            }
+
+            // describeConfigs (topic and broker)
+            ConfigResource r1 = new ConfigResource(ConfigResource.Type.TOPIC, t1);
+            ConfigResource rb = new ConfigResource(ConfigResource.Type.BROKER, Integer.toString(self.id()));
+            Map<ConfigResource, Config> cfgs = admin.describeConfigs(List.of(r1, rb)).all().get(TIMEOUT_S, TimeUnit.SECONDS);
+            ConfigEntry ret = cfgs.get(r1).get("retention.ms");
+            check(ret != null && "3600000".equals(ret.value()), "describeConfigs %s: retention.ms = %s", t1, ret);
+            check(ret.source() == ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG,
+                    "describeConfigs %s: retention.ms source %s, expected DYNAMIC_TOPIC_CONFIG", t1, ret.source());
+            ConfigEntry cp = cfgs.get(r1).get("cleanup.policy");
+            check(cp != null && "delete".equals(cp.value()), "describeConfigs %s: cleanup.policy = %s", t1, cp);
+            int topicConfigs = cfgs.get(r1).entries().size();
+            int brokerConfigs = cfgs.get(rb).entries().size();
+            check(brokerConfigs > 0, "describeConfigs broker %d: no entries", self.id());
+
+            // createPartitions: t2 3 -> 5
+            admin.createPartitions(Map.of(t2, NewPartitions.increaseTo(5))).all().get(TIMEOUT_S, TimeUnit.SECONDS);
+            int after = -1;
+            long deadline = System.currentTimeMillis() + 10000;
+            while (System.currentTimeMillis() < deadline) {
+                after = admin.describeTopics(List.of(t2)).allTopicNames().get(TIMEOUT_S, TimeUnit.SECONDS)
+                        .get(t2).partitions().size();
+                if (after == 5) break;
+                Thread.sleep(200);
+            }
+            check(after == 5, "createPartitions %s: describeTopics shows %d partitions, expected 5", t2, after);
+            // shrinking must be rejected
+            try {
+                admin.createPartitions(Map.of(t2, NewPartitions.increaseTo(2))).all().get(TIMEOUT_S, TimeUnit.SECONDS);
+                check(false, "createPartitions: shrinking %s to 2 succeeded", t2);
+            } catch (java.util.concurrent.ExecutionException e) {
+                check(e.getCause() instanceof org.apache.kafka.common.errors.InvalidPartitionsException,
+                        "createPartitions shrink gave %s, expected InvalidPartitionsException", e.getCause());
+            }
+
+            // deleteTopics
+            admin.deleteTopics(List.of(t1, t2)).all().get(TIMEOUT_S, TimeUnit.SECONDS);
+            Set<String> left = null;
+            deadline = System.currentTimeMillis() + 10000;
+            while (System.currentTimeMillis() < deadline) {
+                left = new HashSet<>(admin.listTopics().names().get(TIMEOUT_S, TimeUnit.SECONDS));
+                if (!left.contains(t1) && !left.contains(t2)) break;
+                Thread.sleep(200);
+            }
+            check(left != null && !left.contains(t1) && !left.contains(t2), "deleteTopics: still listed: %s", left);
+            try {
+                admin.describeTopics(List.of(t1)).allTopicNames().get(TIMEOUT_S, TimeUnit.SECONDS);
+                check(false, "describeTopics of deleted %s succeeded", t1);
+            } catch (java.util.concurrent.ExecutionException e) {
+                check(e.getCause() instanceof org.apache.kafka.common.errors.UnknownTopicOrPartitionException,
+                        "describeTopics of deleted topic gave %s, expected UnknownTopicOrPartitionException", e.getCause());
+            }
+
+            System.out.printf("OK admin nodes=%d controller=%d created=2 listed=%d topic_configs=%d broker_configs=%d "
+                    + "partitions_after=%d deleted=2 remaining=%d%n", nodes.size(), controller.id(), listed,
+                    topicConfigs, brokerConfigs, after, left.size());
+        }
+    }
+}
