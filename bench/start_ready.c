@@ -68,8 +68,13 @@ int main(int argc, char **argv)
     pid_t pid = fork();
     if (pid == 0) {
         setsid();
+        /* START_READY_LOG: where the broker's stdout and stderr go (default /dev/null). */
+        const char *log = getenv("START_READY_LOG");
         int devnull = open("/dev/null", O_RDWR);
+        int out = open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
         dup2(devnull, 0);
+        dup2(out < 0 ? devnull : out, 1);
+        dup2(out < 0 ? devnull : out, 2);
         execvp(argv[4], argv + 4);
         _exit(127);
     }

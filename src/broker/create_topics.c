@@ -84,6 +84,20 @@ static int create_one(struct broker *b, struct request *r, bool validate_only,
         return e;
     out->num_partitions = parts;
     out->replication_factor = rf;
+    /* v5+: a non-null configs array whenever num_partitions is set (the Java admin client
+     * dereferences it); it lists the topic's explicit configs (source DYNAMIC_TOPIC_CONFIG). */
+    int32_t nc = in->n_configs > 0 ? in->n_configs : 0;
+    RESP_ARRAY(r, out->configs, nc);
+    if (out->configs == NULL)
+        return KERR_UNKNOWN_SERVER_ERROR;
+    for (int32_t k = 0; k < nc; k++) {
+        out->configs[k].name = kstr_of(kv[k].key);
+        out->configs[k].value = kstr_of(kv[k].value);
+        out->configs[k].read_only = false;
+        out->configs[k].config_source = 1;
+        out->configs[k].is_sensitive = false;
+    }
+    out->n_configs = nc;
     if (validate_only)
         return KERR_NONE;
     struct topic *t = NULL;

@@ -443,8 +443,8 @@ int broker_serve(struct broker_config *cfg)
     LOG_INFO(server_who, "Awaiting socket connections on %s:%d (advertised %s:%d), cluster id %s",
              b->cfg.listener_host, b->cfg.listener_port, b->cfg.advertised_host,
              b->cfg.advertised_port, b->cluster_id);
-    LOG_INFO(server_who, "started (kafka.server.KafkaServer) in %.1f ms",
-             (double)(mono_us() - t0) / 1000.0);
+    LOG_INFO(server_who, "Startup took %.1f ms", (double)(mono_us() - t0) / 1000.0);
+    LOG_INFO(server_who, "started (kafka.server.KafkaServer)");
     loop_run(b->loop);
     shutdown_broker(b);
     loop_destroy(b->loop);
