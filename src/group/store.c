@@ -121,12 +121,21 @@ static void maybe_schedule_compaction(struct group_store *s, struct partition *p
         s->compact_timer = broker_timer_add(s->b, mono_ms(), compact_fire, s);
 }
 
+static struct topic *ensure_topic(struct broker *b);
+
 static int store_append(void *ctx, int32_t partition, const struct gc_record *recs, int n)
 {
     struct group_store *s = ctx;
     struct partition *p = offsets_partition(s, partition);
-    if (p == NULL)
-        return KERR_COORDINATOR_NOT_AVAILABLE;
+    if (p == NULL) {
+        /* Created on first use, as Kafka does: a broker nobody used for groups lists no
+         * __consumer_offsets topic. */
+        if (ensure_topic(s->b) == NULL)
+            return KERR_COORDINATOR_NOT_AVAILABLE;
+        p = offsets_partition(s, partition);
+        if (p == NULL)
+            return KERR_COORDINATOR_NOT_AVAILABLE;
+    }
     int e = append_records(s, p, recs, n);
     if (e == KERR_NONE && s->gc != NULL)
         maybe_schedule_compaction(s, p);
@@ -310,26 +319,25 @@ static struct topic *ensure_topic(struct broker *b)
 
 struct group_coordinator *group_coordinator_create(struct broker *b)
 {
-    struct topic *t = ensure_topic(b);
-    if (t == NULL)
-        return NULL;
-    if (t->npartitions != b->cfg.offsets_topic_num_partitions)
+    struct topic *t = topic_find(b, OFFSETS_TOPIC);
+    int32_t nparts = t != NULL ? t->npartitions : b->cfg.offsets_topic_num_partitions;
+    if (t != NULL && t->npartitions != b->cfg.offsets_topic_num_partitions)
         LOG_WARN(STORE_WHO, "%s has %d partitions but offsets.topic.num.partitions=%d: using %d "
                  "(the partition count of an existing topic decides where groups live)",
                  OFFSETS_TOPIC, t->npartitions, b->cfg.offsets_topic_num_partitions,
                  t->npartitions);
-    b->cfg.offsets_topic_num_partitions = t->npartitions;
+    b->cfg.offsets_topic_num_partitions = nparts;
     struct group_store *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
     s->b = b;
-    s->compact_due = calloc((size_t)t->npartitions + 1, sizeof(*s->compact_due));
+    s->compact_due = calloc((size_t)nparts + 1, sizeof(*s->compact_due));
     if (s->compact_due == NULL) {
         free(s);
         return NULL;
     }
     struct gc_config cfg = {
-        .num_partitions = t->npartitions,
+        .num_partitions = nparts,
         .initial_rebalance_delay_ms = b->cfg.group_initial_rebalance_delay_ms,
         .min_session_timeout_ms = b->cfg.group_min_session_timeout_ms,
         .max_session_timeout_ms = b->cfg.group_max_session_timeout_ms,
@@ -354,14 +362,14 @@ struct group_coordinator *group_coordinator_create(struct broker *b)
         return NULL;
     }
     int64_t t0 = mono_ms();
-    for (int32_t i = 0; i < t->npartitions; i++)
+    for (int32_t i = 0; t != NULL && i < t->npartitions; i++)
         replay_partition(gc, t->partitions[i]);
     gc_replay_done(gc);
     s->gc = gc;
     s->replaying = false;
     LOG_INFO(STORE_WHO, "Finished loading offsets and group metadata from %s in %lld ms",
              OFFSETS_TOPIC, (long long)(mono_ms() - t0));
-    for (int32_t i = 0; i < t->npartitions; i++)
+    for (int32_t i = 0; t != NULL && i < t->npartitions; i++)
         maybe_schedule_compaction(s, t->partitions[i]);
     return gc;
 }

@@ -1,0 +1,80 @@
+"""The Kafka quickstart tutorial our users follow, command by command through bin/, against
+gregor started the way the tutorial starts Kafka (kafka-server-start.sh config/server.properties)."""
+import os
+import re
+import signal
+import subprocess
+import time
+
+from conftest import ROOT, api_versions_ok, free_port
+
+BIN = os.path.join(ROOT, "bin")
+
+
+def run(script, *args, stdin=None, env=None, timeout=60):
+    return subprocess.run([os.path.join(BIN, script)] + list(args), input=stdin, capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def test_tutorial_end_to_end(tmp_path):
+    port = free_port()
+    bootstrap = "localhost:%d" % port
+    data = str(tmp_path / "kafka-logs")
+    env = dict(os.environ)
+    env["GREGOR_BOOTSTRAP"] = bootstrap  # where the tutorial's --zookeeper lands
+    log = open(tmp_path / "server.log", "w")
+    server = subprocess.Popen([os.path.join(BIN, "kafka-server-start.sh"),
+                               os.path.join(ROOT, "config", "server.properties"),
+                               "--override", "listeners=PLAINTEXT://127.0.0.1:%d" % port,
+                               "--override", "advertised.listeners=PLAINTEXT://localhost:%d" % port,
+                               "--override", "log.dirs=%s" % data],
+                              stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.time() + 15
+        while not api_versions_ok(port) and time.time() < deadline:
+            assert server.poll() is None, open(tmp_path / "server.log").read()
+            time.sleep(0.05)
+        assert re.search(r"INFO \[KafkaServer id=0\] started \(kafka\.server\.KafkaServer\)",
+                         open(tmp_path / "server.log").read())
+
+        r = run("kafka-topics.sh", "--create", "--zookeeper", "localhost:2181", "--replication-factor",
+                "1", "--partitions", "1", "--topic", "test", env=env)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "Created topic test.\n"
+
+        r = run("kafka-topics.sh", "--list", "--zookeeper", "localhost:2181", env=env)
+        assert r.returncode == 0 and r.stdout.split() == ["test"]
+
+        r = run("kafka-console-producer.sh", "--broker-list", bootstrap, "--topic", "test",
+                stdin="Hello\nWorld\n", env=env)
+        assert r.returncode == 0, r.stderr
+
+        seg = os.path.join(data, "test-0")
+        assert sorted(f for f in os.listdir(seg) if f.startswith("0000")) == [
+            "00000000000000000000.index", "00000000000000000000.log", "00000000000000000000.timeindex"]
+
+        r = run("kafka-run-class.sh", "kafka.tools.DumpLogSegments", "--deep-iteration",
+                "--print-data-log", "--files", os.path.join(seg, "00000000000000000000.log"), env=env)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith("Dumping %s\n" % os.path.join(seg, "00000000000000000000.log"))
+        records = re.findall(r"offset: (\d+) .*payload: (\w+)", r.stdout)
+        assert records == [("0", "Hello"), ("1", "World")]
+
+        r = run("kafka-console-consumer.sh", "--bootstrap-server", bootstrap, "--topic", "test",
+                "--from-beginning", "--group", "tutorial", "--max-messages", "2", env=env)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "Hello\nWorld\n"
+
+        run("kafka-console-producer.sh", "--broker-list", bootstrap, "--topic", "test",
+            stdin="Again\n", env=env)
+        r = run("kafka-consumer-groups.sh", "--bootstrap-server", bootstrap, "--describe",
+                "--group", "tutorial", env=env)
+        assert r.returncode == 0, r.stderr
+        row = [line.split() for line in r.stdout.splitlines() if line.startswith("tutorial ")]
+        # GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG ...
+        assert row and row[0][:6] == ["tutorial", "test", "0", "2", "3", "1"], r.stdout
+    finally:
+        server.send_signal(signal.SIGTERM)
+        rc = server.wait(20)
+        log.close()
+    assert rc == 0, open(tmp_path / "server.log").read()
