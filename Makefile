@@ -95,7 +95,7 @@ fuzz_extra = $(if $(filter undefined,$(origin FUZZ_EXTRA_$(1))),$(FUZZ_EXTRA_DEF
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -Isrc -I$(BUILD)/gen \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_BASE_SRC) $(GEN_H) $(wildcard src/*/*.h)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_BASE_SRC) $(GEN_H) $(wildcard src/*/*.h) $(wildcard src/*/*.c)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_BASE_SRC) $(call fuzz_extra,$*) $(LIBS_CORE)
 
@@ -106,7 +106,7 @@ fuzz: fuzz-build
 	@set -e; for n in $(notdir $(FUZZ_BIN)); do mkdir -p $(BUILD)/fuzz/corpus-$$n; \
 	  seeds=""; [ -d tests/fuzz/seeds/$$n ] && seeds=tests/fuzz/seeds/$$n; \
 	  echo "fuzzing $$n for $(FUZZ_SECONDS)s"; \
-	  if ! $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+	  if ! $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -artifact_prefix=$(BUILD)/fuzz/$$n- \
 	      $(BUILD)/fuzz/corpus-$$n $$seeds > $(BUILD)/fuzz/$$n.log 2>&1; then \
 	    tail -n 40 $(BUILD)/fuzz/$$n.log; exit 1; fi; \
 	  tail -n 2 $(BUILD)/fuzz/$$n.log; done

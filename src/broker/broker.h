@@ -16,6 +16,7 @@ struct net;
 struct conn;
 struct logdir;
 struct group_coordinator;
+struct fetch_sessions;
 
 #define BROKER_MAX_LOG_DIRS 8
 
@@ -181,6 +182,7 @@ struct broker {
     struct partition **dirty;        /* partitions appended since the last group commit */
     int ndirty, capdirty;
     struct group_coordinator *groups;
+    struct fetch_sessions *fetch_sessions; /* created on first use */
     bool stopping;
     int64_t started_ms;
 };

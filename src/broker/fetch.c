@@ -1,10 +1,11 @@
 /* Fetch (1): hands out log bytes by sendfile — each partition's records field is a file range
  * of a segment. Long-poll: a fetch with less than min_bytes waits (no busy polling) until an
- * append or max_wait_ms; it is re-run from scratch when woken. Sessions are not kept: every
- * response says session id 0, which clients take as "send full fetches". */
+ * append or max_wait_ms; it is re-run from its plan when woken. Incremental fetch sessions
+ * (KIP-227, v7+): see fetch_session.c. */
 #include <stdio.h>
 #include <unistd.h>
 
+#include "broker/fetch_session.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "common/logging.h"
@@ -13,6 +14,26 @@
 #include "proto/messages.h"
 
 static uint8_t empty_records[1];
+
+/* One partition this fetch covers: from the request (sessionless or a new session) or from
+ * the session (incremental). Copied into the request arena, so a session that changes while
+ * this request waits does not change it. */
+struct fetch_item {
+    const char *topic;
+    struct kuuid topic_id;
+    int32_t partition;
+    int64_t fetch_offset;
+    int32_t max_bytes;
+    int32_t current_leader_epoch;
+};
+
+struct fetch_plan {
+    struct fetch_item *items;
+    int n;
+    int32_t session_id;   /* 0 = sessionless */
+    bool incremental;     /* answer only partitions with news */
+    int16_t error;        /* top-level error (session not found / bad epoch) */
+};
 
 static void release_files(struct fetch_response *resp)
 {
@@ -26,101 +47,258 @@ static void release_files(struct fetch_response *resp)
         }
 }
 
-/* Builds the response in r->resp; returns the number of record bytes it holds, or -1 when
- * some partition has an error (errors are answered at once). */
+static struct fetch_sessions *sessions(struct broker *b)
+{
+    if (b->fetch_sessions == NULL)
+        b->fetch_sessions = calloc(1, sizeof(*b->fetch_sessions));
+    return b->fetch_sessions;
+}
+
+static bool item_from_session(struct request *r, struct fetch_item *it, const struct fetch_session_part *p)
+{
+    it->topic = request_strdup(r, p->topic);
+    it->topic_id = p->topic_id;
+    it->partition = p->partition;
+    it->fetch_offset = p->fetch_offset;
+    it->max_bytes = p->max_bytes;
+    it->current_leader_epoch = p->current_leader_epoch;
+    return it->topic != NULL;
+}
+
+static const char *topic_key(struct broker *b, struct request *r, const struct fetch_request_fetch_topic *ft)
+{
+    if (r->api_version >= 13) {
+        struct topic *t = topic_find_by_id(b, &ft->topic_id);
+        return t ? request_strdup(r, t->name) : "";
+    }
+    return ft->topic.ptr ? ft->topic.ptr : "";
+}
+
+/* Turns the request into a plan, creating, updating or closing its fetch session. */
+static struct fetch_plan *fetch_prepare(struct broker *b, struct request *r)
+{
+    struct fetch_request *req = r->body;
+    struct fetch_plan *plan = request_alloc(r, sizeof(*plan));
+    if (plan == NULL)
+        return NULL;
+    int total = 0;
+    for (int32_t i = 0; i < req->n_topics; i++)
+        total += req->topics[i].n_partitions > 0 ? req->topics[i].n_partitions : 0;
+    bool use_sessions = r->api_version >= 7 && sessions(b) != NULL;
+    struct fetch_session *s = NULL;
+    if (use_sessions && req->session_epoch > 0) {
+        s = fetch_session_find(b->fetch_sessions, req->session_id);
+        if (s == NULL) {
+            plan->error = KERR_FETCH_SESSION_ID_NOT_FOUND;
+            return plan;
+        }
+        if (s->next_epoch != req->session_epoch) {
+            plan->error = KERR_INVALID_FETCH_SESSION_EPOCH;
+            return plan;
+        }
+        plan->incremental = true;
+    } else if (use_sessions && req->session_id != 0) {
+        fetch_session_remove(b->fetch_sessions, req->session_id);
+    }
+    if (use_sessions && req->session_epoch == 0)
+        s = fetch_session_new(b->fetch_sessions, mono_ms());
+    if (s != NULL) {
+        for (int32_t i = 0; i < req->n_topics; i++) {
+            struct fetch_request_fetch_topic *ft = &req->topics[i];
+            const char *name = topic_key(b, r, ft);
+            for (int32_t j = 0; j < ft->n_partitions; j++) {
+                struct fetch_request_fetch_partition *fp = &ft->partitions[j];
+                struct fetch_session_part *p = fetch_session_upsert(s, name, &ft->topic_id, fp->partition);
+                if (p == NULL)
+                    return NULL;
+                p->fetch_offset = fp->fetch_offset;
+                p->max_bytes = fp->partition_max_bytes;
+                p->current_leader_epoch = fp->current_leader_epoch;
+            }
+        }
+        for (int32_t i = 0; i < req->n_forgotten_topics_data; i++) {
+            struct fetch_request_forgotten_topic *ft = &req->forgotten_topics_data[i];
+            const char *name = ft->topic.ptr ? ft->topic.ptr : "";
+            if (r->api_version >= 13) {
+                struct topic *t = topic_find_by_id(b, &ft->topic_id);
+                name = t ? t->name : "";
+            }
+            for (int32_t j = 0; j < ft->n_partitions; j++)
+                fetch_session_forget(s, name, &ft->topic_id, ft->partitions[j]);
+        }
+        s->next_epoch = s->next_epoch >= INT32_MAX ? 1 : s->next_epoch + 1;
+        s->last_used_ms = mono_ms();
+        plan->session_id = s->id;
+        plan->items = request_alloc(r, sizeof(*plan->items) * (size_t)(s->nparts + 1));
+        if (plan->items == NULL)
+            return NULL;
+        for (int i = 0; i < s->nparts; i++)
+            if (!item_from_session(r, &plan->items[plan->n++], &s->parts[i]))
+                return NULL;
+        return plan;
+    }
+    plan->items = request_alloc(r, sizeof(*plan->items) * (size_t)(total + 1));
+    if (plan->items == NULL)
+        return NULL;
+    for (int32_t i = 0; i < req->n_topics; i++) {
+        struct fetch_request_fetch_topic *ft = &req->topics[i];
+        const char *name = topic_key(b, r, ft);
+        for (int32_t j = 0; j < ft->n_partitions; j++) {
+            struct fetch_item *it = &plan->items[plan->n++];
+            it->topic = name;
+            it->topic_id = ft->topic_id;
+            it->partition = ft->partitions[j].partition;
+            it->fetch_offset = ft->partitions[j].fetch_offset;
+            it->max_bytes = ft->partitions[j].partition_max_bytes;
+            it->current_leader_epoch = ft->partitions[j].current_leader_epoch;
+        }
+    }
+    return plan;
+}
+
+static void partition_defaults(struct fetch_response_partition_data *out, int32_t partition)
+{
+    memset(out, 0, sizeof(*out));
+    out->partition_index = partition;
+    out->high_watermark = -1;
+    out->last_stable_offset = -1;
+    out->log_start_offset = -1;
+    out->preferred_read_replica = -1;
+    out->n_aborted_transactions = -1;
+    out->diverging_epoch.epoch = -1;
+    out->diverging_epoch.end_offset = -1;
+    out->current_leader.leader_id = -1;
+    out->current_leader.leader_epoch = -1;
+    out->snapshot_id.end_offset = -1;
+    out->snapshot_id.epoch = -1;
+    out->records.ptr = empty_records;
+    out->records.len = 0;
+}
+
+/* Reads one partition; returns record bytes (0 when none), or -1 on a partition error. */
+static int64_t fetch_partition(struct broker *b, struct request *r, const struct fetch_item *it,
+                               int64_t *budget, int64_t total, struct fetch_response_partition_data *out)
+{
+    partition_defaults(out, it->partition);
+    struct topic *t = it->topic[0] ? topic_find(b, it->topic) : NULL;
+    if (t == NULL || it->partition < 0 || it->partition >= t->npartitions) {
+        out->error_code = r->api_version >= 13 && t == NULL ? KERR_UNKNOWN_TOPIC_ID
+                                                            : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        return -1;
+    }
+    if (it->current_leader_epoch > 0) {
+        out->error_code = KERR_UNKNOWN_LEADER_EPOCH;
+        return -1;
+    }
+    struct plog *log = t->partitions[it->partition]->log;
+    int64_t end = plog_end_offset(log);
+    out->high_watermark = end;
+    out->last_stable_offset = end;
+    out->log_start_offset = plog_start_offset(log);
+    if (it->fetch_offset == end)
+        return 0;
+    int64_t want = it->max_bytes < *budget ? it->max_bytes : *budget;
+    if (want <= 0 && total > 0)
+        return 0;
+    struct log_slice slice;
+    int e = plog_read(log, it->fetch_offset, (int32_t)(want > 0 ? want : 1), end, &slice);
+    if (e != KERR_NONE) {
+        out->error_code = (int16_t)e;
+        return -1;
+    }
+    if (slice.len == 0) {
+        if (slice.fd >= 0)
+            close(slice.fd);
+        return 0;
+    }
+    out->records.is_file = true;
+    out->records.fd = slice.fd;
+    out->records.file_offset = slice.position;
+    out->records.len = (int32_t)slice.len;
+    out->records.ptr = NULL;
+    *budget -= (int64_t)slice.len;
+    return (int64_t)slice.len;
+}
+
+/* Builds the response in r->resp from the plan; returns the number of record bytes it holds,
+ * -1 when some partition has an error (errors are answered at once), -2 out of memory. */
 static int64_t fetch_build(struct broker *b, struct request *r)
 {
     struct fetch_request *req = r->body;
+    struct fetch_plan *plan = r->state;
     struct fetch_response *resp = r->resp;
     memset(resp, 0, sizeof(*resp));
-    resp->session_id = 0;
+    resp->session_id = plan->session_id;
+    resp->error_code = plan->error;
+    if (plan->error != KERR_NONE) {
+        resp->session_id = 0;
+        return -1;
+    }
     int64_t budget = req->max_bytes > 0 ? req->max_bytes : INT32_MAX;
     if (budget > b->cfg.fetch_max_bytes)
         budget = b->cfg.fetch_max_bytes;
-    int64_t total = 0;
-    bool error = false;
-    int32_t nt = req->n_topics > 0 ? req->n_topics : 0;
-    RESP_ARRAY(r, resp->responses, nt);
+    struct fetch_session *s = plan->incremental ? fetch_session_find(b->fetch_sessions, plan->session_id) : NULL;
+    RESP_ARRAY(r, resp->responses, plan->n);
     if (resp->responses == NULL)
         return -2;
-    resp->n_responses = nt;
-    for (int32_t i = 0; i < nt; i++) {
-        struct fetch_request_fetch_topic *ft = &req->topics[i];
-        struct fetch_response_fetchable_topic_response *tr = &resp->responses[i];
-        struct topic *t;
-        if (r->api_version >= 13) {
-            t = topic_find_by_id(b, &ft->topic_id);
-            tr->topic_id = ft->topic_id;
-        } else {
-            t = ft->topic.ptr ? topic_find(b, ft->topic.ptr) : NULL;
+    int64_t total = 0;
+    bool error = false;
+    struct fetch_response_fetchable_topic_response *tr = NULL;
+    for (int i = 0; i < plan->n; i++) {
+        const struct fetch_item *it = &plan->items[i];
+        struct fetch_response_partition_data pd;
+        int64_t got = fetch_partition(b, r, it, &budget, total, &pd);
+        if (plan->incremental) {
+            /* Incremental: only partitions with records, errors or changed offsets. */
+            struct fetch_session_part *sp = s ? fetch_session_lookup(s, it->topic, &it->topic_id, it->partition) : NULL;
+            bool news = got != 0 || sp == NULL || sp->sent_hw != pd.high_watermark ||
+                        sp->sent_start != pd.log_start_offset;
+            if (!news)
+                continue;
         }
-        tr->topic = ft->topic.ptr ? ft->topic : kstr_of("");
-        int32_t np = ft->n_partitions > 0 ? ft->n_partitions : 0;
-        RESP_ARRAY(r, tr->partitions, np);
-        if (tr->partitions == NULL)
-            return -2;
-        tr->n_partitions = np;
-        for (int32_t j = 0; j < np; j++) {
-            struct fetch_request_fetch_partition *fp = &ft->partitions[j];
-            struct fetch_response_partition_data *out = &tr->partitions[j];
-            out->partition_index = fp->partition;
-            out->high_watermark = -1;
-            out->last_stable_offset = -1;
-            out->log_start_offset = -1;
-            out->preferred_read_replica = -1;
-            out->n_aborted_transactions = -1;
-            out->diverging_epoch.epoch = -1;
-            out->diverging_epoch.end_offset = -1;
-            out->current_leader.leader_id = -1;
-            out->current_leader.leader_epoch = -1;
-            out->snapshot_id.end_offset = -1;
-            out->snapshot_id.epoch = -1;
-            out->records.ptr = empty_records;
-            out->records.len = 0;
-            if (t == NULL || fp->partition < 0 || fp->partition >= t->npartitions) {
-                out->error_code = r->api_version >= 13 && t == NULL ? KERR_UNKNOWN_TOPIC_ID
-                                                                    : KERR_UNKNOWN_TOPIC_OR_PARTITION;
-                error = true;
-                continue;
+        if (got < 0)
+            error = true;
+        else
+            total += got;
+        if (tr == NULL || strcmp(tr->topic.ptr ? tr->topic.ptr : "", it->topic) != 0 ||
+            (r->api_version >= 13 && memcmp(tr->topic_id.b, it->topic_id.b, 16) != 0)) {
+            tr = &resp->responses[resp->n_responses++];
+            tr->topic = kstr_of(it->topic);
+            tr->topic_id = it->topic_id;
+            int run = 0;
+            for (int k = i; k < plan->n && strcmp(plan->items[k].topic, it->topic) == 0; k++)
+                run++;
+            RESP_ARRAY(r, tr->partitions, run);
+            if (tr->partitions == NULL) {
+                if (pd.records.is_file)
+                    close(pd.records.fd);
+                return -2;
             }
-            if (fp->current_leader_epoch > 0) {
-                out->error_code = KERR_UNKNOWN_LEADER_EPOCH;
-                error = true;
-                continue;
-            }
-            struct plog *log = t->partitions[fp->partition]->log;
-            int64_t end = plog_end_offset(log);
-            out->high_watermark = end;
-            out->last_stable_offset = end;
-            out->log_start_offset = plog_start_offset(log);
-            if (fp->fetch_offset == end)
-                continue;
-            int64_t want = fp->partition_max_bytes;
-            if (want > budget)
-                want = budget;
-            if (want <= 0 && total > 0)
-                continue;
-            struct log_slice slice;
-            int e = plog_read(log, fp->fetch_offset, (int32_t)(want > 0 ? want : 1), end, &slice);
-            if (e != KERR_NONE) {
-                out->error_code = (int16_t)e;
-                error = true;
-                continue;
-            }
-            if (slice.len == 0) {
-                close(slice.fd);
-                continue;
-            }
-            out->records.is_file = true;
-            out->records.fd = slice.fd;
-            out->records.file_offset = slice.position;
-            out->records.len = (int32_t)slice.len;
-            out->records.ptr = NULL;
-            total += (int64_t)slice.len;
-            budget -= (int64_t)slice.len;
         }
+        tr->partitions[tr->n_partitions++] = pd;
     }
     return error ? -1 : total;
+}
+
+/* Remembers in the session what this response told the client. */
+static void fetch_commit(struct broker *b, struct request *r)
+{
+    struct fetch_plan *plan = r->state;
+    struct fetch_response *resp = r->resp;
+    struct fetch_session *s = plan->session_id ? fetch_session_find(b->fetch_sessions, plan->session_id) : NULL;
+    if (s == NULL)
+        return;
+    for (int32_t i = 0; i < resp->n_responses; i++) {
+        struct fetch_response_fetchable_topic_response *tr = &resp->responses[i];
+        for (int32_t j = 0; j < tr->n_partitions; j++) {
+            struct fetch_session_part *sp = fetch_session_lookup(s, tr->topic.ptr, &tr->topic_id,
+                                                                 tr->partitions[j].partition_index);
+            if (sp != NULL) {
+                sp->sent_hw = tr->partitions[j].high_watermark;
+                sp->sent_start = tr->partitions[j].log_start_offset;
+            }
+        }
+    }
 }
 
 static void fetch_deadline(struct loop *l, void *arg)
@@ -141,11 +319,16 @@ static void fetch_deadline(struct loop *l, void *arg)
 enum request_status handle_fetch(struct broker *b, struct request *r)
 {
     struct fetch_request *req = r->body;
+    r->state = fetch_prepare(b, r);
+    if (r->state == NULL)
+        return REQUEST_CLOSE;
     int64_t got = fetch_build(b, r);
     if (got == -2)
         return REQUEST_CLOSE;
-    if (got < 0 || got >= req->min_bytes || req->max_wait_ms <= 0 || b->stopping)
+    if (got < 0 || got >= req->min_bytes || req->max_wait_ms <= 0 || b->stopping) {
+        fetch_commit(b, r);
         return REQUEST_DONE;
+    }
     /* Not enough yet: park until an append or the deadline. */
     release_files(r->resp);
     r->timer_id = loop_timer_add(b->loop, mono_ms() + req->max_wait_ms, fetch_deadline, r);
@@ -174,6 +357,7 @@ bool fetch_retry(struct broker *b, struct request *r, bool deadline_passed)
             loop_timer_cancel(b->loop, r->timer_id);
             r->timer_id = 0;
         }
+        fetch_commit(b, r);
         request_finish(r);
         return true;
     }

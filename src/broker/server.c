@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "broker/broker.h"
+#include "broker/fetch_session.h"
 #include "broker/handlers.h"
 #include "common/logging.h"
 #include "common/util.h"
@@ -386,6 +387,7 @@ static void shutdown_broker(struct broker *b)
     for (int i = 0; i < b->ndirs; i++)
         logdir_close(b->dirs[i], true);
     free(b->dirty);
+    fetch_sessions_free(b->fetch_sessions);
 }
 
 int broker_serve(struct broker_config *cfg)

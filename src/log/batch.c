@@ -229,6 +229,8 @@ static int snappy_raw(const uint8_t *in, size_t n, struct growbuf *g)
     size_t out_len;
     if (snappy_uncompressed_length((const char *)in, n, &out_len) != SNAPPY_OK)
         return -1;
+    if (out_len == 0)
+        return 0;
     if (growbuf_reserve(g, out_len) < 0)
         return -1;
     if (snappy_uncompress((const char *)in, n, (char *)g->p + g->len, &out_len) != SNAPPY_OK)
@@ -368,7 +370,7 @@ int batch_records_open(struct batch_record_iter *it, const uint8_t *batch, size_
     }
     it->owned = g.p;
     it->pos = g.p;
-    it->end = g.p + g.len;
+    it->end = g.p != NULL ? g.p + g.len : NULL; /* empty output: no buffer */
     return KERR_NONE;
 }
 
@@ -431,7 +433,7 @@ int batch_records_next(struct batch_record_iter *it, struct batch_record *r)
     if (p != rend)
         return -1; /* Kafka: "Invalid record size" */
     r->headers_len = (size_t)(p - r->headers);
-    r->offset = it->h.base_offset + offset_delta;
+    r->offset = (int64_t)((uint64_t)it->h.base_offset + (uint64_t)(int64_t)offset_delta); /* wraps on garbage, never UB */
     if (it->h.attributes & BATCH_ATTR_LOG_APPEND_TIME)
         r->timestamp = it->h.max_timestamp;
     else

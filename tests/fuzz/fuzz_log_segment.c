@@ -60,8 +60,8 @@ static void run_dump(bool deep)
     fflush(stdout);
     fflush(stderr);
     int so = dup(1), se = dup(2);
+    /* Only stdout is silenced: a sanitizer report on stderr must stay visible. */
     dup2(devnull, 1);
-    dup2(devnull, 2);
     cli_dump_log(4, argv);
     fflush(stdout);
     fflush(stderr);

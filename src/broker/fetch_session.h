@@ -1,0 +1,51 @@
+/* fetch_session: Kafka's incremental fetch sessions (KIP-227) — a bounded cache of sessions,
+ * each remembering the partitions a client fetches and what it was last told about them, so
+ * steady-state requests and responses carry only what changed. */
+#ifndef GREGOR_BROKER_FETCH_SESSION_H
+#define GREGOR_BROKER_FETCH_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proto/kbuf.h"
+
+#define FETCH_SESSION_SLOTS 1000   /* Kafka's max.incremental.fetch.session.cache.slots */
+
+struct fetch_session_part {
+    char topic[256];
+    struct kuuid topic_id;
+    int32_t partition;
+    int64_t fetch_offset;
+    int32_t max_bytes;
+    int32_t current_leader_epoch;
+    /* What the client was last told; -2 = never. */
+    int64_t sent_hw, sent_start;
+};
+
+struct fetch_session {
+    int32_t id;                      /* 0 = free slot */
+    int32_t next_epoch;
+    struct fetch_session_part *parts;
+    int nparts, cap;
+    int64_t last_used_ms;
+};
+
+struct fetch_sessions {
+    struct fetch_session slots[FETCH_SESSION_SLOTS];
+    int32_t next_id;
+};
+
+struct fetch_session *fetch_session_find(struct fetch_sessions *fs, int32_t id);
+/* A new empty session (evicting the least recently used one when full). */
+struct fetch_session *fetch_session_new(struct fetch_sessions *fs, int64_t now_ms);
+void fetch_session_remove(struct fetch_sessions *fs, int32_t id);
+/* Adds or updates a partition; returns it, NULL on OOM. */
+struct fetch_session_part *fetch_session_upsert(struct fetch_session *s, const char *topic,
+                                                const struct kuuid *id, int32_t partition);
+struct fetch_session_part *fetch_session_lookup(struct fetch_session *s, const char *topic,
+                                                const struct kuuid *id, int32_t partition);
+void fetch_session_forget(struct fetch_session *s, const char *topic, const struct kuuid *id,
+                          int32_t partition);
+void fetch_sessions_free(struct fetch_sessions *fs);
+
+#endif
