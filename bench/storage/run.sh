@@ -14,7 +14,8 @@
 #
 # env: BENCH_DIR (default /tmp/gregor-bench-storage; removed at the end), SIZE_MB (1024),
 #      RECORDS (1000000, 1000-byte records for the broker runs), PARTS (10000), GREGOR
-#      (build/gregor), OUT (results file, default $BENCH_DIR/../gregor-bench-storage.jsonl)
+#      (build/gregor), OUT (results file, default $BENCH_DIR/../gregor-bench-storage.jsonl),
+#      SECTIONS (default "disk plog broker recovery partitions": which of the five to run)
 # Bounded: every step has a timeout; disk use peaks at about 2 x SIZE_MB + PARTS x 20 KiB.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -22,6 +23,7 @@ BENCH_DIR=${BENCH_DIR:-/tmp/gregor-bench-storage}
 SIZE_MB=${SIZE_MB:-1024}
 RECORDS=${RECORDS:-1000000}
 PARTS=${PARTS:-10000}
+SECTIONS=${SECTIONS:-disk plog broker recovery partitions}
 GREGOR=${GREGOR:-$ROOT/build/gregor}
 OUT=${OUT:-$(dirname "$BENCH_DIR")/gregor-bench-storage.jsonl}
 TOOLS=$BENCH_DIR/tools
@@ -43,6 +45,7 @@ trap cleanup EXIT
 mkdir -p "$BENCH_DIR" "$TOOLS"
 : >"$OUT"
 [ -x "$GREGOR" ] && [ -f "$ROOT/build/libgregor.a" ] || { say "build first: make"; exit 1; }
+want() { case " $SECTIONS " in *" $1 "*) return 0 ;; esac; return 1; }
 CC=${CC:-cc}
 CF="-O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra"
 $CC $CF -I"$ROOT/src" "$ROOT/bench/storage/plog_bench.c" "$ROOT/build/libgregor.a" \
@@ -95,6 +98,7 @@ create_topic() { timeout 60 "$GREGOR" topics --bootstrap-server "$B" --create --
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; }
 
 # ---- 1. the disk
+if want disk; then
 say "== disk"
 emit "$(timeout 300 "$TOOLS/disk_bench" seqwrite "$BENCH_DIR" "$SIZE_MB")"
 emit "$(timeout 300 "$TOOLS/disk_bench" seqdirect "$BENCH_DIR" "$SIZE_MB")"
@@ -102,7 +106,9 @@ emit "$(timeout 300 "$TOOLS/disk_bench" fsync "$BENCH_DIR" 2000 4096)"
 emit "$(timeout 300 "$TOOLS/disk_bench" fsync "$BENCH_DIR" 1000 65536)"
 note "after disk"
 
+fi
 # ---- 2. plog directly
+if want plog; then
 say "== plog append / read"
 for every in 0 1 8 64; do
     rm -rf "$BENCH_DIR/plog"
@@ -112,7 +118,9 @@ emit "$(timeout 300 "$TOOLS/plog_bench" read "$BENCH_DIR/plog" 20000)"
 rm -rf "$BENCH_DIR/plog"
 note "after plog"
 
+fi
 # ---- 3. the broker: append and read
+if want broker; then
 say "== broker perf"
 run_perf() { # LABEL ACKS [broker overrides...]
     local label=$1 acks=$2; shift 2
@@ -138,7 +146,9 @@ run_perf acksall_nofsync all gregor.acks.all.fsync=false
 rm -rf "$BENCH_DIR/data"
 note "after broker perf"
 
+fi
 # ---- 4. recovery per GB of unflushed data
+if want recovery; then
 say "== recovery"
 rm -rf "$BENCH_DIR/plog"
 emit "$(timeout 300 "$TOOLS/plog_bench" crash "$BENCH_DIR/plog" "$SIZE_MB")"
@@ -152,7 +162,7 @@ N=$((SIZE_MB * 1048576 / 1000))
 timeout 600 "$GREGOR" perf producer --topic rec --num-records "$N" --record-size 1000 --throughput -1 \
     --producer-props "bootstrap.servers=$B" acks=1 linger.ms=5 >/dev/null 2>&1
 kill9_broker
-bytes=$(du -sb "$BENCH_DIR/data" | cut -f1)
+bytes=$(find "$BENCH_DIR/data" -name '*.log' -printf '%s\n' | awk '{s += $1} END {print s}')
 # The kill left a log dir with no clean-shutdown marker and recovery points at 0: every byte is
 # scanned (CRC over every batch). Warm: the data is still in the page cache.
 cp -a "$BENCH_DIR/data" "$BENCH_DIR/data.crashed"   # the same crash, again, for the cold run
@@ -175,20 +185,26 @@ fi
 rm -rf "$BENCH_DIR/data"
 note "after recovery"
 
+fi
 # ---- 5. a log dir with PARTS partitions
+if want partitions; then
 say "== $PARTS partitions"
 # Each open segment holds 3 fds (.log, .index, .timeindex), so PARTS partitions need 3 x PARTS.
-want=$((PARTS * 3 + 1000))
-if [ "$(ulimit -Sn)" -lt "$want" ]; then ulimit -Sn "$want" 2>/dev/null || ulimit -Sn "$(ulimit -Hn)"; fi
-emit "{\"note\":\"fd limit for the partitions run\",\"ulimit_n\":$(ulimit -n),\"wanted\":$want}"
+need_fds=$((PARTS * 3 + 1000))
+if [ "$(ulimit -Sn)" -lt "$need_fds" ]; then ulimit -Sn "$need_fds" 2>/dev/null || ulimit -Sn "$(ulimit -Hn)"; fi
+emit "{\"note\":\"fd limit for the partitions run\",\"ulimit_n\":$(ulimit -n),\"wanted\":$need_fds}"
 open_run() { # NPARTS
     local np=$1 per=100 topics
     topics=$(((np + per - 1) / per))
     rm -rf "$BENCH_DIR/data"
-    start_broker "$BENCH_DIR/data" || return 1
+    # max.connections sizes the event loop's fd table (max.connections + 1024), and segment fds
+    # count against it: without this a broker with ~3000+ partitions cannot register new
+    # connections (see docs/bench/storage.md). Sized to the fd limit so fds never exceed it.
+    PART_OPTS=("max.connections=$(ulimit -Sn)")
+    start_broker "$BENCH_DIR/data" "${PART_OPTS[@]}" || return 1
     local t0; t0=$(date +%s%N)
     # one record in every partition: python + confluent-kafka if present, else empty partitions
-    if ! timeout 600 python3 - "$B" "$topics" "$per" <<'PY' 2>>"$BENCH_DIR/create.log"
+    if ! timeout 300 python3 - "$B" "$topics" "$per" <<'PY' 2>>"$BENCH_DIR/create.log"
 import sys
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -197,7 +213,7 @@ a = AdminClient({"bootstrap.servers": b})
 for f in a.create_topics([NewTopic("p%03d" % t, per, 1) for t in range(topics)],
                          operation_timeout=60).values():
     f.result(120)
-p = Producer({"bootstrap.servers": b, "linger.ms": 20})
+p = Producer({"bootstrap.servers": b, "linger.ms": 20, "message.timeout.ms": 60000})
 for t in range(topics):
     for i in range(per):
         p.produce("p%03d" % t, value=b"x" * 100, partition=i)
@@ -212,26 +228,27 @@ PY
     fi
     local create_ms=$((($(date +%s%N) - t0) / 1000000))
     local stop_ms; stop_ms=$(stop_broker)
-    start_broker "$BENCH_DIR/data" || { emit "{\"mode\":\"open_partitions\",\"partitions\":$np,\"error\":\"restart failed\"}"; return 1; }
+    start_broker "$BENCH_DIR/data" "${PART_OPTS[@]}" || { emit "{\"mode\":\"open_partitions\",\"partitions\":$np,\"error\":\"restart failed\"}"; return 1; }
     local clean_ms=$READY_MS
     kill9_broker
-    start_broker "$BENCH_DIR/data" || { emit "{\"mode\":\"open_partitions\",\"partitions\":$np,\"error\":\"restart after kill -9 failed\"}"; return 1; }
+    start_broker "$BENCH_DIR/data" "${PART_OPTS[@]}" || { emit "{\"mode\":\"open_partitions\",\"partitions\":$np,\"error\":\"restart after kill -9 failed\"}"; return 1; }
     local unclean_ms=$READY_MS
     stop_broker >/dev/null
     local cold_ms=null
-    if drop_caches && start_broker "$BENCH_DIR/data"; then cold_ms=$READY_MS; stop_broker >/dev/null; fi
+    if drop_caches && start_broker "$BENCH_DIR/data" "${PART_OPTS[@]}"; then cold_ms=$READY_MS; stop_broker >/dev/null; fi
     emit "{\"mode\":\"open_partitions\",\"partitions\":$np,\"create_and_fill_ms\":$create_ms,\"stop_ms\":$stop_ms,\"clean_open_ready_ms\":$clean_ms,\"clean_open_cold_cache_ready_ms\":$cold_ms,\"after_kill9_ready_ms\":$unclean_ms,\"dir_MB\":$(du -sm "$BENCH_DIR/data" | cut -f1),\"loadavg\":\"$(load)\"}"
     rm -rf "$BENCH_DIR/data"
 }
-if [ "$(ulimit -n)" -ge "$want" ]; then
+if [ "$(ulimit -n)" -ge "$need_fds" ]; then
     open_run "$PARTS"
 else
     # Not enough fds for PARTS partitions (and no permission to raise the hard limit): measure
     # the largest multiple of 1000 that fits, and record what PARTS does.
     fit=$((($(ulimit -n) - 1000) / 3 / 1000 * 1000))
-    emit "{\"note\":\"hard fd limit $(ulimit -Hn) < $want: running $fit partitions, then $PARTS to see the failure mode\"}"
+    emit "{\"note\":\"hard fd limit $(ulimit -Hn) < $need_fds: running $fit partitions, then $PARTS to see the failure mode\"}"
     open_run "$fit"
     open_run "$PARTS"
+fi
 fi
 note "done"
 say "results in $OUT"

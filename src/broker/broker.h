@@ -8,6 +8,7 @@
 
 #include "common/arena.h"
 #include "log/log.h"
+#include "log/producer_state.h"
 #include "proto/kbuf.h"
 
 struct broker;
@@ -63,22 +64,6 @@ int broker_config_load_file(struct broker_config *cfg, const char *path, char *e
 /* Checks cross-key rules (e.g. replication factor > 1 on one node). */
 int broker_config_validate(const struct broker_config *cfg, char *err, size_t errlen);
 
-/* Idempotent producer state for one producer id on one partition: the last 5 batches. */
-#define PRODUCER_BATCH_CACHE 5
-struct producer_batch_meta {
-    int32_t first_seq, last_seq;
-    int64_t first_offset;
-    int64_t timestamp;
-};
-struct producer_entry {
-    int64_t producer_id;
-    int16_t epoch;
-    int n;                           /* valid entries in batches, oldest first */
-    struct producer_batch_meta batches[PRODUCER_BATCH_CACHE];
-    int64_t last_timestamp;
-    struct producer_entry *next;
-};
-
 struct topic;
 struct partition {
     struct topic *topic;
@@ -86,8 +71,7 @@ struct partition {
     struct plog *log;
     int dir_index;                   /* which log dir holds it */
     char dir_path[1100];
-    struct producer_entry *producers; /* idempotence state, rebuilt from the log at open */
-    int nproducers;
+    struct producer_state producers; /* idempotence: snapshots + log tail at open */
     bool dirty;                      /* appended since the last group-commit flush */
     bool flush_failed;               /* the last group-commit flush of it failed */
     int64_t last_flush_ms;           /* for flush.ms */

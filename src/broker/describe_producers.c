@@ -32,11 +32,11 @@ enum request_status handle_describe_producers(struct broker *b, struct request *
                 continue;
             }
             struct partition *p = t->partitions[idx];
-            RESP_ARRAY(r, po->active_producers, p->nproducers);
+            RESP_ARRAY(r, po->active_producers, p->producers.count);
             if (po->active_producers == NULL)
                 return REQUEST_CLOSE;
             int k = 0;
-            for (struct producer_entry *e = p->producers; e && k < p->nproducers; e = e->next, k++) {
+            for (struct producer_entry *e = p->producers.head; e && k < p->producers.count; e = e->next, k++) {
                 struct describe_producers_response_producer_state *s = &po->active_producers[k];
                 s->producer_id = e->producer_id;
                 s->producer_epoch = e->epoch;

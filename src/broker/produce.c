@@ -17,66 +17,6 @@ struct produce_wait {
     struct produce_response_partition_produce_response **outs;
 };
 
-static struct producer_entry *producer_find(struct partition *p, int64_t pid)
-{
-    for (struct producer_entry *e = p->producers; e; e = e->next)
-        if (e->producer_id == pid)
-            return e;
-    return NULL;
-}
-
-/* Idempotence: Kafka keeps the last 5 batches per producer; a retry of one of them is
- * answered with its original offset, a gap is OUT_OF_ORDER_SEQUENCE_NUMBER. */
-static int check_sequence(struct partition *p, const struct batch_header *h, int64_t *dup_offset)
-{
-    struct producer_entry *e = producer_find(p, h->producer_id);
-    if (e == NULL)
-        return KERR_NONE;
-    if (h->producer_epoch < e->epoch)
-        return KERR_INVALID_PRODUCER_EPOCH;
-    if (h->producer_epoch > e->epoch)
-        return h->base_sequence == 0 ? KERR_NONE : KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
-    int32_t last_seq = h->base_sequence + h->last_offset_delta;
-    for (int i = 0; i < e->n; i++) {
-        if (e->batches[i].first_seq == h->base_sequence && e->batches[i].last_seq == last_seq) {
-            *dup_offset = e->batches[i].first_offset;
-            return KERR_DUPLICATE_SEQUENCE_NUMBER;
-        }
-    }
-    if (e->n == 0)
-        return KERR_NONE;
-    int32_t expected = e->batches[e->n - 1].last_seq == INT32_MAX ? 0 : e->batches[e->n - 1].last_seq + 1;
-    return h->base_sequence == expected ? KERR_NONE : KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
-}
-
-static void record_sequence(struct partition *p, const struct batch_header *h, int64_t first_offset)
-{
-    struct producer_entry *e = producer_find(p, h->producer_id);
-    if (e == NULL) {
-        e = calloc(1, sizeof(*e));
-        if (e == NULL)
-            return;
-        e->producer_id = h->producer_id;
-        e->next = p->producers;
-        p->producers = e;
-        p->nproducers++;
-    }
-    if (h->producer_epoch != e->epoch)
-        e->n = 0;
-    e->epoch = h->producer_epoch;
-    if (e->n == PRODUCER_BATCH_CACHE) {
-        memmove(&e->batches[0], &e->batches[1], sizeof(e->batches[0]) * (PRODUCER_BATCH_CACHE - 1));
-        e->n--;
-    }
-    e->batches[e->n++] = (struct producer_batch_meta){
-        .first_seq = h->base_sequence,
-        .last_seq = h->base_sequence + h->last_offset_delta,
-        .first_offset = first_offset,
-        .timestamp = h->max_timestamp,
-    };
-    e->last_timestamp = h->max_timestamp;
-}
-
 static int append_partition(struct broker *b, struct partition *p, struct krecords *rec,
                             struct produce_response_partition_produce_response *out)
 {
@@ -91,7 +31,7 @@ static int append_partition(struct broker *b, struct partition *p, struct krecor
     bool idempotent = h.producer_id >= 0;
     if (idempotent) {
         int64_t dup = -1;
-        int e = check_sequence(p, &h, &dup);
+        int e = producer_state_check(&p->producers, &h, &dup);
         if (e == KERR_DUPLICATE_SEQUENCE_NUMBER) {
             out->base_offset = dup; /* a retry: answered as success, not appended again */
             return KERR_NONE;
@@ -104,7 +44,7 @@ static int append_partition(struct broker *b, struct partition *p, struct krecor
     if (e != KERR_NONE)
         return e;
     if (idempotent)
-        record_sequence(p, &h, info.base_offset);
+        producer_state_record(&p->producers, &h, info.base_offset);
     out->base_offset = info.base_offset;
     out->log_append_time_ms = info.log_append_time;
     out->log_start_offset = info.log_start_offset;

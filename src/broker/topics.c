@@ -282,6 +282,7 @@ static int partition_open(struct broker *b, struct topic *t, int32_t index, bool
     }
     if (create)
         partition_metadata_write(p->dir_path, t->id.b);
+    producer_state_load(&p->producers, p->dir_path, p->log);
     t->partitions[index] = p;
     return KERR_NONE;
 }
@@ -333,12 +334,7 @@ int topic_delete(struct broker *b, struct topic *t)
         if (t->partitions[i] == NULL)
             continue;
         plog_delete(t->partitions[i]->log);
-        struct producer_entry *pe = t->partitions[i]->producers;
-        while (pe) {
-            struct producer_entry *n = pe->next;
-            free(pe);
-            pe = n;
-        }
+        producer_state_free(&t->partitions[i]->producers);
         free(t->partitions[i]);
     }
     LOG_INFO("KafkaApis", "Deleted topic %s", t->name);
@@ -527,6 +523,11 @@ void topics_checkpoint(struct broker *b)
                 struct partition *p = t->partitions[i];
                 if (p == NULL || p->dir_index != d)
                     continue;
+                /* Idempotence state goes to disk at checkpoint pace, taken at a flushed log
+                 * end so it never describes batches a crash could take back; after a crash
+                 * only the batches since it are re-read. */
+                if (p->producers.changed && plog_flush(p->log) == KERR_NONE)
+                    producer_state_snapshot(&p->producers, p->dir_path, plog_end_offset(p->log));
                 e[n].topic = t->name;
                 e[n].partition = i;
                 e[n].recovery_point = plog_flushed_offset(p->log);
@@ -548,13 +549,10 @@ void topics_close_all(struct broker *b)
             struct partition *p = t->partitions[i];
             if (p == NULL)
                 continue;
+            if (p->producers.changed)
+                producer_state_snapshot(&p->producers, p->dir_path, plog_end_offset(p->log));
             plog_close(p->log);
-            struct producer_entry *pe = p->producers;
-            while (pe) {
-                struct producer_entry *nx = pe->next;
-                free(pe);
-                pe = nx;
-            }
+            producer_state_free(&p->producers);
             free(p);
         }
         topic_unlink_free(b, t);

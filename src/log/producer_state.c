@@ -1,0 +1,310 @@
+/* producer_state: the idempotence table and its snapshot files. A snapshot holds, per
+ * producer, what Kafka's does (last sequence, last offset, offset delta, epoch, timestamp);
+ * batches written after it are re-read from the log, so the last 5 are known again after a
+ * crash as long as they were written after the snapshot. */
+#include "log/producer_state.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/crc32c.h"
+#include "common/logging.h"
+#include "common/util.h"
+#include "log/fileio.h"
+
+#define SNAPSHOT_VERSION 1
+#define SNAPSHOT_ENTRY_SIZE 46  /* 8+2+4+8+4+8+4+8 */
+#define SNAPSHOT_MAX_ENTRIES 1000000
+
+struct producer_entry *producer_state_find(const struct producer_state *ps, int64_t pid)
+{
+    for (struct producer_entry *e = ps->head; e; e = e->next)
+        if (e->producer_id == pid)
+            return e;
+    return NULL;
+}
+
+int producer_state_check(const struct producer_state *ps, const struct batch_header *h,
+                         int64_t *dup_offset)
+{
+    const struct producer_entry *e = producer_state_find(ps, h->producer_id);
+    if (e == NULL)
+        return KERR_NONE;
+    if (h->producer_epoch < e->epoch)
+        return KERR_INVALID_PRODUCER_EPOCH;
+    if (h->producer_epoch > e->epoch)
+        return h->base_sequence == 0 ? KERR_NONE : KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+    int32_t last_seq = (int32_t)((uint32_t)h->base_sequence + (uint32_t)h->last_offset_delta);
+    for (int i = 0; i < e->n; i++) {
+        if (e->batches[i].first_seq == h->base_sequence && e->batches[i].last_seq == last_seq) {
+            *dup_offset = e->batches[i].first_offset;
+            return KERR_DUPLICATE_SEQUENCE_NUMBER;
+        }
+    }
+    if (e->n == 0)
+        return KERR_NONE;
+    int32_t prev = e->batches[e->n - 1].last_seq;
+    int32_t expected = prev == INT32_MAX ? 0 : prev + 1;
+    return h->base_sequence == expected ? KERR_NONE : KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+}
+
+static struct producer_entry *entry_get(struct producer_state *ps, int64_t pid)
+{
+    struct producer_entry *e = producer_state_find(ps, pid);
+    if (e != NULL)
+        return e;
+    e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return NULL;
+    e->producer_id = pid;
+    e->next = ps->head;
+    ps->head = e;
+    ps->count++;
+    return e;
+}
+
+static void push_batch(struct producer_entry *e, const struct producer_batch_meta *m)
+{
+    if (e->n == PRODUCER_BATCH_CACHE) {
+        memmove(&e->batches[0], &e->batches[1], sizeof(e->batches[0]) * (PRODUCER_BATCH_CACHE - 1));
+        e->n--;
+    }
+    e->batches[e->n++] = *m;
+    e->last_timestamp = m->timestamp;
+}
+
+void producer_state_record(struct producer_state *ps, const struct batch_header *h,
+                           int64_t first_offset)
+{
+    if (h->producer_id < 0)
+        return;
+    struct producer_entry *e = entry_get(ps, h->producer_id);
+    if (e == NULL)
+        return;
+    if (h->producer_epoch != e->epoch)
+        e->n = 0;
+    e->epoch = h->producer_epoch;
+    struct producer_batch_meta m = {
+        .first_seq = h->base_sequence,
+        .last_seq = (int32_t)((uint32_t)h->base_sequence + (uint32_t)h->last_offset_delta),
+        .first_offset = first_offset,
+        .last_offset = first_offset + h->last_offset_delta,
+        .timestamp = h->max_timestamp,
+    };
+    push_batch(e, &m);
+    ps->changed = true;
+}
+
+void producer_state_free(struct producer_state *ps)
+{
+    struct producer_entry *e = ps->head;
+    while (e) {
+        struct producer_entry *n = e->next;
+        free(e);
+        e = n;
+    }
+    memset(ps, 0, sizeof(*ps));
+}
+
+/* Snapshot offsets present in dir, ascending. */
+static int list_snapshots(const char *dir, int64_t *out, int max)
+{
+    DIR *d = fio_opendir(dir);
+    if (d == NULL)
+        return 0;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL && n < max) {
+        char *end;
+        if (strlen(de->d_name) != 29 || strcmp(de->d_name + 20, ".snapshot") != 0)
+            continue;
+        long long off = strtoll(de->d_name, &end, 10);
+        if (end == de->d_name + 20 && off >= 0)
+            out[n++] = off;
+    }
+    closedir(d);
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && out[j - 1] > out[j]; j--) {
+            int64_t t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+        }
+    return n;
+}
+
+static void snapshot_path(char *buf, size_t len, const char *dir, int64_t offset)
+{
+    snprintf(buf, len, "%s/%020" PRId64 ".snapshot", dir, offset);
+}
+
+static int read_snapshot(struct producer_state *ps, const char *path)
+{
+    int fd = fio_open(path, O_RDONLY, 0);
+    if (fd < 0)
+        return -1;
+    uint8_t head[10];
+    int rc = -1;
+    uint8_t *body = NULL;
+    if (fio_pread_full(fd, head, sizeof(head), 0) != (ssize_t)sizeof(head))
+        goto out;
+    if ((int16_t)be16_get(head) != SNAPSHOT_VERSION)
+        goto out;
+    uint32_t crc = be32_get(head + 2);
+    int32_t n = (int32_t)be32_get(head + 6);
+    if (n < 0 || n > SNAPSHOT_MAX_ENTRIES)
+        goto out;
+    size_t blen = 4 + (size_t)n * SNAPSHOT_ENTRY_SIZE;
+    body = malloc(blen);
+    if (body == NULL || fio_pread_full(fd, body, blen, 6) != (ssize_t)blen)
+        goto out;
+    if (crc32c(0, body, blen) != crc)
+        goto out;
+    for (int32_t i = 0; i < n; i++) {
+        const uint8_t *p = body + 4 + (size_t)i * SNAPSHOT_ENTRY_SIZE;
+        int64_t pid = (int64_t)be64_get(p);
+        struct producer_entry *e = entry_get(ps, pid);
+        if (e == NULL)
+            goto out;
+        e->epoch = (int16_t)be16_get(p + 8);
+        int32_t last_seq = (int32_t)be32_get(p + 10);
+        int64_t last_offset = (int64_t)be64_get(p + 14);
+        int32_t delta = (int32_t)be32_get(p + 22);
+        int64_t ts = (int64_t)be64_get(p + 26);
+        e->n = 0;
+        if (last_seq >= 0) {
+            struct producer_batch_meta m = {
+                .first_seq = (int32_t)((uint32_t)last_seq - (uint32_t)delta),
+                .last_seq = last_seq,
+                .first_offset = last_offset - delta,
+                .last_offset = last_offset,
+                .timestamp = ts,
+            };
+            push_batch(e, &m);
+        }
+    }
+    rc = 0;
+out:
+    free(body);
+    fio_close(fd);
+    return rc;
+}
+
+/* Replays batch headers of log from offset `from` to its end. */
+static void replay_log(struct producer_state *ps, struct plog *log, int64_t from)
+{
+    int64_t end = plog_end_offset(log);
+    int64_t offset = from < plog_start_offset(log) ? plog_start_offset(log) : from;
+    while (offset < end) {
+        struct log_slice s = {.fd = -1};
+        if (plog_read(log, offset, 1 << 20, end, &s) != KERR_NONE || s.len == 0) {
+            if (s.fd >= 0)
+                close(s.fd);
+            return;
+        }
+        off_t pos = s.position, stop = s.position + (off_t)s.len;
+        int64_t next = offset;
+        while (pos + BATCH_HEADER_SIZE <= stop) {
+            uint8_t hb[BATCH_HEADER_SIZE];
+            if (fio_pread_full(s.fd, hb, sizeof(hb), pos) != (ssize_t)sizeof(hb))
+                break;
+            struct batch_header h;
+            batch_header_decode(hb, &h);
+            if (h.length < BATCH_MIN_LENGTH)
+                break;
+            if (h.producer_id >= 0 && batch_last_offset(&h) >= offset &&
+                !(h.attributes & BATCH_ATTR_CONTROL))
+                producer_state_record(ps, &h, h.base_offset);
+            next = batch_last_offset(&h) + 1;
+            pos += (off_t)batch_total_size(&h);
+        }
+        close(s.fd);
+        if (next <= offset)
+            return; /* no progress: damaged; recovery is plog's job */
+        offset = next;
+    }
+}
+
+int producer_state_load(struct producer_state *ps, const char *dir, struct plog *log)
+{
+    int64_t offs[64];
+    int n = list_snapshots(dir, offs, 64);
+    int64_t end = plog_end_offset(log);
+    int64_t from = plog_start_offset(log);
+    char path[1200];
+    for (int i = n - 1; i >= 0; i--) {
+        snapshot_path(path, sizeof(path), dir, offs[i]);
+        if (offs[i] > end) {
+            fio_unlink(path); /* past a truncated tail: describes batches that are gone */
+            continue;
+        }
+        if (read_snapshot(ps, path) == 0) {
+            from = offs[i];
+            /* Never vouch for batches the log no longer holds. */
+            for (struct producer_entry *e = ps->head; e; e = e->next)
+                while (e->n > 0 && e->batches[e->n - 1].last_offset >= end)
+                    e->n--;
+            break;
+        }
+        producer_state_free(ps);
+        LOG_WARN("ProducerStateManager", "Ignoring unreadable producer snapshot %s", path);
+    }
+    replay_log(ps, log, from);
+    ps->changed = false;
+    return 0;
+}
+
+int producer_state_snapshot(struct producer_state *ps, const char *dir, int64_t log_end)
+{
+    size_t blen = 4 + (size_t)ps->count * SNAPSHOT_ENTRY_SIZE;
+    uint8_t *buf = malloc(6 + blen);
+    if (buf == NULL)
+        return -1;
+    uint8_t *body = buf + 6;
+    be32_put(body, (uint32_t)ps->count);
+    size_t i = 0;
+    for (struct producer_entry *e = ps->head; e; e = e->next, i++) {
+        uint8_t *p = body + 4 + i * SNAPSHOT_ENTRY_SIZE;
+        const struct producer_batch_meta *m = e->n > 0 ? &e->batches[e->n - 1] : NULL;
+        be64_put(p, (uint64_t)e->producer_id);
+        be16_put(p + 8, (uint16_t)e->epoch);
+        be32_put(p + 10, (uint32_t)(m ? m->last_seq : -1));
+        be64_put(p + 14, (uint64_t)(m ? m->last_offset : -1));
+        be32_put(p + 22, (uint32_t)(m ? (int32_t)(m->last_offset - m->first_offset) : 0));
+        be64_put(p + 26, (uint64_t)e->last_timestamp);
+        be32_put(p + 34, (uint32_t)-1);   /* coordinatorEpoch: no transactions */
+        be64_put(p + 38, (uint64_t)-1);   /* currentTxnFirstOffset */
+    }
+    be16_put(buf, SNAPSHOT_VERSION);
+    be32_put(buf + 2, crc32c(0, body, blen));
+    char path[1200], tmp[1210];
+    snapshot_path(path, sizeof(path), dir, log_end);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int rc = -1;
+    int fd = fio_open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+        if (fio_pwrite_full(fd, buf, 6 + blen, 0) == 0 && fio_fsync(fd) == 0)
+            rc = 0;
+        fio_close(fd);
+        if (rc == 0)
+            rc = fio_rename(tmp, path);
+        else
+            fio_unlink(tmp);
+    }
+    free(buf);
+    if (rc != 0)
+        return -1;
+    ps->changed = false;
+    int64_t offs[64];
+    int n = list_snapshots(dir, offs, 64);
+    for (int k = 0; k + 2 < n; k++) {
+        snapshot_path(path, sizeof(path), dir, offs[k]);
+        fio_unlink(path);
+    }
+    return 0;
+}

@@ -1,0 +1,52 @@
+/* producer_state: idempotent-producer state of one partition — per producer id the epoch and
+ * the last 5 batches' sequence ranges (Kafka's ProducerStateManager), kept across restarts by
+ * Kafka-format `<offset>.snapshot` files plus a scan of the batches written after them. */
+#ifndef GREGOR_LOG_PRODUCER_STATE_H
+#define GREGOR_LOG_PRODUCER_STATE_H
+
+#include <stdint.h>
+
+#include "log/batch.h"
+#include "log/log.h"
+
+#define PRODUCER_BATCH_CACHE 5
+
+struct producer_batch_meta {
+    int32_t first_seq, last_seq;
+    int64_t first_offset, last_offset;
+    int64_t timestamp;
+};
+
+struct producer_entry {
+    int64_t producer_id;
+    int16_t epoch;
+    int n;                           /* valid entries in batches, oldest first */
+    struct producer_batch_meta batches[PRODUCER_BATCH_CACHE];
+    int64_t last_timestamp;
+    struct producer_entry *next;
+};
+
+struct producer_state {
+    struct producer_entry *head;
+    int count;
+    bool changed;                    /* since the last snapshot */
+};
+
+/* Checks a batch's sequence against the state: KERR_NONE (append it),
+ * KERR_DUPLICATE_SEQUENCE_NUMBER with *dup_offset (a retry of one of the last 5: answer with
+ * its offset, do not append), KERR_OUT_OF_ORDER_SEQUENCE_NUMBER or KERR_INVALID_PRODUCER_EPOCH. */
+int producer_state_check(const struct producer_state *ps, const struct batch_header *h,
+                         int64_t *dup_offset);
+/* Records an appended batch (h as written, first_offset its base offset). */
+void producer_state_record(struct producer_state *ps, const struct batch_header *h,
+                           int64_t first_offset);
+struct producer_entry *producer_state_find(const struct producer_state *ps, int64_t pid);
+
+/* Loads the newest snapshot in dir at or below log end, deletes stale ones, then replays the
+ * batches of log from the snapshot's offset to the log end. */
+int producer_state_load(struct producer_state *ps, const char *dir, struct plog *log);
+/* Writes <dir>/<log end>.snapshot (atomically) and removes all but the newest two. */
+int producer_state_snapshot(struct producer_state *ps, const char *dir, int64_t log_end);
+void producer_state_free(struct producer_state *ps);
+
+#endif

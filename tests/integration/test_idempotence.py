@@ -1,0 +1,50 @@
+"""Idempotent produce: a retried batch (same producer id, epoch, sequences) is answered with
+its first offset and not appended again — also after a broker restart and after kill -9."""
+import pytest
+
+from kafka_wire import produce_v7, record_batch
+
+confluent_kafka = pytest.importorskip("confluent_kafka")
+from confluent_kafka import Consumer, TopicPartition  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+
+def end_offset(b, topic):
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "idem-wm"})
+    lo, hi = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    c.close()
+    return hi
+
+
+@pytest.mark.parametrize("how", ["restart", "kill9"])
+def test_duplicate_batch_not_appended_twice(broker, how):
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    a.create_topics([NewTopic("idem", 1, 1)])["idem"].result(10)
+    pid = 4242
+    b1 = record_batch([b"a", b"b", b"c"], producer_id=pid, epoch=0, base_sequence=0)
+    b2 = record_batch([b"d", b"e"], producer_id=pid, epoch=0, base_sequence=3)
+    assert produce_v7(broker.bootstrap, "idem", 0, b1) == (0, 0)
+    assert produce_v7(broker.bootstrap, "idem", 0, b2) == (0, 3)
+    assert produce_v7(broker.bootstrap, "idem", 0, b1) == (0, 0)  # retry: same answer
+    assert end_offset(broker, "idem") == 5
+    if how == "restart":
+        broker.restart()
+    else:
+        broker.kill9()
+        broker.start()
+    # The last batch's retry is still recognised after the restart.
+    assert produce_v7(broker.bootstrap, "idem", 0, b2) == (0, 3)
+    if how == "kill9":
+        # After a crash the batches since the last snapshot are re-read: all 5 are known.
+        assert produce_v7(broker.bootstrap, "idem", 0, b1) == (0, 0)
+    else:
+        # A clean stop keeps Kafka's snapshot (last batch per producer), so an older retry is
+        # refused as Kafka refuses it, and never appended twice.
+        assert produce_v7(broker.bootstrap, "idem", 0, b1)[0] == 45
+    assert end_offset(broker, "idem") == 5
+    # A gap in the sequence is refused; the next one in order is appended.
+    gap = record_batch([b"x"], producer_id=pid, epoch=0, base_sequence=9)
+    assert produce_v7(broker.bootstrap, "idem", 0, gap)[0] == 45  # OUT_OF_ORDER_SEQUENCE_NUMBER
+    nxt = record_batch([b"f"], producer_id=pid, epoch=0, base_sequence=5)
+    assert produce_v7(broker.bootstrap, "idem", 0, nxt) == (0, 5)
+    assert end_offset(broker, "idem") == 6
