@@ -216,8 +216,14 @@ def test_bad_input_battery(broker):
         _frame(3, 1, 4, struct.pack(">i", 2**30)),        # hostile array count
         struct.pack(">i", 100) + b"\x00\x12",             # frame cut short, then EOF
     ]
+    # A connection opened before the battery must not notice it.
+    bystander = socket.create_connection(("127.0.0.1", broker.port), timeout=5)
     for data in bad:
         _send_raw(broker.port, data)
+    bystander.sendall(_frame(18, 0, 99))
+    size, corr, err = struct.unpack(">iih", bystander.recv(10))
+    assert corr == 99 and err == 0
+    bystander.close()
     # ApiVersions with a version we do not know gets a v0 UNSUPPORTED_VERSION answer.
     resp = _send_raw(broker.port, _frame(18, 99, 7))
     size, corr, err = struct.unpack(">iih", resp[:10])

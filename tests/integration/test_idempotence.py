@@ -48,3 +48,23 @@ def test_duplicate_batch_not_appended_twice(broker, how):
     nxt = record_batch([b"f"], producer_id=pid, epoch=0, base_sequence=5)
     assert produce_v7(broker.bootstrap, "idem", 0, nxt) == (0, 5)
     assert end_offset(broker, "idem") == 6
+
+
+def test_batch_errors_as_kafka(broker_factory):
+    b = broker_factory()
+    b.start()
+    try:
+        a = AdminClient({"bootstrap.servers": b.bootstrap})
+        a.create_topics([NewTopic("errs", 1, 1, config={"max.message.bytes": "200"})])["errs"].result(10)
+        good = record_batch([b"ok"])
+        assert produce_v7(b.bootstrap, "errs", 0, good) == (0, 0)
+        bad_crc = bytearray(record_batch([b"flip"]))
+        bad_crc[-3] ^= 0xFF  # inside the record, covered by the CRC
+        assert produce_v7(b.bootstrap, "errs", 0, bytes(bad_crc))[0] == 2  # CORRUPT_MESSAGE
+        big = record_batch([b"x" * 300])
+        assert produce_v7(b.bootstrap, "errs", 0, big)[0] == 10  # MESSAGE_TOO_LARGE
+        assert produce_v7(b.bootstrap, "nope", 0, good)[0] == 3  # UNKNOWN_TOPIC_OR_PARTITION
+        assert produce_v7(b.bootstrap, "errs", 7, good)[0] == 3
+        assert end_offset(b, "errs") == 1  # nothing of the refused batches was appended
+    finally:
+        assert b.stop() == 0
