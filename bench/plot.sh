@@ -21,7 +21,7 @@ systems = ["gregor", "kafka", "mock"]
 for acks in sorted({r["acks"] for r in prod}):
     keys = sorted({(r["record_size"], r["partitions"]) for r in prod if r["acks"] == acks})
     with open(f"{tmp}/acks-{acks}.dat", "w") as f:
-        f.write("label " + " ".join(systems) + " tcp_same_write_size\n")
+        f.write("# label " + " ".join(systems) + " tcp_same_write_size\n")
         for size, parts in keys:
             vals = []
             for s in systems:
@@ -56,8 +56,8 @@ if [ -n "$Q" ]; then
     plots=""
     for f in $Q; do
         name=$(basename "$f" .quantiles); name=${name##*-e2e-}
-        sys=${name%-*}; pct=${name##*-}
-        label="$sys at $pct% of its own max"; [ "$pct" = 0 ] && label="$sys at 50% of Kafka's max"
+        sys=${name%%-*}; tag=${name#*-}
+        label="$sys, $tag"
         plots="$plots${plots:+, }\"$f\" using (1/(1-\$1)):2 with lines lw 2 title \"$label\""
     done
     gnuplot <<GP

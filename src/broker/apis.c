@@ -46,6 +46,8 @@ CODEC(incremental_alter_configs)
 CODEC(offset_delete)
 CODEC(describe_cluster)
 CODEC(describe_producers)
+CODEC(consumer_group_heartbeat)
+CODEC(consumer_group_describe)
 
 /* Advertised ranges follow shared/kafka-protocol/API-VERSIONS.md §0: versions every client
  * we serve sends. Produce advertises 0 (librdkafka feature checks) but v0-2 are refused. */
@@ -62,7 +64,7 @@ const struct api_entry broker_apis[] = {
     API(13, "LeaveGroup", leave_group, 0, 5, handle_leave_group),
     API(14, "SyncGroup", sync_group, 0, 5, handle_sync_group),
     API(15, "DescribeGroups", describe_groups, 0, 5, handle_describe_groups),
-    API(16, "ListGroups", list_groups, 0, 4, handle_list_groups),
+    API(16, "ListGroups", list_groups, 0, 5, handle_list_groups),
     API(18, "ApiVersions", api_versions, 0, 4, handle_api_versions),
     API(19, "CreateTopics", create_topics, 2, 7, handle_create_topics),
     API(20, "DeleteTopics", delete_topics, 1, 6, handle_delete_topics),
@@ -77,6 +79,8 @@ const struct api_entry broker_apis[] = {
     API(47, "OffsetDelete", offset_delete, 0, 0, handle_offset_delete),
     API(60, "DescribeCluster", describe_cluster, 0, 1, handle_describe_cluster),
     API(61, "DescribeProducers", describe_producers, 0, 0, handle_describe_producers),
+    API(68, "ConsumerGroupHeartbeat", consumer_group_heartbeat, 0, 1, handle_consumer_group_heartbeat),
+    API(69, "ConsumerGroupDescribe", consumer_group_describe, 0, 0, handle_consumer_group_describe),
 };
 const int broker_apis_count = (int)(sizeof(broker_apis) / sizeof(broker_apis[0]));
 

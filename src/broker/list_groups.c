@@ -1,5 +1,5 @@
-/* ListGroups (16): every group this coordinator knows, optionally filtered by state (v4+,
- * case-insensitive as Kafka). */
+/* ListGroups (16): every group this coordinator knows, classic and consumer (KIP-848),
+ * optionally filtered by state (v4+) and type (v5+), case-insensitive as Kafka. */
 #include <stdlib.h>
 #include <strings.h>
 
@@ -15,6 +15,16 @@ static bool state_wanted(const struct list_groups_request *req, int16_t version,
         return true;
     for (int32_t i = 0; i < req->n_states_filter; i++)
         if (req->states_filter[i].ptr && strcasecmp(req->states_filter[i].ptr, state) == 0)
+            return true;
+    return false;
+}
+
+static bool type_wanted(const struct list_groups_request *req, int16_t version, const char *type)
+{
+    if (version < 5 || req->n_types_filter <= 0)
+        return true;
+    for (int32_t i = 0; i < req->n_types_filter; i++)
+        if (req->types_filter[i].ptr && strcasecmp(req->types_filter[i].ptr, type) == 0)
             return true;
     return false;
 }
@@ -37,14 +47,15 @@ enum request_status handle_list_groups(struct broker *b, struct request *r)
     }
     int k = 0;
     for (int i = 0; i < n; i++) {
-        const char *state = gc_state_name(list[i].state);
-        if (!state_wanted(req, r->api_version, state))
+        const char *state = list[i].state_name;
+        if (!state_wanted(req, r->api_version, state) ||
+            !type_wanted(req, r->api_version, list[i].type))
             continue;
         struct list_groups_response_listed_group *g = &resp->groups[k++];
         g->group_id = gh_str_nn(r, list[i].group_id);
         g->protocol_type = gh_str_nn(r, list[i].protocol_type);
         g->group_state = kstr_of(state);
-        g->group_type = kstr_of("classic");
+        g->group_type = kstr_of(list[i].type);
     }
     resp->n_groups = k;
     free(list);

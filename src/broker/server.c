@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -420,7 +421,14 @@ int broker_serve(struct broker_config *cfg)
         LOG_ERROR(server_who, "cannot open the log dirs; exiting");
         return 1;
     }
-    b->loop = loop_create(b->cfg.max_connections + 1024);
+    /* The loop's table is indexed by fd number, and partition segments hold fds too (3 each):
+     * size it to the process's fd limit so no socket (or listener) can fall outside it. */
+    int max_fds = b->cfg.max_connections + 1024;
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
+        nofile.rlim_cur > (rlim_t)max_fds)
+        max_fds = nofile.rlim_cur > (rlim_t)(1 << 22) ? 1 << 22 : (int)nofile.rlim_cur;
+    b->loop = loop_create(max_fds);
     struct net_limits lim = {
         .max_frame_bytes = (size_t)b->cfg.socket_request_max_bytes,
         .max_output_bytes = 64u << 20,

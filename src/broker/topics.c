@@ -280,8 +280,13 @@ static int partition_open(struct broker *b, struct topic *t, int32_t index, bool
         free(p);
         return e;
     }
-    if (create)
-        partition_metadata_write(p->dir_path, t->id.b);
+    if (create) {
+        /* Only when missing or different: rewriting it atomically costs two fsyncs per
+         * partition, which made every start of a broker with many partitions pay them. */
+        uint8_t have[16];
+        if (partition_metadata_read(p->dir_path, have) != 0 || memcmp(have, t->id.b, 16) != 0)
+            partition_metadata_write(p->dir_path, t->id.b);
+    }
     producer_state_load(&p->producers, p->dir_path, p->log);
     t->partitions[index] = p;
     return KERR_NONE;

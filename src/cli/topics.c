@@ -2,6 +2,8 @@
  * (partition count) and delete topics through the librdkafka admin API. */
 #include "cli/cli.h"
 #include "cli/args.h"
+#include "cli/topic_ids.h"
+#include "log/logdir.h"
 
 #include <regex.h>
 #include <stdlib.h>
@@ -250,13 +252,25 @@ static int topics_describe(rd_kafka_t *rk, const rd_kafka_metadata_t *md, struct
         return 1;
     }
     static char configs[65536];
+    const char **names = calloc((size_t)n + 1, sizeof(*names));
+    uint8_t (*ids)[16] = calloc((size_t)n + 1, 16);
+    if (names == NULL || ids == NULL) {
+        free(names);
+        free(ids);
+        free(topics);
+        return 1;
+    }
+    for (int i = 0; i < n; i++)
+        names[i] = topics[i]->topic;
+    cli_topic_ids(cli_bootstrap(cmd), names, n, ids);
     for (int i = 0; i < n; i++) {
         const rd_kafka_metadata_topic_t *t = topics[i];
         describe_configs(rk, t->topic, configs, sizeof configs);
         int replication = t->partition_cnt > 0 ? t->partitions[0].replica_cnt : 0;
-        /* librdkafka 2.0 does not expose topic ids; Kafka prints the zero id it then has. */
+        char id[23];
+        uuid_to_base64url(ids[i], id);
         printf("Topic: %s\tTopicId: %s\tPartitionCount: %d\tReplicationFactor: %d\tConfigs: %s\n",
-               t->topic, "AAAAAAAAAAAAAAAAAAAAAA", t->partition_cnt, replication, configs);
+               t->topic, id, t->partition_cnt, replication, configs);
         for (int p = 0; p < t->partition_cnt; p++) {
             const rd_kafka_metadata_partition_t *part = &t->partitions[p];
             printf("\tTopic: %s\tPartition: %d\tLeader: ", t->topic, (int)part->id);
@@ -271,6 +285,8 @@ static int topics_describe(rd_kafka_t *rk, const rd_kafka_metadata_t *md, struct
             printf("\tElr: \tLastKnownElr: \n");
         }
     }
+    free(names);
+    free(ids);
     free(topics);
     return 0;
 }

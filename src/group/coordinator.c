@@ -9,6 +9,7 @@
 #include "common/errors.h"
 #include "common/logging.h"
 #include "common/util.h"
+#include "group/consumer_group_internal.h"
 #include "group/group_internal.h"
 
 #define GC_WHO "GroupCoordinator"
@@ -208,6 +209,7 @@ void gc_group_remove(struct group_coordinator *gc, struct group *g)
         g->pending = p->next;
         pending_free(gc, p);
     }
+    cg_group_free(g);
     if (g->meta.p != NULL)
         gc->live[g->partition]--;
     free(g->meta.p);
@@ -224,7 +226,7 @@ void gc_group_remove(struct group_coordinator *gc, struct group *g)
 void gc_group_drop_if_unused(struct group_coordinator *gc, struct group *g)
 {
     if (g->state == GC_EMPTY && g->n_members == 0 && g->n_pending == 0 &&
-        g->offsets.count == 0 && g->meta.p == NULL)
+        g->offsets.count == 0 && g->meta.p == NULL && g->cg == NULL)
         gc_group_remove(gc, g);
 }
 
@@ -603,6 +605,10 @@ void gc_timer_fire(struct group_coordinator *gc, struct gc_timer *t)
         gc_expire(gc);
         timer_arm(gc, &gc->expiry_timer, gc_mono(gc) + gc->cfg.retention_check_interval_ms);
         break;
+    case GC_TIMER_CG_SESSION:
+    case GC_TIMER_CG_REBALANCE:
+        cg_timer_fire(gc, t);
+        break;
     }
 }
 
@@ -870,6 +876,14 @@ void gc_join(struct group_coordinator *gc, const struct gc_join_args *a, gc_join
         join_reply_error(cb, arg, KERR_COORDINATOR_NOT_AVAILABLE, mid);
         return;
     }
+    if (g->cg != NULL) {
+        /* A consumer (KIP-848) group: refused while it has members, else it becomes classic. */
+        int16_t ce = cg_classic_join(gc, g);
+        if (ce != KERR_NONE) {
+            join_reply_error(cb, arg, ce, mid);
+            return;
+        }
+    }
     if (!supports_protocols(g, a)) {
         join_reply_error(cb, arg, KERR_INCONSISTENT_GROUP_PROTOCOL, mid);
         gc_group_drop_if_unused(gc, g);
@@ -1095,8 +1109,10 @@ int gc_list(struct group_coordinator *gc, struct gc_group_summary **out)
             if (g->state == GC_DEAD)
                 continue;
             (*out)[n].group_id = g->id;
-            (*out)[n].protocol_type = g->protocol_type ? g->protocol_type : "";
+            (*out)[n].protocol_type = g->cg ? "consumer" : (g->protocol_type ? g->protocol_type : "");
             (*out)[n].state = g->state;
+            (*out)[n].state_name = g->cg ? cg_state_name(g) : gc_state_name(g->state);
+            (*out)[n].type = g->cg ? "consumer" : "classic";
             n++;
         }
     return n;
@@ -1109,7 +1125,7 @@ void gc_describe(struct group_coordinator *gc, const char *group_id, struct gc_g
     d->protocol_type = "";
     d->protocol = "";
     struct group *g = gc_group_find(gc, group_id);
-    if (g == NULL || g->state == GC_DEAD)
+    if (g == NULL || g->state == GC_DEAD || g->cg != NULL) /* consumer groups: Dead, as Kafka */
         return;
     d->found = true;
     d->state = g->state;
@@ -1158,6 +1174,8 @@ int16_t gc_delete_group(struct group_coordinator *gc, const char *group_id)
             e = records_add_offset_tombstone(&l, g->id, x->topic, x->partition);
     if (e == KERR_NONE)
         e = records_add_group_tombstone(&l, g->id);
+    if (e == KERR_NONE)
+        e = cg_records_add_tombstones(&l, g);
     if (e == KERR_NONE)
         e = records_append(gc, g->partition, &l);
     records_list_free(&l);
@@ -1244,12 +1262,14 @@ void gc_replay_done(struct group_coordinator *gc)
         for (struct group *g = gc->buckets[i]; g; g = g->next) {
             ngroups++;
             g->state = g->n_members > 0 ? GC_STABLE : GC_EMPTY;
+            nmembers += g->cg ? (size_t)g->cg->n_members : 0;
             for (struct member *m = g->members; m; m = m->next) {
                 nmembers++;
                 m->deadline_mono = now + m->session_timeout_ms;
                 timer_arm(gc, &m->hb_timer, m->deadline_mono);
             }
         }
+    cg_replay_done(gc);
     LOG_INFO(GC_WHO, "Loaded %zu groups (%zu members) from __consumer_offsets", ngroups, nmembers);
 }
 

@@ -41,9 +41,20 @@ struct gc_config {
     int32_t offset_metadata_max_bytes;    /* offset.metadata.max.bytes */
     int64_t offsets_retention_ms;         /* offsets.retention.minutes */
     int64_t retention_check_interval_ms;  /* offsets.retention.check.interval.ms (600000) */
+    /* KIP-848 consumer groups (consumer_group.h); 0 = Kafka's default. */
+    int32_t consumer_session_timeout_ms;  /* group.consumer.session.timeout.ms (45000) */
+    int32_t consumer_heartbeat_interval_ms; /* group.consumer.heartbeat.interval.ms (5000) */
+    int32_t consumer_max_size;            /* group.consumer.max.size (unbounded) */
 };
 
-enum gc_timer_kind { GC_TIMER_HEARTBEAT, GC_TIMER_JOIN, GC_TIMER_PENDING, GC_TIMER_EXPIRY };
+enum gc_timer_kind {
+    GC_TIMER_HEARTBEAT,
+    GC_TIMER_JOIN,
+    GC_TIMER_PENDING,
+    GC_TIMER_EXPIRY,
+    GC_TIMER_CG_SESSION,    /* consumer group member session (consumer_group.c) */
+    GC_TIMER_CG_REBALANCE,  /* consumer group member revocation deadline */
+};
 
 /* A timer embedded in the object it belongs to (member, group, pending member, coordinator):
  * freeing the object cancels it, so no timer ever outlives what it points at. */
@@ -62,8 +73,8 @@ void *gc_env_ctx(const struct group_coordinator *gc);
 
 /* ---- replay of __consumer_offsets ---- */
 
-/* Applies one record read back from the log (later records win; tombstones delete). Records of
- * key versions other than 0/1/2 are skipped. Returns 0, or -1 when the bytes do not decode. */
+/* Applies one record read back from the log (later records win; tombstones delete). Key versions
+ * 3-8 are KIP-848 consumer groups (consumer_group_records.c); others are skipped. Returns 0, or -1 when the bytes do not decode. */
 int gc_replay_record(struct group_coordinator *gc, const uint8_t *key, int32_t key_len,
                      const uint8_t *value, int32_t value_len);
 /* After replay: groups with members become Stable with running session timers. */
@@ -210,6 +221,8 @@ struct gc_group_summary {
     const char *group_id;
     const char *protocol_type;     /* "" for none */
     enum gc_group_state state;
+    const char *state_name;        /* Kafka's name for the group's type (classic or consumer) */
+    const char *type;              /* "classic" or "consumer" (ListGroups v5) */
 };
 /* Every live group; *out malloc'ed (caller frees), strings borrowed. */
 int gc_list(struct group_coordinator *gc, struct gc_group_summary **out);

@@ -15,5 +15,7 @@ enum request_status handle_list_groups(struct broker *b, struct request *r);
 enum request_status handle_describe_groups(struct broker *b, struct request *r);
 enum request_status handle_delete_groups(struct broker *b, struct request *r);
 enum request_status handle_offset_delete(struct broker *b, struct request *r);
+enum request_status handle_consumer_group_heartbeat(struct broker *b, struct request *r);
+enum request_status handle_consumer_group_describe(struct broker *b, struct request *r);
 
 #endif

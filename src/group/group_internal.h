@@ -5,6 +5,8 @@
 
 #include "group/coordinator.h"
 
+struct cg_group;
+
 struct member_protocol {
     char *name;
     uint8_t *metadata;         /* owned */
@@ -80,6 +82,7 @@ struct group {
     struct gc_buf meta;         /* the live GroupMetadata value in the log (version-prefixed
                                  * bytes, re-emitted by snapshots); p == NULL = none */
     struct offset_table offsets;
+    struct cg_group *cg;        /* non-NULL: a KIP-848 consumer group (consumer_group.c) */
     struct group *next;         /* hash chain */
 };
 
@@ -137,6 +140,8 @@ struct gc_record_list {
     struct gc_buf *bufs;         /* owned key/value buffers */
     int n, cap, nbufs, capbufs;
 };
+/* Adds a record owning key and value (value.p NULL = tombstone); frees them on failure. */
+int records_add(struct gc_record_list *l, struct gc_buf key, struct gc_buf value);
 int records_add_offset(struct gc_record_list *l, const char *group, const struct offset_entry *e);
 int records_add_offset_tombstone(struct gc_record_list *l, const char *group, const char *topic,
                                  int32_t partition);

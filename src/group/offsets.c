@@ -6,6 +6,7 @@
 #include "common/errors.h"
 #include "common/logging.h"
 #include "common/util.h"
+#include "group/consumer_group_internal.h"
 #include "group/group_internal.h"
 #include "proto/messages.h"
 
@@ -164,6 +165,8 @@ static int16_t validate_commit(struct group *g, const struct gc_commit_args *a, 
     *m = NULL;
     if (g->state == GC_DEAD)
         return KERR_COORDINATOR_NOT_AVAILABLE;
+    if (g->cg != NULL)
+        return cg_validate_commit(g, a);
     if (a->generation < 0 && g->state == GC_EMPTY)
         return KERR_NONE;
     bool has_member = a->member_id && a->member_id[0] != '\0';
@@ -352,6 +355,9 @@ int16_t gc_offset_delete(struct group_coordinator *gc, const char *group_id,
     struct group *g = gc_group_find(gc, group_id);
     if (g == NULL || g->state == GC_DEAD)
         return KERR_GROUP_ID_NOT_FOUND;
+    for (int i = 0; g->cg != NULL && i < n; i++)
+        if (parts[i].error == KERR_NONE && cg_subscribed_to(g, parts[i].topic))
+            parts[i].error = KERR_GROUP_SUBSCRIBED_TO_TOPIC;
     if (g->n_members > 0) {
         if (!g->protocol_type || strcmp(g->protocol_type, "consumer") != 0)
             return KERR_NON_EMPTY_GROUP;
@@ -409,6 +415,8 @@ static void expire_group(struct group_coordinator *gc, struct group *g, int64_t 
     bool dead = g->state == GC_EMPTY && g->n_pending == 0 && g->offsets.count == nexpired;
     if (e == KERR_NONE && dead && g->meta.p != NULL)
         e = records_add_group_tombstone(&l, g->id);
+    if (e == KERR_NONE && dead)
+        e = cg_records_add_tombstones(&l, g);
     if (e == KERR_NONE)
         e = records_append(gc, g->partition, &l);
     records_list_free(&l);

@@ -7,6 +7,7 @@
 #include "common/errors.h"
 #include "common/logging.h"
 #include "common/util.h"
+#include "group/consumer_group_internal.h"
 #include "group/group_internal.h"
 #include "proto/messages.h"
 
@@ -229,6 +230,11 @@ static int list_add(struct gc_record_list *l, struct gc_buf key, struct gc_buf v
     return KERR_NONE;
 }
 
+int records_add(struct gc_record_list *l, struct gc_buf key, struct gc_buf value)
+{
+    return list_add(l, key, value);
+}
+
 int records_add_offset(struct gc_record_list *l, const char *group, const struct offset_entry *e)
 {
     struct gc_buf k = {0}, v = {0};
@@ -424,8 +430,10 @@ int gc_replay_record(struct group_coordinator *gc, const uint8_t *key, int32_t k
             rc = -1;
         else
             rc = replay_group(gc, k.group.ptr, value, value_len, &arena);
+    } else if (kv >= 3 && kv <= 8) {
+        rc = cg_replay_record(gc, kv, &r, value, value_len, &arena);
     }
-    /* Other key versions: KIP-848 consumer groups and share groups, not ours to load. */
+    /* Other key versions (9+: share groups) are not ours to load. */
     arena_reset(&arena);
     return rc;
 }
@@ -462,7 +470,9 @@ int gc_snapshot(struct group_coordinator *gc, int32_t partition, gc_emit_fn emit
         for (struct group *g = gc->buckets[i]; g && e == KERR_NONE; g = g->next) {
             if (g->partition != partition)
                 continue;
-            if (g->meta.p != NULL) {
+            if (g->cg != NULL)
+                e = cg_snapshot_group(g, &l);
+            if (e == KERR_NONE && g->meta.p != NULL) {
                 struct gc_buf k = {0}, v = {0};
                 e = gc_encode_group_key(&k, g->id);
                 if (e == KERR_NONE) {

@@ -163,8 +163,9 @@ def test_describe_format(bootstrap):
     r = run("kafka-topics.sh", "--bootstrap-server", bootstrap, "--describe", "--topic", topic)
     assert r.returncode == 0, r.stdout + r.stderr
     lines = r.stdout.rstrip("\n").split("\n")
-    assert re.match(r"^Topic: %s\tTopicId: \S+\tPartitionCount: 2\tReplicationFactor: 1\t"
+    assert re.match(r"^Topic: %s\tTopicId: [A-Za-z0-9_-]{22}\tPartitionCount: 2\tReplicationFactor: 1\t"
                     r"Configs: .*retention\.ms=123456" % topic, lines[0]), lines[0]
+    assert "TopicId: AAAAAAAAAAAAAAAAAAAAAA" not in lines[0]  # the real id, not the zero one
     assert len(lines) == 3
     for p, line in enumerate(lines[1:]):
         assert re.match(r"^\tTopic: %s\tPartition: %d\tLeader: \d+\tReplicas: \d+\tIsr: \d+"

@@ -89,15 +89,12 @@ def test_kill9_under_acks_all_load(broker_factory):
                   rounds=int(os.environ.get("GREGOR_KILL9_ROUNDS", "10")))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "broker bug: idempotent-producer state (last 5 batches per producer id) lives only in memory "
-    "(src/broker/produce.c) and is not rebuilt from the log when a partition is opened, so after "
-    "a restart the client's retry of a batch that was written but not answered is appended again"))
 def test_kill9_idempotent_producer_no_duplicates(broker_factory):
-    """The same with enable.idempotence=true: Kafka rebuilds each producer's last sequence
-    numbers from the log (producer state snapshots) when it restarts, so a retried batch that
-    had reached the log before the crash is answered as a duplicate with its original offset.
-    Then no record may appear twice at all, acknowledged or not."""
+    """The same with enable.idempotence=true: the broker rebuilds each producer's last sequence
+    numbers (producer-state snapshots plus a replay of the log tail) when it restarts, as Kafka
+    does, so a retried batch that had reached the log before the crash is answered as a
+    duplicate with its original offset. Then no record may appear twice at all, acknowledged or
+    not, besides everything the non-idempotent test checks."""
     _kill9_rounds(broker_factory, idempotent=True,
                   rounds=int(os.environ.get("GREGOR_KILL9_ROUNDS", "10")))
 
@@ -244,7 +241,7 @@ def _check_payload(v):
     return int(v[:8])
 
 
-def test_disk_full_storage_error_then_recovers(broker_factory, small_tmpfs):
+def test_disk_full_storage_error_then_recovers(small_tmpfs, broker_factory):
     data = os.path.join(small_tmpfs, "data")
     b = broker_factory(**{"log.segment.bytes": str(1 << 20),
                           "log.index.size.max.bytes": str(64 << 10)})
@@ -393,3 +390,34 @@ def test_torn_tail_after_kill9(broker_factory, cut):
     msgs, lo, hi = read_partition(b.bootstrap, topic, 0)
     assert hi == base + 1 and msgs[-1].value() == b"after"
     assert b.stop() == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Many partitions: segment fds must not starve the listener
+
+
+def test_many_partitions_still_accept_connections(broker_factory):
+    """The event loop's table is indexed by fd number. It used to be sized max.connections +
+    1024 only, while every open segment holds 3 fds too, so with enough partitions a restarted
+    broker could not even register its listener ("cannot listen: Too many open files"; with the
+    default max.connections=10000 from ~3.7k partitions) and a running one closed each new
+    connection ("cannot register with the event loop"). max.connections=100 (a 1124-entry
+    table under the old sizing) with 500 partitions (1500 fds) reproduces that in seconds.
+    A broker must start and accept clients however many partitions it has open, also right
+    after a restart, when the partitions' files take the low fd numbers."""
+    b = broker_factory(**{"max.connections": "100"})
+    b.start()
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    for f in a.create_topics([NewTopic("many%d" % t, num_partitions=100, replication_factor=1)
+                              for t in range(5)]).values():
+        f.result(60)
+    del a
+    # Connections opened before the partitions hold low fd numbers, and a closed one's number is
+    # reused; after a restart the partitions take the low numbers and every socket comes after.
+    b.restart()
+    p = Producer({"bootstrap.servers": b.bootstrap, "message.timeout.ms": 10000})
+    got = []
+    p.produce("many4", value=b"hello", partition=99, on_delivery=lambda e, m: got.append(e))
+    p.flush(15)
+    assert got == [None], "produce on a new connection failed: %s\n%s" % (got, b.log()[-1500:])
+    assert "cannot register with the event loop" not in b.log()

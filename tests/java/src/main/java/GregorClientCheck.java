@@ -10,6 +10,12 @@
 //   group               consumer group: consumer 1 subscribes, reads, commitSync, close; more
 //                       records are produced; consumer 2 (same group) resumes at the commit.
 //                       options: count=N per phase (default 1000), protocol=classic|consumer
+//   group-consumer      KIP-848 (group.protocol=consumer): two consumers on a 6-partition topic
+//                       get 3 partitions each, every record is consumed once; both commit, one
+//                       leaves and the other takes all 6 and reads only what came after the
+//                       commits; a third consumer resumes at the second one's commit. Checks
+//                       describeConsumerGroups (ConsumerGroupDescribe) and listGroups (v5 types).
+//                       options: count=N per phase (default 600), assignor=uniform|range
 //   admin               createTopics, listTopics, describeTopics, describeConfigs,
 //                       createPartitions, deleteTopics, describeCluster.
 //
@@ -32,6 +38,8 @@ import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.Config;
+import org.apache.kafka.clients.admin.ConsumerGroupDescription;
+import org.apache.kafka.clients.admin.ListGroupsOptions;
 import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.DescribeClusterResult;
 import org.apache.kafka.clients.admin.NewPartitions;
@@ -46,6 +54,7 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.GroupType;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionInfo;
@@ -74,7 +83,7 @@ public final class GregorClientCheck {
         System.setProperty("org.slf4j.simpleLogger.defaultLogLevel",
                 System.getProperty("org.slf4j.simpleLogger.defaultLogLevel", "warn"));
         if (argv.length < 2) {
-            System.err.println("usage: GregorClientCheck produce-idempotent|group|admin BOOTSTRAP [key=value ...]");
+            System.err.println("usage: GregorClientCheck produce-idempotent|group|group-consumer|admin BOOTSTRAP [key=value ...]");
             System.exit(2);
         }
         Map<String, String> opts = new HashMap<>();
@@ -94,6 +103,10 @@ public final class GregorClientCheck {
                 case "group":
                     group(bootstrap, Integer.parseInt(opts.getOrDefault("count", "1000")),
                             opts.getOrDefault("protocol", "classic"));
+                    break;
+                case "group-consumer":
+                    groupConsumer(bootstrap, Integer.parseInt(opts.getOrDefault("count", "600")),
+                            opts.getOrDefault("assignor", "uniform"));
                     break;
                 case "admin":
                     admin(bootstrap);
@@ -354,6 +367,128 @@ public final class GregorClientCheck {
                 c2.commitSync(Duration.ofSeconds(TIMEOUT_S));
             }
             System.out.printf("OK group protocol=%s first=%d second=%d partitions=%d%n", protocol, got1, got2, partitions);
+        }
+    }
+
+    /** Polls every consumer in turn into `got` until `done` holds or the deadline passes. */
+    static void pollAll(List<KafkaConsumer<byte[], byte[]>> cs, Map<Integer, List<ConsumerRecord<byte[], byte[]>>> got,
+            java.util.function.BooleanSupplier done, long timeoutMs, String what) {
+        long deadline = System.currentTimeMillis() + timeoutMs;
+        while (!done.getAsBoolean() && System.currentTimeMillis() < deadline) {
+            for (KafkaConsumer<byte[], byte[]> c : cs)
+                for (ConsumerRecord<byte[], byte[]> r : c.poll(Duration.ofMillis(200)))
+                    got.computeIfAbsent(r.partition(), k -> new ArrayList<>()).add(r);
+        }
+        check(done.getAsBoolean(), "%s: timed out", what);
+    }
+
+    static int total(Map<Integer, List<ConsumerRecord<byte[], byte[]>>> m) {
+        return m.values().stream().mapToInt(List::size).sum();
+    }
+
+    static void merge(Map<Integer, List<ConsumerRecord<byte[], byte[]>>> into,
+                      Map<Integer, List<ConsumerRecord<byte[], byte[]>>> from) {
+        for (Map.Entry<Integer, List<ConsumerRecord<byte[], byte[]>>> e : from.entrySet())
+            into.computeIfAbsent(e.getKey(), k -> new ArrayList<>()).addAll(e.getValue());
+        for (List<ConsumerRecord<byte[], byte[]>> l : into.values())
+            l.sort((x, y) -> Long.compare(x.offset(), y.offset()));
+    }
+
+    static void groupConsumer(String bootstrap, int count, String assignor) throws Exception {
+        String topic = "java-kip848-" + System.nanoTime();
+        String groupId = "java-kip848-" + System.nanoTime();
+        int partitions = 6;
+        try (Admin admin = newAdmin(bootstrap)) {
+            createTopic(admin, topic, partitions, null);
+        }
+        Properties cp = new Properties();
+        cp.put(ConsumerConfig.GROUP_ID_CONFIG, groupId);
+        cp.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer");
+        cp.put(ConsumerConfig.GROUP_REMOTE_ASSIGNOR_CONFIG, assignor);
+        cp.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        cp.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+        cp.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 50);
+        String state;
+        int describedMembers, describedPartitions;
+        String listedType;
+        try (KafkaProducer<byte[], byte[]> producer = newProducer(bootstrap, null);
+             Admin admin = newAdmin(bootstrap)) {
+            KafkaConsumer<byte[], byte[]> c1 = newConsumer(bootstrap, cp);
+            KafkaConsumer<byte[], byte[]> c2 = newConsumer(bootstrap, cp);
+            c1.subscribe(List.of(topic));
+            c2.subscribe(List.of(topic));
+            // Phase 1: both members settle on 3 partitions each before anything is produced,
+            // so no partition changes hands while records are read.
+            Map<Integer, List<ConsumerRecord<byte[], byte[]>>> none = new HashMap<>();
+            pollAll(List.of(c1, c2), none, () -> c1.assignment().size() == 3 && c2.assignment().size() == 3,
+                    60000, "balanced assignment of 6 partitions to 2 consumers (c1=" + c1.assignment()
+                    + " c2=" + c2.assignment() + ")");
+            check(none.isEmpty(), "records before anything was produced: %s", none.keySet());
+            Set<TopicPartition> a1 = new HashSet<>(c1.assignment()), a2 = new HashSet<>(c2.assignment());
+            Set<TopicPartition> both = new HashSet<>(a1);
+            both.retainAll(a2);
+            check(both.isEmpty(), "partitions assigned twice: %s", both);
+            Map<Integer, List<Sent>> first = byPartition(sendKeyed(producer, topic, "one", count));
+            Map<Integer, List<ConsumerRecord<byte[], byte[]>>> g1 = new HashMap<>(), g2 = new HashMap<>();
+            long deadline = System.currentTimeMillis() + 60000;
+            while (total(g1) + total(g2) < count && System.currentTimeMillis() < deadline) {
+                for (ConsumerRecord<byte[], byte[]> r : c1.poll(Duration.ofMillis(200)))
+                    g1.computeIfAbsent(r.partition(), k -> new ArrayList<>()).add(r);
+                for (ConsumerRecord<byte[], byte[]> r : c2.poll(Duration.ofMillis(200)))
+                    g2.computeIfAbsent(r.partition(), k -> new ArrayList<>()).add(r);
+            }
+            for (Integer p : g1.keySet())
+                check(a1.contains(new TopicPartition(topic, p)), "c1 read partition %d it does not own", p);
+            for (Integer p : g2.keySet())
+                check(a2.contains(new TopicPartition(topic, p)), "c2 read partition %d it does not own", p);
+            Map<Integer, List<ConsumerRecord<byte[], byte[]>>> all = new HashMap<>();
+            merge(all, g1);
+            merge(all, g2);
+            compare("group-consumer phase 1", first, all);
+            check(total(g1) > 0 && total(g2) > 0, "one consumer read nothing: c1=%d c2=%d", total(g1), total(g2));
+            c1.commitSync(Duration.ofSeconds(TIMEOUT_S));
+            c2.commitSync(Duration.ofSeconds(TIMEOUT_S));
+
+            // The admin view while both are in: ConsumerGroupDescribe and ListGroups v5.
+            ConsumerGroupDescription d = admin.describeConsumerGroups(List.of(groupId)).all()
+                    .get(TIMEOUT_S, TimeUnit.SECONDS).get(groupId);
+            describedMembers = d.members().size();
+            describedPartitions = d.members().stream().mapToInt(m -> m.assignment().topicPartitions().size()).sum();
+            check(d.type() == GroupType.CONSUMER, "describeConsumerGroups: type %s", d.type());
+            check(assignor.equals(d.partitionAssignor()), "describeConsumerGroups: assignor %s", d.partitionAssignor());
+            state = String.valueOf(d.groupState());
+            listedType = admin.listGroups(ListGroupsOptions.forConsumerGroups().withTypes(Set.of(GroupType.CONSUMER)))
+                    .all().get(TIMEOUT_S, TimeUnit.SECONDS).stream()
+                    .filter(l -> l.groupId().equals(groupId)).map(l -> String.valueOf(l.type().orElse(null)))
+                    .findFirst().orElse("missing");
+
+            // Phase 2: c1 leaves; c2 gets all 6 and reads only the second batch.
+            c1.close(Duration.ofSeconds(TIMEOUT_S));
+            Map<Integer, List<Sent>> second = byPartition(sendKeyed(producer, topic, "two", count));
+            Map<Integer, List<ConsumerRecord<byte[], byte[]>>> gb = new HashMap<>();
+            pollAll(List.of(c2), gb, () -> c2.assignment().size() == partitions, 60000,
+                    "c2 taking over all partitions");
+            pollAll(List.of(c2), gb, () -> total(gb) >= count, 60000, "second batch");
+            // anything more is a duplicate
+            for (ConsumerRecord<byte[], byte[]> r : c2.poll(Duration.ofMillis(1000)))
+                gb.computeIfAbsent(r.partition(), k -> new ArrayList<>()).add(r);
+            merge(gb, new HashMap<>());
+            compare("group-consumer phase 2", second, gb);
+            c2.commitSync(Duration.ofSeconds(TIMEOUT_S));
+            c2.close(Duration.ofSeconds(TIMEOUT_S));
+
+            // Phase 3: a new member resumes at the commits.
+            Map<Integer, List<Sent>> third = byPartition(sendKeyed(producer, topic, "three", count));
+            try (KafkaConsumer<byte[], byte[]> c3 = newConsumer(bootstrap, cp)) {
+                c3.subscribe(List.of(topic));
+                Map<Integer, List<ConsumerRecord<byte[], byte[]>>> g3 = pollRecords(c3, count, 60000);
+                compare("group-consumer phase 3", third, g3);
+                c3.commitSync(Duration.ofSeconds(TIMEOUT_S));
+            }
+            System.out.printf("OK group-consumer assignor=%s c1=%d c2=%d first=%d second=%d third=%d "
+                    + "described_members=%d described_partitions=%d state=%s listed_type=%s%n", assignor,
+                    a1.size(), a2.size(), total(all), total(gb), count, describedMembers, describedPartitions,
+                    state, listedType);
         }
     }
 

@@ -1,0 +1,154 @@
+/* ConsumerGroupHeartbeat (68): the KIP-848 consumer protocol — joins, heartbeats and leaves of
+ * consumer group members; the coordinator (group/consumer_group.c) answers at once with the
+ * member epoch and, when it changed, the member's assignment (topic ids + partitions). */
+#include "broker/kutil.h"
+#include "group/consumer_group.h"
+#include "group/group_handlers.h"
+#include "group/handler_util.h"
+#include "proto/messages.h"
+
+/* ---- the broker's topics as the coordinator sees them ---- */
+
+static void topic_info(const struct topic *t, struct cg_topic *out)
+{
+    out->name = t->name;
+    out->id = t->id;
+    out->partitions = t->npartitions;
+    out->internal = t->internal;
+}
+
+static bool view_by_name(void *ctx, const char *name, struct cg_topic *out)
+{
+    struct topic *t = name ? topic_find(ctx, name) : NULL;
+    if (t != NULL)
+        topic_info(t, out);
+    return t != NULL;
+}
+
+static bool view_by_id(void *ctx, const struct kuuid *id, struct cg_topic *out)
+{
+    struct topic *t = topic_find_by_id(ctx, id);
+    if (t != NULL)
+        topic_info(t, out);
+    return t != NULL;
+}
+
+static void view_each(void *ctx, cg_topic_fn fn, void *arg)
+{
+    struct broker *b = ctx;
+    for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t)) {
+        struct cg_topic ct;
+        topic_info(t, &ct);
+        fn(arg, &ct);
+    }
+}
+
+static const char *str_or_null(const struct kstr *s)
+{
+    return s->ptr;
+}
+
+/* The owned partitions of the request, flattened (NULL when the field is null). */
+static struct cg_tp *owned_partitions(struct request *r, const struct consumer_group_heartbeat_request *req,
+                                      int32_t *n_out)
+{
+    *n_out = -1;
+    if (req->n_topic_partitions < 0)
+        return NULL;
+    int32_t total = 0;
+    for (int32_t i = 0; i < req->n_topic_partitions; i++)
+        total += req->topic_partitions[i].n_partitions > 0 ? req->topic_partitions[i].n_partitions : 0;
+    struct cg_tp *v = request_alloc(r, sizeof(*v) * ((size_t)total + 1));
+    if (v == NULL)
+        return NULL;
+    int32_t k = 0;
+    for (int32_t i = 0; i < req->n_topic_partitions; i++)
+        for (int32_t j = 0; j < req->topic_partitions[i].n_partitions; j++)
+            v[k++] = (struct cg_tp){req->topic_partitions[i].topic_id,
+                                    req->topic_partitions[i].partitions[j]};
+    *n_out = k;
+    return v;
+}
+
+/* The assignment in the response: partitions grouped by topic id (the set is sorted). */
+static int fill_assignment(struct request *r, struct consumer_group_heartbeat_response *resp,
+                           const struct cg_tp *v, int n)
+{
+    resp->assignment = request_alloc(r, sizeof(*resp->assignment));
+    if (resp->assignment == NULL)
+        return -1;
+    struct consumer_group_heartbeat_response_topic_partitions *tp;
+    RESP_ARRAY(r, tp, n);
+    int32_t *parts = request_alloc(r, sizeof(int32_t) * ((size_t)n + 1));
+    if (tp == NULL || parts == NULL)
+        return -1;
+    int nt = 0;
+    for (int i = 0; i < n; i++) {
+        if (nt == 0 || memcmp(tp[nt - 1].topic_id.b, v[i].topic_id.b, 16) != 0) {
+            tp[nt].topic_id = v[i].topic_id;
+            tp[nt].partitions = parts + i;
+            tp[nt].n_partitions = 0;
+            nt++;
+        }
+        parts[i] = v[i].partition;
+        tp[nt - 1].n_partitions++;
+    }
+    resp->assignment->topic_partitions = tp;
+    resp->assignment->n_topic_partitions = nt;
+    return 0;
+}
+
+enum request_status handle_consumer_group_heartbeat(struct broker *b, struct request *r)
+{
+    struct consumer_group_heartbeat_request *req = r->body;
+    struct consumer_group_heartbeat_response *resp = r->resp;
+    if (b->groups == NULL) {
+        resp->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+        return REQUEST_DONE;
+    }
+    int32_t nt = req->n_subscribed_topic_names;
+    const char **topics = NULL;
+    if (nt >= 0) {
+        topics = request_alloc(r, sizeof(*topics) * ((size_t)nt + 1));
+        if (topics == NULL)
+            return REQUEST_CLOSE;
+        for (int32_t i = 0; i < nt; i++)
+            topics[i] = req->subscribed_topic_names[i].ptr ? req->subscribed_topic_names[i].ptr : "";
+    }
+    int32_t n_owned;
+    struct cg_tp *owned = owned_partitions(r, req, &n_owned);
+    if (req->n_topic_partitions >= 0 && owned == NULL)
+        return REQUEST_CLOSE;
+    struct cg_heartbeat_args a = {
+        .version = r->api_version,
+        .group_id = req->group_id.ptr,
+        .member_id = req->member_id.ptr ? req->member_id.ptr : "",
+        .member_epoch = req->member_epoch,
+        .instance_id = str_or_null(&req->instance_id),
+        .rack_id = str_or_null(&req->rack_id),
+        .rebalance_timeout_ms = req->rebalance_timeout_ms,
+        .topics = topics,
+        .n_topics = nt,
+        .regex = r->api_version >= 1 ? str_or_null(&req->subscribed_topic_regex) : NULL,
+        .assignor = str_or_null(&req->server_assignor),
+        .owned = owned,
+        .n_owned = n_owned,
+        .client_id = r->client_id.ptr ? r->client_id.ptr : "",
+        .client_host = gh_client_host(r),
+    };
+    struct cg_topic_view view = {b, view_by_name, view_by_id, view_each};
+    struct cg_heartbeat_result res;
+    cg_heartbeat(b->groups, &view, &a, &res);
+    resp->error_code = res.error;
+    resp->error_message = res.error_message[0] ? gh_str(r, res.error_message) : kstr_null();
+    resp->member_id = gh_str(r, res.member_id);
+    resp->member_epoch = res.member_epoch;
+    resp->heartbeat_interval_ms = res.heartbeat_interval_ms;
+    if (res.error == KERR_NONE && res.has_assignment &&
+        fill_assignment(r, resp, res.assignment, res.n_assignment) != 0) {
+        cg_heartbeat_result_free(&res);
+        return REQUEST_CLOSE;
+    }
+    cg_heartbeat_result_free(&res);
+    return REQUEST_DONE;
+}

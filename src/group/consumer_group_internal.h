@@ -1,0 +1,128 @@
+/* consumer_group_internal: the state of KIP-848 consumer groups shared by consumer_group.c (the
+ * heartbeat state machine) and consumer_group_records.c (records, replay, snapshots), and the
+ * hooks the classic coordinator calls (coordinator.c, offsets.c, records.c). */
+#ifndef GREGOR_GROUP_CONSUMER_GROUP_INTERNAL_H
+#define GREGOR_GROUP_CONSUMER_GROUP_INTERNAL_H
+
+#include <regex.h>
+
+#include "group/consumer_group.h"
+#include "group/group_internal.h"
+
+/* Kafka's MemberState values, as written in ConsumerGroupCurrentMemberAssignmentValue.State. */
+enum cg_member_state {
+    CG_STABLE = 0,
+    CG_UNREVOKED_PARTITIONS = 1,
+    CG_UNRELEASED_PARTITIONS = 2,
+    CG_UNKNOWN_STATE = 127,
+};
+
+/* A set of partitions: sorted by (topic id, partition), no duplicates, malloc'ed. */
+struct cg_tps {
+    struct cg_tp *v;
+    int n;
+};
+
+struct cg_member {
+    struct cg_group *cg;
+    char *id;
+    /* ConsumerGroupMemberMetadataValue */
+    char *instance_id;
+    char *rack_id;
+    char *client_id;
+    char *client_host;
+    char **topics;
+    int n_topics;
+    char *regex;                 /* NULL = none */
+    regex_t re;                  /* compiled regex when re_ok */
+    bool re_ok;
+    int32_t rebalance_timeout_ms;
+    char *assignor;              /* NULL = none named */
+    /* ConsumerGroupCurrentMemberAssignmentValue */
+    int32_t epoch;
+    int32_t previous_epoch;
+    int8_t state;
+    struct cg_tps assigned;
+    struct cg_tps pending_revocation;
+    /* ConsumerGroupTargetAssignmentMemberValue */
+    struct cg_tps target;
+    /* Which of the member's three records are live in the log (live-record accounting). */
+    bool has_metadata, has_target, has_current;
+    /* Not persisted: session and revocation deadlines. */
+    int64_t session_deadline;
+    struct gc_timer session_timer;
+    int32_t rebalance_epoch;     /* the epoch whose revocation the rebalance timer guards */
+    struct gc_timer rebalance_timer;
+    struct cg_member *next;
+};
+
+struct cg_group {
+    struct group *g;             /* the coordinator's group entry (offsets, partition) */
+    int32_t epoch;               /* group epoch (ConsumerGroupMetadataValue) */
+    int32_t assignment_epoch;    /* target assignment epoch */
+    bool has_metadata, has_target_metadata;
+    struct cg_member *members;   /* in join order */
+    int n_members;
+    bool metadata_known;         /* metadata_hash holds the subscribed topics' shape */
+    uint64_t metadata_hash;
+};
+
+/* consumer_group.c */
+struct cg_member *cg_member_find(const struct cg_group *cg, const char *id);
+struct cg_member *cg_member_get_or_create(struct cg_group *cg, const char *id);
+void cg_member_free(struct group_coordinator *gc, struct cg_member *m);
+/* Unlinks and frees a member (its records must be tombstoned already). */
+void cg_member_remove(struct cg_group *cg, struct cg_member *m);
+struct cg_group *cg_attach(struct group *g);
+/* Compiles the member's regex (full match, POSIX ERE); false when it does not compile. */
+bool cg_member_set_regex(struct cg_member *m, const char *regex);
+const char *cg_group_assignor(const struct cg_group *cg);
+
+/* consumer_group_records.c: encoders add to a record list. */
+int cg_rec_group_metadata(struct gc_record_list *l, const char *group, int32_t epoch, bool tomb);
+int cg_rec_member_metadata(struct gc_record_list *l, const char *group, const struct cg_member *m,
+                           bool tomb);
+int cg_rec_target_metadata(struct gc_record_list *l, const char *group, int32_t epoch, bool tomb);
+int cg_rec_target_member(struct gc_record_list *l, const char *group, const char *member,
+                         const struct cg_tps *target, bool tomb);
+int cg_rec_current(struct gc_record_list *l, const char *group, const char *member, int32_t epoch,
+                   int32_t previous_epoch, int8_t state, const struct cg_tps *assigned,
+                   const struct cg_tps *pending, bool tomb);
+/* Appends l to the group's partition and, when it is written, applies it by replaying it. */
+int cg_append_and_apply(struct group_coordinator *gc, int32_t partition, struct gc_record_list *l);
+
+/* Partition sets. */
+void cg_tps_free(struct cg_tps *s);
+void cg_tps_copy(struct cg_tps *dst, const struct cg_tps *src);
+void cg_tps_from(struct cg_tps *dst, const struct cg_tp *v, int n); /* sorts, dedups */
+bool cg_tps_contains(const struct cg_tps *s, const struct kuuid *topic, int32_t partition);
+bool cg_tps_equal(const struct cg_tps *a, const struct cg_tps *b);
+
+/* ---- hooks for the classic coordinator ---- */
+
+/* Frees a group's consumer-group state (gc_group_remove). */
+void cg_group_free(struct group *g);
+/* GC_TIMER_CG_SESSION / GC_TIMER_CG_REBALANCE. */
+void cg_timer_fire(struct group_coordinator *gc, struct gc_timer *t);
+/* Replays one record of key version 3..8 (key reader positioned after the version). */
+struct kreader;
+struct arena;
+int cg_replay_record(struct group_coordinator *gc, int16_t key_version, struct kreader *key,
+                     const uint8_t *value, int32_t value_len, struct arena *arena);
+/* After replay: members' sessions start. */
+void cg_replay_done(struct group_coordinator *gc);
+/* Adds a consumer group's live records (snapshots for the topic rewrite). */
+int cg_snapshot_group(struct group *g, struct gc_record_list *l);
+/* Adds tombstones for every live record of a consumer group (delete, expiry). */
+int cg_records_add_tombstones(struct gc_record_list *l, struct group *g);
+/* OffsetCommit into a consumer group (Kafka's ConsumerGroup.validateOffsetCommit). */
+int16_t cg_validate_commit(struct group *g, const struct gc_commit_args *a);
+/* OffsetDelete: does a member subscribe to topic (by name or regex)? */
+bool cg_subscribed_to(const struct group *g, const char *topic);
+/* Kafka's ConsumerGroupState name: Empty, Assigning, Reconciling, Stable. */
+const char *cg_state_name(const struct group *g);
+/* A classic JoinGroup met a consumer group: INCONSISTENT_GROUP_PROTOCOL while it has members;
+ * an empty one becomes classic (its records are tombstoned, its offsets stay). */
+int16_t cg_classic_join(struct group_coordinator *gc, struct group *g);
+
+#endif
