@@ -49,6 +49,9 @@ struct broker_config {
     int32_t group_min_session_timeout_ms;
     int32_t group_max_session_timeout_ms;
     int32_t group_max_size;
+    int32_t group_consumer_session_timeout_ms;   /* KIP-848 groups */
+    int32_t group_consumer_heartbeat_interval_ms;
+    int32_t group_consumer_max_size;
     int32_t offset_metadata_max_bytes;
     bool acks_all_fsync;                 /* gregor.acks.all.fsync */
     char cluster_id[64];                 /* empty: from meta.properties or generated */

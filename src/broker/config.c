@@ -39,6 +39,9 @@ void broker_config_defaults(struct broker_config *c)
     c->group_min_session_timeout_ms = 6000;
     c->group_max_session_timeout_ms = 1800000;
     c->group_max_size = INT_MAX;
+    c->group_consumer_session_timeout_ms = 45000;
+    c->group_consumer_heartbeat_interval_ms = 5000;
+    c->group_consumer_max_size = INT_MAX;
     c->offset_metadata_max_bytes = 4096;
     c->acks_all_fsync = true;
 }
@@ -141,6 +144,9 @@ static const struct key_spec keys[] = {
     {"group.min.session.timeout.ms", K_I32, OFF(group_min_session_timeout_ms), 0, INT_MAX, 1},
     {"group.max.session.timeout.ms", K_I32, OFF(group_max_session_timeout_ms), 0, INT_MAX, 1},
     {"group.max.size", K_I32, OFF(group_max_size), 1, INT_MAX, 1},
+    {"group.consumer.session.timeout.ms", K_I32, OFF(group_consumer_session_timeout_ms), 1, INT_MAX, 1},
+    {"group.consumer.heartbeat.interval.ms", K_I32, OFF(group_consumer_heartbeat_interval_ms), 1, INT_MAX, 1},
+    {"group.consumer.max.size", K_I32, OFF(group_consumer_max_size), 1, INT_MAX, 1},
     {"offset.metadata.max.bytes", K_I32, OFF(offset_metadata_max_bytes), 0, INT_MAX, 1},
     {"gregor.acks.all.fsync", K_BOOL, OFF(acks_all_fsync), 0, 0, 1},
     {"listeners", K_SPECIAL, 0, 0, 0, 0},

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -345,6 +346,20 @@ static void on_signal(struct loop *l, int fd, void *arg, unsigned events)
     }
 }
 
+/* Each segment holds three descriptors and each client one: take the whole hard limit. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            LOG_WARN(server_who, "cannot raise the open-files limit: %s", strerror(errno));
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        LOG_INFO(server_who, "open-files limit %llu", (unsigned long long)rl.rlim_cur);
+}
+
 static int open_storage(struct broker *b)
 {
     for (int i = 0; i < b->cfg.n_log_dirs; i++) {
@@ -417,6 +432,7 @@ int broker_serve(struct broker_config *cfg)
     signal(SIGPIPE, SIG_IGN);
     int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
+    raise_fd_limit();
     if (open_storage(b) != 0) {
         LOG_ERROR(server_who, "cannot open the log dirs; exiting");
         return 1;

@@ -345,6 +345,9 @@ struct group_coordinator *group_coordinator_create(struct broker *b)
         .offset_metadata_max_bytes = b->cfg.offset_metadata_max_bytes,
         .offsets_retention_ms = b->cfg.offsets_retention_ms,
         .retention_check_interval_ms = 600000,
+        .consumer_session_timeout_ms = b->cfg.group_consumer_session_timeout_ms,
+        .consumer_heartbeat_interval_ms = b->cfg.group_consumer_heartbeat_interval_ms,
+        .consumer_max_size = b->cfg.group_consumer_max_size,
     };
     struct gc_env env = {
         .ctx = s,

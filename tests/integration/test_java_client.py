@@ -5,9 +5,7 @@ The jar is built once per session with `mvn -q -f tests/java/pom.xml package` (C
 beforehand, so this is a fast up-to-date check then). Skipped only when `java` or `mvn` is
 missing; a failing build fails the tests.
 
-Not tested: group.protocol=consumer (KIP-848) — gregor does not implement
-ConsumerGroupHeartbeat yet, so the 4.x consumer fails at once with UnsupportedVersionException
-("The cluster does not support the new CONSUMER group protocol").
+group.protocol=consumer (KIP-848) is tested in test_kip848.py.
 """
 import glob
 import os
