@@ -31,6 +31,8 @@ struct broker_config {
     char log_dirs[BROKER_MAX_LOG_DIRS][1024];
     int n_log_dirs;
     bool log_dirs_explicit;              /* log.dirs was given: log.dir is ignored */
+    int retention_key_rank;              /* 1 hours, 2 minutes, 3 ms: the finer key wins */
+    int roll_key_rank;                   /* 1 hours, 2 ms */
     int32_t node_id;
     int32_t num_partitions;
     int16_t default_replication_factor;

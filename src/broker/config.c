@@ -242,8 +242,46 @@ bad:
     return -1;
 }
 
+static int broker_config_set_one(struct broker_config *c, const char *key, const char *value,
+                                 char *err, size_t errlen);
+
+/* Kafka's precedence: log.retention.ms over .minutes over .hours, log.roll.ms over .hours,
+ * whatever order they are given in. Returns false when a finer key already set the value. */
+static bool precedence_allows(struct broker_config *c, const char *key)
+{
+    static const struct { const char *key; int rank; bool roll; } ranks[] = {
+        {"log.retention.hours", 1, false}, {"log.retention.minutes", 2, false},
+        {"log.retention.ms", 3, false}, {"log.roll.hours", 1, true}, {"log.roll.ms", 2, true},
+    };
+    for (size_t i = 0; i < sizeof(ranks) / sizeof(ranks[0]); i++) {
+        if (strcmp(ranks[i].key, key) != 0)
+            continue;
+        int *have = ranks[i].roll ? &c->roll_key_rank : &c->retention_key_rank;
+        if (*have > ranks[i].rank)
+            return false;
+        *have = ranks[i].rank;
+    }
+    return true;
+}
+
 int broker_config_set(struct broker_config *c, const char *key, const char *value, char *err,
                       size_t errlen)
+{
+    int rank_before = c->retention_key_rank, roll_before = c->roll_key_rank;
+    if (!precedence_allows(c, key)) {
+        LOG_INFO(WHO, "%s=%s ignored: a finer-grained key already set this value", key, value);
+        return 0;
+    }
+    int rc = broker_config_set_one(c, key, value, err, errlen);
+    if (rc != 0) {
+        c->retention_key_rank = rank_before;
+        c->roll_key_rank = roll_before;
+    }
+    return rc;
+}
+
+static int broker_config_set_one(struct broker_config *c, const char *key, const char *value,
+                                 char *err, size_t errlen)
 {
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         const struct key_spec *k = &keys[i];

@@ -4,6 +4,7 @@
 #include "cli/args.h"
 
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -271,7 +272,20 @@ static int produce_run(struct cli_cmd *cmd)
     char *line = NULL;
     size_t cap = 0;
     long long lineno = 0;
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    time_t next_progress = t0.tv_sec + 5;
     for (;;) {
+        if (!interactive && (lineno & 1023) == 0) {
+            /* Long work from a file or pipe gets a progress line every 5 s on stderr. */
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if (now.tv_sec >= next_progress) {
+                double secs = (double)(now.tv_sec - t0.tv_sec) + (now.tv_nsec - t0.tv_nsec) / 1e9;
+                fprintf(stderr, "%lld records read, %.0f records/sec, %d awaiting delivery\n",
+                        lineno, lineno / secs, rd_kafka_outq_len(rk));
+                next_progress = now.tv_sec + 5;
+            }
+        }
         if (interactive) {
             fputs(">", stdout);
             fflush(stdout);

@@ -35,6 +35,21 @@ static void test_defaults_and_keys(void **state)
     assert_int_equal(broker_config_set(&c, "no.such.key", "1", err, sizeof(err)), 0);
 }
 
+static void test_finer_retention_key_wins(void **state)
+{
+    (void)state;
+    struct broker_config c;
+    char err[256];
+    broker_config_defaults(&c);
+    assert_int_equal(broker_config_set(&c, "log.retention.ms", "1234", err, sizeof(err)), 0);
+    assert_int_equal(broker_config_set(&c, "log.retention.hours", "1", err, sizeof(err)), 0);
+    assert_int_equal(c.log.retention_ms, 1234); /* ms wins even when given first */
+    assert_int_equal(broker_config_set(&c, "log.roll.hours", "2", err, sizeof(err)), 0);
+    assert_int_equal(c.log.segment_ms, 2 * 3600000LL);
+    assert_int_equal(broker_config_set(&c, "log.roll.ms", "500", err, sizeof(err)), 0);
+    assert_int_equal(c.log.segment_ms, 500);
+}
+
 static void test_bad_values_refused(void **state)
 {
     (void)state;
@@ -74,6 +89,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_and_keys),
         cmocka_unit_test(test_bad_values_refused),
+        cmocka_unit_test(test_finer_retention_key_wins),
         cmocka_unit_test(test_properties_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
