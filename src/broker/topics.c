@@ -433,6 +433,9 @@ static void found_cb(void *arg, const char *topic, int32_t partition, const char
 {
     (void)dir_path;
     struct found_list *fl = arg;
+    /* Kafka's KRaft metadata log may share the log dir: it is not a topic clients see. */
+    if (strcmp(topic, "__cluster_metadata") == 0)
+        return;
     if (fl->n == fl->cap) {
         int cap = fl->cap ? fl->cap * 2 : 64;
         struct found_partition *v = realloc(fl->v, (size_t)cap * sizeof(*v));

@@ -179,6 +179,8 @@ def test_gregor_serves_kafka_log_dir(kafka, broker_factory):
     b = broker_factory()
     b.data_dir = kafka.data_dir
     b.start(timeout=60)
+    listed = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10).topics
+    assert TOPIC in listed and "__cluster_metadata" not in listed, sorted(listed)
     got = {}
     for part in range(NPARTS):
         msgs, lo, hi = read_partition(b.bootstrap, TOPIC, part)

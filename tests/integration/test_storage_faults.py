@@ -6,13 +6,17 @@
   visible to a fetch, the broker stays up, and producing works again once space returns.
 * A torn tail (the active segment cut mid-batch after a kill -9): the broker recovers to the
   last whole batch, says how many bytes it cut, and serves exactly the whole batches.
+* Many partitions: their segment fds must not push the listener or client sockets out of the
+  event loop's reach (a broker with thousands of partitions restarts and accepts clients).
+
+Env: GREGOR_FAULT_SEED replays a kill -9 run's random moments (the seed is printed with -s);
+GREGOR_KILL9_ROUNDS changes the number of rounds (default 10).
 """
 import glob
 import hashlib
 import os
 import random
 import re
-import shutil
 import struct
 import subprocess
 import threading
