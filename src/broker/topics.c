@@ -287,6 +287,7 @@ static int partition_open(struct broker *b, struct topic *t, int32_t index, bool
         if (partition_metadata_read(p->dir_path, have) != 0 || memcmp(have, t->id.b, 16) != 0)
             partition_metadata_write(p->dir_path, t->id.b);
     }
+    leader_epoch_checkpoint_ensure(p->dir_path, plog_start_offset(p->log));
     producer_state_load(&p->producers, p->dir_path, p->log);
     t->partitions[index] = p;
     return KERR_NONE;

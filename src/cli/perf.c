@@ -15,15 +15,21 @@
 #define PERF_MAX_ARGS 1024
 
 static struct cli_opt perf_opts[] = {
-    {"topic", CLI_OPT_VALUE, "<String: topic>", "REQUIRED: produce/consume messages to/from this topic", 0, 0, 0},
+    {"topic", CLI_OPT_VALUE, "<String: topic>", "REQUIRED: produce/consume messages to/from this "
+     "topic; producer: a comma-separated list spreads records over the topics round-robin", 0, 0, 0},
     {"bootstrap-server", CLI_OPT_VALUE, "<String: server>", "The server(s) to connect to "
      "(or bootstrap.servers in --producer-props).", 0, 0, 0},
     {"broker-list", CLI_OPT_VALUE, "<String: server>", "DEPRECATED, use --bootstrap-server.", 0, 0, 0},
-    {"num-records", CLI_OPT_VALUE, "<Long>", "producer: number of messages to produce", 0, 0, 0},
+    {"num-records", CLI_OPT_VALUE, "<Long>", "producer: number of messages to produce (with "
+     "--duration-sec: at most this many)", 0, 0, 0},
+    {"duration-sec", CLI_OPT_VALUE, "<Double: seconds>", "producer: produce for this long, then "
+     "flush and report (--num-records becomes optional); consumer: stop after this long "
+     "(--messages becomes optional)", 0, 0, 0},
     {"record-size", CLI_OPT_VALUE, "<Integer>", "producer: message size in bytes", 0, 0, 0},
     {"throughput", CLI_OPT_VALUE, "<Double>", "producer: throttle to about this many messages/sec; "
      "-1 to disable throttling", 0, 0, 0},
-    {"producer-props", CLI_OPT_LIST, "<k=v ...>", "producer: client properties, e.g. acks=1 linger.ms=5", 0, 0, 0},
+    {"producer-props", CLI_OPT_LIST, "<k=v ...>", "producer: client properties, e.g. acks=1 "
+     "linger.ms=5 (any librdkafka or Java-client name; applied after --producer.config)", 0, 0, 0},
     {"producer.config", CLI_OPT_VALUE, "<String: file>", "producer: client properties file", 0, 0, 0},
     {"print-metrics", CLI_OPT_FLAG, NULL, "Accepted for compatibility.", 0, 0, 0},
     {"messages", CLI_OPT_VALUE, "<Long>", "consumer: the number of messages to consume", 0, 0, 0},
@@ -31,6 +37,8 @@ static struct cli_opt perf_opts[] = {
     {"timeout", CLI_OPT_VALUE, "<Long: ms>", "consumer: max time between returned records "
      "(default 10000)", 0, 0, 0},
     {"consumer.config", CLI_OPT_VALUE, "<String: file>", "consumer: client properties file", 0, 0, 0},
+    {"consumer-props", CLI_OPT_LIST, "<k=v ...>", "consumer: client properties, e.g. "
+     "fetch.max.bytes=52428800 (applied after --consumer.config and --command-config)", 0, 0, 0},
     {"command-config", CLI_OPT_VALUE, "<String: file>", "client properties file", 0, 0, 0},
     {"show-detailed-stats", CLI_OPT_FLAG, NULL, "Accepted for compatibility.", 0, 0, 0},
     {0, 0, 0, 0, 0, 0, 0},
@@ -39,17 +47,23 @@ static struct cli_opt perf_opts[] = {
 static struct cli_cmd perf_cmd = {
     "gregor perf", "usage: gregor perf producer|consumer [options]\n"
     "Measures produce or consume throughput and latency like kafka-producer-perf-test.sh / "
-    "kafka-consumer-perf-test.sh.", perf_opts,
+    "kafka-consumer-perf-test.sh.\n"
+    "producer: the last stdout line is Kafka's summary (avg/max latency in ms with decimals,\n"
+    "percentiles in whole ms as Kafka prints them); the line before it, \"latency.us: ...\",\n"
+    "gives the same send-to-ack latencies in microseconds.", perf_opts,
 };
 
 struct perf_stats {
     long long start_ms, window_start_ms;
     long long count, bytes, errors;
     long long window_count, window_bytes;
-    double latency_sum_ms, window_latency_sum_ms;
-    long long max_latency_ms, window_max_latency_ms;
-    int *samples;          /* latency in ms, every sampling-th record */
-    long long sample_count, sampling;
+    double latency_sum_us, window_latency_sum_us;
+    long long max_latency_us, window_max_latency_us;
+    /* Send-to-ack latency in us of every sampling-th record. When the buffer fills (a duration
+     * run has no known record count) every other sample is dropped and sampling doubles, so the
+     * samples stay evenly spread over the whole run. */
+    long long *samples;
+    long long sample_count, sampling, seen;
 };
 
 static long long now_us(void)
@@ -67,11 +81,12 @@ static void perf_window_report(struct perf_stats *st, long long now)
     fprintf(stderr, "%lld records sent, %.1f records/sec (%.2f MB/sec), %.1f ms avg latency, "
             "%.1f ms max latency.\n", st->window_count, st->window_count / secs,
             st->window_bytes / secs / (1024.0 * 1024.0),
-            st->window_latency_sum_ms / (double)st->window_count, (double)st->window_max_latency_ms);
+            st->window_latency_sum_us / 1000.0 / (double)st->window_count,
+            (double)st->window_max_latency_us / 1000.0);
     st->window_start_ms = now;
     st->window_count = st->window_bytes = 0;
-    st->window_latency_sum_ms = 0;
-    st->window_max_latency_ms = 0;
+    st->window_latency_sum_us = 0;
+    st->window_max_latency_us = 0;
 }
 
 /* The send time rides in the message opaque, so each delivery knows its latency. */
@@ -84,24 +99,32 @@ static void perf_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void
             fprintf(stderr, "ERROR delivery failed: %s\n", rd_kafka_err2str(msg->err));
         return;
     }
-    long long latency = (now_us() - (long long)(intptr_t)msg->_private) / 1000;
-    if (st->count % st->sampling == 0 && st->sample_count < PERF_MAX_SAMPLES)
-        st->samples[st->sample_count++] = (int)latency;
+    long long latency = now_us() - (long long)(intptr_t)msg->_private;
+    if (st->seen++ % st->sampling == 0) {
+        if (st->sample_count == PERF_MAX_SAMPLES) {
+            for (long long i = 0; i < PERF_MAX_SAMPLES / 2; i++)
+                st->samples[i] = st->samples[2 * i];
+            st->sample_count = PERF_MAX_SAMPLES / 2;
+            st->sampling *= 2;
+        }
+        if ((st->seen - 1) % st->sampling == 0)
+            st->samples[st->sample_count++] = latency;
+    }
     st->count++;
     st->bytes += (long long)msg->len;
     st->window_count++;
     st->window_bytes += (long long)msg->len;
-    st->latency_sum_ms += (double)latency;
-    st->window_latency_sum_ms += (double)latency;
-    if (latency > st->max_latency_ms)
-        st->max_latency_ms = latency;
-    if (latency > st->window_max_latency_ms)
-        st->window_max_latency_ms = latency;
+    st->latency_sum_us += (double)latency;
+    st->window_latency_sum_us += (double)latency;
+    if (latency > st->max_latency_us)
+        st->max_latency_us = latency;
+    if (latency > st->window_max_latency_us)
+        st->window_max_latency_us = latency;
 }
 
-static int int_compare(const void *a, const void *b)
+static int ll_compare(const void *a, const void *b)
 {
-    int x = *(const int *)a, y = *(const int *)b;
+    long long x = *(const long long *)a, y = *(const long long *)b;
     return (x > y) - (x < y);
 }
 
@@ -110,16 +133,22 @@ static void perf_final_report(struct perf_stats *st)
     double secs = (double)(cli_now_ms() - st->start_ms) / 1000.0;
     if (secs <= 0)
         secs = 0.001;
-    qsort(st->samples, (size_t)st->sample_count, sizeof *st->samples, int_compare);
-    int pct[4] = {0, 0, 0, 0};
+    qsort(st->samples, (size_t)st->sample_count, sizeof *st->samples, ll_compare);
+    long long pct[4] = {0, 0, 0, 0};
     const double at[4] = {0.5, 0.95, 0.99, 0.999};
     for (int i = 0; i < 4 && st->sample_count > 0; i++)
         pct[i] = st->samples[(long long)(at[i] * (double)st->sample_count)];
+    double avg_us = st->count ? st->latency_sum_us / (double)st->count : 0.0;
+    /* Microseconds first; then Kafka's line, which stays the last one (scripts take it). */
+    printf("latency.us: %.1f avg, %lld max, %lld 50th, %lld 95th, %lld 99th, %lld 99.9th, "
+           "%lld samples.\n", avg_us, st->max_latency_us, pct[0], pct[1], pct[2], pct[3],
+           st->sample_count);
+    /* Kafka prints avg/max as doubles and the percentiles as whole (truncated) ms. */
     printf("%lld records sent, %.1f records/sec (%.2f MB/sec), %.2f ms avg latency, %.2f ms max "
-           "latency, %d ms 50th, %d ms 95th, %d ms 99th, %d ms 99.9th.\n", st->count,
-           st->count / secs, st->bytes / secs / (1024.0 * 1024.0),
-           st->count ? st->latency_sum_ms / (double)st->count : 0.0, (double)st->max_latency_ms,
-           pct[0], pct[1], pct[2], pct[3]);
+           "latency, %lld ms 50th, %lld ms 95th, %lld ms 99th, %lld ms 99.9th.\n", st->count,
+           st->count / secs, st->bytes / secs / (1024.0 * 1024.0), avg_us / 1000.0,
+           (double)st->max_latency_us / 1000.0, pct[0] / 1000, pct[1] / 1000, pct[2] / 1000,
+           pct[3] / 1000);
 }
 
 static rd_kafka_t *perf_producer_new(struct cli_cmd *cmd, struct perf_stats *st)
@@ -147,38 +176,92 @@ static rd_kafka_t *perf_producer_new(struct cli_cmd *cmd, struct perf_stats *st)
     return rk;
 }
 
+/* Parse --duration-sec (seconds, may be fractional) into ms; 0 when absent, -1 when invalid. */
+static long long perf_duration_ms(struct cli_cmd *cmd)
+{
+    const char *v = cli_value(cmd, "duration-sec");
+    if (!v)
+        return 0;
+    char *end;
+    double secs = strtod(v, &end);
+    if (end == v || *end || !(secs > 0) || secs > 1e9)
+        return -1;
+    long long ms = (long long)(secs * 1000.0);
+    return ms > 0 ? ms : 1;
+}
+
+/* Split "a,b,c" in place; returns how many topics (at most max), 0 on an empty name. */
+static int perf_split_topics(char *list, char **topics, int max)
+{
+    int n = 0;
+    for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (n == max)
+            return -1;
+        topics[n++] = t;
+    }
+    return n;
+}
+
+#define PERF_MAX_TOPICS 100000
+
 static int perf_producer(struct cli_cmd *cmd)
 {
-    const char *topic = cli_value(cmd, "topic");
-    long long records, size;
+    const char *topic_arg = cli_value(cmd, "topic");
+    long long records = INT64_MAX, size, duration_ms = perf_duration_ms(cmd);
     double throughput = -1;
-    if (!topic || !cli_value(cmd, "num-records") || !cli_value(cmd, "record-size"))
-        return cli_usage_error(cmd, "perf producer needs --topic, --num-records and --record-size");
-    if (cli_parse_long(cli_value(cmd, "num-records"), 1, INT64_MAX, &records) != 0 ||
+    if (!topic_arg || (!cli_value(cmd, "num-records") && !duration_ms) || !cli_value(cmd, "record-size"))
+        return cli_usage_error(cmd, "perf producer needs --topic, --num-records (or --duration-sec) "
+                               "and --record-size");
+    if (duration_ms < 0)
+        return cli_usage_error(cmd, "Invalid --duration-sec");
+    if ((cli_value(cmd, "num-records") &&
+         cli_parse_long(cli_value(cmd, "num-records"), 1, INT64_MAX, &records) != 0) ||
         cli_parse_long(cli_value(cmd, "record-size"), 0, PERF_MAX_RECORD_SIZE, &size) != 0)
         return cli_usage_error(cmd, "Invalid --num-records or --record-size");
     if (cli_value(cmd, "throughput"))
         throughput = strtod(cli_value(cmd, "throughput"), NULL);
+    char *topic_list = strdup(topic_arg);
+    char **topics = calloc(PERF_MAX_TOPICS, sizeof *topics);
+    int n_topics = topic_list && topics ? perf_split_topics(topic_list, topics, PERF_MAX_TOPICS) : -1;
+    if (n_topics <= 0) {
+        free(topic_list);
+        free(topics);
+        return cli_usage_error(cmd, "Invalid --topic list");
+    }
     struct perf_stats st = {0};
-    st.sampling = records / PERF_MAX_SAMPLES + 1;
+    st.sampling = duration_ms ? 1 : records / PERF_MAX_SAMPLES + 1;
     st.samples = calloc(PERF_MAX_SAMPLES, sizeof *st.samples);
     char *payload = malloc((size_t)size + 1);
     rd_kafka_t *rk = st.samples && payload ? perf_producer_new(cmd, &st) : NULL;
     if (!rk) {
         free(st.samples);
         free(payload);
+        free(topic_list);
+        free(topics);
         return 1;
     }
+    /* One topic handle per topic, made once: producev would look each name up per record. */
+    rd_kafka_topic_t **rkts = calloc((size_t)n_topics, sizeof *rkts);
+    int handles_ok = rkts != NULL;
+    for (int i = 0; rkts && i < n_topics; i++)
+        if (!(rkts[i] = rd_kafka_topic_new(rk, topics[i], NULL))) {
+            fprintf(stderr, "Cannot create topic handle %s: %s\n", topics[i],
+                    rd_kafka_err2str(rd_kafka_last_error()));
+            handles_ok = 0;
+            break;
+        }
     /* Kafka fills the payload with random uppercase letters. */
     for (long long i = 0; i < size; i++)
         payload[i] = (char)('A' + rand() % 26);
     cli_install_stop_signals();
     st.start_ms = st.window_start_ms = cli_now_ms();
+    long long deadline = duration_ms ? st.start_ms + duration_ms : INT64_MAX;
     long long sent = 0;
-    for (; sent < records && !cli_stop_requested; sent++) {
+    for (; handles_ok && sent < records && !cli_stop_requested; sent++) {
+        rd_kafka_topic_t *rkt = rkts[sent % n_topics];
         for (;;) {
             rd_kafka_resp_err_t err = rd_kafka_producev(
-                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_VALUE(payload, (size_t)size),
+                rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_VALUE(payload, (size_t)size),
                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                 RD_KAFKA_V_OPAQUE((void *)(intptr_t)now_us()), RD_KAFKA_V_END);
             if (!err)
@@ -195,19 +278,31 @@ static int perf_producer(struct cli_cmd *cmd)
             /* Sleep until this record's slot in the schedule. */
             long long due_ms = st.start_ms + (long long)((double)(sent + 1) * 1000.0 / throughput);
             long long wait = due_ms - cli_now_ms();
+            if (wait > deadline - cli_now_ms())
+                wait = deadline - cli_now_ms();
             if (wait > 0)
                 usleep((useconds_t)(wait * 1000));
         }
         long long now = cli_now_ms();
         if (now - st.window_start_ms >= PERF_REPORT_INTERVAL_MS)
             perf_window_report(&st, now);
+        if (now >= deadline) {
+            sent++;
+            break;
+        }
     }
     rd_kafka_flush(rk, 120000);
     perf_final_report(&st);
+    for (int i = 0; rkts && i < n_topics && rkts[i]; i++)
+        rd_kafka_topic_destroy(rkts[i]);
+    free(rkts);
     rd_kafka_destroy(rk);
     free(st.samples);
     free(payload);
-    return st.errors || st.count < records ? 1 : 0;
+    free(topic_list);
+    free(topics);
+    /* A duration run succeeds when everything it sent was acknowledged. */
+    return st.errors || !handles_ok || st.count < (duration_ms ? sent : records) ? 1 : 0;
 }
 
 static void format_time(char *buf, size_t size, struct timespec *ts)
@@ -221,10 +316,13 @@ static void format_time(char *buf, size_t size, struct timespec *ts)
 static int perf_consumer(struct cli_cmd *cmd)
 {
     const char *topic = cli_value(cmd, "topic");
-    long long messages, timeout_ms = 10000;
-    if (!topic || !cli_value(cmd, "messages") ||
-        cli_parse_long(cli_value(cmd, "messages"), 1, INT64_MAX, &messages) != 0)
-        return cli_usage_error(cmd, "perf consumer needs --topic and --messages N");
+    long long messages = INT64_MAX, timeout_ms = 10000, duration_ms = perf_duration_ms(cmd);
+    if (duration_ms < 0)
+        return cli_usage_error(cmd, "Invalid --duration-sec");
+    if (!topic || (!cli_value(cmd, "messages") && !duration_ms) ||
+        (cli_value(cmd, "messages") &&
+         cli_parse_long(cli_value(cmd, "messages"), 1, INT64_MAX, &messages) != 0))
+        return cli_usage_error(cmd, "perf consumer needs --topic and --messages N (or --duration-sec)");
     if (cli_value(cmd, "timeout") && cli_parse_long(cli_value(cmd, "timeout"), 1, INT64_MAX, &timeout_ms))
         return cli_usage_error(cmd, "Invalid --timeout");
     const char *bootstrap = cli_bootstrap(cmd);
@@ -237,7 +335,7 @@ static int perf_consumer(struct cli_cmd *cmd)
         cli_conf_set(conf, "auto.offset.reset", "earliest") ||
         cli_conf_set(conf, "enable.auto.commit", "false") ||
         cli_conf_apply_options(conf, cmd, "consumer.config", NULL) ||
-        cli_conf_apply_options(conf, cmd, "command-config", NULL)) {
+        cli_conf_apply_options(conf, cmd, "command-config", "consumer-props")) {
         if (conf)
             rd_kafka_conf_destroy(conf);
         return 1;
@@ -258,8 +356,9 @@ static int perf_consumer(struct cli_cmd *cmd)
     struct timespec start_wall, end_wall;
     clock_gettime(CLOCK_REALTIME, &start_wall);
     long long start = cli_now_ms(), last = start, first_record = -1, count = 0, bytes = 0;
-    long long last_report = start;
-    while (count < messages && !cli_stop_requested && cli_now_ms() - last < timeout_ms) {
+    long long last_report = start, deadline = duration_ms ? start + duration_ms : INT64_MAX;
+    while (count < messages && !cli_stop_requested && cli_now_ms() - last < timeout_ms &&
+           cli_now_ms() < deadline) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, 100);
         if (!msg)
             continue;
@@ -280,7 +379,10 @@ static int perf_consumer(struct cli_cmd *cmd)
     }
     clock_gettime(CLOCK_REALTIME, &end_wall);
     long long end = cli_now_ms();
-    if (count < messages)
+    int short_of = duration_ms ? count == 0 || (messages != INT64_MAX && count < messages &&
+                                                end < deadline)
+                               : count < messages;
+    if (short_of)
         fprintf(stderr, "WARNING: Exiting before consuming the expected number of messages: "
                 "timeout (%lld ms) exceeded.\n", timeout_ms);
     double secs = (double)(end - start) / 1000.0, mb = (double)bytes / (1024.0 * 1024.0);
@@ -297,25 +399,26 @@ static int perf_consumer(struct cli_cmd *cmd)
            fetch_secs > 0 ? count / fetch_secs : 0.0);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
-    return count < messages ? 1 : 0;
+    return short_of ? 1 : 0;
 }
 
-/* Kafka's --producer-props takes every following word up to the next option; rewrite it as
- * one --producer-props per value so the shared parser can read it. */
-static int expand_producer_props(int argc, char **argv, char **out, int max)
+/* Kafka's --producer-props takes every following word up to the next option (and so does our
+ * --consumer-props); rewrite it as one option per value so the shared parser can read it. */
+static int expand_props(int argc, char **argv, char **out, int max)
 {
-    int n = 0, in_props = 0;
+    char *in_props = NULL;
+    int n = 0;
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--producer-props") == 0) {
-            in_props = 1;
+        if (strcmp(argv[i], "--producer-props") == 0 || strcmp(argv[i], "--consumer-props") == 0) {
+            in_props = argv[i];
             continue;
         }
         if (strncmp(argv[i], "--", 2) == 0)
-            in_props = 0;
+            in_props = NULL;
         if (n + 2 > max)
             return -1;
         if (in_props)
-            out[n++] = "--producer-props";
+            out[n++] = in_props;
         out[n++] = argv[i];
     }
     return n;
@@ -337,7 +440,7 @@ int cli_perf(int argc, char **argv)
     }
     int producer = strcmp(argv[0], "producer") == 0;
     static char *expanded[PERF_MAX_ARGS];
-    int n = expand_producer_props(argc - 1, argv + 1, expanded, PERF_MAX_ARGS);
+    int n = expand_props(argc - 1, argv + 1, expanded, PERF_MAX_ARGS);
     if (n < 0)
         return cli_usage_error(&perf_cmd, "Too many arguments");
     int parsed = cli_args_parse(&perf_cmd, n, expanded);

@@ -171,6 +171,18 @@ def test_segment_files_in_kafka_layout(broker):
     for ext in ("log", "index", "timeindex"):
         assert os.path.exists(os.path.join(d, "00000000000000000000." + ext))
     assert os.path.exists(os.path.join(broker.data_dir, "meta.properties"))
+    with open(os.path.join(d, "leader-epoch-checkpoint")) as f:
+        assert f.read() == "0\n1\n0 0\n"
+    with open(os.path.join(d, "partition.metadata")) as f:
+        assert f.read().startswith("version: 0\ntopic_id: ")
+    broker.restart()  # clean stop: checkpoints written
+    for name in ("recovery-point-offset-checkpoint", "log-start-offset-checkpoint",
+                 "replication-offset-checkpoint"):
+        with open(os.path.join(broker.data_dir, name)) as f:
+            lines = f.read().splitlines()
+        assert lines[0] == "0" and int(lines[1]) == len(lines) - 2, (name, lines)
+        if name != "log-start-offset-checkpoint":
+            assert "layout 0 2" in lines[2:], (name, lines)
 
 
 def test_list_offsets(broker):

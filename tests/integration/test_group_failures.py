@@ -119,8 +119,9 @@ class KcatMember(Member):
             # offsets, so a member would re-read whole partitions after each rebalance.
             KCAT, "-b", broker.bootstrap, "-G", group, topic,
             "-X", "auto.offset.reset=earliest", "-f", "%p %o %s\\n", "-u",
-            "-X", "session.timeout.ms=%d" % SESSION_MS, "-X", "heartbeat.interval.ms=500",
-            "-X", "auto.commit.interval.ms=200"])
+            # (kcat sends -X auto.commit.interval.ms to the legacy topic property: the global
+            # one stays at 5000 ms, so the test waits for the commit instead of tuning it.)
+            "-X", "session.timeout.ms=%d" % SESSION_MS, "-X", "heartbeat.interval.ms=500"])
 
     def assigned(self):
         last = None
@@ -236,9 +237,18 @@ def check_kill_and_takeover(broker, topic, group, members, victim_ix, max_dups_p
         assert m.proc.poll() is None, "%s died:\n%s" % (m.name, m.stderr())
         assert len(parts) == PARTITIONS // len(survivors), after
 
-    # Batch 'a': nothing lost; duplicates only where redelivery explains them.
+    # Batch 'a': nothing lost; duplicates only where redelivery explains them. Wait until the
+    # survivors went quiet (redelivered records arrive after the takeover).
     wait_for(lambda: {v for m in members for _, _, v in m.records()} >= set(first), 30,
              "every record of the first batch consumed by someone")
+    quiet = {"n": -1, "since": time.time()}
+
+    def settled():
+        n = sum(len(m.records()) for m in survivors)
+        if n != quiet["n"]:
+            quiet["n"], quiet["since"] = n, time.time()
+        return time.time() - quiet["since"] >= 1.5
+    wait_for(settled, 30, "the survivors to finish the first batch")
     seen = {}
     for m in members:
         for p, o, v in m.records():
@@ -289,15 +299,13 @@ def test_kcat_member_killed_survivors_take_over(gbroker, tmp_path):
     members = [KcatMember(gbroker, group, topic, tmp_path, "k%d" % i) for i in range(3)]
     try:
         victim = members[1]
-        # kcat reads the whole batch in a blink: kill it after the batch is consumed and its
-        # auto-commit (200 ms) had a chance to run, as a consumer that dies while idle.
-        def consumed_all():
-            n = sum(len(m.records()) for m in members)
-            if n < 600:
-                return False
-            time.sleep(0.5)
-            return True
-        t = check_kill_and_takeover(gbroker, topic, group, members, 1, None, consumed_all)
+        # kcat reads the whole batch in a blink: kill it once the group committed the batch
+        # (auto-commit, every 5 s), as a consumer that dies while idle. Nothing was left
+        # uncommitted, so no record of the first batch may be read twice.
+        def committed_all():
+            return (sum(len(m.records()) for m in members) >= 600
+                    and sum(committed(gbroker, group, topic).values()) == 600)
+        t = check_kill_and_takeover(gbroker, topic, group, members, 1, 0, committed_all)
         print("kcat takeover after SIGKILL: %.1fs (session %d ms)" % (t, SESSION_MS))
         assert victim.proc.returncode == -signal.SIGKILL
         # What the group committed covers every record of both batches.
