@@ -123,10 +123,11 @@ k = best("produce", "kafka", producers=1, partitions=1, acks="1", record_size=10
 if g and k:
     target("1 KB acks=1 >= 3x Kafka", f"{g['MBps']:.0f} vs {k['MBps']:.0f} MB/s = "
            f"{g['MBps'] / k['MBps']:.2f}x", g["MBps"] >= 3 * k["MBps"])
-    target("1 KB acks=1 >= 50% of loopback TCP",
-           f"{g['MBps']:.0f} MB/s = {100 * g['MBps'] / tcp[1024]:.0f}% of TCP at 1 KB writes, "
-           f"{100 * g['MBps'] / tcp[1048576]:.0f}% of TCP at 1 MiB writes (what a batching "
-           f"producer sends)", g["MBps"] >= 0.5 * tcp[1048576])
+    if tcp.get(1024) and tcp.get(1048576):
+        target("1 KB acks=1 >= 50% of loopback TCP",
+               f"{g['MBps']:.0f} MB/s = {100 * g['MBps'] / tcp[1024]:.0f}% of TCP at 1 KB writes, "
+               f"{100 * g['MBps'] / tcp[1048576]:.0f}% of TCP at 1 MiB writes (what a batching "
+               f"producer sends)", g["MBps"] >= 0.5 * tcp[1048576])
 ga = best("produce", "gregor", producers=1, partitions=1, acks="all", record_size=1024)
 if ga and k:
     target("1 KB acks=all (fsync) >= Kafka acks=1", f"{ga['MBps']:.0f} vs {k['MBps']:.0f} MB/s "
@@ -147,3 +148,68 @@ if ready.get("gregor") and ready.get("kafka"):
     b = sorted(ready["kafka"])[len(ready["kafka"]) // 2]
     target("start-to-ready <= 1/100 of Kafka's", f"{a:.1f} vs {b:.0f} ms = 1/{b / a:.0f}",
            a * 100 <= b)
+
+# The scale phase: 5k open connections, 10k partitions.
+scale = [r for r in rows if r.get("type") in ("conns", "probe", "partitions_created",
+                                             "partitions_produce", "partitions_restart")]
+if scale:
+    def one(kind, system, **match):
+        c = [r for r in scale if r["type"] == kind and r["system"] == system
+             and all(r.get(k) == v for k, v in match.items())]
+        return c[-1] if c else None
+
+    def mib(kib):
+        return f"{kib / 1024:.1f}" if kib else "-"
+
+    def us(d, k):
+        return f"{d[k]:,.0f}" if d and d.get(k) is not None else "-"
+    systems = [s for s in ("gregor", "kafka") if any(r["system"] == s for r in scale)]
+    print(f"\nOpen connections (bench/conns: each did one ApiVersions v0 exchange, then idles; "
+          f"open-files limit {run.get('nofile_limit', '?')}):\n")
+    print("| system | wanted | opened | open s | still open at end | burst: all answer one more "
+          "ApiVersions, ms | RSS before MiB | RSS held MiB | KiB per conn | fds held | noise |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for s in systems:
+        c = one("conns", s)
+        if c:
+            per = (c["rss_held_kib"] - c["rss_before_kib"]) / max(c.get("opened", 0), 1)
+            print(f"| {s} | {c['wanted']} | {c.get('opened', 0)} | {c.get('open_s', 0):.2f} | "
+                  f"{c.get('alive', '-')} | {c.get('burst_ms', '-')} | {mib(c['rss_before_kib'])} | "
+                  f"{mib(c['rss_held_kib'])} | {per:.1f} | {c['fds_held']} | {c['busy_pct_before']} |")
+    print("\nAnother client's latency, 1 KB at 1000/s, without and with the connections held "
+          "(e2e = produce call -> consumer poll; ack = produce -> delivery report, acks=1, "
+          "linger.ms=0):\n")
+    print("| system | held | e2e p50 us | e2e p99 us | e2e p99.9 us | e2e max us | ack p50 us | "
+          "ack p99 us | ack p99.9 us | noise |\n|---|---|---|---|---|---|---|---|---|---|")
+    for s in systems:
+        for r in [r for r in scale if r["type"] == "probe" and r["system"] == s]:
+            e, a = r.get("e2e") or {}, r.get("ack_us")
+            print(f"| {s} | {r['tag']} | {us(e, 'p50_us')} | {us(e, 'p99_us')} | "
+                  f"{us(e, 'p999_us')} | {us(e, 'max_us')} | {us(a, 'p50')} | {us(a, 'p99')} | "
+                  f"{us(a, 'p999')} | {r['busy_pct_before']} |")
+    print("\nMany partitions on one node (topics x partitions created one topic at a time, "
+          "bounded; then 1 KB acks=1 records spread over all of them; then SIGTERM and a timed "
+          "start on the same dir):\n")
+    print("| system | created / wanted | create s | RSS MiB | fds | produce across all, "
+          "records/s / MB/s | ack p50 / p99 ms | clean stop ms | start-to-ready ms | RSS idle "
+          "after restart MiB | fds after restart | error |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for s in systems:
+        c, p, r = (one("partitions_created", s), one("partitions_produce", s),
+                   one("partitions_restart", s))
+        if not c:
+            continue
+        prod = (f"{p['records_per_s']:,.0f} / {p['MBps']:.1f}" if p and p.get("ok") else
+                ("FAILED" if p else "-"))
+        ack = (f"{p['ack_p50_us'] / 1000:,.0f} / {p['ack_p99_us'] / 1000:,.0f}"
+               if p and p.get("ack_p50_us") is not None else "-")
+        stop = ("-" if not r else f"{r['stop_ms']:,}" + ("" if r["stopped_by_sigterm"] else
+                f" (not stopped in {r['stop_bound_s']} s: SIGKILL)"))
+        ready = ("-" if not r else f"{r['ready_ms']:,.0f}" if r["started"] else
+                 f"not ready in {r['start_bound_s']} s")
+        err = c.get("error") or ("timed out at " + str(c.get("create_s", ""))[:6] + " s"
+                                 if c.get("timed_out") else "")
+        print(f"| {s} | {c['created']:,} / {c['wanted']:,} | {c['create_s']:.1f} | "
+              f"{mib(c['rss_kib'])} | {c['fds']} (limit {c['fd_limit']}) | {prod} | {ack} | "
+              f"{stop} | {ready} | {mib(r and r['rss_idle_kib'])} | {r['fds'] if r else '-'} | "
+              f"{err} |")

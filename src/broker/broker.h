@@ -79,6 +79,7 @@ struct partition {
     struct producer_state producers; /* idempotence: snapshots + log tail at open */
     bool dirty;                      /* appended since the last group-commit flush */
     bool flush_failed;               /* the last group-commit flush of it failed */
+    bool active_recently;            /* appended since the last idle-fd sweep */
     int64_t last_flush_ms;           /* for flush.ms */
 };
 

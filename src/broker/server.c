@@ -245,6 +245,7 @@ void broker_timer_cancel(struct broker *b, uint64_t id)
 void broker_mark_dirty(struct broker *b, struct partition *p)
 {
     b->appended = true;
+    p->active_recently = true;
     if (p->dirty)
         return;
     if (b->ndirty == b->capdirty) {
@@ -325,6 +326,21 @@ static void periodic_flush(struct loop *l, void *arg)
                 plog_flush(p->log);
         }
     loop_timer_add(l, mono_ms() + b->cfg.log_flush_scheduler_interval_ms, periodic_flush, b);
+}
+
+/* Partitions nobody wrote to for a sweep give back their index descriptors. */
+#define IDLE_FD_SWEEP_MS 10000
+static void periodic_idle_fds(struct loop *l, void *arg)
+{
+    struct broker *b = arg;
+    for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
+        for (int32_t i = 0; i < t->npartitions; i++) {
+            struct partition *p = t->partitions[i];
+            if (!p->active_recently)
+                plog_release_fds(p->log);
+            p->active_recently = false;
+        }
+    loop_timer_add(l, mono_ms() + IDLE_FD_SWEEP_MS, periodic_idle_fds, b);
 }
 
 static void periodic_checkpoint(struct loop *l, void *arg)
@@ -466,6 +482,7 @@ int broker_serve(struct broker_config *cfg)
     loop_timer_add(b->loop, mono_ms() + b->cfg.log_retention_check_interval_ms, periodic_retention, b);
     loop_timer_add(b->loop, mono_ms() + b->cfg.log_flush_scheduler_interval_ms, periodic_flush, b);
     loop_timer_add(b->loop, mono_ms() + b->cfg.offset_checkpoint_interval_ms, periodic_checkpoint, b);
+    loop_timer_add(b->loop, mono_ms() + IDLE_FD_SWEEP_MS, periodic_idle_fds, b);
     LOG_INFO(server_who, "Awaiting socket connections on %s:%d (advertised %s:%d), cluster id %s",
              b->cfg.listener_host, b->cfg.listener_port, b->cfg.advertised_host,
              b->cfg.advertised_port, b->cluster_id);

@@ -17,6 +17,23 @@ static int32_t index_max_entries(int32_t max_index_bytes, int32_t entry_size)
     return max_index_bytes / entry_size;
 }
 
+/* The file descriptor, opened again on demand: indexes give theirs back when idle
+ * (index_release_fd), so a broker with many partitions holds about one fd per segment, as
+ * Kafka does with its mmapped indexes. -1 with errno when it cannot be opened. */
+int index_fd(struct index *ix)
+{
+    if (ix->fd < 0 && ix->path != NULL)
+        ix->fd = fio_open(ix->path, O_RDWR, 0);
+    return ix->fd;
+}
+
+void index_release_fd(struct index *ix)
+{
+    if (ix->fd >= 0)
+        fio_close(ix->fd);
+    ix->fd = -1;
+}
+
 /* Reads raw entry i into buf (entry_size bytes). */
 static int index_read_raw(const struct index *ix, int32_t i, uint8_t *buf)
 {
@@ -26,7 +43,10 @@ static int index_read_raw(const struct index *ix, int32_t i, uint8_t *buf)
         memcpy(buf, ix->mem + (size_t)i * (size_t)ix->entry_size, (size_t)ix->entry_size);
         return 0;
     }
-    ssize_t r = fio_pread_full(ix->fd, buf, (size_t)ix->entry_size, (off_t)i * ix->entry_size);
+    int fd = index_fd((struct index *)ix); /* a lazy open is not a logical change */
+    if (fd < 0)
+        return -1;
+    ssize_t r = fio_pread_full(fd, buf, (size_t)ix->entry_size, (off_t)i * ix->entry_size);
     if (r != ix->entry_size) {
         if (r >= 0)
             errno = EIO;
@@ -143,7 +163,7 @@ int index_make_active(struct index *ix)
         ix->max_entries = ix->entries; /* an old, larger config: never lose entries */
     int64_t want = (int64_t)ix->max_entries * ix->entry_size;
     if (ix->file_len != want) {
-        if (fio_ftruncate(ix->fd, (off_t)want) < 0)
+        if (fio_ftruncate(index_fd(ix), (off_t)want) < 0)
             return -1;
         ix->file_len = want;
     }
@@ -155,7 +175,7 @@ int index_make_active(struct index *ix)
         ix->mem_cap = cap;
         size_t n = (size_t)ix->entries * (size_t)ix->entry_size;
         if (n > 0) {
-            ssize_t r = fio_pread_full(ix->fd, ix->mem, n, 0);
+            ssize_t r = fio_pread_full(index_fd(ix), ix->mem, n, 0);
             if (r != (ssize_t)n) {
                 free(ix->mem);
                 ix->mem = NULL;
@@ -172,7 +192,7 @@ int index_trim(struct index *ix)
 {
     int64_t want = (int64_t)ix->entries * ix->entry_size;
     if (ix->file_len != want) {
-        if (fio_ftruncate(ix->fd, (off_t)want) < 0)
+        if (fio_ftruncate(index_fd(ix), (off_t)want) < 0)
             return -1;
         ix->file_len = want;
     }
@@ -185,7 +205,7 @@ int index_trim(struct index *ix)
 int index_reset(struct index *ix)
 {
     bool active = ix->mem != NULL;
-    if (fio_ftruncate(ix->fd, 0) < 0)
+    if (fio_ftruncate(index_fd(ix), 0) < 0)
         return -1;
     ix->file_len = 0;
     ix->entries = 0;
@@ -220,7 +240,7 @@ static int index_append_raw(struct index *ix, const uint8_t *buf)
         return -1;
     }
     off_t off = (off_t)ix->entries * ix->entry_size;
-    if (fio_pwrite_full(ix->fd, buf, (size_t)ix->entry_size, off) < 0)
+    if (fio_pwrite_full(index_fd(ix), buf, (size_t)ix->entry_size, off) < 0)
         return -1;
     if (off + ix->entry_size > ix->file_len)
         ix->file_len = off + ix->entry_size;

@@ -44,6 +44,10 @@ struct index_time_entry {
 int index_open(struct index *ix, enum index_kind kind, const char *path, int64_t base_offset,
                int32_t max_index_bytes, bool *created);
 int index_close(struct index *ix);
+/* The index file's descriptor, reopened on demand (-1 with errno on failure). */
+int index_fd(struct index *ix);
+/* Closes the descriptor until it is needed again (entries stay valid). */
+void index_release_fd(struct index *ix);
 
 /* Makes the index active: file length = max entries (zero-filled), entries copied to mem. */
 int index_make_active(struct index *ix);

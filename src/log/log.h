@@ -97,6 +97,8 @@ int plog_delete_records(struct plog *log, int64_t offset, int64_t *new_start);
 int plog_maybe_roll(struct plog *log, int64_t now_ms);
 
 void plog_set_config(struct plog *log, const struct log_config *cfg);
+/* Closes the index files' descriptors until they are needed again (idle partitions). */
+void plog_release_fds(struct plog *log);
 int plog_segment_count(const struct plog *log);
 /* Clean close: flush, trim indexes to size. Frees log. */
 int plog_close(struct plog *log);

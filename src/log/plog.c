@@ -420,6 +420,11 @@ static int open_locked(struct plog *log, int64_t recovery_point, int64_t log_sta
     }
     if (log->dir_dirty && fio_fsync_dir(log->dir) == 0)
         log->dir_dirty = false;
+    /* Index files are reopened when first needed: an idle partition holds one fd. */
+    for (int i = 0; i < log->nsegs; i++) {
+        index_release_fd(&log->segs[i]->oi);
+        index_release_fd(&log->segs[i]->ti);
+    }
     LOG_INFO(log->who,
              "Completed load of log with %d segments, local-log-start-offset %" PRId64
              " and log-end-offset %" PRId64 " in %" PRId64 " milliseconds",
@@ -691,7 +696,7 @@ int plog_flush(struct plog *log)
         else
             goto fail_locked;
         if (!s->active) {
-            int a = fio_dup(s->oi.fd), b = a >= 0 ? fio_dup(s->ti.fd) : -1;
+            int a = fio_dup(index_fd(&s->oi)), b = a >= 0 ? fio_dup(index_fd(&s->ti)) : -1;
             if (a >= 0)
                 fds[nfds++] = a;
             if (b >= 0)
@@ -870,7 +875,7 @@ int plog_close(struct plog *log)
         if (was_active && segment_make_inactive(s) < 0)
             rc = KERR_KAFKA_STORAGE_ERROR;
         /* The final time-index entry and the trims must be durable for a scan-free open. */
-        if (was_active && (fio_fdatasync(s->oi.fd) < 0 || fio_fdatasync(s->ti.fd) < 0))
+        if (was_active && (fio_fdatasync(index_fd(&s->oi)) < 0 || fio_fdatasync(index_fd(&s->ti)) < 0))
             rc = KERR_KAFKA_STORAGE_ERROR;
         if (segment_close(s, false) < 0)
             rc = KERR_KAFKA_STORAGE_ERROR;
@@ -898,4 +903,14 @@ int plog_delete(struct plog *log)
     unlock(log);
     free_log(log);
     return rc;
+}
+
+void plog_release_fds(struct plog *log)
+{
+    lock(log);
+    for (int i = 0; i < log->nsegs; i++) {
+        index_release_fd(&log->segs[i]->oi);
+        index_release_fd(&log->segs[i]->ti);
+    }
+    unlock(log);
 }
