@@ -89,6 +89,10 @@ row() {  # system kind json-line
 measure() {  # system bootstrap
     local sys=$1 bs=$2
     create_topics "$bs"
+    # Warm-up, not recorded: connections, the coordinator's first writes, and the JVM's JIT
+    # (without it Kafka's first series runs several times slower than its later ones).
+    "$OUT/group_bench" commit "$bs" gb-commit 10 3 >/dev/null
+    "$OUT/group_bench" stabilise "$bs" gb-stab "$MEMBERS" 90 "$HB_MS" >/dev/null || true
     for n in 1 10 100; do
         row "$sys" c "$("$OUT/group_bench" commit "$bs" gb-commit "$n" "$COMMIT_SECS")"
     done

@@ -32,7 +32,7 @@ static struct cli_opt perf_opts[] = {
      "linger.ms=5 (any librdkafka or Java-client name; applied after --producer.config)", 0, 0, 0},
     {"producer.config", CLI_OPT_VALUE, "<String: file>", "producer: client properties file", 0, 0, 0},
     {"print-metrics", CLI_OPT_FLAG, NULL, "Accepted for compatibility.", 0, 0, 0},
-    {"messages", CLI_OPT_VALUE, "<Long>", "consumer: the number of messages to consume", 0, 0, 0},
+    {"messages", CLI_OPT_VALUE, "<Long>", "consumer: the number of messages to consume (optional with --duration-sec)", 0, 0, 0},
     {"group", CLI_OPT_VALUE, "<String>", "consumer: group id (default perf-consumer-RANDOM)", 0, 0, 0},
     {"timeout", CLI_OPT_VALUE, "<Long: ms>", "consumer: max time between returned records "
      "(default 10000)", 0, 0, 0},
