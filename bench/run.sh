@@ -38,12 +38,14 @@ if [ "$MODE" = quick ]; then
     READY_REPS_KAFKA=1; LIMIT_SECS=1; DISK_MIB=1024; FSYNC_COUNT=2000; QUIET_TRIES=1
     SCALE_TOPICS=100; SCALE_PARTS=100; SCALE_CREATE_BOUND=150; SCALE_PRODUCE_SECS=5
     SCALE_CONNS=5000; SCALE_PROBE_SECS=4; SCALE_STOP_BOUND=60; SCALE_START_BOUND=120
+    SCALE_QUEUE=20000
 else
     SIZES="100 1024 10240"; ACKS="0 1 all"; PARTS="1 16 256"; PRODUCERS="1 4"
     BYTES_PER_RUN=$((1024 * 1024 * 1024)); E2E_SECS=20; E2E_LOADS="25 50 75"; E2E_FIXED="10000 50000"; READY_REPS_GREGOR=5
     READY_REPS_KAFKA=3; LIMIT_SECS=3; DISK_MIB=4096; FSYNC_COUNT=10000; QUIET_TRIES=10
     SCALE_TOPICS=100; SCALE_PARTS=100; SCALE_CREATE_BOUND=600; SCALE_PRODUCE_SECS=15
     SCALE_CONNS=5000; SCALE_PROBE_SECS=10; SCALE_STOP_BOUND=300; SCALE_START_BOUND=600
+    SCALE_QUEUE=100000
 fi
 PHASES=${BENCH_PHASES:-main scale}
 
@@ -366,6 +368,7 @@ profile_gregor() {  # perf record of gregor while it takes 1 KB acks=1 and acks=
 
 # --- scale: 5k open connections, 10k partitions (gregor and Kafka) -------------------------------
 
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 
 # probe SYS TAG: another client's latency while the broker holds what it holds now - e2e
@@ -460,23 +463,29 @@ scale_partitions() {
     tail -1 "$JSONL" >&2
     [ "$ntopics" -gt 0 ] || return 0
     # Across all of them: null keys, and no sticky partitioning, so each record picks a random
-    # partition of the topic, and the topics take turns. At most 100k records (100 MB) wait in
-    # the producer, so the flush after the timed part stays short on a slow broker.
+    # partition of the topic, and the topics take turns. At most SCALE_QUEUE records wait in
+    # the producer, so the flush after the timed part stays short on a slow broker. The
+    # broker's CPU seconds for the run are recorded too: one librdkafka producer spreading
+    # over 10k partitions can be the bottleneck itself.
     wait_quiet
-    local line rc=0
+    local line rc=0 cpu0 cpu1
+    cpu0=$(cpu_ticks "$BPID")
     line=$(timeout $((SCALE_PRODUCE_SECS + 150)) "$GREGOR" perf producer --topic "$topics" \
         --duration-sec "$SCALE_PRODUCE_SECS" --num-records 3000000 --record-size 1024 --throughput -1 \
         --producer-props "bootstrap.servers=$BOOT" acks=1 sticky.partitioning.linger.ms=0 \
-        queue.buffering.max.messages=100000 2>"$BENCH_OUT/scale-produce.err" | tail -2 | tr '\n' ' ') || rc=1
+        "queue.buffering.max.messages=$SCALE_QUEUE" 2>"$BENCH_OUT/scale-produce.err" | tail -2 | tr '\n' ' ') || rc=1
+    cpu1=$(cpu_ticks "$BPID")
     python3 - "$sys" "$created" "$line" "$rc" "$NOISE_BUSY" "$NOISE_LOAD" "$(rss_kb "$BPID")" \
-        "gregor perf producer --topic tp-00,...,tp-$(printf %02d $((ntopics - 1))) --duration-sec $SCALE_PRODUCE_SECS --num-records 3000000 --record-size 1024 --throughput -1 --producer-props bootstrap.servers=$BOOT acks=1 sticky.partitioning.linger.ms=0 queue.buffering.max.messages=100000" <<'PY' >>"$JSONL"
+        "$(( (cpu1 - cpu0) * 1000 / $(getconf CLK_TCK) ))" \
+        "gregor perf producer --topic tp-00,...,tp-$(printf %02d $((ntopics - 1))) --duration-sec $SCALE_PRODUCE_SECS --num-records 3000000 --record-size 1024 --throughput -1 --producer-props bootstrap.servers=$BOOT acks=1 sticky.partitioning.linger.ms=0 queue.buffering.max.messages=$SCALE_QUEUE" <<'PY' >>"$JSONL"
 import json, re, sys
-sys_, parts, line, rc, busy, load, rss, cmd = sys.argv[1:]
+sys_, parts, line, rc, busy, load, rss, cpu_ms, cmd = sys.argv[1:]
 m = re.search(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\)", line)
 u = re.search(r"latency.us: ([\d.]+) avg, (\d+) max, (\d+) 50th, (\d+) 95th, (\d+) 99th", line)
 print(json.dumps({"type": "partitions_produce", "system": sys_, "partitions": int(parts),
     "records": int(m[1]) if m else 0, "records_per_s": float(m[2]) if m else 0,
-    "MBps": float(m[3]) if m else 0, "ack_p50_us": int(u[3]) if u else None,
+    "MBps": float(m[3]) if m else 0, "broker_cpu_ms": int(cpu_ms),
+    "wall_s": round(int(m[1]) / float(m[2]), 2) if m and float(m[2]) else None, "ack_p50_us": int(u[3]) if u else None,
     "ack_p99_us": int(u[5]) if u else None, "ok": rc == "0" and bool(m),
     "broker_rss_kib": int(rss), "busy_pct_before": int(busy), "load1_before": float(load),
     "command": cmd}))

@@ -191,9 +191,9 @@ if scale:
           "bounded; then 1 KB acks=1 records spread over all of them; then SIGTERM and a timed "
           "start on the same dir):\n")
     print("| system | created / wanted | create s | RSS MiB | fds | produce across all, "
-          "records/s / MB/s | ack p50 / p99 ms | clean stop ms | start-to-ready ms | RSS idle "
+          "records/s / MB/s | broker CPU s (of wall s) | ack p50 / p99 ms | clean stop ms | start-to-ready ms | RSS idle "
           "after restart MiB | fds after restart | error |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for s in systems:
         c, p, r = (one("partitions_created", s), one("partitions_produce", s),
                    one("partitions_restart", s))
@@ -201,6 +201,8 @@ if scale:
             continue
         prod = (f"{p['records_per_s']:,.0f} / {p['MBps']:.1f}" if p and p.get("ok") else
                 ("FAILED" if p else "-"))
+        cpu = (f"{p['broker_cpu_ms'] / 1000:.1f} ({p['wall_s']:.0f})"
+               if p and p.get("broker_cpu_ms") is not None and p.get("wall_s") else "-")
         ack = (f"{p['ack_p50_us'] / 1000:,.0f} / {p['ack_p99_us'] / 1000:,.0f}"
                if p and p.get("ack_p50_us") is not None else "-")
         stop = ("-" if not r else f"{r['stop_ms']:,}" + ("" if r["stopped_by_sigterm"] else
@@ -210,6 +212,6 @@ if scale:
         err = c.get("error") or ("timed out at " + str(c.get("create_s", ""))[:6] + " s"
                                  if c.get("timed_out") else "")
         print(f"| {s} | {c['created']:,} / {c['wanted']:,} | {c['create_s']:.1f} | "
-              f"{mib(c['rss_kib'])} | {c['fds']} (limit {c['fd_limit']}) | {prod} | {ack} | "
+              f"{mib(c['rss_kib'])} | {c['fds']} (limit {c['fd_limit']}) | {prod} | {cpu} | {ack} | "
               f"{stop} | {ready} | {mib(r and r['rss_idle_kib'])} | {r['fds'] if r else '-'} | "
               f"{err} |")

@@ -255,6 +255,7 @@ static int perf_producer(struct cli_cmd *cmd)
         payload[i] = (char)('A' + rand() % 26);
     cli_install_stop_signals();
     st.start_ms = st.window_start_ms = cli_now_ms();
+    long long start_us = now_us();
     long long deadline = duration_ms ? st.start_ms + duration_ms : INT64_MAX;
     long long sent = 0;
     for (; handles_ok && sent < records && !cli_stop_requested; sent++) {
@@ -275,13 +276,14 @@ static int perf_producer(struct cli_cmd *cmd)
         }
         rd_kafka_poll(rk, 0);
         if (throughput > 0) {
-            /* Sleep until this record's slot in the schedule. */
-            long long due_ms = st.start_ms + (long long)((double)(sent + 1) * 1000.0 / throughput);
-            long long wait = due_ms - cli_now_ms();
-            if (wait > deadline - cli_now_ms())
-                wait = deadline - cli_now_ms();
-            if (wait > 0)
-                usleep((useconds_t)(wait * 1000));
+            /* Wait for this record's slot in the schedule inside rd_kafka_poll, which returns
+             * as soon as a delivery report is due, so acks are timed when they arrive and not
+             * when the wait ends (a plain sleep would add up to one slot to every latency). */
+            long long due_us = start_us + (long long)((double)(sent + 1) * 1e6 / throughput);
+            if (duration_ms && due_us > start_us + duration_ms * 1000)
+                due_us = start_us + duration_ms * 1000;
+            for (long long now_u = now_us(); now_u < due_us && !cli_stop_requested; now_u = now_us())
+                rd_kafka_poll(rk, (int)((due_us - now_u + 999) / 1000));
         }
         long long now = cli_now_ms();
         if (now - st.window_start_ms >= PERF_REPORT_INTERVAL_MS)
