@@ -87,3 +87,74 @@ def produce_v7(bootstrap, topic, partition, batch, acks=-1):
     off += 2 + nlen + 4
     _, err, base = struct.unpack(">ihq", resp[off:off + 14])
     return err, base
+
+
+# ---- flexible (compact) encodings and a reader, for versions no installed client sends ----
+
+def uvarint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if not n:
+            return out + bytes([b])
+        out += bytes([b | 0x80])
+
+
+def cstr(s):
+    """COMPACT_NULLABLE_STRING."""
+    if s is None:
+        return uvarint(0)
+    b = s.encode()
+    return uvarint(len(b) + 1) + b
+
+
+class Reader:
+    def __init__(self, data):
+        self.d, self.o = data, 0
+
+    def take(self, fmt):
+        v = struct.unpack_from(fmt, self.d, self.o)[0]
+        self.o += struct.calcsize(fmt)
+        return v
+
+    def raw(self, n):
+        v = self.d[self.o:self.o + n]
+        self.o += n
+        return v
+
+    def uvarint(self):
+        shift = n = 0
+        while True:
+            b = self.d[self.o]
+            self.o += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return n
+
+    def cstr(self):
+        n = self.uvarint()
+        if n == 0:
+            return None
+        return self.raw(n - 1).decode()
+
+    def tags(self):
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.o += self.uvarint()
+
+
+def flexible_call(bootstrap, api_key, version, body, corr=99):
+    """Sends one flexible request (header v2) and returns a Reader past the response header v1."""
+    host, port = bootstrap.split(":")
+    hdr = struct.pack(">hhih", api_key, version, corr, 4) + b"test" + uvarint(0)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        msg = hdr + body
+        s.sendall(struct.pack(">i", len(msg)) + msg)
+        size = struct.unpack(">i", _recv(s, 4))[0]
+        data = _recv(s, size)
+    r = Reader(data)
+    assert r.take(">i") == corr
+    r.tags()
+    return r

@@ -20,48 +20,20 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 
 import pytest
 
 kafka = pytest.importorskip("kafka")
-from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
+from kafka.admin import KafkaAdminClient  # noqa: E402
 
-KCAT = "kcat"
+from group_helpers import KCAT, create_topic, produce, unique, wait_for  # noqa: E402
+
 PARTITIONS = 6
 SESSION_MS = 4000
 # group.min.session.timeout.ms defaults to 6000 (as Kafka); lowered so a short session is legal.
 BROKER_OVERRIDES = {"group.min.session.timeout.ms": "1000"}
 # Session expiry, then the survivors' rejoin (next heartbeat, 500 ms) and sync, on a shared box.
 REBALANCE_BOUND_S = SESSION_MS / 1000 + 8
-
-
-def unique(prefix):
-    return "%s-%s" % (prefix, uuid.uuid4().hex[:8])
-
-
-def create_topic(broker, name, partitions):
-    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=10000)
-    try:
-        admin.create_topics([NewTopic(name, partitions, 1)])
-    finally:
-        admin.close()
-
-
-def produce(broker, topic, values):
-    data = "".join("%s:%s\n" % (v, v) for v in values).encode()
-    subprocess.run([KCAT, "-P", "-b", broker.bootstrap, "-t", topic, "-K:"], input=data,
-                   check=True, timeout=30)
-
-
-def wait_for(cond, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
 
 
 @pytest.fixture

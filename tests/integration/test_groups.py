@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import time
-import uuid
 
 import pytest
 
@@ -16,37 +15,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 from kafka.structs import OffsetAndMetadata  # noqa: E402
 
-KCAT = "kcat"
-
-
-def unique(prefix):
-    return "%s-%s" % (prefix, uuid.uuid4().hex[:8])
-
-
-def create_topic(broker, name, partitions):
-    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=10000)
-    try:
-        admin.create_topics([NewTopic(name, partitions, 1)])
-    finally:
-        admin.close()
-
-
-def produce(broker, topic, values):
-    """Produces values (str) keyed by themselves, so they spread over the partitions."""
-    data = "".join("%s:%s\n" % (v, v) for v in values).encode()
-    subprocess.run([KCAT, "-P", "-b", broker.bootstrap, "-t", topic, "-K:"], input=data,
-                   check=True, timeout=30)
-
-
-def wait_for(cond, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
-
+from group_helpers import KCAT, create_topic, produce, unique, wait_for  # noqa: E402
 
 class KcatMember:
     """One `kcat -G` group member writing 'partition offset value' lines to a file."""
@@ -277,83 +246,14 @@ def test_group_state_survives_restart_and_admin_apis(broker):
 
 # ---- raw wire checks for versions the installed clients do not send ----
 
-import socket  # noqa: E402
 import struct  # noqa: E402
 
-
-def uvarint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
-
-
-def cstr(s):
-    if s is None:
-        return uvarint(0)
-    b = s.encode()
-    return uvarint(len(b) + 1) + b
-
-
-class Reader:
-    def __init__(self, data):
-        self.d, self.o = data, 0
-
-    def take(self, fmt):
-        v = struct.unpack_from(fmt, self.d, self.o)
-        self.o += struct.calcsize(fmt)
-        return v[0]
-
-    def uvarint(self):
-        shift = n = 0
-        while True:
-            b = self.d[self.o]
-            self.o += 1
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                return n
-
-    def cstr(self):
-        n = self.uvarint()
-        if n == 0:
-            return None
-        s = self.d[self.o:self.o + n - 1].decode()
-        self.o += n - 1
-        return s
-
-    def tags(self):
-        for _ in range(self.uvarint()):
-            self.uvarint()
-            self.o += self.uvarint()
-
-
-def flexible_call(broker, api_key, version, body):
-    """Sends one flexible request (header v2) and returns a Reader past the header v1."""
-    host, port = broker.bootstrap.split(":")
-    hdr = struct.pack(">hhih", api_key, version, 99, 4) + b"test" + uvarint(0)
-    with socket.create_connection((host, int(port)), timeout=10) as s:
-        msg = hdr + body
-        s.sendall(struct.pack(">i", len(msg)) + msg)
-        size = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
-        data = b""
-        while len(data) < size:
-            chunk = s.recv(size - len(data))
-            assert chunk
-            data += chunk
-    r = Reader(data)
-    assert r.take(">i") == 99
-    r.tags()
-    return r
+from kafka_wire import cstr, flexible_call, uvarint  # noqa: E402
 
 
 def test_find_coordinator_v4_batched_keys(broker):
     body = struct.pack(">b", 0) + uvarint(3) + cstr("g1") + cstr("g2") + uvarint(0)
-    r = flexible_call(broker, 10, 4, body)
+    r = flexible_call(broker.bootstrap, 10, 4, body)
     r.take(">i")  # throttle
     n = r.uvarint() - 1
     assert n == 2
@@ -376,7 +276,7 @@ def test_list_groups_v4_state_filter_and_offset_fetch_v8(broker):
 
     def list_groups(states):
         body = uvarint(len(states) + 1) + b"".join(cstr(s) for s in states) + uvarint(0)
-        r = flexible_call(broker, 16, 4, body)
+        r = flexible_call(broker.bootstrap, 16, 4, body)
         r.take(">i")
         assert r.take(">h") == 0
         out = {}
@@ -394,7 +294,7 @@ def test_list_groups_v4_state_filter_and_offset_fetch_v8(broker):
     body = (uvarint(3) + cstr("wire-g") + uvarint(0) + uvarint(0)
             + cstr("nobody") + uvarint(2) + cstr(topic) + uvarint(2) + struct.pack(">i", 0)
             + uvarint(0) + uvarint(0) + struct.pack(">b", 0) + uvarint(0))
-    r = flexible_call(broker, 9, 8, body)
+    r = flexible_call(broker.bootstrap, 9, 8, body)
     r.take(">i")
     groups = {}
     for _ in range(r.uvarint() - 1):

@@ -4,7 +4,6 @@ each record once, a member leaves and the other takes everything, a new member r
 commits), and the wire protocol driven by hand: member epochs, revocation before reassignment,
 the errors clients act on, static members, ListGroups v5 types, and a broker restart that keeps
 the group (members carry on with their epochs)."""
-import socket
 import struct
 import uuid
 
@@ -14,6 +13,8 @@ from test_java_client import client_jar, run_check  # noqa: F401  (client_jar is
 
 kafka = pytest.importorskip("kafka")
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
+
+from kafka_wire import cstr, flexible_call, uvarint  # noqa: E402
 
 FENCED_MEMBER_EPOCH = 110
 UNRELEASED_INSTANCE_ID = 111
@@ -41,71 +42,8 @@ def test_java_classic_group_still_works_next_to_consumer_groups(client_jar, brok
 
 # ---- the wire protocol by hand ----
 
-def uvarint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if not n:
-            return out + bytes([b])
-        out += bytes([b | 0x80])
-
-
-def cstr(s):
-    if s is None:
-        return uvarint(0)
-    b = s.encode()
-    return uvarint(len(b) + 1) + b
-
-
-class Reader:
-    def __init__(self, data):
-        self.d, self.o = data, 0
-
-    def take(self, fmt):
-        v = struct.unpack_from(fmt, self.d, self.o)[0]
-        self.o += struct.calcsize(fmt)
-        return v
-
-    def raw(self, n):
-        v = self.d[self.o:self.o + n]
-        self.o += n
-        return v
-
-    def uvarint(self):
-        shift = n = 0
-        while True:
-            b = self.d[self.o]
-            self.o += 1
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                return n
-
-    def cstr(self):
-        n = self.uvarint()
-        if n == 0:
-            return None
-        return self.raw(n - 1).decode()
-
-    def tags(self):
-        for _ in range(self.uvarint()):
-            self.uvarint()
-            self.o += self.uvarint()
-
-
 def call(broker, api_key, version, body):
-    host, port = broker.bootstrap.split(":")
-    hdr = struct.pack(">hhih", api_key, version, 7, 4) + b"k848" + uvarint(0)
-    with socket.create_connection((host, int(port)), timeout=10) as s:
-        msg = hdr + body
-        s.sendall(struct.pack(">i", len(msg)) + msg)
-        size = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
-        data = s.recv(size, socket.MSG_WAITALL)
-    r = Reader(data)
-    assert r.take(">i") == 7
-    r.tags()
-    return r
+    return flexible_call(broker.bootstrap, api_key, version, body, corr=7)
 
 
 def heartbeat(broker, group, member, epoch, topics=None, owned=None, instance=None,
