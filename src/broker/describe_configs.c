@@ -87,8 +87,10 @@ static const char *broker_synonym(const char *topic_key)
     return NULL;
 }
 
-static void add_synonyms(struct request *r, const struct topic *t, const struct config_row *row,
-                         const char *override,
+/* Kafka's synonym chain for a topic config: its override (if any), then the broker-level
+ * value it falls back to (default_value: the same row computed from the broker's log.*). */
+static void add_synonyms(struct request *r, const struct config_row *row, const char *override,
+                         const char *default_value,
                          struct describe_configs_response_describe_configs_resource_result *c)
 {
     const char *bkey = broker_synonym(row->name);
@@ -103,20 +105,10 @@ static void add_synonyms(struct request *r, const struct topic *t, const struct 
         n++;
     }
     if (bkey != NULL) {
-        /* The broker-level value this topic would have without its override. */
-        struct topic tmp = *t;
-        tmp.noverrides = 0;
-        tmp.cfg = r->broker->cfg.log;
-        struct config_row rows[32];
-        int nr = topic_rows(&tmp, rows);
-        for (int i = 0; i < nr; i++)
-            if (strcmp(rows[i].name, row->name) == 0) {
-                c->synonyms[n].name = kstr_of(bkey);
-                c->synonyms[n].value = kstr_of(request_strdup(r, rows[i].value));
-                c->synonyms[n].source = SOURCE_DEFAULT;
-                n++;
-                break;
-            }
+        c->synonyms[n].name = kstr_of(bkey);
+        c->synonyms[n].value = kstr_of(request_strdup(r, default_value));
+        c->synonyms[n].source = SOURCE_DEFAULT;
+        n++;
     }
     c->n_synonyms = n;
 }
@@ -146,7 +138,7 @@ static void describe_one(struct broker *b, struct request *r, bool include_synon
     out->resource_type = res->resource_type;
     out->resource_name = res->resource_name.ptr ? res->resource_name : kstr_of("");
     out->error_message = kstr_null();
-    struct config_row rows[32];
+    struct config_row rows[32], defaults[32];
     int n;
     struct topic *t = NULL;
     if (res->resource_type == RESOURCE_TOPIC) {
@@ -157,6 +149,11 @@ static void describe_one(struct broker *b, struct request *r, bool include_synon
             return;
         }
         n = topic_rows(t, rows);
+        if (include_synonyms) {
+            /* The same rows as the topic would have without overrides, in the same order. */
+            struct topic plain = {.cfg = b->cfg.log};
+            topic_rows(&plain, defaults);
+        }
     } else if (res->resource_type == RESOURCE_BROKER) {
         n = broker_rows(b, rows);
     } else {
@@ -182,7 +179,7 @@ static void describe_one(struct broker *b, struct request *r, bool include_synon
         c->documentation = kstr_null();
         c->n_synonyms = 0;
         if (t != NULL && include_synonyms)
-            add_synonyms(r, t, &rows[i], ov, c);
+            add_synonyms(r, &rows[i], ov, defaults[i].value, c);
     }
     out->n_configs = k;
 }
