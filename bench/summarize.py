@@ -30,6 +30,12 @@ def ratio(a, b):
     return f"{a / b:.2f}x" if a and b else "n/a"
 
 
+def cpu_cell(g, k):
+    def one(r):
+        return f"{r['broker_cpu_s_per_GB']:.2f}" if r and r.get("broker_cpu_s_per_GB") else "-"
+    return f"{one(g)} / {one(k)}"
+
+
 print(f"Machine: {machine['nproc']} vCPU {machine['cpu']}, {machine['mem_kib'] // 1024} MiB RAM, "
       f"{machine['fs']} on {machine['disk_device']} ({machine['disk_model_rota_size']}), kernel "
       f"{machine['kernel']}, librdkafka {machine['librdkafka']}, {machine['java']}; gregor "
@@ -54,9 +60,12 @@ prods = sorted({(r["producers"], r["partitions"], r["acks"], r["record_size"])
                 for r in rows if r.get("type") == "produce"})
 print("\nProduce (records/s and MB/s; best attempt; `noise` = % of one core other processes used "
       "in the second before the run):\n")
+print("`CPU s/GB` = the broker's own CPU seconds (utime+stime) per GB produced, gregor / Kafka, "
+      "and the load generator's (all its threads) for gregor's run: on 2 cores the client's share "
+      "bounds what any broker can reach.\n")
 print("| size | acks | parts | prod | gregor | Kafka | mock | gregor/Kafka | gregor/TCP same write "
-      "| gregor/TCP 1 MiB | noise g/k |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+      "| gregor/TCP 1 MiB | broker CPU s/GB g/k | Kafka/gregor CPU | client CPU s/GB | noise g/k |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for nprod, parts, acks, size in prods:
     g, k, m = (best("produce", s, producers=nprod, partitions=parts, acks=acks, record_size=size)
                for s in ("gregor", "kafka", "mock"))
@@ -65,18 +74,22 @@ for nprod, parts, acks, size in prods:
         return f"{r['records_per_s']:,.0f} / {r['MBps']:.0f}" if r else "n/a"
     print(f"| {size} | {acks} | {parts} | {nprod} | {cell(g)} | {cell(k)} | {cell(m)} | "
           f"{ratio(g and g['MBps'], k and k['MBps'])} | {ratio(g and g['MBps'], tcp.get(size))} | "
-          f"{ratio(g and g['MBps'], tcp.get(1048576))} | "
+          f"{ratio(g and g['MBps'], tcp.get(1048576))} | {cpu_cell(g, k)} | "
+          f"{ratio(k and k.get('broker_cpu_s_per_GB'), g and g.get('broker_cpu_s_per_GB'))} | "
+          f"{g.get('client_cpu_s_per_GB', '-') if g else '-'} | "
           f"{g['busy_pct_before'] if g else '-'}/{k['busy_pct_before'] if k else '-'} |")
 
 print("\nConsume from page cache (1 KB records, 1 partition; fetch.MB.sec, i.e. without the group "
       "join):\n")
-print("| system | MB/s | records/s | group join ms | noise |\n|---|---|---|---|---|")
+print("| system | MB/s | records/s | group join ms | broker CPU s/GB | client CPU s/GB | noise |"
+      "\n|---|---|---|---|---|---|---|")
 cons = {}
 for s in ("gregor", "kafka", "mock"):
     r = best("consume", s)
     cons[s] = r
     if r:
         print(f"| {s} | {r['MBps']:.0f} | {r['records_per_s']:,.0f} | {r['rebalance_ms']} | "
+              f"{r.get('broker_cpu_s_per_GB', '-')} | {r.get('client_cpu_s_per_GB', '-')} | "
               f"{r['busy_pct_before']} |")
 
 print("\nEnd-to-end latency (1 KB, 1 partition, acks=1, linger.ms=0; produce call -> consumer "
@@ -84,16 +97,25 @@ print("\nEnd-to-end latency (1 KB, 1 partition, acks=1, linger.ms=0; produce cal
 print("| system | offered rate | achieved | p50 us | p99 us | p99.9 us | max us | noise |")
 print("|---|---|---|---|---|---|---|---|")
 e2e = {}
+runs = {}
 for r in rows:
     if r.get("type") == "e2e":
-        label = r["tag"]
-        if r.get("achieved_rate", 0) < 0.97 * r.get("rate", 1) or r.get("p50_us", 0) > 100000:
-            label += "; SATURATED: backlog, not latency"
-        e2e[(r["system"], r["tag"])] = r
-        print(f"| {r['system']} | {r.get('rate', 0):,.0f}/s ({label}) | "
-              f"{r.get('achieved_rate', 0):,.0f}/s | {r.get('p50_us', 0):,.0f} | "
-              f"{r.get('p99_us', 0):,.0f} | {r.get('p999_us', 0):,.0f} | {r.get('max_us', 0):,.0f} | "
-              f"{r['busy_pct_before']} |")
+        runs.setdefault((r["system"], r["tag"]), []).append(r)
+for key, rs in runs.items():
+    # Repeated points (the 50 % ones): the run with the median p99 stands for them all.
+    rs.sort(key=lambda x: x.get("p99_us", float("inf")))
+    r = rs[len(rs) // 2]
+    label = r["tag"]
+    if len(rs) > 1:
+        label += f"; median p99 of {len(rs)} runs: " + ", ".join(
+            f"{x.get('p99_us', 0):,.0f}" for x in rs)
+    if r.get("achieved_rate", 0) < 0.97 * r.get("rate", 1) or r.get("p50_us", 0) > 100000:
+        label += "; SATURATED: backlog, not latency"
+    e2e[key] = r
+    print(f"| {r['system']} | {r.get('rate', 0):,.0f}/s ({label}) | "
+          f"{r.get('achieved_rate', 0):,.0f}/s | {r.get('p50_us', 0):,.0f} | "
+          f"{r.get('p99_us', 0):,.0f} | {r.get('p999_us', 0):,.0f} | {r.get('max_us', 0):,.0f} | "
+          f"{r['busy_pct_before']} |")
 
 ready = {}
 for r in rows:
@@ -132,10 +154,20 @@ ga = best("produce", "gregor", producers=1, partitions=1, acks="all", record_siz
 if ga and k:
     target("1 KB acks=all (fsync) >= Kafka acks=1", f"{ga['MBps']:.0f} vs {k['MBps']:.0f} MB/s "
            f"= {ga['MBps'] / k['MBps']:.2f}x", ga["MBps"] >= k["MBps"])
-ge, ke = e2e.get(("gregor", "50pct-own-max")), e2e.get(("kafka", "50pct-own-max"))
-if ge and ke and ge.get("p99_us") and ke.get("p99_us"):
-    target("p99 e2e at 50% load <= 1/5 of Kafka's", f"{ge['p99_us']:,.0f} vs {ke['p99_us']:,.0f} "
-           f"us = {ge['p99_us'] / ke['p99_us']:.2f}x", ge["p99_us"] * 5 <= ke["p99_us"])
+if g and k and g.get("broker_cpu_s_per_GB") and k.get("broker_cpu_s_per_GB"):
+    a, b = g["broker_cpu_s_per_GB"], k["broker_cpu_s_per_GB"]
+    print(f"| (also) 1 KB acks=1 broker CPU per GB, Kafka / gregor | {b:.2f} vs {a:.2f} CPU-s/GB = "
+          f"{b / a:.2f}x less CPU; the load generator used {g.get('client_cpu_s_per_GB', 0):.2f} "
+          f"CPU-s/GB | (no target) |")
+# "50 % load": both at the same offered rate, half of Kafka's measured maximum (gregor's own
+# half-maximum is more than the one-process e2e client can offer; that row is shown too).
+for tag in ("50pct-kafka-max", "50pct-own-max"):
+    ge, ke = e2e.get(("gregor", tag)), e2e.get(("kafka", "50pct-own-max"))
+    if ge and ke and ge.get("p99_us") and ke.get("p99_us"):
+        name = "p99 e2e at 50% load <= 1/5 of Kafka's" + \
+            (" (same offered rate)" if tag == "50pct-kafka-max" else " (gregor at its own 50%)")
+        target(name, f"{ge['p99_us']:,.0f} vs {ke['p99_us']:,.0f} us = "
+               f"{ge['p99_us'] / ke['p99_us']:.2f}x", ge["p99_us"] * 5 <= ke["p99_us"])
 if cons.get("gregor") and cons.get("kafka"):
     a, b = cons["gregor"]["MBps"], cons["kafka"]["MBps"]
     target("consume >= 3x Kafka", f"{a:.0f} vs {b:.0f} MB/s = {a / b:.2f}x", a >= 3 * b)

@@ -15,6 +15,7 @@ struct broker;
 struct loop;
 struct net;
 struct conn;
+struct conn_reply;
 struct logdir;
 struct group_coordinator;
 struct fetch_sessions;
@@ -145,10 +146,15 @@ struct request {
     uint64_t timer_id;               /* a pending request's deadline timer */
     struct request *next_pending;    /* in one of the broker's pending lists */
     void *state;                     /* handler-private state while pending */
+    struct conn_reply *reply;        /* deferred: the reply's reserved place (request_defer) */
 };
 
 /* Encodes r->resp and sends it (if the connection still exists), then frees r. */
 void request_finish(struct request *r);
+/* A pending request whose effects are complete (an acks=all append waiting for its fsync)
+ * lets the connection's next request in; its reply keeps its place in the output order.
+ * false when the connection cannot defer more (the request then stays up, as before). */
+bool request_defer(struct request *r);
 /* Frees r without answering (connection closes, or acks=0). */
 void request_free(struct request *r);
 /* Allocates from the request arena; NULL when the request's memory bound is reached. */
@@ -171,6 +177,14 @@ struct broker {
     bool appended;                   /* something was appended this turn: re-check waiters */
     struct partition **dirty;        /* partitions appended since the last group commit */
     int ndirty, capdirty;
+    /* The group commit on the syncer thread: its partitions (their logs and results alongside),
+     * the acks=all requests it covers, and settled requests still to be answered. */
+    struct syncer *syncer;
+    struct partition **commit_parts;
+    struct plog **commit_logs;
+    int *commit_results;
+    int ncommit, capcommit;
+    struct request *commit_reqs, *commit_ready;
     struct group_coordinator *groups;
     struct fetch_sessions *fetch_sessions; /* created on first use */
     bool stopping;
@@ -209,6 +223,9 @@ void topics_checkpoint(struct broker *b);
 int broker_serve(struct broker_config *cfg);
 /* Marks the partition as needing the next group-commit flush. */
 void broker_mark_dirty(struct broker *b, struct partition *p);
+/* Before partitions are freed: waits for the sync in flight and syncs everything appended so
+ * far here, settling (not answering) the acks=all requests, so nothing points at them. */
+void broker_commit_drain(struct broker *b);
 /* One-shot timers on the broker's loop (mono ms), for handlers and the group coordinator. */
 typedef void (*broker_timer_fn)(struct broker *b, void *arg);
 uint64_t broker_timer_add(struct broker *b, int64_t when_mono_ms, broker_timer_fn fn, void *arg);

@@ -25,8 +25,9 @@ enum request_status handle_offset_for_leader_epoch(struct broker *b, struct requ
 /* ApiVersions answer for a version we do not support: v0 body, UNSUPPORTED_VERSION. */
 void api_versions_unsupported(struct broker *b, struct request *r);
 
-/* Produce: after the group commit, set errors of partitions whose flush failed, then answer. */
-void produce_flushed(struct broker *b, struct request *r);
+/* The group commit covering r's appends is over: marks the partitions whose fdatasync failed
+ * with KAFKA_STORAGE_ERROR (r is answered later, without looking at partitions again). */
+void produce_settle(struct broker *b, struct request *r);
 
 /* Fetch long-poll: re-run a parked fetch after appends; answers it if it now has enough.
  * Returns true when the request was answered (and must leave the waiter list). */

@@ -122,12 +122,15 @@ enum request_status handle_produce(struct broker *b, struct request *r)
         r->state = wait;
         r->next_pending = b->await_flush;
         b->await_flush = r;
+        /* Appended: the next request of this connection may come in while the disk syncs
+         * (its reply still goes out after this one). */
+        request_defer(r);
         return REQUEST_PENDING;
     }
     return REQUEST_DONE;
 }
 
-void produce_flushed(struct broker *b, struct request *r)
+void produce_settle(struct broker *b, struct request *r)
 {
     (void)b;
     struct produce_wait *wait = r->state;
@@ -137,5 +140,5 @@ void produce_flushed(struct broker *b, struct request *r)
             wait->outs[i]->base_offset = -1;
         }
     }
-    request_finish(r);
+    wait->n = 0; /* settled: the partitions are not looked at again */
 }

@@ -14,6 +14,7 @@
 #include "broker/broker.h"
 #include "broker/fetch_session.h"
 #include "broker/handlers.h"
+#include "broker/syncer.h"
 #include "common/logging.h"
 #include "common/util.h"
 #include "group/group.h"
@@ -39,9 +40,25 @@ char *request_strdup(struct request *r, const char *s)
     return arena_strndup(&r->arena, s, strlen(s));
 }
 
+bool request_defer(struct request *r)
+{
+    if (r->conn == NULL || r->reply != NULL)
+        return r->reply != NULL;
+    r->reply = conn_defer(r->conn);
+    if (r->reply == NULL)
+        return false;
+    conn_set_data(r->conn, NULL); /* no longer the connection's current request */
+    return true;
+}
+
 void request_free(struct request *r)
 {
-    if (r->conn != NULL && conn_data(r->conn) == r)
+    if (r->reply != NULL) {
+        /* Freed unanswered: the client would wait for this reply forever. */
+        struct conn_reply *slot = r->reply;
+        r->reply = NULL;
+        conn_send_deferred(r->conn, slot, NULL, 0, NULL, 0);
+    } else if (r->conn != NULL && conn_data(r->conn) == r)
         conn_set_data(r->conn, NULL);
     if (r->timer_id)
         loop_timer_cancel(r->broker->loop, r->timer_id);
@@ -69,9 +86,11 @@ void request_finish(struct request *r)
         LOG_ERROR(server_who, "cannot encode %s v%d response (%zu bytes so far)", r->api->name,
                   r->resp_version, kw_size(&w));
         kw_free(&w);
-        conn_set_data(c, NULL);
-        r->conn = NULL;
+        if (r->reply == NULL)
+            conn_set_data(c, NULL);
         conn_close(c, "response could not be encoded");
+        if (r->reply == NULL)
+            r->conn = NULL;
         request_free(r);
         return;
     }
@@ -94,10 +113,16 @@ void request_finish(struct request *r)
     w.buf = NULL;
     w.nfiles = 0; /* the fds now belong to the connection */
     kw_free(&w);
-    conn_set_data(c, NULL);
+    struct conn_reply *slot = r->reply;
+    r->reply = NULL;
+    if (slot == NULL)
+        conn_set_data(c, NULL);
     r->conn = NULL;
     request_free(r);
-    conn_send(c, buf, len, rg, nfiles);
+    if (slot != NULL)
+        conn_send_deferred(c, slot, buf, len, rg, nfiles);
+    else
+        conn_send(c, buf, len, rg, nfiles);
     if (rg != ranges)
         free(rg);
 }
@@ -259,47 +284,131 @@ void broker_mark_dirty(struct broker *b, struct partition *p)
     b->dirty[b->ndirty++] = p;
 }
 
-/* Group commit: one fdatasync per dirty partition covers every acks=all batch of this turn. */
-static void group_commit(struct broker *b)
+/* Group commit. Every acks=all request appended while no sync runs joins the next one; the
+ * syncer thread does one fdatasync per dirty partition for all of them while this thread goes
+ * on reading and appending (a deferred request lets its connection's next one in). */
+static void commit_collect(struct broker *b)
 {
-    if (b->await_flush == NULL && b->ndirty == 0)
-        return;
+    if (b->capcommit < b->ndirty) {
+        int cap = b->ndirty < 64 ? 64 : b->ndirty * 2;
+        struct partition **pp = realloc(b->commit_parts, (size_t)cap * sizeof(*pp));
+        GREGOR_ASSERT(pp != NULL);
+        b->commit_parts = pp;
+        struct plog **lp = realloc(b->commit_logs, (size_t)cap * sizeof(*lp));
+        GREGOR_ASSERT(lp != NULL);
+        b->commit_logs = lp;
+        int *rp = realloc(b->commit_results, (size_t)cap * sizeof(*rp));
+        GREGOR_ASSERT(rp != NULL);
+        b->commit_results = rp;
+        b->capcommit = cap;
+    }
     int64_t now = now_ms();
+    int n = 0;
     for (int i = 0; i < b->ndirty; i++) {
         struct partition *p = b->dirty[i];
         p->dirty = false;
         if (b->await_flush == NULL && !plog_flush_due(p->log, now))
             continue; /* acks=0/1 only: Kafka's page-cache policy, flush.* decide */
-        p->flush_failed = plog_flush(p->log) != KERR_NONE;
+        b->commit_parts[n] = p;
+        b->commit_logs[n] = p->log;
+        b->commit_results[n] = KERR_NONE;
+        n++;
+    }
+    b->ndirty = 0;
+    b->ncommit = n;
+    b->commit_reqs = b->await_flush;
+    b->await_flush = NULL;
+}
+
+/* The batch is synced: record each partition's outcome and settle its requests. */
+static void commit_settle(struct broker *b)
+{
+    int64_t now = now_ms();
+    for (int i = 0; i < b->ncommit; i++) {
+        struct partition *p = b->commit_parts[i];
+        p->flush_failed = b->commit_results[i] != KERR_NONE;
         p->last_flush_ms = now;
         if (p->flush_failed)
             LOG_ERROR("Log", "fdatasync of %s-%d failed: acks=all producers get KAFKA_STORAGE_ERROR",
                       p->topic->name, p->index);
     }
-    b->ndirty = 0;
-    struct request *r = b->await_flush;
-    b->await_flush = NULL;
+    b->ncommit = 0;
+    struct request *r = b->commit_reqs;
+    b->commit_reqs = NULL;
+    while (r != NULL) {
+        struct request *next = r->next_pending;
+        produce_settle(b, r);
+        r->next_pending = b->commit_ready;
+        b->commit_ready = r;
+        r = next;
+    }
+}
+
+static void commit_answer(struct broker *b)
+{
+    struct request *r = b->commit_ready;
+    b->commit_ready = NULL;
     while (r != NULL) {
         struct request *next = r->next_pending;
         r->next_pending = NULL;
-        produce_flushed(b, r);
+        request_finish(r);
         r = next;
     }
+}
+
+static void commit_done(void *arg)
+{
+    struct broker *b = arg;
+    commit_settle(b);
+    commit_answer(b);
+}
+
+static void commit_start(struct broker *b)
+{
+    if (b->syncer != NULL && syncer_busy(b->syncer))
+        return;
+    if (b->await_flush == NULL && b->ndirty == 0)
+        return;
+    commit_collect(b);
+    if (b->ncommit > 0 && b->syncer != NULL) {
+        syncer_submit(b->syncer, b->commit_logs, b->commit_results, b->ncommit);
+        return;
+    }
+    for (int i = 0; i < b->ncommit; i++)
+        b->commit_results[i] = plog_flush(b->commit_logs[i]);
+    commit_done(b);
+}
+
+void broker_commit_drain(struct broker *b)
+{
+    if (b->syncer != NULL && syncer_busy(b->syncer)) {
+        syncer_wait(b->syncer);
+        commit_settle(b);
+    }
+    if (b->await_flush == NULL && b->ndirty == 0)
+        return;
+    commit_collect(b);
+    for (int i = 0; i < b->ncommit; i++)
+        b->commit_results[i] = plog_flush(b->commit_logs[i]);
+    commit_settle(b);
+    loop_wake_soon(b->loop); /* answered in before_sleep, outside whatever handler called us */
 }
 
 static void before_sleep(struct loop *l, void *arg)
 {
     struct broker *b = arg;
+    commit_answer(b);
     /* Answering requests can let pipelined frames in that append again: settle a few
      * rounds, then make sure the loop does not sleep on work that is still owed. */
     for (int round = 0; round < 8; round++) {
-        group_commit(b);
+        commit_start(b);
         if (!b->appended)
             break;
         b->appended = false;
         broker_wake_fetchers(b);
     }
-    if (b->await_flush != NULL || b->appended)
+    bool sync_busy = b->syncer != NULL && syncer_busy(b->syncer);
+    if ((b->await_flush != NULL && !sync_busy) || b->appended || b->commit_ready != NULL)
         loop_wake_soon(l);
 }
 
@@ -407,7 +516,10 @@ static void shutdown_broker(struct broker *b)
         fetch_retry(b, r, true);
         r = next;
     }
-    group_commit(b);
+    broker_commit_drain(b);
+    commit_answer(b);
+    syncer_stop(b->syncer);
+    b->syncer = NULL;
     if (b->groups)
         group_coordinator_destroy(b->groups);
     net_destroy(b->net);
@@ -419,6 +531,9 @@ static void shutdown_broker(struct broker *b)
     for (int i = 0; i < b->ndirs; i++)
         logdir_close(b->dirs[i], true);
     free(b->dirty);
+    free(b->commit_parts);
+    free(b->commit_logs);
+    free(b->commit_results);
     fetch_sessions_free(b->fetch_sessions);
 }
 
@@ -479,6 +594,10 @@ int broker_serve(struct broker_config *cfg)
     }
     loop_set(b->loop, sfd, LOOP_READ, on_signal, b);
     loop_set_before_sleep(b->loop, before_sleep, b);
+    b->syncer = syncer_start(b->loop, commit_done, b);
+    if (b->syncer == NULL)
+        LOG_WARN(server_who, "no sync thread (%s): group commits fsync on the loop thread",
+                 strerror(errno));
     loop_timer_add(b->loop, mono_ms() + b->cfg.log_retention_check_interval_ms, periodic_retention, b);
     loop_timer_add(b->loop, mono_ms() + b->cfg.log_flush_scheduler_interval_ms, periodic_flush, b);
     loop_timer_add(b->loop, mono_ms() + b->cfg.offset_checkpoint_interval_ms, periodic_checkpoint, b);

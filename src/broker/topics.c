@@ -336,6 +336,7 @@ int topic_create(struct broker *b, const char *name, int32_t npartitions,
 
 int topic_delete(struct broker *b, struct topic *t)
 {
+    broker_commit_drain(b); /* nothing may point at these partitions any more */
     for (int32_t i = 0; i < t->npartitions; i++) {
         if (t->partitions[i] == NULL)
             continue;

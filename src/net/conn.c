@@ -31,6 +31,7 @@ struct out_item {
     size_t nfiles;
     size_t piece;      /* 2*i = memory before file i; 2*i+1 = file i; 2*nfiles = tail */
     size_t piece_done; /* bytes of the current piece already sent */
+    bool hole;         /* a deferred reply's place, not filled yet: nothing after it goes out */
 };
 
 struct conn {
@@ -45,6 +46,7 @@ struct conn {
     size_t big_len, big_have;
     bool busy;             /* a frame is up with the upper layer */
     bool closed;
+    int holes;             /* deferred replies not filled yet: the struct outlives a close */
     int depth;             /* >0 while inside a callback: free is deferred */
     struct out_item *out_head, *out_tail;
     size_t out_bytes;
@@ -128,7 +130,7 @@ void conn_close(struct conn *c, const char *why)
     if (n->on_close != NULL)
         n->on_close(n->ctx, c);
     c->depth--;
-    if (c->depth == 0)
+    if (c->depth == 0 && c->holes == 0)
         conn_free(c);
 }
 
@@ -136,7 +138,7 @@ void conn_close(struct conn *c, const char *why)
 static bool conn_leave(struct conn *c)
 {
     c->depth--;
-    if (c->closed && c->depth == 0) {
+    if (c->closed && c->depth == 0 && c->holes == 0) {
         conn_free(c);
         return false;
     }
@@ -264,6 +266,8 @@ static void conn_flush(struct conn *c)
 {
     while (c->out_head != NULL && !c->closed) {
         struct out_item *it = c->out_head;
+        if (it->hole)
+            break; /* the reply owed before everything behind it */
         size_t i = it->piece / 2;
         ssize_t w;
         size_t want;
@@ -327,19 +331,17 @@ static void net_conn_event(struct loop *l, int fd, void *arg, unsigned events)
         conn_update_interest(c);
 }
 
-void conn_send(struct conn *c, uint8_t *buf, size_t len, const struct net_file_range *files,
-               size_t nfiles)
+/* Puts buf + files into it (a fresh item or a hole). false when memory ran out (closed). */
+static bool out_item_fill(struct conn *c, struct out_item *it, uint8_t *buf, size_t len,
+                          const struct net_file_range *files, size_t nfiles)
 {
-    struct out_item *it = calloc(1, sizeof(*it));
     struct net_file_range *fc = nfiles ? malloc(nfiles * sizeof(*fc)) : NULL;
-    if (it == NULL || (nfiles && fc == NULL)) {
-        free(it);
-        free(fc);
+    if (nfiles && fc == NULL) {
         free(buf);
         for (size_t i = 0; i < nfiles; i++)
             close(files[i].fd);
         conn_close(c, "out of memory for a response");
-        return;
+        return false;
     }
     if (nfiles)
         memcpy(fc, files, nfiles * sizeof(*fc));
@@ -347,20 +349,84 @@ void conn_send(struct conn *c, uint8_t *buf, size_t len, const struct net_file_r
     it->len = len;
     it->files = fc;
     it->nfiles = nfiles;
+    it->hole = false;
     size_t total = len;
     for (size_t i = 0; i < nfiles; i++)
         total += files[i].len;
+    c->out_bytes += total;
+    return true;
+}
+
+static void out_append(struct conn *c, struct out_item *it)
+{
     if (c->out_tail)
         c->out_tail->next = it;
     else
         c->out_head = it;
     c->out_tail = it;
-    c->out_bytes += total;
+}
+
+void conn_send(struct conn *c, uint8_t *buf, size_t len, const struct net_file_range *files,
+               size_t nfiles)
+{
+    struct out_item *it = calloc(1, sizeof(*it));
+    if (it == NULL) {
+        free(buf);
+        for (size_t i = 0; i < nfiles; i++)
+            close(files[i].fd);
+        conn_close(c, "out of memory for a response");
+        return;
+    }
+    if (!out_item_fill(c, it, buf, len, files, nfiles)) {
+        free(it);
+        return;
+    }
+    out_append(c, it);
     c->busy = false;
     c->depth++;
     conn_flush(c); /* most replies fit the socket buffer: no wait for EPOLLOUT */
     if (conn_leave(c))
         conn_pump(c);
+}
+
+struct conn_reply *conn_defer(struct conn *c)
+{
+    if (c->closed || c->holes >= CONN_MAX_DEFERRED)
+        return NULL;
+    struct out_item *it = calloc(1, sizeof(*it));
+    if (it == NULL)
+        return NULL;
+    it->hole = true;
+    out_append(c, it);
+    c->holes++;
+    c->busy = false; /* the caller is inside on_frame: conn_pump goes on with the next frame */
+    return (struct conn_reply *)it;
+}
+
+void conn_send_deferred(struct conn *c, struct conn_reply *slot, uint8_t *buf, size_t len,
+                        const struct net_file_range *files, size_t nfiles)
+{
+    struct out_item *it = (struct out_item *)slot;
+    GREGOR_ASSERT(it->hole && c->holes > 0);
+    c->depth++;
+    if (c->closed || buf == NULL) {
+        free(buf);
+        for (size_t i = 0; i < nfiles; i++)
+            close(files[i].fd);
+        if (!c->closed)
+            conn_close(c, "a deferred reply was dropped");
+        it->len = 0; /* stays in the (dead) queue as an empty item; freed with the conn */
+        it->hole = false;
+        c->holes--;
+    } else {
+        c->holes--;
+        if (out_item_fill(c, it, buf, len, files, nfiles))
+            conn_flush(c);
+        else
+            it->hole = false;
+    }
+    if (conn_leave(c))
+        conn_update_interest(c);
 }
 
 void conn_done_no_reply(struct conn *c)

@@ -49,6 +49,20 @@ int net_connection_count(const struct net *n);
  * in (the array is copied; the fds are owned from now on). Then lets the next frame up. */
 void conn_send(struct conn *c, uint8_t *buf, size_t len, const struct net_file_range *files,
                size_t nfiles);
+/* At most this many replies of one connection may be deferred at once. */
+#define CONN_MAX_DEFERRED 8
+struct conn_reply;
+/* The request that is up will be answered later, out of the upper layer's order: its reply
+ * keeps its place in the output (nothing queued after it goes out before it) and the next
+ * frame may come up meanwhile. Returns that place, or NULL when the connection is closed or
+ * already owes CONN_MAX_DEFERRED replies (then the request stays up; answer with conn_send).
+ * Only for requests whose effects are complete, e.g. an append waiting for its fsync. */
+struct conn_reply *conn_defer(struct conn *c);
+/* Fills a deferred place. The connection stays allocated until every deferred place is
+ * filled, even if it closed meanwhile (then the reply is dropped). buf NULL drops the reply
+ * and closes the connection, since the client would wait for it forever. */
+void conn_send_deferred(struct conn *c, struct conn_reply *slot, uint8_t *buf, size_t len,
+                        const struct net_file_range *files, size_t nfiles);
 /* The request needs no reply (acks=0): let the next frame up. */
 void conn_done_no_reply(struct conn *c);
 /* Closes now (queued output is dropped), with a log line saying why when why != NULL. */

@@ -201,6 +201,7 @@ static void run_due_timers(struct loop *l)
 
 int loop_run(struct loop *l)
 {
+    l->stop = false; /* each run lasts until a loop_stop made during it */
     while (!l->stop) {
         if (l->before_sleep != NULL)
             l->before_sleep(l, l->before_sleep_arg);
