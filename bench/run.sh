@@ -63,6 +63,17 @@ busy_pct() {
 }
 ncpu=$(nproc)
 
+# The same page-cache state before every produce and latency run, whichever broker ran before:
+# writes into page-cache memory that was recently freed run at ~5 GB/s on this VM, into memory
+# the guest has not touched since boot at ~0.4 GB/s (bench/limits disk, BENCHMARKS.md), so a
+# run's speed otherwise depends on how much the runs before it left cached. Root only;
+# BENCH_DROP_CACHES=0 turns it off (then every row records page_cache_dropped=false).
+settle_page_cache() {
+    export DROPPED=false
+    [ "${BENCH_DROP_CACHES:-1}" = 1 ] && [ -w /proc/sys/vm/drop_caches ] || return 0
+    sync && echo 1 >/proc/sys/vm/drop_caches && DROPPED=true
+}
+
 # Wait (bounded) for the machine to go quiet; leaves NOISE_BUSY and NOISE_LOAD for the record.
 wait_quiet() {
     local tries=0
@@ -233,6 +244,7 @@ produce_once() {
     [ "$records" -gt 5000000 ] && records=5000000
     records=$((records / nprod))
     create_topic "$sys" "$topic" "$parts"
+    settle_page_cache
     wait_quiet
     local cmd="gregor perf producer --topic $topic --num-records $records --record-size $size --throughput -1 --producer-props bootstrap.servers=$BOOT acks=$acks"
     local i outs=() t0 t1 c0 c1
@@ -286,6 +298,7 @@ for i in range(1, int(nprod) + 1):
 print(json.dumps({"type": "produce", "system": sys_, "record_size": int(size), "acks": acks,
     "partitions": int(parts), "producers": int(nprod), "records_per_producer": int(records),
     "attempt": int(att), "wall_s": round(float(t1) - float(t0), 3),
+    "page_cache_dropped": __import__("os").environ.get("DROPPED") == "true",
     "records_per_s": round(rate, 1), "MBps": round(mb, 2), **lat, **cpu, "ok": rc == "0",
     "broker_rss_kib": int(rss), "busy_pct_before": int(busy), "load1_before": float(load),
     "command": cmd}))
@@ -357,6 +370,7 @@ PY
 e2e_once() {
     local sys=$1 pct=$2 rate=$3 rep=$4 topic="e2e-$2-$RANDOM"
     create_topic "$sys" "$topic" 1
+    settle_page_cache
     wait_quiet
     local q=$BENCH_OUT/e2e-$sys-$pct-r$rep.quantiles out rc=0
     out=$(E2E_QUANTILES=$q "$BIN/e2e_latency" "$BOOT" "$topic" "$rate" "$E2E_SECS" 1024 \
@@ -366,7 +380,8 @@ e2e_once() {
         "bench/e2e_latency $BOOT $topic $rate $E2E_SECS 1024" "$rep" <<'PY' >>"$JSONL"
 import json, sys
 sys_, pct, out, rc, busy, load, cmd, rep = sys.argv[1:]
-print(json.dumps({"type": "e2e", "system": sys_, "tag": pct, "rep": int(rep), **json.loads(out),
+print(json.dumps({"type": "e2e", "system": sys_, "tag": pct, "rep": int(rep),
+    "page_cache_dropped": __import__("os").environ.get("DROPPED") == "true", **json.loads(out),
     "ok": rc == "0", "busy_pct_before": int(busy), "load1_before": float(load), "command": cmd}))
 PY
     tail -1 "$JSONL" | cut -c1-200 >&2
