@@ -21,6 +21,21 @@ static void test_crc32c_vectors(void **state)
     uint8_t ones[32];
     memset(ones, 0xff, sizeof(ones));
     assert_int_equal(crc32c(0, ones, 32), 0x62A8AB43u);
+    /* Long inputs take the three-chain path (blocks of 8192 and 256 bytes): it agrees with the
+     * table path around every block boundary. */
+    size_t big_n = 3 * 8192 * 3 + 3 * 256 * 2 + 100;
+    uint8_t *big = malloc(big_n + 8);
+    for (size_t i = 0; i < big_n + 8; i++)
+        big[i] = (uint8_t)(i * 131 + (i >> 9));
+    size_t lens[] = {767, 768, 769, 3 * 8192 - 1, 3 * 8192, 3 * 8192 + 1, 3 * 8192 + 768,
+                     6 * 8192 + 3 * 256 + 5, big_n};
+    for (size_t off = 0; off < 3; off++)
+        for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+            assert_int_equal(crc32c(0, big + off, lens[i]), crc32c_sw(0, big + off, lens[i]));
+            assert_int_equal(crc32c(crc32c(0, big + off, 100), big + off + 100, lens[i] - 100),
+                             crc32c_sw(0, big + off, lens[i]));
+        }
+    free(big);
     /* Hardware and table paths agree at every length and alignment, and chain. */
     uint8_t buf[1000];
     for (size_t i = 0; i < sizeof(buf); i++)
