@@ -223,6 +223,15 @@ start_mock() {  # start_mock TOPIC:PARTITIONS
 }
 stop_mock() { kill -TERM "$BPID" 2>/dev/null || true; wait "$BPID" 2>/dev/null || true; }
 
+# Each produce run leaves up to 1 GiB behind: the full matrix would fill the disk with ~50 GB
+# per broker, so the topic of the run before is deleted when the next one starts (Kafka then
+# removes its files after file.delete.delay.ms).
+drop_last_topic() {  # drop_last_topic SYSTEM
+    [ "$1" != mock ] && [ -n "${DROP_TOPIC:-}" ] && "$GREGOR" topics --bootstrap-server "$BOOT" \
+        --delete --topic "$DROP_TOPIC" >/dev/null 2>&1 || true
+    DROP_TOPIC=
+}
+
 create_topic() {  # create_topic SYSTEM TOPIC PARTITIONS
     if [ "$1" = mock ]; then stop_mock; start_mock "$2:$3"; return; fi
     "$GREGOR" topics --bootstrap-server "$BOOT" --create --topic "$2" --partitions "$3" \
@@ -243,7 +252,9 @@ produce_once() {
     local topic="p-$size-$acks-$parts-$nprod-$RANDOM" records=$((BYTES_PER_RUN / size))
     [ "$records" -gt 5000000 ] && records=5000000
     records=$((records / nprod))
+    drop_last_topic "$sys"
     create_topic "$sys" "$topic" "$parts"
+    DROP_TOPIC=$topic
     settle_page_cache
     wait_quiet
     local cmd="gregor perf producer --topic $topic --num-records $records --record-size $size --throughput -1 --producer-props bootstrap.servers=$BOOT acks=$acks"
@@ -369,7 +380,9 @@ PY
 }
 e2e_once() {
     local sys=$1 pct=$2 rate=$3 rep=$4 topic="e2e-$2-$RANDOM"
+    drop_last_topic "$sys"
     create_topic "$sys" "$topic" 1
+    DROP_TOPIC=$topic
     settle_page_cache
     wait_quiet
     local q=$BENCH_OUT/e2e-$sys-$pct-r$rep.quantiles out rc=0
@@ -630,6 +643,7 @@ run_system() {
         emit "{\"type\":\"rss\",\"system\":\"$sys\",\"when\":\"after_load\",\"rss_kib\":$(rss_kb "$BPID"),\"hwm_kib\":$(hwm_kb "$BPID")}"
         [ "$sys" = gregor ] && profile_gregor
     fi
+    DROP_TOPIC=
     "stop_$sys"
 }
 
