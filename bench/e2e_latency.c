@@ -29,6 +29,7 @@ struct run {
     const char *bootstrap, *topic;
     long long expected, received, count, errors;
     long long warm_until_ns;
+    long long start_ns, last_recv_ns;
     double *lat_us;
     volatile int done;
 };
@@ -71,6 +72,7 @@ static void *consume(void *arg)
             long long sent;
             memcpy(&sent, m->payload, sizeof sent);
             r->received++;
+            r->last_recv_ns = t;
             idle_since = t;
             if (sent >= r->warm_until_ns && r->count < MAX_SAMPLES)
                 r->lat_us[r->count++] = (double)(t - sent) / 1000.0;
@@ -135,6 +137,7 @@ int main(int argc, char **argv)
     long long total = (long long)(rate * secs);
     r.expected = total;
     long long start = now_ns();
+    r.start_ns = start;
     r.warm_until_ns = start + 1000000000LL;
     /* Send every record whose slot has come, then sleep a little: no busy-wait, which would
      * take a core from the broker on a 2-core machine. */
@@ -171,8 +174,9 @@ int main(int argc, char **argv)
     }
     printf("{\"rate\":%.0f,\"achieved_rate\":%.0f,\"size\":%zu,\"sent\":%lld,\"received\":%lld,"
            "\"errors\":%lld,\"samples\":%lld,\"p50_us\":%.0f,\"p99_us\":%.0f,\"p999_us\":%.0f,"
-           "\"max_us\":%.0f}\n", rate, total / offered_s, size, total, r.received, r.errors,
-           r.count, p50, p99, p999, max);
+           "\"max_us\":%.0f,\"delivered_rate\":%.0f}\n", rate, total / offered_s, size, total,
+           r.received, r.errors, r.count, p50, p99, p999, max,
+           r.last_recv_ns > r.start_ns ? r.received / ((r.last_recv_ns - r.start_ns) / 1e9) : 0.0);
     /* E2E_QUANTILES=FILE: the distribution as 1000 quantiles, for plotting. */
     const char *qfile = getenv("E2E_QUANTILES");
     FILE *q = qfile && r.count ? fopen(qfile, "w") : NULL;
