@@ -47,6 +47,7 @@ else
     SCALE_CONNS=5000; SCALE_PROBE_SECS=10; SCALE_STOP_BOUND=300; SCALE_START_BOUND=600
     SCALE_QUEUE=100000
 fi
+E2E_PROBE_RATE=2000000; E2E_PROBE_SECS=2
 PHASES=${BENCH_PHASES:-main scale}
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -401,8 +402,9 @@ PY
 }
 
 # The measured max for 1 KB acks=1, 1 partition, 1 producer: the e2e rates are fractions of it.
-# e2e_max SYSTEM PRODUCE_MAX: offers twice the perf producer's max through bench/e2e_latency for
-# 3 s and prints the rate at which records came out of the consumer (all of them delivered).
+# e2e_max SYSTEM: offers E2E_PROBE_RATE records/s (more than any broker here delivers) for
+# E2E_PROBE_SECS through bench/e2e_latency - the same 4 M records for every broker - and prints
+# the rate at which they came out of the consumer (all of them delivered).
 e2e_max() {
     local sys=$1 topic="e2e-max-$RANDOM" out
     drop_last_topic "$sys"
@@ -410,9 +412,11 @@ e2e_max() {
     DROP_TOPIC=$topic
     settle_page_cache
     wait_quiet
-    out=$("$BIN/e2e_latency" "$BOOT" "$topic" $(($2 * 2)) 3 1024 2>"$BENCH_OUT/e2e.err") || true
+    out=$("$BIN/e2e_latency" "$BOOT" "$topic" "$E2E_PROBE_RATE" "$E2E_PROBE_SECS" 1024 \
+        2>"$BENCH_OUT/e2e.err") || true
     [ -n "$out" ] || out='{}'
-    python3 - "$sys" "$out" "bench/e2e_latency $BOOT $topic $(($2 * 2)) 3 1024" <<'PY' >>"$JSONL"
+    python3 - "$sys" "$out" "bench/e2e_latency $BOOT $topic $E2E_PROBE_RATE $E2E_PROBE_SECS 1024" \
+        <<'PY' >>"$JSONL"
 import json, sys
 d = json.loads(sys.argv[2])
 print(json.dumps({"type": "e2e_max", "system": sys.argv[1], "offered": d.get("rate", 0),
@@ -656,7 +660,7 @@ run_system() {
         # The latency loads are fractions of what the latency pipeline itself (a linger.ms=0
         # producer and a consumer in one process) delivers at most on this broker: the perf
         # producer's max is more than that client can offer.
-        max=$(e2e_max "$sys" "$max")
+        max=$(e2e_max "$sys")
         for pct in $E2E_LOADS; do e2e "$sys" "${pct}pct-e2e-max" $((max * pct / 100)); done
         # Same absolute rates for everyone: half of Kafka's e2e max (when Kafka ran first), and
         # light fixed rates that the 2-core machine sustains with room to spare.
