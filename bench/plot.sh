@@ -55,15 +55,16 @@ Q=$(ls "$(dirname "$RESULT")/$(basename "$RESULT" .json)"-e2e-*.quantiles 2>/dev
 if [ -n "$Q" ]; then
     plots=""
     for f in $Q; do
-        name=$(basename "$f" .quantiles); name=${name##*-e2e-}
+        name=$(basename "$f" .quantiles); name=${name#*-e2e-}
         sys=${name%%-*}; tag=${name#*-}
         label="$sys, $tag"
-        plots="$plots${plots:+, }\"$f\" using (1/(1-\$1)):2 with lines lw 2 title \"$label\""
+        dash=1; [ "$sys" = kafka ] && dash=2   # Kafka dashed: colours repeat after eight lines
+        plots="$plots${plots:+, }\"$f\" using (1/(1-\$1)):2 with lines lw 2 dt $dash title \"$label\""
     done
     gnuplot <<GP
 set terminal pngcairo size 1000,520 font ",10"
 set output "$OUT/e2e-latency.png"
-set title "End-to-end latency, 1 KB records, 1 partition, acks=1 (bench/e2e_latency) - $(basename "$RESULT" .json)"
+set title "End-to-end latency, 1 KB records, 1 partition, acks=1 (bench/e2e_latency) - $(basename "$RESULT" .json)" noenhanced
 set logscale xy
 set xlabel "percentile"
 set ylabel "latency (us)"
