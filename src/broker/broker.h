@@ -177,11 +177,10 @@ struct broker {
     bool appended;                   /* something was appended this turn: re-check waiters */
     struct partition **dirty;        /* partitions appended since the last group commit */
     int ndirty, capdirty;
-    /* The group commit on the syncer thread: its partitions (their logs and results alongside),
+    /* The group commit on the syncer thread: its partitions (their sync results alongside),
      * the acks=all requests it covers, and settled requests still to be answered. */
     struct syncer *syncer;
     struct partition **commit_parts;
-    struct plog **commit_logs;
     int *commit_results;
     int ncommit, capcommit;
     struct request *commit_reqs, *commit_ready;

@@ -86,11 +86,12 @@ void request_finish(struct request *r)
         LOG_ERROR(server_who, "cannot encode %s v%d response (%zu bytes so far)", r->api->name,
                   r->resp_version, kw_size(&w));
         kw_free(&w);
-        if (r->reply == NULL)
+        /* A deferred reply keeps its connection: request_free drops it. */
+        if (r->reply == NULL) {
             conn_set_data(c, NULL);
-        conn_close(c, "response could not be encoded");
-        if (r->reply == NULL)
             r->conn = NULL;
+        }
+        conn_close(c, "response could not be encoded");
         request_free(r);
         return;
     }
@@ -294,9 +295,6 @@ static void commit_collect(struct broker *b)
         struct partition **pp = realloc(b->commit_parts, (size_t)cap * sizeof(*pp));
         GREGOR_ASSERT(pp != NULL);
         b->commit_parts = pp;
-        struct plog **lp = realloc(b->commit_logs, (size_t)cap * sizeof(*lp));
-        GREGOR_ASSERT(lp != NULL);
-        b->commit_logs = lp;
         int *rp = realloc(b->commit_results, (size_t)cap * sizeof(*rp));
         GREGOR_ASSERT(rp != NULL);
         b->commit_results = rp;
@@ -310,7 +308,6 @@ static void commit_collect(struct broker *b)
         if (b->await_flush == NULL && !plog_flush_due(p->log, now))
             continue; /* acks=0/1 only: Kafka's page-cache policy, flush.* decide */
         b->commit_parts[n] = p;
-        b->commit_logs[n] = p->log;
         b->commit_results[n] = KERR_NONE;
         n++;
     }
@@ -363,6 +360,13 @@ static void commit_done(void *arg)
     commit_answer(b);
 }
 
+/* The collected batch synced on this thread (no sync thread, or draining). */
+static void commit_sync_here(struct broker *b)
+{
+    for (int i = 0; i < b->ncommit; i++)
+        b->commit_results[i] = plog_flush(b->commit_parts[i]->log);
+}
+
 static void commit_start(struct broker *b)
 {
     if (b->syncer != NULL && syncer_busy(b->syncer))
@@ -371,11 +375,10 @@ static void commit_start(struct broker *b)
         return;
     commit_collect(b);
     if (b->ncommit > 0 && b->syncer != NULL) {
-        syncer_submit(b->syncer, b->commit_logs, b->commit_results, b->ncommit);
+        syncer_submit(b->syncer, b->commit_parts, b->commit_results, b->ncommit);
         return;
     }
-    for (int i = 0; i < b->ncommit; i++)
-        b->commit_results[i] = plog_flush(b->commit_logs[i]);
+    commit_sync_here(b);
     commit_done(b);
 }
 
@@ -388,8 +391,7 @@ void broker_commit_drain(struct broker *b)
     if (b->await_flush == NULL && b->ndirty == 0)
         return;
     commit_collect(b);
-    for (int i = 0; i < b->ncommit; i++)
-        b->commit_results[i] = plog_flush(b->commit_logs[i]);
+    commit_sync_here(b);
     commit_settle(b);
     loop_wake_soon(b->loop); /* answered in before_sleep, outside whatever handler called us */
 }
@@ -532,7 +534,6 @@ static void shutdown_broker(struct broker *b)
         logdir_close(b->dirs[i], true);
     free(b->dirty);
     free(b->commit_parts);
-    free(b->commit_logs);
     free(b->commit_results);
     fetch_sessions_free(b->fetch_sessions);
 }

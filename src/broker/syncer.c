@@ -1,6 +1,7 @@
-/* syncer: see syncer.h. The thread only calls plog_flush, which takes the log's own lock to
- * pick the files and syncs duplicates of their descriptors outside it; everything else about
- * partitions and requests stays on the loop thread. */
+/* syncer: see syncer.h. The thread only reads each partition's log pointer (set at open, and
+ * partitions are freed only after broker_commit_drain) and calls plog_flush, which takes the
+ * log's own lock to pick the files and syncs duplicates of their descriptors outside it;
+ * everything else about partitions and requests stays on the loop thread. */
 #include "broker/syncer.h"
 
 #include <errno.h>
@@ -10,7 +11,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "common/logging.h"
+#include "broker/broker.h"
 #include "common/util.h"
 #include "log/log.h"
 #include "net/loop.h"
@@ -24,7 +25,7 @@ struct syncer {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     /* Under mu: the batch and the thread's state. */
-    struct plog **logs;
+    struct partition **parts;
     int *results;
     int n;
     bool pending;  /* submitted, not taken by the thread yet */
@@ -43,11 +44,11 @@ static void *syncer_main(void *arg)
         if (!s->pending)
             break;
         s->pending = false;
-        struct plog **logs = s->logs;
+        struct partition **parts = s->parts;
         int *results = s->results, n = s->n;
         pthread_mutex_unlock(&s->mu);
         for (int i = 0; i < n; i++)
-            results[i] = plog_flush(logs[i]);
+            results[i] = plog_flush(parts[i]->log);
         pthread_mutex_lock(&s->mu);
         s->finished = true;
         pthread_cond_broadcast(&s->cv);
@@ -109,12 +110,12 @@ struct syncer *syncer_start(struct loop *l, syncer_done_fn done, void *arg)
     return s;
 }
 
-void syncer_submit(struct syncer *s, struct plog **logs, int *results, int n)
+void syncer_submit(struct syncer *s, struct partition **parts, int *results, int n)
 {
     GREGOR_ASSERT(!s->busy);
     s->busy = true;
     pthread_mutex_lock(&s->mu);
-    s->logs = logs;
+    s->parts = parts;
     s->results = results;
     s->n = n;
     s->pending = true;

@@ -331,15 +331,21 @@ static void net_conn_event(struct loop *l, int fd, void *arg, unsigned events)
         conn_update_interest(c);
 }
 
+/* A reply that will not be sent: its bytes and the file descriptors it owns. */
+static void reply_drop(uint8_t *buf, const struct net_file_range *files, size_t nfiles)
+{
+    free(buf);
+    for (size_t i = 0; i < nfiles; i++)
+        close(files[i].fd);
+}
+
 /* Puts buf + files into it (a fresh item or a hole). false when memory ran out (closed). */
 static bool out_item_fill(struct conn *c, struct out_item *it, uint8_t *buf, size_t len,
                           const struct net_file_range *files, size_t nfiles)
 {
     struct net_file_range *fc = nfiles ? malloc(nfiles * sizeof(*fc)) : NULL;
     if (nfiles && fc == NULL) {
-        free(buf);
-        for (size_t i = 0; i < nfiles; i++)
-            close(files[i].fd);
+        reply_drop(buf, files, nfiles);
         conn_close(c, "out of memory for a response");
         return false;
     }
@@ -371,9 +377,7 @@ void conn_send(struct conn *c, uint8_t *buf, size_t len, const struct net_file_r
 {
     struct out_item *it = calloc(1, sizeof(*it));
     if (it == NULL) {
-        free(buf);
-        for (size_t i = 0; i < nfiles; i++)
-            close(files[i].fd);
+        reply_drop(buf, files, nfiles);
         conn_close(c, "out of memory for a response");
         return;
     }
@@ -409,21 +413,14 @@ void conn_send_deferred(struct conn *c, struct conn_reply *slot, uint8_t *buf, s
     struct out_item *it = (struct out_item *)slot;
     GREGOR_ASSERT(it->hole && c->holes > 0);
     c->depth++;
+    c->holes--;
+    it->hole = false; /* filled below, or left empty (len 0) in a dead queue, freed with c */
     if (c->closed || buf == NULL) {
-        free(buf);
-        for (size_t i = 0; i < nfiles; i++)
-            close(files[i].fd);
+        reply_drop(buf, files, nfiles);
         if (!c->closed)
             conn_close(c, "a deferred reply was dropped");
-        it->len = 0; /* stays in the (dead) queue as an empty item; freed with the conn */
-        it->hole = false;
-        c->holes--;
-    } else {
-        c->holes--;
-        if (out_item_fill(c, it, buf, len, files, nfiles))
-            conn_flush(c);
-        else
-            it->hole = false;
+    } else if (out_item_fill(c, it, buf, len, files, nfiles)) {
+        conn_flush(c);
     }
     if (conn_leave(c))
         conn_update_interest(c);
