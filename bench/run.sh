@@ -233,6 +233,16 @@ drop_last_topic() {  # drop_last_topic SYSTEM
     DROP_TOPIC=
 }
 
+# measured_topic SYSTEM TOPIC PARTITIONS: the fresh topic a measurement runs on - the previous
+# one deleted, the page cache settled, the machine quiet.
+measured_topic() {
+    drop_last_topic "$1"
+    create_topic "$1" "$2" "$3"
+    DROP_TOPIC=$2
+    settle_page_cache
+    wait_quiet
+}
+
 create_topic() {  # create_topic SYSTEM TOPIC PARTITIONS
     if [ "$1" = mock ]; then stop_mock; start_mock "$2:$3"; return; fi
     "$GREGOR" topics --bootstrap-server "$BOOT" --create --topic "$2" --partitions "$3" \
@@ -253,11 +263,7 @@ produce_once() {
     local topic="p-$size-$acks-$parts-$nprod-$RANDOM" records=$((BYTES_PER_RUN / size))
     [ "$records" -gt 5000000 ] && records=5000000
     records=$((records / nprod))
-    drop_last_topic "$sys"
-    create_topic "$sys" "$topic" "$parts"
-    DROP_TOPIC=$topic
-    settle_page_cache
-    wait_quiet
+    measured_topic "$sys" "$topic" "$parts"
     local cmd="gregor perf producer --topic $topic --num-records $records --record-size $size --throughput -1 --producer-props bootstrap.servers=$BOOT acks=$acks"
     local i outs=() t0 t1 c0 c1
     c0=$(cpu_ticks "$BPID")
@@ -381,11 +387,7 @@ PY
 }
 e2e_once() {
     local sys=$1 pct=$2 rate=$3 rep=$4 topic="e2e-$2-$RANDOM"
-    drop_last_topic "$sys"
-    create_topic "$sys" "$topic" 1
-    DROP_TOPIC=$topic
-    settle_page_cache
-    wait_quiet
+    measured_topic "$sys" "$topic" 1
     local q=$BENCH_OUT/e2e-$sys-$pct-r$rep.quantiles out rc=0
     out=$(E2E_QUANTILES=$q "$BIN/e2e_latency" "$BOOT" "$topic" "$rate" "$E2E_SECS" 1024 \
         2>"$BENCH_OUT/e2e.err") || rc=1
@@ -407,11 +409,7 @@ PY
 # the rate at which they came out of the consumer (all of them delivered).
 e2e_max() {
     local sys=$1 topic="e2e-max-$RANDOM" out
-    drop_last_topic "$sys"
-    create_topic "$sys" "$topic" 1
-    DROP_TOPIC=$topic
-    settle_page_cache
-    wait_quiet
+    measured_topic "$sys" "$topic" 1
     out=$("$BIN/e2e_latency" "$BOOT" "$topic" "$E2E_PROBE_RATE" "$E2E_PROBE_SECS" 1024 \
         2>"$BENCH_OUT/e2e.err") || true
     [ -n "$out" ] || out='{}'
