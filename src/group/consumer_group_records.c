@@ -14,25 +14,6 @@
 #define CG_WHO "GroupMetadataManager"
 #define CG_RECORD_MAX_BYTES (64u << 20)
 
-static struct kstr ks(const char *s)
-{
-    struct kstr k = {(char *)s, s ? (int32_t)strlen(s) : -1};
-    return k;
-}
-
-static int take(struct kwriter *w, struct gc_buf *out)
-{
-    if (w->err) {
-        kw_free(w);
-        return KERR_INVALID_RECORD;
-    }
-    out->p = w->buf;
-    out->len = w->len;
-    w->buf = NULL;
-    kw_free(w);
-    return KERR_NONE;
-}
-
 /* Key: INT16 version + group id (+ member id). */
 static int encode_key(struct gc_buf *out, int16_t version, const char *group, const char *member)
 {
@@ -41,32 +22,32 @@ static int encode_key(struct gc_buf *out, int16_t version, const char *group, co
     kw_i16(&w, version);
     switch (version) {
     case 3: {
-        struct consumer_group_metadata_key k = {ks(group)};
+        struct consumer_group_metadata_key k = {gc_kstr(group)};
         consumer_group_metadata_key_encode(&w, 3, &k);
         break;
     }
     case 5: {
-        struct consumer_group_member_metadata_key k = {ks(group), ks(member)};
+        struct consumer_group_member_metadata_key k = {gc_kstr(group), gc_kstr(member)};
         consumer_group_member_metadata_key_encode(&w, 5, &k);
         break;
     }
     case 6: {
-        struct consumer_group_target_assignment_metadata_key k = {ks(group)};
+        struct consumer_group_target_assignment_metadata_key k = {gc_kstr(group)};
         consumer_group_target_assignment_metadata_key_encode(&w, 6, &k);
         break;
     }
     case 7: {
-        struct consumer_group_target_assignment_member_key k = {ks(group), ks(member)};
+        struct consumer_group_target_assignment_member_key k = {gc_kstr(group), gc_kstr(member)};
         consumer_group_target_assignment_member_key_encode(&w, 7, &k);
         break;
     }
     default: {
-        struct consumer_group_current_member_assignment_key k = {ks(group), ks(member)};
+        struct consumer_group_current_member_assignment_key k = {gc_kstr(group), gc_kstr(member)};
         consumer_group_current_member_assignment_key_encode(&w, 8, &k);
         break;
     }
     }
-    return take(&w, out);
+    return gc_take(&w, out);
 }
 
 /* Adds key + value (value.p NULL: tombstone); owns both buffers from here. */
@@ -91,7 +72,7 @@ int cg_rec_group_metadata(struct gc_record_list *l, const char *group, int32_t e
         struct consumer_group_metadata_value x = {epoch};
         kw_i16(&w, 0);
         consumer_group_metadata_value_encode(&w, 0, &x);
-        int e = take(&w, &v);
+        int e = gc_take(&w, &v);
         if (e != KERR_NONE)
             return e;
     }
@@ -107,24 +88,24 @@ int cg_rec_member_metadata(struct gc_record_list *l, const char *group, const st
         if (topics == NULL)
             return KERR_UNKNOWN_SERVER_ERROR;
         for (int i = 0; i < m->n_topics; i++)
-            topics[i] = ks(m->topics[i]);
+            topics[i] = gc_kstr(m->topics[i]);
         struct consumer_group_member_metadata_value x = {
-            .instance_id = ks(m->instance_id),
-            .rack_id = ks(m->rack_id),
-            .client_id = ks(m->client_id ? m->client_id : ""),
-            .client_host = ks(m->client_host ? m->client_host : ""),
+            .instance_id = gc_kstr(m->instance_id),
+            .rack_id = gc_kstr(m->rack_id),
+            .client_id = gc_kstr(m->client_id ? m->client_id : ""),
+            .client_host = gc_kstr(m->client_host ? m->client_host : ""),
             .subscribed_topic_names = topics,
             .n_subscribed_topic_names = m->n_topics,
-            .subscribed_topic_regex = ks(m->regex),
+            .subscribed_topic_regex = gc_kstr(m->regex),
             .rebalance_timeout_ms = m->rebalance_timeout_ms,
-            .server_assignor = ks(m->assignor),
+            .server_assignor = gc_kstr(m->assignor),
         };
         struct kwriter w;
         kw_init(&w, CG_RECORD_MAX_BYTES);
         kw_i16(&w, 0);
         consumer_group_member_metadata_value_encode(&w, 0, &x);
         free(topics);
-        int e = take(&w, &v);
+        int e = gc_take(&w, &v);
         if (e != KERR_NONE)
             return e;
     }
@@ -140,7 +121,7 @@ int cg_rec_target_metadata(struct gc_record_list *l, const char *group, int32_t 
         struct consumer_group_target_assignment_metadata_value x = {epoch};
         kw_i16(&w, 0);
         consumer_group_target_assignment_metadata_value_encode(&w, 0, &x);
-        int e = take(&w, &v);
+        int e = gc_take(&w, &v);
         if (e != KERR_NONE)
             return e;
     }
@@ -197,7 +178,7 @@ int cg_rec_target_member(struct gc_record_list *l, const char *group, const char
         free(tp);
         free(tg);
         free(parts);
-        int e = take(&w, &v);
+        int e = gc_take(&w, &v);
         if (e != KERR_NONE)
             return e;
     }
@@ -247,7 +228,7 @@ int cg_rec_current(struct gc_record_list *l, const char *group, const char *memb
         free(tg2);
         free(p1);
         free(p2);
-        int e = take(&w, &v);
+        int e = gc_take(&w, &v);
         if (e != KERR_NONE)
             return e;
     }

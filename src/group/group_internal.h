@@ -151,4 +151,10 @@ void records_list_free(struct gc_record_list *l);
 /* Appends the list to the group's partition (no-op when empty). */
 int records_append(struct group_coordinator *gc, int32_t partition, struct gc_record_list *l);
 
+/* Encoding helpers of records.c, shared with consumer_group_records.c: a kstr of a C string
+ * (NULL -> null), and the writer's bytes moved into out (KERR_INVALID_RECORD if it failed). */
+struct kwriter;
+struct kstr gc_kstr(const char *s);
+int gc_take(struct kwriter *w, struct gc_buf *out);
+
 #endif

@@ -86,13 +86,13 @@ int32_t gc_partition_for(const char *group_id, int32_t num_partitions)
 
 /* ---- encoders ---- */
 
-static struct kstr ks(const char *s)
+struct kstr gc_kstr(const char *s)
 {
     struct kstr k = {(char *)s, s ? (int32_t)strlen(s) : -1};
     return k;
 }
 
-static int take(struct kwriter *w, struct gc_buf *out)
+int gc_take(struct kwriter *w, struct gc_buf *out)
 {
     if (w->err) {
         kw_free(w);
@@ -109,10 +109,10 @@ int gc_encode_offset_key(struct gc_buf *out, const char *group, const char *topi
 {
     struct kwriter w;
     kw_init(&w, RECORD_MAX_BYTES);
-    struct offset_commit_key k = {ks(group), ks(topic), partition};
+    struct offset_commit_key k = {gc_kstr(group), gc_kstr(topic), partition};
     kw_i16(&w, 1);
     offset_commit_key_encode(&w, 1, &k);
-    return take(&w, out);
+    return gc_take(&w, out);
 }
 
 int gc_encode_offset_value(struct gc_buf *out, int64_t offset, int32_t leader_epoch,
@@ -123,33 +123,33 @@ int gc_encode_offset_value(struct gc_buf *out, int64_t offset, int32_t leader_ep
     struct offset_commit_value v = {
         .offset = offset,
         .leader_epoch = leader_epoch,
-        .metadata = ks(metadata ? metadata : ""),
+        .metadata = gc_kstr(metadata ? metadata : ""),
         .commit_timestamp = commit_ts,
         .expire_timestamp = expire_ts,
     };
     int16_t version = expire_ts >= 0 ? 1 : 3;
     kw_i16(&w, version);
     offset_commit_value_encode(&w, version, &v);
-    return take(&w, out);
+    return gc_take(&w, out);
 }
 
 int gc_encode_group_key(struct gc_buf *out, const char *group)
 {
     struct kwriter w;
     kw_init(&w, RECORD_MAX_BYTES);
-    struct group_metadata_key k = {ks(group)};
+    struct group_metadata_key k = {gc_kstr(group)};
     kw_i16(&w, 2);
     group_metadata_key_encode(&w, 2, &k);
-    return take(&w, out);
+    return gc_take(&w, out);
 }
 
 static int encode_group_value(struct gc_buf *out, const struct group *g)
 {
     struct group_metadata_value v = {
-        .protocol_type = ks(g->protocol_type ? g->protocol_type : ""),
+        .protocol_type = gc_kstr(g->protocol_type ? g->protocol_type : ""),
         .generation = g->generation,
-        .protocol = ks(g->protocol),
-        .leader = ks(g->leader),
+        .protocol = gc_kstr(g->protocol),
+        .leader = gc_kstr(g->leader),
         .current_state_timestamp = g->state_ts,
     };
     struct group_metadata_value_member_metadata *mm = NULL;
@@ -165,10 +165,10 @@ static int encode_group_value(struct gc_buf *out, const struct group *g)
             if (g->protocol && strcmp(m->protocols[i].name, g->protocol) == 0)
                 p = &m->protocols[i];
         struct group_metadata_value_member_metadata *x = &mm[n++];
-        x->member_id = ks(m->id);
-        x->group_instance_id = ks(m->instance_id);
-        x->client_id = ks(m->client_id ? m->client_id : "");
-        x->client_host = ks(m->client_host ? m->client_host : "");
+        x->member_id = gc_kstr(m->id);
+        x->group_instance_id = gc_kstr(m->instance_id);
+        x->client_id = gc_kstr(m->client_id ? m->client_id : "");
+        x->client_host = gc_kstr(m->client_host ? m->client_host : "");
         x->rebalance_timeout = m->rebalance_timeout_ms;
         x->session_timeout = m->session_timeout_ms;
         x->subscription.ptr = p && p->metadata ? p->metadata : empty_bytes;
@@ -183,7 +183,7 @@ static int encode_group_value(struct gc_buf *out, const struct group *g)
     kw_i16(&w, 3);
     group_metadata_value_encode(&w, 3, &v);
     free(mm);
-    return take(&w, out);
+    return gc_take(&w, out);
 }
 
 /* ---- record lists ---- */
