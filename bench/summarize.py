@@ -20,8 +20,14 @@ for r in rows:
 tcp = {int(k.split("@")[1]): v["MBps"] for k, v in limits.items() if k.startswith("tcp_loopback")}
 
 
-def best(kind, system, **match):
+# Records the load generator handed librdkafka per call in the main produce cells (result files
+# from before gregor perf --enqueue-batch: 1, one producev per record).
+ENQ = run.get("enqueue_batch", 1)
+
+
+def best(kind, system, enqueue=ENQ, **match):
     cands = [r for r in rows if r.get("type") == kind and r.get("system") == system and r.get("ok")
+             and (kind != "produce" or r.get("enqueue_batch", 1) == enqueue)
              and all(r.get(k) == v for k, v in match.items())]
     return max(cands, key=lambda r: r.get("MBps", 0)) if cands else None
 
@@ -57,9 +63,11 @@ for k, v in limits.items():
               f"{v['p99_us']:.0f} us, p99.9 {v['p999_us']:.0f} us ({v['syncs_per_s']:.0f}/s) |")
 
 prods = sorted({(r["producers"], r["partitions"], r["acks"], r["record_size"])
-                for r in rows if r.get("type") == "produce"})
+                for r in rows if r.get("type") == "produce" and r.get("enqueue_batch", 1) == ENQ})
 print("\nProduce (records/s and MB/s; best attempt; `noise` = % of one core other processes used "
-      "in the second before the run):\n")
+      "in the second before the run; the load generator hands librdkafka "
+      + ("one record per producev call" if ENQ == 1 else
+         f"{ENQ} records per rd_kafka_produce_batch call") + "):\n")
 print("`CPU s/GB` = the broker's own CPU seconds (utime+stime) per GB produced, gregor / Kafka, "
       "and the load generator's (all its threads) for gregor's run: on 2 cores the client's share "
       "bounds what any broker can reach.\n")
@@ -78,6 +86,26 @@ for nprod, parts, acks, size in prods:
           f"{ratio(k and k.get('broker_cpu_s_per_GB'), g and g.get('broker_cpu_s_per_GB'))} | "
           f"{g.get('client_cpu_s_per_GB', '-') if g else '-'} | "
           f"{g['busy_pct_before'] if g else '-'}/{k['busy_pct_before'] if k else '-'} |")
+
+per_record = sorted({(r["acks"]) for r in rows if r.get("type") == "produce"
+                     and r.get("enqueue_batch", 1) == 1 and ENQ != 1})
+if per_record:
+    print("\nThe 1 KB, 1-partition, 1-producer cells again with one producev call per record (the "
+          "pattern of Kafka's own perf tool), same run:\n")
+    print("| acks | gregor | Kafka | mock | gregor/Kafka | broker CPU s/GB g/k | client CPU s/GB g/k |")
+    print("|---|---|---|---|---|---|---|")
+    for acks in per_record:
+        g, k, m = (best("produce", s, enqueue=1, producers=1, partitions=1, acks=acks,
+                        record_size=1024) for s in ("gregor", "kafka", "mock"))
+
+        def cell(r):
+            return f"{r['records_per_s']:,.0f} / {r['MBps']:.0f}" if r else "n/a"
+
+        def client(r):
+            return f"{r['client_cpu_s_per_GB']:.2f}" if r and r.get("client_cpu_s_per_GB") else "-"
+        print(f"| {acks} | {cell(g)} | {cell(k)} | {cell(m)} | "
+              f"{ratio(g and g['MBps'], k and k['MBps'])} | {cpu_cell(g, k)} | "
+              f"{client(g)} / {client(k)} |")
 
 print("\nConsume from page cache (1 KB records, 1 partition; fetch.MB.sec, i.e. without the group "
       "join):\n")

@@ -326,6 +326,50 @@ def test_producer_perf_summary(bootstrap):
                     r"\d+ ms 99\.9th\.$", r.stdout.strip().split("\n")[-1]), r.stdout
 
 
+def end_offsets(bs, topic):
+    r = run("kafka-get-offsets.sh", "--bootstrap-server", bs, "--topic", topic)
+    assert r.returncode == 0, r.stderr
+    return [int(l.rsplit(":", 1)[1]) for l in r.stdout.split()]
+
+
+def test_producer_perf_enqueue_batch(bootstrap):
+    """--enqueue-batch hands records over with rd_kafka_produce_batch: every record arrives
+    once, also when the client's queue (100 records here) refuses part of each batch of 1000
+    and when the last batch is short; the topics of a list take turns by batch."""
+    a, b = topic_name("perfb"), topic_name("perfb")
+    create(bootstrap, a)
+    create(bootstrap, b, partitions=2)
+    r = run("kafka-producer-perf-test.sh", "--topic", "%s,%s" % (a, b), "--num-records", "4500",
+            "--record-size", "64", "--throughput", "-1", "--enqueue-batch", "1000",
+            "--producer-props", "acks=all", "bootstrap.servers=%s" % bootstrap,
+            "queue.buffering.max.messages=100")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().split("\n")[-1].startswith("4500 records sent, "), r.stdout
+    assert sum(end_offsets(bootstrap, a)) == 2500  # batches 1, 3 and the short 5th
+    assert sum(end_offsets(bootstrap, b)) == 2000
+    r = run("kafka-producer-perf-test.sh", "--topic", a, "--num-records", "10",
+            "--record-size", "1", "--enqueue-batch", "0", "--producer-props",
+            "bootstrap.servers=%s" % bootstrap)
+    assert r.returncode == 1 and "Invalid --enqueue-batch" in r.stderr
+
+
+def test_consumer_perf_counts_every_record(bootstrap):
+    topic = topic_name("perfc")
+    create(bootstrap, topic, partitions=3)
+    r = run("kafka-producer-perf-test.sh", "--topic", topic, "--num-records", "1234",
+            "--record-size", "100", "--throughput", "-1", "--enqueue-batch", "500",
+            "--producer-props", "bootstrap.servers=%s" % bootstrap)
+    assert r.returncode == 0, r.stderr
+    r = run("kafka-consumer-perf-test.sh", "--bootstrap-server", bootstrap, "--topic", topic,
+            "--messages", "1234", "--timeout", "20000")
+    assert r.returncode == 0, r.stderr
+    header, row = r.stdout.strip().split("\n")[-2:]
+    assert header.startswith("start.time, end.time, data.consumed.in.MB, MB.sec, "
+                             "data.consumed.in.nMsg")
+    f = [x.strip() for x in row.split(",")]
+    assert int(f[4]) == 1234 and abs(float(f[2]) - 1234 * 100 / 1048576) < 1e-3, row
+
+
 @pytest.mark.parametrize("script", ["kafka-topics.sh", "kafka-console-producer.sh",
                                     "kafka-console-consumer.sh", "kafka-consumer-groups.sh",
                                     "kafka-configs.sh", "kafka-get-offsets.sh"])
