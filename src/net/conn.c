@@ -256,7 +256,9 @@ static void conn_update_interest(struct conn *c)
     bool room = c->big != NULL || c->stage_end < CONN_STAGE_BYTES || c->stage_start > 0;
     if (room && c->out_bytes <= c->net->lim.max_output_bytes && !(c->busy && c->big != NULL))
         ev |= LOOP_READ;
-    if (c->out_head != NULL)
+    /* Only when the head can go: a writable socket would wake the loop on every turn while
+     * the head is a reply still owed (conn_send_deferred flushes when it is filled). */
+    if (c->out_head != NULL && !c->out_head->hole)
         ev |= LOOP_WRITE;
     loop_set(c->net->loop, c->fd, ev, net_conn_event, c);
 }

@@ -183,6 +183,42 @@ static void test_close_while_owing(void **state)
     loop_destroy(f.loop);
 }
 
+static void count_turn(struct loop *l, void *arg)
+{
+    (void)l;
+    (*(int *)arg)++;
+}
+
+/* While the only output is a reply still owed, the loop sleeps: the connection does not ask
+ * for EPOLLOUT on a socket that is always writable (that spun the loop while acks=all
+ * produces waited for their fdatasync). Once filled, the reply goes out. */
+static void test_owed_reply_does_not_spin_the_loop(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup(&f);
+    f.defer_mask = 0x1;
+    int s = client(listen_port(&f));
+    send_frame(s, '0');
+    loop_timer_add(f.loop, mono_ms() + 50, stop, NULL);
+    loop_run(f.loop);
+    assert_int_equal(f.nslots, 1);
+    int turns = 0;
+    loop_set_before_sleep(f.loop, count_turn, &turns);
+    loop_timer_add(f.loop, mono_ms() + 200, stop, NULL);
+    loop_run(f.loop);
+    assert_true(turns < 10);
+    fill(&f, 0, "r0");
+    loop_timer_add(f.loop, mono_ms() + 50, stop, NULL);
+    loop_run(f.loop);
+    char got[8] = {0};
+    assert_int_equal(read(s, got, sizeof(got) - 1), 2);
+    assert_string_equal(got, "r0");
+    close(s);
+    net_destroy(f.net);
+    loop_destroy(f.loop);
+}
+
 static void test_defer_limit(void **state)
 {
     (void)state;
@@ -223,6 +259,7 @@ int main(void)
         cmocka_unit_test(test_deferred_reply_keeps_its_place),
         cmocka_unit_test(test_close_while_owing),
         cmocka_unit_test(test_defer_limit),
+        cmocka_unit_test(test_owed_reply_does_not_spin_the_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
