@@ -2,6 +2,7 @@
  * handlers and their responses into bytes, group-commits acks=all appends once per loop turn,
  * runs the periodic tasks (retention, flush.ms, checkpoints) and stops cleanly on SIGTERM. */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -487,6 +488,21 @@ static void raise_fd_limit(void)
         LOG_INFO(server_who, "open-files limit %llu", (unsigned long long)rl.rlim_cur);
 }
 
+/* Request frames (up to ~1 MiB from batching producers) and their arenas are allocated and
+ * freed per request, and an acks=all connection holds up to CONN_MAX_DEFERRED of them at
+ * once. glibc's defaults hand such memory back to the kernel after every burst and then
+ * fault fresh zeroed pages in again (0.2 CPU-s per GB at acks=all here): keep frames below
+ * 16 MiB on the heap and up to 64 MiB of freed heap for the next requests. RSS after load
+ * stays at the peak in use (BENCHMARKS.md), within that bound. */
+#define SERVER_MMAP_THRESHOLD_BYTES (16 * 1024 * 1024)
+#define SERVER_TRIM_THRESHOLD_BYTES (64 * 1024 * 1024)
+static void keep_request_memory(void)
+{
+    if (mallopt(M_MMAP_THRESHOLD, SERVER_MMAP_THRESHOLD_BYTES) != 1 ||
+        mallopt(M_TRIM_THRESHOLD, SERVER_TRIM_THRESHOLD_BYTES) != 1)
+        LOG_WARN(server_who, "mallopt refused the request-memory thresholds");
+}
+
 static int open_storage(struct broker *b)
 {
     for (int i = 0; i < b->cfg.n_log_dirs; i++) {
@@ -565,6 +581,7 @@ int broker_serve(struct broker_config *cfg)
     int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
     raise_fd_limit();
+    keep_request_memory();
     if (open_storage(b) != 0) {
         LOG_ERROR(server_who, "cannot open the log dirs; exiting");
         return 1;
