@@ -500,7 +500,8 @@ static void keep_request_memory(void)
 {
     if (mallopt(M_MMAP_THRESHOLD, SERVER_MMAP_THRESHOLD_BYTES) != 1 ||
         mallopt(M_TRIM_THRESHOLD, SERVER_TRIM_THRESHOLD_BYTES) != 1)
-        LOG_WARN(server_who, "mallopt refused the request-memory thresholds");
+        LOG_INFO(server_who, "the allocator keeps its own request-memory policy (mallopt "
+                 "refused; e.g. under AddressSanitizer)");
 }
 
 static int open_storage(struct broker *b)
