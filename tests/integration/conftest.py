@@ -4,6 +4,7 @@
 stopped, killed with SIGKILL and restarted on the same data. Tests drive it with real clients.
 """
 import os
+import re
 import signal
 import socket
 import struct
@@ -103,6 +104,18 @@ class Broker:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
+
+
+def run_client_check(cmd, broker, mode, name, timeout=200, cwd=None):
+    """Runs a client check program (Java, kafkajs, franz-go) that prints one "OK <mode> k=v ..."
+    line on success; returns its k=v pairs. A failure shows the program's output and the
+    broker's log."""
+    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == 0, "%s %s exited %s\nstdout:\n%s\nstderr:\n%s\nbroker log:\n%s" % (
+        name, mode, p.returncode, p.stdout[-4000:], p.stderr[-8000:], broker.log())
+    ok = [line for line in p.stdout.splitlines() if line.startswith("OK " + mode)]
+    assert len(ok) == 1, p.stdout
+    return dict(re.findall(r"(\w+)=(\S+)", ok[0]))
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import GREGOR, ROOT
+from conftest import GREGOR, ROOT, run_client_check
 
 GO_DIR = os.path.join(ROOT, "tests", "go")
 GO = shutil.which("go")
@@ -31,13 +31,8 @@ def franz_check(tmp_path_factory):
 
 
 def run_check(exe, broker, mode, *args, timeout=200):
-    p = subprocess.run([exe, broker.bootstrap, mode, *args], capture_output=True, text=True,
-                       timeout=timeout)
-    assert p.returncode == 0, "franz-check %s exited %s\nstdout:\n%s\nstderr:\n%s\nbroker log:\n%s" % (
-        mode, p.returncode, p.stdout[-4000:], p.stderr[-8000:], broker.log())
-    ok = [line for line in p.stdout.splitlines() if line.startswith("OK " + mode)]
-    assert len(ok) == 1, p.stdout
-    return dict(re.findall(r"(\w+)=(\S+)", ok[0]))
+    return run_client_check([exe, broker.bootstrap, mode, *args], broker, mode, "franz-check",
+                            timeout=timeout)
 
 
 def test_franz_go_idempotent_zstd_produce_and_group_consume(franz_check, broker):

@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from conftest import GREGOR, ROOT
+from conftest import GREGOR, ROOT, run_client_check
 
 JAVA_DIR = os.path.join(ROOT, "tests", "java")
 JAR = os.path.join(JAVA_DIR, "target", "gregor-client-check.jar")
@@ -36,13 +36,8 @@ def client_jar():
 
 
 def run_check(jar, broker, mode, *opts, timeout=240):
-    p = subprocess.run([JAVA, "-jar", jar, mode, broker.bootstrap, *opts],
-                       capture_output=True, text=True, timeout=timeout)
-    assert p.returncode == 0, "GregorClientCheck %s exited %s\nstdout:\n%s\nstderr:\n%s\nbroker log:\n%s" % (
-        mode, p.returncode, p.stdout[-4000:], p.stderr[-8000:], broker.log())
-    ok = [line for line in p.stdout.splitlines() if line.startswith("OK " + mode)]
-    assert len(ok) == 1, p.stdout
-    return dict(re.findall(r"(\w+)=(\S+)", ok[0]))
+    return run_client_check([JAVA, "-jar", jar, mode, broker.bootstrap, *opts], broker, mode,
+                            "GregorClientCheck", timeout=timeout)
 
 
 def dump_batches(broker, topic_glob):

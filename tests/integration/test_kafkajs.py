@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from conftest import GREGOR, ROOT
+from conftest import GREGOR, ROOT, run_client_check
 
 JS_DIR = os.path.join(ROOT, "tests", "js")
 NODE = shutil.which("node")
@@ -35,13 +35,8 @@ def kafkajs():
 
 
 def run_check(script, broker, mode, *args, timeout=200):
-    p = subprocess.run([NODE, script, broker.bootstrap, mode, *args], cwd=JS_DIR,
-                       capture_output=True, text=True, timeout=timeout)
-    assert p.returncode == 0, "check.js %s exited %s\nstdout:\n%s\nstderr:\n%s\nbroker log:\n%s" % (
-        mode, p.returncode, p.stdout[-4000:], p.stderr[-8000:], broker.log())
-    ok = [line for line in p.stdout.splitlines() if line.startswith("OK " + mode)]
-    assert len(ok) == 1, p.stdout
-    return dict(re.findall(r"(\w+)=(\S+)", ok[0]))
+    return run_client_check([NODE, script, broker.bootstrap, mode, *args], broker, mode,
+                            "check.js", timeout=timeout, cwd=JS_DIR)
 
 
 def test_kafkajs_produce_gzip_and_group_consume(kafkajs, broker):
