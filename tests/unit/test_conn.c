@@ -121,6 +121,13 @@ static void stop(struct loop *l, void *arg)
     loop_stop(l);
 }
 
+/* Runs the loop for ms milliseconds. */
+static void run_for(struct fixture *f, int ms)
+{
+    loop_timer_add(f->loop, mono_ms() + ms, stop, NULL);
+    loop_run(f->loop);
+}
+
 static void setup(struct fixture *f)
 {
     memset(f, 0, sizeof(*f));
@@ -169,12 +176,10 @@ static void test_close_while_owing(void **state)
     int s = client(listen_port(&f));
     send_frame(s, '0');
     send_frame(s, '1');
-    loop_timer_add(f.loop, mono_ms() + 50, stop, NULL);
-    loop_run(f.loop);
+    run_for(&f, 50);
     assert_int_equal(f.nslots, 2);
     close(s); /* the client goes away owing two replies */
-    loop_timer_add(f.loop, mono_ms() + 50, stop, NULL);
-    loop_run(f.loop);
+    run_for(&f, 50);
     assert_int_equal(f.closes, 1);
     assert_int_equal(net_connection_count(f.net), 0);
     fill(&f, 1, "r1"); /* dropped; the struct lives on until the last one */
@@ -200,17 +205,14 @@ static void test_owed_reply_does_not_spin_the_loop(void **state)
     f.defer_mask = 0x1;
     int s = client(listen_port(&f));
     send_frame(s, '0');
-    loop_timer_add(f.loop, mono_ms() + 50, stop, NULL);
-    loop_run(f.loop);
+    run_for(&f, 50);
     assert_int_equal(f.nslots, 1);
     int turns = 0;
     loop_set_before_sleep(f.loop, count_turn, &turns);
-    loop_timer_add(f.loop, mono_ms() + 200, stop, NULL);
-    loop_run(f.loop);
+    run_for(&f, 200);
     assert_true(turns < 10);
     fill(&f, 0, "r0");
-    loop_timer_add(f.loop, mono_ms() + 50, stop, NULL);
-    loop_run(f.loop);
+    run_for(&f, 50);
     char got[8] = {0};
     assert_int_equal(read(s, got, sizeof(got) - 1), 2);
     assert_string_equal(got, "r0");
@@ -228,8 +230,7 @@ static void test_defer_limit(void **state)
     int s = client(listen_port(&f));
     for (int i = 0; i < 10; i++)
         send_frame(s, (char)('0' + i));
-    loop_timer_add(f.loop, mono_ms() + 100, stop, NULL);
-    loop_run(f.loop);
+    run_for(&f, 100);
     /* CONN_MAX_DEFERRED deferred, the next one stays up (answered at once here). */
     assert_int_equal(f.nslots, CONN_MAX_DEFERRED);
     assert_int_equal(f.frames, 10);
@@ -238,8 +239,7 @@ static void test_defer_limit(void **state)
         snprintf(what, sizeof(what), "r%d", i);
         fill(&f, i, what);
     }
-    loop_timer_add(f.loop, mono_ms() + 50, stop, NULL);
-    loop_run(f.loop);
+    run_for(&f, 50);
     char got[64] = {0};
     size_t have = 0;
     while (have < 20) {
