@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "cli/args.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -326,11 +327,11 @@ static int perf_producer(struct cli_cmd *cmd)
     long long start_us = now_us();
     long long deadline = duration_ms ? st.start_ms + duration_ms : INT64_MAX;
     long long sent = 0;
-    if (enqueue_batch > 1 && throughput <= 0 && handles_ok)
+    bool batched = enqueue_batch > 1 && throughput <= 0; /* a throttled run sends one by one */
+    if (batched && handles_ok)
         sent = perf_produce_batches(rk, rkts, n_topics, payload, (size_t)size, records,
                                     enqueue_batch, deadline, &st);
-    for (; handles_ok && !(enqueue_batch > 1 && throughput <= 0) && sent < records &&
-           !cli_stop_requested; sent++) {
+    for (; handles_ok && !batched && sent < records && !cli_stop_requested; sent++) {
         rd_kafka_topic_t *rkt = rkts[sent % n_topics];
         for (;;) {
             rd_kafka_resp_err_t err = rd_kafka_producev(
