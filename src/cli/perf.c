@@ -48,7 +48,18 @@ static struct cli_opt perf_opts[] = {
     {"consumer-props", CLI_OPT_LIST, "<k=v ...>", "consumer: client properties, e.g. "
      "fetch.max.bytes=52428800 (applied after --consumer.config and --command-config)", 0, 0, 0},
     {"command-config", CLI_OPT_VALUE, "<String: file>", "client properties file", 0, 0, 0},
-    {"show-detailed-stats", CLI_OPT_FLAG, NULL, "Accepted for compatibility.", 0, 0, 0},
+    {"show-detailed-stats", CLI_OPT_FLAG, NULL, "consumer: print the stats of each "
+     "--reporting-interval (as Kafka's tool: then no summary line)", 0, 0, 0},
+    {"reporting-interval", CLI_OPT_VALUE, "<Long: interval_ms>", "consumer: interval of "
+     "--show-detailed-stats (default: 5000)", 0, 0, 0},
+    {"hide-header", CLI_OPT_FLAG, NULL, "consumer: skip the header line of the stats", 0, 0, 0},
+    {"from-latest", CLI_OPT_FLAG, NULL, "consumer: without a committed offset, start at the "
+     "end of the log instead of the beginning", 0, 0, 0},
+    {"fetch-size", CLI_OPT_VALUE, "<Integer: size>", "consumer: max.partition.fetch.bytes "
+     "(default: 1048576)", 0, 0, 0},
+    {"socket-buffer-size", CLI_OPT_VALUE, "<Integer: size>", "consumer: the TCP receive buffer "
+     "(socket.receive.buffer.bytes; default: the system's, where Kafka's tool sets 2097152)", 0,
+     0, 0},
     {0, 0, 0, 0, 0, 0, 0},
 };
 
@@ -388,6 +399,31 @@ static void format_time(char *buf, size_t size, struct timespec *ts)
     snprintf(buf + n, size - n, ":%03ld", ts->tv_nsec / 1000000);
 }
 
+/* Kafka's consumer stats: totals so far, then rates over the interval (and over its fetch
+ * part, without the time spent joining the group). */
+struct perf_interval {
+    long long start_ms, join_ms, count, bytes;
+};
+
+static void perf_consumer_progress(struct perf_interval *iv, long long now, long long count,
+                                   long long bytes)
+{
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    char t[64];
+    format_time(t, sizeof t, &wall);
+    double mb = (double)(bytes - iv->bytes) / (1024.0 * 1024.0), n = (double)(count - iv->count);
+    double secs = (double)(now - iv->start_ms) / 1000.0;
+    long long fetch_ms = now - iv->start_ms - iv->join_ms;
+    printf("%s, 0, %.4f, %.4f, %lld, %.4f, %lld, %lld, %.4f, %.4f\n", t,
+           (double)bytes / (1024.0 * 1024.0), secs > 0 ? mb / secs : 0.0, count,
+           secs > 0 ? n / secs : 0.0, iv->join_ms, fetch_ms,
+           fetch_ms > 0 ? mb * 1000.0 / (double)fetch_ms : 0.0,
+           fetch_ms > 0 ? n * 1000.0 / (double)fetch_ms : 0.0);
+    fflush(stdout);
+    *iv = (struct perf_interval){.start_ms = now, .count = count, .bytes = bytes};
+}
+
 static int perf_consumer(struct cli_cmd *cmd)
 {
     const char *topic = cli_value(cmd, "topic");
@@ -400,6 +436,15 @@ static int perf_consumer(struct cli_cmd *cmd)
         return cli_usage_error(cmd, "perf consumer needs --topic and --messages N (or --duration-sec)");
     if (cli_value(cmd, "timeout") && cli_parse_long(cli_value(cmd, "timeout"), 1, INT64_MAX, &timeout_ms))
         return cli_usage_error(cmd, "Invalid --timeout");
+    long long interval_ms = PERF_REPORT_INTERVAL_MS, size;
+    if (cli_value(cmd, "reporting-interval") &&
+        cli_parse_long(cli_value(cmd, "reporting-interval"), 1, INT64_MAX, &interval_ms))
+        return cli_usage_error(cmd, "Invalid --reporting-interval");
+    if ((cli_value(cmd, "fetch-size") && cli_parse_long(cli_value(cmd, "fetch-size"), 1, INT32_MAX, &size)) ||
+        (cli_value(cmd, "socket-buffer-size") &&
+         cli_parse_long(cli_value(cmd, "socket-buffer-size"), 1, INT32_MAX, &size)))
+        return cli_usage_error(cmd, "Invalid --fetch-size or --socket-buffer-size");
+    bool detailed = cli_has(cmd, "show-detailed-stats"), header = !cli_has(cmd, "hide-header");
     const char *bootstrap = cli_bootstrap(cmd);
     if (!bootstrap)
         return 1;
@@ -407,8 +452,12 @@ static int perf_consumer(struct cli_cmd *cmd)
     char group[64];
     snprintf(group, sizeof group, "perf-consumer-%d", (int)(getpid() % 100000));
     if (!conf || cli_conf_set(conf, "group.id", cli_value(cmd, "group") ? cli_value(cmd, "group") : group) ||
-        cli_conf_set(conf, "auto.offset.reset", "earliest") ||
+        cli_conf_set(conf, "auto.offset.reset", cli_has(cmd, "from-latest") ? "latest" : "earliest") ||
         cli_conf_set(conf, "enable.auto.commit", "false") ||
+        (cli_value(cmd, "fetch-size") &&
+         cli_conf_set(conf, "max.partition.fetch.bytes", cli_value(cmd, "fetch-size"))) ||
+        (cli_value(cmd, "socket-buffer-size") &&
+         cli_conf_set(conf, "socket.receive.buffer.bytes", cli_value(cmd, "socket-buffer-size"))) ||
         cli_conf_apply_options(conf, cmd, "consumer.config", NULL) ||
         cli_conf_apply_options(conf, cmd, "command-config", "consumer-props")) {
         if (conf)
@@ -431,7 +480,11 @@ static int perf_consumer(struct cli_cmd *cmd)
     struct timespec start_wall, end_wall;
     clock_gettime(CLOCK_REALTIME, &start_wall);
     long long start = cli_now_ms(), last = start, first_record = -1, count = 0, bytes = 0;
-    long long last_report = start, deadline = duration_ms ? start + duration_ms : INT64_MAX;
+    long long deadline = duration_ms ? start + duration_ms : INT64_MAX;
+    struct perf_interval iv = {.start_ms = start};
+    if (detailed && header)
+        printf("time, threadId, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, "
+               "rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec\n");
     /* Records come PERF_POLL_RECORDS at a time, as Kafka's tool gets them from poll()
      * (max.poll.records); the clock is read once per batch. */
     rd_kafka_queue_t *queue = rd_kafka_queue_get_consumer(rk);
@@ -444,8 +497,10 @@ static int perf_consumer(struct cli_cmd *cmd)
         for (ssize_t i = 0; i < n; i++) {
             rd_kafka_message_t *msg = batch[i];
             if (!msg->err) {
-                if (first_record < 0)
+                if (first_record < 0) {
                     first_record = now;
+                    iv.join_ms = now - iv.start_ms; /* the group join: time to the first record */
+                }
                 count++;
                 bytes += (long long)msg->len + (long long)msg->key_len;
                 last = now;
@@ -454,10 +509,8 @@ static int perf_consumer(struct cli_cmd *cmd)
             }
             rd_kafka_message_destroy(msg);
         }
-        if (n > 0 && now - last_report >= PERF_REPORT_INTERVAL_MS) {
-            fprintf(stderr, "%lld records consumed so far\n", count);
-            last_report = now;
-        }
+        if (detailed && n > 0 && now - iv.start_ms >= interval_ms)
+            perf_consumer_progress(&iv, now, count, bytes);
     }
     rd_kafka_queue_destroy(queue);
     clock_gettime(CLOCK_REALTIME, &end_wall);
@@ -467,19 +520,22 @@ static int perf_consumer(struct cli_cmd *cmd)
                                : count < messages;
     if (short_of)
         fprintf(stderr, "WARNING: Exiting before consuming the expected number of messages: "
-                "timeout (%lld ms) exceeded.\n", timeout_ms);
+                "timeout (%lld ms) exceeded. You can use the --timeout option to increase the timeout.\n",
+                timeout_ms);
     double secs = (double)(end - start) / 1000.0, mb = (double)bytes / (1024.0 * 1024.0);
     long long rebalance_ms = first_record >= 0 ? first_record - start : end - start;
     double fetch_secs = (double)(end - start - rebalance_ms) / 1000.0;
     char s[64], e[64];
     format_time(s, sizeof s, &start_wall);
     format_time(e, sizeof e, &end_wall);
-    printf("start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, "
-           "rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec\n");
-    printf("%s, %s, %.4f, %.4f, %lld, %.4f, %lld, %lld, %.4f, %.4f\n", s, e, mb,
-           secs > 0 ? mb / secs : 0.0, count, secs > 0 ? count / secs : 0.0, rebalance_ms,
-           end - start - rebalance_ms, fetch_secs > 0 ? mb / fetch_secs : 0.0,
-           fetch_secs > 0 ? count / fetch_secs : 0.0);
+    if (header && !detailed)
+        printf("start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, "
+               "nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec\n");
+    if (!detailed) /* Kafka's tool prints either the intervals or the summary */
+        printf("%s, %s, %.4f, %.4f, %lld, %.4f, %lld, %lld, %.4f, %.4f\n", s, e, mb,
+               secs > 0 ? mb / secs : 0.0, count, secs > 0 ? count / secs : 0.0, rebalance_ms,
+               end - start - rebalance_ms, fetch_secs > 0 ? mb / fetch_secs : 0.0,
+               fetch_secs > 0 ? count / fetch_secs : 0.0);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     return short_of ? 1 : 0;

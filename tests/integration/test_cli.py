@@ -368,6 +368,27 @@ def test_consumer_perf_counts_every_record(bootstrap):
                              "data.consumed.in.nMsg")
     f = [x.strip() for x in row.split(",")]
     assert int(f[4]) == 1234 and abs(float(f[2]) - 1234 * 100 / 1048576) < 1e-3, row
+    # Kafka's tool's other forms: rows per reporting interval (totals so far, then rates), no
+    # header, a start at the end of the log.
+    r = run("kafka-consumer-perf-test.sh", "--bootstrap-server", bootstrap, "--topic", topic,
+            "--messages", "1234", "--show-detailed-stats", "--reporting-interval", "1",
+            "--fetch-size", "4096", "--socket-buffer-size", "65536", "--timeout", "20000")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().split("\n")
+    assert lines[0] == ("time, threadId, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, "
+                        "nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec")
+    rows = [[x.strip() for x in line.split(",")] for line in lines[1:]]
+    assert rows and all(len(x) == 10 and x[1] == "0" for x in rows), lines
+    counts = [int(x[4]) for x in rows]
+    assert counts == sorted(counts) and counts[-1] <= 1234, counts
+    r = run("kafka-consumer-perf-test.sh", "--bootstrap-server", bootstrap, "--topic", topic,
+            "--messages", "1234", "--hide-header", "--timeout", "20000")
+    assert r.returncode == 0 and len(r.stdout.strip().split("\n")) == 1, r.stdout
+    assert int(r.stdout.split(",")[4]) == 1234, r.stdout
+    r = run("kafka-consumer-perf-test.sh", "--bootstrap-server", bootstrap, "--topic", topic,
+            "--messages", "1", "--from-latest", "--timeout", "1500")
+    assert r.returncode == 1 and "timeout (1500 ms) exceeded" in r.stderr, r.stderr
+    assert int(r.stdout.strip().split("\n")[-1].split(",")[4]) == 0, r.stdout
 
 
 @pytest.mark.parametrize("script", ["kafka-topics.sh", "kafka-console-producer.sh",
