@@ -405,21 +405,30 @@ struct perf_interval {
     long long start_ms, join_ms, count, bytes;
 };
 
+/* One stats line: "PREFIX, " then the totals so far and the rates over iv..now. The summary
+ * is the same line over one interval from the start, prefixed by start and end time. */
+static void perf_stats_line(const char *prefix, const struct perf_interval *iv, long long now,
+                            long long count, long long bytes)
+{
+    double mb = (double)(bytes - iv->bytes) / (1024.0 * 1024.0), n = (double)(count - iv->count);
+    double secs = (double)(now - iv->start_ms) / 1000.0;
+    long long fetch_ms = now - iv->start_ms - iv->join_ms;
+    printf("%s, %.4f, %.4f, %lld, %.4f, %lld, %lld, %.4f, %.4f\n", prefix,
+           (double)bytes / (1024.0 * 1024.0), secs > 0 ? mb / secs : 0.0, count,
+           secs > 0 ? n / secs : 0.0, iv->join_ms, fetch_ms,
+           fetch_ms > 0 ? mb * 1000.0 / (double)fetch_ms : 0.0,
+           fetch_ms > 0 ? n * 1000.0 / (double)fetch_ms : 0.0);
+}
+
 static void perf_consumer_progress(struct perf_interval *iv, long long now, long long count,
                                    long long bytes)
 {
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
-    char t[64];
+    char t[64], prefix[72];
     format_time(t, sizeof t, &wall);
-    double mb = (double)(bytes - iv->bytes) / (1024.0 * 1024.0), n = (double)(count - iv->count);
-    double secs = (double)(now - iv->start_ms) / 1000.0;
-    long long fetch_ms = now - iv->start_ms - iv->join_ms;
-    printf("%s, 0, %.4f, %.4f, %lld, %.4f, %lld, %lld, %.4f, %.4f\n", t,
-           (double)bytes / (1024.0 * 1024.0), secs > 0 ? mb / secs : 0.0, count,
-           secs > 0 ? n / secs : 0.0, iv->join_ms, fetch_ms,
-           fetch_ms > 0 ? mb * 1000.0 / (double)fetch_ms : 0.0,
-           fetch_ms > 0 ? n * 1000.0 / (double)fetch_ms : 0.0);
+    snprintf(prefix, sizeof prefix, "%s, 0", t); /* Kafka's threadId column */
+    perf_stats_line(prefix, iv, now, count, bytes);
     fflush(stdout);
     *iv = (struct perf_interval){.start_ms = now, .count = count, .bytes = bytes};
 }
@@ -522,20 +531,17 @@ static int perf_consumer(struct cli_cmd *cmd)
         fprintf(stderr, "WARNING: Exiting before consuming the expected number of messages: "
                 "timeout (%lld ms) exceeded. You can use the --timeout option to increase the timeout.\n",
                 timeout_ms);
-    double secs = (double)(end - start) / 1000.0, mb = (double)bytes / (1024.0 * 1024.0);
     long long rebalance_ms = first_record >= 0 ? first_record - start : end - start;
-    double fetch_secs = (double)(end - start - rebalance_ms) / 1000.0;
-    char s[64], e[64];
+    char s[64], e[64], span[132];
     format_time(s, sizeof s, &start_wall);
     format_time(e, sizeof e, &end_wall);
+    snprintf(span, sizeof span, "%s, %s", s, e);
     if (header && !detailed)
         printf("start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, "
                "nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec\n");
     if (!detailed) /* Kafka's tool prints either the intervals or the summary */
-        printf("%s, %s, %.4f, %.4f, %lld, %.4f, %lld, %lld, %.4f, %.4f\n", s, e, mb,
-               secs > 0 ? mb / secs : 0.0, count, secs > 0 ? count / secs : 0.0, rebalance_ms,
-               end - start - rebalance_ms, fetch_secs > 0 ? mb / fetch_secs : 0.0,
-               fetch_secs > 0 ? count / fetch_secs : 0.0);
+        perf_stats_line(span, &(struct perf_interval){.start_ms = start, .join_ms = rebalance_ms},
+                        end, count, bytes);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     return short_of ? 1 : 0;
