@@ -36,6 +36,10 @@ def ratio(a, b):
     return f"{a / b:.2f}x" if a and b else "n/a"
 
 
+def cell(r):
+    return f"{r['records_per_s']:,.0f} / {r['MBps']:.0f}" if r else "n/a"
+
+
 def cpu_cell(g, k):
     def one(r):
         return f"{r['broker_cpu_s_per_GB']:.2f}" if r and r.get("broker_cpu_s_per_GB") else "-"
@@ -77,9 +81,6 @@ print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for nprod, parts, acks, size in prods:
     g, k, m = (best("produce", s, producers=nprod, partitions=parts, acks=acks, record_size=size)
                for s in ("gregor", "kafka", "mock"))
-
-    def cell(r):
-        return f"{r['records_per_s']:,.0f} / {r['MBps']:.0f}" if r else "n/a"
     print(f"| {size} | {acks} | {parts} | {nprod} | {cell(g)} | {cell(k)} | {cell(m)} | "
           f"{ratio(g and g['MBps'], k and k['MBps'])} | {ratio(g and g['MBps'], tcp.get(size))} | "
           f"{ratio(g and g['MBps'], tcp.get(1048576))} | {cpu_cell(g, k)} | "
@@ -97,9 +98,6 @@ if per_record:
     for acks in per_record:
         g, k, m = (best("produce", s, enqueue=1, producers=1, partitions=1, acks=acks,
                         record_size=1024) for s in ("gregor", "kafka", "mock"))
-
-        def cell(r):
-            return f"{r['records_per_s']:,.0f} / {r['MBps']:.0f}" if r else "n/a"
 
         def client(r):
             return f"{r['client_cpu_s_per_GB']:.2f}" if r and r.get("client_cpu_s_per_GB") else "-"
