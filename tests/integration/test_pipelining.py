@@ -3,6 +3,7 @@ client with max.in.flight > 1 sends them); every reply must still come back in r
 and a client that goes away while replies are owed must not hurt the broker."""
 import socket
 import struct
+import time
 
 import pytest
 
@@ -95,6 +96,20 @@ def test_pipelined_acks_all_replies_in_order(broker):
         assert values == [v for v in want for _ in range(2)]
 
 
+def wait_end_offset_settled(b, topic, partition, quiet_s=1.0, bound_s=60):
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "pipe"})
+    last, since, deadline = None, time.time(), time.time() + bound_s
+    while time.time() < deadline:
+        end = c.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1]
+        if end != last:
+            last, since = end, time.time()
+        elif time.time() - since >= quiet_s:
+            break
+        time.sleep(0.1)
+    c.close()
+    assert time.time() < deadline, "the log end of %s-%d kept moving" % (topic, partition)
+
+
 def test_client_gone_while_replies_owed(broker):
     create_topic(broker, "gone")
     host, port = broker.bootstrap.split(":")
@@ -105,6 +120,10 @@ def test_client_gone_while_replies_owed(broker):
         # Close (with a reset) without reading: the broker owes up to 8 deferred replies.
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.close()
+    # Frames the broker had already received from those connections may still be appending
+    # (connections are not ordered against each other, in Kafka either): wait until the log
+    # end stops moving, so that the record below is the last one.
+    wait_end_offset_settled(broker, "gone", 0)
     # The broker still serves, and every batch that was appended is intact and in order.
     with socket.create_connection((host, int(port)), timeout=20) as s:
         s.sendall(frame(0, 7, 1, produce_body("gone", 0, record_batch([b"last"]))))
