@@ -55,7 +55,7 @@ const struct api_entry broker_apis[] = {
     API(0, "Produce", produce, 0, 9, handle_produce),
     API(1, "Fetch", fetch, 4, 12, handle_fetch),
     API(2, "ListOffsets", list_offsets, 1, 7, handle_list_offsets),
-    API(3, "Metadata", metadata, 0, 12, handle_metadata),
+    API(3, "Metadata", metadata, 0, 13, handle_metadata),
     API(8, "OffsetCommit", offset_commit, 2, 8, handle_offset_commit),
     API(9, "OffsetFetch", offset_fetch, 1, 8, handle_offset_fetch),
     API(10, "FindCoordinator", find_coordinator, 0, 4, handle_find_coordinator),

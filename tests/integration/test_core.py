@@ -53,6 +53,56 @@ def test_metadata_with_kcat(broker):
     assert "broker 0 at 127.0.0.1:%d" % broker.port in out.stdout
 
 
+def _metadata_call(b, version, topics):
+    """Metadata v12/v13 by hand: returns (brokers, topics, top-level error or None), with the
+    whole response read (nothing may be left over)."""
+    from kafka_wire import cstr, flexible_call, uvarint
+    body = uvarint(len(topics) + 1)
+    for t in topics:
+        body += b"\0" * 16 + cstr(t) + uvarint(0)
+    body += b"\0\0" + uvarint(0)  # AllowAutoTopicCreation, IncludeTopicAuthorizedOperations
+    r = flexible_call(b.bootstrap, 3, version, body)
+    assert r.take(">i") == 0  # ThrottleTimeMs
+    brokers = []
+    for _ in range(r.uvarint() - 1):
+        node, host, port, rack = r.take(">i"), r.cstr(), r.take(">i"), r.cstr()
+        r.tags()
+        brokers.append((node, host, port, rack))
+    r.cstr()  # ClusterId
+    r.take(">i")  # ControllerId
+    out = {}
+    for _ in range(r.uvarint() - 1):
+        err, name = r.take(">h"), r.cstr()
+        r.raw(16)  # TopicId
+        r.take(">b")  # IsInternal
+        parts = []
+        for _ in range(r.uvarint() - 1):
+            perr, idx, leader, epoch = r.take(">h"), r.take(">i"), r.take(">i"), r.take(">i")
+            for _ in range(3):  # replicas, ISR, offline
+                for _ in range(r.uvarint() - 1):
+                    r.take(">i")
+            r.tags()
+            parts.append((perr, idx, leader))
+        r.take(">i")  # TopicAuthorizedOperations
+        r.tags()
+        out[name] = (err, sorted(parts, key=lambda p: p[1]))
+    top = r.take(">h") if version >= 13 else None
+    r.tags()
+    assert r.o == len(r.d), "bytes left after the response"
+    return brokers, out, top
+
+
+def test_metadata_v13_top_level_error_code(broker):
+    """Kafka 4.x's Metadata v13 (KIP-1102) ends with a top-level ErrorCode; v12 has none."""
+    create_topic(broker, "meta13", 2)
+    for v in (12, 13):
+        brokers, topics, top = _metadata_call(broker, v, ["meta13", "meta13-missing"])
+        assert brokers == [(0, "127.0.0.1", broker.port, None)]
+        assert topics["meta13"] == (0, [(0, 0, 0), (0, 1, 0)])
+        assert topics["meta13-missing"][0] == 3  # UNKNOWN_TOPIC_OR_PARTITION
+        assert top == (0 if v == 13 else None)
+
+
 def test_kcat_produce_consume(broker):
     lines = "\n".join("key%d:value %d" % (i, i) for i in range(1000)) + "\n"
     p = subprocess.run([KCAT, "-b", broker.bootstrap, "-P", "-t", "kc", "-K:", "-p", "0"], input=lines,
