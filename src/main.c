@@ -1,5 +1,6 @@
 /* main: the gregor multi-call binary — `gregor serve` is the broker; the other subcommands
  * are client tools (on librdkafka) and offline tools. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,8 @@ static void serve_usage(FILE *f)
     fprintf(f,
             "Usage: gregor serve [--config server.properties | server.properties] [--override key=value]...\n"
             "Starts the broker in the foreground. Without a config file it uses the embedded\n"
-            "defaults: listeners=PLAINTEXT://127.0.0.1:9092, log.dirs=data.\n");
+            "defaults: listeners=PLAINTEXT://127.0.0.1:9092, log.dirs=data and, as Kafka's\n"
+            "config/server.properties, group.initial.rebalance.delay.ms=0.\n");
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -23,6 +25,15 @@ static int cmd_serve(int argc, char **argv)
     struct broker_config cfg;
     broker_config_defaults(&cfg);
     char err[512];
+    /* No config file: the settings Kafka's own config/server.properties makes for a quick
+     * start (a config file without the key gets Kafka's built-in 3000 ms, as in Kafka). */
+    bool has_file = false;
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "--config") == 0 || (argv[i][0] != '-' && strchr(argv[i], '=') == NULL &&
+                                                 (i == 0 || strcmp(argv[i - 1], "--override") != 0)))
+            has_file = true;
+    if (!has_file)
+        cfg.group_initial_rebalance_delay_ms = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {

@@ -57,6 +57,7 @@ static int broker_rows(const struct broker *b, struct config_row *rows)
     ROW("default.replication.factor", TYPE_INT, "%d", c->default_replication_factor);
     ROW("delete.topic.enable", TYPE_BOOLEAN, "%s", c->delete_topic_enable ? "true" : "false");
     ROW("gregor.acks.all.fsync", TYPE_BOOLEAN, "%s", c->acks_all_fsync ? "true" : "false");
+    ROW("group.initial.rebalance.delay.ms", TYPE_INT, "%d", c->group_initial_rebalance_delay_ms);
     ROW("log.dirs", TYPE_STRING, "%s", c->log_dirs[0]);
     ROW("log.retention.bytes", TYPE_LONG, "%" PRId64, c->log.retention_bytes);
     ROW("log.retention.ms", TYPE_LONG, "%" PRId64, c->log.retention_ms);

@@ -326,3 +326,37 @@ def test_fetch_long_poll_waits_without_busy_loop(broker):
         after = sum(int(x) for x in f.read().split()[13:15])
     c.close()
     assert after - before < 50, "broker used %d ticks while idle" % (after - before)
+
+
+def test_embedded_config_starts_groups_at_once(tmp_path):
+    """Without a config file, gregor starts with what Kafka's config/server.properties sets for
+    a quick start (group.initial.rebalance.delay.ms=0); a config file without the key gets
+    Kafka's built-in 3000 ms; --override wins over both. Read back with DescribeConfigs."""
+    from confluent_kafka.admin import ConfigResource
+    from conftest import Broker
+
+    class Plain(Broker):
+        def __init__(self, d, head):
+            super().__init__(d)
+            self.head = head
+
+        def args(self):
+            return super().args()[:2] + self.head(self) + [
+                "--override", "listeners=PLAINTEXT://127.0.0.1:%d" % self.port,
+                "--override", "log.dirs=%s" % self.data_dir]
+
+    props = tmp_path / "server.properties"
+    props.write_text("node.id=0\nnum.partitions=1\n")
+    cases = [(lambda b: [], "0"),
+             (lambda b: [str(props)], "3000"),
+             (lambda b: ["--config", str(props)], "3000"),
+             (lambda b: ["--override", "group.initial.rebalance.delay.ms=500"], "500")]
+    for i, (head, want) in enumerate(cases):
+        b = Plain(str(tmp_path / ("d%d" % i)), head).start()
+        try:
+            res = ConfigResource(ConfigResource.Type.BROKER, "0")
+            a = admin(b)  # kept alive until the result arrives
+            got = a.describe_configs([res])[res].result(10)
+            assert got["group.initial.rebalance.delay.ms"].value == want, (i, b.args())
+        finally:
+            b.stop()
