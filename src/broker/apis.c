@@ -52,14 +52,14 @@ CODEC(consumer_group_describe)
 /* Advertised ranges follow shared/kafka-protocol/API-VERSIONS.md §0: versions every client
  * we serve sends. Produce advertises 0 (librdkafka feature checks) but v0-2 are refused. */
 const struct api_entry broker_apis[] = {
-    API(0, "Produce", produce, 0, 9, handle_produce),
+    API(0, "Produce", produce, 0, 11, handle_produce),
     API(1, "Fetch", fetch, 4, 12, handle_fetch),
     API(2, "ListOffsets", list_offsets, 1, 7, handle_list_offsets),
     API(3, "Metadata", metadata, 0, 13, handle_metadata),
     API(8, "OffsetCommit", offset_commit, 2, 8, handle_offset_commit),
     API(9, "OffsetFetch", offset_fetch, 1, 8, handle_offset_fetch),
-    API(10, "FindCoordinator", find_coordinator, 0, 4, handle_find_coordinator),
-    API(11, "JoinGroup", join_group, 0, 7, handle_join_group),
+    API(10, "FindCoordinator", find_coordinator, 0, 5, handle_find_coordinator),
+    API(11, "JoinGroup", join_group, 0, 9, handle_join_group),
     API(12, "Heartbeat", heartbeat, 0, 4, handle_heartbeat),
     API(13, "LeaveGroup", leave_group, 0, 5, handle_leave_group),
     API(14, "SyncGroup", sync_group, 0, 5, handle_sync_group),
@@ -69,7 +69,7 @@ const struct api_entry broker_apis[] = {
     API(19, "CreateTopics", create_topics, 2, 7, handle_create_topics),
     API(20, "DeleteTopics", delete_topics, 1, 6, handle_delete_topics),
     API(21, "DeleteRecords", delete_records, 0, 2, handle_delete_records),
-    API(22, "InitProducerId", init_producer_id, 0, 4, handle_init_producer_id),
+    API(22, "InitProducerId", init_producer_id, 0, 5, handle_init_producer_id),
     API(23, "OffsetForLeaderEpoch", offset_for_leader_epoch, 2, 4, handle_offset_for_leader_epoch),
     API(32, "DescribeConfigs", describe_configs, 1, 4, handle_describe_configs),
     API(33, "AlterConfigs", alter_configs, 0, 2, handle_alter_configs),

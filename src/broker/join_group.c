@@ -71,6 +71,7 @@ enum request_status handle_join_group(struct broker *b, struct request *r)
         .protocol_type = req->protocol_type.ptr,
         .protocols = protocols,
         .n_protocols = n,
+        .reason = r->api_version >= 8 ? req->reason.ptr : NULL,
     };
     w->r = r;
     w->in_handler = true;

@@ -85,6 +85,7 @@ enum request_status handle_produce(struct broker *b, struct request *r)
         for (int32_t j = 0; j < np; j++) {
             struct produce_request_partition_produce_data *pd = &td->partition_data[j];
             struct produce_response_partition_produce_response *out = &tr->partition_responses[j];
+            produce_response_partition_produce_response_set_defaults(out); /* no CurrentLeader (v10+) */
             out->index = pd->index;
             out->base_offset = -1;
             out->log_append_time_ms = -1;

@@ -401,6 +401,16 @@ static void prepare_rebalance(struct group *g, const char *reason)
     }
 }
 
+/* The reason of a rebalance that a join starts, with the client's own (JoinGroup v8+) as
+ * Kafka logs it. */
+static const char *join_reason(char *buf, size_t n, const char *why, const struct gc_join_args *a)
+{
+    if (a->reason == NULL || a->reason[0] == '\0')
+        return why;
+    snprintf(buf, n, "%s; client reason: %s", why, a->reason);
+    return buf;
+}
+
 static void maybe_prepare_rebalance(struct group *g, const char *reason)
 {
     if (g->state == GC_EMPTY || g->state == GC_STABLE || g->state == GC_COMPLETING_REBALANCE)
@@ -720,7 +730,8 @@ static void add_member_and_rebalance(struct group *g, char *id, const struct gc_
     gc_heartbeat_reset(gc, m);
     if (g->state == GC_PREPARING_REBALANCE && g->initial_delay)
         g->new_member_added = true;
-    maybe_prepare_rebalance(g, "adding new member");
+    char rb[512];
+    maybe_prepare_rebalance(g, join_reason(rb, sizeof(rb), "adding new member", a));
 }
 
 /* A static member came back with a new member id: the old id is fenced. */
@@ -755,7 +766,8 @@ static void replace_static_member(struct group *g, struct member *m, char *new_i
         return;
     }
     member_await_join(g, m, cb, arg);
-    maybe_prepare_rebalance(g, "static member rejoined with new metadata");
+    char rb[512];
+    maybe_prepare_rebalance(g, join_reason(rb, sizeof(rb), "static member rejoined with new metadata", a));
 }
 
 static void join_new_member(struct group *g, const struct gc_join_args *a, gc_join_cb cb,
@@ -795,6 +807,7 @@ static void join_new_member(struct group *g, const struct gc_join_args *a, gc_jo
 static void join_known_member(struct group *g, const struct gc_join_args *a, gc_join_cb cb,
                               void *arg)
 {
+    char rb[512];
     struct pending_member *p = pending_find(g, a->member_id);
     if (p != NULL) {
         char *id = gc_strdup(p->id);
@@ -832,7 +845,7 @@ static void join_known_member(struct group *g, const struct gc_join_args *a, gc_
         }
         member_update(m, a);
         member_await_join(g, m, cb, arg);
-        prepare_rebalance(g, "member rejoined with new metadata");
+        prepare_rebalance(g, join_reason(rb, sizeof(rb), "member rejoined with new metadata", a));
         return;
     case GC_STABLE:
         if (!str_eq(g->leader, m->id) && protocols_match(m, a)) {
@@ -841,8 +854,9 @@ static void join_known_member(struct group *g, const struct gc_join_args *a, gc_
         }
         member_update(m, a);
         member_await_join(g, m, cb, arg);
-        prepare_rebalance(g, str_eq(g->leader, m->id) ? "leader rejoined"
-                                                      : "member rejoined with new metadata");
+        prepare_rebalance(g, join_reason(rb, sizeof(rb), str_eq(g->leader, m->id)
+                                                             ? "leader rejoined"
+                                                             : "member rejoined with new metadata", a));
         return;
     case GC_EMPTY:
     case GC_DEAD:

@@ -100,6 +100,7 @@ struct gc_join_args {
     const char *protocol_type;
     const struct gc_protocol *protocols;
     int n_protocols;
+    const char *reason;            /* the client's (JoinGroup v8+), NULL = none */
 };
 
 struct gc_member_info {

@@ -348,3 +348,34 @@ def test_offsets_topic_stays_bounded_and_survives_restart(broker):
         admin.close()
     assert {tp.partition: om.offset for tp, om in got.items()} == \
         {p: 60000 + p for p in range(200)}
+
+
+def test_join_group_v9_reason_and_skip_assignment(broker):
+    """JoinGroup v8 carries the client's reason (KIP-800), which the rebalance log line shows
+    as Kafka's does; v9's response has SkipAssignment, false here: the leader assigns."""
+    group = unique("wire-join")
+
+    def join(member_id, corr):
+        body = (cstr(group) + struct.pack(">ii", 10000, 10000) + cstr(member_id) + cstr(None)
+                + cstr("consumer") + uvarint(2) + cstr("range") + uvarint(4) + b"abc" + uvarint(0)
+                + cstr("starting up, v9 test") + uvarint(0))
+        r = flexible_call(broker.bootstrap, 11, 9, body, corr=corr)
+        r.take(">i")  # throttle
+        err, gen = r.take(">h"), r.take(">i")
+        ptype, pname, leader = r.cstr(), r.cstr(), r.cstr()
+        skip, member = r.take(">b"), r.cstr()
+        members = []
+        for _ in range(r.uvarint() - 1):
+            mid, _inst = r.cstr(), r.cstr()
+            members.append((mid, r.raw(r.uvarint() - 1)))
+            r.tags()
+        r.tags()
+        assert r.o == len(r.d)
+        return err, gen, ptype, pname, leader, skip, member, members
+
+    err, _gen, _pt, _pn, _leader, skip, member, _ = join("", 1)
+    assert err == 79 and member  # MEMBER_ID_REQUIRED, with the id to use
+    err, gen, ptype, pname, leader, skip, member2, members = join(member, 2)
+    assert (err, ptype, pname, leader, skip, member2) == (0, "consumer", "range", member, 0, member)
+    assert gen >= 1 and members == [(member, b"abc")]
+    assert "client reason: starting up, v9 test" in broker.log()
