@@ -153,7 +153,7 @@ static const struct gc_protocol RANGE[] = {{"range", SUB_T, sizeof(SUB_T)}};
 /* One member joined and synced: returns its id, generation 1, Stable. */
 static void make_stable(struct fake_env *e, const char *g, char *id)
 {
-    struct gc_join_args ja = {3, g, "", NULL, "cli", "/h", 10000, 30000, "consumer", RANGE, 1};
+    struct gc_join_args ja = {3, g, "", NULL, "cli", "/h", 10000, 30000, "consumer", RANGE, 1, NULL};
     struct join_capture jc = {0};
     gc_join(e->gc, &ja, capture_join, &jc);
     fake_advance(e, 0);
