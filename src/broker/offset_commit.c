@@ -43,6 +43,7 @@ enum request_status handle_offset_commit(struct broker *b, struct request *r)
             .member_id = req->member_id.ptr ? req->member_id.ptr : "",
             .instance_id = r->api_version >= 7 ? req->group_instance_id.ptr : NULL,
             .retention_ms = r->api_version <= 4 ? req->retention_time_ms : -1,
+            .version = r->api_version,
         };
         gc_offset_commit(b->groups, &a, parts, total);
     }

@@ -1,5 +1,6 @@
-/* OffsetFetch (9): committed offsets of one group (v1-7) or several (v8); -1 means none. A null
- * topic list (v2+) asks for every committed partition of the group. */
+/* OffsetFetch (9): committed offsets of one group (v1-7) or several (v8+); -1 means none. A null
+ * topic list (v2+) asks for every committed partition of the group. v9 names the asking
+ * member of a KIP-848 group, which must exist at that epoch. */
 #include <stdlib.h>
 
 #include "broker/kutil.h"
@@ -137,6 +138,9 @@ static enum request_status fetch_groups(struct broker *b, struct request *r)
         og->error_code = b->groups ? KERR_NONE : KERR_COORDINATOR_NOT_AVAILABLE;
         if (rg->group_id.ptr == NULL)
             og->error_code = KERR_INVALID_GROUP_ID;
+        else if (og->error_code == KERR_NONE && r->api_version >= 9)
+            og->error_code = gc_offset_fetch_validate(b->groups, rg->group_id.ptr,
+                                                      rg->member_id.ptr, rg->member_epoch);
         if (og->error_code != KERR_NONE)
             continue;
         bool all = rg->n_topics < 0;

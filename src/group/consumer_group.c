@@ -1211,11 +1211,22 @@ int16_t cg_validate_commit(struct group *g, const struct gc_commit_args *a)
     struct cg_member *m = cg_member_find(cg, a->member_id);
     if (m == NULL)
         return KERR_UNKNOWN_MEMBER_ID;
+    /* Kafka: members of the KIP-848 protocol commit with OffsetCommit v9 or later. */
+    if (a->version < 9)
+        return KERR_UNSUPPORTED_VERSION;
     if (a->generation != m->epoch)
         return CG_ERR_STALE_MEMBER_EPOCH;
     /* A commit is a sign of life too. */
     m->session_deadline = mono(g->gc) + session_timeout(g->gc);
     return KERR_NONE;
+}
+
+int16_t cg_validate_fetch(struct group *g, const char *member_id, int32_t member_epoch)
+{
+    struct cg_member *m = member_id ? cg_member_find(g->cg, member_id) : NULL;
+    if (m == NULL)
+        return KERR_UNKNOWN_MEMBER_ID;
+    return member_epoch != m->epoch ? CG_ERR_STALE_MEMBER_EPOCH : KERR_NONE;
 }
 
 int16_t cg_classic_join(struct group_coordinator *gc, struct group *g)

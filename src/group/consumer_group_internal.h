@@ -117,6 +117,7 @@ int cg_snapshot_group(struct group *g, struct gc_record_list *l);
 int cg_records_add_tombstones(struct gc_record_list *l, struct group *g);
 /* OffsetCommit into a consumer group (Kafka's ConsumerGroup.validateOffsetCommit). */
 int16_t cg_validate_commit(struct group *g, const struct gc_commit_args *a);
+int16_t cg_validate_fetch(struct group *g, const char *member_id, int32_t member_epoch);
 /* OffsetDelete: does a member subscribe to topic (by name or regex)? */
 bool cg_subscribed_to(const struct group *g, const char *topic);
 /* Kafka's ConsumerGroupState name: Empty, Assigning, Reconciling, Stable. */

@@ -183,6 +183,7 @@ struct gc_commit_args {
     const char *member_id;
     const char *instance_id;
     int64_t retention_ms;          /* -1 = broker default (OffsetCommitValue v3) */
+    int16_t version;               /* OffsetCommit version: v9+ is KIP-848's */
 };
 
 void gc_offset_commit(struct group_coordinator *gc, const struct gc_commit_args *a,
@@ -199,6 +200,11 @@ struct gc_offset {
 /* Looks one partition up: false (and offset -1) when nothing is committed. */
 bool gc_offset_get(struct group_coordinator *gc, const char *group_id, const char *topic,
                    int32_t partition, struct gc_offset *out);
+/* OffsetFetch v9+ from a group member (member_id non-NULL or epoch >= 0): in a KIP-848 group
+ * the member must exist (UNKNOWN_MEMBER_ID) at that epoch (STALE_MEMBER_EPOCH), as in Kafka;
+ * classic groups and groups that do not exist are not checked. */
+int16_t gc_offset_fetch_validate(struct group_coordinator *gc, const char *group_id,
+                                 const char *member_id, int32_t member_epoch);
 /* Every committed offset of a group, sorted by topic then partition; *out malloc'ed (caller
  * frees; strings borrow the coordinator until its next change). Returns the count. */
 int gc_offset_list(struct group_coordinator *gc, const char *group_id, struct gc_offset **out);

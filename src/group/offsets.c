@@ -158,6 +158,17 @@ void gc_replay_offset(struct group_coordinator *gc, const char *group, const cha
                v->metadata.ptr ? v->metadata.ptr : "", v->commit_timestamp, v->expire_timestamp);
 }
 
+/* ---- OffsetFetch ---- */
+
+int16_t gc_offset_fetch_validate(struct group_coordinator *gc, const char *group_id,
+                                 const char *member_id, int32_t member_epoch)
+{
+    struct group *g = group_id ? gc_group_find(gc, group_id) : NULL;
+    if (g == NULL || g->cg == NULL || (member_id == NULL && member_epoch < 0))
+        return KERR_NONE;
+    return cg_validate_fetch(g, member_id, member_epoch);
+}
+
 /* ---- OffsetCommit ---- */
 
 static int16_t validate_commit(struct group *g, const struct gc_commit_args *a, struct member **m)
@@ -207,8 +218,8 @@ void gc_offset_commit(struct group_coordinator *gc, const struct gc_commit_args 
             /* Kafka: only a commit that does not rely on group management creates a group. */
             if (a->generation < 0)
                 g = gc_group_get_or_create(gc, a->group_id);
-            else
-                err = KERR_ILLEGAL_GENERATION;
+            else /* v9 says so; older versions keep ILLEGAL_GENERATION, as in Kafka */
+                err = a->version >= 9 ? KERR_GROUP_ID_NOT_FOUND : KERR_ILLEGAL_GENERATION;
         } else {
             err = validate_commit(g, a, &m);
         }

@@ -220,3 +220,64 @@ def test_wire_static_members_and_regex(broker):
     # An invalid regex is refused.
     assert heartbeat(broker, group, uuid.uuid4().hex, 0, regex="(", rebalance_timeout=30000,
                      owned={})["error"] == 128
+
+
+def offset_commit(broker, version, group, epoch, member, topic, partition, offset):
+    """OffsetCommit v8/v9 (same layout): returns the partition's error."""
+    body = (cstr(group) + struct.pack(">i", epoch) + cstr(member) + cstr(None)
+            + uvarint(2) + cstr(topic) + uvarint(2) + struct.pack(">iqi", partition, offset, -1)
+            + cstr(None) + uvarint(0) + uvarint(0) + uvarint(0))
+    r = call(broker, 8, version, body)
+    r.take(">i")
+    assert r.uvarint() == 2 and r.cstr() == topic and r.uvarint() == 2
+    assert r.take(">i") == partition
+    return r.take(">h")
+
+
+def offset_fetch_v9(broker, group, member, epoch, topic):
+    """OffsetFetch v9 of one partition: (group error, offset or None)."""
+    body = (uvarint(2) + cstr(group) + cstr(member) + struct.pack(">i", epoch)
+            + uvarint(2) + cstr(topic) + uvarint(2) + struct.pack(">i", 0) + uvarint(0)
+            + uvarint(0) + b"\x00" + uvarint(0))
+    r = call(broker, 9, 9, body)
+    r.take(">i")
+    assert r.uvarint() == 2 and r.cstr() == group
+    offset = None
+    for _ in range(r.uvarint() - 1):
+        r.cstr()
+        for _ in range(r.uvarint() - 1):
+            r.take(">i")
+            offset = r.take(">q")
+            r.take(">i")
+            r.cstr()
+            r.take(">h")
+            r.tags()
+        r.tags()
+    return r.take(">h"), offset
+
+
+def test_wire_offset_commit_and_fetch_v9(broker):
+    """OffsetCommit/OffsetFetch v9 (KIP-848) as Kafka checks them: members of a consumer group
+    commit with v9 at their epoch (v8: UNSUPPORTED_VERSION); a commit with an epoch to a group
+    that does not exist is GROUP_ID_NOT_FOUND in v9 (ILLEGAL_GENERATION before); a fetch that
+    names a member needs that member at that epoch."""
+    topic = "k848o-" + uuid.uuid4().hex[:8]
+    create_topic(broker, topic, 1)
+    group = "k848o-group-" + uuid.uuid4().hex[:6]
+    a = "member-a-" + uuid.uuid4().hex[:6]
+    ra = heartbeat(broker, group, a, 0, topics=[topic], rebalance_timeout=30000, owned={})
+    assert ra["error"] == 0 and ra["epoch"] == 1
+
+    assert offset_commit(broker, 8, group, 1, a, topic, 0, 5) == 35  # UNSUPPORTED_VERSION
+    assert offset_commit(broker, 9, group, 2, a, topic, 0, 5) == 113  # STALE_MEMBER_EPOCH
+    assert offset_commit(broker, 9, group, 1, "stranger", topic, 0, 5) == 25  # UNKNOWN_MEMBER_ID
+    assert offset_commit(broker, 9, group, 1, a, topic, 0, 42) == 0
+    missing = "nobody-" + uuid.uuid4().hex[:6]
+    assert offset_commit(broker, 9, missing, 1, "m", topic, 0, 1) == GROUP_ID_NOT_FOUND
+    assert offset_commit(broker, 8, missing, 1, "m", topic, 0, 1) == 22  # ILLEGAL_GENERATION
+
+    assert offset_fetch_v9(broker, group, a, 1, topic) == (0, 42)
+    assert offset_fetch_v9(broker, group, None, -1, topic) == (0, 42)  # admin-style
+    assert offset_fetch_v9(broker, group, a, 3, topic)[0] == 113
+    assert offset_fetch_v9(broker, group, "stranger", 1, topic)[0] == 25
+    assert offset_fetch_v9(broker, missing, "m", 1, topic) == (0, -1)

@@ -431,9 +431,20 @@ static void test_commit_validation(void **state)
     struct fake_env *e = env_new();
     struct hb a = join(e, "g", "A", NULL);
     struct gc_commit_partition p = {.topic = "orders", .partition = 0, .offset = 10, .leader_epoch = -1};
-    struct gc_commit_args c = {.group_id = "g", .generation = a.epoch, .member_id = "A", .retention_ms = -1};
+    struct gc_commit_args c = {.group_id = "g", .generation = a.epoch, .member_id = "A",
+                               .retention_ms = -1, .version = 8};
+    gc_offset_commit(e->gc, &c, &p, 1);
+    assert_int_equal(p.error, KERR_UNSUPPORTED_VERSION); /* KIP-848 members commit with v9+ */
+    p.error = 0;
+    c.version = 9;
     gc_offset_commit(e->gc, &c, &p, 1);
     assert_int_equal(p.error, KERR_NONE);
+    /* OffsetFetch v9: the asking member must exist at its epoch; anonymous fetches pass. */
+    assert_int_equal(gc_offset_fetch_validate(e->gc, "g", "A", a.epoch), KERR_NONE);
+    assert_int_equal(gc_offset_fetch_validate(e->gc, "g", "A", a.epoch + 1), CG_ERR_STALE_MEMBER_EPOCH);
+    assert_int_equal(gc_offset_fetch_validate(e->gc, "g", "who", a.epoch), KERR_UNKNOWN_MEMBER_ID);
+    assert_int_equal(gc_offset_fetch_validate(e->gc, "g", NULL, -1), KERR_NONE);
+    assert_int_equal(gc_offset_fetch_validate(e->gc, "nogroup", "A", 3), KERR_NONE);
     p.error = 0;
     c.generation = 7;
     gc_offset_commit(e->gc, &c, &p, 1);

@@ -83,7 +83,7 @@ static void test_simple_commit_fetch_and_validation(void **state)
     struct gc_config cfg = fake_config();
     cfg.offset_metadata_max_bytes = 5;
     struct fake_env *e = fake_env_new(&cfg);
-    struct gc_commit_args a = {"g", -1, "", NULL, -1};
+    struct gc_commit_args a = {"g", -1, "", NULL, -1, 8};
     struct gc_commit_partition ps[3] = {part("t", 0, 10, "m"), part("t", 1, 20, NULL),
                                         part("t", 2, 30, "toolong")};
     gc_offset_commit(e->gc, &a, ps, 3);
@@ -99,10 +99,14 @@ static void test_simple_commit_fetch_and_validation(void **state)
     assert_int_equal(e->records[0].partition, gc_partition_for("g", 4));
 
     /* A commit with a generation for a group that does not exist. */
-    struct gc_commit_args bad = {"nogroup", 3, "m1", NULL, -1};
+    struct gc_commit_args bad = {"nogroup", 3, "m1", NULL, -1, 8};
     struct gc_commit_partition p1 = part("t", 0, 1, NULL);
     gc_offset_commit(e->gc, &bad, &p1, 1);
     assert_int_equal(p1.error, KERR_ILLEGAL_GENERATION);
+    bad.version = 9; /* OffsetCommit v9 names it */
+    p1.error = KERR_NONE;
+    gc_offset_commit(e->gc, &bad, &p1, 1);
+    assert_int_equal(p1.error, KERR_GROUP_ID_NOT_FOUND);
     /* Preset errors (unknown topic) are kept; storage failures are reported. */
     struct gc_commit_partition p2 = part("t", 0, 11, NULL);
     p2.error = KERR_UNKNOWN_TOPIC_OR_PARTITION;
@@ -175,19 +179,19 @@ static void test_member_commit_generation_checks(void **state)
     char id[128];
     make_stable(e, "g", id);
     struct gc_commit_partition p = part("t", 0, 5, NULL);
-    struct gc_commit_args ok = {"g", 1, id, NULL, -1};
+    struct gc_commit_args ok = {"g", 1, id, NULL, -1, 8};
     gc_offset_commit(e->gc, &ok, &p, 1);
     assert_int_equal(p.error, KERR_NONE);
-    struct gc_commit_args stale = {"g", 0, id, NULL, -1};
+    struct gc_commit_args stale = {"g", 0, id, NULL, -1, 8};
     p = part("t", 0, 6, NULL);
     gc_offset_commit(e->gc, &stale, &p, 1);
     assert_int_equal(p.error, KERR_ILLEGAL_GENERATION);
-    struct gc_commit_args stranger = {"g", 1, "who", NULL, -1};
+    struct gc_commit_args stranger = {"g", 1, "who", NULL, -1, 8};
     p = part("t", 0, 6, NULL);
     gc_offset_commit(e->gc, &stranger, &p, 1);
     assert_int_equal(p.error, KERR_UNKNOWN_MEMBER_ID);
     /* A simple commit into a group with members is refused. */
-    struct gc_commit_args simple = {"g", -1, "", NULL, -1};
+    struct gc_commit_args simple = {"g", -1, "", NULL, -1, 8};
     p = part("t", 0, 6, NULL);
     gc_offset_commit(e->gc, &simple, &p, 1);
     assert_int_equal(p.error, KERR_UNKNOWN_MEMBER_ID);
@@ -209,17 +213,17 @@ static void test_replay_restores_offsets_groups_and_tombstones(void **state)
     struct fake_env *e = fake_env_new(&cfg);
     char id[128];
     make_stable(e, "live", id);
-    struct gc_commit_args a = {"live", 1, id, NULL, -1};
+    struct gc_commit_args a = {"live", 1, id, NULL, -1, 8};
     struct gc_commit_partition p = part("t", 0, 5, "first");
     gc_offset_commit(e->gc, &a, &p, 1);
     p = part("t", 0, 9, "second"); /* the later record wins */
     gc_offset_commit(e->gc, &a, &p, 1);
-    struct gc_commit_args s = {"simple", -1, "", NULL, -1};
+    struct gc_commit_args s = {"simple", -1, "", NULL, -1, 8};
     struct gc_commit_partition sp[2] = {part("t", 0, 1, NULL), part("t", 1, 2, NULL)};
     gc_offset_commit(e->gc, &s, sp, 2);
     struct gc_commit_partition del = part("t", 1, -1, NULL);
     assert_int_equal(gc_offset_delete(e->gc, "simple", &del, 1), KERR_NONE);
-    gc_offset_commit(e->gc, &(struct gc_commit_args){"gone", -1, "", NULL, -1},
+    gc_offset_commit(e->gc, &(struct gc_commit_args){"gone", -1, "", NULL, -1, 8},
                      &(struct gc_commit_partition){"t", 0, 3, -1, NULL, 0}, 1);
     assert_int_equal(gc_delete_group(e->gc, "gone"), KERR_NONE);
     assert_int_equal(gc_delete_group(e->gc, "gone"), KERR_GROUP_ID_NOT_FOUND);
@@ -274,12 +278,12 @@ static void test_retention_expires_empty_groups_with_tombstones(void **state)
     cfg.offsets_retention_ms = 60000;
     cfg.retention_check_interval_ms = 10000;
     struct fake_env *e = fake_env_new(&cfg);
-    struct gc_commit_args a = {"old", -1, "", NULL, -1};
+    struct gc_commit_args a = {"old", -1, "", NULL, -1, 8};
     struct gc_commit_partition p = part("t", 0, 7, NULL);
     gc_offset_commit(e->gc, &a, &p, 1);
     char id[128];
     make_stable(e, "busy", id);
-    struct gc_commit_args b = {"busy", 1, id, NULL, -1};
+    struct gc_commit_args b = {"busy", 1, id, NULL, -1, 8};
     p = part("t", 0, 8, NULL);
     gc_offset_commit(e->gc, &b, &p, 1);
     for (int i = 0; i < 7; i++) {
@@ -327,7 +331,7 @@ static void test_snapshot_holds_exactly_the_live_state(void **state)
     char name[32];
     for (int i = 0; i < 200; i++) {
         snprintf(name, sizeof(name), "grp-%d", i % 20);
-        struct gc_commit_args a = {name, -1, "", NULL, -1};
+        struct gc_commit_args a = {name, -1, "", NULL, -1, 8};
         struct gc_commit_partition ps[3] = {part("t", 0, i, NULL), part("t", 1, i, NULL),
                                             part("u", 0, i, NULL)};
         gc_offset_commit(e->gc, &a, ps, 3);
