@@ -54,7 +54,7 @@ CODEC(consumer_group_describe)
 const struct api_entry broker_apis[] = {
     API(0, "Produce", produce, 0, 11, handle_produce),
     API(1, "Fetch", fetch, 4, 12, handle_fetch),
-    API(2, "ListOffsets", list_offsets, 1, 7, handle_list_offsets),
+    API(2, "ListOffsets", list_offsets, 1, 10, handle_list_offsets),
     API(3, "Metadata", metadata, 0, 13, handle_metadata),
     API(8, "OffsetCommit", offset_commit, 2, 9, handle_offset_commit),
     API(9, "OffsetFetch", offset_fetch, 1, 9, handle_offset_fetch),

@@ -1,10 +1,12 @@
-/* ListOffsets (2): earliest (-2), latest (-1), max timestamp (-3), or the first offset whose
- * timestamp is at least the one asked, per partition. */
+/* ListOffsets (2): earliest (-2), latest (-1), max timestamp (-3), earliest local (-4, v8+:
+ * the log start, everything is local here), last tiered (-5, v9+: none, offset -1), or the
+ * first offset whose timestamp is at least the one asked, per partition. As Kafka 4.1, -4 and
+ * -5 below their versions are UNSUPPORTED_VERSION. */
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "proto/messages.h"
 
-static void list_one(struct broker *b, struct topic *t,
+static void list_one(struct broker *b, struct topic *t, int16_t version,
                      const struct list_offsets_request_list_offsets_partition *in,
                      struct list_offsets_response_list_offsets_partition_response *out)
 {
@@ -21,6 +23,11 @@ static void list_one(struct broker *b, struct topic *t,
         out->error_code = KERR_UNKNOWN_LEADER_EPOCH;
         return;
     }
+    if ((in->timestamp == -4 && version < 8) || (in->timestamp == -5 && version < 9)) {
+        out->error_code = KERR_UNSUPPORTED_VERSION;
+        out->leader_epoch = -1;
+        return;
+    }
     struct plog *log = t->partitions[in->partition_index]->log;
     switch (in->timestamp) {
     case -1:
@@ -29,6 +36,9 @@ static void list_one(struct broker *b, struct topic *t,
     case -2:
     case -4: /* earliest local: everything is local here */
         out->offset = plog_start_offset(log);
+        break;
+    case -5: /* last tiered: nothing is tiered */
+        out->leader_epoch = -1;
         break;
     default: {
         int64_t off = -1, ts = -1;
@@ -66,7 +76,7 @@ enum request_status handle_list_offsets(struct broker *b, struct request *r)
             return REQUEST_CLOSE;
         ot->n_partitions = np;
         for (int32_t j = 0; j < np; j++)
-            list_one(b, t, &it->partitions[j], &ot->partitions[j]);
+            list_one(b, t, r->api_version, &it->partitions[j], &ot->partitions[j]);
     }
     return REQUEST_DONE;
 }

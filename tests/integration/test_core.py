@@ -360,3 +360,35 @@ def test_embedded_config_starts_groups_at_once(tmp_path):
             assert got["group.initial.rebalance.delay.ms"].value == want, (i, b.args())
         finally:
             b.stop()
+
+
+def test_list_offsets_v7_to_v10_special_timestamps(broker):
+    """ListOffsets up to v10 answers as Kafka 4.1.1 did for the same requests (compared side by
+    side): -4 (earliest local, v8+) is the log start, -5 (last tiered, v9+) is offset -1 with no
+    error, both UNSUPPORTED_VERSION below their versions; v10 adds TimeoutMs to the request."""
+    from kafka_wire import cstr, flexible_call, uvarint
+    create_topic(broker, "lo-special", 1)
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(10):
+        p.produce("lo-special", b"v%d" % i, partition=0, timestamp=1000 + i)
+    assert p.flush(10) == 0
+
+    def lo(version, ts):
+        body = (struct.pack(">ib", -1, 0) + uvarint(2) + cstr("lo-special") + uvarint(2)
+                + struct.pack(">iiq", 0, -1, ts) + uvarint(0) + uvarint(0))
+        if version >= 10:
+            body += struct.pack(">i", 5000)
+        r = flexible_call(broker.bootstrap, 2, version, body + uvarint(0))
+        r.take(">i")
+        assert r.uvarint() == 2 and r.cstr() == "lo-special" and r.uvarint() == 2
+        assert r.take(">i") == 0
+        return r.take(">h"), r.take(">q"), r.take(">q"), r.take(">i")  # error, ts, offset, epoch
+
+    unsupported = (35, -1, -1, -1)
+    for v in (7, 8, 9, 10):
+        assert lo(v, -1) == (0, -1, 10, 0)
+        assert lo(v, -2) == (0, -1, 0, 0)
+        assert lo(v, -3) == (0, 1009, 9, 0)
+        assert lo(v, 1005) == (0, 1005, 5, 0)
+        assert lo(v, -4) == ((0, -1, 0, 0) if v >= 8 else unsupported)
+        assert lo(v, -5) == ((0, -1, -1, -1) if v >= 9 else unsupported)
