@@ -63,7 +63,7 @@ const struct api_entry broker_apis[] = {
     API(12, "Heartbeat", heartbeat, 0, 4, handle_heartbeat),
     API(13, "LeaveGroup", leave_group, 0, 5, handle_leave_group),
     API(14, "SyncGroup", sync_group, 0, 5, handle_sync_group),
-    API(15, "DescribeGroups", describe_groups, 0, 5, handle_describe_groups),
+    API(15, "DescribeGroups", describe_groups, 0, 6, handle_describe_groups),
     API(16, "ListGroups", list_groups, 0, 5, handle_list_groups),
     API(18, "ApiVersions", api_versions, 0, 4, handle_api_versions),
     API(19, "CreateTopics", create_topics, 2, 7, handle_create_topics),

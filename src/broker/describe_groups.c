@@ -1,5 +1,8 @@
-/* DescribeGroups (15): state, protocol and members of each group; an unknown group is reported
- * as Dead with no members (Kafka before v6). */
+/* DescribeGroups (15): state, protocol and members of each classic group. A group that is not
+ * one (unknown, or a KIP-848 consumer group) is Dead with no members, and from v6 also
+ * GROUP_ID_NOT_FOUND with Kafka 4.1's message (KIP-1043). */
+#include <stdio.h>
+
 #include "broker/kutil.h"
 #include "group/coordinator.h"
 #include "group/group_handlers.h"
@@ -26,6 +29,14 @@ static void describe_one(struct broker *b, struct request *r, const struct kstr 
     struct gc_group_desc d;
     gc_describe(b->groups, id->ptr, &d);
     out->error_code = KERR_NONE;
+    if (!d.found && r->api_version >= 6) {
+        out->error_code = KERR_GROUP_ID_NOT_FOUND;
+        char msg[512];
+        snprintf(msg, sizeof(msg), d.consumer ? "Group %s is not a classic group." : "Group %s not found.",
+                 id->ptr);
+        const char *m = request_strdup(r, msg);
+        out->error_message = m ? kstr_of(m) : kstr_null();
+    }
     out->group_state = kstr_of(gc_state_name(d.state));
     out->protocol_type = gh_str_nn(r, d.protocol_type);
     out->protocol_data = gh_str_nn(r, d.protocol);

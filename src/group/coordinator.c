@@ -1139,6 +1139,8 @@ void gc_describe(struct group_coordinator *gc, const char *group_id, struct gc_g
     d->protocol_type = "";
     d->protocol = "";
     struct group *g = gc_group_find(gc, group_id);
+    if (g != NULL && g->cg != NULL)
+        d->consumer = true;
     if (g == NULL || g->state == GC_DEAD || g->cg != NULL) /* consumer groups: Dead, as Kafka */
         return;
     d->found = true;

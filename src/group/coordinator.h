@@ -246,6 +246,7 @@ struct gc_member_desc {
 };
 struct gc_group_desc {
     bool found;
+    bool consumer;                 /* a KIP-848 consumer group (not found as a classic one) */
     enum gc_group_state state;
     const char *protocol_type;
     const char *protocol;          /* "" unless Stable */

@@ -281,3 +281,35 @@ def test_wire_offset_commit_and_fetch_v9(broker):
     assert offset_fetch_v9(broker, group, a, 3, topic)[0] == 113
     assert offset_fetch_v9(broker, group, "stranger", 1, topic)[0] == 25
     assert offset_fetch_v9(broker, missing, "m", 1, topic) == (0, -1)
+
+
+def describe_groups(broker, version, group):
+    """DescribeGroups v5/v6 of one group: (error, message or '-', state, members)."""
+    r = call(broker, 15, version, uvarint(2) + cstr(group) + b"\x00" + uvarint(0))
+    r.take(">i")
+    assert r.uvarint() == 2
+    err = r.take(">h")
+    msg = r.cstr() if version >= 6 else "-"
+    assert r.cstr() == group
+    state, _ptype, _pdata = r.cstr(), r.cstr(), r.cstr()
+    return err, msg, state, r.uvarint() - 1
+
+
+def test_wire_describe_groups_v6(broker):
+    """DescribeGroups v6 (KIP-1043): a group that is not a classic one is GROUP_ID_NOT_FOUND with
+    Kafka 4.1.1's messages (compared side by side); v5 says Dead with no error."""
+    topic = "k848d-" + uuid.uuid4().hex[:8]
+    create_topic(broker, topic, 1)
+    cg = "k848d-cg-" + uuid.uuid4().hex[:6]
+    assert heartbeat(broker, cg, "m-" + uuid.uuid4().hex[:6], 0, topics=[topic],
+                     rebalance_timeout=30000, owned={})["error"] == 0
+    simple = "k848d-simple-" + uuid.uuid4().hex[:6]
+    assert offset_commit(broker, 9, simple, -1, "", topic, 0, 3) == 0
+    missing = "k848d-missing-" + uuid.uuid4().hex[:6]
+    assert describe_groups(broker, 5, missing) == (0, "-", "Dead", 0)
+    assert describe_groups(broker, 5, cg) == (0, "-", "Dead", 0)
+    assert describe_groups(broker, 5, simple) == (0, "-", "Empty", 0)
+    assert describe_groups(broker, 6, missing) == (GROUP_ID_NOT_FOUND, "Group %s not found." % missing, "Dead", 0)
+    assert describe_groups(broker, 6, cg) == (GROUP_ID_NOT_FOUND, "Group %s is not a classic group." % cg,
+                                              "Dead", 0)
+    assert describe_groups(broker, 6, simple) == (0, None, "Empty", 0)
