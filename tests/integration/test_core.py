@@ -392,3 +392,54 @@ def test_list_offsets_v7_to_v10_special_timestamps(broker):
         assert lo(v, 1005) == (0, 1005, 5, 0)
         assert lo(v, -4) == ((0, -1, 0, 0) if v >= 8 else unsupported)
         assert lo(v, -5) == ((0, -1, -1, -1) if v >= 9 else unsupported)
+
+
+def test_fetch_by_topic_id_v13_to_v17(broker):
+    """Fetch v13+ names topics by id (v15 moves ReplicaId into a tag): records of a known id,
+    UNKNOWN_TOPIC_ID for another, and a new fetch session - the same answers Kafka 4.1.1 gave
+    to the same requests (compared side by side)."""
+    from kafka_wire import cstr, flexible_call, uvarint
+    create_topic(broker, "fetch-ids", 2)
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(5):
+        p.produce("fetch-ids", b"v%d" % i, partition=0)
+    assert p.flush(10) == 0
+    r = flexible_call(broker.bootstrap, 3, 12, uvarint(2) + b"\0" * 16 + cstr("fetch-ids")
+                      + uvarint(0) + b"\0\0" + uvarint(0))
+    r.take(">i")
+    for _ in range(r.uvarint() - 1):
+        r.take(">i"), r.cstr(), r.take(">i"), r.cstr(), r.tags()
+    r.cstr(), r.take(">i")
+    assert r.uvarint() == 2 and r.take(">h") == 0 and r.cstr() == "fetch-ids"
+    tid = r.raw(16)
+
+    def fetch(version, topic_id, parts, epoch=-1):
+        body = struct.pack(">i", -1) if version < 15 else b""
+        body += struct.pack(">iiib", 100, 1, 1 << 20, 0) + struct.pack(">ii", 0, epoch)
+        body += uvarint(2) + topic_id + uvarint(len(parts) + 1)
+        for pi in parts:
+            body += struct.pack(">iiqiqi", pi, -1, 0, -1, -1, 1 << 20) + uvarint(0)
+        body += uvarint(0) + uvarint(1) + cstr("") + uvarint(0)
+        r = flexible_call(broker.bootstrap, 1, version, body)
+        r.take(">i")
+        err, session = r.take(">h"), r.take(">i")
+        out = []
+        for _ in range(r.uvarint() - 1):
+            assert r.raw(16) == topic_id
+            for _ in range(r.uvarint() - 1):
+                pi, perr, hw, _lso, lstart = (r.take(">i"), r.take(">h"), r.take(">q"),
+                                               r.take(">q"), r.take(">q"))
+                for _ in range(r.uvarint() - 1):
+                    r.take(">q"), r.take(">q")
+                r.take(">i")
+                n = r.uvarint() - 1
+                r.raw(max(n, 0))
+                r.tags()
+                out.append((pi, perr, hw, lstart, n > 0))
+            r.tags()
+        return err, session != 0, out
+
+    for v in (13, 15, 17):
+        assert fetch(v, tid, [0, 1]) == (0, False, [(0, 0, 5, 0, True), (1, 0, 0, 0, False)])
+        assert fetch(v, b"\x01" * 16, [0]) == (0, False, [(0, 100, -1, -1, False)])  # UNKNOWN_TOPIC_ID
+        assert fetch(v, tid, [0], epoch=0) == (0, True, [(0, 0, 5, 0, True)])
