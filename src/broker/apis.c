@@ -52,7 +52,7 @@ CODEC(consumer_group_describe)
 /* Advertised ranges follow shared/kafka-protocol/API-VERSIONS.md §0: versions every client
  * we serve sends. Produce advertises 0 (librdkafka feature checks) but v0-2 are refused. */
 const struct api_entry broker_apis[] = {
-    API(0, "Produce", produce, 0, 11, handle_produce),
+    API(0, "Produce", produce, 0, 13, handle_produce),
     API(1, "Fetch", fetch, 4, 17, handle_fetch),
     API(2, "ListOffsets", list_offsets, 1, 10, handle_list_offsets),
     API(3, "Metadata", metadata, 0, 13, handle_metadata),

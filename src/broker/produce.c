@@ -76,12 +76,16 @@ enum request_status handle_produce(struct broker *b, struct request *r)
         struct produce_request_topic_produce_data *td = &req->topic_data[i];
         struct produce_response_topic_produce_response *tr = &resp->responses[i];
         tr->name = td->name;
+        tr->topic_id = td->topic_id;
         int32_t np = td->n_partition_data > 0 ? td->n_partition_data : 0;
         RESP_ARRAY(r, tr->partition_responses, np);
         if (tr->partition_responses == NULL)
             return REQUEST_CLOSE;
         tr->n_partition_responses = np;
-        struct topic *t = td->name.ptr ? topic_find(b, td->name.ptr) : NULL;
+        /* v13 names topics by id (KIP-516). */
+        struct topic *t = r->api_version >= 13 ? topic_find_by_id(b, &td->topic_id)
+                          : td->name.ptr        ? topic_find(b, td->name.ptr)
+                                                : NULL;
         for (int32_t j = 0; j < np; j++) {
             struct produce_request_partition_produce_data *pd = &td->partition_data[j];
             struct produce_response_partition_produce_response *out = &tr->partition_responses[j];
@@ -98,7 +102,9 @@ enum request_status handle_produce(struct broker *b, struct request *r)
             else if (req->transactional_id.ptr != NULL) {
                 e = KERR_INVALID_REQUEST;
                 out->error_message = kstr_of("transactions are not supported by this broker yet");
-            } else if (t == NULL || pd->index < 0 || pd->index >= t->npartitions)
+            } else if (t == NULL && r->api_version >= 13)
+                e = KERR_UNKNOWN_TOPIC_ID;
+            else if (t == NULL || pd->index < 0 || pd->index >= t->npartitions)
                 e = KERR_UNKNOWN_TOPIC_OR_PARTITION;
             else {
                 p = t->partitions[pd->index];
@@ -107,8 +113,8 @@ enum request_status handle_produce(struct broker *b, struct request *r)
             out->error_code = (int16_t)e;
             if (e != KERR_NONE) {
                 any_error = true;
-                LOG_DEBUG("KafkaApis", "produce to %s-%d failed: %s", td->name.ptr ? td->name.ptr : "?",
-                          pd->index, kerr_name(e));
+                LOG_DEBUG("KafkaApis", "produce to %s-%d failed: %s",
+                          t ? t->name : td->name.ptr ? td->name.ptr : "?", pd->index, kerr_name(e));
             } else if (p != NULL && out->log_start_offset >= 0) {
                 any_append = true;
                 wait->parts[wait->n] = p;

@@ -443,3 +443,37 @@ def test_fetch_by_topic_id_v13_to_v17(broker):
         assert fetch(v, tid, [0, 1]) == (0, False, [(0, 0, 5, 0, True), (1, 0, 0, 0, False)])
         assert fetch(v, b"\x01" * 16, [0]) == (0, False, [(0, 100, -1, -1, False)])  # UNKNOWN_TOPIC_ID
         assert fetch(v, tid, [0], epoch=0) == (0, True, [(0, 0, 5, 0, True)])
+
+
+def test_produce_v11_to_v13_by_name_and_by_topic_id(broker):
+    """Produce v13 names topics by id (KIP-516; v12 is v11 again): appends to a known id,
+    UNKNOWN_TOPIC_OR_PARTITION for a partition it does not have, UNKNOWN_TOPIC_ID for an id no
+    topic has (by name, before v13: UNKNOWN_TOPIC_OR_PARTITION) - the answers Kafka 4.1.1 gave
+    to the same requests (compared side by side)."""
+    from kafka_wire import cstr, flexible_call, record_batch, uvarint
+    create_topic(broker, "produce-ids", 1)
+    r = flexible_call(broker.bootstrap, 3, 12, uvarint(2) + b"\0" * 16 + cstr("produce-ids")
+                      + uvarint(0) + b"\0\0" + uvarint(0))
+    r.take(">i")
+    for _ in range(r.uvarint() - 1):
+        r.take(">i"), r.cstr(), r.take(">i"), r.cstr(), r.tags()
+    r.cstr(), r.take(">i")
+    assert r.uvarint() == 2 and r.take(">h") == 0 and r.cstr() == "produce-ids"
+    tid = r.raw(16)
+
+    def produce(version, known, partition=0):
+        key = (tid if known else b"\x02" * 16) if version >= 13 else cstr("produce-ids" if known else "no-such")
+        batch = record_batch([b"a", b"b"])
+        body = (cstr(None) + struct.pack(">hi", 1, 5000) + uvarint(2) + key + uvarint(2)
+                + struct.pack(">i", partition) + uvarint(len(batch) + 1) + batch
+                + uvarint(0) + uvarint(0) + uvarint(0))
+        r = flexible_call(broker.bootstrap, 0, version, body)
+        assert r.uvarint() == 2
+        assert (r.raw(16) if version >= 13 else cstr(r.cstr())) == key
+        assert r.uvarint() == 2 and r.take(">i") == partition
+        return r.take(">h"), r.take(">q")  # error, base offset
+
+    for i, v in enumerate((11, 12, 13)):
+        assert produce(v, True) == (0, 2 * i)
+        assert produce(v, True, 5) == (3, -1)
+        assert produce(v, False) == ((100 if v >= 13 else 3), -1)
