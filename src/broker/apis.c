@@ -53,7 +53,7 @@ CODEC(consumer_group_describe)
  * we serve sends. Produce advertises 0 (librdkafka feature checks) but v0-2 are refused. */
 const struct api_entry broker_apis[] = {
     API(0, "Produce", produce, 0, 13, handle_produce),
-    API(1, "Fetch", fetch, 4, 17, handle_fetch),
+    API(1, "Fetch", fetch, 4, 18, handle_fetch),
     API(2, "ListOffsets", list_offsets, 1, 10, handle_list_offsets),
     API(3, "Metadata", metadata, 0, 13, handle_metadata),
     API(8, "OffsetCommit", offset_commit, 2, 9, handle_offset_commit),

@@ -394,8 +394,9 @@ def test_list_offsets_v7_to_v10_special_timestamps(broker):
         assert lo(v, -5) == ((0, -1, -1, -1) if v >= 9 else unsupported)
 
 
-def test_fetch_by_topic_id_v13_to_v17(broker):
-    """Fetch v13+ names topics by id (v15 moves ReplicaId into a tag): records of a known id,
+def test_fetch_by_topic_id_v13_to_v18(broker):
+    """Fetch v13+ names topics by id (v15 moves ReplicaId into a tag, v18 adds a tagged
+    HighWatermark that a consumer does not send and a single node ignores): records of a known id,
     UNKNOWN_TOPIC_ID for another, and a new fetch session - the same answers Kafka 4.1.1 gave
     to the same requests (compared side by side)."""
     from kafka_wire import cstr, flexible_call, uvarint
@@ -418,7 +419,9 @@ def test_fetch_by_topic_id_v13_to_v17(broker):
         body += struct.pack(">iiib", 100, 1, 1 << 20, 0) + struct.pack(">ii", 0, epoch)
         body += uvarint(2) + topic_id + uvarint(len(parts) + 1)
         for pi in parts:
-            body += struct.pack(">iiqiqi", pi, -1, 0, -1, -1, 1 << 20) + uvarint(0)
+            body += struct.pack(">iiqiqi", pi, -1, 0, -1, -1, 1 << 20)
+            # v18: a follower's HighWatermark rides in tag 1 of the partition (KIP-1166).
+            body += (uvarint(1) + uvarint(1) + uvarint(8) + struct.pack(">q", 3)) if version >= 18 else uvarint(0)
         body += uvarint(0) + uvarint(1) + cstr("") + uvarint(0)
         r = flexible_call(broker.bootstrap, 1, version, body)
         r.take(">i")
@@ -439,7 +442,7 @@ def test_fetch_by_topic_id_v13_to_v17(broker):
             r.tags()
         return err, session != 0, out
 
-    for v in (13, 15, 17):
+    for v in (13, 15, 17, 18):
         assert fetch(v, tid, [0, 1]) == (0, False, [(0, 0, 5, 0, True), (1, 0, 0, 0, False)])
         assert fetch(v, b"\x01" * 16, [0]) == (0, False, [(0, 100, -1, -1, False)])  # UNKNOWN_TOPIC_ID
         assert fetch(v, tid, [0], epoch=0) == (0, True, [(0, 0, 5, 0, True)])
