@@ -394,6 +394,19 @@ def test_list_offsets_v7_to_v10_special_timestamps(broker):
         assert lo(v, -5) == ((0, -1, -1, -1) if v >= 9 else unsupported)
 
 
+def _topic_id(b, name):
+    """The topic id Metadata v12 gives for name."""
+    from kafka_wire import cstr, flexible_call, uvarint
+    r = flexible_call(b.bootstrap, 3, 12, uvarint(2) + b"\0" * 16 + cstr(name)
+                      + uvarint(0) + b"\0\0" + uvarint(0))
+    r.take(">i")
+    for _ in range(r.uvarint() - 1):
+        r.take(">i"), r.cstr(), r.take(">i"), r.cstr(), r.tags()
+    r.cstr(), r.take(">i")
+    assert r.uvarint() == 2 and r.take(">h") == 0 and r.cstr() == name
+    return r.raw(16)
+
+
 def test_fetch_by_topic_id_v13_to_v18(broker):
     """Fetch v13+ names topics by id (v15 moves ReplicaId into a tag, v18 adds a tagged
     HighWatermark that a consumer does not send and a single node ignores): records of a known id,
@@ -405,14 +418,7 @@ def test_fetch_by_topic_id_v13_to_v18(broker):
     for i in range(5):
         p.produce("fetch-ids", b"v%d" % i, partition=0)
     assert p.flush(10) == 0
-    r = flexible_call(broker.bootstrap, 3, 12, uvarint(2) + b"\0" * 16 + cstr("fetch-ids")
-                      + uvarint(0) + b"\0\0" + uvarint(0))
-    r.take(">i")
-    for _ in range(r.uvarint() - 1):
-        r.take(">i"), r.cstr(), r.take(">i"), r.cstr(), r.tags()
-    r.cstr(), r.take(">i")
-    assert r.uvarint() == 2 and r.take(">h") == 0 and r.cstr() == "fetch-ids"
-    tid = r.raw(16)
+    tid = _topic_id(broker, "fetch-ids")
 
     def fetch(version, topic_id, parts, epoch=-1):
         body = struct.pack(">i", -1) if version < 15 else b""
@@ -455,14 +461,7 @@ def test_produce_v11_to_v13_by_name_and_by_topic_id(broker):
     to the same requests (compared side by side)."""
     from kafka_wire import cstr, flexible_call, record_batch, uvarint
     create_topic(broker, "produce-ids", 1)
-    r = flexible_call(broker.bootstrap, 3, 12, uvarint(2) + b"\0" * 16 + cstr("produce-ids")
-                      + uvarint(0) + b"\0\0" + uvarint(0))
-    r.take(">i")
-    for _ in range(r.uvarint() - 1):
-        r.take(">i"), r.cstr(), r.take(">i"), r.cstr(), r.tags()
-    r.cstr(), r.take(">i")
-    assert r.uvarint() == 2 and r.take(">h") == 0 and r.cstr() == "produce-ids"
-    tid = r.raw(16)
+    tid = _topic_id(broker, "produce-ids")
 
     def produce(version, known, partition=0):
         key = (tid if known else b"\x02" * 16) if version >= 13 else cstr("produce-ids" if known else "no-such")
