@@ -364,15 +364,17 @@ def test_torn_tail_after_kill9(broker_factory, cut):
         for j in range(per):
             n = i * per + j
             p.produce(topic, key=b"k%d" % n, value=b"value-%d-" % n + b"z" * (n % 50), partition=0)
-        assert p.flush(15) == 0  # one batch per flush
+        assert p.flush(15) == 0  # about one batch per flush
     b.kill9()
 
     segs = sorted(glob.glob(os.path.join(b.data_dir, topic + "-0", "*.log")))
     assert segs, os.listdir(b.data_dir)
     active = segs[-1]
     batches, size = _batches(active)
-    assert len(batches) == nbatches and batches[-1][0] + batches[-1][1] == size, batches
-    assert all(c == per for _, _, _, c in batches), "expected one produce = one batch"
+    # Whole batches cover the file and hold every record. librdkafka may split a flush (a CI
+    # run saw the first one go out as 1 + 9 records), so the count of batches is not fixed.
+    assert batches[-1][0] + batches[-1][1] == size, batches
+    assert sum(c for _, _, _, c in batches) == nbatches * per, batches
     pos, bsize, base, _ = batches[-1]
     at = {"header": pos + 7, "middle": pos + bsize // 2, "last-byte": pos + bsize - 1}[cut]
     os.truncate(active, at)
