@@ -20,6 +20,12 @@ static void serve_usage(FILE *f)
             "config/server.properties, group.initial.rebalance.delay.ms=0.\n");
 }
 
+/* An argument that names a config file: --config (the path follows) or a bare path. */
+static bool is_config_arg(const char *a)
+{
+    return strcmp(a, "--config") == 0 || (a[0] != '-' && strchr(a, '=') == NULL);
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     struct broker_config cfg;
@@ -28,10 +34,12 @@ static int cmd_serve(int argc, char **argv)
     /* No config file: the settings Kafka's own config/server.properties makes for a quick
      * start (a config file without the key gets Kafka's built-in 3000 ms, as in Kafka). */
     bool has_file = false;
-    for (int i = 0; i < argc; i++)
-        if (strcmp(argv[i], "--config") == 0 || (argv[i][0] != '-' && strchr(argv[i], '=') == NULL &&
-                                                 (i == 0 || strcmp(argv[i - 1], "--override") != 0)))
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--override") == 0)
+            i++; /* its key=value is not a file */
+        else if (is_config_arg(argv[i]))
             has_file = true;
+    }
     if (!has_file)
         cfg.group_initial_rebalance_delay_ms = 0;
     for (int i = 0; i < argc; i++) {
@@ -40,7 +48,7 @@ static int cmd_serve(int argc, char **argv)
             serve_usage(stdout);
             return 0;
         }
-        if (strcmp(a, "--config") == 0 || (a[0] != '-' && strchr(a, '=') == NULL)) {
+        if (is_config_arg(a)) {
             const char *path = a[0] != '-' ? a : (i + 1 < argc ? argv[++i] : NULL);
             if (path == NULL) {
                 serve_usage(stderr);

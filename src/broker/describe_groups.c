@@ -1,8 +1,6 @@
 /* DescribeGroups (15): state, protocol and members of each classic group. A group that is not
  * one (unknown, or a KIP-848 consumer group) is Dead with no members, and from v6 also
  * GROUP_ID_NOT_FOUND with Kafka 4.1's message (KIP-1043). */
-#include <stdio.h>
-
 #include "broker/kutil.h"
 #include "group/coordinator.h"
 #include "group/group_handlers.h"
@@ -32,10 +30,9 @@ static void describe_one(struct broker *b, struct request *r, const struct kstr 
     if (!d.found && r->api_version >= 6) {
         out->error_code = KERR_GROUP_ID_NOT_FOUND;
         char msg[512];
-        snprintf(msg, sizeof(msg), d.consumer ? "Group %s is not a classic group." : "Group %s not found.",
-                 id->ptr);
-        const char *m = request_strdup(r, msg);
-        out->error_message = m ? kstr_of(m) : kstr_null();
+        snprintf(msg, sizeof(msg),
+                 d.consumer ? "Group %s is not a classic group." : "Group %s not found.", id->ptr);
+        out->error_message = gh_str(r, msg);
     }
     out->group_state = kstr_of(gc_state_name(d.state));
     out->protocol_type = gh_str_nn(r, d.protocol_type);

@@ -89,11 +89,10 @@ enum request_status handle_produce(struct broker *b, struct request *r)
         for (int32_t j = 0; j < np; j++) {
             struct produce_request_partition_produce_data *pd = &td->partition_data[j];
             struct produce_response_partition_produce_response *out = &tr->partition_responses[j];
-            produce_response_partition_produce_response_set_defaults(out); /* no CurrentLeader (v10+) */
+            /* LogAppendTimeMs and LogStartOffset -1, no CurrentLeader (v10+) */
+            produce_response_partition_produce_response_set_defaults(out);
             out->index = pd->index;
             out->base_offset = -1;
-            out->log_append_time_ms = -1;
-            out->log_start_offset = -1;
             out->error_message = kstr_null();
             int e;
             struct partition *p = NULL;

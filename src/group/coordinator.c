@@ -767,7 +767,8 @@ static void replace_static_member(struct group *g, struct member *m, char *new_i
     }
     member_await_join(g, m, cb, arg);
     char rb[512];
-    maybe_prepare_rebalance(g, join_reason(rb, sizeof(rb), "static member rejoined with new metadata", a));
+    maybe_prepare_rebalance(
+        g, join_reason(rb, sizeof(rb), "static member rejoined with new metadata", a));
 }
 
 static void join_new_member(struct group *g, const struct gc_join_args *a, gc_join_cb cb,
@@ -854,9 +855,10 @@ static void join_known_member(struct group *g, const struct gc_join_args *a, gc_
         }
         member_update(m, a);
         member_await_join(g, m, cb, arg);
-        prepare_rebalance(g, join_reason(rb, sizeof(rb), str_eq(g->leader, m->id)
-                                                             ? "leader rejoined"
-                                                             : "member rejoined with new metadata", a));
+        prepare_rebalance(g, join_reason(rb, sizeof(rb),
+                                         str_eq(g->leader, m->id) ? "leader rejoined"
+                                                                  : "member rejoined with new metadata",
+                                         a));
         return;
     case GC_EMPTY:
     case GC_DEAD:
@@ -1139,8 +1141,7 @@ void gc_describe(struct group_coordinator *gc, const char *group_id, struct gc_g
     d->protocol_type = "";
     d->protocol = "";
     struct group *g = gc_group_find(gc, group_id);
-    if (g != NULL && g->cg != NULL)
-        d->consumer = true;
+    d->consumer = g != NULL && g->cg != NULL;
     if (g == NULL || g->state == GC_DEAD || g->cg != NULL) /* consumer groups: Dead, as Kafka */
         return;
     d->found = true;

@@ -54,8 +54,8 @@ def test_metadata_with_kcat(broker):
 
 
 def _metadata_call(b, version, topics):
-    """Metadata v12/v13 by hand: returns (brokers, topics, top-level error or None), with the
-    whole response read (nothing may be left over)."""
+    """Metadata v12/v13 by hand: returns (brokers, topics, top-level error or None, topic ids),
+    with the whole response read (nothing may be left over)."""
     from kafka_wire import cstr, flexible_call, uvarint
     body = uvarint(len(topics) + 1)
     for t in topics:
@@ -70,10 +70,10 @@ def _metadata_call(b, version, topics):
         brokers.append((node, host, port, rack))
     r.cstr()  # ClusterId
     r.take(">i")  # ControllerId
-    out = {}
+    out, ids = {}, {}
     for _ in range(r.uvarint() - 1):
         err, name = r.take(">h"), r.cstr()
-        r.raw(16)  # TopicId
+        ids[name] = r.raw(16)
         r.take(">b")  # IsInternal
         parts = []
         for _ in range(r.uvarint() - 1):
@@ -89,14 +89,14 @@ def _metadata_call(b, version, topics):
     top = r.take(">h") if version >= 13 else None
     r.tags()
     assert r.o == len(r.d), "bytes left after the response"
-    return brokers, out, top
+    return brokers, out, top, ids
 
 
 def test_metadata_v13_top_level_error_code(broker):
     """Kafka 4.x's Metadata v13 (KIP-1102) ends with a top-level ErrorCode; v12 has none."""
     create_topic(broker, "meta13", 2)
     for v in (12, 13):
-        brokers, topics, top = _metadata_call(broker, v, ["meta13", "meta13-missing"])
+        brokers, topics, top, _ids = _metadata_call(broker, v, ["meta13", "meta13-missing"])
         assert brokers == [(0, "127.0.0.1", broker.port, None)]
         assert topics["meta13"] == (0, [(0, 0, 0), (0, 1, 0)])
         assert topics["meta13-missing"][0] == 3  # UNKNOWN_TOPIC_OR_PARTITION
@@ -396,15 +396,9 @@ def test_list_offsets_v7_to_v10_special_timestamps(broker):
 
 def _topic_id(b, name):
     """The topic id Metadata v12 gives for name."""
-    from kafka_wire import cstr, flexible_call, uvarint
-    r = flexible_call(b.bootstrap, 3, 12, uvarint(2) + b"\0" * 16 + cstr(name)
-                      + uvarint(0) + b"\0\0" + uvarint(0))
-    r.take(">i")
-    for _ in range(r.uvarint() - 1):
-        r.take(">i"), r.cstr(), r.take(">i"), r.cstr(), r.tags()
-    r.cstr(), r.take(">i")
-    assert r.uvarint() == 2 and r.take(">h") == 0 and r.cstr() == name
-    return r.raw(16)
+    _brokers, topics, _top, ids = _metadata_call(b, 12, [name])
+    assert topics[name][0] == 0
+    return ids[name]
 
 
 def test_fetch_by_topic_id_v13_to_v18(broker):
