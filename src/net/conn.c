@@ -45,6 +45,8 @@ struct conn {
     uint8_t *big;          /* a large frame being read directly */
     size_t big_len, big_have;
     bool busy;             /* a frame is up with the upper layer */
+    bool pumping;          /* conn_pump is handing frames up: it goes on by itself */
+    struct loop_task pump_task; /* posted when a reply lets the next frame up */
     bool closed;
     int holes;             /* deferred replies not filled yet: the struct outlives a close */
     int depth;             /* >0 while inside a callback: free is deferred */
@@ -116,6 +118,7 @@ void conn_close(struct conn *c, const char *why)
         LOG_INFO("SocketServer", "Closing connection %s (id %llu): %s", c->peer,
                  (unsigned long long)c->id, why);
     c->closed = true;
+    loop_unpost(n->loop, &c->pump_task);
     loop_del(n->loop, c->fd);
     close(c->fd);
     c->fd = -1;
@@ -153,11 +156,33 @@ static void deliver(struct conn *c, uint8_t *frame, size_t len)
     conn_leave(c);
 }
 
-/* Hands the next complete frame up, if the connection is free to take one. */
+/* The request that was up is answered: the next frame may come up. Never here, inside the
+ * code that answered (a handler, a coordinator answering every member of a group, a sync
+ * completing): the next request of this connection could free what that code is walking, and
+ * a pipelined burst would nest once per frame. conn_pump's own loop goes on when it is the
+ * caller; otherwise the loop runs the pump after this turn's events. */
+static void conn_next(struct conn *c)
+{
+    c->busy = false;
+    if (!c->pumping && !c->closed)
+        loop_post(c->net->loop, &c->pump_task);
+}
+
+static void conn_pump_task(struct loop *l, void *arg)
+{
+    (void)l;
+    conn_pump(arg);
+}
+
+/* Hands complete frames up, one at a time, while the connection is free to take one and its
+ * replies are not piling up unread (max_output_bytes). Frames come up only from here. */
 static void conn_pump(struct conn *c)
 {
+    GREGOR_ASSERT(!c->pumping);
     c->depth++;
-    while (!c->closed && !c->busy && c->big == NULL) {
+    c->pumping = true;
+    while (!c->closed && !c->busy && c->big == NULL &&
+           c->out_bytes <= c->net->lim.max_output_bytes) {
         size_t avail = c->stage_end - c->stage_start;
         int32_t size = 0;
         enum frame_check fc = proto_frame_check(c->stage + c->stage_start, avail,
@@ -190,6 +215,7 @@ static void conn_pump(struct conn *c)
             c->big_have = have;
         }
     }
+    c->pumping = false;
     if (c->stage_start == c->stage_end)
         c->stage_start = c->stage_end = 0;
     if (conn_leave(c))
@@ -234,7 +260,9 @@ static void conn_read(struct conn *c)
                 size_t len = c->big_len;
                 c->big = NULL;
                 c->depth++;
+                c->pumping = true;
                 deliver(c, frame, len);
+                c->pumping = false;
                 if (!conn_leave(c))
                     return;
             }
@@ -329,6 +357,8 @@ static void net_conn_event(struct loop *l, int fd, void *arg, unsigned events)
         conn_flush(c);
     if (!c->closed && (events & LOOP_READ))
         conn_read(c);
+    else if (!c->closed && !c->busy)
+        conn_pump(c); /* output drained below max_output_bytes: staged frames may go up */
     if (conn_leave(c))
         conn_update_interest(c);
 }
@@ -388,11 +418,13 @@ void conn_send(struct conn *c, uint8_t *buf, size_t len, const struct net_file_r
         return;
     }
     out_append(c, it);
-    c->busy = false;
     c->depth++;
     conn_flush(c); /* most replies fit the socket buffer: no wait for EPOLLOUT */
-    if (conn_leave(c))
-        conn_pump(c);
+    if (conn_leave(c)) {
+        conn_next(c);
+        if (!c->pumping)
+            conn_update_interest(c);
+    }
 }
 
 struct conn_reply *conn_defer(struct conn *c)
@@ -405,7 +437,7 @@ struct conn_reply *conn_defer(struct conn *c)
     it->hole = true;
     out_append(c, it);
     c->holes++;
-    c->busy = false; /* the caller is inside on_frame: conn_pump goes on with the next frame */
+    conn_next(c);
     return (struct conn_reply *)it;
 }
 
@@ -430,8 +462,7 @@ void conn_send_deferred(struct conn *c, struct conn_reply *slot, uint8_t *buf, s
 
 void conn_done_no_reply(struct conn *c)
 {
-    c->busy = false;
-    conn_pump(c);
+    conn_next(c);
 }
 
 uint64_t conn_id(const struct conn *c) { return c->id; }
@@ -470,6 +501,8 @@ static void net_accept(struct loop *l, int lfd, void *arg, unsigned events)
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         c->net = n;
+        c->pump_task.fn = conn_pump_task;
+        c->pump_task.arg = c;
         c->fd = fd;
         c->id = ++n->next_id;
         c->stage = stage;

@@ -37,6 +37,8 @@ struct loop {
     void *before_sleep_arg;
     bool stop;
     bool wake_soon;
+    struct loop_task *tasks_head, *tasks_tail; /* posted, FIFO */
+    size_t ntasks;
 };
 
 struct loop *loop_create(int max_fds)
@@ -184,6 +186,50 @@ void loop_set_before_sleep(struct loop *l, loop_hook_fn fn, void *arg)
     l->before_sleep_arg = arg;
 }
 
+void loop_post(struct loop *l, struct loop_task *t)
+{
+    if (t->posted)
+        return;
+    t->posted = true;
+    t->next = NULL;
+    t->prev = l->tasks_tail;
+    if (l->tasks_tail)
+        l->tasks_tail->next = t;
+    else
+        l->tasks_head = t;
+    l->tasks_tail = t;
+    l->ntasks++;
+}
+
+void loop_unpost(struct loop *l, struct loop_task *t)
+{
+    if (!t->posted)
+        return;
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        l->tasks_head = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    else
+        l->tasks_tail = t->prev;
+    t->prev = t->next = NULL;
+    t->posted = false;
+    GREGOR_ASSERT(l->ntasks > 0);
+    l->ntasks--;
+}
+
+/* Runs the tasks posted before this call; what they post runs on the next turn (bounded). */
+static void run_posted(struct loop *l)
+{
+    size_t budget = l->ntasks;
+    while (budget-- > 0 && l->tasks_head != NULL) {
+        struct loop_task *t = l->tasks_head;
+        loop_unpost(l, t);
+        t->fn(l, t->arg);
+    }
+}
+
 void loop_stop(struct loop *l) { l->stop = true; }
 void loop_wake_soon(struct loop *l) { l->wake_soon = true; }
 
@@ -208,7 +254,7 @@ int loop_run(struct loop *l)
         if (l->stop)
             break;
         int timeout = -1;
-        if (l->wake_soon) {
+        if (l->wake_soon || l->tasks_head != NULL) {
             timeout = 0;
             l->wake_soon = false;
         } else if (l->nheap > 0) {
@@ -234,6 +280,7 @@ int loop_run(struct loop *l)
             f->fn(l, fd, f->arg, ev);
         }
         run_due_timers(l);
+        run_posted(l);
     }
     return 0;
 }

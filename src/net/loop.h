@@ -27,6 +27,19 @@ void loop_timer_cancel(struct loop *l, uint64_t id);
 void *loop_timer_cancel_arg(struct loop *l, uint64_t id);
 
 void loop_set_before_sleep(struct loop *l, loop_hook_fn fn, void *arg);
+
+/* Work to run from the loop itself, after this turn's file events and timers (e.g. the next
+ * pipelined request of a connection whose reply was just queued): never inside the code that
+ * posts it, so a reply path cannot re-enter a handler. The caller owns the struct (embedded in
+ * its object) and must loop_unpost it before freeing. Posting a posted task does nothing. */
+struct loop_task {
+    struct loop_task *prev, *next;
+    loop_hook_fn fn;
+    void *arg;
+    bool posted;
+};
+void loop_post(struct loop *l, struct loop_task *t);
+void loop_unpost(struct loop *l, struct loop_task *t);
 /* Runs until loop_stop; returns 0. */
 int loop_run(struct loop *l);
 void loop_stop(struct loop *l);

@@ -25,6 +25,8 @@ struct fixture {
     struct conn_reply *slots[16];
     int nslots, frames, closes;
     unsigned defer_mask; /* frame N is deferred when bit N is set */
+    int depth, max_depth; /* on_frame calls nested inside one another */
+    struct conn *held;    /* the connection whose frame 'h' waits for an 'r' elsewhere */
 };
 
 static uint8_t *dup_bytes(const char *s, size_t *len)
@@ -37,11 +39,42 @@ static uint8_t *dup_bytes(const char *s, size_t *len)
 
 /* Frame "N": deferred when bit N of defer_mask is set (and the connection takes it), else
  * answered now. */
+static void on_frame_body(struct fixture *f, struct conn *c, uint8_t *frame, size_t len);
+
+/* Frame 'h' is held unanswered; frame 'r' answers the held one (a reply sent to another
+ * connection, as a group coordinator answers every member when a join completes), then
+ * itself; anything else is "N" below. Counts how deep on_frame calls nest. */
 static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
 {
     struct fixture *f = ctx;
-    f->conn = c;
     f->frames++;
+    f->depth++;
+    if (f->depth > f->max_depth)
+        f->max_depth = f->depth;
+    on_frame_body(f, c, frame, len);
+    f->depth--;
+}
+
+static void on_frame_body(struct fixture *f, struct conn *c, uint8_t *frame, size_t len)
+{
+    size_t l;
+    if (frame[0] == 'h') {
+        free(frame);
+        f->held = c;
+        return;
+    }
+    if (frame[0] == 'r') {
+        free(frame);
+        if (f->held != NULL) {
+            uint8_t *b = dup_bytes("held", &l);
+            conn_send(f->held, b, l, NULL, 0);
+            f->held = NULL;
+        }
+        uint8_t *b = dup_bytes("rr", &l);
+        conn_send(c, b, l, NULL, 0);
+        return;
+    }
+    f->conn = c;
     int n = (int)(frame[0] - '0');
     (void)len;
     free(frame);
@@ -55,7 +88,6 @@ static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
     }
     char out[16];
     snprintf(out, sizeof(out), "r%d", n);
-    size_t l;
     uint8_t *b = dup_bytes(out, &l);
     conn_send(c, b, l, NULL, 0);
 }
@@ -253,6 +285,83 @@ static void test_defer_limit(void **state)
     loop_destroy(f.loop);
 }
 
+/* Reads exactly n bytes (the test's replies are small and already sent). */
+static void read_exactly(int s, char *buf, size_t n)
+{
+    size_t have = 0;
+    while (have < n) {
+        ssize_t r = read(s, buf + have, n - have);
+        assert_true(r > 0);
+        have += (size_t)r;
+    }
+}
+
+/* 3,000 frames in one write, answered at once: each reply lets the next frame up from the
+ * loop, never from inside the reply (that recursed once per frame and overflowed the stack). */
+static void test_pipelined_frames_do_not_nest(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup(&f);
+    int s = client(listen_port(&f));
+    enum { N = 3000 };
+    static uint8_t buf[N * 12];
+    for (int i = 0; i < N; i++) {
+        uint8_t one[12] = {0, 0, 0, 8, '7', 'x', 'x', 'x', 'x', 'x', 'x', 'x'};
+        memcpy(buf + i * 12, one, 12);
+    }
+    size_t sent = 0;
+    while (sent < sizeof(buf)) {
+        ssize_t w = write(s, buf + sent, sizeof(buf) - sent);
+        assert_true(w > 0);
+        sent += (size_t)w;
+    }
+    static char got[N * 2];
+    for (int tries = 0; tries < 100 && f.frames < N; tries++)
+        run_for(&f, 20);
+    assert_int_equal(f.frames, N);
+    assert_int_equal(f.max_depth, 1);
+    read_exactly(s, got, sizeof(got));
+    for (int i = 0; i < N; i++)
+        assert_memory_equal(got + 2 * i, "r7", 2);
+    close(s);
+    net_destroy(f.net);
+    loop_destroy(f.loop);
+}
+
+/* A reply sent to connection B from inside A's request (a join completing for every member)
+ * must not run B's next pipelined frame there: B's handler could free what A's caller is
+ * walking (the JoinGroup+LeaveGroup use-after-free). B's next frame comes up from the loop. */
+static void test_reply_to_another_connection_does_not_run_its_next_frame(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup(&f);
+    int port = listen_port(&f);
+    int b = client(port);
+    uint8_t two[24] = {0, 0, 0, 8, 'h', 'x', 'x', 'x', 'x', 'x', 'x', 'x',
+                       0, 0, 0, 8, '3', 'x', 'x', 'x', 'x', 'x', 'x', 'x'};
+    assert_int_equal(write(b, two, sizeof(two)), (ssize_t)sizeof(two));
+    run_for(&f, 50);
+    assert_int_equal(f.frames, 1); /* 'h' is up and held: '3' waits behind it */
+    assert_non_null(f.held);
+    int a = client(port);
+    uint8_t rel[12] = {0, 0, 0, 8, 'r', 'x', 'x', 'x', 'x', 'x', 'x', 'x'};
+    assert_int_equal(write(a, rel, sizeof(rel)), (ssize_t)sizeof(rel));
+    run_for(&f, 50);
+    assert_int_equal(f.frames, 3);
+    assert_int_equal(f.max_depth, 1);
+    char got[8] = {0};
+    read_exactly(b, got, 6);
+    assert_memory_equal(got, "heldr3", 6);
+    read_exactly(a, got, 2);
+    assert_memory_equal(got, "rr", 2);
+    close(a);
+    close(b);
+    net_destroy(f.net);
+    loop_destroy(f.loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +369,8 @@ int main(void)
         cmocka_unit_test(test_close_while_owing),
         cmocka_unit_test(test_defer_limit),
         cmocka_unit_test(test_owed_reply_does_not_spin_the_loop),
+        cmocka_unit_test(test_pipelined_frames_do_not_nest),
+        cmocka_unit_test(test_reply_to_another_connection_does_not_run_its_next_frame),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -61,11 +61,53 @@ static void test_before_sleep_and_wake_soon(void **state)
     loop_destroy(l);
 }
 
+/* Posted tasks run from the loop in order, once however often posted; one that posts itself
+ * again runs on the next turn (the before-sleep hook sees each turn); unposted ones never. */
+static int ran[8], nran, turns;
+static struct loop_task tasks[3];
+static void task_fn(struct loop *l, void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    ran[nran++] = i;
+    if (i == 0 && nran < 4)
+        loop_post(l, &tasks[0]);
+    if (nran >= 4)
+        loop_stop(l);
+}
+
+static void count_turns(struct loop *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    turns++;
+}
+
+static void test_posted_tasks(void **state)
+{
+    (void)state;
+    struct loop *l = loop_create(64);
+    for (int i = 0; i < 3; i++)
+        tasks[i] = (struct loop_task){.fn = task_fn, .arg = (void *)(intptr_t)i};
+    loop_set_before_sleep(l, count_turns, NULL);
+    loop_post(l, &tasks[1]);
+    loop_post(l, &tasks[0]);
+    loop_post(l, &tasks[1]);
+    loop_post(l, &tasks[2]);
+    loop_unpost(l, &tasks[2]);
+    loop_run(l); /* would block forever if the posted tasks did not wake it */
+    assert_int_equal(nran, 4);
+    int want[4] = {1, 0, 0, 0};
+    assert_memory_equal(ran, want, sizeof(want));
+    assert_int_equal(turns, 3); /* 0 reposted itself: once per turn, not in a loop */
+    loop_destroy(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timers_in_order),
         cmocka_unit_test(test_before_sleep_and_wake_soon),
+        cmocka_unit_test(test_posted_tasks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
