@@ -41,6 +41,11 @@ struct broker_config {
     bool delete_topic_enable;
     int64_t socket_request_max_bytes;
     int32_t max_connections;
+    int32_t max_connections_per_ip;      /* max.connections.per.ip */
+    char max_connections_per_ip_overrides[2048]; /* "host:n,host:n" */
+    int64_t connections_max_idle_ms;     /* -1: never closed for idleness */
+    int64_t queued_max_request_bytes;    /* -1 (Kafka's default): gregor's bound, see config.c */
+    int64_t request_read_timeout_ms;     /* gregor.request.read.timeout.ms */
     int64_t fetch_max_bytes;
     struct log_config log;               /* log.* defaults for every topic */
     int64_t log_retention_check_interval_ms;

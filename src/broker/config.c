@@ -28,6 +28,10 @@ void broker_config_defaults(struct broker_config *c)
     c->delete_topic_enable = true;
     c->socket_request_max_bytes = 104857600;
     c->max_connections = 10000;
+    c->max_connections_per_ip = INT_MAX;
+    c->connections_max_idle_ms = 600000;
+    c->queued_max_request_bytes = -1;
+    c->request_read_timeout_ms = 30000;
     c->fetch_max_bytes = 57671680;
     log_config_defaults(&c->log);
     c->log_retention_check_interval_ms = 300000;
@@ -121,6 +125,11 @@ static const struct key_spec keys[] = {
     {"delete.topic.enable", K_BOOL, OFF(delete_topic_enable), 0, 0, 1},
     {"socket.request.max.bytes", K_I64, OFF(socket_request_max_bytes), 1024, INT_MAX, 1},
     {"max.connections", K_I32, OFF(max_connections), 1, 1000000, 1},
+    {"max.connections.per.ip", K_I32, OFF(max_connections_per_ip), 0, INT_MAX, 1},
+    {"connections.max.idle.ms", K_I64, OFF(connections_max_idle_ms), -1, INT64_MAX, 1},
+    {"queued.max.request.bytes", K_I64, OFF(queued_max_request_bytes), -1, INT64_MAX, 1},
+    {"gregor.request.read.timeout.ms", K_I64, OFF(request_read_timeout_ms), 1, INT64_MAX, 1},
+    {"max.connections.per.ip.overrides", K_SPECIAL, 0, 0, 0, 0},
     {"fetch.max.bytes", K_I64, OFF(fetch_max_bytes), 1024, INT_MAX, 1},
     {"message.max.bytes", K_I32, OFF(log.max_message_bytes), 0, INT_MAX, 1},
     {"log.segment.bytes", K_I64, OFF(log.segment_bytes), 14, INT_MAX, 1},
@@ -231,6 +240,23 @@ static int set_special(struct broker_config *c, const char *key, const char *v, 
             c->log.timestamp_type = LOG_TS_LOG_APPEND_TIME;
         else
             goto bad;
+        return 0;
+    }
+    if (strcmp(key, "max.connections.per.ip.overrides") == 0) {
+        /* Kafka's form: host:count pairs separated by commas (IPv6 hosts in brackets). */
+        if (strlen(v) >= sizeof(c->max_connections_per_ip_overrides))
+            goto bad;
+        char tmp[sizeof(c->max_connections_per_ip_overrides)];
+        snprintf(tmp, sizeof(tmp), "%s", v);
+        for (char *save = NULL, *tok = strtok_r(tmp, ",", &save); tok;
+             tok = strtok_r(NULL, ",", &save)) {
+            char *colon = strrchr(tok, ':');
+            int64_t n;
+            if (colon == NULL || colon == tok || parse_i64(colon + 1, 0, INT_MAX, &n) != 0)
+                goto bad;
+        }
+        snprintf(c->max_connections_per_ip_overrides,
+                 sizeof(c->max_connections_per_ip_overrides), "%s", v);
         return 0;
     }
     if (strcmp(key, "cluster.id") == 0) {
@@ -371,6 +397,13 @@ int broker_config_validate(const struct broker_config *c, char *err, size_t errl
                  "default.replication.factor=%d but this is a single-node broker: only 1 replica "
                  "can exist (set default.replication.factor=1)",
                  c->default_replication_factor);
+        return -1;
+    }
+    if (c->queued_max_request_bytes > 0 &&
+        c->queued_max_request_bytes < c->socket_request_max_bytes) {
+        snprintf(err, errlen, "queued.max.request.bytes (%lld) must be larger or equal to "
+                 "socket.request.max.bytes (%lld)", (long long)c->queued_max_request_bytes,
+                 (long long)c->socket_request_max_bytes);
         return -1;
     }
     if (c->log.max_message_bytes > c->socket_request_max_bytes) {

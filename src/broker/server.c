@@ -504,6 +504,27 @@ static void keep_request_memory(void)
                  "refused; e.g. under AddressSanitizer)");
 }
 
+#define QUEUED_MAX_REQUEST_BYTES_DEFAULT ((int64_t)256 << 20)
+
+/* max.connections.per.ip.overrides ("host:count,..."; checked by config.c). */
+static int set_ip_limits(struct broker *b)
+{
+    char tmp[sizeof(b->cfg.max_connections_per_ip_overrides)];
+    snprintf(tmp, sizeof(tmp), "%s", b->cfg.max_connections_per_ip_overrides);
+    for (char *save = NULL, *tok = strtok_r(tmp, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        char *colon = strrchr(tok, ':');
+        *colon = '\0';
+        if (net_set_ip_limit(b->net, tok, atoi(colon + 1)) != 0) {
+            LOG_ERROR(server_who, "max.connections.per.ip.overrides: cannot resolve host %s", tok);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int open_storage(struct broker *b)
 {
     for (int i = 0; i < b->cfg.n_log_dirs; i++) {
@@ -595,16 +616,30 @@ int broker_serve(struct broker_config *cfg)
         nofile.rlim_cur > (rlim_t)max_fds)
         max_fds = nofile.rlim_cur > (rlim_t)(1 << 22) ? 1 << 22 : (int)nofile.rlim_cur;
     b->loop = loop_create(max_fds);
+    /* queued.max.request.bytes: Kafka's default -1 leaves request memory unbounded; here it
+     * means QUEUED_MAX_REQUEST_BYTES_DEFAULT, or socket.request.max.bytes when larger. */
+    int64_t queued = b->cfg.queued_max_request_bytes;
+    if (queued < 0)
+        queued = b->cfg.socket_request_max_bytes > QUEUED_MAX_REQUEST_BYTES_DEFAULT
+                     ? b->cfg.socket_request_max_bytes
+                     : QUEUED_MAX_REQUEST_BYTES_DEFAULT;
     struct net_limits lim = {
         .max_frame_bytes = (size_t)b->cfg.socket_request_max_bytes,
         .max_output_bytes = 64u << 20,
         .max_connections = b->cfg.max_connections,
+        .max_connections_per_ip = b->cfg.max_connections_per_ip,
+        .max_idle_ms = b->cfg.connections_max_idle_ms,
+        .frame_timeout_ms = b->cfg.request_read_timeout_ms,
+        .max_reading_bytes = (size_t)queued,
+        .reclaim_idle_ms = NET_RECLAIM_IDLE_MS,
     };
-    b->net = net_create(b->loop, &lim, on_frame, on_close, b);
+    b->net = b->loop != NULL ? net_create(b->loop, &lim, on_frame, on_close, b) : NULL;
     if (b->loop == NULL || b->net == NULL || sfd < 0) {
         LOG_ERROR(server_who, "cannot set up the event loop: %s", strerror(errno));
         return 1;
     }
+    if (set_ip_limits(b) != 0)
+        return 1;
     b->groups = group_coordinator_create(b);
     if (net_listen(b->net, b->cfg.listener_host, b->cfg.listener_port) != 0) {
         LOG_ERROR(server_who, "cannot listen on %s:%d: %s", b->cfg.listener_host,

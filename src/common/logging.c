@@ -32,10 +32,8 @@ enum log_level logging_level(void)
 
 static const char *level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
-void log_line(enum log_level level, const char *who, const char *fmt, ...)
+static void log_vline(enum log_level level, const char *who, const char *fmt, va_list ap)
 {
-    if (level < logging_level())
-        return;
     char line[2048];
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -44,11 +42,8 @@ void log_line(enum log_level level, const char *who, const char *fmt, ...)
     int n = snprintf(line, sizeof(line), "[%04d-%02d-%02d %02d:%02d:%02d,%03d] %s [%s] ",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
                      tm.tm_sec, (int)(tv.tv_usec / 1000), level_names[level], who);
-    va_list ap;
-    va_start(ap, fmt);
     if (n >= 0 && (size_t)n < sizeof(line))
         n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-    va_end(ap);
     if (n < 0)
         return;
     if ((size_t)n >= sizeof(line) - 1)
@@ -56,4 +51,50 @@ void log_line(enum log_level level, const char *who, const char *fmt, ...)
     line[n++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);
     (void)w;
+}
+
+void log_line(enum log_level level, const char *who, const char *fmt, ...)
+{
+    if (level < logging_level())
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_vline(level, who, fmt, ap);
+    va_end(ap);
+}
+
+_Bool log_limit_allow(struct log_limit *lim, long long now, unsigned long long *suppressed)
+{
+    *suppressed = 0;
+    if (lim->window_start_ms == 0 || now - lim->window_start_ms >= LOG_LIMIT_WINDOW_MS) {
+        *suppressed = lim->suppressed;
+        lim->suppressed = 0;
+        lim->window_start_ms = now;
+        lim->lines = 0;
+    }
+    if (lim->lines >= LOG_LIMIT_BURST) {
+        lim->suppressed++;
+        return 0;
+    }
+    lim->lines++;
+    return 1;
+}
+
+void log_limited(struct log_limit *lim, enum log_level level, const char *who, const char *fmt, ...)
+{
+    if (level < logging_level())
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 1; /* never 0 */
+    unsigned long long dropped;
+    if (!log_limit_allow(lim, now, &dropped))
+        return;
+    if (dropped > 0)
+        log_line(level, who, "%llu similar lines suppressed in the last %d s", dropped,
+                 LOG_LIMIT_WINDOW_MS / 1000);
+    va_list ap;
+    va_start(ap, fmt);
+    log_vline(level, who, fmt, ap);
+    va_end(ap);
 }

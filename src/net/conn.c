@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netdb.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,20 @@
 
 #define CONN_STAGE_BYTES (64u * 1024u)
 #define NET_MAX_LISTENERS 8
+#define NET_IP_BUCKETS 4096
+#define NET_SWEEP_MAX_MS 1000
+
+/* Connections per peer address (max.connections.per.ip and its overrides). */
+struct ip_key {
+    sa_family_t family;
+    uint8_t addr[16];
+};
+struct ip_count {
+    struct ip_count *next;
+    struct ip_key key;
+    int count;
+    int max;       /* an override's limit, or -1: the default */
+};
 
 struct out_item {
     struct out_item *next;
@@ -53,6 +68,12 @@ struct conn {
     struct out_item *out_head, *out_tail;
     size_t out_bytes;
     void *data;
+    struct ip_count *ip;   /* its peer address's count */
+    int64_t last_active_ms;    /* the last socket event or reply (connections.max.idle.ms) */
+    int64_t frame_started_ms;  /* a frame is partly read, waiting on the client since (0: not) */
+    size_t big_reserved;   /* bytes of max_reading_bytes held by big */
+    bool mem_wait;         /* a big frame waits for max_reading_bytes to have room */
+    struct conn *mem_prev, *mem_next;
 };
 
 struct net {
@@ -66,12 +87,30 @@ struct net {
     struct conn *conns;
     int nconns;
     uint64_t next_id;
+    struct ip_count *ips[NET_IP_BUCKETS];
+    size_t reading_bytes;  /* big frames being read (max_reading_bytes) */
+    struct conn *mem_wait_head, *mem_wait_tail;
+    uint64_t sweep_timer;
+    int accept_backoff_ms; /* 0: accepting */
+    uint64_t accept_timer;
+    unsigned long long accept_failures;
 };
 
 static void conn_pump(struct conn *c);
 static void conn_update_interest(struct conn *c);
 static void conn_flush(struct conn *c);
 static void net_conn_event(struct loop *l, int fd, void *arg, unsigned events);
+static void net_sweep(struct loop *l, void *arg);
+
+static int64_t sweep_period_ms(const struct net_limits *lim)
+{
+    int64_t p = NET_SWEEP_MAX_MS;
+    if (lim->max_idle_ms > 0 && lim->max_idle_ms / 4 < p)
+        p = lim->max_idle_ms / 4;
+    if (lim->frame_timeout_ms > 0 && lim->frame_timeout_ms / 4 < p)
+        p = lim->frame_timeout_ms / 4;
+    return p < 1 ? 1 : p;
+}
 
 struct net *net_create(struct loop *l, const struct net_limits *lim, net_frame_fn on_frame,
                        net_close_fn on_close, void *ctx)
@@ -84,7 +123,152 @@ struct net *net_create(struct loop *l, const struct net_limits *lim, net_frame_f
     n->on_frame = on_frame;
     n->on_close = on_close;
     n->ctx = ctx;
+    if (lim->max_idle_ms > 0 || lim->frame_timeout_ms > 0)
+        n->sweep_timer = loop_timer_add(l, mono_ms() + sweep_period_ms(lim), net_sweep, n);
     return n;
+}
+
+/* ---- connections per address ---- */
+
+static bool ip_key_of(const struct sockaddr_storage *ss, struct ip_key *k)
+{
+    memset(k, 0, sizeof(*k));
+    k->family = ss->ss_family;
+    if (ss->ss_family == AF_INET) {
+        memcpy(k->addr, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+        return true;
+    }
+    if (ss->ss_family == AF_INET6) {
+        memcpy(k->addr, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+        return true;
+    }
+    return false;
+}
+
+static struct ip_count **ip_slot(struct net *n, const struct ip_key *k)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < sizeof(*k); i++)
+        h = (h ^ ((const uint8_t *)k)[i]) * 16777619u;
+    struct ip_count **pp = &n->ips[h % NET_IP_BUCKETS];
+    while (*pp != NULL && memcmp(&(*pp)->key, k, sizeof(*k)) != 0)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static struct ip_count *ip_get(struct net *n, const struct ip_key *k)
+{
+    struct ip_count **pp = ip_slot(n, k);
+    if (*pp == NULL) {
+        struct ip_count *e = calloc(1, sizeof(*e));
+        if (e == NULL)
+            return NULL;
+        e->key = *k;
+        e->max = -1;
+        *pp = e;
+    }
+    return *pp;
+}
+
+/* Drops an address's entry once it counts nothing and overrides nothing. */
+static void ip_put(struct net *n, struct ip_count *e)
+{
+    GREGOR_ASSERT(e->count >= 0);
+    if (e->count > 0 || e->max >= 0)
+        return;
+    struct ip_count **pp = ip_slot(n, &e->key);
+    GREGOR_ASSERT(*pp == e);
+    *pp = e->next;
+    free(e);
+}
+
+int net_set_ip_limit(struct net *n, const char *host, int max)
+{
+    char h[256];
+    size_t hl = strlen(host);
+    if (hl >= sizeof(h))
+        return -1;
+    memcpy(h, host, hl + 1);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') { /* [::1] */
+        memmove(h, h + 1, hl - 2);
+        h[hl - 2] = '\0';
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(h, NULL, &hints, &res) != 0 || res == NULL)
+        return -1;
+    int rc = -1;
+    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        struct sockaddr_storage ss = {0};
+        memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+        struct ip_key k;
+        struct ip_count *e;
+        if (ip_key_of(&ss, &k) && (e = ip_get(n, &k)) != NULL) {
+            e->max = max;
+            rc = 0;
+        }
+    }
+    freeaddrinfo(res);
+    return rc;
+}
+
+/* ---- memory of frames being read (queued.max.request.bytes) ---- */
+
+size_t net_reading_bytes(const struct net *n) { return n->reading_bytes; }
+
+static void mem_wait_remove(struct net *n, struct conn *c)
+{
+    if (!c->mem_wait)
+        return;
+    if (c->mem_prev)
+        c->mem_prev->mem_next = c->mem_next;
+    else
+        n->mem_wait_head = c->mem_next;
+    if (c->mem_next)
+        c->mem_next->mem_prev = c->mem_prev;
+    else
+        n->mem_wait_tail = c->mem_prev;
+    c->mem_prev = c->mem_next = NULL;
+    c->mem_wait = false;
+}
+
+/* Takes size bytes for a big frame, or queues c to retry when some are given back. A frame
+ * larger than the whole bound still gets in alone, so no valid frame waits forever. */
+static bool mem_reserve(struct conn *c, size_t size)
+{
+    struct net *n = c->net;
+    size_t max = n->lim.max_reading_bytes;
+    if (max != 0 && n->reading_bytes > 0 && n->reading_bytes + size > max) {
+        if (!c->mem_wait) {
+            c->mem_wait = true;
+            c->mem_next = NULL;
+            c->mem_prev = n->mem_wait_tail;
+            if (n->mem_wait_tail)
+                n->mem_wait_tail->mem_next = c;
+            else
+                n->mem_wait_head = c;
+            n->mem_wait_tail = c;
+        }
+        return false;
+    }
+    mem_wait_remove(n, c);
+    n->reading_bytes += size;
+    c->big_reserved = size;
+    return true;
+}
+
+static void conn_pump_task(struct loop *l, void *arg);
+
+/* Gives c's big-frame bytes back and lets the waiting connections try again, in order. */
+static void mem_release(struct conn *c)
+{
+    struct net *n = c->net;
+    if (c->big_reserved == 0)
+        return;
+    GREGOR_ASSERT(n->reading_bytes >= c->big_reserved);
+    n->reading_bytes -= c->big_reserved;
+    c->big_reserved = 0;
+    for (struct conn *w = n->mem_wait_head; w != NULL; w = w->mem_next)
+        loop_post(n->loop, &w->pump_task);
 }
 
 static void out_item_free(struct out_item *it)
@@ -115,10 +299,17 @@ void conn_close(struct conn *c, const char *why)
         return;
     struct net *n = c->net;
     if (why != NULL)
-        LOG_INFO("SocketServer", "Closing connection %s (id %llu): %s", c->peer,
-                 (unsigned long long)c->id, why);
+        LOG_LIMITED(LOG_LEVEL_INFO, "SocketServer", "Closing connection %s (id %llu): %s",
+                    c->peer, (unsigned long long)c->id, why);
     c->closed = true;
     loop_unpost(n->loop, &c->pump_task);
+    mem_wait_remove(n, c);
+    mem_release(c);
+    if (c->ip != NULL) {
+        c->ip->count--;
+        ip_put(n, c->ip);
+        c->ip = NULL;
+    }
     loop_del(n->loop, c->fd);
     close(c->fd);
     c->fd = -1;
@@ -199,6 +390,8 @@ static void conn_pump(struct conn *c)
         size_t have = avail - 4 < (size_t)size ? avail - 4 : (size_t)size;
         if (have < (size_t)size && (size_t)size + 4 <= CONN_STAGE_BYTES)
             break; /* the rest will fit the stage: wait for it */
+        if (have < (size_t)size && !mem_reserve(c, (size_t)size))
+            break; /* queued.max.request.bytes is taken: mem_release posts the pump */
         uint8_t *frame = malloc((size_t)size);
         if (frame == NULL) {
             conn_close(c, "out of memory for a request frame");
@@ -218,6 +411,14 @@ static void conn_pump(struct conn *c)
     c->pumping = false;
     if (c->stage_start == c->stage_end)
         c->stage_start = c->stage_end = 0;
+    /* The trickle clock runs only while the client owes the rest of a frame, not while this
+     * side holds the connection back (a request up, replies unread, no memory to read into). */
+    bool client_owes = !c->busy && !c->mem_wait && (c->big != NULL || c->stage_end > 0) &&
+                       c->out_bytes <= c->net->lim.max_output_bytes;
+    if (!client_owes)
+        c->frame_started_ms = 0;
+    else if (c->frame_started_ms == 0)
+        c->frame_started_ms = mono_ms();
     if (conn_leave(c))
         conn_update_interest(c);
 }
@@ -259,6 +460,7 @@ static void conn_read(struct conn *c)
                 uint8_t *frame = c->big;
                 size_t len = c->big_len;
                 c->big = NULL;
+                mem_release(c);
                 c->depth++;
                 c->pumping = true;
                 deliver(c, frame, len);
@@ -353,6 +555,7 @@ static void net_conn_event(struct loop *l, int fd, void *arg, unsigned events)
     (void)fd;
     struct conn *c = arg;
     c->depth++;
+    c->last_active_ms = mono_ms();
     if (events & LOOP_WRITE)
         conn_flush(c);
     if (!c->closed && (events & LOOP_READ))
@@ -419,6 +622,7 @@ void conn_send(struct conn *c, uint8_t *buf, size_t len, const struct net_file_r
     }
     out_append(c, it);
     c->depth++;
+    c->last_active_ms = mono_ms();
     conn_flush(c); /* most replies fit the socket buffer: no wait for EPOLLOUT */
     if (conn_leave(c)) {
         conn_next(c);
@@ -454,6 +658,7 @@ void conn_send_deferred(struct conn *c, struct conn_reply *slot, uint8_t *buf, s
         if (!c->closed)
             conn_close(c, "a deferred reply was dropped");
     } else if (out_item_fill(c, it, buf, len, files, nfiles)) {
+        c->last_active_ms = mono_ms();
         conn_flush(c);
     }
     if (conn_leave(c))
@@ -471,6 +676,51 @@ void conn_set_data(struct conn *c, void *data) { c->data = data; }
 void *conn_data(const struct conn *c) { return c->data; }
 int net_connection_count(const struct net *n) { return n->nconns; }
 
+/* An idle connection to close so a newcomer fits a full table: nothing in flight, nothing
+ * owed or half-read, quiet for reclaim_idle_ms; the longest quiet one. */
+static struct conn *reclaimable(struct net *n, int64_t now)
+{
+    struct conn *best = NULL;
+    if (n->lim.reclaim_idle_ms <= 0)
+        return NULL;
+    for (struct conn *c = n->conns; c != NULL; c = c->next) {
+        if (c->busy || c->holes > 0 || c->big != NULL || c->stage_end > 0 ||
+            c->out_head != NULL || now - c->last_active_ms < n->lim.reclaim_idle_ms)
+            continue;
+        if (best == NULL || c->last_active_ms < best->last_active_ms)
+            best = c;
+    }
+    return best;
+}
+
+static void net_accept(struct loop *l, int lfd, void *arg, unsigned events);
+
+static void accept_resume(struct loop *l, void *arg)
+{
+    struct net *n = arg;
+    n->accept_timer = 0;
+    for (int i = 0; i < n->nlisten; i++)
+        loop_set(l, n->listen_fds[i], LOOP_READ, net_accept, n);
+}
+
+/* accept(2) ran out of descriptors or memory: the pending connection stays in the backlog
+ * and the listener would wake the loop at once, again and again. Stop listening for a while
+ * (doubling while it keeps failing) and say so once per window, with the count. */
+static void accept_back_off(struct net *n, int err)
+{
+    n->accept_failures++;
+    n->accept_backoff_ms = n->accept_backoff_ms == 0 ? NET_ACCEPT_BACKOFF_MIN_MS
+                           : n->accept_backoff_ms * 2 > NET_ACCEPT_BACKOFF_MAX_MS
+                               ? NET_ACCEPT_BACKOFF_MAX_MS
+                               : n->accept_backoff_ms * 2;
+    LOG_LIMITED(LOG_LEVEL_WARN, "SocketServer",
+                "accept failed: %s (%llu failures so far, %d connections open); not accepting "
+                "for %d ms", strerror(err), n->accept_failures, n->nconns, n->accept_backoff_ms);
+    for (int i = 0; i < n->nlisten; i++)
+        loop_set(n->loop, n->listen_fds[i], 0, net_accept, n);
+    n->accept_timer = loop_timer_add(n->loop, mono_ms() + n->accept_backoff_ms, accept_resume, n);
+}
+
 static void net_accept(struct loop *l, int lfd, void *arg, unsigned events)
 {
     (void)events;
@@ -480,32 +730,14 @@ static void net_accept(struct loop *l, int lfd, void *arg, unsigned events)
         socklen_t slen = sizeof(ss);
         int fd = accept4(lfd, (struct sockaddr *)&ss, &slen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                LOG_WARN("SocketServer", "accept failed: %s", strerror(errno));
+            int e = errno;
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)
+                accept_back_off(n, e);
+            else if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR && e != ECONNABORTED)
+                LOG_LIMITED(LOG_LEVEL_WARN, "SocketServer", "accept failed: %s", strerror(e));
             return;
         }
-        if (n->nconns >= n->lim.max_connections) {
-            LOG_WARN("SocketServer", "Refusing connection: %d connections open (max.connections)",
-                     n->nconns);
-            close(fd);
-            continue;
-        }
-        struct conn *c = calloc(1, sizeof(*c));
-        uint8_t *stage = malloc(CONN_STAGE_BYTES);
-        if (c == NULL || stage == NULL) {
-            free(c);
-            free(stage);
-            close(fd);
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        c->net = n;
-        c->pump_task.fn = conn_pump_task;
-        c->pump_task.arg = c;
-        c->fd = fd;
-        c->id = ++n->next_id;
-        c->stage = stage;
+        n->accept_backoff_ms = 0;
         char host[INET6_ADDRSTRLEN] = "?";
         int port = 0;
         if (ss.ss_family == AF_INET) {
@@ -517,6 +749,58 @@ static void net_accept(struct loop *l, int lfd, void *arg, unsigned events)
             inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
             port = ntohs(sin6->sin6_port);
         }
+        struct ip_key key;
+        struct ip_count *ip = ip_key_of(&ss, &key) ? ip_get(n, &key) : NULL;
+        int per_ip = ip == NULL ? -1 : ip->max >= 0 ? ip->max : n->lim.max_connections_per_ip;
+        if (ip != NULL && ip->count >= per_ip) {
+            LOG_LIMITED(LOG_LEVEL_INFO, "SocketServer",
+                        "Refusing connection from %s: %d connections from this address "
+                        "(max.connections.per.ip%s %d)", host, ip->count,
+                        ip->max >= 0 ? ".overrides" : "", per_ip);
+            ip_put(n, ip);
+            close(fd);
+            continue;
+        }
+        int64_t now = mono_ms();
+        if (n->nconns >= n->lim.max_connections) {
+            struct conn *old = reclaimable(n, now);
+            if (old == NULL) {
+                LOG_LIMITED(LOG_LEVEL_WARN, "SocketServer",
+                            "Refusing connection from %s: %d connections open (max.connections) "
+                            "and none idle for %lld ms", host, n->nconns,
+                            (long long)n->lim.reclaim_idle_ms);
+                if (ip != NULL)
+                    ip_put(n, ip);
+                close(fd);
+                continue;
+            }
+            char why[128];
+            snprintf(why, sizeof(why), "idle for %lld ms and max.connections (%d) reached",
+                     (long long)(now - old->last_active_ms), n->lim.max_connections);
+            conn_close(old, why);
+        }
+        struct conn *c = calloc(1, sizeof(*c));
+        uint8_t *stage = malloc(CONN_STAGE_BYTES);
+        if (c == NULL || stage == NULL) {
+            free(c);
+            free(stage);
+            if (ip != NULL)
+                ip_put(n, ip);
+            close(fd);
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        c->net = n;
+        c->pump_task.fn = conn_pump_task;
+        c->pump_task.arg = c;
+        c->fd = fd;
+        c->id = ++n->next_id;
+        c->stage = stage;
+        c->last_active_ms = now;
+        c->ip = ip;
+        if (ip != NULL)
+            ip->count++;
         snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
         c->next = n->conns;
         if (n->conns)
@@ -528,6 +812,34 @@ static void net_accept(struct loop *l, int lfd, void *arg, unsigned events)
             continue;
         }
     }
+}
+
+/* Closes connections idle past connections.max.idle.ms (nothing in flight or owed: a client
+ * waiting on a parked request is not idle) and those trickling a frame in slower than
+ * frame_timeout_ms. */
+static void net_sweep(struct loop *l, void *arg)
+{
+    struct net *n = arg;
+    int64_t now = mono_ms();
+    struct conn *c = n->conns;
+    while (c != NULL) {
+        struct conn *next = c->next;
+        char why[160];
+        why[0] = '\0';
+        if (n->lim.frame_timeout_ms > 0 && c->frame_started_ms != 0 &&
+            now - c->frame_started_ms > n->lim.frame_timeout_ms)
+            snprintf(why, sizeof(why), "a request still incomplete after %lld ms "
+                     "(gregor.request.read.timeout.ms %lld)", (long long)(now - c->frame_started_ms),
+                     (long long)n->lim.frame_timeout_ms);
+        else if (n->lim.max_idle_ms > 0 && !c->busy && c->holes == 0 && c->out_head == NULL &&
+                 now - c->last_active_ms > n->lim.max_idle_ms)
+            snprintf(why, sizeof(why), "idle for %lld ms (connections.max.idle.ms %lld)",
+                     (long long)(now - c->last_active_ms), (long long)n->lim.max_idle_ms);
+        if (why[0] != '\0')
+            conn_close(c, why);
+        c = next;
+    }
+    n->sweep_timer = loop_timer_add(l, now + sweep_period_ms(&n->lim), net_sweep, n);
 }
 
 int net_listen(struct net *n, const char *host, int port)
@@ -590,5 +902,14 @@ void net_destroy(struct net *n)
     net_stop_listening(n);
     while (n->conns != NULL)
         conn_close(n->conns, NULL);
+    loop_timer_cancel(n->loop, n->sweep_timer);
+    loop_timer_cancel(n->loop, n->accept_timer);
+    for (size_t i = 0; i < NET_IP_BUCKETS; i++) {
+        while (n->ips[i] != NULL) {
+            struct ip_count *e = n->ips[i];
+            n->ips[i] = e->next;
+            free(e);
+        }
+    }
     free(n);
 }

@@ -32,11 +32,30 @@ typedef void (*net_close_fn)(void *ctx, struct conn *c);
 struct net_limits {
     size_t max_frame_bytes;    /* socket.request.max.bytes */
     size_t max_output_bytes;   /* stop reading while more than this is queued to send */
-    int max_connections;
+    int max_connections;       /* max.connections: a full table reclaims an idle connection */
+    int max_connections_per_ip;    /* max.connections.per.ip (0 = none allowed) */
+    int64_t max_idle_ms;       /* connections.max.idle.ms; <= 0: never closed for idleness */
+    int64_t frame_timeout_ms;  /* a frame begun must be complete within this (0 = no limit) */
+    size_t max_reading_bytes;  /* queued.max.request.bytes: frames too big for a connection's
+                                * stage being read, over all connections (0 = no bound) */
+    int64_t reclaim_idle_ms;   /* a full table closes the connection idle longest (nothing in
+                                * flight, owed or half-read) if idle this long (0 = never) */
 };
+
+/* The broker's reclaim_idle_ms: idle sockets cannot lock everyone out for long. */
+#define NET_RECLAIM_IDLE_MS 10000
+/* accept(2) failing for lack of descriptors or memory pauses accepting, doubling from the
+ * first to the last pause while it keeps failing. */
+#define NET_ACCEPT_BACKOFF_MIN_MS 10
+#define NET_ACCEPT_BACKOFF_MAX_MS 1000
 
 struct net *net_create(struct loop *l, const struct net_limits *lim, net_frame_fn on_frame,
                        net_close_fn on_close, void *ctx);
+/* max.connections.per.ip.overrides: connections allowed from host (an IP address or a name
+ * resolved now). Returns 0, or -1 when host does not resolve. */
+int net_set_ip_limit(struct net *n, const char *host, int max);
+/* Bytes of large frames being read now (for tests and metrics). */
+size_t net_reading_bytes(const struct net *n);
 /* Listens on host:port (host "" or "0.0.0.0" = any). Returns 0 or -1 with errno. */
 int net_listen(struct net *n, const char *host, int port);
 /* Stops accepting new connections (shutdown begins). */

@@ -3,7 +3,9 @@ the client does not read, and a member's JoinGroup + LeaveGroup sent together wh
 rebalances. Each ran the next buffered request inside the code that was replying: a stack
 overflow per frame in the first case, a use-after-free in the coordinator's member loop in the
 second. The broker fixture fails the test if the broker died; CI runs these on the ASan build."""
+import os
 import socket
+import subprocess
 import struct
 import time
 
@@ -137,3 +139,168 @@ def test_join_and_leave_in_one_write_during_rebalance(broker):
             # A, the leader, syncs the generation B left: a rebalance follows, not a crash.
             assert sync(a, 5, group, gen2, ma, [(ma, b"assign")]) in (0, 27)
         assert broker.alive(), "round %d" % rnd
+
+
+# ---- connections and memory (issue 12, items 5, 13 and 14) ----
+
+def api_versions_answered(b, timeout=5):
+    try:
+        with socket.create_connection(("127.0.0.1", b.port), timeout=timeout) as s:
+            s.sendall(frame(18, 0, 7, b""))
+            corr, _ = read_frame(s)
+            return corr == 7
+    except OSError:
+        return False
+
+
+def closed_by_broker(s, timeout):
+    s.settimeout(timeout)
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_accept_without_descriptors_backs_off(broker):
+    """With its descriptors used up, accept(2) fails with EMFILE: the broker must not spin on
+    the listener nor log every failure, and must accept again once descriptors are back."""
+    pid = broker.proc.pid
+    old = subprocess.run(["prlimit", "--pid", str(pid), "--nofile", "--raw", "--noheadings",
+                          "--output=SOFT,HARD"], check=True, capture_output=True, text=True)
+    soft, hard = old.stdout.split()
+    nfds = len(os.listdir("/proc/%d/fd" % pid))
+    subprocess.run(["prlimit", "--pid", str(pid), "--nofile=%d:%s" % (nfds + 4, hard)], check=True)
+    log_before = len(broker.log().splitlines())
+    socks = []
+    try:
+        for _ in range(30):
+            socks.append(socket.create_connection(("127.0.0.1", broker.port), timeout=5))
+        time.sleep(0.3)
+        cpu0 = cpu_seconds(pid)
+        time.sleep(2.0)
+        burned = cpu_seconds(pid) - cpu0
+        assert burned < 0.5, "broker burned %.2f CPU-s in 2 s while out of descriptors" % burned
+        log = broker.log()
+        assert "Too many open files" in log
+        assert len(log.splitlines()) - log_before < 60, log[-3000:]
+    finally:
+        for s in socks:
+            s.close()
+        subprocess.run(["prlimit", "--pid", str(pid), "--nofile=%s:%s" % (soft, hard)], check=True)
+    deadline = time.time() + 10
+    while time.time() < deadline and not api_versions_answered(broker, 1):
+        time.sleep(0.1)
+    assert api_versions_answered(broker)
+
+
+def test_idle_and_trickling_connections_are_closed(broker_factory):
+    b = broker_factory(**{"connections.max.idle.ms": "1000",
+                          "gregor.request.read.timeout.ms": "600"}).start()
+    try:
+        with connect(b) as idle, connect(b) as slow:
+            slow.sendall(struct.pack(">i", 256))  # a 256-byte request follows, a byte at a time
+            t0 = time.time()
+            for _ in range(10):  # a byte every 150 ms keeps it from being idle, never done
+                try:
+                    slow.sendall(b"\x00")
+                except OSError:
+                    break
+                time.sleep(0.15)
+            assert closed_by_broker(slow, 3)
+            assert time.time() - t0 < 3
+            assert closed_by_broker(idle, 3)
+        assert "connections.max.idle.ms 1000" in b.log()
+        assert "gregor.request.read.timeout.ms 600" in b.log()
+        assert api_versions_answered(b)
+    finally:
+        b.stop()
+
+
+def test_connections_per_ip_and_a_full_table(broker_factory):
+    """max.connections.per.ip refuses the address's extra connections; a table full of idle
+    sockets still lets a newcomer in once they have been idle 10 s (the broker's reclaim)."""
+    b = broker_factory(**{"max.connections.per.ip": "4", "max.connections": "12",
+                          "max.connections.per.ip.overrides": "127.0.0.2:20"}).start()
+    try:
+        mine = [connect(b) for _ in range(4)]
+        extra = connect(b)
+        assert closed_by_broker(extra, 3)
+        extra.close()
+        for s in mine:
+            assert not closed_by_broker(s, 0.05)
+        for s in mine:
+            s.close()
+        # 127.0.0.2 may hold 20 (the override), the table 12: it fills the table.
+        idle = []
+        for _ in range(12):
+            s = socket.socket()
+            s.bind(("127.0.0.2", 0))
+            s.connect(("127.0.0.1", b.port))
+            idle.append(s)
+        time.sleep(0.5)
+        assert not api_versions_answered(b, 2)
+        time.sleep(10.5)
+        assert api_versions_answered(b)
+        for s in idle:
+            s.close()
+        assert "max.connections.per.ip 4" in b.log()
+        assert "max.connections (12) reached" in b.log()
+    finally:
+        b.stop()
+
+
+def test_frames_being_read_are_bounded_in_memory(broker_factory):
+    """Eight connections each declare a 10 MB frame and stall at 9 MB: with
+    queued.max.request.bytes=20 MB the broker holds about two of them, not eight."""
+    b = broker_factory(**{"socket.request.max.bytes": str(10 << 20),
+                          "queued.max.request.bytes": str(20 << 20)}).start()
+    try:
+        pid = b.proc.pid
+        base = rss_kib(pid)
+        socks = []
+        chunk = b"\x00" * (1 << 20)
+        for _ in range(8):
+            s = connect(b)
+            s.setblocking(False)
+            s.send(struct.pack(">i", 10 << 20))
+            socks.append([s, 9 << 20])
+        deadline = time.time() + 10
+        while time.time() < deadline and any(left > 0 for _, left in socks):
+            progressed = False
+            for entry in socks:
+                s, left = entry
+                if left <= 0:
+                    continue
+                try:
+                    n = s.send(chunk[:min(left, len(chunk))])
+                    entry[1] -= n
+                    progressed = True
+                except BlockingIOError:
+                    pass
+            if not progressed:
+                time.sleep(0.05)
+        time.sleep(0.5)
+        grew = (rss_kib(pid) - base) / 1024
+        assert grew < 40, "broker RSS grew %.0f MiB reading 8 x 9 MiB" % grew
+        assert sum(1 for _, left in socks if left <= 0) < 8  # some are held back, unread
+        for s, _ in socks:
+            s.close()
+        assert api_versions_answered(b)
+    finally:
+        b.stop()

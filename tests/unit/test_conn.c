@@ -11,6 +11,8 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -160,15 +162,33 @@ static void run_for(struct fixture *f, int ms)
     loop_run(f->loop);
 }
 
-static void setup(struct fixture *f)
+static void setup_with(struct fixture *f, const struct net_limits *lim)
 {
     memset(f, 0, sizeof(*f));
-    f->loop = loop_create(64);
-    struct net_limits lim = {.max_frame_bytes = 1 << 20, .max_output_bytes = 1 << 20,
-                             .max_connections = 8};
-    f->net = net_create(f->loop, &lim, on_frame, on_close, f);
+    f->loop = loop_create(256);
+    f->net = net_create(f->loop, lim, on_frame, on_close, f);
     assert_non_null(f->net);
     fx = f;
+}
+
+static const struct net_limits default_limits = {
+    .max_frame_bytes = 1 << 20, .max_output_bytes = 1 << 20, .max_connections = 8,
+    .max_connections_per_ip = 1000};
+
+static void setup(struct fixture *f)
+{
+    setup_with(f, &default_limits);
+}
+
+/* True when the server closed s (read sees EOF or a reset) within ms. */
+static bool closed_by_server(int s, int ms)
+{
+    struct pollfd p = {.fd = s, .events = POLLIN};
+    if (poll(&p, 1, ms) <= 0)
+        return false;
+    char b[64];
+    ssize_t r = recv(s, b, sizeof(b), MSG_DONTWAIT);
+    return r <= 0;
 }
 
 static void test_deferred_reply_keeps_its_place(void **state)
@@ -362,6 +382,206 @@ static void test_reply_to_another_connection_does_not_run_its_next_frame(void **
     loop_destroy(f.loop);
 }
 
+/* connections.max.idle.ms: a quiet connection is closed; one whose request is still up
+ * (its client waits on us) is not. */
+static void test_idle_connections_are_closed(void **state)
+{
+    (void)state;
+    struct net_limits lim = default_limits;
+    lim.max_idle_ms = 100;
+    struct fixture f;
+    setup_with(&f, &lim);
+    int port = listen_port(&f);
+    int quiet = client(port);
+    int waiting = client(port);
+    uint8_t h[12] = {0, 0, 0, 8, 'h', 'x', 'x', 'x', 'x', 'x', 'x', 'x'};
+    assert_int_equal(write(waiting, h, sizeof(h)), (ssize_t)sizeof(h));
+    run_for(&f, 400);
+    assert_int_equal(f.closes, 1);
+    assert_true(closed_by_server(quiet, 100));
+    assert_false(closed_by_server(waiting, 0));
+    assert_int_equal(net_connection_count(f.net), 1);
+    close(quiet);
+    close(waiting);
+    net_destroy(f.net);
+    loop_destroy(f.loop);
+}
+
+/* A frame trickled in slower than frame_timeout_ms closes its connection; a connection that
+ * is merely quiet between frames is left alone. */
+static void test_trickled_frame_times_out(void **state)
+{
+    (void)state;
+    struct net_limits lim = default_limits;
+    lim.frame_timeout_ms = 150;
+    struct fixture f;
+    setup_with(&f, &lim);
+    int port = listen_port(&f);
+    int slow = client(port);
+    int quiet = client(port);
+    uint8_t bytes[6] = {0, 0, 0, 8, 'x', 'x'};
+    for (int i = 0; i < 6 && f.closes == 0; i++) { /* a byte every 60 ms: never idle or done */
+        assert_int_equal(send(slow, &bytes[i], 1, MSG_NOSIGNAL), 1);
+        run_for(&f, 60);
+    }
+    assert_int_equal(f.closes, 1);
+    assert_true(closed_by_server(slow, 100));
+    assert_false(closed_by_server(quiet, 0));
+    assert_int_equal(f.frames, 0);
+    close(slow);
+    close(quiet);
+    net_destroy(f.net);
+    loop_destroy(f.loop);
+}
+
+/* max.connections.per.ip and its overrides. */
+static void test_connections_per_ip(void **state)
+{
+    (void)state;
+    struct net_limits lim = default_limits;
+    lim.max_connections_per_ip = 2;
+    struct fixture f;
+    setup_with(&f, &lim);
+    int port = listen_port(&f);
+    int a = client(port), b = client(port), c = client(port);
+    run_for(&f, 50);
+    assert_true(closed_by_server(c, 100));
+    assert_false(closed_by_server(a, 0));
+    assert_int_equal(net_connection_count(f.net), 2);
+    close(c);
+    close(b);
+    run_for(&f, 50);
+    int d = client(port); /* b's place is free again */
+    run_for(&f, 50);
+    assert_false(closed_by_server(d, 50));
+    assert_int_equal(net_set_ip_limit(f.net, "127.0.0.1", 3), 0);
+    int e = client(port);
+    run_for(&f, 50);
+    assert_false(closed_by_server(e, 50));
+    assert_int_equal(net_connection_count(f.net), 3);
+    assert_int_equal(net_set_ip_limit(f.net, "no-such-host.invalid", 3), -1);
+    close(a);
+    close(d);
+    close(e);
+    net_destroy(f.net);
+    loop_destroy(f.loop);
+}
+
+/* A full table takes a newcomer by closing the connection idle longest, once it has been
+ * idle reclaim_idle_ms; busy ones are never taken. */
+static void test_full_table_reclaims_an_idle_connection(void **state)
+{
+    (void)state;
+    struct net_limits lim = default_limits;
+    lim.max_connections = 2;
+    lim.reclaim_idle_ms = 1000;
+    struct fixture f;
+    setup_with(&f, &lim);
+    int port = listen_port(&f);
+    int busy = client(port);
+    uint8_t h[12] = {0, 0, 0, 8, 'h', 'x', 'x', 'x', 'x', 'x', 'x', 'x'};
+    assert_int_equal(write(busy, h, sizeof(h)), (ssize_t)sizeof(h));
+    int idle = client(port);
+    run_for(&f, 20);
+    int early = client(port); /* nobody idle long enough yet: refused */
+    run_for(&f, 20);
+    assert_true(closed_by_server(early, 100));
+    run_for(&f, 1100);
+    int admin = client(port);
+    run_for(&f, 50);
+    assert_true(closed_by_server(idle, 100));
+    assert_false(closed_by_server(admin, 50));
+    assert_false(closed_by_server(busy, 0));
+    assert_int_equal(net_connection_count(f.net), 2);
+    close(early);
+    close(idle);
+    close(admin);
+    close(busy);
+    net_destroy(f.net);
+    loop_destroy(f.loop);
+}
+
+static void write_all(int s, const uint8_t *b, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(s, b, n);
+        assert_true(w > 0);
+        b += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Frames too big for the stage, read on two connections at once, share max_reading_bytes:
+ * the second waits, unread, until the first is complete; then both come up. */
+static void test_frames_being_read_share_a_memory_bound(void **state)
+{
+    (void)state;
+    struct net_limits lim = default_limits;
+    lim.max_reading_bytes = 200000;
+    struct fixture f;
+    setup_with(&f, &lim);
+    int port = listen_port(&f);
+    enum { SIZE = 150000 };
+    static uint8_t frame[4 + SIZE];
+    frame[0] = 0;
+    frame[1] = (uint8_t)(SIZE >> 16);
+    frame[2] = (uint8_t)(SIZE >> 8);
+    frame[3] = (uint8_t)SIZE;
+    memset(frame + 4, '5', SIZE);
+    int a = client(port), b = client(port);
+    write_all(a, frame, 100000);
+    run_for(&f, 100);
+    write_all(b, frame, 100000);
+    run_for(&f, 100);
+    assert_int_equal(net_reading_bytes(f.net), SIZE); /* b waits for a's bytes */
+    write_all(a, frame + 100000, sizeof(frame) - 100000);
+    for (int i = 0; i < 20 && f.frames < 1; i++)
+        run_for(&f, 50);
+    run_for(&f, 50);
+    assert_int_equal(f.frames, 1);
+    assert_int_equal(net_reading_bytes(f.net), SIZE); /* now b's */
+    write_all(b, frame + 100000, sizeof(frame) - 100000);
+    for (int i = 0; i < 20 && f.frames < 2; i++)
+        run_for(&f, 50);
+    assert_int_equal(f.frames, 2);
+    assert_int_equal(net_reading_bytes(f.net), 0);
+    close(a);
+    close(b);
+    net_destroy(f.net);
+    loop_destroy(f.loop);
+}
+
+/* accept(2) failing with EMFILE must not spin the loop: it backs off, then accepts once
+ * descriptors are back. */
+static void test_accept_backs_off_without_descriptors(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup(&f);
+    int port = listen_port(&f);
+    int socks[3];
+    for (int i = 0; i < 3; i++)
+        socks[i] = client(port); /* connected in the backlog, not accepted yet */
+    struct rlimit old;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int highest = dup(0); /* the lowest free fd: allow none above it */
+    close(highest);
+    struct rlimit low = {.rlim_cur = (rlim_t)highest, .rlim_max = old.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int turns = 0;
+    loop_set_before_sleep(f.loop, count_turn, &turns);
+    run_for(&f, 300);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_int_equal(net_connection_count(f.net), 0);
+    assert_true(turns < 60); /* 10, 20, 40, ... ms pauses; it spun at 100k+ turns */
+    run_for(&f, 1100);
+    assert_int_equal(net_connection_count(f.net), 3);
+    for (int i = 0; i < 3; i++)
+        close(socks[i]);
+    net_destroy(f.net);
+    loop_destroy(f.loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -371,6 +591,12 @@ int main(void)
         cmocka_unit_test(test_owed_reply_does_not_spin_the_loop),
         cmocka_unit_test(test_pipelined_frames_do_not_nest),
         cmocka_unit_test(test_reply_to_another_connection_does_not_run_its_next_frame),
+        cmocka_unit_test(test_idle_connections_are_closed),
+        cmocka_unit_test(test_trickled_frame_times_out),
+        cmocka_unit_test(test_connections_per_ip),
+        cmocka_unit_test(test_full_table_reclaims_an_idle_connection),
+        cmocka_unit_test(test_frames_being_read_share_a_memory_bound),
+        cmocka_unit_test(test_accept_backs_off_without_descriptors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
