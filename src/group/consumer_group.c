@@ -126,19 +126,18 @@ struct cg_member *cg_member_find(const struct cg_group *cg, const char *id)
 {
     if (cg == NULL || id == NULL)
         return NULL;
-    for (struct cg_member *m = cg->members; m; m = m->next)
-        if (strcmp(m->id, id) == 0)
-            return m;
-    return NULL;
+    return strtab_get(&cg->by_id, id, &cg->g->gc->work.heartbeat_steps);
 }
 
 static struct cg_member *member_by_instance(const struct cg_group *cg, const char *instance)
 {
     if (cg == NULL || instance == NULL)
         return NULL;
-    for (struct cg_member *m = cg->members; m; m = m->next)
+    for (struct cg_member *m = cg->members; m; m = m->next) {
+        cg->g->gc->work.heartbeat_steps++;
         if (m->instance_id && strcmp(m->instance_id, instance) == 0)
             return m;
+    }
     return NULL;
 }
 
@@ -157,11 +156,14 @@ struct cg_member *cg_member_get_or_create(struct cg_group *cg, const char *id)
     m->session_timer.owner = m;
     m->rebalance_timer.kind = GC_TIMER_CG_REBALANCE;
     m->rebalance_timer.owner = m;
-    struct cg_member **tail = &cg->members;
-    while (*tail)
-        tail = &(*tail)->next;
-    *tail = m;
+    m->prev = cg->members_tail;
+    if (cg->members_tail)
+        cg->members_tail->next = m;
+    else
+        cg->members = m;
+    cg->members_tail = m;
     cg->n_members++;
+    strtab_put(&cg->by_id, m->id, m);
     return m;
 }
 
@@ -213,13 +215,112 @@ void cg_member_free(struct group_coordinator *gc, struct cg_member *m)
 
 void cg_member_remove(struct cg_group *cg, struct cg_member *m)
 {
-    struct cg_member **pp = &cg->members;
-    while (*pp && *pp != m)
-        pp = &(*pp)->next;
-    if (*pp)
-        *pp = m->next;
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        cg->members = m->next;
+    if (m->next)
+        m->next->prev = m->prev;
+    else
+        cg->members_tail = m->prev;
     cg->n_members--;
+    GREGOR_ASSERT(cg->n_members >= 0);
+    strtab_del(&cg->by_id, m->id, m);
+    cg_subs_count(cg, m, -1);
+    cg_owners_count(cg, m, -1);
     cg_member_free(cg->g->gc, m);
+}
+
+/* ---- the group's indexes: subscribed names and partition owners ---- */
+
+void cg_subs_count(struct cg_group *cg, const struct cg_member *m, int delta)
+{
+    uint64_t *steps = &cg->g->gc->work.heartbeat_steps;
+    uint32_t stamp = ++cg->sub_stamp;
+    for (int i = 0; i < m->n_topics; i++) {
+        struct cg_sub_count *c = strtab_get(&cg->subs, m->topics[i], steps);
+        if (c == NULL) {
+            GREGOR_ASSERT(delta > 0);
+            c = calloc(1, sizeof(*c));
+            GREGOR_ASSERT(c != NULL);
+            c->name = gc_strdup(m->topics[i]);
+            strtab_put(&cg->subs, c->name, c);
+        }
+        if (c->stamp == stamp)
+            continue;
+        c->stamp = stamp;
+        c->count += delta;
+        GREGOR_ASSERT(c->count >= 0);
+        if (c->count == 0) {
+            strtab_del(&cg->subs, c->name, c);
+            free(c->name);
+            free(c);
+        }
+    }
+    cg->n_regex += m->re_ok ? delta : 0;
+    GREGOR_ASSERT(cg->n_regex >= 0);
+}
+
+static uint64_t tp_hash(const struct cg_tp *tp)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (int j = 0; j < 16; j++)
+        h = (h ^ tp->topic_id.b[j]) * 1099511628211ULL;
+    h = (h ^ (uint32_t)tp->partition) * 1099511628211ULL;
+    return h ^ (h >> 31);
+}
+
+static struct cg_owner_slot *owner_slot(const struct cg_owners *o, const struct cg_tp *tp,
+                                        uint64_t *steps)
+{
+    size_t mask = o->cap - 1;
+    for (size_t i = (size_t)tp_hash(tp) & mask;; i = (i + 1) & mask) {
+        ++*steps;
+        struct cg_owner_slot *x = &o->slots[i];
+        if (!x->used || cg_tp_cmp(&x->tp, tp) == 0)
+            return x;
+    }
+}
+
+static void owners_add(struct cg_group *cg, const struct cg_tp *tp, int delta)
+{
+    struct cg_owners *o = &cg->owners;
+    uint64_t *steps = &cg->g->gc->work.heartbeat_steps;
+    if ((o->n + 1) * 2 > o->cap) {
+        struct cg_owners old = *o;
+        o->cap = o->cap ? o->cap * 2 : 64;
+        o->slots = calloc(o->cap, sizeof(*o->slots));
+        GREGOR_ASSERT(o->slots != NULL);
+        for (size_t i = 0; i < old.cap; i++)
+            if (old.slots[i].used)
+                *owner_slot(o, &old.slots[i].tp, steps) = old.slots[i];
+        free(old.slots);
+    }
+    struct cg_owner_slot *x = owner_slot(o, tp, steps);
+    if (!x->used) {
+        GREGOR_ASSERT(delta > 0);
+        x->used = true;
+        x->tp = *tp;
+        o->n++;
+    }
+    x->count += delta;
+    GREGOR_ASSERT(x->count >= 0);
+}
+
+void cg_owners_count(struct cg_group *cg, const struct cg_member *m, int delta)
+{
+    for (int i = 0; i < m->assigned.n; i++)
+        owners_add(cg, &m->assigned.v[i], delta);
+    for (int i = 0; i < m->pending_revocation.n; i++)
+        owners_add(cg, &m->pending_revocation.v[i], delta);
+}
+
+static int32_t owners_of(const struct cg_group *cg, const struct cg_tp *tp)
+{
+    if (cg->owners.cap == 0)
+        return 0;
+    const struct cg_owner_slot *x = owner_slot(&cg->owners, tp, &cg->g->gc->work.heartbeat_steps);
+    return x->used ? x->count : 0;
 }
 
 struct cg_group *cg_attach(struct group *g)
@@ -246,6 +347,16 @@ void cg_group_free(struct group *g)
         cg_member_free(gc, m);
     }
     gc->live[g->partition] -= (cg->has_metadata + cg->has_target_metadata);
+    for (size_t i = 0; i < cg->subs.cap; i++) {
+        struct cg_sub_count *c = cg->subs.slots[i].val;
+        if (c != NULL) {
+            free(c->name);
+            free(c);
+        }
+    }
+    strtab_free(&cg->subs);
+    strtab_free(&cg->by_id);
+    free(cg->owners.slots);
     free(cg);
     g->cg = NULL;
 }
@@ -307,6 +418,7 @@ bool cg_subscribed_to(const struct group *g, const char *topic)
 struct view {
     struct cg_member **m;
     int n;
+    struct gc_work *work;
 };
 
 static void view_build(struct view *v, const struct cg_group *cg, struct cg_member *updated,
@@ -316,8 +428,10 @@ static void view_build(struct view *v, const struct cg_group *cg, struct cg_memb
     v->m = calloc((size_t)cap + 1, sizeof(*v->m));
     GREGOR_ASSERT(v->m != NULL);
     v->n = 0;
+    v->work = &cg->g->gc->work;
     bool placed = false;
     for (struct cg_member *m = cg ? cg->members : NULL; m; m = m->next) {
+        cg->g->gc->work.assign_steps++;
         if (strcmp(m->id, updated->id) == 0 || (replaced_id && strcmp(m->id, replaced_id) == 0)) {
             if (!placed)
                 v->m[v->n++] = updated;
@@ -338,18 +452,21 @@ static const char *view_assignor(const struct view *v)
     return range > uniform ? "range" : "uniform";
 }
 
-/* Topics any member of the view subscribes to, resolved now. */
+/* Topics any member subscribes to (the group's members, with `existing` replaced by `upd`),
+ * resolved now. */
 struct resolved {
     struct cg_assign_topic *t;
-    char **names;            /* owned copies (the view's strings may not outlive the call) */
+    char **names;            /* owned copies (the members' strings may not outlive the call) */
     int n, cap;
-    const struct view *v;
+    const struct cg_group *cg;
+    const struct cg_member *existing, *upd;
+    uint64_t *steps;
 };
 
 static void resolved_add(struct resolved *r, const struct cg_topic *t)
 {
     for (int i = 0; i < r->n; i++)
-        if (memcmp(r->t[i].id.b, t->id.b, 16) == 0)
+        if (++*r->steps && memcmp(r->t[i].id.b, t->id.b, 16) == 0)
             return;
     if (r->n == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 8;
@@ -362,31 +479,53 @@ static void resolved_add(struct resolved *r, const struct cg_topic *t)
     r->n++;
 }
 
+/* Regex subscriptions: each topic is matched against the members with a regex (only groups
+ * that have some pay for this walk). */
 static void resolve_each(void *arg, const struct cg_topic *t)
 {
     struct resolved *r = arg;
-    for (int i = 0; i < r->v->n; i++)
-        if (r->v->m[i]->re_ok && member_subscribes(r->v->m[i], t)) {
+    if (r->upd->re_ok && member_subscribes(r->upd, t)) {
+        resolved_add(r, t);
+        return;
+    }
+    for (const struct cg_member *m = r->cg->members; m; m = m->next)
+        if (++*r->steps && m != r->existing && m->re_ok && member_subscribes(m, t)) {
             resolved_add(r, t);
             return;
         }
 }
 
-static void resolve(struct resolved *r, const struct view *v, const struct cg_topic_view *tv)
+static void resolve_name(struct resolved *r, const char *name, const struct cg_topic_view *tv)
+{
+    struct cg_topic t;
+    if (tv && tv->by_name(tv->ctx, name, &t))
+        resolved_add(r, &t);
+}
+
+static void resolve(struct resolved *r, struct cg_group *cg, const struct cg_member *existing,
+                    const struct cg_member *upd, const struct cg_topic_view *tv)
 {
     memset(r, 0, sizeof(*r));
-    r->v = v;
-    bool any_regex = false;
-    for (int i = 0; i < v->n; i++) {
-        const struct cg_member *m = v->m[i];
-        any_regex |= m->re_ok;
-        for (int j = 0; j < m->n_topics; j++) {
-            struct cg_topic t;
-            if (tv && tv->by_name(tv->ctx, m->topics[j], &t))
-                resolved_add(r, &t);
-        }
+    r->cg = cg;
+    r->existing = existing;
+    r->upd = upd;
+    r->steps = &cg->g->gc->work.heartbeat_steps;
+    /* Names only the replaced member subscribes to are skipped: mark them with a fresh stamp. */
+    uint32_t skip = ++cg->sub_stamp;
+    for (int i = 0; existing && i < existing->n_topics; i++) {
+        struct cg_sub_count *c = strtab_get(&cg->subs, existing->topics[i], r->steps);
+        if (c != NULL && c->count == 1)
+            c->stamp = skip;
     }
-    if (any_regex && tv && tv->each)
+    for (size_t i = 0; i < cg->subs.cap; i++) {
+        const struct cg_sub_count *c = cg->subs.slots[i].val;
+        if (c != NULL && ++*r->steps && c->stamp != skip)
+            resolve_name(r, c->name, tv);
+    }
+    for (int i = 0; i < upd->n_topics; i++)
+        resolve_name(r, upd->topics[i], tv);
+    int regexes = cg->n_regex - (existing && existing->re_ok) + upd->re_ok;
+    if (regexes > 0 && tv && tv->each)
         tv->each(tv->ctx, resolve_each, r);
 }
 
@@ -420,6 +559,8 @@ static int compute_targets(const struct view *v, const struct resolved *r, const
     struct cg_assign_member *am = calloc((size_t)v->n + 1, sizeof(*am));
     bool *subs = calloc(((size_t)v->n + 1) * ((size_t)r->n + 1), sizeof(bool));
     GREGOR_ASSERT(am && subs);
+    v->work->assign_runs++;
+    v->work->assign_steps += (uint64_t)v->n * ((uint64_t)r->n + 1);
     for (int i = 0; i < v->n; i++) {
         const struct cg_member *m = v->m[i];
         bool *row = subs + (size_t)i * ((size_t)r->n + 1);
@@ -433,7 +574,7 @@ static int compute_targets(const struct view *v, const struct resolved *r, const
         am[i].previous = m->target.v;
         am[i].n_previous = m->target.n;
     }
-    int rc = cg_assign(assignor, r->t, r->n, am, v->n);
+    int rc = cg_assign(assignor, r->t, r->n, am, v->n, &v->work->assign_steps);
     for (int i = 0; i < v->n; i++) {
         if (rc == 0) {
             targets[i].v = am[i].out;
@@ -456,18 +597,14 @@ struct next_state {
     struct cg_tps assigned, pending;
 };
 
-/* Is partition owned (assigned or pending revocation) by a member of the view other than self? */
-static bool owned_by_other(const struct view *v, const struct cg_member *self, const struct cg_tp *tp)
+/* Is partition owned (assigned or pending revocation) by a member other than self? self is
+ * the heartbeat's copy of its member, whose sets the group's owner counts hold. */
+static bool owned_by_other(const struct cg_group *cg, const struct cg_member *self,
+                           const struct cg_tp *tp)
 {
-    for (int i = 0; i < v->n; i++) {
-        const struct cg_member *m = v->m[i];
-        if (m == self)
-            continue;
-        if (cg_tps_contains(&m->assigned, &tp->topic_id, tp->partition) ||
-            cg_tps_contains(&m->pending_revocation, &tp->topic_id, tp->partition))
-            return true;
-    }
-    return false;
+    int32_t mine = cg_tps_contains(&self->assigned, &tp->topic_id, tp->partition) +
+                   cg_tps_contains(&self->pending_revocation, &tp->topic_id, tp->partition);
+    return owners_of(cg, tp) - mine > 0;
 }
 
 static bool owns_any(const struct cg_tp *owned, int n_owned, const struct cg_tps *pending)
@@ -480,7 +617,7 @@ static bool owns_any(const struct cg_tp *owned, int n_owned, const struct cg_tps
     return false;
 }
 
-static void compute_next(const struct view *v, const struct cg_member *m, int32_t epoch,
+static void compute_next(const struct cg_group *v, const struct cg_member *m, int32_t epoch,
                          int32_t target_epoch, const struct cg_tps *target, struct next_state *out)
 {
     struct cg_tps keep, revoke, wanted;
@@ -520,7 +657,7 @@ static void compute_next(const struct view *v, const struct cg_member *m, int32_
 }
 
 /* Returns an error (FENCED_MEMBER_EPOCH for an unknown state) or NONE with out filled. */
-static int16_t reconcile(const struct view *v, const struct cg_member *m, int32_t target_epoch,
+static int16_t reconcile(const struct cg_group *v, const struct cg_member *m, int32_t target_epoch,
                          const struct cg_tps *target, const struct cg_tp *owned, int n_owned,
                          struct next_state *out)
 {
@@ -964,10 +1101,8 @@ static void heartbeat_member(struct group_coordinator *gc, const struct cg_topic
         return;
     }
 
-    struct view v;
-    view_build(&v, cg, &upd, replaced);
     struct resolved r;
-    resolve(&r, &v, tv);
+    resolve(&r, cg, existing, &upd, tv);
     uint64_t hash = resolved_hash(&r);
     bool metadata_changed = cg->metadata_known && hash != cg->metadata_hash;
     int32_t group_epoch = cg->epoch;
@@ -994,12 +1129,16 @@ static void heartbeat_member(struct group_coordinator *gc, const struct cg_topic
     int32_t target_epoch = cg->assignment_epoch;
     struct cg_tps my_target = {0};
     if (e == KERR_NONE && group_epoch > cg->assignment_epoch) {
+        /* The members as this change sees them: only built when the assignment is computed. */
+        struct view v;
+        view_build(&v, cg, &upd, replaced);
         struct cg_tps *targets = calloc((size_t)v.n + 1, sizeof(*targets));
         GREGOR_ASSERT(targets != NULL);
         const char *assignor = view_assignor(&v);
         compute_targets(&v, &r, assignor, targets);
         for (int i = 0; i < v.n && e == KERR_NONE; i++) {
             struct cg_member *m = v.m[i];
+            gc->work.assign_steps++;
             bool is_new = m == &upd && (existing == NULL || replaced);
             if (is_new || !m->has_target || !cg_tps_equal(&m->target, &targets[i]))
                 e = cg_rec_target_member(&l, g->id, m->id, &targets[i], false);
@@ -1014,6 +1153,7 @@ static void heartbeat_member(struct group_coordinator *gc, const struct cg_topic
         free(targets);
         LOG_INFO(CG_WHO, "[GroupId %s] Computed a new target assignment for epoch %d with %d "
                  "members (assignor %s)", g->id, group_epoch, v.n, assignor);
+        free(v.m);
     } else {
         cg_tps_copy(&my_target, &upd.target);
         if (e == KERR_NONE && replaced)
@@ -1023,7 +1163,7 @@ static void heartbeat_member(struct group_coordinator *gc, const struct cg_topic
     /* Reconciliation of this member towards its target. */
     struct next_state ns = {0};
     if (e == KERR_NONE) {
-        int16_t re = reconcile(&v, &upd, target_epoch, &my_target, a->owned, a->n_owned, &ns);
+        int16_t re = reconcile(cg, &upd, target_epoch, &my_target, a->owned, a->n_owned, &ns);
         if (re != KERR_NONE) {
             fail(out, re, "The consumer group member is in an unknown state.%s", NULL);
             e = -2;
@@ -1063,7 +1203,6 @@ static void heartbeat_member(struct group_coordinator *gc, const struct cg_topic
     cg_tps_free(&ns.pending);
     cg_tps_free(&my_target);
     resolved_free(&r);
-    free(v.m);
     member_fields_free(&upd);
 }
 

@@ -126,9 +126,9 @@ struct cg_assign_member {
 };
 /* "uniform" (balanced and sticky; counts differ by at most one among members that could take a
  * partition) or "range" (per topic, contiguous ranges by member id order, sticky within quota).
- * Returns 0, or -1 for an unknown assignor name. */
+ * Returns 0, or -1 for an unknown assignor name. steps (NULL = none) counts the work done. */
 int cg_assign(const char *assignor, const struct cg_assign_topic *topics, int n_topics,
-              struct cg_assign_member *members, int n_members);
+              struct cg_assign_member *members, int n_members, uint64_t *steps);
 bool cg_assignor_known(const char *name);
 
 /* ---- helpers on partition sets (sorted by topic id, then partition) ---- */

@@ -54,6 +54,27 @@ struct cg_member {
     int32_t rebalance_epoch;     /* the epoch whose revocation the rebalance timer guards */
     struct gc_timer rebalance_timer;
     struct cg_member *next;
+    struct cg_member *prev;
+};
+
+/* How many members subscribe to a topic by name (each member once), so that a heartbeat
+ * resolves the group's topics without visiting its members. */
+struct cg_sub_count {
+    char *name;                  /* owned; the key in cg_group.subs */
+    int32_t count;
+    uint32_t stamp;              /* scratch of the counting passes */
+};
+
+/* Partition -> how many members own it (assigned or pending revocation): open addressing,
+ * entries stay at count 0 (bounded by the partitions the group ever owned). */
+struct cg_owner_slot {
+    struct cg_tp tp;
+    int32_t count;
+    bool used;
+};
+struct cg_owners {
+    struct cg_owner_slot *slots;
+    size_t cap, n;
 };
 
 struct cg_group {
@@ -62,7 +83,13 @@ struct cg_group {
     int32_t assignment_epoch;    /* target assignment epoch */
     bool has_metadata, has_target_metadata;
     struct cg_member *members;   /* in join order */
+    struct cg_member *members_tail;
     int n_members;
+    struct strtab by_id;         /* member id -> member */
+    struct strtab subs;          /* topic name -> cg_sub_count, over all members */
+    uint32_t sub_stamp;
+    int n_regex;                 /* members with a compiled regex */
+    struct cg_owners owners;
     bool metadata_known;         /* metadata_hash holds the subscribed topics' shape */
     uint64_t metadata_hash;
 };
@@ -77,6 +104,9 @@ struct cg_group *cg_attach(struct group *g);
 /* Compiles the member's regex (full match, POSIX ERE); false when it does not compile. */
 bool cg_member_set_regex(struct cg_member *m, const char *regex);
 const char *cg_group_assignor(const struct cg_group *cg);
+/* Index upkeep when a member's subscription or ownership is replaced: -1 before, +1 after. */
+void cg_subs_count(struct cg_group *cg, const struct cg_member *m, int delta);
+void cg_owners_count(struct cg_group *cg, const struct cg_member *m, int delta);
 
 /* consumer_group_records.c: encoders add to a record list. */
 int cg_rec_group_metadata(struct gc_record_list *l, const char *group, int32_t epoch, bool tomb);

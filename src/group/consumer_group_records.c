@@ -349,6 +349,7 @@ static int replay_member_metadata(struct group_coordinator *gc, struct cg_group 
     set_str(&m->client_id, &v.client_id);
     set_str(&m->client_host, &v.client_host);
     set_str(&m->assignor, &v.server_assignor);
+    cg_subs_count(cg, m, -1);
     for (int i = 0; i < m->n_topics; i++)
         free(m->topics[i]);
     free(m->topics);
@@ -361,6 +362,7 @@ static int replay_member_metadata(struct group_coordinator *gc, struct cg_group 
     if (!cg_member_set_regex(m, v.subscribed_topic_regex.ptr))
         LOG_WARN(CG_WHO, "member %s of group %s: regex %s does not compile here", m->id,
                  cg->g->id, v.subscribed_topic_regex.ptr);
+    cg_subs_count(cg, m, 1);
     m->rebalance_timeout_ms = v.rebalance_timeout_ms;
     live_flag(gc, cg->g, &m->has_metadata, true);
     maybe_forget(gc, cg, NULL);
@@ -396,6 +398,7 @@ static int replay_current(struct group_coordinator *gc, struct cg_group *cg, con
     if (m == NULL)
         return 0;
     if (tomb) {
+        cg_owners_count(cg, m, -1);
         cg_tps_free(&m->assigned);
         cg_tps_free(&m->pending_revocation);
         m->epoch = 0;
@@ -411,11 +414,13 @@ static int replay_current(struct group_coordinator *gc, struct cg_group *cg, con
     m->epoch = v.member_epoch;
     m->previous_epoch = v.previous_member_epoch;
     m->state = v.state;
+    cg_owners_count(cg, m, -1);
     cg_tps_free(&m->assigned);
     cg_tps_free(&m->pending_revocation);
     tps_from_current(&m->assigned, v.assigned_partitions, v.n_assigned_partitions);
     tps_from_current(&m->pending_revocation, v.partitions_pending_revocation,
                      v.n_partitions_pending_revocation);
+    cg_owners_count(cg, m, 1);
     live_flag(gc, cg->g, &m->has_current, true);
     maybe_forget(gc, cg, NULL);
     return 0;

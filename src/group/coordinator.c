@@ -165,6 +165,60 @@ struct group *gc_group_get_or_create(struct group_coordinator *gc, const char *i
     return g;
 }
 
+/* ---- protocol names of a group's members (Kafka's supportedProtocols) ---- */
+
+static struct protocol_count *protocol_count_get(struct group *g, const char *name)
+{
+    return strtab_get(&g->protocols, name, &g->gc->work.protocol_steps);
+}
+
+/* Adds (delta 1) or removes (delta -1) a member's protocol names, each name once per member
+ * however often the member lists it. */
+static void protocols_count(struct group *g, const struct member *m, int delta)
+{
+    uint32_t stamp = ++g->protocol_stamp;
+    for (int i = 0; i < m->n_protocols; i++) {
+        const char *name = m->protocols[i].name;
+        struct protocol_count *c = protocol_count_get(g, name);
+        if (c == NULL) {
+            GREGOR_ASSERT(delta > 0);
+            c = calloc(1, sizeof(*c));
+            GREGOR_ASSERT(c != NULL);
+            c->name = gc_strdup(name);
+            strtab_put(&g->protocols, c->name, c);
+        }
+        if (c->stamp == stamp)
+            continue;
+        c->stamp = stamp;
+        c->count += delta;
+        GREGOR_ASSERT(c->count >= 0 && c->count <= g->n_members + 1);
+        if (c->count == 0) {
+            strtab_del(&g->protocols, c->name, c);
+            free(c->name);
+            free(c);
+        }
+    }
+}
+
+/* Does every member list this protocol? */
+static bool protocol_common(struct group *g, const char *name)
+{
+    const struct protocol_count *c = name ? protocol_count_get(g, name) : NULL;
+    return c != NULL && c->count == g->n_members;
+}
+
+static void protocols_clear(struct group *g)
+{
+    for (size_t i = 0; i < g->protocols.cap; i++) {
+        struct protocol_count *c = g->protocols.slots[i].val;
+        if (c != NULL) {
+            free(c->name);
+            free(c);
+        }
+    }
+    strtab_free(&g->protocols);
+}
+
 static void member_free(struct group_coordinator *gc, struct member *m)
 {
     timer_stop(gc, &m->hb_timer);
@@ -209,6 +263,10 @@ void gc_group_remove(struct group_coordinator *gc, struct group *g)
         g->pending = p->next;
         pending_free(gc, p);
     }
+    protocols_clear(g);
+    strtab_free(&g->by_id);
+    strtab_free(&g->by_instance);
+    strtab_free(&g->pending_by_id);
     cg_group_free(g);
     if (g->meta.p != NULL)
         gc->live[g->partition]--;
@@ -232,39 +290,62 @@ void gc_group_drop_if_unused(struct group_coordinator *gc, struct group *g)
 
 struct member *gc_member_find(struct group *g, const char *member_id)
 {
-    if (member_id == NULL)
-        return NULL;
-    for (struct member *m = g->members; m; m = m->next)
-        if (strcmp(m->id, member_id) == 0)
-            return m;
-    return NULL;
+    return strtab_get(&g->by_id, member_id, &g->gc->work.member_steps);
 }
 
 struct member *gc_member_by_instance(struct group *g, const char *instance_id)
 {
-    if (instance_id == NULL)
-        return NULL;
-    for (struct member *m = g->members; m; m = m->next)
-        if (m->instance_id && strcmp(m->instance_id, instance_id) == 0)
-            return m;
-    return NULL;
+    return strtab_get(&g->by_instance, instance_id, &g->gc->work.member_steps);
+}
+
+/* Appends m to the member list and its indexes (its protocols are counted by member_update). */
+static void member_link(struct group *g, struct member *m)
+{
+    m->next = NULL;
+    m->prev = g->members_tail;
+    if (g->members_tail)
+        g->members_tail->next = m;
+    else
+        g->members = m;
+    g->members_tail = m;
+    g->n_members++;
+    strtab_put(&g->by_id, m->id, m);
+    if (m->instance_id)
+        strtab_put(&g->by_instance, m->instance_id, m);
+}
+
+static void member_unlink(struct group *g, struct member *m)
+{
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        g->members = m->next;
+    if (m->next)
+        m->next->prev = m->prev;
+    else
+        g->members_tail = m->prev;
+    m->next = m->prev = NULL;
+    g->n_members--;
+    GREGOR_ASSERT(g->n_members >= 0);
+    strtab_del(&g->by_id, m->id, m);
+    strtab_del(&g->by_instance, m->instance_id, m);
+    protocols_count(g, m, -1);
 }
 
 static struct pending_member *pending_find(struct group *g, const char *id)
 {
-    for (struct pending_member *p = g->pending; p; p = p->next)
-        if (strcmp(p->id, id) == 0)
-            return p;
-    return NULL;
+    return strtab_get(&g->pending_by_id, id, &g->gc->work.member_steps);
 }
 
 static void pending_remove(struct group *g, struct pending_member *p)
 {
-    struct pending_member **pp = &g->pending;
-    while (*pp && *pp != p)
-        pp = &(*pp)->next;
-    if (*pp)
-        *pp = p->next;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        g->pending = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    strtab_del(&g->pending_by_id, p->id, p);
     g->n_pending--;
     pending_free(g->gc, p);
 }
@@ -292,9 +373,11 @@ static const struct member_protocol *member_protocol_find(const struct member *m
 {
     if (name == NULL)
         return m->n_protocols > 0 ? &m->protocols[0] : NULL;
-    for (int i = 0; i < m->n_protocols; i++)
+    for (int i = 0; i < m->n_protocols; i++) {
+        m->group->gc->work.protocol_steps++;
         if (strcmp(m->protocols[i].name, name) == 0)
             return &m->protocols[i];
+    }
     return NULL;
 }
 
@@ -420,37 +503,33 @@ static void maybe_prepare_rebalance(struct group *g, const char *reason)
 }
 
 /* Kafka's selectProtocol: among the protocols every member supports, the one most members list
- * first (ties: the earlier in the first member's list). */
-static char *select_protocol(const struct group *g)
+ * first (ties: the earlier in the first member's list). One pass over what the members sent:
+ * candidates are the names every member counts for (group.protocols). */
+static char *select_protocol(struct group *g)
 {
     const struct member *first = g->members;
     if (first == NULL)
         return NULL;
-    int best = -1, best_votes = -1;
+    /* Every candidate is in the first member's list: reset their votes. */
     for (int i = 0; i < first->n_protocols; i++) {
-        const char *name = first->protocols[i].name;
-        bool all = true;
-        for (const struct member *m = g->members; m && all; m = m->next)
-            all = member_protocol_find(m, name) != NULL;
-        if (!all)
-            continue;
-        int votes = 0;
-        for (const struct member *m = g->members; m; m = m->next) {
-            for (int j = 0; j < m->n_protocols; j++) {
-                const char *pn = m->protocols[j].name;
-                bool cand = true;
-                for (const struct member *x = g->members; x && cand; x = x->next)
-                    cand = member_protocol_find(x, pn) != NULL;
-                if (cand) {
-                    if (strcmp(pn, name) == 0)
-                        votes++;
-                    break;
-                }
+        struct protocol_count *c = protocol_count_get(g, first->protocols[i].name);
+        GREGOR_ASSERT(c != NULL);
+        c->votes = 0;
+    }
+    for (const struct member *m = g->members; m; m = m->next)
+        for (int j = 0; j < m->n_protocols; j++) {
+            struct protocol_count *c = protocol_count_get(g, m->protocols[j].name);
+            if (c != NULL && c->count == g->n_members) {
+                c->votes++;
+                break;
             }
         }
-        if (votes > best_votes) {
+    int best = -1, best_votes = -1;
+    for (int i = 0; i < first->n_protocols; i++) {
+        const struct protocol_count *c = protocol_count_get(g, first->protocols[i].name);
+        if (c->count == g->n_members && c->votes > best_votes) {
             best = i;
-            best_votes = votes;
+            best_votes = c->votes;
         }
     }
     return best >= 0 ? gc_strdup(first->protocols[best].name) : NULL;
@@ -470,12 +549,7 @@ static void member_remove_raw(struct group *g, struct member *m, int16_t err)
         m->sync_cb = NULL;
         sync_reply_error(cb, m->sync_arg, err);
     }
-    struct member **pp = &g->members;
-    while (*pp && *pp != m)
-        pp = &(*pp)->next;
-    if (*pp)
-        *pp = m->next;
-    g->n_members--;
+    member_unlink(g, m);
     if (str_eq(g->leader, m->id)) {
         free(g->leader);
         g->leader = g->members ? gc_strdup(g->members->id) : NULL;
@@ -624,7 +698,7 @@ void gc_timer_fire(struct group_coordinator *gc, struct gc_timer *t)
 
 /* ---- JoinGroup ---- */
 
-static bool supports_protocols(const struct group *g, const struct gc_join_args *a)
+static bool supports_protocols(struct group *g, const struct gc_join_args *a)
 {
     if (a->protocol_type == NULL || a->protocol_type[0] == '\0' || a->n_protocols <= 0)
         return false;
@@ -632,13 +706,9 @@ static bool supports_protocols(const struct group *g, const struct gc_join_args 
         return true;
     if (!str_eq(g->protocol_type, a->protocol_type))
         return false;
-    for (int i = 0; i < a->n_protocols; i++) {
-        bool all = true;
-        for (const struct member *m = g->members; m && all; m = m->next)
-            all = a->protocols[i].name && member_protocol_find(m, a->protocols[i].name) != NULL;
-        if (all)
+    for (int i = 0; i < a->n_protocols; i++)
+        if (protocol_common(g, a->protocols[i].name))
             return true;
-    }
     return false;
 }
 
@@ -657,8 +727,9 @@ static bool protocols_match(const struct member *m, const struct gc_join_args *a
     return true;
 }
 
-static void member_update(struct member *m, const struct gc_join_args *a)
+static void member_update(struct group *g, struct member *m, const struct gc_join_args *a)
 {
+    protocols_count(g, m, -1);
     for (int i = 0; i < m->n_protocols; i++) {
         free(m->protocols[i].name);
         free(m->protocols[i].metadata);
@@ -673,6 +744,7 @@ static void member_update(struct member *m, const struct gc_join_args *a)
         m->protocols[i].metadata_len =
             m->protocols[i].metadata ? a->protocols[i].metadata_len : 0;
     }
+    protocols_count(g, m, 1);
     m->session_timeout_ms = a->session_timeout_ms;
     m->rebalance_timeout_ms = a->rebalance_timeout_ms;
     free(m->protocol_type);
@@ -714,16 +786,12 @@ static void add_member_and_rebalance(struct group *g, char *id, const struct gc_
     m->client_host = gc_strdup(a->client_host ? a->client_host : "");
     m->hb_timer.kind = GC_TIMER_HEARTBEAT;
     m->hb_timer.owner = m;
-    member_update(m, a);
+    member_update(g, m, a);
     if (g->n_members == 0) {
         free(g->protocol_type);
         g->protocol_type = gc_strdup(a->protocol_type);
     }
-    struct member **tail = &g->members;
-    while (*tail)
-        tail = &(*tail)->next;
-    *tail = m;
-    g->n_members++;
+    member_link(g, m);
     if (g->leader == NULL)
         g->leader = gc_strdup(m->id);
     member_await_join(g, m, cb, arg);
@@ -753,13 +821,15 @@ static void replace_static_member(struct group *g, struct member *m, char *new_i
              "new member id %s (old %s)", m->instance_id, g->id, new_id, m->id);
     bool was_leader = str_eq(g->leader, m->id);
     bool same = protocols_match(m, a);
+    strtab_del(&g->by_id, m->id, m);
     free(m->id);
     m->id = new_id;
+    strtab_put(&g->by_id, m->id, m);
     if (was_leader) {
         free(g->leader);
         g->leader = gc_strdup(new_id);
     }
-    member_update(m, a);
+    member_update(g, m, a);
     gc_heartbeat_reset(g->gc, m);
     if ((g->state == GC_STABLE || g->state == GC_COMPLETING_REBALANCE) && same && !was_leader) {
         join_reply_current(g, m, cb, arg);
@@ -796,8 +866,11 @@ static void join_new_member(struct group *g, const struct gc_join_args *a, gc_jo
         p->timer.kind = GC_TIMER_PENDING;
         p->timer.owner = p;
         p->next = g->pending;
+        if (g->pending)
+            g->pending->prev = p;
         g->pending = p;
         g->n_pending++;
+        strtab_put(&g->pending_by_id, p->id, p);
         timer_arm(gc, &p->timer, gc_mono(gc) + a->session_timeout_ms);
         join_reply_error(cb, arg, KERR_MEMBER_ID_REQUIRED, id);
         return;
@@ -835,7 +908,7 @@ static void join_known_member(struct group *g, const struct gc_join_args *a, gc_
     gc_heartbeat_reset(g->gc, m);
     switch (g->state) {
     case GC_PREPARING_REBALANCE:
-        member_update(m, a);
+        member_update(g, m, a);
         member_await_join(g, m, cb, arg);
         maybe_complete_join(g);
         return;
@@ -844,7 +917,7 @@ static void join_known_member(struct group *g, const struct gc_join_args *a, gc_
             join_reply_current(g, m, cb, arg);
             return;
         }
-        member_update(m, a);
+        member_update(g, m, a);
         member_await_join(g, m, cb, arg);
         prepare_rebalance(g, join_reason(rb, sizeof(rb), "member rejoined with new metadata", a));
         return;
@@ -853,7 +926,7 @@ static void join_known_member(struct group *g, const struct gc_join_args *a, gc_
             join_reply_current(g, m, cb, arg);
             return;
         }
-        member_update(m, a);
+        member_update(g, m, a);
         member_await_join(g, m, cb, arg);
         prepare_rebalance(g, join_reason(rb, sizeof(rb),
                                          str_eq(g->leader, m->id) ? "leader rejoined"
@@ -1240,6 +1313,11 @@ void *gc_env_ctx(const struct group_coordinator *gc)
     return gc->env.ctx;
 }
 
+const struct gc_work *gc_work(const struct group_coordinator *gc)
+{
+    return &gc->work;
+}
+
 void gc_destroy(struct group_coordinator *gc)
 {
     if (gc == NULL)
@@ -1299,10 +1377,9 @@ void gc_replay_group(struct group_coordinator *gc, struct group *g, const char *
 {
     while (g->members) {
         struct member *m = g->members;
-        g->members = m->next;
+        member_unlink(g, m);
         member_free(gc, m);
     }
-    g->n_members = 0;
     free(g->protocol_type);
     free(g->protocol);
     free(g->leader);
@@ -1311,7 +1388,6 @@ void gc_replay_group(struct group_coordinator *gc, struct group *g, const char *
     g->leader = gc_strdup(leader);
     g->generation = generation;
     g->state_ts = ts;
-    struct member **tail = &g->members;
     for (int i = 0; i < n; i++) {
         struct member *m = calloc(1, sizeof(*m));
         GREGOR_ASSERT(m != NULL);
@@ -1333,9 +1409,8 @@ void gc_replay_group(struct group_coordinator *gc, struct group *g, const char *
         m->assignment_len = m->assignment ? members[i].assignment_len : 0;
         m->hb_timer.kind = GC_TIMER_HEARTBEAT;
         m->hb_timer.owner = m;
-        *tail = m;
-        tail = &m->next;
-        g->n_members++;
+        protocols_count(g, m, 1);
+        member_link(g, m);
     }
     g->state = g->n_members > 0 ? GC_STABLE : GC_EMPTY;
 }

@@ -71,6 +71,17 @@ void gc_timer_fire(struct group_coordinator *gc, struct gc_timer *t);
 /* The env's ctx (the host's own state). */
 void *gc_env_ctx(const struct group_coordinator *gc);
 
+/* Work done on the request path, in elementary steps (never reset): tests bound it by the size
+ * of the input, so that a quadratic path shows up as a failure rather than as a slow loop. */
+struct gc_work {
+    uint64_t protocol_steps;   /* protocol names compared or looked up (JoinGroup) */
+    uint64_t member_steps;     /* members or pending members visited to find one (classic) */
+    uint64_t assign_runs;      /* target assignments computed (consumer groups) */
+    uint64_t assign_steps;     /* steps of those computations (assignor and target diff) */
+    uint64_t heartbeat_steps;  /* other steps of ConsumerGroupHeartbeat over members/partitions */
+};
+const struct gc_work *gc_work(const struct group_coordinator *gc);
+
 /* ---- replay of __consumer_offsets ---- */
 
 /* Applies one record read back from the log (later records win; tombstones delete). Key versions

@@ -4,6 +4,7 @@
 #define GREGOR_GROUP_GROUP_INTERNAL_H
 
 #include "group/coordinator.h"
+#include "group/strtab.h"
 
 struct cg_group;
 
@@ -33,6 +34,7 @@ struct member {
     int64_t deadline_mono;     /* session expiry */
     struct gc_timer hb_timer;
     struct member *next;       /* join order: the first is the default leader */
+    struct member *prev;
 };
 
 /* A member id handed out with MEMBER_ID_REQUIRED, waiting for the second join. */
@@ -41,6 +43,16 @@ struct pending_member {
     char *id;
     struct gc_timer timer;
     struct pending_member *next;
+    struct pending_member *prev;
+};
+
+/* How many members list a protocol name (each member counted once), so that "does every member
+ * support it" is one lookup; votes and stamp are scratch space of the counting passes. */
+struct protocol_count {
+    char *name;                /* owned; the key in group.protocols */
+    int32_t count;
+    int32_t votes;
+    uint32_t stamp;
 };
 
 struct offset_entry {
@@ -71,10 +83,15 @@ struct group {
     char *leader;               /* member id, NULL when none */
     int64_t state_ts;           /* currentStateTimestamp, wall ms (-1 unknown) */
     struct member *members;
+    struct member *members_tail;
     int n_members;
     int n_awaiting_join;
     struct pending_member *pending;
     int n_pending;
+    /* Indexes, so that no request walks the member list: member id and instance id -> member,
+     * pending member id -> pending_member, protocol name -> protocol_count (of all members). */
+    struct strtab by_id, by_instance, pending_by_id, protocols;
+    uint32_t protocol_stamp;
     struct gc_timer join_timer;
     bool initial_delay;         /* the join timer is group.initial.rebalance.delay */
     bool new_member_added;      /* during the initial delay */
@@ -95,6 +112,7 @@ struct group_coordinator {
     int64_t *live;              /* live records per partition */
     struct gc_timer expiry_timer;
     bool destroying;
+    struct gc_work work;
 };
 
 /* coordinator.c */

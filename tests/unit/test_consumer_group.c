@@ -160,7 +160,7 @@ static void test_uniform_balanced_and_sticky(void **state)
     struct cg_assign_member m[3] = {{.id = "m1", .subscribed = all},
                                     {.id = "m2", .subscribed = all},
                                     {.id = "m3", .subscribed = all}};
-    assert_int_equal(cg_assign("uniform", t, 2, m, 2), 0);
+    assert_int_equal(cg_assign("uniform", t, 2, m, 2, NULL), 0);
     assert_int_equal(m[0].n_out, 6);
     assert_int_equal(m[1].n_out, 6);
     check_disjoint_complete(m, 2, 12);
@@ -170,7 +170,7 @@ static void test_uniform_balanced_and_sticky(void **state)
     struct cg_assign_member m2[3] = {{.id = "m1", .subscribed = all, .previous = m[0].out, .n_previous = 6},
                                      {.id = "m2", .subscribed = all, .previous = m[1].out, .n_previous = 6},
                                      {.id = "m3", .subscribed = all}};
-    assert_int_equal(cg_assign("uniform", t, 2, m2, 3), 0);
+    assert_int_equal(cg_assign("uniform", t, 2, m2, 3, NULL), 0);
     check_disjoint_complete(m2, 3, 12);
     for (int i = 0; i < 3; i++)
         assert_int_equal(m2[i].n_out, 4);
@@ -189,14 +189,14 @@ static void test_uniform_balanced_and_sticky(void **state)
     /* Mixed subscriptions: a partition only goes to a member that subscribes to its topic. */
     bool only_a[2] = {true, false};
     struct cg_assign_member m3[2] = {{.id = "x", .subscribed = only_a}, {.id = "y", .subscribed = all}};
-    assert_int_equal(cg_assign(NULL, t, 2, m3, 2), 0);
+    assert_int_equal(cg_assign(NULL, t, 2, m3, 2, NULL), 0);
     check_disjoint_complete(m3, 2, 12);
     for (int j = 0; j < m3[0].n_out; j++)
         assert_int_equal(m3[0].out[j].topic_id.b[0], 1);
     assert_int_equal(m3[0].n_out, 6); /* 6 of a; y gets 1 of a and the 5 of b */
     free(m3[0].out);
     free(m3[1].out);
-    assert_int_equal(cg_assign("sticky", t, 2, m3, 2), -1);
+    assert_int_equal(cg_assign("sticky", t, 2, m3, 2, NULL), -1);
 }
 
 static void test_range_contiguous_and_sticky(void **state)
@@ -205,7 +205,7 @@ static void test_range_contiguous_and_sticky(void **state)
     struct cg_assign_topic t[1] = {{.id = {{9}}, .name = "t", .partitions = 5}};
     bool all[1] = {true};
     struct cg_assign_member m[2] = {{.id = "b", .subscribed = all}, {.id = "a", .subscribed = all}};
-    assert_int_equal(cg_assign("range", t, 1, m, 2), 0);
+    assert_int_equal(cg_assign("range", t, 1, m, 2, NULL), 0);
     /* member "a" (first by id) gets 0,1,2; "b" gets 3,4 */
     assert_int_equal(m[1].n_out, 3);
     assert_int_equal(m[1].out[0].partition, 0);
@@ -216,7 +216,7 @@ static void test_range_contiguous_and_sticky(void **state)
     struct cg_tp prev[2] = {{{{9}}, 0}, {{{9}}, 1}};
     struct cg_assign_member n2[2] = {{.id = "b", .subscribed = all, .previous = prev, .n_previous = 2},
                                      {.id = "a", .subscribed = all}};
-    assert_int_equal(cg_assign("range", t, 1, n2, 2), 0);
+    assert_int_equal(cg_assign("range", t, 1, n2, 2, NULL), 0);
     check_disjoint_complete(n2, 2, 5);
     assert_int_equal(n2[0].out[0].partition, 0);
     assert_int_equal(n2[0].out[1].partition, 1);
@@ -561,6 +561,129 @@ static void test_group_max_size(void **state)
     fake_env_free(e);
 }
 
+/* Issue 12 item 4: 2,000 members join a group on one 8,000-partition topic, one heartbeat each,
+ * then each reconciles. The target assignment is computed once per group epoch, in work about
+ * (partitions + members) log members, and a heartbeat that does not bump the epoch costs work
+ * proportional to that member's own partitions (counted by gc_work): recomputing everything
+ * for each member with a quadratic assignor stalled the loop 68 s. */
+#define BIG_MEMBERS 2000
+#define BIG_PARTITIONS 8000
+
+static uint64_t log2_ceil(uint64_t n)
+{
+    uint64_t l = 0;
+    while ((1ULL << l) < n)
+        l++;
+    return l;
+}
+
+static int total_assigned(struct fake_env *e, const char *group, int *min, int *max)
+{
+    struct cg_group_desc d;
+    cg_describe(e->gc, group, &d);
+    int total = 0;
+    *min = BIG_PARTITIONS;
+    *max = 0;
+    for (int i = 0; i < d.n_members; i++) {
+        total += d.members[i].n_assigned;
+        *min = d.members[i].n_assigned < *min ? d.members[i].n_assigned : *min;
+        *max = d.members[i].n_assigned > *max ? d.members[i].n_assigned : *max;
+    }
+    cg_describe_free(&d);
+    return total;
+}
+
+static void test_big_group_assignment_work(void **state)
+{
+    (void)state;
+    struct fake_env *e = env_new();
+    TOPICS.t[3] = (struct cg_topic){.name = "big", .id = {{42}}, .partitions = BIG_PARTITIONS};
+    TOPICS.n = 4;
+    static const char *BIG[] = {"big"};
+    static const struct cg_tp none[1];
+    char (*ids)[16] = calloc(BIG_MEMBERS, sizeof(*ids));
+    int32_t *epochs = calloc(BIG_MEMBERS, sizeof(*epochs));
+    int *reported = calloc(BIG_MEMBERS, sizeof(*reported)); /* owned, as last sent */
+    assert_true(ids && epochs && reported);
+    const struct gc_work *w = gc_work(e->gc);
+    uint64_t assign_budget = 0;
+    for (int i = 0; i < BIG_MEMBERS; i++) {
+        /* Ids in no particular order, as clients' random ones. */
+        snprintf(ids[i], sizeof(ids[i]), "m%08x", (unsigned)((uint32_t)i * 2654435761u));
+        struct cg_heartbeat_args a = {
+            .version = 1, .group_id = "big", .member_id = ids[i], .member_epoch = 0,
+            .rebalance_timeout_ms = 30000, .topics = BIG, .n_topics = 1, .owned = none,
+            .n_owned = 0, .client_id = "c", .client_host = "/127.0.0.1",
+        };
+        uint64_t hb_before = w->heartbeat_steps;
+        struct cg_heartbeat_result r;
+        cg_heartbeat(e->gc, &VIEW, &a, &r);
+        assert_int_equal(r.error, KERR_NONE);
+        assert_int_equal(r.member_epoch, i + 1);
+        epochs[i] = r.member_epoch;
+        uint64_t hb = w->heartbeat_steps - hb_before;
+        cg_heartbeat_result_free(&r);
+        fake_records_free(e);
+        /* One computation per group epoch, each about (partitions + members) log members. */
+        assert_int_equal(w->assign_runs, (uint64_t)i + 1);
+        uint64_t n = (uint64_t)i + 1;
+        assign_budget += 8 * (BIG_PARTITIONS + n) * (1 + log2_ceil(n + 1));
+        if (w->assign_steps > assign_budget)
+            fail_msg("join %d: %llu assignment steps, budget %llu", i + 1,
+                     (unsigned long long)w->assign_steps, (unsigned long long)assign_budget);
+        /* The rest of the join costs this member's target and the targets that changed for it
+         * (both about partitions / members), not the group. */
+        if (hb > 64 + 16 * (uint64_t)(BIG_PARTITIONS / n + 1))
+            fail_msg("join %d: %llu heartbeat steps", i + 1, (unsigned long long)hb);
+    }
+    /* Everyone reconciles: the first member revokes all but its share, then each member takes
+     * its partitions. No heartbeat computes an assignment, each costs its own partitions. */
+    uint64_t runs = w->assign_runs;
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < BIG_MEMBERS; i++) {
+            struct cg_group_desc d;
+            cg_describe(e->gc, "big", &d);
+            int owned = -1, target = 0;
+            struct cg_tp *mine = NULL;
+            for (int k = 0; k < d.n_members; k++)
+                if (strcmp(d.members[k].member_id, ids[i]) == 0) {
+                    owned = d.members[k].n_assigned;
+                    target = d.members[k].n_target;
+                    mine = calloc((size_t)owned + 1, sizeof(*mine));
+                    memcpy(mine, d.members[k].assigned, (size_t)owned * sizeof(*mine));
+                }
+            cg_describe_free(&d);
+            assert_true(owned >= 0);
+            struct cg_heartbeat_args a = {
+                .version = 1, .group_id = "big", .member_id = ids[i], .member_epoch = epochs[i],
+                .rebalance_timeout_ms = -1, .n_topics = -1, .owned = mine, .n_owned = owned,
+            };
+            uint64_t hb_before = w->heartbeat_steps;
+            struct cg_heartbeat_result r;
+            cg_heartbeat(e->gc, &VIEW, &a, &r);
+            assert_int_equal(r.error, KERR_NONE);
+            epochs[i] = r.member_epoch;
+            uint64_t hb = w->heartbeat_steps - hb_before;
+            cg_heartbeat_result_free(&r);
+            free(mine);
+            fake_records_free(e);
+            /* Its partitions: owned, target, and those it was revoking (reported last time). */
+            if (hb > 64 + 8 * (uint64_t)(owned + target + reported[i]))
+                fail_msg("heartbeat of member %d: %llu steps for %d + %d + %d partitions", i,
+                         (unsigned long long)hb, owned, target, reported[i]);
+            reported[i] = owned;
+        }
+    assert_int_equal(w->assign_runs, runs);
+    int min, max;
+    assert_int_equal(total_assigned(e, "big", &min, &max), BIG_PARTITIONS);
+    assert_int_equal(min, BIG_PARTITIONS / BIG_MEMBERS);
+    assert_int_equal(max, BIG_PARTITIONS / BIG_MEMBERS);
+    free(ids);
+    free(epochs);
+    free(reported);
+    fake_env_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -576,6 +699,7 @@ int main(void)
         cmocka_unit_test(test_restart_replays_consumer_groups),
         cmocka_unit_test(test_classic_and_consumer_groups_do_not_mix),
         cmocka_unit_test(test_group_max_size),
+        cmocka_unit_test(test_big_group_assignment_work),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -489,6 +489,125 @@ static void test_destroy_answers_pending_requests(void **state)
     assert_int_equal(a.error, KERR_COORDINATOR_NOT_AVAILABLE);
 }
 
+/* Issue 12 item 3, a JoinGroup storm: 1,500 members, each offering 100 protocols. Joining,
+ * selecting the protocol and syncing must cost work linear in what the members sent (counted
+ * by gc_work), not members x protocols per join: the quadratic version stalled the loop 62 s. */
+#define STORM_MEMBERS 1500
+#define STORM_PROTOCOLS 100
+
+struct storm_member {
+    struct gc_protocol protocols[STORM_PROTOCOLS + 1];
+    char names[STORM_PROTOCOLS + 1][16];
+    int n;
+    int rotation;
+    char pending[128];
+    struct join_out out;
+};
+
+static uint64_t storm_work(struct fake_env *e)
+{
+    const struct gc_work *w = gc_work(e->gc);
+    return w->protocol_steps + w->member_steps;
+}
+
+static void test_join_storm_work_is_linear(void **state)
+{
+    (void)state;
+    struct gc_config cfg = fake_config();
+    cfg.max_size = STORM_MEMBERS;
+    struct fake_env *e = fake_env_new(&cfg);
+    struct storm_member *ms = calloc(STORM_MEMBERS, sizeof(*ms));
+    assert_non_null(ms);
+    /* Member i prefers the common protocols rotated by i*i mod 7; every third one first names a
+     * protocol of its own, which no one else supports and so gets no vote. */
+    for (int i = 0; i < STORM_MEMBERS; i++) {
+        struct storm_member *m = &ms[i];
+        m->rotation = (i * i) % 7;
+        if (i % 3 == 0)
+            snprintf(m->names[m->n++], sizeof(m->names[0]), "own-%d", i);
+        for (int j = 0; j < STORM_PROTOCOLS; j++)
+            snprintf(m->names[m->n++], sizeof(m->names[0]), "p%03d",
+                     (j + m->rotation) % STORM_PROTOCOLS);
+        for (int j = 0; j < m->n; j++)
+            m->protocols[j] = (struct gc_protocol){m->names[j], (const uint8_t *)"meta", 4};
+    }
+    uint64_t sent = 0;
+    for (int i = 0; i < STORM_MEMBERS; i++) {
+        struct storm_member *m = &ms[i];
+        struct gc_join_args a = join_args("storm", "", 5);
+        a.protocols = m->protocols;
+        a.n_protocols = m->n;
+        join(e, a, &m->out);
+        assert_int_equal(m->out.error, KERR_MEMBER_ID_REQUIRED);
+        snprintf(m->pending, sizeof(m->pending), "%s", m->out.member_id);
+        a.member_id = m->pending;
+        join(e, a, &m->out);
+        assert_false(m->out.called); /* waits for the rebalance */
+        sent += (uint64_t)m->n;
+        /* Each join may look at what it sent a bounded number of times, not at everyone's. */
+        uint64_t w = storm_work(e);
+        if (w > 16 * sent + 64 * (uint64_t)(i + 1))
+            fail_msg("join %d: %llu steps for %llu protocols sent", i + 1, (unsigned long long)w,
+                     (unsigned long long)sent);
+    }
+    /* The expected protocol, counted here: each member votes for its first common protocol; ties
+     * go to the earlier in the first member's list. */
+    int votes[STORM_PROTOCOLS] = {0};
+    for (int i = 0; i < STORM_MEMBERS; i++)
+        votes[ms[i].rotation]++;
+    int best = ms[0].rotation;
+    for (int j = 0; j < STORM_PROTOCOLS; j++) {
+        int p = (j + ms[0].rotation) % STORM_PROTOCOLS;
+        if (votes[p] > votes[best])
+            best = p;
+    }
+    char expected[16];
+    snprintf(expected, sizeof(expected), "p%03d", best);
+    fake_advance(e, 1);
+    int leaders = 0;
+    const char *leader = NULL;
+    for (int i = 0; i < STORM_MEMBERS; i++) {
+        struct join_out *o = &ms[i].out;
+        assert_true(o->called);
+        assert_int_equal(o->error, KERR_NONE);
+        assert_int_equal(o->generation, 1);
+        assert_string_equal(o->protocol, expected);
+        if (strcmp(o->leader, o->member_id) == 0) {
+            leaders++;
+            leader = o->member_id;
+            assert_int_equal(o->n_members, STORM_MEMBERS);
+        }
+    }
+    assert_int_equal(leaders, 1);
+    uint64_t w = storm_work(e);
+    if (w > 16 * sent + 64 * (uint64_t)STORM_MEMBERS)
+        fail_msg("rebalance: %llu steps for %llu protocols sent", (unsigned long long)w,
+                 (unsigned long long)sent);
+    /* The leader's SyncGroup names every member once: each is found without a scan. */
+    struct gc_assignment *as = calloc(STORM_MEMBERS, sizeof(*as));
+    assert_non_null(as);
+    for (int i = 0; i < STORM_MEMBERS; i++)
+        as[i] = (struct gc_assignment){ms[i].out.member_id, (const uint8_t *)"A", 1};
+    uint64_t before = storm_work(e);
+    struct sync_out s;
+    sync_member(e, "storm", 1, leader, as, STORM_MEMBERS, &s);
+    assert_true(s.called);
+    assert_int_equal(s.error, KERR_NONE);
+    for (int i = 0; i < STORM_MEMBERS; i++) {
+        sync_member(e, "storm", 1, ms[i].out.member_id, NULL, 0, &s);
+        assert_int_equal(s.error, KERR_NONE);
+        assert_string_equal(s.assignment, "A");
+        assert_int_equal(gc_heartbeat(e->gc, "storm", 1, ms[i].out.member_id, NULL), KERR_NONE);
+    }
+    w = storm_work(e) - before;
+    if (w > 64 * (uint64_t)STORM_MEMBERS)
+        fail_msg("syncs and heartbeats: %llu steps for %d members", (unsigned long long)w,
+                 STORM_MEMBERS);
+    free(as);
+    free(ms);
+    fake_env_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -505,6 +624,7 @@ int main(void)
         cmocka_unit_test(test_leave_answers_pending_join),
         cmocka_unit_test(test_static_member_fencing),
         cmocka_unit_test(test_destroy_answers_pending_requests),
+        cmocka_unit_test(test_join_storm_work_is_linear),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
