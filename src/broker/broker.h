@@ -193,6 +193,7 @@ struct broker {
     struct fetch_sessions *fetch_sessions; /* created on first use */
     bool stopping;
     int64_t started_ms;
+    int64_t open_us;                 /* mono_us() when broker_open began (startup time) */
 };
 
 /* Topic registry (topics.c). */
@@ -225,6 +226,13 @@ void topics_checkpoint(struct broker *b);
 
 /* Server lifecycle (server.c). */
 int broker_serve(struct broker_config *cfg);
+/* broker_serve in parts, for in-process drivers (the request-path fuzzer): storage opened,
+ * listening, timers set; the caller turns the loop; broker_close shuts down as on SIGTERM.
+ * NULL when it cannot start (logged). */
+struct broker *broker_open(const struct broker_config *cfg);
+struct loop *broker_loop(struct broker *b);
+struct net *broker_net(struct broker *b);
+void broker_close(struct broker *b);
 /* Marks the partition as needing the next group-commit flush. */
 void broker_mark_dirty(struct broker *b, struct partition *p);
 /* Before partitions are freed: waits for the sync in flight and syncs everything appended so

@@ -576,14 +576,14 @@ static void shutdown_broker(struct broker *b)
     fetch_sessions_free(b->fetch_sessions);
 }
 
-int broker_serve(struct broker_config *cfg)
+struct broker *broker_open(const struct broker_config *cfg)
 {
     struct broker *b = calloc(1, sizeof(*b));
     if (b == NULL)
-        return 1;
+        return NULL;
     b->cfg = *cfg;
     b->started_ms = now_ms();
-    int64_t t0 = mono_us();
+    b->open_us = mono_us();
     snprintf(server_who, sizeof(server_who), "KafkaServer id=%d", cfg->node_id);
     if (b->cfg.advertised_host[0] == '\0') {
         const char *h = b->cfg.listener_host;
@@ -594,19 +594,13 @@ int broker_serve(struct broker_config *cfg)
         b->cfg.advertised_port = b->cfg.listener_port;
     b->next_producer_id = now_ms() & 0xffffffffLL; /* fresh ids across restarts */
 
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
-    int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-
     raise_fd_limit();
     keep_request_memory();
     if (open_storage(b) != 0) {
         LOG_ERROR(server_who, "cannot open the log dirs; exiting");
-        return 1;
+        free(b);
+        return NULL;
     }
     /* The loop's table is indexed by fd number, and partition segments hold fds too (3 each):
      * size it to the process's fd limit so no socket (or listener) can fall outside it. */
@@ -634,19 +628,18 @@ int broker_serve(struct broker_config *cfg)
         .reclaim_idle_ms = NET_RECLAIM_IDLE_MS,
     };
     b->net = b->loop != NULL ? net_create(b->loop, &lim, on_frame, on_close, b) : NULL;
-    if (b->loop == NULL || b->net == NULL || sfd < 0) {
+    if (b->loop == NULL || b->net == NULL) {
         LOG_ERROR(server_who, "cannot set up the event loop: %s", strerror(errno));
-        return 1;
+        return NULL;
     }
     if (set_ip_limits(b) != 0)
-        return 1;
+        return NULL;
     b->groups = group_coordinator_create(b);
     if (net_listen(b->net, b->cfg.listener_host, b->cfg.listener_port) != 0) {
         LOG_ERROR(server_who, "cannot listen on %s:%d: %s", b->cfg.listener_host,
                   b->cfg.listener_port, strerror(errno));
-        return 1;
+        return NULL;
     }
-    loop_set(b->loop, sfd, LOOP_READ, on_signal, b);
     loop_set_before_sleep(b->loop, before_sleep, b);
     b->syncer = syncer_start(b->loop, commit_done, b);
     if (b->syncer == NULL)
@@ -659,13 +652,44 @@ int broker_serve(struct broker_config *cfg)
     LOG_INFO(server_who, "Awaiting socket connections on %s:%d (advertised %s:%d), cluster id %s",
              b->cfg.listener_host, b->cfg.listener_port, b->cfg.advertised_host,
              b->cfg.advertised_port, b->cluster_id);
-    LOG_INFO(server_who, "Startup took %.1f ms", (double)(mono_us() - t0) / 1000.0);
+    LOG_INFO(server_who, "Startup took %.1f ms", (double)(mono_us() - b->open_us) / 1000.0);
     LOG_INFO(server_who, "started (kafka.server.KafkaServer)");
-    loop_run(b->loop);
+    return b;
+}
+
+struct loop *broker_loop(struct broker *b) { return b->loop; }
+struct net *broker_net(struct broker *b) { return b->net; }
+
+void broker_close(struct broker *b)
+{
     shutdown_broker(b);
     loop_destroy(b->loop);
-    close(sfd);
     LOG_INFO(server_who, "shut down completed (kafka.server.KafkaServer)");
     free(b);
+}
+
+int broker_serve(struct broker_config *cfg)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd < 0) {
+        LOG_ERROR("KafkaServer", "cannot take SIGTERM/SIGINT through a signalfd: %s",
+                  strerror(errno));
+        return 1;
+    }
+    struct broker *b = broker_open(cfg);
+    if (b == NULL) {
+        close(sfd);
+        return 1;
+    }
+    loop_set(b->loop, sfd, LOOP_READ, on_signal, b);
+    loop_run(b->loop);
+    loop_del(b->loop, sfd);
+    close(sfd);
+    broker_close(b);
     return 0;
 }

@@ -562,6 +562,11 @@ static void net_conn_event(struct loop *l, int fd, void *arg, unsigned events)
         conn_read(c);
     else if (!c->closed && !c->busy)
         conn_pump(c); /* output drained below max_output_bytes: staged frames may go up */
+    /* A hang-up is reported on every turn whatever the interest: one that reading did not
+     * turn into a close (the stage is full behind a request still up) would spin the loop
+     * until that request ends. The peer cannot take replies any more: close now. */
+    if (!c->closed && (events & LOOP_HUP))
+        conn_close(c, "the peer hung up with requests unread");
     if (conn_leave(c))
         conn_update_interest(c);
 }
@@ -695,6 +700,43 @@ static struct conn *reclaimable(struct net *n, int64_t now)
 
 static void net_accept(struct loop *l, int lfd, void *arg, unsigned events);
 
+/* A connection for fd (non-blocking, owned from now on); NULL when it could not be set up
+ * (fd closed). ip, if any, is counted for it (and given back on failure). */
+static struct conn *conn_new(struct net *n, int fd, const char *peer, struct ip_count *ip)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    uint8_t *stage = malloc(CONN_STAGE_BYTES);
+    if (c == NULL || stage == NULL) {
+        free(c);
+        free(stage);
+        close(fd);
+        if (ip != NULL)
+            ip_put(n, ip);
+        return NULL;
+    }
+    c->net = n;
+    c->pump_task.fn = conn_pump_task;
+    c->pump_task.arg = c;
+    c->fd = fd;
+    c->id = ++n->next_id;
+    c->stage = stage;
+    c->last_active_ms = mono_ms();
+    c->ip = ip;
+    if (ip != NULL)
+        ip->count++;
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    c->next = n->conns;
+    if (n->conns)
+        n->conns->prev = c;
+    n->conns = c;
+    n->nconns++;
+    if (loop_set(n->loop, fd, LOOP_READ, net_conn_event, c) < 0) {
+        conn_close(c, "cannot register with the event loop");
+        return NULL; /* conn_close gave ip's count back */
+    }
+    return c;
+}
+
 static void accept_resume(struct loop *l, void *arg)
 {
     struct net *n = arg;
@@ -723,6 +765,7 @@ static void accept_back_off(struct net *n, int err)
 
 static void net_accept(struct loop *l, int lfd, void *arg, unsigned events)
 {
+    (void)l;
     (void)events;
     struct net *n = arg;
     for (int i = 0; i < 64; i++) {
@@ -779,39 +822,17 @@ static void net_accept(struct loop *l, int lfd, void *arg, unsigned events)
                      (long long)(now - old->last_active_ms), n->lim.max_connections);
             conn_close(old, why);
         }
-        struct conn *c = calloc(1, sizeof(*c));
-        uint8_t *stage = malloc(CONN_STAGE_BYTES);
-        if (c == NULL || stage == NULL) {
-            free(c);
-            free(stage);
-            if (ip != NULL)
-                ip_put(n, ip);
-            close(fd);
-            continue;
-        }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        c->net = n;
-        c->pump_task.fn = conn_pump_task;
-        c->pump_task.arg = c;
-        c->fd = fd;
-        c->id = ++n->next_id;
-        c->stage = stage;
-        c->last_active_ms = now;
-        c->ip = ip;
-        if (ip != NULL)
-            ip->count++;
-        snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
-        c->next = n->conns;
-        if (n->conns)
-            n->conns->prev = c;
-        n->conns = c;
-        n->nconns++;
-        if (loop_set(l, fd, LOOP_READ, net_conn_event, c) < 0) {
-            conn_close(c, "cannot register with the event loop");
-            continue;
-        }
+        char peer[sizeof(((struct conn *)0)->peer)];
+        snprintf(peer, sizeof(peer), "%s:%d", host, port);
+        conn_new(n, fd, peer, ip);
     }
+}
+
+int net_adopt(struct net *n, int fd, const char *peer)
+{
+    return conn_new(n, fd, peer, NULL) != NULL ? 0 : -1;
 }
 
 /* Closes connections idle past connections.max.idle.ms (nothing in flight or owed: a client

@@ -245,42 +245,59 @@ static void run_due_timers(struct loop *l)
     }
 }
 
+/* One turn; max_timeout -1 sleeps until the next timer or event. */
+static int loop_turn(struct loop *l, int max_timeout)
+{
+    if (l->before_sleep != NULL)
+        l->before_sleep(l, l->before_sleep_arg);
+    if (l->stop)
+        return 0;
+    int timeout = -1;
+    if (l->wake_soon || l->tasks_head != NULL) {
+        timeout = 0;
+        l->wake_soon = false;
+    } else if (l->nheap > 0) {
+        int64_t d = l->heap[0].when - mono_ms();
+        timeout = d < 0 ? 0 : (d > 60000 ? 60000 : (int)d);
+    }
+    if (max_timeout >= 0 && (timeout < 0 || timeout > max_timeout))
+        timeout = max_timeout;
+    int n = epoll_wait(l->epfd, l->fired, 256, timeout);
+    if (n < 0 && errno != EINTR) {
+        LOG_ERROR("EventLoop", "epoll_wait failed: %s", strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        int fd = l->fired[i].data.fd;
+        struct loop_file *f = &l->files[fd];
+        if (!f->registered)
+            continue;
+        unsigned ev = 0;
+        uint32_t e = l->fired[i].events;
+        if (e & (EPOLLIN | EPOLLHUP | EPOLLERR))
+            ev |= LOOP_READ;
+        if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+            ev |= LOOP_WRITE;
+        if (e & (EPOLLHUP | EPOLLERR))
+            ev |= LOOP_HUP;
+        f->fn(l, fd, f->arg, ev);
+    }
+    run_due_timers(l);
+    run_posted(l);
+    return n < 0 ? 0 : n;
+}
+
 int loop_run(struct loop *l)
 {
     l->stop = false; /* each run lasts until a loop_stop made during it */
-    while (!l->stop) {
-        if (l->before_sleep != NULL)
-            l->before_sleep(l, l->before_sleep_arg);
-        if (l->stop)
-            break;
-        int timeout = -1;
-        if (l->wake_soon || l->tasks_head != NULL) {
-            timeout = 0;
-            l->wake_soon = false;
-        } else if (l->nheap > 0) {
-            int64_t d = l->heap[0].when - mono_ms();
-            timeout = d < 0 ? 0 : (d > 60000 ? 60000 : (int)d);
-        }
-        int n = epoll_wait(l->epfd, l->fired, 256, timeout);
-        if (n < 0 && errno != EINTR) {
-            LOG_ERROR("EventLoop", "epoll_wait failed: %s", strerror(errno));
+    while (!l->stop)
+        if (loop_turn(l, -1) < 0)
             return -1;
-        }
-        for (int i = 0; i < n; i++) {
-            int fd = l->fired[i].data.fd;
-            struct loop_file *f = &l->files[fd];
-            if (!f->registered)
-                continue;
-            unsigned ev = 0;
-            uint32_t e = l->fired[i].events;
-            if (e & (EPOLLIN | EPOLLHUP | EPOLLERR))
-                ev |= LOOP_READ;
-            if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-                ev |= LOOP_WRITE;
-            f->fn(l, fd, f->arg, ev);
-        }
-        run_due_timers(l);
-        run_posted(l);
-    }
     return 0;
+}
+
+int loop_run_once(struct loop *l, int timeout_ms)
+{
+    l->stop = false;
+    return loop_turn(l, timeout_ms < 0 ? 0 : timeout_ms);
 }

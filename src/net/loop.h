@@ -8,6 +8,8 @@
 
 #define LOOP_READ 1u
 #define LOOP_WRITE 2u
+#define LOOP_HUP 4u /* only in events passed to a callback: the peer hung up or the fd failed
+                     * (reported whatever the interest, so a callback must act on it) */
 
 struct loop;
 typedef void (*loop_io_fn)(struct loop *l, int fd, void *arg, unsigned events);
@@ -42,6 +44,10 @@ void loop_post(struct loop *l, struct loop_task *t);
 void loop_unpost(struct loop *l, struct loop_task *t);
 /* Runs until loop_stop; returns 0. */
 int loop_run(struct loop *l);
+/* One turn: the before-sleep hook, at most timeout_ms of waiting for events (less when a timer
+ * or posted work is due), the events, due timers and posted tasks. Returns the number of file
+ * events handled, or -1 when epoll_wait failed. For tests and fuzzing. */
+int loop_run_once(struct loop *l, int timeout_ms);
 void loop_stop(struct loop *l);
 /* Makes the next epoll_wait return at once (the before-sleep hook has more to do). */
 void loop_wake_soon(struct loop *l);

@@ -582,6 +582,34 @@ static void test_accept_backs_off_without_descriptors(void **state)
     loop_destroy(f.loop);
 }
 
+/* A client that resets its connection while a request is up and its stage is full: the
+ * hang-up is reported on every turn, and must close the connection, not spin the loop. */
+static void test_reset_behind_a_full_stage_closes(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup(&f);
+    int s = client(listen_port(&f));
+    static uint8_t buf[12 * 8000];
+    for (int i = 0; i < 8000; i++) {
+        uint8_t one[12] = {0, 0, 0, 8, i == 0 ? 'h' : '1', 'x', 'x', 'x', 'x', 'x', 'x', 'x'};
+        memcpy(buf + i * 12, one, 12);
+    }
+    write_all(s, buf, sizeof(buf));
+    run_for(&f, 100);
+    assert_int_equal(f.frames, 1); /* 'h' is held; the rest fills the stage */
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(s); /* RST */
+    int turns = 0;
+    loop_set_before_sleep(f.loop, count_turn, &turns);
+    run_for(&f, 200);
+    assert_int_equal(f.closes, 1);
+    assert_true(turns < 20);
+    net_destroy(f.net);
+    loop_destroy(f.loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -597,6 +625,7 @@ int main(void)
         cmocka_unit_test(test_full_table_reclaims_an_idle_connection),
         cmocka_unit_test(test_frames_being_read_share_a_memory_bound),
         cmocka_unit_test(test_accept_backs_off_without_descriptors),
+        cmocka_unit_test(test_reset_behind_a_full_stage_closes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
