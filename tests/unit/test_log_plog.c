@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "log_test_util.h"
+#include "log/batch_stream.h"
 #include "log/fileio.h"
 #include "common/util.h"
 
@@ -485,6 +486,162 @@ static void test_log_start_checkpoint_past_end(void **state)
     assert_int_equal(tu_append_n(f->log, 1, 1, 10, 1), 50);
 }
 
+
+/* Descriptors this process holds (the DIR's own one excluded). */
+static int open_fd_count(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1;
+}
+
+/* Inactive segments keep their files closed until a read needs them, and only a few stay
+ * open afterwards: 200+ segments must not cost 3 descriptors each (issue 12 item 7). */
+static void test_fds_do_not_grow_with_segments(void **state)
+{
+    struct fx *f = *state;
+    int before = open_fd_count();
+    /* ~1.1 KB batches, 4 KiB segments: 3 batches a segment. */
+    assert_int_equal(tu_append_n(f->log, 660, 1, 1000, 1000), 659);
+    int segs = plog_segment_count(f->log);
+    assert_true(segs >= 200);
+    int bound = 40; /* the active segment plus a small cache of inactive ones, 3 fds each */
+    assert_true(open_fd_count() - before <= bound);
+    /* Every segment still reads back; the fd count stays bounded while reading them all. */
+    for (int64_t o = 0; o < 660; o += 5) {
+        struct log_slice sl;
+        assert_int_equal(plog_read(f->log, o, 1, 660, &sl), 0);
+        assert_true(sl.len > 0 && sl.fd >= 0);
+        uint8_t *b = tu_slice_bytes(&sl);
+        struct batch_header h;
+        batch_header_decode(b, &h);
+        assert_int_equal(h.base_offset, o);
+        free(b);
+        assert_true(open_fd_count() - before <= bound);
+    }
+    /* Timestamp lookups walk old segments' time indexes and batches. */
+    for (int64_t ts = 1000; ts < 1660; ts += 11) {
+        int64_t off, fts;
+        assert_int_equal(plog_offset_for_timestamp(f->log, ts, &off, &fts), 0);
+        assert_int_equal(off, ts - 1000);
+        assert_int_equal(fts, ts);
+        assert_true(open_fd_count() - before <= bound);
+    }
+    /* A slice handed out stays readable after its segment's descriptors are given back. */
+    struct log_slice keep;
+    assert_int_equal(plog_read(f->log, 3, 1, 660, &keep), 0);
+    for (int64_t o = 100; o < 660; o += 3) {
+        struct log_slice sl;
+        assert_int_equal(plog_read(f->log, o, 1, 660, &sl), 0);
+        free(tu_slice_bytes(&sl));
+    }
+    uint8_t *kb = tu_slice_bytes(&keep);
+    struct batch_header kh;
+    batch_header_decode(kb, &kh);
+    assert_int_equal(kh.base_offset, 3);
+    free(kb);
+    assert_int_equal(plog_flush(f->log), 0);
+    assert_true(open_fd_count() - before <= bound);
+    assert_int_equal(tu_count_records(f->log, 0), 660);
+    /* Clean reopen: loading 200+ segments does not hold their files open either. */
+    reopen(f, PLOG_RECOVERY_POINT_CLEAN);
+    assert_int_equal(plog_segment_count(f->log), segs);
+    assert_true(open_fd_count() - before <= bound);
+    reopen(f, -1); /* full recovery scans every segment */
+    assert_true(open_fd_count() - before <= bound);
+    assert_int_equal(tu_count_records(f->log, 0), 660);
+    /* Retention by size deletes old segments, then the rest still reads. */
+    f->cfg.retention_bytes = 40000;
+    plog_set_config(f->log, &f->cfg);
+    assert_true(plog_enforce_retention(f->log, now_ms()) > 0);
+    assert_true(open_fd_count() - before <= bound);
+    assert_int_equal(tu_count_records(f->log, plog_start_offset(f->log)), 660 - plog_start_offset(f->log));
+}
+
+
+/* Peak resident memory of this process in KiB, and a reset of it to the current size. */
+static long peak_rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    assert_non_null(f);
+    char line[256];
+    long kb = -1;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
+static void reset_peak_rss(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    assert_non_null(f);
+    fputs("5", f);
+    fclose(f);
+}
+
+/* ListOffsets by timestamp in a zstd batch whose records inflate to 200 MB of zeros: records
+ * are streamed through a small window and skipped unread, so the answers are exact and the
+ * process's peak memory hardly moves (issue 12 item 8: it used to inflate the whole batch). */
+static void test_timestamp_lookup_streams_huge_batch(void **state)
+{
+    struct fx *f = *state;
+    const int32_t big = 100 << 20;
+    const int64_t t0 = 1700000000000;
+    struct batch_builder b;
+    batch_builder_init(&b, 512u << 20);
+    uint8_t *zeros = calloc(1, (size_t)big);
+    assert_non_null(zeros);
+    /* record i: timestamp t0 + 10 i; records 0 and 2 carry 100 MB values */
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(batch_builder_add(&b, t0 + 10 * i, "k", 1, zeros, i % 2 == 0 ? big : 3,
+                                           NULL, 0), 0);
+    free(zeros);
+    uint8_t *batch;
+    size_t len;
+    assert_int_equal(batch_builder_finish(&b, BATCH_COMPRESSION_ZSTD, &batch, &len), 0);
+    batch_builder_free(&b);
+    assert_true(len < 64 * 1024); /* a tiny frame on disk */
+    size_t small_len;
+    uint8_t *small = tu_batch(1, 10, t0 - 100, BATCH_COMPRESSION_NONE, &small_len);
+    assert_int_equal(plog_append(f->log, small, small_len, 0, NULL), 0); /* offset 0 */
+    assert_int_equal(plog_append(f->log, batch, len, 0, NULL), 0);       /* offsets 1-4 */
+    free(batch);
+    free(small);
+
+    reset_peak_rss();
+    long before = peak_rss_kb();
+    int64_t off, ts;
+    struct { int64_t target, offset, ts; } want[] = {
+        {t0 - 100, 0, t0 - 100}, {t0 - 50, 1, t0}, {t0, 1, t0}, {t0 + 5, 2, t0 + 10},
+        {t0 + 15, 3, t0 + 20}, {t0 + 25, 4, t0 + 30}, {t0 + 30, 4, t0 + 30}, {t0 + 31, -1, -1},
+        {-3, 4, t0 + 30},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        assert_int_equal(plog_offset_for_timestamp(f->log, want[i].target, &off, &ts), 0);
+        assert_int_equal(off, want[i].offset);
+        if (off >= 0)
+            assert_int_equal(ts, want[i].ts);
+    }
+    /* Records below the log start offset are passed over inside the batch. */
+    assert_int_equal(plog_delete_records(f->log, 3, NULL), 0);
+    assert_int_equal(plog_offset_for_timestamp(f->log, t0 - 50, &off, &ts), 0);
+    assert_int_equal(off, 3);
+    assert_int_equal(ts, t0 + 20);
+    long grew_kb = peak_rss_kb() - before;
+    print_message("one lookup held at most %zu bytes\n", batch_stream_memory_high_water());
+    assert_true(batch_stream_memory_high_water() < (4u << 20));
+    print_message("peak RSS grew by %ld KiB over %zu lookups\n", grew_kb, sizeof(want) / sizeof(want[0]) + 1);
+    assert_true(grew_kb < 32 * 1024);
+}
+
 int main(void)
 {
     logging_set_level(LOG_LEVEL_ERROR);
@@ -504,6 +661,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_clean_open_does_not_scan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_partition, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_start_checkpoint_past_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fds_do_not_grow_with_segments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timestamp_lookup_streams_huge_batch, setup, teardown),
     };
     return cmocka_run_group_tests_name("log_plog", tests, NULL, NULL);
 }
