@@ -32,6 +32,7 @@ struct batch_stream {
     bool codec_done;        /* the codec has no more output */
     int64_t produced, max_bytes;
     int32_t remaining;      /* records left to read */
+    int64_t skip;           /* the rest of the last record returned: skipped on the next call */
     z_stream zs;
     bool zs_ready;
     ZSTD_DCtx *zd;
@@ -319,6 +320,11 @@ int batch_stream_next(struct batch_stream *bs, int64_t *offset, int64_t *timesta
 {
     if (bs->remaining <= 0)
         return 0;
+    /* Key, value and headers of the previous record are skipped only now: a caller that stops
+     * at a record never streams through its value. */
+    if (skip_bytes(bs, bs->skip) < 0)
+        return -1;
+    bs->skip = 0;
     int64_t len, ts_delta, offset_delta, used = 0, hdr = 0;
     uint8_t attributes;
     if (get_varlong(bs, 5, &len, &hdr) < 0 || len < 3 || len > INT32_MAX)
@@ -329,9 +335,7 @@ int batch_stream_next(struct batch_stream *bs, int64_t *offset, int64_t *timesta
     if (get_varlong(bs, 10, &ts_delta, &used) < 0 || get_varlong(bs, 5, &offset_delta, &used) < 0 ||
         used > len || offset_delta < INT32_MIN || offset_delta > INT32_MAX)
         return -1;
-    /* Key, value and headers are not needed: skipped as they stream by. */
-    if (skip_bytes(bs, len - used) < 0)
-        return -1;
+    bs->skip = len - used;
     *offset = (int64_t)((uint64_t)bs->h.base_offset + (uint64_t)offset_delta);
     if (bs->h.attributes & BATCH_ATTR_LOG_APPEND_TIME)
         *timestamp = bs->h.max_timestamp;

@@ -25,7 +25,8 @@ struct batch_stream;
 int batch_stream_open(struct batch_stream **out, int fd, int64_t pos, const struct batch_header *h,
                       int64_t max_bytes);
 /* The next record's offset and timestamp (LogAppendTime batches: the batch max timestamp).
- * 1 = one record, 0 = recordsCount records read, -1 = corrupt, over max_bytes or an I/O error. */
+ * Its key, value and headers are skipped unread by the next call. 1 = one record, 0 =
+ * recordsCount records read, -1 = corrupt, over max_bytes or an I/O error. */
 int batch_stream_next(struct batch_stream *bs, int64_t *offset, int64_t *timestamp);
 void batch_stream_close(struct batch_stream *bs);
 

@@ -18,8 +18,9 @@
 
 #define SCAN_WINDOW 65536
 /* Record bytes (after decompression) a timestamp lookup streams through in one batch; past
- * them it answers with the batch's first offset. Memory stays one window whatever this is. */
-#define SEGMENT_MAX_DECODE_BYTES ((int64_t)256 << 20)
+ * them it answers with the batch's first offset. Memory stays one window whatever this is;
+ * this bounds the time: 64 MiB of a gzip bomb is ~30 ms of inflate (zstd zeros ~3 ms). */
+#define SEGMENT_MAX_DECODE_BYTES ((int64_t)64 << 20)
 
 /* ---- batch walking ---- */
 

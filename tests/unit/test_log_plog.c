@@ -587,22 +587,22 @@ static void reset_peak_rss(void)
     fclose(f);
 }
 
-/* ListOffsets by timestamp in a zstd batch whose records inflate to 200 MB of zeros: records
- * are streamed through a small window and skipped unread, so the answers are exact and the
- * process's peak memory hardly moves (issue 12 item 8: it used to inflate the whole batch). */
+/* ListOffsets by timestamp in a zstd batch whose records inflate to 260 MB of zeros: records
+ * are streamed through a small window, values skipped unread and the walk stops at the first
+ * match, so the answers are exact and the process's peak memory hardly moves (issue 12 item 8:
+ * it used to inflate the whole batch). */
 static void test_timestamp_lookup_streams_huge_batch(void **state)
 {
     struct fx *f = *state;
-    const int32_t big = 100 << 20;
     const int64_t t0 = 1700000000000;
+    /* record i: timestamp t0 + 10 i; 30 MB, small, 30 MB, small, then 200 MB */
+    const int32_t sizes[] = {30 << 20, 3, 30 << 20, 3, 200 << 20};
     struct batch_builder b;
     batch_builder_init(&b, 512u << 20);
-    uint8_t *zeros = calloc(1, (size_t)big);
+    uint8_t *zeros = calloc(1, 200u << 20);
     assert_non_null(zeros);
-    /* record i: timestamp t0 + 10 i; records 0 and 2 carry 100 MB values */
-    for (int i = 0; i < 4; i++)
-        assert_int_equal(batch_builder_add(&b, t0 + 10 * i, "k", 1, zeros, i % 2 == 0 ? big : 3,
-                                           NULL, 0), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(batch_builder_add(&b, t0 + 10 * i, "k", 1, zeros, sizes[i], NULL, 0), 0);
     free(zeros);
     uint8_t *batch;
     size_t len;
@@ -612,27 +612,30 @@ static void test_timestamp_lookup_streams_huge_batch(void **state)
     size_t small_len;
     uint8_t *small = tu_batch(1, 10, t0 - 100, BATCH_COMPRESSION_NONE, &small_len);
     assert_int_equal(plog_append(f->log, small, small_len, 0, NULL), 0); /* offset 0 */
-    assert_int_equal(plog_append(f->log, batch, len, 0, NULL), 0);       /* offsets 1-4 */
+    assert_int_equal(plog_append(f->log, batch, len, 0, NULL), 0);       /* offsets 1-5 */
     free(batch);
     free(small);
 
-    /* Peak memory over one lookup that streams past both 100 MB values (one only: under ASan
-     * every freed window waits in the quarantine, so more lookups would add up). */
+    /* Peak memory over one lookup that streams past both 30 MB values to the 200 MB record
+     * (one only: under ASan every freed window waits in the quarantine, so lookups add up). */
     int64_t off, ts;
     reset_peak_rss();
     long before = peak_rss_kb();
-    assert_int_equal(plog_offset_for_timestamp(f->log, t0 + 25, &off, &ts), 0);
+    int64_t us = mono_us();
+    assert_int_equal(plog_offset_for_timestamp(f->log, t0 + 35, &off, &ts), 0);
+    us = mono_us() - us;
     long grew_kb = peak_rss_kb() - before;
-    assert_int_equal(off, 4);
-    assert_int_equal(ts, t0 + 30);
+    assert_int_equal(off, 5);
+    assert_int_equal(ts, t0 + 40);
+    print_message("one lookup streamed 60 MB in %" PRId64 " us\n", us);
     print_message("peak RSS grew by %ld KiB in one lookup\n", grew_kb);
     print_message("one lookup held at most %zu bytes\n", batch_stream_memory_high_water());
     assert_true(grew_kb < 32 * 1024);
     assert_true(batch_stream_memory_high_water() < (4u << 20));
     struct { int64_t target, offset, ts; } want[] = {
         {t0 - 100, 0, t0 - 100}, {t0 - 50, 1, t0}, {t0, 1, t0}, {t0 + 5, 2, t0 + 10},
-        {t0 + 15, 3, t0 + 20}, {t0 + 25, 4, t0 + 30}, {t0 + 30, 4, t0 + 30}, {t0 + 31, -1, -1},
-        {-3, 4, t0 + 30},
+        {t0 + 15, 3, t0 + 20}, {t0 + 25, 4, t0 + 30}, {t0 + 40, 5, t0 + 40}, {t0 + 41, -1, -1},
+        {-3, 5, t0 + 40},
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         assert_int_equal(plog_offset_for_timestamp(f->log, want[i].target, &off, &ts), 0);
@@ -645,6 +648,32 @@ static void test_timestamp_lookup_streams_huge_batch(void **state)
     assert_int_equal(plog_offset_for_timestamp(f->log, t0 - 50, &off, &ts), 0);
     assert_int_equal(off, 3);
     assert_int_equal(ts, t0 + 20);
+}
+
+/* A batch whose records would take more than the lookup's budget to stream past answers
+ * with its first offset (and its max timestamp) instead of decoding on. */
+static void test_timestamp_lookup_budget(void **state)
+{
+    struct fx *f = *state;
+    struct batch_builder b;
+    batch_builder_init(&b, 256u << 20);
+    uint8_t *zeros = calloc(1, 100u << 20);
+    assert_non_null(zeros);
+    assert_int_equal(batch_builder_add(&b, 1000, NULL, -1, zeros, 100 << 20, NULL, 0), 0);
+    assert_int_equal(batch_builder_add(&b, 2000, NULL, -1, "x", 1, NULL, 0), 0);
+    free(zeros);
+    uint8_t *batch;
+    size_t len;
+    assert_int_equal(batch_builder_finish(&b, BATCH_COMPRESSION_ZSTD, &batch, &len), 0);
+    batch_builder_free(&b);
+    assert_int_equal(plog_append(f->log, batch, len, 0, NULL), 0);
+    free(batch);
+    int64_t off, ts;
+    assert_int_equal(plog_offset_for_timestamp(f->log, 1000, &off, &ts), 0);
+    assert_int_equal(off, 0); /* found at once */
+    assert_int_equal(plog_offset_for_timestamp(f->log, 1500, &off, &ts), 0);
+    assert_int_equal(off, 0); /* record 1 lies past 100 MB: the batch's first offset */
+    assert_int_equal(ts, 2000);
 }
 
 
@@ -720,6 +749,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_log_start_checkpoint_past_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fds_do_not_grow_with_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timestamp_lookup_streams_huge_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timestamp_lookup_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timestamp_lookup_every_codec, setup, teardown),
     };
     return cmocka_run_group_tests_name("log_plog", tests, NULL, NULL);
