@@ -3,6 +3,7 @@
  * log line; anything else gets a warning that names it. A bad value refuses to start. */
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,7 +133,7 @@ static const struct key_spec keys[] = {
     {"max.connections.per.ip.overrides", K_SPECIAL, 0, 0, 0, 0},
     {"fetch.max.bytes", K_I64, OFF(fetch_max_bytes), 1024, INT_MAX, 1},
     {"message.max.bytes", K_I32, OFF(log.max_message_bytes), 0, INT_MAX, 1},
-    {"log.segment.bytes", K_I64, OFF(log.segment_bytes), 14, INT_MAX, 1},
+    {"log.segment.bytes", K_I64, OFF(log.segment_bytes), 1024 * 1024, INT_MAX, 1}, /* Kafka 4.x */
     {"log.roll.ms", K_I64, OFF(log.segment_ms), 1, INT64_MAX, 1},
     {"log.roll.hours", K_I64, OFF(log.segment_ms), 1, INT_MAX, 3600000},
     {"log.retention.ms", K_I64, OFF(log.retention_ms), -1, INT64_MAX, 1},
@@ -334,7 +335,13 @@ static int broker_config_set_one(struct broker_config *c, const char *key, const
     }
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         if (strcmp(keys[i].key, key) == 0) {
-            snprintf(err, errlen, "Invalid value %s for configuration %s", value, key);
+            int64_t x;
+            if (keys[i].kind != K_BOOL && parse_i64(value, INT64_MIN, INT64_MAX, &x) == 0 &&
+                x < keys[i].min) /* Kafka's ConfigDef.Range wording */
+                snprintf(err, errlen, "Invalid value %s for configuration %s: Value must be at least %" PRId64,
+                         value, key, keys[i].min);
+            else
+                snprintf(err, errlen, "Invalid value %s for configuration %s", value, key);
             return -1;
         }
     }

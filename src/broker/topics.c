@@ -111,6 +111,8 @@ int topic_name_validate(const char *name, char *msg, size_t msglen)
     return KERR_NONE;
 }
 
+#define TOPIC_MIN_SEGMENT_BYTES (1024 * 1024)
+
 static int parse_cfg_i64(const char *v, int64_t min, int64_t *out)
 {
     char *end;
@@ -135,8 +137,14 @@ int topic_config_apply(struct log_config *cfg, const char *key, const char *valu
             goto bad;
         cfg->retention_bytes = x;
     } else if (strcmp(key, "segment.bytes") == 0) {
-        if (parse_cfg_i64(value, 14, &x) < 0 || x > INT32_MAX)
+        /* Kafka 4.x's minimum (KIP-1030): tiny segments would cost descriptors per batch. */
+        if (parse_cfg_i64(value, INT64_MIN, &x) < 0 || x > INT32_MAX)
             goto bad;
+        if (x < TOPIC_MIN_SEGMENT_BYTES) {
+            snprintf(msg, msglen, "Invalid value %s for configuration %s: Value must be at least %d",
+                     value, key, TOPIC_MIN_SEGMENT_BYTES);
+            return KERR_INVALID_CONFIG;
+        }
         cfg->segment_bytes = x;
     } else if (strcmp(key, "segment.ms") == 0) {
         if (parse_cfg_i64(value, 1, &x) < 0)

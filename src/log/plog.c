@@ -16,6 +16,10 @@
 #include "log/log.h"
 #include "log/segment.h"
 
+/* Inactive segments whose files stay open after use, per log. Every other inactive segment
+ * holds no descriptor (Kafka maps its indexes lazily); a read reopens what it needs. */
+#define PLOG_OPEN_INACTIVE_MAX 4
+
 struct pending_delete {
     char *base_path; /* owned: "<dir>/<base>" of files renamed to *.deleted */
     int64_t due_ms;
@@ -35,6 +39,9 @@ struct plog {
     bool dir_dirty;           /* files created/renamed since the last directory fsync */
     struct pending_delete *pending;
     int npending, pending_cap;
+    /* Inactive segments with open descriptors, most recently used first (borrowed from segs). */
+    struct segment *open_inactive[PLOG_OPEN_INACTIVE_MAX];
+    int nopen_inactive;
 };
 
 void log_config_defaults(struct log_config *cfg)
@@ -78,6 +85,51 @@ static void segs_remove_first(struct plog *log)
     log->nsegs--;
 }
 
+/* ---- descriptors of inactive segments ---- */
+
+static int open_inactive_find(const struct plog *log, const struct segment *s)
+{
+    for (int i = 0; i < log->nopen_inactive; i++)
+        if (log->open_inactive[i] == s)
+            return i;
+    return -1;
+}
+
+/* s is about to be read: it moves to the front of the open set, and the least recently used
+ * inactive segment beyond the bound gives its descriptors back. */
+static void seg_use(struct plog *log, struct segment *s)
+{
+    if (s->active)
+        return;
+    int at = open_inactive_find(log, s);
+    if (at < 0) {
+        if (log->nopen_inactive == PLOG_OPEN_INACTIVE_MAX)
+            segment_release_fds(log->open_inactive[--log->nopen_inactive]);
+        at = log->nopen_inactive++;
+    }
+    memmove(log->open_inactive + 1, log->open_inactive, (size_t)at * sizeof(*log->open_inactive));
+    log->open_inactive[0] = s;
+    GREGOR_ASSERT(log->nopen_inactive <= PLOG_OPEN_INACTIVE_MAX);
+}
+
+/* s was used outside the open set (flush, load): give its descriptors back now. */
+static void seg_done(struct plog *log, struct segment *s)
+{
+    if (!s->active && open_inactive_find(log, s) < 0)
+        segment_release_fds(s);
+}
+
+/* s is going away: it leaves the open set. */
+static void seg_forget(struct plog *log, struct segment *s)
+{
+    int at = open_inactive_find(log, s);
+    if (at < 0)
+        return;
+    memmove(log->open_inactive + at, log->open_inactive + at + 1,
+            (size_t)(log->nopen_inactive - at - 1) * sizeof(*log->open_inactive));
+    log->nopen_inactive--;
+}
+
 /* ---- deleting segment files ---- */
 
 static void unlink_deleted_files(const char *base_path)
@@ -108,6 +160,7 @@ static void run_pending_deletes(struct plog *log, int64_t now, bool all)
 /* Renames a segment's files to *.deleted (removed after file.delete.delay.ms) and frees it. */
 static void delete_segment(struct plog *log, struct segment *s, int64_t now)
 {
+    seg_forget(log, s);
     char *base_path = strdup(s->base_path);
     if (segment_rename_deleted(s) < 0)
         LOG_WARN(log->who, "Could not rename segment %s to .deleted: %s", s->base_path, strerror(errno));
@@ -154,6 +207,7 @@ static int roll(struct plog *log, int64_t now)
     if (segment_make_inactive(old) < 0)
         LOG_WARN(log->who, "Could not trim the indexes of segment %s: %s (rebuilt at next open)",
                  old->base_path, strerror(errno));
+    seg_use(log, old); /* readers at the tail still want it */
     log->dir_dirty = true;
     LOG_INFO(log->who, "Rolled new log segment at offset %" PRId64 " in %" PRId64 " ms.", base,
              mono_ms() - t0);
@@ -305,6 +359,8 @@ static int load_segments(struct plog *log, int64_t recovery_point, bool *recover
             rc = -1;
             break;
         }
+        if (log->nsegs > 1) /* loading many segments must not hold them all open */
+            segment_release_fds(log->segs[log->nsegs - 2]);
         bool last = i == n - 1;
         int64_t min_offset = log->nsegs > 1 ? log->segs[log->nsegs - 2]->next_offset : 0;
         bool in_recovery = !clean && (last || bases[i + 1] > rp);
@@ -364,6 +420,7 @@ static int load_segments(struct plog *log, int64_t recovery_point, bool *recover
             LOG_ERROR(log->who, "Could not trim indexes of %s: %s", s->base_path, strerror(errno));
             return -1;
         }
+        segment_release_fds(s);
     }
     return 0;
 }
@@ -411,20 +468,23 @@ static int open_locked(struct plog *log, int64_t recovery_point, int64_t log_sta
     } else {
         /* What recovery kept may sit in the page cache only (a killed process): sync it now. */
         log->flushed_offset = recovery_point < 0 ? 0 : recovery_point;
-        for (int i = 0; i < log->nsegs; i++)
-            if (fio_fdatasync(log->segs[i]->log_fd) < 0) {
-                LOG_ERROR(log->who, "fdatasync failed after recovery: %s", strerror(errno));
+        for (int i = 0; i < log->nsegs; i++) {
+            struct segment *s = log->segs[i];
+            int fd = segment_log_fd(s);
+            if (fd < 0 || fio_fdatasync(fd) < 0) {
+                LOG_ERROR(log->who, "fdatasync of %s.log failed after recovery: %s", s->base_path,
+                          strerror(errno));
                 return -1;
             }
+            seg_done(log, s);
+        }
         log->flushed_offset = leo(log);
     }
     if (log->dir_dirty && fio_fsync_dir(log->dir) == 0)
         log->dir_dirty = false;
-    /* Index files are reopened when first needed: an idle partition holds one fd. */
-    for (int i = 0; i < log->nsegs; i++) {
-        index_release_fd(&log->segs[i]->oi);
-        index_release_fd(&log->segs[i]->ti);
-    }
+    /* Files are reopened when first needed: an idle partition holds one fd, the active .log. */
+    for (int i = 0; i < log->nsegs; i++)
+        segment_release_fds(log->segs[i]);
     LOG_INFO(log->who,
              "Completed load of log with %d segments, local-log-start-offset %" PRId64
              " and log-end-offset %" PRId64 " in %" PRId64 " milliseconds",
@@ -559,6 +619,7 @@ int plog_read(struct plog *log, int64_t offset, int32_t max_bytes, int64_t end_o
     for (int i = find_segment(log, offset); i < log->nsegs; i++) {
         struct segment *s = log->segs[i];
         int64_t pos, len;
+        seg_use(log, s);
         if (segment_find_position(s, offset, &pos, NULL) < 0 ||
             segment_read_len(s, pos, max_bytes, end_offset, &len) < 0) {
             LOG_ERROR(log->who, "Error while reading %s.log at offset %" PRId64 ": %s", s->base_path,
@@ -574,7 +635,9 @@ int plog_read(struct plog *log, int64_t offset, int32_t max_bytes, int64_t end_o
         if (pos >= s->size)
             continue; /* offset lies past this segment's batches: the next one has it */
         if (len > 0) {
-            out->fd = fio_dup(s->log_fd);
+            /* The dup is the caller's: it outlives this segment's own descriptor. */
+            int fd = segment_log_fd(s);
+            out->fd = fd >= 0 ? fio_dup(fd) : -1;
             if (out->fd < 0) {
                 LOG_ERROR(log->who, "dup failed: %s", strerror(errno));
                 unlock(log);
@@ -647,6 +710,8 @@ int plog_offset_for_timestamp(struct plog *log, int64_t ts, int64_t *found_offse
             if (log->segs[i]->max_timestamp >= 0 &&
                 (best == NULL || log->segs[i]->max_timestamp > best->max_timestamp))
                 best = log->segs[i];
+        if (best != NULL)
+            seg_use(log, best);
         if (best != NULL && segment_find_max_timestamp(best, found_offset, found_ts) < 0)
             rc = KERR_KAFKA_STORAGE_ERROR;
     } else if (ts >= 0) {
@@ -654,6 +719,7 @@ int plog_offset_for_timestamp(struct plog *log, int64_t ts, int64_t *found_offse
             struct segment *s = log->segs[i];
             if (s->max_timestamp < ts || s->next_offset <= log->log_start)
                 continue;
+            seg_use(log, s);
             int r = segment_find_timestamp(s, ts, log->log_start, found_offset, found_ts);
             if (r < 0) {
                 rc = KERR_KAFKA_STORAGE_ERROR;
@@ -690,17 +756,20 @@ int plog_flush(struct plog *log)
             target = s->base_offset; /* more unflushed segments than one round: the rest next time */
             break;
         }
-        int fd = fio_dup(s->log_fd);
+        int lfd = segment_log_fd(s);
+        int fd = lfd >= 0 ? fio_dup(lfd) : -1;
         if (fd >= 0)
             fds[nfds++] = fd;
         else
             goto fail_locked;
         if (!s->active) {
-            int a = fio_dup(index_fd(&s->oi)), b = a >= 0 ? fio_dup(index_fd(&s->ti)) : -1;
+            int oi = index_fd(&s->oi), ti = oi >= 0 ? index_fd(&s->ti) : -1;
+            int a = oi >= 0 ? fio_dup(oi) : -1, b = a >= 0 && ti >= 0 ? fio_dup(ti) : -1;
             if (a >= 0)
                 fds[nfds++] = a;
             if (b >= 0)
                 fds[nfds++] = b;
+            seg_done(log, s); /* the dups carry the sync; this segment's own fds go back */
             if (a < 0 || b < 0)
                 goto fail_locked;
         }
@@ -755,7 +824,9 @@ static int64_t segment_largest_timestamp(const struct segment *s)
     if (s->max_timestamp >= 0)
         return s->max_timestamp;
     struct stat st;
-    if (fio_fstat(s->log_fd, &st) < 0)
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s.log", s->base_path);
+    if (fio_stat(p, &st) < 0) /* by name: an old segment holds no descriptor */
         return -1;
     return (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
 }
@@ -881,6 +952,7 @@ int plog_close(struct plog *log)
             rc = KERR_KAFKA_STORAGE_ERROR;
     }
     log->nsegs = 0;
+    log->nopen_inactive = 0;
     if (rc != KERR_NONE)
         LOG_ERROR(log->who, "Error while closing log: %s", kerr_name(rc));
     unlock(log);
@@ -894,6 +966,7 @@ int plog_delete(struct plog *log)
     for (int i = 0; i < log->nsegs; i++)
         segment_close(log->segs[i], false);
     log->nsegs = 0;
+    log->nopen_inactive = 0;
     run_pending_deletes(log, 0, true);
     int rc = fio_remove_dir(log->dir) < 0 ? KERR_KAFKA_STORAGE_ERROR : KERR_NONE;
     if (rc != KERR_NONE)
@@ -908,9 +981,8 @@ int plog_delete(struct plog *log)
 void plog_release_fds(struct plog *log)
 {
     lock(log);
-    for (int i = 0; i < log->nsegs; i++) {
-        index_release_fd(&log->segs[i]->oi);
-        index_release_fd(&log->segs[i]->ti);
-    }
+    for (int i = 0; i < log->nsegs; i++)
+        segment_release_fds(log->segs[i]);
+    log->nopen_inactive = 0;
     unlock(log);
 }

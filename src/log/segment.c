@@ -13,12 +13,14 @@
 
 #include "common/crc32c.h"
 #include "common/util.h"
+#include "log/batch_stream.h"
 #include "log/fileio.h"
 
 #define SCAN_WINDOW 65536
-/* Largest batch whose records we decode for a timestamp lookup; larger ones answer with the
- * batch's first offset. */
-#define SEGMENT_MAX_DECODE_BYTES (256u << 20)
+/* Record bytes (after decompression) a timestamp lookup streams through in one batch; past
+ * them it answers with the batch's first offset. Memory stays one window whatever this is;
+ * this bounds the time: 64 MiB of a gzip bomb is ~30 ms of inflate (zstd zeros ~3 ms). */
+#define SEGMENT_MAX_DECODE_BYTES ((int64_t)64 << 20)
 
 /* ---- batch walking ---- */
 
@@ -30,9 +32,11 @@ struct scanner {
     size_t win_len;
 };
 
-static int scanner_init(struct scanner *sc, int fd, int64_t end)
+static int scanner_init(struct scanner *sc, struct segment *s, int64_t end)
 {
-    sc->fd = fd;
+    sc->fd = segment_log_fd(s);
+    if (sc->fd < 0)
+        return -1;
     sc->end = end;
     sc->win = malloc(SCAN_WINDOW);
     sc->win_off = 0;
@@ -169,6 +173,31 @@ static void segment_free(struct segment *s)
     free(s);
 }
 
+int segment_log_fd(struct segment *s)
+{
+    if (s->log_fd < 0) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof(p), "%s.log", s->base_path);
+        s->log_fd = fio_open(p, O_RDWR, 0);
+    }
+    return s->log_fd;
+}
+
+void segment_release_fds(struct segment *s)
+{
+    if (!s->active && s->log_fd >= 0) {
+        fio_close(s->log_fd);
+        s->log_fd = -1;
+    }
+    index_release_fd(&s->oi);
+    index_release_fd(&s->ti);
+}
+
+bool segment_has_open_fds(const struct segment *s)
+{
+    return s->log_fd >= 0 || s->oi.fd >= 0 || s->ti.fd >= 0;
+}
+
 static int segment_open_files(struct segment *s, int32_t max_index_bytes, bool create)
 {
     char p[PATH_MAX];
@@ -234,7 +263,7 @@ int segment_open(const char *dir, int64_t base, int32_t index_interval_bytes,
 
 int segment_make_active(struct segment *s)
 {
-    if (index_make_active(&s->oi) < 0 || index_make_active(&s->ti) < 0)
+    if (segment_log_fd(s) < 0 || index_make_active(&s->oi) < 0 || index_make_active(&s->ti) < 0)
         return -1;
     s->active = true;
     return 0;
@@ -309,7 +338,7 @@ int segment_load(struct segment *s, const char **why)
     s->offset_of_max_timestamp = s->ti.entries > 0 ? s->ti.last_offset : -1;
     int64_t start = s->oi.entries > 0 ? s->oi.last_value : 0;
     struct scanner sc;
-    if (scanner_init(&sc, s->log_fd, s->size) < 0)
+    if (scanner_init(&sc, s, s->size) < 0)
         return -1;
     int rc = 0;
     int64_t pos = start, tail_max = -1;
@@ -372,7 +401,7 @@ int segment_recover(struct segment *s, int64_t min_offset, int64_t *truncated_by
     if (index_reset(&s->oi) < 0 || index_reset(&s->ti) < 0)
         return -1;
     struct scanner sc;
-    if (scanner_init(&sc, s->log_fd, s->size) < 0)
+    if (scanner_init(&sc, s, s->size) < 0)
         return -1;
     s->next_offset = s->base_offset;
     s->max_timestamp = -1;
@@ -413,7 +442,7 @@ int segment_recover(struct segment *s, int64_t min_offset, int64_t *truncated_by
     if (rc < 0)
         return -1;
     if (valid < s->size) {
-        if (fio_ftruncate(s->log_fd, (off_t)valid) < 0)
+        if (fio_ftruncate(segment_log_fd(s), (off_t)valid) < 0)
             return -1;
         *truncated_bytes = s->size - valid;
         s->size = valid;
@@ -428,6 +457,7 @@ int segment_append(struct segment *s, const uint8_t *batch, size_t len,
                    const struct batch_header *h)
 {
     GREGOR_ASSERT(s->active);
+    GREGOR_ASSERT(s->log_fd >= 0); /* the active segment never gives its .log back */
     int64_t pos = s->size;
     if (fio_pwrite_full(s->log_fd, batch, len, (off_t)pos) < 0) {
         int saved = errno;
@@ -470,7 +500,7 @@ int segment_append(struct segment *s, const uint8_t *batch, size_t len,
 
 int segment_truncate(struct segment *s, int64_t size)
 {
-    if (fio_ftruncate(s->log_fd, (off_t)size) < 0)
+    if (fio_ftruncate(segment_log_fd(s), (off_t)size) < 0)
         return -1;
     s->size = size;
     return 0;
@@ -485,7 +515,10 @@ int segment_read_header(struct segment *s, int64_t pos, struct batch_header *h)
         errno = EINVAL;
         return -1;
     }
-    ssize_t r = fio_pread_full(s->log_fd, b, sizeof(b), (off_t)pos);
+    int fd = segment_log_fd(s);
+    if (fd < 0)
+        return -1;
+    ssize_t r = fio_pread_full(fd, b, sizeof(b), (off_t)pos);
     if (r != (ssize_t)sizeof(b)) {
         if (r >= 0)
             errno = EIO;
@@ -530,7 +563,7 @@ int segment_find_position(struct segment *s, int64_t offset, int64_t *pos,
     if (index_offset_lookup(&s->oi, offset, &e) < 0)
         return -1;
     struct scanner sc;
-    if (scanner_init(&sc, s->log_fd, s->size) < 0)
+    if (scanner_init(&sc, s, s->size) < 0)
         return -1;
     int64_t expect = e.position > 0 ? e.offset : -1;
     int r = walk_to_offset(s, &sc, e.position, offset, expect, pos, first);
@@ -552,7 +585,7 @@ int segment_read_len(struct segment *s, int64_t pos, int64_t max_bytes, int64_t 
                      int64_t *len)
 {
     struct scanner sc;
-    if (scanner_init(&sc, s->log_fd, s->size) < 0)
+    if (scanner_init(&sc, s, s->size) < 0)
         return -1;
     int64_t n = 0;
     int rc = 0;
@@ -576,53 +609,31 @@ int segment_read_len(struct segment *s, int64_t pos, int64_t max_bytes, int64_t 
     return rc;
 }
 
-/* Reads the whole batch at pos into a malloc'ed buffer (bounded). */
-static uint8_t *segment_load_batch(struct segment *s, int64_t pos, const struct batch_header *h)
-{
-    int64_t size = batch_total_size(h);
-    if (size > (int64_t)SEGMENT_MAX_DECODE_BYTES || size > s->size - pos)
-        return NULL;
-    uint8_t *buf = malloc((size_t)size);
-    if (buf == NULL)
-        return NULL;
-    if (fio_pread_full(s->log_fd, buf, (size_t)size, (off_t)pos) != size) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
-/* First record in the batch at pos with timestamp >= ts (ts < 0: equal to want_ts) and
- * offset >= min_offset. 1 found, 0 none; a batch whose records cannot be decoded answers
- * with its own first eligible offset and max timestamp. */
+/* First record in the batch at pos with timestamp >= ts (exact: == ts) and offset >=
+ * min_offset, streamed from the file (batch_stream: a batch inflating to gigabytes costs a
+ * 64 KiB window). 1 found, 0 none; a batch whose records cannot be decoded within
+ * SEGMENT_MAX_DECODE_BYTES answers with its own first eligible offset and max timestamp. */
 static int batch_find_record(struct segment *s, int64_t pos, const struct batch_header *h,
                              int64_t ts, bool exact, int64_t min_offset, int64_t *offset,
                              int64_t *found_ts)
 {
-    uint8_t *buf = segment_load_batch(s, pos, h);
-    struct batch_record_iter it;
-    int found = 0;
-    if (buf != NULL &&
-        batch_records_open(&it, buf, (size_t)batch_total_size(h), SEGMENT_MAX_DECODE_BYTES) == 0) {
-        struct batch_record r;
-        int k;
-        while ((k = batch_records_next(&it, &r)) == 1) {
-            if (r.offset < min_offset)
-                continue;
-            if (exact ? r.timestamp == ts : r.timestamp >= ts) {
-                *offset = r.offset;
-                *found_ts = r.timestamp;
-                found = 1;
+    struct batch_stream *bs = NULL;
+    int fd = segment_log_fd(s);
+    int k = -1;
+    if (fd >= 0 && batch_total_size(h) <= s->size - pos &&
+        batch_stream_open(&bs, fd, pos, h, SEGMENT_MAX_DECODE_BYTES) == 0) {
+        int64_t off, rts;
+        while ((k = batch_stream_next(bs, &off, &rts)) == 1) {
+            if (off >= min_offset && (exact ? rts == ts : rts >= ts)) {
+                *offset = off;
+                *found_ts = rts;
                 break;
             }
         }
-        batch_records_close(&it);
-        if (found || k == 0) {
-            free(buf);
-            return found;
-        }
+        batch_stream_close(bs);
+        if (k >= 0)
+            return k;
     }
-    free(buf);
     *offset = h->base_offset > min_offset ? h->base_offset : min_offset;
     *found_ts = h->max_timestamp;
     return 1;
@@ -639,7 +650,7 @@ int segment_find_timestamp(struct segment *s, int64_t ts, int64_t min_offset, in
     if (segment_find_position(s, from, &pos, NULL) < 0)
         return -1;
     struct scanner sc;
-    if (scanner_init(&sc, s->log_fd, s->size) < 0)
+    if (scanner_init(&sc, s, s->size) < 0)
         return -1;
     int rc = 0;
     while (pos < s->size) {

@@ -12,7 +12,7 @@
 struct segment {
     int64_t base_offset;
     char *base_path;               /* owned: "<dir>/<%020d base>" without suffix */
-    int log_fd;
+    int log_fd;                    /* -1 while given back (inactive): segment_log_fd reopens */
     int64_t size;                  /* bytes of whole batches: readers never see past it */
     int64_t next_offset;           /* last offset + 1; base_offset when empty */
     int64_t max_timestamp;         /* largest batch max timestamp, -1 none */
@@ -48,6 +48,15 @@ int segment_open(const char *dir, int64_t base, int32_t index_interval_bytes,
                  int32_t max_index_bytes, int64_t now_ms, struct segment **out);
 /* Closes the files; with clean the final time-index entry is added and indexes trimmed. */
 int segment_close(struct segment *s, bool clean);
+
+/* The .log descriptor, opened again on demand (-1 with errno when it cannot be). Inactive
+ * segments give theirs back (segment_release_fds), so descriptors do not grow with the
+ * number of segments; the log keeps a few recently used ones open. */
+int segment_log_fd(struct segment *s);
+/* Closes the index descriptors and, unless the segment is active, the .log's. Nothing read
+ * from them is lost: the next use reopens by name. */
+void segment_release_fds(struct segment *s);
+bool segment_has_open_fds(const struct segment *s);
 
 /* Clean-open check (no full scan): index sanity, then the batches after the last index entry
  * are walked with CRCs, the interval rule replayed and next_offset / max timestamp / first

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "log_test_util.h"
+#include "log/batch_stream.h"
 #include "log/fileio.h"
 #include "common/util.h"
 
@@ -485,6 +486,248 @@ static void test_log_start_checkpoint_past_end(void **state)
     assert_int_equal(tu_append_n(f->log, 1, 1, 10, 1), 50);
 }
 
+
+/* Descriptors this process holds (the DIR's own one excluded). */
+static int open_fd_count(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1;
+}
+
+/* Inactive segments keep their files closed until a read needs them, and only a few stay
+ * open afterwards: 200+ segments must not cost 3 descriptors each (issue 12 item 7). */
+static void test_fds_do_not_grow_with_segments(void **state)
+{
+    struct fx *f = *state;
+    int before = open_fd_count();
+    /* ~1.1 KB batches, 4 KiB segments: 3 batches a segment. */
+    assert_int_equal(tu_append_n(f->log, 660, 1, 1000, 1000), 659);
+    int segs = plog_segment_count(f->log);
+    assert_true(segs >= 200);
+    int bound = 40; /* the active segment plus a small cache of inactive ones, 3 fds each */
+    assert_true(open_fd_count() - before <= bound);
+    /* Every segment still reads back; the fd count stays bounded while reading them all. */
+    for (int64_t o = 0; o < 660; o += 5) {
+        struct log_slice sl;
+        assert_int_equal(plog_read(f->log, o, 1, 660, &sl), 0);
+        assert_true(sl.len > 0 && sl.fd >= 0);
+        uint8_t *b = tu_slice_bytes(&sl);
+        struct batch_header h;
+        batch_header_decode(b, &h);
+        assert_int_equal(h.base_offset, o);
+        free(b);
+        assert_true(open_fd_count() - before <= bound);
+    }
+    /* Timestamp lookups walk old segments' time indexes and batches. */
+    for (int64_t ts = 1000; ts < 1660; ts += 11) {
+        int64_t off, fts;
+        assert_int_equal(plog_offset_for_timestamp(f->log, ts, &off, &fts), 0);
+        assert_int_equal(off, ts - 1000);
+        assert_int_equal(fts, ts);
+        assert_true(open_fd_count() - before <= bound);
+    }
+    /* A slice handed out stays readable after its segment's descriptors are given back. */
+    struct log_slice keep;
+    assert_int_equal(plog_read(f->log, 3, 1, 660, &keep), 0);
+    for (int64_t o = 100; o < 660; o += 3) {
+        struct log_slice sl;
+        assert_int_equal(plog_read(f->log, o, 1, 660, &sl), 0);
+        free(tu_slice_bytes(&sl));
+    }
+    uint8_t *kb = tu_slice_bytes(&keep);
+    struct batch_header kh;
+    batch_header_decode(kb, &kh);
+    assert_int_equal(kh.base_offset, 3);
+    free(kb);
+    assert_int_equal(plog_flush(f->log), 0);
+    assert_true(open_fd_count() - before <= bound);
+    assert_int_equal(tu_count_records(f->log, 0), 660);
+    /* Clean reopen: loading 200+ segments does not hold their files open either. */
+    reopen(f, PLOG_RECOVERY_POINT_CLEAN);
+    assert_int_equal(plog_segment_count(f->log), segs);
+    assert_true(open_fd_count() - before <= bound);
+    reopen(f, -1); /* full recovery scans every segment */
+    assert_true(open_fd_count() - before <= bound);
+    assert_int_equal(tu_count_records(f->log, 0), 660);
+    /* Retention by size deletes old segments, then the rest still reads. */
+    f->cfg.retention_bytes = 40000;
+    plog_set_config(f->log, &f->cfg);
+    assert_true(plog_enforce_retention(f->log, now_ms()) > 0);
+    assert_true(open_fd_count() - before <= bound);
+    assert_int_equal(tu_count_records(f->log, plog_start_offset(f->log)), 660 - plog_start_offset(f->log));
+}
+
+
+/* Peak resident memory of this process in KiB, and a reset of it to the current size. */
+static long peak_rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    assert_non_null(f);
+    char line[256];
+    long kb = -1;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
+static void reset_peak_rss(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    assert_non_null(f);
+    fputs("5", f);
+    fclose(f);
+}
+
+/* ListOffsets by timestamp in a zstd batch whose records inflate to 260 MB of zeros: records
+ * are streamed through a small window, values skipped unread and the walk stops at the first
+ * match, so the answers are exact and the process's peak memory hardly moves (issue 12 item 8:
+ * it used to inflate the whole batch). */
+static void test_timestamp_lookup_streams_huge_batch(void **state)
+{
+    struct fx *f = *state;
+    const int64_t t0 = 1700000000000;
+    /* record i: timestamp t0 + 10 i; 30 MB, small, 30 MB, small, then 200 MB */
+    const int32_t sizes[] = {30 << 20, 3, 30 << 20, 3, 200 << 20};
+    struct batch_builder b;
+    batch_builder_init(&b, 512u << 20);
+    uint8_t *zeros = calloc(1, 200u << 20);
+    assert_non_null(zeros);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(batch_builder_add(&b, t0 + 10 * i, "k", 1, zeros, sizes[i], NULL, 0), 0);
+    free(zeros);
+    uint8_t *batch;
+    size_t len;
+    assert_int_equal(batch_builder_finish(&b, BATCH_COMPRESSION_ZSTD, &batch, &len), 0);
+    batch_builder_free(&b);
+    assert_true(len < 64 * 1024); /* a tiny frame on disk */
+    size_t small_len;
+    uint8_t *small = tu_batch(1, 10, t0 - 100, BATCH_COMPRESSION_NONE, &small_len);
+    assert_int_equal(plog_append(f->log, small, small_len, 0, NULL), 0); /* offset 0 */
+    assert_int_equal(plog_append(f->log, batch, len, 0, NULL), 0);       /* offsets 1-5 */
+    free(batch);
+    free(small);
+
+    /* Peak memory over one lookup that streams past both 30 MB values to the 200 MB record
+     * (one only: under ASan every freed window waits in the quarantine, so lookups add up). */
+    int64_t off, ts;
+    reset_peak_rss();
+    long before = peak_rss_kb();
+    int64_t us = mono_us();
+    assert_int_equal(plog_offset_for_timestamp(f->log, t0 + 35, &off, &ts), 0);
+    us = mono_us() - us;
+    long grew_kb = peak_rss_kb() - before;
+    assert_int_equal(off, 5);
+    assert_int_equal(ts, t0 + 40);
+    print_message("one lookup streamed 60 MB in %" PRId64 " us\n", us);
+    print_message("peak RSS grew by %ld KiB in one lookup\n", grew_kb);
+    print_message("one lookup held at most %zu bytes\n", batch_stream_memory_high_water());
+    assert_true(grew_kb < 32 * 1024);
+    assert_true(batch_stream_memory_high_water() < (4u << 20));
+    struct { int64_t target, offset, ts; } want[] = {
+        {t0 - 100, 0, t0 - 100}, {t0 - 50, 1, t0}, {t0, 1, t0}, {t0 + 5, 2, t0 + 10},
+        {t0 + 15, 3, t0 + 20}, {t0 + 25, 4, t0 + 30}, {t0 + 40, 5, t0 + 40}, {t0 + 41, -1, -1},
+        {-3, 5, t0 + 40},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        assert_int_equal(plog_offset_for_timestamp(f->log, want[i].target, &off, &ts), 0);
+        assert_int_equal(off, want[i].offset);
+        if (off >= 0)
+            assert_int_equal(ts, want[i].ts);
+    }
+    /* Records below the log start offset are passed over inside the batch. */
+    assert_int_equal(plog_delete_records(f->log, 3, NULL), 0);
+    assert_int_equal(plog_offset_for_timestamp(f->log, t0 - 50, &off, &ts), 0);
+    assert_int_equal(off, 3);
+    assert_int_equal(ts, t0 + 20);
+}
+
+/* A batch whose records would take more than the lookup's budget to stream past answers
+ * with its first offset (and its max timestamp) instead of decoding on. */
+static void test_timestamp_lookup_budget(void **state)
+{
+    struct fx *f = *state;
+    struct batch_builder b;
+    batch_builder_init(&b, 256u << 20);
+    uint8_t *zeros = calloc(1, 100u << 20);
+    assert_non_null(zeros);
+    assert_int_equal(batch_builder_add(&b, 1000, NULL, -1, zeros, 100 << 20, NULL, 0), 0);
+    assert_int_equal(batch_builder_add(&b, 2000, NULL, -1, "x", 1, NULL, 0), 0);
+    free(zeros);
+    uint8_t *batch;
+    size_t len;
+    assert_int_equal(batch_builder_finish(&b, BATCH_COMPRESSION_ZSTD, &batch, &len), 0);
+    batch_builder_free(&b);
+    assert_int_equal(plog_append(f->log, batch, len, 0, NULL), 0);
+    free(batch);
+    int64_t off, ts;
+    assert_int_equal(plog_offset_for_timestamp(f->log, 1000, &off, &ts), 0);
+    assert_int_equal(off, 0); /* found at once */
+    assert_int_equal(plog_offset_for_timestamp(f->log, 1500, &off, &ts), 0);
+    assert_int_equal(off, 0); /* record 1 lies past 100 MB: the batch's first offset */
+    assert_int_equal(ts, 2000);
+}
+
+
+/* The streamed lookup gives the same answers for every codec, with timestamps out of order
+ * inside a batch and values larger than the stream's window. */
+static void test_timestamp_lookup_every_codec(void **state)
+{
+    struct fx *f = *state;
+    static const int codecs[] = {BATCH_COMPRESSION_NONE, BATCH_COMPRESSION_GZIP,
+                                 BATCH_COMPRESSION_SNAPPY, BATCH_COMPRESSION_LZ4,
+                                 BATCH_COMPRESSION_ZSTD};
+    static const int64_t deltas[] = {5, 1, 9, 3, 7, 0};
+    const int per = (int)(sizeof(deltas) / sizeof(deltas[0]));
+    f->cfg.max_message_bytes = 8 << 20;
+    plog_set_config(f->log, &f->cfg);
+    char *value = malloc(200000);
+    for (int i = 0; i < 200000; i++)
+        value[i] = (char)('a' + (i * 7 + i / 13) % 26); /* compresses, but not to nothing */
+    for (size_t c = 0; c < sizeof(codecs) / sizeof(codecs[0]); c++) {
+        struct batch_builder b;
+        batch_builder_init(&b, 16u << 20);
+        for (int i = 0; i < per; i++)
+            assert_int_equal(batch_builder_add(&b, 1000 * (int64_t)(c + 1) + deltas[i], NULL, -1, value,
+                                               i % 2 ? 200000 : 10, NULL, 0), 0);
+        uint8_t *batch;
+        size_t len;
+        assert_int_equal(batch_builder_finish(&b, codecs[c], &batch, &len), 0);
+        batch_builder_free(&b);
+        assert_int_equal(plog_append(f->log, batch, len, 0, NULL), 0);
+        free(batch);
+    }
+    free(value);
+    for (size_t c = 0; c < sizeof(codecs) / sizeof(codecs[0]); c++) {
+        for (int64_t t = 0; t <= 10; t++) {
+            int64_t target = 1000 * (int64_t)(c + 1) + t, off, ts;
+            assert_int_equal(plog_offset_for_timestamp(f->log, target, &off, &ts), 0);
+            /* Kafka: the first record, in offset order, whose timestamp >= target */
+            int64_t want = -1, want_ts = -1;
+            for (int i = 0; i < per && want < 0; i++)
+                if (deltas[i] >= t) {
+                    want = (int64_t)c * per + i;
+                    want_ts = 1000 * (int64_t)(c + 1) + deltas[i];
+                }
+            if (want < 0 && c + 1 < sizeof(codecs) / sizeof(codecs[0])) {
+                want = (int64_t)(c + 1) * per; /* the next batch's first record */
+                want_ts = 1000 * (int64_t)(c + 2) + deltas[0];
+            }
+            assert_int_equal(off, want);
+            if (want >= 0)
+                assert_int_equal(ts, want_ts);
+        }
+    }
+}
+
 int main(void)
 {
     logging_set_level(LOG_LEVEL_ERROR);
@@ -504,6 +747,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_clean_open_does_not_scan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_partition, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_start_checkpoint_past_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fds_do_not_grow_with_segments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timestamp_lookup_streams_huge_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timestamp_lookup_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timestamp_lookup_every_codec, setup, teardown),
     };
     return cmocka_run_group_tests_name("log_plog", tests, NULL, NULL);
 }
