@@ -143,6 +143,8 @@ enum { INFLATE_CORRUPT = -1, INFLATE_TOO_BIG = -2 };
 
 static const uint8_t xerial_magic[8] = {0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0};
 
+static int zstd_one_shot(struct inflater *f);
+
 static int inflater_open(struct inflater *f, int codec, const uint8_t *in, size_t n,
                          size_t block_max)
 {
@@ -168,7 +170,9 @@ static int inflater_open(struct inflater *f, int codec, const uint8_t *in, size_
     case BATCH_COMPRESSION_ZSTD:
         f->zstd = ZSTD_createDCtx();
         f->zin = (ZSTD_inBuffer){in, n, 0};
-        return f->zstd == NULL ? INFLATE_CORRUPT : 0;
+        if (f->zstd == NULL)
+            return INFLATE_CORRUPT;
+        return zstd_one_shot(f);
     default:
         return INFLATE_CORRUPT;
     }
@@ -227,8 +231,43 @@ static ssize_t read_lz4(struct inflater *f, uint8_t *out, size_t cap)
     }
 }
 
+/* Serves the rest of an inflated block. */
+static ssize_t read_block(struct inflater *f, uint8_t *out, size_t cap)
+{
+    size_t k = f->block_len - f->block_pos < cap ? f->block_len - f->block_pos : cap;
+    memcpy(out, f->block + f->block_pos, k);
+    f->block_pos += k;
+    return (ssize_t)k;
+}
+
+/* One frame that declares a content size of at most ZSTD_ONE_SHOT_MAX (what clients write:
+ * librdkafka compresses a whole batch at once) is inflated whole into a block: one pass with
+ * no window copy, and no more memory than the streaming decoder's window would take. */
+#define ZSTD_ONE_SHOT_MAX (4u << 20)
+
+static int zstd_one_shot(struct inflater *f)
+{
+    unsigned long long size = ZSTD_getFrameContentSize(f->in, f->in_len);
+    if (size == ZSTD_CONTENTSIZE_UNKNOWN || size == ZSTD_CONTENTSIZE_ERROR ||
+        size > ZSTD_ONE_SHOT_MAX || size > f->block_max || size == 0 ||
+        ZSTD_findFrameCompressedSize(f->in, f->in_len) != f->in_len)
+        return 0; /* streamed */
+    f->block = malloc((size_t)size);
+    if (f->block == NULL)
+        return INFLATE_TOO_BIG;
+    size_t got = ZSTD_decompressDCtx(f->zstd, f->block, (size_t)size, f->in, f->in_len);
+    if (ZSTD_isError(got) || got != size)
+        return INFLATE_CORRUPT;
+    f->block_cap = f->block_len = got;
+    f->zin.pos = f->zin.size;
+    f->done = true;
+    return 0;
+}
+
 static ssize_t read_zstd(struct inflater *f, uint8_t *out, size_t cap)
 {
+    if (f->block != NULL)
+        return read_block(f, out, cap);
     for (;;) {
         if (f->done)
             return 0;
@@ -277,7 +316,8 @@ static int snappy_next_block(struct inflater *f)
     return 0;
 }
 
-static ssize_t read_snappy(struct inflater *f, uint8_t *out, size_t cap)
+/* 1 when the current block has bytes left (inflating the next one if needed), 0 at the end. */
+static int snappy_fill(struct inflater *f)
 {
     while (f->block_pos == f->block_len) {
         if (f->done || (f->in_pos == f->in_len && (f->xerial || f->in_len > 0))) {
@@ -290,9 +330,31 @@ static ssize_t read_snappy(struct inflater *f, uint8_t *out, size_t cap)
         if (!f->xerial)
             f->done = true; /* raw: the one block */
     }
-    size_t k = f->block_len - f->block_pos < cap ? f->block_len - f->block_pos : cap;
-    memcpy(out, f->block + f->block_pos, k);
-    f->block_pos += k;
+    return 1;
+}
+
+static ssize_t read_snappy(struct inflater *f, uint8_t *out, size_t cap)
+{
+    int rc = snappy_fill(f);
+    return rc <= 0 ? rc : read_block(f, out, cap);
+}
+
+/* Codecs inflated a block at a time (snappy, small zstd frames) lend the block instead. */
+static bool inflater_lends(const struct inflater *f)
+{
+    return f->codec == BATCH_COMPRESSION_SNAPPY || f->block != NULL;
+}
+
+/* The rest of the current block, without a copy; valid until the next call. Same returns as
+ * inflater_read. */
+static ssize_t inflater_lend(struct inflater *f, const uint8_t **out)
+{
+    int rc = f->codec == BATCH_COMPRESSION_SNAPPY ? snappy_fill(f) : f->block_pos < f->block_len;
+    if (rc <= 0)
+        return rc;
+    *out = f->block + f->block_pos;
+    size_t k = f->block_len - f->block_pos;
+    f->block_pos = f->block_len;
     return (ssize_t)k;
 }
 
@@ -385,7 +447,11 @@ static bool rs_fill(struct rstream *s)
     GREGOR_ASSERT(s->pos == s->end);
     if (s->inf == NULL || s->err != KERR_NONE)
         return false;
-    ssize_t k = inflater_read(s->inf, s->buf, BATCH_VALIDATE_WINDOW);
+    s->win_off += (uint64_t)(s->end - s->win);
+    const uint8_t *w = s->buf;
+    ssize_t k = inflater_lends(s->inf) ? inflater_lend(s->inf, &w)
+                                       : inflater_read(s->inf, s->buf, BATCH_VALIDATE_WINDOW);
+    s->win = s->pos = s->end = w;
     if (k <= 0) {
         /* Kafka: a stream that cannot be decompressed is a KafkaException, UNKNOWN_SERVER_ERROR. */
         s->err = k == 0 ? KERR_NONE : k == INFLATE_TOO_BIG ? KERR_MESSAGE_TOO_LARGE
@@ -397,9 +463,7 @@ static bool rs_fill(struct rstream *s)
         s->err = KERR_MESSAGE_TOO_LARGE;
         return false;
     }
-    s->win_off += (uint64_t)(s->end - s->win);
-    s->win = s->pos = s->buf;
-    s->end = s->buf + k;
+    s->end = w + k;
     return true;
 }
 
@@ -493,7 +557,8 @@ static bool rs_record(struct rstream *s, int32_t i)
 
 /* Walks every record of a batch whose header and CRC were checked: recordsCount records,
  * then nothing left. Uncompressed: one pass over the bytes in place; compressed: streamed
- * through a 64 KiB window, at most BATCH_INFLATE_MAX bytes in all. */
+ * through a 64 KiB window (snappy blocks and small zstd frames: walked in their block), at
+ * most BATCH_INFLATE_MAX bytes in all. */
 static int validate_records(const uint8_t *batch, size_t len, const struct batch_header *h)
 {
     const uint8_t *recs = batch + BATCH_HEADER_SIZE;
@@ -502,13 +567,12 @@ static int validate_records(const uint8_t *batch, size_t len, const struct batch
     struct rstream s = {recs, recs + recs_len, recs, 0, NULL, NULL, 0, KERR_NONE};
     struct inflater f;
     if (codec != BATCH_COMPRESSION_NONE) {
-        s.buf = malloc(BATCH_VALIDATE_WINDOW);
-        if (s.buf == NULL)
-            return KERR_UNKNOWN_SERVER_ERROR;
         int rc = inflater_open(&f, codec, recs, recs_len, BATCH_INFLATE_MAX);
         s.inf = &f;
-        s.pos = s.end = s.win = s.buf;
+        s.pos = s.end = s.win = NULL;
         if (rc < 0)
+            s.err = rc == INFLATE_TOO_BIG ? KERR_MESSAGE_TOO_LARGE : KERR_UNKNOWN_SERVER_ERROR;
+        else if (!inflater_lends(&f) && (s.buf = malloc(BATCH_VALIDATE_WINDOW)) == NULL)
             s.err = KERR_UNKNOWN_SERVER_ERROR;
     }
     int rc = KERR_NONE;

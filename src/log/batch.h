@@ -70,10 +70,10 @@ uint32_t batch_compute_crc(const uint8_t *batch, size_t len);
  * max_message_bytes, CRC, lastOffsetDelta + 1 == recordsCount > 0, no control batch, known
  * codec, baseSequence >= 0 when producerId >= 0; then every record (LogValidator): exactly
  * recordsCount records whose lengths and varints agree, offsetDeltas 0..n-1, nothing after
- * the last. Compressed records are streamed through a fixed 64 KiB window (snappy: one raw
- * block at a time), at most BATCH_INFLATE_MAX bytes. Returns KERR_NONE,
- * KERR_MESSAGE_TOO_LARGE, KERR_CORRUPT_MESSAGE, KERR_UNSUPPORTED_COMPRESSION_TYPE,
- * KERR_INVALID_RECORD, or KERR_UNKNOWN_SERVER_ERROR when the payload does not decompress
+ * the last. Compressed records are streamed through a fixed 64 KiB window (snappy, and zstd
+ * frames declaring <= 4 MiB: one block at a time), at most BATCH_INFLATE_MAX bytes.
+ * Returns KERR_NONE, KERR_MESSAGE_TOO_LARGE, KERR_CORRUPT_MESSAGE,
+ * KERR_UNSUPPORTED_COMPRESSION_TYPE, KERR_INVALID_RECORD, or KERR_UNKNOWN_SERVER_ERROR when the payload does not decompress
  * (what Kafka answers: its decompressing stream's KafkaException is not an API error). */
 int batch_validate_client(const uint8_t *batch, size_t len, int32_t max_message_bytes);
 
