@@ -52,12 +52,30 @@ static int append_partition(struct broker *b, struct partition *p, struct krecor
     return KERR_NONE;
 }
 
+/* Kafka's RequestUtils.hasTransactionalRecords: any partition's batch with the transactional
+ * bit. Without a transactional id such a request is refused whole. */
+static bool has_transactional_batch(const struct produce_request *req)
+{
+    for (int32_t i = 0; i < req->n_topic_data; i++)
+        for (int32_t j = 0; j < req->topic_data[i].n_partition_data; j++) {
+            const struct krecords *rec = &req->topic_data[i].partition_data[j].records;
+            if (rec->ptr != NULL && rec->len >= BATCH_HEADER_SIZE &&
+                (be16_get(rec->ptr + 21) & BATCH_ATTR_TRANSACTIONAL))
+                return true;
+        }
+    return false;
+}
+
 enum request_status handle_produce(struct broker *b, struct request *r)
 {
     struct produce_request *req = r->body;
     struct produce_response *resp = r->resp;
     int16_t acks = req->acks;
     bool bad_acks = acks != 0 && acks != 1 && acks != -1;
+    /* Kafka answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition, before anything
+     * else, when a transactional batch comes without a transactional id (whatever its
+     * producer id); with one, transactions are refused below as not supported yet. */
+    bool txn_without_id = req->transactional_id.ptr == NULL && has_transactional_batch(req);
     bool any_error = false, any_append = false;
     int nparts = 0;
     for (int32_t i = 0; i < req->n_topic_data; i++)
@@ -96,7 +114,9 @@ enum request_status handle_produce(struct broker *b, struct request *r)
             out->error_message = kstr_null();
             int e;
             struct partition *p = NULL;
-            if (bad_acks)
+            if (txn_without_id)
+                e = KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+            else if (bad_acks)
                 e = KERR_INVALID_REQUIRED_ACKS;
             else if (req->transactional_id.ptr != NULL) {
                 e = KERR_INVALID_REQUEST;

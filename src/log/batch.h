@@ -61,12 +61,20 @@ static inline int64_t batch_last_offset(const struct batch_header *h)
 /* CRC-32C of bytes [21, len) of a whole batch. */
 uint32_t batch_compute_crc(const uint8_t *batch, size_t len);
 
-/* Validates one batch as a client sent it to Produce (FORMATS.md §5): exactly one batch of
- * len bytes, size <= max_message_bytes, magic 2, CRC, lastOffsetDelta + 1 == recordsCount > 0,
- * no control batch, known codec, baseSequence >= 0 when producerId >= 0. Returns KERR_NONE,
- * KERR_MESSAGE_TOO_LARGE, KERR_CORRUPT_MESSAGE, KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT,
- * KERR_UNSUPPORTED_COMPRESSION_TYPE or KERR_INVALID_RECORD. Reads only the header and the
- * CRC-covered bytes: no record is decoded. */
+/* The most bytes a produced batch's records may decompress to: past it the batch is refused
+ * (MESSAGE_TOO_LARGE, so a Java producer splits it), as the readers could not decode it either. */
+#define BATCH_INFLATE_MAX (256u << 20)
+
+/* Validates one batch as a client sent it to Produce v3+ (FORMATS.md §5), in Kafka's order:
+ * exactly one batch of len bytes, magic 2 (0/1: INVALID_RECORD), baseOffset 0, size <=
+ * max_message_bytes, CRC, lastOffsetDelta + 1 == recordsCount > 0, no control batch, known
+ * codec, baseSequence >= 0 when producerId >= 0; then every record (LogValidator): exactly
+ * recordsCount records whose lengths and varints agree, offsetDeltas 0..n-1, nothing after
+ * the last. Compressed records are streamed through a fixed 64 KiB window (snappy, and zstd
+ * frames declaring <= 4 MiB: one block at a time), at most BATCH_INFLATE_MAX bytes.
+ * Returns KERR_NONE, KERR_MESSAGE_TOO_LARGE, KERR_CORRUPT_MESSAGE,
+ * KERR_UNSUPPORTED_COMPRESSION_TYPE, KERR_INVALID_RECORD, or KERR_UNKNOWN_SERVER_ERROR when the payload does not decompress
+ * (what Kafka answers: its decompressing stream's KafkaException is not an API error). */
 int batch_validate_client(const uint8_t *batch, size_t len, int32_t max_message_bytes);
 
 /* Rewrites baseOffset and partitionLeaderEpoch (not CRC-covered); with log_append_time also

@@ -4,6 +4,10 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <snappy-c.h>
+#include <sys/resource.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #include "log_test_util.h"
 #include "common/crc32c.h"
@@ -229,9 +233,317 @@ static void test_validate_short_inputs(void **state)
     for (size_t n = 0; n < sizeof(z); n++)
         assert_int_not_equal(batch_validate_client(z, n, 1 << 20), 0);
     z[16] = 0;
-    assert_int_equal(batch_validate_client(z, 40, 1 << 20), KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT);
+    assert_int_equal(batch_validate_client(z, 40, 1 << 20), KERR_INVALID_RECORD);
     z[16] = 7;
     assert_int_equal(batch_validate_client(z, 40, 1 << 20), KERR_CORRUPT_MESSAGE);
+}
+
+/* ---- Produce validation of the records themselves (LogValidator), every codec ---- */
+
+static const int all_codecs[] = {BATCH_COMPRESSION_NONE, BATCH_COMPRESSION_GZIP,
+                                 BATCH_COMPRESSION_SNAPPY, BATCH_COMPRESSION_LZ4,
+                                 BATCH_COMPRESSION_ZSTD};
+
+/* A builder holding n records "value-<i>" (no headers, one with a key and header), left for
+ * the caller to edit (records at buf + BATCH_HEADER_SIZE, count) before finish_edited. */
+static void edited_start(struct batch_builder *b, int n)
+{
+    batch_builder_init(b, 1 << 20);
+    struct batch_kv_header hdr = {"h", "hv", 2};
+    for (int i = 0; i < n; i++) {
+        char v[32];
+        int vl = snprintf(v, sizeof(v), "value-%d", i);
+        assert_int_equal(batch_builder_add(b, 1000 + i, i == 1 ? "key" : NULL, 3, v, vl,
+                                           i == 1 ? &hdr : NULL, i == 1 ? 1 : 0), 0);
+    }
+}
+
+static uint8_t *edited_finish(struct batch_builder *b, int codec, size_t *len)
+{
+    uint8_t *batch;
+    assert_int_equal(batch_builder_finish(b, codec, &batch, len), 0);
+    batch_builder_free(b);
+    return batch;
+}
+
+/* Offset of record i's offsetDelta varint in an uncompressed builder (small records:
+ * length varint 1 byte, attributes 1, timestampDelta 1). */
+static size_t offset_delta_at(const struct batch_builder *b, int i)
+{
+    const uint8_t *p = b->buf + BATCH_HEADER_SIZE, *end = b->buf + b->len;
+    for (int k = 0; k < i; k++) {
+        int32_t size;
+        assert_int_equal(batch_varint_get(&p, end, &size), 0);
+        p += size;
+    }
+    return (size_t)(p - b->buf) + 3;
+}
+
+static void refit_crc(uint8_t *batch, size_t len)
+{
+    be32_put(batch + 8, (uint32_t)(len - BATCH_LOG_OVERHEAD));
+    be32_put(batch + 17, batch_compute_crc(batch, len));
+}
+
+static void test_validate_record_count(void **state)
+{
+    (void)state;
+    for (size_t c = 0; c < ARRAY_LEN(all_codecs); c++) {
+        struct batch_builder b;
+        size_t len;
+        uint8_t *batch;
+        /* recordsCount 1,000,000 (lastOffsetDelta 999,999) over one record: the header alone
+         * is consistent, the records are not. */
+        edited_start(&b, 1);
+        b.count = 1000000;
+        batch = edited_finish(&b, all_codecs[c], &len);
+        assert_int_equal(batch_validate_client(batch, len, 1 << 20), KERR_INVALID_RECORD);
+        free(batch);
+        /* Fewer declared than present: the rest is "records still remaining". */
+        edited_start(&b, 3);
+        b.count = 2;
+        batch = edited_finish(&b, all_codecs[c], &len);
+        assert_int_equal(batch_validate_client(batch, len, 1 << 20), KERR_INVALID_RECORD);
+        free(batch);
+        /* The same batches unedited pass. */
+        edited_start(&b, 3);
+        batch = edited_finish(&b, all_codecs[c], &len);
+        assert_int_equal(batch_validate_client(batch, len, 1 << 20), KERR_NONE);
+        free(batch);
+    }
+}
+
+static void test_validate_offset_deltas(void **state)
+{
+    (void)state;
+    for (size_t c = 0; c < ARRAY_LEN(all_codecs); c++) {
+        int32_t bad_deltas[] = {0, 2, -1, 7}; /* record 1 repeats 0, skips, goes back, jumps */
+        for (size_t d = 0; d < ARRAY_LEN(bad_deltas); d++) {
+            struct batch_builder b;
+            edited_start(&b, 3);
+            uint8_t one[5];
+            assert_int_equal(batch_varint_put(one, bad_deltas[d]), 1);
+            b.buf[offset_delta_at(&b, 1)] = one[0]; /* varint(1) is one byte too */
+            size_t len;
+            uint8_t *batch = edited_finish(&b, all_codecs[c], &len);
+            assert_int_equal(batch_validate_client(batch, len, 1 << 20), KERR_INVALID_RECORD);
+            free(batch);
+        }
+    }
+}
+
+static void test_validate_garbage_records(void **state)
+{
+    (void)state;
+    for (size_t c = 0; c < ARRAY_LEN(all_codecs); c++) {
+        /* Each edit breaks the structure while the CRC (computed after) stays valid. */
+        for (int edit = 0; edit < 7; edit++) {
+            struct batch_builder b;
+            edited_start(&b, 3);
+            uint8_t *r0 = b.buf + BATCH_HEADER_SIZE;
+            size_t key_len_at = offset_delta_at(&b, 1) + 1;
+            switch (edit) {
+            case 0: memset(r0, 0xff, b.len - BATCH_HEADER_SIZE); break; /* varints too long */
+            case 1: r0[0] += 2; break;                 /* length says more than the record */
+            case 2: r0[0] -= 2; break;                 /* length says less */
+            case 3: b.buf[key_len_at] = 0x05; break;   /* key length -3 */
+            case 4: b.buf[key_len_at] = 0x7e; break;   /* key length 63: past the record */
+            case 5: b.len -= 1; break;                 /* last record cut short */
+            case 6: r0[0] = 0; break;                  /* a zero-length record */
+            }
+            size_t len;
+            uint8_t *batch = edited_finish(&b, all_codecs[c], &len);
+            assert_int_equal(batch_validate_client(batch, len, 1 << 20), KERR_INVALID_RECORD);
+            free(batch);
+        }
+        /* A header with a negative key length, and a negative header count. */
+        struct batch_builder b;
+        edited_start(&b, 2);
+        size_t hdr_count_at = b.len - 1 - 1 - 2 - 1 - 1; /* ... nheaders=1, klen, "h", vlen, "hv" */
+        assert_int_equal(b.buf[hdr_count_at], 2);      /* varint(1) */
+        b.buf[hdr_count_at + 1] = 0x01;                /* header key length -1 */
+        size_t len;
+        uint8_t *batch = edited_finish(&b, all_codecs[c], &len);
+        assert_int_equal(batch_validate_client(batch, len, 1 << 20), KERR_INVALID_RECORD);
+        free(batch);
+        edited_start(&b, 2);
+        b.buf[hdr_count_at] = 0x01; /* -1 headers */
+        batch = edited_finish(&b, all_codecs[c], &len);
+        assert_int_equal(batch_validate_client(batch, len, 1 << 20), KERR_INVALID_RECORD);
+        free(batch);
+    }
+}
+
+/* A compressed payload that does not decompress, with a valid CRC: Kafka's decompressing
+ * stream throws a KafkaException, which its Produce answers as UNKNOWN_SERVER_ERROR. */
+static void test_validate_corrupt_payloads(void **state)
+{
+    (void)state;
+    for (size_t c = 1; c < ARRAY_LEN(all_codecs); c++) {
+        int codec = all_codecs[c];
+        for (int edit = 0; edit < 3; edit++) {
+            struct batch_builder b;
+            edited_start(&b, 20);
+            size_t len;
+            uint8_t *batch = edited_finish(&b, codec, &len);
+            uint8_t *z = batch + BATCH_HEADER_SIZE;
+            size_t zlen = len - BATCH_HEADER_SIZE;
+            if (edit == 0) {
+                /* the codec's magic / header */
+                size_t at = codec == BATCH_COMPRESSION_SNAPPY ? 16 : 0; /* xerial chunk length */
+                z[at] ^= 0x5a;
+            } else if (edit == 1) {
+                len -= zlen / 2; /* cut in the middle */
+            } else {
+                memset(z + zlen / 3, 0xa5, zlen / 3); /* garbage inside */
+            }
+            refit_crc(batch, len);
+            int rc = batch_validate_client(batch, len, 1 << 20);
+            /* snappy has no checksum: garbage may decode to garbage records instead */
+            if (codec == BATCH_COMPRESSION_SNAPPY && edit == 2)
+                assert_true(rc == KERR_UNKNOWN_SERVER_ERROR || rc == KERR_INVALID_RECORD);
+            else
+                assert_int_equal(rc, KERR_UNKNOWN_SERVER_ERROR);
+            free(batch);
+        }
+    }
+}
+
+/* Snappy as librdkafka, sarama and franz-go write it: one raw block, no xerial framing; and
+ * gzip as several concatenated members (Java's GZIPInputStream reads them all). */
+static void test_validate_raw_snappy_and_gzip_members(void **state)
+{
+    (void)state;
+    struct batch_builder b;
+    edited_start(&b, 5);
+    size_t rlen = b.len - BATCH_HEADER_SIZE;
+    size_t zcap = snappy_max_compressed_length(rlen), zlen = zcap;
+    uint8_t *batch = malloc(BATCH_HEADER_SIZE + zcap);
+    memcpy(batch, b.buf, BATCH_HEADER_SIZE);
+    assert_int_equal(snappy_compress((const char *)b.buf + BATCH_HEADER_SIZE, rlen,
+                                     (char *)batch + BATCH_HEADER_SIZE, &zlen), SNAPPY_OK);
+    int32_t n = b.count;
+    /* the header fields as batch_builder_finish writes them */
+    uint8_t *ref;
+    size_t ref_len;
+    assert_int_equal(batch_builder_finish(&b, BATCH_COMPRESSION_NONE, &ref, &ref_len), 0);
+    memcpy(batch, ref, BATCH_HEADER_SIZE);
+    be16_put(batch + 21, BATCH_COMPRESSION_SNAPPY);
+    size_t len = BATCH_HEADER_SIZE + zlen;
+    refit_crc(batch, len);
+    assert_int_equal(batch_validate_client(batch, len, 1 << 20), KERR_NONE);
+    struct batch_record_iter it;
+    struct batch_record r;
+    assert_int_equal(batch_records_open(&it, batch, len, 1 << 20), 0);
+    int k, seen = 0;
+    while ((k = batch_records_next(&it, &r)) == 1)
+        seen++;
+    assert_int_equal(k, 0);
+    assert_int_equal(seen, n);
+    batch_records_close(&it);
+    free(batch);
+
+    /* gzip: records split over two members */
+    size_t half = (ref_len - BATCH_HEADER_SIZE) / 2;
+    uint8_t *gz = malloc(ref_len * 2 + 128);
+    size_t glen = BATCH_HEADER_SIZE;
+    memcpy(gz, ref, BATCH_HEADER_SIZE);
+    const uint8_t *parts[2] = {ref + BATCH_HEADER_SIZE, ref + BATCH_HEADER_SIZE + half};
+    size_t plen[2] = {half, ref_len - BATCH_HEADER_SIZE - half};
+    for (int m = 0; m < 2; m++) {
+        z_stream zs;
+        memset(&zs, 0, sizeof(zs));
+        assert_int_equal(deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+        zs.next_in = (Bytef *)parts[m];
+        zs.avail_in = (uInt)plen[m];
+        zs.next_out = gz + glen;
+        zs.avail_out = (uInt)(ref_len * 2 + 128 - glen);
+        assert_int_equal(deflate(&zs, Z_FINISH), Z_STREAM_END);
+        glen += zs.total_out;
+        deflateEnd(&zs);
+    }
+    be16_put(gz + 21, BATCH_COMPRESSION_GZIP);
+    refit_crc(gz, glen);
+    assert_int_equal(batch_validate_client(gz, glen, 1 << 20), KERR_NONE);
+    free(gz);
+    free(ref);
+}
+
+/* A 16 KB zstd payload whose one record claims a 300 MB value of zeros: refused at
+ * BATCH_INFLATE_MAX with MESSAGE_TOO_LARGE, in bounded memory. */
+static void test_validate_inflate_bound(void **state)
+{
+    (void)state;
+    struct batch_builder b;
+    edited_start(&b, 1);
+    uint8_t *hdr;
+    size_t hlen;
+    assert_int_equal(batch_builder_finish(&b, BATCH_COMPRESSION_NONE, &hdr, &hlen), 0);
+    batch_builder_free(&b);
+    const int32_t value_len = 300 << 20;
+    uint8_t rec[32];
+    size_t rl = 0;
+    uint8_t body[16];
+    size_t bl = 0;
+    body[bl++] = 0;                               /* attributes */
+    bl += batch_varlong_put(body + bl, 0);        /* timestampDelta */
+    bl += batch_varint_put(body + bl, 0);         /* offsetDelta */
+    bl += batch_varint_put(body + bl, -1);        /* null key */
+    bl += batch_varint_put(body + bl, value_len); /* the value, then 0 headers */
+    rl += batch_varint_put(rec, (int32_t)(bl + (size_t)value_len + 1));
+    memcpy(rec + rl, body, bl);
+    rl += bl;
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    size_t cap = 1 << 20;
+    uint8_t *batch = malloc(BATCH_HEADER_SIZE + cap);
+    memcpy(batch, hdr, BATCH_HEADER_SIZE);
+    ZSTD_outBuffer out = {batch + BATCH_HEADER_SIZE, cap, 0};
+    ZSTD_inBuffer in = {rec, rl, 0};
+    assert_false(ZSTD_isError(ZSTD_compressStream2(cc, &out, &in, ZSTD_e_continue)));
+    uint8_t *zeros = calloc(1, 1 << 20);
+    for (int32_t left = value_len; left > 0; left -= 1 << 20) {
+        in = (ZSTD_inBuffer){zeros, 1 << 20, 0};
+        assert_false(ZSTD_isError(ZSTD_compressStream2(cc, &out, &in, ZSTD_e_continue)));
+    }
+    in = (ZSTD_inBuffer){"\0", 1, 0}; /* 0 headers */
+    size_t left;
+    do {
+        left = ZSTD_compressStream2(cc, &out, &in, ZSTD_e_end);
+        assert_false(ZSTD_isError(left));
+    } while (left != 0);
+    ZSTD_freeCCtx(cc);
+    free(zeros);
+    size_t len = BATCH_HEADER_SIZE + out.pos;
+    be16_put(batch + 21, BATCH_COMPRESSION_ZSTD);
+    refit_crc(batch, len);
+    struct rusage before, after;
+    getrusage(RUSAGE_SELF, &before);
+    assert_int_equal(batch_validate_client(batch, len, 1 << 20), KERR_MESSAGE_TOO_LARGE);
+    getrusage(RUSAGE_SELF, &after);
+    /* the decoder's window and ours, not the 256 MB it inflated */
+    assert_true(after.ru_maxrss - before.ru_maxrss < 64 * 1024);
+    free(batch);
+    free(hdr);
+}
+
+static void test_validate_header_as_kafka(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *batch = tu_batch(2, 10, 1, BATCH_COMPRESSION_NONE, &len);
+    assert_int_equal(batch_validate_client(batch, len, 1 << 20), KERR_NONE);
+    /* A client's baseOffset must be 0 (UnifiedLog.analyzeAndValidateRecords). */
+    be64_put(batch, 5);
+    assert_int_equal(batch_validate_client(batch, len, 1 << 20), KERR_INVALID_RECORD);
+    be64_put(batch, 0);
+    /* Control batches come from coordinators only. */
+    be16_put(batch + 21, BATCH_ATTR_CONTROL | BATCH_ATTR_TRANSACTIONAL);
+    refit_crc(batch, len);
+    assert_int_equal(batch_validate_client(batch, len, 1 << 20), KERR_INVALID_RECORD);
+    /* Produce v3+ takes magic 2 only (ProduceRequest.validateRecords). */
+    batch[16] = 1;
+    assert_int_equal(batch_validate_client(batch, len, 1 << 20), KERR_INVALID_RECORD);
+    free(batch);
 }
 
 int main(void)
@@ -247,6 +559,13 @@ int main(void)
         cmocka_unit_test(test_sequences),
         cmocka_unit_test(test_corrupt_records_rejected),
         cmocka_unit_test(test_validate_short_inputs),
+        cmocka_unit_test(test_validate_record_count),
+        cmocka_unit_test(test_validate_offset_deltas),
+        cmocka_unit_test(test_validate_garbage_records),
+        cmocka_unit_test(test_validate_corrupt_payloads),
+        cmocka_unit_test(test_validate_raw_snappy_and_gzip_members),
+        cmocka_unit_test(test_validate_inflate_bound),
+        cmocka_unit_test(test_validate_header_as_kafka),
     };
     return cmocka_run_group_tests_name("log_batch", tests, NULL, NULL);
 }

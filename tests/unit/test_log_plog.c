@@ -242,10 +242,10 @@ static void test_validation(void **state)
     /* length field disagrees with the bytes */
     memcpy(c, b, len);
     assert_int_equal(plog_append(f->log, c, len - 1, 0, NULL), KERR_CORRUPT_MESSAGE);
-    /* legacy magic */
+    /* legacy magic: Produce v3+ carries magic 2 only (Kafka: INVALID_RECORD) */
     memcpy(c, b, len);
     c[16] = 1;
-    assert_int_equal(plog_append(f->log, c, len, 0, NULL), KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT);
+    assert_int_equal(plog_append(f->log, c, len, 0, NULL), KERR_INVALID_RECORD);
     /* lastOffsetDelta + 1 != recordsCount (CRC fixed up so only that is wrong) */
     memcpy(c, b, len);
     be32_put(c + 23, 5);
