@@ -193,9 +193,18 @@ struct broker {
 /* Topic registry (topics.c). */
 struct topic *topic_find(struct broker *b, const char *name);
 struct topic *topic_find_by_id(struct broker *b, const struct kuuid *id);
-/* Validates a topic name as Kafka does: 1..249 of [a-zA-Z0-9._-], not "." or "..". Returns
- * KERR_NONE or KERR_INVALID_TOPIC_EXCEPTION with a message in msg. */
-int topic_name_validate(const char *name, char *msg, size_t msglen);
+/* A topic named in a request: names are length-counted bytes, and one holding a NUL is no
+ * topic's (never its prefix's). Every handler looks request names up through this. */
+struct topic *topic_find_name(struct broker *b, struct kstr name);
+#define TOPIC_NAME_MAX 249
+/* Validates a topic name (len bytes) as Kafka does: 1..249 of [a-zA-Z0-9._-], not "." or "..",
+ * so no NUL. Returns KERR_NONE or KERR_INVALID_TOPIC_EXCEPTION with Kafka's message in msg. */
+int topic_name_validate(const char *name, int32_t len, char *msg, size_t msglen);
+/* Kafka's internal topics (Topic.isInternal): only their coordinators create and write them. */
+bool topic_name_is_internal(const char *name);
+/* KERR_INVALID_TOPIC_EXCEPTION (Kafka's message) when name differs from an existing topic only
+ * by '.' versus '_'. */
+int topic_name_collision(struct broker *b, const char *name, char *msg, size_t msglen);
 /* Creates a topic with npartitions and config overrides (already validated). */
 int topic_create(struct broker *b, const char *name, int32_t npartitions,
                  const struct topic_config_kv *configs, int nconfigs, struct topic **out,

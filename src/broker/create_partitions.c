@@ -20,7 +20,7 @@ enum request_status handle_create_partitions(struct broker *b, struct request *r
         out->name = in->name.ptr ? in->name : kstr_of("");
         out->error_message = kstr_null();
         char msg[256] = "";
-        struct topic *t = in->name.ptr ? topic_find(b, in->name.ptr) : NULL;
+        struct topic *t = topic_find_name(b, in->name);
         int e = KERR_NONE;
         if (t == NULL) {
             e = KERR_UNKNOWN_TOPIC_OR_PARTITION;

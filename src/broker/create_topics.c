@@ -1,6 +1,7 @@
 /* CreateTopics (19): validates name, partitions, replication factor (one node: only 1) and
  * configs as Kafka does; validate_only checks without creating. */
 #include <stdio.h>
+#include <string.h>
 
 #include "broker/handlers.h"
 #include "broker/kutil.h"
@@ -32,13 +33,23 @@ static int create_one(struct broker *b, struct request *r, bool validate_only,
                       size_t msglen)
 {
     const char *name = in->name.ptr ? in->name.ptr : "";
-    int e = topic_name_validate(name, msg, msglen);
+    int e = topic_name_validate(in->name.ptr, in->name.len, msg, msglen);
     if (e != KERR_NONE)
         return e;
+    /* Kafka refuses __cluster_metadata so; here the coordinators' topics too: made by a client
+     * (its partition count, 7-day retention) they would lose what the coordinator writes. */
+    if (strcmp(name, "__cluster_metadata") == 0 ||
+        (topic_name_is_internal(name) && topic_find(b, name) == NULL)) {
+        snprintf(msg, msglen, "Creation of internal topic %s is prohibited.", name);
+        return KERR_INVALID_REQUEST;
+    }
     if (topic_find(b, name) != NULL) {
         snprintf(msg, msglen, "Topic '%s' already exists.", name);
         return KERR_TOPIC_ALREADY_EXISTS;
     }
+    e = topic_name_collision(b, name, msg, msglen);
+    if (e != KERR_NONE)
+        return e;
     int32_t parts = in->num_partitions;
     int16_t rf = in->replication_factor;
     if (in->n_assignments > 0) {
@@ -126,7 +137,9 @@ enum request_status handle_create_topics(struct broker *b, struct request *r)
         bool dup = false;
         for (int32_t k = 0; k < i; k++)
             if (req->topics[k].name.ptr && req->topics[i].name.ptr &&
-                strcmp(req->topics[k].name.ptr, req->topics[i].name.ptr) == 0)
+                req->topics[k].name.len == req->topics[i].name.len &&
+                memcmp(req->topics[k].name.ptr, req->topics[i].name.ptr,
+                       (size_t)req->topics[i].name.len) == 0)
                 dup = true;
         int e = dup ? KERR_INVALID_REQUEST
                     : create_one(b, r, req->validate_only, &req->topics[i], out, msg, sizeof(msg));

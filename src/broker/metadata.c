@@ -1,6 +1,7 @@
 /* Metadata (3): brokers (just this one), cluster id, controller, and each topic's partitions
  * with this node as leader and only replica. Auto-creates topics when allowed. */
 #include <stdio.h>
+#include <string.h>
 
 #include "broker/handlers.h"
 #include "broker/kutil.h"
@@ -9,10 +10,17 @@
 
 struct topic *broker_auto_create(struct broker *b, const char *name)
 {
-    char msg[256];
+    char msg[512];
     struct topic *t = NULL;
-    if (topic_name_validate(name, msg, sizeof(msg)) != KERR_NONE)
+    if (topic_name_validate(name, (int32_t)strlen(name), msg, sizeof(msg)) != KERR_NONE)
         return NULL;
+    /* The coordinators make their own topics; a colliding name is refused as by CreateTopics. */
+    if (topic_name_is_internal(name) || strcmp(name, "__cluster_metadata") == 0)
+        return NULL;
+    if (topic_name_collision(b, name, msg, sizeof(msg)) != KERR_NONE) {
+        LOG_DEBUG("KafkaApis", "auto-creation of topic %s refused: %s", name, msg);
+        return NULL;
+    }
     if (topic_create(b, name, b->cfg.num_partitions, NULL, 0, &t, msg, sizeof(msg)) != KERR_NONE) {
         LOG_WARN("KafkaApis", "auto-creation of topic %s failed: %s", name, msg);
         return NULL;
@@ -92,10 +100,10 @@ enum request_status handle_metadata(struct broker *b, struct request *r)
         struct topic *t = NULL;
         if (rt->name.ptr != NULL) {
             out->name = rt->name;
-            t = topic_find(b, rt->name.ptr);
+            t = topic_find_name(b, rt->name);
             if (t == NULL) {
-                char msg[256];
-                if (topic_name_validate(rt->name.ptr, msg, sizeof(msg)) != KERR_NONE) {
+                char msg[512];
+                if (topic_name_validate(rt->name.ptr, rt->name.len, msg, sizeof(msg)) != KERR_NONE) {
                     out->error_code = KERR_INVALID_TOPIC_EXCEPTION;
                     continue;
                 }

@@ -79,32 +79,89 @@ struct partition *partition_get(struct broker *b, const char *topic, int32_t ind
     return t->partitions[index];
 }
 
-int topic_name_validate(const char *name, char *msg, size_t msglen)
+struct topic *topic_find_name(struct broker *b, struct kstr name)
 {
-    size_t n = strlen(name);
-    if (n == 0) {
-        snprintf(msg, msglen, "Topic name is illegal, it can't be empty");
+    /* A name with a NUL inside would read as its prefix: no topic has it (names are checked
+     * on creation), so it finds nothing rather than aliasing the prefix. */
+    if (name.ptr == NULL || kstr_has_nul(name))
+        return NULL;
+    return topic_find(b, name.ptr);
+}
+
+/* The name for a message: bytes outside printable ASCII (NUL, newlines, UTF-8) as \xNN, so
+ * the message and the log line show what the client sent. */
+static void name_render(const char *name, int32_t len, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (int32_t i = 0; i < len && o + 5 < outlen; i++) {
+        uint8_t ch = (uint8_t)name[i];
+        if (ch >= 0x20 && ch < 0x7f)
+            out[o++] = (char)ch;
+        else
+            o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", ch);
+    }
+    out[o < outlen ? o : outlen - 1] = '\0';
+}
+
+int topic_name_validate(const char *name, int32_t len, char *msg, size_t msglen)
+{
+    char shown[300];
+    if (name == NULL || len <= 0) {
+        snprintf(msg, msglen, "Topic name is invalid: the empty string is not allowed");
         return KERR_INVALID_TOPIC_EXCEPTION;
     }
-    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
-        snprintf(msg, msglen, "Topic name cannot be \".\" or \"..\"");
+    if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.')) {
+        snprintf(msg, msglen, "Topic name is invalid: '%s' is not allowed", len == 1 ? "." : "..");
         return KERR_INVALID_TOPIC_EXCEPTION;
     }
-    if (n > 249) {
+    if (len > TOPIC_NAME_MAX) {
+        name_render(name, len, shown, sizeof(shown));
         snprintf(msg, msglen,
-                 "Topic name is illegal, it can't be longer than 249 characters, topic name: %.40s...",
-                 name);
+                 "Topic name is invalid: the length of '%s' is longer than the max allowed length %d",
+                 shown, TOPIC_NAME_MAX);
         return KERR_INVALID_TOPIC_EXCEPTION;
     }
-    for (size_t i = 0; i < n; i++) {
+    for (int32_t i = 0; i < len; i++) {
         char ch = name[i];
         bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
                   ch == '.' || ch == '_' || ch == '-';
         if (!ok) {
+            name_render(name, len, shown, sizeof(shown));
             snprintf(msg, msglen,
-                     "Topic name \"%s\" is illegal, it contains a character other than ASCII "
-                     "alphanumerics, '.', '_' and '-'",
-                     name);
+                     "Topic name is invalid: '%s' contains one or more characters other than "
+                     "ASCII alphanumerics, '.', '_' and '-'",
+                     shown);
+            return KERR_INVALID_TOPIC_EXCEPTION;
+        }
+    }
+    return KERR_NONE;
+}
+
+bool topic_name_is_internal(const char *name)
+{
+    return strcmp(name, "__consumer_offsets") == 0 || strcmp(name, "__transaction_state") == 0 ||
+           strcmp(name, "__share_group_state") == 0;
+}
+
+/* Kafka's metric names turn '.' into '_': two topics that differ only there would share them,
+ * so a new name that unifies with an existing one is refused. */
+static bool names_collide(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++) {
+        char x = *a == '.' ? '_' : *a, y = *b == '.' ? '_' : *b;
+        if (x != y)
+            return false;
+    }
+    return *a == *b;
+}
+
+int topic_name_collision(struct broker *b, const char *name, char *msg, size_t msglen)
+{
+    if (strpbrk(name, "._") == NULL)
+        return KERR_NONE;
+    for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t)) {
+        if (strcmp(t->name, name) != 0 && names_collide(t->name, name)) {
+            snprintf(msg, msglen, "Topic '%s' collides with existing topic: %s", name, t->name);
             return KERR_INVALID_TOPIC_EXCEPTION;
         }
     }
@@ -204,7 +261,7 @@ static struct topic *topic_alloc(struct broker *b, const char *name, const uint8
     snprintf(t->name, sizeof(t->name), "%s", name);
     memcpy(t->id.b, id, 16);
     t->cfg = b->cfg.log;
-    t->internal = strcmp(name, "__consumer_offsets") == 0 || strcmp(name, "__transaction_state") == 0;
+    t->internal = topic_name_is_internal(name);
     size_t h = name_hash(name) % b->ntopic_buckets;
     t->next = b->topic_buckets[h];
     b->topic_buckets[h] = t;
