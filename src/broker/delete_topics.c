@@ -14,6 +14,11 @@ static void delete_one(struct broker *b, struct topic *t,
         out->error_code = 73; /* TOPIC_DELETION_DISABLED */
         return;
     }
+    if (t->creating > 0) {
+        out->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION; /* retriable: it is not there yet */
+        out->error_message = kstr_of("The topic is still being created.");
+        return;
+    }
     if (t->internal) {
         out->error_code = KERR_INVALID_TOPIC_EXCEPTION;
         out->error_message = kstr_of("Internal topics cannot be deleted");

@@ -17,7 +17,8 @@ struct topic *broker_auto_create(struct broker *b, const char *name)
     /* The coordinators make their own topics; a colliding name is refused as by CreateTopics. */
     if (topic_name_is_internal(name) || strcmp(name, "__cluster_metadata") == 0)
         return NULL;
-    if (topic_name_collision(b, name, msg, sizeof(msg)) != KERR_NONE) {
+    if (topic_name_collision(b, name, msg, sizeof(msg)) != KERR_NONE ||
+        topic_fd_budget_check(b, b->cfg.num_partitions, msg, sizeof(msg)) != KERR_NONE) {
         LOG_DEBUG("KafkaApis", "auto-creation of topic %s refused: %s", name, msg);
         return NULL;
     }
@@ -84,7 +85,8 @@ enum request_status handle_metadata(struct broker *b, struct request *r)
             return REQUEST_CLOSE;
         int n = 0;
         for (struct topic *t = topic_iter_first(b); t && n < b->ntopics; t = topic_iter_next(b, t))
-            fill_topic(b, r, &resp->topics[n++], t);
+            if (t->creating == 0) /* listed once all its partitions exist */
+                fill_topic(b, r, &resp->topics[n++], t);
         resp->n_topics = n;
         return REQUEST_DONE;
     }
@@ -120,6 +122,12 @@ enum request_status handle_metadata(struct broker *b, struct request *r)
         }
         if (t == NULL) {
             out->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            continue;
+        }
+        if (t->creating > 0) {
+            /* Kafka's answer while a new topic's partitions have no leader yet: retriable. */
+            out->error_code = KERR_LEADER_NOT_AVAILABLE;
+            out->topic_id = t->id;
             continue;
         }
         fill_topic(b, r, out, t);

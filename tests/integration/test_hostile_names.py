@@ -40,8 +40,8 @@ class Resp:
         return v
 
 
-def call(broker, api, version, body, corr=7):
-    with socket.create_connection(("127.0.0.1", broker.port), timeout=30) as s:
+def call(broker, api, version, body, corr=7, timeout=30):
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=timeout) as s:
         hdr = struct.pack(">hhih", api, version, corr, 4) + b"test"
         s.sendall(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
         size = struct.unpack(">i", _recv(s, 4))[0]
@@ -50,11 +50,11 @@ def call(broker, api, version, body, corr=7):
     return Resp(data[4:])
 
 
-def create_topics(broker, name, partitions=1):
+def create_topics(broker, name, partitions=1, timeout=30):
     """CreateTopics v2 for one topic: (error, message)."""
     body = struct.pack(">i", 1) + s16(name) + struct.pack(">ihii", partitions, 1, 0, 0)
     body += struct.pack(">ib", 30000, 0)
-    r = call(broker, 19, 2, body)
+    r = call(broker, 19, 2, body, timeout=timeout)
     r.take(">i")
     assert r.take(">i") == 1
     assert r.str() == name
@@ -279,3 +279,89 @@ def test_topic_names_colliding_after_dot_underscore_are_refused(broker):
     assert metadata(broker, [b"c_d"])[b"c_d"][0] != 0  # nor by auto-creation
     assert set(metadata(broker, None)) == {b"c.d"}
     assert create_topics(broker, b"cxd", 1)[0] == 0  # only '.' and '_' collide
+
+
+# ---- item 6: a big CreateTopics neither holds the loop nor exhausts descriptors -------------
+
+def test_big_create_topics_keeps_serving_others(broker):
+    """5,000 partitions take seconds to create: other clients are answered meanwhile (the
+    topic is not shown before all its partitions exist), and the creator gets its answer once
+    they all do."""
+    import threading
+    import time
+    result = {}
+
+    def creator():
+        t0 = time.monotonic()
+        result["create"] = create_topics(broker, b"big", 5000, timeout=300)
+        result["done_at"] = time.monotonic()
+        result["took"] = result["done_at"] - t0
+
+    th = threading.Thread(target=creator)
+    th.start()
+    seen = []  # (time answered, latency, error of "big" in Metadata)
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=30) as s:
+        corr = 0
+        while th.is_alive() or not seen:
+            corr += 1
+            body = struct.pack(">i", 1) + s16(b"big") + struct.pack(">b", 0)
+            hdr = struct.pack(">hhih", 3, 4, corr, 4) + b"test"
+            t0 = time.monotonic()
+            s.sendall(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
+            data = _recv(s, struct.unpack(">i", _recv(s, 4))[0])
+            t1 = time.monotonic()
+            r = Resp(data[4:])
+            r.take(">i")
+            for _ in range(r.take(">i")):
+                r.take(">i"), r.str(), r.take(">i"), r.str()
+            r.str(), r.take(">i")
+            assert r.take(">i") == 1
+            err, name = r.take(">h"), r.str()
+            assert name == b"big"
+            seen.append((t1, t1 - t0, err))
+            time.sleep(0.02)
+    th.join()
+    assert result["create"] == (0, None), result
+    during = [x for x in seen if x[0] < result["done_at"]]
+    assert result["took"] > 0.5, result  # long enough that answers during it mean something
+    assert len(during) >= 5, (len(during), result)
+    # Never a half-made topic: not ready (LEADER_NOT_AVAILABLE / unknown) until it is whole.
+    assert all(err in (3, 5) for _, _, err in during[:-1]), during
+    assert max(lat for _, lat, _ in during) < 1.0, max(lat for _, lat, _ in during)
+    assert metadata(broker, [b"big"], auto_create=False)[b"big"] == (0, 5000)
+    assert produce(broker, b"big", 4999, [b"last"]) == (0, 0)
+
+
+def test_create_topics_that_cannot_fit_the_fd_limit_is_refused_up_front(broker):
+    """With 512 descriptors, 2,000 partitions cannot be open at once: refused before anything
+    is made (POLICY_VIOLATION, Kafka's answer to an operation too large), not after running
+    out of descriptors halfway; a topic that fits is still created."""
+    import resource
+    resource.prlimit(broker.proc.pid, resource.RLIMIT_NOFILE, (512, 512))
+    err, msg = create_topics(broker, b"huge", 2000)
+    assert err == 44, (err, msg)  # POLICY_VIOLATION
+    assert b"file descriptors" in msg and b"ulimit -n" in msg, msg
+    assert not any(d.startswith("huge-") for d in os.listdir(broker.data_dir))
+    assert metadata(broker, [b"huge"], auto_create=False)[b"huge"][0] == UNKNOWN_TOPIC_OR_PARTITION
+    assert create_topics(broker, b"fits", 100) == (0, None)
+    assert metadata(broker, [b"fits"], auto_create=False)[b"fits"] == (0, 100)
+
+
+def test_shutdown_during_a_big_create_topics_leaves_no_half_topic(broker):
+    import threading
+    import time
+    th = threading.Thread(target=lambda: _ignore_errors(create_topics, broker, b"half", 5000))
+    th.start()
+    time.sleep(0.5)
+    assert broker.stop() == 0
+    th.join()
+    assert not any(d.startswith("half-") for d in os.listdir(broker.data_dir))
+    broker.start()
+    assert metadata(broker, None) == {}
+
+
+def _ignore_errors(fn, *args):
+    try:
+        fn(*args)
+    except (OSError, AssertionError, struct.error):
+        pass
