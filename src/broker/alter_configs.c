@@ -29,7 +29,7 @@ enum request_status handle_alter_configs(struct broker *b, struct request *r)
         if (in->resource_type != RESOURCE_TOPIC) {
             e = KERR_INVALID_REQUEST;
             snprintf(msg, sizeof(msg), "Only topic configs can be altered; broker configs come from server.properties");
-        } else if ((t = in->resource_name.ptr ? topic_find(b, in->resource_name.ptr) : NULL) == NULL) {
+        } else if ((t = topic_find_name(b, in->resource_name)) == NULL) {
             e = KERR_UNKNOWN_TOPIC_OR_PARTITION;
             snprintf(msg, sizeof(msg), "Topic does not exist");
         }

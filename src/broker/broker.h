@@ -103,6 +103,11 @@ struct topic {
     struct topic_config_kv *overrides;
     int noverrides;
     bool internal;
+    /* While being created (topic_create_begin .. the last topic_create_step): the partition
+     * count it will have; partitions[0..nopened) exist, and npartitions stays 0 so that no
+     * handler sees a partition before all exist. 0 once created. */
+    int32_t creating;
+    int32_t nopened;
     struct topic *next;              /* hash chain */
 };
 
@@ -176,9 +181,11 @@ struct broker {
     struct topic **topic_buckets;
     size_t ntopic_buckets;
     int ntopics;
+    int64_t partitions_being_created; /* still to open by creations in progress (fd budget) */
     int64_t next_producer_id;
     struct request *await_flush;     /* acks=all produces waiting for the group commit */
     struct request *fetch_waiters;   /* long-polling fetches */
+    struct request *create_topics_waiters; /* CreateTopics still opening partitions */
     bool appended;                   /* something was appended this turn: re-check waiters */
     struct partition **dirty;        /* partitions appended since the last group commit */
     int ndirty, capdirty;
@@ -199,13 +206,35 @@ struct broker {
 /* Topic registry (topics.c). */
 struct topic *topic_find(struct broker *b, const char *name);
 struct topic *topic_find_by_id(struct broker *b, const struct kuuid *id);
-/* Validates a topic name as Kafka does: 1..249 of [a-zA-Z0-9._-], not "." or "..". Returns
- * KERR_NONE or KERR_INVALID_TOPIC_EXCEPTION with a message in msg. */
-int topic_name_validate(const char *name, char *msg, size_t msglen);
+/* A topic named in a request: names are length-counted bytes, and one holding a NUL is no
+ * topic's (never its prefix's). Every handler looks request names up through this. */
+struct topic *topic_find_name(struct broker *b, struct kstr name);
+#define TOPIC_NAME_MAX 249
+/* Validates a topic name (len bytes) as Kafka does: 1..249 of [a-zA-Z0-9._-], not "." or "..",
+ * so no NUL. Returns KERR_NONE or KERR_INVALID_TOPIC_EXCEPTION with Kafka's message in msg. */
+int topic_name_validate(const char *name, int32_t len, char *msg, size_t msglen);
+/* Kafka's internal topics (Topic.isInternal): only their coordinators create and write them. */
+bool topic_name_is_internal(const char *name);
+/* KERR_INVALID_TOPIC_EXCEPTION (Kafka's message) when name differs from an existing topic only
+ * by '.' versus '_'. */
+int topic_name_collision(struct broker *b, const char *name, char *msg, size_t msglen);
 /* Creates a topic with npartitions and config overrides (already validated). */
 int topic_create(struct broker *b, const char *name, int32_t npartitions,
                  const struct topic_config_kv *configs, int nconfigs, struct topic **out,
                  char *msg, size_t msglen);
+/* The same in steps, so that a big topic does not hold the loop: begin registers the topic
+ * (creating, no partitions visible); each step opens partitions until deadline_us (mono) and
+ * sets *done once all exist and the topic is saved. On an error the topic is gone. */
+int topic_create_begin(struct broker *b, const char *name, int32_t npartitions,
+                       const struct topic_config_kv *configs, int nconfigs, struct topic **out,
+                       char *msg, size_t msglen);
+int topic_create_step(struct broker *b, struct topic *t, int64_t deadline_us, bool *done,
+                      char *msg, size_t msglen);
+/* Drops a creation in progress (shutdown): its partition dirs are removed. */
+void topic_create_abandon(struct broker *b, struct topic *t);
+/* KERR_POLICY_VIOLATION (Kafka's answer to an operation too large to perform) with a message
+ * when new_partitions would not fit in the open files limit, keeping a reserve for clients. */
+int topic_fd_budget_check(struct broker *b, int64_t new_partitions, char *msg, size_t msglen);
 int topic_delete(struct broker *b, struct topic *t);
 int topic_add_partitions(struct broker *b, struct topic *t, int32_t new_total);
 /* Replaces a topic's overrides (AlterConfigs semantics) and persists them. */

@@ -46,7 +46,7 @@ static int describe_one(struct broker *b, struct request *r, const struct kstr *
         out->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
         return 0;
     }
-    if (id->ptr == NULL || id->ptr[0] == '\0') {
+    if (id->ptr == NULL || id->ptr[0] == '\0' || kstr_has_nul(*id)) {
         out->error_code = KERR_INVALID_GROUP_ID;
         return 0;
     }

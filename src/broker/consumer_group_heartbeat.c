@@ -106,14 +106,29 @@ enum request_status handle_consumer_group_heartbeat(struct broker *b, struct req
         resp->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
         return REQUEST_DONE;
     }
+    /* Ids are compared as C strings by the coordinator: one holding a NUL would read as its
+     * prefix, another group's or member's id. */
+    if (kstr_has_nul(req->group_id)) {
+        resp->error_code = KERR_INVALID_GROUP_ID;
+        return REQUEST_DONE;
+    }
+    if (kstr_has_nul(req->member_id) || kstr_has_nul(req->instance_id)) {
+        resp->error_code = KERR_UNKNOWN_MEMBER_ID;
+        return REQUEST_DONE;
+    }
     int32_t nt = req->n_subscribed_topic_names;
     const char **topics = NULL;
     if (nt >= 0) {
         topics = request_alloc(r, sizeof(*topics) * ((size_t)nt + 1));
         if (topics == NULL)
             return REQUEST_CLOSE;
+        /* A name holding a NUL is no topic's: subscribing to it matches nothing (its prefix
+         * must not be assigned). */
+        int32_t kept = 0;
         for (int32_t i = 0; i < nt; i++)
-            topics[i] = req->subscribed_topic_names[i].ptr ? req->subscribed_topic_names[i].ptr : "";
+            if (!kstr_has_nul(req->subscribed_topic_names[i]))
+                topics[kept++] = req->subscribed_topic_names[i].ptr ? req->subscribed_topic_names[i].ptr : "";
+        nt = kept;
     }
     int32_t n_owned;
     struct cg_tp *owned = owned_partitions(r, req, &n_owned);

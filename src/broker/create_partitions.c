@@ -20,11 +20,13 @@ enum request_status handle_create_partitions(struct broker *b, struct request *r
         out->name = in->name.ptr ? in->name : kstr_of("");
         out->error_message = kstr_null();
         char msg[256] = "";
-        struct topic *t = in->name.ptr ? topic_find(b, in->name.ptr) : NULL;
+        struct topic *t = topic_find_name(b, in->name);
         int e = KERR_NONE;
-        if (t == NULL) {
+        if (t == NULL || t->creating > 0) {
             e = KERR_UNKNOWN_TOPIC_OR_PARTITION;
-            snprintf(msg, sizeof(msg), "The topic '%s' does not exist.", in->name.ptr ? in->name.ptr : "");
+            snprintf(msg, sizeof(msg), t ? "The topic '%s' is still being created."
+                                         : "The topic '%s' does not exist.",
+                     in->name.ptr ? in->name.ptr : "");
         } else if (in->count < t->npartitions) {
             e = KERR_INVALID_PARTITIONS;
             snprintf(msg, sizeof(msg), "Topic currently has %d partitions, which is higher than the requested %d.",
@@ -35,6 +37,9 @@ enum request_status handle_create_partitions(struct broker *b, struct request *r
         } else if (in->count > 100000) {
             e = KERR_INVALID_PARTITIONS;
             snprintf(msg, sizeof(msg), "Number of partitions %d is more than this broker allows.", in->count);
+        } else if ((e = topic_fd_budget_check(b, in->count - t->npartitions, msg, sizeof(msg))) !=
+                   KERR_NONE) {
+            /* refused up front, as CreateTopics */
         } else if (!req->validate_only) {
             e = topic_add_partitions(b, t, in->count);
         }

@@ -19,6 +19,8 @@ enum request_status handle_delete_groups(struct broker *b, struct request *r)
         resp->results[i].group_id = id->ptr ? *id : kstr_of("");
         if (b->groups == NULL)
             resp->results[i].error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+        else if (kstr_has_nul(*id))
+            resp->results[i].error_code = KERR_INVALID_GROUP_ID;
         else
             resp->results[i].error_code = gc_delete_group(b->groups, id->ptr);
     }

@@ -16,7 +16,7 @@ enum request_status handle_delete_records(struct broker *b, struct request *r)
         struct delete_records_request_delete_records_topic *in = &req->topics[i];
         struct delete_records_response_delete_records_topic_result *out = &resp->topics[i];
         out->name = in->name.ptr ? in->name : kstr_of("");
-        struct topic *t = in->name.ptr ? topic_find(b, in->name.ptr) : NULL;
+        struct topic *t = topic_find_name(b, in->name);
         int32_t np = in->n_partitions > 0 ? in->n_partitions : 0;
         RESP_ARRAY(r, out->partitions, np);
         if (out->partitions == NULL)
@@ -27,6 +27,10 @@ enum request_status handle_delete_records(struct broker *b, struct request *r)
             struct delete_records_response_delete_records_partition_result *pout = &out->partitions[j];
             pout->partition_index = pin->partition_index;
             pout->low_watermark = -1;
+            if (t != NULL && t->internal) {
+                pout->error_code = KERR_INVALID_TOPIC_EXCEPTION; /* Kafka: never on internal topics */
+                continue;
+            }
             if (t == NULL || pin->partition_index < 0 || pin->partition_index >= t->npartitions) {
                 pout->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;

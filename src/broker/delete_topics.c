@@ -14,6 +14,11 @@ static void delete_one(struct broker *b, struct topic *t,
         out->error_code = 73; /* TOPIC_DELETION_DISABLED */
         return;
     }
+    if (t->creating > 0) {
+        out->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION; /* retriable: it is not there yet */
+        out->error_message = kstr_of("The topic is still being created.");
+        return;
+    }
     if (t->internal) {
         out->error_code = KERR_INVALID_TOPIC_EXCEPTION;
         out->error_message = kstr_of("Internal topics cannot be deleted");
@@ -42,7 +47,7 @@ enum request_status handle_delete_topics(struct broker *b, struct request *r)
         if (by_state) {
             struct delete_topics_request_delete_topic_state *s = &req->topics[i];
             if (s->name.ptr != NULL) {
-                t = topic_find(b, s->name.ptr);
+                t = topic_find_name(b, s->name);
                 out->name = s->name;
             } else {
                 t = topic_find_by_id(b, &s->topic_id);
@@ -55,7 +60,7 @@ enum request_status handle_delete_topics(struct broker *b, struct request *r)
             }
         } else {
             out->name = req->topic_names[i];
-            t = req->topic_names[i].ptr ? topic_find(b, req->topic_names[i].ptr) : NULL;
+            t = topic_find_name(b, req->topic_names[i]);
         }
         delete_one(b, t, out);
     }

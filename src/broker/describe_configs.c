@@ -143,7 +143,7 @@ static void describe_one(struct broker *b, struct request *r, bool include_synon
     int n;
     struct topic *t = NULL;
     if (res->resource_type == RESOURCE_TOPIC) {
-        t = res->resource_name.ptr ? topic_find(b, res->resource_name.ptr) : NULL;
+        t = topic_find_name(b, res->resource_name);
         if (t == NULL) {
             out->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
             out->error_message = kstr_of("Topic does not exist");

@@ -20,7 +20,7 @@ static void describe_one(struct broker *b, struct request *r, const struct kstr 
         out->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
         return;
     }
-    if (id->ptr == NULL) {
+    if (id->ptr == NULL || kstr_has_nul(*id)) {
         out->error_code = KERR_INVALID_GROUP_ID;
         return;
     }

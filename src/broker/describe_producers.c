@@ -16,7 +16,7 @@ enum request_status handle_describe_producers(struct broker *b, struct request *
         struct describe_producers_request_topic_request *in = &req->topics[i];
         struct describe_producers_response_topic_response *out = &resp->topics[i];
         out->name = in->name.ptr ? in->name : kstr_of("");
-        struct topic *t = in->name.ptr ? topic_find(b, in->name.ptr) : NULL;
+        struct topic *t = topic_find_name(b, in->name);
         int32_t np = in->n_partition_indexes > 0 ? in->n_partition_indexes : 0;
         RESP_ARRAY(r, out->partitions, np);
         if (out->partitions == NULL)

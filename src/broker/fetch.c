@@ -19,7 +19,7 @@ static uint8_t empty_records[1];
  * the session (incremental). Copied into the request arena, so a session that changes while
  * this request waits does not change it. */
 struct fetch_item {
-    const char *topic;
+    struct kstr topic;               /* as the client named it (empty: by id only) */
     struct kuuid topic_id;
     int32_t partition;
     int64_t fetch_offset;
@@ -56,22 +56,31 @@ static struct fetch_sessions *sessions(struct broker *b)
 
 static bool item_from_session(struct request *r, struct fetch_item *it, const struct fetch_session_part *p)
 {
-    it->topic = request_strdup(r, p->topic);
+    char *name = request_alloc(r, (size_t)p->topic_len + 1);
+    if (name != NULL)
+        memcpy(name, p->topic, (size_t)p->topic_len);
+    it->topic.ptr = name;
+    it->topic.len = p->topic_len;
     it->topic_id = p->topic_id;
     it->partition = p->partition;
     it->fetch_offset = p->fetch_offset;
     it->max_bytes = p->max_bytes;
     it->current_leader_epoch = p->current_leader_epoch;
-    return it->topic != NULL;
+    return it->topic.ptr != NULL;
 }
 
-static const char *topic_key(struct broker *b, struct request *r, const struct fetch_request_fetch_topic *ft)
+static struct kstr topic_key(struct broker *b, struct request *r, const struct fetch_request_fetch_topic *ft)
 {
     if (r->api_version >= 13) {
         struct topic *t = topic_find_by_id(b, &ft->topic_id);
-        return t ? request_strdup(r, t->name) : "";
+        return kstr_of(t ? request_strdup(r, t->name) : "");
     }
-    return ft->topic.ptr ? ft->topic.ptr : "";
+    return ft->topic.ptr ? ft->topic : kstr_of("");
+}
+
+static bool same_name(struct kstr a, struct kstr b)
+{
+    return a.len == b.len && (a.len <= 0 || memcmp(a.ptr, b.ptr, (size_t)a.len) == 0);
 }
 
 /* Turns the request into a plan, creating, updating or closing its fetch session. */
@@ -105,7 +114,7 @@ static struct fetch_plan *fetch_prepare(struct broker *b, struct request *r)
     if (s != NULL) {
         for (int32_t i = 0; i < req->n_topics; i++) {
             struct fetch_request_fetch_topic *ft = &req->topics[i];
-            const char *name = topic_key(b, r, ft);
+            struct kstr name = topic_key(b, r, ft);
             for (int32_t j = 0; j < ft->n_partitions; j++) {
                 struct fetch_request_fetch_partition *fp = &ft->partitions[j];
                 struct fetch_session_part *p = fetch_session_upsert(s, name, &ft->topic_id, fp->partition);
@@ -118,10 +127,10 @@ static struct fetch_plan *fetch_prepare(struct broker *b, struct request *r)
         }
         for (int32_t i = 0; i < req->n_forgotten_topics_data; i++) {
             struct fetch_request_forgotten_topic *ft = &req->forgotten_topics_data[i];
-            const char *name = ft->topic.ptr ? ft->topic.ptr : "";
+            struct kstr name = ft->topic.ptr ? ft->topic : kstr_of("");
             if (r->api_version >= 13) {
                 struct topic *t = topic_find_by_id(b, &ft->topic_id);
-                name = t ? t->name : "";
+                name = kstr_of(t ? t->name : "");
             }
             for (int32_t j = 0; j < ft->n_partitions; j++)
                 fetch_session_forget(s, name, &ft->topic_id, ft->partitions[j]);
@@ -142,7 +151,7 @@ static struct fetch_plan *fetch_prepare(struct broker *b, struct request *r)
         return NULL;
     for (int32_t i = 0; i < req->n_topics; i++) {
         struct fetch_request_fetch_topic *ft = &req->topics[i];
-        const char *name = topic_key(b, r, ft);
+        struct kstr name = topic_key(b, r, ft);
         for (int32_t j = 0; j < ft->n_partitions; j++) {
             struct fetch_item *it = &plan->items[plan->n++];
             it->topic = name;
@@ -180,7 +189,7 @@ static int64_t fetch_partition(struct broker *b, struct request *r, const struct
                                int64_t *budget, int64_t total, struct fetch_response_partition_data *out)
 {
     partition_defaults(out, it->partition);
-    struct topic *t = it->topic[0] ? topic_find(b, it->topic) : NULL;
+    struct topic *t = it->topic.len > 0 ? topic_find_name(b, it->topic) : NULL;
     if (t == NULL || it->partition < 0 || it->partition >= t->npartitions) {
         out->error_code = r->api_version >= 13 && t == NULL ? KERR_UNKNOWN_TOPIC_ID
                                                             : KERR_UNKNOWN_TOPIC_OR_PARTITION;
@@ -260,13 +269,13 @@ static int64_t fetch_build(struct broker *b, struct request *r)
             error = true;
         else
             total += got;
-        if (tr == NULL || strcmp(tr->topic.ptr ? tr->topic.ptr : "", it->topic) != 0 ||
+        if (tr == NULL || !same_name(tr->topic, it->topic) ||
             (r->api_version >= 13 && memcmp(tr->topic_id.b, it->topic_id.b, 16) != 0)) {
             tr = &resp->responses[resp->n_responses++];
-            tr->topic = kstr_of(it->topic);
+            tr->topic = it->topic;
             tr->topic_id = it->topic_id;
             int run = 0;
-            for (int k = i; k < plan->n && strcmp(plan->items[k].topic, it->topic) == 0; k++)
+            for (int k = i; k < plan->n && same_name(plan->items[k].topic, it->topic); k++)
                 run++;
             RESP_ARRAY(r, tr->partitions, run);
             if (tr->partitions == NULL) {
@@ -291,7 +300,7 @@ static void fetch_commit(struct broker *b, struct request *r)
     for (int32_t i = 0; i < resp->n_responses; i++) {
         struct fetch_response_fetchable_topic_response *tr = &resp->responses[i];
         for (int32_t j = 0; j < tr->n_partitions; j++) {
-            struct fetch_session_part *sp = fetch_session_lookup(s, tr->topic.ptr, &tr->topic_id,
+            struct fetch_session_part *sp = fetch_session_lookup(s, tr->topic, &tr->topic_id,
                                                                  tr->partitions[j].partition_index);
             if (sp != NULL) {
                 sp->sent_hw = tr->partitions[j].high_watermark;

@@ -52,17 +52,25 @@ void fetch_session_remove(struct fetch_sessions *fs, int32_t id)
         session_clear(s);
 }
 
-static bool same(const struct fetch_session_part *p, const char *topic, const struct kuuid *id,
+/* The bytes of a name a part keeps (longer names are cut: no topic name is that long). */
+static int32_t kept_len(struct kstr topic)
+{
+    int32_t cap = (int32_t)sizeof(((struct fetch_session_part *)0)->topic) - 1;
+    return topic.ptr == NULL || topic.len < 0 ? 0 : topic.len < cap ? topic.len : cap;
+}
+
+static bool same(const struct fetch_session_part *p, struct kstr topic, const struct kuuid *id,
                  int32_t partition)
 {
     if (p->partition != partition)
         return false;
-    if (topic != NULL && topic[0] != '\0')
-        return strcmp(p->topic, topic) == 0;
+    int32_t n = kept_len(topic);
+    if (n > 0)
+        return p->topic_len == n && memcmp(p->topic, topic.ptr, (size_t)n) == 0;
     return id != NULL && memcmp(p->topic_id.b, id->b, 16) == 0;
 }
 
-struct fetch_session_part *fetch_session_lookup(struct fetch_session *s, const char *topic,
+struct fetch_session_part *fetch_session_lookup(struct fetch_session *s, struct kstr topic,
                                                 const struct kuuid *id, int32_t partition)
 {
     for (int i = 0; i < s->nparts; i++)
@@ -71,7 +79,7 @@ struct fetch_session_part *fetch_session_lookup(struct fetch_session *s, const c
     return NULL;
 }
 
-struct fetch_session_part *fetch_session_upsert(struct fetch_session *s, const char *topic,
+struct fetch_session_part *fetch_session_upsert(struct fetch_session *s, struct kstr topic,
                                                 const struct kuuid *id, int32_t partition)
 {
     struct fetch_session_part *p = fetch_session_lookup(s, topic, id, partition);
@@ -87,7 +95,9 @@ struct fetch_session_part *fetch_session_upsert(struct fetch_session *s, const c
     }
     p = &s->parts[s->nparts++];
     memset(p, 0, sizeof(*p));
-    snprintf(p->topic, sizeof(p->topic), "%s", topic ? topic : "");
+    p->topic_len = kept_len(topic);
+    if (p->topic_len > 0)
+        memcpy(p->topic, topic.ptr, (size_t)p->topic_len);
     if (id != NULL)
         p->topic_id = *id;
     p->partition = partition;
@@ -96,7 +106,7 @@ struct fetch_session_part *fetch_session_upsert(struct fetch_session *s, const c
     return p;
 }
 
-void fetch_session_forget(struct fetch_session *s, const char *topic, const struct kuuid *id,
+void fetch_session_forget(struct fetch_session *s, struct kstr topic, const struct kuuid *id,
                           int32_t partition)
 {
     for (int i = 0; i < s->nparts; i++) {

@@ -12,7 +12,8 @@
 #define FETCH_SESSION_SLOTS 1000   /* Kafka's max.incremental.fetch.session.cache.slots */
 
 struct fetch_session_part {
-    char topic[256];
+    char topic[256];                 /* topic_len bytes: a name as sent, NULs included */
+    int32_t topic_len;
     struct kuuid topic_id;
     int32_t partition;
     int64_t fetch_offset;
@@ -39,12 +40,14 @@ struct fetch_session *fetch_session_find(struct fetch_sessions *fs, int32_t id);
 /* A new empty session (evicting the least recently used one when full). */
 struct fetch_session *fetch_session_new(struct fetch_sessions *fs, int64_t now_ms);
 void fetch_session_remove(struct fetch_sessions *fs, int32_t id);
-/* Adds or updates a partition; returns it, NULL on OOM. */
-struct fetch_session_part *fetch_session_upsert(struct fetch_session *s, const char *topic,
+/* Parts are keyed by topic name (length-counted: a name holding a NUL is not its prefix's; no
+ * topic is longer than the 255 bytes kept) or, when the name is empty, by topic id.
+ * Adds or updates a partition; returns it, NULL on OOM. */
+struct fetch_session_part *fetch_session_upsert(struct fetch_session *s, struct kstr topic,
                                                 const struct kuuid *id, int32_t partition);
-struct fetch_session_part *fetch_session_lookup(struct fetch_session *s, const char *topic,
+struct fetch_session_part *fetch_session_lookup(struct fetch_session *s, struct kstr topic,
                                                 const struct kuuid *id, int32_t partition);
-void fetch_session_forget(struct fetch_session *s, const char *topic, const struct kuuid *id,
+void fetch_session_forget(struct fetch_session *s, struct kstr topic, const struct kuuid *id,
                           int32_t partition);
 void fetch_sessions_free(struct fetch_sessions *fs);
 

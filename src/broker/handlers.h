@@ -33,6 +33,9 @@ void produce_settle(struct broker *b, struct request *r);
  * Returns true when the request was answered (and must leave the waiter list). */
 bool fetch_retry(struct broker *b, struct request *r, bool deadline_passed);
 
+/* Shutdown: drops the creations CreateTopics requests still have in progress, answering them. */
+void create_topics_shutdown(struct broker *b);
+
 /* Auto-creates a topic with broker defaults (Metadata / Produce). */
 struct topic *broker_auto_create(struct broker *b, const char *name);
 

@@ -12,6 +12,10 @@ enum request_status handle_leave_group(struct broker *b, struct request *r)
         resp->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
         return REQUEST_DONE;
     }
+    if (kstr_has_nul(req->group_id)) {
+        resp->error_code = KERR_INVALID_GROUP_ID;
+        return REQUEST_DONE;
+    }
     bool batched = r->api_version >= 3;
     int n = batched ? (req->n_members > 0 ? req->n_members : 0) : 1;
     struct gc_leave_member *lm = request_alloc(r, sizeof(*lm) * ((size_t)n + 1));

@@ -69,7 +69,7 @@ enum request_status handle_list_offsets(struct broker *b, struct request *r)
         struct list_offsets_request_list_offsets_topic *it = &req->topics[i];
         struct list_offsets_response_list_offsets_topic_response *ot = &resp->topics[i];
         ot->name = it->name;
-        struct topic *t = it->name.ptr ? topic_find(b, it->name.ptr) : NULL;
+        struct topic *t = topic_find_name(b, it->name);
         int32_t np = it->n_partitions > 0 ? it->n_partitions : 0;
         RESP_ARRAY(r, ot->partitions, np);
         if (ot->partitions == NULL)

@@ -1,6 +1,7 @@
 /* Metadata (3): brokers (just this one), cluster id, controller, and each topic's partitions
  * with this node as leader and only replica. Auto-creates topics when allowed. */
 #include <stdio.h>
+#include <string.h>
 
 #include "broker/handlers.h"
 #include "broker/kutil.h"
@@ -9,10 +10,18 @@
 
 struct topic *broker_auto_create(struct broker *b, const char *name)
 {
-    char msg[256];
+    char msg[512];
     struct topic *t = NULL;
-    if (topic_name_validate(name, msg, sizeof(msg)) != KERR_NONE)
+    if (topic_name_validate(name, (int32_t)strlen(name), msg, sizeof(msg)) != KERR_NONE)
         return NULL;
+    /* The coordinators make their own topics; a colliding name is refused as by CreateTopics. */
+    if (topic_name_is_internal(name) || strcmp(name, "__cluster_metadata") == 0)
+        return NULL;
+    if (topic_name_collision(b, name, msg, sizeof(msg)) != KERR_NONE ||
+        topic_fd_budget_check(b, b->cfg.num_partitions, msg, sizeof(msg)) != KERR_NONE) {
+        LOG_DEBUG("KafkaApis", "auto-creation of topic %s refused: %s", name, msg);
+        return NULL;
+    }
     if (topic_create(b, name, b->cfg.num_partitions, NULL, 0, &t, msg, sizeof(msg)) != KERR_NONE) {
         LOG_WARN("KafkaApis", "auto-creation of topic %s failed: %s", name, msg);
         return NULL;
@@ -76,7 +85,8 @@ enum request_status handle_metadata(struct broker *b, struct request *r)
             return REQUEST_CLOSE;
         int n = 0;
         for (struct topic *t = topic_iter_first(b); t && n < b->ntopics; t = topic_iter_next(b, t))
-            fill_topic(b, r, &resp->topics[n++], t);
+            if (t->creating == 0) /* listed once all its partitions exist */
+                fill_topic(b, r, &resp->topics[n++], t);
         resp->n_topics = n;
         return REQUEST_DONE;
     }
@@ -92,10 +102,10 @@ enum request_status handle_metadata(struct broker *b, struct request *r)
         struct topic *t = NULL;
         if (rt->name.ptr != NULL) {
             out->name = rt->name;
-            t = topic_find(b, rt->name.ptr);
+            t = topic_find_name(b, rt->name);
             if (t == NULL) {
-                char msg[256];
-                if (topic_name_validate(rt->name.ptr, msg, sizeof(msg)) != KERR_NONE) {
+                char msg[512];
+                if (topic_name_validate(rt->name.ptr, rt->name.len, msg, sizeof(msg)) != KERR_NONE) {
                     out->error_code = KERR_INVALID_TOPIC_EXCEPTION;
                     continue;
                 }
@@ -112,6 +122,12 @@ enum request_status handle_metadata(struct broker *b, struct request *r)
         }
         if (t == NULL) {
             out->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            continue;
+        }
+        if (t->creating > 0) {
+            /* Kafka's answer while a new topic's partitions have no leader yet: retriable. */
+            out->error_code = KERR_LEADER_NOT_AVAILABLE;
+            out->topic_id = t->id;
             continue;
         }
         fill_topic(b, r, out, t);

@@ -20,7 +20,7 @@ enum request_status handle_offset_commit(struct broker *b, struct request *r)
     int k = 0;
     for (int32_t i = 0; i < nt; i++) {
         struct offset_commit_request_offset_commit_request_topic *rt = &req->topics[i];
-        struct topic *t = rt->name.ptr ? topic_find(b, rt->name.ptr) : NULL;
+        struct topic *t = topic_find_name(b, rt->name);
         int32_t np = rt->n_partitions > 0 ? rt->n_partitions : 0;
         for (int32_t j = 0; j < np; j++) {
             struct offset_commit_request_offset_commit_request_partition *rp = &rt->partitions[j];
@@ -30,13 +30,15 @@ enum request_status handle_offset_commit(struct broker *b, struct request *r)
             p->offset = rp->committed_offset;
             p->leader_epoch = r->api_version >= 6 ? rp->committed_leader_epoch : -1;
             p->metadata = rp->committed_metadata.ptr;
-            if (t == NULL || rp->partition_index < 0 || rp->partition_index >= t->npartitions)
+            if (kstr_has_nul(req->group_id))
+                p->error = KERR_INVALID_GROUP_ID; /* would read as another group's id */
+            else if (t == NULL || rp->partition_index < 0 || rp->partition_index >= t->npartitions)
                 p->error = KERR_UNKNOWN_TOPIC_OR_PARTITION;
             else if (b->groups == NULL)
                 p->error = KERR_COORDINATOR_NOT_AVAILABLE;
         }
     }
-    if (b->groups != NULL) {
+    if (b->groups != NULL && !kstr_has_nul(req->group_id)) {
         struct gc_commit_args a = {
             .group_id = req->group_id.ptr,
             .generation = req->generation_id_or_member_epoch,

@@ -21,10 +21,14 @@ enum request_status handle_offset_delete(struct broker *b, struct request *r)
         resp->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
         return REQUEST_DONE;
     }
+    if (kstr_has_nul(req->group_id)) {
+        resp->error_code = KERR_INVALID_GROUP_ID;
+        return REQUEST_DONE;
+    }
     int k = 0;
     for (int32_t i = 0; i < nt; i++) {
         struct offset_delete_request_offset_delete_request_topic *rt = &req->topics[i];
-        struct topic *t = rt->name.ptr ? topic_find(b, rt->name.ptr) : NULL;
+        struct topic *t = topic_find_name(b, rt->name);
         int32_t np = rt->n_partitions > 0 ? rt->n_partitions : 0;
         for (int32_t j = 0; j < np; j++) {
             struct gc_commit_partition *p = &parts[k++];

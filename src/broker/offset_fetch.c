@@ -25,7 +25,7 @@ static int collect(struct broker *b, struct request *r, const char *group, bool 
     *nout = 0;
     if (all) {
         struct gc_offset *list = NULL;
-        int n = b->groups ? gc_offset_list(b->groups, group, &list) : 0;
+        int n = b->groups && group != NULL ? gc_offset_list(b->groups, group, &list) : 0;
         struct fetched_topic *ft = request_alloc(r, sizeof(*ft) * ((size_t)n + 1));
         struct gc_offset *copy = request_alloc(r, sizeof(*copy) * ((size_t)n + 1));
         if (ft == NULL || copy == NULL) {
@@ -62,7 +62,7 @@ static int collect(struct broker *b, struct request *r, const char *group, bool 
             return -1;
         for (int32_t j = 0; j < np; j++) {
             struct gc_offset o;
-            if (b->groups)
+            if (b->groups && group != NULL && !kstr_has_nul(ft[i].name))
                 gc_offset_get(b->groups, group, ft[i].name.ptr, indexes[i][j], &o);
             else
                 o = (struct gc_offset){ft[i].name.ptr, indexes[i][j], -1, -1, ""};
@@ -81,6 +81,18 @@ static enum request_status fetch_single(struct broker *b, struct request *r)
     struct offset_fetch_request *req = r->body;
     struct offset_fetch_response *resp = r->resp;
     int16_t err = b->groups ? KERR_NONE : KERR_COORDINATOR_NOT_AVAILABLE;
+    /* A group id holding a NUL would read as another group's: refused as Kafka answers a
+     * group-level error (no topics from v2, each partition carrying it before). */
+    const char *group = req->group_id.ptr;
+    if (kstr_has_nul(req->group_id)) {
+        err = KERR_INVALID_GROUP_ID;
+        group = NULL;
+        if (r->api_version >= 2) {
+            resp->error_code = err;
+            RESP_ARRAY(r, resp->topics, 0);
+            return resp->topics == NULL ? REQUEST_CLOSE : REQUEST_DONE;
+        }
+    }
     bool all = req->n_topics < 0;
     int32_t nreq = all ? 0 : req->n_topics;
     struct kstr *names = request_alloc(r, sizeof(*names) * ((size_t)nreq + 1));
@@ -95,7 +107,7 @@ static enum request_status fetch_single(struct broker *b, struct request *r)
     }
     struct fetched_topic *ft;
     int32_t nt;
-    if (collect(b, r, req->group_id.ptr, all, nreq, names, idx, nidx, &ft, &nt) != 0)
+    if (collect(b, r, group, all, nreq, names, idx, nidx, &ft, &nt) != 0)
         return REQUEST_CLOSE;
     resp->error_code = err;
     RESP_ARRAY(r, resp->topics, nt);
@@ -136,7 +148,7 @@ static enum request_status fetch_groups(struct broker *b, struct request *r)
         struct offset_fetch_response_offset_fetch_response_group *og = &resp->groups[g];
         og->group_id = rg->group_id.ptr ? rg->group_id : kstr_of("");
         og->error_code = b->groups ? KERR_NONE : KERR_COORDINATOR_NOT_AVAILABLE;
-        if (rg->group_id.ptr == NULL)
+        if (rg->group_id.ptr == NULL || kstr_has_nul(rg->group_id))
             og->error_code = KERR_INVALID_GROUP_ID;
         else if (og->error_code == KERR_NONE && r->api_version >= 9)
             og->error_code = gc_offset_fetch_validate(b->groups, rg->group_id.ptr,

@@ -17,7 +17,7 @@ enum request_status handle_offset_for_leader_epoch(struct broker *b, struct requ
         struct offset_for_leader_epoch_request_offset_for_leader_topic *in = &req->topics[i];
         struct offset_for_leader_epoch_response_offset_for_leader_topic_result *out = &resp->topics[i];
         out->topic = in->topic.ptr ? in->topic : kstr_of("");
-        struct topic *t = in->topic.ptr ? topic_find(b, in->topic.ptr) : NULL;
+        struct topic *t = topic_find_name(b, in->topic);
         int32_t np = in->n_partitions > 0 ? in->n_partitions : 0;
         RESP_ARRAY(r, out->partitions, np);
         if (out->partitions == NULL)

@@ -102,8 +102,7 @@ enum request_status handle_produce(struct broker *b, struct request *r)
         tr->n_partition_responses = np;
         /* v13 names topics by id (KIP-516). */
         struct topic *t = r->api_version >= 13 ? topic_find_by_id(b, &td->topic_id)
-                          : td->name.ptr        ? topic_find(b, td->name.ptr)
-                                                : NULL;
+                                                : topic_find_name(b, td->name);
         for (int32_t j = 0; j < np; j++) {
             struct produce_request_partition_produce_data *pd = &td->partition_data[j];
             struct produce_response_partition_produce_response *out = &tr->partition_responses[j];
@@ -125,6 +124,8 @@ enum request_status handle_produce(struct broker *b, struct request *r)
                 e = KERR_UNKNOWN_TOPIC_ID;
             else if (t == NULL || pd->index < 0 || pd->index >= t->npartitions)
                 e = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            else if (t->internal)
+                e = KERR_INVALID_TOPIC_EXCEPTION; /* only the coordinators write them, as Kafka */
             else {
                 p = t->partitions[pd->index];
                 e = append_partition(b, p, &pd->records, out);

@@ -563,6 +563,7 @@ static void shutdown_broker(struct broker *b)
     if (b->groups)
         group_coordinator_destroy(b->groups);
     net_destroy(b->net);
+    create_topics_shutdown(b);
     for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
         for (int32_t i = 0; i < t->npartitions; i++)
             plog_flush(t->partitions[i]->log);

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "broker/broker.h"
@@ -79,32 +81,89 @@ struct partition *partition_get(struct broker *b, const char *topic, int32_t ind
     return t->partitions[index];
 }
 
-int topic_name_validate(const char *name, char *msg, size_t msglen)
+struct topic *topic_find_name(struct broker *b, struct kstr name)
 {
-    size_t n = strlen(name);
-    if (n == 0) {
-        snprintf(msg, msglen, "Topic name is illegal, it can't be empty");
+    /* A name with a NUL inside would read as its prefix: no topic has it (names are checked
+     * on creation), so it finds nothing rather than aliasing the prefix. */
+    if (name.ptr == NULL || kstr_has_nul(name))
+        return NULL;
+    return topic_find(b, name.ptr);
+}
+
+/* The name for a message: bytes outside printable ASCII (NUL, newlines, UTF-8) as \xNN, so
+ * the message and the log line show what the client sent. */
+static void name_render(const char *name, int32_t len, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (int32_t i = 0; i < len && o + 5 < outlen; i++) {
+        uint8_t ch = (uint8_t)name[i];
+        if (ch >= 0x20 && ch < 0x7f)
+            out[o++] = (char)ch;
+        else
+            o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", ch);
+    }
+    out[o < outlen ? o : outlen - 1] = '\0';
+}
+
+int topic_name_validate(const char *name, int32_t len, char *msg, size_t msglen)
+{
+    char shown[300];
+    if (name == NULL || len <= 0) {
+        snprintf(msg, msglen, "Topic name is invalid: the empty string is not allowed");
         return KERR_INVALID_TOPIC_EXCEPTION;
     }
-    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
-        snprintf(msg, msglen, "Topic name cannot be \".\" or \"..\"");
+    if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.')) {
+        snprintf(msg, msglen, "Topic name is invalid: '%s' is not allowed", len == 1 ? "." : "..");
         return KERR_INVALID_TOPIC_EXCEPTION;
     }
-    if (n > 249) {
+    if (len > TOPIC_NAME_MAX) {
+        name_render(name, len, shown, sizeof(shown));
         snprintf(msg, msglen,
-                 "Topic name is illegal, it can't be longer than 249 characters, topic name: %.40s...",
-                 name);
+                 "Topic name is invalid: the length of '%s' is longer than the max allowed length %d",
+                 shown, TOPIC_NAME_MAX);
         return KERR_INVALID_TOPIC_EXCEPTION;
     }
-    for (size_t i = 0; i < n; i++) {
+    for (int32_t i = 0; i < len; i++) {
         char ch = name[i];
         bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
                   ch == '.' || ch == '_' || ch == '-';
         if (!ok) {
+            name_render(name, len, shown, sizeof(shown));
             snprintf(msg, msglen,
-                     "Topic name \"%s\" is illegal, it contains a character other than ASCII "
-                     "alphanumerics, '.', '_' and '-'",
-                     name);
+                     "Topic name is invalid: '%s' contains one or more characters other than "
+                     "ASCII alphanumerics, '.', '_' and '-'",
+                     shown);
+            return KERR_INVALID_TOPIC_EXCEPTION;
+        }
+    }
+    return KERR_NONE;
+}
+
+bool topic_name_is_internal(const char *name)
+{
+    return strcmp(name, "__consumer_offsets") == 0 || strcmp(name, "__transaction_state") == 0 ||
+           strcmp(name, "__share_group_state") == 0;
+}
+
+/* Kafka's metric names turn '.' into '_': two topics that differ only there would share them,
+ * so a new name that unifies with an existing one is refused. */
+static bool names_collide(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++) {
+        char x = *a == '.' ? '_' : *a, y = *b == '.' ? '_' : *b;
+        if (x != y)
+            return false;
+    }
+    return *a == *b;
+}
+
+int topic_name_collision(struct broker *b, const char *name, char *msg, size_t msglen)
+{
+    if (strpbrk(name, "._") == NULL)
+        return KERR_NONE;
+    for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t)) {
+        if (strcmp(t->name, name) != 0 && names_collide(t->name, name)) {
+            snprintf(msg, msglen, "Topic '%s' collides with existing topic: %s", name, t->name);
             return KERR_INVALID_TOPIC_EXCEPTION;
         }
     }
@@ -212,7 +271,7 @@ static struct topic *topic_alloc(struct broker *b, const char *name, const uint8
     snprintf(t->name, sizeof(t->name), "%s", name);
     memcpy(t->id.b, id, 16);
     t->cfg = b->cfg.log;
-    t->internal = strcmp(name, "__consumer_offsets") == 0 || strcmp(name, "__transaction_state") == 0;
+    t->internal = topic_name_is_internal(name);
     size_t h = name_hash(name) % b->ntopic_buckets;
     t->next = b->topic_buckets[h];
     b->topic_buckets[h] = t;
@@ -301,10 +360,55 @@ static int partition_open(struct broker *b, struct topic *t, int32_t index, bool
     return KERR_NONE;
 }
 
-int topic_create(struct broker *b, const char *name, int32_t npartitions,
-                 const struct topic_config_kv *configs, int nconfigs, struct topic **out,
-                 char *msg, size_t msglen)
+/* Descriptors one partition holds once created: its active segment's log file (its indexes
+ * open on the first append and close again when it idles, see periodic_idle_fds). */
+#define PARTITION_FDS_AT_CREATION 1
+/* Descriptors kept free for clients, appends (indexes, rolls) and the log dirs' own files. */
+#define FD_RESERVE_MIN 64
+#define FD_RESERVE_FRACTION 8
+
+static int64_t fds_open_now(void)
 {
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return -1;
+    int64_t n = -1; /* the directory's own descriptor is listed too */
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+int topic_fd_budget_check(struct broker *b, int64_t new_partitions, char *msg, size_t msglen)
+{
+    struct rlimit rl;
+    int64_t open_now = fds_open_now();
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || open_now < 0)
+        return KERR_NONE;
+    int64_t limit = (int64_t)rl.rlim_cur;
+    int64_t reserve = limit / FD_RESERVE_FRACTION > FD_RESERVE_MIN ? limit / FD_RESERVE_FRACTION
+                                                                   : FD_RESERVE_MIN;
+    int64_t free_fds = limit - open_now - reserve -
+                       b->partitions_being_created * PARTITION_FDS_AT_CREATION;
+    int64_t need = new_partitions * PARTITION_FDS_AT_CREATION;
+    if (need <= free_fds)
+        return KERR_NONE;
+    snprintf(msg, msglen,
+             "Creating %lld partitions needs %lld file descriptors but only %lld are free "
+             "(open files limit %lld, %lld open, %lld kept for clients and appends): raise "
+             "the broker's open files limit (ulimit -n) or create fewer partitions",
+             (long long)new_partitions, (long long)need, (long long)(free_fds > 0 ? free_fds : 0),
+             (long long)limit, (long long)open_now, (long long)reserve);
+    return KERR_POLICY_VIOLATION;
+}
+
+int topic_create_begin(struct broker *b, const char *name, int32_t npartitions,
+                       const struct topic_config_kv *configs, int nconfigs, struct topic **out,
+                       char *msg, size_t msglen)
+{
+    GREGOR_ASSERT(npartitions > 0);
     uint8_t id[16];
     new_topic_id(id);
     struct topic *t = topic_alloc(b, name, id);
@@ -321,22 +425,79 @@ int topic_create(struct broker *b, const char *name, int32_t npartitions,
     }
     t->partitions = calloc((size_t)npartitions, sizeof(*t->partitions));
     GREGOR_ASSERT(t->partitions != NULL);
-    t->npartitions = npartitions;
-    for (int32_t i = 0; i < npartitions; i++) {
-        e = partition_open(b, t, i, true);
+    t->creating = npartitions;
+    t->npartitions = 0; /* nobody sees a partition before all exist */
+    b->partitions_being_created += npartitions;
+    *out = t;
+    return KERR_NONE;
+}
+
+/* A topic whose creation did not finish: its partition dirs go, and it was never saved. */
+static void topic_abandon(struct broker *b, struct topic *t)
+{
+    GREGOR_ASSERT(t->creating > 0 && t->npartitions == 0);
+    b->partitions_being_created -= t->creating - t->nopened;
+    for (int32_t i = 0; i < t->nopened; i++) {
+        plog_delete(t->partitions[i]->log);
+        producer_state_free(&t->partitions[i]->producers);
+        free(t->partitions[i]);
+    }
+    LOG_INFO("KafkaApis", "Abandoned the creation of topic %s after %d of %d partitions", t->name,
+             t->nopened, t->creating);
+    topic_unlink_free(b, t);
+}
+
+int topic_create_step(struct broker *b, struct topic *t, int64_t deadline_us, bool *done,
+                      char *msg, size_t msglen)
+{
+    GREGOR_ASSERT(t->creating > 0 && t->nopened <= t->creating);
+    *done = false;
+    while (t->nopened < t->creating) {
+        int e = partition_open(b, t, t->nopened, true);
         if (e != KERR_NONE) {
-            t->npartitions = i;
-            snprintf(msg, msglen, "cannot create the log of partition %d", i);
-            topic_delete(b, t);
+            snprintf(msg, msglen, "cannot create the log of partition %d", t->nopened);
+            topic_abandon(b, t);
             return KERR_KAFKA_STORAGE_ERROR;
         }
+        t->nopened++;
+        b->partitions_being_created--;
+        if (t->nopened < t->creating && mono_us() >= deadline_us)
+            return KERR_NONE;
     }
+    int32_t n = t->creating;
+    t->npartitions = n;
+    t->creating = 0;
+    t->nopened = 0;
+    /* AlterConfigs may have changed the config while the first partitions existed. */
+    for (int32_t i = 0; i < n; i++)
+        plog_set_config(t->partitions[i]->log, &t->cfg);
     if (topics_save(b) != 0) {
         snprintf(msg, msglen, "cannot persist the topic list");
         topic_delete(b, t);
         return KERR_KAFKA_STORAGE_ERROR;
     }
-    LOG_INFO("KafkaApis", "Created topic %s with %d partitions", name, npartitions);
+    LOG_INFO("KafkaApis", "Created topic %s with %d partitions", t->name, n);
+    *done = true;
+    return KERR_NONE;
+}
+
+void topic_create_abandon(struct broker *b, struct topic *t)
+{
+    topic_abandon(b, t);
+}
+
+int topic_create(struct broker *b, const char *name, int32_t npartitions,
+                 const struct topic_config_kv *configs, int nconfigs, struct topic **out,
+                 char *msg, size_t msglen)
+{
+    struct topic *t = NULL;
+    int e = topic_create_begin(b, name, npartitions, configs, nconfigs, &t, msg, msglen);
+    bool done = false;
+    if (e == KERR_NONE)
+        e = topic_create_step(b, t, INT64_MAX, &done, msg, msglen);
+    if (e != KERR_NONE)
+        return e;
+    GREGOR_ASSERT(done);
     if (out)
         *out = t;
     return KERR_NONE;
@@ -344,6 +505,7 @@ int topic_create(struct broker *b, const char *name, int32_t npartitions,
 
 int topic_delete(struct broker *b, struct topic *t)
 {
+    GREGOR_ASSERT(t->creating == 0); /* a creation in progress is abandoned, not deleted */
     broker_commit_drain(b); /* nothing may point at these partitions any more */
     for (int32_t i = 0; i < t->npartitions; i++) {
         if (t->partitions[i] == NULL)
@@ -401,21 +563,24 @@ int topics_save(struct broker *b)
     struct topic_record *recs = calloc((size_t)(n > 0 ? n : 1), sizeof(*recs));
     if (recs == NULL)
         return -1;
-    for (struct topic *t = topic_iter_first(b); t && i < n; t = topic_iter_next(b, t), i++) {
-        snprintf(recs[i].name, sizeof(recs[i].name), "%s", t->name);
-        recs[i].partitions = t->npartitions;
-        memcpy(recs[i].topic_id, t->id.b, 16);
-        recs[i].nconfigs = t->noverrides;
+    for (struct topic *t = topic_iter_first(b); t && i < n; t = topic_iter_next(b, t)) {
+        if (t->creating > 0)
+            continue; /* saved once all its partitions exist */
+        struct topic_record *rec = &recs[i++];
+        snprintf(rec->name, sizeof(rec->name), "%s", t->name);
+        rec->partitions = t->npartitions;
+        memcpy(rec->topic_id, t->id.b, 16);
+        rec->nconfigs = t->noverrides;
         if (t->noverrides > 0) {
-            recs[i].config_keys = calloc((size_t)t->noverrides, sizeof(*recs[i].config_keys));
-            recs[i].config_values = calloc((size_t)t->noverrides, sizeof(*recs[i].config_values));
-            if (recs[i].config_keys == NULL || recs[i].config_values == NULL) {
-                recs[i].nconfigs = 0;
+            rec->config_keys = calloc((size_t)t->noverrides, sizeof(*rec->config_keys));
+            rec->config_values = calloc((size_t)t->noverrides, sizeof(*rec->config_values));
+            if (rec->config_keys == NULL || rec->config_values == NULL) {
+                rec->nconfigs = 0;
                 continue;
             }
             for (int k = 0; k < t->noverrides; k++) {
-                snprintf(recs[i].config_keys[k], sizeof(recs[i].config_keys[k]), "%s", t->overrides[k].key);
-                snprintf(recs[i].config_values[k], sizeof(recs[i].config_values[k]), "%s", t->overrides[k].value);
+                snprintf(rec->config_keys[k], sizeof(rec->config_keys[k]), "%s", t->overrides[k].key);
+                snprintf(rec->config_values[k], sizeof(rec->config_values[k]), "%s", t->overrides[k].value);
             }
         }
     }
@@ -563,7 +728,8 @@ void topics_close_all(struct broker *b)
 {
     struct topic *t;
     while ((t = topic_iter_first(b)) != NULL) {
-        for (int32_t i = 0; i < t->npartitions; i++) {
+        int32_t held = t->creating > 0 ? t->nopened : t->npartitions;
+        for (int32_t i = 0; i < held; i++) {
             struct partition *p = t->partitions[i];
             if (p == NULL)
                 continue;

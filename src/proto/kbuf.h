@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "common/arena.h"
@@ -16,6 +17,13 @@ struct kstr {
     char *ptr;
     int32_t len;
 };
+
+/* True when a decoded string holds a NUL byte before its end: as a C string it would read as a
+ * shorter, different string, so names that are compared or stored must refuse it. */
+static inline bool kstr_has_nul(struct kstr s)
+{
+    return s.ptr != NULL && s.len > 0 && memchr(s.ptr, '\0', (size_t)s.len) != NULL;
+}
 
 /* Bytes as decoded: borrowed pointer into the frame buffer (lives as long as the request);
  * ptr == NULL, len == -1 means null. Records fields use this too and may be rewritten in place. */
