@@ -106,16 +106,9 @@ enum request_status handle_consumer_group_heartbeat(struct broker *b, struct req
         resp->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
         return REQUEST_DONE;
     }
-    /* Ids are compared as C strings by the coordinator: one holding a NUL would read as its
-     * prefix, another group's or member's id. */
-    if (kstr_has_nul(req->group_id)) {
-        resp->error_code = KERR_INVALID_GROUP_ID;
+    resp->error_code = gh_ids_error(req->group_id, req->member_id, req->instance_id);
+    if (resp->error_code != KERR_NONE)
         return REQUEST_DONE;
-    }
-    if (kstr_has_nul(req->member_id) || kstr_has_nul(req->instance_id)) {
-        resp->error_code = KERR_UNKNOWN_MEMBER_ID;
-        return REQUEST_DONE;
-    }
     int32_t nt = req->n_subscribed_topic_names;
     const char **topics = NULL;
     if (nt >= 0) {

@@ -2,6 +2,7 @@
 #include "broker/kutil.h"
 #include "group/coordinator.h"
 #include "group/group_handlers.h"
+#include "group/handler_util.h"
 #include "proto/messages.h"
 
 enum request_status handle_heartbeat(struct broker *b, struct request *r)
@@ -12,14 +13,9 @@ enum request_status handle_heartbeat(struct broker *b, struct request *r)
         resp->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
         return REQUEST_DONE;
     }
-    if (kstr_has_nul(req->group_id)) {
-        resp->error_code = KERR_INVALID_GROUP_ID;
+    resp->error_code = gh_ids_error(req->group_id, req->member_id, req->group_instance_id);
+    if (resp->error_code != KERR_NONE)
         return REQUEST_DONE;
-    }
-    if (kstr_has_nul(req->member_id) || kstr_has_nul(req->group_instance_id)) {
-        resp->error_code = KERR_UNKNOWN_MEMBER_ID; /* no member has such an id */
-        return REQUEST_DONE;
-    }
     resp->error_code = gc_heartbeat(b->groups, req->group_id.ptr, req->generation_id,
                                     req->member_id.ptr ? req->member_id.ptr : "",
                                     req->group_instance_id.ptr);

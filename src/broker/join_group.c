@@ -48,16 +48,9 @@ enum request_status handle_join_group(struct broker *b, struct request *r)
         resp->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
         return REQUEST_DONE;
     }
-    /* Ids are compared as C strings by the coordinator: one holding a NUL would read as its
-     * prefix, another group's or member's id. */
-    if (kstr_has_nul(req->group_id)) {
-        resp->error_code = KERR_INVALID_GROUP_ID;
+    resp->error_code = gh_ids_error(req->group_id, req->member_id, req->group_instance_id);
+    if (resp->error_code != KERR_NONE)
         return REQUEST_DONE;
-    }
-    if (kstr_has_nul(req->member_id) || kstr_has_nul(req->group_instance_id)) {
-        resp->error_code = KERR_UNKNOWN_MEMBER_ID;
-        return REQUEST_DONE;
-    }
     int n = req->n_protocols > 0 ? req->n_protocols : 0;
     struct gc_protocol *protocols = request_alloc(r, sizeof(*protocols) * ((size_t)n + 1));
     struct gh_wait *w = request_alloc(r, sizeof(*w));

@@ -28,14 +28,9 @@ enum request_status handle_sync_group(struct broker *b, struct request *r)
         resp->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
         return REQUEST_DONE;
     }
-    if (kstr_has_nul(req->group_id)) {
-        resp->error_code = KERR_INVALID_GROUP_ID;
+    resp->error_code = gh_ids_error(req->group_id, req->member_id, req->group_instance_id);
+    if (resp->error_code != KERR_NONE)
         return REQUEST_DONE;
-    }
-    if (kstr_has_nul(req->member_id) || kstr_has_nul(req->group_instance_id)) {
-        resp->error_code = KERR_UNKNOWN_MEMBER_ID;
-        return REQUEST_DONE;
-    }
     int n = req->n_assignments > 0 ? req->n_assignments : 0;
     struct gc_assignment *as = request_alloc(r, sizeof(*as) * ((size_t)n + 1));
     struct gh_wait *w = request_alloc(r, sizeof(*w));

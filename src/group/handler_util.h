@@ -10,6 +10,18 @@
 #include "group/coordinator.h"
 #include "net/conn.h"
 
+/* The error for ids the coordinator cannot hold (it compares them as C strings: one holding a
+ * NUL would read as its prefix, another group's or member's id), KERR_NONE when they are fine.
+ * Absent ids (ptr NULL) are fine here. */
+static inline int16_t gh_ids_error(struct kstr group, struct kstr member, struct kstr instance)
+{
+    if (kstr_has_nul(group))
+        return KERR_INVALID_GROUP_ID;
+    if (kstr_has_nul(member) || kstr_has_nul(instance))
+        return KERR_UNKNOWN_MEMBER_ID; /* no member has such an id */
+    return KERR_NONE;
+}
+
 /* A copy of s in the request arena (the coordinator's memory may change before the response is
  * encoded); NULL stays null. On OOM an empty string (never a crash, never a wrong null). */
 static inline struct kstr gh_str(struct request *r, const char *s)

@@ -6,21 +6,13 @@ import struct
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
-from kafka_wire import record_batch  # noqa: E402
+from kafka_wire import frame as wire_frame, record_batch, s16  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "seeds", "fuzz_pipeline")
 
 
-def s16(s):
-    if s is None:
-        return struct.pack(">h", -1)
-    b = s.encode()
-    return struct.pack(">h", len(b)) + b
-
-
 def frame(api, version, corr, body):
-    data = struct.pack(">hhih", api, version, corr, 4) + b"fuzz" + body
-    return struct.pack(">i", len(data)) + data
+    return wire_frame(api, version, corr, body, client_id=b"fuzz")
 
 
 def create_topics(name, partitions):

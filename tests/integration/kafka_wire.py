@@ -62,6 +62,27 @@ def _request(sock, api, version, corr, body):
     return resp[4:]
 
 
+def s16(s):
+    """STRING from str or bytes (bytes may hold any byte, NUL included); None is null."""
+    if s is None:
+        return struct.pack(">h", -1)
+    b = s.encode() if isinstance(s, str) else s
+    return struct.pack(">h", len(b)) + b
+
+
+def frame(api, version, corr, body, client_id=b"test"):
+    """A request frame with header v1 (size prefix included)."""
+    data = struct.pack(">hhih", api, version, corr, len(client_id)) + client_id + body
+    return struct.pack(">i", len(data)) + data
+
+
+def read_frame(sock):
+    """One response: (correlation id, the bytes after it)."""
+    size = struct.unpack(">i", _recv(sock, 4))[0]
+    resp = _recv(sock, size)
+    return struct.unpack(">i", resp[:4])[0], resp[4:]
+
+
 def _recv(sock, n):
     buf = b""
     while len(buf) < n:
@@ -132,6 +153,13 @@ class Reader:
             shift += 7
             if not b & 0x80:
                 return n
+
+    def s16(self):
+        """STRING / NULLABLE_STRING as bytes (None for null)."""
+        n = self.take(">h")
+        if n < 0:
+            return None
+        return self.raw(n)
 
     def cstr(self):
         n = self.uvarint()

@@ -7,7 +7,7 @@ import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kafka_wire import _recv, record_batch  # noqa: E402
+from kafka_wire import Reader as Resp, _recv, record_batch, s16  # noqa: E402
 
 INVALID_TOPIC_EXCEPTION = 17
 UNKNOWN_TOPIC_OR_PARTITION = 3
@@ -16,29 +16,6 @@ INVALID_REQUEST = 42
 
 
 # ---- a few non-flexible requests, built by hand --------------------------------------------
-
-def s16(b):
-    """STRING from bytes (so a name may hold any byte, NUL included)."""
-    return struct.pack(">h", len(b)) + b
-
-
-class Resp:
-    def __init__(self, data):
-        self.d, self.o = data, 0
-
-    def take(self, fmt):
-        v = struct.unpack_from(fmt, self.d, self.o)[0]
-        self.o += struct.calcsize(fmt)
-        return v
-
-    def str(self):
-        n = self.take(">h")
-        if n < 0:
-            return None
-        v = self.d[self.o:self.o + n]
-        self.o += n
-        return v
-
 
 def call(broker, api, version, body, corr=7, timeout=30):
     with socket.create_connection(("127.0.0.1", broker.port), timeout=timeout) as s:
@@ -57,8 +34,8 @@ def create_topics(broker, name, partitions=1, timeout=30):
     r = call(broker, 19, 2, body, timeout=timeout)
     r.take(">i")
     assert r.take(">i") == 1
-    assert r.str() == name
-    return r.take(">h"), r.str()
+    assert r.s16() == name
+    return r.take(">h"), r.s16()
 
 
 def metadata(broker, names, auto_create=True):
@@ -71,11 +48,11 @@ def metadata(broker, names, auto_create=True):
     r = call(broker, 3, 4, body)
     r.take(">i")
     for _ in range(r.take(">i")):
-        r.take(">i"), r.str(), r.take(">i"), r.str()
-    r.str(), r.take(">i")
+        r.take(">i"), r.s16(), r.take(">i"), r.s16()
+    r.s16(), r.take(">i")
     out = {}
     for _ in range(r.take(">i")):
-        err, name, _internal = r.take(">h"), r.str(), r.take(">b")
+        err, name, _internal = r.take(">h"), r.s16(), r.take(">b")
         n = r.take(">i")
         for _ in range(n):
             r.take(">h"), r.take(">i"), r.take(">i")
@@ -93,7 +70,7 @@ def produce(broker, name, partition, values):
     body = struct.pack(">hhi", -1, 1, 10000) + struct.pack(">i", 1) + s16(name)
     body += struct.pack(">iii", 1, partition, len(batch)) + batch
     r = call(broker, 0, 7, body)
-    assert r.take(">i") == 1 and r.str() == name and r.take(">i") == 1
+    assert r.take(">i") == 1 and r.s16() == name and r.take(">i") == 1
     _, err, base = r.take(">i"), r.take(">h"), r.take(">q")
     return err, base
 
@@ -102,7 +79,7 @@ def log_end(broker, name, partition=0):
     """ListOffsets v1 latest: (error, offset)."""
     body = struct.pack(">ii", -1, 1) + s16(name) + struct.pack(">iiq", 1, partition, -1)
     r = call(broker, 2, 1, body)
-    assert r.take(">i") == 1 and r.str() == name and r.take(">i") == 1
+    assert r.take(">i") == 1 and r.s16() == name and r.take(">i") == 1
     _, err, _ts, off = r.take(">i"), r.take(">h"), r.take(">q"), r.take(">q")
     return err, off
 
@@ -113,7 +90,7 @@ def fetch(broker, name, partition=0):
     body += struct.pack(">iiqi", 1, partition, 0, 1 << 20)
     r = call(broker, 1, 4, body)
     r.take(">i")
-    assert r.take(">i") == 1 and r.str() == name and r.take(">i") == 1
+    assert r.take(">i") == 1 and r.s16() == name and r.take(">i") == 1
     _, err, _hw, _lso = r.take(">i"), r.take(">h"), r.take(">q"), r.take(">q")
     n = r.take(">i")
     for _ in range(max(n, 0)):
@@ -128,7 +105,7 @@ def fetch_in_session(broker, name, partition=0):
     body += struct.pack(">iiqqi", 1, partition, 0, -1, 1 << 20) + struct.pack(">i", 0)
     r = call(broker, 1, 7, body)
     r.take(">i"), r.take(">h"), r.take(">i")
-    assert r.take(">i") == 1 and r.str() == name and r.take(">i") == 1
+    assert r.take(">i") == 1 and r.s16() == name and r.take(">i") == 1
     _, err, _hw, _lso, _start = r.take(">i"), r.take(">h"), r.take(">q"), r.take(">q"), r.take(">q")
     n = r.take(">i")
     for _ in range(max(n, 0)):
@@ -147,7 +124,7 @@ def delete_topics(broker, name):
     """DeleteTopics v1: the error."""
     r = call(broker, 20, 1, struct.pack(">i", 1) + s16(name) + struct.pack(">i", 30000))
     r.take(">i")
-    assert r.take(">i") == 1 and r.str() == name
+    assert r.take(">i") == 1 and r.s16() == name
     return r.take(">h")
 
 
@@ -156,7 +133,7 @@ def delete_records(broker, name, partition, offset):
     body = struct.pack(">i", 1) + s16(name) + struct.pack(">iiq", 1, partition, offset)
     r = call(broker, 21, 0, body + struct.pack(">i", 30000))
     r.take(">i")
-    assert r.take(">i") == 1 and r.str() == name and r.take(">i") == 1
+    assert r.take(">i") == 1 and r.s16() == name and r.take(">i") == 1
     _, low, err = r.take(">i"), r.take(">q"), r.take(">h")
     return err, low
 
@@ -166,7 +143,7 @@ def offset_commit(broker, group, name, offset):
     body = s16(group) + struct.pack(">i", -1) + s16(b"") + struct.pack(">q", -1)
     body += struct.pack(">i", 1) + s16(name) + struct.pack(">iiq", 1, 0, offset) + s16(b"")
     r = call(broker, 8, 2, body)
-    assert r.take(">i") == 1 and r.str() == name and r.take(">i") == 1
+    assert r.take(">i") == 1 and r.s16() == name and r.take(">i") == 1
     r.take(">i")
     return r.take(">h")
 
@@ -179,8 +156,8 @@ def offset_fetch(broker, group, name):
     r.take(">i")
     if r.take(">i") == 0:
         return r.take(">h"), None, None
-    assert r.str() == name and r.take(">i") == 1
-    _, off, _meta, perr = r.take(">i"), r.take(">q"), r.str(), r.take(">h")
+    assert r.s16() == name and r.take(">i") == 1
+    _, off, _meta, perr = r.take(">i"), r.take(">q"), r.s16(), r.take(">h")
     return r.take(">h"), perr, off
 
 
@@ -313,10 +290,10 @@ def test_big_create_topics_keeps_serving_others(broker):
             r = Resp(data[4:])
             r.take(">i")
             for _ in range(r.take(">i")):
-                r.take(">i"), r.str(), r.take(">i"), r.str()
-            r.str(), r.take(">i")
+                r.take(">i"), r.s16(), r.take(">i"), r.s16()
+            r.s16(), r.take(">i")
             assert r.take(">i") == 1
-            err, name = r.take(">h"), r.str()
+            err, name = r.take(">h"), r.s16()
             assert name == b"big"
             seen.append((t1, t1 - t0, err))
             time.sleep(0.02)

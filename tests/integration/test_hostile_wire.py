@@ -9,25 +9,7 @@ import subprocess
 import struct
 import time
 
-from kafka_wire import _recv, record_batch
-
-
-def s16(s):
-    if s is None:
-        return struct.pack(">h", -1)
-    b = s.encode()
-    return struct.pack(">h", len(b)) + b
-
-
-def frame(api, version, corr, body):
-    data = struct.pack(">hhih", api, version, corr, 4) + b"test" + body
-    return struct.pack(">i", len(data)) + data
-
-
-def read_frame(s):
-    size = struct.unpack(">i", _recv(s, 4))[0]
-    resp = _recv(s, size)
-    return struct.unpack(">i", resp[:4])[0], resp[4:]
+from kafka_wire import frame, read_frame, record_batch, s16
 
 
 def connect(b):
