@@ -165,6 +165,10 @@ void request_finish(struct request *r);
  * lets the connection's next request in; its reply keeps its place in the output order.
  * false when the connection cannot defer more (the request then stays up, as before). */
 bool request_defer(struct request *r);
+/* Applies what a handler step returned (as for the handler itself: DONE answers, NO_REPLY
+ * lets the connection go on, CLOSE closes it, PENDING waits): for a pending request that
+ * finished its work later, from a timer or a posted task. */
+void request_continue(struct request *r, enum request_status st);
 /* Frees r without answering (connection closes, or acks=0). */
 void request_free(struct request *r);
 /* Allocates from the request arena; NULL when the request's memory bound is reached. */
@@ -186,6 +190,7 @@ struct broker {
     struct request *await_flush;     /* acks=all produces waiting for the group commit */
     struct request *fetch_waiters;   /* long-polling fetches */
     struct request *create_topics_waiters; /* CreateTopics still opening partitions */
+    struct request *produce_sliced;  /* Produce requests appending over several loop turns */
     bool appended;                   /* something was appended this turn: re-check waiters */
     struct partition **dirty;        /* partitions appended since the last group commit */
     int ndirty, capdirty;

@@ -28,6 +28,12 @@ void api_versions_unsupported(struct broker *b, struct request *r);
 /* The group commit covering r's appends is over: marks the partitions whose fdatasync failed
  * with KAFKA_STORAGE_ERROR (r is answered later, without looking at partitions again). */
 void produce_settle(struct broker *b, struct request *r);
+/* Shutdown: finishes the Produce requests still appending in slices (their appends are then
+ * synced and answered with the rest). */
+void produce_shutdown(struct broker *b);
+/* DeleteTopics: the partitions of t are about to be freed; Produce requests still appending
+ * in slices stop pointing at them. */
+void produce_forget_topic(struct broker *b, const struct topic *t);
 
 /* Fetch long-poll: re-run a parked fetch after appends; answers it if it now has enough.
  * Returns true when the request was answered (and must leave the waiter list). */

@@ -2,6 +2,7 @@
  * error closes the connection, as Kafka does); acks=1 is answered once the write reached the
  * page cache; acks=all waits for the group commit's fdatasync (gregor.acks.all.fsync). */
 #include <stdio.h>
+#include <string.h>
 
 #include "broker/handlers.h"
 #include "broker/kutil.h"
@@ -10,12 +11,21 @@
 #include "log/batch.h"
 #include "proto/messages.h"
 
-/* What an acks=all produce remembers until its flush: each partition it appended to. */
+/* What a produce remembers while it appends (possibly over several loop turns) and, at
+ * acks=all, until its flush: each partition it appended to. */
 struct produce_wait {
     int n;
     struct partition **parts;
     struct produce_response_partition_produce_response **outs;
+    int32_t next_topic, next_part; /* where appending goes on */
+    bool any_error, txn_without_id, bad_acks;
+    uint64_t timer;                /* the next slice's broker timer, 0 when none */
 };
+
+/* Appending validates every record, and a compressed batch may inflate up to 256 MiB: a
+ * request over many partitions appends for at most this long per loop turn, then yields to
+ * the other connections (its own next request waits, as for any request still up). */
+#define PRODUCE_TURN_US 10000
 
 static int append_partition(struct broker *b, struct partition *p, struct krecords *rec,
                             struct produce_response_partition_produce_response *out)
@@ -66,56 +76,30 @@ static bool has_transactional_batch(const struct produce_request *req)
     return false;
 }
 
-enum request_status handle_produce(struct broker *b, struct request *r)
+/* Appends partition after partition from where the request stopped, until deadline_us (mono);
+ * true once every partition is done. */
+static bool produce_run(struct broker *b, struct request *r, int64_t deadline_us)
 {
     struct produce_request *req = r->body;
     struct produce_response *resp = r->resp;
-    int16_t acks = req->acks;
-    bool bad_acks = acks != 0 && acks != 1 && acks != -1;
-    /* Kafka answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition, before anything
-     * else, when a transactional batch comes without a transactional id (whatever its
-     * producer id); with one, transactions are refused below as not supported yet. */
-    bool txn_without_id = req->transactional_id.ptr == NULL && has_transactional_batch(req);
-    bool any_error = false, any_append = false;
-    int nparts = 0;
-    for (int32_t i = 0; i < req->n_topic_data; i++)
-        nparts += req->topic_data[i].n_partition_data > 0 ? req->topic_data[i].n_partition_data : 0;
-    struct produce_wait *wait = request_alloc(r, sizeof(*wait));
-    RESP_ARRAY(r, resp->responses, req->n_topic_data);
-    if (wait == NULL || resp->responses == NULL)
-        return REQUEST_CLOSE;
-    wait->parts = request_alloc(r, sizeof(*wait->parts) * (size_t)(nparts + 1));
-    wait->outs = request_alloc(r, sizeof(*wait->outs) * (size_t)(nparts + 1));
-    if (wait->parts == NULL || wait->outs == NULL)
-        return REQUEST_CLOSE;
-    resp->n_responses = req->n_topic_data > 0 ? req->n_topic_data : 0;
-
-    for (int32_t i = 0; i < resp->n_responses; i++) {
-        struct produce_request_topic_produce_data *td = &req->topic_data[i];
-        struct produce_response_topic_produce_response *tr = &resp->responses[i];
-        tr->name = td->name;
-        tr->topic_id = td->topic_id;
-        int32_t np = td->n_partition_data > 0 ? td->n_partition_data : 0;
-        RESP_ARRAY(r, tr->partition_responses, np);
-        if (tr->partition_responses == NULL)
-            return REQUEST_CLOSE;
-        tr->n_partition_responses = np;
+    struct produce_wait *wait = r->state;
+    for (; wait->next_topic < resp->n_responses; wait->next_topic++, wait->next_part = 0) {
+        struct produce_request_topic_produce_data *td = &req->topic_data[wait->next_topic];
+        struct produce_response_topic_produce_response *tr = &resp->responses[wait->next_topic];
         /* v13 names topics by id (KIP-516). */
         struct topic *t = r->api_version >= 13 ? topic_find_by_id(b, &td->topic_id)
                                                 : topic_find_name(b, td->name);
-        for (int32_t j = 0; j < np; j++) {
-            struct produce_request_partition_produce_data *pd = &td->partition_data[j];
-            struct produce_response_partition_produce_response *out = &tr->partition_responses[j];
-            /* LogAppendTimeMs and LogStartOffset -1, no CurrentLeader (v10+) */
-            produce_response_partition_produce_response_set_defaults(out);
-            out->index = pd->index;
-            out->base_offset = -1;
-            out->error_message = kstr_null();
+        for (; wait->next_part < tr->n_partition_responses; wait->next_part++) {
+            if (mono_us() >= deadline_us)
+                return false;
+            struct produce_request_partition_produce_data *pd = &td->partition_data[wait->next_part];
+            struct produce_response_partition_produce_response *out =
+                &tr->partition_responses[wait->next_part];
             int e;
             struct partition *p = NULL;
-            if (txn_without_id)
+            if (wait->txn_without_id)
                 e = KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
-            else if (bad_acks)
+            else if (wait->bad_acks)
                 e = KERR_INVALID_REQUIRED_ACKS;
             else if (req->transactional_id.ptr != NULL) {
                 e = KERR_INVALID_REQUEST;
@@ -132,21 +116,27 @@ enum request_status handle_produce(struct broker *b, struct request *r)
             }
             out->error_code = (int16_t)e;
             if (e != KERR_NONE) {
-                any_error = true;
+                wait->any_error = true;
                 LOG_DEBUG("KafkaApis", "produce to %s-%d failed: %s",
                           t ? t->name : td->name.ptr ? td->name.ptr : "?", pd->index, kerr_name(e));
             } else if (p != NULL && out->log_start_offset >= 0) {
-                any_append = true;
                 wait->parts[wait->n] = p;
                 wait->outs[wait->n] = out;
                 wait->n++;
             }
         }
     }
-    if (acks == 0)
-        return any_error ? REQUEST_CLOSE : REQUEST_NO_REPLY;
-    if (acks == -1 && any_append && b->cfg.acks_all_fsync) {
-        r->state = wait;
+    return true;
+}
+
+/* Every partition is done: answer as acks asks. */
+static enum request_status produce_outcome(struct broker *b, struct request *r)
+{
+    struct produce_request *req = r->body;
+    struct produce_wait *wait = r->state;
+    if (req->acks == 0)
+        return wait->any_error ? REQUEST_CLOSE : REQUEST_NO_REPLY;
+    if (req->acks == -1 && wait->n > 0 && b->cfg.acks_all_fsync) {
         r->next_pending = b->await_flush;
         b->await_flush = r;
         /* Appended: the next request of this connection may come in while the disk syncs
@@ -155,6 +145,109 @@ enum request_status handle_produce(struct broker *b, struct request *r)
         return REQUEST_PENDING;
     }
     return REQUEST_DONE;
+}
+
+static void unlink_sliced(struct broker *b, struct request *r)
+{
+    struct request **pp = &b->produce_sliced;
+    while (*pp != NULL && *pp != r)
+        pp = &(*pp)->next_pending;
+    GREGOR_ASSERT(*pp == r);
+    *pp = r->next_pending;
+    r->next_pending = NULL;
+}
+
+static void produce_turn(struct broker *b, void *arg)
+{
+    struct request *r = arg;
+    struct produce_wait *wait = r->state;
+    wait->timer = 0;
+    if (!produce_run(b, r, mono_us() + PRODUCE_TURN_US)) {
+        wait->timer = broker_timer_add(b, mono_ms(), produce_turn, r);
+        return;
+    }
+    unlink_sliced(b, r);
+    request_continue(r, produce_outcome(b, r));
+}
+
+void produce_forget_topic(struct broker *b, const struct topic *t)
+{
+    for (struct request *r = b->produce_sliced; r != NULL; r = r->next_pending) {
+        struct produce_wait *wait = r->state;
+        int k = 0;
+        for (int i = 0; i < wait->n; i++) {
+            if (wait->parts[i]->topic == t)
+                continue; /* appended, then deleted: answered as appended, never synced */
+            wait->parts[k] = wait->parts[i];
+            wait->outs[k] = wait->outs[i];
+            k++;
+        }
+        wait->n = k;
+    }
+}
+
+void produce_shutdown(struct broker *b)
+{
+    while (b->produce_sliced != NULL) {
+        struct request *r = b->produce_sliced;
+        struct produce_wait *wait = r->state;
+        unlink_sliced(b, r);
+        if (wait->timer != 0)
+            broker_timer_cancel(b, wait->timer);
+        produce_run(b, r, INT64_MAX);
+        request_continue(r, produce_outcome(b, r));
+    }
+}
+
+enum request_status handle_produce(struct broker *b, struct request *r)
+{
+    struct produce_request *req = r->body;
+    struct produce_response *resp = r->resp;
+    int16_t acks = req->acks;
+    int nparts = 0;
+    for (int32_t i = 0; i < req->n_topic_data; i++)
+        nparts += req->topic_data[i].n_partition_data > 0 ? req->topic_data[i].n_partition_data : 0;
+    struct produce_wait *wait = request_alloc(r, sizeof(*wait));
+    RESP_ARRAY(r, resp->responses, req->n_topic_data);
+    if (wait == NULL || resp->responses == NULL)
+        return REQUEST_CLOSE;
+    memset(wait, 0, sizeof(*wait));
+    wait->parts = request_alloc(r, sizeof(*wait->parts) * (size_t)(nparts + 1));
+    wait->outs = request_alloc(r, sizeof(*wait->outs) * (size_t)(nparts + 1));
+    if (wait->parts == NULL || wait->outs == NULL)
+        return REQUEST_CLOSE;
+    wait->bad_acks = acks != 0 && acks != 1 && acks != -1;
+    /* Kafka answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition, before anything
+     * else, when a transactional batch comes without a transactional id (whatever its
+     * producer id); with one, transactions are refused below as not supported yet. */
+    wait->txn_without_id = req->transactional_id.ptr == NULL && has_transactional_batch(req);
+    r->state = wait;
+    resp->n_responses = req->n_topic_data > 0 ? req->n_topic_data : 0;
+    for (int32_t i = 0; i < resp->n_responses; i++) {
+        struct produce_request_topic_produce_data *td = &req->topic_data[i];
+        struct produce_response_topic_produce_response *tr = &resp->responses[i];
+        tr->name = td->name;
+        tr->topic_id = td->topic_id;
+        int32_t np = td->n_partition_data > 0 ? td->n_partition_data : 0;
+        RESP_ARRAY(r, tr->partition_responses, np);
+        if (tr->partition_responses == NULL)
+            return REQUEST_CLOSE;
+        tr->n_partition_responses = np;
+        for (int32_t j = 0; j < np; j++) {
+            struct produce_response_partition_produce_response *out = &tr->partition_responses[j];
+            /* LogAppendTimeMs and LogStartOffset -1, no CurrentLeader (v10+) */
+            produce_response_partition_produce_response_set_defaults(out);
+            out->index = td->partition_data[j].index;
+            out->base_offset = -1;
+            out->error_message = kstr_null();
+        }
+    }
+    if (produce_run(b, r, mono_us() + PRODUCE_TURN_US))
+        return produce_outcome(b, r);
+    r->next_pending = b->produce_sliced;
+    b->produce_sliced = r;
+    wait->timer = broker_timer_add(b, mono_ms(), produce_turn, r);
+    return REQUEST_PENDING;
 }
 
 void produce_settle(struct broker *b, struct request *r)

@@ -208,7 +208,14 @@ static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
     }
     LOG_DEBUG(server_who, "%s v%d corr=%d from %s", r->api->name, r->api_version,
               r->correlation_id, conn_peer(c));
-    switch (r->api->handler(b, r)) {
+    request_continue(r, r->api->handler(b, r));
+}
+
+void request_continue(struct request *r, enum request_status st)
+{
+    struct conn *c = r->conn;
+    char why[160];
+    switch (st) {
     case REQUEST_DONE:
         request_finish(r);
         break;
@@ -216,11 +223,17 @@ static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
         break;
     case REQUEST_NO_REPLY:
         r->conn = NULL;
-        conn_set_data(c, NULL);
+        if (c != NULL)
+            conn_set_data(c, NULL);
         request_free(r);
-        conn_done_no_reply(c);
+        if (c != NULL)
+            conn_done_no_reply(c);
         break;
     case REQUEST_CLOSE:
+        if (c == NULL) {
+            request_free(r);
+            break;
+        }
         snprintf(why, sizeof(why), "%s v%d refused by its handler", r->api->name, r->api_version);
         close_for(r, why);
         break;
@@ -556,6 +569,7 @@ static void shutdown_broker(struct broker *b)
         fetch_retry(b, r, true);
         r = next;
     }
+    produce_shutdown(b); /* appends still being made in slices: finished, then synced */
     broker_commit_drain(b);
     commit_answer(b);
     syncer_stop(b->syncer);

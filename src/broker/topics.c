@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "broker/broker.h"
+#include "broker/handlers.h"
 #include "common/logging.h"
 #include "common/util.h"
 #include "log/logdir.h"
@@ -507,6 +508,7 @@ int topic_delete(struct broker *b, struct topic *t)
 {
     GREGOR_ASSERT(t->creating == 0); /* a creation in progress is abandoned, not deleted */
     broker_commit_drain(b); /* nothing may point at these partitions any more */
+    produce_forget_topic(b, t);
     for (int32_t i = 0; i < t->npartitions; i++) {
         if (t->partitions[i] == NULL)
             continue;

@@ -286,3 +286,126 @@ def test_frames_being_read_are_bounded_in_memory(broker_factory):
         assert api_versions_answered(b)
     finally:
         b.stop()
+
+
+# ---- one request's work is sliced: a produce over many partitions of heavy batches ----
+
+def gzip_batch(value, count=1):
+    """A valid gzip batch of count records holding value (zeros inflate ~1000:1)."""
+    import zlib
+    from kafka_wire import _varint, crc32c
+    recs = b""
+    for i in range(count):
+        body = b"\x00" + _varint(0) + _varint(i) + _varint(-1) + _varint(len(value)) + value + _varint(0)
+        recs += _varint(len(body)) + body
+    c = zlib.compressobj(6, zlib.DEFLATED, 16 + 15)
+    payload = c.compress(recs) + c.flush()
+    ts = 1700000000000
+    after_crc = struct.pack(">hiqqqhii", 1, count - 1, ts, ts, -1, -1, -1, count) + payload
+    after_len = struct.pack(">ibI", -1, 2, crc32c(after_crc)) + after_crc
+    return struct.pack(">qi", 0, len(after_len)) + after_len
+
+
+class Pinger:
+    """ApiVersions every 5 ms on its own connection; the times answers came back."""
+
+    def __init__(self, b):
+        import threading
+        self.s = connect(b)
+        self.times = []
+        self.stop = False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        corr = 0
+        while not self.stop:
+            corr += 1
+            self.s.sendall(frame(18, 0, corr, b""))
+            c, _ = read_frame(self.s)
+            assert c == corr
+            self.times.append(time.monotonic())
+            time.sleep(0.005)
+
+    def close(self):
+        self.stop = True
+        self.t.join(10)
+        self.s.close()
+
+    def during(self, t0, t1):
+        return sum(1 for t in self.times if t0 < t < t1)
+
+    def longest_wait(self, t0, t1):
+        """The longest time without an answer between t0 and t1."""
+        ts = [t0] + [t for t in self.times if t0 < t < t1] + [t1]
+        return max(b - a for a, b in zip(ts, ts[1:]))
+
+
+def produce_many(b, topic, nparts, batch, acks, corr=1):
+    name = topic.encode()
+    body = struct.pack(">hhi", -1, acks, 30000) + struct.pack(">ih", 1, len(name)) + name
+    body += struct.pack(">i", nparts)
+    for p in range(nparts):
+        body += struct.pack(">ii", p, len(batch)) + batch
+    return frame(0, 7, corr, body)
+
+
+def produce_errors(resp):
+    off = 4
+    nlen = struct.unpack_from(">h", resp, off)[0]
+    off += 2 + nlen
+    n = struct.unpack_from(">i", resp, off)[0]
+    off += 4
+    errs = []
+    for _ in range(n):
+        _, err = struct.unpack_from(">ih", resp, off)
+        errs.append(err)
+        off += 4 + 2 + 8 + 8 + 8
+    return errs
+
+
+def test_heavy_produce_is_sliced_and_others_are_served(broker):
+    """One Produce over 48 partitions, each a gzip batch inflating to 32 MiB that is validated
+    record by record: the loop yields between partitions, so another connection's requests
+    keep being answered while it appends (they all waited for the whole request before)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    a.create_topics([NewTopic("heavy", num_partitions=48, replication_factor=1)])["heavy"].result(30)
+    batch = gzip_batch(b"\x00" * (32 << 20))
+    p = Pinger(broker)
+    try:
+        time.sleep(0.2)
+        with connect(broker) as s:
+            t0 = time.monotonic()
+            s.sendall(produce_many(broker, "heavy", 48, batch, -1))
+            corr, resp = read_frame(s)
+            t1 = time.monotonic()
+        assert corr == 1 and produce_errors(resp) == [0] * 48
+        answered, gap = p.during(t0, t1), p.longest_wait(t0, t1)
+    finally:
+        p.close()
+    print("produce %.3f s, %d answers meanwhile, longest wait %.3f s" % (t1 - t0, answered, gap))
+    assert gap < (t1 - t0) / 3, "%d ApiVersions answered during a %.2f s produce, one waited " \
+        "%.2f s" % (answered, t1 - t0, gap)
+
+
+def test_topic_deleted_while_a_produce_appends_in_slices(broker):
+    """DeleteTopics between two slices of an acks=all produce to the same topic: the produce's
+    sync must not touch the deleted partitions (ASan checks), and the broker goes on."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    batch = gzip_batch(b"\x00" * (32 << 20))
+    for rnd in range(3):
+        name = "doomed%d" % rnd
+        a.create_topics([NewTopic(name, num_partitions=16, replication_factor=1)])[name].result(30)
+        with connect(broker) as s, connect(broker) as d:
+            s.sendall(produce_many(broker, name, 16, batch, -1))
+            time.sleep(0.05)
+            n = name.encode()
+            d.sendall(frame(20, 1, 9, struct.pack(">ih", 1, len(n)) + n + struct.pack(">i", 30000)))
+            corr, resp = read_frame(s)
+            assert corr == 1 and len(produce_errors(resp)) == 16
+            corr, _ = read_frame(d)
+            assert corr == 9
+        assert broker.alive()
+    assert api_versions_answered(broker)
