@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <snappy-c.h>
+#include <stdio.h>
 #include <sys/resource.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -13,6 +14,8 @@
 #include "common/crc32c.h"
 #include "common/errors.h"
 #include "common/util.h"
+#include "log/batch_stream.h"
+#include "log/inflate.h"
 
 static void test_crc32c_vectors(void **state)
 {
@@ -559,6 +562,100 @@ static void test_validate_zstd_window_limit(void **state)
     }
 }
 
+/* 40 records of incompressible 5 KB values (200 KB), the same each call, compressed with codec. */
+static uint8_t *random_batch(int codec, size_t *len)
+{
+    uint8_t value[5000];
+    uint32_t x = 12345;
+    struct batch_builder b;
+    batch_builder_init(&b, 1 << 20);
+    for (int i = 0; i < 40; i++) {
+        for (size_t k = 0; k < sizeof(value); k++)
+            value[k] = (uint8_t)((x = x * 1103515245u + 12345u) >> 24);
+        assert_int_equal(batch_builder_add(&b, 5000 - 7 * i, "k", 1, value, 5000 - i, NULL, 0), 0);
+    }
+    return edited_finish(&b, codec, len);
+}
+
+/* The records of an uncompressed batch re-wrapped as snappy: one raw block (chunk 0), or
+ * xerial chunks of chunk uncompressed bytes each. */
+static uint8_t *snappy_wrap(const uint8_t *plain, size_t plain_len, size_t chunk, size_t *len)
+{
+    const uint8_t *recs = plain + BATCH_HEADER_SIZE;
+    size_t n = plain_len - BATCH_HEADER_SIZE, step = chunk ? chunk : n;
+    uint8_t *batch = malloc(BATCH_HEADER_SIZE + 16 + (n / step + 1) * (4 + snappy_max_compressed_length(step)));
+    memcpy(batch, plain, BATCH_HEADER_SIZE);
+    size_t at = BATCH_HEADER_SIZE;
+    if (chunk) {
+        memcpy(batch + at, INFLATE_XERIAL_MAGIC, 8);
+        be32_put(batch + at + 8, 1);
+        be32_put(batch + at + 12, 1);
+        at += 16;
+    }
+    for (size_t off = 0; off < n; off += step) {
+        size_t k = n - off < step ? n - off : step, z = snappy_max_compressed_length(k);
+        size_t head = chunk ? 4 : 0;
+        assert_int_equal(snappy_compress((const char *)recs + off, k, (char *)batch + at + head, &z), SNAPPY_OK);
+        if (chunk)
+            be32_put(batch + at, (uint32_t)z);
+        at += head + z;
+    }
+    be16_put(batch + 21, BATCH_COMPRESSION_SNAPPY);
+    refit_crc(batch, at);
+    *len = at;
+    return batch;
+}
+
+/* A batch streamed from its file (timestamp lookups) reads the same records as the in-memory
+ * iterator for every codec when its compressed bytes span several 64 KiB file windows: snappy
+ * xerial chunks and their length fields straddle window boundaries (gathered), raw snappy is
+ * one block; the reader holds its windows and one block, not the batch. */
+static void test_stream_across_file_windows(void **state)
+{
+    (void)state;
+    size_t plain_len;
+    uint8_t *plain = random_batch(BATCH_COMPRESSION_NONE, &plain_len);
+    for (int variant = 0; variant < 7; variant++) {
+        size_t len;
+        uint8_t *batch = variant < 5 ? random_batch(all_codecs[variant], &len)
+                                     : snappy_wrap(plain, plain_len, variant == 5 ? 0 : 30001, &len);
+        assert_true(len > 3 * INFLATE_WINDOW);
+        assert_int_equal(batch_validate_client(batch, len, 1 << 20), KERR_NONE);
+        FILE *file = tmpfile();
+        assert_non_null(file);
+        assert_int_equal(fwrite(batch, 1, len, file), len);
+        assert_int_equal(fflush(file), 0);
+        struct batch_header h;
+        batch_header_decode(batch, &h);
+        struct batch_stream *bs;
+        struct batch_record_iter it;
+        struct batch_record r;
+        int64_t off, ts;
+        int n = 0, k;
+        inflater_memory_high_water_reset();
+        assert_int_equal(batch_stream_open(&bs, fileno(file), 0, &h, 64 << 20), 0);
+        assert_int_equal(batch_records_open(&it, batch, len, 1 << 20), KERR_NONE);
+        while ((k = batch_stream_next(bs, &off, &ts)) == 1) {
+            assert_int_equal(batch_records_next(&it, &r), 1);
+            assert_int_equal(off, r.offset);
+            assert_int_equal(ts, r.timestamp);
+            assert_int_equal(ts, 5000 - 7 * n);
+            n++;
+        }
+        assert_int_equal(k, 0);
+        assert_int_equal(n, 40);
+        assert_int_equal(batch_records_next(&it, &r), 0);
+        batch_records_close(&it);
+        batch_stream_close(bs);
+        print_message("variant %d: %zu bytes on disk, the stream held at most %zu bytes\n", variant, len,
+                      inflater_memory_high_water());
+        assert_true(inflater_memory_high_water() < (1u << 20));
+        fclose(file);
+        free(batch);
+    }
+    free(plain);
+}
+
 static void test_validate_header_as_kafka(void **state)
 {
     (void)state;
@@ -599,6 +696,7 @@ int main(void)
         cmocka_unit_test(test_validate_raw_snappy_and_gzip_members),
         cmocka_unit_test(test_validate_inflate_bound),
         cmocka_unit_test(test_validate_zstd_window_limit),
+        cmocka_unit_test(test_stream_across_file_windows),
         cmocka_unit_test(test_validate_header_as_kafka),
     };
     return cmocka_run_group_tests_name("log_batch", tests, NULL, NULL);
