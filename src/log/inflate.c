@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <lz4frame.h>
 #include <snappy-c.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -46,7 +47,9 @@ struct inflate_state {
 
 /* ---- the counted allocator ---- */
 
-static size_t high_water; /* a statistic for tests; a race only loses a maximum */
+/* A statistic for tests; readers on several threads (each log appends under its own lock)
+ * may race on it, which only loses a maximum. */
+static _Atomic size_t high_water;
 
 struct alloc_hdr {
     size_t n;
@@ -63,8 +66,8 @@ static void *mem_alloc(void *opaque, size_t n)
         return NULL;
     a->n = n;
     s->mem += n;
-    if (s->mem > high_water)
-        high_water = s->mem;
+    if (s->mem > atomic_load_explicit(&high_water, memory_order_relaxed))
+        atomic_store_explicit(&high_water, s->mem, memory_order_relaxed);
     return a + 1;
 }
 
@@ -96,8 +99,8 @@ static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
 
 static void z_free(voidpf opaque, voidpf p) { mem_free(opaque, p); }
 
-size_t inflater_memory_high_water(void) { return high_water; }
-void inflater_memory_high_water_reset(void) { high_water = 0; }
+size_t inflater_memory_high_water(void) { return atomic_load_explicit(&high_water, memory_order_relaxed); }
+void inflater_memory_high_water_reset(void) { atomic_store_explicit(&high_water, 0, memory_order_relaxed); }
 
 /* A buffer of at least n bytes (its contents are not kept); false when out of memory. */
 static bool buf_reserve(struct inflate_state *s, uint8_t **buf, size_t *cap, size_t n)
