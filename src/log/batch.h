@@ -71,10 +71,12 @@ uint32_t batch_compute_crc(const uint8_t *batch, size_t len);
  * codec, baseSequence >= 0 when producerId >= 0; then every record (LogValidator): exactly
  * recordsCount records whose lengths and varints agree, offsetDeltas 0..n-1, nothing after
  * the last. Compressed records are streamed through a fixed 64 KiB window (snappy, and zstd
- * frames declaring <= 4 MiB: one block at a time), at most BATCH_INFLATE_MAX bytes.
+ * frames declaring <= 4 MiB: one block at a time; log/inflate.h), at most BATCH_INFLATE_MAX
+ * bytes, zstd windows at most 2^INFLATE_ZSTD_WINDOW_LOG_MAX (MESSAGE_TOO_LARGE past either).
  * Returns KERR_NONE, KERR_MESSAGE_TOO_LARGE, KERR_CORRUPT_MESSAGE,
- * KERR_UNSUPPORTED_COMPRESSION_TYPE, KERR_INVALID_RECORD, or KERR_UNKNOWN_SERVER_ERROR when the payload does not decompress
- * (what Kafka answers: its decompressing stream's KafkaException is not an API error). */
+ * KERR_UNSUPPORTED_COMPRESSION_TYPE, KERR_INVALID_RECORD (also for a payload that does not
+ * decompress: non-retriable, so the client does not resend it), or KERR_UNKNOWN_SERVER_ERROR
+ * when out of memory. */
 int batch_validate_client(const uint8_t *batch, size_t len, int32_t max_message_bytes);
 
 /* Rewrites baseOffset and partitionLeaderEpoch (not CRC-covered); with log_append_time also

@@ -51,10 +51,14 @@ static void check_validated(uint8_t *buf, size_t size)
             abort(); /* the rewrite must keep a valid batch valid (CRC recomputed) */
         return;
     }
+    /* UNKNOWN_SERVER_ERROR is for running out of memory only: a payload that does not
+     * decompress is INVALID_RECORD, one over a bound MESSAGE_TOO_LARGE. */
+    if (rc == KERR_UNKNOWN_SERVER_ERROR)
+        abort();
     /* Refused: if the header was otherwise acceptable and the reader got every record in
      * order within 4 MiB, the validator had no reason to refuse. */
     struct batch_header h;
-    if (size < BATCH_HEADER_SIZE || rc == KERR_UNKNOWN_SERVER_ERROR)
+    if (size < BATCH_HEADER_SIZE)
         return;
     batch_header_decode(buf, &h);
     if (h.magic != BATCH_MAGIC_V2 || h.base_offset != 0 || (uint64_t)batch_total_size(&h) != size ||
