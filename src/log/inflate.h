@@ -12,9 +12,10 @@
 /* Bytes of output a streaming codec (gzip, lz4, zstd) produces at once, and of file input
  * read at once. */
 #define INFLATE_WINDOW 65536
-/* Largest zstd window accepted (2^23 = 8 MiB; a level-3 producer uses at most 2 MiB, and a
- * batch below the window size makes the frame's window smaller still). */
-#define INFLATE_ZSTD_WINDOW_LOG_MAX 23
+/* Largest zstd window accepted: 2^27 = 128 MiB, zstd's own default limit and what Kafka's
+ * decoder takes (a Java producer at compression.zstd.level 20-22 writes windows of 2^25-2^27;
+ * at the default level 3 it is 2^21). A larger one is MESSAGE_TOO_LARGE at produce. */
+#define INFLATE_ZSTD_WINDOW_LOG_MAX 27
 /* The 8 bytes (NUL included) that start snappy-java's xerial framing: magic, then version
  * and compatible version (4 bytes each), then chunks of a 4-byte length and a raw block. */
 #define INFLATE_XERIAL_MAGIC "\x82SNAPPY"
