@@ -22,7 +22,8 @@ static void set_error(struct request *r, int32_t i, int e, const char *msg)
 }
 
 /* Checks one topic's change as Kafka's controller does; *t is set when it may go ahead. */
-static int check_one(struct broker *b, const struct create_partitions_request_create_partitions_topic *in,
+static int check_one(struct broker *b,
+                     const struct create_partitions_request_create_partitions_topic *in,
                      struct topic **tp, char *msg, size_t msglen)
 {
     const char *name = in->name.ptr ? in->name.ptr : "";
@@ -41,19 +42,22 @@ static int check_one(struct broker *b, const struct create_partitions_request_cr
         return KERR_INVALID_PARTITIONS;
     }
     if (in->count < now) {
-        snprintf(msg, msglen, "The topic %s currently has %d partition(s); %d would not be an increase.",
-                 name, now, in->count);
+        snprintf(msg, msglen,
+                 "The topic %s currently has %d partition(s); %d would not be an increase.", name,
+                 now, in->count);
         return KERR_INVALID_PARTITIONS;
     }
     if (t->growing > 0) {
         /* Kafka's answer while a topic's partitions are being changed. */
         snprintf(msg, msglen,
-                 "The partitions of topic %s are being increased to %d (%d exist so far); retry once that is done.",
+                 "The partitions of topic %s are being increased to %d (%d exist so far); "
+                 "retry once that is done.",
                  name, t->growing, t->nopened);
         return KERR_REASSIGNMENT_IN_PROGRESS;
     }
     if (in->count > 100000) {
-        snprintf(msg, msglen, "Number of partitions %d is more than this broker allows (100000).", in->count);
+        snprintf(msg, msglen, "Number of partitions %d is more than this broker allows (100000).",
+                 in->count);
         return KERR_INVALID_PARTITIONS;
     }
     /* Refused up front, as CreateTopics, when the new partitions cannot all be open. */
