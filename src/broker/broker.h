@@ -19,6 +19,7 @@ struct conn_reply;
 struct logdir;
 struct group_coordinator;
 struct fetch_sessions;
+struct create_job;
 
 #define BROKER_MAX_LOG_DIRS 8
 
@@ -103,10 +104,13 @@ struct topic {
     struct topic_config_kv *overrides;
     int noverrides;
     bool internal;
-    /* While being created (topic_create_begin .. the last topic_create_step): the partition
-     * count it will have; partitions[0..nopened) exist, and npartitions stays 0 so that no
-     * handler sees a partition before all exist. 0 once created. */
+    /* Partitions being opened over several loop turns (topic_create_begin or topic_grow_begin
+     * .. the last topic_create_step). creating: a new topic's partition count to be, and
+     * npartitions stays 0; growing: an existing topic's count to be, npartitions stays the old
+     * one. Either way partitions[0..nopened) exist and no handler sees one beyond npartitions
+     * before all exist (Kafka shows a change once its controller committed all of it). */
     int32_t creating;
+    int32_t growing;
     int32_t nopened;
     struct topic *next;              /* hash chain */
 };
@@ -189,7 +193,7 @@ struct broker {
     int64_t next_producer_id;
     struct request *await_flush;     /* acks=all produces waiting for the group commit */
     struct request *fetch_waiters;   /* long-polling fetches */
-    struct request *create_topics_waiters; /* CreateTopics still opening partitions */
+    struct create_job *create_jobs;  /* creations and growths still opening partitions */
     struct request *produce_sliced;  /* Produce requests appending over several loop turns */
     bool appended;                   /* something was appended this turn: re-check waiters */
     struct partition **dirty;        /* partitions appended since the last group commit */
@@ -233,15 +237,20 @@ int topic_create(struct broker *b, const char *name, int32_t npartitions,
 int topic_create_begin(struct broker *b, const char *name, int32_t npartitions,
                        const struct topic_config_kv *configs, int nconfigs, struct topic **out,
                        char *msg, size_t msglen);
+/* Starts growing an existing topic (no change in progress) to new_total partitions, opened by
+ * topic_create_step as for a creation; until the last step the topic shows its old ones. On a
+ * step's error the growth is dropped (its new partition dirs removed), the topic stays. */
+int topic_grow_begin(struct broker *b, struct topic *t, int32_t new_total);
 int topic_create_step(struct broker *b, struct topic *t, int64_t deadline_us, bool *done,
                       char *msg, size_t msglen);
-/* Drops a creation in progress (shutdown): its partition dirs are removed. */
+/* Drops a creation (the topic is gone) or a growth (the topic keeps its old partitions) in
+ * progress: the partition dirs it made are removed. */
 void topic_create_abandon(struct broker *b, struct topic *t);
 /* KERR_POLICY_VIOLATION (Kafka's answer to an operation too large to perform) with a message
  * when new_partitions would not fit in the open files limit, keeping a reserve for clients. */
 int topic_fd_budget_check(struct broker *b, int64_t new_partitions, char *msg, size_t msglen);
+/* Deletes a topic (not one being created); a growth in progress is dropped first. */
 int topic_delete(struct broker *b, struct topic *t);
-int topic_add_partitions(struct broker *b, struct topic *t, int32_t new_total);
 /* Replaces a topic's overrides (AlterConfigs semantics) and persists them. */
 int topic_set_overrides(struct broker *b, struct topic *t, const struct topic_config_kv *kv, int n);
 /* Applies one topic-level config key to cfg; KERR_INVALID_CONFIG with message if bad. */

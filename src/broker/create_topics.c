@@ -2,10 +2,12 @@
  * configs and the open files a topic needs as Kafka does; validate_only checks without
  * creating. Big topics are created over several loop turns and answered when done. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "broker/handlers.h"
 #include "broker/kutil.h"
+#include "common/logging.h"
 #include "common/util.h"
 #include "proto/messages.h"
 
@@ -123,16 +125,173 @@ static int create_one(struct broker *b, struct request *r, bool validate_only,
     return e;
 }
 
-/* The topics a CreateTopics request is creating, partitions opened a bounded slice of time per
- * loop turn (opening one costs ~1.4 ms of mkdir, file creation and fsyncs: 19,900 of them held
- * the loop 64 s), so that other clients are served meanwhile. */
-#define CREATE_TOPICS_TURN_US 10000
+/* Partitions are opened a bounded slice of time per loop turn (opening one costs ~1.4 ms of
+ * mkdir, file creation and fsyncs: 19,900 of them held the loop 64 s), so that other clients
+ * are served meanwhile. One job per CreateTopics or CreatePartitions request, or per
+ * auto-creation (no request); its entries' topics are stepped in order. */
+#define CREATE_TURN_US 10000
+
+struct create_entry {
+    struct topic *t;         /* being created or grown; NULL when done, refused or gone */
+    struct kuuid id;         /* to tell t from a topic made after DeleteTopics removed it */
+    const char *name;        /* t's, living as long as the job */
+};
 
 struct create_job {
-    struct topic **topics;   /* per request topic: being created, or NULL (done / refused) */
+    struct request *r;       /* answered when done; NULL: an auto-creation (job malloc'd) */
+    create_job_error_fn on_error;
+    struct create_entry *e;
     int32_t n;
     uint64_t timer;          /* the next turn's broker timer, 0 when none */
+    struct create_job *next; /* in b->create_jobs while pending */
+    char owned_name[sizeof(((struct topic *)0)->name)]; /* an auto-creation's topic name */
 };
+
+struct create_job *create_job_new(struct request *r, int32_t n, create_job_error_fn on_error)
+{
+    GREGOR_ASSERT(n >= 0);
+    struct create_job *job;
+    size_t esize = sizeof(struct create_entry) * (size_t)(n > 0 ? n : 1);
+    if (r != NULL) {
+        job = request_alloc(r, sizeof(*job));
+        struct create_entry *e = job ? request_alloc(r, esize) : NULL;
+        if (e == NULL)
+            return NULL;
+        memset(job, 0, sizeof(*job));
+        memset(e, 0, esize);
+        job->e = e;
+    } else {
+        GREGOR_ASSERT(n == 1); /* an auto-creation: one topic, its name kept here */
+        job = calloc(1, sizeof(*job));
+        if (job == NULL)
+            return NULL;
+        job->e = calloc(1, esize);
+        if (job->e == NULL) {
+            free(job);
+            return NULL;
+        }
+    }
+    job->r = r;
+    job->n = n;
+    job->on_error = on_error;
+    return job;
+}
+
+void create_job_set(struct create_job *job, int32_t i, struct topic *t, const char *name)
+{
+    GREGOR_ASSERT(i >= 0 && i < job->n && job->e[i].t == NULL);
+    GREGOR_ASSERT((t->creating > 0 || t->growing > 0) && strcmp(t->name, name) == 0);
+    if (job->r == NULL) {
+        snprintf(job->owned_name, sizeof(job->owned_name), "%s", t->name);
+        name = job->owned_name;
+    }
+    job->e[i].t = t;
+    job->e[i].id = t->id;
+    job->e[i].name = name;
+}
+
+/* The entry's topic, or NULL when DeleteTopics removed it between turns (which dropped the
+ * growth; a topic being created cannot be deleted). Never dereferences a freed topic. */
+static struct topic *entry_topic(struct broker *b, struct create_entry *e)
+{
+    struct topic *t = topic_find(b, e->name);
+    if (t != e->t || memcmp(t->id.b, e->id.b, sizeof(e->id.b)) != 0)
+        return NULL;
+    GREGOR_ASSERT(t->creating > 0 || t->growing > 0);
+    return t;
+}
+
+/* Opens partitions until the turn's time is spent; true once every entry is done. */
+static bool create_run(struct broker *b, struct create_job *job)
+{
+    int64_t deadline = mono_us() + CREATE_TURN_US;
+    for (int32_t i = 0; i < job->n; i++) {
+        if (job->e[i].t == NULL)
+            continue;
+        struct topic *t = entry_topic(b, &job->e[i]);
+        if (t == NULL) {
+            /* Deleted meanwhile: Kafka would have applied the change, then the deletion. */
+            LOG_INFO("KafkaApis", "Topic %s was deleted while its partitions were being added",
+                     job->e[i].name);
+            job->e[i].t = NULL;
+            continue;
+        }
+        char msg[512] = "";
+        bool done = false;
+        int e = topic_create_step(b, t, deadline, &done, msg, sizeof(msg));
+        if (e != KERR_NONE)
+            job->on_error(job->r, i, e, msg);
+        if (e != KERR_NONE || done)
+            job->e[i].t = NULL;
+        else
+            return false;
+    }
+    return true;
+}
+
+static void unlink_job(struct broker *b, struct create_job *job)
+{
+    struct create_job **pp = &b->create_jobs;
+    while (*pp != NULL && *pp != job)
+        pp = &(*pp)->next;
+    GREGOR_ASSERT(*pp == job);
+    *pp = job->next;
+    job->next = NULL;
+}
+
+static void job_end(struct create_job *job)
+{
+    if (job->r != NULL) {
+        request_finish(job->r);
+        return;
+    }
+    free(job->e);
+    free(job);
+}
+
+static void create_turn(struct broker *b, void *arg)
+{
+    struct create_job *job = arg;
+    job->timer = 0;
+    if (!create_run(b, job)) {
+        job->timer = broker_timer_add(b, mono_ms(), create_turn, job);
+        return;
+    }
+    unlink_job(b, job);
+    job_end(job);
+}
+
+enum request_status create_job_start(struct broker *b, struct create_job *job)
+{
+    if (create_run(b, job)) {
+        if (job->r == NULL)
+            job_end(job);
+        return REQUEST_DONE;
+    }
+    job->next = b->create_jobs;
+    b->create_jobs = job;
+    job->timer = broker_timer_add(b, mono_ms(), create_turn, job);
+    return REQUEST_PENDING;
+}
+
+void create_topics_shutdown(struct broker *b)
+{
+    while (b->create_jobs != NULL) {
+        struct create_job *job = b->create_jobs;
+        unlink_job(b, job);
+        if (job->timer != 0)
+            broker_timer_cancel(b, job->timer);
+        for (int32_t i = 0; i < job->n; i++) {
+            struct topic *t = job->e[i].t != NULL ? entry_topic(b, &job->e[i]) : NULL;
+            if (t != NULL) {
+                topic_create_abandon(b, t);
+                job->on_error(job->r, i, KERR_REQUEST_TIMED_OUT,
+                              "The broker shut down during the change.");
+            }
+        }
+        job_end(job);
+    }
+}
 
 static void set_error(struct request *r, int32_t i, int e, const char *msg)
 {
@@ -145,68 +304,6 @@ static void set_error(struct request *r, int32_t i, int e, const char *msg)
     memset(&resp->topics[i].topic_id, 0, sizeof(resp->topics[i].topic_id));
 }
 
-/* Opens partitions until the turn's time is spent; true once every topic is done. */
-static bool create_run(struct broker *b, struct request *r)
-{
-    struct create_job *job = r->state;
-    int64_t deadline = mono_us() + CREATE_TOPICS_TURN_US;
-    for (int32_t i = 0; i < job->n; i++) {
-        if (job->topics[i] == NULL)
-            continue;
-        char msg[512] = "";
-        bool done = false;
-        int e = topic_create_step(b, job->topics[i], deadline, &done, msg, sizeof(msg));
-        if (e != KERR_NONE)
-            set_error(r, i, e, msg);
-        if (e != KERR_NONE || done)
-            job->topics[i] = NULL;
-        else
-            return false;
-    }
-    return true;
-}
-
-static void unlink_waiter(struct broker *b, struct request *r)
-{
-    struct request **pp = &b->create_topics_waiters;
-    while (*pp != NULL && *pp != r)
-        pp = &(*pp)->next_pending;
-    GREGOR_ASSERT(*pp == r);
-    *pp = r->next_pending;
-    r->next_pending = NULL;
-}
-
-static void create_turn(struct broker *b, void *arg)
-{
-    struct request *r = arg;
-    struct create_job *job = r->state;
-    job->timer = 0;
-    if (!create_run(b, r)) {
-        job->timer = broker_timer_add(b, mono_ms(), create_turn, r);
-        return;
-    }
-    unlink_waiter(b, r);
-    request_finish(r);
-}
-
-void create_topics_shutdown(struct broker *b)
-{
-    while (b->create_topics_waiters != NULL) {
-        struct request *r = b->create_topics_waiters;
-        struct create_job *job = r->state;
-        unlink_waiter(b, r);
-        if (job->timer != 0)
-            broker_timer_cancel(b, job->timer);
-        for (int32_t i = 0; i < job->n; i++) {
-            if (job->topics[i] != NULL) {
-                topic_create_abandon(b, job->topics[i]);
-                set_error(r, i, KERR_REQUEST_TIMED_OUT, "The broker shut down during the creation.");
-            }
-        }
-        request_finish(r);
-    }
-}
-
 enum request_status handle_create_topics(struct broker *b, struct request *r)
 {
     struct create_topics_request *req = r->body;
@@ -216,14 +313,9 @@ enum request_status handle_create_topics(struct broker *b, struct request *r)
     if (resp->topics == NULL)
         return REQUEST_CLOSE;
     resp->n_topics = n;
-    struct create_job *job = request_alloc(r, sizeof(*job));
+    struct create_job *job = create_job_new(r, n, set_error);
     if (job == NULL)
         return REQUEST_CLOSE;
-    RESP_ARRAY(r, job->topics, n);
-    if (job->topics == NULL)
-        return REQUEST_CLOSE;
-    job->n = n;
-    r->state = job;
     for (int32_t i = 0; i < n; i++) {
         struct create_topics_response_creatable_topic_result *out = &resp->topics[i];
         out->name = req->topics[i].name.ptr ? req->topics[i].name : kstr_of("");
@@ -238,18 +330,16 @@ enum request_status handle_create_topics(struct broker *b, struct request *r)
                 memcmp(req->topics[k].name.ptr, req->topics[i].name.ptr,
                        (size_t)req->topics[i].name.len) == 0)
                 dup = true;
+        struct topic *begun = NULL;
         int e = dup ? KERR_INVALID_REQUEST
-                    : create_one(b, r, req->validate_only, &req->topics[i], out, &job->topics[i],
-                                 msg, sizeof(msg));
+                    : create_one(b, r, req->validate_only, &req->topics[i], out, &begun, msg,
+                                 sizeof(msg));
+        if (e == KERR_NONE && begun != NULL)
+            create_job_set(job, i, begun, req->topics[i].name.ptr);
         if (dup)
             snprintf(msg, sizeof(msg), "Create topics request from client contains a duplicate topic");
         out->error_code = (int16_t)e;
         out->error_message = e == KERR_NONE ? kstr_null() : kstr_of(request_strdup(r, msg));
     }
-    if (create_run(b, r))
-        return REQUEST_DONE;
-    r->next_pending = b->create_topics_waiters;
-    b->create_topics_waiters = r;
-    job->timer = broker_timer_add(b, mono_ms(), create_turn, r);
-    return REQUEST_PENDING;
+    return create_job_start(b, job);
 }

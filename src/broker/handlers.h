@@ -39,10 +39,25 @@ void produce_forget_topic(struct broker *b, const struct topic *t);
  * Returns true when the request was answered (and must leave the waiter list). */
 bool fetch_retry(struct broker *b, struct request *r, bool deadline_passed);
 
-/* Shutdown: drops the creations CreateTopics requests still have in progress, answering them. */
+/* Partitions opened a bounded slice of time per loop turn (create_topics.c), for CreateTopics,
+ * CreatePartitions and auto-creation: a job of n entries for request r (allocated in its
+ * arena; answered with request_finish when done), or for nobody (r NULL: an auto-creation).
+ * on_error(r, i, error, message) records entry i's failure (r may be NULL). */
+typedef void (*create_job_error_fn)(struct request *r, int32_t i, int e, const char *msg);
+struct create_job *create_job_new(struct request *r, int32_t n, create_job_error_fn on_error);
+/* Entry i steps topic t (after topic_create_begin or topic_grow_begin). name is t's, living as
+ * long as the request (a job with no request, of one entry, keeps a copy). */
+void create_job_set(struct create_job *job, int32_t i, struct topic *t, const char *name);
+/* Runs the first slice: REQUEST_DONE when every entry is done (a request job's response is
+ * complete), else REQUEST_PENDING and later turns go on (a request job is then finished). */
+enum request_status create_job_start(struct broker *b, struct create_job *job);
+/* Shutdown: drops the creations and growths still in progress (their partition dirs removed),
+ * answering their requests. */
 void create_topics_shutdown(struct broker *b);
 
-/* Auto-creates a topic with broker defaults (Metadata / Produce). */
+/* Auto-creates a topic with broker defaults (Metadata): its partitions are opened over
+ * several loop turns when they take longer than one slice (the topic is creating meanwhile).
+ * NULL when refused or failed. */
 struct topic *broker_auto_create(struct broker *b, const char *name);
 
 #endif

@@ -8,6 +8,13 @@
 #include "common/logging.h"
 #include "proto/messages.h"
 
+static void auto_create_failed(struct request *r, int32_t i, int e, const char *msg)
+{
+    (void)r;
+    (void)i;
+    LOG_WARN("KafkaApis", "auto-creation of a topic failed: %s: %s", kerr_name(e), msg);
+}
+
 struct topic *broker_auto_create(struct broker *b, const char *name)
 {
     char msg[512];
@@ -22,11 +29,18 @@ struct topic *broker_auto_create(struct broker *b, const char *name)
         LOG_DEBUG("KafkaApis", "auto-creation of topic %s refused: %s", name, msg);
         return NULL;
     }
-    if (topic_create(b, name, b->cfg.num_partitions, NULL, 0, &t, msg, sizeof(msg)) != KERR_NONE) {
-        LOG_WARN("KafkaApis", "auto-creation of topic %s failed: %s", name, msg);
+    /* num.partitions has no maximum (as in Kafka): a big default is opened over several loop
+     * turns like a CreateTopics, Metadata answering LEADER_NOT_AVAILABLE meanwhile. */
+    struct create_job *job = create_job_new(NULL, 1, auto_create_failed);
+    if (job == NULL)
         return NULL;
-    }
-    return t;
+    int e = topic_create_begin(b, name, b->cfg.num_partitions, NULL, 0, &t, msg, sizeof(msg));
+    if (e != KERR_NONE)
+        LOG_WARN("KafkaApis", "auto-creation of topic %s failed: %s", name, msg);
+    else
+        create_job_set(job, 0, t, name);
+    create_job_start(b, job); /* frees the job when done (at once when empty) */
+    return e == KERR_NONE ? topic_find(b, name) : NULL; /* NULL when its first slice failed */
 }
 
 static void fill_topic(struct broker *b, struct request *r,

@@ -433,58 +433,91 @@ int topic_create_begin(struct broker *b, const char *name, int32_t npartitions,
     return KERR_NONE;
 }
 
-/* A topic whose creation did not finish: its partition dirs go, and it was never saved. */
-static void topic_abandon(struct broker *b, struct topic *t)
+int topic_grow_begin(struct broker *b, struct topic *t, int32_t new_total)
 {
-    GREGOR_ASSERT(t->creating > 0 && t->npartitions == 0);
-    b->partitions_being_created -= t->creating - t->nopened;
-    for (int32_t i = 0; i < t->nopened; i++) {
+    GREGOR_ASSERT(t->creating == 0 && t->growing == 0 && new_total > t->npartitions);
+    struct partition **np = realloc(t->partitions, (size_t)new_total * sizeof(*np));
+    if (np == NULL)
+        return KERR_UNKNOWN_SERVER_ERROR;
+    memset(np + t->npartitions, 0, (size_t)(new_total - t->npartitions) * sizeof(*np));
+    t->partitions = np;
+    t->growing = new_total;
+    t->nopened = t->npartitions;
+    b->partitions_being_created += new_total - t->npartitions;
+    return KERR_NONE;
+}
+
+static int32_t change_target(const struct topic *t)
+{
+    return t->creating > 0 ? t->creating : t->growing;
+}
+
+/* A creation or growth that did not finish: the partition dirs it made go. A new topic was
+ * never saved and goes too; a grown one keeps its old partitions (saved with them only). */
+void topic_create_abandon(struct broker *b, struct topic *t)
+{
+    int32_t target = change_target(t);
+    GREGOR_ASSERT(target > 0 && t->nopened >= t->npartitions && t->nopened <= target);
+    GREGOR_ASSERT(t->creating == 0 || t->npartitions == 0);
+    b->partitions_being_created -= target - t->nopened;
+    GREGOR_ASSERT(b->partitions_being_created >= 0);
+    for (int32_t i = t->npartitions; i < t->nopened; i++) {
         plog_delete(t->partitions[i]->log);
         producer_state_free(&t->partitions[i]->producers);
         free(t->partitions[i]);
+        t->partitions[i] = NULL;
     }
-    LOG_INFO("KafkaApis", "Abandoned the creation of topic %s after %d of %d partitions", t->name,
-             t->nopened, t->creating);
-    topic_unlink_free(b, t);
+    LOG_INFO("KafkaApis", "Abandoned the %s of topic %s after %d of %d partitions",
+             t->creating > 0 ? "creation" : "growth", t->name, t->nopened, target);
+    if (t->creating > 0) {
+        topic_unlink_free(b, t);
+        return;
+    }
+    t->growing = 0;
+    t->nopened = 0;
 }
 
 int topic_create_step(struct broker *b, struct topic *t, int64_t deadline_us, bool *done,
                       char *msg, size_t msglen)
 {
-    GREGOR_ASSERT(t->creating > 0 && t->nopened <= t->creating);
+    int32_t target = change_target(t);
+    GREGOR_ASSERT(target > 0 && t->nopened >= t->npartitions && t->nopened <= target);
     *done = false;
-    while (t->nopened < t->creating) {
+    while (t->nopened < target) {
         int e = partition_open(b, t, t->nopened, true);
         if (e != KERR_NONE) {
             snprintf(msg, msglen, "cannot create the log of partition %d", t->nopened);
-            topic_abandon(b, t);
+            topic_create_abandon(b, t);
             return KERR_KAFKA_STORAGE_ERROR;
         }
         t->nopened++;
         b->partitions_being_created--;
-        if (t->nopened < t->creating && mono_us() >= deadline_us)
+        if (t->nopened < target && mono_us() >= deadline_us)
             return KERR_NONE;
     }
-    int32_t n = t->creating;
-    t->npartitions = n;
+    bool created = t->creating > 0;
+    int32_t from = t->npartitions;
+    t->npartitions = target;
     t->creating = 0;
+    t->growing = 0;
     t->nopened = 0;
-    /* AlterConfigs may have changed the config while the first partitions existed. */
-    for (int32_t i = 0; i < n; i++)
+    /* AlterConfigs may have changed the config while the new partitions were opened. */
+    for (int32_t i = from; i < target; i++)
         plog_set_config(t->partitions[i]->log, &t->cfg);
+    *done = true;
     if (topics_save(b) != 0) {
         snprintf(msg, msglen, "cannot persist the topic list");
-        topic_delete(b, t);
+        if (created)
+            topic_delete(b, t);
+        /* A grown topic keeps its partitions: a restart adopts their dirs. */
         return KERR_KAFKA_STORAGE_ERROR;
     }
-    LOG_INFO("KafkaApis", "Created topic %s with %d partitions", t->name, n);
-    *done = true;
+    if (created)
+        LOG_INFO("KafkaApis", "Created topic %s with %d partitions", t->name, target);
+    else
+        LOG_INFO("KafkaApis", "Increased the partitions of topic %s from %d to %d", t->name, from,
+                 target);
     return KERR_NONE;
-}
-
-void topic_create_abandon(struct broker *b, struct topic *t)
-{
-    topic_abandon(b, t);
 }
 
 int topic_create(struct broker *b, const char *name, int32_t npartitions,
@@ -507,6 +540,8 @@ int topic_create(struct broker *b, const char *name, int32_t npartitions,
 int topic_delete(struct broker *b, struct topic *t)
 {
     GREGOR_ASSERT(t->creating == 0); /* a creation in progress is abandoned, not deleted */
+    if (t->growing > 0)
+        topic_create_abandon(b, t); /* Kafka would have applied it first: same end */
     broker_commit_drain(b); /* nothing may point at these partitions any more */
     produce_forget_topic(b, t);
     for (int32_t i = 0; i < t->npartitions; i++) {
@@ -518,24 +553,6 @@ int topic_delete(struct broker *b, struct topic *t)
     }
     LOG_INFO("KafkaApis", "Deleted topic %s", t->name);
     topic_unlink_free(b, t);
-    return topics_save(b) == 0 ? KERR_NONE : KERR_KAFKA_STORAGE_ERROR;
-}
-
-int topic_add_partitions(struct broker *b, struct topic *t, int32_t new_total)
-{
-    struct partition **np = realloc(t->partitions, (size_t)new_total * sizeof(*np));
-    if (np == NULL)
-        return KERR_UNKNOWN_SERVER_ERROR;
-    t->partitions = np;
-    for (int32_t i = t->npartitions; i < new_total; i++) {
-        t->partitions[i] = NULL;
-        if (partition_open(b, t, i, true) != KERR_NONE) {
-            t->npartitions = i;
-            topics_save(b);
-            return KERR_KAFKA_STORAGE_ERROR;
-        }
-        t->npartitions = i + 1;
-    }
     return topics_save(b) == 0 ? KERR_NONE : KERR_KAFKA_STORAGE_ERROR;
 }
 
@@ -730,7 +747,7 @@ void topics_close_all(struct broker *b)
 {
     struct topic *t;
     while ((t = topic_iter_first(b)) != NULL) {
-        int32_t held = t->creating > 0 ? t->nopened : t->npartitions;
+        int32_t held = t->creating > 0 || t->growing > 0 ? t->nopened : t->npartitions;
         for (int32_t i = 0; i < held; i++) {
             struct partition *p = t->partitions[i];
             if (p == NULL)
