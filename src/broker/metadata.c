@@ -12,7 +12,8 @@ static void auto_create_failed(struct request *r, int32_t i, int e, const char *
 {
     (void)r;
     (void)i;
-    LOG_WARN("KafkaApis", "auto-creation of a topic failed: %s: %s", kerr_name(e), msg);
+    LOG_LIMITED(LOG_LEVEL_WARN, "KafkaApis",
+                "auto-creation of a topic failed: %s: %s", kerr_name(e), msg);
 }
 
 struct topic *broker_auto_create(struct broker *b, const char *name)
@@ -36,7 +37,7 @@ struct topic *broker_auto_create(struct broker *b, const char *name)
         return NULL;
     int e = topic_create_begin(b, name, b->cfg.num_partitions, NULL, 0, &t, msg, sizeof(msg));
     if (e != KERR_NONE)
-        LOG_WARN("KafkaApis", "auto-creation of topic %s failed: %s", name, msg);
+        LOG_LIMITED(LOG_LEVEL_WARN, "KafkaApis", "auto-creation of topic %s failed: %s", name, msg);
     else
         create_job_set(job, 0, t, name);
     create_job_start(b, job); /* frees the job when done (at once when empty) */

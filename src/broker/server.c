@@ -340,8 +340,9 @@ static void commit_settle(struct broker *b)
         p->flush_failed = b->commit_results[i] != KERR_NONE;
         p->last_flush_ms = now;
         if (p->flush_failed)
-            LOG_ERROR("Log", "fdatasync of %s-%d failed: acks=all producers get KAFKA_STORAGE_ERROR",
-                      p->topic->name, p->index);
+            LOG_LIMITED(LOG_LEVEL_ERROR, "Log",
+                        "fdatasync of %s-%d failed: acks=all producers get KAFKA_STORAGE_ERROR",
+                        p->topic->name, p->index);
     }
     b->ncommit = 0;
     struct request *r = b->commit_reqs;

@@ -935,8 +935,9 @@ static int fence_member(struct group_coordinator *gc, struct group *g, struct cg
         LOG_INFO(CG_WHO, "[GroupId %s] Member %s left the consumer group (%s); group epoch %d",
                  g->id, id, why, epoch);
     else
-        LOG_WARN(CG_WHO, "[GroupId %s] cannot remove member %s (%s): %s", g->id, id, why,
-                 kerr_name(e));
+        LOG_LIMITED(LOG_LEVEL_WARN, CG_WHO,
+                    "[GroupId %s] cannot remove member %s (%s): %s", g->id, id, why,
+                    kerr_name(e));
     free(id);
     return e;
 }

@@ -590,7 +590,8 @@ static void complete_join(struct group *g)
         LOG_INFO(GC_WHO, "Group %s with generation %d is now empty", g->id, g->generation);
         int e = gc_store_group(gc, g);
         if (e != KERR_NONE)
-            LOG_WARN(GC_WHO, "cannot persist the empty group %s: %s", g->id, kerr_name(e));
+            LOG_LIMITED(LOG_LEVEL_WARN, GC_WHO,
+                        "cannot persist the empty group %s: %s", g->id, kerr_name(e));
         return;
     }
     g->protocol = select_protocol(g);
@@ -1032,8 +1033,9 @@ static void sync_leader_assignment(struct group *g, const struct gc_sync_args *a
     }
     int e = gc_store_group(gc, g);
     if (e != KERR_NONE) {
-        LOG_WARN(GC_WHO, "cannot persist group %s generation %d: %s", g->id, g->generation,
-                 kerr_name(e));
+        LOG_LIMITED(LOG_LEVEL_WARN, GC_WHO,
+                    "cannot persist group %s generation %d: %s", g->id, g->generation,
+                    kerr_name(e));
         reset_and_propagate(g, KERR_COORDINATOR_NOT_AVAILABLE);
         prepare_rebalance(g, "error persisting the assignment");
         return;

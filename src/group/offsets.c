@@ -265,7 +265,8 @@ void gc_offset_commit(struct group_coordinator *gc, const struct gc_commit_args 
                    expire);
     }
     if (e != KERR_NONE)
-        LOG_WARN(GC_WHO, "cannot persist offsets of group %s: %s", g->id, kerr_name(e));
+        LOG_LIMITED(LOG_LEVEL_WARN, GC_WHO,
+                    "cannot persist offsets of group %s: %s", g->id, kerr_name(e));
     if (m != NULL && (g->state == GC_STABLE || g->state == GC_PREPARING_REBALANCE))
         gc_heartbeat_reset(gc, m);
     gc_group_drop_if_unused(gc, g);
@@ -386,7 +387,8 @@ int16_t gc_offset_delete(struct group_coordinator *gc, const char *group_id,
         e = records_append(gc, g->partition, &l);
     records_list_free(&l);
     if (e != KERR_NONE) {
-        LOG_WARN(GC_WHO, "cannot delete offsets of group %s: %s", g->id, kerr_name(e));
+        LOG_LIMITED(LOG_LEVEL_WARN, GC_WHO,
+                    "cannot delete offsets of group %s: %s", g->id, kerr_name(e));
         return KERR_COORDINATOR_NOT_AVAILABLE;
     }
     for (int i = 0; i < n; i++)
