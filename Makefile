@@ -85,6 +85,14 @@ integration: all
 test: asan
 	$(MAKE) integration INTEGRATION_BIN=build-asan/gregor
 
+# The soak (tests/soak/soak.py): the ASan+UBSan broker under producers, consumers joining and
+# leaving classic and KIP-848 groups, raw pipelined join+leave and hostile connections for
+# SOAK_SECONDS; fails on a sanitizer report, a non-zero exit on SIGTERM or an acked record lost.
+SOAK_SECONDS ?= 600
+.PHONY: soak
+soak: asan
+	$(PYTHON) tests/soak/soak.py --bin build-asan/gregor --seconds $(SOAK_SECONDS)
+
 FUZZ_SECONDS ?= 10
 # Each fuzz target links only the layers under test (not net/broker): common, proto and the
 # generated codecs, plus FUZZ_EXTRA_<target> (default: the log layer).
