@@ -22,6 +22,9 @@
 #include "proto/header.h"
 
 #define CONN_STAGE_BYTES (64u * 1024u)
+/* Frames one connection hands up per pump, i.e. per loop turn at most twice (its read event
+ * and its posted pump). */
+#define CONN_FRAMES_PER_TURN 64
 #define NET_MAX_LISTENERS 8
 #define NET_IP_BUCKETS 4096
 #define NET_SWEEP_MAX_MS 1000
@@ -372,8 +375,15 @@ static void conn_pump(struct conn *c)
     GREGOR_ASSERT(!c->pumping);
     c->depth++;
     c->pumping = true;
+    int handed = 0;
     while (!c->closed && !c->busy && c->big == NULL &&
            c->out_bytes <= c->net->lim.max_output_bytes) {
+        if (handed == CONN_FRAMES_PER_TURN) {
+            /* Fairness: the rest of a pipelined burst waits for the next turn, after the
+             * other connections' events (a stage of tiny frames holds thousands). */
+            loop_post(c->net->loop, &c->pump_task);
+            break;
+        }
         size_t avail = c->stage_end - c->stage_start;
         int32_t size = 0;
         enum frame_check fc = proto_frame_check(c->stage + c->stage_start, avail,
@@ -400,6 +410,7 @@ static void conn_pump(struct conn *c)
         memcpy(frame, c->stage + c->stage_start + 4, have);
         c->stage_start += 4 + have;
         if (have == (size_t)size) {
+            handed++;
             deliver(c, frame, have);
         } else {
             /* Too big to stage: read the rest straight into the frame. */
@@ -413,7 +424,8 @@ static void conn_pump(struct conn *c)
         c->stage_start = c->stage_end = 0;
     /* The trickle clock runs only while the client owes the rest of a frame, not while this
      * side holds the connection back (a request up, replies unread, no memory to read into). */
-    bool client_owes = !c->busy && !c->mem_wait && (c->big != NULL || c->stage_end > 0) &&
+    bool client_owes = !c->busy && !c->mem_wait && !c->pump_task.posted &&
+                       (c->big != NULL || c->stage_end > 0) &&
                        c->out_bytes <= c->net->lim.max_output_bytes;
     if (!client_owes)
         c->frame_started_ms = 0;

@@ -28,6 +28,7 @@ struct fixture {
     int nslots, frames, closes;
     unsigned defer_mask; /* frame N is deferred when bit N is set */
     int depth, max_depth; /* on_frame calls nested inside one another */
+    struct conn *order[8192]; /* which connection each frame came from */
     struct conn *held;    /* the connection whose frame 'h' waits for an 'r' elsewhere */
 };
 
@@ -49,6 +50,8 @@ static void on_frame_body(struct fixture *f, struct conn *c, uint8_t *frame, siz
 static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
 {
     struct fixture *f = ctx;
+    if (f->frames < (int)(sizeof(f->order) / sizeof(f->order[0])))
+        f->order[f->frames] = c;
     f->frames++;
     f->depth++;
     if (f->depth > f->max_depth)
@@ -305,6 +308,16 @@ static void test_defer_limit(void **state)
     loop_destroy(f.loop);
 }
 
+static void write_all(int s, const uint8_t *b, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(s, b, n);
+        assert_true(w > 0);
+        b += w;
+        n -= (size_t)w;
+    }
+}
+
 /* Reads exactly n bytes (the test's replies are small and already sent). */
 static void read_exactly(int s, char *buf, size_t n)
 {
@@ -345,6 +358,51 @@ static void test_pipelined_frames_do_not_nest(void **state)
     for (int i = 0; i < N; i++)
         assert_memory_equal(got + 2 * i, "r7", 2);
     close(s);
+    net_destroy(f.net);
+    loop_destroy(f.loop);
+}
+
+/* Two connections with 3,000 pipelined frames each: they take turns, a bounded number of
+ * frames per loop turn each, instead of one draining its whole stage before the other. */
+static void test_pipelined_bursts_take_turns(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup(&f);
+    int port = listen_port(&f);
+    enum { N = 3000 };
+    static uint8_t buf[N * 12];
+    for (int i = 0; i < N; i++) {
+        uint8_t one[12] = {0, 0, 0, 8, '7', 'x', 'x', 'x', 'x', 'x', 'x', 'x'};
+        memcpy(buf + i * 12, one, 12);
+    }
+    int a = client(port), b = client(port);
+    write_all(a, buf, sizeof(buf));
+    write_all(b, buf, sizeof(buf));
+    for (int tries = 0; tries < 200 && f.frames < 2 * N; tries++) {
+        run_for(&f, 20);
+        static char sink[1 << 16];
+        while (recv(a, sink, sizeof(sink), MSG_DONTWAIT) > 0) {
+        }
+        while (recv(b, sink, sizeof(sink), MSG_DONTWAIT) > 0) {
+        }
+    }
+    assert_int_equal(f.frames, 2 * N);
+    /* The longest run of frames from one connection while the other still had some. */
+    int longest = 0, run = 0, seen_a = 0, seen_b = 0;
+    struct conn *first = f.order[0];
+    for (int i = 0; i < 2 * N; i++) {
+        run = i > 0 && f.order[i] == f.order[i - 1] ? run + 1 : 1;
+        if (f.order[i] == first)
+            seen_a++;
+        else
+            seen_b++;
+        if (seen_a < N && seen_b < N && run > longest)
+            longest = run;
+    }
+    assert_true(longest <= 2 * 64);
+    close(a);
+    close(b);
     net_destroy(f.net);
     loop_destroy(f.loop);
 }
@@ -501,16 +559,6 @@ static void test_full_table_reclaims_an_idle_connection(void **state)
     loop_destroy(f.loop);
 }
 
-static void write_all(int s, const uint8_t *b, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(s, b, n);
-        assert_true(w > 0);
-        b += w;
-        n -= (size_t)w;
-    }
-}
-
 /* Frames too big for the stage, read on two connections at once, share max_reading_bytes:
  * the second waits, unread, until the first is complete; then both come up. */
 static void test_frames_being_read_share_a_memory_bound(void **state)
@@ -618,6 +666,7 @@ int main(void)
         cmocka_unit_test(test_defer_limit),
         cmocka_unit_test(test_owed_reply_does_not_spin_the_loop),
         cmocka_unit_test(test_pipelined_frames_do_not_nest),
+        cmocka_unit_test(test_pipelined_bursts_take_turns),
         cmocka_unit_test(test_reply_to_another_connection_does_not_run_its_next_frame),
         cmocka_unit_test(test_idle_connections_are_closed),
         cmocka_unit_test(test_trickled_frame_times_out),
