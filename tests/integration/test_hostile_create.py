@@ -29,7 +29,7 @@ def create_partitions(broker, counts, timeout=300, validate_only=False):
     body += struct.pack(">ib", 30000, 1 if validate_only else 0)
     r = call(broker, 37, 1, body, timeout=timeout)
     r.take(">i")
-    return [(r.str(), r.take(">h"), r.str()) for _ in range(r.take(">i"))]
+    return [(r.s16(), r.take(">h"), r.s16()) for _ in range(r.take(">i"))]
 
 
 def delete_topics(broker, names):
@@ -37,7 +37,7 @@ def delete_topics(broker, names):
     body = struct.pack(">i", len(names)) + b"".join(s16(n) for n in names)
     r = call(broker, 20, 1, body + struct.pack(">i", 30000))
     r.take(">i")
-    return {r.str(): r.take(">h") for _ in range(r.take(">i"))}
+    return {r.s16(): r.take(">h") for _ in range(r.take(">i"))}
 
 
 def partition_dirs(broker, name):
