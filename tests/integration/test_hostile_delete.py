@@ -60,7 +60,8 @@ def test_big_delete_keeps_serving_others(broker):
         marks["recreate"] = create_topics(broker, b"huge", 3)
         marks["produce"] = produce(broker, b"huge", 0, [b"new"])
         marks["in_progress"] = len(dirs_being_deleted(broker)) + len(leftovers(broker, b"huge"))
-        wait_until(lambda: not dirs_being_deleted(broker), what="the -delete dirs to go")
+        wait_until(lambda: not dirs_being_deleted(broker) and
+                   partition_dirs(broker, b"huge") == [0, 1, 2], what="the old dirs to go")
         marks["files_gone"] = time.monotonic() - t0
         return errors
     th, out = in_background(delete_then_wait_for_files)
@@ -101,7 +102,8 @@ def test_many_topics_in_one_delete_keep_serving_others(broker):
     for n in names:
         assert create_topics(broker, n, 250, timeout=600) == (0, None)
     th, out = in_background(lambda: (delete_topics(broker, names), wait_until(
-        lambda: not dirs_being_deleted(broker), what="the -delete dirs to go"))[0])
+        lambda: not dirs_being_deleted(broker) and not any(leftovers(broker, n) for n in names),
+        what="the old dirs to go"))[0])
     seen = ping_while(broker, th)
     assert out.get("value") == {n: 0 for n in names}, out
     assert max(lat for _, lat in seen) < 0.5, max(lat for _, lat in seen)
@@ -156,5 +158,5 @@ def test_kill_after_recreating_a_deleted_name_keeps_the_new_topic(broker):
     assert metadata(broker, [b"again"], auto_create=False)[b"again"] == (0, 2)
     assert log_end(broker, b"again", 0) == (0, 1)
     assert log_end(broker, b"again", 1) == (0, 1)
-    wait_until(lambda: not dirs_being_deleted(broker), what="the -delete dirs to go")
+    wait_until(lambda: not dirs_being_deleted(broker), what="the -delete dirs to go")  # startup
     assert sorted(leftovers(broker, b"again")) == ["again-0", "again-1"]
