@@ -624,8 +624,12 @@ static void deletions_forget_renamed(struct broker *b)
     if (!any)
         return;
     for (int d = 0; d < b->ndirs; d++)
-        if (fio_fsync_dir(logdir_path(b->dirs[d])) < 0)
+        if (fio_fsync_dir(logdir_path(b->dirs[d])) < 0) {
+            LOG_ERROR("LogManager", "Could not sync %s after renaming deleted partitions: %s; "
+                      "the deletion stays in the topic store", logdir_path(b->dirs[d]),
+                      strerror(errno));
             return; /* the records stay: a restart finishes the deletion */
+        }
     struct topic **pp = &b->deleting;
     while (*pp != NULL) {
         struct topic *t = *pp;
@@ -638,6 +642,17 @@ static void deletions_forget_renamed(struct broker *b)
         topic_free(t);
     }
     topics_save(b);
+}
+
+/* Work left for the slices: a partition to rename or a dir to remove. A topic whose dirs are
+ * all renamed but whose record could not be dropped (a log dir's sync failed) waits for the
+ * next deletion or the shutdown to try again, rather than spinning. */
+static bool deletions_pending(const struct broker *b)
+{
+    for (const struct topic *t = b->deleting; t != NULL; t = t->next)
+        if (t->unretired > 0)
+            return true;
+    return b->deleted_dirs != NULL;
 }
 
 /* One slice: partitions renamed, then renamed dirs removed, until deadline_us (at least one
@@ -665,7 +680,7 @@ static bool deletions_step(struct broker *b, int64_t deadline_us)
         free(d);
         spent = mono_us() >= deadline_us;
     }
-    return b->deleting == NULL && b->deleted_dirs == NULL;
+    return !deletions_pending(b);
 }
 
 static void deletions_turn(struct broker *b, void *arg)

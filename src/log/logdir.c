@@ -633,8 +633,9 @@ int logdir_remove_deleted(struct logdir *d)
     while ((e = readdir(dir)) != NULL) {
         char p[PATH_MAX];
         struct stat st;
-        if (!is_deleted_dir_name(e->d_name) || path_join(d->path, e->d_name, p, sizeof(p)) == NULL ||
-            fio_stat(p, &st) < 0 || !S_ISDIR(st.st_mode))
+        if (!is_deleted_dir_name(e->d_name) ||
+            path_join(d->path, e->d_name, p, sizeof(p)) == NULL || fio_stat(p, &st) < 0 ||
+            !S_ISDIR(st.st_mode))
             continue;
         if (fio_remove_dir(p) < 0)
             LOG_ERROR(LOGDIR_WHO, "Could not delete %s: %s", p, strerror(errno));
