@@ -160,3 +160,27 @@ def test_kill_after_recreating_a_deleted_name_keeps_the_new_topic(broker):
     assert log_end(broker, b"again", 1) == (0, 1)
     wait_until(lambda: not dirs_being_deleted(broker), what="the -delete dirs to go")  # startup
     assert sorted(leftovers(broker, b"again")) == ["again-0", "again-1"]
+
+
+def test_parked_fetch_and_produce_during_a_delete(broker):
+    """A fetch long-polling a partition of the topic being deleted is answered (the topic
+    unknown) and never reads a partition being freed (ASan); a produce to the deleted name
+    right after is refused, not appended into the old partition."""
+    import socket
+    import struct
+    from kafka_wire import Reader, frame, read_frame, s16
+    big_topic(broker, b"parked", 2000)
+    body = struct.pack(">iiiib", -1, 3000, 1 << 20, 1 << 20, 0) + struct.pack(">i", 1)
+    body += s16(b"parked") + struct.pack(">iiqi", 1, 1999, 1, 1 << 20)  # waits past the record
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=30) as s:
+        s.sendall(frame(1, 4, 5, body))
+        time.sleep(0.2)  # parked
+        assert delete_topics(broker, [b"parked"]) == {b"parked": 0}
+        assert produce(broker, b"parked", 1999, [b"late"])[0] == UNKNOWN_TOPIC_OR_PARTITION
+        corr, resp = read_frame(s)
+    assert corr == 5
+    r = Reader(resp)
+    r.take(">i")
+    assert r.take(">i") == 1 and r.s16() == b"parked" and r.take(">i") == 1
+    assert (r.take(">i"), r.take(">h")) == (1999, UNKNOWN_TOPIC_OR_PARTITION)
+    wait_until(lambda: not leftovers(broker, b"parked"), what="the old dirs to go")
