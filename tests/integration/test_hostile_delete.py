@@ -104,9 +104,13 @@ def test_many_topics_in_one_delete_keep_serving_others(broker):
     th, out = in_background(lambda: (delete_topics(broker, names), wait_until(
         lambda: not dirs_being_deleted(broker) and not any(leftovers(broker, n) for n in names),
         what="the old dirs to go"))[0])
+    t0 = time.monotonic()
     seen = ping_while(broker, th)
+    longest = max(lat for _, lat in seen)
+    print("delete of 20 x 250 partitions: files gone after %.3f s, longest wait %.3f s" % (
+        out["done_at"] - t0, longest))
     assert out.get("value") == {n: 0 for n in names}, out
-    assert max(lat for _, lat in seen) < 0.5, max(lat for _, lat in seen)
+    assert longest < 0.5, longest
     assert metadata(broker, None) == {}
     assert all(not leftovers(broker, n) for n in names)
 
