@@ -857,7 +857,8 @@ static bool deleted_remnant(struct broker *b, const struct topic_record *recs, i
 static int deletions_recover(struct broker *b, const struct topic_record *recs, int nrecs,
                              struct found_list *fl)
 {
-    int ndeleting = 0, k = 0;
+    int ndeleting = 0, k = 0, remnants = 0;
+    int64_t t0 = mono_ms();
     for (int i = 0; i < nrecs; i++)
         ndeleting += recs[i].deleting;
     for (int i = 0; i < fl->n; i++) {
@@ -868,14 +869,16 @@ static int deletions_recover(struct broker *b, const struct topic_record *recs, 
             if (fio_remove_dir(path) < 0)
                 LOG_ERROR("LogManager", "Could not delete %s of a deleted topic: %s", path,
                           strerror(errno));
-            else
-                LOG_INFO("LogManager", "Deleted %s: its topic was being deleted", path);
+            remnants++;
             continue;
         }
         fl->v[k++] = fl->v[i];
     }
     fl->n = k;
-    int64_t t0 = mono_ms();
+    if (ndeleting > 0)
+        LOG_INFO("LogManager", "Finished %d interrupted topic deletions: %d partition dirs "
+                 "removed in %lld ms", ndeleting, remnants, (long long)(mono_ms() - t0));
+    t0 = mono_ms();
     int removed = 0;
     for (int d = 0; d < b->ndirs; d++) {
         int n = logdir_remove_deleted(b->dirs[d]);
