@@ -20,6 +20,11 @@ struct logdir;
 struct group_coordinator;
 struct fetch_sessions;
 struct create_job;
+struct deleted_dir;
+
+/* The longest a piece of one client's work (opening or deleting partitions, appending a
+ * request's partitions) holds the loop per turn before it yields to the others. */
+#define BROKER_TURN_US 10000
 
 #define BROKER_MAX_LOG_DIRS 8
 
@@ -112,7 +117,10 @@ struct topic {
     int32_t creating;
     int32_t growing;
     int32_t nopened;
-    struct topic *next;              /* hash chain */
+    /* Being deleted (on broker.deleting, in no lookup): partitions[0..unretired) may still be
+     * open under their own names; the others are renamed to "-delete" dirs (or NULL). */
+    int32_t unretired;
+    struct topic *next;              /* hash chain, or broker.deleting */
 };
 
 enum request_status {
@@ -194,6 +202,11 @@ struct broker {
     struct request *await_flush;     /* acks=all produces waiting for the group commit */
     struct request *fetch_waiters;   /* long-polling fetches */
     struct create_job *create_jobs;  /* creations and growths still opening partitions */
+    /* Deleted topics whose partitions are still being closed and renamed, and the renamed
+     * "-delete" dirs still to remove: worked off a slice per turn by delete_timer. */
+    struct topic *deleting;
+    struct deleted_dir *deleted_dirs;
+    uint64_t delete_timer;
     struct request *produce_sliced;  /* Produce requests appending over several loop turns */
     bool appended;                   /* something was appended this turn: re-check waiters */
     struct partition **dirty;        /* partitions appended since the last group commit */
@@ -249,7 +262,14 @@ void topic_create_abandon(struct broker *b, struct topic *t);
 /* KERR_POLICY_VIOLATION (Kafka's answer to an operation too large to perform) with a message
  * when new_partitions would not fit in the open files limit, keeping a reserve for clients. */
 int topic_fd_budget_check(struct broker *b, int64_t new_partitions, char *msg, size_t msglen);
-/* Deletes a topic (not one being created); a growth in progress is dropped first. */
+/* Deletes a topic (not one being created) as Kafka's controller does: topic_delete_begin takes
+ * it out of every lookup at once (its name is free; a growth in progress goes with it) and
+ * topics_delete_commit persists that (KERR_KAFKA_STORAGE_ERROR if it cannot); then, a slice
+ * of at most BROKER_TURN_US per loop turn, its partitions are closed and their dirs renamed to
+ * Kafka's "<topic>-<partition>.<uuid>-delete" and removed. A creation that reuses the name
+ * renames the old partition it is about to replace first. topic_delete does both steps. */
+void topic_delete_begin(struct broker *b, struct topic *t);
+int topics_delete_commit(struct broker *b);
 int topic_delete(struct broker *b, struct topic *t);
 /* Replaces a topic's overrides (AlterConfigs semantics) and persists them. */
 int topic_set_overrides(struct broker *b, struct topic *t, const struct topic_config_kv *kv, int n);

@@ -125,11 +125,10 @@ static int create_one(struct broker *b, struct request *r, bool validate_only,
     return e;
 }
 
-/* Partitions are opened a bounded slice of time per loop turn (opening one costs ~1.4 ms of
- * mkdir, file creation and fsyncs: 19,900 of them held the loop 64 s), so that other clients
- * are served meanwhile. One job per CreateTopics or CreatePartitions request, or per
- * auto-creation (no request); its entries' topics are stepped in order. */
-#define CREATE_TURN_US 10000
+/* Partitions are opened a bounded slice of time (BROKER_TURN_US) per loop turn (opening one
+ * costs ~1.4 ms of mkdir, file creation and fsyncs: 19,900 of them held the loop 64 s), so
+ * that other clients are served meanwhile. One job per CreateTopics or CreatePartitions
+ * request, or per auto-creation (no request); its entries' topics are stepped in order. */
 
 struct create_entry {
     struct topic *t;         /* being created or grown; NULL when done, refused or gone */
@@ -204,7 +203,7 @@ static struct topic *entry_topic(struct broker *b, struct create_entry *e)
 /* Opens partitions until the turn's time is spent; true once every entry is done. */
 static bool create_run(struct broker *b, struct create_job *job)
 {
-    int64_t deadline = mono_us() + CREATE_TURN_US;
+    int64_t deadline = mono_us() + BROKER_TURN_US;
     for (int32_t i = 0; i < job->n; i++) {
         if (job->e[i].t == NULL)
             continue;

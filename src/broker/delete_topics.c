@@ -1,31 +1,35 @@
-/* DeleteTopics (20): by name (v0-5) or by topic id (v6+); removes the partition dirs. */
+/* DeleteTopics (20): by name (v0-5) or by topic id (v6+). Answered, as Kafka's controller
+ * does, once the deletion is committed (the topics gone from every lookup and the topic store
+ * saying so); the partition dirs are renamed and removed over later loop turns (topics.c). */
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "proto/messages.h"
 
-static void delete_one(struct broker *b, struct topic *t,
+/* Takes t out of every lookup when it may be deleted; false (and out's error set) if not. */
+static bool delete_one(struct broker *b, struct topic *t,
                        struct delete_topics_response_deletable_topic_result *out)
 {
     if (t == NULL) {
         out->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
-        return;
+        return false;
     }
     if (!b->cfg.delete_topic_enable) {
         out->error_code = 73; /* TOPIC_DELETION_DISABLED */
-        return;
+        return false;
     }
     if (t->creating > 0) {
         out->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION; /* retriable: it is not there yet */
         out->error_message = kstr_of("The topic is still being created.");
-        return;
+        return false;
     }
     if (t->internal) {
         out->error_code = KERR_INVALID_TOPIC_EXCEPTION;
         out->error_message = kstr_of("Internal topics cannot be deleted");
-        return;
+        return false;
     }
     out->topic_id = t->id;
-    out->error_code = (int16_t)topic_delete(b, t);
+    topic_delete_begin(b, t);
+    return true;
 }
 
 enum request_status handle_delete_topics(struct broker *b, struct request *r)
@@ -40,6 +44,7 @@ enum request_status handle_delete_topics(struct broker *b, struct request *r)
     if (resp->responses == NULL)
         return REQUEST_CLOSE;
     resp->n_responses = n;
+    bool any = false;
     for (int32_t i = 0; i < n; i++) {
         struct delete_topics_response_deletable_topic_result *out = &resp->responses[i];
         out->error_message = kstr_null();
@@ -62,7 +67,12 @@ enum request_status handle_delete_topics(struct broker *b, struct request *r)
             out->name = req->topic_names[i];
             t = topic_find_name(b, req->topic_names[i]);
         }
-        delete_one(b, t, out);
+        any |= delete_one(b, t, out);
     }
+    /* One commit for the whole request (the store is written once, not once per topic). */
+    int e = any ? topics_delete_commit(b) : KERR_NONE;
+    for (int32_t i = 0; i < n && e != KERR_NONE; i++)
+        if (resp->responses[i].error_code == KERR_NONE)
+            resp->responses[i].error_code = (int16_t)e;
     return REQUEST_DONE;
 }

@@ -14,6 +14,7 @@
 #include "broker/handlers.h"
 #include "common/logging.h"
 #include "common/util.h"
+#include "log/fileio.h"
 #include "log/logdir.h"
 
 #define TOPIC_BUCKETS 4096
@@ -280,18 +281,32 @@ static struct topic *topic_alloc(struct broker *b, const char *name, const uint8
     return t;
 }
 
-static void topic_unlink_free(struct broker *b, struct topic *t)
+static void topic_unlink(struct broker *b, struct topic *t)
 {
     struct topic **pp = &b->topic_buckets[name_hash(t->name) % b->ntopic_buckets];
     while (*pp && *pp != t)
         pp = &(*pp)->next;
-    if (*pp)
-        *pp = t->next;
+    GREGOR_ASSERT(*pp == t);
+    *pp = t->next;
+    t->next = NULL;
     b->ntopics--;
+    GREGOR_ASSERT(b->ntopics >= 0);
+}
+
+static void topic_free(struct topic *t)
+{
     free(t->partitions);
     free(t->overrides);
     free(t);
 }
+
+static void topic_unlink_free(struct broker *b, struct topic *t)
+{
+    topic_unlink(b, t);
+    topic_free(t);
+}
+
+static void deletion_claim(struct broker *b, const char *name, int32_t index);
 
 static void new_topic_id(uint8_t id[16])
 {
@@ -324,6 +339,8 @@ static int partition_open(struct broker *b, struct topic *t, int32_t index, bool
     p->topic = t;
     p->index = index;
     p->dir_index = (int)(((uint64_t)name_hash(t->name) + (uint64_t)index) % (uint64_t)b->ndirs);
+    /* A deleted topic of the same name may still hold this partition's dir: it goes first. */
+    deletion_claim(b, t->name, index);
     /* An existing partition dir may live in any log dir: find it. */
     for (int d = 0; d < b->ndirs; d++) {
         char path[1100];
@@ -537,23 +554,184 @@ int topic_create(struct broker *b, const char *name, int32_t npartitions,
     return KERR_NONE;
 }
 
-int topic_delete(struct broker *b, struct topic *t)
+/* ---- deletion ---- */
+
+/* A renamed partition dir still to remove. */
+struct deleted_dir {
+    struct deleted_dir *next;
+    char path[];
+};
+
+static void deleted_dir_push(struct broker *b, const char *path)
+{
+    size_t n = strlen(path) + 1;
+    struct deleted_dir *d = malloc(sizeof(*d) + n);
+    GREGOR_ASSERT(d != NULL);
+    memcpy(d->path, path, n);
+    d->next = b->deleted_dirs;
+    b->deleted_dirs = d;
+}
+
+/* Closes partition i of a topic being deleted and renames its dir out of the way (the cheap
+ * half of a partition's deletion: the files are removed later). */
+static void partition_retire(struct broker *b, struct topic *t, int32_t i)
+{
+    struct partition *p = t->partitions[i];
+    GREGOR_ASSERT(p != NULL && i < t->unretired);
+    t->partitions[i] = NULL;
+    char to[1200];
+    if (logdir_delete_dir_name(b->dirs[p->dir_index], t->name, i, to, sizeof(to)) != 0)
+        plog_delete(p->log); /* no room for the new name: removed in place */
+    else if (plog_retire(p->log, to) == KERR_NONE)
+        deleted_dir_push(b, to);
+    producer_state_free(&p->producers);
+    free(p);
+}
+
+static void deletion_claim(struct broker *b, const char *name, int32_t index)
+{
+    for (struct topic *t = b->deleting; t != NULL; t = t->next)
+        if (index < t->unretired && t->partitions[index] != NULL && strcmp(t->name, name) == 0)
+            partition_retire(b, t, index);
+}
+
+void topic_delete_begin(struct broker *b, struct topic *t)
 {
     GREGOR_ASSERT(t->creating == 0); /* a creation in progress is abandoned, not deleted */
-    if (t->growing > 0)
-        topic_create_abandon(b, t); /* Kafka would have applied it first: same end */
+    if (t->growing > 0) {
+        /* Kafka would have applied the growth first: its partitions so far go with the rest. */
+        b->partitions_being_created -= t->growing - t->nopened;
+        GREGOR_ASSERT(b->partitions_being_created >= 0);
+        t->npartitions = t->nopened;
+        t->growing = 0;
+        t->nopened = 0;
+    }
     broker_commit_drain(b); /* nothing may point at these partitions any more */
     produce_forget_topic(b, t);
-    for (int32_t i = 0; i < t->npartitions; i++) {
-        if (t->partitions[i] == NULL)
+    topic_unlink(b, t);
+    t->unretired = t->npartitions;
+    t->next = b->deleting;
+    b->deleting = t;
+    LOG_INFO("KafkaApis", "Deleting topic %s (%d partitions)", t->name, t->npartitions);
+}
+
+/* All renamed: the dirs' new names are made durable, then the topics leave the store. */
+static void deletions_forget_renamed(struct broker *b)
+{
+    bool any = false;
+    for (struct topic *t = b->deleting; t != NULL && !any; t = t->next)
+        any = t->unretired == 0;
+    if (!any)
+        return;
+    for (int d = 0; d < b->ndirs; d++)
+        if (fio_fsync_dir(logdir_path(b->dirs[d])) < 0) {
+            LOG_ERROR("LogManager", "Could not sync %s after renaming deleted partitions: %s; "
+                      "the deletion stays in the topic store", logdir_path(b->dirs[d]),
+                      strerror(errno));
+            return; /* the records stay: a restart finishes the deletion */
+        }
+    struct topic **pp = &b->deleting;
+    while (*pp != NULL) {
+        struct topic *t = *pp;
+        if (t->unretired > 0) {
+            pp = &t->next;
             continue;
-        plog_delete(t->partitions[i]->log);
-        producer_state_free(&t->partitions[i]->producers);
-        free(t->partitions[i]);
+        }
+        *pp = t->next;
+        LOG_INFO("KafkaApis", "Deleted topic %s", t->name);
+        topic_free(t);
     }
-    LOG_INFO("KafkaApis", "Deleted topic %s", t->name);
-    topic_unlink_free(b, t);
-    return topics_save(b) == 0 ? KERR_NONE : KERR_KAFKA_STORAGE_ERROR;
+    topics_save(b);
+}
+
+/* Work left for the slices: a partition to rename or a dir to remove. A topic whose dirs are
+ * all renamed but whose record could not be dropped (a log dir's sync failed) waits for the
+ * next deletion or the shutdown to try again, rather than spinning. */
+static bool deletions_pending(const struct broker *b)
+{
+    for (const struct topic *t = b->deleting; t != NULL; t = t->next)
+        if (t->unretired > 0)
+            return true;
+    return b->deleted_dirs != NULL;
+}
+
+/* One slice: partitions renamed, then renamed dirs removed, until deadline_us (at least one
+ * piece of work); true once nothing is left. */
+static bool deletions_step(struct broker *b, int64_t deadline_us)
+{
+    bool spent = false;
+    for (struct topic *t = b->deleting; t != NULL && !spent; t = t->next) {
+        /* Counting down: a name reused at once claims the low partitions it makes first. */
+        while (t->unretired > 0 && !spent) {
+            int32_t i = t->unretired - 1;
+            if (t->partitions[i] != NULL) {
+                partition_retire(b, t, i);
+                spent = mono_us() >= deadline_us;
+            }
+            t->unretired--;
+        }
+    }
+    deletions_forget_renamed(b);
+    while (b->deleted_dirs != NULL && !spent) {
+        struct deleted_dir *d = b->deleted_dirs;
+        b->deleted_dirs = d->next;
+        if (fio_remove_dir(d->path) < 0)
+            LOG_ERROR("LogManager", "Could not delete %s: %s", d->path, strerror(errno));
+        free(d);
+        spent = mono_us() >= deadline_us;
+    }
+    return !deletions_pending(b);
+}
+
+static void deletions_turn(struct broker *b, void *arg)
+{
+    (void)arg;
+    b->delete_timer = 0;
+    if (!deletions_step(b, mono_us() + BROKER_TURN_US))
+        b->delete_timer = broker_timer_add(b, mono_ms(), deletions_turn, NULL);
+}
+
+int topics_delete_commit(struct broker *b)
+{
+    int rc = topics_save(b) == 0 ? KERR_NONE : KERR_KAFKA_STORAGE_ERROR;
+    if (b->delete_timer == 0 && (b->deleting != NULL || b->deleted_dirs != NULL))
+        b->delete_timer = broker_timer_add(b, mono_ms(), deletions_turn, NULL);
+    return rc;
+}
+
+int topic_delete(struct broker *b, struct topic *t)
+{
+    topic_delete_begin(b, t);
+    return topics_delete_commit(b);
+}
+
+/* Shutdown: the partitions still open are renamed (cheap) and the store forgets the topics;
+ * renamed dirs not yet removed are left for the next start (logdir_remove_deleted). */
+static void deletions_shutdown(struct broker *b)
+{
+    if (b->delete_timer != 0)
+        broker_timer_cancel(b, b->delete_timer);
+    b->delete_timer = 0;
+    for (struct topic *t = b->deleting; t != NULL; t = t->next)
+        for (; t->unretired > 0; t->unretired--)
+            if (t->partitions[t->unretired - 1] != NULL)
+                partition_retire(b, t, t->unretired - 1);
+    deletions_forget_renamed(b);
+    while (b->deleting != NULL) {
+        struct topic *t = b->deleting; /* a dir sync failed: the record stays for the restart */
+        b->deleting = t->next;
+        topic_free(t);
+    }
+    int left = 0;
+    while (b->deleted_dirs != NULL) {
+        struct deleted_dir *d = b->deleted_dirs;
+        b->deleted_dirs = d->next;
+        free(d);
+        left++;
+    }
+    if (left > 0)
+        LOG_INFO("LogManager", "%d deleted partition dirs are left for the next start to remove",
+                 left);
 }
 
 int topic_set_overrides(struct broker *b, struct topic *t, const struct topic_config_kv *kv, int n)
@@ -579,9 +757,19 @@ int topic_set_overrides(struct broker *b, struct topic *t, const struct topic_co
 int topics_save(struct broker *b)
 {
     int n = b->ntopics, i = 0;
+    for (struct topic *t = b->deleting; t != NULL; t = t->next)
+        n++;
     struct topic_record *recs = calloc((size_t)(n > 0 ? n : 1), sizeof(*recs));
     if (recs == NULL)
         return -1;
+    /* Deleted topics whose dirs may still have their names: a restart removes them. */
+    for (struct topic *t = b->deleting; t != NULL; t = t->next) {
+        struct topic_record *rec = &recs[i++];
+        snprintf(rec->name, sizeof(rec->name), "%s", t->name);
+        rec->partitions = t->npartitions > 0 ? t->npartitions : 1;
+        memcpy(rec->topic_id, t->id.b, 16);
+        rec->deleting = true;
+    }
     for (struct topic *t = topic_iter_first(b); t && i < n; t = topic_iter_next(b, t)) {
         if (t->creating > 0)
             continue; /* saved once all its partitions exist */
@@ -617,10 +805,12 @@ int topics_save(struct broker *b)
 struct found_partition {
     char topic[256];
     int32_t partition;
+    int dir;                         /* which log dir */
 };
 struct found_list {
     struct found_partition *v;
     int n, cap;
+    int dir;                         /* the log dir being scanned */
 };
 
 static void found_cb(void *arg, const char *topic, int32_t partition, const char *dir_path)
@@ -640,7 +830,67 @@ static void found_cb(void *arg, const char *topic, int32_t partition, const char
     }
     snprintf(fl->v[fl->n].topic, sizeof(fl->v[0].topic), "%s", topic);
     fl->v[fl->n].partition = partition;
+    fl->v[fl->n].dir = fl->dir;
     fl->n++;
+}
+
+/* A partition dir left by a deletion a crash interrupted: its topic's store record says
+ * deleting and its partition.metadata holds that topic's id (or no id while no live topic has
+ * the name). A live topic of the same name made after the deletion has another id. */
+static bool deleted_remnant(struct broker *b, const struct topic_record *recs, int nrecs,
+                            const char *topic, const char *path)
+{
+    uint8_t id[16];
+    bool have_id = partition_metadata_read(path, id) == 0, named = false;
+    for (int i = 0; i < nrecs; i++) {
+        if (!recs[i].deleting || strcmp(recs[i].name, topic) != 0)
+            continue;
+        named = true;
+        if (have_id && memcmp(id, recs[i].topic_id, 16) == 0)
+            return true;
+    }
+    return named && !have_id && topic_find(b, topic) == NULL;
+}
+
+/* Startup: what deletions left behind goes before any topic is opened or adopted, so no dir
+ * of a deleted topic is read as a live one. Returns how many deletion records were finished. */
+static int deletions_recover(struct broker *b, const struct topic_record *recs, int nrecs,
+                             struct found_list *fl)
+{
+    int ndeleting = 0, k = 0, remnants = 0;
+    int64_t t0 = mono_ms();
+    for (int i = 0; i < nrecs; i++)
+        ndeleting += recs[i].deleting;
+    for (int i = 0; i < fl->n; i++) {
+        char path[1100];
+        snprintf(path, sizeof(path), "%s/%s-%d", logdir_path(b->dirs[fl->v[i].dir]),
+                 fl->v[i].topic, fl->v[i].partition);
+        if (ndeleting > 0 && deleted_remnant(b, recs, nrecs, fl->v[i].topic, path)) {
+            if (fio_remove_dir(path) < 0)
+                LOG_ERROR("LogManager", "Could not delete %s of a deleted topic: %s", path,
+                          strerror(errno));
+            remnants++;
+            continue;
+        }
+        fl->v[k++] = fl->v[i];
+    }
+    fl->n = k;
+    if (ndeleting > 0)
+        LOG_INFO("LogManager", "Finished %d interrupted topic deletions: %d partition dirs "
+                 "removed in %lld ms", ndeleting, remnants, (long long)(mono_ms() - t0));
+    t0 = mono_ms();
+    int removed = 0;
+    for (int d = 0; d < b->ndirs; d++) {
+        int n = logdir_remove_deleted(b->dirs[d]);
+        removed += n > 0 ? n : 0;
+    }
+    if (removed > 0)
+        LOG_INFO("LogManager", "Removed %d partition dirs of deleted topics in %lld ms", removed,
+                 (long long)(mono_ms() - t0));
+    if (ndeleting > 0)
+        for (int d = 0; d < b->ndirs; d++)
+            fio_fsync_dir(logdir_path(b->dirs[d]));
+    return ndeleting;
 }
 
 int topics_load(struct broker *b)
@@ -651,6 +901,8 @@ int topics_load(struct broker *b)
     if (topic_store_load(b->dirs[0], &recs, &nrecs) != 0)
         return -1;
     for (int i = 0; i < nrecs; i++) {
+        if (recs[i].deleting)
+            continue;
         struct topic *t = topic_alloc(b, recs[i].name, recs[i].topic_id);
         if (recs[i].nconfigs > 0) {
             t->overrides = calloc((size_t)recs[i].nconfigs, sizeof(*t->overrides));
@@ -663,12 +915,14 @@ int topics_load(struct broker *b)
         }
         t->npartitions = recs[i].partitions;
     }
-    topic_store_free(recs, nrecs);
 
     struct found_list fl = {0};
-    for (int d = 0; d < b->ndirs; d++)
+    for (int d = 0; d < b->ndirs; d++) {
+        fl.dir = d;
         logdir_scan(b->dirs[d], found_cb, &fl);
-    bool store_changed = false;
+    }
+    bool store_changed = deletions_recover(b, recs, nrecs, &fl) > 0;
+    topic_store_free(recs, nrecs);
     for (int i = 0; i < fl.n; i++) {
         struct topic *t = topic_find(b, fl.v[i].topic);
         if (t == NULL) {
@@ -745,6 +999,7 @@ void topics_checkpoint(struct broker *b)
 
 void topics_close_all(struct broker *b)
 {
+    deletions_shutdown(b);
     struct topic *t;
     while ((t = topic_iter_first(b)) != NULL) {
         int32_t held = t->creating > 0 || t->growing > 0 ? t->nopened : t->npartitions;

@@ -104,5 +104,10 @@ int plog_segment_count(const struct plog *log);
 int plog_close(struct plog *log);
 /* Closes and removes the partition directory and all its files. */
 int plog_delete(struct plog *log);
+/* The first half of a deletion that the caller finishes later: closes the files without
+ * flushing them and renames the partition directory to `to` (a "-delete" name nothing loads),
+ * so the partition's own name is free at once; fio_remove_dir(to) removes the rest. When the
+ * rename fails the directory is removed in place and the error returned. Frees log. */
+int plog_retire(struct plog *log, const char *to);
 
 #endif

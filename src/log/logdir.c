@@ -598,6 +598,54 @@ int logdir_scan(struct logdir *d, logdir_partition_cb cb, void *arg)
     return 0;
 }
 
+/* Kafka's UnifiedLog.logDeleteDirName: "<topic>-<partition>.<uuid without dashes>-delete",
+ * the topic cut so that the name stays within 255 bytes. */
+int logdir_delete_dir_name(const struct logdir *d, const char *topic, int32_t partition,
+                           char *out, size_t outlen)
+{
+    uint8_t id[16];
+    char b64[23], hex[33];
+    random_uuid(id, b64);
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", id[i]);
+    char tail[64];
+    int tl = snprintf(tail, sizeof(tail), "-%d.%s-delete", partition, hex);
+    int keep = (int)strlen(topic);
+    if (keep > 255 - tl)
+        keep = 255 - tl;
+    int n = snprintf(out, outlen, "%s/%.*s%s", d->path, keep, topic, tail);
+    return n > 0 && (size_t)n < outlen ? 0 : -1;
+}
+
+static bool is_deleted_dir_name(const char *name)
+{
+    size_t n = strlen(name);
+    return name[0] != '.' && n > 7 && strcmp(name + n - 7, "-delete") == 0;
+}
+
+int logdir_remove_deleted(struct logdir *d)
+{
+    DIR *dir = fio_opendir(d->path);
+    if (dir == NULL)
+        return -1;
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        char p[PATH_MAX];
+        struct stat st;
+        if (!is_deleted_dir_name(e->d_name) ||
+            path_join(d->path, e->d_name, p, sizeof(p)) == NULL || fio_stat(p, &st) < 0 ||
+            !S_ISDIR(st.st_mode))
+            continue;
+        if (fio_remove_dir(p) < 0)
+            LOG_ERROR(LOGDIR_WHO, "Could not delete %s: %s", p, strerror(errno));
+        else
+            removed++;
+    }
+    closedir(dir);
+    return removed;
+}
+
 /* ---- partition.metadata ---- */
 
 int partition_metadata_write(const char *dir_path, const uint8_t topic_id[16])
@@ -715,6 +763,10 @@ static int topic_line_parse(char *line, struct topic_record *r)
     r->partitions = (int32_t)np;
     char *kv;
     while ((kv = strtok_r(NULL, " ", &save)) != NULL) {
+        if (strcmp(kv, "deleting") == 0) {
+            r->deleting = true;
+            continue;
+        }
         char *eq = strchr(kv, '=');
         if (eq == NULL || r->nconfigs >= TOPIC_STORE_MAX_CONFIGS)
             return -1;
@@ -785,10 +837,11 @@ int topic_store_load(const struct logdir *d, struct topic_record **out, int *n)
 int topic_store_save(const struct logdir *d, const struct topic_record *recs, int n)
 {
     static const char header[] =
-        "# gregor topic store v1: <name> <partitions> <topic-id> [key=value ...] (%-encoded)\n";
+        "# gregor topic store v1: <name> <partitions> <topic-id> [deleting] [key=value ...] "
+        "(%-encoded)\n";
     size_t cap = sizeof(header);
     for (int i = 0; i < n; i++) {
-        cap += 3 * strlen(recs[i].name) + 64;
+        cap += 3 * strlen(recs[i].name) + 80;
         for (int k = 0; k < recs[i].nconfigs; k++)
             cap += 3 * (strlen(recs[i].config_keys[k]) + strlen(recs[i].config_values[k])) + 4;
     }
@@ -800,7 +853,8 @@ int topic_store_save(const struct logdir *d, const struct topic_record *recs, in
         char id[23];
         uuid_to_base64url(recs[i].topic_id, id);
         len += pct_encode(buf + len, recs[i].name, false);
-        len += (size_t)sprintf(buf + len, " %d %s", recs[i].partitions, id);
+        len += (size_t)sprintf(buf + len, " %d %s%s", recs[i].partitions, id,
+                               recs[i].deleting ? " deleting" : "");
         for (int k = 0; k < recs[i].nconfigs; k++) {
             buf[len++] = ' ';
             len += pct_encode(buf + len, recs[i].config_keys[k], true);

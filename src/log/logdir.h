@@ -4,6 +4,7 @@
 #define GREGOR_LOG_LOGDIR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct logdir;
@@ -24,6 +25,14 @@ bool logdir_was_clean(const struct logdir *d);
 typedef void (*logdir_partition_cb)(void *arg, const char *topic, int32_t partition,
                                     const char *dir_path);
 int logdir_scan(struct logdir *d, logdir_partition_cb cb, void *arg);
+
+/* DeleteTopics: a partition dir's new name under d, Kafka's "<topic>-<partition>.<uuid>-delete"
+ * (logdir_scan skips such dirs); -1 if it does not fit outlen. */
+int logdir_delete_dir_name(const struct logdir *d, const char *topic, int32_t partition,
+                           char *out, size_t outlen);
+/* Startup: removes the "-delete" dirs a previous run left (stopped or crashed mid-deletion);
+ * returns how many, or -1 when d cannot be listed. */
+int logdir_remove_deleted(struct logdir *d);
 
 /* Values read from the checkpoint files at open; -1 when the partition is not listed. */
 int64_t logdir_recovery_point(const struct logdir *d, const char *topic, int32_t partition);
@@ -57,12 +66,15 @@ int partition_metadata_read(const char *dir_path, uint8_t topic_id[16]);
 int leader_epoch_checkpoint_ensure(const char *dir_path, int64_t start_offset);
 
 /* Topic store: gregor's own file <logdir>/gregor-topics (documented in docs/STORAGE.md) with
- * one line per topic: "<name> <partitions> <topic-id-base64url> [key=value ...]" holding the
- * topic-level config overrides. Written atomically. */
+ * one line per topic: "<name> <partitions> <topic-id-base64url> [deleting] [key=value ...]"
+ * holding the topic-level config overrides. Written atomically. */
 struct topic_record {
     char name[256];
     int32_t partitions;
     uint8_t topic_id[16];
+    /* A deleted topic whose partition dirs may still hold their names (written as the word
+     * "deleting" after the id): at startup its dirs go, and it is no topic. */
+    bool deleting;
     int nconfigs;
     char (*config_keys)[128];   /* owned by the loader's allocation; see topic_store_free */
     char (*config_values)[256];

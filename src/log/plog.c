@@ -978,6 +978,30 @@ int plog_delete(struct plog *log)
     return rc;
 }
 
+int plog_retire(struct plog *log, const char *to)
+{
+    lock(log);
+    for (int i = 0; i < log->nsegs; i++)
+        segment_close(log->segs[i], false);
+    log->nsegs = 0;
+    log->nopen_inactive = 0;
+    /* Segments waiting for file.delete.delay.ms go with the directory. */
+    for (int i = 0; i < log->npending; i++)
+        free(log->pending[i].base_path);
+    log->npending = 0;
+    int rc = KERR_NONE;
+    if (fio_rename(log->dir, to) < 0) {
+        LOG_ERROR(log->who, "Could not rename %s to %s for deletion: %s; deleting it in place",
+                  log->dir, to, strerror(errno));
+        rc = KERR_KAFKA_STORAGE_ERROR;
+        if (fio_remove_dir(log->dir) < 0)
+            LOG_ERROR(log->who, "Error while deleting %s: %s", log->dir, strerror(errno));
+    }
+    unlock(log);
+    free_log(log);
+    return rc;
+}
+
 void plog_release_fds(struct plog *log)
 {
     lock(log);

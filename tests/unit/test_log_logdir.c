@@ -1,5 +1,6 @@
 /* test_log_logdir: meta.properties (ours and Kafka's), the .lock, the clean-shutdown marker,
  * offset checkpoints, partition.metadata, partition directory scan and the topic store. */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -264,6 +265,66 @@ static void test_topic_store(void **state)
     free(dir);
 }
 
+/* DeleteTopics: a deleting record round-trips; renamed dirs have Kafka's shape, fit 255
+ * bytes, are skipped by the scan and removed at startup. */
+static void test_deleted_topics(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    struct logdir *d;
+    assert_int_equal(logdir_open(dir, 1, NULL, &d), 0);
+    struct topic_record in[2];
+    memset(in, 0, sizeof(in));
+    snprintf(in[0].name, sizeof(in[0].name), "gone");
+    in[0].partitions = 5000;
+    in[0].topic_id[0] = 1;
+    in[0].deleting = true;
+    snprintf(in[1].name, sizeof(in[1].name), "gone");
+    in[1].partitions = 2;
+    in[1].topic_id[0] = 2;
+    assert_int_equal(topic_store_save(d, in, 2), 0);
+    struct topic_record *recs;
+    int n;
+    assert_int_equal(topic_store_load(d, &recs, &n), 0);
+    assert_int_equal(n, 2);
+    assert_true(recs[0].deleting && recs[0].partitions == 5000 && recs[0].topic_id[0] == 1);
+    assert_true(!recs[1].deleting && recs[1].partitions == 2 && recs[1].topic_id[0] == 2);
+    topic_store_free(recs, n);
+
+    char p[4200], q[4200], longname[250];
+    assert_int_equal(logdir_delete_dir_name(d, "gone", 12, p, sizeof(p)), 0);
+    const char *base = p + strlen(dir) + 1;
+    assert_int_equal(strlen(base), strlen("gone-12.") + 32 + strlen("-delete"));
+    assert_memory_equal(base, "gone-12.", 8);
+    for (int i = 8; i < 40; i++)
+        assert_true(isxdigit((unsigned char)base[i]) && !isupper((unsigned char)base[i]));
+    assert_string_equal(base + 40, "-delete");
+    assert_int_equal(logdir_delete_dir_name(d, "gone", 12, q, sizeof(q)), 0);
+    assert_string_not_equal(p, q); /* a fresh uuid each time */
+    memset(longname, 'x', 249);
+    longname[249] = '\0';
+    assert_int_equal(logdir_delete_dir_name(d, longname, 99999, q, sizeof(q)), 0);
+    assert_int_equal(strlen(q + strlen(dir) + 1), 255);
+    assert_int_equal(logdir_delete_dir_name(d, "gone", 1, q, 20), -1);
+
+    assert_int_equal(mkdir(p, 0755), 0);
+    write_text(p, "00000000000000000000.log", "x");
+    snprintf(q, sizeof(q), "%s/gone-3", dir);
+    assert_int_equal(mkdir(q, 0755), 0);
+    struct seen s = {0};
+    assert_int_equal(logdir_scan(d, scan_cb, &s), 0);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.names[0], "gone/3");
+    assert_int_equal(logdir_remove_deleted(d), 1);
+    struct stat st;
+    assert_int_equal(stat(p, &st), -1);
+    assert_int_equal(stat(q, &st), 0);
+    assert_int_equal(logdir_remove_deleted(d), 0);
+    logdir_close(d, false);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     logging_set_level(LOG_LEVEL_ERROR + 1);
@@ -274,6 +335,7 @@ int main(void)
         cmocka_unit_test(test_scan_and_partition_metadata),
         cmocka_unit_test(test_uuid_base64url),
         cmocka_unit_test(test_topic_store),
+        cmocka_unit_test(test_deleted_topics),
     };
     return cmocka_run_group_tests_name("log_logdir", tests, NULL, NULL);
 }
