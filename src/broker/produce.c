@@ -23,9 +23,8 @@ struct produce_wait {
 };
 
 /* Appending validates every record, and a compressed batch may inflate up to 256 MiB: a
- * request over many partitions appends for at most this long per loop turn, then yields to
- * the other connections (its own next request waits, as for any request still up). */
-#define PRODUCE_TURN_US 10000
+ * request over many partitions appends for at most BROKER_TURN_US per loop turn, then yields
+ * to the other connections (its own next request waits, as for any request still up). */
 
 static int append_partition(struct broker *b, struct partition *p, struct krecords *rec,
                             struct produce_response_partition_produce_response *out)
@@ -162,7 +161,7 @@ static void produce_turn(struct broker *b, void *arg)
     struct request *r = arg;
     struct produce_wait *wait = r->state;
     wait->timer = 0;
-    if (!produce_run(b, r, mono_us() + PRODUCE_TURN_US)) {
+    if (!produce_run(b, r, mono_us() + BROKER_TURN_US)) {
         wait->timer = broker_timer_add(b, mono_ms(), produce_turn, r);
         return;
     }
@@ -242,7 +241,7 @@ enum request_status handle_produce(struct broker *b, struct request *r)
             out->error_message = kstr_null();
         }
     }
-    if (produce_run(b, r, mono_us() + PRODUCE_TURN_US))
+    if (produce_run(b, r, mono_us() + BROKER_TURN_US))
         return produce_outcome(b, r);
     r->next_pending = b->produce_sliced;
     b->produce_sliced = r;
