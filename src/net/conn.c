@@ -23,8 +23,10 @@
 
 #define CONN_STAGE_BYTES (64u * 1024u)
 /* Frames one connection hands up per pump, i.e. per loop turn at most twice (its read event
- * and its posted pump). */
+ * and its posted pump), and the time after which it hands up no further frame (a pipeline of
+ * heavy requests, each bounded by itself, must not add up within one turn). */
 #define CONN_FRAMES_PER_TURN 64
+#define CONN_PUMP_US 10000
 #define NET_MAX_LISTENERS 8
 #define NET_IP_BUCKETS 4096
 #define NET_SWEEP_MAX_MS 1000
@@ -376,9 +378,10 @@ static void conn_pump(struct conn *c)
     c->depth++;
     c->pumping = true;
     int handed = 0;
+    int64_t until = mono_us() + CONN_PUMP_US;
     while (!c->closed && !c->busy && c->big == NULL &&
            c->out_bytes <= c->net->lim.max_output_bytes) {
-        if (handed == CONN_FRAMES_PER_TURN) {
+        if (handed == CONN_FRAMES_PER_TURN || (handed > 0 && mono_us() >= until)) {
             /* Fairness: the rest of a pipelined burst waits for the next turn, after the
              * other connections' events (a stage of tiny frames holds thousands). */
             loop_post(c->net->loop, &c->pump_task);

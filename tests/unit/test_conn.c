@@ -63,6 +63,13 @@ static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
 static void on_frame_body(struct fixture *f, struct conn *c, uint8_t *frame, size_t len)
 {
     size_t l;
+    if (frame[0] == 's') { /* slow: 3 ms of work, answered at once */
+        free(frame);
+        usleep(3000);
+        uint8_t *b = dup_bytes("ss", &l);
+        conn_send(c, b, l, NULL, 0);
+        return;
+    }
     if (frame[0] == 'h') {
         free(frame);
         f->held = c;
@@ -362,6 +369,22 @@ static void test_pipelined_frames_do_not_nest(void **state)
     loop_destroy(f.loop);
 }
 
+/* The longest run of frames handed up from one connection while the other had some left. */
+static int longest_run(const struct fixture *f, int n_each)
+{
+    int longest = 0, run = 0, seen_a = 0, seen_b = 0;
+    for (int i = 0; i < 2 * n_each; i++) {
+        run = i > 0 && f->order[i] == f->order[i - 1] ? run + 1 : 1;
+        if (f->order[i] == f->order[0])
+            seen_a++;
+        else
+            seen_b++;
+        if (seen_a < n_each && seen_b < n_each && run > longest)
+            longest = run;
+    }
+    return longest;
+}
+
 /* Two connections with 3,000 pipelined frames each: they take turns, a bounded number of
  * frames per loop turn each, instead of one draining its whole stage before the other. */
 static void test_pipelined_bursts_take_turns(void **state)
@@ -388,19 +411,34 @@ static void test_pipelined_bursts_take_turns(void **state)
         }
     }
     assert_int_equal(f.frames, 2 * N);
-    /* The longest run of frames from one connection while the other still had some. */
-    int longest = 0, run = 0, seen_a = 0, seen_b = 0;
-    struct conn *first = f.order[0];
-    for (int i = 0; i < 2 * N; i++) {
-        run = i > 0 && f.order[i] == f.order[i - 1] ? run + 1 : 1;
-        if (f.order[i] == first)
-            seen_a++;
-        else
-            seen_b++;
-        if (seen_a < N && seen_b < N && run > longest)
-            longest = run;
+    assert_true(longest_run(&f, N) <= 2 * 64);
+    close(a);
+    close(b);
+    net_destroy(f.net);
+    loop_destroy(f.loop);
+}
+
+/* Pipelined slow requests (3 ms each) on two connections: one connection hands up frames for
+ * about 10 ms per pump, not its whole pipeline, so the other's wait stays bounded in time. */
+static void test_pipelined_slow_requests_take_turns(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup(&f);
+    int port = listen_port(&f);
+    enum { N = 30 };
+    static uint8_t buf[N * 12];
+    for (int i = 0; i < N; i++) {
+        uint8_t one[12] = {0, 0, 0, 8, 's', 'x', 'x', 'x', 'x', 'x', 'x', 'x'};
+        memcpy(buf + i * 12, one, 12);
     }
-    assert_true(longest <= 2 * 64);
+    int a = client(port), b = client(port);
+    write_all(a, buf, sizeof(buf));
+    write_all(b, buf, sizeof(buf));
+    for (int tries = 0; tries < 100 && f.frames < 2 * N; tries++)
+        run_for(&f, 50);
+    assert_int_equal(f.frames, 2 * N);
+    assert_true(longest_run(&f, N) <= 2 * (10 / 3 + 1));
     close(a);
     close(b);
     net_destroy(f.net);
@@ -667,6 +705,7 @@ int main(void)
         cmocka_unit_test(test_owed_reply_does_not_spin_the_loop),
         cmocka_unit_test(test_pipelined_frames_do_not_nest),
         cmocka_unit_test(test_pipelined_bursts_take_turns),
+        cmocka_unit_test(test_pipelined_slow_requests_take_turns),
         cmocka_unit_test(test_reply_to_another_connection_does_not_run_its_next_frame),
         cmocka_unit_test(test_idle_connections_are_closed),
         cmocka_unit_test(test_trickled_frame_times_out),
