@@ -21,9 +21,15 @@ Prints a Markdown table (one row per probe and binary). Probes:
   kip848      2,000 members heartbeat (join, then one heartbeat at their epoch) into a group on an
               8,000-partition topic, ConsumerGroupHeartbeat v1 pipelined on 4 sockets
   create      CreateTopics of one 19,900-partition topic, one request
+  create-5000 the same with 5,000 partitions (within the descriptor budget of a 20,000 limit)
+  delete      DeleteTopics of a 5,000-partition topic (created in the setup), measured until 3 s
+              after its answer (a broker may delete the files after answering)
+  produce     one Produce (acks=1) over 48 partitions, each a gzip batch of one record of
+              32 MiB of zeros (~32 KB on the wire) that validation inflates
   burst       3,000 ApiVersions v0 in one write on another socket, read after the write
   listoffsets 10 ListOffsets (by timestamp) pipelined at a zstd batch of 4 records whose values
               are 1 GiB of zeros each (4 GiB inflated, ~130 KB on the wire)
+  listoffsets-valid  the same with 4 x 60 MiB (240 MiB inflated: accepted by produce)
   emfile      soft RLIMIT_NOFILE lowered to the broker's open fds + 4 (prlimit), 50 connections
               opened beyond it, 5 s measured: broker CPU seconds and log growth
 """
@@ -43,7 +49,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from kafka_wire import _varint, crc32c  # noqa: E402
 
-PROBES = ["join", "join-rotated", "kip848", "create", "burst", "listoffsets", "emfile"]
+PROBES = ["join", "join-rotated", "kip848", "create", "create-5000", "delete", "burst",
+          "produce", "listoffsets", "listoffsets-valid", "emfile"]
 
 
 # ---- wire helpers ----
@@ -385,21 +392,22 @@ def probe_burst(b, deadline, n=3000):
 
 
 BOMB_RECORDS = 4
-BOMB_VALUE = (1 << 30) - 64
+BOMB_VALUE = (1 << 30) - 64   # listoffsets: 4 GiB inflated (produce refuses it past 256 MiB now)
+VALID_VALUE = (60 << 20) - 64  # listoffsets-valid: 240 MiB inflated, under the produce cap
 
 
-def bomb_records_zstd():
+def bomb_records_zstd(value=BOMB_VALUE):
     """The records of the bomb, zstd-compressed by the zstd CLI as a stream (cached)."""
-    path = os.path.join(tempfile.gettempdir(), "gregor-stall-bomb-%dx%d.zst" % (BOMB_RECORDS, BOMB_VALUE))
+    path = os.path.join(tempfile.gettempdir(), "gregor-stall-bomb-%dx%d.zst" % (BOMB_RECORDS, value))
     if os.path.exists(path):
         return open(path, "rb").read()
     zeros = bytes(16 << 20)
     with open(path + ".tmp", "wb") as out:
         z = subprocess.Popen(["zstd", "-1", "-q", "-c"], stdin=subprocess.PIPE, stdout=out)
         for i in range(BOMB_RECORDS):
-            body = b"\x00" + _varint(i) + _varint(i) + _varint(-1) + _varint(BOMB_VALUE)
-            z.stdin.write(_varint(len(body) + BOMB_VALUE + 1) + body)
-            left = BOMB_VALUE
+            body = b"\x00" + _varint(i) + _varint(i) + _varint(-1) + _varint(value)
+            z.stdin.write(_varint(len(body) + value + 1) + body)
+            left = value
             while left:
                 n = min(left, len(zeros))
                 z.stdin.write(memoryview(zeros)[:n])
@@ -412,18 +420,18 @@ def bomb_records_zstd():
     return open(path, "rb").read()
 
 
-def bomb_batch(ts):
-    recs = bomb_records_zstd()
+def bomb_batch(ts, value=BOMB_VALUE):
+    recs = bomb_records_zstd(value)
     after_crc = struct.pack(">hiqqqhii", 4, BOMB_RECORDS - 1, ts, ts + BOMB_RECORDS - 1, -1, -1, -1,
                             BOMB_RECORDS) + recs
     after_len = struct.pack(">ibI", -1, 2, crc32c(after_crc)) + after_crc
     return struct.pack(">qi", 0, len(after_len)) + after_len
 
 
-def probe_listoffsets_setup(b, deadline):
+def probe_listoffsets_setup(b, deadline, value=BOMB_VALUE):
     global BOMB_TS
     BOMB_TS = int(time.time() * 1000)
-    batch = bomb_batch(BOMB_TS)
+    batch = bomb_batch(BOMB_TS, value)
     err = create_topic(b.port, "bomb", 1, deadline)
     name = b"bomb"
     body = struct.pack(">hhi", -1, -1, 30000) + struct.pack(">ih", 1, len(name)) + name
@@ -454,6 +462,62 @@ def probe_listoffsets(b, deadline, n=10):
             answers.add(struct.unpack(">ihqq", body[off:off + 22])[1:])
     return "answers (error, timestamp - first, offset): %s (Kafka: (0, 2, 2))" % sorted(
         (e, t - BOMB_TS, o) for e, t, o in answers)
+
+
+def probe_create_5000(b, deadline):
+    return "error %d" % create_topic(b.port, "wide", 5000, deadline)
+
+
+def probe_delete_setup(b, deadline):
+    return "setup: create 5,000 partitions error %d" % create_topic(b.port, "doomed", 5000, deadline)
+
+
+def probe_delete(b, deadline):
+    name = b"doomed"
+    body = struct.pack(">ih", 1, len(name)) + name + struct.pack(">i", 300000)
+    with connect(b.port) as s:
+        t0 = time.monotonic()
+        s.sendall(frame(20, 1, 1, body))
+        _, resp = read_frame(s, deadline)
+        answered = time.monotonic() - t0
+    time.sleep(3.0)  # the files may go in slices after the answer: keep measuring meanwhile
+    off = 4 + 4 + 2 + len(name)
+    return "error %d, answered after %.3f s (then 3 s more measured)" % (
+        struct.unpack(">h", resp[off:off + 2])[0], answered)
+
+
+def gzip_zero_batch(value_len):
+    import zlib
+    body = b"\x00" + _varint(0) + _varint(0) + _varint(-1) + _varint(value_len)
+    c = zlib.compressobj(6, zlib.DEFLATED, 16 + 15)
+    recs = c.compress(_varint(len(body) + value_len + 1) + body)
+    zeros = bytes(1 << 20)
+    for _ in range(value_len >> 20):
+        recs += c.compress(zeros)
+    recs += c.compress(bytes(value_len & ((1 << 20) - 1))) + c.compress(_varint(0)) + c.flush()
+    ts = int(time.time() * 1000)
+    after_crc = struct.pack(">hiqqqhii", 1, 0, ts, ts, -1, -1, -1, 1) + recs
+    after_len = struct.pack(">ibI", -1, 2, crc32c(after_crc)) + after_crc
+    return struct.pack(">qi", 0, len(after_len)) + after_len
+
+
+def probe_produce_setup(b, deadline):
+    return "setup: create 48 partitions error %d" % create_topic(b.port, "heavy", 48, deadline)
+
+
+def probe_produce(b, deadline, parts=48):
+    batch = gzip_zero_batch(32 << 20)
+    name = b"heavy"
+    body = struct.pack(">hhi", -1, 1, 30000) + struct.pack(">ih", 1, len(name)) + name
+    body += struct.pack(">i", parts)
+    for p in range(parts):
+        body += struct.pack(">ii", p, len(batch)) + batch
+    with connect(b.port) as s:
+        s.sendall(frame(0, 7, 1, body))
+        _, resp = read_frame(s, deadline)
+    off = 4 + 2 + len(name) + 4
+    errs = [struct.unpack_from(">h", resp, off + i * 30 + 4)[0] for i in range(parts)]
+    return "errors %s" % sorted(set(errs))
 
 
 def probe_emfile(b, deadline, seconds=5.0, extra=50):
@@ -494,9 +558,12 @@ def human(n):
 # the next waits 30 s for those (which do not rejoin here) to time out.
 OVERRIDES = {"join": {"group.initial.rebalance.delay.ms": "3000"},
              "join-rotated": {"group.initial.rebalance.delay.ms": "3000"}}
-SETUP = {"kip848": probe_kip848_setup, "listoffsets": probe_listoffsets_setup}
+SETUP = {"kip848": probe_kip848_setup, "listoffsets": probe_listoffsets_setup,
+         "listoffsets-valid": lambda b, d: probe_listoffsets_setup(b, d, VALID_VALUE),
+         "delete": probe_delete_setup, "produce": probe_produce_setup}
 RUN = {"join": probe_join, "join-rotated": probe_join_rotated, "kip848": probe_kip848, "create": probe_create, "burst": probe_burst,
-       "listoffsets": probe_listoffsets, "emfile": probe_emfile}
+       "listoffsets": probe_listoffsets, "emfile": probe_emfile, "create-5000": probe_create_5000,
+       "listoffsets-valid": probe_listoffsets, "delete": probe_delete, "produce": probe_produce}
 
 
 def pct(values, p):
