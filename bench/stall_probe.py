@@ -47,37 +47,13 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-from kafka_wire import _varint, crc32c  # noqa: E402
+from kafka_wire import _varint, crc32c, cstr, s16, uvarint  # noqa: E402
 
 PROBES = ["join", "join-rotated", "kip848", "create", "create-5000", "delete", "burst",
           "produce", "listoffsets", "listoffsets-valid", "emfile"]
 
 
 # ---- wire helpers ----
-
-def s16(s):
-    if s is None:
-        return struct.pack(">h", -1)
-    b = s.encode() if isinstance(s, str) else s
-    return struct.pack(">h", len(b)) + b
-
-
-def uvarint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if not n:
-            return out + bytes([b])
-        out += bytes([b | 0x80])
-
-
-def cstr(s):
-    if s is None:
-        return b"\x00"
-    b = s.encode()
-    return uvarint(len(b) + 1) + b
-
 
 def frame(api, version, corr, body, flexible=False):
     data = struct.pack(">hhih", api, version, corr, 5) + b"stall" + (b"\x00" if flexible else b"")

@@ -24,39 +24,15 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-from kafka_wire import record_batch  # noqa: E402
+from kafka_wire import frame as wire_frame, read_frame, record_batch, s16  # noqa: E402
 TOPICS = {"soak-a": 6, "soak-b": 3}
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
 
 # ---- the raw wire (the same encodings as tests/integration/test_hostile_wire.py) ----
 
 
-def s16(s):
-    if s is None:
-        return struct.pack(">h", -1)
-    b = s.encode() if isinstance(s, str) else s
-    return struct.pack(">h", len(b)) + b
-
-
 def frame(api, version, corr, body):
-    data = struct.pack(">hhih", api, version, corr, 4) + b"soak" + body
-    return struct.pack(">i", len(data)) + data
-
-
-def recv_exact(s, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("closed by broker")
-        buf += chunk
-    return buf
-
-
-def read_frame(s):
-    size = struct.unpack(">i", recv_exact(s, 4))[0]
-    resp = recv_exact(s, size)
-    return struct.unpack(">i", resp[:4])[0], resp[4:]
+    return wire_frame(api, version, corr, body, client_id=b"soak")
 
 
 def subscription(topics):
