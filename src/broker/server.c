@@ -186,8 +186,12 @@ static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
     const struct proto_api *pa = proto_api_find(r->api_key);
     if (r->api_version < r->api->min_version || r->api_version > r->api->max_version ||
         pa == NULL || r->api_version < pa->min_version) {
+        /* The range served: Produce advertises 0 for librdkafka's feature checks, but its
+         * codec (and Kafka 4) starts at 3. */
+        int min = pa != NULL && pa->min_version > r->api->min_version ? pa->min_version
+                                                                       : r->api->min_version;
         snprintf(why, sizeof(why), "unsupported version %d of %s (supported %d-%d), client %s",
-                 r->api_version, r->api->name, r->api->min_version, r->api->max_version,
+                 r->api_version, r->api->name, min, r->api->max_version,
                  r->client_id.ptr ? r->client_id.ptr : "");
         close_for(r, why);
         return;

@@ -461,6 +461,23 @@ static void logdir_free(struct logdir *d)
     free(d);
 }
 
+/* A brand-new directory: nothing in it but the lock file gregor just made (no meta.properties,
+ * no partitions), so nothing to recover and no shutdown to call unclean. */
+static bool dir_is_new(const char *path)
+{
+    DIR *dir = fio_opendir(path);
+    if (dir == NULL)
+        return false;
+    bool empty = true;
+    struct dirent *e;
+    while (empty && (e = readdir(dir)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+            strcmp(e->d_name, ".lock") != 0)
+            empty = false;
+    closedir(dir);
+    return empty;
+}
+
 int logdir_open(const char *path, int32_t node_id, const char *cluster_id, struct logdir **out)
 {
     *out = NULL;
@@ -492,11 +509,12 @@ int logdir_open(const char *path, int32_t node_id, const char *cluster_id, struc
         logdir_free(d);
         return -1;
     }
+    struct stat st;
+    bool fresh = dir_is_new(path);
     if (logdir_meta(d, cluster_id) < 0) {
         logdir_free(d);
         return -1;
     }
-    struct stat st;
     if (path_join(path, CLEAN_SHUTDOWN, p, sizeof(p)) != NULL && fio_stat(p, &st) == 0) {
         d->was_clean = true;
         if (fio_unlink(p) < 0 || fio_fsync_dir(path) < 0) {
@@ -505,11 +523,14 @@ int logdir_open(const char *path, int32_t node_id, const char *cluster_id, struc
             return -1;
         }
     }
+    if (fresh)
+        d->was_clean = true;
     checkpoint_read(path, CHECKPOINT_RECOVERY, &d->recovery);
     checkpoint_read(path, CHECKPOINT_LOG_START, &d->log_start);
     checkpoint_read(path, CHECKPOINT_HW, &d->high_watermark);
-    LOG_INFO(LOGDIR_WHO, "Opened log dir %s (cluster.id=%s, directory.id=%s, %s shutdown)", path,
-             d->cluster_id, d->directory_id, d->was_clean ? "clean" : "unclean");
+    LOG_INFO(LOGDIR_WHO, "Opened log dir %s (cluster.id=%s, directory.id=%s, %s)", path,
+             d->cluster_id, d->directory_id,
+             fresh ? "new" : d->was_clean ? "clean shutdown" : "unclean shutdown");
     *out = d;
     return 0;
 }

@@ -473,3 +473,21 @@ def test_produce_v11_to_v13_by_name_and_by_topic_id(broker):
         assert produce(v, True) == (0, 2 * i)
         assert produce(v, True, 5) == (3, -1)
         assert produce(v, False) == ((100 if v >= 13 else 3), -1)
+
+
+def test_refused_version_names_the_range_served(broker):
+    """Produce v1 is refused (Kafka 4 serves 3-13); the log names the range actually served,
+    not the 0 that ApiVersions advertises for librdkafka's feature checks (issue 13 item 8)."""
+    from kafka_wire import frame
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=10) as s:
+        s.sendall(frame(0, 1, 1, struct.pack(">hi", 1, 1000) + struct.pack(">i", 0)))
+        s.settimeout(10)
+        assert s.recv(1) == b""  # closed, as Kafka closes on an unsupported version
+    assert "unsupported version 1 of Produce (supported 3-13)" in broker.log()
+
+
+def test_new_log_dir_is_not_an_unclean_shutdown(broker):
+    """A brand-new data dir has nothing to recover: it is logged as new (issue 13 item 8)."""
+    log = broker.log()
+    assert "Opened log dir" in log
+    assert ", new)" in log and "unclean shutdown" not in log
