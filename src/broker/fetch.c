@@ -184,7 +184,12 @@ static void partition_defaults(struct fetch_response_partition_data *out, int32_
     out->records.len = 0;
 }
 
-/* Reads one partition; returns record bytes (0 when none), or -1 on a partition error. */
+/* Reads one partition; returns record bytes (0 when none), or -1 on a partition error.
+ * KIP-74, as Kafka's ReplicaManager reads: until some partition of this response has records
+ * (total == 0), the first batch is returned whatever its size, so that a batch larger than
+ * max_bytes or partition_max_bytes still makes progress; after that, a partition gets only the
+ * whole batches that fit both its partition_max_bytes and what is left of the response's
+ * max_bytes, possibly nothing. */
 static int64_t fetch_partition(struct broker *b, struct request *r, const struct fetch_item *it,
                                int64_t *budget, int64_t total, struct fetch_response_partition_data *out)
 {
@@ -215,11 +220,15 @@ static int64_t fetch_partition(struct broker *b, struct request *r, const struct
         out->error_code = (int16_t)e;
         return -1;
     }
-    if (slice.len == 0) {
+    /* plog_read returns at least one batch: past the first partition with records, a first
+     * batch larger than what is left is not this response's to carry. */
+    bool over = total > 0 && (int64_t)slice.len > want;
+    if (slice.len == 0 || over) {
         if (slice.fd >= 0)
             close(slice.fd);
         return 0;
     }
+    GREGOR_ASSERT(total == 0 || (int64_t)slice.len <= *budget);
     out->records.is_file = true;
     out->records.fd = slice.fd;
     out->records.file_offset = slice.position;
