@@ -134,3 +134,26 @@ def test_metadata_limit_counts_bytes(broker_factory):
     assert commit_v2(b, b"g", {0: (7, b"ab\x00cd\x00"), 1: (8, b"ab\x00cd")}) == {
         0: OFFSET_METADATA_TOO_LARGE, 1: 0}
     assert fetch_v1(b, b"g", [0, 1]) == {0: (-1, b"", 0), 1: (8, b"ab\x00cd", 0)}
+
+
+def test_librdkafka_empty_metadata_stays_empty(broker):
+    """librdkafka sends a string with its NUL ("" as one NUL byte) and gives the bytes back: an
+    empty string read back as None when the broker cut it at the NUL."""
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for f in admin.create_topics([NewTopic("rk-md", 3, 1)]).values():
+        f.result(30)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "rk-md",
+                  "enable.auto.commit": False})
+    try:
+        sent = {0: "Hello", 1: "", 2: None}
+        tps = [TopicPartition("rk-md", p, 10 + p, metadata=md) if md is not None
+               else TopicPartition("rk-md", p, 10 + p) for p, md in sent.items()]
+        assert all(t.error is None for t in c.commit(offsets=tps, asynchronous=False))
+        got = c.committed([TopicPartition("rk-md", p) for p in sent], timeout=30)
+        # A null commit is stored as "" (Kafka), which librdkafka shows as None.
+        assert {t.partition: (t.offset, t.metadata) for t in got} == {
+            0: (10, "Hello"), 1: (11, ""), 2: (12, None)}
+    finally:
+        c.close()
