@@ -29,7 +29,8 @@ enum request_status handle_offset_commit(struct broker *b, struct request *r)
             p->partition = rp->partition_index;
             p->offset = rp->committed_offset;
             p->leader_epoch = r->api_version >= 6 ? rp->committed_leader_epoch : -1;
-            p->metadata = rp->committed_metadata.ptr;
+            p->metadata = rp->committed_metadata.ptr; /* bytes: NULs included */
+            p->metadata_len = rp->committed_metadata.len;
             if (kstr_has_nul(req->group_id))
                 p->error = KERR_INVALID_GROUP_ID; /* would read as another group's id */
             else if (t == NULL || rp->partition_index < 0 || rp->partition_index >= t->npartitions)

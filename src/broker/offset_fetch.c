@@ -2,6 +2,7 @@
  * topic list (v2+) asks for every committed partition of the group. v9 names the asking
  * member of a KIP-848 group, which must exist at that epoch. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "broker/kutil.h"
 #include "group/coordinator.h"
@@ -15,6 +16,22 @@ struct fetched_topic {
     int32_t n;
     struct gc_offset *offsets;
 };
+
+/* Copies o's commit metadata (bytes, NULs included) into the request's arena: the coordinator's
+ * copy may go before the response is written. False when out of memory. */
+static bool copy_metadata(struct request *r, struct gc_offset *o)
+{
+    int32_t n = o->metadata != NULL && o->metadata_len > 0 ? o->metadata_len : 0;
+    char *d = request_alloc(r, (size_t)n + 1);
+    if (d == NULL)
+        return false;
+    if (n > 0)
+        memcpy(d, o->metadata, (size_t)n);
+    d[n] = '\0';
+    o->metadata = d;
+    o->metadata_len = n;
+    return true;
+}
 
 /* Builds the topic list for a group: the requested partitions, or all committed ones. */
 static int collect(struct broker *b, struct request *r, const char *group, bool all,
@@ -36,7 +53,10 @@ static int collect(struct broker *b, struct request *r, const char *group, bool 
         for (int i = 0; i < n; i++) {
             copy[i] = list[i];
             copy[i].topic = gh_str_nn(r, list[i].topic).ptr;
-            copy[i].metadata = gh_str_nn(r, list[i].metadata).ptr;
+            if (!copy_metadata(r, &copy[i])) {
+                free(list);
+                return -1;
+            }
             if (nt == 0 || strcmp(ft[nt - 1].name.ptr, copy[i].topic) != 0) {
                 ft[nt].name = kstr_of(copy[i].topic);
                 ft[nt].offsets = &copy[i];
@@ -65,9 +85,10 @@ static int collect(struct broker *b, struct request *r, const char *group, bool 
             if (b->groups && group != NULL && !kstr_has_nul(ft[i].name))
                 gc_offset_get(b->groups, group, ft[i].name.ptr, indexes[i][j], &o);
             else
-                o = (struct gc_offset){ft[i].name.ptr, indexes[i][j], -1, -1, ""};
+                o = (struct gc_offset){ft[i].name.ptr, indexes[i][j], -1, -1, "", 0};
             o.partition = indexes[i][j];
-            o.metadata = gh_str_nn(r, o.metadata).ptr;
+            if (!copy_metadata(r, &o))
+                return -1;
             ft[i].offsets[j] = o;
         }
     }
@@ -126,7 +147,7 @@ static enum request_status fetch_single(struct broker *b, struct request *r)
             ot->partitions[j].partition_index = o->partition;
             ot->partitions[j].committed_offset = o->offset;
             ot->partitions[j].committed_leader_epoch = o->leader_epoch;
-            ot->partitions[j].metadata = kstr_of(o->metadata);
+            ot->partitions[j].metadata = (struct kstr){(char *)o->metadata, o->metadata_len};
             /* v1 has no top-level error: the partitions carry it. */
             ot->partitions[j].error_code = r->api_version < 2 ? err : KERR_NONE;
         }
@@ -187,7 +208,7 @@ static enum request_status fetch_groups(struct broker *b, struct request *r)
                 ot->partitions[j].partition_index = o->partition;
                 ot->partitions[j].committed_offset = o->offset;
                 ot->partitions[j].committed_leader_epoch = o->leader_epoch;
-                ot->partitions[j].metadata = kstr_of(o->metadata);
+                ot->partitions[j].metadata = (struct kstr){(char *)o->metadata, o->metadata_len};
                 ot->partitions[j].error_code = KERR_NONE;
             }
         }

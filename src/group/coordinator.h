@@ -184,7 +184,8 @@ struct gc_commit_partition {
     int32_t partition;
     int64_t offset;
     int32_t leader_epoch;
-    const char *metadata;          /* NULL = "" */
+    const char *metadata;          /* bytes; NULL = "" (Kafka stores a null commit as "") */
+    int32_t metadata_len;          /* may hold NULs; ignored when metadata is NULL */
     int16_t error;                 /* in: preset errors are kept; out: the result */
 };
 
@@ -205,7 +206,8 @@ struct gc_offset {
     int32_t partition;
     int64_t offset;                /* -1 = none */
     int32_t leader_epoch;
-    const char *metadata;
+    const char *metadata;          /* metadata_len bytes (NULs included), never NULL */
+    int32_t metadata_len;
 };
 
 /* Looks one partition up: false (and offset -1) when nothing is committed. */
@@ -296,7 +298,8 @@ struct gc_buf {
 int gc_encode_offset_key(struct gc_buf *out, const char *group, const char *topic, int32_t partition);
 /* v3, or v1 when expire_ts >= 0 (an explicit retention, as Kafka). */
 int gc_encode_offset_value(struct gc_buf *out, int64_t offset, int32_t leader_epoch,
-                           const char *metadata, int64_t commit_ts, int64_t expire_ts);
+                           const char *metadata, int32_t metadata_len, int64_t commit_ts,
+                           int64_t expire_ts);
 int gc_encode_group_key(struct gc_buf *out, const char *group);
 
 #endif

@@ -60,7 +60,8 @@ struct offset_entry {
     int32_t partition;
     int64_t offset;
     int32_t leader_epoch;
-    char *metadata;
+    char *metadata;            /* metadata_len bytes, NULs included (+ a NUL after them) */
+    int32_t metadata_len;
     int64_t commit_ts;
     int64_t expire_ts;         /* -1 = by offsets.retention */
     struct offset_entry *next; /* hash chain */

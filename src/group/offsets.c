@@ -116,19 +116,36 @@ void offsets_free(struct offset_table *t)
     memset(t, 0, sizeof(*t));
 }
 
-/* Sets an entry, keeping the coordinator's live-record count in step. */
-static void offset_set(struct group *g, const char *topic, int32_t partition, int64_t offset,
-                       int32_t epoch, const char *metadata, int64_t commit_ts, int64_t expire_ts)
+/* Commit metadata is bytes: md_len of them (NULs included) when md is set, else none. */
+static int32_t md_len_of(const char *md, int32_t md_len)
 {
+    return md != NULL && md_len > 0 ? md_len : 0;
+}
+
+/* Sets an entry, keeping the coordinator's live-record count in step. metadata is len bytes. */
+static void offset_set(struct group *g, const char *topic, int32_t partition, int64_t offset,
+                       int32_t epoch, const char *metadata, int32_t len, int64_t commit_ts,
+                       int64_t expire_ts)
+{
+    len = md_len_of(metadata, len);
+    char *md = malloc((size_t)len + 1);
+    if (md == NULL)
+        return;
+    if (len > 0)
+        memcpy(md, metadata, (size_t)len);
+    md[len] = '\0';
     size_t before = g->offsets.count;
     struct offset_entry *e = offsets_put(&g->offsets, topic, partition);
-    if (e == NULL)
+    if (e == NULL) {
+        free(md);
         return;
+    }
     g->gc->live[g->partition] += (int64_t)(g->offsets.count - before);
     e->offset = offset;
     e->leader_epoch = epoch;
     free(e->metadata);
-    e->metadata = gc_strdup(metadata ? metadata : "");
+    e->metadata = md;
+    e->metadata_len = len;
     e->commit_ts = commit_ts;
     e->expire_ts = expire_ts;
 }
@@ -154,8 +171,8 @@ void gc_replay_offset(struct group_coordinator *gc, const char *group, const cha
     }
     if (g == NULL)
         g = gc_group_get_or_create(gc, group);
-    offset_set(g, topic, partition, v->offset, v->leader_epoch,
-               v->metadata.ptr ? v->metadata.ptr : "", v->commit_timestamp, v->expire_timestamp);
+    offset_set(g, topic, partition, v->offset, v->leader_epoch, v->metadata.ptr, v->metadata.len,
+               v->commit_timestamp, v->expire_timestamp);
 }
 
 /* ---- OffsetFetch ---- */
@@ -239,13 +256,15 @@ void gc_offset_commit(struct group_coordinator *gc, const struct gc_commit_args 
         if (p->error != KERR_NONE)
             continue;
         const char *md = p->metadata ? p->metadata : "";
-        if ((int64_t)strlen(md) > gc->cfg.offset_metadata_max_bytes) {
+        int32_t md_len = md_len_of(p->metadata, p->metadata_len);
+        if (md_len > gc->cfg.offset_metadata_max_bytes) {
             p->error = KERR_OFFSET_METADATA_TOO_LARGE;
             continue;
         }
         struct offset_entry tmp = {
             .topic = (char *)p->topic, .partition = p->partition, .offset = p->offset,
-            .leader_epoch = p->leader_epoch, .metadata = (char *)md, .commit_ts = now,
+            .leader_epoch = p->leader_epoch, .metadata = (char *)md, .metadata_len = md_len,
+            .commit_ts = now,
             .expire_ts = expire,
         };
         e = records_add_offset(&l, g->id, &tmp);
@@ -261,8 +280,8 @@ void gc_offset_commit(struct group_coordinator *gc, const struct gc_commit_args 
             p->error = commit_append_error(e);
             continue;
         }
-        offset_set(g, p->topic, p->partition, p->offset, p->leader_epoch, p->metadata, now,
-                   expire);
+        offset_set(g, p->topic, p->partition, p->offset, p->leader_epoch, p->metadata,
+                   p->metadata_len, now, expire);
     }
     if (e != KERR_NONE)
         LOG_LIMITED(LOG_LEVEL_WARN, GC_WHO,
@@ -292,6 +311,7 @@ bool gc_offset_get(struct group_coordinator *gc, const char *group_id, const cha
     out->offset = e->offset;
     out->leader_epoch = e->leader_epoch;
     out->metadata = e->metadata ? e->metadata : "";
+    out->metadata_len = e->metadata ? e->metadata_len : 0;
     return true;
 }
 
@@ -321,6 +341,7 @@ int gc_offset_list(struct group_coordinator *gc, const char *group_id, struct gc
             v[n].offset = e->offset;
             v[n].leader_epoch = e->leader_epoch;
             v[n].metadata = e->metadata ? e->metadata : "";
+            v[n].metadata_len = e->metadata ? e->metadata_len : 0;
             n++;
         }
     qsort(v, (size_t)n, sizeof(*v), offset_cmp);

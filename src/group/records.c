@@ -116,14 +116,17 @@ int gc_encode_offset_key(struct gc_buf *out, const char *group, const char *topi
 }
 
 int gc_encode_offset_value(struct gc_buf *out, int64_t offset, int32_t leader_epoch,
-                           const char *metadata, int64_t commit_ts, int64_t expire_ts)
+                           const char *metadata, int32_t metadata_len, int64_t commit_ts,
+                           int64_t expire_ts)
 {
     struct kwriter w;
     kw_init(&w, RECORD_MAX_BYTES);
     struct offset_commit_value v = {
         .offset = offset,
         .leader_epoch = leader_epoch,
-        .metadata = gc_kstr(metadata ? metadata : ""),
+        /* bytes, NULs included: a C string would cut them at the first one */
+        .metadata = {(char *)(metadata ? metadata : ""),
+                     metadata && metadata_len > 0 ? metadata_len : 0},
         .commit_timestamp = commit_ts,
         .expire_timestamp = expire_ts,
     };
@@ -240,8 +243,8 @@ int records_add_offset(struct gc_record_list *l, const char *group, const struct
     struct gc_buf k = {0}, v = {0};
     int rc = gc_encode_offset_key(&k, group, e->topic, e->partition);
     if (rc == KERR_NONE)
-        rc = gc_encode_offset_value(&v, e->offset, e->leader_epoch, e->metadata, e->commit_ts,
-                                    e->expire_ts);
+        rc = gc_encode_offset_value(&v, e->offset, e->leader_epoch, e->metadata, e->metadata_len,
+                                    e->commit_ts, e->expire_ts);
     if (rc != KERR_NONE) {
         free(k.p);
         return rc;

@@ -42,7 +42,7 @@ static void test_record_bytes_match_kafka_schemas(void **state)
     assert_memory_equal(b.p, key, sizeof(key));
     free(b.p);
 
-    assert_int_equal(gc_encode_offset_value(&b, 42, 5, "md", 1000, -1), KERR_NONE);
+    assert_int_equal(gc_encode_offset_value(&b, 42, 5, "md", 2, 1000, -1), KERR_NONE);
     const uint8_t v3[] = {0, 3, 0, 0, 0, 0, 0, 0, 0, 42, 0, 0, 0, 5, 0, 2, 'm', 'd',
                           0, 0, 0, 0, 0, 0, 0x03, 0xe8};
     assert_int_equal(b.len, sizeof(v3));
@@ -50,11 +50,19 @@ static void test_record_bytes_match_kafka_schemas(void **state)
     free(b.p);
 
     /* An explicit expiry writes v1: offset, metadata, commit, expire. */
-    assert_int_equal(gc_encode_offset_value(&b, 1, -1, "", 2, 3), KERR_NONE);
+    assert_int_equal(gc_encode_offset_value(&b, 1, -1, "", 0, 2, 3), KERR_NONE);
     const uint8_t v1[] = {0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0,
                           0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3};
     assert_int_equal(b.len, sizeof(v1));
     assert_memory_equal(b.p, v1, sizeof(v1));
+    free(b.p);
+
+    /* Metadata is length-counted bytes: a NUL inside is written, not an end. */
+    assert_int_equal(gc_encode_offset_value(&b, 1, -1, "a\0b", 3, 2, 3), KERR_NONE);
+    const uint8_t v1nul[] = {0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 3, 'a', 0, 'b',
+                             0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3};
+    assert_int_equal(b.len, sizeof(v1nul));
+    assert_memory_equal(b.p, v1nul, sizeof(v1nul));
     free(b.p);
 
     assert_int_equal(gc_encode_group_key(&b, "grp"), KERR_NONE);
@@ -66,7 +74,10 @@ static void test_record_bytes_match_kafka_schemas(void **state)
 
 static struct gc_commit_partition part(const char *topic, int32_t p, int64_t off, const char *md)
 {
-    struct gc_commit_partition c = {topic, p, off, -1, md, KERR_NONE};
+    struct gc_commit_partition c = {.topic = topic, .partition = p, .offset = off,
+                                    .leader_epoch = -1, .metadata = md,
+                                    .metadata_len = md ? (int32_t)strlen(md) : 0,
+                                    .error = KERR_NONE};
     return c;
 }
 
@@ -206,6 +217,57 @@ static void test_member_commit_generation_checks(void **state)
     fake_env_free(e);
 }
 
+/* Commit metadata is bytes (NULs included) in memory, in the record and after a replay; null is
+ * stored as "" (Kafka's NO_METADATA); offset.metadata.max.bytes counts bytes. */
+static void test_metadata_is_length_counted_bytes(void **state)
+{
+    (void)state;
+    struct gc_config cfg = fake_config();
+    cfg.offset_metadata_max_bytes = 12;
+    struct fake_env *e = fake_env_new(&cfg);
+    struct gc_commit_args a = {"g", -1, "", NULL, -1, 8};
+    struct gc_commit_partition ps[5] = {part("t", 0, 1, NULL), part("t", 1, 2, NULL),
+                                        part("t", 2, 3, NULL), part("t", 3, 4, NULL),
+                                        part("t", 4, 5, NULL)};
+    ps[0].metadata = "Hello\0world!";
+    ps[0].metadata_len = 12;
+    ps[1].metadata = "";
+    ps[2].metadata_len = 7; /* ignored: null metadata */
+    ps[3].metadata = "\0";
+    ps[3].metadata_len = 1;
+    ps[4].metadata = "123456\0abcdef"; /* 13 bytes, 6 before the NUL */
+    ps[4].metadata_len = 13;
+    gc_offset_commit(e->gc, &a, ps, 5);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(ps[i].error, KERR_NONE);
+    assert_int_equal(ps[4].error, KERR_OFFSET_METADATA_TOO_LARGE);
+    struct fake_env *r = fake_restart(e, &cfg);
+    for (int round = 0; round < 2; round++) {
+        struct fake_env *x = round == 0 ? e : r;
+        struct gc_offset o;
+        assert_true(gc_offset_get(x->gc, "g", "t", 0, &o));
+        assert_int_equal(o.metadata_len, 12);
+        assert_memory_equal(o.metadata, "Hello\0world!", 12);
+        for (int p = 1; p <= 2; p++) {
+            assert_true(gc_offset_get(x->gc, "g", "t", p, &o));
+            assert_int_equal(o.metadata_len, 0);
+            assert_non_null(o.metadata);
+        }
+        assert_true(gc_offset_get(x->gc, "g", "t", 3, &o));
+        assert_int_equal(o.metadata_len, 1);
+        assert_int_equal(o.metadata[0], '\0');
+        assert_false(gc_offset_get(x->gc, "g", "t", 4, &o));
+        struct gc_offset *list = NULL;
+        assert_int_equal(gc_offset_list(x->gc, "g", &list), 4);
+        assert_int_equal(list[0].metadata_len, 12);
+        assert_memory_equal(list[0].metadata, "Hello\0world!", 12);
+        assert_int_equal(list[3].metadata_len, 1);
+        free(list);
+    }
+    fake_env_free(e);
+    fake_env_free(r);
+}
+
 static void test_replay_restores_offsets_groups_and_tombstones(void **state)
 {
     (void)state;
@@ -224,7 +286,7 @@ static void test_replay_restores_offsets_groups_and_tombstones(void **state)
     struct gc_commit_partition del = part("t", 1, -1, NULL);
     assert_int_equal(gc_offset_delete(e->gc, "simple", &del, 1), KERR_NONE);
     gc_offset_commit(e->gc, &(struct gc_commit_args){"gone", -1, "", NULL, -1, 8},
-                     &(struct gc_commit_partition){"t", 0, 3, -1, NULL, 0}, 1);
+                     &(struct gc_commit_partition){"t", 0, 3, -1, NULL, 0, 0}, 1);
     assert_int_equal(gc_delete_group(e->gc, "gone"), KERR_NONE);
     assert_int_equal(gc_delete_group(e->gc, "gone"), KERR_GROUP_ID_NOT_FOUND);
 
@@ -367,6 +429,7 @@ int main(void)
         cmocka_unit_test(test_record_bytes_match_kafka_schemas),
         cmocka_unit_test(test_simple_commit_fetch_and_validation),
         cmocka_unit_test(test_member_commit_generation_checks),
+        cmocka_unit_test(test_metadata_is_length_counted_bytes),
         cmocka_unit_test(test_replay_restores_offsets_groups_and_tombstones),
         cmocka_unit_test(test_retention_expires_empty_groups_with_tombstones),
         cmocka_unit_test(test_snapshot_holds_exactly_the_live_state),
