@@ -314,6 +314,10 @@ static void fetch_commit(struct broker *b, struct request *r)
             if (sp != NULL) {
                 sp->sent_hw = tr->partitions[j].high_watermark;
                 sp->sent_start = tr->partitions[j].log_start_offset;
+                /* Now that a response may give its bytes to the first partitions only
+                 * (KIP-74), those that were served go last next time. */
+                if (tr->partitions[j].records.len > 0)
+                    fetch_session_move_to_end(s, sp);
             }
         }
     }

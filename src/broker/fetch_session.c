@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util.h"
+
 struct fetch_session *fetch_session_find(struct fetch_sessions *fs, int32_t id)
 {
     if (id <= 0)
@@ -40,7 +42,7 @@ struct fetch_session *fetch_session_new(struct fetch_sessions *fs, int64_t now_m
         fs->next_id = fs->next_id >= INT32_MAX - 1 ? 1 : fs->next_id + 1;
     } while (fetch_session_find(fs, fs->next_id) != NULL);
     slot->id = fs->next_id;
-    slot->next_epoch = 1;
+    slot->next_epoch = 0; /* the creating request counts: the client's next epoch is 1 */
     slot->last_used_ms = now_ms;
     return slot;
 }
@@ -116,6 +118,15 @@ void fetch_session_forget(struct fetch_session *s, struct kstr topic, const stru
             return;
         }
     }
+}
+
+void fetch_session_move_to_end(struct fetch_session *s, struct fetch_session_part *p)
+{
+    int i = (int)(p - s->parts);
+    GREGOR_ASSERT(i >= 0 && i < s->nparts);
+    struct fetch_session_part keep = *p;
+    memmove(&s->parts[i], &s->parts[i + 1], (size_t)(s->nparts - i - 1) * sizeof(*p));
+    s->parts[s->nparts - 1] = keep;
 }
 
 void fetch_sessions_free(struct fetch_sessions *fs)

@@ -49,6 +49,10 @@ struct fetch_session_part *fetch_session_lookup(struct fetch_session *s, struct 
                                                 const struct kuuid *id, int32_t partition);
 void fetch_session_forget(struct fetch_session *s, struct kstr topic, const struct kuuid *id,
                           int32_t partition);
+/* Moves p to the end of the session's order (p and later parts' addresses change): a partition
+ * that just returned records is served after the others next time, so one partition with big
+ * batches cannot take every response's bytes (Kafka's FetchSession does the same). */
+void fetch_session_move_to_end(struct fetch_session *s, struct fetch_session_part *p);
 void fetch_sessions_free(struct fetch_sessions *fs);
 
 #endif

@@ -133,3 +133,53 @@ def test_librdkafka_consumes_large_records_over_several_partitions(broker):
     for part in range(3):
         assert [got[(part, o)] for o in range(per_partition)] == [b"%d-%d" % (part, i)
                                                                   for i in range(per_partition)]
+
+
+def fetch_v7(broker, sock, topic, session_id, epoch, parts, max_bytes):
+    """Fetch v7 on sock (a session lives on one broker, any connection): returns the session
+    id and [(partition, records bytes)] in response order."""
+    body = struct.pack(">iiiibii", -1, 0, 0, max_bytes, 0, session_id, epoch)
+    body += struct.pack(">i", 1) + s16(topic) + struct.pack(">i", len(parts))
+    for p, off in parts:
+        body += struct.pack(">iqqi", p, off, -1, 1 << 20)
+    body += struct.pack(">i", 0)  # forgotten topics
+    hdr = struct.pack(">hhih", 1, 7, 9, 4) + b"test"
+    sock.sendall(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
+    data = _recv(sock, struct.unpack(">i", _recv(sock, 4))[0])
+    r = Reader(data)
+    assert r.take(">i") == 9
+    r.take(">i")  # throttle
+    assert r.take(">h") == 0
+    sid = r.take(">i")
+    out = []
+    for _ in range(r.take(">i")):
+        r.s16()
+        for _ in range(r.take(">i")):
+            p, _err, _hw, _lso, _ls = r.take(">i"), r.take(">h"), r.take(">q"), r.take(">q"), r.take(">q")
+            for _ in range(max(r.take(">i"), 0)):
+                r.take(">q"), r.take(">q")
+            n = r.take(">i")
+            out.append((p, len(r.raw(max(n, 0)))))
+    return sid, out
+
+
+def test_fetch_session_serves_the_other_partitions_next(broker):
+    """With a response's bytes going to its first partitions only (KIP-74), a fetch session
+    moves a partition that returned records to the end of its order, as Kafka's FetchSession
+    does: the next incremental fetch serves the others instead of the same partition again."""
+    topic = "fetch-session-rotation"
+    create_topic(broker, topic, 3)
+    big = b"x" * 600000
+    for p in range(3):
+        for _ in range(2):
+            assert produce_v7(broker.bootstrap, topic, p, record_batch([big]))[0] == 0
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=30) as s:
+        sid, out = fetch_v7(broker, s, topic, 0, 0, [(0, 0), (1, 0), (2, 0)], 1000000)
+        served = [p for p, n in out if n > 0]
+        assert served == [0] and sid != 0
+        # Incremental: p0 moved on by its one record; the others are unchanged in the session.
+        _, out = fetch_v7(broker, s, topic, sid, 1, [(0, 1)], 1000000)
+        served = [p for p, n in out if n > 0]
+        assert served == [1], out
+        _, out = fetch_v7(broker, s, topic, sid, 2, [(1, 1)], 1000000)
+        assert [p for p, n in out if n > 0] == [2], out
