@@ -66,7 +66,7 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; fi
 
 run: deps
-	$(MAKE) all
+	$(MAKE) -j$$(nproc 2>/dev/null || echo 2) all
 	./$(BUILD)/gregor serve
 
 unit: $(UNIT_BIN)
