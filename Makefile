@@ -76,13 +76,22 @@ unit: $(UNIT_BIN)
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 $(SAN_FLAGS)" LIBS_CORE="$(LIBS_CORE) $(SAN_FLAGS)" all unit
 
+# What the tests need (Debian packages, a virtualenv .venv with the Python clients, the Java,
+# kafkajs and franz-go suites' dependencies): tools/test-deps.sh installs whatever is missing and
+# fails with what it could not install. The test suites run on .venv's Python.
+TEST_PYTHON ?= .venv/bin/python
+.PHONY: test-deps
+test-deps:
+	tools/test-deps.sh
+
 INTEGRATION_BIN ?= $(BUILD)/gregor
 integration: all
-	GREGOR_BIN=$(abspath $(INTEGRATION_BIN)) $(PYTHON) -m pytest -q tests/integration
+	GREGOR_BIN=$(abspath $(INTEGRATION_BIN)) $(TEST_PYTHON) -m pytest -q tests/integration
 
 # Every test: unit tests and the integration suite both against the ASan+UBSan build, so a
 # memory error anywhere a real client reaches fails the run.
-test: asan
+test: test-deps
+	$(MAKE) -j$$(nproc 2>/dev/null || echo 2) asan
 	$(MAKE) integration INTEGRATION_BIN=build-asan/gregor
 
 # The soak (tests/soak/soak.py): the ASan+UBSan broker under producers, consumers joining and
@@ -90,8 +99,8 @@ test: asan
 # SOAK_SECONDS; fails on a sanitizer report, a non-zero exit on SIGTERM or an acked record lost.
 SOAK_SECONDS ?= 600
 .PHONY: soak
-soak: asan
-	$(PYTHON) tests/soak/soak.py --bin build-asan/gregor --seconds $(SOAK_SECONDS)
+soak: test-deps asan
+	$(TEST_PYTHON) tests/soak/soak.py --bin build-asan/gregor --seconds $(SOAK_SECONDS)
 
 FUZZ_SECONDS ?= 10
 # Each fuzz target links only the layers under test (not net/broker): common, proto and the

@@ -5,10 +5,25 @@ set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 bootstrap=${1:-${BOOTSTRAP:-localhost:9092}}
-python=${PYTHON:-python3}
+# The Python to run the stages: $PYTHON, else the repository's test virtualenv (make test-deps)
+# when there is one, else python3.
+venv_python="$here/../../.venv/bin/python"
+if [ -n "${PYTHON:-}" ]; then python=$PYTHON
+elif [ -x "$venv_python" ]; then python=$venv_python
+else python=python3; fi
 stage_timeout=${STAGE_TIMEOUT:-120}   # seconds; a stage that hangs on the broker fails instead
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+
+# The stages need kafka-python and BeautifulSoup: say exactly what to install rather than die
+# halfway with a traceback.
+if ! "$python" -c 'import kafka, bs4' 2>/dev/null; then
+    echo "run.sh: $python lacks kafka-python and/or beautifulsoup4. Install them with one of:" >&2
+    echo "  make test-deps                      (from the repository root: a virtualenv .venv with both)" >&2
+    echo "  $python -m pip install kafka-python==2.0.2 beautifulsoup4" >&2
+    echo "  apt-get install python3-bs4 python3-kafka   (Debian packages)" >&2
+    exit 2
+fi
 
 run_stage() {
     local script=$1 out="$work/$1.out" rc

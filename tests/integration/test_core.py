@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-confluent_kafka = pytest.importorskip("confluent_kafka")
+import confluent_kafka
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
@@ -299,7 +299,7 @@ def test_bad_input_battery(broker):
 
 
 def test_kafka_python_producer_consumer(broker):
-    kafka = pytest.importorskip("kafka")
+    import kafka
     prod = kafka.KafkaProducer(bootstrap_servers=broker.bootstrap)
     for i in range(100):
         prod.send("kp", key=b"k%d" % i, value=b"v%d" % i)

@@ -22,7 +22,7 @@ GO = shutil.which("go")
 @pytest.fixture(scope="session")
 def franz_check(tmp_path_factory):
     if not GO:
-        pytest.skip("go is required for the franz-go tests")
+        pytest.fail("go is required for the franz-go tests (make test-deps installs it)")
     exe = str(tmp_path_factory.mktemp("franz") / "franz-check")
     p = subprocess.run([GO, "build", "-o", exe, "."], cwd=GO_DIR, capture_output=True, text=True,
                        timeout=900)

@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-kafka = pytest.importorskip("kafka")
+import kafka
 from kafka.admin import KafkaAdminClient  # noqa: E402
 
 from group_helpers import KCAT, create_topic, produce, unique, wait_for  # noqa: E402
@@ -289,7 +289,7 @@ def test_kcat_member_killed_survivors_take_over(gbroker, tmp_path):
 
 
 def test_confluent_member_killed_mid_batch_survivors_take_over(gbroker, tmp_path):
-    confluent = pytest.importorskip("confluent_kafka")  # noqa: F841
+    import confluent_kafka as confluent  # noqa: F841
     topic, group = unique("kill-topic"), unique("kill-ck")
     create_topic(gbroker, topic, PARTITIONS)
     # The victim processes slowly so that it dies in the middle of its share of the batch,

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-kafka = pytest.importorskip("kafka")
+import kafka
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 from kafka.structs import OffsetAndMetadata  # noqa: E402
@@ -192,7 +192,7 @@ def test_committed_offsets_survive_broker_restart(broker):
 
 
 def test_group_state_survives_restart_and_admin_apis(broker):
-    confluent = pytest.importorskip("confluent_kafka")
+    import confluent_kafka as confluent
     from confluent_kafka import Consumer
     from confluent_kafka.admin import AdminClient
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import Broker
 from kafka_wire import _request, _varint, crc32c
 
-confluent_kafka = pytest.importorskip("confluent_kafka")
+import confluent_kafka
 from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 

@@ -26,7 +26,7 @@ MVN = shutil.which("mvn")
 @pytest.fixture(scope="session")
 def client_jar():
     if not JAVA or not MVN:
-        pytest.skip("java and mvn are required for the Java client tests (missing: %s)"
+        pytest.fail("java and mvn are required for the Java client tests (missing: %s; make test-deps installs them)"
                     % ", ".join(n for n, p in (("java", JAVA), ("mvn", MVN)) if not p))
     p = subprocess.run([MVN, "-q", "-B", "-f", os.path.join(JAVA_DIR, "pom.xml"), "package", "-DskipTests"],
                        capture_output=True, text=True, timeout=900)

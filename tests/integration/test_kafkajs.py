@@ -22,7 +22,7 @@ NPM = shutil.which("npm")
 @pytest.fixture(scope="session")
 def kafkajs():
     if not NODE or not NPM:
-        pytest.skip("node and npm are required for the kafkajs tests (missing: %s)"
+        pytest.fail("node and npm are required for the kafkajs tests (missing: %s; make test-deps installs them)"
                     % ", ".join(n for n, p in (("node", NODE), ("npm", NPM)) if not p))
     if not os.path.isdir(os.path.join(JS_DIR, "node_modules", "kafkajs")):
         cmd = "ci" if os.path.exists(os.path.join(JS_DIR, "package-lock.json")) else "install"

@@ -11,7 +11,7 @@ import pytest
 
 from test_java_client import client_jar, run_check  # noqa: F401  (client_jar is a fixture)
 
-kafka = pytest.importorskip("kafka")
+import kafka
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 
 from kafka_wire import cstr, flexible_call, uvarint  # noqa: E402
