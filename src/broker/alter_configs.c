@@ -1,5 +1,5 @@
-/* AlterConfigs (33): replaces a topic's whole set of overrides (the legacy, non-incremental
- * semantics). Broker configs are static here: refused with a clear message. */
+/* AlterConfigs (33): replaces a topic's whole set of overrides, or a broker's dynamic configs
+ * (resource "" for the cluster-wide default), the legacy, non-incremental semantics. */
 #include <stdio.h>
 
 #include "broker/handlers.h"
@@ -7,6 +7,28 @@
 #include "proto/messages.h"
 
 #define RESOURCE_TOPIC 2
+#define RESOURCE_BROKER 4
+
+static int alter_broker(struct broker *b, struct request *r, bool validate_only,
+                        const struct alter_configs_request_alter_configs_resource *in, char *msg,
+                        size_t msglen)
+{
+    int32_t nc = in->n_configs > 0 ? in->n_configs : 0;
+    struct dynamic_config_op *ops = request_alloc(r, sizeof(*ops) * (size_t)(nc + 1));
+    if (ops == NULL)
+        return KERR_UNKNOWN_SERVER_ERROR;
+    for (int32_t k = 0; k < nc; k++) {
+        if (in->configs[k].name.ptr == NULL) {
+            snprintf(msg, msglen, "Null config name");
+            return KERR_INVALID_REQUEST;
+        }
+        ops[k].key = in->configs[k].name.ptr;
+        ops[k].value = in->configs[k].value.ptr;
+        ops[k].op = 0;
+    }
+    return dynamic_configs_alter(b, in->resource_name.ptr ? in->resource_name.ptr : "", ops, nc,
+                                 true, validate_only, msg, msglen);
+}
 
 enum request_status handle_alter_configs(struct broker *b, struct request *r)
 {
@@ -23,27 +45,34 @@ enum request_status handle_alter_configs(struct broker *b, struct request *r)
         out->resource_type = in->resource_type;
         out->resource_name = in->resource_name.ptr ? in->resource_name : kstr_of("");
         out->error_message = kstr_null();
-        char msg[256] = "";
+        char msg[512] = "";
         int e = KERR_NONE;
         struct topic *t = NULL;
+        if (in->resource_type == RESOURCE_BROKER) {
+            e = alter_broker(b, r, req->validate_only, in, msg, sizeof(msg));
+            out->error_code = (int16_t)e;
+            if (msg[0] && e != KERR_NONE)
+                out->error_message = kstr_of(request_strdup(r, msg));
+            continue;
+        }
         if (in->resource_type != RESOURCE_TOPIC) {
             e = KERR_INVALID_REQUEST;
-            snprintf(msg, sizeof(msg), "Only topic configs can be altered; broker configs come from server.properties");
+            snprintf(msg, sizeof(msg), "Unknown resource type %d", in->resource_type);
         } else if ((t = topic_find_name(b, in->resource_name)) == NULL) {
             e = KERR_UNKNOWN_TOPIC_OR_PARTITION;
             snprintf(msg, sizeof(msg), "Topic does not exist");
         }
         int32_t nc = in->n_configs > 0 ? in->n_configs : 0;
         struct topic_config_kv *kv = request_alloc(r, sizeof(*kv) * (size_t)(nc + 1));
-        struct log_config scratch = b->cfg.log;
         for (int32_t k = 0; e == KERR_NONE && k < nc; k++) {
             const char *key = in->configs[k].name.ptr, *val = in->configs[k].value.ptr;
             if (kv == NULL || key == NULL || val == NULL) {
                 e = KERR_INVALID_CONFIG;
-                snprintf(msg, sizeof(msg), "Null config name or value");
+                snprintf(msg, sizeof(msg), "Null value not supported for topic configs: %s",
+                         key ? key : "");
                 break;
             }
-            e = topic_config_apply(&scratch, key, val, msg, sizeof(msg));
+            e = topic_config_check(key, val, msg, sizeof(msg));
             snprintf(kv[k].key, sizeof(kv[k].key), "%s", key);
             snprintf(kv[k].value, sizeof(kv[k].value), "%s", val);
         }

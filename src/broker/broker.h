@@ -28,6 +28,23 @@ struct deleted_dir;
 
 #define BROKER_MAX_LOG_DIRS 8
 
+/* Config keys as strings, as given (server.properties, or a dynamic update): what DescribeConfigs
+ * shows and what topic configs fall back to. Bounded: only the catalog's broker keys. */
+#define BROKER_PROPS_MAX 80
+#define BROKER_PROP_VALUE_MAX 512
+struct broker_prop {
+    char key[64];
+    char value[BROKER_PROP_VALUE_MAX];
+};
+struct broker_props {
+    int n;
+    struct broker_prop v[BROKER_PROPS_MAX];
+};
+const char *broker_props_get(const struct broker_props *p, const char *key);
+/* Sets or replaces key; -1 when the table is full or the key or value too long. */
+int broker_props_set(struct broker_props *p, const char *key, const char *value);
+void broker_props_del(struct broker_props *p, const char *key);
+
 /* Durability of acks=all (gregor.acks.all.fsync): answer only after fdatasync (default), or
  * like Kafka after the write reaches the page cache. */
 struct broker_config {
@@ -69,6 +86,7 @@ struct broker_config {
     int32_t offset_metadata_max_bytes;
     bool acks_all_fsync;                 /* gregor.acks.all.fsync */
     char cluster_id[64];                 /* empty: from meta.properties or generated */
+    struct broker_props static_props;    /* the catalog's keys as set at startup */
 };
 
 void broker_config_defaults(struct broker_config *cfg);
@@ -188,7 +206,11 @@ void *request_alloc(struct request *r, size_t n);
 char *request_strdup(struct request *r, const char *s);
 
 struct broker {
-    struct broker_config cfg;
+    struct broker_config cfg;        /* static_cfg with the dynamic configs applied */
+    struct broker_config static_cfg; /* as started (server.properties and --override) */
+    /* Dynamic broker configs (AlterConfigs on BROKER): this broker's and the cluster-wide
+     * default (resource ""), persisted in the first log dir (dynamic_configs.c). */
+    struct broker_props dyn_broker, dyn_default;
     struct loop *loop;
     struct net *net;
     struct logdir *dirs[BROKER_MAX_LOG_DIRS];
@@ -273,9 +295,32 @@ int topics_delete_commit(struct broker *b);
 int topic_delete(struct broker *b, struct topic *t);
 /* Replaces a topic's overrides (AlterConfigs semantics) and persists them. */
 int topic_set_overrides(struct broker *b, struct topic *t, const struct topic_config_kv *kv, int n);
-/* Applies one topic-level config key to cfg; KERR_INVALID_CONFIG with message if bad. */
-int topic_config_apply(struct log_config *cfg, const char *key, const char *value, char *msg,
-                       size_t msglen);
+/* Checks one topic-level config key and value (the config catalog); KERR_INVALID_CONFIG with
+ * Kafka's message if bad. */
+int topic_config_check(const char *key, const char *value, char *msg, size_t msglen);
+/* A topic config's value when the topic has no override of it: the first of its broker
+ * synonyms set (dynamic for this broker, cluster default, static), else Kafka's default;
+ * *source says which (CONFIG_SOURCE_*), *synonym which key (NULL for the default). */
+void topic_config_default(const struct broker *b, const char *key, char *out, size_t outlen,
+                          int *source, const char **synonym);
+/* The log config of a topic with no overrides (broker_log_defaults) and t's own. */
+void broker_log_defaults(const struct broker *b, struct log_config *out);
+void topic_effective_config(const struct broker *b, const struct topic *t, struct log_config *out);
+/* A broker key's value: dynamic for this broker, cluster default, static; NULL if none set. */
+const char *broker_key_value(const struct broker *b, const char *key, int *source);
+/* Dynamic broker configs (dynamic_configs.c): load at startup (applied), and the change of
+ * a resource ("" cluster default, or this node's id) by AlterConfigs (replace: the whole set)
+ * or IncrementalAlterConfigs. Returns a Kafka error with message; validate_only checks. */
+int dynamic_configs_load(struct broker *b);
+struct dynamic_config_op {
+    const char *key;
+    const char *value;               /* NULL: delete */
+    int op;                          /* 0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT */
+};
+int dynamic_configs_alter(struct broker *b, const char *resource, const struct dynamic_config_op *ops,
+                          int nops, bool replace, bool validate_only, char *msg, size_t msglen);
+/* Topic configs follow a changed broker default: every topic's log config is recomputed. */
+void topics_refresh_configs(struct broker *b);
 struct partition *partition_get(struct broker *b, const char *topic, int32_t index);
 /* Iterates all topics: for (t = topic_iter_first(b); t; t = topic_iter_next(b, t)) */
 struct topic *topic_iter_first(struct broker *b);

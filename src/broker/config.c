@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/config_catalog.h"
 #include "common/logging.h"
 
 #define WHO "KafkaConfig"
@@ -291,9 +292,65 @@ static bool precedence_allows(struct broker_config *c, const char *key)
     return true;
 }
 
+const char *broker_props_get(const struct broker_props *p, const char *key)
+{
+    for (int i = 0; i < p->n; i++)
+        if (strcmp(p->v[i].key, key) == 0)
+            return p->v[i].value;
+    return NULL;
+}
+
+int broker_props_set(struct broker_props *p, const char *key, const char *value)
+{
+    if (strlen(key) >= sizeof(p->v[0].key) || strlen(value) >= sizeof(p->v[0].value))
+        return -1;
+    int at = -1;
+    for (int i = 0; i < p->n && at < 0; i++)
+        if (strcmp(p->v[i].key, key) == 0)
+            at = i;
+    if (at < 0) {
+        if (p->n == BROKER_PROPS_MAX)
+            return -1;
+        at = p->n++;
+    }
+    snprintf(p->v[at].key, sizeof(p->v[at].key), "%s", key);
+    snprintf(p->v[at].value, sizeof(p->v[at].value), "%s", value);
+    return 0;
+}
+
+void broker_props_del(struct broker_props *p, const char *key)
+{
+    for (int i = 0; i < p->n; i++)
+        if (strcmp(p->v[i].key, key) == 0) {
+            p->v[i] = p->v[--p->n];
+            return;
+        }
+}
+
+/* A key of the catalog set at startup is kept as given, for DescribeConfigs and for the
+ * topic configs that fall back to it; a value the catalog refuses stops the start. */
+static int record_static(struct broker_config *c, const char *key, const char *value, char *err,
+                         size_t errlen)
+{
+    const struct broker_key_def *def = config_catalog_broker_key(key);
+    if (def == NULL)
+        return 0;
+    if (def->check_as != NULL && config_catalog_check(def->check_as, key, value, err, errlen) != 0)
+        return -1;
+    if (broker_props_set(&c->static_props, key, value) != 0)
+        LOG_WARN(WHO, "%s: value too long to show in DescribeConfigs (%zu bytes)", key,
+                 strlen(value));
+    return 0;
+}
+
 int broker_config_set(struct broker_config *c, const char *key, const char *value, char *err,
                       size_t errlen)
 {
+    if (record_static(c, key, value, err, errlen) != 0)
+        return -1;
+    if (config_catalog_broker_key(key) != NULL && config_catalog_broker_key(key)->check_as != NULL &&
+        config_catalog_broker_key(key)->check_as->implemented == false)
+        return 0; /* stored for the topics that fall back to it; no typed field */
     int rank_before = c->retention_key_rank, roll_before = c->roll_key_rank;
     if (!precedence_allows(c, key)) {
         LOG_INFO(WHO, "%s=%s ignored: a finer-grained key already set this value", key, value);

@@ -14,7 +14,7 @@
 static int validate_configs(struct broker *b, const struct create_topics_request_creatable_topic *in,
                             struct topic_config_kv *kv, char *msg, size_t msglen)
 {
-    struct log_config scratch = b->cfg.log;
+    (void)b;
     for (int32_t k = 0; k < in->n_configs; k++) {
         const struct create_topics_request_creatable_topic_config *c = &in->configs[k];
         if (c->name.ptr == NULL || c->value.ptr == NULL) {
@@ -22,7 +22,7 @@ static int validate_configs(struct broker *b, const struct create_topics_request
                      c->name.ptr ? c->name.ptr : "?");
             return KERR_INVALID_CONFIG;
         }
-        int e = topic_config_apply(&scratch, c->name.ptr, c->value.ptr, msg, msglen);
+        int e = topic_config_check(c->name.ptr, c->value.ptr, msg, msglen);
         if (e != KERR_NONE)
             return e;
         snprintf(kv[k].key, sizeof(kv[k].key), "%s", c->name.ptr);

@@ -1,16 +1,74 @@
-/* IncrementalAlterConfigs (44): SET/DELETE (APPEND/SUBTRACT refused: no list-valued topic
- * configs are honoured here) on a topic's overrides. */
+/* IncrementalAlterConfigs (44): SET, DELETE, APPEND and SUBTRACT (list-valued configs only,
+ * as Kafka) on a topic's overrides or on a broker's dynamic configs. */
 #include <stdio.h>
 
+#include "broker/config_catalog.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "proto/messages.h"
 
 #define RESOURCE_TOPIC 2
+#define RESOURCE_BROKER 4
 #define OP_SET 0
 #define OP_DELETE 1
+#define OP_APPEND 2
+#define OP_SUBTRACT 3
 
 #define MAX_OVERRIDES 64
+
+/* Kafka's preprocess: no key twice, a value for every operation but DELETE. */
+static int check_ops(const struct incremental_alter_configs_request_alter_configs_resource *in,
+                     char *msg, size_t msglen)
+{
+    for (int32_t k = 0; k < in->n_configs; k++) {
+        const struct incremental_alter_configs_request_alterable_config *c = &in->configs[k];
+        if (c->name.ptr == NULL) {
+            snprintf(msg, msglen, "Null config name");
+            return KERR_INVALID_REQUEST;
+        }
+        for (int32_t j = 0; j < k; j++)
+            if (strcmp(in->configs[j].name.ptr, c->name.ptr) == 0) {
+                snprintf(msg, msglen, "Error due to duplicate config keys");
+                return KERR_INVALID_REQUEST;
+            }
+        if (c->config_operation != OP_DELETE && c->value.ptr == NULL) {
+            snprintf(msg, msglen, "Null value not supported for : %s", c->name.ptr);
+            return KERR_INVALID_REQUEST;
+        }
+        if (c->config_operation < OP_SET || c->config_operation > OP_SUBTRACT) {
+            snprintf(msg, msglen, "Unknown operations type %d", c->config_operation);
+            return KERR_INVALID_REQUEST;
+        }
+    }
+    return KERR_NONE;
+}
+
+/* The value an APPEND or SUBTRACT starts from: the override, else what the topic has now. */
+static int list_op(struct broker *b, const struct topic_config_kv *have,
+                   const struct incremental_alter_configs_request_alterable_config *c, char *out,
+                   size_t outlen, char *msg, size_t msglen)
+{
+    const struct topic_config_def *def = config_catalog_topic(c->name.ptr);
+    bool append = c->config_operation == OP_APPEND;
+    if (def == NULL || def->type != CONFIG_TYPE_LIST) {
+        snprintf(msg, msglen, "Can't %s to key %s because its type is not LIST.",
+                 append ? "APPEND" : "SUBTRACT", c->name.ptr);
+        return KERR_INVALID_CONFIG;
+    }
+    char current[BROKER_PROP_VALUE_MAX];
+    if (have != NULL) {
+        snprintf(current, sizeof(current), "%s", have->value);
+    } else {
+        int source;
+        const char *syn;
+        topic_config_default(b, def->name, current, sizeof(current), &source, &syn);
+    }
+    if (config_catalog_list_op(current, c->value.ptr, append, out, outlen) != 0) {
+        snprintf(msg, msglen, "Value of %s too long", c->name.ptr);
+        return KERR_INVALID_CONFIG;
+    }
+    return KERR_NONE;
+}
 
 static int apply_ops(struct broker *b, const struct topic *t,
                      const struct incremental_alter_configs_request_alter_configs_resource *in,
@@ -21,10 +79,6 @@ static int apply_ops(struct broker *b, const struct topic *t,
         kv[(*nkv)++] = t->overrides[i];
     for (int32_t k = 0; k < in->n_configs; k++) {
         const struct incremental_alter_configs_request_alterable_config *c = &in->configs[k];
-        if (c->name.ptr == NULL) {
-            snprintf(msg, msglen, "Null config name");
-            return KERR_INVALID_CONFIG;
-        }
         int at = -1;
         for (int i = 0; i < *nkv; i++)
             if (strcmp(kv[i].key, c->name.ptr) == 0)
@@ -34,16 +88,15 @@ static int apply_ops(struct broker *b, const struct topic *t,
                 kv[at] = kv[--(*nkv)];
             continue;
         }
-        if (c->config_operation != OP_SET) {
-            snprintf(msg, msglen, "Config operation %d is not supported for %s", c->config_operation, c->name.ptr);
-            return KERR_INVALID_CONFIG;
+        char value[sizeof(kv[0].value)];
+        if (c->config_operation == OP_SET) {
+            snprintf(value, sizeof(value), "%s", c->value.ptr);
+        } else {
+            int e = list_op(b, at >= 0 ? &kv[at] : NULL, c, value, sizeof(value), msg, msglen);
+            if (e != KERR_NONE)
+                return e;
         }
-        if (c->value.ptr == NULL) {
-            snprintf(msg, msglen, "Null value for %s", c->name.ptr);
-            return KERR_INVALID_CONFIG;
-        }
-        struct log_config scratch = b->cfg.log;
-        int e = topic_config_apply(&scratch, c->name.ptr, c->value.ptr, msg, msglen);
+        int e = topic_config_check(c->name.ptr, value, msg, msglen);
         if (e != KERR_NONE)
             return e;
         if (at < 0) {
@@ -54,9 +107,26 @@ static int apply_ops(struct broker *b, const struct topic *t,
             at = (*nkv)++;
         }
         snprintf(kv[at].key, sizeof(kv[at].key), "%s", c->name.ptr);
-        snprintf(kv[at].value, sizeof(kv[at].value), "%s", c->value.ptr);
+        snprintf(kv[at].value, sizeof(kv[at].value), "%s", value);
     }
     return KERR_NONE;
+}
+
+static int alter_broker(struct broker *b, struct request *r, bool validate_only,
+                        const struct incremental_alter_configs_request_alter_configs_resource *in,
+                        char *msg, size_t msglen)
+{
+    int32_t nc = in->n_configs > 0 ? in->n_configs : 0;
+    struct dynamic_config_op *ops = request_alloc(r, sizeof(*ops) * (size_t)(nc + 1));
+    if (ops == NULL)
+        return KERR_UNKNOWN_SERVER_ERROR;
+    for (int32_t k = 0; k < nc; k++) {
+        ops[k].key = in->configs[k].name.ptr;
+        ops[k].value = in->configs[k].value.ptr;
+        ops[k].op = in->configs[k].config_operation;
+    }
+    return dynamic_configs_alter(b, in->resource_name.ptr ? in->resource_name.ptr : "", ops, nc,
+                                 false, validate_only, msg, msglen);
 }
 
 enum request_status handle_incremental_alter_configs(struct broker *b, struct request *r)
@@ -74,22 +144,26 @@ enum request_status handle_incremental_alter_configs(struct broker *b, struct re
         out->resource_type = in->resource_type;
         out->resource_name = in->resource_name.ptr ? in->resource_name : kstr_of("");
         out->error_message = kstr_null();
-        char msg[256] = "";
-        int e = KERR_NONE;
+        char msg[512] = "";
+        int e = check_ops(in, msg, sizeof(msg));
         struct topic *t = NULL;
         struct topic_config_kv kv[MAX_OVERRIDES];
         int nkv = 0;
-        if (in->resource_type != RESOURCE_TOPIC) {
+        if (e != KERR_NONE) {
+            /* refused as a whole */
+        } else if (in->resource_type == RESOURCE_BROKER) {
+            e = alter_broker(b, r, req->validate_only, in, msg, sizeof(msg));
+        } else if (in->resource_type != RESOURCE_TOPIC) {
             e = KERR_INVALID_REQUEST;
-            snprintf(msg, sizeof(msg), "Only topic configs can be altered; broker configs come from server.properties");
+            snprintf(msg, sizeof(msg), "Unknown resource type %d", in->resource_type);
         } else if ((t = topic_find_name(b, in->resource_name)) == NULL) {
             e = KERR_UNKNOWN_TOPIC_OR_PARTITION;
             snprintf(msg, sizeof(msg), "Topic does not exist");
         } else {
             e = apply_ops(b, t, in, kv, &nkv, msg, sizeof(msg));
+            if (e == KERR_NONE && !req->validate_only)
+                e = topic_set_overrides(b, t, kv, nkv);
         }
-        if (e == KERR_NONE && !req->validate_only)
-            e = topic_set_overrides(b, t, kv, nkv);
         out->error_code = (int16_t)e;
         if (e != KERR_NONE && msg[0])
             out->error_message = kstr_of(request_strdup(r, msg));

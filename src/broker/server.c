@@ -554,6 +554,9 @@ static int open_storage(struct broker *b)
         if (i == 0)
             snprintf(b->cluster_id, sizeof(b->cluster_id), "%s", logdir_cluster_id(b->dirs[0]));
     }
+    /* Before the topics: those without overrides follow the dynamic log.* defaults. */
+    if (dynamic_configs_load(b) != 0)
+        return -1;
     int64_t t0 = mono_ms();
     if (topics_load(b) != 0)
         return -1;

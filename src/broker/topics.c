@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "broker/broker.h"
+#include "broker/config_catalog.h"
 #include "broker/handlers.h"
 #include "common/logging.h"
 #include "common/util.h"
@@ -172,97 +173,9 @@ int topic_name_collision(struct broker *b, const char *name, char *msg, size_t m
     return KERR_NONE;
 }
 
-#define TOPIC_MIN_SEGMENT_BYTES (1024 * 1024)
-
-static int parse_cfg_i64(const char *v, int64_t min, int64_t *out)
+int topic_config_check(const char *key, const char *value, char *msg, size_t msglen)
 {
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *end != '\0' || x < min)
-        return -1;
-    *out = x;
-    return 0;
-}
-
-int topic_config_apply(struct log_config *cfg, const char *key, const char *value, char *msg,
-                       size_t msglen)
-{
-    int64_t x;
-    if (strcmp(key, "retention.ms") == 0) {
-        if (parse_cfg_i64(value, -1, &x) < 0)
-            goto bad;
-        cfg->retention_ms = x;
-    } else if (strcmp(key, "retention.bytes") == 0) {
-        if (parse_cfg_i64(value, -1, &x) < 0)
-            goto bad;
-        cfg->retention_bytes = x;
-    } else if (strcmp(key, "segment.bytes") == 0) {
-        /* Kafka 4.x's minimum (KIP-1030): tiny segments would cost descriptors per batch. */
-        if (parse_cfg_i64(value, INT64_MIN, &x) < 0 || x > INT32_MAX)
-            goto bad;
-        if (x < TOPIC_MIN_SEGMENT_BYTES) {
-            snprintf(msg, msglen, "Invalid value %s for configuration %s: Value must be at least %d",
-                     value, key, TOPIC_MIN_SEGMENT_BYTES);
-            return KERR_INVALID_CONFIG;
-        }
-        cfg->segment_bytes = x;
-    } else if (strcmp(key, "segment.ms") == 0) {
-        if (parse_cfg_i64(value, 1, &x) < 0)
-            goto bad;
-        cfg->segment_ms = x;
-    } else if (strcmp(key, "max.message.bytes") == 0) {
-        if (parse_cfg_i64(value, 0, &x) < 0 || x > INT32_MAX)
-            goto bad;
-        cfg->max_message_bytes = (int32_t)x;
-    } else if (strcmp(key, "index.interval.bytes") == 0) {
-        if (parse_cfg_i64(value, 0, &x) < 0 || x > INT32_MAX)
-            goto bad;
-        cfg->index_interval_bytes = (int32_t)x;
-    } else if (strcmp(key, "segment.index.bytes") == 0) {
-        if (parse_cfg_i64(value, 4, &x) < 0 || x > INT32_MAX)
-            goto bad;
-        cfg->segment_index_bytes = (int32_t)x;
-    } else if (strcmp(key, "flush.messages") == 0) {
-        if (parse_cfg_i64(value, 1, &x) < 0)
-            goto bad;
-        cfg->flush_messages = x;
-    } else if (strcmp(key, "flush.ms") == 0) {
-        if (parse_cfg_i64(value, 0, &x) < 0)
-            goto bad;
-        cfg->flush_ms = x;
-    } else if (strcmp(key, "file.delete.delay.ms") == 0) {
-        if (parse_cfg_i64(value, 0, &x) < 0)
-            goto bad;
-        cfg->file_delete_delay_ms = x;
-    } else if (strcmp(key, "message.timestamp.type") == 0) {
-        if (strcmp(value, "CreateTime") == 0)
-            cfg->timestamp_type = LOG_TS_CREATE_TIME;
-        else if (strcmp(value, "LogAppendTime") == 0)
-            cfg->timestamp_type = LOG_TS_LOG_APPEND_TIME;
-        else
-            goto bad;
-    } else if (strcmp(key, "cleanup.policy") == 0) {
-        if (strcmp(value, "delete") != 0) {
-            snprintf(msg, msglen,
-                     "cleanup.policy=%s is not supported yet: gregor has no log compaction; "
-                     "only cleanup.policy=delete is accepted",
-                     value);
-            return KERR_INVALID_CONFIG;
-        }
-    } else if (strcmp(key, "compression.type") == 0 || strcmp(key, "min.insync.replicas") == 0 ||
-               strcmp(key, "unclean.leader.election.enable") == 0 ||
-               strcmp(key, "message.downconversion.enable") == 0 ||
-               strcmp(key, "preallocate") == 0) {
-        /* Accepted and stored; no effect on a single node. */
-    } else {
-        snprintf(msg, msglen, "Unknown topic config name: %s", key);
-        return KERR_INVALID_CONFIG;
-    }
-    return KERR_NONE;
-bad:
-    snprintf(msg, msglen, "Invalid value %s for configuration %s", value, key);
-    return KERR_INVALID_CONFIG;
+    return config_catalog_topic_check(key, value, msg, msglen);
 }
 
 static struct topic *topic_alloc(struct broker *b, const char *name, const uint8_t id[16])
@@ -322,14 +235,26 @@ static void new_topic_id(uint8_t id[16])
     } while ((id[0] >> 2) == 62);
 }
 
-static int apply_overrides(struct topic *t, char *msg, size_t msglen)
+/* t->cfg from the broker's defaults and t's overrides; an override the catalog refuses (a
+ * store written by another version) is named and left out. */
+static int apply_overrides(struct broker *b, struct topic *t, char *msg, size_t msglen)
 {
-    for (int i = 0; i < t->noverrides; i++) {
-        int e = topic_config_apply(&t->cfg, t->overrides[i].key, t->overrides[i].value, msg, msglen);
-        if (e != KERR_NONE)
-            return e;
+    int e = KERR_NONE;
+    for (int i = 0; i < t->noverrides && e == KERR_NONE; i++)
+        e = topic_config_check(t->overrides[i].key, t->overrides[i].value, msg, msglen);
+    topic_effective_config(b, t, &t->cfg);
+    return e;
+}
+
+void topics_refresh_configs(struct broker *b)
+{
+    for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t)) {
+        topic_effective_config(b, t, &t->cfg);
+        int32_t held = t->creating > 0 || t->growing > 0 ? t->nopened : t->npartitions;
+        for (int32_t i = 0; i < held; i++)
+            if (t->partitions[i] != NULL)
+                plog_set_config(t->partitions[i]->log, &t->cfg);
     }
-    return KERR_NONE;
 }
 
 static int partition_open(struct broker *b, struct topic *t, int32_t index, bool create)
@@ -436,7 +361,7 @@ int topic_create_begin(struct broker *b, const char *name, int32_t npartitions,
         memcpy(t->overrides, configs, (size_t)nconfigs * sizeof(*configs));
         t->noverrides = nconfigs;
     }
-    int e = apply_overrides(t, msg, msglen);
+    int e = apply_overrides(b, t, msg, msglen);
     if (e != KERR_NONE) {
         topic_unlink_free(b, t);
         return e;
@@ -746,9 +671,8 @@ int topic_set_overrides(struct broker *b, struct topic *t, const struct topic_co
     free(t->overrides);
     t->overrides = copy;
     t->noverrides = n;
-    t->cfg = b->cfg.log;
     char msg[256];
-    apply_overrides(t, msg, sizeof(msg));
+    apply_overrides(b, t, msg, sizeof(msg));
     for (int32_t i = 0; i < t->npartitions; i++)
         plog_set_config(t->partitions[i]->log, &t->cfg);
     return topics_save(b) == 0 ? KERR_NONE : KERR_KAFKA_STORAGE_ERROR;
@@ -951,7 +875,7 @@ int topics_load(struct broker *b)
     int rc = 0;
     for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t)) {
         char msg[256];
-        if (apply_overrides(t, msg, sizeof(msg)) != KERR_NONE)
+        if (apply_overrides(b, t, msg, sizeof(msg)) != KERR_NONE)
             LOG_WARN("LogManager", "topic %s: %s", t->name, msg);
         t->partitions = calloc((size_t)(t->npartitions > 0 ? t->npartitions : 1), sizeof(*t->partitions));
         GREGOR_ASSERT(t->partitions != NULL);

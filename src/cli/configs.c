@@ -76,9 +76,12 @@ static rd_kafka_event_t *describe(rd_kafka_t *rk, const struct entity *e,
 static int is_dynamic_for(const struct entity *e, const rd_kafka_ConfigEntry_t *entry)
 {
     rd_kafka_ConfigSource_t src = rd_kafka_ConfigEntry_source(entry);
-    return e->type == RD_KAFKA_RESOURCE_TOPIC ? src == RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG
-                                              : src == RD_KAFKA_CONFIG_SOURCE_DYNAMIC_BROKER_CONFIG ||
-                                                    src == RD_KAFKA_CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG;
+    /* A broker's own dynamic configs, or the cluster-wide default's (entity ""): an alter of
+     * one must not copy the other's into it. */
+    if (e->type == RD_KAFKA_RESOURCE_TOPIC)
+        return src == RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG;
+    return e->name[0] ? src == RD_KAFKA_CONFIG_SOURCE_DYNAMIC_BROKER_CONFIG
+                      : src == RD_KAFKA_CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG;
 }
 
 static void print_entry(const rd_kafka_ConfigEntry_t *entry)

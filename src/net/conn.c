@@ -187,6 +187,13 @@ static void ip_put(struct net *n, struct ip_count *e)
     free(e);
 }
 
+void net_set_connection_limits(struct net *n, int max_connections, int max_connections_per_ip)
+{
+    GREGOR_ASSERT(max_connections >= 0 && max_connections_per_ip >= 0);
+    n->lim.max_connections = max_connections;
+    n->lim.max_connections_per_ip = max_connections_per_ip;
+}
+
 int net_set_ip_limit(struct net *n, const char *host, int max)
 {
     char h[256];

@@ -54,6 +54,9 @@ struct net *net_create(struct loop *l, const struct net_limits *lim, net_frame_f
 /* max.connections.per.ip.overrides: connections allowed from host (an IP address or a name
  * resolved now). Returns 0, or -1 when host does not resolve. */
 int net_set_ip_limit(struct net *n, const char *host, int max);
+/* max.connections and max.connections.per.ip changed at runtime: new connections count
+ * against them; the ones open stay. */
+void net_set_connection_limits(struct net *n, int max_connections, int max_connections_per_ip);
 /* Serves an already connected, non-blocking stream socket (a socketpair end in tests and
  * fuzzing) as if accepted; peer names it in log lines. 0, or -1 (fd closed). */
 int net_adopt(struct net *n, int fd, const char *peer);

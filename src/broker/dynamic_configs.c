@@ -1,0 +1,381 @@
+/* dynamic_configs: broker configs changed at runtime (AlterConfigs / IncrementalAlterConfigs
+ * on a BROKER resource), their file in the first log dir, and how a topic config resolves
+ * through its broker synonyms: per-broker > cluster default > static > Kafka's default. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "broker/config_catalog.h"
+#include "common/logging.h"
+#include "common/util.h"
+#include "log/fileio.h"
+#include "log/logdir.h"
+#include "net/conn.h"
+
+#define WHO "DynamicBrokerConfig"
+#define DYNAMIC_CONFIGS_FILE "dynamic-broker-configs"
+#define DYNAMIC_CONFIGS_FILE_MAX (256 * 1024)
+
+const char *broker_key_value(const struct broker *b, const char *key, int *source)
+{
+    const char *v;
+    if ((v = broker_props_get(&b->dyn_broker, key)) != NULL) {
+        *source = CONFIG_SOURCE_DYNAMIC_BROKER;
+        return v;
+    }
+    if ((v = broker_props_get(&b->dyn_default, key)) != NULL) {
+        *source = CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER;
+        return v;
+    }
+    if ((v = broker_props_get(&b->cfg.static_props, key)) != NULL) {
+        *source = CONFIG_SOURCE_STATIC_BROKER;
+        return v;
+    }
+    *source = CONFIG_SOURCE_DEFAULT;
+    return NULL;
+}
+
+void topic_config_default(const struct broker *b, const char *key, char *out, size_t outlen,
+                          int *source, const char **synonym)
+{
+    const struct topic_config_def *def = config_catalog_topic(key);
+    GREGOR_ASSERT(def != NULL);
+    *synonym = NULL;
+    for (int i = 0; i < CONFIG_SYNONYMS_MAX && def->synonyms[i] != NULL; i++) {
+        const char *v = broker_key_value(b, def->synonyms[i], source);
+        if (v == NULL)
+            continue;
+        const struct broker_key_def *bk = config_catalog_broker_key(def->synonyms[i]);
+        *synonym = def->synonyms[i];
+        if (bk != NULL && bk->to_ms > 1) /* hours or minutes: Kafka's -1 stays -1 */
+            snprintf(out, outlen, "%lld", atoll(v) < 0 ? atoll(v) : atoll(v) * (long long)bk->to_ms);
+        else
+            snprintf(out, outlen, "%s", v);
+        return;
+    }
+    *source = CONFIG_SOURCE_DEFAULT;
+    snprintf(out, outlen, "%s", def->default_value);
+}
+
+static const char *override_value(const struct topic *t, const char *key)
+{
+    for (int i = 0; t != NULL && i < t->noverrides; i++)
+        if (strcmp(t->overrides[i].key, key) == 0)
+            return t->overrides[i].value;
+    return NULL;
+}
+
+/* The log config for t's overrides (t NULL: none) over the broker's resolved defaults. The
+ * cleanup policy goes last: without delete it turns retention off. */
+static void effective(const struct broker *b, const struct topic *t, struct log_config *out)
+{
+    log_config_defaults(out);
+    const struct topic_config_def *cleanup = NULL;
+    char cleanup_value[BROKER_PROP_VALUE_MAX] = "";
+    for (int i = 0; i < config_catalog_ntopics; i++) {
+        const struct topic_config_def *def = &config_catalog_topics[i];
+        if (!def->implemented)
+            continue;
+        char v[BROKER_PROP_VALUE_MAX];
+        const char *ov = override_value(t, def->name);
+        int source;
+        const char *syn;
+        if (ov != NULL && config_catalog_topic_check(def->name, ov, v, sizeof(v)) == KERR_NONE)
+            snprintf(v, sizeof(v), "%s", ov);
+        else
+            topic_config_default(b, def->name, v, sizeof(v), &source, &syn);
+        if (strcmp(def->name, "cleanup.policy") == 0) {
+            cleanup = def;
+            snprintf(cleanup_value, sizeof(cleanup_value), "%s", v);
+            continue;
+        }
+        config_catalog_topic_apply(out, def, v);
+    }
+    if (cleanup != NULL)
+        config_catalog_topic_apply(out, cleanup, cleanup_value);
+}
+
+void broker_log_defaults(const struct broker *b, struct log_config *out)
+{
+    effective(b, NULL, out);
+}
+
+void topic_effective_config(const struct broker *b, const struct topic *t, struct log_config *out)
+{
+    effective(b, t, out);
+}
+
+/* ---- the file: "broker <key>=<value>" or "default <key>=<value>", values %-encoded ---- */
+
+static void encode(const char *v, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (; *v && o + 4 < outlen; v++) {
+        unsigned char ch = (unsigned char)*v;
+        if (ch <= 0x20 || ch >= 0x7f || ch == '%')
+            o += (size_t)snprintf(out + o, outlen - o, "%%%02X", ch);
+        else
+            out[o++] = (char)ch;
+    }
+    out[o] = '\0';
+}
+
+static void decode(char *s)
+{
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        unsigned int ch;
+        if (r[0] == '%' && r[1] && r[2] && sscanf(r + 1, "%2x", &ch) == 1) {
+            *w++ = (char)ch;
+            r += 2;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+}
+
+static void file_path(const struct broker *b, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s/%s", logdir_path(b->dirs[0]), DYNAMIC_CONFIGS_FILE);
+}
+
+static int save(const struct broker *b, const struct broker_props *dyn_broker,
+                const struct broker_props *dyn_default)
+{
+    size_t cap = DYNAMIC_CONFIGS_FILE_MAX, n = 0;
+    char *buf = malloc(cap);
+    if (buf == NULL)
+        return -1;
+    n += (size_t)snprintf(buf, cap, "# gregor dynamic broker configs v1: broker|default key=value (%%-encoded)\n");
+    const struct broker_props *tables[2] = {dyn_broker, dyn_default};
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < tables[t]->n; i++) {
+            char v[BROKER_PROP_VALUE_MAX * 3 + 1];
+            encode(tables[t]->v[i].value, v, sizeof(v));
+            n += (size_t)snprintf(buf + n, cap - n, "%s %s=%s\n", t == 0 ? "broker" : "default",
+                                  tables[t]->v[i].key, v);
+            GREGOR_ASSERT(n < cap);
+        }
+    char path[1200];
+    file_path(b, path, sizeof(path));
+    int rc = fio_write_file_atomic(path, buf, n);
+    free(buf);
+    return rc;
+}
+
+/* Recomputes the broker's config from static + cluster default + per-broker and applies what
+ * changes without restart: the log defaults of every topic without an override and the
+ * connection limits. */
+static void apply(struct broker *b)
+{
+    struct broker_config *c = malloc(sizeof(*c));
+    GREGOR_ASSERT(c != NULL);
+    *c = b->static_cfg;
+    const struct broker_props *tables[2] = {&b->dyn_default, &b->dyn_broker};
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < tables[t]->n; i++) {
+            char err[512];
+            if (broker_config_set(c, tables[t]->v[i].key, tables[t]->v[i].value, err, sizeof(err)) != 0)
+                LOG_WARN(WHO, "dynamic %s=%s not applied: %s", tables[t]->v[i].key,
+                         tables[t]->v[i].value, err);
+        }
+    b->cfg.max_connections = c->max_connections;
+    b->cfg.max_connections_per_ip = c->max_connections_per_ip;
+    free(c);
+    broker_log_defaults(b, &b->cfg.log);
+    if (b->net != NULL)
+        net_set_connection_limits(b->net, b->cfg.max_connections, b->cfg.max_connections_per_ip);
+    topics_refresh_configs(b);
+}
+
+int dynamic_configs_load(struct broker *b)
+{
+    b->static_cfg = b->cfg;
+    char path[1200];
+    file_path(b, path, sizeof(path));
+    char *text = NULL;
+    size_t len = 0;
+    if (fio_read_file(path, DYNAMIC_CONFIGS_FILE_MAX, &text, &len) != 0) {
+        if (errno == ENOENT) {
+            broker_log_defaults(b, &b->cfg.log);
+            return 0;
+        }
+        LOG_ERROR(WHO, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int lineno = 0, rc = 0;
+    for (char *save_ptr = NULL, *line = strtok_r(text, "\n", &save_ptr); line;
+         line = strtok_r(NULL, "\n", &save_ptr)) {
+        lineno++;
+        if (line[0] == '#' || line[0] == '\0')
+            continue;
+        char *sp = strchr(line, ' '), *eq = sp ? strchr(sp, '=') : NULL;
+        if (sp == NULL || eq == NULL) {
+            LOG_ERROR(WHO, "%s:%d: malformed line", path, lineno);
+            rc = -1;
+            break;
+        }
+        *sp = '\0';
+        *eq = '\0';
+        decode(eq + 1);
+        struct broker_props *p = strcmp(line, "broker") == 0 ? &b->dyn_broker
+                               : strcmp(line, "default") == 0 ? &b->dyn_default : NULL;
+        if (p == NULL || broker_props_set(p, sp + 1, eq + 1) != 0) {
+            LOG_ERROR(WHO, "%s:%d: malformed line", path, lineno);
+            rc = -1;
+            break;
+        }
+    }
+    free(text);
+    if (rc == 0) {
+        LOG_INFO(WHO, "Loaded %d per-broker and %d cluster-default dynamic configs from %s",
+                 b->dyn_broker.n, b->dyn_default.n, path);
+        apply(b);
+    }
+    return rc;
+}
+
+/* ---- AlterConfigs / IncrementalAlterConfigs on a BROKER resource ---- */
+
+static int check_resource(const struct broker *b, const char *name, char *msg, size_t msglen)
+{
+    if (name[0] == '\0')
+        return KERR_NONE;
+    char *end;
+    errno = 0;
+    long id = strtol(name, &end, 10);
+    if (errno != 0 || end == name || *end != '\0' || id < INT32_MIN || id > INT32_MAX) {
+        snprintf(msg, msglen, "Node id must be an integer, but it is: %s", name);
+        return KERR_INVALID_REQUEST;
+    }
+    if (id != b->cfg.node_id) {
+        snprintf(msg, msglen, "Unexpected broker id, expected %d, but received %s", b->cfg.node_id,
+                 name);
+        return KERR_INVALID_REQUEST;
+    }
+    return KERR_NONE;
+}
+
+static int apply_op(const struct dynamic_config_op *op, struct broker_props *p, char *msg,
+                    size_t msglen)
+{
+    const struct broker_key_def *def = config_catalog_broker_key(op->key);
+    if (op->op == 1) {
+        broker_props_del(p, op->key);
+        return KERR_NONE;
+    }
+    if (def == NULL) {
+        snprintf(msg, msglen, "Unknown broker config name: %s (gregor updates only the broker "
+                 "configs it has)", op->key);
+        return KERR_INVALID_CONFIG;
+    }
+    char value[BROKER_PROP_VALUE_MAX];
+    if (op->op == 2 || op->op == 3) {
+        if (def->type != CONFIG_TYPE_LIST) {
+            snprintf(msg, msglen, "Config value %s is not allowed for config key: %s",
+                     op->op == 2 ? "append" : "subtract", op->key);
+            return KERR_INVALID_CONFIG;
+        }
+        const char *cur = broker_props_get(p, op->key);
+        if (config_catalog_list_op(cur ? cur : def->default_value, op->value, op->op == 2, value,
+                                   sizeof(value)) != 0) {
+            snprintf(msg, msglen, "Value of %s too long", op->key);
+            return KERR_INVALID_CONFIG;
+        }
+    } else if (op->op == 0) {
+        snprintf(value, sizeof(value), "%s", op->value);
+    } else {
+        snprintf(msg, msglen, "Unknown operations type %d", op->op);
+        return KERR_INVALID_REQUEST;
+    }
+    if (broker_props_set(p, op->key, value) != 0) {
+        snprintf(msg, msglen, "Value of %s too long (at most %d bytes)", op->key,
+                 BROKER_PROP_VALUE_MAX - 1);
+        return KERR_INVALID_CONFIG;
+    }
+    return KERR_NONE;
+}
+
+/* Kafka's DynamicBrokerConfig.validateConfigs: read-only keys named together, then each value
+ * (ConfigException -> INVALID_REQUEST, as Kafka answers it). */
+static int validate(const struct broker *b, const struct broker_props *p, char *msg, size_t msglen)
+{
+    char ro[400] = "";
+    size_t o = 0;
+    for (int i = 0; i < p->n; i++) {
+        const struct broker_key_def *def = config_catalog_broker_key(p->v[i].key);
+        GREGOR_ASSERT(def != NULL);
+        if (def->mode == BROKER_KEY_READ_ONLY && o < sizeof(ro))
+            o += (size_t)snprintf(ro + o, sizeof(ro) - o, "%s%s", o ? ", " : "", p->v[i].key);
+    }
+    if (ro[0] != '\0') {
+        snprintf(msg, msglen, "Cannot update these configs dynamically: Set(%s)", ro);
+        return KERR_INVALID_REQUEST;
+    }
+    struct broker_config *scratch = malloc(sizeof(*scratch));
+    GREGOR_ASSERT(scratch != NULL);
+    *scratch = b->static_cfg;
+    int e = KERR_NONE;
+    for (int i = 0; i < p->n && e == KERR_NONE; i++) {
+        const struct broker_key_def *def = config_catalog_broker_key(p->v[i].key);
+        if (def->check_as != NULL &&
+            config_catalog_check(def->check_as, def->name, p->v[i].value, msg, msglen) != 0)
+            e = KERR_INVALID_REQUEST;
+        else if (def->check_as != NULL && strcmp(def->name, "log.cleanup.policy") == 0 &&
+                 strstr(p->v[i].value, "compact") != NULL) {
+            snprintf(msg, msglen, "log.cleanup.policy=%s is not supported yet: gregor has no "
+                     "log compaction", p->v[i].value);
+            e = KERR_INVALID_REQUEST;
+        } else if (broker_config_set(scratch, def->name, p->v[i].value, msg, msglen) != 0)
+            e = KERR_INVALID_REQUEST;
+    }
+    free(scratch);
+    return e;
+}
+
+int dynamic_configs_alter(struct broker *b, const char *resource, const struct dynamic_config_op *ops,
+                          int nops, bool replace, bool validate_only, char *msg, size_t msglen)
+{
+    int e = check_resource(b, resource, msg, msglen);
+    if (e != KERR_NONE)
+        return e;
+    for (int i = 0; i < nops; i++) {
+        for (int j = 0; j < i; j++)
+            if (strcmp(ops[i].key, ops[j].key) == 0) {
+                snprintf(msg, msglen, "Error due to duplicate config keys");
+                return KERR_INVALID_REQUEST;
+            }
+        if (ops[i].op != 1 && ops[i].value == NULL) {
+            snprintf(msg, msglen, "Null value not supported for : %s", ops[i].key);
+            return KERR_INVALID_REQUEST;
+        }
+    }
+    bool is_default = resource[0] == '\0';
+    struct broker_props *cur = is_default ? &b->dyn_default : &b->dyn_broker;
+    struct broker_props *next = malloc(sizeof(*next));
+    GREGOR_ASSERT(next != NULL);
+    if (replace)
+        next->n = 0;
+    else
+        *next = *cur;
+    for (int i = 0; i < nops && e == KERR_NONE; i++)
+        e = apply_op(&ops[i], next, msg, msglen);
+    if (e == KERR_NONE)
+        e = validate(b, next, msg, msglen);
+    if (e == KERR_NONE && !validate_only) {
+        if (save(b, is_default ? &b->dyn_broker : next, is_default ? next : &b->dyn_default) != 0) {
+            snprintf(msg, msglen, "cannot write the dynamic broker configs: %s", strerror(errno));
+            e = KERR_KAFKA_STORAGE_ERROR;
+        } else {
+            *cur = *next;
+            LOG_INFO(WHO, "%s dynamic configs updated (%d keys)",
+                     is_default ? "Cluster-default" : "Per-broker", cur->n);
+            apply(b);
+        }
+    }
+    free(next);
+    return e;
+}

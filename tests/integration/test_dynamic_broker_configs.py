@@ -1,0 +1,134 @@
+"""Dynamic broker configs (issue 13 item 6): AlterConfigs / IncrementalAlterConfigs on a BROKER
+resource (this broker's id, or "" for the cluster-wide default) change Kafka's dynamically
+updatable keys, apply at once to topics without an override, survive a restart, and are
+described with their sources; read-only keys and other broker ids are refused as Kafka does."""
+import os
+import subprocess
+import uuid
+
+import pytest
+from confluent_kafka import KafkaException, Producer
+from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
+                                   ConfigSource, NewTopic)
+
+from conftest import GREGOR, ROOT, Broker
+from kafka_wire import cstr, flexible_call, uvarint
+
+INVALID_REQUEST = 42
+DYN_BROKER = ConfigSource.DYNAMIC_BROKER_CONFIG.value
+DYN_DEFAULT = ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value
+
+
+def _admin(b):
+    return AdminClient({"bootstrap.servers": b.bootstrap})
+
+
+def _configs(b, *args):
+    env = dict(os.environ, GREGOR_BIN=GREGOR)
+    return subprocess.run([os.path.join(ROOT, "bin", "kafka-configs.sh"), "--bootstrap-server",
+                           b.bootstrap] + list(args), capture_output=True, text=True, env=env,
+                          timeout=60)
+
+
+def _describe(a, rtype, name):
+    res = ConfigResource(rtype, name)
+    return a.describe_configs([res])[res].result(15)
+
+
+def _incremental(a, name, *ops):
+    res = ConfigResource(ConfigResource.Type.BROKER, name, incremental_configs=[
+        ConfigEntry(k, v, incremental_operation=op) for k, v, op in ops])
+    return a.incremental_alter_configs([res])[res]
+
+
+def _error(fut):
+    with pytest.raises(KafkaException) as e:
+        fut.result(15)
+    return e.value.args[0]
+
+
+@pytest.mark.filterwarnings("ignore:alter_configs has been deprecated")
+def _incremental_raw(b, name, ops):
+    """IncrementalAlterConfigs v1 on BROKER resource name (clients refuse the empty name of the
+    cluster-wide default): (error code, message)."""
+    body = uvarint(2) + bytes([4]) + cstr(name) + uvarint(len(ops) + 1)
+    for key, op, value in ops:
+        body += cstr(key) + bytes([op]) + cstr(value) + uvarint(0)
+    body += uvarint(0) + b"\x00" + uvarint(0)
+    r = flexible_call(b.bootstrap, 44, 1, body)
+    r.take(">i")
+    assert r.uvarint() == 2
+    return r.take(">h"), r.cstr()
+
+
+def test_kafka_configs_brokers_alter_survives_restart(tmp_path):
+    b = Broker(str(tmp_path / "data")).start()
+    try:
+        topic = "dyn-%s" % uuid.uuid4().hex[:8]
+        a = _admin(b)
+        a.create_topics([NewTopic(topic, 1, 1)])[topic].result(15)
+        r = _configs(b, "--entity-type", "brokers", "--entity-name", "0", "--alter",
+                     "--add-config", "log.retention.ms=1000")
+        assert r.returncode == 0 and r.stdout == "Completed updating config for broker 0.\n", r.stdout
+        # The cluster-wide default (resource ""): librdkafka refuses the empty BROKER name, so raw.
+        assert _incremental_raw(b, "", [("log.segment.bytes", 0, "2097152"),
+                                        ("log.retention.ms", 0, "5000")]) == (0, None)
+        r = _configs(b, "--entity-type", "brokers", "--entity-name", "0", "--describe")
+        assert "log.retention.ms=1000" in r.stdout and "log.segment.bytes" not in r.stdout, r.stdout
+    finally:
+        b.stop()
+    b.start()
+    try:
+        a = _admin(b)
+        got = _describe(a, ConfigResource.Type.TOPIC, topic)
+        assert (got["retention.ms"].value, got["retention.ms"].source) == ("1000", DYN_BROKER)
+        assert (got["segment.bytes"].value, got["segment.bytes"].source) == ("2097152", DYN_DEFAULT)
+        syn = [(s.source, s.name, s.value) for s in got["retention.ms"].synonyms.values()]
+        # The client keys synonyms by name: the per-broker log.retention.ms entry comes first
+        # and the cluster default's (same name) replaces it in the dict.
+        assert syn == [(DYN_DEFAULT, "log.retention.ms", "5000"),
+                       (ConfigSource.DEFAULT_CONFIG.value, "log.retention.hours", "168")]
+        brk = _describe(a, ConfigResource.Type.BROKER, "0")
+        assert (brk["log.retention.ms"].value, brk["log.retention.ms"].source) == ("1000", DYN_BROKER)
+        assert not brk["log.retention.ms"].is_read_only and brk["log.dirs"].is_read_only
+        # Deleting the per-broker value falls back to the cluster default.
+        _incremental(a, "0", ("log.retention.ms", None, AlterConfigOpType.DELETE)).result(15)
+        got = _describe(a, ConfigResource.Type.TOPIC, topic)
+        assert (got["retention.ms"].value, got["retention.ms"].source) == ("5000", DYN_DEFAULT)
+    finally:
+        b.stop()
+
+
+def test_message_max_bytes_applies_without_restart(broker):
+    a = _admin(broker)
+    topic = "dyn-mmb-%s" % uuid.uuid4().hex[:8]
+    a.create_topics([NewTopic(topic, 1, 1)])[topic].result(15)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "message.max.bytes": 100000})
+    errors = []
+    p.produce(topic, b"x" * 5000, on_delivery=lambda e, m: errors.append(e))
+    p.flush(15)
+    assert errors == [None]
+    _incremental(a, "0", ("message.max.bytes", "2000", AlterConfigOpType.SET)).result(15)
+    p.produce(topic, b"x" * 5000, on_delivery=lambda e, m: errors.append(e))
+    p.flush(15)
+    assert errors[1] is not None and errors[1].name() == "MSG_SIZE_TOO_LARGE", errors
+
+
+@pytest.mark.filterwarnings("ignore:alter_configs has been deprecated")
+def test_read_only_and_other_brokers_refused(broker):
+    a = _admin(broker)
+    err = _error(_incremental(a, "0", ("log.dirs", "/tmp/x", AlterConfigOpType.SET)))
+    assert err.code() == INVALID_REQUEST
+    assert err.str() == "Cannot update these configs dynamically: Set(log.dirs)"
+    err = _error(_incremental(a, "0", ("log.retention.ms", "abc", AlterConfigOpType.SET)))
+    assert err.code() == INVALID_REQUEST
+    assert err.str() == ("Invalid value abc for configuration log.retention.ms: "
+                         "Not a number of type LONG")
+    err = _error(_incremental(a, "0", ("log.retention.ms", "5", AlterConfigOpType.APPEND)))
+    assert err.str() == "Config value append is not allowed for config key: log.retention.ms"
+    res = ConfigResource(ConfigResource.Type.BROKER, "0", set_config={"num.partitions": "3"})
+    err = _error(a.alter_configs([res])[res])
+    assert err.code() == INVALID_REQUEST
+    assert err.str() == "Cannot update these configs dynamically: Set(num.partitions)"
+    assert _incremental_raw(broker, "7", [("log.retention.ms", 0, "5")]) == (
+        INVALID_REQUEST, "Unexpected broker id, expected 0, but received 7")
