@@ -711,7 +711,8 @@ class Emitter:
                 continue
             fn = '%s_errs' % f.struct.cname
             if f.is_array:
-                body = ['for (int32_t i = 0; i < x->n_%s; i++)' % f.cname,
+                body = ['GREGOR_ASSERT(x->n_%s <= 0 || x->%s != NULL);' % (f.cname, f.cname),
+                        'for (int32_t i = 0; i < x->n_%s; i++)' % f.cname,
                         '    if (%s(v, &x->%s[i], &here, fn, ctx))' % (fn, f.cname),
                         '        return true;']
             elif f.nullable is not None:
