@@ -40,7 +40,7 @@ static int describe_one(struct broker *b, struct request *r, const struct kstr *
     out->group_id = id->ptr ? *id : kstr_of("");
     out->group_state = kstr_of("");
     out->assignor_name = kstr_of("");
-    out->authorized_operations = INT32_MIN;
+    out->authorized_operations = AUTHORIZED_OPS_NOT_REQUESTED;
     RESP_ARRAY(r, out->members, 0);
     if (b->groups == NULL) {
         out->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
@@ -102,8 +102,12 @@ enum request_status handle_consumer_group_describe(struct broker *b, struct requ
     if (resp->groups == NULL)
         return REQUEST_CLOSE;
     resp->n_groups = n;
-    for (int32_t i = 0; i < n; i++)
+    for (int32_t i = 0; i < n; i++) {
         if (describe_one(b, r, &req->group_ids[i], &resp->groups[i]) != 0)
             return REQUEST_CLOSE;
+        /* As Kafka: only groups described without an error. */
+        if (req->include_authorized_operations && resp->groups[i].error_code == KERR_NONE)
+            resp->groups[i].authorized_operations = AUTHORIZED_OPS_GROUP;
+    }
     return REQUEST_DONE;
 }

@@ -11,7 +11,9 @@ enum request_status handle_describe_cluster(struct broker *b, struct request *r)
     resp->endpoint_type = req->endpoint_type ? req->endpoint_type : 1;
     resp->cluster_id = kstr_of(b->cluster_id);
     resp->controller_id = b->cfg.node_id;
-    resp->cluster_authorized_operations = INT32_MIN;
+    resp->cluster_authorized_operations = req->include_cluster_authorized_operations
+                                              ? AUTHORIZED_OPS_CLUSTER
+                                              : AUTHORIZED_OPS_NOT_REQUESTED;
     if (req->endpoint_type > 1) {
         resp->error_code = KERR_INVALID_REQUEST; /* controller endpoints are not exposed */
         resp->error_message = kstr_of("Only broker endpoints are served");

@@ -11,7 +11,7 @@ static void describe_one(struct broker *b, struct request *r, const struct kstr 
                          struct describe_groups_response_described_group *out)
 {
     out->group_id = id->ptr ? *id : kstr_of("");
-    out->authorized_operations = INT32_MIN;
+    out->authorized_operations = AUTHORIZED_OPS_NOT_REQUESTED;
     out->group_state = kstr_of("Dead");
     out->protocol_type = kstr_of("");
     out->protocol_data = kstr_of("");
@@ -67,7 +67,12 @@ enum request_status handle_describe_groups(struct broker *b, struct request *r)
     if (resp->groups == NULL)
         return REQUEST_CLOSE;
     resp->n_groups = n;
-    for (int32_t i = 0; i < n; i++)
+    bool ops = r->api_version >= 3 && req->include_authorized_operations;
+    for (int32_t i = 0; i < n; i++) {
         describe_one(b, r, &req->groups[i], &resp->groups[i]);
+        /* As Kafka: only groups described without an error (a Dead group before v6 has none). */
+        if (ops && resp->groups[i].error_code == KERR_NONE)
+            resp->groups[i].authorized_operations = AUTHORIZED_OPS_GROUP;
+    }
     return REQUEST_DONE;
 }

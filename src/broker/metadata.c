@@ -51,7 +51,6 @@ static void fill_topic(struct broker *b, struct request *r,
     out->name = kstr_of(t->name);
     out->topic_id = t->id;
     out->is_internal = t->internal;
-    out->topic_authorized_operations = INT32_MIN;
     RESP_ARRAY(r, out->partitions, t->npartitions);
     if (out->partitions == NULL)
         return;
@@ -91,7 +90,16 @@ enum request_status handle_metadata(struct broker *b, struct request *r)
     resp->brokers[0].rack = kstr_null();
     resp->cluster_id = kstr_of(b->cluster_id);
     resp->controller_id = b->cfg.node_id;
-    resp->cluster_authorized_operations = INT32_MIN;
+    /* The cluster's operations only in v8-10 (the field's versions), as Kafka. */
+    resp->cluster_authorized_operations = r->api_version >= 8 && r->api_version <= 10 &&
+                                                  req->include_cluster_authorized_operations
+                                              ? AUTHORIZED_OPS_CLUSTER
+                                              : AUTHORIZED_OPS_NOT_REQUESTED;
+    /* Kafka fills every topic it looked up by name or found, errors included; not the ids it
+     * does not know. */
+    int32_t topic_ops = r->api_version >= 8 && req->include_topic_authorized_operations
+                            ? AUTHORIZED_OPS_TOPIC
+                            : AUTHORIZED_OPS_NOT_REQUESTED;
 
     bool all = req->n_topics < 0 || (r->api_version == 0 && req->n_topics == 0);
     if (all) {
@@ -100,8 +108,10 @@ enum request_status handle_metadata(struct broker *b, struct request *r)
             return REQUEST_CLOSE;
         int n = 0;
         for (struct topic *t = topic_iter_first(b); t && n < b->ntopics; t = topic_iter_next(b, t))
-            if (t->creating == 0) /* listed once all its partitions exist */
+            if (t->creating == 0) { /* listed once all its partitions exist */
+                resp->topics[n].topic_authorized_operations = topic_ops;
                 fill_topic(b, r, &resp->topics[n++], t);
+            }
         resp->n_topics = n;
         return REQUEST_DONE;
     }
@@ -113,7 +123,7 @@ enum request_status handle_metadata(struct broker *b, struct request *r)
     for (int32_t i = 0; i < req->n_topics; i++) {
         struct metadata_request_metadata_request_topic *rt = &req->topics[i];
         struct metadata_response_metadata_response_topic *out = &resp->topics[i];
-        out->topic_authorized_operations = INT32_MIN;
+        out->topic_authorized_operations = topic_ops;
         struct topic *t = NULL;
         if (rt->name.ptr != NULL) {
             out->name = rt->name;
@@ -132,6 +142,7 @@ enum request_status handle_metadata(struct broker *b, struct request *r)
             out->topic_id = rt->topic_id;
             if (t == NULL) {
                 out->error_code = KERR_UNKNOWN_TOPIC_ID;
+                out->topic_authorized_operations = AUTHORIZED_OPS_NOT_REQUESTED;
                 continue;
             }
         }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,9 +69,112 @@ void request_free(struct request *r)
     free(r);
 }
 
+/* A client-supplied string made safe for one log line: printable ASCII only, at most out_size
+ * - 1 bytes, "..." when cut. */
+static const char *loggable(struct kstr s, char *out, size_t out_size)
+{
+    GREGOR_ASSERT(out_size >= 4);
+    size_t n = 0;
+    out[0] = '\0';
+    if (s.ptr == NULL || s.len < 0)
+        return out;
+    for (int32_t i = 0; i < s.len && n + 1 < out_size; i++) {
+        unsigned char ch = (unsigned char)s.ptr[i];
+        out[n++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+    }
+    if ((size_t)s.len >= out_size && n >= 3)
+        memcpy(out + n - 3, "...", 3);
+    out[n] = '\0';
+    return out;
+}
+
+/* Errors that mean the request was refused (malformed, invalid, over a limit or against a
+ * policy) or failed on the server, as opposed to a state clients handle themselves (retriable,
+ * not the coordinator, rebalancing, unknown topic): those a client reports as "see the broker
+ * log". */
+static bool error_is_refusal(int code)
+{
+    switch (code) {
+    case KERR_UNKNOWN_SERVER_ERROR:
+    case KERR_CORRUPT_MESSAGE:
+    case KERR_INVALID_FETCH_SIZE:
+    case KERR_MESSAGE_TOO_LARGE:
+    case KERR_OFFSET_METADATA_TOO_LARGE:
+    case KERR_INVALID_TOPIC_EXCEPTION:
+    case KERR_RECORD_LIST_TOO_LARGE:
+    case KERR_INVALID_REQUIRED_ACKS:
+    case KERR_INCONSISTENT_GROUP_PROTOCOL:
+    case KERR_INVALID_GROUP_ID:
+    case KERR_INVALID_SESSION_TIMEOUT:
+    case KERR_INVALID_COMMIT_OFFSET_SIZE:
+    case KERR_INVALID_TIMESTAMP:
+    case KERR_UNSUPPORTED_VERSION:
+    case KERR_INVALID_PARTITIONS:
+    case KERR_INVALID_REPLICATION_FACTOR:
+    case KERR_INVALID_REPLICA_ASSIGNMENT:
+    case KERR_INVALID_CONFIG:
+    case KERR_INVALID_REQUEST:
+    case KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT:
+    case KERR_POLICY_VIOLATION:
+    case KERR_KAFKA_STORAGE_ERROR:
+    case KERR_UNSUPPORTED_COMPRESSION_TYPE:
+    case KERR_GROUP_MAX_SIZE_REACHED:
+    case KERR_INVALID_RECORD:
+        return true;
+    default:
+        return false;
+    }
+}
+
+struct refusals {
+    int16_t api_key;
+    int count;
+    struct proto_error_site first;
+};
+
+static bool refusal_seen(void *ctx, const struct proto_error_site *site)
+{
+    struct refusals *rf = ctx;
+    /* ApiVersions' UNSUPPORTED_VERSION is the version handshake (KIP-511), not a refusal. */
+    bool handshake = rf->api_key == 18 && site->code == KERR_UNSUPPORTED_VERSION;
+    if (error_is_refusal(site->code) && !handshake && rf->count++ == 0)
+        rf->first = *site;
+    return false; /* count them all: the walk is bounded by the response itself */
+}
+
+/* One INFO line per answered request that carries a refusal: who sent it, what, the first
+ * refused resource with its error and message, and how many there were (rate-limited: a client
+ * can repeat refused requests at will). */
+static void log_refusals(const struct request *r)
+{
+    struct refusals rf = {.api_key = r->api_key, .count = 0};
+    if (r->resp == NULL || logging_level() > LOG_LEVEL_INFO)
+        return;
+    proto_response_errors(r->api_key, r->resp_version, r->resp, refusal_seen, &rf);
+    if (rf.count == 0)
+        return;
+    char client[128], resource[300], message[600], more[48] = "";
+    loggable(r->client_id, client, sizeof(client));
+    loggable(rf.first.resource, resource, sizeof(resource));
+    loggable(rf.first.message, message, sizeof(message));
+    if (rf.first.partition >= 0) {
+        size_t n = strlen(resource);
+        snprintf(resource + n, sizeof(resource) - n, "%s%d", n > 0 ? "-" : "partition ",
+                 rf.first.partition);
+    }
+    if (rf.count > 1)
+        snprintf(more, sizeof(more), " (%d refused in this request)", rf.count);
+    LOG_LIMITED(LOG_LEVEL_INFO, "KafkaApis",
+                "Refused %s v%d (correlation id %d) from client %s at %s: %s%s%s%s%s%s",
+                r->api->name, r->api_version, r->correlation_id, client,
+                r->conn != NULL ? conn_peer(r->conn) : "(gone)", kerr_name(rf.first.code),
+                resource[0] ? " for " : "", resource, message[0] ? ": " : "", message, more);
+}
+
 void request_finish(struct request *r)
 {
     struct conn *c = r->conn;
+    log_refusals(r);
     if (c == NULL) {
         request_free(r);
         return;
@@ -138,6 +242,24 @@ static void close_for(struct request *r, const char *why)
     conn_close(c, why);
 }
 
+/* Closes the connection of a request refused without an answer (as Kafka does for what it
+ * cannot parse or serve). conn_close's line, rate-limited, is the one log line: the peer, then
+ * the client id, the error (NULL when Kafka has none for it) and the reason. */
+static void refuse_and_close(struct request *r, const char *error, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void refuse_and_close(struct request *r, const char *error, const char *fmt, ...)
+{
+    char client[128], reason[512], why[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    snprintf(why, sizeof(why), "refused request (correlation id %d) from client %s: %s%s%s",
+             r->correlation_id, loggable(r->client_id, client, sizeof(client)),
+             error ? error : "", error ? ": " : "", reason);
+    close_for(r, why);
+}
+
 static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
 {
     struct broker *b = ctx;
@@ -164,12 +286,10 @@ static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
     r->api_version = h.api_version;
     r->correlation_id = h.correlation_id;
     r->client_id = h.client_id;
-    char why[512];
     r->api = broker_api_find(r->api_key);
     if (r->api == NULL) {
-        snprintf(why, sizeof(why), "unknown API key %d (version %d) from %s", r->api_key,
-                 r->api_version, conn_peer(c));
-        close_for(r, why);
+        refuse_and_close(r, "INVALID_REQUEST", "unknown API key %d (version %d)", r->api_key,
+                         r->api_version);
         return;
     }
     /* An ApiVersions of a version we do not know is answered whatever its header's tags
@@ -180,7 +300,7 @@ static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
         return;
     }
     if (hrc != 0) {
-        close_for(r, "truncated request header");
+        refuse_and_close(r, "INVALID_REQUEST", "truncated %s request header", r->api->name);
         return;
     }
     const struct proto_api *pa = proto_api_find(r->api_key);
@@ -190,10 +310,8 @@ static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
          * codec (and Kafka 4) starts at 3. */
         int min = pa != NULL && pa->min_version > r->api->min_version ? pa->min_version
                                                                        : r->api->min_version;
-        snprintf(why, sizeof(why), "unsupported version %d of %s (supported %d-%d), client %s",
-                 r->api_version, r->api->name, min, r->api->max_version,
-                 r->client_id.ptr ? r->client_id.ptr : "");
-        close_for(r, why);
+        refuse_and_close(r, "UNSUPPORTED_VERSION", "unsupported version %d of %s (supported %d-%d)",
+                         r->api_version, r->api->name, min, r->api->max_version);
         return;
     }
     r->flexible = flexible;
@@ -201,13 +319,13 @@ static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
     r->body = arena_alloc(&r->arena, r->api->request_size);
     r->resp = arena_alloc(&r->arena, r->api->response_size);
     if (r->body == NULL || r->resp == NULL) {
-        close_for(r, "request too large for its memory bound");
+        refuse_and_close(r, NULL, "%s v%d request too large for its memory bound", r->api->name,
+                         r->api_version);
         return;
     }
     if (!kr_ok(&kr) || r->api->decode(&kr, r->api_version, r->body) != 0 || !kr_ok(&kr)) {
-        snprintf(why, sizeof(why), "cannot parse %s v%d request at byte %zu of %zu: %s",
-                 r->api->name, r->api_version, kr.off, kr.len, kr.what ? kr.what : "?");
-        close_for(r, why);
+        refuse_and_close(r, "INVALID_REQUEST", "cannot parse %s v%d request at byte %zu of %zu: %s",
+                         r->api->name, r->api_version, kr.off, kr.len, kr.what ? kr.what : "?");
         return;
     }
     LOG_DEBUG(server_who, "%s v%d corr=%d from %s", r->api->name, r->api_version,
@@ -218,7 +336,6 @@ static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
 void request_continue(struct request *r, enum request_status st)
 {
     struct conn *c = r->conn;
-    char why[160];
     switch (st) {
     case REQUEST_DONE:
         request_finish(r);
@@ -238,8 +355,9 @@ void request_continue(struct request *r, enum request_status st)
             request_free(r);
             break;
         }
-        snprintf(why, sizeof(why), "%s v%d refused by its handler", r->api->name, r->api_version);
-        close_for(r, why);
+        /* Handlers close when the response does not fit the request's memory bound. */
+        refuse_and_close(r, NULL, "%s v%d: its response does not fit the request's memory bound",
+                         r->api->name, r->api_version);
         break;
     }
 }
