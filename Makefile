@@ -55,6 +55,9 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libgregor.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libgregor.a -lcmocka $(LIBS_CORE)
 
+# test_client starts a real broker: the binary it runs sits next to the tests.
+$(BUILD)/tests/test_client: $(BUILD)/gregor
+
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # Build dependencies from Debian (make run installs them when missing).

@@ -97,7 +97,15 @@ struct client {
     struct req_list done;      /* completions waiting for the posted task */
     struct loop_task deliver_task;
     bool delivering;
+    /* Rate limits of the lines a peer can repeat (closes, refusals, bad responses): per
+     * client, not per call site, so clients on different loops share nothing. */
+    struct log_limit close_lines, protocol_lines;
 };
+
+#define CLIENT_LOG_CLOSE(c, ...) \
+    log_limited(&(c)->cl->close_lines, LOG_LEVEL_INFO, CLIENT_WHO, __VA_ARGS__)
+#define CLIENT_LOG_PROTOCOL(c, ...) \
+    log_limited(&(c)->cl->protocol_lines, LOG_LEVEL_WARN, CLIENT_WHO, __VA_ARGS__)
 
 static void conn_on_io(struct loop *l, int fd, void *arg, unsigned events);
 static void conn_start_connect(struct client_conn *c);
@@ -340,8 +348,8 @@ static void conn_close_socket(struct client_conn *c, const char *why, bool recon
                                      c->cl->cfg.reconnect_backoff_max_ms, c->failures - 1,
                                      &c->cl->rng);
     c->stats.last_backoff_ms = wait;
-    LOG_LIMITED(LOG_LEVEL_INFO, CLIENT_WHO, "connection to %s:%d closed (%s); reconnecting in %lld ms",
-                c->host, c->port, why, (long long)wait);
+    CLIENT_LOG_CLOSE(c, "connection to %s:%d closed (%s); reconnecting in %lld ms", c->host,
+                     c->port, why, (long long)wait);
     c->state_timer = loop_timer_add(c->cl->loop, mono_ms() + wait, conn_on_reconnect_timer, c);
     conn_arm_deadline(c);
 }
@@ -407,8 +415,8 @@ static void conn_on_deadline(struct loop *l, void *arg)
         r = next;
     }
     if (close_it) {
-        LOG_LIMITED(LOG_LEVEL_WARN, CLIENT_WHO, "request to %s:%d timed out; closing the connection",
-                    c->host, c->port);
+        CLIENT_LOG_PROTOCOL(c, "request to %s:%d timed out; closing the connection", c->host,
+                            c->port);
         conn_close_socket(c, "request timed out", true);
     } else {
         conn_fill_output(c);
@@ -685,6 +693,8 @@ static bool conn_on_response(struct client_conn *c, const uint8_t *p, size_t len
 {
     struct client_req *r = c->pending.head;
     if (r == NULL || r->state != REQ_INFLIGHT) {
+        CLIENT_LOG_PROTOCOL(c, "response from %s:%d with no request in flight (%zu bytes); closing",
+                            c->host, c->port, len);
         conn_close_socket(c, "response with no request in flight", true);
         return false;
     }
@@ -702,8 +712,8 @@ static bool conn_on_response(struct client_conn *c, const uint8_t *p, size_t len
     if (client_response_parse(r->frame, len, r->api_key, r->version, r->corr, raw, &r->arena,
                               &r->decoded, &r->body_off, &reason) < 0) {
         list_remove(&c->pending, r);
-        LOG_LIMITED(LOG_LEVEL_WARN, CLIENT_WHO, "%s from %s:%d (api %d v%d, %zu bytes); closing",
-                    reason, c->host, c->port, r->api_key, r->version, len);
+        CLIENT_LOG_PROTOCOL(c, "%s from %s:%d (api %d v%d, %zu bytes); closing", reason, c->host,
+                            c->port, r->api_key, r->version, len);
         req_complete(c->cl, r, CLIENT_ERR_NETWORK, reason);
         conn_close_socket(c, reason, true);
         return false;
@@ -743,8 +753,7 @@ static bool conn_check_size(struct client_conn *c)
         return true;
     const char *why = size < 4 ? "response shorter than a correlation id"
                                : "response larger than the maximum response size";
-    LOG_LIMITED(LOG_LEVEL_WARN, CLIENT_WHO, "%s from %s:%d (%u bytes); closing", why, c->host,
-                c->port, size);
+    CLIENT_LOG_PROTOCOL(c, "%s from %s:%d (%u bytes); closing", why, c->host, c->port, size);
     struct client_req *r = c->pending.head;
     if (r != NULL && r->state == REQ_INFLIGHT) {
         list_remove(&c->pending, r);
@@ -836,8 +845,7 @@ static void conn_on_io(struct loop *l, int fd, void *arg, unsigned events)
         if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
             err = errno;
         if (err != 0) {
-            LOG_LIMITED(LOG_LEVEL_INFO, CLIENT_WHO, "connect to %s:%d failed: %s", c->host,
-                        c->port, strerror(err));
+            CLIENT_LOG_CLOSE(c, "connect to %s:%d failed: %s", c->host, c->port, strerror(err));
             conn_close_socket(c, "connect failed", true);
             return;
         }
@@ -876,8 +884,7 @@ static void conn_start_connect(struct client_conn *c)
     c->next_corr = 0;
     int rc = connect(fd, (struct sockaddr *)&c->addr, c->addr_len);
     if (rc < 0 && errno != EINPROGRESS) {
-        LOG_LIMITED(LOG_LEVEL_INFO, CLIENT_WHO, "connect to %s:%d failed: %s", c->host, c->port,
-                    strerror(errno));
+        CLIENT_LOG_CLOSE(c, "connect to %s:%d failed: %s", c->host, c->port, strerror(errno));
         conn_close_socket(c, "connect failed", true);
         return;
     }
@@ -905,7 +912,8 @@ struct client *client_create(struct loop *l, const struct client_config *cfg)
         return NULL;
     }
     cl->cfg.client_id = cl->client_id;
-    cl->rng = cfg->jitter_seed != 0 ? cfg->jitter_seed : (uint64_t)mono_us() ^ 0x9E3779B97F4A7C15ULL;
+    cl->rng = cfg->jitter_seed != 0 ? cfg->jitter_seed
+                                    : (uint64_t)mono_us() ^ 0x9E3779B97F4A7C15ULL;
     if (cl->rng == 0)
         cl->rng = 1;
     cl->deliver_task.fn = client_deliver;
@@ -915,7 +923,8 @@ struct client *client_create(struct loop *l, const struct client_config *cfg)
 
 struct client_conn *client_connect(struct client *cl, const char *host, int port)
 {
-    if (port <= 0 || port > 65535 || host == NULL || strlen(host) >= sizeof(((struct client_conn *)0)->host))
+    if (port <= 0 || port > 65535 || host == NULL ||
+        strlen(host) >= sizeof(((struct client_conn *)0)->host))
         return NULL;
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
