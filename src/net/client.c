@@ -319,8 +319,10 @@ static void conn_close_socket(struct client_conn *c, const char *why, bool recon
     while (r != NULL) {
         struct client_req *next = r->next;
         if (r->state == REQ_INFLIGHT || (r->state == REQ_ENCODED && r->out_off > 0)) {
-            if (r->state == REQ_ENCODED)
+            if (r->state == REQ_ENCODED) {
+                GREGOR_ASSERT(c->queued_bytes >= r->out_len - r->out_off);
                 c->queued_bytes -= r->out_len - r->out_off;
+            }
             list_remove(&c->pending, r);
             req_complete(c->cl, r, CLIENT_ERR_NETWORK, why);
         } else if (r->state == REQ_ENCODED) {
@@ -396,8 +398,10 @@ static void conn_on_deadline(struct loop *l, void *arg)
         if (r->deadline <= now) {
             bool begun = r->state == REQ_INFLIGHT || (r->state == REQ_ENCODED && r->out_off > 0);
             if (!begun) { /* never reached the peer: fail it alone */
-                if (r->state == REQ_ENCODED)
+                if (r->state == REQ_ENCODED) {
+                    GREGOR_ASSERT(c->queued_bytes >= r->out_len);
                     c->queued_bytes -= r->out_len;
+                }
                 list_remove(&c->pending, r);
                 if (r->internal)
                     close_it = true;
@@ -405,8 +409,10 @@ static void conn_on_deadline(struct loop *l, void *arg)
             } else {
                 /* As Kafka's NetworkClient: a request in flight past its timeout closes the
                  * connection; the others written on it fail as disconnected. */
-                if (r->state == REQ_ENCODED)
+                if (r->state == REQ_ENCODED) {
+                    GREGOR_ASSERT(c->queued_bytes >= r->out_len - r->out_off);
                     c->queued_bytes -= r->out_len - r->out_off;
+                }
                 list_remove(&c->pending, r);
                 req_complete(c->cl, r, KERR_REQUEST_TIMED_OUT, "request timed out");
                 close_it = true;
@@ -487,6 +493,10 @@ static int conn_encode(struct client_conn *c, struct client_req *r)
     r->out_off = 0;
     w.buf = NULL;
     kw_free(&w);
+    /* Ids rise along the connection's list (mod 2^31), so the oldest in flight is the one
+     * the next response must name. */
+    GREGOR_ASSERT(r->prev == NULL || r->prev->state == REQ_QUEUED ||
+                  ((((uint32_t)corr - (uint32_t)r->prev->corr) & 0x7fffffffu) - 1u) < 0x3fffffffu);
     r->corr = corr;
     c->next_corr = (int32_t)(((uint32_t)corr + 1) & 0x7fffffffu);
     return 0;

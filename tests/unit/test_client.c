@@ -386,6 +386,18 @@ static void test_requests_against_broker(void **state)
     assert_int_equal(pres.error, KERR_NONE);
     assert_int_equal(pres.top_error, KERR_NONE);
     assert_int_equal(pres.base_offset, 0);
+
+    /* acks=0: completes once written, with no body; the answer after it still matches. */
+    pr.acks = 0;
+    struct result p0 = {0}, after = {0};
+    assert_int_equal(send_req(c, PROTO_API_PRODUCE, &pr, &p0, &in_send), 0);
+    assert_int_equal(send_req(c, PROTO_API_METADATA, &mr, &after, &in_send), 0);
+    run_until(l, &after.calls, 1, 10000);
+    assert_int_equal(p0.calls, 1);
+    assert_int_equal(p0.error, KERR_NONE);
+    assert_int_equal(p0.n_items, 0); /* no body */
+    assert_int_equal(after.error, KERR_NONE);
+    assert_int_equal(after.port, b.port);
     kw_free(&batch);
 
     struct fetch_request_fetch_partition fp;
@@ -414,7 +426,7 @@ static void test_requests_against_broker(void **state)
     assert_int_equal(fres.calls, 1);
     assert_int_equal(fres.error, KERR_NONE);
     assert_int_equal(fres.top_error, KERR_NONE);
-    assert_int_equal(fres.base_offset, 1); /* high watermark */
+    assert_int_equal(fres.base_offset, 2); /* high watermark: both produces */
     assert_true(fres.found_value);
 
     /* Raw: the body undecoded, as many bytes as the decoded one came from. */
@@ -432,6 +444,18 @@ static void test_requests_against_broker(void **state)
     assert_int_equal(st.handshakes, 1);
     assert_int_equal(st.pending, 0);
     assert_int_equal(st.queued_bytes, 0);
+
+    /* 50 pipelined requests: each answered once, in order. */
+    struct result many[50];
+    memset(many, 0, sizeof(many));
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(send_req(c, PROTO_API_METADATA, &mr, &many[i], &in_send), 0);
+    run_until(l, &many[49].calls, 1, 10000);
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(many[i].calls, 1);
+        assert_int_equal(many[i].error, KERR_NONE);
+        assert_true(i == 0 || many[i].at_ms >= many[i - 1].at_ms);
+    }
     client_destroy(cl);
     loop_destroy(l);
     broker_stop(&b, SIGTERM);
@@ -785,6 +809,62 @@ static void test_fake_versions(void **state)
     loop_destroy(l);
 }
 
+/* A peer that reads nothing: once the socket is full, encoded bytes waiting stay within
+ * max_queued_bytes (plus the request that crossed it); the rest wait unencoded. */
+static void test_fake_queue_bound(void **state)
+{
+    (void)state;
+    struct loop *l = loop_create(1024);
+    struct client_config cfg;
+    client_config_defaults(&cfg);
+    cfg.max_queued_bytes = 2u << 20;
+    struct client *cl = client_create(l, &cfg);
+    struct fake f;
+    fake_listen(&f);
+    struct client_conn *c = client_connect(cl, "127.0.0.1", f.port);
+    fake_handshake(&f, l, 0, 12);
+    wait_ready(l, c, 2000);
+    enum { NTOPICS = 10000, NREQ = 30 };
+    static char names[NTOPICS][100];
+    static struct metadata_request_metadata_request_topic topics[NTOPICS];
+    for (int i = 0; i < NTOPICS; i++) {
+        memset(names[i], 'a' + i % 26, sizeof(names[i]));
+        metadata_request_metadata_request_topic_set_defaults(&topics[i]);
+        topics[i].name = (struct kstr){names[i], (int32_t)sizeof(names[i])};
+    }
+    struct metadata_request mr;
+    metadata_request_set_defaults(&mr);
+    mr.topics = topics;
+    mr.n_topics = NTOPICS; /* about 1 MB a request */
+    struct result r[NREQ];
+    memset(r, 0, sizeof(r));
+    bool in_send = false;
+    size_t most = 0;
+    for (int i = 0; i < NREQ; i++) {
+        assert_int_equal(send_req(c, PROTO_API_METADATA, &mr, &r[i], &in_send), 0);
+        for (int t = 0; t < 5; t++)
+            loop_run_once(l, 1);
+        struct client_conn_stats st;
+        client_conn_stats(c, &st);
+        if (st.queued_bytes > most)
+            most = st.queued_bytes;
+        assert_true(st.queued_bytes <= cfg.max_queued_bytes + (1u << 20) + 4096);
+        assert_int_equal(st.pending, i + 1);
+    }
+    print_message("most bytes queued: %zu\n", most);
+    assert_true(most > 0); /* the socket did fill */
+    client_conn_destroy(c);
+    loop_run_once(l, 0);
+    for (int i = 0; i < NREQ; i++) {
+        assert_int_equal(r[i].calls, 1);
+        assert_int_equal(r[i].error, CLIENT_ERR_NETWORK);
+    }
+    client_destroy(cl);
+    close(f.fd);
+    close(f.lfd);
+    loop_destroy(l);
+}
+
 /* A peer on an older ApiVersions answers UNSUPPORTED_VERSION at v0 naming its range: the
  * client asks again at that version and goes on. */
 static void test_fake_old_api_versions(void **state)
@@ -996,6 +1076,7 @@ int main(void)
         cmocka_unit_test(test_peer_killed),
         cmocka_unit_test(test_fake_versions),
         cmocka_unit_test(test_fake_old_api_versions),
+        cmocka_unit_test(test_fake_queue_bound),
         cmocka_unit_test(test_fake_malformed_body),
         cmocka_unit_test(test_fake_oversized),
         cmocka_unit_test(test_fake_wrong_correlation),
