@@ -518,8 +518,8 @@ static void test_timeout_then_reconnect(void **state)
 }
 
 /* Nothing listens: each connect is refused and the waits between attempts grow (50, 100,
- * 200, 400, 800 ms +-20 %) up to reconnect.backoff.max.ms; a request queued meanwhile fails
- * once, with REQUEST_TIMED_OUT. */
+ * 200, 400, 800 ms, -20 % to +20 %) up to reconnect.backoff.max.ms (1000); a request queued
+ * meanwhile fails once, with REQUEST_TIMED_OUT. */
 static void test_refused_backs_off(void **state)
 {
     (void)state;
@@ -554,10 +554,10 @@ static void test_refused_backs_off(void **state)
     for (int i = 1; i < n; i++) {
         int64_t gap = at[i] - at[i - 1];
         print_message("attempt %d after %lld ms\n", i, (long long)gap);
+        /* A busy machine only lengthens a wait, so the lower bound (which alone shows the
+         * doubling) is tight and the upper one has room for scheduling delays. */
         assert_true(gap >= expect * 8 / 10 - 2);
-        assert_true(gap <= expect * 12 / 10 + 30 && gap <= 1000 + 30);
-        if (i >= 2 && expect < 800)
-            assert_true(gap > at[i - 1] - at[i - 2]); /* grows while below the max */
+        assert_true(gap <= expect * 12 / 10 + 100 && gap <= 1000 + 100);
         expect = expect * 2 > 1000 ? 1000 : expect * 2;
     }
     client_destroy(cl);
