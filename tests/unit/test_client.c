@@ -39,6 +39,10 @@ struct broker_proc {
     char dir[PATH_MAX];
 };
 
+/* The broker a test started and has not stopped yet: a failed assertion leaves the test at
+ * once, so the teardown stops it (no stray broker, stopped or running, outlives the run). */
+static struct broker_proc *live_broker;
+
 static int free_port(void)
 {
     int s = socket(AF_INET, SOCK_STREAM, 0);
@@ -102,6 +106,7 @@ static void broker_start(struct broker_proc *b)
               (char *)NULL);
         _exit(127);
     }
+    live_broker = b;
     int64_t deadline = mono_ms() + 15000;
     while (!port_open(b->port)) {
         int st;
@@ -123,6 +128,7 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 
 static void broker_stop(struct broker_proc *b, int sig)
 {
+    live_broker = NULL;
     if (b->pid > 0) {
         kill(b->pid, SIGCONT);
         kill(b->pid, sig);
@@ -312,7 +318,7 @@ static struct client *make_client(struct loop *l, int64_t request_timeout_ms)
 static void test_requests_against_broker(void **state)
 {
     (void)state;
-    struct broker_proc b;
+    static struct broker_proc b; /* static: the teardown stops it after a failed assert */
     broker_start(&b);
     struct loop *l = loop_create(1024);
     struct client *cl = make_client(l, 10000);
@@ -466,7 +472,7 @@ static void test_requests_against_broker(void **state)
 static void test_timeout_then_reconnect(void **state)
 {
     (void)state;
-    struct broker_proc b;
+    static struct broker_proc b; /* static: the teardown stops it after a failed assert */
     broker_start(&b);
     struct loop *l = loop_create(1024);
     struct client *cl = make_client(l, 600);
@@ -570,7 +576,7 @@ static void test_refused_backs_off(void **state)
 static void test_peer_killed(void **state)
 {
     (void)state;
-    struct broker_proc b;
+    static struct broker_proc b; /* static: the teardown stops it after a failed assert */
     broker_start(&b);
     struct loop *l = loop_create(1024);
     struct client *cl = make_client(l, 20000);
@@ -1065,25 +1071,33 @@ static void test_backoff_values(void **state)
     assert_int_equal(client_backoff_ms(500, 100, 3, &rng), 100);
 }
 
+static int stop_live_broker(void **state)
+{
+    (void)state;
+    if (live_broker != NULL)
+        broker_stop(live_broker, SIGKILL);
+    return 0;
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_backoff_values),
-        cmocka_unit_test(test_requests_against_broker),
-        cmocka_unit_test(test_timeout_then_reconnect),
-        cmocka_unit_test(test_refused_backs_off),
-        cmocka_unit_test(test_peer_killed),
-        cmocka_unit_test(test_fake_versions),
-        cmocka_unit_test(test_fake_old_api_versions),
-        cmocka_unit_test(test_fake_queue_bound),
-        cmocka_unit_test(test_fake_malformed_body),
-        cmocka_unit_test(test_fake_oversized),
-        cmocka_unit_test(test_fake_wrong_correlation),
-        cmocka_unit_test(test_fake_tiny_frame),
-        cmocka_unit_test(test_fake_cut_off),
-        cmocka_unit_test(test_fake_unasked),
-        cmocka_unit_test(test_destroy_and_bounds),
+        cmocka_unit_test_teardown(test_backoff_values, stop_live_broker),
+        cmocka_unit_test_teardown(test_requests_against_broker, stop_live_broker),
+        cmocka_unit_test_teardown(test_timeout_then_reconnect, stop_live_broker),
+        cmocka_unit_test_teardown(test_refused_backs_off, stop_live_broker),
+        cmocka_unit_test_teardown(test_peer_killed, stop_live_broker),
+        cmocka_unit_test_teardown(test_fake_versions, stop_live_broker),
+        cmocka_unit_test_teardown(test_fake_old_api_versions, stop_live_broker),
+        cmocka_unit_test_teardown(test_fake_queue_bound, stop_live_broker),
+        cmocka_unit_test_teardown(test_fake_malformed_body, stop_live_broker),
+        cmocka_unit_test_teardown(test_fake_oversized, stop_live_broker),
+        cmocka_unit_test_teardown(test_fake_wrong_correlation, stop_live_broker),
+        cmocka_unit_test_teardown(test_fake_tiny_frame, stop_live_broker),
+        cmocka_unit_test_teardown(test_fake_cut_off, stop_live_broker),
+        cmocka_unit_test_teardown(test_fake_unasked, stop_live_broker),
+        cmocka_unit_test_teardown(test_destroy_and_bounds, stop_live_broker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
