@@ -55,6 +55,9 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libgregor.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libgregor.a -lcmocka $(LIBS_CORE)
 
+# test_client starts a real broker: the binary it runs sits next to the tests.
+$(BUILD)/tests/test_client: $(BUILD)/gregor
+
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # Build dependencies from Debian (make run installs them when missing).
@@ -110,6 +113,8 @@ FUZZ_EXTRA_DEFAULT = $(wildcard src/log/*.c)
 FUZZ_EXTRA_fuzz_request =
 # The whole request path in process: net, handlers, log and groups.
 FUZZ_EXTRA_fuzz_pipeline = $(wildcard src/net/*.c src/broker/*.c src/log/*.c src/group/*.c)
+# The outbound client's reading path over a loopback socket: the loop and the client.
+FUZZ_EXTRA_fuzz_client_read = src/net/loop.c src/net/client.c
 fuzz_extra = $(if $(filter undefined,$(origin FUZZ_EXTRA_$(1))),$(FUZZ_EXTRA_DEFAULT),$(FUZZ_EXTRA_$(1)))
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -Isrc -I$(BUILD)/gen \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
