@@ -485,7 +485,7 @@ static int resolve_entity(struct cli_cmd *cmd, struct entity *e)
     } else {
         return cli_usage_error(cmd, "gregor supports --entity-type topics and brokers, not '%s'", type);
     }
-    if (!e->name && (cli_has(cmd, "alter") || e->type == RD_KAFKA_RESOURCE_BROKER))
+    if (!e->name && cli_has(cmd, "alter"))
         return cli_usage_error(cmd, "an entity name must be specified with --alter of %s", type);
     return 0;
 }
@@ -503,6 +503,25 @@ static int describe_all_topics(rd_kafka_t *rk, struct cli_cmd *cmd, struct entit
     }
     rd_kafka_metadata_destroy(md);
     return rc;
+}
+
+/* Without a name, describe every broker and then the cluster default, like Kafka does. */
+static int describe_all_brokers(rd_kafka_t *rk, struct cli_cmd *cmd, struct entity *e,
+                                const char *bootstrap)
+{
+    const rd_kafka_metadata_t *md = cli_metadata(rk, NULL, CLI_ADMIN_TIMEOUT_MS);
+    if (!md)
+        return 1;
+    int rc = 0;
+    for (int i = 0; i < md->broker_cnt; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "%d", (int)md->brokers[i].id);
+        e->name = id;
+        rc |= configs_describe(rk, cmd, e);
+    }
+    rd_kafka_metadata_destroy(md);
+    e->name = NULL;
+    return rc | configs_broker_default(cmd, bootstrap);
 }
 
 static int configs_run(struct cli_cmd *cmd)
@@ -529,6 +548,8 @@ static int configs_run(struct cli_cmd *cmd)
     int rc;
     if (cli_has(cmd, "alter"))
         rc = configs_alter(rk, cmd, &e);
+    else if (!e.name && e.type == RD_KAFKA_RESOURCE_BROKER)
+        rc = describe_all_brokers(rk, cmd, &e, bootstrap);
     else if (!e.name)
         rc = describe_all_topics(rk, cmd, &e);
     else

@@ -205,3 +205,22 @@ def test_kafka_configs_entity_default(tmp_path):
         assert b.alive(), b.log()
     finally:
         assert b.stop() == 0, b.log()
+
+
+def test_kafka_configs_describe_every_broker(broker):
+    """--entity-type brokers --describe without a name: every broker, then the cluster default."""
+    r = _configs(broker, "--entity-type", "brokers", "--entity-name", "0", "--alter",
+                 "--add-config", "log.retention.ms=1000")
+    assert r.returncode == 0, r
+    r = _configs(broker, "--entity-type", "brokers", "--entity-default", "--alter",
+                 "--add-config", "log.retention.ms=5000")
+    assert r.returncode == 0, r
+    r = _configs(broker, "--entity-type", "brokers", "--describe")
+    assert r.returncode == 0, r
+    lines = r.stdout.splitlines()
+    assert lines[0] == "Dynamic configs for broker 0 are:", r.stdout
+    default_at = lines.index("Default configs for brokers in the cluster are:")
+    assert [l for l in lines[1:default_at] if l.startswith("  log.retention.ms=")] == [
+        l for l in lines[1:default_at] if l.startswith("  log.retention.ms=1000 ")], r.stdout
+    assert any(l.startswith("  log.retention.ms=1000 ") for l in lines[1:default_at]), r.stdout
+    assert [l.split(" ")[2] for l in lines[default_at + 1:]] == ["log.retention.ms=5000"], r.stdout
