@@ -2,9 +2,13 @@
  * describe (dynamic or --all) and alter (--add-config / --delete-config). */
 #include "cli/cli.h"
 #include "cli/args.h"
+#include "cli/wire.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/util.h"
+#include "proto/messages.h"
 
 /* librdkafka 2.0 has only the non-incremental AlterConfigs, which replaces the whole dynamic
  * set; we read the current dynamic configs first and send the merged set. This bounds it. */
@@ -218,6 +222,245 @@ static int configs_alter(rd_kafka_t *rk, struct cli_cmd *cmd, const struct entit
     return rc;
 }
 
+/* The cluster-wide broker default (BROKER resource ""): librdkafka 2.0 crashes on the empty
+ * name, so these go over our own connection — DescribeConfigs v4 and IncrementalAlterConfigs
+ * v1 (SET / DELETE per key: no read-merge-write), as Kafka's ConfigCommand does. */
+#define DEFAULT_DESCRIBE_VERSION 4
+#define DEFAULT_ALTER_VERSION 1
+#define RESOURCE_TYPE_BROKER 4
+#define CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER 3
+#define ALTER_OP_SET 0
+#define ALTER_OP_DELETE 1
+
+typedef struct describe_configs_response_describe_configs_resource_result default_entry;
+
+/* Kafka's ConfigEntry.ConfigSource names, by wire value. */
+static const char *config_source_name(int8_t source)
+{
+    static const char *const names[] = {
+        "UNKNOWN", "DYNAMIC_TOPIC_CONFIG", "DYNAMIC_BROKER_CONFIG", "DYNAMIC_DEFAULT_BROKER_CONFIG",
+        "STATIC_BROKER_CONFIG", "DEFAULT_CONFIG", "DYNAMIC_BROKER_LOGGER_CONFIG",
+        "DYNAMIC_CLIENT_METRICS_CONFIG", "DYNAMIC_GROUP_CONFIG",
+    };
+    return source >= 0 && source < (int8_t)(sizeof names / sizeof names[0]) ? names[source] : "UNKNOWN";
+}
+
+static const char *or_null(struct kstr s)
+{
+    return s.ptr ? s.ptr : "null";
+}
+
+/* The broker's message for a refused resource, or the error code's name when it sent none. */
+static void print_broker_error(int16_t code, struct kstr message)
+{
+    printf("Error while executing config command with args: %s\n",
+           message.ptr && message.len ? message.ptr : rd_kafka_err2str((rd_kafka_resp_err_t)code));
+}
+
+static int default_connect(struct cli_wire *w, const char *bootstrap)
+{
+    if (cli_wire_connect(w, bootstrap, CLI_ADMIN_TIMEOUT_MS) == 0)
+        return 0;
+    printf("Error while executing config command with args: %s\n", w->error);
+    return -1;
+}
+
+/* DescribeConfigs of the default; the entries live in arena. NULL after printing why. */
+static struct describe_configs_response_describe_configs_result *
+default_describe(struct cli_wire *w, struct arena *arena, bool synonyms)
+{
+    struct describe_configs_request_describe_configs_resource res;
+    describe_configs_request_describe_configs_resource_set_defaults(&res);
+    res.resource_type = RESOURCE_TYPE_BROKER;
+    res.resource_name = (struct kstr){"", 0};
+    res.configuration_keys = NULL;
+    res.n_configuration_keys = -1; /* null: every key */
+    struct describe_configs_request req;
+    describe_configs_request_set_defaults(&req);
+    req.resources = &res;
+    req.n_resources = 1;
+    req.include_synonyms = synonyms;
+    void *out;
+    if (cli_wire_call(w, PROTO_API_DESCRIBE_CONFIGS, DEFAULT_DESCRIBE_VERSION, &req, arena, &out) != 0) {
+        printf("Error while executing config command with args: %s\n", w->error);
+        return NULL;
+    }
+    struct describe_configs_response *resp = out;
+    if (resp->n_results != 1) {
+        printf("Error while executing config command with args: DescribeConfigs answered %d "
+               "resources for 1\n", resp->n_results);
+        return NULL;
+    }
+    if (resp->results[0].error_code) {
+        print_broker_error(resp->results[0].error_code, resp->results[0].error_message);
+        return NULL;
+    }
+    return &resp->results[0];
+}
+
+static int entry_by_name(const void *a, const void *b)
+{
+    return strcmp(((const default_entry *)a)->name.ptr, ((const default_entry *)b)->name.ptr);
+}
+
+static int default_print(struct cli_cmd *cmd, struct cli_wire *w, struct arena *arena)
+{
+    struct describe_configs_response_describe_configs_result *r = default_describe(w, arena, true);
+    if (!r)
+        return 1;
+    int all = cli_has(cmd, "all");
+    /* Kafka's ConfigCommand lists them by name. */
+    if (r->n_configs > 1)
+        qsort(r->configs, (size_t)r->n_configs, sizeof r->configs[0], entry_by_name);
+    printf("Default configs for brokers in the cluster are:\n");
+    for (int32_t i = 0; i < r->n_configs; i++) {
+        const default_entry *e = &r->configs[i];
+        if (!all && e->config_source != CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER)
+            continue;
+        printf("  %s=%s sensitive=%s synonyms={", e->name.ptr,
+               e->is_sensitive ? "null" : or_null(e->value), e->is_sensitive ? "true" : "false");
+        for (int32_t s = 0; s < e->n_synonyms; s++)
+            printf("%s%s:%s=%s", s ? ", " : "", config_source_name(e->synonyms[s].source),
+                   e->synonyms[s].name.ptr, e->is_sensitive ? "null" : or_null(e->synonyms[s].value));
+        printf("}\n");
+    }
+    return 0;
+}
+
+/* The keys of --delete-config ("k1,k2") that the default does not hold, as "k1,k2" in missing;
+ * Kafka refuses the whole command then. Returns how many, or -1 after printing why. */
+static int default_missing_deletes(struct cli_wire *w, struct arena *arena, char **del_keys,
+                                   int ndel, char *missing, size_t cap)
+{
+    struct describe_configs_response_describe_configs_result *r = default_describe(w, arena, false);
+    if (!r)
+        return -1;
+    int n = 0;
+    size_t used = 0;
+    missing[0] = '\0';
+    for (int d = 0; d < ndel; d++) {
+        int found = 0;
+        for (int32_t i = 0; i < r->n_configs && !found; i++)
+            found = r->configs[i].config_source == CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER &&
+                    strcmp(r->configs[i].name.ptr, del_keys[d]) == 0;
+        if (!found && used < cap) {
+            int k = snprintf(missing + used, cap - used, "%s%s", n ? "," : "", del_keys[d]);
+            used += k > 0 ? (size_t)k : 0;
+            n++;
+        }
+    }
+    return n;
+}
+
+static int default_alter(struct cli_wire *w, struct arena *arena, char **add_keys,
+                         char **add_values, int nadd, char **del_keys, int ndel)
+{
+    char missing[1024];
+    int nmissing = ndel ? default_missing_deletes(w, arena, del_keys, ndel, missing, sizeof missing) : 0;
+    if (nmissing < 0)
+        return 1;
+    if (nmissing > 0) {
+        printf("Error while executing config command with args: Invalid config(s): %s\n", missing);
+        return 1;
+    }
+    struct incremental_alter_configs_request_alterable_config *ops =
+        arena_alloc(arena, (size_t)(nadd + ndel) * sizeof *ops);
+    if (!ops) {
+        printf("Error while executing config command with args: out of memory\n");
+        return 1;
+    }
+    for (int i = 0; i < nadd + ndel; i++) {
+        int add = i < nadd;
+        const char *key = add ? add_keys[i] : del_keys[i - nadd];
+        /* Kafka's tool sends DELETE with an empty value. */
+        const char *value = add ? add_values[i] : "";
+        incremental_alter_configs_request_alterable_config_set_defaults(&ops[i]);
+        ops[i].name = (struct kstr){(char *)key, (int32_t)strlen(key)};
+        ops[i].config_operation = add ? ALTER_OP_SET : ALTER_OP_DELETE;
+        ops[i].value = (struct kstr){(char *)value, (int32_t)strlen(value)};
+    }
+    struct incremental_alter_configs_request_alter_configs_resource res;
+    incremental_alter_configs_request_alter_configs_resource_set_defaults(&res);
+    res.resource_type = RESOURCE_TYPE_BROKER;
+    res.resource_name = (struct kstr){"", 0};
+    res.configs = ops;
+    res.n_configs = nadd + ndel;
+    struct incremental_alter_configs_request req;
+    incremental_alter_configs_request_set_defaults(&req);
+    req.resources = &res;
+    req.n_resources = 1;
+    req.validate_only = false;
+    void *out;
+    if (cli_wire_call(w, PROTO_API_INCREMENTAL_ALTER_CONFIGS, DEFAULT_ALTER_VERSION, &req, arena,
+                      &out) != 0) {
+        printf("Error while executing config command with args: %s\n", w->error);
+        return 1;
+    }
+    struct incremental_alter_configs_response *resp = out;
+    if (resp->n_responses != 1) {
+        printf("Error while executing config command with args: IncrementalAlterConfigs "
+               "answered %d resources for 1\n", resp->n_responses);
+        return 1;
+    }
+    if (resp->responses[0].error_code) {
+        print_broker_error(resp->responses[0].error_code, resp->responses[0].error_message);
+        return 1;
+    }
+    printf("Completed updating default config for brokers in the cluster.\n");
+    return 0;
+}
+
+/* Split "k1,k2" in place (empty items skipped). */
+static int split_delete_config(char *text, char **keys, int max)
+{
+    int n = 0;
+    for (char *tok = strtok(text, ","); tok; tok = strtok(NULL, ",")) {
+        if (n == max)
+            return -1;
+        keys[n++] = tok;
+    }
+    return n;
+}
+
+/* --entity-type brokers --entity-default: --describe or --alter. */
+static int configs_broker_default(struct cli_cmd *cmd, const char *bootstrap)
+{
+    static char *add_keys[CONFIGS_MAX_ENTRIES], *add_values[CONFIGS_MAX_ENTRIES];
+    static char *del_keys[CONFIGS_MAX_ENTRIES];
+    char add_buf[8192] = "", del_buf[8192] = "";
+    int nadd = 0, ndel = 0;
+    if (cli_has(cmd, "alter")) {
+        if (cli_value(cmd, "add-config")) {
+            snprintf(add_buf, sizeof add_buf, "%s", cli_value(cmd, "add-config"));
+            nadd = split_add_config(add_buf, add_keys, add_values, CONFIGS_MAX_ENTRIES);
+            if (nadd < 0)
+                return cli_usage_error(cmd, "Invalid --add-config '%s': expected k1=v1,k2=[v1,v2],k3=v3",
+                                       cli_value(cmd, "add-config"));
+        }
+        if (cli_value(cmd, "delete-config")) {
+            snprintf(del_buf, sizeof del_buf, "%s", cli_value(cmd, "delete-config"));
+            ndel = split_delete_config(del_buf, del_keys, CONFIGS_MAX_ENTRIES);
+            if (ndel < 0)
+                return cli_usage_error(cmd, "Too many keys in --delete-config (at most %d)",
+                                       CONFIGS_MAX_ENTRIES);
+        }
+        if (!nadd && !ndel)
+            return cli_usage_error(cmd, "At least one of --add-config or --delete-config must be "
+                                   "specified with --alter");
+    }
+    struct cli_wire w;
+    if (default_connect(&w, bootstrap) != 0)
+        return 1;
+    struct arena arena;
+    arena_init(&arena, CLI_WIRE_ARENA_LIMIT);
+    int rc = cli_has(cmd, "alter")
+                 ? default_alter(&w, &arena, add_keys, add_values, nadd, del_keys, ndel)
+                 : default_print(cmd, &w, &arena);
+    arena_reset(&arena);
+    cli_wire_close(&w);
+    return rc;
+}
+
 static int resolve_entity(struct cli_cmd *cmd, struct entity *e)
 {
     const char *type = cli_value(cmd, "entity-type");
@@ -242,7 +485,7 @@ static int resolve_entity(struct cli_cmd *cmd, struct entity *e)
     } else {
         return cli_usage_error(cmd, "gregor supports --entity-type topics and brokers, not '%s'", type);
     }
-    if (!e->name && (cli_has(cmd, "alter") || e->type == RD_KAFKA_RESOURCE_BROKER))
+    if (!e->name && cli_has(cmd, "alter"))
         return cli_usage_error(cmd, "an entity name must be specified with --alter of %s", type);
     return 0;
 }
@@ -262,6 +505,25 @@ static int describe_all_topics(rd_kafka_t *rk, struct cli_cmd *cmd, struct entit
     return rc;
 }
 
+/* Without a name, describe every broker and then the cluster default, like Kafka does. */
+static int describe_all_brokers(rd_kafka_t *rk, struct cli_cmd *cmd, struct entity *e,
+                                const char *bootstrap)
+{
+    const rd_kafka_metadata_t *md = cli_metadata(rk, NULL, CLI_ADMIN_TIMEOUT_MS);
+    if (!md)
+        return 1;
+    int rc = 0;
+    for (int i = 0; i < md->broker_cnt; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "%d", (int)md->brokers[i].id);
+        e->name = id;
+        rc |= configs_describe(rk, cmd, e);
+    }
+    rd_kafka_metadata_destroy(md);
+    e->name = NULL;
+    return rc | configs_broker_default(cmd, bootstrap);
+}
+
 static int configs_run(struct cli_cmd *cmd)
 {
     if (cli_has(cmd, "describe") + cli_has(cmd, "alter") != 1)
@@ -272,6 +534,8 @@ static int configs_run(struct cli_cmd *cmd)
     const char *bootstrap = cli_bootstrap(cmd);
     if (!bootstrap)
         return 1;
+    if (e.type == RD_KAFKA_RESOURCE_BROKER && e.name && !e.name[0])
+        return configs_broker_default(cmd, bootstrap);
     rd_kafka_conf_t *conf = cli_conf_new(bootstrap);
     if (!conf || cli_conf_apply_options(conf, cmd, "command-config", NULL) != 0) {
         if (conf)
@@ -284,6 +548,8 @@ static int configs_run(struct cli_cmd *cmd)
     int rc;
     if (cli_has(cmd, "alter"))
         rc = configs_alter(rk, cmd, &e);
+    else if (!e.name && e.type == RD_KAFKA_RESOURCE_BROKER)
+        rc = describe_all_brokers(rk, cmd, &e, bootstrap);
     else if (!e.name)
         rc = describe_all_topics(rk, cmd, &e);
     else

@@ -132,3 +132,95 @@ def test_read_only_and_other_brokers_refused(broker):
     assert err.str() == "Cannot update these configs dynamically: Set(num.partitions)"
     assert _incremental_raw(broker, "7", [("log.retention.ms", 0, "5")]) == (
         INVALID_REQUEST, "Unexpected broker id, expected 0, but received 7")
+
+
+def _default_lines(out):
+    """The entries kafka-configs.sh --entity-default --describe printed: {key: line}."""
+    lines = out.splitlines()
+    assert lines and lines[0] == "Default configs for brokers in the cluster are:", out
+    got = {}
+    for line in lines[1:]:
+        assert line.startswith("  ") and " sensitive=" in line, out
+        got[line[2:].split("=", 1)[0]] = line[2:]
+    return got
+
+
+def test_kafka_configs_entity_default(tmp_path):
+    """kafka-configs.sh --entity-type brokers --entity-default: alter, describe with Kafka's
+    wording and synonyms, --delete-config, persisted across a restart (the CLI crashed inside
+    librdkafka on the empty BROKER name)."""
+    b = Broker(str(tmp_path / "data")).start()
+    try:
+        topic = "dyn-def-%s" % uuid.uuid4().hex[:8]
+        a = _admin(b)
+        a.create_topics([NewTopic(topic, 1, 1)])[topic].result(15)
+        r = _configs(b, "--entity-type", "brokers", "--entity-default", "--alter",
+                     "--add-config", "log.retention.ms=5000,log.segment.bytes=2097152")
+        assert (r.returncode, r.stdout) == (
+            0, "Completed updating default config for brokers in the cluster.\n"), r
+        got = _describe(a, ConfigResource.Type.TOPIC, topic)
+        assert (got["retention.ms"].value, got["retention.ms"].source) == ("5000", DYN_DEFAULT)
+        # The broker's own set is untouched: the default is a separate entity.
+        r = _configs(b, "--entity-type", "brokers", "--entity-name", "0", "--describe")
+        assert r.returncode == 0 and "log.retention.ms" not in r.stdout, r
+    finally:
+        assert b.stop() == 0, b.log()
+    b.start()
+    try:
+        r = _configs(b, "--entity-type", "brokers", "--entity-default", "--describe")
+        assert r.returncode == 0, r
+        got = _default_lines(r.stdout)
+        assert list(got) == ["log.retention.ms", "log.segment.bytes"], r.stdout
+        # Kafka's line: the value, then the synonyms as SOURCE:name=value, most specific first:
+        # those the broker reports for its own id, in that order (less the per-broker one).
+        prefix = "log.retention.ms=5000 sensitive=false synonyms={"
+        assert got["log.retention.ms"].startswith(prefix) and got["log.retention.ms"][-1] == "}"
+        printed = got["log.retention.ms"][len(prefix):-1].split(", ")
+        brk = _describe(_admin(b), ConfigResource.Type.BROKER, "0")
+        known = ["%s:%s=%s" % (ConfigSource(s.source).name, s.name, s.value)
+                 for s in brk["log.retention.ms"].synonyms.values()]
+        assert printed[0] == "DYNAMIC_DEFAULT_BROKER_CONFIG:log.retention.ms=5000", r.stdout
+        assert [s for s in known if s in printed] == printed, (printed, known)
+        assert got["log.segment.bytes"].startswith(
+            "log.segment.bytes=2097152 sensitive=false synonyms={"
+            "DYNAMIC_DEFAULT_BROKER_CONFIG:log.segment.bytes=2097152"), r.stdout
+
+        r = _configs(b, "--entity-type", "brokers", "--entity-default", "--alter",
+                     "--delete-config", "log.retention.ms")
+        assert (r.returncode, r.stdout) == (
+            0, "Completed updating default config for brokers in the cluster.\n"), r
+        r = _configs(b, "--entity-type", "brokers", "--entity-default", "--describe")
+        assert r.returncode == 0 and list(_default_lines(r.stdout)) == ["log.segment.bytes"], r
+        got = _describe(_admin(b), ConfigResource.Type.TOPIC, topic)
+        assert got["retention.ms"].source != DYN_DEFAULT and got["retention.ms"].value != "5000"
+        # Deleting a key the default does not hold is refused before anything is sent, as Kafka.
+        r = _configs(b, "--entity-type", "brokers", "--entity-default", "--alter",
+                     "--delete-config", "log.retention.ms")
+        assert r.returncode == 1 and "Invalid config(s): log.retention.ms" in r.stdout + r.stderr, r
+        # The broker's refusals reach the user with Kafka's message.
+        r = _configs(b, "--entity-type", "brokers", "--entity-default", "--alter",
+                     "--add-config", "log.dirs=/tmp/x")
+        assert r.returncode == 1 and (
+            "Cannot update these configs dynamically: Set(log.dirs)" in r.stdout + r.stderr), r
+        assert b.alive(), b.log()
+    finally:
+        assert b.stop() == 0, b.log()
+
+
+def test_kafka_configs_describe_every_broker(broker):
+    """--entity-type brokers --describe without a name: every broker, then the cluster default."""
+    r = _configs(broker, "--entity-type", "brokers", "--entity-name", "0", "--alter",
+                 "--add-config", "log.retention.ms=1000")
+    assert r.returncode == 0, r
+    r = _configs(broker, "--entity-type", "brokers", "--entity-default", "--alter",
+                 "--add-config", "log.retention.ms=5000")
+    assert r.returncode == 0, r
+    r = _configs(broker, "--entity-type", "brokers", "--describe")
+    assert r.returncode == 0, r
+    lines = r.stdout.splitlines()
+    assert lines[0] == "Dynamic configs for broker 0 are:", r.stdout
+    default_at = lines.index("Default configs for brokers in the cluster are:")
+    assert [l for l in lines[1:default_at] if l.startswith("  log.retention.ms=")] == [
+        l for l in lines[1:default_at] if l.startswith("  log.retention.ms=1000 ")], r.stdout
+    assert any(l.startswith("  log.retention.ms=1000 ") for l in lines[1:default_at]), r.stdout
+    assert [l.split(" ")[2] for l in lines[default_at + 1:]] == ["log.retention.ms=5000"], r.stdout
