@@ -293,6 +293,20 @@ rd_kafka_t *cli_admin_new(rd_kafka_conf_t *conf)
     return rk;
 }
 
+rd_kafka_t *cli_admin_connect(struct cli_cmd *cmd)
+{
+    const char *bootstrap = cli_bootstrap(cmd);
+    if (!bootstrap)
+        return NULL;
+    rd_kafka_conf_t *conf = cli_conf_new(bootstrap);
+    if (!conf || cli_conf_apply_options(conf, cmd, "command-config", NULL) != 0) {
+        if (conf)
+            rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    return cli_admin_new(conf);
+}
+
 rd_kafka_AdminOptions_t *cli_admin_options(rd_kafka_t *rk, rd_kafka_admin_op_t op)
 {
     rd_kafka_AdminOptions_t *options = rd_kafka_AdminOptions_new(rk, op);

@@ -75,6 +75,9 @@ int cli_conf_apply_options(rd_kafka_conf_t *conf, struct cli_cmd *cmd,
 
 /* An admin (producer-type) client; consumes conf. Prints why and returns NULL on failure. */
 rd_kafka_t *cli_admin_new(rd_kafka_conf_t *conf);
+/* The admin tools' client: the command's bootstrap servers (cli_bootstrap), its --command-config
+ * properties, cli_admin_new. NULL after saying why. */
+rd_kafka_t *cli_admin_connect(struct cli_cmd *cmd);
 /* Wait on q for the result of one admin request; NULL (with a message) on timeout. The event
  * is the caller's to destroy. On a request-level error prints "PREFIX: error" and returns NULL
  * after destroying the event. */

@@ -536,13 +536,7 @@ static int configs_run(struct cli_cmd *cmd)
         return 1;
     if (e.type == RD_KAFKA_RESOURCE_BROKER && e.name && !e.name[0])
         return configs_broker_default(cmd, bootstrap);
-    rd_kafka_conf_t *conf = cli_conf_new(bootstrap);
-    if (!conf || cli_conf_apply_options(conf, cmd, "command-config", NULL) != 0) {
-        if (conf)
-            rd_kafka_conf_destroy(conf);
-        return 1;
-    }
-    rd_kafka_t *rk = cli_admin_new(conf);
+    rd_kafka_t *rk = cli_admin_connect(cmd);
     if (!rk)
         return 1;
     int rc;

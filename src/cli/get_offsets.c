@@ -100,16 +100,7 @@ static int get_offsets_run(struct cli_cmd *cmd)
         snprintf(anchored, sizeof anchored, "^(%s)$", pattern);
         use_regex = regcomp(&regex, anchored, REG_EXTENDED | REG_NOSUB) == 0;
     }
-    const char *bootstrap = cli_bootstrap(cmd);
-    if (!bootstrap)
-        return 1;
-    rd_kafka_conf_t *conf = cli_conf_new(bootstrap);
-    if (!conf || cli_conf_apply_options(conf, cmd, "command-config", NULL) != 0) {
-        if (conf)
-            rd_kafka_conf_destroy(conf);
-        return 1;
-    }
-    rd_kafka_t *rk = cli_admin_new(conf);
+    rd_kafka_t *rk = cli_admin_connect(cmd);
     const rd_kafka_metadata_t *md = rk ? cli_metadata(rk, NULL, CLI_ADMIN_TIMEOUT_MS) : NULL;
     int rc = md ? 0 : 1, matched = 0;
     const rd_kafka_metadata_topic_t **topics = md ? calloc((size_t)md->topic_cnt + 1, sizeof *topics) : NULL;

@@ -614,16 +614,7 @@ static int groups_run(struct cli_cmd *cmd)
         return cli_usage_error(cmd, "Option [%s] takes one of these options: [all-groups], [group]",
                                cli_has(cmd, "describe") ? "describe"
                                : cli_has(cmd, "delete") ? "delete" : "reset-offsets");
-    const char *bootstrap = cli_bootstrap(cmd);
-    if (!bootstrap)
-        return 1;
-    rd_kafka_conf_t *conf = cli_conf_new(bootstrap);
-    if (!conf || cli_conf_apply_options(conf, cmd, "command-config", NULL) != 0) {
-        if (conf)
-            rd_kafka_conf_destroy(conf);
-        return 1;
-    }
-    rd_kafka_t *rk = cli_admin_new(conf);
+    rd_kafka_t *rk = cli_admin_connect(cmd);
     if (!rk)
         return 1;
     int rc;

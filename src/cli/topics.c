@@ -404,16 +404,7 @@ static int topics_run(struct cli_cmd *cmd)
     const char *topic = cli_value(cmd, "topic");
     if (!topic && (cli_has(cmd, "create") || cli_has(cmd, "alter") || cli_has(cmd, "delete")))
         return cli_usage_error(cmd, "Missing required argument \"[topic]\"");
-    const char *bootstrap = cli_bootstrap(cmd);
-    if (!bootstrap)
-        return 1;
-    rd_kafka_conf_t *conf = cli_conf_new(bootstrap);
-    if (!conf || cli_conf_apply_options(conf, cmd, "command-config", NULL) != 0) {
-        if (conf)
-            rd_kafka_conf_destroy(conf);
-        return 1;
-    }
-    rd_kafka_t *rk = cli_admin_new(conf);
+    rd_kafka_t *rk = cli_admin_connect(cmd);
     if (!rk)
         return 1;
     int rc = 1;
