@@ -131,6 +131,7 @@ struct gc_join_result {
     const char *member_id;
     const struct gc_member_info *members; /* leader only */
     int n_members;
+    bool skip_assignment;         /* v9+: the leader must not assign (a static leader's rejoin) */
 };
 typedef void (*gc_join_cb)(void *arg, const struct gc_join_result *res);
 
