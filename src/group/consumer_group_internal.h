@@ -46,6 +46,13 @@ struct cg_member {
     struct cg_tps pending_revocation;
     /* ConsumerGroupTargetAssignmentMemberValue */
     struct cg_tps target;
+    /* ClassicMemberMetadata: a member speaking the classic protocol (JoinGroup / SyncGroup /
+     * Heartbeat) in this consumer group, with the session timeout and protocols it joined with
+     * (online migration, consumer_group_classic.c). */
+    bool classic;
+    int32_t classic_session_timeout_ms;
+    struct member_protocol *classic_protocols; /* owned */
+    int n_classic_protocols;
     /* Which of the member's three records are live in the log (live-record accounting). */
     bool has_metadata, has_target, has_current;
     /* Not persisted: session and revocation deadlines. */
@@ -95,9 +102,24 @@ struct cg_group {
 };
 
 /* consumer_group.c */
+/* The member's session timeout: its classic one, or group.consumer.session.timeout.ms. */
+int32_t cg_member_session_timeout(const struct group_coordinator *gc, const struct cg_member *m);
+/* Replaces a member's classic protocols with a copy of protocols (n < 0: not classic). */
+void cg_member_set_classic(struct cg_member *m, int32_t session_timeout_ms,
+                           const struct gc_protocol *protocols, int n);
 struct cg_member *cg_member_find(const struct cg_group *cg, const char *id);
+struct cg_member *cg_member_by_instance(const struct cg_group *cg, const char *instance);
+/* A random member id (a UUID in Kafka's base64url); malloc'ed. */
+char *cg_new_member_id(void);
+/* Is a partition of m's target still owned by another member (Kafka's
+ * waitingOnUnreleasedPartition)? */
+bool cg_waiting_on_unreleased(const struct cg_group *cg, const struct cg_member *m);
 struct cg_member *cg_member_get_or_create(struct cg_group *cg, const char *id);
 void cg_member_free(struct group_coordinator *gc, struct cg_member *m);
+/* Removes a member (leave or fence): tombstones for its records and a new group epoch, or the
+ * downgrade of the group when only classic members would remain. A KERR code. */
+int cg_fence_member(struct group_coordinator *gc, struct group *g, struct cg_member *m,
+                    const char *why);
 /* Unlinks and frees a member (its records must be tombstoned already). */
 void cg_member_remove(struct cg_group *cg, struct cg_member *m);
 struct cg_group *cg_attach(struct group *g);
@@ -155,5 +177,39 @@ const char *cg_state_name(const struct group *g);
 /* A classic JoinGroup met a consumer group: INCONSISTENT_GROUP_PROTOCOL while it has members;
  * an empty one becomes classic (its records are tombstoned, its offsets stay). */
 int16_t cg_classic_join(struct group_coordinator *gc, struct group *g);
+
+/* ---- online migration (consumer_group_classic.c, KIP-848) ---- */
+
+/* Classic protocol members in a consumer group (Kafka's classicGroup*ToConsumerGroup). */
+struct cg_classic_join {
+    const struct gc_join_args *join;
+    const struct cg_tp *owned;         /* from the subscription's OwnedPartitions */
+    int n_owned;
+    const char *const *topics;         /* the subscription's topics */
+    int n_topics;
+    const char *rack_id;
+};
+/* The core of a heartbeat (join or update) with the member already found: consumer_group.c. */
+int16_t cg_heartbeat_apply(struct group_coordinator *gc, const struct cg_topic_view *tv,
+                           struct group *g, const struct cg_heartbeat_args *a,
+                           struct cg_member *existing, const char *replaced,
+                           const struct cg_classic_join *classic, struct cg_heartbeat_result *out);
+void cg_classic_join_group(struct group_coordinator *gc, struct group *g,
+                           const struct gc_join_args *a, gc_join_cb cb, void *arg);
+void cg_classic_sync_group(struct group_coordinator *gc, struct group *g,
+                           const struct gc_sync_args *a, gc_sync_cb cb, void *arg);
+int16_t cg_classic_heartbeat(struct group_coordinator *gc, struct group *g, int32_t generation,
+                             const char *member_id, const char *instance_id);
+/* LeaveGroup of classic members; returns how many entries it handled (fewer than n when the
+ * group was downgraded: the rest are the classic group's). */
+int cg_classic_leave(struct group_coordinator *gc, struct group *g, struct gc_leave_member *lm,
+                     int n);
+/* A ConsumerGroupHeartbeat join met a classic group with members: converts it (upgrade) when the
+ * migration policy and the group allow. Returns the group (its entry may be a new one), NULL
+ * when it stays classic. */
+struct group *cg_upgrade_classic_group(struct group_coordinator *gc, struct group *g);
+/* A member is leaving: when only classic members would remain (and the policy allows), the
+ * group becomes a classic group instead (downgrade). Returns true when it did. */
+bool cg_maybe_downgrade(struct group_coordinator *gc, struct group *g, struct cg_member *leaving);
 
 #endif

@@ -1092,7 +1092,12 @@ void gc_join(struct group_coordinator *gc, const struct gc_join_args *a, gc_join
         return;
     }
     if (g->cg != NULL) {
-        /* A consumer (KIP-848) group: refused while it has members, else it becomes classic. */
+        /* A consumer (KIP-848) group: with members, a classic member joins it as such (online
+         * migration); an empty one becomes classic. */
+        if (g->cg->n_members > 0) {
+            cg_classic_join_group(gc, g, a, cb, arg);
+            return;
+        }
         int16_t ce = cg_classic_join(gc, g);
         if (ce != KERR_NONE) {
             join_reply_error(cb, arg, ce, mid);
@@ -1187,6 +1192,10 @@ void gc_sync(struct group_coordinator *gc, const struct gc_sync_args *a, gc_sync
         sync_reply_error(cb, arg, KERR_COORDINATOR_NOT_AVAILABLE);
         return;
     }
+    if (g->cg != NULL) {
+        cg_classic_sync_group(gc, g, a, cb, arg);
+        return;
+    }
     struct member *m;
     int16_t e = gc_validate_member(g, a->member_id, a->instance_id, &m);
     if (e != KERR_NONE) {
@@ -1237,6 +1246,8 @@ int16_t gc_heartbeat(struct group_coordinator *gc, const char *group_id, int32_t
         return KERR_UNKNOWN_MEMBER_ID;
     if (g->state == GC_DEAD)
         return KERR_COORDINATOR_NOT_AVAILABLE;
+    if (g->cg != NULL)
+        return cg_classic_heartbeat(gc, g, generation, member_id, instance_id);
     struct member *m;
     int16_t e = gc_validate_member(g, member_id, instance_id, &m);
     if (e != KERR_NONE)
@@ -1269,6 +1280,14 @@ int16_t gc_leave(struct group_coordinator *gc, const char *group_id, struct gc_l
     }
     if (g->state == GC_DEAD)
         return KERR_COORDINATOR_NOT_AVAILABLE;
+    if (g->cg != NULL) {
+        int k = cg_classic_leave(gc, g, lm, n);
+        if (k == n)
+            return KERR_NONE;
+        /* The group became classic again (downgrade): the rest leave it as such. */
+        lm += k;
+        n -= k;
+    }
     bool changed = false;
     for (int i = 0; i < n; i++) {
         const char *mid = lm[i].member_id ? lm[i].member_id : "";
@@ -1540,4 +1559,43 @@ void gc_replay_group(struct group_coordinator *gc, struct group *g, const char *
         member_link(g, m);
     }
     g->state = g->n_members > 0 ? GC_STABLE : GC_EMPTY;
+}
+
+void gc_set_topic_view(struct group_coordinator *gc, const struct cg_topic_view *tv)
+{
+    gc->topics = *tv;
+}
+
+/* ---- online migration (consumer_group_classic.c) ---- */
+
+void gc_classic_reset(struct group *g, int16_t err)
+{
+    struct group_coordinator *gc = g->gc;
+    for (struct member *m = g->members; m; m = m->next) {
+        if (m->join_cb) {
+            gc_join_cb cb = m->join_cb;
+            m->join_cb = NULL;
+            g->n_awaiting_join--;
+            join_reply_error(cb, m->join_arg, err, m->id);
+        }
+        if (m->sync_cb) {
+            gc_sync_cb cb = m->sync_cb;
+            m->sync_cb = NULL;
+            sync_reply_error(cb, m->sync_arg, err);
+        }
+    }
+    GREGOR_ASSERT(g->n_awaiting_join == 0);
+    while (g->pending)
+        pending_remove(g, g->pending);
+    timer_stop(gc, &g->join_timer);
+    g->initial_delay = false;
+}
+
+void gc_classic_downgraded(struct group *g, const char *reason)
+{
+    struct group_coordinator *gc = g->gc;
+    for (struct member *m = g->members; m; m = m->next)
+        gc_heartbeat_reset(gc, m);
+    g->state = GC_STABLE;
+    prepare_rebalance(g, reason);
 }

@@ -527,9 +527,18 @@ static void test_classic_and_consumer_groups_do_not_mix(void **state)
                              .rebalance_timeout_ms = 10000, .protocol_type = "consumer",
                              .protocols = RANGE, .n_protocols = 1};
     int16_t err = -1;
+    /* A classic member may join a consumer group with members (online migration): as in
+     * Kafka, a dynamic v4+ member first gets its member id. */
+    gc_join(e->gc, &j, on_join_error, &err);
+    assert_int_equal(err, KERR_MEMBER_ID_REQUIRED);
+    /* A classic protocol type other than "consumer" cannot. */
+    j.protocol_type = "connect";
+    err = -1;
     gc_join(e->gc, &j, on_join_error, &err);
     assert_int_equal(err, KERR_INCONSISTENT_GROUP_PROTOCOL);
-    /* A classic group with members refuses consumer-protocol joins. */
+    j.protocol_type = "consumer";
+    /* A classic group whose embedded protocol does not parse is not upgraded (Kafka: "the
+     * embedded consumer protocol is malformed"): consumer-protocol joins are refused. */
     j.group_id = "classic";
     j.version = 3;
     err = -1;
