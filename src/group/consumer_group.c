@@ -1067,7 +1067,10 @@ static int16_t find_member(struct cg_group *cg, const struct cg_heartbeat_args *
         struct cg_member *s = cg_member_by_instance(cg, a->instance_id);
         if (a->member_epoch == CG_JOIN_EPOCH) {
             if (s != NULL && strcmp(s->id, a->member_id) != 0) {
-                if (s->epoch != CG_STATIC_LEAVE_EPOCH) {
+                /* As Kafka: a consumer-protocol instance replaces a classic one at once (a
+                 * rolling upgrade restarts each static member with the new protocol); another
+                 * consumer-protocol one only after it left (epoch -2). */
+                if (s->epoch != CG_STATIC_LEAVE_EPOCH && !s->classic) {
                     fail(out, CG_ERR_UNRELEASED_INSTANCE_ID, "Static member with instance id %s "
                          "is not released yet.", a->instance_id);
                     return out->error;

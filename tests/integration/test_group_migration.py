@@ -19,7 +19,7 @@ PARTITIONS = 4
 class Member:
     """One confluent_kafka consumer in a group, classic or consumer protocol."""
 
-    def __init__(self, broker, group, topic, protocol, instance=None):
+    def __init__(self, broker, group, topic, protocol, instance=None, session_ms=10000):
         conf = {
             "bootstrap.servers": broker.bootstrap,
             "group.id": group,
@@ -28,7 +28,7 @@ class Member:
             "group.protocol": protocol,
         }
         if protocol == "classic":
-            conf.update({"session.timeout.ms": 10000, "heartbeat.interval.ms": 500,
+            conf.update({"session.timeout.ms": session_ms, "heartbeat.interval.ms": 500,
                          "partition.assignment.strategy": "range"})
         if instance:
             conf["group.instance.id"] = instance
@@ -105,6 +105,32 @@ def test_empty_classic_group_upgrades_and_resumes_at_commits(broker):
     got = sorted(v for m in consumers for _, _, v in m.records)
     want = sorted(v for vs in batch("b", 5).values() for v in vs)
     assert got == want, broker.log()
+    assert group_type(broker, group) == "consumer"
+    for m in consumers:
+        m.close()
+
+
+def test_static_classic_members_restart_with_consumer_protocol(broker):
+    """A rolling upgrade: static classic members (which do not leave on close) come back with
+    group.protocol=consumer and the same group.instance.id. The group still has its classic
+    members, so it is converted and each instance takes its old place at once, resuming at the
+    commits; without migration they would wait for the old sessions (30 s) to expire."""
+    topic, group = unique("migrate-static"), unique("migrate-static-g")
+    create_topic(broker, topic, PARTITIONS)
+    produce(broker, topic, batch("a", 5))
+    classic = [Member(broker, group, topic, "classic", instance="inst-%d" % i,
+                      session_ms=30000) for i in range(2)]
+    consume_until(classic, 5 * PARTITIONS)
+    for m in classic:
+        m.close()
+    produce(broker, topic, batch("b", 5))
+    t0 = time.time()
+    consumers = [Member(broker, group, topic, "consumer", instance="inst-%d" % i)
+                 for i in range(2)]
+    consume_until(consumers, 5 * PARTITIONS, timeout=20)
+    assert time.time() - t0 < 20
+    got = sorted(v for m in consumers for _, _, v in m.records)
+    assert got == sorted(v for vs in batch("b", 5).values() for v in vs), broker.log()
     assert group_type(broker, group) == "consumer"
     for m in consumers:
         m.close()
