@@ -327,6 +327,7 @@ void cg_classic_join_group(struct group_coordinator *gc, struct group *g,
     struct cg_heartbeat_result res;
     memset(&res, 0, sizeof(res));
     char *group_id = gc_strdup(g->id);
+    bool replacing = replaced != NULL; /* replaced dies with the old member */
     cg_heartbeat_apply(gc, &gc->topics, g, &ha, existing, replaced, &cj, &res);
     if (res.error != KERR_NONE) {
         LOG_LIMITED(LOG_LEVEL_INFO, MIG_WHO, "[GroupId %s] classic join of %s refused: %s (%s)",
@@ -342,6 +343,11 @@ void cg_classic_join_group(struct group_coordinator *gc, struct group *g,
             .member_id = res.member_id,
         };
         cb(arg, &jr);
+        /* A classic static member replaced the last consumer-protocol one: downgrade (Kafka's
+         * validateOnlineDowngradeWithReplacedMemberId). */
+        struct group *now = gc_group_find(gc, group_id);
+        if (replacing && now != NULL && now->cg != NULL)
+            cg_maybe_downgrade(gc, now, NULL);
     }
     cg_heartbeat_result_free(&res);
     free(group_id);
@@ -574,7 +580,8 @@ struct group *cg_upgrade_classic_group(struct group_coordinator *gc, struct grou
  * ties to the first member's order); NULL when there is none. */
 static const char *downgrade_protocol(const struct cg_group *cg, const struct cg_member *leaving)
 {
-    const struct cg_member *first = cg->members == leaving ? leaving->next : cg->members;
+    const struct cg_member *first = leaving && cg->members == leaving ? leaving->next
+                                                                      : cg->members;
     const char *best = NULL;
     int best_votes = -1;
     for (int i = 0; first && i < first->n_classic_protocols; i++) {
@@ -602,7 +609,7 @@ static const char *downgrade_protocol(const struct cg_group *cg, const struct cg
 bool cg_maybe_downgrade(struct group_coordinator *gc, struct group *g, struct cg_member *leaving)
 {
     struct cg_group *cg = g->cg;
-    int remaining = cg->n_members - 1;
+    int remaining = cg->n_members - (leaving ? 1 : 0);
     for (const struct cg_member *m = cg->members; m; m = m->next)
         if (m != leaving && !m->classic)
             return false;
@@ -655,7 +662,7 @@ bool cg_maybe_downgrade(struct group_coordinator *gc, struct group *g, struct cg
     if (e == KERR_NONE)
         e = records_add_group(&l, g);
     char *gid = gc_strdup(g->id);
-    char *left = gc_strdup(leaving->id);
+    char *left = gc_strdup(leaving ? leaving->id : "(a static member replaced)");
     if (e == KERR_NONE)
         e = cg_append_and_apply(gc, g->partition, &l);
     records_list_free(&l);

@@ -208,8 +208,9 @@ int cg_classic_leave(struct group_coordinator *gc, struct group *g, struct gc_le
  * migration policy and the group allow. Returns the group (its entry may be a new one), NULL
  * when it stays classic. */
 struct group *cg_upgrade_classic_group(struct group_coordinator *gc, struct group *g);
-/* A member is leaving: when only classic members would remain (and the policy allows), the
- * group becomes a classic group instead (downgrade). Returns true when it did. */
+/* A member is leaving (NULL: a classic static member just replaced a consumer-protocol one):
+ * when only classic members would remain (and the policy allows), the group becomes a classic
+ * group instead (downgrade) and rebalances. Returns true when it did. */
 bool cg_maybe_downgrade(struct group_coordinator *gc, struct group *g, struct cg_member *leaving);
 
 #endif
