@@ -241,6 +241,17 @@ void cg_member_set_classic(struct cg_member *m, int32_t session_timeout_ms,
     m->n_classic_protocols = n;
 }
 
+void cg_member_touch(struct group_coordinator *gc, struct cg_member *m)
+{
+    int64_t deadline = mono(gc) + cg_member_session_timeout(gc, m);
+    if (m->classic_rejoin_deadline > 0 && m->classic_rejoin_deadline < deadline) {
+        /* Told to rejoin: signs of life do not keep it past its rebalance timeout. */
+        deadline = m->classic_rejoin_deadline;
+        timer_arm(gc, &m->session_timer, deadline);
+    }
+    m->session_deadline = deadline;
+}
+
 /* The classic protocols of src as gc_protocol views (borrowing src); NULL when not classic. */
 static struct gc_protocol *classic_view(const struct cg_member *src)
 {
@@ -954,6 +965,7 @@ static void arm_timers_after(struct group_coordinator *gc, const char *group_id,
     struct cg_member *m = g ? cg_member_find(g->cg, member_id) : NULL;
     if (m == NULL)
         return;
+    m->classic_rejoin_deadline = 0; /* it (re)joined, or is no classic member */
     m->session_deadline = mono(gc) + cg_member_session_timeout(gc, m);
     if (m->session_timer.id == 0)
         timer_arm(gc, &m->session_timer, m->session_deadline);
@@ -1382,8 +1394,13 @@ static void session_expired(struct group_coordinator *gc, struct cg_member *m)
         timer_arm(gc, &m->session_timer, m->session_deadline);
         return;
     }
-    LOG_INFO(CG_WHO, "[GroupId %s] Member %s fenced from the group because its session expired "
-             "(%d ms)", g->id, m->id, cg_member_session_timeout(gc, m));
+    if (m->classic_rejoin_deadline > 0 && m->classic_rejoin_deadline <= now)
+        LOG_INFO(CG_WHO, "[GroupId %s] Classic member %s fenced from the group because it did "
+                 "not rejoin within its rebalance timeout (%d ms)", g->id, m->id,
+                 m->rebalance_timeout_ms);
+    else
+        LOG_INFO(CG_WHO, "[GroupId %s] Member %s fenced from the group because its session "
+                 "expired (%d ms)", g->id, m->id, cg_member_session_timeout(gc, m));
     if (cg_fence_member(gc, g, m, "session timeout") != KERR_NONE)
         timer_arm(gc, &m->session_timer, now + CG_RETRY_MS);
 }
@@ -1484,7 +1501,7 @@ int16_t cg_validate_commit(struct group *g, const struct gc_commit_args *a)
     if (a->generation != m->epoch)
         return m->classic ? KERR_ILLEGAL_GENERATION : CG_ERR_STALE_MEMBER_EPOCH;
     /* A commit is a sign of life too. */
-    m->session_deadline = mono(g->gc) + cg_member_session_timeout(g->gc, m);
+    cg_member_touch(g->gc, m);
     return KERR_NONE;
 }
 

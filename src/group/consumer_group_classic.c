@@ -380,7 +380,7 @@ void cg_classic_sync_group(struct group_coordinator *gc, struct group *g,
         cb(arg, &res);
         return;
     }
-    m->session_deadline = gc->env.mono_ms(gc->env.ctx) + cg_member_session_timeout(gc, m);
+    cg_member_touch(gc, m);
     struct gc_buf out = {0};
     int e = encode_assignment(gc, &m->assigned,
                               metadata_version(m->classic_protocols[0].metadata,
@@ -409,13 +409,18 @@ int16_t cg_classic_heartbeat(struct group_coordinator *gc, struct group *g, int3
         return e;
     if (generation != m->epoch)
         return KERR_ILLEGAL_GENERATION;
-    m->session_deadline = gc->env.mono_ms(gc->env.ctx) + cg_member_session_timeout(gc, m);
     /* The member rejoins when the group epoch moved on, when it must revoke, or when the
-     * partitions it waits for are free. */
-    if (m->epoch < cg->epoch || m->state == CG_UNREVOKED_PARTITIONS ||
-        (m->state == CG_UNRELEASED_PARTITIONS && !cg_waiting_on_unreleased(cg, m)))
-        return KERR_REBALANCE_IN_PROGRESS;
-    return KERR_NONE;
+     * partitions it waits for are free; it has its rebalance timeout to do so (Kafka's join
+     * timeout), after which it is fenced. */
+    bool rejoin = m->epoch < cg->epoch || m->state == CG_UNREVOKED_PARTITIONS ||
+                  (m->state == CG_UNRELEASED_PARTITIONS && !cg_waiting_on_unreleased(cg, m));
+    if (rejoin && m->classic_rejoin_deadline == 0) {
+        int32_t rto = m->rebalance_timeout_ms > 0 ? m->rebalance_timeout_ms
+                                                  : cg_member_session_timeout(gc, m);
+        m->classic_rejoin_deadline = gc->env.mono_ms(gc->env.ctx) + rto;
+    }
+    cg_member_touch(gc, m);
+    return rejoin ? KERR_REBALANCE_IN_PROGRESS : KERR_NONE;
 }
 
 int cg_classic_leave(struct group_coordinator *gc, struct group *g, struct gc_leave_member *lm,

@@ -53,6 +53,8 @@ struct cg_member {
     int32_t classic_session_timeout_ms;
     struct member_protocol *classic_protocols; /* owned */
     int n_classic_protocols;
+    int64_t classic_rejoin_deadline; /* not persisted: told to rejoin (REBALANCE_IN_PROGRESS)
+                                      * at a heartbeat, it must by then (0 = not told) */
     /* Which of the member's three records are live in the log (live-record accounting). */
     bool has_metadata, has_target, has_current;
     /* Not persisted: session and revocation deadlines. */
@@ -104,6 +106,9 @@ struct cg_group {
 /* consumer_group.c */
 /* The member's session timeout: its classic one, or group.consumer.session.timeout.ms. */
 int32_t cg_member_session_timeout(const struct group_coordinator *gc, const struct cg_member *m);
+/* A sign of life (heartbeat, sync, commit): the session deadline moves on, but never past a
+ * classic member's rejoin deadline (Kafka's join timeout). */
+void cg_member_touch(struct group_coordinator *gc, struct cg_member *m);
 /* Replaces a member's classic protocols with a copy of protocols (n < 0: not classic). */
 void cg_member_set_classic(struct cg_member *m, int32_t session_timeout_ms,
                            const struct gc_protocol *protocols, int n);

@@ -760,6 +760,45 @@ static void test_online_upgrade_mixed_group_and_downgrade(void **state)
     fake_env_free(e2);
 }
 
+/* A classic member told to rejoin (REBALANCE_IN_PROGRESS) that keeps heartbeating without
+ * rejoining is fenced after its rebalance timeout (Kafka's join timeout); one that rejoins in
+ * time stays. */
+static void test_classic_member_must_rejoin_within_rebalance_timeout(void **state)
+{
+    (void)state;
+    struct fake_env *e = env_new();
+    gc_set_topic_view(e->gc, &VIEW);
+    struct cjoin a, b;
+    classic_join(e, "m", "", NULL, 0, &a);
+    classic_join(e, "m", "", NULL, 0, &b);
+    fake_advance(e, 1);
+    uint8_t as_a[64], as_b[64];
+    size_t na = classic_assignment(as_a, 0, 3), nb = classic_assignment(as_b, 3, 6);
+    struct gc_assignment as[2] = {{a.member, as_a, (int32_t)na}, {b.member, as_b, (int32_t)nb}};
+    const char *leader = strcmp(a.leader, a.member) == 0 ? a.member : b.member;
+    assert_int_equal(classic_sync(e, "m", a.generation, leader, as, 2).error, KERR_NONE);
+    assert_int_equal(join(e, "m", "C", NULL).error, KERR_NONE);
+    int32_t gen = a.generation;
+    struct cjoin b2 = {0};
+    for (int t = 0; t < 12; t++) {
+        int16_t ea = gc_heartbeat(e->gc, "m", gen, a.member, NULL);
+        if (t < 10)
+            assert_int_equal(ea, KERR_REBALANCE_IN_PROGRESS);
+        /* b behaves: it rejoins (and syncs) whenever told to. */
+        if (t == 0 || gc_heartbeat(e->gc, "m", b2.generation, b.member, NULL) ==
+                          KERR_REBALANCE_IN_PROGRESS) {
+            classic_join(e, "m", b.member, NULL, 0, &b2);
+            assert_int_equal(b2.error, KERR_NONE);
+            classic_sync(e, "m", b2.generation, b.member, NULL, 0);
+        }
+        fake_advance(e, 1000); /* the session (10 s) alone would never expire */
+    }
+    assert_int_equal(gc_heartbeat(e->gc, "m", gen, a.member, NULL), KERR_UNKNOWN_MEMBER_ID);
+    assert_int_equal(assigned_count(e, "m", a.member), -1);
+    assert_true(assigned_count(e, "m", b.member) >= 0);
+    fake_env_free(e);
+}
+
 /* group.consumer.migration.policy=disabled (or downgrade): a classic group with members is not
  * converted, the consumer-protocol join gets GROUP_ID_NOT_FOUND, as Kafka. */
 static void test_online_upgrade_refused_by_policy(void **state)
@@ -930,6 +969,7 @@ int main(void)
         cmocka_unit_test(test_classic_and_consumer_groups_do_not_mix),
         cmocka_unit_test(test_online_upgrade_mixed_group_and_downgrade),
         cmocka_unit_test(test_online_upgrade_refused_by_policy),
+        cmocka_unit_test(test_classic_member_must_rejoin_within_rebalance_timeout),
         cmocka_unit_test(test_group_max_size),
         cmocka_unit_test(test_big_group_assignment_work),
     };
