@@ -286,38 +286,80 @@ void cg_member_remove(struct cg_group *cg, struct cg_member *m)
     GREGOR_ASSERT(cg->n_members >= 0);
     strtab_del(&cg->by_id, m->id, m);
     cg_subs_count(cg, m, -1);
+    cg_classic_count(cg, m, -1);
     cg_owners_count(cg, m, -1);
     cg_member_free(cg->g->gc, m);
 }
 
 /* ---- the group's indexes: subscribed names and partition owners ---- */
 
-void cg_subs_count(struct cg_group *cg, const struct cg_member *m, int delta)
+/* Counts one name of a member in t (once per member: stamp marks the pass); entries at 0 go. */
+static void name_count(struct strtab *t, uint32_t stamp, const char *name, int delta,
+                       uint64_t *steps)
 {
-    uint64_t *steps = &cg->g->gc->work.heartbeat_steps;
-    uint32_t stamp = ++cg->sub_stamp;
-    for (int i = 0; i < m->n_topics; i++) {
-        struct cg_sub_count *c = strtab_get(&cg->subs, m->topics[i], steps);
-        if (c == NULL) {
-            GREGOR_ASSERT(delta > 0);
-            c = calloc(1, sizeof(*c));
-            GREGOR_ASSERT(c != NULL);
-            c->name = gc_strdup(m->topics[i]);
-            strtab_put(&cg->subs, c->name, c);
-        }
-        if (c->stamp == stamp)
-            continue;
-        c->stamp = stamp;
-        c->count += delta;
-        GREGOR_ASSERT(c->count >= 0);
-        if (c->count == 0) {
-            strtab_del(&cg->subs, c->name, c);
+    struct cg_sub_count *c = strtab_get(t, name, steps);
+    if (c == NULL) {
+        GREGOR_ASSERT(delta > 0);
+        c = calloc(1, sizeof(*c));
+        GREGOR_ASSERT(c != NULL);
+        c->name = gc_strdup(name);
+        strtab_put(t, c->name, c);
+    }
+    if (c->stamp == stamp)
+        return;
+    c->stamp = stamp;
+    c->count += delta;
+    GREGOR_ASSERT(c->count >= 0);
+    if (c->count == 0) {
+        strtab_del(t, c->name, c);
+        free(c->name);
+        free(c);
+    }
+}
+
+static void names_free(struct strtab *t)
+{
+    for (size_t i = 0; i < t->cap; i++) {
+        struct cg_sub_count *c = t->slots[i].val;
+        if (c != NULL) {
             free(c->name);
             free(c);
         }
     }
+    strtab_free(t);
+}
+
+void cg_subs_count(struct cg_group *cg, const struct cg_member *m, int delta)
+{
+    uint64_t *steps = &cg->g->gc->work.heartbeat_steps;
+    uint32_t stamp = ++cg->sub_stamp;
+    for (int i = 0; i < m->n_topics; i++)
+        name_count(&cg->subs, stamp, m->topics[i], delta, steps);
     cg->n_regex += m->re_ok ? delta : 0;
     GREGOR_ASSERT(cg->n_regex >= 0);
+}
+
+void cg_classic_count(struct cg_group *cg, const struct cg_member *m, int delta)
+{
+    if (!m->classic)
+        return;
+    uint64_t *steps = &cg->g->gc->work.heartbeat_steps;
+    uint32_t stamp = ++cg->sub_stamp;
+    for (int i = 0; i < m->n_classic_protocols; i++)
+        name_count(&cg->classic_protocols, stamp, m->classic_protocols[i].name, delta, steps);
+    cg->n_classic += delta;
+    GREGOR_ASSERT(cg->n_classic >= 0 && cg->n_classic <= cg->n_members);
+}
+
+bool cg_classic_supported(const struct cg_group *cg, const struct gc_protocol *protocols, int n)
+{
+    uint64_t *steps = &cg->g->gc->work.protocol_steps;
+    for (int i = 0; i < n; i++) {
+        const struct cg_sub_count *c = strtab_get(&cg->classic_protocols, protocols[i].name, steps);
+        if ((c ? c->count : 0) == cg->n_classic)
+            return true;
+    }
+    return false;
 }
 
 static uint64_t tp_hash(const struct cg_tp *tp)
@@ -406,14 +448,8 @@ void cg_group_free(struct group *g)
         cg_member_free(gc, m);
     }
     gc->live[g->partition] -= (cg->has_metadata + cg->has_target_metadata);
-    for (size_t i = 0; i < cg->subs.cap; i++) {
-        struct cg_sub_count *c = cg->subs.slots[i].val;
-        if (c != NULL) {
-            free(c->name);
-            free(c);
-        }
-    }
-    strtab_free(&cg->subs);
+    names_free(&cg->subs);
+    names_free(&cg->classic_protocols);
     strtab_free(&cg->by_id);
     free(cg->owners.slots);
     free(cg);

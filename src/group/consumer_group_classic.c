@@ -258,9 +258,10 @@ void cg_classic_join_group(struct group_coordinator *gc, struct group *g,
     struct cg_group *cg = g->cg;
     const char *mid = a->member_id ? a->member_id : "";
     bool unknown = mid[0] == '\0';
-    /* throwIfClassicProtocolIsNotSupported */
+    /* throwIfClassicProtocolIsNotSupported: type "consumer" and a protocol every classic
+     * member lists. */
     if (a->protocol_type == NULL || strcmp(a->protocol_type, CONSUMER_PROTOCOL_TYPE) != 0 ||
-        a->n_protocols <= 0) {
+        a->n_protocols <= 0 || !cg_classic_supported(cg, a->protocols, a->n_protocols)) {
         join_error(cb, arg, KERR_INCONSISTENT_GROUP_PROTOCOL, mid);
         return;
     }

@@ -98,6 +98,8 @@ struct cg_group {
     struct strtab subs;          /* topic name -> cg_sub_count, over all members */
     uint32_t sub_stamp;
     int n_regex;                 /* members with a compiled regex */
+    struct strtab classic_protocols; /* protocol name -> cg_sub_count, over classic members */
+    int n_classic;               /* classic members (ClassicMemberMetadata) */
     struct cg_owners owners;
     bool metadata_known;         /* metadata_hash holds the subscribed topics' shape */
     uint64_t metadata_hash;
@@ -134,6 +136,10 @@ const char *cg_group_assignor(const struct cg_group *cg);
 /* Index upkeep when a member's subscription or ownership is replaced: -1 before, +1 after. */
 void cg_subs_count(struct cg_group *cg, const struct cg_member *m, int delta);
 void cg_owners_count(struct cg_group *cg, const struct cg_member *m, int delta);
+void cg_classic_count(struct cg_group *cg, const struct cg_member *m, int delta);
+/* Kafka's supportsClassicProtocols for a group with members: one of the protocols is listed by
+ * every classic member (true when there is none). */
+bool cg_classic_supported(const struct cg_group *cg, const struct gc_protocol *protocols, int n);
 
 /* consumer_group_records.c: encoders add to a record list. */
 int cg_rec_group_metadata(struct gc_record_list *l, const char *group, int32_t epoch, bool tomb);

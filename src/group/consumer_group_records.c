@@ -385,6 +385,7 @@ static int replay_member_metadata(struct group_coordinator *gc, struct cg_group 
     m->rebalance_timeout_ms = v.rebalance_timeout_ms;
     const struct consumer_group_member_metadata_value_classic_member_metadata *c =
         v.classic_member_metadata;
+    cg_classic_count(cg, m, -1);
     if (c != NULL) {
         int np = c->n_supported_protocols > 0 ? c->n_supported_protocols : 0;
         struct gc_protocol *ps = calloc((size_t)np + 1, sizeof(*ps));
@@ -400,6 +401,7 @@ static int replay_member_metadata(struct group_coordinator *gc, struct cg_group 
     } else {
         cg_member_set_classic(m, 0, NULL, -1);
     }
+    cg_classic_count(cg, m, 1);
     live_flag(gc, cg->g, &m->has_metadata, true);
     maybe_forget(gc, cg, NULL);
     return 0;

@@ -688,6 +688,18 @@ static void test_online_upgrade_mixed_group_and_downgrade(void **state)
     assert_int_equal(gc_list(e->gc, &list), 1);
     assert_string_equal(list[0].type, "consumer");
     free(list);
+    /* A classic join must share a protocol with every classic member (Kafka's
+     * supportsClassicProtocols). */
+    uint8_t sub[64];
+    size_t nsub = classic_subscription(sub, NULL, 0);
+    struct gc_protocol rr = {"roundrobin", sub, (int32_t)nsub};
+    struct gc_join_args ja = {.version = 3, .group_id = "m", .member_id = "", .client_id = "c",
+                              .client_host = "h", .session_timeout_ms = 10000,
+                              .rebalance_timeout_ms = 10000, .protocol_type = "consumer",
+                              .protocols = &rr, .n_protocols = 1};
+    struct cjoin x = {0};
+    gc_join(e->gc, &ja, on_cjoin, &x);
+    assert_int_equal(x.error, KERR_INCONSISTENT_GROUP_PROTOCOL);
     /* Classic heartbeats: a new group epoch means rejoin; a wrong generation is illegal. */
     assert_int_equal(gc_heartbeat(e->gc, "m", gen, a.member, NULL), KERR_REBALANCE_IN_PROGRESS);
     assert_int_equal(gc_heartbeat(e->gc, "m", gen + 5, a.member, NULL), KERR_ILLEGAL_GENERATION);
