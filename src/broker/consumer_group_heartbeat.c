@@ -43,6 +43,11 @@ static void view_each(void *ctx, cg_topic_fn fn, void *arg)
     }
 }
 
+void gh_topic_view(struct broker *b, struct cg_topic_view *out)
+{
+    *out = (struct cg_topic_view){b, view_by_name, view_by_id, view_each};
+}
+
 static const char *str_or_null(const struct kstr *s)
 {
     return s->ptr;

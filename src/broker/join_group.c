@@ -18,6 +18,7 @@ static void join_done(void *arg, const struct gc_join_result *res)
     resp->protocol_name = v7 ? gh_str(r, res->protocol_name) : gh_str_nn(r, res->protocol_name);
     resp->leader = gh_str_nn(r, res->leader);
     resp->member_id = gh_str_nn(r, res->member_id);
+    resp->skip_assignment = res->skip_assignment;
     if (res->n_members > 0) {
         RESP_ARRAY(r, resp->members, res->n_members);
         if (resp->members == NULL) {

@@ -129,7 +129,7 @@ struct cg_member *cg_member_find(const struct cg_group *cg, const char *id)
     return strtab_get(&cg->by_id, id, &cg->g->gc->work.heartbeat_steps);
 }
 
-static struct cg_member *member_by_instance(const struct cg_group *cg, const char *instance)
+struct cg_member *cg_member_by_instance(const struct cg_group *cg, const char *instance)
 {
     if (cg == NULL || instance == NULL)
         return NULL;
@@ -203,6 +203,65 @@ static void member_fields_free(struct cg_member *m)
     cg_tps_free(&m->assigned);
     cg_tps_free(&m->pending_revocation);
     cg_tps_free(&m->target);
+    cg_member_set_classic(m, 0, NULL, -1);
+}
+
+int32_t cg_member_session_timeout(const struct group_coordinator *gc, const struct cg_member *m)
+{
+    return m->classic && m->classic_session_timeout_ms > 0 ? m->classic_session_timeout_ms
+                                                           : session_timeout(gc);
+}
+
+void cg_member_set_classic(struct cg_member *m, int32_t session_timeout_ms,
+                           const struct gc_protocol *protocols, int n)
+{
+    for (int i = 0; i < m->n_classic_protocols; i++) {
+        free(m->classic_protocols[i].name);
+        free(m->classic_protocols[i].metadata);
+    }
+    free(m->classic_protocols);
+    m->classic_protocols = NULL;
+    m->n_classic_protocols = 0;
+    m->classic = n >= 0;
+    m->classic_session_timeout_ms = n >= 0 ? session_timeout_ms : 0;
+    if (n <= 0)
+        return;
+    m->classic_protocols = calloc((size_t)n, sizeof(*m->classic_protocols));
+    GREGOR_ASSERT(m->classic_protocols != NULL);
+    for (int i = 0; i < n; i++) {
+        struct member_protocol *p = &m->classic_protocols[i];
+        p->name = gc_strdup(protocols[i].name ? protocols[i].name : "");
+        int32_t len = protocols[i].metadata ? protocols[i].metadata_len : 0;
+        p->metadata = malloc((size_t)len + 1);
+        GREGOR_ASSERT(p->metadata != NULL);
+        if (len > 0)
+            memcpy(p->metadata, protocols[i].metadata, (size_t)len);
+        p->metadata_len = len;
+    }
+    m->n_classic_protocols = n;
+}
+
+void cg_member_touch(struct group_coordinator *gc, struct cg_member *m)
+{
+    int64_t deadline = mono(gc) + cg_member_session_timeout(gc, m);
+    if (m->classic_rejoin_deadline > 0 && m->classic_rejoin_deadline < deadline) {
+        /* Told to rejoin: signs of life do not keep it past its rebalance timeout. */
+        deadline = m->classic_rejoin_deadline;
+        timer_arm(gc, &m->session_timer, deadline);
+    }
+    m->session_deadline = deadline;
+}
+
+/* The classic protocols of src as gc_protocol views (borrowing src); NULL when not classic. */
+static struct gc_protocol *classic_view(const struct cg_member *src)
+{
+    struct gc_protocol *v = calloc((size_t)src->n_classic_protocols + 1, sizeof(*v));
+    GREGOR_ASSERT(v != NULL);
+    for (int i = 0; i < src->n_classic_protocols; i++)
+        v[i] = (struct gc_protocol){src->classic_protocols[i].name,
+                                    src->classic_protocols[i].metadata,
+                                    src->classic_protocols[i].metadata_len};
+    return v;
 }
 
 void cg_member_free(struct group_coordinator *gc, struct cg_member *m)
@@ -227,38 +286,80 @@ void cg_member_remove(struct cg_group *cg, struct cg_member *m)
     GREGOR_ASSERT(cg->n_members >= 0);
     strtab_del(&cg->by_id, m->id, m);
     cg_subs_count(cg, m, -1);
+    cg_classic_count(cg, m, -1);
     cg_owners_count(cg, m, -1);
     cg_member_free(cg->g->gc, m);
 }
 
 /* ---- the group's indexes: subscribed names and partition owners ---- */
 
-void cg_subs_count(struct cg_group *cg, const struct cg_member *m, int delta)
+/* Counts one name of a member in t (once per member: stamp marks the pass); entries at 0 go. */
+static void name_count(struct strtab *t, uint32_t stamp, const char *name, int delta,
+                       uint64_t *steps)
 {
-    uint64_t *steps = &cg->g->gc->work.heartbeat_steps;
-    uint32_t stamp = ++cg->sub_stamp;
-    for (int i = 0; i < m->n_topics; i++) {
-        struct cg_sub_count *c = strtab_get(&cg->subs, m->topics[i], steps);
-        if (c == NULL) {
-            GREGOR_ASSERT(delta > 0);
-            c = calloc(1, sizeof(*c));
-            GREGOR_ASSERT(c != NULL);
-            c->name = gc_strdup(m->topics[i]);
-            strtab_put(&cg->subs, c->name, c);
-        }
-        if (c->stamp == stamp)
-            continue;
-        c->stamp = stamp;
-        c->count += delta;
-        GREGOR_ASSERT(c->count >= 0);
-        if (c->count == 0) {
-            strtab_del(&cg->subs, c->name, c);
+    struct cg_sub_count *c = strtab_get(t, name, steps);
+    if (c == NULL) {
+        GREGOR_ASSERT(delta > 0);
+        c = calloc(1, sizeof(*c));
+        GREGOR_ASSERT(c != NULL);
+        c->name = gc_strdup(name);
+        strtab_put(t, c->name, c);
+    }
+    if (c->stamp == stamp)
+        return;
+    c->stamp = stamp;
+    c->count += delta;
+    GREGOR_ASSERT(c->count >= 0);
+    if (c->count == 0) {
+        strtab_del(t, c->name, c);
+        free(c->name);
+        free(c);
+    }
+}
+
+static void names_free(struct strtab *t)
+{
+    for (size_t i = 0; i < t->cap; i++) {
+        struct cg_sub_count *c = t->slots[i].val;
+        if (c != NULL) {
             free(c->name);
             free(c);
         }
     }
+    strtab_free(t);
+}
+
+void cg_subs_count(struct cg_group *cg, const struct cg_member *m, int delta)
+{
+    uint64_t *steps = &cg->g->gc->work.heartbeat_steps;
+    uint32_t stamp = ++cg->sub_stamp;
+    for (int i = 0; i < m->n_topics; i++)
+        name_count(&cg->subs, stamp, m->topics[i], delta, steps);
     cg->n_regex += m->re_ok ? delta : 0;
     GREGOR_ASSERT(cg->n_regex >= 0);
+}
+
+void cg_classic_count(struct cg_group *cg, const struct cg_member *m, int delta)
+{
+    if (!m->classic)
+        return;
+    uint64_t *steps = &cg->g->gc->work.heartbeat_steps;
+    uint32_t stamp = ++cg->sub_stamp;
+    for (int i = 0; i < m->n_classic_protocols; i++)
+        name_count(&cg->classic_protocols, stamp, m->classic_protocols[i].name, delta, steps);
+    cg->n_classic += delta;
+    GREGOR_ASSERT(cg->n_classic >= 0 && cg->n_classic <= cg->n_members);
+}
+
+bool cg_classic_supported(const struct cg_group *cg, const struct gc_protocol *protocols, int n)
+{
+    uint64_t *steps = &cg->g->gc->work.protocol_steps;
+    for (int i = 0; i < n; i++) {
+        const struct cg_sub_count *c = strtab_get(&cg->classic_protocols, protocols[i].name, steps);
+        if ((c ? c->count : 0) == cg->n_classic)
+            return true;
+    }
+    return false;
 }
 
 static uint64_t tp_hash(const struct cg_tp *tp)
@@ -347,14 +448,8 @@ void cg_group_free(struct group *g)
         cg_member_free(gc, m);
     }
     gc->live[g->partition] -= (cg->has_metadata + cg->has_target_metadata);
-    for (size_t i = 0; i < cg->subs.cap; i++) {
-        struct cg_sub_count *c = cg->subs.slots[i].val;
-        if (c != NULL) {
-            free(c->name);
-            free(c);
-        }
-    }
-    strtab_free(&cg->subs);
+    names_free(&cg->subs);
+    names_free(&cg->classic_protocols);
     strtab_free(&cg->by_id);
     free(cg->owners.slots);
     free(cg);
@@ -692,6 +787,17 @@ static int16_t reconcile(const struct cg_group *v, const struct cg_member *m, in
     return KERR_NONE;
 }
 
+bool cg_waiting_on_unreleased(const struct cg_group *cg, const struct cg_member *m)
+{
+    for (int i = 0; i < m->target.n; i++) {
+        const struct cg_tp *tp = &m->target.v[i];
+        if (!cg_tps_contains(&m->assigned, &tp->topic_id, tp->partition) &&
+            owned_by_other(cg, m, tp))
+            return true;
+    }
+    return false;
+}
+
 /* ---- heartbeat ---- */
 
 static void fail(struct cg_heartbeat_result *out, int16_t err, const char *fmt, const char *arg)
@@ -735,7 +841,7 @@ static bool request_valid(const struct cg_heartbeat_args *a, struct cg_heartbeat
 }
 
 /* A member id for v0 joins (v1 clients bring their own): a random UUID in Kafka's base64url. */
-static char *new_member_id(void)
+char *cg_new_member_id(void)
 {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     uint8_t u[16];
@@ -822,6 +928,11 @@ static void member_copy(struct cg_member *dst, const struct cg_member *src, cons
     cg_tps_copy(&dst->assigned, &src->assigned);
     cg_tps_copy(&dst->pending_revocation, &src->pending_revocation);
     cg_tps_copy(&dst->target, &src->target);
+    if (src->classic) {
+        struct gc_protocol *v = classic_view(src);
+        cg_member_set_classic(dst, src->classic_session_timeout_ms, v, src->n_classic_protocols);
+        free(v);
+    }
     if (new_id == NULL) {
         dst->has_metadata = src->has_metadata;
         dst->has_target = src->has_target;
@@ -890,7 +1001,8 @@ static void arm_timers_after(struct group_coordinator *gc, const char *group_id,
     struct cg_member *m = g ? cg_member_find(g->cg, member_id) : NULL;
     if (m == NULL)
         return;
-    m->session_deadline = mono(gc) + session_timeout(gc);
+    m->classic_rejoin_deadline = 0; /* it (re)joined, or is no classic member */
+    m->session_deadline = mono(gc) + cg_member_session_timeout(gc, m);
     if (m->session_timer.id == 0)
         timer_arm(gc, &m->session_timer, m->session_deadline);
     if (m->state == CG_UNREVOKED_PARTITIONS) {
@@ -914,10 +1026,12 @@ static void result_assignment(struct cg_heartbeat_result *out, const struct cg_t
 }
 
 /* Removes a member (leave or fence): its three records die and the group epoch moves on. */
-static int fence_member(struct group_coordinator *gc, struct group *g, struct cg_member *m,
-                        const char *why)
+int cg_fence_member(struct group_coordinator *gc, struct group *g, struct cg_member *m,
+                    const char *why)
 {
     struct cg_group *cg = g->cg;
+    if (cg_maybe_downgrade(gc, g, m))
+        return KERR_NONE;
     struct gc_record_list l = {0};
     int e = cg_rec_current(&l, g->id, m->id, 0, 0, 0, NULL, NULL, true);
     if (e == KERR_NONE)
@@ -946,7 +1060,7 @@ static void heartbeat_leave(struct group_coordinator *gc, struct group *g,
                             const struct cg_heartbeat_args *a, struct cg_heartbeat_result *out)
 {
     struct cg_group *cg = g->cg;
-    struct cg_member *m = a->instance_id ? member_by_instance(cg, a->instance_id)
+    struct cg_member *m = a->instance_id ? cg_member_by_instance(cg, a->instance_id)
                                          : cg_member_find(cg, a->member_id);
     if (m == NULL) {
         if (a->instance_id)
@@ -978,7 +1092,7 @@ static void heartbeat_leave(struct group_coordinator *gc, struct group *g,
                      "consumer group temporarily", g->id, a->member_id, a->instance_id);
         return;
     }
-    if (fence_member(gc, g, m, "leave request") != KERR_NONE)
+    if (cg_fence_member(gc, g, m, "leave request") != KERR_NONE)
         fail(out, KERR_COORDINATOR_NOT_AVAILABLE, "cannot persist the leave%s", NULL);
 }
 
@@ -998,10 +1112,13 @@ static int16_t find_member(struct cg_group *cg, const struct cg_heartbeat_args *
             return out->error;
         }
     } else {
-        struct cg_member *s = member_by_instance(cg, a->instance_id);
+        struct cg_member *s = cg_member_by_instance(cg, a->instance_id);
         if (a->member_epoch == CG_JOIN_EPOCH) {
             if (s != NULL && strcmp(s->id, a->member_id) != 0) {
-                if (s->epoch != CG_STATIC_LEAVE_EPOCH) {
+                /* As Kafka: a consumer-protocol instance replaces a classic one at once (a
+                 * rolling upgrade restarts each static member with the new protocol); another
+                 * consumer-protocol one only after it left (epoch -2). */
+                if (s->epoch != CG_STATIC_LEAVE_EPOCH && !s->classic) {
                     fail(out, CG_ERR_UNRELEASED_INSTANCE_ID, "Static member with instance id %s "
                          "is not released yet.", a->instance_id);
                     return out->error;
@@ -1045,8 +1162,12 @@ static struct group *heartbeat_group(struct group_coordinator *gc, const struct 
     if (g != NULL && g->cg != NULL)
         return g;
     if (g != NULL && (g->n_members > 0 || g->n_pending > 0 || g->state != GC_EMPTY)) {
-        fail(out, KERR_GROUP_ID_NOT_FOUND, "Group %s is not a consumer group.", a->group_id);
-        return NULL;
+        /* A classic group with members: converted when a member joins (online upgrade). */
+        struct group *up = a->member_epoch == CG_JOIN_EPOCH ? cg_upgrade_classic_group(gc, g)
+                                                            : NULL;
+        if (up == NULL)
+            fail(out, KERR_GROUP_ID_NOT_FOUND, "Group %s is not a consumer group.", a->group_id);
+        return up;
     }
     if (a->member_epoch != CG_JOIN_EPOCH) {
         fail(out, KERR_GROUP_ID_NOT_FOUND, "Group %s not found.", a->group_id);
@@ -1059,16 +1180,62 @@ static struct group *heartbeat_group(struct group_coordinator *gc, const struct 
     return g;
 }
 
+static bool classic_same(const struct cg_member *m, const struct cg_classic_join *c)
+{
+    const struct gc_join_args *j = c->join;
+    if (!m->classic || m->classic_session_timeout_ms != j->session_timeout_ms ||
+        m->n_classic_protocols != j->n_protocols)
+        return false;
+    for (int i = 0; i < j->n_protocols; i++) {
+        const struct member_protocol *p = &m->classic_protocols[i];
+        int32_t len = j->protocols[i].metadata ? j->protocols[i].metadata_len : 0;
+        if (!str_same(p->name, j->protocols[i].name) || p->metadata_len != len ||
+            (len > 0 && memcmp(p->metadata, j->protocols[i].metadata, (size_t)len) != 0))
+            return false;
+    }
+    return true;
+}
+
+static void heartbeat_core(struct group_coordinator *gc, const struct cg_topic_view *tv,
+                           struct group *g, bool classic_takeover,
+                           const struct cg_heartbeat_args *a, struct cg_member *existing,
+                           const char *replaced, const struct cg_classic_join *classic,
+                           struct cg_heartbeat_result *out);
+
 /* Everything a join or regular heartbeat changes, as records; then applied. */
 static void heartbeat_member(struct group_coordinator *gc, const struct cg_topic_view *tv,
                              struct group *g, bool classic_takeover,
                              const struct cg_heartbeat_args *a, struct cg_heartbeat_result *out)
 {
-    struct cg_group *cg = g->cg;
     struct cg_member *existing;
     const char *replaced;
-    if (find_member(cg, a, &existing, &replaced, out) != KERR_NONE)
+    if (find_member(g->cg, a, &existing, &replaced, out) != KERR_NONE)
         return;
+    if (existing != NULL && existing->classic && replaced == NULL) {
+        /* A classic member of this group speaks the consumer protocol now: as Kafka, the
+         * member id is the classic member's; it is no longer classic from this join on. */
+        LOG_INFO(CG_WHO, "[GroupId %s] Member %s upgrades from the classic protocol", g->id,
+                 existing->id);
+    }
+    heartbeat_core(gc, tv, g, classic_takeover, a, existing, replaced, NULL, out);
+}
+
+int16_t cg_heartbeat_apply(struct group_coordinator *gc, const struct cg_topic_view *tv,
+                           struct group *g, const struct cg_heartbeat_args *a,
+                           struct cg_member *existing, const char *replaced,
+                           const struct cg_classic_join *classic, struct cg_heartbeat_result *out)
+{
+    heartbeat_core(gc, tv, g, false, a, existing, replaced, classic, out);
+    return out->error;
+}
+
+static void heartbeat_core(struct group_coordinator *gc, const struct cg_topic_view *tv,
+                           struct group *g, bool classic_takeover,
+                           const struct cg_heartbeat_args *a, struct cg_member *existing,
+                           const char *replaced, const struct cg_classic_join *classic,
+                           struct cg_heartbeat_result *out)
+{
+    struct cg_group *cg = g->cg;
     if (existing == NULL && cg->n_members >= max_size(gc)) {
         fail(out, KERR_GROUP_MAX_SIZE_REACHED, "The consumer group has reached its maximum "
              "capacity.%s", NULL);
@@ -1077,7 +1244,7 @@ static void heartbeat_member(struct group_coordinator *gc, const struct cg_topic
     char *generated = NULL;
     const char *member_id = a->member_id;
     if (existing == NULL && (member_id == NULL || member_id[0] == '\0'))
-        member_id = generated = new_member_id();
+        member_id = generated = cg_new_member_id();
 
     struct cg_member upd;
     bool meta_changed = existing == NULL || replaced != NULL;
@@ -1095,6 +1262,14 @@ static void heartbeat_member(struct group_coordinator *gc, const struct cg_topic
     free(generated);
     if (member_update(&upd, a, &meta_changed))
         sub_changed = true;
+    if (classic != NULL && !classic_same(&upd, classic)) {
+        cg_member_set_classic(&upd, classic->join->session_timeout_ms, classic->join->protocols,
+                              classic->join->n_protocols);
+        meta_changed = true;
+    } else if (classic == NULL && upd.classic) {
+        cg_member_set_classic(&upd, 0, NULL, -1);
+        meta_changed = true;
+    }
     if (a->regex && a->regex[0] && !upd.re_ok) {
         fail(out, CG_ERR_INVALID_REGULAR_EXPRESSION, "SubscribedTopicRegex %s is not a valid "
              "regular expression.", a->regex);
@@ -1255,9 +1430,14 @@ static void session_expired(struct group_coordinator *gc, struct cg_member *m)
         timer_arm(gc, &m->session_timer, m->session_deadline);
         return;
     }
-    LOG_INFO(CG_WHO, "[GroupId %s] Member %s fenced from the group because its session expired "
-             "(%d ms)", g->id, m->id, session_timeout(gc));
-    if (fence_member(gc, g, m, "session timeout") != KERR_NONE)
+    if (m->classic_rejoin_deadline > 0 && m->classic_rejoin_deadline <= now)
+        LOG_INFO(CG_WHO, "[GroupId %s] Classic member %s fenced from the group because it did "
+                 "not rejoin within its rebalance timeout (%d ms)", g->id, m->id,
+                 m->rebalance_timeout_ms);
+    else
+        LOG_INFO(CG_WHO, "[GroupId %s] Member %s fenced from the group because its session "
+                 "expired (%d ms)", g->id, m->id, cg_member_session_timeout(gc, m));
+    if (cg_fence_member(gc, g, m, "session timeout") != KERR_NONE)
         timer_arm(gc, &m->session_timer, now + CG_RETRY_MS);
 }
 
@@ -1269,7 +1449,7 @@ static void rebalance_expired(struct group_coordinator *gc, struct cg_member *m)
     LOG_INFO(CG_WHO, "[GroupId %s] Member %s fenced from the group because it failed to revoke "
              "partitions within the rebalance timeout (%d ms)", g->id, m->id,
              m->rebalance_timeout_ms);
-    if (fence_member(gc, g, m, "rebalance timeout") != KERR_NONE)
+    if (cg_fence_member(gc, g, m, "rebalance timeout") != KERR_NONE)
         timer_arm(gc, &m->rebalance_timer, mono(gc) + CG_RETRY_MS);
 }
 
@@ -1283,15 +1463,14 @@ void cg_timer_fire(struct group_coordinator *gc, struct gc_timer *t)
 
 void cg_replay_done(struct group_coordinator *gc)
 {
-    int64_t deadline = mono(gc) + session_timeout(gc);
     for (size_t i = 0; i < gc->nbuckets; i++)
         for (struct group *g = gc->buckets[i]; g; g = g->next) {
             if (g->cg == NULL)
                 continue;
             g->state = g->cg->n_members > 0 ? GC_STABLE : GC_EMPTY;
             for (struct cg_member *m = g->cg->members; m; m = m->next) {
-                m->session_deadline = deadline;
-                timer_arm(gc, &m->session_timer, deadline);
+                m->session_deadline = mono(gc) + cg_member_session_timeout(gc, m);
+                timer_arm(gc, &m->session_timer, m->session_deadline);
             }
         }
 }
@@ -1351,13 +1530,14 @@ int16_t cg_validate_commit(struct group *g, const struct gc_commit_args *a)
     struct cg_member *m = cg_member_find(cg, a->member_id);
     if (m == NULL)
         return KERR_UNKNOWN_MEMBER_ID;
-    /* Kafka: members of the KIP-848 protocol commit with OffsetCommit v9 or later. */
-    if (a->version < 9)
+    /* Kafka: members of the KIP-848 protocol commit with OffsetCommit v9 or later; classic
+     * members of the group commit as in a classic group (ILLEGAL_GENERATION). */
+    if (a->version < 9 && !m->classic)
         return KERR_UNSUPPORTED_VERSION;
     if (a->generation != m->epoch)
-        return CG_ERR_STALE_MEMBER_EPOCH;
+        return m->classic ? KERR_ILLEGAL_GENERATION : CG_ERR_STALE_MEMBER_EPOCH;
     /* A commit is a sign of life too. */
-    m->session_deadline = mono(g->gc) + session_timeout(g->gc);
+    cg_member_touch(g->gc, m);
     return KERR_NONE;
 }
 

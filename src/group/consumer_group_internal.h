@@ -46,6 +46,15 @@ struct cg_member {
     struct cg_tps pending_revocation;
     /* ConsumerGroupTargetAssignmentMemberValue */
     struct cg_tps target;
+    /* ClassicMemberMetadata: a member speaking the classic protocol (JoinGroup / SyncGroup /
+     * Heartbeat) in this consumer group, with the session timeout and protocols it joined with
+     * (online migration, consumer_group_classic.c). */
+    bool classic;
+    int32_t classic_session_timeout_ms;
+    struct member_protocol *classic_protocols; /* owned */
+    int n_classic_protocols;
+    int64_t classic_rejoin_deadline; /* not persisted: told to rejoin (REBALANCE_IN_PROGRESS)
+                                      * at a heartbeat, it must by then (0 = not told) */
     /* Which of the member's three records are live in the log (live-record accounting). */
     bool has_metadata, has_target, has_current;
     /* Not persisted: session and revocation deadlines. */
@@ -89,15 +98,35 @@ struct cg_group {
     struct strtab subs;          /* topic name -> cg_sub_count, over all members */
     uint32_t sub_stamp;
     int n_regex;                 /* members with a compiled regex */
+    struct strtab classic_protocols; /* protocol name -> cg_sub_count, over classic members */
+    int n_classic;               /* classic members (ClassicMemberMetadata) */
     struct cg_owners owners;
     bool metadata_known;         /* metadata_hash holds the subscribed topics' shape */
     uint64_t metadata_hash;
 };
 
 /* consumer_group.c */
+/* The member's session timeout: its classic one, or group.consumer.session.timeout.ms. */
+int32_t cg_member_session_timeout(const struct group_coordinator *gc, const struct cg_member *m);
+/* A sign of life (heartbeat, sync, commit): the session deadline moves on, but never past a
+ * classic member's rejoin deadline (Kafka's join timeout). */
+void cg_member_touch(struct group_coordinator *gc, struct cg_member *m);
+/* Replaces a member's classic protocols with a copy of protocols (n < 0: not classic). */
+void cg_member_set_classic(struct cg_member *m, int32_t session_timeout_ms,
+                           const struct gc_protocol *protocols, int n);
 struct cg_member *cg_member_find(const struct cg_group *cg, const char *id);
+struct cg_member *cg_member_by_instance(const struct cg_group *cg, const char *instance);
+/* A random member id (a UUID in Kafka's base64url); malloc'ed. */
+char *cg_new_member_id(void);
+/* Is a partition of m's target still owned by another member (Kafka's
+ * waitingOnUnreleasedPartition)? */
+bool cg_waiting_on_unreleased(const struct cg_group *cg, const struct cg_member *m);
 struct cg_member *cg_member_get_or_create(struct cg_group *cg, const char *id);
 void cg_member_free(struct group_coordinator *gc, struct cg_member *m);
+/* Removes a member (leave or fence): tombstones for its records and a new group epoch, or the
+ * downgrade of the group when only classic members would remain. A KERR code. */
+int cg_fence_member(struct group_coordinator *gc, struct group *g, struct cg_member *m,
+                    const char *why);
 /* Unlinks and frees a member (its records must be tombstoned already). */
 void cg_member_remove(struct cg_group *cg, struct cg_member *m);
 struct cg_group *cg_attach(struct group *g);
@@ -107,6 +136,10 @@ const char *cg_group_assignor(const struct cg_group *cg);
 /* Index upkeep when a member's subscription or ownership is replaced: -1 before, +1 after. */
 void cg_subs_count(struct cg_group *cg, const struct cg_member *m, int delta);
 void cg_owners_count(struct cg_group *cg, const struct cg_member *m, int delta);
+void cg_classic_count(struct cg_group *cg, const struct cg_member *m, int delta);
+/* Kafka's supportsClassicProtocols for a group with members: one of the protocols is listed by
+ * every classic member (true when there is none). */
+bool cg_classic_supported(const struct cg_group *cg, const struct gc_protocol *protocols, int n);
 
 /* consumer_group_records.c: encoders add to a record list. */
 int cg_rec_group_metadata(struct gc_record_list *l, const char *group, int32_t epoch, bool tomb);
@@ -155,5 +188,40 @@ const char *cg_state_name(const struct group *g);
 /* A classic JoinGroup met a consumer group: INCONSISTENT_GROUP_PROTOCOL while it has members;
  * an empty one becomes classic (its records are tombstoned, its offsets stay). */
 int16_t cg_classic_join(struct group_coordinator *gc, struct group *g);
+
+/* ---- online migration (consumer_group_classic.c, KIP-848) ---- */
+
+/* Classic protocol members in a consumer group (Kafka's classicGroup*ToConsumerGroup). */
+struct cg_classic_join {
+    const struct gc_join_args *join;
+    const struct cg_tp *owned;         /* from the subscription's OwnedPartitions */
+    int n_owned;
+    const char *const *topics;         /* the subscription's topics */
+    int n_topics;
+    const char *rack_id;
+};
+/* The core of a heartbeat (join or update) with the member already found: consumer_group.c. */
+int16_t cg_heartbeat_apply(struct group_coordinator *gc, const struct cg_topic_view *tv,
+                           struct group *g, const struct cg_heartbeat_args *a,
+                           struct cg_member *existing, const char *replaced,
+                           const struct cg_classic_join *classic, struct cg_heartbeat_result *out);
+void cg_classic_join_group(struct group_coordinator *gc, struct group *g,
+                           const struct gc_join_args *a, gc_join_cb cb, void *arg);
+void cg_classic_sync_group(struct group_coordinator *gc, struct group *g,
+                           const struct gc_sync_args *a, gc_sync_cb cb, void *arg);
+int16_t cg_classic_heartbeat(struct group_coordinator *gc, struct group *g, int32_t generation,
+                             const char *member_id, const char *instance_id);
+/* LeaveGroup of classic members; returns how many entries it handled (fewer than n when the
+ * group was downgraded: the rest are the classic group's). */
+int cg_classic_leave(struct group_coordinator *gc, struct group *g, struct gc_leave_member *lm,
+                     int n);
+/* A ConsumerGroupHeartbeat join met a classic group with members: converts it (upgrade) when the
+ * migration policy and the group allow. Returns the group (its entry may be a new one), NULL
+ * when it stays classic. */
+struct group *cg_upgrade_classic_group(struct group_coordinator *gc, struct group *g);
+/* A member is leaving (NULL: a classic static member just replaced a consumer-protocol one):
+ * when only classic members would remain (and the policy allows), the group becomes a classic
+ * group instead (downgrade) and rebalances. Returns true when it did. */
+bool cg_maybe_downgrade(struct group_coordinator *gc, struct group *g, struct cg_member *leaving);
 
 #endif

@@ -100,11 +100,30 @@ int cg_rec_member_metadata(struct gc_record_list *l, const char *group, const st
             .rebalance_timeout_ms = m->rebalance_timeout_ms,
             .server_assignor = gc_kstr(m->assignor),
         };
+        struct consumer_group_member_metadata_value_classic_member_metadata classic = {0};
+        struct consumer_group_member_metadata_value_classic_protocol *protos = NULL;
+        if (m->classic) {
+            protos = calloc((size_t)m->n_classic_protocols + 1, sizeof(*protos));
+            if (protos == NULL) {
+                free(topics);
+                return KERR_UNKNOWN_SERVER_ERROR;
+            }
+            for (int i = 0; i < m->n_classic_protocols; i++) {
+                protos[i].name = gc_kstr(m->classic_protocols[i].name);
+                protos[i].metadata = (struct kbytes){m->classic_protocols[i].metadata,
+                                                     m->classic_protocols[i].metadata_len};
+            }
+            classic.session_timeout_ms = m->classic_session_timeout_ms;
+            classic.supported_protocols = protos;
+            classic.n_supported_protocols = m->n_classic_protocols;
+            x.classic_member_metadata = &classic;
+        }
         struct kwriter w;
         kw_init(&w, CG_RECORD_MAX_BYTES);
         kw_i16(&w, 0);
         consumer_group_member_metadata_value_encode(&w, 0, &x);
         free(topics);
+        free(protos);
         int e = gc_take(&w, &v);
         if (e != KERR_NONE)
             return e;
@@ -364,6 +383,25 @@ static int replay_member_metadata(struct group_coordinator *gc, struct cg_group 
                  cg->g->id, v.subscribed_topic_regex.ptr);
     cg_subs_count(cg, m, 1);
     m->rebalance_timeout_ms = v.rebalance_timeout_ms;
+    const struct consumer_group_member_metadata_value_classic_member_metadata *c =
+        v.classic_member_metadata;
+    cg_classic_count(cg, m, -1);
+    if (c != NULL) {
+        int np = c->n_supported_protocols > 0 ? c->n_supported_protocols : 0;
+        struct gc_protocol *ps = calloc((size_t)np + 1, sizeof(*ps));
+        GREGOR_ASSERT(ps != NULL);
+        for (int i = 0; i < np; i++)
+            ps[i] = (struct gc_protocol){c->supported_protocols[i].name.ptr
+                                             ? c->supported_protocols[i].name.ptr : "",
+                                         c->supported_protocols[i].metadata.ptr,
+                                         c->supported_protocols[i].metadata.len > 0
+                                             ? c->supported_protocols[i].metadata.len : 0};
+        cg_member_set_classic(m, c->session_timeout_ms, ps, np);
+        free(ps);
+    } else {
+        cg_member_set_classic(m, 0, NULL, -1);
+    }
+    cg_classic_count(cg, m, 1);
     live_flag(gc, cg->g, &m->has_metadata, true);
     maybe_forget(gc, cg, NULL);
     return 0;

@@ -381,19 +381,21 @@ static const struct member_protocol *member_protocol_find(const struct member *m
     return NULL;
 }
 
-/* The JoinGroup answer for one member of the current generation (members only to the leader). */
-static void join_reply_current(struct group *g, struct member *m, gc_join_cb cb, void *arg)
+/* The JoinGroup answer for one member of the current generation naming `leader` as the leader:
+ * the members and their metadata go only to the member so named. */
+static void join_reply_as(struct group *g, struct member *m, const char *leader, bool skip,
+                          gc_join_cb cb, void *arg)
 {
     struct gc_join_result res = {
         .error = KERR_NONE,
         .generation = g->generation,
         .protocol_type = g->protocol_type,
         .protocol_name = g->protocol,
-        .leader = g->leader ? g->leader : "",
+        .leader = leader ? leader : "",
         .member_id = m->id,
     };
     struct gc_member_info *infos = NULL;
-    if (str_eq(g->leader, m->id)) {
+    if (str_eq(leader, m->id)) {
         infos = calloc((size_t)g->n_members + 1, sizeof(*infos));
         GREGOR_ASSERT(infos != NULL);
         int n = 0;
@@ -405,11 +407,19 @@ static void join_reply_current(struct group *g, struct member *m, gc_join_cb cb,
             infos[n].metadata_len = p ? p->metadata_len : 0;
             n++;
         }
+        GREGOR_ASSERT(n == g->n_members);
         res.members = infos;
         res.n_members = n;
+        res.skip_assignment = skip;
     }
     cb(arg, &res);
     free(infos);
+}
+
+/* The JoinGroup answer for one member of the current generation (members only to the leader). */
+static void join_reply_current(struct group *g, struct member *m, gc_join_cb cb, void *arg)
+{
+    join_reply_as(g, m, g->leader, false, cb, arg);
 }
 
 void gc_heartbeat_reset(struct group_coordinator *gc, struct member *m)
@@ -803,10 +813,112 @@ static void add_member_and_rebalance(struct group *g, char *id, const struct gc_
     maybe_prepare_rebalance(g, join_reason(rb, sizeof(rb), "adding new member", a));
 }
 
-/* A static member came back with a new member id: the old id is fenced. */
+/* A member's current join parameters, deep-copied: what a failed static rejoin restores. */
+struct member_saved {
+    struct gc_join_args args;
+    struct gc_protocol *protocols;
+};
+
+static void member_save(const struct member *m, struct member_saved *s)
+{
+    s->protocols = calloc((size_t)m->n_protocols + 1, sizeof(*s->protocols));
+    GREGOR_ASSERT(s->protocols != NULL);
+    for (int i = 0; i < m->n_protocols; i++) {
+        s->protocols[i].name = gc_strdup(m->protocols[i].name);
+        s->protocols[i].metadata = bytes_dup(m->protocols[i].metadata, m->protocols[i].metadata_len);
+        s->protocols[i].metadata_len = m->protocols[i].metadata_len;
+    }
+    s->args = (struct gc_join_args){
+        .protocol_type = gc_strdup(m->protocol_type),
+        .client_id = gc_strdup(m->client_id),
+        .client_host = gc_strdup(m->client_host),
+        .session_timeout_ms = m->session_timeout_ms,
+        .rebalance_timeout_ms = m->rebalance_timeout_ms,
+        .protocols = s->protocols,
+        .n_protocols = m->n_protocols,
+    };
+}
+
+static void member_saved_free(struct member_saved *s)
+{
+    for (int i = 0; i < s->args.n_protocols; i++) {
+        free((char *)s->protocols[i].name);
+        free((uint8_t *)s->protocols[i].metadata);
+    }
+    free(s->protocols);
+    free((char *)s->args.protocol_type);
+    free((char *)s->args.client_id);
+    free((char *)s->args.client_host);
+}
+
+/* Gives a static member its new member id (the old one is fenced from now on). */
+static void member_rename(struct group *g, struct member *m, char *new_id)
+{
+    bool was_leader = str_eq(g->leader, m->id);
+    strtab_del(&g->by_id, m->id, m);
+    free(m->id);
+    m->id = new_id;
+    strtab_put(&g->by_id, m->id, m);
+    if (was_leader) {
+        free(g->leader);
+        g->leader = gc_strdup(new_id);
+    }
+}
+
+/* The JoinGroup answer of a static member that rejoined a Stable group without a rebalance
+ * (Kafka's updateStaticMemberThenRebalanceOrCompleteJoin). From v9 the leader gets the members
+ * with SkipAssignment set: it may look at them but must not assign. Before v9 the leader field
+ * names the old leader id, so that the leader, not recognizing itself, just syncs and gets its
+ * assignment back: an assignment computed now would not be sent to a Stable group's members. */
+static void join_reply_static_rejoin(struct group *g, struct member *m, const char *old_leader,
+                                     int16_t version, gc_join_cb cb, void *arg)
+{
+    if (version >= 9)
+        join_reply_as(g, m, g->leader, str_eq(g->leader, m->id), cb, arg);
+    else
+        join_reply_as(g, m, old_leader, false, cb, arg);
+}
+
+/* A static member rejoining a Stable group that keeps its selected protocol keeps its place and
+ * assignment: only its new member id (and join parameters) are persisted. When that append
+ * fails, the member gets its old id and parameters back and the join gets the error. */
+static void static_rejoin_stable(struct group *g, struct member *m, char *old_id,
+                                 const char *old_leader, struct member_saved *saved,
+                                 const struct gc_join_args *a, gc_join_cb cb, void *arg)
+{
+    LOG_INFO(GC_WHO, "Static member %s of group %s joins during Stable stage and does not "
+             "change the selected protocol %s: no rebalance", m->instance_id, g->id, g->protocol);
+    int e = gc_store_group(g->gc, g);
+    if (e == KERR_NONE) {
+        join_reply_static_rejoin(g, m, old_leader, a->version, cb, arg);
+        return;
+    }
+    LOG_LIMITED(LOG_LEVEL_WARN, GC_WHO, "cannot persist static member %s (instance %s) of group "
+                "%s: %s; reverting to member id %s", m->id, m->instance_id, g->id, kerr_name(e),
+                old_id);
+    member_update(g, m, &saved->args);
+    member_rename(g, m, gc_strdup(old_id));
+    gc_heartbeat_reset(g->gc, m);
+    struct gc_join_result res = {
+        .error = KERR_COORDINATOR_NOT_AVAILABLE,
+        .generation = g->generation,
+        .protocol_type = g->protocol_type,
+        .protocol_name = g->protocol,
+        .leader = old_leader ? old_leader : "",
+        .member_id = "",
+    };
+    cb(arg, &res);
+}
+
+/* A static member came back with a new member id: the old id is fenced. As Kafka, a Stable
+ * group stays Stable unless the member's new protocols change the group's selected protocol,
+ * whether or not the member is the leader; in CompletingRebalance the leader may already hold
+ * the old id in its assignment, so the group rebalances; in PreparingRebalance the member simply
+ * joins the rebalance. */
 static void replace_static_member(struct group *g, struct member *m, char *new_id,
                                   const struct gc_join_args *a, gc_join_cb cb, void *arg)
 {
+    GREGOR_ASSERT(g->state != GC_EMPTY && g->state != GC_DEAD);
     if (m->join_cb) {
         gc_join_cb old = m->join_cb;
         m->join_cb = NULL;
@@ -820,26 +932,39 @@ static void replace_static_member(struct group *g, struct member *m, char *new_i
     }
     LOG_INFO(GC_WHO, "Static member %s of group %s with unknown member id rejoins, assigning "
              "new member id %s (old %s)", m->instance_id, g->id, new_id, m->id);
-    bool was_leader = str_eq(g->leader, m->id);
-    bool same = protocols_match(m, a);
-    strtab_del(&g->by_id, m->id, m);
-    free(m->id);
-    m->id = new_id;
-    strtab_put(&g->by_id, m->id, m);
-    if (was_leader) {
-        free(g->leader);
-        g->leader = gc_strdup(new_id);
-    }
+    char *old_id = gc_strdup(m->id);
+    char *old_leader = gc_strdup(g->leader);
+    struct member_saved saved;
+    member_save(m, &saved);
+    member_rename(g, m, new_id);
     member_update(g, m, a);
     gc_heartbeat_reset(g->gc, m);
-    if ((g->state == GC_STABLE || g->state == GC_COMPLETING_REBALANCE) && same && !was_leader) {
-        join_reply_current(g, m, cb, arg);
-        return;
+    char why[512], rb[768];
+    if (g->state == GC_STABLE) {
+        char *next = select_protocol(g);
+        bool keep = str_eq(next, g->protocol);
+        free(next);
+        if (keep) {
+            static_rejoin_stable(g, m, old_id, old_leader, &saved, a, cb, arg);
+        } else {
+            member_await_join(g, m, cb, arg);
+            snprintf(why, sizeof(why), "Group's selectedProtocol will change because static "
+                     "member %s with instance id %s joined with change of protocol", m->id,
+                     m->instance_id);
+            prepare_rebalance(g, join_reason(rb, sizeof(rb), why, a));
+        }
+    } else if (g->state == GC_COMPLETING_REBALANCE) {
+        member_await_join(g, m, cb, arg);
+        snprintf(why, sizeof(why), "Updating metadata for static member %s with instance id %s",
+                 m->id, m->instance_id);
+        prepare_rebalance(g, join_reason(rb, sizeof(rb), why, a));
+    } else {
+        member_await_join(g, m, cb, arg);
+        maybe_complete_join(g);
     }
-    member_await_join(g, m, cb, arg);
-    char rb[512];
-    maybe_prepare_rebalance(
-        g, join_reason(rb, sizeof(rb), "static member rejoined with new metadata", a));
+    member_saved_free(&saved);
+    free(old_leader);
+    free(old_id);
 }
 
 static void join_new_member(struct group *g, const struct gc_join_args *a, gc_join_cb cb,
@@ -967,7 +1092,12 @@ void gc_join(struct group_coordinator *gc, const struct gc_join_args *a, gc_join
         return;
     }
     if (g->cg != NULL) {
-        /* A consumer (KIP-848) group: refused while it has members, else it becomes classic. */
+        /* A consumer (KIP-848) group: with members, a classic member joins it as such (online
+         * migration); an empty one becomes classic. */
+        if (g->cg->n_members > 0) {
+            cg_classic_join_group(gc, g, a, cb, arg);
+            return;
+        }
         int16_t ce = cg_classic_join(gc, g);
         if (ce != KERR_NONE) {
             join_reply_error(cb, arg, ce, mid);
@@ -1062,6 +1192,10 @@ void gc_sync(struct group_coordinator *gc, const struct gc_sync_args *a, gc_sync
         sync_reply_error(cb, arg, KERR_COORDINATOR_NOT_AVAILABLE);
         return;
     }
+    if (g->cg != NULL) {
+        cg_classic_sync_group(gc, g, a, cb, arg);
+        return;
+    }
     struct member *m;
     int16_t e = gc_validate_member(g, a->member_id, a->instance_id, &m);
     if (e != KERR_NONE) {
@@ -1112,6 +1246,8 @@ int16_t gc_heartbeat(struct group_coordinator *gc, const char *group_id, int32_t
         return KERR_UNKNOWN_MEMBER_ID;
     if (g->state == GC_DEAD)
         return KERR_COORDINATOR_NOT_AVAILABLE;
+    if (g->cg != NULL)
+        return cg_classic_heartbeat(gc, g, generation, member_id, instance_id);
     struct member *m;
     int16_t e = gc_validate_member(g, member_id, instance_id, &m);
     if (e != KERR_NONE)
@@ -1144,6 +1280,14 @@ int16_t gc_leave(struct group_coordinator *gc, const char *group_id, struct gc_l
     }
     if (g->state == GC_DEAD)
         return KERR_COORDINATOR_NOT_AVAILABLE;
+    if (g->cg != NULL) {
+        int k = cg_classic_leave(gc, g, lm, n);
+        if (k == n)
+            return KERR_NONE;
+        /* The group became classic again (downgrade): the rest leave it as such. */
+        lm += k;
+        n -= k;
+    }
     bool changed = false;
     for (int i = 0; i < n; i++) {
         const char *mid = lm[i].member_id ? lm[i].member_id : "";
@@ -1415,4 +1559,43 @@ void gc_replay_group(struct group_coordinator *gc, struct group *g, const char *
         member_link(g, m);
     }
     g->state = g->n_members > 0 ? GC_STABLE : GC_EMPTY;
+}
+
+void gc_set_topic_view(struct group_coordinator *gc, const struct cg_topic_view *tv)
+{
+    gc->topics = *tv;
+}
+
+/* ---- online migration (consumer_group_classic.c) ---- */
+
+void gc_classic_reset(struct group *g, int16_t err)
+{
+    struct group_coordinator *gc = g->gc;
+    for (struct member *m = g->members; m; m = m->next) {
+        if (m->join_cb) {
+            gc_join_cb cb = m->join_cb;
+            m->join_cb = NULL;
+            g->n_awaiting_join--;
+            join_reply_error(cb, m->join_arg, err, m->id);
+        }
+        if (m->sync_cb) {
+            gc_sync_cb cb = m->sync_cb;
+            m->sync_cb = NULL;
+            sync_reply_error(cb, m->sync_arg, err);
+        }
+    }
+    GREGOR_ASSERT(g->n_awaiting_join == 0);
+    while (g->pending)
+        pending_remove(g, g->pending);
+    timer_stop(gc, &g->join_timer);
+    g->initial_delay = false;
+}
+
+void gc_classic_downgraded(struct group *g, const char *reason)
+{
+    struct group_coordinator *gc = g->gc;
+    for (struct member *m = g->members; m; m = m->next)
+        gc_heartbeat_reset(gc, m);
+    g->state = GC_STABLE;
+    prepare_rebalance(g, reason);
 }

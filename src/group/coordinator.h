@@ -45,6 +45,13 @@ struct gc_config {
     int32_t consumer_session_timeout_ms;  /* group.consumer.session.timeout.ms (45000) */
     int32_t consumer_heartbeat_interval_ms; /* group.consumer.heartbeat.interval.ms (5000) */
     int32_t consumer_max_size;            /* group.consumer.max.size (unbounded) */
+    /* group.consumer.migration.policy: online upgrade (classic -> consumer) and downgrade. */
+    enum gc_migration_policy {
+        GC_MIGRATION_BIDIRECTIONAL = 0,   /* Kafka 4.x's default */
+        GC_MIGRATION_UPGRADE,
+        GC_MIGRATION_DOWNGRADE,
+        GC_MIGRATION_DISABLED,
+    } consumer_migration_policy;
 };
 
 enum gc_timer_kind {
@@ -65,6 +72,10 @@ struct gc_timer {
 };
 
 struct group_coordinator *gc_create(const struct gc_config *cfg, const struct gc_env *env);
+/* The topics as the host sees them (consumer_group.h), for classic members of consumer groups;
+ * copied. Without it (unit tests) no topic is known to them. */
+struct cg_topic_view;
+void gc_set_topic_view(struct group_coordinator *gc, const struct cg_topic_view *tv);
 /* Answers every pending join/sync with COORDINATOR_NOT_AVAILABLE, cancels timers, frees. */
 void gc_destroy(struct group_coordinator *gc);
 void gc_timer_fire(struct group_coordinator *gc, struct gc_timer *t);
@@ -131,6 +142,7 @@ struct gc_join_result {
     const char *member_id;
     const struct gc_member_info *members; /* leader only */
     int n_members;
+    bool skip_assignment;         /* v9+: the leader must not assign (a static leader's rejoin) */
 };
 typedef void (*gc_join_cb)(void *arg, const struct gc_join_result *res);
 

@@ -17,5 +17,8 @@ enum request_status handle_delete_groups(struct broker *b, struct request *r);
 enum request_status handle_offset_delete(struct broker *b, struct request *r);
 enum request_status handle_consumer_group_heartbeat(struct broker *b, struct request *r);
 enum request_status handle_consumer_group_describe(struct broker *b, struct request *r);
+/* The broker's topics as the group coordinator sees them (consumer_group_heartbeat.c). */
+struct cg_topic_view;
+void gh_topic_view(struct broker *b, struct cg_topic_view *out);
 
 #endif

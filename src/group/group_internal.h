@@ -3,6 +3,7 @@
 #ifndef GREGOR_GROUP_GROUP_INTERNAL_H
 #define GREGOR_GROUP_GROUP_INTERNAL_H
 
+#include "group/consumer_group.h"
 #include "group/coordinator.h"
 #include "group/strtab.h"
 
@@ -114,6 +115,7 @@ struct group_coordinator {
     struct gc_timer expiry_timer;
     bool destroying;
     struct gc_work work;
+    struct cg_topic_view topics;  /* the host's topics (gc_set_topic_view); by_name NULL = none */
 };
 
 /* coordinator.c */
@@ -137,6 +139,13 @@ void gc_replay_group(struct group_coordinator *gc, struct group *g, const char *
                      int32_t generation, const char *protocol, const char *leader, int64_t ts,
                      int n, const struct gc_member_desc *members, const int32_t *session,
                      const int32_t *rebalance);
+
+/* Online migration: answers every waiting JoinGroup/SyncGroup with err and drops pending members
+ * and the join timer (the classic group is about to become a consumer group). */
+void gc_classic_reset(struct group *g, int16_t err);
+/* A consumer group became this classic group (its members rebuilt from the log records): their
+ * sessions start and a rebalance begins, so that every member rejoins as a classic one. */
+void gc_classic_downgraded(struct group *g, const char *reason);
 
 /* offsets.c */
 struct offset_entry *offsets_find(struct offset_table *t, const char *topic, int32_t partition);

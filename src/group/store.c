@@ -9,7 +9,9 @@
 #include "common/logging.h"
 #include "common/util.h"
 #include "group/coordinator.h"
+#include "group/consumer_group.h"
 #include "group/group.h"
+#include "group/group_handlers.h"
 #include "log/batch.h"
 #include "log/fileio.h"
 
@@ -364,6 +366,9 @@ struct group_coordinator *group_coordinator_create(struct broker *b)
         free(s);
         return NULL;
     }
+    struct cg_topic_view view;
+    gh_topic_view(b, &view);
+    gc_set_topic_view(gc, &view);
     int64_t t0 = mono_ms();
     for (int32_t i = 0; t != NULL && i < t->npartitions; i++)
         replay_partition(gc, t->partitions[i]);

@@ -527,9 +527,18 @@ static void test_classic_and_consumer_groups_do_not_mix(void **state)
                              .rebalance_timeout_ms = 10000, .protocol_type = "consumer",
                              .protocols = RANGE, .n_protocols = 1};
     int16_t err = -1;
+    /* A classic member may join a consumer group with members (online migration): as in
+     * Kafka, a dynamic v4+ member first gets its member id. */
+    gc_join(e->gc, &j, on_join_error, &err);
+    assert_int_equal(err, KERR_MEMBER_ID_REQUIRED);
+    /* A classic protocol type other than "consumer" cannot. */
+    j.protocol_type = "connect";
+    err = -1;
     gc_join(e->gc, &j, on_join_error, &err);
     assert_int_equal(err, KERR_INCONSISTENT_GROUP_PROTOCOL);
-    /* A classic group with members refuses consumer-protocol joins. */
+    j.protocol_type = "consumer";
+    /* A classic group whose embedded protocol does not parse is not upgraded (Kafka: "the
+     * embedded consumer protocol is malformed"): consumer-protocol joins are refused. */
     j.group_id = "classic";
     j.version = 3;
     err = -1;
@@ -545,6 +554,278 @@ static void test_classic_and_consumer_groups_do_not_mix(void **state)
     fake_advance(e, 1);
     assert_int_equal(err, KERR_NONE);
     assert_int_equal(beat(e, "g", "A", 1, NULL, -1).error, KERR_GROUP_ID_NOT_FOUND);
+    fake_env_free(e);
+}
+
+/* ---- online migration between the classic and the consumer protocol ---- */
+
+/* ConsumerProtocolSubscription v1 of "orders" owning `owned` partitions of it. */
+static size_t classic_subscription(uint8_t *b, const int32_t *owned, int n_owned)
+{
+    size_t k = 0;
+    b[k++] = 0, b[k++] = 1;                          /* version 1 */
+    b[k++] = 0, b[k++] = 0, b[k++] = 0, b[k++] = 1;  /* one topic */
+    b[k++] = 0, b[k++] = 6;
+    memcpy(b + k, "orders", 6), k += 6;
+    b[k++] = 0xff, b[k++] = 0xff, b[k++] = 0xff, b[k++] = 0xff; /* user data: null */
+    b[k++] = 0, b[k++] = 0, b[k++] = 0, b[k++] = (uint8_t)(n_owned > 0); /* owned topics */
+    if (n_owned > 0) {
+        b[k++] = 0, b[k++] = 6;
+        memcpy(b + k, "orders", 6), k += 6;
+        b[k++] = 0, b[k++] = 0, b[k++] = 0, b[k++] = (uint8_t)n_owned;
+        for (int i = 0; i < n_owned; i++)
+            b[k++] = 0, b[k++] = 0, b[k++] = 0, b[k++] = (uint8_t)owned[i];
+    }
+    return k;
+}
+
+/* ConsumerProtocolAssignment v1: partitions [from, to) of "orders". */
+static size_t classic_assignment(uint8_t *b, int from, int to)
+{
+    size_t k = 0;
+    b[k++] = 0, b[k++] = 1;
+    b[k++] = 0, b[k++] = 0, b[k++] = 0, b[k++] = 1;
+    b[k++] = 0, b[k++] = 6;
+    memcpy(b + k, "orders", 6), k += 6;
+    b[k++] = 0, b[k++] = 0, b[k++] = 0, b[k++] = (uint8_t)(to - from);
+    for (int p = from; p < to; p++)
+        b[k++] = 0, b[k++] = 0, b[k++] = 0, b[k++] = (uint8_t)p;
+    b[k++] = 0xff, b[k++] = 0xff, b[k++] = 0xff, b[k++] = 0xff;
+    return k;
+}
+
+struct cjoin {
+    bool called;
+    int16_t error;
+    int32_t generation;
+    char member[64];
+    char leader[64];
+};
+
+static void on_cjoin(void *arg, const struct gc_join_result *r)
+{
+    struct cjoin *o = arg;
+    o->called = true;
+    o->error = r->error;
+    o->generation = r->generation;
+    snprintf(o->member, sizeof(o->member), "%s", r->member_id);
+    snprintf(o->leader, sizeof(o->leader), "%s", r->leader);
+}
+
+struct csync {
+    int16_t error;
+    int n_partitions;   /* of "orders" in the assignment, -1 when it does not decode */
+};
+
+static void on_csync(void *arg, const struct gc_sync_result *r)
+{
+    struct csync *o = arg;
+    o->error = r->error;
+    o->n_partitions = -1;
+    /* version, 1 topic "orders", n partitions... */
+    if (r->error == KERR_NONE && r->assignment_len >= 16 && r->assignment[7] == 6)
+        o->n_partitions = r->assignment[17];
+    else if (r->error == KERR_NONE && r->assignment_len >= 6 && r->assignment[5] == 0)
+        o->n_partitions = 0;
+}
+
+/* The answer lands in *o, now or when the rebalance completes. */
+static void classic_join(struct fake_env *e, const char *group, const char *member,
+                         const int32_t *owned, int n_owned, struct cjoin *o)
+{
+    uint8_t sub[64];
+    size_t n = classic_subscription(sub, owned, n_owned);
+    struct gc_protocol proto = {"range", sub, (int32_t)n};
+    struct gc_join_args a = {.version = 3, .group_id = group, .member_id = member,
+                             .client_id = "c", .client_host = "h", .session_timeout_ms = 10000,
+                             .rebalance_timeout_ms = 10000, .protocol_type = "consumer",
+                             .protocols = &proto, .n_protocols = 1};
+    memset(o, 0, sizeof(*o));
+    gc_join(e->gc, &a, on_cjoin, o);
+}
+
+static struct csync classic_sync(struct fake_env *e, const char *group, int32_t gen,
+                                 const char *member, const struct gc_assignment *as, int n)
+{
+    struct csync o = {-1, -1};
+    struct gc_sync_args a = {group, gen, member, NULL, "consumer", "range", as, n};
+    gc_sync(e->gc, &a, on_csync, &o);
+    return o;
+}
+
+/* Issue 13 item 7: a classic group with members becomes a consumer group when a member joins
+ * with ConsumerGroupHeartbeat (keeping generation and assignments), its classic members rejoin
+ * it through JoinGroup/SyncGroup and get the server-side assignment, a restart restores them as
+ * classic members, and when the consumer-protocol member leaves the group is classic again. */
+static void test_online_upgrade_mixed_group_and_downgrade(void **state)
+{
+    (void)state;
+    struct fake_env *e = env_new();
+    gc_set_topic_view(e->gc, &VIEW);
+    struct cjoin a, b;
+    classic_join(e, "m", "", NULL, 0, &a);
+    classic_join(e, "m", "", NULL, 0, &b);
+    fake_advance(e, 1);
+    assert_int_equal(a.error, KERR_NONE);
+    assert_int_equal(b.error, KERR_NONE);
+    int32_t gen = a.generation;
+    uint8_t as_a[64], as_b[64];
+    size_t na = classic_assignment(as_a, 0, 3), nb = classic_assignment(as_b, 3, 6);
+    struct gc_assignment as[2] = {{a.member, as_a, (int32_t)na}, {b.member, as_b, (int32_t)nb}};
+    const char *leader = strcmp(a.leader, a.member) == 0 ? a.member : b.member;
+    assert_int_equal(classic_sync(e, "m", gen, leader, as, 2).error, KERR_NONE);
+    assert_int_equal(classic_sync(e, "m", gen, a.member, NULL, 0).n_partitions, 3);
+
+    /* A consumer-protocol member joins: upgrade. The classic members keep their partitions
+     * and their generation as member epoch. */
+    struct hb c = join(e, "m", "C", NULL);
+    assert_int_equal(c.error, KERR_NONE);
+    assert_int_equal(c.epoch, gen + 1);
+    assert_int_equal(assigned_count(e, "m", a.member), 3);
+    assert_int_equal(assigned_count(e, "m", b.member), 3);
+    assert_int_equal(assigned_count(e, "m", "C"), 0); /* partitions still owned by others */
+    struct gc_group_summary *list;
+    assert_int_equal(gc_list(e->gc, &list), 1);
+    assert_string_equal(list[0].type, "consumer");
+    free(list);
+    /* A classic join must share a protocol with every classic member (Kafka's
+     * supportsClassicProtocols). */
+    uint8_t sub[64];
+    size_t nsub = classic_subscription(sub, NULL, 0);
+    struct gc_protocol rr = {"roundrobin", sub, (int32_t)nsub};
+    struct gc_join_args ja = {.version = 3, .group_id = "m", .member_id = "", .client_id = "c",
+                              .client_host = "h", .session_timeout_ms = 10000,
+                              .rebalance_timeout_ms = 10000, .protocol_type = "consumer",
+                              .protocols = &rr, .n_protocols = 1};
+    struct cjoin x = {0};
+    gc_join(e->gc, &ja, on_cjoin, &x);
+    assert_int_equal(x.error, KERR_INCONSISTENT_GROUP_PROTOCOL);
+    /* Classic heartbeats: a new group epoch means rejoin; a wrong generation is illegal. */
+    assert_int_equal(gc_heartbeat(e->gc, "m", gen, a.member, NULL), KERR_REBALANCE_IN_PROGRESS);
+    assert_int_equal(gc_heartbeat(e->gc, "m", gen + 5, a.member, NULL), KERR_ILLEGAL_GENERATION);
+    assert_int_equal(gc_heartbeat(e->gc, "m", gen, "nobody", NULL), KERR_UNKNOWN_MEMBER_ID);
+    /* The classic members rejoin (eager: owning nothing) and sync until their heartbeat is
+     * clean: as Kafka's CurrentAssignmentBuilder, a member that must revoke keeps its epoch
+     * (the join answers the old generation, the sync the kept partitions) and is told to rejoin
+     * by its heartbeat; then it gets the new epoch. Bounded rounds. */
+    struct cjoin a2 = {0}, b2 = {0};
+    struct csync sa = {0}, sb = {0};
+    bool a_done = false, b_done = false;
+    for (int round = 0; round < 4 && !(a_done && b_done); round++) {
+        if (!a_done) {
+            classic_join(e, "m", a.member, NULL, 0, &a2);
+            assert_true(a2.called);
+            assert_int_equal(a2.error, KERR_NONE);
+            assert_string_equal(a2.leader, ""); /* nobody assigns: the server does */
+            sa = classic_sync(e, "m", a2.generation, a.member, NULL, 0);
+            assert_int_equal(sa.error, KERR_NONE);
+            a_done = gc_heartbeat(e->gc, "m", a2.generation, a.member, NULL) == KERR_NONE;
+        }
+        if (!b_done) {
+            classic_join(e, "m", b.member, NULL, 0, &b2);
+            assert_int_equal(b2.error, KERR_NONE);
+            sb = classic_sync(e, "m", b2.generation, b.member, NULL, 0);
+            assert_int_equal(sb.error, KERR_NONE);
+            b_done = gc_heartbeat(e->gc, "m", b2.generation, b.member, NULL) == KERR_NONE;
+        }
+        c = beat(e, "m", "C", c.epoch, c.tp, c.n);
+        assert_int_equal(c.error, KERR_NONE);
+    }
+    assert_true(a_done && b_done);
+    c = beat(e, "m", "C", c.epoch, c.tp, c.n);
+    assert_int_equal(a2.generation, gen + 1);
+    assert_int_equal(b2.generation, gen + 1);
+    assert_int_equal(c.epoch, gen + 1);
+    assert_int_equal(sa.n_partitions + sb.n_partitions + c.n, 6);
+    assert_true(c.n > 0 && sa.n_partitions > 0 && sb.n_partitions > 0);
+
+    /* A restart restores the classic members of the consumer group. */
+    struct gc_config cfg = fake_config();
+    struct fake_env *e2 = fake_restart(e, &cfg);
+    fake_env_free(e);
+    gc_set_topic_view(e2->gc, &VIEW);
+    assert_int_equal(gc_heartbeat(e2->gc, "m", a2.generation, a.member, NULL), KERR_NONE);
+    assert_int_equal(classic_sync(e2, "m", a2.generation, a.member, NULL, 0).n_partitions,
+                     sa.n_partitions);
+
+    /* The consumer-protocol member leaves: only classic members remain, the group is classic
+     * again and rebalances (their next heartbeat says so). */
+    assert_int_equal(beat(e2, "m", "C", c.epoch, NULL, -1).error, KERR_NONE);
+    assert_int_equal(beat(e2, "m", "C", -1, NULL, -1).error, KERR_NONE);
+    struct gc_group_desc d;
+    gc_describe(e2->gc, "m", &d);
+    assert_true(d.found);
+    assert_false(d.consumer);
+    assert_int_equal(d.state, GC_PREPARING_REBALANCE);
+    assert_int_equal(d.n_members, 2);
+    gc_describe_free(&d);
+    assert_int_equal(gc_heartbeat(e2->gc, "m", a2.generation, a.member, NULL),
+                     KERR_REBALANCE_IN_PROGRESS);
+    /* The rejoin completes a classic rebalance with both members. */
+    classic_join(e2, "m", a.member, NULL, 0, &a2);
+    classic_join(e2, "m", b.member, NULL, 0, &b2);
+    fake_advance(e2, 1);
+    assert_int_equal(a2.error, KERR_NONE);
+    assert_int_equal(b2.error, KERR_NONE);
+    assert_int_equal(a2.generation, b2.generation);
+    assert_true(strcmp(a2.leader, a.member) == 0 || strcmp(a2.leader, b.member) == 0);
+    fake_env_free(e2);
+}
+
+/* A classic member told to rejoin (REBALANCE_IN_PROGRESS) that keeps heartbeating without
+ * rejoining is fenced after its rebalance timeout (Kafka's join timeout); one that rejoins in
+ * time stays. */
+static void test_classic_member_must_rejoin_within_rebalance_timeout(void **state)
+{
+    (void)state;
+    struct fake_env *e = env_new();
+    gc_set_topic_view(e->gc, &VIEW);
+    struct cjoin a, b;
+    classic_join(e, "m", "", NULL, 0, &a);
+    classic_join(e, "m", "", NULL, 0, &b);
+    fake_advance(e, 1);
+    uint8_t as_a[64], as_b[64];
+    size_t na = classic_assignment(as_a, 0, 3), nb = classic_assignment(as_b, 3, 6);
+    struct gc_assignment as[2] = {{a.member, as_a, (int32_t)na}, {b.member, as_b, (int32_t)nb}};
+    const char *leader = strcmp(a.leader, a.member) == 0 ? a.member : b.member;
+    assert_int_equal(classic_sync(e, "m", a.generation, leader, as, 2).error, KERR_NONE);
+    assert_int_equal(join(e, "m", "C", NULL).error, KERR_NONE);
+    int32_t gen = a.generation;
+    struct cjoin b2 = {0};
+    for (int t = 0; t < 12; t++) {
+        int16_t ea = gc_heartbeat(e->gc, "m", gen, a.member, NULL);
+        if (t < 10)
+            assert_int_equal(ea, KERR_REBALANCE_IN_PROGRESS);
+        /* b behaves: it rejoins (and syncs) whenever told to. */
+        if (t == 0 || gc_heartbeat(e->gc, "m", b2.generation, b.member, NULL) ==
+                          KERR_REBALANCE_IN_PROGRESS) {
+            classic_join(e, "m", b.member, NULL, 0, &b2);
+            assert_int_equal(b2.error, KERR_NONE);
+            classic_sync(e, "m", b2.generation, b.member, NULL, 0);
+        }
+        fake_advance(e, 1000); /* the session (10 s) alone would never expire */
+    }
+    assert_int_equal(gc_heartbeat(e->gc, "m", gen, a.member, NULL), KERR_UNKNOWN_MEMBER_ID);
+    assert_int_equal(assigned_count(e, "m", a.member), -1);
+    assert_true(assigned_count(e, "m", b.member) >= 0);
+    fake_env_free(e);
+}
+
+/* group.consumer.migration.policy=disabled (or downgrade): a classic group with members is not
+ * converted, the consumer-protocol join gets GROUP_ID_NOT_FOUND, as Kafka. */
+static void test_online_upgrade_refused_by_policy(void **state)
+{
+    (void)state;
+    topics_reset();
+    struct gc_config cfg = fake_config();
+    cfg.consumer_migration_policy = GC_MIGRATION_DISABLED;
+    struct fake_env *e = fake_env_new(&cfg);
+    gc_set_topic_view(e->gc, &VIEW);
+    struct cjoin a;
+    classic_join(e, "m", "", NULL, 0, &a);
+    fake_advance(e, 1);
+    assert_int_equal(a.error, KERR_NONE);
+    assert_int_equal(join(e, "m", "C", NULL).error, KERR_GROUP_ID_NOT_FOUND);
     fake_env_free(e);
 }
 
@@ -698,6 +979,9 @@ int main(void)
         cmocka_unit_test(test_commit_validation),
         cmocka_unit_test(test_restart_replays_consumer_groups),
         cmocka_unit_test(test_classic_and_consumer_groups_do_not_mix),
+        cmocka_unit_test(test_online_upgrade_mixed_group_and_downgrade),
+        cmocka_unit_test(test_online_upgrade_refused_by_policy),
+        cmocka_unit_test(test_classic_member_must_rejoin_within_rebalance_timeout),
         cmocka_unit_test(test_group_max_size),
         cmocka_unit_test(test_big_group_assignment_work),
     };

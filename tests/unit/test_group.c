@@ -23,6 +23,7 @@ struct join_out {
     char member_id[128];
     int n_members;
     char members[8][128];
+    bool skip_assignment;
 };
 
 static void on_join(void *arg, const struct gc_join_result *r)
@@ -36,6 +37,7 @@ static void on_join(void *arg, const struct gc_join_result *r)
     snprintf(o->leader, sizeof(o->leader), "%s", r->leader);
     snprintf(o->member_id, sizeof(o->member_id), "%s", r->member_id);
     o->n_members = r->n_members;
+    o->skip_assignment = r->skip_assignment;
     for (int i = 0; i < r->n_members && i < 8; i++)
         snprintf(o->members[i], sizeof(o->members[i]), "%s", r->members[i].member_id);
 }
@@ -475,6 +477,159 @@ static void test_static_member_fencing(void **state)
     fake_env_free(e);
 }
 
+/* Two static members (inst-1 leads) synced into a Stable generation 1 with assignments A and B;
+ * their member ids in id1 and id2. */
+static void stable_static_pair(struct fake_env *e, const struct gc_protocol *protocols, int n,
+                               char *id1, char *id2)
+{
+    struct join_out j1, j2;
+    struct gc_join_args a = join_args("g", "", 5);
+    a.protocols = protocols;
+    a.n_protocols = n;
+    a.instance_id = "inst-1";
+    join(e, a, &j1);
+    a.instance_id = "inst-2";
+    join(e, a, &j2);
+    fake_advance(e, 0);
+    assert_int_equal(j1.error, KERR_NONE);
+    assert_int_equal(j2.error, KERR_NONE);
+    assert_int_equal(j1.generation, 1);
+    assert_string_equal(j1.leader, j1.member_id);
+    snprintf(id1, 128, "%s", j1.member_id);
+    snprintf(id2, 128, "%s", j2.member_id);
+    struct gc_assignment as[2] = {{id1, (const uint8_t *)"A", 1}, {id2, (const uint8_t *)"B", 1}};
+    struct sync_out s1, s2;
+    struct gc_sync_args sa2 = {"g", 1, id2, "inst-2", NULL, NULL, NULL, 0};
+    memset(&s2, 0, sizeof(s2));
+    gc_sync(e->gc, &sa2, on_sync, &s2);
+    struct gc_sync_args sa1 = {"g", 1, id1, "inst-1", NULL, NULL, as, 2};
+    memset(&s1, 0, sizeof(s1));
+    gc_sync(e->gc, &sa1, on_sync, &s1);
+    assert_int_equal(s1.error, KERR_NONE);
+    assert_int_equal(s2.error, KERR_NONE);
+    assert_string_equal(s2.assignment, "B");
+    assert_int_equal(state_of(e, "g"), GC_STABLE);
+}
+
+/* Issue 13 item 2: the static leader restarts (no member id, same protocols). Before v9 the
+ * answer names the old leader id, so the client only syncs; from v9 the leader gets the members
+ * with SkipAssignment. Either way the group stays Stable at its generation, the new id is
+ * persisted, the old id is fenced and the sync hands back the old assignment. */
+static void test_static_leader_rejoin_keeps_group_stable(void **state)
+{
+    (void)state;
+    for (int16_t version = 5; version <= 9; version += 4) {
+        struct gc_config cfg = fake_config();
+        struct fake_env *e = fake_env_new(&cfg);
+        char id1[128], id2[128];
+        stable_static_pair(e, RANGE, 1, id1, id2);
+        int appends = e->appends;
+        struct join_out j;
+        struct gc_join_args a = join_args("g", "", version);
+        a.instance_id = "inst-1";
+        join(e, a, &j);
+        assert_true(j.called); /* answered at once: no rebalance to wait for */
+        assert_int_equal(j.error, KERR_NONE);
+        assert_int_equal(j.generation, 1);
+        assert_string_not_equal(j.member_id, id1);
+        if (version < 9) {
+            assert_string_equal(j.leader, id1);
+            assert_int_equal(j.n_members, 0);
+            assert_false(j.skip_assignment);
+        } else {
+            assert_string_equal(j.leader, j.member_id);
+            assert_int_equal(j.n_members, 2);
+            assert_true(j.skip_assignment);
+        }
+        assert_int_equal(state_of(e, "g"), GC_STABLE);
+        assert_int_equal(e->appends, appends + 1); /* the new member id is persisted */
+        assert_int_equal(gc_heartbeat(e->gc, "g", 1, id1, "inst-1"), KERR_FENCED_INSTANCE_ID);
+        assert_int_equal(gc_heartbeat(e->gc, "g", 1, j.member_id, "inst-1"), KERR_NONE);
+        assert_int_equal(gc_heartbeat(e->gc, "g", 1, id2, "inst-2"), KERR_NONE);
+        struct sync_out s;
+        struct gc_sync_args sa = {"g", 1, j.member_id, "inst-1", NULL, NULL, NULL, 0};
+        memset(&s, 0, sizeof(s));
+        gc_sync(e->gc, &sa, on_sync, &s);
+        assert_int_equal(s.error, KERR_NONE);
+        assert_string_equal(s.assignment, "A");
+        fake_env_free(e);
+    }
+}
+
+/* A static rejoin that changes the group's selected protocol rebalances (Kafka's reason); one
+ * during CompletingRebalance rebalances too (the leader may assign to the old id). */
+static void test_static_rejoin_rebalances_on_protocol_change_and_while_completing(void **state)
+{
+    (void)state;
+    struct gc_config cfg = fake_config();
+    struct fake_env *e = fake_env_new(&cfg);
+    char id1[128], id2[128];
+    stable_static_pair(e, RANGE_RR, 2, id1, id2);
+    struct gc_group_desc d;
+    gc_describe(e->gc, "g", &d);
+    assert_string_equal(d.protocol, "range");
+    gc_describe_free(&d);
+    static const struct gc_protocol RR_ONLY[] = {{"roundrobin", (const uint8_t *)"s2", 2}};
+    struct join_out j;
+    struct gc_join_args a = join_args("g", "", 5);
+    a.instance_id = "inst-2"; /* a follower: the selected protocol decides, not leadership */
+    a.protocols = RR_ONLY;
+    a.n_protocols = 1;
+    join(e, a, &j);
+    assert_false(j.called);
+    assert_int_equal(state_of(e, "g"), GC_PREPARING_REBALANCE);
+    assert_int_equal(gc_heartbeat(e->gc, "g", 1, id1, "inst-1"), KERR_REBALANCE_IN_PROGRESS);
+    struct join_out j1;
+    struct gc_join_args a1 = join_args("g", id1, 5);
+    a1.instance_id = "inst-1";
+    a1.protocols = RANGE_RR;
+    a1.n_protocols = 2;
+    join(e, a1, &j1);
+    fake_advance(e, 0);
+    assert_int_equal(j.error, KERR_NONE);
+    assert_int_equal(j.generation, 2);
+    assert_string_equal(j.protocol, "roundrobin");
+    /* Generation 2 is CompletingRebalance: the leader inst-1 restarts before syncing. */
+    assert_int_equal(state_of(e, "g"), GC_COMPLETING_REBALANCE);
+    struct join_out j3;
+    struct gc_join_args a3 = join_args("g", "", 5);
+    a3.instance_id = "inst-1";
+    a3.protocols = RANGE_RR;
+    a3.n_protocols = 2;
+    join(e, a3, &j3);
+    assert_false(j3.called);
+    assert_int_equal(state_of(e, "g"), GC_PREPARING_REBALANCE);
+    fake_env_free(e);
+}
+
+/* When the new member id cannot be persisted, the static member keeps its old id and the join
+ * gets COORDINATOR_NOT_AVAILABLE, as Kafka reverts it. */
+static void test_static_rejoin_reverts_when_append_fails(void **state)
+{
+    (void)state;
+    struct gc_config cfg = fake_config();
+    struct fake_env *e = fake_env_new(&cfg);
+    char id1[128], id2[128];
+    stable_static_pair(e, RANGE, 1, id1, id2);
+    e->fail_appends = 1;
+    e->append_error = KERR_KAFKA_STORAGE_ERROR;
+    struct join_out j;
+    struct gc_join_args a = join_args("g", "", 5);
+    a.instance_id = "inst-1";
+    join(e, a, &j);
+    assert_true(j.called);
+    assert_int_equal(j.error, KERR_COORDINATOR_NOT_AVAILABLE);
+    assert_int_equal(state_of(e, "g"), GC_STABLE);
+    assert_int_equal(gc_heartbeat(e->gc, "g", 1, id1, "inst-1"), KERR_NONE);
+    struct sync_out s;
+    struct gc_sync_args sa = {"g", 1, id1, "inst-1", NULL, NULL, NULL, 0};
+    memset(&s, 0, sizeof(s));
+    gc_sync(e->gc, &sa, on_sync, &s);
+    assert_int_equal(s.error, KERR_NONE);
+    assert_string_equal(s.assignment, "A");
+    fake_env_free(e);
+}
+
 static void test_destroy_answers_pending_requests(void **state)
 {
     (void)state;
@@ -623,6 +778,9 @@ int main(void)
         cmocka_unit_test(test_leave_group_batched),
         cmocka_unit_test(test_leave_answers_pending_join),
         cmocka_unit_test(test_static_member_fencing),
+        cmocka_unit_test(test_static_leader_rejoin_keeps_group_stable),
+        cmocka_unit_test(test_static_rejoin_rebalances_on_protocol_change_and_while_completing),
+        cmocka_unit_test(test_static_rejoin_reverts_when_append_fails),
         cmocka_unit_test(test_destroy_answers_pending_requests),
         cmocka_unit_test(test_join_storm_work_is_linear),
     };
