@@ -550,6 +550,7 @@ static ssize_t conn_copy_file(struct conn *c, int fd, off_t off, size_t want)
             continue;
         if (w < 0)
             return done > 0 ? (ssize_t)done : -1;
+        GREGOR_ASSERT(w <= r); /* a transport never reports more than it was given */
         done += (size_t)w;
         if (w < r)
             break; /* the socket is full */

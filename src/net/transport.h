@@ -22,7 +22,8 @@ struct transport {
  * now; anything else: the connection is broken). read returns 0 at the peer's end of stream. */
 struct transport_ops {
     const char *name;
-    /* Sets up t for a connected, non-blocking socket fd (t->fd is set). 0, or -1 with errno. */
+    /* Sets up t for a connected, non-blocking socket fd (t->fd is set). 0, or -1 with errno
+     * having freed what it made (the caller then closes fd). */
     int (*open)(struct transport *t);
     ssize_t (*read)(struct transport *t, void *buf, size_t len);
     ssize_t (*writev)(struct transport *t, const struct iovec *iov, int iovcnt);
@@ -34,7 +35,8 @@ struct transport_ops {
      * TLS write waits for the peer's handshake bytes, LOOP_WRITE while a read must first send
      * some); 0 when none. NULL: never any (plain). */
     unsigned (*wants)(const struct transport *t);
-    /* Ends the sending direction (TLS: close_notify first). */
+    /* Ends the sending direction (TLS: close_notify first). Not called by conn.c yet: a close
+     * today drops queued output, as before the seam. */
     int (*shutdown)(struct transport *t);
     /* Frees state and closes fd. */
     void (*close)(struct transport *t);
