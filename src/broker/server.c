@@ -286,6 +286,8 @@ static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
     r->api_version = h.api_version;
     r->correlation_id = h.correlation_id;
     r->client_id = h.client_id;
+    conn_session_set_client_id(conn_session(c), hrc == 0 ? h.client_id.ptr : NULL,
+                               h.client_id.len);
     r->api = broker_api_find(r->api_key);
     if (r->api == NULL) {
         refuse_and_close(r, "INVALID_REQUEST", "unknown API key %d (version %d)", r->api_key,

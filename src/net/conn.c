@@ -1,6 +1,7 @@
 /* conn: connection I/O. Frames are staged in a per-connection 64 KiB buffer; a frame larger
  * than that is read straight into its own allocation. Output is a queue of responses, each a
- * memory buffer with file ranges spliced in, written with write(2) and sendfile(2). */
+ * memory buffer with file ranges spliced in, written through the connection's transport: file
+ * ranges with its sendfile, or read in bounded chunks and written when it has none (TLS). */
 #include "net/conn.h"
 
 #include <arpa/inet.h>
@@ -12,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -22,6 +22,9 @@
 #include "proto/header.h"
 
 #define CONN_STAGE_BYTES (64u * 1024u)
+/* A transport without sendfile gets file ranges through a buffer of this size, allocated on
+ * first use (a TLS record holds at most 16 KiB). */
+#define CONN_COPY_CHUNK (16u * 1024u)
 /* Frames one connection hands up per pump, i.e. per loop turn at most twice (its read event
  * and its posted pump), and the time after which it hands up no further frame (a pipeline of
  * heavy requests, each bounded by itself, must not add up within one turn). */
@@ -57,9 +60,10 @@ struct out_item {
 struct conn {
     struct net *net;
     struct conn *prev, *next;
-    int fd;
+    struct transport tr;   /* tr.fd: the socket */
     uint64_t id;
-    char peer[64];
+    struct conn_session session;
+    uint8_t *copy_buf;     /* CONN_COPY_CHUNK, only for a transport without sendfile */
     uint8_t *stage;        /* CONN_STAGE_BYTES */
     size_t stage_start, stage_end;
     uint8_t *big;          /* a large frame being read directly */
@@ -88,6 +92,7 @@ struct net {
     net_close_fn on_close;
     void *ctx;
     int listen_fds[NET_MAX_LISTENERS];
+    const struct net_listener_info *listeners[NET_MAX_LISTENERS]; /* borrowed, per fd */
     int nlisten;
     struct conn *conns;
     int nconns;
@@ -302,6 +307,10 @@ static void conn_free(struct conn *c)
     }
     free(c->stage);
     free(c->big);
+    free(c->copy_buf);
+    free(c->session.client_id);
+    if (c->session.sasl_free != NULL)
+        c->session.sasl_free(c->session.sasl);
     free(c);
 }
 
@@ -312,7 +321,7 @@ void conn_close(struct conn *c, const char *why)
     struct net *n = c->net;
     if (why != NULL)
         LOG_LIMITED(LOG_LEVEL_INFO, "SocketServer", "Closing connection %s (id %llu): %s",
-                    c->peer, (unsigned long long)c->id, why);
+                    c->session.peer, (unsigned long long)c->id, why);
     c->closed = true;
     loop_unpost(n->loop, &c->pump_task);
     mem_wait_remove(n, c);
@@ -322,9 +331,9 @@ void conn_close(struct conn *c, const char *why)
         ip_put(n, c->ip);
         c->ip = NULL;
     }
-    loop_del(n->loop, c->fd);
-    close(c->fd);
-    c->fd = -1;
+    loop_del(n->loop, c->tr.fd);
+    c->tr.ops->close(&c->tr);
+    c->tr.fd = -1;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -464,7 +473,7 @@ static void conn_read(struct conn *c)
         }
         if (room == 0)
             break;
-        ssize_t r = read(c->fd, dst, room);
+        ssize_t r = c->tr.ops->read(&c->tr, dst, room);
         if (r == 0) {
             conn_close(c, NULL);
             return;
@@ -512,7 +521,41 @@ static void conn_update_interest(struct conn *c)
      * the head is a reply still owed (conn_send_deferred flushes when it is filled). */
     if (c->out_head != NULL && !c->out_head->hole)
         ev |= LOOP_WRITE;
-    loop_set(c->net->loop, c->fd, ev, net_conn_event, c);
+    if (c->tr.ops->wants != NULL)
+        ev |= c->tr.ops->wants(&c->tr);
+    loop_set(c->net->loop, c->tr.fd, ev, net_conn_event, c);
+}
+
+/* Up to want bytes of a file from off, through a transport that cannot sendfile: read a chunk,
+ * write it, while the socket takes whole chunks. Returns the bytes written, 0 when the file
+ * ended first, or -1 with errno when nothing went. After EAGAIN the next call reads the same
+ * bytes into the same buffer with the same length, as a TLS write retried must be given. */
+static ssize_t conn_copy_file(struct conn *c, int fd, off_t off, size_t want)
+{
+    if (c->copy_buf == NULL && (c->copy_buf = malloc(CONN_COPY_CHUNK)) == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    size_t done = 0;
+    while (done < want) {
+        size_t chunk = want - done < CONN_COPY_CHUNK ? want - done : CONN_COPY_CHUNK;
+        ssize_t r = pread(fd, c->copy_buf, chunk, off + (off_t)done);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return done > 0 ? (ssize_t)done : r;
+        struct iovec iov = {.iov_base = c->copy_buf, .iov_len = (size_t)r};
+        ssize_t w = c->tr.ops->writev(&c->tr, &iov, 1);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return done > 0 ? (ssize_t)done : -1;
+        GREGOR_ASSERT(w <= r); /* a transport never reports more than it was given */
+        done += (size_t)w;
+        if (w < r)
+            break; /* the socket is full */
+    }
+    return (ssize_t)done;
 }
 
 /* Writes as much queued output as the socket takes. */
@@ -532,13 +575,19 @@ static void conn_flush(struct conn *c)
             if (want == 0) {
                 w = 0;
             } else {
-                w = send(c->fd, it->buf + from + it->piece_done, want, MSG_NOSIGNAL);
+                struct iovec iov = {.iov_base = it->buf + from + it->piece_done, .iov_len = want};
+                w = c->tr.ops->writev(&c->tr, &iov, 1);
             }
         } else {
             struct net_file_range *f = &it->files[i];
             want = f->len - it->piece_done;
             off_t off = f->offset + (off_t)it->piece_done;
-            w = want == 0 ? 0 : sendfile(c->fd, f->fd, &off, want);
+            if (want == 0)
+                w = 0;
+            else if (c->tr.ops->sendfile != NULL)
+                w = c->tr.ops->sendfile(&c->tr, f->fd, &off, want);
+            else
+                w = conn_copy_file(c, f->fd, off, want);
             if (w == 0 && want > 0) {
                 /* The file is shorter than promised (truncated underneath): never send a
                  * response shorter than its size prefix; drop the connection instead. */
@@ -578,9 +627,12 @@ static void net_conn_event(struct loop *l, int fd, void *arg, unsigned events)
     struct conn *c = arg;
     c->depth++;
     c->last_active_ms = mono_ms();
-    if (events & LOOP_WRITE)
+    /* A transport that wanted a readiness of its own (TLS: a write waiting on handshake bytes
+     * to read, a read on some to write) may move either way now: try both. */
+    bool retry_both = c->tr.ops->wants != NULL && c->tr.ops->wants(&c->tr) != 0;
+    if ((events & LOOP_WRITE) || retry_both)
         conn_flush(c);
-    if (!c->closed && (events & LOOP_READ))
+    if (!c->closed && ((events & LOOP_READ) || retry_both))
         conn_read(c);
     else if (!c->closed && !c->busy)
         conn_pump(c); /* output drained below max_output_bytes: staged frames may go up */
@@ -698,7 +750,64 @@ void conn_done_no_reply(struct conn *c)
 }
 
 uint64_t conn_id(const struct conn *c) { return c->id; }
-const char *conn_peer(const struct conn *c) { return c->peer; }
+const char *conn_peer(const struct conn *c) { return c->session.peer; }
+struct conn_session *conn_session(struct conn *c) { return &c->session; }
+
+const struct net_listener_info net_listener_plaintext = {
+    .name = "PLAINTEXT",
+    .security_protocol = "PLAINTEXT",
+    .transport = &transport_plain,
+};
+
+void conn_session_set_client_id(struct conn_session *s, const char *id, int32_t id_len)
+{
+    size_t len = id == NULL || id_len <= 0 ? 0 : (size_t)id_len;
+    /* The same client id on every request of a connection: compared, not copied. */
+    if (s->client_id_len == len && (len == 0 || memcmp(s->client_id, id, len) == 0))
+        return;
+    char *copy = len <= CONN_CLIENT_ID_MAX ? malloc(len + 1) : NULL;
+    if (copy == NULL) {
+        LOG_LIMITED(LOG_LEVEL_WARN, "SocketServer", "Connection %s keeps its client id: "
+                    "cannot store one of %zu bytes", s->peer, len);
+        return;
+    }
+    if (len > 0)
+        memcpy(copy, id, len);
+    copy[len] = '\0';
+    free(s->client_id);
+    s->client_id = copy;
+    s->client_id_len = len;
+}
+
+void conn_session_set_software(struct conn_session *s, const char *name, size_t name_len,
+                               const char *version, size_t version_len)
+{
+    name_len = name_len < CONN_SOFTWARE_MAX ? name_len : CONN_SOFTWARE_MAX;
+    version_len = version_len < CONN_SOFTWARE_MAX ? version_len : CONN_SOFTWARE_MAX;
+    if (name_len > 0)
+        memcpy(s->software_name, name, name_len);
+    s->software_name[name_len] = '\0';
+    if (version_len > 0)
+        memcpy(s->software_version, version, version_len);
+    s->software_version[version_len] = '\0';
+}
+
+int conn_session_set_principal(struct conn_session *s, const char *principal)
+{
+    size_t len = strlen(principal);
+    if (len >= sizeof(s->principal))
+        return -1;
+    memcpy(s->principal, principal, len + 1);
+    return 0;
+}
+
+void conn_session_set_sasl(struct conn_session *s, void *sasl, void (*free_fn)(void *sasl))
+{
+    if (s->sasl_free != NULL && s->sasl != sasl)
+        s->sasl_free(s->sasl);
+    s->sasl = sasl;
+    s->sasl_free = free_fn;
+}
 void conn_set_data(struct conn *c, void *data) { c->data = data; }
 void *conn_data(const struct conn *c) { return c->data; }
 int net_connection_count(const struct net *n) { return n->nconns; }
@@ -722,15 +831,21 @@ static struct conn *reclaimable(struct net *n, int64_t now)
 
 static void net_accept(struct loop *l, int lfd, void *arg, unsigned events);
 
-/* A connection for fd (non-blocking, owned from now on); NULL when it could not be set up
- * (fd closed). ip, if any, is counted for it (and given back on failure). */
-static struct conn *conn_new(struct net *n, int fd, const char *peer, struct ip_count *ip)
+/* A connection for fd (non-blocking, owned from now on) of listener li; NULL when it could
+ * not be set up (fd closed). ip, if any, is counted for it (and given back on failure).
+ * peer_addr may be NULL (an adopted socket). */
+static struct conn *conn_new(struct net *n, int fd, const char *peer,
+                             const struct sockaddr_storage *peer_addr, struct ip_count *ip,
+                             const struct net_listener_info *li)
 {
     struct conn *c = calloc(1, sizeof(*c));
     uint8_t *stage = malloc(CONN_STAGE_BYTES);
-    if (c == NULL || stage == NULL) {
+    char *client_id = calloc(1, 1);
+    struct transport tr = {.ops = li->transport, .fd = fd};
+    if (c == NULL || stage == NULL || client_id == NULL || tr.ops->open(&tr) != 0) {
         free(c);
         free(stage);
+        free(client_id);
         close(fd);
         if (ip != NULL)
             ip_put(n, ip);
@@ -739,14 +854,20 @@ static struct conn *conn_new(struct net *n, int fd, const char *peer, struct ip_
     c->net = n;
     c->pump_task.fn = conn_pump_task;
     c->pump_task.arg = c;
-    c->fd = fd;
+    c->tr = tr;
     c->id = ++n->next_id;
     c->stage = stage;
     c->last_active_ms = mono_ms();
     c->ip = ip;
     if (ip != NULL)
         ip->count++;
-    snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    struct conn_session *s = &c->session;
+    s->listener = li;
+    snprintf(s->peer, sizeof(s->peer), "%s", peer);
+    if (peer_addr != NULL)
+        s->peer_addr = *peer_addr;
+    snprintf(s->principal, sizeof(s->principal), "User:ANONYMOUS");
+    s->client_id = client_id;
     c->next = n->conns;
     if (n->conns)
         n->conns->prev = c;
@@ -790,6 +911,10 @@ static void net_accept(struct loop *l, int lfd, void *arg, unsigned events)
     (void)l;
     (void)events;
     struct net *n = arg;
+    int lidx = 0;
+    while (lidx < n->nlisten - 1 && n->listen_fds[lidx] != lfd)
+        lidx++;
+    GREGOR_ASSERT(n->listen_fds[lidx] == lfd);
     for (int i = 0; i < 64; i++) {
         struct sockaddr_storage ss;
         socklen_t slen = sizeof(ss);
@@ -846,15 +971,20 @@ static void net_accept(struct loop *l, int lfd, void *arg, unsigned events)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        char peer[sizeof(((struct conn *)0)->peer)];
+        char peer[CONN_PEER_MAX];
         snprintf(peer, sizeof(peer), "%s:%d", host, port);
-        conn_new(n, fd, peer, ip);
+        conn_new(n, fd, peer, &ss, ip, n->listeners[lidx]);
     }
+}
+
+int net_adopt_with(struct net *n, int fd, const char *peer, const struct net_listener_info *li)
+{
+    return conn_new(n, fd, peer, NULL, NULL, li) != NULL ? 0 : -1;
 }
 
 int net_adopt(struct net *n, int fd, const char *peer)
 {
-    return conn_new(n, fd, peer, NULL) != NULL ? 0 : -1;
+    return net_adopt_with(n, fd, peer, &net_listener_plaintext);
 }
 
 /* Closes connections idle past connections.max.idle.ms (nothing in flight or owed: a client
@@ -886,6 +1016,11 @@ static void net_sweep(struct loop *l, void *arg)
 }
 
 int net_listen(struct net *n, const char *host, int port)
+{
+    return net_listen_with(n, host, port, &net_listener_plaintext);
+}
+
+int net_listen_with(struct net *n, const char *host, int port, const struct net_listener_info *li)
 {
     if (n->nlisten >= NET_MAX_LISTENERS) {
         errno = ENOSPC;
@@ -925,6 +1060,7 @@ int net_listen(struct net *n, const char *host, int port)
         errno = e;
         return -1;
     }
+    n->listeners[n->nlisten] = li;
     n->listen_fds[n->nlisten++] = fd;
     return 0;
 }

@@ -1,18 +1,53 @@
 /* conn: TCP listeners and client connections — framing (int32 size + bytes), bounded input,
- * ordered output of memory bytes and file ranges (sendfile). Knows nothing of Kafka's APIs:
- * each complete frame goes up through a callback; the answer comes back through conn_send. */
+ * ordered output of memory bytes and file ranges, through a transport (net/transport.h), and
+ * each connection's session (who is on the other end). Knows nothing of Kafka's APIs: each
+ * complete frame goes up through a callback; the answer comes back through conn_send. */
 #ifndef GREGOR_NET_CONN_H
 #define GREGOR_NET_CONN_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "net/loop.h"
+#include "net/transport.h"
 
 struct conn;
 struct net;
+
+/* What a listener is: its name and security protocol as Kafka's listeners= and
+ * listener.security.protocol.map name them, and the transport its connections use. */
+struct net_listener_info {
+    const char *name;              /* "PLAINTEXT" */
+    const char *security_protocol; /* "PLAINTEXT" now; SSL, SASL_PLAINTEXT, SASL_SSL later */
+    const struct transport_ops *transport;
+};
+/* The one listener gregor has today: plain TCP. */
+extern const struct net_listener_info net_listener_plaintext;
+
+/* Bounds of the session's strings. A client id is a Kafka STRING (int16 length); software
+ * name and version longer than this are refused by conn_session_set_software. */
+#define CONN_CLIENT_ID_MAX 32767
+#define CONN_SOFTWARE_MAX 128
+#define CONN_PRINCIPAL_MAX 256
+#define CONN_PEER_MAX 64
+
+/* Who is on the other end of a connection, apart from the request in flight: lives as long as
+ * the connection. The upper layer reads the fields and changes them through the setters. */
+struct conn_session {
+    const struct net_listener_info *listener; /* borrowed: static, or outlives the net */
+    char peer[CONN_PEER_MAX];          /* "host:port" for log lines */
+    struct sockaddr_storage peer_addr; /* AF_UNSPEC for an adopted socket */
+    char principal[CONN_PRINCIPAL_MAX];    /* "User:ANONYMOUS" until authentication */
+    char *client_id;                   /* owned, NUL-terminated; "" until a header names one */
+    size_t client_id_len;
+    char software_name[CONN_SOFTWARE_MAX + 1];    /* ApiVersions v3+; "" until then */
+    char software_version[CONN_SOFTWARE_MAX + 1];
+    void *sasl;                        /* owned through sasl_free (called when c is freed) */
+    void (*sasl_free)(void *sasl);
+};
 
 /* A file range spliced into a response at byte `at` of the memory part. */
 struct net_file_range {
@@ -60,10 +95,14 @@ void net_set_connection_limits(struct net *n, int max_connections, int max_conne
 /* Serves an already connected, non-blocking stream socket (a socketpair end in tests and
  * fuzzing) as if accepted; peer names it in log lines. 0, or -1 (fd closed). */
 int net_adopt(struct net *n, int fd, const char *peer);
+/* net_adopt for a connection of the given listener (its transport and session fields). */
+int net_adopt_with(struct net *n, int fd, const char *peer, const struct net_listener_info *li);
 /* Bytes of large frames being read now (for tests and metrics). */
 size_t net_reading_bytes(const struct net *n);
 /* Listens on host:port (host "" or "0.0.0.0" = any). Returns 0 or -1 with errno. */
 int net_listen(struct net *n, const char *host, int port);
+/* net_listen for the given listener (net_listen is net_listener_plaintext). */
+int net_listen_with(struct net *n, const char *host, int port, const struct net_listener_info *li);
 /* Stops accepting new connections (shutdown begins). */
 void net_stop_listening(struct net *n);
 /* Closes every connection and frees n. */
@@ -94,6 +133,20 @@ void conn_done_no_reply(struct conn *c);
 void conn_close(struct conn *c, const char *why);
 uint64_t conn_id(const struct conn *c);
 const char *conn_peer(const struct conn *c);
+/* The connection's session (never NULL while c is). */
+struct conn_session *conn_session(struct conn *c);
+/* The client id of the latest request header (id NULL or len <= 0: ""); copied only when it
+ * changed. Out of memory or longer than CONN_CLIENT_ID_MAX: the old one stays (logged). */
+void conn_session_set_client_id(struct conn_session *s, const char *id, int32_t len);
+/* ApiVersions v3+'s ClientSoftwareName/Version, each cut at CONN_SOFTWARE_MAX bytes (they
+ * name the software for log lines and metrics). */
+void conn_session_set_software(struct conn_session *s, const char *name, size_t name_len,
+                               const char *version, size_t version_len);
+/* The authenticated principal ("User:alice"). 0, or -1 when too long (nothing changes). */
+int conn_session_set_principal(struct conn_session *s, const char *principal);
+/* Hangs SASL state off the session; free_fn(sasl) runs when it is replaced or the connection
+ * is freed. */
+void conn_session_set_sasl(struct conn_session *s, void *sasl, void (*free_fn)(void *sasl));
 /* Upper-layer data hung off the connection (e.g. its in-flight request). */
 void conn_set_data(struct conn *c, void *data);
 void *conn_data(const struct conn *c);

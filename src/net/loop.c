@@ -18,27 +18,41 @@ struct loop_file {
     bool registered;
 };
 
+/* A heap entry: the deadline and the slot holding the rest. Entries move; slots do not, and
+ * each slot knows where its entry is, so a cancel finds it without a scan. */
 struct loop_timer {
     int64_t when;
-    uint64_t id;
+    uint32_t slot;
+};
+
+/* A timer's id is its slot's generation (high 32 bits) and the slot + 1 (low 32 bits): a
+ * slot is reused once its timer fired or was cancelled, with the next generation, so an old id
+ * names nothing (until 2^32 reuses of one slot). */
+struct loop_timer_slot {
     loop_timer_fn fn;
     void *arg;
+    uint32_t gen;
+    uint32_t heap_index; /* live: where its entry is; free: the next free slot */
+    bool live;
 };
+#define LOOP_NO_SLOT UINT32_MAX
 
 struct loop {
     int epfd;
     int max_fds;
     struct loop_file *files;
     struct epoll_event *fired;
-    struct loop_timer *heap;
-    size_t nheap, capheap;
-    uint64_t next_timer_id;
+    struct loop_timer *heap;          /* capheap entries, nheap of them live */
+    struct loop_timer_slot *slots;    /* capheap slots */
+    size_t nheap, capheap, nslots;    /* nslots: slots ever handed out */
+    uint32_t free_slot;               /* a list through heap_index, LOOP_NO_SLOT at its end */
     loop_hook_fn before_sleep;
     void *before_sleep_arg;
     bool stop;
     bool wake_soon;
     struct loop_task *tasks_head, *tasks_tail; /* posted, FIFO */
     size_t ntasks;
+    uint64_t timer_work;
 };
 
 struct loop *loop_create(int max_fds)
@@ -47,6 +61,7 @@ struct loop *loop_create(int max_fds)
     if (l == NULL)
         return NULL;
     l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    l->free_slot = LOOP_NO_SLOT;
     l->max_fds = max_fds;
     l->files = calloc((size_t)max_fds, sizeof(*l->files));
     l->fired = calloc(256, sizeof(*l->fired));
@@ -66,6 +81,7 @@ void loop_destroy(struct loop *l)
     free(l->files);
     free(l->fired);
     free(l->heap);
+    free(l->slots);
     free(l);
 }
 
@@ -102,77 +118,117 @@ void loop_del(struct loop *l, int fd)
     memset(&l->files[fd], 0, sizeof(l->files[fd]));
 }
 
-static void heap_swap(struct loop *l, size_t a, size_t b)
+/* Puts entry t at i and tells its slot. */
+static void heap_place(struct loop *l, size_t i, struct loop_timer t)
 {
-    struct loop_timer t = l->heap[a];
-    l->heap[a] = l->heap[b];
-    l->heap[b] = t;
+    l->heap[i] = t;
+    l->slots[t.slot].heap_index = (uint32_t)i;
 }
 
+/* Sifts the entry at i up, then down: the same comparisons and moves as a swapping heap, so
+ * timers with equal deadlines fire in the order they always did. */
 static void heap_up(struct loop *l, size_t i)
 {
+    struct loop_timer t = l->heap[i];
     while (i > 0) {
+        l->timer_work++;
         size_t p = (i - 1) / 2;
-        if (l->heap[p].when <= l->heap[i].when)
+        if (l->heap[p].when <= t.when)
             break;
-        heap_swap(l, p, i);
+        heap_place(l, i, l->heap[p]);
         i = p;
     }
+    heap_place(l, i, t);
 }
 
 static void heap_down(struct loop *l, size_t i)
 {
+    struct loop_timer t = l->heap[i];
     for (;;) {
+        l->timer_work++;
         size_t c = 2 * i + 1, m = i;
-        if (c < l->nheap && l->heap[c].when < l->heap[m].when)
-            m = c;
-        if (c + 1 < l->nheap && l->heap[c + 1].when < l->heap[m].when)
+        int64_t least = t.when;
+        if (c < l->nheap && l->heap[c].when < least)
+            m = c, least = l->heap[c].when;
+        if (c + 1 < l->nheap && l->heap[c + 1].when < least)
             m = c + 1;
         if (m == i)
-            return;
-        heap_swap(l, i, m);
+            break;
+        heap_place(l, i, l->heap[m]);
         i = m;
     }
+    heap_place(l, i, t);
 }
 
-static void heap_remove(struct loop *l, size_t i)
+/* Takes the entry at i out of the heap and frees its slot; returns what the slot held. */
+static struct loop_timer_slot heap_remove(struct loop *l, size_t i)
 {
+    GREGOR_ASSERT(i < l->nheap);
+    uint32_t slot = l->heap[i].slot;
+    struct loop_timer_slot *s = &l->slots[slot];
+    GREGOR_ASSERT(s->live && s->heap_index == i);
+    struct loop_timer_slot was = *s;
+    s->live = false;
+    s->gen = s->gen == UINT32_MAX ? 1 : s->gen + 1;
+    s->heap_index = l->free_slot;
+    l->free_slot = slot;
     l->nheap--;
-    if (i == l->nheap)
-        return;
-    l->heap[i] = l->heap[l->nheap];
-    heap_down(l, i);
-    heap_up(l, i);
+    if (i < l->nheap) {
+        heap_place(l, i, l->heap[l->nheap]);
+        heap_down(l, i);
+        heap_up(l, i);
+    }
+    return was;
+}
+
+static bool timers_grow(struct loop *l)
+{
+    size_t cap = l->capheap ? l->capheap * 2 : 64;
+    if (cap > LOOP_NO_SLOT)
+        return false;
+    struct loop_timer *h = realloc(l->heap, cap * sizeof(*h));
+    if (h == NULL)
+        return false;
+    l->heap = h;
+    struct loop_timer_slot *s = realloc(l->slots, cap * sizeof(*s));
+    if (s == NULL)
+        return false; /* heap grown alone: harmless, capheap still names the smaller */
+    l->slots = s;
+    l->capheap = cap;
+    return true;
 }
 
 uint64_t loop_timer_add(struct loop *l, int64_t when, loop_timer_fn fn, void *arg)
 {
-    if (l->nheap == l->capheap) {
-        size_t cap = l->capheap ? l->capheap * 2 : 64;
-        struct loop_timer *h = realloc(l->heap, cap * sizeof(*h));
-        if (h == NULL)
+    uint32_t slot = l->free_slot;
+    if (slot == LOOP_NO_SLOT) {
+        if (l->nslots == l->capheap && !timers_grow(l))
             return 0;
-        l->heap = h;
-        l->capheap = cap;
+        slot = (uint32_t)l->nslots++;
+        l->slots[slot].gen = 1;
+    } else {
+        l->free_slot = l->slots[slot].heap_index;
     }
-    uint64_t id = ++l->next_timer_id;
-    l->heap[l->nheap] = (struct loop_timer){.when = when, .id = id, .fn = fn, .arg = arg};
-    heap_up(l, l->nheap++);
-    return id;
+    GREGOR_ASSERT(l->nheap < l->capheap);
+    struct loop_timer_slot *s = &l->slots[slot];
+    s->fn = fn;
+    s->arg = arg;
+    s->live = true;
+    size_t i = l->nheap++;
+    heap_place(l, i, (struct loop_timer){.when = when, .slot = slot});
+    heap_up(l, i);
+    return ((uint64_t)s->gen << 32) | ((uint64_t)slot + 1);
 }
 
 void *loop_timer_cancel_arg(struct loop *l, uint64_t id)
 {
-    if (id == 0)
+    uint64_t low = id & 0xffffffffu;
+    if (low == 0 || low > l->nslots)
         return NULL;
-    for (size_t i = 0; i < l->nheap; i++) {
-        if (l->heap[i].id == id) {
-            void *arg = l->heap[i].arg;
-            heap_remove(l, i);
-            return arg;
-        }
-    }
-    return NULL;
+    struct loop_timer_slot *s = &l->slots[low - 1];
+    if (!s->live || s->gen != (uint32_t)(id >> 32))
+        return NULL;
+    return heap_remove(l, s->heap_index).arg;
 }
 
 void loop_timer_cancel(struct loop *l, uint64_t id)
@@ -239,8 +295,7 @@ static void run_due_timers(struct loop *l)
     /* Bounded: timers added by a callback for "now" run next turn, not in this one. */
     size_t budget = l->nheap;
     while (budget-- > 0 && l->nheap > 0 && l->heap[0].when <= now) {
-        struct loop_timer t = l->heap[0];
-        heap_remove(l, 0);
+        struct loop_timer_slot t = heap_remove(l, 0);
         t.fn(l, t.arg);
     }
 }
@@ -301,3 +356,5 @@ int loop_run_once(struct loop *l, int timeout_ms)
     l->stop = false;
     return loop_turn(l, timeout_ms < 0 ? 0 : timeout_ms);
 }
+
+uint64_t loop_timer_work(const struct loop *l) { return l->timer_work; }

@@ -27,6 +27,8 @@ uint64_t loop_timer_add(struct loop *l, int64_t when_mono_ms, loop_timer_fn fn, 
 void loop_timer_cancel(struct loop *l, uint64_t id);
 /* Cancels and returns the timer's arg (NULL if it already fired or never was). */
 void *loop_timer_cancel_arg(struct loop *l, uint64_t id);
+/* Heap steps taken by timer adds, cancels and firings so far: a work count for tests. */
+uint64_t loop_timer_work(const struct loop *l);
 
 void loop_set_before_sleep(struct loop *l, loop_hook_fn fn, void *arg);
 

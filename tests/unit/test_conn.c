@@ -1,6 +1,8 @@
 /* Unit tests for net/conn deferred replies: a deferred reply keeps its place in the output
  * order while later frames are answered, and a connection that closes while it still owes
- * deferred replies stays allocated until they are filled (ASan checks the frees). */
+ * deferred replies stays allocated until they are filled (ASan checks the frees). Also the
+ * transport seam (file ranges through a transport without sendfile, extra readiness a
+ * transport wants) and the session each connection carries. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -30,6 +34,8 @@ struct fixture {
     int depth, max_depth; /* on_frame calls nested inside one another */
     struct conn *order[8192]; /* which connection each frame came from */
     struct conn *held;    /* the connection whose frame 'h' waits for an 'r' elsewhere */
+    int file_fd;          /* frames 'f' and 'F' answer with ranges of this file */
+    size_t file_len;
 };
 
 static uint8_t *dup_bytes(const char *s, size_t *len)
@@ -38,6 +44,27 @@ static uint8_t *dup_bytes(const char *s, size_t *len)
     uint8_t *b = malloc(*len);
     memcpy(b, s, *len);
     return b;
+}
+
+/* The reply to frame 'f': memory pieces around two ranges of the fixture's file; 'F' asks for
+ * more of the file than it holds. */
+#define FILE_RANGE1_OFF 100
+#define FILE_RANGE1_LEN 200000
+#define FILE_RANGE2_OFF 5
+#define FILE_RANGE2_LEN 70001
+static const char file_reply_mem[] = "HEAD" "middle" "tail";
+
+static void answer_with_files(struct fixture *f, struct conn *c, bool past_end)
+{
+    size_t l;
+    uint8_t *b = dup_bytes(file_reply_mem, &l);
+    struct net_file_range r[2] = {
+        {.fd = dup(f->file_fd), .offset = FILE_RANGE1_OFF, .len = FILE_RANGE1_LEN, .at = 4},
+        {.fd = dup(f->file_fd), .offset = FILE_RANGE2_OFF, .len = FILE_RANGE2_LEN, .at = 10},
+    };
+    if (past_end)
+        r[1].len = f->file_len; /* from offset 5: 5 bytes more than there are */
+    conn_send(c, b, l, r, 2);
 }
 
 /* Frame "N": deferred when bit N of defer_mask is set (and the connection takes it), else
@@ -63,6 +90,20 @@ static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
 static void on_frame_body(struct fixture *f, struct conn *c, uint8_t *frame, size_t len)
 {
     size_t l;
+    if (frame[0] == 'f' || frame[0] == 'F') {
+        answer_with_files(f, c, frame[0] == 'F');
+        free(frame);
+        return;
+    }
+    if (frame[0] == 'c' || frame[0] == 'n') { /* a client id from the frame; 'n': a null one */
+        f->conn = c;
+        conn_session_set_client_id(conn_session(c), frame[0] == 'n' ? NULL : (char *)frame + 1,
+                                   (int32_t)len - 1);
+        free(frame);
+        uint8_t *b = dup_bytes("ok", &l);
+        conn_send(c, b, l, NULL, 0);
+        return;
+    }
     if (frame[0] == 's') { /* slow: 3 ms of work, answered at once */
         free(frame);
         usleep(3000);
@@ -696,6 +737,339 @@ static void test_reset_behind_a_full_stage_closes(void **state)
     loop_destroy(f.loop);
 }
 
+/* ---- the transport seam ---- */
+
+/* Test transports built on the plain one: counted writes (every fourth cut at 7000 bytes, so
+ * chunks of a file range go out whole, several per call, and cut, resumed mid-chunk) and
+ * counted sendfiles. */
+static size_t written_bytes, sendfile_bytes, writev_calls;
+static ssize_t counting_writev(struct transport *t, const struct iovec *iov, int iovcnt)
+{
+    assert_int_equal(iovcnt, 1);
+    struct iovec one = iov[0];
+    if (writev_calls++ % 4 == 3 && one.iov_len > 7000)
+        one.iov_len = 7000;
+    ssize_t w = transport_plain.writev(t, &one, 1);
+    if (w > 0)
+        written_bytes += (size_t)w;
+    return w;
+}
+
+static ssize_t counting_sendfile(struct transport *t, int fd, off_t *off, size_t len)
+{
+    ssize_t w = transport_plain.sendfile(t, fd, off, len);
+    if (w > 0)
+        sendfile_bytes += (size_t)w;
+    return w;
+}
+
+static struct transport_ops copying_ops, sendfile_ops;
+static struct net_listener_info copying_listener = {"PLAINTEXT", "PLAINTEXT", &copying_ops};
+static struct net_listener_info sendfile_listener = {"PLAINTEXT", "PLAINTEXT", &sendfile_ops};
+
+static void make_test_transports(void)
+{
+    copying_ops = transport_plain_copying;
+    copying_ops.name = "test-copying";
+    copying_ops.writev = counting_writev;
+    assert_null(copying_ops.sendfile);
+    sendfile_ops = transport_plain;
+    sendfile_ops.name = "test-sendfile";
+    sendfile_ops.writev = counting_writev;
+    sendfile_ops.sendfile = counting_sendfile;
+    written_bytes = sendfile_bytes = 0;
+}
+
+/* A file of len bytes whose every byte depends on its offset. */
+static int make_file(size_t len)
+{
+    char path[] = "/tmp/gregor-test-conn-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    uint8_t *b = malloc(len);
+    for (size_t i = 0; i < len; i++)
+        b[i] = (uint8_t)(i * 7 + i / 251);
+    assert_int_equal(pwrite(fd, b, len, 0), (ssize_t)len);
+    free(b);
+    return fd;
+}
+
+/* A connected pair: one end served by f's net through listener li, the other (returned) the
+ * test's client, with small socket buffers so replies take many writes. */
+static int adopt_pair(struct fixture *f, const struct net_listener_info *li)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int small = 65536;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    assert_int_equal(net_adopt_with(f->net, sv[0], "pair:0", li), 0);
+    return sv[1];
+}
+
+static void send_bytes_frame(int s, const char *payload)
+{
+    uint8_t buf[64];
+    size_t n = strlen(payload);
+    assert_true(n + 4 <= sizeof(buf) && n >= 8);
+    buf[0] = buf[1] = 0;
+    buf[2] = (uint8_t)(n >> 8);
+    buf[3] = (uint8_t)n;
+    memcpy(buf + 4, payload, n);
+    write_all(s, buf, n + 4);
+}
+
+/* Reads up to want bytes while the loop runs (the reply is bigger than the socket buffers);
+ * stops at EOF or after 5 s. Returns what arrived. */
+static size_t read_while_serving(struct fixture *f, int s, uint8_t *buf, size_t want)
+{
+    size_t have = 0;
+    int64_t until = mono_ms() + 5000;
+    while (have < want && mono_ms() < until) {
+        loop_run_once(f->loop, 1);
+        ssize_t r = recv(s, buf + have, want - have, MSG_DONTWAIT);
+        if (r == 0)
+            break;
+        if (r > 0)
+            have += (size_t)r;
+    }
+    return have;
+}
+
+static void expected_file_reply(const struct fixture *f, uint8_t *out, size_t *len)
+{
+    size_t n = 0;
+    memcpy(out + n, "HEAD", 4), n += 4;
+    assert_int_equal(pread(f->file_fd, out + n, FILE_RANGE1_LEN, FILE_RANGE1_OFF),
+                     FILE_RANGE1_LEN);
+    n += FILE_RANGE1_LEN;
+    memcpy(out + n, "middle", 6), n += 6;
+    assert_int_equal(pread(f->file_fd, out + n, FILE_RANGE2_LEN, FILE_RANGE2_OFF),
+                     FILE_RANGE2_LEN);
+    n += FILE_RANGE2_LEN;
+    memcpy(out + n, "tail", 4), n += 4;
+    *len = n;
+}
+
+/* The same reply, twice per connection, through a transport with sendfile and one without:
+ * byte for byte the same; the one without sent every byte through its write (in chunks cut
+ * short, resumed mid-chunk), the one with sent the file ranges with sendfile. */
+static void test_file_ranges_without_sendfile(void **state)
+{
+    (void)state;
+    make_test_transports();
+    const struct net_listener_info *lis[2] = {&sendfile_listener, &copying_listener};
+    enum { TOTAL = 4 + FILE_RANGE1_LEN + 6 + FILE_RANGE2_LEN + 4 };
+    static uint8_t want[TOTAL], got[TOTAL + 1];
+    for (int k = 0; k < 2; k++) {
+        struct fixture f;
+        setup(&f);
+        f.file_len = 300000;
+        f.file_fd = make_file(f.file_len);
+        size_t want_len;
+        expected_file_reply(&f, want, &want_len);
+        assert_int_equal(want_len, TOTAL);
+        written_bytes = sendfile_bytes = 0;
+        int s = adopt_pair(&f, lis[k]);
+        for (int round = 0; round < 2; round++) {
+            send_bytes_frame(s, "fxxxxxxx");
+            memset(got, 0, sizeof(got));
+            assert_int_equal(read_while_serving(&f, s, got, TOTAL), TOTAL);
+            assert_memory_equal(got, want, TOTAL);
+        }
+        assert_int_equal(recv(s, got, 1, MSG_DONTWAIT), -1); /* nothing more */
+        size_t mem = 2 * (sizeof(file_reply_mem) - 1);
+        if (lis[k] == &copying_listener) {
+            assert_int_equal(written_bytes, 2 * TOTAL);
+            assert_int_equal(sendfile_bytes, 0);
+        } else {
+            assert_int_equal(written_bytes, mem);
+            assert_int_equal(sendfile_bytes, 2 * TOTAL - mem);
+        }
+        assert_int_equal(f.closes, 0);
+        close(s);
+        close(f.file_fd);
+        net_destroy(f.net);
+        loop_destroy(f.loop);
+    }
+}
+
+/* A file range longer than the file (truncated underneath) through the copying path: the
+ * connection closes rather than send a reply shorter than its size said, as with sendfile. */
+static void test_copied_file_range_past_the_end_closes(void **state)
+{
+    (void)state;
+    make_test_transports();
+    struct fixture f;
+    setup(&f);
+    f.file_len = 300000;
+    f.file_fd = make_file(f.file_len);
+    int s = adopt_pair(&f, &copying_listener);
+    send_bytes_frame(s, "Fxxxxxxx");
+    static uint8_t got[600000];
+    size_t have = read_while_serving(&f, s, got, sizeof(got));
+    assert_int_equal(f.closes, 1);
+    assert_true(have < 4 + FILE_RANGE1_LEN + 6 + f.file_len + 4);
+    assert_true(have >= 4 + FILE_RANGE1_LEN + 6 + (f.file_len - FILE_RANGE2_OFF));
+    close(s);
+    close(f.file_fd);
+    net_destroy(f.net);
+    loop_destroy(f.loop);
+}
+
+/* A transport that must write before it can read (TLS renegotiating): its first read takes
+ * every byte from the socket into its own buffer, hands none and wants LOOP_WRITE. Nothing
+ * more arrives on the socket, so only the readiness it wants lets the frame up. */
+static uint8_t hoard[256];
+static size_t hoard_len, hoard_off;
+static unsigned hoard_want;
+static bool hoarded;
+static ssize_t hoarding_read(struct transport *t, void *buf, size_t len)
+{
+    if (!hoarded) {
+        ssize_t r = transport_plain.read(t, hoard, sizeof(hoard));
+        if (r <= 0)
+            return r;
+        hoarded = true;
+        hoard_len = (size_t)r;
+        hoard_want = LOOP_WRITE;
+        errno = EAGAIN;
+        return -1;
+    }
+    hoard_want = 0;
+    if (hoard_off < hoard_len) {
+        size_t n = hoard_len - hoard_off < len ? hoard_len - hoard_off : len;
+        memcpy(buf, hoard + hoard_off, n);
+        hoard_off += n;
+        return (ssize_t)n;
+    }
+    return transport_plain.read(t, buf, len);
+}
+
+static unsigned hoarding_wants(const struct transport *t)
+{
+    (void)t;
+    return hoard_want;
+}
+
+static void test_transport_wants_the_other_readiness(void **state)
+{
+    (void)state;
+    static struct transport_ops ops;
+    ops = transport_plain;
+    ops.name = "test-hoarding";
+    ops.read = hoarding_read;
+    ops.wants = hoarding_wants;
+    struct net_listener_info li = {"PLAINTEXT", "PLAINTEXT", &ops};
+    hoarded = false;
+    hoard_len = hoard_off = 0;
+    hoard_want = 0;
+    struct fixture f;
+    setup(&f);
+    int s = adopt_pair(&f, &li);
+    send_frame(s, '1');
+    char got[3] = {0};
+    assert_int_equal(read_while_serving(&f, s, (uint8_t *)got, 2), 2);
+    assert_string_equal(got, "r1");
+    assert_true(hoarded);
+    assert_int_equal(f.frames, 1);
+    /* Once it wants nothing, the loop does not wake for a writable socket. */
+    int turns = 0;
+    loop_set_before_sleep(f.loop, count_turn, &turns);
+    run_for(&f, 100);
+    assert_true(turns < 10);
+    close(s);
+    net_destroy(f.net);
+    loop_destroy(f.loop);
+}
+
+/* ---- the session ---- */
+
+static int sasl_frees;
+static void sasl_free(void *p)
+{
+    sasl_frees++;
+    free(p);
+}
+
+/* Sends a frame and waits for its "ok". */
+static void ask(struct fixture *f, int s, const char *payload)
+{
+    send_bytes_frame(s, payload);
+    char got[3] = {0};
+    assert_int_equal(read_while_serving(f, s, (uint8_t *)got, 2), 2);
+    assert_string_equal(got, "ok");
+}
+
+/* Each connection carries who is on the other end, apart from the request in flight: its
+ * listener, peer, principal, the client id of its latest header (copied only when it changes),
+ * the client software, and SASL state freed with the connection. */
+static void test_session(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup(&f);
+    int s = client(listen_port(&f));
+    struct sockaddr_in me;
+    socklen_t ml = sizeof(me);
+    assert_int_equal(getsockname(s, (struct sockaddr *)&me, &ml), 0);
+    ask(&f, s, "cclient-1");
+    struct conn_session *ss = conn_session(f.conn);
+    assert_string_equal(ss->listener->name, "PLAINTEXT");
+    assert_string_equal(ss->listener->security_protocol, "PLAINTEXT");
+    assert_ptr_equal(ss->listener->transport, &transport_plain);
+    assert_string_equal(ss->principal, "User:ANONYMOUS");
+    char peer[64];
+    snprintf(peer, sizeof(peer), "127.0.0.1:%d", ntohs(me.sin_port));
+    assert_string_equal(ss->peer, peer);
+    assert_string_equal(conn_peer(f.conn), peer);
+    assert_int_equal(ss->peer_addr.ss_family, AF_INET);
+    assert_int_equal(((struct sockaddr_in *)&ss->peer_addr)->sin_port, me.sin_port);
+    assert_string_equal(ss->client_id, "client-1");
+    assert_int_equal(ss->client_id_len, 8);
+    const char *kept = ss->client_id;
+    ask(&f, s, "cclient-1");
+    assert_ptr_equal(ss->client_id, kept); /* the same id again: not copied again */
+    ask(&f, s, "cother-client");
+    assert_string_equal(ss->client_id, "other-client");
+    ask(&f, s, "nxxxxxxx"); /* a null client id reads as "" */
+    assert_string_equal(ss->client_id, "");
+    assert_int_equal(ss->client_id_len, 0);
+
+    assert_string_equal(ss->software_name, "");
+    char longname[300];
+    memset(longname, 'a', sizeof(longname));
+    conn_session_set_software(ss, longname, sizeof(longname), "1.2.3", 5);
+    assert_int_equal(strlen(ss->software_name), CONN_SOFTWARE_MAX);
+    assert_string_equal(ss->software_version, "1.2.3");
+    assert_int_equal(conn_session_set_principal(ss, "User:alice"), 0);
+    longname[sizeof(longname) - 1] = '\0';
+    assert_int_equal(conn_session_set_principal(ss, longname), -1);
+    assert_string_equal(ss->principal, "User:alice");
+
+    sasl_frees = 0;
+    conn_session_set_sasl(ss, malloc(16), sasl_free);
+    conn_session_set_sasl(ss, malloc(16), sasl_free); /* the first is freed */
+    assert_int_equal(sasl_frees, 1);
+    close(s);
+    run_for(&f, 50);
+    assert_int_equal(f.closes, 1);
+    assert_int_equal(sasl_frees, 2); /* and the second with the connection */
+
+    int a = adopt_pair(&f, &net_listener_plaintext);
+    ask(&f, a, "cadopted");
+    ss = conn_session(f.conn);
+    assert_string_equal(ss->peer, "pair:0");
+    assert_int_equal(ss->peer_addr.ss_family, AF_UNSPEC);
+    assert_string_equal(ss->client_id, "adopted");
+    assert_null(ss->sasl);
+    close(a);
+    net_destroy(f.net);
+    loop_destroy(f.loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -714,6 +1088,10 @@ int main(void)
         cmocka_unit_test(test_frames_being_read_share_a_memory_bound),
         cmocka_unit_test(test_accept_backs_off_without_descriptors),
         cmocka_unit_test(test_reset_behind_a_full_stage_closes),
+        cmocka_unit_test(test_file_ranges_without_sendfile),
+        cmocka_unit_test(test_copied_file_range_past_the_end_closes),
+        cmocka_unit_test(test_transport_wants_the_other_readiness),
+        cmocka_unit_test(test_session),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
