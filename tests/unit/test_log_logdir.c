@@ -25,7 +25,7 @@ static char *read_text(const char *dir, const char *name)
 
 static void write_text(const char *dir, const char *name, const char *text)
 {
-    char p[4200];
+    char p[8500]; /* dir (< 4200) + "/" + name: room for gcc's worst case at -O2 */
     snprintf(p, sizeof(p), "%s/%s", dir, name);
     FILE *f = fopen(p, "w");
     fputs(text, f);
