@@ -72,8 +72,13 @@ run: deps
 	$(MAKE) -j$$(nproc 2>/dev/null || echo 2) all
 	./$(BUILD)/gregor serve
 
-unit: $(UNIT_BIN)
+unit: check-layers $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+# The include graph as docs/DESIGN.md draws it: arrows only the allowed way, no header cycle.
+.PHONY: check-layers
+check-layers:
+	$(PYTHON) tools/check_layers.py src
 
 # The sanitizer build: same sources, ASan+UBSan, its own build dir.
 asan:

@@ -1,8 +1,8 @@
 /* apis: the one table mapping each Kafka API key to its advertised versions, codecs and
  * handler (after Redis' command table and librdkafka's mock handler table). */
 #include "broker/broker.h"
+#include "broker/group_handlers.h"
 #include "broker/handlers.h"
-#include "group/group_handlers.h"
 #include "proto/messages.h"
 
 #define CODEC(lname)                                                                     \

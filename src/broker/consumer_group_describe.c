@@ -1,10 +1,10 @@
 /* ConsumerGroupDescribe (69): state, epochs, assignor and members (subscriptions, current and
  * target assignments with topic names) of KIP-848 consumer groups; GROUP_ID_NOT_FOUND for unknown
  * and classic groups (the Java admin client then falls back to DescribeGroups). */
+#include "broker/group_handler_util.h"
+#include "broker/group_handlers.h"
 #include "broker/kutil.h"
 #include "group/consumer_group.h"
-#include "group/group_handlers.h"
-#include "group/handler_util.h"
 #include "proto/messages.h"
 
 /* Partitions grouped by topic, with the topic's name as the broker knows it now. */

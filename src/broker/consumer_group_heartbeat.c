@@ -1,10 +1,10 @@
 /* ConsumerGroupHeartbeat (68): the KIP-848 consumer protocol — joins, heartbeats and leaves of
  * consumer group members; the coordinator (group/consumer_group.c) answers at once with the
  * member epoch and, when it changed, the member's assignment (topic ids + partitions). */
+#include "broker/group_handler_util.h"
+#include "broker/group_handlers.h"
 #include "broker/kutil.h"
 #include "group/consumer_group.h"
-#include "group/group_handlers.h"
-#include "group/handler_util.h"
 #include "proto/messages.h"
 
 /* ---- the broker's topics as the coordinator sees them ---- */

@@ -1,8 +1,8 @@
 /* DeleteGroups (42): removes empty groups and their committed offsets (tombstones in
  * __consumer_offsets); NON_EMPTY_GROUP while members remain. */
+#include "broker/group_handlers.h"
 #include "broker/kutil.h"
 #include "group/coordinator.h"
-#include "group/group_handlers.h"
 #include "proto/messages.h"
 
 enum request_status handle_delete_groups(struct broker *b, struct request *r)

@@ -1,10 +1,10 @@
 /* DescribeGroups (15): state, protocol and members of each classic group. A group that is not
  * one (unknown, or a KIP-848 consumer group) is Dead with no members, and from v6 also
  * GROUP_ID_NOT_FOUND with Kafka 4.1's message (KIP-1043). */
+#include "broker/group_handler_util.h"
+#include "broker/group_handlers.h"
 #include "broker/kutil.h"
 #include "group/coordinator.h"
-#include "group/group_handlers.h"
-#include "group/handler_util.h"
 #include "proto/messages.h"
 
 static void describe_one(struct broker *b, struct request *r, const struct kstr *id,

@@ -1,7 +1,7 @@
 /* FindCoordinator (10): this broker coordinates every group and transactional id. v0-3 ask for
  * one key, v4+ for a batch (coordinator_keys). */
+#include "broker/group_handlers.h"
 #include "broker/kutil.h"
-#include "group/group_handlers.h"
 #include "proto/messages.h"
 
 /* Key types: 0 = group, 1 = transaction (Kafka's CoordinatorType). */

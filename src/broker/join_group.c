@@ -1,9 +1,9 @@
 /* JoinGroup (11): decodes the member's protocols and hands the join to the group coordinator,
  * which answers now (errors, MEMBER_ID_REQUIRED, a rejoin of the current generation) or when
  * the rebalance completes. */
+#include "broker/group_handler_util.h"
+#include "broker/group_handlers.h"
 #include "broker/kutil.h"
-#include "group/group_handlers.h"
-#include "group/handler_util.h"
 #include "proto/messages.h"
 
 static void join_done(void *arg, const struct gc_join_result *res)

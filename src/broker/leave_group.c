@@ -1,7 +1,7 @@
 /* LeaveGroup (13): one member (v0-2) or a batch of members by id / instance id (v3+). */
+#include "broker/group_handler_util.h"
+#include "broker/group_handlers.h"
 #include "broker/kutil.h"
-#include "group/group_handlers.h"
-#include "group/handler_util.h"
 #include "proto/messages.h"
 
 enum request_status handle_leave_group(struct broker *b, struct request *r)

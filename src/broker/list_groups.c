@@ -3,10 +3,10 @@
 #include <stdlib.h>
 #include <strings.h>
 
+#include "broker/group_handler_util.h"
+#include "broker/group_handlers.h"
 #include "broker/kutil.h"
 #include "group/coordinator.h"
-#include "group/group_handlers.h"
-#include "group/handler_util.h"
 #include "proto/messages.h"
 
 static bool state_wanted(const struct list_groups_request *req, int16_t version, const char *state)

@@ -1,8 +1,8 @@
 /* OffsetCommit (8): checks topics exist, then the coordinator validates the member/generation
  * and persists the offsets to __consumer_offsets. */
+#include "broker/group_handlers.h"
 #include "broker/kutil.h"
 #include "group/coordinator.h"
-#include "group/group_handlers.h"
 #include "proto/messages.h"
 
 enum request_status handle_offset_commit(struct broker *b, struct request *r)

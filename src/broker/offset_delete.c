@@ -1,8 +1,8 @@
 /* OffsetDelete (47): removes committed offsets of a group for partitions its members are not
  * subscribed to (GROUP_SUBSCRIBED_TO_TOPIC otherwise). */
+#include "broker/group_handlers.h"
 #include "broker/kutil.h"
 #include "group/coordinator.h"
-#include "group/group_handlers.h"
 #include "proto/messages.h"
 
 enum request_status handle_offset_delete(struct broker *b, struct request *r)

@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/group_handler_util.h"
+#include "broker/group_handlers.h"
 #include "broker/kutil.h"
 #include "group/coordinator.h"
-#include "group/group_handlers.h"
-#include "group/handler_util.h"
 #include "proto/messages.h"
 
 /* One requested topic or a run of listed offsets, shaped for either response layout. */

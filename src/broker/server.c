@@ -15,11 +15,11 @@
 
 #include "broker/broker.h"
 #include "broker/fetch_session.h"
+#include "broker/group_store.h"
 #include "broker/handlers.h"
 #include "broker/syncer.h"
 #include "common/logging.h"
 #include "common/util.h"
-#include "group/group.h"
 #include "log/logdir.h"
 #include "net/conn.h"
 #include "net/loop.h"

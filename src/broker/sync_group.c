@@ -1,8 +1,8 @@
 /* SyncGroup (14): the leader brings the assignment, every member gets its own part — at once in
  * a Stable group, or once the leader's SyncGroup arrives. */
+#include "broker/group_handler_util.h"
+#include "broker/group_handlers.h"
 #include "broker/kutil.h"
-#include "group/group_handlers.h"
-#include "group/handler_util.h"
 #include "proto/messages.h"
 
 static void sync_done(void *arg, const struct gc_sync_result *res)

@@ -32,21 +32,6 @@ struct cg_tp {
     int32_t partition;
 };
 
-/* The topics the coordinator may assign, as the host sees them now. */
-struct cg_topic {
-    const char *name;
-    struct kuuid id;
-    int32_t partitions;
-    bool internal;       /* never matched by a regex subscription */
-};
-typedef void (*cg_topic_fn)(void *arg, const struct cg_topic *t);
-struct cg_topic_view {
-    void *ctx;
-    bool (*by_name)(void *ctx, const char *name, struct cg_topic *out);
-    bool (*by_id)(void *ctx, const struct kuuid *id, struct cg_topic *out);
-    void (*each)(void *ctx, cg_topic_fn fn, void *arg);
-};
-
 struct cg_heartbeat_args {
     int16_t version;
     const char *group_id;

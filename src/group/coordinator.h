@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/kbuf.h"
+
 struct group_coordinator;
 struct gc_timer;
 
@@ -71,10 +73,25 @@ struct gc_timer {
     void *owner;
 };
 
+/* The topics the coordinator may assign, as the host sees them now: the host's other window
+ * (with gc_env) — consumer groups (consumer_group.h) assign from it. */
+struct cg_topic {
+    const char *name;
+    struct kuuid id;
+    int32_t partitions;
+    bool internal;       /* never matched by a regex subscription */
+};
+typedef void (*cg_topic_fn)(void *arg, const struct cg_topic *t);
+struct cg_topic_view {
+    void *ctx;
+    bool (*by_name)(void *ctx, const char *name, struct cg_topic *out);
+    bool (*by_id)(void *ctx, const struct kuuid *id, struct cg_topic *out);
+    void (*each)(void *ctx, cg_topic_fn fn, void *arg);
+};
+
 struct group_coordinator *gc_create(const struct gc_config *cfg, const struct gc_env *env);
-/* The topics as the host sees them (consumer_group.h), for classic members of consumer groups;
- * copied. Without it (unit tests) no topic is known to them. */
-struct cg_topic_view;
+/* The topics as the host sees them, for classic members of consumer groups; copied. Without it
+ * (unit tests) no topic is known to them. */
 void gc_set_topic_view(struct group_coordinator *gc, const struct cg_topic_view *tv);
 /* Answers every pending join/sync with COORDINATOR_NOT_AVAILABLE, cancels timers, frees. */
 void gc_destroy(struct group_coordinator *gc);

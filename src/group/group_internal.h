@@ -3,7 +3,6 @@
 #ifndef GREGOR_GROUP_GROUP_INTERNAL_H
 #define GREGOR_GROUP_GROUP_INTERNAL_H
 
-#include "group/consumer_group.h"
 #include "group/coordinator.h"
 #include "group/strtab.h"
 

@@ -1,7 +1,7 @@
-/* handler_util: what the group API handlers (src/broker/) share — copying coordinator results
- * into the request arena, the client host as Kafka prints it, and the pending-request shape. */
-#ifndef GREGOR_GROUP_HANDLER_UTIL_H
-#define GREGOR_GROUP_HANDLER_UTIL_H
+/* group_handler_util: what the group API handlers (src/broker/) share — copying coordinator
+ * results into the request arena, the client host as Kafka prints it, and the pending-request shape. */
+#ifndef GREGOR_BROKER_GROUP_HANDLER_UTIL_H
+#define GREGOR_BROKER_GROUP_HANDLER_UTIL_H
 
 #include <stdio.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* group_handlers: the group APIs' handlers (one file each in src/broker/). */
-#ifndef GREGOR_GROUP_GROUP_HANDLERS_H
-#define GREGOR_GROUP_GROUP_HANDLERS_H
+#ifndef GREGOR_BROKER_GROUP_HANDLERS_H
+#define GREGOR_BROKER_GROUP_HANDLERS_H
 
 #include "broker/broker.h"
 

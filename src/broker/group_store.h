@@ -1,7 +1,7 @@
-/* group: the group coordinator — classic consumer groups (JoinGroup/SyncGroup/Heartbeat/
- * LeaveGroup), committed offsets, and their persistence in __consumer_offsets. */
-#ifndef GREGOR_GROUP_GROUP_H
-#define GREGOR_GROUP_GROUP_H
+/* group_store: the group coordinator (src/group/) hosted by the broker — its gc_env over the
+ * event loop's timers and __consumer_offsets (group_store.c). */
+#ifndef GREGOR_BROKER_GROUP_STORE_H
+#define GREGOR_BROKER_GROUP_STORE_H
 
 struct broker;
 struct group_coordinator;
