@@ -115,8 +115,9 @@ def test_api_versions_v0_lists_the_old_floors(broker):
     for _ in range(r.take(">i")):
         k, lo, hi = r.take(">h"), r.take(">h"), r.take(">h")
         ranges[k] = (lo, hi)
-    # Kafka 3.9's floors: Produce 0, Fetch 0, ListOffsets 0, Metadata 0, OffsetCommit 0, OffsetFetch 0
-    for key in (0, 1, 2, 3, 8, 9):
+    # Kafka 3.9's floors: Produce, Fetch, ListOffsets, Metadata, OffsetCommit, OffsetFetch,
+    # CreateTopics, DeleteTopics and OffsetForLeaderEpoch all from 0
+    for key in (0, 1, 2, 3, 8, 9, 19, 20, 23):
         assert ranges[key][0] == 0, (key, ranges[key])
 
 
@@ -282,3 +283,42 @@ def test_kafka_python_api_version_0_10(broker):
                                 consumer_timeout_ms=3000)
     assert [m.value for m in again] == []
     again.close()
+
+
+def test_log_append_time_topic(broker):
+    """A LogAppendTime topic stamps converted sets like any batch: Produce v2 answers the append
+    time, Fetch v2 gives magic 1 messages with the LogAppendTime bit and that time."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    topic = "old-lat"
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    a.create_topics([NewTopic(topic, 1, 1, config={"message.timestamp.type": "LogAppendTime"})])[topic].result(15)
+    before = int(time.time() * 1000)
+    err, base, lat = produce(broker, 2, topic, message(0, 1, b"a", ts=5) + message(1, 1, b"b", ts=6))
+    assert (err, base) == (0, 0)
+    assert before - 1000 <= lat <= int(time.time() * 1000) + 1000
+    err, base, lat0 = produce(broker, 0, topic, message(0, 0, b"c"))
+    assert (err, base, lat0) == (0, 2, None)
+    msgs = parse_set(fetch(broker, 2, topic, 0)[2])
+    assert [m[5] for m in msgs] == [b"a", b"b", b"c"]
+    assert all(m[2] & 0x08 for m in msgs)  # timestamp type LogAppendTime
+    assert msgs[0][3] == lat and msgs[2][3] >= lat
+
+
+def test_topic_admin_and_epochs_v0(broker):
+    """CreateTopics v0 (no validate_only, no error message, no throttle), OffsetForLeaderEpoch v0
+    (no leader epoch in the answer) and DeleteTopics v0 (no throttle)."""
+    topic = "old-admin"
+    body = struct.pack(">i", 1) + s16(topic) + struct.pack(">ihii", 2, 1, 0, 0) + struct.pack(">i", 10000)
+    r = call(broker, 19, 0, body)
+    assert r.take(">i") == 1 and r.s16() == topic.encode() and r.take(">h") == 0
+    assert r.o == len(r.d)
+    assert produce(broker, 2, topic, message(0, 1, b"x", ts=1), partition=1)[:2] == (0, 0)
+    body = struct.pack(">i", 1) + s16(topic) + struct.pack(">iii", 2, 1, 0) + struct.pack(">ii", 0, 0)
+    r = call(broker, 23, 0, body)
+    assert r.take(">i") == 1 and r.s16() == topic.encode() and r.take(">i") == 2
+    assert (r.take(">h"), r.take(">i"), r.take(">q")) == (0, 1, 1)
+    assert (r.take(">h"), r.take(">i"), r.take(">q")) == (0, 0, 0)
+    assert r.o == len(r.d)
+    r = call(broker, 20, 0, struct.pack(">i", 1) + s16(topic) + struct.pack(">i", 10000))
+    assert r.take(">i") == 1 and r.s16() == topic.encode() and r.take(">h") == 0
+    assert r.o == len(r.d)
