@@ -136,6 +136,67 @@ static void legacy_write(uint8_t *p, int64_t offset, const struct legacy_message
     be32_put(msg, (uint32_t)crc32(0L, msg + 4, (uInt)(size - 4)));
 }
 
+/* ---- LZ4 frames in magic 0 ---- */
+
+/* XXH32 (seed 0), the hash of an LZ4 frame descriptor's checksum byte. */
+static uint32_t rotl32(uint32_t x, int r) { return (x << r) | (x >> (32 - r)); }
+
+uint32_t convert_xxh32(const uint8_t *p, size_t n)
+{
+    const uint32_t p1 = 2654435761u, p2 = 2246822519u, p3 = 3266489917u, p4 = 668265263u,
+                   p5 = 374761393u;
+    const uint8_t *end = p + n;
+    uint32_t h;
+    if (n >= 16) {
+        uint32_t v[4] = {p1 + p2, p2, 0, 0u - p1};
+        for (; end - p >= 16; p += 16)
+            for (int i = 0; i < 4; i++) {
+                uint32_t w = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 |
+                             (uint32_t)p[4 * i + 2] << 16 | (uint32_t)p[4 * i + 3] << 24;
+                v[i] = rotl32(v[i] + w * p2, 13) * p1;
+            }
+        h = rotl32(v[0], 1) + rotl32(v[1], 7) + rotl32(v[2], 12) + rotl32(v[3], 18);
+    } else {
+        h = p5;
+    }
+    h += (uint32_t)n;
+    for (; end - p >= 4; p += 4) {
+        uint32_t w = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        h = rotl32(h + w * p3, 17) * p4;
+    }
+    for (; p < end; p++)
+        h = rotl32(h + *p * p5, 11) * p1;
+    h ^= h >> 15;
+    h *= p2;
+    h ^= h >> 13;
+    h *= p3;
+    h ^= h >> 16;
+    return h;
+}
+
+/* Bytes of an LZ4 frame header up to its checksum byte (magic, FLG, BD, optional content size
+ * and dictionary id), or 0 when the frame is too short to hold one. */
+static size_t lz4_descriptor_end(const uint8_t *f, size_t n)
+{
+    if (n < 7)
+        return 0;
+    size_t end = 6 + ((f[4] & 0x08) ? 8 : 0) + ((f[4] & 0x01) ? 4 : 0);
+    return end < n ? end : 0;
+}
+
+/* Magic 0 LZ4 wrappers (Kafka before 0.10, KAFKA-3160) hash the frame magic into the header
+ * checksum; Kafka read them ignoring that byte. A copy with the right byte, for liblz4. */
+static uint8_t *lz4_fix_magic0(const uint8_t *f, size_t n)
+{
+    size_t end = lz4_descriptor_end(f, n);
+    uint8_t *copy = end > 0 ? malloc(n) : NULL;
+    if (copy == NULL)
+        return NULL;
+    memcpy(copy, f, n);
+    copy[end] = (uint8_t)(convert_xxh32(copy + 4, end - 4) >> 8);
+    return copy;
+}
+
 /* ---- up: a produced legacy set -> one batch ---- */
 
 struct up_state {
@@ -191,7 +252,15 @@ static int up_wrapper(struct up_state *s, const struct legacy_message *w, size_t
     struct inflater f;
     int e = KERR_NONE;
     int32_t inner = 0;
-    inflater_open_memory(&f, codec, w->value, (size_t)w->value_len, max_bytes, max_bytes);
+    uint8_t *fixed = NULL;
+    const uint8_t *payload = w->value;
+    if (codec == BATCH_COMPRESSION_LZ4 && w->magic == 0) {
+        fixed = lz4_fix_magic0(w->value, (size_t)w->value_len);
+        if (fixed == NULL)
+            return KERR_CORRUPT_MESSAGE; /* too short for a frame header (or no memory) */
+        payload = fixed;
+    }
+    inflater_open_memory(&f, codec, payload, (size_t)w->value_len, max_bytes, max_bytes);
     for (;;) {
         uint8_t head[CONVERT_LOG_OVERHEAD];
         if (f.err != INFLATE_OK || inflater_at_end(&f))
@@ -240,6 +309,7 @@ static int up_wrapper(struct up_state *s, const struct legacy_message *w, size_t
         e = KERR_INVALID_RECORD; /* a wrapper around nothing */
     note_memory(s->builder.cap + s->scratch_cap + INFLATE_WINDOW);
     inflater_close(&f);
+    free(fixed);
     return e;
 }
 
@@ -382,6 +452,9 @@ static int down_wrapper(struct down_state *d, struct batch_record_iter *it, int6
     }
     note_memory(d->out->cap + inner.cap + zlen + (size_t)(it->end - it->pos));
     convert_buf_free(&inner);
+    size_t hc = codec == BATCH_COMPRESSION_LZ4 && d->magic == 0 ? lz4_descriptor_end(z, zlen) : 0;
+    if (hc > 0) /* as Kafka wrote magic 0 LZ4 for old readers: the frame magic hashed too */
+        z[hc] = (uint8_t)(convert_xxh32(z, hc) >> 8);
     struct legacy_message w;
     int8_t attributes = (int8_t)(codec | (d->magic == 1 && lat ? CONVERT_ATTR_LOG_APPEND_TIME : 0));
     message_of(&w, d->magic, attributes, lat ? it->h.max_timestamp : max_ts, NULL, -1, z,

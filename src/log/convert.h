@@ -58,6 +58,10 @@ int convert_batches_to_legacy(const uint8_t *batches, size_t len, int8_t magic,
                               int64_t first_offset, size_t limit, bool min_one,
                               struct convert_buf *out, int64_t *next_offset);
 
+/* XXH32 with seed 0 (LZ4 frame header checksums; magic 0 LZ4 wrappers carry Kafka's old,
+ * wrong one, KAFKA-3160: read ignoring it, written with it for Fetch v0-1). */
+uint32_t convert_xxh32(const uint8_t *p, size_t n);
+
 /* Bytes of memory the last calls took at most (buffers held at once), for tests and
  * measurements: the down-conversion of N MB costs about N MB plus one decompressed batch. */
 size_t convert_memory_high_water(void);

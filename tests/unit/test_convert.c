@@ -489,6 +489,54 @@ static void test_down_zstd_and_control(void **state)
     free(c);
 }
 
+static void test_xxh32_vectors(void **state)
+{
+    (void)state;
+    assert_int_equal(convert_xxh32((const uint8_t *)"", 0), 0x02CC5D05u);
+    assert_int_equal(convert_xxh32((const uint8_t *)"a", 1), 0x550D7456u);
+    assert_int_equal(convert_xxh32((const uint8_t *)"abc", 3), 0x32D153FFu);
+    const char *fox = "Nobody inspects the spammish repetition";
+    assert_int_equal(convert_xxh32((const uint8_t *)fox, strlen(fox)), 0xE2293B2Fu);
+}
+
+/* Magic 0 LZ4 (KAFKA-3160): producers hashed the frame magic into the header checksum; Kafka
+ * read such wrappers ignoring it, and wrote it that way for Fetch v0-1 readers. */
+static void test_magic0_lz4_header_checksum(void **state)
+{
+    (void)state;
+    struct set inner = {.n = 0}, s = {.n = 0};
+    put_msg(&inner, 0, 0, 0, -1, "k", "lz4-old", 7);
+    put_msg(&inner, 1, 0, 0, -1, "k", "lz4-old-2", 9);
+    static uint8_t z[1 << 16];
+    size_t zlen = compress_with(BATCH_COMPRESSION_LZ4, inner.b, inner.n, z, sizeof(z));
+    assert_int_equal(z[4] & 0x09, 0); /* no content size, no dictionary: HC at byte 6 */
+    uint8_t right = (uint8_t)(convert_xxh32(z + 4, 2) >> 8);
+    uint8_t broken = (uint8_t)(convert_xxh32(z, 6) >> 8);
+    assert_int_equal(z[6], right);
+    assert_int_not_equal(right, broken);
+    z[6] = broken;
+    put_msg(&s, 1, 0, BATCH_COMPRESSION_LZ4, -1, NULL, (const char *)z, (int32_t)zlen);
+    uint8_t *batch;
+    size_t len;
+    assert_int_equal(up(&s, &batch, &len), KERR_NONE);
+    struct batch_record r[4];
+    assert_int_equal(count_records(batch, len, r, 4), 2);
+    assert_memory_equal(r[1].value, "lz4-old-2", 9);
+    /* and down to magic 0 again: the old checksum; magic 1: the right one */
+    for (int magic = 0; magic <= 1; magic++) {
+        struct convert_buf out = {0};
+        int64_t next;
+        assert_int_equal(convert_batches_to_legacy(batch, len, (int8_t)magic, 0, 1 << 20, false, &out, &next), KERR_NONE);
+        struct msg w[2];
+        assert_int_equal(parse_set(out.data, out.len, w, 2), 1);
+        const uint8_t *f = w[0].value;
+        uint8_t want = (uint8_t)(convert_xxh32(f + (magic == 0 ? 0 : 4), magic == 0 ? 6 : 2) >> 8);
+        assert_int_equal(f[6], want);
+        convert_buf_free(&out);
+    }
+    free(batch);
+}
+
 /* Up then down: what a v0-2 producer wrote is what a v0-3 consumer reads. */
 static void test_round_trip(void **state)
 {
@@ -552,6 +600,8 @@ int main(void)
         cmocka_unit_test(test_down_compressed_wrapper),
         cmocka_unit_test(test_down_limits),
         cmocka_unit_test(test_down_zstd_and_control),
+        cmocka_unit_test(test_xxh32_vectors),
+        cmocka_unit_test(test_magic0_lz4_header_checksum),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_down_memory_bounded),
     };
