@@ -22,9 +22,9 @@ def bootstrap_address():
 
 
 def main():
-    # No api_version pin: see connect_kafka_producer in producer-raw-recipes.py.
+    # Pinned to 0.10 as the tutorial: Fetch v2 (answered with magic-1 message sets) and ListOffsets v0.
     consumer = KafkaConsumer(TOPIC, auto_offset_reset="earliest", bootstrap_servers=[bootstrap_address()],
-                             consumer_timeout_ms=1000)
+                             api_version=(0, 10), consumer_timeout_ms=1000)
     seen = 0
     for message in consumer:
         seen += 1

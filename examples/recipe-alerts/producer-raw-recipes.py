@@ -39,9 +39,9 @@ def get_recipes():
 
 
 def connect_kafka_producer(bootstrap):
-    # No api_version pin (the tutorial pinned (0, 10)): pinned to 0.10, kafka-python sends Produce
-    # v2 with magic-1 message sets, which gregor, like Kafka 4.x, refuses; probing picks Produce v7.
-    return KafkaProducer(bootstrap_servers=[bootstrap])
+    # Pinned to 0.10 as the tutorial pins it: kafka-python then sends Produce v2 with magic-1
+    # message sets, which gregor converts to record batches on append, as Kafka 3.x did.
+    return KafkaProducer(bootstrap_servers=[bootstrap], api_version=(0, 10))
 
 
 def publish_message(producer, topic, key, value):

@@ -49,10 +49,10 @@ def parse(html):
 
 def main():
     bootstrap = bootstrap_address()
-    # No api_version pin: see connect_kafka_producer in producer-raw-recipes.py (Fetch v2 and
-    # ListOffsets v0 are below gregor's minimum versions, 4 and 1).
+    # Pinned to 0.10 as the tutorial: Fetch v2 (answered with magic-1 message sets, converted from
+    # the log's batches) and ListOffsets v0.
     consumer = KafkaConsumer(SOURCE_TOPIC, auto_offset_reset="earliest", bootstrap_servers=[bootstrap],
-                             consumer_timeout_ms=1000)
+                             api_version=(0, 10), consumer_timeout_ms=1000)
     parsed = []
     failures = 0
     for message in consumer:
@@ -64,7 +64,7 @@ def main():
     consumer.close()
 
     if parsed:
-        producer = KafkaProducer(bootstrap_servers=[bootstrap])
+        producer = KafkaProducer(bootstrap_servers=[bootstrap], api_version=(0, 10))
         try:
             for recipe in parsed:
                 future = producer.send(TARGET_TOPIC, key=KEY.encode("utf-8"),

@@ -1,7 +1,8 @@
-/* OffsetCommit (8): checks topics exist, then the coordinator validates the member/generation
+/* OffsetCommit (8; v0 refused per partition, as Kafka 3.9 without ZooKeeper): checks topics exist, then the coordinator validates the member/generation
  * and persists the offsets to __consumer_offsets. */
 #include "broker/group_handlers.h"
 #include "broker/kutil.h"
+#include "common/logging.h"
 #include "group/coordinator.h"
 #include "proto/messages.h"
 
@@ -39,7 +40,19 @@ enum request_status handle_offset_commit(struct broker *b, struct request *r)
                 p->error = KERR_COORDINATOR_NOT_AVAILABLE;
         }
     }
-    if (b->groups != NULL && !kstr_has_nul(req->group_id)) {
+    /* v0 commits went to ZooKeeper; Kafka 3.9 in KRaft mode (no ZooKeeper, as here) refused
+     * them: every partition UNSUPPORTED_VERSION (requireZkOrThrow). */
+    bool zookeeper_only = r->api_version == 0;
+    if (zookeeper_only) {
+        for (int i = 0; i < total; i++)
+            parts[i].error = KERR_UNSUPPORTED_VERSION;
+        LOG_LIMITED(LOG_LEVEL_INFO, "KafkaApis", "OffsetCommit v0 of group %.*s refused: version 0 "
+                    "commits were stored in ZooKeeper, which this broker has not (client %s)",
+                    req->group_id.len > 0 ? req->group_id.len : 0,
+                    req->group_id.ptr ? req->group_id.ptr : "",
+                    r->client_id.ptr ? r->client_id.ptr : "");
+    }
+    if (b->groups != NULL && !kstr_has_nul(req->group_id) && !zookeeper_only) {
         struct gc_commit_args a = {
             .group_id = req->group_id.ptr,
             .generation = req->generation_id_or_member_epoch,

@@ -114,6 +114,12 @@ static enum request_status fetch_single(struct broker *b, struct request *r)
             return resp->topics == NULL ? REQUEST_CLOSE : REQUEST_DONE;
         }
     }
+    if (r->api_version == 0) {
+        /* v0 read ZooKeeper's offsets; Kafka 3.9 in KRaft mode (no ZooKeeper, as here) answered
+         * every partition UNSUPPORTED_VERSION, offset -1. */
+        err = KERR_UNSUPPORTED_VERSION;
+        group = NULL;
+    }
     bool all = req->n_topics < 0;
     int32_t nreq = all ? 0 : req->n_topics;
     struct kstr *names = request_alloc(r, sizeof(*names) * ((size_t)nreq + 1));

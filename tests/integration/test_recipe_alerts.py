@@ -1,4 +1,5 @@
-"""The recipe-alert example (examples/recipe-alerts) end to end: three kafka-python stages on gregor.
+"""The recipe-alert example (examples/recipe-alerts) end to end: three kafka-python stages on gregor,
+pinned to api_version=(0, 10) as the tutorial pins them.
 
 Runs the example's own run.sh against a fresh broker, then reads both topics back to check that
 every page was published exactly once and parsed into the expected JSON.
@@ -52,7 +53,7 @@ def run_pipeline(bootstrap):
 
 def read_topic(bootstrap, topic):
     """Every message of `topic` from offset 0, read with the example's client settings."""
-    consumer = KafkaConsumer(bootstrap_servers=[bootstrap], enable_auto_commit=False,
+    consumer = KafkaConsumer(bootstrap_servers=[bootstrap], enable_auto_commit=False, api_version=(0, 10),
                              auto_offset_reset="earliest", consumer_timeout_ms=3000)
     try:
         partitions = consumer.partitions_for_topic(topic)
@@ -63,6 +64,16 @@ def read_topic(bootstrap, topic):
         return list(consumer)
     finally:
         consumer.close()
+
+
+def test_example_pins_the_tutorials_api_version():
+    """The example's clients are the tutorial's as written: every KafkaProducer/KafkaConsumer
+    pins api_version=(0, 10) (Produce v2, Fetch v2, ListOffsets v0 with magic-1 message sets)."""
+    for name in ("producer-raw-recipes.py", "producer_consumer_parse_recipes.py", "consumer-notification.py"):
+        with open(os.path.join(EXAMPLE, name), encoding="utf-8") as f:
+            src = f.read()
+        clients = src.count("KafkaProducer(") + src.count("KafkaConsumer(")
+        assert clients > 0 and src.count("api_version=(0, 10)") == clients, name
 
 
 def test_recipe_alert_pipeline(broker):
