@@ -71,7 +71,7 @@ const struct api_entry broker_apis[] = {
     API(21, "DeleteRecords", delete_records, 0, 2, handle_delete_records),
     API(22, "InitProducerId", init_producer_id, 0, 5, handle_init_producer_id),
     API(23, "OffsetForLeaderEpoch", offset_for_leader_epoch, 0, 4, handle_offset_for_leader_epoch),
-    API(32, "DescribeConfigs", describe_configs, 1, 4, handle_describe_configs),
+    API(32, "DescribeConfigs", describe_configs, 0, 4, handle_describe_configs),
     API(33, "AlterConfigs", alter_configs, 0, 2, handle_alter_configs),
     API(37, "CreatePartitions", create_partitions, 0, 3, handle_create_partitions),
     API(42, "DeleteGroups", delete_groups, 0, 2, handle_delete_groups),

@@ -87,6 +87,7 @@ static int describe_topic(struct broker *b, struct request *r, bool include_syno
         c->value = kstr_of(request_strdup(r, value));
         c->read_only = false;
         c->config_source = (int8_t)source;
+        c->is_default = source == CONFIG_SOURCE_DEFAULT; /* v0 says only this */
         c->is_sensitive = false;
         c->config_type = (int8_t)def->type;
         c->documentation = kstr_null();
@@ -153,6 +154,7 @@ static int describe_broker(struct broker *b, struct request *r, bool include_syn
         c->value = v ? kstr_of(request_strdup(r, v)) : kstr_null();
         c->read_only = def->mode == BROKER_KEY_READ_ONLY;
         c->config_source = (int8_t)source;
+        c->is_default = source == CONFIG_SOURCE_DEFAULT; /* v0 says only this */
         c->is_sensitive = false;
         c->config_type = (int8_t)def->type;
         c->documentation = kstr_null();

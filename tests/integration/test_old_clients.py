@@ -117,7 +117,7 @@ def test_api_versions_v0_lists_the_old_floors(broker):
         ranges[k] = (lo, hi)
     # Kafka 3.9's floors: Produce, Fetch, ListOffsets, Metadata, OffsetCommit, OffsetFetch,
     # CreateTopics, DeleteTopics and OffsetForLeaderEpoch all from 0
-    for key in (0, 1, 2, 3, 8, 9, 19, 20, 23):
+    for key in (0, 1, 2, 3, 8, 9, 19, 20, 23, 32):
         assert ranges[key][0] == 0, (key, ranges[key])
 
 
@@ -337,3 +337,27 @@ def test_topic_admin_and_epochs_v0(broker):
     r = call(broker, 20, 0, struct.pack(">i", 1) + s16(topic) + struct.pack(">i", 10000))
     assert r.take(">i") == 1 and r.s16() == topic.encode() and r.take(">h") == 0
     assert r.o == len(r.d)
+
+
+def test_describe_configs_v0(broker):
+    """DescribeConfigs v0 (Kafka 3.9 served it): no synonyms, IsDefault instead of ConfigSource."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    a.create_topics([NewTopic("dc0", 1, 1, config={"retention.ms": "12345"})])["dc0"].result(15)
+    body = struct.pack(">i", 1) + struct.pack(">b", 2) + s16("dc0") + struct.pack(">i", 2) \
+        + s16("retention.ms") + s16("segment.bytes")
+    r = call(broker, 32, 0, body)
+    r.take(">i")  # throttle
+    assert r.take(">i") == 1
+    assert r.take(">h") == 0
+    r.take(">h")  # null error message
+    assert r.take(">b") == 2
+    assert r.raw(r.take(">h")) == b"dc0"
+    got = {}
+    for _ in range(r.take(">i")):
+        name = r.raw(r.take(">h")).decode()
+        value = r.raw(r.take(">h")).decode()
+        read_only, is_default, sensitive = r.take(">b"), r.take(">b"), r.take(">b")
+        got[name] = (value, read_only, is_default, sensitive)
+    assert r.o == len(r.d), "v0 has no source or synonyms after each entry"
+    assert got == {"retention.ms": ("12345", 0, 0, 0), "segment.bytes": ("1073741824", 0, 1, 0)}
