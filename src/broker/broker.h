@@ -83,6 +83,7 @@ struct broker_config {
     int32_t group_consumer_session_timeout_ms;   /* KIP-848 groups */
     int32_t group_consumer_heartbeat_interval_ms;
     int32_t group_consumer_max_size;
+    int32_t group_consumer_migration_policy; /* enum gc_migration_policy (bidirectional) */
     int32_t offset_metadata_max_bytes;
     bool acks_all_fsync;                 /* gregor.acks.all.fsync */
     char cluster_id[64];                 /* empty: from meta.properties or generated */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "broker/broker.h"
 #include "broker/config_catalog.h"
@@ -167,6 +168,7 @@ static const struct key_spec keys[] = {
     {"default.replication.factor", K_SPECIAL, 0, 0, 0, 0},
     {"offsets.topic.replication.factor", K_SPECIAL, 0, 0, 0, 0},
     {"log.message.timestamp.type", K_SPECIAL, 0, 0, 0, 0},
+    {"group.consumer.migration.policy", K_SPECIAL, 0, 0, 0, 0},
     {"cluster.id", K_SPECIAL, 0, 0, 0, 0},
 };
 
@@ -234,6 +236,17 @@ static int set_special(struct broker_config *c, const char *key, const char *v, 
         else if (x > 1)
             LOG_INFO(WHO, "offsets.topic.replication.factor=%s: this single node keeps one replica", v);
         return 0;
+    }
+    if (strcmp(key, "group.consumer.migration.policy") == 0) {
+        /* Kafka's ConsumerGroupMigrationPolicy, case-insensitive; the order of the enum in
+         * group/coordinator.h (0 = bidirectional, the default). */
+        static const char *const policies[] = {"bidirectional", "upgrade", "downgrade", "disabled"};
+        for (int i = 0; i < 4; i++)
+            if (strcasecmp(v, policies[i]) == 0) {
+                c->group_consumer_migration_policy = i;
+                return 0;
+            }
+        goto bad;
     }
     if (strcmp(key, "log.message.timestamp.type") == 0) {
         if (strcmp(v, "CreateTime") == 0)

@@ -158,6 +158,7 @@ const struct broker_key_def config_catalog_broker[] = {
     {"gregor.acks.all.fsync", CONFIG_TYPE_BOOLEAN, "true", RO, 1, NULL},
     {"group.consumer.heartbeat.interval.ms", CONFIG_TYPE_INT, "5000", RO, 1, NULL},
     {"group.consumer.max.size", CONFIG_TYPE_INT, "2147483647", RO, 1, NULL},
+    {"group.consumer.migration.policy", CONFIG_TYPE_STRING, "bidirectional", RO, 1, NULL},
     {"group.consumer.session.timeout.ms", CONFIG_TYPE_INT, "45000", RO, 1, NULL},
     {"group.initial.rebalance.delay.ms", CONFIG_TYPE_INT, "3000", RO, 1, NULL},
     {"group.max.session.timeout.ms", CONFIG_TYPE_INT, "1800000", RO, 1, NULL},

@@ -394,6 +394,7 @@ struct group_coordinator *group_coordinator_create(struct broker *b)
         .consumer_session_timeout_ms = b->cfg.group_consumer_session_timeout_ms,
         .consumer_heartbeat_interval_ms = b->cfg.group_consumer_heartbeat_interval_ms,
         .consumer_max_size = b->cfg.group_consumer_max_size,
+        .consumer_migration_policy = (enum gc_migration_policy)b->cfg.group_consumer_migration_policy,
     };
     struct gc_env env = {
         .ctx = s,

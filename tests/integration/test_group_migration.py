@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-ck = pytest.importorskip("confluent_kafka")
+import confluent_kafka as ck
 from confluent_kafka.admin import AdminClient  # noqa: E402
 
 from group_helpers import create_topic, unique, wait_for  # noqa: E402
@@ -213,4 +213,26 @@ def test_mixed_group_upgrade_then_downgrade(broker):
     consume_until([classic], len(classic.records) + 2 * PARTITIONS)
     got_d = sorted(v for _, _, v in classic.records if v.startswith("d-"))
     assert got_d == sorted(v for vs in batch("d", 2).values() for v in vs)
+    classic.close()
+
+
+@pytest.mark.parametrize("policy", ["disabled", "DOWNGRADE"])
+def test_migration_policy_from_server_properties(broker_factory, policy):
+    """group.consumer.migration.policy (Kafka's key, case-insensitive) read from the broker's
+    config: without upgrade allowed, a consumer-protocol member cannot join a classic group that
+    has members; the classic member keeps every partition and the group stays classic."""
+    broker = broker_factory(**{"group.consumer.migration.policy": policy})
+    broker.start()
+    topic, group = unique("migrate-policy"), unique("migrate-policy-g")
+    create_topic(broker, topic, PARTITIONS)
+    produce(broker, topic, batch("a", 2))
+    classic = Member(broker, group, topic, "classic")
+    consume_until([classic], 2 * PARTITIONS)
+    wait_split([classic])
+    consumer = Member(broker, group, topic, "consumer")
+    poll_all([classic, consumer], 8)
+    assert consumer.assigned == [] and consumer.records == []
+    assert classic.assigned == list(range(PARTITIONS))
+    assert group_type(broker, group) == "classic", broker.log()
+    consumer.close()
     classic.close()

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-ck = pytest.importorskip("confluent_kafka")
+import confluent_kafka as ck
 
 from group_helpers import create_topic, unique, wait_for  # noqa: E402
 
