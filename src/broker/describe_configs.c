@@ -38,8 +38,10 @@ static void add_synonym(struct request *r, config_out *c, int cap, const char *n
 
 /* Kafka's chain for broker keys: each key's per-broker, cluster-default and static entries,
  * in key order, then the default of the first key that has one. */
+/* A broker key's synonyms, most specific first; the cluster-wide default's (per_broker false)
+ * leave out this broker's own dynamic values, as Kafka's. */
 static void broker_synonyms(const struct broker *b, struct request *r, config_out *c,
-                            const char *const *keys, int nkeys, int cap)
+                            const char *const *keys, int nkeys, int cap, bool per_broker)
 {
     static const int sources[] = {CONFIG_SOURCE_DYNAMIC_BROKER,
                                   CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER, CONFIG_SOURCE_STATIC_BROKER};
@@ -47,7 +49,7 @@ static void broker_synonyms(const struct broker *b, struct request *r, config_ou
         const struct broker_props *tables[3] = {&b->dyn_broker, &b->dyn_default, &b->cfg.static_props};
         for (int s = 0; s < 3; s++) {
             const char *v = broker_props_get(tables[s], keys[k]);
-            if (v != NULL)
+            if (v != NULL && (per_broker || sources[s] != CONFIG_SOURCE_DYNAMIC_BROKER))
                 add_synonym(r, c, cap, keys[k], v, sources[s]);
         }
     }
@@ -100,7 +102,7 @@ static int describe_topic(struct broker *b, struct request *r, bool include_syno
         int nkeys = 0;
         while (nkeys < CONFIG_SYNONYMS_MAX && def->synonyms[nkeys] != NULL)
             nkeys++;
-        broker_synonyms(b, r, c, def->synonyms, nkeys, SYNONYMS_CAP);
+        broker_synonyms(b, r, c, def->synonyms, nkeys, SYNONYMS_CAP, true);
     }
     return k;
 }
@@ -162,10 +164,6 @@ static int describe_broker(struct broker *b, struct request *r, bool include_syn
         if (!include_synonyms)
             continue;
         RESP_ARRAY(r, c->synonyms, SYNONYMS_CAP);
-        if (cluster_default) {
-            add_synonym(r, c, SYNONYMS_CAP, def->name, v, source);
-            continue;
-        }
         /* log.retention.ms's chain is retention.ms's: its .minutes and .hours follow it. */
         const char *const *keys = &def->name;
         int nkeys = 1;
@@ -174,7 +172,7 @@ static int describe_broker(struct broker *b, struct request *r, bool include_syn
             for (nkeys = 0; nkeys < CONFIG_SYNONYMS_MAX && keys[nkeys] != NULL; nkeys++)
                 ;
         }
-        broker_synonyms(b, r, c, keys, nkeys, SYNONYMS_CAP);
+        broker_synonyms(b, r, c, keys, nkeys, SYNONYMS_CAP, !cluster_default);
     }
     return k;
 }

@@ -181,6 +181,10 @@ def test_kafka_configs_entity_default(tmp_path):
                  for s in brk["log.retention.ms"].synonyms.values()]
         assert printed[0] == "DYNAMIC_DEFAULT_BROKER_CONFIG:log.retention.ms=5000", r.stdout
         assert [s for s in known if s in printed] == printed, (printed, known)
+        # ... every one of them but the per-broker ones (Kafka's synonyms for the default resource).
+        assert printed == [s for s in known if not s.startswith("DYNAMIC_BROKER_CONFIG:")], \
+            (printed, known)
+        assert printed[-1] == "DEFAULT_CONFIG:log.retention.hours=168", printed
         assert got["log.segment.bytes"].startswith(
             "log.segment.bytes=2097152 sensitive=false synonyms={"
             "DYNAMIC_DEFAULT_BROKER_CONFIG:log.segment.bytes=2097152"), r.stdout
