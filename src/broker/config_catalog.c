@@ -147,6 +147,14 @@ const struct broker_key_def config_catalog_broker[] = {
     {"num.network.threads", CONFIG_TYPE_INT, "3", DYN, 1, NULL},
     {"num.recovery.threads.per.data.dir", CONFIG_TYPE_INT, "2", DYN, 1, NULL},
     {"num.replica.fetchers", CONFIG_TYPE_INT, "1", DYN, 1, NULL},
+    /* The log cleaner's reconfigurable keys (Kafka's LogCleaner): stored and reported; no
+     * compaction yet, so no effect (docs/CONFIG.md). */
+    {"log.cleaner.backoff.ms", CONFIG_TYPE_LONG, "15000", DYN, 1, NULL},
+    {"log.cleaner.dedupe.buffer.size", CONFIG_TYPE_LONG, "134217728", DYN, 1, NULL},
+    {"log.cleaner.io.buffer.load.factor", CONFIG_TYPE_DOUBLE, "0.9", DYN, 1, NULL},
+    {"log.cleaner.io.buffer.size", CONFIG_TYPE_INT, "524288", DYN, 1, NULL},
+    {"log.cleaner.io.max.bytes.per.second", CONFIG_TYPE_DOUBLE, "1.7976931348623157E308", DYN, 1, NULL},
+    {"log.cleaner.threads", CONFIG_TYPE_INT, "1", DYN, 1, NULL},
     /* Read-only: fixed when the broker starts. */
     {"advertised.listeners", CONFIG_TYPE_STRING, NULL, RO, 1, NULL},
     {"auto.create.topics.enable", CONFIG_TYPE_BOOLEAN, "true", RO, 1, NULL},

@@ -321,8 +321,11 @@ static int validate(const struct broker *b, const struct broker_props *p, char *
     int e = KERR_NONE;
     for (int i = 0; i < p->n && e == KERR_NONE; i++) {
         const struct broker_key_def *def = config_catalog_broker_key(p->v[i].key);
-        if (def->check_as != NULL &&
-            config_catalog_check(def->check_as, def->name, p->v[i].value, msg, msglen) != 0)
+        /* A key of its own (no topic config behind it) is checked against its type. */
+        const struct topic_config_def typed = {.name = def->name, .type = def->type,
+                                               .check = CHECK_NONE};
+        if (config_catalog_check(def->check_as != NULL ? def->check_as : &typed, def->name,
+                                 p->v[i].value, msg, msglen) != 0)
             e = KERR_INVALID_REQUEST;
         else if (def->check_as != NULL && strcmp(def->name, "log.cleanup.policy") == 0 &&
                  strstr(p->v[i].value, "compact") != NULL) {

@@ -132,6 +132,14 @@ def test_read_only_and_other_brokers_refused(broker):
     assert err.str() == "Cannot update these configs dynamically: Set(num.partitions)"
     assert _incremental_raw(broker, "7", [("log.retention.ms", 0, "5")]) == (
         INVALID_REQUEST, "Unexpected broker id, expected 0, but received 7")
+    # Keys with no topic config behind them are checked against their type too (num.io.threads
+    # took any string), and the log cleaner's reconfigurable keys are Kafka dynamic keys.
+    err = _error(_incremental(a, "0", ("num.io.threads", "x", AlterConfigOpType.SET)))
+    assert (err.code(), err.str()) == (
+        INVALID_REQUEST, "Invalid value x for configuration num.io.threads: Not a number of type INT")
+    _incremental(a, "0", ("log.cleaner.threads", "2", AlterConfigOpType.SET)).result(15)
+    got = _describe(a, ConfigResource.Type.BROKER, "0")
+    assert got["log.cleaner.threads"].value == "2"
 
 
 def _default_lines(out):
