@@ -93,8 +93,8 @@ def closed(sock):
 def test_refusals_that_close_the_connection_are_logged(broker):
     cases = [
         (frame(9999, 0, 51, b"", client_id=CLIENT), "INVALID_REQUEST: unknown API key 9999 (version 0)"),
-        (frame(0, 1, 52, struct.pack(">hii", 1, 1000, 0), client_id=CLIENT),
-         "UNSUPPORTED_VERSION: unsupported version 1 of Produce (supported 3-13)"),
+        (frame(0, 14, 52, struct.pack(">hii", 1, 1000, 0), client_id=CLIENT),
+         "UNSUPPORTED_VERSION: unsupported version 14 of Produce (supported 0-13)"),
         (frame(0, 7, 53, b"\x00\x01\x02", client_id=CLIENT), "INVALID_REQUEST: cannot parse Produce v7"),
     ]
     for data, reason in cases:
