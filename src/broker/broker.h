@@ -9,6 +9,7 @@
 #include "common/arena.h"
 #include "log/log.h"
 #include "log/producer_state.h"
+#include "partition/partition.h"
 #include "proto/kbuf.h"
 
 struct broker;
@@ -100,18 +101,6 @@ int broker_config_load_file(struct broker_config *cfg, const char *path, char *e
 int broker_config_validate(const struct broker_config *cfg, char *err, size_t errlen);
 
 struct topic;
-struct partition {
-    struct topic *topic;
-    int32_t index;
-    struct plog *log;
-    int dir_index;                   /* which log dir holds it */
-    char dir_path[1100];
-    struct producer_state producers; /* idempotence: snapshots + log tail at open */
-    bool dirty;                      /* appended since the last group-commit flush */
-    bool flush_failed;               /* the last group-commit flush of it failed */
-    bool active_recently;            /* appended since the last idle-fd sweep */
-    int64_t last_flush_ms;           /* for flush.ms */
-};
 
 struct topic_config_kv {
     char key[128];

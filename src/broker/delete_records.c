@@ -35,10 +35,8 @@ enum request_status handle_delete_records(struct broker *b, struct request *r)
                 pout->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
             }
-            struct plog *log = t->partitions[pin->partition_index]->log;
-            int64_t target = pin->offset == -1 ? plog_end_offset(log) : pin->offset;
             int64_t start = -1;
-            int e = plog_delete_records(log, target, &start);
+            int e = partition_delete_records(t->partitions[pin->partition_index], pin->offset, &start);
             pout->error_code = (int16_t)e;
             pout->low_watermark = e == KERR_NONE ? start : -1;
         }

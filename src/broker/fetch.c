@@ -202,27 +202,28 @@ static int64_t fetch_partition(struct broker *b, struct request *r, const struct
                                                             : KERR_UNKNOWN_TOPIC_OR_PARTITION;
         return -1;
     }
-    if (it->current_leader_epoch > 0) {
-        out->error_code = KERR_UNKNOWN_LEADER_EPOCH;
+    struct partition *p = t->partitions[it->partition];
+    int le = partition_check_leader_epoch(p, it->current_leader_epoch);
+    if (le != KERR_NONE) {
+        out->error_code = (int16_t)le;
         return -1;
     }
-    struct plog *log = t->partitions[it->partition]->log;
-    int64_t end = plog_end_offset(log);
-    out->high_watermark = end;
-    out->last_stable_offset = end;
-    out->log_start_offset = plog_start_offset(log);
-    if (it->fetch_offset == end)
+    int64_t hw = partition_high_watermark(p);
+    out->high_watermark = hw;
+    out->last_stable_offset = partition_last_stable_offset(p);
+    out->log_start_offset = partition_log_start(p);
+    if (it->fetch_offset == hw)
         return 0;
     int64_t want = it->max_bytes < *budget ? it->max_bytes : *budget;
     if (want <= 0 && total > 0)
         return 0;
     struct log_slice slice;
-    int e = plog_read(log, it->fetch_offset, (int32_t)(want > 0 ? want : 1), end, &slice);
+    int e = partition_read(p, it->fetch_offset, (int32_t)(want > 0 ? want : 1), &slice);
     if (e != KERR_NONE) {
         out->error_code = (int16_t)e;
         return -1;
     }
-    /* plog_read returns at least one batch: past the first partition with records, a first
+    /* partition_read returns at least one batch: past the first partition with records, a first
      * batch larger than what is left is not this response's to carry. */
     bool over = total > 0 && (int64_t)slice.len > want;
     if (slice.len == 0 || over) {

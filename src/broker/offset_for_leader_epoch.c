@@ -1,5 +1,6 @@
-/* OffsetForLeaderEpoch (23): every partition lives in leader epoch 0 on this single node, so
- * the end offset of epoch 0 is the log end; later epochs are unknown. */
+/* OffsetForLeaderEpoch (23): the partition's epoch cache answers (on this single node every
+ * partition lives in leader epoch 0, so the end offset of epoch 0 is the log end; later epochs
+ * are unknown). */
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "proto/messages.h"
@@ -31,11 +32,11 @@ enum request_status handle_offset_for_leader_epoch(struct broker *b, struct requ
             po->end_offset = -1;
             if (t == NULL || pin->partition < 0 || pin->partition >= t->npartitions) {
                 po->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
-            } else if (pin->current_leader_epoch > 0) {
-                po->error_code = KERR_UNKNOWN_LEADER_EPOCH;
-            } else if (pin->leader_epoch <= 0) {
-                po->leader_epoch = 0;
-                po->end_offset = plog_end_offset(t->partitions[pin->partition]->log);
+            } else {
+                struct partition *p = t->partitions[pin->partition];
+                po->error_code = (int16_t)partition_check_leader_epoch(p, pin->current_leader_epoch);
+                if (po->error_code == KERR_NONE)
+                    partition_epoch_end_offset(p, pin->leader_epoch, &po->leader_epoch, &po->end_offset);
             }
         }
     }

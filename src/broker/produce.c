@@ -72,23 +72,15 @@ static int append_batch(struct broker *b, struct partition *p, struct krecords *
         out->error_message = kstr_of("Produce requests must carry exactly one record batch");
         return KERR_INVALID_RECORD;
     }
-    bool idempotent = h.producer_id >= 0;
-    if (idempotent) {
-        int64_t dup = -1;
-        int e = producer_state_check(&p->producers, &h, &dup);
-        if (e == KERR_DUPLICATE_SEQUENCE_NUMBER) {
-            out->base_offset = dup; /* a retry: answered as success, not appended again */
-            return KERR_NONE;
-        }
-        if (e != KERR_NONE)
-            return e;
-    }
     struct log_append_info info;
-    int e = plog_append(p->log, rec->ptr, (size_t)rec->len, now_ms(), &info);
+    bool dup = false;
+    int e = partition_append_as_leader(p, rec->ptr, (size_t)rec->len, now_ms(), &info, &dup);
     if (e != KERR_NONE)
         return e;
-    if (idempotent)
-        producer_state_record(&p->producers, &h, info.base_offset);
+    if (dup) {
+        out->base_offset = info.base_offset; /* a retry: answered as success, not appended again */
+        return KERR_NONE;
+    }
     out->base_offset = info.base_offset;
     out->log_append_time_ms = info.log_append_time;
     out->log_start_offset = info.log_start_offset;

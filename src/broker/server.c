@@ -440,7 +440,7 @@ static void commit_collect(struct broker *b)
     for (int i = 0; i < b->ndirty; i++) {
         struct partition *p = b->dirty[i];
         p->dirty = false;
-        if (b->await_flush == NULL && !plog_flush_due(p->log, now))
+        if (b->await_flush == NULL && !partition_flush_due(p, now))
             continue; /* acks=0/1 only: Kafka's page-cache policy, flush.* decide */
         b->commit_parts[n] = p;
         b->commit_results[n] = KERR_NONE;
@@ -500,7 +500,7 @@ static void commit_done(void *arg)
 static void commit_sync_here(struct broker *b)
 {
     for (int i = 0; i < b->ncommit; i++)
-        b->commit_results[i] = plog_flush(b->commit_parts[i]->log);
+        b->commit_results[i] = partition_flush(b->commit_parts[i]);
 }
 
 static void commit_start(struct broker *b)

@@ -78,7 +78,8 @@ static int append_batch(struct partition *p, struct batch_builder *bb)
     if (e != KERR_NONE)
         return e;
     struct log_append_info info;
-    e = plog_append(p->log, buf, len, now_ms(), &info);
+    bool dup;
+    e = partition_append_as_leader(p, buf, len, now_ms(), &info, &dup);
     free(buf);
     return e;
 }
@@ -113,7 +114,7 @@ static void compact_fire(struct broker *b, void *arg);
 
 static void maybe_schedule_compaction(struct group_store *s, struct partition *p)
 {
-    int64_t in_log = plog_end_offset(p->log) - plog_start_offset(p->log);
+    int64_t in_log = partition_log_end(p) - partition_log_start(p);
     int64_t live = gc_live_records(s->gc, p->index);
     if (in_log <= COMPACT_MIN_RECORDS || in_log <= COMPACT_FACTOR * live)
         return;
@@ -155,7 +156,7 @@ static int snapshot_emit(void *arg, const struct gc_record *recs, int n)
 {
     struct snapshot_ctx *c = arg;
     if (c->first_offset < 0)
-        c->first_offset = plog_end_offset(c->p->log);
+        c->first_offset = partition_log_end(c->p);
     c->records += n;
     return append_records(c->s, c->p, recs, n);
 }
@@ -165,8 +166,8 @@ static int snapshot_emit(void *arg, const struct gc_record *recs, int n)
  * complete or partial copy: replay still ends in the same state. */
 static void compact_partition(struct group_store *s, struct partition *p)
 {
-    int64_t before_start = plog_start_offset(p->log);
-    int64_t before_end = plog_end_offset(p->log);
+    int64_t before_start = partition_log_start(p);
+    int64_t before_end = partition_log_end(p);
     struct snapshot_ctx c = {s, p, -1, 0};
     int e = gc_snapshot(s->gc, p->index, snapshot_emit, &c);
     if (e != KERR_NONE) {
@@ -174,9 +175,9 @@ static void compact_partition(struct group_store *s, struct partition *p)
                  kerr_name(e));
         return;
     }
-    int64_t new_start = c.first_offset >= 0 ? c.first_offset : plog_end_offset(p->log);
+    int64_t new_start = c.first_offset >= 0 ? c.first_offset : partition_log_end(p);
     int64_t got;
-    e = plog_delete_records(p->log, new_start, &got);
+    e = partition_delete_records(p, new_start, &got);
     if (e != KERR_NONE) {
         LOG_WARN(STORE_WHO, "cannot move the log start of %s-%d to %lld: %s", OFFSETS_TOPIC,
                  p->index, (long long)new_start, kerr_name(e));
@@ -249,13 +250,13 @@ static int replay_partition(struct group_coordinator *gc, struct partition *p)
 {
     char who[300];
     snprintf(who, sizeof(who), "%s-%d", OFFSETS_TOPIC, p->index);
-    int64_t off = plog_start_offset(p->log);
-    int64_t end = plog_end_offset(p->log);
+    int64_t off = partition_log_start(p);
+    int64_t end = partition_log_end(p);
     uint8_t *buf = NULL;
     size_t cap = 0;
     while (off < end) {
         struct log_slice sl;
-        int e = plog_read(p->log, off, REPLAY_CHUNK_BYTES, end, &sl);
+        int e = partition_read_log(p, off, REPLAY_CHUNK_BYTES, &sl);
         if (e != KERR_NONE) {
             LOG_ERROR(STORE_WHO, "%s: cannot read at offset %lld: %s", who, (long long)off,
                       kerr_name(e));
