@@ -436,23 +436,24 @@ static void commit_collect(struct broker *b)
         b->capcommit = cap;
     }
     int64_t now = now_ms();
+    bool durable_waiters = waiters_parked(&b->waiters, WAITER_ON_DURABLE) > 0;
     int n = 0;
     for (int i = 0; i < b->ndirty; i++) {
         struct partition *p = b->dirty[i];
         p->dirty = false;
-        if (b->await_flush == NULL && !partition_flush_due(p, now))
+        if (!durable_waiters && !partition_flush_due(p, now))
             continue; /* acks=0/1 only: Kafka's page-cache policy, flush.* decide */
+        p->commit_end = partition_log_end(p);
         b->commit_parts[n] = p;
         b->commit_results[n] = KERR_NONE;
         n++;
     }
     b->ndirty = 0;
     b->ncommit = n;
-    b->commit_reqs = b->await_flush;
-    b->await_flush = NULL;
 }
 
-/* The batch is synced: record each partition's outcome and settle its requests. */
+/* The batch is synced: record each partition's outcome (its durable point moved, or the
+ * failure up to commit_end) and re-check the durable waiters (answered by waiters_fire). */
 static void commit_settle(struct broker *b)
 {
     int64_t now = now_ms();
@@ -466,34 +467,14 @@ static void commit_settle(struct broker *b)
                         p->topic->name, p->index);
     }
     b->ncommit = 0;
-    struct request *r = b->commit_reqs;
-    b->commit_reqs = NULL;
-    while (r != NULL) {
-        struct request *next = r->next_pending;
-        produce_settle(b, r);
-        r->next_pending = b->commit_ready;
-        b->commit_ready = r;
-        r = next;
-    }
-}
-
-static void commit_answer(struct broker *b)
-{
-    struct request *r = b->commit_ready;
-    b->commit_ready = NULL;
-    while (r != NULL) {
-        struct request *next = r->next_pending;
-        r->next_pending = NULL;
-        request_finish(r);
-        r = next;
-    }
+    waiters_wake(&b->waiters, WAITER_ON_DURABLE);
 }
 
 static void commit_done(void *arg)
 {
     struct broker *b = arg;
     commit_settle(b);
-    commit_answer(b);
+    waiters_fire(&b->waiters);
 }
 
 /* The collected batch synced on this thread (no sync thread, or draining). */
@@ -507,7 +488,7 @@ static void commit_start(struct broker *b)
 {
     if (b->syncer != NULL && syncer_busy(b->syncer))
         return;
-    if (b->await_flush == NULL && b->ndirty == 0)
+    if (b->ndirty == 0)
         return;
     commit_collect(b);
     if (b->ncommit > 0 && b->syncer != NULL) {
@@ -524,18 +505,22 @@ void broker_commit_drain(struct broker *b)
         syncer_wait(b->syncer);
         commit_settle(b);
     }
-    if (b->await_flush == NULL && b->ndirty == 0)
-        return;
-    commit_collect(b);
-    commit_sync_here(b);
-    commit_settle(b);
-    loop_wake_soon(b->loop); /* answered in before_sleep, outside whatever handler called us */
+    if (b->ndirty > 0) {
+        commit_collect(b);
+        commit_sync_here(b);
+        commit_settle(b);
+    }
+    /* Everything appended is synced (or failed): no durable waiter is left pointing at a
+     * partition; the met ones are answered in before_sleep, outside whatever handler called. */
+    GREGOR_ASSERT(waiters_parked(&b->waiters, WAITER_ON_DURABLE) == 0);
+    if (waiters_ready(&b->waiters) > 0)
+        loop_wake_soon(b->loop);
 }
 
 static void before_sleep(struct loop *l, void *arg)
 {
     struct broker *b = arg;
-    commit_answer(b);
+    waiters_fire(&b->waiters);
     /* Answering requests can let pipelined frames in that append again: settle a few
      * rounds, then make sure the loop does not sleep on work that is still owed. */
     for (int round = 0; round < 8; round++) {
@@ -543,10 +528,12 @@ static void before_sleep(struct loop *l, void *arg)
         if (!b->appended)
             break;
         b->appended = false;
-        broker_wake_fetchers(b);
+        waiters_wake(&b->waiters, WAITER_ON_APPEND);
+        waiters_fire(&b->waiters);
     }
     bool sync_busy = b->syncer != NULL && syncer_busy(b->syncer);
-    if ((b->await_flush != NULL && !sync_busy) || b->appended || b->commit_ready != NULL)
+    bool owed_sync = waiters_parked(&b->waiters, WAITER_ON_DURABLE) > 0 && b->ndirty > 0 && !sync_busy;
+    if (owed_sync || b->appended || waiters_ready(&b->waiters) > 0)
         loop_wake_soon(l);
 }
 
@@ -686,17 +673,11 @@ static void shutdown_broker(struct broker *b)
 {
     net_stop_listening(b->net);
     /* Finish what is in flight: parked fetches answer now, acks=all waits for this flush. */
-    struct request *r = b->fetch_waiters;
-    b->fetch_waiters = NULL;
-    while (r != NULL) {
-        struct request *next = r->next_pending;
-        r->next_pending = NULL;
-        fetch_retry(b, r, true);
-        r = next;
-    }
+    waiters_fire(&b->waiters);
+    waiters_expire(&b->waiters, WAITER_ON_APPEND);
     produce_shutdown(b); /* appends still being made in slices: finished, then synced */
     broker_commit_drain(b);
-    commit_answer(b);
+    waiters_fire(&b->waiters);
     syncer_stop(b->syncer);
     b->syncer = NULL;
     if (b->groups)
@@ -750,6 +731,7 @@ struct broker *broker_open(const struct broker_config *cfg)
         nofile.rlim_cur > (rlim_t)max_fds)
         max_fds = nofile.rlim_cur > (rlim_t)(1 << 22) ? 1 << 22 : (int)nofile.rlim_cur;
     b->loop = loop_create(max_fds);
+    waiters_init(&b->waiters, b->loop);
     /* queued.max.request.bytes: Kafka's default -1 leaves request memory unbounded; here it
      * means QUEUED_MAX_REQUEST_BYTES_DEFAULT, or socket.request.max.bytes when larger. */
     int64_t queued = b->cfg.queued_max_request_bytes;

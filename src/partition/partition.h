@@ -36,6 +36,7 @@ struct partition {
     /* Kept for the owner's group commit and idle-fd sweep. */
     bool dirty;                      /* appended since the last group-commit flush */
     bool flush_failed;               /* the last group-commit flush of it failed */
+    int64_t commit_end;              /* the log end when the last group commit took it */
     bool active_recently;            /* appended since the last idle-fd sweep */
     int64_t last_flush_ms;           /* for flush.ms */
 };
