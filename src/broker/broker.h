@@ -152,6 +152,12 @@ struct api_entry {
     api_decode_fn decode;
     api_encode_fn encode;
     api_handler_fn handler;
+    /* Optional, so that the server knows no API by name: */
+    void (*newer_version)(struct broker *b, struct request *r); /* answers a version above the
+                                      * range whatever its header's tags (ApiVersions, KIP-511) */
+    bool response_header_v0;         /* header v0 whatever the version (ApiVersions) */
+    void (*shutdown)(struct broker *b); /* finishes work in progress at shutdown, before the
+                                      * last group commit */
 };
 
 const struct api_entry *broker_api_find(int16_t key);

@@ -15,7 +15,6 @@
 
 #include "broker/broker.h"
 #include "broker/fetch_session.h"
-#include "broker/handlers.h"
 #include "broker/syncer.h"
 #include "common/logging.h"
 #include "common/util.h"
@@ -136,7 +135,8 @@ static bool refusal_seen(void *ctx, const struct proto_error_site *site)
 {
     struct refusals *rf = ctx;
     /* ApiVersions' UNSUPPORTED_VERSION is the version handshake (KIP-511), not a refusal. */
-    bool handshake = rf->api_key == 18 && site->code == KERR_UNSUPPORTED_VERSION;
+    const struct api_entry *api = broker_api_find(rf->api_key);
+    bool handshake = api != NULL && api->newer_version != NULL && site->code == KERR_UNSUPPORTED_VERSION;
     if (error_is_refusal(site->code) && !handshake && rf->count++ == 0)
         rf->first = *site;
     return false; /* count them all: the walk is bounded by the response itself */
@@ -184,7 +184,7 @@ void request_finish(struct request *r)
     size_t at = kw_reserve_i32(&w);
     kw_i32(&w, r->correlation_id);
     /* Flexible responses carry header v1, except ApiVersions which is always v0 (KIP-511). */
-    if (r->flexible && r->api_key != 18)
+    if (r->flexible && !r->api->response_header_v0)
         kw_empty_tags(&w);
     r->api->encode(&w, r->resp_version, r->resp);
     if (w.err) {
@@ -294,8 +294,8 @@ static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
     }
     /* An ApiVersions of a version we do not know is answered whatever its header's tags
      * hold: that answer is how clients learn our range (KIP-511). */
-    if (r->api_key == 18 && r->api_version > r->api->max_version) {
-        api_versions_unsupported(b, r);
+    if (r->api->newer_version != NULL && r->api_version > r->api->max_version) {
+        r->api->newer_version(b, r);
         request_finish(r);
         return;
     }
@@ -675,7 +675,11 @@ static void shutdown_broker(struct broker *b)
     /* Finish what is in flight: parked fetches answer now, acks=all waits for this flush. */
     waiters_fire(&b->waiters);
     waiters_expire(&b->waiters, WAITER_ON_APPEND);
-    produce_shutdown(b); /* appends still being made in slices: finished, then synced */
+    /* Work still in progress (appends made in slices, topic creations): finished or
+     * dropped, then synced. */
+    for (int i = 0; i < broker_apis_count; i++)
+        if (broker_apis[i].shutdown != NULL)
+            broker_apis[i].shutdown(b);
     broker_commit_drain(b);
     waiters_fire(&b->waiters);
     syncer_stop(b->syncer);
@@ -683,7 +687,6 @@ static void shutdown_broker(struct broker *b)
     if (b->groups)
         group_coordinator_destroy(b->groups);
     net_destroy(b->net);
-    create_topics_shutdown(b);
     for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
         for (int32_t i = 0; i < t->npartitions; i++)
             plog_flush(t->partitions[i]->log);
