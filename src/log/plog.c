@@ -539,46 +539,54 @@ int plog_open(const char *dir, const char *topic, int32_t partition, const struc
 
 /* ---- append ---- */
 
+/* Writes one validated batch at the log end, rolling first when due. A leader's batch (assign)
+ * gets its offsets, the leader epoch and for LogAppendTime the time; a follower's is written as
+ * it came (its base offset is the log end). Under the lock. */
+static int append_locked(struct plog *log, uint8_t *batch, size_t len, struct batch_header *h,
+                         int64_t now, bool assign, struct log_append_info *info)
+{
+    bool lat = assign && log->cfg.timestamp_type == LOG_TS_LOG_APPEND_TIME;
+    if (lat)
+        h->max_timestamp = now;
+    struct segment *s = active_seg(log);
+    if (should_roll(log, s, len, h, now)) {
+        if (roll(log, now) < 0)
+            return KERR_KAFKA_STORAGE_ERROR;
+        s = active_seg(log);
+    }
+    int64_t base = s->next_offset;
+    if (assign) {
+        batch_assign(batch, len, base, log->leader_epoch, lat, now);
+        h->base_offset = base;
+        h->partition_leader_epoch = log->leader_epoch;
+    }
+    GREGOR_ASSERT(h->base_offset == base); /* offsets only grow, without gaps */
+    if (segment_append(s, batch, len, h) < 0) {
+        LOG_ERROR(log->who, "Error while appending %zu bytes at offset %" PRId64 " to %s.log: %s",
+                  len, base, s->base_path, strerror(errno));
+        return KERR_KAFKA_STORAGE_ERROR;
+    }
+    if (info != NULL) {
+        info->base_offset = base;
+        info->last_offset = batch_last_offset(h);
+        info->log_append_time = lat ? now : -1;
+        info->log_start_offset = log->log_start;
+    }
+    return KERR_NONE;
+}
+
 int plog_append(struct plog *log, uint8_t *batch, size_t len, int64_t now,
                 struct log_append_info *info)
 {
     lock(log);
     int rc = batch_validate_client(batch, len, log->cfg.max_message_bytes);
-    if (rc != KERR_NONE) {
-        unlock(log);
-        return rc;
-    }
-    struct batch_header h;
-    batch_header_decode(batch, &h);
-    bool lat = log->cfg.timestamp_type == LOG_TS_LOG_APPEND_TIME;
-    if (lat)
-        h.max_timestamp = now;
-    struct segment *s = active_seg(log);
-    if (should_roll(log, s, len, &h, now)) {
-        if (roll(log, now) < 0) {
-            unlock(log);
-            return KERR_KAFKA_STORAGE_ERROR;
-        }
-        s = active_seg(log);
-    }
-    int64_t base = s->next_offset;
-    batch_assign(batch, len, base, log->leader_epoch, lat, now);
-    h.base_offset = base;
-    h.partition_leader_epoch = log->leader_epoch;
-    if (segment_append(s, batch, len, &h) < 0) {
-        LOG_ERROR(log->who, "Error while appending %zu bytes at offset %" PRId64 " to %s.log: %s",
-                  len, base, s->base_path, strerror(errno));
-        unlock(log);
-        return KERR_KAFKA_STORAGE_ERROR;
-    }
-    if (info != NULL) {
-        info->base_offset = base;
-        info->last_offset = batch_last_offset(&h);
-        info->log_append_time = lat ? now : -1;
-        info->log_start_offset = log->log_start;
+    if (rc == KERR_NONE) {
+        struct batch_header h;
+        batch_header_decode(batch, &h);
+        rc = append_locked(log, batch, len, &h, now, true, info);
     }
     unlock(log);
-    return KERR_NONE;
+    return rc;
 }
 
 void plog_set_leader_epoch(struct plog *log, int32_t epoch)
@@ -602,35 +610,11 @@ int plog_append_follower(struct plog *log, const uint8_t *batch, size_t len,
     if (h.last_offset_delta < 0)
         return KERR_INVALID_RECORD;
     lock(log);
-    int64_t end = leo(log);
-    if (h.base_offset != end) {
-        unlock(log); /* a gap or an overlap: the follower truncates or fetches from its end */
-        return KERR_OFFSET_OUT_OF_RANGE;
-    }
-    int64_t now = now_ms();
-    struct segment *s = active_seg(log);
-    if (should_roll(log, s, len, &h, now)) {
-        if (roll(log, now) < 0) {
-            unlock(log);
-            return KERR_KAFKA_STORAGE_ERROR;
-        }
-        s = active_seg(log);
-    }
-    if (segment_append(s, batch, len, &h) < 0) {
-        LOG_ERROR(log->who, "Error while appending %zu bytes at offset %" PRId64 " to %s.log: %s",
-                  len, end, s->base_path, strerror(errno));
-        unlock(log);
-        return KERR_KAFKA_STORAGE_ERROR;
-    }
-    GREGOR_ASSERT(leo(log) == batch_last_offset(&h) + 1);
-    if (info != NULL) {
-        info->base_offset = h.base_offset;
-        info->last_offset = batch_last_offset(&h);
-        info->log_append_time = -1;
-        info->log_start_offset = log->log_start;
-    }
+    int rc = KERR_OFFSET_OUT_OF_RANGE; /* a gap or an overlap: the follower truncates first */
+    if (h.base_offset == leo(log))
+        rc = append_locked(log, (uint8_t *)batch, len, &h, now_ms(), false, info);
     unlock(log);
-    return KERR_NONE;
+    return rc;
 }
 
 /* Drops the newest segment (all its offsets are being truncated away). */

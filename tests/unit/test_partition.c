@@ -67,6 +67,18 @@ static uint8_t *replicated(int n, int64_t base, int32_t epoch, size_t *len)
     return b;
 }
 
+/* The header of the batch holding offset, as a reader gets it. */
+static struct batch_header header_at(struct fx *f, int64_t offset)
+{
+    struct log_slice sl;
+    assert_int_equal(partition_read(&f->p, offset, 1 << 20, &sl), KERR_NONE);
+    uint8_t *bytes = tu_slice_bytes(&sl);
+    struct batch_header h;
+    batch_header_decode(bytes, &h);
+    free(bytes);
+    return h;
+}
+
 static void test_leader_append_assigns_offsets(void **state)
 {
     struct fx *f = *state;
@@ -78,14 +90,9 @@ static void test_leader_append_assigns_offsets(void **state)
     assert_int_equal(partition_last_stable_offset(&f->p), 5);
     assert_int_equal(partition_log_start(&f->p), 0);
     /* The epoch stamped on the batches is the partition's (0 on one node). */
-    struct log_slice sl;
-    assert_int_equal(partition_read(&f->p, 3, 1 << 20, &sl), KERR_NONE);
-    uint8_t *bytes = tu_slice_bytes(&sl);
-    struct batch_header h;
-    batch_header_decode(bytes, &h);
+    struct batch_header h = header_at(f, 3);
     assert_int_equal(h.base_offset, 3);
     assert_int_equal(h.partition_leader_epoch, 0);
-    free(bytes);
 }
 
 static void test_become_leader_stamps_new_epoch(void **state)
@@ -94,13 +101,7 @@ static void test_become_leader_stamps_new_epoch(void **state)
     lead(f, 2);
     assert_int_equal(partition_become_leader(&f->p, 3), KERR_NONE);
     lead(f, 1);
-    struct log_slice sl;
-    assert_int_equal(partition_read(&f->p, 2, 1 << 20, &sl), KERR_NONE);
-    uint8_t *bytes = tu_slice_bytes(&sl);
-    struct batch_header h;
-    batch_header_decode(bytes, &h);
-    assert_int_equal(h.partition_leader_epoch, 3);
-    free(bytes);
+    assert_int_equal(header_at(f, 2).partition_leader_epoch, 3);
     int32_t e;
     int64_t end;
     partition_epoch_end_offset(&f->p, 0, &e, &end);
