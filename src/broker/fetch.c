@@ -465,6 +465,7 @@ static bool fetch_wake(struct waiter *w, enum waiter_event ev)
     }
     case WAITER_FIRE:
         if (r->conn == NULL) {
+            release_files(r->resp);
             request_free(r); /* client gone: drop it now rather than at its deadline */
         } else if (plan->out_of_memory) {
             memset(r->resp, 0, sizeof(struct fetch_response));
