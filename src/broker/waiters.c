@@ -78,7 +78,8 @@ void waiter_unpark(struct waiter *w)
 
 void waiters_wake(struct waiters *ws, enum waiter_on on)
 {
-    /* Detached first: a check may not park, but bounded by the count parked now anyway. */
+    /* A check never parks or answers, so the list only loses the met ones while we walk;
+     * bounded by the count parked now all the same. */
     struct waiter *w = ws->parked[on];
     int budget = ws->nparked[on];
     while (w != NULL && budget-- > 0) {
