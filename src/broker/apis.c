@@ -55,7 +55,7 @@ CODEC(consumer_group_describe)
  * served for pre-0.11 clients (Produce v0-2 and Fetch v0-3 convert message formats). */
 const struct api_entry broker_apis[] = {
     API(0, "Produce", produce, 0, 13, handle_produce, .shutdown = produce_shutdown),
-    API(1, "Fetch", fetch, 0, 18, handle_fetch),
+    API(1, "Fetch", fetch, 0, 18, handle_fetch, .shutdown = fetch_shutdown),
     API(2, "ListOffsets", list_offsets, 0, 10, handle_list_offsets),
     API(3, "Metadata", metadata, 0, 13, handle_metadata),
     API(8, "OffsetCommit", offset_commit, 0, 9, handle_offset_commit),

@@ -406,6 +406,12 @@ static void fetch_commit(struct broker *b, struct request *r)
 
 static bool fetch_wake(struct waiter *w, enum waiter_event ev);
 
+void fetch_shutdown(struct broker *b)
+{
+    fetch_sessions_free(b->fetch_sessions);
+    b->fetch_sessions = NULL;
+}
+
 enum request_status handle_fetch(struct broker *b, struct request *r)
 {
     struct fetch_request *req = r->body;

@@ -28,6 +28,8 @@ void api_versions_unsupported(struct broker *b, struct request *r);
 /* Shutdown: finishes the Produce requests still appending in slices (their appends are then
  * synced and answered with the rest). */
 void produce_shutdown(struct broker *b);
+/* Shutdown: the fetch sessions go (every parked fetch was answered before). */
+void fetch_shutdown(struct broker *b);
 /* DeleteTopics: the partitions of t are about to be freed; Produce requests still appending
  * in slices stop pointing at them. */
 void produce_forget_topic(struct broker *b, const struct topic *t);

@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include "broker/broker.h"
-#include "broker/fetch_session.h"
 #include "broker/syncer.h"
 #include "common/logging.h"
 #include "common/util.h"
@@ -697,7 +696,6 @@ static void shutdown_broker(struct broker *b)
     free(b->dirty);
     free(b->commit_parts);
     free(b->commit_results);
-    fetch_sessions_free(b->fetch_sessions);
 }
 
 struct broker *broker_open(const struct broker_config *cfg)
