@@ -17,7 +17,7 @@ GEN_TOOL = tools/gen_proto.py
 GEN_C    = $(BUILD)/gen/proto/messages.c
 GEN_H    = $(BUILD)/gen/proto/messages.h
 
-CORE_DIRS = src/common src/net src/proto src/broker src/log src/group
+CORE_DIRS = src/common src/net src/proto src/broker src/log src/partition src/group
 CORE_SRC  = $(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.c))
 CLI_SRC   = $(wildcard src/cli/*.c) src/main.c
 UNIT_SRC  = $(wildcard tests/unit/test_*.c)

@@ -20,6 +20,8 @@ LAYERS = {
     'common': set(),
     'proto': {'common'},
     'log': {'common', 'proto'},
+    # a partition replica: its log, producer state, epochs and watermarks
+    'partition': {'common', 'proto', 'log'},
     'group': {'common', 'proto'},
     # the outbound client (net/client.c) encodes and decodes with the generated codecs
     'net': {'common', 'proto'},

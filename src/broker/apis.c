@@ -15,9 +15,11 @@
         lname##_response_encode(w, v, in);                                                \
     }
 
-#define API(key, name, lname, min, max, handler)                                          \
-    {key, name, min, max, sizeof(struct lname##_request), sizeof(struct lname##_response), \
-     decode_##lname, encode_##lname, handler}
+#define API(k, nm, lname, min, max, fn, ...)                                               \
+    {.key = k, .name = nm, .min_version = min, .max_version = max,                          \
+     .request_size = sizeof(struct lname##_request),                                        \
+     .response_size = sizeof(struct lname##_response), .decode = decode_##lname,            \
+     .encode = encode_##lname, .handler = fn, __VA_ARGS__}
 
 CODEC(produce)
 CODEC(fetch)
@@ -52,8 +54,8 @@ CODEC(consumer_group_describe)
 /* Advertised ranges follow shared/kafka-protocol/API-VERSIONS.md §0, with the floors Kafka 3.9
  * served for pre-0.11 clients (Produce v0-2 and Fetch v0-3 convert message formats). */
 const struct api_entry broker_apis[] = {
-    API(0, "Produce", produce, 0, 13, handle_produce),
-    API(1, "Fetch", fetch, 0, 18, handle_fetch),
+    API(0, "Produce", produce, 0, 13, handle_produce, .shutdown = produce_shutdown),
+    API(1, "Fetch", fetch, 0, 18, handle_fetch, .shutdown = fetch_shutdown),
     API(2, "ListOffsets", list_offsets, 0, 10, handle_list_offsets),
     API(3, "Metadata", metadata, 0, 13, handle_metadata),
     API(8, "OffsetCommit", offset_commit, 0, 9, handle_offset_commit),
@@ -65,8 +67,10 @@ const struct api_entry broker_apis[] = {
     API(14, "SyncGroup", sync_group, 0, 5, handle_sync_group),
     API(15, "DescribeGroups", describe_groups, 0, 6, handle_describe_groups),
     API(16, "ListGroups", list_groups, 0, 5, handle_list_groups),
-    API(18, "ApiVersions", api_versions, 0, 4, handle_api_versions),
-    API(19, "CreateTopics", create_topics, 0, 7, handle_create_topics),
+    API(18, "ApiVersions", api_versions, 0, 4, handle_api_versions,
+        .newer_version = api_versions_unsupported, .response_header_v0 = true),
+    API(19, "CreateTopics", create_topics, 0, 7, handle_create_topics,
+        .shutdown = create_topics_shutdown), /* also CreatePartitions' and auto-creation's jobs */
     API(20, "DeleteTopics", delete_topics, 0, 6, handle_delete_topics),
     API(21, "DeleteRecords", delete_records, 0, 2, handle_delete_records),
     API(22, "InitProducerId", init_producer_id, 0, 5, handle_init_producer_id),

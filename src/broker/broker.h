@@ -6,9 +6,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "broker/waiters.h"
 #include "common/arena.h"
 #include "log/log.h"
 #include "log/producer_state.h"
+#include "partition/partition.h"
 #include "proto/kbuf.h"
 
 struct broker;
@@ -101,18 +103,6 @@ int broker_config_load_file(struct broker_config *cfg, const char *path, char *e
 int broker_config_validate(const struct broker_config *cfg, char *err, size_t errlen);
 
 struct topic;
-struct partition {
-    struct topic *topic;
-    int32_t index;
-    struct plog *log;
-    int dir_index;                   /* which log dir holds it */
-    char dir_path[1100];
-    struct producer_state producers; /* idempotence: snapshots + log tail at open */
-    bool dirty;                      /* appended since the last group-commit flush */
-    bool flush_failed;               /* the last group-commit flush of it failed */
-    bool active_recently;            /* appended since the last idle-fd sweep */
-    int64_t last_flush_ms;           /* for flush.ms */
-};
 
 struct topic_config_kv {
     char key[128];
@@ -163,6 +153,12 @@ struct api_entry {
     api_decode_fn decode;
     api_encode_fn encode;
     api_handler_fn handler;
+    /* Optional, so that the server knows no API by name: */
+    void (*newer_version)(struct broker *b, struct request *r); /* answers a version above the
+                                      * range whatever its header's tags (ApiVersions, KIP-511) */
+    bool response_header_v0;         /* header v0 whatever the version (ApiVersions) */
+    void (*shutdown)(struct broker *b); /* finishes work in progress at shutdown, before the
+                                      * last group commit */
 };
 
 const struct api_entry *broker_api_find(int16_t key);
@@ -222,8 +218,9 @@ struct broker {
     int ntopics;
     int64_t partitions_being_created; /* still to open by creations in progress (fd budget) */
     int64_t next_producer_id;
-    struct request *await_flush;     /* acks=all produces waiting for the group commit */
-    struct request *fetch_waiters;   /* long-polling fetches */
+    /* Operations parked until bytes arrive (long-polling fetches) or appends are durable
+     * (acks=all produces), or their deadline. */
+    struct waiters waiters;
     struct create_job *create_jobs;  /* creations and growths still opening partitions */
     /* Deleted topics whose partitions are still being closed and renamed, and the renamed
      * "-delete" dirs still to remove: worked off a slice per turn by delete_timer. */
@@ -234,13 +231,12 @@ struct broker {
     bool appended;                   /* something was appended this turn: re-check waiters */
     struct partition **dirty;        /* partitions appended since the last group commit */
     int ndirty, capdirty;
-    /* The group commit on the syncer thread: its partitions (their sync results alongside),
-     * the acks=all requests it covers, and settled requests still to be answered. */
+    /* The group commit on the syncer thread: its partitions (their sync results alongside);
+     * the acks=all produces wait for it as WAITER_ON_DURABLE waiters. */
     struct syncer *syncer;
     struct partition **commit_parts;
     int *commit_results;
     int ncommit, capcommit;
-    struct request *commit_reqs, *commit_ready;
     struct group_coordinator *groups;
     struct fetch_sessions *fetch_sessions; /* created on first use */
     bool stopping;
@@ -345,13 +341,12 @@ void broker_close(struct broker *b);
 /* Marks the partition as needing the next group-commit flush. */
 void broker_mark_dirty(struct broker *b, struct partition *p);
 /* Before partitions are freed: waits for the sync in flight and syncs everything appended so
- * far here, settling (not answering) the acks=all requests, so nothing points at them. */
+ * far here; every durable waiter is then met (answered before the loop sleeps), so nothing
+ * points at them. */
 void broker_commit_drain(struct broker *b);
 /* One-shot timers on the broker's loop (mono ms), for handlers and the group coordinator. */
 typedef void (*broker_timer_fn)(struct broker *b, void *arg);
 uint64_t broker_timer_add(struct broker *b, int64_t when_mono_ms, broker_timer_fn fn, void *arg);
 void broker_timer_cancel(struct broker *b, uint64_t id);
-/* Re-checks long-polling fetches before the loop sleeps. */
-void broker_wake_fetchers(struct broker *b);
 
 #endif

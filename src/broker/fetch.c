@@ -35,6 +35,8 @@ struct fetch_plan {
     int32_t session_id;   /* 0 = sessionless */
     bool incremental;     /* answer only partitions with news */
     int16_t error;        /* top-level error (session not found / bad epoch) */
+    struct waiter wait;   /* parked until enough bytes or max_wait_ms (WAITER_ON_APPEND) */
+    bool out_of_memory;   /* a re-check could not build the response: answered empty */
 };
 
 static void release_files(struct fetch_response *resp)
@@ -202,27 +204,28 @@ static int64_t fetch_partition(struct broker *b, struct request *r, const struct
                                                             : KERR_UNKNOWN_TOPIC_OR_PARTITION;
         return -1;
     }
-    if (it->current_leader_epoch > 0) {
-        out->error_code = KERR_UNKNOWN_LEADER_EPOCH;
+    struct partition *p = t->partitions[it->partition];
+    int le = partition_check_leader_epoch(p, it->current_leader_epoch);
+    if (le != KERR_NONE) {
+        out->error_code = (int16_t)le;
         return -1;
     }
-    struct plog *log = t->partitions[it->partition]->log;
-    int64_t end = plog_end_offset(log);
-    out->high_watermark = end;
-    out->last_stable_offset = end;
-    out->log_start_offset = plog_start_offset(log);
-    if (it->fetch_offset == end)
+    int64_t hw = partition_high_watermark(p);
+    out->high_watermark = hw;
+    out->last_stable_offset = partition_last_stable_offset(p);
+    out->log_start_offset = partition_log_start(p);
+    if (it->fetch_offset == hw)
         return 0;
     int64_t want = it->max_bytes < *budget ? it->max_bytes : *budget;
     if (want <= 0 && total > 0)
         return 0;
     struct log_slice slice;
-    int e = plog_read(log, it->fetch_offset, (int32_t)(want > 0 ? want : 1), end, &slice);
+    int e = partition_read(p, it->fetch_offset, (int32_t)(want > 0 ? want : 1), &slice);
     if (e != KERR_NONE) {
         out->error_code = (int16_t)e;
         return -1;
     }
-    /* plog_read returns at least one batch: past the first partition with records, a first
+    /* partition_read returns at least one batch: past the first partition with records, a first
      * batch larger than what is left is not this response's to carry. */
     bool over = total > 0 && (int64_t)slice.len > want;
     if (slice.len == 0 || over) {
@@ -401,19 +404,12 @@ static void fetch_commit(struct broker *b, struct request *r)
     }
 }
 
-static void fetch_deadline(struct loop *l, void *arg)
+static bool fetch_wake(struct waiter *w, enum waiter_event ev);
+
+void fetch_shutdown(struct broker *b)
 {
-    (void)l;
-    struct request *r = arg;
-    struct broker *b = r->broker;
-    r->timer_id = 0;
-    struct request **pp = &b->fetch_waiters;
-    while (*pp && *pp != r)
-        pp = &(*pp)->next_pending;
-    if (*pp)
-        *pp = r->next_pending;
-    r->next_pending = NULL;
-    fetch_retry(b, r, true);
+    fetch_sessions_free(b->fetch_sessions);
+    b->fetch_sessions = NULL;
 }
 
 enum request_status handle_fetch(struct broker *b, struct request *r)
@@ -433,60 +429,70 @@ enum request_status handle_fetch(struct broker *b, struct request *r)
     }
     /* Not enough yet: park until an append or the deadline. */
     release_files(r->resp);
-    r->timer_id = loop_timer_add(b->loop, mono_ms() + req->max_wait_ms, fetch_deadline, r);
-    r->next_pending = b->fetch_waiters;
-    b->fetch_waiters = r;
+    struct fetch_plan *plan = r->state;
+    plan->wait = (struct waiter){0};
+    plan->out_of_memory = false;
+    waiter_park(&b->waiters, &plan->wait, WAITER_ON_APPEND, mono_ms() + req->max_wait_ms,
+                fetch_wake, r);
     return REQUEST_PENDING;
 }
 
-bool fetch_retry(struct broker *b, struct request *r, bool deadline_passed)
+/* Answers a fetch whose response is built (r->resp holds its files). */
+static void fetch_answer(struct broker *b, struct request *r)
 {
-    struct fetch_request *req = r->body;
-    if (r->conn == NULL) {
-        if (deadline_passed)
-            request_free(r);
-        return deadline_passed;
-    }
-    int64_t got = fetch_build(b, r);
-    if (got == -2) {
-        release_files(r->resp);
-        memset(r->resp, 0, sizeof(struct fetch_response));
-        request_finish(r);
-        return true;
-    }
-    if (got < 0 || got >= req->min_bytes || deadline_passed) {
-        if (r->timer_id) {
-            loop_timer_cancel(b->loop, r->timer_id);
-            r->timer_id = 0;
-        }
-        if (r->api_version <= 3)
-            fetch_down_convert(b, r);
-        fetch_commit(b, r);
-        request_finish(r);
-        return true;
-    }
-    release_files(r->resp);
-    return false;
+    if (r->api_version <= 3)
+        fetch_down_convert(b, r);
+    fetch_commit(b, r);
+    request_finish(r);
 }
 
-void broker_wake_fetchers(struct broker *b)
+/* The parked fetch: re-built after appends (enough bytes: answered), or at its deadline with
+ * what there is. A fetch whose client is gone is dropped at the next wake-up. */
+static bool fetch_wake(struct waiter *w, enum waiter_event ev)
 {
-    /* Detach first: answering one request may let its connection's next frame in, which
-     * can park a new fetch on b->fetch_waiters while we walk. */
-    struct request *r = b->fetch_waiters;
-    b->fetch_waiters = NULL;
-    struct request *keep = NULL, **tail = &keep;
-    while (r != NULL) {
-        struct request *next = r->next_pending;
-        r->next_pending = NULL;
-        if (r->conn == NULL) {
-            request_free(r); /* client gone: drop it now rather than at its deadline */
-        } else if (!fetch_retry(b, r, false)) {
-            *tail = r;
-            tail = &r->next_pending;
+    struct request *r = w->arg;
+    struct broker *b = r->broker;
+    struct fetch_request *req = r->body;
+    struct fetch_plan *plan = r->state;
+    switch (ev) {
+    case WAITER_CHECK: {
+        if (r->conn == NULL)
+            return true;
+        int64_t got = fetch_build(b, r);
+        if (got == -2) {
+            release_files(r->resp);
+            plan->out_of_memory = true;
+            return true;
         }
-        r = next;
+        if (got < 0 || got >= req->min_bytes)
+            return true; /* built: answered by WAITER_FIRE */
+        release_files(r->resp);
+        return false;
     }
-    *tail = b->fetch_waiters;
-    b->fetch_waiters = keep;
+    case WAITER_FIRE:
+        if (r->conn == NULL) {
+            release_files(r->resp);
+            request_free(r); /* client gone: drop it now rather than at its deadline */
+        } else if (plan->out_of_memory) {
+            memset(r->resp, 0, sizeof(struct fetch_response));
+            request_finish(r);
+        } else {
+            fetch_answer(b, r);
+        }
+        return true;
+    case WAITER_DEADLINE:
+        if (r->conn == NULL) {
+            request_free(r);
+            return true;
+        }
+        if (fetch_build(b, r) == -2) {
+            release_files(r->resp);
+            memset(r->resp, 0, sizeof(struct fetch_response));
+            request_finish(r);
+            return true;
+        }
+        fetch_answer(b, r);
+        return true;
+    }
+    return true;
 }

@@ -72,68 +72,6 @@ static struct partition *offsets_partition(struct group_store *s, int32_t index)
     return partition_get(s->b, OFFSETS_TOPIC, index);
 }
 
-/* ---- the partitions' logs: every plog_* call of the store is in this section ---- */
-
-static int64_t offsets_log_start(struct partition *p)
-{
-    return plog_start_offset(p->log);
-}
-
-static int64_t offsets_log_end(struct partition *p)
-{
-    return plog_end_offset(p->log);
-}
-
-/* Appends one finished batch; a KERR code. */
-static int offsets_log_append(struct partition *p, uint8_t *batch, size_t len)
-{
-    struct log_append_info info;
-    return plog_append(p->log, batch, len, now_ms(), &info);
-}
-
-/* Moves the log start to new_start (the records before it are dropped by retention); *got is
- * the log start after. A KERR code. */
-static int offsets_log_delete_before(struct partition *p, int64_t new_start, int64_t *got)
-{
-    return plog_delete_records(p->log, new_start, got);
-}
-
-/* Reads up to max_bytes of whole batches from offset `off` (below `end`) into *buf (grown with
- * realloc, capacity *cap); *got is the number of bytes read. Returns 1 after a read, 0 when the
- * log has nothing there, -1 on an error (logged when it is the disk's). */
-static int offsets_log_read(struct partition *p, int64_t off, int64_t end, int32_t max_bytes,
-                            uint8_t **buf, size_t *cap, size_t *got, const char *who)
-{
-    struct log_slice sl;
-    int e = plog_read(p->log, off, max_bytes, end, &sl);
-    if (e != KERR_NONE) {
-        LOG_ERROR(STORE_WHO, "%s: cannot read at offset %lld: %s", who, (long long)off,
-                  kerr_name(e));
-        return -1;
-    }
-    if (sl.len == 0) {
-        fio_close(sl.fd);
-        return 0;
-    }
-    if (sl.len > *cap) {
-        uint8_t *nb = realloc(*buf, sl.len);
-        if (nb == NULL) {
-            fio_close(sl.fd);
-            return -1;
-        }
-        *buf = nb;
-        *cap = sl.len;
-    }
-    ssize_t n = fio_pread_full(sl.fd, *buf, sl.len, sl.position);
-    fio_close(sl.fd);
-    if (n < 0) {
-        LOG_ERROR(STORE_WHO, "%s: read error at offset %lld", who, (long long)off);
-        return -1;
-    }
-    *got = (size_t)n;
-    return 1;
-}
-
 /* ---- appends ---- */
 
 static int append_batch(struct partition *p, struct batch_builder *bb)
@@ -143,7 +81,9 @@ static int append_batch(struct partition *p, struct batch_builder *bb)
     int e = batch_builder_finish(bb, BATCH_COMPRESSION_NONE, &buf, &len);
     if (e != KERR_NONE)
         return e;
-    e = offsets_log_append(p, buf, len);
+    struct log_append_info info;
+    bool dup;
+    e = partition_append_as_leader(p, buf, len, now_ms(), &info, &dup);
     free(buf);
     return e;
 }
@@ -178,7 +118,7 @@ static void compact_fire(struct broker *b, void *arg);
 
 static void maybe_schedule_compaction(struct group_store *s, struct partition *p)
 {
-    int64_t in_log = offsets_log_end(p) - offsets_log_start(p);
+    int64_t in_log = partition_log_end(p) - partition_log_start(p);
     int64_t live = gc_live_records(s->gc, p->index);
     if (in_log <= COMPACT_MIN_RECORDS || in_log <= COMPACT_FACTOR * live)
         return;
@@ -220,7 +160,7 @@ static int snapshot_emit(void *arg, const struct gc_record *recs, int n)
 {
     struct snapshot_ctx *c = arg;
     if (c->first_offset < 0)
-        c->first_offset = offsets_log_end(c->p);
+        c->first_offset = partition_log_end(c->p);
     c->records += n;
     return append_records(c->s, c->p, recs, n);
 }
@@ -230,8 +170,8 @@ static int snapshot_emit(void *arg, const struct gc_record *recs, int n)
  * complete or partial copy: replay still ends in the same state. */
 static void compact_partition(struct group_store *s, struct partition *p)
 {
-    int64_t before_start = offsets_log_start(p);
-    int64_t before_end = offsets_log_end(p);
+    int64_t before_start = partition_log_start(p);
+    int64_t before_end = partition_log_end(p);
     struct snapshot_ctx c = {s, p, -1, 0};
     int e = gc_snapshot(s->gc, p->index, snapshot_emit, &c);
     if (e != KERR_NONE) {
@@ -239,9 +179,9 @@ static void compact_partition(struct group_store *s, struct partition *p)
                  kerr_name(e));
         return;
     }
-    int64_t new_start = c.first_offset >= 0 ? c.first_offset : offsets_log_end(p);
+    int64_t new_start = c.first_offset >= 0 ? c.first_offset : partition_log_end(p);
     int64_t got;
-    e = offsets_log_delete_before(p, new_start, &got);
+    e = partition_delete_records(p, new_start, &got);
     if (e != KERR_NONE) {
         LOG_WARN(STORE_WHO, "cannot move the log start of %s-%d to %lld: %s", OFFSETS_TOPIC,
                  p->index, (long long)new_start, kerr_name(e));
@@ -314,21 +254,42 @@ static int replay_partition(struct group_coordinator *gc, struct partition *p)
 {
     char who[300];
     snprintf(who, sizeof(who), "%s-%d", OFFSETS_TOPIC, p->index);
-    int64_t off = offsets_log_start(p);
-    int64_t end = offsets_log_end(p);
+    int64_t off = partition_log_start(p);
+    int64_t end = partition_log_end(p);
     uint8_t *buf = NULL;
     size_t cap = 0;
     while (off < end) {
-        size_t got = 0;
-        int r = offsets_log_read(p, off, end, REPLAY_CHUNK_BYTES, &buf, &cap, &got, who);
-        if (r < 0) {
+        struct log_slice sl;
+        int e = partition_read_log(p, off, REPLAY_CHUNK_BYTES, &sl);
+        if (e != KERR_NONE) {
+            LOG_ERROR(STORE_WHO, "%s: cannot read at offset %lld: %s", who, (long long)off,
+                      kerr_name(e));
             free(buf);
             return -1;
         }
-        if (r == 0)
+        if (sl.len == 0) {
+            fio_close(sl.fd);
             break;
+        }
+        if (sl.len > cap) {
+            uint8_t *nb = realloc(buf, sl.len);
+            if (nb == NULL) {
+                fio_close(sl.fd);
+                free(buf);
+                return -1;
+            }
+            buf = nb;
+            cap = sl.len;
+        }
+        ssize_t got = fio_pread_full(sl.fd, buf, sl.len, sl.position);
+        fio_close(sl.fd);
+        if (got < 0) {
+            LOG_ERROR(STORE_WHO, "%s: read error at offset %lld", who, (long long)off);
+            free(buf);
+            return -1;
+        }
         int64_t next = off;
-        replay_batches(gc, buf, got, off, &next, who);
+        replay_batches(gc, buf, (size_t)got, off, &next, who);
         if (next <= off) {
             LOG_WARN(STORE_WHO, "%s: no whole batch at offset %lld; replay stops there", who,
                      (long long)off);

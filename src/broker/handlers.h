@@ -25,19 +25,15 @@ enum request_status handle_offset_for_leader_epoch(struct broker *b, struct requ
 /* ApiVersions answer for a version we do not support: v0 body, UNSUPPORTED_VERSION. */
 void api_versions_unsupported(struct broker *b, struct request *r);
 
-/* The group commit covering r's appends is over: marks the partitions whose fdatasync failed
- * with KAFKA_STORAGE_ERROR (r is answered later, without looking at partitions again). */
-void produce_settle(struct broker *b, struct request *r);
 /* Shutdown: finishes the Produce requests still appending in slices (their appends are then
  * synced and answered with the rest). */
 void produce_shutdown(struct broker *b);
+/* Shutdown: the fetch sessions go (every parked fetch was answered before). */
+void fetch_shutdown(struct broker *b);
 /* DeleteTopics: the partitions of t are about to be freed; Produce requests still appending
  * in slices stop pointing at them. */
 void produce_forget_topic(struct broker *b, const struct topic *t);
 
-/* Fetch long-poll: re-run a parked fetch after appends; answers it if it now has enough.
- * Returns true when the request was answered (and must leave the waiter list). */
-bool fetch_retry(struct broker *b, struct request *r, bool deadline_passed);
 
 /* Partitions opened a bounded slice of time per loop turn (create_topics.c), for CreateTopics,
  * CreatePartitions and auto-creation: a job of n entries for request r (allocated in its

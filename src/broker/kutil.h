@@ -23,6 +23,37 @@ static inline struct kstr kstr_null(void)
 /* Allocates an array of n elements for a response field; n may be 0. NULL on OOM. */
 #define RESP_ARRAY(r, ptr, n) ((ptr) = request_alloc((r), sizeof(*(ptr)) * ((size_t)(n) + 1)))
 
+/* The topic x partition fan-out of the per-partition answers (DeleteRecords,
+ * OffsetForLeaderEpoch, DescribeProducers, OffsetCommit, OffsetDelete): for each topic of
+ * req->TOPICS a response topic in resp->TOPICS named as asked (NAME; "" for null) with as many
+ * partitions (RPARTS) as the request topic has (PARTS); then STMT runs for each partition, with
+ * `t` (the topic of that name, or NULL), `ti` and `to` (request and response topic) and `j` (the
+ * partition's index in both) in scope. Returns REQUEST_CLOSE from the handler when the request's
+ * memory bound is reached. */
+#define FANOUT(r, b, req, resp, TOPICS, NAME, PARTS, RPARTS, STMT)                           \
+    do {                                                                                      \
+        int32_t fo_n = (req)->n_##TOPICS > 0 ? (req)->n_##TOPICS : 0;                         \
+        RESP_ARRAY(r, (resp)->TOPICS, fo_n);                                                  \
+        if ((resp)->TOPICS == NULL)                                                           \
+            return REQUEST_CLOSE;                                                             \
+        (resp)->n_##TOPICS = fo_n;                                                            \
+        for (int32_t fo_i = 0; fo_i < fo_n; fo_i++) {                                         \
+            __typeof__(&(req)->TOPICS[0]) ti = &(req)->TOPICS[fo_i];                          \
+            __typeof__(&(resp)->TOPICS[0]) to = &(resp)->TOPICS[fo_i];                        \
+            to->NAME = ti->NAME.ptr ? ti->NAME : kstr_of("");                                 \
+            struct topic *t = topic_find_name((b), ti->NAME);                                 \
+            int32_t fo_np = ti->n_##PARTS > 0 ? ti->n_##PARTS : 0;                            \
+            RESP_ARRAY(r, to->RPARTS, fo_np);                                                 \
+            if (to->RPARTS == NULL)                                                           \
+                return REQUEST_CLOSE;                                                         \
+            to->n_##RPARTS = fo_np;                                                           \
+            (void)t;                                                                          \
+            for (int32_t j = 0; j < fo_np; j++) {                                             \
+                STMT                                                                          \
+            }                                                                                 \
+        }                                                                                     \
+    } while (0)
+
 /* Kafka's AclOperation codes (KIP-430 bitfields set bit 1 << code). */
 enum acl_operation {
     ACL_OP_READ = 3,

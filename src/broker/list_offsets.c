@@ -20,38 +20,39 @@ static void list_one(struct broker *b, struct topic *t, int16_t version,
         out->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
         return;
     }
-    if (in->current_leader_epoch > 0) {
-        out->error_code = KERR_UNKNOWN_LEADER_EPOCH;
+    struct partition *p = t->partitions[in->partition_index];
+    int le = partition_check_leader_epoch(p, in->current_leader_epoch);
+    if (le != KERR_NONE) {
+        out->error_code = (int16_t)le;
         return;
     }
+    out->leader_epoch = p->leader_epoch;
     if ((in->timestamp == -4 && version < 8) || (in->timestamp == -5 && version < 9)) {
         out->error_code = KERR_UNSUPPORTED_VERSION;
         out->leader_epoch = -1;
         return;
     }
-    struct plog *log = t->partitions[in->partition_index]->log;
     switch (in->timestamp) {
     case -1:
-        out->offset = plog_end_offset(log);
+        out->offset = partition_high_watermark(p);
         break;
     case -2:
     case -4: /* earliest local: everything is local here */
-        out->offset = plog_start_offset(log);
+        out->offset = partition_log_start(p);
         break;
     case -5: /* last tiered: nothing is tiered */
         out->leader_epoch = -1;
         break;
     default: {
         int64_t off = -1, ts = -1;
-        int e = plog_offset_for_timestamp(log, in->timestamp, &off, &ts);
+        int e = partition_offset_for_timestamp(p, in->timestamp, &off, &ts);
         if (e != KERR_NONE) {
             out->error_code = (int16_t)e;
             return;
         }
         out->offset = off;
         out->timestamp = off >= 0 ? ts : -1;
-        if (off < 0)
-            out->leader_epoch = -1;
+        out->leader_epoch = off >= 0 ? partition_epoch_for_offset(p, off) : -1;
         break;
     }
     }
@@ -72,13 +73,13 @@ static int list_old_style(struct request *r, struct topic *t,
         out->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
         return 0;
     }
-    struct plog *log = t->partitions[in->partition_index]->log;
+    struct partition *p = t->partitions[in->partition_index];
     int max = in->max_num_offsets;
     if (max <= 0)
         return 0;
     if (in->timestamp != -1 && max > 1)
         max = 1;
-    int nsegs = plog_segment_count(log) + 1;
+    int nsegs = partition_segment_count(p) + 1;
     if (max > nsegs)
         max = nsegs; /* bounded by the log, not by the client's number */
     int64_t *offs = request_alloc(r, sizeof(int64_t) * (size_t)max);
@@ -86,12 +87,12 @@ static int list_old_style(struct request *r, struct topic *t,
         return -1;
     int n = 0;
     if (in->timestamp == -1) {
-        n = plog_segment_offsets(log, offs, max);
+        n = partition_segment_offsets(p, offs, max);
     } else if (in->timestamp == -2) {
-        offs[n++] = plog_start_offset(log);
+        offs[n++] = partition_log_start(p);
     } else {
         int64_t off = -1, ts = -1;
-        int e = plog_offset_for_timestamp(log, in->timestamp, &off, &ts);
+        int e = partition_offset_for_timestamp(p, in->timestamp, &off, &ts);
         if (e != KERR_NONE) {
             out->error_code = (int16_t)e;
             return 0;

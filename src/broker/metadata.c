@@ -66,7 +66,7 @@ static void fill_topic(struct broker *b, struct request *r,
         p->error_code = KERR_NONE;
         p->partition_index = i;
         p->leader_id = b->cfg.node_id;
-        p->leader_epoch = 0;
+        p->leader_epoch = t->partitions[i]->leader_epoch;
         p->replica_nodes = node;
         p->n_replica_nodes = 1;
         p->isr_nodes = node;

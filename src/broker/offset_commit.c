@@ -15,8 +15,7 @@ enum request_status handle_offset_commit(struct broker *b, struct request *r)
     for (int32_t i = 0; i < nt; i++)
         total += req->topics[i].n_partitions > 0 ? req->topics[i].n_partitions : 0;
     struct gc_commit_partition *parts = request_alloc(r, sizeof(*parts) * ((size_t)total + 1));
-    RESP_ARRAY(r, resp->topics, nt);
-    if (parts == NULL || resp->topics == NULL)
+    if (parts == NULL)
         return REQUEST_CLOSE;
     int k = 0;
     for (int32_t i = 0; i < nt; i++) {
@@ -63,21 +62,11 @@ enum request_status handle_offset_commit(struct broker *b, struct request *r)
         };
         gc_offset_commit(b->groups, &a, parts, total);
     }
-    resp->n_topics = nt;
     k = 0;
-    for (int32_t i = 0; i < nt; i++) {
-        struct offset_commit_request_offset_commit_request_topic *rt = &req->topics[i];
-        struct offset_commit_response_offset_commit_response_topic *ot = &resp->topics[i];
-        int32_t np = rt->n_partitions > 0 ? rt->n_partitions : 0;
-        ot->name = rt->name.ptr ? rt->name : kstr_of("");
-        RESP_ARRAY(r, ot->partitions, np);
-        if (ot->partitions == NULL)
-            return REQUEST_CLOSE;
-        ot->n_partitions = np;
-        for (int32_t j = 0; j < np; j++, k++) {
-            ot->partitions[j].partition_index = parts[k].partition;
-            ot->partitions[j].error_code = parts[k].error;
-        }
-    }
+    FANOUT(r, b, req, resp, topics, name, partitions, partitions, {
+        to->partitions[j].partition_index = parts[k].partition;
+        to->partitions[j].error_code = parts[k].error;
+        k++;
+    });
     return REQUEST_DONE;
 }

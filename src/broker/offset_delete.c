@@ -42,24 +42,11 @@ enum request_status handle_offset_delete(struct broker *b, struct request *r)
     resp->error_code = gc_offset_delete(b->groups, req->group_id.ptr, parts, total);
     if (resp->error_code != KERR_NONE)
         return REQUEST_DONE;
-    RESP_ARRAY(r, resp->topics, nt);
-    if (resp->topics == NULL)
-        return REQUEST_CLOSE;
-    resp->n_topics = nt;
     k = 0;
-    for (int32_t i = 0; i < nt; i++) {
-        struct offset_delete_request_offset_delete_request_topic *rt = &req->topics[i];
-        struct offset_delete_response_offset_delete_response_topic *ot = &resp->topics[i];
-        int32_t np = rt->n_partitions > 0 ? rt->n_partitions : 0;
-        ot->name = rt->name.ptr ? rt->name : kstr_of("");
-        RESP_ARRAY(r, ot->partitions, np);
-        if (ot->partitions == NULL)
-            return REQUEST_CLOSE;
-        ot->n_partitions = np;
-        for (int32_t j = 0; j < np; j++, k++) {
-            ot->partitions[j].partition_index = parts[k].partition;
-            ot->partitions[j].error_code = parts[k].error;
-        }
-    }
+    FANOUT(r, b, req, resp, topics, name, partitions, partitions, {
+        to->partitions[j].partition_index = parts[k].partition;
+        to->partitions[j].error_code = parts[k].error;
+        k++;
+    });
     return REQUEST_DONE;
 }

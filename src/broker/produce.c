@@ -18,10 +18,12 @@
 struct produce_wait {
     int n;
     struct partition **parts;
+    int64_t *ends;                 /* each one's log end after this request's batch */
     struct produce_response_partition_produce_response **outs;
     int32_t next_topic, next_part; /* where appending goes on */
     bool any_error, txn_without_id, bad_acks;
     uint64_t timer;                /* the next slice's broker timer, 0 when none */
+    struct waiter durable;         /* acks=all: until every partition's durable point passed */
 };
 
 /* Appending validates every record, and a compressed batch may inflate up to 256 MiB: a
@@ -29,13 +31,14 @@ struct produce_wait {
  * to the other connections (its own next request waits, as for any request still up). */
 
 static int append_batch(struct broker *b, struct partition *p, struct krecords *rec,
-                        struct produce_response_partition_produce_response *out);
+                        struct produce_response_partition_produce_response *out, int64_t *end);
 
 /* Produce v0-2 with a magic 0/1 message set: converted to one batch (CRCs checked, offsets
  * assigned by the append), as Kafka 3.x's LogValidator did. v3+ refuses those sets as
  * INVALID_RECORD (batch validation), as Kafka's ProduceRequest does. */
 static int append_partition(struct broker *b, struct partition *p, struct krecords *rec,
-                            int16_t version, struct produce_response_partition_produce_response *out)
+                            int16_t version, struct produce_response_partition_produce_response *out,
+                            int64_t *end)
 {
     bool legacy = rec->ptr != NULL && convert_is_legacy(rec->ptr, (size_t)rec->len);
     if (legacy && version > 2) {
@@ -45,7 +48,7 @@ static int append_partition(struct broker *b, struct partition *p, struct krecor
         return KERR_INVALID_RECORD;
     }
     if (!legacy)
-        return append_batch(b, p, rec, out);
+        return append_batch(b, p, rec, out, end);
     uint8_t *batch = NULL;
     size_t len = 0;
     int32_t n = 0;
@@ -56,13 +59,13 @@ static int append_partition(struct broker *b, struct partition *p, struct krecor
         return e;
     }
     struct krecords converted = {.ptr = batch, .len = (int32_t)len};
-    e = append_batch(b, p, &converted, out);
+    e = append_batch(b, p, &converted, out, end);
     free(batch);
     return e;
 }
 
 static int append_batch(struct broker *b, struct partition *p, struct krecords *rec,
-                        struct produce_response_partition_produce_response *out)
+                        struct produce_response_partition_produce_response *out, int64_t *end)
 {
     if (rec->ptr == NULL || rec->len < BATCH_HEADER_SIZE)
         return KERR_CORRUPT_MESSAGE;
@@ -72,23 +75,16 @@ static int append_batch(struct broker *b, struct partition *p, struct krecords *
         out->error_message = kstr_of("Produce requests must carry exactly one record batch");
         return KERR_INVALID_RECORD;
     }
-    bool idempotent = h.producer_id >= 0;
-    if (idempotent) {
-        int64_t dup = -1;
-        int e = producer_state_check(&p->producers, &h, &dup);
-        if (e == KERR_DUPLICATE_SEQUENCE_NUMBER) {
-            out->base_offset = dup; /* a retry: answered as success, not appended again */
-            return KERR_NONE;
-        }
-        if (e != KERR_NONE)
-            return e;
-    }
     struct log_append_info info;
-    int e = plog_append(p->log, rec->ptr, (size_t)rec->len, now_ms(), &info);
+    bool dup = false;
+    int e = partition_append_as_leader(p, rec->ptr, (size_t)rec->len, now_ms(), &info, &dup);
     if (e != KERR_NONE)
         return e;
-    if (idempotent)
-        producer_state_record(&p->producers, &h, info.base_offset);
+    if (dup) {
+        out->base_offset = info.base_offset; /* a retry: answered as success, not appended again */
+        return KERR_NONE;
+    }
+    *end = info.last_offset + 1;
     out->base_offset = info.base_offset;
     out->log_append_time_ms = info.log_append_time;
     out->log_start_offset = info.log_start_offset;
@@ -131,6 +127,7 @@ static bool produce_run(struct broker *b, struct request *r, int64_t deadline_us
             struct produce_response_partition_produce_response *out =
                 &tr->partition_responses[wait->next_part];
             int e;
+            int64_t end = -1;
             struct partition *p = NULL;
             if (wait->txn_without_id)
                 e = KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
@@ -147,7 +144,7 @@ static bool produce_run(struct broker *b, struct request *r, int64_t deadline_us
                 e = KERR_INVALID_TOPIC_EXCEPTION; /* only the coordinators write them, as Kafka */
             else {
                 p = t->partitions[pd->index];
-                e = append_partition(b, p, &pd->records, r->api_version, out);
+                e = append_partition(b, p, &pd->records, r->api_version, out, &end);
             }
             out->error_code = (int16_t)e;
             if (e != KERR_NONE) {
@@ -156,6 +153,7 @@ static bool produce_run(struct broker *b, struct request *r, int64_t deadline_us
                           t ? t->name : td->name.ptr ? td->name.ptr : "?", pd->index, kerr_name(e));
             } else if (p != NULL && out->log_start_offset >= 0) {
                 wait->parts[wait->n] = p;
+                wait->ends[wait->n] = end;
                 wait->outs[wait->n] = out;
                 wait->n++;
             }
@@ -165,6 +163,8 @@ static bool produce_run(struct broker *b, struct request *r, int64_t deadline_us
 }
 
 /* Every partition is done: answer as acks asks. */
+static bool produce_durable(struct waiter *w, enum waiter_event ev);
+
 static enum request_status produce_outcome(struct broker *b, struct request *r)
 {
     struct produce_request *req = r->body;
@@ -172,8 +172,7 @@ static enum request_status produce_outcome(struct broker *b, struct request *r)
     if (req->acks == 0)
         return wait->any_error ? REQUEST_CLOSE : REQUEST_NO_REPLY;
     if (req->acks == -1 && wait->n > 0 && b->cfg.acks_all_fsync) {
-        r->next_pending = b->await_flush;
-        b->await_flush = r;
+        waiter_park(&b->waiters, &wait->durable, WAITER_ON_DURABLE, -1, produce_durable, r);
         /* Appended: the next request of this connection may come in while the disk syncs
          * (its reply still goes out after this one). */
         request_defer(r);
@@ -214,6 +213,7 @@ void produce_forget_topic(struct broker *b, const struct topic *t)
             if (wait->parts[i]->topic == t)
                 continue; /* appended, then deleted: answered as appended, never synced */
             wait->parts[k] = wait->parts[i];
+            wait->ends[k] = wait->ends[i];
             wait->outs[k] = wait->outs[i];
             k++;
         }
@@ -249,7 +249,8 @@ enum request_status handle_produce(struct broker *b, struct request *r)
     memset(wait, 0, sizeof(*wait));
     wait->parts = request_alloc(r, sizeof(*wait->parts) * (size_t)(nparts + 1));
     wait->outs = request_alloc(r, sizeof(*wait->outs) * (size_t)(nparts + 1));
-    if (wait->parts == NULL || wait->outs == NULL)
+    wait->ends = request_alloc(r, sizeof(*wait->ends) * (size_t)(nparts + 1));
+    if (wait->parts == NULL || wait->outs == NULL || wait->ends == NULL)
         return REQUEST_CLOSE;
     wait->bad_acks = acks != 0 && acks != 1 && acks != -1;
     /* Kafka answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition, before anything
@@ -285,15 +286,33 @@ enum request_status handle_produce(struct broker *b, struct request *r)
     return REQUEST_PENDING;
 }
 
-void produce_settle(struct broker *b, struct request *r)
+/* acks=all: met once every partition's durable point passed this request's batch, or the
+ * group commit that covered it failed (that partition answers KAFKA_STORAGE_ERROR). A met
+ * partition leaves the list: once all have, nothing here points at a partition any more. */
+static bool produce_durable(struct waiter *w, enum waiter_event ev)
 {
-    (void)b;
+    struct request *r = w->arg;
     struct produce_wait *wait = r->state;
+    if (ev != WAITER_CHECK) {
+        GREGOR_ASSERT(wait->n == 0);
+        request_finish(r);
+        return true;
+    }
+    int k = 0;
     for (int i = 0; i < wait->n; i++) {
-        if (wait->parts[i]->flush_failed) {
+        struct partition *p = wait->parts[i];
+        if (partition_durable_offset(p) >= wait->ends[i])
+            continue;
+        if (p->flush_failed && p->commit_end >= wait->ends[i]) {
             wait->outs[i]->error_code = KERR_KAFKA_STORAGE_ERROR;
             wait->outs[i]->base_offset = -1;
+            continue;
         }
+        wait->parts[k] = p;
+        wait->ends[k] = wait->ends[i];
+        wait->outs[k] = wait->outs[i];
+        k++;
     }
-    wait->n = 0; /* settled: the partitions are not looked at again */
+    wait->n = k;
+    return k == 0;
 }

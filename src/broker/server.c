@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include "broker/broker.h"
-#include "broker/fetch_session.h"
 #include "broker/group_store.h"
 #include "broker/handlers.h"
 #include "broker/syncer.h"
@@ -136,7 +135,8 @@ static bool refusal_seen(void *ctx, const struct proto_error_site *site)
 {
     struct refusals *rf = ctx;
     /* ApiVersions' UNSUPPORTED_VERSION is the version handshake (KIP-511), not a refusal. */
-    bool handshake = rf->api_key == 18 && site->code == KERR_UNSUPPORTED_VERSION;
+    const struct api_entry *api = broker_api_find(rf->api_key);
+    bool handshake = api != NULL && api->newer_version != NULL && site->code == KERR_UNSUPPORTED_VERSION;
     if (error_is_refusal(site->code) && !handshake && rf->count++ == 0)
         rf->first = *site;
     return false; /* count them all: the walk is bounded by the response itself */
@@ -184,7 +184,7 @@ void request_finish(struct request *r)
     size_t at = kw_reserve_i32(&w);
     kw_i32(&w, r->correlation_id);
     /* Flexible responses carry header v1, except ApiVersions which is always v0 (KIP-511). */
-    if (r->flexible && r->api_key != 18)
+    if (r->flexible && !r->api->response_header_v0)
         kw_empty_tags(&w);
     r->api->encode(&w, r->resp_version, r->resp);
     if (w.err) {
@@ -296,8 +296,8 @@ static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
     }
     /* An ApiVersions of a version we do not know is answered whatever its header's tags
      * hold: that answer is how clients learn our range (KIP-511). */
-    if (r->api_key == 18 && r->api_version > r->api->max_version) {
-        api_versions_unsupported(b, r);
+    if (r->api->newer_version != NULL && r->api_version > r->api->max_version) {
+        r->api->newer_version(b, r);
         request_finish(r);
         return;
     }
@@ -438,23 +438,24 @@ static void commit_collect(struct broker *b)
         b->capcommit = cap;
     }
     int64_t now = now_ms();
+    bool durable_waiters = waiters_parked(&b->waiters, WAITER_ON_DURABLE) > 0;
     int n = 0;
     for (int i = 0; i < b->ndirty; i++) {
         struct partition *p = b->dirty[i];
         p->dirty = false;
-        if (b->await_flush == NULL && !plog_flush_due(p->log, now))
+        if (!durable_waiters && !partition_flush_due(p, now))
             continue; /* acks=0/1 only: Kafka's page-cache policy, flush.* decide */
+        p->commit_end = partition_log_end(p);
         b->commit_parts[n] = p;
         b->commit_results[n] = KERR_NONE;
         n++;
     }
     b->ndirty = 0;
     b->ncommit = n;
-    b->commit_reqs = b->await_flush;
-    b->await_flush = NULL;
 }
 
-/* The batch is synced: record each partition's outcome and settle its requests. */
+/* The batch is synced: record each partition's outcome (its durable point moved, or the
+ * failure up to commit_end) and re-check the durable waiters (answered by waiters_fire). */
 static void commit_settle(struct broker *b)
 {
     int64_t now = now_ms();
@@ -468,48 +469,28 @@ static void commit_settle(struct broker *b)
                         p->topic->name, p->index);
     }
     b->ncommit = 0;
-    struct request *r = b->commit_reqs;
-    b->commit_reqs = NULL;
-    while (r != NULL) {
-        struct request *next = r->next_pending;
-        produce_settle(b, r);
-        r->next_pending = b->commit_ready;
-        b->commit_ready = r;
-        r = next;
-    }
-}
-
-static void commit_answer(struct broker *b)
-{
-    struct request *r = b->commit_ready;
-    b->commit_ready = NULL;
-    while (r != NULL) {
-        struct request *next = r->next_pending;
-        r->next_pending = NULL;
-        request_finish(r);
-        r = next;
-    }
+    waiters_wake(&b->waiters, WAITER_ON_DURABLE);
 }
 
 static void commit_done(void *arg)
 {
     struct broker *b = arg;
     commit_settle(b);
-    commit_answer(b);
+    waiters_fire(&b->waiters);
 }
 
 /* The collected batch synced on this thread (no sync thread, or draining). */
 static void commit_sync_here(struct broker *b)
 {
     for (int i = 0; i < b->ncommit; i++)
-        b->commit_results[i] = plog_flush(b->commit_parts[i]->log);
+        b->commit_results[i] = partition_flush(b->commit_parts[i]);
 }
 
 static void commit_start(struct broker *b)
 {
     if (b->syncer != NULL && syncer_busy(b->syncer))
         return;
-    if (b->await_flush == NULL && b->ndirty == 0)
+    if (b->ndirty == 0)
         return;
     commit_collect(b);
     if (b->ncommit > 0 && b->syncer != NULL) {
@@ -526,18 +507,22 @@ void broker_commit_drain(struct broker *b)
         syncer_wait(b->syncer);
         commit_settle(b);
     }
-    if (b->await_flush == NULL && b->ndirty == 0)
-        return;
-    commit_collect(b);
-    commit_sync_here(b);
-    commit_settle(b);
-    loop_wake_soon(b->loop); /* answered in before_sleep, outside whatever handler called us */
+    if (b->ndirty > 0) {
+        commit_collect(b);
+        commit_sync_here(b);
+        commit_settle(b);
+    }
+    /* Everything appended is synced (or failed): no durable waiter is left pointing at a
+     * partition; the met ones are answered in before_sleep, outside whatever handler called. */
+    GREGOR_ASSERT(waiters_parked(&b->waiters, WAITER_ON_DURABLE) == 0);
+    if (waiters_ready(&b->waiters) > 0)
+        loop_wake_soon(b->loop);
 }
 
 static void before_sleep(struct loop *l, void *arg)
 {
     struct broker *b = arg;
-    commit_answer(b);
+    waiters_fire(&b->waiters);
     /* Answering requests can let pipelined frames in that append again: settle a few
      * rounds, then make sure the loop does not sleep on work that is still owed. */
     for (int round = 0; round < 8; round++) {
@@ -545,10 +530,12 @@ static void before_sleep(struct loop *l, void *arg)
         if (!b->appended)
             break;
         b->appended = false;
-        broker_wake_fetchers(b);
+        waiters_wake(&b->waiters, WAITER_ON_APPEND);
+        waiters_fire(&b->waiters);
     }
     bool sync_busy = b->syncer != NULL && syncer_busy(b->syncer);
-    if ((b->await_flush != NULL && !sync_busy) || b->appended || b->commit_ready != NULL)
+    bool owed_sync = waiters_parked(&b->waiters, WAITER_ON_DURABLE) > 0 && b->ndirty > 0 && !sync_busy;
+    if (owed_sync || b->appended || waiters_ready(&b->waiters) > 0)
         loop_wake_soon(l);
 }
 
@@ -688,23 +675,20 @@ static void shutdown_broker(struct broker *b)
 {
     net_stop_listening(b->net);
     /* Finish what is in flight: parked fetches answer now, acks=all waits for this flush. */
-    struct request *r = b->fetch_waiters;
-    b->fetch_waiters = NULL;
-    while (r != NULL) {
-        struct request *next = r->next_pending;
-        r->next_pending = NULL;
-        fetch_retry(b, r, true);
-        r = next;
-    }
-    produce_shutdown(b); /* appends still being made in slices: finished, then synced */
+    waiters_fire(&b->waiters);
+    waiters_expire(&b->waiters, WAITER_ON_APPEND);
+    /* Work still in progress (appends made in slices, topic creations): finished or
+     * dropped, then synced. */
+    for (int i = 0; i < broker_apis_count; i++)
+        if (broker_apis[i].shutdown != NULL)
+            broker_apis[i].shutdown(b);
     broker_commit_drain(b);
-    commit_answer(b);
+    waiters_fire(&b->waiters);
     syncer_stop(b->syncer);
     b->syncer = NULL;
     if (b->groups)
         group_coordinator_destroy(b->groups);
     net_destroy(b->net);
-    create_topics_shutdown(b);
     for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
         for (int32_t i = 0; i < t->npartitions; i++)
             plog_flush(t->partitions[i]->log);
@@ -715,7 +699,6 @@ static void shutdown_broker(struct broker *b)
     free(b->dirty);
     free(b->commit_parts);
     free(b->commit_results);
-    fetch_sessions_free(b->fetch_sessions);
 }
 
 struct broker *broker_open(const struct broker_config *cfg)
@@ -752,6 +735,7 @@ struct broker *broker_open(const struct broker_config *cfg)
         nofile.rlim_cur > (rlim_t)max_fds)
         max_fds = nofile.rlim_cur > (rlim_t)(1 << 22) ? 1 << 22 : (int)nofile.rlim_cur;
     b->loop = loop_create(max_fds);
+    waiters_init(&b->waiters, b->loop);
     /* queued.max.request.bytes: Kafka's default -1 leaves request memory unbounded; here it
      * means QUEUED_MAX_REQUEST_BYTES_DEFAULT, or socket.request.max.bytes when larger. */
     int64_t queued = b->cfg.queued_max_request_bytes;

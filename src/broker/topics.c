@@ -253,11 +253,11 @@ void topics_refresh_configs(struct broker *b)
         int32_t held = t->creating > 0 || t->growing > 0 ? t->nopened : t->npartitions;
         for (int32_t i = 0; i < held; i++)
             if (t->partitions[i] != NULL)
-                plog_set_config(t->partitions[i]->log, &t->cfg);
+                partition_set_config(t->partitions[i], &t->cfg);
     }
 }
 
-static int partition_open(struct broker *b, struct topic *t, int32_t index, bool create)
+static int topic_partition_open(struct broker *b, struct topic *t, int32_t index, bool create)
 {
     struct partition *p = calloc(1, sizeof(*p));
     GREGOR_ASSERT(p != NULL);
@@ -283,7 +283,7 @@ static int partition_open(struct broker *b, struct topic *t, int32_t index, bool
      * recovery point is (all of it when the checkpoint does not list the partition). */
     int64_t rp = logdir_was_clean(dir) ? PLOG_RECOVERY_POINT_CLEAN
                                        : logdir_recovery_point(dir, t->name, index);
-    int e = plog_open(p->dir_path, t->name, index, &t->cfg, rp, ls < 0 ? 0 : ls, &p->log);
+    int e = partition_open(p, t->name, &t->cfg, rp, ls < 0 ? 0 : ls);
     if (e != KERR_NONE) {
         LOG_ERROR("LogManager", "cannot open partition %s-%d in %s: %s", t->name, index,
                   p->dir_path, kerr_name(e));
@@ -297,8 +297,6 @@ static int partition_open(struct broker *b, struct topic *t, int32_t index, bool
         if (partition_metadata_read(p->dir_path, have) != 0 || memcmp(have, t->id.b, 16) != 0)
             partition_metadata_write(p->dir_path, t->id.b);
     }
-    leader_epoch_checkpoint_ensure(p->dir_path, plog_start_offset(p->log));
-    producer_state_load(&p->producers, p->dir_path, p->log);
     t->partitions[index] = p;
     return KERR_NONE;
 }
@@ -404,8 +402,7 @@ void topic_create_abandon(struct broker *b, struct topic *t)
     b->partitions_being_created -= target - t->nopened;
     GREGOR_ASSERT(b->partitions_being_created >= 0);
     for (int32_t i = t->npartitions; i < t->nopened; i++) {
-        plog_delete(t->partitions[i]->log);
-        producer_state_free(&t->partitions[i]->producers);
+        partition_delete(t->partitions[i]);
         free(t->partitions[i]);
         t->partitions[i] = NULL;
     }
@@ -426,7 +423,7 @@ int topic_create_step(struct broker *b, struct topic *t, int64_t deadline_us, bo
     GREGOR_ASSERT(target > 0 && t->nopened >= t->npartitions && t->nopened <= target);
     *done = false;
     while (t->nopened < target) {
-        int e = partition_open(b, t, t->nopened, true);
+        int e = topic_partition_open(b, t, t->nopened, true);
         if (e != KERR_NONE) {
             snprintf(msg, msglen, "cannot create the log of partition %d", t->nopened);
             topic_create_abandon(b, t);
@@ -445,7 +442,7 @@ int topic_create_step(struct broker *b, struct topic *t, int64_t deadline_us, bo
     t->nopened = 0;
     /* AlterConfigs may have changed the config while the new partitions were opened. */
     for (int32_t i = from; i < target; i++)
-        plog_set_config(t->partitions[i]->log, &t->cfg);
+        partition_set_config(t->partitions[i], &t->cfg);
     *done = true;
     if (topics_save(b) != 0) {
         snprintf(msg, msglen, "cannot persist the topic list");
@@ -499,17 +496,16 @@ static void deleted_dir_push(struct broker *b, const char *path)
 
 /* Closes partition i of a topic being deleted and renames its dir out of the way (the cheap
  * half of a partition's deletion: the files are removed later). */
-static void partition_retire(struct broker *b, struct topic *t, int32_t i)
+static void topic_partition_retire(struct broker *b, struct topic *t, int32_t i)
 {
     struct partition *p = t->partitions[i];
     GREGOR_ASSERT(p != NULL && i < t->unretired);
     t->partitions[i] = NULL;
     char to[1200];
     if (logdir_delete_dir_name(b->dirs[p->dir_index], t->name, i, to, sizeof(to)) != 0)
-        plog_delete(p->log); /* no room for the new name: removed in place */
-    else if (plog_retire(p->log, to) == KERR_NONE)
+        partition_delete(p); /* no room for the new name: removed in place */
+    else if (partition_retire(p, to) == KERR_NONE)
         deleted_dir_push(b, to);
-    producer_state_free(&p->producers);
     free(p);
 }
 
@@ -517,7 +513,7 @@ static void deletion_claim(struct broker *b, const char *name, int32_t index)
 {
     for (struct topic *t = b->deleting; t != NULL; t = t->next)
         if (index < t->unretired && t->partitions[index] != NULL && strcmp(t->name, name) == 0)
-            partition_retire(b, t, index);
+            topic_partition_retire(b, t, index);
 }
 
 void topic_delete_begin(struct broker *b, struct topic *t)
@@ -590,7 +586,7 @@ static bool deletions_step(struct broker *b, int64_t deadline_us)
         while (t->unretired > 0 && !spent) {
             int32_t i = t->unretired - 1;
             if (t->partitions[i] != NULL) {
-                partition_retire(b, t, i);
+                topic_partition_retire(b, t, i);
                 spent = mono_us() >= deadline_us;
             }
             t->unretired--;
@@ -640,7 +636,7 @@ static void deletions_shutdown(struct broker *b)
     for (struct topic *t = b->deleting; t != NULL; t = t->next)
         for (; t->unretired > 0; t->unretired--)
             if (t->partitions[t->unretired - 1] != NULL)
-                partition_retire(b, t, t->unretired - 1);
+                topic_partition_retire(b, t, t->unretired - 1);
     deletions_forget_renamed(b);
     while (b->deleting != NULL) {
         struct topic *t = b->deleting; /* a dir sync failed: the record stays for the restart */
@@ -674,7 +670,7 @@ int topic_set_overrides(struct broker *b, struct topic *t, const struct topic_co
     char msg[256];
     apply_overrides(b, t, msg, sizeof(msg));
     for (int32_t i = 0; i < t->npartitions; i++)
-        plog_set_config(t->partitions[i]->log, &t->cfg);
+        partition_set_config(t->partitions[i], &t->cfg);
     return topics_save(b) == 0 ? KERR_NONE : KERR_KAFKA_STORAGE_ERROR;
 }
 
@@ -880,7 +876,7 @@ int topics_load(struct broker *b)
         t->partitions = calloc((size_t)(t->npartitions > 0 ? t->npartitions : 1), sizeof(*t->partitions));
         GREGOR_ASSERT(t->partitions != NULL);
         for (int32_t i = 0; i < t->npartitions; i++) {
-            if (partition_open(b, t, i, true) != KERR_NONE)
+            if (topic_partition_open(b, t, i, true) != KERR_NONE)
                 rc = -1;
         }
     }

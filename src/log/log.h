@@ -68,6 +68,17 @@ int plog_open(const char *dir, const char *topic, int32_t partition, const struc
 int plog_append(struct plog *log, uint8_t *batch, size_t len, int64_t now_ms,
                 struct log_append_info *info);
 
+/* The leader epoch stamped on the batches plog_append writes from now on (never lower). */
+void plog_set_leader_epoch(struct plog *log, int32_t epoch);
+/* Appends a batch as a follower does: offsets and leader epoch as the leader wrote them (CRC
+ * checked, nothing rewritten). Its base offset must be the log end: a gap or an overlap is
+ * KERR_OFFSET_OUT_OF_RANGE and nothing is written. */
+int plog_append_follower(struct plog *log, const uint8_t *batch, size_t len,
+                         struct log_append_info *info);
+/* Removes every batch at or past offset (the batch holding offset goes whole, as Kafka's
+ * truncateTo): the log end becomes <= offset. OFFSET_OUT_OF_RANGE below the log start. */
+int plog_truncate_to(struct plog *log, int64_t offset);
+
 /* Reads from the batch containing offset, up to max_bytes (but at least one whole batch, KIP-74)
  * and never past end_offset (exclusive; pass plog_end_offset for "all"). Returns
  * KERR_OFFSET_OUT_OF_RANGE when offset < log start or > log end. */

@@ -895,14 +895,3 @@ int topic_store_save(const struct logdir *d, const struct topic_record *recs, in
     return rc;
 }
 
-int leader_epoch_checkpoint_ensure(const char *dir_path, int64_t start_offset)
-{
-    char p[1200];
-    snprintf(p, sizeof(p), "%s/leader-epoch-checkpoint", dir_path);
-    struct stat st;
-    if (fio_stat(p, &st) == 0)
-        return 0;
-    char buf[64];
-    int n = snprintf(buf, sizeof(buf), "0\n1\n0 %lld\n", (long long)start_offset);
-    return fio_write_file_atomic(p, buf, (size_t)n) < 0 ? -1 : 0;
-}

@@ -60,10 +60,6 @@ void logdir_close(struct logdir *d, bool clean);
 int partition_metadata_write(const char *dir_path, const uint8_t topic_id[16]);
 int partition_metadata_read(const char *dir_path, uint8_t topic_id[16]);
 
-/* leader-epoch-checkpoint: this single node leads every partition in epoch 0 from its log
- * start, so the file says "0\n1\n0 <start>\n". Written when missing (an existing one, e.g.
- * Kafka's, is kept). */
-int leader_epoch_checkpoint_ensure(const char *dir_path, int64_t start_offset);
 
 /* Topic store: gregor's own file <logdir>/gregor-topics (documented in docs/STORAGE.md) with
  * one line per topic: "<name> <partitions> <topic-id-base64url> [deleting] [key=value ...]"

@@ -36,6 +36,7 @@ struct plog {
     int64_t log_start;
     int64_t flushed_offset;
     int64_t last_flush_ms;
+    int32_t leader_epoch;     /* stamped on leader appends (partitionLeaderEpoch) */
     bool dir_dirty;           /* files created/renamed since the last directory fsync */
     struct pending_delete *pending;
     int npending, pending_cap;
@@ -538,46 +539,131 @@ int plog_open(const char *dir, const char *topic, int32_t partition, const struc
 
 /* ---- append ---- */
 
+/* Writes one validated batch at the log end, rolling first when due. A leader's batch (assign)
+ * gets its offsets, the leader epoch and for LogAppendTime the time; a follower's is written as
+ * it came (its base offset is the log end). Under the lock. */
+static int append_locked(struct plog *log, uint8_t *batch, size_t len, struct batch_header *h,
+                         int64_t now, bool assign, struct log_append_info *info)
+{
+    bool lat = assign && log->cfg.timestamp_type == LOG_TS_LOG_APPEND_TIME;
+    if (lat)
+        h->max_timestamp = now;
+    struct segment *s = active_seg(log);
+    if (should_roll(log, s, len, h, now)) {
+        if (roll(log, now) < 0)
+            return KERR_KAFKA_STORAGE_ERROR;
+        s = active_seg(log);
+    }
+    int64_t base = s->next_offset;
+    if (assign) {
+        batch_assign(batch, len, base, log->leader_epoch, lat, now);
+        h->base_offset = base;
+        h->partition_leader_epoch = log->leader_epoch;
+    }
+    GREGOR_ASSERT(h->base_offset == base); /* offsets only grow, without gaps */
+    if (segment_append(s, batch, len, h) < 0) {
+        LOG_ERROR(log->who, "Error while appending %zu bytes at offset %" PRId64 " to %s.log: %s",
+                  len, base, s->base_path, strerror(errno));
+        return KERR_KAFKA_STORAGE_ERROR;
+    }
+    if (info != NULL) {
+        info->base_offset = base;
+        info->last_offset = batch_last_offset(h);
+        info->log_append_time = lat ? now : -1;
+        info->log_start_offset = log->log_start;
+    }
+    return KERR_NONE;
+}
+
 int plog_append(struct plog *log, uint8_t *batch, size_t len, int64_t now,
                 struct log_append_info *info)
 {
     lock(log);
     int rc = batch_validate_client(batch, len, log->cfg.max_message_bytes);
-    if (rc != KERR_NONE) {
-        unlock(log);
-        return rc;
-    }
-    struct batch_header h;
-    batch_header_decode(batch, &h);
-    bool lat = log->cfg.timestamp_type == LOG_TS_LOG_APPEND_TIME;
-    if (lat)
-        h.max_timestamp = now;
-    struct segment *s = active_seg(log);
-    if (should_roll(log, s, len, &h, now)) {
-        if (roll(log, now) < 0) {
-            unlock(log);
-            return KERR_KAFKA_STORAGE_ERROR;
-        }
-        s = active_seg(log);
-    }
-    int64_t base = s->next_offset;
-    batch_assign(batch, len, base, 0, lat, now);
-    h.base_offset = base;
-    h.partition_leader_epoch = 0;
-    if (segment_append(s, batch, len, &h) < 0) {
-        LOG_ERROR(log->who, "Error while appending %zu bytes at offset %" PRId64 " to %s.log: %s",
-                  len, base, s->base_path, strerror(errno));
-        unlock(log);
-        return KERR_KAFKA_STORAGE_ERROR;
-    }
-    if (info != NULL) {
-        info->base_offset = base;
-        info->last_offset = batch_last_offset(&h);
-        info->log_append_time = lat ? now : -1;
-        info->log_start_offset = log->log_start;
+    if (rc == KERR_NONE) {
+        struct batch_header h;
+        batch_header_decode(batch, &h);
+        rc = append_locked(log, batch, len, &h, now, true, info);
     }
     unlock(log);
-    return KERR_NONE;
+    return rc;
+}
+
+void plog_set_leader_epoch(struct plog *log, int32_t epoch)
+{
+    lock(log);
+    GREGOR_ASSERT(epoch >= log->leader_epoch);
+    log->leader_epoch = epoch;
+    unlock(log);
+}
+
+int plog_append_follower(struct plog *log, const uint8_t *batch, size_t len,
+                         struct log_append_info *info)
+{
+    if (len < BATCH_HEADER_SIZE)
+        return KERR_CORRUPT_MESSAGE;
+    struct batch_header h;
+    batch_header_decode(batch, &h);
+    if (h.magic != BATCH_MAGIC_V2 || h.length < BATCH_MIN_LENGTH ||
+        (uint64_t)batch_total_size(&h) != len || batch_compute_crc(batch, len) != h.crc)
+        return KERR_CORRUPT_MESSAGE;
+    if (h.last_offset_delta < 0)
+        return KERR_INVALID_RECORD;
+    lock(log);
+    int rc = KERR_OFFSET_OUT_OF_RANGE; /* a gap or an overlap: the follower truncates first */
+    if (h.base_offset == leo(log))
+        rc = append_locked(log, (uint8_t *)batch, len, &h, now_ms(), false, info);
+    unlock(log);
+    return rc;
+}
+
+/* Drops the newest segment (all its offsets are being truncated away). */
+static void drop_last_segment(struct plog *log, int64_t now)
+{
+    struct segment *s = active_seg(log);
+    log->nsegs--;
+    delete_segment(log, s, now);
+}
+
+int plog_truncate_to(struct plog *log, int64_t offset)
+{
+    lock(log);
+    if (offset >= leo(log)) {
+        unlock(log);
+        return KERR_NONE;
+    }
+    if (offset < log->log_start) {
+        unlock(log);
+        return KERR_OFFSET_OUT_OF_RANGE;
+    }
+    int64_t now = now_ms();
+    int64_t t0 = mono_ms();
+    while (log->nsegs > 1 && active_seg(log)->base_offset >= offset)
+        drop_last_segment(log, now);
+    struct segment *s = active_seg(log);
+    int rc = KERR_NONE;
+    int64_t pos = 0, cut = 0;
+    const char *why = NULL;
+    if (!s->active && segment_make_active(s) < 0)
+        rc = KERR_KAFKA_STORAGE_ERROR;
+    seg_forget(log, s);
+    /* The batch holding offset goes whole (Kafka's LogSegment.truncateTo); the indexes are
+     * rebuilt by a scan of what is left (bounded by segment.bytes: this is replication's rare
+     * path, never a produce's). */
+    if (rc == KERR_NONE &&
+        (segment_find_position(s, offset, &pos, NULL) < 0 || segment_truncate(s, pos) < 0 ||
+         segment_recover(s, s->base_offset, &cut, &why) < 0))
+        rc = KERR_KAFKA_STORAGE_ERROR;
+    if (rc != KERR_NONE)
+        LOG_ERROR(log->who, "Error while truncating to offset %" PRId64 ": %s", offset, strerror(errno));
+    if (log->flushed_offset > leo(log))
+        log->flushed_offset = leo(log);
+    log->dir_dirty = true;
+    GREGOR_ASSERT(leo(log) <= offset || rc != KERR_NONE);
+    LOG_INFO(log->who, "Truncated to offset %" PRId64 " (log end %" PRId64 ") in %" PRId64 " ms",
+             offset, leo(log), mono_ms() - t0);
+    unlock(log);
+    return rc;
 }
 
 /* ---- reads ---- */

@@ -491,3 +491,34 @@ def test_new_log_dir_is_not_an_unclean_shutdown(broker):
     log = broker.log()
     assert "Opened log dir" in log
     assert ", new)" in log and "unclean shutdown" not in log
+
+
+def test_offset_for_leader_epoch_from_epoch_cache(broker):
+    """OffsetForLeaderEpoch v4 answers from the partition's epoch cache as Kafka's
+    LeaderEpochFileCache.endOffsetFor: the current epoch (0 on one node) ends at the log end, an
+    undefined (-1) or unknown newer epoch is UNDEFINED (-1, -1), a current leader epoch newer
+    than the partition's is UNKNOWN_LEADER_EPOCH; the leader-epoch-checkpoint file says so."""
+    from kafka_wire import cstr, flexible_call, uvarint
+    create_topic(broker, "ofle", 1)
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(7):
+        p.produce("ofle", b"v%d" % i, partition=0)
+    assert p.flush(10) == 0
+
+    def ofle(epoch, current=-1):
+        body = (struct.pack(">i", -1) + uvarint(2) + cstr("ofle") + uvarint(2)
+                + struct.pack(">iii", 0, current, epoch) + uvarint(0) + uvarint(0) + uvarint(0))
+        r = flexible_call(broker.bootstrap, 23, 4, body)
+        r.take(">i")
+        assert r.uvarint() == 2 and r.cstr() == "ofle" and r.uvarint() == 2
+        err, part = r.take(">h"), r.take(">i")
+        assert part == 0
+        return err, r.take(">i"), r.take(">q")  # error, leader epoch, end offset
+
+    assert ofle(0) == (0, 0, 7)
+    assert ofle(0, current=0) == (0, 0, 7)
+    assert ofle(-1) == (0, -1, -1)
+    assert ofle(1) == (0, -1, -1)
+    assert ofle(0, current=1) == (75, -1, -1)  # UNKNOWN_LEADER_EPOCH
+    with open(os.path.join(broker.data_dir, "ofle-0", "leader-epoch-checkpoint")) as f:
+        assert f.read() == "0\n1\n0 0\n"

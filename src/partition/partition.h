@@ -1,0 +1,106 @@
+/* partition: one partition replica — its log, its idempotent-producer state, its leader epoch
+ * and epoch cache (the leader-epoch-checkpoint file), and its watermarks: log start, log end,
+ * high watermark and last stable offset. Handlers and the group store append and read through
+ * it; only this layer and log/ call plog_*. Depends on log/ and common/ only (the topic it
+ * belongs to is an opaque back pointer for its owner). Single-threaded: one owning loop. */
+#ifndef GREGOR_PARTITION_PARTITION_H
+#define GREGOR_PARTITION_PARTITION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "log/log.h"
+#include "log/producer_state.h"
+
+/* Entries of the epoch cache kept (Kafka keeps one per leader change; a partition that changes
+ * leader more often than this keeps the newest, the oldest answer as the first kept). */
+#define PARTITION_EPOCHS_MAX 64
+
+struct epoch_entry {
+    int32_t epoch;
+    int64_t start_offset;            /* first offset written in this epoch */
+};
+
+struct topic;
+struct partition {
+    struct topic *topic;             /* the owner's (opaque here) */
+    int32_t index;
+    struct plog *log;
+    int dir_index;                   /* which log dir holds it (the owner's) */
+    char dir_path[1100];
+    struct producer_state producers; /* idempotence: snapshots + log tail at open */
+    int32_t leader_epoch;            /* on one node always 0 */
+    int nepochs;                     /* epoch cache, epochs and start offsets increasing */
+    struct epoch_entry epochs[PARTITION_EPOCHS_MAX];
+    int64_t high_watermark;          /* readers see offsets below it */
+    /* Kept for the owner's group commit and idle-fd sweep. */
+    bool dirty;                      /* appended since the last group-commit flush */
+    bool flush_failed;               /* the last group-commit flush of it failed */
+    int64_t commit_end;              /* the log end when the last group commit took it */
+    bool active_recently;            /* appended since the last idle-fd sweep */
+    int64_t last_flush_ms;           /* for flush.ms */
+};
+
+/* Opens (or creates) the replica in dir_path: the log (recovery as plog_open), the epoch cache
+ * (written with epoch 0 at the log start when missing) and the producer state. p->dir_path,
+ * topic and index are set by the caller before. */
+int partition_open(struct partition *p, const char *topic_name, const struct log_config *cfg,
+                   int64_t recovery_point, int64_t log_start_offset);
+/* Clean close (a producer snapshot when it changed), or the two ways out of a deletion. */
+int partition_close(struct partition *p);
+int partition_delete(struct partition *p);
+int partition_retire(struct partition *p, const char *to);
+void partition_set_config(struct partition *p, const struct log_config *cfg);
+
+/* A produce's batch: validated, checked against the producer state (a retry of one of the last
+ * five batches is *dup set to its first offset, KERR_NONE, nothing appended), offsets and the
+ * leader epoch assigned. info as plog_append. */
+int partition_append_as_leader(struct partition *p, uint8_t *batch, size_t len, int64_t now_ms,
+                               struct log_append_info *info, bool *dup);
+/* A replicated batch, offsets as given: must start at the log end (no gap, no overlap); a batch
+ * of a newer leader epoch adds an epoch cache entry. */
+int partition_append_as_follower(struct partition *p, const uint8_t *batch, size_t len,
+                                 struct log_append_info *info);
+/* Reads from offset up to max_bytes (at least one batch, KIP-74), never at or past the high
+ * watermark. OFFSET_OUT_OF_RANGE below the log start or past the log end. */
+int partition_read(struct partition *p, int64_t offset, int32_t max_bytes, struct log_slice *out);
+/* Reads the log itself up to the log end (the group store replaying its own partition). */
+int partition_read_log(struct partition *p, int64_t offset, int32_t max_bytes, struct log_slice *out);
+/* Drops everything at or past offset, and the epoch entries that start past the new end. */
+int partition_truncate_to(struct partition *p, int64_t offset);
+
+int64_t partition_log_start(const struct partition *p);
+int64_t partition_log_end(const struct partition *p);
+int64_t partition_high_watermark(const struct partition *p);
+int64_t partition_last_stable_offset(const struct partition *p); /* = HW: no transactions yet */
+/* Everything below is on disk (fdatasync'ed): acks=all waits for this to pass its offset. */
+int64_t partition_durable_offset(const struct partition *p);
+
+/* DeleteRecords: offset -1 is the high watermark. */
+int partition_delete_records(struct partition *p, int64_t offset, int64_t *new_start);
+int partition_offset_for_timestamp(struct partition *p, int64_t ts, int64_t *offset, int64_t *found_ts);
+int partition_segment_offsets(const struct partition *p, int64_t *out, int max);
+int partition_segment_count(const struct partition *p);
+int partition_flush(struct partition *p);
+/* flush.messages / flush.ms say a flush is due now. */
+bool partition_flush_due(const struct partition *p, int64_t now_ms);
+
+/* This replica leads from now in epoch (>= the current one): a new epoch cache entry at the log
+ * end, persisted. KERR_KAFKA_STORAGE_ERROR when the checkpoint cannot be written. */
+int partition_become_leader(struct partition *p, int32_t epoch);
+/* OffsetForLeaderEpoch: the largest epoch <= epoch the cache knows and the end offset of it
+ * (the next epoch's start, or the log end for the current one); -1/-1 when none. */
+void partition_epoch_end_offset(const struct partition *p, int32_t epoch, int32_t *out_epoch,
+                                int64_t *end_offset);
+
+/* The epoch of the batch holding offset by the cache (-1 below its first entry). */
+int32_t partition_epoch_for_offset(const struct partition *p, int64_t offset);
+/* A request's current leader epoch (-1: not checked) against this replica's: newer is
+ * UNKNOWN_LEADER_EPOCH, older FENCED_LEADER_EPOCH, as Kafka's Partition.checkCurrentLeaderEpoch. */
+int partition_check_leader_epoch(const struct partition *p, int32_t current_leader_epoch);
+
+/* The epoch cache file: Kafka's leader-epoch-checkpoint ("0\n<n>\n<epoch> <offset>\n..."). */
+int partition_epochs_write(const struct partition *p);
+int partition_epochs_read(struct partition *p);
+
+#endif

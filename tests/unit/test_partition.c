@@ -1,0 +1,299 @@
+/* test_partition: the partition replica — leader appends assign offsets and move the log end
+ * and the high watermark, follower appends keep offsets and refuse gaps and overlaps,
+ * truncate_to drops the tail and the epoch entries past it, reads stop at the high watermark,
+ * the epoch cache survives a reopen, idempotent retries are found through the partition. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "log_test_util.h"
+#include "common/util.h"
+#include "log/fileio.h"
+#include "partition/partition.h"
+
+struct fx {
+    char *dir;
+    struct log_config cfg;
+    struct partition p;
+};
+
+static void open_p(struct fx *f)
+{
+    memset(&f->p, 0, sizeof(f->p));
+    snprintf(f->p.dir_path, sizeof(f->p.dir_path), "%s/t-0", f->dir);
+    f->p.index = 0;
+    assert_int_equal(partition_open(&f->p, "t", &f->cfg, -1, 0), KERR_NONE);
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    f->dir = tu_tmpdir();
+    tu_config(&f->cfg);
+    open_p(f);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    if (f->p.log != NULL)
+        partition_close(&f->p);
+    tu_rmrf(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+static int64_t lead(struct fx *f, int n)
+{
+    size_t len;
+    uint8_t *b = tu_batch(n, 100, 1000, BATCH_COMPRESSION_NONE, &len);
+    struct log_append_info info;
+    bool dup;
+    assert_int_equal(partition_append_as_leader(&f->p, b, len, 5000, &info, &dup), KERR_NONE);
+    assert_false(dup);
+    free(b);
+    return info.base_offset;
+}
+
+/* A batch as a leader wrote it: offsets from base, stamped with epoch, CRC recomputed. */
+static uint8_t *replicated(int n, int64_t base, int32_t epoch, size_t *len)
+{
+    uint8_t *b = tu_batch(n, 100, 1000, BATCH_COMPRESSION_NONE, len);
+    batch_assign(b, *len, base, epoch, false, 0);
+    return b;
+}
+
+/* The header of the batch holding offset, as a reader gets it. */
+static struct batch_header header_at(struct fx *f, int64_t offset)
+{
+    struct log_slice sl;
+    assert_int_equal(partition_read(&f->p, offset, 1 << 20, &sl), KERR_NONE);
+    uint8_t *bytes = tu_slice_bytes(&sl);
+    struct batch_header h;
+    batch_header_decode(bytes, &h);
+    free(bytes);
+    return h;
+}
+
+static void test_leader_append_assigns_offsets(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(partition_log_end(&f->p), 0);
+    assert_int_equal(lead(f, 3), 0);
+    assert_int_equal(lead(f, 2), 3);
+    assert_int_equal(partition_log_end(&f->p), 5);
+    assert_int_equal(partition_high_watermark(&f->p), 5);
+    assert_int_equal(partition_last_stable_offset(&f->p), 5);
+    assert_int_equal(partition_log_start(&f->p), 0);
+    /* The epoch stamped on the batches is the partition's (0 on one node). */
+    struct batch_header h = header_at(f, 3);
+    assert_int_equal(h.base_offset, 3);
+    assert_int_equal(h.partition_leader_epoch, 0);
+}
+
+static void test_become_leader_stamps_new_epoch(void **state)
+{
+    struct fx *f = *state;
+    lead(f, 2);
+    assert_int_equal(partition_become_leader(&f->p, 3), KERR_NONE);
+    lead(f, 1);
+    assert_int_equal(header_at(f, 2).partition_leader_epoch, 3);
+    int32_t e;
+    int64_t end;
+    partition_epoch_end_offset(&f->p, 0, &e, &end);
+    assert_int_equal(e, 0);
+    assert_int_equal(end, 2);
+    partition_epoch_end_offset(&f->p, 2, &e, &end); /* between: the floor epoch, the next start */
+    assert_int_equal(e, 0);
+    assert_int_equal(end, 2);
+    partition_epoch_end_offset(&f->p, 3, &e, &end);
+    assert_int_equal(e, 3);
+    assert_int_equal(end, 3);
+    partition_epoch_end_offset(&f->p, 4, &e, &end); /* newer than known */
+    assert_int_equal(e, -1);
+    assert_int_equal(end, -1);
+    assert_int_equal(partition_check_leader_epoch(&f->p, 4), KERR_UNKNOWN_LEADER_EPOCH);
+    assert_int_equal(partition_check_leader_epoch(&f->p, 2), KERR_FENCED_LEADER_EPOCH);
+    assert_int_equal(partition_check_leader_epoch(&f->p, 3), KERR_NONE);
+    assert_int_equal(partition_check_leader_epoch(&f->p, -1), KERR_NONE);
+}
+
+static void test_follower_append_keeps_offsets_refuses_gaps(void **state)
+{
+    struct fx *f = *state;
+    size_t len;
+    struct log_append_info info;
+    uint8_t *b = replicated(3, 0, 0, &len);
+    assert_int_equal(partition_append_as_follower(&f->p, b, len, &info), KERR_NONE);
+    assert_int_equal(info.base_offset, 0);
+    assert_int_equal(info.last_offset, 2);
+    free(b);
+    b = replicated(2, 5, 0, &len); /* gap: 3..4 missing */
+    assert_int_equal(partition_append_as_follower(&f->p, b, len, &info), KERR_OFFSET_OUT_OF_RANGE);
+    free(b);
+    b = replicated(2, 1, 0, &len); /* overlap */
+    assert_int_equal(partition_append_as_follower(&f->p, b, len, &info), KERR_OFFSET_OUT_OF_RANGE);
+    free(b);
+    assert_int_equal(partition_log_end(&f->p), 3);
+    b = replicated(2, 3, 7, &len); /* a newer leader's epoch: a new cache entry */
+    assert_int_equal(partition_append_as_follower(&f->p, b, len, &info), KERR_NONE);
+    free(b);
+    assert_int_equal(partition_log_end(&f->p), 5);
+    assert_int_equal(partition_epoch_for_offset(&f->p, 4), 7);
+    assert_int_equal(partition_epoch_for_offset(&f->p, 2), 0);
+    b = replicated(1, 5, 0, &len);
+    b[len - 1] ^= 0xff; /* a record byte: the CRC no longer matches */
+    assert_int_equal(partition_append_as_follower(&f->p, b, len, &info), KERR_CORRUPT_MESSAGE);
+    free(b);
+    assert_int_equal(partition_log_end(&f->p), 5);
+}
+
+static void test_truncate_drops_tail_and_epochs(void **state)
+{
+    struct fx *f = *state;
+    /* Enough batches for several segments (segment.bytes 4096). */
+    for (int i = 0; i < 30; i++)
+        lead(f, 2);
+    assert_int_equal(partition_become_leader(&f->p, 1), KERR_NONE);
+    for (int i = 0; i < 10; i++)
+        lead(f, 2);
+    assert_int_equal(partition_log_end(&f->p), 80);
+    assert_int_equal(f->p.nepochs, 2);
+    assert_true(partition_segment_count(&f->p) > 2);
+    /* Mid-batch: the batch holding 21 (20..21) goes whole. */
+    assert_int_equal(partition_truncate_to(&f->p, 21), KERR_NONE);
+    assert_int_equal(partition_log_end(&f->p), 20);
+    assert_int_equal(partition_high_watermark(&f->p), 20);
+    assert_int_equal(f->p.nepochs, 1);
+    assert_int_equal(tu_count_records(f->p.log, 0), 20);
+    /* Appends go on at the new end, and the log reads back after a reopen. */
+    size_t len;
+    struct log_append_info info;
+    uint8_t *b = replicated(2, 20, 1, &len);
+    assert_int_equal(partition_append_as_follower(&f->p, b, len, &info), KERR_NONE);
+    free(b);
+    assert_int_equal(partition_log_end(&f->p), 22);
+    assert_int_equal(partition_close(&f->p), KERR_NONE);
+    open_p(f);
+    assert_int_equal(partition_log_end(&f->p), 22);
+    assert_int_equal(tu_count_records(f->p.log, 0), 22);
+    assert_int_equal(f->p.nepochs, 2);
+    assert_int_equal(partition_epoch_for_offset(&f->p, 21), 1);
+    /* Below the log start there is nothing to truncate to. */
+    int64_t start;
+    assert_int_equal(partition_delete_records(&f->p, 10, &start), KERR_NONE);
+    assert_int_equal(partition_truncate_to(&f->p, 5), KERR_OFFSET_OUT_OF_RANGE);
+}
+
+static void test_read_bounded_by_high_watermark(void **state)
+{
+    struct fx *f = *state;
+    lead(f, 3);
+    lead(f, 3);
+    /* A follower-style high watermark below the log end: reads stop there. */
+    f->p.high_watermark = 3;
+    struct log_slice sl;
+    assert_int_equal(partition_read(&f->p, 0, 1 << 20, &sl), KERR_NONE);
+    uint8_t *bytes = tu_slice_bytes(&sl);
+    struct batch_header h;
+    batch_header_decode(bytes, &h);
+    assert_int_equal((int64_t)sl.len, batch_total_size(&h)); /* the first batch only */
+    free(bytes);
+    assert_int_equal(partition_read(&f->p, 3, 1 << 20, &sl), KERR_NONE);
+    assert_int_equal(sl.len, 0);
+    /* The log itself (the group store's replay) reads to its end. */
+    assert_int_equal(partition_read_log(&f->p, 3, 1 << 20, &sl), KERR_NONE);
+    assert_true(sl.len > 0);
+    close(sl.fd);
+    assert_int_equal(partition_read(&f->p, 7, 1 << 20, &sl), KERR_OFFSET_OUT_OF_RANGE);
+    f->p.high_watermark = 6;
+    int64_t start;
+    assert_int_equal(partition_delete_records(&f->p, 7, &start), KERR_OFFSET_OUT_OF_RANGE);
+    assert_int_equal(partition_delete_records(&f->p, -1, &start), KERR_NONE);
+    assert_int_equal(start, 6);
+}
+
+static void test_epoch_checkpoint_written_and_read_back(void **state)
+{
+    struct fx *f = *state;
+    char path[1300];
+    snprintf(path, sizeof(path), "%s/leader-epoch-checkpoint", f->p.dir_path);
+    char *text;
+    size_t n;
+    assert_int_equal(fio_read_file(path, 4096, &text, &n), 0);
+    assert_string_equal(text, "0\n1\n0 0\n");
+    free(text);
+    lead(f, 4);
+    assert_int_equal(partition_become_leader(&f->p, 2), KERR_NONE);
+    assert_int_equal(partition_become_leader(&f->p, 2), KERR_NONE); /* the same: no entry */
+    assert_int_equal(fio_read_file(path, 4096, &text, &n), 0);
+    assert_string_equal(text, "0\n2\n0 0\n2 4\n");
+    free(text);
+    assert_int_equal(partition_close(&f->p), KERR_NONE);
+    open_p(f);
+    assert_int_equal(f->p.nepochs, 2);
+    assert_int_equal(f->p.leader_epoch, 2);
+    assert_int_equal(f->p.epochs[1].start_offset, 4);
+    /* A damaged file (epochs not increasing) is not trusted: epoch 0 from the log start. */
+    assert_int_equal(partition_close(&f->p), KERR_NONE);
+    const char *bad = "0\n2\n3 0\n1 4\n";
+    assert_int_equal(fio_write_file_atomic(path, bad, strlen(bad)), 0);
+    open_p(f);
+    assert_int_equal(f->p.nepochs, 1);
+    assert_int_equal(f->p.epochs[0].epoch, 0);
+}
+
+static void test_idempotent_duplicate_through_partition(void **state)
+{
+    struct fx *f = *state;
+    struct batch_builder bb;
+    uint8_t *b[2];
+    size_t len[2];
+    for (int i = 0; i < 2; i++) {
+        batch_builder_init(&bb, 1 << 20);
+        bb.producer_id = 42;
+        bb.producer_epoch = 0;
+        bb.base_sequence = i * 2;
+        batch_builder_add(&bb, 1000, NULL, -1, "ab", 2, NULL, 0);
+        batch_builder_add(&bb, 1001, NULL, -1, "cd", 2, NULL, 0);
+        assert_int_equal(batch_builder_finish(&bb, BATCH_COMPRESSION_NONE, &b[i], &len[i]), 0);
+        batch_builder_free(&bb);
+    }
+    uint8_t *copy = malloc(len[0]);
+    memcpy(copy, b[0], len[0]);
+    struct log_append_info info;
+    bool dup;
+    lead(f, 1);
+    assert_int_equal(partition_append_as_leader(&f->p, b[0], len[0], 5000, &info, &dup), KERR_NONE);
+    assert_false(dup);
+    assert_int_equal(info.base_offset, 1);
+    assert_int_equal(partition_append_as_leader(&f->p, b[1], len[1], 5000, &info, &dup), KERR_NONE);
+    assert_int_equal(info.base_offset, 3);
+    /* The retry of the first: its offset, nothing appended. */
+    assert_int_equal(partition_append_as_leader(&f->p, copy, len[0], 5000, &info, &dup), KERR_NONE);
+    assert_true(dup);
+    assert_int_equal(info.base_offset, 1);
+    assert_int_equal(partition_log_end(&f->p), 5);
+    free(copy);
+    free(b[0]);
+    free(b[1]);
+}
+
+int main(void)
+{
+    logging_set_level(LOG_LEVEL_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_leader_append_assigns_offsets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_become_leader_stamps_new_epoch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_follower_append_keeps_offsets_refuses_gaps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncate_drops_tail_and_epochs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_bounded_by_high_watermark, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_epoch_checkpoint_written_and_read_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idempotent_duplicate_through_partition, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
