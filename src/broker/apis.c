@@ -49,15 +49,15 @@ CODEC(describe_producers)
 CODEC(consumer_group_heartbeat)
 CODEC(consumer_group_describe)
 
-/* Advertised ranges follow shared/kafka-protocol/API-VERSIONS.md §0: versions every client
- * we serve sends. Produce advertises 0 (librdkafka feature checks) but v0-2 are refused. */
+/* Advertised ranges follow shared/kafka-protocol/API-VERSIONS.md §0, with the floors Kafka 3.9
+ * served for pre-0.11 clients (Produce v0-2 and Fetch v0-3 convert message formats). */
 const struct api_entry broker_apis[] = {
     API(0, "Produce", produce, 0, 13, handle_produce),
-    API(1, "Fetch", fetch, 4, 18, handle_fetch),
-    API(2, "ListOffsets", list_offsets, 1, 10, handle_list_offsets),
+    API(1, "Fetch", fetch, 0, 18, handle_fetch),
+    API(2, "ListOffsets", list_offsets, 0, 10, handle_list_offsets),
     API(3, "Metadata", metadata, 0, 13, handle_metadata),
-    API(8, "OffsetCommit", offset_commit, 2, 9, handle_offset_commit),
-    API(9, "OffsetFetch", offset_fetch, 1, 9, handle_offset_fetch),
+    API(8, "OffsetCommit", offset_commit, 0, 9, handle_offset_commit),
+    API(9, "OffsetFetch", offset_fetch, 0, 9, handle_offset_fetch),
     API(10, "FindCoordinator", find_coordinator, 0, 5, handle_find_coordinator),
     API(11, "JoinGroup", join_group, 0, 9, handle_join_group),
     API(12, "Heartbeat", heartbeat, 0, 4, handle_heartbeat),

@@ -10,6 +10,8 @@
 #include "broker/kutil.h"
 #include "common/logging.h"
 #include "common/util.h"
+#include "log/convert.h"
+#include "log/fileio.h"
 #include "net/loop.h"
 #include "proto/messages.h"
 
@@ -298,6 +300,82 @@ static int64_t fetch_build(struct broker *b, struct request *r)
     return error ? -1 : total;
 }
 
+/* Fetch v0-3 (Kafka 3.9 served them, Kafka 4 does not): the clients read magic 0 (v0-1) or
+ * magic 1 (v2-3) message sets, so the file ranges picked above are read and down-converted
+ * once, when the response is final (a parked fetch re-plans without converting). Each
+ * partition converts at most its partition_max_bytes and, at v3, what is left of the
+ * response's max_bytes; the first partition with records at v3 gets at least one whole
+ * message (KIP-74), at v0-2 a message over the limit is cut, as Kafka's hard limit did.
+ * Memory: the range read (at most the limit, or one batch) plus the converted bytes. */
+static int down_convert_partition(struct request *r, int8_t magic, int64_t fetch_offset,
+                                  size_t limit, bool min_one, struct krecords *rec)
+{
+    uint8_t *src = malloc(rec->len > 0 ? (size_t)rec->len : 1);
+    if (src == NULL)
+        return KERR_UNKNOWN_SERVER_ERROR;
+    ssize_t got = fio_pread_full(rec->fd, src, (size_t)rec->len, rec->file_offset);
+    close(rec->fd);
+    rec->is_file = false;
+    rec->ptr = empty_records;
+    int32_t src_len = rec->len;
+    rec->len = 0;
+    if (got != (ssize_t)src_len) {
+        free(src);
+        return KERR_KAFKA_STORAGE_ERROR;
+    }
+    struct convert_buf out = {0};
+    int64_t next = fetch_offset;
+    int e = convert_batches_to_legacy(src, (size_t)src_len, magic, fetch_offset, limit, min_one,
+                                      &out, &next);
+    free(src);
+    if (e == KERR_NONE && out.len > 0) {
+        uint8_t *copy = request_alloc(r, out.len);
+        if (copy == NULL)
+            e = KERR_UNKNOWN_SERVER_ERROR;
+        else {
+            memcpy(copy, out.data, out.len);
+            rec->ptr = copy;
+            rec->len = (int32_t)out.len;
+        }
+    }
+    convert_buf_free(&out);
+    return e;
+}
+
+static void fetch_down_convert(struct broker *b, struct request *r)
+{
+    struct fetch_request *req = r->body;
+    struct fetch_plan *plan = r->state;
+    struct fetch_response *resp = r->resp;
+    int8_t magic = r->api_version <= 1 ? 0 : 1;
+    int64_t budget = r->api_version >= 3 && req->max_bytes > 0 ? req->max_bytes : INT32_MAX;
+    if (budget > b->cfg.fetch_max_bytes)
+        budget = b->cfg.fetch_max_bytes;
+    int64_t total = 0;
+    int k = 0;
+    for (int32_t i = 0; i < resp->n_responses; i++) {
+        struct fetch_response_fetchable_topic_response *tr = &resp->responses[i];
+        for (int32_t j = 0; j < tr->n_partitions; j++, k++) {
+            struct fetch_response_partition_data *pd = &tr->partitions[j];
+            GREGOR_ASSERT(k < plan->n && plan->items[k].partition == pd->partition_index);
+            if (!pd->records.is_file)
+                continue;
+            int64_t limit = plan->items[k].max_bytes < budget - total ? plan->items[k].max_bytes
+                                                                      : budget - total;
+            bool min_one = r->api_version >= 3 && total == 0;
+            int e = down_convert_partition(r, magic, plan->items[k].fetch_offset,
+                                           limit > 0 ? (size_t)limit : 0, min_one, &pd->records);
+            if (e != KERR_NONE) {
+                LOG_LIMITED(LOG_LEVEL_WARN, "KafkaApis", "Fetch v%d: down-converting %.*s-%d from offset %lld failed: %s",
+                         r->api_version, tr->topic.len, tr->topic.ptr, pd->partition_index,
+                         (long long)plan->items[k].fetch_offset, kerr_name(e));
+                pd->error_code = (int16_t)e;
+            }
+            total += pd->records.len;
+        }
+    }
+}
+
 /* Remembers in the session what this response told the client. */
 static void fetch_commit(struct broker *b, struct request *r)
 {
@@ -348,6 +426,8 @@ enum request_status handle_fetch(struct broker *b, struct request *r)
     if (got == -2)
         return REQUEST_CLOSE;
     if (got < 0 || got >= req->min_bytes || req->max_wait_ms <= 0 || b->stopping) {
+        if (r->api_version <= 3)
+            fetch_down_convert(b, r);
         fetch_commit(b, r);
         return REQUEST_DONE;
     }
@@ -379,6 +459,8 @@ bool fetch_retry(struct broker *b, struct request *r, bool deadline_passed)
             loop_timer_cancel(b->loop, r->timer_id);
             r->timer_id = 0;
         }
+        if (r->api_version <= 3)
+            fetch_down_convert(b, r);
         fetch_commit(b, r);
         request_finish(r);
         return true;

@@ -1,9 +1,10 @@
-/* ListOffsets (2): earliest (-2), latest (-1), max timestamp (-3), earliest local (-4, v8+:
+/* ListOffsets (2): v0's old form (a list of offsets, below), earliest (-2), latest (-1), max timestamp (-3), earliest local (-4, v8+:
  * the log start, everything is local here), last tiered (-5, v9+: none, offset -1), or the
  * first offset whose timestamp is at least the one asked, per partition. As Kafka 4.1, -4 and
  * -5 below their versions are UNSUPPORTED_VERSION. */
 #include "broker/handlers.h"
 #include "broker/kutil.h"
+#include "common/util.h"
 #include "proto/messages.h"
 
 static void list_one(struct broker *b, struct topic *t, int16_t version,
@@ -56,6 +57,55 @@ static void list_one(struct broker *b, struct topic *t, int16_t version,
     }
 }
 
+/* ListOffsets v0: up to max_num_offsets offsets, newest first. Latest (-1) lists the log end
+ * then the segments' base offsets (Kafka's legacy fetchOffsetsBefore); earliest (-2) the log
+ * start. Kafka 3.9 matched other timestamps against segment file times; here such a timestamp
+ * gets the offset ListOffsets v1 would give (the first with a timestamp at least it), if any. */
+static int list_old_style(struct request *r, struct topic *t,
+                          const struct list_offsets_request_list_offsets_partition *in,
+                          struct list_offsets_response_list_offsets_partition_response *out)
+{
+    out->partition_index = in->partition_index;
+    out->old_style_offsets = NULL;
+    out->n_old_style_offsets = 0;
+    if (t == NULL || in->partition_index < 0 || in->partition_index >= t->npartitions) {
+        out->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        return 0;
+    }
+    struct plog *log = t->partitions[in->partition_index]->log;
+    int max = in->max_num_offsets;
+    if (max <= 0)
+        return 0;
+    if (in->timestamp != -1 && max > 1)
+        max = 1;
+    int nsegs = plog_segment_count(log) + 1;
+    if (max > nsegs)
+        max = nsegs; /* bounded by the log, not by the client's number */
+    int64_t *offs = request_alloc(r, sizeof(int64_t) * (size_t)max);
+    if (offs == NULL)
+        return -1;
+    int n = 0;
+    if (in->timestamp == -1) {
+        n = plog_segment_offsets(log, offs, max);
+    } else if (in->timestamp == -2) {
+        offs[n++] = plog_start_offset(log);
+    } else {
+        int64_t off = -1, ts = -1;
+        int e = plog_offset_for_timestamp(log, in->timestamp, &off, &ts);
+        if (e != KERR_NONE) {
+            out->error_code = (int16_t)e;
+            return 0;
+        }
+        if (off >= 0)
+            offs[n++] = off;
+    }
+    for (int i = 1; i < n; i++)
+        GREGOR_ASSERT(offs[i] <= offs[i - 1]); /* newest first */
+    out->old_style_offsets = offs;
+    out->n_old_style_offsets = n;
+    return 0;
+}
+
 enum request_status handle_list_offsets(struct broker *b, struct request *r)
 {
     struct list_offsets_request *req = r->body;
@@ -75,8 +125,12 @@ enum request_status handle_list_offsets(struct broker *b, struct request *r)
         if (ot->partitions == NULL)
             return REQUEST_CLOSE;
         ot->n_partitions = np;
-        for (int32_t j = 0; j < np; j++)
-            list_one(b, t, r->api_version, &it->partitions[j], &ot->partitions[j]);
+        for (int32_t j = 0; j < np; j++) {
+            if (r->api_version > 0)
+                list_one(b, t, r->api_version, &it->partitions[j], &ot->partitions[j]);
+            else if (list_old_style(r, t, &it->partitions[j], &ot->partitions[j]) < 0)
+                return REQUEST_CLOSE;
+        }
     }
     return REQUEST_DONE;
 }

@@ -2,6 +2,7 @@
  * error closes the connection, as Kafka does); acks=1 is answered once the write reached the
  * page cache; acks=all waits for the group commit's fdatasync (gregor.acks.all.fsync). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "broker/handlers.h"
@@ -9,6 +10,7 @@
 #include "common/logging.h"
 #include "common/util.h"
 #include "log/batch.h"
+#include "log/convert.h"
 #include "proto/messages.h"
 
 /* What a produce remembers while it appends (possibly over several loop turns) and, at
@@ -26,8 +28,41 @@ struct produce_wait {
  * request over many partitions appends for at most BROKER_TURN_US per loop turn, then yields
  * to the other connections (its own next request waits, as for any request still up). */
 
+static int append_batch(struct broker *b, struct partition *p, struct krecords *rec,
+                        struct produce_response_partition_produce_response *out);
+
+/* Produce v0-2 with a magic 0/1 message set: converted to one batch (CRCs checked, offsets
+ * assigned by the append), as Kafka 3.x's LogValidator did. v3+ refuses those sets as
+ * INVALID_RECORD (batch validation), as Kafka's ProduceRequest does. */
 static int append_partition(struct broker *b, struct partition *p, struct krecords *rec,
-                            struct produce_response_partition_produce_response *out)
+                            int16_t version, struct produce_response_partition_produce_response *out)
+{
+    bool legacy = rec->ptr != NULL && convert_is_legacy(rec->ptr, (size_t)rec->len);
+    if (legacy && version > 2) {
+        /* Kafka's ProduceRequest checks the magic before any size (17 bytes are enough). */
+        out->error_message = kstr_of("Produce requests with version 3 or more may only carry "
+                                     "record batches of magic 2");
+        return KERR_INVALID_RECORD;
+    }
+    if (!legacy)
+        return append_batch(b, p, rec, out);
+    uint8_t *batch = NULL;
+    size_t len = 0;
+    int32_t n = 0;
+    int e = convert_legacy_to_batch(rec->ptr, (size_t)rec->len, CONVERT_UP_MAX, &batch, &len, &n);
+    if (e != KERR_NONE) {
+        LOG_DEBUG("KafkaApis", "produce v%d: message set of %d bytes refused: %s", version,
+                  rec->len, kerr_name(e));
+        return e;
+    }
+    struct krecords converted = {.ptr = batch, .len = (int32_t)len};
+    e = append_batch(b, p, &converted, out);
+    free(batch);
+    return e;
+}
+
+static int append_batch(struct broker *b, struct partition *p, struct krecords *rec,
+                        struct produce_response_partition_produce_response *out)
 {
     if (rec->ptr == NULL || rec->len < BATCH_HEADER_SIZE)
         return KERR_CORRUPT_MESSAGE;
@@ -69,6 +104,7 @@ static bool has_transactional_batch(const struct produce_request *req)
         for (int32_t j = 0; j < req->topic_data[i].n_partition_data; j++) {
             const struct krecords *rec = &req->topic_data[i].partition_data[j].records;
             if (rec->ptr != NULL && rec->len >= BATCH_HEADER_SIZE &&
+                rec->ptr[CONVERT_MAGIC_OFFSET] == BATCH_MAGIC_V2 &&
                 (be16_get(rec->ptr + 21) & BATCH_ATTR_TRANSACTIONAL))
                 return true;
         }
@@ -111,7 +147,7 @@ static bool produce_run(struct broker *b, struct request *r, int64_t deadline_us
                 e = KERR_INVALID_TOPIC_EXCEPTION; /* only the coordinators write them, as Kafka */
             else {
                 p = t->partitions[pd->index];
-                e = append_partition(b, p, &pd->records, out);
+                e = append_partition(b, p, &pd->records, r->api_version, out);
             }
             out->error_code = (int16_t)e;
             if (e != KERR_NONE) {

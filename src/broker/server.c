@@ -306,8 +306,7 @@ static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
     const struct proto_api *pa = proto_api_find(r->api_key);
     if (r->api_version < r->api->min_version || r->api_version > r->api->max_version ||
         pa == NULL || r->api_version < pa->min_version) {
-        /* The range served: Produce advertises 0 for librdkafka's feature checks, but its
-         * codec (and Kafka 4) starts at 3. */
+        /* The range served: the narrower of the advertised range and the codec's. */
         int min = pa != NULL && pa->min_version > r->api->min_version ? pa->min_version
                                                                        : r->api->min_version;
         refuse_and_close(r, "UNSUPPORTED_VERSION", "unsupported version %d of %s (supported %d-%d)",

@@ -416,7 +416,7 @@ int batch_builder_add(struct batch_builder *b, int64_t timestamp, const void *ke
     uint8_t *start = b->buf + b->len + 5;
     uint8_t *p = start;
     *p++ = 0;
-    p += batch_varlong_put(p, timestamp - b->base_timestamp);
+    p += batch_varlong_put(p, (int64_t)((uint64_t)timestamp - (uint64_t)b->base_timestamp)); /* wraps, as Java */
     p += batch_varint_put(p, b->count);
     p += batch_varint_put(p, key_len);
     if (key_len > 0) {
@@ -451,7 +451,7 @@ int batch_builder_add(struct batch_builder *b, int64_t timestamp, const void *ke
     return KERR_NONE;
 }
 
-static int compress_records(int codec, const uint8_t *in, size_t n, uint8_t **out, size_t *out_len)
+int batch_compress(int codec, const uint8_t *in, size_t n, uint8_t **out, size_t *out_len)
 {
     *out = NULL;
     switch (codec) {
@@ -539,7 +539,7 @@ int batch_builder_finish(struct batch_builder *b, int codec, uint8_t **out, size
     } else {
         uint8_t *z;
         size_t zlen;
-        if (compress_records(codec, b->buf + BATCH_HEADER_SIZE, b->len - BATCH_HEADER_SIZE, &z, &zlen) < 0) {
+        if (batch_compress(codec, b->buf + BATCH_HEADER_SIZE, b->len - BATCH_HEADER_SIZE, &z, &zlen) < 0) {
             free(z);
             return KERR_UNSUPPORTED_COMPRESSION_TYPE;
         }

@@ -154,6 +154,9 @@ int batch_builder_add(struct batch_builder *b, int64_t timestamp, const void *ke
  * codec; *out is malloc'ed (caller frees) and the builder is reset. */
 int batch_builder_finish(struct batch_builder *b, int codec, uint8_t **out, size_t *len);
 void batch_builder_free(struct batch_builder *b);
+/* Compresses n bytes with codec (gzip, snappy in snappy-java's xerial framing, lz4 frame, zstd)
+ * into *out (malloc'ed, caller frees even on failure). 0 or -1. */
+int batch_compress(int codec, const uint8_t *in, size_t n, uint8_t **out, size_t *out_len);
 
 /* Zig-zag varints as Kafka records use them. 0 on success, -1 when malformed/truncated. */
 int batch_varint_get(const uint8_t **p, const uint8_t *end, int32_t *out);

@@ -100,6 +100,10 @@ void plog_set_config(struct plog *log, const struct log_config *cfg);
 /* Closes the index files' descriptors until they are needed again (idle partitions). */
 void plog_release_fds(struct plog *log);
 int plog_segment_count(const struct plog *log);
+/* ListOffsets v0's latest offsets, as Kafka's legacy fetchOffsetsBefore lists them: the log end
+ * (when the active segment holds records), then each segment's base offset (at least the log
+ * start), newest first; at most max of them. Returns how many. */
+int plog_segment_offsets(const struct plog *log, int64_t *out, int max);
 /* Clean close: flush, trim indexes to size. Frees log. */
 int plog_close(struct plog *log);
 /* Closes and removes the partition directory and all its files. */

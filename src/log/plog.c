@@ -686,6 +686,20 @@ int64_t plog_size_bytes(const struct plog *log)
     return v;
 }
 
+int plog_segment_offsets(const struct plog *log, int64_t *out, int max)
+{
+    lock(log);
+    int n = 0;
+    const struct segment *last = log->nsegs > 0 ? log->segs[log->nsegs - 1] : NULL;
+    if (last != NULL && last->next_offset > last->base_offset && n < max)
+        out[n++] = last->next_offset;
+    for (int i = log->nsegs - 1; i >= 0 && n < max; i--)
+        out[n++] = log->segs[i]->base_offset > log->log_start ? log->segs[i]->base_offset
+                                                              : log->log_start;
+    unlock(log);
+    return n;
+}
+
 int plog_segment_count(const struct plog *log)
 {
     lock(log);

@@ -476,14 +476,14 @@ def test_produce_v11_to_v13_by_name_and_by_topic_id(broker):
 
 
 def test_refused_version_names_the_range_served(broker):
-    """Produce v1 is refused (Kafka 4 serves 3-13); the log names the range actually served,
-    not the 0 that ApiVersions advertises for librdkafka's feature checks (issue 13 item 8)."""
+    """Produce v14 is refused; the log names the range served (0-13 since Produce v0-2 are
+    served again as Kafka 3.9 served them; issue 13 item 8)."""
     from kafka_wire import frame
     with socket.create_connection(("127.0.0.1", broker.port), timeout=10) as s:
-        s.sendall(frame(0, 1, 1, struct.pack(">hi", 1, 1000) + struct.pack(">i", 0)))
+        s.sendall(frame(0, 14, 1, struct.pack(">hi", 1, 1000) + struct.pack(">i", 0)))
         s.settimeout(10)
         assert s.recv(1) == b""  # closed, as Kafka closes on an unsupported version
-    assert "unsupported version 1 of Produce (supported 3-13)" in broker.log()
+    assert "unsupported version 14 of Produce (supported 0-13)" in broker.log()
 
 
 def test_new_log_dir_is_not_an_unclean_shutdown(broker):
