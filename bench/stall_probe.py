@@ -30,9 +30,9 @@ Prints a Markdown table (one row per probe and binary). Probes:
   listoffsets 10 ListOffsets (by timestamp) pipelined at a zstd batch of 4 records whose values
               are 1 GiB of zeros each (4 GiB inflated, ~130 KB on the wire)
   listoffsets-valid  the same with 4 x 60 MiB (240 MiB inflated: accepted by produce)
-  retention   1,000 segments of ~256 KB (one 250 KB record each, timestamped 2 h ago) in one
+  retention   1,000 segments of ~1 MB (one 1,000,000-byte record each, timestamped 2 h ago) in one
               partition; log.retention.ms=1 h, log.segment.delete.delay.ms=0, the first retention
-              check 25 s after start: measured from the produce's end until every old segment's
+              check 40 s after start: measured from the produce's end until every old segment's
               files are gone (then 1 s more), so the pass that deletes them all is inside
   emfile      soft RLIMIT_NOFILE lowered to the broker's open fds + 4 (prlimit), 50 connections
               opened beyond it, 5 s measured: broker CPU seconds and log growth
@@ -506,7 +506,7 @@ RETENTION_SEGMENTS = 1000
 def probe_retention_setup(b, deadline):
     from kafka_wire import record_batch
     err = create_topic(b.port, "aged", 1, deadline)
-    batch = record_batch([bytes(250 << 10)], ts=int(time.time() * 1000) - 2 * 3600 * 1000)
+    batch = record_batch([bytes(1000000)], ts=int(time.time() * 1000) - 2 * 3600 * 1000)
     name = b"aged"
     body = struct.pack(">hhi", -1, 1, 30000) + struct.pack(">ih", 1, len(name)) + name
     body += struct.pack(">iii", 1, 0, len(batch)) + batch
@@ -572,9 +572,9 @@ def human(n):
 # coming): with 0 the first generation completes with the few members that joined first, and
 # the next waits 30 s for those (which do not rejoin here) to time out.
 OVERRIDES = {"join": {"group.initial.rebalance.delay.ms": "3000"},
-             "retention": {"group.initial.rebalance.delay.ms": "0", "log.segment.bytes": "262144",
+             "retention": {"group.initial.rebalance.delay.ms": "0", "log.segment.bytes": "1048576",
                            "log.retention.ms": "3600000", "log.segment.delete.delay.ms": "0",
-                           "log.retention.check.interval.ms": "25000"},
+                           "log.retention.check.interval.ms": "40000"},
              "join-rotated": {"group.initial.rebalance.delay.ms": "3000"}}
 SETUP = {"kip848": probe_kip848_setup, "listoffsets": probe_listoffsets_setup,
          "listoffsets-valid": lambda b, d: probe_listoffsets_setup(b, d, VALID_VALUE),
