@@ -605,7 +605,8 @@ static void periodic_retention(struct loop *l, void *arg)
     loop_timer_add(l, mono_ms() + b->cfg.log_retention_check_interval_ms, periodic_retention, b);
 }
 
-/* The logs flush.ms says are due, flushed on the worker. The logs live until
+/* The logs flush.ms says are due, and those rolled since their last flush (Kafka flushes
+ * the old segments after a roll), flushed on the worker. The logs live until
  * broker_commit_drain, which waits for the worker (syncer_busy counts this job). */
 struct flush_job {
     struct plog **logs;
@@ -642,7 +643,7 @@ static void periodic_flush(struct loop *l, void *arg)
         for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
             for (int32_t i = 0; i < t->npartitions; i++) {
                 struct partition *p = t->partitions[i];
-                if (!plog_flush_due(p->log, now))
+                if (!plog_flush_due(p->log, now) && !plog_roll_flush_due(p->log))
                     continue;
                 if (j != NULL && j->logs != NULL && j->n < cap)
                     j->logs[j->n++] = p->log;

@@ -86,6 +86,10 @@ int plog_offset_for_timestamp(struct plog *log, int64_t ts, int64_t *found_offse
 
 /* fdatasync everything appended so far (group commit calls this once for many batches). */
 int plog_flush(struct plog *log);
+/* True when a roll since the last flush left whole segments unsynced: Kafka flushes the
+ * segments below a new one after each roll (off the request path; here on the I/O worker by
+ * the periodic flush pass). */
+bool plog_roll_flush_due(const struct plog *log);
 /* True when flush.messages / flush.ms say a flush is due now. */
 bool plog_flush_due(const struct plog *log, int64_t now_ms);
 

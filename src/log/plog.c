@@ -37,6 +37,8 @@ struct plog {
     int64_t flushed_offset;
     int64_t last_flush_ms;
     bool dir_dirty;           /* files created/renamed since the last directory fsync */
+    int64_t rolled_at;        /* base of the newest segment rolled to (0 none): everything
+                               * below it is owed a flush, as Kafka flushes on roll */
     struct pending_delete *pending;
     int npending, pending_cap;
     /* Inactive segments with open descriptors, most recently used first (borrowed from segs). */
@@ -269,6 +271,7 @@ static int roll(struct plog *log, int64_t now)
                  old->base_path, strerror(errno));
     seg_use(log, old); /* readers at the tail still want it */
     log->dir_dirty = true;
+    log->rolled_at = base;
     LOG_INFO(log->who, "Rolled new log segment at offset %" PRId64 " in %" PRId64 " ms.", base,
              mono_ms() - t0);
     return 0;
@@ -879,6 +882,14 @@ fail_locked: {
         unlock(log);
         return KERR_KAFKA_STORAGE_ERROR;
     }
+}
+
+bool plog_roll_flush_due(const struct plog *log)
+{
+    lock(log);
+    bool due = log->rolled_at > log->flushed_offset;
+    unlock(log);
+    return due;
 }
 
 bool plog_flush_due(const struct plog *log, int64_t now)

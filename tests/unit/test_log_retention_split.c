@@ -128,12 +128,32 @@ static void test_delayed_unlink_collected_by_later_detach(void **state)
     free(pd);
 }
 
+/* A roll leaves the segments below the new one owed a flush, which the periodic pass gives
+ * on the worker (Kafka flushes on roll); flush.ms and flush.messages stay never. */
+static void test_roll_makes_flush_due(void **state)
+{
+    struct fx *f = *state;
+    tu_append_n(f->log, 1, 1, 10, 50000);
+    assert_false(plog_roll_flush_due(f->log));
+    assert_int_equal(plog_flush(f->log), 0);
+    int segs = plog_segment_count(f->log);
+    while (plog_segment_count(f->log) == segs)
+        tu_append_n(f->log, 1, 1, 200, 50000);
+    assert_true(plog_roll_flush_due(f->log));
+    assert_false(plog_flush_due(f->log, 50001));
+    assert_int_equal(plog_flush(f->log), 0);
+    assert_false(plog_roll_flush_due(f->log));
+    tu_append_n(f->log, 1, 1, 10, 50000); /* appends alone owe nothing */
+    assert_false(plog_roll_flush_due(f->log));
+}
+
 int main(void)
 {
     logging_set_level(LOG_LEVEL_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_detach_then_dispose_elsewhere, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delayed_unlink_collected_by_later_detach, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_roll_makes_flush_due, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
