@@ -30,6 +30,10 @@ Prints a Markdown table (one row per probe and binary). Probes:
   listoffsets 10 ListOffsets (by timestamp) pipelined at a zstd batch of 4 records whose values
               are 1 GiB of zeros each (4 GiB inflated, ~130 KB on the wire)
   listoffsets-valid  the same with 4 x 60 MiB (240 MiB inflated: accepted by produce)
+  retention   1,000 segments of ~1 MB (one 1,000,000-byte record each, timestamped 2 h ago) in one
+              partition; log.retention.ms=1 h, log.segment.delete.delay.ms=0, the first retention
+              check 40 s after start: measured from the produce's end until every old segment's
+              files are gone (then 1 s more), so the pass that deletes them all is inside
   emfile      soft RLIMIT_NOFILE lowered to the broker's open fds + 4 (prlimit), 50 connections
               opened beyond it, 5 s measured: broker CPU seconds and log growth
 """
@@ -50,7 +54,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from kafka_wire import _varint, crc32c, cstr, s16, uvarint  # noqa: E402
 
 PROBES = ["join", "join-rotated", "kip848", "create", "create-5000", "delete", "burst",
-          "produce", "listoffsets", "listoffsets-valid", "emfile"]
+          "produce", "listoffsets", "listoffsets-valid", "retention", "emfile"]
 
 
 # ---- wire helpers ----
@@ -496,6 +500,41 @@ def probe_produce(b, deadline, parts=48):
     return "errors %s" % sorted(set(errs))
 
 
+RETENTION_SEGMENTS = 1000
+
+
+def probe_retention_setup(b, deadline):
+    from kafka_wire import record_batch
+    err = create_topic(b.port, "aged", 1, deadline)
+    batch = record_batch([bytes(1000000)], ts=int(time.time() * 1000) - 2 * 3600 * 1000)
+    name = b"aged"
+    body = struct.pack(">hhi", -1, 1, 30000) + struct.pack(">ih", 1, len(name)) + name
+    body += struct.pack(">iii", 1, 0, len(batch)) + batch
+    errs = set()
+    with connect(b.port) as s:
+        for i in range(RETENTION_SEGMENTS):
+            s.sendall(frame(0, 7, i + 1, body))
+            _, resp = read_frame(s, deadline)
+            off = 4 + 2 + len(name) + 4 + 4
+            errs.add(struct.unpack_from(">h", resp, off)[0])
+    return "setup: create error %d, %d produces errors %s" % (err, RETENTION_SEGMENTS, sorted(errs))
+
+
+def probe_retention(b, deadline):
+    pdir = os.path.join(b.dir, "data", "aged-0")
+    t0 = time.monotonic()
+    while True:
+        logs = [f for f in os.listdir(pdir) if f.endswith(".log") or f.endswith(".log.deleted")]
+        if len(logs) <= 1:
+            break
+        if time.monotonic() > deadline:
+            raise Deadline()
+        time.sleep(0.05)
+    gone = time.monotonic() - t0
+    time.sleep(1.0)
+    return "old segments gone %.1f s after the probe began (then 1 s more measured)" % gone
+
+
 def probe_emfile(b, deadline, seconds=5.0, extra=50):
     pid = b.proc.pid
     out = subprocess.run(["prlimit", "--pid", str(pid), "--nofile", "--raw", "--noheadings",
@@ -533,13 +572,18 @@ def human(n):
 # coming): with 0 the first generation completes with the few members that joined first, and
 # the next waits 30 s for those (which do not rejoin here) to time out.
 OVERRIDES = {"join": {"group.initial.rebalance.delay.ms": "3000"},
+             "retention": {"group.initial.rebalance.delay.ms": "0", "log.segment.bytes": "1048576",
+                           "log.retention.ms": "3600000", "log.segment.delete.delay.ms": "0",
+                           "log.retention.check.interval.ms": "40000"},
              "join-rotated": {"group.initial.rebalance.delay.ms": "3000"}}
 SETUP = {"kip848": probe_kip848_setup, "listoffsets": probe_listoffsets_setup,
          "listoffsets-valid": lambda b, d: probe_listoffsets_setup(b, d, VALID_VALUE),
-         "delete": probe_delete_setup, "produce": probe_produce_setup}
+         "delete": probe_delete_setup, "produce": probe_produce_setup,
+         "retention": probe_retention_setup}
 RUN = {"join": probe_join, "join-rotated": probe_join_rotated, "kip848": probe_kip848, "create": probe_create, "burst": probe_burst,
        "listoffsets": probe_listoffsets, "emfile": probe_emfile, "create-5000": probe_create_5000,
-       "listoffsets-valid": probe_listoffsets, "delete": probe_delete, "produce": probe_produce}
+       "listoffsets-valid": probe_listoffsets, "delete": probe_delete, "produce": probe_produce,
+       "retention": probe_retention}
 
 
 def pct(values, p):

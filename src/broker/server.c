@@ -16,6 +16,7 @@
 #include "broker/broker.h"
 #include "broker/group_store.h"
 #include "broker/handlers.h"
+#include "broker/iowork.h"
 #include "broker/syncer.h"
 #include "common/logging.h"
 #include "common/util.h"
@@ -539,28 +540,113 @@ static void before_sleep(struct loop *l, void *arg)
         loop_wake_soon(l);
 }
 
+/* Periodic storage work: the loop decides and updates the logs' in-memory state; the I/O
+ * worker does the disk part (closes, unlinks, fdatasyncs). A job owns what it is handed. */
+struct retention_job {
+    struct plog_trash **trash;
+    int n;
+};
+
+static void retention_job_dispose(void *arg)
+{
+    struct retention_job *j = arg;
+    for (int i = 0; i < j->n; i++)
+        plog_trash_dispose(j->trash[i]);
+}
+
+static void retention_job_free(void *arg)
+{
+    struct retention_job *j = arg;
+    free(j->trash);
+    free(j);
+}
+
 static void periodic_retention(struct loop *l, void *arg)
 {
     struct broker *b = arg;
     int64_t now = now_ms();
+    int cap = 0;
+    for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
+        cap += t->npartitions;
+    struct retention_job *j = calloc(1, sizeof(*j));
+    if (j != NULL)
+        j->trash = calloc((size_t)(cap > 0 ? cap : 1), sizeof(*j->trash));
     for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
         for (int32_t i = 0; i < t->npartitions; i++) {
             plog_maybe_roll(t->partitions[i]->log, now);
-            plog_enforce_retention(t->partitions[i]->log, now);
+            struct plog_trash *trash;
+            plog_retention_detach(t->partitions[i]->log, now, &trash);
+            if (trash == NULL)
+                continue;
+            if (j != NULL && j->trash != NULL && j->n < cap)
+                j->trash[j->n++] = trash;
+            else
+                plog_trash_dispose(trash); /* no memory for the job: here, as before */
         }
+    if (j != NULL && j->n > 0 &&
+        (b->syncer == NULL || iowork_submit(syncer_iowork(b->syncer), IOWORK_RETENTION,
+                                            retention_job_dispose, retention_job_free, j, false) < 0)) {
+        retention_job_dispose(j); /* worker queue full (or none): the files go here */
+        retention_job_free(j);
+    } else if (j != NULL && j->n == 0) {
+        retention_job_free(j);
+    }
     loop_timer_add(l, mono_ms() + b->cfg.log_retention_check_interval_ms, periodic_retention, b);
+}
+
+/* The logs flush.ms says are due, and those rolled since their last flush (Kafka flushes
+ * the old segments after a roll), flushed on the worker. The logs live until
+ * broker_commit_drain, which waits for the worker (syncer_busy counts this job). */
+struct flush_job {
+    struct plog **logs;
+    int n;
+};
+
+static void flush_job_run(void *arg)
+{
+    struct flush_job *j = arg;
+    for (int i = 0; i < j->n; i++)
+        plog_flush(j->logs[i]);
+}
+
+static void flush_job_free(void *arg)
+{
+    struct flush_job *j = arg;
+    free(j->logs);
+    free(j);
 }
 
 static void periodic_flush(struct loop *l, void *arg)
 {
     struct broker *b = arg;
     int64_t now = now_ms();
-    for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
-        for (int32_t i = 0; i < t->npartitions; i++) {
-            struct partition *p = t->partitions[i];
-            if (plog_flush_due(p->log, now))
-                plog_flush(p->log);
+    struct iowork *w = b->syncer != NULL ? syncer_iowork(b->syncer) : NULL;
+    /* One flush pass at a time: a pass still queued covers these logs too. */
+    if (w == NULL || iowork_inflight(w, IOWORK_FLUSH) == 0) {
+        int cap = 0;
+        for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
+            cap += t->npartitions;
+        struct flush_job *j = calloc(1, sizeof(*j));
+        if (j != NULL)
+            j->logs = calloc((size_t)(cap > 0 ? cap : 1), sizeof(*j->logs));
+        for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
+            for (int32_t i = 0; i < t->npartitions; i++) {
+                struct partition *p = t->partitions[i];
+                if (!plog_flush_due(p->log, now) && !plog_roll_flush_due(p->log))
+                    continue;
+                if (j != NULL && j->logs != NULL && j->n < cap)
+                    j->logs[j->n++] = p->log;
+                else
+                    plog_flush(p->log);
+            }
+        if (j != NULL && j->n > 0 &&
+            (w == NULL || iowork_submit(w, IOWORK_FLUSH, flush_job_run, flush_job_free, j, false) < 0)) {
+            flush_job_run(j);
+            flush_job_free(j);
+        } else if (j != NULL && j->n == 0) {
+            flush_job_free(j);
         }
+    }
     loop_timer_add(l, mono_ms() + b->cfg.log_flush_scheduler_interval_ms, periodic_flush, b);
 }
 

@@ -13,6 +13,8 @@
 #include "broker/broker.h"
 #include "broker/config_catalog.h"
 #include "broker/handlers.h"
+#include "broker/iowork.h"
+#include "broker/syncer.h"
 #include "common/logging.h"
 #include "common/util.h"
 #include "log/fileio.h"
@@ -885,36 +887,126 @@ int topics_load(struct broker *b)
     return rc;
 }
 
-void topics_checkpoint(struct broker *b)
+/* A checkpoint, taken on the loop thread and written by the I/O worker. Everything in it is
+ * the job's own (topic names and snapshot images are copies); the logs it flushes before
+ * writing producer snapshots live until broker_commit_drain, which waits for the worker. */
+struct checkpoint_snapshot {
+    struct plog *log;
+    char *dir_path;
+    int64_t log_end;
+    uint8_t *image;
+    size_t len;
+};
+
+struct checkpoint_job {
+    struct logdir *dirs[BROKER_MAX_LOG_DIRS];
+    struct logdir_checkpoint_entry *entries[BROKER_MAX_LOG_DIRS];
+    int nentries[BROKER_MAX_LOG_DIRS];
+    int ndirs;
+    struct checkpoint_snapshot *snaps;
+    int nsnaps;
+};
+
+static void checkpoint_job_free(void *arg)
 {
+    struct checkpoint_job *j = arg;
+    for (int d = 0; d < j->ndirs; d++) {
+        for (int i = 0; i < j->nentries[d]; i++)
+            free((char *)j->entries[d][i].topic);
+        free(j->entries[d]);
+    }
+    for (int i = 0; i < j->nsnaps; i++) {
+        free(j->snaps[i].dir_path);
+        free(j->snaps[i].image);
+    }
+    free(j->snaps);
+    free(j);
+}
+
+/* Worker side: idempotence state goes to disk at a flushed log end, so it never describes
+ * batches a crash could take back; after a crash only the batches since it are re-read. */
+static void checkpoint_job_write(void *arg)
+{
+    struct checkpoint_job *j = arg;
+    for (int i = 0; i < j->nsnaps; i++) {
+        struct checkpoint_snapshot *sn = &j->snaps[i];
+        if (plog_flush(sn->log) != KERR_NONE)
+            continue;
+        if (producer_state_snapshot_write(sn->dir_path, sn->log_end, sn->image, sn->len) < 0)
+            LOG_WARN("LogManager", "Error while writing the producer state snapshot in %s: %s",
+                     sn->dir_path, strerror(errno));
+    }
+    for (int d = 0; d < j->ndirs; d++)
+        logdir_write_checkpoints(j->dirs[d], j->entries[d], j->nentries[d]);
+}
+
+/* Loop side: the values of every partition now. NULL when out of memory. */
+static struct checkpoint_job *checkpoint_take(struct broker *b)
+{
+    struct checkpoint_job *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return NULL;
+    int cap = 0;
+    for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
+        cap += t->npartitions;
+    j->snaps = calloc((size_t)(cap > 0 ? cap : 1), sizeof(*j->snaps));
+    if (j->snaps == NULL) {
+        free(j);
+        return NULL;
+    }
     for (int d = 0; d < b->ndirs; d++) {
-        int cap = 0, n = 0;
-        for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
-            cap += t->npartitions;
         struct logdir_checkpoint_entry *e = calloc((size_t)(cap > 0 ? cap : 1), sizeof(*e));
-        if (e == NULL)
-            return;
+        if (e == NULL) {
+            checkpoint_job_free(j);
+            return NULL;
+        }
+        j->dirs[d] = b->dirs[d];
+        j->entries[d] = e;
+        j->ndirs = d + 1;
+        int n = 0;
         for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t)) {
             for (int32_t i = 0; i < t->npartitions; i++) {
                 struct partition *p = t->partitions[i];
                 if (p == NULL || p->dir_index != d)
                     continue;
-                /* Idempotence state goes to disk at checkpoint pace, taken at a flushed log
-                 * end so it never describes batches a crash could take back; after a crash
-                 * only the batches since it are re-read. */
-                if (p->producers.changed && plog_flush(p->log) == KERR_NONE)
-                    producer_state_snapshot(&p->producers, p->dir_path, plog_end_offset(p->log));
-                e[n].topic = t->name;
+                struct checkpoint_snapshot *sn = &j->snaps[j->nsnaps];
+                if (p->producers.changed &&
+                    producer_state_snapshot_encode(&p->producers, &sn->image, &sn->len) == 0) {
+                    sn->log = p->log;
+                    sn->dir_path = strdup(p->dir_path);
+                    sn->log_end = plog_end_offset(p->log);
+                    j->nsnaps++;
+                    if (sn->dir_path == NULL)
+                        j->nsnaps--, free(sn->image);
+                    else
+                        p->producers.changed = false;
+                }
+                e[n].topic = strdup(t->name);
+                if (e[n].topic == NULL)
+                    continue;
                 e[n].partition = i;
                 e[n].recovery_point = plog_flushed_offset(p->log);
                 e[n].log_start_offset = plog_start_offset(p->log);
                 e[n].high_watermark = plog_end_offset(p->log);
                 n++;
+                j->nentries[d] = n;
             }
         }
-        logdir_write_checkpoints(b->dirs[d], e, n);
-        free(e);
     }
+    return j;
+}
+
+void topics_checkpoint(struct broker *b)
+{
+    struct checkpoint_job *j = checkpoint_take(b);
+    if (j == NULL)
+        return;
+    /* On the worker when there is one (not at shutdown, after it stopped) and it has room. */
+    if (b->syncer != NULL && iowork_submit(syncer_iowork(b->syncer), IOWORK_CHECKPOINT,
+                                           checkpoint_job_write, checkpoint_job_free, j, false) == 0)
+        return;
+    checkpoint_job_write(j);
+    checkpoint_job_free(j);
 }
 
 void topics_close_all(struct broker *b)

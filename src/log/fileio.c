@@ -23,12 +23,18 @@ static struct {
 } fault;
 
 static atomic_ulong call_counts[FIO_CALL_COUNT];
+/* The same, counting only calls made on threads not marked as the I/O worker (tests assert
+ * that the event loop makes no sync or unlink in steady state). */
+static atomic_ulong off_worker_counts[FIO_CALL_COUNT];
+static _Thread_local bool on_io_worker;
 
 /* Returns 0 to go on with the real call, -1 (errno set) to fail it, or 1 when a write must
  * be shortened to *short_len bytes. */
 static int fio_fault_check(enum fio_call call, long *short_len)
 {
     unsigned long n = atomic_fetch_add_explicit(&call_counts[call], 1, memory_order_relaxed) + 1;
+    if (!on_io_worker)
+        atomic_fetch_add_explicit(&off_worker_counts[call], 1, memory_order_relaxed);
     if (!atomic_load_explicit(&fault.armed, memory_order_acquire) || fault.call != call)
         return 0;
     if (n < fault.fire_at || (n > fault.fire_at && !fault.persist))
@@ -57,6 +63,11 @@ void fio_fault_set(enum fio_call call, int nth, int err, long short_len, bool pe
 void fio_fault_clear(void) { atomic_store(&fault.armed, 0); }
 int fio_fault_hits(void) { return fault.hits; }
 unsigned long fio_call_count(enum fio_call call) { return atomic_load(&call_counts[call]); }
+void fio_thread_set_io_worker(bool worker) { on_io_worker = worker; }
+unsigned long fio_call_count_off_worker(enum fio_call call)
+{
+    return atomic_load(&off_worker_counts[call]);
+}
 
 #define FIO_CHECK(kind)                         \
     do {                                        \

@@ -77,5 +77,10 @@ void fio_fault_clear(void);
 int fio_fault_hits(void);
 /* Calls of a kind since the process started. */
 unsigned long fio_call_count(enum fio_call call);
+/* Marks the calling thread as the I/O worker (or not); fio_call_count_off_worker counts the
+ * calls of a kind made on every other thread (the event loop's), so tests can assert the
+ * loop does no blocking disk work. */
+void fio_thread_set_io_worker(bool worker);
+unsigned long fio_call_count_off_worker(enum fio_call call);
 
 #endif

@@ -97,11 +97,27 @@ int plog_offset_for_timestamp(struct plog *log, int64_t ts, int64_t *found_offse
 
 /* fdatasync everything appended so far (group commit calls this once for many batches). */
 int plog_flush(struct plog *log);
+/* True when a roll since the last flush left whole segments unsynced: Kafka flushes the
+ * segments below a new one after each roll (off the request path; here on the I/O worker by
+ * the periodic flush pass). */
+bool plog_roll_flush_due(const struct plog *log);
 /* True when flush.messages / flush.ms say a flush is due now. */
 bool plog_flush_due(const struct plog *log, int64_t now_ms);
 
-/* Retention: deletes whole old segments by retention.ms / retention.bytes; returns how many. */
+/* Retention: deletes whole old segments by retention.ms / retention.bytes; returns how many.
+ * plog_retention_detach + plog_trash_dispose at once. */
 int plog_enforce_retention(struct plog *log, int64_t now_ms);
+/* Retention split for the event loop. The detach (loop thread, under the log's lock) decides
+ * by the same rules, takes the expired segments out of the log (log start moves, readers no
+ * longer find them; a slice already handed out holds its own descriptor and stays readable),
+ * and collects the *.deleted files whose file.delete.delay.ms has passed. *out (NULL when there
+ * is nothing to do) is then the caller's: plog_trash_dispose, on any thread, renames the
+ * segments' files to *.deleted, closes them and unlinks what is due, then frees it. The trash
+ * points at nothing of the log. Returns how many segments were detached. */
+struct plog_trash;
+int plog_retention_detach(struct plog *log, int64_t now_ms, struct plog_trash **out);
+void plog_trash_dispose(struct plog_trash *t);
+int plog_trash_segments(const struct plog_trash *t);
 /* DeleteRecords: moves the log start offset forward (OFFSET_OUT_OF_RANGE past the end). */
 int plog_delete_records(struct plog *log, int64_t offset, int64_t *new_start);
 /* Rolls the active segment if segment.ms has passed (called from the periodic task). */

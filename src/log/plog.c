@@ -38,6 +38,8 @@ struct plog {
     int64_t last_flush_ms;
     int32_t leader_epoch;     /* stamped on leader appends (partitionLeaderEpoch) */
     bool dir_dirty;           /* files created/renamed since the last directory fsync */
+    int64_t rolled_at;        /* base of the newest segment rolled to (0 none): everything
+                               * below it is owed a flush, as Kafka flushes on roll */
     struct pending_delete *pending;
     int npending, pending_cap;
     /* Inactive segments with open descriptors, most recently used first (borrowed from segs). */
@@ -143,43 +145,80 @@ static void unlink_deleted_files(const char *base_path)
     }
 }
 
-static void run_pending_deletes(struct plog *log, int64_t now, bool all)
+/* Segments detached from a log (renamed to *.deleted and closed by plog_trash_dispose) and
+ * base paths whose *.deleted files are due for removal. Owned by whoever holds it: nothing in
+ * it points back into the log, so the log may go on, close or be deleted meanwhile. */
+struct plog_trash {
+    char who[1400];
+    struct segment **segs;
+    int nsegs, segs_cap;
+    char **unlink;  /* owned base paths, removed after the renames */
+    int nunlink, unlink_cap;
+};
+
+static int trash_grow(void **v, int *cap, int n, size_t size)
+{
+    if (n < *cap)
+        return 0;
+    int c = *cap ? *cap * 2 : 8;
+    void *p = realloc(*v, (size_t)c * size);
+    if (p == NULL)
+        return -1;
+    *v = p;
+    *cap = c;
+    return 0;
+}
+
+/* Hands base_path (owned) to the trash to unlink, or unlinks it now (no trash, or no memory). */
+static void unlink_later(struct plog_trash *t, char *base_path)
+{
+    if (t != NULL && trash_grow((void **)&t->unlink, &t->unlink_cap, t->nunlink, sizeof(char *)) == 0) {
+        t->unlink[t->nunlink++] = base_path;
+        return;
+    }
+    unlink_deleted_files(base_path);
+    free(base_path);
+}
+
+static void run_pending_deletes(struct plog *log, int64_t now, bool all, struct plog_trash *t)
 {
     int kept = 0;
     for (int i = 0; i < log->npending; i++) {
         struct pending_delete *p = &log->pending[i];
-        if (all || p->due_ms <= now) {
-            unlink_deleted_files(p->base_path);
-            free(p->base_path);
-        } else {
+        if (all || p->due_ms <= now)
+            unlink_later(t, p->base_path);
+        else
             log->pending[kept++] = *p;
-        }
     }
     log->npending = kept;
 }
 
-/* Renames a segment's files to *.deleted (removed after file.delete.delay.ms) and frees it. */
-static void delete_segment(struct plog *log, struct segment *s, int64_t now)
+/* Renames a segment's files to *.deleted (removed after file.delete.delay.ms) and frees it;
+ * with a trash, both the rename and the close are the trash's, done by plog_trash_dispose. */
+static void delete_segment(struct plog *log, struct segment *s, int64_t now, struct plog_trash *t)
 {
     seg_forget(log, s);
     char *base_path = strdup(s->base_path);
-    if (segment_rename_deleted(s) < 0)
-        LOG_WARN(log->who, "Could not rename segment %s to .deleted: %s", s->base_path, strerror(errno));
-    segment_close(s, false);
     log->dir_dirty = true;
+    if (t != NULL && trash_grow((void **)&t->segs, &t->segs_cap, t->nsegs, sizeof(*t->segs)) == 0) {
+        t->segs[t->nsegs++] = s;
+    } else {
+        if (segment_rename_deleted(s) < 0)
+            LOG_WARN(log->who, "Could not rename segment %s to .deleted: %s", s->base_path,
+                     strerror(errno));
+        segment_close(s, false);
+    }
     if (base_path == NULL)
         return;
     if (log->cfg.file_delete_delay_ms <= 0) {
-        unlink_deleted_files(base_path);
-        free(base_path);
+        unlink_later(t, base_path);
         return;
     }
     if (log->npending == log->pending_cap) {
         int cap = log->pending_cap ? log->pending_cap * 2 : 8;
         struct pending_delete *n = realloc(log->pending, (size_t)cap * sizeof(*n));
         if (n == NULL) {
-            unlink_deleted_files(base_path);
-            free(base_path);
+            unlink_later(t, base_path);
             return;
         }
         log->pending = n;
@@ -187,6 +226,29 @@ static void delete_segment(struct plog *log, struct segment *s, int64_t now)
     }
     log->pending[log->npending++] = (struct pending_delete){base_path, now + log->cfg.file_delete_delay_ms};
 }
+
+void plog_trash_dispose(struct plog_trash *t)
+{
+    if (t == NULL)
+        return;
+    /* Renames first: an unlink of this same trash may name one of these segments. */
+    for (int i = 0; i < t->nsegs; i++) {
+        struct segment *s = t->segs[i];
+        if (segment_rename_deleted(s) < 0)
+            LOG_WARN(t->who, "Could not rename segment %s to .deleted: %s", s->base_path,
+                     strerror(errno));
+        segment_close(s, false);
+    }
+    for (int i = 0; i < t->nunlink; i++) {
+        unlink_deleted_files(t->unlink[i]);
+        free(t->unlink[i]);
+    }
+    free(t->segs);
+    free(t->unlink);
+    free(t);
+}
+
+int plog_trash_segments(const struct plog_trash *t) { return t == NULL ? 0 : t->nsegs; }
 
 /* ---- rolling ---- */
 
@@ -210,6 +272,7 @@ static int roll(struct plog *log, int64_t now)
                  old->base_path, strerror(errno));
     seg_use(log, old); /* readers at the tail still want it */
     log->dir_dirty = true;
+    log->rolled_at = base;
     LOG_INFO(log->who, "Rolled new log segment at offset %" PRId64 " in %" PRId64 " ms.", base,
              mono_ms() - t0);
     return 0;
@@ -497,7 +560,7 @@ static void free_log(struct plog *log)
 {
     for (int i = 0; i < log->nsegs; i++)
         segment_close(log->segs[i], false);
-    run_pending_deletes(log, 0, true);
+    run_pending_deletes(log, 0, true, NULL);
     free(log->pending);
     free(log->segs);
     free(log->dir);
@@ -907,6 +970,14 @@ fail_locked: {
     }
 }
 
+bool plog_roll_flush_due(const struct plog *log)
+{
+    lock(log);
+    bool due = log->rolled_at > log->flushed_offset;
+    unlock(log);
+    return due;
+}
+
 bool plog_flush_due(const struct plog *log, int64_t now)
 {
     lock(log);
@@ -933,7 +1004,8 @@ static int64_t segment_largest_timestamp(const struct segment *s)
 
 /* Deletes oldest segments while one of the retention rules says so; only_start limits it to
  * segments wholly below the log start offset. Returns how many went. */
-static int delete_old_segments(struct plog *log, int64_t now, bool only_start)
+static int delete_old_segments(struct plog *log, int64_t now, bool only_start,
+                               struct plog_trash *t)
 {
     int deleted = 0;
     int64_t total = 0;
@@ -973,7 +1045,7 @@ static int delete_old_segments(struct plog *log, int64_t now, bool only_start)
                  s->base_offset, s->size, s->max_timestamp, reason);
         total -= s->size;
         segs_remove_first(log);
-        delete_segment(log, s, now);
+        delete_segment(log, s, now, t);
         deleted++;
         if (log->segs[0]->base_offset > log->log_start) {
             log->log_start = log->segs[0]->base_offset;
@@ -984,12 +1056,29 @@ static int delete_old_segments(struct plog *log, int64_t now, bool only_start)
     return deleted;
 }
 
+int plog_retention_detach(struct plog *log, int64_t now, struct plog_trash **out)
+{
+    *out = NULL;
+    struct plog_trash *t = calloc(1, sizeof(*t));
+    lock(log);
+    if (t != NULL)
+        memcpy(t->who, log->who, sizeof(t->who));
+    run_pending_deletes(log, now, false, t);
+    int n = delete_old_segments(log, now, false, t);
+    unlock(log);
+    if (t != NULL && t->nsegs == 0 && t->nunlink == 0) {
+        plog_trash_dispose(t);
+        t = NULL;
+    }
+    *out = t;
+    return n;
+}
+
 int plog_enforce_retention(struct plog *log, int64_t now)
 {
-    lock(log);
-    run_pending_deletes(log, now, false);
-    int n = delete_old_segments(log, now, false);
-    unlock(log);
+    struct plog_trash *t;
+    int n = plog_retention_detach(log, now, &t);
+    plog_trash_dispose(t);
     return n;
 }
 
@@ -1007,7 +1096,7 @@ int plog_delete_records(struct plog *log, int64_t offset, int64_t *new_start)
         log->log_start = offset;
         LOG_INFO(log->who, "Incremented log start offset to %" PRId64 " due to ClientRecordDeletion",
                  offset);
-        delete_old_segments(log, now_ms(), true);
+        delete_old_segments(log, now_ms(), true, NULL);
     }
     if (new_start != NULL)
         *new_start = log->log_start;
@@ -1067,7 +1156,7 @@ int plog_delete(struct plog *log)
         segment_close(log->segs[i], false);
     log->nsegs = 0;
     log->nopen_inactive = 0;
-    run_pending_deletes(log, 0, true);
+    run_pending_deletes(log, 0, true, NULL);
     int rc = fio_remove_dir(log->dir) < 0 ? KERR_KAFKA_STORAGE_ERROR : KERR_NONE;
     if (rc != KERR_NONE)
         LOG_ERROR(log->who, "Error while deleting %s: %s", log->dir, strerror(errno));

@@ -259,7 +259,7 @@ int producer_state_load(struct producer_state *ps, const char *dir, struct plog 
     return 0;
 }
 
-int producer_state_snapshot(struct producer_state *ps, const char *dir, int64_t log_end)
+int producer_state_snapshot_encode(const struct producer_state *ps, uint8_t **out, size_t *out_len)
 {
     size_t blen = 4 + (size_t)ps->count * SNAPSHOT_ENTRY_SIZE;
     uint8_t *buf = malloc(6 + blen);
@@ -282,13 +282,20 @@ int producer_state_snapshot(struct producer_state *ps, const char *dir, int64_t 
     }
     be16_put(buf, SNAPSHOT_VERSION);
     be32_put(buf + 2, crc32c(0, body, blen));
+    *out = buf;
+    *out_len = 6 + blen;
+    return 0;
+}
+
+int producer_state_snapshot_write(const char *dir, int64_t log_end, const uint8_t *buf, size_t len)
+{
     char path[1200], tmp[1210];
     snapshot_path(path, sizeof(path), dir, log_end);
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     int rc = -1;
     int fd = fio_open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd >= 0) {
-        if (fio_pwrite_full(fd, buf, 6 + blen, 0) == 0 && fio_fsync(fd) == 0)
+        if (fio_pwrite_full(fd, buf, len, 0) == 0 && fio_fsync(fd) == 0)
             rc = 0;
         fio_close(fd);
         if (rc == 0)
@@ -296,15 +303,27 @@ int producer_state_snapshot(struct producer_state *ps, const char *dir, int64_t 
         else
             fio_unlink(tmp);
     }
-    free(buf);
     if (rc != 0)
         return -1;
-    ps->changed = false;
     int64_t offs[64];
     int n = list_snapshots(dir, offs, 64);
     for (int k = 0; k + 2 < n; k++) {
         snapshot_path(path, sizeof(path), dir, offs[k]);
         fio_unlink(path);
     }
+    return 0;
+}
+
+int producer_state_snapshot(struct producer_state *ps, const char *dir, int64_t log_end)
+{
+    uint8_t *buf;
+    size_t len;
+    if (producer_state_snapshot_encode(ps, &buf, &len) < 0)
+        return -1;
+    int rc = producer_state_snapshot_write(dir, log_end, buf, len);
+    free(buf);
+    if (rc != 0)
+        return -1;
+    ps->changed = false;
     return 0;
 }

@@ -47,6 +47,11 @@ struct producer_entry *producer_state_find(const struct producer_state *ps, int6
 int producer_state_load(struct producer_state *ps, const char *dir, struct plog *log);
 /* Writes <dir>/<log end>.snapshot (atomically) and removes all but the newest two. */
 int producer_state_snapshot(struct producer_state *ps, const char *dir, int64_t log_end);
+/* The same in two steps, so the file work can leave the event loop: the encode (loop thread,
+ * reads ps) gives a malloc'ed image; the write (any thread, touches only the files in dir) puts
+ * it at <dir>/<log_end>.snapshot atomically and removes all but the newest two. */
+int producer_state_snapshot_encode(const struct producer_state *ps, uint8_t **out, size_t *out_len);
+int producer_state_snapshot_write(const char *dir, int64_t log_end, const uint8_t *buf, size_t len);
 void producer_state_free(struct producer_state *ps);
 
 #endif
