@@ -685,7 +685,7 @@ static void drop_last_segment(struct plog *log, int64_t now)
 {
     struct segment *s = active_seg(log);
     log->nsegs--;
-    delete_segment(log, s, now);
+    delete_segment(log, s, now, NULL); /* rare (a follower truncating): done here */
 }
 
 int plog_truncate_to(struct plog *log, int64_t offset)
