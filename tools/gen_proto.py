@@ -99,6 +99,7 @@ class Message:
         self.cname = snake(name) + ('' if kind == 'message' else '_' + kind)
         self.versions = versions
         self.flex = flex         # first flexible version or None
+        self.served = None       # request: (min, max) ApiVersions advertises, or None
         self.top = []            # top-level Field list
         self.commons = []        # (name, [Field], where)
         self.structs = {}        # type name -> Struct
@@ -136,9 +137,9 @@ def read_def(path):
         toks = TOKEN.findall(line)
         if indent == 0:
             if toks[0] == 'api':
-                if len(toks) not in (5, 7) or toks[3] not in ('request', 'response'):
+                if len(toks) < 5 or toks[3] not in ('request', 'response'):
                     raise DefError('%s: expected "api KEY Name request|response MIN-MAX '
-                                   '[flexible N+]"' % where)
+                                   '[flexible N+] [served [MIN-MAX]]"' % where)
                 key, name, kind, vers = int(toks[1]), toks[2], toks[3], toks[4]
                 rest = toks[5:]
             elif toks[0] == 'message':
@@ -156,11 +157,25 @@ def read_def(path):
             else:
                 raise DefError('%s: unknown top-level keyword %r' % (where, toks[0]))
             flex = None
-            if rest:
-                if rest[0] != 'flexible' or not rest[1].endswith('+'):
+            served = None
+            if rest and rest[0] == 'flexible':
+                if len(rest) < 2 or not rest[1].endswith('+'):
                     raise DefError('%s: expected "flexible N+"' % where)
                 flex = parse_versions(rest[1], where)[0]
-            msg = Message(where, kind, key, name, parse_versions(vers, where), flex)
+                rest = rest[2:]
+            versions = parse_versions(vers, where)
+            if rest and rest[0] == 'served' and kind == 'request':
+                # The versions ApiVersions advertises: all described, or a MIN-MAX within them.
+                served = parse_versions(rest[1], where) if len(rest) == 2 else versions
+                if len(rest) > 2 or served[0] < versions[0] or served[1] > versions[1]:
+                    raise DefError('%s: expected "served [MIN-MAX]" within %d-%d'
+                                   % (where, versions[0], versions[1]))
+                rest = []
+            if rest:
+                raise DefError('%s: unexpected %r (request lines take "flexible N+" then '
+                               '"served [MIN-MAX]")' % (where, ' '.join(rest)))
+            msg = Message(where, kind, key, name, versions, flex)
+            msg.served = served
             msgs.append(msg)
             stack = [(0, msg.top)]
             continue
@@ -756,9 +771,11 @@ class Emitter:
              '#ifndef GREGOR_PROTO_MESSAGES_H', '#define GREGOR_PROTO_MESSAGES_H', '',
              '#include <stdbool.h>', '#include <stddef.h>', '#include <stdint.h>', '',
              '#include "proto/kbuf.h"', '',
-             '/* One row per API: versions gregor can decode and encode. */',
+             '/* One row per API: versions gregor can decode and encode, and those it serves. */',
              'struct proto_api {', '    int16_t key;', '    const char *name;',
-             '    int16_t min_version, max_version, flexible_from; /* -1 = never */', '};',
+             '    int16_t min_version, max_version, flexible_from; /* -1 = never */',
+             '    int16_t served_min, served_max; /* advertised by ApiVersions; -1 = not served */',
+             '};',
              'extern const struct proto_api proto_apis[];',
              'extern const int proto_apis_count;',
              '/* NULL when the key is not described. */',
@@ -771,6 +788,16 @@ class Emitter:
                                                    key))
         h.append('    PROTO_API_NONE_ = -1 /* keeps the enum non-empty */')
         h += ['};', '',
+              '/* The APIs the broker serves ("served" in messages.def): name and advertised',
+              ' * versions, for the broker\'s key -> handler table (src/broker/apis.c). */']
+        served = [k for k in sorted(self.apis) if self.apis[k]['request'].served]
+        for key in served:
+            q = self.apis[key]['request']
+            up = 'PROTO_API_' + snake(q.name).upper()
+            h += ['#define %s_NAME "%s"' % (up, q.name),
+                  '#define %s_SERVED_MIN %d' % (up, q.served[0]),
+                  '#define %s_SERVED_MAX %d' % (up, q.served[1])]
+        h += ['#define PROTO_SERVED_APIS_COUNT %d' % len(served), '',
               '/* Type-erased codecs, for dispatch by key (fuzzing, generic tools). */',
               'typedef int (*proto_decode_fn)(struct kreader *r, int16_t version, void *out);',
               'typedef void (*proto_encode_fn)(struct kwriter *w, int16_t version, '
@@ -924,10 +951,12 @@ class Emitter:
         c = ['const struct proto_api proto_apis[] = {']
         for k in keys:
             q = self.apis[k]['request']
-            c.append('    { %d, "%s", %d, %d, %d },' % (k, q.name, q.versions[0], q.versions[1],
-                                                      -1 if q.flex is None else q.flex))
+            sv = q.served or (-1, -1)
+            c.append('    { %d, "%s", %d, %d, %d, %d, %d },' % (
+                k, q.name, q.versions[0], q.versions[1], -1 if q.flex is None else q.flex,
+                sv[0], sv[1]))
         if not keys:
-            c.append('    { -1, NULL, 0, 0, -1 },')
+            c.append('    { -1, NULL, 0, 0, -1, -1, -1 },')
         c += ['};', 'const int proto_apis_count = %d;' % len(keys), '']
         for kind in ('request', 'response'):
             c.append('static const struct proto_codec proto_%s_codecs[] = {' % kind)

@@ -1,5 +1,6 @@
-/* apis: the one table mapping each Kafka API key to its advertised versions, codecs and
- * handler (after Redis' command table and librdkafka's mock handler table). */
+/* apis: the one table mapping each Kafka API key the broker serves to its codecs and handler
+ * (after Redis' command table and librdkafka's mock handler table); names and advertised
+ * versions are generated from src/proto/messages.def. */
 #include "broker/broker.h"
 #include "broker/group_handlers.h"
 #include "broker/handlers.h"
@@ -15,8 +16,11 @@
         lname##_response_encode(w, v, in);                                                \
     }
 
-#define API(k, nm, lname, min, max, fn, ...)                                               \
-    {.key = k, .name = nm, .min_version = min, .max_version = max,                          \
+/* Key, name and advertised versions come from src/proto/messages.def ("served"); the optional
+ * hooks (shutdown, newer_version, response_header_v0) follow the handler. */
+#define API(NAME, lname, fn, ...)                                                          \
+    {.key = PROTO_API_##NAME, .name = PROTO_API_##NAME##_NAME,                               \
+     .min_version = PROTO_API_##NAME##_SERVED_MIN, .max_version = PROTO_API_##NAME##_SERVED_MAX, \
      .request_size = sizeof(struct lname##_request),                                        \
      .response_size = sizeof(struct lname##_response), .decode = decode_##lname,            \
      .encode = encode_##lname, .handler = fn, __VA_ARGS__}
@@ -51,42 +55,46 @@ CODEC(describe_producers)
 CODEC(consumer_group_heartbeat)
 CODEC(consumer_group_describe)
 
-/* Advertised ranges follow shared/kafka-protocol/API-VERSIONS.md §0, with the floors Kafka 3.9
- * served for pre-0.11 clients (Produce v0-2 and Fetch v0-3 convert message formats). */
+/* Key -> handler, in key order (ApiVersions answers in this order). The advertised ranges are
+ * messages.def's "served" ones: shared/kafka-protocol/API-VERSIONS.md §0, with the floors Kafka
+ * 3.9 served for pre-0.11 clients (Produce v0-2 and Fetch v0-3 convert message formats). */
 const struct api_entry broker_apis[] = {
-    API(0, "Produce", produce, 0, 13, handle_produce, .shutdown = produce_shutdown),
-    API(1, "Fetch", fetch, 0, 18, handle_fetch, .shutdown = fetch_shutdown),
-    API(2, "ListOffsets", list_offsets, 0, 10, handle_list_offsets),
-    API(3, "Metadata", metadata, 0, 13, handle_metadata),
-    API(8, "OffsetCommit", offset_commit, 0, 9, handle_offset_commit),
-    API(9, "OffsetFetch", offset_fetch, 0, 9, handle_offset_fetch),
-    API(10, "FindCoordinator", find_coordinator, 0, 5, handle_find_coordinator),
-    API(11, "JoinGroup", join_group, 0, 9, handle_join_group),
-    API(12, "Heartbeat", heartbeat, 0, 4, handle_heartbeat),
-    API(13, "LeaveGroup", leave_group, 0, 5, handle_leave_group),
-    API(14, "SyncGroup", sync_group, 0, 5, handle_sync_group),
-    API(15, "DescribeGroups", describe_groups, 0, 6, handle_describe_groups),
-    API(16, "ListGroups", list_groups, 0, 5, handle_list_groups),
-    API(18, "ApiVersions", api_versions, 0, 4, handle_api_versions,
+    API(PRODUCE, produce, handle_produce, .shutdown = produce_shutdown),
+    API(FETCH, fetch, handle_fetch, .shutdown = fetch_shutdown),
+    API(LIST_OFFSETS, list_offsets, handle_list_offsets),
+    API(METADATA, metadata, handle_metadata),
+    API(OFFSET_COMMIT, offset_commit, handle_offset_commit),
+    API(OFFSET_FETCH, offset_fetch, handle_offset_fetch),
+    API(FIND_COORDINATOR, find_coordinator, handle_find_coordinator),
+    API(JOIN_GROUP, join_group, handle_join_group),
+    API(HEARTBEAT, heartbeat, handle_heartbeat),
+    API(LEAVE_GROUP, leave_group, handle_leave_group),
+    API(SYNC_GROUP, sync_group, handle_sync_group),
+    API(DESCRIBE_GROUPS, describe_groups, handle_describe_groups),
+    API(LIST_GROUPS, list_groups, handle_list_groups),
+    API(API_VERSIONS, api_versions, handle_api_versions,
         .newer_version = api_versions_unsupported, .response_header_v0 = true),
-    API(19, "CreateTopics", create_topics, 0, 7, handle_create_topics,
+    API(CREATE_TOPICS, create_topics, handle_create_topics,
         .shutdown = create_topics_shutdown), /* also CreatePartitions' and auto-creation's jobs */
-    API(20, "DeleteTopics", delete_topics, 0, 6, handle_delete_topics),
-    API(21, "DeleteRecords", delete_records, 0, 2, handle_delete_records),
-    API(22, "InitProducerId", init_producer_id, 0, 5, handle_init_producer_id),
-    API(23, "OffsetForLeaderEpoch", offset_for_leader_epoch, 0, 4, handle_offset_for_leader_epoch),
-    API(32, "DescribeConfigs", describe_configs, 0, 4, handle_describe_configs),
-    API(33, "AlterConfigs", alter_configs, 0, 2, handle_alter_configs),
-    API(37, "CreatePartitions", create_partitions, 0, 3, handle_create_partitions),
-    API(42, "DeleteGroups", delete_groups, 0, 2, handle_delete_groups),
-    API(44, "IncrementalAlterConfigs", incremental_alter_configs, 0, 1, handle_incremental_alter_configs),
-    API(47, "OffsetDelete", offset_delete, 0, 0, handle_offset_delete),
-    API(60, "DescribeCluster", describe_cluster, 0, 1, handle_describe_cluster),
-    API(61, "DescribeProducers", describe_producers, 0, 0, handle_describe_producers),
-    API(68, "ConsumerGroupHeartbeat", consumer_group_heartbeat, 0, 1, handle_consumer_group_heartbeat),
-    API(69, "ConsumerGroupDescribe", consumer_group_describe, 0, 0, handle_consumer_group_describe),
+    API(DELETE_TOPICS, delete_topics, handle_delete_topics),
+    API(DELETE_RECORDS, delete_records, handle_delete_records),
+    API(INIT_PRODUCER_ID, init_producer_id, handle_init_producer_id),
+    API(OFFSET_FOR_LEADER_EPOCH, offset_for_leader_epoch, handle_offset_for_leader_epoch),
+    API(DESCRIBE_CONFIGS, describe_configs, handle_describe_configs),
+    API(ALTER_CONFIGS, alter_configs, handle_alter_configs),
+    API(CREATE_PARTITIONS, create_partitions, handle_create_partitions),
+    API(DELETE_GROUPS, delete_groups, handle_delete_groups),
+    API(INCREMENTAL_ALTER_CONFIGS, incremental_alter_configs, handle_incremental_alter_configs),
+    API(OFFSET_DELETE, offset_delete, handle_offset_delete),
+    API(DESCRIBE_CLUSTER, describe_cluster, handle_describe_cluster),
+    API(DESCRIBE_PRODUCERS, describe_producers, handle_describe_producers),
+    API(CONSUMER_GROUP_HEARTBEAT, consumer_group_heartbeat, handle_consumer_group_heartbeat),
+    API(CONSUMER_GROUP_DESCRIBE, consumer_group_describe, handle_consumer_group_describe),
 };
 const int broker_apis_count = (int)(sizeof(broker_apis) / sizeof(broker_apis[0]));
+/* Every API messages.def marks served has its handler here (and no other). */
+_Static_assert(sizeof(broker_apis) / sizeof(broker_apis[0]) == PROTO_SERVED_APIS_COUNT,
+               "broker_apis must list exactly the APIs messages.def marks served");
 
 const struct api_entry *broker_api_find(int16_t key)
 {

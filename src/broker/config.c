@@ -1,6 +1,8 @@
-/* config: server.properties — Kafka's keys, defaults and value rules. One table maps each key
- * this broker honours to a setter; Kafka keys with no meaning on one node are accepted with a
- * log line; anything else gets a warning that names it. A bad value refuses to start. */
+/* config: server.properties — Kafka's keys, defaults and value rules. Every key is a row of
+ * config_catalog_broker (type, range, unit, field); this file parses values into the fields the
+ * rows name, and the few keys with a form of their own (listeners, log.dirs, enums). Kafka keys
+ * with no meaning on one node are accepted with a log line; anything else gets a warning that
+ * names it. A bad value refuses to start. */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -13,6 +15,7 @@
 #include "broker/broker.h"
 #include "broker/config_catalog.h"
 #include "common/logging.h"
+#include "common/util.h"
 
 #define WHO "KafkaConfig"
 
@@ -109,85 +112,6 @@ static int parse_listener(const char *v, char *host, size_t hostlen, int *port)
     return 0;
 }
 
-enum key_kind { K_I32, K_I64, K_BOOL, K_SPECIAL };
-
-struct key_spec {
-    const char *key;
-    enum key_kind kind;
-    size_t offset;
-    int64_t min, max;
-    int64_t scale; /* value multiplier into the field (hours → ms) */
-};
-
-#define OFF(f) offsetof(struct broker_config, f)
-static const struct key_spec keys[] = {
-    {"node.id", K_I32, OFF(node_id), 0, INT_MAX, 1},
-    {"broker.id", K_I32, OFF(node_id), -1, INT_MAX, 1},
-    {"num.partitions", K_I32, OFF(num_partitions), 1, 1000000, 1},
-    {"auto.create.topics.enable", K_BOOL, OFF(auto_create_topics), 0, 0, 1},
-    {"delete.topic.enable", K_BOOL, OFF(delete_topic_enable), 0, 0, 1},
-    {"socket.request.max.bytes", K_I64, OFF(socket_request_max_bytes), 1024, INT_MAX, 1},
-    {"max.connections", K_I32, OFF(max_connections), 1, 1000000, 1},
-    {"max.connections.per.ip", K_I32, OFF(max_connections_per_ip), 0, INT_MAX, 1},
-    {"connections.max.idle.ms", K_I64, OFF(connections_max_idle_ms), -1, INT64_MAX, 1},
-    {"queued.max.request.bytes", K_I64, OFF(queued_max_request_bytes), -1, INT64_MAX, 1},
-    {"gregor.request.read.timeout.ms", K_I64, OFF(request_read_timeout_ms), 1, INT64_MAX, 1},
-    {"max.connections.per.ip.overrides", K_SPECIAL, 0, 0, 0, 0},
-    {"fetch.max.bytes", K_I64, OFF(fetch_max_bytes), 1024, INT_MAX, 1},
-    {"message.max.bytes", K_I32, OFF(log.max_message_bytes), 0, INT_MAX, 1},
-    {"log.segment.bytes", K_I64, OFF(log.segment_bytes), 1024 * 1024, INT_MAX, 1}, /* Kafka 4.x */
-    {"log.roll.ms", K_I64, OFF(log.segment_ms), 1, INT64_MAX, 1},
-    {"log.roll.hours", K_I64, OFF(log.segment_ms), 1, INT_MAX, 3600000},
-    {"log.retention.ms", K_I64, OFF(log.retention_ms), -1, INT64_MAX, 1},
-    {"log.retention.minutes", K_I64, OFF(log.retention_ms), -1, INT_MAX, 60000},
-    {"log.retention.hours", K_I64, OFF(log.retention_ms), -1, INT_MAX, 3600000},
-    {"log.retention.bytes", K_I64, OFF(log.retention_bytes), -1, INT64_MAX, 1},
-    {"log.retention.check.interval.ms", K_I64, OFF(log_retention_check_interval_ms), 1, INT64_MAX, 1},
-    {"log.index.interval.bytes", K_I32, OFF(log.index_interval_bytes), 0, INT_MAX, 1},
-    {"log.index.size.max.bytes", K_I32, OFF(log.segment_index_bytes), 4, INT_MAX, 1},
-    {"log.flush.interval.messages", K_I64, OFF(log.flush_messages), 1, INT64_MAX, 1},
-    {"log.flush.interval.ms", K_I64, OFF(log.flush_ms), 0, INT64_MAX, 1},
-    {"log.flush.scheduler.interval.ms", K_I64, OFF(log_flush_scheduler_interval_ms), 1, INT64_MAX, 1},
-    {"log.flush.offset.checkpoint.interval.ms", K_I64, OFF(offset_checkpoint_interval_ms), 1, INT_MAX, 1},
-    {"log.segment.delete.delay.ms", K_I64, OFF(log.file_delete_delay_ms), 0, INT64_MAX, 1},
-    {"offsets.topic.num.partitions", K_I32, OFF(offsets_topic_num_partitions), 1, 1000, 1},
-    {"offsets.retention.minutes", K_I64, OFF(offsets_retention_ms), 1, INT_MAX, 60000},
-    {"group.initial.rebalance.delay.ms", K_I32, OFF(group_initial_rebalance_delay_ms), 0, INT_MAX, 1},
-    {"group.min.session.timeout.ms", K_I32, OFF(group_min_session_timeout_ms), 0, INT_MAX, 1},
-    {"group.max.session.timeout.ms", K_I32, OFF(group_max_session_timeout_ms), 0, INT_MAX, 1},
-    {"group.max.size", K_I32, OFF(group_max_size), 1, INT_MAX, 1},
-    {"group.consumer.session.timeout.ms", K_I32, OFF(group_consumer_session_timeout_ms), 1, INT_MAX, 1},
-    {"group.consumer.heartbeat.interval.ms", K_I32, OFF(group_consumer_heartbeat_interval_ms), 1, INT_MAX, 1},
-    {"group.consumer.max.size", K_I32, OFF(group_consumer_max_size), 1, INT_MAX, 1},
-    {"offset.metadata.max.bytes", K_I32, OFF(offset_metadata_max_bytes), 0, INT_MAX, 1},
-    {"gregor.acks.all.fsync", K_BOOL, OFF(acks_all_fsync), 0, 0, 1},
-    {"listeners", K_SPECIAL, 0, 0, 0, 0},
-    {"advertised.listeners", K_SPECIAL, 0, 0, 0, 0},
-    {"log.dirs", K_SPECIAL, 0, 0, 0, 0},
-    {"log.dir", K_SPECIAL, 0, 0, 0, 0},
-    {"default.replication.factor", K_SPECIAL, 0, 0, 0, 0},
-    {"offsets.topic.replication.factor", K_SPECIAL, 0, 0, 0, 0},
-    {"log.message.timestamp.type", K_SPECIAL, 0, 0, 0, 0},
-    {"group.consumer.migration.policy", K_SPECIAL, 0, 0, 0, 0},
-    {"cluster.id", K_SPECIAL, 0, 0, 0, 0},
-};
-
-/* Kafka keys that mean nothing on a single-node, single-threaded broker: accepted, logged. */
-static const char *const ignored_keys[] = {
-    "num.network.threads", "num.io.threads", "socket.send.buffer.bytes",
-    "socket.receive.buffer.bytes", "num.recovery.threads.per.data.dir",
-    "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
-    "process.roles", "controller.quorum.voters", "controller.quorum.bootstrap.servers",
-    "controller.listener.names", "inter.broker.listener.name", "listener.security.protocol.map",
-    "zookeeper.connect", "zookeeper.connection.timeout.ms", "log.cleaner.enable",
-    "num.replica.fetchers", "min.insync.replicas", "unclean.leader.election.enable",
-    "replica.lag.time.max.ms", "queued.max.requests", "background.threads",
-    "compression.type", "log.cleanup.policy", "log.preallocate", "share.coordinator.state.topic.replication.factor",
-    "share.coordinator.state.topic.min.isr", "transaction.state.log.num.partitions",
-    "offsets.commit.timeout.ms", "group.coordinator.rebalance.protocols",
-    "log.roll.jitter.hours", "log.roll.jitter.ms", "metadata.log.dir",
-};
-
 static int set_special(struct broker_config *c, const char *key, const char *v, char *err,
                        size_t errlen)
 {
@@ -283,9 +207,6 @@ bad:
     return -1;
 }
 
-static int broker_config_set_one(struct broker_config *c, const char *key, const char *value,
-                                 char *err, size_t errlen);
-
 /* Kafka's precedence: log.retention.ms over .minutes over .hours, log.roll.ms over .hours,
  * whatever order they are given in. Returns false when a finer key already set the value. */
 static bool precedence_allows(struct broker_config *c, const char *key)
@@ -340,89 +261,89 @@ void broker_props_del(struct broker_props *p, const char *key)
         }
 }
 
-/* A key of the catalog set at startup is kept as given, for DescribeConfigs and for the
- * topic configs that fall back to it; a value the catalog refuses stops the start. */
-static int record_static(struct broker_config *c, const char *key, const char *value, char *err,
-                         size_t errlen)
+/* A key DescribeConfigs shows is kept as given at startup, for DescribeConfigs and for the
+ * topic configs that fall back to it; a value its topic config refuses stops the start. */
+static int record_static(struct broker_config *c, const struct broker_key_def *def,
+                         const char *value, char *err, size_t errlen)
 {
-    const struct broker_key_def *def = config_catalog_broker_key(key);
-    if (def == NULL)
+    if (def->mode == BROKER_KEY_STARTUP)
         return 0;
-    if (def->check_as != NULL && config_catalog_check(def->check_as, key, value, err, errlen) != 0)
+    const struct topic_config_def *check_as = config_catalog_checked_as(def);
+    if (check_as != NULL && config_catalog_check(check_as, def->name, value, err, errlen) != 0)
         return -1;
-    if (broker_props_set(&c->static_props, key, value) != 0)
-        LOG_WARN(WHO, "%s: value too long to show in DescribeConfigs (%zu bytes)", key,
+    if (broker_props_set(&c->static_props, def->name, value) != 0)
+        LOG_WARN(WHO, "%s: value too long to show in DescribeConfigs (%zu bytes)", def->name,
                  strlen(value));
+    return 0;
+}
+
+/* Sets def's field from value, as the catalog row says (type, range, unit). */
+static int set_field(struct broker_config *c, const struct broker_key_def *def, const char *value,
+                     char *err, size_t errlen)
+{
+    char *field = (char *)c + def->offset;
+    int64_t x;
+    switch (def->store) {
+    case BROKER_STORE_SPECIAL:
+        return set_special(c, def->name, value, err, errlen);
+    case BROKER_STORE_NONE:
+        if (def->topic == NULL)
+            LOG_INFO(WHO, "%s=%s has no effect on a single-node gregor broker; accepted",
+                     def->name, value);
+        return 0;
+    case BROKER_STORE_BOOL:
+        if (parse_bool(value, (bool *)field) == 0)
+            return 0;
+        snprintf(err, errlen, "Invalid value %s for configuration %s", value, def->name);
+        return -1;
+    case BROKER_STORE_I32:
+    case BROKER_STORE_I64:
+        break;
+    }
+    GREGOR_ASSERT(def->offset + (def->store == BROKER_STORE_I32 ? sizeof(int32_t) : sizeof(int64_t))
+                  <= sizeof(*c));
+    if (parse_i64(value, def->min, def->max, &x) < 0) {
+        if (parse_i64(value, INT64_MIN, INT64_MAX, &x) == 0 && x < def->min)
+            /* Kafka's ConfigDef.Range wording */
+            snprintf(err, errlen, "Invalid value %s for configuration %s: Value must be at least %" PRId64,
+                     value, def->name, def->min);
+        else
+            snprintf(err, errlen, "Invalid value %s for configuration %s", value, def->name);
+        return -1;
+    }
+    if (def->scale != 1 && x > 0)
+        x *= def->scale;
+    if (def->store == BROKER_STORE_I32)
+        *(int32_t *)field = (int32_t)x;
+    else
+        *(int64_t *)field = x;
     return 0;
 }
 
 int broker_config_set(struct broker_config *c, const char *key, const char *value, char *err,
                       size_t errlen)
 {
-    if (record_static(c, key, value, err, errlen) != 0)
+    const struct broker_key_def *def = config_catalog_broker_key_any(key);
+    if (def == NULL) {
+        LOG_WARN(WHO, "The configuration '%s' was supplied but isn't a known config.", key);
+        return 0;
+    }
+    if (record_static(c, def, value, err, errlen) != 0)
         return -1;
-    if (config_catalog_broker_key(key) != NULL && config_catalog_broker_key(key)->check_as != NULL &&
-        config_catalog_broker_key(key)->check_as->implemented == false)
+    const struct topic_config_def *check_as = config_catalog_checked_as(def);
+    if (check_as != NULL && !check_as->implemented)
         return 0; /* stored for the topics that fall back to it; no typed field */
     int rank_before = c->retention_key_rank, roll_before = c->roll_key_rank;
     if (!precedence_allows(c, key)) {
         LOG_INFO(WHO, "%s=%s ignored: a finer-grained key already set this value", key, value);
         return 0;
     }
-    int rc = broker_config_set_one(c, key, value, err, errlen);
+    int rc = set_field(c, def, value, err, errlen);
     if (rc != 0) {
         c->retention_key_rank = rank_before;
         c->roll_key_rank = roll_before;
     }
     return rc;
-}
-
-static int broker_config_set_one(struct broker_config *c, const char *key, const char *value,
-                                 char *err, size_t errlen)
-{
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-        const struct key_spec *k = &keys[i];
-        if (strcmp(k->key, key) != 0)
-            continue;
-        if (k->kind == K_SPECIAL)
-            return set_special(c, key, value, err, errlen);
-        char *field = (char *)c + k->offset;
-        if (k->kind == K_BOOL) {
-            if (parse_bool(value, (bool *)field) < 0)
-                break;
-            return 0;
-        }
-        int64_t x;
-        if (parse_i64(value, k->min, k->max, &x) < 0)
-            break;
-        if (k->scale != 1 && x > 0)
-            x *= k->scale;
-        if (k->kind == K_I32)
-            *(int32_t *)field = (int32_t)x;
-        else
-            *(int64_t *)field = x;
-        return 0;
-    }
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-        if (strcmp(keys[i].key, key) == 0) {
-            int64_t x;
-            if (keys[i].kind != K_BOOL && parse_i64(value, INT64_MIN, INT64_MAX, &x) == 0 &&
-                x < keys[i].min) /* Kafka's ConfigDef.Range wording */
-                snprintf(err, errlen, "Invalid value %s for configuration %s: Value must be at least %" PRId64,
-                         value, key, keys[i].min);
-            else
-                snprintf(err, errlen, "Invalid value %s for configuration %s", value, key);
-            return -1;
-        }
-    }
-    for (size_t i = 0; i < sizeof(ignored_keys) / sizeof(ignored_keys[0]); i++) {
-        if (strcmp(ignored_keys[i], key) == 0) {
-            LOG_INFO(WHO, "%s=%s has no effect on a single-node gregor broker; accepted", key, value);
-            return 0;
-        }
-    }
-    LOG_WARN(WHO, "The configuration '%s' was supplied but isn't a known config.", key);
-    return 0;
 }
 
 int broker_config_load_file(struct broker_config *c, const char *path, char *err, size_t errlen)

@@ -56,14 +56,31 @@ struct topic_config_def {
 
 #define BROKER_KEY_READ_ONLY 0
 #define BROKER_KEY_DYNAMIC 1            /* per broker and cluster-wide, as Kafka's */
+#define BROKER_KEY_STARTUP 2            /* server.properties only: not in DescribeConfigs,
+                                         * not alterable (gregor's own, or a Kafka key that has
+                                         * no meaning here and is not described yet) */
 
+/* Where server.properties / --override puts a broker key's value. */
+enum broker_key_store {
+    BROKER_STORE_NONE,      /* accepted, no field: no effect here, or only through its topic */
+    BROKER_STORE_I32,       /* int32_t at offset in struct broker_config */
+    BROKER_STORE_I64,       /* int64_t at offset */
+    BROKER_STORE_BOOL,      /* bool at offset */
+    BROKER_STORE_SPECIAL,   /* config.c's own parser (listeners, log.dirs, enums, ...) */
+};
+
+/* One row per broker key: everything parsing, validation, DescribeConfigs and the topic
+ * defaults need to know about it. */
 struct broker_key_def {
     const char *name;
-    enum config_type type;
-    const char *default_value;          /* NULL: Kafka has none (shown as null) */
-    int mode;
-    int64_t to_ms;                      /* a synonym in hours/minutes: factor to the topic's ms */
-    const struct topic_config_def *check_as; /* validated as this topic config (dynamic log keys) */
+    enum config_type type;              /* as DescribeConfigs reports it */
+    const char *default_value;          /* Kafka's, as DescribeConfigs shows it; NULL: none */
+    int mode;                           /* BROKER_KEY_READ_ONLY / _DYNAMIC / _STARTUP */
+    enum broker_key_store store;
+    size_t offset;                      /* BROKER_STORE_I32/I64/BOOL: into struct broker_config */
+    int64_t min, max;                   /* BROKER_STORE_I32/I64: accepted range, in the key's unit */
+    int64_t scale;                      /* unit to the field's (hours -> ms); 1 for most */
+    const struct topic_config_def *topic; /* the topic config it is a synonym of, or NULL */
 };
 
 /* The catalog: every topic config, in name order. */
@@ -73,7 +90,15 @@ extern const struct broker_key_def config_catalog_broker[];
 extern const int config_catalog_nbroker;
 
 const struct topic_config_def *config_catalog_topic(const char *name);
+/* A key DescribeConfigs shows and AlterConfigs knows (NULL for BROKER_KEY_STARTUP ones). */
 const struct broker_key_def *config_catalog_broker_key(const char *name);
+/* Any key server.properties accepts with a meaning, BROKER_KEY_STARTUP ones included. */
+const struct broker_key_def *config_catalog_broker_key_any(const char *name);
+/* The topic config a broker key's values are checked as: its topic's, when it is that topic
+ * config's first (dynamic) synonym; NULL for the others (log.retention.hours, ...). */
+const struct topic_config_def *config_catalog_checked_as(const struct broker_key_def *def);
+/* Whether gregor applies the key (a field of its own, or the topic config it stands for). */
+bool config_catalog_broker_applied(const struct broker_key_def *def);
 
 /* Checks value against def as Kafka's ConfigDef does. 0, or -1 with Kafka's message
  * ("Invalid value v for configuration k: ...") in msg; reported_name names the key in it. */

@@ -136,7 +136,7 @@ static int describe_broker(struct broker *b, struct request *r, bool include_syn
     int k = 0;
     for (int i = 0; i < config_catalog_nbroker; i++) {
         const struct broker_key_def *def = &config_catalog_broker[i];
-        if (!wanted(res, def->name))
+        if (def->mode == BROKER_KEY_STARTUP || !wanted(res, def->name))
             continue;
         int source;
         const char *v;
@@ -167,8 +167,8 @@ static int describe_broker(struct broker *b, struct request *r, bool include_syn
         /* log.retention.ms's chain is retention.ms's: its .minutes and .hours follow it. */
         const char *const *keys = &def->name;
         int nkeys = 1;
-        if (def->check_as != NULL && strcmp(def->check_as->synonyms[0], def->name) == 0) {
-            keys = def->check_as->synonyms;
+        if (config_catalog_checked_as(def) != NULL) {
+            keys = def->topic->synonyms;
             for (nkeys = 0; nkeys < CONFIG_SYNONYMS_MAX && keys[nkeys] != NULL; nkeys++)
                 ;
         }

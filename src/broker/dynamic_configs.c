@@ -49,8 +49,8 @@ void topic_config_default(const struct broker *b, const char *key, char *out, si
             continue;
         const struct broker_key_def *bk = config_catalog_broker_key(def->synonyms[i]);
         *synonym = def->synonyms[i];
-        if (bk != NULL && bk->to_ms > 1) /* hours or minutes: Kafka's -1 stays -1 */
-            snprintf(out, outlen, "%lld", atoll(v) < 0 ? atoll(v) : atoll(v) * (long long)bk->to_ms);
+        if (bk != NULL && bk->scale > 1) /* hours or minutes: Kafka's -1 stays -1 */
+            snprintf(out, outlen, "%lld", atoll(v) < 0 ? atoll(v) : atoll(v) * (long long)bk->scale);
         else
             snprintf(out, outlen, "%s", v);
         return;
@@ -324,10 +324,11 @@ static int validate(const struct broker *b, const struct broker_props *p, char *
         /* A key of its own (no topic config behind it) is checked against its type. */
         const struct topic_config_def typed = {.name = def->name, .type = def->type,
                                                .check = CHECK_NONE};
-        if (config_catalog_check(def->check_as != NULL ? def->check_as : &typed, def->name,
-                                 p->v[i].value, msg, msglen) != 0)
+        const struct topic_config_def *check_as = config_catalog_checked_as(def);
+        if (config_catalog_check(check_as != NULL ? check_as : &typed, def->name, p->v[i].value,
+                                 msg, msglen) != 0)
             e = KERR_INVALID_REQUEST;
-        else if (def->check_as != NULL && strcmp(def->name, "log.cleanup.policy") == 0 &&
+        else if (check_as != NULL && strcmp(def->name, "log.cleanup.policy") == 0 &&
                  strstr(p->v[i].value, "compact") != NULL) {
             snprintf(msg, msglen, "log.cleanup.policy=%s is not supported yet: gregor has no "
                      "log compaction", p->v[i].value);

@@ -14,6 +14,7 @@
 
 #include "common/arena.h"
 #include "proto/kbuf.h"
+#include "broker/broker.h"
 #include "proto/messages.h"
 
 #define KSTR(lit) ((struct kstr){ (char *)(lit), (int32_t)sizeof(lit) - 1 })
@@ -629,6 +630,45 @@ static void test_api_table(void **state)
     for (int i = 1; i < proto_apis_count; i++)
         assert_true(proto_apis[i - 1].key < proto_apis[i].key);
     assert_int_equal(proto_api_find(PROTO_API_FETCH)->min_version, 0);
+    /* Served ranges come from messages.def: FindCoordinator is described to v6, served to v5;
+     * SaslHandshake is described, not served. */
+    assert_int_equal(proto_api_find(PROTO_API_FIND_COORDINATOR)->max_version, 6);
+    assert_int_equal(proto_api_find(PROTO_API_FIND_COORDINATOR)->served_max, 5);
+    assert_int_equal(proto_api_find(PROTO_API_SASL_HANDSHAKE)->served_min, -1);
+    assert_int_equal(proto_api_find(PROTO_API_SASL_HANDSHAKE)->served_max, -1);
+    /* Every served API has a request and a response codec for each version it advertises. */
+    int served = 0;
+    for (int i = 0; i < proto_apis_count; i++) {
+        const struct proto_api *a = &proto_apis[i];
+        if (a->served_min < 0) {
+            assert_int_equal(a->served_max, -1);
+            continue;
+        }
+        served++;
+        const struct proto_codec *req = proto_request_codec(a->key);
+        const struct proto_codec *resp = proto_response_codec(a->key);
+        assert_non_null(req);
+        assert_non_null(resp);
+        assert_true(a->served_min <= a->served_max);
+        for (int v = a->served_min; v <= a->served_max; v++) {
+            assert_true(v >= req->min_version && v <= req->max_version);
+            assert_true(v >= resp->min_version && v <= resp->max_version);
+        }
+    }
+    assert_int_equal(served, PROTO_SERVED_APIS_COUNT);
+    /* The broker's table is those APIs, in key order, with exactly the served ranges. */
+    assert_int_equal(broker_apis_count, served);
+    for (int i = 0; i < broker_apis_count; i++) {
+        const struct api_entry *e = &broker_apis[i];
+        const struct proto_api *a = proto_api_find(e->key);
+        assert_non_null(a);
+        assert_true(i == 0 || broker_apis[i - 1].key < e->key);
+        assert_string_equal(e->name, a->name);
+        assert_int_equal(e->min_version, a->served_min);
+        assert_int_equal(e->max_version, a->served_max);
+        assert_non_null(e->handler);
+        assert_ptr_equal(broker_api_find(e->key), e);
+    }
 }
 
 static void test_bad_versions_and_keys(void **state)

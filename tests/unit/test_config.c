@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "broker/broker.h"
+#include "broker/config_catalog.h"
 
 static void test_defaults_and_keys(void **state)
 {
@@ -84,6 +85,93 @@ static void test_properties_file(void **state)
     remove(path);
 }
 
+/* The broker keys' one table (broker/config_catalog.c) walked whole, so it cannot drift from
+ * the topic table, the parser or broker_config_defaults(). */
+static bool differs_from_kafka(const char *name)
+{
+    /* Kafka's -1 means "unset" (a KRaft node must be given one); gregor runs as node 0. */
+    return strcmp(name, "node.id") == 0 || strcmp(name, "broker.id") == 0;
+}
+
+static size_t field_size(const struct broker_key_def *def)
+{
+    return def->store == BROKER_STORE_I32 ? sizeof(int32_t)
+           : def->store == BROKER_STORE_I64 ? sizeof(int64_t) : sizeof(bool);
+}
+
+static void test_catalog_one_table(void **state)
+{
+    (void)state;
+    char err[256];
+    for (int i = 0; i < config_catalog_nbroker; i++) {
+        const struct broker_key_def *def = &config_catalog_broker[i];
+        /* no key twice, and each one found by name */
+        for (int j = 0; j < i; j++)
+            if (strcmp(config_catalog_broker[j].name, def->name) == 0)
+                fail_msg("broker key %s twice", def->name);
+        assert_ptr_equal(config_catalog_broker_key_any(def->name), def);
+        assert_true(def->scale >= 1);
+        if (def->store == BROKER_STORE_I32 || def->store == BROKER_STORE_I64) {
+            assert_true(def->min <= def->max);
+            assert_true(def->offset + field_size(def) <= sizeof(struct broker_config));
+        }
+        /* a synonym's link resolves: the topic config lists the key among its synonyms */
+        if (def->topic != NULL) {
+            bool listed = false;
+            for (int k = 0; k < CONFIG_SYNONYMS_MAX && def->topic->synonyms[k]; k++)
+                listed = listed || strcmp(def->topic->synonyms[k], def->name) == 0;
+            if (!listed)
+                fail_msg("%s links to topic config %s, which does not list it", def->name,
+                         def->topic->name);
+        }
+        if (def->default_value == NULL)
+            continue;
+        /* every key parses its own default (node.id: gregor requires a real node id) */
+        struct broker_config fresh, set;
+        broker_config_defaults(&fresh);
+        broker_config_defaults(&set);
+        int rc = broker_config_set(&set, def->name, def->default_value, err, sizeof(err));
+        if (strcmp(def->name, "node.id") == 0) {
+            assert_int_equal(rc, -1);
+            continue;
+        }
+        if (rc != 0)
+            fail_msg("%s does not parse its default %s: %s", def->name, def->default_value, err);
+        /* and for a key gregor applies, Kafka's default is what broker_config_defaults() has */
+        if (def->store == BROKER_STORE_I32 || def->store == BROKER_STORE_I64 ||
+            def->store == BROKER_STORE_BOOL) {
+            bool same = memcmp((char *)&fresh + def->offset, (char *)&set + def->offset,
+                               field_size(def)) == 0;
+            if (same == differs_from_kafka(def->name))
+                fail_msg("%s: default %s and broker_config_defaults() %s", def->name,
+                         def->default_value, same ? "agree (drop the exception)" : "differ");
+        }
+    }
+    for (int i = 0; i < config_catalog_ntopics; i++) {
+        const struct topic_config_def *t = &config_catalog_topics[i];
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(config_catalog_topics[j].name, t->name);
+        assert_ptr_equal(config_catalog_topic(t->name), t);
+        /* every synonym is a broker key that links back, the first one checked as the topic */
+        for (int k = 0; k < CONFIG_SYNONYMS_MAX && t->synonyms[k] != NULL; k++) {
+            const struct broker_key_def *def = config_catalog_broker_key(t->synonyms[k]);
+            if (def == NULL || def->topic != t)
+                fail_msg("%s's synonym %s does not link back", t->name, t->synonyms[k]);
+            assert_ptr_equal(config_catalog_checked_as(def), k == 0 ? t : NULL);
+            assert_true(config_catalog_broker_applied(def) || !t->implemented);
+        }
+    }
+    /* Keys only server.properties takes are neither described nor alterable, still parsed. */
+    assert_null(config_catalog_broker_key("gregor.request.read.timeout.ms"));
+    struct broker_config c;
+    broker_config_defaults(&c);
+    assert_int_equal(broker_config_set(&c, "gregor.request.read.timeout.ms", "5", err, sizeof(err)), 0);
+    assert_int_equal(c.request_read_timeout_ms, 5);
+    assert_int_equal(broker_config_set(&c, "gregor.request.read.timeout.ms", "0", err, sizeof(err)), -1);
+    assert_string_equal(err, "Invalid value 0 for configuration gregor.request.read.timeout.ms: "
+                             "Value must be at least 1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -91,6 +179,7 @@ int main(void)
         cmocka_unit_test(test_bad_values_refused),
         cmocka_unit_test(test_finer_retention_key_wins),
         cmocka_unit_test(test_properties_file),
+        cmocka_unit_test(test_catalog_one_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
