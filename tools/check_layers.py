@@ -29,6 +29,8 @@ LAYERS = {
     'cli': None,
 }
 
+PLOG_CALLERS = {'log', 'partition'}
+PLOG_CALL = re.compile(r'\b(plog_[a-z_]+)\s*\(')
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 
 
@@ -127,6 +129,20 @@ def main(argv):
             if rel.endswith('.h'):
                 graph.setdefault(rel, set()).add(dest)
 
+    # Only a partition replica touches its log: no plog_*() call outside log/ and partition/.
+    for rel in files:
+        if layer_of(rel) in PLOG_CALLERS:
+            continue
+        with open(os.path.join(src, rel), encoding='utf-8', errors='replace') as f:
+            for lineno, line in enumerate(f, 1):
+                code = line.split('//')[0]
+                if code.lstrip().startswith(('*', '/*')):
+                    continue
+                m = PLOG_CALL.search(code)
+                if m:
+                    errors.append('%s:%d: %s() called outside log/ and partition/ (use the '
+                                  'partition API)' % (os.path.join(src, rel), lineno, m.group(1)))
+
     for scc in header_cycles(graph):
         errors.append('%s: include cycle among headers: %s'
                       % (src, ' <-> '.join(scc)))
@@ -137,7 +153,8 @@ def main(argv):
         print('check_layers: %d offence(s); the allowed arrows are in tools/check_layers.py'
               % len(errors), file=sys.stderr)
         return 1
-    print('check_layers: %d files, include graph follows the layers, no header cycle'
+    print('check_layers: %d files, include graph follows the layers, no header cycle, '
+          'plog_* called only in log/ and partition/'
           % len(files))
     return 0
 

@@ -551,7 +551,7 @@ static void retention_job_dispose(void *arg)
 {
     struct retention_job *j = arg;
     for (int i = 0; i < j->n; i++)
-        plog_trash_dispose(j->trash[i]);
+        partition_trash_dispose(j->trash[i]);
 }
 
 static void retention_job_free(void *arg)
@@ -573,15 +573,15 @@ static void periodic_retention(struct loop *l, void *arg)
         j->trash = calloc((size_t)(cap > 0 ? cap : 1), sizeof(*j->trash));
     for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
         for (int32_t i = 0; i < t->npartitions; i++) {
-            plog_maybe_roll(t->partitions[i]->log, now);
+            partition_maybe_roll(t->partitions[i], now);
             struct plog_trash *trash;
-            plog_retention_detach(t->partitions[i]->log, now, &trash);
+            partition_retention_detach(t->partitions[i], now, &trash);
             if (trash == NULL)
                 continue;
             if (j != NULL && j->trash != NULL && j->n < cap)
                 j->trash[j->n++] = trash;
             else
-                plog_trash_dispose(trash); /* no memory for the job: here, as before */
+                partition_trash_dispose(trash); /* no memory for the job: here, as before */
         }
     if (j != NULL && j->n > 0 &&
         (b->syncer == NULL || iowork_submit(syncer_iowork(b->syncer), IOWORK_RETENTION,
@@ -598,7 +598,7 @@ static void periodic_retention(struct loop *l, void *arg)
  * the old segments after a roll), flushed on the worker. The logs live until
  * broker_commit_drain, which waits for the worker (syncer_busy counts this job). */
 struct flush_job {
-    struct plog **logs;
+    struct partition **parts;
     int n;
 };
 
@@ -606,13 +606,13 @@ static void flush_job_run(void *arg)
 {
     struct flush_job *j = arg;
     for (int i = 0; i < j->n; i++)
-        plog_flush(j->logs[i]);
+        partition_flush(j->parts[i]);
 }
 
 static void flush_job_free(void *arg)
 {
     struct flush_job *j = arg;
-    free(j->logs);
+    free(j->parts);
     free(j);
 }
 
@@ -628,16 +628,16 @@ static void periodic_flush(struct loop *l, void *arg)
             cap += t->npartitions;
         struct flush_job *j = calloc(1, sizeof(*j));
         if (j != NULL)
-            j->logs = calloc((size_t)(cap > 0 ? cap : 1), sizeof(*j->logs));
+            j->parts = calloc((size_t)(cap > 0 ? cap : 1), sizeof(*j->parts));
         for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
             for (int32_t i = 0; i < t->npartitions; i++) {
                 struct partition *p = t->partitions[i];
-                if (!plog_flush_due(p->log, now) && !plog_roll_flush_due(p->log))
+                if (!partition_flush_due(p, now) && !partition_roll_flush_due(p))
                     continue;
-                if (j != NULL && j->logs != NULL && j->n < cap)
-                    j->logs[j->n++] = p->log;
+                if (j != NULL && j->parts != NULL && j->n < cap)
+                    j->parts[j->n++] = p;
                 else
-                    plog_flush(p->log);
+                    partition_flush(p);
             }
         if (j != NULL && j->n > 0 &&
             (w == NULL || iowork_submit(w, IOWORK_FLUSH, flush_job_run, flush_job_free, j, false) < 0)) {
@@ -659,7 +659,7 @@ static void periodic_idle_fds(struct loop *l, void *arg)
         for (int32_t i = 0; i < t->npartitions; i++) {
             struct partition *p = t->partitions[i];
             if (!p->active_recently)
-                plog_release_fds(p->log);
+                partition_release_fds(p);
             p->active_recently = false;
         }
     loop_timer_add(l, mono_ms() + IDLE_FD_SWEEP_MS, periodic_idle_fds, b);
@@ -777,7 +777,7 @@ static void shutdown_broker(struct broker *b)
     net_destroy(b->net);
     for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
         for (int32_t i = 0; i < t->npartitions; i++)
-            plog_flush(t->partitions[i]->log);
+            partition_flush(t->partitions[i]);
     topics_checkpoint(b);
     topics_close_all(b);
     for (int i = 0; i < b->ndirs; i++)

@@ -27,7 +27,7 @@ static void sync_batch(void *arg)
 {
     struct syncer *s = arg;
     for (int i = 0; i < s->n; i++)
-        s->results[i] = plog_flush(s->parts[i]->log);
+        s->results[i] = partition_flush(s->parts[i]);
 }
 
 /* On the loop thread: the batch is synced; run done() unless syncer_wait settled it. */

@@ -891,7 +891,7 @@ int topics_load(struct broker *b)
  * the job's own (topic names and snapshot images are copies); the logs it flushes before
  * writing producer snapshots live until broker_commit_drain, which waits for the worker. */
 struct checkpoint_snapshot {
-    struct plog *log;
+    struct partition *part; /* lives until broker_commit_drain (which waits for this job) */
     char *dir_path;
     int64_t log_end;
     uint8_t *image;
@@ -930,7 +930,7 @@ static void checkpoint_job_write(void *arg)
     struct checkpoint_job *j = arg;
     for (int i = 0; i < j->nsnaps; i++) {
         struct checkpoint_snapshot *sn = &j->snaps[i];
-        if (plog_flush(sn->log) != KERR_NONE)
+        if (partition_flush(sn->part) != KERR_NONE)
             continue;
         if (producer_state_snapshot_write(sn->dir_path, sn->log_end, sn->image, sn->len) < 0)
             LOG_WARN("LogManager", "Error while writing the producer state snapshot in %s: %s",
@@ -972,9 +972,9 @@ static struct checkpoint_job *checkpoint_take(struct broker *b)
                 struct checkpoint_snapshot *sn = &j->snaps[j->nsnaps];
                 if (p->producers.changed &&
                     producer_state_snapshot_encode(&p->producers, &sn->image, &sn->len) == 0) {
-                    sn->log = p->log;
+                    sn->part = p;
                     sn->dir_path = strdup(p->dir_path);
-                    sn->log_end = plog_end_offset(p->log);
+                    sn->log_end = partition_log_end(p);
                     j->nsnaps++;
                     if (sn->dir_path == NULL)
                         j->nsnaps--, free(sn->image);
@@ -985,9 +985,9 @@ static struct checkpoint_job *checkpoint_take(struct broker *b)
                 if (e[n].topic == NULL)
                     continue;
                 e[n].partition = i;
-                e[n].recovery_point = plog_flushed_offset(p->log);
-                e[n].log_start_offset = plog_start_offset(p->log);
-                e[n].high_watermark = plog_end_offset(p->log);
+                e[n].recovery_point = partition_durable_offset(p);
+                e[n].log_start_offset = partition_log_start(p);
+                e[n].high_watermark = partition_high_watermark(p);
                 n++;
                 j->nentries[d] = n;
             }
@@ -1019,10 +1019,7 @@ void topics_close_all(struct broker *b)
             struct partition *p = t->partitions[i];
             if (p == NULL)
                 continue;
-            if (p->producers.changed)
-                producer_state_snapshot(&p->producers, p->dir_path, plog_end_offset(p->log));
-            plog_close(p->log);
-            producer_state_free(&p->producers);
+            partition_close(p);
             free(p);
         }
         topic_unlink_free(b, t);

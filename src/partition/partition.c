@@ -342,3 +342,16 @@ int partition_segment_count(const struct partition *p) { return plog_segment_cou
 int partition_flush(struct partition *p) { return plog_flush(p->log); }
 
 bool partition_flush_due(const struct partition *p, int64_t now_ms) { return plog_flush_due(p->log, now_ms); }
+
+bool partition_roll_flush_due(const struct partition *p) { return plog_roll_flush_due(p->log); }
+
+int partition_maybe_roll(struct partition *p, int64_t now_ms) { return plog_maybe_roll(p->log, now_ms); }
+
+void partition_retention_detach(struct partition *p, int64_t now_ms, struct plog_trash **trash)
+{
+    plog_retention_detach(p->log, now_ms, trash);
+}
+
+void partition_trash_dispose(struct plog_trash *trash) { plog_trash_dispose(trash); }
+
+void partition_release_fds(struct partition *p) { plog_release_fds(p->log); }

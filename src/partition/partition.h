@@ -84,6 +84,16 @@ int partition_segment_count(const struct partition *p);
 int partition_flush(struct partition *p);
 /* flush.messages / flush.ms say a flush is due now. */
 bool partition_flush_due(const struct partition *p, int64_t now_ms);
+/* A roll left whole segments below the active one unflushed (flushed after each roll). */
+bool partition_roll_flush_due(const struct partition *p);
+/* Housekeeping on the loop thread: rolls a segment that segment.ms says is due; takes the
+ * segments retention drops out of the log, returning them in *trash (NULL: none) for
+ * partition_trash_dispose, which closes and unlinks them on any thread; gives back the
+ * descriptors of inactive segments. */
+int partition_maybe_roll(struct partition *p, int64_t now_ms);
+void partition_retention_detach(struct partition *p, int64_t now_ms, struct plog_trash **trash);
+void partition_trash_dispose(struct plog_trash *trash);
+void partition_release_fds(struct partition *p);
 
 /* This replica leads from now in epoch (>= the current one): a new epoch cache entry at the log
  * end, persisted. KERR_KAFKA_STORAGE_ERROR when the checkpoint cannot be written. */
