@@ -172,6 +172,12 @@ static enum request_status produce_outcome(struct broker *b, struct request *r)
     if (req->acks == 0)
         return wait->any_error ? REQUEST_CLOSE : REQUEST_NO_REPLY;
     if (req->acks == -1 && wait->n > 0 && b->cfg.acks_all_fsync) {
+        /* A request appended over several turns: a group commit between its slices saw no
+         * durable waiter and left the partitions it had appended to the page cache (acks=1's
+         * policy). They are owed a sync now. */
+        for (int i = 0; i < wait->n; i++)
+            if (partition_durable_offset(wait->parts[i]) < wait->ends[i])
+                broker_mark_dirty(b, wait->parts[i]);
         waiter_park(&b->waiters, &wait->durable, WAITER_ON_DURABLE, -1, produce_durable, r);
         /* Appended: the next request of this connection may come in while the disk syncs
          * (its reply still goes out after this one). */

@@ -603,6 +603,8 @@ static void conn_flush(struct conn *c)
             conn_close(c, strerror(errno));
             return;
         }
+        /* Output accounting: what went out was queued and counted. */
+        GREGOR_ASSERT((size_t)w <= want && (size_t)w <= c->out_bytes);
         it->piece_done += (size_t)w;
         c->out_bytes -= (size_t)w;
         if ((size_t)w == want) {
@@ -610,8 +612,10 @@ static void conn_flush(struct conn *c)
             it->piece_done = 0;
             if (it->piece > 2 * it->nfiles) {
                 c->out_head = it->next;
-                if (c->out_head == NULL)
+                if (c->out_head == NULL) {
                     c->out_tail = NULL;
+                    GREGOR_ASSERT(c->out_bytes == 0); /* an empty queue owes no bytes */
+                }
                 out_item_free(it);
             }
         } else {
