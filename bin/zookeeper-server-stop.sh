@@ -11,7 +11,7 @@ if [ $# -eq 1 ]; then
     [ -f "$1" ] || { echo "zookeeper-server-stop.sh: config file $1 not found" >&2; exit 1; }
     config="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 fi
-pids=$(ps -eo pid=,args= | awk -v cfg="$config" '
+pids=$(ps -ww -eo pid=,args= | awk -v cfg="$config" '
     $2 ~ /(^|\/)java$/ && / org\.apache\.zookeeper\.server\.quorum\.QuorumPeerMain / {
         if (cfg == "" || $NF == cfg) print $1
     }')
