@@ -60,8 +60,12 @@ $(BUILD)/tests/test_client: $(BUILD)/gregor
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
-# Build dependencies from Debian (make run installs them when missing).
-DEB_DEPS = build-essential python3 zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev librdkafka-dev libcmocka-dev
+# Build dependencies from Debian (make run installs them when missing). libzookeeper-mt-dev is
+# ZooKeeper's C client (no JVM) for a broker in a cluster; the ZooKeeper server (`zookeeper`, a
+# JVM) is never one of them: `make run` serves one broker without it. tools/test-deps.sh
+# installs the server for the tests.
+DEB_DEPS = build-essential python3 zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev librdkafka-dev libcmocka-dev \
+	libzookeeper-mt-dev
 deps:
 	@missing=""; for p in $(DEB_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \

@@ -311,3 +311,27 @@ def test_ensemble_script_start_status_stop_node_and_stop(tmp_path):
         assert r.returncode == 1 and "leader: none" in r.stdout
     finally:
         ens.stop()
+
+
+def test_dependency_lists_zookeeper_for_tests_only_the_c_client_for_the_build():
+    # tools/test-deps.sh installs the server (and its JRE) and the C client for the tests.
+    r = subprocess.run(["bash", "-c", 'eval "$(sed -n "/^need=(/,/)/p" tools/test-deps.sh)"; '
+                        'printf "%s\\n" "${need[@]}"'], cwd=ROOT, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    test_deps = r.stdout.split()
+    assert "zookeeper" in test_deps and "libzookeeper-mt-dev" in test_deps
+    # `make run` installs DEB_DEPS: the C client's headers, never the server nor anything that
+    # pulls in a JVM (make run serves one broker with no ZooKeeper).
+    r = subprocess.run(["make", "-pn", "deps"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    line = next(l for l in r.stdout.splitlines() if l.startswith("DEB_DEPS = "))
+    deb_deps = line.split("=", 1)[1].split()
+    assert "libzookeeper-mt-dev" in deb_deps and "zookeeper" not in deb_deps
+    r = subprocess.run(["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests",
+                        "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances"] + deb_deps,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    closure = {l.strip() for l in r.stdout.splitlines() if l and not l.startswith(" ")}
+    assert "libzookeeper-mt2" in closure  # the closure was really computed
+    jvm = sorted(p for p in closure if re.search(r"jre|jdk|java|^zookeeper$", p))
+    assert jvm == [], "make run's DEB_DEPS would install %s" % jvm
