@@ -31,7 +31,6 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 START_SCRIPT = os.path.join(ROOT, "bin", "zookeeper-server-start.sh")
-SHELL_SCRIPT = os.path.join(ROOT, "bin", "zookeeper-shell.sh")
 MAIN_CLASS = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 FOUR_LETTER_WORDS = "srvr,stat,ruok,mntr"
 NODE_HEAP = "-Xmx256M -Xms64M"
