@@ -8,7 +8,7 @@ BUILD   ?= build
 CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -Isrc -I$(BUILD)/gen -pthread
 OPT     ?= -O2
 CFLAGS  += $(CFLAGS_COMMON) $(OPT)
-LIBS_CORE = -lz -lzstd -llz4 -lsnappy -lpthread -lm
+LIBS_CORE = -lzookeeper_mt -lz -lzstd -llz4 -lsnappy -lpthread -lm
 LIBS_CLI  = -lrdkafka
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -17,7 +17,7 @@ GEN_TOOL = tools/gen_proto.py
 GEN_C    = $(BUILD)/gen/proto/messages.c
 GEN_H    = $(BUILD)/gen/proto/messages.h
 
-CORE_DIRS = src/common src/net src/proto src/broker src/log src/partition src/group
+CORE_DIRS = src/common src/net src/proto src/broker src/log src/partition src/group src/cluster
 CORE_SRC  = $(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.c))
 CLI_SRC   = $(wildcard src/cli/*.c) src/main.c
 UNIT_SRC  = $(wildcard tests/unit/test_*.c)
@@ -44,6 +44,10 @@ $(BUILD)/obj/%.o: %.c | $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# Debian's ZooKeeper C client is the multi-threaded one (src/cluster/zk.c hands its callbacks
+# to the loop thread).
+$(BUILD)/obj/src/cluster/%.o: CFLAGS += -DTHREADED
+
 $(BUILD)/libgregor.a: $(CORE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -61,7 +65,7 @@ $(BUILD)/tests/test_client: $(BUILD)/gregor
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # Build dependencies from Debian (make run installs them when missing).
-DEB_DEPS = build-essential python3 zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev librdkafka-dev libcmocka-dev
+DEB_DEPS = build-essential python3 zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev librdkafka-dev libcmocka-dev libzookeeper-mt-dev
 deps:
 	@missing=""; for p in $(DEB_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
