@@ -318,3 +318,35 @@ def test_znodes_as_kafka_writes_them(tmp_path, zookeeper):
         r.close()
     finally:
         b.stop()
+
+
+def test_paused_past_its_session_registers_again(tmp_path, zookeeper):
+    """SIGSTOP past the session timeout: ZooKeeper expires the session (the broker leaves
+    everyone's Metadata); on SIGCONT the broker starts a new session and registers again."""
+    import signal
+    chroot = "/expiry"
+    brokers = [make_broker(tmp_path, zookeeper, chroot, i) for i in (1, 2)]
+    try:
+        for b in brokers:
+            b.start()
+        wait_until(lambda: all_agree(brokers, [1, 2]), 15, what="two brokers")
+        paused, other = brokers[1], brokers[0]
+        owner = zk_json(zookeeper, chroot + "/brokers/ids/2")[1]["ephemeral_owner"]
+        paused.proc.send_signal(signal.SIGSTOP)
+        try:
+            wait_until(lambda: zk_children(zookeeper, chroot + "/brokers/ids") == [1],
+                       SESSION_MS / 1000 + 5, what="the paused broker's session expired")
+            assert wait_until(lambda: all_agree([other], [1]), 5, what="broker 1 alone") == 1
+        finally:
+            paused.proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: zk_children(zookeeper, chroot + "/brokers/ids") == [1, 2], 15,
+                   what="broker 2 registered again")
+        assert zk_json(zookeeper, chroot + "/brokers/ids/2")[1]["ephemeral_owner"] != owner
+        assert wait_until(lambda: all_agree(brokers, [1, 2]), 10, what="both listed again") == 1
+        assert "re-registers" in paused.log()
+    finally:
+        for b in brokers:
+            alive = b.alive()
+            rc = b.stop()
+            if alive:
+                assert rc == 0, b.log()
