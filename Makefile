@@ -121,7 +121,7 @@ FUZZ_BASE_SRC = $(wildcard src/common/*.c src/proto/*.c) $(GEN_C)
 FUZZ_EXTRA_DEFAULT = $(wildcard src/log/*.c)
 FUZZ_EXTRA_fuzz_request =
 # The whole request path in process: net, handlers, log and groups.
-FUZZ_EXTRA_fuzz_pipeline = $(wildcard src/net/*.c src/broker/*.c src/log/*.c src/group/*.c)
+FUZZ_EXTRA_fuzz_pipeline = $(wildcard src/net/*.c src/broker/*.c src/log/*.c src/group/*.c src/partition/*.c src/cluster/*.c)
 # The outbound client's reading path over a loopback socket: the loop and the client.
 FUZZ_EXTRA_fuzz_client_read = src/net/loop.c src/net/client.c
 fuzz_extra = $(if $(filter undefined,$(origin FUZZ_EXTRA_$(1))),$(FUZZ_EXTRA_DEFAULT),$(FUZZ_EXTRA_$(1)))
