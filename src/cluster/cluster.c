@@ -812,6 +812,7 @@ int cluster_await_id(struct cluster *c, char *out, size_t outlen)
 int cluster_await_registration(struct cluster *c)
 {
     c->want_register = true;
+    live_rebuild(c);
     cluster_resume(c);
     if (!turn_until(c, is_registered, mono_ms() + c->cfg.session_timeout_ms)) {
         if (!c->fatal)
@@ -826,8 +827,8 @@ int32_t cluster_controller_id(const struct cluster *c) { return c->controller_id
 bool cluster_is_controller(const struct cluster *c) { return c->is_controller; }
 int32_t cluster_controller_epoch(const struct cluster *c) { return c->controller_epoch; }
 
-/* The brokers Metadata lists: those whose endpoints were read, by id, and this broker once
- * registered even before a listing shows it. */
+/* The brokers Metadata lists: those whose endpoints were read, by id, and this broker once it
+ * serves (listening), even before a listing shows it or while it registers again. */
 static void live_rebuild(struct cluster *c)
 {
     int n = 0;
@@ -838,7 +839,7 @@ static void live_rebuild(struct cluster *c)
             c->live[n++] = c->brokers[i];
             self |= c->brokers[i].id == c->cfg.broker_id;
         }
-    if (!self && c->registered && n < CLUSTER_BROKERS_MAX) {
+    if (!self && c->want_register && n < CLUSTER_BROKERS_MAX) {
         struct cluster_broker me = {.id = c->cfg.broker_id, .port = c->cfg.port};
         snprintf(me.host, sizeof(me.host), "%s", c->host);
         int at = n;

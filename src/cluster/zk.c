@@ -29,6 +29,7 @@ struct zk_pending {
     void *arg;
     struct zk_watcher *watcher;     /* registered with it (NULL: none) */
     bool internal;                  /* the chroot's creation: not reported */
+    bool queued;                    /* its completion is queued (purge_closed_handle) */
     int nops;
     zoo_op_result_t results[ZK_MULTI_MAX];
     char *created;                  /* multi: the paths its creates made (ZK_PATH_MAX each) */
@@ -39,6 +40,8 @@ struct zk_pending {
 struct zk_watcher {
     struct zk_watcher *prev, *next; /* z->watchers, loop thread only */
     struct zk *z;
+    uint64_t gen;                   /* the handle it was set on */
+    bool queued;                    /* an event of it is queued (purge_closed_handle) */
     zk_watch_fn fn;
     void *arg;
 };
@@ -338,6 +341,41 @@ static void chroot_next(struct zk *z)
     }
 }
 
+/* After zookeeper_close of handle gen, whose threads are gone: its operations that never
+ * completed and its watches that will never fire are freed now (not at zk_destroy), so that
+ * sessions replaced one after another hold no memory. Those with a queued event are freed when
+ * it is dispatched. */
+static void purge_closed_handle(struct zk *z, uint64_t gen)
+{
+    pthread_mutex_lock(&z->mu);
+    for (struct zk_event *ev = z->head; ev; ev = ev->next) {
+        if (ev->kind == ZK_EV_WATCH)
+            ev->watcher->queued = true;
+        else if (ev->kind == ZK_EV_DONE) {
+            ev->op->queued = true;
+            if (ev->op->watcher) /* its completion decides about it */
+                ev->op->watcher->queued = true;
+        }
+    }
+    pthread_mutex_unlock(&z->mu);
+    for (struct zk_pending *op = z->pending, *next; op; op = next) {
+        next = op->next;
+        if (op->gen == gen && !op->queued) {
+            if (op->watcher && !op->watcher->queued)
+                watcher_unlink_free(z, op->watcher);
+            pending_unlink(z, op);
+            free(op->created);
+            free(op->path);
+            free(op);
+        }
+    }
+    for (struct zk_watcher *w = z->watchers, *next; w; w = next) {
+        next = w->next;
+        if (w->gen == gen && !w->queued)
+            watcher_unlink_free(z, w);
+    }
+}
+
 static void on_session_event(struct zk *z, struct zk_event *ev)
 {
     if (ev->gen != z->gen)
@@ -365,6 +403,7 @@ static void on_session_event(struct zk *z, struct zk_event *ev)
         free(z->hctx);
         z->zh = NULL;
         z->hctx = NULL;
+        purge_closed_handle(z, z->gen);
         if (zk_start_handle(z) != 0)
             LOG_ERROR(ZK_WHO, "cannot start a new ZooKeeper session: %s", strerror(errno));
     } else if (ev->state == ZOO_AUTH_FAILED_STATE) {
@@ -377,6 +416,7 @@ static void on_session_event(struct zk *z, struct zk_event *ev)
 static void on_done_event(struct zk *z, struct zk_event *ev)
 {
     struct zk_pending *op = ev->op;
+    GREGOR_ASSERT(op->z == z && op->gen <= z->gen);
     pending_unlink(z, op);
     if (op->watcher) {
         /* Registered: get / children on success; exists also when the node is missing. */
@@ -426,13 +466,15 @@ static void on_done_event(struct zk *z, struct zk_event *ev)
 static void on_watch_event(struct zk *z, struct zk_event *ev)
 {
     struct zk_watcher *w = ev->watcher;
+    GREGOR_ASSERT(w->z == z && w->gen <= z->gen);
     zk_watch_fn fn = w->fn;
     void *arg = w->arg;
+    uint64_t w_gen = w->gen;
     watcher_unlink_free(z, w);
     if (ev->type == 0)
         return; /* the session expired: it will never fire */
-    if (fn)
-        fn(arg, (enum zk_watch_type)ev->type, strip_chroot(z, ev->path), z->gen);
+    if (fn && w_gen == z->gen)
+        fn(arg, (enum zk_watch_type)ev->type, strip_chroot(z, ev->path), w_gen);
 }
 
 void zk_dispatch(struct zk *z)
@@ -609,6 +651,7 @@ static struct zk_pending *pending_new(struct zk *z, const char *path, zk_done_fn
         z->pending->prev = op;
     z->pending = op;
     z->inflight++;
+    GREGOR_ASSERT(z->inflight <= ZK_INFLIGHT_MAX);
     return op;
 }
 
@@ -618,6 +661,7 @@ static struct zk_watcher *watcher_new(struct zk *z, zk_watch_fn fn, void *arg)
     if (w == NULL)
         return NULL;
     w->z = z;
+    w->gen = z->gen;
     w->fn = fn;
     w->arg = arg;
     w->next = z->watchers;
