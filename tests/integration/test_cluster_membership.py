@@ -350,3 +350,33 @@ def test_paused_past_its_session_registers_again(tmp_path, zookeeper):
             rc = b.stop()
             if alive:
                 assert rc == 0, b.log()
+
+
+def test_zookeeper_restart_ridden_out(tmp_path):
+    """ZooKeeper goes away under two running brokers and comes back on the same data: the
+    brokers keep serving meanwhile (no crash, no exit) and are both registered again, with one
+    controller, once it is back."""
+    zk = ZooKeeperServer()
+    zk.start()
+    chroot = "/ride"
+    brokers = [make_broker(tmp_path, zk, chroot, i) for i in (1, 2)]
+    try:
+        for b in brokers:
+            b.start()
+        wait_until(lambda: all_agree(brokers, [1, 2]), 15, what="two brokers")
+        zk.stop(remove=False)
+        time.sleep(SESSION_MS / 1000 + 1)  # past the session timeout without ZooKeeper
+        for b in brokers:
+            assert b.alive(), b.log()
+            assert admin_view(b)[0]  # still answers Metadata
+        zk.start()
+        wait_until(lambda: zk_children(zk, chroot + "/brokers/ids") == [1, 2], 20,
+                   what="both registered after ZooKeeper's return")
+        wait_until(lambda: all_agree(brokers, [1, 2]), 15, what="one controller again")
+    finally:
+        for b in brokers:
+            alive = b.alive()
+            rc = b.stop()
+            if alive:
+                assert rc == 0, b.log()
+        zk.stop()

@@ -95,7 +95,8 @@ class ZooKeeperServer:
         except OSError:
             return ""
 
-    def stop(self):
+    def stop(self, remove=True):
+        """Ends the server; remove=False keeps its dataDir and port for start() again."""
         if self.proc is not None:
             self.proc.terminate()
             try:
@@ -105,7 +106,8 @@ class ZooKeeperServer:
                 self.proc.wait()
             self.proc = None
             self.log_file.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if remove:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def zkcli(self, *args, timeout=60):
         """Debian's zkCli.sh against this server: its stdout."""
