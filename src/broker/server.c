@@ -742,6 +742,12 @@ static int set_ip_limits(struct broker *b)
  * so does this one (the client retried every server meanwhile). */
 static int cluster_join(struct broker *b)
 {
+    if (b->cfg.node_id < 0) {
+        /* Kafka would generate one from /brokers/seqid (broker.id.generation.enable). */
+        LOG_ERROR(server_who, "broker.id %d: a broker on ZooKeeper needs broker.id (or node.id) "
+                  ">= 0; gregor does not generate broker ids", b->cfg.node_id);
+        return -1;
+    }
     struct cluster_config cc = {
         .zookeeper_connect = b->cfg.zookeeper_connect,
         .session_timeout_ms = b->cfg.zookeeper_session_timeout_ms,

@@ -38,7 +38,7 @@ struct cluster {
     char host[CLUSTER_HOST_MAX];
     char who[64];
     uint64_t gen;                   /* the session the flags below belong to */
-    bool connected_once;
+    bool started;                   /* cluster_await_registration succeeded */
     bool fatal;                     /* startup must stop (logged) */
     /* steps */
     int paths_left;                 /* persistent paths still being created */
@@ -327,8 +327,10 @@ static void register_owner(void *arg, const struct zk_result *res)
               "NodeExists): broker.id %d is registered by another broker",
               c->cfg.broker_id, (unsigned long long)res->stat.ephemeral_owner,
               (unsigned long long)mine, c->cfg.broker_id);
-    if (!c->connected_once || !c->registered)
-        c->fatal = true;
+    if (!c->started)
+        c->fatal = true; /* startup is refused */
+    else
+        retry_later(c, "registering the broker again", ZK_NODE_EXISTS); /* until it goes */
 }
 
 static void register_created(void *arg, const struct zk_result *res)
@@ -729,10 +731,8 @@ static void on_session(void *arg, enum zk_session_state state, uint64_t gen)
         live_rebuild(c);
         return;
     }
-    if (state == ZK_SESSION_CONNECTED) {
-        c->connected_once = true;
+    if (state == ZK_SESSION_CONNECTED)
         cluster_resume(c);
-    }
 }
 
 struct cluster *cluster_create(struct loop *loop, const struct cluster_config *cfg)
@@ -820,6 +820,7 @@ int cluster_await_registration(struct cluster *c)
                       c->cfg.broker_id, c->cfg.session_timeout_ms);
         return -1;
     }
+    c->started = true;
     return 0;
 }
 

@@ -380,3 +380,13 @@ def test_zookeeper_restart_ridden_out(tmp_path):
             if alive:
                 assert rc == 0, b.log()
         zk.stop()
+
+
+def test_negative_broker_id_refused(tmp_path, zookeeper):
+    """broker.id -1 (Kafka's "generate one") is refused with a clear error, not registered as
+    /brokers/ids/-1."""
+    b = make_broker(tmp_path, zookeeper, "/negid", -1)
+    rc, out = run_refused(b)
+    assert rc == 1, out
+    assert "needs broker.id (or node.id) >= 0" in out, out
+    assert not ZkReader(zookeeper.connect).exists("/negid/brokers/ids/-1")
