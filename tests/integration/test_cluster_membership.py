@@ -253,9 +253,11 @@ def test_cluster_id_mismatch_refused(tmp_path, zookeeper):
     """A log dir of one cluster (meta.properties) does not join another (/cluster/id): Kafka's
     InconsistentClusterIdException."""
     a = make_broker(tmp_path, zookeeper, "/cid-a", 1)
-    a.start()
-    first_id = zk_json(zookeeper, "/cid-a/cluster/id")[0]["id"]
-    assert a.stop() == 0
+    try:
+        a.start()
+        first_id = zk_json(zookeeper, "/cid-a/cluster/id")[0]["id"]
+    finally:
+        assert a.stop() == 0
     # Another cluster with its own id: the same data dir is refused.
     other = ZkReader(zookeeper.connect)
     other.create("/cid-b")
