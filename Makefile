@@ -8,7 +8,7 @@ BUILD   ?= build
 CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -Isrc -I$(BUILD)/gen -pthread
 OPT     ?= -O2
 CFLAGS  += $(CFLAGS_COMMON) $(OPT)
-LIBS_CORE = -lz -lzstd -llz4 -lsnappy -lpthread -lm
+LIBS_CORE = -lzookeeper_mt -lz -lzstd -llz4 -lsnappy -lpthread -lm
 LIBS_CLI  = -lrdkafka
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -17,7 +17,7 @@ GEN_TOOL = tools/gen_proto.py
 GEN_C    = $(BUILD)/gen/proto/messages.c
 GEN_H    = $(BUILD)/gen/proto/messages.h
 
-CORE_DIRS = src/common src/net src/proto src/broker src/log src/partition src/group
+CORE_DIRS = src/common src/net src/proto src/broker src/log src/partition src/group src/cluster
 CORE_SRC  = $(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.c))
 CLI_SRC   = $(wildcard src/cli/*.c) src/main.c
 UNIT_SRC  = $(wildcard tests/unit/test_*.c)
@@ -43,6 +43,10 @@ $(BUILD)/obj/gen/proto/messages.o: $(GEN_C) $(GEN_H)
 $(BUILD)/obj/%.o: %.c | $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# Debian's ZooKeeper C client is the multi-threaded one (src/cluster/zk.c hands its callbacks
+# to the loop thread).
+$(BUILD)/obj/src/cluster/%.o: CFLAGS += -DTHREADED
 
 $(BUILD)/libgregor.a: $(CORE_OBJ)
 	@rm -f $@
@@ -121,7 +125,7 @@ FUZZ_BASE_SRC = $(wildcard src/common/*.c src/proto/*.c) $(GEN_C)
 FUZZ_EXTRA_DEFAULT = $(wildcard src/log/*.c)
 FUZZ_EXTRA_fuzz_request =
 # The whole request path in process: net, handlers, log and groups.
-FUZZ_EXTRA_fuzz_pipeline = $(wildcard src/net/*.c src/broker/*.c src/partition/*.c src/log/*.c src/group/*.c)
+FUZZ_EXTRA_fuzz_pipeline = $(wildcard src/net/*.c src/broker/*.c src/log/*.c src/group/*.c src/partition/*.c src/cluster/*.c)
 # The outbound client's reading path over a loopback socket: the loop and the client.
 FUZZ_EXTRA_fuzz_client_read = src/net/loop.c src/net/client.c
 fuzz_extra = $(if $(filter undefined,$(origin FUZZ_EXTRA_$(1))),$(FUZZ_EXTRA_DEFAULT),$(FUZZ_EXTRA_$(1)))

@@ -25,6 +25,9 @@ LAYERS = {
     'group': {'common', 'proto'},
     # the outbound client (net/client.c) encodes and decodes with the generated codecs
     'net': {'common', 'proto'},
+    # membership and controller on ZooKeeper: its completions come through the loop (net/loop.h);
+    # it knows no handler, no topic and no log (the broker asks it, it never calls the broker)
+    'cluster': {'common', 'net'},
     'broker': None,
     'cli': None,
 }

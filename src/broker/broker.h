@@ -23,6 +23,7 @@ struct group_coordinator;
 struct fetch_sessions;
 struct create_job;
 struct deleted_dir;
+struct cluster;
 
 /* The longest a piece of one client's work (opening or deleting partitions, appending a
  * request's partitions) holds the loop per turn before it yields to the others. */
@@ -89,6 +90,10 @@ struct broker_config {
     int32_t offset_metadata_max_bytes;
     bool acks_all_fsync;                 /* gregor.acks.all.fsync */
     char cluster_id[64];                 /* empty: from meta.properties or generated */
+    /* A cluster on ZooKeeper (src/cluster) when zookeeper_connect is set; else one node. */
+    char zookeeper_connect[1024];        /* "h1:p1,h2:p2/chroot" */
+    int32_t zookeeper_session_timeout_ms;
+    int32_t zookeeper_connection_timeout_ms; /* -1: the session timeout (Kafka's default) */
     struct broker_props static_props;    /* the catalog's keys as set at startup */
 };
 
@@ -239,6 +244,7 @@ struct broker {
     int ncommit, capcommit;
     struct group_coordinator *groups;
     struct fetch_sessions *fetch_sessions; /* created on first use */
+    struct cluster *cluster;         /* NULL without zookeeper.connect */
     bool stopping;
     int64_t started_ms;
     int64_t open_us;                 /* mono_us() when broker_open began (startup time) */

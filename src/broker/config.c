@@ -14,6 +14,7 @@
 
 #include "broker/broker.h"
 #include "broker/config_catalog.h"
+#include "cluster/zk.h"
 #include "common/logging.h"
 #include "common/util.h"
 
@@ -54,6 +55,8 @@ void broker_config_defaults(struct broker_config *c)
     c->group_consumer_max_size = INT_MAX;
     c->offset_metadata_max_bytes = 4096;
     c->acks_all_fsync = true;
+    c->zookeeper_session_timeout_ms = 18000;
+    c->zookeeper_connection_timeout_ms = -1;
 }
 
 static int parse_i64(const char *v, int64_t min, int64_t max, int64_t *out)
@@ -200,6 +203,15 @@ static int set_special(struct broker_config *c, const char *key, const char *v, 
     }
     if (strcmp(key, "cluster.id") == 0) {
         snprintf(c->cluster_id, sizeof(c->cluster_id), "%s", v);
+        return 0;
+    }
+    if (strcmp(key, "zookeeper.connect") == 0) {
+        char hosts[1024], chroot[1024];
+        if (v[0] != '\0' && (strlen(v) >= sizeof(c->zookeeper_connect) ||
+                             zk_connect_string_parse(v, hosts, sizeof(hosts), chroot,
+                                                     sizeof(chroot)) != 0))
+            goto bad;
+        snprintf(c->zookeeper_connect, sizeof(c->zookeeper_connect), "%s", v);
         return 0;
     }
 bad:

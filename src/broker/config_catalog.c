@@ -222,8 +222,11 @@ const struct broker_key_def config_catalog_broker[] = {
     {"controller.listener.names", STRING, NULL, STARTUP, NOFIELD, NULL},
     {"inter.broker.listener.name", STRING, NULL, STARTUP, NOFIELD, NULL},
     {"listener.security.protocol.map", STRING, NULL, STARTUP, NOFIELD, NULL},
-    {"zookeeper.connect", STRING, NULL, STARTUP, NOFIELD, NULL},
-    {"zookeeper.connection.timeout.ms", STRING, NULL, STARTUP, NOFIELD, NULL},
+    /* A cluster on ZooKeeper (docs/CLUSTER.md); Kafka 3.x's keys and defaults (the connection
+     * timeout defaults to the session timeout). */
+    {"zookeeper.connect", STRING, NULL, STARTUP, SPECIAL, NULL},
+    {"zookeeper.connection.timeout.ms", INT, NULL, STARTUP, I32F(zookeeper_connection_timeout_ms, 1, INT_MAX), NULL},
+    {"zookeeper.session.timeout.ms", INT, "18000", STARTUP, I32F(zookeeper_session_timeout_ms, 1, INT_MAX), NULL},
     {"log.cleaner.enable", STRING, NULL, STARTUP, NOFIELD, NULL},
     {"replica.lag.time.max.ms", STRING, NULL, STARTUP, NOFIELD, NULL},
     {"queued.max.requests", STRING, NULL, STARTUP, NOFIELD, NULL},

@@ -1,10 +1,12 @@
-/* Metadata (3): brokers (just this one), cluster id, controller, and each topic's partitions
- * with this node as leader and only replica. Auto-creates topics when allowed. */
+/* Metadata (3): brokers (this one, or the cluster's live ones on ZooKeeper), cluster id,
+ * controller, and each topic's partitions with this node as leader and only replica (topics
+ * stay local until the cluster assigns them). Auto-creates topics when allowed. */
 #include <stdio.h>
 #include <string.h>
 
 #include "broker/handlers.h"
 #include "broker/kutil.h"
+#include "cluster/cluster.h"
 #include "common/logging.h"
 #include "proto/messages.h"
 
@@ -80,16 +82,32 @@ enum request_status handle_metadata(struct broker *b, struct request *r)
     struct metadata_request *req = r->body;
     struct metadata_response *resp = r->resp;
 
-    RESP_ARRAY(r, resp->brokers, 1);
-    if (resp->brokers == NULL)
-        return REQUEST_CLOSE;
-    resp->n_brokers = 1;
-    resp->brokers[0].node_id = b->cfg.node_id;
-    resp->brokers[0].host = kstr_of(b->cfg.advertised_host);
-    resp->brokers[0].port = b->cfg.advertised_port;
-    resp->brokers[0].rack = kstr_null();
+    if (b->cluster != NULL) {
+        const struct cluster_broker *live;
+        int n = cluster_brokers(b->cluster, &live);
+        RESP_ARRAY(r, resp->brokers, n);
+        if (resp->brokers == NULL && n > 0)
+            return REQUEST_CLOSE;
+        resp->n_brokers = n;
+        for (int i = 0; i < n; i++) {
+            resp->brokers[i].node_id = live[i].id;
+            resp->brokers[i].host = kstr_of(live[i].host); /* live until the loop turns */
+            resp->brokers[i].port = live[i].port;
+            resp->brokers[i].rack = kstr_null();
+        }
+        resp->controller_id = cluster_controller_id(b->cluster); /* -1: none yet, as Kafka */
+    } else {
+        RESP_ARRAY(r, resp->brokers, 1);
+        if (resp->brokers == NULL)
+            return REQUEST_CLOSE;
+        resp->n_brokers = 1;
+        resp->brokers[0].node_id = b->cfg.node_id;
+        resp->brokers[0].host = kstr_of(b->cfg.advertised_host);
+        resp->brokers[0].port = b->cfg.advertised_port;
+        resp->brokers[0].rack = kstr_null();
+        resp->controller_id = b->cfg.node_id;
+    }
     resp->cluster_id = kstr_of(b->cluster_id);
-    resp->controller_id = b->cfg.node_id;
     /* The cluster's operations only in v8-10 (the field's versions), as Kafka. */
     resp->cluster_authorized_operations = r->api_version >= 8 && r->api_version <= 10 &&
                                                   req->include_cluster_authorized_operations

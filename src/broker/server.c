@@ -18,6 +18,7 @@
 #include "broker/handlers.h"
 #include "broker/iowork.h"
 #include "broker/syncer.h"
+#include "cluster/cluster.h"
 #include "common/logging.h"
 #include "common/util.h"
 #include "log/logdir.h"
@@ -735,13 +736,62 @@ static int set_ip_limits(struct broker *b)
     return 0;
 }
 
+/* Connects to ZooKeeper and reads (or creates) /cluster/id, which the log dirs' meta.properties
+ * must match (logdir_open refuses another cluster's dir, Kafka's InconsistentClusterIdException).
+ * Kafka's startup fails when ZooKeeper is not reached within zookeeper.connection.timeout.ms;
+ * so does this one (the client retried every server meanwhile). */
+static int cluster_join(struct broker *b)
+{
+    if (b->cfg.node_id < 0) {
+        /* Kafka would generate one from /brokers/seqid (broker.id.generation.enable). */
+        LOG_ERROR(server_who, "broker.id %d: a broker on ZooKeeper needs broker.id (or node.id) "
+                  ">= 0; gregor does not generate broker ids", b->cfg.node_id);
+        return -1;
+    }
+    struct cluster_config cc = {
+        .zookeeper_connect = b->cfg.zookeeper_connect,
+        .session_timeout_ms = b->cfg.zookeeper_session_timeout_ms,
+        .connection_timeout_ms = b->cfg.zookeeper_connection_timeout_ms > 0
+                                     ? b->cfg.zookeeper_connection_timeout_ms
+                                     : b->cfg.zookeeper_session_timeout_ms,
+        .broker_id = b->cfg.node_id,
+        .listener_name = "PLAINTEXT",
+        .host = b->cfg.advertised_host,
+        .port = b->cfg.advertised_port,
+    };
+    b->cluster = cluster_create(b->loop, &cc);
+    if (b->cluster == NULL)
+        return -1;
+    char id[64];
+    if (cluster_await_id(b->cluster, id, sizeof(id)) != 0)
+        return -1;
+    if (b->cfg.cluster_id[0] != '\0' && strcmp(b->cfg.cluster_id, id) != 0) {
+        LOG_ERROR(server_who,
+                  "InconsistentClusterIdException: The Cluster ID %s doesn't match stored "
+                  "clusterId %s in server.properties. The broker is trying to join the wrong "
+                  "cluster. Configured zookeeper.connect may be wrong.",
+                  id, b->cfg.cluster_id);
+        return -1;
+    }
+    snprintf(b->cfg.cluster_id, sizeof(b->cfg.cluster_id), "%s", id);
+    return 0;
+}
+
 static int open_storage(struct broker *b)
 {
     for (int i = 0; i < b->cfg.n_log_dirs; i++) {
         if (logdir_open(b->cfg.log_dirs[i], b->cfg.node_id,
                         b->cfg.cluster_id[0] ? b->cfg.cluster_id : (i > 0 ? b->cluster_id : NULL),
-                        &b->dirs[i]) != 0)
+                        &b->dirs[i]) != 0) {
+            if (b->cluster != NULL)
+                LOG_ERROR(server_who,
+                          "InconsistentClusterIdException when the Cluster ID %s (ZooKeeper's "
+                          "/cluster/id) differs from meta.properties' in %s: the broker is "
+                          "trying to join the wrong cluster. Configured zookeeper.connect may "
+                          "be wrong.",
+                          b->cfg.cluster_id, b->cfg.log_dirs[i]);
             return -1;
+        }
         b->ndirs = i + 1;
         if (i == 0)
             snprintf(b->cluster_id, sizeof(b->cluster_id), "%s", logdir_cluster_id(b->dirs[0]));
@@ -760,6 +810,10 @@ static int open_storage(struct broker *b)
 static void shutdown_broker(struct broker *b)
 {
     net_stop_listening(b->net);
+    /* The session's end deletes this broker's registration (and /controller if it held it):
+     * the others see it leave at once, not after the session timeout. */
+    cluster_destroy(b->cluster);
+    b->cluster = NULL;
     /* Finish what is in flight: parked fetches answer now, acks=all waits for this flush. */
     waiters_fire(&b->waiters);
     waiters_expire(&b->waiters, WAITER_ON_APPEND);
@@ -808,11 +862,6 @@ struct broker *broker_open(const struct broker_config *cfg)
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     keep_request_memory();
-    if (open_storage(b) != 0) {
-        LOG_ERROR(server_who, "cannot open the log dirs; exiting");
-        free(b);
-        return NULL;
-    }
     /* The loop's table is indexed by fd number, and partition segments hold fds too (3 each):
      * size it to the process's fd limit so no socket (or listener) can fall outside it. */
     int max_fds = b->cfg.max_connections + 1024;
@@ -821,7 +870,26 @@ struct broker *broker_open(const struct broker_config *cfg)
         nofile.rlim_cur > (rlim_t)max_fds)
         max_fds = nofile.rlim_cur > (rlim_t)(1 << 22) ? 1 << 22 : (int)nofile.rlim_cur;
     b->loop = loop_create(max_fds);
+    if (b->loop == NULL) {
+        LOG_ERROR(server_who, "cannot set up the event loop: %s", strerror(errno));
+        free(b);
+        return NULL;
+    }
     waiters_init(&b->waiters, b->loop);
+    /* On ZooKeeper, the cluster's id comes first (Kafka's order): the log dirs must agree. */
+    if (b->cfg.zookeeper_connect[0] != '\0' && cluster_join(b) != 0) {
+        cluster_destroy(b->cluster);
+        loop_destroy(b->loop);
+        free(b);
+        return NULL;
+    }
+    if (open_storage(b) != 0) {
+        LOG_ERROR(server_who, "cannot open the log dirs; exiting");
+        cluster_destroy(b->cluster);
+        loop_destroy(b->loop);
+        free(b);
+        return NULL;
+    }
     /* queued.max.request.bytes: Kafka's default -1 leaves request memory unbounded; here it
      * means QUEUED_MAX_REQUEST_BYTES_DEFAULT, or socket.request.max.bytes when larger. */
     int64_t queued = b->cfg.queued_max_request_bytes;
@@ -861,6 +929,13 @@ struct broker *broker_open(const struct broker_config *cfg)
     loop_timer_add(b->loop, mono_ms() + b->cfg.log_flush_scheduler_interval_ms, periodic_flush, b);
     loop_timer_add(b->loop, mono_ms() + b->cfg.offset_checkpoint_interval_ms, periodic_checkpoint, b);
     loop_timer_add(b->loop, mono_ms() + IDLE_FD_SWEEP_MS, periodic_idle_fds, b);
+    /* Registered once it can serve, as Kafka registers after its socket server is up. */
+    if (b->cluster != NULL && cluster_await_registration(b->cluster) != 0) {
+        LOG_ERROR(server_who, "cannot register in ZooKeeper; exiting");
+        cluster_destroy(b->cluster);
+        b->cluster = NULL;
+        return NULL;
+    }
     LOG_INFO(server_who, "Awaiting socket connections on %s:%d (advertised %s:%d), cluster id %s",
              b->cfg.listener_host, b->cfg.listener_port, b->cfg.advertised_host,
              b->cfg.advertised_port, b->cluster_id);
