@@ -545,8 +545,8 @@ static char *select_protocol(struct group *g)
     return best >= 0 ? gc_strdup(first->protocols[best].name) : NULL;
 }
 
-/* Removes a member without touching the group state; its waiters get err. */
-static void member_remove_raw(struct group *g, struct member *m, int16_t err)
+/* A member's parked JoinGroup and SyncGroup (if any) are answered with err. */
+static void member_fail_waiters(struct group *g, struct member *m, int16_t err)
 {
     if (m->join_cb) {
         gc_join_cb cb = m->join_cb;
@@ -559,6 +559,12 @@ static void member_remove_raw(struct group *g, struct member *m, int16_t err)
         m->sync_cb = NULL;
         sync_reply_error(cb, m->sync_arg, err);
     }
+}
+
+/* Removes a member without touching the group state; its waiters get err. */
+static void member_remove_raw(struct group *g, struct member *m, int16_t err)
+{
+    member_fail_waiters(g, m, err);
     member_unlink(g, m);
     if (str_eq(g->leader, m->id)) {
         free(g->leader);
@@ -1572,17 +1578,7 @@ void gc_classic_reset(struct group *g, int16_t err)
 {
     struct group_coordinator *gc = g->gc;
     for (struct member *m = g->members; m; m = m->next) {
-        if (m->join_cb) {
-            gc_join_cb cb = m->join_cb;
-            m->join_cb = NULL;
-            g->n_awaiting_join--;
-            join_reply_error(cb, m->join_arg, err, m->id);
-        }
-        if (m->sync_cb) {
-            gc_sync_cb cb = m->sync_cb;
-            m->sync_cb = NULL;
-            sync_reply_error(cb, m->sync_arg, err);
-        }
+        member_fail_waiters(g, m, err);
     }
     GREGOR_ASSERT(g->n_awaiting_join == 0);
     while (g->pending)
