@@ -114,3 +114,25 @@ def test_unreachable_zookeeper_is_an_error_after_the_timeout():
     assert r.returncode == 1, r.stdout + r.stderr
     assert "Timed out waiting for connection while in state: CONNECTING" in r.stderr, r.stderr
     assert 2.0 <= elapsed < 15, elapsed
+
+
+def test_configs_and_consumer_groups_accept_zookeeper(registered_broker):
+    """Kafka 3.x's kafka-configs took --zookeeper too (and kafka-consumer-groups in the old
+    tutorials): both find the broker the same way."""
+    b, zk = registered_broker
+    topic = "cfg-" + uuid.uuid4().hex[:6]
+    r, _ = tool("kafka-topics.sh", "--create", "--zookeeper", zk, "--replication-factor", "1",
+                "--partitions", "1", "--topic", topic)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r, _ = tool("kafka-configs.sh", "--zookeeper", zk, "--alter", "--entity-type", "topics",
+                "--entity-name", topic, "--add-config", "retention.ms=123456")
+    assert r.returncode == 0, r.stdout + r.stderr
+    r, _ = tool("kafka-configs.sh", "--zookeeper", zk, "--describe", "--entity-type", "topics",
+                "--entity-name", topic)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "retention.ms=123456" in r.stdout, r.stdout
+    r, _ = tool("kafka-consumer-groups.sh", "--zookeeper", zk, "--list")
+    assert r.returncode == 0, r.stdout + r.stderr
+    r, _ = tool("kafka-consumer-groups.sh", "--zookeeper", zk.rsplit("/", 1)[0] + "/none-here",
+                "--list")
+    assert r.returncode == 1 and "No brokers found in ZK" in r.stderr, r.stdout + r.stderr
