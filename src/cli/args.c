@@ -1,6 +1,7 @@
 /* args: Kafka-style option parsing and help for the client subcommands, plus the librdkafka
  * setup (bootstrap, properties, admin request plumbing) they all share. */
 #include "cli/args.h"
+#include "cli/zk_bootstrap.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -150,6 +151,11 @@ int cli_parse_long(const char *text, long long min, long long max, long long *ou
     return 0;
 }
 
+/* The brokers --zookeeper resolved to, "" until then: one command runs per process, and its
+ * tools ask cli_bootstrap more than once (the admin client, then topic ids), so ZooKeeper is
+ * asked once. */
+static char zk_servers[CLI_ZK_SERVERS_MAX];
+
 const char *cli_bootstrap(struct cli_cmd *cmd)
 {
     const char *servers = cli_value(cmd, "bootstrap-server");
@@ -157,12 +163,24 @@ const char *cli_bootstrap(struct cli_cmd *cmd)
         servers = cli_value(cmd, "broker-list");
     if (servers)
         return servers;
-    if (cli_value(cmd, "zookeeper")) {
+    const char *zookeeper = cli_value(cmd, "zookeeper");
+    if (zookeeper) {
+        if (zk_servers[0])
+            return zk_servers; /* resolved once per command */
+        /* An explicit override, kept for scripts that point old --zookeeper commands at one
+         * broker: said on stderr so nobody mistakes it for ZooKeeper's answer. */
         const char *env = getenv("GREGOR_BOOTSTRAP");
-        servers = env && *env ? env : "localhost:9092";
-        fprintf(stderr, "Note: gregor has no ZooKeeper; --zookeeper %s is treated as "
-                "--bootstrap-server %s\n", cli_value(cmd, "zookeeper"), servers);
-        return servers;
+        if (env && *env) {
+            snprintf(zk_servers, sizeof(zk_servers), "%s", env);
+            fprintf(stderr, "Note: GREGOR_BOOTSTRAP is set; --zookeeper %s is treated as "
+                    "--bootstrap-server %s\n", zookeeper, zk_servers);
+            return zk_servers;
+        }
+        if (cli_zk_bootstrap(zookeeper, zk_servers, sizeof(zk_servers)) != 0) {
+            zk_servers[0] = '\0';
+            return NULL;
+        }
+        return zk_servers;
     }
     cli_usage_error(cmd, "Missing required argument \"[bootstrap-server]\"");
     return NULL;

@@ -56,9 +56,10 @@ int cli_usage_error(const struct cli_cmd *cmd, const char *fmt, ...)
 /* Strict integer parse of the whole string within [min, max]; 0 on success, -1 otherwise. */
 int cli_parse_long(const char *text, long long min, long long max, long long *out);
 
-/* The broker list from --bootstrap-server or --broker-list; --zookeeper is accepted with a
- * one-line notice and mapped to $GREGOR_BOOTSTRAP or localhost:9092 (gregor has no ZooKeeper).
- * Prints a usage error and returns NULL when none was given. */
+/* The broker list from --bootstrap-server or --broker-list, else from --zookeeper as Kafka
+ * 3.x's tools used it: the live brokers registered in that ZooKeeper (cli_zk_bootstrap).
+ * $GREGOR_BOOTSTRAP, when set, overrides --zookeeper's lookup (with a notice on stderr).
+ * Prints why and returns NULL when there is none (a usage error when no option was given). */
 const char *cli_bootstrap(struct cli_cmd *cmd);
 
 /* A librdkafka config for bootstrap with gregor's CLI defaults. */

@@ -17,6 +17,9 @@
 static struct cli_opt configs_opts[] = {
     {"bootstrap-server", CLI_OPT_VALUE, "<String: server to connect to>",
      "The Kafka server to connect to.", 0, 0, 0},
+    {"zookeeper", CLI_OPT_VALUE, "<String: hosts>",
+     "DEPRECATED, as in Kafka 3.x: the ZooKeeper connect string host:port[,host:port][/chroot]; "
+     "the brokers registered there (/brokers/ids) are the servers to connect to.", 0, 0, 0},
     {"command-config", CLI_OPT_VALUE, "<String: command config property file>",
      "Property file containing configs to be passed to Admin Client.", 0, 0, 0},
     {"describe", CLI_OPT_FLAG, NULL, "List configs for the given entity.", 0, 0, 0},
