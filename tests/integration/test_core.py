@@ -208,6 +208,11 @@ def test_topic_admin_and_errors(broker):
     assert len(a.list_topics(timeout=10).topics["adm"].partitions) == 5
     a.delete_topics(["adm"])["adm"].result(10)
     assert "adm" not in a.list_topics(timeout=10).topics
+    # The answer comes once the deletion is committed; the dirs are renamed and removed in
+    # slices right after (a loaded machine may take a moment): bounded wait for them to go.
+    deadline = time.time() + 15
+    while any(d.startswith("adm-") for d in os.listdir(broker.data_dir)) and time.time() < deadline:
+        time.sleep(0.05)
     assert not any(d.startswith("adm-") for d in os.listdir(broker.data_dir))
 
 
