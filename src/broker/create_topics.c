@@ -1,6 +1,8 @@
 /* CreateTopics (19): validates name, partitions, replication factor (one node: only 1),
  * configs and the open files a topic needs as Kafka does; validate_only checks without
- * creating. Big topics are created over several loop turns and answered when done. */
+ * creating. Big topics are created over several loop turns and answered when done. On a
+ * cluster the topic's assignment is written to ZooKeeper (src/cluster) and the brokers that
+ * lead its partitions open it (broker_cluster_sync). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* Metadata (3): brokers (this one, or the cluster's live ones on ZooKeeper), cluster id,
- * controller, and each topic's partitions with this node as leader and only replica (topics
- * stay local until the cluster assigns them). Auto-creates topics when allowed. */
+ * controller, and each topic's partitions: this node as leader and only replica, or on a
+ * cluster ZooKeeper's leaders, replicas and ISR. Auto-creates topics when allowed. */
 #include <stdio.h>
 #include <string.h>
 
