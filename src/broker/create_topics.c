@@ -459,8 +459,24 @@ void broker_cluster_sync(void *arg)
     int n = cluster_topics(b->cluster, &ts);
     for (int i = 0; i < n; i++) {
         const struct cluster_topic *ct = ts[i];
-        if (!ct->read || topic_find(b, ct->name) != NULL)
+        if (!ct->read)
             continue;
+        struct topic *have = topic_find(b, ct->name);
+        if (have != NULL) {
+            /* Leading again (after a restart, or an election): the controller's leader epoch,
+             * which clients send back in Fetch and ListOffsets. */
+            for (int32_t p = 0; have->creating == 0 && have->growing == 0 &&
+                                p < ct->npartitions && p < have->npartitions; p++) {
+                struct partition *lp = have->partitions[p];
+                if (ct->parts[p].leader == b->cfg.node_id &&
+                    ct->parts[p].leader_epoch > lp->leader_epoch &&
+                    partition_become_leader(lp, ct->parts[p].leader_epoch) != KERR_NONE)
+                    LOG_LIMITED(LOG_LEVEL_WARN, "KafkaApis",
+                                "cannot record leader epoch %d of %s-%d", ct->parts[p].leader_epoch,
+                                ct->name, p);
+            }
+            continue;
+        }
         bool leads = false;
         for (int32_t p = 0; p < ct->npartitions && !leads; p++)
             leads = ct->parts[p].leader == b->cfg.node_id;

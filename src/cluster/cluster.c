@@ -50,6 +50,7 @@ struct cluster {
     bool brokers_watch, brokers_inflight;
     bool controller_watch, controller_inflight, elect_inflight;
     bool topics_watch, topics_inflight, states_inflight;
+    bool brokers_seen;              /* /brokers/ids listed once in this session */
     uint64_t retry_timer;
     /* what is known */
     int32_t controller_id;
@@ -480,6 +481,8 @@ static void brokers_listed(void *arg, const struct zk_result *res)
     memcpy(c->known, next_known, sizeof(next_known[0]) * (size_t)n);
     c->nbrokers = n;
     live_rebuild(c);
+    c->brokers_seen = true;
+    controller_write_states(c); /* leaders gone or back */
     for (int i = 0; i < n; i++) {
         if (c->known[i])
             continue;
@@ -935,6 +938,7 @@ static void state_read(void *arg, const struct zk_result *res)
     cp->controller_epoch = (int32_t)ce;
     cp->state_version = res->has_stat ? res->stat.version : 0;
     notify(c);
+    controller_write_states(c);
 }
 
 static void topic_changed(void *arg, enum zk_watch_type type, const char *path, uint64_t gen)
@@ -1171,6 +1175,51 @@ static bool broker_live(const struct cluster *c, int32_t id)
     return false;
 }
 
+/* For the controller's elections: registered under /brokers/ids (its endpoints may not be read
+ * yet), once the listing of this session is known. */
+static bool broker_registered(const struct cluster *c, int32_t id)
+{
+    for (int i = 0; i < c->nbrokers; i++)
+        if (c->brokers[i].id == id)
+            return true;
+    return false;
+}
+
+static bool in_isr(const struct cluster_partition *cp, int32_t id)
+{
+    for (int i = 0; i < cp->nisr; i++)
+        if (cp->isr[i] == id)
+            return true;
+    return false;
+}
+
+/* Kafka's OfflinePartitionLeaderElection (unclean election off): the first replica, in
+ * assignment order, that is live and in the ISR; -1 when none. */
+static int32_t elect_leader(const struct cluster *c, const struct cluster_partition *cp)
+{
+    for (int k = 0; k < cp->nreplicas; k++)
+        if (broker_registered(c, cp->replicas[k]) && in_isr(cp, cp->replicas[k]))
+            return cp->replicas[k];
+    return -1;
+}
+
+/* A partition whose state the controller must change: its leader is gone, or it has none and
+ * an ISR replica is back. */
+static bool leader_change_due(const struct cluster *c, const struct cluster_partition *cp)
+{
+    if (cp->state != CLUSTER_STATE_READ || cp->writing || !c->brokers_seen)
+        return false;
+    if (cp->leader >= 0)
+        return !broker_registered(c, cp->leader);
+    return elect_leader(c, cp) >= 0;
+}
+
+static bool state_work_due(const struct cluster *c, const struct cluster_partition *cp)
+{
+    return (cp->state == CLUSTER_STATE_MISSING && !cp->writing && c->brokers_seen) ||
+           leader_change_due(c, cp);
+}
+
 static void state_written(void *arg, const struct zk_result *res)
 {
     struct cluster *c = arg;
@@ -1185,6 +1234,10 @@ static void state_written(void *arg, const struct zk_result *res)
         t->parts[p].writing = false;
     if (res->rc == ZK_OK || res->rc == ZK_NODE_EXISTS)
         return; /* the state's watch reads it */
+    if (res->rc == ZK_BAD_VERSION && res->multi_failed_index == 0) {
+        /* the state changed meanwhile: its watch reads it, then the controller looks again */
+        return;
+    }
     if (res->rc == ZK_BAD_VERSION) {
         /* Kafka's ControllerMovedException: another broker's epoch is newer. */
         LOG_WARN(c->who, "Controller epoch %d is stale: another broker is the controller",
@@ -1226,19 +1279,53 @@ static void write_epoch_read(void *arg, const struct zk_result *res)
         bool parent = false;
         for (int32_t p = 0; t->read && p < t->npartitions; p++) {
             struct cluster_partition *cp = &t->parts[p];
-            if (cp->state != CLUSTER_STATE_MISSING || cp->writing || cp->nreplicas == 0)
+            if (!state_work_due(c, cp) || cp->nreplicas == 0)
                 continue;
             if (budget <= 0) {
                 more = true;
                 break;
             }
+            int rc;
+            if (cp->state == CLUSTER_STATE_READ) {
+                /* A leader gone: leader -1 (the ISR keeps its last member, as Kafka), or an
+                 * ISR replica back: it leads. The leader epoch goes up either way. */
+                int32_t leader = cp->leader >= 0 ? -1 : elect_leader(c, cp);
+                if (leader < 0) {
+                    int32_t isr[CLUSTER_REPLICAS_MAX];
+                    int32_t nisr = 0;
+                    for (int k = 0; k < cp->nisr; k++)
+                        if (cp->isr[k] != cp->leader || cp->nisr == 1)
+                            isr[nisr++] = cp->isr[k];
+                    GREGOR_ASSERT(nisr >= 1 || cp->nisr == 0);
+                    rc = cluster_state_json(json, sizeof(json), c->controller_epoch, -1,
+                                            cp->leader_epoch + 1, isr, nisr);
+                } else {
+                    rc = cluster_state_json(json, sizeof(json), c->controller_epoch, leader,
+                                            cp->leader_epoch + 1, cp->isr, cp->nisr);
+                }
+                GREGOR_ASSERT(rc > 0 && cp->leader_epoch + 1 > cp->leader_epoch);
+                LOG_INFO(c->who, "Partition %s-%d: leader %d -> %d, leader epoch %d", t->name, p,
+                         cp->leader, leader, cp->leader_epoch + 1);
+                snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", t->name,
+                         p);
+                struct zk_op ops[2] = {
+                    {.kind = ZK_OP_SET, .path = path, .data = json, .len = rc,
+                     .version = cp->state_version},
+                    {.kind = ZK_OP_CHECK, .path = "/controller_epoch", .version = version},
+                };
+                rc = zk_multi(c->zk, ops, 2, state_written, c);
+                if (rc != ZK_OK)
+                    goto fail;
+                cp->writing = true;
+                budget -= 2;
+                continue;
+            }
             int32_t leader = -1;
             for (int k = 0; k < cp->nreplicas && leader < 0; k++)
-                if (broker_live(c, cp->replicas[k]))
+                if (broker_registered(c, cp->replicas[k]))
                     leader = cp->replicas[k];
             if (leader < 0)
                 continue; /* no live replica: offline until one registers */
-            int rc;
             if (!parent) {
                 snprintf(path, sizeof(path), "/brokers/topics/%s/partitions", t->name);
                 rc = zk_create_node(c->zk, path, NULL, 0, false, ignore_done, c);
@@ -1280,8 +1367,7 @@ static void controller_write_states(struct cluster *c)
     bool any = false;
     for (int i = 0; i < c->ntopics && !any; i++)
         for (int32_t p = 0; c->topics[i]->read && p < c->topics[i]->npartitions && !any; p++)
-            any = c->topics[i]->parts[p].state == CLUSTER_STATE_MISSING &&
-                  !c->topics[i]->parts[p].writing;
+            any = state_work_due(c, &c->topics[i]->parts[p]);
     if (!any)
         return;
     c->states_inflight = true;
@@ -1468,6 +1554,7 @@ static void on_session(void *arg, enum zk_session_state state, uint64_t gen)
         c->brokers_inflight = c->controller_inflight = c->elect_inflight = false;
         c->registered = c->brokers_watch = c->controller_watch = false;
         c->topics_watch = c->topics_inflight = c->states_inflight = false;
+        c->brokers_seen = false;
         for (int i = 0; i < c->ntopics; i++) {
             struct cluster_topic *t = c->topics[i];
             t->data_watch = t->data_inflight = false;

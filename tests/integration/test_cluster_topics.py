@@ -271,3 +271,71 @@ def test_not_leader_on_other_brokers_and_clients_follow_leaders(tmp_path, zookee
         assert len(recs) == len(sent) and set(recs) == sent
     finally:
         stop_all(brokers)
+
+
+def test_dead_leader_goes_offline_and_leads_again_on_restart(tmp_path, zookeeper):
+    """RF=1 as Kafka: the controller sets a dead leader's partitions to leader -1 (ISR keeps
+    its last member), the leader epoch going up; restarted, the broker leads them again at the
+    next epoch, with its data, and clients produce and consume there."""
+    chroot = "/topics4"
+    brokers = start_cluster(tmp_path, zookeeper, chroot)
+    try:
+        create(brokers[0], "fail", 6, 1)
+        seen = wait_until(lambda: all(leaders_seen(b, "fail") for b in brokers)
+                          and leaders_seen(brokers[0], "fail"), 15, what="leaders")
+        victim = brokers[1]
+        vid = victim.overrides["broker.id"]
+        led = sorted(p for p in range(6) if seen[p][0] == vid)
+        assert led  # round robin over 3 brokers: 2 of the 6 partitions
+        for p in led:
+            assert produce_v7(victim.bootstrap, "fail", p, record_batch([b"before-%d" % p]))[0] == 0
+        state = "/brokers/topics/fail/partitions/%d/state"
+        victim.stop()
+
+        def offline():
+            sts = {p: zk_json(zookeeper, chroot + state % p) for p in led}
+            return sts if all(s["leader"] == -1 for s in sts.values()) else None
+        sts = wait_until(offline, 15, what="the dead leader's partitions offline")
+        for p in led:
+            assert sts[p]["leader_epoch"] == 1 and sts[p]["isr"] == [vid]
+        for p in set(range(6)) - set(led):  # the others are untouched
+            assert zk_json(zookeeper, chroot + state % p)["leader_epoch"] == 0
+        from confluent_kafka.admin import AdminClient
+        for b in (brokers[0], brokers[2]):
+            def no_leader():
+                md = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10)
+                t = md.topics["fail"]
+                return all(t.partitions[p].leader == -1 and t.partitions[p].error is not None
+                           and t.partitions[p].error.code() == 5 for p in led)
+            wait_until(no_leader, 15, what="LEADER_NOT_AVAILABLE for the dead leader's partitions")
+        victim.start()
+
+        def back():
+            sts = {p: zk_json(zookeeper, chroot + state % p) for p in led}
+            return sts if all(s["leader"] == vid for s in sts.values()) else None
+        sts = wait_until(back, 20, what="the restarted broker leads its partitions again")
+        for p in led:
+            assert sts[p]["leader_epoch"] == 2 and sts[p]["isr"] == [vid]
+        for b in brokers:
+            wait_until(lambda: (leaders_seen(b, "fail") or {}).get(led[0], (None,))[0] == vid,
+                       15, what="Metadata shows the leader back")
+        from confluent_kafka import Consumer, Producer
+        prod = Producer({"bootstrap.servers": brokers[0].bootstrap})
+        for p in led:
+            prod.produce("fail", value=b"after-%d" % p, partition=p)
+        assert prod.flush(30) == 0
+        cons = Consumer({"bootstrap.servers": brokers[2].bootstrap, "group.id": "g-fail",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        from confluent_kafka import TopicPartition
+        cons.assign([TopicPartition("fail", p, 0) for p in led])
+        got = []
+        import time
+        deadline = time.time() + 30
+        while len(got) < 2 * len(led) and time.time() < deadline:
+            m = cons.poll(0.5)
+            if m is not None and not m.error():
+                got.append(m.value())
+        cons.close()
+        assert sorted(got) == sorted([b"before-%d" % p for p in led] + [b"after-%d" % p for p in led])
+    finally:
+        stop_all(brokers)
