@@ -503,3 +503,15 @@ void broker_cluster_sync(void *arg)
         create_job_start(b, job);
     }
 }
+
+void broker_cluster_topic_gone(void *arg, const char *name)
+{
+    struct broker *b = arg;
+    struct topic *t = topic_find(b, name);
+    if (t == NULL || t->internal || t->creating > 0)
+        return; /* a creation in progress is finished, then deleted at the next change */
+    LOG_INFO("KafkaApis", "Topic %s was deleted from the cluster: deleting its logs", name);
+    topic_delete_begin(b, t);
+    if (topics_delete_commit(b) != KERR_NONE)
+        LOG_LIMITED(LOG_LEVEL_WARN, "KafkaApis", "cannot persist the deletion of topic %s", name);
+}

@@ -59,6 +59,8 @@ struct topic *broker_auto_create(struct broker *b, const char *name);
 /* A cluster on ZooKeeper (src/cluster; docs/CLUSTER.md): */
 /* Opens locally the topics whose partitions this broker leads (cluster's on_change). */
 void broker_cluster_sync(void *broker);
+/* Deletes the local logs of a topic deleted from the cluster (cluster's on_topic_gone). */
+void broker_cluster_topic_gone(void *broker, const char *name);
 /* KERR_NOT_LEADER_OR_FOLLOWER when the cluster assigns the topic's partition and this broker
  * does not lead it; KERR_NONE otherwise (no cluster, or a topic only this broker has). */
 int broker_leader_check(struct broker *b, struct kstr topic, int32_t partition);

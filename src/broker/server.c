@@ -759,6 +759,7 @@ static int cluster_join(struct broker *b)
         .host = b->cfg.advertised_host,
         .port = b->cfg.advertised_port,
         .on_change = broker_cluster_sync, /* opens the partitions this broker leads */
+        .on_topic_gone = broker_cluster_topic_gone,
         .change_arg = b,
     };
     b->cluster = cluster_create(b->loop, &cc);

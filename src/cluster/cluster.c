@@ -51,6 +51,9 @@ struct cluster {
     bool controller_watch, controller_inflight, elect_inflight;
     bool topics_watch, topics_inflight, states_inflight;
     bool brokers_seen;              /* /brokers/ids listed once in this session */
+    bool deletes_watch, deletes_inflight;
+    int ndeletes;                   /* /admin/delete_topics' children */
+    char **deletes;
     uint64_t retry_timer;
     /* what is known */
     int32_t controller_id;
@@ -74,6 +77,8 @@ struct cluster {
 static void live_rebuild(struct cluster *c);
 static void controller_write_states(struct cluster *c);
 static void state_exists(void *arg, const struct zk_result *res);
+static void controller_delete_topics(struct cluster *c);
+static void watch_deletes(struct cluster *c);
 
 static void cluster_resume(struct cluster *c);
 
@@ -1072,6 +1077,8 @@ static void topics_listed(void *arg, const struct zk_result *res)
             c->topics[keep++] = c->topics[i];
         } else {
             LOG_INFO(c->who, "Topic %s is gone", c->topics[i]->name);
+            if (c->cfg.on_topic_gone != NULL)
+                c->cfg.on_topic_gone(c->cfg.change_arg, c->topics[i]->name);
             topic_free(c->topics[i]);
             changed = true;
         }
@@ -1139,6 +1146,7 @@ static void topics_step(struct cluster *c)
         }
     }
     controller_write_states(c);
+    controller_delete_topics(c);
 }
 
 static void state_exists(void *arg, const struct zk_result *res)
@@ -1214,6 +1222,15 @@ static bool leader_change_due(const struct cluster *c, const struct cluster_part
     return elect_leader(c, cp) >= 0;
 }
 
+/* Listed under /admin/delete_topics: the controller deletes it, and writes no state for it. */
+static bool delete_pending(const struct cluster *c, const char *name)
+{
+    for (int i = 0; i < c->ndeletes; i++)
+        if (strcmp(c->deletes[i], name) == 0)
+            return true;
+    return false;
+}
+
 static bool state_work_due(const struct cluster *c, const struct cluster_partition *cp)
 {
     return (cp->state == CLUSTER_STATE_MISSING && !cp->writing && c->brokers_seen) ||
@@ -1277,6 +1294,8 @@ static void write_epoch_read(void *arg, const struct zk_result *res)
     for (int i = 0; i < c->ntopics; i++) {
         struct cluster_topic *t = c->topics[i];
         bool parent = false;
+        if (delete_pending(c, t->name))
+            continue;
         for (int32_t p = 0; t->read && p < t->npartitions; p++) {
             struct cluster_partition *cp = &t->parts[p];
             if (!state_work_due(c, cp) || cp->nreplicas == 0)
@@ -1366,7 +1385,7 @@ static void controller_write_states(struct cluster *c)
         return;
     bool any = false;
     for (int i = 0; i < c->ntopics && !any; i++)
-        for (int32_t p = 0; c->topics[i]->read && p < c->topics[i]->npartitions && !any; p++)
+        for (int32_t p = 0; c->topics[i]->read && !delete_pending(c, c->topics[i]->name) && p < c->topics[i]->npartitions && !any; p++)
             any = state_work_due(c, &c->topics[i]->parts[p]);
     if (!any)
         return;
@@ -1399,6 +1418,7 @@ struct create_op {
     void *arg;
     struct create_op *next, *prev;
     struct cluster *c;
+    bool is_delete;            /* /admin/delete_topics/<t>: NodeExists is fine */
 };
 
 static void create_op_unlink(struct cluster *c, struct create_op *op)
@@ -1420,10 +1440,10 @@ static void topic_created(void *arg, const struct zk_result *res)
     const char *name = slash ? slash + 1 : res->path;
     char msg[512];
     int e;
-    if (res->rc == ZK_OK) {
+    if (res->rc == ZK_OK || (op->is_delete && res->rc == ZK_NODE_EXISTS)) {
         e = KERR_NONE;
         msg[0] = '\0';
-        LOG_INFO(c->who, "Topic creation %s", name);
+        LOG_INFO(c->who, "Topic %s %s", op->is_delete ? "deletion requested:" : "creation", name);
     } else if (res->rc == ZK_NODE_EXISTS) {
         e = KERR_TOPIC_ALREADY_EXISTS;
         snprintf(msg, sizeof(msg), "Topic '%s' already exists.", name);
@@ -1513,6 +1533,166 @@ int cluster_create_topic(struct cluster *c, const char *name, int32_t nparts, in
     return KERR_NONE;
 }
 
+/* ---- DeleteTopics: /admin/delete_topics ---- */
+
+static void deletes_changed(void *arg, enum zk_watch_type type, const char *path, uint64_t gen)
+{
+    (void)type;
+    (void)path;
+    struct cluster *c = arg;
+    if (gen != zk_session_gen(c->zk))
+        return;
+    c->deletes_watch = false;
+    cluster_resume(c);
+}
+
+static void deletes_listed(void *arg, const struct zk_result *res)
+{
+    struct cluster *c = arg;
+    if (stale(c, res))
+        return;
+    c->deletes_inflight = false;
+    if (res->rc != ZK_OK) {
+        c->deletes_watch = false;
+        retry_later(c, "listing /admin/delete_topics", res->rc);
+        return;
+    }
+    for (int i = 0; i < c->ndeletes; i++)
+        free(c->deletes[i]);
+    free(c->deletes);
+    c->deletes = NULL;
+    c->ndeletes = 0;
+    if (res->nchildren > 0) {
+        c->deletes = calloc((size_t)res->nchildren, sizeof(*c->deletes));
+        GREGOR_ASSERT(c->deletes != NULL);
+        for (int i = 0; i < res->nchildren; i++) {
+            c->deletes[i] = strdup(res->children[i]);
+            GREGOR_ASSERT(c->deletes[i] != NULL);
+        }
+        c->ndeletes = res->nchildren;
+    }
+    controller_delete_topics(c);
+}
+
+static void watch_deletes(struct cluster *c)
+{
+    bool set_watch = !c->deletes_watch;
+    c->deletes_watch = true;
+    c->deletes_inflight = true;
+    int rc = zk_get_children(c->zk, "/admin/delete_topics", set_watch ? deletes_changed : NULL,
+                             c, deletes_listed, c);
+    if (rc != ZK_OK) {
+        c->deletes_inflight = false;
+        c->deletes_watch = false;
+        retry_later(c, "listing /admin/delete_topics", rc);
+    }
+}
+
+static void topic_deleted(void *arg, const struct zk_result *res)
+{
+    struct cluster *c = arg;
+    if (stale(c, res))
+        return;
+    /* /admin/delete_topics/<t>, the last delete: the children watches relist both lists. */
+    if (res->rc != ZK_OK && res->rc != ZK_NO_NODE) {
+        retry_later(c, "deleting a topic's znodes", res->rc);
+        for (int i = 0; i < c->ntopics; i++)
+            c->topics[i]->deleting = false;
+    }
+}
+
+/* Kafka's TopicDeletionManager, without replicas to stop first (each broker deletes its logs
+ * when the topic leaves /brokers/topics): the partitions' state and znodes, the topic's znode,
+ * its config, then /admin/delete_topics/<t>, in rounds of a bounded number of operations
+ * (one session's requests apply in order). */
+static void controller_delete_topics(struct cluster *c)
+{
+    if (!c->is_controller || !zk_connected(c->zk) || !c->registered)
+        return;
+    int budget = ZK_INFLIGHT_MAX / 8;
+    bool more = false;
+    char path[CLUSTER_TOPIC_NAME_MAX + 64];
+    for (int i = 0; i < c->ndeletes && !more; i++) {
+        const char *name = c->deletes[i];
+        struct cluster_topic *t = topic_slot(c, name);
+        if (t != NULL && (t->deleting || !t->read))
+            continue;
+        int rc = ZK_OK;
+        if (t != NULL) {
+            while (t->del_next < t->npartitions && budget > 0) {
+                snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", name,
+                         t->del_next);
+                rc = zk_delete(c->zk, path, -1, ignore_done, c);
+                snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d", name,
+                         t->del_next);
+                if (rc == ZK_OK)
+                    rc = zk_delete(c->zk, path, -1, ignore_done, c);
+                if (rc != ZK_OK)
+                    break;
+                t->del_next++;
+                budget -= 2;
+            }
+            if (rc == ZK_OK && t->del_next < t->npartitions) {
+                more = true;
+                break;
+            }
+            snprintf(path, sizeof(path), "/brokers/topics/%s/partitions", name);
+            if (rc == ZK_OK)
+                rc = zk_delete(c->zk, path, -1, ignore_done, c);
+            snprintf(path, sizeof(path), "/brokers/topics/%s", name);
+            if (rc == ZK_OK)
+                rc = zk_delete(c->zk, path, -1, ignore_done, c);
+            snprintf(path, sizeof(path), "/config/topics/%s", name);
+            if (rc == ZK_OK)
+                rc = zk_delete(c->zk, path, -1, ignore_done, c);
+            if (rc == ZK_OK)
+                t->deleting = true;
+            LOG_INFO(c->who, "Deleting topic %s (%d partitions)", name, t->npartitions);
+        }
+        snprintf(path, sizeof(path), "/admin/delete_topics/%s", name);
+        if (rc == ZK_OK)
+            rc = zk_delete(c->zk, path, -1, topic_deleted, c);
+        budget -= 4;
+        if (rc != ZK_OK) {
+            retry_later(c, "deleting a topic's znodes", rc);
+            return;
+        }
+        if (budget <= 0)
+            more = i + 1 < c->ndeletes;
+    }
+    if (more)
+        retry_later(c, "deleting topics (next round)", ZK_CONNECTION_LOSS);
+}
+
+int cluster_delete_topic(struct cluster *c, const char *name, cluster_create_done_fn done,
+                         void *arg, char *msg, size_t msglen)
+{
+    if (cluster_topic_find(c, name) == NULL) {
+        snprintf(msg, msglen, "This server does not host this topic-partition.");
+        return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    }
+    char path[CLUSTER_TOPIC_NAME_MAX + 32];
+    snprintf(path, sizeof(path), "/admin/delete_topics/%s", name);
+    struct create_op *op = calloc(1, sizeof(*op));
+    GREGOR_ASSERT(op != NULL);
+    op->done = done;
+    op->arg = arg;
+    op->c = c;
+    op->is_delete = true;
+    int rc = zk_create_node(c->zk, path, NULL, 0, false, topic_created, op);
+    if (rc != ZK_OK) {
+        free(op);
+        snprintf(msg, msglen, "Cannot write /admin/delete_topics/%s (ZooKeeper error %d)", name,
+                 rc);
+        return KERR_REQUEST_TIMED_OUT;
+    }
+    op->next = c->creates;
+    if (c->creates)
+        c->creates->prev = op;
+    c->creates = op;
+    return KERR_NONE;
+}
+
 /* ---- driving ---- */
 
 static void cluster_resume(struct cluster *c)
@@ -1542,6 +1722,8 @@ static void cluster_resume(struct cluster *c)
         controller_check(c);
     if (!c->topics_watch && !c->topics_inflight)
         watch_topics(c);
+    if (!c->deletes_watch && !c->deletes_inflight)
+        watch_deletes(c);
     topics_step(c);
 }
 
@@ -1555,9 +1737,10 @@ static void on_session(void *arg, enum zk_session_state state, uint64_t gen)
         c->registered = c->brokers_watch = c->controller_watch = false;
         c->topics_watch = c->topics_inflight = c->states_inflight = false;
         c->brokers_seen = false;
+        c->deletes_watch = c->deletes_inflight = false;
         for (int i = 0; i < c->ntopics; i++) {
             struct cluster_topic *t = c->topics[i];
-            t->data_watch = t->data_inflight = false;
+            t->data_watch = t->data_inflight = t->deleting = false;
             for (int32_t p = 0; p < t->npartitions; p++)
                 t->parts[p].state_watch = t->parts[p].state_inflight = t->parts[p].writing = false;
         }
@@ -1617,6 +1800,9 @@ void cluster_destroy(struct cluster *c)
     for (int i = 0; i < c->ntopics; i++)
         topic_free(c->topics[i]);
     free(c->topics);
+    for (int i = 0; i < c->ndeletes; i++)
+        free(c->deletes[i]);
+    free(c->deletes);
     free(c);
 }
 

@@ -51,6 +51,8 @@ struct cluster_topic {
     uint8_t id[16];                           /* topic_id of /brokers/topics/<t> */
     bool read;                                /* its znode was read */
     bool data_watch, data_inflight, gone;
+    bool deleting;                            /* the controller's deletes are in flight */
+    int32_t del_next;                         /* partitions whose znodes were deleted */
     int32_t npartitions;
     struct cluster_partition *parts;
 };
@@ -67,6 +69,7 @@ struct cluster_config {
     const char *host;                   /* advertised */
     int32_t port;
     cluster_change_fn on_change;        /* optional */
+    void (*on_topic_gone)(void *arg, const char *name); /* optional: deleted from ZooKeeper */
     void *change_arg;
 };
 
@@ -104,6 +107,11 @@ typedef void (*cluster_create_done_fn)(void *arg, int kerr, const char *msg);
 int cluster_create_topic(struct cluster *c, const char *name, int32_t nparts, int16_t rf,
                          const int32_t *assignment, bool validate_only, uint8_t id_out[16],
                          cluster_create_done_fn done, void *arg, char *msg, size_t msglen);
+/* DeleteTopics: writes /admin/delete_topics/<name>; the controller deletes the topic's znodes
+ * and every broker its logs. Returns as cluster_create_topic (UNKNOWN_TOPIC_OR_PARTITION when
+ * ZooKeeper has no such topic). */
+int cluster_delete_topic(struct cluster *c, const char *name, cluster_create_done_fn done,
+                         void *arg, char *msg, size_t msglen);
 /* The assignment (nparts x rf broker ids, row by row) Kafka's assignReplicasToBrokers makes
  * for brokers ids[0..n) sorted, with the given start index and replica shift. */
 void cluster_assign_replicas(const int32_t *ids, int n, int32_t nparts, int16_t rf,

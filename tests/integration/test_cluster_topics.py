@@ -339,3 +339,54 @@ def test_dead_leader_goes_offline_and_leads_again_on_restart(tmp_path, zookeeper
         assert sorted(got) == sorted([b"before-%d" % p for p in led] + [b"after-%d" % p for p in led])
     finally:
         stop_all(brokers)
+
+
+def test_delete_topic_through_admin_delete_topics(tmp_path, zookeeper):
+    """DeleteTopics writes /admin/delete_topics/<t>; the controller deletes the topic's znodes
+    (states, partitions, the topic) and then that request node; every broker drops the topic
+    from Metadata and deletes its logs; the name can be created again, empty."""
+    import os
+    chroot = "/topics5"
+    brokers = start_cluster(tmp_path, zookeeper, chroot)
+    try:
+        create(brokers[0], "doomed", 6, 1)
+        seen = wait_until(lambda: all(leaders_seen(b, "doomed") for b in brokers)
+                          and leaders_seen(brokers[0], "doomed"), 15, what="leaders")
+        by_id = {b.overrides["broker.id"]: b for b in brokers}
+        for p in range(6):
+            assert produce_v7(by_id[seen[p][0]].bootstrap, "doomed", p,
+                              record_batch([b"x"]))[0] == 0
+
+        def local_dirs(b):
+            return sorted(d for d in os.listdir(b.data_dir) if d.startswith("doomed-"))
+        for b in brokers:
+            assert local_dirs(b)  # each leads two of the six partitions
+        from confluent_kafka.admin import AdminClient
+        admin = AdminClient({"bootstrap.servers": brokers[2].bootstrap})
+        admin.delete_topics(["doomed"], request_timeout=20)["doomed"].result(timeout=30)
+        r = ZkReader(zookeeper.connect)
+        try:
+            wait_until(lambda: not r.exists(chroot + "/brokers/topics/doomed")
+                       and not r.exists(chroot + "/admin/delete_topics/doomed"), 15,
+                       what="the controller deleted the topic's znodes")
+        finally:
+            r.close()
+        for b in brokers:
+            def gone():
+                md = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10)
+                return "doomed" not in md.topics
+            wait_until(gone, 15, what="Metadata without the topic")
+            wait_until(lambda: local_dirs(b) == [], 15, what="the logs deleted")
+        # Deleting it again: UNKNOWN_TOPIC_OR_PARTITION, as Kafka.
+        from confluent_kafka import KafkaException
+        with pytest.raises(KafkaException) as ei:
+            admin.delete_topics(["doomed"], request_timeout=20)["doomed"].result(timeout=30)
+        assert ei.value.args[0].code() == 3
+        create(brokers[1], "doomed", 3, 1)
+        seen = wait_until(lambda: leaders_seen(brokers[0], "doomed"), 15, what="recreated")
+        assert sorted(seen) == [0, 1, 2]
+        for p in range(3):
+            err, offset = list_offsets_v1(by_id[seen[p][0]], "doomed", p)
+            assert (err, offset) == (0, 0)
+    finally:
+        stop_all(brokers)
