@@ -977,8 +977,10 @@ static void topic_read(void *arg, const struct zk_result *res)
     if (t == NULL)
         return;
     t->data_inflight = false;
-    if (res->rc == ZK_NO_NODE)
-        return; /* deleted: the children watch drops it */
+    if (res->rc == ZK_NO_NODE) {
+        t->data_watch = false; /* a get sets no watch on a missing node: read it again later */
+        return;                /* deleted: the children watch drops it */
+    }
     if (res->rc != ZK_OK || res->data == NULL) {
         t->data_watch = false;
         retry_later(c, "reading a topic's assignment", res->rc);
