@@ -1,12 +1,15 @@
 /* CreateTopics (19): validates name, partitions, replication factor (one node: only 1),
  * configs and the open files a topic needs as Kafka does; validate_only checks without
- * creating. Big topics are created over several loop turns and answered when done. */
+ * creating. Big topics are created over several loop turns and answered when done. On a
+ * cluster the topic's assignment is written to ZooKeeper (src/cluster) and the brokers that
+ * lead its partitions open it (broker_cluster_sync). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker/handlers.h"
 #include "broker/kutil.h"
+#include "cluster/cluster.h"
 #include "common/logging.h"
 #include "common/util.h"
 #include "proto/messages.h"
@@ -31,10 +34,35 @@ static int validate_configs(struct broker *b, const struct create_topics_request
     return KERR_NONE;
 }
 
+/* CreateTopics on a cluster: answered once every topic's znode is written (or refused). */
+struct cluster_create {
+    struct request *r;
+    int32_t left;              /* writes in flight */
+    bool started;              /* the handler returned: the last write answers */
+};
+struct cluster_create_arg {
+    struct cluster_create *cc;
+    int32_t i;
+};
+
+static void set_error(struct request *r, int32_t i, int e, const char *msg);
+
+static void cluster_created(void *arg, int e, const char *msg)
+{
+    struct cluster_create_arg *a = arg;
+    struct cluster_create *cc = a->cc;
+    GREGOR_ASSERT(cc->left > 0);
+    if (e != KERR_NONE)
+        set_error(cc->r, a->i, e, msg);
+    if (--cc->left == 0 && cc->started)
+        request_finish(cc->r);
+}
+
 static int create_one(struct broker *b, struct request *r, bool validate_only,
                       const struct create_topics_request_creatable_topic *in,
                       struct create_topics_response_creatable_topic_result *out,
-                      struct topic **begun, char *msg, size_t msglen)
+                      struct topic **begun, struct cluster_create_arg *ca, char *msg,
+                      size_t msglen)
 {
     const char *name = in->name.ptr ? in->name.ptr : "";
     int e = topic_name_validate(in->name.ptr, in->name.len, msg, msglen);
@@ -63,7 +91,7 @@ static int create_one(struct broker *b, struct request *r, bool validate_only,
         }
         parts = in->n_assignments;
         rf = (int16_t)in->assignments[0].n_broker_ids;
-        for (int32_t i = 0; i < in->n_assignments; i++)
+        for (int32_t i = 0; i < in->n_assignments && b->cluster == NULL; i++)
             for (int32_t k = 0; k < in->assignments[i].n_broker_ids; k++)
                 if (in->assignments[i].broker_ids[k] != b->cfg.node_id) {
                     snprintf(msg, msglen, "Unknown broker %d in the replica assignment",
@@ -83,7 +111,7 @@ static int create_one(struct broker *b, struct request *r, bool validate_only,
         snprintf(msg, msglen, "Replication factor must be larger than 0.");
         return KERR_INVALID_REPLICATION_FACTOR;
     }
-    if (rf > 1) {
+    if (rf > 1 && b->cluster == NULL) {
         snprintf(msg, msglen, "Replication factor: %d larger than available brokers: 1.", rf);
         return KERR_INVALID_REPLICATION_FACTOR;
     }
@@ -116,6 +144,32 @@ static int create_one(struct broker *b, struct request *r, bool validate_only,
         out->configs[k].is_sensitive = false;
     }
     out->n_configs = nc;
+    if (b->cluster != NULL) {
+        /* The cluster's controller assigns the leaders; the leading brokers open the logs. */
+        int32_t *assign = NULL;
+        if (in->n_assignments > 0) {
+            assign = request_alloc(r, sizeof(int32_t) * (size_t)parts * (size_t)rf);
+            if (assign == NULL)
+                return KERR_UNKNOWN_SERVER_ERROR;
+            for (int32_t i = 0; i < parts; i++) {
+                const struct create_topics_request_creatable_replica_assignment *as =
+                    &in->assignments[i];
+                if (as->n_broker_ids != rf || as->partition_index < 0 ||
+                    as->partition_index >= parts) {
+                    snprintf(msg, msglen, "Inconsistent replication factor or partition index "
+                             "in the replica assignment");
+                    return KERR_INVALID_REPLICA_ASSIGNMENT;
+                }
+                memcpy(assign + (size_t)as->partition_index * (size_t)rf, as->broker_ids,
+                       sizeof(int32_t) * (size_t)rf);
+            }
+        }
+        e = cluster_create_topic(b->cluster, name, parts, rf, assign, validate_only,
+                                 out->topic_id.b, cluster_created, ca, msg, msglen);
+        if (e == KERR_NONE && !validate_only)
+            ca->cc->left++;
+        return e;
+    }
     if (validate_only)
         return KERR_NONE;
     e = topic_create_begin(b, name, parts, kv, in->n_configs > 0 ? in->n_configs : 0, begun,
@@ -313,8 +367,11 @@ enum request_status handle_create_topics(struct broker *b, struct request *r)
         return REQUEST_CLOSE;
     resp->n_topics = n;
     struct create_job *job = create_job_new(r, n, set_error);
-    if (job == NULL)
+    struct cluster_create *cc = request_alloc(r, sizeof(*cc));
+    struct cluster_create_arg *ca = request_alloc(r, sizeof(*ca) * (size_t)(n > 0 ? n : 1));
+    if (job == NULL || cc == NULL || ca == NULL)
         return REQUEST_CLOSE;
+    *cc = (struct cluster_create){.r = r};
     for (int32_t i = 0; i < n; i++) {
         struct create_topics_response_creatable_topic_result *out = &resp->topics[i];
         out->name = req->topics[i].name.ptr ? req->topics[i].name : kstr_of("");
@@ -330,9 +387,10 @@ enum request_status handle_create_topics(struct broker *b, struct request *r)
                        (size_t)req->topics[i].name.len) == 0)
                 dup = true;
         struct topic *begun = NULL;
+        ca[i] = (struct cluster_create_arg){.cc = cc, .i = i};
         int e = dup ? KERR_INVALID_REQUEST
-                    : create_one(b, r, req->validate_only, &req->topics[i], out, &begun, msg,
-                                 sizeof(msg));
+                    : create_one(b, r, req->validate_only, &req->topics[i], out, &begun, &ca[i],
+                                 msg, sizeof(msg));
         if (e == KERR_NONE && begun != NULL)
             create_job_set(job, i, begun, req->topics[i].name.ptr);
         if (dup)
@@ -340,5 +398,120 @@ enum request_status handle_create_topics(struct broker *b, struct request *r)
         out->error_code = (int16_t)e;
         out->error_message = e == KERR_NONE ? kstr_null() : kstr_of(request_strdup(r, msg));
     }
+    if (b->cluster != NULL) {
+        GREGOR_ASSERT(job->n == n);
+        cc->started = true;
+        return cc->left > 0 ? REQUEST_PENDING : REQUEST_DONE;
+    }
     return create_job_start(b, job);
+}
+
+/* ---- a cluster on ZooKeeper ---- */
+
+static const struct cluster_topic *cluster_topic_of(struct broker *b, struct kstr name)
+{
+    if (b->cluster == NULL || name.ptr == NULL || name.len <= 0 ||
+        name.len >= CLUSTER_TOPIC_NAME_MAX)
+        return NULL;
+    char n[CLUSTER_TOPIC_NAME_MAX];
+    memcpy(n, name.ptr, (size_t)name.len);
+    n[name.len] = '\0';
+    return cluster_topic_find(b->cluster, n);
+}
+
+int broker_leader_check(struct broker *b, struct kstr topic, int32_t partition)
+{
+    const struct cluster_topic *ct = cluster_topic_of(b, topic);
+    if (ct == NULL || partition < 0 || partition >= ct->npartitions)
+        return KERR_NONE; /* the local answer stands (unknown partition, internal topic) */
+    return ct->parts[partition].leader == b->cfg.node_id ? KERR_NONE
+                                                          : KERR_NOT_LEADER_OR_FOLLOWER;
+}
+
+const char *broker_cluster_topic_by_id(struct broker *b, const struct kuuid *id)
+{
+    if (b->cluster == NULL)
+        return NULL;
+    struct cluster_topic *const *ts;
+    int n = cluster_topics(b->cluster, &ts);
+    for (int i = 0; i < n; i++)
+        if (ts[i]->read && memcmp(ts[i]->id, id->b, 16) == 0)
+            return ts[i]->name;
+    return NULL;
+}
+
+static void cluster_open_failed(struct request *r, int32_t i, int e, const char *msg)
+{
+    (void)r;
+    (void)i;
+    LOG_LIMITED(LOG_LEVEL_WARN, "KafkaApis", "opening a topic the cluster assigned failed: %s: %s",
+                kerr_name(e), msg);
+}
+
+/* Every topic of which this broker leads a partition is opened here (all its partitions, with
+ * the cluster's topic id; only the led ones are served). */
+void broker_cluster_sync(void *arg)
+{
+    struct broker *b = arg;
+    if (b->cluster == NULL)
+        return;
+    struct cluster_topic *const *ts;
+    int n = cluster_topics(b->cluster, &ts);
+    for (int i = 0; i < n; i++) {
+        const struct cluster_topic *ct = ts[i];
+        if (!ct->read)
+            continue;
+        struct topic *have = topic_find(b, ct->name);
+        if (have != NULL) {
+            /* Leading again (after a restart, or an election): the controller's leader epoch,
+             * which clients send back in Fetch and ListOffsets. */
+            for (int32_t p = 0; have->creating == 0 && have->growing == 0 &&
+                                p < ct->npartitions && p < have->npartitions; p++) {
+                struct partition *lp = have->partitions[p];
+                if (ct->parts[p].leader == b->cfg.node_id &&
+                    ct->parts[p].leader_epoch > lp->leader_epoch &&
+                    partition_become_leader(lp, ct->parts[p].leader_epoch) != KERR_NONE)
+                    LOG_LIMITED(LOG_LEVEL_WARN, "KafkaApis",
+                                "cannot record leader epoch %d of %s-%d", ct->parts[p].leader_epoch,
+                                ct->name, p);
+            }
+            continue;
+        }
+        bool leads = false;
+        for (int32_t p = 0; p < ct->npartitions && !leads; p++)
+            leads = ct->parts[p].leader == b->cfg.node_id;
+        if (!leads)
+            continue;
+        char msg[512];
+        struct topic *t = NULL;
+        if (topic_name_validate(ct->name, (int32_t)strlen(ct->name), msg, sizeof(msg)) != KERR_NONE ||
+            topic_fd_budget_check(b, ct->npartitions, msg, sizeof(msg)) != KERR_NONE) {
+            LOG_LIMITED(LOG_LEVEL_WARN, "KafkaApis", "cannot open topic %s here: %s", ct->name,
+                        msg);
+            continue;
+        }
+        struct create_job *job = create_job_new(NULL, 1, cluster_open_failed);
+        if (job == NULL)
+            return;
+        int e = topic_create_begin(b, ct->name, ct->npartitions, NULL, 0, &t, msg, sizeof(msg));
+        if (e == KERR_NONE) {
+            memcpy(t->id.b, ct->id, 16); /* the cluster's id, before any partition is written */
+            create_job_set(job, 0, t, ct->name);
+        } else {
+            cluster_open_failed(NULL, 0, e, msg);
+        }
+        create_job_start(b, job);
+    }
+}
+
+void broker_cluster_topic_gone(void *arg, const char *name)
+{
+    struct broker *b = arg;
+    struct topic *t = topic_find(b, name);
+    if (t == NULL || t->internal || t->creating > 0)
+        return; /* a creation in progress is finished, then deleted at the next change */
+    LOG_INFO("KafkaApis", "Topic %s was deleted from the cluster: deleting its logs", name);
+    topic_delete_begin(b, t);
+    if (topics_delete_commit(b) != KERR_NONE)
+        LOG_LIMITED(LOG_LEVEL_WARN, "KafkaApis", "cannot persist the deletion of topic %s", name);
 }

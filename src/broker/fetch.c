@@ -77,7 +77,8 @@ static struct kstr topic_key(struct broker *b, struct request *r, const struct f
 {
     if (r->api_version >= 13) {
         struct topic *t = topic_find_by_id(b, &ft->topic_id);
-        return kstr_of(t ? request_strdup(r, t->name) : "");
+        const char *name = t ? t->name : broker_cluster_topic_by_id(b, &ft->topic_id);
+        return kstr_of(name ? request_strdup(r, name) : "");
     }
     return ft->topic.ptr ? ft->topic : kstr_of("");
 }
@@ -198,6 +199,10 @@ static int64_t fetch_partition(struct broker *b, struct request *r, const struct
                                int64_t *budget, int64_t total, struct fetch_response_partition_data *out)
 {
     partition_defaults(out, it->partition);
+    if (it->topic.len > 0 && broker_leader_check(b, it->topic, it->partition) != KERR_NONE) {
+        out->error_code = KERR_NOT_LEADER_OR_FOLLOWER; /* the client refreshes Metadata */
+        return -1;
+    }
     struct topic *t = it->topic.len > 0 ? topic_find_name(b, it->topic) : NULL;
     if (t == NULL || it->partition < 0 || it->partition >= t->npartitions) {
         out->error_code = r->api_version >= 13 && t == NULL ? KERR_UNKNOWN_TOPIC_ID

@@ -56,4 +56,15 @@ void create_topics_shutdown(struct broker *b);
  * NULL when refused or failed. */
 struct topic *broker_auto_create(struct broker *b, const char *name);
 
+/* A cluster on ZooKeeper (src/cluster; docs/CLUSTER.md): */
+/* Opens locally the topics whose partitions this broker leads (cluster's on_change). */
+void broker_cluster_sync(void *broker);
+/* Deletes the local logs of a topic deleted from the cluster (cluster's on_topic_gone). */
+void broker_cluster_topic_gone(void *broker, const char *name);
+/* KERR_NOT_LEADER_OR_FOLLOWER when the cluster assigns the topic's partition and this broker
+ * does not lead it; KERR_NONE otherwise (no cluster, or a topic only this broker has). */
+int broker_leader_check(struct broker *b, struct kstr topic, int32_t partition);
+/* The name of the cluster's topic with that id, or NULL. */
+const char *broker_cluster_topic_by_id(struct broker *b, const struct kuuid *id);
+
 #endif

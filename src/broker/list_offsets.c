@@ -127,6 +127,16 @@ enum request_status handle_list_offsets(struct broker *b, struct request *r)
             return REQUEST_CLOSE;
         ot->n_partitions = np;
         for (int32_t j = 0; j < np; j++) {
+            if (broker_leader_check(b, it->name, it->partitions[j].partition_index) != KERR_NONE) {
+                /* On a cluster, another broker leads it: the client refreshes Metadata. */
+                struct list_offsets_response_list_offsets_partition_response *o = &ot->partitions[j];
+                o->partition_index = it->partitions[j].partition_index;
+                o->error_code = KERR_NOT_LEADER_OR_FOLLOWER;
+                o->timestamp = -1;
+                o->offset = -1;
+                o->leader_epoch = -1;
+                continue;
+            }
             if (r->api_version > 0)
                 list_one(b, t, r->api_version, &it->partitions[j], &ot->partitions[j]);
             else if (list_old_style(r, t, &it->partitions[j], &ot->partitions[j]) < 0)

@@ -1,6 +1,6 @@
 /* Metadata (3): brokers (this one, or the cluster's live ones on ZooKeeper), cluster id,
- * controller, and each topic's partitions with this node as leader and only replica (topics
- * stay local until the cluster assigns them). Auto-creates topics when allowed. */
+ * controller, and each topic's partitions: this node as leader and only replica, or on a
+ * cluster ZooKeeper's leaders, replicas and ISR. Auto-creates topics when allowed. */
 #include <stdio.h>
 #include <string.h>
 
@@ -77,6 +77,157 @@ static void fill_topic(struct broker *b, struct request *r,
     }
 }
 
+static bool broker_is_live(const struct cluster_broker *live, int n, int32_t id)
+{
+    for (int i = 0; i < n; i++)
+        if (live[i].id == id)
+            return true;
+    return false;
+}
+
+/* A topic of the cluster: its partitions' leaders, replicas and ISR as ZooKeeper holds them. A
+ * partition without a state yet, or whose leader is not live, has no leader:
+ * LEADER_NOT_AVAILABLE with leader -1, as Kafka answers. */
+static void fill_cluster_topic(struct broker *b, struct request *r,
+                               struct metadata_response_metadata_response_topic *out,
+                               const struct cluster_topic *ct)
+{
+    const struct cluster_broker *live;
+    int nlive = cluster_brokers(b->cluster, &live);
+    out->error_code = KERR_NONE;
+    out->name = kstr_of(request_strdup(r, ct->name));
+    memcpy(out->topic_id.b, ct->id, 16);
+    out->is_internal = false;
+    RESP_ARRAY(r, out->partitions, ct->npartitions);
+    if (out->partitions == NULL)
+        return;
+    out->n_partitions = ct->npartitions;
+    for (int32_t i = 0; i < ct->npartitions; i++) {
+        const struct cluster_partition *cp = &ct->parts[i];
+        struct metadata_response_metadata_response_partition *p = &out->partitions[i];
+        p->partition_index = i;
+        bool led = cp->state == CLUSTER_STATE_READ && cp->leader >= 0 &&
+                   broker_is_live(live, nlive, cp->leader);
+        p->error_code = led ? KERR_NONE : KERR_LEADER_NOT_AVAILABLE;
+        p->leader_id = led ? cp->leader : -1;
+        p->leader_epoch = cp->leader_epoch;
+        int32_t *ids = request_alloc(r, sizeof(int32_t) * (size_t)(cp->nreplicas + cp->nisr + 1));
+        if (ids == NULL) {
+            out->n_partitions = i;
+            return;
+        }
+        memcpy(ids, cp->replicas, sizeof(int32_t) * (size_t)cp->nreplicas);
+        memcpy(ids + cp->nreplicas, cp->isr, sizeof(int32_t) * (size_t)cp->nisr);
+        p->replica_nodes = ids;
+        p->n_replica_nodes = cp->nreplicas;
+        p->isr_nodes = ids + cp->nreplicas;
+        p->n_isr_nodes = cp->state == CLUSTER_STATE_READ ? cp->nisr : 0;
+        p->n_offline_replicas = 0;
+    }
+}
+
+static void cluster_auto_created(void *arg, int e, const char *msg)
+{
+    (void)arg;
+    if (e != KERR_NONE && e != KERR_TOPIC_ALREADY_EXISTS)
+        LOG_LIMITED(LOG_LEVEL_WARN, "KafkaApis", "auto-creation of a topic failed: %s: %s",
+                    kerr_name(e), msg);
+}
+
+/* Metadata on a cluster: ZooKeeper's topics, then those only this broker has (the
+ * coordinators' internal topics). */
+static enum request_status cluster_metadata(struct broker *b, struct request *r, bool all,
+                                            int32_t topic_ops)
+{
+    struct metadata_request *req = r->body;
+    struct metadata_response *resp = r->resp;
+    struct cluster_topic *const *ts;
+    int nct = cluster_topics(b->cluster, &ts);
+    if (all) {
+        RESP_ARRAY(r, resp->topics, nct + b->ntopics);
+        if (resp->topics == NULL && nct + b->ntopics > 0)
+            return REQUEST_CLOSE;
+        int n = 0;
+        for (int i = 0; i < nct; i++)
+            if (ts[i]->read) {
+                resp->topics[n].topic_authorized_operations = topic_ops;
+                fill_cluster_topic(b, r, &resp->topics[n++], ts[i]);
+            }
+        for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
+            if (t->creating == 0 && cluster_topic_find(b->cluster, t->name) == NULL &&
+                n < nct + b->ntopics) {
+                resp->topics[n].topic_authorized_operations = topic_ops;
+                fill_topic(b, r, &resp->topics[n++], t);
+            }
+        resp->n_topics = n;
+        return REQUEST_DONE;
+    }
+    RESP_ARRAY(r, resp->topics, req->n_topics);
+    if (resp->topics == NULL && req->n_topics > 0)
+        return REQUEST_CLOSE;
+    resp->n_topics = req->n_topics;
+    bool auto_create = b->cfg.auto_create_topics && req->allow_auto_topic_creation;
+    for (int32_t i = 0; i < req->n_topics; i++) {
+        struct metadata_request_metadata_request_topic *rt = &req->topics[i];
+        struct metadata_response_metadata_response_topic *out = &resp->topics[i];
+        out->topic_authorized_operations = topic_ops;
+        const char *name = NULL;
+        if (rt->name.ptr != NULL) {
+            out->name = rt->name;
+            char msg[512];
+            if (topic_name_validate(rt->name.ptr, rt->name.len, msg, sizeof(msg)) != KERR_NONE) {
+                out->error_code = KERR_INVALID_TOPIC_EXCEPTION;
+                continue;
+            }
+            char *copy = request_alloc(r, (size_t)rt->name.len + 1); /* NUL-terminated */
+            if (copy != NULL) {
+                memcpy(copy, rt->name.ptr, (size_t)rt->name.len);
+                copy[rt->name.len] = '\0';
+            }
+            name = copy;
+        } else {
+            out->topic_id = rt->topic_id;
+            name = broker_cluster_topic_by_id(b, &rt->topic_id);
+            struct topic *t = name ? NULL : topic_find_by_id(b, &rt->topic_id);
+            if (t != NULL)
+                name = t->name;
+            if (name == NULL) {
+                out->error_code = KERR_UNKNOWN_TOPIC_ID;
+                out->topic_authorized_operations = AUTHORIZED_OPS_NOT_REQUESTED;
+                continue;
+            }
+        }
+        if (name == NULL)
+            return REQUEST_CLOSE;
+        const struct cluster_topic *ct = cluster_topic_find(b->cluster, name);
+        if (ct != NULL) {
+            fill_cluster_topic(b, r, out, ct);
+            continue;
+        }
+        struct topic *t = topic_find(b, name);
+        if (t != NULL && t->creating == 0) {
+            fill_topic(b, r, out, t);
+            continue;
+        }
+        if (t == NULL && auto_create && !topic_name_is_internal(name)) {
+            /* Kafka's answer while the new topic's partitions have no leader yet. */
+            char msg[512];
+            int16_t rf = b->cfg.default_replication_factor;
+            int e = cluster_create_topic(b->cluster, name, b->cfg.num_partitions, rf, NULL, false,
+                                         NULL, cluster_auto_created, NULL, msg, sizeof(msg));
+            if (e != KERR_NONE && e != KERR_TOPIC_ALREADY_EXISTS)
+                LOG_LIMITED(LOG_LEVEL_WARN, "KafkaApis", "auto-creation of topic %s refused: %s",
+                            name, msg);
+            out->error_code = e == KERR_NONE || e == KERR_TOPIC_ALREADY_EXISTS
+                                  ? KERR_LEADER_NOT_AVAILABLE
+                                  : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            continue;
+        }
+        out->error_code = t != NULL ? KERR_LEADER_NOT_AVAILABLE : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    }
+    return REQUEST_DONE;
+}
+
 enum request_status handle_metadata(struct broker *b, struct request *r)
 {
     struct metadata_request *req = r->body;
@@ -120,6 +271,8 @@ enum request_status handle_metadata(struct broker *b, struct request *r)
                             : AUTHORIZED_OPS_NOT_REQUESTED;
 
     bool all = req->n_topics < 0 || (r->api_version == 0 && req->n_topics == 0);
+    if (b->cluster != NULL)
+        return cluster_metadata(b, r, all, topic_ops);
     if (all) {
         RESP_ARRAY(r, resp->topics, b->ntopics);
         if (resp->topics == NULL)

@@ -120,6 +120,11 @@ static bool produce_run(struct broker *b, struct request *r, int64_t deadline_us
         /* v13 names topics by id (KIP-516). */
         struct topic *t = r->api_version >= 13 ? topic_find_by_id(b, &td->topic_id)
                                                 : topic_find_name(b, td->name);
+        /* On a cluster: the partition's name for the leader check. */
+        const char *cname = r->api_version >= 13 && t == NULL
+                                ? broker_cluster_topic_by_id(b, &td->topic_id)
+                                : NULL;
+        struct kstr tname = t != NULL ? kstr_of(t->name) : cname ? kstr_of(cname) : td->name;
         for (; wait->next_part < tr->n_partition_responses; wait->next_part++) {
             if (mono_us() >= deadline_us)
                 return false;
@@ -136,7 +141,9 @@ static bool produce_run(struct broker *b, struct request *r, int64_t deadline_us
             else if (req->transactional_id.ptr != NULL) {
                 e = KERR_INVALID_REQUEST;
                 out->error_message = kstr_of("transactions are not supported by this broker yet");
-            } else if (t == NULL && r->api_version >= 13)
+            } else if (broker_leader_check(b, tname, pd->index) != KERR_NONE)
+                e = KERR_NOT_LEADER_OR_FOLLOWER; /* the client refreshes Metadata, retries */
+            else if (t == NULL && r->api_version >= 13)
                 e = KERR_UNKNOWN_TOPIC_ID;
             else if (t == NULL || pd->index < 0 || pd->index >= t->npartitions)
                 e = KERR_UNKNOWN_TOPIC_OR_PARTITION;

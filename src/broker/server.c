@@ -758,6 +758,9 @@ static int cluster_join(struct broker *b)
         .listener_name = "PLAINTEXT",
         .host = b->cfg.advertised_host,
         .port = b->cfg.advertised_port,
+        .on_change = broker_cluster_sync, /* opens the partitions this broker leads */
+        .on_topic_gone = broker_cluster_topic_gone,
+        .change_arg = b,
     };
     b->cluster = cluster_create(b->loop, &cc);
     if (b->cluster == NULL)

@@ -13,6 +13,7 @@
 #include <sys/random.h>
 
 #include "cluster/zk.h"
+#include "common/errors.h"
 #include "common/logging.h"
 #include "common/util.h"
 #include "net/loop.h"
@@ -48,6 +49,11 @@ struct cluster {
     bool want_register, registered, register_inflight;
     bool brokers_watch, brokers_inflight;
     bool controller_watch, controller_inflight, elect_inflight;
+    bool topics_watch, topics_inflight, states_inflight;
+    bool brokers_seen;              /* /brokers/ids listed once in this session */
+    bool deletes_watch, deletes_inflight;
+    int ndeletes;                   /* /admin/delete_topics' children */
+    char **deletes;
     uint64_t retry_timer;
     /* what is known */
     int32_t controller_id;
@@ -62,9 +68,17 @@ struct cluster {
     int32_t scratch_ids[CLUSTER_BROKERS_MAX];
     struct cluster_broker scratch_next[CLUSTER_BROKERS_MAX];
     bool scratch_known[CLUSTER_BROKERS_MAX];
+    /* topics */
+    int ntopics, topics_cap;
+    struct cluster_topic **topics;
+    struct create_op *creates;      /* CreateTopics writes in flight */
 };
 
 static void live_rebuild(struct cluster *c);
+static void controller_write_states(struct cluster *c);
+static void state_exists(void *arg, const struct zk_result *res);
+static void controller_delete_topics(struct cluster *c);
+static void watch_deletes(struct cluster *c);
 
 static void cluster_resume(struct cluster *c);
 
@@ -472,6 +486,8 @@ static void brokers_listed(void *arg, const struct zk_result *res)
     memcpy(c->known, next_known, sizeof(next_known[0]) * (size_t)n);
     c->nbrokers = n;
     live_rebuild(c);
+    c->brokers_seen = true;
+    controller_write_states(c); /* leaders gone or back */
     for (int i = 0; i < n; i++) {
         if (c->known[i])
             continue;
@@ -529,6 +545,7 @@ static void elected(void *arg, const struct zk_result *res)
     if (res->rc == ZK_OK) {
         c->controller_id = c->cfg.broker_id;
         c->is_controller = true;
+        controller_write_states(c);
         LOG_INFO(c->who, "%d successfully elected as the controller. Epoch incremented to %d",
                  c->cfg.broker_id, c->controller_epoch);
         cluster_resume(c);
@@ -684,6 +701,1000 @@ static void controller_check(struct cluster *c)
     }
 }
 
+
+/* ---- topics (/brokers/topics) ---- */
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* Kafka's Uuid.toString: URL-safe base64 of the 16 bytes, no padding (22 characters). */
+static void uuid_str(const uint8_t id[16], char out[23])
+{
+    uint8_t r[18] = {0};
+    memcpy(r, id, 16);
+    size_t n = 0;
+    for (int i = 0; i < 18; i += 3) {
+        uint32_t v = (uint32_t)r[i] << 16 | (uint32_t)r[i + 1] << 8 | r[i + 2];
+        for (int k = 3; k >= 0 && n < 22; k--)
+            out[n++] = b64url[(v >> (6 * k)) & 63];
+    }
+    out[22] = '\0';
+}
+
+static int uuid_parse(const char *s, uint8_t id[16])
+{
+    if (strlen(s) != 22)
+        return -1;
+    uint8_t r[18] = {0};
+    uint32_t acc = 0;
+    int bits = 0, n = 0;
+    for (int i = 0; i < 22; i++) {
+        const char *p = strchr(b64url, s[i]);
+        if (p == NULL || s[i] == '\0')
+            return -1;
+        acc = acc << 6 | (uint32_t)(p - b64url);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            r[n++] = (uint8_t)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    GREGOR_ASSERT(n == 16);
+    memcpy(id, r, 16);
+    return 0;
+}
+
+void cluster_assign_replicas(const int32_t *ids, int n, int32_t nparts, int16_t rf,
+                             int start_index, int replica_shift, int32_t *out)
+{
+    GREGOR_ASSERT(n > 0 && rf > 0 && rf <= n && start_index >= 0 && replica_shift >= 0);
+    int shift = replica_shift;
+    for (int32_t p = 0; p < nparts; p++) {
+        if (p > 0 && p % n == 0)
+            shift++;
+        int first = (int)((p + start_index) % n);
+        out[(size_t)p * rf] = ids[first];
+        for (int j = 0; j < rf - 1; j++) {
+            int s = 1 + (shift + j) % (n - 1);
+            out[(size_t)p * rf + 1 + j] = ids[(first + s) % n];
+        }
+    }
+}
+
+int cluster_topic_json(char *out, size_t outlen, const uint8_t id[16], int32_t nparts,
+                       int16_t rf, const int32_t *assignment)
+{
+    size_t n = 0;
+#define PUT(...)                                                                             \
+    do {                                                                                     \
+        int k_ = snprintf(out + n, n < outlen ? outlen - n : 0, __VA_ARGS__);                \
+        if (k_ < 0 || (size_t)k_ >= outlen - n)                                              \
+            return -1;                                                                       \
+        n += (size_t)k_;                                                                     \
+    } while (0)
+    char ids[23];
+    uuid_str(id, ids);
+    PUT("{\"partitions\":{");
+    for (int32_t p = 0; p < nparts; p++) {
+        PUT("%s\"%d\":[", p ? "," : "", p);
+        for (int j = 0; j < rf; j++)
+            PUT("%s%d", j ? "," : "", assignment[(size_t)p * rf + j]);
+        PUT("]");
+    }
+    PUT("},\"topic_id\":\"%s\",\"adding_replicas\":{},\"removing_replicas\":{},\"version\":3}", ids);
+    return (int)n;
+}
+
+int cluster_state_json(char *out, size_t outlen, int32_t controller_epoch, int32_t leader,
+                       int32_t leader_epoch, const int32_t *isr, int32_t nisr)
+{
+    size_t n = 0;
+    PUT("{\"controller_epoch\":%d,\"leader\":%d,\"version\":1,\"leader_epoch\":%d,\"isr\":[",
+        controller_epoch, leader, leader_epoch);
+    for (int32_t i = 0; i < nisr; i++)
+        PUT("%s%d", i ? "," : "", isr[i]);
+    PUT("]}");
+#undef PUT
+    return (int)n;
+}
+
+/* Reads "[a,b,...]" at p into out (at most max); the count, or -1. */
+static int json_int_array(const char *p, int32_t *out, int max)
+{
+    if (p == NULL || *p != '[')
+        return -1;
+    p++;
+    int n = 0;
+    while (*p == ' ')
+        p++;
+    if (*p == ']')
+        return 0;
+    for (;;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || n == max)
+            return -1;
+        out[n++] = (int32_t)v;
+        p = end;
+        while (*p == ' ')
+            p++;
+        if (*p == ']')
+            return n;
+        if (*p != ',')
+            return -1;
+        p++;
+    }
+}
+
+static void notify(struct cluster *c)
+{
+    if (c->cfg.on_change != NULL)
+        c->cfg.on_change(c->cfg.change_arg);
+}
+
+static struct cluster_topic *topic_slot(const struct cluster *c, const char *name)
+{
+    for (int i = 0; i < c->ntopics; i++)
+        if (strcmp(c->topics[i]->name, name) == 0)
+            return c->topics[i];
+    return NULL;
+}
+
+const struct cluster_topic *cluster_topic_find(const struct cluster *c, const char *name)
+{
+    const struct cluster_topic *t = topic_slot(c, name);
+    return t != NULL && t->read ? t : NULL;
+}
+
+int cluster_topics(const struct cluster *c, struct cluster_topic *const **out)
+{
+    *out = c->topics;
+    return c->ntopics;
+}
+
+static void topic_free(struct cluster_topic *t)
+{
+    free(t->parts);
+    free(t);
+}
+
+/* "/brokers/topics/<t>[/partitions/<p>/state]": the topic's name and the partition (-1). */
+static int parse_topic_path(const char *path, char *name, size_t namelen, int32_t *part)
+{
+    const char *pre = "/brokers/topics/";
+    if (strncmp(path, pre, strlen(pre)) != 0)
+        return -1;
+    const char *s = path + strlen(pre);
+    const char *slash = strchr(s, '/');
+    size_t len = slash ? (size_t)(slash - s) : strlen(s);
+    if (len == 0 || len >= namelen)
+        return -1;
+    memcpy(name, s, len);
+    name[len] = '\0';
+    *part = -1;
+    if (slash != NULL) {
+        if (strncmp(slash, "/partitions/", 12) != 0)
+            return -1;
+        *part = (int32_t)strtol(slash + 12, NULL, 10);
+    }
+    return 0;
+}
+
+static void topics_step(struct cluster *c);
+
+static void state_changed(void *arg, enum zk_watch_type type, const char *path, uint64_t gen)
+{
+    (void)type;
+    struct cluster *c = arg;
+    if (gen != zk_session_gen(c->zk))
+        return;
+    char name[CLUSTER_TOPIC_NAME_MAX];
+    int32_t p;
+    if (parse_topic_path(path, name, sizeof(name), &p) != 0 || p < 0)
+        return;
+    struct cluster_topic *t = topic_slot(c, name);
+    if (t == NULL || p >= t->npartitions)
+        return;
+    t->parts[p].state_watch = false;
+    topics_step(c);
+}
+
+static void state_read(void *arg, const struct zk_result *res)
+{
+    struct cluster *c = arg;
+    if (stale(c, res))
+        return;
+    char name[CLUSTER_TOPIC_NAME_MAX];
+    int32_t p;
+    if (parse_topic_path(res->path, name, sizeof(name), &p) != 0 || p < 0)
+        return;
+    struct cluster_topic *t = topic_slot(c, name);
+    if (t == NULL || p >= t->npartitions)
+        return;
+    struct cluster_partition *cp = &t->parts[p];
+    cp->state_inflight = false;
+    if (res->rc == ZK_NO_NODE) {
+        cp->state = CLUSTER_STATE_MISSING;
+        cp->leader = -1;
+        controller_write_states(c);
+        return;
+    }
+    if (res->rc != ZK_OK) {
+        cp->state_watch = false;
+        retry_later(c, "reading a partition's state", res->rc);
+        return;
+    }
+    int64_t leader, le, ce;
+    if (res->data == NULL || json_int(res->data, "leader", &leader) != 0 ||
+        json_int(res->data, "leader_epoch", &le) != 0 ||
+        json_int(res->data, "controller_epoch", &ce) != 0) {
+        LOG_WARN(c->who, "Cannot read the state of %s-%d: %s", name, p,
+                 res->data ? res->data : "(empty)");
+        return;
+    }
+    int nisr = json_int_array(json_value(res->data, "isr"), cp->isr, CLUSTER_REPLICAS_MAX);
+    cp->nisr = nisr < 0 ? 0 : nisr;
+    if (cp->state != CLUSTER_STATE_READ || cp->leader != (int32_t)leader)
+        LOG_INFO(c->who, "Partition %s-%d: leader %d, leader epoch %d", name, p, (int)leader,
+                 (int)le);
+    cp->state = CLUSTER_STATE_READ;
+    cp->leader = (int32_t)leader;
+    cp->leader_epoch = (int32_t)le;
+    cp->controller_epoch = (int32_t)ce;
+    cp->state_version = res->has_stat ? res->stat.version : 0;
+    notify(c);
+    controller_write_states(c);
+}
+
+static void topic_changed(void *arg, enum zk_watch_type type, const char *path, uint64_t gen)
+{
+    (void)type;
+    struct cluster *c = arg;
+    if (gen != zk_session_gen(c->zk))
+        return;
+    char name[CLUSTER_TOPIC_NAME_MAX];
+    int32_t p;
+    if (parse_topic_path(path, name, sizeof(name), &p) != 0 || p >= 0)
+        return;
+    struct cluster_topic *t = topic_slot(c, name);
+    if (t == NULL)
+        return;
+    t->data_watch = false;
+    t->read = t->read && type != ZK_WATCH_DELETED;
+    topics_step(c);
+}
+
+static void topic_read(void *arg, const struct zk_result *res)
+{
+    struct cluster *c = arg;
+    if (stale(c, res))
+        return;
+    char name[CLUSTER_TOPIC_NAME_MAX];
+    int32_t p;
+    if (parse_topic_path(res->path, name, sizeof(name), &p) != 0)
+        return;
+    struct cluster_topic *t = topic_slot(c, name);
+    if (t == NULL)
+        return;
+    t->data_inflight = false;
+    if (res->rc == ZK_NO_NODE) {
+        t->data_watch = false; /* a get sets no watch on a missing node: read it again later */
+        return;                /* deleted: the children watch drops it */
+    }
+    if (res->rc != ZK_OK || res->data == NULL) {
+        t->data_watch = false;
+        retry_later(c, "reading a topic's assignment", res->rc);
+        return;
+    }
+    char ids[64];
+    uint8_t id[16] = {0};
+    if (json_string(res->data, "topic_id", ids, sizeof(ids)) == 0)
+        uuid_parse(ids, id);
+    /* "partitions":{"0":[1,2],"1":[2,0]}: partition numbers 0..n-1 in any order. */
+    const char *ps = json_value(res->data, "partitions");
+    if (ps == NULL || *ps != '{') {
+        LOG_WARN(c->who, "Cannot read the assignment of topic %s: %s", name, res->data);
+        return;
+    }
+    const char *close = strchr(ps, '}'); /* the arrays hold no braces */
+    int32_t n = 0;
+    for (const char *q = ps; close != NULL && (q = strchr(q, '[')) != NULL && q < close; q++)
+        n++;
+    if (n <= 0 || n > CLUSTER_PARTITIONS_MAX) {
+        LOG_WARN(c->who, "Topic %s: %d partitions in its assignment (0 or over %d)", name, n,
+                 CLUSTER_PARTITIONS_MAX);
+        return;
+    }
+    if (n != t->npartitions) {
+        struct cluster_partition *np = calloc((size_t)n, sizeof(*np));
+        GREGOR_ASSERT(np != NULL);
+        for (int32_t i = 0; i < n; i++) {
+            if (i < t->npartitions)
+                np[i] = t->parts[i];
+            else
+                np[i].leader = -1;
+        }
+        free(t->parts);
+        t->parts = np;
+        t->npartitions = n;
+    }
+    const char *q = ps + 1;
+    for (int32_t i = 0; i < n; i++) {
+        q = strchr(q, '"');
+        if (q == NULL)
+            break;
+        long pi = strtol(q + 1, NULL, 10);
+        const char *colon = strchr(q + 1, ':');
+        if (colon == NULL)
+            break;
+        const char *arr = colon + 1;
+        while (*arr == ' ')
+            arr++;
+        if (pi >= 0 && pi < n) {
+            int k = json_int_array(arr, t->parts[pi].replicas, CLUSTER_REPLICAS_MAX);
+            t->parts[pi].nreplicas = k < 0 ? 0 : k;
+        }
+        q = strchr(arr, ']');
+        if (q == NULL)
+            break;
+    }
+    if (!t->read)
+        LOG_INFO(c->who, "Topic %s: %d partitions", name, n);
+    memcpy(t->id, id, 16);
+    t->read = true;
+    topics_step(c);
+    notify(c);
+}
+
+static void topics_changed(void *arg, enum zk_watch_type type, const char *path, uint64_t gen)
+{
+    (void)type;
+    (void)path;
+    struct cluster *c = arg;
+    if (gen != zk_session_gen(c->zk))
+        return;
+    c->topics_watch = false;
+    cluster_resume(c);
+}
+
+static void topics_listed(void *arg, const struct zk_result *res)
+{
+    struct cluster *c = arg;
+    if (stale(c, res))
+        return;
+    c->topics_inflight = false;
+    if (res->rc != ZK_OK) {
+        c->topics_watch = false;
+        retry_later(c, "listing /brokers/topics", res->rc);
+        return;
+    }
+    /* Drop the topics gone; add the new ones (read next). */
+    int keep = 0;
+    bool changed = false;
+    for (int i = 0; i < c->ntopics; i++) {
+        bool stays = false;
+        for (int k = 0; k < res->nchildren && !stays; k++)
+            stays = strcmp(res->children[k], c->topics[i]->name) == 0;
+        if (stays) {
+            c->topics[keep++] = c->topics[i];
+        } else {
+            LOG_INFO(c->who, "Topic %s is gone", c->topics[i]->name);
+            if (c->cfg.on_topic_gone != NULL)
+                c->cfg.on_topic_gone(c->cfg.change_arg, c->topics[i]->name);
+            topic_free(c->topics[i]);
+            changed = true;
+        }
+    }
+    c->ntopics = keep;
+    for (int k = 0; k < res->nchildren; k++) {
+        if (topic_slot(c, res->children[k]) != NULL)
+            continue;
+        if (strlen(res->children[k]) >= CLUSTER_TOPIC_NAME_MAX)
+            continue;
+        if (c->ntopics == CLUSTER_TOPICS_MAX) {
+            LOG_WARN(c->who, "More than %d topics: the others are not served", CLUSTER_TOPICS_MAX);
+            break;
+        }
+        if (c->ntopics == c->topics_cap) {
+            int cap = c->topics_cap ? c->topics_cap * 2 : 64;
+            struct cluster_topic **nt = realloc(c->topics, sizeof(*nt) * (size_t)cap);
+            GREGOR_ASSERT(nt != NULL);
+            c->topics = nt;
+            c->topics_cap = cap;
+        }
+        struct cluster_topic *t = calloc(1, sizeof(*t));
+        GREGOR_ASSERT(t != NULL);
+        snprintf(t->name, sizeof(t->name), "%s", res->children[k]);
+        c->topics[c->ntopics++] = t;
+    }
+    topics_step(c);
+    if (changed)
+        notify(c);
+}
+
+/* Reads what is not known (or watched) of every topic: its assignment, its partitions' state. */
+static void topics_step(struct cluster *c)
+{
+    if (!zk_connected(c->zk) || !c->registered)
+        return;
+    char path[CLUSTER_TOPIC_NAME_MAX + 64];
+    for (int i = 0; i < c->ntopics; i++) {
+        struct cluster_topic *t = c->topics[i];
+        if (!t->data_watch && !t->data_inflight) {
+            snprintf(path, sizeof(path), "/brokers/topics/%s", t->name);
+            t->data_watch = t->data_inflight = true;
+            int rc = zk_get(c->zk, path, topic_changed, c, topic_read, c);
+            if (rc != ZK_OK) {
+                t->data_watch = t->data_inflight = false;
+                retry_later(c, "reading a topic's assignment", rc);
+                return;
+            }
+        }
+        if (!t->read)
+            continue;
+        for (int32_t p = 0; p < t->npartitions; p++) {
+            struct cluster_partition *cp = &t->parts[p];
+            if (cp->state_watch || cp->state_inflight)
+                continue;
+            snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", t->name, p);
+            cp->state_watch = cp->state_inflight = true;
+            /* exists sets the watch even while the node is missing (fires on its creation) */
+            int rc = zk_exists(c->zk, path, state_changed, c, state_exists, c);
+            if (rc != ZK_OK) {
+                cp->state_watch = cp->state_inflight = false;
+                retry_later(c, "reading a partition's state", rc);
+                return;
+            }
+        }
+    }
+    controller_write_states(c);
+    controller_delete_topics(c);
+}
+
+static void state_exists(void *arg, const struct zk_result *res)
+{
+    struct cluster *c = arg;
+    if (stale(c, res))
+        return;
+    char name[CLUSTER_TOPIC_NAME_MAX];
+    int32_t p;
+    if (res->rc == ZK_OK && parse_topic_path(res->path, name, sizeof(name), &p) == 0 && p >= 0) {
+        int rc = zk_get(c->zk, res->path, NULL, NULL, state_read, c);
+        if (rc == ZK_OK)
+            return; /* state_read clears the in-flight flag */
+        retry_later(c, "reading a partition's state", rc);
+        struct cluster_topic *t = topic_slot(c, name);
+        if (t != NULL && p < t->npartitions)
+            t->parts[p].state_inflight = t->parts[p].state_watch = false;
+        return;
+    }
+    state_read(arg, res); /* NO_NODE (missing) or an error */
+}
+
+static void ignore_done(void *arg, const struct zk_result *res)
+{
+    (void)arg;
+    (void)res;
+}
+
+static bool broker_live(const struct cluster *c, int32_t id)
+{
+    for (int i = 0; i < c->nlive; i++)
+        if (c->live[i].id == id)
+            return true;
+    return false;
+}
+
+/* For the controller's elections: registered under /brokers/ids (its endpoints may not be read
+ * yet), once the listing of this session is known. */
+static bool broker_registered(const struct cluster *c, int32_t id)
+{
+    for (int i = 0; i < c->nbrokers; i++)
+        if (c->brokers[i].id == id)
+            return true;
+    return false;
+}
+
+static bool in_isr(const struct cluster_partition *cp, int32_t id)
+{
+    for (int i = 0; i < cp->nisr; i++)
+        if (cp->isr[i] == id)
+            return true;
+    return false;
+}
+
+/* Kafka's OfflinePartitionLeaderElection (unclean election off): the first replica, in
+ * assignment order, that is live and in the ISR; -1 when none. */
+static int32_t elect_leader(const struct cluster *c, const struct cluster_partition *cp)
+{
+    for (int k = 0; k < cp->nreplicas; k++)
+        if (broker_registered(c, cp->replicas[k]) && in_isr(cp, cp->replicas[k]))
+            return cp->replicas[k];
+    return -1;
+}
+
+/* A partition whose state the controller must change: its leader is gone, or it has none and
+ * an ISR replica is back. */
+static bool leader_change_due(const struct cluster *c, const struct cluster_partition *cp)
+{
+    if (cp->state != CLUSTER_STATE_READ || cp->writing || !c->brokers_seen)
+        return false;
+    if (cp->leader >= 0)
+        return !broker_registered(c, cp->leader);
+    return elect_leader(c, cp) >= 0;
+}
+
+/* Listed under /admin/delete_topics: the controller deletes it, and writes no state for it. */
+static bool delete_pending(const struct cluster *c, const char *name)
+{
+    for (int i = 0; i < c->ndeletes; i++)
+        if (strcmp(c->deletes[i], name) == 0)
+            return true;
+    return false;
+}
+
+static bool state_work_due(const struct cluster *c, const struct cluster_partition *cp)
+{
+    return (cp->state == CLUSTER_STATE_MISSING && !cp->writing && c->brokers_seen) ||
+           leader_change_due(c, cp);
+}
+
+static void state_written(void *arg, const struct zk_result *res)
+{
+    struct cluster *c = arg;
+    if (stale(c, res))
+        return;
+    char name[CLUSTER_TOPIC_NAME_MAX];
+    int32_t p;
+    if (parse_topic_path(res->path, name, sizeof(name), &p) != 0 || p < 0)
+        return;
+    struct cluster_topic *t = topic_slot(c, name);
+    if (t != NULL && p < t->npartitions)
+        t->parts[p].writing = false;
+    if (res->rc == ZK_OK || res->rc == ZK_NODE_EXISTS)
+        return; /* the state's watch reads it */
+    if (res->rc == ZK_BAD_VERSION && res->multi_failed_index == 0) {
+        /* the state changed meanwhile: its watch reads it, then the controller looks again */
+        return;
+    }
+    if (res->rc == ZK_BAD_VERSION) {
+        /* Kafka's ControllerMovedException: another broker's epoch is newer. */
+        LOG_WARN(c->who, "Controller epoch %d is stale: another broker is the controller",
+                 c->controller_epoch);
+        c->is_controller = false;
+        c->controller_watch = false;
+        cluster_resume(c);
+        return;
+    }
+    retry_later(c, "writing a partition's state", res->rc);
+}
+
+/* The controller's epoch znode read: the states of new partitions are written, each in a multi
+ * with a check of /controller_epoch at that version (Kafka's fenced controller writes). */
+static void write_epoch_read(void *arg, const struct zk_result *res)
+{
+    struct cluster *c = arg;
+    if (stale(c, res))
+        return;
+    c->states_inflight = false;
+    if (res->rc != ZK_OK || res->data == NULL || !res->has_stat) {
+        retry_later(c, "reading /controller_epoch", res->rc);
+        return;
+    }
+    if (!c->is_controller || strtol(res->data, NULL, 10) != c->controller_epoch) {
+        LOG_WARN(c->who, "Controller epoch moved to %s (ours %d): not writing partition states",
+                 res->data, c->controller_epoch);
+        c->is_controller = false;
+        c->controller_watch = false;
+        cluster_resume(c);
+        return;
+    }
+    int32_t version = res->stat.version;
+    int budget = ZK_INFLIGHT_MAX / 8; /* operations per round; the next round follows */
+    bool more = false;
+    char path[CLUSTER_TOPIC_NAME_MAX + 64], json[128 + 12 * CLUSTER_REPLICAS_MAX];
+    for (int i = 0; i < c->ntopics; i++) {
+        struct cluster_topic *t = c->topics[i];
+        bool parent = false;
+        if (delete_pending(c, t->name))
+            continue;
+        for (int32_t p = 0; t->read && p < t->npartitions; p++) {
+            struct cluster_partition *cp = &t->parts[p];
+            if (!state_work_due(c, cp) || cp->nreplicas == 0)
+                continue;
+            if (budget <= 0) {
+                more = true;
+                break;
+            }
+            int rc;
+            if (cp->state == CLUSTER_STATE_READ) {
+                /* A leader gone: leader -1 (the ISR keeps its last member, as Kafka), or an
+                 * ISR replica back: it leads. The leader epoch goes up either way. */
+                int32_t leader = cp->leader >= 0 ? -1 : elect_leader(c, cp);
+                if (leader < 0) {
+                    int32_t isr[CLUSTER_REPLICAS_MAX];
+                    int32_t nisr = 0;
+                    for (int k = 0; k < cp->nisr; k++)
+                        if (cp->isr[k] != cp->leader || cp->nisr == 1)
+                            isr[nisr++] = cp->isr[k];
+                    GREGOR_ASSERT(nisr >= 1 || cp->nisr == 0);
+                    rc = cluster_state_json(json, sizeof(json), c->controller_epoch, -1,
+                                            cp->leader_epoch + 1, isr, nisr);
+                } else {
+                    rc = cluster_state_json(json, sizeof(json), c->controller_epoch, leader,
+                                            cp->leader_epoch + 1, cp->isr, cp->nisr);
+                }
+                GREGOR_ASSERT(rc > 0 && cp->leader_epoch + 1 > cp->leader_epoch);
+                LOG_INFO(c->who, "Partition %s-%d: leader %d -> %d, leader epoch %d", t->name, p,
+                         cp->leader, leader, cp->leader_epoch + 1);
+                snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", t->name,
+                         p);
+                struct zk_op ops[2] = {
+                    {.kind = ZK_OP_SET, .path = path, .data = json, .len = rc,
+                     .version = cp->state_version},
+                    {.kind = ZK_OP_CHECK, .path = "/controller_epoch", .version = version},
+                };
+                rc = zk_multi(c->zk, ops, 2, state_written, c);
+                if (rc != ZK_OK)
+                    goto fail;
+                cp->writing = true;
+                budget -= 2;
+                continue;
+            }
+            int32_t leader = -1;
+            for (int k = 0; k < cp->nreplicas && leader < 0; k++)
+                if (broker_registered(c, cp->replicas[k]))
+                    leader = cp->replicas[k];
+            if (leader < 0)
+                continue; /* no live replica: offline until one registers */
+            if (!parent) {
+                snprintf(path, sizeof(path), "/brokers/topics/%s/partitions", t->name);
+                rc = zk_create_node(c->zk, path, NULL, 0, false, ignore_done, c);
+                if (rc != ZK_OK)
+                    goto fail;
+                parent = true;
+            }
+            snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d", t->name, p);
+            rc = zk_create_node(c->zk, path, NULL, 0, false, ignore_done, c);
+            if (rc != ZK_OK)
+                goto fail;
+            int n = cluster_state_json(json, sizeof(json), c->controller_epoch, leader, 0,
+                                       &leader, 1);
+            GREGOR_ASSERT(n > 0);
+            snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", t->name, p);
+            struct zk_op ops[2] = {
+                {.kind = ZK_OP_CREATE, .path = path, .data = json, .len = n},
+                {.kind = ZK_OP_CHECK, .path = "/controller_epoch", .version = version},
+            };
+            rc = zk_multi(c->zk, ops, 2, state_written, c);
+            if (rc != ZK_OK)
+                goto fail;
+            cp->writing = true;
+            budget -= 3;
+            continue;
+        fail:
+            retry_later(c, "writing partition states", rc);
+            return;
+        }
+    }
+    if (more)
+        retry_later(c, "writing partition states (next round)", ZK_CONNECTION_LOSS);
+}
+
+static void controller_write_states(struct cluster *c)
+{
+    if (!c->is_controller || c->states_inflight || !zk_connected(c->zk))
+        return;
+    bool any = false;
+    for (int i = 0; i < c->ntopics && !any; i++)
+        for (int32_t p = 0; c->topics[i]->read && !delete_pending(c, c->topics[i]->name) && p < c->topics[i]->npartitions && !any; p++)
+            any = state_work_due(c, &c->topics[i]->parts[p]);
+    if (!any)
+        return;
+    c->states_inflight = true;
+    int rc = zk_get(c->zk, "/controller_epoch", NULL, NULL, write_epoch_read, c);
+    if (rc != ZK_OK) {
+        c->states_inflight = false;
+        retry_later(c, "reading /controller_epoch", rc);
+    }
+}
+
+static void watch_topics(struct cluster *c)
+{
+    bool set_watch = !c->topics_watch;
+    c->topics_watch = true;
+    c->topics_inflight = true;
+    int rc = zk_get_children(c->zk, "/brokers/topics", set_watch ? topics_changed : NULL, c,
+                             topics_listed, c);
+    if (rc != ZK_OK) {
+        c->topics_inflight = false;
+        c->topics_watch = false;
+        retry_later(c, "listing /brokers/topics", rc);
+    }
+}
+
+/* ---- CreateTopics ---- */
+
+struct create_op {
+    cluster_create_done_fn done;
+    void *arg;
+    struct create_op *next, *prev;
+    struct cluster *c;
+    bool is_delete;            /* /admin/delete_topics/<t>: NodeExists is fine */
+};
+
+static void create_op_unlink(struct cluster *c, struct create_op *op)
+{
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        c->creates = op->next;
+    if (op->next)
+        op->next->prev = op->prev;
+}
+
+static void topic_created(void *arg, const struct zk_result *res)
+{
+    struct create_op *op = arg;
+    struct cluster *c = op->c;
+    create_op_unlink(c, op);
+    const char *slash = strrchr(res->path, '/');
+    const char *name = slash ? slash + 1 : res->path;
+    char msg[512];
+    int e;
+    if (res->rc == ZK_OK || (op->is_delete && res->rc == ZK_NODE_EXISTS)) {
+        e = KERR_NONE;
+        msg[0] = '\0';
+        LOG_INFO(c->who, "Topic %s %s", op->is_delete ? "deletion requested:" : "creation", name);
+    } else if (res->rc == ZK_NODE_EXISTS) {
+        e = KERR_TOPIC_ALREADY_EXISTS;
+        snprintf(msg, sizeof(msg), "Topic '%s' already exists.", name);
+    } else {
+        e = KERR_REQUEST_TIMED_OUT;
+        snprintf(msg, sizeof(msg), "Writing the topic's assignment to ZooKeeper failed (error %d)",
+                 res->rc);
+    }
+    op->done(op->arg, e, msg);
+    free(op);
+}
+
+int cluster_create_topic(struct cluster *c, const char *name, int32_t nparts, int16_t rf,
+                         const int32_t *assignment, bool validate_only, uint8_t id_out[16],
+                         cluster_create_done_fn done, void *arg, char *msg, size_t msglen)
+{
+    if (topic_slot(c, name) != NULL) {
+        snprintf(msg, msglen, "Topic '%s' already exists.", name);
+        return KERR_TOPIC_ALREADY_EXISTS;
+    }
+    if (assignment == NULL && rf > c->nlive) {
+        snprintf(msg, msglen, "Replication factor: %d larger than available brokers: %d.", rf,
+                 c->nlive);
+        return KERR_INVALID_REPLICATION_FACTOR;
+    }
+    if (rf > CLUSTER_REPLICAS_MAX || nparts > CLUSTER_PARTITIONS_MAX) {
+        snprintf(msg, msglen, "Replication factor %d or %d partitions over this broker's bounds "
+                 "(%d, %d)", rf, nparts, CLUSTER_REPLICAS_MAX, CLUSTER_PARTITIONS_MAX);
+        return rf > CLUSTER_REPLICAS_MAX ? KERR_INVALID_REPLICATION_FACTOR
+                                         : KERR_INVALID_PARTITIONS;
+    }
+    if (assignment != NULL)
+        for (size_t i = 0; i < (size_t)nparts * (size_t)rf; i++)
+            if (!broker_live(c, assignment[i])) {
+                snprintf(msg, msglen, "Unknown broker %d in the replica assignment",
+                         assignment[i]);
+                return KERR_INVALID_REPLICA_ASSIGNMENT;
+            }
+    if (validate_only)
+        return KERR_NONE;
+    int32_t *a = malloc(sizeof(int32_t) * (size_t)nparts * (size_t)rf);
+    size_t jlen = 256 + (size_t)nparts * (16 + 12 * (size_t)rf);
+    char *json = malloc(jlen);
+    struct create_op *op = calloc(1, sizeof(*op));
+    GREGOR_ASSERT(a != NULL && json != NULL && op != NULL);
+    if (assignment != NULL) {
+        memcpy(a, assignment, sizeof(int32_t) * (size_t)nparts * (size_t)rf);
+    } else {
+        int32_t ids[CLUSTER_BROKERS_MAX];
+        for (int i = 0; i < c->nlive; i++)
+            ids[i] = c->live[i].id;
+        uint32_t r[2] = {0, 0};
+        if (getrandom(r, sizeof(r), 0) != sizeof(r))
+            r[0] = (uint32_t)now_ms(), r[1] = (uint32_t)mono_ms();
+        /* Kafka: a random start index and a random shift for the next replicas. */
+        cluster_assign_replicas(ids, c->nlive, nparts, rf, (int)(r[0] % (uint32_t)c->nlive),
+                                (int)(r[1] % (uint32_t)c->nlive), a);
+    }
+    uint8_t id[16];
+    if (getrandom(id, 16, 0) != 16) {
+        int64_t x = now_ms() ^ mono_ms();
+        memcpy(id, &x, sizeof(x));
+        memcpy(id + 8, &x, sizeof(x));
+    }
+    if (id_out != NULL)
+        memcpy(id_out, id, 16);
+    int n = cluster_topic_json(json, jlen, id, nparts, rf, a);
+    GREGOR_ASSERT(n > 0);
+    char path[CLUSTER_TOPIC_NAME_MAX + 32];
+    snprintf(path, sizeof(path), "/brokers/topics/%s", name);
+    op->done = done;
+    op->arg = arg;
+    op->c = c;
+    int rc = n < ZK_DATA_MAX ? zk_create_node(c->zk, path, json, n, false, topic_created, op)
+                             : ZK_TOO_BUSY;
+    free(a);
+    free(json);
+    if (rc != ZK_OK) {
+        free(op);
+        snprintf(msg, msglen, "Cannot write the topic's assignment to ZooKeeper (error %d)", rc);
+        return KERR_REQUEST_TIMED_OUT;
+    }
+    op->next = c->creates;
+    if (c->creates)
+        c->creates->prev = op;
+    c->creates = op;
+    return KERR_NONE;
+}
+
+/* ---- DeleteTopics: /admin/delete_topics ---- */
+
+static void deletes_changed(void *arg, enum zk_watch_type type, const char *path, uint64_t gen)
+{
+    (void)type;
+    (void)path;
+    struct cluster *c = arg;
+    if (gen != zk_session_gen(c->zk))
+        return;
+    c->deletes_watch = false;
+    cluster_resume(c);
+}
+
+static void deletes_listed(void *arg, const struct zk_result *res)
+{
+    struct cluster *c = arg;
+    if (stale(c, res))
+        return;
+    c->deletes_inflight = false;
+    if (res->rc != ZK_OK) {
+        c->deletes_watch = false;
+        retry_later(c, "listing /admin/delete_topics", res->rc);
+        return;
+    }
+    for (int i = 0; i < c->ndeletes; i++)
+        free(c->deletes[i]);
+    free(c->deletes);
+    c->deletes = NULL;
+    c->ndeletes = 0;
+    if (res->nchildren > 0) {
+        c->deletes = calloc((size_t)res->nchildren, sizeof(*c->deletes));
+        GREGOR_ASSERT(c->deletes != NULL);
+        for (int i = 0; i < res->nchildren; i++) {
+            c->deletes[i] = strdup(res->children[i]);
+            GREGOR_ASSERT(c->deletes[i] != NULL);
+        }
+        c->ndeletes = res->nchildren;
+    }
+    controller_delete_topics(c);
+}
+
+static void watch_deletes(struct cluster *c)
+{
+    bool set_watch = !c->deletes_watch;
+    c->deletes_watch = true;
+    c->deletes_inflight = true;
+    int rc = zk_get_children(c->zk, "/admin/delete_topics", set_watch ? deletes_changed : NULL,
+                             c, deletes_listed, c);
+    if (rc != ZK_OK) {
+        c->deletes_inflight = false;
+        c->deletes_watch = false;
+        retry_later(c, "listing /admin/delete_topics", rc);
+    }
+}
+
+static void topic_deleted(void *arg, const struct zk_result *res)
+{
+    struct cluster *c = arg;
+    if (stale(c, res))
+        return;
+    /* /admin/delete_topics/<t>, the last delete: the children watches relist both lists. */
+    if (res->rc != ZK_OK && res->rc != ZK_NO_NODE) {
+        retry_later(c, "deleting a topic's znodes", res->rc);
+        for (int i = 0; i < c->ntopics; i++)
+            c->topics[i]->deleting = false;
+    }
+}
+
+/* Kafka's TopicDeletionManager, without replicas to stop first (each broker deletes its logs
+ * when the topic leaves /brokers/topics): the partitions' state and znodes, the topic's znode,
+ * its config, then /admin/delete_topics/<t>, in rounds of a bounded number of operations
+ * (one session's requests apply in order). */
+static void controller_delete_topics(struct cluster *c)
+{
+    if (!c->is_controller || !zk_connected(c->zk) || !c->registered)
+        return;
+    int budget = ZK_INFLIGHT_MAX / 8;
+    bool more = false;
+    char path[CLUSTER_TOPIC_NAME_MAX + 64];
+    for (int i = 0; i < c->ndeletes && !more; i++) {
+        const char *name = c->deletes[i];
+        struct cluster_topic *t = topic_slot(c, name);
+        if (t != NULL && (t->deleting || !t->read))
+            continue;
+        int rc = ZK_OK;
+        if (t != NULL) {
+            while (t->del_next < t->npartitions && budget > 0) {
+                snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", name,
+                         t->del_next);
+                rc = zk_delete(c->zk, path, -1, ignore_done, c);
+                snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d", name,
+                         t->del_next);
+                if (rc == ZK_OK)
+                    rc = zk_delete(c->zk, path, -1, ignore_done, c);
+                if (rc != ZK_OK)
+                    break;
+                t->del_next++;
+                budget -= 2;
+            }
+            if (rc == ZK_OK && t->del_next < t->npartitions) {
+                more = true;
+                break;
+            }
+            snprintf(path, sizeof(path), "/brokers/topics/%s/partitions", name);
+            if (rc == ZK_OK)
+                rc = zk_delete(c->zk, path, -1, ignore_done, c);
+            snprintf(path, sizeof(path), "/brokers/topics/%s", name);
+            if (rc == ZK_OK)
+                rc = zk_delete(c->zk, path, -1, ignore_done, c);
+            snprintf(path, sizeof(path), "/config/topics/%s", name);
+            if (rc == ZK_OK)
+                rc = zk_delete(c->zk, path, -1, ignore_done, c);
+            if (rc == ZK_OK)
+                t->deleting = true;
+            LOG_INFO(c->who, "Deleting topic %s (%d partitions)", name, t->npartitions);
+        }
+        snprintf(path, sizeof(path), "/admin/delete_topics/%s", name);
+        if (rc == ZK_OK)
+            rc = zk_delete(c->zk, path, -1, topic_deleted, c);
+        budget -= 4;
+        if (rc != ZK_OK) {
+            retry_later(c, "deleting a topic's znodes", rc);
+            return;
+        }
+        if (budget <= 0)
+            more = i + 1 < c->ndeletes;
+    }
+    if (more)
+        retry_later(c, "deleting topics (next round)", ZK_CONNECTION_LOSS);
+}
+
+int cluster_delete_topic(struct cluster *c, const char *name, cluster_create_done_fn done,
+                         void *arg, char *msg, size_t msglen)
+{
+    if (cluster_topic_find(c, name) == NULL) {
+        snprintf(msg, msglen, "This server does not host this topic-partition.");
+        return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    }
+    char path[CLUSTER_TOPIC_NAME_MAX + 32];
+    snprintf(path, sizeof(path), "/admin/delete_topics/%s", name);
+    struct create_op *op = calloc(1, sizeof(*op));
+    GREGOR_ASSERT(op != NULL);
+    op->done = done;
+    op->arg = arg;
+    op->c = c;
+    op->is_delete = true;
+    int rc = zk_create_node(c->zk, path, NULL, 0, false, topic_created, op);
+    if (rc != ZK_OK) {
+        free(op);
+        snprintf(msg, msglen, "Cannot write /admin/delete_topics/%s (ZooKeeper error %d)", name,
+                 rc);
+        return KERR_REQUEST_TIMED_OUT;
+    }
+    op->next = c->creates;
+    if (c->creates)
+        c->creates->prev = op;
+    c->creates = op;
+    return KERR_NONE;
+}
+
 /* ---- driving ---- */
 
 static void cluster_resume(struct cluster *c)
@@ -711,6 +1722,11 @@ static void cluster_resume(struct cluster *c)
         watch_brokers(c);
     if (!c->controller_watch && !c->controller_inflight && !c->elect_inflight)
         controller_check(c);
+    if (!c->topics_watch && !c->topics_inflight)
+        watch_topics(c);
+    if (!c->deletes_watch && !c->deletes_inflight)
+        watch_deletes(c);
+    topics_step(c);
 }
 
 static void on_session(void *arg, enum zk_session_state state, uint64_t gen)
@@ -721,6 +1737,15 @@ static void on_session(void *arg, enum zk_session_state state, uint64_t gen)
         c->paths_inflight = c->id_inflight = c->register_inflight = false;
         c->brokers_inflight = c->controller_inflight = c->elect_inflight = false;
         c->registered = c->brokers_watch = c->controller_watch = false;
+        c->topics_watch = c->topics_inflight = c->states_inflight = false;
+        c->brokers_seen = false;
+        c->deletes_watch = c->deletes_inflight = false;
+        for (int i = 0; i < c->ntopics; i++) {
+            struct cluster_topic *t = c->topics[i];
+            t->data_watch = t->data_inflight = t->deleting = false;
+            for (int32_t p = 0; p < t->npartitions; p++)
+                t->parts[p].state_watch = t->parts[p].state_inflight = t->parts[p].writing = false;
+        }
     }
     if (state == ZK_SESSION_EXPIRED) {
         LOG_WARN(c->who, "The ZooKeeper session expired: broker %d re-registers",
@@ -766,7 +1791,20 @@ void cluster_destroy(struct cluster *c)
         return;
     if (c->retry_timer)
         loop_timer_cancel(c->loop, c->retry_timer);
-    zk_destroy(c->zk);
+    zk_destroy(c->zk); /* no completion comes after this */
+    while (c->creates != NULL) {
+        struct create_op *op = c->creates;
+        create_op_unlink(c, op);
+        op->done(op->arg, KERR_REQUEST_TIMED_OUT, "The broker shut down before the topic's "
+                 "assignment was written to ZooKeeper.");
+        free(op);
+    }
+    for (int i = 0; i < c->ntopics; i++)
+        topic_free(c->topics[i]);
+    free(c->topics);
+    for (int i = 0; i < c->ndeletes; i++)
+        free(c->deletes[i]);
+    free(c->deletes);
     free(c);
 }
 

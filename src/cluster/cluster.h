@@ -24,6 +24,42 @@ struct cluster_broker {
     int32_t port;
 };
 
+/* Topics on ZooKeeper (/brokers/topics): the most listed, replicas per partition, partitions
+ * per topic (Kafka's limits are higher; these bound what one broker keeps). */
+#define CLUSTER_TOPICS_MAX 100000
+#define CLUSTER_REPLICAS_MAX 32
+#define CLUSTER_PARTITIONS_MAX 100000
+#define CLUSTER_TOPIC_NAME_MAX 256
+
+enum cluster_state_known { CLUSTER_STATE_UNKNOWN, CLUSTER_STATE_MISSING, CLUSTER_STATE_READ };
+
+struct cluster_partition {
+    int32_t nreplicas;
+    int32_t replicas[CLUSTER_REPLICAS_MAX];   /* the assignment; [0] the preferred leader */
+    enum cluster_state_known state;           /* of .../partitions/<p>/state */
+    int32_t leader;                           /* -1: none (offline, or no state yet) */
+    int32_t leader_epoch;
+    int32_t controller_epoch;
+    int32_t nisr;
+    int32_t isr[CLUSTER_REPLICAS_MAX];
+    int32_t state_version;                    /* the state znode's version */
+    bool state_watch, state_inflight, writing;
+};
+
+struct cluster_topic {
+    char name[CLUSTER_TOPIC_NAME_MAX];
+    uint8_t id[16];                           /* topic_id of /brokers/topics/<t> */
+    bool read;                                /* its znode was read */
+    bool data_watch, data_inflight, gone;
+    bool deleting;                            /* the controller's deletes are in flight */
+    int32_t del_next;                         /* partitions whose znodes were deleted */
+    int32_t npartitions;
+    struct cluster_partition *parts;
+};
+
+/* Called (loop thread) after the topics or a partition's state changed. */
+typedef void (*cluster_change_fn)(void *arg);
+
 struct cluster_config {
     const char *zookeeper_connect;      /* "h1:p1,h2:p2/chroot" */
     int32_t session_timeout_ms;         /* zookeeper.session.timeout.ms */
@@ -32,6 +68,9 @@ struct cluster_config {
     const char *listener_name;          /* "PLAINTEXT" */
     const char *host;                   /* advertised */
     int32_t port;
+    cluster_change_fn on_change;        /* optional */
+    void (*on_topic_gone)(void *arg, const char *name); /* optional: deleted from ZooKeeper */
+    void *change_arg;
 };
 
 /* Starts connecting; NULL when it cannot (logged). */
@@ -54,6 +93,34 @@ bool cluster_is_controller(const struct cluster *c);
 int32_t cluster_controller_epoch(const struct cluster *c); /* this broker's, when controller */
 /* The live brokers, by id (this one included once registered). Borrowed until the loop turns. */
 int cluster_brokers(const struct cluster *c, const struct cluster_broker **out);
+
+/* The topics of /brokers/topics read so far (by name order of listing). Borrowed until the
+ * loop turns. */
+int cluster_topics(const struct cluster *c, struct cluster_topic *const **out);
+const struct cluster_topic *cluster_topic_find(const struct cluster *c, const char *name);
+/* Creates /brokers/topics/<name> with replicas assigned as Kafka's rack-unaware
+ * AdminUtils.assignReplicasToBrokers over the live brokers (or the given assignment: nparts
+ * arrays of rf broker ids). Returns KERR_NONE when submitted (done(arg, kerr, message) comes
+ * once, on the loop thread; at the latest from cluster_destroy) or a Kafka error with msg
+ * (done is then not called). validate_only checks without writing (done not called). */
+typedef void (*cluster_create_done_fn)(void *arg, int kerr, const char *msg);
+int cluster_create_topic(struct cluster *c, const char *name, int32_t nparts, int16_t rf,
+                         const int32_t *assignment, bool validate_only, uint8_t id_out[16],
+                         cluster_create_done_fn done, void *arg, char *msg, size_t msglen);
+/* DeleteTopics: writes /admin/delete_topics/<name>; the controller deletes the topic's znodes
+ * and every broker its logs. Returns as cluster_create_topic (UNKNOWN_TOPIC_OR_PARTITION when
+ * ZooKeeper has no such topic). */
+int cluster_delete_topic(struct cluster *c, const char *name, cluster_create_done_fn done,
+                         void *arg, char *msg, size_t msglen);
+/* The assignment (nparts x rf broker ids, row by row) Kafka's assignReplicasToBrokers makes
+ * for brokers ids[0..n) sorted, with the given start index and replica shift. */
+void cluster_assign_replicas(const int32_t *ids, int n, int32_t nparts, int16_t rf,
+                             int start_index, int replica_shift, int32_t *out);
+/* Kafka's TopicZNode (version 3) and partition state JSON. */
+int cluster_topic_json(char *out, size_t outlen, const uint8_t id[16], int32_t nparts,
+                       int16_t rf, const int32_t *assignment);
+int cluster_state_json(char *out, size_t outlen, int32_t controller_epoch, int32_t leader,
+                       int32_t leader_epoch, const int32_t *isr, int32_t nisr);
 
 /* Kafka's znode contents (for the tests' readers and the next steps). */
 int cluster_broker_json(char *out, size_t outlen, const char *listener_name, const char *host,

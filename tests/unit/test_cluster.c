@@ -109,6 +109,50 @@ static void test_zookeeper_keys(void **state)
     assert_string_equal(c.zookeeper_connect, "a:1,b:2/kafka");
 }
 
+/* Kafka's own example in AdminUtils (5 brokers, 10 partitions, RF 3, start index and shift 0). */
+static void test_assignment_as_kafka(void **state)
+{
+    (void)state;
+    int32_t ids[5] = {0, 1, 2, 3, 4};
+    int32_t a[10 * 3];
+    cluster_assign_replicas(ids, 5, 10, 3, 0, 0, a);
+    static const int32_t want[10][3] = {
+        {0, 1, 2}, {1, 2, 3}, {2, 3, 4}, {3, 4, 0}, {4, 0, 1},
+        {0, 2, 3}, {1, 3, 4}, {2, 4, 0}, {3, 0, 1}, {4, 1, 2},
+    };
+    for (int p = 0; p < 10; p++)
+        for (int j = 0; j < 3; j++)
+            assert_int_equal(a[p * 3 + j], want[p][j]);
+    /* RF 1 from a start index: round robin over the (sorted) ids */
+    int32_t sparse[3] = {1, 5, 9};
+    int32_t b[6];
+    cluster_assign_replicas(sparse, 3, 6, 1, 2, 1, b);
+    static const int32_t want_b[6] = {9, 1, 5, 9, 1, 5};
+    for (int p = 0; p < 6; p++)
+        assert_int_equal(b[p], want_b[p]);
+}
+
+static void test_topic_and_state_json(void **state)
+{
+    (void)state;
+    uint8_t id[16];
+    for (int i = 0; i < 16; i++)
+        id[i] = (uint8_t)(i * 17);
+    int32_t a[4] = {1, 2, 2, 3};
+    char out[512];
+    int n = cluster_topic_json(out, sizeof(out), id, 2, 2, a);
+    assert_true(n > 0);
+    assert_string_equal(out, "{\"partitions\":{\"0\":[1,2],\"1\":[2,3]},\"topic_id\":"
+                             "\"ABEiM0RVZneImaq7zN3u_w\",\"adding_replicas\":{},"
+                             "\"removing_replicas\":{},\"version\":3}");
+    assert_int_equal(cluster_topic_json(out, 40, id, 2, 2, a), -1); /* bounded */
+    int32_t isr[1] = {3};
+    n = cluster_state_json(out, sizeof(out), 7, 3, 2, isr, 1);
+    assert_true(n > 0);
+    assert_string_equal(out, "{\"controller_epoch\":7,\"leader\":3,\"version\":1,"
+                             "\"leader_epoch\":2,\"isr\":[3]}");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -116,6 +160,8 @@ int main(void)
         cmocka_unit_test(test_broker_json_round_trip),
         cmocka_unit_test(test_broker_json_as_kafka_writes_it),
         cmocka_unit_test(test_zookeeper_keys),
+        cmocka_unit_test(test_assignment_as_kafka),
+        cmocka_unit_test(test_topic_and_state_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
