@@ -7,6 +7,7 @@ import subprocess
 import time
 
 from conftest import ROOT, api_versions_ok, free_port
+from zk_fixture import four_letter
 
 BIN = os.path.join(ROOT, "bin")
 
@@ -16,17 +17,53 @@ def run(script, *args, stdin=None, env=None, timeout=60):
                           text=True, timeout=timeout, env=env)
 
 
+def start_zookeeper(tmp_path):
+    """The tutorial's first command, bin/zookeeper-server-start.sh config/zookeeper.properties,
+    with the shipped file's clientPort and dataDir moved to a free port and a temp dir."""
+    zk_port = free_port()
+    props = tmp_path / "zookeeper.properties"
+    with open(os.path.join(ROOT, "config", "zookeeper.properties")) as f:
+        text = f.read()
+    text = re.sub(r"(?m)^clientPort=.*$", "clientPort=%d" % zk_port, text)
+    text = re.sub(r"(?m)^dataDir=.*$", "dataDir=%s" % (tmp_path / "zookeeper"), text)
+    props.write_text(text)
+    zk_log = open(tmp_path / "zookeeper.log", "w")
+    proc = subprocess.Popen([os.path.join(BIN, "zookeeper-server-start.sh"), str(props)],
+                            stdout=zk_log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 60
+    while four_letter(zk_port, "srvr").find("Mode:") < 0:
+        assert proc.poll() is None and time.time() < deadline, open(tmp_path / "zookeeper.log").read()
+        time.sleep(0.1)
+    return zk_port, props, proc
+
+
+def stop_zookeeper(props, proc):
+    subprocess.run([os.path.join(BIN, "zookeeper-server-stop.sh"), str(props)], capture_output=True,
+                   timeout=60)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
 def test_tutorial_end_to_end(tmp_path):
+    """As written: ZooKeeper first, then the broker with config/server.properties (which holds
+    zookeeper.connect, as Kafka 3.x's does), then the tools' --zookeeper: no environment
+    variable tells them where the broker is."""
+    zk_port, zk_props, zk = start_zookeeper(tmp_path)
     port = free_port()
     bootstrap = "localhost:%d" % port
+    zookeeper = "localhost:%d" % zk_port
     data = str(tmp_path / "kafka-logs")
     env = dict(os.environ)
-    env["GREGOR_BOOTSTRAP"] = bootstrap  # where the tutorial's --zookeeper lands
+    env.pop("GREGOR_BOOTSTRAP", None)
     log = open(tmp_path / "server.log", "w")
     server = subprocess.Popen([os.path.join(BIN, "kafka-server-start.sh"),
                                os.path.join(ROOT, "config", "server.properties"),
                                "--override", "listeners=PLAINTEXT://127.0.0.1:%d" % port,
                                "--override", "advertised.listeners=PLAINTEXT://localhost:%d" % port,
+                               "--override", "zookeeper.connect=%s" % zookeeper,
                                "--override", "log.dirs=%s" % data],
                               stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
@@ -37,12 +74,12 @@ def test_tutorial_end_to_end(tmp_path):
         assert re.search(r"INFO \[KafkaServer id=0\] started \(kafka\.server\.KafkaServer\)",
                          open(tmp_path / "server.log").read())
 
-        r = run("kafka-topics.sh", "--create", "--zookeeper", "localhost:2181", "--replication-factor",
+        r = run("kafka-topics.sh", "--create", "--zookeeper", zookeeper, "--replication-factor",
                 "1", "--partitions", "1", "--topic", "test", env=env)
         assert r.returncode == 0, r.stderr
         assert r.stdout == "Created topic test.\n"
 
-        r = run("kafka-topics.sh", "--list", "--zookeeper", "localhost:2181", env=env)
+        r = run("kafka-topics.sh", "--list", "--zookeeper", zookeeper, env=env)
         assert r.returncode == 0 and r.stdout.split() == ["test"]
 
         r = run("kafka-console-producer.sh", "--broker-list", bootstrap, "--topic", "test",
@@ -77,4 +114,5 @@ def test_tutorial_end_to_end(tmp_path):
         server.send_signal(signal.SIGTERM)
         rc = server.wait(20)
         log.close()
+        stop_zookeeper(zk_props, zk)
     assert rc == 0, open(tmp_path / "server.log").read()
