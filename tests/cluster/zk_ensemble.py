@@ -62,6 +62,24 @@ def four_letter_word(port, word, timeout=1.0):
         return None
 
 
+def write_standalone_properties(directory, port):
+    """config/zookeeper.properties with only clientPort and dataDir changed (a test's own, under
+    directory); returns the new file's path."""
+    src = os.path.join(ROOT, "config", "zookeeper.properties")
+    out = []
+    with open(src) as f:
+        for line in f:
+            if line.startswith("clientPort="):
+                line = "clientPort=%d\n" % port
+            elif line.startswith("dataDir="):
+                line = "dataDir=%s\n" % os.path.join(str(directory), "zk-data")
+            out.append(line)
+    path = os.path.join(str(directory), "zookeeper.properties")
+    with open(path, "w") as f:
+        f.write("".join(out))
+    return path
+
+
 def server_mode(port, timeout=1.0):
     """'leader', 'follower', 'standalone' or 'observer' from `srvr`; None when it does not serve."""
     answer = four_letter_word(port, "srvr", timeout)

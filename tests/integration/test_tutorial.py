@@ -4,10 +4,12 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 
 from conftest import ROOT, api_versions_ok, free_port
-from zk_fixture import four_letter
+sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))
+from zk_ensemble import server_mode, write_standalone_properties  # noqa: E402
 
 BIN = os.path.join(ROOT, "bin")
 
@@ -21,24 +23,19 @@ def start_zookeeper(tmp_path):
     """The tutorial's first command, bin/zookeeper-server-start.sh config/zookeeper.properties,
     with the shipped file's clientPort and dataDir moved to a free port and a temp dir."""
     zk_port = free_port()
-    props = tmp_path / "zookeeper.properties"
-    with open(os.path.join(ROOT, "config", "zookeeper.properties")) as f:
-        text = f.read()
-    text = re.sub(r"(?m)^clientPort=.*$", "clientPort=%d" % zk_port, text)
-    text = re.sub(r"(?m)^dataDir=.*$", "dataDir=%s" % (tmp_path / "zookeeper"), text)
-    props.write_text(text)
+    props = write_standalone_properties(tmp_path, zk_port)
     zk_log = open(tmp_path / "zookeeper.log", "w")
-    proc = subprocess.Popen([os.path.join(BIN, "zookeeper-server-start.sh"), str(props)],
+    proc = subprocess.Popen([os.path.join(BIN, "zookeeper-server-start.sh"), props],
                             stdout=zk_log, stderr=subprocess.STDOUT)
     deadline = time.time() + 60
-    while four_letter(zk_port, "srvr").find("Mode:") < 0:
+    while server_mode(zk_port) is None:
         assert proc.poll() is None and time.time() < deadline, open(tmp_path / "zookeeper.log").read()
         time.sleep(0.1)
     return zk_port, props, proc
 
 
 def stop_zookeeper(props, proc):
-    subprocess.run([os.path.join(BIN, "zookeeper-server-stop.sh"), str(props)], capture_output=True,
+    subprocess.run([os.path.join(BIN, "zookeeper-server-stop.sh"), props], capture_output=True,
                    timeout=60)
     try:
         proc.wait(30)

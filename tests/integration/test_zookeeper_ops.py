@@ -18,7 +18,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, "bin")
 sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))
-from zk_ensemble import ZkEnsemble, server_mode, four_letter_word, free_port  # noqa: E402
+from zk_ensemble import (ZkEnsemble, four_letter_word, free_port, server_mode,  # noqa: E402
+                         write_standalone_properties)
 
 MAIN_CLASS = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 
@@ -32,22 +33,6 @@ def read_properties(path):
                 k, v = line.split("=", 1)
                 props[k.strip()] = v.strip()
     return props
-
-
-def write_standalone_properties(tmp_path, port):
-    """config/zookeeper.properties with only clientPort and dataDir changed (a test's own)."""
-    src = os.path.join(ROOT, "config", "zookeeper.properties")
-    out = []
-    with open(src) as f:
-        for line in f:
-            if line.startswith("clientPort="):
-                line = "clientPort=%d\n" % port
-            elif line.startswith("dataDir="):
-                line = "dataDir=%s\n" % (tmp_path / "zk-data")
-            out.append(line)
-    path = tmp_path / "zookeeper.properties"
-    path.write_text("".join(out))
-    return str(path)
 
 
 def zk_pids_for(config):
