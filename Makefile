@@ -128,6 +128,8 @@ FUZZ_EXTRA_fuzz_request =
 FUZZ_EXTRA_fuzz_pipeline = $(wildcard src/net/*.c src/broker/*.c src/log/*.c src/group/*.c src/partition/*.c src/cluster/*.c)
 # The outbound client's reading path over a loopback socket: the loop and the client.
 FUZZ_EXTRA_fuzz_client_read = src/net/loop.c src/net/client.c
+# The znode readers of the cluster layer (pure functions: no ZooKeeper client linked).
+FUZZ_EXTRA_fuzz_znode = src/cluster/znode.c
 fuzz_extra = $(if $(filter undefined,$(origin FUZZ_EXTRA_$(1))),$(FUZZ_EXTRA_DEFAULT),$(FUZZ_EXTRA_$(1)))
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -Isrc -I$(BUILD)/gen \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined

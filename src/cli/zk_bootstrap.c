@@ -19,6 +19,7 @@
 
 #include "cli/args.h"
 #include "cluster/cluster.h"
+#include "cluster/znode.h"
 #include "common/util.h"
 
 /* A /brokers/ids/<id> value: Kafka 3.x's is a few hundred bytes; more listeners, more bytes. */
@@ -150,7 +151,7 @@ static int append_broker(zhandle_t *zh, const char *connect, long long id, char 
     char listener[ZK_LISTENER_NAME_MAX], host[CLUSTER_HOST_MAX];
     int32_t port;
     if (plaintext_listener(json, listener, sizeof(listener)) != 0 ||
-        cluster_broker_parse(json, listener, host, sizeof(host), &port) != 0) {
+        znode_broker_parse(json, strlen(json), listener, host, sizeof(host), &port) != 0) {
         fprintf(stderr, "Broker %lld in ZK has no PLAINTEXT endpoint: %s\n", id, json);
         return 0;
     }

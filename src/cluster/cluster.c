@@ -13,10 +13,13 @@
 #include <sys/random.h>
 
 #include "cluster/zk.h"
+#include "cluster/znode.h"
 #include "common/errors.h"
 #include "common/logging.h"
 #include "common/util.h"
 #include "net/loop.h"
+
+_Static_assert(CLUSTER_REPLICAS_MAX == ZNODE_REPLICAS_MAX, "one replica bound");
 
 #define CLUSTER_JSON_MAX 2048
 
@@ -104,103 +107,6 @@ static void retry_later(struct cluster *c, const char *what, int rc)
         c->retry_timer = loop_timer_add(c->loop, mono_ms() + CLUSTER_RETRY_MS, retry_fire, c);
 }
 
-/* ---- small JSON readers for Kafka's flat znode values (bounded by the value's length) ---- */
-
-static const char *json_value(const char *json, const char *key)
-{
-    char pat[64];
-    snprintf(pat, sizeof(pat), "\"%s\"", key);
-    const char *p = strstr(json, pat);
-    if (p == NULL)
-        return NULL;
-    p += strlen(pat);
-    while (*p == ' ' || *p == '\t' || *p == '\n')
-        p++;
-    if (*p != ':')
-        return NULL;
-    p++;
-    while (*p == ' ' || *p == '\t' || *p == '\n')
-        p++;
-    return p;
-}
-
-static int json_string(const char *json, const char *key, char *out, size_t outlen)
-{
-    const char *p = json_value(json, key);
-    if (p == NULL || *p != '"')
-        return -1;
-    const char *end = strchr(p + 1, '"');
-    if (end == NULL || (size_t)(end - p - 1) >= outlen)
-        return -1;
-    memcpy(out, p + 1, (size_t)(end - p - 1));
-    out[end - p - 1] = '\0';
-    return 0;
-}
-
-static int json_int(const char *json, const char *key, int64_t *out)
-{
-    const char *p = json_value(json, key);
-    if (p == NULL)
-        return -1;
-    if (*p == '"') /* Kafka writes some numbers as strings ("version":"1", timestamps) */
-        p++;
-    char *end;
-    errno = 0;
-    long long v = strtoll(p, &end, 10);
-    if (end == p || errno != 0)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-int cluster_broker_json(char *out, size_t outlen, const char *listener_name, const char *host,
-                        int32_t port, int64_t timestamp_ms)
-{
-    /* Kafka 3.x's BrokerIdZNode, version 5 (features added in v5); host/port are the
-     * PLAINTEXT endpoint's, as older readers expect. */
-    int n = snprintf(out, outlen,
-                     "{\"features\":{},\"listener_security_protocol_map\":{\"%s\":\"PLAINTEXT\"},"
-                     "\"endpoints\":[\"%s://%s:%d\"],\"jmx_port\":-1,\"port\":%d,\"host\":\"%s\","
-                     "\"version\":5,\"timestamp\":\"%" PRId64 "\"}",
-                     listener_name, listener_name, host, port, port, host, timestamp_ms);
-    return n > 0 && (size_t)n < outlen ? n : -1;
-}
-
-int cluster_broker_parse(const char *json, const char *listener_name, char *host,
-                         size_t hostlen, int32_t *port)
-{
-    /* The endpoint of our listener first ("NAME://host:port", host possibly [v6]). */
-    const char *p = json_value(json, "endpoints");
-    char prefix[48];
-    snprintf(prefix, sizeof(prefix), "\"%s://", listener_name);
-    const char *e = p && *p == '[' ? strstr(p, prefix) : NULL;
-    const char *close = p ? strchr(p, ']') : NULL;
-    if (e != NULL && close != NULL && e < close) {
-        e += strlen(prefix);
-        const char *q = strchr(e, '"');
-        const char *colon = NULL;
-        for (const char *s = e; q && s < q; s++)
-            if (*s == ':')
-                colon = s;
-        if (q && colon && (size_t)(colon - e) < hostlen) {
-            const char *h = e, *he = colon;
-            if (*h == '[' && he > h + 1 && he[-1] == ']') {
-                h++;
-                he--;
-            }
-            memcpy(host, h, (size_t)(he - h));
-            host[he - h] = '\0';
-            *port = (int32_t)strtol(colon + 1, NULL, 10);
-            return *port > 0 ? 0 : -1;
-        }
-    }
-    int64_t v;
-    if (json_string(json, "host", host, hostlen) != 0 || json_int(json, "port", &v) != 0 || v <= 0)
-        return -1;
-    *port = (int32_t)v;
-    return 0;
-}
-
 /* ---- persistent paths and /cluster/id ---- */
 
 static void path_done(void *arg, const struct zk_result *res)
@@ -277,7 +183,8 @@ static void id_read(void *arg, const struct zk_result *res)
     if (res->rc == ZK_NO_NODE) {
         char id[32], json[128];
         new_cluster_id(id, sizeof(id));
-        int n = snprintf(json, sizeof(json), "{\"version\":\"1\",\"id\":\"%s\"}", id);
+        int n = znode_cluster_id_json(json, sizeof(json), id);
+        GREGOR_ASSERT(n > 0);
         c->id_inflight = true;
         int rc = zk_create_node(c->zk, "/cluster/id", json, n, false, id_created, c);
         if (rc != ZK_OK) {
@@ -291,7 +198,8 @@ static void id_read(void *arg, const struct zk_result *res)
         return;
     }
     if (res->data == NULL ||
-        json_string(res->data, "id", c->cluster_id, sizeof(c->cluster_id)) != 0) {
+        znode_cluster_id_parse(res->data, (size_t)res->len, c->cluster_id,
+                               sizeof(c->cluster_id)) != 0) {
         LOG_ERROR(c->who, "Failed to parse the cluster id in /cluster/id: %s",
                   res->data ? res->data : "(empty)");
         c->fatal = true;
@@ -378,7 +286,7 @@ static void register_broker(struct cluster *c)
 {
     char path[64], json[CLUSTER_JSON_MAX];
     snprintf(path, sizeof(path), "/brokers/ids/%d", c->cfg.broker_id);
-    int n = cluster_broker_json(json, sizeof(json), c->listener_name, c->host, c->cfg.port,
+    int n = znode_broker_json(json, sizeof(json), c->listener_name, c->host, c->cfg.port,
                                 now_ms());
     GREGOR_ASSERT(n > 0);
     c->register_inflight = true;
@@ -413,7 +321,8 @@ static void broker_read(void *arg, const struct zk_result *res)
     struct cluster_broker *b = broker_slot(c, id, &i);
     if (b == NULL)
         return; /* left meanwhile */
-    if (cluster_broker_parse(res->data, c->listener_name, b->host, sizeof(b->host), &b->port) != 0) {
+    if (znode_broker_parse(res->data, (size_t)res->len, c->listener_name, b->host,
+                           sizeof(b->host), &b->port) != 0) {
         LOG_WARN(c->who, "Cannot read the endpoints of broker %d: %s", id, res->data);
         return;
     }
@@ -609,8 +518,8 @@ static void epoch_read(void *arg, const struct zk_result *res)
     GREGOR_ASSERT(epoch + 1 > epoch); /* epochs only rise */
     c->controller_epoch = (int32_t)(epoch + 1);
     char ctl[160], ep[24];
-    int nc = snprintf(ctl, sizeof(ctl), "{\"version\":1,\"brokerid\":%d,\"timestamp\":\"%" PRId64 "\"}",
-                      c->cfg.broker_id, now_ms());
+    int nc = znode_controller_json(ctl, sizeof(ctl), c->cfg.broker_id, now_ms());
+    GREGOR_ASSERT(nc > 0);
     int ne = snprintf(ep, sizeof(ep), "%d", c->controller_epoch);
     struct zk_op ops[2] = {
         {.kind = ZK_OP_CREATE_EPHEMERAL, .path = "/controller", .data = ctl, .len = nc},
@@ -648,14 +557,15 @@ static void controller_read(void *arg, const struct zk_result *res)
         elect(c);
         return;
     }
-    int64_t id;
-    if (res->rc != ZK_OK || res->data == NULL || json_int(res->data, "brokerid", &id) != 0) {
+    int32_t id;
+    if (res->rc != ZK_OK || res->data == NULL ||
+        znode_controller_parse(res->data, (size_t)res->len, &id) != 0) {
         retry_later(c, "reading /controller", res->rc);
         return;
     }
-    if (c->controller_id != (int32_t)id)
-        LOG_INFO(c->who, "The controller is broker %d", (int)id);
-    c->controller_id = (int32_t)id;
+    if (c->controller_id != id)
+        LOG_INFO(c->who, "The controller is broker %d", id);
+    c->controller_id = id;
     c->is_controller = id == c->cfg.broker_id && res->stat.ephemeral_owner == zk_session_id(c->zk);
     cluster_resume(c); /* the watch fired meanwhile: set it again */
 }
@@ -704,46 +614,6 @@ static void controller_check(struct cluster *c)
 
 /* ---- topics (/brokers/topics) ---- */
 
-static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* Kafka's Uuid.toString: URL-safe base64 of the 16 bytes, no padding (22 characters). */
-static void uuid_str(const uint8_t id[16], char out[23])
-{
-    uint8_t r[18] = {0};
-    memcpy(r, id, 16);
-    size_t n = 0;
-    for (int i = 0; i < 18; i += 3) {
-        uint32_t v = (uint32_t)r[i] << 16 | (uint32_t)r[i + 1] << 8 | r[i + 2];
-        for (int k = 3; k >= 0 && n < 22; k--)
-            out[n++] = b64url[(v >> (6 * k)) & 63];
-    }
-    out[22] = '\0';
-}
-
-static int uuid_parse(const char *s, uint8_t id[16])
-{
-    if (strlen(s) != 22)
-        return -1;
-    uint8_t r[18] = {0};
-    uint32_t acc = 0;
-    int bits = 0, n = 0;
-    for (int i = 0; i < 22; i++) {
-        const char *p = strchr(b64url, s[i]);
-        if (p == NULL || s[i] == '\0')
-            return -1;
-        acc = acc << 6 | (uint32_t)(p - b64url);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            r[n++] = (uint8_t)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    GREGOR_ASSERT(n == 16);
-    memcpy(id, r, 16);
-    return 0;
-}
-
 void cluster_assign_replicas(const int32_t *ids, int n, int32_t nparts, int16_t rf,
                              int start_index, int replica_shift, int32_t *out)
 {
@@ -758,71 +628,6 @@ void cluster_assign_replicas(const int32_t *ids, int n, int32_t nparts, int16_t 
             int s = 1 + (shift + j) % (n - 1);
             out[(size_t)p * rf + 1 + j] = ids[(first + s) % n];
         }
-    }
-}
-
-int cluster_topic_json(char *out, size_t outlen, const uint8_t id[16], int32_t nparts,
-                       int16_t rf, const int32_t *assignment)
-{
-    size_t n = 0;
-#define PUT(...)                                                                             \
-    do {                                                                                     \
-        int k_ = snprintf(out + n, n < outlen ? outlen - n : 0, __VA_ARGS__);                \
-        if (k_ < 0 || (size_t)k_ >= outlen - n)                                              \
-            return -1;                                                                       \
-        n += (size_t)k_;                                                                     \
-    } while (0)
-    char ids[23];
-    uuid_str(id, ids);
-    PUT("{\"partitions\":{");
-    for (int32_t p = 0; p < nparts; p++) {
-        PUT("%s\"%d\":[", p ? "," : "", p);
-        for (int j = 0; j < rf; j++)
-            PUT("%s%d", j ? "," : "", assignment[(size_t)p * rf + j]);
-        PUT("]");
-    }
-    PUT("},\"topic_id\":\"%s\",\"adding_replicas\":{},\"removing_replicas\":{},\"version\":3}", ids);
-    return (int)n;
-}
-
-int cluster_state_json(char *out, size_t outlen, int32_t controller_epoch, int32_t leader,
-                       int32_t leader_epoch, const int32_t *isr, int32_t nisr)
-{
-    size_t n = 0;
-    PUT("{\"controller_epoch\":%d,\"leader\":%d,\"version\":1,\"leader_epoch\":%d,\"isr\":[",
-        controller_epoch, leader, leader_epoch);
-    for (int32_t i = 0; i < nisr; i++)
-        PUT("%s%d", i ? "," : "", isr[i]);
-    PUT("]}");
-#undef PUT
-    return (int)n;
-}
-
-/* Reads "[a,b,...]" at p into out (at most max); the count, or -1. */
-static int json_int_array(const char *p, int32_t *out, int max)
-{
-    if (p == NULL || *p != '[')
-        return -1;
-    p++;
-    int n = 0;
-    while (*p == ' ')
-        p++;
-    if (*p == ']')
-        return 0;
-    for (;;) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p || n == max)
-            return -1;
-        out[n++] = (int32_t)v;
-        p = end;
-        while (*p == ' ')
-            p++;
-        if (*p == ']')
-            return n;
-        if (*p != ',')
-            return -1;
-        p++;
     }
 }
 
@@ -924,23 +729,21 @@ static void state_read(void *arg, const struct zk_result *res)
         retry_later(c, "reading a partition's state", res->rc);
         return;
     }
-    int64_t leader, le, ce;
-    if (res->data == NULL || json_int(res->data, "leader", &leader) != 0 ||
-        json_int(res->data, "leader_epoch", &le) != 0 ||
-        json_int(res->data, "controller_epoch", &ce) != 0) {
+    struct znode_state st;
+    if (res->data == NULL || znode_state_parse(res->data, (size_t)res->len, &st) != 0) {
         LOG_WARN(c->who, "Cannot read the state of %s-%d: %s", name, p,
                  res->data ? res->data : "(empty)");
         return;
     }
-    int nisr = json_int_array(json_value(res->data, "isr"), cp->isr, CLUSTER_REPLICAS_MAX);
-    cp->nisr = nisr < 0 ? 0 : nisr;
-    if (cp->state != CLUSTER_STATE_READ || cp->leader != (int32_t)leader)
-        LOG_INFO(c->who, "Partition %s-%d: leader %d, leader epoch %d", name, p, (int)leader,
-                 (int)le);
+    if (cp->state != CLUSTER_STATE_READ || cp->leader != st.leader)
+        LOG_INFO(c->who, "Partition %s-%d: leader %d, leader epoch %d", name, p, st.leader,
+                 st.leader_epoch);
     cp->state = CLUSTER_STATE_READ;
-    cp->leader = (int32_t)leader;
-    cp->leader_epoch = (int32_t)le;
-    cp->controller_epoch = (int32_t)ce;
+    cp->leader = st.leader;
+    cp->leader_epoch = st.leader_epoch;
+    cp->controller_epoch = st.controller_epoch;
+    cp->nisr = st.nisr;
+    memcpy(cp->isr, st.isr, sizeof(st.isr[0]) * (size_t)st.nisr);
     cp->state_version = res->has_stat ? res->stat.version : 0;
     notify(c);
     controller_write_states(c);
@@ -962,6 +765,14 @@ static void topic_changed(void *arg, enum zk_watch_type type, const char *path, 
     t->data_watch = false;
     t->read = t->read && type != ZK_WATCH_DELETED;
     topics_step(c);
+}
+
+static void topic_replicas(void *arg, int32_t p, const int32_t *replicas, int n)
+{
+    struct cluster_topic *t = arg;
+    GREGOR_ASSERT(p >= 0 && p < t->npartitions && n >= 0 && n <= CLUSTER_REPLICAS_MAX);
+    memcpy(t->parts[p].replicas, replicas, sizeof(replicas[0]) * (size_t)n);
+    t->parts[p].nreplicas = n;
 }
 
 static void topic_read(void *arg, const struct zk_result *res)
@@ -986,23 +797,12 @@ static void topic_read(void *arg, const struct zk_result *res)
         retry_later(c, "reading a topic's assignment", res->rc);
         return;
     }
-    char ids[64];
-    uint8_t id[16] = {0};
-    if (json_string(res->data, "topic_id", ids, sizeof(ids)) == 0)
-        uuid_parse(ids, id);
-    /* "partitions":{"0":[1,2],"1":[2,0]}: partition numbers 0..n-1 in any order. */
-    const char *ps = json_value(res->data, "partitions");
-    if (ps == NULL || *ps != '{') {
-        LOG_WARN(c->who, "Cannot read the assignment of topic %s: %s", name, res->data);
-        return;
-    }
-    const char *close = strchr(ps, '}'); /* the arrays hold no braces */
-    int32_t n = 0;
-    for (const char *q = ps; close != NULL && (q = strchr(q, '[')) != NULL && q < close; q++)
-        n++;
-    if (n <= 0 || n > CLUSTER_PARTITIONS_MAX) {
-        LOG_WARN(c->who, "Topic %s: %d partitions in its assignment (0 or over %d)", name, n,
-                 CLUSTER_PARTITIONS_MAX);
+    uint8_t id[16];
+    int32_t n = znode_topic_parse(res->data, (size_t)res->len, CLUSTER_PARTITIONS_MAX, id, NULL,
+                                  NULL);
+    if (n < 0) {
+        LOG_WARN(c->who, "Cannot read the assignment of topic %s (partitions 0..n-1, n at most "
+                 "%d): %s", name, CLUSTER_PARTITIONS_MAX, res->data);
         return;
     }
     if (n != t->npartitions) {
@@ -1018,26 +818,9 @@ static void topic_read(void *arg, const struct zk_result *res)
         t->parts = np;
         t->npartitions = n;
     }
-    const char *q = ps + 1;
-    for (int32_t i = 0; i < n; i++) {
-        q = strchr(q, '"');
-        if (q == NULL)
-            break;
-        long pi = strtol(q + 1, NULL, 10);
-        const char *colon = strchr(q + 1, ':');
-        if (colon == NULL)
-            break;
-        const char *arr = colon + 1;
-        while (*arr == ' ')
-            arr++;
-        if (pi >= 0 && pi < n) {
-            int k = json_int_array(arr, t->parts[pi].replicas, CLUSTER_REPLICAS_MAX);
-            t->parts[pi].nreplicas = k < 0 ? 0 : k;
-        }
-        q = strchr(arr, ']');
-        if (q == NULL)
-            break;
-    }
+    int32_t again = znode_topic_parse(res->data, (size_t)res->len, CLUSTER_PARTITIONS_MAX, id,
+                                      topic_replicas, t);
+    GREGOR_ASSERT(again == n);
     if (!t->read)
         LOG_INFO(c->who, "Topic %s: %d partitions", name, n);
     memcpy(t->id, id, 16);
@@ -1311,19 +1094,19 @@ static void write_epoch_read(void *arg, const struct zk_result *res)
                 /* A leader gone: leader -1 (the ISR keeps its last member, as Kafka), or an
                  * ISR replica back: it leads. The leader epoch goes up either way. */
                 int32_t leader = cp->leader >= 0 ? -1 : elect_leader(c, cp);
+                struct znode_state st = {.controller_epoch = c->controller_epoch,
+                                         .leader = leader,
+                                         .leader_epoch = cp->leader_epoch + 1};
                 if (leader < 0) {
-                    int32_t isr[CLUSTER_REPLICAS_MAX];
-                    int32_t nisr = 0;
                     for (int k = 0; k < cp->nisr; k++)
                         if (cp->isr[k] != cp->leader || cp->nisr == 1)
-                            isr[nisr++] = cp->isr[k];
-                    GREGOR_ASSERT(nisr >= 1 || cp->nisr == 0);
-                    rc = cluster_state_json(json, sizeof(json), c->controller_epoch, -1,
-                                            cp->leader_epoch + 1, isr, nisr);
+                            st.isr[st.nisr++] = cp->isr[k];
+                    GREGOR_ASSERT(st.nisr >= 1 || cp->nisr == 0);
                 } else {
-                    rc = cluster_state_json(json, sizeof(json), c->controller_epoch, leader,
-                                            cp->leader_epoch + 1, cp->isr, cp->nisr);
+                    st.nisr = cp->nisr;
+                    memcpy(st.isr, cp->isr, sizeof(cp->isr[0]) * (size_t)cp->nisr);
                 }
+                rc = znode_state_json(json, sizeof(json), &st);
                 GREGOR_ASSERT(rc > 0 && cp->leader_epoch + 1 > cp->leader_epoch);
                 LOG_INFO(c->who, "Partition %s-%d: leader %d -> %d, leader epoch %d", t->name, p,
                          cp->leader, leader, cp->leader_epoch + 1);
@@ -1358,8 +1141,9 @@ static void write_epoch_read(void *arg, const struct zk_result *res)
             rc = zk_create_node(c->zk, path, NULL, 0, false, ignore_done, c);
             if (rc != ZK_OK)
                 goto fail;
-            int n = cluster_state_json(json, sizeof(json), c->controller_epoch, leader, 0,
-                                       &leader, 1);
+            struct znode_state st = {.controller_epoch = c->controller_epoch, .leader = leader,
+                                     .leader_epoch = 0, .nisr = 1, .isr = {leader}};
+            int n = znode_state_json(json, sizeof(json), &st);
             GREGOR_ASSERT(n > 0);
             snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", t->name, p);
             struct zk_op ops[2] = {
@@ -1512,7 +1296,7 @@ int cluster_create_topic(struct cluster *c, const char *name, int32_t nparts, in
     }
     if (id_out != NULL)
         memcpy(id_out, id, 16);
-    int n = cluster_topic_json(json, jlen, id, nparts, rf, a);
+    int n = znode_topic_json(json, jlen, id, nparts, NULL, a, rf);
     GREGOR_ASSERT(n > 0);
     char path[CLUSTER_TOPIC_NAME_MAX + 32];
     snprintf(path, sizeof(path), "/brokers/topics/%s", name);

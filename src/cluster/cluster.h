@@ -27,7 +27,7 @@ struct cluster_broker {
 /* Topics on ZooKeeper (/brokers/topics): the most listed, replicas per partition, partitions
  * per topic (Kafka's limits are higher; these bound what one broker keeps). */
 #define CLUSTER_TOPICS_MAX 100000
-#define CLUSTER_REPLICAS_MAX 32
+#define CLUSTER_REPLICAS_MAX 32 /* = ZNODE_REPLICAS_MAX */
 #define CLUSTER_PARTITIONS_MAX 100000
 #define CLUSTER_TOPIC_NAME_MAX 256
 
@@ -116,17 +116,4 @@ int cluster_delete_topic(struct cluster *c, const char *name, cluster_create_don
  * for brokers ids[0..n) sorted, with the given start index and replica shift. */
 void cluster_assign_replicas(const int32_t *ids, int n, int32_t nparts, int16_t rf,
                              int start_index, int replica_shift, int32_t *out);
-/* Kafka's TopicZNode (version 3) and partition state JSON. */
-int cluster_topic_json(char *out, size_t outlen, const uint8_t id[16], int32_t nparts,
-                       int16_t rf, const int32_t *assignment);
-int cluster_state_json(char *out, size_t outlen, int32_t controller_epoch, int32_t leader,
-                       int32_t leader_epoch, const int32_t *isr, int32_t nisr);
-
-/* Kafka's znode contents (for the tests' readers and the next steps). */
-int cluster_broker_json(char *out, size_t outlen, const char *listener_name, const char *host,
-                        int32_t port, int64_t timestamp_ms);
-/* The endpoint of a /brokers/ids/<id> value for listener_name (else its host/port). 0 or -1. */
-int cluster_broker_parse(const char *json, const char *listener_name, char *host,
-                         size_t hostlen, int32_t *port);
-
 #endif

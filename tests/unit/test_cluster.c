@@ -1,6 +1,5 @@
 /* Unit tests for the cluster layer's pure parts: zookeeper.connect parsing (hosts, chroot),
- * Kafka's /brokers/ids/<id> JSON written and read back (and a Kafka-written one read), and the
- * zookeeper.* broker keys. */
+ * the zookeeper.* broker keys and Kafka's replica assignment (the znodes' JSON: test_znode.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -40,53 +39,6 @@ static void test_connect_string(void **state)
     char small[4];
     assert_int_equal(zk_connect_string_parse("host:2181", small, sizeof(small), chroot,
                                              sizeof(chroot)), -1);
-}
-
-static void test_broker_json_round_trip(void **state)
-{
-    (void)state;
-    char json[1024], host[256];
-    int32_t port = 0;
-    int n = cluster_broker_json(json, sizeof(json), "PLAINTEXT", "10.0.0.7", 19092, 1700000000123LL);
-    assert_true(n > 0 && (size_t)n == strlen(json));
-    assert_non_null(strstr(json, "\"version\":5"));
-    assert_non_null(strstr(json, "\"timestamp\":\"1700000000123\""));
-    assert_non_null(strstr(json, "\"endpoints\":[\"PLAINTEXT://10.0.0.7:19092\"]"));
-    assert_int_equal(cluster_broker_parse(json, "PLAINTEXT", host, sizeof(host), &port), 0);
-    assert_string_equal(host, "10.0.0.7");
-    assert_int_equal(port, 19092);
-    char tiny[16];
-    assert_int_equal(cluster_broker_json(tiny, sizeof(tiny), "PLAINTEXT", "h", 1, 0), -1);
-}
-
-static void test_broker_json_as_kafka_writes_it(void **state)
-{
-    (void)state;
-    char host[256];
-    int32_t port = 0;
-    /* Kafka with two listeners: the one asked for wins over host/port. */
-    const char *kafka = "{\"listener_security_protocol_map\":{\"PLAINTEXT\":\"PLAINTEXT\","
-                        "\"INTERNAL\":\"PLAINTEXT\"},\"endpoints\":[\"INTERNAL://10.1.1.1:9093\","
-                        "\"PLAINTEXT://b1.example:9092\"],\"jmx_port\":9999,\"features\":{},"
-                        "\"host\":\"b1.example\",\"timestamp\":\"1543300074836\",\"port\":9092,"
-                        "\"version\":5}";
-    assert_int_equal(cluster_broker_parse(kafka, "INTERNAL", host, sizeof(host), &port), 0);
-    assert_string_equal(host, "10.1.1.1");
-    assert_int_equal(port, 9093);
-    assert_int_equal(cluster_broker_parse(kafka, "PLAINTEXT", host, sizeof(host), &port), 0);
-    assert_string_equal(host, "b1.example");
-    assert_int_equal(port, 9092);
-    /* An IPv6 endpoint, and one with only host/port (version 1). */
-    assert_int_equal(cluster_broker_parse("{\"endpoints\":[\"PLAINTEXT://[::1]:9092\"]}",
-                                          "PLAINTEXT", host, sizeof(host), &port), 0);
-    assert_string_equal(host, "::1");
-    assert_int_equal(cluster_broker_parse("{\"host\":\"old\",\"port\":9092,\"version\":1}",
-                                          "PLAINTEXT", host, sizeof(host), &port), 0);
-    assert_string_equal(host, "old");
-    /* Nothing usable: refused, not guessed. */
-    assert_int_equal(cluster_broker_parse("{\"endpoints\":[\"SSL://h:1\"],\"host\":null,"
-                                          "\"port\":-1}", "PLAINTEXT", host, sizeof(host), &port),
-                     -1);
 }
 
 static void test_zookeeper_keys(void **state)
@@ -132,36 +84,12 @@ static void test_assignment_as_kafka(void **state)
         assert_int_equal(b[p], want_b[p]);
 }
 
-static void test_topic_and_state_json(void **state)
-{
-    (void)state;
-    uint8_t id[16];
-    for (int i = 0; i < 16; i++)
-        id[i] = (uint8_t)(i * 17);
-    int32_t a[4] = {1, 2, 2, 3};
-    char out[512];
-    int n = cluster_topic_json(out, sizeof(out), id, 2, 2, a);
-    assert_true(n > 0);
-    assert_string_equal(out, "{\"partitions\":{\"0\":[1,2],\"1\":[2,3]},\"topic_id\":"
-                             "\"ABEiM0RVZneImaq7zN3u_w\",\"adding_replicas\":{},"
-                             "\"removing_replicas\":{},\"version\":3}");
-    assert_int_equal(cluster_topic_json(out, 40, id, 2, 2, a), -1); /* bounded */
-    int32_t isr[1] = {3};
-    n = cluster_state_json(out, sizeof(out), 7, 3, 2, isr, 1);
-    assert_true(n > 0);
-    assert_string_equal(out, "{\"controller_epoch\":7,\"leader\":3,\"version\":1,"
-                             "\"leader_epoch\":2,\"isr\":[3]}");
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_connect_string),
-        cmocka_unit_test(test_broker_json_round_trip),
-        cmocka_unit_test(test_broker_json_as_kafka_writes_it),
         cmocka_unit_test(test_zookeeper_keys),
         cmocka_unit_test(test_assignment_as_kafka),
-        cmocka_unit_test(test_topic_and_state_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,463 @@
+/* znode: see znode.h. A small JSON scanner (objects, arrays, strings with escapes, scalars)
+ * bounded by the value's length and by ZNODE_DEPTH_MAX, and Kafka's znode values on it. */
+#include "cluster/znode.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+
+static const char *skip_ws(const char *p, const char *e)
+{
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* Past the string starting at p ('"'), or NULL. */
+static const char *skip_string(const char *p, const char *e)
+{
+    for (p++; p < e; p++) {
+        if (*p == '\\') {
+            p++;
+            continue;
+        }
+        if (*p == '"')
+            return p + 1;
+    }
+    return NULL;
+}
+
+/* Past one value at p (after white space), or NULL when it is not one. */
+static const char *skip_value(const char *p, const char *e)
+{
+    p = skip_ws(p, e);
+    if (p >= e)
+        return NULL;
+    if (*p == '"')
+        return skip_string(p, e);
+    if (*p == '{' || *p == '[') {
+        char stack[ZNODE_DEPTH_MAX];
+        int depth = 0;
+        while (p < e) {
+            if (*p == '"') {
+                p = skip_string(p, e);
+                if (p == NULL)
+                    return NULL;
+                continue;
+            }
+            if (*p == '{' || *p == '[') {
+                if (depth == ZNODE_DEPTH_MAX)
+                    return NULL;
+                stack[depth++] = *p == '{' ? '}' : ']';
+            } else if (*p == '}' || *p == ']') {
+                if (depth == 0 || stack[depth - 1] != *p)
+                    return NULL;
+                if (--depth == 0)
+                    return p + 1;
+            }
+            p++;
+        }
+        return NULL;
+    }
+    const char *s = p; /* a number, true, false, null */
+    while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' &&
+           *p != '\n' && *p != '\r' && *p != '"' && *p != '{' && *p != '[' && *p != ':')
+        p++;
+    return p > s ? p : NULL;
+}
+
+int znode_member(const char *json, size_t len, const char *key, const char **vs,
+                 const char **ve)
+{
+    if (json == NULL)
+        return -1;
+    const char *e = json + len;
+    const char *p = skip_ws(json, e);
+    if (p >= e || *p != '{')
+        return -1;
+    p = skip_ws(p + 1, e);
+    if (p < e && *p == '}')
+        return -1;
+    size_t klen = strlen(key);
+    const char *fs = NULL, *fe = NULL;
+    while (p < e) {
+        if (*p != '"')
+            return -1;
+        const char *ks = p + 1;
+        const char *kend = skip_string(p, e);
+        if (kend == NULL)
+            return -1;
+        bool match = (size_t)(kend - 1 - ks) == klen && memcmp(ks, key, klen) == 0;
+        p = skip_ws(kend, e);
+        if (p >= e || *p != ':')
+            return -1;
+        const char *v = skip_ws(p + 1, e);
+        const char *vend = skip_value(v, e);
+        if (vend == NULL)
+            return -1;
+        if (match && fs == NULL) {
+            fs = v;
+            fe = vend;
+        }
+        p = skip_ws(vend, e);
+        if (p < e && *p == '}') /* the end: nothing but white space may follow */
+            break;
+        if (p >= e || *p != ',')
+            return -1;
+        p = skip_ws(p + 1, e);
+    }
+    if (p >= e || skip_ws(p + 1, e) != e || fs == NULL)
+        return -1;
+    *vs = fs;
+    *ve = fe;
+    return 0;
+}
+
+int znode_string(const char *json, size_t len, const char *key, char *out, size_t outlen)
+{
+    const char *vs, *ve;
+    if (znode_member(json, len, key, &vs, &ve) != 0 || *vs != '"' || ve - vs < 2)
+        return -1;
+    size_t n = (size_t)(ve - vs - 2);
+    if (n >= outlen || memchr(vs + 1, '\\', n) != NULL)
+        return -1;
+    memcpy(out, vs + 1, n);
+    out[n] = '\0';
+    return 0;
+}
+
+/* A decimal integer filling [p, e) exactly. */
+static int parse_int(const char *p, const char *e, int64_t *out)
+{
+    if (p >= e || (size_t)(e - p) > 20)
+        return -1;
+    char buf[24];
+    memcpy(buf, p, (size_t)(e - p));
+    buf[e - p] = '\0';
+    if (!(buf[0] == '-' || (buf[0] >= '0' && buf[0] <= '9')))
+        return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    if (errno != 0 || *end != '\0' || end == buf)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int znode_int(const char *json, size_t len, const char *key, int64_t *out)
+{
+    const char *vs, *ve;
+    if (znode_member(json, len, key, &vs, &ve) != 0)
+        return -1;
+    if (*vs == '"') /* Kafka writes some numbers as strings ("version":"1", timestamps) */
+        return parse_int(vs + 1, ve - 1, out);
+    return parse_int(vs, ve, out);
+}
+
+int znode_int_array(const char *p, const char *e, int32_t *out, int max)
+{
+    if (p == NULL || p >= e || *p != '[')
+        return -1;
+    p = skip_ws(p + 1, e);
+    int n = 0;
+    if (p < e && *p == ']')
+        return 0;
+    while (p < e) {
+        const char *s = p;
+        while (p < e && (*p == '-' || (*p >= '0' && *p <= '9')))
+            p++;
+        int64_t v;
+        if (n == max || parse_int(s, p, &v) != 0 || v < INT32_MIN || v > INT32_MAX)
+            return -1;
+        out[n++] = (int32_t)v;
+        p = skip_ws(p, e);
+        if (p < e && *p == ']')
+            return n;
+        if (p >= e || *p != ',')
+            return -1;
+        p = skip_ws(p + 1, e);
+    }
+    return -1;
+}
+
+/* ---- Kafka's Uuid ---- */
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+void znode_uuid_str(const uint8_t id[16], char out[23])
+{
+    uint8_t r[18] = {0};
+    memcpy(r, id, 16);
+    size_t n = 0;
+    for (int i = 0; i < 18; i += 3) {
+        uint32_t v = (uint32_t)r[i] << 16 | (uint32_t)r[i + 1] << 8 | r[i + 2];
+        for (int k = 3; k >= 0 && n < 22; k--)
+            out[n++] = b64url[(v >> (6 * k)) & 63];
+    }
+    out[22] = '\0';
+}
+
+int znode_uuid_parse(const char *s, size_t len, uint8_t id[16])
+{
+    if (len != 22)
+        return -1;
+    uint8_t r[18] = {0};
+    uint32_t acc = 0;
+    int bits = 0, n = 0;
+    for (size_t i = 0; i < 22; i++) {
+        const char *p = s[i] != '\0' ? strchr(b64url, s[i]) : NULL;
+        if (p == NULL)
+            return -1;
+        acc = acc << 6 | (uint32_t)(p - b64url);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            r[n++] = (uint8_t)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    GREGOR_ASSERT(n == 16);
+    memcpy(id, r, 16);
+    return 0;
+}
+
+/* ---- writers: one bounded append ---- */
+
+#define PUT(...)                                                                             \
+    do {                                                                                     \
+        int k_ = snprintf(out + n, n < outlen ? outlen - n : 0, __VA_ARGS__);                \
+        if (k_ < 0 || (size_t)k_ >= outlen - n)                                              \
+            return -1;                                                                       \
+        n += (size_t)k_;                                                                     \
+    } while (0)
+
+/* ---- /brokers/ids/<id> ---- */
+
+int znode_broker_json(char *out, size_t outlen, const char *listener_name, const char *host,
+                      int32_t port, int64_t timestamp_ms)
+{
+    /* Kafka 3.x's BrokerIdZNode, version 5 (features added in v5); host/port are the
+     * PLAINTEXT endpoint's, as older readers expect. */
+    size_t n = 0;
+    PUT("{\"features\":{},\"listener_security_protocol_map\":{\"%s\":\"PLAINTEXT\"},"
+        "\"endpoints\":[\"%s://%s:%d\"],\"jmx_port\":-1,\"port\":%d,\"host\":\"%s\","
+        "\"version\":5,\"timestamp\":\"%" PRId64 "\"}",
+        listener_name, listener_name, host, port, port, host, timestamp_ms);
+    return (int)n;
+}
+
+/* "NAME://host:port" in [s, e) for listener_name: host (brackets of an IPv6 one dropped). */
+static int endpoint_parse(const char *s, const char *e, const char *listener_name, char *host,
+                          size_t hostlen, int32_t *port)
+{
+    size_t ln = strlen(listener_name);
+    if ((size_t)(e - s) < ln + 3 || memcmp(s, listener_name, ln) != 0 ||
+        memcmp(s + ln, "://", 3) != 0)
+        return -1;
+    s += ln + 3;
+    const char *colon = NULL;
+    for (const char *q = s; q < e; q++)
+        if (*q == ':')
+            colon = q;
+    if (colon == NULL)
+        return -1;
+    const char *h = s, *he = colon;
+    if (he - h >= 2 && *h == '[' && he[-1] == ']') {
+        h++;
+        he--;
+    }
+    int64_t v;
+    if ((size_t)(he - h) >= hostlen || parse_int(colon + 1, e, &v) != 0 || v <= 0 || v > 65535)
+        return -1;
+    memcpy(host, h, (size_t)(he - h));
+    host[he - h] = '\0';
+    *port = (int32_t)v;
+    return 0;
+}
+
+int znode_broker_parse(const char *json, size_t len, const char *listener_name, char *host,
+                       size_t hostlen, int32_t *port)
+{
+    const char *vs, *ve;
+    if (znode_member(json, len, "endpoints", &vs, &ve) == 0 && *vs == '[') {
+        const char *p = skip_ws(vs + 1, ve);
+        while (p < ve && *p == '"') {
+            const char *end = skip_string(p, ve);
+            if (end == NULL)
+                break;
+            if (endpoint_parse(p + 1, end - 1, listener_name, host, hostlen, port) == 0)
+                return 0;
+            p = skip_ws(end, ve);
+            if (p < ve && *p == ',')
+                p = skip_ws(p + 1, ve);
+        }
+    }
+    int64_t v;
+    if (znode_string(json, len, "host", host, hostlen) != 0 ||
+        znode_int(json, len, "port", &v) != 0 || v <= 0 || v > 65535)
+        return -1;
+    *port = (int32_t)v;
+    return 0;
+}
+
+/* ---- /controller and /cluster/id ---- */
+
+int znode_controller_json(char *out, size_t outlen, int32_t broker_id, int64_t timestamp_ms)
+{
+    size_t n = 0;
+    PUT("{\"version\":1,\"brokerid\":%d,\"timestamp\":\"%" PRId64 "\"}", broker_id, timestamp_ms);
+    return (int)n;
+}
+
+int znode_controller_parse(const char *json, size_t len, int32_t *broker_id)
+{
+    int64_t v;
+    if (znode_int(json, len, "brokerid", &v) != 0 || v < 0 || v > INT32_MAX)
+        return -1;
+    *broker_id = (int32_t)v;
+    return 0;
+}
+
+int znode_cluster_id_json(char *out, size_t outlen, const char *id)
+{
+    size_t n = 0;
+    PUT("{\"version\":\"1\",\"id\":\"%s\"}", id);
+    return (int)n;
+}
+
+int znode_cluster_id_parse(const char *json, size_t len, char *id, size_t idlen)
+{
+    return znode_string(json, len, "id", id, idlen) == 0 && id[0] != '\0' ? 0 : -1;
+}
+
+/* ---- /brokers/topics/<t> ---- */
+
+int znode_topic_json(char *out, size_t outlen, const uint8_t id[16], int32_t nparts,
+                     const int32_t *nreplicas, const int32_t *replicas, int stride)
+{
+    size_t n = 0;
+    char ids[23];
+    znode_uuid_str(id, ids);
+    PUT("{\"partitions\":{");
+    for (int32_t p = 0; p < nparts; p++) {
+        int k = nreplicas != NULL ? nreplicas[p] : stride;
+        GREGOR_ASSERT(k >= 0 && k <= stride);
+        PUT("%s\"%d\":[", p ? "," : "", p);
+        for (int j = 0; j < k; j++)
+            PUT("%s%d", j ? "," : "", replicas[(size_t)p * (size_t)stride + (size_t)j]);
+        PUT("]");
+    }
+    PUT("},\"topic_id\":\"%s\",\"adding_replicas\":{},\"removing_replicas\":{},\"version\":3}", ids);
+    return (int)n;
+}
+
+int32_t znode_topic_parse(const char *json, size_t len, int32_t max_parts, uint8_t id[16],
+                          znode_partition_fn fn, void *arg)
+{
+    memset(id, 0, 16);
+    const char *vs, *ve;
+    if (znode_member(json, len, "topic_id", &vs, &ve) == 0 && *vs == '"' &&
+        znode_uuid_parse(vs + 1, (size_t)(ve - vs - 2), id) != 0)
+        return -1;
+    if (znode_member(json, len, "partitions", &vs, &ve) != 0 || *vs != '{')
+        return -1;
+    /* Count first: the partitions must be 0..n-1, each once, in any order. */
+    int32_t n = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        uint8_t *seen = NULL;
+        if (pass == 1) {
+            if (n <= 0 || n > max_parts)
+                return -1;
+            seen = calloc((size_t)n, 1);
+            GREGOR_ASSERT(seen != NULL);
+        }
+        const char *p = skip_ws(vs + 1, ve);
+        int32_t count = 0;
+        int bad = 0;
+        while (p < ve && *p == '"' && !bad) {
+            const char *kend = skip_string(p, ve);
+            int64_t part;
+            if (kend == NULL || parse_int(p + 1, kend - 1, &part) != 0) {
+                bad = 1;
+                break;
+            }
+            p = skip_ws(kend, ve);
+            if (p >= ve || *p != ':') {
+                bad = 1;
+                break;
+            }
+            const char *as = skip_ws(p + 1, ve);
+            const char *aend = skip_value(as, ve);
+            if (aend == NULL) {
+                bad = 1;
+                break;
+            }
+            if (pass == 0) {
+                if (++count > max_parts) {
+                    bad = 1;
+                    break;
+                }
+            } else {
+                int32_t reps[ZNODE_REPLICAS_MAX];
+                int k = znode_int_array(as, aend, reps, ZNODE_REPLICAS_MAX);
+                if (part < 0 || part >= n || seen[part] || k < 0) {
+                    bad = 1;
+                    break;
+                }
+                seen[part] = 1;
+                if (fn != NULL)
+                    fn(arg, (int32_t)part, reps, k);
+            }
+            p = skip_ws(aend, ve);
+            if (p < ve && *p == ',')
+                p = skip_ws(p + 1, ve);
+            else
+                break;
+        }
+        free(seen);
+        if (bad || p >= ve || *p != '}')
+            return -1;
+        if (pass == 0)
+            n = count;
+    }
+    return n;
+}
+
+/* ---- .../partitions/<p>/state ---- */
+
+int znode_state_json(char *out, size_t outlen, const struct znode_state *s)
+{
+    size_t n = 0;
+    PUT("{\"controller_epoch\":%d,\"leader\":%d,\"version\":1,\"leader_epoch\":%d,\"isr\":[",
+        s->controller_epoch, s->leader, s->leader_epoch);
+    for (int32_t i = 0; i < s->nisr; i++)
+        PUT("%s%d", i ? "," : "", s->isr[i]);
+    PUT("]}");
+    return (int)n;
+}
+
+int znode_state_parse(const char *json, size_t len, struct znode_state *s)
+{
+    int64_t leader, le, ce;
+    const char *vs, *ve;
+    if (znode_int(json, len, "leader", &leader) != 0 ||
+        znode_int(json, len, "leader_epoch", &le) != 0 ||
+        znode_int(json, len, "controller_epoch", &ce) != 0 || leader < -1 ||
+        leader > INT32_MAX || le < 0 || le > INT32_MAX || ce < 0 || ce > INT32_MAX ||
+        znode_member(json, len, "isr", &vs, &ve) != 0)
+        return -1;
+    int k = znode_int_array(vs, ve, s->isr, ZNODE_REPLICAS_MAX);
+    if (k < 0)
+        return -1;
+    s->nisr = k;
+    s->leader = (int32_t)leader;
+    s->leader_epoch = (int32_t)le;
+    s->controller_epoch = (int32_t)ce;
+    return 0;
+}
+#undef PUT

@@ -1,0 +1,68 @@
+/* znode: the JSON values of Kafka's ZooKeeper layout, written and read as Kafka 2.x/3.x do
+ * (ZkData.scala): the broker registration, /controller, /cluster/id, the TopicZNode and each
+ * partition's state. Pure functions over (text, length), never reading past the length, so
+ * anything ZooKeeper hands back (another tool's writes, a truncated node) is refused cleanly;
+ * fuzzed by tests/fuzz/fuzz_znode.c. */
+#ifndef GREGOR_CLUSTER_ZNODE_H
+#define GREGOR_CLUSTER_ZNODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Nesting deeper than this is refused (Kafka's values nest three levels). */
+#define ZNODE_DEPTH_MAX 32
+/* The most replicas a partition's assignment or ISR may list. */
+#define ZNODE_REPLICAS_MAX 32
+
+/* The value of member `key` of the top-level object: [*vs, *ve) (the first when repeated). 0,
+ * or -1 when absent or when the text is not one well-formed object. */
+int znode_member(const char *json, size_t len, const char *key, const char **vs,
+                 const char **ve);
+/* A string member (no escapes in it), or a number as Kafka writes some ("version":"1"). */
+int znode_string(const char *json, size_t len, const char *key, char *out, size_t outlen);
+int znode_int(const char *json, size_t len, const char *key, int64_t *out);
+/* "[a,b,...]" in [vs, ve) into out (at most max 32-bit ints); the count, or -1. */
+int znode_int_array(const char *vs, const char *ve, int32_t *out, int max);
+
+/* Kafka's Uuid text: URL-safe base64 of the 16 bytes without padding (22 characters). */
+void znode_uuid_str(const uint8_t id[16], char out[23]);
+int znode_uuid_parse(const char *s, size_t len, uint8_t id[16]);
+
+/* /brokers/ids/<id>, Kafka 3.x's version 5; the endpoint for listener_name (else host/port). */
+int znode_broker_json(char *out, size_t outlen, const char *listener_name, const char *host,
+                      int32_t port, int64_t timestamp_ms);
+int znode_broker_parse(const char *json, size_t len, const char *listener_name, char *host,
+                       size_t hostlen, int32_t *port);
+
+/* /controller ({"version":1,"brokerid":N,"timestamp":"ms"}) and /cluster/id. */
+int znode_controller_json(char *out, size_t outlen, int32_t broker_id, int64_t timestamp_ms);
+int znode_controller_parse(const char *json, size_t len, int32_t *broker_id);
+int znode_cluster_id_json(char *out, size_t outlen, const char *id);
+int znode_cluster_id_parse(const char *json, size_t len, char *id, size_t idlen);
+
+/* /brokers/topics/<t>, the TopicZNode version 3: partition p's replicas are
+ * replicas[p * stride .. + nreplicas[p]) (nreplicas NULL: stride each). */
+int znode_topic_json(char *out, size_t outlen, const uint8_t id[16], int32_t nparts,
+                     const int32_t *nreplicas, const int32_t *replicas, int stride);
+/* Reads a TopicZNode: its topic id (zeros when absent, as versions before 3) and each
+ * partition's replicas, given to fn in the order written. The partitions must be exactly
+ * 0..n-1 each once, n <= max_parts; returns n, or -1 (fn may have been called). fn NULL:
+ * only checks and counts. */
+typedef void (*znode_partition_fn)(void *arg, int32_t partition, const int32_t *replicas,
+                                   int nreplicas);
+int32_t znode_topic_parse(const char *json, size_t len, int32_t max_parts, uint8_t id[16],
+                          znode_partition_fn fn, void *arg);
+
+/* /brokers/topics/<t>/partitions/<p>/state (version 1). */
+struct znode_state {
+    int32_t controller_epoch;
+    int32_t leader;
+    int32_t leader_epoch;
+    int32_t nisr;
+    int32_t isr[ZNODE_REPLICAS_MAX];
+};
+int znode_state_json(char *out, size_t outlen, const struct znode_state *s);
+int znode_state_parse(const char *json, size_t len, struct znode_state *s);
+
+#endif

@@ -1,0 +1,85 @@
+/* fuzz_znode: the znode readers (src/cluster/znode.c) on arbitrary bytes, as any ZooKeeper
+ * client could write them under a broker's paths. Nothing may crash, hang or read past the
+ * value's length (the input is copied to an exact-size buffer, so ASan sees any overread).
+ * Invariants: a topic read gives its partitions 0..n-1 each once; what the writers produce
+ * from an accepted value reads back to the same value. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster/znode.h"
+#include "common/util.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+struct parts {
+    int32_t n;
+    uint8_t *seen;
+    int calls;
+};
+
+static void on_part(void *arg, int32_t p, const int32_t *replicas, int n)
+{
+    struct parts *ps = arg;
+    GREGOR_ASSERT(p >= 0 && p < ps->n && !ps->seen[p]);
+    GREGOR_ASSERT(n >= 0 && n <= ZNODE_REPLICAS_MAX);
+    for (int i = 0; i < n; i++)
+        (void)replicas[i];
+    ps->seen[p] = 1;
+    ps->calls++;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size > 65536)
+        return 0;
+    char *json = malloc(size ? size : 1); /* exact size: no NUL to lean on */
+    GREGOR_ASSERT(json != NULL);
+    memcpy(json, data, size);
+
+    char host[256], id[64];
+    int32_t port, b;
+    if (znode_broker_parse(json, size, "PLAINTEXT", host, sizeof(host), &port) == 0)
+        GREGOR_ASSERT(port > 0 && port <= 65535 && strlen(host) < sizeof(host));
+    (void)znode_controller_parse(json, size, &b);
+    (void)znode_cluster_id_parse(json, size, id, sizeof(id));
+
+    struct znode_state st;
+    if (znode_state_parse(json, size, &st) == 0) {
+        char out[1024];
+        int n = znode_state_json(out, sizeof(out), &st);
+        GREGOR_ASSERT(n > 0);
+        struct znode_state back;
+        GREGOR_ASSERT(znode_state_parse(out, (size_t)n, &back) == 0);
+        GREGOR_ASSERT(back.leader == st.leader && back.leader_epoch == st.leader_epoch &&
+                      back.controller_epoch == st.controller_epoch && back.nisr == st.nisr &&
+                      memcmp(back.isr, st.isr, sizeof(st.isr[0]) * (size_t)st.nisr) == 0);
+    }
+
+    uint8_t tid[16];
+    int32_t n = znode_topic_parse(json, size, 4096, tid, NULL, NULL);
+    if (n >= 0) {
+        GREGOR_ASSERT(n >= 1 && n <= 4096);
+        struct parts ps = {.n = n, .seen = calloc((size_t)n, 1)};
+        GREGOR_ASSERT(ps.seen != NULL);
+        uint8_t tid2[16];
+        GREGOR_ASSERT(znode_topic_parse(json, size, 4096, tid2, on_part, &ps) == n);
+        GREGOR_ASSERT(ps.calls == n && memcmp(tid, tid2, 16) == 0);
+        free(ps.seen);
+    }
+
+    const char *vs, *ve;
+    if (znode_member(json, size, "partitions", &vs, &ve) == 0)
+        GREGOR_ASSERT(vs >= json && ve > vs && ve <= json + size);
+    int32_t arr[ZNODE_REPLICAS_MAX];
+    int k = znode_int_array(json, json + size, arr, ZNODE_REPLICAS_MAX);
+    GREGOR_ASSERT(k >= -1 && k <= ZNODE_REPLICAS_MAX);
+    if (size == 22 && znode_uuid_parse(json, size, tid) == 0) {
+        char s[23];
+        znode_uuid_str(tid, s);
+        uint8_t again[16];
+        GREGOR_ASSERT(znode_uuid_parse(s, 22, again) == 0 && memcmp(again, tid, 16) == 0);
+    }
+    free(json);
+    return 0;
+}

@@ -1,0 +1,248 @@
+/* Unit tests for src/cluster/znode.c: Kafka's znode values written byte for byte as Kafka 3.x
+ * writes them, read back, read as Kafka (and other writers: spaces, any key order) write them,
+ * and malformed ones refused without reading past their length. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "cluster/znode.h"
+
+#define S(x) x, strlen(x)
+
+static void test_broker_json_round_trip(void **state)
+{
+    (void)state;
+    char json[1024], host[256];
+    int32_t port = 0;
+    int n = znode_broker_json(json, sizeof(json), "PLAINTEXT", "10.0.0.7", 19092, 1700000000123LL);
+    assert_true(n > 0 && (size_t)n == strlen(json));
+    assert_string_equal(json, "{\"features\":{},\"listener_security_protocol_map\":{\"PLAINTEXT\":"
+                              "\"PLAINTEXT\"},\"endpoints\":[\"PLAINTEXT://10.0.0.7:19092\"],"
+                              "\"jmx_port\":-1,\"port\":19092,\"host\":\"10.0.0.7\",\"version\":5,"
+                              "\"timestamp\":\"1700000000123\"}");
+    assert_int_equal(znode_broker_parse(json, (size_t)n, "PLAINTEXT", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "10.0.0.7");
+    assert_int_equal(port, 19092);
+    char tiny[16];
+    assert_int_equal(znode_broker_json(tiny, sizeof(tiny), "PLAINTEXT", "h", 1, 0), -1);
+}
+
+static void test_broker_json_as_kafka_writes_it(void **state)
+{
+    (void)state;
+    char host[256];
+    int32_t port = 0;
+    /* Kafka with two listeners: the one asked for wins over host/port. */
+    const char *kafka = "{\"listener_security_protocol_map\":{\"PLAINTEXT\":\"PLAINTEXT\","
+                        "\"INTERNAL\":\"PLAINTEXT\"},\"endpoints\":[\"INTERNAL://10.1.1.1:9093\","
+                        "\"PLAINTEXT://b1.example:9092\"],\"jmx_port\":9999,\"features\":{},"
+                        "\"host\":\"b1.example\",\"timestamp\":\"1543300074836\",\"port\":9092,"
+                        "\"version\":5}";
+    assert_int_equal(znode_broker_parse(S(kafka), "INTERNAL", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "10.1.1.1");
+    assert_int_equal(port, 9093);
+    assert_int_equal(znode_broker_parse(S(kafka), "PLAINTEXT", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "b1.example");
+    assert_int_equal(port, 9092);
+    /* An IPv6 endpoint, and one with only host/port (version 1), spaced out. */
+    assert_int_equal(znode_broker_parse(S("{\"endpoints\":[\"PLAINTEXT://[::1]:9092\"]}"),
+                                        "PLAINTEXT", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(znode_broker_parse(S("{ \"host\" : \"old\" ,\n \"port\" : 9092, \"version\":1 }"),
+                                        "PLAINTEXT", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "old");
+    /* Nothing usable: refused, not guessed. */
+    assert_int_equal(znode_broker_parse(S("{\"endpoints\":[\"SSL://h:1\"],\"host\":null,"
+                                          "\"port\":-1}"), "PLAINTEXT", host, sizeof(host), &port),
+                     -1);
+    assert_int_equal(znode_broker_parse(S("{\"endpoints\":[\"PLAINTEXT://h:99999\"]}"),
+                                        "PLAINTEXT", host, sizeof(host), &port), -1);
+    /* A key's name inside another member's value is not that key. */
+    assert_int_equal(znode_broker_parse(S("{\"x\":\"\\\"host\\\":\\\"evil\\\"\",\"port\":1}"),
+                                        "PLAINTEXT", host, sizeof(host), &port), -1);
+}
+
+static void test_controller_and_cluster_id(void **state)
+{
+    (void)state;
+    char out[128], id[64];
+    int n = znode_controller_json(out, sizeof(out), 2, 1700000000000LL);
+    assert_string_equal(out, "{\"version\":1,\"brokerid\":2,\"timestamp\":\"1700000000000\"}");
+    int32_t b = -1;
+    assert_int_equal(znode_controller_parse(out, (size_t)n, &b), 0);
+    assert_int_equal(b, 2);
+    assert_int_equal(znode_controller_parse(S("{\"brokerid\":\"x\"}"), &b), -1);
+    assert_int_equal(znode_controller_parse(S("{\"brokerid\":-3}"), &b), -1);
+    n = znode_cluster_id_json(out, sizeof(out), "q1Sh-9_ISia_zwGINzRvyQ");
+    assert_string_equal(out, "{\"version\":\"1\",\"id\":\"q1Sh-9_ISia_zwGINzRvyQ\"}");
+    assert_int_equal(znode_cluster_id_parse(out, (size_t)n, id, sizeof(id)), 0);
+    assert_string_equal(id, "q1Sh-9_ISia_zwGINzRvyQ");
+    assert_int_equal(znode_cluster_id_parse(S("{\"id\":\"\"}"), id, sizeof(id)), -1);
+    /* Truncated: the length bounds the reading, not a NUL. */
+    assert_int_equal(znode_cluster_id_parse(out, 12, id, sizeof(id)), -1);
+}
+
+struct seen {
+    int calls;
+    int32_t rep[8][8];
+    int nrep[8];
+};
+
+static void on_part(void *arg, int32_t p, const int32_t *replicas, int n)
+{
+    struct seen *s = arg;
+    s->calls++;
+    if (p < 8 && n <= 8) {
+        memcpy(s->rep[p], replicas, sizeof(int32_t) * (size_t)n);
+        s->nrep[p] = n;
+    }
+}
+
+static void test_topic_json(void **state)
+{
+    (void)state;
+    uint8_t id[16], back[16];
+    for (int i = 0; i < 16; i++)
+        id[i] = (uint8_t)(i * 17);
+    int32_t a[4] = {1, 2, 2, 3};
+    char out[512];
+    int n = znode_topic_json(out, sizeof(out), id, 2, NULL, a, 2);
+    assert_true(n > 0);
+    assert_string_equal(out, "{\"partitions\":{\"0\":[1,2],\"1\":[2,3]},\"topic_id\":"
+                             "\"ABEiM0RVZneImaq7zN3u_w\",\"adding_replicas\":{},"
+                             "\"removing_replicas\":{},\"version\":3}");
+    struct seen s = {0};
+    assert_int_equal(znode_topic_parse(out, (size_t)n, 100, back, on_part, &s), 2);
+    assert_memory_equal(back, id, 16);
+    assert_int_equal(s.calls, 2);
+    assert_int_equal(s.nrep[1], 2);
+    assert_int_equal(s.rep[1][0], 2);
+    assert_int_equal(s.rep[1][1], 3);
+    assert_int_equal(znode_topic_json(out, 40, id, 2, NULL, a, 2), -1); /* bounded */
+    /* Variable replica counts (after a reassignment), with a stride. */
+    int32_t v[6] = {1, 0, 0, 2, 3, 4};
+    int32_t k[2] = {1, 3};
+    n = znode_topic_json(out, sizeof(out), id, 2, k, v, 3);
+    assert_true(strstr(out, "{\"0\":[1],\"1\":[2,3,4]}") != NULL);
+
+    /* As Kafka 2.x wrote it (version 2, no topic id), in another order, spaced, with a
+     * reassignment in flight (nested objects skipped). */
+    const char *old = "{ \"version\" : 2, \"adding_replicas\":{\"1\":[4]},"
+                      "\"partitions\" : { \"1\" : [ 2 , 4 ] , \"0\" : [1] } }";
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(znode_topic_parse(S(old), 100, back, on_part, &s), 2);
+    const uint8_t zero[16] = {0};
+    assert_memory_equal(back, zero, 16);
+    assert_int_equal(s.nrep[0], 1);
+    assert_int_equal(s.nrep[1], 2);
+    assert_int_equal(s.rep[1][1], 4);
+    /* Counting only. */
+    assert_int_equal(znode_topic_parse(S(old), 100, back, NULL, NULL), 2);
+
+    /* Refused: a gap, a duplicate, more than max, none, not numbers, unbalanced, a bad id. */
+    const char *bad[] = {
+        "{\"partitions\":{\"0\":[1],\"2\":[1]}}",
+        "{\"partitions\":{\"0\":[1],\"0\":[2]}}",
+        "{\"partitions\":{}}",
+        "{\"partitions\":{\"a\":[1]}}",
+        "{\"partitions\":{\"0\":[x]}}",
+        "{\"partitions\":{\"0\":[1]",
+        "{\"partitions\":{\"0\":[1]}},",
+        "{\"partitions\":[1]}",
+        "{\"topic_id\":\"short\",\"partitions\":{\"0\":[1]}}",
+        "{\"partitions\":{\"0\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,"
+        "25,26,27,28,29,30,31,32,33]}}",
+        "[]",
+        "",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(znode_topic_parse(S(bad[i]), 100, back, NULL, NULL), -1);
+    assert_int_equal(znode_topic_parse(S("{\"partitions\":{\"0\":[1],\"1\":[2]}}"), 1, back, NULL,
+                                       NULL), -1);
+}
+
+static void test_state_json(void **state)
+{
+    (void)state;
+    char out[256];
+    struct znode_state st = {.controller_epoch = 7, .leader = 3, .leader_epoch = 2, .nisr = 1,
+                             .isr = {3}};
+    int n = znode_state_json(out, sizeof(out), &st);
+    assert_string_equal(out, "{\"controller_epoch\":7,\"leader\":3,\"version\":1,"
+                             "\"leader_epoch\":2,\"isr\":[3]}");
+    struct znode_state back;
+    assert_int_equal(znode_state_parse(out, (size_t)n, &back), 0);
+    assert_int_equal(back.leader, 3);
+    assert_int_equal(back.leader_epoch, 2);
+    assert_int_equal(back.controller_epoch, 7);
+    assert_int_equal(back.nisr, 1);
+    /* An offline partition as Kafka writes it, and an ISR of three. */
+    assert_int_equal(znode_state_parse(S("{\"controller_epoch\":1,\"leader\":-1,\"version\":1,"
+                                         "\"leader_epoch\":4,\"isr\":[2]}"), &back), 0);
+    assert_int_equal(back.leader, -1);
+    assert_int_equal(znode_state_parse(S("{\"isr\":[1, 2,3],\"leader\":1,\"leader_epoch\":0,"
+                                         "\"controller_epoch\":1}"), &back), 0);
+    assert_int_equal(back.nisr, 3);
+    assert_int_equal(back.isr[2], 3);
+    const char *bad[] = {
+        "{\"controller_epoch\":1,\"leader\":-2,\"leader_epoch\":0,\"isr\":[]}",
+        "{\"controller_epoch\":1,\"leader\":1,\"leader_epoch\":0}",
+        "{\"controller_epoch\":1,\"leader\":1,\"leader_epoch\":99999999999,\"isr\":[1]}",
+        "{\"controller_epoch\":1,\"leader\":1,\"leader_epoch\":0,\"isr\":[1,]}",
+        "{\"controller_epoch\":1,\"leader\":\"1x\",\"leader_epoch\":0,\"isr\":[1]}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(znode_state_parse(S(bad[i]), &back), -1);
+}
+
+static void test_scanner_bounds(void **state)
+{
+    (void)state;
+    const char *vs, *ve;
+    /* Nesting past the bound is refused; within it, skipped. */
+    char deep[256];
+    size_t n = 0;
+    n += (size_t)snprintf(deep + n, sizeof(deep) - n, "{\"a\":");
+    for (int i = 0; i < ZNODE_DEPTH_MAX + 1; i++)
+        deep[n++] = '[';
+    for (int i = 0; i < ZNODE_DEPTH_MAX + 1; i++)
+        deep[n++] = ']';
+    n += (size_t)snprintf(deep + n, sizeof(deep) - n, ",\"b\":1}");
+    assert_int_equal(znode_member(deep, n, "b", &vs, &ve), -1);
+    assert_int_equal(znode_member(S("{\"a\":[[{\"x\":\"]}\"}]],\"b\":12}"), "b", &vs, &ve), 0);
+    assert_int_equal(ve - vs, 2);
+    /* Mismatched brackets, an escaped quote, a missing colon. */
+    assert_int_equal(znode_member(S("{\"a\":[},\"b\":1}"), "b", &vs, &ve), -1);
+    assert_int_equal(znode_member(S("{\"a\":\"x\\\"y\",\"b\":1}"), "b", &vs, &ve), 0);
+    assert_int_equal(znode_member(S("{\"b\" 1}"), "b", &vs, &ve), -1);
+    int64_t v;
+    assert_int_equal(znode_int(S("{\"b\":\"123\"}"), "b", &v), 0);
+    assert_int_equal(v, 123);
+    assert_int_equal(znode_int(S("{\"b\":12a}"), "b", &v), -1);
+    uint8_t id[16] = {0}, back[16];
+    char s[23];
+    for (int i = 0; i < 16; i++)
+        id[i] = (uint8_t)(255 - i);
+    znode_uuid_str(id, s);
+    assert_int_equal(znode_uuid_parse(s, strlen(s), back), 0);
+    assert_memory_equal(id, back, 16);
+    assert_int_equal(znode_uuid_parse("AAAAAAAAAAAAAAAAAAAA*A", 22, back), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_broker_json_round_trip),
+        cmocka_unit_test(test_broker_json_as_kafka_writes_it),
+        cmocka_unit_test(test_controller_and_cluster_id),
+        cmocka_unit_test(test_topic_json),
+        cmocka_unit_test(test_state_json),
+        cmocka_unit_test(test_scanner_bounds),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
