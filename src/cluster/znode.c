@@ -460,4 +460,231 @@ int znode_state_parse(const char *json, size_t len, struct znode_state *s)
     s->controller_epoch = (int32_t)ce;
     return 0;
 }
+
+/* ---- /config/<type>/<name> and /config/changes ---- */
+
+/* s as a JSON string's contents, as Jackson escapes them: '"', '\\', and control characters
+ * (the five with a short form, the others as \u00XX); everything else (UTF-8) as is. */
+static int put_escaped(char *out, size_t outlen, size_t *np, const char *s)
+{
+    size_t n = *np;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char buf[8];
+        const char *piece = buf;
+        switch (*p) {
+        case '"': piece = "\\\""; break;
+        case '\\': piece = "\\\\"; break;
+        case '\b': piece = "\\b"; break;
+        case '\f': piece = "\\f"; break;
+        case '\n': piece = "\\n"; break;
+        case '\r': piece = "\\r"; break;
+        case '\t': piece = "\\t"; break;
+        default:
+            if (*p < 0x20)
+                snprintf(buf, sizeof(buf), "\\u%04X", *p);
+            else
+                buf[0] = (char)*p, buf[1] = '\0';
+        }
+        size_t k = strlen(piece);
+        if (n + k >= outlen)
+            return -1;
+        memcpy(out + n, piece, k);
+        n += k;
+    }
+    out[n] = '\0';
+    *np = n;
+    return 0;
+}
+
+int znode_config_json(char *out, size_t outlen, const char *const *keys,
+                      const char *const *values, int count)
+{
+    size_t n = 0;
+    PUT("{\"version\":1,\"config\":{");
+    for (int i = 0; i < count; i++) {
+        PUT("%s\"", i ? "," : "");
+        if (put_escaped(out, outlen, &n, keys[i]) != 0)
+            return -1;
+        PUT("\":\"");
+        if (put_escaped(out, outlen, &n, values[i]) != 0)
+            return -1;
+        PUT("\"");
+    }
+    PUT("}}");
+    return (int)n;
+}
+
+static int hex4(const char *p, const char *e, uint32_t *out)
+{
+    if (e - p < 4)
+        return -1;
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        char ch = p[i];
+        int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+              : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+        if (d < 0)
+            return -1;
+        v = v << 4 | (uint32_t)d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* The JSON string [vs, ve) (quotes included) unescaped into out (NUL-terminated); -1 when it
+ * does not fit, or holds a raw control character, \u0000 or a lone surrogate. */
+static int unescape(const char *vs, const char *ve, char *out, size_t outlen)
+{
+    if (ve - vs < 2 || *vs != '"' || ve[-1] != '"')
+        return -1;
+    size_t n = 0;
+    for (const char *p = vs + 1, *e = ve - 1; p < e; p++) {
+        unsigned char ch = (unsigned char)*p;
+        char enc[4];
+        size_t k = 1;
+        if (ch < 0x20)
+            return -1;
+        if (ch != '\\') {
+            enc[0] = (char)ch;
+        } else {
+            if (++p >= e)
+                return -1;
+            uint32_t cp;
+            switch (*p) {
+            case '"': case '\\': case '/': enc[0] = *p; break;
+            case 'b': enc[0] = '\b'; break;
+            case 'f': enc[0] = '\f'; break;
+            case 'n': enc[0] = '\n'; break;
+            case 'r': enc[0] = '\r'; break;
+            case 't': enc[0] = '\t'; break;
+            case 'u':
+                if (hex4(p + 1, e, &cp) != 0 || cp == 0 || (cp >= 0xDC00 && cp <= 0xDFFF))
+                    return -1;
+                p += 4;
+                if (cp >= 0xD800 && cp <= 0xDBFF) { /* a high surrogate: its low one follows */
+                    uint32_t lo;
+                    if (e - p < 7 || p[1] != '\\' || p[2] != 'u' || hex4(p + 3, e, &lo) != 0 ||
+                        lo < 0xDC00 || lo > 0xDFFF)
+                        return -1;
+                    p += 6;
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                }
+                if (cp < 0x80) {
+                    enc[0] = (char)cp;
+                } else if (cp < 0x800) {
+                    enc[0] = (char)(0xC0 | cp >> 6);
+                    enc[1] = (char)(0x80 | (cp & 0x3F));
+                    k = 2;
+                } else if (cp < 0x10000) {
+                    enc[0] = (char)(0xE0 | cp >> 12);
+                    enc[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                    enc[2] = (char)(0x80 | (cp & 0x3F));
+                    k = 3;
+                } else {
+                    enc[0] = (char)(0xF0 | cp >> 18);
+                    enc[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+                    enc[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                    enc[3] = (char)(0x80 | (cp & 0x3F));
+                    k = 4;
+                }
+                break;
+            default:
+                return -1;
+            }
+        }
+        if (n + k >= outlen)
+            return -1;
+        memcpy(out + n, enc, k);
+        n += k;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+int znode_config_parse(const char *json, size_t len, znode_config_fn fn, void *arg)
+{
+    const char *vs, *ve;
+    if (znode_member(json, len, "config", &vs, &ve) != 0 || *vs != '{')
+        return -1;
+    char *key = malloc(ZNODE_CONFIG_KEY_MAX), *value = malloc(ZNODE_CONFIG_VALUE_MAX);
+    GREGOR_ASSERT(key != NULL && value != NULL);
+    int count = 0;
+    const char *p = skip_ws(vs + 1, ve);
+    while (p < ve && *p == '"') {
+        const char *kend = skip_string(p, ve);
+        if (kend == NULL || unescape(p, kend, key, ZNODE_CONFIG_KEY_MAX) != 0)
+            goto bad;
+        p = skip_ws(kend, ve);
+        if (p >= ve || *p != ':')
+            goto bad;
+        const char *as = skip_ws(p + 1, ve);
+        const char *aend = as < ve && *as == '"' ? skip_string(as, ve) : NULL;
+        if (aend == NULL || unescape(as, aend, value, ZNODE_CONFIG_VALUE_MAX) != 0)
+            goto bad;
+        if (fn != NULL)
+            fn(arg, key, value);
+        count++;
+        p = skip_ws(aend, ve);
+        if (p < ve && *p == ',') {
+            p = skip_ws(p + 1, ve);
+            if (p >= ve || *p != '"')
+                goto bad;
+        } else {
+            break;
+        }
+    }
+    if (p >= ve || *p != '}')
+        goto bad;
+    free(key);
+    free(value);
+    return count;
+bad:
+    free(key);
+    free(value);
+    return -1;
+}
+
+int znode_config_change_json(char *out, size_t outlen, const char *entity_type,
+                             const char *entity_name)
+{
+    size_t n = 0;
+    PUT("{\"version\":2,\"entity_path\":\"");
+    if (put_escaped(out, outlen, &n, entity_type) != 0)
+        return -1;
+    PUT("/");
+    if (put_escaped(out, outlen, &n, entity_name) != 0)
+        return -1;
+    PUT("\"}");
+    return (int)n;
+}
+
+int znode_config_change_parse(const char *json, size_t len, char *entity_type, size_t typelen,
+                              char *entity_name, size_t namelen)
+{
+    int64_t version;
+    const char *vs, *ve;
+    if (znode_int(json, len, "version", &version) != 0)
+        return -1;
+    if (version == 1) { /* Kafka 0.9's form */
+        if (znode_member(json, len, "entity_type", &vs, &ve) != 0 ||
+            unescape(vs, ve, entity_type, typelen) != 0 ||
+            znode_member(json, len, "entity_name", &vs, &ve) != 0 ||
+            unescape(vs, ve, entity_name, namelen) != 0)
+            return -1;
+        return entity_type[0] && entity_name[0] ? 0 : -1;
+    }
+    char path[ZNODE_CONFIG_KEY_MAX * 2];
+    if (version != 2 || znode_member(json, len, "entity_path", &vs, &ve) != 0 ||
+        unescape(vs, ve, path, sizeof(path)) != 0)
+        return -1;
+    /* "topics/t", "brokers/1", "brokers/<default>" (users/<u>/clients/<c>: the first slash) */
+    const char *slash = strchr(path, '/');
+    if (slash == NULL || slash == path || slash[1] == '\0' ||
+        (size_t)(slash - path) >= typelen || strlen(slash + 1) >= namelen)
+        return -1;
+    memcpy(entity_type, path, (size_t)(slash - path));
+    entity_type[slash - path] = '\0';
+    snprintf(entity_name, namelen, "%s", slash + 1);
+    return 0;
+}
 #undef PUT

@@ -65,4 +65,26 @@ struct znode_state {
 int znode_state_json(char *out, size_t outlen, const struct znode_state *s);
 int znode_state_parse(const char *json, size_t len, struct znode_state *s);
 
+/* /config/topics/<t> and /config/brokers/<id|<default>>, Kafka's ConfigEntityZNode:
+ * {"version":1,"config":{"k":"v",...}}, strings escaped as Jackson writes them (", \ and
+ * control characters; UTF-8 as is). Keys and values are NUL-terminated C strings. */
+int znode_config_json(char *out, size_t outlen, const char *const *keys,
+                      const char *const *values, int n);
+/* Reads a config znode: each entry, unescaped (\uXXXX and surrogate pairs to UTF-8), to fn
+ * in the order written; a key longer than ZNODE_CONFIG_KEY_MAX - 1 or a value longer than
+ * ZNODE_CONFIG_VALUE_MAX - 1 bytes, a value that is not a string, a \u0000, a lone surrogate
+ * or a raw control character refuse the whole znode. Returns the count, or -1 (fn may have
+ * been called: callers collect, then apply). The version is not checked, as Kafka. */
+#define ZNODE_CONFIG_KEY_MAX 256
+#define ZNODE_CONFIG_VALUE_MAX 4096
+typedef void (*znode_config_fn)(void *arg, const char *key, const char *value);
+int znode_config_parse(const char *json, size_t len, znode_config_fn fn, void *arg);
+
+/* /config/changes/config_change_<seq>: {"version":2,"entity_path":"topics/<t>"} (Kafka 2.x+);
+ * the parser also takes version 1's entity_type / entity_name. */
+int znode_config_change_json(char *out, size_t outlen, const char *entity_type,
+                             const char *entity_name);
+int znode_config_change_parse(const char *json, size_t len, char *entity_type, size_t typelen,
+                              char *entity_name, size_t namelen);
+
 #endif

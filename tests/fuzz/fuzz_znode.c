@@ -2,7 +2,8 @@
  * client could write them under a broker's paths. Nothing may crash, hang or read past the
  * value's length (the input is copied to an exact-size buffer, so ASan sees any overread).
  * Invariants: a topic read gives its partitions 0..n-1 each once; what the writers produce
- * from an accepted value reads back to the same value. */
+ * from an accepted value reads back to the same value (config znodes and change notifications
+ * included). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,61 @@ static void on_part(void *arg, int32_t p, const int32_t *replicas, int n)
         (void)replicas[i];
     ps->seen[p] = 1;
     ps->calls++;
+}
+
+#define CONFIGS_MAX 64
+
+struct configs {
+    int n;
+    char *keys[CONFIGS_MAX], *values[CONFIGS_MAX];
+};
+
+static void on_config(void *arg, const char *key, const char *value)
+{
+    struct configs *c = arg;
+    GREGOR_ASSERT(strlen(key) < ZNODE_CONFIG_KEY_MAX && strlen(value) < ZNODE_CONFIG_VALUE_MAX);
+    if (c->n < CONFIGS_MAX) {
+        c->keys[c->n] = strdup(key);
+        c->values[c->n] = strdup(value);
+        GREGOR_ASSERT(c->keys[c->n] != NULL && c->values[c->n] != NULL);
+    }
+    c->n++;
+}
+
+static void configs_free(struct configs *c)
+{
+    for (int i = 0; i < c->n && i < CONFIGS_MAX; i++) {
+        free(c->keys[i]);
+        free(c->values[i]);
+    }
+}
+
+/* A config znode read is written again and reads back the same entries. */
+static void check_config(const char *json, size_t size)
+{
+    struct configs got = {0};
+    int n = znode_config_parse(json, size, on_config, &got);
+    GREGOR_ASSERT(n == -1 || n == got.n);
+    if (n > 0 && n <= CONFIGS_MAX) {
+        size_t cap = 8 * size + 64; /* an escape is at most 6 bytes per input byte */
+        char *out = malloc(cap);
+        GREGOR_ASSERT(out != NULL);
+        int k = znode_config_json(out, cap, (const char *const *)got.keys,
+                                  (const char *const *)got.values, n);
+        GREGOR_ASSERT(k > 0);
+        struct configs back = {0};
+        GREGOR_ASSERT(znode_config_parse(out, (size_t)k, on_config, &back) == n);
+        for (int i = 0; i < n; i++)
+            GREGOR_ASSERT(strcmp(back.keys[i], got.keys[i]) == 0 &&
+                          strcmp(back.values[i], got.values[i]) == 0);
+        configs_free(&back);
+        free(out);
+    }
+    configs_free(&got);
+    char type[64], name[256];
+    if (znode_config_change_parse(json, size, type, sizeof(type), name, sizeof(name)) == 0)
+        GREGOR_ASSERT(type[0] != '\0' && name[0] != '\0' && strlen(type) < sizeof(type) &&
+                      strlen(name) < sizeof(name));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -80,6 +136,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint8_t again[16];
         GREGOR_ASSERT(znode_uuid_parse(s, 22, again) == 0 && memcmp(again, tid, 16) == 0);
     }
+    check_config(json, size);
     free(json);
     return 0;
 }

@@ -234,6 +234,124 @@ static void test_scanner_bounds(void **state)
     assert_int_equal(znode_uuid_parse("AAAAAAAAAAAAAAAAAAAA*A", 22, back), -1);
 }
 
+struct kvs {
+    int n;
+    char key[8][ZNODE_CONFIG_KEY_MAX];
+    char value[8][ZNODE_CONFIG_VALUE_MAX];
+};
+
+static void collect(void *arg, const char *key, const char *value)
+{
+    struct kvs *k = arg;
+    assert_true(k->n < 8);
+    snprintf(k->key[k->n], sizeof(k->key[0]), "%s", key);
+    snprintf(k->value[k->n], sizeof(k->value[0]), "%s", value);
+    k->n++;
+}
+
+static void test_config_json(void **state)
+{
+    (void)state;
+    char json[1024];
+    /* Kafka's ConfigEntityZNode, as zkCli shows a topic created with two configs. */
+    const char *keys[] = {"retention.ms", "segment.bytes"}, *values[] = {"86400000", "1048576"};
+    int n = znode_config_json(json, sizeof(json), keys, values, 2);
+    assert_true(n > 0 && (size_t)n == strlen(json));
+    assert_string_equal(json, "{\"version\":1,\"config\":{\"retention.ms\":\"86400000\","
+                              "\"segment.bytes\":\"1048576\"}}");
+    assert_int_equal(znode_config_json(json, sizeof(json), NULL, NULL, 0), 25);
+    assert_string_equal(json, "{\"version\":1,\"config\":{}}");
+    /* Quotes, backslashes, control characters escaped as Jackson does; UTF-8 as is. */
+    const char *k2[] = {"a\"b", "c"}, *v2[] = {"x\\y\n\t\x01", "h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"};
+    n = znode_config_json(json, sizeof(json), k2, v2, 2);
+    assert_string_equal(json, "{\"version\":1,\"config\":{\"a\\\"b\":\"x\\\\y\\n\\t\\u0001\","
+                              "\"c\":\"h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"}}");
+    struct kvs got = {0};
+    assert_int_equal(znode_config_parse(json, (size_t)n, collect, &got), 2);
+    assert_string_equal(got.key[0], "a\"b");
+    assert_string_equal(got.value[0], "x\\y\n\t\x01");
+    assert_string_equal(got.value[1], v2[1]);
+    char tiny[30];
+    assert_int_equal(znode_config_json(tiny, sizeof(tiny), k2, v2, 2), -1);
+}
+
+static void test_config_parse_as_others_write_it(void **state)
+{
+    (void)state;
+    struct kvs got = {0};
+    /* Kafka 3.9's bytes, and with \u escapes (non-ASCII and a surrogate pair), \/ and spaces. */
+    assert_int_equal(znode_config_parse(S("{\"version\":1,\"config\":{\"max.message.bytes\":\"2000\"}}"),
+                                        collect, &got), 1);
+    assert_string_equal(got.key[0], "max.message.bytes");
+    assert_string_equal(got.value[0], "2000");
+    got.n = 0;
+    assert_int_equal(znode_config_parse(S(" { \"config\" : { \"k\" : \"caf\\u00e9 \\ud83d\\ude00 a\\/b\" } , "
+                                          "\"version\" : 1 } "), collect, &got), 1);
+    assert_string_equal(got.value[0], "caf\xc3\xa9 \xf0\x9f\x98\x80 a/b");
+    assert_int_equal(znode_config_parse(S("{\"config\":{}}"), NULL, NULL), 0);
+    /* Malformed: refused whole. */
+    static const char *const bad[] = {
+        "{\"version\":1}",                              /* no config */
+        "{\"version\":1,\"config\":[]}",                /* not an object */
+        "{\"config\":{\"k\":1}}",                       /* a number value */
+        "{\"config\":{\"k\":null}}",
+        "{\"config\":{\"k\":\"a\\u0000b\"}}",           /* NUL */
+        "{\"config\":{\"k\":\"\\ud83d\"}}",             /* lone high surrogate */
+        "{\"config\":{\"k\":\"\\ude00\"}}",             /* lone low surrogate */
+        "{\"config\":{\"k\":\"\\x\"}}",                 /* unknown escape */
+        "{\"config\":{\"k\":\"\\u12G4\"}}",
+        "{\"config\":{\"k\":\"a\nb\"}}",                /* raw control character */
+        "{\"config\":{\"k\":\"v\",}}",                  /* trailing comma */
+        "{\"config\":{\"k\":\"v\"}",                    /* truncated */
+        "{\"config\":{\"k\":\"v\"}}x",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        got.n = 0;
+        if (znode_config_parse(bad[i], strlen(bad[i]), collect, &got) != -1)
+            fail_msg("accepted: %s", bad[i]);
+    }
+    /* A value one byte over the bound. */
+    char big[ZNODE_CONFIG_VALUE_MAX + 64];
+    int n = snprintf(big, sizeof(big), "{\"config\":{\"k\":\"");
+    memset(big + n, 'v', ZNODE_CONFIG_VALUE_MAX);
+    n += ZNODE_CONFIG_VALUE_MAX;
+    n += snprintf(big + n, sizeof(big) - (size_t)n, "\"}}");
+    assert_int_equal(znode_config_parse(big, (size_t)n, NULL, NULL), -1);
+}
+
+static void test_config_change(void **state)
+{
+    (void)state;
+    char json[256], type[64], name[256];
+    int n = znode_config_change_json(json, sizeof(json), "topics", "orders");
+    assert_string_equal(json, "{\"version\":2,\"entity_path\":\"topics/orders\"}");
+    assert_int_equal(znode_config_change_parse(json, (size_t)n, type, sizeof(type), name,
+                                               sizeof(name)), 0);
+    assert_string_equal(type, "topics");
+    assert_string_equal(name, "orders");
+    assert_int_equal(znode_config_change_parse(S("{\"version\":2,\"entity_path\":\"brokers/<default>\"}"),
+                                               type, sizeof(type), name, sizeof(name)), 0);
+    assert_string_equal(type, "brokers");
+    assert_string_equal(name, "<default>");
+    assert_int_equal(znode_config_change_parse(S("{\"version\":1,\"entity_type\":\"topics\",\"entity_name\":\"t\"}"),
+                                               type, sizeof(type), name, sizeof(name)), 0);
+    assert_string_equal(name, "t");
+    assert_int_equal(znode_config_change_parse(S("{\"version\":2,\"entity_path\":\"users/u/clients/c\"}"),
+                                               type, sizeof(type), name, sizeof(name)), 0);
+    assert_string_equal(type, "users");
+    assert_string_equal(name, "u/clients/c");
+    static const char *const bad[] = {
+        "{\"version\":3,\"entity_path\":\"topics/t\"}", "{\"version\":2,\"entity_path\":\"topics\"}",
+        "{\"version\":2,\"entity_path\":\"/t\"}", "{\"version\":2,\"entity_path\":\"topics/\"}",
+        "{\"version\":2,\"entity_path\":7}", "{\"entity_path\":\"topics/t\"}",
+        "{\"version\":1,\"entity_type\":\"topics\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (znode_config_change_parse(bad[i], strlen(bad[i]), type, sizeof(type), name,
+                                      sizeof(name)) != -1)
+            fail_msg("accepted: %s", bad[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -243,6 +361,9 @@ int main(void)
         cmocka_unit_test(test_topic_json),
         cmocka_unit_test(test_state_json),
         cmocka_unit_test(test_scanner_bounds),
+        cmocka_unit_test(test_config_json),
+        cmocka_unit_test(test_config_parse_as_others_write_it),
+        cmocka_unit_test(test_config_change),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
