@@ -245,6 +245,8 @@ struct broker {
     struct group_coordinator *groups;
     struct fetch_sessions *fetch_sessions; /* created on first use */
     struct cluster *cluster;         /* NULL without zookeeper.connect */
+    uint64_t cluster_configs_applied;/* cluster_config_gen() last applied (dynamic_configs.c) */
+    uint64_t cluster_broker_gen[2];  /* the default's and this broker's config, applied */
     bool stopping;
     int64_t started_ms;
     int64_t open_us;                 /* mono_us() when broker_open began (startup time) */
@@ -322,6 +324,41 @@ struct dynamic_config_op {
 };
 int dynamic_configs_alter(struct broker *b, const char *resource, const struct dynamic_config_op *ops,
                           int nops, bool replace, bool validate_only, char *msg, size_t msglen);
+/* As dynamic_configs_alter; on a cluster the change goes to ZooKeeper and is answered
+ * through ans (KERR_NONE returned: pending) instead of the local file. */
+struct config_answer;
+int dynamic_configs_alter_answered(struct broker *b, const char *resource,
+                                   const struct dynamic_config_op *ops, int nops, bool replace,
+                                   bool validate_only, struct config_answer *ans, char *msg,
+                                   size_t msglen);
+/* On a cluster, ZooKeeper holds the configs (/config/topics/<t>, /config/brokers/<id> and
+ * <default>; docs/CLUSTER.md). dynamic_configs_cluster_sync applies what the cluster read
+ * since the last call (cluster's on_change); the JSON helpers write and read Kafka's
+ * ConfigEntityZNode for kv (malloc'd; the reader drops, with a log line, what the catalog
+ * refuses). */
+void dynamic_configs_cluster_sync(struct broker *b);
+char *topic_configs_json(const struct topic_config_kv *kv, int n, size_t *len);
+int topic_configs_parse(const char *who, const char *json, size_t len,
+                        struct topic_config_kv **kv, int *n);
+/* A config change written to ZooKeeper on behalf of a request: each resource's answer
+ * (error_code, error_message in the response) is filled when its write completes; the request
+ * is finished after the last one once the handler has returned (config_answers_pending). */
+struct config_answers {
+    struct request *r;
+    int32_t left;
+    bool started;
+};
+struct config_answer {
+    struct config_answers *all;
+    int16_t *error_code;
+    struct kstr *error_message;
+};
+void config_answer_done(void *arg, int kerr, const char *msg);
+int config_answers_pending(struct config_answers *all); /* REQUEST_DONE or REQUEST_PENDING */
+/* Topic resources on a cluster: writes t's new overrides to ZooKeeper (KERR_NONE: answered
+ * later through ans, which must live as long as the request). */
+int topic_configs_write(struct broker *b, const char *topic, const struct topic_config_kv *kv,
+                        int n, struct config_answer *ans, char *msg, size_t msglen);
 /* Topic configs follow a changed broker default: every topic's log config is recomputed. */
 void topics_refresh_configs(struct broker *b);
 struct partition *partition_get(struct broker *b, const char *topic, int32_t index);

@@ -164,8 +164,12 @@ static int create_one(struct broker *b, struct request *r, bool validate_only,
                        sizeof(int32_t) * (size_t)rf);
             }
         }
+        /* The configs go to /config/topics/<t> first, as Kafka's createTopicWithAssignment. */
+        size_t clen;
+        char *cjson = topic_configs_json(kv, nc, &clen);
         e = cluster_create_topic(b->cluster, name, parts, rf, assign, validate_only,
-                                 out->topic_id.b, cluster_created, ca, msg, msglen);
+                                 out->topic_id.b, cjson, cluster_created, ca, msg, msglen);
+        free(cjson);
         if (e == KERR_NONE && !validate_only)
             ca->cc->left++;
         return e;
@@ -455,6 +459,7 @@ void broker_cluster_sync(void *arg)
     struct broker *b = arg;
     if (b->cluster == NULL)
         return;
+    dynamic_configs_cluster_sync(b); /* configs read from ZooKeeper since the last call */
     struct cluster_topic *const *ts;
     int n = cluster_topics(b->cluster, &ts);
     for (int i = 0; i < n; i++) {
@@ -478,6 +483,8 @@ void broker_cluster_sync(void *arg)
             continue;
         }
         bool leads = false;
+        if (!ct->config_known)
+            continue; /* opened once /config/topics/<t> was read, with its configs */
         for (int32_t p = 0; p < ct->npartitions && !leads; p++)
             leads = ct->parts[p].leader == b->cfg.node_id;
         if (!leads)
@@ -493,7 +500,11 @@ void broker_cluster_sync(void *arg)
         struct create_job *job = create_job_new(NULL, 1, cluster_open_failed);
         if (job == NULL)
             return;
-        int e = topic_create_begin(b, ct->name, ct->npartitions, NULL, 0, &t, msg, sizeof(msg));
+        struct topic_config_kv *kv = NULL;
+        int nkv = 0;
+        (void)topic_configs_parse(ct->name, ct->config, (size_t)ct->config_len, &kv, &nkv);
+        int e = topic_create_begin(b, ct->name, ct->npartitions, kv, nkv, &t, msg, sizeof(msg));
+        free(kv);
         if (e == KERR_NONE) {
             memcpy(t->id.b, ct->id, 16); /* the cluster's id, before any partition is written */
             create_job_set(job, 0, t, ct->name);

@@ -3,10 +3,12 @@
  * likewise, or the cluster-wide dynamic defaults for resource "". */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "broker/config_catalog.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
+#include "cluster/cluster.h"
 #include "proto/messages.h"
 
 #define RESOURCE_TOPIC 2
@@ -66,7 +68,8 @@ static void broker_synonyms(const struct broker *b, struct request *r, config_ou
 
 static int describe_topic(struct broker *b, struct request *r, bool include_synonyms,
                           const struct describe_configs_request_describe_configs_resource *res,
-                          const struct topic *t, config_out *configs)
+                          const struct topic_config_kv *overrides, int noverrides,
+                          config_out *configs)
 {
     int k = 0;
     for (int i = 0; i < config_catalog_ntopics; i++) {
@@ -75,9 +78,9 @@ static int describe_topic(struct broker *b, struct request *r, bool include_syno
             continue;
         config_out *c = &configs[k++];
         const char *ov = NULL;
-        for (int j = 0; j < t->noverrides && ov == NULL; j++)
-            if (strcmp(t->overrides[j].key, def->name) == 0)
-                ov = t->overrides[j].value;
+        for (int j = 0; j < noverrides && ov == NULL; j++)
+            if (strcmp(overrides[j].key, def->name) == 0)
+                ov = overrides[j].value;
         char value[BROKER_PROP_VALUE_MAX];
         int source = CONFIG_SOURCE_DYNAMIC_TOPIC;
         const char *syn;
@@ -188,14 +191,32 @@ static void describe_one(struct broker *b, struct request *r, bool include_synon
                                                               : config_catalog_nbroker;
     if (res->resource_type == RESOURCE_TOPIC) {
         struct topic *t = topic_find_name(b, res->resource_name);
-        if (t == NULL) {
+        /* On a cluster, ZooKeeper's /config/topics/<t> as this broker last read it (every
+         * broker answers the same, whether it holds the topic's logs or not). */
+        const struct cluster_topic *ct =
+            b->cluster != NULL && res->resource_name.ptr != NULL
+                ? cluster_topic_find(b->cluster, res->resource_name.ptr) : NULL;
+        if (t == NULL && ct == NULL) {
             out->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
             out->error_message = kstr_of("Topic does not exist");
             return;
         }
+        const struct topic_config_kv *ov = t != NULL ? t->overrides : NULL;
+        int nov = t != NULL ? t->noverrides : 0;
+        struct topic_config_kv *zk_ov = NULL;
+        int nzk = 0;
+        if (ct != NULL && ct->config_known &&
+            topic_configs_parse(ct->name, ct->config, (size_t)ct->config_len, &zk_ov, &nzk) == 0) {
+            struct topic_config_kv *copy = request_alloc(r, sizeof(*copy) * (size_t)(nzk + 1));
+            if (copy != NULL && nzk > 0)
+                memcpy(copy, zk_ov, sizeof(*copy) * (size_t)nzk);
+            ov = copy;
+            nov = copy != NULL ? nzk : 0;
+        }
+        free(zk_ov);
         RESP_ARRAY(r, out->configs, cap);
         if (out->configs != NULL)
-            out->n_configs = describe_topic(b, r, include_synonyms, res, t, out->configs);
+            out->n_configs = describe_topic(b, r, include_synonyms, res, ov, nov, out->configs);
     } else if (res->resource_type == RESOURCE_BROKER) {
         bool cluster_default = res->resource_name.ptr == NULL || res->resource_name.len == 0;
         RESP_ARRAY(r, out->configs, cap);

@@ -5,9 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker/broker.h"
 #include "broker/config_catalog.h"
+#include "broker/kutil.h"
+#include "cluster/cluster.h"
+#include "cluster/znode.h"
 #include "common/logging.h"
 #include "common/util.h"
 #include "log/fileio.h"
@@ -194,6 +198,21 @@ static void apply(struct broker *b)
 int dynamic_configs_load(struct broker *b)
 {
     b->static_cfg = b->cfg;
+    if (b->cluster != NULL) {
+        /* ZooKeeper is the store, as Kafka's: /config/brokers/<default> and /<id>. */
+        if (cluster_await_broker_configs(b->cluster) != 0)
+            return -1;
+        char path[1200];
+        file_path(b, path, sizeof(path));
+        if (access(path, F_OK) == 0)
+            LOG_WARN(WHO, "%s is not read on a cluster: ZooKeeper holds the dynamic broker "
+                     "configs (/config/brokers)", path);
+        dynamic_configs_cluster_sync(b);
+        LOG_INFO(WHO, "Loaded %d per-broker and %d cluster-default dynamic configs from "
+                 "ZooKeeper", b->dyn_broker.n, b->dyn_default.n);
+        broker_log_defaults(b, &b->cfg.log);
+        return 0;
+    }
     char path[1200];
     file_path(b, path, sizeof(path));
     char *text = NULL;
@@ -340,8 +359,21 @@ static int validate(const struct broker *b, const struct broker_props *p, char *
     return e;
 }
 
+static int cluster_write_broker(struct broker *b, const char *resource,
+                                const struct broker_props *next, struct config_answer *ans,
+                                char *msg, size_t msglen);
+
 int dynamic_configs_alter(struct broker *b, const char *resource, const struct dynamic_config_op *ops,
                           int nops, bool replace, bool validate_only, char *msg, size_t msglen)
+{
+    return dynamic_configs_alter_answered(b, resource, ops, nops, replace, validate_only, NULL,
+                                          msg, msglen);
+}
+
+int dynamic_configs_alter_answered(struct broker *b, const char *resource,
+                                   const struct dynamic_config_op *ops, int nops, bool replace,
+                                   bool validate_only, struct config_answer *ans, char *msg,
+                                   size_t msglen)
 {
     int e = check_resource(b, resource, msg, msglen);
     if (e != KERR_NONE)
@@ -369,7 +401,10 @@ int dynamic_configs_alter(struct broker *b, const char *resource, const struct d
         e = apply_op(&ops[i], next, msg, msglen);
     if (e == KERR_NONE)
         e = validate(b, next, msg, msglen);
-    if (e == KERR_NONE && !validate_only) {
+    if (e == KERR_NONE && !validate_only && b->cluster != NULL) {
+        GREGOR_ASSERT(ans != NULL);
+        e = cluster_write_broker(b, resource, next, ans, msg, msglen);
+    } else if (e == KERR_NONE && !validate_only) {
         if (save(b, is_default ? &b->dyn_broker : next, is_default ? next : &b->dyn_default) != 0) {
             snprintf(msg, msglen, "cannot write the dynamic broker configs: %s", strerror(errno));
             e = KERR_KAFKA_STORAGE_ERROR;
@@ -381,5 +416,229 @@ int dynamic_configs_alter(struct broker *b, const char *resource, const struct d
         }
     }
     free(next);
+    return e;
+}
+
+/* ---- a cluster on ZooKeeper: the configs live there (docs/CLUSTER.md) ---- */
+
+/* A ConfigEntityZNode value for n pairs (malloc'd). */
+static char *configs_json(const char *const *keys, const char *const *values, int n,
+                          size_t *len)
+{
+    size_t cap = 64;
+    for (int i = 0; i < n; i++)
+        cap += 6 * (strlen(keys[i]) + strlen(values[i])) + 8; /* \u00XX: 6 per byte at most */
+    char *out = malloc(cap);
+    GREGOR_ASSERT(out != NULL);
+    int k = znode_config_json(out, cap, keys, values, n);
+    GREGOR_ASSERT(k > 0);
+    *len = (size_t)k;
+    return out;
+}
+
+char *topic_configs_json(const struct topic_config_kv *kv, int n, size_t *len)
+{
+    const char **keys = calloc((size_t)(n > 0 ? n : 1), sizeof(*keys));
+    const char **values = calloc((size_t)(n > 0 ? n : 1), sizeof(*values));
+    GREGOR_ASSERT(keys != NULL && values != NULL);
+    for (int i = 0; i < n; i++) {
+        keys[i] = kv[i].key;
+        values[i] = kv[i].value;
+    }
+    char *out = configs_json(keys, values, n, len);
+    free(keys);
+    free(values);
+    return out;
+}
+
+struct kv_collect {
+    const char *who;
+    struct topic_config_kv *kv;
+    int n, cap;
+};
+
+static void kv_collect(void *arg, const char *key, const char *value)
+{
+    struct kv_collect *c = arg;
+    char msg[512];
+    if (strlen(key) >= sizeof(c->kv[0].key) || strlen(value) >= sizeof(c->kv[0].value)) {
+        LOG_WARN(WHO, "%s: config %.64s longer than gregor keeps: ignored", c->who, key);
+        return;
+    }
+    if (topic_config_check(key, value, msg, sizeof(msg)) != KERR_NONE) {
+        LOG_WARN(WHO, "%s: config %s=%s ignored: %s", c->who, key, value, msg);
+        return;
+    }
+    int at = c->n;
+    for (int i = 0; i < c->n; i++)
+        if (strcmp(c->kv[i].key, key) == 0)
+            at = i; /* repeated in the object: the last one counts, as Jackson reads it */
+    if (at == c->n) {
+        if (c->n == c->cap) {
+            int cap = c->cap ? c->cap * 2 : 8;
+            struct topic_config_kv *nk = realloc(c->kv, sizeof(*nk) * (size_t)cap);
+            GREGOR_ASSERT(nk != NULL);
+            c->kv = nk;
+            c->cap = cap;
+        }
+        c->n++;
+    }
+    snprintf(c->kv[at].key, sizeof(c->kv[at].key), "%s", key);
+    snprintf(c->kv[at].value, sizeof(c->kv[at].value), "%s", value);
+}
+
+int topic_configs_parse(const char *who, const char *json, size_t len,
+                        struct topic_config_kv **kv, int *n)
+{
+    struct kv_collect c = {.who = who};
+    if (json != NULL && znode_config_parse(json, len, kv_collect, &c) < 0) {
+        free(c.kv);
+        *kv = NULL;
+        *n = 0;
+        return -1;
+    }
+    *kv = c.kv;
+    *n = c.n;
+    return 0;
+}
+
+static bool same_overrides(const struct topic *t, const struct topic_config_kv *kv, int n)
+{
+    if (t->noverrides != n)
+        return false;
+    for (int i = 0; i < n; i++) {
+        bool found = false;
+        for (int j = 0; j < t->noverrides && !found; j++)
+            found = strcmp(t->overrides[j].key, kv[i].key) == 0 &&
+                    strcmp(t->overrides[j].value, kv[i].value) == 0;
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+struct props_collect {
+    const char *who;
+    struct broker_props *p;
+};
+
+static void props_collect(void *arg, const char *key, const char *value)
+{
+    struct props_collect *c = arg;
+    const struct broker_key_def *def = config_catalog_broker_key(key);
+    if (def == NULL || def->mode != BROKER_KEY_DYNAMIC) {
+        LOG_WARN(WHO, "%s: %.64s is not a dynamic broker config gregor has: ignored", c->who,
+                 key);
+        return;
+    }
+    if (broker_props_set(c->p, key, value) != 0)
+        LOG_WARN(WHO, "%s: %s's value is longer than gregor keeps (%d bytes): ignored", c->who,
+                 key, BROKER_PROP_VALUE_MAX - 1);
+}
+
+/* /config/brokers/<x> into p: keys gregor cannot change at runtime are logged and left out
+ * (Kafka ignores invalid dynamic configs it reads from ZooKeeper likewise). */
+static void props_from_json(const char *who, const char *json, size_t len,
+                            struct broker_props *p)
+{
+    p->n = 0;
+    struct props_collect c = {.who = who, .p = p};
+    if (json != NULL && znode_config_parse(json, len, props_collect, &c) < 0)
+        p->n = 0; /* the cluster keeps only well-formed values: not reached */
+}
+
+void dynamic_configs_cluster_sync(struct broker *b)
+{
+    if (b->cluster == NULL)
+        return;
+    uint64_t gen = cluster_config_gen(b->cluster);
+    if (gen == b->cluster_configs_applied)
+        return;
+    bool broker_changed = false;
+    for (int k = 0; k < 2; k++) {
+        size_t len;
+        uint64_t bgen;
+        const char *json = cluster_broker_config(b->cluster, k == 0, &len, &bgen);
+        if (bgen == b->cluster_broker_gen[k])
+            continue;
+        b->cluster_broker_gen[k] = bgen;
+        props_from_json(k == 0 ? "/config/brokers/<default>" : "/config/brokers/<id>", json, len,
+                        k == 0 ? &b->dyn_default : &b->dyn_broker);
+        broker_changed = true;
+    }
+    if (broker_changed) {
+        LOG_INFO(WHO, "Dynamic broker configs from ZooKeeper: %d per-broker, %d cluster-default",
+                 b->dyn_broker.n, b->dyn_default.n);
+        apply(b);
+    }
+    for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t)) {
+        const struct cluster_topic *ct = cluster_topic_find(b->cluster, t->name);
+        if (ct == NULL || !ct->config_known || ct->config_gen <= b->cluster_configs_applied)
+            continue;
+        struct topic_config_kv *kv;
+        int n;
+        if (topic_configs_parse(t->name, ct->config, (size_t)ct->config_len, &kv, &n) == 0 &&
+            !same_overrides(t, kv, n)) {
+            LOG_INFO(WHO, "Topic %s: %d config overrides from ZooKeeper", t->name, n);
+            if (topic_set_overrides(b, t, kv, n) != KERR_NONE)
+                LOG_LIMITED(LOG_LEVEL_WARN, WHO, "cannot persist the configs of topic %s",
+                            t->name);
+        }
+        free(kv);
+    }
+    b->cluster_configs_applied = gen;
+}
+
+/* ---- answering requests whose change went to ZooKeeper ---- */
+
+void config_answer_done(void *arg, int kerr, const char *msg)
+{
+    struct config_answer *a = arg;
+    struct config_answers *all = a->all;
+    GREGOR_ASSERT(all->left > 0);
+    if (kerr != KERR_NONE) {
+        *a->error_code = (int16_t)kerr;
+        *a->error_message = kstr_of(request_strdup(all->r, msg));
+    }
+    if (--all->left == 0 && all->started)
+        request_finish(all->r);
+}
+
+int config_answers_pending(struct config_answers *all)
+{
+    all->started = true;
+    return all->left > 0 ? REQUEST_PENDING : REQUEST_DONE;
+}
+
+int topic_configs_write(struct broker *b, const char *topic, const struct topic_config_kv *kv,
+                        int n, struct config_answer *ans, char *msg, size_t msglen)
+{
+    size_t len;
+    char *json = topic_configs_json(kv, n, &len);
+    int e = cluster_config_write(b->cluster, "topics", topic, json, len, config_answer_done, ans,
+                                 msg, msglen);
+    free(json);
+    if (e == KERR_NONE)
+        ans->all->left++;
+    return e;
+}
+
+static int cluster_write_broker(struct broker *b, const char *resource,
+                                const struct broker_props *next, struct config_answer *ans,
+                                char *msg, size_t msglen)
+{
+    const char *keys[BROKER_PROPS_MAX], *values[BROKER_PROPS_MAX];
+    GREGOR_ASSERT(next->n <= BROKER_PROPS_MAX);
+    for (int i = 0; i < next->n; i++) {
+        keys[i] = next->v[i].key;
+        values[i] = next->v[i].value;
+    }
+    size_t len;
+    char *json = configs_json(keys, values, next->n, &len);
+    int e = cluster_config_write(b->cluster, "brokers", resource[0] ? resource : "<default>",
+                                 json, len, config_answer_done, ans, msg, msglen);
+    free(json);
+    if (e == KERR_NONE)
+        ans->all->left++;
     return e;
 }

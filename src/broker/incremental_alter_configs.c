@@ -1,10 +1,12 @@
 /* IncrementalAlterConfigs (44): SET, DELETE, APPEND and SUBTRACT (list-valued configs only,
  * as Kafka) on a topic's overrides or on a broker's dynamic configs. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "broker/config_catalog.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
+#include "cluster/cluster.h"
 #include "proto/messages.h"
 
 #define RESOURCE_TOPIC 2
@@ -70,13 +72,14 @@ static int list_op(struct broker *b, const struct topic_config_kv *have,
     return KERR_NONE;
 }
 
-static int apply_ops(struct broker *b, const struct topic *t,
+/* The overrides now (have: ZooKeeper's on a cluster, else the topic's) with the operations. */
+static int apply_ops(struct broker *b, const struct topic_config_kv *have, int nhave,
                      const struct incremental_alter_configs_request_alter_configs_resource *in,
                      struct topic_config_kv *kv, int *nkv, char *msg, size_t msglen)
 {
     *nkv = 0;
-    for (int i = 0; i < t->noverrides && i < MAX_OVERRIDES; i++)
-        kv[(*nkv)++] = t->overrides[i];
+    for (int i = 0; i < nhave && i < MAX_OVERRIDES; i++)
+        kv[(*nkv)++] = have[i];
     for (int32_t k = 0; k < in->n_configs; k++) {
         const struct incremental_alter_configs_request_alterable_config *c = &in->configs[k];
         int at = -1;
@@ -114,7 +117,7 @@ static int apply_ops(struct broker *b, const struct topic *t,
 
 static int alter_broker(struct broker *b, struct request *r, bool validate_only,
                         const struct incremental_alter_configs_request_alter_configs_resource *in,
-                        char *msg, size_t msglen)
+                        struct config_answer *ans, char *msg, size_t msglen)
 {
     int32_t nc = in->n_configs > 0 ? in->n_configs : 0;
     struct dynamic_config_op *ops = request_alloc(r, sizeof(*ops) * (size_t)(nc + 1));
@@ -125,8 +128,8 @@ static int alter_broker(struct broker *b, struct request *r, bool validate_only,
         ops[k].value = in->configs[k].value.ptr;
         ops[k].op = in->configs[k].config_operation;
     }
-    return dynamic_configs_alter(b, in->resource_name.ptr ? in->resource_name.ptr : "", ops, nc,
-                                 false, validate_only, msg, msglen);
+    return dynamic_configs_alter_answered(b, in->resource_name.ptr ? in->resource_name.ptr : "",
+                                          ops, nc, false, validate_only, ans, msg, msglen);
 }
 
 enum request_status handle_incremental_alter_configs(struct broker *b, struct request *r)
@@ -138,6 +141,12 @@ enum request_status handle_incremental_alter_configs(struct broker *b, struct re
     if (resp->responses == NULL)
         return REQUEST_CLOSE;
     resp->n_responses = n;
+    /* On a cluster the changes go to ZooKeeper: answered once written. */
+    struct config_answers *all = request_alloc(r, sizeof(*all));
+    struct config_answer *ans = request_alloc(r, sizeof(*ans) * (size_t)(n > 0 ? n : 1));
+    if (all == NULL || ans == NULL)
+        return REQUEST_CLOSE;
+    *all = (struct config_answers){.r = r};
     for (int32_t i = 0; i < n; i++) {
         struct incremental_alter_configs_request_alter_configs_resource *in = &req->resources[i];
         struct incremental_alter_configs_response_alter_configs_resource_response *out = &resp->responses[i];
@@ -149,18 +158,34 @@ enum request_status handle_incremental_alter_configs(struct broker *b, struct re
         struct topic *t = NULL;
         struct topic_config_kv kv[MAX_OVERRIDES];
         int nkv = 0;
+        ans[i] = (struct config_answer){all, &out->error_code, &out->error_message};
+        const char *name = in->resource_name.ptr ? in->resource_name.ptr : "";
+        const struct cluster_topic *ct =
+            b->cluster != NULL ? cluster_topic_find(b->cluster, name) : NULL;
         if (e != KERR_NONE) {
             /* refused as a whole */
         } else if (in->resource_type == RESOURCE_BROKER) {
-            e = alter_broker(b, r, req->validate_only, in, msg, sizeof(msg));
+            e = alter_broker(b, r, req->validate_only, in, &ans[i], msg, sizeof(msg));
         } else if (in->resource_type != RESOURCE_TOPIC) {
             e = KERR_INVALID_REQUEST;
             snprintf(msg, sizeof(msg), "Unknown resource type %d", in->resource_type);
+        } else if (ct != NULL) {
+            /* On a cluster: from ZooKeeper's overrides, back to ZooKeeper */
+            struct topic_config_kv *have = NULL;
+            int nhave = 0;
+            (void)topic_configs_parse(name, ct->config, (size_t)ct->config_len, &have, &nhave);
+            e = apply_ops(b, have, nhave, in, kv, &nkv, msg, sizeof(msg));
+            free(have);
+            if (e == KERR_NONE && !req->validate_only)
+                e = topic_configs_write(b, name, kv, nkv, &ans[i], msg, sizeof(msg));
         } else if ((t = topic_find_name(b, in->resource_name)) == NULL) {
             e = KERR_UNKNOWN_TOPIC_OR_PARTITION;
-            snprintf(msg, sizeof(msg), "Topic does not exist");
+            if (b->cluster != NULL) /* AdminZkClient.validateTopicConfig's words */
+                snprintf(msg, sizeof(msg), "Topic %s does not exist.", name);
+            else
+                snprintf(msg, sizeof(msg), "Topic does not exist");
         } else {
-            e = apply_ops(b, t, in, kv, &nkv, msg, sizeof(msg));
+            e = apply_ops(b, t->overrides, t->noverrides, in, kv, &nkv, msg, sizeof(msg));
             if (e == KERR_NONE && !req->validate_only)
                 e = topic_set_overrides(b, t, kv, nkv);
         }
@@ -168,5 +193,5 @@ enum request_status handle_incremental_alter_configs(struct broker *b, struct re
         if (e != KERR_NONE && msg[0])
             out->error_message = kstr_of(request_strdup(r, msg));
     }
-    return REQUEST_DONE;
+    return (enum request_status)config_answers_pending(all);
 }

@@ -213,7 +213,7 @@ static enum request_status cluster_metadata(struct broker *b, struct request *r,
             /* Kafka's answer while the new topic's partitions have no leader yet. */
             char msg[512];
             int16_t rf = b->cfg.default_replication_factor;
-            int e = cluster_create_topic(b->cluster, name, b->cfg.num_partitions, rf, NULL, false,
+            int e = cluster_create_topic(b->cluster, name, b->cfg.num_partitions, rf, NULL, false, NULL,
                                          NULL, cluster_auto_created, NULL, msg, sizeof(msg));
             if (e != KERR_NONE && e != KERR_TOPIC_ALREADY_EXISTS)
                 LOG_LIMITED(LOG_LEVEL_WARN, "KafkaApis", "auto-creation of topic %s refused: %s",

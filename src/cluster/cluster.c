@@ -75,6 +75,7 @@ struct cluster {
     int ntopics, topics_cap;
     struct cluster_topic **topics;
     struct create_op *creates;      /* CreateTopics writes in flight */
+    struct cluster_configs *configs;/* /config/...: see "Configs" near the end */
 };
 
 static void live_rebuild(struct cluster *c);
@@ -84,6 +85,12 @@ static void controller_delete_topics(struct cluster *c);
 static void watch_deletes(struct cluster *c);
 
 static void cluster_resume(struct cluster *c);
+static void configs_step(struct cluster *c);
+static void configs_destroy(struct cluster *c);
+struct create_op;
+static int topic_create_with_config(struct cluster *c, const char *name, const char *topic_json,
+                                    int topic_len, const char *config_json,
+                                    struct create_op *op);
 
 static bool stale(const struct cluster *c, const struct zk_result *res)
 {
@@ -659,6 +666,7 @@ int cluster_topics(const struct cluster *c, struct cluster_topic *const **out)
 
 static void topic_free(struct cluster_topic *t)
 {
+    free(t->config);
     free(t->parts);
     free(t);
 }
@@ -932,6 +940,7 @@ static void topics_step(struct cluster *c)
     }
     controller_write_states(c);
     controller_delete_topics(c);
+    configs_step(c);
 }
 
 static void state_exists(void *arg, const struct zk_result *res)
@@ -1244,7 +1253,8 @@ static void topic_created(void *arg, const struct zk_result *res)
 
 int cluster_create_topic(struct cluster *c, const char *name, int32_t nparts, int16_t rf,
                          const int32_t *assignment, bool validate_only, uint8_t id_out[16],
-                         cluster_create_done_fn done, void *arg, char *msg, size_t msglen)
+                         const char *config_json, cluster_create_done_fn done, void *arg,
+                         char *msg, size_t msglen)
 {
     if (topic_slot(c, name) != NULL) {
         snprintf(msg, msglen, "Topic '%s' already exists.", name);
@@ -1303,7 +1313,7 @@ int cluster_create_topic(struct cluster *c, const char *name, int32_t nparts, in
     op->done = done;
     op->arg = arg;
     op->c = c;
-    int rc = n < ZK_DATA_MAX ? zk_create_node(c->zk, path, json, n, false, topic_created, op)
+    int rc = n < ZK_DATA_MAX ? topic_create_with_config(c, name, json, n, config_json, op)
                              : ZK_TOO_BUSY;
     free(a);
     free(json);
@@ -1576,6 +1586,7 @@ void cluster_destroy(struct cluster *c)
     if (c->retry_timer)
         loop_timer_cancel(c->loop, c->retry_timer);
     zk_destroy(c->zk); /* no completion comes after this */
+    configs_destroy(c);
     while (c->creates != NULL) {
         struct create_op *op = c->creates;
         create_op_unlink(c, op);
@@ -1680,4 +1691,633 @@ int cluster_brokers(const struct cluster *c, const struct cluster_broker **out)
 {
     *out = c->live;
     return c->nlive;
+}
+
+/* ---- Configs: /config/topics/<t>, /config/brokers/<id|<default>>, /config/changes ----
+ * Kafka's ZooKeeper mode: AdminZkClient writes the entity's ConfigEntityZNode, then a
+ * sequential /config/changes/config_change_<10 digits> naming it; every broker's
+ * ZkNodeChangeNotificationListener lists /config/changes (a child watch), reads each
+ * notification newer than the last it applied, reads the entity again and applies it, and
+ * deletes notifications older than 15 minutes. Here the broker's view (each topic's config,
+ * this broker's and the default broker config) lives in the cluster; the broker applies
+ * what changed when told (on_change), comparing cluster_config_gen. */
+
+#define CONFIG_CHANGES_PATH "/config/changes"
+#define CONFIG_CHANGE_PREFIX "config_change_"
+/* Kafka's ZkConfigManager changeExpirationMs. */
+#define CONFIG_CHANGE_EXPIRY_MS (15 * 60 * 1000)
+/* Notifications read at once (the rest on the next listing), and the applied ones whose
+ * creation time is remembered for the purge (older ones are purged by another broker or at
+ * the next start, when all are read again). */
+#define CONFIG_CHANGES_BATCH 256
+#define CONFIG_CHANGES_REMEMBERED 4096
+#define CONFIG_DEFAULT_ENTITY "<default>"
+
+struct config_write {
+    struct cluster *c;
+    struct config_write *next, *prev;
+    char type[16];                      /* "topics" / "brokers" */
+    char name[CLUSTER_TOPIC_NAME_MAX];
+    char path[CLUSTER_TOPIC_NAME_MAX + 32];
+    char *json;
+    int len;
+    bool created;                       /* the node was missing and create met NodeExists */
+    struct create_op *topic;            /* CreateTopics: create its znode next (then free) */
+    char *topic_json;
+    int topic_len;
+    cluster_create_done_fn done;        /* AlterConfigs: answered after the notification */
+    void *arg;
+};
+
+struct remembered_change {
+    int64_t seq;
+    int64_t ctime_ms;
+};
+
+struct cluster_configs {
+    uint64_t session_gen;               /* the flags below belong to it */
+    uint64_t gen;                       /* cluster_config_gen */
+    bool changes_watch, changes_inflight;
+    int64_t changes_last;               /* the highest notification read (-1: none yet) */
+    int changes_reading;
+    /* [0] /config/brokers/<default>, [1] /config/brokers/<this id> */
+    char *broker[2];
+    int32_t broker_len[2];
+    bool broker_known[2], broker_stale[2], broker_inflight[2];
+    uint64_t broker_gen[2];
+    struct config_write *writes;        /* in flight */
+    int nremembered;
+    struct remembered_change remembered[CONFIG_CHANGES_REMEMBERED];
+};
+
+static struct cluster_configs *configs_of(struct cluster *c)
+{
+    if (c->configs == NULL) {
+        c->configs = calloc(1, sizeof(*c->configs));
+        GREGOR_ASSERT(c->configs != NULL);
+        c->configs->changes_last = -1;
+        c->configs->gen = 1;
+    }
+    return c->configs;
+}
+
+uint64_t cluster_config_gen(const struct cluster *c)
+{
+    return c->configs != NULL ? c->configs->gen : 0;
+}
+
+const char *cluster_broker_config(const struct cluster *c, bool is_default, size_t *len,
+                                  uint64_t *gen)
+{
+    const struct cluster_configs *cc = c->configs;
+    int k = is_default ? 0 : 1;
+    *len = cc != NULL && cc->broker[k] != NULL ? (size_t)cc->broker_len[k] : 0;
+    *gen = cc != NULL ? cc->broker_gen[k] : 0;
+    return cc != NULL ? cc->broker[k] : NULL;
+}
+
+/* A config value as read (NULL: missing), kept when it reads as a ConfigEntityZNode; another
+ * writer's malformed value is logged and the previous one kept. True when kept. */
+static bool config_accept(struct cluster *c, const char *path, const char *data, int len,
+                          char **slot, int32_t *slot_len)
+{
+    if (data != NULL && znode_config_parse(data, (size_t)len, NULL, NULL) < 0) {
+        LOG_WARN(c->who, "Ignoring the malformed config znode %s (not {\"version\":1,"
+                 "\"config\":{\"key\":\"value\",...}}): %.*s", path, len > 512 ? 512 : len, data);
+        return false;
+    }
+    char *copy = NULL;
+    if (data != NULL) {
+        copy = malloc((size_t)len + 1);
+        GREGOR_ASSERT(copy != NULL);
+        memcpy(copy, data, (size_t)len);
+        copy[len] = '\0';
+    }
+    free(*slot);
+    *slot = copy;
+    *slot_len = data != NULL ? len : 0;
+    return true;
+}
+
+static void topic_config_read(void *arg, const struct zk_result *res)
+{
+    struct cluster *c = arg;
+    if (stale(c, res))
+        return;
+    const char *name = res->path + strlen("/config/topics/");
+    struct cluster_topic *t = topic_slot(c, name);
+    if (t == NULL)
+        return; /* deleted meanwhile */
+    t->config_inflight = false;
+    if (res->rc != ZK_OK && res->rc != ZK_NO_NODE) {
+        t->config_stale = true;
+        retry_later(c, "reading a topic's config", res->rc);
+        return;
+    }
+    const char *data = res->rc == ZK_OK ? (res->data != NULL ? res->data : "") : NULL;
+    int len = res->rc == ZK_OK ? res->len : 0;
+    if (config_accept(c, res->path, data, len, &t->config, &t->config_len) || !t->config_known) {
+        t->config_known = true;
+        t->config_gen = ++configs_of(c)->gen;
+        notify(c);
+    }
+}
+
+static void broker_config_read(void *arg, const struct zk_result *res)
+{
+    struct cluster *c = arg;
+    if (stale(c, res))
+        return;
+    struct cluster_configs *cc = configs_of(c);
+    int k = strcmp(res->path, "/config/brokers/" CONFIG_DEFAULT_ENTITY) == 0 ? 0 : 1;
+    cc->broker_inflight[k] = false;
+    if (res->rc != ZK_OK && res->rc != ZK_NO_NODE) {
+        cc->broker_stale[k] = true;
+        retry_later(c, "reading a broker config", res->rc);
+        return;
+    }
+    const char *data = res->rc == ZK_OK ? (res->data != NULL ? res->data : "") : NULL;
+    if (config_accept(c, res->path, data, res->rc == ZK_OK ? res->len : 0, &cc->broker[k],
+                      &cc->broker_len[k]) || !cc->broker_known[k]) {
+        cc->broker_known[k] = true;
+        cc->broker_gen[k] = ++cc->gen;
+        notify(c);
+    }
+}
+
+/* An entity named by a notification (or all, after a read failed): read again. */
+static void entity_stale(struct cluster *c, const char *type, const char *name)
+{
+    struct cluster_configs *cc = configs_of(c);
+    if (strcmp(type, "topics") == 0) {
+        struct cluster_topic *t = name != NULL ? topic_slot(c, name) : NULL;
+        for (int i = 0; i < c->ntopics; i++)
+            if (t == NULL ? name == NULL : c->topics[i] == t)
+                c->topics[i]->config_stale = true;
+        return;
+    }
+    if (strcmp(type, "brokers") != 0)
+        return; /* users, clients, ips: quotas gregor does not keep */
+    char id[16];
+    snprintf(id, sizeof(id), "%d", c->cfg.broker_id);
+    if (name == NULL || strcmp(name, CONFIG_DEFAULT_ENTITY) == 0)
+        cc->broker_stale[0] = true;
+    if (name == NULL || strcmp(name, id) == 0)
+        cc->broker_stale[1] = true;
+}
+
+static void change_purged(void *arg, const struct zk_result *res)
+{
+    struct cluster *c = arg;
+    if (res->rc != ZK_OK && res->rc != ZK_NO_NODE && !stale(c, res))
+        LOG_DEBUG(c->who, "Purging %s failed (ZooKeeper error %d)", res->path, res->rc);
+}
+
+static void change_purge(struct cluster *c, int64_t seq)
+{
+    char path[96];
+    snprintf(path, sizeof(path), CONFIG_CHANGES_PATH "/" CONFIG_CHANGE_PREFIX "%010" PRId64, seq);
+    LOG_INFO(c->who, "Purging the config change notification %s (older than %d ms)", path,
+             CONFIG_CHANGE_EXPIRY_MS);
+    (void)zk_delete(c->zk, path, -1, change_purged, c);
+}
+
+static void change_read(void *arg, const struct zk_result *res)
+{
+    struct cluster *c = arg;
+    if (stale(c, res))
+        return;
+    struct cluster_configs *cc = configs_of(c);
+    GREGOR_ASSERT(cc->changes_reading > 0);
+    cc->changes_reading--;
+    char type[32], name[CLUSTER_TOPIC_NAME_MAX];
+    if (res->rc == ZK_NO_NODE) {
+        /* purged by another broker: nothing to apply */
+    } else if (res->rc != ZK_OK) {
+        entity_stale(c, "topics", NULL); /* it may have named anything: read all again */
+        entity_stale(c, "brokers", NULL);
+        retry_later(c, "reading a config change notification", res->rc);
+    } else if (res->data == NULL ||
+               znode_config_change_parse(res->data, (size_t)res->len, type, sizeof(type), name,
+                                         sizeof(name)) != 0) {
+        LOG_WARN(c->who, "Ignoring the malformed config change notification %s: %.*s",
+                 res->path, res->len > 512 ? 512 : res->len, res->data ? res->data : "");
+    } else {
+        LOG_INFO(c->who, "Processing config change notification %s: %s/%s", res->path, type,
+                 name);
+        entity_stale(c, type, name);
+    }
+    if (res->rc == ZK_OK && res->has_stat) {
+        const char *num = strrchr(res->path, '_');
+        int64_t seq = num ? strtoll(num + 1, NULL, 10) : -1;
+        if (now_ms() - res->stat.ctime_ms > CONFIG_CHANGE_EXPIRY_MS)
+            change_purge(c, seq);
+        else if (cc->nremembered < CONFIG_CHANGES_REMEMBERED)
+            cc->remembered[cc->nremembered++] = (struct remembered_change){seq, res->stat.ctime_ms};
+    }
+    configs_step(c);
+}
+
+static void changes_changed(void *arg, enum zk_watch_type type, const char *path, uint64_t gen)
+{
+    (void)type;
+    (void)path;
+    struct cluster *c = arg;
+    if (gen != zk_session_gen(c->zk) || c->configs == NULL)
+        return;
+    c->configs->changes_watch = false;
+    configs_step(c);
+}
+
+static int seq_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void changes_listed(void *arg, const struct zk_result *res)
+{
+    struct cluster *c = arg;
+    if (stale(c, res))
+        return;
+    struct cluster_configs *cc = configs_of(c);
+    cc->changes_inflight = false;
+    if (res->rc != ZK_OK) {
+        cc->changes_watch = false;
+        retry_later(c, "listing " CONFIG_CHANGES_PATH, res->rc);
+        return;
+    }
+    /* The remembered ones past the expiry go (Kafka's purgeObsoleteNotifications). */
+    int64_t now = now_ms();
+    int keep = 0;
+    for (int i = 0; i < cc->nremembered; i++) {
+        if (now - cc->remembered[i].ctime_ms > CONFIG_CHANGE_EXPIRY_MS)
+            change_purge(c, cc->remembered[i].seq);
+        else
+            cc->remembered[keep++] = cc->remembered[i];
+    }
+    cc->nremembered = keep;
+    int64_t *seqs = malloc(sizeof(*seqs) * (size_t)(res->nchildren > 0 ? res->nchildren : 1));
+    GREGOR_ASSERT(seqs != NULL);
+    int n = 0;
+    size_t plen = strlen(CONFIG_CHANGE_PREFIX);
+    for (int i = 0; i < res->nchildren; i++) {
+        const char *ch = res->children[i];
+        char *end;
+        if (strncmp(ch, CONFIG_CHANGE_PREFIX, plen) != 0)
+            continue;
+        long long v = strtoll(ch + plen, &end, 10);
+        if (*end == '\0' && end != ch + plen && v > cc->changes_last)
+            seqs[n++] = v;
+    }
+    qsort(seqs, (size_t)n, sizeof(*seqs), seq_cmp);
+    bool more = n > CONFIG_CHANGES_BATCH;
+    for (int i = 0; i < n && i < CONFIG_CHANGES_BATCH; i++) {
+        char path[96];
+        snprintf(path, sizeof(path), CONFIG_CHANGES_PATH "/" CONFIG_CHANGE_PREFIX "%010" PRId64,
+                 seqs[i]);
+        int rc = zk_get(c->zk, path, NULL, NULL, change_read, c);
+        if (rc != ZK_OK) {
+            more = true;
+            retry_later(c, "reading a config change notification", rc);
+            break;
+        }
+        cc->changes_reading++;
+        cc->changes_last = seqs[i];
+    }
+    free(seqs);
+    if (more)
+        cc->changes_watch = false; /* list again once this batch is read */
+    configs_step(c);
+}
+
+/* A new session: the watch and the reads in flight are to be made again. */
+static void configs_session(struct cluster *c)
+{
+    struct cluster_configs *cc = configs_of(c);
+    uint64_t gen = zk_session_gen(c->zk);
+    if (cc->session_gen == gen)
+        return;
+    cc->session_gen = gen;
+    cc->changes_watch = cc->changes_inflight = false;
+    cc->changes_reading = 0;
+    for (int k = 0; k < 2; k++)
+        cc->broker_inflight[k] = false;
+    for (int i = 0; i < c->ntopics; i++)
+        c->topics[i]->config_inflight = false;
+}
+
+/* This broker's config and the default, when not read (or named by a notification since).
+ * Needs only a connection: startup reads them before the broker registers. */
+static void broker_configs_step(struct cluster *c)
+{
+    if (!zk_connected(c->zk) || c->cluster_id[0] == '\0')
+        return;
+    configs_session(c);
+    struct cluster_configs *cc = configs_of(c);
+    char path[64];
+    for (int k = 0; k < 2; k++) {
+        if ((cc->broker_known[k] && !cc->broker_stale[k]) || cc->broker_inflight[k])
+            continue;
+        if (k == 0)
+            snprintf(path, sizeof(path), "/config/brokers/" CONFIG_DEFAULT_ENTITY);
+        else
+            snprintf(path, sizeof(path), "/config/brokers/%d", c->cfg.broker_id);
+        cc->broker_inflight[k] = true;
+        cc->broker_stale[k] = false;
+        int rc = zk_get(c->zk, path, NULL, NULL, broker_config_read, c);
+        if (rc != ZK_OK) {
+            cc->broker_inflight[k] = false;
+            cc->broker_stale[k] = true;
+            retry_later(c, "reading a broker config", rc);
+            return;
+        }
+    }
+}
+
+/* Issues what is missing: the watch on /config/changes, the broker configs and every topic's
+ * config not read (or named by a notification since). */
+static void configs_step(struct cluster *c)
+{
+    if (!zk_connected(c->zk) || !c->registered)
+        return;
+    configs_session(c);
+    struct cluster_configs *cc = configs_of(c);
+    if (!cc->changes_watch && !cc->changes_inflight && cc->changes_reading == 0) {
+        cc->changes_watch = cc->changes_inflight = true;
+        int rc = zk_get_children(c->zk, CONFIG_CHANGES_PATH, changes_changed, c, changes_listed, c);
+        if (rc != ZK_OK) {
+            cc->changes_watch = cc->changes_inflight = false;
+            retry_later(c, "listing " CONFIG_CHANGES_PATH, rc);
+        }
+    }
+    broker_configs_step(c);
+    char path[CLUSTER_TOPIC_NAME_MAX + 32];
+    for (int i = 0; i < c->ntopics; i++) {
+        struct cluster_topic *t = c->topics[i];
+        if (!t->read || t->config_inflight || (t->config_known && !t->config_stale))
+            continue;
+        snprintf(path, sizeof(path), "/config/topics/%s", t->name);
+        t->config_inflight = true;
+        t->config_stale = false;
+        int rc = zk_get(c->zk, path, NULL, NULL, topic_config_read, c);
+        if (rc != ZK_OK) {
+            t->config_inflight = false;
+            t->config_stale = true;
+            retry_later(c, "reading a topic's config", rc);
+            return;
+        }
+    }
+}
+
+static bool broker_configs_known(const struct cluster *c)
+{
+    return c->configs != NULL && c->configs->broker_known[0] && c->configs->broker_known[1];
+}
+
+int cluster_await_broker_configs(struct cluster *c)
+{
+    configs_of(c);
+    int64_t deadline = mono_ms() + c->cfg.session_timeout_ms;
+    while (!broker_configs_known(c) && !c->fatal) {
+        int64_t left = deadline - mono_ms();
+        if (left <= 0) {
+            LOG_ERROR(c->who, "Timed out reading /config/brokers from ZooKeeper (%d ms)",
+                      c->cfg.session_timeout_ms);
+            return -1;
+        }
+        broker_configs_step(c); /* again after a failed read: the retry timer needs registration */
+        loop_run_once(c->loop, left > 100 ? 100 : (int)left);
+    }
+    return c->fatal ? -1 : 0;
+}
+
+/* ---- writes ---- */
+
+static void config_write_free(struct cluster *c, struct config_write *w)
+{
+    struct cluster_configs *cc = configs_of(c);
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        cc->writes = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    free(w->json);
+    free(w->topic_json);
+    free(w);
+}
+
+static void config_write_fail(struct config_write *w, int rc)
+{
+    struct cluster *c = w->c;
+    LOG_WARN(c->who, "Writing %s failed (ZooKeeper error %d)", w->path, rc);
+    if (w->topic != NULL) {
+        /* CreateTopics: answered as a failed assignment write */
+        struct zk_result res = {.rc = rc, .path = w->path};
+        char tpath[CLUSTER_TOPIC_NAME_MAX + 32];
+        snprintf(tpath, sizeof(tpath), "/brokers/topics/%s", w->name);
+        res.path = tpath;
+        struct create_op *op = w->topic;
+        config_write_free(c, w);
+        topic_created(op, &res);
+        return;
+    }
+    char msg[sizeof(w->path) + 64];
+    snprintf(msg, sizeof(msg), "Writing %s to ZooKeeper failed (error %d)", w->path, rc);
+    cluster_create_done_fn done = w->done;
+    void *arg = w->arg;
+    config_write_free(c, w);
+    done(arg, KERR_REQUEST_TIMED_OUT, msg);
+}
+
+static void change_written(void *arg, const struct zk_result *res)
+{
+    struct config_write *w = arg;
+    struct cluster *c = w->c;
+    if (res->rc != ZK_OK) {
+        config_write_fail(w, res->rc);
+        return;
+    }
+    LOG_INFO(c->who, "Config of %s/%s written, notification %s", w->type, w->name,
+             res->created_path ? res->created_path : "?");
+    cluster_create_done_fn done = w->done;
+    void *warg = w->arg;
+    config_write_free(c, w);
+    done(warg, KERR_NONE, "");
+}
+
+/* The entity's znode is written: this broker's view takes it now (a DescribeConfigs that
+ * follows the answer sees it), then the notification for the others. */
+static void entity_written(struct config_write *w)
+{
+    struct cluster *c = w->c;
+    struct cluster_configs *cc = configs_of(c);
+    if (w->topic != NULL) {
+        char tpath[CLUSTER_TOPIC_NAME_MAX + 32];
+        snprintf(tpath, sizeof(tpath), "/brokers/topics/%s", w->name);
+        struct create_op *op = w->topic;
+        int rc = zk_create_node(c->zk, tpath, w->topic_json, w->topic_len, false, topic_created,
+                                op);
+        if (rc != ZK_OK) {
+            config_write_fail(w, rc);
+            return;
+        }
+        config_write_free(c, w);
+        return;
+    }
+    if (strcmp(w->type, "topics") == 0) {
+        struct cluster_topic *t = topic_slot(c, w->name);
+        if (t != NULL && config_accept(c, w->path, w->json, w->len, &t->config, &t->config_len)) {
+            t->config_known = true;
+            t->config_gen = ++cc->gen;
+        }
+    } else {
+        char id[16];
+        snprintf(id, sizeof(id), "%d", c->cfg.broker_id);
+        int k = strcmp(w->name, CONFIG_DEFAULT_ENTITY) == 0 ? 0 : strcmp(w->name, id) == 0 ? 1 : -1;
+        if (k >= 0 && config_accept(c, w->path, w->json, w->len, &cc->broker[k],
+                                    &cc->broker_len[k])) {
+            cc->broker_known[k] = true;
+            cc->broker_gen[k] = ++cc->gen;
+        }
+    }
+    notify(c);
+    char json[CLUSTER_TOPIC_NAME_MAX * 2 + 64];
+    int n = znode_config_change_json(json, sizeof(json), w->type, w->name);
+    GREGOR_ASSERT(n > 0);
+    int rc = zk_create_sequential(c->zk, CONFIG_CHANGES_PATH "/" CONFIG_CHANGE_PREFIX, json, n,
+                                  change_written, w);
+    if (rc != ZK_OK)
+        config_write_fail(w, rc);
+}
+
+static void entity_set(void *arg, const struct zk_result *res);
+
+/* AdminZkClient's setOrCreateEntityConfigs: set; a missing node is created; one created by
+ * someone else meanwhile is set again. */
+static void entity_created(void *arg, const struct zk_result *res)
+{
+    struct config_write *w = arg;
+    if (res->rc == ZK_OK) {
+        entity_written(w);
+        return;
+    }
+    int rc = res->rc;
+    if (rc == ZK_NODE_EXISTS && !w->created) {
+        w->created = true;
+        rc = zk_set(w->c->zk, w->path, w->json, w->len, -1, entity_set, w);
+        if (rc == ZK_OK)
+            return;
+    }
+    config_write_fail(w, rc);
+}
+
+static void entity_set(void *arg, const struct zk_result *res)
+{
+    struct config_write *w = arg;
+    if (res->rc == ZK_OK) {
+        entity_written(w);
+        return;
+    }
+    int rc = res->rc;
+    if (rc == ZK_NO_NODE && !w->created) {
+        rc = zk_create_node(w->c->zk, w->path, w->json, w->len, false, entity_created, w);
+        if (rc == ZK_OK)
+            return;
+    }
+    config_write_fail(w, rc);
+}
+
+static struct config_write *config_write_new(struct cluster *c, const char *type,
+                                             const char *name, const char *json, size_t len)
+{
+    struct cluster_configs *cc = configs_of(c);
+    struct config_write *w = calloc(1, sizeof(*w));
+    GREGOR_ASSERT(w != NULL);
+    w->c = c;
+    snprintf(w->type, sizeof(w->type), "%s", type);
+    snprintf(w->name, sizeof(w->name), "%s", name);
+    snprintf(w->path, sizeof(w->path), "/config/%s/%s", type, name);
+    w->json = malloc(len + 1);
+    GREGOR_ASSERT(w->json != NULL);
+    memcpy(w->json, json, len);
+    w->json[len] = '\0';
+    w->len = (int)len;
+    w->next = cc->writes;
+    if (cc->writes)
+        cc->writes->prev = w;
+    cc->writes = w;
+    return w;
+}
+
+int cluster_config_write(struct cluster *c, const char *entity_type, const char *entity_name,
+                         const char *json, size_t len, cluster_create_done_fn done, void *arg,
+                         char *msg, size_t msglen)
+{
+    GREGOR_ASSERT(done != NULL);
+    if (strcmp(entity_type, "topics") == 0 && cluster_topic_find(c, entity_name) == NULL) {
+        snprintf(msg, msglen, "Topic %s does not exist.", entity_name);
+        return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    }
+    if (len >= ZK_DATA_MAX || strlen(entity_name) >= CLUSTER_TOPIC_NAME_MAX) {
+        snprintf(msg, msglen, "The config of %s/%s is too large for ZooKeeper (%zu bytes, at "
+                 "most %d)", entity_type, entity_name, len, ZK_DATA_MAX - 1);
+        return KERR_INVALID_CONFIG;
+    }
+    struct config_write *w = config_write_new(c, entity_type, entity_name, json, len);
+    w->done = done;
+    w->arg = arg;
+    int rc = zk_set(c->zk, w->path, w->json, w->len, -1, entity_set, w);
+    if (rc != ZK_OK) {
+        config_write_free(c, w);
+        snprintf(msg, msglen, "Cannot write the config to ZooKeeper (error %d)", rc);
+        return KERR_REQUEST_TIMED_OUT;
+    }
+    return KERR_NONE;
+}
+
+/* CreateTopics: the config first, then the topic's znode (Kafka's createTopicWithAssignment
+ * order: a broker that sees the topic finds its config). Returns as zk_create_node; op is
+ * answered by topic_created either way once submitted. */
+static int topic_create_with_config(struct cluster *c, const char *name, const char *topic_json,
+                                    int topic_len, const char *config_json,
+                                    struct create_op *op)
+{
+    static const char empty[] = "{\"version\":1,\"config\":{}}";
+    if (config_json == NULL)
+        config_json = empty;
+    size_t len = strlen(config_json);
+    if (len >= ZK_DATA_MAX)
+        return ZK_TOO_BUSY;
+    struct config_write *w = config_write_new(c, "topics", name, config_json, len);
+    w->topic = op;
+    w->topic_json = malloc((size_t)topic_len);
+    GREGOR_ASSERT(w->topic_json != NULL);
+    memcpy(w->topic_json, topic_json, (size_t)topic_len);
+    w->topic_len = topic_len;
+    int rc = zk_set(c->zk, w->path, w->json, w->len, -1, entity_set, w);
+    if (rc != ZK_OK)
+        config_write_free(c, w);
+    return rc;
+}
+
+static void configs_destroy(struct cluster *c)
+{
+    struct cluster_configs *cc = c->configs;
+    if (cc == NULL)
+        return;
+    while (cc->writes != NULL) {
+        struct config_write *w = cc->writes;
+        cluster_create_done_fn done = w->topic == NULL ? w->done : NULL; /* creates: c->creates */
+        void *arg = w->arg;
+        config_write_free(c, w);
+        if (done != NULL)
+            done(arg, KERR_REQUEST_TIMED_OUT, "The broker shut down before the config was "
+                 "written to ZooKeeper.");
+    }
+    for (int k = 0; k < 2; k++)
+        free(cc->broker[k]);
+    free(cc);
+    c->configs = NULL;
 }

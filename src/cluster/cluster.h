@@ -55,6 +55,13 @@ struct cluster_topic {
     int32_t del_next;                         /* partitions whose znodes were deleted */
     int32_t npartitions;
     struct cluster_partition *parts;
+    /* /config/topics/<t>: its value (owned, NUL-terminated; NULL while missing), read when
+     * the topic is first seen and again on each config change notification naming it. */
+    char *config;
+    int32_t config_len;
+    bool config_known;                        /* read at least once (missing counts) */
+    bool config_stale, config_inflight;       /* to be read again; being read */
+    uint64_t config_gen;                      /* cluster_config_gen() when it last changed */
 };
 
 /* Called (loop thread) after the topics or a partition's state changed. */
@@ -98,7 +105,8 @@ int cluster_brokers(const struct cluster *c, const struct cluster_broker **out);
  * loop turns. */
 int cluster_topics(const struct cluster *c, struct cluster_topic *const **out);
 const struct cluster_topic *cluster_topic_find(const struct cluster *c, const char *name);
-/* Creates /brokers/topics/<name> with replicas assigned as Kafka's rack-unaware
+/* Creates /config/topics/<name> (config_json, a ConfigEntityZNode value; NULL: no configs),
+ * then /brokers/topics/<name> with replicas assigned as Kafka's rack-unaware
  * AdminUtils.assignReplicasToBrokers over the live brokers (or the given assignment: nparts
  * arrays of rf broker ids). Returns KERR_NONE when submitted (done(arg, kerr, message) comes
  * once, on the loop thread; at the latest from cluster_destroy) or a Kafka error with msg
@@ -106,12 +114,35 @@ const struct cluster_topic *cluster_topic_find(const struct cluster *c, const ch
 typedef void (*cluster_create_done_fn)(void *arg, int kerr, const char *msg);
 int cluster_create_topic(struct cluster *c, const char *name, int32_t nparts, int16_t rf,
                          const int32_t *assignment, bool validate_only, uint8_t id_out[16],
-                         cluster_create_done_fn done, void *arg, char *msg, size_t msglen);
+                         const char *config_json, cluster_create_done_fn done, void *arg,
+                         char *msg, size_t msglen);
 /* DeleteTopics: writes /admin/delete_topics/<name>; the controller deletes the topic's znodes
  * and every broker its logs. Returns as cluster_create_topic (UNKNOWN_TOPIC_OR_PARTITION when
  * ZooKeeper has no such topic). */
 int cluster_delete_topic(struct cluster *c, const char *name, cluster_create_done_fn done,
                          void *arg, char *msg, size_t msglen);
+/* ---- configs: /config/topics/<t>, /config/brokers/<id|<default>>, /config/changes ----
+ * As Kafka's ZooKeeper mode (AdminZkClient.changeEntityConfig, ZkConfigManager): a change
+ * writes the entity's znode, then a sequential /config/changes/config_change_<n> naming it;
+ * every broker watches /config/changes and reads each named entity again. */
+
+/* Goes up whenever a topic's or this broker's config was (re)read or written. */
+uint64_t cluster_config_gen(const struct cluster *c);
+/* /config/brokers/<default> (is_default) or /config/brokers/<this id>: its value (borrowed
+ * until the loop turns), NULL while missing or not read; *gen as cluster_config_gen. */
+const char *cluster_broker_config(const struct cluster *c, bool is_default, size_t *len,
+                                  uint64_t *gen);
+/* Startup: turns the loop (bounded by the session timeout) until both broker config znodes
+ * were read. 0, or -1 (logged). */
+int cluster_await_broker_configs(struct cluster *c);
+/* Writes /config/<entity_type>/<entity_name> (set, else create) with json (a ConfigEntityZNode
+ * value), then the change notification. Returns as cluster_create_topic; done comes once the
+ * notification is written, and this broker's view already holds the new value. Topics:
+ * UNKNOWN_TOPIC_OR_PARTITION when ZooKeeper has no such topic. */
+int cluster_config_write(struct cluster *c, const char *entity_type, const char *entity_name,
+                         const char *json, size_t len, cluster_create_done_fn done, void *arg,
+                         char *msg, size_t msglen);
+
 /* The assignment (nparts x rf broker ids, row by row) Kafka's assignReplicasToBrokers makes
  * for brokers ids[0..n) sorted, with the given start index and replica shift. */
 void cluster_assign_replicas(const int32_t *ids, int n, int32_t nparts, int16_t rf,

@@ -448,6 +448,7 @@ static void on_done_event(struct zk *z, struct zk_event *ev)
                                     .ephemeral_owner = ev->stat.ephemeralOwner,
                                     .czxid = ev->stat.czxid,
                                     .mzxid = ev->stat.mzxid,
+                                    .ctime_ms = ev->stat.ctime,
                                     .num_children = ev->stat.numChildren};
     if (op->nops == -2) { /* create: the data is the path made */
         res.created_path = ev->data ? strip_chroot(z, ev->data) : NULL;
@@ -695,6 +696,21 @@ int zk_create_node(struct zk *z, const char *path, const void *data, int len, bo
         return rc;
     rc = zoo_acreate(z->zh, full, data, data ? len : -1, &ZOO_OPEN_ACL_UNSAFE,
                      ephemeral ? ZOO_EPHEMERAL : 0, done_string, op);
+    return rc == ZOK ? 0 : submit_failed(z, op, rc);
+}
+
+int zk_create_sequential(struct zk *z, const char *prefix, const void *data, int len,
+                         zk_done_fn done, void *arg)
+{
+    char full[ZK_PATH_MAX];
+    int rc;
+    if (full_path(z, prefix, full) != 0 || len > ZK_DATA_MAX)
+        return ZBADARGUMENTS;
+    struct zk_pending *op = pending_new(z, prefix, done, arg, -2, &rc);
+    if (op == NULL)
+        return rc;
+    rc = zoo_acreate(z->zh, full, data, data ? len : -1, &ZOO_OPEN_ACL_UNSAFE, ZOO_SEQUENCE,
+                     done_string, op);
     return rc == ZOK ? 0 : submit_failed(z, op, rc);
 }
 

@@ -60,6 +60,7 @@ struct zk_stat {
     int32_t cversion;
     int64_t ephemeral_owner;   /* session id of the owner, 0 when persistent */
     int64_t czxid, mzxid;
+    int64_t ctime_ms;          /* creation time (the server's clock) */
     int32_t num_children;
 };
 
@@ -106,6 +107,9 @@ void zk_dispatch(struct zk *z);
  * unless zk_destroy comes first), else a ZooKeeper error (done is not called). */
 int zk_create_node(struct zk *z, const char *path, const void *data, int len, bool ephemeral,
                    zk_done_fn done, void *arg);
+/* A persistent sequential node: prefix plus ZooKeeper's 10-digit counter (created_path). */
+int zk_create_sequential(struct zk *z, const char *prefix, const void *data, int len,
+                         zk_done_fn done, void *arg);
 /* watch (optional) fires once, on the next change of the node's data or its deletion. */
 int zk_get(struct zk *z, const char *path, zk_watch_fn watch, void *watch_arg, zk_done_fn done,
            void *arg);
