@@ -169,6 +169,11 @@ enum request_status handle_incremental_alter_configs(struct broker *b, struct re
         } else if (in->resource_type != RESOURCE_TOPIC) {
             e = KERR_INVALID_REQUEST;
             snprintf(msg, sizeof(msg), "Unknown resource type %d", in->resource_type);
+        } else if (ct != NULL && !ct->config_known) {
+            /* Just listed: its overrides, the operations' base, are being read (a few ms). */
+            e = KERR_REQUEST_TIMED_OUT;
+            snprintf(msg, sizeof(msg), "The configs of topic %s are being read from ZooKeeper; "
+                     "retry", name);
         } else if (ct != NULL) {
             /* On a cluster: from ZooKeeper's overrides, back to ZooKeeper */
             struct topic_config_kv *have = NULL;

@@ -1821,7 +1821,11 @@ static void topic_config_read(void *arg, const struct zk_result *res)
         t->config_gen = ++configs_of(c)->gen;
         notify(c);
     }
+    if (t->config_stale) /* named by a notification while being read: read again */
+        configs_step(c);
 }
+
+static void broker_configs_step(struct cluster *c);
 
 static void broker_config_read(void *arg, const struct zk_result *res)
 {
@@ -1843,6 +1847,8 @@ static void broker_config_read(void *arg, const struct zk_result *res)
         cc->broker_gen[k] = ++cc->gen;
         notify(c);
     }
+    if (cc->broker_stale[k])
+        broker_configs_step(c);
 }
 
 /* An entity named by a notification (or all, after a read failed): read again. */
@@ -1998,6 +2004,7 @@ static void configs_session(struct cluster *c)
     uint64_t gen = zk_session_gen(c->zk);
     if (cc->session_gen == gen)
         return;
+    bool again = cc->session_gen != 0;
     cc->session_gen = gen;
     cc->changes_watch = cc->changes_inflight = false;
     cc->changes_reading = 0;
@@ -2005,6 +2012,10 @@ static void configs_session(struct cluster *c)
         cc->broker_inflight[k] = false;
     for (int i = 0; i < c->ntopics; i++)
         c->topics[i]->config_inflight = false;
+    if (again) { /* notifications being read were lost with the old session: read all again */
+        entity_stale(c, "topics", NULL);
+        entity_stale(c, "brokers", NULL);
+    }
 }
 
 /* This broker's config and the default, when not read (or named by a notification since).
