@@ -71,7 +71,7 @@ enum request_status handle_alter_configs(struct broker *b, struct request *r)
         } else if (!in_zk && (t = topic_find_name(b, in->resource_name)) == NULL) {
             e = KERR_UNKNOWN_TOPIC_OR_PARTITION;
             if (b->cluster != NULL) /* AdminZkClient.validateTopicConfig's words */
-                snprintf(msg, sizeof(msg), "Topic %s does not exist.", name);
+                snprintf(msg, sizeof(msg), "Topic '%s' does not exist.", name);
             else
                 snprintf(msg, sizeof(msg), "Topic does not exist");
         }

@@ -2268,7 +2268,7 @@ int cluster_config_write(struct cluster *c, const char *entity_type, const char 
 {
     GREGOR_ASSERT(done != NULL);
     if (strcmp(entity_type, "topics") == 0 && cluster_topic_find(c, entity_name) == NULL) {
-        snprintf(msg, msglen, "Topic %s does not exist.", entity_name);
+        snprintf(msg, msglen, "Topic '%s' does not exist.", entity_name);
         return KERR_UNKNOWN_TOPIC_OR_PARTITION;
     }
     if (len >= ZK_DATA_MAX || strlen(entity_name) >= CLUSTER_TOPIC_NAME_MAX) {

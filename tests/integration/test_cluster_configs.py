@@ -217,7 +217,7 @@ def test_alter_through_one_broker_reaches_the_leader_and_every_broker(tmp_path, 
                    BOUND_S, what="the leader takes the default again")
         # A topic ZooKeeper does not have, and the catalog's validation, through any broker.
         err, msg = incremental(ids[2], TOPIC, "nosuch", [("retention.ms", 0, "1")])
-        assert (err, msg) == (UNKNOWN_TOPIC_OR_PARTITION, "Topic nosuch does not exist.")
+        assert (err, msg) == (UNKNOWN_TOPIC_OR_PARTITION, "Topic 'nosuch' does not exist.")
         err, _ = incremental(ids[2], TOPIC, "alt", [("retention.ms", 0, "soon")])
         assert err == 40  # INVALID_CONFIG
         assert len(changes(zookeeper, chroot)) == 2
