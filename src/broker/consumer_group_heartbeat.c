@@ -3,6 +3,7 @@
  * member epoch and, when it changed, the member's assignment (topic ids + partitions). */
 #include "broker/group_handler_util.h"
 #include "broker/group_handlers.h"
+#include "broker/group_store.h"
 #include "broker/kutil.h"
 #include "group/consumer_group.h"
 #include "proto/messages.h"
@@ -107,10 +108,9 @@ enum request_status handle_consumer_group_heartbeat(struct broker *b, struct req
 {
     struct consumer_group_heartbeat_request *req = r->body;
     struct consumer_group_heartbeat_response *resp = r->resp;
-    if (b->groups == NULL) {
-        resp->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+    resp->error_code = group_store_check(b, req->group_id.ptr);
+    if (resp->error_code != KERR_NONE)
         return REQUEST_DONE;
-    }
     resp->error_code = gh_ids_error(req->group_id, req->member_id, req->instance_id);
     if (resp->error_code != KERR_NONE)
         return REQUEST_DONE;

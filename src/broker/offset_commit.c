@@ -1,6 +1,7 @@
 /* OffsetCommit (8; v0 refused per partition, as Kafka 3.9 without ZooKeeper): checks topics exist, then the coordinator validates the member/generation
  * and persists the offsets to __consumer_offsets. */
 #include "broker/group_handlers.h"
+#include "broker/group_store.h"
 #include "broker/kutil.h"
 #include "common/logging.h"
 #include "group/coordinator.h"
@@ -17,6 +18,7 @@ enum request_status handle_offset_commit(struct broker *b, struct request *r)
     struct gc_commit_partition *parts = request_alloc(r, sizeof(*parts) * ((size_t)total + 1));
     if (parts == NULL)
         return REQUEST_CLOSE;
+    int16_t coordinator = group_store_check(b, req->group_id.ptr);
     int k = 0;
     for (int32_t i = 0; i < nt; i++) {
         struct offset_commit_request_offset_commit_request_topic *rt = &req->topics[i];
@@ -35,8 +37,8 @@ enum request_status handle_offset_commit(struct broker *b, struct request *r)
                 p->error = KERR_INVALID_GROUP_ID; /* would read as another group's id */
             else if (t == NULL || rp->partition_index < 0 || rp->partition_index >= t->npartitions)
                 p->error = KERR_UNKNOWN_TOPIC_OR_PARTITION;
-            else if (b->groups == NULL)
-                p->error = KERR_COORDINATOR_NOT_AVAILABLE;
+            else if (coordinator != KERR_NONE)
+                p->error = coordinator;
         }
     }
     /* v0 commits went to ZooKeeper; Kafka 3.9 in KRaft mode (no ZooKeeper, as here) refused
@@ -51,7 +53,7 @@ enum request_status handle_offset_commit(struct broker *b, struct request *r)
                     req->group_id.ptr ? req->group_id.ptr : "",
                     r->client_id.ptr ? r->client_id.ptr : "");
     }
-    if (b->groups != NULL && !kstr_has_nul(req->group_id) && !zookeeper_only) {
+    if (coordinator == KERR_NONE && !kstr_has_nul(req->group_id) && !zookeeper_only) {
         struct gc_commit_args a = {
             .group_id = req->group_id.ptr,
             .generation = req->generation_id_or_member_epoch,
