@@ -1,11 +1,33 @@
 /* OffsetCommit (8; v0 refused per partition, as Kafka 3.9 without ZooKeeper): checks topics exist, then the coordinator validates the member/generation
  * and persists the offsets to __consumer_offsets. */
+#include <string.h>
+
 #include "broker/group_handlers.h"
 #include "broker/group_store.h"
 #include "broker/kutil.h"
+#include "cluster/cluster.h"
 #include "common/logging.h"
 #include "group/coordinator.h"
 #include "proto/messages.h"
+
+/* The partition count of a topic: ZooKeeper's in a cluster (the coordinator commits offsets
+ * of topics that other brokers lead and that are not open here), else the local one; -1 when
+ * there is no such topic. */
+static int32_t topic_partitions(struct broker *b, struct kstr name)
+{
+    if (b->cluster != NULL) {
+        char n[CLUSTER_TOPIC_NAME_MAX];
+        if (name.ptr == NULL || name.len <= 0 || name.len >= (int32_t)sizeof(n) ||
+            kstr_has_nul(name))
+            return -1;
+        memcpy(n, name.ptr, (size_t)name.len);
+        n[name.len] = '\0';
+        const struct cluster_topic *ct = cluster_topic_find(b->cluster, n);
+        return ct != NULL && ct->read ? ct->npartitions : -1;
+    }
+    struct topic *t = topic_find_name(b, name);
+    return t != NULL ? t->npartitions : -1;
+}
 
 enum request_status handle_offset_commit(struct broker *b, struct request *r)
 {
@@ -22,7 +44,7 @@ enum request_status handle_offset_commit(struct broker *b, struct request *r)
     int k = 0;
     for (int32_t i = 0; i < nt; i++) {
         struct offset_commit_request_offset_commit_request_topic *rt = &req->topics[i];
-        struct topic *t = topic_find_name(b, rt->name);
+        int32_t nparts = topic_partitions(b, rt->name);
         int32_t np = rt->n_partitions > 0 ? rt->n_partitions : 0;
         for (int32_t j = 0; j < np; j++) {
             struct offset_commit_request_offset_commit_request_partition *rp = &rt->partitions[j];
@@ -35,7 +57,7 @@ enum request_status handle_offset_commit(struct broker *b, struct request *r)
             p->metadata_len = rp->committed_metadata.len;
             if (kstr_has_nul(req->group_id))
                 p->error = KERR_INVALID_GROUP_ID; /* would read as another group's id */
-            else if (t == NULL || rp->partition_index < 0 || rp->partition_index >= t->npartitions)
+            else if (rp->partition_index < 0 || rp->partition_index >= nparts)
                 p->error = KERR_UNKNOWN_TOPIC_OR_PARTITION;
             else if (coordinator != KERR_NONE)
                 p->error = coordinator;

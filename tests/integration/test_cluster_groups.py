@@ -6,6 +6,7 @@ group's partition abs(javaStringHashCode(group)) % partitions; every group API o
 answers NOT_COORDINATOR; a broker that becomes the leader of an offsets partition loads its
 groups (COORDINATOR_LOAD_IN_PROGRESS meanwhile) and one that stops leading lets them go. Each
 test uses its own chroot on one ZooKeeper server."""
+import base64
 import json
 import socket
 import struct
@@ -543,5 +544,59 @@ def test_coordinator_stopped_is_not_available_and_restarted_loads_the_offsets(tm
         log = open(coord.log_path, "rb").read()
         assert b"Finished loading offsets and group metadata from __consumer_offsets-%d" % (
             partition_for(group, OFFSETS_PARTITIONS)) in log
+    finally:
+        stop_all(brokers)
+
+
+def consumer_group_join_v0(b, group, topic):
+    """A KIP-848 member joins subscribed to topic and heartbeats until it has an assignment:
+    (error, {topic_id bytes: [partitions]})."""
+    member, epoch = "", 0
+    for _ in range(20):
+        body = cstr(group) + cstr(member) + struct.pack(">i", epoch) + cstr(None) + cstr(None)
+        body += struct.pack(">i", 45000) + uvarint(2) + cstr(topic) + cstr(None) + uvarint(0)
+        body += uvarint(0)
+        r = flexible_call(b.bootstrap, 68, 0, body)
+        r.take(">i")
+        err = r.take(">h")
+        r.cstr()
+        member = r.cstr() or member
+        epoch = r.take(">i")
+        r.take(">i")
+        if err != NONE:
+            return err, {}
+        if r.take(">b") == 1:
+            out = {}
+            for _ in range(r.uvarint() - 1):
+                tid = r.raw(16)
+                out[tid] = [r.take(">i") for _ in range(r.uvarint() - 1)]
+                r.tags()
+            if out:
+                return err, out
+        time.sleep(0.2)
+    return None, {}
+
+
+def test_coordinator_serves_topics_other_brokers_lead(tmp_path, zookeeper):
+    """The coordinator commits offsets of, and assigns, partitions it does not lead (topics not
+    open on it): the topics are ZooKeeper's."""
+    chroot = "/groups6"
+    brokers = start_cluster(tmp_path, zookeeper, chroot)
+    try:
+        create(brokers[0], "solo", 1)
+        leader = zk_json(zookeeper, chroot + "/brokers/topics/solo/partitions/0/state")["leader"]
+        topic_id = base64.urlsafe_b64decode(
+            zk_json(zookeeper, chroot + "/brokers/topics/solo")["topic_id"] + "==")
+        wait_coordinator(brokers, "probe")
+        group = next(g for g in ("solo-%d" % i for i in range(100))
+                     if coordinator_in_zk(zookeeper, chroot, g) != leader)
+        coord = by_id(brokers, wait_coordinator(brokers, group))
+        assert offset_commit_v2(coord, group, "solo") == NONE
+        assert offset_fetch_v1(coord, group, "solo") == (NONE, 5)
+        cg = group + "-848"
+        while coordinator_in_zk(zookeeper, chroot, cg) == leader:
+            cg += "x"
+        cg_coord = by_id(brokers, wait_coordinator(brokers, cg))
+        assert consumer_group_join_v0(cg_coord, cg, "solo") == (NONE, {topic_id: [0]})
     finally:
         stop_all(brokers)
