@@ -35,6 +35,8 @@
  * whose local log is not open yet (its topic still being created here) is looked at again. */
 #define LOAD_TURN_BUDGET_MS 20
 #define LOAD_WAIT_MS 20
+/* ... in chunks of this many bytes (a chunk's replay is the smallest step; ~8 ms here). */
+#define LOAD_CHUNK_BYTES (1 << 20)
 
 /* Where this broker stands for one partition of __consumer_offsets. One node owns them all;
  * in a cluster, the partitions whose ZooKeeper leader it is (Kafka's ownedPartitions and
@@ -277,9 +279,11 @@ static int replay_batches(struct group_coordinator *gc, const uint8_t *buf, size
     return 0;
 }
 
-/* Replays one chunk (REPLAY_CHUNK_BYTES) of a partition from *off, which moves past it.
- * Returns 1 when more is left, 0 at the log end, -1 on a read error (logged). */
-static int replay_chunk(struct group_coordinator *gc, struct partition *p, int64_t *off)
+/* Replays one chunk (up to chunk bytes, at least one whole batch) of a partition from *off,
+ * which moves past it. Returns 1 when more is left, 0 at the log end, -1 on a read error
+ * (logged). */
+static int replay_chunk(struct group_coordinator *gc, struct partition *p, int64_t *off,
+                        int32_t chunk)
 {
     char who[300];
     snprintf(who, sizeof(who), "%s-%d", OFFSETS_TOPIC, p->index);
@@ -288,7 +292,7 @@ static int replay_chunk(struct group_coordinator *gc, struct partition *p, int64
     if (*off >= partition_log_end(p))
         return 0;
     struct log_slice sl;
-    int e = partition_read_log(p, *off, REPLAY_CHUNK_BYTES, &sl);
+    int e = partition_read_log(p, *off, chunk, &sl);
     if (e != KERR_NONE) {
         LOG_ERROR(STORE_WHO, "%s: cannot read at offset %lld: %s", who, (long long)*off,
                   kerr_name(e));
@@ -328,7 +332,7 @@ static int replay_partition(struct group_coordinator *gc, struct partition *p)
 {
     int64_t off = partition_log_start(p);
     int r;
-    while ((r = replay_chunk(gc, p, &off)) == 1)
+    while ((r = replay_chunk(gc, p, &off, REPLAY_CHUNK_BYTES)) == 1)
         ;
     return r;
 }
@@ -667,13 +671,14 @@ static bool load_step(struct group_store *s, int32_t p)
     if (s->load_next[p] < 0)
         s->load_next[p] = partition_log_start(lp);
     s->replaying = true;
-    int r = replay_chunk(s->gc, lp, &s->load_next[p]);
+    int r = replay_chunk(s->gc, lp, &s->load_next[p], LOAD_CHUNK_BYTES);
     s->replaying = false;
     if (r == 1)
         return false;
-    /* A read error leaves what was read (as the one-node replay does), logged above. */
-    gc_replay_done_partition(s->gc, p);
+    /* A read error leaves what was read (as the one-node replay does), logged above. Owned
+     * first: whatever finishing the load writes goes to the log. */
     s->state[p] = STORE_OWNED;
+    gc_replay_done_partition(s->gc, p);
     LOG_INFO(STORE_WHO, "Finished loading offsets and group metadata from %s-%d in %lld ms",
              OFFSETS_TOPIC, p, (long long)(mono_ms() - s->load_began[p]));
     maybe_schedule_compaction(s, lp);
