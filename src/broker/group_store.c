@@ -693,6 +693,11 @@ static void load_fire(struct broker *b, void *arg)
     s->load_timer = 0;
     struct topic *t = topic_find(b, OFFSETS_TOPIC);
     bool ready = t != NULL && t->creating == 0 && t->growing == 0 && t->npartitions == s->nparts;
+    if (t != NULL && t->creating == 0 && t->growing == 0 && !ready)
+        LOG_LIMITED(LOG_LEVEL_ERROR, STORE_WHO, "the local %s has %d partitions, ZooKeeper's %d "
+                    "(a log dir of another cluster or of a single node?): its groups are not "
+                    "loaded, their requests answer COORDINATOR_LOAD_IN_PROGRESS", OFFSETS_TOPIC,
+                    t->npartitions, s->nparts);
     bool waiting = false;
     int64_t deadline = mono_ms() + LOAD_TURN_BUDGET_MS;
     for (int32_t p = 0; p < s->nparts; p++) {
