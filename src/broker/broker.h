@@ -78,6 +78,7 @@ struct broker_config {
     int64_t log_flush_scheduler_interval_ms;
     int64_t offset_checkpoint_interval_ms;
     int32_t offsets_topic_num_partitions;
+    int16_t offsets_topic_replication_factor; /* a cluster's __consumer_offsets (group_store.c) */
     int64_t offsets_retention_ms;
     int32_t group_initial_rebalance_delay_ms;
     int32_t group_min_session_timeout_ms;

@@ -45,6 +45,7 @@ void broker_config_defaults(struct broker_config *c)
     c->log_flush_scheduler_interval_ms = 1000;
     c->offset_checkpoint_interval_ms = 60000;
     c->offsets_topic_num_partitions = 50;
+    c->offsets_topic_replication_factor = 3; /* Kafka's default; server.properties says 1 */
     c->offsets_retention_ms = 7LL * 24 * 3600 * 1000;
     c->group_initial_rebalance_delay_ms = 3000;
     c->group_min_session_timeout_ms = 6000;
@@ -160,8 +161,9 @@ static int set_special(struct broker_config *c, const char *key, const char *v, 
             goto bad;
         if (strcmp(key, "default.replication.factor") == 0)
             c->default_replication_factor = (int16_t)x;
-        else if (x > 1)
-            LOG_INFO(WHO, "offsets.topic.replication.factor=%s: this single node keeps one replica", v);
+        else
+            c->offsets_topic_replication_factor = (int16_t)x; /* used on ZooKeeper only: one
+                                                                * node keeps one replica */
         return 0;
     }
     if (strcmp(key, "group.consumer.migration.policy") == 0) {

@@ -3,6 +3,7 @@
  * and classic groups (the Java admin client then falls back to DescribeGroups). */
 #include "broker/group_handler_util.h"
 #include "broker/group_handlers.h"
+#include "broker/group_store.h"
 #include "broker/kutil.h"
 #include "group/consumer_group.h"
 #include "proto/messages.h"
@@ -42,10 +43,9 @@ static int describe_one(struct broker *b, struct request *r, const struct kstr *
     out->assignor_name = kstr_of("");
     out->authorized_operations = AUTHORIZED_OPS_NOT_REQUESTED;
     RESP_ARRAY(r, out->members, 0);
-    if (b->groups == NULL) {
-        out->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+    out->error_code = group_store_check(b, id->ptr);
+    if (out->error_code != KERR_NONE)
         return 0;
-    }
     if (id->ptr == NULL || id->ptr[0] == '\0' || kstr_has_nul(*id)) {
         out->error_code = KERR_INVALID_GROUP_ID;
         return 0;

@@ -1,9 +1,14 @@
 /* ConsumerGroupHeartbeat (68): the KIP-848 consumer protocol — joins, heartbeats and leaves of
  * consumer group members; the coordinator (group/consumer_group.c) answers at once with the
  * member epoch and, when it changed, the member's assignment (topic ids + partitions). */
+#include <string.h>
+
 #include "broker/group_handler_util.h"
 #include "broker/group_handlers.h"
+#include "broker/group_store.h"
+#include "broker/handlers.h"
 #include "broker/kutil.h"
+#include "cluster/cluster.h"
 #include "group/consumer_group.h"
 #include "proto/messages.h"
 
@@ -17,9 +22,29 @@ static void topic_info(const struct topic *t, struct cg_topic *out)
     out->internal = t->internal;
 }
 
+/* In a cluster the topics are ZooKeeper's (the coordinator assigns partitions of topics other
+ * brokers lead and that are not open here); one node's are its own. */
+static void cluster_topic_info(const struct cluster_topic *t, struct cg_topic *out)
+{
+    out->name = t->name;
+    memcpy(out->id.b, t->id, sizeof(out->id.b));
+    out->partitions = t->npartitions;
+    out->internal = topic_name_is_internal(t->name);
+}
+
 static bool view_by_name(void *ctx, const char *name, struct cg_topic *out)
 {
-    struct topic *t = name ? topic_find(ctx, name) : NULL;
+    struct broker *b = ctx;
+    if (name == NULL)
+        return false;
+    if (b->cluster != NULL) {
+        const struct cluster_topic *ct = cluster_topic_find(b->cluster, name);
+        if (ct == NULL || !ct->read)
+            return false;
+        cluster_topic_info(ct, out);
+        return true;
+    }
+    struct topic *t = topic_find(b, name);
     if (t != NULL)
         topic_info(t, out);
     return t != NULL;
@@ -27,7 +52,12 @@ static bool view_by_name(void *ctx, const char *name, struct cg_topic *out)
 
 static bool view_by_id(void *ctx, const struct kuuid *id, struct cg_topic *out)
 {
-    struct topic *t = topic_find_by_id(ctx, id);
+    struct broker *b = ctx;
+    if (b->cluster != NULL) {
+        const char *name = broker_cluster_topic_by_id(b, id);
+        return name != NULL && view_by_name(ctx, name, out);
+    }
+    struct topic *t = topic_find_by_id(b, id);
     if (t != NULL)
         topic_info(t, out);
     return t != NULL;
@@ -36,8 +66,19 @@ static bool view_by_id(void *ctx, const struct kuuid *id, struct cg_topic *out)
 static void view_each(void *ctx, cg_topic_fn fn, void *arg)
 {
     struct broker *b = ctx;
+    struct cg_topic ct;
+    if (b->cluster != NULL) {
+        struct cluster_topic *const *ts;
+        int n = cluster_topics(b->cluster, &ts);
+        for (int i = 0; i < n; i++) {
+            if (!ts[i]->read)
+                continue;
+            cluster_topic_info(ts[i], &ct);
+            fn(arg, &ct);
+        }
+        return;
+    }
     for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t)) {
-        struct cg_topic ct;
         topic_info(t, &ct);
         fn(arg, &ct);
     }
@@ -107,10 +148,9 @@ enum request_status handle_consumer_group_heartbeat(struct broker *b, struct req
 {
     struct consumer_group_heartbeat_request *req = r->body;
     struct consumer_group_heartbeat_response *resp = r->resp;
-    if (b->groups == NULL) {
-        resp->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+    resp->error_code = group_store_check(b, req->group_id.ptr);
+    if (resp->error_code != KERR_NONE)
         return REQUEST_DONE;
-    }
     resp->error_code = gh_ids_error(req->group_id, req->member_id, req->instance_id);
     if (resp->error_code != KERR_NONE)
         return REQUEST_DONE;

@@ -1,6 +1,7 @@
 /* DeleteGroups (42): removes empty groups and their committed offsets (tombstones in
  * __consumer_offsets); NON_EMPTY_GROUP while members remain. */
 #include "broker/group_handlers.h"
+#include "broker/group_store.h"
 #include "broker/kutil.h"
 #include "group/coordinator.h"
 #include "proto/messages.h"
@@ -17,8 +18,9 @@ enum request_status handle_delete_groups(struct broker *b, struct request *r)
     for (int32_t i = 0; i < n; i++) {
         const struct kstr *id = &req->groups_names[i];
         resp->results[i].group_id = id->ptr ? *id : kstr_of("");
-        if (b->groups == NULL)
-            resp->results[i].error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+        int16_t e = group_store_check(b, id->ptr);
+        if (e != KERR_NONE)
+            resp->results[i].error_code = e;
         else if (kstr_has_nul(*id))
             resp->results[i].error_code = KERR_INVALID_GROUP_ID;
         else

@@ -3,6 +3,7 @@
  * GROUP_ID_NOT_FOUND with Kafka 4.1's message (KIP-1043). */
 #include "broker/group_handler_util.h"
 #include "broker/group_handlers.h"
+#include "broker/group_store.h"
 #include "broker/kutil.h"
 #include "group/coordinator.h"
 #include "proto/messages.h"
@@ -16,10 +17,9 @@ static void describe_one(struct broker *b, struct request *r, const struct kstr 
     out->protocol_type = kstr_of("");
     out->protocol_data = kstr_of("");
     RESP_ARRAY(r, out->members, 0);
-    if (b->groups == NULL) {
-        out->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+    out->error_code = group_store_check(b, id->ptr);
+    if (out->error_code != KERR_NONE)
         return;
-    }
     if (id->ptr == NULL || kstr_has_nul(*id)) {
         out->error_code = KERR_INVALID_GROUP_ID;
         return;

@@ -1,17 +1,51 @@
-/* FindCoordinator (10): this broker coordinates every group and transactional id. v0-3 ask for
- * one key, v4+ for a batch (coordinator_keys). */
+/* FindCoordinator (10): v0-3 ask for one key, v4+ for a batch (coordinator_keys). One node
+ * coordinates every group and transactional id itself; in a cluster a group's coordinator is
+ * the leader of its partition of the ZooKeeper topic __consumer_offsets (group_store_find). */
+#include <string.h>
+
 #include "broker/group_handlers.h"
+#include "broker/group_store.h"
 #include "broker/kutil.h"
+#include "cluster/cluster.h"
 #include "proto/messages.h"
 
+struct coordinator_answer {
+    int16_t error;
+    int32_t node_id;
+    const char *host;
+    int32_t port;
+};
+
 /* Key types: 0 = group, 1 = transaction (Kafka's CoordinatorType). */
-static int16_t key_error(struct broker *b, int8_t key_type)
+static void find_one(struct broker *b, struct request *r, int8_t key_type, struct kstr key,
+                     struct coordinator_answer *out)
 {
-    if (key_type != 0 && key_type != 1)
-        return KERR_INVALID_REQUEST;
+    *out = (struct coordinator_answer){KERR_COORDINATOR_NOT_AVAILABLE, -1, "", -1};
+    if (key_type != 0 && key_type != 1) {
+        out->error = KERR_INVALID_REQUEST;
+        return;
+    }
     if (key_type == 0 && b->groups == NULL)
-        return KERR_COORDINATOR_NOT_AVAILABLE;
-    return KERR_NONE;
+        return;
+    if (key_type == 0 && b->cluster != NULL) {
+        char *group = request_alloc(r, (size_t)(key.len > 0 ? key.len : 0) + 1);
+        if (group == NULL)
+            return;
+        if (key.len > 0)
+            memcpy(group, key.ptr, (size_t)key.len);
+        group[key.len > 0 ? key.len : 0] = '\0';
+        struct cluster_broker cb;
+        if (group_store_find(b, group, &cb) != KERR_NONE)
+            return;
+        char *host = request_alloc(r, strlen(cb.host) + 1);
+        if (host == NULL)
+            return;
+        memcpy(host, cb.host, strlen(cb.host) + 1);
+        *out = (struct coordinator_answer){KERR_NONE, cb.id, host, cb.port};
+        return;
+    }
+    *out = (struct coordinator_answer){KERR_NONE, b->cfg.node_id, b->cfg.advertised_host,
+                                       b->cfg.advertised_port};
 }
 
 enum request_status handle_find_coordinator(struct broker *b, struct request *r)
@@ -21,12 +55,13 @@ enum request_status handle_find_coordinator(struct broker *b, struct request *r)
     int8_t key_type = r->api_version >= 1 ? req->key_type : 0;
     resp->error_message = kstr_null();
     resp->host = kstr_of("");
+    struct coordinator_answer a;
     if (r->api_version < 4) {
-        int16_t e = key_error(b, key_type);
-        resp->error_code = e;
-        resp->node_id = e == KERR_NONE ? b->cfg.node_id : -1;
-        resp->host = kstr_of(e == KERR_NONE ? b->cfg.advertised_host : "");
-        resp->port = e == KERR_NONE ? b->cfg.advertised_port : -1;
+        find_one(b, r, key_type, req->key, &a);
+        resp->error_code = a.error;
+        resp->node_id = a.node_id;
+        resp->host = kstr_of(a.host);
+        resp->port = a.port;
         return REQUEST_DONE;
     }
     int32_t n = req->n_coordinator_keys > 0 ? req->n_coordinator_keys : 0;
@@ -36,13 +71,13 @@ enum request_status handle_find_coordinator(struct broker *b, struct request *r)
     resp->n_coordinators = n;
     for (int32_t i = 0; i < n; i++) {
         struct find_coordinator_response_coordinator *c = &resp->coordinators[i];
-        int16_t e = key_error(b, key_type);
         c->key = req->coordinator_keys[i].ptr ? req->coordinator_keys[i] : kstr_of("");
-        c->error_code = e;
+        find_one(b, r, key_type, c->key, &a);
+        c->error_code = a.error;
         c->error_message = kstr_null();
-        c->node_id = e == KERR_NONE ? b->cfg.node_id : -1;
-        c->host = kstr_of(e == KERR_NONE ? b->cfg.advertised_host : "");
-        c->port = e == KERR_NONE ? b->cfg.advertised_port : -1;
+        c->node_id = a.node_id;
+        c->host = kstr_of(a.host);
+        c->port = a.port;
     }
     return REQUEST_DONE;
 }

@@ -1,14 +1,17 @@
 /* group_store: the group coordinator's host environment in the broker (its gc_env) —
- * __consumer_offsets creation and replay at startup, appending coordinator records as record
- * batches, the loop's timers, and keeping the topic bounded by rewriting a partition's live state
- * (docs/GROUPS.md). src/group/ itself knows neither the broker nor the log: everything it needs
- * from them comes through the gc_env built here. */
+ * __consumer_offsets creation and replay, appending coordinator records as record batches, the
+ * loop's timers, and keeping the topic bounded by rewriting a partition's live state
+ * (docs/GROUPS.md). In a cluster (docs/CLUSTER.md, "Group coordinators") it also follows which
+ * partitions of the ZooKeeper topic this broker leads: it loads their groups over loop turns and
+ * lets them go when another broker leads them. src/group/ itself knows neither the broker nor
+ * the log: everything it needs from them comes through the gc_env built here. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker/broker.h"
 #include "broker/group_handlers.h"
 #include "broker/group_store.h"
+#include "cluster/cluster.h"
 #include "common/errors.h"
 #include "common/logging.h"
 #include "common/util.h"
@@ -28,13 +31,30 @@
 #define COMPACT_FACTOR 4
 /* __consumer_offsets segments: small enough that dropped prefixes free disk soon. */
 #define OFFSETS_SEGMENT_BYTES "10485760"
+/* A cluster's loading: the most time one loop turn spends replaying, and how often a partition
+ * whose local log is not open yet (its topic still being created here) is looked at again. */
+#define LOAD_TURN_BUDGET_MS 20
+#define LOAD_WAIT_MS 20
+/* ... in chunks of this many bytes (a chunk's replay is the smallest step; ~8 ms here). */
+#define LOAD_CHUNK_BYTES (1 << 20)
+
+/* Where this broker stands for one partition of __consumer_offsets. One node owns them all;
+ * in a cluster, the partitions whose ZooKeeper leader it is (Kafka's ownedPartitions and
+ * loadingPartitions of GroupMetadataManager). */
+enum store_partition_state { STORE_NOT_OWNED, STORE_LOADING, STORE_OWNED };
 
 struct group_store {
     struct broker *b;
     struct group_coordinator *gc;
+    int32_t nparts;             /* the coordinator's partition count */
     bool *compact_due;          /* per partition */
+    enum store_partition_state *state; /* per partition */
+    int64_t *load_next;         /* per LOADING partition: next offset to replay, -1 = not begun */
+    int64_t *load_began;        /* per LOADING partition: mono ms */
     uint64_t compact_timer;
+    uint64_t load_timer;
     bool replaying;
+    bool topic_requested;       /* cluster: a creation of __consumer_offsets is in flight */
 };
 
 static int64_t store_wall_ms(void *ctx)
@@ -133,7 +153,15 @@ static struct topic *ensure_topic(struct broker *b);
 static int store_append(void *ctx, int32_t partition, const struct gc_record *recs, int n)
 {
     struct group_store *s = ctx;
+    GREGOR_ASSERT(partition >= 0 && partition < s->nparts);
+    /* Only the coordinator of a partition writes it (a cluster's other brokers hold no group of
+     * it; a loading one does not change what it is reading). */
+    if (s->state[partition] != STORE_OWNED)
+        return s->state[partition] == STORE_LOADING ? KERR_COORDINATOR_LOAD_IN_PROGRESS
+                                                    : KERR_NOT_COORDINATOR;
     struct partition *p = offsets_partition(s, partition);
+    if (p == NULL && s->b->cluster != NULL)
+        return KERR_COORDINATOR_NOT_AVAILABLE; /* the cluster's topic, not one of our own */
     if (p == NULL) {
         /* Created on first use, as Kafka does: a broker nobody used for groups lists no
          * __consumer_offsets topic. */
@@ -198,8 +226,9 @@ static void compact_fire(struct broker *b, void *arg)
     (void)b;
     struct group_store *s = arg;
     s->compact_timer = 0;
-    for (int32_t i = 0; i < b->cfg.offsets_topic_num_partitions; i++) {
-        if (!s->compact_due[i])
+    for (int32_t i = 0; i < s->nparts; i++) {
+        /* A partition no longer owned has no groups here: its snapshot would be empty. */
+        if (!s->compact_due[i] || s->state[i] != STORE_OWNED)
             continue;
         s->compact_due[i] = false;
         struct partition *p = offsets_partition(s, i);
@@ -250,55 +279,76 @@ static int replay_batches(struct group_coordinator *gc, const uint8_t *buf, size
     return 0;
 }
 
-static int replay_partition(struct group_coordinator *gc, struct partition *p)
+/* Replays one chunk (up to chunk bytes, at least one whole batch) of a partition from *off,
+ * which moves past it. Returns 1 when more is left, 0 at the log end, -1 on a read error
+ * (logged). */
+static int replay_chunk(struct group_coordinator *gc, struct partition *p, int64_t *off,
+                        int32_t chunk)
 {
     char who[300];
     snprintf(who, sizeof(who), "%s-%d", OFFSETS_TOPIC, p->index);
-    int64_t off = partition_log_start(p);
-    int64_t end = partition_log_end(p);
-    uint8_t *buf = NULL;
-    size_t cap = 0;
-    while (off < end) {
-        struct log_slice sl;
-        int e = partition_read_log(p, off, REPLAY_CHUNK_BYTES, &sl);
-        if (e != KERR_NONE) {
-            LOG_ERROR(STORE_WHO, "%s: cannot read at offset %lld: %s", who, (long long)off,
-                      kerr_name(e));
-            free(buf);
-            return -1;
-        }
-        if (sl.len == 0) {
-            fio_close(sl.fd);
-            break;
-        }
-        if (sl.len > cap) {
-            uint8_t *nb = realloc(buf, sl.len);
-            if (nb == NULL) {
-                fio_close(sl.fd);
-                free(buf);
-                return -1;
-            }
-            buf = nb;
-            cap = sl.len;
-        }
-        ssize_t got = fio_pread_full(sl.fd, buf, sl.len, sl.position);
-        fio_close(sl.fd);
-        if (got < 0) {
-            LOG_ERROR(STORE_WHO, "%s: read error at offset %lld", who, (long long)off);
-            free(buf);
-            return -1;
-        }
-        int64_t next = off;
-        replay_batches(gc, buf, (size_t)got, off, &next, who);
-        if (next <= off) {
-            LOG_WARN(STORE_WHO, "%s: no whole batch at offset %lld; replay stops there", who,
-                     (long long)off);
-            break;
-        }
-        off = next;
+    if (*off < partition_log_start(p))
+        *off = partition_log_start(p);
+    if (*off >= partition_log_end(p))
+        return 0;
+    struct log_slice sl;
+    int e = partition_read_log(p, *off, chunk, &sl);
+    if (e != KERR_NONE) {
+        LOG_ERROR(STORE_WHO, "%s: cannot read at offset %lld: %s", who, (long long)*off,
+                  kerr_name(e));
+        return -1;
     }
+    if (sl.len == 0) {
+        fio_close(sl.fd);
+        return 0;
+    }
+    uint8_t *buf = malloc(sl.len);
+    if (buf == NULL) {
+        fio_close(sl.fd);
+        LOG_ERROR(STORE_WHO, "%s: no memory for %zu bytes at offset %lld", who, sl.len,
+                  (long long)*off);
+        return -1;
+    }
+    ssize_t got = fio_pread_full(sl.fd, buf, sl.len, sl.position);
+    fio_close(sl.fd);
+    if (got < 0) {
+        LOG_ERROR(STORE_WHO, "%s: read error at offset %lld", who, (long long)*off);
+        free(buf);
+        return -1;
+    }
+    int64_t next = *off;
+    replay_batches(gc, buf, (size_t)got, *off, &next, who);
     free(buf);
-    return 0;
+    if (next <= *off) {
+        LOG_WARN(STORE_WHO, "%s: no whole batch at offset %lld; replay stops there", who,
+                 (long long)*off);
+        return 0;
+    }
+    *off = next;
+    return 1;
+}
+
+static int replay_partition(struct group_coordinator *gc, struct partition *p)
+{
+    int64_t off = partition_log_start(p);
+    int r;
+    while ((r = replay_chunk(gc, p, &off, REPLAY_CHUNK_BYTES)) == 1)
+        ;
+    return r;
+}
+
+/* The topic's own configs: offsets are kept until the coordinator tombstones them, never
+ * dropped by time or size. */
+#define OFFSETS_CONFIGS 3
+static void offsets_configs(struct topic_config_kv cfg[OFFSETS_CONFIGS])
+{
+    memset(cfg, 0, sizeof(*cfg) * OFFSETS_CONFIGS);
+    snprintf(cfg[0].key, sizeof(cfg[0].key), "retention.ms");
+    snprintf(cfg[0].value, sizeof(cfg[0].value), "-1");
+    snprintf(cfg[1].key, sizeof(cfg[1].key), "retention.bytes");
+    snprintf(cfg[1].value, sizeof(cfg[1].value), "-1");
+    snprintf(cfg[2].key, sizeof(cfg[2].key), "segment.bytes");
+    snprintf(cfg[2].value, sizeof(cfg[2].value), OFFSETS_SEGMENT_BYTES);
 }
 
 static struct topic *ensure_topic(struct broker *b)
@@ -306,17 +356,11 @@ static struct topic *ensure_topic(struct broker *b)
     struct topic *t = topic_find(b, OFFSETS_TOPIC);
     if (t != NULL)
         return t;
-    struct topic_config_kv cfg[3];
-    memset(cfg, 0, sizeof(cfg));
-    snprintf(cfg[0].key, sizeof(cfg[0].key), "retention.ms");
-    snprintf(cfg[0].value, sizeof(cfg[0].value), "-1");
-    snprintf(cfg[1].key, sizeof(cfg[1].key), "retention.bytes");
-    snprintf(cfg[1].value, sizeof(cfg[1].value), "-1");
-    snprintf(cfg[2].key, sizeof(cfg[2].key), "segment.bytes");
-    snprintf(cfg[2].value, sizeof(cfg[2].value), OFFSETS_SEGMENT_BYTES);
+    struct topic_config_kv cfg[OFFSETS_CONFIGS];
+    offsets_configs(cfg);
     char msg[256] = "";
-    int e = topic_create(b, OFFSETS_TOPIC, b->cfg.offsets_topic_num_partitions, cfg, 3, &t, msg,
-                         sizeof(msg));
+    int e = topic_create(b, OFFSETS_TOPIC, b->cfg.offsets_topic_num_partitions, cfg,
+                         OFFSETS_CONFIGS, &t, msg, sizeof(msg));
     if (e != KERR_NONE) {
         LOG_ERROR(STORE_WHO, "cannot create %s: %s (%s)", OFFSETS_TOPIC, kerr_name(e), msg);
         return NULL;
@@ -324,25 +368,19 @@ static struct topic *ensure_topic(struct broker *b)
     return t;
 }
 
-struct group_coordinator *group_coordinator_create(struct broker *b)
+/* The per-partition arrays and the coordinator for nparts partitions (s->gc NULL before). */
+static int store_alloc(struct group_store *s, int32_t nparts)
 {
-    struct topic *t = topic_find(b, OFFSETS_TOPIC);
-    int32_t nparts = t != NULL ? t->npartitions : b->cfg.offsets_topic_num_partitions;
-    if (t != NULL && t->npartitions != b->cfg.offsets_topic_num_partitions)
-        LOG_WARN(STORE_WHO, "%s has %d partitions but offsets.topic.num.partitions=%d: using %d "
-                 "(the partition count of an existing topic decides where groups live)",
-                 OFFSETS_TOPIC, t->npartitions, b->cfg.offsets_topic_num_partitions,
-                 t->npartitions);
-    b->cfg.offsets_topic_num_partitions = nparts;
-    struct group_store *s = calloc(1, sizeof(*s));
-    if (s == NULL)
-        return NULL;
-    s->b = b;
+    GREGOR_ASSERT(s->gc == NULL && nparts > 0);
+    struct broker *b = s->b;
+    s->nparts = nparts;
     s->compact_due = calloc((size_t)nparts + 1, sizeof(*s->compact_due));
-    if (s->compact_due == NULL) {
-        free(s);
-        return NULL;
-    }
+    s->state = calloc((size_t)nparts + 1, sizeof(*s->state));
+    s->load_next = calloc((size_t)nparts + 1, sizeof(*s->load_next));
+    s->load_began = calloc((size_t)nparts + 1, sizeof(*s->load_began));
+    if (s->compact_due == NULL || s->state == NULL || s->load_next == NULL ||
+        s->load_began == NULL)
+        return -1;
     struct gc_config cfg = {
         .num_partitions = nparts,
         .initial_rebalance_delay_ms = b->cfg.group_initial_rebalance_delay_ms,
@@ -365,27 +403,71 @@ struct group_coordinator *group_coordinator_create(struct broker *b)
         .timer_cancel = store_timer_cancel,
         .append = store_append,
     };
-    s->replaying = true;
-    struct group_coordinator *gc = gc_create(&cfg, &env);
-    if (gc == NULL) {
-        free(s->compact_due);
-        free(s);
-        return NULL;
-    }
+    s->gc = gc_create(&cfg, &env);
+    if (s->gc == NULL)
+        return -1;
     struct cg_topic_view view;
     gh_topic_view(b, &view);
-    gc_set_topic_view(gc, &view);
+    gc_set_topic_view(s->gc, &view);
+    return 0;
+}
+
+static void store_free_parts(struct group_store *s)
+{
+    gc_destroy(s->gc);
+    s->gc = NULL;
+    free(s->compact_due);
+    free(s->state);
+    free(s->load_next);
+    free(s->load_began);
+    s->compact_due = NULL;
+    s->state = NULL;
+    s->load_next = NULL;
+    s->load_began = NULL;
+}
+
+/* One node: every partition is this broker's, replayed before the listener opens. */
+static void store_load_all(struct group_store *s, struct topic *t)
+{
+    s->replaying = true;
     int64_t t0 = mono_ms();
     for (int32_t i = 0; t != NULL && i < t->npartitions; i++)
-        replay_partition(gc, t->partitions[i]);
-    gc_replay_done(gc);
-    s->gc = gc;
+        replay_partition(s->gc, t->partitions[i]);
+    for (int32_t i = 0; i < s->nparts; i++)
+        s->state[i] = STORE_OWNED;
+    gc_replay_done(s->gc);
     s->replaying = false;
     LOG_INFO(STORE_WHO, "Finished loading offsets and group metadata from %s in %lld ms",
              OFFSETS_TOPIC, (long long)(mono_ms() - t0));
     for (int32_t i = 0; t != NULL && i < t->npartitions; i++)
         maybe_schedule_compaction(s, t->partitions[i]);
-    return gc;
+}
+
+struct group_coordinator *group_coordinator_create(struct broker *b)
+{
+    struct topic *t = topic_find(b, OFFSETS_TOPIC);
+    int32_t nparts = b->cfg.offsets_topic_num_partitions;
+    if (b->cluster == NULL && t != NULL && t->npartitions != nparts) {
+        LOG_WARN(STORE_WHO, "%s has %d partitions but offsets.topic.num.partitions=%d: using %d "
+                 "(the partition count of an existing topic decides where groups live)",
+                 OFFSETS_TOPIC, t->npartitions, nparts, t->npartitions);
+        nparts = t->npartitions;
+        b->cfg.offsets_topic_num_partitions = nparts;
+    }
+    struct group_store *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->b = b;
+    if (store_alloc(s, nparts) != 0) {
+        store_free_parts(s);
+        free(s);
+        return NULL;
+    }
+    /* In a cluster nothing is owned until ZooKeeper says this broker leads a partition
+     * (group_store_cluster_sync). */
+    if (b->cluster == NULL)
+        store_load_all(s, t);
+    return s->gc;
 }
 
 void group_coordinator_destroy(struct group_coordinator *gc)
@@ -393,9 +475,251 @@ void group_coordinator_destroy(struct group_coordinator *gc)
     if (gc == NULL)
         return;
     struct group_store *s = gc_env_ctx(gc);
-    gc_destroy(gc);
     if (s->compact_timer)
         broker_timer_cancel(s->b, s->compact_timer);
-    free(s->compact_due);
+    if (s->load_timer)
+        broker_timer_cancel(s->b, s->load_timer);
+    store_free_parts(s);
     free(s);
+}
+
+/* ---- a cluster: the partitions this broker leads ---- */
+
+static struct group_store *store_of(struct broker *b)
+{
+    return b->groups != NULL ? gc_env_ctx(b->groups) : NULL;
+}
+
+int16_t group_store_check(struct broker *b, const char *group_id)
+{
+    struct group_store *s = store_of(b);
+    if (s == NULL)
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    if (b->cluster == NULL)
+        return KERR_NONE;
+    const char *g = group_id != NULL ? group_id : "";
+    int32_t p = gc_partition_for(g, s->nparts);
+    GREGOR_ASSERT(p >= 0 && p < s->nparts);
+    switch (s->state[p]) {
+    case STORE_OWNED:
+        return KERR_NONE;
+    case STORE_LOADING:
+        return KERR_COORDINATOR_LOAD_IN_PROGRESS;
+    default:
+        return KERR_NOT_COORDINATOR;
+    }
+}
+
+bool group_store_loading(struct broker *b)
+{
+    struct group_store *s = store_of(b);
+    for (int32_t i = 0; s != NULL && i < s->nparts; i++)
+        if (s->state[i] == STORE_LOADING)
+            return true;
+    return false;
+}
+
+static void topic_created(void *arg, int kerr, const char *msg)
+{
+    struct broker *b = arg;
+    struct group_store *s = store_of(b);
+    if (s != NULL)
+        s->topic_requested = false;
+    if (kerr != KERR_NONE && kerr != KERR_TOPIC_ALREADY_EXISTS)
+        LOG_LIMITED(LOG_LEVEL_WARN, STORE_WHO, "cannot create %s: %s (%s)", OFFSETS_TOPIC,
+                    kerr_name(kerr), msg ? msg : "");
+}
+
+/* Kafka's AutoTopicCreationManager for the internal topic: offsets.topic.num.partitions
+ * partitions at offsets.topic.replication.factor, one request in flight at a time. */
+static void request_topic(struct broker *b, struct group_store *s)
+{
+    if (s->topic_requested)
+        return;
+    char msg[512] = "";
+    uint8_t id[16];
+    int e = cluster_create_topic(b->cluster, OFFSETS_TOPIC, s->nparts,
+                                 b->cfg.offsets_topic_replication_factor, NULL, false, id,
+                                 topic_created, b, msg, sizeof(msg));
+    if (e == KERR_NONE) {
+        s->topic_requested = true;
+        LOG_INFO(STORE_WHO, "Creating topic %s with %d partitions and replication factor %d",
+                 OFFSETS_TOPIC, s->nparts, b->cfg.offsets_topic_replication_factor);
+    } else {
+        LOG_LIMITED(LOG_LEVEL_WARN, STORE_WHO, "cannot create %s: %s (%s)", OFFSETS_TOPIC,
+                    kerr_name(e), msg);
+    }
+}
+
+int16_t group_store_find(struct broker *b, const char *group_id, struct cluster_broker *out)
+{
+    struct group_store *s = store_of(b);
+    if (s == NULL || b->cluster == NULL)
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    const struct cluster_topic *ct = cluster_topic_find(b->cluster, OFFSETS_TOPIC);
+    if (ct == NULL) {
+        request_topic(b, s);
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    }
+    if (!ct->read || ct->npartitions != s->nparts)
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    int32_t p = gc_partition_for(group_id != NULL ? group_id : "", s->nparts);
+    int32_t leader = ct->parts[p].leader;
+    if (leader < 0)
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    const struct cluster_broker *live;
+    int n = cluster_brokers(b->cluster, &live);
+    for (int i = 0; i < n; i++)
+        if (live[i].id == leader) {
+            *out = live[i];
+            return KERR_NONE;
+        }
+    return KERR_COORDINATOR_NOT_AVAILABLE;
+}
+
+static void load_fire(struct broker *b, void *arg);
+
+static void load_schedule(struct group_store *s, int64_t delay_ms)
+{
+    if (s->load_timer == 0)
+        s->load_timer = broker_timer_add(s->b, mono_ms() + delay_ms, load_fire, s);
+}
+
+/* Kafka's onResignation: the partition's groups go (waiting joins and syncs answered
+ * NOT_COORDINATOR); its records stay for the next leader. */
+static void partition_resign(struct group_store *s, int32_t p)
+{
+    enum store_partition_state was = s->state[p];
+    s->state[p] = STORE_NOT_OWNED;
+    s->compact_due[p] = false;
+    int n = gc_unload_partition(s->gc, p, KERR_NOT_COORDINATOR);
+    LOG_INFO(STORE_WHO, "Unloaded %d groups of %s-%d (%s)", n, OFFSETS_TOPIC, p,
+             was == STORE_LOADING ? "its loading was stopped" : "no longer its leader");
+}
+
+/* The ZooKeeper topic's count decides where groups live (Kafka reads it at startup). A
+ * different offsets.topic.num.partitions is followed while nothing is owned yet. */
+static bool partitions_agree(struct group_store *s, const struct cluster_topic *ct)
+{
+    if (ct->npartitions == s->nparts)
+        return true;
+    for (int32_t i = 0; i < s->nparts; i++)
+        if (s->state[i] != STORE_NOT_OWNED)
+            return false;
+    if (ct->npartitions <= 0)
+        return false;
+    LOG_WARN(STORE_WHO, "%s has %d partitions in ZooKeeper but offsets.topic.num.partitions=%d: "
+             "using %d", OFFSETS_TOPIC, ct->npartitions, s->nparts, ct->npartitions);
+    struct broker *b = s->b;
+    store_free_parts(s);
+    if (store_alloc(s, ct->npartitions) != 0) {
+        LOG_ERROR(STORE_WHO, "no memory for a coordinator of %d partitions", ct->npartitions);
+        store_free_parts(s);
+        free(s);
+        b->groups = NULL;
+        return false;
+    }
+    b->groups = s->gc;
+    return true;
+}
+
+void group_store_cluster_sync(struct broker *b)
+{
+    struct group_store *s = store_of(b);
+    if (s == NULL || b->cluster == NULL)
+        return;
+    const struct cluster_topic *ct = cluster_topic_find(b->cluster, OFFSETS_TOPIC);
+    if (ct != NULL && ct->read && !partitions_agree(s, ct)) {
+        if (store_of(b) == NULL)
+            return;
+        ct = NULL; /* another count, with groups held: lead nothing more */
+    }
+    s = store_of(b);
+    for (int32_t p = 0; p < s->nparts; p++) {
+        bool leads = ct != NULL && ct->read && !ct->gone && p < ct->npartitions &&
+                     ct->parts[p].leader == b->cfg.node_id;
+        if (leads && s->state[p] == STORE_NOT_OWNED) {
+            s->state[p] = STORE_LOADING;
+            s->load_next[p] = -1;
+            s->load_began[p] = mono_ms();
+            LOG_INFO(STORE_WHO, "Scheduling loading of offsets and group metadata from %s-%d "
+                     "(leader epoch %d)", OFFSETS_TOPIC, p, ct->parts[p].leader_epoch);
+            load_schedule(s, 0);
+        } else if (!leads && s->state[p] != STORE_NOT_OWNED) {
+            partition_resign(s, p);
+        }
+    }
+}
+
+/* __consumer_offsets opened here from ZooKeeper (broker_cluster_sync opens it with no
+ * overrides) gets the one-node topic's configs. */
+static void topic_configure(struct broker *b, struct topic *t)
+{
+    if (t->noverrides > 0)
+        return;
+    struct topic_config_kv cfg[OFFSETS_CONFIGS];
+    offsets_configs(cfg);
+    if (topic_set_overrides(b, t, cfg, OFFSETS_CONFIGS) != KERR_NONE)
+        LOG_WARN(STORE_WHO, "cannot set the configs of %s", OFFSETS_TOPIC);
+}
+
+/* One loading partition's next chunk; true when it is done (then it is owned). */
+static bool load_step(struct group_store *s, int32_t p)
+{
+    struct partition *lp = offsets_partition(s, p);
+    GREGOR_ASSERT(lp != NULL);
+    if (s->load_next[p] < 0)
+        s->load_next[p] = partition_log_start(lp);
+    s->replaying = true;
+    int r = replay_chunk(s->gc, lp, &s->load_next[p], LOAD_CHUNK_BYTES);
+    s->replaying = false;
+    if (r == 1)
+        return false;
+    /* A read error leaves what was read (as the one-node replay does), logged above. Owned
+     * first: whatever finishing the load writes goes to the log. */
+    s->state[p] = STORE_OWNED;
+    gc_replay_done_partition(s->gc, p);
+    LOG_INFO(STORE_WHO, "Finished loading offsets and group metadata from %s-%d in %lld ms",
+             OFFSETS_TOPIC, p, (long long)(mono_ms() - s->load_began[p]));
+    maybe_schedule_compaction(s, lp);
+    return true;
+}
+
+/* Kafka's loading runs on a scheduler thread; here it runs in slices of the loop's turns
+ * (LOAD_TURN_BUDGET_MS each), so a long log never stalls the broker. */
+static void load_fire(struct broker *b, void *arg)
+{
+    struct group_store *s = arg;
+    s->load_timer = 0;
+    struct topic *t = topic_find(b, OFFSETS_TOPIC);
+    bool ready = t != NULL && t->creating == 0 && t->growing == 0 && t->npartitions == s->nparts;
+    if (t != NULL && t->creating == 0 && t->growing == 0 && !ready)
+        LOG_LIMITED(LOG_LEVEL_ERROR, STORE_WHO, "the local %s has %d partitions, ZooKeeper's %d "
+                    "(a log dir of another cluster or of a single node?): its groups are not "
+                    "loaded, their requests answer COORDINATOR_LOAD_IN_PROGRESS", OFFSETS_TOPIC,
+                    t->npartitions, s->nparts);
+    bool waiting = false;
+    int64_t deadline = mono_ms() + LOAD_TURN_BUDGET_MS;
+    for (int32_t p = 0; p < s->nparts; p++) {
+        if (s->state[p] != STORE_LOADING)
+            continue;
+        if (!ready) {
+            waiting = true; /* broker_cluster_sync is still opening the topic here */
+            break;
+        }
+        topic_configure(b, t);
+        while (!load_step(s, p)) {
+            if (mono_ms() >= deadline) {
+                load_schedule(s, 0);
+                return;
+            }
+        }
+        if (mono_ms() >= deadline)
+            break;
+    }
+    for (int32_t p = 0; p < s->nparts && !waiting; p++)
+        if (s->state[p] == STORE_LOADING)
+            load_schedule(s, 0);
+    if (waiting)
+        load_schedule(s, LOAD_WAIT_MS);
 }

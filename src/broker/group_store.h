@@ -3,6 +3,9 @@
 #ifndef GREGOR_BROKER_GROUP_STORE_H
 #define GREGOR_BROKER_GROUP_STORE_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 struct broker;
 struct group_coordinator;
 
@@ -10,5 +13,21 @@ struct group_coordinator;
 struct group_coordinator *group_coordinator_create(struct broker *b);
 /* Answers pending joins/syncs, writes what must be written, frees. */
 void group_coordinator_destroy(struct group_coordinator *gc);
+
+/* What a group API answers for group_id on this broker before the coordinator sees it:
+ * KERR_NONE (one node, or this broker leads the group's partition and has loaded it),
+ * COORDINATOR_LOAD_IN_PROGRESS (loading it), NOT_COORDINATOR (another broker's, in a cluster),
+ * COORDINATOR_NOT_AVAILABLE (no coordinator). */
+int16_t group_store_check(struct broker *b, const char *group_id);
+/* Whether a partition is being loaded (ListGroups answers COORDINATOR_LOAD_IN_PROGRESS). */
+bool group_store_loading(struct broker *b);
+/* A cluster's FindCoordinator for a group: the live broker that leads the group's partition of
+ * the ZooKeeper topic __consumer_offsets (created on first use, Kafka's auto-creation of the
+ * internal topic). KERR_NONE with *out, or COORDINATOR_NOT_AVAILABLE. */
+struct cluster_broker;
+int16_t group_store_find(struct broker *b, const char *group_id, struct cluster_broker *out);
+/* ZooKeeper's leaders changed: load the partitions this broker now leads (over loop turns,
+ * COORDINATOR_LOAD_IN_PROGRESS meanwhile), let go of the ones it no longer leads. */
+void group_store_cluster_sync(struct broker *b);
 
 #endif

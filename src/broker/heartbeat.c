@@ -1,6 +1,7 @@
 /* Heartbeat (12): keeps a member's session alive; REBALANCE_IN_PROGRESS tells it to rejoin. */
 #include "broker/group_handler_util.h"
 #include "broker/group_handlers.h"
+#include "broker/group_store.h"
 #include "broker/kutil.h"
 #include "group/coordinator.h"
 #include "proto/messages.h"
@@ -9,10 +10,9 @@ enum request_status handle_heartbeat(struct broker *b, struct request *r)
 {
     struct heartbeat_request *req = r->body;
     struct heartbeat_response *resp = r->resp;
-    if (b->groups == NULL) {
-        resp->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+    resp->error_code = group_store_check(b, req->group_id.ptr);
+    if (resp->error_code != KERR_NONE)
         return REQUEST_DONE;
-    }
     resp->error_code = gh_ids_error(req->group_id, req->member_id, req->group_instance_id);
     if (resp->error_code != KERR_NONE)
         return REQUEST_DONE;

@@ -3,6 +3,7 @@
  * the rebalance completes. */
 #include "broker/group_handler_util.h"
 #include "broker/group_handlers.h"
+#include "broker/group_store.h"
 #include "broker/kutil.h"
 #include "proto/messages.h"
 
@@ -45,10 +46,9 @@ enum request_status handle_join_group(struct broker *b, struct request *r)
     resp->protocol_name = r->api_version >= 7 ? kstr_null() : kstr_of("");
     resp->leader = kstr_of("");
     resp->member_id = req->member_id.ptr ? req->member_id : kstr_of("");
-    if (b->groups == NULL) {
-        resp->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+    resp->error_code = group_store_check(b, req->group_id.ptr);
+    if (resp->error_code != KERR_NONE)
         return REQUEST_DONE;
-    }
     resp->error_code = gh_ids_error(req->group_id, req->member_id, req->group_instance_id);
     if (resp->error_code != KERR_NONE)
         return REQUEST_DONE;

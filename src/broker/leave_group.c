@@ -1,6 +1,7 @@
 /* LeaveGroup (13): one member (v0-2) or a batch of members by id / instance id (v3+). */
 #include "broker/group_handler_util.h"
 #include "broker/group_handlers.h"
+#include "broker/group_store.h"
 #include "broker/kutil.h"
 #include "proto/messages.h"
 
@@ -8,8 +9,8 @@ enum request_status handle_leave_group(struct broker *b, struct request *r)
 {
     struct leave_group_request *req = r->body;
     struct leave_group_response *resp = r->resp;
-    if (b->groups == NULL) {
-        resp->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+    resp->error_code = group_store_check(b, req->group_id.ptr);
+    if (resp->error_code != KERR_NONE) {
         return REQUEST_DONE;
     }
     if (kstr_has_nul(req->group_id)) {

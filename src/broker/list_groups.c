@@ -1,10 +1,13 @@
 /* ListGroups (16): every group this coordinator knows, classic and consumer (KIP-848),
- * optionally filtered by state (v4+) and type (v5+), case-insensitive as Kafka. */
+ * optionally filtered by state (v4+) and type (v5+), case-insensitive as Kafka. In a cluster
+ * these are the groups of the partitions this broker leads (Kafka's answer per broker), with
+ * COORDINATOR_LOAD_IN_PROGRESS while one of them is loading. */
 #include <stdlib.h>
 #include <strings.h>
 
 #include "broker/group_handler_util.h"
 #include "broker/group_handlers.h"
+#include "broker/group_store.h"
 #include "broker/kutil.h"
 #include "group/coordinator.h"
 #include "proto/messages.h"
@@ -58,6 +61,7 @@ enum request_status handle_list_groups(struct broker *b, struct request *r)
         g->group_type = kstr_of(list[i].type);
     }
     resp->n_groups = k;
+    resp->error_code = group_store_loading(b) ? KERR_COORDINATOR_LOAD_IN_PROGRESS : KERR_NONE;
     free(list);
     return REQUEST_DONE;
 }

@@ -1,10 +1,33 @@
 /* OffsetCommit (8; v0 refused per partition, as Kafka 3.9 without ZooKeeper): checks topics exist, then the coordinator validates the member/generation
  * and persists the offsets to __consumer_offsets. */
+#include <string.h>
+
 #include "broker/group_handlers.h"
+#include "broker/group_store.h"
 #include "broker/kutil.h"
+#include "cluster/cluster.h"
 #include "common/logging.h"
 #include "group/coordinator.h"
 #include "proto/messages.h"
+
+/* The partition count of a topic: ZooKeeper's in a cluster (the coordinator commits offsets
+ * of topics that other brokers lead and that are not open here), else the local one; -1 when
+ * there is no such topic. */
+static int32_t topic_partitions(struct broker *b, struct kstr name)
+{
+    if (b->cluster != NULL) {
+        char n[CLUSTER_TOPIC_NAME_MAX];
+        if (name.ptr == NULL || name.len <= 0 || name.len >= (int32_t)sizeof(n) ||
+            kstr_has_nul(name))
+            return -1;
+        memcpy(n, name.ptr, (size_t)name.len);
+        n[name.len] = '\0';
+        const struct cluster_topic *ct = cluster_topic_find(b->cluster, n);
+        return ct != NULL && ct->read ? ct->npartitions : -1;
+    }
+    struct topic *t = topic_find_name(b, name);
+    return t != NULL ? t->npartitions : -1;
+}
 
 enum request_status handle_offset_commit(struct broker *b, struct request *r)
 {
@@ -17,10 +40,11 @@ enum request_status handle_offset_commit(struct broker *b, struct request *r)
     struct gc_commit_partition *parts = request_alloc(r, sizeof(*parts) * ((size_t)total + 1));
     if (parts == NULL)
         return REQUEST_CLOSE;
+    int16_t coordinator = group_store_check(b, req->group_id.ptr);
     int k = 0;
     for (int32_t i = 0; i < nt; i++) {
         struct offset_commit_request_offset_commit_request_topic *rt = &req->topics[i];
-        struct topic *t = topic_find_name(b, rt->name);
+        int32_t nparts = topic_partitions(b, rt->name);
         int32_t np = rt->n_partitions > 0 ? rt->n_partitions : 0;
         for (int32_t j = 0; j < np; j++) {
             struct offset_commit_request_offset_commit_request_partition *rp = &rt->partitions[j];
@@ -33,10 +57,10 @@ enum request_status handle_offset_commit(struct broker *b, struct request *r)
             p->metadata_len = rp->committed_metadata.len;
             if (kstr_has_nul(req->group_id))
                 p->error = KERR_INVALID_GROUP_ID; /* would read as another group's id */
-            else if (t == NULL || rp->partition_index < 0 || rp->partition_index >= t->npartitions)
+            else if (rp->partition_index < 0 || rp->partition_index >= nparts)
                 p->error = KERR_UNKNOWN_TOPIC_OR_PARTITION;
-            else if (b->groups == NULL)
-                p->error = KERR_COORDINATOR_NOT_AVAILABLE;
+            else if (coordinator != KERR_NONE)
+                p->error = coordinator;
         }
     }
     /* v0 commits went to ZooKeeper; Kafka 3.9 in KRaft mode (no ZooKeeper, as here) refused
@@ -51,7 +75,7 @@ enum request_status handle_offset_commit(struct broker *b, struct request *r)
                     req->group_id.ptr ? req->group_id.ptr : "",
                     r->client_id.ptr ? r->client_id.ptr : "");
     }
-    if (b->groups != NULL && !kstr_has_nul(req->group_id) && !zookeeper_only) {
+    if (coordinator == KERR_NONE && !kstr_has_nul(req->group_id) && !zookeeper_only) {
         struct gc_commit_args a = {
             .group_id = req->group_id.ptr,
             .generation = req->generation_id_or_member_epoch,

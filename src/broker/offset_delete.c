@@ -1,6 +1,7 @@
 /* OffsetDelete (47): removes committed offsets of a group for partitions its members are not
  * subscribed to (GROUP_SUBSCRIBED_TO_TOPIC otherwise). */
 #include "broker/group_handlers.h"
+#include "broker/group_store.h"
 #include "broker/kutil.h"
 #include "group/coordinator.h"
 #include "proto/messages.h"
@@ -17,8 +18,8 @@ enum request_status handle_offset_delete(struct broker *b, struct request *r)
     RESP_ARRAY(r, resp->topics, 0);
     if (parts == NULL || resp->topics == NULL)
         return REQUEST_CLOSE;
-    if (b->groups == NULL) {
-        resp->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+    resp->error_code = group_store_check(b, req->group_id.ptr);
+    if (resp->error_code != KERR_NONE) {
         return REQUEST_DONE;
     }
     if (kstr_has_nul(req->group_id)) {

@@ -6,6 +6,7 @@
 
 #include "broker/group_handler_util.h"
 #include "broker/group_handlers.h"
+#include "broker/group_store.h"
 #include "broker/kutil.h"
 #include "group/coordinator.h"
 #include "proto/messages.h"
@@ -101,10 +102,10 @@ static enum request_status fetch_single(struct broker *b, struct request *r)
 {
     struct offset_fetch_request *req = r->body;
     struct offset_fetch_response *resp = r->resp;
-    int16_t err = b->groups ? KERR_NONE : KERR_COORDINATOR_NOT_AVAILABLE;
+    int16_t err = group_store_check(b, req->group_id.ptr);
     /* A group id holding a NUL would read as another group's: refused as Kafka answers a
      * group-level error (no topics from v2, each partition carrying it before). */
-    const char *group = req->group_id.ptr;
+    const char *group = err == KERR_NONE ? req->group_id.ptr : NULL;
     if (kstr_has_nul(req->group_id)) {
         err = KERR_INVALID_GROUP_ID;
         group = NULL;
@@ -174,7 +175,7 @@ static enum request_status fetch_groups(struct broker *b, struct request *r)
         struct offset_fetch_request_offset_fetch_request_group *rg = &req->groups[g];
         struct offset_fetch_response_offset_fetch_response_group *og = &resp->groups[g];
         og->group_id = rg->group_id.ptr ? rg->group_id : kstr_of("");
-        og->error_code = b->groups ? KERR_NONE : KERR_COORDINATOR_NOT_AVAILABLE;
+        og->error_code = group_store_check(b, rg->group_id.ptr);
         if (rg->group_id.ptr == NULL || kstr_has_nul(rg->group_id))
             og->error_code = KERR_INVALID_GROUP_ID;
         else if (og->error_code == KERR_NONE && r->api_version >= 9)

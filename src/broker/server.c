@@ -736,6 +736,15 @@ static int set_ip_limits(struct broker *b)
     return 0;
 }
 
+/* ZooKeeper's topics or leaders changed: open the partitions this broker leads, then take or
+ * let go of the group coordinators of __consumer_offsets' partitions. */
+static void cluster_changed(void *arg)
+{
+    struct broker *b = arg;
+    broker_cluster_sync(b);
+    group_store_cluster_sync(b);
+}
+
 /* Connects to ZooKeeper and reads (or creates) /cluster/id, which the log dirs' meta.properties
  * must match (logdir_open refuses another cluster's dir, Kafka's InconsistentClusterIdException).
  * Kafka's startup fails when ZooKeeper is not reached within zookeeper.connection.timeout.ms;
@@ -758,7 +767,7 @@ static int cluster_join(struct broker *b)
         .listener_name = "PLAINTEXT",
         .host = b->cfg.advertised_host,
         .port = b->cfg.advertised_port,
-        .on_change = broker_cluster_sync, /* opens the partitions this broker leads */
+        .on_change = cluster_changed,
         .on_topic_gone = broker_cluster_topic_gone,
         .change_arg = b,
     };

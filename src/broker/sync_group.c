@@ -2,6 +2,7 @@
  * a Stable group, or once the leader's SyncGroup arrives. */
 #include "broker/group_handler_util.h"
 #include "broker/group_handlers.h"
+#include "broker/group_store.h"
 #include "broker/kutil.h"
 #include "proto/messages.h"
 
@@ -24,10 +25,9 @@ enum request_status handle_sync_group(struct broker *b, struct request *r)
     resp->protocol_type = kstr_null();
     resp->protocol_name = kstr_null();
     resp->assignment = gh_bytes(r, NULL, 0);
-    if (b->groups == NULL) {
-        resp->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+    resp->error_code = group_store_check(b, req->group_id.ptr);
+    if (resp->error_code != KERR_NONE)
         return REQUEST_DONE;
-    }
     resp->error_code = gh_ids_error(req->group_id, req->member_id, req->group_instance_id);
     if (resp->error_code != KERR_NONE)
         return REQUEST_DONE;

@@ -1461,11 +1461,11 @@ void cg_timer_fire(struct group_coordinator *gc, struct gc_timer *t)
         rebalance_expired(gc, t->owner);
 }
 
-void cg_replay_done(struct group_coordinator *gc)
+void cg_replay_done(struct group_coordinator *gc, int32_t partition)
 {
     for (size_t i = 0; i < gc->nbuckets; i++)
         for (struct group *g = gc->buckets[i]; g; g = g->next) {
-            if (g->cg == NULL)
+            if (g->cg == NULL || (partition >= 0 && g->partition != partition))
                 continue;
             g->state = g->cg->n_members > 0 ? GC_STABLE : GC_EMPTY;
             for (struct cg_member *m = g->cg->members; m; m = m->next) {

@@ -173,7 +173,7 @@ struct arena;
 int cg_replay_record(struct group_coordinator *gc, int16_t key_version, struct kreader *key,
                      const uint8_t *value, int32_t value_len, struct arena *arena);
 /* After replay: members' sessions start. */
-void cg_replay_done(struct group_coordinator *gc);
+void cg_replay_done(struct group_coordinator *gc, int32_t partition); /* -1: all */
 /* Adds a consumer group's live records (snapshots for the topic rewrite). */
 int cg_snapshot_group(struct group *g, struct gc_record_list *l);
 /* Adds tombstones for every live record of a consumer group (delete, expiry). */

@@ -1503,10 +1503,18 @@ void gc_destroy(struct group_coordinator *gc)
 
 void gc_replay_done(struct group_coordinator *gc)
 {
+    gc_replay_done_partition(gc, -1);
+}
+
+void gc_replay_done_partition(struct group_coordinator *gc, int32_t partition)
+{
+    GREGOR_ASSERT(partition >= -1 && partition < gc->cfg.num_partitions);
     int64_t now = gc_mono(gc);
     size_t ngroups = 0, nmembers = 0;
     for (size_t i = 0; i < gc->nbuckets; i++)
         for (struct group *g = gc->buckets[i]; g; g = g->next) {
+            if (partition >= 0 && g->partition != partition)
+                continue;
             ngroups++;
             g->state = g->n_members > 0 ? GC_STABLE : GC_EMPTY;
             nmembers += g->cg ? (size_t)g->cg->n_members : 0;
@@ -1516,8 +1524,47 @@ void gc_replay_done(struct group_coordinator *gc)
                 timer_arm(gc, &m->hb_timer, m->deadline_mono);
             }
         }
-    cg_replay_done(gc);
-    LOG_INFO(GC_WHO, "Loaded %zu groups (%zu members) from __consumer_offsets", ngroups, nmembers);
+    cg_replay_done(gc, partition);
+    if (partition < 0)
+        LOG_INFO(GC_WHO, "Loaded %zu groups (%zu members) from __consumer_offsets", ngroups,
+                 nmembers);
+    else
+        LOG_INFO(GC_WHO, "Loaded %zu groups (%zu members) from __consumer_offsets-%d", ngroups,
+                 nmembers, partition);
+}
+
+/* Kafka's onResignation (removeGroupsForPartition): the groups of one partition are forgotten
+ * (their records stay in the log for the next coordinator); a member waiting for its JoinGroup
+ * or SyncGroup answer gets err, so the client looks for the new coordinator. */
+int gc_unload_partition(struct group_coordinator *gc, int32_t partition, int16_t err)
+{
+    GREGOR_ASSERT(partition >= 0 && partition < gc->cfg.num_partitions);
+    int removed = 0;
+    for (size_t i = 0; i < gc->nbuckets; i++) {
+        struct group *next;
+        for (struct group *g = gc->buckets[i]; g; g = next) {
+            next = g->next;
+            if (g->partition != partition)
+                continue;
+            for (struct member *m = g->members; m; m = m->next) {
+                if (m->join_cb) {
+                    gc_join_cb cb = m->join_cb;
+                    m->join_cb = NULL;
+                    g->n_awaiting_join--;
+                    join_reply_error(cb, m->join_arg, err, m->id);
+                }
+                if (m->sync_cb) {
+                    gc_sync_cb cb = m->sync_cb;
+                    m->sync_cb = NULL;
+                    sync_reply_error(cb, m->sync_arg, err);
+                }
+            }
+            gc_group_remove(gc, g);
+            removed++;
+        }
+    }
+    GREGOR_ASSERT(gc->live[partition] == 0);
+    return removed;
 }
 
 /* Rebuilds a group from a GroupMetadataValue read back from the log (members as Kafka stores

@@ -118,6 +118,12 @@ int gc_replay_record(struct group_coordinator *gc, const uint8_t *key, int32_t k
                      const uint8_t *value, int32_t value_len);
 /* After replay: groups with members become Stable with running session timers. */
 void gc_replay_done(struct group_coordinator *gc);
+/* The same for the groups of one partition only (a partition loaded after the others, when this
+ * broker became its leader in a cluster). */
+void gc_replay_done_partition(struct group_coordinator *gc, int32_t partition);
+/* Forgets the groups of one partition (this broker stopped leading it): waiting joins and
+ * syncs are answered with err (NOT_COORDINATOR). Returns how many groups went. */
+int gc_unload_partition(struct group_coordinator *gc, int32_t partition, int16_t err);
 
 /* ---- JoinGroup / SyncGroup ---- */
 

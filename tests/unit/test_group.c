@@ -644,6 +644,69 @@ static void test_destroy_answers_pending_requests(void **state)
     assert_int_equal(a.error, KERR_COORDINATOR_NOT_AVAILABLE);
 }
 
+/* Two group ids whose __consumer_offsets partitions differ. */
+static void groups_in_two_partitions(int32_t nparts, char *a, char *b, size_t len)
+{
+    snprintf(a, len, "ga");
+    for (int i = 0; i < 100; i++) {
+        snprintf(b, len, "gb%d", i);
+        if (gc_partition_for(a, nparts) != gc_partition_for(b, nparts))
+            return;
+    }
+    fail_msg("no two groups in different partitions");
+}
+
+/* Issue 15, a cluster: the broker that stops leading a partition unloads its groups (a waiting
+ * JoinGroup answered NOT_COORDINATOR), the other partitions' groups stay as they were; the
+ * partition loaded again (its records replayed) brings its groups back alone. */
+static void test_unload_and_load_one_partition(void **state)
+{
+    (void)state;
+    struct gc_config cfg = fake_config();
+    struct fake_env *e = fake_env_new(&cfg);
+    char ga[16], gb[16], ida[128], idb[128];
+    groups_in_two_partitions(cfg.num_partitions, ga, gb, sizeof(ga));
+    int32_t pa = gc_partition_for(ga, cfg.num_partitions);
+    stable_single(e, ga, ida, sizeof(ida));
+    stable_single(e, gb, idb, sizeof(idb));
+    struct gc_commit_partition cp = {.topic = "t", .partition = 0, .offset = 42, .leader_epoch = -1};
+    struct gc_commit_args ca = {.group_id = ga, .generation = 1, .member_id = ida,
+                                .retention_ms = -1, .version = 8};
+    gc_offset_commit(e->gc, &ca, &cp, 1);
+    assert_int_equal(cp.error, KERR_NONE);
+    /* A new member's JoinGroup waits for the rebalance of ga. */
+    struct join_out waiting;
+    join(e, join_args(ga, "", 3), &waiting);
+    assert_false(waiting.called);
+
+    assert_int_equal(gc_unload_partition(e->gc, pa, KERR_NOT_COORDINATOR), 1);
+    assert_true(waiting.called);
+    assert_int_equal(waiting.error, KERR_NOT_COORDINATOR);
+    struct gc_group_desc d;
+    gc_describe(e->gc, ga, &d);
+    assert_false(d.found);
+    gc_describe_free(&d);
+    struct gc_offset o;
+    assert_false(gc_offset_get(e->gc, ga, "t", 0, &o));
+    assert_int_equal(gc_live_records(e->gc, pa), 0);
+    assert_int_equal(state_of(e, gb), GC_STABLE);
+    assert_int_equal(gc_heartbeat(e->gc, gb, 1, idb, NULL), KERR_NONE);
+
+    /* Loaded again: only that partition's records, then its groups come back. */
+    for (int i = 0; i < e->nrecords; i++)
+        if (e->records[i].partition == pa)
+            assert_int_equal(gc_replay_record(e->gc, e->records[i].key, e->records[i].key_len,
+                                              e->records[i].value, e->records[i].value_len), 0);
+    gc_replay_done_partition(e->gc, pa);
+    assert_int_equal(state_of(e, ga), GC_STABLE);
+    assert_true(gc_offset_get(e->gc, ga, "t", 0, &o));
+    assert_int_equal(o.offset, 42);
+    assert_int_equal(gc_heartbeat(e->gc, ga, 1, ida, NULL), KERR_NONE);
+    assert_int_equal(state_of(e, gb), GC_STABLE);
+    assert_int_equal(gc_heartbeat(e->gc, gb, 1, idb, NULL), KERR_NONE);
+    fake_env_free(e);
+}
+
 /* Issue 12 item 3, a JoinGroup storm: 1,500 members, each offering 100 protocols. Joining,
  * selecting the protocol and syncing must cost work linear in what the members sent (counted
  * by gc_work), not members x protocols per join: the quadratic version stalled the loop 62 s. */
@@ -767,6 +830,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_step_join_and_member_id_format),
+        cmocka_unit_test(test_unload_and_load_one_partition),
         cmocka_unit_test(test_unknown_member_of_unknown_group),
         cmocka_unit_test(test_initial_delay_collects_members_and_only_leader_gets_members),
         cmocka_unit_test(test_sync_distributes_leader_assignment),
