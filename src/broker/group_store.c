@@ -12,6 +12,7 @@
 #include "broker/group_handlers.h"
 #include "broker/group_store.h"
 #include "cluster/cluster.h"
+#include "cluster/znode.h"
 #include "common/errors.h"
 #include "common/logging.h"
 #include "common/util.h"
@@ -538,9 +539,21 @@ static void request_topic(struct broker *b, struct group_store *s)
         return;
     char msg[512] = "";
     uint8_t id[16];
+    /* Its configs go to /config/topics/__consumer_offsets, so the leader that applies
+     * them keeps what the coordinator needs (no retention by time or size). */
+    struct topic_config_kv cfg[OFFSETS_CONFIGS];
+    offsets_configs(cfg);
+    const char *keys[OFFSETS_CONFIGS], *values[OFFSETS_CONFIGS];
+    for (int i = 0; i < OFFSETS_CONFIGS; i++) {
+        keys[i] = cfg[i].key;
+        values[i] = cfg[i].value;
+    }
+    char cjson[512];
+    int cn = znode_config_json(cjson, sizeof(cjson), keys, values, OFFSETS_CONFIGS);
+    GREGOR_ASSERT(cn > 0);
     int e = cluster_create_topic(b->cluster, OFFSETS_TOPIC, s->nparts,
                                  b->cfg.offsets_topic_replication_factor, NULL, false, id,
-                                 topic_created, b, msg, sizeof(msg));
+                                 cjson, topic_created, b, msg, sizeof(msg));
     if (e == KERR_NONE) {
         s->topic_requested = true;
         LOG_INFO(STORE_WHO, "Creating topic %s with %d partitions and replication factor %d",
