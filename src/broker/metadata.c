@@ -149,7 +149,7 @@ static enum request_status cluster_metadata(struct broker *b, struct request *r,
             return REQUEST_CLOSE;
         int n = 0;
         for (int i = 0; i < nct; i++)
-            if (ts[i]->read) {
+            if (cluster_topic_visible(ts[i])) { /* not those queued for deletion, as Kafka */
                 resp->topics[n].topic_authorized_operations = topic_ops;
                 fill_cluster_topic(b, r, &resp->topics[n++], ts[i]);
             }
