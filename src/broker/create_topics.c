@@ -328,7 +328,10 @@ static void create_turn(struct broker *b, void *arg)
         return;
     }
     unlink_job(b, job);
+    bool auto_job = job->r == NULL;
     job_end(job);
+    if (auto_job && b->cluster != NULL)
+        broker_cluster_sync(b); /* the cluster's count may have risen again meanwhile */
 }
 
 enum request_status create_job_start(struct broker *b, struct create_job *job)
