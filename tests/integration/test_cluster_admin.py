@@ -281,6 +281,31 @@ def test_create_partitions_refusals_raw_wire(tmp_path, zookeeper):
         assert create_partitions_v1(b, [("fixed", 5, [[3], [2]])]) == {"fixed": (0, None)}
         parts = zk_json(zookeeper, path)["partitions"]
         assert parts["3"] == [3] and parts["4"] == [2]
+        # Two increases at once through two brokers: each reads the znode and sets it at the
+        # version read; the second to write meets BadVersion, reads it again and checks against
+        # what is there now (its increase applied on top, or refused as no longer one).
+        import threading
+        for round_ in range(3):
+            name = "race-%d" % round_
+            create(brokers[0], name, 2, 1)
+            wait_until(lambda: leaders_seen(brokers[0], name) and leaders_seen(brokers[2], name),
+                       15, what="leaders")
+            got = {}
+
+            def grow(b, count):
+                got[count] = create_partitions_v1(b, [(name, count, None)])[name]
+            ts = [threading.Thread(target=grow, args=(brokers[0], 4)),
+                  threading.Thread(target=grow, args=(brokers[2], 5))]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(60)
+            assert got[5] == (0, None), got
+            assert got[4] in ((0, None), (INVALID_PARTITIONS, "Topic currently has 5 partitions, "
+                                          "which is higher than the requested 4.")), got
+            znode = zk_json(zookeeper, chroot + "/brokers/topics/" + name)
+            assert sorted(int(p) for p in znode["partitions"]) == list(range(5))
+            assert all(len(r) == 1 and r[0] in (1, 2, 3) for r in znode["partitions"].values())
         # RF 3 with one broker gone: INVALID_REPLICATION_FACTOR, as Kafka's assignment.
         gone = brokers[2]
         gone.stop()
