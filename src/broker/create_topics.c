@@ -439,9 +439,23 @@ static const struct cluster_topic *cluster_topic_of(struct broker *b, struct kst
     return cluster_topic_find(b->cluster, n);
 }
 
+/* Listed by ZooKeeper but not shown (queued for deletion, or not read yet). */
+static bool cluster_topic_hidden(struct broker *b, struct kstr name)
+{
+    if (b->cluster == NULL || name.ptr == NULL || name.len <= 0 ||
+        name.len >= CLUSTER_TOPIC_NAME_MAX)
+        return false;
+    char n[CLUSTER_TOPIC_NAME_MAX];
+    memcpy(n, name.ptr, (size_t)name.len);
+    n[name.len] = '\0';
+    return cluster_topic_listed(b->cluster, n) && cluster_topic_find(b->cluster, n) == NULL;
+}
+
 int broker_leader_check(struct broker *b, struct kstr topic, int32_t partition)
 {
     const struct cluster_topic *ct = cluster_topic_of(b, topic);
+    if (ct == NULL && cluster_topic_hidden(b, topic))
+        return KERR_UNKNOWN_TOPIC_OR_PARTITION; /* queued for deletion: not served */
     if (ct == NULL || partition < 0 || partition >= ct->npartitions)
         return KERR_NONE; /* the local answer stands (unknown partition, internal topic) */
     return ct->parts[partition].leader == b->cfg.node_id ? KERR_NONE
@@ -502,9 +516,12 @@ void broker_cluster_sync(void *arg)
     int n = cluster_topics(b->cluster, &ts);
     for (int i = 0; i < n; i++) {
         const struct cluster_topic *ct = ts[i];
+        struct topic *have = topic_find(b, ct->name);
+        if (ct->marked && have != NULL && have->creating == 0 && have->growing == 0)
+            broker_cluster_topic_gone(b, ct->name); /* was being opened when it was queued */
         if (!cluster_topic_visible(ct))
             continue; /* queued for deletion: its logs are being deleted, never reopened */
-        struct topic *have = topic_find(b, ct->name);
+        have = topic_find(b, ct->name);
         if (have != NULL && have->creating == 0 && have->growing == 0 &&
             ct->npartitions > have->npartitions) {
             cluster_grow_local(b, have, ct);

@@ -667,6 +667,11 @@ const struct cluster_topic *cluster_topic_find(const struct cluster *c, const ch
     return t != NULL && cluster_topic_visible(t) ? t : NULL;
 }
 
+bool cluster_topic_listed(const struct cluster *c, const char *name)
+{
+    return topic_slot(c, name) != NULL;
+}
+
 int cluster_topics(const struct cluster *c, struct cluster_topic *const **out)
 {
     *out = c->topics;

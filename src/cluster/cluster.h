@@ -102,6 +102,9 @@ int cluster_brokers(const struct cluster *c, const struct cluster_broker **out);
  * loop turns. */
 int cluster_topics(const struct cluster *c, struct cluster_topic *const **out);
 const struct cluster_topic *cluster_topic_find(const struct cluster *c, const char *name);
+/* Listed under /brokers/topics (read or not, queued for deletion or not): a name no local-only
+ * topic answers for. */
+bool cluster_topic_listed(const struct cluster *c, const char *name);
 /* Creates /brokers/topics/<name> with replicas assigned as Kafka's rack-unaware
  * AdminUtils.assignReplicasToBrokers over the live brokers (or the given assignment: nparts
  * arrays of rf broker ids). Returns KERR_NONE when submitted (done(arg, kerr, message) comes
