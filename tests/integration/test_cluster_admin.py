@@ -331,9 +331,9 @@ def ZkChildren(zk, path):
 def test_create_and_delete_answered_once_this_broker_sees_it(tmp_path, zookeeper):
     """CreateTopics is answered once the broker asked shows a leader for every partition
     (Metadata right after the answer, on the same broker: no LEADER_NOT_AVAILABLE), DeleteTopics
-    once it no longer shows the topic; with no controller to elect leaders the creation is
-    answered REQUEST_TIMED_OUT at timeout_ms (no message, as Kafka), and at once with
-    timeout_ms 0 (answered once written)."""
+    once it no longer shows the topic; with no controller to elect leaders a creation or a
+    partition increase is answered REQUEST_TIMED_OUT at timeout_ms (no message, as Kafka; the
+    change goes on), and at once with timeout_ms 0 (answered once written)."""
     chroot = "/admin3"
     brokers = start_cluster(tmp_path, zookeeper, chroot)
     try:
@@ -350,20 +350,28 @@ def test_create_and_delete_answered_once_this_broker_sees_it(tmp_path, zookeeper
                 assert err == 3, "the deleted topic still shown right after the answer"
         ctl = by_id(brokers)[controller_id(zookeeper, chroot)]
         other = next(b for b in brokers if b is not ctl)
-        ctl.proc.send_signal(signal.SIGSTOP)  # no controller work for ~1.5 s (session: 3 s)
+        create(other, "grown-later", 2, 1)
+        wait_until(lambda: leaders_seen(other, "grown-later"), 15, what="leaders")
+        ctl.proc.send_signal(signal.SIGSTOP)  # no controller work for ~2 s (session: 3 s)
         try:
             with socket.create_connection(("127.0.0.1", other.port), timeout=30) as s:
                 t0 = time.time()
-                assert create_topics_v4(s, "slow", 2, 1000) == (REQUEST_TIMED_OUT, None)
+                assert create_topics_v4(s, "slow", 2, 800) == (REQUEST_TIMED_OUT, None)
                 took = time.time() - t0
                 t0 = time.time()
                 assert create_topics_v4(s, "unwaited", 2, 0) == (0, None)
                 took0 = time.time() - t0
+            t0 = time.time()
+            assert create_partitions_v1(other, [("grown-later", 4, None)], timeout_ms=800) == \
+                {"grown-later": (REQUEST_TIMED_OUT, None)}
+            took_p = time.time() - t0
         finally:
             ctl.proc.send_signal(signal.SIGCONT)
-        assert 0.9 <= took < 5, took
-        assert took0 < 0.9, took0
+        assert 0.7 <= took < 5 and 0.7 <= took_p < 5, (took, took_p)
+        assert took0 < 0.7, took0
         wait_until(lambda: leaders_seen(other, "slow"), 15, what="the topic led once resumed")
+        seen = wait_until(lambda: leaders_seen(other, "grown-later"), 15, what="grown, led")
+        assert sorted(seen) == [0, 1, 2, 3]  # the change went on after the answer
     finally:
         for b in brokers:
             if b.proc is not None:
