@@ -1,11 +1,15 @@
 /* CreatePartitions (37): grows a topic's partition count (never shrinks, as Kafka). The new
  * partitions are opened over several loop turns (create_topics.c's job) and shown only once
- * all exist; the request is answered then. */
+ * all exist; the request is answered then. On a cluster the topic's znode is rewritten
+ * (src/cluster) and the request answered once this broker sees a leader for every new
+ * partition (Kafka's DelayedCreatePartitions), bounded by timeout_ms. */
 #include <stdio.h>
 #include <string.h>
 
 #include "broker/handlers.h"
 #include "broker/kutil.h"
+#include "cluster/cluster.h"
+#include "common/util.h"
 #include "proto/messages.h"
 
 static bool same_name(struct kstr a, struct kstr b)
@@ -18,7 +22,127 @@ static void set_error(struct request *r, int32_t i, int e, const char *msg)
 {
     struct create_partitions_response *resp = r->resp;
     resp->results[i].error_code = (int16_t)e;
-    resp->results[i].error_message = kstr_of(request_strdup(r, msg));
+    resp->results[i].error_message = msg != NULL ? kstr_of(request_strdup(r, msg)) : kstr_null();
+}
+
+/* ---- a cluster on ZooKeeper ---- */
+
+static int check_one(struct broker *b,
+                     const struct create_partitions_request_create_partitions_topic *in,
+                     struct topic **tp, char *msg, size_t msglen);
+
+/* One per request: answered when the last topic's write (and wait) is done. */
+struct cluster_grow {
+    struct request *r;
+    int32_t left;
+    bool started;
+};
+struct cluster_grow_arg {
+    struct cluster_grow *cg;
+    int32_t o;                 /* the result's index */
+    const char *name;          /* NUL-terminated, in the request's arena */
+    int32_t from, to;          /* the new partitions */
+};
+
+static void cluster_grow_done(struct cluster_grow *cg)
+{
+    GREGOR_ASSERT(cg->left > 0);
+    if (--cg->left == 0 && cg->started)
+        request_finish(cg->r);
+}
+
+static void cluster_grow_seen(void *arg, int e, const char *msg)
+{
+    struct cluster_grow_arg *a = arg;
+    if (e != KERR_NONE)
+        set_error(a->cg->r, a->o, e, msg);
+    cluster_grow_done(a->cg);
+}
+
+static void cluster_grown(void *arg, int e, const char *msg)
+{
+    struct cluster_grow_arg *a = arg;
+    struct request *r = a->cg->r;
+    struct create_partitions_request *req = r->body;
+    if (e != KERR_NONE) {
+        set_error(r, a->o, e, msg);
+    } else if (r->conn != NULL && cluster_await_view(r->broker->cluster, a->name, a->from, a->to,
+                                                     req->timeout_ms, cluster_grow_seen, a)) {
+        return; /* answered once this broker sees the new partitions' leaders */
+    }
+    cluster_grow_done(a->cg);
+}
+
+static enum request_status cluster_create_partitions_request(struct broker *b,
+                                                              struct request *r)
+{
+    struct create_partitions_request *req = r->body;
+    struct create_partitions_response *resp = r->resp;
+    int32_t n = req->n_topics > 0 ? req->n_topics : 0;
+    struct cluster_grow *cg = request_alloc(r, sizeof(*cg));
+    struct cluster_grow_arg *args = request_alloc(r, sizeof(*args) * (size_t)(n > 0 ? n : 1));
+    if (cg == NULL || args == NULL)
+        return REQUEST_CLOSE;
+    *cg = (struct cluster_grow){.r = r};
+    int32_t nres = 0;
+    for (int32_t i = 0; i < n; i++) {
+        struct create_partitions_request_create_partitions_topic *in = &req->topics[i];
+        bool earlier = false, later = false;
+        for (int32_t k = 0; k < n && !earlier; k++)
+            if (k != i && same_name(req->topics[k].name, in->name))
+                *(k < i ? &earlier : &later) = true;
+        if (earlier)
+            continue; /* one answer per name, as Kafka */
+        int32_t o = nres++;
+        struct create_partitions_response_create_partitions_topic_result *out = &resp->results[o];
+        out->name = in->name.ptr ? in->name : kstr_of("");
+        out->error_message = kstr_null();
+        char msg[1024] = "";
+        int e = KERR_INVALID_REQUEST;
+        char *name = request_alloc(r, (size_t)(in->name.len > 0 ? in->name.len : 0) + 1);
+        if (name == NULL)
+            return REQUEST_CLOSE;
+        if (in->name.len > 0)
+            memcpy(name, in->name.ptr, (size_t)in->name.len);
+        name[in->name.len > 0 ? in->name.len : 0] = '\0';
+        const struct cluster_topic *ct = cluster_topic_find(b->cluster, name);
+        int32_t from = ct != NULL ? ct->npartitions : 0;
+        if (later) {
+            snprintf(msg, sizeof(msg), "Duplicate topic name.");
+        } else if (ct == NULL && topic_find_name(b, in->name) != NULL) {
+            /* only here (the coordinators' topics): as on one node */
+            struct topic *t = NULL;
+            e = check_one(b, in, &t, msg, sizeof(msg));
+            if (e == KERR_NONE) {
+                e = KERR_INVALID_REQUEST;
+                snprintf(msg, sizeof(msg), "The partitions of topic %s, which only this broker "
+                         "has, cannot be increased on a cluster.", name);
+            }
+        } else {
+            int32_t na = in->n_assignments >= 0 ? in->n_assignments : -1; /* -1: null */
+            struct cluster_replicas *as =
+                request_alloc(r, sizeof(*as) * (size_t)(na > 0 ? na : 1));
+            if (as == NULL)
+                return REQUEST_CLOSE;
+            for (int32_t k = 0; k < na; k++)
+                as[k] = (struct cluster_replicas){
+                    .n = in->assignments[k].n_broker_ids > 0 ? in->assignments[k].n_broker_ids : 0,
+                    .ids = in->assignments[k].broker_ids};
+            args[i] = (struct cluster_grow_arg){.cg = cg, .o = o, .name = name, .from = from,
+                                                .to = in->count};
+            e = cluster_create_partitions(b->cluster, name, in->count, as, na,
+                                          req->validate_only, cluster_grown, &args[i], msg,
+                                          sizeof(msg));
+            if (e == KERR_NONE && !req->validate_only)
+                cg->left++;
+        }
+        out->error_code = (int16_t)e;
+        if (e != KERR_NONE && msg[0])
+            out->error_message = kstr_of(request_strdup(r, msg));
+    }
+    resp->n_results = nres;
+    cg->started = true;
+    return cg->left > 0 ? REQUEST_PENDING : REQUEST_DONE;
 }
 
 /* Checks one topic's change as Kafka's controller does; *t is set when it may go ahead. */
@@ -75,6 +199,8 @@ enum request_status handle_create_partitions(struct broker *b, struct request *r
     RESP_ARRAY(r, resp->results, n);
     if (resp->results == NULL)
         return REQUEST_CLOSE;
+    if (b->cluster != NULL)
+        return cluster_create_partitions_request(b, r);
     struct create_job *job = create_job_new(r, n, set_error);
     if (job == NULL)
         return REQUEST_CLOSE;

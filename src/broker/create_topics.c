@@ -34,10 +34,13 @@ static int validate_configs(struct broker *b, const struct create_topics_request
     return KERR_NONE;
 }
 
-/* CreateTopics on a cluster: answered once every topic's znode is written (or refused). */
+/* CreateTopics on a cluster: answered once every topic's znode is written and this broker sees
+ * a leader for each of its partitions (Kafka's DelayedCreatePartitions), bounded by the
+ * request's timeout_ms (REQUEST_TIMED_OUT for a topic not seen led by then; timeout_ms <= 0:
+ * answered once written, as Kafka), or refused. */
 struct cluster_create {
     struct request *r;
-    int32_t left;              /* writes in flight */
+    int32_t left;              /* writes and waits in flight */
     bool started;              /* the handler returned: the last write answers */
 };
 struct cluster_create_arg {
@@ -47,7 +50,7 @@ struct cluster_create_arg {
 
 static void set_error(struct request *r, int32_t i, int e, const char *msg);
 
-static void cluster_created(void *arg, int e, const char *msg)
+static void cluster_create_seen(void *arg, int e, const char *msg)
 {
     struct cluster_create_arg *a = arg;
     struct cluster_create *cc = a->cc;
@@ -56,6 +59,20 @@ static void cluster_created(void *arg, int e, const char *msg)
         set_error(cc->r, a->i, e, msg);
     if (--cc->left == 0 && cc->started)
         request_finish(cc->r);
+}
+
+static void cluster_created(void *arg, int e, const char *msg)
+{
+    struct cluster_create_arg *a = arg;
+    struct request *r = a->cc->r;
+    struct create_topics_request *req = r->body;
+    struct create_topics_response *resp = r->resp;
+    if (e == KERR_NONE && r->conn != NULL &&
+        cluster_await_view(r->broker->cluster, req->topics[a->i].name.ptr, 0,
+                           resp->topics[a->i].num_partitions, req->timeout_ms,
+                           cluster_create_seen, a))
+        return; /* answered once this broker sees every partition's leader */
+    cluster_create_seen(arg, e, msg);
 }
 
 static int create_one(struct broker *b, struct request *r, bool validate_only,
@@ -315,7 +332,10 @@ static void create_turn(struct broker *b, void *arg)
         return;
     }
     unlink_job(b, job);
+    bool auto_job = job->r == NULL;
     job_end(job);
+    if (auto_job && b->cluster != NULL)
+        broker_cluster_sync(b); /* the cluster's count may have risen again meanwhile */
 }
 
 enum request_status create_job_start(struct broker *b, struct create_job *job)
@@ -354,7 +374,7 @@ static void set_error(struct request *r, int32_t i, int e, const char *msg)
 {
     struct create_topics_response *resp = r->resp;
     resp->topics[i].error_code = (int16_t)e;
-    resp->topics[i].error_message = kstr_of(request_strdup(r, msg));
+    resp->topics[i].error_message = msg != NULL ? kstr_of(request_strdup(r, msg)) : kstr_null();
     resp->topics[i].num_partitions = -1;
     resp->topics[i].replication_factor = -1;
     resp->topics[i].n_configs = -1;
@@ -423,9 +443,23 @@ static const struct cluster_topic *cluster_topic_of(struct broker *b, struct kst
     return cluster_topic_find(b->cluster, n);
 }
 
+/* Listed by ZooKeeper but not shown (queued for deletion, or not read yet). */
+static bool cluster_topic_hidden(struct broker *b, struct kstr name)
+{
+    if (b->cluster == NULL || name.ptr == NULL || name.len <= 0 ||
+        name.len >= CLUSTER_TOPIC_NAME_MAX)
+        return false;
+    char n[CLUSTER_TOPIC_NAME_MAX];
+    memcpy(n, name.ptr, (size_t)name.len);
+    n[name.len] = '\0';
+    return cluster_topic_listed(b->cluster, n) && cluster_topic_find(b->cluster, n) == NULL;
+}
+
 int broker_leader_check(struct broker *b, struct kstr topic, int32_t partition)
 {
     const struct cluster_topic *ct = cluster_topic_of(b, topic);
+    if (ct == NULL && cluster_topic_hidden(b, topic))
+        return KERR_UNKNOWN_TOPIC_OR_PARTITION; /* queued for deletion: not served */
     if (ct == NULL || partition < 0 || partition >= ct->npartitions)
         return KERR_NONE; /* the local answer stands (unknown partition, internal topic) */
     return ct->parts[partition].leader == b->cfg.node_id ? KERR_NONE
@@ -439,7 +473,7 @@ const char *broker_cluster_topic_by_id(struct broker *b, const struct kuuid *id)
     struct cluster_topic *const *ts;
     int n = cluster_topics(b->cluster, &ts);
     for (int i = 0; i < n; i++)
-        if (ts[i]->read && memcmp(ts[i]->id, id->b, 16) == 0)
+        if (cluster_topic_visible(ts[i]) && memcmp(ts[i]->id, id->b, 16) == 0)
             return ts[i]->name;
     return NULL;
 }
@@ -450,6 +484,29 @@ static void cluster_open_failed(struct request *r, int32_t i, int e, const char 
     (void)i;
     LOG_LIMITED(LOG_LEVEL_WARN, "KafkaApis", "opening a topic the cluster assigned failed: %s: %s",
                 kerr_name(e), msg);
+}
+
+/* CreatePartitions on the cluster: the local topic (opened here because this broker leads one
+ * of its partitions) grows to the cluster's count, over loop turns as a local growth. */
+static void cluster_grow_local(struct broker *b, struct topic *t, const struct cluster_topic *ct)
+{
+    char msg[512];
+    int e = topic_fd_budget_check(b, ct->npartitions - t->npartitions, msg, sizeof(msg));
+    struct create_job *job = e == KERR_NONE ? create_job_new(NULL, 1, cluster_open_failed) : NULL;
+    if (job == NULL) {
+        LOG_LIMITED(LOG_LEVEL_WARN, "KafkaApis", "cannot add partitions %d..%d of %s here: %s",
+                    t->npartitions, ct->npartitions - 1, ct->name,
+                    e != KERR_NONE ? msg : "out of memory");
+        return;
+    }
+    LOG_INFO("KafkaApis", "Topic %s grows from %d to %d partitions (the cluster's)", ct->name,
+             t->npartitions, ct->npartitions);
+    e = topic_grow_begin(b, t, ct->npartitions);
+    if (e == KERR_NONE)
+        create_job_set(job, 0, t, ct->name);
+    else
+        cluster_open_failed(NULL, 0, e, "cannot begin the growth");
+    create_job_start(b, job);
 }
 
 /* Every topic of which this broker leads a partition is opened here (all its partitions, with
@@ -464,9 +521,17 @@ void broker_cluster_sync(void *arg)
     int n = cluster_topics(b->cluster, &ts);
     for (int i = 0; i < n; i++) {
         const struct cluster_topic *ct = ts[i];
-        if (!ct->read)
-            continue;
         struct topic *have = topic_find(b, ct->name);
+        if (ct->marked && have != NULL && have->creating == 0 && have->growing == 0)
+            broker_cluster_topic_gone(b, ct->name); /* was being opened when it was queued */
+        if (!cluster_topic_visible(ct))
+            continue; /* queued for deletion: its logs are being deleted, never reopened */
+        have = topic_find(b, ct->name);
+        if (have != NULL && have->creating == 0 && have->growing == 0 &&
+            ct->npartitions > have->npartitions) {
+            cluster_grow_local(b, have, ct);
+            continue;
+        }
         if (have != NULL) {
             /* Leading again (after a restart, or an election): the controller's leader epoch,
              * which clients send back in Fetch and ListOffsets. */

@@ -36,8 +36,10 @@ static bool delete_one(struct broker *b, struct topic *t,
     return true;
 }
 
-/* On a cluster: answered once every /admin/delete_topics/<t> is written (the controller then
- * deletes the topic's znodes, and each broker its logs). */
+/* On a cluster: answered once every /admin/delete_topics/<t> is written and this broker's view
+ * no longer shows the topic (Kafka's DelayedDeleteTopics: every broker drops a topic queued for
+ * deletion at once; the controller deletes its znodes once every replica's broker is online,
+ * and each broker its logs), bounded by timeout_ms (REQUEST_TIMED_OUT; <= 0: once written). */
 struct cluster_delete {
     struct request *r;
     int32_t left;
@@ -46,9 +48,10 @@ struct cluster_delete {
 struct cluster_delete_arg {
     struct cluster_delete *cd;
     int32_t i;
+    const char *name;          /* in the request's arena */
 };
 
-static void cluster_deleted(void *arg, int e, const char *msg)
+static void cluster_delete_seen(void *arg, int e, const char *msg)
 {
     struct cluster_delete_arg *a = arg;
     struct cluster_delete *cd = a->cd;
@@ -56,10 +59,23 @@ static void cluster_deleted(void *arg, int e, const char *msg)
     if (e != KERR_NONE) {
         struct delete_topics_response *resp = cd->r->resp;
         resp->responses[a->i].error_code = (int16_t)e;
-        resp->responses[a->i].error_message = kstr_of(request_strdup(cd->r, msg));
+        resp->responses[a->i].error_message =
+            msg != NULL ? kstr_of(request_strdup(cd->r, msg)) : kstr_null();
     }
     if (--cd->left == 0 && cd->started)
         request_finish(cd->r);
+}
+
+static void cluster_deleted(void *arg, int e, const char *msg)
+{
+    struct cluster_delete_arg *a = arg;
+    struct request *r = a->cd->r;
+    struct delete_topics_request *req = r->body;
+    if (e == KERR_NONE && r->conn != NULL &&
+        cluster_await_view(r->broker->cluster, a->name, 0, -1, req->timeout_ms,
+                           cluster_delete_seen, a))
+        return; /* answered once this broker no longer shows the topic */
+    cluster_delete_seen(arg, e, msg);
 }
 
 static enum request_status cluster_delete_topics(struct broker *b, struct request *r, int32_t n)
@@ -112,7 +128,7 @@ static enum request_status cluster_delete_topics(struct broker *b, struct reques
             continue;
         }
         char msg[512];
-        args[i] = (struct cluster_delete_arg){.cd = cd, .i = i};
+        args[i] = (struct cluster_delete_arg){.cd = cd, .i = i, .name = copy};
         int e = cluster_delete_topic(b->cluster, copy, cluster_deleted, &args[i], msg,
                                      sizeof(msg));
         if (e == KERR_NONE) {

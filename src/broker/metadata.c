@@ -149,12 +149,12 @@ static enum request_status cluster_metadata(struct broker *b, struct request *r,
             return REQUEST_CLOSE;
         int n = 0;
         for (int i = 0; i < nct; i++)
-            if (ts[i]->read) {
+            if (cluster_topic_visible(ts[i])) { /* not those queued for deletion, as Kafka */
                 resp->topics[n].topic_authorized_operations = topic_ops;
                 fill_cluster_topic(b, r, &resp->topics[n++], ts[i]);
             }
         for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
-            if (t->creating == 0 && cluster_topic_find(b->cluster, t->name) == NULL &&
+            if (t->creating == 0 && !cluster_topic_listed(b->cluster, t->name) &&
                 n < nct + b->ntopics) {
                 resp->topics[n].topic_authorized_operations = topic_ops;
                 fill_topic(b, r, &resp->topics[n++], t);
@@ -202,6 +202,14 @@ static enum request_status cluster_metadata(struct broker *b, struct request *r,
         const struct cluster_topic *ct = cluster_topic_find(b->cluster, name);
         if (ct != NULL) {
             fill_cluster_topic(b, r, out, ct);
+            continue;
+        }
+        if (cluster_topic_listed(b->cluster, name)) {
+            /* Queued for deletion (or not read yet): not in the view, whatever this broker
+             * still holds locally; auto-creation would meet TOPIC_ALREADY_EXISTS, which Kafka
+             * answers LEADER_NOT_AVAILABLE. */
+            out->error_code = auto_create ? KERR_LEADER_NOT_AVAILABLE
+                                          : KERR_UNKNOWN_TOPIC_OR_PARTITION;
             continue;
         }
         struct topic *t = topic_find(b, name);

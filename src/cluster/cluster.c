@@ -55,6 +55,7 @@ struct cluster {
     bool topics_watch, topics_inflight, states_inflight;
     bool brokers_seen;              /* /brokers/ids listed once in this session */
     bool deletes_watch, deletes_inflight;
+    bool deletes_seen;              /* listed once in this session, before registering */
     int ndeletes;                   /* /admin/delete_topics' children */
     char **deletes;
     uint64_t retry_timer;
@@ -74,7 +75,7 @@ struct cluster {
     /* topics */
     int ntopics, topics_cap;
     struct cluster_topic **topics;
-    struct create_op *creates;      /* CreateTopics writes in flight */
+    struct create_op *creates;      /* admin writes in flight and requests awaiting the view */
     struct cluster_configs *configs;/* /config/...: see "Configs" near the end */
 };
 
@@ -83,6 +84,8 @@ static void controller_write_states(struct cluster *c);
 static void state_exists(void *arg, const struct zk_result *res);
 static void controller_delete_topics(struct cluster *c);
 static void watch_deletes(struct cluster *c);
+static void awaits_check(struct cluster *c);
+static bool delete_pending(const struct cluster *c, const char *name);
 
 static void cluster_resume(struct cluster *c);
 static void configs_step(struct cluster *c);
@@ -337,6 +340,7 @@ static void broker_read(void *arg, const struct zk_result *res)
         LOG_INFO(c->who, "Broker %d is live at %s:%d", id, b->host, b->port);
     c->known[i] = true;
     live_rebuild(c);
+    awaits_check(c); /* a leader's endpoints read: Metadata shows it now */
 }
 
 static int id_cmp(const void *a, const void *b)
@@ -404,6 +408,7 @@ static void brokers_listed(void *arg, const struct zk_result *res)
     live_rebuild(c);
     c->brokers_seen = true;
     controller_write_states(c); /* leaders gone or back */
+    controller_delete_topics(c); /* a deletion waiting for an offline replica's broker */
     for (int i = 0; i < n; i++) {
         if (c->known[i])
             continue;
@@ -621,27 +626,38 @@ static void controller_check(struct cluster *c)
 
 /* ---- topics (/brokers/topics) ---- */
 
-void cluster_assign_replicas(const int32_t *ids, int n, int32_t nparts, int16_t rf,
-                             int start_index, int replica_shift, int32_t *out)
+void cluster_assign_replicas_from(const int32_t *ids, int n, int32_t first_partition,
+                                  int32_t nparts, int16_t rf, int start_index, int replica_shift,
+                                  int32_t *out)
 {
     GREGOR_ASSERT(n > 0 && rf > 0 && rf <= n && start_index >= 0 && replica_shift >= 0);
+    GREGOR_ASSERT(first_partition >= 0 && nparts >= 0);
     int shift = replica_shift;
-    for (int32_t p = 0; p < nparts; p++) {
+    for (int32_t k = 0; k < nparts; k++) {
+        int32_t p = first_partition + k;
         if (p > 0 && p % n == 0)
             shift++;
-        int first = (int)((p + start_index) % n);
-        out[(size_t)p * rf] = ids[first];
+        int first = (int)(((int64_t)p + start_index) % n);
+        out[(size_t)k * rf] = ids[first];
         for (int j = 0; j < rf - 1; j++) {
             int s = 1 + (shift + j) % (n - 1);
-            out[(size_t)p * rf + 1 + j] = ids[(first + s) % n];
+            out[(size_t)k * rf + 1 + j] = ids[(first + s) % n];
         }
     }
 }
 
+void cluster_assign_replicas(const int32_t *ids, int n, int32_t nparts, int16_t rf,
+                             int start_index, int replica_shift, int32_t *out)
+{
+    cluster_assign_replicas_from(ids, n, 0, nparts, rf, start_index, replica_shift, out);
+}
+
+/* The view changed: the broker's (on_change), then the requests waiting for it. */
 static void notify(struct cluster *c)
 {
     if (c->cfg.on_change != NULL)
         c->cfg.on_change(c->cfg.change_arg);
+    awaits_check(c);
 }
 
 static struct cluster_topic *topic_slot(const struct cluster *c, const char *name)
@@ -655,7 +671,12 @@ static struct cluster_topic *topic_slot(const struct cluster *c, const char *nam
 const struct cluster_topic *cluster_topic_find(const struct cluster *c, const char *name)
 {
     const struct cluster_topic *t = topic_slot(c, name);
-    return t != NULL && t->read ? t : NULL;
+    return t != NULL && cluster_topic_visible(t) ? t : NULL;
+}
+
+bool cluster_topic_listed(const struct cluster *c, const char *name)
+{
+    return topic_slot(c, name) != NULL;
 }
 
 int cluster_topics(const struct cluster *c, struct cluster_topic *const **out)
@@ -896,6 +917,7 @@ static void topics_listed(void *arg, const struct zk_result *res)
         struct cluster_topic *t = calloc(1, sizeof(*t));
         GREGOR_ASSERT(t != NULL);
         snprintf(t->name, sizeof(t->name), "%s", res->children[k]);
+        t->marked = delete_pending(c, t->name);
         c->topics[c->ntopics++] = t;
     }
     topics_step(c);
@@ -1208,13 +1230,39 @@ static void watch_topics(struct cluster *c)
 
 /* ---- CreateTopics ---- */
 
+/* An admin operation in flight: a ZooKeeper write (CreateTopics, DeleteTopics,
+ * CreatePartitions) or a request waiting until this broker's view shows its effect. Each is on
+ * c->creates until done() is called, exactly once. */
+enum op_kind { OP_CREATE, OP_DELETE, OP_PARTITIONS, OP_AWAIT };
+
 struct create_op {
     cluster_create_done_fn done;
     void *arg;
     struct create_op *next, *prev;
     struct cluster *c;
+    enum op_kind kind;
     bool is_delete;            /* /admin/delete_topics/<t>: NodeExists is fine */
+    char name[CLUSTER_TOPIC_NAME_MAX];
+    /* OP_AWAIT: leaders for partitions [from, to) (to < 0: the topic out of the view); those
+     * before `led` were seen led; the deadline's timer. */
+    int32_t from, to, led;
+    uint64_t timer;
+    /* OP_PARTITIONS: the count asked, the explicit assignment (nassign lists of assign_n[k]
+     * ids at assign_ids[k * CLUSTER_REPLICAS_MAX], -1: none), the writes tried. */
+    int32_t count, nassign;
+    int32_t *assign_n, *assign_ids;
+    int attempts;
 };
+
+static void op_link(struct cluster *c, struct create_op *op)
+{
+    op->c = c;
+    op->prev = NULL;
+    op->next = c->creates;
+    if (c->creates)
+        c->creates->prev = op;
+    c->creates = op;
+}
 
 static void create_op_unlink(struct cluster *c, struct create_op *op)
 {
@@ -1226,11 +1274,85 @@ static void create_op_unlink(struct cluster *c, struct create_op *op)
         op->next->prev = op->prev;
 }
 
+static void op_free(struct create_op *op)
+{
+    free(op->assign_n);
+    free(op->assign_ids);
+    free(op);
+}
+
+/* Takes op off the list, answers it and frees it. */
+static void op_finish(struct cluster *c, struct create_op *op, int kerr, const char *msg)
+{
+    create_op_unlink(c, op);
+    if (op->timer != 0)
+        loop_timer_cancel(c->loop, op->timer);
+    op->timer = 0;
+    op->done(op->arg, kerr, msg);
+    op_free(op);
+}
+
+/* ---- requests answered once this broker's view shows their effect ---- */
+
+/* What Metadata answers here (metadata.c): a partition is led when its state was read and its
+ * leader is a live broker. Partitions seen led are not looked at again (amortized O(n)). */
+static bool await_satisfied(const struct cluster *c, struct create_op *op)
+{
+    const struct cluster_topic *t = topic_slot(c, op->name);
+    if (op->to < 0)
+        return t == NULL || !cluster_topic_visible(t);
+    if (t == NULL || !cluster_topic_visible(t) || t->npartitions < op->to)
+        return false;
+    while (op->led < op->to) {
+        const struct cluster_partition *cp = &t->parts[op->led];
+        if (cp->state != CLUSTER_STATE_READ || cp->leader < 0 || !broker_live(c, cp->leader))
+            return false;
+        op->led++;
+    }
+    return true;
+}
+
+static void awaits_check(struct cluster *c)
+{
+    struct create_op *next;
+    for (struct create_op *op = c->creates; op != NULL; op = next) {
+        next = op->next; /* done() does not call back into the cluster */
+        if (op->kind == OP_AWAIT && await_satisfied(c, op))
+            op_finish(c, op, KERR_NONE, NULL);
+    }
+}
+
+static void await_expired(struct loop *l, void *arg)
+{
+    (void)l;
+    struct create_op *op = arg;
+    op->timer = 0;
+    /* Kafka's DelayedCreatePartitions / DelayedDeleteTopics on expiry: no message. */
+    op_finish(op->c, op, KERR_REQUEST_TIMED_OUT, NULL);
+}
+
+bool cluster_await_view(struct cluster *c, const char *name, int32_t from, int32_t to,
+                        int32_t timeout_ms, cluster_create_done_fn done, void *arg)
+{
+    GREGOR_ASSERT(to < 0 || (from >= 0 && from <= to));
+    struct create_op probe = {.kind = OP_AWAIT, .from = from, .to = to, .led = from};
+    snprintf(probe.name, sizeof(probe.name), "%s", name);
+    if (timeout_ms <= 0 || await_satisfied(c, &probe))
+        return false;
+    struct create_op *op = calloc(1, sizeof(*op));
+    GREGOR_ASSERT(op != NULL);
+    *op = probe;
+    op->done = done;
+    op->arg = arg;
+    op->timer = loop_timer_add(c->loop, mono_ms() + timeout_ms, await_expired, op);
+    op_link(c, op);
+    return true;
+}
+
 static void topic_created(void *arg, const struct zk_result *res)
 {
     struct create_op *op = arg;
     struct cluster *c = op->c;
-    create_op_unlink(c, op);
     const char *slash = strrchr(res->path, '/');
     const char *name = slash ? slash + 1 : res->path;
     char msg[512];
@@ -1247,8 +1369,7 @@ static void topic_created(void *arg, const struct zk_result *res)
         snprintf(msg, sizeof(msg), "Writing the topic's assignment to ZooKeeper failed (error %d)",
                  res->rc);
     }
-    op->done(op->arg, e, msg);
-    free(op);
+    op_finish(c, op, e, msg);
 }
 
 int cluster_create_topic(struct cluster *c, const char *name, int32_t nparts, int16_t rf,
@@ -1256,8 +1377,13 @@ int cluster_create_topic(struct cluster *c, const char *name, int32_t nparts, in
                          const char *config_json, cluster_create_done_fn done, void *arg,
                          char *msg, size_t msglen)
 {
-    if (topic_slot(c, name) != NULL) {
-        snprintf(msg, msglen, "Topic '%s' already exists.", name);
+    const struct cluster_topic *have = topic_slot(c, name);
+    if (have != NULL) {
+        /* AdminZkClient.validateTopicCreate's two TopicExistsExceptions */
+        if (have->marked || delete_pending(c, name))
+            snprintf(msg, msglen, "Topic '%s' is marked for deletion.", name);
+        else
+            snprintf(msg, msglen, "Topic '%s' already exists.", name);
         return KERR_TOPIC_ALREADY_EXISTS;
     }
     if (assignment == NULL && rf > c->nlive) {
@@ -1313,6 +1439,7 @@ int cluster_create_topic(struct cluster *c, const char *name, int32_t nparts, in
     op->done = done;
     op->arg = arg;
     op->c = c;
+    op->kind = OP_CREATE;
     int rc = n < ZK_DATA_MAX ? topic_create_with_config(c, name, json, n, config_json, op)
                              : ZK_TOO_BUSY;
     free(a);
@@ -1322,10 +1449,324 @@ int cluster_create_topic(struct cluster *c, const char *name, int32_t nparts, in
         snprintf(msg, msglen, "Cannot write the topic's assignment to ZooKeeper (error %d)", rc);
         return KERR_REQUEST_TIMED_OUT;
     }
-    op->next = c->creates;
-    if (c->creates)
-        c->creates->prev = op;
-    c->creates = op;
+    op_link(c, op);
+    return KERR_NONE;
+}
+
+/* ---- CreatePartitions ---- */
+
+/* Appends ", "-separated ints to out (bounded; truncated when full). */
+static void append_ints(char *out, size_t outlen, const int32_t *v, int n)
+{
+    size_t len = strlen(out);
+    for (int i = 0; i < n && len + 1 < outlen; i++) {
+        int w = snprintf(out + len, outlen - len, "%s%d", i ? ", " : "", v[i]);
+        if (w < 0)
+            return;
+        len += (size_t)w;
+        if (len >= outlen)
+            len = outlen - 1;
+    }
+}
+
+/* Kafka's checks of a partition increase (ZkAdminManager.createPartitions, then
+ * AdminZkClient.createNewPartitionsAssignment and validateReplicaAssignment), in their order and
+ * with their messages, against a topic of old_n partitions whose partition 0 has replicas
+ * p0[0..p0n). out (NULL: check only) gets (count - old_n) rows of p0n broker ids. */
+static int partitions_plan(const struct cluster *c, int32_t old_n, const int32_t *p0, int p0n,
+                           int32_t count, const struct cluster_replicas *assign, int32_t nassign,
+                           int32_t *out, char *msg, size_t msglen)
+{
+    int32_t inc = count - old_n;
+    if (inc < 0) {
+        snprintf(msg, msglen, "Topic currently has %d partitions, which is higher than the "
+                 "requested %d.", old_n, count);
+        return KERR_INVALID_PARTITIONS;
+    }
+    if (inc == 0) {
+        snprintf(msg, msglen, "Topic already has %d partitions.", old_n);
+        return KERR_INVALID_PARTITIONS;
+    }
+    if (count > CLUSTER_PARTITIONS_MAX) {
+        snprintf(msg, msglen, "Number of partitions %d is more than this broker allows (%d).",
+                 count, CLUSTER_PARTITIONS_MAX);
+        return KERR_INVALID_PARTITIONS;
+    }
+    if (nassign >= 0) {
+        int32_t unknown[CLUSTER_REPLICAS_MAX];
+        int nunknown = 0;
+        for (int32_t k = 0; k < nassign; k++)
+            for (int32_t j = 0; j < assign[k].n; j++) {
+                int32_t id = assign[k].ids[j];
+                bool seen = broker_live(c, id);
+                for (int u = 0; u < nunknown && !seen; u++)
+                    seen = unknown[u] == id;
+                if (!seen && nunknown < CLUSTER_REPLICAS_MAX)
+                    unknown[nunknown++] = id;
+            }
+        if (nunknown > 0) {
+            snprintf(msg, msglen, "Unknown broker(s) in replica assignment: ");
+            append_ints(msg, msglen, unknown, nunknown);
+            size_t len = strlen(msg);
+            snprintf(msg + len, msglen - len, ".");
+            return KERR_INVALID_REPLICA_ASSIGNMENT;
+        }
+        if (nassign != inc) {
+            snprintf(msg, msglen, "Increasing the number of partitions by %d but %d assignments "
+                     "provided.", inc, nassign);
+            return KERR_INVALID_REPLICA_ASSIGNMENT;
+        }
+        int32_t bad_p[CLUSTER_REPLICAS_MAX], bad_rf[CLUSTER_REPLICAS_MAX];
+        int nbad = 0;
+        for (int32_t k = 0; k < nassign; k++) {
+            const struct cluster_replicas *r = &assign[k];
+            if (r->n == 0) {
+                snprintf(msg, msglen, "Cannot have replication factor of 0 for partition id %d.",
+                         old_n + k);
+                return KERR_INVALID_REPLICA_ASSIGNMENT;
+            }
+            bool dup = false;
+            for (int32_t i = 0; i < r->n && r->n <= CLUSTER_REPLICAS_MAX && !dup; i++)
+                for (int32_t j = 0; j < i && !dup; j++)
+                    dup = r->ids[i] == r->ids[j];
+            if (dup) {
+                snprintf(msg, msglen, "Duplicate brokers not allowed in replica assignment: ");
+                append_ints(msg, msglen, r->ids, r->n);
+                size_t len = strlen(msg);
+                snprintf(msg + len, msglen - len, " for partition id %d.", old_n + k);
+                return KERR_INVALID_REPLICA_ASSIGNMENT;
+            }
+            if (r->n != p0n && nbad < CLUSTER_REPLICAS_MAX) {
+                bad_p[nbad] = old_n + k;
+                bad_rf[nbad++] = r->n;
+            }
+        }
+        if (nbad > 0) {
+            snprintf(msg, msglen, "Inconsistent replication factor between partitions, partition "
+                     "0 has %d while partitions [", p0n);
+            append_ints(msg, msglen, bad_p, nbad);
+            size_t len = strlen(msg);
+            snprintf(msg + len, msglen - len, "] have replication factors [");
+            append_ints(msg, msglen, bad_rf, nbad);
+            len = strlen(msg);
+            snprintf(msg + len, msglen - len, "], respectively.");
+            return KERR_INVALID_REPLICA_ASSIGNMENT;
+        }
+        for (int32_t k = 0; out != NULL && k < nassign; k++)
+            memcpy(out + (size_t)k * (size_t)p0n, assign[k].ids, sizeof(int32_t) * (size_t)p0n);
+        return KERR_NONE;
+    }
+    if (p0n <= 0) {
+        snprintf(msg, msglen, "Replication factor must be larger than 0.");
+        return KERR_INVALID_REPLICATION_FACTOR;
+    }
+    if (p0n > c->nlive) {
+        snprintf(msg, msglen, "Replication factor: %d larger than available brokers: %d.", p0n,
+                 c->nlive);
+        return KERR_INVALID_REPLICATION_FACTOR;
+    }
+    if (out != NULL) {
+        /* Continuing the assignment: the start index is that of the first broker (by id) not
+         * below partition 0's first replica, also used as the replica shift (Kafka's fixed
+         * start index), from partition id old_n. */
+        int32_t ids[CLUSTER_BROKERS_MAX];
+        int start = -1;
+        for (int i = 0; i < c->nlive; i++) {
+            ids[i] = c->live[i].id;
+            if (start < 0 && ids[i] >= p0[0])
+                start = i;
+        }
+        start = start < 0 ? 0 : start;
+        cluster_assign_replicas_from(ids, c->nlive, old_n, inc, (int16_t)p0n, start, start, out);
+    }
+    return KERR_NONE;
+}
+
+/* The topic's znode as read for a rewrite: each partition's replicas, stride CLUSTER_REPLICAS_MAX. */
+struct read_assignment {
+    int32_t n;
+    int32_t *counts;
+    int32_t *ids;
+};
+
+static void collect_replicas(void *arg, int32_t p, const int32_t *replicas, int n)
+{
+    struct read_assignment *ra = arg;
+    GREGOR_ASSERT(p >= 0 && p < ra->n && n >= 0 && n <= CLUSTER_REPLICAS_MAX);
+    ra->counts[p] = n;
+    memcpy(ra->ids + (size_t)p * CLUSTER_REPLICAS_MAX, replicas, sizeof(int32_t) * (size_t)n);
+}
+
+static void partitions_read(void *arg, const struct zk_result *res);
+
+static void partitions_try(struct cluster *c, struct create_op *op)
+{
+    char path[CLUSTER_TOPIC_NAME_MAX + 32];
+    snprintf(path, sizeof(path), "/brokers/topics/%s", op->name);
+    op->attempts++;
+    int rc = zk_get(c->zk, path, NULL, NULL, partitions_read, op);
+    if (rc != ZK_OK) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "Cannot read the topic's assignment from ZooKeeper (error %d)",
+                 rc);
+        op_finish(c, op, KERR_REQUEST_TIMED_OUT, msg);
+    }
+}
+
+static void partitions_written(void *arg, const struct zk_result *res)
+{
+    struct create_op *op = arg;
+    struct cluster *c = op->c;
+    char msg[512];
+    if (res->rc == ZK_OK) {
+        LOG_INFO(c->who, "Topic %s: partitions increased to %d", op->name, op->count);
+        op_finish(c, op, KERR_NONE, NULL);
+    } else if (res->rc == ZK_BAD_VERSION && op->attempts < CLUSTER_WRITE_ATTEMPTS) {
+        partitions_try(c, op); /* changed meanwhile: read it again and check against that */
+    } else if (res->rc == ZK_NO_NODE) {
+        snprintf(msg, sizeof(msg), "The topic '%s' does not exist.", op->name);
+        op_finish(c, op, KERR_UNKNOWN_TOPIC_OR_PARTITION, msg);
+    } else {
+        snprintf(msg, sizeof(msg), "Writing the topic's assignment to ZooKeeper failed (error "
+                 "%d, %d attempts)", res->rc, op->attempts);
+        op_finish(c, op, KERR_REQUEST_TIMED_OUT, msg);
+    }
+}
+
+/* The znode as it is now: checked again, the new partitions assigned, and the whole znode set
+ * at the version read (existing partitions and the topic id unchanged). */
+static void partitions_read(void *arg, const struct zk_result *res)
+{
+    struct create_op *op = arg;
+    struct cluster *c = op->c;
+    char msg[512];
+    if (res->rc == ZK_NO_NODE) {
+        snprintf(msg, sizeof(msg), "The topic '%s' does not exist.", op->name);
+        op_finish(c, op, KERR_UNKNOWN_TOPIC_OR_PARTITION, msg);
+        return;
+    }
+    uint8_t id[16];
+    int32_t n = res->rc == ZK_OK && res->data != NULL && res->has_stat
+                    ? znode_topic_parse(res->data, (size_t)res->len, CLUSTER_PARTITIONS_MAX, id,
+                                        NULL, NULL)
+                    : -1;
+    if (n <= 0) {
+        snprintf(msg, sizeof(msg), "Cannot read the topic's assignment from ZooKeeper (error "
+                 "%d)", res->rc);
+        op_finish(c, op, res->rc == ZK_OK ? KERR_UNKNOWN_SERVER_ERROR : KERR_REQUEST_TIMED_OUT,
+                  msg);
+        return;
+    }
+    int32_t total = op->count > n ? op->count : n;
+    struct read_assignment ra = {.n = total};
+    ra.counts = calloc((size_t)total, sizeof(int32_t));
+    ra.ids = calloc((size_t)total * CLUSTER_REPLICAS_MAX, sizeof(int32_t));
+    GREGOR_ASSERT(ra.counts != NULL && ra.ids != NULL);
+    ra.n = n;
+    int32_t again = znode_topic_parse(res->data, (size_t)res->len, CLUSTER_PARTITIONS_MAX, id,
+                                      collect_replicas, &ra);
+    GREGOR_ASSERT(again == n);
+    int p0n = ra.counts[0];
+    struct cluster_replicas assign[1] = {{.n = 0, .ids = NULL}};
+    struct cluster_replicas *as = op->nassign > 0 ? calloc((size_t)op->nassign, sizeof(*as))
+                                                  : assign;
+    GREGOR_ASSERT(as != NULL);
+    for (int32_t k = 0; k < op->nassign; k++)
+        as[k] = (struct cluster_replicas){.n = op->assign_n[k],
+                                          .ids = op->assign_ids + (size_t)k * CLUSTER_REPLICAS_MAX};
+    int32_t *rows = op->count > n ? malloc(sizeof(int32_t) * (size_t)(op->count - n) *
+                                           (size_t)(p0n > 0 ? p0n : 1))
+                                  : NULL;
+    int e = partitions_plan(c, n, ra.ids, p0n, op->count, as, op->nassign,
+                            rows, msg, sizeof(msg));
+    if (as != assign)
+        free(as);
+    char *json = NULL;
+    int len = 0;
+    if (e == KERR_NONE) {
+        GREGOR_ASSERT(rows != NULL && p0n > 0 && p0n <= CLUSTER_REPLICAS_MAX);
+        for (int32_t k = 0; k < op->count - n; k++) {
+            ra.counts[n + k] = p0n;
+            memcpy(ra.ids + (size_t)(n + k) * CLUSTER_REPLICAS_MAX, rows + (size_t)k * p0n,
+                   sizeof(int32_t) * (size_t)p0n);
+        }
+        size_t jlen = 256 + (size_t)op->count * (16 + 12 * (size_t)CLUSTER_REPLICAS_MAX);
+        json = malloc(jlen);
+        GREGOR_ASSERT(json != NULL);
+        len = znode_topic_json(json, jlen, id, op->count, ra.counts, ra.ids,
+                               CLUSTER_REPLICAS_MAX);
+        GREGOR_ASSERT(len > 0);
+        if (len >= ZK_DATA_MAX) {
+            snprintf(msg, sizeof(msg), "The assignment of %d partitions (%d bytes) is larger "
+                     "than a znode this broker writes (%d bytes).", op->count, len, ZK_DATA_MAX);
+            e = KERR_INVALID_PARTITIONS;
+        }
+    }
+    free(rows);
+    free(ra.counts);
+    free(ra.ids);
+    if (e != KERR_NONE) {
+        free(json);
+        op_finish(c, op, e, msg);
+        return;
+    }
+    LOG_INFO(c->who, "Creating %d partitions for '%s' (%d existing)", op->count - n, op->name, n);
+    char path[CLUSTER_TOPIC_NAME_MAX + 32];
+    snprintf(path, sizeof(path), "/brokers/topics/%s", op->name);
+    int rc = zk_set(c->zk, path, json, len, res->stat.version, partitions_written, op);
+    free(json);
+    if (rc != ZK_OK) {
+        snprintf(msg, sizeof(msg), "Cannot write the topic's assignment to ZooKeeper (error %d)",
+                 rc);
+        op_finish(c, op, KERR_REQUEST_TIMED_OUT, msg);
+    }
+}
+
+int cluster_create_partitions(struct cluster *c, const char *name, int32_t count,
+                              const struct cluster_replicas *assign, int32_t nassign,
+                              bool validate_only, cluster_create_done_fn done, void *arg,
+                              char *msg, size_t msglen)
+{
+    const struct cluster_topic *t = topic_slot(c, name);
+    if (t == NULL || !t->read) {
+        snprintf(msg, msglen, "The topic '%s' does not exist.", name);
+        return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    }
+    if (t->marked || delete_pending(c, name)) {
+        snprintf(msg, msglen, "The topic is queued for deletion.");
+        return KERR_INVALID_TOPIC_EXCEPTION;
+    }
+    if (t->npartitions <= 0) {
+        snprintf(msg, msglen, "Unexpected existing replica assignment for topic '%s', partition "
+                 "id 0 is missing.", name);
+        return KERR_UNKNOWN_SERVER_ERROR;
+    }
+    int e = partitions_plan(c, t->npartitions, t->parts[0].replicas, t->parts[0].nreplicas,
+                            count, assign, nassign, NULL, msg, msglen);
+    if (e != KERR_NONE || validate_only)
+        return e;
+    struct create_op *op = calloc(1, sizeof(*op));
+    GREGOR_ASSERT(op != NULL);
+    op->kind = OP_PARTITIONS;
+    op->done = done;
+    op->arg = arg;
+    snprintf(op->name, sizeof(op->name), "%s", name);
+    op->count = count;
+    op->nassign = nassign;
+    if (nassign > 0) {
+        /* checked: each list has partition 0's count of replicas, at most CLUSTER_REPLICAS_MAX */
+        op->assign_n = calloc((size_t)nassign, sizeof(int32_t));
+        op->assign_ids = calloc((size_t)nassign * CLUSTER_REPLICAS_MAX, sizeof(int32_t));
+        GREGOR_ASSERT(op->assign_n != NULL && op->assign_ids != NULL);
+        for (int32_t k = 0; k < nassign; k++) {
+            GREGOR_ASSERT(assign[k].n > 0 && assign[k].n <= CLUSTER_REPLICAS_MAX);
+            op->assign_n[k] = assign[k].n;
+            memcpy(op->assign_ids + (size_t)k * CLUSTER_REPLICAS_MAX, assign[k].ids,
+                   sizeof(int32_t) * (size_t)assign[k].n);
+        }
+    }
+    op_link(c, op);
+    partitions_try(c, op); /* on failure it answers through done: still KERR_NONE here */
     return KERR_NONE;
 }
 
@@ -1367,7 +1808,18 @@ static void deletes_listed(void *arg, const struct zk_result *res)
         }
         c->ndeletes = res->nchildren;
     }
+    /* Kafka's controller sends UpdateMetadata with LeaderDuringDelete as the deletion starts:
+     * every broker drops the topic from its view and its replicas delete their logs (here each
+     * broker deletes its own, also one that comes back: it lists this before registering). */
+    for (int i = 0; i < c->ntopics; i++)
+        c->topics[i]->marked = delete_pending(c, c->topics[i]->name);
+    for (int i = 0; i < c->ndeletes && c->cfg.on_topic_gone != NULL; i++)
+        c->cfg.on_topic_gone(c->cfg.change_arg, c->deletes[i]);
+    c->deletes_seen = true;
+    notify(c);
     controller_delete_topics(c);
+    if (!c->registered)
+        cluster_resume(c);
 }
 
 static void watch_deletes(struct cluster *c)
@@ -1401,9 +1853,21 @@ static void topic_deleted(void *arg, const struct zk_result *res)
  * when the topic leaves /brokers/topics): the partitions' state and znodes, the topic's znode,
  * its config, then /admin/delete_topics/<t>, in rounds of a bounded number of operations
  * (one session's requests apply in order). */
+/* Kafka's TopicDeletionManager marks a topic with a replica on an offline broker ineligible
+ * for deletion until that broker is back (it must delete its replica too): the first such
+ * broker, or -1. */
+static int32_t replica_offline(const struct cluster *c, const struct cluster_topic *t)
+{
+    for (int32_t p = 0; p < t->npartitions; p++)
+        for (int k = 0; k < t->parts[p].nreplicas; k++)
+            if (!broker_registered(c, t->parts[p].replicas[k]))
+                return t->parts[p].replicas[k];
+    return -1;
+}
+
 static void controller_delete_topics(struct cluster *c)
 {
-    if (!c->is_controller || !zk_connected(c->zk) || !c->registered)
+    if (!c->is_controller || !zk_connected(c->zk) || !c->registered || !c->brokers_seen)
         return;
     int budget = ZK_INFLIGHT_MAX / 8;
     bool more = false;
@@ -1413,6 +1877,14 @@ static void controller_delete_topics(struct cluster *c)
         struct cluster_topic *t = topic_slot(c, name);
         if (t != NULL && (t->deleting || !t->read))
             continue;
+        int32_t offline = t != NULL && t->del_next == 0 ? replica_offline(c, t) : -1;
+        if (offline >= 0) {
+            if (!t->delete_waits)
+                LOG_INFO(c->who, "Deletion of topic %s waits: its replica on broker %d is "
+                         "offline (ineligible for deletion until it is back)", name, offline);
+            t->delete_waits = true;
+            continue;
+        }
         int rc = ZK_OK;
         if (t != NULL) {
             while (t->del_next < t->npartitions && budget > 0) {
@@ -1474,6 +1946,7 @@ int cluster_delete_topic(struct cluster *c, const char *name, cluster_create_don
     op->done = done;
     op->arg = arg;
     op->c = c;
+    op->kind = OP_DELETE;
     op->is_delete = true;
     int rc = zk_create_node(c->zk, path, NULL, 0, false, topic_created, op);
     if (rc != ZK_OK) {
@@ -1482,10 +1955,7 @@ int cluster_delete_topic(struct cluster *c, const char *name, cluster_create_don
                  rc);
         return KERR_REQUEST_TIMED_OUT;
     }
-    op->next = c->creates;
-    if (c->creates)
-        c->creates->prev = op;
-    c->creates = op;
+    op_link(c, op);
     return KERR_NONE;
 }
 
@@ -1507,6 +1977,14 @@ static void cluster_resume(struct cluster *c)
     }
     if (!c->want_register)
         return;
+    if (!c->deletes_seen) {
+        /* Listed before registering: one session's requests apply in order, so the controller
+         * (which completes a deletion only once every replica's broker is registered) cannot
+         * delete a topic's znodes before this broker read that it is to delete its logs. */
+        if (!c->deletes_watch && !c->deletes_inflight)
+            watch_deletes(c);
+        return;
+    }
     if (!c->registered) {
         if (!c->register_inflight)
             register_broker(c);
@@ -1533,7 +2011,7 @@ static void on_session(void *arg, enum zk_session_state state, uint64_t gen)
         c->registered = c->brokers_watch = c->controller_watch = false;
         c->topics_watch = c->topics_inflight = c->states_inflight = false;
         c->brokers_seen = false;
-        c->deletes_watch = c->deletes_inflight = false;
+        c->deletes_watch = c->deletes_inflight = c->deletes_seen = false;
         for (int i = 0; i < c->ntopics; i++) {
             struct cluster_topic *t = c->topics[i];
             t->data_watch = t->data_inflight = t->deleting = false;
@@ -1589,10 +2067,10 @@ void cluster_destroy(struct cluster *c)
     configs_destroy(c);
     while (c->creates != NULL) {
         struct create_op *op = c->creates;
-        create_op_unlink(c, op);
-        op->done(op->arg, KERR_REQUEST_TIMED_OUT, "The broker shut down before the topic's "
-                 "assignment was written to ZooKeeper.");
-        free(op);
+        op_finish(c, op, KERR_REQUEST_TIMED_OUT,
+                  op->kind == OP_AWAIT ? "The broker shut down before the change reached it."
+                                       : "The broker shut down before the change was written "
+                                         "to ZooKeeper.");
     }
     for (int i = 0; i < c->ntopics; i++)
         topic_free(c->topics[i]);

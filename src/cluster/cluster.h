@@ -52,7 +52,11 @@ struct cluster_topic {
     bool read;                                /* its znode was read */
     bool data_watch, data_inflight, gone;
     bool deleting;                            /* the controller's deletes are in flight */
+    bool marked;                              /* listed under /admin/delete_topics: gone from
+                                               * every broker's view (Kafka's UpdateMetadata
+                                               * with LeaderDuringDelete), its logs deleted */
     int32_t del_next;                         /* partitions whose znodes were deleted */
+    bool delete_waits;                        /* a replica's broker is offline (logged) */
     int32_t npartitions;
     struct cluster_partition *parts;
     /* /config/topics/<t>: its value (owned, NUL-terminated; NULL while missing), read when
@@ -105,6 +109,9 @@ int cluster_brokers(const struct cluster *c, const struct cluster_broker **out);
  * loop turns. */
 int cluster_topics(const struct cluster *c, struct cluster_topic *const **out);
 const struct cluster_topic *cluster_topic_find(const struct cluster *c, const char *name);
+/* Listed under /brokers/topics (read or not, queued for deletion or not): a name no local-only
+ * topic answers for. */
+bool cluster_topic_listed(const struct cluster *c, const char *name);
 /* Creates /config/topics/<name> (config_json, a ConfigEntityZNode value; NULL: no configs),
  * then /brokers/topics/<name> with replicas assigned as Kafka's rack-unaware
  * AdminUtils.assignReplicasToBrokers over the live brokers (or the given assignment: nparts
@@ -147,4 +154,36 @@ int cluster_config_write(struct cluster *c, const char *entity_type, const char 
  * for brokers ids[0..n) sorted, with the given start index and replica shift. */
 void cluster_assign_replicas(const int32_t *ids, int n, int32_t nparts, int16_t rf,
                              int start_index, int replica_shift, int32_t *out);
+/* The same for partitions first_partition.. (Kafka's startPartitionId: CreatePartitions
+ * continues an assignment; the shift grows at every multiple of n from there). */
+void cluster_assign_replicas_from(const int32_t *ids, int n, int32_t first_partition,
+                                  int32_t nparts, int16_t rf, int start_index, int replica_shift,
+                                  int32_t *out);
+
+/* CreatePartitions: grows the topic to count partitions, as Kafka 3.9's
+ * AdminZkClient.addPartitions: the new ones assigned continuing the existing assignment (or
+ * as given: nassign lists, -1 for none), checked as Kafka checks them (INVALID_PARTITIONS,
+ * INVALID_REPLICA_ASSIGNMENT, INVALID_REPLICATION_FACTOR, with Kafka's messages); the topic's
+ * znode is read and rewritten at the version read (a concurrent change: read again, at most
+ * CLUSTER_WRITE_ATTEMPTS times). Returns as cluster_create_topic. */
+#define CLUSTER_WRITE_ATTEMPTS 5
+struct cluster_replicas {
+    int32_t n;
+    const int32_t *ids;
+};
+int cluster_create_partitions(struct cluster *c, const char *name, int32_t count,
+                              const struct cluster_replicas *assign, int32_t nassign,
+                              bool validate_only, cluster_create_done_fn done, void *arg,
+                              char *msg, size_t msglen);
+/* Kafka's DelayedCreatePartitions / DelayedDeleteTopics: done(arg, KERR_NONE, NULL) once this
+ * broker's view shows a live leader for partitions [from, to) of name (to < 0: once it shows
+ * no topic name, its deletion under way or done), or done(arg, KERR_REQUEST_TIMED_OUT, NULL)
+ * after timeout_ms. false when the view shows it already (done is then not called). */
+bool cluster_await_view(struct cluster *c, const char *name, int32_t from, int32_t to,
+                        int32_t timeout_ms, cluster_create_done_fn done, void *arg);
+/* A topic of ZooKeeper this broker shows: read, and not queued for deletion. */
+static inline bool cluster_topic_visible(const struct cluster_topic *t)
+{
+    return t->read && !t->marked;
+}
 #endif

@@ -84,12 +84,43 @@ static void test_assignment_as_kafka(void **state)
         assert_int_equal(b[p], want_b[p]);
 }
 
+/* CreatePartitions continues an assignment as Kafka's assignReplicasToBrokersRackUnaware with
+ * startPartitionId and a fixed start index (also the first shift): the shift starts again at
+ * the start index and grows at each multiple of the broker count from the first new partition
+ * on, so the new partitions are not those a topic created with all of them would have had. */
+static void test_assignment_continued(void **state)
+{
+    (void)state;
+    int32_t ids[5] = {2, 4, 6, 8, 10};
+    int32_t all[9 * 3], from0[9 * 3];
+    cluster_assign_replicas(ids, 5, 9, 3, 2, 2, all);
+    cluster_assign_replicas_from(ids, 5, 0, 9, 3, 2, 2, from0);
+    assert_memory_equal(all, from0, sizeof(all));
+    /* 7 -> 13, RF 3, start index 2 (worked by hand from Kafka's loop) */
+    int32_t add[6 * 3];
+    cluster_assign_replicas_from(ids, 5, 7, 6, 3, 2, 2, add);
+    static const int32_t want[6][3] = {{10, 6, 8}, {2, 8, 10}, {4, 10, 2},
+                                       {6, 4, 8}, {8, 6, 10}, {10, 8, 2}};
+    for (int p = 0; p < 6; p++)
+        for (int j = 0; j < 3; j++)
+            assert_int_equal(add[p * 3 + j], want[p][j]);
+    /* 3 -> 6 over brokers 1..3 with partition 0 on broker 2 (start index 1), RF 2: partition 3
+     * begins a new round, so the shift is already 2. */
+    int32_t three[3] = {1, 2, 3}, add3[3 * 2];
+    cluster_assign_replicas_from(three, 3, 3, 3, 2, 1, 1, add3);
+    static const int32_t want3[3][2] = {{2, 3}, {3, 1}, {1, 2}};
+    for (int p = 0; p < 3; p++)
+        for (int j = 0; j < 2; j++)
+            assert_int_equal(add3[p * 2 + j], want3[p][j]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_connect_string),
         cmocka_unit_test(test_zookeeper_keys),
         cmocka_unit_test(test_assignment_as_kafka),
+        cmocka_unit_test(test_assignment_continued),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
