@@ -25,10 +25,10 @@ import sys
 import pytest
 
 from conftest import GREGOR, ROOT, Broker, free_port
-from kafka_wire import cstr, flexible_call, uvarint
 from zk_fixture import ZkReader, ZooKeeperServer, wait_until, zookeeper_available
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "kafka_harness"))
+from cluster_wire import metadata_v12  # noqa: E402
 from kafka_zk import KafkaZkBroker, kafka_classpath, run_tool  # noqa: E402
 
 # A suite that cannot run is a failure, never a skip (make test-deps installs java, maven and
@@ -43,55 +43,6 @@ TOPICS = {"sbs-rf1": 1, "sbs-rf2": 2}
 PARTITIONS = 6
 TOPIC_COMMAND = "org.apache.kafka.tools.TopicCommand"
 UNKNOWN_TOPIC_OR_PARTITION = 3
-
-
-# ---- Metadata v12, by hand (both brokers answer it; no client hides a field) ----
-
-def metadata_v12(bootstrap, topics=None):
-    """{"brokers": {id: (host, port)}, "cluster_id", "controller_id", "topics": {name: {...}}}."""
-    if topics is None:
-        body = uvarint(0)  # null: every topic
-    else:
-        body = uvarint(len(topics) + 1)
-        for t in topics:
-            body += b"\0" * 16 + cstr(t) + uvarint(0)  # topic id (zero), name, tags
-    body += b"\0\0" + uvarint(0)  # no auto-creation, no authorized operations, tags
-    r = flexible_call(bootstrap, 3, 12, body)
-    r.take(">i")  # throttle
-    brokers = {}
-    for _ in range(r.uvarint() - 1):
-        node = r.take(">i")
-        host = r.cstr()
-        port = r.take(">i")
-        r.cstr()  # rack
-        r.tags()
-        brokers[node] = (host, port)
-    cluster_id = r.cstr()
-    controller = r.take(">i")
-    out_topics = {}
-    for _ in range(r.uvarint() - 1):
-        err = r.take(">h")
-        name = r.cstr()
-        topic_id = r.raw(16)
-        internal = r.take(">?")
-        parts = {}
-        for _ in range(r.uvarint() - 1):
-            perr = r.take(">h")
-            index = r.take(">i")
-            leader = r.take(">i")
-            epoch = r.take(">i")
-            lists = []
-            for _ in range(3):  # replicas, isr, offline replicas
-                lists.append([r.take(">i") for _ in range(r.uvarint() - 1)])
-            r.tags()
-            parts[index] = {"error": perr, "leader": leader, "leader_epoch": epoch,
-                            "replicas": lists[0], "isr": lists[1], "offline": lists[2]}
-        r.take(">i")  # authorized operations
-        r.tags()
-        out_topics[name] = {"error": err, "topic_id": topic_id, "internal": internal,
-                            "partitions": parts}
-    return {"brokers": brokers, "cluster_id": cluster_id, "controller_id": controller,
-            "topics": out_topics}
 
 
 # ---- the two clusters ----
