@@ -49,3 +49,23 @@ def metadata_v12(bootstrap, topics=None):
                             "partitions": parts}
     return {"brokers": brokers, "cluster_id": cluster_id, "controller_id": controller,
             "topics": out_topics}
+
+
+def create_topics_v4(bootstrap, name, partitions, replication_factor, timeout_ms=5000):
+    """One CreateTopics v4 (non-flexible) for one topic: (error code, error message)."""
+    import socket
+    import struct
+    from kafka_wire import _request, s16
+    body = (struct.pack(">i", 1) + s16(name) + struct.pack(">ihii", partitions,
+                                                           replication_factor, 0, 0)
+            + struct.pack(">i?", timeout_ms, False))
+    host, port = bootstrap.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout_ms / 1000 + 5) as s:
+        resp = _request(s, 19, 4, 1, body)
+    # throttle, [name, error_code, error_message]
+    (n,) = struct.unpack_from(">h", resp, 8)
+    off = 10 + n
+    (err,) = struct.unpack_from(">h", resp, off)
+    (ml,) = struct.unpack_from(">h", resp, off + 2)
+    msg = resp[off + 4:off + 4 + ml].decode() if ml >= 0 else None
+    return err, msg

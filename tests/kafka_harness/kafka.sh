@@ -3,7 +3,9 @@
 # benchmarks against gregor. Fetches the jars from Maven Central once, into a cache dir.
 #
 # usage: kafka.sh start|stop|status|fetch|classpath|run-class CLASS [ARGS...]
-# env:   KAFKA_VERSION     (default 4.1.1)
+# Kafka 3.9 in ZooKeeper mode (several brokers on a given zookeeper.connect): kafka_zk.py, which
+# takes its jars from `KAFKA_VERSION=3.9.1 kafka.sh classpath`.
+# env:   KAFKA_VERSION     (default 4.1.1; 3.x gets slf4j 1.7 + reload4j instead of log4j2)
 #        KAFKA_PORT        (default 19092)  client listener on 127.0.0.1
 #        KAFKA_CACHE       (default ~/.cache/gregor-kafka)  jars
 #        KAFKA_STATE       (default /tmp/gregor-kafka-$KAFKA_PORT)  data, log, pid
