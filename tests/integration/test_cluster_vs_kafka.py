@@ -13,12 +13,11 @@ followers are not in the ISR with RF 2 (replication is issue 16), topic configs 
 to /config/topics/<t>, /controller is ControllerZNode v1 where Kafka 3.9 writes v2 (with
 "kraftControllerEpoch": -1, its ZooKeeper-to-KRaft migration field), there is no /feature znode,
 and gregor's tool prints empty ELR fields where Kafka 3.9's prints N/A (ZooKeeper mode has none).
-The whole module is bounded: about a minute here (JVM heaps 256 MiB)."""
+The whole module is bounded: 10-16 s here (JVM heaps 256 MiB; every wait has a limit)."""
 import json
 import os
 import re
 import shutil
-import struct
 import subprocess
 import sys
 
