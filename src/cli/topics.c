@@ -192,6 +192,10 @@ static int topics_list(const rd_kafka_metadata_t *md, struct cli_cmd *cmd,
         select_topics(md, filter, cli_has(cmd, "exclude-internal"), &n);
     if (!topics)
         return 1;
+    /* Kafka's TopicCommand prints the names joined by newlines with println: one empty line
+     * when there are none. */
+    if (n == 0)
+        putchar('\n');
     for (int i = 0; i < n; i++)
         printf("%s\n", topics[i]->topic);
     free(topics);

@@ -3,7 +3,9 @@
 # benchmarks against gregor. Fetches the jars from Maven Central once, into a cache dir.
 #
 # usage: kafka.sh start|stop|status|fetch|classpath|run-class CLASS [ARGS...]
-# env:   KAFKA_VERSION     (default 4.1.1)
+# Kafka 3.9 in ZooKeeper mode (several brokers on a given zookeeper.connect): kafka_zk.py, which
+# takes its jars from `KAFKA_VERSION=3.9.1 kafka.sh classpath`.
+# env:   KAFKA_VERSION     (default 4.1.1; 3.x gets slf4j 1.7 + reload4j instead of log4j2)
 #        KAFKA_PORT        (default 19092)  client listener on 127.0.0.1
 #        KAFKA_CACHE       (default ~/.cache/gregor-kafka)  jars
 #        KAFKA_STATE       (default /tmp/gregor-kafka-$KAFKA_PORT)  data, log, pid
@@ -25,6 +27,24 @@ LOGFILE=$KAFKA_STATE/kafka.log
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 
+# Kafka 3.x logs through slf4j 1.7 and log4j 1.2 (reload4j); 4.x through slf4j 2 and log4j2.
+logging_dependencies() {
+    case "$KAFKA_VERSION" in
+    3.*) cat <<DEPS
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId><version>1.7.36</version></dependency>
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-reload4j</artifactId><version>1.7.36</version></dependency>
+    <dependency><groupId>ch.qos.reload4j</groupId><artifactId>reload4j</artifactId><version>1.2.25</version></dependency>
+DEPS
+    ;;
+    *) cat <<DEPS
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId><version>2.0.16</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>2.24.3</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId><version>2.24.3</version></dependency>
+DEPS
+    ;;
+    esac
+}
+
 # The jars: kafka_2.13 (server, StorageTool), kafka-tools (the Java CLIs, for format diffs),
 # and a log4j2 backend so the broker logs to a file instead of complaining on stderr.
 fetch() {
@@ -40,9 +60,7 @@ fetch() {
   <dependencies>
     <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
     <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$KAFKA_VERSION</version></dependency>
-    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId><version>2.0.16</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>2.24.3</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId><version>2.24.3</version></dependency>
+$(logging_dependencies)
   </dependencies>
 </project>
 POM
