@@ -59,6 +59,12 @@ struct replica_fetcher {
 
 static void fetcher_kick(struct replica_fetcher *f);
 
+/* kerr_name, and the client's NETWORK_EXCEPTION (not in common/errors.h). */
+static const char *err_name(int e)
+{
+    return e == CLIENT_ERR_NETWORK ? "NETWORK_EXCEPTION" : kerr_name(e);
+}
+
 int replica_fetcher_id(const char *topic, int32_t partition, int num_fetchers)
 {
     if (num_fetchers <= 1)
@@ -641,7 +647,7 @@ static void on_response(void *arg, const struct client_response *resp)
     f->call = NULL;
     if (resp->error != KERR_NONE) {
         LOG_LIMITED(LOG_LEVEL_WARN, f->who, "Error in response for fetch request to broker %d "
-                    "at %s:%d: %s (%s)", f->leader_id, f->host, f->port, kerr_name(resp->error),
+                    "at %s:%d: %s (%s)", f->leader_id, f->host, f->port, err_name(resp->error),
                     resp->reason ? resp->reason : "");
     } else if (c->kind == CALL_EPOCHS) {
         epochs_answered(f, resp->body);

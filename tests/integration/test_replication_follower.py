@@ -250,3 +250,56 @@ def test_fetcher_connections_are_num_replica_fetchers_per_leader(tmp_path, zooke
                 assert got == len(want), (fid, lid, got, want)
     finally:
         stop_all(brokers)
+
+
+REPLICA_KEYS = {  # Kafka 3.9's defaults
+    "num.replica.fetchers": "1",
+    "replica.fetch.wait.max.ms": "500",
+    "replica.fetch.min.bytes": "1",
+    "replica.fetch.max.bytes": "1048576",
+    "replica.fetch.response.max.bytes": "10485760",
+    "replica.fetch.backoff.ms": "1000",
+    "replica.socket.timeout.ms": "30000",
+}
+
+
+def broker_configs(b, node_id):
+    from confluent_kafka.admin import AdminClient, ConfigResource
+    res = ConfigResource(ConfigResource.Type.BROKER, str(node_id))
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    return admin.describe_configs([res])[res].result(15)
+
+
+def test_replica_fetcher_keys_described_and_validated(tmp_path):
+    b = Broker(str(tmp_path / "one"), overrides={"broker.id": 0})
+    b.start()
+    try:
+        got = broker_configs(b, 0)
+        for key, default in REPLICA_KEYS.items():
+            assert key in got, key
+            assert got[key].value == default and got[key].is_default, (key, got[key].value)
+            assert got[key].is_read_only == (key != "num.replica.fetchers"), key
+    finally:
+        b.stop()
+    b = Broker(str(tmp_path / "two"), overrides={"broker.id": 0, "replica.fetch.max.bytes": 2 << 20,
+                                                  "replica.fetch.backoff.ms": 200})
+    b.start()
+    try:
+        got = broker_configs(b, 0)
+        assert got["replica.fetch.max.bytes"].value == str(2 << 20)
+        assert not got["replica.fetch.max.bytes"].is_default
+        assert got["replica.fetch.backoff.ms"].value == "200"
+    finally:
+        b.stop()
+    for overrides, message in [
+        ({"replica.fetch.max.bytes": -1}, "Invalid value -1 for configuration replica.fetch.max.bytes: "
+                                          "Value must be at least 0"),
+        ({"replica.fetch.backoff.ms": -5}, "Value must be at least 0"),
+        ({"replica.fetch.response.max.bytes": -1}, "Value must be at least 0"),
+        ({"replica.fetch.wait.max.ms": 40000}, "replica.socket.timeout.ms should always be at least "
+                                               "replica.fetch.wait.max.ms"),
+    ]:
+        bad = Broker(str(tmp_path / "bad"), overrides=dict(overrides, **{"broker.id": 0}))
+        with pytest.raises(RuntimeError) as e:
+            bad.start()
+        assert message in str(e.value), (overrides, str(e.value)[-500:])
