@@ -258,8 +258,8 @@ static bool truncate_by_epoch(struct replica_fetcher *f, struct fetch_part *fp, 
 static void restart_at(struct replica_fetcher *f, struct fetch_part *fp, struct topic *t,
                        struct partition *p, int64_t leader_start)
 {
-    LOG_INFO(f->who, "Partition %s-%d: log end %" PRId64 " is below the leader's log start %"
-             PRId64 ": truncating fully and starting there", fp->topic, fp->partition,
+    LOG_INFO(f->who, "Partition %s-%d: truncating fully (log %" PRId64 "..%" PRId64 ") and "
+             "starting at offset %" PRId64, fp->topic, fp->partition, partition_log_start(p),
              partition_log_end(p), leader_start);
     broker_commit_drain(f->b); /* no other thread is flushing the log while it is reopened */
     int e = partition_truncate_fully(p, t->name, &t->cfg, leader_start);
@@ -495,8 +495,8 @@ static void send_fetch(struct replica_fetcher *f, int64_t now)
 /* Appends the leader's batches as they are, from the log end on; stops at a partial last
  * batch (the leader cut it at the byte limit) or once *budget bytes were appended (the first
  * batch goes whatever its size). Returns the bytes appended or -1 on an error (logged). */
-static int64_t append_batches(struct replica_fetcher *f, struct fetch_part *fp, struct partition *p,
-                              const uint8_t *data, size_t len, int64_t *budget)
+static int64_t append_batches(struct replica_fetcher *f, struct fetch_part *fp, struct topic *t,
+                              struct partition *p, const uint8_t *data, size_t len, int64_t *budget)
 {
     size_t off = 0;
     int64_t appended = 0;
@@ -516,6 +516,15 @@ static int64_t append_batches(struct replica_fetcher *f, struct fetch_part *fp, 
         if (h.base_offset + h.last_offset_delta < end) { /* below the log end: already here */
             off += (size_t)size;
             continue;
+        }
+        if (h.base_offset < end && end == partition_log_start(p)) {
+            /* An empty log that starts inside the leader's first batch (its log start moved
+             * into the batch): as Kafka's UnexpectedAppendOffsetException handling, the log
+             * restarts at the batch's base offset. */
+            restart_at(f, fp, t, p, h.base_offset);
+            if (partition_log_end(p) != h.base_offset)
+                return -1;
+            end = h.base_offset;
         }
         struct log_append_info info;
         int e = partition_append_as_follower(p, data + off, (size_t)size, &info);
@@ -577,7 +586,7 @@ static void fetched_partition(struct replica_fetcher *f, struct fetch_part *fp,
         return; /* truncated meanwhile: this data is for another offset */
     int64_t n = 0;
     if (pd->records.ptr != NULL && pd->records.len > 0)
-        n = append_batches(f, fp, p, pd->records.ptr, (size_t)pd->records.len, budget);
+        n = append_batches(f, fp, t, p, pd->records.ptr, (size_t)pd->records.len, budget);
     if (n < 0) {
         part_delay(f, fp);
         return;

@@ -42,12 +42,11 @@ int partition_follow_leader_marks(struct partition *p, int64_t leader_hw, int64_
 int partition_truncate_fully(struct partition *p, const char *topic_name,
                              const struct log_config *cfg, int64_t offset)
 {
-    GREGOR_ASSERT(offset >= partition_log_end(p));
     int32_t epoch = p->leader_epoch;
-    int e = partition_close(p);
+    /* Every file goes (segments, epochs, producer snapshots); the log restarts at offset. */
+    int e = partition_delete(p);
     if (e != KERR_NONE)
-        LOG_WARN("Log", "closing %s before a full truncation: %s", p->dir_path, kerr_name(e));
-    /* A log start past the log end makes the open drop every segment and start there. */
+        LOG_WARN("Log", "removing %s for a full truncation: %s", p->dir_path, kerr_name(e));
     e = partition_open(p, topic_name, cfg, PLOG_RECOVERY_POINT_CLEAN, offset);
     if (e != KERR_NONE)
         return e;
@@ -56,5 +55,6 @@ int partition_truncate_fully(struct partition *p, const char *topic_name,
         return KERR_KAFKA_STORAGE_ERROR;
     partition_become_follower(p, epoch);
     GREGOR_ASSERT(partition_log_start(p) == offset && partition_log_end(p) == offset);
+    GREGOR_ASSERT(p->high_watermark == offset);
     return KERR_NONE;
 }

@@ -20,9 +20,10 @@ int32_t partition_latest_epoch(const struct partition *p);
  * and the log start moves up to the leader's (bounded by that high watermark). KERR_NONE or the
  * log's error. */
 int partition_follow_leader_marks(struct partition *p, int64_t leader_hw, int64_t leader_log_start);
-/* Kafka's truncateFullyAndStartAt: every segment goes and the log restarts empty at offset
- * (the leader's log start, above this replica's end); the epoch cache is emptied. The log is
- * closed and reopened in place (the caller makes sure no other thread is flushing it). */
+/* Kafka's truncateFullyAndStartAt: every file of the replica goes (segments, epoch cache,
+ * producer snapshots) and the log restarts empty at offset (the leader's log start above this
+ * replica's end, or the base of the leader's batch holding it). The log is reopened in place:
+ * the caller makes sure no other thread is flushing it. */
 int partition_truncate_fully(struct partition *p, const char *topic_name,
                              const struct log_config *cfg, int64_t offset);
 

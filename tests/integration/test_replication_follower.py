@@ -203,6 +203,59 @@ def test_divergent_tail_is_truncated_through_offset_for_leader_epoch(tmp_path, z
         stop_all(brokers)
 
 
+def delete_records_v0(b, topic, partition, offset):
+    """DeleteRecords v0 through the wire: (error, low watermark)."""
+    import socket
+    from kafka_wire import _request
+    name = topic.encode()
+    body = struct.pack(">ih", 1, len(name)) + name + struct.pack(">iiqi", 1, partition, offset, 10000)
+    with socket.create_connection(("127.0.0.1", b.port), timeout=10) as s:
+        resp = _request(s, 21, 0, 7, body)
+    off = 4 + 4
+    (nlen,) = struct.unpack(">h", resp[off:off + 2])
+    off += 2 + nlen + 4
+    _, low, err = struct.unpack(">iqh", resp[off:off + 14])
+    return err, low
+
+
+def test_follower_behind_the_leaders_log_start_starts_over_there(tmp_path, zookeeper):
+    brokers = start_cluster(tmp_path, zookeeper, "/follow5")
+    try:
+        create(brokers[0], "gone", 1, 3)
+        seen = wait_until(lambda: leaders_seen(brokers[0], "gone"), 15, what="leader")
+        ids = by_id(brokers)
+        leader = ids[seen[0][0]]
+        follower = next(b for b in brokers if b is not leader)
+        running = next(b for b in brokers if b is not leader and b is not follower)
+        for i in range(10):
+            assert produce_v7(leader.bootstrap, "gone", 0, record_batch([b"a%d" % i]), acks=1)[0] == 0
+        wait_until(lambda: replicas_match(brokers, "gone", 0, 10), 30, what="replicated")
+        follower.stop()
+        # 10..14 in one batch, then the leader's log start moves inside it (DeleteRecords).
+        batch = record_batch([b"b%d" % i for i in range(5)])
+        assert produce_v7(leader.bootstrap, "gone", 0, batch, acks=1)[0] == 0
+        assert produce_v7(leader.bootstrap, "gone", 0, record_batch([b"c"]), acks=1)[0] == 0
+        assert delete_records_v0(leader, "gone", 0, 12) == (0, 12)
+        wait_until(lambda: replicas_match([leader, running], "gone", 0, 16), 30, what="replicated")
+        wait_until(lambda: "Incremented log start offset to 12" in open(running.log_path, "rb")
+                   .read().decode(errors="replace"), 10, what="the running follower's log start")
+        follower.start()
+        lead = log_bytes(leader, "gone", 0)
+        starts, off = {}, 0
+        while off < len(lead):
+            base, length = struct.unpack(">qi", lead[off:off + 12])
+            starts[base] = off
+            off += 12 + length
+        from_10 = lead[starts[10]:]
+        wait_until(lambda: log_bytes(follower, "gone", 0) == from_10, 30,
+                   what="the follower holds the leader's batches from 10 on, nothing before")
+        log = open(follower.log_path, "rb").read().decode(errors="replace")
+        assert "truncating fully (log 0..10) and starting at offset 12" in log, log[-3000:]
+        assert "starting at offset 10" in log
+    finally:
+        stop_all(brokers)
+
+
 def java_hash(s):
     h = 0
     for c in s:
