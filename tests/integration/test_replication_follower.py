@@ -276,15 +276,18 @@ def connections_to(pid, port):
     return sum(1 for line in out.splitlines() if "pid=%d," % pid in line)
 
 
+def set_num_replica_fetchers(b, node_id, n):
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+    res = ConfigResource(ConfigResource.Type.BROKER, str(node_id), incremental_configs=[
+        ConfigEntry("num.replica.fetchers", str(n),
+                    incremental_operation=AlterConfigOpType.SET)])
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    admin.incremental_alter_configs([res])[res].result(15)
+
+
 def test_fetcher_connections_are_num_replica_fetchers_per_leader(tmp_path, zookeeper):
-    brokers = []
+    brokers = start_cluster(tmp_path, zookeeper, "/follow4")
     try:
-        brokers = start_cluster(tmp_path, zookeeper, "/follow4")
-        for b in brokers:
-            b.stop()
-            b.overrides["num.replica.fetchers"] = 2
-        for b in brokers:
-            b.start()
         create(brokers[0], "many", 12, 3)
         seen = wait_until(lambda: all(leaders_seen(b, "many") for b in brokers)
                           and leaders_seen(brokers[0], "many"), 20, what="leaders")
@@ -294,13 +297,27 @@ def test_fetcher_connections_are_num_replica_fetchers_per_leader(tmp_path, zooke
                               acks=1)[0] == 0
         for p in range(12):
             wait_until(lambda: replicas_match(brokers, "many", p, 1), 30, what="replicated")
-        for fid, fb in ids.items():
-            for lid, lb in ids.items():
-                if lid == fid:
-                    continue
-                want = {fetcher_id("many", p, 2) for p in range(12) if seen[p][0] == lid}
-                got = connections_to(fb.proc.pid, lb.port)
-                assert got == len(want), (fid, lid, got, want)
+
+        def connections_as_kafka_hashes(n):
+            for fid, fb in ids.items():
+                for lid, lb in ids.items():
+                    if lid == fid:
+                        continue
+                    want = {fetcher_id("many", p, n) for p in range(12) if seen[p][0] == lid}
+                    if connections_to(fb.proc.pid, lb.port) != len(want):
+                        return False
+            return True
+        wait_until(lambda: connections_as_kafka_hashes(1), 10, what="one connection per leader")
+        # num.replica.fetchers is dynamic: 2 fetchers per leader, partitions spread by the hash.
+        assert len({fetcher_id("many", p, 2) for p in range(12)}) == 2
+        for bid, b in ids.items():
+            set_num_replica_fetchers(b, bid, 2)
+        wait_until(lambda: connections_as_kafka_hashes(2), 15, what="two connections per leader")
+        for p in range(12):
+            assert produce_v7(ids[seen[p][0]].bootstrap, "many", p, record_batch([b"n%d" % p]),
+                              acks=1)[0] == 0
+        for p in range(12):
+            wait_until(lambda: replicas_match(brokers, "many", p, 2), 30, what="replicated again")
     finally:
         stop_all(brokers)
 
