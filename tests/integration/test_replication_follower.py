@@ -7,6 +7,7 @@ have truncates it through OffsetForLeaderEpoch (KIP-101/KIP-279) before fetching
 answer clients NOT_LEADER_OR_FOLLOWER; the fetchers' connections are num.replica.fetchers per
 leader broker, partitions spread by Kafka's hash."""
 import glob
+import json
 import os
 import re
 import struct
@@ -199,6 +200,46 @@ def test_divergent_tail_is_truncated_through_offset_for_leader_epoch(tmp_path, z
         log = open(follower.log_path, "rb").read().decode(errors="replace")
         assert re.search(r"Truncating partition div-0 with TruncationState\(offset=10, "
                          r"completed=true\)", log), log[-3000:]
+    finally:
+        stop_all(brokers)
+
+
+def test_leader_change_moves_the_followers(tmp_path, zookeeper):
+    """The partition state written as a controller's election would write it (the ISR is the
+    leader alone until the leader's side of issue 16, so the controller itself never moves a
+    leader to a follower yet): the old leader follows the new one, the third replica moves its
+    fetching there, and every replica ends with the same batches in both epochs."""
+    brokers = start_cluster(tmp_path, zookeeper, "/follow6")
+    try:
+        create(brokers[0], "move", 1, 3)
+        seen = wait_until(lambda: leaders_seen(brokers[0], "move"), 15, what="leader")
+        ids = by_id(brokers)
+        old_id = seen[0][0]
+        new_id = next(i for i in sorted(ids) if i != old_id)
+        for i in range(10):
+            assert produce_v7(ids[old_id].bootstrap, "move", 0, record_batch([b"a%d" % i]),
+                              acks=1)[0] == 0
+        wait_until(lambda: replicas_match(brokers, "move", 0, 10), 30, what="replicated")
+        path = "/follow6/brokers/topics/move/partitions/0/state"
+        state = zk_json(zookeeper, path)
+        new_state = dict(state, leader=new_id, leader_epoch=state["leader_epoch"] + 1,
+                         isr=[new_id] + [i for i in sorted(ids) if i != new_id])
+        zookeeper.zkcli("set", path, json.dumps(new_state, separators=(",", ":")))
+        wait_until(lambda: all((leaders_seen(b, "move") or {}).get(0, (None,))[0] == new_id
+                               for b in brokers), 20, what="every broker sees the new leader")
+        wait_until(lambda: produce_v7(ids[new_id].bootstrap, "move", 0, record_batch([b"b0"]),
+                                      acks=1)[0] == 0, 20, what="the new leader takes records")
+        for i in range(1, 10):
+            assert produce_v7(ids[new_id].bootstrap, "move", 0, record_batch([b"b%d" % i]),
+                              acks=1)[0] == 0
+        assert produce_v7(ids[old_id].bootstrap, "move", 0, record_batch([b"x"]),
+                          acks=1)[0] == NOT_LEADER_OR_FOLLOWER
+        wait_until(lambda: replicas_match(brokers, "move", 0, 20), 30,
+                   what="every replica has both epochs' records")
+        epochs = [b[2] for b in batches(log_bytes(ids[old_id], "move", 0))]
+        assert epochs == [state["leader_epoch"]] * 10 + [state["leader_epoch"] + 1] * 10
+        log = open(ids[old_id].log_path, "rb").read().decode(errors="replace")
+        assert "leaderId=%d, fetcherId=0] Added partition move-0" % new_id in log
     finally:
         stop_all(brokers)
 
