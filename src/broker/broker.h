@@ -24,6 +24,7 @@ struct fetch_sessions;
 struct create_job;
 struct deleted_dir;
 struct cluster;
+struct replica_manager;
 
 /* The longest a piece of one client's work (opening or deleting partitions, appending a
  * request's partitions) holds the loop per turn before it yields to the others. */
@@ -95,6 +96,14 @@ struct broker_config {
     char zookeeper_connect[1024];        /* "h1:p1,h2:p2/chroot" */
     int32_t zookeeper_session_timeout_ms;
     int32_t zookeeper_connection_timeout_ms; /* -1: the session timeout (Kafka's default) */
+    /* Followers (replica_fetcher.c), Kafka's keys and defaults. */
+    int32_t num_replica_fetchers;        /* fetchers per leader broker (1) */
+    int32_t replica_fetch_wait_max_ms;   /* a Fetch's max_wait (500) */
+    int32_t replica_fetch_min_bytes;     /* a Fetch's min_bytes (1) */
+    int32_t replica_fetch_max_bytes;     /* a partition's max bytes (1 MiB) */
+    int32_t replica_fetch_response_max_bytes; /* a Fetch's max bytes (10 MiB) */
+    int32_t replica_fetch_backoff_ms;    /* after a partition's error (1000) */
+    int32_t replica_socket_timeout_ms;   /* a replica request's timeout (30000) */
     struct broker_props static_props;    /* the catalog's keys as set at startup */
 };
 
@@ -248,6 +257,7 @@ struct broker {
     struct cluster *cluster;         /* NULL without zookeeper.connect */
     uint64_t cluster_configs_applied;/* cluster_config_gen() last applied (dynamic_configs.c) */
     uint64_t cluster_broker_gen[2];  /* the default's and this broker's config, applied */
+    struct replica_manager *replicas; /* leaders and followers on a cluster, else NULL */
     bool stopping;
     int64_t started_ms;
     int64_t open_us;                 /* mono_us() when broker_open began (startup time) */

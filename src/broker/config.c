@@ -58,6 +58,13 @@ void broker_config_defaults(struct broker_config *c)
     c->acks_all_fsync = true;
     c->zookeeper_session_timeout_ms = 18000;
     c->zookeeper_connection_timeout_ms = -1;
+    c->num_replica_fetchers = 1;
+    c->replica_fetch_wait_max_ms = 500;
+    c->replica_fetch_min_bytes = 1;
+    c->replica_fetch_max_bytes = 1048576;
+    c->replica_fetch_response_max_bytes = 10485760;
+    c->replica_fetch_backoff_ms = 1000;
+    c->replica_socket_timeout_ms = 30000;
 }
 
 static int parse_i64(const char *v, int64_t min, int64_t max, int64_t *out)
@@ -416,6 +423,12 @@ int broker_config_validate(const struct broker_config *c, char *err, size_t errl
         snprintf(err, errlen, "queued.max.request.bytes (%lld) must be larger or equal to "
                  "socket.request.max.bytes (%lld)", (long long)c->queued_max_request_bytes,
                  (long long)c->socket_request_max_bytes);
+        return -1;
+    }
+    if (c->replica_fetch_wait_max_ms > c->replica_socket_timeout_ms) {
+        /* Kafka's KafkaConfig.validateValues */
+        snprintf(err, errlen, "requirement failed: replica.socket.timeout.ms should always be at "
+                 "least replica.fetch.wait.max.ms to prevent unnecessary socket timeouts");
         return -1;
     }
     if (c->log.max_message_bytes > c->socket_request_max_bytes) {

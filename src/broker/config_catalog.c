@@ -169,7 +169,7 @@ const struct broker_key_def config_catalog_broker[] = {
     {"num.io.threads", INT, "8", DYN, NOFIELD, NULL},
     {"num.network.threads", INT, "3", DYN, NOFIELD, NULL},
     {"num.recovery.threads.per.data.dir", INT, "2", DYN, NOFIELD, NULL},
-    {"num.replica.fetchers", INT, "1", DYN, NOFIELD, NULL},
+    {"num.replica.fetchers", INT, "1", DYN, I32F(num_replica_fetchers, 1, INT_MAX), NULL},
     /* The log cleaner's reconfigurable keys (Kafka's LogCleaner): stored and reported; no
      * compaction yet, so no effect (docs/CONFIG.md). */
     {"log.cleaner.backoff.ms", LONG, "15000", DYN, NOFIELD, NULL},
@@ -206,6 +206,13 @@ const struct broker_key_def config_catalog_broker[] = {
     {"offsets.retention.minutes", INT, "10080", RO, I64F(offsets_retention_ms, 1, INT_MAX, 60000), NULL},
     {"offsets.topic.num.partitions", INT, "50", RO, I32F(offsets_topic_num_partitions, 1, 1000), NULL},
     {"offsets.topic.replication.factor", SHORT, "3", RO, SPECIAL, NULL},
+    /* Followers (Kafka's ReplicationConfigs: the atLeast(0) ones ranged, the others not). */
+    {"replica.fetch.backoff.ms", INT, "1000", RO, I32F(replica_fetch_backoff_ms, 0, INT_MAX), NULL},
+    {"replica.fetch.max.bytes", INT, "1048576", RO, I32F(replica_fetch_max_bytes, 0, INT_MAX), NULL},
+    {"replica.fetch.min.bytes", INT, "1", RO, I32F(replica_fetch_min_bytes, INT_MIN, INT_MAX), NULL},
+    {"replica.fetch.response.max.bytes", INT, "10485760", RO, I32F(replica_fetch_response_max_bytes, 0, INT_MAX), NULL},
+    {"replica.fetch.wait.max.ms", INT, "500", RO, I32F(replica_fetch_wait_max_ms, INT_MIN, INT_MAX), NULL},
+    {"replica.socket.timeout.ms", INT, "30000", RO, I32F(replica_socket_timeout_ms, INT_MIN, INT_MAX), NULL},
     {"queued.max.request.bytes", LONG, "-1", RO, I64F(queued_max_request_bytes, -1, I64, 1), NULL},
     {"socket.request.max.bytes", INT, "104857600", RO, I64F(socket_request_max_bytes, 1024, INT_MAX, 1), NULL},
     /* server.properties only (BROKER_KEY_STARTUP): gregor's own, and Kafka keys that mean

@@ -1,14 +1,15 @@
 /* CreateTopics (19): validates name, partitions, replication factor (one node: only 1),
  * configs and the open files a topic needs as Kafka does; validate_only checks without
  * creating. Big topics are created over several loop turns and answered when done. On a
- * cluster the topic's assignment is written to ZooKeeper (src/cluster) and the brokers that
- * lead its partitions open it (broker_cluster_sync). */
+ * cluster the topic's assignment is written to ZooKeeper (src/cluster) and the brokers it
+ * assigns open it (broker_cluster_sync, through the replica manager). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker/handlers.h"
 #include "broker/kutil.h"
+#include "broker/replica_manager.h"
 #include "cluster/cluster.h"
 #include "common/logging.h"
 #include "common/util.h"
@@ -509,12 +510,42 @@ static void cluster_grow_local(struct broker *b, struct topic *t, const struct c
     create_job_start(b, job);
 }
 
-/* Every topic of which this broker leads a partition is opened here (all its partitions, with
- * the cluster's topic id; only the led ones are served). */
+/* Opens a topic of the cluster here (all its partitions, with the cluster's topic id and the
+ * configs of /config/topics/<t>) over several loop turns. 0 when the opening began, -1 when
+ * refused (logged). */
+int broker_cluster_open_topic(struct broker *b, const struct cluster_topic *ct)
+{
+    char msg[512];
+    struct topic *t = NULL;
+    if (topic_name_validate(ct->name, (int32_t)strlen(ct->name), msg, sizeof(msg)) != KERR_NONE ||
+        topic_fd_budget_check(b, ct->npartitions, msg, sizeof(msg)) != KERR_NONE) {
+        LOG_LIMITED(LOG_LEVEL_WARN, "KafkaApis", "cannot open topic %s here: %s", ct->name, msg);
+        return -1;
+    }
+    struct create_job *job = create_job_new(NULL, 1, cluster_open_failed);
+    if (job == NULL)
+        return -1;
+    struct topic_config_kv *kv = NULL; /* /config/topics/<t>, read before (config_known) */
+    int nkv = 0;
+    (void)topic_configs_parse(ct->name, ct->config, (size_t)ct->config_len, &kv, &nkv);
+    int e = topic_create_begin(b, ct->name, ct->npartitions, kv, nkv, &t, msg, sizeof(msg));
+    free(kv);
+    if (e == KERR_NONE) {
+        memcpy(t->id.b, ct->id, 16); /* the cluster's id, before any partition is written */
+        create_job_set(job, 0, t, ct->name);
+    } else {
+        cluster_open_failed(NULL, 0, e, msg);
+    }
+    create_job_start(b, job);
+    return e == KERR_NONE ? 0 : -1;
+}
+
+/* The cluster's view changed: the replica manager opens every topic with a replica here, leads
+ * the partitions the controller gave this broker and follows the others (replica_manager.c). */
 void broker_cluster_sync(void *arg)
 {
     struct broker *b = arg;
-    if (b->cluster == NULL)
+    if (b->cluster == NULL || b->replicas == NULL)
         return;
     dynamic_configs_cluster_sync(b); /* configs read from ZooKeeper since the last call */
     struct cluster_topic *const *ts;
@@ -525,59 +556,13 @@ void broker_cluster_sync(void *arg)
         if (ct->marked && have != NULL && have->creating == 0 && have->growing == 0)
             broker_cluster_topic_gone(b, ct->name); /* was being opened when it was queued */
         if (!cluster_topic_visible(ct))
-            continue; /* queued for deletion: its logs are being deleted, never reopened */
+            continue;
         have = topic_find(b, ct->name);
         if (have != NULL && have->creating == 0 && have->growing == 0 &&
-            ct->npartitions > have->npartitions) {
-            cluster_grow_local(b, have, ct);
-            continue;
-        }
-        if (have != NULL) {
-            /* Leading again (after a restart, or an election): the controller's leader epoch,
-             * which clients send back in Fetch and ListOffsets. */
-            for (int32_t p = 0; have->creating == 0 && have->growing == 0 &&
-                                p < ct->npartitions && p < have->npartitions; p++) {
-                struct partition *lp = have->partitions[p];
-                if (ct->parts[p].leader == b->cfg.node_id &&
-                    ct->parts[p].leader_epoch > lp->leader_epoch &&
-                    partition_become_leader(lp, ct->parts[p].leader_epoch) != KERR_NONE)
-                    LOG_LIMITED(LOG_LEVEL_WARN, "KafkaApis",
-                                "cannot record leader epoch %d of %s-%d", ct->parts[p].leader_epoch,
-                                ct->name, p);
-            }
-            continue;
-        }
-        bool leads = false;
-        if (!ct->config_known)
-            continue; /* opened once /config/topics/<t> was read, with its configs */
-        for (int32_t p = 0; p < ct->npartitions && !leads; p++)
-            leads = ct->parts[p].leader == b->cfg.node_id;
-        if (!leads)
-            continue;
-        char msg[512];
-        struct topic *t = NULL;
-        if (topic_name_validate(ct->name, (int32_t)strlen(ct->name), msg, sizeof(msg)) != KERR_NONE ||
-            topic_fd_budget_check(b, ct->npartitions, msg, sizeof(msg)) != KERR_NONE) {
-            LOG_LIMITED(LOG_LEVEL_WARN, "KafkaApis", "cannot open topic %s here: %s", ct->name,
-                        msg);
-            continue;
-        }
-        struct create_job *job = create_job_new(NULL, 1, cluster_open_failed);
-        if (job == NULL)
-            return;
-        struct topic_config_kv *kv = NULL;
-        int nkv = 0;
-        (void)topic_configs_parse(ct->name, ct->config, (size_t)ct->config_len, &kv, &nkv);
-        int e = topic_create_begin(b, ct->name, ct->npartitions, kv, nkv, &t, msg, sizeof(msg));
-        free(kv);
-        if (e == KERR_NONE) {
-            memcpy(t->id.b, ct->id, 16); /* the cluster's id, before any partition is written */
-            create_job_set(job, 0, t, ct->name);
-        } else {
-            cluster_open_failed(NULL, 0, e, msg);
-        }
-        create_job_start(b, job);
+            ct->npartitions > have->npartitions)
+            cluster_grow_local(b, have, ct); /* CreatePartitions: the roles follow once grown */
     }
+    replica_manager_sync(b->replicas);
 }
 
 void broker_cluster_topic_gone(void *arg, const char *name)

@@ -9,6 +9,7 @@
 
 #include "broker/broker.h"
 #include "broker/config_catalog.h"
+#include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "cluster/cluster.h"
 #include "cluster/znode.h"
@@ -171,8 +172,8 @@ static int save(const struct broker *b, const struct broker_props *dyn_broker,
 }
 
 /* Recomputes the broker's config from static + cluster default + per-broker and applies what
- * changes without restart: the log defaults of every topic without an override and the
- * connection limits. */
+ * changes without restart: the log defaults of every topic without an override, the
+ * connection limits and the number of replica fetchers. */
 static void apply(struct broker *b)
 {
     struct broker_config *c = malloc(sizeof(*c));
@@ -188,11 +189,15 @@ static void apply(struct broker *b)
         }
     b->cfg.max_connections = c->max_connections;
     b->cfg.max_connections_per_ip = c->max_connections_per_ip;
+    bool fetchers_changed = b->cfg.num_replica_fetchers != c->num_replica_fetchers;
+    b->cfg.num_replica_fetchers = c->num_replica_fetchers;
     free(c);
     broker_log_defaults(b, &b->cfg.log);
     if (b->net != NULL)
         net_set_connection_limits(b->net, b->cfg.max_connections, b->cfg.max_connections_per_ip);
     topics_refresh_configs(b);
+    if (fetchers_changed)
+        broker_cluster_sync(b); /* the followed partitions move to their new fetchers */
 }
 
 int dynamic_configs_load(struct broker *b)

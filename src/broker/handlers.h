@@ -57,8 +57,11 @@ void create_topics_shutdown(struct broker *b);
 struct topic *broker_auto_create(struct broker *b, const char *name);
 
 /* A cluster on ZooKeeper (src/cluster; docs/CLUSTER.md): */
-/* Opens locally the topics whose partitions this broker leads (cluster's on_change). */
+/* Applies the cluster's view: the replica manager leads and follows (cluster's on_change). */
 void broker_cluster_sync(void *broker);
+struct cluster_topic;
+/* Opens a cluster topic with a replica here over several loop turns: 0 when begun, -1 refused. */
+int broker_cluster_open_topic(struct broker *b, const struct cluster_topic *ct);
 /* Deletes the local logs of a topic deleted from the cluster (cluster's on_topic_gone). */
 void broker_cluster_topic_gone(void *broker, const char *name);
 /* KERR_NOT_LEADER_OR_FOLLOWER when the cluster assigns the topic's partition and this broker

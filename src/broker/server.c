@@ -17,6 +17,7 @@
 #include "broker/group_store.h"
 #include "broker/handlers.h"
 #include "broker/iowork.h"
+#include "broker/replica_manager.h"
 #include "broker/syncer.h"
 #include "cluster/cluster.h"
 #include "common/logging.h"
@@ -767,7 +768,7 @@ static int cluster_join(struct broker *b)
         .listener_name = "PLAINTEXT",
         .host = b->cfg.advertised_host,
         .port = b->cfg.advertised_port,
-        .on_change = cluster_changed,
+        .on_change = cluster_changed, /* the replica manager (leaders, followers), the coordinators */
         .on_topic_gone = broker_cluster_topic_gone,
         .change_arg = b,
     };
@@ -826,6 +827,9 @@ static void shutdown_broker(struct broker *b)
      * the others see it leave at once, not after the session timeout. */
     cluster_destroy(b->cluster);
     b->cluster = NULL;
+    /* The fetchers stop before the logs they append to close. */
+    replica_manager_destroy(b->replicas);
+    b->replicas = NULL;
     /* Finish what is in flight: parked fetches answer now, acks=all waits for this flush. */
     waiters_fire(&b->waiters);
     waiters_expire(&b->waiters, WAITER_ON_APPEND);
@@ -941,6 +945,9 @@ struct broker *broker_open(const struct broker_config *cfg)
     loop_timer_add(b->loop, mono_ms() + b->cfg.log_flush_scheduler_interval_ms, periodic_flush, b);
     loop_timer_add(b->loop, mono_ms() + b->cfg.offset_checkpoint_interval_ms, periodic_checkpoint, b);
     loop_timer_add(b->loop, mono_ms() + IDLE_FD_SWEEP_MS, periodic_idle_fds, b);
+    /* The replica manager before the registration: the cluster's view arrives with it. */
+    if (b->cluster != NULL && (b->replicas = replica_manager_create(b)) == NULL)
+        return NULL;
     /* Registered once it can serve, as Kafka registers after its socket server is up. */
     if (b->cluster != NULL && cluster_await_registration(b->cluster) != 0) {
         LOG_ERROR(server_who, "cannot register in ZooKeeper; exiting");
