@@ -140,6 +140,8 @@ def run_scenario(c):
             path = "/brokers/topics/%s/partitions/%d/state" % (name, p)
             z[path] = c.znode(path)
     seen["config_topics"] = c.children("/config/topics")
+    for name in seen["config_topics"]:
+        z["/config/topics/" + name] = c.znode("/config/topics/" + name)
     seen["root"] = c.children("/")
     seen["delete"] = {name: c.topics_tool("--delete", "--topic", name) for name in TOPICS}
 
@@ -311,10 +313,13 @@ def test_root_and_config_topics_known_differences(observed):
     # Known difference: Kafka 3.9 also has /feature (its feature-versioning znode).
     assert set(k["root"]) - set(g["root"]) == {"feature"}
     assert set(g["root"]) <= set(k["root"])
-    # Known difference: Kafka writes /config/topics/<t> ({"version":1,"config":{}}) for every
-    # topic; gregor does not write topic configs to ZooKeeper yet (docs/CLUSTER.md).
+    # Both write /config/topics/<t> for every topic, {"version":1,"config":{}} without configs.
     assert k["config_topics"] == sorted(TOPICS)
-    assert g["config_topics"] == []
+    assert g["config_topics"] == sorted(TOPICS)
+    for name in TOPICS:
+        path = "/config/topics/" + name
+        assert json.loads(g["znodes"][path][0]) == json.loads(k["znodes"][path][0]) == \
+            {"version": 1, "config": {}}
 
 
 # ---- the tools ----
