@@ -89,6 +89,8 @@ struct broker_config {
     int32_t group_consumer_migration_policy; /* enum gc_migration_policy (bidirectional) */
     int32_t offset_metadata_max_bytes;
     bool acks_all_fsync;                 /* gregor.acks.all.fsync */
+    int64_t replica_lag_time_max_ms;     /* a follower not caught up this long leaves the ISR */
+    int64_t replica_high_watermark_checkpoint_interval_ms;
     char cluster_id[64];                 /* empty: from meta.properties or generated */
     /* A cluster on ZooKeeper (src/cluster) when zookeeper_connect is set; else one node. */
     char zookeeper_connect[1024];        /* "h1:p1,h2:p2/chroot" */
@@ -245,6 +247,7 @@ struct broker {
     struct group_coordinator *groups;
     struct fetch_sessions *fetch_sessions; /* created on first use */
     struct cluster *cluster;         /* NULL without zookeeper.connect */
+    bool replica_ticking, replica_hw_ticking; /* replica.c's periodic work started */
     bool stopping;
     int64_t started_ms;
     int64_t open_us;                 /* mono_us() when broker_open began (startup time) */

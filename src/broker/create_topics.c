@@ -9,6 +9,7 @@
 
 #include "broker/handlers.h"
 #include "broker/kutil.h"
+#include "broker/replica.h"
 #include "cluster/cluster.h"
 #include "common/logging.h"
 #include "common/util.h"
@@ -311,7 +312,10 @@ static void create_turn(struct broker *b, void *arg)
         return;
     }
     unlink_job(b, job);
+    bool cluster_open = job->r == NULL;
     job_end(job);
+    if (cluster_open)
+        replica_sync(b); /* opened over several turns: now it leads with its replicas */
 }
 
 enum request_status create_job_start(struct broker *b, struct create_job *job)
@@ -502,6 +506,7 @@ void broker_cluster_sync(void *arg)
         }
         create_job_start(b, job);
     }
+    replica_sync(b); /* the partitions led here: replicas, ISR, high watermark */
 }
 
 void broker_cluster_topic_gone(void *arg, const char *name)

@@ -116,4 +116,15 @@ int cluster_delete_topic(struct cluster *c, const char *name, cluster_create_don
  * for brokers ids[0..n) sorted, with the given start index and replica shift. */
 void cluster_assign_replicas(const int32_t *ids, int n, int32_t nparts, int16_t rf,
                              int start_index, int replica_shift, int32_t *out);
+/* The leader's ISR change, as Kafka's ZooKeeper-mode leader wrote it: the partition's state
+ * with the same leader and epochs and the new ISR, set at the zkVersion last read (a change by
+ * the controller meanwhile fails it with ZK_BAD_VERSION: the state's watch reads it again).
+ * Refused (NOT_LEADER_OR_FOLLOWER) unless ZooKeeper's state names this broker leader in
+ * leader_epoch. KERR_NONE when submitted: done(arg, topic, partition, zk rc, isr, nisr) comes
+ * once (ZK_OK: written, the cache updated), not after cluster_destroy. */
+typedef void (*cluster_isr_done_fn)(void *arg, const char *topic, int32_t partition, int zk_rc,
+                                    const int32_t *isr, int nisr);
+int cluster_write_isr(struct cluster *c, const char *topic, int32_t partition,
+                      int32_t leader_epoch, const int32_t *isr, int nisr,
+                      cluster_isr_done_fn done, void *arg);
 #endif

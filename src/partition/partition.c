@@ -464,6 +464,14 @@ bool partition_in_isr(const struct partition *p, int32_t id)
     return ids_contain(p->repl.isr, p->repl.nisr, id);
 }
 
+bool partition_is_follower(const struct partition *p, int32_t id)
+{
+    for (int i = 0; i < p->repl.nfollowers; i++)
+        if (p->repl.followers[i].id == id)
+            return true;
+    return false;
+}
+
 int partition_follower_fetched(struct partition *p, int32_t id, int64_t fetch_offset,
                                int64_t now_ms, bool epoch_given)
 {

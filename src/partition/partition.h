@@ -51,6 +51,7 @@ struct partition_replication {
     int ncommitted;                  /* the ISR in ZooKeeper (min.insync.replicas counts it) */
     int32_t committed[PARTITION_REPLICAS_MAX];
     bool isr_inflight;               /* an ISR change is being written: none other starts */
+    int32_t leader_epoch;            /* the owner's: the epoch this leadership is in */
 };
 
 struct topic;
@@ -158,6 +159,8 @@ void partition_stop_leading(struct partition *p);
 /* The ISR committed in ZooKeeper (the controller's, or this leader's write done). */
 void partition_set_isr(struct partition *p, const int32_t *isr, int nisr);
 bool partition_in_isr(const struct partition *p, int32_t id);
+/* id is an assigned replica other than this leader. */
+bool partition_is_follower(const struct partition *p, int32_t id);
 /* A follower fetched at fetch_offset: its log end and caught-up time (Kafka's
  * updateFollowerFetchState). KERR_NOT_LEADER_OR_FOLLOWER, or KERR_UNKNOWN_LEADER_EPOCH when
  * the fetch named a leader epoch, for a replica not assigned (Kafka's followerReplicaOrThrow). */
