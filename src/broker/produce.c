@@ -133,10 +133,14 @@ static bool not_enough_replicas(struct broker *b, struct request *r, struct topi
     int32_t min_isr = replica_min_insync(b, t);
     if (p->repl.ncommitted >= min_isr)
         return false;
-    char msg[512];
-    snprintf(msg, sizeof(msg), "The size of the current ISR (%d) is insufficient to satisfy the "
-             "min.isr requirement of %d for partition %s-%d", p->repl.ncommitted, min_isr,
-             t->name, p->index);
+    /* Kafka's message, its ISR printed as a Scala Set. */
+    char isr[12 * PARTITION_REPLICAS_MAX + 8], msg[768];
+    int n = snprintf(isr, sizeof(isr), "Set(");
+    for (int i = 0; i < p->repl.ncommitted; i++)
+        n += snprintf(isr + n, sizeof(isr) - (size_t)n, "%s%d", i ? ", " : "", p->repl.committed[i]);
+    snprintf(isr + n, sizeof(isr) - (size_t)n, ")");
+    snprintf(msg, sizeof(msg), "The size of the current ISR %s is insufficient to satisfy the "
+             "min.isr requirement of %d for partition %s-%d", isr, min_isr, t->name, p->index);
     char *copy = request_strdup(r, msg);
     out->error_message = copy != NULL ? kstr_of(copy) : kstr_null();
     return true;

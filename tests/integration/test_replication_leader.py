@@ -31,6 +31,7 @@ NONE = 0
 OFFSET_OUT_OF_RANGE = 1
 NOT_LEADER_OR_FOLLOWER = 6
 NOT_ENOUGH_REPLICAS = 19
+NOT_ENOUGH_REPLICAS_AFTER_APPEND = 20
 UNKNOWN_LEADER_EPOCH = 75
 CHROOT = "/replication-leader"
 
@@ -282,6 +283,38 @@ def test_replica_not_assigned_is_refused(cluster, zookeeper):
     # A partition broker 1 does not lead: NOT_LEADER_OR_FOLLOWER (the real broker 2 leads
     # nothing here, and broker 1 does not lead a [2, 1] topic).
     assert fetch_v11(cluster[1], topic, 0, 2)[0] == NOT_LEADER_OR_FOLLOWER
+
+
+def produce_v7_timeout(b, topic, values, timeout_ms):
+    """acks=all Produce v7 with the given timeout: (error, base offset)."""
+    name = topic.encode()
+    batch = record_batch(values)
+    body = struct.pack(">hhi", -1, -1, timeout_ms)
+    body += struct.pack(">ih", 1, len(name)) + name
+    body += struct.pack(">iii", 1, 0, len(batch)) + batch
+    host, port = b.bootstrap.split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout_ms / 1000 + 10) as s:
+        r = Reader(_request(s, 0, 7, 5, body))
+    assert r.take(">i") == 1 and r.s16() == name and r.take(">i") == 1
+    assert r.take(">i") == 0
+    return r.take(">h"), r.take(">q")
+
+
+def test_isr_shrinking_under_a_waiting_acks_all(cluster, zookeeper):
+    """An acks=all produce waits for a follower in the ISR that stops fetching: after
+    replica.lag.time.max.ms it leaves, the high watermark passes the batch, and with
+    min.insync.replicas=2 the answer is NOT_ENOUGH_REPLICAS_AFTER_APPEND (the record stays)."""
+    leader = cluster[0]
+    topic = "replicated-after"
+    create_on_1_and_2(cluster, zookeeper, topic)
+    assert fetch_v11(leader, topic, 0, 2)[3] == [0]
+    fetch_v11(leader, topic, 1, 2)
+    wait_until(lambda: state(zookeeper, topic)["isr"] == [1, 2], 10, what="the follower joins")
+    t0 = time.time()
+    assert produce_v7_timeout(leader, topic, [b"late"], 60000) == (NOT_ENOUGH_REPLICAS_AFTER_APPEND, -1)
+    assert time.time() - t0 >= LAG_MS / 1000 - 1
+    assert state(zookeeper, topic)["isr"] == [1]
+    assert consumer_offsets(leader, topic, 1) == (2, [1])
 
 
 def test_diverging_last_fetched_epoch(cluster, zookeeper):
