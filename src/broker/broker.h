@@ -24,6 +24,7 @@ struct fetch_sessions;
 struct create_job;
 struct deleted_dir;
 struct cluster;
+struct cluster_isr_write;
 
 /* The longest a piece of one client's work (opening or deleting partitions, appending a
  * request's partitions) holds the loop per turn before it yields to the others. */
@@ -248,6 +249,7 @@ struct broker {
     struct fetch_sessions *fetch_sessions; /* created on first use */
     struct cluster *cluster;         /* NULL without zookeeper.connect */
     bool replica_ticking, replica_hw_ticking; /* replica.c's periodic work started */
+    struct cluster_isr_write *isr_writes; /* replica.c's ISR writes in flight (owned) */
     bool stopping;
     int64_t started_ms;
     int64_t open_us;                 /* mono_us() when broker_open began (startup time) */

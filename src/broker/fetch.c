@@ -490,6 +490,8 @@ static bool fetch_wake(struct waiter *w, enum waiter_event ev);
 
 void fetch_shutdown(struct broker *b)
 {
+    /* After the cluster's session closed: the followers' ISR writes left in flight. */
+    replica_shutdown(b);
     fetch_sessions_free(b->fetch_sessions);
     b->fetch_sessions = NULL;
 }

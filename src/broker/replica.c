@@ -44,22 +44,45 @@ static void hw_moved(struct broker *b)
     loop_wake_soon(b->loop);
 }
 
-static void isr_written(void *arg, const char *topic, int32_t partition, int zk_rc,
-                        const int32_t *isr, int nisr);
+static void isr_written(struct cluster_isr_write *w, int zk_rc);
 
 static void write_isr(struct broker *b, struct topic *t, struct partition *p, const int32_t *isr,
                       int nisr)
 {
-    int e = cluster_write_isr(b->cluster, t->name, p->index, p->repl.leader_epoch, isr, nisr,
-                              isr_written, b);
-    if (e != KERR_NONE) {
-        /* Not sent (not the leader in ZooKeeper's eyes, or not connected): the change is
-         * proposed again at the next fetch or ISR check. */
-        LOG_LIMITED(LOG_LEVEL_WARN, WHO, "cannot write the ISR of %s-%d: %s", t->name, p->index,
-                    kerr_name(e));
-        partition_isr_write_done(p, false, NULL, 0);
-        if (partition_update_high_watermark(p, now_ms()))
-            hw_moved(b);
+    struct cluster_isr_write *w = calloc(1, sizeof(*w));
+    int e = KERR_UNKNOWN_SERVER_ERROR;
+    if (w != NULL) {
+        snprintf(w->topic, sizeof(w->topic), "%s", t->name);
+        w->partition = p->index;
+        w->leader_epoch = p->repl.leader_epoch;
+        w->nisr = nisr;
+        memcpy(w->isr, isr, sizeof(isr[0]) * (size_t)nisr);
+        w->done = isr_written;
+        w->arg = b;
+        e = cluster_write_isr(b->cluster, w);
+    }
+    if (e == KERR_NONE) {
+        w->next = b->isr_writes; /* ours until its completion (or replica_shutdown) */
+        b->isr_writes = w;
+        return;
+    }
+    free(w);
+    /* Not sent (not the leader in ZooKeeper's eyes, or not connected): the change is
+     * proposed again at the next fetch or ISR check. */
+    LOG_LIMITED(LOG_LEVEL_WARN, WHO, "cannot write the ISR of %s-%d: %s", t->name, p->index,
+                kerr_name(e));
+    partition_isr_write_done(p, false, NULL, 0);
+    if (partition_update_high_watermark(p, now_ms()))
+        hw_moved(b);
+}
+
+void replica_shutdown(struct broker *b)
+{
+    GREGOR_ASSERT(b->cluster == NULL); /* no completion can come any more */
+    while (b->isr_writes != NULL) {
+        struct cluster_isr_write *w = b->isr_writes;
+        b->isr_writes = w->next;
+        free(w);
     }
 }
 
@@ -120,17 +143,25 @@ void replica_sync(struct broker *b)
         hw_moved(b);
 }
 
-static void isr_written(void *arg, const char *topic, int32_t partition, int zk_rc,
-                        const int32_t *isr, int nisr)
+static void isr_written(struct cluster_isr_write *w, int zk_rc)
 {
-    struct broker *b = arg;
+    struct broker *b = w->arg;
+    struct cluster_isr_write **pp = &b->isr_writes;
+    while (*pp != NULL && *pp != w)
+        pp = &(*pp)->next;
+    GREGOR_ASSERT(*pp == w);
+    *pp = w->next;
+    const char *topic = w->topic;
+    int32_t partition = w->partition;
     struct topic *t = topic_find(b, topic);
-    if (t == NULL || partition >= t->npartitions || !t->partitions[partition]->repl.leading)
-        return; /* deleted or no longer led meanwhile */
-    struct partition *p = t->partitions[partition];
+    struct partition *p = t != NULL && partition < t->npartitions ? t->partitions[partition] : NULL;
+    if (p == NULL || !p->repl.leading) {
+        free(w); /* deleted or no longer led meanwhile */
+        return;
+    }
     if (zk_rc == ZK_OK) {
-        log_isr("Updated", topic, partition, isr, nisr);
-        partition_isr_write_done(p, true, isr, nisr);
+        log_isr("Updated", topic, partition, w->isr, w->nisr);
+        partition_isr_write_done(p, true, w->isr, w->nisr);
     } else {
         /* Refused (the controller changed the state: Kafka's "cached zkVersion not equal")
          * or failed: ZooKeeper's state as cached now; its watch brings any newer one. */
@@ -144,10 +175,10 @@ static void isr_written(void *arg, const char *topic, int32_t partition, int zk_
         else
             partition_stop_leading(p);
     }
-    if (p->repl.leading && partition_update_high_watermark(p, now_ms()))
-        hw_moved(b);
-    else if (p->repl.leading)
-        hw_moved(b); /* NOT_ENOUGH_REPLICAS_AFTER_APPEND may be due: waiters look again */
+    free(w);
+    if (p->repl.leading)
+        partition_update_high_watermark(p, now_ms());
+    hw_moved(b); /* the HW, or NOT_ENOUGH_REPLICAS_AFTER_APPEND: waiters look again */
 }
 
 int replica_follower_fetch(struct broker *b, struct topic *t, struct partition *p,

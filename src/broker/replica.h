@@ -23,6 +23,8 @@ void replica_sync(struct broker *b);
  * epoch). */
 int replica_follower_fetch(struct broker *b, struct topic *t, struct partition *p,
                            int32_t replica_id, int64_t fetch_offset, bool epoch_given);
+/* After cluster_destroy (shutdown): frees the ISR writes whose completion will not come. */
+void replica_shutdown(struct broker *b);
 /* The topic's min.insync.replicas (its override, else the broker's, else 1). */
 int32_t replica_min_insync(const struct broker *b, const struct topic *t);
 

@@ -1684,22 +1684,9 @@ int cluster_brokers(const struct cluster *c, const struct cluster_broker **out)
 
 /* ---- the leader's ISR changes ---- */
 
-/* One ISR write in flight: what its completion needs (the ISR is applied to the cache only
- * once ZooKeeper took it). Freed by the completion; one in flight per partition (the
- * partition layer starts none while one is). */
-struct isr_write {
-    struct cluster *c;
-    cluster_isr_done_fn done;
-    void *arg;
-    char topic[CLUSTER_TOPIC_NAME_MAX];
-    int32_t partition;
-    int nisr;
-    int32_t isr[CLUSTER_REPLICAS_MAX];
-};
-
 static void isr_written(void *arg, const struct zk_result *res)
 {
-    struct isr_write *w = arg;
+    struct cluster_isr_write *w = arg;
     struct cluster *c = w->c;
     int rc = res->session_gen != zk_session_gen(c->zk) ? ZK_SESSION_EXPIRED_ERR : res->rc;
     struct cluster_topic *t = topic_slot(c, w->topic);
@@ -1722,43 +1709,32 @@ static void isr_written(void *arg, const struct zk_result *res)
         LOG_WARN(c->who, "Writing the ISR of %s-%d failed: ZooKeeper error %d", w->topic,
                  w->partition, rc);
     }
-    w->done(w->arg, w->topic, w->partition, rc, w->isr, w->nisr);
-    free(w);
+    w->done(w, rc);
 }
 
-int cluster_write_isr(struct cluster *c, const char *topic, int32_t partition,
-                      int32_t leader_epoch, const int32_t *isr, int nisr,
-                      cluster_isr_done_fn done, void *arg)
+int cluster_write_isr(struct cluster *c, struct cluster_isr_write *w)
 {
-    struct cluster_topic *t = topic_slot(c, topic);
-    if (t == NULL || !t->read || partition < 0 || partition >= t->npartitions)
+    struct cluster_topic *t = topic_slot(c, w->topic);
+    if (t == NULL || !t->read || w->partition < 0 || w->partition >= t->npartitions)
         return KERR_UNKNOWN_TOPIC_OR_PARTITION;
-    struct cluster_partition *cp = &t->parts[partition];
+    struct cluster_partition *cp = &t->parts[w->partition];
     /* Only the leader of the epoch it read writes its ISR (the controller fences the rest
      * with the zkVersion). */
     if (cp->state != CLUSTER_STATE_READ || cp->leader != c->cfg.broker_id ||
-        cp->leader_epoch != leader_epoch)
+        cp->leader_epoch != w->leader_epoch)
         return KERR_NOT_LEADER_OR_FOLLOWER;
-    GREGOR_ASSERT(nisr >= 1 && nisr <= CLUSTER_REPLICAS_MAX);
-    struct isr_write *w = calloc(1, sizeof(*w));
-    if (w == NULL)
-        return KERR_UNKNOWN_SERVER_ERROR;
-    *w = (struct isr_write){.c = c, .done = done, .arg = arg, .partition = partition,
-                            .nisr = nisr};
-    snprintf(w->topic, sizeof(w->topic), "%s", topic);
-    memcpy(w->isr, isr, sizeof(isr[0]) * (size_t)nisr);
+    GREGOR_ASSERT(w->nisr >= 1 && w->nisr <= CLUSTER_REPLICAS_MAX && w->done != NULL);
+    w->c = c;
     /* The leader and both epochs stay: an ISR change is no election (Kafka's ZooKeeper mode). */
     struct znode_state st = {.controller_epoch = cp->controller_epoch, .leader = cp->leader,
-                             .leader_epoch = cp->leader_epoch, .nisr = nisr};
-    memcpy(st.isr, isr, sizeof(isr[0]) * (size_t)nisr);
+                             .leader_epoch = cp->leader_epoch, .nisr = w->nisr};
+    memcpy(st.isr, w->isr, sizeof(w->isr[0]) * (size_t)w->nisr);
     char json[128 + 12 * CLUSTER_REPLICAS_MAX], path[CLUSTER_TOPIC_NAME_MAX + 64];
     int n = znode_state_json(json, sizeof(json), &st);
     GREGOR_ASSERT(n > 0);
-    snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", topic, partition);
-    int rc = zk_set(c->zk, path, json, n, cp->state_version, isr_written, w);
-    if (rc != ZK_OK) {
-        free(w);
+    snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", w->topic,
+             w->partition);
+    if (zk_set(c->zk, path, json, n, cp->state_version, isr_written, w) != ZK_OK)
         return KERR_REQUEST_TIMED_OUT; /* not connected or too busy: tried again later */
-    }
     return KERR_NONE;
 }

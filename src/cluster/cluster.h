@@ -120,11 +120,21 @@ void cluster_assign_replicas(const int32_t *ids, int n, int32_t nparts, int16_t 
  * with the same leader and epochs and the new ISR, set at the zkVersion last read (a change by
  * the controller meanwhile fails it with ZK_BAD_VERSION: the state's watch reads it again).
  * Refused (NOT_LEADER_OR_FOLLOWER) unless ZooKeeper's state names this broker leader in
- * leader_epoch. KERR_NONE when submitted: done(arg, topic, partition, zk rc, isr, nisr) comes
- * once (ZK_OK: written, the cache updated), not after cluster_destroy. */
-typedef void (*cluster_isr_done_fn)(void *arg, const char *topic, int32_t partition, int zk_rc,
-                                    const int32_t *isr, int nisr);
-int cluster_write_isr(struct cluster *c, const char *topic, int32_t partition,
-                      int32_t leader_epoch, const int32_t *isr, int nisr,
-                      cluster_isr_done_fn done, void *arg);
+ * leader_epoch. KERR_NONE when submitted: done(w, zk rc) comes once (ZK_OK: written, the
+ * cache updated), never after cluster_destroy. The caller owns w (its topic, partition and
+ * isr filled in) until done, or until after cluster_destroy; next is the caller's. */
+struct cluster_isr_write;
+typedef void (*cluster_isr_done_fn)(struct cluster_isr_write *w, int zk_rc);
+struct cluster_isr_write {
+    char topic[CLUSTER_TOPIC_NAME_MAX];
+    int32_t partition;
+    int32_t leader_epoch;
+    int nisr;
+    int32_t isr[CLUSTER_REPLICAS_MAX];
+    cluster_isr_done_fn done;
+    void *arg;                                /* the caller's */
+    struct cluster *c;                        /* set by cluster_write_isr */
+    struct cluster_isr_write *next;           /* the caller's list */
+};
+int cluster_write_isr(struct cluster *c, struct cluster_isr_write *w);
 #endif
