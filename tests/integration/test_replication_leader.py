@@ -25,7 +25,7 @@ if not zookeeper_available():
                 "installs it", pytrace=False)
 
 SESSION_MS = 3000
-LAG_MS = 6000
+LAG_MS = 8000
 HW_CHECKPOINT_MS = 500
 NONE = 0
 OFFSET_OUT_OF_RANGE = 1
@@ -196,6 +196,24 @@ def consumer_offsets(b, topic, offset):
     return hw, offsets
 
 
+def real_consumer_reads(b, topic, seconds=3.0):
+    """librdkafka's consumer from offset 0 of partition 0 for a while: (offsets read, the high
+    watermark it is told)."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "hw-" + topic,
+                  "enable.auto.commit": False, "fetch.wait.max.ms": 100})
+    try:
+        c.assign([TopicPartition(topic, 0, 0)])
+        got, deadline = [], time.time() + seconds
+        while time.time() < deadline:
+            m = c.poll(0.2)
+            if m is not None and m.error() is None:
+                got.append(m.offset())
+        return got, c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
+    finally:
+        c.close()
+
+
 def test_follower_moves_hw_acks_all_isr_join_and_leave(cluster, zookeeper):
     leader = cluster[0]
     topic = "replicated"
@@ -216,9 +234,11 @@ def test_follower_moves_hw_acks_all_isr_join_and_leave(cluster, zookeeper):
                what="the follower joins the ISR in ZooKeeper")
     st = state(zookeeper, topic)
     assert st["leader"] == 1 and st["leader_epoch"] == 0
-    # Appended but not fetched by the follower: no consumer sees it.
+    # Appended but not fetched by the follower: no consumer sees it. (From here the follower
+    # is behind: what follows until its next fetch must take well under LAG_MS.)
     assert produce(leader, topic, [b"c", b"d"], 1) == (NONE, 3)
     assert consumer_offsets(leader, topic, 3) == (3, [])
+    assert real_consumer_reads(leader, topic, 1.2) == ([0, 1, 2], 3)
     # The checkpoint says so too (written every HW_CHECKPOINT_MS).
     ckpt = os.path.join(leader.data_dir, "replication-offset-checkpoint")
 
@@ -250,6 +270,7 @@ def test_follower_moves_hw_acks_all_isr_join_and_leave(cluster, zookeeper):
     th.join(10)
     assert answer["r"] == (NONE, 5)
     assert consumer_offsets(leader, topic, 3) == (6, [3, 4, 5])
+    assert real_consumer_reads(leader, topic, 1.2) == ([0, 1, 2, 3, 4, 5], 6)
     # A record the follower does not fetch: it is behind from now (a follower at the log end
     # is in sync however long ago it fetched, as Kafka's), held back by it until, after
     # replica.lag.time.max.ms, it leaves the ISR; then acks=all is refused again and acks=1
