@@ -123,14 +123,19 @@ void replica_sync(struct broker *b)
         b->replica_ticking = true;
         loop_timer_add(b->loop, mono_ms() + ISR_CHECK_MIN_MS, isr_check, b);
     }
+    /* Over ZooKeeper's topics, each found here by hash: a local topic ZooKeeper no longer
+     * lists is being deleted. */
     bool moved = false;
-    for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t)) {
-        if (t->creating > 0 || t->growing > 0)
+    struct cluster_topic *const *cts;
+    int n = cluster_topics(b->cluster, &cts);
+    for (int k = 0; k < n; k++) {
+        const struct cluster_topic *ct = cts[k];
+        struct topic *t = ct->read ? topic_find(b, ct->name) : NULL;
+        if (t == NULL || t->creating > 0 || t->growing > 0)
             continue;
-        const struct cluster_topic *ct = cluster_topic_find(b->cluster, t->name);
         for (int32_t i = 0; i < t->npartitions; i++) {
             struct partition *p = t->partitions[i];
-            const struct cluster_partition *cp = ct != NULL && i < ct->npartitions ? &ct->parts[i] : NULL;
+            const struct cluster_partition *cp = i < ct->npartitions ? &ct->parts[i] : NULL;
             bool leads = cp != NULL && cp->state == CLUSTER_STATE_READ &&
                          cp->leader == b->cfg.node_id && cp->leader_epoch == p->leader_epoch;
             if (leads)
