@@ -25,6 +25,7 @@ struct create_job;
 struct deleted_dir;
 struct cluster;
 struct replica_manager;
+struct cluster_isr_write;
 
 /* The longest a piece of one client's work (opening or deleting partitions, appending a
  * request's partitions) holds the loop per turn before it yields to the others. */
@@ -91,6 +92,8 @@ struct broker_config {
     int32_t group_consumer_migration_policy; /* enum gc_migration_policy (bidirectional) */
     int32_t offset_metadata_max_bytes;
     bool acks_all_fsync;                 /* gregor.acks.all.fsync */
+    int64_t replica_lag_time_max_ms;     /* a follower not caught up this long leaves the ISR */
+    int64_t replica_high_watermark_checkpoint_interval_ms;
     char cluster_id[64];                 /* empty: from meta.properties or generated */
     /* A cluster on ZooKeeper (src/cluster) when zookeeper_connect is set; else one node. */
     char zookeeper_connect[1024];        /* "h1:p1,h2:p2/chroot" */
@@ -258,6 +261,8 @@ struct broker {
     uint64_t cluster_configs_applied;/* cluster_config_gen() last applied (dynamic_configs.c) */
     uint64_t cluster_broker_gen[2];  /* the default's and this broker's config, applied */
     struct replica_manager *replicas; /* leaders and followers on a cluster, else NULL */
+    bool replica_ticking, replica_hw_ticking; /* replica.c's periodic work started */
+    struct cluster_isr_write *isr_writes; /* replica.c's ISR writes in flight (owned) */
     bool stopping;
     int64_t started_ms;
     int64_t open_us;                 /* mono_us() when broker_open began (startup time) */

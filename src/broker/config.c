@@ -44,6 +44,8 @@ void broker_config_defaults(struct broker_config *c)
     c->log_retention_check_interval_ms = 300000;
     c->log_flush_scheduler_interval_ms = 1000;
     c->offset_checkpoint_interval_ms = 60000;
+    c->replica_lag_time_max_ms = 30000;
+    c->replica_high_watermark_checkpoint_interval_ms = 5000;
     c->offsets_topic_num_partitions = 50;
     c->offsets_topic_replication_factor = 3; /* Kafka's default; server.properties says 1 */
     c->offsets_retention_ms = 7LL * 24 * 3600 * 1000;

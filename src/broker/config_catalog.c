@@ -213,6 +213,8 @@ const struct broker_key_def config_catalog_broker[] = {
     {"replica.fetch.response.max.bytes", INT, "10485760", RO, I32F(replica_fetch_response_max_bytes, 0, INT_MAX), NULL},
     {"replica.fetch.wait.max.ms", INT, "500", RO, I32F(replica_fetch_wait_max_ms, INT_MIN, INT_MAX), NULL},
     {"replica.socket.timeout.ms", INT, "30000", RO, I32F(replica_socket_timeout_ms, INT_MIN, INT_MAX), NULL},
+    {"replica.high.watermark.checkpoint.interval.ms", LONG, "5000", RO, I64F(replica_high_watermark_checkpoint_interval_ms, 1, I64, 1), NULL},
+    {"replica.lag.time.max.ms", LONG, "30000", RO, I64F(replica_lag_time_max_ms, 1, I64, 1), NULL},
     {"queued.max.request.bytes", LONG, "-1", RO, I64F(queued_max_request_bytes, -1, I64, 1), NULL},
     {"socket.request.max.bytes", INT, "104857600", RO, I64F(socket_request_max_bytes, 1024, INT_MAX, 1), NULL},
     /* server.properties only (BROKER_KEY_STARTUP): gregor's own, and Kafka keys that mean
@@ -235,7 +237,6 @@ const struct broker_key_def config_catalog_broker[] = {
     {"zookeeper.connection.timeout.ms", INT, NULL, STARTUP, I32F(zookeeper_connection_timeout_ms, 1, INT_MAX), NULL},
     {"zookeeper.session.timeout.ms", INT, "18000", STARTUP, I32F(zookeeper_session_timeout_ms, 1, INT_MAX), NULL},
     {"log.cleaner.enable", STRING, NULL, STARTUP, NOFIELD, NULL},
-    {"replica.lag.time.max.ms", STRING, NULL, STARTUP, NOFIELD, NULL},
     {"queued.max.requests", STRING, NULL, STARTUP, NOFIELD, NULL},
     {"share.coordinator.state.topic.replication.factor", STRING, NULL, STARTUP, NOFIELD, NULL},
     {"share.coordinator.state.topic.min.isr", STRING, NULL, STARTUP, NOFIELD, NULL},

@@ -10,6 +10,7 @@
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "broker/replica_manager.h"
+#include "broker/replica.h"
 #include "cluster/cluster.h"
 #include "common/logging.h"
 #include "common/util.h"
@@ -563,6 +564,7 @@ void broker_cluster_sync(void *arg)
             cluster_grow_local(b, have, ct); /* CreatePartitions: the roles follow once grown */
     }
     replica_manager_sync(b->replicas);
+    replica_sync(b); /* the partitions led here: replicas, ISR, high watermark */
 }
 
 void broker_cluster_topic_gone(void *arg, const char *name)

@@ -8,6 +8,7 @@
 #include "broker/fetch_session.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
+#include "broker/replica.h"
 #include "common/logging.h"
 #include "common/util.h"
 #include "log/convert.h"
@@ -27,6 +28,7 @@ struct fetch_item {
     int64_t fetch_offset;
     int32_t max_bytes;
     int32_t current_leader_epoch;
+    int32_t last_fetched_epoch;      /* a follower's (v12+), -1: none */
 };
 
 struct fetch_plan {
@@ -35,6 +37,8 @@ struct fetch_plan {
     int32_t session_id;   /* 0 = sessionless */
     bool incremental;     /* answer only partitions with news */
     int16_t error;        /* top-level error (session not found / bad epoch) */
+    int32_t replica_id;   /* >= 0: a follower's fetch (ReplicaId, ReplicaState v15+) */
+    bool record;          /* this build records the follower's fetch (not a waiter's re-check) */
     struct waiter wait;   /* parked until enough bytes or max_wait_ms (WAITER_ON_APPEND) */
     bool out_of_memory;   /* a re-check could not build the response: answered empty */
 };
@@ -70,6 +74,7 @@ static bool item_from_session(struct request *r, struct fetch_item *it, const st
     it->fetch_offset = p->fetch_offset;
     it->max_bytes = p->max_bytes;
     it->current_leader_epoch = p->current_leader_epoch;
+    it->last_fetched_epoch = p->last_fetched_epoch;
     return it->topic.ptr != NULL;
 }
 
@@ -95,6 +100,7 @@ static struct fetch_plan *fetch_prepare(struct broker *b, struct request *r)
     struct fetch_plan *plan = request_alloc(r, sizeof(*plan));
     if (plan == NULL)
         return NULL;
+    plan->replica_id = r->api_version >= 15 ? req->replica_state.replica_id : req->replica_id;
     int total = 0;
     for (int32_t i = 0; i < req->n_topics; i++)
         total += req->topics[i].n_partitions > 0 ? req->topics[i].n_partitions : 0;
@@ -128,6 +134,7 @@ static struct fetch_plan *fetch_prepare(struct broker *b, struct request *r)
                 p->fetch_offset = fp->fetch_offset;
                 p->max_bytes = fp->partition_max_bytes;
                 p->current_leader_epoch = fp->current_leader_epoch;
+                p->last_fetched_epoch = fp->last_fetched_epoch;
             }
         }
         for (int32_t i = 0; i < req->n_forgotten_topics_data; i++) {
@@ -165,6 +172,7 @@ static struct fetch_plan *fetch_prepare(struct broker *b, struct request *r)
             it->fetch_offset = ft->partitions[j].fetch_offset;
             it->max_bytes = ft->partitions[j].partition_max_bytes;
             it->current_leader_epoch = ft->partitions[j].current_leader_epoch;
+            it->last_fetched_epoch = ft->partitions[j].last_fetched_epoch;
         }
     }
     return plan;
@@ -188,6 +196,13 @@ static void partition_defaults(struct fetch_response_partition_data *out, int32_
     out->records.ptr = empty_records;
     out->records.len = 0;
 }
+
+static int64_t follower_prepare(struct broker *b, struct topic *t, struct partition *p,
+                                const struct fetch_plan *plan, const struct fetch_item *it,
+                                struct fetch_response_partition_data *out);
+static int64_t read_partition(struct partition *p, const struct fetch_item *it, bool to_log_end,
+                              int64_t *budget, int64_t total,
+                              struct fetch_response_partition_data *out);
 
 /* Reads one partition; returns record bytes (0 when none), or -1 on a partition error.
  * KIP-74, as Kafka's ReplicaManager reads: until some partition of this response has records
@@ -215,17 +230,79 @@ static int64_t fetch_partition(struct broker *b, struct request *r, const struct
         out->error_code = (int16_t)le;
         return -1;
     }
+    const struct fetch_plan *plan = r->state;
+    if (plan->replica_id >= 0) {
+        int64_t ready = follower_prepare(b, t, p, plan, it, out);
+        return ready <= 0 ? ready : read_partition(p, it, true, budget, total, out);
+    }
     int64_t hw = partition_high_watermark(p);
     out->high_watermark = hw;
     out->last_stable_offset = partition_last_stable_offset(p);
     out->log_start_offset = partition_log_start(p);
     if (it->fetch_offset == hw)
         return 0;
+    return read_partition(p, it, false, budget, total, out);
+}
+
+/* A follower's fetch (Kafka's Partition.fetchRecords from a follower): only an assigned
+ * replica of a partition led here with replication; a last fetched epoch this leader's epoch
+ * cache ends earlier gets the diverging epoch and no records (KIP-320), answered at once;
+ * else its fetch offset is its log end, and it reads up to the log end, not the high
+ * watermark. Returns as fetch_partition (-1 for a diverging epoch too: answered at once). */
+static int64_t follower_prepare(struct broker *b, struct topic *t, struct partition *p,
+                                const struct fetch_plan *plan, const struct fetch_item *it,
+                                struct fetch_response_partition_data *out)
+{
+    if (!p->repl.leading || !partition_is_follower(p, plan->replica_id)) {
+        /* Kafka's followerReplicaOrThrow: with a leader epoch the pair is not known yet. */
+        out->error_code = it->current_leader_epoch >= 0 ? KERR_UNKNOWN_LEADER_EPOCH
+                                                        : KERR_NOT_LEADER_OR_FOLLOWER;
+        return -1;
+    }
+    out->high_watermark = partition_high_watermark(p);
+    out->last_stable_offset = partition_last_stable_offset(p);
+    out->log_start_offset = partition_log_start(p);
+    bool diverged;
+    int32_t epoch;
+    int64_t end;
+    int e = partition_diverging_epoch(p, it->last_fetched_epoch, it->fetch_offset, &diverged,
+                                      &epoch, &end);
+    if (e != KERR_NONE || diverged) {
+        out->error_code = (int16_t)e;
+        out->diverging_epoch.epoch = epoch;
+        out->diverging_epoch.end_offset = end;
+        return -1;
+    }
+    int64_t log_end = partition_log_end(p);
+    if (it->fetch_offset < partition_log_start(p) || it->fetch_offset > log_end) {
+        out->error_code = KERR_OFFSET_OUT_OF_RANGE;
+        return -1;
+    }
+    if (plan->record) {
+        e = replica_follower_fetch(b, t, p, plan->replica_id, it->fetch_offset,
+                                   it->current_leader_epoch >= 0);
+        if (e != KERR_NONE) {
+            out->error_code = (int16_t)e;
+            return -1;
+        }
+        out->high_watermark = partition_high_watermark(p);
+    }
+    return it->fetch_offset == log_end ? 0 : 1;
+}
+
+/* Reads the partition from it->fetch_offset: up to the high watermark, or (to_log_end) the log
+ * end for a follower. Returns as fetch_partition. */
+static int64_t read_partition(struct partition *p, const struct fetch_item *it, bool to_log_end,
+                              int64_t *budget, int64_t total,
+                              struct fetch_response_partition_data *out)
+{
     int64_t want = it->max_bytes < *budget ? it->max_bytes : *budget;
     if (want <= 0 && total > 0)
         return 0;
     struct log_slice slice;
-    int e = partition_read(p, it->fetch_offset, (int32_t)(want > 0 ? want : 1), &slice);
+    int32_t limit = (int32_t)(want > 0 ? want : 1);
+    int e = to_log_end ? partition_read_log(p, it->fetch_offset, limit, &slice)
+                       : partition_read(p, it->fetch_offset, limit, &slice);
     if (e != KERR_NONE) {
         out->error_code = (int16_t)e;
         return -1;
@@ -413,6 +490,8 @@ static bool fetch_wake(struct waiter *w, enum waiter_event ev);
 
 void fetch_shutdown(struct broker *b)
 {
+    /* After the cluster's session closed: the followers' ISR writes left in flight. */
+    replica_shutdown(b);
     fetch_sessions_free(b->fetch_sessions);
     b->fetch_sessions = NULL;
 }
@@ -423,6 +502,8 @@ enum request_status handle_fetch(struct broker *b, struct request *r)
     r->state = fetch_prepare(b, r);
     if (r->state == NULL)
         return REQUEST_CLOSE;
+    struct fetch_plan *plan = r->state;
+    plan->record = true;
     int64_t got = fetch_build(b, r);
     if (got == -2)
         return REQUEST_CLOSE;
@@ -432,9 +513,10 @@ enum request_status handle_fetch(struct broker *b, struct request *r)
         fetch_commit(b, r);
         return REQUEST_DONE;
     }
-    /* Not enough yet: park until an append or the deadline. */
+    /* Not enough yet: park until an append (or a follower's fetch moving the high watermark)
+     * or the deadline (replica.fetch.wait.max.ms is a follower's max_wait). */
     release_files(r->resp);
-    struct fetch_plan *plan = r->state;
+    plan->record = false;
     plan->wait = (struct waiter){0};
     plan->out_of_memory = false;
     waiter_park(&b->waiters, &plan->wait, WAITER_ON_APPEND, mono_ms() + req->max_wait_ms,
@@ -490,6 +572,8 @@ static bool fetch_wake(struct waiter *w, enum waiter_event ev)
             request_free(r);
             return true;
         }
+        /* A follower still at the log end is caught up now (Kafka's read at completion). */
+        plan->record = true;
         if (fetch_build(b, r) == -2) {
             release_files(r->resp);
             memset(r->resp, 0, sizeof(struct fetch_response));

@@ -19,6 +19,7 @@ struct fetch_session_part {
     int64_t fetch_offset;
     int32_t max_bytes;
     int32_t current_leader_epoch;
+    int32_t last_fetched_epoch;      /* a follower's (v12+), -1 otherwise */
     /* What the client was last told; -2 = never. */
     int64_t sent_hw, sent_start;
 };

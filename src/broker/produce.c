@@ -1,12 +1,16 @@
 /* Produce (0): appends each partition's record batch to its log. acks=0 gets no answer (an
  * error closes the connection, as Kafka does); acks=1 is answered once the write reached the
- * page cache; acks=all waits for the group commit's fdatasync (gregor.acks.all.fsync). */
+ * page cache; acks=all waits for the group commit's fdatasync (gregor.acks.all.fsync), then,
+ * on a partition led with replication, for the high watermark to pass its batch (every ISR
+ * member has it), within the request's timeout; min.insync.replicas refuses it before the
+ * append (NOT_ENOUGH_REPLICAS) and after it (NOT_ENOUGH_REPLICAS_AFTER_APPEND), as Kafka. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker/handlers.h"
 #include "broker/kutil.h"
+#include "broker/replica.h"
 #include "common/logging.h"
 #include "common/util.h"
 #include "log/batch.h"
@@ -23,8 +27,18 @@ struct produce_wait {
     int32_t next_topic, next_part; /* where appending goes on */
     bool any_error, txn_without_id, bad_acks;
     uint64_t timer;                /* the next slice's broker timer, 0 when none */
-    struct waiter durable;         /* acks=all: until every partition's durable point passed */
+    struct waiter durable;         /* acks=all: until every partition's durable point passed,
+                                    * then (as WAITER_ON_APPEND) its high watermark */
+    int64_t deadline_ms;           /* mono: timeout_ms after the request came */
+    /* acks=all with the fsync: the partitions led with replication, kept while the durable
+     * wait drops each partition it saw synced; they wait for their followers next. */
+    int nreplicated;
+    struct partition **rparts;
+    int64_t *rends;
+    struct produce_response_partition_produce_response **routs;
 };
+
+static bool produce_replicated(struct waiter *w, enum waiter_event ev);
 
 /* Appending validates every record, and a compressed batch may inflate up to 256 MiB: a
  * request over many partitions appends for at most BROKER_TURN_US per loop turn, then yields
@@ -107,6 +121,31 @@ static bool has_transactional_batch(const struct produce_request *req)
     return false;
 }
 
+/* Kafka's appendRecordsToLeader: acks=all is refused before the append when the committed ISR
+ * is smaller than min.insync.replicas (on a partition led with replication; one node has no
+ * ISR to count). */
+static bool not_enough_replicas(struct broker *b, struct request *r, struct topic *t,
+                                struct partition *p,
+                                struct produce_response_partition_produce_response *out)
+{
+    if (!p->repl.leading)
+        return false;
+    int32_t min_isr = replica_min_insync(b, t);
+    if (p->repl.ncommitted >= min_isr)
+        return false;
+    /* Kafka's message, its ISR printed as a Scala Set. */
+    char isr[12 * PARTITION_REPLICAS_MAX + 8], msg[768];
+    int n = snprintf(isr, sizeof(isr), "Set(");
+    for (int i = 0; i < p->repl.ncommitted; i++)
+        n += snprintf(isr + n, sizeof(isr) - (size_t)n, "%s%d", i ? ", " : "", p->repl.committed[i]);
+    snprintf(isr + n, sizeof(isr) - (size_t)n, ")");
+    snprintf(msg, sizeof(msg), "The size of the current ISR %s is insufficient to satisfy the "
+             "min.isr requirement of %d for partition %s-%d", isr, min_isr, t->name, p->index);
+    char *copy = request_strdup(r, msg);
+    out->error_message = copy != NULL ? kstr_of(copy) : kstr_null();
+    return true;
+}
+
 /* Appends partition after partition from where the request stopped, until deadline_us (mono);
  * true once every partition is done. */
 static bool produce_run(struct broker *b, struct request *r, int64_t deadline_us)
@@ -149,6 +188,8 @@ static bool produce_run(struct broker *b, struct request *r, int64_t deadline_us
                 e = KERR_UNKNOWN_TOPIC_OR_PARTITION;
             else if (t->internal)
                 e = KERR_INVALID_TOPIC_EXCEPTION; /* only the coordinators write them, as Kafka */
+            else if (req->acks == -1 && not_enough_replicas(b, r, t, t->partitions[pd->index], out))
+                e = KERR_NOT_ENOUGH_REPLICAS;
             else {
                 p = t->partitions[pd->index];
                 e = append_partition(b, p, &pd->records, r->api_version, out, &end);
@@ -172,19 +213,106 @@ static bool produce_run(struct broker *b, struct request *r, int64_t deadline_us
 /* Every partition is done: answer as acks asks. */
 static bool produce_durable(struct waiter *w, enum waiter_event ev);
 
+/* Kafka's checkEnoughReplicasReachOffset for each partition still waited for: met when the
+ * high watermark passed its batch (NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR shrank below
+ * min.insync.replicas meanwhile), NOT_LEADER_OR_FOLLOWER when leadership went. A settled
+ * partition leaves the list; true once none is left. */
+static bool replication_settle(struct broker *b, struct produce_wait *wait)
+{
+    int k = 0;
+    for (int i = 0; i < wait->n; i++) {
+        struct partition *p = wait->parts[i];
+        if (p->repl.leading && partition_high_watermark(p) < wait->ends[i]) {
+            wait->parts[k] = p;
+            wait->ends[k] = wait->ends[i];
+            wait->outs[k] = wait->outs[i];
+            k++;
+            continue;
+        }
+        if (!p->repl.leading) {
+            wait->outs[i]->error_code = KERR_NOT_LEADER_OR_FOLLOWER;
+            wait->outs[i]->base_offset = -1;
+        } else if (p->repl.nisr < replica_min_insync(b, p->topic)) {
+            wait->outs[i]->error_code = KERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND;
+            wait->outs[i]->base_offset = -1;
+        }
+    }
+    wait->n = k;
+    return k == 0;
+}
+
+/* acks=all once durable: the partitions led with replication wait for their high watermark
+ * (parked as a fetch is, on WAITER_ON_APPEND: a follower's fetch that moves it wakes them);
+ * the others are done. */
+static enum request_status replication_wait(struct broker *b, struct request *r)
+{
+    struct produce_wait *wait = r->state;
+    int k = 0;
+    for (int i = 0; i < wait->n; i++)
+        if (wait->parts[i]->repl.leading && wait->outs[i]->error_code == KERR_NONE) {
+            wait->parts[k] = wait->parts[i];
+            wait->ends[k] = wait->ends[i];
+            wait->outs[k] = wait->outs[i];
+            k++;
+        }
+    wait->n = k;
+    if (replication_settle(b, wait) || b->stopping || b->cluster == NULL) {
+        for (int i = 0; i < wait->n; i++) {
+            wait->outs[i]->error_code = KERR_REQUEST_TIMED_OUT; /* shutting down */
+            wait->outs[i]->base_offset = -1;
+        }
+        wait->n = 0;
+        return REQUEST_DONE;
+    }
+    wait->durable = (struct waiter){0};
+    waiter_park(&b->waiters, &wait->durable, WAITER_ON_APPEND, wait->deadline_ms,
+                produce_replicated, r);
+    request_defer(r);
+    return REQUEST_PENDING;
+}
+
+static bool produce_replicated(struct waiter *w, enum waiter_event ev)
+{
+    struct request *r = w->arg;
+    struct produce_wait *wait = r->state;
+    if (ev == WAITER_CHECK)
+        return replication_settle(r->broker, wait);
+    if (ev == WAITER_DEADLINE) {
+        /* Kafka's DelayedProduce expiring: the partitions not replicated in time. */
+        replication_settle(r->broker, wait);
+        for (int i = 0; i < wait->n; i++) {
+            wait->outs[i]->error_code = KERR_REQUEST_TIMED_OUT;
+            wait->outs[i]->base_offset = -1;
+        }
+        wait->n = 0;
+    }
+    GREGOR_ASSERT(wait->n == 0);
+    request_finish(r);
+    return true;
+}
+
 static enum request_status produce_outcome(struct broker *b, struct request *r)
 {
     struct produce_request *req = r->body;
     struct produce_wait *wait = r->state;
     if (req->acks == 0)
         return wait->any_error ? REQUEST_CLOSE : REQUEST_NO_REPLY;
+    if (req->acks == -1 && wait->n > 0 && !b->cfg.acks_all_fsync)
+        return replication_wait(b, r);
     if (req->acks == -1 && wait->n > 0 && b->cfg.acks_all_fsync) {
         /* A request appended over several turns: a group commit between its slices saw no
          * durable waiter and left the partitions it had appended to the page cache (acks=1's
          * policy). They are owed a sync now. */
-        for (int i = 0; i < wait->n; i++)
+        for (int i = 0; i < wait->n; i++) {
             if (partition_durable_offset(wait->parts[i]) < wait->ends[i])
                 broker_mark_dirty(b, wait->parts[i]);
+            if (wait->parts[i]->repl.leading) {
+                wait->rparts[wait->nreplicated] = wait->parts[i];
+                wait->rends[wait->nreplicated] = wait->ends[i];
+                wait->routs[wait->nreplicated] = wait->outs[i];
+                wait->nreplicated++;
+            }
+        }
         waiter_park(&b->waiters, &wait->durable, WAITER_ON_DURABLE, -1, produce_durable, r);
         /* Appended: the next request of this connection may come in while the disk syncs
          * (its reply still goes out after this one). */
@@ -217,8 +345,48 @@ static void produce_turn(struct broker *b, void *arg)
     request_continue(r, produce_outcome(b, r));
 }
 
+/* Drops t's partitions from one request's lists (they are about to be freed). */
+static void forget_in(struct produce_wait *wait, const struct topic *t)
+{
+    int k = 0;
+    for (int i = 0; i < wait->nreplicated; i++) {
+        if (wait->rparts[i]->topic == t)
+            continue;
+        wait->rparts[k] = wait->rparts[i];
+        wait->rends[k] = wait->rends[i];
+        wait->routs[k] = wait->routs[i];
+        k++;
+    }
+    wait->nreplicated = k;
+}
+
 void produce_forget_topic(struct broker *b, const struct topic *t)
 {
+    /* Waiting for followers: the deleted topic's partitions answer as appended. */
+    for (struct waiter *w = b->waiters.parked[WAITER_ON_APPEND]; w != NULL; w = w->next) {
+        if (w->fn != produce_replicated)
+            continue;
+        struct request *r = w->arg;
+        struct produce_wait *wait = r->state;
+        int k = 0;
+        for (int i = 0; i < wait->n; i++) {
+            if (wait->parts[i]->topic == t)
+                continue;
+            wait->parts[k] = wait->parts[i];
+            wait->ends[k] = wait->ends[i];
+            wait->outs[k] = wait->outs[i];
+            k++;
+        }
+        wait->n = k;
+        if (k == 0)
+            b->appended = true; /* its check answers it */
+    }
+    for (struct waiter *w = b->waiters.parked[WAITER_ON_DURABLE]; w != NULL; w = w->next)
+        if (w->fn == produce_durable)
+            forget_in(((struct request *)w->arg)->state, t);
+    for (struct waiter *w = b->waiters.ready; w != NULL; w = w->next)
+        if (w->fn == produce_durable)
+            forget_in(((struct request *)w->arg)->state, t);
     for (struct request *r = b->produce_sliced; r != NULL; r = r->next_pending) {
         struct produce_wait *wait = r->state;
         int k = 0;
@@ -263,8 +431,13 @@ enum request_status handle_produce(struct broker *b, struct request *r)
     wait->parts = request_alloc(r, sizeof(*wait->parts) * (size_t)(nparts + 1));
     wait->outs = request_alloc(r, sizeof(*wait->outs) * (size_t)(nparts + 1));
     wait->ends = request_alloc(r, sizeof(*wait->ends) * (size_t)(nparts + 1));
-    if (wait->parts == NULL || wait->outs == NULL || wait->ends == NULL)
+    wait->rparts = request_alloc(r, sizeof(*wait->rparts) * (size_t)(nparts + 1));
+    wait->routs = request_alloc(r, sizeof(*wait->routs) * (size_t)(nparts + 1));
+    wait->rends = request_alloc(r, sizeof(*wait->rends) * (size_t)(nparts + 1));
+    if (wait->parts == NULL || wait->outs == NULL || wait->ends == NULL ||
+        wait->rparts == NULL || wait->routs == NULL || wait->rends == NULL)
         return REQUEST_CLOSE;
+    wait->deadline_ms = mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : 0);
     wait->bad_acks = acks != 0 && acks != 1 && acks != -1;
     /* Kafka answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition, before anything
      * else, when a transactional batch comes without a transactional id (whatever its
@@ -308,6 +481,16 @@ static bool produce_durable(struct waiter *w, enum waiter_event ev)
     struct produce_wait *wait = r->state;
     if (ev != WAITER_CHECK) {
         GREGOR_ASSERT(wait->n == 0);
+        if (wait->nreplicated > 0) {
+            /* Durable here: now the followers. */
+            wait->n = wait->nreplicated;
+            memcpy(wait->parts, wait->rparts, sizeof(wait->parts[0]) * (size_t)wait->n);
+            memcpy(wait->ends, wait->rends, sizeof(wait->ends[0]) * (size_t)wait->n);
+            memcpy(wait->outs, wait->routs, sizeof(wait->outs[0]) * (size_t)wait->n);
+            wait->nreplicated = 0;
+            request_continue(r, replication_wait(r->broker, r));
+            return true;
+        }
         request_finish(r);
         return true;
     }

@@ -292,6 +292,10 @@ static int topic_partition_open(struct broker *b, struct topic *t, int32_t index
         free(p);
         return e;
     }
+    /* A replica on a cluster starts from its checkpointed high watermark (Kafka's); on one
+     * node, and for the coordinators' topics (this broker's alone for now), the log end. */
+    if (b->cluster != NULL && !topic_name_is_internal(t->name))
+        partition_restore_high_watermark(p, logdir_high_watermark(dir, t->name, index));
     if (create) {
         /* Only when missing or different: rewriting it atomically costs two fsyncs per
          * partition, which made every start of a broker with many partitions pay them. */

@@ -2810,3 +2810,60 @@ static void configs_destroy(struct cluster *c)
     free(cc);
     c->configs = NULL;
 }
+
+/* ---- the leader's ISR changes ---- */
+
+static void isr_written(void *arg, const struct zk_result *res)
+{
+    struct cluster_isr_write *w = arg;
+    struct cluster *c = w->c;
+    int rc = res->session_gen != zk_session_gen(c->zk) ? ZK_SESSION_EXPIRED_ERR : res->rc;
+    struct cluster_topic *t = topic_slot(c, w->topic);
+    if (rc == ZK_OK && t != NULL && w->partition < t->npartitions) {
+        /* ZooKeeper took it at the next version: the cache follows, so the next change is
+         * written at the right version even before the state's watch re-reads it. */
+        struct cluster_partition *cp = &t->parts[w->partition];
+        if (res->has_stat)
+            cp->state_version = res->stat.version;
+        cp->nisr = w->nisr;
+        memcpy(cp->isr, w->isr, sizeof(w->isr[0]) * (size_t)w->nisr);
+        LOG_INFO(c->who, "ISR of %s-%d is now %d replica(s), zkVersion %d", w->topic,
+                 w->partition, w->nisr, cp->state_version);
+    } else if (rc == ZK_BAD_VERSION) {
+        /* Kafka's "Cached zkVersion not equal to that in zookeeper, skip updating ISR": the
+         * controller changed the state; its watch reads it again. */
+        LOG_INFO(c->who, "ISR of %s-%d not updated: its state changed in ZooKeeper", w->topic,
+                 w->partition);
+    } else {
+        LOG_WARN(c->who, "Writing the ISR of %s-%d failed: ZooKeeper error %d", w->topic,
+                 w->partition, rc);
+    }
+    w->done(w, rc);
+}
+
+int cluster_write_isr(struct cluster *c, struct cluster_isr_write *w)
+{
+    struct cluster_topic *t = topic_slot(c, w->topic);
+    if (t == NULL || !t->read || w->partition < 0 || w->partition >= t->npartitions)
+        return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    struct cluster_partition *cp = &t->parts[w->partition];
+    /* Only the leader of the epoch it read writes its ISR (the controller fences the rest
+     * with the zkVersion). */
+    if (cp->state != CLUSTER_STATE_READ || cp->leader != c->cfg.broker_id ||
+        cp->leader_epoch != w->leader_epoch)
+        return KERR_NOT_LEADER_OR_FOLLOWER;
+    GREGOR_ASSERT(w->nisr >= 1 && w->nisr <= CLUSTER_REPLICAS_MAX && w->done != NULL);
+    w->c = c;
+    /* The leader and both epochs stay: an ISR change is no election (Kafka's ZooKeeper mode). */
+    struct znode_state st = {.controller_epoch = cp->controller_epoch, .leader = cp->leader,
+                             .leader_epoch = cp->leader_epoch, .nisr = w->nisr};
+    memcpy(st.isr, w->isr, sizeof(w->isr[0]) * (size_t)w->nisr);
+    char json[128 + 12 * CLUSTER_REPLICAS_MAX], path[CLUSTER_TOPIC_NAME_MAX + 64];
+    int n = znode_state_json(json, sizeof(json), &st);
+    GREGOR_ASSERT(n > 0);
+    snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", w->topic,
+             w->partition);
+    if (zk_set(c->zk, path, json, n, cp->state_version, isr_written, w) != ZK_OK)
+        return KERR_REQUEST_TIMED_OUT; /* not connected or too busy: tried again later */
+    return KERR_NONE;
+}

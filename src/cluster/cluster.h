@@ -186,4 +186,25 @@ static inline bool cluster_topic_visible(const struct cluster_topic *t)
 {
     return t->read && !t->marked;
 }
+/* The leader's ISR change, as Kafka's ZooKeeper-mode leader wrote it: the partition's state
+ * with the same leader and epochs and the new ISR, set at the zkVersion last read (a change by
+ * the controller meanwhile fails it with ZK_BAD_VERSION: the state's watch reads it again).
+ * Refused (NOT_LEADER_OR_FOLLOWER) unless ZooKeeper's state names this broker leader in
+ * leader_epoch. KERR_NONE when submitted: done(w, zk rc) comes once (ZK_OK: written, the
+ * cache updated), never after cluster_destroy. The caller owns w (its topic, partition and
+ * isr filled in) until done, or until after cluster_destroy; next is the caller's. */
+struct cluster_isr_write;
+typedef void (*cluster_isr_done_fn)(struct cluster_isr_write *w, int zk_rc);
+struct cluster_isr_write {
+    char topic[CLUSTER_TOPIC_NAME_MAX];
+    int32_t partition;
+    int32_t leader_epoch;
+    int nisr;
+    int32_t isr[CLUSTER_REPLICAS_MAX];
+    cluster_isr_done_fn done;
+    void *arg;                                /* the caller's */
+    struct cluster *c;                        /* set by cluster_write_isr */
+    struct cluster_isr_write *next;           /* the caller's list */
+};
+int cluster_write_isr(struct cluster *c, struct cluster_isr_write *w);
 #endif

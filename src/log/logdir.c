@@ -294,6 +294,11 @@ int logdir_write_checkpoints(struct logdir *d, const struct logdir_checkpoint_en
     return rc;
 }
 
+int logdir_write_hw_checkpoint(struct logdir *d, const struct logdir_checkpoint_entry *e, int n)
+{
+    return checkpoint_write(d, CHECKPOINT_HW, e, n, 2);
+}
+
 int64_t logdir_recovery_point(const struct logdir *d, const char *topic, int32_t partition)
 {
     return checkpoint_get(&d->recovery, topic, partition);

@@ -52,6 +52,9 @@ struct logdir_checkpoint_entry {
 /* Writes recovery-point-offset-checkpoint, log-start-offset-checkpoint and
  * replication-offset-checkpoint atomically (tmp, fsync, rename). */
 int logdir_write_checkpoints(struct logdir *d, const struct logdir_checkpoint_entry *e, int n);
+/* replication-offset-checkpoint alone (its high_watermark values), written as above: a leader's
+ * every replica.high.watermark.checkpoint.interval.ms. */
+int logdir_write_hw_checkpoint(struct logdir *d, const struct logdir_checkpoint_entry *e, int n);
 
 /* Writes .kafka_cleanshutdown, releases the lock, frees d. */
 void logdir_close(struct logdir *d, bool clean);

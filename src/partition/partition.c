@@ -15,9 +15,13 @@
 
 #define EPOCHS_FILE_MAX 4096
 
-static void check_watermarks(const struct partition *p)
+static void check_watermarks(struct partition *p)
 {
     int64_t start = plog_start_offset(p->log), end = plog_end_offset(p->log);
+    /* A replicated leader's high watermark may lag its log end; when retention or
+     * DeleteRecords moved the log start past it, it moves up with it (as Kafka's log does). */
+    if (p->high_watermark < start)
+        p->high_watermark = start;
     GREGOR_ASSERT(p->high_watermark <= end);
     GREGOR_ASSERT(start <= p->high_watermark);
 }
@@ -31,8 +35,8 @@ static void check_epochs(const struct partition *p)
     }
 }
 
-/* One node: what is written is visible at once (today's visibility, Kafka's with one replica);
- * with replication the high watermark becomes the in-sync replicas' minimum. */
+/* One node (or a partition not led with replication): what is written is visible at once,
+ * Kafka's visibility with one replica. A replicated leader uses partition_update_high_watermark. */
 static void advance_high_watermark(struct partition *p)
 {
     int64_t end = plog_end_offset(p->log);
@@ -250,7 +254,10 @@ int partition_append_as_leader(struct partition *p, uint8_t *batch, size_t len, 
     GREGOR_ASSERT(info->base_offset == end && info->last_offset >= info->base_offset);
     if (idempotent)
         producer_state_record(&p->producers, &h, info->base_offset);
-    advance_high_watermark(p);
+    if (p->repl.leading)
+        partition_update_high_watermark(p, now_ms); /* an ISR of the leader alone moves it */
+    else
+        advance_high_watermark(p);
     return KERR_NONE;
 }
 
@@ -272,7 +279,8 @@ int partition_append_as_follower(struct partition *p, const uint8_t *batch, size
             return KERR_KAFKA_STORAGE_ERROR;
     }
     /* A follower's high watermark comes from its leader; on one node it is the log end. */
-    advance_high_watermark(p);
+    if (!p->repl.leading)
+        advance_high_watermark(p);
     return KERR_NONE;
 }
 
@@ -355,3 +363,267 @@ void partition_retention_detach(struct partition *p, int64_t now_ms, struct plog
 void partition_trash_dispose(struct plog_trash *trash) { plog_trash_dispose(trash); }
 
 void partition_release_fds(struct partition *p) { plog_release_fds(p->log); }
+
+/* ---- leading a replicated partition ---- */
+
+static struct partition_follower *follower_find(struct partition *p, int32_t id)
+{
+    for (int i = 0; i < p->repl.nfollowers; i++)
+        if (p->repl.followers[i].id == id)
+            return &p->repl.followers[i];
+    return NULL;
+}
+
+static bool ids_contain(const int32_t *ids, int n, int32_t id)
+{
+    for (int i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+static void check_replication(const struct partition *p)
+{
+    const struct partition_replication *r = &p->repl;
+    GREGOR_ASSERT(r->nfollowers >= 0 && r->nfollowers < PARTITION_REPLICAS_MAX);
+    GREGOR_ASSERT(r->nisr >= 0 && r->nisr <= PARTITION_REPLICAS_MAX);
+    GREGOR_ASSERT(r->ncommitted >= 0 && r->ncommitted <= PARTITION_REPLICAS_MAX);
+    /* The maximal ISR holds every committed member (a shrink waits for its commit). */
+    for (int i = 0; i < r->ncommitted; i++)
+        GREGOR_ASSERT(ids_contain(r->isr, r->nisr, r->committed[i]));
+}
+
+static void follower_reset(struct partition_follower *f, int32_t id, bool in_isr, int64_t now_ms)
+{
+    *f = (struct partition_follower){.id = id, .log_end = -1, .last_fetch_ms = 0,
+                                     .last_fetch_leader_end = -1,
+                                     .last_caught_up_ms = in_isr ? now_ms : 0};
+}
+
+void partition_set_assignment(struct partition *p, const int32_t *replicas, int nreplicas)
+{
+    struct partition_replication *r = &p->repl;
+    struct partition_follower next[PARTITION_REPLICAS_MAX];
+    int n = 0;
+    for (int i = 0; i < nreplicas && n < PARTITION_REPLICAS_MAX - 1; i++) {
+        if (replicas[i] == r->self || ids_contain(replicas, i, replicas[i]))
+            continue;
+        struct partition_follower *had = follower_find(p, replicas[i]);
+        if (had != NULL)
+            next[n++] = *had;
+        else
+            follower_reset(&next[n++], replicas[i], false, 0);
+    }
+    memcpy(r->followers, next, sizeof(next[0]) * (size_t)n);
+    r->nfollowers = n;
+}
+
+static void isr_copy(int32_t *dst, int *ndst, const int32_t *src, int n)
+{
+    int k = 0;
+    for (int i = 0; i < n && k < PARTITION_REPLICAS_MAX; i++)
+        if (!ids_contain(dst, k, src[i]))
+            dst[k++] = src[i];
+    *ndst = k;
+}
+
+void partition_lead_replicated(struct partition *p, int32_t self, const int32_t *replicas,
+                               int nreplicas, const int32_t *isr, int nisr, int64_t now_ms,
+                               int64_t lag_time_max_ms)
+{
+    struct partition_replication *r = &p->repl;
+    memset(r, 0, sizeof(*r));
+    r->leading = true;
+    r->self = self;
+    r->lag_time_max_ms = lag_time_max_ms;
+    partition_set_assignment(p, replicas, nreplicas);
+    for (int i = 0; i < r->nfollowers; i++)
+        follower_reset(&r->followers[i], r->followers[i].id, ids_contain(isr, nisr, r->followers[i].id),
+                       now_ms);
+    partition_set_isr(p, isr, nisr);
+    check_watermarks(p);
+}
+
+void partition_stop_leading(struct partition *p)
+{
+    memset(&p->repl, 0, sizeof(p->repl));
+}
+
+void partition_set_isr(struct partition *p, const int32_t *isr, int nisr)
+{
+    struct partition_replication *r = &p->repl;
+    isr_copy(r->committed, &r->ncommitted, isr, nisr);
+    memcpy(r->isr, r->committed, sizeof(r->isr[0]) * (size_t)r->ncommitted);
+    r->nisr = r->ncommitted;
+    r->isr_inflight = false;
+    check_replication(p);
+}
+
+bool partition_in_isr(const struct partition *p, int32_t id)
+{
+    return ids_contain(p->repl.isr, p->repl.nisr, id);
+}
+
+bool partition_is_follower(const struct partition *p, int32_t id)
+{
+    for (int i = 0; i < p->repl.nfollowers; i++)
+        if (p->repl.followers[i].id == id)
+            return true;
+    return false;
+}
+
+int partition_follower_fetched(struct partition *p, int32_t id, int64_t fetch_offset,
+                               int64_t now_ms, bool epoch_given)
+{
+    struct partition_follower *f = p->repl.leading ? follower_find(p, id) : NULL;
+    if (f == NULL)
+        return epoch_given ? KERR_UNKNOWN_LEADER_EPOCH : KERR_NOT_LEADER_OR_FOLLOWER;
+    int64_t leader_end = plog_end_offset(p->log);
+    GREGOR_ASSERT(fetch_offset >= 0 && fetch_offset <= leader_end);
+    /* Kafka's Replica.updateFetchState. */
+    int64_t caught = f->last_caught_up_ms;
+    if (fetch_offset >= leader_end)
+        caught = now_ms > caught ? now_ms : caught;
+    else if (fetch_offset >= f->last_fetch_leader_end && f->last_fetch_leader_end >= 0)
+        caught = f->last_fetch_ms > caught ? f->last_fetch_ms : caught;
+    f->last_caught_up_ms = caught;
+    f->log_end = fetch_offset;
+    if (leader_end > f->last_fetch_leader_end)
+        f->last_fetch_leader_end = leader_end;
+    f->last_fetch_ms = now_ms;
+    return KERR_NONE;
+}
+
+/* Kafka's ReplicaState.isCaughtUp. */
+static bool follower_caught_up(const struct partition *p, const struct partition_follower *f,
+                               int64_t now_ms)
+{
+    return f->log_end == plog_end_offset(p->log) ||
+           (f->last_caught_up_ms > 0 && now_ms - f->last_caught_up_ms <= p->repl.lag_time_max_ms);
+}
+
+bool partition_update_high_watermark(struct partition *p, int64_t now_ms)
+{
+    const struct partition_replication *r = &p->repl;
+    GREGOR_ASSERT(r->leading);
+    int64_t end = plog_end_offset(p->log);
+    int64_t hw = end;
+    for (int i = 0; i < r->nfollowers; i++) {
+        const struct partition_follower *f = &r->followers[i];
+        bool counts = ids_contain(r->isr, r->nisr, f->id) ||
+                      (f->log_end >= 0 && follower_caught_up(p, f, now_ms));
+        if (!counts)
+            continue;
+        int64_t le = f->log_end < 0 ? 0 : f->log_end;
+        if (le < hw)
+            hw = le;
+    }
+    if (hw <= p->high_watermark)
+        return false; /* never back */
+    GREGOR_ASSERT(hw <= end);
+    p->high_watermark = hw;
+    check_watermarks(p);
+    return true;
+}
+
+static int64_t leader_epoch_start(const struct partition *p)
+{
+    if (p->nepochs > 0 && p->epochs[p->nepochs - 1].epoch == p->leader_epoch)
+        return p->epochs[p->nepochs - 1].start_offset;
+    return plog_end_offset(p->log); /* not stamped: none can join before it is */
+}
+
+bool partition_isr_expand(struct partition *p, int32_t *out, int *nout)
+{
+    struct partition_replication *r = &p->repl;
+    if (!r->leading || r->isr_inflight)
+        return false;
+    int n = r->nisr;
+    memcpy(out, r->isr, sizeof(out[0]) * (size_t)n);
+    int64_t epoch_start = leader_epoch_start(p);
+    for (int i = 0; i < r->nfollowers; i++) {
+        const struct partition_follower *f = &r->followers[i];
+        /* Kafka's isFollowerInSync: at the high watermark and inside this leader's epoch. */
+        if (!ids_contain(out, n, f->id) && f->log_end >= p->high_watermark &&
+            f->log_end >= epoch_start && n < PARTITION_REPLICAS_MAX)
+            out[n++] = f->id;
+    }
+    if (n == r->nisr)
+        return false;
+    memcpy(r->isr, out, sizeof(out[0]) * (size_t)n); /* maximal ISR: holds the HW at once */
+    r->nisr = n;
+    r->isr_inflight = true;
+    *nout = n;
+    check_replication(p);
+    return true;
+}
+
+bool partition_isr_shrink(struct partition *p, int64_t now_ms, int32_t *out, int *nout)
+{
+    struct partition_replication *r = &p->repl;
+    if (!r->leading || r->isr_inflight)
+        return false;
+    int n = 0;
+    for (int i = 0; i < r->nisr; i++) {
+        const struct partition_follower *f = r->isr[i] == r->self ? NULL : follower_find(p, r->isr[i]);
+        /* Kafka's getOutOfSyncReplicas: a member not assigned any more is out too. */
+        bool out_of_sync = r->isr[i] != r->self && (f == NULL || !follower_caught_up(p, f, now_ms));
+        if (!out_of_sync)
+            out[n++] = r->isr[i];
+    }
+    if (n == r->nisr)
+        return false;
+    if (!ids_contain(out, n, r->self))
+        return false; /* the leader is always in its own ISR: nothing to shrink to */
+    r->isr_inflight = true; /* the maximal ISR keeps them until the shrink is committed */
+    *nout = n;
+    return true;
+}
+
+void partition_isr_write_done(struct partition *p, bool ok, const int32_t *isr, int nisr)
+{
+    struct partition_replication *r = &p->repl;
+    if (!r->leading)
+        return;
+    if (ok) {
+        partition_set_isr(p, isr, nisr);
+        return;
+    }
+    memcpy(r->isr, r->committed, sizeof(r->isr[0]) * (size_t)r->ncommitted);
+    r->nisr = r->ncommitted;
+    r->isr_inflight = false;
+    check_replication(p);
+}
+
+void partition_restore_high_watermark(struct partition *p, int64_t hw)
+{
+    int64_t end = plog_end_offset(p->log);
+    if (hw < 0)
+        return; /* not listed: the log end, as a partition opened on one node */
+    p->high_watermark = hw < end ? hw : end;
+    check_watermarks(p);
+}
+
+int partition_diverging_epoch(const struct partition *p, int32_t last_fetched_epoch,
+                              int64_t fetch_offset, bool *diverged, int32_t *epoch,
+                              int64_t *end_offset)
+{
+    *diverged = false;
+    *epoch = -1;
+    *end_offset = -1;
+    if (last_fetched_epoch < 0)
+        return KERR_NONE;
+    int32_t e;
+    int64_t end;
+    partition_epoch_end_offset(p, last_fetched_epoch, &e, &end);
+    if (e < 0 || end < 0)
+        return KERR_OFFSET_OUT_OF_RANGE;
+    if (fetch_offset < plog_start_offset(p->log))
+        return KERR_OFFSET_OUT_OF_RANGE;
+    if (e < last_fetched_epoch || end < fetch_offset) {
+        *diverged = true;
+        *epoch = e;
+        *end_offset = end;
+    }
+    return KERR_NONE;
+}

@@ -21,6 +21,39 @@ struct epoch_entry {
     int64_t start_offset;            /* first offset written in this epoch */
 };
 
+/* The most replicas a replicated partition lists (= CLUSTER_REPLICAS_MAX). */
+#define PARTITION_REPLICAS_MAX 32
+
+/* A follower as its leader sees it (Kafka's Replica.scala ReplicaState): its log end is the
+ * offset of its last fetch; it is caught up at a fetch that reached the leader's log end, or
+ * at one that reached what the leader's log end was at its previous fetch. -1: unknown. */
+struct partition_follower {
+    int32_t id;
+    int64_t log_end;
+    int64_t last_fetch_ms;
+    int64_t last_fetch_leader_end;   /* the leader's log end at that fetch */
+    int64_t last_caught_up_ms;       /* 0: never since this leader took over */
+};
+
+/* Replication state of a partition this broker leads in a cluster (all zero on one node: the
+ * high watermark is then the log end, as before replication). isr is Kafka's "maximal" ISR:
+ * the committed one, plus a follower being added while the write of the expansion is in
+ * flight (a larger ISR only holds the high watermark back); a follower being removed stays
+ * until the shrink is committed. */
+struct partition_replication {
+    bool leading;                    /* the high watermark follows the ISR */
+    int32_t self;                    /* this broker's id */
+    int64_t lag_time_max_ms;         /* replica.lag.time.max.ms */
+    int nfollowers;
+    struct partition_follower followers[PARTITION_REPLICAS_MAX];
+    int nisr;                        /* maximal ISR, self included */
+    int32_t isr[PARTITION_REPLICAS_MAX];
+    int ncommitted;                  /* the ISR in ZooKeeper (min.insync.replicas counts it) */
+    int32_t committed[PARTITION_REPLICAS_MAX];
+    bool isr_inflight;               /* an ISR change is being written: none other starts */
+    int32_t leader_epoch;            /* the owner's: the epoch this leadership is in */
+};
+
 struct topic;
 struct partition {
     struct topic *topic;             /* the owner's (opaque here) */
@@ -32,7 +65,8 @@ struct partition {
     int32_t leader_epoch;            /* on one node always 0 */
     int nepochs;                     /* epoch cache, epochs and start offsets increasing */
     struct epoch_entry epochs[PARTITION_EPOCHS_MAX];
-    int64_t high_watermark;          /* readers see offsets below it */
+    int64_t high_watermark;          /* readers see offsets below it; never goes back */
+    struct partition_replication repl;
     /* Kept for the owner's group commit and idle-fd sweep. */
     bool dirty;                      /* appended since the last group-commit flush */
     bool flush_failed;               /* the last group-commit flush of it failed */
@@ -108,6 +142,51 @@ int32_t partition_epoch_for_offset(const struct partition *p, int64_t offset);
 /* A request's current leader epoch (-1: not checked) against this replica's: newer is
  * UNKNOWN_LEADER_EPOCH, older FENCED_LEADER_EPOCH, as Kafka's Partition.checkCurrentLeaderEpoch. */
 int partition_check_leader_epoch(const struct partition *p, int32_t current_leader_epoch);
+
+/* ---- leading a replicated partition (Kafka's Partition.scala, leader side) ---- */
+
+/* Leads from now with these assigned replicas (self among them) and the committed ISR: every
+ * follower's state starts unknown, caught up now when in the ISR (Kafka's resetReplicaState).
+ * The high watermark stays where it is (restored from the checkpoint at open) until the ISR's
+ * log ends pass it. */
+void partition_lead_replicated(struct partition *p, int32_t self, const int32_t *replicas,
+                               int nreplicas, const int32_t *isr, int nisr, int64_t now_ms,
+                               int64_t lag_time_max_ms);
+/* The assignment changed while leading: followers kept keep their state. */
+void partition_set_assignment(struct partition *p, const int32_t *replicas, int nreplicas);
+/* No longer the leader: the high watermark stays (a follower's comes from its leader). */
+void partition_stop_leading(struct partition *p);
+/* The ISR committed in ZooKeeper (the controller's, or this leader's write done). */
+void partition_set_isr(struct partition *p, const int32_t *isr, int nisr);
+bool partition_in_isr(const struct partition *p, int32_t id);
+/* id is an assigned replica other than this leader. */
+bool partition_is_follower(const struct partition *p, int32_t id);
+/* A follower fetched at fetch_offset: its log end and caught-up time (Kafka's
+ * updateFollowerFetchState). KERR_NOT_LEADER_OR_FOLLOWER, or KERR_UNKNOWN_LEADER_EPOCH when
+ * the fetch named a leader epoch, for a replica not assigned (Kafka's followerReplicaOrThrow). */
+int partition_follower_fetched(struct partition *p, int32_t id, int64_t fetch_offset,
+                               int64_t now_ms, bool epoch_given);
+/* Kafka's maybeIncrementLeaderHW: the least log end of the maximal ISR (and of followers
+ * caught up within the lag time that may join), the leader's included; true when it moved. */
+bool partition_update_high_watermark(struct partition *p, int64_t now_ms);
+/* The ISR this leader should write: followers that reached the high watermark and the
+ * leader epoch's start join (maybeExpandIsr); followers not caught up for the lag time leave
+ * (maybeShrinkIsr). true with the new ISR in out when a change is due (none while one is in
+ * flight). An expansion takes effect at once in the maximal ISR. */
+bool partition_isr_expand(struct partition *p, int32_t *out, int *nout);
+bool partition_isr_shrink(struct partition *p, int64_t now_ms, int32_t *out, int *nout);
+/* The write of a proposed ISR ended: committed (ok) or not (the maximal ISR goes back to the
+ * committed one; ZooKeeper's state is read again by the owner). */
+void partition_isr_write_done(struct partition *p, bool ok, const int32_t *isr, int nisr);
+/* Restores the high watermark from replication-offset-checkpoint (min with the log end). */
+void partition_restore_high_watermark(struct partition *p, int64_t hw);
+/* KIP-320: a follower whose last fetched epoch ends (by this leader's epoch cache) before its
+ * fetch offset, or is unknown here, has diverged: true with the epoch and its end offset to
+ * truncate to. KERR_OFFSET_OUT_OF_RANGE when no end offset is known for it (or the fetch is
+ * below the log start), as Kafka's readRecords. */
+int partition_diverging_epoch(const struct partition *p, int32_t last_fetched_epoch,
+                              int64_t fetch_offset, bool *diverged, int32_t *epoch,
+                              int64_t *end_offset);
 
 /* The epoch cache file: Kafka's leader-epoch-checkpoint ("0\n<n>\n<epoch> <offset>\n..."). */
 int partition_epochs_write(const struct partition *p);

@@ -283,6 +283,178 @@ static void test_idempotent_duplicate_through_partition(void **state)
     free(b[1]);
 }
 
+/* ---- leading a replicated partition: broker 1 leads, broker 2 follows ---- */
+
+static const int32_t ASSIGNED[2] = {1, 2};
+
+static void test_replicated_hw_is_isr_minimum_never_back(void **state)
+{
+    struct fx *f = *state;
+    lead(f, 2); /* written before leading: the high watermark is 2 */
+    partition_lead_replicated(&f->p, 1, ASSIGNED, 2, ASSIGNED, 2, 5000, 30000);
+    assert_int_equal(partition_high_watermark(&f->p), 2);
+    lead(f, 3);
+    assert_int_equal(partition_log_end(&f->p), 5);
+    /* The follower in the ISR has not fetched: nothing new is visible. */
+    assert_int_equal(partition_high_watermark(&f->p), 2);
+    struct log_slice sl;
+    assert_int_equal(partition_read(&f->p, 2, 1 << 20, &sl), KERR_NONE);
+    assert_int_equal(sl.len, 0);
+    assert_int_equal(partition_follower_fetched(&f->p, 2, 4, 5001, true), KERR_NONE);
+    assert_true(partition_update_high_watermark(&f->p, 5001));
+    assert_int_equal(partition_high_watermark(&f->p), 4);
+    /* A fetch from an earlier offset (a follower that truncated) never takes it back. */
+    assert_int_equal(partition_follower_fetched(&f->p, 2, 3, 5002, true), KERR_NONE);
+    assert_false(partition_update_high_watermark(&f->p, 5002));
+    assert_int_equal(partition_high_watermark(&f->p), 4);
+    assert_int_equal(partition_follower_fetched(&f->p, 2, 5, 5003, true), KERR_NONE);
+    assert_true(partition_update_high_watermark(&f->p, 5003));
+    assert_int_equal(partition_high_watermark(&f->p), 5);
+    /* Out of the ISR but caught up within the lag time: it may join, so the high
+     * watermark waits for it (Kafka's maybeIncrementLeaderHW). */
+    int32_t self = 1;
+    partition_set_isr(&f->p, &self, 1);
+    lead(f, 1);
+    assert_int_equal(partition_high_watermark(&f->p), 5);
+    /* A new leadership with the leader alone in the ISR: its log end, at the append. */
+    partition_lead_replicated(&f->p, 1, ASSIGNED, 2, &self, 1, 9000, 30000);
+    lead(f, 1);
+    assert_int_equal(partition_high_watermark(&f->p), 7);
+}
+
+static void test_replicated_unknown_replica_refused(void **state)
+{
+    struct fx *f = *state;
+    partition_lead_replicated(&f->p, 1, ASSIGNED, 2, ASSIGNED, 1, 5000, 30000);
+    assert_int_equal(partition_follower_fetched(&f->p, 3, 0, 5000, false), KERR_NOT_LEADER_OR_FOLLOWER);
+    assert_int_equal(partition_follower_fetched(&f->p, 3, 0, 5000, true), KERR_UNKNOWN_LEADER_EPOCH);
+    assert_int_equal(partition_follower_fetched(&f->p, 1, 0, 5000, true), KERR_UNKNOWN_LEADER_EPOCH);
+    assert_int_equal(partition_follower_fetched(&f->p, 2, 0, 5000, true), KERR_NONE);
+    partition_stop_leading(&f->p);
+    assert_int_equal(partition_follower_fetched(&f->p, 2, 0, 5000, false), KERR_NOT_LEADER_OR_FOLLOWER);
+}
+
+static void test_replicated_isr_expand_when_caught_up(void **state)
+{
+    struct fx *f = *state;
+    int32_t out[PARTITION_REPLICAS_MAX];
+    int n = 0;
+    partition_lead_replicated(&f->p, 1, ASSIGNED, 2, ASSIGNED, 1, 5000, 30000);
+    lead(f, 5);
+    assert_int_equal(partition_high_watermark(&f->p), 5); /* ISR [1] */
+    assert_int_equal(partition_follower_fetched(&f->p, 2, 3, 5001, false), KERR_NONE);
+    assert_false(partition_isr_expand(&f->p, out, &n)); /* below the high watermark */
+    assert_int_equal(partition_follower_fetched(&f->p, 2, 5, 5002, false), KERR_NONE);
+    assert_true(partition_isr_expand(&f->p, out, &n));
+    assert_int_equal(n, 2);
+    assert_int_equal(out[0], 1);
+    assert_int_equal(out[1], 2);
+    /* The maximal ISR holds the high watermark at once; no second change while in flight. */
+    assert_true(partition_in_isr(&f->p, 2));
+    assert_int_equal(f->p.repl.ncommitted, 1);
+    assert_false(partition_isr_expand(&f->p, out, &n));
+    lead(f, 2);
+    assert_int_equal(partition_high_watermark(&f->p), 5);
+    partition_isr_write_done(&f->p, true, out, n);
+    assert_int_equal(f->p.repl.ncommitted, 2);
+    assert_false(f->p.repl.isr_inflight);
+    /* A failed write (the controller changed the state) goes back to the committed ISR. */
+    int32_t self = 1;
+    partition_set_isr(&f->p, &self, 1);
+    assert_true(partition_isr_expand(&f->p, out, &n) || true);
+    partition_isr_write_done(&f->p, false, NULL, 0);
+    assert_int_equal(f->p.repl.nisr, 1);
+    assert_false(f->p.repl.isr_inflight);
+}
+
+static void test_replicated_isr_expand_needs_leader_epoch(void **state)
+{
+    struct fx *f = *state;
+    int32_t out[PARTITION_REPLICAS_MAX];
+    int n = 0;
+    lead(f, 4);
+    assert_int_equal(partition_become_leader(&f->p, 2), KERR_NONE); /* epoch 2 starts at 4 */
+    partition_lead_replicated(&f->p, 1, ASSIGNED, 2, ASSIGNED, 1, 5000, 30000);
+    partition_restore_high_watermark(&f->p, 3);
+    assert_int_equal(partition_high_watermark(&f->p), 3);
+    /* At the high watermark but not at the leader epoch's start offset: not yet. */
+    assert_int_equal(partition_follower_fetched(&f->p, 2, 3, 5001, false), KERR_NONE);
+    assert_false(partition_isr_expand(&f->p, out, &n));
+    assert_int_equal(partition_follower_fetched(&f->p, 2, 4, 5002, false), KERR_NONE);
+    assert_true(partition_isr_expand(&f->p, out, &n));
+}
+
+static void test_replicated_isr_shrink_after_lag(void **state)
+{
+    struct fx *f = *state;
+    int32_t out[PARTITION_REPLICAS_MAX];
+    int n = 0;
+    partition_lead_replicated(&f->p, 1, ASSIGNED, 2, ASSIGNED, 2, 5000, 100);
+    lead(f, 3);
+    assert_int_equal(partition_follower_fetched(&f->p, 2, 3, 5010, false), KERR_NONE);
+    assert_true(partition_update_high_watermark(&f->p, 5010));
+    lead(f, 1);
+    /* Behind since 5010, but not for the lag time yet. */
+    assert_false(partition_isr_shrink(&f->p, 5100, out, &n));
+    assert_true(partition_isr_shrink(&f->p, 5111, out, &n));
+    assert_int_equal(n, 1);
+    assert_int_equal(out[0], 1);
+    /* Until committed the follower still holds the high watermark. */
+    assert_true(partition_in_isr(&f->p, 2));
+    assert_false(partition_update_high_watermark(&f->p, 5111));
+    assert_int_equal(partition_high_watermark(&f->p), 3);
+    partition_isr_write_done(&f->p, true, out, n);
+    assert_false(partition_in_isr(&f->p, 2));
+    assert_true(partition_update_high_watermark(&f->p, 5112));
+    assert_int_equal(partition_high_watermark(&f->p), 4);
+    /* A follower at the log end is in sync however long ago it fetched. */
+    partition_set_isr(&f->p, ASSIGNED, 2);
+    assert_int_equal(partition_follower_fetched(&f->p, 2, 4, 5113, false), KERR_NONE);
+    assert_false(partition_isr_shrink(&f->p, 99999, out, &n));
+}
+
+static void test_replicated_diverging_epoch(void **state)
+{
+    struct fx *f = *state;
+    lead(f, 5);
+    assert_int_equal(partition_become_leader(&f->p, 3), KERR_NONE); /* epochs 0@0, 3@5 */
+    lead(f, 2);
+    bool div;
+    int32_t e;
+    int64_t end;
+    /* Epoch 2 is not the leader's: epoch 0 ends at 5, the follower truncates there. */
+    assert_int_equal(partition_diverging_epoch(&f->p, 2, 7, &div, &e, &end), KERR_NONE);
+    assert_true(div);
+    assert_int_equal(e, 0);
+    assert_int_equal(end, 5);
+    /* Epoch 0 but past its end. */
+    assert_int_equal(partition_diverging_epoch(&f->p, 0, 6, &div, &e, &end), KERR_NONE);
+    assert_true(div);
+    assert_int_equal(e, 0);
+    assert_int_equal(end, 5);
+    /* Consistent: epoch 0 up to 5, epoch 3 anywhere up to the log end. */
+    assert_int_equal(partition_diverging_epoch(&f->p, 0, 5, &div, &e, &end), KERR_NONE);
+    assert_false(div);
+    assert_int_equal(partition_diverging_epoch(&f->p, 3, 7, &div, &e, &end), KERR_NONE);
+    assert_false(div);
+    assert_int_equal(partition_diverging_epoch(&f->p, -1, 7, &div, &e, &end), KERR_NONE);
+    assert_false(div);
+    /* An epoch newer than any known: no end offset, OFFSET_OUT_OF_RANGE (Kafka's readRecords). */
+    assert_int_equal(partition_diverging_epoch(&f->p, 4, 7, &div, &e, &end), KERR_OFFSET_OUT_OF_RANGE);
+}
+
+static void test_replicated_hw_restored_from_checkpoint(void **state)
+{
+    struct fx *f = *state;
+    lead(f, 5);
+    partition_restore_high_watermark(&f->p, 2);
+    assert_int_equal(partition_high_watermark(&f->p), 2);
+    partition_restore_high_watermark(&f->p, 99); /* never past the log end */
+    assert_int_equal(partition_high_watermark(&f->p), 5);
+    partition_restore_high_watermark(&f->p, -1); /* not listed: unchanged */
+    assert_int_equal(partition_high_watermark(&f->p), 5);
+}
+
 int main(void)
 {
     logging_set_level(LOG_LEVEL_ERROR);
@@ -294,6 +466,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_bounded_by_high_watermark, setup, teardown),
         cmocka_unit_test_setup_teardown(test_epoch_checkpoint_written_and_read_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotent_duplicate_through_partition, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replicated_hw_is_isr_minimum_never_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replicated_unknown_replica_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replicated_isr_expand_when_caught_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replicated_isr_expand_needs_leader_epoch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replicated_isr_shrink_after_lag, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replicated_diverging_epoch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replicated_hw_restored_from_checkpoint, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
