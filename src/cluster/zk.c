@@ -93,6 +93,7 @@ struct zk {
     struct zk_watcher *watchers;
     pthread_mutex_t mu;
     struct zk_event *head, *tail;   /* under mu */
+    struct zk_event *dispatching;   /* the rest of the batch zk_dispatch took off the queue */
 };
 
 /* ---- client threads: copy, queue, wake ---- */
@@ -341,14 +342,9 @@ static void chroot_next(struct zk *z)
     }
 }
 
-/* After zookeeper_close of handle gen, whose threads are gone: its operations that never
- * completed and its watches that will never fire are freed now (not at zk_destroy), so that
- * sessions replaced one after another hold no memory. Those with a queued event are freed when
- * it is dispatched. */
-static void purge_closed_handle(struct zk *z, uint64_t gen)
+static void mark_queued(struct zk_event *ev)
 {
-    pthread_mutex_lock(&z->mu);
-    for (struct zk_event *ev = z->head; ev; ev = ev->next) {
+    for (; ev; ev = ev->next) {
         if (ev->kind == ZK_EV_WATCH)
             ev->watcher->queued = true;
         else if (ev->kind == ZK_EV_DONE) {
@@ -357,6 +353,18 @@ static void purge_closed_handle(struct zk *z, uint64_t gen)
                 ev->op->watcher->queued = true;
         }
     }
+}
+
+/* After zookeeper_close of handle gen, whose threads are gone: its operations that never
+ * completed and its watches that will never fire are freed now (not at zk_destroy), so that
+ * sessions replaced one after another hold no memory. Those with an event still to dispatch
+ * (queued, or later in the batch being dispatched: an expiry often arrives in one batch with
+ * completions of the same session) are freed when it is dispatched. */
+static void purge_closed_handle(struct zk *z, uint64_t gen)
+{
+    mark_queued(z->dispatching);
+    pthread_mutex_lock(&z->mu);
+    mark_queued(z->head);
     pthread_mutex_unlock(&z->mu);
     for (struct zk_pending *op = z->pending, *next; op; op = next) {
         next = op->next;
@@ -482,12 +490,14 @@ void zk_dispatch(struct zk *z)
     uint64_t n;
     while (read(z->efd, &n, sizeof(n)) < 0 && errno == EINTR) {
     }
+    GREGOR_ASSERT(z->dispatching == NULL);
     pthread_mutex_lock(&z->mu);
-    struct zk_event *ev = z->head;
+    z->dispatching = z->head;
     z->head = z->tail = NULL;
     pthread_mutex_unlock(&z->mu);
-    while (ev) {
-        struct zk_event *next = ev->next;
+    while (z->dispatching) {
+        struct zk_event *ev = z->dispatching;
+        z->dispatching = ev->next;
         if (ev->kind == ZK_EV_SESSION)
             on_session_event(z, ev);
         else if (ev->kind == ZK_EV_DONE)
@@ -495,7 +505,6 @@ void zk_dispatch(struct zk *z)
         else
             on_watch_event(z, ev);
         zk_event_free(ev);
-        ev = next;
     }
 }
 
