@@ -94,6 +94,13 @@ struct zk {
     pthread_mutex_t mu;
     struct zk_event *head, *tail;   /* under mu */
     struct zk_event *dispatching;   /* the rest of the batch zk_dispatch took off the queue */
+    /* An expired session's handle, kept open until its operations' completions came (the
+     * client fails them all at the expiry; 3.8's zookeeper_close drops those it has not
+     * delivered yet), then closed; closed anyway after a session timeout. */
+    zhandle_t *retiring;
+    struct zk_handle_ctx *retiring_ctx;
+    uint64_t retiring_gen;
+    uint64_t retiring_timer;
 };
 
 /* ---- client threads: copy, queue, wake ---- */
@@ -359,22 +366,24 @@ static void mark_queued(struct zk_event *ev)
  * completed and its watches that will never fire are freed now (not at zk_destroy), so that
  * sessions replaced one after another hold no memory. Those with an event still to dispatch
  * (queued, or later in the batch being dispatched: an expiry often arrives in one batch with
- * completions of the same session) are freed when it is dispatched. */
-static void purge_closed_handle(struct zk *z, uint64_t gen)
+ * completions of the same session) are freed when it is dispatched. An operation dropped here
+ * is completed with ZK_SESSION_EXPIRED_ERR when notify (zk.h: every completion arrives). */
+static void purge_closed_handle(struct zk *z, uint64_t gen, bool notify)
 {
     mark_queued(z->dispatching);
     pthread_mutex_lock(&z->mu);
     mark_queued(z->head);
     pthread_mutex_unlock(&z->mu);
+    struct zk_pending *dropped = NULL;
     for (struct zk_pending *op = z->pending, *next; op; op = next) {
         next = op->next;
         if (op->gen == gen && !op->queued) {
             if (op->watcher && !op->watcher->queued)
                 watcher_unlink_free(z, op->watcher);
+            op->watcher = NULL;
             pending_unlink(z, op);
-            free(op->created);
-            free(op->path);
-            free(op);
+            op->next = dropped;
+            dropped = op;
         }
     }
     for (struct zk_watcher *w = z->watchers, *next; w; w = next) {
@@ -382,6 +391,65 @@ static void purge_closed_handle(struct zk *z, uint64_t gen)
         if (w->gen == gen && !w->queued)
             watcher_unlink_free(z, w);
     }
+    while (dropped) {
+        struct zk_pending *op = dropped;
+        dropped = op->next;
+        if (notify && !op->internal && op->done) {
+            struct zk_result res = {.rc = ZK_SESSION_EXPIRED_ERR, .session_gen = op->gen,
+                                    .path = op->path, .multi_failed_index = -1};
+            op->done(op->arg, &res);
+        }
+        free(op->created);
+        free(op->path);
+        free(op);
+    }
+}
+
+static bool has_pending(const struct zk *z, uint64_t gen)
+{
+    for (const struct zk_pending *op = z->pending; op; op = op->next)
+        if (op->gen == gen)
+            return true;
+    return false;
+}
+
+/* Closes the expired session's handle (joining its threads) and frees what it left. */
+static void close_retiring(struct zk *z, bool notify)
+{
+    if (z->retiring == NULL)
+        return;
+    if (z->retiring_timer)
+        loop_timer_cancel(z->loop, z->retiring_timer);
+    z->retiring_timer = 0;
+    zookeeper_close(z->retiring);
+    free(z->retiring_ctx);
+    z->retiring = NULL;
+    z->retiring_ctx = NULL;
+    purge_closed_handle(z, z->retiring_gen, notify);
+}
+
+static void on_retiring_timeout(struct loop *l, void *arg)
+{
+    (void)l;
+    struct zk *z = arg;
+    z->retiring_timer = 0;
+    if (z->retiring && has_pending(z, z->retiring_gen))
+        LOG_WARN(ZK_WHO, "operations of the expired session still had no completion after %d ms; "
+                 "failing them", z->session_timeout_ms);
+    close_retiring(z, true);
+}
+
+/* The current handle's session expired: it retires (one at a time) and a new one starts. */
+static void retire_current(struct zk *z)
+{
+    close_retiring(z, true);
+    z->retiring = z->zh;
+    z->retiring_ctx = z->hctx;
+    z->retiring_gen = z->gen;
+    z->zh = NULL;
+    z->hctx = NULL;
+    z->retiring_timer = loop_timer_add(z->loop, mono_ms() + z->session_timeout_ms,
+                                       on_retiring_timeout, z);
 }
 
 static void on_session_event(struct zk *z, struct zk_event *ev)
@@ -407,11 +475,7 @@ static void on_session_event(struct zk *z, struct zk_event *ev)
                  (unsigned long long)z->session_id);
         z->connected = false;
         zk_report_session(z, ZK_SESSION_EXPIRED);
-        zookeeper_close(z->zh);
-        free(z->hctx);
-        z->zh = NULL;
-        z->hctx = NULL;
-        purge_closed_handle(z, z->gen);
+        retire_current(z);
         if (zk_start_handle(z) != 0)
             LOG_ERROR(ZK_WHO, "cannot start a new ZooKeeper session: %s", strerror(errno));
     } else if (ev->state == ZOO_AUTH_FAILED_STATE) {
@@ -506,6 +570,8 @@ void zk_dispatch(struct zk *z)
             on_watch_event(z, ev);
         zk_event_free(ev);
     }
+    if (z->retiring && !has_pending(z, z->retiring_gen))
+        close_retiring(z, true);
 }
 
 static void zk_on_efd(struct loop *l, int fd, void *arg, unsigned events)
@@ -600,6 +666,11 @@ void zk_destroy(struct zk *z)
         return;
     /* Joins the client's threads: no callback runs after this (pending completions may run
      * from here, with ZCLOSING: they are only queued). */
+    if (z->retiring_timer)
+        loop_timer_cancel(z->loop, z->retiring_timer);
+    if (z->retiring)
+        zookeeper_close(z->retiring);
+    free(z->retiring_ctx);
     if (z->zh)
         zookeeper_close(z->zh);
     free(z->hctx);

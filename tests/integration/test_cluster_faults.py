@@ -16,7 +16,7 @@ import pytest
 
 from cluster_fixture import (LEADER_NOT_AVAILABLE, AckedLog, Cluster, ZkEnsemble,
                              check_read_back, ensure_running)
-from kafka_wire import frame, s16
+from kafka_wire import frame, read_frame, s16
 from zk_fixture import wait_until, zookeeper_available
 
 if not zookeeper_available():
@@ -195,17 +195,23 @@ def test_zookeeper_follower_then_leader_killed_brokers_ride_it_out(cluster, ense
     assert all(b.alive() for b in cluster.brokers.values())
 
 
-def queue_auto_creates(broker, prefix, sockets=8, per_socket=8):
-    """Metadata v4 requests that auto-create topics, written to a paused broker: resumed, it
-    issues ZooKeeper writes on a session it does not know is gone yet, so their failures arrive
-    together with the expiry (a batch zk.c once dispatched after freeing its operations)."""
+def queue_creates(broker, prefix, sockets=8, per_socket=16):
+    """Requests written to a paused broker that each need a ZooKeeper write: CreateTopics v2 and
+    Metadata v4 auto-creating a topic, alternating. Resumed, the broker issues those writes on a
+    session it does not know is gone yet, so their failures arrive with the expiry (a batch zk.c
+    once dispatched after freeing its operations; and completions the client library drops
+    when the expired handle is closed too early, leaving a CreateTopics unanswered)."""
     out = []
     for s in range(sockets):
         sock = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
         for r in range(per_socket):
             name = "%s-%d-%d" % (prefix, s, r)
-            body = struct.pack(">i", 1) + s16(name) + b"\1"
-            sock.sendall(frame(3, 4, r, body))
+            if r % 2 == 0:
+                body = struct.pack(">i", 1) + s16(name) + struct.pack(">ihii", 1, 1, 0, 0)
+                body += struct.pack(">ib", 10000, 0)
+                sock.sendall(frame(19, 2, r, body))
+            else:
+                sock.sendall(frame(3, 4, r, struct.pack(">i", 1) + s16(name) + b"\1"))
         out.append(sock)
     return out
 
@@ -241,15 +247,21 @@ def test_sigstop_past_session_fenced_and_reregisters(cluster):
                     100, log, "stopped%d" % rnd)
             assert log.errors == []
             expected += 100
-            waiting = queue_auto_creates(cluster[victim], "auto%d" % rnd)
+            waiting = queue_creates(cluster[victim], "auto%d" % rnd)
         finally:
             os.kill(cluster[victim].proc.pid, signal.SIGCONT)
         t1 = time.monotonic()
         owner = wait_until(lambda: cluster.registrations().get(victim), 30, interval=0.2,
                            what="the resumed broker registered again")
         measured("SIGCONT to the re-registration (round %d)" % rnd, time.monotonic() - t1)
+        # Every request that waited on the paused broker is answered (created, or an error):
+        # none hangs on a ZooKeeper completion lost with the expired session.
         for sock in waiting:
-            sock.close()
+            sock.settimeout(20)
+            try:
+                assert [read_frame(sock)[0] for _ in range(16)] == list(range(16))
+            finally:
+                sock.close()
         assert owner != old_owner  # a new session: the old one was expired and fenced
         assert cluster.wait_leaders("paused", 6, timeout=30) == leaders
         measured("SIGCONT to its partitions led again on every broker (round %d)" % rnd,
