@@ -363,6 +363,60 @@ def test_zookeeper_gone_under_load_shorter_than_session(cluster, ensemble):
 
 
 def test_zookeeper_gone_longer_than_session(cluster, ensemble):
+    """ZooKeeper restores its sessions from its log and restarts their timeouts when a quorum
+    is back, so a broker that reconnects in time keeps its session even after an outage longer
+    than it (as Kafka's brokers do); one that does not learns it expired and registers again.
+    Either way every broker is registered and one controller agreed when ZooKeeper returns."""
     cluster.wait_all_listed(cluster.ids, 20)
+    regs = cluster.registrations()
     prod = zookeeper_gone(cluster, ensemble, SESSION_S + 3)
     after_zookeeper_returns(cluster, prod, "zk-back-long")
+    now = cluster.registrations()
+    for i in cluster.ids:
+        kept = now[i] == regs[i]
+        assert kept or cluster.log_count(i, "re-registers") >= 1, i
+        print("MEASURED broker %d after a %.0f s outage: %s" % (
+            i, SESSION_S + 3, "kept its session" if kept else "re-registered"))
+
+
+def test_zookeeper_back_controller_paused_through_it_reregisters(cluster, ensemble):
+    """ZooKeeper gone while the controller is paused and kept paused past the session after
+    ZooKeeper returns: the restored session of the controller expires, the other two elect a
+    controller among them; resumed, the old controller learns its session expired, registers
+    again with a new one and follows the new controller."""
+    ctl = cluster.wait_all_listed(cluster.ids, 20)
+    others = [i for i in cluster.ids if i != ctl]
+    regs = cluster.registrations()
+    epoch = int(cluster.zk_get("/controller_epoch")[0])
+    for n in ensemble.nodes:
+        n.stop(kill=True)
+    os.kill(cluster[ctl].proc.pid, signal.SIGSTOP)
+    try:
+        time.sleep(2.0)
+        for n in ensemble.nodes:
+            n.start()
+        ensemble.wait_serving(timeout=60)
+        t0 = time.monotonic()
+        new_ctl = cluster.wait_all_listed(others, FAILOVER_BOUND_S + 10, asked=others)
+        measured("ZooKeeper serving to a controller among the running brokers (old one paused)",
+                 time.monotonic() - t0)
+        assert new_ctl in others
+        assert int(cluster.zk_get("/controller_epoch")[0]) == epoch + 1
+    finally:
+        os.kill(cluster[ctl].proc.pid, signal.SIGCONT)
+    t1 = time.monotonic()
+    owner = wait_until(lambda: cluster.registrations().get(ctl), 30, interval=0.2,
+                       what="the old controller registered again")
+    measured("SIGCONT to the old controller's re-registration", time.monotonic() - t1)
+    assert owner != regs[ctl]
+    assert cluster.log_count(ctl, "re-registers") == 1
+    assert cluster.wait_all_listed(cluster.ids, 20) == new_ctl
+    for i in others:
+        assert cluster.registrations()[i] == regs[i]  # they kept their sessions
+    cluster.create_topic(ctl, "after-zk-pause", 3)
+    cluster.wait_leaders("after-zk-pause", 3)
+    log = AckedLog()
+    produce(cluster, ctl, "after-zk-pause", [0, 1, 2], 90, log, "p")
+    assert log.errors == []
+    assert check_read_back(cluster.bootstrap(others[0]), "after-zk-pause",
+                           log.acked["after-zk-pause"], range(3)) == 90
