@@ -5,6 +5,7 @@
 #include "cluster/zk.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,8 @@
 
 #define ZK_WHO "ZooKeeperClient"
 #define ZK_PATH_MAX 1024
+/* zk_destroy waits this long at most for the operations in flight to complete. */
+#define ZK_CLOSE_DRAIN_MS 1000
 
 /* One operation in flight; its address is the C client's completion context. */
 struct zk_pending {
@@ -101,6 +104,7 @@ struct zk {
     struct zk_handle_ctx *retiring_ctx;
     uint64_t retiring_gen;
     uint64_t retiring_timer;
+    bool closing;                   /* zk_destroy runs: no new operation, no new session */
 };
 
 /* ---- client threads: copy, queue, wake ---- */
@@ -454,8 +458,8 @@ static void retire_current(struct zk *z)
 
 static void on_session_event(struct zk *z, struct zk_event *ev)
 {
-    if (ev->gen != z->gen)
-        return; /* a replaced handle's */
+    if (ev->gen != z->gen || z->closing)
+        return; /* a replaced handle's, or no new session at the end */
     if (ev->state == ZOO_CONNECTED_STATE) {
         const clientid_t *id = zoo_client_id(z->zh);
         z->session_id = id ? id->client_id : 0;
@@ -660,10 +664,30 @@ struct zk *zk_create(struct loop *loop, const char *connect, int session_timeout
     return z;
 }
 
+/* Lets the operations in flight complete (their callbacks run; new operations are refused
+ * with ZK_CLOSING), for at most ZK_CLOSE_DRAIN_MS: libzookeeper_mt 3.8's zookeeper_close drops
+ * the completions its thread has not delivered yet, leaking them. */
+static void drain_before_close(struct zk *z)
+{
+    z->closing = true;
+    int64_t deadline = mono_ms() + ZK_CLOSE_DRAIN_MS;
+    while (z->inflight > 0) {
+        int64_t left = deadline - mono_ms();
+        if (left <= 0) {
+            LOG_WARN(ZK_WHO, "%d ZooKeeper operations still in flight at the close", z->inflight);
+            return;
+        }
+        struct pollfd p = {.fd = z->efd, .events = POLLIN};
+        if (poll(&p, 1, (int)left) > 0)
+            zk_dispatch(z);
+    }
+}
+
 void zk_destroy(struct zk *z)
 {
     if (z == NULL)
         return;
+    drain_before_close(z);
     /* Joins the client's threads: no callback runs after this (pending completions may run
      * from here, with ZCLOSING: they are only queued). */
     if (z->retiring_timer)
@@ -702,8 +726,8 @@ int64_t zk_session_id(const struct zk *z) { return z->session_id; }
 static struct zk_pending *pending_new(struct zk *z, const char *path, zk_done_fn done, void *arg,
                                       int nops, int *rc)
 {
-    if (z->zh == NULL) {
-        *rc = ZK_CONNECTION_LOSS;
+    if (z->zh == NULL || z->closing) {
+        *rc = z->closing ? ZK_CLOSING : ZK_CONNECTION_LOSS;
         return NULL;
     }
     if (z->inflight >= ZK_INFLIGHT_MAX) {
