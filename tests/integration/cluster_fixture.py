@@ -16,7 +16,7 @@ from conftest import Broker
 from zk_fixture import ZkReader, wait_until
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cluster"))
-from zk_ensemble import ZkEnsemble  # noqa: E402
+from zk_ensemble import ZkEnsemble  # noqa: E402,F401 (the tests take it from here)
 
 LEADER_NOT_AVAILABLE = 5
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
@@ -210,7 +210,8 @@ def read_all(bootstrap, topic, partitions, timeout=60):
         deadline = time.time() + timeout
         while left:
             if time.time() > deadline:
-                raise AssertionError("reading %s timed out, partitions left %s (ends %s)" % (topic, left, ends))
+                raise AssertionError("reading %s timed out, partitions left %s (ends %s)"
+                                     % (topic, left, ends))
             m = c.poll(0.5)
             if m is None or m.error():
                 continue
@@ -235,5 +236,6 @@ def check_read_back(bootstrap, topic, acked, partitions, unsure=()):
     missing = acked_here - got_set
     assert not missing, "%d acked records not read back, e.g. %s" % (len(missing), sorted(missing)[:5])
     extra = {g for g in got_set - acked_here if g[2] not in set(unsure)}
-    assert not extra, "%d records read that no producer was told about, e.g. %s" % (len(extra), sorted(extra)[:5])
+    assert not extra, "%d records read that no producer was told about, e.g. %s" % (
+        len(extra), sorted(extra)[:5])
     return len(acked_here)
