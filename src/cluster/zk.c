@@ -5,6 +5,7 @@
 #include "cluster/zk.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,8 @@
 
 #define ZK_WHO "ZooKeeperClient"
 #define ZK_PATH_MAX 1024
+/* zk_destroy waits this long at most for the operations in flight to complete. */
+#define ZK_CLOSE_DRAIN_MS 1000
 
 /* One operation in flight; its address is the C client's completion context. */
 struct zk_pending {
@@ -93,6 +96,15 @@ struct zk {
     struct zk_watcher *watchers;
     pthread_mutex_t mu;
     struct zk_event *head, *tail;   /* under mu */
+    struct zk_event *dispatching;   /* the rest of the batch zk_dispatch took off the queue */
+    /* An expired session's handle, kept open until its operations' completions came (the
+     * client fails them all at the expiry; 3.8's zookeeper_close drops those it has not
+     * delivered yet), then closed; closed anyway after a session timeout. */
+    zhandle_t *retiring;
+    struct zk_handle_ctx *retiring_ctx;
+    uint64_t retiring_gen;
+    uint64_t retiring_timer;
+    bool closing;                   /* zk_destroy runs: no new operation, no new session */
 };
 
 /* ---- client threads: copy, queue, wake ---- */
@@ -341,14 +353,9 @@ static void chroot_next(struct zk *z)
     }
 }
 
-/* After zookeeper_close of handle gen, whose threads are gone: its operations that never
- * completed and its watches that will never fire are freed now (not at zk_destroy), so that
- * sessions replaced one after another hold no memory. Those with a queued event are freed when
- * it is dispatched. */
-static void purge_closed_handle(struct zk *z, uint64_t gen)
+static void mark_queued(struct zk_event *ev)
 {
-    pthread_mutex_lock(&z->mu);
-    for (struct zk_event *ev = z->head; ev; ev = ev->next) {
+    for (; ev; ev = ev->next) {
         if (ev->kind == ZK_EV_WATCH)
             ev->watcher->queued = true;
         else if (ev->kind == ZK_EV_DONE) {
@@ -357,16 +364,30 @@ static void purge_closed_handle(struct zk *z, uint64_t gen)
                 ev->op->watcher->queued = true;
         }
     }
+}
+
+/* After zookeeper_close of handle gen, whose threads are gone: its operations that never
+ * completed and its watches that will never fire are freed now (not at zk_destroy), so that
+ * sessions replaced one after another hold no memory. Those with an event still to dispatch
+ * (queued, or later in the batch being dispatched: an expiry often arrives in one batch with
+ * completions of the same session) are freed when it is dispatched. An operation dropped here
+ * is completed with ZK_SESSION_EXPIRED_ERR when notify (zk.h: every completion arrives). */
+static void purge_closed_handle(struct zk *z, uint64_t gen, bool notify)
+{
+    mark_queued(z->dispatching);
+    pthread_mutex_lock(&z->mu);
+    mark_queued(z->head);
     pthread_mutex_unlock(&z->mu);
+    struct zk_pending *dropped = NULL;
     for (struct zk_pending *op = z->pending, *next; op; op = next) {
         next = op->next;
         if (op->gen == gen && !op->queued) {
             if (op->watcher && !op->watcher->queued)
                 watcher_unlink_free(z, op->watcher);
+            op->watcher = NULL;
             pending_unlink(z, op);
-            free(op->created);
-            free(op->path);
-            free(op);
+            op->next = dropped;
+            dropped = op;
         }
     }
     for (struct zk_watcher *w = z->watchers, *next; w; w = next) {
@@ -374,12 +395,71 @@ static void purge_closed_handle(struct zk *z, uint64_t gen)
         if (w->gen == gen && !w->queued)
             watcher_unlink_free(z, w);
     }
+    while (dropped) {
+        struct zk_pending *op = dropped;
+        dropped = op->next;
+        if (notify && !op->internal && op->done) {
+            struct zk_result res = {.rc = ZK_SESSION_EXPIRED_ERR, .session_gen = op->gen,
+                                    .path = op->path, .multi_failed_index = -1};
+            op->done(op->arg, &res);
+        }
+        free(op->created);
+        free(op->path);
+        free(op);
+    }
+}
+
+static bool has_pending(const struct zk *z, uint64_t gen)
+{
+    for (const struct zk_pending *op = z->pending; op; op = op->next)
+        if (op->gen == gen)
+            return true;
+    return false;
+}
+
+/* Closes the expired session's handle (joining its threads) and frees what it left. */
+static void close_retiring(struct zk *z, bool notify)
+{
+    if (z->retiring == NULL)
+        return;
+    if (z->retiring_timer)
+        loop_timer_cancel(z->loop, z->retiring_timer);
+    z->retiring_timer = 0;
+    zookeeper_close(z->retiring);
+    free(z->retiring_ctx);
+    z->retiring = NULL;
+    z->retiring_ctx = NULL;
+    purge_closed_handle(z, z->retiring_gen, notify);
+}
+
+static void on_retiring_timeout(struct loop *l, void *arg)
+{
+    (void)l;
+    struct zk *z = arg;
+    z->retiring_timer = 0;
+    if (z->retiring && has_pending(z, z->retiring_gen))
+        LOG_WARN(ZK_WHO, "operations of the expired session still had no completion after %d ms; "
+                 "failing them", z->session_timeout_ms);
+    close_retiring(z, true);
+}
+
+/* The current handle's session expired: it retires (one at a time) and a new one starts. */
+static void retire_current(struct zk *z)
+{
+    close_retiring(z, true);
+    z->retiring = z->zh;
+    z->retiring_ctx = z->hctx;
+    z->retiring_gen = z->gen;
+    z->zh = NULL;
+    z->hctx = NULL;
+    z->retiring_timer = loop_timer_add(z->loop, mono_ms() + z->session_timeout_ms,
+                                       on_retiring_timeout, z);
 }
 
 static void on_session_event(struct zk *z, struct zk_event *ev)
 {
-    if (ev->gen != z->gen)
-        return; /* a replaced handle's */
+    if (ev->gen != z->gen || z->closing)
+        return; /* a replaced handle's, or no new session at the end */
     if (ev->state == ZOO_CONNECTED_STATE) {
         const clientid_t *id = zoo_client_id(z->zh);
         z->session_id = id ? id->client_id : 0;
@@ -399,11 +479,7 @@ static void on_session_event(struct zk *z, struct zk_event *ev)
                  (unsigned long long)z->session_id);
         z->connected = false;
         zk_report_session(z, ZK_SESSION_EXPIRED);
-        zookeeper_close(z->zh);
-        free(z->hctx);
-        z->zh = NULL;
-        z->hctx = NULL;
-        purge_closed_handle(z, z->gen);
+        retire_current(z);
         if (zk_start_handle(z) != 0)
             LOG_ERROR(ZK_WHO, "cannot start a new ZooKeeper session: %s", strerror(errno));
     } else if (ev->state == ZOO_AUTH_FAILED_STATE) {
@@ -483,12 +559,14 @@ void zk_dispatch(struct zk *z)
     uint64_t n;
     while (read(z->efd, &n, sizeof(n)) < 0 && errno == EINTR) {
     }
+    GREGOR_ASSERT(z->dispatching == NULL);
     pthread_mutex_lock(&z->mu);
-    struct zk_event *ev = z->head;
+    z->dispatching = z->head;
     z->head = z->tail = NULL;
     pthread_mutex_unlock(&z->mu);
-    while (ev) {
-        struct zk_event *next = ev->next;
+    while (z->dispatching) {
+        struct zk_event *ev = z->dispatching;
+        z->dispatching = ev->next;
         if (ev->kind == ZK_EV_SESSION)
             on_session_event(z, ev);
         else if (ev->kind == ZK_EV_DONE)
@@ -496,8 +574,9 @@ void zk_dispatch(struct zk *z)
         else
             on_watch_event(z, ev);
         zk_event_free(ev);
-        ev = next;
     }
+    if (z->retiring && !has_pending(z, z->retiring_gen))
+        close_retiring(z, true);
 }
 
 static void zk_on_efd(struct loop *l, int fd, void *arg, unsigned events)
@@ -586,12 +665,37 @@ struct zk *zk_create(struct loop *loop, const char *connect, int session_timeout
     return z;
 }
 
+/* Lets the operations in flight complete (their callbacks run; new operations are refused
+ * with ZK_CLOSING), for at most ZK_CLOSE_DRAIN_MS: libzookeeper_mt 3.8's zookeeper_close drops
+ * the completions its thread has not delivered yet, leaking them. */
+static void drain_before_close(struct zk *z)
+{
+    z->closing = true;
+    int64_t deadline = mono_ms() + ZK_CLOSE_DRAIN_MS;
+    while (z->inflight > 0) {
+        int64_t left = deadline - mono_ms();
+        if (left <= 0) {
+            LOG_WARN(ZK_WHO, "%d ZooKeeper operations still in flight at the close", z->inflight);
+            return;
+        }
+        struct pollfd p = {.fd = z->efd, .events = POLLIN};
+        if (poll(&p, 1, (int)left) > 0)
+            zk_dispatch(z);
+    }
+}
+
 void zk_destroy(struct zk *z)
 {
     if (z == NULL)
         return;
+    drain_before_close(z);
     /* Joins the client's threads: no callback runs after this (pending completions may run
      * from here, with ZCLOSING: they are only queued). */
+    if (z->retiring_timer)
+        loop_timer_cancel(z->loop, z->retiring_timer);
+    if (z->retiring)
+        zookeeper_close(z->retiring);
+    free(z->retiring_ctx);
     if (z->zh)
         zookeeper_close(z->zh);
     free(z->hctx);
@@ -623,8 +727,8 @@ int64_t zk_session_id(const struct zk *z) { return z->session_id; }
 static struct zk_pending *pending_new(struct zk *z, const char *path, zk_done_fn done, void *arg,
                                       int nops, int *rc)
 {
-    if (z->zh == NULL) {
-        *rc = ZK_CONNECTION_LOSS;
+    if (z->zh == NULL || z->closing) {
+        *rc = z->closing ? ZK_CLOSING : ZK_CONNECTION_LOSS;
         return NULL;
     }
     if (z->inflight >= ZK_INFLIGHT_MAX) {

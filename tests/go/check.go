@@ -1,6 +1,7 @@
 // check drives a gregor broker with franz-go (tests/integration/test_franz_go.py).
 //
 //	check BOOTSTRAP produce-consume|admin [count]
+//	check BOOTSTRAP cluster-roundtrip count topic consume-bootstrap prefix
 //
 // produce-consume: creates a 3-partition topic, produces keyed records with headers through
 // franz-go's default producer (idempotent, acks=all) in zstd batches to explicit partitions,
@@ -9,6 +10,11 @@
 // and the end offsets (ListOffsets) with what was produced.
 // admin: metadata, CreateTopics (also an existing one), topic configs, CreatePartitions,
 // ListGroups/DescribeGroups of a live group, DeleteTopics.
+// cluster-roundtrip: an existing multi-partition topic on a cluster: the default producer,
+// seeded with BOOTSTRAP, sends keyed records to partition i % P; a direct consumer (no group)
+// seeded with another broker reads every partition from the start up to its end offset; the
+// records with this run's prefix must be exactly the acked ones (partition, offset, key,
+// value), once each, in order.
 // Prints one "OK <mode> k=v ..." line and exits 0, or "FAIL: ..." and exits 1.
 package main
 
@@ -239,6 +245,80 @@ func adminCheck(ctx context.Context, bootstrap string) string {
 		listed, after, remaining, described.State)
 }
 
+func clusterRoundtrip(ctx context.Context, bootstrap string, count int, topic, consumeFrom,
+	prefix string) string {
+	admin := kadm.NewClient(newClient(consumeFrom))
+	defer admin.Close()
+	md := must(admin.ListTopics(ctx, topic))
+	partitions := len(md[topic].Partitions)
+	check(md[topic].Err == nil && partitions > 1, "%s: %d partitions, err %v", topic, partitions,
+		md[topic].Err)
+
+	producer := newClient(bootstrap, kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(5*time.Millisecond))
+	records := make([]*kgo.Record, 0, count)
+	for i := 0; i < count; i++ {
+		records = append(records, &kgo.Record{Topic: topic, Partition: int32(i % partitions),
+			Key: []byte(prefix + "-k" + strconv.Itoa(i)), Value: []byte(prefix + "-value-" + strconv.Itoa(i))})
+	}
+	perr := producer.ProduceSync(ctx, records...).FirstErr()
+	check(perr == nil, "produce: %v", perr)
+	producer.Close()
+	acked := map[string]*kgo.Record{}
+	for _, r := range records {
+		check(r.Offset >= 0, "produce: record %s has no offset", r.Key)
+		acked[fmt.Sprintf("%d/%d", r.Partition, r.Offset)] = r
+	}
+
+	ends := must(admin.ListEndOffsets(ctx, topic))
+	want := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		check(o.Err == nil, "ListEndOffsets %s-%d: %v", topic, o.Partition, o.Err)
+		if o.Offset > 0 {
+			want[o.Partition] = o.Offset
+		}
+	})
+	starts := map[string]map[int32]kgo.Offset{topic: {}}
+	for p := int32(0); p < int32(partitions); p++ {
+		starts[topic][p] = kgo.NewOffset().AtStart()
+	}
+	consumer := newClient(consumeFrom, kgo.ConsumePartitions(starts), kgo.FetchMaxWait(500*time.Millisecond))
+	defer consumer.Close()
+	next := map[int32]int64{}
+	got, others := 0, 0
+	deadline := time.Now().Add(60 * time.Second)
+	for len(want) > 0 {
+		check(time.Now().Before(deadline), "consumer timed out: partitions left %v", want)
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		fetches := consumer.PollFetches(pctx)
+		cancel()
+		fetches.EachError(func(t string, p int32, err error) {
+			check(errors.Is(err, context.DeadlineExceeded), "fetch %s-%d: %v", t, p, err)
+		})
+		fetches.EachRecord(func(r *kgo.Record) {
+			check(r.Offset == next[r.Partition], "partition %d: offset %d, expected %d", r.Partition,
+				r.Offset, next[r.Partition])
+			next[r.Partition] = r.Offset + 1
+			if next[r.Partition] >= want[r.Partition] {
+				delete(want, r.Partition)
+			}
+			if !strings.HasPrefix(string(r.Value), prefix+"-value-") {
+				others++
+				return
+			}
+			k := fmt.Sprintf("%d/%d", r.Partition, r.Offset)
+			s, ok := acked[k]
+			check(ok, "read %s at %s: not acked there (or read twice)", r.Value, k)
+			check(string(s.Key) == string(r.Key) && string(s.Value) == string(r.Value),
+				"at %s: read %s=%s, acked %s=%s", k, r.Key, r.Value, s.Key, s.Value)
+			delete(acked, k)
+			got++
+		})
+	}
+	check(len(acked) == 0, "%d acked records never read", len(acked))
+	return fmt.Sprintf("produced=%d consumed=%d others=%d partitions=%d", count, got, others, partitions)
+}
+
 func main() {
 	if len(os.Args) < 3 {
 		fmt.Fprintln(os.Stderr, "usage: check BOOTSTRAP produce-consume|admin [count]")
@@ -266,6 +346,9 @@ func main() {
 		line = produceConsume(ctx, bootstrap, count)
 	case "admin":
 		line = adminCheck(ctx, bootstrap)
+	case "cluster-roundtrip":
+		check(len(os.Args) == 7, "cluster-roundtrip count topic consume-bootstrap prefix")
+		line = clusterRoundtrip(ctx, bootstrap, count, os.Args[4], os.Args[5], os.Args[6])
 	default:
 		fmt.Fprintln(os.Stderr, "unknown mode "+mode)
 		os.Exit(2)

@@ -18,6 +18,13 @@
 //                       options: count=N per phase (default 600), assignor=uniform|range
 //   admin               createTopics, listTopics, describeTopics, describeConfigs,
 //                       createPartitions, deleteTopics, describeCluster.
+//   cluster-roundtrip   an existing multi-partition topic on a cluster: the default producer,
+//                       bootstrapped from BOOTSTRAP, sends keyed records with headers to
+//                       partition i % P; a consumer bootstrapped from another broker (assign,
+//                       no group) reads every partition from the beginning to its end offset;
+//                       the records with this run's prefix must be exactly the acked ones
+//                       (partition, offset, key, value, headers), once each, in order.
+//                       options: topic=T, consume=BOOTSTRAP2, count=N (default 1200), prefix=S
 //
 // Prints one summary line starting with "OK <mode>" and exits 0, or prints "FAIL: ..." and
 // exits 1 on any mismatch or client error.
@@ -110,6 +117,11 @@ public final class GregorClientCheck {
                     break;
                 case "admin":
                     admin(bootstrap);
+                    break;
+                case "cluster-roundtrip":
+                    clusterRoundtrip(bootstrap, opts.get("consume"), opts.get("topic"),
+                            Integer.parseInt(opts.getOrDefault("count", "1200")),
+                            opts.getOrDefault("prefix", "java"));
                     break;
                 default:
                     System.err.println("unknown mode " + argv[0]);
@@ -319,6 +331,63 @@ public final class GregorClientCheck {
             per.append(p == 0 ? "" : ",").append(expected.getOrDefault(p, List.of()).size());
         System.out.printf("OK produce-idempotent produced=%d consumed=%d end_offsets=%d partitions=%d per_partition=%s%n",
                 sent.size(), got.values().stream().mapToInt(List::size).sum(), endSum, partitions, per);
+    }
+
+    static void clusterRoundtrip(String bootstrap, String consumeBootstrap, String topic, int count,
+                                 String prefix) throws Exception {
+        check(topic != null && consumeBootstrap != null, "cluster-roundtrip needs topic= and consume=");
+        List<Sent> sent = new ArrayList<>(count);
+        int partitions;
+        try (KafkaProducer<byte[], byte[]> producer = newProducer(bootstrap, null)) {
+            partitions = producer.partitionsFor(topic).size();
+            check(partitions > 1, "%s: %d partition(s), expected several", topic, partitions);
+            List<Future<RecordMetadata>> futures = new ArrayList<>(count);
+            List<Headers> hdrs = new ArrayList<>(count);
+            for (int i = 0; i < count; i++) {
+                Headers h = headersFor(i);
+                hdrs.add(h);
+                futures.add(producer.send(new ProducerRecord<>(topic, i % partitions, b(prefix + "-k" + i),
+                        b(prefix + "-value-" + i), h)));
+            }
+            producer.flush();
+            for (int i = 0; i < count; i++) {
+                RecordMetadata md = futures.get(i).get(TIMEOUT_S, TimeUnit.SECONDS);
+                check(md.hasOffset() && md.partition() == i % partitions, "record %d: partition %d offset %s", i,
+                        md.partition(), md.hasOffset() ? md.offset() : "none");
+                sent.add(new Sent(prefix + "-k" + i, prefix + "-value-" + i, headerList(hdrs.get(i)),
+                        md.partition(), md.offset()));
+            }
+        }
+        Map<Integer, List<Sent>> expected = byPartition(sent);
+        List<TopicPartition> tps = new ArrayList<>();
+        for (int p = 0; p < partitions; p++) tps.add(new TopicPartition(topic, p));
+        Map<Integer, List<ConsumerRecord<byte[], byte[]>>> got = new HashMap<>();
+        int others = 0;
+        try (KafkaConsumer<byte[], byte[]> c = newConsumer(consumeBootstrap, null)) {
+            c.assign(tps);
+            c.seekToBeginning(tps);
+            Map<TopicPartition, Long> end = c.endOffsets(tps, Duration.ofSeconds(TIMEOUT_S));
+            long deadline = System.currentTimeMillis() + 60000;
+            Set<TopicPartition> left = new HashSet<>();
+            for (TopicPartition tp : tps) if (end.get(tp) > 0) left.add(tp);
+            while (!left.isEmpty()) {
+                check(System.currentTimeMillis() < deadline, "timed out reading to the end offsets %s: left %s", end, left);
+                for (ConsumerRecord<byte[], byte[]> r : c.poll(Duration.ofMillis(500))) {
+                    String v = s(r.value());
+                    if (v != null && v.startsWith(prefix + "-value-"))
+                        got.computeIfAbsent(r.partition(), k -> new ArrayList<>()).add(r);
+                    else
+                        others++;
+                }
+                left.removeIf(tp -> c.position(tp) >= end.get(tp));
+            }
+        }
+        compare("cluster-roundtrip", expected, got);
+        StringBuilder per = new StringBuilder();
+        for (int p = 0; p < partitions; p++)
+            per.append(p == 0 ? "" : ",").append(got.getOrDefault(p, List.of()).size());
+        System.out.printf("OK cluster-roundtrip produced=%d consumed=%d others=%d partitions=%d per_partition=%s%n",
+                sent.size(), got.values().stream().mapToInt(List::size).sum(), others, partitions, per);
     }
 
     static void group(String bootstrap, int count, String protocol) throws Exception {
