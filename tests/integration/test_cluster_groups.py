@@ -5,7 +5,7 @@ offsets.topic.replication.factor; FindCoordinator on every broker names the lead
 group's partition abs(javaStringHashCode(group)) % partitions; every group API on another broker
 answers NOT_COORDINATOR; a broker that becomes the leader of an offsets partition loads its
 groups (COORDINATOR_LOAD_IN_PROGRESS meanwhile) and one that stops leading lets them go. Each
-test uses its own chroot on one ZooKeeper server."""
+test uses its own chroot on one 3-node ZooKeeper ensemble (tests/cluster/zk_ensemble.py)."""
 import base64
 import json
 import socket
@@ -18,7 +18,8 @@ import pytest
 
 from conftest import Broker
 from kafka_wire import Reader, _request, cstr, flexible_call, s16, uvarint
-from zk_fixture import ZkReader, ZooKeeperServer, wait_until, zookeeper_available
+from cluster_fixture import ZkEnsemble
+from zk_fixture import ZkReader, wait_until, zookeeper_available
 
 if not zookeeper_available():
     pytest.fail("Debian's zookeeper package (java + jars) is not installed: make test-deps "
@@ -33,11 +34,15 @@ NOT_COORDINATOR = 16
 
 
 @pytest.fixture(scope="module")
-def zookeeper():
-    z = ZooKeeperServer()
-    z.start()
-    yield z
-    z.stop()
+def zookeeper(tmp_path_factory):
+    """A 3-node ensemble (issue 15: the group works across 3 brokers on a real ensemble); the
+    brokers get all three servers, the tests' readers the first."""
+    ens = ZkEnsemble.on_free_ports(str(tmp_path_factory.mktemp("zk")))
+    ens.start()
+    try:
+        yield ens
+    finally:
+        ens.stop()
 
 
 def start_cluster(tmp_path, zk, chroot, ids=(1, 2, 3), offsets_rf=1):

@@ -131,7 +131,7 @@ class ZkReader:
     """One session, requests one at a time (jute framing: int32 length, then the record)."""
 
     def __init__(self, connect, timeout_ms=10000):
-        host, port = connect.rsplit(":", 1)
+        host, port = connect.split(",")[0].rsplit(":", 1)  # an ensemble: its first server
         self.sock = socket.create_connection((host, int(port)), timeout=10)
         self.xid = 0
         self._send(struct.pack(">iqiq", 0, 0, timeout_ms, 0) + struct.pack(">i", 16) + b"\0" * 16
