@@ -1068,7 +1068,13 @@ static void state_written(void *arg, const struct zk_result *res)
     if (res->rc == ZK_OK || res->rc == ZK_NODE_EXISTS)
         return; /* the state's watch reads it */
     if (res->rc == ZK_BAD_VERSION && res->multi_failed_index == 0) {
-        /* the state changed meanwhile: its watch reads it, then the controller looks again */
+        /* The state changed meanwhile: its watch reads it, then the controller looks again;
+         * when that read came while this write was in flight (the state then was not due), it
+         * looks again now, or a leader set to -1 waits for the next change (an election round
+         * that began before its own previous write was read). */
+        if (t != NULL && p < t->npartitions &&
+            t->parts[p].state_version != t->parts[p].written_version)
+            controller_write_states(c);
         return;
     }
     if (res->rc == ZK_BAD_VERSION) {
@@ -1152,6 +1158,7 @@ static void write_epoch_read(void *arg, const struct zk_result *res)
                 if (rc != ZK_OK)
                     goto fail;
                 cp->writing = true;
+                cp->written_version = cp->state_version;
                 budget -= 2;
                 continue;
             }
