@@ -309,6 +309,7 @@ def test_follower_moves_hw_acks_all_isr_join_and_leave(cluster, zookeeper):
     time.sleep(0.5)
     assert "r" not in answer  # the follower holds 0..5, but its fetch offset says 5 so far
     err, hw, _start, offsets = fetch_v11(leader, topic, 6, FOLLOWER)
+    last_fetch = time.time()  # the follower's last fetch: the lag counts from here
     assert (err, hw, offsets) == (NONE, 6, [])
     th.join(10)
     assert answer["r"] == (NONE, 5)
@@ -318,12 +319,11 @@ def test_follower_moves_hw_acks_all_isr_join_and_leave(cluster, zookeeper):
     # is in sync however long ago it fetched, as Kafka's), held back by it until, after
     # replica.lag.time.max.ms, it leaves the ISR; then acks=all is refused again and acks=1
     # is visible at once.
-    t0 = time.time()
     assert produce(leader, topic, [b"f"], 1) == (NONE, 6)
     assert consumer_offsets(leader, topic, 6) == (6, [])
     wait_until(lambda: state(zookeeper, topic)["isr"] == [1], LAG_MS / 1000 + 10,
                what="the follower leaves the ISR")
-    assert time.time() - t0 >= LAG_MS / 1000 - 1
+    assert time.time() - last_fetch >= LAG_MS / 1000 - 0.5
     wait_until(lambda: consumer_offsets(leader, topic, 6) == (7, [6]), 5,
                what="the high watermark passes the record once the follower left")
     assert produce(leader, topic, [b"refused"], -1)[0] == NOT_ENOUGH_REPLICAS
@@ -378,6 +378,42 @@ def test_isr_shrinking_under_a_waiting_acks_all(cluster, zookeeper):
     assert time.time() - t0 >= LAG_MS / 1000 - 1
     assert state(zookeeper, topic)["isr"] == [1]
     assert consumer_offsets(leader, topic, 1) == (2, [1])
+
+
+def test_acks_all_waiting_when_leadership_moves(cluster, zookeeper):
+    """An acks=all produce waits for follower 3 (in the ISR, not fetching); the partition's
+    state then names 3 the leader in the next epoch (as an election writes it): broker 1 is a
+    follower now and answers the waiting produce NOT_LEADER_OR_FOLLOWER at once, as Kafka's
+    makeFollowers completes its delayed produces, not at the produce's timeout."""
+    leader = cluster[0]
+    topic = "replicated-moved"
+    create_on_1_and_3(cluster, zookeeper, topic)
+    assert fetch_v11(leader, topic, 0, FOLLOWER)[3] == [0]
+    fetch_v11(leader, topic, 1, FOLLOWER)
+    wait_until(lambda: state(zookeeper, topic)["isr"] == [1, FOLLOWER], 10, what="the follower joins")
+    answer = {}
+
+    def acks_all():
+        answer["r"] = produce_v7_timeout(leader, topic, [b"moved"], 30000)
+        answer["t"] = time.time()
+    th = threading.Thread(target=acks_all)
+    th.start()
+    time.sleep(1.0)
+    assert "r" not in answer
+    path = "%s/brokers/topics/%s/partitions/0/state" % (CHROOT, topic)
+    r = ZkReader(zookeeper.connect)
+    try:
+        data, stat = r.get(path)
+        st = json.loads(data)
+        st.update(leader=FOLLOWER, leader_epoch=st["leader_epoch"] + 1, isr=[FOLLOWER, 1])
+        r.set(path, json.dumps(st, separators=(",", ":")).encode(), stat["version"])
+    finally:
+        r.close()
+    t0 = time.time()
+    th.join(40)
+    assert answer["r"] == (NOT_LEADER_OR_FOLLOWER, -1)
+    assert answer["t"] - t0 < 5, "answered %.1f s after the leader changed" % (answer["t"] - t0)
+    assert produce(leader, topic, [b"x"], 1)[0] == NOT_LEADER_OR_FOLLOWER
 
 
 def test_diverging_last_fetched_epoch(cluster, zookeeper):
