@@ -733,11 +733,30 @@ static void state_changed(void *arg, enum zk_watch_type type, const char *path, 
     topics_step(c);
 }
 
+static void state_read_apply(struct cluster *c, const struct zk_result *res);
+
+/* A state read (exists, then get). Its watch may fire while the read is in flight (the
+ * leader's ISR writes come in quick succession): topics_step skipped it then, so it is set
+ * again here, with a new read; else every later change of this state went unseen. */
 static void state_read(void *arg, const struct zk_result *res)
 {
     struct cluster *c = arg;
     if (stale(c, res))
         return;
+    state_read_apply(c, res);
+    char name[CLUSTER_TOPIC_NAME_MAX];
+    int32_t p;
+    if ((res->rc != ZK_OK && res->rc != ZK_NO_NODE) ||
+        parse_topic_path(res->path, name, sizeof(name), &p) != 0 || p < 0)
+        return; /* an error retries later */
+    const struct cluster_topic *t = topic_slot(c, name);
+    if (t != NULL && p < t->npartitions && !t->parts[p].state_watch &&
+        !t->parts[p].state_inflight)
+        topics_step(c);
+}
+
+static void state_read_apply(struct cluster *c, const struct zk_result *res)
+{
     char name[CLUSTER_TOPIC_NAME_MAX];
     int32_t p;
     if (parse_topic_path(res->path, name, sizeof(name), &p) != 0 || p < 0)
