@@ -138,10 +138,15 @@ void replica_sync(struct broker *b)
             const struct cluster_partition *cp = i < ct->npartitions ? &ct->parts[i] : NULL;
             bool leads = cp != NULL && cp->state == CLUSTER_STATE_READ &&
                          cp->leader == b->cfg.node_id && cp->leader_epoch == p->leader_epoch;
-            if (leads)
+            if (leads) {
                 moved |= sync_partition(b, p, cp);
-            else if (p->repl.leading)
+            } else if (p->repl.leading) {
+                /* Its acks=all produces waiting for the high watermark are answered
+                 * NOT_LEADER_OR_FOLLOWER now, as Kafka's makeFollowers completes its delayed
+                 * produces (they waited for their timeout). */
                 partition_stop_leading(p);
+                moved = true;
+            }
         }
     }
     if (moved)

@@ -733,11 +733,30 @@ static void state_changed(void *arg, enum zk_watch_type type, const char *path, 
     topics_step(c);
 }
 
+static void state_read_apply(struct cluster *c, const struct zk_result *res);
+
+/* A state read (exists, then get). Its watch may fire while the read is in flight (the
+ * leader's ISR writes come in quick succession): topics_step skipped it then, so it is set
+ * again here, with a new read; else every later change of this state went unseen. */
 static void state_read(void *arg, const struct zk_result *res)
 {
     struct cluster *c = arg;
     if (stale(c, res))
         return;
+    state_read_apply(c, res);
+    char name[CLUSTER_TOPIC_NAME_MAX];
+    int32_t p;
+    if ((res->rc != ZK_OK && res->rc != ZK_NO_NODE) ||
+        parse_topic_path(res->path, name, sizeof(name), &p) != 0 || p < 0)
+        return; /* an error retries later */
+    const struct cluster_topic *t = topic_slot(c, name);
+    if (t != NULL && p < t->npartitions && !t->parts[p].state_watch &&
+        !t->parts[p].state_inflight)
+        topics_step(c);
+}
+
+static void state_read_apply(struct cluster *c, const struct zk_result *res)
+{
     char name[CLUSTER_TOPIC_NAME_MAX];
     int32_t p;
     if (parse_topic_path(res->path, name, sizeof(name), &p) != 0 || p < 0)
@@ -1068,7 +1087,13 @@ static void state_written(void *arg, const struct zk_result *res)
     if (res->rc == ZK_OK || res->rc == ZK_NODE_EXISTS)
         return; /* the state's watch reads it */
     if (res->rc == ZK_BAD_VERSION && res->multi_failed_index == 0) {
-        /* the state changed meanwhile: its watch reads it, then the controller looks again */
+        /* The state changed meanwhile: its watch reads it, then the controller looks again;
+         * when that read came while this write was in flight (the state then was not due), it
+         * looks again now, or a leader set to -1 waits for the next change (an election round
+         * that began before its own previous write was read). */
+        if (t != NULL && p < t->npartitions &&
+            t->parts[p].state_version != t->parts[p].written_version)
+            controller_write_states(c);
         return;
     }
     if (res->rc == ZK_BAD_VERSION) {
@@ -1152,6 +1177,7 @@ static void write_epoch_read(void *arg, const struct zk_result *res)
                 if (rc != ZK_OK)
                     goto fail;
                 cp->writing = true;
+                cp->written_version = cp->state_version;
                 budget -= 2;
                 continue;
             }

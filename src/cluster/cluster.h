@@ -43,6 +43,8 @@ struct cluster_partition {
     int32_t nisr;
     int32_t isr[CLUSTER_REPLICAS_MAX];
     int32_t state_version;                    /* the state znode's version */
+    int32_t written_version;                  /* the version the controller's write in flight
+                                               * (writing) is set at */
     bool state_watch, state_inflight, writing;
 };
 

@@ -33,12 +33,13 @@ def zookeeper():
     z.stop()
 
 
-def start_cluster(tmp_path, zk, chroot, ids=(1, 2, 3)):
+def start_cluster(tmp_path, zk, chroot, ids=(1, 2, 3), extra=None):
     brokers = []
     for i in ids:
         b = Broker(str(tmp_path / ("data%d" % i)),
-                   overrides={"broker.id": i, "zookeeper.connect": zk.connect + chroot,
-                              "zookeeper.session.timeout.ms": SESSION_MS})
+                   overrides=dict(extra or {}, **{"broker.id": i,
+                                                  "zookeeper.connect": zk.connect + chroot,
+                                                  "zookeeper.session.timeout.ms": SESSION_MS}))
         brokers.append(b)
         b.start()
     from confluent_kafka.admin import AdminClient

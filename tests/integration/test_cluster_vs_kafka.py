@@ -9,8 +9,7 @@ value types, and the describe output's line format (Kafka 3.9's TopicCommand is 
 gregor, to see what that tool prints for it).
 
 The differences that are gregor gaps not built yet are asserted as such, each with a comment:
-followers are not in the ISR with RF 2 (replication is issue 16), topic configs are not written
-to /config/topics/<t>, /controller is ControllerZNode v1 where Kafka 3.9 writes v2 (with
+/controller is ControllerZNode v1 where Kafka 3.9 writes v2 (with
 "kraftControllerEpoch": -1, its ZooKeeper-to-KRaft migration field), there is no /feature znode,
 and gregor's tool prints empty ELR fields where Kafka 3.9's prints N/A (ZooKeeper mode has none).
 The whole module is bounded: 10-16 s here (JVM heaps 256 MiB; every wait has a limit)."""
@@ -113,6 +112,17 @@ class Cluster:
                     return False
         return True
 
+    def isr_full(self, names):
+        """Every broker's Metadata has ISR == replicas for every partition of names."""
+        for b in self.brokers:
+            md = self.metadata(b, names)
+            for n in names:
+                t = md["topics"].get(n)
+                if t is None or any(sorted(p["isr"]) != sorted(p["replicas"])
+                                    for p in t["partitions"].values()):
+                    return False
+        return True
+
 
 def run_scenario(c):
     """The same steps for both kinds; returns what each step showed."""
@@ -123,6 +133,10 @@ def run_scenario(c):
                                              str(PARTITIONS), "--replication-factor", str(rf))
     wait_until(lambda: c.leaders_everywhere(list(TOPICS)), 30,
                what="%s: leaders for every partition on every broker" % c.kind)
+    # A follower joins the ISR at its first fetch (the logs are empty): both kinds get the same
+    # bounded wait before anything is compared.
+    wait_until(lambda: c.isr_full(list(TOPICS)), 30,
+               what="%s: every follower in the ISR on every broker" % c.kind)
     seen["metadata"] = [c.metadata(b) for b in c.brokers]
     seen["unknown"] = c.metadata(c.brokers[0], ["sbs-none"])
     for name in TOPICS:
@@ -236,18 +250,14 @@ def test_metadata_partitions_rf1_same_shape(observed):
         assert ks["leaders_per_broker"] == [3, 3]
 
 
-def test_metadata_partitions_rf2_isr_is_the_known_gap(observed):
+def test_metadata_partitions_rf2_same_shape_isr_both_replicas(observed):
     for g, k in zip(observed["gregor"]["metadata"], observed["kafka"]["metadata"]):
         gs, ks = partition_shape(g, "sbs-rf2"), partition_shape(k, "sbs-rf2")
         print("gregor", gs, "\nkafka ", ks)
-        # Kafka 3.9: the follower fetched and is in the ISR (Isr == Replicas).
+        # Both: the follower fetched and is in the ISR (Isr == Replicas), in leader epoch 0
+        # (an ISR change by the leader is no election).
         assert ks["per_partition"] == {(0, 0, (), 2, 2, True, True, "replicas")}
-        # gregor: the assignment has both replicas and the leader is the preferred one, but
-        # only the leader holds data: the ISR written is the leader alone. Known difference:
-        # followers and ISR changes are replication, issue 16.
-        assert gs["per_partition"] == {(0, 0, (), 2, 2, True, True, "leader only")}
-        for key in ("error", "internal", "topic_id_set", "partitions", "leaders_per_broker"):
-            assert gs[key] == ks[key], key
+        assert gs == ks
 
 
 # ---- znodes ----
@@ -279,7 +289,7 @@ def test_znodes_same_keys_and_types(observed, path):
     assert g == k
 
 
-def test_partition_states_same_keys_rf2_isr_known_gap(observed):
+def test_partition_states_same_keys_rf2_isr_both_replicas(observed):
     for p in range(PARTITIONS):
         path = "/brokers/topics/sbs-rf2/partitions/%d/state" % p
         g = json.loads(observed["gregor"]["znodes"][path][0])
@@ -289,8 +299,8 @@ def test_partition_states_same_keys_rf2_isr_known_gap(observed):
         reps = {kind: json.loads(observed[kind]["znodes"]["/brokers/topics/sbs-rf2"][0])
                 ["partitions"][str(p)] for kind in ("gregor", "kafka")}
         assert k["isr"] == reps["kafka"] and k["leader"] == reps["kafka"][0]
-        # Known difference (replication is issue 16): gregor's ISR is the leader alone.
-        assert g["isr"] == [g["leader"]] and g["leader"] == reps["gregor"][0]
+        # The leader wrote the follower's joining: the ISR is the replicas, in the same order.
+        assert g["isr"] == reps["gregor"] and g["leader"] == reps["gregor"][0]
 
 
 def test_controller_znode_known_differences(observed):

@@ -19,13 +19,15 @@ from conftest import Broker
 from kafka_wire import produce_v7, record_batch
 from test_cluster_topics import (create, fetch_v4, leaders_seen, list_offsets_v1, start_cluster,
                                  stop_all, zk_json)
-from zk_fixture import ZooKeeperServer, wait_until, zookeeper_available
+from zk_fixture import ZkReader, ZooKeeperServer, wait_until, zookeeper_available
 
 if not zookeeper_available():
     pytest.fail("Debian's zookeeper package (java + jars) is not installed: make test-deps "
                 "installs it", pytrace=False)
 
+OFFSET_OUT_OF_RANGE = 1
 NOT_LEADER_OR_FOLLOWER = 6
+LAG_MS = 3000
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +137,10 @@ def test_followers_hold_the_leaders_batches_byte_for_byte(tmp_path, zookeeper):
 
 
 def test_follower_stopped_and_restarted_catches_up(tmp_path, zookeeper):
-    brokers = start_cluster(tmp_path, zookeeper, "/follow2")
+    # The idempotent producer's acks=all waits for the stopped follower until it leaves the ISR
+    # (the leader's lag check: the controller does not take a dead follower out of the ISR).
+    brokers = start_cluster(tmp_path, zookeeper, "/follow2",
+                            extra={"replica.lag.time.max.ms": LAG_MS})
     try:
         create(brokers[0], "catch", 1, 3)
         seen = wait_until(lambda: leaders_seen(brokers[0], "catch"), 15, what="leader")
@@ -166,19 +171,25 @@ def test_divergent_tail_is_truncated_through_offset_for_leader_epoch(tmp_path, z
         lid = seen[0][0]
         leader = ids[lid]
         follower = next(b for b in brokers if b is not leader)
+        rid, running = next((i, b) for i, b in ids.items() if b is not leader and b is not follower)
         for i in range(10):
             assert produce_v7(leader.bootstrap, "div", 0, record_batch([b"e0-%d" % i]), acks=1)[0] == 0
         wait_until(lambda: replicas_match(brokers, "div", 0, 10), 30, what="epoch 0 replicated")
-        follower.stop()
-        # The leader goes and comes back: it leads again in a newer epoch (offline at 1, 2).
         state = "/follow3/brokers/topics/div/partitions/0/state"
+        wait_until(lambda: sorted(zk_json(zookeeper, state)["isr"]) == sorted(ids), 20,
+                   what="both followers in the ISR")
+        follower.stop()
+        # The leader goes: the controller elects the running follower, the one live ISR member
+        # (the stopped follower is still in the ISR, but not registered), in a newer epoch.
         leader.stop()
-        wait_until(lambda: zk_json(zookeeper, state)["leader"] == -1, 20, what="offline")
-        leader.start()
-        wait_until(lambda: zk_json(zookeeper, state)["leader"] == lid, 20, what="leads again")
-        assert zk_json(zookeeper, state)["leader_epoch"] == 2
+        wait_until(lambda: zk_json(zookeeper, state)["leader"] == rid, 20,
+                   what="the running follower elected")
+        new_epoch = zk_json(zookeeper, state)["leader_epoch"]
+        assert new_epoch >= 1
+        leader.start()  # it follows the new leader
+        leader = running
         wait_until(lambda: produce_v7(leader.bootstrap, "div", 0, record_batch([b"e2-0"]),
-                                      acks=1)[0] == 0, 20, what="the leader serving")
+                                      acks=1)[0] == 0, 20, what="the new leader serving")
         for i in range(1, 10):
             assert produce_v7(leader.bootstrap, "div", 0, record_batch([b"e2-%d" % i]), acks=1)[0] == 0
         # While the follower is down its log gets 5 batches of epoch 0 at offsets 10..14 that the
@@ -193,7 +204,7 @@ def test_divergent_tail_is_truncated_through_offset_for_leader_epoch(tmp_path, z
             assert alone.stop() == 0
         tail = batches(log_bytes(follower, "div", 0))
         assert [b[0] for b in tail][-5:] == [10, 11, 12, 13, 14] and tail[-1][2] == 0
-        assert [b[2] for b in batches(log_bytes(leader, "div", 0))][10:] == [2] * 10
+        assert [b[2] for b in batches(log_bytes(leader, "div", 0))][10:] == [new_epoch] * 10
         follower.start()
         wait_until(lambda: replicas_match(brokers, "div", 0, 20), 30,
                    what="the follower's divergent tail replaced by the leader's records")
@@ -224,7 +235,11 @@ def test_leader_change_moves_the_followers(tmp_path, zookeeper):
         state = zk_json(zookeeper, path)
         new_state = dict(state, leader=new_id, leader_epoch=state["leader_epoch"] + 1,
                          isr=[new_id] + [i for i in sorted(ids) if i != new_id])
-        zookeeper.zkcli("set", path, json.dumps(new_state, separators=(",", ":")))
+        r = ZkReader(zookeeper.connect)
+        try:
+            r.set(path, json.dumps(new_state, separators=(",", ":")).encode())
+        finally:
+            r.close()
         wait_until(lambda: all((leaders_seen(b, "move") or {}).get(0, (None,))[0] == new_id
                                for b in brokers), 20, what="every broker sees the new leader")
         wait_until(lambda: produce_v7(ids[new_id].bootstrap, "move", 0, record_batch([b"b0"]),
@@ -260,7 +275,10 @@ def delete_records_v0(b, topic, partition, offset):
 
 
 def test_follower_behind_the_leaders_log_start_starts_over_there(tmp_path, zookeeper):
-    brokers = start_cluster(tmp_path, zookeeper, "/follow5")
+    # DeleteRecords moves the log start up to the high watermark at most (Kafka's
+    # OFFSET_OUT_OF_RANGE past it), which the stopped follower holds until it leaves the ISR.
+    brokers = start_cluster(tmp_path, zookeeper, "/follow5",
+                            extra={"replica.lag.time.max.ms": LAG_MS})
     try:
         create(brokers[0], "gone", 1, 3)
         seen = wait_until(lambda: leaders_seen(brokers[0], "gone"), 15, what="leader")
@@ -276,7 +294,12 @@ def test_follower_behind_the_leaders_log_start_starts_over_there(tmp_path, zooke
         batch = record_batch([b"b%d" % i for i in range(5)])
         assert produce_v7(leader.bootstrap, "gone", 0, batch, acks=1)[0] == 0
         assert produce_v7(leader.bootstrap, "gone", 0, record_batch([b"c"]), acks=1)[0] == 0
-        assert delete_records_v0(leader, "gone", 0, 12) == (0, 12)
+        assert delete_records_v0(leader, "gone", 0, 12) == (OFFSET_OUT_OF_RANGE, -1)
+        state = "/follow5/brokers/topics/gone/partitions/0/state"
+        wait_until(lambda: follower.overrides["broker.id"] not in zk_json(zookeeper, state)["isr"],
+                   LAG_MS / 1000 + 10, what="the stopped follower leaves the ISR")
+        wait_until(lambda: delete_records_v0(leader, "gone", 0, 12) == (0, 12), 10,
+                   what="DeleteRecords once the high watermark passed 12")
         wait_until(lambda: replicas_match([leader, running], "gone", 0, 16), 30, what="replicated")
         wait_until(lambda: "Incremented log start offset to 12" in open(running.log_path, "rb")
                    .read().decode(errors="replace"), 10, what="the running follower's log start")

@@ -1,7 +1,8 @@
-"""The leader's side of replication (issue 16, first piece) on a real ZooKeeper with two real
-gregor brokers: topics assigned [1, 2] are led by broker 1, and this test acts as follower
-broker 2 over the raw wire (Fetch with replica id 2; the real broker 2 does not fetch yet).
-The high watermark is the least log end of the ISR: consumers see nothing past it, acks=all is
+"""The leader's side of replication (issue 16) on a real ZooKeeper with two real gregor brokers
+and a third broker id, 3, whose registration (/brokers/ids/3, ephemeral) the test holds itself:
+topics assigned [1, 3] are led by broker 1, and this test acts as follower 3 over the raw wire
+(Fetch with replica id 3), so each of its fetches is a step the test chooses; the real broker 2
+is assigned nothing here and fetches nothing. The high watermark is the least log end of the ISR: consumers see nothing past it, acks=all is
 answered once the follower's fetch passed the batch, the follower joins the ISR (the partition's
 state znode) once caught up and leaves it after replica.lag.time.max.ms without fetching,
 min.insync.replicas=2 then refuses acks=all (NOT_ENOUGH_REPLICAS), a replica not assigned is
@@ -9,6 +10,7 @@ refused, a diverging last fetched epoch gets the leader's epoch end (KIP-320), a
 watermark is checkpointed every replica.high.watermark.checkpoint.interval.ms."""
 import json
 import os
+import re
 import socket
 import struct
 import threading
@@ -34,6 +36,7 @@ NOT_ENOUGH_REPLICAS = 19
 NOT_ENOUGH_REPLICAS_AFTER_APPEND = 20
 UNKNOWN_LEADER_EPOCH = 75
 CHROOT = "/replication-leader"
+FOLLOWER = 3  # the broker id the test registers and plays
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +71,52 @@ def cluster(tmp_path_factory, zookeeper):
                 return False
         return True
     wait_until(both_listed, 20, what="both brokers list each other and a controller")
-    yield brokers
-    for b in brokers:
+    fake = FakeRegistration(zookeeper)
+
+    def all_listed():
+        return all(sorted(AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10)
+                          .brokers) == [1, 2, FOLLOWER] for b in brokers)
+    try:
+        wait_until(all_listed, 20, what="both brokers list broker %d" % FOLLOWER)
+        yield brokers
+    finally:
+        fake.close()
+        for b in brokers:
+            try:
+                b.stop()
+            except Exception:
+                pass
+
+
+class FakeRegistration:
+    """/brokers/ids/<FOLLOWER> held by this test's own ZooKeeper session (pinged every second
+    by a thread): broker 2's registration JSON with the port of a socket nobody listens on."""
+
+    def __init__(self, zk):
+        from conftest import free_port
+        r = ZkReader(zk.connect)
         try:
-            b.stop()
-        except Exception:
-            pass
+            reg = json.loads(r.get("%s/brokers/ids/2" % CHROOT)[0])
+        finally:
+            r.close()
+        port = free_port()
+        reg["port"] = port
+        reg["endpoints"] = [re.sub(r":\d+$", ":%d" % port, e) for e in reg["endpoints"]]
+        self.session = ZkReader(zk.connect, SESSION_MS)
+        self.session.create("%s/brokers/ids/%d" % (CHROOT, FOLLOWER),
+                            json.dumps(reg).encode(), ephemeral=True)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._keep_alive, daemon=True)
+        self.thread.start()
+
+    def _keep_alive(self):
+        while not self.stopping.wait(1.0):
+            self.session.ping()
+
+    def close(self):
+        self.stopping.set()
+        self.thread.join(10)
+        self.session.close()
 
 
 def state(zk, topic, partition=0):
@@ -85,13 +128,13 @@ def state(zk, topic, partition=0):
     return json.loads(data)
 
 
-def create_on_1_and_2(cluster, zk, topic):
-    """A topic with one partition assigned [1, 2]: the controller makes broker 1 its leader
-    with ISR [1]; broker 1 serves it once it opened it."""
-    # CreateTopics v4 with an explicit assignment (partition 0 on [1, 2]).
+def create_on_1_and_3(cluster, zk, topic):
+    """A topic with one partition assigned [1, FOLLOWER]: the controller makes broker 1 its
+    leader with ISR [1]; broker 1 serves it once it opened it."""
+    # CreateTopics v4 with an explicit assignment (partition 0 on [1, FOLLOWER]).
     name = topic.encode()
     body = struct.pack(">ih", 1, len(name)) + name + struct.pack(">ih", -1, -1)
-    body += struct.pack(">iiiii", 1, 0, 2, 1, 2) + struct.pack(">i", 0)
+    body += struct.pack(">iiiii", 1, 0, 2, 1, FOLLOWER) + struct.pack(">i", 0)
     body += struct.pack(">ib", 20000, 0)
     host, port = cluster[0].bootstrap.split(":")
     with socket.create_connection((host, int(port)), timeout=30) as s:
@@ -217,7 +260,7 @@ def real_consumer_reads(b, topic, seconds=3.0):
 def test_follower_moves_hw_acks_all_isr_join_and_leave(cluster, zookeeper):
     leader = cluster[0]
     topic = "replicated"
-    create_on_1_and_2(cluster, zookeeper, topic)   # offset 0: the warm-up record
+    create_on_1_and_3(cluster, zookeeper, topic)   # offset 0: the warm-up record
     # min.insync.replicas=2 with ISR [1]: acks=all is refused before the append.
     assert produce(leader, topic, [b"refused"], -1)[0] == NOT_ENOUGH_REPLICAS
     for v in (b"a", b"b"):
@@ -226,11 +269,11 @@ def test_follower_moves_hw_acks_all_isr_join_and_leave(cluster, zookeeper):
     hw, offsets = consumer_offsets(leader, topic, 0)
     assert (hw, offsets) == (3, [0, 1, 2])
     # The follower fetches everything, then from the log end: caught up, it joins the ISR.
-    err, hw, _start, offsets = fetch_v11(leader, topic, 0, 2)
+    err, hw, _start, offsets = fetch_v11(leader, topic, 0, FOLLOWER)
     assert (err, offsets) == (NONE, [0, 1, 2])
-    err, hw, _start, offsets = fetch_v11(leader, topic, 3, 2)
+    err, hw, _start, offsets = fetch_v11(leader, topic, 3, FOLLOWER)
     assert (err, hw, offsets) == (NONE, 3, [])
-    wait_until(lambda: state(zookeeper, topic)["isr"] == [1, 2], 10,
+    wait_until(lambda: state(zookeeper, topic)["isr"] == [1, FOLLOWER], 10,
                what="the follower joins the ISR in ZooKeeper")
     st = state(zookeeper, topic)
     assert st["leader"] == 1 and st["leader_epoch"] == 0
@@ -256,16 +299,17 @@ def test_follower_moves_hw_acks_all_isr_join_and_leave(cluster, zookeeper):
     th.start()
     time.sleep(1.0)
     assert "r" not in answer
-    err, hw, _start, offsets = fetch_v11(leader, topic, 3, 2)
+    err, hw, _start, offsets = fetch_v11(leader, topic, 3, FOLLOWER)
     assert err == NONE and offsets[:2] == [3, 4] and hw == 3
     fetched_to = offsets[-1] + 1
     if fetched_to < 6:  # the acks=all batch came after this read: fetch it too
-        err, hw, _start, offsets = fetch_v11(leader, topic, fetched_to, 2, max_wait=2000)
+        err, hw, _start, offsets = fetch_v11(leader, topic, fetched_to, FOLLOWER, max_wait=2000)
         fetched_to = offsets[-1] + 1 if offsets else fetched_to
     assert fetched_to == 6
     time.sleep(0.5)
     assert "r" not in answer  # the follower holds 0..5, but its fetch offset says 5 so far
-    err, hw, _start, offsets = fetch_v11(leader, topic, 6, 2)
+    err, hw, _start, offsets = fetch_v11(leader, topic, 6, FOLLOWER)
+    last_fetch = time.time()  # the follower's last fetch: the lag counts from here
     assert (err, hw, offsets) == (NONE, 6, [])
     th.join(10)
     assert answer["r"] == (NONE, 5)
@@ -275,12 +319,11 @@ def test_follower_moves_hw_acks_all_isr_join_and_leave(cluster, zookeeper):
     # is in sync however long ago it fetched, as Kafka's), held back by it until, after
     # replica.lag.time.max.ms, it leaves the ISR; then acks=all is refused again and acks=1
     # is visible at once.
-    t0 = time.time()
     assert produce(leader, topic, [b"f"], 1) == (NONE, 6)
     assert consumer_offsets(leader, topic, 6) == (6, [])
     wait_until(lambda: state(zookeeper, topic)["isr"] == [1], LAG_MS / 1000 + 10,
                what="the follower leaves the ISR")
-    assert time.time() - t0 >= LAG_MS / 1000 - 1
+    assert time.time() - last_fetch >= LAG_MS / 1000 - 0.5
     wait_until(lambda: consumer_offsets(leader, topic, 6) == (7, [6]), 5,
                what="the high watermark passes the record once the follower left")
     assert produce(leader, topic, [b"refused"], -1)[0] == NOT_ENOUGH_REPLICAS
@@ -291,19 +334,18 @@ def test_follower_moves_hw_acks_all_isr_join_and_leave(cluster, zookeeper):
 def test_replica_not_assigned_is_refused(cluster, zookeeper):
     leader = cluster[0]
     topic = "replicated-refuse"
-    create_on_1_and_2(cluster, zookeeper, topic)
+    create_on_1_and_3(cluster, zookeeper, topic)
     # Kafka's followerReplicaOrThrow: NOT_LEADER_OR_FOLLOWER, or with a leader epoch
     # UNKNOWN_LEADER_EPOCH; the leader itself is no follower either.
-    assert fetch_v11(leader, topic, 0, 3)[0] == NOT_LEADER_OR_FOLLOWER
-    assert fetch_v11(leader, topic, 0, 3, leader_epoch=0)[0] == UNKNOWN_LEADER_EPOCH
+    assert fetch_v11(leader, topic, 0, 2)[0] == NOT_LEADER_OR_FOLLOWER
+    assert fetch_v11(leader, topic, 0, 2, leader_epoch=0)[0] == UNKNOWN_LEADER_EPOCH
     assert fetch_v11(leader, topic, 0, 1)[0] == NOT_LEADER_OR_FOLLOWER
     # The assigned follower reads, and a fetch past the log end is out of range.
-    err, _hw, _start, offsets = fetch_v11(leader, topic, 0, 2, leader_epoch=0)
+    err, _hw, _start, offsets = fetch_v11(leader, topic, 0, FOLLOWER, leader_epoch=0)
     assert (err, offsets) == (NONE, [0])
-    assert fetch_v11(leader, topic, 5, 2)[0] == OFFSET_OUT_OF_RANGE
-    # A partition broker 1 does not lead: NOT_LEADER_OR_FOLLOWER (the real broker 2 leads
-    # nothing here, and broker 1 does not lead a [2, 1] topic).
-    assert fetch_v11(cluster[1], topic, 0, 2)[0] == NOT_LEADER_OR_FOLLOWER
+    assert fetch_v11(leader, topic, 5, FOLLOWER)[0] == OFFSET_OUT_OF_RANGE
+    # Broker 2 does not lead it (nor follow it): NOT_LEADER_OR_FOLLOWER.
+    assert fetch_v11(cluster[1], topic, 0, FOLLOWER)[0] == NOT_LEADER_OR_FOLLOWER
 
 
 def produce_v7_timeout(b, topic, values, timeout_ms):
@@ -327,15 +369,51 @@ def test_isr_shrinking_under_a_waiting_acks_all(cluster, zookeeper):
     min.insync.replicas=2 the answer is NOT_ENOUGH_REPLICAS_AFTER_APPEND (the record stays)."""
     leader = cluster[0]
     topic = "replicated-after"
-    create_on_1_and_2(cluster, zookeeper, topic)
-    assert fetch_v11(leader, topic, 0, 2)[3] == [0]
-    fetch_v11(leader, topic, 1, 2)
-    wait_until(lambda: state(zookeeper, topic)["isr"] == [1, 2], 10, what="the follower joins")
+    create_on_1_and_3(cluster, zookeeper, topic)
+    assert fetch_v11(leader, topic, 0, FOLLOWER)[3] == [0]
+    fetch_v11(leader, topic, 1, FOLLOWER)
+    wait_until(lambda: state(zookeeper, topic)["isr"] == [1, FOLLOWER], 10, what="the follower joins")
     t0 = time.time()
     assert produce_v7_timeout(leader, topic, [b"late"], 60000) == (NOT_ENOUGH_REPLICAS_AFTER_APPEND, -1)
     assert time.time() - t0 >= LAG_MS / 1000 - 1
     assert state(zookeeper, topic)["isr"] == [1]
     assert consumer_offsets(leader, topic, 1) == (2, [1])
+
+
+def test_acks_all_waiting_when_leadership_moves(cluster, zookeeper):
+    """An acks=all produce waits for follower 3 (in the ISR, not fetching); the partition's
+    state then names 3 the leader in the next epoch (as an election writes it): broker 1 is a
+    follower now and answers the waiting produce NOT_LEADER_OR_FOLLOWER at once, as Kafka's
+    makeFollowers completes its delayed produces, not at the produce's timeout."""
+    leader = cluster[0]
+    topic = "replicated-moved"
+    create_on_1_and_3(cluster, zookeeper, topic)
+    assert fetch_v11(leader, topic, 0, FOLLOWER)[3] == [0]
+    fetch_v11(leader, topic, 1, FOLLOWER)
+    wait_until(lambda: state(zookeeper, topic)["isr"] == [1, FOLLOWER], 10, what="the follower joins")
+    answer = {}
+
+    def acks_all():
+        answer["r"] = produce_v7_timeout(leader, topic, [b"moved"], 30000)
+        answer["t"] = time.time()
+    th = threading.Thread(target=acks_all)
+    th.start()
+    time.sleep(1.0)
+    assert "r" not in answer
+    path = "%s/brokers/topics/%s/partitions/0/state" % (CHROOT, topic)
+    r = ZkReader(zookeeper.connect)
+    try:
+        data, stat = r.get(path)
+        st = json.loads(data)
+        st.update(leader=FOLLOWER, leader_epoch=st["leader_epoch"] + 1, isr=[FOLLOWER, 1])
+        r.set(path, json.dumps(st, separators=(",", ":")).encode(), stat["version"])
+    finally:
+        r.close()
+    t0 = time.time()
+    th.join(40)
+    assert answer["r"] == (NOT_LEADER_OR_FOLLOWER, -1)
+    assert answer["t"] - t0 < 5, "answered %.1f s after the leader changed" % (answer["t"] - t0)
+    assert produce(leader, topic, [b"x"], 1)[0] == NOT_LEADER_OR_FOLLOWER
 
 
 def test_diverging_last_fetched_epoch(cluster, zookeeper):
@@ -344,7 +422,7 @@ def test_diverging_last_fetched_epoch(cluster, zookeeper):
     records this leader never had, and is told to truncate to epoch 0's end (KIP-320)."""
     leader = cluster[0]
     topic = "replicated-diverge"
-    create_on_1_and_2(cluster, zookeeper, topic)
+    create_on_1_and_3(cluster, zookeeper, topic)
     assert produce(leader, topic, [b"x"], 1) == (NONE, 1)
     leader.stop()
     wait_until(lambda: state(zookeeper, topic)["leader"] == -1, 20, what="leader -1")
@@ -353,16 +431,16 @@ def test_diverging_last_fetched_epoch(cluster, zookeeper):
     assert state(zookeeper, topic)["leader_epoch"] == 2
 
     def served():
-        return fetch_v12(leader, topic, 0, 2, -1)[0] == NONE
+        return fetch_v12(leader, topic, 0, FOLLOWER, -1)[0] == NONE
     wait_until(served, 20, what="broker 1 serves epoch 2")
     # Epoch 2 started at 2 (the log end when broker 1 took over); epoch 0 ends there.
     assert produce(leader, topic, [b"y"], 1) == (NONE, 2)
-    err, _hw, diverging, records = fetch_v12(leader, topic, 3, 2, 1, leader_epoch=2)
+    err, _hw, diverging, records = fetch_v12(leader, topic, 3, FOLLOWER, 1, leader_epoch=2)
     assert (err, diverging, records) == (NONE, (0, 2), b"")
     # The leader's own epochs read on: no divergence.
-    err, _hw, diverging, records = fetch_v12(leader, topic, 2, 2, 0, leader_epoch=2)
+    err, _hw, diverging, records = fetch_v12(leader, topic, 2, FOLLOWER, 0, leader_epoch=2)
     assert (err, diverging) == (NONE, None) and len(records) > 0
-    err, _hw, diverging, _records = fetch_v12(leader, topic, 3, 2, 2, leader_epoch=2)
+    err, _hw, diverging, _records = fetch_v12(leader, topic, 3, FOLLOWER, 2, leader_epoch=2)
     assert (err, diverging) == (NONE, None)
     # An epoch newer than any this leader knows: OFFSET_OUT_OF_RANGE (Kafka's readRecords).
-    assert fetch_v12(leader, topic, 3, 2, 7, leader_epoch=2)[0] == OFFSET_OUT_OF_RANGE
+    assert fetch_v12(leader, topic, 3, FOLLOWER, 7, leader_epoch=2)[0] == OFFSET_OUT_OF_RANGE

@@ -6,7 +6,8 @@ bounded heap; start() waits (bounded) for "ruok" to answer "imok"; stop() ends i
 dir. Tests that need it fail when java or the jars are missing (make test-deps installs them).
 
 ZkReader speaks ZooKeeper's wire protocol (jute) just enough to read what brokers wrote: get
-data (with the stat's version and ephemeral owner), list children, create a node. It is no
+data (with the stat's version and ephemeral owner), list children, create or set a node
+(ephemeral too), ping. It is no
 client library: one request at a time, no watches, no reconnects.
 """
 import os
@@ -210,11 +211,24 @@ class ZkReader:
             off += 4 + n
         return out
 
-    def create(self, path, data=b""):
+    def create(self, path, data=b"", ephemeral=False):
+        """A node (ephemeral: this session's, gone when it closes or expires)."""
         acl = struct.pack(">i", 1) + struct.pack(">i", 31) + self._string("world") + \
             self._string("anyone")
         self._call(1, self._string(path) + struct.pack(">i", len(data)) + data + acl +
-                   struct.pack(">i", 0), path)
+                   struct.pack(">i", 1 if ephemeral else 0), path)
+
+    def set(self, path, data, version=-1):
+        """Sets a node's data (at its version; -1: any): the new version."""
+        body = self._call(5, self._string(path) + struct.pack(">i", len(data)) + data +
+                          struct.pack(">i", version), path)
+        return struct.unpack(">i", body[32:36])[0]
+
+    def ping(self):
+        """Keeps the session alive (xid -2, no body); the server answers with the same xid."""
+        self._send(struct.pack(">ii", -2, 11))
+        while struct.unpack(">i", self._recv()[:4])[0] != -2:
+            pass
 
 
 def wait_until(pred, timeout, interval=0.1, what="condition"):
