@@ -84,14 +84,18 @@ enum request_status handle_controlled_shutdown(struct broker *b, struct request 
     }
     LOG_INFO(WHO, "Shutting down broker %d (epoch %" PRId64 ")", req->broker_id,
              req->broker_epoch);
+    bool pending;
     int e = cluster_controlled_shutdown(b->cluster, req->broker_id,
                                         r->api_version >= 2 ? req->broker_epoch : -1,
-                                        CONTROLLED_SHUTDOWN_SETTLE_MS, shutdown_settled, r);
+                                        CONTROLLED_SHUTDOWN_SETTLE_MS, shutdown_settled, r,
+                                        &pending);
     if (e != KERR_NONE) {
         resp->error_code = (int16_t)e;
         return REQUEST_DONE;
     }
-    return REQUEST_PENDING;
+    if (pending)
+        return REQUEST_PENDING;
+    return remaining_fill(b, r, req->broker_id) == 0 ? REQUEST_DONE : REQUEST_CLOSE;
 }
 
 /* ElectLeaders: each partition named (all, when null) is elected by the controller; answered
@@ -211,16 +215,29 @@ enum request_status handle_elect_leaders(struct broker *b, struct request *r)
 
 /* ---- the broker's side: KafkaServer.controlledShutdown ---- */
 
+/* How often an attempt looks at its connection: one that fails to connect ends the attempt
+ * at once (Kafka's awaitReady failing), not after the request timeout. */
+#define CONTROLLED_SHUTDOWN_WATCH_MS 100
+
 struct controlled_shutdown {
     struct broker *b;
     struct client *client;
     struct client_conn *conn;
     int32_t conn_to;                 /* the broker conn goes to */
     int attempts_left;
-    uint64_t timer;
+    uint64_t attempt_gen;            /* answers of an older attempt are dropped */
+    bool awaiting;                   /* the current attempt's answer */
+    uint64_t disconnects;            /* of conn when the attempt was sent */
+    uint64_t timer;                  /* back-off, or the connection watch */
     struct controlled_shutdown_request req; /* borrowed by the client until its callback */
     void (*done)(struct broker *b);
     bool finished;
+};
+
+/* One request's callback argument (freed by the callback, which always comes). */
+struct attempt_arg {
+    struct controlled_shutdown *cs;
+    uint64_t gen;
 };
 
 static void attempt(struct controlled_shutdown *cs);
@@ -230,6 +247,9 @@ static void finish(struct controlled_shutdown *cs, bool succeeded)
     if (cs->finished)
         return;
     cs->finished = true;
+    if (cs->timer != 0)
+        loop_timer_cancel(cs->b->loop, cs->timer);
+    cs->timer = 0;
     if (!succeeded)
         LOG_WARN("KafkaServer", "Proceeding to do an unclean shutdown as all the controlled "
                  "shutdown attempts failed");
@@ -248,6 +268,11 @@ static void retry_fire(struct loop *l, void *arg)
 
 static void failed_attempt(struct controlled_shutdown *cs)
 {
+    cs->awaiting = false;
+    cs->attempt_gen++;
+    if (cs->timer != 0)
+        loop_timer_cancel(cs->b->loop, cs->timer);
+    cs->timer = 0;
     if (cs->attempts_left <= 0) {
         finish(cs, false);
         return;
@@ -261,8 +286,10 @@ static void failed_attempt(struct controlled_shutdown *cs)
 
 static void on_answer(void *arg, const struct client_response *resp)
 {
-    struct controlled_shutdown *cs = arg;
-    if (cs->finished)
+    struct attempt_arg a = *(struct attempt_arg *)arg;
+    free(arg);
+    struct controlled_shutdown *cs = a.cs;
+    if (cs->finished || !cs->awaiting || a.gen != cs->attempt_gen)
         return;
     const struct controlled_shutdown_response *body = resp->body;
     if (resp->error != KERR_NONE || body == NULL) {
@@ -274,6 +301,7 @@ static void on_answer(void *arg, const struct client_response *resp)
         return;
     }
     if (body->error_code == KERR_NONE && body->n_remaining_partitions == 0) {
+        cs->awaiting = false;
         finish(cs, true);
         return;
     }
@@ -286,6 +314,26 @@ static void on_answer(void *arg, const struct client_response *resp)
     LOG_INFO("KafkaServer", "Remaining partitions to move: %s (error %d, %d partitions)", list,
              body->error_code, body->n_remaining_partitions);
     failed_attempt(cs);
+}
+
+/* The controller's connection failed (refused, reset) before an answer: the attempt failed. */
+static void watch_fire(struct loop *l, void *arg)
+{
+    struct controlled_shutdown *cs = arg;
+    cs->timer = 0;
+    if (cs->finished || !cs->awaiting)
+        return;
+    struct client_conn_stats st;
+    client_conn_stats(cs->conn, &st);
+    if (st.disconnects > cs->disconnects) {
+        LOG_WARN("KafkaServer", "Error during controlled shutdown: the connection to the "
+                 "controller %d failed", cs->conn_to);
+        client_conn_destroy(cs->conn); /* its request completes later, and is dropped */
+        cs->conn = NULL;
+        failed_attempt(cs);
+        return;
+    }
+    cs->timer = loop_timer_add(l, mono_ms() + CONTROLLED_SHUTDOWN_WATCH_MS, watch_fire, cs);
 }
 
 static void attempt(struct controlled_shutdown *cs)
@@ -325,8 +373,22 @@ static void attempt(struct controlled_shutdown *cs)
     struct client_request creq = {.api_key = PROTO_API_CONTROLLED_SHUTDOWN, .min_version = 1,
                                   .max_version = 3, .body = &cs->req,
                                   .timeout_ms = CONTROLLED_SHUTDOWN_REQUEST_MS};
-    if (client_send(cs->conn, &creq, on_answer, cs) != 0)
+    struct attempt_arg *a = malloc(sizeof(*a));
+    if (a == NULL) {
         failed_attempt(cs);
+        return;
+    }
+    *a = (struct attempt_arg){.cs = cs, .gen = cs->attempt_gen};
+    struct client_conn_stats st;
+    client_conn_stats(cs->conn, &st);
+    cs->disconnects = st.disconnects;
+    if (client_send(cs->conn, &creq, on_answer, a) != 0) {
+        free(a);
+        failed_attempt(cs);
+        return;
+    }
+    cs->awaiting = true;
+    cs->timer = loop_timer_add(b->loop, mono_ms() + CONTROLLED_SHUTDOWN_WATCH_MS, watch_fire, cs);
 }
 
 struct controlled_shutdown *controlled_shutdown_start(struct broker *b,
@@ -357,13 +419,15 @@ struct controlled_shutdown *controlled_shutdown_start(struct broker *b,
     return cs;
 }
 
+/* After done ran (or at shutdown): every callback still due comes inside client_destroy and
+ * only frees its argument. */
 void controlled_shutdown_free(struct controlled_shutdown *cs)
 {
     if (cs == NULL)
         return;
     if (cs->timer != 0)
         loop_timer_cancel(cs->b->loop, cs->timer);
-    cs->finished = true;   /* callbacks delivered inside client_destroy do nothing */
+    cs->finished = true;
     client_destroy(cs->client);
     free(cs);
 }

@@ -1563,8 +1563,10 @@ int64_t cluster_broker_epoch(const struct cluster *c)
  * partitions it leads get another leader from their ISR, those it follows lose it from the
  * ISR (state_plan), and the answer comes once that is written and read back. */
 int cluster_controlled_shutdown(struct cluster *c, int32_t id, int64_t broker_epoch,
-                                int32_t timeout_ms, cluster_create_done_fn done, void *arg)
+                                int32_t timeout_ms, cluster_create_done_fn done, void *arg,
+                                bool *pending)
 {
+    *pending = false;
     if (!c->is_controller)
         return KERR_NOT_CONTROLLER;
     int at = -1;
@@ -1589,9 +1591,11 @@ int cluster_controlled_shutdown(struct cluster *c, int32_t id, int64_t broker_ep
     }
     c->shutting[s].id = id;
     c->shutting[s].epoch = c->known[at] ? c->brokers[at].epoch : -1;
+    *pending = !settled(c, id);
+    if (!*pending)
+        return KERR_NONE; /* nothing to move or take out of an ISR: answered at once */
     settle_op(c, id, timeout_ms, done, arg);
     controller_write_states(c);
-    awaits_check(c); /* nothing to move: answered at once */
     return KERR_NONE;
 }
 

@@ -215,12 +215,14 @@ bool cluster_await_view(struct cluster *c, const char *name, int32_t from, int32
 #define CLUSTER_SHUTTING_MAX 64
 
 /* ControlledShutdown on the controller: broker id (at broker_epoch, its czxid; -1: not
- * checked, as v0-1) is shutting down. KERR_NONE when its leaderships move: done(arg, kerr,
- * NULL) once they moved as far as they can (NOT_CONTROLLER if this broker stopped being the
- * controller meanwhile; at the latest after timeout_ms). Else NOT_CONTROLLER,
+ * checked, as v0-1) is shutting down. KERR_NONE when accepted: with *pending, done(arg, kerr,
+ * NULL) comes (never inside this call) once its leaderships moved as far as they can
+ * (NOT_CONTROLLER if this broker stopped being the controller meanwhile; REQUEST_TIMED_OUT
+ * after timeout_ms); without, there was nothing to move. Else NOT_CONTROLLER,
  * STALE_BROKER_EPOCH or BROKER_NOT_AVAILABLE, and done is not called. */
 int cluster_controlled_shutdown(struct cluster *c, int32_t id, int64_t broker_epoch,
-                                int32_t timeout_ms, cluster_create_done_fn done, void *arg);
+                                int32_t timeout_ms, cluster_create_done_fn done, void *arg,
+                                bool *pending);
 /* ElectLeaders for one partition on the controller: KERR_NONE when an election is started
  * (cluster_await_elections answers once written), else the partition's answer:
  * NOT_CONTROLLER, UNKNOWN_TOPIC_OR_PARTITION, ELECTION_NOT_NEEDED,
