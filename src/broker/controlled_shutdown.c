@@ -173,11 +173,12 @@ enum request_status handle_elect_leaders(struct broker *b, struct request *r)
         resp->error_code = KERR_INVALID_REQUEST;
         return REQUEST_DONE;
     }
-    if (b->cluster == NULL || !cluster_is_controller(b->cluster)) {
-        /* Kafka's ZooKeeper mode answers on the controller only; one node has none. */
-        resp->error_code = KERR_NOT_CONTROLLER;
+    if (b->cluster == NULL) {
+        resp->error_code = KERR_NOT_CONTROLLER; /* one node has no controller */
         return REQUEST_DONE;
     }
+    /* Not the controller: each partition answers NOT_CONTROLLER (cluster_elect_leader), as
+     * Kafka's ZooKeeper-mode processReplicaLeaderElection when it is not active. */
     enum request_status st;
     if (req->n_topic_partitions < 0) {
         st = elect_all(b, r, unclean);
