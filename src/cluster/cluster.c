@@ -82,7 +82,11 @@ struct cluster {
     int nshutting;
     struct { int32_t id; int64_t epoch; } shutting[CLUSTER_SHUTTING_MAX];
     uint64_t rebalance_timer;
+    uint64_t settle_timer;          /* settles_check armed */
 };
+
+/* How often requests waiting for the controller's writes to settle are looked at. */
+#define CLUSTER_SETTLE_CHECK_MS 10
 
 static void live_rebuild(struct cluster *c);
 static int shutting_index(const struct cluster *c, int32_t id);
@@ -1221,6 +1225,10 @@ static int write_state(struct cluster *c, struct cluster_topic *t, int32_t p,
     char path[CLUSTER_TOPIC_NAME_MAX + 64], json[128 + 12 * CLUSTER_REPLICAS_MAX];
     GREGOR_ASSERT(st->leader_epoch > cp->leader_epoch && st->nisr <= CLUSTER_REPLICAS_MAX);
     GREGOR_ASSERT(st->leader < 0 || st->nisr >= 1);
+    bool leader_in_isr = st->leader < 0;
+    for (int i = 0; i < st->nisr; i++)
+        leader_in_isr |= st->isr[i] == st->leader;
+    GREGOR_ASSERT(leader_in_isr); /* a leader is always one of its ISR */
     int n = znode_state_json(json, sizeof(json), st);
     GREGOR_ASSERT(n > 0);
     if (plan == PLAN_UNCLEAN)
@@ -1493,6 +1501,25 @@ static bool settled(const struct cluster *c, int32_t broker)
     return true;
 }
 
+/* The controller's requests waiting for their partitions to settle are looked at once per
+ * CLUSTER_SETTLE_CHECK_MS, not on every state read: each look walks every partition. */
+static void settles_check(struct loop *l, void *arg)
+{
+    (void)l;
+    struct cluster *c = arg;
+    c->settle_timer = 0;
+    struct create_op *next;
+    for (struct create_op *op = c->creates; op != NULL; op = next) {
+        next = op->next;
+        if (op->kind != OP_SETTLE)
+            continue;
+        if (!c->is_controller)
+            op_finish(c, op, KERR_NOT_CONTROLLER, NULL);
+        else if (settled(c, op->broker))
+            op_finish(c, op, KERR_NONE, NULL);
+    }
+}
+
 static void awaits_check(struct cluster *c)
 {
     struct create_op *next;
@@ -1500,10 +1527,9 @@ static void awaits_check(struct cluster *c)
         next = op->next; /* done() does not call back into the cluster */
         if (op->kind == OP_AWAIT && await_satisfied(c, op))
             op_finish(c, op, KERR_NONE, NULL);
-        else if (op->kind == OP_SETTLE && !c->is_controller)
-            op_finish(c, op, KERR_NOT_CONTROLLER, NULL);
-        else if (op->kind == OP_SETTLE && settled(c, op->broker))
-            op_finish(c, op, KERR_NONE, NULL);
+        else if (op->kind == OP_SETTLE && c->settle_timer == 0)
+            c->settle_timer = loop_timer_add(c->loop, mono_ms() + CLUSTER_SETTLE_CHECK_MS,
+                                             settles_check, c);
     }
 }
 
@@ -1596,6 +1622,7 @@ int cluster_controlled_shutdown(struct cluster *c, int32_t id, int64_t broker_ep
         return KERR_NONE; /* nothing to move or take out of an ISR: answered at once */
     settle_op(c, id, timeout_ms, done, arg);
     controller_write_states(c);
+    awaits_check(c); /* arms the settle check (never answers inside this call) */
     return KERR_NONE;
 }
 
@@ -1647,6 +1674,7 @@ bool cluster_await_elections(struct cluster *c, int32_t timeout_ms, cluster_crea
     if (settled(c, -1) || timeout_ms <= 0)
         return false;
     settle_op(c, -1, timeout_ms, done, arg);
+    awaits_check(c);
     return true;
 }
 
@@ -2433,6 +2461,8 @@ void cluster_destroy(struct cluster *c)
         loop_timer_cancel(c->loop, c->retry_timer);
     if (c->rebalance_timer)
         loop_timer_cancel(c->loop, c->rebalance_timer);
+    if (c->settle_timer)
+        loop_timer_cancel(c->loop, c->settle_timer);
     zk_destroy(c->zk); /* no completion comes after this */
     configs_destroy(c);
     while (c->creates != NULL) {
