@@ -462,3 +462,67 @@ def test_controlled_shutdown_and_elect_leaders_refusals_raw_wire(tmp_path, zooke
         assert state_of(zookeeper, chroot, "rw", 0)[0]["leader"] == lid
     finally:
         stop_all(brokers)
+
+
+def test_rolling_restart_loses_no_availability(tmp_path, zookeeper):
+    """Each broker in turn stopped with SIGTERM and started again while an idempotent acks=all
+    producer keeps sending and Metadata is polled: no produce error, never a partition without
+    a leader; each broker rejoins the ISR (written as the leader would) before the next."""
+    chroot = "/fo6"
+    # __consumer_offsets (made by the checks' consumers) at RF 1: with RF 3 its ISRs stay the
+    # leader alone until the leader's side lands, and those partitions could not move.
+    brokers = start(tmp_path, zookeeper, chroot, {"offsets.topic.replication.factor": 1})
+    try:
+        create_topic(brokers[0], "roll", 1, {"min.insync.replicas": "2"})
+        wait_until(lambda: seen_everywhere(brokers, "roll", 0, lambda m: m[0] > 0), 15,
+                   what="a leader")
+        replicas = metadata(brokers[0], "roll")[0][1]
+        prod = Producing(bootstrap(brokers))
+        prod.send("roll", 100)
+        wait_until(lambda: replicas_match(brokers, "roll", 0, 100), 30, what="replicated")
+        write_isr_as_leader(zookeeper, chroot, "roll", 0, replicas)
+        stop = threading.Event()
+        seen = []
+
+        def poll():
+            while not stop.is_set():
+                for b in brokers:
+                    if b.proc is None:
+                        continue
+                    try:
+                        m = metadata(b, "roll").get(0)
+                    except Exception:
+                        continue  # the broker polled is the one stopping
+                    seen.append(m[0] if m else None)
+                time.sleep(0.02)
+        poller = threading.Thread(target=poll)
+        poller.start()
+        rider = threading.Thread(target=prod.send, args=("roll", 100000, 0.005, stop))
+        rider.start()
+        leaders = []
+        try:
+            for b in brokers:
+                before = state_of(zookeeper, chroot, "roll", 0)[0]
+                assert b.stop() == 0
+                log = open(b.log_path, "rb").read().decode(errors="replace")
+                assert "Controlled shutdown request returned successfully" in log, log[-2000:]
+                b.start()
+                n = high_watermark(bootstrap(brokers), "roll")
+                wait_until(lambda: replicas_match(brokers, "roll", 0, n), 30,
+                           what="broker %s caught up" % b.overrides["broker.id"])
+                st = state_of(zookeeper, chroot, "roll", 0)[0]
+                assert st["leader"] != b.overrides["broker.id"] or before["leader"] != st["leader"]
+                leaders.append(st["leader"])
+                write_isr_as_leader(zookeeper, chroot, "roll", 0,
+                                    st["isr"] + [b.overrides["broker.id"]])
+        finally:
+            stop.set()
+            rider.join(120)
+            poller.join(30)
+        assert not prod.errors, prod.errors[:3]
+        bad = [s for s in seen if s is None or s == -1]
+        assert not bad, "a window without a leader in Metadata: %s" % bad[:5]
+        assert len(set(leaders)) >= 2  # leadership moved along the restarts
+        assert len(prod.acked) > 300
+    finally:
+        stop_all(brokers)
