@@ -54,6 +54,8 @@ CODEC(describe_cluster)
 CODEC(describe_producers)
 CODEC(consumer_group_heartbeat)
 CODEC(consumer_group_describe)
+CODEC(controlled_shutdown)
+CODEC(elect_leaders)
 
 /* Key -> handler, in key order (ApiVersions answers in this order). The advertised ranges are
  * messages.def's "served" ones: shared/kafka-protocol/API-VERSIONS.md §0, with the floors Kafka
@@ -63,6 +65,7 @@ const struct api_entry broker_apis[] = {
     API(FETCH, fetch, handle_fetch, .shutdown = fetch_shutdown),
     API(LIST_OFFSETS, list_offsets, handle_list_offsets),
     API(METADATA, metadata, handle_metadata),
+    API(CONTROLLED_SHUTDOWN, controlled_shutdown, handle_controlled_shutdown),
     API(OFFSET_COMMIT, offset_commit, handle_offset_commit),
     API(OFFSET_FETCH, offset_fetch, handle_offset_fetch),
     API(FIND_COORDINATOR, find_coordinator, handle_find_coordinator),
@@ -84,6 +87,7 @@ const struct api_entry broker_apis[] = {
     API(ALTER_CONFIGS, alter_configs, handle_alter_configs),
     API(CREATE_PARTITIONS, create_partitions, handle_create_partitions),
     API(DELETE_GROUPS, delete_groups, handle_delete_groups),
+    API(ELECT_LEADERS, elect_leaders, handle_elect_leaders),
     API(INCREMENTAL_ALTER_CONFIGS, incremental_alter_configs, handle_incremental_alter_configs),
     API(OFFSET_DELETE, offset_delete, handle_offset_delete),
     API(DESCRIBE_CLUSTER, describe_cluster, handle_describe_cluster),

@@ -107,6 +107,14 @@ struct broker_config {
     int32_t replica_fetch_response_max_bytes; /* a Fetch's max bytes (10 MiB) */
     int32_t replica_fetch_backoff_ms;    /* after a partition's error (1000) */
     int32_t replica_socket_timeout_ms;   /* a replica request's timeout (30000) */
+    /* The controller and controlled shutdown (docs/CLUSTER.md, "Failover"), Kafka's keys. */
+    bool controlled_shutdown_enable;          /* (true) */
+    int32_t controlled_shutdown_max_retries;  /* attempts (3) */
+    int64_t controlled_shutdown_retry_backoff_ms; /* between attempts (5000) */
+    bool unclean_leader_election_enable;      /* the default of the topic config (false) */
+    bool auto_leader_rebalance_enable;        /* (true) */
+    int64_t leader_imbalance_check_interval_s; /* (300) */
+    int32_t leader_imbalance_per_broker_percentage; /* (10) */
     struct broker_props static_props;    /* the catalog's keys as set at startup */
 };
 
@@ -264,6 +272,7 @@ struct broker {
     bool replica_ticking, replica_hw_ticking; /* replica.c's periodic work started */
     struct cluster_isr_write *isr_writes; /* replica.c's ISR writes in flight (owned) */
     bool stopping;
+    struct controlled_shutdown *shutdown_ctl; /* SIGTERM's controlled shutdown under way */
     int64_t started_ms;
     int64_t open_us;                 /* mono_us() when broker_open began (startup time) */
 };

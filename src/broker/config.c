@@ -67,6 +67,13 @@ void broker_config_defaults(struct broker_config *c)
     c->replica_fetch_response_max_bytes = 10485760;
     c->replica_fetch_backoff_ms = 1000;
     c->replica_socket_timeout_ms = 30000;
+    c->controlled_shutdown_enable = true;
+    c->controlled_shutdown_max_retries = 3;
+    c->controlled_shutdown_retry_backoff_ms = 5000;
+    c->unclean_leader_election_enable = false;
+    c->auto_leader_rebalance_enable = true;
+    c->leader_imbalance_check_interval_s = 300;
+    c->leader_imbalance_per_broker_percentage = 10;
 }
 
 static int parse_i64(const char *v, int64_t min, int64_t max, int64_t *out)

@@ -21,6 +21,15 @@ enum request_status handle_delete_records(struct broker *b, struct request *r);
 enum request_status handle_init_producer_id(struct broker *b, struct request *r);
 enum request_status handle_describe_producers(struct broker *b, struct request *r);
 enum request_status handle_offset_for_leader_epoch(struct broker *b, struct request *r);
+enum request_status handle_controlled_shutdown(struct broker *b, struct request *r);
+enum request_status handle_elect_leaders(struct broker *b, struct request *r);
+/* The broker's controlled shutdown (controlled_shutdown.c): asks the controller to move its
+ * leaderships, up to controlled.shutdown.max.retries attempts, then calls done(b) once (maybe
+ * inside this call). NULL when it cannot start (done is then not called). */
+struct controlled_shutdown;
+struct controlled_shutdown *controlled_shutdown_start(struct broker *b,
+                                                      void (*done)(struct broker *b));
+void controlled_shutdown_free(struct controlled_shutdown *cs);
 
 /* ApiVersions answer for a version we do not support: v0 body, UNSUPPORTED_VERSION. */
 void api_versions_unsupported(struct broker *b, struct request *r);

@@ -674,16 +674,30 @@ static void periodic_checkpoint(struct loop *l, void *arg)
     loop_timer_add(l, mono_ms() + b->cfg.offset_checkpoint_interval_ms, periodic_checkpoint, b);
 }
 
+static void controlled_shutdown_done(struct broker *b)
+{
+    b->stopping = true;
+    loop_stop(b->loop);
+}
+
 static void on_signal(struct loop *l, int fd, void *arg, unsigned events)
 {
     (void)events;
     struct broker *b = arg;
     struct signalfd_siginfo si;
-    if (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-        LOG_INFO(server_who, "shutting down (signal %u)", si.ssi_signo);
-        b->stopping = true;
-        loop_stop(l);
+    if (read(fd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+        return;
+    LOG_INFO(server_who, "shutting down (signal %u)", si.ssi_signo);
+    /* On a cluster the leaderships move away first (Kafka's controlled shutdown), while this
+     * broker still serves and follows the moves; a second signal stops at once. */
+    if (b->cluster != NULL && b->cfg.controlled_shutdown_enable && b->shutdown_ctl == NULL &&
+        cluster_is_registered(b->cluster)) {
+        b->shutdown_ctl = controlled_shutdown_start(b, controlled_shutdown_done);
+        if (b->shutdown_ctl != NULL)
+            return;
     }
+    b->stopping = true;
+    loop_stop(l);
 }
 
 /* Each segment holds three descriptors and each client one: take the whole hard limit. */
@@ -771,6 +785,10 @@ static int cluster_join(struct broker *b)
         .on_change = cluster_changed, /* the replica manager (leaders, followers), the coordinators */
         .on_topic_gone = broker_cluster_topic_gone,
         .change_arg = b,
+        .unclean_leader_election_enable = b->cfg.unclean_leader_election_enable,
+        .auto_leader_rebalance_enable = b->cfg.auto_leader_rebalance_enable,
+        .leader_imbalance_check_interval_s = (int32_t)(b->cfg.leader_imbalance_check_interval_s > INT32_MAX / 1000 ? INT32_MAX / 1000 : b->cfg.leader_imbalance_check_interval_s),
+        .leader_imbalance_per_broker_percentage = b->cfg.leader_imbalance_per_broker_percentage,
     };
     b->cluster = cluster_create(b->loop, &cc);
     if (b->cluster == NULL)
@@ -822,6 +840,8 @@ static int open_storage(struct broker *b)
 
 static void shutdown_broker(struct broker *b)
 {
+    controlled_shutdown_free(b->shutdown_ctl);
+    b->shutdown_ctl = NULL;
     net_stop_listening(b->net);
     /* The session's end deletes this broker's registration (and /controller if it held it):
      * the others see it leave at once, not after the session timeout. */

@@ -8,7 +8,8 @@ int cli_produce(int argc, char **argv);   /* gregor produce: kafka-console-produ
 int cli_consume(int argc, char **argv);   /* gregor consume: kafka-console-consumer.sh */
 int cli_groups(int argc, char **argv);    /* gregor groups: kafka-consumer-groups.sh */
 int cli_configs(int argc, char **argv);   /* gregor configs: kafka-configs.sh */
-int cli_get_offsets(int argc, char **argv); /* gregor get-offsets: kafka-get-offsets.sh */
+int cli_get_offsets(int argc, char **argv);
+int cli_leader_election(int argc, char **argv); /* gregor leader-election: kafka-leader-election.sh */ /* gregor get-offsets: kafka-get-offsets.sh */
 int cli_dump_log(int argc, char **argv);  /* gregor dump-log: kafka.tools.DumpLogSegments */
 int cli_perf(int argc, char **argv);      /* gregor perf: producer/consumer perf test */
 

@@ -77,9 +77,20 @@ struct cluster {
     struct cluster_topic **topics;
     struct create_op *creates;      /* admin writes in flight and requests awaiting the view */
     struct cluster_configs *configs;/* /config/...: see "Configs" near the end */
+    /* The controller's: brokers in controlled shutdown (Kafka's shuttingDownBrokerIds), each
+     * with the epoch it asked at; gone when it leaves or registers anew. */
+    int nshutting;
+    struct { int32_t id; int64_t epoch; } shutting[CLUSTER_SHUTTING_MAX];
+    uint64_t rebalance_timer;
+    uint64_t settle_timer;          /* settles_check armed */
 };
 
+/* How often requests waiting for the controller's writes to settle are looked at. */
+#define CLUSTER_SETTLE_CHECK_MS 10
+
 static void live_rebuild(struct cluster *c);
+static int shutting_index(const struct cluster *c, int32_t id);
+static bool broker_registered(const struct cluster *c, int32_t id);
 static void controller_write_states(struct cluster *c);
 static void state_exists(void *arg, const struct zk_result *res);
 static void controller_delete_topics(struct cluster *c);
@@ -88,6 +99,7 @@ static void awaits_check(struct cluster *c);
 static bool delete_pending(const struct cluster *c, const char *name);
 
 static void cluster_resume(struct cluster *c);
+static void rebalance_fire(struct loop *l, void *arg);
 static void configs_step(struct cluster *c);
 static void configs_destroy(struct cluster *c);
 struct create_op;
@@ -336,6 +348,10 @@ static void broker_read(void *arg, const struct zk_result *res)
         LOG_WARN(c->who, "Cannot read the endpoints of broker %d: %s", id, res->data);
         return;
     }
+    b->epoch = res->has_stat ? res->stat.czxid : -1;
+    int s = shutting_index(c, id);
+    if (s >= 0 && c->shutting[s].epoch >= 0 && c->shutting[s].epoch != b->epoch)
+        c->shutting[s] = c->shutting[--c->nshutting]; /* registered anew: Kafka's onBrokerStartup */
     if (!c->known[i])
         LOG_INFO(c->who, "Broker %d is live at %s:%d", id, b->host, b->port);
     c->known[i] = true;
@@ -392,7 +408,7 @@ static void brokers_listed(void *arg, const struct zk_result *res)
     for (int i = 0; i < n; i++) {
         int j;
         struct cluster_broker *old = broker_slot(c, ids[i], &j);
-        next[i] = old ? *old : (struct cluster_broker){.id = ids[i], .port = -1};
+        next[i] = old ? *old : (struct cluster_broker){.id = ids[i], .port = -1, .epoch = -1};
         next_known[i] = old ? c->known[j] : false;
     }
     for (int i = 0; i < c->nbrokers; i++) {
@@ -402,6 +418,16 @@ static void brokers_listed(void *arg, const struct zk_result *res)
         if (!stays)
             LOG_INFO(c->who, "Broker %d is gone", c->brokers[i].id);
     }
+    /* A broker gone leaves the controlled shutdowns (Kafka's onBrokerFailure). */
+    int keep = 0;
+    for (int s = 0; s < c->nshutting; s++) {
+        bool listed = false;
+        for (int k = 0; k < n && !listed; k++)
+            listed = ids[k] == c->shutting[s].id;
+        if (listed)
+            c->shutting[keep++] = c->shutting[s];
+    }
+    c->nshutting = keep;
     memcpy(c->brokers, next, sizeof(next[0]) * (size_t)n);
     memcpy(c->known, next_known, sizeof(next_known[0]) * (size_t)n);
     c->nbrokers = n;
@@ -793,6 +819,10 @@ static void state_read_apply(struct cluster *c, const struct zk_result *res)
     cp->nisr = st.nisr;
     memcpy(cp->isr, st.isr, sizeof(st.isr[0]) * (size_t)st.nisr);
     cp->state_version = res->has_stat ? res->stat.version : 0;
+    if (cp->nreplicas > 0 && cp->leader == cp->replicas[0])
+        cp->preferred_wanted = false;
+    if (cp->leader >= 0 && broker_registered(c, cp->leader))
+        cp->unclean_wanted = false;
     notify(c);
     controller_write_states(c);
 }
@@ -1036,25 +1066,35 @@ static bool in_isr(const struct cluster_partition *cp, int32_t id)
     return false;
 }
 
-/* Kafka's OfflinePartitionLeaderElection (unclean election off): the first replica, in
- * assignment order, that is live and in the ISR; -1 when none. */
-static int32_t elect_leader(const struct cluster *c, const struct cluster_partition *cp)
+static int shutting_index(const struct cluster *c, int32_t id)
 {
-    for (int k = 0; k < cp->nreplicas; k++)
-        if (broker_registered(c, cp->replicas[k]) && in_isr(cp, cp->replicas[k]))
-            return cp->replicas[k];
+    for (int i = 0; i < c->nshutting; i++)
+        if (c->shutting[i].id == id)
+            return i;
     return -1;
 }
 
-/* A partition whose state the controller must change: its leader is gone, or it has none and
- * an ISR replica is back. */
-static bool leader_change_due(const struct cluster *c, const struct cluster_partition *cp)
+/* Kafka's isReplicaOnline without the brokers shutting down: who may lead or stay in an ISR. */
+static bool replica_online(const struct cluster *c, int32_t id)
 {
-    if (cp->state != CLUSTER_STATE_READ || cp->writing || !c->brokers_seen)
-        return false;
-    if (cp->leader >= 0)
-        return !broker_registered(c, cp->leader);
-    return elect_leader(c, cp) >= 0;
+    return broker_registered(c, id) && shutting_index(c, id) < 0;
+}
+
+static void unclean_entry(void *arg, const char *key, const char *value)
+{
+    int *out = arg;
+    if (strcmp(key, "unclean.leader.election.enable") == 0)
+        *out = strcasecmp(value, "true") == 0;
+}
+
+/* unclean.leader.election.enable of the topic (/config/topics/<t>), else the broker's. */
+static bool unclean_enabled(const struct cluster *c, const struct cluster_topic *t)
+{
+    int v = -1;
+    if (t->config != NULL && znode_config_parse(t->config, (size_t)t->config_len, unclean_entry,
+                                                &v) < 0)
+        v = -1;
+    return v >= 0 ? v == 1 : c->cfg.unclean_leader_election_enable;
 }
 
 /* Listed under /admin/delete_topics: the controller deletes it, and writes no state for it. */
@@ -1066,10 +1106,103 @@ static bool delete_pending(const struct cluster *c, const char *name)
     return false;
 }
 
-static bool state_work_due(const struct cluster *c, const struct cluster_partition *cp)
+/* What the controller changes in a partition's state, as Kafka 3.9's ZooKeeper-mode
+ * controller (PartitionStateMachine with PartitionLeaderElectionAlgorithms, and
+ * ReplicaStateMachine's OfflineReplica removing a replica from the ISR). */
+enum state_plan {
+    PLAN_NONE,
+    PLAN_OFFLINE,      /* offlinePartitionLeaderElection: first online ISR replica */
+    PLAN_UNCLEAN,      /* the same, no ISR replica online: the first online replica */
+    PLAN_NO_LEADER,    /* the leader gone and no replica may lead: leader -1 */
+    PLAN_SHUTDOWN,     /* controlledShutdownPartitionLeaderElection */
+    PLAN_ISR_SHRINK,   /* followers gone or shutting down leave the ISR */
+    PLAN_PREFERRED,    /* preferredReplicaPartitionLeaderElection */
+};
+
+static const char *const plan_names[] = {
+    "none", "OfflinePartitionLeaderElectionStrategy", "OfflinePartitionLeaderElectionStrategy "
+    "(unclean)", "no replica online", "ControlledShutdownPartitionLeaderElectionStrategy",
+    "OfflineReplica", "PreferredReplicaPartitionLeaderElectionStrategy",
+};
+
+/* The ISR without the replicas that are not online (the leader kept when keep >= 0). */
+static void isr_online(const struct cluster *c, const struct cluster_partition *cp, int32_t keep,
+                       struct znode_state *st)
 {
+    st->nisr = 0;
+    for (int i = 0; i < cp->nisr; i++)
+        if (cp->isr[i] == keep || replica_online(c, cp->isr[i]))
+            st->isr[st->nisr++] = cp->isr[i];
+}
+
+static enum state_plan state_plan(const struct cluster *c, const struct cluster_topic *t,
+                                  const struct cluster_partition *cp, struct znode_state *st)
+{
+    if (cp->state != CLUSTER_STATE_READ || cp->writing || !c->brokers_seen || cp->nreplicas == 0)
+        return PLAN_NONE;
+    *st = (struct znode_state){.controller_epoch = c->controller_epoch, .leader = cp->leader,
+                               .leader_epoch = cp->leader_epoch + 1};
+    if (cp->leader < 0 || !broker_registered(c, cp->leader)) {
+        for (int k = 0; k < cp->nreplicas; k++) {
+            int32_t r = cp->replicas[k];
+            if (replica_online(c, r) && in_isr(cp, r)) {
+                st->leader = r;
+                isr_online(c, cp, r, st);
+                return PLAN_OFFLINE;
+            }
+        }
+        if (cp->unclean_wanted || unclean_enabled(c, t))
+            for (int k = 0; k < cp->nreplicas; k++)
+                if (replica_online(c, cp->replicas[k])) {
+                    st->leader = cp->replicas[k];
+                    st->nisr = 1;
+                    st->isr[0] = st->leader;
+                    return PLAN_UNCLEAN;
+                }
+        if (cp->leader < 0)
+            return PLAN_NONE; /* offline until an ISR replica registers */
+        /* Leader -1; the ISR keeps its last member, as Kafka's removeReplicasFromIsr. */
+        st->leader = -1;
+        st->nisr = 0;
+        for (int k = 0; k < cp->nisr; k++)
+            if (cp->isr[k] != cp->leader || cp->nisr == 1)
+                st->isr[st->nisr++] = cp->isr[k];
+        GREGOR_ASSERT(st->nisr >= 1 || cp->nisr == 0);
+        return PLAN_NO_LEADER;
+    }
+    if (shutting_index(c, cp->leader) >= 0) {
+        for (int k = 0; k < cp->nreplicas; k++) {
+            int32_t r = cp->replicas[k];
+            if (r != cp->leader && replica_online(c, r) && in_isr(cp, r)) {
+                st->leader = r;
+                isr_online(c, cp, r, st);
+                return PLAN_SHUTDOWN;
+            }
+        }
+        /* None may take over: it keeps leading (the answer lists it as remaining). */
+    }
+    if (cp->nisr > 1) {
+        isr_online(c, cp, cp->leader, st);
+        if (st->nisr != cp->nisr)
+            return PLAN_ISR_SHRINK;
+    }
+    int32_t preferred = cp->replicas[0];
+    if (cp->preferred_wanted && preferred != cp->leader && replica_online(c, preferred) &&
+        in_isr(cp, preferred)) {
+        st->leader = preferred;
+        st->nisr = cp->nisr;
+        memcpy(st->isr, cp->isr, sizeof(cp->isr[0]) * (size_t)cp->nisr);
+        return PLAN_PREFERRED;
+    }
+    return PLAN_NONE;
+}
+
+static bool state_work_due(const struct cluster *c, const struct cluster_topic *t,
+                           const struct cluster_partition *cp)
+{
+    struct znode_state st;
     return (cp->state == CLUSTER_STATE_MISSING && !cp->writing && c->brokers_seen) ||
-           leader_change_due(c, cp);
+           state_plan(c, t, cp, &st) != PLAN_NONE;
 }
 
 static void state_written(void *arg, const struct zk_result *res)
@@ -1087,7 +1220,7 @@ static void state_written(void *arg, const struct zk_result *res)
     if (res->rc == ZK_OK || res->rc == ZK_NODE_EXISTS)
         return; /* the state's watch reads it */
     if (res->rc == ZK_BAD_VERSION && res->multi_failed_index == 0) {
-        /* The state changed meanwhile: its watch reads it, then the controller looks again;
+        /* The state changed meanwhile (the leader's ISR change): its watch reads it, then the controller looks again;
          * when that read came while this write was in flight (the state then was not due), it
          * looks again now, or a leader set to -1 waits for the next change (an election round
          * that began before its own previous write was read). */
@@ -1108,8 +1241,44 @@ static void state_written(void *arg, const struct zk_result *res)
     retry_later(c, "writing a partition's state", res->rc);
 }
 
-/* The controller's epoch znode read: the states of new partitions are written, each in a multi
- * with a check of /controller_epoch at that version (Kafka's fenced controller writes). */
+/* One partition's new state, in a multi with a check of /controller_epoch at version. */
+static int write_state(struct cluster *c, struct cluster_topic *t, int32_t p,
+                       enum state_plan plan, const struct znode_state *st, int32_t version)
+{
+    struct cluster_partition *cp = &t->parts[p];
+    char path[CLUSTER_TOPIC_NAME_MAX + 64], json[128 + 12 * CLUSTER_REPLICAS_MAX];
+    GREGOR_ASSERT(st->leader_epoch > cp->leader_epoch && st->nisr <= CLUSTER_REPLICAS_MAX);
+    GREGOR_ASSERT(st->leader < 0 || st->nisr >= 1);
+    bool leader_in_isr = st->leader < 0;
+    for (int i = 0; i < st->nisr; i++)
+        leader_in_isr |= st->isr[i] == st->leader;
+    GREGOR_ASSERT(leader_in_isr); /* a leader is always one of its ISR */
+    int n = znode_state_json(json, sizeof(json), st);
+    GREGOR_ASSERT(n > 0);
+    if (plan == PLAN_UNCLEAN)
+        LOG_WARN(c->who, "Unclean leader election. Partition %s-%d: no replica in the ISR is "
+                 "alive; elected leader %d from the live replicas. There's potential data loss.",
+                 t->name, p, st->leader);
+    char isr[12 * CLUSTER_REPLICAS_MAX] = "";
+    for (int i = 0, off = 0; i < st->nisr && off < (int)sizeof(isr) - 12; i++)
+        off += snprintf(isr + off, sizeof(isr) - (size_t)off, i ? ",%d" : "%d", st->isr[i]);
+    LOG_INFO(c->who, "Partition %s-%d: leader %d -> %d, leader epoch %d, isr [%s] (%s)", t->name,
+             p, cp->leader, st->leader, st->leader_epoch, isr, plan_names[plan]);
+    snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", t->name, p);
+    struct zk_op ops[2] = {
+        {.kind = ZK_OP_SET, .path = path, .data = json, .len = n, .version = cp->state_version},
+        {.kind = ZK_OP_CHECK, .path = "/controller_epoch", .version = version},
+    };
+    int rc = zk_multi(c->zk, ops, 2, state_written, c);
+    if (rc == ZK_OK) {
+        cp->writing = true;
+        cp->written_version = cp->state_version;
+    }
+    return rc;
+}
+
+/* The controller's epoch znode read: the states due are written, each in a multi with a check
+ * of /controller_epoch at that version (Kafka's fenced controller writes). */
 static void write_epoch_read(void *arg, const struct zk_result *res)
 {
     struct cluster *c = arg;
@@ -1139,47 +1308,30 @@ static void write_epoch_read(void *arg, const struct zk_result *res)
             continue;
         for (int32_t p = 0; t->read && p < t->npartitions; p++) {
             struct cluster_partition *cp = &t->parts[p];
-            if (!state_work_due(c, cp) || cp->nreplicas == 0)
+            int rc;
+            if (cp->state == CLUSTER_STATE_READ) {
+                struct znode_state st;
+                enum state_plan plan = state_plan(c, t, cp, &st);
+                if (plan == PLAN_NONE) {
+                    if (!cp->writing)
+                        cp->preferred_wanted = cp->unclean_wanted = false; /* none possible */
+                    continue;
+                }
+                if (budget <= 0) {
+                    more = true;
+                    break;
+                }
+                rc = write_state(c, t, p, plan, &st, version);
+                if (rc != ZK_OK)
+                    goto fail;
+                budget -= 2;
+                continue;
+            }
+            if (!state_work_due(c, t, cp) || cp->nreplicas == 0)
                 continue;
             if (budget <= 0) {
                 more = true;
                 break;
-            }
-            int rc;
-            if (cp->state == CLUSTER_STATE_READ) {
-                /* A leader gone: leader -1 (the ISR keeps its last member, as Kafka), or an
-                 * ISR replica back: it leads. The leader epoch goes up either way. */
-                int32_t leader = cp->leader >= 0 ? -1 : elect_leader(c, cp);
-                struct znode_state st = {.controller_epoch = c->controller_epoch,
-                                         .leader = leader,
-                                         .leader_epoch = cp->leader_epoch + 1};
-                if (leader < 0) {
-                    for (int k = 0; k < cp->nisr; k++)
-                        if (cp->isr[k] != cp->leader || cp->nisr == 1)
-                            st.isr[st.nisr++] = cp->isr[k];
-                    GREGOR_ASSERT(st.nisr >= 1 || cp->nisr == 0);
-                } else {
-                    st.nisr = cp->nisr;
-                    memcpy(st.isr, cp->isr, sizeof(cp->isr[0]) * (size_t)cp->nisr);
-                }
-                rc = znode_state_json(json, sizeof(json), &st);
-                GREGOR_ASSERT(rc > 0 && cp->leader_epoch + 1 > cp->leader_epoch);
-                LOG_INFO(c->who, "Partition %s-%d: leader %d -> %d, leader epoch %d", t->name, p,
-                         cp->leader, leader, cp->leader_epoch + 1);
-                snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", t->name,
-                         p);
-                struct zk_op ops[2] = {
-                    {.kind = ZK_OP_SET, .path = path, .data = json, .len = rc,
-                     .version = cp->state_version},
-                    {.kind = ZK_OP_CHECK, .path = "/controller_epoch", .version = version},
-                };
-                rc = zk_multi(c->zk, ops, 2, state_written, c);
-                if (rc != ZK_OK)
-                    goto fail;
-                cp->writing = true;
-                cp->written_version = cp->state_version;
-                budget -= 2;
-                continue;
             }
             int32_t leader = -1;
             for (int k = 0; k < cp->nreplicas && leader < 0; k++)
@@ -1217,6 +1369,8 @@ static void write_epoch_read(void *arg, const struct zk_result *res)
             retry_later(c, "writing partition states", rc);
             return;
         }
+        if (more)
+            break;
     }
     if (more)
         retry_later(c, "writing partition states (next round)", ZK_CONNECTION_LOSS);
@@ -1227,9 +1381,13 @@ static void controller_write_states(struct cluster *c)
     if (!c->is_controller || c->states_inflight || !zk_connected(c->zk))
         return;
     bool any = false;
-    for (int i = 0; i < c->ntopics && !any; i++)
-        for (int32_t p = 0; c->topics[i]->read && !delete_pending(c, c->topics[i]->name) && p < c->topics[i]->npartitions && !any; p++)
-            any = state_work_due(c, &c->topics[i]->parts[p]);
+    for (int i = 0; i < c->ntopics && !any; i++) {
+        const struct cluster_topic *t = c->topics[i];
+        for (int32_t p = 0; t->read && !delete_pending(c, t->name) && p < t->npartitions && !any;
+             p++)
+            any = state_work_due(c, t, &t->parts[p]) || t->parts[p].preferred_wanted ||
+                  t->parts[p].unclean_wanted;
+    }
     if (!any)
         return;
     c->states_inflight = true;
@@ -1259,7 +1417,7 @@ static void watch_topics(struct cluster *c)
 /* An admin operation in flight: a ZooKeeper write (CreateTopics, DeleteTopics,
  * CreatePartitions) or a request waiting until this broker's view shows its effect. Each is on
  * c->creates until done() is called, exactly once. */
-enum op_kind { OP_CREATE, OP_DELETE, OP_PARTITIONS, OP_AWAIT };
+enum op_kind { OP_CREATE, OP_DELETE, OP_PARTITIONS, OP_AWAIT, OP_SETTLE };
 
 struct create_op {
     cluster_create_done_fn done;
@@ -1273,6 +1431,9 @@ struct create_op {
      * before `led` were seen led; the deadline's timer. */
     int32_t from, to, led;
     uint64_t timer;
+    /* OP_SETTLE: the broker in controlled shutdown whose partitions are to settle (-1: the
+     * elections asked for). */
+    int32_t broker;
     /* OP_PARTITIONS: the count asked, the explicit assignment (nassign lists of assign_n[k]
      * ids at assign_ids[k * CLUSTER_REPLICAS_MAX], -1: none), the writes tried. */
     int32_t count, nassign;
@@ -1338,6 +1499,53 @@ static bool await_satisfied(const struct cluster *c, struct create_op *op)
     return true;
 }
 
+static bool replicates_on(const struct cluster_partition *cp, int32_t id)
+{
+    for (int k = 0; k < cp->nreplicas; k++)
+        if (cp->replicas[k] == id)
+            return true;
+    return false;
+}
+
+/* Nothing left to write or read back for the partitions of broker (in controlled shutdown), or
+ * (broker -1) for the elections asked. */
+static bool settled(const struct cluster *c, int32_t broker)
+{
+    for (int i = 0; i < c->ntopics; i++) {
+        const struct cluster_topic *t = c->topics[i];
+        if (!t->read || delete_pending(c, t->name))
+            continue;
+        for (int32_t p = 0; p < t->npartitions; p++) {
+            const struct cluster_partition *cp = &t->parts[p];
+            struct znode_state st;
+            if (broker < 0 ? cp->preferred_wanted || cp->unclean_wanted
+                           : replicates_on(cp, broker) &&
+                                 (cp->writing || state_plan(c, t, cp, &st) != PLAN_NONE))
+                return false;
+        }
+    }
+    return true;
+}
+
+/* The controller's requests waiting for their partitions to settle are looked at once per
+ * CLUSTER_SETTLE_CHECK_MS, not on every state read: each look walks every partition. */
+static void settles_check(struct loop *l, void *arg)
+{
+    (void)l;
+    struct cluster *c = arg;
+    c->settle_timer = 0;
+    struct create_op *next;
+    for (struct create_op *op = c->creates; op != NULL; op = next) {
+        next = op->next;
+        if (op->kind != OP_SETTLE)
+            continue;
+        if (!c->is_controller)
+            op_finish(c, op, KERR_NOT_CONTROLLER, NULL);
+        else if (settled(c, op->broker))
+            op_finish(c, op, KERR_NONE, NULL);
+    }
+}
+
 static void awaits_check(struct cluster *c)
 {
     struct create_op *next;
@@ -1345,6 +1553,9 @@ static void awaits_check(struct cluster *c)
         next = op->next; /* done() does not call back into the cluster */
         if (op->kind == OP_AWAIT && await_satisfied(c, op))
             op_finish(c, op, KERR_NONE, NULL);
+        else if (op->kind == OP_SETTLE && c->settle_timer == 0)
+            c->settle_timer = loop_timer_add(c->loop, mono_ms() + CLUSTER_SETTLE_CHECK_MS,
+                                             settles_check, c);
     }
 }
 
@@ -1373,6 +1584,187 @@ bool cluster_await_view(struct cluster *c, const char *name, int32_t from, int32
     op->timer = loop_timer_add(c->loop, mono_ms() + timeout_ms, await_expired, op);
     op_link(c, op);
     return true;
+}
+
+/* ---- the controller's requests: ControlledShutdown, ElectLeaders, the auto rebalance ---- */
+
+static struct create_op *settle_op(struct cluster *c, int32_t broker, int32_t timeout_ms,
+                                   cluster_create_done_fn done, void *arg)
+{
+    struct create_op *op = calloc(1, sizeof(*op));
+    GREGOR_ASSERT(op != NULL);
+    op->kind = OP_SETTLE;
+    op->broker = broker;
+    op->done = done;
+    op->arg = arg;
+    op->timer = loop_timer_add(c->loop, mono_ms() + (timeout_ms > 0 ? timeout_ms : 1),
+                               await_expired, op);
+    op_link(c, op);
+    return op;
+}
+
+int64_t cluster_broker_epoch(const struct cluster *c)
+{
+    for (int i = 0; i < c->nbrokers; i++)
+        if (c->brokers[i].id == c->cfg.broker_id && c->known[i])
+            return c->brokers[i].epoch;
+    return -1;
+}
+
+/* Kafka's KafkaController.doControlledShutdown: the broker joins the ones shutting down; the
+ * partitions it leads get another leader from their ISR, those it follows lose it from the
+ * ISR (state_plan), and the answer comes once that is written and read back. */
+int cluster_controlled_shutdown(struct cluster *c, int32_t id, int64_t broker_epoch,
+                                int32_t timeout_ms, cluster_create_done_fn done, void *arg,
+                                bool *pending)
+{
+    *pending = false;
+    if (!c->is_controller)
+        return KERR_NOT_CONTROLLER;
+    int at = -1;
+    for (int i = 0; i < c->nbrokers; i++)
+        if (c->brokers[i].id == id)
+            at = i;
+    if (at < 0) {
+        LOG_WARN(c->who, "Controlled shutdown of broker %d: it is not registered", id);
+        return CLUSTER_ERR_BROKER_NOT_AVAILABLE;
+    }
+    if (broker_epoch >= 0 && c->known[at] && broker_epoch < c->brokers[at].epoch) {
+        LOG_INFO(c->who, "Ignoring controlled shutdown of broker %d at epoch %" PRId64
+                 ": its current epoch is %" PRId64, id, broker_epoch, c->brokers[at].epoch);
+        return CLUSTER_ERR_STALE_BROKER_EPOCH;
+    }
+    int s = shutting_index(c, id);
+    if (s < 0) {
+        if (c->nshutting == CLUSTER_SHUTTING_MAX)
+            return CLUSTER_ERR_BROKER_NOT_AVAILABLE; /* bounded; the broker retries */
+        s = c->nshutting++;
+        LOG_INFO(c->who, "Shutting down broker %d", id);
+    }
+    c->shutting[s].id = id;
+    c->shutting[s].epoch = c->known[at] ? c->brokers[at].epoch : -1;
+    *pending = !settled(c, id);
+    if (!*pending)
+        return KERR_NONE; /* nothing to move or take out of an ISR: answered at once */
+    settle_op(c, id, timeout_ms, done, arg);
+    controller_write_states(c);
+    awaits_check(c); /* arms the settle check (never answers inside this call) */
+    return KERR_NONE;
+}
+
+int cluster_elect_leader(struct cluster *c, const char *topic, int32_t partition, bool unclean,
+                         char *msg, size_t msglen)
+{
+    msg[0] = '\0';
+    if (!c->is_controller)
+        return KERR_NOT_CONTROLLER;
+    struct cluster_topic *t = topic_slot(c, topic);
+    if (t == NULL || !cluster_topic_visible(t) || partition < 0 || partition >= t->npartitions) {
+        snprintf(msg, msglen, "The partition %s-%d does not exist.", topic, partition);
+        return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    }
+    struct cluster_partition *cp = &t->parts[partition];
+    if (unclean) {
+        /* Kafka: an election is needed only when the partition has no live leader. */
+        if (cp->state == CLUSTER_STATE_READ && cp->leader >= 0 &&
+            broker_registered(c, cp->leader))
+            return CLUSTER_ERR_ELECTION_NOT_NEEDED;
+        bool any = false;
+        for (int k = 0; k < cp->nreplicas && !any; k++)
+            any = replica_online(c, cp->replicas[k]);
+        if (cp->state != CLUSTER_STATE_READ || !any) {
+            snprintf(msg, msglen, "Failed to elect leader for partition %s-%d under strategy "
+                     "OfflinePartitionLeaderElectionStrategy(true)", topic, partition);
+            return CLUSTER_ERR_ELIGIBLE_LEADERS_NOT_AVAILABLE;
+        }
+        cp->unclean_wanted = true;
+    } else {
+        int32_t preferred = cp->nreplicas > 0 ? cp->replicas[0] : -1;
+        if (cp->state == CLUSTER_STATE_READ && cp->leader == preferred)
+            return CLUSTER_ERR_ELECTION_NOT_NEEDED;
+        if (cp->state != CLUSTER_STATE_READ || preferred < 0 || !replica_online(c, preferred) ||
+            !in_isr(cp, preferred)) {
+            snprintf(msg, msglen, "Failed to elect leader for partition %s-%d under strategy "
+                     "PreferredReplicaPartitionLeaderElectionStrategy", topic, partition);
+            return CLUSTER_ERR_PREFERRED_LEADER_NOT_AVAILABLE;
+        }
+        cp->preferred_wanted = true;
+    }
+    controller_write_states(c);
+    return KERR_NONE;
+}
+
+bool cluster_await_elections(struct cluster *c, int32_t timeout_ms, cluster_create_done_fn done,
+                             void *arg)
+{
+    if (settled(c, -1) || timeout_ms <= 0)
+        return false;
+    settle_op(c, -1, timeout_ms, done, arg);
+    awaits_check(c);
+    return true;
+}
+
+/* Kafka's checkAndTriggerAutoLeaderRebalance: for each broker, the partitions it is preferred
+ * for but does not lead over those it is preferred for; above
+ * leader.imbalance.per.broker.percentage, each of them whose preferred replica is online and
+ * in the ISR gets a preferred election. */
+void cluster_rebalance_check(struct cluster *c)
+{
+    if (!c->is_controller)
+        return;
+    int elections = 0;
+    for (int b = 0; b < c->nbrokers; b++) {
+        int32_t id = c->brokers[b].id;
+        int64_t preferred = 0, not_led = 0;
+        for (int i = 0; i < c->ntopics; i++) {
+            const struct cluster_topic *t = c->topics[i];
+            if (!cluster_topic_visible(t) || delete_pending(c, t->name))
+                continue;
+            for (int32_t p = 0; p < t->npartitions; p++) {
+                const struct cluster_partition *cp = &t->parts[p];
+                if (cp->nreplicas == 0 || cp->replicas[0] != id ||
+                    cp->state != CLUSTER_STATE_READ)
+                    continue;
+                preferred++;
+                not_led += cp->leader != id;
+            }
+        }
+        if (preferred == 0 || not_led * 100 <= preferred *
+                                                     (int64_t)c->cfg.leader_imbalance_per_broker_percentage)
+            continue;
+        LOG_INFO(c->who, "Leader imbalance ratio for broker %d is %.3f", id,
+                 (double)not_led / (double)preferred);
+        if (!replica_online(c, id))
+            continue;
+        for (int i = 0; i < c->ntopics; i++) {
+            struct cluster_topic *t = c->topics[i];
+            if (!cluster_topic_visible(t) || delete_pending(c, t->name))
+                continue;
+            for (int32_t p = 0; p < t->npartitions; p++) {
+                struct cluster_partition *cp = &t->parts[p];
+                if (cp->nreplicas > 0 && cp->replicas[0] == id &&
+                    cp->state == CLUSTER_STATE_READ && cp->leader != id && in_isr(cp, id)) {
+                    cp->preferred_wanted = true;
+                    elections++;
+                }
+            }
+        }
+    }
+    if (elections > 0) {
+        LOG_INFO(c->who, "Starting preferred replica leader election for %d partitions",
+                 elections);
+        controller_write_states(c);
+    }
+}
+
+static void rebalance_fire(struct loop *l, void *arg)
+{
+    struct cluster *c = arg;
+    c->rebalance_timer = 0;
+    if (c->cfg.auto_leader_rebalance_enable)
+        cluster_rebalance_check(c);
+    c->rebalance_timer = loop_timer_add(
+        l, mono_ms() + (int64_t)c->cfg.leader_imbalance_check_interval_s * 1000, rebalance_fire, c);
 }
 
 static void topic_created(void *arg, const struct zk_result *res)
@@ -2080,6 +2472,10 @@ struct cluster *cluster_create(struct loop *loop, const struct cluster_config *c
         return NULL;
     }
     c->gen = zk_session_gen(c->zk);
+    if (c->cfg.auto_leader_rebalance_enable && c->cfg.leader_imbalance_check_interval_s > 0)
+        c->rebalance_timer = loop_timer_add(
+            loop, mono_ms() + (int64_t)c->cfg.leader_imbalance_check_interval_s * 1000,
+            rebalance_fire, c);
     return c;
 }
 
@@ -2089,12 +2485,16 @@ void cluster_destroy(struct cluster *c)
         return;
     if (c->retry_timer)
         loop_timer_cancel(c->loop, c->retry_timer);
+    if (c->rebalance_timer)
+        loop_timer_cancel(c->loop, c->rebalance_timer);
+    if (c->settle_timer)
+        loop_timer_cancel(c->loop, c->settle_timer);
     zk_destroy(c->zk); /* no completion comes after this */
     configs_destroy(c);
     while (c->creates != NULL) {
         struct create_op *op = c->creates;
         op_finish(c, op, KERR_REQUEST_TIMED_OUT,
-                  op->kind == OP_AWAIT ? "The broker shut down before the change reached it."
+                  op->kind == OP_AWAIT || op->kind == OP_SETTLE ? "The broker shut down before the change reached it."
                                        : "The broker shut down before the change was written "
                                          "to ZooKeeper.");
     }
@@ -2163,6 +2563,7 @@ int cluster_await_registration(struct cluster *c)
 
 int32_t cluster_controller_id(const struct cluster *c) { return c->controller_id; }
 bool cluster_is_controller(const struct cluster *c) { return c->is_controller; }
+bool cluster_is_registered(const struct cluster *c) { return c->registered; }
 int32_t cluster_controller_epoch(const struct cluster *c) { return c->controller_epoch; }
 
 /* The brokers Metadata lists: those whose endpoints were read, by id, and this broker once it
@@ -2324,6 +2725,7 @@ static void topic_config_read(void *arg, const struct zk_result *res)
         t->config_known = true;
         t->config_gen = ++configs_of(c)->gen;
         notify(c);
+        controller_write_states(c); /* unclean.leader.election.enable may allow an election */
     }
     if (t->config_stale) /* named by a notification while being read: read again */
         configs_step(c);

@@ -22,6 +22,7 @@ struct cluster_broker {
     int32_t id;
     char host[CLUSTER_HOST_MAX];
     int32_t port;
+    int64_t epoch;      /* Kafka's broker epoch: its registration's czxid (-1 until read) */
 };
 
 /* Topics on ZooKeeper (/brokers/topics): the most listed, replicas per partition, partitions
@@ -46,6 +47,9 @@ struct cluster_partition {
     int32_t written_version;                  /* the version the controller's write in flight
                                                * (writing) is set at */
     bool state_watch, state_inflight, writing;
+    /* The controller's elections asked for (ElectLeaders, the auto rebalance): the preferred
+     * replica to lead, or any live replica when no ISR member is (UNCLEAN). */
+    bool preferred_wanted, unclean_wanted;
 };
 
 struct cluster_topic {
@@ -84,6 +88,14 @@ struct cluster_config {
     cluster_change_fn on_change;        /* optional */
     void (*on_topic_gone)(void *arg, const char *name); /* optional: deleted from ZooKeeper */
     void *change_arg;
+    /* The controller's (Kafka's keys and defaults): unclean.leader.election.enable (false; a
+     * topic's /config/topics value overrides it), auto.leader.rebalance.enable (true),
+     * leader.imbalance.check.interval.seconds (300), leader.imbalance.per.broker.percentage
+     * (10). */
+    bool unclean_leader_election_enable;
+    bool auto_leader_rebalance_enable;
+    int32_t leader_imbalance_check_interval_s;
+    int32_t leader_imbalance_per_broker_percentage;
 };
 
 /* Starts connecting; NULL when it cannot (logged). */
@@ -100,10 +112,14 @@ int cluster_await_id(struct cluster *c, char *out, size_t outlen);
  * then watches the live brokers and competes for /controller. 0, or -1 (logged). */
 int cluster_await_registration(struct cluster *c);
 
+/* This broker's registration is written (in this session). */
+bool cluster_is_registered(const struct cluster *c);
 /* The controller's id, -1 while none is known. */
 int32_t cluster_controller_id(const struct cluster *c);
 bool cluster_is_controller(const struct cluster *c);
 int32_t cluster_controller_epoch(const struct cluster *c); /* this broker's, when controller */
+/* This broker's epoch (its registration's czxid, as Kafka's broker epoch), -1 until read. */
+int64_t cluster_broker_epoch(const struct cluster *c);
 /* The live brokers, by id (this one included once registered). Borrowed until the loop turns. */
 int cluster_brokers(const struct cluster *c, const struct cluster_broker **out);
 
@@ -183,6 +199,45 @@ int cluster_create_partitions(struct cluster *c, const char *name, int32_t count
  * after timeout_ms. false when the view shows it already (done is then not called). */
 bool cluster_await_view(struct cluster *c, const char *name, int32_t from, int32_t to,
                         int32_t timeout_ms, cluster_create_done_fn done, void *arg);
+/* ---- the controller's elections (issue 16; Kafka 3.9's ZooKeeper-mode KafkaController) ----
+ * A partition's state changes, one fenced multi each, when: its leader's registration went
+ * (the first live ISR replica in assignment order leads, the dead one leaves the ISR; none:
+ * leader -1, or with unclean.leader.election.enable any live replica); a live ISR replica of
+ * an offline partition registers (it leads); a follower in the ISR is gone or shutting down
+ * (it leaves the ISR); its leader is shutting down (another live ISR replica leads); the
+ * preferred replica is asked to lead (ElectLeaders, the auto rebalance). */
+
+/* Kafka's codes for these answers (not in common/errors.h yet). */
+#define CLUSTER_ERR_BROKER_NOT_AVAILABLE 8
+#define CLUSTER_ERR_STALE_BROKER_EPOCH 77
+#define CLUSTER_ERR_PREFERRED_LEADER_NOT_AVAILABLE 80
+#define CLUSTER_ERR_ELIGIBLE_LEADERS_NOT_AVAILABLE 83
+#define CLUSTER_ERR_ELECTION_NOT_NEEDED 84
+/* Brokers shutting down at once that the controller keeps track of. */
+#define CLUSTER_SHUTTING_MAX 64
+
+/* ControlledShutdown on the controller: broker id (at broker_epoch, its czxid; -1: not
+ * checked, as v0-1) is shutting down. KERR_NONE when accepted: with *pending, done(arg, kerr,
+ * NULL) comes (never inside this call) once its leaderships moved as far as they can
+ * (NOT_CONTROLLER if this broker stopped being the controller meanwhile; REQUEST_TIMED_OUT
+ * after timeout_ms); without, there was nothing to move. Else NOT_CONTROLLER,
+ * STALE_BROKER_EPOCH or BROKER_NOT_AVAILABLE, and done is not called. */
+int cluster_controlled_shutdown(struct cluster *c, int32_t id, int64_t broker_epoch,
+                                int32_t timeout_ms, cluster_create_done_fn done, void *arg,
+                                bool *pending);
+/* ElectLeaders for one partition on the controller: KERR_NONE when an election is started
+ * (cluster_await_elections answers once written), else the partition's answer:
+ * NOT_CONTROLLER, UNKNOWN_TOPIC_OR_PARTITION, ELECTION_NOT_NEEDED,
+ * PREFERRED_LEADER_NOT_AVAILABLE or ELIGIBLE_LEADERS_NOT_AVAILABLE (msg set). */
+int cluster_elect_leader(struct cluster *c, const char *topic, int32_t partition, bool unclean,
+                         char *msg, size_t msglen);
+/* done(arg, KERR_NONE, NULL) once no election asked is left unwritten or unread, or
+ * REQUEST_TIMED_OUT after timeout_ms. false when none is left (done is not called). */
+bool cluster_await_elections(struct cluster *c, int32_t timeout_ms, cluster_create_done_fn done,
+                             void *arg);
+/* One auto-rebalance check now (what the leader.imbalance.check.interval.seconds timer runs). */
+void cluster_rebalance_check(struct cluster *c);
+
 /* A topic of ZooKeeper this broker shows: read, and not queued for deletion. */
 static inline bool cluster_topic_visible(const struct cluster_topic *t)
 {
