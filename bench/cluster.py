@@ -316,6 +316,11 @@ def measure(run, records, log):
     wait_for(lambda: run.create_topic("failover", PARTITIONS, 3), "create failover")
     leaders, _ = wait_for(lambda: (lambda l: l if all(x >= 0 for x in l.values()) else None)(
         run.leaders("failover")), "failover leaders")
+
+    def full_isr():  # every replica in sync before the kill, on both systems
+        return all(len(json.loads(run.znode("/brokers/topics/failover/partitions/%d/state"
+                                            % p)[0])["isr"]) == 3 for p in range(PARTITIONS))
+    _, res["failover_full_isr_s"] = wait_for(full_isr, "%s: failover ISR of 3" % run.system)
     ctl = run.controller()
     victim = next(i for i in IDS if i != ctl and i in leaders.values())
     led = [p for p, l in leaders.items() if l == victim]
@@ -335,7 +340,7 @@ def measure(run, records, log):
     res["new_leaders"] = sorted({s["leader"] for s in states.values()})
     if all(s["leader"] == -1 for s in states.values()):
         res["leader_produce_ok_s"] = None
-        res["leader_produce_note"] = "n/a until issue 16 (offline: no other replica in the ISR)"
+        res["leader_produce_note"] = "offline: no other replica in the ISR"
     else:
         target = next(p for p, s in states.items() if s["leader"] >= 0)
 
@@ -405,7 +410,9 @@ def plot(summary, path):
             table(f, times, "%.3f")
         with open(r_dat, "w") as f:
             table(f, rss, "%.1f")
-        na = len(times) - 1  # gregor's produce after a leader kill: no number until issue 16
+        na = len(times) - 1  # a system with no number for the produce after a leader kill
+        na_label = "" if summary.get("gregor", {}).get(times[-1][0]) is not None else \
+            'set label 1 "gregor: n/a (offline)" at %d-0.2,0.4 rotate by 90 font ",8"' % na
         script = """set terminal pngcairo size 1200,520 font ",10"
 set output "%(out)s"
 set multiplot layout 1,2 title "3 brokers on a 3-node ZooKeeper, gregor vs Kafka 3.9.1 in ZooKeeper mode (medians; session timeout 6 s)"
@@ -419,14 +426,14 @@ set key outside top center horizontal
 set xtics rotate by -30 left
 set bmargin 7
 set ylabel "seconds after the process start / the kill -9"
-set label 1 "gregor: n/a until issue 16" at %(na)d-0.2,0.4 rotate by 90 font ",8"
+%(na_label)s
 plot "%(t)s" using 2:xtic(1) title "gregor" lc rgb "#9b30d9", "" using 3 title "Kafka 3.9.1" lc rgb "#2ca58d"
 unset label 1
 set size ratio 0
 set ylabel "RSS per broker, MiB"
 plot "%(r)s" using 2:xtic(1) title "gregor" lc rgb "#9b30d9", "" using 3 title "Kafka 3.9.1" lc rgb "#2ca58d"
 unset multiplot
-""" % {"out": path, "t": t_dat, "r": r_dat, "na": na}
+""" % {"out": path, "t": t_dat, "r": r_dat, "na_label": na_label}
         p = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
         if p.returncode != 0:
             print("gnuplot failed: %s" % p.stderr, file=sys.stderr)
