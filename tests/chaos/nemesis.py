@@ -43,6 +43,8 @@ def schedule(seed, cycles):
         hold = round(r.uniform(3.0, 8.0), 1)
         if kind == "pause":
             hold = round(SESSION_TIMEOUT_MS / 1000.0 + r.uniform(2.0, 5.0), 1)
+        elif kind == "partition":  # often past replica.lag.time.max.ms: the ISR shrinks
+            hold = round(r.uniform(4.0, 20.0), 1)
         out.append({"cycle": i + 1, "kind": kind, "partition": r.randrange(PARTITIONS),
                     "pick": r.random(), "hold": hold, "quiet": round(r.uniform(1.0, 3.0), 1)})
     return out
