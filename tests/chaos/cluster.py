@@ -2,7 +2,7 @@
 127.0.0.1) and 3 brokers, gregor or Apache Kafka 3.9 in ZooKeeper mode, broker N listening on
 127.0.0.(N+1) with its log dir on its own small tmpfs (so a disk can be filled).
 
-Each broker runs with its own group id (CHAOS_GID_BASE + N, uid stays root): the nftables rules
+Each broker runs with its own group id (CHAOS_GID_BASE + N, uid stays root; apart per run): the nftables rules
 of a network partition match a socket's group (`meta skgid`), which is how one process's
 connections are told apart from another's when every one of them leaves from 127.0.0.1.
 
@@ -31,7 +31,9 @@ PARTITIONS = 6
 REPLICATION = 3
 TOPIC_CONFIGS = {"min.insync.replicas": "2", "unclean.leader.election.enable": "false",
                  "segment.bytes": str(4 << 20)}
-CHAOS_GID_BASE = 61000
+# Group ids of this run's brokers: CHAOS_GID_BASE + N, apart from any other run's on the machine
+# (the nft rules match them).
+CHAOS_GID_BASE = 61000 + 4 * (os.getpid() % 1000)
 SESSION_TIMEOUT_MS = 6000
 DISK_MB = 192
 # The same broker settings on both systems: a short ZooKeeper session (faults come and go within
