@@ -10,7 +10,7 @@ consumers run throughout (workload.py) while the nemesis injects one fault per c
 schedule (nemesis.py). Then everything is healed, the cluster settles, and the checker
 (checker.py) compares the acks and reads with a final read and every replica's segment files.
 Prints the counts; exits 1 on any acked record lost or misplaced, duplicate, vanished read,
-divergent or missing replica data, 2 when the run itself could not be carried out.
+divergent or missing replica data, or a broker that exited on its own (a crash), 2 when the run itself could not be carried out.
 """
 import argparse
 import os
@@ -74,7 +74,7 @@ def keep_evidence(cluster, dest):
 
 def run(a):
     seed = a.seed if a.seed is not None else int(time.time() * 1000) % 1_000_000_007
-    steps = nemesis.schedule(seed, a.cycles)
+    steps = nemesis.schedule(seed, a.cycles, a.faults)
     log("chaos: system %s, %d cycles, seed %d (CHAOS_SEED=%d replays this schedule)"
         % (a.system, a.cycles, seed, seed))
     for s in steps:
@@ -87,7 +87,6 @@ def run(a):
     cluster = Cluster(a.system, run_dir, gregor_bin=a.bin)
     nem = nemesis.Nemesis(cluster)
     unhealed = 0
-    exits = []
     passed = False
     try:
         cluster.start()
@@ -103,12 +102,6 @@ def run(a):
         started = time.monotonic()
         for s in steps:
             nem.run(s)
-            for b in cluster.brokers:
-                if not b.alive() and not (s["kind"] == "disk-full"):
-                    exits.append("cycle %d: broker %d exited (%s)"
-                                 % (s["cycle"], b.id, nem.exit_line(b)))
-                    log("  UNEXPECTED: broker %d exited:\n%s" % (b.id, b.log_tail(1500)))
-            nem.heal_all()
             if not nem.wait_healthy(60):
                 unhealed += 1
                 log("  not healthy 60 s after the heal (a partition without a live leader)")
@@ -119,7 +112,7 @@ def run(a):
         log("faults done in %.0fs; stopping the workload" % (time.monotonic() - started))
         wl.stop()
         log(wl.summary())
-        nem.heal_all()
+        nem.heal_all("after the workload")
         if not nem.wait_healthy(120, full_isr=isr_tracked):
             log("the cluster did not settle (live leaders%s) within 120 s"
                 % (", full ISRs" if isr_tracked else ""))
@@ -142,11 +135,11 @@ def run(a):
                                                                        result.missing))
         print("  high watermarks   %s" % hws)
         print("  client errors     %s" % dict(sorted(wl.errors.items())))
-        print("  unexpected exits  %d %s" % (len(exits), exits[:5]))
+        print("  unexpected exits  %d %s" % (len(nem.exits), nem.exits[:5]))
         print("  unhealed cycles   %d" % unhealed)
         for d in result.details:
             print("  - %s" % d)
-        bad = checker.failed(result)
+        bad = checker.failed(result) or bool(nem.exits)
         if bad:
             keep_evidence(cluster, run_dir)
             print("chaos: FAILED (seed %d); logs and replica data in %s" % (seed, run_dir))
@@ -171,6 +164,9 @@ def main():
     ap.add_argument("--seed", type=int,
                     default=int(os.environ["CHAOS_SEED"]) if os.environ.get("CHAOS_SEED")
                     else None)
+    ap.add_argument("--faults", type=lambda v: [k for k in v.split(",") if k],
+                    help="only these kinds, comma-separated (default: all of %s)"
+                    % ",".join(nemesis.FAULTS))
     ap.add_argument("--producers", type=int, default=3)
     ap.add_argument("--rate", type=int, default=100, help="records/s per producer")
     ap.add_argument("--dir", help="run directory (default: a new one under $TMPDIR)")
@@ -180,6 +176,9 @@ def main():
         ap.error("--bin (or GREGOR_BIN) must name the gregor binary")
     if a.bin:
         a.bin = os.path.abspath(a.bin)
+    for k in a.faults or []:
+        if k not in nemesis.FAULTS:
+            ap.error("unknown fault %r (known: %s)" % (k, ", ".join(nemesis.FAULTS)))
     if os.geteuid() != 0:
         ap.error("needs root: tmpfs mounts and nftables rules")
 

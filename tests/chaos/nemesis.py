@@ -21,6 +21,7 @@ Every nft rule lives in one table named for this process; heal_all() and cleanup
 import os
 import random
 import re
+import signal
 import subprocess
 import time
 
@@ -33,13 +34,15 @@ FAULTS = ["kill-leader", "kill-follower", "kill-controller", "pause", "partition
 TABLE_PREFIX = "gregor_chaos_"
 
 
-def schedule(seed, cycles):
+def schedule(seed, cycles, kinds=None):
+    """The plan of a run; kinds (default: every fault) narrows it, e.g. to replay one bug."""
+    kinds = list(kinds or FAULTS)
     r = random.Random(seed)
-    first = list(FAULTS)
+    first = list(kinds)
     r.shuffle(first)  # the first cycles inject every kind once, in a seeded order
     out = []
     for i in range(cycles):
-        kind = first[i] if i < len(first) else FAULTS[r.randrange(len(FAULTS))]
+        kind = first[i] if i < len(first) else kinds[r.randrange(len(kinds))]
         hold = round(r.uniform(3.0, 8.0), 1)
         if kind == "pause":
             hold = round(SESSION_TIMEOUT_MS / 1000.0 + r.uniform(2.0, 5.0), 1)
@@ -72,6 +75,7 @@ class Nemesis:
         self.table = "%s%d" % (TABLE_PREFIX, os.getpid())
         self.table_made = False
         self.injected = {}
+        self.exits = []  # unexpected broker exits: "cycle N: broker B exit status S"
         self.admin = None
         cluster.cleanups.append(self.cleanup)
 
@@ -172,6 +176,7 @@ class Nemesis:
     # -- one cycle ---------------------------------------------------------------------------
     def run(self, step):
         kind = step["kind"]
+        self.heal_all("before cycle %d" % step["cycle"])  # what died since the last heal
         target = self._target(step)
         self.injected[kind] = self.injected.get(kind, 0) + 1
         what = "zookeeper node %d" % target if kind == "zk-kill" else "broker %d" % target
@@ -206,16 +211,24 @@ class Nemesis:
             time.sleep(step["hold"])
             node.start()
             self.cluster.zk.wait_serving(timeout=60)
+        # A broker that dies of the fault dies within a moment of its heal (SIGCONT, a restart).
+        time.sleep(1.0)
+        self.heal_all("cycle %d (%s)" % (step["cycle"], kind),
+                      expected_exit=target if kind == "disk-full" else None)
         return target
 
     @staticmethod
     def exit_line(b):
         rc = b.proc.returncode if b.proc is not None else None
+        if rc is not None and rc < 0:
+            return "killed by %s" % signal.Signals(-rc).name
         return "exit status %s" % rc
 
-    def heal_all(self):
+    def heal_all(self, when, expected_exit=None):
         """Whatever a cycle left: network healed, brokers resumed, disks freed, every broker and
-        ZooKeeper node running."""
+        ZooKeeper node running. A broker found dead that the nemesis did not expect to stop
+        (only the target of a full disk may: Kafka halts on a failed log dir) is an unexpected
+        exit: recorded in self.exits with `when`, its exit status and its log's tail."""
         self.heal_network()
         for b in self.cluster.brokers:
             b.resume()
@@ -226,6 +239,10 @@ class Nemesis:
         self.cluster.zk.wait_serving(timeout=60)
         for b in self.cluster.brokers:
             if not b.alive():
-                log("broker %d is down (%s): restarting" % (b.id, self.exit_line(b)))
+                if b.id != expected_exit:
+                    self.exits.append("%s: broker %d %s" % (when, b.id, self.exit_line(b)))
+                    log("  UNEXPECTED: broker %d exited (%s); its log ends:\n%s"
+                        % (b.id, self.exit_line(b), b.log_tail(1500)))
+                log("  broker %d is down (%s): restarting" % (b.id, self.exit_line(b)))
                 b.kill9()
                 b.start()

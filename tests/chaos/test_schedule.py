@@ -34,3 +34,9 @@ def test_draws_within_bounds():
             assert 4.0 <= s["hold"] <= 20.0
         else:
             assert 3.0 <= s["hold"] <= 8.0
+
+
+def test_narrowed_to_some_kinds():
+    steps = nemesis.schedule(3, 50, ["pause", "zk-kill"])
+    assert set(s["kind"] for s in steps) == {"pause", "zk-kill"}
+    assert steps == nemesis.schedule(3, 50, ["pause", "zk-kill"])
