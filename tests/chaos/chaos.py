@@ -135,11 +135,12 @@ def run(a):
                                                                        result.missing))
         print("  high watermarks   %s" % hws)
         print("  client errors     %s" % dict(sorted(wl.errors.items())))
-        print("  unexpected exits  %d %s" % (len(nem.exits), nem.exits[:5]))
+        exits = nem.exits + [c for b in cluster.brokers for c in b.start_crashes]
+        print("  unexpected exits  %d %s" % (len(exits), exits[:5]))
         print("  unhealed cycles   %d" % unhealed)
         for d in result.details:
             print("  - %s" % d)
-        bad = checker.failed(result) or bool(nem.exits)
+        bad = checker.failed(result) or bool(exits)
         if bad:
             keep_evidence(cluster, run_dir)
             print("chaos: FAILED (seed %d); logs and replica data in %s" % (seed, run_dir))

@@ -113,6 +113,7 @@ class Broker:
         self.paused = False
         self.log_path = os.path.join(directory, "broker.log")
         self.mounted = False
+        self.start_crashes = []  # "broker N killed by SIGSEGV while starting"
 
     @property
     def bootstrap(self):
@@ -182,6 +183,16 @@ class Broker:
         except Exception:  # noqa: BLE001 - not yet
             return False
 
+    def _stays_up(self, grace=2.0):
+        """A broker may list the old session's registration as its own before its registration
+        is refused (NodeExists) and it exits: ready only if it still runs after grace."""
+        end = time.monotonic() + grace
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                return False
+            time.sleep(0.1)
+        return True
+
     def start(self, timeout=90.0):
         """Starts the broker and waits (bounded) until it serves. A broker restarted right after a
         kill -9 meets its own registration until ZooKeeper expires the old session, and both
@@ -195,11 +206,16 @@ class Broker:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     break
-                if self._ready(admin):
+                if self._ready(admin) and self._stays_up():
                     return attempts
                 time.sleep(0.2)
             if self.proc.poll() is None:
                 break
+            if self.proc.returncode < 0:  # a crash while starting, not a refusal
+                self.start_crashes.append("broker %d killed by %s while starting"
+                                          % (self.id, signal.Signals(-self.proc.returncode).name))
+                log("  UNEXPECTED: %s; its log ends:\n%s"
+                    % (self.start_crashes[-1], self.log_tail(1500)))
             time.sleep(1.0)
         self.kill9()
         raise RuntimeError("%s broker %d did not start within %.0fs (%d attempts):\n%s"
