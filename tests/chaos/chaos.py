@@ -102,10 +102,11 @@ def run(a):
         started = time.monotonic()
         for s in steps:
             nem.run(s)
-            if not nem.wait_healthy(60):
+            when = "after cycle %d (%s)" % (s["cycle"], s["kind"])
+            if not nem.wait_healthy(60, when=when):
                 unhealed += 1
                 log("  not healthy 60 s after the heal (a partition without a live leader)")
-            elif isr_tracked and not nem.wait_healthy(30, full_isr=True):
+            elif isr_tracked and not nem.wait_healthy(30, full_isr=True, when=when):
                 log("  ISR not full 30 s after the heal")
             log("  %s" % wl.summary())
             time.sleep(s["quiet"])
@@ -113,7 +114,7 @@ def run(a):
         wl.stop()
         log(wl.summary())
         nem.heal_all("after the workload")
-        if not nem.wait_healthy(120, full_isr=isr_tracked):
+        if not nem.wait_healthy(120, full_isr=isr_tracked, when="after the workload"):
             log("the cluster did not settle (live leaders%s) within 120 s"
                 % (", full ISRs" if isr_tracked else ""))
         converged, ends = wait_converged(cluster, 60)

@@ -107,11 +107,15 @@ class Nemesis:
                 return False
         return True
 
-    def wait_healthy(self, timeout, full_isr=False):
+    def wait_healthy(self, timeout, full_isr=False, when=None):
+        """Waits (bounded) for healthy(full_isr). With when, a broker that dies meanwhile is
+        recorded as an unexpected exit (at `when`) and restarted, not waited for."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.healthy(full_isr):
                 return True
+            if when is not None and not all(b.alive() for b in self.cluster.brokers):
+                self.heal_all(when)
             time.sleep(0.5)
         return False
 
