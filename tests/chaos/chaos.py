@@ -63,6 +63,13 @@ def wait_converged(cluster, timeout):
     return False, ends
 
 
+def save_history(run_dir, wl):
+    """The acks (partition, offset, value), one a line, before anything is checked."""
+    with open(os.path.join(run_dir, "acked.txt"), "w") as f:
+        for p, o, v in wl.acked:
+            f.write("%d %s %s\n" % (p, o, v.decode(errors="replace")))
+
+
 def keep_evidence(cluster, dest):
     for b in cluster.brokers:
         try:
@@ -119,15 +126,21 @@ def run(a):
                 % (", full ISRs" if isr_tracked else ""))
         converged, ends = wait_converged(cluster, 60)
         log("replica log ends %s: %s" % ("equal" if converged else "DIFFER", ends))
+        save_history(run_dir, wl)
         final, hws = final_read(cluster.bootstrap)
         replicas = replica_logs(cluster)
-        result = checker.check(wl.acked, final, wl.observed, replicas, hws)
+        try:
+            result = checker.check(wl.acked, final, wl.observed, replicas, hws)
+        except Exception:
+            keep_evidence(cluster, run_dir)
+            raise
         faults = sum(nem.injected.values())
         print("chaos result (%s, seed %d, %d cycles):" % (a.system, seed, a.cycles))
         print("  faults injected   %d  %s" % (faults, dict(sorted(nem.injected.items()))))
         print("  records sent      %d (delivery failed, indeterminate: %d; fatal producer "
               "errors: %d)" % (wl.sent, wl.failed, wl.fatal))
-        print("  records acked     %d (at their offset: %d)" % (result.acked, result.ok))
+        print("  records acked     %d (held where acked: %d; of them acked without an offset, "
+              "held once: %d)" % (result.acked, result.ok, result.unknown_offset))
         print("  lost              %d" % result.lost)
         print("  misplaced         %d" % result.misplaced)
         print("  duplicated        %d" % result.duplicated)

@@ -112,3 +112,15 @@ def test_divergent_replica_fails():
     replicas[0][3] = checker.parse_log(batch_bytes(0, [b"v0", b"zz"], crc=8))
     r = checker.check(acked, final, observed, replicas, hw)
     assert r.divergent == 2 and checker.failed(r)
+
+
+def test_ack_without_offset_is_checked_by_value():
+    # librdkafka acks a retried idempotent batch that the leader already had
+    # (DUPLICATE_SEQUENCE_NUMBER) without its offset: confluent_kafka's offset() is None then.
+    acked, final, observed, replicas, hw = history()
+    acked.append((1, None, b"v1"))  # v1 is held (at 0/1)
+    r = checker.check(acked, final, observed, replicas, hw)
+    assert r.ok == 4 and r.unknown_offset == 1 and not checker.failed(r), r
+    acked.append((1, None, b"never-written"))
+    r = checker.check(acked, final, observed, replicas, hw)
+    assert r.lost == 1 and checker.failed(r)
