@@ -16,6 +16,7 @@ import argparse
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -72,11 +73,12 @@ def save_history(run_dir, wl):
 
 def keep_evidence(cluster, dest):
     for b in cluster.brokers:
-        try:
-            shutil.copytree(b.data_dir, os.path.join(dest, "broker%d-data" % b.id),
-                            ignore=shutil.ignore_patterns("filler"))
-        except OSError as e:
-            log("evidence of broker %d: %s" % (b.id, e))
+        # cp keeps the preallocated (sparse) index files sparse: 20 MiB each copied densely.
+        p = subprocess.run(["cp", "-a", "--sparse=always", b.data_dir,
+                            os.path.join(dest, "broker%d-data" % b.id)],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            log("evidence of broker %d: %s" % (b.id, p.stderr.strip()))
 
 
 def run(a):
