@@ -118,6 +118,31 @@ SOAK_SECONDS ?= 600
 soak: test-deps asan
 	$(TEST_PYTHON) tests/soak/soak.py --bin build-asan/gregor --seconds $(SOAK_SECONDS)
 
+# Jepsen-style fault runs (tests/chaos, docs/CHAOS.md): a 3-node ZooKeeper ensemble and 3 brokers
+# on 127.0.0.2-4, idempotent acks=all producers and consumers on an RF 3 topic, one fault per
+# cycle on a seeded schedule (CHAOS_SEED; random when empty, printed either way), then the
+# checker: fails on an acked record lost, a duplicate, a read that vanished or replicas that
+# diverge. Needs root (tmpfs, nftables). `chaos` runs gregor (CHAOS_BIN), `chaos-kafka` Apache
+# Kafka 3.9 in ZooKeeper mode (the reference), `chaos-ci` the short fixed-seed run of .ci/run.
+CHAOS_CYCLES ?= 100
+CHAOS_SEED ?=
+CHAOS_BIN ?= $(BUILD)/gregor
+CHAOS_CI_CYCLES ?= 7
+CHAOS_CI_SEED ?= 1
+chaos_seed = $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
+.PHONY: chaos chaos-kafka chaos-ci
+chaos: test-deps all
+	$(TEST_PYTHON) tests/chaos/chaos.py --system gregor --bin $(CHAOS_BIN) --cycles $(CHAOS_CYCLES) $(chaos_seed)
+
+chaos-kafka: test-deps
+	$(TEST_PYTHON) tests/chaos/chaos.py --system kafka --cycles $(CHAOS_CYCLES) $(chaos_seed)
+
+chaos-ci: test-deps
+	$(MAKE) BUILD=build-asan OPT="-O1 $(SAN_FLAGS)" LIBS_CORE="$(LIBS_CORE) $(SAN_FLAGS)" all
+	$(TEST_PYTHON) -m pytest -q tests/chaos
+	$(TEST_PYTHON) tests/chaos/chaos.py --system gregor --bin build-asan/gregor \
+	  --cycles $(CHAOS_CI_CYCLES) --seed $(CHAOS_CI_SEED)
+
 FUZZ_SECONDS ?= 10
 # Each fuzz target links only the layers under test (not net/broker): common, proto and the
 # generated codecs, plus FUZZ_EXTRA_<target> (default: the log layer).
