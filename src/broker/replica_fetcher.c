@@ -683,10 +683,13 @@ static void fetcher_timer(struct broker *b, void *arg)
 }
 
 /* Sends the next request when none is in flight: truncations first, then a Fetch; with every
- * partition delayed, a timer for the first to be ready. */
+ * partition delayed, a timer for the first to be ready. A broker in its controlled shutdown
+ * fetches no more (Kafka's controller sends it StopReplica): else the leader a partition moved
+ * to adds it back to the ISR before it exits, acks=all waits for it and its exit costs the
+ * partition one more election. */
 static void fetcher_kick(struct replica_fetcher *f)
 {
-    if (f->call != NULL || f->b->stopping)
+    if (f->call != NULL || f->b->stopping || f->b->shutdown_ctl != NULL)
         return;
     int64_t now = mono_ms(), next = INT64_MAX;
     int ntrunc = 0, nfetch = 0;
