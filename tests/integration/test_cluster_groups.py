@@ -16,10 +16,9 @@ import uuid
 
 import pytest
 
-from conftest import Broker
 from kafka_wire import Reader, _request, cstr, flexible_call, s16, uvarint
 from cluster_fixture import ZkEnsemble
-from zk_fixture import ZkReader, wait_until, zookeeper_available
+from zk_fixture import ZkReader, start_brokers, wait_until, zookeeper_available
 
 if not zookeeper_available():
     pytest.fail("Debian's zookeeper package (java + jars) is not installed: make test-deps "
@@ -46,26 +45,11 @@ def zookeeper(tmp_path_factory):
 
 
 def start_cluster(tmp_path, zk, chroot, ids=(1, 2, 3), offsets_rf=1):
-    brokers = []
-    for i in ids:
-        b = Broker(str(tmp_path / ("data%d" % i)),
-                   overrides={"broker.id": i, "zookeeper.connect": zk.connect + chroot,
-                              "zookeeper.session.timeout.ms": SESSION_MS,
-                              "offsets.topic.num.partitions": OFFSETS_PARTITIONS,
-                              "offsets.topic.replication.factor": offsets_rf,
-                              "group.initial.rebalance.delay.ms": 0})
-        brokers.append(b)
-        b.start()
-    from confluent_kafka.admin import AdminClient
-
-    def all_listed():
-        for b in brokers:
-            md = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10)
-            if sorted(md.brokers) != sorted(ids) or md.controller_id not in ids:
-                return False
-        return True
-    wait_until(all_listed, 20, what="every broker lists the others and a controller")
-    return brokers
+    return start_brokers(tmp_path, zk.connect + chroot, ids,
+                         {"zookeeper.session.timeout.ms": SESSION_MS,
+                          "offsets.topic.num.partitions": OFFSETS_PARTITIONS,
+                          "offsets.topic.replication.factor": offsets_rf,
+                          "group.initial.rebalance.delay.ms": 0})
 
 
 def stop_all(brokers):

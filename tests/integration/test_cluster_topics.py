@@ -13,9 +13,8 @@ import base64
 
 import pytest
 
-from conftest import Broker
 from kafka_wire import _request, produce_v7, record_batch
-from zk_fixture import ZkReader, ZooKeeperServer, wait_until, zookeeper_available
+from zk_fixture import ZkReader, ZooKeeperServer, start_brokers, wait_until, zookeeper_available
 
 if not zookeeper_available():
     pytest.fail("Debian's zookeeper package (java + jars) is not installed: make test-deps "
@@ -34,28 +33,12 @@ def zookeeper():
 
 
 def start_cluster(tmp_path, zk, chroot, ids=(1, 2, 3), extra=None):
-    brokers = []
-    for i in ids:
-        # One controlled-shutdown attempt: a leader whose partitions cannot move (RF 1, or an
-        # ISR of itself) stops after it instead of Kafka's 3 attempts 5 s apart (failover
-        # tests in test_replication_failover.py keep Kafka's defaults).
-        b = Broker(str(tmp_path / ("data%d" % i)),
-                   overrides=dict(extra or {}, **{"broker.id": i,
-                                                  "zookeeper.connect": zk.connect + chroot,
-                                                  "zookeeper.session.timeout.ms": SESSION_MS,
-                                                  "controlled.shutdown.max.retries": 1}))
-        brokers.append(b)
-        b.start()
-    from confluent_kafka.admin import AdminClient
-
-    def all_listed():
-        for b in brokers:
-            md = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10)
-            if sorted(md.brokers) != sorted(ids) or md.controller_id not in ids:
-                return False
-        return True
-    wait_until(all_listed, 20, what="every broker lists the others and a controller")
-    return brokers
+    # One controlled-shutdown attempt: a broker stopping with nowhere to move its partitions
+    # (ISR of itself) stops after it instead of Kafka's 3 attempts 5 s apart (failover
+    # tests in test_replication_failover.py keep Kafka's defaults).
+    return start_brokers(tmp_path, zk.connect + chroot, ids,
+                         dict({"zookeeper.session.timeout.ms": SESSION_MS,
+                               "controlled.shutdown.max.retries": 1}, **(extra or {})))
 
 
 def stop_all(brokers):

@@ -19,10 +19,10 @@ import time
 
 import pytest
 
-from conftest import Broker, ROOT
-from test_cluster_topics import SESSION_MS, stop_all, zk_json
+from conftest import ROOT
+from test_cluster_topics import SESSION_MS, stop_all
 from test_replication_follower import replicas_match
-from zk_fixture import ZkReader, ZooKeeperServer, wait_until, zookeeper_available
+from zk_fixture import ZkReader, ZooKeeperServer, start_brokers, wait_until, zookeeper_available
 
 if not zookeeper_available():
     pytest.fail("Debian's zookeeper package (java + jars) is not installed: make test-deps "
@@ -45,24 +45,8 @@ def zookeeper():
 
 
 def start(tmp_path, zk, chroot, extra=None, ids=(1, 2, 3)):
-    brokers = []
-    for i in ids:
-        ov = {"broker.id": i, "zookeeper.connect": zk.connect + chroot,
-              "zookeeper.session.timeout.ms": SESSION_MS}
-        ov.update(extra or {})
-        b = Broker(str(tmp_path / ("data%d" % i)), overrides=ov)
-        brokers.append(b)
-        b.start()
-    from confluent_kafka.admin import AdminClient
-
-    def all_listed():
-        for b in brokers:
-            md = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10)
-            if sorted(md.brokers) != sorted(ids) or md.controller_id not in ids:
-                return False
-        return True
-    wait_until(all_listed, 20, what="every broker lists the others and a controller")
-    return brokers
+    return start_brokers(tmp_path, zk.connect + chroot, ids,
+                         dict({"zookeeper.session.timeout.ms": SESSION_MS}, **(extra or {})))
 
 
 def by_id(brokers):

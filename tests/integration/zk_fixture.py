@@ -245,3 +245,27 @@ def wait_until(pred, timeout, interval=0.1, what="condition"):
                 return last
         time.sleep(interval)
     raise AssertionError("%s not met within %ss (last: %r)" % (what, timeout, last))
+
+
+def start_brokers(tmp_path, connect, ids=(1, 2, 3), overrides=None, timeout=20):
+    """gregor brokers broker.id in ids on zookeeper.connect `connect` (with its chroot), each
+    with its log dir tmp_path/data<id> and `overrides`; returns them once every one lists all
+    of them and a controller (bounded)."""
+    from conftest import Broker
+    from confluent_kafka.admin import AdminClient
+    brokers = []
+    for i in ids:
+        ov = dict(overrides or {})
+        ov.update({"broker.id": i, "zookeeper.connect": connect})
+        b = Broker(str(tmp_path / ("data%d" % i)), overrides=ov)
+        brokers.append(b)
+        b.start()
+
+    def all_listed():
+        for b in brokers:
+            md = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10)
+            if sorted(md.brokers) != sorted(ids) or md.controller_id not in ids:
+                return False
+        return True
+    wait_until(all_listed, timeout, what="every broker lists the others and a controller")
+    return brokers
