@@ -1120,8 +1120,9 @@ enum state_plan {
 };
 
 static const char *const plan_names[] = {
-    "none", "OfflinePartitionLeaderElectionStrategy", "OfflinePartitionLeaderElectionStrategy "
-    "(unclean)", "no replica online", "ControlledShutdownPartitionLeaderElectionStrategy",
+    "none", "OfflinePartitionLeaderElectionStrategy",
+    "OfflinePartitionLeaderElectionStrategy (unclean)", "no replica online",
+    "ControlledShutdownPartitionLeaderElectionStrategy",
     "OfflineReplica", "PreferredReplicaPartitionLeaderElectionStrategy",
 };
 
