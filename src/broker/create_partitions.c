@@ -18,6 +18,21 @@ static bool same_name(struct kstr a, struct kstr b)
            memcmp(a.ptr, b.ptr, (size_t)a.len) == 0;
 }
 
+/* Whether topic i's name came earlier in the request (answered there); *later: it comes
+ * again after i (a duplicate: INVALID_REQUEST for that one answer). */
+static bool named_earlier(const struct create_partitions_request *req, int32_t n, int32_t i,
+                          bool *later)
+{
+    *later = false;
+    for (int32_t k = 0; k < n; k++)
+        if (k != i && same_name(req->topics[k].name, req->topics[i].name)) {
+            if (k < i)
+                return true;
+            *later = true;
+        }
+    return false;
+}
+
 static void set_error(struct request *r, int32_t i, int e, const char *msg)
 {
     struct create_partitions_response *resp = r->resp;
@@ -87,11 +102,8 @@ static enum request_status cluster_create_partitions_request(struct broker *b,
     int32_t nres = 0;
     for (int32_t i = 0; i < n; i++) {
         struct create_partitions_request_create_partitions_topic *in = &req->topics[i];
-        bool earlier = false, later = false;
-        for (int32_t k = 0; k < n && !earlier; k++)
-            if (k != i && same_name(req->topics[k].name, in->name))
-                *(k < i ? &earlier : &later) = true;
-        if (earlier)
+        bool later = false;
+        if (named_earlier(req, n, i, &later))
             continue; /* one answer per name, as Kafka */
         int32_t o = nres++;
         struct create_partitions_response_create_partitions_topic_result *out = &resp->results[o];
@@ -207,11 +219,8 @@ enum request_status handle_create_partitions(struct broker *b, struct request *r
     int32_t nres = 0;
     for (int32_t i = 0; i < n; i++) {
         struct create_partitions_request_create_partitions_topic *in = &req->topics[i];
-        bool earlier = false, later = false;
-        for (int32_t k = 0; k < n && !earlier; k++)
-            if (k != i && same_name(req->topics[k].name, in->name))
-                *(k < i ? &earlier : &later) = true;
-        if (earlier)
+        bool later = false;
+        if (named_earlier(req, n, i, &later))
             continue; /* one answer per name, as Kafka */
         int32_t o = nres++;
         struct create_partitions_response_create_partitions_topic_result *out = &resp->results[o];
