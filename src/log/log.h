@@ -141,4 +141,45 @@ int plog_delete(struct plog *log);
  * rename fails the directory is removed in place and the error returned. Frees log. */
 int plog_retire(struct plog *log, const char *to);
 
+/* ---- the log cleaner's hooks (src/log/cleaner.c) ---- */
+
+/* One inactive segment as the cleaner sees it. */
+struct plog_segment_info {
+    int64_t base_offset;
+    int64_t next_offset;           /* last offset + 1; base_offset when empty */
+    int64_t size;                  /* bytes of the .log */
+    int64_t max_timestamp;         /* -1 none */
+    int64_t first_batch_timestamp; /* -1 none */
+    int64_t offset_index_bytes;
+    int64_t time_index_bytes;
+};
+
+/* A copy of the log's layout taken under its lock: everything malloc'ed is the view's. */
+struct plog_cleaner_view {
+    char *dir;                     /* owned */
+    char who[1400];                /* log-line context */
+    struct log_config cfg;
+    int64_t log_start;
+    int64_t active_base;           /* base offset of the active segment */
+    int64_t end_offset;            /* the log end offset */
+    uint64_t layout_epoch;         /* changes whenever segments leave the log or are cut */
+    struct plog_segment_info *segs; /* owned: the inactive segments, oldest first */
+    int nsegs;
+};
+int plog_cleaner_view(struct plog *log, struct plog_cleaner_view *v);
+void plog_cleaner_view_free(struct plog_cleaner_view *v);
+
+/* The swap of a clean: the nold segments from the one at first_base (all inactive, the layout
+ * still at layout_epoch) are replaced by the segment whose files were written as
+ * <dir>/<first_base>.{log,index,timeindex}.cleaned. Under the lock, in Kafka's order: the
+ * .cleaned files become .swap (directory fsync'ed: from here a crash completes the swap), the
+ * old segments' files become .deleted (removed after file.delete.delay.ms), the .swap files
+ * take the live names, and the new segment replaces the old ones in the log. A layout that
+ * changed meanwhile sets *aborted and removes the .cleaned files (KERR_NONE). An I/O error
+ * before the commit point leaves the log as it was; after it the log must be reopened (the
+ * open completes the swap). *held_us = time under the lock. KERR_NONE or
+ * KERR_KAFKA_STORAGE_ERROR. */
+int plog_replace_segments(struct plog *log, uint64_t layout_epoch, int64_t first_base, int nold,
+                          bool *aborted, int64_t *held_us);
+
 #endif

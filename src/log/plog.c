@@ -2,6 +2,7 @@
  * assignment, rolling, reads, timestamp lookups, retention, DeleteRecords, flushing and the
  * recovery that runs when the log is opened. One mutex per log guards all of it. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -45,6 +46,8 @@ struct plog {
     /* Inactive segments with open descriptors, most recently used first (borrowed from segs). */
     struct segment *open_inactive[PLOG_OPEN_INACTIVE_MAX];
     int nopen_inactive;
+    uint64_t layout_epoch;    /* bumped whenever segments leave the log or are cut: a clean
+                               * that started before aborts its swap */
 };
 
 void log_config_defaults(struct log_config *cfg)
@@ -84,6 +87,7 @@ static int segs_push(struct plog *log, struct segment *s)
 
 static void segs_remove_first(struct plog *log)
 {
+    log->layout_epoch++;
     memmove(log->segs, log->segs + 1, (size_t)(log->nsegs - 1) * sizeof(*log->segs));
     log->nsegs--;
 }
@@ -193,6 +197,8 @@ static void run_pending_deletes(struct plog *log, int64_t now, bool all, struct 
     log->npending = kept;
 }
 
+static void schedule_unlink(struct plog *log, char *base_path, int64_t now, struct plog_trash *t);
+
 /* Renames a segment's files to *.deleted (removed after file.delete.delay.ms) and frees it;
  * with a trash, both the rename and the close are the trash's, done by plog_trash_dispose. */
 static void delete_segment(struct plog *log, struct segment *s, int64_t now, struct plog_trash *t)
@@ -208,6 +214,12 @@ static void delete_segment(struct plog *log, struct segment *s, int64_t now, str
                      strerror(errno));
         segment_close(s, false);
     }
+    schedule_unlink(log, base_path, now, t);
+}
+
+/* The *.deleted files of base_path (owned) are removed after file.delete.delay.ms. */
+static void schedule_unlink(struct plog *log, char *base_path, int64_t now, struct plog_trash *t)
+{
     if (base_path == NULL)
         return;
     if (log->cfg.file_delete_delay_ms <= 0) {
@@ -319,10 +331,164 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* ---- interrupted cleaner swaps (Kafka's LogLoader.removeTempFilesAndCollectSwapFiles) ---- */
+
+#define SWAP_MAX 64 /* .log.swap files completed per open: one per group a crash interrupted */
+
+/* The offset after the last whole batch of a .log.swap file (its base when none): the range
+ * of old segments the swap replaces. A walk of batch headers, bounded by the file's size. */
+static int swap_next_offset(const char *path, int64_t base, int64_t *next)
+{
+    *next = base;
+    int fd = fio_open(path, O_RDONLY, 0);
+    struct stat st;
+    if (fd < 0 || fio_fstat(fd, &st) < 0) {
+        if (fd >= 0)
+            fio_close(fd);
+        return -1;
+    }
+    int64_t pos = 0;
+    uint8_t b[BATCH_HEADER_SIZE];
+    while (pos + BATCH_HEADER_SIZE <= st.st_size) {
+        if (fio_pread_full(fd, b, sizeof(b), (off_t)pos) != (ssize_t)sizeof(b)) {
+            fio_close(fd);
+            return -1;
+        }
+        struct batch_header h;
+        batch_header_decode(b, &h);
+        if (h.magic != BATCH_MAGIC_V2 || h.length < BATCH_MIN_LENGTH || h.last_offset_delta < 0 ||
+            batch_total_size(&h) > st.st_size - pos)
+            break; /* recovery of the live segment cuts what follows */
+        *next = batch_last_offset(&h) + 1;
+        pos += batch_total_size(&h);
+    }
+    fio_close(fd);
+    return 0;
+}
+
+static bool has_suffix(const char *name, const char *suffix)
+{
+    size_t n = strlen(name), sl = strlen(suffix);
+    return n > sl && strcmp(name + n - sl, suffix) == 0;
+}
+
+/* The base offset of a segment file name "<20 digits>.<kind>[.<tmp>]", -1 when not one. */
+static int64_t file_base_offset(const char *name)
+{
+    if (strlen(name) < 21 || name[20] != '.')
+        return -1;
+    int64_t v = 0;
+    for (int i = 0; i < 20; i++) {
+        if (name[i] < '0' || name[i] > '9' || v > (INT64_MAX - (name[i] - '0')) / 10)
+            return -1;
+        v = v * 10 + (name[i] - '0');
+    }
+    return v;
+}
+
+/* Removes *.deleted and *.cleaned leftovers, then completes the swaps a crash interrupted: the
+ * live files of the segments a .log.swap replaces (bases in [swap base, its next offset), and
+ * always the swap's own base) are removed and every *.swap file takes its live name. A .swap
+ * at or past the lowest .cleaned base belongs to a split that never finished and goes too. */
+static int recover_swaps(struct plog *log)
+{
+    DIR *d = fio_opendir(log->dir);
+    if (d == NULL)
+        return -1;
+    int64_t swap_base[SWAP_MAX], swap_end[SWAP_MAX], min_cleaned = INT64_MAX;
+    int nswap = 0;
+    bool any_swap = false;
+    char p[PATH_MAX];
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *name = e->d_name;
+        int64_t base = file_base_offset(name);
+        if (has_suffix(name, ".deleted") || has_suffix(name, ".cleaned")) {
+            if (has_suffix(name, ".cleaned") && base >= 0 && base < min_cleaned)
+                min_cleaned = base;
+            snprintf(p, sizeof(p), "%s/%s", log->dir, name);
+            fio_unlink(p);
+        } else if (has_suffix(name, ".swap")) {
+            any_swap = true;
+            if (base >= 0 && has_suffix(name, ".log.swap") && nswap < SWAP_MAX)
+                swap_base[nswap++] = base;
+        }
+    }
+    closedir(d);
+    if (!any_swap)
+        return 0;
+    for (int i = 0; i < nswap; i++) {
+        if (swap_base[i] >= min_cleaned) {
+            swap_end[i] = swap_base[i]; /* dropped below */
+            continue;
+        }
+        snprintf(p, sizeof(p), "%s/%020" PRId64 ".log.swap", log->dir, swap_base[i]);
+        if (swap_next_offset(p, swap_base[i], &swap_end[i]) < 0) {
+            LOG_ERROR(log->who, "Could not read %s: %s", p, strerror(errno));
+            return -1;
+        }
+        if (swap_end[i] <= swap_base[i])
+            swap_end[i] = swap_base[i] + 1;
+        LOG_INFO(log->who, "Found log file %s from interrupted swap operation, which is recoverable "
+                 "from .swap files by renaming.", p);
+    }
+    if ((d = fio_opendir(log->dir)) == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        const char *name = e->d_name;
+        int64_t base = file_base_offset(name);
+        if (base < 0)
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", log->dir, name);
+        if (has_suffix(name, ".swap")) {
+            if (base >= min_cleaned) {
+                LOG_INFO(log->who, "Deleting invalid swap file %s (a .cleaned file at %" PRId64
+                         " is older)", p, min_cleaned);
+                fio_unlink(p);
+            }
+            continue;
+        }
+        if (!has_suffix(name, ".log") && !has_suffix(name, ".index") &&
+            !has_suffix(name, ".timeindex") && !has_suffix(name, ".txnindex"))
+            continue;
+        for (int i = 0; i < nswap; i++) {
+            if (base >= swap_base[i] && base < swap_end[i]) {
+                LOG_INFO(log->who, "Deleting segment files %s that is compacted but has not been "
+                         "deleted yet.", name);
+                if (fio_unlink(p) < 0 && errno != ENOENT) {
+                    closedir(d);
+                    return -1;
+                }
+                break;
+            }
+        }
+    }
+    closedir(d);
+    if ((d = fio_opendir(log->dir)) == NULL)
+        return -1;
+    int rc = 0;
+    while ((e = readdir(d)) != NULL) {
+        const char *name = e->d_name;
+        if (!has_suffix(name, ".swap") || file_base_offset(name) < 0)
+            continue;
+        char to[PATH_MAX];
+        snprintf(p, sizeof(p), "%s/%s", log->dir, name);
+        snprintf(to, sizeof(to), "%s/%.*s", log->dir, (int)(strlen(name) - 5), name);
+        LOG_INFO(log->who, "Recovering file %s by renaming from .swap files.", name);
+        if (fio_rename(p, to) < 0)
+            rc = -1;
+    }
+    closedir(d);
+    log->dir_dirty = true;
+    return rc;
+}
+
 /* Lists segment base offsets (sorted); removes *.deleted / *.cleaned leftovers and index files
- * whose .log is gone. */
+ * whose .log is gone, after completing interrupted swaps. */
 static int list_segments(struct plog *log, int64_t **bases_out, int *n_out)
 {
+    if (recover_swaps(log) < 0)
+        return -1;
     DIR *d = fio_opendir(log->dir);
     if (d == NULL)
         return -1;
@@ -685,6 +851,7 @@ static void drop_last_segment(struct plog *log, int64_t now)
 {
     struct segment *s = active_seg(log);
     log->nsegs--;
+    log->layout_epoch++;
     delete_segment(log, s, now, NULL); /* rare (a follower truncating): done here */
 }
 
@@ -701,6 +868,7 @@ int plog_truncate_to(struct plog *log, int64_t offset)
     }
     int64_t now = now_ms();
     int64_t t0 = mono_ms();
+    log->layout_epoch++; /* a clean of these segments must not swap in what was cut */
     while (log->nsegs > 1 && active_seg(log)->base_offset >= offset)
         drop_last_segment(log, now);
     struct segment *s = active_seg(log);
@@ -1198,4 +1366,175 @@ void plog_release_fds(struct plog *log)
         segment_release_fds(log->segs[i]);
     log->nopen_inactive = 0;
     unlock(log);
+}
+
+/* ---- the log cleaner's hooks ---- */
+
+int plog_cleaner_view(struct plog *log, struct plog_cleaner_view *v)
+{
+    memset(v, 0, sizeof(*v));
+    lock(log);
+    int n = log->nsegs - 1; /* the active segment is never cleaned */
+    v->dir = strdup(log->dir);
+    v->segs = n > 0 ? calloc((size_t)n, sizeof(*v->segs)) : NULL;
+    if (v->dir == NULL || (n > 0 && v->segs == NULL)) {
+        unlock(log);
+        plog_cleaner_view_free(v);
+        return KERR_KAFKA_STORAGE_ERROR;
+    }
+    memcpy(v->who, log->who, sizeof(v->who));
+    v->cfg = log->cfg;
+    v->log_start = log->log_start;
+    v->active_base = active_seg(log)->base_offset;
+    v->end_offset = leo(log);
+    v->layout_epoch = log->layout_epoch;
+    for (int i = 0; i < n; i++) {
+        const struct segment *s = log->segs[i];
+        GREGOR_ASSERT(!s->active);
+        v->segs[i] = (struct plog_segment_info){
+            .base_offset = s->base_offset,
+            .next_offset = s->next_offset,
+            .size = s->size,
+            .max_timestamp = s->max_timestamp,
+            .first_batch_timestamp = s->first_batch_timestamp,
+            .offset_index_bytes = (int64_t)s->oi.entries * OFFSET_INDEX_ENTRY_SIZE,
+            .time_index_bytes = (int64_t)s->ti.entries * TIME_INDEX_ENTRY_SIZE,
+        };
+    }
+    v->nsegs = n;
+    unlock(log);
+    return KERR_NONE;
+}
+
+void plog_cleaner_view_free(struct plog_cleaner_view *v)
+{
+    free(v->dir);
+    free(v->segs);
+    v->dir = NULL;
+    v->segs = NULL;
+    v->nsegs = 0;
+}
+
+static const char *const segment_suffixes[] = {".log", ".index", ".timeindex"};
+
+/* Renames <base><sfx><from> to <base><sfx><to> for the three files. Stops at the first error. */
+static int rename_suffixes(const char *base_path, const char *from, const char *to)
+{
+    for (size_t i = 0; i < ARRAY_LEN(segment_suffixes); i++) {
+        char a[PATH_MAX + 32], b[PATH_MAX + 32];
+        snprintf(a, sizeof(a), "%s%s%s", base_path, segment_suffixes[i], from);
+        snprintf(b, sizeof(b), "%s%s%s", base_path, segment_suffixes[i], to);
+        if (fio_rename(a, b) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void unlink_suffixes(const char *base_path, const char *suffix)
+{
+    for (size_t i = 0; i < ARRAY_LEN(segment_suffixes); i++) {
+        char a[PATH_MAX + 32];
+        snprintf(a, sizeof(a), "%s%s%s", base_path, segment_suffixes[i], suffix);
+        fio_unlink(a);
+    }
+}
+
+/* Index of the segment whose base is base, -1 when none. */
+static int segment_at_base(const struct plog *log, int64_t base)
+{
+    int i = find_segment(log, base);
+    return log->nsegs > 0 && log->segs[i]->base_offset == base ? i : -1;
+}
+
+/* After the commit point: old segments to .deleted, .swap to live, the new segment in. */
+static int swap_in_locked(struct plog *log, int at, int nold, const char *base_path, int64_t now)
+{
+    for (int k = at; k < at + nold; k++) {
+        struct segment *s = log->segs[k];
+        if (rename_suffixes(s->base_path, "", ".deleted") < 0) {
+            LOG_ERROR(log->who, "Could not rename segment %s to .deleted during a swap: %s",
+                      s->base_path, strerror(errno));
+            return -1;
+        }
+    }
+    if (rename_suffixes(base_path, ".swap", "") < 0) {
+        LOG_ERROR(log->who, "Could not rename %s.*.swap to the live names: %s", base_path,
+                  strerror(errno));
+        return -1;
+    }
+    struct segment *n;
+    const char *why = NULL;
+    int64_t base = log->segs[at]->base_offset, cut = 0;
+    if (segment_open(log->dir, base, log->cfg.index_interval_bytes, log->cfg.segment_index_bytes,
+                     now, &n) < 0) {
+        LOG_ERROR(log->who, "Could not open the cleaned segment %s: %s", base_path, strerror(errno));
+        return -1;
+    }
+    int lr = segment_load(n, &why);
+    if (lr != 0 && (lr < 0 || segment_recover(n, base, &cut, &why) < 0 ||
+                    segment_make_inactive(n) < 0)) {
+        LOG_ERROR(log->who, "Could not load the cleaned segment %s: %s", base_path,
+                  why ? why : strerror(errno));
+        segment_close(n, false);
+        return -1;
+    }
+    GREGOR_ASSERT(at + nold >= log->nsegs || n->next_offset <= log->segs[at + nold]->base_offset);
+    for (int k = at; k < at + nold; k++) {
+        struct segment *s = log->segs[k];
+        seg_forget(log, s);
+        schedule_unlink(log, strdup(s->base_path), now, NULL);
+        segment_close(s, false);
+    }
+    segment_release_fds(n);
+    log->segs[at] = n;
+    memmove(log->segs + at + 1, log->segs + at + nold,
+            (size_t)(log->nsegs - at - nold) * sizeof(*log->segs));
+    log->nsegs -= nold - 1;
+    return 0;
+}
+
+int plog_replace_segments(struct plog *log, uint64_t layout_epoch, int64_t first_base, int nold,
+                          bool *aborted, int64_t *held_us)
+{
+    *aborted = false;
+    char base_path[PATH_MAX];
+    if (segment_file_name(base_path, sizeof(base_path), log->dir, first_base, "") < 0)
+        return KERR_KAFKA_STORAGE_ERROR;
+    int64_t now = now_ms();
+    lock(log);
+    int64_t t0 = mono_us();
+    int at = segment_at_base(log, first_base);
+    if (layout_epoch != log->layout_epoch || at < 0 || nold < 1 || at + nold >= log->nsegs) {
+        *held_us = mono_us() - t0;
+        unlock(log);
+        LOG_INFO(log->who, "Cleaning of segments from %" PRId64 " aborted: the log changed meanwhile",
+                 first_base);
+        unlink_suffixes(base_path, ".cleaned");
+        *aborted = true;
+        return KERR_NONE;
+    }
+    for (int k = at; k < at + nold; k++)
+        GREGOR_ASSERT(!log->segs[k]->active);
+    /* The .log goes first: a .log.swap is what makes a crash complete the swap. */
+    if (rename_suffixes(base_path, ".cleaned", ".swap") < 0 || fio_fsync_dir(log->dir) < 0) {
+        int saved = errno;
+        unlink_suffixes(base_path, ".swap");
+        unlink_suffixes(base_path, ".cleaned");
+        *held_us = mono_us() - t0;
+        unlock(log);
+        LOG_ERROR(log->who, "Could not rename the cleaned segment %s to .swap: %s", base_path,
+                  strerror(saved));
+        return KERR_KAFKA_STORAGE_ERROR;
+    }
+    log->layout_epoch++;
+    log->dir_dirty = true;
+    int rc = swap_in_locked(log, at, nold, base_path, now);
+    *held_us = mono_us() - t0;
+    unlock(log);
+    if (rc < 0) {
+        LOG_ERROR(log->who, "Swap of the cleaned segment %s failed after its .swap was written; "
+                  "the swap completes when the log is opened again", base_path);
+        return KERR_KAFKA_STORAGE_ERROR;
+    }
+    return KERR_NONE;
 }
