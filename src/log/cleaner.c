@@ -583,7 +583,9 @@ static int writer_finish(struct cleaned_writer *w, const struct clean_ctx *c)
     if (fio_close(w->fd) < 0)
         rc = -1;
     w->fd = -1;
-    if (index_close(&w->oi) < 0 || index_close(&w->ti) < 0)
+    /* Both, even when the first fails: each frees its path and descriptor. */
+    int oi_rc = index_close(&w->oi), ti_rc = index_close(&w->ti);
+    if (oi_rc < 0 || ti_rc < 0)
         rc = -1;
     w->oi_open = w->ti_open = false;
     free(w->wbuf);

@@ -289,7 +289,9 @@ int segment_close(struct segment *s, bool clean)
     if (s->log_fd >= 0 && fio_close(s->log_fd) < 0)
         rc = -1;
     s->log_fd = -1;
-    if (index_close(&s->oi) < 0 || index_close(&s->ti) < 0)
+    /* Both, even when the first fails: each frees its path and descriptor. */
+    int oi_rc = index_close(&s->oi), ti_rc = index_close(&s->ti);
+    if (oi_rc < 0 || ti_rc < 0)
         rc = -1;
     free(s->base_path);
     free(s);
