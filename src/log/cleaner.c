@@ -1112,25 +1112,39 @@ int cleaner_checkpoint_read(const char *logdir, struct cleaner_checkpoint_entry 
     return 0;
 }
 
-int cleaner_checkpoint_write(const char *logdir, const struct cleaner_checkpoint_entry *e, int n)
+int cleaner_checkpoint_format(const struct cleaner_checkpoint_entry *e, int n, char **out,
+                              size_t *len)
 {
     size_t cap = 32;
     for (int i = 0; i < n; i++)
         cap += strnlen(e[i].topic, sizeof(e[i].topic)) + 40;
-    char *buf = malloc(cap), p[PATH_MAX];
+    char *buf = malloc(cap);
     if (buf == NULL) {
         errno = ENOMEM;
         return -1;
     }
-    size_t len = (size_t)snprintf(buf, cap, "0\n%d\n", n);
+    size_t l = (size_t)snprintf(buf, cap, "0\n%d\n", n);
     for (int i = 0; i < n; i++)
-        len += (size_t)snprintf(buf + len, cap - len, "%.255s %d %" PRId64 "\n", e[i].topic,
-                                e[i].partition, e[i].offset);
-    int rc = checkpoint_path(logdir, p, sizeof(p)) < 0 ? -1 : fio_write_file_atomic(p, buf, len);
+        l += (size_t)snprintf(buf + l, cap - l, "%.255s %d %" PRId64 "\n", e[i].topic,
+                              e[i].partition, e[i].offset);
+    GREGOR_ASSERT(l < cap);
+    *out = buf;
+    *len = l;
+    return 0;
+}
+
+int cleaner_checkpoint_write(const char *logdir, const struct cleaner_checkpoint_entry *e, int n)
+{
+    char *buf, p[PATH_MAX];
+    size_t len;
+    int rc = -1;
+    if (cleaner_checkpoint_format(e, n, &buf, &len) == 0) {
+        rc = checkpoint_path(logdir, p, sizeof(p)) < 0 ? -1 : fio_write_file_atomic(p, buf, len);
+        free(buf);
+    }
     if (rc < 0)
         LOG_ERROR("LogCleaner", "Error while writing %s/%s: %s", logdir, CLEANER_CHECKPOINT_FILE,
                   strerror(errno));
-    free(buf);
     return rc;
 }
 

@@ -135,6 +135,9 @@ int cleaner_checkpoint_parse(const char *text, size_t len, struct cleaner_checkp
 /* Reads <logdir>/cleaner-offset-checkpoint: a missing file is empty; a corrupt one is logged
  * and empty (every log is then cleaned from its start, as Kafka). 0, or -1 on an I/O error. */
 int cleaner_checkpoint_read(const char *logdir, struct cleaner_checkpoint_entry **out, int *n);
+/* The file's text for n entries (*out malloc'ed, caller frees). 0 or -1 (ENOMEM). */
+int cleaner_checkpoint_format(const struct cleaner_checkpoint_entry *e, int n, char **out,
+                              size_t *len);
 /* Writes it atomically (tmp, fsync, rename, fsync of the directory). 0 or -1 (errno). */
 int cleaner_checkpoint_write(const char *logdir, const struct cleaner_checkpoint_entry *e, int n);
 /* The entry's offset, -1 when the partition is not listed. */
