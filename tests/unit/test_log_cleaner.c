@@ -5,6 +5,8 @@
  * fault, with the directory copied as it stood) at each step recovering, and the
  * cleaner-offset-checkpoint file. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -551,6 +553,99 @@ static void test_log_changed_meanwhile_aborts(void **state)
     expect_compacted(f, 0);
 }
 
+/* ---- a cleaner thread against a live log ---- */
+
+struct bg {
+    struct plog *log;
+    struct cleaner_map *map;
+    struct cleaner_config cc;
+    atomic_bool stop;
+    int rounds, swaps, errors, aborted;
+    int64_t throttled;
+};
+
+static void count_throttle(void *arg, int64_t bytes) { ((struct bg *)arg)->throttled += bytes; }
+
+static void *cleaner_thread(void *arg)
+{
+    struct bg *b = arg;
+    int64_t checkpoint = -1;
+    while (!atomic_load(&b->stop)) {
+        struct cleaner_dirty d;
+        cleaner_examine(b->log, checkpoint, plog_end_offset(b->log), &b->cc, T0 + 2000000, &d);
+        if (!d.needs_cleaning) {
+            usleep(200);
+            continue;
+        }
+        struct cleaner_job job = {.map = b->map, .now_ms = T0 + 2000000, .stop = &b->stop,
+                                  .throttle = count_throttle, .throttle_arg = b};
+        struct cleaner_result res;
+        if (cleaner_clean(b->log, &d, &b->cc, &job, &res) != KERR_NONE)
+            b->errors++;
+        b->rounds++;
+        b->swaps += res.groups;
+        b->aborted += res.aborted;
+        if (!res.aborted && res.bytes_read + res.bytes_written > 0 &&
+            b->throttled < res.bytes_read + res.bytes_written)
+            b->errors++; /* every byte read or written passes the throttle */
+        if (!res.aborted)
+            checkpoint = res.next_dirty_offset;
+    }
+    return NULL;
+}
+
+static void test_cleaner_thread_beside_appends_and_reads(void **state)
+{
+    struct fx *f = *state;
+    struct bg b = {.log = f->log, .map = f->map, .cc = f->cc};
+    b.cc.min_cleanable_dirty_ratio = 0.3;
+    atomic_init(&b.stop, false);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, cleaner_thread, &b), 0);
+    for (int i = 0; i < 150; i++) {
+        write_workload(f, 1, i % 3 == 0 ? BATCH_COMPRESSION_LZ4 : BATCH_COMPRESSION_NONE);
+        /* A reader from the start meanwhile: offsets only grow, every batch's CRC holds. */
+        static struct seen recs[8192];
+        read_all(f->log, recs, 8192);
+        usleep(300);
+    }
+    atomic_store(&b.stop, true);
+    pthread_join(t, NULL);
+    assert_int_equal(b.errors, 0);
+    assert_true(b.swaps > 0);
+    expect_compacted(f, 0);
+    print_message("cleaner thread: %d rounds, %d swaps, %d aborted\n", b.rounds, b.swaps, b.aborted);
+    /* And the log reopens (a full scan) to the same answers. */
+    assert_int_equal(plog_close(f->log), 0);
+    assert_int_equal(plog_open(f->pdir, "c", 0, &f->cfg, -1, -1, &f->log), 0);
+    expect_compacted(f, 0);
+}
+
+static void test_stop_aborts_without_swapping(void **state)
+{
+    struct fx *f = *state;
+    write_workload(f, 4, BATCH_COMPRESSION_NONE);
+    roll_now(f);
+    int64_t size = plog_size_bytes(f->log);
+    atomic_bool stop;
+    atomic_init(&stop, true);
+    struct cleaner_dirty d;
+    struct cleaner_result res;
+    cleaner_examine(f->log, -1, plog_end_offset(f->log), &f->cc, T0 + 2000000, &d);
+    struct cleaner_job job = job_at(f, T0 + 2000000);
+    job.stop = &stop;
+    assert_int_equal(cleaner_clean(f->log, &d, &f->cc, &job, &res), KERR_NONE);
+    assert_true(res.aborted);
+    assert_int_equal(res.groups, 0);
+    assert_int_equal(plog_size_bytes(f->log), size);
+    assert_int_equal(res.next_dirty_offset, d.first_dirty_offset);
+    DIR *dir = opendir(f->pdir);
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL)
+        assert_null(strstr(e->d_name, ".cleaned"));
+    closedir(dir);
+}
+
 /* ---- crashes ---- */
 
 static void copy_dir(const char *from, const char *to)
@@ -721,6 +816,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cleaned_segments_pass_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reader_keeps_old_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_changed_meanwhile_aborts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cleaner_thread_beside_appends_and_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_aborts_without_swapping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_at_each_step_recovers, setup, teardown),
         cmocka_unit_test(test_offset_map),
         cmocka_unit_test_setup_teardown(test_checkpoint_file, setup, teardown),
