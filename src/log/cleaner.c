@@ -396,7 +396,7 @@ static int map_segment(struct clean_ctx *c, const struct plog_segment_info *s, i
         return -1;
     const uint8_t *b;
     struct batch_header h;
-    int k, rc = 0;
+    int k = 0, rc = 0;
     while (!*full && (k = reader_next(&r, c, &b, &h)) == 1) {
         bool skip = (h.attributes & (BATCH_ATTR_CONTROL | BATCH_ATTR_TRANSACTIONAL)) != 0 ||
                     batch_last_offset(&h) < start;
@@ -673,7 +673,7 @@ static int encode_records(struct clean_ctx *c, const struct batch_header *orig, 
         }
         uint8_t *body = c->rebuild + len + 5, *o = body;
         *o++ = 0; /* record attributes: unused in v2 */
-        o += batch_varlong_put(o, r->timestamp - base_ts);
+        o += batch_varlong_put(o, (int64_t)((uint64_t)r->timestamp - (uint64_t)base_ts)); /* wraps, as Java */
         o += batch_varint_put(o, (int32_t)(r->offset - orig->base_offset));
         o += batch_varint_put(o, r->key_len);
         if (key > 0)
@@ -786,8 +786,10 @@ static int clean_batch(struct clean_ctx *c, const uint8_t *b, const struct batch
     if (nkept == (size_t)h->records_count && nkept > 0 && !set_horizon) {
         rc = writer_append(w, c, b, len); /* untouched: the original bytes */
     } else if (nkept > 0) {
-        rc = rebuild_batch(c, h, nkept, set_horizon ? c->job->now_ms + c->cc->delete_retention_ms
-                                                    : horizon, w);
+        int64_t new_horizon = c->cc->delete_retention_ms > INT64_MAX - c->job->now_ms
+                                  ? INT64_MAX
+                                  : c->job->now_ms + c->cc->delete_retention_ms;
+        rc = rebuild_batch(c, h, nkept, set_horizon ? new_horizon : horizon, w);
     } else {
         bool last_of_producer = h->producer_id >= 0 &&
                                 producer_last_offset(c->job, h->producer_id) == batch_last_offset(h);
@@ -925,11 +927,12 @@ int cleaner_clean(struct plog *log, const struct cleaner_dirty *d, const struct 
     LOG_INFO(v.who, "Beginning cleaning of log (dirty section [%" PRId64 ", %" PRId64 "))",
              first_dirty, c.first_uncleanable);
     bool full = false;
-    int rc = first_dirty < c.first_uncleanable ? build_map(&c, first_dirty, &full) : 1;
+    /* rc: 0 done, 1 aborted (stop, or the log changed), 2 nothing to clean, < 0 errors. */
+    int rc = first_dirty < c.first_uncleanable ? build_map(&c, first_dirty, &full) : 2;
     out->map_full = full;
     int64_t end = c.map->latest_offset + 1;
     if (rc == 0 && end <= first_dirty)
-        rc = 1; /* nothing mapped: nothing to clean */
+        rc = 2;
     if (rc == 0) {
         LOG_INFO(v.who, "Offset map for log built: %" PRId64 " keys up to offset %" PRId64 "%s",
                  cleaner_map_size(c.map), end - 1, full ? " (map full: a prefix is cleaned)" : "");
@@ -948,8 +951,7 @@ int cleaner_clean(struct plog *log, const struct cleaner_dirty *d, const struct 
                 rc = -1;
         }
     }
-    if (rc == 1 && first_dirty < c.first_uncleanable && end > first_dirty)
-        out->aborted = true;
+    out->aborted = rc == 1;
     int kerr = KERR_NONE;
     if (rc == -1 || rc == -3) {
         LOG_ERROR(v.who, "Error while cleaning log: %s", strerror(errno));

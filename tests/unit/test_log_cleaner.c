@@ -646,6 +646,52 @@ static void test_stop_aborts_without_swapping(void **state)
     closedir(dir);
 }
 
+/* Swap files as a crash can leave them, made by hand: an empty <base>.log.swap (its group kept
+ * nothing) replaces the segment at its base and nothing else; a .swap at or past the lowest
+ * .cleaned base is an unfinished split and goes, as Kafka's LogLoader rules. */
+static void test_swap_files_completed_at_open(void **state)
+{
+    struct fx *f = *state;
+    write_workload(f, 4, BATCH_COMPRESSION_NONE);
+    roll_now(f);
+    struct plog_cleaner_view v;
+    assert_int_equal(plog_cleaner_view(f->log, &v), 0);
+    assert_true(v.nsegs >= 3);
+    int64_t b0 = v.segs[0].base_offset, b1 = v.segs[1].base_offset, b2 = v.segs[2].base_offset;
+    int segs = plog_segment_count(f->log);
+    int64_t end = plog_end_offset(f->log);
+    plog_cleaner_view_free(&v);
+    assert_int_equal(plog_close(f->log), 0);
+    f->log = NULL;
+    char *swap0 = tu_seg_path(f->pdir, b0, ".log.swap");
+    FILE *fp = fopen(swap0, "w");
+    fclose(fp);
+    char *cleaned1 = tu_seg_path(f->pdir, b1, ".log.cleaned");
+    char *swap2 = tu_seg_path(f->pdir, b2, ".index.swap");
+    fclose(fopen(cleaned1, "w"));
+    fclose(fopen(swap2, "w"));
+    assert_int_equal(plog_open(f->pdir, "c", 0, &f->cfg, -1, -1, &f->log), 0);
+    assert_int_equal(plog_segment_count(f->log), segs);
+    assert_int_equal(plog_end_offset(f->log), end);
+    char *log0 = tu_seg_path(f->pdir, b0, ".log"), *index2 = tu_seg_path(f->pdir, b2, ".index");
+    assert_int_equal(tu_file_size(log0), 0); /* the empty swap took the segment's place */
+    assert_int_equal(tu_file_size(swap0), -1);
+    assert_int_equal(tu_file_size(cleaned1), -1);
+    assert_int_equal(tu_file_size(swap2), -1);
+    assert_true(tu_file_size(index2) >= 0); /* segment 2's own index, not the stray swap */
+    /* Everything from segment 1 on is intact and in order. */
+    static struct seen recs[8192];
+    int n = read_all(f->log, recs, 8192);
+    assert_true(n > 0);
+    assert_true(recs[0].offset >= b1);
+    assert_int_equal(recs[n - 1].offset, end - 1);
+    free(swap0);
+    free(cleaned1);
+    free(swap2);
+    free(log0);
+    free(index2);
+}
+
 /* ---- crashes ---- */
 
 static void copy_dir(const char *from, const char *to)
@@ -818,6 +864,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_log_changed_meanwhile_aborts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cleaner_thread_beside_appends_and_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_aborts_without_swapping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_swap_files_completed_at_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_at_each_step_recovers, setup, teardown),
         cmocka_unit_test(test_offset_map),
         cmocka_unit_test_setup_teardown(test_checkpoint_file, setup, teardown),
