@@ -410,8 +410,16 @@ static int recover_swaps(struct plog *log)
             fio_unlink(p);
         } else if (has_suffix(name, ".swap")) {
             any_swap = true;
-            if (base >= 0 && has_suffix(name, ".log.swap") && nswap < SWAP_MAX)
+            if (base >= 0 && has_suffix(name, ".log.swap")) {
+                if (nswap == SWAP_MAX) {
+                    closedir(d);
+                    LOG_ERROR(log->who, "More than %d .log.swap files in %s: not a cleaner's "
+                              "interrupted swap; refusing to guess", SWAP_MAX, log->dir);
+                    errno = EOVERFLOW;
+                    return -1;
+                }
                 swap_base[nswap++] = base;
+            }
         }
     }
     closedir(d);
