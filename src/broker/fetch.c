@@ -233,6 +233,10 @@ static int64_t fetch_partition(struct broker *b, struct request *r, const struct
         following = true;
     }
     struct topic *t = it->topic.len > 0 ? topic_find_name(b, it->topic) : NULL;
+    if (following && (t == NULL || it->partition >= t->npartitions)) {
+        out->error_code = KERR_NOT_LEADER_OR_FOLLOWER; /* assigned here, not open yet */
+        return -1;
+    }
     if (t == NULL || it->partition < 0 || it->partition >= t->npartitions) {
         out->error_code = r->api_version >= 13 && t == NULL ? KERR_UNKNOWN_TOPIC_ID
                                                             : KERR_UNKNOWN_TOPIC_OR_PARTITION;

@@ -4,7 +4,8 @@ registered in /brokers/ids/<id> and reported by Metadata and DescribeCluster; th
 a Fetch v11+ whose rack_id is a follower's rack with preferred_read_replica = that follower and
 no records; a follower serves a consumer's Fetch v11+ up to its own high watermark (nothing past
 it, OFFSET_OUT_OF_RANGE past its log end, its leader epoch checked), and refuses one below v11;
-librdkafka with client.rack set reads a whole topic from the follower of its rack."""
+librdkafka and the Java client with client.rack set read a whole topic from the follower of
+their rack."""
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ import pytest
 
 from conftest import Broker
 from kafka_wire import Reader, _request, produce_v7, record_batch, s16
+from test_java_client import JAVA, client_jar  # noqa: F401 (the jar fixture)
 from zk_fixture import ZkReader, ZooKeeperServer, wait_until, zookeeper_available
 
 if not zookeeper_available():
@@ -312,3 +314,27 @@ def test_consumer_with_client_rack_reads_from_the_follower(cluster, zookeeper):
     assert part["broker"] == follower_id
     served = full_log(follower).count("served by follower %d" % follower_id)
     assert served > before
+
+
+def test_java_consumer_with_client_rack_reads_from_the_follower(cluster, zookeeper, client_jar):
+    """The Java client (kafka-clients 4.x) with client.rack = a follower's rack reads every
+    record, from that follower (its fetches, naming the rack, are in the follower's log)."""
+    from confluent_kafka import Producer
+    from conftest import run_client_check
+    topic = "ff-java"
+    st, base = create_rf3(cluster, zookeeper, topic)
+    leader_id = st["leader"]
+    follower_id = [i for i in IDS if i != leader_id][-1]
+    p = Producer({"bootstrap.servers": cluster[leader_id].bootstrap, "acks": "all"})
+    for i in range(100):
+        p.produce(topic, b"j%d" % i)
+    assert p.flush(30) == 0
+    r = run_client_check([JAVA, "-jar", client_jar, "rack-consume", cluster[leader_id].bootstrap,
+                          "topic=" + topic, "rack=" + RACKS[follower_id],
+                          "count=%d" % (base + 100)], cluster[leader_id], "rack-consume",
+                         "GregorClientCheck", timeout=240)
+    assert r["consumed"] == str(base + 100)
+    served = "Fetch of %s-0 at offset" % topic
+    lines = [line for line in full_log(cluster[follower_id]).splitlines() if served in line]
+    assert lines and all("(rack '%s') served by follower %d" % (RACKS[follower_id], follower_id)
+                         in line for line in lines)
