@@ -107,6 +107,11 @@ struct broker_config {
     int32_t replica_fetch_response_max_bytes; /* a Fetch's max bytes (10 MiB) */
     int32_t replica_fetch_backoff_ms;    /* after a partition's error (1000) */
     int32_t replica_socket_timeout_ms;   /* a replica request's timeout (30000) */
+    /* KIP-392: broker.rack (registered, reported, used by the rack-aware assignment; empty:
+     * none) and replica.selector.class (RackAwareReplicaSelector; else Kafka's default
+     * LeaderSelector: consumers read from leaders only). */
+    char broker_rack[256];
+    bool replica_selector_rack_aware;
     /* The controller and controlled shutdown (docs/CLUSTER.md, "Failover"), Kafka's keys. */
     bool controlled_shutdown_enable;          /* (true) */
     int32_t controlled_shutdown_max_retries;  /* attempts (3) */

@@ -219,6 +219,27 @@ static int set_special(struct broker_config *c, const char *key, const char *v, 
                  sizeof(c->max_connections_per_ip_overrides), "%s", v);
         return 0;
     }
+    if (strcmp(key, "broker.rack") == 0) {
+        if (strlen(v) >= sizeof(c->broker_rack))
+            goto bad;
+        snprintf(c->broker_rack, sizeof(c->broker_rack), "%s", v);
+        return 0;
+    }
+    if (strcmp(key, "replica.selector.class") == 0) {
+        /* Kafka instantiates the class named; gregor has Kafka's two. Another name fails the
+         * start, as Kafka's ClassNotFoundException does. */
+        if (strcmp(v, "org.apache.kafka.common.replica.RackAwareReplicaSelector") == 0)
+            c->replica_selector_rack_aware = true;
+        else if (strcmp(v, "org.apache.kafka.common.replica.LeaderSelector") == 0 || v[0] == '\0')
+            c->replica_selector_rack_aware = false;
+        else {
+            snprintf(err, errlen, "Invalid value %s for configuration %s: class not found "
+                     "(org.apache.kafka.common.replica.RackAwareReplicaSelector and "
+                     "org.apache.kafka.common.replica.LeaderSelector are available)", v, key);
+            return -1;
+        }
+        return 0;
+    }
     if (strcmp(key, "cluster.id") == 0) {
         snprintf(c->cluster_id, sizeof(c->cluster_id), "%s", v);
         return 0;

@@ -183,6 +183,7 @@ const struct broker_key_def config_catalog_broker[] = {
     {"auto.create.topics.enable", BOOLEAN, "true", RO, BOOLF(auto_create_topics), NULL},
     {"auto.leader.rebalance.enable", BOOLEAN, "true", RO, BOOLF(auto_leader_rebalance_enable), NULL},
     {"broker.id", INT, "-1", RO, I32F(node_id, -1, INT_MAX), NULL},
+    {"broker.rack", STRING, NULL, RO, SPECIAL, NULL},
     {"controlled.shutdown.enable", BOOLEAN, "true", RO, BOOLF(controlled_shutdown_enable), NULL},
     {"controlled.shutdown.max.retries", INT, "3", RO, I32F(controlled_shutdown_max_retries, INT_MIN, INT_MAX), NULL},
     {"controlled.shutdown.retry.backoff.ms", LONG, "5000", RO, I64F(controlled_shutdown_retry_backoff_ms, INT64_MIN, I64, 1), NULL},
@@ -221,6 +222,7 @@ const struct broker_key_def config_catalog_broker[] = {
     {"replica.socket.timeout.ms", INT, "30000", RO, I32F(replica_socket_timeout_ms, INT_MIN, INT_MAX), NULL},
     {"replica.high.watermark.checkpoint.interval.ms", LONG, "5000", RO, I64F(replica_high_watermark_checkpoint_interval_ms, 1, I64, 1), NULL},
     {"replica.lag.time.max.ms", LONG, "30000", RO, I64F(replica_lag_time_max_ms, 1, I64, 1), NULL},
+    {"replica.selector.class", STRING, NULL, RO, SPECIAL, NULL},
     {"queued.max.request.bytes", LONG, "-1", RO, I64F(queued_max_request_bytes, -1, I64, 1), NULL},
     {"socket.request.max.bytes", INT, "104857600", RO, I64F(socket_request_max_bytes, 1024, INT_MAX, 1), NULL},
     /* server.properties only (BROKER_KEY_STARTUP): gregor's own, and Kafka keys that mean

@@ -32,7 +32,7 @@ enum request_status handle_describe_cluster(struct broker *b, struct request *r)
             resp->brokers[i].broker_id = live[i].id;
             resp->brokers[i].host = kstr_of(live[i].host); /* live until the loop turns */
             resp->brokers[i].port = live[i].port;
-            resp->brokers[i].rack = kstr_null();
+            resp->brokers[i].rack = kstr_or_null(live[i].rack); /* as host */
         }
         return REQUEST_DONE;
     }
@@ -43,6 +43,6 @@ enum request_status handle_describe_cluster(struct broker *b, struct request *r)
     resp->brokers[0].broker_id = b->cfg.node_id;
     resp->brokers[0].host = kstr_of(b->cfg.advertised_host);
     resp->brokers[0].port = b->cfg.advertised_port;
-    resp->brokers[0].rack = kstr_null();
+    resp->brokers[0].rack = kstr_or_null(b->cfg.broker_rack);
     return REQUEST_DONE;
 }

@@ -2,6 +2,7 @@
  * of a segment. Long-poll: a fetch with less than min_bytes waits (no busy polling) until an
  * append or max_wait_ms; it is re-run from its plan when woken. Incremental fetch sessions
  * (KIP-227, v7+): see fetch_session.c. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "broker/replica.h"
+#include "cluster/cluster.h"
 #include "common/logging.h"
 #include "common/util.h"
 #include "log/convert.h"
@@ -200,11 +202,15 @@ static void partition_defaults(struct fetch_response_partition_data *out, int32_
 static int64_t follower_prepare(struct broker *b, struct topic *t, struct partition *p,
                                 const struct fetch_plan *plan, const struct fetch_item *it,
                                 struct fetch_response_partition_data *out);
+static bool replica_here(struct broker *b, struct kstr topic, int32_t partition);
+static int32_t preferred_read_replica(struct broker *b, const struct partition *p,
+                                      struct kstr rack, int64_t fetch_offset);
 static int64_t read_partition(struct partition *p, const struct fetch_item *it, bool to_log_end,
                               int64_t *budget, int64_t total,
                               struct fetch_response_partition_data *out);
 
-/* Reads one partition; returns record bytes (0 when none), or -1 on a partition error.
+/* Reads one partition; returns record bytes (0 when none), or -1 when it is answered at once:
+ * a partition error, or a preferred read replica named (KIP-392).
  * KIP-74, as Kafka's ReplicaManager reads: until some partition of this response has records
  * (total == 0), the first batch is returned whatever its size, so that a batch larger than
  * max_bytes or partition_max_bytes still makes progress; after that, a partition gets only the
@@ -214,11 +220,23 @@ static int64_t fetch_partition(struct broker *b, struct request *r, const struct
                                int64_t *budget, int64_t total, struct fetch_response_partition_data *out)
 {
     partition_defaults(out, it->partition);
+    const struct fetch_plan *plan = r->state;
+    /* KIP-392: a consumer's Fetch v11+ (Kafka's client metadata) may read any replica here,
+     * a follower's up to its high watermark; older ones and followers' read leaders only. */
+    bool any_replica = plan->replica_id < 0 && r->api_version >= 11;
+    bool following = false;
     if (it->topic.len > 0 && broker_leader_check(b, it->topic, it->partition) != KERR_NONE) {
-        out->error_code = KERR_NOT_LEADER_OR_FOLLOWER; /* the client refreshes Metadata */
-        return -1;
+        if (!any_replica || !replica_here(b, it->topic, it->partition)) {
+            out->error_code = KERR_NOT_LEADER_OR_FOLLOWER; /* the client refreshes Metadata */
+            return -1;
+        }
+        following = true;
     }
     struct topic *t = it->topic.len > 0 ? topic_find_name(b, it->topic) : NULL;
+    if (following && (t == NULL || it->partition >= t->npartitions)) {
+        out->error_code = KERR_NOT_LEADER_OR_FOLLOWER; /* assigned here, not open yet */
+        return -1;
+    }
     if (t == NULL || it->partition < 0 || it->partition >= t->npartitions) {
         out->error_code = r->api_version >= 13 && t == NULL ? KERR_UNKNOWN_TOPIC_ID
                                                             : KERR_UNKNOWN_TOPIC_OR_PARTITION;
@@ -230,18 +248,97 @@ static int64_t fetch_partition(struct broker *b, struct request *r, const struct
         out->error_code = (int16_t)le;
         return -1;
     }
-    const struct fetch_plan *plan = r->state;
     if (plan->replica_id >= 0) {
         int64_t ready = follower_prepare(b, t, p, plan, it, out);
         return ready <= 0 ? ready : read_partition(p, it, true, budget, total, out);
     }
+    struct fetch_request *req = r->body;
     int64_t hw = partition_high_watermark(p);
     out->high_watermark = hw;
     out->last_stable_offset = partition_last_stable_offset(p);
     out->log_start_offset = partition_log_start(p);
+    if (any_replica && !following && b->cfg.replica_selector_rack_aware && p->repl.leading) {
+        int32_t preferred = preferred_read_replica(b, p, req->rack_id, it->fetch_offset);
+        if (preferred >= 0) {
+            /* Kafka skips the read and answers at once: the client fetches from it next. */
+            out->preferred_read_replica = preferred;
+            if (plan->record)
+                LOG_DEBUG("ReplicaManager", "Replica selector RackAwareReplicaSelector returned "
+                          "preferred replica %d for %.*s-%d (client rack %.*s, offset %" PRId64 ")",
+                          preferred, it->topic.len, it->topic.ptr, it->partition,
+                          req->rack_id.len, req->rack_id.ptr, it->fetch_offset);
+            return -1;
+        }
+    }
+    if (following && plan->record)
+        LOG_DEBUG("ReplicaManager", "Fetch of %.*s-%d at offset %" PRId64 " from a consumer "
+                  "(rack '%.*s') served by follower %d up to its high watermark %" PRId64,
+                  it->topic.len, it->topic.ptr, it->partition, it->fetch_offset,
+                  req->rack_id.len > 0 ? req->rack_id.len : 0,
+                  req->rack_id.len > 0 ? req->rack_id.ptr : "", b->cfg.node_id, hw);
     if (it->fetch_offset == hw)
         return 0;
+    /* Up to the high watermark: a follower's is its leader's as of its last fetch. Past it
+     * and up to the log end: nothing, no error; past the log end: OFFSET_OUT_OF_RANGE (Kafka's
+     * LocalLog.read, on a leader or a follower alike). */
     return read_partition(p, it, false, budget, total, out);
+}
+
+/* This broker holds an assigned replica of the partition (in the cluster's view, and open). */
+static bool replica_here(struct broker *b, struct kstr topic, int32_t partition)
+{
+    if (b->cluster == NULL || topic.len <= 0 || topic.len >= CLUSTER_TOPIC_NAME_MAX)
+        return false;
+    char name[CLUSTER_TOPIC_NAME_MAX];
+    memcpy(name, topic.ptr, (size_t)topic.len);
+    name[topic.len] = '\0';
+    const struct cluster_topic *ct = cluster_topic_find(b->cluster, name);
+    if (ct == NULL || !cluster_topic_visible(ct) || partition < 0 || partition >= ct->npartitions)
+        return false;
+    const struct cluster_partition *cp = &ct->parts[partition];
+    for (int i = 0; i < cp->nreplicas; i++)
+        if (cp->replicas[i] == b->cfg.node_id)
+            return true;
+    return false;
+}
+
+/* Kafka's findPreferredReadReplica with RackAwareReplicaSelector, on the leader: with a client
+ * rack that is not the leader's, the committed-ISR follower on that rack (live, so its
+ * endpoint is known) whose log end reached the fetch offset, the one with the greatest log end
+ * (ties: caught up most recently); -1 for the leader itself. Followers' log starts are not
+ * tracked here: they follow the leader's, which the fetch offset is checked against. */
+static int32_t preferred_read_replica(struct broker *b, const struct partition *p,
+                                      struct kstr rack, int64_t fetch_offset)
+{
+    if (rack.ptr == NULL || rack.len <= 0 || fetch_offset < partition_log_start(p))
+        return -1;
+    const struct cluster_broker *live;
+    int n = cluster_brokers(b->cluster, &live);
+    int32_t best = -1;
+    int64_t best_end = -1, best_caught_up = 0;
+    for (int i = 0; i < n; i++) {
+        if ((int32_t)strlen(live[i].rack) != rack.len ||
+            memcmp(live[i].rack, rack.ptr, (size_t)rack.len) != 0)
+            continue;
+        if (live[i].id == b->cfg.node_id)
+            return -1; /* the leader is on the client's rack */
+        const struct partition_follower *f = NULL;
+        for (int k = 0; k < p->repl.nfollowers && f == NULL; k++)
+            if (p->repl.followers[k].id == live[i].id)
+                f = &p->repl.followers[k];
+        bool in_isr = false;
+        for (int k = 0; k < p->repl.ncommitted && !in_isr; k++)
+            in_isr = p->repl.committed[k] == live[i].id;
+        if (f == NULL || !in_isr || f->log_end < fetch_offset)
+            continue;
+        if (f->log_end > best_end ||
+            (f->log_end == best_end && f->last_caught_up_ms > best_caught_up)) {
+            best = f->id;
+            best_end = f->log_end;
+            best_caught_up = f->last_caught_up_ms;
+        }
+    }
+    return best;
 }
 
 /* A follower's fetch (Kafka's Partition.fetchRecords from a follower): only an assigned

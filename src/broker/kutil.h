@@ -20,6 +20,12 @@ static inline struct kstr kstr_null(void)
     return k;
 }
 
+/* A nullable response string borrowing s: null for NULL or "" (a broker's rack when none). */
+static inline struct kstr kstr_or_null(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? kstr_of(s) : kstr_null();
+}
+
 /* Allocates an array of n elements for a response field; n may be 0. NULL on OOM. */
 #define RESP_ARRAY(r, ptr, n) ((ptr) = request_alloc((r), sizeof(*(ptr)) * ((size_t)(n) + 1)))
 

@@ -252,7 +252,7 @@ enum request_status handle_metadata(struct broker *b, struct request *r)
             resp->brokers[i].node_id = live[i].id;
             resp->brokers[i].host = kstr_of(live[i].host); /* live until the loop turns */
             resp->brokers[i].port = live[i].port;
-            resp->brokers[i].rack = kstr_null();
+            resp->brokers[i].rack = kstr_or_null(live[i].rack); /* as host */
         }
         resp->controller_id = cluster_controller_id(b->cluster); /* -1: none yet, as Kafka */
     } else {
@@ -263,7 +263,7 @@ enum request_status handle_metadata(struct broker *b, struct request *r)
         resp->brokers[0].node_id = b->cfg.node_id;
         resp->brokers[0].host = kstr_of(b->cfg.advertised_host);
         resp->brokers[0].port = b->cfg.advertised_port;
-        resp->brokers[0].rack = kstr_null();
+        resp->brokers[0].rack = kstr_or_null(b->cfg.broker_rack);
         resp->controller_id = b->cfg.node_id;
     }
     resp->cluster_id = kstr_of(b->cluster_id);

@@ -593,7 +593,10 @@ static void fetched_partition(struct replica_fetcher *f, struct fetch_part *fp,
     }
     if (n > 0)
         broker_mark_dirty(f->b, p);
+    int64_t hw_before = partition_high_watermark(p);
     int e = partition_follow_leader_marks(p, pd->high_watermark, pd->log_start_offset);
+    if (partition_high_watermark(p) != hw_before)
+        f->b->appended = true; /* consumers parked on this follower (KIP-392) look again */
     if (e != KERR_NONE)
         LOG_LIMITED(LOG_LEVEL_WARN, f->who, "Partition %s-%d: following the leader's log start %"
                     PRId64 " failed: %s", fp->topic, fp->partition, pd->log_start_offset, kerr_name(e));

@@ -782,6 +782,7 @@ static int cluster_join(struct broker *b)
         .listener_name = "PLAINTEXT",
         .host = b->cfg.advertised_host,
         .port = b->cfg.advertised_port,
+        .rack = b->cfg.broker_rack,
         .on_change = cluster_changed, /* the replica manager (leaders, followers), the coordinators */
         .on_topic_gone = broker_cluster_topic_gone,
         .change_arg = b,

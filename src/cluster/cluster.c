@@ -40,6 +40,7 @@ struct cluster {
     char connect[1024];
     char listener_name[32];
     char host[CLUSTER_HOST_MAX];
+    char rack[CLUSTER_RACK_MAX];    /* broker.rack ("": none) */
     char who[64];
     uint64_t gen;                   /* the session the flags below belong to */
     bool started;                   /* cluster_await_registration succeeded */
@@ -309,7 +310,7 @@ static void register_broker(struct cluster *c)
     char path[64], json[CLUSTER_JSON_MAX];
     snprintf(path, sizeof(path), "/brokers/ids/%d", c->cfg.broker_id);
     int n = znode_broker_json(json, sizeof(json), c->listener_name, c->host, c->cfg.port,
-                                now_ms());
+                              c->rack, now_ms());
     GREGOR_ASSERT(n > 0);
     c->register_inflight = true;
     int rc = zk_create_node(c->zk, path, json, n, true, register_created, c);
@@ -347,6 +348,10 @@ static void broker_read(void *arg, const struct zk_result *res)
                            sizeof(b->host), &b->port) != 0) {
         LOG_WARN(c->who, "Cannot read the endpoints of broker %d: %s", id, res->data);
         return;
+    }
+    if (znode_broker_rack(res->data, (size_t)res->len, b->rack, sizeof(b->rack)) < 0) {
+        LOG_WARN(c->who, "Cannot read the rack of broker %d (taken as none): %s", id, res->data);
+        b->rack[0] = '\0';
     }
     b->epoch = res->has_stat ? res->stat.czxid : -1;
     int s = shutting_index(c, id);
@@ -676,6 +681,102 @@ void cluster_assign_replicas(const int32_t *ids, int n, int32_t nparts, int16_t 
                              int start_index, int replica_shift, int32_t *out)
 {
     cluster_assign_replicas_from(ids, n, 0, nparts, rf, start_index, replica_shift, out);
+}
+
+static bool rack_set(const char *const *racks, int i)
+{
+    return racks != NULL && racks[i] != NULL && racks[i][0] != '\0';
+}
+
+/* Kafka's getRackAlternatedBrokerList: the racks in name order, each broker's ids ascending,
+ * taken one per rack in turn: arranged[] the ids, rack_group[] each one's rack (0..). Returns
+ * the number of racks. ids ascending, every one with a rack. Insertion sort: n is bounded by
+ * CLUSTER_BROKERS_MAX and topic creations are rare. */
+static int rack_alternated(const int32_t *ids, const char *const *racks, int n, int32_t *arranged,
+                           int *rack_group)
+{
+    int idx[CLUSTER_BROKERS_MAX], start[CLUSTER_BROKERS_MAX + 1], taken[CLUSTER_BROKERS_MAX];
+    for (int i = 0; i < n; i++) {
+        int j = i;
+        /* stable on ids ascending: within a rack, the ids keep their order */
+        while (j > 0 && strcmp(racks[idx[j - 1]], racks[i]) > 0) {
+            idx[j] = idx[j - 1];
+            j--;
+        }
+        idx[j] = i;
+    }
+    int ngroups = 0;
+    for (int i = 0; i < n; i++)
+        if (i == 0 || strcmp(racks[idx[i - 1]], racks[idx[i]]) != 0) {
+            start[ngroups] = i;
+            taken[ngroups++] = 0;
+        }
+    start[ngroups] = n;
+    int out = 0;
+    for (int g = 0; out < n; g = (g + 1) % ngroups)
+        if (start[g] + taken[g] < start[g + 1]) {
+            arranged[out] = ids[idx[start[g] + taken[g]++]];
+            rack_group[out++] = g;
+        }
+    return ngroups;
+}
+
+int cluster_assign_replicas_racks(const int32_t *ids, const char *const *racks, int n,
+                                  int32_t first_partition, int32_t nparts, int16_t rf,
+                                  int start_index, int replica_shift, int32_t *out)
+{
+    int with = 0;
+    for (int i = 0; i < n; i++)
+        with += rack_set(racks, i);
+    if (with == 0) {
+        cluster_assign_replicas_from(ids, n, first_partition, nparts, rf, start_index,
+                                     replica_shift, out);
+        return 0;
+    }
+    if (with < n)
+        return -1;
+    GREGOR_ASSERT(n > 0 && n <= CLUSTER_BROKERS_MAX && rf > 0 && rf <= n &&
+                  rf <= CLUSTER_REPLICAS_MAX && start_index >= 0 && replica_shift >= 0);
+    for (int i = 1; i < n; i++)
+        GREGOR_ASSERT(ids[i - 1] < ids[i]);
+    int32_t arranged[CLUSTER_BROKERS_MAX];
+    int group[CLUSTER_BROKERS_MAX];
+    int nracks = rack_alternated(ids, racks, n, arranged, group);
+    int64_t shift = replica_shift;
+    for (int32_t k = 0; k < nparts; k++) {
+        int32_t p = first_partition + k;
+        if (p > 0 && p % n == 0)
+            shift++;
+        int first = (int)(((int64_t)p + start_index) % n);
+        int32_t *row = out + (size_t)k * (size_t)rf;
+        int chosen[CLUSTER_REPLICAS_MAX]; /* positions in arranged */
+        int nchosen = 0, racks_with = 1;
+        chosen[nchosen++] = first;
+        row[0] = arranged[first];
+        int64_t step = 0;
+        for (int j = 1; j < rf; j++) {
+            for (int tries = 0;; tries++, step++) {
+                GREGOR_ASSERT(tries < n); /* an acceptable broker is among the n - 1 others */
+                int at = n == 1 ? first
+                                : (int)((first + 1 + (shift * nracks + step) % (n - 1)) % n);
+                bool rack_has = false, broker_has = false;
+                for (int q = 0; q < nchosen; q++) {
+                    rack_has |= group[chosen[q]] == group[at];
+                    broker_has |= chosen[q] == at;
+                }
+                /* Kafka's rule: a rack already holding a replica waits until every rack has
+                 * one; a broker already holding one waits until every broker has one. */
+                if ((!rack_has || racks_with == nracks) && (!broker_has || nchosen == n)) {
+                    racks_with += !rack_has;
+                    chosen[nchosen++] = at;
+                    row[j] = arranged[at];
+                    step++;
+                    break;
+                }
+            }
+        }
+    }
+    return 0;
 }
 
 /* The view changed: the broker's (on_change), then the requests waiting for it. */
@@ -1791,6 +1892,16 @@ static void topic_created(void *arg, const struct zk_result *res)
     op_finish(c, op, e, msg);
 }
 
+/* Kafka's AdminOperationException when some live brokers have a rack and others not: not an
+ * ApiException, so UNKNOWN_SERVER_ERROR (logged as Kafka's error line). */
+#define RACKS_PARTIAL "Not all brokers have rack information for replica rack aware assignment."
+static int rack_refusal(struct cluster *c, const char *name, char *msg, size_t msglen)
+{
+    snprintf(msg, msglen, "%s", RACKS_PARTIAL);
+    LOG_ERROR(c->who, "Error processing create topic request for %s: %s", name, msg);
+    return KERR_UNKNOWN_SERVER_ERROR;
+}
+
 int cluster_create_topic(struct cluster *c, const char *name, int32_t nparts, int16_t rf,
                          const int32_t *assignment, bool validate_only, uint8_t id_out[16],
                          const char *config_json, cluster_create_done_fn done, void *arg,
@@ -1836,12 +1947,21 @@ int cluster_create_topic(struct cluster *c, const char *name, int32_t nparts, in
         int32_t ids[CLUSTER_BROKERS_MAX];
         for (int i = 0; i < c->nlive; i++)
             ids[i] = c->live[i].id;
+        const char *racks[CLUSTER_BROKERS_MAX];
+        for (int i = 0; i < c->nlive; i++)
+            racks[i] = c->live[i].rack;
         uint32_t r[2] = {0, 0};
         if (getrandom(r, sizeof(r), 0) != sizeof(r))
             r[0] = (uint32_t)now_ms(), r[1] = (uint32_t)mono_ms();
         /* Kafka: a random start index and a random shift for the next replicas. */
-        cluster_assign_replicas(ids, c->nlive, nparts, rf, (int)(r[0] % (uint32_t)c->nlive),
-                                (int)(r[1] % (uint32_t)c->nlive), a);
+        if (cluster_assign_replicas_racks(ids, racks, c->nlive, 0, nparts, rf,
+                                          (int)(r[0] % (uint32_t)c->nlive),
+                                          (int)(r[1] % (uint32_t)c->nlive), a) != 0) {
+            free(a);
+            free(json);
+            free(op);
+            return rack_refusal(c, name, msg, msglen);
+        }
     }
     uint8_t id[16];
     if (getrandom(id, 16, 0) != 16) {
@@ -1989,14 +2109,20 @@ static int partitions_plan(const struct cluster *c, int32_t old_n, const int32_t
          * below partition 0's first replica, also used as the replica shift (Kafka's fixed
          * start index), from partition id old_n. */
         int32_t ids[CLUSTER_BROKERS_MAX];
+        const char *racks[CLUSTER_BROKERS_MAX];
         int start = -1;
         for (int i = 0; i < c->nlive; i++) {
             ids[i] = c->live[i].id;
+            racks[i] = c->live[i].rack;
             if (start < 0 && ids[i] >= p0[0])
                 start = i;
         }
         start = start < 0 ? 0 : start;
-        cluster_assign_replicas_from(ids, c->nlive, old_n, inc, (int16_t)p0n, start, start, out);
+        if (cluster_assign_replicas_racks(ids, racks, c->nlive, old_n, inc, (int16_t)p0n, start,
+                                          start, out) != 0) {
+            snprintf(msg, msglen, "%s", RACKS_PARTIAL); /* AdminOperationException: not logged */
+            return KERR_UNKNOWN_SERVER_ERROR;
+        }
     }
     return KERR_NONE;
 }
@@ -2462,6 +2588,8 @@ struct cluster *cluster_create(struct loop *loop, const struct cluster_config *c
     snprintf(c->listener_name, sizeof(c->listener_name), "%s",
              cfg->listener_name ? cfg->listener_name : "PLAINTEXT");
     snprintf(c->host, sizeof(c->host), "%s", cfg->host ? cfg->host : "");
+    snprintf(c->rack, sizeof(c->rack), "%s", cfg->rack ? cfg->rack : "");
+    c->cfg.rack = c->rack;
     c->cfg.zookeeper_connect = c->connect;
     c->cfg.listener_name = c->listener_name;
     c->cfg.host = c->host;
@@ -2582,6 +2710,7 @@ static void live_rebuild(struct cluster *c)
     if (!self && c->want_register && n < CLUSTER_BROKERS_MAX) {
         struct cluster_broker me = {.id = c->cfg.broker_id, .port = c->cfg.port};
         snprintf(me.host, sizeof(me.host), "%s", c->host);
+        snprintf(me.rack, sizeof(me.rack), "%s", c->rack);
         int at = n;
         while (at > 0 && c->live[at - 1].id > me.id) {
             c->live[at] = c->live[at - 1];

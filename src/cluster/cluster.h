@@ -15,6 +15,7 @@ struct cluster;
 /* The most live brokers kept (a bigger cluster lists the first ones by id, with a warning). */
 #define CLUSTER_BROKERS_MAX 1024
 #define CLUSTER_HOST_MAX 256
+#define CLUSTER_RACK_MAX 256
 /* Retry delay after a ZooKeeper error that is not a lost connection. */
 #define CLUSTER_RETRY_MS 1000
 
@@ -23,6 +24,7 @@ struct cluster_broker {
     char host[CLUSTER_HOST_MAX];
     int32_t port;
     int64_t epoch;      /* Kafka's broker epoch: its registration's czxid (-1 until read) */
+    char rack[CLUSTER_RACK_MAX]; /* its broker.rack ("rack" of its registration); "": none */
 };
 
 /* Topics on ZooKeeper (/brokers/topics): the most listed, replicas per partition, partitions
@@ -85,6 +87,7 @@ struct cluster_config {
     const char *listener_name;          /* "PLAINTEXT" */
     const char *host;                   /* advertised */
     int32_t port;
+    const char *rack;                   /* broker.rack, registered; NULL or "": none */
     cluster_change_fn on_change;        /* optional */
     void (*on_topic_gone)(void *arg, const char *name); /* optional: deleted from ZooKeeper */
     void *change_arg;
@@ -177,6 +180,14 @@ void cluster_assign_replicas(const int32_t *ids, int n, int32_t nparts, int16_t 
 void cluster_assign_replicas_from(const int32_t *ids, int n, int32_t first_partition,
                                   int32_t nparts, int16_t rf, int start_index, int replica_shift,
                                   int32_t *out);
+/* Kafka's assignReplicasToBrokers with racks (racks[i] is ids[i]'s; NULL or "": none): none
+ * with a rack is the rack-unaware assignment above; all with one, the rack-aware one
+ * (assignReplicasToBrokersRackAware: round robin over the brokers alternated by rack, each
+ * partition's followers on racks without a replica first); only some is -1 (Kafka's "Not all
+ * brokers have rack information for replica rack aware assignment."), else 0. */
+int cluster_assign_replicas_racks(const int32_t *ids, const char *const *racks, int n,
+                                  int32_t first_partition, int32_t nparts, int16_t rf,
+                                  int start_index, int replica_shift, int32_t *out);
 
 /* CreatePartitions: grows the topic to count partitions, as Kafka 3.9's
  * AdminZkClient.addPartitions: the new ones assigned continuing the existing assignment (or

@@ -70,8 +70,9 @@ static const char *skip_value(const char *p, const char *e)
     return p > s ? p : NULL;
 }
 
-int znode_member(const char *json, size_t len, const char *key, const char **vs,
-                 const char **ve)
+/* As znode_member, telling an absent key (1) from a value that is not one object (-1). */
+static int member_scan(const char *json, size_t len, const char *key, const char **vs,
+                       const char **ve)
 {
     if (json == NULL)
         return -1;
@@ -110,11 +111,19 @@ int znode_member(const char *json, size_t len, const char *key, const char **vs,
             return -1;
         p = skip_ws(p + 1, e);
     }
-    if (p >= e || skip_ws(p + 1, e) != e || fs == NULL)
+    if (p >= e || skip_ws(p + 1, e) != e)
         return -1;
+    if (fs == NULL)
+        return 1;
     *vs = fs;
     *ve = fe;
     return 0;
+}
+
+int znode_member(const char *json, size_t len, const char *key, const char **vs,
+                 const char **ve)
+{
+    return member_scan(json, len, key, vs, ve) == 0 ? 0 : -1;
 }
 
 int znode_string(const char *json, size_t len, const char *key, char *out, size_t outlen)
@@ -238,17 +247,39 @@ int znode_uuid_parse(const char *s, size_t len, uint8_t id[16])
 
 /* ---- /brokers/ids/<id> ---- */
 
+static int put_escaped(char *out, size_t outlen, size_t *np, const char *s);
+static int unescape(const char *vs, const char *ve, char *out, size_t outlen);
+
 int znode_broker_json(char *out, size_t outlen, const char *listener_name, const char *host,
-                      int32_t port, int64_t timestamp_ms)
+                      int32_t port, const char *rack, int64_t timestamp_ms)
 {
     /* Kafka 3.x's BrokerIdZNode, version 5 (features added in v5); host/port are the
-     * PLAINTEXT endpoint's, as older readers expect. */
+     * PLAINTEXT endpoint's, as older readers expect; "rack" (v3+) only with a rack. */
     size_t n = 0;
     PUT("{\"features\":{},\"listener_security_protocol_map\":{\"%s\":\"PLAINTEXT\"},"
-        "\"endpoints\":[\"%s://%s:%d\"],\"jmx_port\":-1,\"port\":%d,\"host\":\"%s\","
-        "\"version\":5,\"timestamp\":\"%" PRId64 "\"}",
-        listener_name, listener_name, host, port, port, host, timestamp_ms);
+        "\"endpoints\":[\"%s://%s:%d\"],", listener_name, listener_name, host, port);
+    if (rack != NULL && rack[0] != '\0') {
+        PUT("\"rack\":\"");
+        if (put_escaped(out, outlen, &n, rack) != 0)
+            return -1;
+        PUT("\",");
+    }
+    PUT("\"jmx_port\":-1,\"port\":%d,\"host\":\"%s\",\"version\":5,\"timestamp\":\"%" PRId64
+        "\"}", port, host, timestamp_ms);
     return (int)n;
+}
+
+int znode_broker_rack(const char *json, size_t len, char *rack, size_t racklen)
+{
+    const char *vs, *ve;
+    int found = member_scan(json, len, "rack", &vs, &ve);
+    if (found != 0)
+        return found > 0 ? 0 : -1;
+    if (ve - vs == 4 && memcmp(vs, "null", 4) == 0)
+        return 0;
+    if (*vs != '"' || unescape(vs, ve, rack, racklen) != 0)
+        return -1;
+    return 1;
 }
 
 /* "NAME://host:port" in [s, e) for listener_name: host (brackets of an IPv6 one dropped). */

@@ -29,11 +29,15 @@ int znode_int_array(const char *vs, const char *ve, int32_t *out, int max);
 void znode_uuid_str(const uint8_t id[16], char out[23]);
 int znode_uuid_parse(const char *s, size_t len, uint8_t id[16]);
 
-/* /brokers/ids/<id>, Kafka 3.x's version 5; the endpoint for listener_name (else host/port). */
+/* /brokers/ids/<id>, Kafka 3.x's version 5; the endpoint for listener_name (else host/port).
+ * rack (broker.rack; NULL or empty: none) is written as "rack" only when set, as Kafka. */
 int znode_broker_json(char *out, size_t outlen, const char *listener_name, const char *host,
-                      int32_t port, int64_t timestamp_ms);
+                      int32_t port, const char *rack, int64_t timestamp_ms);
 int znode_broker_parse(const char *json, size_t len, const char *listener_name, char *host,
                        size_t hostlen, int32_t *port);
+/* The registration's "rack", unescaped: 1 with it in rack, 0 when absent or null (no rack),
+ * -1 when not a string, not one well-formed object, or longer than racklen - 1. */
+int znode_broker_rack(const char *json, size_t len, char *rack, size_t racklen);
 
 /* /controller ({"version":1,"brokerid":N,"timestamp":"ms"}) and /cluster/id. */
 int znode_controller_json(char *out, size_t outlen, int32_t broker_id, int64_t timestamp_ms);

@@ -97,6 +97,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int32_t port, b;
     if (znode_broker_parse(json, size, "PLAINTEXT", host, sizeof(host), &port) == 0)
         GREGOR_ASSERT(port > 0 && port <= 65535 && strlen(host) < sizeof(host));
+    char rack[64];
+    if (znode_broker_rack(json, size, rack, sizeof(rack)) == 1)
+        GREGOR_ASSERT(strlen(rack) < sizeof(rack));
     (void)znode_controller_parse(json, size, &b);
     (void)znode_cluster_id_parse(json, size, id, sizeof(id));
 

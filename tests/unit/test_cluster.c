@@ -114,6 +114,69 @@ static void test_assignment_continued(void **state)
             assert_int_equal(add3[p * 2 + j], want3[p][j]);
 }
 
+/* Rack-aware assignment (Kafka's assignReplicasToBrokersRackAware), on the example of Kafka's
+ * AdminUtils documentation: brokers 0..5 on racks 1,3,3,2,2,1 alternate as 0,3,1,5,4,2; six
+ * partitions RF 3 from start index 0 go round that list, the seventh shifts its followers. */
+static void test_assignment_rack_aware(void **state)
+{
+    (void)state;
+    int32_t ids[6] = {0, 1, 2, 3, 4, 5};
+    const char *racks[6] = {"rack1", "rack3", "rack3", "rack2", "rack2", "rack1"};
+    int32_t a[7 * 3];
+    assert_int_equal(cluster_assign_replicas_racks(ids, racks, 6, 0, 7, 3, 0, 0, a), 0);
+    static const int32_t want[7][3] = {{0, 3, 1}, {3, 1, 5}, {1, 5, 4}, {5, 4, 2},
+                                       {4, 2, 0}, {2, 0, 3}, {0, 4, 2}};
+    for (int p = 0; p < 7; p++)
+        for (int j = 0; j < 3; j++)
+            assert_int_equal(a[p * 3 + j], want[p][j]);
+    /* Two racks of two: every partition's two replicas on both racks, whatever the start and
+     * shift (the rack-unaware order 1,2,3,4 puts some on one rack). */
+    int32_t four[4] = {1, 2, 3, 4};
+    const char *ab[4] = {"a", "a", "b", "b"};
+    for (int start = 0; start < 4; start++)
+        for (int shift = 0; shift < 4; shift++) {
+            int32_t b[8 * 2];
+            assert_int_equal(cluster_assign_replicas_racks(four, ab, 4, 0, 8, 2, start, shift, b), 0);
+            for (int p = 0; p < 8; p++)
+                assert_string_not_equal(ab[b[p * 2] - 1], ab[b[p * 2 + 1] - 1]);
+        }
+    /* Some brokers with a rack, some without: Kafka refuses ("Not all brokers have rack
+     * information"). None with one: the rack-unaware assignment. */
+    const char *partial[4] = {"a", NULL, "b", "b"};
+    int32_t c[4 * 2], d[4 * 2];
+    assert_int_equal(cluster_assign_replicas_racks(four, partial, 4, 0, 4, 2, 0, 0, c), -1);
+    const char *none[4] = {NULL, "", NULL, NULL};
+    assert_int_equal(cluster_assign_replicas_racks(four, none, 4, 0, 4, 2, 1, 2, c), 0);
+    cluster_assign_replicas(four, 4, 4, 2, 1, 2, d);
+    assert_memory_equal(c, d, sizeof(c));
+    assert_int_equal(cluster_assign_replicas_racks(four, NULL, 4, 0, 4, 2, 1, 2, c), 0);
+    assert_memory_equal(c, d, sizeof(c));
+}
+
+/* broker.rack (none by default) and replica.selector.class (Kafka's two selectors only). */
+static void test_rack_keys(void **state)
+{
+    (void)state;
+    struct broker_config c;
+    char err[256];
+    broker_config_defaults(&c);
+    assert_string_equal(c.broker_rack, "");
+    assert_false(c.replica_selector_rack_aware);
+    assert_int_equal(broker_config_set(&c, "broker.rack", "eu-west-1b", err, sizeof(err)), 0);
+    assert_string_equal(c.broker_rack, "eu-west-1b");
+    assert_int_equal(broker_config_set(&c, "replica.selector.class",
+                                       "org.apache.kafka.common.replica.RackAwareReplicaSelector",
+                                       err, sizeof(err)), 0);
+    assert_true(c.replica_selector_rack_aware);
+    assert_int_equal(broker_config_set(&c, "replica.selector.class",
+                                       "org.apache.kafka.common.replica.LeaderSelector", err,
+                                       sizeof(err)), 0);
+    assert_false(c.replica_selector_rack_aware);
+    assert_int_equal(broker_config_set(&c, "replica.selector.class", "com.example.Mine", err,
+                                       sizeof(err)), -1);
+    assert_non_null(strstr(err, "com.example.Mine"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -121,6 +184,8 @@ int main(void)
         cmocka_unit_test(test_zookeeper_keys),
         cmocka_unit_test(test_assignment_as_kafka),
         cmocka_unit_test(test_assignment_continued),
+        cmocka_unit_test(test_assignment_rack_aware),
+        cmocka_unit_test(test_rack_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

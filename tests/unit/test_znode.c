@@ -19,7 +19,8 @@ static void test_broker_json_round_trip(void **state)
     (void)state;
     char json[1024], host[256];
     int32_t port = 0;
-    int n = znode_broker_json(json, sizeof(json), "PLAINTEXT", "10.0.0.7", 19092, 1700000000123LL);
+    int n = znode_broker_json(json, sizeof(json), "PLAINTEXT", "10.0.0.7", 19092, NULL,
+                              1700000000123LL);
     assert_true(n > 0 && (size_t)n == strlen(json));
     assert_string_equal(json, "{\"features\":{},\"listener_security_protocol_map\":{\"PLAINTEXT\":"
                               "\"PLAINTEXT\"},\"endpoints\":[\"PLAINTEXT://10.0.0.7:19092\"],"
@@ -29,7 +30,35 @@ static void test_broker_json_round_trip(void **state)
     assert_string_equal(host, "10.0.0.7");
     assert_int_equal(port, 19092);
     char tiny[16];
-    assert_int_equal(znode_broker_json(tiny, sizeof(tiny), "PLAINTEXT", "h", 1, 0), -1);
+    assert_int_equal(znode_broker_json(tiny, sizeof(tiny), "PLAINTEXT", "h", 1, NULL, 0), -1);
+    char rack[64];
+    assert_int_equal(znode_broker_rack(json, (size_t)n, rack, sizeof(rack)), 0); /* none */
+}
+
+/* broker.rack: Kafka's BrokerIdZNode carries "rack" only when the broker has one (version 3+),
+ * as a JSON string (escaped); readers take it back unescaped, "rack":null as none. */
+static void test_broker_json_rack(void **state)
+{
+    (void)state;
+    char json[1024], rack[64];
+    int n = znode_broker_json(json, sizeof(json), "PLAINTEXT", "h", 9092, "us-east-1\"a\"", 7);
+    assert_true(n > 0 && (size_t)n == strlen(json));
+    assert_non_null(strstr(json, "\"rack\":\"us-east-1\\\"a\\\"\""));
+    assert_int_equal(znode_broker_rack(json, (size_t)n, rack, sizeof(rack)), 1);
+    assert_string_equal(rack, "us-east-1\"a\"");
+    n = znode_broker_json(json, sizeof(json), "PLAINTEXT", "h", 9092, "", 7);
+    assert_null(strstr(json, "rack")); /* an empty broker.rack is none */
+    const char *kafka = "{\"listener_security_protocol_map\":{\"PLAINTEXT\":\"PLAINTEXT\"},"
+                        "\"endpoints\":[\"PLAINTEXT://b1:9092\"],\"rack\":\"dc1\",\"jmx_port\":-1,"
+                        "\"features\":{},\"host\":\"b1\",\"timestamp\":\"1\",\"port\":9092,"
+                        "\"version\":5}";
+    assert_int_equal(znode_broker_rack(S(kafka), rack, sizeof(rack)), 1);
+    assert_string_equal(rack, "dc1");
+    assert_int_equal(znode_broker_rack(S("{\"rack\":null,\"port\":1}"), rack, sizeof(rack)), 0);
+    assert_int_equal(znode_broker_rack(S("{\"rack\":7}"), rack, sizeof(rack)), -1);
+    char tiny[3];
+    assert_int_equal(znode_broker_rack(S(kafka), tiny, sizeof(tiny)), -1); /* bounded */
+    assert_int_equal(znode_broker_rack(kafka, 60, rack, sizeof(rack)), -1); /* truncated */
 }
 
 static void test_broker_json_as_kafka_writes_it(void **state)
@@ -357,6 +386,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_broker_json_round_trip),
         cmocka_unit_test(test_broker_json_as_kafka_writes_it),
+        cmocka_unit_test(test_broker_json_rack),
         cmocka_unit_test(test_controller_and_cluster_id),
         cmocka_unit_test(test_topic_json),
         cmocka_unit_test(test_state_json),

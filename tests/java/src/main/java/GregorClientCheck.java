@@ -118,6 +118,10 @@ public final class GregorClientCheck {
                 case "admin":
                     admin(bootstrap);
                     break;
+                case "rack-consume":
+                    rackConsume(bootstrap, opts.get("topic"), opts.get("rack"),
+                            Integer.parseInt(opts.getOrDefault("count", "100")));
+                    break;
                 case "cluster-roundtrip":
                     clusterRoundtrip(bootstrap, opts.get("consume"), opts.get("topic"),
                             Integer.parseInt(opts.getOrDefault("count", "1200")),
@@ -291,6 +295,23 @@ public final class GregorClientCheck {
     }
 
     // ------------------------------------------------------------------------------- modes
+
+    /** KIP-392: reads partition 0 of topic from the beginning with client.rack set (the
+     * leader may send the consumer to a follower on that rack); exactly count records. */
+    static void rackConsume(String bootstrap, String topic, String rack, int count) throws Exception {
+        Properties extra = new Properties();
+        extra.put(ConsumerConfig.CLIENT_RACK_CONFIG, rack);
+        TopicPartition tp = new TopicPartition(topic, 0);
+        try (KafkaConsumer<byte[], byte[]> c = newConsumer(bootstrap, extra)) {
+            c.assign(List.of(tp));
+            c.seekToBeginning(List.of(tp));
+            Map<Integer, List<ConsumerRecord<byte[], byte[]>>> got = pollRecords(c, count, 60000);
+            List<ConsumerRecord<byte[], byte[]>> rs = got.get(0);
+            for (int i = 0; i < rs.size(); i++)
+                check(rs.get(i).offset() == i, "record %d at offset %d", i, rs.get(i).offset());
+            System.out.printf("OK rack-consume consumed=%d rack=%s%n", rs.size(), rack);
+        }
+    }
 
     static void produceIdempotent(String bootstrap, int count, int partitions) throws Exception {
         String topic = "java-idem-" + System.nanoTime();
