@@ -17,6 +17,7 @@
 #include "broker/group_store.h"
 #include "broker/handlers.h"
 #include "broker/iowork.h"
+#include "broker/producer_ids.h"
 #include "broker/replica_manager.h"
 #include "broker/syncer.h"
 #include "cluster/cluster.h"
@@ -847,6 +848,7 @@ static void shutdown_broker(struct broker *b)
      * the others see it leave at once, not after the session timeout. */
     cluster_destroy(b->cluster);
     b->cluster = NULL;
+    producer_ids_close(b); /* its claim's completion cannot come any more */
     /* The fetchers stop before the logs they append to close. */
     replica_manager_destroy(b->replicas);
     b->replicas = NULL;
@@ -893,7 +895,6 @@ struct broker *broker_open(const struct broker_config *cfg)
     }
     if (b->cfg.advertised_port < 0)
         b->cfg.advertised_port = b->cfg.listener_port;
-    b->next_producer_id = now_ms() & 0xffffffffLL; /* fresh ids across restarts */
 
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
@@ -975,6 +976,8 @@ struct broker *broker_open(const struct broker_config *cfg)
         b->cluster = NULL;
         return NULL;
     }
+    if (producer_ids_open(b) != 0)
+        return NULL;
     LOG_INFO(server_who, "Awaiting socket connections on %s:%d (advertised %s:%d), cluster id %s",
              b->cfg.listener_host, b->cfg.listener_port, b->cfg.advertised_host,
              b->cfg.advertised_port, b->cluster_id);
