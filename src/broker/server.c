@@ -927,6 +927,10 @@ struct broker *broker_open(const struct broker_config *cfg)
         free(b);
         return NULL;
     }
+    /* Before the listener: no InitProducerId is answered without it (on ZooKeeper, the first
+     * block is claimed now, as Kafka's ZkProducerIdManager does at its creation). */
+    if (producer_ids_open(b) != 0)
+        return NULL;
     /* queued.max.request.bytes: Kafka's default -1 leaves request memory unbounded; here it
      * means QUEUED_MAX_REQUEST_BYTES_DEFAULT, or socket.request.max.bytes when larger. */
     int64_t queued = b->cfg.queued_max_request_bytes;
@@ -976,8 +980,6 @@ struct broker *broker_open(const struct broker_config *cfg)
         b->cluster = NULL;
         return NULL;
     }
-    if (producer_ids_open(b) != 0)
-        return NULL;
     LOG_INFO(server_who, "Awaiting socket connections on %s:%d (advertised %s:%d), cluster id %s",
              b->cfg.listener_host, b->cfg.listener_port, b->cfg.advertised_host,
              b->cfg.advertised_port, b->cluster_id);
