@@ -348,6 +348,19 @@ static void test_truncate_rebuilds_producer_state(void **state)
     assert_int_equal(lead_retry(f, 43, 0, &dup), 4);
     assert_false(dup);
     assert_int_equal(partition_log_end(&f->p), 6);
+    /* A tail without idempotent batches: the state stays, a snapshot past the end goes. */
+    size_t len;
+    struct log_append_info info;
+    uint8_t *b = replicated(3, 6, 1, &len);
+    assert_int_equal(partition_append_as_follower(&f->p, b, len, &info), KERR_NONE);
+    free(b);
+    assert_int_equal(producer_state_snapshot(&f->p.producers, f->p.dir_path, 9), 0);
+    assert_int_equal(partition_truncate_to(&f->p, 6), KERR_NONE);
+    char path[1200];
+    snprintf(path, sizeof(path), "%s/%020d.snapshot", f->p.dir_path, 9);
+    assert_int_not_equal(access(path, F_OK), 0);
+    assert_int_equal(lead_retry(f, 43, 0, &dup), 4);
+    assert_true(dup);
 }
 
 /* The same with snapshots on disk: one past the new end is removed (it describes batches that
