@@ -4,7 +4,8 @@ raw wire so that the very same batch (producer id, epoch, sequence) is sent agai
 - producer ids are unique in the cluster: each broker takes blocks of 1000 from
   /latest_producer_id_block with a versioned write, as Kafka 3.9's ZooKeeper mode
   (ProducerIdBlockZNode), the next block before the current one runs out; a restarted broker
-  continues after the latest block;
+  continues after the latest block; with no block at hand InitProducerId is answered
+  COORDINATOR_LOAD_IN_PROGRESS, as Kafka answers it;
 - a batch acknowledged with acks=all and sent again to the new leader after a kill -9 of the old
   one is answered with its original base offset and not stored twice; the next sequence appends;
 - a batch that reached only the old leader and one follower (the other follower held with
@@ -209,6 +210,37 @@ def test_producer_ids_unique_in_the_cluster_from_zookeeper_blocks(tmp_path, zook
               "times while 1000 ids crossed into the next block"
               % ({i: (min(v), max(v)) for i, v in handed.items()},
                  stats.get("load_in_progress", 0), crossing.get("load_in_progress", 0)))
+    finally:
+        stop_all(brokers)
+
+
+def test_no_block_at_hand_answers_coordinator_load_in_progress(tmp_path, zookeeper):
+    """A znode no broker can take a block after (here: not a block) leaves InitProducerId
+    answered COORDINATOR_LOAD_IN_PROGRESS; once it holds a block again (another writer's, as
+    Kafka's after a migration), the next InitProducerId takes the block after it."""
+    chroot = "/pid4"
+    r = ZkReader(zookeeper.connect)
+    try:
+        r.create(chroot)
+        r.create(chroot + "/latest_producer_id_block", b"not a block")
+    finally:
+        r.close()
+    brokers = start_brokers(tmp_path, zookeeper.connect + chroot, (1,), FAST_STOP)
+    try:
+        with connect(brokers[0]) as s:
+            for corr in range(3):
+                assert init_producer_id(s, corr) == (COORDINATOR_LOAD_IN_PROGRESS, -1, -1)
+                time.sleep(0.1)  # past the 50 ms back-off: each asks ZooKeeper again
+            r = ZkReader(zookeeper.connect)
+            try:
+                r.set(chroot + "/latest_producer_id_block",
+                      b'{"version":1,"broker":7,"block_start":"4000","block_end":"4999"}')
+            finally:
+                r.close()
+            pid = new_producer_id(s)
+        assert pid == 5 * BLOCK
+        znode, _ = block_znode(zookeeper, chroot)
+        assert znode == {"version": 1, "broker": 1, "block_start": "5000", "block_end": "5999"}
     finally:
         stop_all(brokers)
 
