@@ -3305,8 +3305,9 @@ static void producer_ids_read(void *arg, const struct zk_result *res);
 
 static void producer_ids_fail(struct cluster_producer_id_claim *w, const char *why, int rc)
 {
-    LOG_WARN(w->c->who, "Taking a producer id block failed: %s (ZooKeeper error %d, attempt "
-             "%d)", why, rc, w->attempts);
+    /* Rate-limited: every InitProducerId after the back-off claims again. */
+    LOG_LIMITED(LOG_LEVEL_WARN, w->c->who, "Taking a producer id block failed: %s (ZooKeeper "
+                "error %d, attempt %d)", why, rc, w->attempts);
     w->done(w, KERR_COORDINATOR_LOAD_IN_PROGRESS);
 }
 
@@ -3345,15 +3346,15 @@ static void producer_ids_read(void *arg, const struct zk_result *res)
         int64_t start, end;
         if (znode_producer_id_block_parse(res->data, (size_t)res->len, &broker, &start,
                                           &end) != 0) {
-            LOG_ERROR(c->who, "Failed to parse the producerId block json %.*s",
-                      res->len > 512 ? 512 : res->len, res->data);
+            LOG_LIMITED(LOG_LEVEL_ERROR, c->who, "Failed to parse the producerId block json %.*s",
+                        res->len > 512 ? 512 : res->len, res->data);
             w->done(w, KERR_UNKNOWN_SERVER_ERROR);
             return;
         }
         if (end > INT64_MAX - CLUSTER_PRODUCER_ID_BLOCK_SIZE) {
-            LOG_ERROR(c->who, "Exhausted all producerIds as the next block's end producerId "
-                      "would exceed the long type limit (current block end producerId is %"
-                      PRId64 ")", end);
+            LOG_LIMITED(LOG_LEVEL_ERROR, c->who, "Exhausted all producerIds as the next "
+                        "block's end producerId would exceed the long type limit (current "
+                        "block end producerId is %" PRId64 ")", end);
             w->done(w, KERR_UNKNOWN_SERVER_ERROR);
             return;
         }
