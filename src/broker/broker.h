@@ -248,7 +248,8 @@ struct broker {
     size_t ntopic_buckets;
     int ntopics;
     int64_t partitions_being_created; /* still to open by creations in progress (fd budget) */
-    int64_t next_producer_id;
+    int64_t next_producer_id;        /* one node: the next InitProducerId id */
+    struct producer_ids *producer_ids; /* on ZooKeeper: blocks of ids (producer_ids.c) */
     /* Operations parked until bytes arrive (long-polling fetches) or appends are durable
      * (acks=all produces), or their deadline. */
     struct waiters waiters;

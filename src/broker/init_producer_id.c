@@ -1,7 +1,8 @@
-/* InitProducerId (22): hands an idempotent producer its id and epoch. Transactional ids are
- * refused until transactions exist. */
+/* InitProducerId (22): hands an idempotent producer its id and epoch (ids from producer_ids.c:
+ * unique in a cluster). Transactional ids are refused until transactions exist. */
 #include "broker/handlers.h"
 #include "broker/kutil.h"
+#include "broker/producer_ids.h"
 #include "proto/messages.h"
 
 enum request_status handle_init_producer_id(struct broker *b, struct request *r)
@@ -18,13 +19,21 @@ enum request_status handle_init_producer_id(struct broker *b, struct request *r)
         /* KIP-360: an existing producer bumps its epoch. */
         resp->producer_id = req->producer_id;
         resp->producer_epoch = (int16_t)(req->producer_epoch + 1);
-        if (resp->producer_epoch < 0) {
-            resp->producer_id = b->next_producer_id++;
-            resp->producer_epoch = 0;
-        }
+        if (resp->producer_epoch < 0)
+            goto new_id; /* the epoch ran out: a new id */
         return REQUEST_DONE;
     }
-    resp->producer_id = b->next_producer_id++;
+new_id:;
+    int64_t id;
+    /* No block at hand (being taken from ZooKeeper): Kafka's answer, which clients retry. */
+    int e = producer_ids_next(b, &id);
+    if (e != KERR_NONE) {
+        resp->producer_id = -1;
+        resp->producer_epoch = -1;
+        resp->error_code = (int16_t)e;
+        return REQUEST_DONE;
+    }
+    resp->producer_id = id;
     resp->producer_epoch = 0;
     return REQUEST_DONE;
 }

@@ -17,6 +17,7 @@
 #include "broker/group_store.h"
 #include "broker/handlers.h"
 #include "broker/iowork.h"
+#include "broker/producer_ids.h"
 #include "broker/replica_manager.h"
 #include "broker/syncer.h"
 #include "cluster/cluster.h"
@@ -848,6 +849,7 @@ static void shutdown_broker(struct broker *b)
      * the others see it leave at once, not after the session timeout. */
     cluster_destroy(b->cluster);
     b->cluster = NULL;
+    producer_ids_close(b); /* its claim's completion cannot come any more */
     /* The fetchers stop before the logs they append to close. */
     replica_manager_destroy(b->replicas);
     b->replicas = NULL;
@@ -894,7 +896,6 @@ struct broker *broker_open(const struct broker_config *cfg)
     }
     if (b->cfg.advertised_port < 0)
         b->cfg.advertised_port = b->cfg.listener_port;
-    b->next_producer_id = now_ms() & 0xffffffffLL; /* fresh ids across restarts */
 
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
@@ -927,6 +928,10 @@ struct broker *broker_open(const struct broker_config *cfg)
         free(b);
         return NULL;
     }
+    /* Before the listener: no InitProducerId is answered without it (on ZooKeeper, the first
+     * block is claimed now, as Kafka's ZkProducerIdManager does at its creation). */
+    if (producer_ids_open(b) != 0)
+        return NULL;
     /* queued.max.request.bytes: Kafka's default -1 leaves request memory unbounded; here it
      * means QUEUED_MAX_REQUEST_BYTES_DEFAULT, or socket.request.max.bytes when larger. */
     int64_t queued = b->cfg.queued_max_request_bytes;

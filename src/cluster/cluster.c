@@ -3425,3 +3425,93 @@ int cluster_write_isr(struct cluster *c, struct cluster_isr_write *w)
         return KERR_REQUEST_TIMED_OUT; /* not connected or too busy: tried again later */
     return KERR_NONE;
 }
+
+/* ---- producer id blocks ---- */
+
+#define PRODUCER_ID_BLOCK_PATH "/latest_producer_id_block"
+
+static void producer_ids_read(void *arg, const struct zk_result *res);
+
+static void producer_ids_fail(struct cluster_producer_id_claim *w, const char *why, int rc)
+{
+    /* Rate-limited: every InitProducerId after the back-off claims again. */
+    LOG_LIMITED(LOG_LEVEL_WARN, w->c->who, "Taking a producer id block failed: %s (ZooKeeper "
+                "error %d, attempt %d)", why, rc, w->attempts);
+    w->done(w, KERR_COORDINATOR_LOAD_IN_PROGRESS);
+}
+
+static void producer_ids_written(void *arg, const struct zk_result *res)
+{
+    struct cluster_producer_id_claim *w = arg;
+    if (res->rc == ZK_OK) {
+        LOG_INFO(w->c->who, "Acquired new producerId block [%" PRId64 ", %" PRId64 "] by "
+                 "writing to Zk with path version %d", w->first, w->last,
+                 res->has_stat ? res->stat.version : 0);
+        w->done(w, KERR_NONE);
+        return;
+    }
+    /* Another broker took a block since the read (or created the node first): read again. */
+    bool raced = res->rc == ZK_BAD_VERSION || res->rc == ZK_NODE_EXISTS;
+    if (!raced || ++w->attempts >= CLUSTER_PRODUCER_ID_ATTEMPTS) {
+        producer_ids_fail(w, raced ? "conflicting writes" : "the write failed", res->rc);
+        return;
+    }
+    int rc = zk_get(w->c->zk, PRODUCER_ID_BLOCK_PATH, NULL, NULL, producer_ids_read, w);
+    if (rc != ZK_OK)
+        producer_ids_fail(w, "cannot read the block again", rc);
+}
+
+static void producer_ids_read(void *arg, const struct zk_result *res)
+{
+    struct cluster_producer_id_claim *w = arg;
+    struct cluster *c = w->c;
+    if ((res->rc != ZK_OK && res->rc != ZK_NO_NODE) || (res->rc == ZK_OK && !res->has_stat)) {
+        producer_ids_fail(w, "cannot read " PRODUCER_ID_BLOCK_PATH, res->rc);
+        return;
+    }
+    int64_t first = 0; /* none taken yet: the first block starts at 0 */
+    if (res->rc == ZK_OK && res->data != NULL && res->len > 0) {
+        int32_t broker;
+        int64_t start, end;
+        if (znode_producer_id_block_parse(res->data, (size_t)res->len, &broker, &start,
+                                          &end) != 0) {
+            LOG_LIMITED(LOG_LEVEL_ERROR, c->who, "Failed to parse the producerId block json %.*s",
+                        res->len > 512 ? 512 : res->len, res->data);
+            w->done(w, KERR_UNKNOWN_SERVER_ERROR);
+            return;
+        }
+        if (end > INT64_MAX - CLUSTER_PRODUCER_ID_BLOCK_SIZE) {
+            LOG_LIMITED(LOG_LEVEL_ERROR, c->who, "Exhausted all producerIds as the next "
+                        "block's end producerId would exceed the long type limit (current "
+                        "block end producerId is %" PRId64 ")", end);
+            w->done(w, KERR_UNKNOWN_SERVER_ERROR);
+            return;
+        }
+        first = end + 1;
+    }
+    w->first = first;
+    w->last = first + CLUSTER_PRODUCER_ID_BLOCK_SIZE - 1;
+    char json[160];
+    int n = znode_producer_id_block_json(json, sizeof(json), c->cfg.broker_id, w->first,
+                                         w->last);
+    GREGOR_ASSERT(n > 0 && w->first <= w->last);
+    int rc = res->rc == ZK_NO_NODE
+                 ? zk_create_node(c->zk, PRODUCER_ID_BLOCK_PATH, json, n, false,
+                                  producer_ids_written, w)
+                 : zk_set(c->zk, PRODUCER_ID_BLOCK_PATH, json, n, res->stat.version,
+                          producer_ids_written, w);
+    if (rc != ZK_OK)
+        producer_ids_fail(w, "cannot write the block", rc);
+}
+
+int cluster_claim_producer_ids(struct cluster *c, struct cluster_producer_id_claim *w)
+{
+    GREGOR_ASSERT(w->done != NULL);
+    w->c = c;
+    w->attempts = 0;
+    w->first = w->last = -1;
+    if (!zk_connected(c->zk) ||
+        zk_get(c->zk, PRODUCER_ID_BLOCK_PATH, NULL, NULL, producer_ids_read, w) != ZK_OK)
+        return KERR_COORDINATOR_LOAD_IN_PROGRESS;
+    return KERR_NONE;
+}

@@ -275,4 +275,27 @@ struct cluster_isr_write {
     struct cluster_isr_write *next;           /* the caller's list */
 };
 int cluster_write_isr(struct cluster *c, struct cluster_isr_write *w);
+
+/* ---- producer id blocks (Kafka 3.9's ZkProducerIdManager.getNewProducerIdBlock) ----
+ * A broker takes the ids it hands to idempotent producers in blocks of
+ * CLUSTER_PRODUCER_ID_BLOCK_SIZE: it reads /latest_producer_id_block (the last block any broker
+ * took) and writes the next one there at the version read; a concurrent taker's write fails it
+ * with ZK_BAD_VERSION and it reads again (at most CLUSTER_PRODUCER_ID_ATTEMPTS times). No id
+ * is ever in two blocks, so no two producers of a cluster share one. The caller owns w (done
+ * and arg filled in) until done(w, kerr) comes, once, on the loop thread (never after
+ * cluster_destroy): KERR_NONE with [w->first, w->last] the block taken, else a failure
+ * (logged; the caller may claim again). Returns KERR_NONE when submitted, else
+ * COORDINATOR_LOAD_IN_PROGRESS (not connected, too busy) and done is not called. */
+#define CLUSTER_PRODUCER_ID_BLOCK_SIZE 1000
+#define CLUSTER_PRODUCER_ID_ATTEMPTS 10
+struct cluster_producer_id_claim;
+typedef void (*cluster_producer_ids_fn)(struct cluster_producer_id_claim *w, int kerr);
+struct cluster_producer_id_claim {
+    cluster_producer_ids_fn done;
+    void *arg;                                /* the caller's */
+    int64_t first, last;                      /* the block taken (KERR_NONE) */
+    struct cluster *c;                        /* the rest set by cluster_claim_producer_ids */
+    int attempts;
+};
+int cluster_claim_producer_ids(struct cluster *c, struct cluster_producer_id_claim *w);
 #endif

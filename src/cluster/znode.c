@@ -718,4 +718,39 @@ int znode_config_change_parse(const char *json, size_t len, char *entity_type, s
     snprintf(entity_name, namelen, "%s", slash + 1);
     return 0;
 }
+
+/* ---- /latest_producer_id_block ---- */
+
+int znode_producer_id_block_json(char *out, size_t outlen, int32_t broker, int64_t start,
+                                 int64_t end)
+{
+    GREGOR_ASSERT(broker >= 0 && start >= 0 && start <= end);
+    size_t n = 0;
+    PUT("{\"version\":1,\"broker\":%d,\"block_start\":\"%" PRId64 "\",\"block_end\":\"%" PRId64
+        "\"}", broker, start, end);
+    return (int)n;
+}
+
+/* A member that is a decimal string ("123"), as Kafka writes the block's ends. */
+static int string_int(const char *json, size_t len, const char *key, int64_t *out)
+{
+    const char *vs, *ve;
+    if (znode_member(json, len, key, &vs, &ve) != 0 || *vs != '"' || ve - vs < 3)
+        return -1;
+    return parse_int(vs + 1, ve - 1, out);
+}
+
+int znode_producer_id_block_parse(const char *json, size_t len, int32_t *broker,
+                                  int64_t *start, int64_t *end)
+{
+    int64_t b, s, e;
+    if (znode_int(json, len, "broker", &b) != 0 || b < 0 || b > INT32_MAX ||
+        string_int(json, len, "block_start", &s) != 0 ||
+        string_int(json, len, "block_end", &e) != 0 || s < 0 || e < s)
+        return -1;
+    *broker = (int32_t)b;
+    *start = s;
+    *end = e;
+    return 0;
+}
 #undef PUT

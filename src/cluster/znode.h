@@ -91,4 +91,13 @@ int znode_config_change_json(char *out, size_t outlen, const char *entity_type,
 int znode_config_change_parse(const char *json, size_t len, char *entity_type, size_t typelen,
                               char *entity_name, size_t namelen);
 
+/* /latest_producer_id_block, Kafka's ProducerIdBlockZNode (version 1): the last block of
+ * producer ids a broker took, [block_start, block_end] as decimal strings:
+ * {"version":1,"broker":N,"block_start":"S","block_end":"E"}. The reader wants both ends as
+ * strings (Kafka's reader does), 0 <= start <= end, and a broker id >= 0. */
+int znode_producer_id_block_json(char *out, size_t outlen, int32_t broker, int64_t start,
+                                 int64_t end);
+int znode_producer_id_block_parse(const char *json, size_t len, int32_t *broker,
+                                  int64_t *start, int64_t *end);
+
 #endif

@@ -259,6 +259,27 @@ int producer_state_load(struct producer_state *ps, const char *dir, struct plog 
     return 0;
 }
 
+int producer_state_truncated(struct producer_state *ps, const char *dir, struct plog *log)
+{
+    int64_t end = plog_end_offset(log);
+    /* Batches are recorded in offset order, so a producer's batch in the tail is its newest. */
+    bool in_tail = false;
+    for (const struct producer_entry *e = ps->head; e != NULL && !in_tail; e = e->next)
+        in_tail = e->n > 0 && e->batches[e->n - 1].last_offset >= end;
+    if (in_tail) {
+        producer_state_free(ps);
+        return producer_state_load(ps, dir, log); /* removes the snapshots past the end */
+    }
+    int64_t offs[64];
+    int n = list_snapshots(dir, offs, 64);
+    char path[1200];
+    for (int i = n - 1; i >= 0 && offs[i] > end; i--) {
+        snapshot_path(path, sizeof(path), dir, offs[i]);
+        fio_unlink(path);
+    }
+    return 0;
+}
+
 int producer_state_snapshot_encode(const struct producer_state *ps, uint8_t **out, size_t *out_len)
 {
     size_t blen = 4 + (size_t)ps->count * SNAPSHOT_ENTRY_SIZE;

@@ -45,6 +45,12 @@ struct producer_entry *producer_state_find(const struct producer_state *ps, int6
 /* Loads the newest snapshot in dir at or below log end, deletes stale ones, then replays the
  * batches of log from the snapshot's offset to the log end. */
 int producer_state_load(struct producer_state *ps, const char *dir, struct plog *log);
+/* After the log was truncated (to its end now): the state of the log as it ends, as Kafka's
+ * truncateAndReload. Snapshots past the end are removed; when a producer's newest batch was in
+ * the tail, the state is loaded again as producer_state_load (the newest snapshot at or below
+ * the end, then the batches after it); when none was, nothing in the state described the tail
+ * and it stays as it is. */
+int producer_state_truncated(struct producer_state *ps, const char *dir, struct plog *log);
 /* Writes <dir>/<log end>.snapshot (atomically) and removes all but the newest two. */
 int producer_state_snapshot(struct producer_state *ps, const char *dir, int64_t log_end);
 /* The same in two steps, so the file work can leave the event loop: the encode (loop thread,

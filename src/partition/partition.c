@@ -300,6 +300,11 @@ int partition_truncate_to(struct partition *p, int64_t offset)
     }
     if (p->high_watermark > end)
         p->high_watermark = end;
+    /* A follower that keeps the sequences of batches it truncated would, once leader, answer a
+     * retry of one DUPLICATE: acknowledged, and stored nowhere. */
+    producer_state_truncated(&p->producers, p->dir_path, p->log);
+    for (const struct producer_entry *pe = p->producers.head; pe != NULL; pe = pe->next)
+        GREGOR_ASSERT(pe->n == 0 || pe->batches[pe->n - 1].last_offset < end);
     check_watermarks(p);
     check_epochs(p);
     return KERR_NONE;

@@ -2,8 +2,8 @@
  * client could write them under a broker's paths. Nothing may crash, hang or read past the
  * value's length (the input is copied to an exact-size buffer, so ASan sees any overread).
  * Invariants: a topic read gives its partitions 0..n-1 each once; what the writers produce
- * from an accepted value reads back to the same value (config znodes and change notifications
- * included). */
+ * from an accepted value reads back to the same value (config znodes, change notifications and
+ * the producer id block included). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +140,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         GREGOR_ASSERT(znode_uuid_parse(s, 22, again) == 0 && memcmp(again, tid, 16) == 0);
     }
     check_config(json, size);
+    int64_t first, last;
+    if (znode_producer_id_block_parse(json, size, &b, &first, &last) == 0) {
+        GREGOR_ASSERT(b >= 0 && first >= 0 && first <= last);
+        char out[128];
+        int m = znode_producer_id_block_json(out, sizeof(out), b, first, last);
+        GREGOR_ASSERT(m > 0);
+        int32_t b2;
+        int64_t first2, last2;
+        GREGOR_ASSERT(znode_producer_id_block_parse(out, (size_t)m, &b2, &first2, &last2) == 0 &&
+                      b2 == b && first2 == first && last2 == last);
+    }
     free(json);
     return 0;
 }

@@ -1,7 +1,8 @@
 /* test_partition: the partition replica — leader appends assign offsets and move the log end
  * and the high watermark, follower appends keep offsets and refuse gaps and overlaps,
  * truncate_to drops the tail and the epoch entries past it, reads stop at the high watermark,
- * the epoch cache survives a reopen, idempotent retries are found through the partition. */
+ * the epoch cache survives a reopen, idempotent retries are found through the partition, and
+ * a truncation rebuilds the producer state to the new log end. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -283,6 +284,123 @@ static void test_idempotent_duplicate_through_partition(void **state)
     free(b[1]);
 }
 
+/* An idempotent batch of two records (seq, seq + 1) of producer pid, as the leader wrote it
+ * at base in epoch 0. */
+static uint8_t *idempotent_at(int64_t pid, int32_t seq, int64_t base, size_t *len)
+{
+    struct batch_builder bb;
+    batch_builder_init(&bb, 1 << 20);
+    bb.producer_id = pid;
+    bb.producer_epoch = 0;
+    bb.base_sequence = seq;
+    batch_builder_add(&bb, 1000, NULL, -1, "ab", 2, NULL, 0);
+    batch_builder_add(&bb, 1001, NULL, -1, "cd", 2, NULL, 0);
+    uint8_t *b;
+    assert_int_equal(batch_builder_finish(&bb, BATCH_COMPRESSION_NONE, &b, len), 0);
+    batch_builder_free(&bb);
+    batch_assign(b, *len, base, 0, false, 0);
+    return b;
+}
+
+static void follow_idempotent(struct fx *f, int64_t pid, int32_t seq)
+{
+    size_t len;
+    struct log_append_info info;
+    uint8_t *b = idempotent_at(pid, seq, partition_log_end(&f->p), &len);
+    assert_int_equal(partition_append_as_follower(&f->p, b, len, &info), KERR_NONE);
+    free(b);
+}
+
+/* A retry of the batch (pid, seq) sent to this replica as leader: KERR_NONE, and *dup when it
+ * was answered from the producer state. */
+static int64_t lead_retry(struct fx *f, int64_t pid, int32_t seq, bool *dup)
+{
+    size_t len;
+    uint8_t *b = idempotent_at(pid, seq, 0, &len);
+    struct log_append_info info;
+    assert_int_equal(partition_append_as_leader(&f->p, b, len, 5000, &info, dup), KERR_NONE);
+    free(b);
+    return info.base_offset;
+}
+
+/* A follower that truncates its divergent tail forgets the producers' batches in it (Kafka's
+ * truncateAndReload): once leader, a retry of such a batch is appended, not answered
+ * DUPLICATE from a log that no longer holds it; the batches kept are still duplicates. */
+static void test_truncate_rebuilds_producer_state(void **state)
+{
+    struct fx *f = *state;
+    follow_idempotent(f, 42, 0); /* 0..1 */
+    follow_idempotent(f, 42, 2); /* 2..3: the divergent tail from here */
+    follow_idempotent(f, 43, 0); /* 4..5: a producer only the tail knows */
+    assert_int_equal(partition_truncate_to(&f->p, 2), KERR_NONE);
+    assert_int_equal(partition_log_end(&f->p), 2);
+    assert_null(producer_state_find(&f->p.producers, 43));
+    const struct producer_entry *e = producer_state_find(&f->p.producers, 42);
+    assert_non_null(e);
+    assert_int_equal(e->n, 1);
+    assert_int_equal(e->batches[0].last_seq, 1);
+    assert_int_equal(partition_become_leader(&f->p, 1), KERR_NONE);
+    bool dup;
+    assert_int_equal(lead_retry(f, 42, 2, &dup), 2); /* appended again, at the new end */
+    assert_false(dup);
+    assert_int_equal(lead_retry(f, 42, 0, &dup), 0); /* still in the log: a duplicate */
+    assert_true(dup);
+    assert_int_equal(lead_retry(f, 43, 0, &dup), 4);
+    assert_false(dup);
+    assert_int_equal(partition_log_end(&f->p), 6);
+    /* A tail without idempotent batches: the state stays, a snapshot past the end goes. */
+    size_t len;
+    struct log_append_info info;
+    uint8_t *b = replicated(3, 6, 1, &len);
+    assert_int_equal(partition_append_as_follower(&f->p, b, len, &info), KERR_NONE);
+    free(b);
+    assert_int_equal(producer_state_snapshot(&f->p.producers, f->p.dir_path, 9), 0);
+    assert_int_equal(partition_truncate_to(&f->p, 6), KERR_NONE);
+    char path[1200];
+    snprintf(path, sizeof(path), "%s/%020d.snapshot", f->p.dir_path, 9);
+    assert_int_not_equal(access(path, F_OK), 0);
+    assert_int_equal(lead_retry(f, 43, 0, &dup), 4);
+    assert_true(dup);
+}
+
+/* The same with snapshots on disk: one past the new end is removed (it describes batches that
+ * are gone), the state comes from the one below it plus the batches after it. */
+static void test_truncate_reloads_from_snapshot_below(void **state)
+{
+    struct fx *f = *state;
+    follow_idempotent(f, 42, 0); /* 0..1 */
+    follow_idempotent(f, 43, 0); /* 2..3 */
+    assert_int_equal(producer_state_snapshot(&f->p.producers, f->p.dir_path, 4), 0);
+    follow_idempotent(f, 42, 2); /* 4..5 */
+    follow_idempotent(f, 43, 2); /* 6..7 */
+    assert_int_equal(producer_state_snapshot(&f->p.producers, f->p.dir_path, 8), 0);
+    follow_idempotent(f, 42, 4); /* 8..9 */
+    assert_int_equal(partition_truncate_to(&f->p, 6), KERR_NONE);
+    char path[1200];
+    snprintf(path, sizeof(path), "%s/%020d.snapshot", f->p.dir_path, 8);
+    assert_int_not_equal(access(path, F_OK), 0);
+    const struct producer_entry *e42 = producer_state_find(&f->p.producers, 42);
+    const struct producer_entry *e43 = producer_state_find(&f->p.producers, 43);
+    assert_non_null(e42);
+    assert_non_null(e43);
+    assert_int_equal(e42->batches[e42->n - 1].last_seq, 3);
+    assert_int_equal(e42->batches[e42->n - 1].first_offset, 4);
+    assert_int_equal(e43->batches[e43->n - 1].last_seq, 1);
+    assert_int_equal(partition_become_leader(&f->p, 1), KERR_NONE);
+    bool dup;
+    assert_int_equal(lead_retry(f, 43, 2, &dup), 6);
+    assert_false(dup);
+    assert_int_equal(lead_retry(f, 42, 2, &dup), 4);
+    assert_true(dup);
+    assert_int_equal(lead_retry(f, 42, 4, &dup), 8);
+    assert_false(dup);
+    /* A reopen finds the same state (no snapshot past what the log holds). */
+    assert_int_equal(partition_close(&f->p), KERR_NONE);
+    open_p(f);
+    assert_int_equal(lead_retry(f, 42, 4, &dup), 8);
+    assert_true(dup);
+}
+
 /* ---- leading a replicated partition: broker 1 leads, broker 2 follows ---- */
 
 static const int32_t ASSIGNED[2] = {1, 2};
@@ -466,6 +584,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_bounded_by_high_watermark, setup, teardown),
         cmocka_unit_test_setup_teardown(test_epoch_checkpoint_written_and_read_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotent_duplicate_through_partition, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncate_rebuilds_producer_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncate_reloads_from_snapshot_below, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replicated_hw_is_isr_minimum_never_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replicated_unknown_replica_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replicated_isr_expand_when_caught_up, setup, teardown),

@@ -381,6 +381,47 @@ static void test_config_change(void **state)
             fail_msg("accepted: %s", bad[i]);
 }
 
+/* /latest_producer_id_block as Kafka 3.9's ProducerIdBlockZNode writes it, read back, read
+ * with spaces and another key order, and refused when an end is not a decimal string, the
+ * block is empty or backwards, or the broker is missing. */
+static void test_producer_id_block(void **state)
+{
+    (void)state;
+    char json[256];
+    int n = znode_producer_id_block_json(json, sizeof(json), 2, 3000, 3999);
+    assert_true(n > 0 && (size_t)n == strlen(json));
+    assert_string_equal(json, "{\"version\":1,\"broker\":2,\"block_start\":\"3000\","
+                              "\"block_end\":\"3999\"}");
+    int32_t broker = -1;
+    int64_t start = -1, end = -1;
+    assert_int_equal(znode_producer_id_block_parse(json, (size_t)n, &broker, &start, &end), 0);
+    assert_int_equal(broker, 2);
+    assert_int_equal(start, 3000);
+    assert_int_equal(end, 3999);
+    assert_int_equal(znode_producer_id_block_parse(S("{ \"block_end\" : \"9223372036854775807\", "
+                     "\"broker\": 0, \"block_start\":\"9223372036854774808\", \"version\":1 }"),
+                     &broker, &start, &end), 0);
+    assert_int_equal(broker, 0);
+    assert_true(start == 9223372036854774808LL && end == INT64_MAX);
+    static const char *const bad[] = {
+        "",
+        "{}",
+        "{\"version\":1,\"broker\":1,\"block_start\":0,\"block_end\":\"999\"}",
+        "{\"version\":1,\"broker\":1,\"block_start\":\"0\",\"block_end\":999}",
+        "{\"version\":1,\"broker\":1,\"block_start\":\"\",\"block_end\":\"999\"}",
+        "{\"version\":1,\"broker\":1,\"block_start\":\"1000\",\"block_end\":\"999\"}",
+        "{\"version\":1,\"broker\":1,\"block_start\":\"-5\",\"block_end\":\"999\"}",
+        "{\"version\":1,\"broker\":1,\"block_start\":\"0\",\"block_end\":\"9223372036854775808\"}",
+        "{\"version\":1,\"broker\":-1,\"block_start\":\"0\",\"block_end\":\"999\"}",
+        "{\"version\":1,\"block_start\":\"0\",\"block_end\":\"999\"}",
+        "{\"version\":1,\"broker\":1,\"block_start\":\"0\",\"block_end\":\"999\"",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(znode_producer_id_block_parse(S(bad[i]), &broker, &start, &end), -1);
+    /* Bounded by the length given: the same text cut short is refused. */
+    assert_int_equal(znode_producer_id_block_parse(json, (size_t)n - 1, &broker, &start, &end), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -394,6 +435,7 @@ int main(void)
         cmocka_unit_test(test_config_json),
         cmocka_unit_test(test_config_parse_as_others_write_it),
         cmocka_unit_test(test_config_change),
+        cmocka_unit_test(test_producer_id_block),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
