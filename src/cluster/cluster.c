@@ -1291,8 +1291,7 @@ static enum state_plan state_plan(const struct cluster *c, const struct cluster_
     if (reassign_plan_leader(c, cp, st))
         return PLAN_REASSIGN_LEADER;
     if (cp->bump_wanted && !t->data_stale && !t->data_writing) {
-        st->nisr = cp->nisr;
-        memcpy(st->isr, cp->isr, sizeof(cp->isr[0]) * (size_t)cp->nisr);
+        isr_online(c, cp, cp->leader, st); /* a completion also cuts the removed replicas */
         return PLAN_REASSIGN_EPOCH;
     }
     if (cp->nisr > 1) {
