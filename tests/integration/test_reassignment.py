@@ -10,11 +10,13 @@ import json
 import os
 import signal
 import struct
+import sys
 import time
 
 import pytest
 
 from cluster_fixture import SANITIZER_MARKS
+from conftest import ROOT
 from kafka_wire import cstr, flexible_call, uvarint
 from test_cluster_topics import stop_all
 from test_replication_failover import Producing, assert_acked_readable, metadata, read_all
@@ -330,6 +332,34 @@ def test_legacy_admin_reassign_partitions_znode(four):
     b = four.by_id
     wait_until(lambda: replicas_match([b[3], b[4]], "legacy", 0, 10), 30,
                what="the new replicas hold every record")
+
+
+def test_kafka_reassign_partitions_tool(four, tmp_path):
+    """Kafka 3.9.1's own kafka-reassign-partitions (its Java AdminClient, which sends the
+    requests to the controller Metadata names) against a broker that is not the controller."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "kafka_harness"))
+    from kafka_zk import kafka_classpath, run_tool
+    tool = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand"
+    cp = kafka_classpath()
+    four.create("javamoved", [[1, 2]])
+    four.produce("javamoved", 30)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "partitions": [
+        {"topic": "javamoved", "partition": 0, "replicas": [3, 4]}]}))
+    via = four.others()[0].bootstrap
+    rc, out, err = run_tool(cp, tool, "--bootstrap-server", via, "--reassignment-json-file",
+                            str(plan), "--execute")
+    assert rc == 0, out + err
+    assert "Successfully started partition reassignment for javamoved-0" in out, out
+    four.wait_done("javamoved", 0, [3, 4])
+
+    def verified():
+        rc, out, err = run_tool(cp, tool, "--bootstrap-server", via,
+                                "--reassignment-json-file", str(plan), "--verify")
+        return rc == 0 and "Reassignment of partition javamoved-0 is completed." in out
+    wait_until(verified, 60, interval=1.0, what="--verify reports it completed")
+    rc, out, err = run_tool(cp, tool, "--bootstrap-server", via, "--list")
+    assert rc == 0 and "No partition reassignments found." in out, out + err
 
 
 def test_idempotent_producer_rides_the_leader_move(four):
