@@ -56,6 +56,8 @@ CODEC(consumer_group_heartbeat)
 CODEC(consumer_group_describe)
 CODEC(controlled_shutdown)
 CODEC(elect_leaders)
+CODEC(alter_partition_reassignments)
+CODEC(list_partition_reassignments)
 
 /* Key -> handler, in key order (ApiVersions answers in this order). The advertised ranges are
  * messages.def's "served" ones: shared/kafka-protocol/API-VERSIONS.md §0, with the floors Kafka
@@ -89,6 +91,10 @@ const struct api_entry broker_apis[] = {
     API(DELETE_GROUPS, delete_groups, handle_delete_groups),
     API(ELECT_LEADERS, elect_leaders, handle_elect_leaders),
     API(INCREMENTAL_ALTER_CONFIGS, incremental_alter_configs, handle_incremental_alter_configs),
+    API(ALTER_PARTITION_REASSIGNMENTS, alter_partition_reassignments,
+        handle_alter_partition_reassignments),
+    API(LIST_PARTITION_REASSIGNMENTS, list_partition_reassignments,
+        handle_list_partition_reassignments),
     API(OFFSET_DELETE, offset_delete, handle_offset_delete),
     API(DESCRIBE_CLUSTER, describe_cluster, handle_describe_cluster),
     API(DESCRIBE_PRODUCERS, describe_producers, handle_describe_producers),

@@ -138,6 +138,30 @@ static void make_follower(struct replica_manager *rm, const struct cluster_topic
         LOG_LIMITED(LOG_LEVEL_ERROR, WHO, "out of memory adding %s-%d to a fetcher", ct->name, p);
 }
 
+/* Kafka's StopReplica with delete=true after a reassignment moved every replica of a topic
+ * off this broker: its local logs go (the fetchers already let its partitions go). A topic
+ * still opening or growing here is looked at next time; internal topics stay. */
+static void drop_unassigned(struct broker *b, struct cluster_topic *const *ts, int n, int32_t me)
+{
+    for (int i = 0; i < n; i++) {
+        const struct cluster_topic *ct = ts[i];
+        if (!ct->read || ct->gone || !cluster_topic_visible(ct) || ct->npartitions == 0)
+            continue;
+        bool here = false, known = true;
+        for (int32_t p = 0; p < ct->npartitions && !here; p++) {
+            here = assigned_here(&ct->parts[p], me);
+            known &= ct->parts[p].nreplicas > 0;
+        }
+        struct topic *t = here || !known ? NULL : topic_find(b, ct->name);
+        if (t == NULL || t->internal || t->creating > 0 || t->growing > 0 ||
+            memcmp(t->id.b, ct->id, 16) != 0)
+            continue;
+        LOG_INFO(WHO, "No replica of topic %s is assigned to broker %d any more: deleting its "
+                 "logs", ct->name, me);
+        broker_cluster_topic_gone(b, ct->name);
+    }
+}
+
 void replica_manager_sync(struct replica_manager *rm)
 {
     struct broker *b = rm->b;
@@ -192,6 +216,7 @@ void replica_manager_sync(struct replica_manager *rm)
             rm->fetchers[kept++] = rm->fetchers[i];
     }
     rm->nfetchers = kept;
+    drop_unassigned(b, ts, n, me);
     if (again && rm->resync_timer == 0)
         rm->resync_timer = broker_timer_add(b, mono_ms() + RESYNC_MS, resync_timer, rm);
 }

@@ -84,6 +84,11 @@ struct cluster {
     struct { int32_t id; int64_t epoch; } shutting[CLUSTER_SHUTTING_MAX];
     uint64_t rebalance_timer;
     uint64_t settle_timer;          /* settles_check armed */
+    /* The controller's watch on /admin/reassign_partitions, and the partitions the znode
+     * listed (deleted once none of them is being reassigned). */
+    bool legacy_watch, legacy_inflight;
+    int nlegacy;
+    struct legacy_partition *legacy;
 };
 
 /* How often requests waiting for the controller's writes to settle are looked at. */
@@ -497,6 +502,15 @@ static void elected(void *arg, const struct zk_result *res)
     if (res->rc == ZK_OK) {
         c->controller_id = c->cfg.broker_id;
         c->is_controller = true;
+        /* Reassignments resume from the TopicZNodes and /admin/reassign_partitions (read
+         * again); what an earlier term of this broker asked and did not write is dropped. */
+        c->legacy_watch = false;
+        c->nlegacy = 0;
+        for (int i = 0; i < c->ntopics; i++)
+            for (int32_t p = 0; p < c->topics[i]->npartitions; p++) {
+                struct cluster_partition *cp = &c->topics[i]->parts[p];
+                cp->target_pending = cp->bump_wanted = false;
+            }
         controller_write_states(c);
         LOG_INFO(c->who, "%d successfully elected as the controller. Epoch incremented to %d",
                  c->cfg.broker_id, c->controller_epoch);
@@ -842,6 +856,10 @@ static int parse_topic_path(const char *path, char *name, size_t namelen, int32_
 }
 
 static void topics_step(struct cluster *c);
+static void watch_legacy(struct cluster *c);
+static bool topic_write_due(const struct cluster *c, const struct cluster_topic *t);
+static int write_topic(struct cluster *c, struct cluster_topic *t, int32_t version);
+static void append_ints(char *out, size_t outlen, const int32_t *v, int n);
 
 static void state_changed(void *arg, enum zk_watch_type type, const char *path, uint64_t gen)
 {
@@ -954,6 +972,22 @@ static void topic_replicas(void *arg, int32_t p, const int32_t *replicas, int n)
     t->parts[p].nreplicas = n;
 }
 
+static void topic_adding(void *arg, int32_t p, const int32_t *replicas, int n)
+{
+    struct cluster_topic *t = arg;
+    GREGOR_ASSERT(p >= 0 && p < t->npartitions && n >= 0 && n <= CLUSTER_REPLICAS_MAX);
+    memcpy(t->parts[p].adding, replicas, sizeof(replicas[0]) * (size_t)n);
+    t->parts[p].nadding = n;
+}
+
+static void topic_removing(void *arg, int32_t p, const int32_t *replicas, int n)
+{
+    struct cluster_topic *t = arg;
+    GREGOR_ASSERT(p >= 0 && p < t->npartitions && n >= 0 && n <= CLUSTER_REPLICAS_MAX);
+    memcpy(t->parts[p].removing, replicas, sizeof(replicas[0]) * (size_t)n);
+    t->parts[p].nremoving = n;
+}
+
 static void topic_read(void *arg, const struct zk_result *res)
 {
     struct cluster *c = arg;
@@ -979,6 +1013,11 @@ static void topic_read(void *arg, const struct zk_result *res)
     uint8_t id[16];
     int32_t n = znode_topic_parse(res->data, (size_t)res->len, CLUSTER_PARTITIONS_MAX, id, NULL,
                                   NULL);
+    if (n > 0 && (znode_topic_reassign_parse(res->data, (size_t)res->len, "adding_replicas", n,
+                                             NULL, NULL) < 0 ||
+                  znode_topic_reassign_parse(res->data, (size_t)res->len, "removing_replicas", n,
+                                             NULL, NULL) < 0))
+        n = -1;
     if (n < 0) {
         LOG_WARN(c->who, "Cannot read the assignment of topic %s (partitions 0..n-1, n at most "
                  "%d): %s", name, CLUSTER_PARTITIONS_MAX, res->data);
@@ -1000,6 +1039,13 @@ static void topic_read(void *arg, const struct zk_result *res)
     int32_t again = znode_topic_parse(res->data, (size_t)res->len, CLUSTER_PARTITIONS_MAX, id,
                                       topic_replicas, t);
     GREGOR_ASSERT(again == n);
+    for (int32_t i = 0; i < n; i++)
+        t->parts[i].nadding = t->parts[i].nremoving = 0;
+    znode_topic_reassign_parse(res->data, (size_t)res->len, "adding_replicas", n, topic_adding, t);
+    znode_topic_reassign_parse(res->data, (size_t)res->len, "removing_replicas", n,
+                               topic_removing, t);
+    t->data_version = res->has_stat ? res->stat.version : 0;
+    t->data_stale = false;
     if (!t->read)
         LOG_INFO(c->who, "Topic %s: %d partitions", name, n);
     memcpy(t->id, id, 16);
@@ -1159,6 +1205,14 @@ static bool broker_registered(const struct cluster *c, int32_t id)
     return false;
 }
 
+static bool ids_have(const int32_t *v, int n, int32_t id)
+{
+    for (int i = 0; i < n; i++)
+        if (v[i] == id)
+            return true;
+    return false;
+}
+
 static bool in_isr(const struct cluster_partition *cp, int32_t id)
 {
     for (int i = 0; i < cp->nisr; i++)
@@ -1218,6 +1272,8 @@ enum state_plan {
     PLAN_SHUTDOWN,     /* controlledShutdownPartitionLeaderElection */
     PLAN_ISR_SHRINK,   /* followers gone or shutting down leave the ISR */
     PLAN_PREFERRED,    /* preferredReplicaPartitionLeaderElection */
+    PLAN_REASSIGN_EPOCH,  /* a reassignment started: the leader epoch goes up */
+    PLAN_REASSIGN_LEADER, /* reassignPartitionLeaderElection: the leader is not in the target */
 };
 
 static const char *const plan_names[] = {
@@ -1225,6 +1281,7 @@ static const char *const plan_names[] = {
     "OfflinePartitionLeaderElectionStrategy (unclean)", "no replica online",
     "ControlledShutdownPartitionLeaderElectionStrategy",
     "OfflineReplica", "PreferredReplicaPartitionLeaderElectionStrategy",
+    "reassignment: leader epoch bump", "ReassignPartitionLeaderElectionStrategy",
 };
 
 /* The ISR without the replicas that are not online (the leader kept when keep >= 0). */
@@ -1232,9 +1289,58 @@ static void isr_online(const struct cluster *c, const struct cluster_partition *
                        struct znode_state *st)
 {
     st->nisr = 0;
-    for (int i = 0; i < cp->nisr; i++)
-        if (cp->isr[i] == keep || replica_online(c, cp->isr[i]))
+    for (int i = 0; i < cp->nisr; i++) /* a replica no longer assigned leaves it too */
+        if (cp->isr[i] == keep || (replica_online(c, cp->isr[i]) &&
+                                   ids_have(cp->replicas, cp->nreplicas, cp->isr[i])))
             st->isr[st->nisr++] = cp->isr[i];
+}
+
+/* The reassignment's target (TRS): the replicas without those being removed. */
+static int reassign_target(const struct cluster_partition *cp, int32_t *out)
+{
+    int n = 0;
+    for (int k = 0; k < cp->nreplicas; k++)
+        if (!ids_have(cp->removing, cp->nremoving, cp->replicas[k]))
+            out[n++] = cp->replicas[k];
+    return n;
+}
+
+/* Kafka's isReassignmentComplete: every target replica is in the ISR. */
+static bool reassign_complete(const struct cluster_partition *cp)
+{
+    int32_t trs[CLUSTER_REPLICAS_MAX];
+    int n = reassign_target(cp, trs);
+    for (int k = 0; k < n; k++)
+        if (!in_isr(cp, trs[k]))
+            return false;
+    return cp->state == CLUSTER_STATE_READ;
+}
+
+/* A live leader that must move: a complete reassignment's leader outside the target (Kafka's
+ * moveReassignedPartitionLeaderIfRequired), or a leader no longer assigned (a cancelled
+ * reassignment whose leader was being added). The new one is the first online ISR member of
+ * the target; the ISR loses the replicas being removed. */
+static bool reassign_plan_leader(const struct cluster *c, const struct cluster_partition *cp,
+                                 struct znode_state *st)
+{
+    int32_t trs[CLUSTER_REPLICAS_MAX];
+    int n = reassign_target(cp, trs);
+    bool moving = cluster_reassigning(cp) && reassign_complete(cp);
+    if (!(moving && !ids_have(trs, n, cp->leader)) &&
+        ids_have(cp->replicas, cp->nreplicas, cp->leader))
+        return false;
+    for (int k = 0; k < n; k++) {
+        if (!replica_online(c, trs[k]) || !in_isr(cp, trs[k]))
+            continue;
+        st->leader = trs[k];
+        st->nisr = 0;
+        for (int i = 0; i < cp->nisr; i++)
+            if (ids_have(trs, n, cp->isr[i]))
+                st->isr[st->nisr++] = cp->isr[i];
+        GREGOR_ASSERT(ids_have(st->isr, st->nisr, st->leader));
+        return true;
+    }
+    return false; /* none can lead yet: the leader stays until one can */
 }
 
 static enum state_plan state_plan(const struct cluster *c, const struct cluster_topic *t,
@@ -1282,6 +1388,12 @@ static enum state_plan state_plan(const struct cluster *c, const struct cluster_
             }
         }
         /* None may take over: it keeps leading (the answer lists it as remaining). */
+    }
+    if (reassign_plan_leader(c, cp, st))
+        return PLAN_REASSIGN_LEADER;
+    if (cp->bump_wanted && !t->data_stale && !t->data_writing) {
+        isr_online(c, cp, cp->leader, st); /* a completion also cuts the removed replicas */
+        return PLAN_REASSIGN_EPOCH;
     }
     if (cp->nisr > 1) {
         isr_online(c, cp, cp->leader, st);
@@ -1375,6 +1487,7 @@ static int write_state(struct cluster *c, struct cluster_topic *t, int32_t p,
     if (rc == ZK_OK) {
         cp->writing = true;
         cp->written_version = cp->state_version;
+        cp->bump_wanted = false; /* every state write raises the leader epoch */
     }
     return rc;
 }
@@ -1408,6 +1521,18 @@ static void write_epoch_read(void *arg, const struct zk_result *res)
         bool parent = false;
         if (delete_pending(c, t->name))
             continue;
+        if (topic_write_due(c, t)) {
+            if (budget <= 0) {
+                more = true;
+                break;
+            }
+            int rc = write_topic(c, t, version);
+            if (rc != ZK_OK) {
+                retry_later(c, "writing a topic's assignment", rc);
+                return;
+            }
+            budget -= 2;
+        }
         for (int32_t p = 0; t->read && p < t->npartitions; p++) {
             struct cluster_partition *cp = &t->parts[p];
             int rc;
@@ -1478,13 +1603,330 @@ static void write_epoch_read(void *arg, const struct zk_result *res)
         retry_later(c, "writing partition states (next round)", ZK_CONNECTION_LOSS);
 }
 
+/* ---- partition reassignment (KIP-455; Kafka 3.9's KafkaController.onPartitionReassignment) ----
+ * The TopicZNode carries an ongoing reassignment (replicas = target + the rest of the original,
+ * adding_replicas, removing_replicas), so a new controller resumes it from ZooKeeper. Each
+ * step is one fenced write: the TopicZNode with the full set (a start), the state with a
+ * raised leader epoch, then once every target replica is in the ISR a leader moved into the
+ * target when needed (state_plan), and the TopicZNode with the target alone (a completion);
+ * the ISR then loses the replicas no longer assigned (isr_online) and their brokers stop and
+ * delete their logs (replica_manager.c). */
+
+#define LEGACY_REASSIGN_PATH "/admin/reassign_partitions"
+/* The most partitions of /admin/reassign_partitions remembered until they complete. */
+#define CLUSTER_LEGACY_MAX 4096
+
+struct legacy_partition {
+    char topic[CLUSTER_TOPIC_NAME_MAX];
+    int32_t partition;
+};
+
+/* A reassignment whose target is all in the ISR and led from the target by a live leader:
+ * the TopicZNode gets the target alone. */
+static bool reassign_completes(const struct cluster *c, const struct cluster_partition *cp)
+{
+    int32_t trs[CLUSTER_REPLICAS_MAX];
+    int n = reassign_target(cp, trs);
+    return cluster_reassigning(cp) && reassign_complete(cp) && !cp->writing && cp->leader >= 0 &&
+           ids_have(trs, n, cp->leader) && replica_online(c, cp->leader);
+}
+
+static bool topic_write_due(const struct cluster *c, const struct cluster_topic *t)
+{
+    if (!t->read || t->data_writing || t->data_stale || !c->brokers_seen)
+        return false;
+    for (int32_t p = 0; p < t->npartitions; p++)
+        if (t->parts[p].target_pending || reassign_completes(c, &t->parts[p]))
+            return true;
+    return false;
+}
+
+/* Kafka's ReplicaAssignment.reassignTo: with the original replicas ORS (the replicas without
+ * those being added) and the target TRS, replicas = TRS + (ORS - TRS), adding = TRS - ORS,
+ * removing = ORS - TRS. -1 when the full set would be more than CLUSTER_REPLICAS_MAX. */
+static int reassign_to(const struct cluster_partition *cp, const int32_t *target, int ntarget,
+                       int32_t *r, int32_t *nr, int32_t *a, int32_t *na, int32_t *m, int32_t *nm)
+{
+    int32_t ors[CLUSTER_REPLICAS_MAX];
+    int no = 0;
+    for (int k = 0; k < cp->nreplicas; k++)
+        if (!ids_have(cp->adding, cp->nadding, cp->replicas[k]))
+            ors[no++] = cp->replicas[k];
+    if (target == NULL) { /* a cancel: back to the original replicas */
+        target = ors;
+        ntarget = no;
+    }
+    *nr = *na = *nm = 0;
+    for (int k = 0; k < ntarget; k++) {
+        r[(*nr)++] = target[k];
+        if (!ids_have(ors, no, target[k]))
+            a[(*na)++] = target[k];
+    }
+    for (int k = 0; k < no; k++) {
+        if (ids_have(target, ntarget, ors[k]))
+            continue;
+        if (*nr == CLUSTER_REPLICAS_MAX)
+            return -1;
+        r[(*nr)++] = ors[k];
+        m[(*nm)++] = ors[k];
+    }
+    return 0;
+}
+
+static void log_replicas(char *out, size_t outlen, const int32_t *v, int n)
+{
+    out[0] = '\0';
+    append_ints(out, outlen, v, n);
+}
+
+static void topic_written(void *arg, const struct zk_result *res)
+{
+    struct cluster *c = arg;
+    if (stale(c, res))
+        return;
+    char name[CLUSTER_TOPIC_NAME_MAX];
+    int32_t part;
+    struct cluster_topic *t = parse_topic_path(res->path, name, sizeof(name), &part) == 0
+                                  ? topic_slot(c, name)
+                                  : NULL;
+    if (t == NULL)
+        return;
+    t->data_writing = false;
+    for (int32_t p = 0; p < t->npartitions; p++) {
+        struct cluster_partition *cp = &t->parts[p];
+        if (cp->target_writing == 0)
+            continue;
+        if (res->rc == ZK_OK)
+            cp->bump_wanted = true; /* Kafka's updateLeaderEpochAndSendRequest */
+        else if (cp->target_writing == 1 && !cp->target_pending)
+            cp->target_pending = true; /* to be written again */
+        cp->target_writing = 0;
+    }
+    if (res->rc == ZK_OK) {
+        t->data_stale = true; /* its watch reads it back */
+        return;
+    }
+    if (res->rc == ZK_BAD_VERSION && res->multi_failed_index == 0) {
+        /* Changed meanwhile: its watch reads it, then the controller looks again (now, when
+         * that read came first). */
+        controller_write_states(c);
+        return;
+    }
+    if (res->rc == ZK_BAD_VERSION) {
+        LOG_WARN(c->who, "Controller epoch %d is stale: another broker is the controller",
+                 c->controller_epoch);
+        c->is_controller = false;
+        c->controller_watch = false;
+        cluster_resume(c);
+        return;
+    }
+    retry_later(c, "writing a topic's assignment", res->rc);
+}
+
+/* The TopicZNode from this broker's view with the reassignments due (starts and completions),
+ * set at the version read, in a multi with the check of /controller_epoch. */
+static int write_topic(struct cluster *c, struct cluster_topic *t, int32_t version)
+{
+    int32_t n = t->npartitions;
+    size_t cells = (size_t)n * CLUSTER_REPLICAS_MAX;
+    int32_t *counts = calloc(3 * (size_t)n, sizeof(int32_t));
+    int32_t *ids = calloc(3 * cells, sizeof(int32_t));
+    size_t jlen = 256 + (size_t)n * 3 * (16 + 12 * (size_t)CLUSTER_REPLICAS_MAX);
+    char *json = malloc(jlen);
+    GREGOR_ASSERT(counts != NULL && ids != NULL && json != NULL);
+    int32_t *nadd = counts + n, *nrem = counts + 2 * n, *add = ids + cells, *rem = ids + 2 * cells;
+    char l1[12 * CLUSTER_REPLICAS_MAX], l2[12 * CLUSTER_REPLICAS_MAX], l3[12 * CLUSTER_REPLICAS_MAX];
+    for (int32_t p = 0; p < n; p++) {
+        struct cluster_partition *cp = &t->parts[p];
+        size_t at = (size_t)p * CLUSTER_REPLICAS_MAX;
+        if (cp->target_pending &&
+            reassign_to(cp, cp->target_cancel ? NULL : cp->target, cp->ntarget, ids + at,
+                        &counts[p], add + at, &nadd[p], rem + at, &nrem[p]) == 0) {
+            cp->target_writing = 1;
+            cp->target_pending = false;
+            log_replicas(l1, sizeof(l1), ids + at, counts[p]);
+            log_replicas(l2, sizeof(l2), add + at, nadd[p]);
+            log_replicas(l3, sizeof(l3), rem + at, nrem[p]);
+            LOG_INFO(c->who, "Partition %s-%d reassignment%s: replicas [%s], adding [%s], "
+                     "removing [%s]", t->name, p, cp->target_cancel ? " cancelled" : "", l1, l2,
+                     l3);
+            continue;
+        }
+        if (cp->target_pending) {
+            LOG_WARN(c->who, "Partition %s-%d: the reassignment would list more than %d "
+                     "replicas: dropped", t->name, p, CLUSTER_REPLICAS_MAX);
+            cp->target_pending = false;
+        }
+        if (reassign_completes(c, cp)) {
+            counts[p] = reassign_target(cp, ids + at);
+            cp->target_writing = 2;
+            log_replicas(l1, sizeof(l1), ids + at, counts[p]);
+            LOG_INFO(c->who, "Partition %s-%d reassignment completed: replicas [%s]", t->name, p,
+                     l1);
+            continue;
+        }
+        counts[p] = cp->nreplicas;
+        memcpy(ids + at, cp->replicas, sizeof(int32_t) * (size_t)cp->nreplicas);
+        nadd[p] = cp->nadding;
+        memcpy(add + at, cp->adding, sizeof(int32_t) * (size_t)cp->nadding);
+        nrem[p] = cp->nremoving;
+        memcpy(rem + at, cp->removing, sizeof(int32_t) * (size_t)cp->nremoving);
+    }
+    int len = znode_topic_json_full(json, jlen, t->id, n, counts, ids, CLUSTER_REPLICAS_MAX, nadd,
+                                    add, nrem, rem);
+    GREGOR_ASSERT(len > 0);
+    free(counts);
+    free(ids);
+    int rc = ZK_OK;
+    if (len >= ZK_DATA_MAX) {
+        LOG_ERROR(c->who, "The assignment of topic %s (%d bytes) is larger than a znode this "
+                  "broker writes (%d bytes): its reassignments are dropped", t->name, len,
+                  ZK_DATA_MAX);
+        for (int32_t p = 0; p < n; p++)
+            t->parts[p].target_writing = 0;
+    } else {
+        char path[CLUSTER_TOPIC_NAME_MAX + 32];
+        snprintf(path, sizeof(path), "/brokers/topics/%s", t->name);
+        struct zk_op ops[2] = {
+            {.kind = ZK_OP_SET, .path = path, .data = json, .len = len,
+             .version = t->data_version},
+            {.kind = ZK_OP_CHECK, .path = "/controller_epoch", .version = version},
+        };
+        rc = zk_multi(c->zk, ops, 2, topic_written, c);
+        if (rc == ZK_OK)
+            t->data_writing = true;
+        for (int32_t p = 0; rc != ZK_OK && p < n; p++) {
+            struct cluster_partition *cp = &t->parts[p];
+            cp->target_pending |= cp->target_writing == 1;
+            cp->target_writing = 0;
+        }
+    }
+    free(json);
+    return rc;
+}
+
+/* /admin/reassign_partitions: deleted once none of the partitions it listed is being
+ * reassigned any more (Kafka removes each as it completes, and the znode when empty). */
+static void legacy_check(struct cluster *c)
+{
+    if (!c->is_controller || c->nlegacy == 0 || c->legacy_inflight)
+        return;
+    for (int i = 0; i < c->nlegacy; i++) {
+        const struct cluster_topic *t = topic_slot(c, c->legacy[i].topic);
+        int32_t p = c->legacy[i].partition;
+        if (t == NULL || p >= t->npartitions)
+            continue;
+        const struct cluster_partition *cp = &t->parts[p];
+        if (cp->target_pending || cp->target_writing || cluster_reassigning(cp) ||
+            t->data_writing || t->data_stale)
+            return;
+    }
+    LOG_INFO(c->who, "The reassignments of %s completed: deleting it", LEGACY_REASSIGN_PATH);
+    c->nlegacy = 0;
+    int rc = zk_delete(c->zk, LEGACY_REASSIGN_PATH, -1, ignore_done, c);
+    if (rc != ZK_OK)
+        retry_later(c, "deleting " LEGACY_REASSIGN_PATH, rc);
+}
+
+static void legacy_entry(void *arg, const char *topic, int32_t partition, const int32_t *replicas,
+                         int n)
+{
+    struct cluster *c = arg;
+    char msg[512];
+    int e = cluster_reassign(c, topic, partition, replicas, n, msg, sizeof(msg));
+    if (e != KERR_NONE) {
+        LOG_WARN(c->who, "Failed to reassign %s-%d from %s: %s%s%s", topic, partition,
+                 LEGACY_REASSIGN_PATH, kerr_name(e), msg[0] ? ": " : "", msg);
+        return;
+    }
+    if (c->nlegacy == CLUSTER_LEGACY_MAX)
+        return;
+    if (c->legacy == NULL) {
+        c->legacy = calloc(CLUSTER_LEGACY_MAX, sizeof(*c->legacy));
+        GREGOR_ASSERT(c->legacy != NULL);
+    }
+    snprintf(c->legacy[c->nlegacy].topic, CLUSTER_TOPIC_NAME_MAX, "%s", topic);
+    c->legacy[c->nlegacy++].partition = partition;
+}
+
+static void legacy_read(void *arg, const struct zk_result *res)
+{
+    struct cluster *c = arg;
+    if (stale(c, res))
+        return;
+    c->legacy_inflight = false;
+    c->nlegacy = 0;
+    if (res->rc == ZK_NO_NODE || !c->is_controller)
+        return; /* the exists watch fires on its creation */
+    if (res->rc != ZK_OK) {
+        c->legacy_watch = false;
+        retry_later(c, "reading " LEGACY_REASSIGN_PATH, res->rc);
+        return;
+    }
+    int n = res->data != NULL ? znode_reassign_parse(res->data, (size_t)res->len, legacy_entry, c)
+                              : -1;
+    if (n < 0)
+        LOG_WARN(c->who, "Cannot read %s: %s", LEGACY_REASSIGN_PATH,
+                 res->data ? res->data : "(empty)");
+    else
+        LOG_INFO(c->who, "Handling %d partition reassignments from %s", n, LEGACY_REASSIGN_PATH);
+    if (c->nlegacy == 0) { /* nothing valid in it: removed, as Kafka */
+        int rc = zk_delete(c->zk, LEGACY_REASSIGN_PATH, -1, ignore_done, c);
+        if (rc != ZK_OK)
+            retry_later(c, "deleting " LEGACY_REASSIGN_PATH, rc);
+    }
+    controller_write_states(c);
+}
+
+static void legacy_exists(void *arg, const struct zk_result *res)
+{
+    struct cluster *c = arg;
+    if (stale(c, res))
+        return;
+    if (res->rc == ZK_OK && c->is_controller) {
+        int rc = zk_get(c->zk, LEGACY_REASSIGN_PATH, NULL, NULL, legacy_read, c);
+        if (rc == ZK_OK)
+            return;
+        c->legacy_watch = false;
+        c->legacy_inflight = false;
+        retry_later(c, "reading " LEGACY_REASSIGN_PATH, rc);
+        return;
+    }
+    legacy_read(arg, res);
+}
+
+static void legacy_changed(void *arg, enum zk_watch_type type, const char *path, uint64_t gen)
+{
+    (void)type;
+    (void)path;
+    struct cluster *c = arg;
+    if (gen != zk_session_gen(c->zk))
+        return;
+    c->legacy_watch = false;
+    cluster_resume(c);
+}
+
+static void watch_legacy(struct cluster *c)
+{
+    if (!c->is_controller)
+        return;
+    c->legacy_watch = c->legacy_inflight = true;
+    int rc = zk_exists(c->zk, LEGACY_REASSIGN_PATH, legacy_changed, c, legacy_exists, c);
+    if (rc != ZK_OK) {
+        c->legacy_watch = c->legacy_inflight = false;
+        retry_later(c, "watching " LEGACY_REASSIGN_PATH, rc);
+    }
+}
+
 static void controller_write_states(struct cluster *c)
 {
     if (!c->is_controller || c->states_inflight || !zk_connected(c->zk))
         return;
+    legacy_check(c);
     bool any = false;
     for (int i = 0; i < c->ntopics && !any; i++) {
         const struct cluster_topic *t = c->topics[i];
+        any = !delete_pending(c, t->name) && topic_write_due(c, t);
         for (int32_t p = 0; t->read && !delete_pending(c, t->name) && p < t->npartitions && !any;
              p++)
             any = state_work_due(c, t, &t->parts[p]) || t->parts[p].preferred_wanted ||
@@ -1620,7 +2062,9 @@ static bool settled(const struct cluster *c, int32_t broker)
         for (int32_t p = 0; p < t->npartitions; p++) {
             const struct cluster_partition *cp = &t->parts[p];
             struct znode_state st;
-            if (broker < 0 ? cp->preferred_wanted || cp->unclean_wanted
+            if (broker == -2 ? cp->target_pending || cp->target_writing || t->data_writing ||
+                                   t->data_stale
+                : broker < 0 ? cp->preferred_wanted || cp->unclean_wanted
                            : replicates_on(cp, broker) &&
                                  (cp->writing || state_plan(c, t, cp, &st) != PLAN_NONE))
                 return false;
@@ -1802,6 +2246,115 @@ bool cluster_await_elections(struct cluster *c, int32_t timeout_ms, cluster_crea
     if (settled(c, -1) || timeout_ms <= 0)
         return false;
     settle_op(c, -1, timeout_ms, done, arg);
+    awaits_check(c);
+    return true;
+}
+
+/* ---- AlterPartitionReassignments ---- */
+
+/* Scala's Seq and Set as Kafka's messages print them: "ArrayBuffer(1, 2)", "Set(1, 2)". */
+static void scala_list(char *out, size_t outlen, const char *kind, const int32_t *v, int n)
+{
+    snprintf(out, outlen, "%s(", kind);
+    append_ints(out, outlen, v, n);
+    size_t len = strlen(out);
+    snprintf(out + len, outlen - len, ")");
+}
+
+/* Kafka's validateReplicas, in its order and with its messages. */
+static int reassign_validate(const struct cluster *c, const struct cluster_partition *cp,
+                             const int32_t *replicas, int32_t n, char *msg, size_t msglen)
+{
+    char list[16 + 13 * CLUSTER_REPLICAS_MAX];
+    scala_list(list, sizeof(list), "ArrayBuffer", replicas,
+               n < CLUSTER_REPLICAS_MAX ? n : CLUSTER_REPLICAS_MAX);
+    if (n == 0) {
+        snprintf(msg, msglen, "Empty replica list specified in partition reassignment.");
+        return KERR_INVALID_REPLICA_ASSIGNMENT;
+    }
+    bool dup = false;
+    for (int32_t i = 0; i < n && !dup; i++)
+        for (int32_t j = 0; j < i && !dup; j++)
+            dup = replicas[i] == replicas[j];
+    if (dup) {
+        snprintf(msg, msglen, "Duplicate replica ids in partition reassignment replica list: %s",
+                 list);
+        return KERR_INVALID_REPLICA_ASSIGNMENT;
+    }
+    for (int32_t i = 0; i < n; i++)
+        if (replicas[i] < 0) {
+            snprintf(msg, msglen, "Invalid broker id in replica list: %s", list);
+            return KERR_INVALID_REPLICA_ASSIGNMENT;
+        }
+    if (n > CLUSTER_REPLICAS_MAX) {
+        snprintf(msg, msglen, "Replica list of %d brokers is longer than this broker allows (%d): "
+                 "%s", n, CLUSTER_REPLICAS_MAX, list);
+        return KERR_INVALID_REPLICA_ASSIGNMENT;
+    }
+    struct cluster_partition none = {0};
+    int32_t r[CLUSTER_REPLICAS_MAX], a[CLUSTER_REPLICAS_MAX], m[CLUSTER_REPLICAS_MAX];
+    int32_t nr, na, nm;
+    if (reassign_to(cp != NULL ? cp : &none, replicas, n, r, &nr, a, &na, m, &nm) != 0) {
+        snprintf(msg, msglen, "The reassignment of %s would list more than %d replicas.", list,
+                 CLUSTER_REPLICAS_MAX);
+        return KERR_INVALID_REPLICA_ASSIGNMENT;
+    }
+    bool alive = true;
+    for (int32_t i = 0; i < na; i++)
+        alive &= replica_online(c, a[i]);
+    if (!alive) {
+        int32_t live[CLUSTER_REPLICAS_MAX];
+        int nl = 0;
+        for (int i = 0; i < c->nlive && nl < CLUSTER_REPLICAS_MAX; i++)
+            if (replica_online(c, c->live[i].id))
+                live[nl++] = c->live[i].id;
+        char adding[16 + 13 * CLUSTER_REPLICAS_MAX], lives[16 + 13 * CLUSTER_REPLICAS_MAX];
+        scala_list(adding, sizeof(adding), "ArrayBuffer", a, na);
+        scala_list(lives, sizeof(lives), "Set", live, nl);
+        snprintf(msg, msglen, "Replica assignment has brokers that are not alive. Replica list: "
+                 "%s, live broker list: %s", adding, lives);
+        return KERR_INVALID_REPLICA_ASSIGNMENT;
+    }
+    return KERR_NONE;
+}
+
+int cluster_reassign(struct cluster *c, const char *topic, int32_t partition,
+                     const int32_t *replicas, int32_t n, char *msg, size_t msglen)
+{
+    msg[0] = '\0';
+    if (!c->is_controller)
+        return KERR_NOT_CONTROLLER;
+    struct cluster_topic *t = topic_slot(c, topic);
+    bool known = t != NULL && cluster_topic_visible(t) && partition >= 0 &&
+                 partition < t->npartitions && t->parts[partition].nreplicas > 0;
+    struct cluster_partition *cp = known ? &t->parts[partition] : NULL;
+    if (replicas != NULL) {
+        int e = reassign_validate(c, cp, replicas, n, msg, msglen);
+        if (e != KERR_NONE)
+            return e;
+    } else if (cp == NULL || (!cluster_reassigning(cp) && !cp->target_pending &&
+                              cp->target_writing != 1)) {
+        return CLUSTER_ERR_NO_REASSIGNMENT_IN_PROGRESS;
+    }
+    if (cp == NULL || delete_pending(c, topic)) {
+        snprintf(msg, msglen, "The partition does not exist.");
+        return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    }
+    cp->target_pending = true;
+    cp->target_cancel = replicas == NULL;
+    cp->ntarget = replicas != NULL ? n : 0;
+    if (replicas != NULL)
+        memcpy(cp->target, replicas, sizeof(int32_t) * (size_t)n);
+    controller_write_states(c);
+    return KERR_NONE;
+}
+
+bool cluster_await_reassignments(struct cluster *c, int32_t timeout_ms,
+                                 cluster_create_done_fn done, void *arg)
+{
+    if (settled(c, -2) || timeout_ms <= 0)
+        return false;
+    settle_op(c, -2, timeout_ms, done, arg);
     awaits_check(c);
     return true;
 }
@@ -2202,6 +2755,16 @@ static void partitions_read(void *arg, const struct zk_result *res)
                   msg);
         return;
     }
+    if (znode_topic_reassign_parse(res->data, (size_t)res->len, "adding_replicas", n, NULL,
+                                   NULL) != 0 ||
+        znode_topic_reassign_parse(res->data, (size_t)res->len, "removing_replicas", n, NULL,
+                                   NULL) != 0) {
+        /* Started since the request was checked: the rewrite would drop it. */
+        snprintf(msg, sizeof(msg), "A partition reassignment is in progress for the topic '%s'.",
+                 op->name);
+        op_finish(c, op, KERR_REASSIGNMENT_IN_PROGRESS, msg);
+        return;
+    }
     int32_t total = op->count > n ? op->count : n;
     struct read_assignment ra = {.n = total};
     ra.counts = calloc((size_t)total, sizeof(int32_t));
@@ -2286,6 +2849,14 @@ int cluster_create_partitions(struct cluster *c, const char *name, int32_t count
                  "id 0 is missing.", name);
         return KERR_UNKNOWN_SERVER_ERROR;
     }
+    for (int32_t p = 0; p < t->npartitions; p++)
+        if (cluster_reassigning(&t->parts[p]) || t->parts[p].target_pending ||
+            t->parts[p].target_writing != 0 || t->data_writing) {
+            /* Kafka's ZkAdminManager: the rewrite would race the controller's. */
+            snprintf(msg, msglen, "A partition reassignment is in progress for the topic '%s'.",
+                     name);
+            return KERR_REASSIGNMENT_IN_PROGRESS;
+        }
     int e = partitions_plan(c, t->npartitions, t->parts[0].replicas, t->parts[0].nreplicas,
                             count, assign, nassign, NULL, msg, msglen);
     if (e != KERR_NONE || validate_only)
@@ -2543,6 +3114,8 @@ static void cluster_resume(struct cluster *c)
         watch_topics(c);
     if (!c->deletes_watch && !c->deletes_inflight)
         watch_deletes(c);
+    if (c->is_controller && !c->legacy_watch && !c->legacy_inflight)
+        watch_legacy(c);
     topics_step(c);
 }
 
@@ -2557,11 +3130,17 @@ static void on_session(void *arg, enum zk_session_state state, uint64_t gen)
         c->topics_watch = c->topics_inflight = c->states_inflight = false;
         c->brokers_seen = false;
         c->deletes_watch = c->deletes_inflight = c->deletes_seen = false;
+        c->legacy_watch = c->legacy_inflight = false;
         for (int i = 0; i < c->ntopics; i++) {
             struct cluster_topic *t = c->topics[i];
             t->data_watch = t->data_inflight = t->deleting = false;
-            for (int32_t p = 0; p < t->npartitions; p++)
-                t->parts[p].state_watch = t->parts[p].state_inflight = t->parts[p].writing = false;
+            t->data_writing = t->data_stale = false;
+            for (int32_t p = 0; p < t->npartitions; p++) {
+                struct cluster_partition *cp = &t->parts[p];
+                cp->state_watch = cp->state_inflight = cp->writing = false;
+                cp->target_pending |= cp->target_writing == 1; /* its answer is dropped */
+                cp->target_writing = 0;
+            }
         }
     }
     if (state == ZK_SESSION_EXPIRED) {
@@ -2633,6 +3212,7 @@ void cluster_destroy(struct cluster *c)
     for (int i = 0; i < c->ndeletes; i++)
         free(c->deletes[i]);
     free(c->deletes);
+    free(c->legacy);
     free(c);
 }
 

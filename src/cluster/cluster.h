@@ -52,7 +52,26 @@ struct cluster_partition {
     /* The controller's elections asked for (ElectLeaders, the auto rebalance): the preferred
      * replica to lead, or any live replica when no ISR member is (UNCLEAN). */
     bool preferred_wanted, unclean_wanted;
+    /* A reassignment (KIP-455) as the TopicZNode holds it: replicas is then the full set (the
+     * target first, then the rest of the original), adding = target - original, removing =
+     * original - target; both empty when none is under way. */
+    int32_t nadding, nremoving;
+    int32_t adding[CLUSTER_REPLICAS_MAX], removing[CLUSTER_REPLICAS_MAX];
+    /* The controller's: a reassignment asked (AlterPartitionReassignments or
+     * /admin/reassign_partitions) and not written yet (target_cancel: back to the original
+     * replicas); the TopicZNode write carrying it is in flight (target_writing); the leader
+     * epoch is to go up once it is written (Kafka's updateLeaderEpochAndSendRequest). */
+    bool target_pending, target_cancel, bump_wanted;
+    uint8_t target_writing;                   /* 1: a start written, 2: a completion */
+    int32_t ntarget;
+    int32_t target[CLUSTER_REPLICAS_MAX];
 };
+
+/* Under a reassignment (the TopicZNode lists adding or removing replicas for it). */
+static inline bool cluster_reassigning(const struct cluster_partition *cp)
+{
+    return cp->nadding > 0 || cp->nremoving > 0;
+}
 
 struct cluster_topic {
     char name[CLUSTER_TOPIC_NAME_MAX];
@@ -60,6 +79,9 @@ struct cluster_topic {
     bool read;                                /* its znode was read */
     bool data_watch, data_inflight, gone;
     bool deleting;                            /* the controller's deletes are in flight */
+    int32_t data_version;                     /* the TopicZNode's version when last read */
+    bool data_writing;                        /* the controller's TopicZNode write in flight */
+    bool data_stale;                          /* written since last read: a read follows */
     bool marked;                              /* listed under /admin/delete_topics: gone from
                                                * every broker's view (Kafka's UpdateMetadata
                                                * with LeaderDuringDelete), its logs deleted */
@@ -224,6 +246,7 @@ bool cluster_await_view(struct cluster *c, const char *name, int32_t from, int32
 #define CLUSTER_ERR_PREFERRED_LEADER_NOT_AVAILABLE 80
 #define CLUSTER_ERR_ELIGIBLE_LEADERS_NOT_AVAILABLE 83
 #define CLUSTER_ERR_ELECTION_NOT_NEEDED 84
+#define CLUSTER_ERR_NO_REASSIGNMENT_IN_PROGRESS 85
 /* Brokers shutting down at once that the controller keeps track of. */
 #define CLUSTER_SHUTTING_MAX 64
 
@@ -248,6 +271,22 @@ bool cluster_await_elections(struct cluster *c, int32_t timeout_ms, cluster_crea
                              void *arg);
 /* One auto-rebalance check now (what the leader.imbalance.check.interval.seconds timer runs). */
 void cluster_rebalance_check(struct cluster *c);
+
+/* ---- partition reassignment (KIP-455, as Kafka 3.9's ZooKeeper-mode KafkaController) ----
+ * AlterPartitionReassignments for one partition on the controller: replicas (n of them; NULL:
+ * cancel the ongoing one) checked as Kafka's validateReplicas (INVALID_REPLICA_ASSIGNMENT with
+ * its messages), then UNKNOWN_TOPIC_OR_PARTITION or NO_REASSIGNMENT_IN_PROGRESS; KERR_NONE when
+ * the reassignment is started (cluster_await_reassignments answers once it is written and read
+ * back). NOT_CONTROLLER elsewhere. The controller then writes the TopicZNode with the full
+ * replica set, adding and removing replicas, bumps the leader epoch, waits until every target
+ * replica is in the ISR, moves the leadership into the target when needed, and writes the
+ * target as the assignment; the removed replicas' brokers stop and delete their logs. */
+int cluster_reassign(struct cluster *c, const char *topic, int32_t partition,
+                     const int32_t *replicas, int32_t n, char *msg, size_t msglen);
+/* done(arg, KERR_NONE, NULL) once no reassignment asked is left unwritten or unread (or
+ * NOT_CONTROLLER / REQUEST_TIMED_OUT). false when none is left (done is not called). */
+bool cluster_await_reassignments(struct cluster *c, int32_t timeout_ms,
+                                 cluster_create_done_fn done, void *arg);
 
 /* A topic of ZooKeeper this broker shows: read, and not queued for deletion. */
 static inline bool cluster_topic_visible(const struct cluster_topic *t)

@@ -368,23 +368,134 @@ int znode_cluster_id_parse(const char *json, size_t len, char *id, size_t idlen)
 
 /* ---- /brokers/topics/<t> ---- */
 
+/* {"<p>":[ids],...} from out + n: every partition (all true), else those with a list. */
+static int put_replica_map(char *out, size_t outlen, size_t n, int32_t nparts, const int32_t *counts,
+                           const int32_t *ids, int stride, bool all)
+{
+    PUT("{");
+    bool first = true;
+    for (int32_t p = 0; p < nparts; p++) {
+        int k = counts != NULL ? counts[p] : (all ? stride : 0);
+        GREGOR_ASSERT(k >= 0 && k <= stride);
+        if (k == 0 && !all)
+            continue;
+        PUT("%s\"%d\":[", first ? "" : ",", p);
+        first = false;
+        for (int j = 0; j < k; j++)
+            PUT("%s%d", j ? "," : "", ids[(size_t)p * (size_t)stride + (size_t)j]);
+        PUT("]");
+    }
+    PUT("}");
+    return (int)n;
+}
+
 int znode_topic_json(char *out, size_t outlen, const uint8_t id[16], int32_t nparts,
                      const int32_t *nreplicas, const int32_t *replicas, int stride)
+{
+    return znode_topic_json_full(out, outlen, id, nparts, nreplicas, replicas, stride, NULL, NULL,
+                                 NULL, NULL);
+}
+
+int znode_topic_json_full(char *out, size_t outlen, const uint8_t id[16], int32_t nparts,
+                          const int32_t *nreplicas, const int32_t *replicas, int stride,
+                          const int32_t *nadding, const int32_t *adding,
+                          const int32_t *nremoving, const int32_t *removing)
 {
     size_t n = 0;
     char ids[23];
     znode_uuid_str(id, ids);
-    PUT("{\"partitions\":{");
-    for (int32_t p = 0; p < nparts; p++) {
-        int k = nreplicas != NULL ? nreplicas[p] : stride;
-        GREGOR_ASSERT(k >= 0 && k <= stride);
-        PUT("%s\"%d\":[", p ? "," : "", p);
-        for (int j = 0; j < k; j++)
-            PUT("%s%d", j ? "," : "", replicas[(size_t)p * (size_t)stride + (size_t)j]);
-        PUT("]");
-    }
-    PUT("},\"topic_id\":\"%s\",\"adding_replicas\":{},\"removing_replicas\":{},\"version\":3}", ids);
+    PUT("{\"partitions\":");
+    int k = put_replica_map(out, outlen, n, nparts, nreplicas, replicas, stride, true);
+    if (k < 0)
+        return -1;
+    n = (size_t)k;
+    PUT(",\"topic_id\":\"%s\",\"adding_replicas\":", ids);
+    k = put_replica_map(out, outlen, n, nparts, nadding, adding, stride, false);
+    if (k < 0)
+        return -1;
+    n = (size_t)k;
+    PUT(",\"removing_replicas\":");
+    k = put_replica_map(out, outlen, n, nparts, nremoving, removing, stride, false);
+    if (k < 0)
+        return -1;
+    n = (size_t)k;
+    PUT(",\"version\":3}");
     return (int)n;
+}
+
+int znode_topic_reassign_parse(const char *json, size_t len, const char *key, int32_t nparts,
+                               znode_partition_fn fn, void *arg)
+{
+    const char *vs, *ve;
+    if (znode_member(json, len, key, &vs, &ve) != 0)
+        return 0; /* versions before 2 have neither */
+    if (*vs != '{')
+        return -1;
+    const char *p = skip_ws(vs + 1, ve);
+    int count = 0;
+    while (p < ve && *p == '"') {
+        const char *kend = skip_string(p, ve);
+        int64_t part;
+        if (kend == NULL || parse_int(p + 1, kend - 1, &part) != 0 || part < 0 || part >= nparts)
+            return -1;
+        p = skip_ws(kend, ve);
+        if (p >= ve || *p != ':')
+            return -1;
+        const char *as = skip_ws(p + 1, ve);
+        const char *aend = skip_value(as, ve);
+        int32_t reps[ZNODE_REPLICAS_MAX];
+        int k = aend != NULL ? znode_int_array(as, aend, reps, ZNODE_REPLICAS_MAX) : -1;
+        if (k < 0)
+            return -1;
+        if (fn != NULL)
+            fn(arg, (int32_t)part, reps, k);
+        count++;
+        p = skip_ws(aend, ve);
+        if (p < ve && *p == ',')
+            p = skip_ws(p + 1, ve);
+        else
+            break;
+    }
+    return p < ve && *p == '}' ? count : -1;
+}
+
+/* ---- /admin/reassign_partitions ---- */
+
+int znode_reassign_parse(const char *json, size_t len, znode_reassign_fn fn, void *arg)
+{
+    const char *vs, *ve;
+    if (znode_member(json, len, "partitions", &vs, &ve) != 0 || *vs != '[')
+        return -1;
+    const char *p = skip_ws(vs + 1, ve);
+    int count = 0;
+    if (p < ve && *p == ']')
+        return 0;
+    while (p < ve) {
+        const char *es = p, *ee = skip_value(p, ve);
+        if (ee == NULL || *es != '{')
+            return -1;
+        char topic[256];
+        int64_t part;
+        const char *rs, *re;
+        int32_t reps[ZNODE_REPLICAS_MAX];
+        int k = -1;
+        if (znode_string(es, (size_t)(ee - es), "topic", topic, sizeof(topic)) == 0 &&
+            znode_int(es, (size_t)(ee - es), "partition", &part) == 0 && part >= 0 &&
+            part <= INT32_MAX && znode_member(es, (size_t)(ee - es), "replicas", &rs, &re) == 0)
+            k = znode_int_array(rs, re, reps, ZNODE_REPLICAS_MAX);
+        if (k < 0 || topic[0] == '\0')
+            return -1;
+        if (fn != NULL)
+            fn(arg, topic, (int32_t)part, reps, k);
+        count++;
+        p = skip_ws(ee, ve);
+        if (p < ve && *p == ']')
+            return count;
+        if (p >= ve || *p != ',')
+            return -1;
+        p = skip_ws(p + 1, ve);
+    }
+    return -1;
 }
 
 int32_t znode_topic_parse(const char *json, size_t len, int32_t max_parts, uint8_t id[16],

@@ -49,6 +49,13 @@ int znode_cluster_id_parse(const char *json, size_t len, char *id, size_t idlen)
  * replicas[p * stride .. + nreplicas[p]) (nreplicas NULL: stride each). */
 int znode_topic_json(char *out, size_t outlen, const uint8_t id[16], int32_t nparts,
                      const int32_t *nreplicas, const int32_t *replicas, int stride);
+/* The same with a reassignment's adding_replicas and removing_replicas (Kafka 2.4+, KIP-455):
+ * partition p's at [p * stride ..) with counts n*[p] (counts NULL: none; only partitions with
+ * a list are written). */
+int znode_topic_json_full(char *out, size_t outlen, const uint8_t id[16], int32_t nparts,
+                          const int32_t *nreplicas, const int32_t *replicas, int stride,
+                          const int32_t *nadding, const int32_t *adding,
+                          const int32_t *nremoving, const int32_t *removing);
 /* Reads a TopicZNode: its topic id (zeros when absent, as versions before 3) and each
  * partition's replicas, given to fn in the order written. The partitions must be exactly
  * 0..n-1 each once, n <= max_parts; returns n, or -1 (fn may have been called). fn NULL:
@@ -57,6 +64,18 @@ typedef void (*znode_partition_fn)(void *arg, int32_t partition, const int32_t *
                                    int nreplicas);
 int32_t znode_topic_parse(const char *json, size_t len, int32_t max_parts, uint8_t id[16],
                           znode_partition_fn fn, void *arg);
+
+/* A TopicZNode's "adding_replicas" or "removing_replicas" (key): each {"<p>":[ids]} entry to fn
+ * (0 <= p < nparts). The count (0 when the member is absent), or -1 when malformed. */
+int znode_topic_reassign_parse(const char *json, size_t len, const char *key, int32_t nparts,
+                               znode_partition_fn fn, void *arg);
+
+/* /admin/reassign_partitions (Kafka's ReassignPartitionsZNode, still honoured by 3.9's ZooKeeper
+ * mode): {"version":1,"partitions":[{"topic":t,"partition":p,"replicas":[..]},..]}, each entry
+ * to fn ("log_dirs" ignored). The count, or -1 when malformed (fn may have been called). */
+typedef void (*znode_reassign_fn)(void *arg, const char *topic, int32_t partition,
+                                  const int32_t *replicas, int nreplicas);
+int znode_reassign_parse(const char *json, size_t len, znode_reassign_fn fn, void *arg);
 
 /* /brokers/topics/<t>/partitions/<p>/state (version 1). */
 struct znode_state {

@@ -127,6 +127,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(ps.seen);
     }
 
+    if (n > 0) { /* a reassignment's lists, and /admin/reassign_partitions */
+        (void)znode_topic_reassign_parse(json, size, "adding_replicas", n, NULL, NULL);
+        (void)znode_topic_reassign_parse(json, size, "removing_replicas", n, NULL, NULL);
+    }
+    (void)znode_reassign_parse(json, size, NULL, NULL);
+
     const char *vs, *ve;
     if (znode_member(json, size, "partitions", &vs, &ve) == 0)
         GREGOR_ASSERT(vs >= json && ve > vs && ve <= json + size);

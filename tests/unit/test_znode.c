@@ -195,6 +195,82 @@ static void test_topic_json(void **state)
                                        NULL), -1);
 }
 
+/* A reassignment in the TopicZNode (KIP-455) and /admin/reassign_partitions. */
+struct legacy_seen {
+    int calls;
+    char topic[64];
+    int32_t partition, n, rep[8];
+};
+
+static void on_legacy(void *arg, const char *topic, int32_t partition, const int32_t *replicas,
+                      int n)
+{
+    struct legacy_seen *s = arg;
+    s->calls++;
+    snprintf(s->topic, sizeof(s->topic), "%s", topic);
+    s->partition = partition;
+    s->n = n;
+    memcpy(s->rep, replicas, sizeof(int32_t) * (size_t)(n < 8 ? n : 8));
+}
+
+static void test_topic_reassignment_json(void **state)
+{
+    (void)state;
+    uint8_t id[16] = {0}, back[16];
+    /* partition 0 moving from {1,2,3} to {2,3,4}; partition 1 not moving (stride 4) */
+    int32_t counts[2] = {4, 2}, reps[8] = {2, 3, 4, 1, 5, 6, 0, 0};
+    int32_t nadd[2] = {1, 0}, add[8] = {4}, nrem[2] = {1, 0}, rem[8] = {1};
+    char out[512];
+    int n = znode_topic_json_full(out, sizeof(out), id, 2, counts, reps, 4, nadd, add, nrem, rem);
+    assert_true(n > 0);
+    assert_string_equal(out, "{\"partitions\":{\"0\":[2,3,4,1],\"1\":[5,6]},\"topic_id\":"
+                             "\"AAAAAAAAAAAAAAAAAAAAAA\",\"adding_replicas\":{\"0\":[4]},"
+                             "\"removing_replicas\":{\"0\":[1]},\"version\":3}");
+    assert_int_equal(znode_topic_parse(out, (size_t)n, 100, back, NULL, NULL), 2);
+    struct seen s = {0};
+    assert_int_equal(znode_topic_reassign_parse(out, (size_t)n, "adding_replicas", 2, on_part,
+                                                &s), 1);
+    assert_int_equal(s.nrep[0], 1);
+    assert_int_equal(s.rep[0][0], 4);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(znode_topic_reassign_parse(out, (size_t)n, "removing_replicas", 2, on_part,
+                                                &s), 1);
+    assert_int_equal(s.rep[0][0], 1);
+    /* absent (before version 2): none; a partition out of range or not a list: refused */
+    assert_int_equal(znode_topic_reassign_parse(S("{\"partitions\":{\"0\":[1]}}"),
+                                                "adding_replicas", 1, NULL, NULL), 0);
+    assert_int_equal(znode_topic_reassign_parse(S("{\"adding_replicas\":{\"3\":[1]}}"),
+                                                "adding_replicas", 1, NULL, NULL), -1);
+    assert_int_equal(znode_topic_reassign_parse(S("{\"adding_replicas\":{\"0\":1}}"),
+                                                "adding_replicas", 1, NULL, NULL), -1);
+    assert_int_equal(znode_topic_reassign_parse(S("{\"adding_replicas\":[]}"),
+                                                "adding_replicas", 1, NULL, NULL), -1);
+
+    /* /admin/reassign_partitions as kafka-reassign-partitions.sh --zookeeper wrote it */
+    const char *legacy = "{\"version\":1,\"partitions\":[{\"topic\":\"t\",\"partition\":0,"
+                         "\"replicas\":[2,3],\"log_dirs\":[\"any\",\"any\"]},"
+                         "{\"topic\":\"u\",\"partition\":7,\"replicas\":[4]}]}";
+    struct legacy_seen ls = {0};
+    assert_int_equal(znode_reassign_parse(S(legacy), on_legacy, &ls), 2);
+    assert_int_equal(ls.calls, 2);
+    assert_string_equal(ls.topic, "u");
+    assert_int_equal(ls.partition, 7);
+    assert_int_equal(ls.n, 1);
+    assert_int_equal(ls.rep[0], 4);
+    assert_int_equal(znode_reassign_parse(S("{\"version\":1,\"partitions\":[]}"), NULL, NULL), 0);
+    const char *bad[] = {
+        "{\"version\":1}",
+        "{\"partitions\":[{\"topic\":\"t\",\"partition\":0}]}",
+        "{\"partitions\":[{\"topic\":\"t\",\"partition\":-1,\"replicas\":[1]}]}",
+        "{\"partitions\":[{\"partition\":0,\"replicas\":[1]}]}",
+        "{\"partitions\":[{\"topic\":\"t\",\"partition\":0,\"replicas\":[1]},]}",
+        "{\"partitions\":[1]}",
+        "{\"partitions\":[{\"topic\":\"t\",\"partition\":0,\"replicas\":[1]}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(znode_reassign_parse(S(bad[i]), NULL, NULL), -1);
+}
+
 static void test_state_json(void **state)
 {
     (void)state;
@@ -436,6 +512,7 @@ int main(void)
         cmocka_unit_test(test_config_parse_as_others_write_it),
         cmocka_unit_test(test_config_change),
         cmocka_unit_test(test_producer_id_block),
+        cmocka_unit_test(test_topic_reassignment_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
