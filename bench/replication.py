@@ -17,11 +17,13 @@ bench/cluster.py (tests/kafka_harness/kafka_zk.py for Kafka). Per cluster:
               to a partition whose leader is not the controller; kill -9 of that leader; the
               window is the time from the kill to the first delivery report without error of a
               record handed to the client after the kill (records sent before it could still be
-              acked by the dead leader's last bytes): what a librdkafka application sees, its
-              retry and metadata backoffs included. Beside it, the broker's side alone: from
+              acked by the dead leader's last bytes): what a librdkafka application sees
+              (while its leader's connection is down librdkafka re-queries the leader once a
+              second, so this is the decision rounded up to that tick). Beside it, the broker's side alone: from
               the kill on, a raw Produce v7 acks=-1 (one record) to the leader the state znode
               names, one attempt every 20 ms, until one answers without error ("raw"). Also:
-              when the partition's state znode changed (the controller's decision). The killed
+              when the partition's state znode changed (the controller's decision) and when a
+              survivor's Metadata names a new leader (both polled every 50 ms). The killed
               broker is started again, listed by all three, and the ISR refilled before the
               next kill.
 
@@ -54,6 +56,7 @@ sys.path.insert(0, HERE)
 
 import cluster  # noqa: E402  (puts tests/integration, kafka_harness and cluster on sys.path)
 from cluster import GREGOR, IDS, ROOT, SESSION_MS, Run, median, rss_kib, wait_for  # noqa: E402
+from cluster_wire import metadata_v12  # noqa: E402
 from kafka_wire import produce_v7, record_batch  # noqa: E402
 from zk_ensemble import ZkEnsemble  # noqa: E402
 
@@ -217,13 +220,17 @@ def one_kill(run, producer_cls, log):
                 pass
             time.sleep(0.02)
     prober = threading.Thread(target=raw_probe, daemon=True)
-    t_kill = t_decided = None
+    survivor = next(b for i, b in run.brokers.items() if i not in (victim, ctl))
+    t_kill = t_decided = t_metadata = None
     t0 = next_look = time.monotonic()
+    next_send = t0
     while True:
         now = time.monotonic()
         producer.produce("avail", payload, partition=target, on_delivery=sender(now))
-        producer.poll(PRODUCE_INTERVAL_S)
-        now = time.monotonic()
+        next_send = max(next_send + PRODUCE_INTERVAL_S, now)
+        while now < next_send:  # reports are served (and timed) as they arrive
+            producer.poll(next_send - now)
+            now = time.monotonic()
         if t_kill is None:
             warm = [r for r in reports if r[2] is None]
             if now - t0 >= 1.0 and warm:
@@ -233,15 +240,20 @@ def one_kill(run, producer_cls, log):
             elif now - t0 > 30:
                 raise RuntimeError("%s: no ack on avail-%d before the kill" % (run.system, target))
             continue
-        if t_decided is None and now >= next_look:
-            next_look = now + 0.05  # the state znode, every ~50 ms
+        if (t_decided is None or t_metadata is None) and now >= next_look:
+            next_look = now + 0.05  # the state znode and a survivor's Metadata, every ~50 ms
             try:
-                if state(run, "avail", target)[1] > version:
+                if t_decided is None and state(run, "avail", target)[1] > version:
                     t_decided = time.monotonic()
-            except Exception:  # ZooKeeper busy: look again
+                if t_metadata is None:
+                    md = metadata_v12(survivor.bootstrap, ["avail"])
+                    if md["topics"]["avail"]["partitions"][target]["leader"] not in (-1, victim):
+                        t_metadata = time.monotonic()
+            except Exception:  # ZooKeeper or the broker busy: look again
                 pass
         window = first_ack_after(reports, t_kill)
-        if window is not None and t_decided is not None and not prober.is_alive():
+        if (window is not None and t_decided is not None and t_metadata is not None
+                and not prober.is_alive()):
             break
         if now - t_kill > WINDOW_TIMEOUT_S:
             raise RuntimeError("%s: no acks=all ack on avail-%d within %d s of the kill"
@@ -249,6 +261,7 @@ def one_kill(run, producer_cls, log):
     producer.flush(WINDOW_TIMEOUT_S)
     out["window_s"] = window
     out["decision_s"] = t_decided - t_kill
+    out["metadata_s"] = t_metadata - t_kill
     out["raw_window_s"] = probe.get("s")
     out["raw_errors"] = sorted(set(probe.get("answers", [])))
     out["new_leader"] = state(run, "avail", target)[0]["leader"]
@@ -257,10 +270,12 @@ def one_kill(run, producer_cls, log):
     if out["new_leader"] in (victim, -1):
         raise RuntimeError("%s: avail-%d acked with the leader %d in its state"
                            % (run.system, target, out["new_leader"]))
-    log("%s: leader %d of avail-%d killed%s: decision %.2f s, first acks=all ack %.2f s, raw "
-        "Produce acks=-1 %s s (new leader %d, %d delivery errors, raw errors %s)"
+    log("%s: leader %d of avail-%d killed%s: decision %.2f s, in Metadata %.2f s, first "
+        "acks=all ack %.2f s, raw Produce acks=-1 %s s (new leader %d, %d delivery errors, raw "
+        "errors %s)"
         % (run.system, victim, target, " (it was the controller)" if out["victim_was_controller"]
-           else "", out["decision_s"], window, out["raw_window_s"], out["new_leader"],
+           else "", out["decision_s"], out["metadata_s"], window, out["raw_window_s"],
+           out["new_leader"],
            out["errors"], out["raw_errors"]))
     run.brokers[victim].start()
     wait_for(run.all_listed, "%s: killed broker back" % run.system)
@@ -305,6 +320,7 @@ def summarize(rows):
             s["window_max_s"] = max(windows)
             s["window_min_s"] = min(windows)
             s["decision_median_s"] = median([k["decision_s"] for r in rs for k in r["kills"]])
+            s["metadata_median_s"] = median([k["metadata_s"] for r in rs for k in r["kills"]])
             raw = [k["raw_window_s"] for r in rs for k in r["kills"]]
             s["raw_window_median_s"] = median(raw)
             s["raw_window_max_s"] = max((x for x in raw if x is not None), default=None)
