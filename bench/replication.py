@@ -34,7 +34,7 @@ JVM options of kafka-server-start.sh; Kafka never fsyncs on produce). Runs inter
 (gregor, kafka, gregor-nofsync, gregor, kafka, ...). zookeeper.session.timeout.ms=6000 on both, as
 in bench/cluster.py: a kill -9 is noticed when ZooKeeper expires the session.
 
-usage: python3 bench/replication.py [--runs 2] [--records 200000] [--partitions 6] [--kills 3]
+usage: python3 bench/replication.py [--runs 3] [--records 200000] [--partitions 6] [--kills 3]
        [--systems gregor,kafka,gregor-nofsync] [--out bench/results]
        [--plot docs/bench/replication.png] [--plot-only RESULT_JSON]
 Writes bench/results/<stamp>-replication.json and, with gnuplot installed, the PNG.
@@ -382,7 +382,7 @@ unset multiplot
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--records", type=int, default=200000)
     ap.add_argument("--partitions", type=int, default=6)
     ap.add_argument("--kills", type=int, default=3, help="kills per run of gregor and kafka")
