@@ -10,8 +10,11 @@ bench/cluster.py (tests/kafka_harness/kafka_zk.py for Kafka). Per cluster:
               `gregor perf producer --num-records N --record-size 1024 --throughput
               -1 --producer-props bootstrap.servers=<all three> acks=all` (librdkafka, the same
               client for every system): MB/s, records/s, and the send-to-ack latency of each
-              record (timed by its delivery report: p50/p99/max). Each broker's CPU seconds
-              (utime+stime of /proc/PID/stat) over the perf run, and its VmRSS right after it.
+              record (timed by its delivery report: p50/p99/max; at full speed these are
+              mostly the client's own queue). Each broker's CPU seconds (utime+stime of
+              /proc/PID/stat) over the perf run, and its VmRSS right after it.
+  latency     the same producer at a fixed --rate records/s for 5 s (`--throughput RATE`), a
+              load every system carries: the send-to-ack latency of replication itself.
   unavail     --kills times: a 3-partition RF-3 topic (min.insync.replicas=2), every ISR full; an
               acks=all producer (confluent_kafka, linger.ms=0) sends one 1 KiB record every 10 ms
               to a partition whose leader is not the controller; kill -9 of that leader; the
@@ -35,6 +38,7 @@ JVM options of kafka-server-start.sh; Kafka never fsyncs on produce). Runs inter
 in bench/cluster.py: a kill -9 is noticed when ZooKeeper expires the session.
 
 usage: python3 bench/replication.py [--runs 3] [--records 200000] [--partitions 6] [--kills 3]
+       [--rate 5000]
        [--systems gregor,kafka,gregor-nofsync] [--out bench/results]
        [--plot docs/bench/replication.png] [--plot-only RESULT_JSON]
 Writes bench/results/<stamp>-replication.json and, with gnuplot installed, the PNG.
@@ -66,6 +70,7 @@ AVAIL_PARTITIONS = 3
 PRODUCE_INTERVAL_S = 0.01
 WINDOW_TIMEOUT_S = 90
 PERF_TIMEOUT_S = 600
+RATE_SECONDS = 5  # the fixed-rate latency run: --rate records/s for 5 s
 WARMUP_DIVISOR = 4  # an unmeasured perf run of records / 4 first, on every system
 SYSTEM_OVERRIDES = {
     "gregor": {},
@@ -144,14 +149,14 @@ def create_topic(run, admin_cls, new_topic_cls, name, partitions):
     return value
 
 
-def measure_throughput(run, records, partitions, admin_cls, new_topic_cls, log):
+def measure_throughput(run, records, partitions, rate, admin_cls, new_topic_cls, log):
     res = {}
     res["min_insync_replicas"] = create_topic(run, admin_cls, new_topic_cls, "repl", partitions)
     res["isr_full_s"] = wait_full_isr(run, "repl", partitions, "repl")
 
-    def perf(n):
+    def perf(n, rate=-1):
         p = subprocess.run([GREGOR, "perf", "producer", "--topic", "repl", "--num-records",
-                            str(n), "--record-size", str(RECORD_SIZE), "--throughput", "-1",
+                            str(n), "--record-size", str(RECORD_SIZE), "--throughput", str(rate),
                             "--producer-props", "bootstrap.servers=" + run.bootstrap(),
                             "acks=all"], capture_output=True, text=True, timeout=PERF_TIMEOUT_S)
         if p.returncode != 0 or "ERROR" in p.stderr:
@@ -176,6 +181,15 @@ def measure_throughput(run, records, partitions, admin_cls, new_topic_cls, log):
         "CPU s %s; RSS KiB %s" % (run.system, records, res["mb_per_s"], res["records_per_s"],
                                   res["lat_p50_ms"], res["lat_p99_ms"], res["lat_max_ms"],
                                   res["cpu_s"], res["rss_kib"]))
+    if rate:
+        n = rate * RATE_SECONDS
+        fixed = parse_perf(perf(n, rate).stdout)
+        if fixed["records"] != n:
+            raise RuntimeError("perf producer at %d/s acked %d of %d" % (rate, fixed["records"], n))
+        res["fixed"] = fixed
+        log("%s: %d x 1 KiB acks=all at %d records/s: p50 %.1f p99 %.1f max %.1f ms"
+            % (run.system, n, rate, fixed["lat_p50_ms"], fixed["lat_p99_ms"],
+               fixed["lat_max_ms"]))
     return res
 
 
@@ -290,7 +304,8 @@ def measure(run, args, kills, log):
         b.start()
     _, res["start_s"] = wait_for(run.all_listed, "%s: three brokers listed" % run.system)
     log("%s: cluster up in %.2f s" % (run.system, res["start_s"]))
-    res.update(measure_throughput(run, args.records, args.partitions, AdminClient, NewTopic, log))
+    res.update(measure_throughput(run, args.records, args.partitions, args.rate, AdminClient,
+                                  NewTopic, log))
     res["kills"] = []
     if kills:
         create_topic(run, AdminClient, NewTopic, "avail", AVAIL_PARTITIONS)
@@ -310,6 +325,9 @@ def summarize(rows):
         s = {k: median([r[k] for r in rs]) for k in
              ("mb_per_s", "records_per_s", "lat_p50_ms", "lat_p99_ms", "lat_max_ms",
               "start_s")}
+        fixed = [r["fixed"] for r in rs if "fixed" in r]
+        for k in ("lat_p50_ms", "lat_p99_ms", "lat_max_ms"):
+            s["fixed_" + k] = median([f[k] for f in fixed]) if fixed else None
         s["cpu_s_brokers"] = median([sum(r["cpu_s"].values()) for r in rs])
         s["cpu_s_per_gib"] = median([sum(r["cpu_s"].values()) / (r["records"] * RECORD_SIZE
                                                                   / 2 ** 30) for r in rs])
@@ -330,7 +348,7 @@ def summarize(rows):
     return out
 
 
-def plot(summary, path):
+def plot(summary, path, rate):
     """One PNG, three panels: MB/s, latency p50/p99, unavailability median/max (per system)."""
     if shutil.which("gnuplot") is None:
         print("replication.py: gnuplot not installed, no plot", file=sys.stderr)
@@ -343,7 +361,8 @@ def plot(summary, path):
         return "NaN" if v is None else "%.3f" % v
     with tempfile.TemporaryDirectory() as tmp:
         files = {}
-        for name, keys in (("tp", ["mb_per_s"]), ("lat", ["lat_p50_ms", "lat_p99_ms"]),
+        for name, keys in (("tp", ["mb_per_s"]), ("lat", ["lat_p99_ms", "fixed_lat_p50_ms",
+                                                     "fixed_lat_p99_ms"]),
                            ("win", ["raw_window_median_s", "window_median_s",
                                     "window_max_s"])):
             files[name] = os.path.join(tmp, name + ".dat")
@@ -366,13 +385,14 @@ plot "%(tp)s" using 2:xtic(1) title "throughput" lc rgb "#9b30d9"
 set ylabel "send-to-ack latency, ms (log scale)"
 set logscale y
 set yrange [1:*]
-plot "%(lat)s" using 2:xtic(1) title "p50" lc rgb "#2ca58d", "" using 3 title "p99" lc rgb "#d95f02"
+plot "%(lat)s" using 2:xtic(1) title "p99 full speed" lc rgb "#9b30d9", "" using 3 title "p50 at %(rate)s/s" lc rgb "#2ca58d", "" using 4 title "p99 at %(rate)s/s" lc rgb "#d95f02"
 unset logscale y
 set yrange [0:*]
 set ylabel "kill -9 of a leader -> first acks=all ack, s"
 plot "%(win)s" using 2:xtic(1) title "raw Produce, median" lc rgb "#9b30d9", "" using 3 title "librdkafka, median" lc rgb "#2ca58d", "" using 4 title "librdkafka, max" lc rgb "#d95f02"
 unset multiplot
-""" % {"out": path, "tp": files["tp"], "lat": files["lat"], "win": files["win"]}
+""" % {"out": path, "tp": files["tp"], "lat": files["lat"], "win": files["win"],
+               "rate": rate}
         p = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
         if p.returncode != 0:
             print("gnuplot failed: %s" % p.stderr, file=sys.stderr)
@@ -385,6 +405,8 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--records", type=int, default=200000)
     ap.add_argument("--partitions", type=int, default=6)
+    ap.add_argument("--rate", type=int, default=5000,
+                    help="records/s of the fixed-rate latency run (0: none)")
     ap.add_argument("--kills", type=int, default=3, help="kills per run of gregor and kafka")
     ap.add_argument("--systems", default="gregor,kafka,gregor-nofsync")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
@@ -394,7 +416,8 @@ def main():
     a = ap.parse_args()
     if a.plot_only:
         with open(a.plot_only) as f:
-            return 0 if plot(json.load(f)["summary"], a.plot) else 1
+            result = json.load(f)
+        return 0 if plot(result["summary"], a.plot, result["rate"]) else 1
     systems = a.systems.split(",")
     unknown = [s for s in systems if s not in SYSTEM_OVERRIDES]
     if unknown:
@@ -444,7 +467,8 @@ def main():
                                         capture_output=True, text=True).stdout.strip(),
         "kafka_version": "3.9.1", "kafka_jvm_opts": cluster.SHIPPED_JVM_OPTS,
         "zookeeper_session_timeout_ms": SESSION_MS, "records": a.records,
-        "partitions": a.partitions, "kills_per_run": a.kills, "record_size": RECORD_SIZE,
+        "partitions": a.partitions, "kills_per_run": a.kills, "rate": a.rate,
+        "rate_seconds": RATE_SECONDS, "record_size": RECORD_SIZE,
         "min_insync_replicas": MIN_INSYNC, "brokers": list(IDS),
         "machine": {"nproc": os.cpu_count(), "uname": " ".join(os.uname()),
                     "loadavg_start": load0, "loadavg_end": os.getloadavg()},
@@ -456,7 +480,7 @@ def main():
         json.dump(result, f, indent=1, sort_keys=True)
     print(json.dumps(summary, indent=1, sort_keys=True))
     print("wrote %s" % path)
-    if a.plot and plot(summary, a.plot):
+    if a.plot and plot(summary, a.plot, a.rate):
         print("wrote %s" % a.plot)
     return 0 if all("error" not in r for r in rows) else 1
 

@@ -33,11 +33,12 @@ def test_first_ack_after_counts_only_records_sent_after_the_kill():
 
 
 def test_replication_bench_on_gregor(tmp_path):
-    records, kills = 3000, 1
+    records, kills, rate = 3000, 1, 400
     env = dict(os.environ)
     env.setdefault("GREGOR_BIN", os.path.join(ROOT, "build", "gregor"))
     p = subprocess.run([sys.executable, SCRIPT, "--runs", "1", "--systems", "gregor,gregor-nofsync",
                         "--records", str(records), "--partitions", "3", "--kills", str(kills),
+                        "--rate", str(rate),
                         "--out", str(tmp_path), "--plot", str(tmp_path / "r.png")],
                        capture_output=True, text=True, timeout=240, env=env)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
@@ -52,6 +53,9 @@ def test_replication_bench_on_gregor(tmp_path):
         assert r["min_insync_replicas"] == "2"
         assert r["records_per_s"] > 0 and r["mb_per_s"] > 0
         assert 0 < r["lat_p50_ms"] <= r["lat_p99_ms"] <= r["lat_max_ms"]
+        fixed = r["fixed"]  # 5 s at the fixed rate
+        assert fixed["records"] == rate * 5
+        assert 0 < fixed["lat_p50_ms"] <= fixed["lat_p99_ms"] <= fixed["lat_max_ms"]
         assert set(r["cpu_s"]) == set(r["rss_kib"]) == {"1", "2", "3"}
         assert all(v > 0 for v in r["rss_kib"].values())
     assert rows["gregor-nofsync"]["kills"] == []
