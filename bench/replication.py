@@ -40,7 +40,7 @@ in bench/cluster.py: a kill -9 is noticed when ZooKeeper expires the session.
 usage: python3 bench/replication.py [--runs 3] [--records 200000] [--partitions 6] [--kills 3]
        [--rate 5000]
        [--systems gregor,kafka,gregor-nofsync] [--out bench/results]
-       [--plot docs/bench/replication.png] [--plot-only RESULT_JSON]
+       [--plot docs/bench/replication.png] [--plot-only RESULT_JSON] [--table RESULT_JSON]
 Writes bench/results/<stamp>-replication.json and, with gnuplot installed, the PNG.
 """
 import argparse
@@ -348,6 +348,78 @@ def summarize(rows):
     return out
 
 
+def table(result):
+    """The BENCHMARKS.md table of a result: median (min-max) over the runs, the unavailability
+    windows over every kill; the ratios are gregor / Kafka."""
+    rows = [r for r in result["rows"] if "error" not in r]
+    systems = [s for s in SYSTEM_OVERRIDES if any(r["system"] == s for r in rows)]
+
+    def vals(system, get):
+        out = []
+        for r in rows:
+            if r["system"] != system:
+                continue
+            v = get(r)
+            out.extend(v if isinstance(v, list) else [v])
+        return [v for v in out if v is not None]
+
+    def cell(xs, fmt):
+        if not xs:
+            return "-"
+        if len(xs) == 1:
+            return fmt % xs[0]
+        return (fmt + " (" + fmt + "-" + fmt + ")") % (median(xs), min(xs), max(xs))
+    rate = result.get("rate")
+    lines = [
+        ("MB/s, %d x 1 KiB at full speed" % result["records"], "%.1f",
+         lambda r: r["mb_per_s"]),
+        ("records/s", "%.0f", lambda r: r["records_per_s"]),
+        ("latency p50, ms (full speed)", "%.0f", lambda r: r["lat_p50_ms"]),
+        ("latency p99, ms (full speed)", "%.0f", lambda r: r["lat_p99_ms"]),
+        ("latency max, ms (full speed)", "%.0f", lambda r: r["lat_max_ms"]),
+        ("latency p50, ms at %s records/s" % rate, "%.1f",
+         lambda r: r.get("fixed", {}).get("lat_p50_ms")),
+        ("latency p99, ms at %s records/s" % rate, "%.1f",
+         lambda r: r.get("fixed", {}).get("lat_p99_ms")),
+        ("latency max, ms at %s records/s" % rate, "%.1f",
+         lambda r: r.get("fixed", {}).get("lat_max_ms")),
+        ("broker CPU s for the full-speed records (3 brokers)", "%.2f",
+         lambda r: sum(r["cpu_s"].values())),
+        ("RSS per broker after them, MiB", "%.1f",
+         lambda r: [v / 1024 for v in r["rss_kib"].values()]),
+        ("kill -9 of a leader -> state znode changed, s", "%.2f",
+         lambda r: [k["decision_s"] for k in r["kills"]]),
+        ("kill -9 -> raw Produce acks=-1 ok on the new leader, s", "%.2f",
+         lambda r: [k["raw_window_s"] for k in r["kills"]]),
+        ("kill -9 -> first acks=all ack (librdkafka), s", "%.2f",
+         lambda r: [k["window_s"] for k in r["kills"]]),
+        ("... max over the kills, s", "%.2f",
+         lambda r: [max(k["window_s"] for k in r["kills"])] if r["kills"] else None),
+    ]
+    names = {"gregor": "gregor, fsync (default)", "gregor-nofsync": "gregor, no fsync",
+             "kafka": "Kafka 3.9.1"}
+    gregors = [s for s in ("gregor", "gregor-nofsync") if s in systems]
+    nruns = len({r["run"] for r in rows})
+    head = ["| %d run%s, median (min-max) | " % (nruns, "" if nruns == 1 else "s") +
+            " | ".join(names[s] for s in systems) +
+            "".join(" | %s / Kafka" % names[g].split(",")[0] + ("" if g == "gregor" else
+                                                                  " (no fsync)")
+                    for g in gregors if "kafka" in systems) + " |"]
+    head.append("|" + " --- |" * (1 + len(systems) + (len(gregors) if "kafka" in systems
+                                                      else 0)))
+    for label, fmt, get in lines:
+        cells = [cell(vals(s, get), fmt) for s in systems]
+        ratios = []
+        if "kafka" in systems:
+            k = vals("kafka", get)
+            for g in gregors:
+                gv = vals(g, get)
+                ratios.append("%.2fx" % (median(gv) / median(k)) if gv and k and median(k)
+                              else "-")
+        head.append("| %s | %s |" % (label, " | ".join(cells + ratios)))
+    return "\n".join(head)
+
+
 def plot(summary, path, rate):
     """One PNG, three panels: MB/s, latency p50/p99, unavailability median/max (per system)."""
     if shutil.which("gnuplot") is None:
@@ -411,9 +483,15 @@ def main():
     ap.add_argument("--systems", default="gregor,kafka,gregor-nofsync")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     ap.add_argument("--plot", default=os.path.join(ROOT, "docs", "bench", "replication.png"))
+    ap.add_argument("--table", metavar="RESULT_JSON",
+                    help="only print the BENCHMARKS.md table of an earlier result file")
     ap.add_argument("--plot-only", metavar="RESULT_JSON",
                     help="only draw the plot of an earlier result file")
     a = ap.parse_args()
+    if a.table:
+        with open(a.table) as f:
+            print(table(json.load(f)))
+        return 0
     if a.plot_only:
         with open(a.plot_only) as f:
             result = json.load(f)
@@ -479,6 +557,7 @@ def main():
     with open(path, "w") as f:
         json.dump(result, f, indent=1, sort_keys=True)
     print(json.dumps(summary, indent=1, sort_keys=True))
+    print(table(result))
     print("wrote %s" % path)
     if a.plot and plot(summary, a.plot, a.rate):
         print("wrote %s" % a.plot)
