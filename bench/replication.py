@@ -13,7 +13,9 @@ bench/cluster.py (tests/kafka_harness/kafka_zk.py for Kafka). Per cluster:
               record (timed by its delivery report: p50/p99/max; at full speed these are
               mostly the client's own queue). Each broker's CPU seconds (utime+stime of
               /proc/PID/stat) over the perf run, and its VmRSS right after it.
-  latency     the same producer at a fixed --rate records/s for 5 s (`--throughput RATE`), a
+  latency     the same producer at a fixed --rate records/s for --rate-seconds (10) s
+              (`--throughput RATE`; its 5-s progress lines kept in the result), after an
+              unmeasured 5 s at that rate (the JVM's small-request paths), a
               load every system carries: the send-to-ack latency of replication itself.
   unavail     --kills times: a 3-partition RF-3 topic (min.insync.replicas=2), every ISR full; an
               acks=all producer (confluent_kafka, linger.ms=0) sends one 1 KiB record every 10 ms
@@ -38,7 +40,7 @@ JVM options of kafka-server-start.sh; Kafka never fsyncs on produce). Runs inter
 in bench/cluster.py: a kill -9 is noticed when ZooKeeper expires the session.
 
 usage: python3 bench/replication.py [--runs 3] [--records 200000] [--partitions 6] [--kills 3]
-       [--rate 5000]
+       [--rate 5000] [--rate-seconds 10]
        [--systems gregor,kafka,gregor-nofsync] [--out bench/results]
        [--plot docs/bench/replication.png] [--plot-only RESULT_JSON] [--table RESULT_JSON]
 Writes bench/results/<stamp>-replication.json and, with gnuplot installed, the PNG.
@@ -70,7 +72,7 @@ AVAIL_PARTITIONS = 3
 PRODUCE_INTERVAL_S = 0.01
 WINDOW_TIMEOUT_S = 90
 PERF_TIMEOUT_S = 600
-RATE_SECONDS = 5  # the fixed-rate latency run: --rate records/s for 5 s
+SETTLE_SECONDS = 5  # an unmeasured run at --rate before the measured one
 WARMUP_DIVISOR = 4  # an unmeasured perf run of records / 4 first, on every system
 SYSTEM_OVERRIDES = {
     "gregor": {},
@@ -149,7 +151,8 @@ def create_topic(run, admin_cls, new_topic_cls, name, partitions):
     return value
 
 
-def measure_throughput(run, records, partitions, rate, admin_cls, new_topic_cls, log):
+def measure_throughput(run, records, partitions, rate, rate_seconds, admin_cls, new_topic_cls,
+                       log):
     res = {}
     res["min_insync_replicas"] = create_topic(run, admin_cls, new_topic_cls, "repl", partitions)
     res["isr_full_s"] = wait_full_isr(run, "repl", partitions, "repl")
@@ -182,8 +185,14 @@ def measure_throughput(run, records, partitions, rate, admin_cls, new_topic_cls,
                                   res["lat_p50_ms"], res["lat_p99_ms"], res["lat_max_ms"],
                                   res["cpu_s"], res["rss_kib"]))
     if rate:
-        n = rate * RATE_SECONDS
-        fixed = parse_perf(perf(n, rate).stdout)
+        # A settling run at the rate first, unmeasured: a JVM fresh from the full-speed run
+        # (large batches) answered its first seconds of small batches 0.3-2 s late in trials
+        # (JIT of the small-request paths), and settled to ~10 ms within 5-10 s.
+        res["fixed_settle"] = parse_perf(perf(rate * SETTLE_SECONDS, rate).stdout)
+        n = rate * rate_seconds
+        p = perf(n, rate)
+        fixed = parse_perf(p.stdout)
+        fixed["windows"] = [l for l in p.stderr.splitlines() if "records sent" in l][:50]
         if fixed["records"] != n:
             raise RuntimeError("perf producer at %d/s acked %d of %d" % (rate, fixed["records"], n))
         res["fixed"] = fixed
@@ -304,8 +313,8 @@ def measure(run, args, kills, log):
         b.start()
     _, res["start_s"] = wait_for(run.all_listed, "%s: three brokers listed" % run.system)
     log("%s: cluster up in %.2f s" % (run.system, res["start_s"]))
-    res.update(measure_throughput(run, args.records, args.partitions, args.rate, AdminClient,
-                                  NewTopic, log))
+    res.update(measure_throughput(run, args.records, args.partitions, args.rate,
+                                  args.rate_seconds, AdminClient, NewTopic, log))
     res["kills"] = []
     if kills:
         create_topic(run, AdminClient, NewTopic, "avail", AVAIL_PARTITIONS)
@@ -414,7 +423,7 @@ def table(result):
             k = vals("kafka", get)
             for g in gregors:
                 gv = vals(g, get)
-                ratios.append("%.2fx" % (median(gv) / median(k)) if gv and k and median(k)
+                ratios.append("%.2gx" % (median(gv) / median(k)) if gv and k and median(k)
                               else "-")
         head.append("| %s | %s |" % (label, " | ".join(cells + ratios)))
     return "\n".join(head)
@@ -479,6 +488,7 @@ def main():
     ap.add_argument("--partitions", type=int, default=6)
     ap.add_argument("--rate", type=int, default=5000,
                     help="records/s of the fixed-rate latency run (0: none)")
+    ap.add_argument("--rate-seconds", type=int, default=10)
     ap.add_argument("--kills", type=int, default=3, help="kills per run of gregor and kafka")
     ap.add_argument("--systems", default="gregor,kafka,gregor-nofsync")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
@@ -511,6 +521,8 @@ def main():
     def log(msg):
         print("[%6.1f s] %s" % (time.monotonic() - t_begin, msg), flush=True)
 
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
     load0 = os.getloadavg()
     ens = ZkEnsemble.on_free_ports(os.path.join(base, "zk"))
     ens.start()
@@ -541,12 +553,11 @@ def main():
     summary = summarize(rows)
     result = {
         "stamp": stamp, "command": "python3 bench/replication.py " + " ".join(sys.argv[1:]),
-        "gregor_commit": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-                                        capture_output=True, text=True).stdout.strip(),
+        "gregor_commit": commit,
         "kafka_version": "3.9.1", "kafka_jvm_opts": cluster.SHIPPED_JVM_OPTS,
         "zookeeper_session_timeout_ms": SESSION_MS, "records": a.records,
         "partitions": a.partitions, "kills_per_run": a.kills, "rate": a.rate,
-        "rate_seconds": RATE_SECONDS, "record_size": RECORD_SIZE,
+        "rate_seconds": a.rate_seconds, "record_size": RECORD_SIZE,
         "min_insync_replicas": MIN_INSYNC, "brokers": list(IDS),
         "machine": {"nproc": os.cpu_count(), "uname": " ".join(os.uname()),
                     "loadavg_start": load0, "loadavg_end": os.getloadavg()},
