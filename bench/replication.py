@@ -423,8 +423,9 @@ def table(result):
             k = vals("kafka", get)
             for g in gregors:
                 gv = vals(g, get)
-                ratios.append("%.2gx" % (median(gv) / median(k)) if gv and k and median(k)
-                              else "-")
+                ratio = "%.2g" % (median(gv) / median(k)) if gv and k and median(k) else None
+                ratios.append("-" if ratio is None else
+                              ratio + ("x" if "." in ratio or "e" in ratio else ".0x"))
         head.append("| %s | %s |" % (label, " | ".join(cells + ratios)))
     return "\n".join(head)
 
@@ -435,7 +436,7 @@ def plot(summary, path, rate):
         print("replication.py: gnuplot not installed, no plot", file=sys.stderr)
         return False
     systems = [s for s in SYSTEM_OVERRIDES if s in summary]
-    names = {"gregor": "gregor (fsync)", "gregor-nofsync": "gregor (no fsync)",
+    names = {"gregor": "gregor fsync", "gregor-nofsync": "gregor no fsync",
              "kafka": "Kafka 3.9.1"}
 
     def fmt(v):
@@ -449,6 +450,8 @@ def plot(summary, path, rate):
             files[name] = os.path.join(tmp, name + ".dat")
             with open(files[name], "w") as f:
                 for s in systems:
+                    if all(summary[s].get(k) is None for k in keys):
+                        continue  # gregor no fsync has no kills
                     f.write('"%s" %s\n' % (names[s], " ".join(fmt(summary[s].get(k))
                                                               for k in keys)))
         script = """set terminal pngcairo size 1350,480 font ",10"
@@ -461,6 +464,7 @@ set boxwidth 0.9
 set grid ytics
 set yrange [0:*]
 set key outside top center horizontal
+set xtics font ",9"
 set ylabel "MB/s (gregor perf producer)"
 plot "%(tp)s" using 2:xtic(1) title "throughput" lc rgb "#9b30d9"
 set ylabel "send-to-ack latency, ms (log scale)"
