@@ -62,8 +62,9 @@ TOPIC_ALREADY_EXISTS = 36
 class GregorBroker:
     """A gregor broker process (`gregor serve`) with the same interface as KafkaZkBroker."""
 
-    def __init__(self, directory, broker_id, port, zk_connect):
+    def __init__(self, directory, broker_id, port, zk_connect, overrides=None):
         self.dir, self.id, self.port, self.zk_connect = directory, broker_id, port, zk_connect
+        self.overrides = dict(overrides or {})  # more --override k=v, after the ones below
         self.proc = None
         os.makedirs(directory, exist_ok=True)
 
@@ -78,6 +79,8 @@ class GregorBroker:
                 "--override", "broker.id=%d" % self.id,
                 "--override", "zookeeper.connect=%s" % self.zk_connect,
                 "--override", "zookeeper.session.timeout.ms=%d" % SESSION_MS]
+        for k, v in self.overrides.items():
+            args += ["--override", "%s=%s" % (k, v)]
         with open(os.path.join(self.dir, "gregor.log"), "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)
@@ -142,7 +145,9 @@ def wait_for(pred, what, timeout=STEP_TIMEOUT_S, interval=POLL_S):
 class Run:
     """One system's cluster under one chroot of the ensemble."""
 
-    def __init__(self, system, ensemble, chroot, base, classpath):
+    def __init__(self, system, ensemble, chroot, base, classpath, overrides=None):
+        """system: "gregor..." (any name starting so) or "kafka"; overrides: broker configs
+        given to every broker of the run."""
         self.system, self.ens, self.chroot = system, ensemble, chroot
         self.zk_connect = ensemble.connect + chroot
         self.zk = ensemble.nodes[0].connect
@@ -155,12 +160,13 @@ class Run:
         self.first_created_at = None
         for i in IDS:
             d = os.path.join(base, "%s%d" % (system, i))
-            if system == "gregor":
-                self.brokers[i] = GregorBroker(d, i, free_port(), self.zk_connect)
+            if system.startswith("gregor"):
+                self.brokers[i] = GregorBroker(d, i, free_port(), self.zk_connect, overrides)
             else:
                 self.brokers[i] = KafkaZkBroker(d, i, free_port(), self.zk_connect,
                                                 classpath=classpath, jvm_opts=SHIPPED_JVM_OPTS,
-                                                session_timeout_ms=SESSION_MS)
+                                                session_timeout_ms=SESSION_MS,
+                                                overrides=overrides)
 
     def live(self):
         return [b for b in self.brokers.values() if b.alive()]
