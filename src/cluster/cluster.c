@@ -1334,12 +1334,18 @@ static void write_epoch_read(void *arg, const struct zk_result *res)
                 more = true;
                 break;
             }
-            int32_t leader = -1;
-            for (int k = 0; k < cp->nreplicas && leader < 0; k++)
+            /* Kafka's initializeLeaderAndIsrForPartitions: the first live replica leads and
+             * every live one is in the ISR (a new partition is empty everywhere), so the ISR
+             * is full at once rather than after each follower's first fetch. */
+            struct znode_state st = {.controller_epoch = c->controller_epoch, .leader = -1,
+                                     .leader_epoch = 0, .nisr = 0};
+            GREGOR_ASSERT(cp->nreplicas <= ZNODE_REPLICAS_MAX);
+            for (int k = 0; k < cp->nreplicas; k++)
                 if (broker_registered(c, cp->replicas[k]))
-                    leader = cp->replicas[k];
-            if (leader < 0)
+                    st.isr[st.nisr++] = cp->replicas[k];
+            if (st.nisr == 0)
                 continue; /* no live replica: offline until one registers */
+            st.leader = st.isr[0];
             if (!parent) {
                 snprintf(path, sizeof(path), "/brokers/topics/%s/partitions", t->name);
                 rc = zk_create_node(c->zk, path, NULL, 0, false, ignore_done, c);
