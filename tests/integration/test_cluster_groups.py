@@ -589,3 +589,130 @@ def test_coordinator_serves_topics_other_brokers_lead(tmp_path, zookeeper):
         assert consumer_group_join_v0(cg_coord, cg, "solo") == (NONE, {topic_id: [0]})
     finally:
         stop_all(brokers)
+
+
+def test_coordinator_killed_rf3_offsets_survive_and_the_consumer_goes_on(tmp_path, zookeeper):
+    """offsets.topic.replication.factor=3 on 3 brokers: a confluent_kafka consumer commits as it
+    reads; its coordinator's broker (the leader of the group's __consumer_offsets partition) is
+    killed -9 right after a commit; the controller elects another replica of that partition,
+    which loads the group; the consumer finds it, every offset committed is there, and it goes
+    on from them: nothing committed is read again, nothing is skipped."""
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    chroot = "/groups-rf3"
+    brokers = start_cluster(tmp_path, zookeeper, chroot, offsets_rf=3)
+    try:
+        admin = AdminClient({"bootstrap.servers": brokers[0].bootstrap})
+        admin.create_topics([NewTopic("rf3", num_partitions=3, replication_factor=3)],
+                            request_timeout=20)["rf3"].result(timeout=30)
+        total = 600
+        produce_all(brokers[0], "rf3", total)  # acks=all (librdkafka's default)
+        group = "rf3-" + uuid.uuid4().hex[:8]
+        leader = wait_coordinator(brokers, group)
+        coord = by_id(brokers, leader)
+        p = partition_for(group, OFFSETS_PARTITIONS)
+        st = zk_json(zookeeper, chroot + "/brokers/topics/__consumer_offsets/partitions/%d/state" % p)
+        assert sorted(st["isr"]) == [1, 2, 3], st
+        c = Consumer({"bootstrap.servers": ",".join(b.bootstrap for b in brokers),
+                      "group.id": group, "enable.auto.commit": False,
+                      "auto.offset.reset": "earliest", "session.timeout.ms": 10000,
+                      "heartbeat.interval.ms": 500, "topic.metadata.refresh.interval.ms": 1000})
+        seen = []          # (partition, offset) in the order read
+        committed = {}     # partition -> offset committed (the next to read)
+        try:
+            c.subscribe(["rf3"])
+            deadline = time.time() + 60
+            while len(seen) < total // 2 and time.time() < deadline:
+                m = c.poll(0.5)
+                if m is None or m.error():
+                    continue
+                seen.append((m.partition(), m.offset()))
+                if len(seen) % 10 == 0:
+                    got = c.commit(asynchronous=False)
+                    for tp in got:
+                        assert tp.error is None, tp
+                        if tp.offset >= 0:  # -1001: nothing read from it yet
+                            committed[tp.partition] = tp.offset
+            assert len(seen) >= total // 2
+            before = dict(committed)
+            at_kill = len(seen)
+            coord.kill9()
+            t_kill = time.time()
+            # The consumer goes on (it re-finds its coordinator after the session of the dead
+            # broker expires and the controller elects another replica).
+            deadline = time.time() + 90
+            while len(seen) < total and time.time() < deadline:
+                m = c.poll(0.5)
+                if m is None or m.error():
+                    continue
+                seen.append((m.partition(), m.offset()))
+                if len(seen) % 10 == 0 or len(seen) == total:
+                    got = c.commit(asynchronous=False)
+                    for tp in got:
+                        assert tp.error is None, tp
+                        if tp.offset >= 0:  # -1001: nothing read from it yet
+                            committed[tp.partition] = tp.offset
+            after_kill = seen[at_kill:]
+            # Nothing committed before the kill read again, nothing skipped.
+            again = [(q, o) for q, o in after_kill if o < before.get(q, 0)]
+            assert again == [], again[:10]
+            assert len(seen) == len(set(seen)) == total, (len(seen), len(set(seen)))
+        finally:
+            c.close()
+        new_leader = coordinator_in_zk(zookeeper, chroot, group)
+        assert new_leader not in (-1, leader)
+        survivors = [b for b in brokers if b is not coord]
+        assert wait_coordinator(survivors, group) == new_leader
+        # The offsets as the new coordinator holds them, through a fresh consumer.
+        c = Consumer({"bootstrap.servers": survivors[0].bootstrap, "group.id": group})
+        try:
+            got = c.committed([TopicPartition("rf3", q) for q in range(3)], timeout=20)
+        finally:
+            c.close()
+        assert {tp.partition: tp.offset for tp in got} == committed
+        assert sum(committed.values()) == total
+        print("coordinator %d killed after %d of %d records; consumer done %.1f s later, "
+              "coordinator %d" % (leader, at_kill, total, time.time() - t_kill, new_leader))
+    finally:
+        stop_all(brokers)
+
+
+def test_offsets_rf3_waits_for_the_third_broker(tmp_path, zookeeper):
+    """KIP-115, as Kafka 3.9 in ZooKeeper mode: offsets.topic.replication.factor is not capped
+    by the live brokers; with 1 (then 2) of 3 brokers up every FindCoordinator answers
+    COORDINATOR_NOT_AVAILABLE and no __consumer_offsets is created; once the third registers,
+    the next FindCoordinator creates it with 3 replicas per partition, all in the ISR."""
+    from conftest import Broker
+    chroot = "/groups-kip115"
+    first = start_cluster(tmp_path, zookeeper, chroot, ids=(1,), offsets_rf=3)
+    brokers = list(first)
+    try:
+        for ids in ((1,), (1, 2)):
+            if len(brokers) < len(ids):
+                ov = dict(first[0].overrides, **{"broker.id": ids[-1]})
+                b = Broker(str(tmp_path / ("data%d" % ids[-1])), overrides=ov)
+                brokers.append(b)
+                b.start()
+                wait_until(lambda: all(find_coordinator_v0(x, "g")[0] == COORDINATOR_NOT_AVAILABLE
+                                       for x in brokers), 20, what="both answer")
+            for _ in range(3):
+                for b in brokers:
+                    assert find_coordinator_v0(b, "g")[0] == COORDINATOR_NOT_AVAILABLE
+                time.sleep(0.3)
+            assert not zk_exists(zookeeper, chroot + "/brokers/topics/__consumer_offsets")
+            log = b"".join(open(b.log_path, "rb").read() for b in brokers)
+            assert b"Replication factor: 3 larger than available brokers: %d." % len(ids) in log
+        ov = dict(first[0].overrides, **{"broker.id": 3})
+        third = Broker(str(tmp_path / "data3"), overrides=ov)
+        brokers.append(third)
+        third.start()
+        leader = wait_coordinator(brokers, "g")
+        assignment = zk_json(zookeeper, chroot + "/brokers/topics/__consumer_offsets")["partitions"]
+        assert len(assignment) == OFFSETS_PARTITIONS
+        assert all(sorted(r) == [1, 2, 3] for r in assignment.values()), assignment
+        st = zk_json(zookeeper, chroot + "/brokers/topics/__consumer_offsets/partitions/%d/state"
+                     % partition_for("g", OFFSETS_PARTITIONS))
+        assert st["leader"] == leader and sorted(st["isr"]) == [1, 2, 3]
+    finally:
+        stop_all(brokers)
