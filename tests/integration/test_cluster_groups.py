@@ -716,3 +716,46 @@ def test_offsets_rf3_waits_for_the_third_broker(tmp_path, zookeeper):
         assert st["leader"] == leader and sorted(st["isr"]) == [1, 2, 3]
     finally:
         stop_all(brokers)
+
+
+def test_commit_answered_once_the_isr_has_it(tmp_path, zookeeper):
+    """Kafka's coordinator appends a commit with acks=-1: with both followers of the group's
+    __consumer_offsets partition stopped (SIGSTOP, shorter than their session, so they stay in
+    the ISR), an OffsetCommit is not answered; resumed, they fetch it and it is answered
+    without error. gregor answered at the append, before any follower had the commit."""
+    import os
+    import signal
+    chroot = "/groups-isr-commit"
+    brokers = start_cluster(tmp_path, zookeeper, chroot, offsets_rf=3)
+    try:
+        create(brokers[0], "committed", 1)
+        group = "isr-" + uuid.uuid4().hex[:8]
+        coord = by_id(brokers, wait_coordinator(brokers, group))
+        followers = [b for b in brokers if b is not coord]
+        p = partition_for(group, OFFSETS_PARTITIONS)
+        st = zk_json(zookeeper, chroot + "/brokers/topics/__consumer_offsets/partitions/%d/state" % p)
+        assert sorted(st["isr"]) == [1, 2, 3], st
+        assert offset_commit_v2(coord, group, "committed") == NONE  # the followers fetch it
+        answer = {}
+
+        def commit():
+            answer["error"] = offset_commit_v2(coord, group, "committed")
+            answer["at"] = time.monotonic()
+        stop_s = 1.5  # well under SESSION_MS
+        for b in followers:
+            os.kill(b.proc.pid, signal.SIGSTOP)
+        try:
+            t = threading.Thread(target=commit, daemon=True)
+            t.start()
+            t.join(stop_s)
+            answered_while_stopped = dict(answer)
+        finally:
+            resumed = time.monotonic()
+            for b in followers:
+                os.kill(b.proc.pid, signal.SIGCONT)
+        t.join(10)
+        assert answered_while_stopped == {}, answered_while_stopped
+        assert answer.get("error") == NONE and answer["at"] >= resumed, answer
+        print("commit answered %.3f s after the followers resumed" % (answer["at"] - resumed))
+    finally:
+        stop_all(brokers)
