@@ -759,3 +759,69 @@ def test_commit_answered_once_the_isr_has_it(tmp_path, zookeeper):
         print("commit answered %.3f s after the followers resumed" % (answer["at"] - resumed))
     finally:
         stop_all(brokers)
+
+
+def join_group_v0_member(b, group):
+    """A JoinGroup v0 with a new member: (error, generation, member_id)."""
+    body = s16(group) + struct.pack(">i", 10000) + s16("") + s16("consumer")
+    body += struct.pack(">i", 1) + s16("range") + struct.pack(">i", 0)
+    r = Reader(call(b, 11, 0, body))
+    err = r.take(">h")
+    generation = r.take(">i")
+    r.s16()  # protocol
+    r.s16()  # leader
+    return err, generation, r.s16().decode()
+
+
+def sync_group_v0_as_leader(b, group, generation, member):
+    """The leader's SyncGroup v0 with one assignment for itself: (error, assignment)."""
+    body = s16(group) + struct.pack(">i", generation) + s16(member)
+    body += struct.pack(">i", 1) + s16(member) + struct.pack(">i", 4) + b"mine"
+    r = Reader(call(b, 14, 0, body))
+    err = r.take(">h")
+    (n,) = struct.unpack(">i", r.take("4s"))
+    return err, r.take("%ds" % n) if n > 0 else b""
+
+
+def test_sync_group_answered_once_the_isr_has_the_group(tmp_path, zookeeper):
+    """Kafka's storeGroup appends the group's record with acks=-1 before SyncGroup hands out
+    assignments: with both followers of the group's __consumer_offsets partition stopped
+    (inside their session, so still in the ISR), the leader's SyncGroup is not answered;
+    resumed, it gets its assignment. gregor answered at the append: a kill -9 of the
+    coordinator then lost the generation every member had been told."""
+    import os
+    import signal
+    chroot = "/groups-isr-sync"
+    brokers = start_cluster(tmp_path, zookeeper, chroot, offsets_rf=3)
+    try:
+        create(brokers[0], "synced", 1)
+        group = "sync-" + uuid.uuid4().hex[:8]
+        coord = by_id(brokers, wait_coordinator(brokers, group))
+        followers = [b for b in brokers if b is not coord]
+        # Replicated once: the followers fetch the partition (the first fetch of a new one
+        # waits for the fetcher's request in flight).
+        assert offset_commit_v2(coord, group, "synced") == NONE
+        err, generation, member = join_group_v0_member(coord, group)
+        assert err == NONE and generation == 1, (err, generation)
+        answer = {}
+
+        def sync():
+            answer["result"] = sync_group_v0_as_leader(coord, group, generation, member)
+            answer["at"] = time.monotonic()
+        for b in followers:
+            os.kill(b.proc.pid, signal.SIGSTOP)
+        try:
+            t = threading.Thread(target=sync, daemon=True)
+            t.start()
+            t.join(1.5)  # well under SESSION_MS
+            answered_while_stopped = dict(answer)
+        finally:
+            resumed = time.monotonic()
+            for b in followers:
+                os.kill(b.proc.pid, signal.SIGCONT)
+        t.join(10)
+        assert answered_while_stopped == {}, answered_while_stopped
+        assert answer.get("result") == (NONE, b"mine") and answer["at"] >= resumed, answer
+        print("SyncGroup answered %.3f s after the followers resumed" % (answer["at"] - resumed))
+    finally:
+        stop_all(brokers)
