@@ -590,6 +590,33 @@ int16_t group_store_find(struct broker *b, const char *group_id, struct cluster_
     return KERR_COORDINATOR_NOT_AVAILABLE;
 }
 
+int64_t group_store_unreplicated_end(struct broker *b, const char *group_id, int32_t *partition)
+{
+    struct group_store *s = store_of(b);
+    if (s == NULL || b->cluster == NULL)
+        return -1;
+    int32_t index = gc_partition_for(group_id != NULL ? group_id : "", s->nparts);
+    struct partition *p = offsets_partition(s, index);
+    if (p == NULL || !p->repl.leading)
+        return -1;
+    int64_t end = partition_log_end(p);
+    GREGOR_ASSERT(partition_high_watermark(p) <= end);
+    if (partition_high_watermark(p) >= end)
+        return -1;
+    *partition = index;
+    return end;
+}
+
+int group_store_replicated(struct broker *b, int32_t partition, int64_t end)
+{
+    struct group_store *s = store_of(b);
+    /* Looked up each time: the partition may have been let go meanwhile. */
+    struct partition *p = s != NULL && partition < s->nparts ? offsets_partition(s, partition) : NULL;
+    if (p == NULL || !p->repl.leading || s->state[partition] != STORE_OWNED)
+        return -1;
+    return partition_high_watermark(p) >= end ? 1 : 0;
+}
+
 static void load_fire(struct broker *b, void *arg);
 
 static void load_schedule(struct group_store *s, int64_t delay_ms)

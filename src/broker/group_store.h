@@ -29,5 +29,14 @@ int16_t group_store_find(struct broker *b, const char *group_id, struct cluster_
 /* ZooKeeper's leaders changed: load the partitions this broker now leads (over loop turns,
  * COORDINATOR_LOAD_IN_PROGRESS meanwhile), let go of the ones it no longer leads. */
 void group_store_cluster_sync(struct broker *b);
+/* Kafka's coordinator appends to __consumer_offsets with acks=-1: what it wrote for group_id is
+ * answered once every ISR member has it. The log end of the group's partition when this broker
+ * leads it with replication and its high watermark is below that end (*partition set), else -1
+ * (nothing to wait for: one node, or every replica has it already). */
+int64_t group_store_unreplicated_end(struct broker *b, const char *group_id, int32_t *partition);
+/* For such a wait: 1 when the high watermark of the partition reached end, 0 not yet, -1 when
+ * this broker no longer leads it (the write may be lost: NOT_COORDINATOR, as Kafka answers a
+ * write whose append failed with NOT_LEADER_OR_FOLLOWER). */
+int group_store_replicated(struct broker *b, int32_t partition, int64_t end);
 
 #endif

@@ -30,6 +30,8 @@ struct fetch_part {
     bool in_flight;            /* in the request in flight */
     int64_t delayed_until;     /* mono ms; not requested before */
     int64_t sent_offset;       /* the fetch offset sent (the log end then) */
+    bool answered;             /* a Fetch answered without error in this leader epoch */
+    int quick_retries;         /* replica_fetcher_retry_ms's, in this leader epoch */
 };
 
 enum call_kind { CALL_EPOCHS, CALL_FETCH };
@@ -127,6 +129,27 @@ static struct partition *part_local(struct replica_fetcher *f, const struct fetc
 static void part_delay(struct replica_fetcher *f, struct fetch_part *fp)
 {
     fp->delayed_until = mono_ms() + f->b->cfg.replica_fetch_backoff_ms;
+}
+
+int replica_fetcher_retry_ms(int error, bool answered, int quick_retries, int backoff_ms)
+{
+    GREGOR_ASSERT(quick_retries >= 0 && quick_retries <= REPLICA_FETCHER_QUICK_RETRIES);
+    bool leader_behind = error == KERR_NOT_LEADER_OR_FOLLOWER || error == KERR_UNKNOWN_LEADER_EPOCH;
+    if (leader_behind && !answered && quick_retries < REPLICA_FETCHER_QUICK_RETRIES &&
+        backoff_ms > REPLICA_FETCHER_QUICK_RETRY_MS)
+        return REPLICA_FETCHER_QUICK_RETRY_MS;
+    return backoff_ms;
+}
+
+/* After the leader's error answer for fp (see replica_fetcher_retry_ms); returns the wait. */
+static int part_refused(struct replica_fetcher *f, struct fetch_part *fp, int error)
+{
+    int backoff = f->b->cfg.replica_fetch_backoff_ms;
+    int ms = replica_fetcher_retry_ms(error, fp->answered, fp->quick_retries, backoff);
+    if (ms < backoff)
+        fp->quick_retries++;
+    fp->delayed_until = mono_ms() + ms;
+    return ms;
 }
 
 bool replica_fetcher_is(const struct replica_fetcher *f, int32_t leader_id, int fetcher_id,
@@ -412,10 +435,10 @@ static void epochs_answered(struct replica_fetcher *f, const struct offset_for_l
                 continue;
             }
             if (po->error_code != KERR_NONE) {
+                int ms = part_refused(f, fp, po->error_code);
                 LOG_LIMITED(LOG_LEVEL_WARN, f->who, "OffsetForLeaderEpoch of %s-%d from broker %d: "
                             "%s; retrying in %d ms", fp->topic, fp->partition, f->leader_id,
-                            kerr_name(po->error_code), f->b->cfg.replica_fetch_backoff_ms);
-                part_delay(f, fp);
+                            kerr_name(po->error_code), ms);
                 continue;
             }
             fp->truncating = !truncate_by_epoch(f, fp, p, po->leader_epoch, po->end_offset);
@@ -570,12 +593,12 @@ static void fetched_partition(struct replica_fetcher *f, struct fetch_part *fp,
     if (pd->error_code != KERR_NONE) {
         /* NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH, UNKNOWN_TOPIC_*:
          * the cluster view is about to change; until then, every back-off. */
+        int ms = part_refused(f, fp, pd->error_code);
         LOG_LIMITED(LOG_LEVEL_WARN, f->who, "Fetch of %s-%d from broker %d: %s; retrying in %d ms",
-                    fp->topic, fp->partition, f->leader_id, kerr_name(pd->error_code),
-                    f->b->cfg.replica_fetch_backoff_ms);
-        part_delay(f, fp);
+                    fp->topic, fp->partition, f->leader_id, kerr_name(pd->error_code), ms);
         return;
     }
+    fp->answered = true;
     if (pd->diverging_epoch.epoch >= 0 && pd->diverging_epoch.end_offset >= 0) {
         /* KIP-595's truncation on fetch: the leader says where our last epoch ends. */
         fp->truncating = !truncate_by_epoch(f, fp, p, pd->diverging_epoch.epoch,

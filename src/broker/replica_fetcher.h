@@ -17,6 +17,17 @@ struct replica_fetcher;
  * Java's String.hashCode over the name. */
 int replica_fetcher_id(const char *topic, int32_t partition, int num_fetchers);
 
+/* The wait before a partition is asked again after its leader answered it with error:
+ * replica.fetch.backoff.ms (backoff_ms), except REPLICA_FETCHER_QUICK_RETRY_MS for the first
+ * REPLICA_FETCHER_QUICK_RETRIES NOT_LEADER_OR_FOLLOWER / UNKNOWN_LEADER_EPOCH answers of a
+ * partition never answered without error in its leader epoch (answered false, quick_retries
+ * so far). Kafka's controller sends LeaderAndIsr to the leader and its followers at once; here
+ * each broker reads the state znode itself, and a follower that reads it first is refused by a
+ * leader that has not read it yet: it asks again soon, a bounded number of times. */
+#define REPLICA_FETCHER_QUICK_RETRY_MS 50
+#define REPLICA_FETCHER_QUICK_RETRIES 10
+int replica_fetcher_retry_ms(int error, bool answered, int quick_retries, int backoff_ms);
+
 /* A fetcher for leader_id at host:port (a numeric address or "localhost"); NULL when the
  * connection cannot be made (host not an address; logged). */
 struct replica_fetcher *replica_fetcher_create(struct broker *b, struct client *cl,

@@ -4,18 +4,63 @@
 #include "broker/group_handlers.h"
 #include "broker/group_store.h"
 #include "broker/kutil.h"
+#include "broker/waiters.h"
+#include "common/util.h"
 #include "proto/messages.h"
+
+/* Kafka's offsets.commit.timeout.ms (its default), which its storeGroup waits at most. */
+#define SYNC_REPLICATION_TIMEOUT_MS 5000
+
+/* A SyncGroup answered while the group's __consumer_offsets partition is not replicated up to
+ * its end (the group's record among it): held until the ISR has it, as Kafka's storeGroup
+ * appends with acks=-1 before any member gets its assignment. */
+struct sync_wait {
+    struct waiter w;
+    struct gh_wait *gw;
+    int32_t partition;
+    int64_t end;
+};
+
+/* Kafka's storeGroup callback: not replicated in time COORDINATOR_NOT_AVAILABLE, the partition
+ * moved NOT_COORDINATOR (no assignment with either). */
+static bool sync_replicated(struct waiter *w, enum waiter_event ev)
+{
+    struct sync_wait *sw = w->arg;
+    struct request *r = sw->gw->r;
+    int done = group_store_replicated(r->broker, sw->partition, sw->end);
+    if (ev == WAITER_CHECK)
+        return done != 0;
+    if (done <= 0) {
+        struct sync_group_response *resp = r->resp;
+        resp->error_code = done < 0 ? KERR_NOT_COORDINATOR : KERR_COORDINATOR_NOT_AVAILABLE;
+        resp->assignment = gh_bytes(r, NULL, 0);
+    }
+    gh_wait_complete(sw->gw);
+    return true;
+}
 
 static void sync_done(void *arg, const struct gc_sync_result *res)
 {
     struct gh_wait *w = arg;
     struct request *r = w->r;
+    struct broker *b = r->broker;
     struct sync_group_response *resp = r->resp;
+    struct sync_group_request *req = r->body;
     resp->error_code = res->error;
     resp->protocol_type = gh_str(r, res->protocol_type);
     resp->protocol_name = gh_str(r, res->protocol_name);
     resp->assignment = gh_bytes(r, res->assignment, res->assignment_len);
-    gh_wait_complete(w);
+    int32_t partition = -1;
+    int64_t end = res->error == KERR_NONE && !b->stopping
+                      ? group_store_unreplicated_end(b, req->group_id.ptr, &partition) : -1;
+    struct sync_wait *sw = end >= 0 ? request_alloc(r, sizeof(*sw)) : NULL;
+    if (sw == NULL) {
+        gh_wait_complete(w);
+        return;
+    }
+    *sw = (struct sync_wait){.gw = w, .partition = partition, .end = end};
+    waiter_park(&b->waiters, &sw->w, WAITER_ON_APPEND, mono_ms() + SYNC_REPLICATION_TIMEOUT_MS,
+                sync_replicated, sw);
 }
 
 enum request_status handle_sync_group(struct broker *b, struct request *r)

@@ -1242,13 +1242,24 @@ static void unclean_entry(void *arg, const char *key, const char *value)
         *out = strcasecmp(value, "true") == 0;
 }
 
-/* unclean.leader.election.enable of the topic (/config/topics/<t>), else the broker's. */
+/* unclean.leader.election.enable as it is at the election, as Kafka's controller takes it
+ * (its LogConfig from the topic's overrides over its own KafkaConfig, which dynamic configs
+ * update): the topic's (/config/topics/<t>), else this broker's dynamic one
+ * (/config/brokers/<id>), else the cluster default (/config/brokers/<default>), else the
+ * static one. Each znode as last read: a change notification reads it again. */
 static bool unclean_enabled(const struct cluster *c, const struct cluster_topic *t)
 {
     int v = -1;
     if (t->config != NULL && znode_config_parse(t->config, (size_t)t->config_len, unclean_entry,
                                                 &v) < 0)
         v = -1;
+    for (int k = 0; k < 2 && v < 0; k++) {
+        size_t len;
+        uint64_t gen;
+        const char *json = cluster_broker_config(c, k == 1, &len, &gen);
+        if (json != NULL && znode_config_parse(json, len, unclean_entry, &v) < 0)
+            v = -1;
+    }
     return v >= 0 ? v == 1 : c->cfg.unclean_leader_election_enable;
 }
 
@@ -1560,12 +1571,18 @@ static void write_epoch_read(void *arg, const struct zk_result *res)
                 more = true;
                 break;
             }
-            int32_t leader = -1;
-            for (int k = 0; k < cp->nreplicas && leader < 0; k++)
+            /* Kafka's initializeLeaderAndIsrForPartitions: the first live replica leads and
+             * every live one is in the ISR (a new partition is empty everywhere), so the ISR
+             * is full at once rather than after each follower's first fetch. */
+            struct znode_state st = {.controller_epoch = c->controller_epoch, .leader = -1,
+                                     .leader_epoch = 0, .nisr = 0};
+            GREGOR_ASSERT(cp->nreplicas <= ZNODE_REPLICAS_MAX);
+            for (int k = 0; k < cp->nreplicas; k++)
                 if (broker_registered(c, cp->replicas[k]))
-                    leader = cp->replicas[k];
-            if (leader < 0)
+                    st.isr[st.nisr++] = cp->replicas[k];
+            if (st.nisr == 0)
                 continue; /* no live replica: offline until one registers */
+            st.leader = st.isr[0];
             if (!parent) {
                 snprintf(path, sizeof(path), "/brokers/topics/%s/partitions", t->name);
                 rc = zk_create_node(c->zk, path, NULL, 0, false, ignore_done, c);
@@ -1577,8 +1594,6 @@ static void write_epoch_read(void *arg, const struct zk_result *res)
             rc = zk_create_node(c->zk, path, NULL, 0, false, ignore_done, c);
             if (rc != ZK_OK)
                 goto fail;
-            struct znode_state st = {.controller_epoch = c->controller_epoch, .leader = leader,
-                                     .leader_epoch = 0, .nisr = 1, .isr = {leader}};
             int n = znode_state_json(json, sizeof(json), &st);
             GREGOR_ASSERT(n > 0);
             snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", t->name, p);
@@ -3462,6 +3477,7 @@ static void broker_config_read(void *arg, const struct zk_result *res)
         cc->broker_known[k] = true;
         cc->broker_gen[k] = ++cc->gen;
         notify(c);
+        controller_write_states(c); /* unclean.leader.election.enable may allow an election */
     }
     if (cc->broker_stale[k])
         broker_configs_step(c);

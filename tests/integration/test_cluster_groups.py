@@ -589,3 +589,239 @@ def test_coordinator_serves_topics_other_brokers_lead(tmp_path, zookeeper):
         assert consumer_group_join_v0(cg_coord, cg, "solo") == (NONE, {topic_id: [0]})
     finally:
         stop_all(brokers)
+
+
+def test_coordinator_killed_rf3_offsets_survive_and_the_consumer_goes_on(tmp_path, zookeeper):
+    """offsets.topic.replication.factor=3 on 3 brokers: a confluent_kafka consumer commits as it
+    reads; its coordinator's broker (the leader of the group's __consumer_offsets partition) is
+    killed -9 right after a commit; the controller elects another replica of that partition,
+    which loads the group; the consumer finds it, every offset committed is there, and it goes
+    on from them: nothing committed is read again, nothing is skipped."""
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    chroot = "/groups-rf3"
+    brokers = start_cluster(tmp_path, zookeeper, chroot, offsets_rf=3)
+    try:
+        admin = AdminClient({"bootstrap.servers": brokers[0].bootstrap})
+        admin.create_topics([NewTopic("rf3", num_partitions=3, replication_factor=3)],
+                            request_timeout=20)["rf3"].result(timeout=30)
+        total = 600
+        produce_all(brokers[0], "rf3", total)  # acks=all (librdkafka's default)
+        group = "rf3-" + uuid.uuid4().hex[:8]
+        leader = wait_coordinator(brokers, group)
+        coord = by_id(brokers, leader)
+        p = partition_for(group, OFFSETS_PARTITIONS)
+        st = zk_json(zookeeper, chroot + "/brokers/topics/__consumer_offsets/partitions/%d/state" % p)
+        assert sorted(st["isr"]) == [1, 2, 3], st
+        c = Consumer({"bootstrap.servers": ",".join(b.bootstrap for b in brokers),
+                      "group.id": group, "enable.auto.commit": False,
+                      "auto.offset.reset": "earliest", "session.timeout.ms": 10000,
+                      "heartbeat.interval.ms": 500, "topic.metadata.refresh.interval.ms": 1000})
+        seen = []          # (partition, offset) in the order read
+        committed = {}     # partition -> offset committed (the next to read)
+        try:
+            c.subscribe(["rf3"])
+            deadline = time.time() + 60
+            while len(seen) < total // 2 and time.time() < deadline:
+                m = c.poll(0.5)
+                if m is None or m.error():
+                    continue
+                seen.append((m.partition(), m.offset()))
+                if len(seen) % 10 == 0:
+                    got = c.commit(asynchronous=False)
+                    for tp in got:
+                        assert tp.error is None, tp
+                        if tp.offset >= 0:  # -1001: nothing read from it yet
+                            committed[tp.partition] = tp.offset
+            assert len(seen) >= total // 2
+            before = dict(committed)
+            at_kill = len(seen)
+            coord.kill9()
+            t_kill = time.time()
+            # The consumer goes on (it re-finds its coordinator after the session of the dead
+            # broker expires and the controller elects another replica).
+            deadline = time.time() + 90
+            while len(seen) < total and time.time() < deadline:
+                m = c.poll(0.5)
+                if m is None or m.error():
+                    continue
+                seen.append((m.partition(), m.offset()))
+                if len(seen) % 10 == 0 or len(seen) == total:
+                    got = c.commit(asynchronous=False)
+                    for tp in got:
+                        assert tp.error is None, tp
+                        if tp.offset >= 0:  # -1001: nothing read from it yet
+                            committed[tp.partition] = tp.offset
+            after_kill = seen[at_kill:]
+            # Nothing committed before the kill read again, nothing skipped.
+            again = [(q, o) for q, o in after_kill if o < before.get(q, 0)]
+            assert again == [], again[:10]
+            assert len(seen) == len(set(seen)) == total, (len(seen), len(set(seen)))
+        finally:
+            c.close()
+        new_leader = coordinator_in_zk(zookeeper, chroot, group)
+        assert new_leader not in (-1, leader)
+        survivors = [b for b in brokers if b is not coord]
+        assert wait_coordinator(survivors, group) == new_leader
+        # The offsets as the new coordinator holds them, through a fresh consumer.
+        c = Consumer({"bootstrap.servers": survivors[0].bootstrap, "group.id": group})
+        try:
+            got = c.committed([TopicPartition("rf3", q) for q in range(3)], timeout=20)
+        finally:
+            c.close()
+        assert {tp.partition: tp.offset for tp in got} == committed
+        assert sum(committed.values()) == total
+        print("coordinator %d killed after %d of %d records; consumer done %.1f s later, "
+              "coordinator %d" % (leader, at_kill, total, time.time() - t_kill, new_leader))
+    finally:
+        stop_all(brokers)
+
+
+def test_offsets_rf3_waits_for_the_third_broker(tmp_path, zookeeper):
+    """KIP-115, as Kafka 3.9 in ZooKeeper mode: offsets.topic.replication.factor is not capped
+    by the live brokers; with 1 (then 2) of 3 brokers up every FindCoordinator answers
+    COORDINATOR_NOT_AVAILABLE and no __consumer_offsets is created; once the third registers,
+    the next FindCoordinator creates it with 3 replicas per partition, all in the ISR."""
+    from conftest import Broker
+    chroot = "/groups-kip115"
+    first = start_cluster(tmp_path, zookeeper, chroot, ids=(1,), offsets_rf=3)
+    brokers = list(first)
+    try:
+        for ids in ((1,), (1, 2)):
+            if len(brokers) < len(ids):
+                ov = dict(first[0].overrides, **{"broker.id": ids[-1]})
+                b = Broker(str(tmp_path / ("data%d" % ids[-1])), overrides=ov)
+                brokers.append(b)
+                b.start()
+                wait_until(lambda: all(find_coordinator_v0(x, "g")[0] == COORDINATOR_NOT_AVAILABLE
+                                       for x in brokers), 20, what="both answer")
+            for _ in range(3):
+                for b in brokers:
+                    assert find_coordinator_v0(b, "g")[0] == COORDINATOR_NOT_AVAILABLE
+                time.sleep(0.3)
+            assert not zk_exists(zookeeper, chroot + "/brokers/topics/__consumer_offsets")
+            log = b"".join(open(b.log_path, "rb").read() for b in brokers)
+            assert b"Replication factor: 3 larger than available brokers: %d." % len(ids) in log
+        ov = dict(first[0].overrides, **{"broker.id": 3})
+        third = Broker(str(tmp_path / "data3"), overrides=ov)
+        brokers.append(third)
+        third.start()
+        leader = wait_coordinator(brokers, "g")
+        assignment = zk_json(zookeeper, chroot + "/brokers/topics/__consumer_offsets")["partitions"]
+        assert len(assignment) == OFFSETS_PARTITIONS
+        assert all(sorted(r) == [1, 2, 3] for r in assignment.values()), assignment
+        st = zk_json(zookeeper, chroot + "/brokers/topics/__consumer_offsets/partitions/%d/state"
+                     % partition_for("g", OFFSETS_PARTITIONS))
+        assert st["leader"] == leader and sorted(st["isr"]) == [1, 2, 3]
+    finally:
+        stop_all(brokers)
+
+
+def test_commit_answered_once_the_isr_has_it(tmp_path, zookeeper):
+    """Kafka's coordinator appends a commit with acks=-1: with both followers of the group's
+    __consumer_offsets partition stopped (SIGSTOP, shorter than their session, so they stay in
+    the ISR), an OffsetCommit is not answered; resumed, they fetch it and it is answered
+    without error. gregor answered at the append, before any follower had the commit."""
+    import os
+    import signal
+    chroot = "/groups-isr-commit"
+    brokers = start_cluster(tmp_path, zookeeper, chroot, offsets_rf=3)
+    try:
+        create(brokers[0], "committed", 1)
+        group = "isr-" + uuid.uuid4().hex[:8]
+        coord = by_id(brokers, wait_coordinator(brokers, group))
+        followers = [b for b in brokers if b is not coord]
+        p = partition_for(group, OFFSETS_PARTITIONS)
+        st = zk_json(zookeeper, chroot + "/brokers/topics/__consumer_offsets/partitions/%d/state" % p)
+        assert sorted(st["isr"]) == [1, 2, 3], st
+        assert offset_commit_v2(coord, group, "committed") == NONE  # the followers fetch it
+        answer = {}
+
+        def commit():
+            answer["error"] = offset_commit_v2(coord, group, "committed")
+            answer["at"] = time.monotonic()
+        stop_s = 1.5  # well under SESSION_MS
+        for b in followers:
+            os.kill(b.proc.pid, signal.SIGSTOP)
+        try:
+            t = threading.Thread(target=commit, daemon=True)
+            t.start()
+            t.join(stop_s)
+            answered_while_stopped = dict(answer)
+        finally:
+            resumed = time.monotonic()
+            for b in followers:
+                os.kill(b.proc.pid, signal.SIGCONT)
+        t.join(10)
+        assert answered_while_stopped == {}, answered_while_stopped
+        assert answer.get("error") == NONE and answer["at"] >= resumed, answer
+        print("commit answered %.3f s after the followers resumed" % (answer["at"] - resumed))
+    finally:
+        stop_all(brokers)
+
+
+def join_group_v0_member(b, group):
+    """A JoinGroup v0 with a new member: (error, generation, member_id)."""
+    body = s16(group) + struct.pack(">i", 10000) + s16("") + s16("consumer")
+    body += struct.pack(">i", 1) + s16("range") + struct.pack(">i", 0)
+    r = Reader(call(b, 11, 0, body))
+    err = r.take(">h")
+    generation = r.take(">i")
+    r.s16()  # protocol
+    r.s16()  # leader
+    return err, generation, r.s16().decode()
+
+
+def sync_group_v0_as_leader(b, group, generation, member):
+    """The leader's SyncGroup v0 with one assignment for itself: (error, assignment)."""
+    body = s16(group) + struct.pack(">i", generation) + s16(member)
+    body += struct.pack(">i", 1) + s16(member) + struct.pack(">i", 4) + b"mine"
+    r = Reader(call(b, 14, 0, body))
+    err = r.take(">h")
+    (n,) = struct.unpack(">i", r.take("4s"))
+    return err, r.take("%ds" % n) if n > 0 else b""
+
+
+def test_sync_group_answered_once_the_isr_has_the_group(tmp_path, zookeeper):
+    """Kafka's storeGroup appends the group's record with acks=-1 before SyncGroup hands out
+    assignments: with both followers of the group's __consumer_offsets partition stopped
+    (inside their session, so still in the ISR), the leader's SyncGroup is not answered;
+    resumed, it gets its assignment. gregor answered at the append: a kill -9 of the
+    coordinator then lost the generation every member had been told."""
+    import os
+    import signal
+    chroot = "/groups-isr-sync"
+    brokers = start_cluster(tmp_path, zookeeper, chroot, offsets_rf=3)
+    try:
+        create(brokers[0], "synced", 1)
+        group = "sync-" + uuid.uuid4().hex[:8]
+        coord = by_id(brokers, wait_coordinator(brokers, group))
+        followers = [b for b in brokers if b is not coord]
+        # Replicated once: the followers fetch the partition (the first fetch of a new one
+        # waits for the fetcher's request in flight).
+        assert offset_commit_v2(coord, group, "synced") == NONE
+        err, generation, member = join_group_v0_member(coord, group)
+        assert err == NONE and generation == 1, (err, generation)
+        answer = {}
+
+        def sync():
+            answer["result"] = sync_group_v0_as_leader(coord, group, generation, member)
+            answer["at"] = time.monotonic()
+        for b in followers:
+            os.kill(b.proc.pid, signal.SIGSTOP)
+        try:
+            t = threading.Thread(target=sync, daemon=True)
+            t.start()
+            t.join(1.5)  # well under SESSION_MS
+            answered_while_stopped = dict(answer)
+        finally:
+            resumed = time.monotonic()
+            for b in followers:
+                os.kill(b.proc.pid, signal.SIGCONT)
+        t.join(10)
+        assert answered_while_stopped == {}, answered_while_stopped
+        assert answer.get("result") == (NONE, b"mine") and answer["at"] >= resumed, answer
+        print("SyncGroup answered %.3f s after the followers resumed" % (answer["at"] - resumed))
+    finally:
+        stop_all(brokers)

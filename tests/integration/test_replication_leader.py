@@ -130,7 +130,9 @@ def state(zk, topic, partition=0):
 
 def create_on_1_and_3(cluster, zk, topic):
     """A topic with one partition assigned [1, FOLLOWER]: the controller makes broker 1 its
-    leader with ISR [1]; broker 1 serves it once it opened it."""
+    leader with ISR [1, FOLLOWER] (every live replica of a new partition, as Kafka's); the
+    follower never fetches, so after replica.lag.time.max.ms the leader shrinks it to [1];
+    broker 1 serves it once it opened it."""
     # CreateTopics v4 with an explicit assignment (partition 0 on [1, FOLLOWER]).
     name = topic.encode()
     body = struct.pack(">ih", 1, len(name)) + name + struct.pack(">ih", -1, -1)
@@ -143,7 +145,10 @@ def create_on_1_and_3(cluster, zk, topic):
     assert r.take(">i") == 1 and r.s16() == name
     assert r.take(">h") == NONE, r.s16()
     wait_until(lambda: state(zk, topic)["leader"] == 1, 20, what="broker 1 leads " + topic)
-    assert state(zk, topic)["isr"] == [1]
+    first = state(zk, topic)
+    assert first["leader_epoch"] == 0 and first["isr"] in ([1, FOLLOWER], [1])
+    wait_until(lambda: state(zk, topic)["isr"] == [1], LAG_MS / 1000 * 1.5 + 10,
+               what="the silent follower out of the ISR of " + topic)
 
     def served():
         err, _ = produce_v7(cluster[0].bootstrap, topic, 0, record_batch([b"warm"]), acks=1)
