@@ -110,11 +110,12 @@ struct json {
 };
 
 struct json_parser {
+    const char *text;     /* the whole input, for Jackson's line and column */
     const char *p, *end;
     struct arena *arena;
     int depth;
     const char *error_at; /* where Jackson's location would point */
-    char error[256];
+    char error[512];
 };
 
 static void jp_skip_ws(struct json_parser *jp)
@@ -302,6 +303,31 @@ static int jp_number(struct json_parser *jp, struct json *v)
 
 static int jp_value(struct json_parser *jp, struct json *v);
 
+/* Jackson's 1-based line and column of a position. */
+static void jp_location(const struct json_parser *jp, const char *at, int *line, int *column)
+{
+    const char *line_start = jp->text;
+    *line = 1;
+    for (const char *q = jp->text; q < at; q++)
+        if (*q == '\n') {
+            (*line)++;
+            line_start = q + 1;
+        }
+    *column = (int)(at - line_start) + 1;
+}
+
+#define JACKSON_SOURCE "[Source: REDACTED (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled)"
+
+/* The input ended inside the container opened at start. */
+static int jp_eof_in(struct json_parser *jp, const char *start, bool object)
+{
+    int line, column;
+    jp_location(jp, start, &line, &column);
+    return jp_fail(jp, "Unexpected end-of-input: expected close marker for %s (start marker at "
+                   JACKSON_SOURCE "; line: %d, column: %d])", object ? "Object" : "Array", line,
+                   column);
+}
+
 /* Arrays and objects: members separated by commas, up to the closing bracket. */
 static int jp_container(struct json_parser *jp, struct json *v, bool object)
 {
@@ -309,8 +335,10 @@ static int jp_container(struct json_parser *jp, struct json *v, bool object)
         return jp_fail(jp, "The JSON nests deeper than %d levels", REASSIGN_JSON_DEPTH_MAX);
     v->type = object ? JSON_OBJECT : JSON_ARRAY;
     char close = object ? '}' : ']';
-    jp->p++;
+    const char *start = jp->p++;
     jp_skip_ws(jp);
+    if (jp->p >= jp->end)
+        return jp_eof_in(jp, start, object);
     struct json **tail = &v->first;
     if (jp->p < jp->end && *jp->p == close) {
         jp->p++;
@@ -322,17 +350,23 @@ static int jp_container(struct json_parser *jp, struct json *v, bool object)
         if (m == NULL)
             return jp_fail(jp, "The JSON is too large");
         if (object) {
-            if (jp->p >= jp->end || *jp->p != '"')
+            if (jp->p >= jp->end)
+                return jp_eof_in(jp, start, object);
+            if (*jp->p != '"')
                 return jp_unexpected(jp, "was expecting double-quote to start field name");
             if (jp_string(jp, &m->key, &m->keylen) != 0)
                 return -1;
             jp_skip_ws(jp);
-            if (jp->p >= jp->end || *jp->p != ':')
+            if (jp->p >= jp->end)
+                return jp_eof_in(jp, start, object);
+            if (*jp->p != ':')
                 return jp_unexpected(jp, "was expecting a colon to separate field name and "
                                      "value");
             jp->p++;
             jp_skip_ws(jp);
         }
+        if (jp->p >= jp->end)
+            return jp_eof_in(jp, start, object);
         if (jp_value(jp, m) != 0)
             return -1;
         *tail = m;
@@ -350,8 +384,7 @@ static int jp_container(struct json_parser *jp, struct json *v, bool object)
             return 0;
         }
         if (jp->p >= jp->end)
-            return jp_fail(jp, "Unexpected end-of-input: expected close marker for %s",
-                           object ? "Object" : "Array");
+            return jp_eof_in(jp, start, object);
         return jp_unexpected(jp, object ? "was expecting comma to separate Object entries"
                                         : "was expecting comma to separate Array entries");
     }
@@ -400,7 +433,7 @@ static int jp_value(struct json_parser *jp, struct json *v)
 static struct json *json_parse(const char *text, size_t len, struct arena *arena,
                                char *error, size_t errlen)
 {
-    struct json_parser jp = {.p = text, .end = text + len, .arena = arena};
+    struct json_parser jp = {.text = text, .p = text, .end = text + len, .arena = arena};
     struct json *v = arena_alloc(arena, sizeof *v);
     jp_skip_ws(&jp);
     if (v == NULL) {
@@ -408,16 +441,10 @@ static struct json *json_parse(const char *text, size_t len, struct arena *arena
         return NULL;
     }
     if (jp_value(&jp, v) != 0) {
-        int line = 1;
-        const char *line_start = text;
-        for (const char *q = text; q < jp.error_at; q++)
-            if (*q == '\n') {
-                line++;
-                line_start = q + 1;
-            }
-        snprintf(error, errlen, "%s\n at [Source: REDACTED (`StreamReadFeature."
-                 "INCLUDE_SOURCE_IN_LOCATION` disabled); line: %d, column: %d]", jp.error, line,
-                 (int)(jp.error_at - line_start) + 1);
+        int line, column;
+        jp_location(&jp, jp.error_at, &line, &column);
+        snprintf(error, errlen, "%s\n at " JACKSON_SOURCE "; line: %d, column: %d]", jp.error,
+                 line, column);
         return NULL;
     }
     return v;
@@ -577,8 +604,10 @@ static int java_hash_order(const int32_t *hashes, int n, int *order)
         s[i] = (struct java_slot){(h ^ (h >> 16)) & (cap - 1), i};
     }
     qsort(s, (size_t)n, sizeof *s, java_slot_cmp);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        GREGOR_ASSERT(s[i].slot < cap);
         order[i] = s[i].index;
+    }
     free(s);
     return 0;
 }
@@ -1095,6 +1124,11 @@ static int assign_replicas(const struct broker_meta *b, int n, int nparts, int r
                 reps[placed++] = cand;
         }
     }
+    /* rf <= brokers: the shifts never land a partition twice on one broker. */
+    for (int p = 0; p < nparts; p++)
+        for (int a = 0; a < rf; a++)
+            for (int q = a + 1; q < rf; q++)
+                GREGOR_ASSERT(out[(size_t)p * rf + a] != out[(size_t)p * rf + q]);
     free(list);
     return 0;
 }
@@ -1436,6 +1470,10 @@ static int alter_reassignments(struct reassign_ctx *c, struct change *ch, int n)
         parts[i].replicas = (int32_t *)ch[i].replicas;
         parts[i].n_replicas = ch[i].replicas ? ch[i].nreplicas : -1;
     }
+    int32_t sent = 0;
+    for (int32_t i = 0; i < req.n_topics; i++)
+        sent += req.topics[i].n_partitions;
+    GREGOR_ASSERT(sent == n); /* each change once, under its topic */
     struct alter_partition_reassignments_response *r =
         ctx_call(c, c->controller, PROTO_API_ALTER_PARTITION_REASSIGNMENTS, REASSIGN_VERSION,
                  &req, true);
@@ -1826,7 +1864,8 @@ static int run_generate(struct reassign_ctx *c)
     for (int i = 0; i < nuniq; i++) {
         const struct metadata_response_metadata_response_topic *t = md_topic(md, uniq[i]);
         int nparts = t->n_partitions;
-        /* Kafka takes the replication factor of the topic's first partition in its map. */
+        /* The replication factor of one partition (Kafka's first in its hash map): a topic's
+         * partitions share one unless someone reassigned them to others. */
         int rf = nparts > 0 ? t->partitions[0].n_replica_nodes : 0;
         int32_t *out = arena_alloc(&c->arena, (size_t)(nparts > 0 ? nparts : 1) *
                                    (size_t)(rf > 0 ? rf : 1) * sizeof *out);
