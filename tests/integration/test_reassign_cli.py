@@ -38,6 +38,7 @@ if not zookeeper_available() or shutil.which("mvn") is None:
 TOOL = os.path.join(ROOT, "bin", "kafka-reassign-partitions.sh")
 KAFKA_CLASS = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand"
 IDS = (1, 2, 3)
+RACKS = {1: "r1", 2: "r2", 3: "r1"}  # the Kafka target's broker.rack (gregor has none)
 NOWHERE = "127.0.0.1:1"  # a bootstrap that refuses: the checks before any request
 
 
@@ -229,7 +230,47 @@ def kafka_assignments(broker_list, nparts, rf):
     return out
 
 
-def is_kafka_proposal(proposal, brokers, nparts, rf):
+def kafka_rack_assignments(racks, nparts, rf):
+    """Every proposal of AdminUtils' rack-aware assignment for brokers {id: rack}: over the
+    rack-alternated broker list (racks sorted, each rack's brokers sorted, one of each rack in
+    turn), skipping a broker whose rack already has a replica while some rack has none, or
+    which has one while some broker has none."""
+    names = sorted(set(racks.values()))
+    members = {r: sorted(b for b in racks if racks[b] == r) for r in names}
+    arranged, taken, r = [], {x: 0 for x in names}, 0
+    while len(arranged) < len(racks):
+        if taken[names[r]] < len(members[names[r]]):
+            arranged.append(members[names[r]][taken[names[r]]])
+            taken[names[r]] += 1
+        r = (r + 1) % len(names)
+    n, nracks, out = len(arranged), len(names), []
+    for start in range(n):
+        for shift0 in range(n):
+            shift, res = shift0, {}
+            for p in range(nparts):
+                if p > 0 and p % n == 0:
+                    shift += 1
+                first = (p + start) % n
+                reps, k = [arranged[first]], 0
+                while len(reps) < rf:
+                    b = arranged[replica_index(first, shift * nracks, k, n)]
+                    k += 1
+                    used = {racks[x] for x in reps}
+                    if (racks[b] not in used or len(used) == nracks) and \
+                            (b not in reps or len(reps) == n):
+                        reps.append(b)
+                res[p] = reps
+            out.append(res)
+    return out
+
+
+def is_kafka_proposal(proposal, brokers, nparts, rf, racks=None):
+    if racks:
+        return proposal in kafka_rack_assignments({b: racks[b] for b in brokers}, nparts, rf)
+    return is_kafka_proposal_unaware(proposal, brokers, nparts, rf)
+
+
+def is_kafka_proposal_unaware(proposal, brokers, nparts, rf):
     """proposal {partition: replicas} is one Kafka's algorithm makes for some order of the
     brokers (the order the cluster lists them in is not specified)."""
     for order in itertools.permutations(sorted(brokers)):
@@ -242,6 +283,13 @@ def test_kafka_algorithm_helper_matches_kafkas_documented_example():
     # AdminUtils' javadoc: 5 brokers, 10 partitions, 3 replicas, start 0 and shift 0.
     res = kafka_assignments([0, 1, 2, 3, 4], 10, 3)[0]
     assert res[0] == [0, 1, 2] and res[5] == [0, 2, 3] and res[4] == [4, 0, 1]
+    # Its rack-aware example: 0 -> rack1, 1 -> rack3, 2 -> rack3, 3 -> rack2, 4 -> rack2,
+    # 5 -> rack1 alternate as 0, 3, 1, 5, 4, 2; 6 partitions, 3 replicas, start 0, shift 0.
+    racks = {0: "rack1", 1: "rack3", 2: "rack3", 3: "rack2", 4: "rack2", 5: "rack1"}
+    res = kafka_rack_assignments(racks, 7, 3)[0]
+    assert [res[p] for p in range(6)] == [[0, 3, 1], [3, 1, 5], [1, 5, 4], [5, 4, 2],
+                                          [4, 2, 0], [2, 0, 3]]
+    assert res[6] == [0, 4, 2]
 
 
 # ---- against a cluster ----
@@ -260,8 +308,9 @@ def api_versions(bootstrap):
 
 
 class Target:
-    def __init__(self, kind, brokers, classpath):
+    def __init__(self, kind, brokers, classpath, racks):
         self.kind, self.brokers, self.classpath = kind, brokers, classpath
+        self.racks = racks  # {broker id: rack} when the brokers have broker.rack
 
     @property
     def bootstrap(self):
@@ -323,7 +372,8 @@ def target(request, classpath, tmp_path_factory):
         if request.param == "kafka":
             brokers = [KafkaZkBroker(str(base / ("kafka%d" % i)), i, free_port(),
                                      zk.connect + "/kafka", classpath=classpath,
-                                     overrides={"auto.create.topics.enable": "false"})
+                                     overrides={"auto.create.topics.enable": "false",
+                                                "broker.rack": RACKS[i]})
                        for i in IDS]
             for b in brokers:
                 b.start()
@@ -336,7 +386,8 @@ def target(request, classpath, tmp_path_factory):
                 pytest.skip("gregor brokers do not serve AlterPartitionReassignments / "
                             "ListPartitionReassignments yet (ApiVersions lists neither 45 nor "
                             "46): the gregor variant runs once they do")
-        t = Target(request.param, brokers, classpath)
+        t = Target(request.param, brokers, classpath,
+                   RACKS if request.param == "kafka" else None)
         wait_until(lambda: sorted(t.admin().list_topics(timeout=10).brokers) == list(IDS), 60,
                    what="every broker registered")
         yield t
@@ -371,9 +422,12 @@ def test_generate_same_current_assignment_and_a_kafka_proposal(target, tmp_path)
     target.create("gen-b", [[1], [2], [3], [1]])
     topics = write(tmp_path, "topics.json", {"topics": [{"topic": "gen-b"}, {"topic": "gen-a"}],
                                              "version": 1})
-    for broker_list, brokers in (("1,2,3", [1, 2, 3]), ("3,1", [1, 3])):
+    for broker_list, brokers, racks in (("1,2,3", [1, 2, 3], target.racks),
+                                        ("3,1", [1, 3], target.racks),
+                                        ("1,2,3", [1, 2, 3], None)):
+        extra = [] if racks else ["--disable-rack-aware"]
         (rc, out, _), (krc, kout, _) = both(target, "--generate", "--topics-to-move-json-file",
-                                            topics, "--broker-list", broker_list)
+                                            topics, "--broker-list", broker_list, *extra)
         assert (rc, krc) == (0, 0), (out, kout)
         lines, klines = out.splitlines(), kout.splitlines()
         print(out, kout, sep="\n")
@@ -394,8 +448,8 @@ def test_generate_same_current_assignment_and_a_kafka_proposal(target, tmp_path)
                 assert list(p) == ["topic", "partition", "replicas", "log_dirs"]
                 assert p["log_dirs"] == ["any"] * len(p["replicas"])
                 by_topic.setdefault(p["topic"], {})[p["partition"]] = p["replicas"]
-            assert is_kafka_proposal(by_topic["gen-a"], brokers, 3, 2), text
-            assert is_kafka_proposal(by_topic["gen-b"], brokers, 4, 1), text
+            assert is_kafka_proposal(by_topic["gen-a"], brokers, 3, 2, racks), text
+            assert is_kafka_proposal(by_topic["gen-b"], brokers, 4, 1, racks), text
 
 
 def test_generate_errors_same_as_kafka(target, tmp_path):
