@@ -225,16 +225,23 @@ static int read_file(const char *path, struct arena *arena, char **text, size_t 
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
-        snprintf(error, errlen, "%s", path); /* Java's NoSuchFileException says just that */
+        snprintf(error, errlen, "Unable to read file %s", path);
         return -1;
     }
-    char *buf = arena_alloc(arena, REASSIGN_FILE_MAX + 1);
-    size_t n = buf ? fread(buf, 1, REASSIGN_FILE_MAX + 1, f) : 0;
+    /* A regular file's size, plus one byte to see it did not grow; a pipe may fill the bound. */
+    struct stat st;
+    size_t want = REASSIGN_FILE_MAX + 1;
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size < want)
+        want = (size_t)st.st_size + 1;
+    char *buf = arena_alloc(arena, want + 1);
+    size_t n = buf ? fread(buf, 1, want, f) : 0;
     int failed = ferror(f);
     fclose(f);
-    if (buf == NULL || failed || n > REASSIGN_FILE_MAX) {
-        snprintf(error, errlen, "%s: %s", path, failed ? strerror(errno) :
-                 "larger than the 16 MiB a reassignment file may have");
+    const char *why = buf == NULL ? "out of memory" : failed ? strerror(errno)
+                    : n > REASSIGN_FILE_MAX ? "larger than the 16 MiB a reassignment file may have"
+                    : n == want ? "it grew while it was read" : NULL;
+    if (why != NULL) {
+        snprintf(error, errlen, "%s: %s", path, why);
         return -1;
     }
     buf[n] = '\0';
@@ -332,6 +339,11 @@ static int plan_parse(const char *text, size_t len, struct arena *arena, struct 
                       char *error, size_t errlen)
 {
     memset(plan, 0, sizeof *plan);
+    if (len == 0) { /* Kafka's Json.tryParseFull says so before Jackson reads anything */
+        snprintf(error, errlen, "The input string shouldn't be empty\n at [Source: UNKNOWN; "
+                 "byte offset: #UNKNOWN]");
+        return -1;
+    }
     const struct json *root = json_parse(text, len, arena, error, errlen), *list;
     if (root == NULL || json_need_object(root, error, errlen) != 0 ||
         parse_version(root, error, errlen) != 0)
@@ -1695,7 +1707,7 @@ static int run_execute(struct reassign_ctx *c)
     char *text;
     size_t len;
     struct plan plan;
-    long long throttle = -1, dir_throttle = -1, timeout = 10000;
+    long long throttle = -1, dir_throttle = -1;
     if (file_option(c, "reassignment-json-file", &text, &len) == NULL ||
         plan_parse(text, len, &c->arena, &plan, c->error, sizeof c->error) != 0 ||
         plan_check_execute(&plan, c->error, sizeof c->error) != 0 ||
@@ -1706,7 +1718,7 @@ static int run_execute(struct reassign_ctx *c)
     if (cli_has(c->cmd, "replica-alter-log-dirs-throttle"))
         cli_parse_long(cli_value(c->cmd, "replica-alter-log-dirs-throttle"), INT64_MIN,
                        INT64_MAX, &dir_throttle);
-    (void)timeout; /* only log directory moves wait, and gregor makes none */
+    /* --timeout bounds the wait for log directory moves to start; gregor makes none. */
     struct ongoing *o;
     int no, ntopics;
     if (ctx_connect(c) != 0 || list_ongoing(c, NULL, &o, &no) != 0)

@@ -134,6 +134,14 @@ def pure_cases(tmp):
         cases.append(("generate " + name, ["--bootstrap-server", NOWHERE, "--generate",
                                            "--topics-to-move-json-file", path,
                                            "--broker-list", "1,2"]))
+    empty = os.path.join(tmp, "empty.json")
+    open(empty, "w").close()
+    for name, path in (("empty file", empty), ("missing file", os.path.join(tmp, "none.json"))):
+        cases.append(("execute " + name, ["--bootstrap-server", NOWHERE, "--execute",
+                                          "--reassignment-json-file", path]))
+        cases.append(("generate " + name, ["--bootstrap-server", NOWHERE, "--generate",
+                                           "--topics-to-move-json-file", path,
+                                           "--broker-list", "1,2"]))
     good = os.path.join(tmp, "t-good.json")
     with open(good, "w") as f:
         f.write('{"topics":[{"topic":"a"}],"version":1}')
@@ -178,7 +186,7 @@ def test_bad_files_and_broker_lists_same_error_as_kafka(pure_results):
         if (rc, out.rstrip("\n")) != (krc, java_free(kout)):
             diffs.append("%s:\n  gregor (%d) %r\n  kafka  (%d) %r" % (name, rc, out, krc,
                                                                        java_free(kout)))
-    assert checked == len(BAD_REASSIGNMENTS) + len(BAD_TOPICS) + len(BAD_BROKER_LISTS)
+    assert checked == len(BAD_REASSIGNMENTS) + len(BAD_TOPICS) + len(BAD_BROKER_LISTS) + 4
     assert not diffs, "\n".join(diffs)
 
 
