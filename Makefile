@@ -155,6 +155,8 @@ FUZZ_EXTRA_fuzz_pipeline = $(wildcard src/net/*.c src/broker/*.c src/log/*.c src
 FUZZ_EXTRA_fuzz_client_read = src/net/loop.c src/net/client.c
 # The znode readers of the cluster layer (pure functions: no ZooKeeper client linked).
 FUZZ_EXTRA_fuzz_znode = src/cluster/znode.c
+# The JSON reader of the reassignment tool's files (no librdkafka linked).
+FUZZ_EXTRA_fuzz_reassign_json = src/cli/json.c
 fuzz_extra = $(if $(filter undefined,$(origin FUZZ_EXTRA_$(1))),$(FUZZ_EXTRA_DEFAULT),$(FUZZ_EXTRA_$(1)))
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -Isrc -I$(BUILD)/gen \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
