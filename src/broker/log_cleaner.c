@@ -183,7 +183,9 @@ static bool uncleanable(const struct log_cleaner *lc, const char *name)
 
 /* ---- a cleaner thread ---- */
 
-/* Kafka's Throttler: past the check interval, a rate above the desired one sleeps it back. */
+/* Kafka's Throttler: past the check interval, a rate above the desired one sleeps it back.
+ * Also once a window holds more than the interval's worth of bytes (Kafka's waits for the
+ * interval: a fast disk cleans a whole small log unthrottled within it). */
 static void throttle(void *arg, int64_t bytes)
 {
     struct cleaner_thread *t = arg;
@@ -192,7 +194,8 @@ static void throttle(void *arg, int64_t bytes)
     t->window_bytes += bytes;
     int64_t now = mono_us();
     int64_t elapsed = now - t->window_start_us;
-    if (elapsed <= THROTTLE_CHECK_US || t->window_bytes <= 0)
+    bool full = (double)t->window_bytes > t->rate * (THROTTLE_CHECK_US / 1e6);
+    if ((elapsed <= THROTTLE_CHECK_US && !full) || t->window_bytes <= 0 || elapsed <= 0)
         return;
     double observed = (double)t->window_bytes * 1e6 / (double)elapsed;
     if (observed > t->rate) {
