@@ -443,3 +443,58 @@ def test_cleaner_configs(broker):
     _incremental(a, ConfigResource.Type.TOPIC, topic,
                  ("cleanup.policy", "compact", AlterConfigOpType.SUBTRACT)).result(15)
     assert _describe(a, ConfigResource.Type.TOPIC, topic)["cleanup.policy"].value == "delete"
+
+
+def test_compacted_topic_on_three_brokers_each_replica_cleans(tmp_path):
+    """RF 3 on a ZooKeeper cluster: every replica cleans its own log (each log dir's checkpoint
+    names the partition) and after the leader's kill -9 the consumer reads the same compacted
+    view from the new leader."""
+    from zk_fixture import ZooKeeperServer, start_brokers, wait_until, zookeeper_available
+    if not zookeeper_available():
+        pytest.fail("Debian's zookeeper package is not installed: make test-deps installs it",
+                    pytrace=False)
+    zk = ZooKeeperServer()
+    zk.start()
+    brokers = []
+    try:
+        brokers = start_brokers(tmp_path, zk.connect + "/compact", (1, 2, 3), dict(FAST, **{
+            "zookeeper.session.timeout.ms": 3000, "controlled.shutdown.max.retries": 1}))
+        topic = _name("rf3")
+        a = AdminClient({"bootstrap.servers": brokers[0].bootstrap})
+        a.create_topics([NewTopic(topic, 1, 3, config={
+            "cleanup.policy": "compact", "segment.bytes": str(SEGMENT),
+            "min.cleanable.dirty.ratio": "0.01", "min.insync.replicas": "2"})])[topic].result(30)
+        servers = ",".join(b.bootstrap for b in brokers)
+
+        class All:
+            bootstrap = servers
+        keys = [("k%03d" % i).encode() for i in range(200)]
+        pairs = [(k, _value("r%d" % r, k.decode())) for r in range(6) for k in keys]
+        pairs += [(k, None) for k in keys[:40]]
+        overwritten = len(pairs)
+        pairs += _filler("fa")
+        _produce(All, topic, pairs)
+        for b in brokers:
+            wait_until(lambda: _checkpoint(b).get((topic, 0), 0) >= overwritten, 60,
+                       what="broker %s cleaning its replica" % b.overrides["broker.id"])
+        latest = _expected(pairs)
+        md = a.list_topics(topic, timeout=10).topics[topic].partitions[0]
+        leader = next(b for b in brokers if b.overrides["broker.id"] == md.leader)
+        _check_compacted(_read_all(leader, topic), latest, tombstones_gone=False)
+        leader.kill9()
+        survivors = [b for b in brokers if b is not leader]
+        s_admin = AdminClient({"bootstrap.servers": survivors[0].bootstrap})
+
+        def new_leader():
+            p = s_admin.list_topics(topic, timeout=10).topics[topic].partitions[0]
+            return p.leader if p.leader not in (-1, md.leader) else None
+        nid = wait_until(new_leader, 30, what="a new leader")
+        nl = next(b for b in survivors if b.overrides["broker.id"] == nid)
+        _check_compacted(_read_all(nl, topic), latest, tombstones_gone=False)
+        for b in survivors:
+            rc = b.stop()
+            assert rc == 0, "broker exited %s:\n%s" % (rc, b.log())
+    finally:
+        for b in brokers:
+            b.stop()
+        zk.stop()
