@@ -249,6 +249,14 @@ def test_keyless_produce_refused(broker):
     p.produce(topic, value=b"no key", on_delivery=lambda e, m: errs.append(e))
     p.flush(15)
     assert len(errs) == 1 and errs[0] is not None and errs[0].code() == KafkaError.INVALID_RECORD
+    # A compressed batch is read through: one keyless record among keyed ones fails all of it.
+    p = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": False,
+                  "retries": 0, "compression.type": "lz4", "linger.ms": 200})
+    errs = []
+    for k in (b"a", None, b"c"):
+        p.produce(topic, key=k, value=b"v" * 100, on_delivery=lambda e, m: errs.append(e))
+    p.flush(15)
+    assert [e.code() if e else None for e in errs] == [KafkaError.INVALID_RECORD] * 3
     # Raw wire: a batch with one keyless record among keyed ones is refused whole, with Kafka's
     # record error and message.
     err, _, rec_errors, msg = _produce_v8(broker, topic, _batch([(b"a", b"1"), (None, b"2"), (b"c", b"3")]))
