@@ -56,7 +56,8 @@ struct cleaner_thread {
     struct log_cleaner *lc;
     int id;
     pthread_t thread;
-    struct cleaner_map *map;        /* its own: dedupe buffer / threads */
+    struct cleaner_map *map;        /* its own: dedupe buffer / threads, made at its first clean
+                                     * (a broker without compacted data holds no map memory) */
     /* Under lc->mu: */
     bool has_task;
     struct partition *busy;         /* the partition of the task, until it is done */
@@ -78,6 +79,7 @@ struct log_cleaner {
     struct cleaner_thread *threads;
     int64_t running_dedupe;
     double running_load_factor;
+    size_t map_bytes;               /* each thread's map */
     bool running_enable;
     pthread_mutex_t mu;
     pthread_cond_t work_cv;         /* a thread waits for a task or quit */
@@ -242,6 +244,11 @@ static void record_stats(const struct cleaner_thread *t, const struct clean_task
 static bool run_task(struct cleaner_thread *t, struct clean_task *task)
 {
     struct log_cleaner *lc = t->lc;
+    if (t->map == NULL && (t->map = cleaner_map_create(lc->map_bytes, lc->running_load_factor)) == NULL) {
+        LOG_LIMITED(LOG_LEVEL_ERROR, WHO, "Cleaner %d: no memory for an offset map of %zu bytes: "
+                    "%s not cleaned", t->id, lc->map_bytes, task->name);
+        return false;
+    }
     t->rate = task->rate;
     t->window_start_us = mono_us();
     t->window_bytes = 0;
@@ -361,6 +368,15 @@ static int threads_start(struct log_cleaner *lc)
                  "ignoring excess buffer space...");
         per = INT32_MAX;
     }
+    /* Kafka's require in Cleaner: more than one entry must fit (24-byte slots). */
+    if (per <= 0 || (double)(per / 24) * lc->running_load_factor <= 1) {
+        LOG_ERROR(WHO, "offset map is too small to fit in even a single message, so log "
+                  "cleaning will never make progress. You can increase "
+                  "log.cleaner.dedupe.buffer.size or decrease log.cleaner.threads (%lld bytes "
+                  "per thread, load factor %g)", (long long)per, lc->running_load_factor);
+        return -1;
+    }
+    lc->map_bytes = (size_t)per;
     lc->threads = calloc((size_t)n, sizeof(*lc->threads));
     if (lc->threads == NULL)
         return -1;
@@ -370,18 +386,8 @@ static int threads_start(struct log_cleaner *lc)
         t->lc = lc;
         t->id = i;
         atomic_init(&t->stop, false);
-        t->map = per > 0 ? cleaner_map_create((size_t)per, lc->running_load_factor) : NULL;
-        if (t->map == NULL) {
-            LOG_ERROR(WHO, "offset map is too small to fit in even a single message, so log "
-                      "cleaning will never make progress. You can increase "
-                      "log.cleaner.dedupe.buffer.size or decrease log.cleaner.threads "
-                      "(%lld bytes per thread, load factor %g)", (long long)per,
-                      lc->running_load_factor);
-            break;
-        }
         if (pthread_create(&t->thread, NULL, thread_main, t) != 0) {
             LOG_ERROR(WHO, "cannot start kafka-log-cleaner-thread-%d: %s", i, strerror(errno));
-            cleaner_map_free(t->map);
             break;
         }
         lc->nthreads = i + 1;
