@@ -26,6 +26,7 @@ struct deleted_dir;
 struct cluster;
 struct replica_manager;
 struct cluster_isr_write;
+struct log_cleaner;
 
 /* The longest a piece of one client's work (opening or deleting partitions, appending a
  * request's partitions) holds the loop per turn before it yields to the others. */
@@ -80,6 +81,7 @@ struct broker_config {
     int64_t log_flush_scheduler_interval_ms;
     int64_t offset_checkpoint_interval_ms;
     int32_t offsets_topic_num_partitions;
+    int32_t offsets_topic_segment_bytes; /* (104857600) */
     int16_t offsets_topic_replication_factor; /* a cluster's __consumer_offsets (group_store.c) */
     int64_t offsets_retention_ms;
     int32_t group_initial_rebalance_delay_ms;
@@ -120,6 +122,16 @@ struct broker_config {
     bool auto_leader_rebalance_enable;        /* (true) */
     int64_t leader_imbalance_check_interval_s; /* (300) */
     int32_t leader_imbalance_per_broker_percentage; /* (10) */
+    /* The log cleaner (broker/log_cleaner.c), Kafka's CleanerConfig keys and defaults. */
+    struct {
+        bool enable;                     /* log.cleaner.enable (true), read-only */
+        int32_t threads;                 /* log.cleaner.threads (1) */
+        int64_t dedupe_buffer_size;      /* log.cleaner.dedupe.buffer.size (128 MiB), all threads */
+        double io_buffer_load_factor;    /* log.cleaner.io.buffer.load.factor (0.9) */
+        int32_t io_buffer_size;          /* log.cleaner.io.buffer.size (512 KiB) */
+        double io_max_bytes_per_second;  /* log.cleaner.io.max.bytes.per.second (Double.MAX) */
+        int64_t backoff_ms;              /* log.cleaner.backoff.ms (15000) */
+    } log_cleaner;
     struct broker_props static_props;    /* the catalog's keys as set at startup */
 };
 
@@ -277,6 +289,7 @@ struct broker {
     struct replica_manager *replicas; /* leaders and followers on a cluster, else NULL */
     bool replica_ticking, replica_hw_ticking; /* replica.c's periodic work started */
     struct cluster_isr_write *isr_writes; /* replica.c's ISR writes in flight (owned) */
+    struct log_cleaner *cleaner;     /* compaction threads (log_cleaner.c); NULL before start */
     bool stopping;
     struct controlled_shutdown *shutdown_ctl; /* SIGTERM's controlled shutdown under way */
     int64_t started_ms;

@@ -5,6 +5,8 @@
  * names it. A bad value refuses to start. */
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
+#include <math.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -47,6 +49,7 @@ void broker_config_defaults(struct broker_config *c)
     c->replica_lag_time_max_ms = 30000;
     c->replica_high_watermark_checkpoint_interval_ms = 5000;
     c->offsets_topic_num_partitions = 50;
+    c->offsets_topic_segment_bytes = 104857600;
     c->offsets_topic_replication_factor = 3; /* Kafka's default; server.properties says 1 */
     c->offsets_retention_ms = 7LL * 24 * 3600 * 1000;
     c->group_initial_rebalance_delay_ms = 3000;
@@ -74,6 +77,13 @@ void broker_config_defaults(struct broker_config *c)
     c->auto_leader_rebalance_enable = true;
     c->leader_imbalance_check_interval_s = 300;
     c->leader_imbalance_per_broker_percentage = 10;
+    c->log_cleaner.enable = true;
+    c->log_cleaner.threads = 1;
+    c->log_cleaner.dedupe_buffer_size = 134217728;
+    c->log_cleaner.io_buffer_load_factor = 0.9;
+    c->log_cleaner.io_buffer_size = 524288;
+    c->log_cleaner.io_max_bytes_per_second = DBL_MAX;
+    c->log_cleaner.backoff_ms = 15000;
 }
 
 static int parse_i64(const char *v, int64_t min, int64_t max, int64_t *out)
@@ -192,6 +202,19 @@ static int set_special(struct broker_config *c, const char *key, const char *v, 
                 return 0;
             }
         goto bad;
+    }
+    if (strcmp(key, "log.cleaner.io.buffer.load.factor") == 0 ||
+        strcmp(key, "log.cleaner.io.max.bytes.per.second") == 0) {
+        /* Java's Double.parseDouble; no validator in Kafka's CleanerConfig. */
+        char *end;
+        double d = strtod(v, &end);
+        if (end == v || *end != '\0' || isnan(d))
+            goto bad;
+        if (strcmp(key, "log.cleaner.io.buffer.load.factor") == 0)
+            c->log_cleaner.io_buffer_load_factor = d;
+        else
+            c->log_cleaner.io_max_bytes_per_second = d;
+        return 0;
     }
     if (strcmp(key, "log.message.timestamp.type") == 0) {
         if (strcmp(v, "CreateTime") == 0)

@@ -38,7 +38,7 @@ const struct topic_config_def config_catalog_topics[] = {
     {"compression.zstd.level", CONFIG_TYPE_INT, "3", CHECK_RANGE, -131072, 22, NULL,
      S("compression.zstd.level"), false},
     {"delete.retention.ms", CONFIG_TYPE_LONG, "86400000", CHECK_RANGE, 0, I64, NULL,
-     S("log.cleaner.delete.retention.ms"), false},
+     S("log.cleaner.delete.retention.ms"), true},
     {"file.delete.delay.ms", CONFIG_TYPE_LONG, "60000", CHECK_RANGE, 0, I64, NULL,
      S("log.segment.delete.delay.ms"), true},
     {"flush.messages", CONFIG_TYPE_LONG, "9223372036854775807", CHECK_RANGE, 1, I64, NULL,
@@ -56,7 +56,7 @@ const struct topic_config_def config_catalog_topics[] = {
     {"local.retention.ms", CONFIG_TYPE_LONG, "-2", CHECK_RANGE, -2, I64, NULL,
      S("log.local.retention.ms"), false},
     {"max.compaction.lag.ms", CONFIG_TYPE_LONG, "9223372036854775807", CHECK_RANGE, 1, I64, NULL,
-     S("log.cleaner.max.compaction.lag.ms"), false},
+     S("log.cleaner.max.compaction.lag.ms"), true},
     {"max.message.bytes", CONFIG_TYPE_INT, "1048588", CHECK_RANGE, 0, I32, NULL,
      S("message.max.bytes"), true},
     {"message.downconversion.enable", CONFIG_TYPE_BOOLEAN, "true", CHECK_NONE, 0, 0, NULL,
@@ -68,9 +68,9 @@ const struct topic_config_def config_catalog_topics[] = {
     {"message.timestamp.type", CONFIG_TYPE_STRING, "CreateTime", CHECK_ONE_OF, 0, 0,
      timestamp_types, S("log.message.timestamp.type"), true},
     {"min.cleanable.dirty.ratio", CONFIG_TYPE_DOUBLE, "0.5", CHECK_RANGE, 0, 1, NULL,
-     S("log.cleaner.min.cleanable.ratio"), false},
+     S("log.cleaner.min.cleanable.ratio"), true},
     {"min.compaction.lag.ms", CONFIG_TYPE_LONG, "0", CHECK_RANGE, 0, I64, NULL,
-     S("log.cleaner.min.compaction.lag.ms"), false},
+     S("log.cleaner.min.compaction.lag.ms"), true},
     {"min.insync.replicas", CONFIG_TYPE_INT, "1", CHECK_RANGE, 1, I32, NULL,
      S("min.insync.replicas"), false},
     {"preallocate", CONFIG_TYPE_BOOLEAN, "false", CHECK_NONE, 0, 0, NULL, S("log.preallocate"),
@@ -170,14 +170,14 @@ const struct broker_key_def config_catalog_broker[] = {
     {"num.network.threads", INT, "3", DYN, NOFIELD, NULL},
     {"num.recovery.threads.per.data.dir", INT, "2", DYN, NOFIELD, NULL},
     {"num.replica.fetchers", INT, "1", DYN, I32F(num_replica_fetchers, 1, INT_MAX), NULL},
-    /* The log cleaner's reconfigurable keys (Kafka's LogCleaner): stored and reported; no
-     * compaction yet, so no effect (docs/CONFIG.md). */
-    {"log.cleaner.backoff.ms", LONG, "15000", DYN, NOFIELD, NULL},
-    {"log.cleaner.dedupe.buffer.size", LONG, "134217728", DYN, NOFIELD, NULL},
-    {"log.cleaner.io.buffer.load.factor", DOUBLE, "0.9", DYN, NOFIELD, NULL},
-    {"log.cleaner.io.buffer.size", INT, "524288", DYN, NOFIELD, NULL},
-    {"log.cleaner.io.max.bytes.per.second", DOUBLE, "1.7976931348623157E308", DYN, NOFIELD, NULL},
-    {"log.cleaner.threads", INT, "1", DYN, NOFIELD, NULL},
+    /* The log cleaner's reconfigurable keys (Kafka's CleanerConfig; a change restarts the
+     * cleaner threads, as Kafka's LogCleaner.reconfigure; broker/log_cleaner.c). */
+    {"log.cleaner.backoff.ms", LONG, "15000", DYN, I64F(log_cleaner.backoff_ms, 0, I64, 1), NULL},
+    {"log.cleaner.dedupe.buffer.size", LONG, "134217728", DYN, I64F(log_cleaner.dedupe_buffer_size, INT64_MIN, I64, 1), NULL},
+    {"log.cleaner.io.buffer.load.factor", DOUBLE, "0.9", DYN, SPECIAL, NULL},
+    {"log.cleaner.io.buffer.size", INT, "524288", DYN, I32F(log_cleaner.io_buffer_size, 0, INT_MAX), NULL},
+    {"log.cleaner.io.max.bytes.per.second", DOUBLE, "1.7976931348623157E308", DYN, SPECIAL, NULL},
+    {"log.cleaner.threads", INT, "1", DYN, I32F(log_cleaner.threads, 0, INT_MAX), NULL},
     /* Read-only: fixed when the broker starts. */
     {"advertised.listeners", STRING, NULL, RO, SPECIAL, NULL},
     {"auto.create.topics.enable", BOOLEAN, "true", RO, BOOLF(auto_create_topics), NULL},
@@ -185,6 +185,7 @@ const struct broker_key_def config_catalog_broker[] = {
     {"broker.id", INT, "-1", RO, I32F(node_id, -1, INT_MAX), NULL},
     {"broker.rack", STRING, NULL, RO, SPECIAL, NULL},
     {"controlled.shutdown.enable", BOOLEAN, "true", RO, BOOLF(controlled_shutdown_enable), NULL},
+    {"log.cleaner.enable", BOOLEAN, "true", RO, BOOLF(log_cleaner.enable), NULL},
     {"controlled.shutdown.max.retries", INT, "3", RO, I32F(controlled_shutdown_max_retries, INT_MIN, INT_MAX), NULL},
     {"controlled.shutdown.retry.backoff.ms", LONG, "5000", RO, I64F(controlled_shutdown_retry_backoff_ms, INT64_MIN, I64, 1), NULL},
     {"connections.max.idle.ms", LONG, "600000", RO, I64F(connections_max_idle_ms, -1, I64, 1), NULL},
@@ -213,6 +214,7 @@ const struct broker_key_def config_catalog_broker[] = {
     {"offsets.retention.minutes", INT, "10080", RO, I64F(offsets_retention_ms, 1, INT_MAX, 60000), NULL},
     {"offsets.topic.num.partitions", INT, "50", RO, I32F(offsets_topic_num_partitions, 1, 1000), NULL},
     {"offsets.topic.replication.factor", SHORT, "3", RO, SPECIAL, NULL},
+    {"offsets.topic.segment.bytes", INT, "104857600", RO, I32F(offsets_topic_segment_bytes, 1, INT_MAX), NULL},
     /* Followers (Kafka's ReplicationConfigs: the atLeast(0) ones ranged, the others not). */
     {"replica.fetch.backoff.ms", INT, "1000", RO, I32F(replica_fetch_backoff_ms, 0, INT_MAX), NULL},
     {"replica.fetch.max.bytes", INT, "1048576", RO, I32F(replica_fetch_max_bytes, 0, INT_MAX), NULL},
@@ -244,7 +246,6 @@ const struct broker_key_def config_catalog_broker[] = {
     {"zookeeper.connect", STRING, NULL, STARTUP, SPECIAL, NULL},
     {"zookeeper.connection.timeout.ms", INT, NULL, STARTUP, I32F(zookeeper_connection_timeout_ms, 1, INT_MAX), NULL},
     {"zookeeper.session.timeout.ms", INT, "18000", STARTUP, I32F(zookeeper_session_timeout_ms, 1, INT_MAX), NULL},
-    {"log.cleaner.enable", STRING, NULL, STARTUP, NOFIELD, NULL},
     {"queued.max.requests", STRING, NULL, STARTUP, NOFIELD, NULL},
     {"share.coordinator.state.topic.replication.factor", STRING, NULL, STARTUP, NOFIELD, NULL},
     {"share.coordinator.state.topic.min.isr", STRING, NULL, STARTUP, NOFIELD, NULL},
@@ -453,10 +454,23 @@ int config_catalog_check(const struct topic_config_def *def, const char *name, c
     return -1;
 }
 
-/* Whether a cleanup.policy list names compact (gregor has no log compaction yet). */
-static bool names_compact(const char *v)
+/* Whether a cleanup.policy list (already checked: items compact / delete) names item. */
+static bool policy_names(const char *v, const char *item)
 {
-    return strstr(v, "compact") != NULL;
+    size_t n = strlen(item);
+    for (const char *p = v; *p != '\0';) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        const char *s = p;
+        while (len > 0 && *s == ' ')
+            s++, len--;
+        while (len > 0 && s[len - 1] == ' ')
+            len--;
+        if (len == n && strncmp(s, item, n) == 0)
+            return true;
+        p = comma ? comma + 1 : p + strlen(p);
+    }
+    return false;
 }
 
 int config_catalog_topic_check(const char *name, const char *value, char *msg, size_t msglen)
@@ -468,11 +482,6 @@ int config_catalog_topic_check(const char *name, const char *value, char *msg, s
     }
     if (config_catalog_check(def, name, value, msg, msglen) != 0)
         return KERR_INVALID_CONFIG;
-    if (strcmp(name, "cleanup.policy") == 0 && names_compact(value)) {
-        snprintf(msg, msglen, "cleanup.policy=%s is not supported yet: gregor has no log "
-                 "compaction; only cleanup.policy=delete is accepted", value);
-        return KERR_INVALID_CONFIG;
-    }
     return KERR_NONE;
 }
 
@@ -506,10 +515,21 @@ void config_catalog_topic_apply(struct log_config *cfg, const struct topic_confi
     else if (strcmp(n, "message.timestamp.type") == 0)
         cfg->timestamp_type = strcmp(value, "LogAppendTime") == 0 ? LOG_TS_LOG_APPEND_TIME
                                                                   : LOG_TS_CREATE_TIME;
-    else if (strcmp(n, "cleanup.policy") == 0 && strstr(value, "delete") == NULL) {
-        /* Without delete nothing is removed for age or size (Kafka's LogConfig.delete). */
-        cfg->retention_ms = -1;
-        cfg->retention_bytes = -1;
+    else if (strcmp(n, "delete.retention.ms") == 0)
+        cfg->delete_retention_ms = x;
+    else if (strcmp(n, "min.compaction.lag.ms") == 0)
+        cfg->min_compaction_lag_ms = x;
+    else if (strcmp(n, "max.compaction.lag.ms") == 0)
+        cfg->max_compaction_lag_ms = x;
+    else if (strcmp(n, "min.cleanable.dirty.ratio") == 0)
+        cfg->min_cleanable_dirty_ratio = strtod(value, NULL);
+    else if (strcmp(n, "cleanup.policy") == 0) {
+        cfg->compact = policy_names(value, "compact");
+        if (!policy_names(value, "delete")) {
+            /* Without delete nothing is removed for age or size (Kafka's LogConfig.delete). */
+            cfg->retention_ms = -1;
+            cfg->retention_bytes = -1;
+        }
     }
 }
 

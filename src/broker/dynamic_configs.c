@@ -11,6 +11,7 @@
 #include "broker/config_catalog.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
+#include "broker/log_cleaner.h"
 #include "cluster/cluster.h"
 #include "cluster/znode.h"
 #include "common/logging.h"
@@ -191,6 +192,7 @@ static void apply(struct broker *b)
     b->cfg.max_connections_per_ip = c->max_connections_per_ip;
     bool fetchers_changed = b->cfg.num_replica_fetchers != c->num_replica_fetchers;
     b->cfg.num_replica_fetchers = c->num_replica_fetchers;
+    b->cfg.log_cleaner = c->log_cleaner;
     free(c);
     broker_log_defaults(b, &b->cfg.log);
     if (b->net != NULL)
@@ -198,6 +200,7 @@ static void apply(struct broker *b)
     topics_refresh_configs(b);
     if (fetchers_changed)
         broker_cluster_sync(b); /* the followed partitions move to their new fetchers */
+    log_cleaner_reconfigure(b);
 }
 
 int dynamic_configs_load(struct broker *b)
@@ -352,12 +355,10 @@ static int validate(const struct broker *b, const struct broker_props *p, char *
         if (config_catalog_check(check_as != NULL ? check_as : &typed, def->name, p->v[i].value,
                                  msg, msglen) != 0)
             e = KERR_INVALID_REQUEST;
-        else if (check_as != NULL && strcmp(def->name, "log.cleanup.policy") == 0 &&
-                 strstr(p->v[i].value, "compact") != NULL) {
-            snprintf(msg, msglen, "log.cleanup.policy=%s is not supported yet: gregor has no "
-                     "log compaction", p->v[i].value);
+        else if (broker_config_set(scratch, def->name, p->v[i].value, msg, msglen) != 0)
             e = KERR_INVALID_REQUEST;
-        } else if (broker_config_set(scratch, def->name, p->v[i].value, msg, msglen) != 0)
+        else if (strcmp(def->name, "log.cleaner.threads") == 0 &&
+                 log_cleaner_validate_threads(b, scratch->log_cleaner.threads, msg, msglen) != 0)
             e = KERR_INVALID_REQUEST;
     }
     free(scratch);

@@ -26,12 +26,11 @@
 /* Replay reads the log in chunks of this many bytes (at least one whole batch each). */
 #define REPLAY_CHUNK_BYTES (4 << 20)
 #define REPLAY_MAX_DECOMPRESSED (64u << 20)
-/* A partition is rewritten when its log holds more than this many records and more than
- * COMPACT_FACTOR times its live records. */
+/* A partition of a __consumer_offsets that is not compacted (made by a gregor before log
+ * compaction) is rewritten when its log holds more than this many records and more than
+ * COMPACT_FACTOR times its live records; a compacted one is left to the log cleaner. */
 #define COMPACT_MIN_RECORDS 10000
 #define COMPACT_FACTOR 4
-/* __consumer_offsets segments: small enough that dropped prefixes free disk soon. */
-#define OFFSETS_SEGMENT_BYTES "10485760"
 /* A cluster's loading: the most time one loop turn spends replaying, and how often a partition
  * whose local log is not open yet (its topic still being created here) is looked at again. */
 #define LOAD_TURN_BUDGET_MS 20
@@ -139,6 +138,8 @@ static void compact_fire(struct broker *b, void *arg);
 
 static void maybe_schedule_compaction(struct group_store *s, struct partition *p)
 {
+    if (p->topic->cfg.compact)
+        return;
     int64_t in_log = partition_log_end(p) - partition_log_start(p);
     int64_t live = gc_live_records(s->gc, p->index);
     if (in_log <= COMPACT_MIN_RECORDS || in_log <= COMPACT_FACTOR * live)
@@ -340,16 +341,19 @@ static int replay_partition(struct group_coordinator *gc, struct partition *p)
 
 /* The topic's own configs: offsets are kept until the coordinator tombstones them, never
  * dropped by time or size. */
+/* Kafka's GroupMetadataManager.offsetTopicConfigs: compacted (old commits and group records
+ * are cleaned, nothing is deleted for age or size), batches kept as written, segments of
+ * offsets.topic.segment.bytes. */
 #define OFFSETS_CONFIGS 3
-static void offsets_configs(struct topic_config_kv cfg[OFFSETS_CONFIGS])
+static void offsets_configs(const struct broker *b, struct topic_config_kv cfg[OFFSETS_CONFIGS])
 {
     memset(cfg, 0, sizeof(*cfg) * OFFSETS_CONFIGS);
-    snprintf(cfg[0].key, sizeof(cfg[0].key), "retention.ms");
-    snprintf(cfg[0].value, sizeof(cfg[0].value), "-1");
-    snprintf(cfg[1].key, sizeof(cfg[1].key), "retention.bytes");
-    snprintf(cfg[1].value, sizeof(cfg[1].value), "-1");
+    snprintf(cfg[0].key, sizeof(cfg[0].key), "cleanup.policy");
+    snprintf(cfg[0].value, sizeof(cfg[0].value), "compact");
+    snprintf(cfg[1].key, sizeof(cfg[1].key), "compression.type");
+    snprintf(cfg[1].value, sizeof(cfg[1].value), "producer");
     snprintf(cfg[2].key, sizeof(cfg[2].key), "segment.bytes");
-    snprintf(cfg[2].value, sizeof(cfg[2].value), OFFSETS_SEGMENT_BYTES);
+    snprintf(cfg[2].value, sizeof(cfg[2].value), "%d", b->cfg.offsets_topic_segment_bytes);
 }
 
 static struct topic *ensure_topic(struct broker *b)
@@ -358,7 +362,7 @@ static struct topic *ensure_topic(struct broker *b)
     if (t != NULL)
         return t;
     struct topic_config_kv cfg[OFFSETS_CONFIGS];
-    offsets_configs(cfg);
+    offsets_configs(b, cfg);
     char msg[256] = "";
     int e = topic_create(b, OFFSETS_TOPIC, b->cfg.offsets_topic_num_partitions, cfg,
                          OFFSETS_CONFIGS, &t, msg, sizeof(msg));
@@ -542,7 +546,7 @@ static void request_topic(struct broker *b, struct group_store *s)
     /* Its configs go to /config/topics/__consumer_offsets, so the leader that applies
      * them keeps what the coordinator needs (no retention by time or size). */
     struct topic_config_kv cfg[OFFSETS_CONFIGS];
-    offsets_configs(cfg);
+    offsets_configs(b, cfg);
     const char *keys[OFFSETS_CONFIGS], *values[OFFSETS_CONFIGS];
     for (int i = 0; i < OFFSETS_CONFIGS; i++) {
         keys[i] = cfg[i].key;
@@ -698,7 +702,7 @@ static void topic_configure(struct broker *b, struct topic *t)
     if (t->noverrides > 0)
         return;
     struct topic_config_kv cfg[OFFSETS_CONFIGS];
-    offsets_configs(cfg);
+    offsets_configs(b, cfg);
     if (topic_set_overrides(b, t, cfg, OFFSETS_CONFIGS) != KERR_NONE)
         LOG_WARN(STORE_WHO, "cannot set the configs of %s", OFFSETS_TOPIC);
 }

@@ -146,6 +146,81 @@ static bool not_enough_replicas(struct broker *b, struct request *r, struct topi
     return true;
 }
 
+/* Kafka's LogValidator on a compacted topic: every record needs a key; a batch holding one
+ * without is refused whole (INVALID_RECORD), each such record named in record_errors (the
+ * first KEYLESS_ERRORS_MAX of them) and the first three in the message, as Kafka's
+ * processRecordErrors. A batch that does not read back (size, CRC, records) is left to the
+ * append, which names its own error. */
+#define KEYLESS_ERRORS_MAX 4096
+static bool compacted_keyless(struct request *r, struct topic *t, int32_t index,
+                              const struct krecords *rec,
+                              struct produce_response_partition_produce_response *out)
+{
+    const uint8_t *batch = rec->ptr;
+    size_t len = rec->ptr != NULL ? (size_t)rec->len : 0;
+    uint8_t *converted = NULL;
+    int32_t nconv = 0;
+    if (batch != NULL && convert_is_legacy(batch, len) &&
+        (r->api_version > 2 ||
+         convert_legacy_to_batch(batch, len, CONVERT_UP_MAX, &converted, &len, &nconv) != KERR_NONE))
+        return false;
+    if (converted != NULL)
+        batch = converted;
+    struct batch_header h;
+    int32_t *bad = NULL, nbad = 0, nlisted = 0;
+    struct batch_record_iter it;
+    bool readable = batch != NULL && len >= BATCH_HEADER_SIZE;
+    if (readable) {
+        batch_header_decode(batch, &h);
+        readable = batch_total_size(&h) == (int64_t)len && batch_compute_crc(batch, len) == h.crc &&
+                   !(h.attributes & BATCH_ATTR_CONTROL) && h.records_count > 0;
+    }
+    if (readable && batch_records_open(&it, batch, len, BATCH_INFLATE_MAX) == KERR_NONE) {
+        struct batch_record rc;
+        int got;
+        int32_t cap = h.records_count < KEYLESS_ERRORS_MAX ? h.records_count : KEYLESS_ERRORS_MAX;
+        bad = malloc((size_t)cap * sizeof(*bad));
+        while (bad != NULL && (got = batch_records_next(&it, &rc)) == 1)
+            if (rc.key_len < 0) {
+                if (nlisted < cap)
+                    bad[nlisted++] = it.index - 1;
+                nbad++;
+            }
+        if (bad != NULL && got < 0)
+            nbad = 0; /* corrupt: the append refuses it */
+        batch_records_close(&it);
+    }
+    free(converted);
+    if (nbad == 0) {
+        free(bad);
+        return false;
+    }
+    char each[600], msg[2400];
+    snprintf(each, sizeof(each), "Compacted topic cannot accept message without key in topic "
+             "partition %s-%d.", t->name, index);
+    out->record_errors = request_alloc(r, (size_t)nlisted * sizeof(*out->record_errors));
+    char *each_copy = request_strdup(r, each);
+    int o = snprintf(msg, sizeof(msg), "One or more records have been rejected due to %d record "
+                     "errors in total, and only showing the first three errors at most: [", nbad);
+    for (int32_t i = 0; i < nlisted; i++) {
+        if (out->record_errors != NULL) {
+            out->record_errors[i].batch_index = bad[i];
+            out->record_errors[i].batch_index_error_message =
+                each_copy != NULL ? kstr_of(each_copy) : kstr_null();
+        }
+        if (i < 3 && o > 0 && (size_t)o < sizeof(msg))
+            o += snprintf(msg + o, sizeof(msg) - (size_t)o, "%sRecordError(batchIndex=%d, "
+                          "message='%s')", i ? ", " : "", bad[i], each);
+    }
+    if (o > 0 && (size_t)o < sizeof(msg))
+        snprintf(msg + o, sizeof(msg) - (size_t)o, "]");
+    out->n_record_errors = out->record_errors != NULL ? nlisted : 0;
+    char *copy = request_strdup(r, msg);
+    out->error_message = copy != NULL ? kstr_of(copy) : kstr_null();
+    free(bad);
+    return true;
+}
+
 /* Appends partition after partition from where the request stopped, until deadline_us (mono);
  * true once every partition is done. */
 static bool produce_run(struct broker *b, struct request *r, int64_t deadline_us)
@@ -190,6 +265,8 @@ static bool produce_run(struct broker *b, struct request *r, int64_t deadline_us
                 e = KERR_INVALID_TOPIC_EXCEPTION; /* only the coordinators write them, as Kafka */
             else if (req->acks == -1 && not_enough_replicas(b, r, t, t->partitions[pd->index], out))
                 e = KERR_NOT_ENOUGH_REPLICAS;
+            else if (t->cfg.compact && compacted_keyless(r, t, pd->index, &pd->records, out))
+                e = KERR_INVALID_RECORD;
             else {
                 p = t->partitions[pd->index];
                 e = append_partition(b, p, &pd->records, r->api_version, out, &end);

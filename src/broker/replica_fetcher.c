@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/log_cleaner.h"
 #include "broker/replica_fetcher.h"
 #include "common/errors.h"
 #include "common/logging.h"
@@ -264,6 +265,7 @@ static bool truncate_by_epoch(struct replica_fetcher *f, struct fetch_part *fp, 
                  ", completed=%s) due to leader epoch and offset EpochEndOffset(leaderEpoch=%d, "
                  "endOffset=%" PRId64 ")", fp->topic, fp->partition, to, done ? "true" : "false",
                  leader_epoch, leader_end);
+    log_cleaner_truncated(f->b, p, to);
     int e = partition_truncate_to(p, to);
     if (e != KERR_NONE) {
         LOG_LIMITED(LOG_LEVEL_ERROR, f->who, "Partition %s-%d: truncation to %" PRId64 " failed: %s",
@@ -285,6 +287,7 @@ static void restart_at(struct replica_fetcher *f, struct fetch_part *fp, struct 
              "starting at offset %" PRId64, fp->topic, fp->partition, partition_log_start(p),
              partition_log_end(p), leader_start);
     broker_commit_drain(f->b); /* no other thread is flushing the log while it is reopened */
+    log_cleaner_abort(f->b, p, true); /* nor cleaning it */
     int e = partition_truncate_fully(p, t->name, &t->cfg, leader_start);
     if (e != KERR_NONE) {
         LOG_LIMITED(LOG_LEVEL_ERROR, f->who, "Partition %s-%d: full truncation failed: %s",

@@ -17,6 +17,7 @@
 #include "broker/group_store.h"
 #include "broker/handlers.h"
 #include "broker/iowork.h"
+#include "broker/log_cleaner.h"
 #include "broker/producer_ids.h"
 #include "broker/replica_manager.h"
 #include "broker/syncer.h"
@@ -853,6 +854,8 @@ static void shutdown_broker(struct broker *b)
     /* The fetchers stop before the logs they append to close. */
     replica_manager_destroy(b->replicas);
     b->replicas = NULL;
+    /* The cleaner threads stop before the logs they clean close. */
+    log_cleaner_stop(b);
     /* Finish what is in flight: parked fetches answer now, acks=all waits for this flush. */
     waiters_fire(&b->waiters);
     waiters_expire(&b->waiters, WAITER_ON_APPEND);
@@ -971,6 +974,8 @@ struct broker *broker_open(const struct broker_config *cfg)
     loop_timer_add(b->loop, mono_ms() + b->cfg.log_flush_scheduler_interval_ms, periodic_flush, b);
     loop_timer_add(b->loop, mono_ms() + b->cfg.offset_checkpoint_interval_ms, periodic_checkpoint, b);
     loop_timer_add(b->loop, mono_ms() + IDLE_FD_SWEEP_MS, periodic_idle_fds, b);
+    if (log_cleaner_start(b) != 0)
+        LOG_ERROR(server_who, "the log cleaner did not start: compacted topics are not cleaned");
     /* The replica manager before the registration: the cluster's view arrives with it. */
     if (b->cluster != NULL && (b->replicas = replica_manager_create(b)) == NULL)
         return NULL;

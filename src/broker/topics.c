@@ -14,6 +14,7 @@
 #include "broker/config_catalog.h"
 #include "broker/handlers.h"
 #include "broker/iowork.h"
+#include "broker/log_cleaner.h"
 #include "broker/syncer.h"
 #include "common/logging.h"
 #include "common/util.h"
@@ -506,6 +507,7 @@ static void topic_partition_retire(struct broker *b, struct topic *t, int32_t i)
 {
     struct partition *p = t->partitions[i];
     GREGOR_ASSERT(p != NULL && i < t->unretired);
+    log_cleaner_abort(b, p, true); /* no clean of it goes on while its files go */
     t->partitions[i] = NULL;
     char to[1200];
     if (logdir_delete_dir_name(b->dirs[p->dir_index], t->name, i, to, sizeof(to)) != 0)

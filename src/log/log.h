@@ -25,6 +25,13 @@ struct log_config {
     int64_t flush_ms;             /* flush.ms, INT64_MAX = never by time */
     enum log_timestamp_type timestamp_type; /* message.timestamp.type */
     int64_t file_delete_delay_ms; /* file.delete.delay.ms, 60000 */
+    /* cleanup.policy naming compact, and the cleaner's per-topic keys (log/cleaner.h's
+     * struct cleaner_config, which the broker's cleaner threads take from here). */
+    bool compact;                 /* false: cleanup.policy=delete */
+    double min_cleanable_dirty_ratio; /* min.cleanable.dirty.ratio, 0.5 */
+    int64_t min_compaction_lag_ms;    /* min.compaction.lag.ms, 0 */
+    int64_t max_compaction_lag_ms;    /* max.compaction.lag.ms, INT64_MAX */
+    int64_t delete_retention_ms;      /* delete.retention.ms, 86400000 */
 };
 
 void log_config_defaults(struct log_config *cfg);

@@ -63,6 +63,11 @@ void log_config_defaults(struct log_config *cfg)
     cfg->flush_ms = INT64_MAX;
     cfg->timestamp_type = LOG_TS_CREATE_TIME;
     cfg->file_delete_delay_ms = 60000;
+    cfg->compact = false;
+    cfg->min_cleanable_dirty_ratio = 0.5;
+    cfg->min_compaction_lag_ms = 0;
+    cfg->max_compaction_lag_ms = INT64_MAX;
+    cfg->delete_retention_ms = 86400000;
 }
 
 static struct segment *active_seg(const struct plog *log) { return log->segs[log->nsegs - 1]; }

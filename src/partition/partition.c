@@ -632,3 +632,69 @@ int partition_diverging_epoch(const struct partition *p, int32_t last_fetched_ep
     }
     return KERR_NONE;
 }
+
+/* ---- log compaction ---- */
+
+static void clean_config(const struct log_config *cfg, struct cleaner_config *cc)
+{
+    cleaner_config_defaults(cc);
+    cc->min_cleanable_dirty_ratio = cfg->min_cleanable_dirty_ratio;
+    cc->min_compaction_lag_ms = cfg->min_compaction_lag_ms;
+    cc->max_compaction_lag_ms = cfg->max_compaction_lag_ms;
+    cc->delete_retention_ms = cfg->delete_retention_ms;
+}
+
+int partition_clean_prepare(const struct partition *p, const struct log_config *cfg,
+                            struct partition_clean_input *in)
+{
+    memset(in, 0, sizeof(*in));
+    in->high_watermark = p->high_watermark;
+    clean_config(cfg, &in->cc);
+    GREGOR_ASSERT(p->producers.count >= 0);
+    if (p->producers.count == 0)
+        return KERR_NONE;
+    in->producers = calloc((size_t)p->producers.count, sizeof(*in->producers));
+    if (in->producers == NULL)
+        return KERR_UNKNOWN_SERVER_ERROR;
+    for (const struct producer_entry *e = p->producers.head; e != NULL; e = e->next) {
+        if (e->n == 0)
+            continue;
+        GREGOR_ASSERT(in->nproducers < p->producers.count);
+        in->producers[in->nproducers].producer_id = e->producer_id;
+        in->producers[in->nproducers].last_data_offset = e->batches[e->n - 1].last_offset;
+        in->nproducers++;
+    }
+    return KERR_NONE;
+}
+
+void partition_clean_input_free(struct partition_clean_input *in)
+{
+    free(in->producers);
+    in->producers = NULL;
+    in->nproducers = 0;
+}
+
+void partition_clean_examine(struct partition *p, int64_t checkpoint, int64_t high_watermark,
+                             const struct log_config *cfg, int64_t now_ms,
+                             struct cleaner_dirty *out)
+{
+    struct cleaner_config cc;
+    clean_config(cfg, &cc);
+    cleaner_examine(p->log, checkpoint, high_watermark, &cc, now_ms, out);
+}
+
+int partition_clean(struct partition *p, int64_t checkpoint, const struct partition_clean_input *in,
+                    const struct cleaner_job *job, bool force, struct cleaner_dirty *d,
+                    struct cleaner_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    cleaner_examine(p->log, checkpoint, in->high_watermark, &in->cc, job->now_ms, d);
+    out->next_dirty_offset = d->first_dirty_offset;
+    if ((!d->needs_cleaning && !force) || d->cleanable_bytes == 0)
+        return KERR_NONE;
+    GREGOR_ASSERT(d->first_dirty_offset <= d->first_uncleanable_offset);
+    struct cleaner_job j = *job;
+    j.producers = in->producers;
+    j.nproducers = in->nproducers;
+    return cleaner_clean(p->log, d, &in->cc, &j, out);
+}

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "log/cleaner.h"
 #include "log/log.h"
 #include "log/producer_state.h"
 
@@ -191,5 +192,33 @@ int partition_diverging_epoch(const struct partition *p, int32_t last_fetched_ep
 /* The epoch cache file: Kafka's leader-epoch-checkpoint ("0\n<n>\n<epoch> <offset>\n..."). */
 int partition_epochs_write(const struct partition *p);
 int partition_epochs_read(struct partition *p);
+
+/* ---- log compaction (the broker's cleaner threads, broker/log_cleaner.c) ---- */
+
+/* What one clean of a partition needs from the loop thread, taken there and then used on a
+ * cleaner thread: the high watermark bounds what may be cleaned, and the last data batch of
+ * every producer the state knows is kept (Kafka's lastRecordsOfActiveProducers). */
+struct partition_clean_input {
+    int64_t high_watermark;
+    struct cleaner_config cc;          /* from the log config given */
+    struct cleaner_producer *producers; /* owned (malloc'ed), nproducers */
+    int nproducers;
+};
+/* Loop thread. KERR_NONE, or KERR_UNKNOWN_SERVER_ERROR when out of memory. */
+int partition_clean_prepare(const struct partition *p, const struct log_config *cfg,
+                            struct partition_clean_input *in);
+void partition_clean_input_free(struct partition_clean_input *in);
+/* How dirty the log is (cleaner_examine: under the log's lock, no I/O; any thread). */
+void partition_clean_examine(struct partition *p, int64_t checkpoint, int64_t high_watermark,
+                             const struct log_config *cfg, int64_t now_ms,
+                             struct cleaner_dirty *out);
+/* A cleaner thread: examines the log again from checkpoint and, when it needs cleaning (or
+ * force), runs one clean (cleaner_clean) with job; *d is the section it looked at. The
+ * partition must stay open meanwhile (the owner aborts through job->stop and waits before it
+ * closes or deletes it); appends, reads, retention and truncation go on. Returns as
+ * cleaner_clean, and KERR_NONE with out->groups 0 when there was nothing to clean. */
+int partition_clean(struct partition *p, int64_t checkpoint, const struct partition_clean_input *in,
+                    const struct cleaner_job *job, bool force, struct cleaner_dirty *d,
+                    struct cleaner_result *out);
 
 #endif

@@ -210,9 +210,10 @@ def test_incremental_append_subtract_on_lists(broker):
     assert (got.value, got.source) == ("", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
     _incremental(a, name, ("cleanup.policy", "delete", AlterConfigOpType.APPEND)).result(15)
     assert _describe(a, name)["cleanup.policy"].value == "delete"
-    # Compaction is not there yet: appending it is refused as setting it is.
-    err = _error(_incremental(a, name, ("cleanup.policy", "compact", AlterConfigOpType.APPEND)))
-    assert err.code() == INVALID_CONFIG
+    # APPEND of compact gives delete,compact (log compaction, issue 17).
+    _incremental(a, name, ("cleanup.policy", "compact", AlterConfigOpType.APPEND)).result(15)
+    assert _describe(a, name)["cleanup.policy"].value == "delete,compact"
+    _incremental(a, name, ("cleanup.policy", "compact", AlterConfigOpType.SUBTRACT)).result(15)
     err = _error(_incremental(a, name, ("retention.ms", "5", AlterConfigOpType.APPEND)))
     assert err.code() == INVALID_CONFIG
     assert err.str() == "Can't APPEND to key retention.ms because its type is not LIST."
