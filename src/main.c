@@ -73,7 +73,7 @@ static int cmd_serve(int argc, char **argv)
                 return 1;
             }
             *eq = '\0';
-            if (broker_config_set(&cfg, kv, eq + 1, err, sizeof(err)) != 0) {
+            if (broker_config_set_static(&cfg, kv, eq + 1, err, sizeof(err)) != 0) {
                 LOG_ERROR("KafkaServer", "%s", err);
                 return 1;
             }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "broker/replication_quota.h"
 #include "broker/waiters.h"
 #include "common/arena.h"
 #include "log/log.h"
@@ -109,6 +110,10 @@ struct broker_config {
     int32_t replica_fetch_response_max_bytes; /* a Fetch's max bytes (10 MiB) */
     int32_t replica_fetch_backoff_ms;    /* after a partition's error (1000) */
     int32_t replica_socket_timeout_ms;   /* a replica request's timeout (30000) */
+    /* KIP-73 replication quotas (broker/replication_quota.c): bytes/s, dynamic only
+     * (/config/brokers/<id>, else <default>); REPLICATION_QUOTA_NONE when unset. */
+    int64_t leader_replication_throttled_rate;
+    int64_t follower_replication_throttled_rate;
     /* KIP-392: broker.rack (registered, reported, used by the rack-aware assignment; empty:
      * none) and replica.selector.class (RackAwareReplicaSelector; else Kafka's default
      * LeaderSelector: consumers read from leaders only). */
@@ -140,6 +145,10 @@ void broker_config_defaults(struct broker_config *cfg);
  * unknown key when strict). Kafka keys with no meaning here are accepted with a log line. */
 int broker_config_set(struct broker_config *cfg, const char *key, const char *value, char *err,
                       size_t errlen);
+/* The same for server.properties and --override: the dynamic-only quota keys are logged and
+ * left out (Kafka's KafkaConfig does not know them). */
+int broker_config_set_static(struct broker_config *cfg, const char *key, const char *value,
+                             char *err, size_t errlen);
 /* Loads a Java-properties file. */
 int broker_config_load_file(struct broker_config *cfg, const char *path, char *err, size_t errlen);
 /* Checks cross-key rules (e.g. replication factor > 1 on one node). */
@@ -290,6 +299,9 @@ struct broker {
     bool replica_ticking, replica_hw_ticking; /* replica.c's periodic work started */
     struct cluster_isr_write *isr_writes; /* replica.c's ISR writes in flight (owned) */
     struct log_cleaner *cleaner;     /* compaction threads (log_cleaner.c); NULL before start */
+    /* KIP-73: the bytes this broker sent to (leader) and fetched for (follower) throttled
+     * replicas, against leader/follower.replication.throttled.rate (replication_quota.c). */
+    struct replication_quota quota_leader, quota_follower;
     bool stopping;
     struct controlled_shutdown *shutdown_ctl; /* SIGTERM's controlled shutdown under way */
     int64_t started_ms;

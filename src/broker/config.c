@@ -64,6 +64,8 @@ void broker_config_defaults(struct broker_config *c)
     c->zookeeper_session_timeout_ms = 18000;
     c->zookeeper_connection_timeout_ms = -1;
     c->num_replica_fetchers = 1;
+    c->leader_replication_throttled_rate = REPLICATION_QUOTA_NONE;
+    c->follower_replication_throttled_rate = REPLICATION_QUOTA_NONE;
     c->replica_fetch_wait_max_ms = 500;
     c->replica_fetch_min_bytes = 1;
     c->replica_fetch_max_bytes = 1048576;
@@ -420,6 +422,18 @@ int broker_config_set(struct broker_config *c, const char *key, const char *valu
     return rc;
 }
 
+int broker_config_set_static(struct broker_config *c, const char *key, const char *value,
+                             char *err, size_t errlen)
+{
+    const struct broker_key_def *def = config_catalog_broker_key_any(key);
+    if (def != NULL && def->mode == BROKER_KEY_QUOTA) {
+        /* Not a KafkaConfig key: Kafka's broker logs it and applies only the dynamic one. */
+        LOG_WARN(WHO, "The configuration '%s' was supplied but isn't a known config.", key);
+        return 0;
+    }
+    return broker_config_set(c, key, value, err, errlen);
+}
+
 int broker_config_load_file(struct broker_config *c, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
@@ -453,7 +467,7 @@ int broker_config_load_file(struct broker_config *c, const char *path, char *err
             key[--kl] = '\0';
         while (isspace((unsigned char)*val))
             val++;
-        if (broker_config_set(c, key, val, err, errlen) < 0) {
+        if (broker_config_set_static(c, key, val, err, errlen) < 0) {
             rc = -1;
             break;
         }

@@ -102,6 +102,7 @@ const int config_catalog_ntopics = sizeof(config_catalog_topics) / sizeof(config
 #define RO BROKER_KEY_READ_ONLY
 #define DYN BROKER_KEY_DYNAMIC
 #define STARTUP BROKER_KEY_STARTUP
+#define QUOTA BROKER_KEY_QUOTA
 #define BOOLEAN CONFIG_TYPE_BOOLEAN
 #define STRING CONFIG_TYPE_STRING
 #define INT CONFIG_TYPE_INT
@@ -170,6 +171,12 @@ const struct broker_key_def config_catalog_broker[] = {
     {"num.network.threads", INT, "3", DYN, NOFIELD, NULL},
     {"num.recovery.threads.per.data.dir", INT, "2", DYN, NOFIELD, NULL},
     {"num.replica.fetchers", INT, "1", DYN, I32F(num_replica_fetchers, 1, INT_MAX), NULL},
+    /* KIP-73 replication quotas (QuotaConfigs.brokerQuotaConfigs: LONG, at least 0, default
+     * Long.MAX_VALUE, which no KafkaConfig describes); broker/replication_quota.c. Moving
+     * replicas between log dirs is not done here: that rate is kept, with no effect. */
+    {"follower.replication.throttled.rate", LONG, NULL, QUOTA, I64F(follower_replication_throttled_rate, 0, I64, 1), NULL},
+    {"leader.replication.throttled.rate", LONG, NULL, QUOTA, I64F(leader_replication_throttled_rate, 0, I64, 1), NULL},
+    {"replica.alter.log.dirs.io.max.bytes.per.second", LONG, NULL, QUOTA, NOFIELD, NULL},
     /* The log cleaner's reconfigurable keys (Kafka's CleanerConfig; a change restarts the
      * cleaner threads, as Kafka's LogCleaner.reconfigure; broker/log_cleaner.c). */
     {"log.cleaner.backoff.ms", LONG, "15000", DYN, I64F(log_cleaner.backoff_ms, 0, I64, 1), NULL},

@@ -59,6 +59,10 @@ struct topic_config_def {
 #define BROKER_KEY_STARTUP 2            /* server.properties only: not in DescribeConfigs,
                                          * not alterable (gregor's own, or a Kafka key that has
                                          * no meaning here and is not described yet) */
+#define BROKER_KEY_QUOTA 3              /* Kafka's DynamicConfig.Broker quota keys: set per
+                                         * broker or cluster-wide only (server.properties does
+                                         * not know them), described only when set, and then
+                                         * read-only as Kafka 3.9 reports them */
 
 /* Where server.properties / --override puts a broker key's value. */
 enum broker_key_store {
@@ -75,7 +79,7 @@ struct broker_key_def {
     const char *name;
     enum config_type type;              /* as DescribeConfigs reports it */
     const char *default_value;          /* Kafka's, as DescribeConfigs shows it; NULL: none */
-    int mode;                           /* BROKER_KEY_READ_ONLY / _DYNAMIC / _STARTUP */
+    int mode;                           /* BROKER_KEY_READ_ONLY / _DYNAMIC / _STARTUP / _QUOTA */
     enum broker_key_store store;
     size_t offset;                      /* BROKER_STORE_I32/I64/BOOL: into struct broker_config */
     int64_t min, max;                   /* BROKER_STORE_I32/I64: accepted range, in the key's unit */

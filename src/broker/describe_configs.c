@@ -151,13 +151,17 @@ static int describe_broker(struct broker *b, struct request *r, bool include_syn
             source = CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER;
         } else {
             v = broker_key_value(b, def->name, &source);
+            if (v == NULL && def->mode == BROKER_KEY_QUOTA)
+                continue; /* Kafka lists them from its dynamic configs only */
             if (v == NULL)
                 v = broker_unset_value(b, def, buf, sizeof(buf));
         }
         config_out *c = &configs[k++];
         c->name = kstr_of(def->name);
         c->value = v ? kstr_of(request_strdup(r, v)) : kstr_null();
-        c->read_only = def->mode == BROKER_KEY_READ_ONLY;
+        /* Kafka 3.9's readOnly is "not in DynamicBrokerConfig.AllDynamicConfigs": true for
+         * the quota keys, though AlterConfigs takes them. */
+        c->read_only = def->mode == BROKER_KEY_READ_ONLY || def->mode == BROKER_KEY_QUOTA;
         c->config_source = (int8_t)source;
         c->is_default = source == CONFIG_SOURCE_DEFAULT; /* v0 says only this */
         c->is_sensitive = false;

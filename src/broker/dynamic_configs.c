@@ -174,7 +174,7 @@ static int save(const struct broker *b, const struct broker_props *dyn_broker,
 
 /* Recomputes the broker's config from static + cluster default + per-broker and applies what
  * changes without restart: the log defaults of every topic without an override, the
- * connection limits and the number of replica fetchers. */
+ * connection limits, the number of replica fetchers and the replication throttle rates. */
 static void apply(struct broker *b)
 {
     struct broker_config *c = malloc(sizeof(*c));
@@ -193,6 +193,10 @@ static void apply(struct broker *b)
     bool fetchers_changed = b->cfg.num_replica_fetchers != c->num_replica_fetchers;
     b->cfg.num_replica_fetchers = c->num_replica_fetchers;
     b->cfg.log_cleaner = c->log_cleaner;
+    /* Kafka's BrokerConfigHandler: this broker's value, else the cluster default's, else
+     * none; the rates now measured stay (ReplicationQuotaManager.updateQuota). */
+    b->cfg.leader_replication_throttled_rate = c->leader_replication_throttled_rate;
+    b->cfg.follower_replication_throttled_rate = c->follower_replication_throttled_rate;
     free(c);
     broker_log_defaults(b, &b->cfg.log);
     if (b->net != NULL)
@@ -532,7 +536,7 @@ static void props_collect(void *arg, const char *key, const char *value)
 {
     struct props_collect *c = arg;
     const struct broker_key_def *def = config_catalog_broker_key(key);
-    if (def == NULL || def->mode != BROKER_KEY_DYNAMIC) {
+    if (def == NULL || (def->mode != BROKER_KEY_DYNAMIC && def->mode != BROKER_KEY_QUOTA)) {
         LOG_WARN(WHO, "%s: %.64s is not a dynamic broker config gregor has: ignored", c->who,
                  key);
         return;

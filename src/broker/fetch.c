@@ -203,6 +203,8 @@ static int64_t follower_prepare(struct broker *b, struct topic *t, struct partit
                                 const struct fetch_plan *plan, const struct fetch_item *it,
                                 struct fetch_response_partition_data *out);
 static bool replica_here(struct broker *b, struct kstr topic, int32_t partition);
+static bool leader_throttles(struct broker *b, const struct topic *t, int32_t partition,
+                             const struct partition *p, int32_t replica_id);
 static int32_t preferred_read_replica(struct broker *b, const struct partition *p,
                                       struct kstr rack, int64_t fetch_offset);
 static int64_t read_partition(struct partition *p, const struct fetch_item *it, bool to_log_end,
@@ -250,6 +252,8 @@ static int64_t fetch_partition(struct broker *b, struct request *r, const struct
     }
     if (plan->replica_id >= 0) {
         int64_t ready = follower_prepare(b, t, p, plan, it, out);
+        if (ready > 0 && leader_throttles(b, t, it->partition, p, plan->replica_id))
+            return 0; /* Kafka's checkFetchDataInfo: no records, no error */
         return ready <= 0 ? ready : read_partition(p, it, true, budget, total, out);
     }
     struct fetch_request *req = r->body;
@@ -282,6 +286,45 @@ static int64_t fetch_partition(struct broker *b, struct request *r, const struct
      * and up to the log end: nothing, no error; past the log end: OFFSET_OUT_OF_RANGE (Kafka's
      * LocalLog.read, on a leader or a follower alike). */
     return read_partition(p, it, false, budget, total, out);
+}
+
+/* ReplicaManager.shouldLeaderThrottle (KIP-73): a follower not in the ISR, of a partition
+ * listed for this broker in leader.replication.throttled.replicas, while the leader quota is
+ * over. Its fetch gets no records (and waits as one with nothing to read). */
+static bool leader_throttles(struct broker *b, const struct topic *t, int32_t partition,
+                             const struct partition *p, int32_t replica_id)
+{
+    for (int i = 0; i < p->repl.ncommitted; i++)
+        if (p->repl.committed[i] == replica_id)
+            return false;
+    return replication_quota_throttled(b, t, partition, true) &&
+           replication_quota_over(b, true, mono_ms());
+}
+
+/* KafkaApis.sizeOfThrottledPartitions: a follower's answer counts the records of its
+ * throttled partitions, in sync or not, against the leader quota (the response's fixed
+ * fields left out). */
+static void fetch_record_throttled(struct broker *b, struct request *r)
+{
+    const struct fetch_plan *plan = r->state;
+    const struct fetch_response *resp = r->resp;
+    if (plan->replica_id < 0)
+        return;
+    int64_t bytes = 0;
+    for (int32_t i = 0; i < resp->n_responses; i++) {
+        const struct fetch_response_fetchable_topic_response *tr = &resp->responses[i];
+        struct topic *t = NULL;
+        for (int32_t j = 0; j < tr->n_partitions; j++) {
+            if (tr->partitions[j].records.len <= 0)
+                continue;
+            if (t == NULL && (t = topic_find_name(b, tr->topic)) == NULL)
+                break;
+            if (replication_quota_throttled(b, t, tr->partitions[j].partition_index, true))
+                bytes += tr->partitions[j].records.len;
+        }
+    }
+    if (bytes > 0)
+        replication_quota_record(&b->quota_leader, bytes, mono_ms());
 }
 
 /* This broker holds an assigned replica of the partition (in the cluster's view, and open). */
@@ -608,6 +651,7 @@ enum request_status handle_fetch(struct broker *b, struct request *r)
         if (r->api_version <= 3)
             fetch_down_convert(b, r);
         fetch_commit(b, r);
+        fetch_record_throttled(b, r);
         return REQUEST_DONE;
     }
     /* Not enough yet: park until an append (or a follower's fetch moving the high watermark)
@@ -627,6 +671,7 @@ static void fetch_answer(struct broker *b, struct request *r)
     if (r->api_version <= 3)
         fetch_down_convert(b, r);
     fetch_commit(b, r);
+    fetch_record_throttled(b, r);
     request_finish(r);
 }
 

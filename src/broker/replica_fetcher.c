@@ -10,6 +10,7 @@
 #include "broker/broker.h"
 #include "broker/log_cleaner.h"
 #include "broker/replica_fetcher.h"
+#include "broker/replication_quota.h"
 #include "common/errors.h"
 #include "common/logging.h"
 #include "common/util.h"
@@ -33,6 +34,9 @@ struct fetch_part {
     int64_t sent_offset;       /* the fetch offset sent (the log end then) */
     bool answered;             /* a Fetch answered without error in this leader epoch */
     int quick_retries;         /* replica_fetcher_retry_ms's, in this leader epoch */
+    int64_t lag;               /* the leader's high watermark minus our log end after the last
+                                * fetch that appended (or the first); -1: none yet */
+    bool throttled;            /* left out of the next Fetch (KIP-73, fetcher_kick) */
 };
 
 enum call_kind { CALL_EPOCHS, CALL_FETCH };
@@ -216,6 +220,7 @@ int replica_fetcher_add(struct replica_fetcher *f, const char *topic, const uint
     fp->leader_epoch = leader_epoch;
     fp->truncating = true;
     fp->marked = true;
+    fp->lag = -1;
     LOG_INFO(f->who, "Added partition %s-%d to the fetcher of broker %d at %s:%d (leader epoch %d)",
              topic, partition, f->leader_id, f->host, f->port, leader_epoch);
     fetcher_kick(f);
@@ -480,7 +485,7 @@ static void send_fetch(struct replica_fetcher *f, int64_t now)
     const char *last = NULL;
     for (int i = 0; i < f->nparts; i++) {
         struct fetch_part *fp = &f->parts[i];
-        if (fp->truncating || fp->delayed_until > now)
+        if (fp->truncating || fp->delayed_until > now || fp->throttled)
             continue;
         struct partition *p = part_local(f, fp, NULL);
         if (p == NULL) {
@@ -619,6 +624,15 @@ static void fetched_partition(struct replica_fetcher *f, struct fetch_part *fp,
     }
     if (n > 0)
         broker_mark_dirty(f->b, p);
+    /* Kafka's fetch state lag, moved by a fetch that appended (or the first): the replica is
+     * in sync, never throttled, once it holds the leader's high watermark. */
+    if (n > 0 || fp->lag < 0) {
+        int64_t lag = pd->high_watermark - partition_log_end(p);
+        fp->lag = lag > 0 ? lag : 0;
+    }
+    /* In sync or not, a throttled partition's bytes count (ReplicaFetcherThread). */
+    if (pd->records.len > 0 && replication_quota_throttled(f->b, t, fp->partition, false))
+        replication_quota_record(&f->b->quota_follower, pd->records.len, mono_ms());
     int64_t hw_before = partition_high_watermark(p);
     int e = partition_follow_leader_marks(p, pd->high_watermark, pd->log_start_offset);
     if (partition_high_watermark(p) != hw_before)
@@ -703,6 +717,17 @@ static void on_response(void *arg, const struct client_response *resp)
 
 /* ---- scheduling ---- */
 
+/* RemoteLeaderEndPoint.shouldFollowerThrottle: a replica not in sync, listed in the topic's
+ * follower.replication.throttled.replicas for this broker, while the follower quota is over. */
+static bool fetch_throttled(struct replica_fetcher *f, const struct fetch_part *fp, int64_t now)
+{
+    struct topic *t = NULL;
+    if (fp->lag == 0 || part_local(f, fp, &t) == NULL)
+        return false;
+    return replication_quota_throttled(f->b, t, fp->partition, false) &&
+           replication_quota_over(f->b, false, now);
+}
+
 static void fetcher_timer(struct broker *b, void *arg)
 {
     (void)b;
@@ -721,17 +746,27 @@ static void fetcher_kick(struct replica_fetcher *f)
     if (f->call != NULL || f->b->stopping || f->b->shutdown_ctl != NULL)
         return;
     int64_t now = mono_ms(), next = INT64_MAX;
-    int ntrunc = 0, nfetch = 0;
+    int ntrunc = 0, nfetch = 0, nthrottled = 0;
     for (int i = 0; i < f->nparts; i++) {
-        const struct fetch_part *fp = &f->parts[i];
+        struct fetch_part *fp = &f->parts[i];
+        fp->throttled = false;
         if (fp->delayed_until > now) {
             next = fp->delayed_until < next ? fp->delayed_until : next;
             continue;
         }
-        if (fp->truncating)
+        if (fp->truncating) {
             ntrunc++;
-        else
+        } else if (fetch_throttled(f, fp, now)) {
+            fp->throttled = true;
+            nthrottled++;
+        } else {
             nfetch++;
+        }
+    }
+    if (ntrunc == 0 && nfetch == 0 && nthrottled > 0) {
+        /* Kafka's fetcher with nothing to send waits replica.fetch.backoff.ms. */
+        int64_t at = now + f->b->cfg.replica_fetch_backoff_ms;
+        next = at < next ? at : next;
     }
     if (ntrunc > 0) {
         send_epochs(f, now);
