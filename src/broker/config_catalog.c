@@ -489,7 +489,18 @@ int config_catalog_topic_check(const char *name, const char *value, char *msg, s
     }
     if (config_catalog_check(def, name, value, msg, msglen) != 0)
         return KERR_INVALID_CONFIG;
+    if (strlen(value) >= sizeof(((struct topic_config_kv *)0)->value))
+        return config_catalog_too_long(name, value, msg, msglen);
     return KERR_NONE;
+}
+
+int config_catalog_too_long(const char *name, const char *value, char *msg, size_t msglen)
+{
+    /* Refused rather than cut: a cut throttled-replicas list would name other replicas. */
+    snprintf(msg, msglen, "Invalid value %.32s... for configuration %s: gregor keeps topic config "
+             "values of at most %zu bytes (this one has %zu)", value, name,
+             sizeof(((struct topic_config_kv *)0)->value) - 1, strlen(value));
+    return KERR_INVALID_CONFIG;
 }
 
 void config_catalog_topic_apply(struct log_config *cfg, const struct topic_config_def *def,

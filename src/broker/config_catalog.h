@@ -111,6 +111,8 @@ int config_catalog_check(const struct topic_config_def *def, const char *reporte
 /* A topic config key and value as CreateTopics / AlterConfigs take them: KERR_NONE, or
  * KERR_INVALID_CONFIG with Kafka's message (unknown name, bad value, compaction refused). */
 int config_catalog_topic_check(const char *name, const char *value, char *msg, size_t msglen);
+/* KERR_INVALID_CONFIG: value is longer than a topic override keeps (struct topic_config_kv). */
+int config_catalog_too_long(const char *name, const char *value, char *msg, size_t msglen);
 /* Sets what an already checked value means for the log (implemented keys only). */
 void config_catalog_topic_apply(struct log_config *cfg, const struct topic_config_def *def,
                                 const char *value);

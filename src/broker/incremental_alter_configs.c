@@ -93,6 +93,8 @@ static int apply_ops(struct broker *b, const struct topic_config_kv *have, int n
         }
         char value[sizeof(kv[0].value)];
         if (c->config_operation == OP_SET) {
+            if (strlen(c->value.ptr) >= sizeof(value))
+                return config_catalog_too_long(c->name.ptr, c->value.ptr, msg, msglen);
             snprintf(value, sizeof(value), "%s", c->value.ptr);
         } else {
             int e = list_op(b, at >= 0 ? &kv[at] : NULL, c, value, sizeof(value), msg, msglen);

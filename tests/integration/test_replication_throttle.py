@@ -29,6 +29,7 @@ TOOL = os.path.join(ROOT, "bin", "kafka-reassign-partitions.sh")
 IDS = (1, 2, 3)
 RATE = 1000000           # bytes/s
 DATA = 20 * 1000 * 1000  # bytes in the partition
+INVALID_CONFIG = 40
 INVALID_REQUEST = 42
 RATE_KEYS = ("leader.replication.throttled.rate", "follower.replication.throttled.rate")
 
@@ -237,3 +238,30 @@ def test_rate_keys_checked_and_cluster_wide(cluster):
         alter_broker(admin, 2, ("follower.replication.throttled.rate", None,
                                 AlterConfigOpType.DELETE)).result(30)
         assert alter_default(cluster[0], "follower.replication.throttled.rate", 1, None)[0] == 0
+
+
+def test_throttled_replicas_too_long_refused_not_cut(cluster):
+    """A list longer than a topic override keeps (255 bytes) is refused whole: cut, it would
+    throttle other replicas ("...,85:1" cut to "...,85:"; "12:34" to "12:3")."""
+    admin = AdminClient({"bootstrap.servers": bootstrap(cluster)})
+    topic = "thr-long"
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(60)
+    fits = ",".join("%d:1" % p for p in range(50))
+    assert len(fits) < 256
+    alter_topic(admin, topic, leader_replication_throttled_replicas=fits)
+    long_list = ",".join("%d:1" % p for p in range(100))
+    assert len(long_list) > 256
+    for op in ("incremental", "alter"):
+        with pytest.raises(KafkaException) as e:
+            if op == "incremental":
+                alter_topic(admin, topic, leader_replication_throttled_replicas=long_list)
+            else:
+                res = ConfigResource(ConfigResource.Type.TOPIC, topic, set_config={
+                    "leader.replication.throttled.replicas": long_list})
+                admin.alter_configs([res])[res].result(30)
+        err = e.value.args[0]
+        assert err.code() == INVALID_CONFIG, (op, err)
+        assert "leader.replication.throttled.replicas" in err.str() and \
+            "at most 255 bytes (this one has %d)" % len(long_list) in err.str(), (op, err.str())
+    got = describe(admin, ConfigResource.Type.TOPIC, topic)
+    assert got["leader.replication.throttled.replicas"].value == fits
