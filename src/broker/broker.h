@@ -114,6 +114,7 @@ struct broker_config {
      * (/config/brokers/<id>, else <default>); REPLICATION_QUOTA_NONE when unset. */
     int64_t leader_replication_throttled_rate;
     int64_t follower_replication_throttled_rate;
+    int64_t replica_alter_log_dirs_io_max_bytes_per_second; /* kept: no moves between dirs */
     /* KIP-392: broker.rack (registered, reported, used by the rack-aware assignment; empty:
      * none) and replica.selector.class (RackAwareReplicaSelector; else Kafka's default
      * LeaderSelector: consumers read from leaders only). */

@@ -66,6 +66,7 @@ void broker_config_defaults(struct broker_config *c)
     c->num_replica_fetchers = 1;
     c->leader_replication_throttled_rate = REPLICATION_QUOTA_NONE;
     c->follower_replication_throttled_rate = REPLICATION_QUOTA_NONE;
+    c->replica_alter_log_dirs_io_max_bytes_per_second = REPLICATION_QUOTA_NONE;
     c->replica_fetch_wait_max_ms = 500;
     c->replica_fetch_min_bytes = 1;
     c->replica_fetch_max_bytes = 1048576;

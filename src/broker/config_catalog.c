@@ -176,7 +176,7 @@ const struct broker_key_def config_catalog_broker[] = {
      * replicas between log dirs is not done here: that rate is kept, with no effect. */
     {"follower.replication.throttled.rate", LONG, NULL, QUOTA, I64F(follower_replication_throttled_rate, 0, I64, 1), NULL},
     {"leader.replication.throttled.rate", LONG, NULL, QUOTA, I64F(leader_replication_throttled_rate, 0, I64, 1), NULL},
-    {"replica.alter.log.dirs.io.max.bytes.per.second", LONG, NULL, QUOTA, NOFIELD, NULL},
+    {"replica.alter.log.dirs.io.max.bytes.per.second", LONG, NULL, QUOTA, I64F(replica_alter_log_dirs_io_max_bytes_per_second, 0, I64, 1), NULL},
     /* The log cleaner's reconfigurable keys (Kafka's CleanerConfig; a change restarts the
      * cleaner threads, as Kafka's LogCleaner.reconfigure; broker/log_cleaner.c). */
     {"log.cleaner.backoff.ms", LONG, "15000", DYN, I64F(log_cleaner.backoff_ms, 0, I64, 1), NULL},
