@@ -1,0 +1,351 @@
+"""Kafka Connect 4.2 in distributed mode (connect-runtime with the file source and sink connectors,
+tests/connect) against gregor (issue 17): the worker creates its three internal topics compacted,
+a FileStreamSource copies a file into a topic and a FileStreamSink copies the topic into another
+file; the worker is stopped (SIGTERM: nothing re-read; kill -9: at-least-once, only the lines after
+the last offset commit again), restarted, and resumes from the offsets it stored in gregor, also
+after the broker's cleaner has compacted the offsets and config topics.
+
+The worker's classpath (tests/connect/target/connect-libs) is copied by Maven once per session
+(`make test-deps` does it beforehand). Skipped only when `java` or `mvn` is missing."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource
+
+from conftest import ROOT, Broker, free_port
+from zk_fixture import wait_until
+
+CONNECT_DIR = os.path.join(ROOT, "tests", "connect")
+LIBS = os.path.join(CONNECT_DIR, "target", "connect-libs")
+JAVA = shutil.which("java")
+MVN = shutil.which("mvn")
+
+CONFIGS, OFFSETS, STATUS = "connect-configs", "connect-offsets", "connect-status"
+SOURCE, SINK = "file-source", "file-sink"
+LINES = 300            # lines appended per step (bounded: the sink waits for each one)
+
+
+@pytest.fixture(scope="session")
+def connect_libs():
+    if not JAVA or not MVN:
+        pytest.fail("java and mvn are required for Kafka Connect (missing: %s; make test-deps installs them)"
+                    % ", ".join(n for n, p in (("java", JAVA), ("mvn", MVN)) if not p))
+    p = subprocess.run([MVN, "-q", "-B", "-f", os.path.join(CONNECT_DIR, "pom.xml"), "package"],
+                       capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0 and os.path.exists(os.path.join(LIBS, "connect-runtime-4.2.0.jar")), \
+        "mvn package of tests/connect failed (%s):\n%s\n%s" % (p.returncode, p.stdout[-6000:], p.stderr[-6000:])
+    return LIBS
+
+
+class ConnectWorker:
+    """One ConnectDistributed process on a worker.properties of its own; REST on a free port."""
+
+    def __init__(self, libs, workdir, bootstrap, flush_ms=1000, extra=None):
+        self.libs = libs
+        self.workdir = workdir
+        self.port = free_port()
+        self.props = {
+            "bootstrap.servers": bootstrap,
+            "group.id": "connect-cluster",
+            "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+            "value.converter": "org.apache.kafka.connect.storage.StringConverter",
+            "config.storage.topic": CONFIGS,
+            "offset.storage.topic": OFFSETS,
+            "status.storage.topic": STATUS,
+            "config.storage.replication.factor": "1",
+            "offset.storage.replication.factor": "1",
+            "status.storage.replication.factor": "1",
+            "offset.flush.interval.ms": str(flush_ms),
+            "listeners": "http://127.0.0.1:%d" % self.port,
+            "plugin.discovery": "service_load",
+            # One worker restarting: its tasks are not held for a returning member (5 min by
+            # default), and a sink consumer killed with -9 leaves its group within 10 s.
+            "scheduled.rebalance.max.delay.ms": "1000",
+            "consumer.session.timeout.ms": "10000",
+        }
+        self.props.update(extra or {})
+        self.proc = None
+        self.runs = 0
+        self.log_path = None
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def start(self, timeout=120):
+        self.runs += 1
+        props = os.path.join(self.workdir, "worker.properties")
+        with open(props, "w") as f:
+            f.writelines("%s=%s\n" % kv for kv in self.props.items())
+        self.log_path = os.path.join(self.workdir, "worker-%d.log" % self.runs)
+        cp = ":".join(sorted(os.path.join(self.libs, j) for j in os.listdir(self.libs) if j.endswith(".jar")))
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen([JAVA, "-Xmx512m", "-cp", cp,
+                                          "org.apache.kafka.connect.cli.ConnectDistributed", props],
+                                         stdout=log, stderr=subprocess.STDOUT)
+        # The REST server answers before the herder has joined its group and read the config
+        # topic; GET /connectors only succeeds after both.
+        wait_until(lambda: self._alive() and self.rest("GET", "/connectors") is not None, timeout,
+                   interval=0.5, what="the Connect worker's REST API (log %s)" % self.log_path)
+        return self
+
+    def _alive(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("Connect worker exited %s:\n%s" % (self.proc.returncode, self.log()))
+        return True
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")[-6000:]
+
+    def rest(self, method, path, body=None):
+        req = urllib.request.Request(self.url + path, method=method,
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            data = r.read()
+            return json.loads(data) if data else {}
+
+    def stop(self, timeout=60):
+        """SIGTERM: Connect's shutdown hook stops the tasks and commits their offsets."""
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout)
+        assert "Kafka Connect stopped" in self.log(), self.log()
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait(30)
+
+    def close(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+
+def _running(worker, name, timeout=90):
+    def ok():
+        try:
+            s = worker.rest("GET", "/connectors/%s/status" % name)
+        except urllib.error.HTTPError:
+            return False
+        return (s["connector"]["state"] == "RUNNING" and s["tasks"]
+                and all(t["state"] == "RUNNING" for t in s["tasks"]))
+    wait_until(lambda: worker._alive() and ok(), timeout, interval=0.5, what="%s RUNNING" % name)
+
+
+def _connectors(worker, source_file, sink_file, topic):
+    worker.rest("POST", "/connectors", {"name": SOURCE, "config": {
+        "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
+        "file": source_file, "topic": topic, "tasks.max": "1"}})
+    worker.rest("POST", "/connectors", {"name": SINK, "config": {
+        "connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector",
+        "file": sink_file, "topics": topic, "tasks.max": "1"}})
+    _running(worker, SOURCE)
+    _running(worker, SINK)
+
+
+class SourceFile:
+    """The source file and the lines appended to it; line i ends at byte ends[i]."""
+
+    def __init__(self, path):
+        self.path = path
+        self.lines = []
+        self.ends = []
+        self.tag = uuid.uuid4().hex[:6]
+        open(path, "w").close()
+
+    def append(self, n):
+        new = ["line-%s-%06d" % (self.tag, len(self.lines) + i) for i in range(n)]
+        with open(self.path, "a") as f:
+            for line in new:
+                f.write(line + "\n")
+                self.ends.append((self.ends[-1] if self.ends else 0) + len(line) + 1)
+        self.lines += new
+
+    def lines_before(self, position):
+        """How many lines end at or before byte position (a FileStreamSource offset)."""
+        assert position == 0 or position in self.ends, position
+        return self.ends.index(position) + 1 if position else 0
+
+
+def _sink_lines(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return f.read().splitlines()
+
+
+def _wait_sink(path, want, timeout=120):
+    wait_until(lambda: _sink_lines(path) == want or len(_sink_lines(path)) > len(want), timeout,
+               interval=0.3, what="the sink file's %d lines" % len(want))
+    got = _sink_lines(path)
+    assert got == want, _first_difference(got, want)
+
+
+def _first_difference(got, want):
+    for i, (g, w) in enumerate(zip(got, want)):
+        if g != w:
+            return "line %d: %r != %r (got %d lines, want %d)" % (i, g, w, len(got), len(want))
+    return "got %d lines, want %d" % (len(got), len(want))
+
+
+def _consumer(b):
+    return Consumer({"bootstrap.servers": b.bootstrap, "group.id": "reader-" + uuid.uuid4().hex[:8],
+                     "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+
+
+def _read_topic(b, topic, timeout=60):
+    """Every record of every partition, from the start to the end offsets seen at the call:
+    {partition: [(offset, key, value)]}."""
+    c = _consumer(b)
+    try:
+        parts = sorted(c.list_topics(topic, timeout=10).topics[topic].partitions)
+        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in parts}
+        want = {p: hi for p, (lo, hi) in ends.items() if hi > lo}
+        c.assign([TopicPartition(topic, p, 0) for p in want])
+        out = {p: [] for p in parts}
+        deadline = time.time() + timeout
+        while want and time.time() < deadline:
+            m = c.poll(0.5)
+            if m is None or m.error():
+                continue
+            out[m.partition()].append((m.offset(), m.key(), m.value()))
+            if m.offset() >= want[m.partition()] - 1:
+                want.pop(m.partition())
+        assert not want, "partitions not read to their end: %r" % want
+        return out
+    finally:
+        c.close()
+
+
+def _topic_values(b, topic):
+    return [v.decode() for _, _, v in _read_topic(b, topic)[0]]
+
+
+def _source_position(b, src):
+    """The FileStreamSource's committed position: the latest value of its key in the offsets
+    topic (Connect's KafkaOffsetBackingStore reads it the same way at start), or 0."""
+    key = json.dumps([SOURCE, {"filename": src.path}], separators=(",", ":")).encode()
+    latest = None
+    for records in _read_topic(b, OFFSETS).values():
+        for _, k, v in records:
+            if k == key:
+                latest = v
+    return json.loads(latest)["position"] if latest else 0
+
+
+def _sink_committed(b, topic):
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "connect-" + SINK, "enable.auto.commit": False})
+    try:
+        [tp] = c.committed([TopicPartition(topic, 0)], timeout=10)
+        return max(tp.offset, 0)
+    finally:
+        c.close()
+
+
+def _topic_configs(b, name):
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    res = ConfigResource(ConfigResource.Type.TOPIC, name)
+    return {k: e.value for k, e in a.describe_configs([res])[res].result(15).items()}
+
+
+@pytest.fixture
+def setup(tmp_path, connect_libs):
+    """A broker, a worker (not started) and the source/sink files; the broker must exit 0."""
+    made = {}
+
+    def make(flush_ms=1000, broker_overrides=None, worker_extra=None):
+        b = Broker(str(tmp_path / "data"), overrides=broker_overrides).start()
+        made["broker"] = b
+        w = ConnectWorker(connect_libs, str(tmp_path), b.bootstrap, flush_ms, worker_extra)
+        made["worker"] = w
+        return b, w, SourceFile(str(tmp_path / "source.txt")), str(tmp_path / "sink.txt")
+    yield make
+    if "worker" in made:
+        made["worker"].close()
+    if "broker" in made:
+        b = made["broker"]
+        alive = b.alive()
+        rc = b.stop()
+        assert alive, "broker died during the test:\n" + b.log()
+        assert rc == 0, "broker exited %s:\n%s" % (rc, b.log())
+
+
+def test_connect_copies_a_file_and_resumes_after_sigterm(setup):
+    b, w, src, sink = setup()
+    topic = "lines-" + uuid.uuid4().hex[:6]
+    w.start()
+    # The worker created its three internal topics compacted (Connect refuses to run on an
+    # internal topic that is not cleanup.policy=compact), with its default partition counts.
+    for name, parts in ((CONFIGS, 1), (OFFSETS, 25), (STATUS, 5)):
+        assert _topic_configs(b, name)["cleanup.policy"] == "compact", name
+        assert len(_consumer(b).list_topics(name, timeout=10).topics[name].partitions) == parts, name
+    _connectors(w, src.path, sink, topic)
+    src.append(LINES)
+    _wait_sink(sink, src.lines)
+
+    w.stop()
+    committed = src.lines_before(_source_position(b, src))
+    assert committed == LINES, "a clean stop commits the source's last position"
+    src.append(LINES)
+    w.start()
+    _running(w, SOURCE)
+    _running(w, SINK)
+    src.append(LINES)
+    _wait_sink(sink, src.lines)
+    # Nothing re-read: the topic holds every line once, in order.
+    assert _topic_values(b, topic) == src.lines
+    w.stop()
+
+
+def test_connect_kill9_is_at_least_once(setup):
+    b, w, src, sink = setup()
+    topic = "lines-" + uuid.uuid4().hex[:6]
+    w.start()
+    _connectors(w, src.path, sink, topic)
+    src.append(LINES)
+    _wait_sink(sink, src.lines)
+    w.stop()                                   # commits LINES lines (checked in the test above)
+
+    # Offsets commit once a minute now: the lines copied in the second run stay uncommitted.
+    w.props["offset.flush.interval.ms"] = "60000"
+    w.start()
+    _running(w, SOURCE)
+    _running(w, SINK)
+    src.append(LINES)
+    _wait_sink(sink, src.lines)
+    w.kill9()
+    before_kill = _sink_lines(sink)
+    position = _source_position(b, src)
+    replay_from = src.lines_before(position)
+    sink_from = _sink_committed(b, topic)
+    assert LINES <= replay_from < 2 * LINES, \
+        "the kill must leave uncommitted lines: committed through line %d of %d" % (replay_from, 2 * LINES)
+    assert LINES <= sink_from <= 2 * LINES, sink_from
+
+    src.append(LINES)
+    w.props["offset.flush.interval.ms"] = "1000"
+    w.start()
+    _running(w, SOURCE)
+    _running(w, SINK)
+    # The source re-reads exactly from its last committed position: the topic holds every line,
+    # and again only the uncommitted ones.
+    want_topic = src.lines[:2 * LINES] + src.lines[replay_from:]
+    wait_until(lambda: len(_topic_values(b, topic)) >= len(want_topic), 120, interval=0.5,
+               what="the topic's %d records" % len(want_topic))
+    got_topic = _topic_values(b, topic)
+    assert got_topic == want_topic, _first_difference(got_topic, want_topic)
+    # The sink re-delivers from its group's committed offset: the file is what it held at the
+    # kill, then the topic again from that offset.
+    _wait_sink(sink, before_kill + want_topic[sink_from:])
+    assert set(_sink_lines(sink)) == set(src.lines)
+    w.stop()
