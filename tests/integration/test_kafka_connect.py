@@ -81,7 +81,7 @@ class ConnectWorker:
     def url(self):
         return "http://127.0.0.1:%d" % self.port
 
-    def start(self, timeout=120):
+    def start(self, timeout=120, ready=True):
         self.runs += 1
         props = os.path.join(self.workdir, "worker.properties")
         with open(props, "w") as f:
@@ -89,19 +89,27 @@ class ConnectWorker:
         self.log_path = os.path.join(self.workdir, "worker-%d.log" % self.runs)
         cp = ":".join(sorted(os.path.join(self.libs, j) for j in os.listdir(self.libs) if j.endswith(".jar")))
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen([JAVA, "-Xmx512m", "-cp", cp,
+            self.proc = subprocess.Popen([JAVA, "-Xmx512m", "-Dorg.slf4j.simpleLogger.showDateTime=true",
+                                          "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS", "-cp", cp,
                                           "org.apache.kafka.connect.cli.ConnectDistributed", props],
                                          stdout=log, stderr=subprocess.STDOUT)
+        if not ready:
+            return self
         # The REST server answers before the herder has joined its group and read the config
         # topic; GET /connectors only succeeds after both.
-        wait_until(lambda: self._alive() and self.rest("GET", "/connectors") is not None, timeout,
-                   interval=0.5, what="the Connect worker's REST API (log %s)" % self.log_path)
+        self.wait(lambda: self.rest("GET", "/connectors") is not None, timeout, "its REST API")
         return self
 
-    def _alive(self):
-        if self.proc.poll() is not None:
+    def wait(self, pred, timeout, what):
+        """wait_until(pred), failing at once when the worker exits meanwhile."""
+        def alive_and():
+            if self.proc.poll() is not None:
+                return "exited"
+            return pred()
+        got = wait_until(alive_and, timeout, interval=0.5, what="%s (worker log %s)" % (what, self.log_path))
+        if got == "exited":
             raise AssertionError("Connect worker exited %s:\n%s" % (self.proc.returncode, self.log()))
-        return True
+        return got
 
     def log(self):
         with open(self.log_path, "rb") as f:
@@ -139,7 +147,7 @@ def _running(worker, name, timeout=90):
             return False
         return (s["connector"]["state"] == "RUNNING" and s["tasks"]
                 and all(t["state"] == "RUNNING" for t in s["tasks"]))
-    wait_until(lambda: worker._alive() and ok(), timeout, interval=0.5, what="%s RUNNING" % name)
+    worker.wait(ok, timeout, "%s RUNNING" % name)
 
 
 def _connectors(worker, source_file, sink_file, topic):
@@ -586,3 +594,21 @@ def test_followers_add_partitions_while_a_fetch_is_in_flight(tmp_path):
         for b in brokers:
             b.stop()
         zk.stop()
+
+
+@pytest.mark.parametrize("policy", ["delete", "compact,delete"])
+def test_connect_refuses_an_offsets_topic_not_compacted(setup, policy):
+    """Connect reads each internal topic's cleanup.policy back (DescribeConfigs) and refuses to
+    run on one that may delete its records: gregor must report the policy the topic has."""
+    from confluent_kafka.admin import NewTopic
+    b, w, _, _ = setup()
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    a.create_topics([NewTopic(OFFSETS, 5, 1, config={"cleanup.policy": policy})])[OFFSETS].result(15)
+    assert _topic_configs(b, OFFSETS)["cleanup.policy"] == policy
+    w.start(ready=False)
+    refusal = "Topic '%s' supplied via the 'offset.storage.topic' property is required to have " \
+              "'cleanup.policy=compact'" % OFFSETS
+    # Its herder thread stops on the refusal (the process exits some 30 s later).
+    wait_until(lambda: refusal in open(w.log_path, errors="replace").read(), 120, interval=0.5,
+               what="Connect's refusal of the offsets topic")
+    assert "Uncaught exception in herder work thread, exiting" in open(w.log_path, errors="replace").read()
