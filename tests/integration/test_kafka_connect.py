@@ -423,10 +423,10 @@ def test_connect_resumes_from_compacted_offsets_and_configs(setup):
     # The cleaner keeps the latest position only (the active segment is never cleaned: one more
     # at most), and the source connector's latest config; both partitions are checkpointed.
     offsets_key = json.dumps([SOURCE, {"filename": src.path}], separators=(",", ":")).encode()
-    part, kept, _, _ = wait_until(lambda: (lambda r: r if len(r[1]) <= 2 else None)(
+    part, _, _, _ = wait_until(lambda: (lambda r: r if len(r[1]) <= 2 else None)(
         _key_records(b, OFFSETS, offsets_key)), 90, interval=0.5, what="the offsets topic cleaned")
     assert _cleaner_checkpoint(b).get((OFFSETS, part), 0) > 0
-    _, kept_configs, records, span = wait_until(lambda: (lambda r: r if len(r[1]) <= 2 else None)(
+    _, _, records, span = wait_until(lambda: (lambda r: r if len(r[1]) <= 2 else None)(
         _key_records(b, CONFIGS, b"connector-" + SOURCE.encode())), 90, interval=0.5,
         what="the config topic cleaned")
     assert records < span, "no offsets removed from the config topic"
