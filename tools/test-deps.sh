@@ -5,7 +5,8 @@
 #     libzookeeper-mt-dev), nftables (the chaos runs' network partitions);
 #   - a virtualenv at .venv with tests/requirements.txt (pytest, kafka-python 2.0.2,
 #     confluent-kafka, beautifulsoup4), so nothing is pip-installed into the system Python;
-#   - the Java client check (tests/java, Maven), kafkajs 2.2.4 (tests/js, npm ci) and the
+#   - the Java client check (tests/java, Maven), Kafka Connect's worker classpath (tests/connect,
+#     Maven: connect-runtime, connect-file, connect-json 4.2.0), kafkajs 2.2.4 (tests/js, npm ci) and the
 #     franz-go modules (tests/go, go mod download).
 # Each step runs only when its result is missing or stale. A step that fails stops the run with
 # what failed: a client suite that cannot be installed is a failure, never a skip.
@@ -48,6 +49,13 @@ jar=tests/java/target/gregor-client-check.jar
 if ! [ -f "$jar" ] || [ -n "$(find tests/java/pom.xml tests/java/src -newer "$jar" -print -quit)" ]; then
     say "Java client check (mvn package in tests/java)"
     mvn -q -B -f tests/java/pom.xml package -DskipTests || die "mvn package in tests/java"
+fi
+
+connect_libs=tests/connect/target/connect-libs
+if ! [ -f "$connect_libs/connect-runtime-4.2.0.jar" ] || ! cmp -s tests/connect/pom.xml "$connect_libs/.pom"; then
+    say "Kafka Connect worker classpath (mvn package in tests/connect)"
+    mvn -q -B -f tests/connect/pom.xml package || die "mvn package in tests/connect"
+    cp tests/connect/pom.xml "$connect_libs/.pom"
 fi
 
 if ! [ -f tests/js/node_modules/kafkajs/package.json ] \

@@ -320,6 +320,20 @@ static void call_free(struct fetcher_call *c)
     free(c);
 }
 
+/* A topic name owned by the call, never borrowed from f->parts: the client encodes the body
+ * once its connection is ready and the answer (by topic id, Fetch v13+) is matched against it
+ * later, while replica_fetcher_add / _remove grow (realloc) and shift that array. */
+static bool call_topic_name(struct fetcher_call *c, const char *topic, struct kstr *out)
+{
+    size_t n = strlen(topic);
+    GREGOR_ASSERT(n <= TOPIC_NAME_MAX);
+    char *copy = arena_strndup(&c->arena, topic, n);
+    if (copy == NULL)
+        return false;
+    *out = (struct kstr){copy, (int32_t)n};
+    return true;
+}
+
 static void on_response(void *arg, const struct client_response *resp);
 
 /* Sends c's body; on a refusal every partition in it waits the back-off. */
@@ -397,10 +411,13 @@ static void send_epochs(struct replica_fetcher *f, int64_t now)
             continue;
         }
         if (last == NULL || strcmp(last, fp->topic) != 0) {
+            struct kstr name;
+            if (!call_topic_name(c, fp->topic, &name))
+                break; /* the arena's bound: the rest asks next time */
             nt++;
             GREGOR_ASSERT(nt < ntopics);
             offset_for_leader_epoch_request_offset_for_leader_topic_set_defaults(&ts[nt]);
-            ts[nt].topic = (struct kstr){fp->topic, (int32_t)strlen(fp->topic)};
+            ts[nt].topic = name;
             ts[nt].partitions = &ps[np];
         }
         last = fp->topic;
@@ -493,10 +510,13 @@ static void send_fetch(struct replica_fetcher *f, int64_t now)
             continue;
         }
         if (last == NULL || strcmp(last, fp->topic) != 0) {
+            struct kstr name;
+            if (!call_topic_name(c, fp->topic, &name))
+                break; /* the arena's bound: the rest fetches next time */
             nt++;
             GREGOR_ASSERT(nt < ntopics);
             fetch_request_fetch_topic_set_defaults(&ts[nt]);
-            ts[nt].topic = (struct kstr){fp->topic, (int32_t)strlen(fp->topic)};
+            ts[nt].topic = name;
             memcpy(ts[nt].topic_id.b, fp->id, 16);
             ts[nt].partitions = &ps[np];
         }
