@@ -24,6 +24,7 @@ Per system and run:
 
 usage: python3 bench/compaction.py [--runs 2] [--dirty-mb 500] [--keys 20000] [--value-size 1000]
        [--rate 1000] [--rate-size 512] [--quiet-seconds 8] [--warmup-seconds 5] [--systems gregor,kafka]
+       [--gregor-override k=v ...]
        [--out bench/results] [--table RESULT_JSON]
 Writes bench/results/<stamp>-compaction.json and prints the Markdown table of BENCHMARKS.md.
 """
@@ -46,6 +47,7 @@ GREGOR = os.environ.get("GREGOR_BIN", os.path.join(ROOT, "build", "gregor"))
 HARNESS = os.path.join(ROOT, "tests", "kafka_harness", "kafka.sh")
 SEGMENT = 16 << 20
 BACKOFF_MS = 200
+GREGOR_OVERRIDES = []   # --gregor-override k=v (e.g. log.cleaner.io.max.bytes.per.second)
 
 
 def free_port_pair():
@@ -82,6 +84,8 @@ class Gregor:
         args = [GREGOR, "serve", "--override", "listeners=PLAINTEXT://127.0.0.1:%d" % self.port,
                 "--override", "log.dirs=" + self.data_dir,
                 "--override", "log.cleaner.backoff.ms=%d" % BACKOFF_MS]
+        for kv in GREGOR_OVERRIDES:
+            args += ["--override", kv]
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 30
@@ -373,7 +377,10 @@ def main():
     ap.add_argument("--systems", default="gregor,kafka")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--table")
+    ap.add_argument("--gregor-override", action="append", default=[],
+                    help="k=v for gregor serve (repeatable)")
     args = ap.parse_args()
+    GREGOR_OVERRIDES.extend(args.gregor_override)
     if args.table:
         print(table(json.load(open(args.table))))
         return
