@@ -1,15 +1,19 @@
 """Compaction side by side with Apache Kafka 4.x (issue 17): the same keyed workload (overwrites,
 tombstones, every codec, idempotent and plain producers, headers) goes to a compacted topic on
 gregor and on a single-node Kafka started by tests/kafka_harness/kafka.sh, both set to clean
-quickly; once both cleaner-offset-checkpoint files pass the workload, a consumer from the
-beginning must see the same live records (offset, key, value, headers) on both, and after
-delete.retention.ms and a second clean no tombstone on either.
+quickly; every record carries the same explicit timestamp on both (so segment rolls, batches
+and time indexes can match). Once both cleaner-offset-checkpoint files pass the workload, a
+consumer from the beginning must see the same live records (offset, key, value, headers,
+timestamp) on both, and after delete.retention.ms and a second clean no tombstone on either.
 
 Then the segments both ways: Kafka's DumpLogSegments (--deep-iteration --print-data-log) reads
 gregor's cleaned segments without complaint and shows the records the consumer saw, and
 `gregor dump-log` prints the same lines for them; Kafka's cleaned partition directory copied into
 a gregor log dir is served by gregor with Kafka's records, and `gregor dump-log` prints what
-DumpLogSegments prints for Kafka's own segments.
+DumpLogSegments prints for Kafka's own segments. Kafka's index checks pass on gregor's cleaned
+indexes, and batch by batch (offsets, counts, sequences, empty producer batches, delete
+horizons, codecs) and index by index (offset index offsets, time index entries) the two
+cleaners left the same segments.
 
 The jars are part of the test: without java/mvn or the jars it fails, never skips."""
 import glob
@@ -30,7 +34,7 @@ from test_kafka_migration import two_free_ports
 HARNESS = os.path.join(ROOT, "tests", "kafka_harness", "kafka.sh")
 TOPIC = "kcompare"
 SEGMENT = 1048576            # Kafka 4.x's smallest segment.bytes
-SEGMENT_MS = 1500            # rolls the segment under the workload when the marker comes
+SEGMENT_MS = 1500            # a marker timestamped this much later rolls the segment
 RETENTION_MS = 3000          # delete.retention.ms: tombstones live this long after a clean
 KEYS = 300
 PER_CODEC = 900              # records per codec phase: ~4 MB in all, several segments
@@ -64,17 +68,20 @@ def workload(seed, n_per_codec):
     return phases
 
 
-def produce(bootstrap, phases, first_offset):
+def produce(bootstrap, phases, first_offset, ts_base):
     """Each phase through its own producer (so its batches carry its codec), one after the
-    other; every delivery must succeed at the next offset (the same offsets on both brokers)."""
+    other; every delivery must succeed at the next offset (the same offsets on both brokers).
+    The record at offset o has timestamp ts_base + o: the same batches, segment rolls and time
+    indexes on both brokers."""
     offset = first_offset
     for codec, idem, recs in phases:
         p = Producer({"bootstrap.servers": bootstrap, "compression.type": codec, "acks": "all",
                       "enable.idempotence": idem, "linger.ms": 500, "batch.num.messages": 50,
                       "max.in.flight.requests.per.connection": 5 if idem else 1})
         got = []
-        for k, v, h in recs:
+        for i, (k, v, h) in enumerate(recs):
             p.produce(TOPIC, key=k, value=v, headers=h, partition=0,
+                      timestamp=ts_base + offset + i,
                       on_delivery=lambda e, m: got.append((e, m.offset())))
             p.poll(0)
         assert p.flush(60) == 0
@@ -85,7 +92,7 @@ def produce(bootstrap, phases, first_offset):
 
 
 def read_view(bootstrap):
-    """Every record from the start to the end: [(offset, key, value, headers)]."""
+    """Every record from the start to the end: [(offset, key, value, headers, timestamp)]."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "kcompare-%d" % time.time_ns(),
                   "enable.auto.commit": False, "check.crcs": True})
     try:
@@ -96,7 +103,7 @@ def read_view(bootstrap):
         while (not out or out[-1][0] < hi - 1) and time.time() < deadline:
             for m in c.consume(1000, 1.0):
                 assert m.error() is None, m.error()
-                out.append((m.offset(), m.key(), m.value(), m.headers()))
+                out.append((m.offset(), m.key(), m.value(), m.headers(), m.timestamp()[1]))
         assert out and out[-1][0] == hi - 1, "read %d records up to %s, end %d" % (
             len(out), out[-1][0] if out else None, hi)
         return lo, out
@@ -128,7 +135,7 @@ def wait_until(cond, timeout, what):
 
 
 def expected_view(records, horizon_passed):
-    """Compaction's answer from the produced records [(offset, key, value, headers)], the last
+    """Compaction's answer from the produced records [(offset, key, value, headers, ts)], the last
     of them alone in the active segment (never cleaned, so not in the offset map either): the
     latest record of each key at its offset, a tombstone only while its horizon has not passed,
     then the last record."""
@@ -172,17 +179,17 @@ class KafkaNode:
         s = self.harness("stop", timeout=120)
         return s.returncode
 
-    def dump(self, files):
-        """kafka.tools.DumpLogSegments --deep-iteration --print-data-log over files."""
-        r = self.harness("run-class", "kafka.tools.DumpLogSegments", "--deep-iteration",
-                         "--print-data-log", "--files", ",".join(files))
+    def dump(self, files, flags=("--deep-iteration", "--print-data-log")):
+        """kafka.tools.DumpLogSegments over files."""
+        r = self.harness("run-class", "kafka.tools.DumpLogSegments", *flags,
+                         "--files", ",".join(files))
         err = "\n".join(line for line in r.stderr.splitlines() if not line.startswith("SLF4J"))
         return r.returncode, r.stdout, err
 
 
-def gregor_dump(files):
-    r = subprocess.run([GREGOR, "dump-log", "--deep-iteration", "--print-data-log", "--files",
-                        ",".join(files)], capture_output=True, text=True, timeout=300)
+def gregor_dump(files, flags=("--deep-iteration", "--print-data-log")):
+    r = subprocess.run([GREGOR, "dump-log"] + list(flags) + ["--files", ",".join(files)],
+                       capture_output=True, text=True, timeout=300)
     return r.returncode, r.stdout, r.stderr.strip()
 
 
@@ -232,6 +239,30 @@ def segment_files(part_dir):
     return sorted(glob.glob(os.path.join(part_dir, "*.log")))
 
 
+def index_files(part_dir):
+    """The indexes of the inactive (cleaned) segments: an active segment's are preallocated
+    while its broker runs (Kafka's own too), so no tool reads them as a closed index."""
+    active = os.path.basename(segment_files(part_dir)[-1])[:-len(".log")]
+    return sorted(f for f in glob.glob(os.path.join(part_dir, "*.index")) +
+                  glob.glob(os.path.join(part_dir, "*.timeindex"))
+                  if not os.path.basename(f).startswith(active + "."))
+
+
+def index_entries(out):
+    """A plain dump of index files: {file name: entries}; offset index entries as offsets only
+    (positions follow the compressed sizes, which differ), time index entries whole."""
+    got, cur = {}, None
+    for line in out.splitlines():
+        if line.startswith("Dumping "):
+            cur = os.path.basename(line.split(" ", 1)[1])
+            got[cur] = []
+        elif line.startswith("offset: ") and cur is not None:
+            got[cur].append(line.split(" position: ")[0])
+        elif line.startswith("timestamp: ") and cur is not None:
+            got[cur].append(line)
+    return got
+
+
 @pytest.fixture(scope="module")
 def compacted(tmp_path_factory):
     """Both brokers after the workload, one clean, delete.retention.ms and a second clean."""
@@ -245,21 +276,24 @@ def compacted(tmp_path_factory):
             admin = AdminClient({"bootstrap.servers": bootstrap})
             admin.create_topics([NewTopic(TOPIC, 1, 1, config=TOPIC_CONFIG)])[TOPIC].result(60)
         phases = workload(17, PER_CODEC)
+        # A minute ago, so every timestamp (markers included) stays within Kafka's bounds.
+        ts_base = int(time.time() * 1000) - 60000
         produced = []
         o = 0
         for _, _, recs in phases:
             for k, v, h in recs:
-                produced.append((o, k, v, h))
+                produced.append((o, k, v, h, ts_base + o))
                 o += 1
         ends = {}
         for name, (bootstrap, _) in brokers.items():
-            ends[name] = produce(bootstrap, phases, 0)
-        # segment.ms later the marker rolls a segment on each: the workload is all cleanable.
-        time.sleep(SEGMENT_MS / 1000 + 0.5)
+            ends[name] = produce(bootstrap, phases, 0, ts_base)
+        # A marker stamped 3 x segment.ms later rolls a segment on each (the roll compares
+        # record timestamps): the workload is all cleanable, the marker alone is active.
+        ts_base += 3 * SEGMENT_MS
         marker = [("none", False, [(b"end", b"1", None)])]
         for name, (bootstrap, _) in brokers.items():
-            assert produce(bootstrap, marker, ends[name]) == ends[name] + 1
-        produced.append((ends["gregor"], b"end", b"1", None))
+            assert produce(bootstrap, marker, ends[name], ts_base) == ends[name] + 1
+        produced.append((ends["gregor"], b"end", b"1", None, ts_base + ends["gregor"]))
         for name, (_, data_dir) in brokers.items():
             wait_until(lambda: checkpoint(data_dir) >= ends[name], 120,
                        "%s's cleaner-offset-checkpoint to pass offset %d" % (name, ends[name]))
@@ -272,15 +306,15 @@ def compacted(tmp_path_factory):
                 for c, i, recs in more]
         o = ends["gregor"] + 1
         for k, v, h in more[0][2]:
-            produced.append((o, k, v, h))
+            produced.append((o, k, v, h, ts_base + o))
             o += 1
         for name, (bootstrap, _) in brokers.items():
-            ends[name] = produce(bootstrap, more, ends[name] + 1)
-        time.sleep(SEGMENT_MS / 1000 + 0.5)
+            ends[name] = produce(bootstrap, more, ends[name] + 1, ts_base)
+        ts_base += 3 * SEGMENT_MS
         marker = [("none", False, [(b"end", b"2", None)])]
         for name, (bootstrap, _) in brokers.items():
-            produce(bootstrap, marker, ends[name])
-        produced.append((o, b"end", b"2", None))
+            produce(bootstrap, marker, ends[name], ts_base)
+        produced.append((o, b"end", b"2", None, ts_base + o))
         for name, (_, data_dir) in brokers.items():
             wait_until(lambda: checkpoint(data_dir) >= ends[name], 120,
                        "%s's second clean past offset %d" % (name, ends[name]))
@@ -291,6 +325,7 @@ def compacted(tmp_path_factory):
         s = State()
         s.kafka, s.gregor, s.first, s.second, s.produced = kafka, gregor, first, second, produced
         s.gregor_dump_out = None
+        s.gregor_index_entries = None
         yield s
     finally:
         rc = gregor.stop()
@@ -307,14 +342,14 @@ def test_same_view_after_cleaning(compacted):
     assert live["gregor"] == live["kafka"]
     # Each key once on each (tombstones may still be there, at most one per key).
     for name, (lo, view) in first.items():
-        keys = [k for _, k, _, _ in view]
+        keys = [r[1] for r in view]
         assert len(keys) == len(set(keys)), name
         assert lo == 0
     # After delete.retention.ms and the second clean: no tombstone on either, same records.
     want = expected_view(produced, horizon_passed=True)
     assert second["kafka"][1] == want, "Kafka disagrees with the expected view"
     assert second["gregor"][1] == second["kafka"][1]
-    assert not any(v is None for _, _, v, _ in second["gregor"][1])
+    assert not any(r[2] is None for r in second["gregor"][1])
 
 
 def test_kafka_dump_reads_gregor_segments(compacted, tmp_path):
@@ -330,12 +365,23 @@ def test_kafka_dump_reads_gregor_segments(compacted, tmp_path):
     assert "isvalid: false" not in out and "invalid bytes" not in out
     shown = dumped_records(out)
     view = compacted.second["gregor"][1]
-    assert shown == [(o, k, v) for o, k, v, _ in view]
+    assert shown == [r[:3] for r in view]
     grc, gout, gerr = gregor_dump(files)
     assert grc == 0, gerr
     assert gout.splitlines() == out.splitlines()
     assert gerr.splitlines() == err.splitlines()
     compacted.gregor_dump_out = (sorted(os.path.basename(f) for f in files), out)
+    # The cleaned segments' indexes pass Kafka's checks.
+    indexes = index_files(str(copy))
+    for flags in (["--verify-index-only"], ["--index-sanity-check"]):
+        rc, out, err = compacted.kafka.dump(indexes, flags)
+        assert rc == 0 and err == "", err
+        checked = out.count("passed sanity check.") + out.count(" is empty.")
+        if flags == ["--index-sanity-check"]:
+            assert checked == len(indexes), out
+    grc, gout, gerr = gregor_dump(indexes, [])
+    assert grc == 0, gerr
+    compacted.gregor_index_entries = index_entries(gout)
 
 
 def test_gregor_serves_kafka_cleaned_segments(compacted, tmp_path):
@@ -346,7 +392,7 @@ def test_gregor_serves_kafka_cleaned_segments(compacted, tmp_path):
     rc, out, err = kafka.dump(files)
     assert rc == 0 and complaints(err) == [], err
     assert "is followed by" in err
-    assert dumped_records(out) == [(o, k, v) for o, k, v, _ in compacted.second["kafka"][1]]
+    assert dumped_records(out) == [r[:3] for r in compacted.second["kafka"][1]]
     grc, gout, gerr = gregor_dump(files)
     assert grc == 0, gerr
     assert gout.splitlines() == out.splitlines()
@@ -359,6 +405,12 @@ def test_gregor_serves_kafka_cleaned_segments(compacted, tmp_path):
     assert gregor_files == sorted(os.path.basename(f) for f in files)
     assert batch_shapes(gregor_out) == batch_shapes(out)
     assert any(" count: 0 " in line for line in batch_shapes(out))
+    # The indexes the two cleaners wrote: the same offset index offsets, the same time index.
+    grc, kout, gerr = gregor_dump(index_files(src), [])
+    assert grc == 0, gerr
+    kafka_index = index_entries(kout)
+    assert compacted.gregor_index_entries == kafka_index
+    assert any(kafka_index.values())
     # Kafka's cleaned partition directory in a fresh gregor log dir.
     data = tmp_path / "data"
     data.mkdir()
