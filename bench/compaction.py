@@ -22,7 +22,7 @@ Per system and run:
             cleaner's own summary line ("N MB of log processed in S seconds (R MB/sec)", the
             same words on both), summed over its rounds.
 
-usage: python3 bench/compaction.py [--runs 2] [--dirty-mb 500] [--keys 20000] [--value-size 1000]
+usage: python3 bench/compaction.py [--runs 3] [--dirty-mb 500] [--keys 20000] [--value-size 1000]
        [--rate 1000] [--rate-size 512] [--quiet-seconds 8] [--warmup-seconds 5] [--systems gregor,kafka]
        [--gregor-override k=v ...]
        [--out bench/results] [--table RESULT_JSON]
@@ -365,7 +365,7 @@ def main():
         latency_producer(bootstrap, "lat", float(rate), int(size), out)
         return
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--dirty-mb", type=int, default=500)
     ap.add_argument("--keys", type=int, default=20000)
     ap.add_argument("--value-size", type=int, default=1000)
