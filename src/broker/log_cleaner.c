@@ -222,15 +222,24 @@ static void record_stats(const struct cleaner_thread *t, const struct clean_task
 {
     if (secs <= 0)
         secs = 1e-6;
+    double map_secs = (double)r->map_ms / 1000.0; /* Kafka's elapsedIndexSecs */
+    if (map_secs > secs)
+        map_secs = secs;
     double size_cut = r->bytes_read > 0 ? 100.0 * (1.0 - (double)r->bytes_written / (double)r->bytes_read) : 0;
     double msg_cut = r->records_read > 0 ? 100.0 * (1.0 - (double)r->records_kept / (double)r->records_read) : 0;
     LOG_INFO(WHO, "[kafka-log-cleaner-thread-%d]: \n\tLog cleaner thread %d cleaned log %s (dirty "
              "section = [%lld, %lld])\n\t%.1f MB of log processed in %.1f seconds (%.1f MB/sec)."
+             "\n\tIndexed %.1f MB in %.1f seconds (%.1f Mb/sec, %.1f%% of total time)"
+             "\n\tCleaned %.1f MB in %.1f seconds (%.1f Mb/sec, %.1f%% of total time)"
              "\n\tStart size: %.1f MB (%lld messages)\n\tEnd size: %.1f MB (%lld messages)\n\t"
              "%.1f%% size reduction (%.1f%% fewer messages)\n\tSegment groups swapped: %d, "
              "longest swap lock %lld us, tombstones removed %lld%s",
              t->id, t->id, task->name, (long long)from, (long long)r->next_dirty_offset,
-             mb(r->bytes_read), secs, mb(r->bytes_read) / secs, mb(r->bytes_read),
+             mb(r->bytes_read), secs, mb(r->bytes_read) / secs,
+             mb(r->map_bytes_read), map_secs, mb(r->map_bytes_read) / (map_secs > 0 ? map_secs : 1e-6),
+             100.0 * map_secs / secs, mb(r->bytes_read), secs - map_secs,
+             mb(r->bytes_read) / (secs - map_secs > 0 ? secs - map_secs : 1e-6),
+             100.0 * (secs - map_secs) / secs, mb(r->bytes_read),
              (long long)r->records_read, mb(r->bytes_written), (long long)r->records_kept,
              size_cut, msg_cut, r->groups, (long long)r->lock_held_max_us,
              (long long)r->tombstones_dropped, r->map_full ? " (offset map full: a prefix "

@@ -261,6 +261,8 @@ struct seg_reader {
     size_t cap, max_cap;
     int64_t buf_off;
     size_t buf_len;
+    int64_t *bytes_read; /* the pass's counter of batch bytes in the result (map or rewrite):
+                          * borrowed */
 };
 
 struct clean_ctx {
@@ -288,9 +290,11 @@ static bool stopping(const struct clean_ctx *c)
     return c->job->stop != NULL && atomic_load(c->job->stop);
 }
 
-static int reader_open(struct seg_reader *r, const struct clean_ctx *c, int64_t base, int64_t size)
+static int reader_open(struct seg_reader *r, const struct clean_ctx *c, int64_t base, int64_t size,
+                       int64_t *bytes_read)
 {
     memset(r, 0, sizeof(*r));
+    r->bytes_read = bytes_read;
     char p[PATH_MAX + 32];
     snprintf(p, sizeof(p), "%s/%020" PRId64 ".log", c->v->dir, base);
     r->fd = fio_open(p, O_RDONLY, 0);
@@ -347,7 +351,6 @@ static int reader_window(struct seg_reader *r, const struct clean_ctx *c, int64_
     if (got < 0)
         return -1;
     throttle(c, got);
-    c->res->bytes_read += got;
     r->buf_off = pos;
     r->buf_len = (size_t)got;
     if ((size_t)got < n) {
@@ -379,6 +382,7 @@ static int reader_next(struct seg_reader *r, const struct clean_ctx *c, const ui
         return -2;
     *b = p;
     r->pos += size;
+    *r->bytes_read += size; /* each batch once, however the windows cut it (Kafka's bytesRead) */
     return 1;
 }
 
@@ -392,7 +396,7 @@ static int map_segment(struct clean_ctx *c, const struct plog_segment_info *s, i
                        bool *full)
 {
     struct seg_reader r;
-    if (reader_open(&r, c, s->base_offset, s->size) < 0)
+    if (reader_open(&r, c, s->base_offset, s->size, &c->res->map_bytes_read) < 0)
         return -1;
     const uint8_t *b;
     struct batch_header h;
@@ -842,7 +846,7 @@ static int clean_group(struct clean_ctx *c, int from, int n, uint64_t *epoch)
     int rc = 0;
     for (int i = from; i < from + n && rc == 0; i++) {
         struct seg_reader r;
-        if (reader_open(&r, c, segs[i].base_offset, segs[i].size) < 0) {
+        if (reader_open(&r, c, segs[i].base_offset, segs[i].size, &c->res->bytes_read) < 0) {
             rc = errno == ENOENT ? 1 : -1; /* retention took it meanwhile */
             break;
         }
@@ -929,6 +933,7 @@ int cleaner_clean(struct plog *log, const struct cleaner_dirty *d, const struct 
     bool full = false;
     /* rc: 0 done, 1 aborted (stop, or the log changed), 2 nothing to clean, < 0 errors. */
     int rc = first_dirty < c.first_uncleanable ? build_map(&c, first_dirty, &full) : 2;
+    out->map_ms = mono_ms() - t0;
     out->map_full = full;
     int64_t end = c.map->latest_offset + 1;
     if (rc == 0 && end <= first_dirty)
@@ -962,9 +967,10 @@ int cleaner_clean(struct plog *log, const struct cleaner_dirty *d, const struct 
     } else if (out->aborted) {
         LOG_INFO(v.who, "Cleaning of log aborted (the log changed or the cleaner stops)");
     } else if (rc == 0) {
-        LOG_INFO(v.who, "Log cleaned: %" PRId64 " bytes read, %" PRId64 " written, %" PRId64
+        LOG_INFO(v.who, "Log cleaned: %" PRId64 " bytes mapped, %" PRId64 " read, %" PRId64
+                 " written, %" PRId64
                  " of %" PRId64 " records kept, %d group(s), in %" PRId64 " ms; next dirty offset %"
-                 PRId64, out->bytes_read, out->bytes_written, out->records_kept, out->records_read,
+                 PRId64, out->map_bytes_read, out->bytes_read, out->bytes_written, out->records_kept, out->records_read,
                  out->groups, mono_ms() - t0, out->next_dirty_offset);
     }
     free(c.rebuild);

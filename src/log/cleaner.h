@@ -96,7 +96,11 @@ struct cleaner_result {
     bool aborted;               /* the log changed under the clean (truncation, retention,
                                  * DeleteRecords) or stop was set: nothing swapped past that */
     int groups;                 /* segment groups swapped in */
-    int64_t bytes_read, bytes_written;
+    int64_t bytes_read;         /* read by the rewrite, each cleaned segment once: Kafka's
+                                 * bytesRead ("MB of log processed", "Start size") */
+    int64_t map_bytes_read;     /* read to build the offset map (Kafka's mapBytesRead) */
+    int64_t map_ms;             /* time spent building the map (Kafka's elapsedIndexSecs) */
+    int64_t bytes_written;
     int64_t records_read, records_kept;
     int64_t keyless_dropped;    /* records without a key (Kafka counts them invalid) */
     int64_t tombstones_dropped;

@@ -46,7 +46,8 @@ DEPS
 }
 
 # The jars: kafka_2.13 (server, StorageTool), kafka-tools (the Java CLIs, for format diffs),
-# and a log4j2 backend so the broker logs to a file instead of complaining on stderr.
+# and a log4j2 backend so the broker logs to a file instead of complaining on stderr (the log
+# cleaner's summaries included: bench/compaction.py reads them).
 fetch() {
     [ -f "$LIBDIR/.complete" ] && return 0
     command -v mvn >/dev/null || die "mvn not found (apt-get install maven)"
@@ -92,6 +93,10 @@ logger.kafka.name = kafka
 logger.kafka.level = INFO
 logger.tools.name = org.apache.kafka
 logger.tools.level = WARN
+logger.cleaner.name = org.apache.kafka.storage.internals.log.LogCleaner
+logger.cleaner.level = INFO
+logger.cleanerthread.name = org.apache.kafka.storage.internals.log.LogCleaner\$CleanerThread
+logger.cleanerthread.level = INFO
 L4J
 }
 
