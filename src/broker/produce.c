@@ -23,6 +23,8 @@ struct produce_wait {
     int n;
     struct partition **parts;
     int64_t *ends;                 /* each one's log end after this request's batch */
+    int32_t *epochs;               /* the leader epoch it was led in with replication at the
+                                    * append, -1 when it was not (one node) */
     struct produce_response_partition_produce_response **outs;
     int32_t next_topic, next_part; /* where appending goes on */
     bool any_error, txn_without_id, bad_acks;
@@ -35,6 +37,7 @@ struct produce_wait {
     int nreplicated;
     struct partition **rparts;
     int64_t *rends;
+    int32_t *repochs;
     struct produce_response_partition_produce_response **routs;
 };
 
@@ -95,7 +98,11 @@ static int append_batch(struct broker *b, struct partition *p, struct krecords *
     if (e != KERR_NONE)
         return e;
     if (dup) {
-        out->base_offset = info.base_offset; /* a retry: answered as success, not appended again */
+        /* A retry: not appended again, answered as the original once it is where acks asks
+         * (Kafka waits for a duplicate's offsets as for any append). */
+        *end = info.last_offset + 1;
+        out->base_offset = info.base_offset;
+        out->log_start_offset = info.log_start_offset;
         return KERR_NONE;
     }
     *end = info.last_offset + 1;
@@ -200,8 +207,10 @@ static bool produce_run(struct broker *b, struct request *r, int64_t deadline_us
                 LOG_DEBUG("KafkaApis", "produce to %s-%d failed: %s",
                           t ? t->name : td->name.ptr ? td->name.ptr : "?", pd->index, kerr_name(e));
             } else if (p != NULL && out->log_start_offset >= 0) {
+                GREGOR_ASSERT(end > 0);
                 wait->parts[wait->n] = p;
                 wait->ends[wait->n] = end;
+                wait->epochs[wait->n] = p->repl.leading ? p->repl.leader_epoch : -1;
                 wait->outs[wait->n] = out;
                 wait->n++;
             }
@@ -222,15 +231,17 @@ static bool replication_settle(struct broker *b, struct produce_wait *wait)
     int k = 0;
     for (int i = 0; i < wait->n; i++) {
         struct partition *p = wait->parts[i];
-        if (p->repl.leading && partition_high_watermark(p) < wait->ends[i]) {
+        int e;
+        if (!partition_acks_all_settled(p, wait->epochs[i], wait->ends[i], &e)) {
             wait->parts[k] = p;
             wait->ends[k] = wait->ends[i];
+            wait->epochs[k] = wait->epochs[i];
             wait->outs[k] = wait->outs[i];
             k++;
             continue;
         }
-        if (!p->repl.leading) {
-            wait->outs[i]->error_code = KERR_NOT_LEADER_OR_FOLLOWER;
+        if (e != KERR_NONE) {
+            wait->outs[i]->error_code = (int16_t)e;
             wait->outs[i]->base_offset = -1;
         } else if (p->repl.nisr < replica_min_insync(b, p->topic)) {
             wait->outs[i]->error_code = KERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND;
@@ -241,17 +252,19 @@ static bool replication_settle(struct broker *b, struct produce_wait *wait)
     return k == 0;
 }
 
-/* acks=all once durable: the partitions led with replication wait for their high watermark
- * (parked as a fetch is, on WAITER_ON_APPEND: a follower's fetch that moves it wakes them);
- * the others are done. */
+/* acks=all once durable: the partitions led with replication at their append wait for their
+ * high watermark (parked as a fetch is, on WAITER_ON_APPEND: a follower's fetch that moves it
+ * wakes them), or answer NOT_LEADER_OR_FOLLOWER when leadership went meanwhile; the others
+ * are done. */
 static enum request_status replication_wait(struct broker *b, struct request *r)
 {
     struct produce_wait *wait = r->state;
     int k = 0;
     for (int i = 0; i < wait->n; i++)
-        if (wait->parts[i]->repl.leading && wait->outs[i]->error_code == KERR_NONE) {
+        if (wait->epochs[i] >= 0 && wait->outs[i]->error_code == KERR_NONE) {
             wait->parts[k] = wait->parts[i];
             wait->ends[k] = wait->ends[i];
+            wait->epochs[k] = wait->epochs[i];
             wait->outs[k] = wait->outs[i];
             k++;
         }
@@ -291,6 +304,23 @@ static bool produce_replicated(struct waiter *w, enum waiter_event ev)
     return true;
 }
 
+/* acks=all with the fsync, every partition synced: the ones led with replication wait for
+ * their followers next; none left, the request is done. */
+static enum request_status produce_synced(struct broker *b, struct request *r)
+{
+    struct produce_wait *wait = r->state;
+    GREGOR_ASSERT(wait->n == 0);
+    if (wait->nreplicated == 0)
+        return REQUEST_DONE;
+    wait->n = wait->nreplicated;
+    memcpy(wait->parts, wait->rparts, sizeof(wait->parts[0]) * (size_t)wait->n);
+    memcpy(wait->ends, wait->rends, sizeof(wait->ends[0]) * (size_t)wait->n);
+    memcpy(wait->epochs, wait->repochs, sizeof(wait->epochs[0]) * (size_t)wait->n);
+    memcpy(wait->outs, wait->routs, sizeof(wait->outs[0]) * (size_t)wait->n);
+    wait->nreplicated = 0;
+    return replication_wait(b, r);
+}
+
 static enum request_status produce_outcome(struct broker *b, struct request *r)
 {
     struct produce_request *req = r->body;
@@ -303,15 +333,24 @@ static enum request_status produce_outcome(struct broker *b, struct request *r)
         /* A request appended over several turns: a group commit between its slices saw no
          * durable waiter and left the partitions it had appended to the page cache (acks=1's
          * policy). They are owed a sync now. */
+        bool unsynced = false;
         for (int i = 0; i < wait->n; i++) {
-            if (partition_durable_offset(wait->parts[i]) < wait->ends[i])
+            if (partition_durable_offset(wait->parts[i]) < wait->ends[i]) {
                 broker_mark_dirty(b, wait->parts[i]);
-            if (wait->parts[i]->repl.leading) {
+                unsynced = true;
+            }
+            if (wait->epochs[i] >= 0) { /* led with replication at the append */
                 wait->rparts[wait->nreplicated] = wait->parts[i];
                 wait->rends[wait->nreplicated] = wait->ends[i];
+                wait->repochs[wait->nreplicated] = wait->epochs[i];
                 wait->routs[wait->nreplicated] = wait->outs[i];
                 wait->nreplicated++;
             }
+        }
+        if (!unsynced) {
+            /* Only duplicates of batches synced already: no group commit is coming. */
+            wait->n = 0;
+            return produce_synced(b, r);
         }
         waiter_park(&b->waiters, &wait->durable, WAITER_ON_DURABLE, -1, produce_durable, r);
         /* Appended: the next request of this connection may come in while the disk syncs
@@ -354,6 +393,7 @@ static void forget_in(struct produce_wait *wait, const struct topic *t)
             continue;
         wait->rparts[k] = wait->rparts[i];
         wait->rends[k] = wait->rends[i];
+        wait->repochs[k] = wait->repochs[i];
         wait->routs[k] = wait->routs[i];
         k++;
     }
@@ -374,6 +414,7 @@ void produce_forget_topic(struct broker *b, const struct topic *t)
                 continue;
             wait->parts[k] = wait->parts[i];
             wait->ends[k] = wait->ends[i];
+            wait->epochs[k] = wait->epochs[i];
             wait->outs[k] = wait->outs[i];
             k++;
         }
@@ -395,6 +436,7 @@ void produce_forget_topic(struct broker *b, const struct topic *t)
                 continue; /* appended, then deleted: answered as appended, never synced */
             wait->parts[k] = wait->parts[i];
             wait->ends[k] = wait->ends[i];
+            wait->epochs[k] = wait->epochs[i];
             wait->outs[k] = wait->outs[i];
             k++;
         }
@@ -431,10 +473,13 @@ enum request_status handle_produce(struct broker *b, struct request *r)
     wait->parts = request_alloc(r, sizeof(*wait->parts) * (size_t)(nparts + 1));
     wait->outs = request_alloc(r, sizeof(*wait->outs) * (size_t)(nparts + 1));
     wait->ends = request_alloc(r, sizeof(*wait->ends) * (size_t)(nparts + 1));
+    wait->epochs = request_alloc(r, sizeof(*wait->epochs) * (size_t)(nparts + 1));
+    wait->repochs = request_alloc(r, sizeof(*wait->repochs) * (size_t)(nparts + 1));
     wait->rparts = request_alloc(r, sizeof(*wait->rparts) * (size_t)(nparts + 1));
     wait->routs = request_alloc(r, sizeof(*wait->routs) * (size_t)(nparts + 1));
     wait->rends = request_alloc(r, sizeof(*wait->rends) * (size_t)(nparts + 1));
     if (wait->parts == NULL || wait->outs == NULL || wait->ends == NULL ||
+        wait->epochs == NULL || wait->repochs == NULL ||
         wait->rparts == NULL || wait->routs == NULL || wait->rends == NULL)
         return REQUEST_CLOSE;
     wait->deadline_ms = mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : 0);
@@ -480,18 +525,7 @@ static bool produce_durable(struct waiter *w, enum waiter_event ev)
     struct request *r = w->arg;
     struct produce_wait *wait = r->state;
     if (ev != WAITER_CHECK) {
-        GREGOR_ASSERT(wait->n == 0);
-        if (wait->nreplicated > 0) {
-            /* Durable here: now the followers. */
-            wait->n = wait->nreplicated;
-            memcpy(wait->parts, wait->rparts, sizeof(wait->parts[0]) * (size_t)wait->n);
-            memcpy(wait->ends, wait->rends, sizeof(wait->ends[0]) * (size_t)wait->n);
-            memcpy(wait->outs, wait->routs, sizeof(wait->outs[0]) * (size_t)wait->n);
-            wait->nreplicated = 0;
-            request_continue(r, replication_wait(r->broker, r));
-            return true;
-        }
-        request_finish(r);
+        request_continue(r, produce_synced(r->broker, r)); /* durable here: now the followers */
         return true;
     }
     int k = 0;
@@ -506,6 +540,7 @@ static bool produce_durable(struct waiter *w, enum waiter_event ev)
         }
         wait->parts[k] = p;
         wait->ends[k] = wait->ends[i];
+        wait->epochs[k] = wait->epochs[i];
         wait->outs[k] = wait->outs[i];
         k++;
     }

@@ -274,10 +274,12 @@ static void test_idempotent_duplicate_through_partition(void **state)
     assert_int_equal(info.base_offset, 1);
     assert_int_equal(partition_append_as_leader(&f->p, b[1], len[1], 5000, &info, &dup), KERR_NONE);
     assert_int_equal(info.base_offset, 3);
-    /* The retry of the first: its offset, nothing appended. */
+    /* The retry of the first: its offsets (acks=all waits for them as for the original's),
+     * nothing appended. */
     assert_int_equal(partition_append_as_leader(&f->p, copy, len[0], 5000, &info, &dup), KERR_NONE);
     assert_true(dup);
     assert_int_equal(info.base_offset, 1);
+    assert_int_equal(info.last_offset, 2);
     assert_int_equal(partition_log_end(&f->p), 5);
     free(copy);
     free(b[0]);
@@ -440,6 +442,44 @@ static void test_replicated_hw_is_isr_minimum_never_back(void **state)
     assert_int_equal(partition_high_watermark(&f->p), 7);
 }
 
+/* Kafka's checkEnoughReplicasReachOffset: an acks=all batch is answered once the high
+ * watermark passed it, and NOT_LEADER_OR_FOLLOWER once this replica stopped leading in the
+ * epoch it was appended in, even when the high watermark of a later leadership passes its
+ * offsets (the records there may be others: the batch was truncated away meanwhile). */
+static void test_replicated_acks_all_settled_in_the_same_leadership(void **state)
+{
+    struct fx *f = *state;
+    lead(f, 2);
+    assert_int_equal(partition_become_leader(&f->p, 1), KERR_NONE);
+    partition_lead_replicated(&f->p, 1, ASSIGNED, 2, ASSIGNED, 2, 5000, 30000);
+    f->p.repl.leader_epoch = 1; /* as replica_sync leads it */
+    lead(f, 3);
+    int e = -1;
+    assert_false(partition_acks_all_settled(&f->p, 1, 5, &e)); /* the follower lacks it */
+    assert_int_equal(partition_follower_fetched(&f->p, 2, 5, 5001, true), KERR_NONE);
+    assert_true(partition_update_high_watermark(&f->p, 5001));
+    assert_true(partition_acks_all_settled(&f->p, 1, 5, &e));
+    assert_int_equal(e, KERR_NONE);
+    /* Appended, then leadership went before the follower had it. */
+    lead(f, 1);
+    assert_false(partition_acks_all_settled(&f->p, 1, 6, &e));
+    partition_stop_leading(&f->p);
+    assert_true(partition_acks_all_settled(&f->p, 1, 6, &e));
+    assert_int_equal(e, KERR_NOT_LEADER_OR_FOLLOWER);
+    /* Leading again in a later epoch, its high watermark past offset 6: still not answered
+     * as a success for the append of epoch 1. */
+    assert_int_equal(partition_become_leader(&f->p, 2), KERR_NONE);
+    partition_lead_replicated(&f->p, 1, ASSIGNED, 2, ASSIGNED, 2, 6000, 30000);
+    f->p.repl.leader_epoch = 2;
+    lead(f, 1);
+    assert_int_equal(partition_follower_fetched(&f->p, 2, 7, 6001, true), KERR_NONE);
+    assert_true(partition_update_high_watermark(&f->p, 6001));
+    assert_true(partition_acks_all_settled(&f->p, 1, 6, &e));
+    assert_int_equal(e, KERR_NOT_LEADER_OR_FOLLOWER);
+    assert_true(partition_acks_all_settled(&f->p, 2, 7, &e));
+    assert_int_equal(e, KERR_NONE);
+}
+
 static void test_replicated_unknown_replica_refused(void **state)
 {
     struct fx *f = *state;
@@ -593,6 +633,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replicated_isr_shrink_after_lag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replicated_diverging_epoch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replicated_hw_restored_from_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replicated_acks_all_settled_in_the_same_leadership,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
