@@ -308,7 +308,14 @@ int producer_state_snapshot_encode(const struct producer_state *ps, uint8_t **ou
     return 0;
 }
 
-int producer_state_snapshot_write(const char *dir, int64_t log_end, const uint8_t *buf, size_t len)
+/* The log was truncated since the image was taken. */
+static bool truncated_since(const _Atomic uint64_t *truncations, uint64_t taken)
+{
+    return truncations != NULL && atomic_load(truncations) != taken;
+}
+
+int producer_state_snapshot_write(const char *dir, int64_t log_end, const uint8_t *buf, size_t len,
+                                  const _Atomic uint64_t *truncations, uint64_t taken)
 {
     char path[1200], tmp[1210];
     snapshot_path(path, sizeof(path), dir, log_end);
@@ -319,6 +326,10 @@ int producer_state_snapshot_write(const char *dir, int64_t log_end, const uint8_
         if (fio_pwrite_full(fd, buf, len, 0) == 0 && fio_fsync(fd) == 0)
             rc = 0;
         fio_close(fd);
+        if (rc == 0 && truncated_since(truncations, taken)) {
+            fio_unlink(tmp);
+            return 1;
+        }
         if (rc == 0)
             rc = fio_rename(tmp, path);
         else
@@ -326,6 +337,12 @@ int producer_state_snapshot_write(const char *dir, int64_t log_end, const uint8_
     }
     if (rc != 0)
         return -1;
+    /* Counted after the check above: either this sees it, or the truncation's removal of the
+     * snapshots past its end comes after the rename and sees the file. */
+    if (truncated_since(truncations, taken)) {
+        fio_unlink(path);
+        return 1;
+    }
     int64_t offs[64];
     int n = list_snapshots(dir, offs, 64);
     for (int k = 0; k + 2 < n; k++) {
@@ -341,7 +358,7 @@ int producer_state_snapshot(struct producer_state *ps, const char *dir, int64_t 
     size_t len;
     if (producer_state_snapshot_encode(ps, &buf, &len) < 0)
         return -1;
-    int rc = producer_state_snapshot_write(dir, log_end, buf, len);
+    int rc = producer_state_snapshot_write(dir, log_end, buf, len, NULL, 0);
     free(buf);
     if (rc != 0)
         return -1;

@@ -301,6 +301,7 @@ int partition_truncate_to(struct partition *p, int64_t offset)
     }
     if (p->high_watermark > end)
         p->high_watermark = end;
+    atomic_fetch_add(&p->truncations, 1); /* before the snapshots past the end go */
     /* A follower that keeps the sequences of batches it truncated would, once leader, answer a
      * retry of one DUPLICATE: acknowledged, and stored nowhere. */
     producer_state_truncated(&p->producers, p->dir_path, p->log);

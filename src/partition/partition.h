@@ -62,6 +62,9 @@ struct partition {
     int dir_index;                   /* which log dir holds it (the owner's) */
     char dir_path[1100];
     struct producer_state producers; /* idempotence: snapshots + log tail at open */
+    /* Truncations so far, counted (loop thread) before one removes the producer snapshots
+     * past its new end; read by the I/O worker writing a snapshot image taken before. */
+    _Atomic uint64_t truncations;
     int32_t leader_epoch;            /* on one node always 0 */
     int nepochs;                     /* epoch cache, epochs and start offsets increasing */
     struct epoch_entry epochs[PARTITION_EPOCHS_MAX];

@@ -403,6 +403,49 @@ static void test_truncate_reloads_from_snapshot_below(void **state)
     assert_true(dup);
 }
 
+/* The periodic checkpoint encodes a snapshot image on the loop thread and writes it on the
+ * I/O worker: a truncation in between must not leave the image on disk, where, once the log
+ * grew past its offset again, a reopen would take the truncated batches for the log's and
+ * answer their retries DUPLICATE (acknowledged, stored nowhere). */
+static void test_snapshot_image_taken_before_a_truncation_is_not_kept(void **state)
+{
+    struct fx *f = *state;
+    follow_idempotent(f, 42, 0); /* 0..1 */
+    follow_idempotent(f, 42, 2); /* 2..3 */
+    follow_idempotent(f, 42, 4); /* 4..5: truncated below */
+    uint8_t *image;
+    size_t len;
+    assert_int_equal(producer_state_snapshot_encode(&f->p.producers, &image, &len), 0);
+    uint64_t taken = atomic_load(&f->p.truncations);
+    assert_int_equal(partition_truncate_to(&f->p, 4), KERR_NONE);
+    /* The worker gets to it now. */
+    assert_int_equal(producer_state_snapshot_write(f->p.dir_path, 6, image, len,
+                                                   &f->p.truncations, taken), 1);
+    free(image);
+    char path[1200];
+    snprintf(path, sizeof(path), "%s/%020d.snapshot", f->p.dir_path, 6);
+    assert_int_not_equal(access(path, F_OK), 0);
+    /* Another producer's batches take the offsets again, past 6; a reopen reads the log. */
+    follow_idempotent(f, 43, 0); /* 4..5 */
+    follow_idempotent(f, 43, 2); /* 6..7 */
+    assert_int_equal(partition_close(&f->p), KERR_NONE);
+    open_p(f);
+    assert_int_equal(partition_become_leader(&f->p, 1), KERR_NONE);
+    bool dup;
+    assert_int_equal(lead_retry(f, 42, 4, &dup), 8); /* the retry is stored */
+    assert_false(dup);
+    assert_int_equal(lead_retry(f, 43, 2, &dup), 6);
+    assert_true(dup);
+    /* Without a truncation the same write keeps its file. */
+    assert_int_equal(producer_state_snapshot_encode(&f->p.producers, &image, &len), 0);
+    taken = atomic_load(&f->p.truncations);
+    assert_int_equal(producer_state_snapshot_write(f->p.dir_path, 10, image, len,
+                                                   &f->p.truncations, taken), 0);
+    free(image);
+    snprintf(path, sizeof(path), "%s/%020d.snapshot", f->p.dir_path, 10);
+    assert_int_equal(access(path, F_OK), 0);
+}
+
 /* ---- leading a replicated partition: broker 1 leads, broker 2 follows ---- */
 
 static const int32_t ASSIGNED[2] = {1, 2};
@@ -633,6 +676,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replicated_isr_shrink_after_lag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replicated_diverging_epoch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replicated_hw_restored_from_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_image_taken_before_a_truncation_is_not_kept,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_replicated_acks_all_settled_in_the_same_leadership,
                                         setup, teardown),
     };
