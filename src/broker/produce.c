@@ -4,6 +4,7 @@
  * on a partition led with replication, for the high watermark to pass its batch (every ISR
  * member has it), within the request's timeout; min.insync.replicas refuses it before the
  * append (NOT_ENOUGH_REPLICAS) and after it (NOT_ENOUGH_REPLICAS_AFTER_APPEND), as Kafka. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,13 +48,15 @@ static bool produce_replicated(struct waiter *w, enum waiter_event ev);
  * request over many partitions appends for at most BROKER_TURN_US per loop turn, then yields
  * to the other connections (its own next request waits, as for any request still up). */
 
-static int append_batch(struct broker *b, struct partition *p, struct krecords *rec,
+static int append_batch(struct broker *b, struct request *r, struct partition *p,
+                        struct krecords *rec,
                         struct produce_response_partition_produce_response *out, int64_t *end);
 
 /* Produce v0-2 with a magic 0/1 message set: converted to one batch (CRCs checked, offsets
  * assigned by the append), as Kafka 3.x's LogValidator did. v3+ refuses those sets as
  * INVALID_RECORD (batch validation), as Kafka's ProduceRequest does. */
-static int append_partition(struct broker *b, struct partition *p, struct krecords *rec,
+static int append_partition(struct broker *b, struct request *r, struct partition *p,
+                            struct krecords *rec,
                             int16_t version, struct produce_response_partition_produce_response *out,
                             int64_t *end)
 {
@@ -65,7 +68,7 @@ static int append_partition(struct broker *b, struct partition *p, struct krecor
         return KERR_INVALID_RECORD;
     }
     if (!legacy)
-        return append_batch(b, p, rec, out, end);
+        return append_batch(b, r, p, rec, out, end);
     uint8_t *batch = NULL;
     size_t len = 0;
     int32_t n = 0;
@@ -76,12 +79,32 @@ static int append_partition(struct broker *b, struct partition *p, struct krecor
         return e;
     }
     struct krecords converted = {.ptr = batch, .len = (int32_t)len};
-    e = append_batch(b, p, &converted, out, end);
+    e = append_batch(b, r, p, &converted, out, end);
     free(batch);
     return e;
 }
 
-static int append_batch(struct broker *b, struct partition *p, struct krecords *rec,
+/* Kafka's OutOfOrderSequenceException message, in the response and (rate-limited) the log:
+ * the sequence the producer sent and the one this replica's state ends with. */
+static void out_of_order_message(struct request *r, const struct partition *p,
+                                 const struct batch_header *h,
+                                 struct produce_response_partition_produce_response *out)
+{
+    const struct producer_entry *e = producer_state_find(&p->producers, h->producer_id);
+    int32_t last = e != NULL && e->n > 0 ? e->batches[e->n - 1].last_seq : -1;
+    char msg[640]; /* a topic name is at most 249 characters */
+    snprintf(msg, sizeof(msg), "Out of order sequence number for producer %" PRId64 " at offset %"
+             PRId64 " in partition %s-%d: %d (incoming seq. number), %d (current end sequence "
+             "number)", h->producer_id, partition_log_end(p), p->topic->name, p->index,
+             h->base_sequence, last);
+    LOG_LIMITED(LOG_LEVEL_INFO, "ReplicaManager", "%s (producer epoch %d, leader epoch %d)", msg,
+                h->producer_epoch, p->leader_epoch);
+    char *copy = request_strdup(r, msg);
+    out->error_message = copy != NULL ? kstr_of(copy) : kstr_null();
+}
+
+static int append_batch(struct broker *b, struct request *r, struct partition *p,
+                        struct krecords *rec,
                         struct produce_response_partition_produce_response *out, int64_t *end)
 {
     if (rec->ptr == NULL || rec->len < BATCH_HEADER_SIZE)
@@ -95,6 +118,8 @@ static int append_batch(struct broker *b, struct partition *p, struct krecords *
     struct log_append_info info;
     bool dup = false;
     int e = partition_append_as_leader(p, rec->ptr, (size_t)rec->len, now_ms(), &info, &dup);
+    if (e == KERR_OUT_OF_ORDER_SEQUENCE_NUMBER && h.producer_id >= 0)
+        out_of_order_message(r, p, &h, out);
     if (e != KERR_NONE)
         return e;
     if (dup) {
@@ -199,7 +224,7 @@ static bool produce_run(struct broker *b, struct request *r, int64_t deadline_us
                 e = KERR_NOT_ENOUGH_REPLICAS;
             else {
                 p = t->partitions[pd->index];
-                e = append_partition(b, p, &pd->records, r->api_version, out, &end);
+                e = append_partition(b, r, p, &pd->records, r->api_version, out, &end);
             }
             out->error_code = (int16_t)e;
             if (e != KERR_NONE) {

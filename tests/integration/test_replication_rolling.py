@@ -43,7 +43,10 @@ class Rider:
         self.p = Producer({"bootstrap.servers": servers, "enable.idempotence": True,
                            "acks": "all", "linger.ms": 2, "message.timeout.ms": 60000,
                            "retry.backoff.ms": 50, "metadata.max.age.ms": 1000,
-                           "error_cb": self._error})
+                           "error_cb": self._error,
+                           # ROLL_DEBUG=eos,msg: librdkafka's own account on stderr.
+                           **({"debug": os.environ["ROLL_DEBUG"]}
+                              if os.environ.get("ROLL_DEBUG") else {})})
         self.acked = {}
         self.n = 0
 

@@ -403,6 +403,32 @@ static void test_truncate_reloads_from_snapshot_below(void **state)
     assert_true(dup);
 }
 
+/* A clean close writes a snapshot at the log end and a reopen reads no log after it: the
+ * snapshot holds each producer's last 5 batches (one Kafka-format entry each), so a retry of
+ * an older one than the last, which a producer sends to a restarted broker once it leads, is
+ * answered with its offset (Kafka's snapshot keeps the newest only: OUT_OF_ORDER_SEQUENCE,
+ * fatal to the producer). */
+static void test_reopen_knows_the_last_five_batches(void **state)
+{
+    struct fx *f = *state;
+    for (int32_t seq = 0; seq < 12; seq += 2)
+        follow_idempotent(f, 42, seq); /* 6 batches at 0..11: the last 5 from offset 2 */
+    follow_idempotent(f, 43, 0);       /* 12..13 */
+    assert_int_equal(partition_close(&f->p), KERR_NONE);
+    open_p(f);
+    assert_int_equal(partition_become_leader(&f->p, 1), KERR_NONE);
+    bool dup;
+    for (int32_t seq = 2; seq < 12; seq += 2) {
+        assert_int_equal(lead_retry(f, 42, seq, &dup), seq);
+        assert_true(dup);
+    }
+    assert_int_equal(lead_retry(f, 43, 0, &dup), 12);
+    assert_true(dup);
+    assert_int_equal(partition_log_end(&f->p), 14);
+    assert_int_equal(lead_retry(f, 42, 12, &dup), 14); /* the next one is appended */
+    assert_false(dup);
+}
+
 /* The periodic checkpoint encodes a snapshot image on the loop thread and writes it on the
  * I/O worker: a truncation in between must not leave the image on disk, where, once the log
  * grew past its offset again, a reopen would take the truncated batches for the log's and
@@ -676,6 +702,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replicated_isr_shrink_after_lag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replicated_diverging_epoch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replicated_hw_restored_from_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_knows_the_last_five_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_image_taken_before_a_truncation_is_not_kept,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_replicated_acks_all_settled_in_the_same_leadership,
