@@ -11,25 +11,25 @@ enum request_status handle_init_producer_id(struct broker *b, struct request *r)
     struct init_producer_id_response *resp = r->resp;
     resp->producer_id = -1;
     resp->producer_epoch = -1;
-    if (req->transactional_id.ptr != NULL && req->transactional_id.len > 0) {
-        resp->error_code = KERR_INVALID_REQUEST; /* no transaction coordinator yet */
+    /* Kafka's KafkaApis: an existing producer (KIP-360, v3+) names both its id and its epoch,
+     * or neither. */
+    if ((req->producer_id == -1) != (req->producer_epoch == -1)) {
+        resp->error_code = KERR_INVALID_REQUEST;
         return REQUEST_DONE;
     }
-    if (req->producer_id >= 0 && req->producer_epoch >= 0) {
-        /* KIP-360: an existing producer bumps its epoch. */
-        resp->producer_id = req->producer_id;
-        resp->producer_epoch = (int16_t)(req->producer_epoch + 1);
-        if (resp->producer_epoch < 0)
-            goto new_id; /* the epoch ran out: a new id */
+    /* Kafka refuses an empty transactional id; any other needs the transaction coordinator,
+     * not here yet. */
+    if (req->transactional_id.ptr != NULL) {
+        resp->error_code = KERR_INVALID_REQUEST;
         return REQUEST_DONE;
     }
-new_id:;
+    /* No transactional id: always a new producer id at epoch 0, whatever id and epoch the
+     * producer names (Kafka's TransactionCoordinator.handleInitProducerId); bumping the epoch
+     * of an id is the transaction coordinator's, for the transactional id that owns it. */
     int64_t id;
     /* No block at hand (being taken from ZooKeeper): Kafka's answer, which clients retry. */
     int e = producer_ids_next(b, &id);
     if (e != KERR_NONE) {
-        resp->producer_id = -1;
-        resp->producer_epoch = -1;
         resp->error_code = (int16_t)e;
         return REQUEST_DONE;
     }

@@ -4,6 +4,7 @@
  * on a partition led with replication, for the high watermark to pass its batch (every ISR
  * member has it), within the request's timeout; min.insync.replicas refuses it before the
  * append (NOT_ENOUGH_REPLICAS) and after it (NOT_ENOUGH_REPLICAS_AFTER_APPEND), as Kafka. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,8 @@ struct produce_wait {
     int n;
     struct partition **parts;
     int64_t *ends;                 /* each one's log end after this request's batch */
+    int32_t *epochs;               /* the leader epoch it was led in with replication at the
+                                    * append, -1 when it was not (one node) */
     struct produce_response_partition_produce_response **outs;
     int32_t next_topic, next_part; /* where appending goes on */
     bool any_error, txn_without_id, bad_acks;
@@ -35,6 +38,7 @@ struct produce_wait {
     int nreplicated;
     struct partition **rparts;
     int64_t *rends;
+    int32_t *repochs;
     struct produce_response_partition_produce_response **routs;
 };
 
@@ -44,13 +48,15 @@ static bool produce_replicated(struct waiter *w, enum waiter_event ev);
  * request over many partitions appends for at most BROKER_TURN_US per loop turn, then yields
  * to the other connections (its own next request waits, as for any request still up). */
 
-static int append_batch(struct broker *b, struct partition *p, struct krecords *rec,
+static int append_batch(struct broker *b, struct request *r, struct partition *p,
+                        struct krecords *rec,
                         struct produce_response_partition_produce_response *out, int64_t *end);
 
 /* Produce v0-2 with a magic 0/1 message set: converted to one batch (CRCs checked, offsets
  * assigned by the append), as Kafka 3.x's LogValidator did. v3+ refuses those sets as
  * INVALID_RECORD (batch validation), as Kafka's ProduceRequest does. */
-static int append_partition(struct broker *b, struct partition *p, struct krecords *rec,
+static int append_partition(struct broker *b, struct request *r, struct partition *p,
+                            struct krecords *rec,
                             int16_t version, struct produce_response_partition_produce_response *out,
                             int64_t *end)
 {
@@ -62,7 +68,7 @@ static int append_partition(struct broker *b, struct partition *p, struct krecor
         return KERR_INVALID_RECORD;
     }
     if (!legacy)
-        return append_batch(b, p, rec, out, end);
+        return append_batch(b, r, p, rec, out, end);
     uint8_t *batch = NULL;
     size_t len = 0;
     int32_t n = 0;
@@ -73,12 +79,32 @@ static int append_partition(struct broker *b, struct partition *p, struct krecor
         return e;
     }
     struct krecords converted = {.ptr = batch, .len = (int32_t)len};
-    e = append_batch(b, p, &converted, out, end);
+    e = append_batch(b, r, p, &converted, out, end);
     free(batch);
     return e;
 }
 
-static int append_batch(struct broker *b, struct partition *p, struct krecords *rec,
+/* Kafka's OutOfOrderSequenceException message, in the response and (rate-limited) the log:
+ * the sequence the producer sent and the one this replica's state ends with. */
+static void out_of_order_message(struct request *r, const struct partition *p,
+                                 const struct batch_header *h,
+                                 struct produce_response_partition_produce_response *out)
+{
+    const struct producer_entry *e = producer_state_find(&p->producers, h->producer_id);
+    int32_t last = e != NULL && e->n > 0 ? e->batches[e->n - 1].last_seq : -1;
+    char msg[640]; /* a topic name is at most 249 characters */
+    snprintf(msg, sizeof(msg), "Out of order sequence number for producer %" PRId64 " at offset %"
+             PRId64 " in partition %s-%d: %d (incoming seq. number), %d (current end sequence "
+             "number)", h->producer_id, partition_log_end(p), p->topic->name, p->index,
+             h->base_sequence, last);
+    LOG_LIMITED(LOG_LEVEL_INFO, "ReplicaManager", "%s (producer epoch %d, leader epoch %d)", msg,
+                h->producer_epoch, p->leader_epoch);
+    char *copy = request_strdup(r, msg);
+    out->error_message = copy != NULL ? kstr_of(copy) : kstr_null();
+}
+
+static int append_batch(struct broker *b, struct request *r, struct partition *p,
+                        struct krecords *rec,
                         struct produce_response_partition_produce_response *out, int64_t *end)
 {
     if (rec->ptr == NULL || rec->len < BATCH_HEADER_SIZE)
@@ -92,10 +118,16 @@ static int append_batch(struct broker *b, struct partition *p, struct krecords *
     struct log_append_info info;
     bool dup = false;
     int e = partition_append_as_leader(p, rec->ptr, (size_t)rec->len, now_ms(), &info, &dup);
+    if (e == KERR_OUT_OF_ORDER_SEQUENCE_NUMBER && h.producer_id >= 0)
+        out_of_order_message(r, p, &h, out);
     if (e != KERR_NONE)
         return e;
     if (dup) {
-        out->base_offset = info.base_offset; /* a retry: answered as success, not appended again */
+        /* A retry: not appended again, answered as the original once it is where acks asks
+         * (Kafka waits for a duplicate's offsets as for any append). */
+        *end = info.last_offset + 1;
+        out->base_offset = info.base_offset;
+        out->log_start_offset = info.log_start_offset;
         return KERR_NONE;
     }
     *end = info.last_offset + 1;
@@ -269,7 +301,7 @@ static bool produce_run(struct broker *b, struct request *r, int64_t deadline_us
                 e = KERR_INVALID_RECORD;
             else {
                 p = t->partitions[pd->index];
-                e = append_partition(b, p, &pd->records, r->api_version, out, &end);
+                e = append_partition(b, r, p, &pd->records, r->api_version, out, &end);
             }
             out->error_code = (int16_t)e;
             if (e != KERR_NONE) {
@@ -277,8 +309,10 @@ static bool produce_run(struct broker *b, struct request *r, int64_t deadline_us
                 LOG_DEBUG("KafkaApis", "produce to %s-%d failed: %s",
                           t ? t->name : td->name.ptr ? td->name.ptr : "?", pd->index, kerr_name(e));
             } else if (p != NULL && out->log_start_offset >= 0) {
+                GREGOR_ASSERT(end > 0);
                 wait->parts[wait->n] = p;
                 wait->ends[wait->n] = end;
+                wait->epochs[wait->n] = p->repl.leading ? p->repl.leader_epoch : -1;
                 wait->outs[wait->n] = out;
                 wait->n++;
             }
@@ -299,15 +333,17 @@ static bool replication_settle(struct broker *b, struct produce_wait *wait)
     int k = 0;
     for (int i = 0; i < wait->n; i++) {
         struct partition *p = wait->parts[i];
-        if (p->repl.leading && partition_high_watermark(p) < wait->ends[i]) {
+        int e;
+        if (!partition_acks_all_settled(p, wait->epochs[i], wait->ends[i], &e)) {
             wait->parts[k] = p;
             wait->ends[k] = wait->ends[i];
+            wait->epochs[k] = wait->epochs[i];
             wait->outs[k] = wait->outs[i];
             k++;
             continue;
         }
-        if (!p->repl.leading) {
-            wait->outs[i]->error_code = KERR_NOT_LEADER_OR_FOLLOWER;
+        if (e != KERR_NONE) {
+            wait->outs[i]->error_code = (int16_t)e;
             wait->outs[i]->base_offset = -1;
         } else if (p->repl.nisr < replica_min_insync(b, p->topic)) {
             wait->outs[i]->error_code = KERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND;
@@ -318,17 +354,19 @@ static bool replication_settle(struct broker *b, struct produce_wait *wait)
     return k == 0;
 }
 
-/* acks=all once durable: the partitions led with replication wait for their high watermark
- * (parked as a fetch is, on WAITER_ON_APPEND: a follower's fetch that moves it wakes them);
- * the others are done. */
+/* acks=all once durable: the partitions led with replication at their append wait for their
+ * high watermark (parked as a fetch is, on WAITER_ON_APPEND: a follower's fetch that moves it
+ * wakes them), or answer NOT_LEADER_OR_FOLLOWER when leadership went meanwhile; the others
+ * are done. */
 static enum request_status replication_wait(struct broker *b, struct request *r)
 {
     struct produce_wait *wait = r->state;
     int k = 0;
     for (int i = 0; i < wait->n; i++)
-        if (wait->parts[i]->repl.leading && wait->outs[i]->error_code == KERR_NONE) {
+        if (wait->epochs[i] >= 0 && wait->outs[i]->error_code == KERR_NONE) {
             wait->parts[k] = wait->parts[i];
             wait->ends[k] = wait->ends[i];
+            wait->epochs[k] = wait->epochs[i];
             wait->outs[k] = wait->outs[i];
             k++;
         }
@@ -368,6 +406,23 @@ static bool produce_replicated(struct waiter *w, enum waiter_event ev)
     return true;
 }
 
+/* acks=all with the fsync, every partition synced: the ones led with replication wait for
+ * their followers next; none left, the request is done. */
+static enum request_status produce_synced(struct broker *b, struct request *r)
+{
+    struct produce_wait *wait = r->state;
+    GREGOR_ASSERT(wait->n == 0);
+    if (wait->nreplicated == 0)
+        return REQUEST_DONE;
+    wait->n = wait->nreplicated;
+    memcpy(wait->parts, wait->rparts, sizeof(wait->parts[0]) * (size_t)wait->n);
+    memcpy(wait->ends, wait->rends, sizeof(wait->ends[0]) * (size_t)wait->n);
+    memcpy(wait->epochs, wait->repochs, sizeof(wait->epochs[0]) * (size_t)wait->n);
+    memcpy(wait->outs, wait->routs, sizeof(wait->outs[0]) * (size_t)wait->n);
+    wait->nreplicated = 0;
+    return replication_wait(b, r);
+}
+
 static enum request_status produce_outcome(struct broker *b, struct request *r)
 {
     struct produce_request *req = r->body;
@@ -380,15 +435,24 @@ static enum request_status produce_outcome(struct broker *b, struct request *r)
         /* A request appended over several turns: a group commit between its slices saw no
          * durable waiter and left the partitions it had appended to the page cache (acks=1's
          * policy). They are owed a sync now. */
+        bool unsynced = false;
         for (int i = 0; i < wait->n; i++) {
-            if (partition_durable_offset(wait->parts[i]) < wait->ends[i])
+            if (partition_durable_offset(wait->parts[i]) < wait->ends[i]) {
                 broker_mark_dirty(b, wait->parts[i]);
-            if (wait->parts[i]->repl.leading) {
+                unsynced = true;
+            }
+            if (wait->epochs[i] >= 0) { /* led with replication at the append */
                 wait->rparts[wait->nreplicated] = wait->parts[i];
                 wait->rends[wait->nreplicated] = wait->ends[i];
+                wait->repochs[wait->nreplicated] = wait->epochs[i];
                 wait->routs[wait->nreplicated] = wait->outs[i];
                 wait->nreplicated++;
             }
+        }
+        if (!unsynced) {
+            /* Only duplicates of batches synced already: no group commit is coming. */
+            wait->n = 0;
+            return produce_synced(b, r);
         }
         waiter_park(&b->waiters, &wait->durable, WAITER_ON_DURABLE, -1, produce_durable, r);
         /* Appended: the next request of this connection may come in while the disk syncs
@@ -431,6 +495,7 @@ static void forget_in(struct produce_wait *wait, const struct topic *t)
             continue;
         wait->rparts[k] = wait->rparts[i];
         wait->rends[k] = wait->rends[i];
+        wait->repochs[k] = wait->repochs[i];
         wait->routs[k] = wait->routs[i];
         k++;
     }
@@ -451,6 +516,7 @@ void produce_forget_topic(struct broker *b, const struct topic *t)
                 continue;
             wait->parts[k] = wait->parts[i];
             wait->ends[k] = wait->ends[i];
+            wait->epochs[k] = wait->epochs[i];
             wait->outs[k] = wait->outs[i];
             k++;
         }
@@ -472,6 +538,7 @@ void produce_forget_topic(struct broker *b, const struct topic *t)
                 continue; /* appended, then deleted: answered as appended, never synced */
             wait->parts[k] = wait->parts[i];
             wait->ends[k] = wait->ends[i];
+            wait->epochs[k] = wait->epochs[i];
             wait->outs[k] = wait->outs[i];
             k++;
         }
@@ -508,10 +575,13 @@ enum request_status handle_produce(struct broker *b, struct request *r)
     wait->parts = request_alloc(r, sizeof(*wait->parts) * (size_t)(nparts + 1));
     wait->outs = request_alloc(r, sizeof(*wait->outs) * (size_t)(nparts + 1));
     wait->ends = request_alloc(r, sizeof(*wait->ends) * (size_t)(nparts + 1));
+    wait->epochs = request_alloc(r, sizeof(*wait->epochs) * (size_t)(nparts + 1));
+    wait->repochs = request_alloc(r, sizeof(*wait->repochs) * (size_t)(nparts + 1));
     wait->rparts = request_alloc(r, sizeof(*wait->rparts) * (size_t)(nparts + 1));
     wait->routs = request_alloc(r, sizeof(*wait->routs) * (size_t)(nparts + 1));
     wait->rends = request_alloc(r, sizeof(*wait->rends) * (size_t)(nparts + 1));
     if (wait->parts == NULL || wait->outs == NULL || wait->ends == NULL ||
+        wait->epochs == NULL || wait->repochs == NULL ||
         wait->rparts == NULL || wait->routs == NULL || wait->rends == NULL)
         return REQUEST_CLOSE;
     wait->deadline_ms = mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : 0);
@@ -557,18 +627,7 @@ static bool produce_durable(struct waiter *w, enum waiter_event ev)
     struct request *r = w->arg;
     struct produce_wait *wait = r->state;
     if (ev != WAITER_CHECK) {
-        GREGOR_ASSERT(wait->n == 0);
-        if (wait->nreplicated > 0) {
-            /* Durable here: now the followers. */
-            wait->n = wait->nreplicated;
-            memcpy(wait->parts, wait->rparts, sizeof(wait->parts[0]) * (size_t)wait->n);
-            memcpy(wait->ends, wait->rends, sizeof(wait->ends[0]) * (size_t)wait->n);
-            memcpy(wait->outs, wait->routs, sizeof(wait->outs[0]) * (size_t)wait->n);
-            wait->nreplicated = 0;
-            request_continue(r, replication_wait(r->broker, r));
-            return true;
-        }
-        request_finish(r);
+        request_continue(r, produce_synced(r->broker, r)); /* durable here: now the followers */
         return true;
     }
     int k = 0;
@@ -583,6 +642,7 @@ static bool produce_durable(struct waiter *w, enum waiter_event ev)
         }
         wait->parts[k] = p;
         wait->ends[k] = wait->ends[i];
+        wait->epochs[k] = wait->epochs[i];
         wait->outs[k] = wait->outs[i];
         k++;
     }

@@ -900,6 +900,7 @@ struct checkpoint_snapshot {
     struct partition *part; /* lives until broker_commit_drain (which waits for this job) */
     char *dir_path;
     int64_t log_end;
+    uint64_t truncations;   /* the partition's count at the encode */
     uint8_t *image;
     size_t len;
 };
@@ -938,7 +939,8 @@ static void checkpoint_job_write(void *arg)
         struct checkpoint_snapshot *sn = &j->snaps[i];
         if (partition_flush(sn->part) != KERR_NONE)
             continue;
-        if (producer_state_snapshot_write(sn->dir_path, sn->log_end, sn->image, sn->len) < 0)
+        if (producer_state_snapshot_write(sn->dir_path, sn->log_end, sn->image, sn->len,
+                                          &sn->part->truncations, sn->truncations) < 0)
             LOG_WARN("LogManager", "Error while writing the producer state snapshot in %s: %s",
                      sn->dir_path, strerror(errno));
     }
@@ -981,6 +983,7 @@ static struct checkpoint_job *checkpoint_take(struct broker *b)
                     sn->part = p;
                     sn->dir_path = strdup(p->dir_path);
                     sn->log_end = partition_log_end(p);
+                    sn->truncations = atomic_load(&p->truncations);
                     j->nsnaps++;
                     if (sn->dir_path == NULL)
                         j->nsnaps--, free(sn->image);

@@ -1,7 +1,10 @@
-/* producer_state: the idempotence table and its snapshot files. A snapshot holds, per
- * producer, what Kafka's does (last sequence, last offset, offset delta, epoch, timestamp);
- * batches written after it are re-read from the log, so the last 5 are known again after a
- * crash as long as they were written after the snapshot. */
+/* producer_state: the idempotence table and its snapshot files. A snapshot is in Kafka's
+ * format (per entry: producer id, epoch, last sequence, last offset, offset delta, timestamp),
+ * with one entry per batch of a producer's last 5, oldest first (Kafka writes its newest
+ * only, and a reader keeping the last entry of an id reads the same state): after a restart a
+ * retry of any of them is still answered with its offset, not OUT_OF_ORDER_SEQUENCE (fatal to
+ * an idempotent producer whose retry reaches a restarted broker that leads). Batches written
+ * after the snapshot are re-read from the log. */
 #include "log/producer_state.h"
 
 #include <dirent.h>
@@ -165,18 +168,26 @@ static int read_snapshot(struct producer_state *ps, const char *path)
         goto out;
     if (crc32c(0, body, blen) != crc)
         goto out;
+    int64_t prev_pid = -1;
     for (int32_t i = 0; i < n; i++) {
         const uint8_t *p = body + 4 + (size_t)i * SNAPSHOT_ENTRY_SIZE;
         int64_t pid = (int64_t)be64_get(p);
         struct producer_entry *e = entry_get(ps, pid);
         if (e == NULL)
             goto out;
-        e->epoch = (int16_t)be16_get(p + 8);
+        int16_t epoch = (int16_t)be16_get(p + 8);
         int32_t last_seq = (int32_t)be32_get(p + 10);
         int64_t last_offset = (int64_t)be64_get(p + 14);
         int32_t delta = (int32_t)be32_get(p + 22);
         int64_t ts = (int64_t)be64_get(p + 26);
-        e->n = 0;
+        /* A producer's batches come one entry each, oldest first; a file written by Kafka has
+         * one entry per producer. Another id or epoch starts the producer's list again. */
+        bool more = pid == prev_pid && epoch == e->epoch && e->n > 0 &&
+                    last_offset > e->batches[e->n - 1].last_offset;
+        prev_pid = pid;
+        e->epoch = epoch;
+        if (!more)
+            e->n = 0;
         if (last_seq >= 0) {
             struct producer_batch_meta m = {
                 .first_seq = (int32_t)((uint32_t)last_seq - (uint32_t)delta),
@@ -282,25 +293,34 @@ int producer_state_truncated(struct producer_state *ps, const char *dir, struct 
 
 int producer_state_snapshot_encode(const struct producer_state *ps, uint8_t **out, size_t *out_len)
 {
-    size_t blen = 4 + (size_t)ps->count * SNAPSHOT_ENTRY_SIZE;
+    size_t entries = 0;
+    for (const struct producer_entry *e = ps->head; e; e = e->next)
+        entries += e->n > 0 ? (size_t)e->n : 1;
+    GREGOR_ASSERT(entries <= (size_t)ps->count * PRODUCER_BATCH_CACHE);
+    if (entries > SNAPSHOT_MAX_ENTRIES)
+        return -1;
+    size_t blen = 4 + entries * SNAPSHOT_ENTRY_SIZE;
     uint8_t *buf = malloc(6 + blen);
     if (buf == NULL)
         return -1;
     uint8_t *body = buf + 6;
-    be32_put(body, (uint32_t)ps->count);
+    be32_put(body, (uint32_t)entries);
     size_t i = 0;
-    for (struct producer_entry *e = ps->head; e; e = e->next, i++) {
-        uint8_t *p = body + 4 + i * SNAPSHOT_ENTRY_SIZE;
-        const struct producer_batch_meta *m = e->n > 0 ? &e->batches[e->n - 1] : NULL;
-        be64_put(p, (uint64_t)e->producer_id);
-        be16_put(p + 8, (uint16_t)e->epoch);
-        be32_put(p + 10, (uint32_t)(m ? m->last_seq : -1));
-        be64_put(p + 14, (uint64_t)(m ? m->last_offset : -1));
-        be32_put(p + 22, (uint32_t)(m ? (int32_t)(m->last_offset - m->first_offset) : 0));
-        be64_put(p + 26, (uint64_t)e->last_timestamp);
-        be32_put(p + 34, (uint32_t)-1);   /* coordinatorEpoch: no transactions */
-        be64_put(p + 38, (uint64_t)-1);   /* currentTxnFirstOffset */
+    for (struct producer_entry *e = ps->head; e; e = e->next) {
+        for (int k = 0; k < (e->n > 0 ? e->n : 1); k++, i++) {
+            uint8_t *p = body + 4 + i * SNAPSHOT_ENTRY_SIZE;
+            const struct producer_batch_meta *m = e->n > 0 ? &e->batches[k] : NULL;
+            be64_put(p, (uint64_t)e->producer_id);
+            be16_put(p + 8, (uint16_t)e->epoch);
+            be32_put(p + 10, (uint32_t)(m ? m->last_seq : -1));
+            be64_put(p + 14, (uint64_t)(m ? m->last_offset : -1));
+            be32_put(p + 22, (uint32_t)(m ? (int32_t)(m->last_offset - m->first_offset) : 0));
+            be64_put(p + 26, (uint64_t)(m ? m->timestamp : e->last_timestamp));
+            be32_put(p + 34, (uint32_t)-1);   /* coordinatorEpoch: no transactions */
+            be64_put(p + 38, (uint64_t)-1);   /* currentTxnFirstOffset */
+        }
     }
+    GREGOR_ASSERT(i == entries);
     be16_put(buf, SNAPSHOT_VERSION);
     be32_put(buf + 2, crc32c(0, body, blen));
     *out = buf;
@@ -308,7 +328,14 @@ int producer_state_snapshot_encode(const struct producer_state *ps, uint8_t **ou
     return 0;
 }
 
-int producer_state_snapshot_write(const char *dir, int64_t log_end, const uint8_t *buf, size_t len)
+/* The log was truncated since the image was taken. */
+static bool truncated_since(const _Atomic uint64_t *truncations, uint64_t taken)
+{
+    return truncations != NULL && atomic_load(truncations) != taken;
+}
+
+int producer_state_snapshot_write(const char *dir, int64_t log_end, const uint8_t *buf, size_t len,
+                                  const _Atomic uint64_t *truncations, uint64_t taken)
 {
     char path[1200], tmp[1210];
     snapshot_path(path, sizeof(path), dir, log_end);
@@ -319,6 +346,10 @@ int producer_state_snapshot_write(const char *dir, int64_t log_end, const uint8_
         if (fio_pwrite_full(fd, buf, len, 0) == 0 && fio_fsync(fd) == 0)
             rc = 0;
         fio_close(fd);
+        if (rc == 0 && truncated_since(truncations, taken)) {
+            fio_unlink(tmp);
+            return 1;
+        }
         if (rc == 0)
             rc = fio_rename(tmp, path);
         else
@@ -326,6 +357,12 @@ int producer_state_snapshot_write(const char *dir, int64_t log_end, const uint8_
     }
     if (rc != 0)
         return -1;
+    /* Counted after the check above: either this sees it, or the truncation's removal of the
+     * snapshots past its end comes after the rename and sees the file. */
+    if (truncated_since(truncations, taken)) {
+        fio_unlink(path);
+        return 1;
+    }
     int64_t offs[64];
     int n = list_snapshots(dir, offs, 64);
     for (int k = 0; k + 2 < n; k++) {
@@ -341,7 +378,7 @@ int producer_state_snapshot(struct producer_state *ps, const char *dir, int64_t 
     size_t len;
     if (producer_state_snapshot_encode(ps, &buf, &len) < 0)
         return -1;
-    int rc = producer_state_snapshot_write(dir, log_end, buf, len);
+    int rc = producer_state_snapshot_write(dir, log_end, buf, len, NULL, 0);
     free(buf);
     if (rc != 0)
         return -1;

@@ -4,6 +4,7 @@
 #ifndef GREGOR_LOG_PRODUCER_STATE_H
 #define GREGOR_LOG_PRODUCER_STATE_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "log/batch.h"
@@ -55,9 +56,15 @@ int producer_state_truncated(struct producer_state *ps, const char *dir, struct 
 int producer_state_snapshot(struct producer_state *ps, const char *dir, int64_t log_end);
 /* The same in two steps, so the file work can leave the event loop: the encode (loop thread,
  * reads ps) gives a malloc'ed image; the write (any thread, touches only the files in dir) puts
- * it at <dir>/<log_end>.snapshot atomically and removes all but the newest two. */
+ * it at <dir>/<log_end>.snapshot atomically and removes all but the newest two.
+ * A truncation between the two (the loop thread counts it in *truncations, then removes the
+ * snapshots past its new end) leaves an image of batches that may be gone, which, once the log
+ * grew past log_end again, a load would take for the log's state: with truncations given and
+ * no longer `taken` (its value at the encode) the image is not written, or is removed again
+ * when the count moved while it was renamed into place (then 1 is returned). */
 int producer_state_snapshot_encode(const struct producer_state *ps, uint8_t **out, size_t *out_len);
-int producer_state_snapshot_write(const char *dir, int64_t log_end, const uint8_t *buf, size_t len);
+int producer_state_snapshot_write(const char *dir, int64_t log_end, const uint8_t *buf, size_t len,
+                                  const _Atomic uint64_t *truncations, uint64_t taken);
 void producer_state_free(struct producer_state *ps);
 
 #endif

@@ -239,7 +239,8 @@ int partition_append_as_leader(struct partition *p, uint8_t *batch, size_t len, 
         if (e == KERR_DUPLICATE_SEQUENCE_NUMBER) {
             *dup = true; /* a retry: answered as success, not appended again */
             info->base_offset = dup_offset;
-            info->last_offset = -1;
+            info->last_offset = dup_offset + h.last_offset_delta; /* the same records */
+            GREGOR_ASSERT(info->last_offset < plog_end_offset(p->log));
             info->log_append_time = -1;
             info->log_start_offset = plog_start_offset(p->log);
             return KERR_NONE;
@@ -300,6 +301,7 @@ int partition_truncate_to(struct partition *p, int64_t offset)
     }
     if (p->high_watermark > end)
         p->high_watermark = end;
+    atomic_fetch_add(&p->truncations, 1); /* before the snapshots past the end go */
     /* A follower that keeps the sequences of batches it truncated would, once leader, answer a
      * retry of one DUPLICATE: acknowledged, and stored nowhere. */
     producer_state_truncated(&p->producers, p->dir_path, p->log);
@@ -529,6 +531,17 @@ bool partition_update_high_watermark(struct partition *p, int64_t now_ms)
     p->high_watermark = hw;
     check_watermarks(p);
     return true;
+}
+
+bool partition_acks_all_settled(const struct partition *p, int32_t epoch, int64_t end, int *error)
+{
+    *error = KERR_NONE;
+    if (!p->repl.leading || p->repl.leader_epoch != epoch) {
+        *error = KERR_NOT_LEADER_OR_FOLLOWER;
+        return true;
+    }
+    GREGOR_ASSERT(end <= plog_end_offset(p->log)); /* truncated only once no longer leading */
+    return p->high_watermark >= end;
 }
 
 static int64_t leader_epoch_start(const struct partition *p)

@@ -63,6 +63,9 @@ struct partition {
     int dir_index;                   /* which log dir holds it (the owner's) */
     char dir_path[1100];
     struct producer_state producers; /* idempotence: snapshots + log tail at open */
+    /* Truncations so far, counted (loop thread) before one removes the producer snapshots
+     * past its new end; read by the I/O worker writing a snapshot image taken before. */
+    _Atomic uint64_t truncations;
     int32_t leader_epoch;            /* on one node always 0 */
     int nepochs;                     /* epoch cache, epochs and start offsets increasing */
     struct epoch_entry epochs[PARTITION_EPOCHS_MAX];
@@ -88,8 +91,9 @@ int partition_retire(struct partition *p, const char *to);
 void partition_set_config(struct partition *p, const struct log_config *cfg);
 
 /* A produce's batch: validated, checked against the producer state (a retry of one of the last
- * five batches is *dup set to its first offset, KERR_NONE, nothing appended), offsets and the
- * leader epoch assigned. info as plog_append. */
+ * five batches is *dup set, info->base_offset and info->last_offset its original offsets,
+ * KERR_NONE, nothing appended: acks=all waits for it as for the original, Kafka's duplicate
+ * LogAppendInfo), offsets and the leader epoch assigned. info as plog_append. */
 int partition_append_as_leader(struct partition *p, uint8_t *batch, size_t len, int64_t now_ms,
                                struct log_append_info *info, bool *dup);
 /* A replicated batch, offsets as given: must start at the log end (no gap, no overlap); a batch
@@ -167,6 +171,14 @@ bool partition_is_follower(const struct partition *p, int32_t id);
  * the fetch named a leader epoch, for a replica not assigned (Kafka's followerReplicaOrThrow). */
 int partition_follower_fetched(struct partition *p, int32_t id, int64_t fetch_offset,
                                int64_t now_ms, bool epoch_given);
+/* Kafka's checkEnoughReplicasReachOffset for an acks=all batch appended here while leading in
+ * leader epoch `epoch` (p->repl.leader_epoch then), `end` past its last offset: true once
+ * settled, *error KERR_NONE when the high watermark passed it, KERR_NOT_LEADER_OR_FOLLOWER
+ * when this replica no longer leads in that epoch (the new leader may lack the batch and its
+ * followers truncate it away: a success would acknowledge a record that is lost, and an
+ * idempotent producer would then meet a gap in its sequences at the new leader); false while
+ * a follower in the ISR lacks it. */
+bool partition_acks_all_settled(const struct partition *p, int32_t epoch, int64_t end, int *error);
 /* Kafka's maybeIncrementLeaderHW: the least log end of the maximal ISR (and of followers
  * caught up within the lag time that may join), the leader's included; true when it moved. */
 bool partition_update_high_watermark(struct partition *p, int64_t now_ms);

@@ -348,3 +348,54 @@ def test_retry_of_a_truncated_batch_is_appended_not_duplicate(tmp_path, zookeepe
         if held is not None and held.proc is not None:
             os.kill(held.proc.pid, signal.SIGCONT)
         stop_all(brokers)
+
+
+def test_duplicate_at_acks_all_waits_for_the_followers_as_the_original(tmp_path, zookeeper):
+    """A batch written with acks=1 to the leader alone (both followers held with SIGSTOP), sent
+    again with acks=all: a duplicate, not appended again, and answered as Kafka answers its
+    duplicate LogAppendInfo, once the high watermark passes the original's offsets (here the
+    request times out); answered at once, it would acknowledge records the next leader may
+    not hold (an idempotent producer then meets a sequence gap there: a fatal
+    OUT_OF_ORDER_SEQUENCE). Once the followers run again, the same retry is answered with the
+    original offset."""
+    chroot = "/pid4"
+    brokers = start_brokers(tmp_path, zookeeper.connect + chroot, (1, 2, 3), FAST_STOP)
+    held = []
+    try:
+        ids = by_id(brokers)
+        create_topic(brokers[0], "dupw", 1, {"min.insync.replicas": "2"})
+        replicas = wait_until(lambda: metadata(brokers[0], "dupw").get(0, (0, []))[1], 15,
+                              what="the assignment")
+        st = wait_isr(zookeeper, chroot, "dupw", 0, replicas)
+        leader = ids[st["leader"]]
+        followers = [b for b in brokers if b is not leader]
+        with connect(leader) as s:
+            pid = new_producer_id(s)
+        first = record_batch([b"a%d" % i for i in range(3)], pid, 0, 0)
+        assert produce(leader, "dupw", first) == (NONE, 0)
+        wait_until(lambda: all(log_end(b, "dupw") == 3 for b in followers), 10,
+                   what="the followers hold the first batch")
+        for b in followers:
+            os.kill(b.proc.pid, signal.SIGSTOP)
+            held.append(b)
+        time.sleep(FETCH_WAIT_MS / 1000 * 3)  # their parked fetches answered (empty) first
+        second = record_batch([b"b%d" % i for i in range(4)], pid, 0, 3)
+        assert produce(leader, "dupw", second, acks=1) == (NONE, 3)
+        t0 = time.time()
+        err, _ = produce(leader, "dupw", second, acks=-1, timeout_ms=1000)
+        waited = time.time() - t0
+        assert err == REQUEST_TIMED_OUT, (err, waited)
+        assert waited >= 0.9, waited
+        assert log_end(leader, "dupw") == 7  # not appended again
+        for b in followers:
+            os.kill(b.proc.pid, signal.SIGCONT)
+        held = []
+        assert produce(leader, "dupw", second, acks=-1) == (NONE, 3)
+        assert log_end(leader, "dupw") == 7
+        wait_until(lambda: all(log_end(b, "dupw") == 7 for b in followers), 10,
+                   what="the followers hold the second batch")
+    finally:
+        for b in held:
+            if b.proc is not None:
+                os.kill(b.proc.pid, signal.SIGCONT)
+        stop_all(brokers)

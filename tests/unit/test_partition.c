@@ -274,10 +274,12 @@ static void test_idempotent_duplicate_through_partition(void **state)
     assert_int_equal(info.base_offset, 1);
     assert_int_equal(partition_append_as_leader(&f->p, b[1], len[1], 5000, &info, &dup), KERR_NONE);
     assert_int_equal(info.base_offset, 3);
-    /* The retry of the first: its offset, nothing appended. */
+    /* The retry of the first: its offsets (acks=all waits for them as for the original's),
+     * nothing appended. */
     assert_int_equal(partition_append_as_leader(&f->p, copy, len[0], 5000, &info, &dup), KERR_NONE);
     assert_true(dup);
     assert_int_equal(info.base_offset, 1);
+    assert_int_equal(info.last_offset, 2);
     assert_int_equal(partition_log_end(&f->p), 5);
     free(copy);
     free(b[0]);
@@ -401,6 +403,75 @@ static void test_truncate_reloads_from_snapshot_below(void **state)
     assert_true(dup);
 }
 
+/* A clean close writes a snapshot at the log end and a reopen reads no log after it: the
+ * snapshot holds each producer's last 5 batches (one Kafka-format entry each), so a retry of
+ * an older one than the last, which a producer sends to a restarted broker once it leads, is
+ * answered with its offset (Kafka's snapshot keeps the newest only: OUT_OF_ORDER_SEQUENCE,
+ * fatal to the producer). */
+static void test_reopen_knows_the_last_five_batches(void **state)
+{
+    struct fx *f = *state;
+    for (int32_t seq = 0; seq < 12; seq += 2)
+        follow_idempotent(f, 42, seq); /* 6 batches at 0..11: the last 5 from offset 2 */
+    follow_idempotent(f, 43, 0);       /* 12..13 */
+    assert_int_equal(partition_close(&f->p), KERR_NONE);
+    open_p(f);
+    assert_int_equal(partition_become_leader(&f->p, 1), KERR_NONE);
+    bool dup;
+    for (int32_t seq = 2; seq < 12; seq += 2) {
+        assert_int_equal(lead_retry(f, 42, seq, &dup), seq);
+        assert_true(dup);
+    }
+    assert_int_equal(lead_retry(f, 43, 0, &dup), 12);
+    assert_true(dup);
+    assert_int_equal(partition_log_end(&f->p), 14);
+    assert_int_equal(lead_retry(f, 42, 12, &dup), 14); /* the next one is appended */
+    assert_false(dup);
+}
+
+/* The periodic checkpoint encodes a snapshot image on the loop thread and writes it on the
+ * I/O worker: a truncation in between must not leave the image on disk, where, once the log
+ * grew past its offset again, a reopen would take the truncated batches for the log's and
+ * answer their retries DUPLICATE (acknowledged, stored nowhere). */
+static void test_snapshot_image_taken_before_a_truncation_is_not_kept(void **state)
+{
+    struct fx *f = *state;
+    follow_idempotent(f, 42, 0); /* 0..1 */
+    follow_idempotent(f, 42, 2); /* 2..3 */
+    follow_idempotent(f, 42, 4); /* 4..5: truncated below */
+    uint8_t *image;
+    size_t len;
+    assert_int_equal(producer_state_snapshot_encode(&f->p.producers, &image, &len), 0);
+    uint64_t taken = atomic_load(&f->p.truncations);
+    assert_int_equal(partition_truncate_to(&f->p, 4), KERR_NONE);
+    /* The worker gets to it now. */
+    assert_int_equal(producer_state_snapshot_write(f->p.dir_path, 6, image, len,
+                                                   &f->p.truncations, taken), 1);
+    free(image);
+    char path[1200];
+    snprintf(path, sizeof(path), "%s/%020d.snapshot", f->p.dir_path, 6);
+    assert_int_not_equal(access(path, F_OK), 0);
+    /* Another producer's batches take the offsets again, past 6; a reopen reads the log. */
+    follow_idempotent(f, 43, 0); /* 4..5 */
+    follow_idempotent(f, 43, 2); /* 6..7 */
+    assert_int_equal(partition_close(&f->p), KERR_NONE);
+    open_p(f);
+    assert_int_equal(partition_become_leader(&f->p, 1), KERR_NONE);
+    bool dup;
+    assert_int_equal(lead_retry(f, 42, 4, &dup), 8); /* the retry is stored */
+    assert_false(dup);
+    assert_int_equal(lead_retry(f, 43, 2, &dup), 6);
+    assert_true(dup);
+    /* Without a truncation the same write keeps its file. */
+    assert_int_equal(producer_state_snapshot_encode(&f->p.producers, &image, &len), 0);
+    taken = atomic_load(&f->p.truncations);
+    assert_int_equal(producer_state_snapshot_write(f->p.dir_path, 10, image, len,
+                                                   &f->p.truncations, taken), 0);
+    free(image);
+    snprintf(path, sizeof(path), "%s/%020d.snapshot", f->p.dir_path, 10);
+    assert_int_equal(access(path, F_OK), 0);
+}
+
 /* ---- leading a replicated partition: broker 1 leads, broker 2 follows ---- */
 
 static const int32_t ASSIGNED[2] = {1, 2};
@@ -438,6 +509,44 @@ static void test_replicated_hw_is_isr_minimum_never_back(void **state)
     partition_lead_replicated(&f->p, 1, ASSIGNED, 2, &self, 1, 9000, 30000);
     lead(f, 1);
     assert_int_equal(partition_high_watermark(&f->p), 7);
+}
+
+/* Kafka's checkEnoughReplicasReachOffset: an acks=all batch is answered once the high
+ * watermark passed it, and NOT_LEADER_OR_FOLLOWER once this replica stopped leading in the
+ * epoch it was appended in, even when the high watermark of a later leadership passes its
+ * offsets (the records there may be others: the batch was truncated away meanwhile). */
+static void test_replicated_acks_all_settled_in_the_same_leadership(void **state)
+{
+    struct fx *f = *state;
+    lead(f, 2);
+    assert_int_equal(partition_become_leader(&f->p, 1), KERR_NONE);
+    partition_lead_replicated(&f->p, 1, ASSIGNED, 2, ASSIGNED, 2, 5000, 30000);
+    f->p.repl.leader_epoch = 1; /* as replica_sync leads it */
+    lead(f, 3);
+    int e = -1;
+    assert_false(partition_acks_all_settled(&f->p, 1, 5, &e)); /* the follower lacks it */
+    assert_int_equal(partition_follower_fetched(&f->p, 2, 5, 5001, true), KERR_NONE);
+    assert_true(partition_update_high_watermark(&f->p, 5001));
+    assert_true(partition_acks_all_settled(&f->p, 1, 5, &e));
+    assert_int_equal(e, KERR_NONE);
+    /* Appended, then leadership went before the follower had it. */
+    lead(f, 1);
+    assert_false(partition_acks_all_settled(&f->p, 1, 6, &e));
+    partition_stop_leading(&f->p);
+    assert_true(partition_acks_all_settled(&f->p, 1, 6, &e));
+    assert_int_equal(e, KERR_NOT_LEADER_OR_FOLLOWER);
+    /* Leading again in a later epoch, its high watermark past offset 6: still not answered
+     * as a success for the append of epoch 1. */
+    assert_int_equal(partition_become_leader(&f->p, 2), KERR_NONE);
+    partition_lead_replicated(&f->p, 1, ASSIGNED, 2, ASSIGNED, 2, 6000, 30000);
+    f->p.repl.leader_epoch = 2;
+    lead(f, 1);
+    assert_int_equal(partition_follower_fetched(&f->p, 2, 7, 6001, true), KERR_NONE);
+    assert_true(partition_update_high_watermark(&f->p, 6001));
+    assert_true(partition_acks_all_settled(&f->p, 1, 6, &e));
+    assert_int_equal(e, KERR_NOT_LEADER_OR_FOLLOWER);
+    assert_true(partition_acks_all_settled(&f->p, 2, 7, &e));
+    assert_int_equal(e, KERR_NONE);
 }
 
 static void test_replicated_unknown_replica_refused(void **state)
@@ -593,6 +702,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replicated_isr_shrink_after_lag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replicated_diverging_epoch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replicated_hw_restored_from_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_knows_the_last_five_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_image_taken_before_a_truncation_is_not_kept,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replicated_acks_all_settled_in_the_same_leadership,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
