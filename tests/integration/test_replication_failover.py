@@ -260,7 +260,14 @@ def test_sigterm_moves_leadership_first_and_auto_rebalance_brings_it_back(tmp_pa
         t0 = time.time()
         rc = ids[lid].stop()
         stopped_s = time.time() - t0
+        # The producer rides the move: keep it running until it has an ack from after the
+        # stop (librdkafka finds the new leader on its next metadata refresh; bounded, since a
+        # loaded machine can take seconds), and at least 1 s.
+        deadline = time.time() + 30
         time.sleep(1.0)
+        while time.time() < deadline and not any(
+                at > t0 + stopped_s for at in list(prod.acked_at.values())):
+            time.sleep(0.1)
         stop.set()
         rider.join(120)
         poller.join(30)
