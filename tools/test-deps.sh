@@ -5,7 +5,8 @@
 #     libzookeeper-mt-dev), nftables (the chaos runs' network partitions);
 #   - a virtualenv at .venv with tests/requirements.txt (pytest, kafka-python 2.0.2,
 #     confluent-kafka, beautifulsoup4), so nothing is pip-installed into the system Python;
-#   - the Java client check (tests/java, Maven), kafkajs 2.2.4 (tests/js, npm ci) and the
+#   - the Java client check (tests/java, Maven), the Kafka Streams word count (tests/streams,
+#     Maven), kafkajs 2.2.4 (tests/js, npm ci) and the
 #     franz-go modules (tests/go, go mod download).
 # Each step runs only when its result is missing or stale. A step that fails stops the run with
 # what failed: a client suite that cannot be installed is a failure, never a skip.
@@ -48,6 +49,12 @@ jar=tests/java/target/gregor-client-check.jar
 if ! [ -f "$jar" ] || [ -n "$(find tests/java/pom.xml tests/java/src -newer "$jar" -print -quit)" ]; then
     say "Java client check (mvn package in tests/java)"
     mvn -q -B -f tests/java/pom.xml package -DskipTests || die "mvn package in tests/java"
+fi
+
+jar=tests/streams/target/gregor-streams-wordcount.jar
+if ! [ -f "$jar" ] || [ -n "$(find tests/streams/pom.xml tests/streams/src -newer "$jar" -print -quit)" ]; then
+    say "Kafka Streams word count (mvn package in tests/streams)"
+    mvn -q -B -f tests/streams/pom.xml package -DskipTests || die "mvn package in tests/streams"
 fi
 
 if ! [ -f tests/js/node_modules/kafkajs/package.json ] \
