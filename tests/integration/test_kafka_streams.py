@@ -21,6 +21,9 @@ What is asserted, and why:
   than offsets, and its latest value per word is the application's count. A new instance with an
   empty state dir restores from the compacted changelog (Streams' restore count is below the
   changelog's offsets) and then counts a further text exactly from there.
+- On 3 brokers (ZooKeeper) with the internal topics at replication 3 and an in-memory store: the
+  same exact counts and kill -9 bound, and a restore from the surviving replicas after the
+  changelog leader's kill -9.
 - exactly_once_v2 needs transactions (issue 18), which gregor refuses: the application fails at
   InitProducerId with the transactional id and the reason in the broker log.
 """
@@ -434,3 +437,94 @@ def test_exactly_once_v2_refused_clearly(streams_jar, broker, tmp_path):
     assert "processing.guarantee=at_least_once" in why[0], why[0]
     # Nothing was counted: no transaction, no output.
     assert last_counts(broker, "word-counts") == {}
+
+
+class Servers:
+    """The bootstrap list of a cluster, where the helpers take a broker."""
+
+    def __init__(self, brokers):
+        self.bootstrap = ",".join(b.bootstrap for b in brokers)
+
+
+def test_word_count_on_three_brokers_rf3(streams_jar, tmp_path):
+    """The same word count on a 3-broker ZooKeeper cluster, internal topics at replication 3 and
+    an in-memory store (every restart restores the whole changelog): exact counts, a kill -9 of
+    the application mid-stream within the reprocessing bound, then a kill -9 of the broker
+    leading changelog partition 0 while the application is down: a new instance with an empty
+    state restores from the surviving replicas and counts a third text exactly on top."""
+    from zk_fixture import ZooKeeperServer, start_brokers, wait_until, zookeeper_available
+    if not zookeeper_available():
+        pytest.fail("Debian's zookeeper package is not installed: make test-deps installs it", pytrace=False)
+    app_id = "wordcount-rf3"
+    topics = {"input": "words-in", "output": "word-counts",
+              "repartition": app_id + "-counts-repartition", "changelog": app_id + "-counts-changelog"}
+    zk = ZooKeeperServer()
+    zk.start()
+    brokers, app = [], None
+    try:
+        brokers = start_brokers(tmp_path, zk.connect + "/streams", (1, 2, 3), {
+            "zookeeper.session.timeout.ms": 3000, "replica.lag.time.max.ms": 3000,
+            "controlled.shutdown.max.retries": 1})
+        cluster = Servers(brokers)
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        for f in admin.create_topics([NewTopic(topics["input"], 3, 3), NewTopic(topics["output"], 3, 3)]).values():
+            f.result(30)
+        app = WordCountApp(streams_jar, cluster, str(tmp_path), app_id, str(tmp_path / "state"),
+                           "store=memory", "replication=3")
+        lines, truth = text(11, 20000)
+        produce(cluster, topics["input"], lines)
+        app.start().wait_running()
+        counts = wait_settled(cluster, app, app_id, topics, truth)
+        assert counts == dict(truth), {w: (counts.get(w), n) for w, n in truth.items() if counts.get(w) != n}
+        md = admin.list_topics(timeout=10).topics
+        for t in ("changelog", "repartition"):
+            assert sorted(md[topics[t]].partitions) == [0, 1, 2]
+            assert all(sorted(p.replicas) == [1, 2, 3] for p in md[topics[t]].partitions.values()), (t, md[topics[t]])
+        assert internal_topic_configs(cluster, topics["changelog"])["cleanup.policy"] == ("compact", False)
+
+        # kill -9 of the application mid-stream: within the bound, never below.
+        lines2, truth2 = text(12, 10000)
+        kill_mid_stream(cluster, app, topics, lines2, counts)
+        truth += truth2
+        bound = reprocessing_bound(cluster, app_id, topics)
+        app.start().wait_running()
+        counts = wait_settled(cluster, app, app_id, topics, truth)
+        over = check_after_restart(counts, truth, bound)
+        assert app.stop(), app.output()[-4000:]
+
+        # The application down, the leader of changelog partition 0 killed: the next instance
+        # restores from the surviving replicas, then counts a third text exactly.
+        leader_id = md[topics["changelog"]].partitions[0].leader
+        dead = next(b for b in brokers if b.overrides["broker.id"] == leader_id)
+        dead.kill9()
+        survivors = [b for b in brokers if b is not dead]
+        s_admin = AdminClient({"bootstrap.servers": survivors[0].bootstrap})
+
+        def led_by_survivors():
+            md = s_admin.list_topics(timeout=10).topics
+            return all(p.leader not in (-1, leader_id) for t in md.values() for p in t.partitions.values())
+        wait_until(led_by_survivors, 60, what="every partition led by a surviving broker")
+        live = Servers(survivors)
+        app = WordCountApp(streams_jar, live, str(tmp_path), app_id, str(tmp_path / "state"),
+                           "store=memory", "replication=3")
+        app.runs = 10
+        app.start().wait_running()
+        lines3, truth3 = text(13, 5000)
+        produce(live, topics["input"], lines3)
+        expected = collections.Counter(counts) + truth3
+        final = wait_settled(live, app, app_id, topics, expected)
+        assert final == dict(expected), {w: (final.get(w), n) for w, n in expected.items() if final.get(w) != n}
+        restored = app.restored()
+        assert sorted(restored) == sorted("%s-%d" % (topics["changelog"], p) for p in range(3)), restored
+        print("rf3: overcount %d of %d words after the app's kill -9; restored %d records after broker %d's"
+              % (over, sum(truth.values()), sum(restored.values()), leader_id))
+        assert app.stop(), app.output()[-4000:]
+        for b in survivors:
+            rc = b.stop()
+            assert rc == 0, "broker exited %s:\n%s" % (rc, b.log())
+    finally:
+        if app is not None:
+            app.stop()
+        for b in brokers:
+            b.stop()
+        zk.stop()
