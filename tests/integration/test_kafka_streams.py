@@ -528,3 +528,59 @@ def test_word_count_on_three_brokers_rf3(streams_jar, tmp_path):
         for b in brokers:
             b.stop()
         zk.stop()
+
+
+def kafka_tools_classpath():
+    """Apache Kafka 4.x's jars (tests/kafka_harness/kafka.sh: fetched once, then cached)."""
+    p = subprocess.run(["sh", os.path.join(ROOT, "tests", "kafka_harness", "kafka.sh"), "classpath"],
+                       capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0 and p.stdout.strip(), "kafka.sh classpath failed:\n" + p.stderr[-3000:]
+    return p.stdout.strip()
+
+
+def test_application_reset_tool_after_kill9(streams_jar, broker, tmp_path):
+    """Kafka's own kafka-streams-application-reset (StreamsResetter, Kafka 4.x) after a kill -9:
+    without --force it refuses, as against Kafka, because the dead member is still in the group
+    (until its session times out); with --force it removes it (LeaveGroup by member id from the
+    admin client), resets the input offsets to the beginning and deletes the internal topics.
+    The application then, with its state dir wiped, counts the text again from scratch: the last
+    output value of every word is exactly its true count."""
+    cp = kafka_tools_classpath()
+    app_id = "wordcount-reset"
+    topics = {"input": "words-in", "output": "word-counts",
+              "repartition": app_id + "-counts-repartition", "changelog": app_id + "-counts-changelog"}
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for f in admin.create_topics([NewTopic(topics["input"], 3, 1), NewTopic(topics["output"], 3, 1)]).values():
+        f.result(15)
+    lines, truth = text(21, 5000)
+    produce(broker, topics["input"], lines)
+    state = str(tmp_path / "state")
+    app = WordCountApp(streams_jar, broker, str(tmp_path), app_id, state)
+    try:
+        app.start().wait_running()
+        assert wait_settled(broker, app, app_id, topics, truth) == dict(truth)
+        app.kill9()
+
+        def reset(*opts):
+            return subprocess.run([JAVA, "-Xmx256m", "-cp", cp, "org.apache.kafka.tools.StreamsResetter",
+                                   "--bootstrap-server", broker.bootstrap, "--application-id", app_id,
+                                   "--input-topics", topics["input"], *opts],
+                                  capture_output=True, text=True, timeout=180)
+        r = reset()
+        assert r.returncode == 1 and "is still active and has following members" in r.stdout + r.stderr, r
+        assert committed(broker, app_id, topics["input"]) == end_offsets(broker, topics["input"])
+        r = reset("--force")
+        assert r.returncode == 0, r
+        assert "Deleting inferred internal topics" in r.stdout, r.stdout
+        assert committed(broker, app_id, topics["input"]) == {0: 0, 1: 0, 2: 0}
+        left = set(admin.list_topics(timeout=10).topics)
+        assert topics["changelog"] not in left and topics["repartition"] not in left, left
+
+        shutil.rmtree(state)
+        app.start().wait_running()
+        counts = wait_settled(broker, app, app_id, topics, truth)
+        assert counts == dict(truth), {w: (counts.get(w), n) for w, n in truth.items() if counts.get(w) != n}
+        assert not app.restored().get(topics["changelog"] + "-0"), app.restored()
+        assert app.stop(), app.output()[-4000:]
+    finally:
+        app.stop()

@@ -11,7 +11,8 @@
 // output=T (default word-counts), state=DIR (state.dir), store=rocksdb|memory (default rocksdb),
 // guarantee=at_least_once|exactly_once_v2 (default at_least_once), commit_ms=N (default 500),
 // cache_bytes=N (statestore.cache.max.bytes, default 0: every update reaches the changelog),
-// threads=N (default 1).
+// threads=N (default 1), replication=N (replication.factor of the internal topics, default -1:
+// the broker's default), group_protocol=classic|streams (default classic).
 //
 // Runs until SIGTERM (closes cleanly, exit 0) or until Streams fails (exit 2). It prints one
 // line per state change, "STATE <old> -> <new>", and on failure "ERROR <class>: <message>" for
@@ -67,6 +68,7 @@ public class GregorWordCount {
         p.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, opt.getOrDefault("cache_bytes", "0"));
         p.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, opt.getOrDefault("threads", "1"));
         p.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, opt.getOrDefault("replication", "-1"));
+        p.put(StreamsConfig.GROUP_PROTOCOL_CONFIG, opt.getOrDefault("group_protocol", "classic"));
         if (opt.containsKey("state"))
             p.put(StreamsConfig.STATE_DIR_CONFIG, opt.get("state"));
         p.put(StreamsConfig.consumerPrefix("auto.offset.reset"), "earliest");
