@@ -588,3 +588,82 @@ def test_application_reset_tool_after_kill9(streams_jar, broker, tmp_path):
         assert app.stop(), app.output()[-4000:]
     finally:
         app.stop()
+
+
+def two_free_ports():
+    """A port P with P+1 free too (kafka.sh puts Kafka's controller on P+1)."""
+    import socket
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            p = s.getsockname()[1]
+        if p >= 65535:
+            continue
+        try:
+            with socket.socket() as s2:
+                s2.bind(("127.0.0.1", p + 1))
+            return p
+        except OSError:
+            continue
+    raise RuntimeError("no two consecutive free ports")
+
+
+def all_topic_configs(bootstrap, topic):
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    return {k: (e.value, e.source, e.is_default, e.is_read_only, e.is_sensitive)
+            for k, e in a.describe_configs([res])[res].result(30).items()}
+
+
+def count_once(jar, server, workdir, tag, lines, truth):
+    """Runs the word count over lines on one server until exact; returns the internal topics'
+    configs and partitions."""
+    app_id = "wordcount-side"
+    topics = {"input": "words-in", "output": "word-counts",
+              "repartition": app_id + "-counts-repartition", "changelog": app_id + "-counts-changelog"}
+    admin = AdminClient({"bootstrap.servers": server.bootstrap})
+    for f in admin.create_topics([NewTopic(topics["input"], 3, 1), NewTopic(topics["output"], 3, 1)]).values():
+        f.result(30)
+    produce(server, topics["input"], lines)
+    os.makedirs(os.path.join(workdir, tag))
+    app = WordCountApp(jar, server, os.path.join(workdir, tag), app_id, os.path.join(workdir, tag, "state"))
+    try:
+        app.start().wait_running()
+        counts = wait_settled(server, app, app_id, topics, truth)
+        assert counts == dict(truth), (tag, {w: (counts.get(w), n) for w, n in truth.items() if counts.get(w) != n})
+        assert app.stop(), app.output()[-4000:]
+    finally:
+        app.stop()
+    return {t: (partitions(server, topics[t]), all_topic_configs(server.bootstrap, topics[t]))
+            for t in ("changelog", "repartition")}
+
+
+def test_internal_topics_as_on_kafka(streams_jar, broker, tmp_path):
+    """The same word count against Apache Kafka 4.x (tests/kafka_harness/kafka.sh, KRaft) and
+    gregor: both count exactly, and the changelog and repartition topics Streams created have
+    the same partitions and the same DescribeConfigs answer (every key: value, source, default,
+    read-only, sensitive), but for two known differences: gregor keeps
+    message.downconversion.enable (docs/CONFIG.md), and Kafka's KRaft controller writes a
+    cluster-level min.insync.replicas at format time (KIP-966), so its source differs there."""
+    harness = os.path.join(ROOT, "tests", "kafka_harness", "kafka.sh")
+    env = dict(os.environ, KAFKA_PORT=str(two_free_ports()), KAFKA_STATE=str(tmp_path / "kafka"),
+               KAFKA_START_TIMEOUT="120")
+    lines, truth = text(31, 5000)
+    r = subprocess.run([harness, "start"], env=env, capture_output=True, text=True, timeout=1200)
+    try:
+        assert r.returncode == 0, "kafka.sh start failed:\n" + (r.stdout + r.stderr)[-3000:]
+
+        class Kafka:
+            bootstrap = "127.0.0.1:%s" % env["KAFKA_PORT"]
+        on_kafka = count_once(streams_jar, Kafka, str(tmp_path), "kafka-app", lines, truth)
+    finally:
+        subprocess.run([harness, "stop"], env=env, capture_output=True, timeout=120)
+    on_gregor = count_once(streams_jar, broker, str(tmp_path), "gregor-app", lines, truth)
+    for t in ("changelog", "repartition"):
+        (kp, kc), (gp, gc) = on_kafka[t], on_gregor[t]
+        assert kp == gp, (t, kp, gp)
+        assert gc.pop("message.downconversion.enable")[0] == "true"
+        assert kc["min.insync.replicas"][0] == gc["min.insync.replicas"][0]
+        kc.pop("min.insync.replicas"), gc.pop("min.insync.replicas")
+        diff = {k: (kc.get(k), gc.get(k)) for k in sorted(set(kc) | set(gc)) if kc.get(k) != gc.get(k)}
+        assert not diff, (t, diff)
