@@ -24,6 +24,10 @@ What is asserted, and why:
 - On 3 brokers (ZooKeeper) with the internal topics at replication 3 and an in-memory store: the
   same exact counts and kill -9 bound, and a restore from the surviving replicas after the
   changelog leader's kill -9.
+- Kafka's kafka-streams-application-reset (4.x) resets the application after a kill -9 (--force),
+  and a fresh run counts exactly again.
+- Side by side with Apache Kafka 4.x: the same application's internal topics get the same
+  partitions and DescribeConfigs answers (two known differences, named in that test).
 - exactly_once_v2 needs transactions (issue 18), which gregor refuses: the application fails at
   InitProducerId with the transactional id and the reason in the broker log.
 """
