@@ -6,7 +6,8 @@
 #   - a virtualenv at .venv with tests/requirements.txt (pytest, kafka-python 2.0.2,
 #     confluent-kafka, beautifulsoup4), so nothing is pip-installed into the system Python;
 #   - the Java client check (tests/java, Maven), Kafka Connect's worker classpath (tests/connect,
-#     Maven: connect-runtime, connect-file, connect-json 4.2.0), kafkajs 2.2.4 (tests/js, npm ci) and the
+#     Maven: connect-runtime, connect-file, connect-json 4.2.0), the Kafka Streams word count
+#     (tests/streams, Maven), kafkajs 2.2.4 (tests/js, npm ci) and the
 #     franz-go modules (tests/go, go mod download).
 # Each step runs only when its result is missing or stale. A step that fails stops the run with
 # what failed: a client suite that cannot be installed is a failure, never a skip.
@@ -56,6 +57,12 @@ if ! [ -f "$connect_libs/connect-runtime-4.2.0.jar" ] || ! cmp -s tests/connect/
     say "Kafka Connect worker classpath (mvn package in tests/connect)"
     mvn -q -B -f tests/connect/pom.xml package || die "mvn package in tests/connect"
     cp tests/connect/pom.xml "$connect_libs/.pom"
+fi
+
+jar=tests/streams/target/gregor-streams-wordcount.jar
+if ! [ -f "$jar" ] || [ -n "$(find tests/streams/pom.xml tests/streams/src -newer "$jar" -print -quit)" ]; then
+    say "Kafka Streams word count (mvn package in tests/streams)"
+    mvn -q -B -f tests/streams/pom.xml package -DskipTests || die "mvn package in tests/streams"
 fi
 
 if ! [ -f tests/js/node_modules/kafkajs/package.json ] \

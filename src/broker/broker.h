@@ -254,6 +254,9 @@ void request_free(struct request *r);
 /* Allocates from the request arena; NULL when the request's memory bound is reached. */
 void *request_alloc(struct request *r, size_t n);
 char *request_strdup(struct request *r, const char *s);
+/* A client-supplied string made safe for one log line: printable ASCII only, at most out_size
+ * - 1 bytes, "..." when cut; returns out. */
+const char *request_loggable(struct kstr s, char *out, size_t out_size);
 
 struct broker {
     struct broker_config cfg;        /* static_cfg with the dynamic configs applied */

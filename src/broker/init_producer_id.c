@@ -3,6 +3,7 @@
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "broker/producer_ids.h"
+#include "common/logging.h"
 #include "proto/messages.h"
 
 enum request_status handle_init_producer_id(struct broker *b, struct request *r)
@@ -20,6 +21,18 @@ enum request_status handle_init_producer_id(struct broker *b, struct request *r)
     /* Kafka refuses an empty transactional id; any other needs the transaction coordinator,
      * not here yet. */
     if (req->transactional_id.ptr != NULL) {
+        if (req->transactional_id.len > 0) {
+            /* The client shows INVALID_REQUEST's "sent to an incompatible broker. See the
+             * broker logs": this line is what it finds there. */
+            char id[256], client[128];
+            LOG_LIMITED(LOG_LEVEL_WARN, "KafkaApis",
+                        "InitProducerId for transactional.id %s from client %s refused with "
+                        "INVALID_REQUEST: this broker does not support transactions yet; an "
+                        "idempotent producer without transactional.id works (Kafka Streams: "
+                        "processing.guarantee=at_least_once)",
+                        request_loggable(req->transactional_id, id, sizeof(id)),
+                        request_loggable(r->client_id, client, sizeof(client)));
+        }
         resp->error_code = KERR_INVALID_REQUEST;
         return REQUEST_DONE;
     }

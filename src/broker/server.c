@@ -73,9 +73,7 @@ void request_free(struct request *r)
     free(r);
 }
 
-/* A client-supplied string made safe for one log line: printable ASCII only, at most out_size
- * - 1 bytes, "..." when cut. */
-static const char *loggable(struct kstr s, char *out, size_t out_size)
+const char *request_loggable(struct kstr s, char *out, size_t out_size)
 {
     GREGOR_ASSERT(out_size >= 4);
     size_t n = 0;
@@ -159,9 +157,9 @@ static void log_refusals(const struct request *r)
     if (rf.count == 0)
         return;
     char client[128], resource[300], message[600], more[48] = "";
-    loggable(r->client_id, client, sizeof(client));
-    loggable(rf.first.resource, resource, sizeof(resource));
-    loggable(rf.first.message, message, sizeof(message));
+    request_loggable(r->client_id, client, sizeof(client));
+    request_loggable(rf.first.resource, resource, sizeof(resource));
+    request_loggable(rf.first.message, message, sizeof(message));
     if (rf.first.partition >= 0) {
         size_t n = strlen(resource);
         snprintf(resource + n, sizeof(resource) - n, "%s%d", n > 0 ? "-" : "partition ",
@@ -260,7 +258,7 @@ static void refuse_and_close(struct request *r, const char *error, const char *f
     vsnprintf(reason, sizeof(reason), fmt, ap);
     va_end(ap);
     snprintf(why, sizeof(why), "refused request (correlation id %d) from client %s: %s%s%s",
-             r->correlation_id, loggable(r->client_id, client, sizeof(client)),
+             r->correlation_id, request_loggable(r->client_id, client, sizeof(client)),
              error ? error : "", error ? ": " : "", reason);
     close_for(r, why);
 }
