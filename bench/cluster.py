@@ -393,6 +393,15 @@ def summarize(rows):
     return out
 
 
+def gnuplot(script):
+    """Runs gnuplot on script: False, its error printed, when it failed."""
+    p = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+    if p.returncode != 0:
+        print("gnuplot failed: %s" % p.stderr, file=sys.stderr)
+        return False
+    return True
+
+
 def plot(summary, path):
     """One PNG: the times (left) and the RSS per broker (right), medians, gregor beside Kafka."""
     if shutil.which("gnuplot") is None:
@@ -440,11 +449,13 @@ set ylabel "RSS per broker, MiB"
 plot "%(r)s" using 2:xtic(1) title "gregor" lc rgb "#9b30d9", "" using 3 title "Kafka 3.9.1" lc rgb "#2ca58d"
 unset multiplot
 """ % {"out": path, "t": t_dat, "r": r_dat, "na_label": na_label}
-        p = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
-        if p.returncode != 0:
-            print("gnuplot failed: %s" % p.stderr, file=sys.stderr)
-            return False
-    return True
+        return gnuplot(script)
+
+
+def git_commit():
+    """The short hash of the checkout's HEAD, for the result file."""
+    return subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True).stdout.strip()
 
 
 def main():
@@ -498,8 +509,7 @@ def main():
     summary = summarize(rows)
     result = {
         "stamp": stamp, "command": "python3 bench/cluster.py " + " ".join(sys.argv[1:]),
-        "gregor_commit": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-                                        capture_output=True, text=True).stdout.strip(),
+        "gregor_commit": git_commit(),
         "kafka_version": "3.9.1", "kafka_jvm_opts": SHIPPED_JVM_OPTS,
         "zookeeper_session_timeout_ms": SESSION_MS, "records": a.records,
         "machine": {"nproc": os.cpu_count(), "uname": " ".join(os.uname())},

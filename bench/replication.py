@@ -61,7 +61,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import cluster  # noqa: E402  (puts tests/integration, kafka_harness and cluster on sys.path)
-from cluster import GREGOR, IDS, ROOT, SESSION_MS, Run, median, rss_kib, wait_for  # noqa: E402
+from cluster import (GREGOR, IDS, ROOT, SESSION_MS, Run, git_commit, gnuplot, median,  # noqa: E402
+                     rss_kib, wait_for)
 from cluster_wire import metadata_v12  # noqa: E402
 from kafka_wire import produce_v7, record_batch  # noqa: E402
 from zk_ensemble import ZkEnsemble  # noqa: E402
@@ -478,11 +479,7 @@ plot "%(win)s" using 2:xtic(1) title "raw Produce, median" lc rgb "#9b30d9", "" 
 unset multiplot
 """ % {"out": path, "tp": files["tp"], "lat": files["lat"], "win": files["win"],
                "rate": rate}
-        p = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
-        if p.returncode != 0:
-            print("gnuplot failed: %s" % p.stderr, file=sys.stderr)
-            return False
-    return True
+        return gnuplot(script)
 
 
 def main():
@@ -525,8 +522,7 @@ def main():
     def log(msg):
         print("[%6.1f s] %s" % (time.monotonic() - t_begin, msg), flush=True)
 
-    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
+    commit = git_commit()
     load0 = os.getloadavg()
     ens = ZkEnsemble.on_free_ports(os.path.join(base, "zk"))
     ens.start()
