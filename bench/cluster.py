@@ -393,6 +393,17 @@ def summarize(rows):
     return out
 
 
+# The gnuplot settings the benches' bar charts share (clustered bars, grid, key on top).
+HISTOGRAM_STYLE = """set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set grid ytics
+set yrange [0:*]
+set key outside top center horizontal
+"""
+
+
 def gnuplot(script):
     """Runs gnuplot on script: False, its error printed, when it failed."""
     p = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
@@ -431,14 +442,7 @@ def plot(summary, path):
         script = """set terminal pngcairo size 1200,520 font ",10"
 set output "%(out)s"
 set multiplot layout 1,2 title "3 brokers on a 3-node ZooKeeper, gregor vs Kafka 3.9.1 in ZooKeeper mode (medians; session timeout 6 s)"
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.8 border -1
-set boxwidth 0.9
-set grid ytics
-set yrange [0:*]
-set key outside top center horizontal
-set xtics rotate by -30 left
+%(style)sset xtics rotate by -30 left
 set bmargin 7
 set ylabel "seconds after the process start / the kill -9"
 %(na_label)s
@@ -448,7 +452,7 @@ set size ratio 0
 set ylabel "RSS per broker, MiB"
 plot "%(r)s" using 2:xtic(1) title "gregor" lc rgb "#9b30d9", "" using 3 title "Kafka 3.9.1" lc rgb "#2ca58d"
 unset multiplot
-""" % {"out": path, "t": t_dat, "r": r_dat, "na_label": na_label}
+""" % {"out": path, "t": t_dat, "r": r_dat, "na_label": na_label, "style": HISTOGRAM_STYLE}
         return gnuplot(script)
 
 

@@ -61,8 +61,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import cluster  # noqa: E402  (puts tests/integration, kafka_harness and cluster on sys.path)
-from cluster import (GREGOR, IDS, ROOT, SESSION_MS, Run, git_commit, gnuplot, median,  # noqa: E402
-                     rss_kib, wait_for)
+from cluster import (GREGOR, HISTOGRAM_STYLE, IDS, ROOT, SESSION_MS, Run, git_commit,  # noqa: E402
+                     gnuplot, median, rss_kib, wait_for)
 from cluster_wire import metadata_v12  # noqa: E402
 from kafka_wire import produce_v7, record_batch  # noqa: E402
 from zk_ensemble import ZkEnsemble  # noqa: E402
@@ -458,14 +458,7 @@ def plot(summary, path, rate):
         script = """set terminal pngcairo size 1350,480 font ",10"
 set output "%(out)s"
 set multiplot layout 1,3 title "RF 3, min.insync.replicas 2, acks=all, 1 KiB records, 3 brokers on a 3-node ZooKeeper (medians)"
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.8 border -1
-set boxwidth 0.9
-set grid ytics
-set yrange [0:*]
-set key outside top center horizontal
-set xtics font ",9"
+%(style)sset xtics font ",9"
 set ylabel "MB/s (gregor perf producer)"
 plot "%(tp)s" using 2:xtic(1) title "throughput" lc rgb "#9b30d9"
 set ylabel "send-to-ack latency, ms (log scale)"
@@ -478,7 +471,7 @@ set ylabel "kill -9 of a leader -> first acks=all ack, s"
 plot "%(win)s" using 2:xtic(1) title "raw Produce, median" lc rgb "#9b30d9", "" using 3 title "librdkafka, median" lc rgb "#2ca58d", "" using 4 title "librdkafka, max" lc rgb "#d95f02"
 unset multiplot
 """ % {"out": path, "tp": files["tp"], "lat": files["lat"], "win": files["win"],
-               "rate": rate}
+               "rate": rate, "style": HISTOGRAM_STYLE}
         return gnuplot(script)
 
 
