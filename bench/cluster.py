@@ -462,6 +462,30 @@ def git_commit():
                           capture_output=True, text=True).stdout.strip()
 
 
+def run_once(run, system, n, log, measure_run):
+    """The row of run n of system: measure_run()'s, or its error when it raised; run stopped
+    after either way."""
+    try:
+        r = measure_run()
+    except Exception as e:
+        r = {"system": system, "error": str(e)[:2000]}
+        log("%s run %d failed: %s" % (system, n, e))
+    finally:
+        run.stop()
+    r["run"] = n
+    return r
+
+
+def save_result(out_dir, stamp, bench, result):
+    """Writes result to <out_dir>/<stamp>-<bench>.json and prints its summary; the path."""
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "%s-%s.json" % (stamp, bench))
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1, sort_keys=True)
+    print(json.dumps(result["summary"], indent=1, sort_keys=True))
+    return path
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=3)
@@ -498,15 +522,7 @@ def main():
             for system in systems:  # interleaved, so drift of the machine hits both
                 run = Run(system, ens, "/bench-%s-%d" % (system, n),
                           os.path.join(base, "run%d" % n), classpath)
-                try:
-                    r = measure(run, a.records, log)
-                except Exception as e:
-                    r = {"system": system, "error": str(e)[:2000]}
-                    log("%s run %d failed: %s" % (system, n, e))
-                finally:
-                    run.stop()
-                r["run"] = n
-                rows.append(r)
+                rows.append(run_once(run, system, n, log, lambda: measure(run, a.records, log)))
     finally:
         ens.stop()
         shutil.rmtree(base, ignore_errors=True)
@@ -519,11 +535,7 @@ def main():
         "machine": {"nproc": os.cpu_count(), "uname": " ".join(os.uname())},
         "elapsed_s": round(time.monotonic() - t_begin, 1), "rows": rows, "summary": summary,
     }
-    os.makedirs(a.out, exist_ok=True)
-    path = os.path.join(a.out, "%s-cluster.json" % stamp)
-    with open(path, "w") as f:
-        json.dump(result, f, indent=1, sort_keys=True)
-    print(json.dumps(summary, indent=1, sort_keys=True))
+    path = save_result(a.out, stamp, "cluster", result)
     print("wrote %s" % path)
     if a.plot and plot(summary, a.plot):
         print("wrote %s" % a.plot)

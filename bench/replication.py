@@ -62,7 +62,7 @@ sys.path.insert(0, HERE)
 
 import cluster  # noqa: E402  (puts tests/integration, kafka_harness and cluster on sys.path)
 from cluster import (GREGOR, HISTOGRAM_STYLE, IDS, ROOT, SESSION_MS, Run, git_commit,  # noqa: E402
-                     gnuplot, median, rss_kib, wait_for)
+                     gnuplot, median, rss_kib, run_once, save_result, wait_for)
 from cluster_wire import metadata_v12  # noqa: E402
 from kafka_wire import produce_v7, record_batch  # noqa: E402
 from zk_ensemble import ZkEnsemble  # noqa: E402
@@ -530,16 +530,11 @@ def main():
                           dict(SYSTEM_OVERRIDES[system]))
                 kills = a.kills if system in ("gregor", "kafka") else 0
                 try:
-                    r = measure(run, a, kills, log)
-                except Exception as e:
-                    r = {"system": system, "error": str(e)[:2000]}
-                    log("%s run %d failed: %s" % (system, n, e))
+                    rows.append(run_once(run, system, n, log,
+                                         lambda: measure(run, a, kills, log)))
                 finally:
-                    run.stop()
                     shutil.rmtree(os.path.join(base, "run%d-%s" % (n, system)),
                                   ignore_errors=True)
-                r["run"] = n
-                rows.append(r)
     finally:
         ens.stop()
         shutil.rmtree(base, ignore_errors=True)
@@ -556,11 +551,7 @@ def main():
                     "loadavg_start": load0, "loadavg_end": os.getloadavg()},
         "elapsed_s": round(time.monotonic() - t_begin, 1), "rows": rows, "summary": summary,
     }
-    os.makedirs(a.out, exist_ok=True)
-    path = os.path.join(a.out, "%s-replication.json" % stamp)
-    with open(path, "w") as f:
-        json.dump(result, f, indent=1, sort_keys=True)
-    print(json.dumps(summary, indent=1, sort_keys=True))
+    path = save_result(a.out, stamp, "replication", result)
     print(table(result))
     print("wrote %s" % path)
     if a.plot and plot(summary, a.plot, a.rate):
