@@ -393,6 +393,26 @@ def summarize(rows):
     return out
 
 
+# The gnuplot settings the benches' bar charts share (clustered bars, grid, key on top).
+HISTOGRAM_STYLE = """set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set grid ytics
+set yrange [0:*]
+set key outside top center horizontal
+"""
+
+
+def gnuplot(script):
+    """Runs gnuplot on script: False, its error printed, when it failed."""
+    p = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+    if p.returncode != 0:
+        print("gnuplot failed: %s" % p.stderr, file=sys.stderr)
+        return False
+    return True
+
+
 def plot(summary, path):
     """One PNG: the times (left) and the RSS per broker (right), medians, gregor beside Kafka."""
     if shutil.which("gnuplot") is None:
@@ -422,14 +442,7 @@ def plot(summary, path):
         script = """set terminal pngcairo size 1200,520 font ",10"
 set output "%(out)s"
 set multiplot layout 1,2 title "3 brokers on a 3-node ZooKeeper, gregor vs Kafka 3.9.1 in ZooKeeper mode (medians; session timeout 6 s)"
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.8 border -1
-set boxwidth 0.9
-set grid ytics
-set yrange [0:*]
-set key outside top center horizontal
-set xtics rotate by -30 left
+%(style)sset xtics rotate by -30 left
 set bmargin 7
 set ylabel "seconds after the process start / the kill -9"
 %(na_label)s
@@ -439,12 +452,38 @@ set size ratio 0
 set ylabel "RSS per broker, MiB"
 plot "%(r)s" using 2:xtic(1) title "gregor" lc rgb "#9b30d9", "" using 3 title "Kafka 3.9.1" lc rgb "#2ca58d"
 unset multiplot
-""" % {"out": path, "t": t_dat, "r": r_dat, "na_label": na_label}
-        p = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
-        if p.returncode != 0:
-            print("gnuplot failed: %s" % p.stderr, file=sys.stderr)
-            return False
-    return True
+""" % {"out": path, "t": t_dat, "r": r_dat, "na_label": na_label, "style": HISTOGRAM_STYLE}
+        return gnuplot(script)
+
+
+def git_commit():
+    """The short hash of the checkout's HEAD, for the result file."""
+    return subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True).stdout.strip()
+
+
+def run_once(run, system, n, log, measure_run):
+    """The row of run n of system: measure_run()'s, or its error when it raised; run stopped
+    after either way."""
+    try:
+        r = measure_run()
+    except Exception as e:
+        r = {"system": system, "error": str(e)[:2000]}
+        log("%s run %d failed: %s" % (system, n, e))
+    finally:
+        run.stop()
+    r["run"] = n
+    return r
+
+
+def save_result(out_dir, stamp, bench, result):
+    """Writes result to <out_dir>/<stamp>-<bench>.json and prints its summary; the path."""
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "%s-%s.json" % (stamp, bench))
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1, sort_keys=True)
+    print(json.dumps(result["summary"], indent=1, sort_keys=True))
+    return path
 
 
 def main():
@@ -483,33 +522,20 @@ def main():
             for system in systems:  # interleaved, so drift of the machine hits both
                 run = Run(system, ens, "/bench-%s-%d" % (system, n),
                           os.path.join(base, "run%d" % n), classpath)
-                try:
-                    r = measure(run, a.records, log)
-                except Exception as e:
-                    r = {"system": system, "error": str(e)[:2000]}
-                    log("%s run %d failed: %s" % (system, n, e))
-                finally:
-                    run.stop()
-                r["run"] = n
-                rows.append(r)
+                rows.append(run_once(run, system, n, log, lambda: measure(run, a.records, log)))
     finally:
         ens.stop()
         shutil.rmtree(base, ignore_errors=True)
     summary = summarize(rows)
     result = {
         "stamp": stamp, "command": "python3 bench/cluster.py " + " ".join(sys.argv[1:]),
-        "gregor_commit": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-                                        capture_output=True, text=True).stdout.strip(),
+        "gregor_commit": git_commit(),
         "kafka_version": "3.9.1", "kafka_jvm_opts": SHIPPED_JVM_OPTS,
         "zookeeper_session_timeout_ms": SESSION_MS, "records": a.records,
         "machine": {"nproc": os.cpu_count(), "uname": " ".join(os.uname())},
         "elapsed_s": round(time.monotonic() - t_begin, 1), "rows": rows, "summary": summary,
     }
-    os.makedirs(a.out, exist_ok=True)
-    path = os.path.join(a.out, "%s-cluster.json" % stamp)
-    with open(path, "w") as f:
-        json.dump(result, f, indent=1, sort_keys=True)
-    print(json.dumps(summary, indent=1, sort_keys=True))
+    path = save_result(a.out, stamp, "cluster", result)
     print("wrote %s" % path)
     if a.plot and plot(summary, a.plot):
         print("wrote %s" % a.plot)

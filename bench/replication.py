@@ -61,7 +61,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import cluster  # noqa: E402  (puts tests/integration, kafka_harness and cluster on sys.path)
-from cluster import GREGOR, IDS, ROOT, SESSION_MS, Run, median, rss_kib, wait_for  # noqa: E402
+from cluster import (GREGOR, HISTOGRAM_STYLE, IDS, ROOT, SESSION_MS, Run, git_commit,  # noqa: E402
+                     gnuplot, median, rss_kib, run_once, save_result, wait_for)
 from cluster_wire import metadata_v12  # noqa: E402
 from kafka_wire import produce_v7, record_batch  # noqa: E402
 from zk_ensemble import ZkEnsemble  # noqa: E402
@@ -457,14 +458,7 @@ def plot(summary, path, rate):
         script = """set terminal pngcairo size 1350,480 font ",10"
 set output "%(out)s"
 set multiplot layout 1,3 title "RF 3, min.insync.replicas 2, acks=all, 1 KiB records, 3 brokers on a 3-node ZooKeeper (medians)"
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.8 border -1
-set boxwidth 0.9
-set grid ytics
-set yrange [0:*]
-set key outside top center horizontal
-set xtics font ",9"
+%(style)sset xtics font ",9"
 set ylabel "MB/s (gregor perf producer)"
 plot "%(tp)s" using 2:xtic(1) title "throughput" lc rgb "#9b30d9"
 set ylabel "send-to-ack latency, ms (log scale)"
@@ -477,12 +471,8 @@ set ylabel "kill -9 of a leader -> first acks=all ack, s"
 plot "%(win)s" using 2:xtic(1) title "raw Produce, median" lc rgb "#9b30d9", "" using 3 title "librdkafka, median" lc rgb "#2ca58d", "" using 4 title "librdkafka, max" lc rgb "#d95f02"
 unset multiplot
 """ % {"out": path, "tp": files["tp"], "lat": files["lat"], "win": files["win"],
-               "rate": rate}
-        p = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
-        if p.returncode != 0:
-            print("gnuplot failed: %s" % p.stderr, file=sys.stderr)
-            return False
-    return True
+               "rate": rate, "style": HISTOGRAM_STYLE}
+        return gnuplot(script)
 
 
 def main():
@@ -525,8 +515,7 @@ def main():
     def log(msg):
         print("[%6.1f s] %s" % (time.monotonic() - t_begin, msg), flush=True)
 
-    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
+    commit = git_commit()
     load0 = os.getloadavg()
     ens = ZkEnsemble.on_free_ports(os.path.join(base, "zk"))
     ens.start()
@@ -541,16 +530,11 @@ def main():
                           dict(SYSTEM_OVERRIDES[system]))
                 kills = a.kills if system in ("gregor", "kafka") else 0
                 try:
-                    r = measure(run, a, kills, log)
-                except Exception as e:
-                    r = {"system": system, "error": str(e)[:2000]}
-                    log("%s run %d failed: %s" % (system, n, e))
+                    rows.append(run_once(run, system, n, log,
+                                         lambda: measure(run, a, kills, log)))
                 finally:
-                    run.stop()
                     shutil.rmtree(os.path.join(base, "run%d-%s" % (n, system)),
                                   ignore_errors=True)
-                r["run"] = n
-                rows.append(r)
     finally:
         ens.stop()
         shutil.rmtree(base, ignore_errors=True)
@@ -567,11 +551,7 @@ def main():
                     "loadavg_start": load0, "loadavg_end": os.getloadavg()},
         "elapsed_s": round(time.monotonic() - t_begin, 1), "rows": rows, "summary": summary,
     }
-    os.makedirs(a.out, exist_ok=True)
-    path = os.path.join(a.out, "%s-replication.json" % stamp)
-    with open(path, "w") as f:
-        json.dump(result, f, indent=1, sort_keys=True)
-    print(json.dumps(summary, indent=1, sort_keys=True))
+    path = save_result(a.out, stamp, "replication", result)
     print(table(result))
     print("wrote %s" % path)
     if a.plot and plot(summary, a.plot, a.rate):

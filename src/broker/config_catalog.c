@@ -345,6 +345,32 @@ static void join(const char *const *list, char *out, size_t outlen)
         o += (size_t)snprintf(out + o, outlen - o, "%s%s", i ? ", " : "", list[i]);
 }
 
+/* Kafka's ValidString message: "String must be one of: " and the values. */
+static void why_not_one_of(const char *const *list, char *why, size_t whylen)
+{
+    char all[128];
+    join(list, all, sizeof(all));
+    snprintf(why, whylen, "String must be one of: %s", all);
+}
+
+/* The next item of the comma separated list at *p with the spaces around it trimmed (len bytes,
+ * maybe 0), *p moved past it and its comma; NULL at the list's end. */
+static const char *list_next(const char **p, size_t *len)
+{
+    if (**p == '\0')
+        return NULL;
+    const char *comma = strchr(*p, ',');
+    size_t n = comma ? (size_t)(comma - *p) : strlen(*p);
+    const char *s = *p;
+    while (n > 0 && *s == ' ')
+        s++, n--;
+    while (n > 0 && s[n - 1] == ' ')
+        n--;
+    *p = comma ? comma + 1 : *p + strlen(*p);
+    *len = n;
+    return s;
+}
+
 /* ThrottledReplicaListValidator: "*", or items of digits:digits (empty items allowed). */
 static bool throttled_ok(const char *v)
 {
@@ -421,30 +447,19 @@ int config_catalog_check(const struct topic_config_def *def, const char *name, c
                          " or equal to -1", def->min, def->max);
             break;
         case CHECK_ONE_OF:
-            if (!one_of(def->one_of, value, strlen(value))) {
-                char all[128];
-                join(def->one_of, all, sizeof(all));
-                snprintf(why, sizeof(why), "String must be one of: %s", all);
-            }
+            if (!one_of(def->one_of, value, strlen(value)))
+                why_not_one_of(def->one_of, why, sizeof(why));
             break;
-        case CHECK_LIST_OF:
-            for (const char *p = value; *p != '\0';) {
-                const char *comma = strchr(p, ',');
-                size_t len = comma ? (size_t)(comma - p) : strlen(p);
-                const char *s = p;
-                while (len > 0 && *s == ' ')
-                    s++, len--;
-                while (len > 0 && s[len - 1] == ' ')
-                    len--;
+        case CHECK_LIST_OF: {
+            const char *p = value, *s;
+            size_t len;
+            while ((s = list_next(&p, &len)) != NULL)
                 if (len > 0 && !one_of(def->one_of, s, len)) {
-                    char all[128];
-                    join(def->one_of, all, sizeof(all));
-                    snprintf(why, sizeof(why), "String must be one of: %s", all);
+                    why_not_one_of(def->one_of, why, sizeof(why));
                     break;
                 }
-                p = comma ? comma + 1 : p + strlen(p);
-            }
             break;
+        }
         case CHECK_THROTTLED:
             if (!throttled_ok(value))
                 snprintf(why, sizeof(why), "%s must be the literal '*' or a list of replicas in "
@@ -464,19 +479,11 @@ int config_catalog_check(const struct topic_config_def *def, const char *name, c
 /* Whether a cleanup.policy list (already checked: items compact / delete) names item. */
 static bool policy_names(const char *v, const char *item)
 {
-    size_t n = strlen(item);
-    for (const char *p = v; *p != '\0';) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        const char *s = p;
-        while (len > 0 && *s == ' ')
-            s++, len--;
-        while (len > 0 && s[len - 1] == ' ')
-            len--;
+    size_t n = strlen(item), len;
+    const char *p = v, *s;
+    while ((s = list_next(&p, &len)) != NULL)
         if (len == n && strncmp(s, item, n) == 0)
             return true;
-        p = comma ? comma + 1 : p + strlen(p);
-    }
     return false;
 }
 

@@ -1032,6 +1032,26 @@ static int change_cmp(const void *a, const void *b)
     return tp_cmp(x->topic, x->partition, y->topic, y->partition);
 }
 
+/* The changes the controller refused, each on its own line after the header already in c->error
+ * (k bytes): -1, printed tersely (Kafka's message alone). */
+static int changes_failed(struct reassign_ctx *c, const struct change *ch, int n, size_t k)
+{
+    c->terse = true;
+    for (int i = 0; i < n && k < sizeof c->error; i++)
+        if (ch[i].error[0])
+            k += (size_t)snprintf(c->error + k, sizeof c->error - k, "\n%s-%d: %s", ch[i].topic,
+                                  ch[i].partition, ch[i].error);
+    return -1;
+}
+
+/* The changes' partitions, comma separated, then a newline. */
+static void print_changes(const struct change *ch, int n)
+{
+    for (int i = 0; i < n; i++)
+        printf("%s%s-%d", i ? "," : "", ch[i].topic, ch[i].partition);
+    printf("\n");
+}
+
 /* Sends every change (sorted by the call) to the controller in one request; the number
  * refused, each with its message, or -1 when the request itself failed. */
 static int alter_reassignments(struct reassign_ctx *c, struct change *ch, int n)
@@ -1702,16 +1722,25 @@ static int check_plan_against_cluster(struct reassign_ctx *c, const struct plan 
     return -1;
 }
 
-static int run_execute(struct reassign_ctx *c)
+/* The plan in --reassignment-json-file; --execute checks it further (before the log directory
+ * moves, as Kafka). -1 with the message in c->error. */
+static int plan_read(struct reassign_ctx *c, struct plan *plan, bool execute)
 {
     char *text;
     size_t len;
+    if (file_option(c, "reassignment-json-file", &text, &len) == NULL ||
+        plan_parse(text, len, &c->arena, plan, c->error, sizeof c->error) != 0 ||
+        (execute && plan_check_execute(plan, c->error, sizeof c->error) != 0) ||
+        plan_check_no_dir_moves(plan, c->error, sizeof c->error) != 0)
+        return -1;
+    return 0;
+}
+
+static int run_execute(struct reassign_ctx *c)
+{
     struct plan plan;
     long long throttle = -1, dir_throttle = -1;
-    if (file_option(c, "reassignment-json-file", &text, &len) == NULL ||
-        plan_parse(text, len, &c->arena, &plan, c->error, sizeof c->error) != 0 ||
-        plan_check_execute(&plan, c->error, sizeof c->error) != 0 ||
-        plan_check_no_dir_moves(&plan, c->error, sizeof c->error) != 0)
+    if (plan_read(c, &plan, true) != 0)
         return -1;
     if (cli_has(c->cmd, "throttle"))
         cli_parse_long(cli_value(c->cmd, "throttle"), INT64_MIN, INT64_MAX, &throttle);
@@ -1760,18 +1789,11 @@ static int run_execute(struct reassign_ctx *c)
     if (failed < 0)
         return -1;
     if (failed > 0) {
-        c->terse = true;
         size_t k = (size_t)snprintf(c->error, sizeof c->error, "Error reassigning partition(s):");
-        for (int i = 0; i < plan.n && k < sizeof c->error; i++)
-            if (ch[i].error[0])
-                k += (size_t)snprintf(c->error + k, sizeof c->error - k, "\n%s-%d: %s",
-                                      ch[i].topic, ch[i].partition, ch[i].error);
-        return -1;
+        return changes_failed(c, ch, plan.n, k);
     }
     printf("Successfully started partition reassignment%s for ", plan.n == 1 ? "" : "s");
-    for (int i = 0; i < plan.n; i++)
-        printf("%s%s-%d", i ? "," : "", ch[i].topic, ch[i].partition);
-    printf("\n");
+    print_changes(ch, plan.n);
     return 0;
 }
 
@@ -1779,12 +1801,8 @@ static int run_execute(struct reassign_ctx *c)
 
 static int run_verify(struct reassign_ctx *c)
 {
-    char *text;
-    size_t len;
     struct plan plan;
-    if (file_option(c, "reassignment-json-file", &text, &len) == NULL ||
-        plan_parse(text, len, &c->arena, &plan, c->error, sizeof c->error) != 0 ||
-        plan_check_no_dir_moves(&plan, c->error, sizeof c->error) != 0)
+    if (plan_read(c, &plan, false) != 0)
         return -1;
     struct ongoing *o;
     int no, ntopics;
@@ -1850,12 +1868,8 @@ static int run_verify(struct reassign_ctx *c)
 
 static int run_cancel(struct reassign_ctx *c)
 {
-    char *text;
-    size_t len;
     struct plan plan;
-    if (file_option(c, "reassignment-json-file", &text, &len) == NULL ||
-        plan_parse(text, len, &c->arena, &plan, c->error, sizeof c->error) != 0 ||
-        plan_check_no_dir_moves(&plan, c->error, sizeof c->error) != 0)
+    if (plan_read(c, &plan, false) != 0)
         return -1;
     struct ongoing *o;
     int no;
@@ -1873,19 +1887,12 @@ static int run_cancel(struct reassign_ctx *c)
         if (failed < 0)
             return -1;
         if (failed > 0) {
-            c->terse = true;
             size_t k = (size_t)snprintf(c->error, sizeof c->error, "Error cancelling partition "
                                         "reassignment%s for:", failed == 1 ? "" : "s");
-            for (int i = 0; i < n && k < sizeof c->error; i++)
-                if (ch[i].error[0])
-                    k += (size_t)snprintf(c->error + k, sizeof c->error - k, "\n%s-%d: %s",
-                                          ch[i].topic, ch[i].partition, ch[i].error);
-            return -1;
+            return changes_failed(c, ch, n, k);
         }
         printf("Successfully cancelled partition reassignment%s for: ", n == 1 ? "" : "s");
-        for (int i = 0; i < n; i++)
-            printf("%s%s-%d", i ? "," : "", ch[i].topic, ch[i].partition);
-        printf("\n");
+        print_changes(ch, n);
     } else {
         printf("None of the specified partition reassignments are active.\n");
     }

@@ -1430,6 +1430,29 @@ static bool state_work_due(const struct cluster *c, const struct cluster_topic *
            state_plan(c, t, cp, &st) != PLAN_NONE;
 }
 
+/* This broker is no longer the controller: it watches /controller again and follows. */
+static void controller_step_down(struct cluster *c)
+{
+    c->is_controller = false;
+    c->controller_watch = false;
+    cluster_resume(c);
+}
+
+/* A controller write fenced by a check of /controller_epoch (a multi: the write, then the check)
+ * failed other than on the write's own version: BadVersion is the check's, Kafka's
+ * ControllerMovedException (another broker's epoch is newer), anything else is retried. */
+static void fenced_write_failed(struct cluster *c, const struct zk_result *res, const char *what)
+{
+    GREGOR_ASSERT(res->rc != ZK_OK);
+    if (res->rc == ZK_BAD_VERSION) {
+        LOG_WARN(c->who, "Controller epoch %d is stale: another broker is the controller",
+                 c->controller_epoch);
+        controller_step_down(c);
+        return;
+    }
+    retry_later(c, what, res->rc);
+}
+
 static void state_written(void *arg, const struct zk_result *res)
 {
     struct cluster *c = arg;
@@ -1454,16 +1477,7 @@ static void state_written(void *arg, const struct zk_result *res)
             controller_write_states(c);
         return;
     }
-    if (res->rc == ZK_BAD_VERSION) {
-        /* Kafka's ControllerMovedException: another broker's epoch is newer. */
-        LOG_WARN(c->who, "Controller epoch %d is stale: another broker is the controller",
-                 c->controller_epoch);
-        c->is_controller = false;
-        c->controller_watch = false;
-        cluster_resume(c);
-        return;
-    }
-    retry_later(c, "writing a partition's state", res->rc);
+    fenced_write_failed(c, res, "writing a partition's state");
 }
 
 /* One partition's new state, in a multi with a check of /controller_epoch at version. */
@@ -1518,9 +1532,7 @@ static void write_epoch_read(void *arg, const struct zk_result *res)
     if (!c->is_controller || strtol(res->data, NULL, 10) != c->controller_epoch) {
         LOG_WARN(c->who, "Controller epoch moved to %s (ours %d): not writing partition states",
                  res->data, c->controller_epoch);
-        c->is_controller = false;
-        c->controller_watch = false;
-        cluster_resume(c);
+        controller_step_down(c);
         return;
     }
     int32_t version = res->stat.version;
@@ -1727,15 +1739,7 @@ static void topic_written(void *arg, const struct zk_result *res)
         controller_write_states(c);
         return;
     }
-    if (res->rc == ZK_BAD_VERSION) {
-        LOG_WARN(c->who, "Controller epoch %d is stale: another broker is the controller",
-                 c->controller_epoch);
-        c->is_controller = false;
-        c->controller_watch = false;
-        cluster_resume(c);
-        return;
-    }
-    retry_later(c, "writing a topic's assignment", res->rc);
+    fenced_write_failed(c, res, "writing a topic's assignment");
 }
 
 /* The TopicZNode from this broker's view with the reassignments due (starts and completions),

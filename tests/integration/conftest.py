@@ -24,6 +24,37 @@ def free_port():
         return s.getsockname()[1]
 
 
+def two_free_ports():
+    """A port P with P+1 free too (Kafka's harnesses put its controller on P+1)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            p = s.getsockname()[1]
+        if p >= 65535:
+            continue
+        try:
+            with socket.socket() as s2:
+                s2.bind(("127.0.0.1", p + 1))
+            return p
+        except OSError:
+            continue
+    raise RuntimeError("no two consecutive free ports")
+
+
+def cleaner_checkpoint(broker):
+    """The broker's log dir cleaner-offset-checkpoint (Kafka's format):
+    {(topic, partition): offset}, {} before the cleaner wrote one."""
+    path = os.path.join(broker.data_dir, "cleaner-offset-checkpoint")
+    if not os.path.exists(path):
+        return {}
+    lines = open(path).read().split("\n")
+    got = {}
+    for line in lines[2:2 + int(lines[1])]:
+        t, p, o = line.split(" ")
+        got[(t, int(p))] = int(o)
+    return got
+
+
 def api_versions_ok(port, timeout=0.5):
     """True when the port answers an ApiVersions v0 request."""
     try:

@@ -21,7 +21,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from conftest import ROOT, Broker, free_port
+from conftest import ROOT, Broker, cleaner_checkpoint, free_port
 from zk_fixture import wait_until
 
 CONNECT_DIR = os.path.join(ROOT, "tests", "connect")
@@ -384,19 +384,6 @@ def test_connect_kill9_is_at_least_once(setup):
     w.stop()
 
 
-def _cleaner_checkpoint(b):
-    """The log dir's cleaner-offset-checkpoint (Kafka's format): {(topic, partition): offset}."""
-    path = os.path.join(b.data_dir, "cleaner-offset-checkpoint")
-    if not os.path.exists(path):
-        return {}
-    lines = open(path).read().split("\n")
-    got = {}
-    for line in lines[2:2 + int(lines[1])]:
-        t, p, o = line.split(" ")
-        got[(t, int(p))] = int(o)
-    return got
-
-
 def _key_records(b, topic, key):
     """(partition, [offsets of key's records], records in the partition, its offset span)."""
     for p, records in _read_topic(b, topic).items():
@@ -450,12 +437,12 @@ def test_connect_resumes_from_compacted_offsets_and_configs(setup):
     offsets_key = json.dumps([SOURCE, {"filename": src.path}], separators=(",", ":")).encode()
     part, _, _, _ = wait_until(lambda: (lambda r: r if len(r[1]) <= 2 else None)(
         _key_records(b, OFFSETS, offsets_key)), 90, interval=0.5, what="the offsets topic cleaned")
-    assert _cleaner_checkpoint(b).get((OFFSETS, part), 0) > 0
+    assert cleaner_checkpoint(b).get((OFFSETS, part), 0) > 0
     _, _, records, span = wait_until(lambda: (lambda r: r if len(r[1]) <= 2 else None)(
         _key_records(b, CONFIGS, b"connector-" + SOURCE.encode())), 90, interval=0.5,
         what="the config topic cleaned")
     assert records < span, "no offsets removed from the config topic"
-    assert _cleaner_checkpoint(b).get((CONFIGS, 0), 0) > 0
+    assert cleaner_checkpoint(b).get((CONFIGS, 0), 0) > 0
     scratch = [k for _, k, _ in _read_topic(b, CONFIGS)[0] if k and b"scratch" in k]
     assert scratch, "the deleted connector's tombstones stay until delete.retention.ms"
 

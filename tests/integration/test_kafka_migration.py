@@ -11,7 +11,6 @@ CI set) any of that fails the test instead.
 import os
 import random
 import shutil
-import socket
 import subprocess
 import time
 
@@ -20,6 +19,8 @@ import pytest
 import confluent_kafka
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+from conftest import two_free_ports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HARNESS = os.path.join(ROOT, "tests", "kafka_harness", "kafka.sh")
@@ -31,23 +32,6 @@ NPARTS = 3
 def unavailable(why):
     # The Kafka jars are part of the test: not having them is a failure, never a skip.
     pytest.fail(why)
-
-
-def two_free_ports():
-    """A port P with P+1 free too (the harness puts Kafka's controller on P+1)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            p = s.getsockname()[1]
-        if p >= 65535:
-            continue
-        try:
-            with socket.socket() as s2:
-                s2.bind(("127.0.0.1", p + 1))
-            return p
-        except OSError:
-            continue
-    raise RuntimeError("no two consecutive free ports")
 
 
 def read_partition(bootstrap, topic, partition, timeout=60):

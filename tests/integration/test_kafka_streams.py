@@ -46,7 +46,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from conftest import ROOT, Broker
+from conftest import ROOT, Broker, cleaner_checkpoint, two_free_ports
 
 STREAMS_DIR = os.path.join(ROOT, "tests", "streams")
 JAR = os.path.join(STREAMS_DIR, "target", "gregor-streams-wordcount.jar")
@@ -311,18 +311,6 @@ def changelog_view(broker, topic):
     for _, _, k, v in records:
         latest[k.decode()] = struct.unpack(">q", v)[0]
     return len(records), spanned, latest
-
-
-def cleaner_checkpoint(broker):
-    path = os.path.join(broker.data_dir, "cleaner-offset-checkpoint")
-    if not os.path.exists(path):
-        return {}
-    lines = open(path).read().split("\n")
-    got = {}
-    for line in lines[2:2 + int(lines[1])]:
-        t, p, o = line.split(" ")
-        got[(t, int(p))] = int(o)
-    return got
 
 
 def test_word_count_killed_restarted_and_restored_from_compacted_changelog(streams_jar, tmp_path):
@@ -592,24 +580,6 @@ def test_application_reset_tool_after_kill9(streams_jar, broker, tmp_path):
         assert app.stop(), app.output()[-4000:]
     finally:
         app.stop()
-
-
-def two_free_ports():
-    """A port P with P+1 free too (kafka.sh puts Kafka's controller on P+1)."""
-    import socket
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            p = s.getsockname()[1]
-        if p >= 65535:
-            continue
-        try:
-            with socket.socket() as s2:
-                s2.bind(("127.0.0.1", p + 1))
-            return p
-        except OSError:
-            continue
-    raise RuntimeError("no two consecutive free ports")
 
 
 def all_topic_configs(bootstrap, topic):

@@ -315,6 +315,53 @@ def test_sigterm_moves_leadership_first_and_auto_rebalance_brings_it_back(tmp_pa
         stop_all(brokers)
 
 
+def lag_followers_then_kill_leader(zk, chroot, topic, ids, lid, replicas):
+    """The leader of topic-0 (broker lid of ids) takes 20 records, replicated to all of
+    replicas; then its followers are made to lag: stopped (for less than the ZooKeeper session)
+    while it takes 10 more records, until it drops them from the ISR (a follower at the leader's
+    end stays in it, as Kafka's); then it dies before they fetch again (a fetch answered while
+    they were stopped may still bring them those records). Returns the survivors, the offline
+    state the controller wrote (leader -1, ISR the dead leader) and the seconds from the stop
+    to the ISR shrink."""
+    from confluent_kafka import Producer
+    prod = Producing(ids[lid].bootstrap)
+    prod.send(topic, 20)
+    wait_isr(zk, chroot, topic, 0, replicas)
+    wait_until(lambda: replicas_match(list(ids.values()), topic, 0, 20), 30, what="replicated")
+    survivors = [b for b in ids.values() if b is not ids[lid]]
+    lone = Producer({"bootstrap.servers": ids[lid].bootstrap, "acks": 1, "linger.ms": 0})
+    for b in survivors:
+        os.kill(b.proc.pid, signal.SIGSTOP)
+    try:
+        t_stop = time.time()
+        for i in range(10):
+            lone.produce(topic, partition=0, value=b"only-on-the-leader-%d" % i)
+        assert lone.flush(2) == 0
+        st = wait_isr(zk, chroot, topic, 0, [lid],
+                      timeout=SESSION_MS / 1000 - 0.3 - (time.time() - t_stop))
+        shrunk_s = time.time() - t_stop
+        ids[lid].kill9()
+    finally:
+        for b in survivors:
+            os.kill(b.proc.pid, signal.SIGCONT)
+    off = wait_until(lambda: (lambda s: s if s["leader"] == -1 else None)(
+        state_of(zk, chroot, topic, 0)[0]), SESSION_MS / 1000 + ELECTION_BOUND_S,
+        what="offline")
+    assert off["isr"] == [lid] and off["leader_epoch"] == st["leader_epoch"] + 1
+    return survivors, off, shrunk_s
+
+
+def wait_unclean_leader(zk, chroot, topic, survivors, off, what, interval=0.1):
+    """The state once the controller elected a survivor of topic-0 uncleanly: the ISR written
+    is that leader alone (the other survivor may have been added by it since, once caught up),
+    one leader epoch after the offline state off."""
+    on = wait_until(lambda: (lambda s: s if s["leader"] >= 0 else None)(
+        state_of(zk, chroot, topic, 0)[0]), ELECTION_BOUND_S, interval=interval, what=what)
+    assert on["leader"] in [b.overrides["broker.id"] for b in survivors]
+    assert on["isr"][0] == on["leader"] and on["leader_epoch"] == off["leader_epoch"] + 1
+    return on
+
+
 def test_unclean_election_off_keeps_offline_on_elects_a_lagging_replica(tmp_path, zookeeper):
     chroot = "/fo3"
     brokers = start(tmp_path, zookeeper, chroot, dict(FAST_STOP, **{
@@ -326,35 +373,8 @@ def test_unclean_election_off_keeps_offline_on_elects_a_lagging_replica(tmp_path
         ids = by_id(brokers)
         lid = state_of(zookeeper, chroot, "uc", 0)[0]["leader"]
         replicas = metadata(brokers[0], "uc")[0][1]
-        prod = Producing(ids[lid].bootstrap)
-        prod.send("uc", 20)
-        wait_isr(zookeeper, chroot, "uc", 0, replicas)
-        wait_until(lambda: replicas_match(brokers, "uc", 0, 20), 30, what="replicated")
-        survivors = [b for b in brokers if b is not ids[lid]]
-        # The followers made to lag: stopped (for less than the ZooKeeper session) while the
-        # leader takes 10 more records, until it drops them from the ISR (a follower at the
-        # leader's end stays in it, as Kafka's); then the leader dies before they fetch again
-        # (a fetch answered while they were stopped may still bring them those records).
-        from confluent_kafka import Producer
-        lone = Producer({"bootstrap.servers": ids[lid].bootstrap, "acks": 1, "linger.ms": 0})
-        for b in survivors:
-            os.kill(b.proc.pid, signal.SIGSTOP)
-        try:
-            t_stop = time.time()
-            for i in range(10):
-                lone.produce("uc", partition=0, value=b"only-on-the-leader-%d" % i)
-            assert lone.flush(2) == 0
-            st = wait_isr(zookeeper, chroot, "uc", 0, [lid],
-                          timeout=SESSION_MS / 1000 - 0.3 - (time.time() - t_stop))
-            shrunk_s = time.time() - t_stop
-            ids[lid].kill9()
-        finally:
-            for b in survivors:
-                os.kill(b.proc.pid, signal.SIGCONT)
-        off = wait_until(lambda: (lambda s: s if s["leader"] == -1 else None)(
-            state_of(zookeeper, chroot, "uc", 0)[0]), SESSION_MS / 1000 + ELECTION_BOUND_S,
-            what="offline")
-        assert off["isr"] == [lid] and off["leader_epoch"] == st["leader_epoch"] + 1
+        survivors, off, shrunk_s = lag_followers_then_kill_leader(zookeeper, chroot, "uc", ids,
+                                                                   lid, replicas)
         time.sleep(1.0)
         assert state_of(zookeeper, chroot, "uc", 0)[0] == off  # no election without the ISR
         assert metadata(survivors[0], "uc")[0][0] == -1
@@ -365,12 +385,7 @@ def test_unclean_election_off_keeps_offline_on_elects_a_lagging_replica(tmp_path
             "unclean.leader.election.enable", "true",
             incremental_operation=AlterConfigOpType.SET)])
         admin.incremental_alter_configs([res])[res].result(timeout=30)
-        on = wait_until(lambda: (lambda s: s if s["leader"] >= 0 else None)(
-            state_of(zookeeper, chroot, "uc", 0)[0]), ELECTION_BOUND_S, what="unclean election")
-        assert on["leader"] in [b.overrides["broker.id"] for b in survivors]
-        # The ISR written is the unclean leader alone (the other survivor may have been added
-        # by it since, once caught up).
-        assert on["isr"][0] == on["leader"] and on["leader_epoch"] == off["leader_epoch"] + 1
+        on = wait_unclean_leader(zookeeper, chroot, "uc", survivors, off, "unclean election")
         logs = "".join(open(b.log_path, "rb").read().decode(errors="replace") for b in survivors)
         assert "Unclean leader election. Partition uc-0" in logs
         assert "There's potential data loss" in logs

@@ -11,7 +11,6 @@ unclean.leader.election.enable as the controller reads it at the election: the t
 override, else the dynamic broker configs (the cluster default), else the static one."""
 import json
 import os
-import signal
 import subprocess
 import time
 
@@ -91,10 +90,9 @@ def test_unclean_election_follows_the_dynamic_cluster_default(tmp_path, zookeepe
     offline (the topic's wins, as Kafka's LogConfig); the override deleted: the controller
     elects a lagging survivor at once, no restart. gregor's controller took the broker value
     from its startup config only, so the partition stayed offline until a restart."""
-    from test_replication_failover import (FAST_STOP, SESSION_MS, ELECTION_BOUND_S, by_id,
-                                           create_topic, metadata, replicas_match, start,
-                                           state_of, wait_isr, Producing)
-    from confluent_kafka import Producer
+    from test_replication_failover import (FAST_STOP, by_id, create_topic,
+                                           lag_followers_then_kill_leader, metadata, start,
+                                           state_of, wait_unclean_leader)
     chroot = "/isr-unclean"
     brokers = start(tmp_path, zookeeper, chroot, dict(FAST_STOP, **{"replica.lag.time.max.ms": 1000}))
     try:
@@ -103,31 +101,8 @@ def test_unclean_election_follows_the_dynamic_cluster_default(tmp_path, zookeepe
         lid = wait_until(lambda: state_of(zookeeper, chroot, "ud", 0)[0]["leader"] + 1, 15,
                          what="a leader") - 1
         replicas = sorted(ids)
-        prod = Producing(ids[lid].bootstrap)
-        prod.send("ud", 20)
-        wait_isr(zookeeper, chroot, "ud", 0, replicas)
-        wait_until(lambda: replicas_match(brokers, "ud", 0, 20), 30, what="replicated")
-        survivors = [b for b in brokers if b is not ids[lid]]
-        # The followers made to lag: stopped (shorter than their session) while the leader takes
-        # 10 records and drops them from the ISR; then the leader dies before they fetch again.
-        lone = Producer({"bootstrap.servers": ids[lid].bootstrap, "acks": 1, "linger.ms": 0})
-        for b in survivors:
-            os.kill(b.proc.pid, signal.SIGSTOP)
-        try:
-            t_stop = time.time()
-            for i in range(10):
-                lone.produce("ud", partition=0, value=b"only-on-the-leader-%d" % i)
-            assert lone.flush(2) == 0
-            st = wait_isr(zookeeper, chroot, "ud", 0, [lid],
-                          timeout=SESSION_MS / 1000 - 0.3 - (time.time() - t_stop))
-            ids[lid].kill9()
-        finally:
-            for b in survivors:
-                os.kill(b.proc.pid, signal.SIGCONT)
-        off = wait_until(lambda: (lambda s: s if s["leader"] == -1 else None)(
-            state_of(zookeeper, chroot, "ud", 0)[0]), SESSION_MS / 1000 + ELECTION_BOUND_S,
-            what="offline")
-        assert off["isr"] == [lid] and off["leader_epoch"] == st["leader_epoch"] + 1
+        survivors, off, _ = lag_followers_then_kill_leader(zookeeper, chroot, "ud", ids, lid,
+                                                           replicas)
         kafka_configs(survivors[0], "--entity-type", "brokers", "--entity-default", "--alter",
                       "--add-config", "unclean.leader.election.enable=true")
         time.sleep(2.0)  # the notification read by every broker (well under a second here)
@@ -136,11 +111,8 @@ def test_unclean_election_follows_the_dynamic_cluster_default(tmp_path, zookeepe
         kafka_configs(survivors[0], "--entity-type", "topics", "--entity-name", "ud", "--alter",
                       "--delete-config", "unclean.leader.election.enable")
         t0 = time.time()
-        on = wait_until(lambda: (lambda s: s if s["leader"] >= 0 else None)(
-            state_of(zookeeper, chroot, "ud", 0)[0]), ELECTION_BOUND_S, interval=0.05,
-            what="an unclean election by the cluster default")
-        assert on["leader"] in [b.overrides["broker.id"] for b in survivors]
-        assert on["isr"][0] == on["leader"] and on["leader_epoch"] == off["leader_epoch"] + 1
+        wait_unclean_leader(zookeeper, chroot, "ud", survivors, off,
+                            "an unclean election by the cluster default", interval=0.05)
         print("unclean election %.2f s after the topic's override was deleted (cluster default "
               "true)" % (time.time() - t0))
     finally:

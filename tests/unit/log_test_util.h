@@ -34,6 +34,28 @@ static inline char *tu_tmpdir(void)
     return strdup(d);
 }
 
+/* The directory of partition <topic>-0 under dir (malloc'ed). */
+static inline char *tu_partition_dir(const char *dir, const char *topic)
+{
+    size_t n = strlen(dir) + strlen(topic) + 16;
+    char *p = malloc(n);
+    if (p == NULL)
+        abort();
+    snprintf(p, n, "%s/%s-0", dir, topic);
+    return p;
+}
+
+/* A fixture's partition log closed (when open), its temporary directory removed and the two
+ * paths (tu_tmpdir, tu_partition_dir) freed. */
+static inline void tu_log_teardown(struct plog *log, char *dir, char *pdir)
+{
+    if (log != NULL)
+        plog_close(log);
+    tu_rmrf(dir);
+    free(dir);
+    free(pdir);
+}
+
 /* A batch of n records "v<i>" padded to value_size bytes, timestamps ts, ts+1, ... */
 static inline uint8_t *tu_batch(int n, int value_size, int64_t ts, int codec, size_t *len)
 {

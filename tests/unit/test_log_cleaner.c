@@ -37,8 +37,7 @@ static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
     f->dir = tu_tmpdir();
-    f->pdir = malloc(strlen(f->dir) + 16);
-    sprintf(f->pdir, "%s/c-0", f->dir);
+    f->pdir = tu_partition_dir(f->dir, "c");
     tu_config(&f->cfg);
     f->cfg.segment_bytes = 2048;
     f->cfg.segment_ms = INT64_MAX / 4;
@@ -56,12 +55,8 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
     fio_fault_clear();
-    if (f->log != NULL)
-        plog_close(f->log);
     cleaner_map_free(f->map);
-    tu_rmrf(f->dir);
-    free(f->dir);
-    free(f->pdir);
+    tu_log_teardown(f->log, f->dir, f->pdir);
     free(f);
     return 0;
 }

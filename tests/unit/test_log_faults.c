@@ -22,8 +22,7 @@ static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
     f->dir = tu_tmpdir();
-    f->pdir = malloc(strlen(f->dir) + 16);
-    sprintf(f->pdir, "%s/f-0", f->dir);
+    f->pdir = tu_partition_dir(f->dir, "f");
     tu_config(&f->cfg);
     assert_int_equal(plog_open(f->pdir, "f", 0, &f->cfg, -1, -1, &f->log), 0);
     *state = f;
@@ -34,11 +33,7 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
     fio_fault_clear();
-    if (f->log != NULL)
-        plog_close(f->log);
-    tu_rmrf(f->dir);
-    free(f->dir);
-    free(f->pdir);
+    tu_log_teardown(f->log, f->dir, f->pdir);
     free(f);
     return 0;
 }
