@@ -24,8 +24,8 @@ struct produce_wait {
     int n;
     struct partition **parts;
     int64_t *ends;                 /* each one's log end after this request's batch */
-    int32_t *epochs;               /* the leader epoch it was led in with replication at the
-                                    * append, -1 when it was not (one node) */
+    int32_t *epochs;               /* the leadership it was led in with replication at the
+                                    * append (partition_leadership), -1 when it was not */
     struct produce_response_partition_produce_response **outs;
     int32_t next_topic, next_part; /* where appending goes on */
     bool any_error, txn_without_id, bad_acks;
@@ -312,7 +312,7 @@ static bool produce_run(struct broker *b, struct request *r, int64_t deadline_us
                 GREGOR_ASSERT(end > 0);
                 wait->parts[wait->n] = p;
                 wait->ends[wait->n] = end;
-                wait->epochs[wait->n] = p->repl.leading ? p->repl.leader_epoch : -1;
+                wait->epochs[wait->n] = partition_leadership(p);
                 wait->outs[wait->n] = out;
                 wait->n++;
             }

@@ -222,6 +222,12 @@ void partition_set_config(struct partition *p, const struct log_config *cfg)
     plog_set_config(p->log, cfg);
 }
 
+/* A leadership ended, or the log truncated: acks=all waits of before are not this log's. */
+static void leadership_ended(struct partition *p)
+{
+    p->leaderships = (p->leaderships + 1) & INT32_MAX;
+}
+
 /* ---- appends ---- */
 
 int partition_append_as_leader(struct partition *p, uint8_t *batch, size_t len, int64_t now_ms,
@@ -287,6 +293,7 @@ int partition_append_as_follower(struct partition *p, const uint8_t *batch, size
 
 int partition_truncate_to(struct partition *p, int64_t offset)
 {
+    leadership_ended(p); /* whatever was appended past offset is no longer what a wait meant */
     int e = plog_truncate_to(p->log, offset);
     if (e != KERR_NONE)
         return e;
@@ -453,6 +460,7 @@ void partition_lead_replicated(struct partition *p, int32_t self, const int32_t 
 
 void partition_stop_leading(struct partition *p)
 {
+    leadership_ended(p);
     memset(&p->repl, 0, sizeof(p->repl));
 }
 
@@ -533,10 +541,16 @@ bool partition_update_high_watermark(struct partition *p, int64_t now_ms)
     return true;
 }
 
-bool partition_acks_all_settled(const struct partition *p, int32_t epoch, int64_t end, int *error)
+int32_t partition_leadership(const struct partition *p)
+{
+    return p->repl.leading ? p->leaderships : -1;
+}
+
+bool partition_acks_all_settled(const struct partition *p, int32_t leadership, int64_t end,
+                                int *error)
 {
     *error = KERR_NONE;
-    if (!p->repl.leading || p->repl.leader_epoch != epoch) {
+    if (!p->repl.leading || p->leaderships != leadership) {
         *error = KERR_NOT_LEADER_OR_FOLLOWER;
         return true;
     }

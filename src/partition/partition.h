@@ -67,6 +67,11 @@ struct partition {
      * past its new end; read by the I/O worker writing a snapshot image taken before. */
     _Atomic uint64_t truncations;
     int32_t leader_epoch;            /* on one node always 0 */
+    /* Leaderships ended here (partition_stop_leading) and truncations, counted (never
+     * negative): an acks=all wait belongs to the leadership it was appended in, which leader
+     * epoch bumps while this replica goes on leading (an ISR shrunk by the controller) do not
+     * end. */
+    int32_t leaderships;
     int nepochs;                     /* epoch cache, epochs and start offsets increasing */
     struct epoch_entry epochs[PARTITION_EPOCHS_MAX];
     int64_t high_watermark;          /* readers see offsets below it; never goes back */
@@ -171,14 +176,20 @@ bool partition_is_follower(const struct partition *p, int32_t id);
  * the fetch named a leader epoch, for a replica not assigned (Kafka's followerReplicaOrThrow). */
 int partition_follower_fetched(struct partition *p, int32_t id, int64_t fetch_offset,
                                int64_t now_ms, bool epoch_given);
-/* Kafka's checkEnoughReplicasReachOffset for an acks=all batch appended here while leading in
- * leader epoch `epoch` (p->repl.leader_epoch then), `end` past its last offset: true once
- * settled, *error KERR_NONE when the high watermark passed it, KERR_NOT_LEADER_OR_FOLLOWER
- * when this replica no longer leads in that epoch (the new leader may lack the batch and its
- * followers truncate it away: a success would acknowledge a record that is lost, and an
- * idempotent producer would then meet a gap in its sequences at the new leader); false while
- * a follower in the ISR lacks it. */
-bool partition_acks_all_settled(const struct partition *p, int32_t epoch, int64_t end, int *error);
+/* The leadership an acks=all append waits in: p->leaderships while leading with replication,
+ * -1 when not (one node, or not leading). */
+int32_t partition_leadership(const struct partition *p);
+/* Kafka's checkEnoughReplicasReachOffset for an acks=all batch appended in leadership
+ * `leadership` (partition_leadership then), `end` past its last offset: true once settled,
+ * *error KERR_NONE when the high watermark passed it, KERR_NOT_LEADER_OR_FOLLOWER when this
+ * replica stopped leading since (the new leader may lack the batch and its followers truncate
+ * it away: a success would acknowledge a record that is lost, and an idempotent producer would
+ * then meet a gap in its sequences at the new leader); false while a follower in the ISR lacks
+ * it. A leader epoch bump while this replica keeps leading (the controller shrinking the ISR)
+ * ends nothing: the batch stays in this log and is answered when the high watermark passes
+ * it, as Kafka answers while it is still the leader. */
+bool partition_acks_all_settled(const struct partition *p, int32_t leadership, int64_t end,
+                                int *error);
 /* Kafka's maybeIncrementLeaderHW: the least log end of the maximal ISR (and of followers
  * caught up within the lag time that may join), the leader's included; true when it moved. */
 bool partition_update_high_watermark(struct partition *p, int64_t now_ms);

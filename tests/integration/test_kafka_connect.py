@@ -541,8 +541,13 @@ def test_connect_on_three_brokers_internal_topics_rf3(tmp_path, connect_libs):
         _running(w, SOURCE)
         _running(w, SINK)
         _wait_sink_at_least_once(sink, src.lines, timeout=180)
-        # The idempotent producer's retries across the leader change left no duplicate either.
-        assert _topic_values(All, topic) == src.lines
+        # Every line is in the topic, in order. Replays are allowed only as the at-least-once
+        # source gives them: when the worker's group coordinator died with the broker, the
+        # rebalance restarts the source task from its last committed position (the flush to the
+        # offsets partition whose leader was killed had not succeeded yet), as on Kafka without
+        # exactly.once.source.support.
+        values = _topic_values(All, topic)
+        assert _replays(values, src.lines) is not None, _first_difference(values, src.lines)
         w.stop()
         for b in brokers:
             rc = b.stop()

@@ -512,9 +512,11 @@ static void test_replicated_hw_is_isr_minimum_never_back(void **state)
 }
 
 /* Kafka's checkEnoughReplicasReachOffset: an acks=all batch is answered once the high
- * watermark passed it, and NOT_LEADER_OR_FOLLOWER once this replica stopped leading in the
- * epoch it was appended in, even when the high watermark of a later leadership passes its
- * offsets (the records there may be others: the batch was truncated away meanwhile). */
+ * watermark passed it, and NOT_LEADER_OR_FOLLOWER once this replica stopped leading since it
+ * was appended, even when the high watermark of a later leadership passes its offsets (the
+ * records there may be others: the batch was truncated away meanwhile). A leader epoch bump
+ * while it goes on leading (the controller taking a dead replica out of the ISR) ends nothing:
+ * the batch is in this log and is answered once the high watermark passes it. */
 static void test_replicated_acks_all_settled_in_the_same_leadership(void **state)
 {
     struct fx *f = *state;
@@ -522,30 +524,49 @@ static void test_replicated_acks_all_settled_in_the_same_leadership(void **state
     assert_int_equal(partition_become_leader(&f->p, 1), KERR_NONE);
     partition_lead_replicated(&f->p, 1, ASSIGNED, 2, ASSIGNED, 2, 5000, 30000);
     f->p.repl.leader_epoch = 1; /* as replica_sync leads it */
+    int32_t first = partition_leadership(&f->p);
+    assert_true(first >= 0);
     lead(f, 3);
     int e = -1;
-    assert_false(partition_acks_all_settled(&f->p, 1, 5, &e)); /* the follower lacks it */
+    assert_false(partition_acks_all_settled(&f->p, first, 5, &e)); /* the follower lacks it */
     assert_int_equal(partition_follower_fetched(&f->p, 2, 5, 5001, true), KERR_NONE);
     assert_true(partition_update_high_watermark(&f->p, 5001));
-    assert_true(partition_acks_all_settled(&f->p, 1, 5, &e));
+    assert_true(partition_acks_all_settled(&f->p, first, 5, &e));
+    assert_int_equal(e, KERR_NONE);
+    /* Appended, then the controller bumps the epoch with this replica still leading (as
+     * replica_sync leads the new state: partition_lead_replicated again): still waiting, then
+     * answered as a success once the high watermark passes it. */
+    lead(f, 1);
+    assert_false(partition_acks_all_settled(&f->p, first, 6, &e));
+    assert_int_equal(partition_become_leader(&f->p, 2), KERR_NONE);
+    partition_lead_replicated(&f->p, 1, ASSIGNED, 2, ASSIGNED, 2, 5500, 30000);
+    f->p.repl.leader_epoch = 2;
+    assert_int_equal(partition_leadership(&f->p), first);
+    assert_false(partition_acks_all_settled(&f->p, first, 6, &e));
+    assert_int_equal(partition_follower_fetched(&f->p, 2, 6, 5501, true), KERR_NONE);
+    assert_true(partition_update_high_watermark(&f->p, 5501));
+    assert_true(partition_acks_all_settled(&f->p, first, 6, &e));
     assert_int_equal(e, KERR_NONE);
     /* Appended, then leadership went before the follower had it. */
     lead(f, 1);
-    assert_false(partition_acks_all_settled(&f->p, 1, 6, &e));
+    assert_false(partition_acks_all_settled(&f->p, first, 7, &e));
     partition_stop_leading(&f->p);
-    assert_true(partition_acks_all_settled(&f->p, 1, 6, &e));
+    assert_int_equal(partition_leadership(&f->p), -1);
+    assert_true(partition_acks_all_settled(&f->p, first, 7, &e));
     assert_int_equal(e, KERR_NOT_LEADER_OR_FOLLOWER);
-    /* Leading again in a later epoch, its high watermark past offset 6: still not answered
-     * as a success for the append of epoch 1. */
-    assert_int_equal(partition_become_leader(&f->p, 2), KERR_NONE);
+    /* Leading again in a later epoch, its high watermark past offset 7: still not answered
+     * as a success for the append of the first leadership. */
+    assert_int_equal(partition_become_leader(&f->p, 3), KERR_NONE);
     partition_lead_replicated(&f->p, 1, ASSIGNED, 2, ASSIGNED, 2, 6000, 30000);
-    f->p.repl.leader_epoch = 2;
+    f->p.repl.leader_epoch = 3;
+    int32_t second = partition_leadership(&f->p);
+    assert_true(second >= 0 && second != first);
     lead(f, 1);
-    assert_int_equal(partition_follower_fetched(&f->p, 2, 7, 6001, true), KERR_NONE);
+    assert_int_equal(partition_follower_fetched(&f->p, 2, 8, 6001, true), KERR_NONE);
     assert_true(partition_update_high_watermark(&f->p, 6001));
-    assert_true(partition_acks_all_settled(&f->p, 1, 6, &e));
+    assert_true(partition_acks_all_settled(&f->p, first, 7, &e));
     assert_int_equal(e, KERR_NOT_LEADER_OR_FOLLOWER);
-    assert_true(partition_acks_all_settled(&f->p, 2, 7, &e));
+    assert_true(partition_acks_all_settled(&f->p, second, 8, &e));
     assert_int_equal(e, KERR_NONE);
 }
 
