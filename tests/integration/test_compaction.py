@@ -250,8 +250,12 @@ def test_keyless_produce_refused(broker):
     p.flush(15)
     assert len(errs) == 1 and errs[0] is not None and errs[0].code() == KafkaError.INVALID_RECORD
     # A compressed batch is read through: one keyless record among keyed ones fails all of it.
+    # (The topic's metadata known first and a long linger, so that the three go in one batch
+    # even on a loaded machine: a first record held back past linger.ms waiting for metadata
+    # goes alone.)
     p = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": False,
-                  "retries": 0, "compression.type": "lz4", "linger.ms": 200})
+                  "retries": 0, "compression.type": "lz4", "linger.ms": 1000})
+    p.list_topics(topic, timeout=10)
     errs = []
     for k in (b"a", None, b"c"):
         p.produce(topic, key=k, value=b"v" * 100, on_delivery=lambda e, m: errs.append(e))
@@ -489,6 +493,10 @@ def test_compacted_topic_on_three_brokers_each_replica_cleans(tmp_path):
         md = a.list_topics(topic, timeout=10).topics[topic].partitions[0]
         leader = next(b for b in brokers if b.overrides["broker.id"] == md.leader)
         _check_compacted(_read_all(leader, topic), latest, tombstones_gone=False)
+        c = Consumer({"bootstrap.servers": leader.bootstrap, "group.id": _name("hw")})
+        end = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
+        c.close()
+        assert end == len(pairs)
         leader.kill9()
         survivors = [b for b in brokers if b is not leader]
         s_admin = AdminClient({"bootstrap.servers": survivors[0].bootstrap})
@@ -498,6 +506,13 @@ def test_compacted_topic_on_three_brokers_each_replica_cleans(tmp_path):
             return p.leader if p.leader not in (-1, md.leader) else None
         nid = wait_until(new_leader, 30, what="a new leader")
         nl = next(b for b in survivors if b.overrides["broker.id"] == nid)
+        # A follower learns the high watermark in its next fetch response, up to
+        # replica.fetch.wait.max.ms after the leader's moved (as in Kafka): killed sooner, the
+        # new leader starts below the old one's and reaches it once the other survivor fetches.
+        c = Consumer({"bootstrap.servers": nl.bootstrap, "group.id": _name("hw")})
+        wait_until(lambda: c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1] >= end,
+                   30, what="the new leader's high watermark back at %d" % end)
+        c.close()
         _check_compacted(_read_all(nl, topic), latest, tombstones_gone=False)
         for b in survivors:
             rc = b.stop()
