@@ -285,9 +285,10 @@ int partition_append_as_follower(struct partition *p, const uint8_t *batch, size
         if (epochs_assign(p, h.partition_leader_epoch, info->base_offset) != KERR_NONE)
             return KERR_KAFKA_STORAGE_ERROR;
     }
-    /* A follower's high watermark comes from its leader; on one node it is the log end. */
-    if (!p->repl.leading)
-        advance_high_watermark(p);
+    /* A follower's high watermark comes from its leader only (partition_follow_leader_marks,
+     * after the response's batches): moving it to the log end here showed a follower's
+     * consumers (KIP-392) records its leader had not committed when a later batch of the same
+     * response failed to append. */
     return KERR_NONE;
 }
 

@@ -12,6 +12,7 @@
 #include "common/util.h"
 #include "log/fileio.h"
 #include "partition/partition.h"
+#include "partition/partition_follow.h"
 
 struct fx {
     char *dir;
@@ -133,6 +134,10 @@ static void test_follower_append_keeps_offsets_refuses_gaps(void **state)
     assert_int_equal(info.base_offset, 0);
     assert_int_equal(info.last_offset, 2);
     free(b);
+    /* A follower's high watermark is its leader's: the append alone does not move it. */
+    assert_int_equal(partition_high_watermark(&f->p), 0);
+    assert_int_equal(partition_follow_leader_marks(&f->p, 2, 0), KERR_NONE);
+    assert_int_equal(partition_high_watermark(&f->p), 2);
     b = replicated(2, 5, 0, &len); /* gap: 3..4 missing */
     assert_int_equal(partition_append_as_follower(&f->p, b, len, &info), KERR_OFFSET_OUT_OF_RANGE);
     free(b);
