@@ -462,6 +462,15 @@ int broker_leader_check(struct broker *b, struct kstr topic, int32_t partition)
     const struct cluster_topic *ct = cluster_topic_of(b, topic);
     if (ct == NULL && cluster_topic_hidden(b, topic))
         return KERR_UNKNOWN_TOPIC_OR_PARTITION; /* queued for deletion: not served */
+    if (ct == NULL && b->cluster != NULL) {
+        /* A topic of this broker's log dirs that the cluster's view does not show yet (just
+         * started: ZooKeeper not read): not led here until the view says so, as Kafka's
+         * replica manager before its LeaderAndIsr. Served from the local log, a write was
+         * acknowledged, then cut when this broker truncated to its leader's log. */
+        const struct topic *t = topic_find_name(b, topic);
+        if (t != NULL && !t->internal)
+            return KERR_NOT_LEADER_OR_FOLLOWER;
+    }
     if (ct == NULL || partition < 0 || partition >= ct->npartitions)
         return KERR_NONE; /* the local answer stands (unknown partition, internal topic) */
     return ct->parts[partition].leader == b->cfg.node_id ? KERR_NONE

@@ -299,6 +299,9 @@ static bool produce_run(struct broker *b, struct request *r, int64_t deadline_us
                 e = KERR_NOT_ENOUGH_REPLICAS;
             else if (t->cfg.compact && compacted_keyless(r, t, pd->index, &pd->records, out))
                 e = KERR_INVALID_RECORD;
+            else if (b->cluster != NULL &&
+                     partition_leadership(t->partitions[pd->index]) < 0)
+                e = KERR_NOT_LEADER_OR_FOLLOWER; /* led in the view, not yet in the partition */
             else {
                 p = t->partitions[pd->index];
                 e = append_partition(b, r, p, &pd->records, r->api_version, out, &end);

@@ -99,6 +99,7 @@ static int shutting_index(const struct cluster *c, int32_t id);
 static bool broker_registered(const struct cluster *c, int32_t id);
 static void controller_write_states(struct cluster *c);
 static void state_exists(void *arg, const struct zk_result *res);
+static void state_got(void *arg, const struct zk_result *res);
 static void controller_delete_topics(struct cluster *c);
 static void watch_deletes(struct cluster *c);
 static void awaits_check(struct cluster *c);
@@ -1147,8 +1148,14 @@ static void topics_step(struct cluster *c)
                 continue;
             snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", t->name, p);
             cp->state_watch = cp->state_inflight = true;
-            /* exists sets the watch even while the node is missing (fires on its creation) */
-            int rc = zk_exists(c->zk, path, state_changed, c, state_exists, c);
+            /* A state known to exist is read and watched in one request: its answer then comes
+             * before that of any read sent after it (ZooKeeper answers a session in order), so
+             * a leader moved away from a broker is seen before the broker's departure listed
+             * after it, never a leader gone in between (Metadata's leader -1). A missing one:
+             * exists sets the watch even then (fires on its creation), a get follows. */
+            int rc = cp->state == CLUSTER_STATE_READ
+                         ? zk_get(c->zk, path, state_changed, c, state_got, c)
+                         : zk_exists(c->zk, path, state_changed, c, state_exists, c);
             if (rc != ZK_OK) {
                 cp->state_watch = cp->state_inflight = false;
                 retry_later(c, "reading a partition's state", rc);
@@ -1179,6 +1186,22 @@ static void state_exists(void *arg, const struct zk_result *res)
         return;
     }
     state_read(arg, res); /* NO_NODE (missing) or an error */
+}
+
+/* The watched get of a state known to exist: deleted meanwhile, it set no watch (ZooKeeper's
+ * getData on a missing node), so the next step watches it with exists again. */
+static void state_got(void *arg, const struct zk_result *res)
+{
+    struct cluster *c = arg;
+    if (stale(c, res))
+        return;
+    char name[CLUSTER_TOPIC_NAME_MAX];
+    int32_t p;
+    struct cluster_topic *t;
+    if (res->rc == ZK_NO_NODE && parse_topic_path(res->path, name, sizeof(name), &p) == 0 &&
+        p >= 0 && (t = topic_slot(c, name)) != NULL && p < t->npartitions)
+        t->parts[p].state_watch = false;
+    state_read(arg, res);
 }
 
 static void ignore_done(void *arg, const struct zk_result *res)
@@ -1465,6 +1488,9 @@ static void state_written(void *arg, const struct zk_result *res)
     struct cluster_topic *t = topic_slot(c, name);
     if (t != NULL && p < t->npartitions)
         t->parts[p].writing = false;
+    /* A write in flight holds a controlled shutdown's answer (settled): its end is looked at
+     * too, not only the state reads, which may all have come first. */
+    awaits_check(c);
     if (res->rc == ZK_OK || res->rc == ZK_NODE_EXISTS)
         return; /* the state's watch reads it */
     if (res->rc == ZK_BAD_VERSION && res->multi_failed_index == 0) {
