@@ -1,6 +1,7 @@
 /* test_txn_log: __transaction_state record bytes against Kafka's TransactionLog schemas (key v0,
  * value v0 and flexible v1, built here byte by byte from the schema), decode round trips, every
- * truncation refused, and the transactional id -> partition mapping of Kafka. */
+ * truncation refused, the records Kafka 4.1.1 wrote read and written back byte for byte, and the
+ * transactional id -> partition mapping of Kafka. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 
 #include "common/errors.h"
 #include "txn/txn_log.h"
+#include "txn_kafka_records.h"
 
 #define BE64(v) (uint8_t)((uint64_t)(v) >> 56), (uint8_t)((uint64_t)(v) >> 48), \
     (uint8_t)((uint64_t)(v) >> 40), (uint8_t)((uint64_t)(v) >> 32), (uint8_t)((uint64_t)(v) >> 24), \
@@ -200,6 +202,55 @@ static void test_value_refusals(void **state)
     arena_reset(&a);
 }
 
+/* What Kafka 4.1.1 wrote (txn_kafka_records.h): every record decodes to the scenario's states and
+ * epochs, and encodes back to exactly Kafka's bytes. */
+static void test_kafka_records_decode_and_reencode(void **state)
+{
+    (void)state;
+    static const int8_t status[] = {0, 1, 2, 4, 0, 1, 3, 5, 1, 3, 5, 0};
+    static const int16_t epoch[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2};
+    assert_int_equal(KAFKA_TXN_RECORD_COUNT, 12);
+    struct arena a;
+    arena_init(&a, 1 << 20);
+    for (int i = 0; i < KAFKA_TXN_RECORD_COUNT; i++) {
+        uint8_t key[256], value[256];
+        int kn = kafka_txn_unhex(KAFKA_TXN_RECORDS[i].key_hex, key);
+        int vn = kafka_txn_unhex(KAFKA_TXN_RECORDS[i].value_hex, value);
+        const char *id = NULL;
+        assert_int_equal(txn_log_decode_key(key, (size_t)kn, &a, &id), 0);
+        assert_string_equal(id, i < 4 ? "cap-txn" : "cap-txn2");
+        struct txn_log_value v;
+        assert_int_equal(txn_log_decode_value(value, (size_t)vn, &a, &v), 0);
+        assert_int_equal(v.status, status[i]);
+        assert_int_equal(v.producer_epoch, epoch[i]);
+        assert_int_equal(v.producer_id, i < 4 ? 0 : 1);
+        assert_int_equal(v.timeout_ms, 60000);
+        assert_int_equal(v.prev_producer_id, -1);
+        assert_int_equal(v.next_producer_id, -1);
+        /* Kafka 4's own aborts (the fence) are written as transaction version 2 */
+        assert_int_equal(v.client_txn_version, i >= 9 ? 2 : 0);
+        if (v.status == TXN_EMPTY) {
+            assert_int_equal(v.n_topics, -1);
+            assert_int_equal(v.start_ms, -1);
+        } else if (v.status == TXN_COMPLETE_COMMIT || v.status == TXN_COMPLETE_ABORT) {
+            assert_int_equal(v.n_topics, 0);
+        } else {
+            assert_int_equal(v.n_topics, 1);
+            assert_string_equal(v.topics[0].topic, "cap");
+            assert_int_equal(v.topics[0].n_partitions, 1);
+            assert_int_equal(v.topics[0].partitions[0], 0);
+        }
+        struct txn_buf k, b;
+        assert_int_equal(txn_log_encode_key(&k, id), KERR_NONE);
+        assert_buf(&k, key, (size_t)kn);
+        assert_int_equal(txn_log_encode_value(&b, 1, &v), KERR_NONE);
+        assert_buf(&b, value, (size_t)vn);
+        free(k.p);
+        free(b.p);
+        arena_reset(&a);
+    }
+}
+
 /* Values of Java's String.hashCode, abs, % 50 (Kafka's partitionFor). */
 static void test_partition_for(void **state)
 {
@@ -220,6 +271,7 @@ int main(void)
         cmocka_unit_test(test_value_v1_bytes),
         cmocka_unit_test(test_value_round_trip_and_truncation),
         cmocka_unit_test(test_value_refusals),
+        cmocka_unit_test(test_kafka_records_decode_and_reencode),
         cmocka_unit_test(test_partition_for),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
