@@ -141,7 +141,7 @@ static int part_cmp_qsort(const void *a, const void *b)
 
 static bool parts_contain(const struct txn_partition *parts, int n, const struct txn_partition *p)
 {
-    return bsearch(p, parts, (size_t)n, sizeof(*parts), part_cmp_qsort) != NULL;
+    return n > 0 && bsearch(p, parts, (size_t)n, sizeof(*parts), part_cmp_qsort) != NULL;
 }
 
 static void parts_free(struct txn_partition *parts, int n)
