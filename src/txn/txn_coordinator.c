@@ -1123,3 +1123,33 @@ int16_t txn_client_error(int16_t err, bool knows_producer_fenced)
     return err == KERR_PRODUCER_FENCED && !knows_producer_fenced ? KERR_INVALID_PRODUCER_EPOCH
                                                                  : err;
 }
+
+static bool list_match(const struct txn_list_filter *f, const struct txn_meta *t, int64_t ts)
+{
+    bool ok = f->n_states == 0;
+    for (int i = 0; i < f->n_states && !ok; i++)
+        ok = f->states[i] == t->state;
+    if (!ok)
+        return false;
+    ok = f->n_producer_ids == 0;
+    for (int i = 0; i < f->n_producer_ids && !ok; i++)
+        ok = f->producer_ids[i] == t->producer_id;
+    if (!ok)
+        return false;
+    /* Kafka's duration filter: now - start > duration (an Empty id's start is -1: it passes) */
+    return f->min_duration_ms < 0 || ts - t->start_ms > f->min_duration_ms;
+}
+
+int16_t txn_list(struct txn_coordinator *tc, const struct txn_list_filter *f, txn_list_fn fn,
+                 void *arg)
+{
+    for (int32_t p = 0; p < tc->cfg.num_partitions; p++)
+        if (tc->log_parts[p].state == PART_LOADING)
+            return KERR_COORDINATOR_LOAD_IN_PROGRESS;
+    int64_t ts = now(tc);
+    for (size_t i = 0; i < tc->n_buckets; i++)
+        for (const struct txn_meta *t = tc->buckets[i]; t; t = t->next)
+            if (tc->log_parts[t->partition].state == PART_LOADED && list_match(f, t, ts))
+                fn(arg, t->id, t->producer_id, t->state);
+    return KERR_NONE;
+}

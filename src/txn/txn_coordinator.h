@@ -179,4 +179,19 @@ struct txn_desc {
 int16_t txn_describe(struct txn_coordinator *tc, const char *transactional_id,
                      struct txn_desc *out);
 
+/* ListTransactions: every loaded id that passes the filters (empty filters pass all), as
+ * (id, producer id, state) to fn. COORDINATOR_LOAD_IN_PROGRESS (and no listing) while a
+ * partition loads, as Kafka. */
+struct txn_list_filter {
+    const enum txn_state *states;   /* n_states of them; 0 = any */
+    int n_states;
+    const int64_t *producer_ids;    /* n_producer_ids of them; 0 = any */
+    int n_producer_ids;
+    int64_t min_duration_ms;        /* v1: now - start > this (Kafka's rule); -1 = any */
+};
+typedef void (*txn_list_fn)(void *arg, const char *transactional_id, int64_t producer_id,
+                            enum txn_state state);
+int16_t txn_list(struct txn_coordinator *tc, const struct txn_list_filter *f, txn_list_fn fn,
+                 void *arg);
+
 #endif

@@ -734,6 +734,61 @@ static void test_same_records_as_kafka(void **state)
     tenv_destroy(&e);
 }
 
+struct listed {
+    int n;
+    char ids[8][16];
+};
+
+static void on_listed(void *arg, const char *id, int64_t pid, enum txn_state st)
+{
+    struct listed *l = arg;
+    (void)pid;
+    (void)st;
+    if (l->n < 8)
+        strncpy(l->ids[l->n++], id, 15);
+}
+
+static void test_list_filters(void **state)
+{
+    (void)state;
+    struct tenv e;
+    struct txn_config cfg = tenv_config();
+    tenv_init(&e, &cfg);
+    own(&e, "txn-1");
+    own(&e, "my-txn");
+    struct res a = do_init(&e, "txn-1");
+    struct res b = do_init(&e, "my-txn");
+    e.now += 10;
+    assert_int_equal(do_add(&e, "my-txn", b.r.producer_id, 0, T01, 1).r.error, KERR_NONE);
+    e.now += 100;
+    struct listed l = {0};
+    struct txn_list_filter all = {NULL, 0, NULL, 0, -1};
+    assert_int_equal(txn_list(e.tc, &all, on_listed, &l), KERR_NONE);
+    assert_int_equal(l.n, 2);
+    enum txn_state ongoing = TXN_ONGOING;
+    struct txn_list_filter by_state = {&ongoing, 1, NULL, 0, -1};
+    memset(&l, 0, sizeof(l));
+    txn_list(e.tc, &by_state, on_listed, &l);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.ids[0], "my-txn");
+    struct txn_list_filter by_pid = {NULL, 0, &a.r.producer_id, 1, -1};
+    memset(&l, 0, sizeof(l));
+    txn_list(e.tc, &by_pid, on_listed, &l);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.ids[0], "txn-1");
+    /* open 100 ms: "longer than 100" leaves it out, "longer than 99" keeps it */
+    struct txn_list_filter by_age = {&ongoing, 1, NULL, 0, 100};
+    memset(&l, 0, sizeof(l));
+    txn_list(e.tc, &by_age, on_listed, &l);
+    assert_int_equal(l.n, 0);
+    by_age.min_duration_ms = 99;
+    txn_list(e.tc, &by_age, on_listed, &l);
+    assert_int_equal(l.n, 1);
+    txn_load_begin(e.tc, 3, 1);
+    assert_int_equal(txn_list(e.tc, &all, on_listed, &l), KERR_COORDINATOR_LOAD_IN_PROGRESS);
+    tenv_destroy(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -752,6 +807,7 @@ int main(void)
         cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_load_replays_and_completes),
         cmocka_unit_test(test_same_records_as_kafka),
+        cmocka_unit_test(test_list_filters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
