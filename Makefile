@@ -17,7 +17,7 @@ GEN_TOOL = tools/gen_proto.py
 GEN_C    = $(BUILD)/gen/proto/messages.c
 GEN_H    = $(BUILD)/gen/proto/messages.h
 
-CORE_DIRS = src/common src/net src/proto src/broker src/log src/partition src/group src/cluster
+CORE_DIRS = src/common src/net src/proto src/broker src/log src/partition src/group src/txn src/cluster
 CORE_SRC  = $(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.c))
 CLI_SRC   = $(wildcard src/cli/*.c) src/main.c
 UNIT_SRC  = $(wildcard tests/unit/test_*.c)
@@ -150,13 +150,15 @@ FUZZ_BASE_SRC = $(wildcard src/common/*.c src/proto/*.c) $(GEN_C)
 FUZZ_EXTRA_DEFAULT = $(wildcard src/log/*.c)
 FUZZ_EXTRA_fuzz_request =
 # The whole request path in process: net, handlers, log and groups.
-FUZZ_EXTRA_fuzz_pipeline = $(wildcard src/net/*.c src/broker/*.c src/log/*.c src/group/*.c src/partition/*.c src/cluster/*.c)
+FUZZ_EXTRA_fuzz_pipeline = $(wildcard src/net/*.c src/broker/*.c src/log/*.c src/group/*.c src/txn/*.c src/partition/*.c src/cluster/*.c)
 # The outbound client's reading path over a loopback socket: the loop and the client.
 FUZZ_EXTRA_fuzz_client_read = src/net/loop.c src/net/client.c
 # The znode readers of the cluster layer (pure functions: no ZooKeeper client linked).
 FUZZ_EXTRA_fuzz_znode = src/cluster/znode.c
 # The JSON reader of the reassignment tool's files (no librdkafka linked).
 FUZZ_EXTRA_fuzz_reassign_json = src/cli/json.c
+# The __transaction_state record codecs (pure functions).
+FUZZ_EXTRA_fuzz_txn_log = src/txn/txn_log.c
 fuzz_extra = $(if $(filter undefined,$(origin FUZZ_EXTRA_$(1))),$(FUZZ_EXTRA_DEFAULT),$(FUZZ_EXTRA_$(1)))
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -Isrc -I$(BUILD)/gen \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined

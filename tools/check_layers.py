@@ -23,6 +23,8 @@ LAYERS = {
     # a partition replica: its log, producer state, epochs and watermarks
     'partition': {'common', 'proto', 'log'},
     'group': {'common', 'proto'},
+    # the transaction coordinator: a state machine like group/, its I/O through txn_env
+    'txn': {'common', 'proto'},
     # the outbound client (net/client.c) encodes and decodes with the generated codecs
     'net': {'common', 'proto'},
     # membership and controller on ZooKeeper: its completions come through the loop (net/loop.h);

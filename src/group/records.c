@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/errors.h"
+#include "common/java_hash.h"
 #include "common/logging.h"
 #include "common/util.h"
 #include "group/consumer_group_internal.h"
@@ -20,68 +21,14 @@ static uint8_t empty_bytes[1];
 
 /* ---- the Java hash ---- */
 
-/* One code point from UTF-8; malformed input gives U+FFFD for one byte, as Java's decoder
- * replaces each malformed subsequence. */
-static uint32_t utf8_next(const uint8_t **pp, const uint8_t *end)
-{
-    const uint8_t *p = *pp;
-    uint8_t b = *p;
-    int n;
-    uint32_t cp, min;
-    if (b < 0x80) {
-        *pp = p + 1;
-        return b;
-    } else if (b >= 0xC2 && b <= 0xDF) {
-        n = 1, cp = b & 0x1F, min = 0x80;
-    } else if (b >= 0xE0 && b <= 0xEF) {
-        n = 2, cp = b & 0x0F, min = 0x800;
-    } else if (b >= 0xF0 && b <= 0xF4) {
-        n = 3, cp = b & 0x07, min = 0x10000;
-    } else {
-        *pp = p + 1;
-        return 0xFFFD;
-    }
-    if (end - p <= n) {
-        *pp = p + 1;
-        return 0xFFFD;
-    }
-    for (int i = 1; i <= n; i++) {
-        if ((p[i] & 0xC0) != 0x80) {
-            *pp = p + 1;
-            return 0xFFFD;
-        }
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-        *pp = p + 1;
-        return 0xFFFD;
-    }
-    *pp = p + n + 1;
-    return cp;
-}
-
 int32_t gc_java_string_hash(const char *s, size_t len)
 {
-    uint32_t h = 0;
-    const uint8_t *p = (const uint8_t *)s, *end = p + len;
-    while (p < end) {
-        uint32_t cp = utf8_next(&p, end);
-        if (cp >= 0x10000) {
-            cp -= 0x10000;
-            h = 31 * h + (0xD800 + (cp >> 10));
-            h = 31 * h + (0xDC00 + (cp & 0x3FF));
-        } else {
-            h = 31 * h + cp;
-        }
-    }
-    return (int32_t)h;
+    return java_string_hash(s, len);
 }
 
 int32_t gc_partition_for(const char *group_id, int32_t num_partitions)
 {
-    int32_t h = gc_java_string_hash(group_id, strlen(group_id));
-    int32_t a = h == INT32_MIN ? 0 : (h < 0 ? -h : h);
-    return num_partitions > 0 ? a % num_partitions : 0;
+    return java_partition_for(group_id, strlen(group_id), num_partitions);
 }
 
 /* ---- encoders ---- */
