@@ -3235,13 +3235,68 @@ void cluster_destroy(struct cluster *c)
     free(c);
 }
 
-/* Turns the loop until done() or the deadline (mono ms); false at the deadline. */
-static bool turn_until(struct cluster *c, bool (*done)(const struct cluster *), int64_t deadline)
+/* ---- startup waits ----
+ * A startup step (connect, /cluster/id, /config/brokers, the registration) turns the loop until
+ * it is done, bounded as Kafka's ZooKeeperClient bounds a request: while ZooKeeper is away the
+ * client reconnects for zookeeper.connection.timeout.ms counted from the disconnection (then
+ * ZooKeeperClientTimeoutException), a new session replacing an expired one; while connected the
+ * step gets zookeeper.session.timeout.ms from the (re)connection (a ZooKeeper that answers
+ * nothing is dropped by the client at 2/3 of it). A connection that comes and goes keeps a step
+ * at most the connection timeout plus two session timeouts in all. Every CLUSTER_AWAIT_LOG_MS
+ * it says what it still waits for, so a slow start is never silent. */
+
+struct startup_wait {
+    const char *what;                           /* "register broker 0", for the log */
+    bool (*done)(const struct cluster *);
+    void (*step)(struct cluster *);             /* each turn (a retry that needs one), or NULL */
+};
+
+/* true once done; false (logged) at a bound or when c->fatal (logged where it was set). */
+static bool startup_wait_run(struct cluster *c, const struct startup_wait *s)
 {
-    while (!done(c) && !c->fatal) {
-        int64_t left = deadline - mono_ms();
-        if (left <= 0)
+    const int64_t start = mono_ms();
+    const int64_t cap = start + (int64_t)c->cfg.connection_timeout_ms +
+                        2 * (int64_t)c->cfg.session_timeout_ms;
+    bool connected = zk_connected(c->zk);
+    int64_t since = start; /* when the connection last came or went */
+    int64_t next_log = start + CLUSTER_AWAIT_LOG_MS;
+    while (!s->done(c) && !c->fatal) {
+        int64_t now = mono_ms();
+        if (zk_connected(c->zk) != connected) {
+            connected = !connected;
+            since = now;
+        }
+        int64_t bound = since + (connected ? c->cfg.session_timeout_ms
+                                           : c->cfg.connection_timeout_ms);
+        if (bound > cap)
+            bound = cap;
+        GREGOR_ASSERT(bound <= cap && since >= start);
+        if (now >= bound) {
+            if (!connected)
+                /* Kafka's ZooKeeperClientTimeoutException: the broker does not start. */
+                LOG_ERROR(c->who, "Fatal error during KafkaServer startup: kafka.zookeeper."
+                          "ZooKeeperClientTimeoutException: Timed out waiting for connection "
+                          "while in state: CONNECTING (zookeeper.connect=%s, "
+                          "zookeeper.connection.timeout.ms=%d; waiting to %s, %lld ms in all)",
+                          c->connect, c->cfg.connection_timeout_ms, s->what,
+                          (long long)(now - start));
+            else
+                LOG_ERROR(c->who, "Timed out waiting to %s in ZooKeeper: %lld ms, connected "
+                          "for the last %lld ms (zookeeper.session.timeout.ms=%d)", s->what,
+                          (long long)(now - start), (long long)(now - since),
+                          c->cfg.session_timeout_ms);
             return false;
+        }
+        if (now >= next_log) {
+            LOG_INFO(c->who, "Waiting to %s: %lld ms so far, ZooKeeper %s for %lld ms (gives "
+                     "up in %lld ms)", s->what, (long long)(now - start),
+                     connected ? "connected" : "disconnected", (long long)(now - since),
+                     (long long)(bound - now));
+            next_log = now + CLUSTER_AWAIT_LOG_MS;
+        }
+        if (s->step != NULL)
+            s->step(c);
+        int64_t left = bound - now;
         loop_run_once(c->loop, left > 100 ? 100 : (int)left);
     }
     return !c->fatal;
@@ -3254,22 +3309,11 @@ static bool is_registered(const struct cluster *c) { return c->registered; }
 int cluster_await_id(struct cluster *c, char *out, size_t outlen)
 {
     LOG_INFO(c->who, "Waiting until connected.");
-    if (!turn_until(c, is_connected, mono_ms() + c->cfg.connection_timeout_ms)) {
-        /* Kafka's ZooKeeperClientTimeoutException: the broker does not start. */
-        LOG_ERROR(c->who,
-                  "Fatal error during KafkaServer startup: kafka.zookeeper."
-                  "ZooKeeperClientTimeoutException: Timed out waiting for connection while in "
-                  "state: CONNECTING (zookeeper.connect=%s, zookeeper.connection.timeout.ms=%d)",
-                  c->connect, c->cfg.connection_timeout_ms);
+    if (!startup_wait_run(c, &(struct startup_wait){.what = "connect", .done = is_connected}))
         return -1;
-    }
     LOG_INFO(c->who, "Connected.");
-    if (!turn_until(c, has_id, mono_ms() + c->cfg.session_timeout_ms)) {
-        if (!c->fatal)
-            LOG_ERROR(c->who, "Timed out reading or creating /cluster/id in ZooKeeper (%d ms)",
-                      c->cfg.session_timeout_ms);
+    if (!startup_wait_run(c, &(struct startup_wait){.what = "read /cluster/id", .done = has_id}))
         return -1;
-    }
     snprintf(out, outlen, "%s", c->cluster_id);
     return 0;
 }
@@ -3279,12 +3323,10 @@ int cluster_await_registration(struct cluster *c)
     c->want_register = true;
     live_rebuild(c);
     cluster_resume(c);
-    if (!turn_until(c, is_registered, mono_ms() + c->cfg.session_timeout_ms)) {
-        if (!c->fatal)
-            LOG_ERROR(c->who, "Timed out registering broker %d in ZooKeeper (%d ms)",
-                      c->cfg.broker_id, c->cfg.session_timeout_ms);
+    char what[64];
+    snprintf(what, sizeof(what), "register broker %d", c->cfg.broker_id);
+    if (!startup_wait_run(c, &(struct startup_wait){.what = what, .done = is_registered}))
         return -1;
-    }
     c->started = true;
     return 0;
 }
@@ -3725,18 +3767,12 @@ static bool broker_configs_known(const struct cluster *c)
 int cluster_await_broker_configs(struct cluster *c)
 {
     configs_of(c);
-    int64_t deadline = mono_ms() + c->cfg.session_timeout_ms;
-    while (!broker_configs_known(c) && !c->fatal) {
-        int64_t left = deadline - mono_ms();
-        if (left <= 0) {
-            LOG_ERROR(c->who, "Timed out reading /config/brokers from ZooKeeper (%d ms)",
-                      c->cfg.session_timeout_ms);
-            return -1;
-        }
-        broker_configs_step(c); /* again after a failed read: the retry timer needs registration */
-        loop_run_once(c->loop, left > 100 ? 100 : (int)left);
-    }
-    return c->fatal ? -1 : 0;
+    /* broker_configs_step each turn: a failed read's retry timer needs the registration. */
+    return startup_wait_run(c, &(struct startup_wait){.what = "read /config/brokers",
+                                              .done = broker_configs_known,
+                                              .step = broker_configs_step})
+               ? 0
+               : -1;
 }
 
 /* ---- writes ---- */
