@@ -923,7 +923,11 @@ struct broker *broker_open(const struct broker_config *cfg)
         return NULL;
     }
     if (open_storage(b) != 0) {
-        LOG_ERROR(server_who, "cannot open the log dirs; exiting");
+        /* The cause is logged (a log dir, a config file, ZooKeeper's /config/brokers). */
+        LOG_ERROR(server_who, "cannot open the log dirs and their configs; exiting");
+        topics_close_all(b);
+        for (int i = 0; i < b->ndirs; i++)
+            logdir_close(b->dirs[i], false);
         cluster_destroy(b->cluster);
         loop_destroy(b->loop);
         free(b);

@@ -7,6 +7,7 @@ ZooKeeper is paused with SIGSTOP at a known point: a small proxy between the bro
 forwards every byte and stops ZooKeeper the moment the broker's create of /brokers/ids/0 passes.
 """
 import os
+import re
 import selectors
 import signal
 import socket
@@ -172,10 +173,14 @@ def test_broker_registers_once_zookeeper_is_back(tmp_path, zk):
         stop_broker(proc)
 
 
-def test_broker_exits_clearly_when_zookeeper_stays_away(tmp_path, zk):
-    """ZooKeeper stopped at the registration for good: the broker exits non-zero within the
-    connection timeout after the disconnection, with Kafka's ZooKeeperClientTimeoutException."""
-    proxy = PausingProxy(zk, REGISTRATION, None)
+@pytest.mark.parametrize("trigger,step", [(REGISTRATION, "cannot register"),
+                                          (b"/config/brokers/", "cannot open the log dirs")])
+def test_broker_exits_clearly_when_zookeeper_stays_away(tmp_path, zk, trigger, step):
+    """ZooKeeper stopped for good at the registration, or at the read of the dynamic broker
+    configs: the broker exits 1 (no sanitizer report either: what it opened is closed) within
+    the connection timeout after the disconnection, with Kafka's
+    ZooKeeperClientTimeoutException."""
+    proxy = PausingProxy(zk, trigger, None)
     proc, port, log_path = start_broker(tmp_path, "localhost:%d" % proxy.port)
     try:
         t0 = time.time()
@@ -185,7 +190,8 @@ def test_broker_exits_clearly_when_zookeeper_stays_away(tmp_path, zk):
         text = log_path.read_text()
         assert proxy.paused_at is not None, "ZooKeeper was never paused:\n" + text
         assert rc == 1, text
-        assert "ZooKeeperClientTimeoutException" in text and "cannot register" in text, text
+        assert "ZooKeeperClientTimeoutException" in text and step in text, text
+        assert not re.search(r"==\d+==ERROR", text), text  # no sanitizer report
         assert "started (kafka.server.KafkaServer)" not in text
         # Not before ZooKeeper was given the connection timeout after the disconnection.
         assert took >= SESSION_MS / 1000 * (2 / 3) + SESSION_MS / 1000 - 1, (took, text)
