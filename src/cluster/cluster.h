@@ -18,7 +18,8 @@ struct cluster;
 #define CLUSTER_RACK_MAX 256
 /* Retry delay after a ZooKeeper error that is not a lost connection. */
 #define CLUSTER_RETRY_MS 1000
-/* A startup step still waiting for ZooKeeper says so this often (cluster_await_*). */
+/* A startup step still waiting for ZooKeeper says so this often (cluster_await_*); a turn of
+ * the loop blocked this long during one is reported with the loop thread's stack. */
 #define CLUSTER_AWAIT_LOG_MS 3000
 
 struct cluster_broker {
