@@ -1,7 +1,9 @@
 """A broker's start on ZooKeeper when ZooKeeper stops answering at its registration, as a loaded
 machine's ZooKeeper can: the broker started from the tutorial's config/server.properties must
 register once ZooKeeper is back (as Kafka, which waits zookeeper.connection.timeout.ms from the
-disconnection), or exit with a clear error after that timeout, never hang.
+disconnection), or exit with a clear error after that timeout, never hang; and, as Kafka, it
+answers no request before it has started (test_tutorial took an answered ApiVersions for a
+started broker and read its log while it was still registering).
 
 ZooKeeper is paused with SIGSTOP at a known point: a small proxy between the broker and ZooKeeper
 forwards every byte and stops ZooKeeper the moment the broker's create of /brokers/ids/0 passes.
@@ -152,11 +154,17 @@ def test_broker_registers_once_zookeeper_is_back(tmp_path, zk):
     proc, port, log_path = start_broker(tmp_path, "localhost:%d" % proxy.port)
     try:
         deadline = time.time() + pause_s + 20
+        answered_while_registering = None
         while time.time() < deadline and proc.poll() is None:
             if "started (kafka.server.KafkaServer)" in log_path.read_text():
                 break
+            if (proxy.paused_at is not None and proxy.resumed_at is None and
+                    answered_while_registering is None):
+                # As Kafka: listening (the port is the registration's), answering nothing yet.
+                answered_while_registering = api_versions_ok(port, timeout=1.0)
             time.sleep(0.1)
         text = log_path.read_text()
+        assert answered_while_registering is False, text
         assert proxy.paused_at is not None, "ZooKeeper was never paused:\n" + text
         assert proxy.resumed_at is not None, text
         assert proc.poll() is None, "the broker exited (%s):\n%s" % (proc.returncode, text)
