@@ -923,7 +923,11 @@ struct broker *broker_open(const struct broker_config *cfg)
         return NULL;
     }
     if (open_storage(b) != 0) {
-        LOG_ERROR(server_who, "cannot open the log dirs; exiting");
+        /* The cause is logged (a log dir, a config file, ZooKeeper's /config/brokers). */
+        LOG_ERROR(server_who, "cannot open the log dirs and their configs; exiting");
+        topics_close_all(b);
+        for (int i = 0; i < b->ndirs; i++)
+            logdir_close(b->dirs[i], false);
         cluster_destroy(b->cluster);
         loop_destroy(b->loop);
         free(b);
@@ -958,6 +962,9 @@ struct broker *broker_open(const struct broker_config *cfg)
     if (set_ip_limits(b) != 0)
         return NULL;
     b->groups = group_coordinator_create(b);
+    /* Bound now (the registration names a port that is ours), accepting once started: as
+     * Kafka, no request is answered by a broker that is still registering. */
+    net_accept_hold(b->net, true);
     if (net_listen(b->net, b->cfg.listener_host, b->cfg.listener_port) != 0) {
         LOG_ERROR(server_who, "cannot listen on %s:%d: %s", b->cfg.listener_host,
                   b->cfg.listener_port, strerror(errno));
@@ -984,6 +991,7 @@ struct broker *broker_open(const struct broker_config *cfg)
         b->cluster = NULL;
         return NULL;
     }
+    net_accept_hold(b->net, false);
     LOG_INFO(server_who, "Awaiting socket connections on %s:%d (advertised %s:%d), cluster id %s",
              b->cfg.listener_host, b->cfg.listener_port, b->cfg.advertised_host,
              b->cfg.advertised_port, b->cluster_id);

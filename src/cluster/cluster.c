@@ -6,11 +6,17 @@
 #include "cluster/cluster.h"
 
 #include <errno.h>
+#include <execinfo.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cluster/zk.h"
 #include "cluster/znode.h"
@@ -3261,14 +3267,194 @@ void cluster_destroy(struct cluster *c)
     free(c);
 }
 
-/* Turns the loop until done() or the deadline (mono ms); false at the deadline. */
-static bool turn_until(struct cluster *c, bool (*done)(const struct cluster *), int64_t deadline)
+/* ---- startup waits ----
+ * A startup step (connect, /cluster/id, /config/brokers, the registration) turns the loop until
+ * it is done, bounded as Kafka's ZooKeeperClient bounds a request: while ZooKeeper is away the
+ * client reconnects for zookeeper.connection.timeout.ms counted from the disconnection (then
+ * ZooKeeperClientTimeoutException), a new session replacing an expired one; while connected the
+ * step gets zookeeper.session.timeout.ms from the (re)connection (a ZooKeeper that answers
+ * nothing is dropped by the client at 2/3 of it). A connection that comes and goes keeps a step
+ * at most the connection timeout plus two session timeouts in all. Every CLUSTER_AWAIT_LOG_MS
+ * it says what it still waits for, so a slow start is never silent. */
+
+struct startup_wait {
+    const char *what;                           /* "register broker 0", for the log */
+    bool (*done)(const struct cluster *);
+    void (*step)(struct cluster *);             /* each turn (a retry that needs one), or NULL */
+};
+
+/* A turn that does not come back (a callback or a library call blocked on the loop thread)
+ * would hold a startup wait past every bound above without a word. A watchdog thread, alive
+ * for the wait, says so once a turn has taken CLUSTER_AWAIT_LOG_MS, with the loop thread's
+ * stack, and ends the process (exit 1) once a turn has taken the wait's whole cap. */
+struct startup_watchdog {
+    pthread_t thread;
+    pthread_t loop_thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;              /* monotonic clock */
+    bool done;                      /* under mu */
+    atomic_llong turn_start_ms;     /* mono ms the loop thread's turn began; 0: not turning */
+    const char *who, *what;         /* borrowed from the wait */
+    int64_t cap_ms;
+    struct sigaction old_action;
+};
+
+static bool startup_wait_turn(struct cluster *c, const struct startup_wait *s, int64_t cap_ms,
+                              struct startup_watchdog *w);
+
+/* SIGUSR2, sent by the watchdog to the loop thread: its stack, to stderr. */
+static void loop_stack_dump(int sig)
 {
-    while (!done(c) && !c->fatal) {
-        int64_t left = deadline - mono_ms();
-        if (left <= 0)
+    (void)sig;
+    static const char head[] = "the event loop thread's stack (addr2line -e <binary>):\n";
+    void *frames[64];
+    int n = backtrace(frames, 64);
+    if (write(STDERR_FILENO, head, sizeof(head) - 1) > 0)
+        backtrace_symbols_fd(frames, n, STDERR_FILENO);
+}
+
+static void *watchdog_main(void *arg)
+{
+    struct startup_watchdog *w = arg;
+    bool told = false;
+    pthread_mutex_lock(&w->mu);
+    while (!w->done) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+        int64_t start = atomic_load(&w->turn_start_ms);
+        int64_t stuck = start != 0 && !w->done ? mono_ms() - start : 0;
+        if (stuck >= CLUSTER_AWAIT_LOG_MS && !told) {
+            told = true;
+            LOG_WARN(w->who, "The event loop has not come back for %lld ms while waiting to %s: "
+                      "a callback or a library call blocks it", (long long)stuck, w->what);
+            pthread_kill(w->loop_thread, SIGUSR2);
+        }
+        if (stuck >= w->cap_ms) {
+            LOG_ERROR(w->who, "Fatal error during KafkaServer startup: the event loop has been "
+                      "blocked for %lld ms while waiting to %s; exiting", (long long)stuck,
+                      w->what);
+            if (!told)
+                pthread_kill(w->loop_thread, SIGUSR2);
+            struct timespec settle = {.tv_sec = 0, .tv_nsec = 200 * 1000 * 1000};
+            nanosleep(&settle, NULL); /* the stack's lines */
+            _exit(1);
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* false: no watchdog (logged); the wait runs without one. */
+static bool watchdog_start(struct startup_watchdog *w, const char *who, const char *what,
+                           int64_t cap_ms)
+{
+    memset(w, 0, sizeof(*w));
+    w->loop_thread = pthread_self();
+    w->who = who;
+    w->what = what;
+    w->cap_ms = cap_ms;
+    atomic_init(&w->turn_start_ms, 0);
+    void *warm[1];
+    backtrace(warm, 1); /* loads what backtrace needs now, not in the signal handler */
+    /* SA_RESTART: the blocked call, if it is a system call, goes on as it was. */
+    struct sigaction sa = {.sa_handler = loop_stack_dump, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR2, &sa, &w->old_action);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&w->mu, NULL);
+    int e = pthread_create(&w->thread, NULL, watchdog_main, w);
+    if (e != 0) {
+        LOG_WARN(who, "no watchdog for the wait to %s: %s", what, strerror(e));
+        pthread_cond_destroy(&w->cv);
+        pthread_mutex_destroy(&w->mu);
+        sigaction(SIGUSR2, &w->old_action, NULL);
+        return false;
+    }
+    return true;
+}
+
+static void watchdog_stop(struct startup_watchdog *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->done = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    sigaction(SIGUSR2, &w->old_action, NULL);
+}
+
+/* true once done; false (logged) at a bound or when c->fatal (logged where it was set). */
+static bool startup_wait_run(struct cluster *c, const struct startup_wait *s)
+{
+    const int64_t cap_ms = (int64_t)c->cfg.connection_timeout_ms +
+                           2 * (int64_t)c->cfg.session_timeout_ms;
+    GREGOR_ASSERT(cap_ms > 0);
+    struct startup_watchdog w;
+    bool watched = watchdog_start(&w, c->who, s->what, cap_ms);
+    bool ok = startup_wait_turn(c, s, cap_ms, watched ? &w : NULL);
+    if (watched)
+        watchdog_stop(&w);
+    return ok;
+}
+
+static bool startup_wait_turn(struct cluster *c, const struct startup_wait *s, int64_t cap_ms,
+                              struct startup_watchdog *w)
+{
+    const int64_t start = mono_ms();
+    const int64_t cap = start + cap_ms;
+    bool connected = zk_connected(c->zk);
+    int64_t since = start; /* when the connection last came or went */
+    int64_t next_log = start + CLUSTER_AWAIT_LOG_MS;
+    while (!s->done(c) && !c->fatal) {
+        int64_t now = mono_ms();
+        if (zk_connected(c->zk) != connected) {
+            connected = !connected;
+            since = now;
+        }
+        int64_t bound = since + (connected ? c->cfg.session_timeout_ms
+                                           : c->cfg.connection_timeout_ms);
+        if (bound > cap)
+            bound = cap;
+        GREGOR_ASSERT(bound <= cap && since >= start);
+        if (now >= bound) {
+            if (!connected)
+                /* Kafka's ZooKeeperClientTimeoutException: the broker does not start. */
+                LOG_ERROR(c->who, "Fatal error during KafkaServer startup: kafka.zookeeper."
+                          "ZooKeeperClientTimeoutException: Timed out waiting for connection "
+                          "while in state: CONNECTING (zookeeper.connect=%s, "
+                          "zookeeper.connection.timeout.ms=%d; waiting to %s, %lld ms in all)",
+                          c->connect, c->cfg.connection_timeout_ms, s->what,
+                          (long long)(now - start));
+            else
+                LOG_ERROR(c->who, "Timed out waiting to %s in ZooKeeper: %lld ms, connected "
+                          "for the last %lld ms (zookeeper.session.timeout.ms=%d)", s->what,
+                          (long long)(now - start), (long long)(now - since),
+                          c->cfg.session_timeout_ms);
             return false;
+        }
+        if (now >= next_log) {
+            LOG_INFO(c->who, "Waiting to %s: %lld ms so far, ZooKeeper %s for %lld ms (gives "
+                     "up in %lld ms)", s->what, (long long)(now - start),
+                     connected ? "connected" : "disconnected", (long long)(now - since),
+                     (long long)(bound - now));
+            next_log = now + CLUSTER_AWAIT_LOG_MS;
+        }
+        if (w != NULL)
+            atomic_store(&w->turn_start_ms, now > 0 ? now : 1);
+        if (s->step != NULL)
+            s->step(c);
+        int64_t left = bound - now;
         loop_run_once(c->loop, left > 100 ? 100 : (int)left);
+        if (w != NULL)
+            atomic_store(&w->turn_start_ms, 0);
     }
     return !c->fatal;
 }
@@ -3280,22 +3466,11 @@ static bool is_registered(const struct cluster *c) { return c->registered; }
 int cluster_await_id(struct cluster *c, char *out, size_t outlen)
 {
     LOG_INFO(c->who, "Waiting until connected.");
-    if (!turn_until(c, is_connected, mono_ms() + c->cfg.connection_timeout_ms)) {
-        /* Kafka's ZooKeeperClientTimeoutException: the broker does not start. */
-        LOG_ERROR(c->who,
-                  "Fatal error during KafkaServer startup: kafka.zookeeper."
-                  "ZooKeeperClientTimeoutException: Timed out waiting for connection while in "
-                  "state: CONNECTING (zookeeper.connect=%s, zookeeper.connection.timeout.ms=%d)",
-                  c->connect, c->cfg.connection_timeout_ms);
+    if (!startup_wait_run(c, &(struct startup_wait){.what = "connect", .done = is_connected}))
         return -1;
-    }
     LOG_INFO(c->who, "Connected.");
-    if (!turn_until(c, has_id, mono_ms() + c->cfg.session_timeout_ms)) {
-        if (!c->fatal)
-            LOG_ERROR(c->who, "Timed out reading or creating /cluster/id in ZooKeeper (%d ms)",
-                      c->cfg.session_timeout_ms);
+    if (!startup_wait_run(c, &(struct startup_wait){.what = "read /cluster/id", .done = has_id}))
         return -1;
-    }
     snprintf(out, outlen, "%s", c->cluster_id);
     return 0;
 }
@@ -3305,12 +3480,10 @@ int cluster_await_registration(struct cluster *c)
     c->want_register = true;
     live_rebuild(c);
     cluster_resume(c);
-    if (!turn_until(c, is_registered, mono_ms() + c->cfg.session_timeout_ms)) {
-        if (!c->fatal)
-            LOG_ERROR(c->who, "Timed out registering broker %d in ZooKeeper (%d ms)",
-                      c->cfg.broker_id, c->cfg.session_timeout_ms);
+    char what[64];
+    snprintf(what, sizeof(what), "register broker %d", c->cfg.broker_id);
+    if (!startup_wait_run(c, &(struct startup_wait){.what = what, .done = is_registered}))
         return -1;
-    }
     c->started = true;
     return 0;
 }
@@ -3751,18 +3924,12 @@ static bool broker_configs_known(const struct cluster *c)
 int cluster_await_broker_configs(struct cluster *c)
 {
     configs_of(c);
-    int64_t deadline = mono_ms() + c->cfg.session_timeout_ms;
-    while (!broker_configs_known(c) && !c->fatal) {
-        int64_t left = deadline - mono_ms();
-        if (left <= 0) {
-            LOG_ERROR(c->who, "Timed out reading /config/brokers from ZooKeeper (%d ms)",
-                      c->cfg.session_timeout_ms);
-            return -1;
-        }
-        broker_configs_step(c); /* again after a failed read: the retry timer needs registration */
-        loop_run_once(c->loop, left > 100 ? 100 : (int)left);
-    }
-    return c->fatal ? -1 : 0;
+    /* broker_configs_step each turn: a failed read's retry timer needs the registration. */
+    return startup_wait_run(c, &(struct startup_wait){.what = "read /config/brokers",
+                                              .done = broker_configs_known,
+                                              .step = broker_configs_step})
+               ? 0
+               : -1;
 }
 
 /* ---- writes ---- */

@@ -18,6 +18,9 @@ struct cluster;
 #define CLUSTER_RACK_MAX 256
 /* Retry delay after a ZooKeeper error that is not a lost connection. */
 #define CLUSTER_RETRY_MS 1000
+/* A startup step still waiting for ZooKeeper says so this often (cluster_await_*); a turn of
+ * the loop blocked this long during one is reported with the loop thread's stack. */
+#define CLUSTER_AWAIT_LOG_MS 3000
 
 struct cluster_broker {
     int32_t id;
@@ -128,10 +131,11 @@ struct cluster *cluster_create(struct loop *loop, const struct cluster_config *c
 /* Closes the session: this broker's ephemeral znodes (registration, controller) go at once. */
 void cluster_destroy(struct cluster *c);
 
-/* Startup, in Kafka's order; each turns the loop until done, bounded. cluster_await_id
- * connects (within zookeeper.connection.timeout.ms, else Kafka's "Timed out waiting for
- * connection") and reads or creates /cluster/id with Kafka's persistent paths. Returns 0 with
- * the id in out, or -1 (logged). */
+/* Startup, in Kafka's order; each turns the loop until done, bounded as Kafka's ZooKeeperClient
+ * (cluster.c, "startup waits"): ZooKeeper away for zookeeper.connection.timeout.ms from a
+ * disconnection ends it with Kafka's "Timed out waiting for connection", a connected step gets
+ * the session timeout. cluster_await_id connects and reads or creates /cluster/id with Kafka's
+ * persistent paths. Returns 0 with the id in out, or -1 (logged). */
 int cluster_await_id(struct cluster *c, char *out, size_t outlen);
 /* Registers /brokers/ids/<id> (refused when another session holds it, as Kafka refuses),
  * then watches the live brokers and competes for /controller. 0, or -1 (logged). */
@@ -182,8 +186,8 @@ uint64_t cluster_config_gen(const struct cluster *c);
  * until the loop turns), NULL while missing or not read; *gen as cluster_config_gen. */
 const char *cluster_broker_config(const struct cluster *c, bool is_default, size_t *len,
                                   uint64_t *gen);
-/* Startup: turns the loop (bounded by the session timeout) until both broker config znodes
- * were read. 0, or -1 (logged). */
+/* Startup: turns the loop (bounded as cluster_await_id) until both broker config znodes were
+ * read. 0, or -1 (logged). */
 int cluster_await_broker_configs(struct cluster *c);
 /* Writes /config/<entity_type>/<entity_name> (set, else create) with json (a ConfigEntityZNode
  * value), then the change notification. Returns as cluster_create_topic; done comes once the

@@ -94,6 +94,7 @@ struct net {
     int listen_fds[NET_MAX_LISTENERS];
     const struct net_listener_info *listeners[NET_MAX_LISTENERS]; /* borrowed, per fd */
     int nlisten;
+    bool accept_held;               /* net_accept_hold: listening, not accepting */
     struct conn *conns;
     int nconns;
     uint64_t next_id;
@@ -888,6 +889,8 @@ static void accept_resume(struct loop *l, void *arg)
 {
     struct net *n = arg;
     n->accept_timer = 0;
+    if (n->accept_held)
+        return; /* net_accept_hold(false) resumes */
     for (int i = 0; i < n->nlisten; i++)
         loop_set(l, n->listen_fds[i], LOOP_READ, net_accept, n);
 }
@@ -1058,7 +1061,8 @@ int net_listen_with(struct net *n, const char *host, int port, const struct net_
         }
         rc = bind(fd, (struct sockaddr *)&a, sizeof(a));
     }
-    if (rc < 0 || listen(fd, 1024) < 0 || loop_set(n->loop, fd, LOOP_READ, net_accept, n) < 0) {
+    if (rc < 0 || listen(fd, 1024) < 0 ||
+        loop_set(n->loop, fd, n->accept_held ? 0 : LOOP_READ, net_accept, n) < 0) {
         int e = errno;
         close(fd);
         errno = e;
@@ -1067,6 +1071,15 @@ int net_listen_with(struct net *n, const char *host, int port, const struct net_
     n->listeners[n->nlisten] = li;
     n->listen_fds[n->nlisten++] = fd;
     return 0;
+}
+
+void net_accept_hold(struct net *n, bool hold)
+{
+    n->accept_held = hold;
+    if (n->accept_timer != 0)
+        return; /* backing off: accept_resume decides */
+    for (int i = 0; i < n->nlisten; i++)
+        loop_set(n->loop, n->listen_fds[i], hold ? 0 : LOOP_READ, net_accept, n);
 }
 
 void net_stop_listening(struct net *n)

@@ -103,6 +103,10 @@ size_t net_reading_bytes(const struct net *n);
 int net_listen(struct net *n, const char *host, int port);
 /* net_listen for the given listener (net_listen is net_listener_plaintext). */
 int net_listen_with(struct net *n, const char *host, int port, const struct net_listener_info *li);
+/* hold: the listeners stay bound and listening but accept nothing (connections wait in the
+ * backlog), as Kafka binds its listeners at startup and processes requests once started;
+ * false accepts again. Listeners made meanwhile are held too. */
+void net_accept_hold(struct net *n, bool hold);
 /* Stops accepting new connections (shutdown begins). */
 void net_stop_listening(struct net *n);
 /* Closes every connection and frees n. */

@@ -1,5 +1,6 @@
 /* Unit tests for the cluster layer's pure parts: zookeeper.connect parsing (hosts, chroot),
- * the zookeeper.* broker keys and Kafka's replica assignment (the znodes' JSON: test_znode.c). */
+ * the zookeeper.* broker keys and Kafka's replica assignment (the znodes' JSON: test_znode.c);
+ * and that a startup wait whose loop thread blocks ends the process (a forked child). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,11 +8,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "broker/broker.h"
 #include "cluster/cluster.h"
 #include "cluster/zk.h"
+#include "common/util.h"
+#include "net/loop.h"
 
 static void test_connect_string(void **state)
 {
@@ -177,6 +183,56 @@ static void test_rack_keys(void **state)
     assert_non_null(strstr(err, "com.example.Mine"));
 }
 
+/* A loop callback that never returns, as a blocked system call or lock would. */
+static void block_forever(struct loop *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    for (;;)
+        pause(); /* the watchdog's SIGUSR2 (its stack dump) comes back here */
+}
+
+/* A child blocks its loop thread inside cluster_await_id's wait (ZooKeeper unreachable, so the
+ * wait turns the loop): the watchdog must end it with exit 1 about the wait's cap (connection
+ * + 2 sessions = 1.8 s) after the block, not leave it hanging. */
+static void test_startup_wait_blocked_loop_exits(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct loop *l = loop_create(1024);
+        struct cluster_config cc = {.zookeeper_connect = "127.0.0.1:1",
+                                    .session_timeout_ms = 600,
+                                    .connection_timeout_ms = 600,
+                                    .broker_id = 0,
+                                    .listener_name = "PLAINTEXT",
+                                    .host = "localhost",
+                                    .port = 9092};
+        struct cluster *c = l != NULL ? cluster_create(l, &cc) : NULL;
+        if (c == NULL)
+            _exit(3);
+        loop_timer_add(l, mono_ms() + 50, block_forever, NULL);
+        char id[64];
+        cluster_await_id(c, id, sizeof(id));
+        _exit(2); /* the wait returned although its loop thread never came back */
+    }
+    int status = 0;
+    int64_t t0 = mono_ms();
+    pid_t got = 0;
+    while ((got = waitpid(pid, &status, WNOHANG)) == 0 && mono_ms() - t0 < 20000)
+        usleep(20 * 1000);
+    if (got == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        fail_msg("the child still hangs after %lld ms", (long long)(mono_ms() - t0));
+    }
+    int64_t took = mono_ms() - t0;
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 1);
+    assert_true(took >= 1800 && took < 10000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -186,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_assignment_continued),
         cmocka_unit_test(test_assignment_rack_aware),
         cmocka_unit_test(test_rack_keys),
+        cmocka_unit_test(test_startup_wait_blocked_loop_exits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
