@@ -19,6 +19,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char path[64];
 
+static void remove_file(void)
+{
+    unlink(path);
+}
+
 static void check_table(const struct broker_props *p, struct broker_config *c)
 {
     GREGOR_ASSERT(p->n >= 0 && p->n <= BROKER_PROPS_MAX);
@@ -51,6 +56,7 @@ static void server_properties(const uint8_t *data, size_t size)
     if (path[0] == '\0') {
         snprintf(path, sizeof(path), "%s/gregor-fuzz-props-%d",
                  access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp", (int)getpid());
+        atexit(remove_file);
     }
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     GREGOR_ASSERT(fd >= 0);

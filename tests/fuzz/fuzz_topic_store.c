@@ -16,15 +16,29 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct logdir *dir;
+static char root[64];
+
+/* The log dir goes when the run ends: its files, then itself. */
+static void remove_dir(void)
+{
+    const char *names[] = {"gregor-topics", "meta.properties", ".lock", ".kafka_cleanshutdown"};
+    logdir_close(dir, false);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char p[128];
+        snprintf(p, sizeof(p), "%s/%s", root, names[i]);
+        unlink(p);
+    }
+    rmdir(root);
+}
 
 static void open_dir(void)
 {
-    char root[64];
     snprintf(root, sizeof(root), "%s/gregor-fuzz-XXXXXX",
              access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
     GREGOR_ASSERT(mkdtemp(root) != NULL);
     logging_set_level(LOG_LEVEL_ERROR + 1);
     GREGOR_ASSERT(logdir_open(root, 1, NULL, &dir) == 0);
+    atexit(remove_dir);
 }
 
 static void check_record(const struct topic_record *r)
