@@ -159,6 +159,10 @@ FUZZ_EXTRA_fuzz_znode = src/cluster/znode.c
 FUZZ_EXTRA_fuzz_reassign_json = src/cli/json.c
 # The __transaction_state record codecs (pure functions).
 FUZZ_EXTRA_fuzz_txn_log = src/txn/txn_log.c
+# The leader-epoch-checkpoint reader lives with the partition replica.
+FUZZ_EXTRA_fuzz_epoch_checkpoint = src/partition/partition.c $(wildcard src/log/*.c)
+# The broker's config files: the config parsers live with the broker (all of it linked).
+FUZZ_EXTRA_fuzz_broker_configs = $(FUZZ_EXTRA_fuzz_pipeline)
 fuzz_extra = $(if $(filter undefined,$(origin FUZZ_EXTRA_$(1))),$(FUZZ_EXTRA_DEFAULT),$(FUZZ_EXTRA_$(1)))
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -Isrc -I$(BUILD)/gen \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined

@@ -377,6 +377,11 @@ const char *broker_key_value(const struct broker *b, const char *key, int *sourc
  * a resource ("" cluster default, or this node's id) by AlterConfigs (replace: the whole set)
  * or IncrementalAlterConfigs. Returns a Kafka error with message; validate_only checks. */
 int dynamic_configs_load(struct broker *b);
+/* The dynamic configs file's bytes ("broker|default <key>=<%-encoded value>" lines) into the
+ * two tables (emptied first): 0, or -1 with *bad_line, the tables then empty. Pure, for the
+ * fuzz target; dynamic_configs_load reads the file through it. */
+int dynamic_configs_parse(const char *text, size_t len, struct broker_props *broker,
+                          struct broker_props *dflt, int *bad_line);
 struct dynamic_config_op {
     const char *key;
     const char *value;               /* NULL: delete */

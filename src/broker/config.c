@@ -20,6 +20,8 @@
 #include "common/logging.h"
 #include "common/util.h"
 
+#define CONFIG_LINE_MAX (1 << 20) /* bytes in one server.properties line */
+
 #define WHO "KafkaConfig"
 
 void broker_config_defaults(struct broker_config *c)
@@ -442,11 +444,25 @@ int broker_config_load_file(struct broker_config *c, const char *path, char *err
         snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return -1;
     }
-    char line[8192];
+    /* Whole lines of any length up to a bound: a fixed buffer cut a long line in two and
+     * parsed its tail as a line of its own (a long comment's text could set a key). */
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
     int lineno = 0;
     int rc = 0;
-    while (fgets(line, sizeof(line), f) != NULL) {
+    while ((got = getline(&line, &cap, f)) >= 0) {
         lineno++;
+        if ((size_t)got > CONFIG_LINE_MAX) {
+            snprintf(err, errlen, "%s:%d: line longer than %d bytes", path, lineno, CONFIG_LINE_MAX);
+            rc = -1;
+            break;
+        }
+        if (memchr(line, '\0', (size_t)got) != NULL) {
+            snprintf(err, errlen, "%s:%d: a NUL byte", path, lineno);
+            rc = -1;
+            break;
+        }
         char *s = line;
         while (isspace((unsigned char)*s))
             s++;
@@ -473,6 +489,7 @@ int broker_config_load_file(struct broker_config *c, const char *path, char *err
             break;
         }
     }
+    free(line);
     fclose(f);
     return rc;
 }

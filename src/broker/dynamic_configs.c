@@ -115,6 +115,12 @@ void topic_effective_config(const struct broker *b, const struct topic *t, struc
 
 /* ---- the file: "broker <key>=<value>" or "default <key>=<value>", values %-encoded ---- */
 
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
 static void encode(const char *v, char *out, size_t outlen)
 {
     size_t o = 0;
@@ -128,19 +134,24 @@ static void encode(const char *v, char *out, size_t outlen)
     out[o] = '\0';
 }
 
-static void decode(char *s)
+/* The inverse of encode: "%XX" two hex digits, never %00 (it would cut the value short); -1
+ * for anything else after a '%'. */
+static int decode(char *s)
 {
     char *w = s;
     for (char *r = s; *r; r++) {
-        unsigned int ch;
-        if (r[0] == '%' && r[1] && r[2] && sscanf(r + 1, "%2x", &ch) == 1) {
-            *w++ = (char)ch;
-            r += 2;
-        } else {
+        if (r[0] != '%') {
             *w++ = *r;
+            continue;
         }
+        int hi = hex_digit(r[1]), lo = hi >= 0 ? hex_digit(r[2]) : -1;
+        if (lo < 0 || (hi == 0 && lo == 0))
+            return -1;
+        *w++ = (char)(hi * 16 + lo);
+        r += 2;
     }
     *w = '\0';
+    return 0;
 }
 
 static void file_path(const struct broker *b, char *out, size_t outlen)
@@ -207,6 +218,55 @@ static void apply(struct broker *b)
     log_cleaner_reconfigure(b);
 }
 
+int dynamic_configs_parse(const char *bytes, size_t len, struct broker_props *broker,
+                          struct broker_props *dflt, int *bad_line)
+{
+    broker->n = 0;
+    dflt->n = 0;
+    *bad_line = 0;
+    /* A NUL byte would end the text early: the lines after it silently gone. */
+    const char *nul = memchr(bytes, '\0', len);
+    if (nul != NULL) {
+        *bad_line = 1;
+        for (const char *c = bytes; c < nul; c++)
+            *bad_line += *c == '\n';
+        return -1;
+    }
+    char *text = malloc(len + 1);
+    GREGOR_ASSERT(text != NULL);
+    memcpy(text, bytes, len);
+    text[len] = '\0';
+    int lineno = 0, rc = 0;
+    for (char *line = text, *next; line != NULL; line = next) {
+        next = strchr(line, '\n');
+        if (next != NULL)
+            *next++ = '\0';
+        lineno++;
+        if (line[0] == '#' || line[0] == '\0')
+            continue;
+        char *sp = strchr(line, ' '), *eq = sp ? strchr(sp, '=') : NULL;
+        if (sp == NULL || eq == NULL) {
+            rc = -1;
+            break;
+        }
+        *sp = '\0';
+        *eq = '\0';
+        struct broker_props *p = strcmp(line, "broker") == 0 ? broker
+                               : strcmp(line, "default") == 0 ? dflt : NULL;
+        if (p == NULL || decode(eq + 1) != 0 || broker_props_set(p, sp + 1, eq + 1) != 0) {
+            rc = -1;
+            break;
+        }
+    }
+    free(text);
+    if (rc != 0) {
+        *bad_line = lineno;
+        broker->n = 0;
+        dflt->n = 0;
+    }
+    return rc;
+}
+
 int dynamic_configs_load(struct broker *b)
 {
     b->static_cfg = b->cfg;
@@ -237,29 +297,10 @@ int dynamic_configs_load(struct broker *b)
         LOG_ERROR(WHO, "cannot read %s: %s", path, strerror(errno));
         return -1;
     }
-    int lineno = 0, rc = 0;
-    for (char *save_ptr = NULL, *line = strtok_r(text, "\n", &save_ptr); line;
-         line = strtok_r(NULL, "\n", &save_ptr)) {
-        lineno++;
-        if (line[0] == '#' || line[0] == '\0')
-            continue;
-        char *sp = strchr(line, ' '), *eq = sp ? strchr(sp, '=') : NULL;
-        if (sp == NULL || eq == NULL) {
-            LOG_ERROR(WHO, "%s:%d: malformed line", path, lineno);
-            rc = -1;
-            break;
-        }
-        *sp = '\0';
-        *eq = '\0';
-        decode(eq + 1);
-        struct broker_props *p = strcmp(line, "broker") == 0 ? &b->dyn_broker
-                               : strcmp(line, "default") == 0 ? &b->dyn_default : NULL;
-        if (p == NULL || broker_props_set(p, sp + 1, eq + 1) != 0) {
-            LOG_ERROR(WHO, "%s:%d: malformed line", path, lineno);
-            rc = -1;
-            break;
-        }
-    }
+    int bad_line;
+    int rc = dynamic_configs_parse(text, len, &b->dyn_broker, &b->dyn_default, &bad_line);
+    if (rc != 0)
+        LOG_ERROR(WHO, "%s:%d: malformed line", path, bad_line);
     free(text);
     if (rc == 0) {
         LOG_INFO(WHO, "Loaded %d per-broker and %d cluster-default dynamic configs from %s",

@@ -24,14 +24,8 @@
 #define TOPIC_STORE_MAX_BYTES (64u << 20)
 #define TOPIC_STORE_MAX_CONFIGS 256
 
-struct checkpoint_value {
-    char *topic; /* owned */
-    int32_t partition;
-    int64_t offset;
-};
-
 struct checkpoint {
-    struct checkpoint_value *v; /* sorted by (topic, partition) */
+    struct logdir_offset *v; /* sorted by (topic, partition) */
     int n;
 };
 
@@ -161,7 +155,7 @@ static bool parse_i64(const char *s, int64_t *out)
 
 static int cmp_cp(const void *a, const void *b)
 {
-    const struct checkpoint_value *x = a, *y = b;
+    const struct logdir_offset *x = a, *y = b;
     int c = strcmp(x->topic, y->topic);
     if (c != 0)
         return c;
@@ -170,38 +164,58 @@ static int cmp_cp(const void *a, const void *b)
 
 static void checkpoint_free(struct checkpoint *cp)
 {
-    for (int i = 0; i < cp->n; i++)
-        free(cp->v[i].topic);
-    free(cp->v);
+    logdir_offsets_free(cp->v, cp->n);
     cp->v = NULL;
     cp->n = 0;
 }
 
-/* Reads "0\n<count>\n<topic> <partition> <offset>\n...". A missing file is empty; a corrupt
- * one is logged and treated as empty (every partition then recovers fully). */
-static void checkpoint_read(const char *dir, const char *name, struct checkpoint *cp)
+/* A text file's bytes as a C string; NULL with *why for an embedded NUL (no text file holds
+ * one, and a string cut there would silently drop what follows). */
+static char *text_copy(const char *text, size_t len, const char **why)
 {
-    cp->v = NULL;
-    cp->n = 0;
-    char p[PATH_MAX], *text;
-    if (path_join(dir, name, p, sizeof(p)) == NULL)
-        return;
-    if (fio_read_file(p, CHECKPOINT_MAX_BYTES, &text, NULL) < 0) {
-        if (errno != ENOENT)
-            LOG_WARN(LOGDIR_WHO, "Could not read %s: %s", p, strerror(errno));
-        return;
+    if (memchr(text, '\0', len) != NULL) {
+        *why = "a NUL byte in a text file";
+        return NULL;
     }
+    char *s = malloc(len + 1);
+    if (s == NULL) {
+        *why = "out of memory";
+        return NULL;
+    }
+    memcpy(s, text, len);
+    s[len] = '\0';
+    return s;
+}
+
+void logdir_offsets_free(struct logdir_offset *v, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(v[i].topic);
+    free(v);
+}
+
+int logdir_offsets_parse(const char *bytes, size_t len, struct logdir_offset **out, int *n,
+                         const char **why)
+{
+    *out = NULL;
+    *n = 0;
+    *why = NULL;
+    char *text = text_copy(bytes, len, why);
+    if (text == NULL)
+        return -1;
+    struct logdir_offset *v = NULL;
+    int got = 0;
     char *save = NULL, *line = strtok_r(text, "\n", &save);
     int64_t version = -1, count = -1;
     const char *err = NULL;
     if (line == NULL || !parse_i64(trim(line), &version) || version != 0)
         err = "unsupported version";
     else if ((line = strtok_r(NULL, "\n", &save)) == NULL || !parse_i64(trim(line), &count) ||
-             count < 0 || count > 10000000)
-        err = "bad entry count";
+             count < 0 || count > ((int64_t)len + 1) / 6)
+        err = "bad entry count"; /* each entry takes 6 bytes at least ("t 0 0\n") */
     if (err == NULL && count > 0) {
-        cp->v = calloc((size_t)count, sizeof(*cp->v));
-        if (cp->v == NULL)
+        v = calloc((size_t)count, sizeof(*v));
+        if (v == NULL)
             err = "out of memory";
     }
     while (err == NULL && (line = strtok_r(NULL, "\n", &save)) != NULL) {
@@ -217,25 +231,52 @@ static void checkpoint_read(const char *dir, const char *name, struct checkpoint
             err = "malformed entry";
             break;
         }
-        if (cp->n >= count) {
+        if (got >= count) {
             err = "more entries than the count says";
             break;
         }
-        cp->v[cp->n].topic = strdup(t);
-        if (cp->v[cp->n].topic == NULL) {
+        v[got].topic = strdup(t);
+        if (v[got].topic == NULL) {
             err = "out of memory";
             break;
         }
-        cp->v[cp->n].partition = (int32_t)part;
-        cp->v[cp->n].offset = off;
-        cp->n++;
+        v[got].partition = (int32_t)part;
+        v[got].offset = off;
+        got++;
     }
-    if (err == NULL && cp->n != count)
+    if (err == NULL && got != count)
         err = "fewer entries than the count says";
     free(text);
     if (err != NULL) {
-        LOG_WARN(LOGDIR_WHO, "Ignoring corrupt checkpoint file %s: %s", p, err);
-        checkpoint_free(cp);
+        *why = err;
+        logdir_offsets_free(v, got);
+        return -1;
+    }
+    *out = v;
+    *n = got;
+    return 0;
+}
+
+/* Reads "0\n<count>\n<topic> <partition> <offset>\n...". A missing file is empty; a corrupt
+ * one is logged and treated as empty (every partition then recovers fully). */
+static void checkpoint_read(const char *dir, const char *name, struct checkpoint *cp)
+{
+    cp->v = NULL;
+    cp->n = 0;
+    char p[PATH_MAX], *text;
+    size_t len;
+    if (path_join(dir, name, p, sizeof(p)) == NULL)
+        return;
+    if (fio_read_file(p, CHECKPOINT_MAX_BYTES, &text, &len) < 0) {
+        if (errno != ENOENT)
+            LOG_WARN(LOGDIR_WHO, "Could not read %s: %s", p, strerror(errno));
+        return;
+    }
+    const char *why;
+    int rc = logdir_offsets_parse(text, len, &cp->v, &cp->n, &why);
+    free(text);
+    if (rc < 0) {
+        LOG_WARN(LOGDIR_WHO, "Ignoring corrupt checkpoint file %s: %s", p, why);
         return;
     }
     if (cp->n > 0)
@@ -246,8 +287,8 @@ static int64_t checkpoint_get(const struct checkpoint *cp, const char *topic, in
 {
     if (cp->n == 0)
         return -1;
-    struct checkpoint_value key = {(char *)topic, partition, 0};
-    const struct checkpoint_value *v = bsearch(&key, cp->v, (size_t)cp->n, sizeof(*cp->v), cmp_cp);
+    struct logdir_offset key = {(char *)topic, partition, 0};
+    const struct logdir_offset *v = bsearch(&key, cp->v, (size_t)cp->n, sizeof(*cp->v), cmp_cp);
     return v == NULL ? -1 : v->offset;
 }
 
@@ -316,25 +357,24 @@ int64_t logdir_high_watermark(const struct logdir *d, const char *topic, int32_t
 
 /* ---- meta.properties ---- */
 
-struct meta {
-    int64_t version;
-    int64_t node_id;     /* node.id (v1) or broker.id (v0); -1 absent */
-    char cluster_id[64];
-    char directory_id[64];
-};
+static bool zero_uuid(const uint8_t id[16])
+{
+    static const uint8_t zero[16];
+    return memcmp(id, zero, 16) == 0;
+}
 
-static int meta_read(const char *path, struct meta *m, bool *exists)
+int logdir_meta_parse(const char *bytes, size_t len, struct logdir_meta *m, const char **why)
 {
     memset(m, 0, sizeof(*m));
     m->version = -1;
     m->node_id = -1;
-    char *text;
-    *exists = false;
-    if (fio_read_file(path, META_MAX_BYTES, &text, NULL) < 0)
-        return errno == ENOENT ? 0 : -1;
-    *exists = true;
+    *why = NULL;
+    char *text = text_copy(bytes, len, why);
+    if (text == NULL)
+        return -1;
     char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+    for (char *line = strtok_r(text, "\n", &save); line != NULL && *why == NULL;
+         line = strtok_r(NULL, "\n", &save)) {
         line = trim(line);
         if (*line == '#' || *line == '!' || *line == '\0')
             continue;
@@ -343,10 +383,15 @@ static int meta_read(const char *path, struct meta *m, bool *exists)
             continue;
         *eq = '\0';
         char *k = trim(line), *v = trim(eq + 1);
+        bool number = strcmp(k, "version") == 0 || strcmp(k, "node.id") == 0 || strcmp(k, "broker.id") == 0;
         int64_t n;
-        if (strcmp(k, "version") == 0 && parse_i64(v, &n))
+        /* As Kafka's MetaProperties: a number that does not parse is an error, not absent
+         * (absent, gregor would write its configured node.id over the damaged one). */
+        if (number && (!parse_i64(v, &n) || n < 0 || n > INT32_MAX))
+            *why = strcmp(k, "version") == 0 ? "version is not a number" : "node.id is not a number";
+        else if (strcmp(k, "version") == 0)
             m->version = n;
-        else if ((strcmp(k, "node.id") == 0 || strcmp(k, "broker.id") == 0) && parse_i64(v, &n))
+        else if (number)
             m->node_id = n;
         else if (strcmp(k, "cluster.id") == 0)
             snprintf(m->cluster_id, sizeof(m->cluster_id), "%s", v);
@@ -354,7 +399,33 @@ static int meta_read(const char *path, struct meta *m, bool *exists)
             snprintf(m->directory_id, sizeof(m->directory_id), "%s", v);
     }
     free(text);
-    return 0;
+    uint8_t id[16];
+    if (*why == NULL && m->directory_id[0] != '\0' && uuid_from_base64url(m->directory_id, id) < 0)
+        *why = "directory.id is not a base64url UUID";
+    return *why == NULL ? 0 : -1;
+}
+
+static int meta_read(const char *path, struct logdir_meta *m, bool *exists)
+{
+    memset(m, 0, sizeof(*m));
+    m->version = -1;
+    m->node_id = -1;
+    char *text;
+    size_t len;
+    *exists = false;
+    if (fio_read_file(path, META_MAX_BYTES, &text, &len) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        LOG_ERROR(LOGDIR_WHO, "Could not read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    *exists = true;
+    const char *why;
+    int rc = logdir_meta_parse(text, len, m, &why);
+    free(text);
+    if (rc < 0)
+        LOG_ERROR(LOGDIR_WHO, "Malformed %s: %s", path, why);
+    return rc;
 }
 
 static int meta_write(const char *path, const char *cluster_id, int32_t node_id, const char *dir_id)
@@ -386,12 +457,10 @@ static int logdir_meta(struct logdir *d, const char *cluster_id)
     char p[PATH_MAX];
     if (path_join(d->path, "meta.properties", p, sizeof(p)) == NULL)
         return -1;
-    struct meta m;
+    struct logdir_meta m;
     bool exists;
-    if (meta_read(p, &m, &exists) < 0) {
-        LOG_ERROR(LOGDIR_WHO, "Could not read %s: %s", p, strerror(errno));
+    if (meta_read(p, &m, &exists) < 0)
         return -1;
-    }
     if (exists) {
         if (m.version != 0 && m.version != 1) {
             LOG_ERROR(LOGDIR_WHO, "Unsupported version %" PRId64 " in %s", m.version, p);
@@ -420,7 +489,7 @@ static int logdir_meta(struct logdir *d, const char *cluster_id)
         cid = gen;
     }
     snprintf(d->cluster_id, sizeof(d->cluster_id), "%s", cid);
-    if (m.directory_id[0] != '\0' && strlen(m.directory_id) == 22)
+    if (m.directory_id[0] != '\0')
         memcpy(d->directory_id, m.directory_id, sizeof(d->directory_id)); /* 22 chars + NUL */
     else
         random_uuid(raw, d->directory_id);
@@ -688,14 +757,13 @@ int partition_metadata_write(const char *dir_path, const uint8_t topic_id[16])
     return 0;
 }
 
-int partition_metadata_read(const char *dir_path, uint8_t topic_id[16])
+int partition_metadata_parse(const char *bytes, size_t len, uint8_t topic_id[16], const char **why)
 {
-    char p[PATH_MAX], *text;
-    if (path_join(dir_path, "partition.metadata", p, sizeof(p)) == NULL ||
-        fio_read_file(p, 4096, &text, NULL) < 0)
+    *why = NULL;
+    char *text = text_copy(bytes, len, why);
+    if (text == NULL)
         return -1;
-    int rc = -1;
-    bool version_ok = false;
+    bool version_ok = false, id_ok = false;
     char *save = NULL;
     for (char *line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
         char *colon = strchr(line, ':');
@@ -705,14 +773,29 @@ int partition_metadata_read(const char *dir_path, uint8_t topic_id[16])
         char *k = trim(line), *v = trim(colon + 1);
         if (strcmp(k, "version") == 0)
             version_ok = strcmp(v, "0") == 0;
-        else if (strcmp(k, "topic_id") == 0 && uuid_from_base64url(v, topic_id) == 0)
-            rc = 0;
+        else if (strcmp(k, "topic_id") == 0)
+            id_ok = uuid_from_base64url(v, topic_id) == 0 && !zero_uuid(topic_id);
     }
     free(text);
     if (!version_ok)
-        rc = -1;
+        *why = "no \"version: 0\" line";
+    else if (!id_ok)
+        *why = "no topic_id line with a non-zero base64url UUID"; /* Kafka: Invalid topic ID */
+    return *why == NULL ? 0 : -1;
+}
+
+int partition_metadata_read(const char *dir_path, uint8_t topic_id[16])
+{
+    char p[PATH_MAX], *text;
+    size_t len;
+    if (path_join(dir_path, "partition.metadata", p, sizeof(p)) == NULL ||
+        fio_read_file(p, 4096, &text, &len) < 0)
+        return -1;
+    const char *why;
+    int rc = partition_metadata_parse(text, len, topic_id, &why);
+    free(text);
     if (rc < 0)
-        LOG_WARN(LOGDIR_WHO, "Malformed %s", p);
+        LOG_WARN(LOGDIR_WHO, "Malformed %s: %s", p, why);
     return rc;
 }
 
@@ -754,6 +837,8 @@ static int pct_decode(char *out, size_t cap, const char *s)
             if (l < 0)
                 return -1;
             c = h * 16 + l;
+            if (c == 0)
+                return -1; /* would cut the string short */
             s += 2;
         }
         if (o + 1 >= cap)
@@ -775,16 +860,37 @@ void topic_store_free(struct topic_record *recs, int n)
     free(recs);
 }
 
-static int topic_line_parse(char *line, struct topic_record *r)
+/* Kafka's Topic.validate: 1..249 of [a-zA-Z0-9._-], not "." or "..". The store names
+ * directories, so a name that is not one could reach outside the log dir ("%2F.."). */
+static bool legal_topic_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 249 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return false;
+    for (; *s; s++)
+        if (!valid_topic_char(*s))
+            return false;
+    return true;
+}
+
+static int topic_line_parse(char *line, struct topic_record *r, const char **why)
 {
     memset(r, 0, sizeof(*r));
     char *save = NULL;
     char *name = strtok_r(line, " ", &save), *parts = strtok_r(NULL, " ", &save),
          *id = strtok_r(NULL, " ", &save);
     int64_t np;
-    if (name == NULL || parts == NULL || id == NULL || pct_decode(r->name, sizeof(r->name), name) < 0 ||
-        r->name[0] == '\0' || !parse_i64(parts, &np) || np < 1 || np > INT32_MAX ||
-        uuid_from_base64url(id, r->topic_id) < 0)
+    *why = "not \"<name> <partitions> <topic-id>\"";
+    if (name == NULL || parts == NULL || id == NULL)
+        return -1;
+    *why = "not a legal topic name";
+    if (pct_decode(r->name, sizeof(r->name), name) < 0 || !legal_topic_name(r->name))
+        return -1;
+    *why = "partition count out of range";
+    if (!parse_i64(parts, &np) || np < 1 || np > TOPIC_STORE_MAX_PARTITIONS)
+        return -1;
+    *why = "topic id not a non-zero base64url UUID";
+    if (uuid_from_base64url(id, r->topic_id) < 0 || zero_uuid(r->topic_id))
         return -1;
     r->partitions = (int32_t)np;
     char *kv;
@@ -794,40 +900,44 @@ static int topic_line_parse(char *line, struct topic_record *r)
             continue;
         }
         char *eq = strchr(kv, '=');
+        *why = "a config not key=value, or too many";
         if (eq == NULL || r->nconfigs >= TOPIC_STORE_MAX_CONFIGS)
             return -1;
         *eq = '\0';
         if (r->config_keys == NULL) {
             r->config_keys = calloc(TOPIC_STORE_MAX_CONFIGS, sizeof(*r->config_keys));
             r->config_values = calloc(TOPIC_STORE_MAX_CONFIGS, sizeof(*r->config_values));
+            *why = "out of memory";
             if (r->config_keys == NULL || r->config_values == NULL)
                 return -1;
         }
+        *why = "a config key or value too long or badly %-encoded";
         if (pct_decode(r->config_keys[r->nconfigs], sizeof(r->config_keys[0]), kv) < 0 ||
             pct_decode(r->config_values[r->nconfigs], sizeof(r->config_values[0]), eq + 1) < 0)
             return -1;
         r->nconfigs++;
     }
+    *why = NULL;
     return 0;
 }
 
-int topic_store_load(const struct logdir *d, struct topic_record **out, int *n)
+int topic_store_parse(const char *bytes, size_t len, struct topic_record **out, int *n,
+                      int *bad_line, const char **why)
 {
     *out = NULL;
     *n = 0;
-    char p[PATH_MAX], *text;
-    if (path_join(d->path, "gregor-topics", p, sizeof(p)) == NULL)
+    *bad_line = 0;
+    *why = NULL;
+    char *text = text_copy(bytes, len, why);
+    if (text == NULL)
         return -1;
-    if (fio_read_file(p, TOPIC_STORE_MAX_BYTES, &text, NULL) < 0) {
-        if (errno == ENOENT)
-            return 0;
-        LOG_ERROR(LOGDIR_WHO, "Could not read %s: %s", p, strerror(errno));
-        return -1;
-    }
     struct topic_record *recs = NULL;
-    int count = 0, cap = 0, lineno = 0, rc = 0;
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+    int count = 0, cap = 0, lineno = 0;
+    /* Lines counted by hand: strtok_r would skip empty ones and misnumber the rest. */
+    for (char *line = text, *next; line != NULL && *why == NULL; line = next) {
+        next = strchr(line, '\n');
+        if (next != NULL)
+            *next++ = '\0';
         lineno++;
         line = trim(line);
         if (*line == '\0' || *line == '#')
@@ -836,28 +946,50 @@ int topic_store_load(const struct logdir *d, struct topic_record **out, int *n)
             cap = cap ? cap * 2 : 16;
             struct topic_record *nr = realloc(recs, (size_t)cap * sizeof(*nr));
             if (nr == NULL) {
-                rc = -1;
+                *why = "out of memory";
                 break;
             }
             recs = nr;
         }
-        if (topic_line_parse(line, &recs[count]) < 0) {
-            LOG_ERROR(LOGDIR_WHO, "Malformed line %d in %s", lineno, p);
+        if (topic_line_parse(line, &recs[count], why) < 0) {
             free(recs[count].config_keys);
             free(recs[count].config_values);
-            rc = -1;
+            *bad_line = lineno;
             break;
         }
         count++;
     }
     free(text);
-    if (rc < 0) {
+    if (*why != NULL) {
         topic_store_free(recs, count);
         return -1;
     }
     *out = recs;
     *n = count;
     return 0;
+}
+
+int topic_store_load(const struct logdir *d, struct topic_record **out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    char p[PATH_MAX], *text;
+    size_t len;
+    if (path_join(d->path, "gregor-topics", p, sizeof(p)) == NULL)
+        return -1;
+    if (fio_read_file(p, TOPIC_STORE_MAX_BYTES, &text, &len) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        LOG_ERROR(LOGDIR_WHO, "Could not read %s: %s", p, strerror(errno));
+        return -1;
+    }
+    int bad_line;
+    const char *why;
+    int rc = topic_store_parse(text, len, out, n, &bad_line, &why);
+    free(text);
+    if (rc < 0)
+        LOG_ERROR(LOGDIR_WHO, "Malformed line %d in %s: %s", bad_line, p, why);
+    return rc;
 }
 
 int topic_store_save(const struct logdir *d, const struct topic_record *recs, int n)

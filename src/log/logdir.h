@@ -56,6 +56,32 @@ int logdir_write_checkpoints(struct logdir *d, const struct logdir_checkpoint_en
  * every replica.high.watermark.checkpoint.interval.ms. */
 int logdir_write_hw_checkpoint(struct logdir *d, const struct logdir_checkpoint_entry *e, int n);
 
+/* The files' readers as pure functions over a file's bytes (the file reads above are thin
+ * wrappers), so the fuzz targets drive them without files. Each returns 0, or -1 with *why
+ * saying what is wrong and nothing allocated; a NUL byte anywhere in a text file is an error. */
+
+/* One line of an offset checkpoint file ("0\n<count>\n<topic> <partition> <offset>\n..."). */
+struct logdir_offset {
+    char *topic; /* owned */
+    int32_t partition;
+    int64_t offset;
+};
+int logdir_offsets_parse(const char *text, size_t len, struct logdir_offset **out, int *n,
+                         const char **why);
+void logdir_offsets_free(struct logdir_offset *v, int n);
+
+/* meta.properties: what a reader keeps (Java properties "key=value" lines, '#'/'!' comments). */
+struct logdir_meta {
+    int64_t version;     /* -1 absent */
+    int64_t node_id;     /* node.id (v1) or broker.id (v0); -1 absent */
+    char cluster_id[64];
+    char directory_id[64];
+};
+int logdir_meta_parse(const char *text, size_t len, struct logdir_meta *m, const char **why);
+
+/* partition.metadata: "version: 0" then "topic_id: <base64url>", the id not the zero UUID. */
+int partition_metadata_parse(const char *text, size_t len, uint8_t topic_id[16], const char **why);
+
 /* Writes .kafka_cleanshutdown, releases the lock, frees d. */
 void logdir_close(struct logdir *d, bool clean);
 
@@ -79,6 +105,12 @@ struct topic_record {
     char (*config_values)[256];
 };
 int topic_store_load(const struct logdir *d, struct topic_record **out, int *n);
+/* The topic store's bytes: every line a legal topic name (Kafka's rules) with 1 to
+ * TOPIC_STORE_MAX_PARTITIONS partitions and a non-zero id; *bad_line is the failing line's
+ * number. */
+#define TOPIC_STORE_MAX_PARTITIONS 1000000
+int topic_store_parse(const char *text, size_t len, struct topic_record **out, int *n,
+                      int *bad_line, const char **why);
 void topic_store_free(struct topic_record *recs, int n);
 int topic_store_save(const struct logdir *d, const struct topic_record *recs, int n);
 

@@ -24,6 +24,8 @@
 #define SNAPSHOT_VERSION 1
 #define SNAPSHOT_ENTRY_SIZE 46  /* 8+2+4+8+4+8+4+8 */
 #define SNAPSHOT_MAX_ENTRIES 1000000
+#define SNAPSHOT_HEADER_SIZE 10  /* version, crc, entry count */
+#define SNAPSHOT_MAX_BYTES (SNAPSHOT_HEADER_SIZE + (size_t)SNAPSHOT_MAX_ENTRIES * SNAPSHOT_ENTRY_SIZE)
 
 struct producer_entry *producer_state_find(const struct producer_state *ps, int64_t pid)
 {
@@ -146,40 +148,52 @@ static void snapshot_path(char *buf, size_t len, const char *dir, int64_t offset
     snprintf(buf, len, "%s/%020" PRId64 ".snapshot", dir, offset);
 }
 
-static int read_snapshot(struct producer_state *ps, const char *path)
+int producer_state_snapshot_parse(struct producer_state *ps, const uint8_t *buf, size_t len,
+                                  const char **why)
 {
-    int fd = fio_open(path, O_RDONLY, 0);
-    if (fd < 0)
+    GREGOR_ASSERT(ps->head == NULL && ps->count == 0);
+    *why = NULL;
+    if (len < SNAPSHOT_HEADER_SIZE) {
+        *why = "shorter than its header";
         return -1;
-    uint8_t head[10];
-    int rc = -1;
-    uint8_t *body = NULL;
-    if (fio_pread_full(fd, head, sizeof(head), 0) != (ssize_t)sizeof(head))
-        goto out;
-    if ((int16_t)be16_get(head) != SNAPSHOT_VERSION)
-        goto out;
-    uint32_t crc = be32_get(head + 2);
-    int32_t n = (int32_t)be32_get(head + 6);
-    if (n < 0 || n > SNAPSHOT_MAX_ENTRIES)
-        goto out;
-    size_t blen = 4 + (size_t)n * SNAPSHOT_ENTRY_SIZE;
-    body = malloc(blen);
-    if (body == NULL || fio_pread_full(fd, body, blen, 6) != (ssize_t)blen)
-        goto out;
-    if (crc32c(0, body, blen) != crc)
-        goto out;
+    }
+    if ((int16_t)be16_get(buf) != SNAPSHOT_VERSION) {
+        *why = "unknown snapshot version";
+        return -1;
+    }
+    uint32_t crc = be32_get(buf + 2);
+    int32_t n = (int32_t)be32_get(buf + 6);
+    /* As Kafka's, the CRC covers everything after it to the end of the file. */
+    if (n < 0 || n > SNAPSHOT_MAX_ENTRIES ||
+        len != SNAPSHOT_HEADER_SIZE + (size_t)n * SNAPSHOT_ENTRY_SIZE) {
+        *why = "entry count does not match the file size";
+        return -1;
+    }
+    if (crc32c(0, buf + 6, len - 6) != crc) {
+        *why = "CRC is no longer valid";
+        return -1;
+    }
     int64_t prev_pid = -1;
-    for (int32_t i = 0; i < n; i++) {
-        const uint8_t *p = body + 4 + (size_t)i * SNAPSHOT_ENTRY_SIZE;
+    struct producer_entry *e = NULL;
+    for (int32_t i = 0; i < n && *why == NULL; i++) {
+        const uint8_t *p = buf + SNAPSHOT_HEADER_SIZE + (size_t)i * SNAPSHOT_ENTRY_SIZE;
         int64_t pid = (int64_t)be64_get(p);
-        struct producer_entry *e = entry_get(ps, pid);
-        if (e == NULL)
-            goto out;
         int16_t epoch = (int16_t)be16_get(p + 8);
         int32_t last_seq = (int32_t)be32_get(p + 10);
         int64_t last_offset = (int64_t)be64_get(p + 14);
         int32_t delta = (int32_t)be32_get(p + 22);
         int64_t ts = (int64_t)be64_get(p + 26);
+        /* A CRC-valid file can still hold what no writer writes: an entry whose first offset
+         * (last offset - delta) would be negative, or overflow. */
+        if (pid < 0 || last_seq < -1 ||
+            (last_seq >= 0 && (delta < 0 || last_offset < 0 || last_offset < delta))) {
+            *why = "an entry with a negative producer id, sequence or offset";
+            break;
+        }
+        if (pid != prev_pid && (e = entry_get(ps, pid)) == NULL) {
+            *why = "out of memory";
+            break;
+        }
         /* A producer's batches come one entry each, oldest first; a file written by Kafka has
          * one entry per producer. Another id or epoch starts the producer's list again. */
         bool more = pid == prev_pid && epoch == e->epoch && e->n > 0 &&
@@ -199,11 +213,31 @@ static int read_snapshot(struct producer_state *ps, const char *path)
             push_batch(e, &m);
         }
     }
-    rc = 0;
-out:
-    free(body);
-    fio_close(fd);
-    return rc;
+    if (*why != NULL) {
+        producer_state_free(ps);
+        return -1;
+    }
+    return 0;
+}
+
+/* 0, -1 (unreadable: the file is kept) or -2 (not a snapshot: corrupt). */
+static int read_snapshot(struct producer_state *ps, const char *path)
+{
+    char *image;
+    size_t len;
+    if (fio_read_file(path, SNAPSHOT_MAX_BYTES, &image, &len) < 0) {
+        LOG_WARN("ProducerStateManager", "Could not read producer snapshot %s: %s", path,
+                 strerror(errno));
+        return errno == EFBIG ? -2 : -1;
+    }
+    const char *why;
+    int rc = producer_state_snapshot_parse(ps, (const uint8_t *)image, len, &why);
+    free(image);
+    if (rc < 0) {
+        LOG_WARN("ProducerStateManager", "Failed to load producer snapshot from %s: %s", path, why);
+        return -2;
+    }
+    return 0;
 }
 
 /* Replays batch headers of log from offset `from` to its end. */
@@ -254,7 +288,8 @@ int producer_state_load(struct producer_state *ps, const char *dir, struct plog 
             fio_unlink(path); /* past a truncated tail: describes batches that are gone */
             continue;
         }
-        if (read_snapshot(ps, path) == 0) {
+        int rc = read_snapshot(ps, path);
+        if (rc == 0) {
             from = offs[i];
             /* Never vouch for batches the log no longer holds. */
             for (struct producer_entry *e = ps->head; e; e = e->next)
@@ -263,7 +298,11 @@ int producer_state_load(struct producer_state *ps, const char *dir, struct plog 
             break;
         }
         producer_state_free(ps);
-        LOG_WARN("ProducerStateManager", "Ignoring unreadable producer snapshot %s", path);
+        /* As Kafka's loadFromSnapshot: a corrupt snapshot is removed (else every restart
+         * would read it again), and the next older one or the log rebuilds the state. */
+        if (rc == -2 && fio_unlink(path) < 0)
+            LOG_WARN("ProducerStateManager", "Could not remove corrupt producer snapshot %s: %s", path,
+                     strerror(errno));
     }
     replay_log(ps, log, from);
     ps->changed = false;

@@ -43,7 +43,12 @@ void producer_state_record(struct producer_state *ps, const struct batch_header 
                            int64_t first_offset);
 struct producer_entry *producer_state_find(const struct producer_state *ps, int64_t pid);
 
-/* Loads the newest snapshot in dir at or below log end, deletes stale ones, then replays the
+/* A snapshot file's bytes (Kafka's format, CRC-checked over the whole file) into ps, which
+ * must be empty: 0, or -1 with *why saying what is wrong (ps then empty again). A pure
+ * function, so the fuzz target can drive it without files. */
+int producer_state_snapshot_parse(struct producer_state *ps, const uint8_t *buf, size_t len,
+                                  const char **why);
+/* Loads the newest snapshot in dir at or below log end, deletes stale and corrupt ones, then replays the
  * batches of log from the snapshot's offset to the log end. */
 int producer_state_load(struct producer_state *ps, const char *dir, struct plog *log);
 /* After the log was truncated (to its end now): the state of the log as it ends, as Kafka's

@@ -59,6 +59,93 @@ int partition_epochs_write(const struct partition *p)
     return fio_write_file_atomic(path, buf, (size_t)n) < 0 ? KERR_KAFKA_STORAGE_ERROR : KERR_NONE;
 }
 
+/* One whole decimal number, nothing else ("+", spaces or a number past the type's range are
+ * not, as Java's Integer.parseInt / Long.parseLong). */
+static bool parse_number(const char *s, const char *end, int64_t min, int64_t max, int64_t *out)
+{
+    if (s == end || (*s == '-' ? end - s > 20 : end - s > 19))
+        return false;
+    bool neg = *s == '-';
+    const char *p = neg ? s + 1 : s;
+    if (p == end)
+        return false;
+    uint64_t v = 0;
+    for (; p < end; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        v = v * 10 + (uint64_t)(*p - '0');
+        if (v > (uint64_t)INT64_MAX)
+            return false;
+    }
+    int64_t r = neg ? -(int64_t)v : (int64_t)v;
+    if (r < min || r > max)
+        return false;
+    *out = r;
+    return true;
+}
+
+/* The next line of [*s, end) as [start, line_end); false at the end. */
+static bool next_line(const char **s, const char *end, const char **start, const char **line_end)
+{
+    if (*s >= end)
+        return false;
+    const char *nl = memchr(*s, '\n', (size_t)(end - *s));
+    *start = *s;
+    *line_end = nl != NULL ? nl : end;
+    *s = nl != NULL ? nl + 1 : end;
+    return true;
+}
+
+int partition_epochs_parse(const char *text, size_t len, struct epoch_entry *out, int *n,
+                           const char **why)
+{
+    const char *s = text, *end = text + len, *a, *b;
+    int64_t version, count;
+    *n = 0;
+    *why = NULL;
+    if (!next_line(&s, end, &a, &b) || !parse_number(a, b, 0, 0, &version))
+        *why = "unsupported version";
+    else if (!next_line(&s, end, &a, &b) || !parse_number(a, b, 0, INT32_MAX, &count))
+        *why = "bad entry count";
+    int64_t seen = 0;
+    while (*why == NULL && next_line(&s, end, &a, &b)) {
+        /* As Kafka's LeaderEpochCheckpointFile: "<epoch> <start offset>" split on whitespace,
+         * epochs and offsets increasing; an epoch is an int32, an offset an int64, neither
+         * negative. */
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\r'))
+            b--; /* Java's split drops trailing empty fields */
+        const char *sp = a;
+        while (sp < b && *sp != ' ' && *sp != '\t')
+            sp++;
+        const char *second = sp;
+        while (second < b && (*second == ' ' || *second == '\t'))
+            second++;
+        int64_t epoch, off;
+        if (seen >= count)
+            *why = "more entries than the count says";
+        else if (!parse_number(a, sp, 0, INT32_MAX, &epoch) ||
+                 !parse_number(second, b, 0, INT64_MAX, &off))
+            *why = "malformed entry";
+        else if (*n > 0 && (epoch <= out[*n - 1].epoch || off < out[*n - 1].start_offset))
+            *why = "epochs or start offsets not increasing";
+        if (*why != NULL)
+            break;
+        if (*n == PARTITION_EPOCHS_MAX) {
+            memmove(out, out + 1, sizeof(out[0]) * (PARTITION_EPOCHS_MAX - 1));
+            (*n)--;
+        }
+        out[(*n)++] = (struct epoch_entry){(int32_t)epoch, off};
+        seen++;
+    }
+    if (*why == NULL && seen != count)
+        *why = "fewer entries than the count says";
+    if (*why != NULL) {
+        *n = 0;
+        return -1;
+    }
+    return 0;
+}
+
 int partition_epochs_read(struct partition *p)
 {
     char path[1200];
@@ -68,31 +155,13 @@ int partition_epochs_read(struct partition *p)
     p->nepochs = 0;
     if (fio_read_file(path, EPOCHS_FILE_MAX, &text, &len) < 0)
         return -1;
-    int version = -1, count = -1, used = 0;
-    const char *s = text;
-    if (sscanf(s, "%d %d%n", &version, &count, &used) != 2 || version != 0 || count < 0) {
-        free(text);
+    const char *why;
+    int rc = partition_epochs_parse(text, len, p->epochs, &p->nepochs, &why);
+    free(text);
+    if (rc < 0) {
+        LOG_WARN("LogManager", "Ignoring corrupt %s: %s", path, why);
         return -1;
     }
-    s += used;
-    for (int i = 0; i < count; i++) {
-        int32_t epoch;
-        int64_t off;
-        if (sscanf(s, "%" SCNd32 " %" SCNd64 "%n", &epoch, &off, &used) != 2 || epoch < 0 || off < 0 ||
-            (p->nepochs > 0 && (epoch <= p->epochs[p->nepochs - 1].epoch ||
-                                off < p->epochs[p->nepochs - 1].start_offset))) {
-            free(text);
-            p->nepochs = 0;
-            return -1;
-        }
-        s += used;
-        if (p->nepochs == PARTITION_EPOCHS_MAX) {
-            memmove(p->epochs, p->epochs + 1, sizeof(p->epochs[0]) * (PARTITION_EPOCHS_MAX - 1));
-            p->nepochs--;
-        }
-        p->epochs[p->nepochs++] = (struct epoch_entry){epoch, off};
-    }
-    free(text);
     check_epochs(p);
     return 0;
 }

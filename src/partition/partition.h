@@ -215,6 +215,11 @@ int partition_diverging_epoch(const struct partition *p, int32_t last_fetched_ep
 /* The epoch cache file: Kafka's leader-epoch-checkpoint ("0\n<n>\n<epoch> <offset>\n..."). */
 int partition_epochs_write(const struct partition *p);
 int partition_epochs_read(struct partition *p);
+/* leader-epoch-checkpoint's bytes ("0\n<count>\n<epoch> <start offset>\n...", Kafka's) into
+ * out[PARTITION_EPOCHS_MAX] (the newest kept): 0, or -1 with *why and *n = 0. Pure, for the
+ * fuzz target; partition_epochs_read is the file's thin wrapper. */
+int partition_epochs_parse(const char *text, size_t len, struct epoch_entry *out, int *n,
+                           const char **why);
 
 /* ---- log compaction (the broker's cleaner threads, broker/log_cleaner.c) ---- */
 

@@ -85,6 +85,56 @@ static void test_properties_file(void **state)
     remove(path);
 }
 
+/* Found writing fuzz_broker_configs: lines were read into an 8 KiB buffer, so a longer line
+ * was cut in two and its tail parsed as a line of its own: the text of a long comment could
+ * set a key (here num.partitions). Java's Properties reads lines of any length. */
+static void test_properties_long_line_is_one_line(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/gregor-config-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("# ", f);
+    for (int i = 0; i < 8189; i++) /* "# " and these fill the old 8 KiB buffer */
+        fputc('x', f);
+    fputs("num.partitions=7\nmessage.max.bytes=2000\n", f);
+    fclose(f);
+    struct broker_config c;
+    char err[256];
+    broker_config_defaults(&c);
+    int32_t before = c.num_partitions;
+    assert_int_equal(broker_config_load_file(&c, path, err, sizeof(err)), 0);
+    assert_int_equal(c.num_partitions, before);
+    assert_int_equal(c.log.max_message_bytes, 2000);
+    remove(path);
+}
+
+/* The dynamic configs file: values are %-encoded by the writer; a '%' not followed by two hex
+ * digits, a %00 (which cut the value short) or a NUL byte (which ended the file there, the
+ * lines after it lost) make the file malformed, as a line that is not "broker|default k=v". */
+static void test_dynamic_configs_file_parse(void **state)
+{
+    (void)state;
+    static struct broker_props broker, dflt;
+    int bad;
+    const char ok[] = "# header\nbroker log.retention.ms=3600000\n\ndefault sasl.x=a%20b%3Dc\n";
+    assert_int_equal(dynamic_configs_parse(ok, sizeof(ok) - 1, &broker, &dflt, &bad), 0);
+    assert_int_equal(broker.n, 1);
+    assert_string_equal(broker_props_get(&broker, "log.retention.ms"), "3600000");
+    assert_string_equal(broker_props_get(&dflt, "sasl.x"), "a b=c");
+    const char *bad_files[] = {"broker a=1%002\n", "broker a=%zz\n", "broker a=%2\n",
+                               "broker a=% 41\n", "nobody a=1\n", "broker a\n"};
+    for (size_t i = 0; i < sizeof(bad_files) / sizeof(bad_files[0]); i++) {
+        assert_int_equal(dynamic_configs_parse(bad_files[i], strlen(bad_files[i]), &broker, &dflt, &bad), -1);
+        assert_int_equal(bad, 1);
+        assert_int_equal(broker.n + dflt.n, 0);
+    }
+    const char nul[] = "broker a=1\n\nbroker b=2\0\nbroker c=3\n";
+    assert_int_equal(dynamic_configs_parse(nul, sizeof(nul) - 1, &broker, &dflt, &bad), -1);
+    assert_int_equal(bad, 3);
+}
+
 /* The broker keys' one table (broker/config_catalog.c) walked whole, so it cannot drift from
  * the topic table, the parser or broker_config_defaults(). */
 static bool differs_from_kafka(const char *name)
@@ -179,6 +229,8 @@ int main(void)
         cmocka_unit_test(test_bad_values_refused),
         cmocka_unit_test(test_finer_retention_key_wins),
         cmocka_unit_test(test_properties_file),
+        cmocka_unit_test(test_properties_long_line_is_one_line),
+        cmocka_unit_test(test_dynamic_configs_file_parse),
         cmocka_unit_test(test_catalog_one_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

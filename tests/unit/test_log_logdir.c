@@ -325,6 +325,94 @@ static void test_deleted_topics(void **state)
     free(dir);
 }
 
+/* Found writing fuzz_logdir_meta: a node.id that is not a number was taken for an absent one, and
+ * the file rewritten with the configured node.id over it; Kafka's MetaProperties refuses to
+ * start. An invalid directory.id was taken as it was (Kafka: Uuid.fromString fails). */
+static void test_malformed_meta_refused(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    struct logdir *d;
+    const char *bad[] = {
+        "version=1\ncluster.id=abc\nnode.id=1x\ndirectory.id=wxGO5ZJ7SMO7XNtyl3RZ1Q\n",
+        "version=1\ncluster.id=abc\nnode.id=99999999999\ndirectory.id=wxGO5ZJ7SMO7XNtyl3RZ1Q\n",
+        "version=1\ncluster.id=abc\nnode.id=1\ndirectory.id=wxGO5ZJ7SMO7XNtyl3RZ1*\n",
+        "version=one\ncluster.id=abc\nnode.id=1\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        write_text(dir, "meta.properties", bad[i]);
+        assert_int_equal(logdir_open(dir, 1, NULL, &d), -1);
+        char *text = read_text(dir, "meta.properties");
+        assert_string_equal(text, bad[i]); /* left as it was for the operator */
+        free(text);
+    }
+    write_text(dir, "meta.properties",
+               "version=1\ncluster.id=abc\nnode.id=1\ndirectory.id=wxGO5ZJ7SMO7XNtyl3RZ1Q\n");
+    assert_int_equal(logdir_open(dir, 1, NULL, &d), 0);
+    assert_string_equal(logdir_directory_id(d), "wxGO5ZJ7SMO7XNtyl3RZ1Q");
+    logdir_close(d, false);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* Found writing fuzz_logdir_meta: partition.metadata naming the zero UUID was read as the topic's
+ * id, so the broker adopted a topic with id zero (Kafka: "Invalid topic ID in partition
+ * metadata file"); a NUL byte cut the text short instead of failing. */
+static void test_partition_metadata_zero_id_refused(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    uint8_t id[16];
+    write_text(dir, "partition.metadata", "version: 0\ntopic_id: AAAAAAAAAAAAAAAAAAAAAA\n");
+    assert_int_equal(partition_metadata_read(dir, id), -1);
+    write_text(dir, "partition.metadata", "version: 0\ntopic_id: 1Bavspw7R_yBawiF2LJXuA\n");
+    assert_int_equal(partition_metadata_read(dir, id), 0);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static void write_bytes(const char *dir, const char *name, const char *bytes, size_t len)
+{
+    char p[8500];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bytes, 1, len, f), len);
+    fclose(f);
+}
+
+/* Found writing fuzz_topic_store: names are %-decoded, and nothing checked the result was a topic
+ * name, so "%2E%2E%2Fx" made a topic "../x" whose partition dirs are outside the log dir; a
+ * "%00" or a NUL byte cut a name or the whole rest of the file short (topics after it lost:
+ * their dirs then adopted with new ids); a partition count up to 2^31 was taken. */
+static void test_topic_store_malformed_refused(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    struct logdir *d;
+    assert_int_equal(logdir_open(dir, 1, NULL, &d), 0);
+    struct topic_record *recs;
+    int n;
+    const char *bad[] = {
+        "%2E%2E%2Fx 1 1Bavspw7R_yBawiF2LJXuA\n",
+        "a%2Fb 1 1Bavspw7R_yBawiF2LJXuA\n",
+        "%2E%2E 1 1Bavspw7R_yBawiF2LJXuA\n",
+        "a%00b 1 1Bavspw7R_yBawiF2LJXuA\n",
+        "orders 2147483647 1Bavspw7R_yBawiF2LJXuA\n",
+        "orders 1 AAAAAAAAAAAAAAAAAAAAAA\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        write_text(dir, "gregor-topics", bad[i]);
+        assert_int_equal(topic_store_load(d, &recs, &n), -1);
+    }
+    const char nul[] = "orders 1 1Bavspw7R_yBawiF2LJXuA\n\0payments 3 1Bavspw7R_yBawiF2LJXuB\n";
+    write_bytes(dir, "gregor-topics", nul, sizeof(nul) - 1);
+    assert_int_equal(topic_store_load(d, &recs, &n), -1);
+    logdir_close(d, false);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     logging_set_level(LOG_LEVEL_ERROR + 1);
@@ -336,6 +424,9 @@ int main(void)
         cmocka_unit_test(test_uuid_base64url),
         cmocka_unit_test(test_topic_store),
         cmocka_unit_test(test_deleted_topics),
+        cmocka_unit_test(test_malformed_meta_refused),
+        cmocka_unit_test(test_partition_metadata_zero_id_refused),
+        cmocka_unit_test(test_topic_store_malformed_refused),
     };
     return cmocka_run_group_tests_name("log_logdir", tests, NULL, NULL);
 }

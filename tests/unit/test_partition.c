@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "log_test_util.h"
+#include "common/crc32c.h"
 #include "common/util.h"
 #include "log/fileio.h"
 #include "partition/partition.h"
@@ -251,6 +252,83 @@ static void test_epoch_checkpoint_written_and_read_back(void **state)
     open_p(f);
     assert_int_equal(f->p.nepochs, 1);
     assert_int_equal(f->p.epochs[0].epoch, 0);
+}
+
+/* Found writing fuzz_epoch_checkpoint: the reader took numbers by sscanf, so an epoch past int32
+ * wrapped ("4294967297" read as 1), entries past the count, or two on one line, were taken;
+ * Kafka's reader refuses each. A refused file is rebuilt: epoch 0 from the log start. */
+static void test_malformed_epoch_checkpoint_rebuilt(void **state)
+{
+    struct fx *f = *state;
+    char path[1300];
+    snprintf(path, sizeof(path), "%s/leader-epoch-checkpoint", f->p.dir_path);
+    const char *bad[] = {"0\n1\n4294967297 0\n", "0\n1\n3 0\n7 9\n", "0\n2\n0 0 1 5\n",
+                         "0\n1\n+3 0\n", "0\n1\n 3 0\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(partition_close(&f->p), KERR_NONE);
+        assert_int_equal(fio_write_file_atomic(path, bad[i], strlen(bad[i])), 0);
+        open_p(f);
+        assert_int_equal(f->p.nepochs, 1);
+        assert_int_equal(f->p.epochs[0].epoch, 0);
+        assert_int_equal(f->p.leader_epoch, 0);
+    }
+}
+
+/* A snapshot of one entry (Kafka's format) at <dir>/00000000000000000000.snapshot; extra
+ * bytes after the entry, and the CRC over the entry only when crc_entries_only (what the
+ * reader checked before) or broken when crc_bad. */
+static void write_snapshot(struct fx *f, int64_t pid, int32_t last_seq, int64_t last_offset,
+                           int32_t delta, size_t extra, bool crc_bad)
+{
+    uint8_t buf[64] = {0};
+    be16_put(buf, 1);
+    be32_put(buf + 6, 1);
+    uint8_t *p = buf + 10;
+    be64_put(p, (uint64_t)pid);
+    be32_put(p + 10, (uint32_t)last_seq);
+    be64_put(p + 14, (uint64_t)last_offset);
+    be32_put(p + 22, (uint32_t)delta);
+    be32_put(p + 34, (uint32_t)-1);
+    be64_put(p + 38, (uint64_t)-1);
+    be32_put(buf + 2, crc32c(0, buf + 6, 4 + 46) ^ (crc_bad ? 1u : 0u));
+    char path[1300];
+    snprintf(path, sizeof(path), "%s/%020d.snapshot", f->p.dir_path, 0);
+    assert_int_equal(fio_write_file_atomic(path, buf, 10 + 46 + extra), 0);
+}
+
+static bool snapshot_present(struct fx *f)
+{
+    char path[1300];
+    snprintf(path, sizeof(path), "%s/%020d.snapshot", f->p.dir_path, 0);
+    return access(path, F_OK) == 0;
+}
+
+/* Found writing fuzz_producer_snapshot: an entry's first offset (last offset - delta) overflowed
+ * (UBSan: signed overflow) for a CRC-valid file with a last offset near INT64_MIN; bytes after
+ * the entries were ignored (Kafka's CRC covers the whole rest of the file). A corrupt
+ * snapshot was skipped but kept, read and warned about at every start; Kafka's
+ * loadFromSnapshot removes it, and the state comes from the log. */
+static void test_corrupt_producer_snapshot_removed(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(partition_close(&f->p), KERR_NONE);
+    write_snapshot(f, 7, 0, 0, 0, 0, false); /* sound: read (the log has none of it) */
+    open_p(f);
+    assert_non_null(producer_state_find(&f->p.producers, 7));
+    assert_true(snapshot_present(f));
+    struct { int32_t seq; int64_t off; int32_t delta; size_t extra; bool crc_bad; } bad[] = {
+        {5, INT64_MIN, 1, 0, false}, /* first offset overflows */
+        {5, 3, 4, 0, false},         /* first offset negative */
+        {0, 0, 0, 1, false},         /* a byte past the entries */
+        {0, 0, 0, 0, true},          /* CRC */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(partition_close(&f->p), KERR_NONE);
+        write_snapshot(f, 7, bad[i].seq, bad[i].off, bad[i].delta, bad[i].extra, bad[i].crc_bad);
+        open_p(f);
+        assert_null(producer_state_find(&f->p.producers, 7));
+        assert_false(snapshot_present(f));
+    }
 }
 
 static void test_idempotent_duplicate_through_partition(void **state)
@@ -718,6 +796,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_truncate_drops_tail_and_epochs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_bounded_by_high_watermark, setup, teardown),
         cmocka_unit_test_setup_teardown(test_epoch_checkpoint_written_and_read_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_epoch_checkpoint_rebuilt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_producer_snapshot_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotent_duplicate_through_partition, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncate_rebuilds_producer_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncate_reloads_from_snapshot_below, setup, teardown),
