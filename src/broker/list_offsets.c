@@ -7,7 +7,7 @@
 #include "common/util.h"
 #include "proto/messages.h"
 
-static void list_one(struct broker *b, struct topic *t, int16_t version,
+static void list_one(struct broker *b, struct topic *t, int16_t version, int8_t isolation_level,
                      const struct list_offsets_request_list_offsets_partition *in,
                      struct list_offsets_response_list_offsets_partition_response *out)
 {
@@ -33,8 +33,9 @@ static void list_one(struct broker *b, struct topic *t, int16_t version,
         return;
     }
     switch (in->timestamp) {
-    case -1:
-        out->offset = partition_high_watermark(p);
+    case -1: /* read_committed: the last stable offset (Kafka's fetchOffsetForTimestamp) */
+        out->offset = isolation_level == 1 ? partition_last_stable_offset(p)
+                                           : partition_high_watermark(p);
         break;
     case -2:
     case -4: /* earliest local: everything is local here */
@@ -138,7 +139,7 @@ enum request_status handle_list_offsets(struct broker *b, struct request *r)
                 continue;
             }
             if (r->api_version > 0)
-                list_one(b, t, r->api_version, &it->partitions[j], &ot->partitions[j]);
+                list_one(b, t, r->api_version, req->isolation_level, &it->partitions[j], &ot->partitions[j]);
             else if (list_old_style(r, t, &it->partitions[j], &ot->partitions[j]) < 0)
                 return REQUEST_CLOSE;
         }

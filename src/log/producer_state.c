@@ -66,6 +66,9 @@ static struct producer_entry *entry_get(struct producer_state *ps, int64_t pid)
     if (e == NULL)
         return NULL;
     e->producer_id = pid;
+    e->txn_first_offset = -1;
+    e->coordinator_epoch = -1;
+    e->last_marker_offset = -1;
     e->next = ps->head;
     ps->head = e;
     ps->count++;
@@ -101,8 +104,67 @@ void producer_state_record(struct producer_state *ps, const struct batch_header 
         .timestamp = h->max_timestamp,
     };
     push_batch(e, &m);
+    if ((h->attributes & BATCH_ATTR_TRANSACTIONAL) && e->txn_first_offset < 0)
+        e->txn_first_offset = first_offset; /* the transaction's first batch here */
+    GREGOR_ASSERT(e->txn_first_offset <= first_offset);
     ps->changed = true;
 }
+
+int producer_state_check_marker(const struct producer_state *ps, int64_t pid, int16_t epoch)
+{
+    const struct producer_entry *e = producer_state_find(ps, pid);
+    return e != NULL && epoch < e->epoch ? KERR_INVALID_PRODUCER_EPOCH : KERR_NONE;
+}
+
+int64_t producer_state_first_unstable_offset(const struct producer_state *ps)
+{
+    int64_t first = INT64_MAX;
+    for (const struct producer_entry *e = ps->head; e; e = e->next)
+        if (e->txn_first_offset >= 0 && e->txn_first_offset < first)
+            first = e->txn_first_offset;
+    return first;
+}
+
+/* Kafka's lastStableOffset(completedTxn): the first offset of another ongoing transaction, or
+ * the one after the marker when none is. */
+static int64_t stable_after(const struct producer_state *ps, const struct producer_completed_txn *t)
+{
+    int64_t first = producer_state_first_unstable_offset(ps);
+    return first == INT64_MAX ? t->last_offset + 1 : first;
+}
+
+void producer_state_end_txn(struct producer_state *ps, int64_t pid, int16_t epoch,
+                            int32_t coordinator_epoch, int64_t marker_offset, bool commit,
+                            struct producer_completed_txn *out)
+{
+    struct producer_entry *e = entry_get(ps, pid);
+    out->producer_id = pid;
+    out->last_offset = marker_offset;
+    out->aborted = !commit;
+    out->first_offset = marker_offset;
+    out->last_stable_offset = marker_offset + 1;
+    if (e == NULL)
+        return;
+    if (e->txn_first_offset >= 0)
+        out->first_offset = e->txn_first_offset;
+    GREGOR_ASSERT(out->first_offset <= marker_offset);
+    if (epoch != e->epoch)
+        e->n = 0; /* a marker of a newer epoch (the coordinator fenced it): sequences restart */
+    e->epoch = epoch;
+    e->txn_first_offset = -1;
+    e->coordinator_epoch = coordinator_epoch;
+    e->last_marker_offset = marker_offset;
+    ps->changed = true;
+    out->last_stable_offset = stable_after(ps, out);
+}
+
+void producer_state_on_replayed_abort(struct producer_state *ps, producer_state_abort_fn fn,
+                                      void *ctx)
+{
+    ps->on_abort = fn;
+    ps->on_abort_ctx = ctx;
+}
+
 
 void producer_state_free(struct producer_state *ps)
 {
@@ -112,7 +174,11 @@ void producer_state_free(struct producer_state *ps)
         free(e);
         e = n;
     }
+    producer_state_abort_fn fn = ps->on_abort;
+    void *ctx = ps->on_abort_ctx;
     memset(ps, 0, sizeof(*ps));
+    ps->on_abort = fn; /* the owner's, for a reload */
+    ps->on_abort_ctx = ctx;
 }
 
 /* Snapshot offsets present in dir, ascending. */
@@ -180,6 +246,10 @@ static int read_snapshot(struct producer_state *ps, const char *path)
         int64_t last_offset = (int64_t)be64_get(p + 14);
         int32_t delta = (int32_t)be32_get(p + 22);
         int64_t ts = (int64_t)be64_get(p + 26);
+        e->coordinator_epoch = (int32_t)be32_get(p + 34);
+        e->txn_first_offset = (int64_t)be64_get(p + 38);
+        if (e->txn_first_offset < -1)
+            goto out;
         /* A producer's batches come one entry each, oldest first; a file written by Kafka has
          * one entry per producer. Another id or epoch starts the producer's list again. */
         bool more = pid == prev_pid && epoch == e->epoch && e->n > 0 &&
@@ -204,6 +274,47 @@ out:
     free(body);
     fio_close(fd);
     return rc;
+}
+
+/* A control batch's marker type (Kafka's ControlRecordType: 0 ABORT, 1 COMMIT) and
+ * coordinator epoch: 0, or -1 when it is not a marker Kafka writes. */
+int producer_state_parse_marker(const uint8_t *batch, size_t len, int16_t *type,
+                                int32_t *coordinator_epoch)
+{
+    struct batch_record_iter it;
+    if (batch_records_open(&it, batch, len, 4096) != KERR_NONE)
+        return -1;
+    struct batch_record r;
+    int rc = -1;
+    if (batch_records_next(&it, &r) == 1 && r.key_len >= 4 && be16_get(r.key) == 0) {
+        *type = (int16_t)be16_get(r.key + 2);
+        *coordinator_epoch = r.value_len >= 6 ? (int32_t)be32_get(r.value + 2) : -1;
+        rc = *type == 0 || *type == 1 ? 0 : -1;
+    }
+    batch_records_close(&it);
+    return rc;
+}
+
+/* Control batches are a few dozen bytes: a larger one is not a marker. */
+#define MARKER_BATCH_MAX 4096
+
+/* A marker found by the replay ends its producer's transaction as it did when written. */
+static void replay_marker(struct producer_state *ps, int fd, off_t pos, const struct batch_header *h)
+{
+    int64_t size = batch_total_size(h);
+    if (size > MARKER_BATCH_MAX)
+        return;
+    uint8_t buf[MARKER_BATCH_MAX];
+    int16_t type;
+    int32_t coordinator_epoch;
+    if (fio_pread_full(fd, buf, (size_t)size, pos) != (ssize_t)size ||
+        producer_state_parse_marker(buf, (size_t)size, &type, &coordinator_epoch) != 0)
+        return;
+    struct producer_completed_txn txn;
+    producer_state_end_txn(ps, h->producer_id, h->producer_epoch, coordinator_epoch,
+                           h->base_offset, type == 1, &txn);
+    if (txn.aborted && ps->on_abort != NULL)
+        ps->on_abort(ps->on_abort_ctx, &txn);
 }
 
 /* Replays batch headers of log from offset `from` to its end. */
@@ -231,6 +342,9 @@ static void replay_log(struct producer_state *ps, struct plog *log, int64_t from
             if (h.producer_id >= 0 && batch_last_offset(&h) >= offset &&
                 !(h.attributes & BATCH_ATTR_CONTROL))
                 producer_state_record(ps, &h, h.base_offset);
+            else if (h.producer_id >= 0 && h.base_offset >= offset &&
+                     (h.attributes & BATCH_ATTR_CONTROL))
+                replay_marker(ps, s.fd, pos, &h);
             next = batch_last_offset(&h) + 1;
             pos += (off_t)batch_total_size(&h);
         }
@@ -257,9 +371,12 @@ int producer_state_load(struct producer_state *ps, const char *dir, struct plog 
         if (read_snapshot(ps, path) == 0) {
             from = offs[i];
             /* Never vouch for batches the log no longer holds. */
-            for (struct producer_entry *e = ps->head; e; e = e->next)
+            for (struct producer_entry *e = ps->head; e; e = e->next) {
                 while (e->n > 0 && e->batches[e->n - 1].last_offset >= end)
                     e->n--;
+                if (e->txn_first_offset >= end)
+                    e->txn_first_offset = -1;
+            }
             break;
         }
         producer_state_free(ps);
@@ -276,7 +393,8 @@ int producer_state_truncated(struct producer_state *ps, const char *dir, struct 
     /* Batches are recorded in offset order, so a producer's batch in the tail is its newest. */
     bool in_tail = false;
     for (const struct producer_entry *e = ps->head; e != NULL && !in_tail; e = e->next)
-        in_tail = e->n > 0 && e->batches[e->n - 1].last_offset >= end;
+        in_tail = (e->n > 0 && e->batches[e->n - 1].last_offset >= end) ||
+                  e->last_marker_offset >= end || e->txn_first_offset >= end;
     if (in_tail) {
         producer_state_free(ps);
         return producer_state_load(ps, dir, log); /* removes the snapshots past the end */
@@ -316,8 +434,8 @@ int producer_state_snapshot_encode(const struct producer_state *ps, uint8_t **ou
             be64_put(p + 14, (uint64_t)(m ? m->last_offset : -1));
             be32_put(p + 22, (uint32_t)(m ? (int32_t)(m->last_offset - m->first_offset) : 0));
             be64_put(p + 26, (uint64_t)(m ? m->timestamp : e->last_timestamp));
-            be32_put(p + 34, (uint32_t)-1);   /* coordinatorEpoch: no transactions */
-            be64_put(p + 38, (uint64_t)-1);   /* currentTxnFirstOffset */
+            be32_put(p + 34, (uint32_t)e->coordinator_epoch);
+            be64_put(p + 38, (uint64_t)e->txn_first_offset);
         }
     }
     GREGOR_ASSERT(i == entries);

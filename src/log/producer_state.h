@@ -12,6 +12,9 @@
 
 #define PRODUCER_BATCH_CACHE 5
 
+struct producer_completed_txn;
+typedef void (*producer_state_abort_fn)(void *ctx, const struct producer_completed_txn *txn);
+
 struct producer_batch_meta {
     int32_t first_seq, last_seq;
     int64_t first_offset, last_offset;
@@ -24,6 +27,13 @@ struct producer_entry {
     int n;                           /* valid entries in batches, oldest first */
     struct producer_batch_meta batches[PRODUCER_BATCH_CACHE];
     int64_t last_timestamp;
+    /* Transactions (Kafka's currentTxnFirstOffset and coordinatorEpoch): the first offset of
+     * the producer's ongoing transaction (-1: none), the epoch of the coordinator that wrote
+     * its last marker (-1: none) and that marker's offset (-1: none), which a truncation
+     * below it undoes. */
+    int64_t txn_first_offset;
+    int32_t coordinator_epoch;
+    int64_t last_marker_offset;
     struct producer_entry *next;
 };
 
@@ -31,6 +41,8 @@ struct producer_state {
     struct producer_entry *head;
     int count;
     bool changed;                    /* since the last snapshot */
+    producer_state_abort_fn on_abort; /* the replay's, see producer_state_on_replayed_abort */
+    void *on_abort_ctx;              /* borrowed */
 };
 
 /* Checks a batch's sequence against the state: KERR_NONE (append it),
@@ -42,6 +54,35 @@ int producer_state_check(const struct producer_state *ps, const struct batch_hea
 void producer_state_record(struct producer_state *ps, const struct batch_header *h,
                            int64_t first_offset);
 struct producer_entry *producer_state_find(const struct producer_state *ps, int64_t pid);
+
+/* A transaction completed by a marker (Kafka's CompletedTxn): first_offset is the first offset
+ * of the transaction, last_offset the marker's. */
+struct producer_completed_txn {
+    int64_t producer_id;
+    int64_t first_offset;
+    int64_t last_offset;
+    bool aborted;
+    int64_t last_stable_offset;      /* Kafka's lastStableOffset(completedTxn), after it */
+};
+/* A marker may be written for pid at epoch: INVALID_PRODUCER_EPOCH when the partition knows a
+ * newer epoch of it (Kafka's checkProducerEpoch for a marker), else KERR_NONE. */
+int producer_state_check_marker(const struct producer_state *ps, int64_t pid, int16_t epoch);
+/* Records a COMMIT or ABORT marker of pid at marker_offset: ends the ongoing transaction (none
+ * ongoing: first_offset = last_offset = the marker's, as Kafka). */
+void producer_state_end_txn(struct producer_state *ps, int64_t pid, int16_t epoch,
+                            int32_t coordinator_epoch, int64_t marker_offset, bool commit,
+                            struct producer_completed_txn *out);
+/* A control batch's marker (len bytes): *type 0 ABORT or 1 COMMIT and the coordinator epoch
+ * of its value; 0, or -1 when it is not an end-transaction marker. */
+int producer_state_parse_marker(const uint8_t *batch, size_t len, int16_t *type,
+                                int32_t *coordinator_epoch);
+/* The first offset of the earliest ongoing transaction, or INT64_MAX when none is. */
+int64_t producer_state_first_unstable_offset(const struct producer_state *ps);
+/* What producer_state_load's replay found: called for each ABORT marker it replayed (txn with
+ * its last stable offset), so the owner can make sure its aborted-transaction index holds it
+ * (rebuilt after a crash). */
+void producer_state_on_replayed_abort(struct producer_state *ps, producer_state_abort_fn fn,
+                                      void *ctx);
 
 /* Loads the newest snapshot in dir at or below log end, deletes stale ones, then replays the
  * batches of log from the snapshot's offset to the log end. */

@@ -300,7 +300,7 @@ int segment_close(struct segment *s, bool clean)
 
 int segment_rename_deleted(struct segment *s)
 {
-    static const char *suffixes[] = {".log", ".index", ".timeindex"};
+    static const char *suffixes[] = {".log", ".index", ".timeindex", ".txnindex"};
     int rc = 0;
     for (size_t i = 0; i < ARRAY_LEN(suffixes); i++) {
         char from[PATH_MAX], to[PATH_MAX];

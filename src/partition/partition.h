@@ -116,7 +116,24 @@ int partition_truncate_to(struct partition *p, int64_t offset);
 int64_t partition_log_start(const struct partition *p);
 int64_t partition_log_end(const struct partition *p);
 int64_t partition_high_watermark(const struct partition *p);
-int64_t partition_last_stable_offset(const struct partition *p); /* = HW: no transactions yet */
+/* The last stable offset: min(high watermark, first offset of the earliest ongoing
+ * transaction). A read_committed consumer reads below it. */
+int64_t partition_last_stable_offset(const struct partition *p);
+/* partition_read for isolation_level=1: never at or past the last stable offset. */
+int partition_read_committed(struct partition *p, int64_t offset, int32_t max_bytes,
+                             struct log_slice *out);
+/* The aborted transactions overlapping [fetch_offset, upper), from the .txnindex files (Kafka's
+ * collectAbortedTransactions): at most max into out, *n of them. */
+struct txnindex_entry;
+int partition_collect_aborted(struct partition *p, int64_t fetch_offset, int64_t upper,
+                              struct txnindex_entry *out, int max, int *n);
+/* WriteTxnMarkers for this partition: appends the COMMIT or ABORT control batch of producer
+ * pid, ends its ongoing transaction (the last stable offset moves past it) and records an
+ * aborted one in the .txnindex. INVALID_PRODUCER_EPOCH when the partition knows a newer epoch
+ * of pid; else as plog_append. */
+int partition_write_txn_marker(struct partition *p, int64_t pid, int16_t epoch,
+                               int32_t coordinator_epoch, bool commit, int64_t now_ms,
+                               struct log_append_info *info);
 /* Everything below is on disk (fdatasync'ed): acks=all waits for this to pass its offset. */
 int64_t partition_durable_offset(const struct partition *p);
 
