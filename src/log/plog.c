@@ -1541,8 +1541,40 @@ static int segment_at_base(const struct plog *log, int64_t base)
 }
 
 /* After the commit point: old segments to .deleted, .swap to live, the new segment in. */
+/* The aborted transactions of the nold segments from at go to the first one's .txnindex, which
+ * the cleaned segment (the same base) keeps: the others' files go. Kafka writes them into the
+ * .cleaned segment's index instead (swapped with it): here a crash between the two steps
+ * leaves an entry twice or in a file nothing reads, never one lost before the swap. */
+static int merge_txnindexes(struct plog *log, int at, int nold)
+{
+    char first[PATH_MAX];
+    snprintf(first, sizeof(first), "%s.txnindex", log->segs[at]->base_path);
+    for (int k = at + 1; k < at + nold; k++) {
+        char tx[PATH_MAX];
+        snprintf(tx, sizeof(tx), "%s.txnindex", log->segs[k]->base_path);
+        struct txnindex_entry *e;
+        int n;
+        if (txnindex_read(tx, &e, &n) < 0)
+            return -1;
+        for (int i = 0; i < n; i++)
+            if (!txnindex_has(first, e[i].last_offset) && txnindex_append(first, &e[i]) < 0) {
+                free(e);
+                return -1;
+            }
+        free(e);
+        if (fio_unlink(tx) < 0 && errno != ENOENT)
+            return -1;
+    }
+    return 0;
+}
+
 static int swap_in_locked(struct plog *log, int at, int nold, const char *base_path, int64_t now)
 {
+    if (merge_txnindexes(log, at, nold) < 0) {
+        LOG_ERROR(log->who, "Could not merge the .txnindex files of the segments cleaned from %s: %s",
+                  log->segs[at]->base_path, strerror(errno));
+        return -1;
+    }
     for (int k = at; k < at + nold; k++) {
         struct segment *s = log->segs[k];
         if (rename_suffixes(s->base_path, "", ".deleted") < 0) {

@@ -787,7 +787,8 @@ int partition_clean_prepare(const struct partition *p, const struct log_config *
                             struct partition_clean_input *in)
 {
     memset(in, 0, sizeof(*in));
-    in->high_watermark = p->high_watermark;
+    /* Kafka's firstUncleanableOffset <= LSO: an open transaction's records are not cleaned. */
+    in->high_watermark = partition_last_stable_offset(p);
     clean_config(cfg, &in->cc);
     GREGOR_ASSERT(p->producers.count >= 0);
     if (p->producers.count == 0)

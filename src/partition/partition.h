@@ -236,7 +236,8 @@ int partition_epochs_read(struct partition *p);
 /* ---- log compaction (the broker's cleaner threads, broker/log_cleaner.c) ---- */
 
 /* What one clean of a partition needs from the loop thread, taken there and then used on a
- * cleaner thread: the high watermark bounds what may be cleaned, and the last data batch of
+ * cleaner thread: the last stable offset (high_watermark below: the LSO, at most the high
+ * watermark, as Kafka's firstUncleanableOffset) bounds what may be cleaned, and the last data batch of
  * every producer the state knows is kept (Kafka's lastRecordsOfActiveProducers). */
 struct partition_clean_input {
     int64_t high_watermark;

@@ -8,6 +8,7 @@ import glob
 import os
 import socket
 import struct
+import subprocess
 import sys
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 from kafka_wire import (TRANSACTIONAL, _request, cstr, flexible_call, record_batch, s16,  # noqa: E402
                         uvarint)
+from conftest import GREGOR  # noqa: E402
 from confluent_kafka import Consumer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
@@ -217,6 +219,20 @@ def test_commit_abort_lso_and_read_committed_readers(broker):
 
     # The .txnindex holds the abort in Kafka's format: version 0, pid, first, last, LSO.
     assert txnindex_entries(broker.data_dir) == [(0, pb, 3, 6, 7)]
+
+    # DumpLogSegments' lines for the markers and the index (Kafka 4's formats).
+    seg = os.path.join(broker.data_dir, TOPIC + "-0", "%020d" % 0)
+    out = subprocess.run([GREGOR, "dump-log", "--deep-iteration", "--files", seg + ".log"],
+                         capture_output=True, text=True, timeout=30).stdout
+    assert "baseOffset: 1 lastOffset: 2 count: 2 baseSequence: 0 lastSequence: 1 producerId: %d" \
+        " producerEpoch: %d partitionLeaderEpoch: 0 isTransactional: true isControl: false" % (pa, ea) in out
+    assert "| offset: 5 CreateTime:" in out and "endTxnMarker: COMMIT coordinatorEpoch: 3" in out
+    assert "baseOffset: 6 lastOffset: 6 count: 1 baseSequence: -1 lastSequence: -1 producerId: %d" \
+        " producerEpoch: %d partitionLeaderEpoch: 0 isTransactional: true isControl: true" % (pb, eb) in out
+    assert "endTxnMarker: ABORT coordinatorEpoch: 3" in out
+    out = subprocess.run([GREGOR, "dump-log", "--files", seg + ".txnindex"],
+                         capture_output=True, text=True, timeout=30).stdout
+    assert ("version: 0 producerId: %d firstOffset: 3 lastOffset: 6 lastStableOffset: 7" % pb) in out
 
     # Clients filter the aborted records with the list.
     committed = [b"c0", b"a1", b"a2", b"c1"]

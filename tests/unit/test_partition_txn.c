@@ -300,6 +300,23 @@ static void test_truncation_below_a_marker(void **state)
     assert_int_equal(n, 1);
 }
 
+/* The cleaner stops at the last stable offset (Kafka's firstUncleanableOffset <= LSO). */
+static void test_cleaner_bound_is_the_lso(void **state)
+{
+    struct fx *f = *state;
+    produce(f, 100, 0, 3, false);
+    int64_t a = produce(f, 1, 0, 2, true);
+    produce(f, 100, 3, 3, false);
+    struct partition_clean_input in;
+    assert_int_equal(partition_clean_prepare(&f->p, &f->cfg, &in), KERR_NONE);
+    assert_int_equal(in.high_watermark, a);
+    partition_clean_input_free(&in);
+    marker(f, 1, true);
+    assert_int_equal(partition_clean_prepare(&f->p, &f->cfg, &in), KERR_NONE);
+    assert_int_equal(in.high_watermark, partition_high_watermark(&f->p));
+    partition_clean_input_free(&in);
+}
+
 static void test_txnindex_file_rules(void **state)
 {
     struct fx *f = *state;
@@ -347,6 +364,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_transaction_survives_a_clean_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unclean_reopen_rebuilds_open_txn_and_txnindex, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncation_below_a_marker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cleaner_bound_is_the_lso, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txnindex_file_rules, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
