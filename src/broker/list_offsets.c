@@ -1,4 +1,5 @@
-/* ListOffsets (2): v0's old form (a list of offsets, below), earliest (-2), latest (-1), max timestamp (-3), earliest local (-4, v8+:
+/* ListOffsets (2): v0's old form (a list of offsets, below), earliest (-2), latest (-1: the high
+ * watermark, or the last stable offset for isolation_level 1), max timestamp (-3), earliest local (-4, v8+:
  * the log start, everything is local here), last tiered (-5, v9+: none, offset -1), or the
  * first offset whose timestamp is at least the one asked, per partition. As Kafka 4.1, -4 and
  * -5 below their versions are UNSUPPORTED_VERSION. */

@@ -33,6 +33,15 @@ struct producer_entry *producer_state_find(const struct producer_state *ps, int6
     return NULL;
 }
 
+/* Kafka's appendDataBatch: a producer with an ongoing transaction writes transactional
+ * batches only (INVALID_TXN_STATE). */
+static int txn_state_check(const struct producer_entry *e, const struct batch_header *h)
+{
+    if (e->txn_first_offset >= 0 && !(h->attributes & BATCH_ATTR_TRANSACTIONAL))
+        return KERR_INVALID_TXN_STATE;
+    return KERR_NONE;
+}
+
 int producer_state_check(const struct producer_state *ps, const struct batch_header *h,
                          int64_t *dup_offset)
 {
@@ -42,7 +51,7 @@ int producer_state_check(const struct producer_state *ps, const struct batch_hea
     if (h->producer_epoch < e->epoch)
         return KERR_INVALID_PRODUCER_EPOCH;
     if (h->producer_epoch > e->epoch)
-        return h->base_sequence == 0 ? KERR_NONE : KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+        return h->base_sequence != 0 ? KERR_OUT_OF_ORDER_SEQUENCE_NUMBER : txn_state_check(e, h);
     int32_t last_seq = (int32_t)((uint32_t)h->base_sequence + (uint32_t)h->last_offset_delta);
     for (int i = 0; i < e->n; i++) {
         if (e->batches[i].first_seq == h->base_sequence && e->batches[i].last_seq == last_seq) {
@@ -50,11 +59,13 @@ int producer_state_check(const struct producer_state *ps, const struct batch_hea
             return KERR_DUPLICATE_SEQUENCE_NUMBER;
         }
     }
-    if (e->n == 0)
-        return KERR_NONE;
-    int32_t prev = e->batches[e->n - 1].last_seq;
-    int32_t expected = prev == INT32_MAX ? 0 : prev + 1;
-    return h->base_sequence == expected ? KERR_NONE : KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+    if (e->n > 0) {
+        int32_t prev = e->batches[e->n - 1].last_seq;
+        int32_t expected = prev == INT32_MAX ? 0 : prev + 1;
+        if (h->base_sequence != expected)
+            return KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+    }
+    return txn_state_check(e, h);
 }
 
 static struct producer_entry *entry_get(struct producer_state *ps, int64_t pid)
@@ -110,10 +121,15 @@ void producer_state_record(struct producer_state *ps, const struct batch_header 
     ps->changed = true;
 }
 
-int producer_state_check_marker(const struct producer_state *ps, int64_t pid, int16_t epoch)
+int producer_state_check_marker(const struct producer_state *ps, int64_t pid, int16_t epoch,
+                                int32_t coordinator_epoch)
 {
     const struct producer_entry *e = producer_state_find(ps, pid);
-    return e != NULL && epoch < e->epoch ? KERR_INVALID_PRODUCER_EPOCH : KERR_NONE;
+    if (e == NULL)
+        return KERR_NONE;
+    if (epoch < e->epoch)
+        return KERR_INVALID_PRODUCER_EPOCH;
+    return e->coordinator_epoch > coordinator_epoch ? KERR_TRANSACTION_COORDINATOR_FENCED : KERR_NONE;
 }
 
 int64_t producer_state_first_unstable_offset(const struct producer_state *ps)
@@ -140,13 +156,13 @@ void producer_state_end_txn(struct producer_state *ps, int64_t pid, int16_t epoc
     struct producer_entry *e = entry_get(ps, pid);
     out->producer_id = pid;
     out->last_offset = marker_offset;
-    out->aborted = !commit;
-    out->first_offset = marker_offset;
+    out->aborted = false;
+    out->first_offset = -1;
     out->last_stable_offset = marker_offset + 1;
     if (e == NULL)
         return;
-    if (e->txn_first_offset >= 0)
-        out->first_offset = e->txn_first_offset;
+    out->first_offset = e->txn_first_offset;
+    out->aborted = !commit && out->first_offset >= 0;
     GREGOR_ASSERT(out->first_offset <= marker_offset);
     if (epoch != e->epoch)
         e->n = 0; /* a marker of a newer epoch (the coordinator fenced it): sequences restart */

@@ -47,7 +47,9 @@ struct producer_state {
 
 /* Checks a batch's sequence against the state: KERR_NONE (append it),
  * KERR_DUPLICATE_SEQUENCE_NUMBER with *dup_offset (a retry of one of the last 5: answer with
- * its offset, do not append), KERR_OUT_OF_ORDER_SEQUENCE_NUMBER or KERR_INVALID_PRODUCER_EPOCH. */
+ * its offset, do not append), KERR_OUT_OF_ORDER_SEQUENCE_NUMBER, KERR_INVALID_PRODUCER_EPOCH,
+ * or KERR_INVALID_TXN_STATE (a non-transactional batch of a producer whose transaction is
+ * ongoing, as Kafka's appendDataBatch). */
 int producer_state_check(const struct producer_state *ps, const struct batch_header *h,
                          int64_t *dup_offset);
 /* Records an appended batch (h as written, first_offset its base offset). */
@@ -56,7 +58,8 @@ void producer_state_record(struct producer_state *ps, const struct batch_header 
 struct producer_entry *producer_state_find(const struct producer_state *ps, int64_t pid);
 
 /* A transaction completed by a marker (Kafka's CompletedTxn): first_offset is the first offset
- * of the transaction, last_offset the marker's. */
+ * of the transaction (-1: none was ongoing, an empty one: nothing for the index, as Kafka),
+ * last_offset the marker's; aborted only for a non-empty one. */
 struct producer_completed_txn {
     int64_t producer_id;
     int64_t first_offset;
@@ -64,11 +67,13 @@ struct producer_completed_txn {
     bool aborted;
     int64_t last_stable_offset;      /* Kafka's lastStableOffset(completedTxn), after it */
 };
-/* A marker may be written for pid at epoch: INVALID_PRODUCER_EPOCH when the partition knows a
- * newer epoch of it (Kafka's checkProducerEpoch for a marker), else KERR_NONE. */
-int producer_state_check_marker(const struct producer_state *ps, int64_t pid, int16_t epoch);
-/* Records a COMMIT or ABORT marker of pid at marker_offset: ends the ongoing transaction (none
- * ongoing: first_offset = last_offset = the marker's, as Kafka). */
+/* A marker may be written for pid at epoch by a coordinator of coordinator_epoch (Kafka's
+ * appendEndTxnMarker, transaction versions 0-1): INVALID_PRODUCER_EPOCH when the partition
+ * knows a newer epoch of pid, TRANSACTION_COORDINATOR_FENCED when a newer coordinator wrote
+ * its last marker, else KERR_NONE. */
+int producer_state_check_marker(const struct producer_state *ps, int64_t pid, int16_t epoch,
+                                int32_t coordinator_epoch);
+/* Records a COMMIT or ABORT marker of pid at marker_offset: ends the ongoing transaction. */
 void producer_state_end_txn(struct producer_state *ps, int64_t pid, int16_t epoch,
                             int32_t coordinator_epoch, int64_t marker_offset, bool commit,
                             struct producer_completed_txn *out);

@@ -419,7 +419,7 @@ int partition_write_txn_marker(struct partition *p, int64_t pid, int16_t epoch,
                                int32_t coordinator_epoch, bool commit, int64_t now_ms,
                                struct log_append_info *info)
 {
-    int e = producer_state_check_marker(&p->producers, pid, epoch);
+    int e = producer_state_check_marker(&p->producers, pid, epoch, coordinator_epoch);
     if (e != KERR_NONE)
         return e;
     uint8_t *batch;
@@ -436,7 +436,7 @@ int partition_write_txn_marker(struct partition *p, int64_t pid, int16_t epoch,
     struct producer_completed_txn txn;
     producer_state_end_txn(&p->producers, pid, epoch, coordinator_epoch, info->base_offset,
                            commit, &txn);
-    if (txn.aborted) {
+    if (txn.aborted) { /* a non-empty transaction's ABORT */
         struct txnindex_entry te = {pid, txn.first_offset, txn.last_offset, txn.last_stable_offset};
         e = plog_txnindex_append(p->log, &te);
         if (e != KERR_NONE)

@@ -130,7 +130,8 @@ int partition_collect_aborted(struct partition *p, int64_t fetch_offset, int64_t
 /* WriteTxnMarkers for this partition: appends the COMMIT or ABORT control batch of producer
  * pid, ends its ongoing transaction (the last stable offset moves past it) and records an
  * aborted one in the .txnindex. INVALID_PRODUCER_EPOCH when the partition knows a newer epoch
- * of pid; else as plog_append. */
+ * of pid, TRANSACTION_COORDINATOR_FENCED when a newer coordinator ended its last transaction;
+ * else as plog_append. */
 int partition_write_txn_marker(struct partition *p, int64_t pid, int16_t epoch,
                                int32_t coordinator_epoch, bool commit, int64_t now_ms,
                                struct log_append_info *info);

@@ -240,15 +240,19 @@ def test_commit_abort_lso_and_read_committed_readers(broker):
     assert consume_all(b, "read_uncommitted", 5) == [b"c0", b"a1", b"a2", b"b1", b"c1"]
 
 
-def test_marker_of_an_old_epoch_is_refused(broker):
+def test_marker_and_batch_refusals(broker):
     b = broker.bootstrap
     setup_topic(b)
     pid, epoch = init_pid(b)
     assert produce(b, txn_batch(pid, epoch + 1, 0, [b"x"]), "tx") == (0, 0)
+    # INVALID_TXN_STATE: a non-transactional batch while the producer's transaction is open
+    plain = record_batch([b"y"], producer_id=pid, epoch=epoch + 1, base_sequence=1)
+    assert produce(b, plain, "tx")[0] == 48
     assert write_markers(b, [(pid, epoch, True, 0)]) == [47]  # INVALID_PRODUCER_EPOCH
     assert latest(b, 1) == 0
-    assert write_markers(b, [(pid, epoch + 1, True, 0)]) == [0]
+    assert write_markers(b, [(pid, epoch + 1, True, 5)]) == [0]
     assert latest(b, 1) == 2
+    assert write_markers(b, [(pid, epoch + 1, True, 4)]) == [52]  # TRANSACTION_COORDINATOR_FENCED
 
 
 @pytest.mark.parametrize("how", ["sigterm", "kill9"])

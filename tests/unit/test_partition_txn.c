@@ -181,15 +181,50 @@ static void test_abort_written_to_txnindex_in_kafkas_format(void **state)
     assert_int_equal(got[0].first_offset, a);
     assert_int_equal(partition_collect_aborted(&f->p, m + 1, 100, got, 4, &n), KERR_NONE);
     assert_int_equal(n, 0); /* ended before the fetch offset */
-    /* a later ABORT of an empty transaction: first = last = its marker, as Kafka */
+    /* an ABORT of an empty transaction (none ongoing) goes to no index, as Kafka's
+     * appendEndTxnMarker emits no CompletedTxn for it */
     int64_t m2 = marker(f, 6, false);
-    int64_t m3 = marker(f, 9, false);
+    marker(f, 9, false);
+    marker(f, 6, false);
     assert_int_equal(partition_collect_aborted(&f->p, 0, 100, got, 4, &n), KERR_NONE);
-    assert_int_equal(n, 3);
+    assert_int_equal(n, 2);
     assert_int_equal(got[1].first_offset, b);
     assert_int_equal(got[1].last_offset, m2);
-    assert_int_equal(got[2].first_offset, m3);
-    assert_int_equal(got[2].last_offset, m3);
+    assert_int_equal(partition_last_stable_offset(&f->p), partition_high_watermark(&f->p));
+}
+
+/* Kafka's ProducerAppendInfo rules: a producer with an ongoing transaction writes only
+ * transactional batches (INVALID_TXN_STATE), and a marker of an older coordinator epoch than
+ * the producer's last is TRANSACTION_COORDINATOR_FENCED. */
+static void test_txn_state_and_coordinator_fencing(void **state)
+{
+    struct fx *f = *state;
+    produce(f, 1, 0, 1, true);
+    struct batch_builder bb;
+    batch_builder_init(&bb, 1 << 20);
+    bb.producer_id = 1;
+    bb.producer_epoch = 0;
+    bb.base_sequence = 1;
+    assert_int_equal(batch_builder_add(&bb, 1000, NULL, -1, "v", 1, NULL, 0), 0);
+    uint8_t *b;
+    size_t len;
+    assert_int_equal(batch_builder_finish(&bb, BATCH_COMPRESSION_NONE, &b, &len), 0);
+    batch_builder_free(&bb);
+    struct log_append_info info;
+    bool dup;
+    int64_t end = partition_log_end(&f->p);
+    assert_int_equal(partition_append_as_leader(&f->p, b, len, 5000, &info, &dup),
+                     KERR_INVALID_TXN_STATE);
+    assert_int_equal(partition_log_end(&f->p), end);
+    marker(f, 1, true);                                     /* coordinator epoch 7 */
+    assert_int_equal(partition_append_as_leader(&f->p, b, len, 5000, &info, &dup), KERR_NONE);
+    free(b);
+    produce(f, 1, 2, 1, true);
+    end = partition_log_end(&f->p);
+    assert_int_equal(partition_write_txn_marker(&f->p, 1, 0, 6, false, 5000, &info),
+                     KERR_TRANSACTION_COORDINATOR_FENCED);
+    assert_int_equal(partition_log_end(&f->p), end);
+    assert_int_equal(partition_write_txn_marker(&f->p, 1, 0, 8, false, 5000, &info), KERR_NONE);
 }
 
 static void test_marker_of_an_older_epoch_is_refused(void **state)
@@ -361,6 +396,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_marker_is_kafkas_control_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort_written_to_txnindex_in_kafkas_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_marker_of_an_older_epoch_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_state_and_coordinator_fencing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_transaction_survives_a_clean_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unclean_reopen_rebuilds_open_txn_and_txnindex, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncation_below_a_marker, setup, teardown),
