@@ -80,8 +80,9 @@ int plog_append(struct plog *log, uint8_t *batch, size_t len, int64_t now_ms,
 int plog_append_marker(struct plog *log, uint8_t *batch, size_t len, int64_t now,
                        struct log_append_info *info);
 /* Aborted transactions (log/txnindex.h): appends e to the .txnindex of the segment holding
- * its marker (e->last_offset); _ensure appends it only when that file lacks it (a replay
- * after a crash). KERR_NONE or KERR_KAFKA_STORAGE_ERROR. */
+ * its marker (e->last_offset), not synced (the producer snapshot's write syncs the files
+ * first); _ensure appends it, synced, only when that file lacks it (the replay at open).
+ * KERR_NONE or KERR_KAFKA_STORAGE_ERROR. */
 struct txnindex_entry;
 int plog_txnindex_append(struct plog *log, const struct txnindex_entry *e);
 int plog_txnindex_ensure(struct plog *log, const struct txnindex_entry *e);

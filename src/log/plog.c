@@ -855,19 +855,25 @@ int plog_append_marker(struct plog *log, uint8_t *batch, size_t len, int64_t now
     return rc;
 }
 
-int plog_txnindex_append(struct plog *log, const struct txnindex_entry *e)
+static int txnindex_append_locked(struct plog *log, const struct txnindex_entry *e, bool sync)
 {
-    lock(log);
     struct segment *s = log->segs[find_segment(log, e->last_offset)];
     char tx[PATH_MAX];
     snprintf(tx, sizeof(tx), "%s.txnindex", s->base_path);
     int rc = KERR_NONE;
-    if (txnindex_append(tx, e) < 0) {
+    if (txnindex_append(tx, e, sync) < 0) {
         LOG_ERROR(log->who, "Error while appending the aborted transaction of producer %" PRId64
                   " (%" PRId64 "-%" PRId64 ") to %s: %s", e->producer_id, e->first_offset,
                   e->last_offset, tx, strerror(errno));
         rc = KERR_KAFKA_STORAGE_ERROR;
     }
+    return rc;
+}
+
+int plog_txnindex_append(struct plog *log, const struct txnindex_entry *e)
+{
+    lock(log);
+    int rc = txnindex_append_locked(log, e, false);
     unlock(log);
     return rc;
 }
@@ -878,13 +884,14 @@ int plog_txnindex_ensure(struct plog *log, const struct txnindex_entry *e)
     struct segment *s = log->segs[find_segment(log, e->last_offset)];
     char tx[PATH_MAX];
     snprintf(tx, sizeof(tx), "%s.txnindex", s->base_path);
-    bool have = txnindex_has(tx, e->last_offset);
+    int rc = KERR_NONE;
+    if (!txnindex_has(tx, e->last_offset)) {
+        LOG_INFO(log->who, "Rebuilding the aborted transaction of producer %" PRId64 " (%" PRId64
+                 "-%" PRId64 ") in %s", e->producer_id, e->first_offset, e->last_offset, tx);
+        rc = txnindex_append_locked(log, e, true);
+    }
     unlock(log);
-    if (have)
-        return KERR_NONE;
-    LOG_INFO(log->who, "Rebuilding the aborted transaction of producer %" PRId64 " (%" PRId64
-             "-%" PRId64 ") in %s", e->producer_id, e->first_offset, e->last_offset, tx);
-    return plog_txnindex_append(log, e);
+    return rc;
 }
 
 int plog_collect_aborted(struct plog *log, int64_t fetch_offset, int64_t upper,
@@ -1557,7 +1564,7 @@ static int merge_txnindexes(struct plog *log, int at, int nold)
         if (txnindex_read(tx, &e, &n) < 0)
             return -1;
         for (int i = 0; i < n; i++)
-            if (!txnindex_has(first, e[i].last_offset) && txnindex_append(first, &e[i]) < 0) {
+            if (!txnindex_has(first, e[i].last_offset) && txnindex_append(first, &e[i], true) < 0) {
                 free(e);
                 return -1;
             }

@@ -2,9 +2,13 @@
  * fell in the segment) and read whole, bounded by TXNINDEX_READ_MAX entries. */
 #include "log/txnindex.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -74,7 +78,7 @@ int txnindex_read(const char *path, struct txnindex_entry **out, int *n)
     return rc;
 }
 
-int txnindex_append(const char *path, const struct txnindex_entry *e)
+int txnindex_append(const char *path, const struct txnindex_entry *e, bool sync)
 {
     GREGOR_ASSERT(e->first_offset <= e->last_offset);
     int fd = fio_open(path, O_RDWR | O_CREAT, 0644);
@@ -97,11 +101,9 @@ int txnindex_append(const char *path, const struct txnindex_entry *e)
     }
     uint8_t buf[TXNINDEX_ENTRY_SIZE];
     txnindex_encode(buf, e);
-    /* Kept on disk at once: a marker is written once per transaction and partition, and an
-     * entry lost to a crash after the snapshot that replays past its marker is never rebuilt. */
     if (fio_pwrite_full(fd, buf, sizeof(buf), end) == 0 &&
         (st.st_size == end + TXNINDEX_ENTRY_SIZE || fio_ftruncate(fd, end + TXNINDEX_ENTRY_SIZE) == 0) &&
-        fio_fdatasync(fd) == 0)
+        (!sync || fio_fdatasync(fd) == 0))
         rc = 0;
 out:
     fio_close(fd);
@@ -146,6 +148,33 @@ int txnindex_collect(const char *path, int64_t fetch_offset, int64_t upper,
     }
     free(e);
     return 0;
+}
+
+int txnindex_sync_dir(const char *dir)
+{
+    DIR *d = fio_opendir(dir);
+    if (d == NULL)
+        return -1;
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (n <= 9 || strcmp(de->d_name + n - 9, ".txnindex") != 0)
+            continue;
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        int fd = fio_open(path, O_RDONLY, 0);
+        if (fd < 0) {
+            if (errno != ENOENT) /* gone meanwhile (retention): nothing to keep */
+                rc = -1;
+            continue;
+        }
+        if (fio_fdatasync(fd) < 0)
+            rc = -1;
+        fio_close(fd);
+    }
+    closedir(d);
+    return rc;
 }
 
 bool txnindex_has(const char *path, int64_t last_offset)

@@ -26,8 +26,13 @@ int txnindex_decode(const uint8_t in[TXNINDEX_ENTRY_SIZE], struct txnindex_entry
 
 /* Appends one entry to the file at path (created when missing); its last offset must be past
  * the file's last entry's (Kafka's TransactionIndex.append): -1 with errno EINVAL when not,
- * or on an I/O error. */
-int txnindex_append(const char *path, const struct txnindex_entry *e);
+ * or on an I/O error. With sync the file is fdatasync'ed; without, it is left to
+ * txnindex_sync_dir, which the producer snapshot's write runs first (an entry whose marker
+ * is past the newest snapshot is rebuilt by the replay at open). */
+int txnindex_append(const char *path, const struct txnindex_entry *e, bool sync);
+/* fdatasync's every .txnindex file in dir (on the I/O worker, before a producer snapshot
+ * names the offsets past their markers). 0, or -1 when one could not be synced. */
+int txnindex_sync_dir(const char *dir);
 /* Reads the file's entries (a missing file has none) into *out (malloc'ed, caller frees; NULL
  * when none). A torn last entry is ignored. 0 or -1. */
 int txnindex_read(const char *path, struct txnindex_entry **out, int *n);

@@ -3,6 +3,7 @@
  * markers (Kafka's control batch) end it, an abort lands in the segment's .txnindex in Kafka's
  * 34-byte format, read_committed reads stop at the LSO, and all of it survives a clean reopen,
  * an unclean one (snapshots and .txnindex lost: rebuilt from the log) and a truncation. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -314,6 +315,23 @@ static void test_unclean_reopen_rebuilds_open_txn_and_txnindex(void **state)
     assert_int_equal(got[0].first_offset, a);
 }
 
+/* An ABORT's .txnindex entry is not synced on the loop; the producer snapshot that names the
+ * offsets past its marker syncs it first, and is not written when that fails. */
+static void test_snapshot_syncs_txnindex_first(void **state)
+{
+    struct fx *f = *state;
+    produce(f, 1, 0, 2, true);
+    int64_t m = marker(f, 1, false);
+    fio_fault_set(FIO_FDATASYNC, 1, EIO, 0, false);
+    assert_int_equal(producer_state_snapshot(&f->p.producers, f->p.dir_path, m + 1), -1);
+    fio_fault_clear();
+    char snap[1300];
+    snprintf(snap, sizeof(snap), "%s/%020" PRId64 ".snapshot", f->p.dir_path, m + 1);
+    assert_int_equal(access(snap, F_OK), -1);
+    assert_int_equal(producer_state_snapshot(&f->p.producers, f->p.dir_path, m + 1), 0);
+    assert_int_equal(access(snap, F_OK), 0);
+}
+
 /* Truncating below a marker takes its .txnindex entry away and opens its transaction again. */
 static void test_truncation_below_a_marker(void **state)
 {
@@ -352,15 +370,54 @@ static void test_cleaner_bound_is_the_lso(void **state)
     partition_clean_input_free(&in);
 }
 
+/* A follower appending its leader's batches keeps the same open transactions, LSO and
+ * .txnindex entries (the markers come as control batches at the leader's offsets). */
+static void test_follower_replays_markers(void **state)
+{
+    struct fx *f = *state;
+    produce(f, 1, 0, 2, true);
+    int64_t b = produce(f, 2, 0, 1, true);
+    marker(f, 1, false);
+    produce(f, 100, 0, 1, false);
+    struct partition fol;
+    memset(&fol, 0, sizeof(fol));
+    snprintf(fol.dir_path, sizeof(fol.dir_path), "%s/t-1", f->dir);
+    fol.index = 1;
+    assert_int_equal(partition_open(&fol, "t", &f->cfg, -1, 0), KERR_NONE);
+    for (int64_t off = 0; off < partition_log_end(&f->p);) {
+        struct log_slice sl;
+        assert_int_equal(partition_read_log(&f->p, off, 1, &sl), KERR_NONE);
+        uint8_t *bytes = tu_slice_bytes(&sl);
+        struct batch_header h;
+        batch_header_decode(bytes, &h);
+        struct log_append_info info;
+        assert_int_equal(partition_append_as_follower(&fol, bytes, (size_t)batch_total_size(&h), &info),
+                         KERR_NONE);
+        free(bytes);
+        off = batch_last_offset(&h) + 1;
+    }
+    partition_restore_high_watermark(&fol, partition_high_watermark(&f->p));
+    assert_int_equal(partition_last_stable_offset(&fol), b);
+    struct txnindex_entry want[2], got[2];
+    int nw, ng;
+    assert_int_equal(partition_collect_aborted(&f->p, 0, 100, want, 2, &nw), KERR_NONE);
+    assert_int_equal(partition_collect_aborted(&fol, 0, 100, got, 2, &ng), KERR_NONE);
+    assert_int_equal(nw, 1);
+    assert_int_equal(ng, 1);
+    assert_memory_equal(got, want, sizeof(want[0]));
+    assert_int_equal(partition_close(&fol), KERR_NONE);
+}
+
 static void test_txnindex_file_rules(void **state)
 {
     struct fx *f = *state;
     char path[1300];
     snprintf(path, sizeof(path), "%s/x.txnindex", f->dir);
     struct txnindex_entry e1 = {1, 0, 5, 6}, e2 = {2, 3, 9, 10}, e3 = {3, 8, 9, 12};
-    assert_int_equal(txnindex_append(path, &e1), 0);
-    assert_int_equal(txnindex_append(path, &e2), 0);
-    assert_int_equal(txnindex_append(path, &e3), -1); /* last offset must grow (Kafka) */
+    assert_int_equal(txnindex_append(path, &e1, true), 0);
+    assert_int_equal(txnindex_append(path, &e2, false), 0);
+    assert_int_equal(txnindex_append(path, &e3, false), -1); /* last offset must grow (Kafka) */
+    assert_int_equal(txnindex_sync_dir(f->dir), 0);
     /* a torn entry at the end is ignored and overwritten */
     int fd = open(path, O_WRONLY | O_APPEND);
     assert_int_equal(write(fd, "\0\0\0", 3), 3);
@@ -400,7 +457,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_transaction_survives_a_clean_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unclean_reopen_rebuilds_open_txn_and_txnindex, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncation_below_a_marker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_syncs_txnindex_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cleaner_bound_is_the_lso, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_follower_replays_markers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txnindex_file_rules, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
