@@ -217,18 +217,18 @@ static int32_t preferred_read_replica(struct broker *b, const struct partition *
 enum fetch_read_bound { FETCH_READ_HW, FETCH_READ_COMMITTED, FETCH_READ_LOG_END };
 static int64_t read_partition(struct partition *p, const struct fetch_item *it,
                               enum fetch_read_bound bound, int64_t *budget, int64_t total,
-                              struct fetch_response_partition_data *out);
+                              struct fetch_response_partition_data *out, int64_t *read_end);
 
-/* The aborted transactions a read_committed read from fetch_offset must filter (Kafka's
- * addAbortedTransactions, up to the last stable offset), at most FETCH_ABORTED_MAX. -1 when out
- * of request memory. */
+/* The aborted transactions a read_committed read of [fetch_offset, read_end) must filter
+ * (Kafka's addAbortedTransactions, bounded by the end of the records read), at most
+ * FETCH_ABORTED_MAX. -1 when out of request memory. */
 static int aborted_transactions(struct request *r, struct partition *p, int64_t fetch_offset,
-                                struct fetch_response_partition_data *out)
+                                int64_t read_end, struct fetch_response_partition_data *out)
 {
     struct txnindex_entry found[FETCH_ABORTED_MAX];
     int n = 0;
-    int e = partition_collect_aborted(p, fetch_offset, out->last_stable_offset, found,
-                                      FETCH_ABORTED_MAX, &n);
+    GREGOR_ASSERT(read_end > fetch_offset && read_end <= out->last_stable_offset);
+    int e = partition_collect_aborted(p, fetch_offset, read_end, found, FETCH_ABORTED_MAX, &n);
     if (e != KERR_NONE) {
         LOG_WARN("ReplicaManager", "cannot read the aborted transactions of %s: %s",
                  p->dir_path, kerr_name(e));
@@ -290,7 +290,8 @@ static int64_t fetch_partition(struct broker *b, struct request *r, const struct
         int64_t ready = follower_prepare(b, t, p, plan, it, out);
         if (ready > 0 && leader_throttles(b, t, it->partition, p, plan->replica_id))
             return 0; /* Kafka's checkFetchDataInfo: no records, no error */
-        return ready <= 0 ? ready : read_partition(p, it, FETCH_READ_LOG_END, budget, total, out);
+        return ready <= 0 ? ready
+                          : read_partition(p, it, FETCH_READ_LOG_END, budget, total, out, NULL);
     }
     struct fetch_request *req = r->body;
     int64_t hw = partition_high_watermark(p);
@@ -328,9 +329,10 @@ static int64_t fetch_partition(struct broker *b, struct request *r, const struct
     /* Up to the high watermark: a follower's is its leader's as of its last fetch. Past it
      * and up to the log end: nothing, no error; past the log end: OFFSET_OUT_OF_RANGE (Kafka's
      * LocalLog.read, on a leader or a follower alike). */
+    int64_t read_end = it->fetch_offset;
     int64_t got = read_partition(p, it, committed ? FETCH_READ_COMMITTED : FETCH_READ_HW, budget,
-                                 total, out);
-    if (committed && got > 0 && aborted_transactions(r, p, it->fetch_offset, out) < 0) {
+                                 total, out, &read_end);
+    if (committed && got > 0 && aborted_transactions(r, p, it->fetch_offset, read_end, out) < 0) {
         /* Out of request memory: no records rather than aborted ones shown as committed. */
         close(out->records.fd);
         out->records.is_file = false;
@@ -486,10 +488,11 @@ static int64_t follower_prepare(struct broker *b, struct topic *t, struct partit
 }
 
 /* Reads the partition from it->fetch_offset: up to the high watermark, the last stable offset
- * (read_committed) or the log end (a follower). Returns as fetch_partition. */
+ * (read_committed) or the log end (a follower); *read_end (when given) the offset after the
+ * records read. Returns as fetch_partition. */
 static int64_t read_partition(struct partition *p, const struct fetch_item *it,
                               enum fetch_read_bound bound, int64_t *budget, int64_t total,
-                              struct fetch_response_partition_data *out)
+                              struct fetch_response_partition_data *out, int64_t *read_end)
 {
     int64_t want = it->max_bytes < *budget ? it->max_bytes : *budget;
     if (want <= 0 && total > 0)
@@ -517,6 +520,8 @@ static int64_t read_partition(struct partition *p, const struct fetch_item *it,
     out->records.file_offset = slice.position;
     out->records.len = (int32_t)slice.len;
     out->records.ptr = NULL;
+    if (read_end != NULL)
+        *read_end = slice.next_offset;
     *budget -= (int64_t)slice.len;
     return (int64_t)slice.len;
 }

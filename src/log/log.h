@@ -50,6 +50,7 @@ struct log_slice {
     int fd;
     off_t position;
     size_t len;
+    int64_t next_offset;  /* the offset after the slice's last batch (the read offset: none) */
 };
 
 struct plog; /* one partition's log: a directory of segments */

@@ -1022,6 +1022,7 @@ int plog_read(struct plog *log, int64_t offset, int32_t max_bytes, int64_t end_o
     out->fd = -1;
     out->position = 0;
     out->len = 0;
+    out->next_offset = offset;
     lock(log);
     int64_t end = leo(log);
     if (offset < log->log_start || offset > end) {
@@ -1036,10 +1037,10 @@ int plog_read(struct plog *log, int64_t offset, int32_t max_bytes, int64_t end_o
     }
     for (int i = find_segment(log, offset); i < log->nsegs; i++) {
         struct segment *s = log->segs[i];
-        int64_t pos, len;
+        int64_t pos, len, next = offset;
         seg_use(log, s);
         if (segment_find_position(s, offset, &pos, NULL) < 0 ||
-            segment_read_len(s, pos, max_bytes, end_offset, &len) < 0) {
+            segment_read_len(s, pos, max_bytes, end_offset, &len, &next) < 0) {
             LOG_ERROR(log->who, "Error while reading %s.log at offset %" PRId64 ": %s", s->base_path,
                       offset, strerror(errno));
             unlock(log);
@@ -1063,6 +1064,8 @@ int plog_read(struct plog *log, int64_t offset, int32_t max_bytes, int64_t end_o
             }
             out->position = (off_t)pos;
             out->len = (size_t)len;
+            out->next_offset = next;
+            GREGOR_ASSERT(next > offset && next <= end_offset);
         }
         break;
     }

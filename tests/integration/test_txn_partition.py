@@ -111,12 +111,12 @@ def batches(records):
     return out
 
 
-def fetch(bootstrap, offset, isolation):
+def fetch(bootstrap, offset, isolation, max_bytes=1 << 20):
     """Fetch v4 of partition 0: (error, high watermark, LSO, aborted [(pid, first)] or None,
     batches)."""
     name = TOPIC.encode()
     body = struct.pack(">iiiib", -1, 0, 0, 1 << 20, isolation)
-    body += struct.pack(">ih", 1, len(name)) + name + struct.pack(">iiqi", 1, 0, offset, 1 << 20)
+    body += struct.pack(">ih", 1, len(name)) + name + struct.pack(">iiqi", 1, 0, offset, max_bytes)
     resp = call(bootstrap, 1, 4, body)
     off = 4 + 4
     n = struct.unpack(">h", resp[off:off + 2])[0]
@@ -214,6 +214,11 @@ def test_commit_abort_lso_and_read_committed_readers(broker):
     assert aborted == [(pb, 3)]
     assert [(x[0], x[2]) for x in got if x[2] & 0x20] == [(5, 0x30), (6, 0x30)]  # markers
     assert fetch(b, 5, 1)[3] == [(pb, 3)]           # b's marker at 6 is past 5
+    # Only the transactions overlapping the records read (Kafka bounds them by the read's end):
+    # one batch from 1 (offsets 1-2) ends before b's transaction starts at 3.
+    err, _, _, aborted, got = fetch(b, 1, 1, max_bytes=1)
+    assert ([x[0] for x in got], aborted) == ([1], [])
+    assert fetch(b, 3, 1, max_bytes=1)[3] == [(pb, 3)]
     assert fetch(b, 7, 1)[3] == []
     assert latest(b, 1) == 7
 
