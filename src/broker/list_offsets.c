@@ -52,6 +52,9 @@ static void list_one(struct broker *b, struct topic *t, int16_t version, int8_t 
             out->error_code = (int16_t)e;
             return;
         }
+        /* Kafka's fetchOffsetForTimestamp: read_committed finds no offset at or past the LSO. */
+        if (isolation_level == 1 && off >= partition_last_stable_offset(p))
+            off = -1;
         out->offset = off;
         out->timestamp = off >= 0 ? ts : -1;
         out->leader_epoch = off >= 0 ? partition_epoch_for_offset(p, off) : -1;

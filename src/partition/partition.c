@@ -165,6 +165,57 @@ int partition_check_leader_epoch(const struct partition *p, int32_t current_lead
     return KERR_NONE;
 }
 
+/* ---- transactions not yet below the high watermark ---- */
+
+static void unreplicated_free(struct partition *p)
+{
+    free(p->unreplicated);
+    p->unreplicated = NULL;
+    p->nunreplicated = p->unreplicated_cap = 0;
+}
+
+/* Drops the entries whose marker the high watermark passed (and, after a truncation, those
+ * whose marker is gone: the producer state has their transaction ongoing again). */
+static void unreplicated_trim(struct partition *p)
+{
+    int64_t end = plog_end_offset(p->log);
+    int k = 0;
+    while (k < p->nunreplicated && p->unreplicated[k].marker_offset < p->high_watermark)
+        k++;
+    int n = p->nunreplicated;
+    while (n > k && p->unreplicated[n - 1].marker_offset >= end)
+        n--;
+    if (k > 0 && n > k)
+        memmove(p->unreplicated, p->unreplicated + k, (size_t)(n - k) * sizeof(*p->unreplicated));
+    p->nunreplicated = n > k ? n - k : 0;
+}
+
+/* A completed (non-empty) transaction whose marker is at or past the high watermark. */
+static void unreplicated_push(struct partition *p, int64_t first_offset, int64_t marker_offset)
+{
+    unreplicated_trim(p);
+    if (first_offset < 0 || marker_offset < p->high_watermark)
+        return;
+    GREGOR_ASSERT(p->nunreplicated == 0 ||
+                  p->unreplicated[p->nunreplicated - 1].marker_offset < marker_offset);
+    if (p->nunreplicated == PARTITION_UNREPLICATED_TXNS_MAX) {
+        LOG_WARN("ProducerStateManager", "%d transactions of %s await replication: the oldest no "
+                 "longer holds the last stable offset", p->nunreplicated, p->dir_path);
+        memmove(p->unreplicated, p->unreplicated + 1,
+                (size_t)(p->nunreplicated - 1) * sizeof(*p->unreplicated));
+        p->nunreplicated--;
+    }
+    if (p->nunreplicated == p->unreplicated_cap) {
+        int cap = p->unreplicated_cap ? p->unreplicated_cap * 2 : 8;
+        struct partition_unreplicated_txn *n = realloc(p->unreplicated, (size_t)cap * sizeof(*n));
+        if (n == NULL)
+            return; /* out of memory: the LSO may pass it before its marker is replicated */
+        p->unreplicated = n;
+        p->unreplicated_cap = cap;
+    }
+    p->unreplicated[p->nunreplicated++] = (struct partition_unreplicated_txn){first_offset, marker_offset};
+}
+
 /* ---- lifecycle ---- */
 
 /* An ABORT marker the producer state replayed at open (the log after its newest snapshot): its
@@ -212,6 +263,7 @@ int partition_close(struct partition *p)
     int e = plog_close(p->log);
     p->log = NULL;
     producer_state_free(&p->producers);
+    unreplicated_free(p);
     return e;
 }
 
@@ -220,6 +272,7 @@ int partition_delete(struct partition *p)
     int e = plog_delete(p->log);
     p->log = NULL;
     producer_state_free(&p->producers);
+    unreplicated_free(p);
     return e;
 }
 
@@ -228,6 +281,7 @@ int partition_retire(struct partition *p, const char *to)
     int e = plog_retire(p->log, to);
     p->log = NULL;
     producer_state_free(&p->producers);
+    unreplicated_free(p);
     return e;
 }
 
@@ -294,6 +348,7 @@ static void follow_marker(struct partition *p, const uint8_t *batch, size_t len,
     struct producer_completed_txn txn;
     producer_state_end_txn(&p->producers, h->producer_id, h->producer_epoch, coordinator_epoch,
                            h->base_offset, type == 1, &txn);
+    unreplicated_push(p, txn.first_offset, txn.last_offset);
     struct txnindex_entry te = {txn.producer_id, txn.first_offset, txn.last_offset,
                                 txn.last_stable_offset};
     if (txn.aborted && plog_txnindex_append(p->log, &te) != KERR_NONE)
@@ -344,6 +399,7 @@ int partition_truncate_to(struct partition *p, int64_t offset)
     }
     if (p->high_watermark > end)
         p->high_watermark = end;
+    unreplicated_trim(p);
     atomic_fetch_add(&p->truncations, 1); /* before the snapshots past the end go */
     /* A follower that keeps the sequences of batches it truncated would, once leader, answer a
      * retry of one DUPLICATE: acknowledged, and stored nowhere. */
@@ -374,6 +430,11 @@ int64_t partition_high_watermark(const struct partition *p) { return p->high_wat
 int64_t partition_last_stable_offset(const struct partition *p)
 {
     int64_t first = producer_state_first_unstable_offset(&p->producers);
+    for (int i = 0; i < p->nunreplicated; i++) {
+        const struct partition_unreplicated_txn *u = &p->unreplicated[i];
+        if (u->marker_offset >= p->high_watermark && u->first_offset < first)
+            first = u->first_offset;
+    }
     int64_t lso = first < p->high_watermark ? first : p->high_watermark;
     GREGOR_ASSERT(lso >= 0 && lso <= p->high_watermark);
     return lso;
@@ -436,6 +497,7 @@ int partition_write_txn_marker(struct partition *p, int64_t pid, int16_t epoch,
     struct producer_completed_txn txn;
     producer_state_end_txn(&p->producers, pid, epoch, coordinator_epoch, info->base_offset,
                            commit, &txn);
+    unreplicated_push(p, txn.first_offset, txn.last_offset);
     if (txn.aborted) { /* a non-empty transaction's ABORT */
         struct txnindex_entry te = {pid, txn.first_offset, txn.last_offset, txn.last_stable_offset};
         e = plog_txnindex_append(p->log, &te);

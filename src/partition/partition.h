@@ -55,6 +55,12 @@ struct partition_replication {
     int32_t leader_epoch;            /* the owner's: the epoch this leadership is in */
 };
 
+struct partition_unreplicated_txn {
+    int64_t first_offset;
+    int64_t marker_offset;
+};
+#define PARTITION_UNREPLICATED_TXNS_MAX 65536
+
 struct topic;
 struct partition {
     struct topic *topic;             /* the owner's (opaque here) */
@@ -63,6 +69,12 @@ struct partition {
     int dir_index;                   /* which log dir holds it (the owner's) */
     char dir_path[1100];
     struct producer_state producers; /* idempotence: snapshots + log tail at open */
+    /* Transactions whose marker is written but not yet below the high watermark, in marker
+     * order (Kafka's unreplicatedTxns): they hold the last stable offset at their first
+     * offset until the high watermark passes the marker. Malloc'ed, at most
+     * PARTITION_UNREPLICATED_TXNS_MAX (the oldest goes past it, logged). */
+    struct partition_unreplicated_txn *unreplicated;
+    int nunreplicated, unreplicated_cap;
     /* Truncations so far, counted (loop thread) before one removes the producer snapshots
      * past its new end; read by the I/O worker writing a snapshot image taken before. */
     _Atomic uint64_t truncations;

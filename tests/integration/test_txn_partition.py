@@ -134,11 +134,11 @@ def fetch(bootstrap, offset, isolation, max_bytes=1 << 20):
     return err, hw, lso, aborted, batches(records)
 
 
-def latest(bootstrap, isolation):
-    """ListOffsets v2 LATEST of partition 0."""
+def latest(bootstrap, isolation, timestamp=-1):
+    """ListOffsets v2 of partition 0: LATEST, or the first offset at timestamp or later."""
     name = TOPIC.encode()
     body = struct.pack(">ib", -1, isolation) + struct.pack(">ih", 1, len(name)) + name
-    body += struct.pack(">iiq", 1, 0, -1)
+    body += struct.pack(">iiq", 1, 0, timestamp)
     resp = call(bootstrap, 2, 2, body)
     off = 4 + 4
     n = struct.unpack(">h", resp[off:off + 2])[0]
@@ -258,6 +258,21 @@ def test_marker_and_batch_refusals(broker):
     assert write_markers(b, [(pid, epoch + 1, True, 5)]) == [0]
     assert latest(b, 1) == 2
     assert write_markers(b, [(pid, epoch + 1, True, 4)]) == [52]  # TRANSACTION_COORDINATOR_FENCED
+
+
+def test_offset_for_timestamp_read_committed(broker):
+    """Kafka's fetchOffsetForTimestamp: read_committed finds no offset at or past the LSO."""
+    b = broker.bootstrap
+    setup_topic(b)
+    pid, epoch = init_pid(b)
+    assert produce(b, record_batch([b"c"], ts=1000)) == (0, 0)
+    txn = record_batch([b"t"], producer_id=pid, epoch=epoch, base_sequence=0, ts=2000,
+                       attributes=TRANSACTIONAL)
+    assert produce(b, txn, "tx") == (0, 1)
+    assert latest(b, 1, 1500) == -1 and latest(b, 0, 1500) == 1
+    assert latest(b, 1, 500) == 0
+    assert write_markers(b, [(pid, epoch, True, 0)]) == [0]
+    assert latest(b, 1, 1500) == 1
 
 
 @pytest.mark.parametrize("how", ["sigterm", "kill9"])

@@ -370,6 +370,33 @@ static void test_cleaner_bound_is_the_lso(void **state)
     partition_clean_input_free(&in);
 }
 
+/* Kafka's unreplicatedTxns: on a leader with a follower in the ISR, a transaction's marker
+ * moves the last stable offset only once the high watermark passed the marker (before, a
+ * read_committed reader could read a transaction whose marker a failover may lose). */
+static void test_lso_waits_for_the_marker_to_replicate(void **state)
+{
+    struct fx *f = *state;
+    static const int32_t assigned[2] = {1, 2};
+    partition_lead_replicated(&f->p, 1, assigned, 2, assigned, 2, 5000, 30000);
+    int64_t a = produce(f, 1, 0, 2, true);                   /* 0-1 */
+    assert_int_equal(partition_follower_fetched(&f->p, 2, 2, 5001, true), KERR_NONE);
+    partition_update_high_watermark(&f->p, 5001);
+    assert_int_equal(partition_high_watermark(&f->p), 2);
+    assert_int_equal(partition_last_stable_offset(&f->p), a);
+    int64_t m = marker(f, 1, true);                         /* 2 */
+    produce(f, 100, 0, 1, false);                            /* 3 */
+    assert_int_equal(partition_follower_fetched(&f->p, 2, m, 5002, true), KERR_NONE);
+    partition_update_high_watermark(&f->p, 5002);
+    assert_int_equal(partition_high_watermark(&f->p), m);  /* the marker not yet below it */
+    assert_int_equal(partition_last_stable_offset(&f->p), a);
+    assert_int_equal(partition_follower_fetched(&f->p, 2, m + 1, 5003, true), KERR_NONE);
+    partition_update_high_watermark(&f->p, 5003);
+    assert_int_equal(partition_last_stable_offset(&f->p), m + 1);
+    assert_int_equal(partition_follower_fetched(&f->p, 2, m + 2, 5004, true), KERR_NONE);
+    partition_update_high_watermark(&f->p, 5004);
+    assert_int_equal(partition_last_stable_offset(&f->p), m + 2);
+}
+
 /* A follower appending its leader's batches keeps the same open transactions, LSO and
  * .txnindex entries (the markers come as control batches at the leader's offsets). */
 static void test_follower_replays_markers(void **state)
@@ -460,6 +487,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_syncs_txnindex_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cleaner_bound_is_the_lso, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follower_replays_markers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lso_waits_for_the_marker_to_replicate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txnindex_file_rules, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
