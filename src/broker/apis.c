@@ -52,6 +52,7 @@ CODEC(incremental_alter_configs)
 CODEC(offset_delete)
 CODEC(describe_cluster)
 CODEC(describe_producers)
+CODEC(write_txn_markers)
 CODEC(consumer_group_heartbeat)
 CODEC(consumer_group_describe)
 CODEC(controlled_shutdown)
@@ -85,6 +86,7 @@ const struct api_entry broker_apis[] = {
     API(DELETE_RECORDS, delete_records, handle_delete_records),
     API(INIT_PRODUCER_ID, init_producer_id, handle_init_producer_id),
     API(OFFSET_FOR_LEADER_EPOCH, offset_for_leader_epoch, handle_offset_for_leader_epoch),
+    API(WRITE_TXN_MARKERS, write_txn_markers, handle_write_txn_markers),
     API(DESCRIBE_CONFIGS, describe_configs, handle_describe_configs),
     API(ALTER_CONFIGS, alter_configs, handle_alter_configs),
     API(CREATE_PARTITIONS, create_partitions, handle_create_partitions),

@@ -24,8 +24,8 @@ static int describe_one(struct request *r, struct topic *t, int32_t idx,
         s->producer_epoch = e->epoch;
         s->last_sequence = e->n > 0 ? e->batches[e->n - 1].last_seq : -1;
         s->last_timestamp = e->last_timestamp;
-        s->coordinator_epoch = -1;
-        s->current_txn_start_offset = -1;
+        s->coordinator_epoch = e->coordinator_epoch;
+        s->current_txn_start_offset = e->txn_first_offset;
     }
     po->n_active_producers = k;
     return 0;

@@ -16,7 +16,12 @@
 #include "log/convert.h"
 #include "log/fileio.h"
 #include "net/loop.h"
+#include "log/txnindex.h"
 #include "proto/messages.h"
+
+/* The most aborted transactions one partition's read_committed answer lists (Kafka lists all
+ * those overlapping the records read: a client reading past more sees the rest next fetch). */
+#define FETCH_ABORTED_MAX 512
 
 static uint8_t empty_records[1];
 
@@ -207,9 +212,40 @@ static bool leader_throttles(struct broker *b, const struct topic *t, int32_t pa
                              const struct partition *p, int32_t replica_id);
 static int32_t preferred_read_replica(struct broker *b, const struct partition *p,
                                       struct kstr rack, int64_t fetch_offset);
-static int64_t read_partition(struct partition *p, const struct fetch_item *it, bool to_log_end,
-                              int64_t *budget, int64_t total,
-                              struct fetch_response_partition_data *out);
+/* How far a read goes: the high watermark (read_uncommitted), the last stable offset
+ * (read_committed) or the log end (a follower). */
+enum fetch_read_bound { FETCH_READ_HW, FETCH_READ_COMMITTED, FETCH_READ_LOG_END };
+static int64_t read_partition(struct partition *p, const struct fetch_item *it,
+                              enum fetch_read_bound bound, int64_t *budget, int64_t total,
+                              struct fetch_response_partition_data *out, int64_t *read_end);
+
+/* The aborted transactions a read_committed read of [fetch_offset, read_end) must filter
+ * (Kafka's addAbortedTransactions, bounded by the end of the records read), at most
+ * FETCH_ABORTED_MAX. -1 when out of request memory. */
+static int aborted_transactions(struct request *r, struct partition *p, int64_t fetch_offset,
+                                int64_t read_end, struct fetch_response_partition_data *out)
+{
+    struct txnindex_entry found[FETCH_ABORTED_MAX];
+    int n = 0;
+    GREGOR_ASSERT(read_end > fetch_offset && read_end <= out->last_stable_offset);
+    int e = partition_collect_aborted(p, fetch_offset, read_end, found, FETCH_ABORTED_MAX, &n);
+    if (e != KERR_NONE) {
+        LOG_WARN("ReplicaManager", "cannot read the aborted transactions of %s: %s",
+                 p->dir_path, kerr_name(e));
+        return 0; /* the records go out; the client sees aborted ones as committed */
+    }
+    if (n == 0)
+        return 0;
+    out->aborted_transactions = request_alloc(r, sizeof(*out->aborted_transactions) * (size_t)n);
+    if (out->aborted_transactions == NULL)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        out->aborted_transactions[i].producer_id = found[i].producer_id;
+        out->aborted_transactions[i].first_offset = found[i].first_offset;
+    }
+    out->n_aborted_transactions = n;
+    return 0;
+}
 
 /* Reads one partition; returns record bytes (0 when none), or -1 when it is answered at once:
  * a partition error, or a preferred read replica named (KIP-392).
@@ -254,7 +290,8 @@ static int64_t fetch_partition(struct broker *b, struct request *r, const struct
         int64_t ready = follower_prepare(b, t, p, plan, it, out);
         if (ready > 0 && leader_throttles(b, t, it->partition, p, plan->replica_id))
             return 0; /* Kafka's checkFetchDataInfo: no records, no error */
-        return ready <= 0 ? ready : read_partition(p, it, true, budget, total, out);
+        return ready <= 0 ? ready
+                          : read_partition(p, it, FETCH_READ_LOG_END, budget, total, out, NULL);
     }
     struct fetch_request *req = r->body;
     int64_t hw = partition_high_watermark(p);
@@ -280,12 +317,32 @@ static int64_t fetch_partition(struct broker *b, struct request *r, const struct
                   it->topic.len, it->topic.ptr, it->partition, it->fetch_offset,
                   req->rack_id.len > 0 ? req->rack_id.len : 0,
                   req->rack_id.len > 0 ? req->rack_id.ptr : "", b->cfg.node_id, hw);
+    /* read_committed (v4+): up to the last stable offset, with the aborted transactions of
+     * what is read, an empty list when none (Kafka's emptyFetchDataInfo with them). */
+    bool committed = r->api_version >= 4 && req->isolation_level == 1;
+    if (committed)
+        out->n_aborted_transactions = 0;
     if (it->fetch_offset == hw)
+        return 0;
+    if (committed && it->fetch_offset >= out->last_stable_offset && it->fetch_offset <= hw)
         return 0;
     /* Up to the high watermark: a follower's is its leader's as of its last fetch. Past it
      * and up to the log end: nothing, no error; past the log end: OFFSET_OUT_OF_RANGE (Kafka's
      * LocalLog.read, on a leader or a follower alike). */
-    return read_partition(p, it, false, budget, total, out);
+    int64_t read_end = it->fetch_offset;
+    int64_t got = read_partition(p, it, committed ? FETCH_READ_COMMITTED : FETCH_READ_HW, budget,
+                                 total, out, &read_end);
+    if (committed && got > 0 && aborted_transactions(r, p, it->fetch_offset, read_end, out) < 0) {
+        /* Out of request memory: no records rather than aborted ones shown as committed. */
+        close(out->records.fd);
+        out->records.is_file = false;
+        out->records.fd = -1;
+        out->records.ptr = empty_records;
+        out->records.len = 0;
+        *budget += got;
+        return 0;
+    }
+    return got;
 }
 
 /* ReplicaManager.shouldLeaderThrottle (KIP-73): a follower not in the ISR, of a partition
@@ -430,19 +487,21 @@ static int64_t follower_prepare(struct broker *b, struct topic *t, struct partit
     return it->fetch_offset == log_end ? 0 : 1;
 }
 
-/* Reads the partition from it->fetch_offset: up to the high watermark, or (to_log_end) the log
- * end for a follower. Returns as fetch_partition. */
-static int64_t read_partition(struct partition *p, const struct fetch_item *it, bool to_log_end,
-                              int64_t *budget, int64_t total,
-                              struct fetch_response_partition_data *out)
+/* Reads the partition from it->fetch_offset: up to the high watermark, the last stable offset
+ * (read_committed) or the log end (a follower); *read_end (when given) the offset after the
+ * records read. Returns as fetch_partition. */
+static int64_t read_partition(struct partition *p, const struct fetch_item *it,
+                              enum fetch_read_bound bound, int64_t *budget, int64_t total,
+                              struct fetch_response_partition_data *out, int64_t *read_end)
 {
     int64_t want = it->max_bytes < *budget ? it->max_bytes : *budget;
     if (want <= 0 && total > 0)
         return 0;
     struct log_slice slice;
     int32_t limit = (int32_t)(want > 0 ? want : 1);
-    int e = to_log_end ? partition_read_log(p, it->fetch_offset, limit, &slice)
-                       : partition_read(p, it->fetch_offset, limit, &slice);
+    int e = bound == FETCH_READ_LOG_END  ? partition_read_log(p, it->fetch_offset, limit, &slice)
+            : bound == FETCH_READ_COMMITTED ? partition_read_committed(p, it->fetch_offset, limit, &slice)
+                                            : partition_read(p, it->fetch_offset, limit, &slice);
     if (e != KERR_NONE) {
         out->error_code = (int16_t)e;
         return -1;
@@ -461,6 +520,8 @@ static int64_t read_partition(struct partition *p, const struct fetch_item *it, 
     out->records.file_offset = slice.position;
     out->records.len = (int32_t)slice.len;
     out->records.ptr = NULL;
+    if (read_end != NULL)
+        *read_end = slice.next_offset;
     *budget -= (int64_t)slice.len;
     return (int64_t)slice.len;
 }

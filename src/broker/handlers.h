@@ -20,6 +20,7 @@ enum request_status handle_describe_cluster(struct broker *b, struct request *r)
 enum request_status handle_delete_records(struct broker *b, struct request *r);
 enum request_status handle_init_producer_id(struct broker *b, struct request *r);
 enum request_status handle_describe_producers(struct broker *b, struct request *r);
+enum request_status handle_write_txn_markers(struct broker *b, struct request *r);
 enum request_status handle_offset_for_leader_epoch(struct broker *b, struct request *r);
 enum request_status handle_controlled_shutdown(struct broker *b, struct request *r);
 enum request_status handle_elect_leaders(struct broker *b, struct request *r);

@@ -1,4 +1,5 @@
-/* ListOffsets (2): v0's old form (a list of offsets, below), earliest (-2), latest (-1), max timestamp (-3), earliest local (-4, v8+:
+/* ListOffsets (2): v0's old form (a list of offsets, below), earliest (-2), latest (-1: the high
+ * watermark, or the last stable offset for isolation_level 1), max timestamp (-3), earliest local (-4, v8+:
  * the log start, everything is local here), last tiered (-5, v9+: none, offset -1), or the
  * first offset whose timestamp is at least the one asked, per partition. As Kafka 4.1, -4 and
  * -5 below their versions are UNSUPPORTED_VERSION. */
@@ -7,7 +8,7 @@
 #include "common/util.h"
 #include "proto/messages.h"
 
-static void list_one(struct broker *b, struct topic *t, int16_t version,
+static void list_one(struct broker *b, struct topic *t, int16_t version, int8_t isolation_level,
                      const struct list_offsets_request_list_offsets_partition *in,
                      struct list_offsets_response_list_offsets_partition_response *out)
 {
@@ -33,8 +34,9 @@ static void list_one(struct broker *b, struct topic *t, int16_t version,
         return;
     }
     switch (in->timestamp) {
-    case -1:
-        out->offset = partition_high_watermark(p);
+    case -1: /* read_committed: the last stable offset (Kafka's fetchOffsetForTimestamp) */
+        out->offset = isolation_level == 1 ? partition_last_stable_offset(p)
+                                           : partition_high_watermark(p);
         break;
     case -2:
     case -4: /* earliest local: everything is local here */
@@ -50,6 +52,9 @@ static void list_one(struct broker *b, struct topic *t, int16_t version,
             out->error_code = (int16_t)e;
             return;
         }
+        /* Kafka's fetchOffsetForTimestamp: read_committed finds no offset at or past the LSO. */
+        if (isolation_level == 1 && off >= partition_last_stable_offset(p))
+            off = -1;
         out->offset = off;
         out->timestamp = off >= 0 ? ts : -1;
         out->leader_epoch = off >= 0 ? partition_epoch_for_offset(p, off) : -1;
@@ -138,7 +143,7 @@ enum request_status handle_list_offsets(struct broker *b, struct request *r)
                 continue;
             }
             if (r->api_version > 0)
-                list_one(b, t, r->api_version, &it->partitions[j], &ot->partitions[j]);
+                list_one(b, t, r->api_version, req->isolation_level, &it->partitions[j], &ot->partitions[j]);
             else if (list_old_style(r, t, &it->partitions[j], &ot->partitions[j]) < 0)
                 return REQUEST_CLOSE;
         }

@@ -445,7 +445,7 @@ static struct partition *filthiest(struct log_cleaner *lc, int64_t now, int64_t 
             struct ckpt_entry *e = ckpt_find(lc, p->dir_index, t->name, i);
             int64_t cp = e != NULL ? e->offset : -1;
             struct cleaner_dirty d;
-            partition_clean_examine(p, cp, partition_high_watermark(p), &t->cfg, now, &d);
+            partition_clean_examine(p, cp, partition_last_stable_offset(p), &t->cfg, now, &d);
             if (d.needs_cleaning && d.cleanable_bytes > 0 && d.dirty_ratio > best_ratio) {
                 best = p;
                 best_ratio = d.dirty_ratio;

@@ -284,10 +284,7 @@ static bool produce_run(struct broker *b, struct request *r, int64_t deadline_us
                 e = KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
             else if (wait->bad_acks)
                 e = KERR_INVALID_REQUIRED_ACKS;
-            else if (req->transactional_id.ptr != NULL) {
-                e = KERR_INVALID_REQUEST;
-                out->error_message = kstr_of("transactions are not supported by this broker yet");
-            } else if (broker_leader_check(b, tname, pd->index) != KERR_NONE)
+            else if (broker_leader_check(b, tname, pd->index) != KERR_NONE)
                 e = KERR_NOT_LEADER_OR_FOLLOWER; /* the client refreshes Metadata, retries */
             else if (t == NULL && r->api_version >= 13)
                 e = KERR_UNKNOWN_TOPIC_ID;
@@ -591,7 +588,8 @@ enum request_status handle_produce(struct broker *b, struct request *r)
     wait->bad_acks = acks != 0 && acks != 1 && acks != -1;
     /* Kafka answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition, before anything
      * else, when a transactional batch comes without a transactional id (whatever its
-     * producer id); with one, transactions are refused below as not supported yet. */
+     * producer id); with one, the batches are appended and the partition tracks the
+     * producer's transaction until its marker (WriteTxnMarkers). */
     wait->txn_without_id = req->transactional_id.ptr == NULL && has_transactional_batch(req);
     r->state = wait;
     resp->n_responses = req->n_topic_data > 0 ? req->n_topic_data : 0;

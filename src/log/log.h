@@ -50,6 +50,7 @@ struct log_slice {
     int fd;
     off_t position;
     size_t len;
+    int64_t next_offset;  /* the offset after the slice's last batch (the read offset: none) */
 };
 
 struct plog; /* one partition's log: a directory of segments */
@@ -74,6 +75,23 @@ int plog_open(const char *dir, const char *topic, int32_t partition, const struc
  * batch is visible to readers (a short write is truncated away). */
 int plog_append(struct plog *log, uint8_t *batch, size_t len, int64_t now_ms,
                 struct log_append_info *info);
+
+/* Appends a transaction marker (a control batch of one record the partition built, trusted):
+ * offsets and leader epoch assigned as plog_append. */
+int plog_append_marker(struct plog *log, uint8_t *batch, size_t len, int64_t now,
+                       struct log_append_info *info);
+/* Aborted transactions (log/txnindex.h): appends e to the .txnindex of the segment holding
+ * its marker (e->last_offset), not synced (the producer snapshot's write syncs the files
+ * first); _ensure appends it, synced, only when that file lacks it (the replay at open).
+ * KERR_NONE or KERR_KAFKA_STORAGE_ERROR. */
+struct txnindex_entry;
+int plog_txnindex_append(struct plog *log, const struct txnindex_entry *e);
+int plog_txnindex_ensure(struct plog *log, const struct txnindex_entry *e);
+/* Kafka's collectAbortedTransactions: from the segment holding fetch_offset on, the aborted
+ * transactions overlapping [fetch_offset, upper), at most max (*n of them), until an entry's
+ * last stable offset reaches upper. */
+int plog_collect_aborted(struct plog *log, int64_t fetch_offset, int64_t upper,
+                         struct txnindex_entry *out, int max, int *n);
 
 /* The leader epoch stamped on the batches plog_append writes from now on (never lower). */
 void plog_set_leader_epoch(struct plog *log, int32_t epoch);

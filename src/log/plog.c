@@ -16,6 +16,7 @@
 #include "log/fileio.h"
 #include "log/log.h"
 #include "log/segment.h"
+#include "log/txnindex.h"
 
 /* Inactive segments whose files stay open after use, per log. Every other inactive segment
  * holds no descriptor (Kafka maps its indexes lazily); a read reopens what it needs. */
@@ -146,7 +147,8 @@ static void seg_forget(struct plog *log, struct segment *s)
 
 static void unlink_deleted_files(const char *base_path)
 {
-    static const char *suffixes[] = {".log.deleted", ".index.deleted", ".timeindex.deleted"};
+    static const char *suffixes[] = {".log.deleted", ".index.deleted", ".timeindex.deleted",
+                                     ".txnindex.deleted"};
     for (size_t i = 0; i < ARRAY_LEN(suffixes); i++) {
         char p[PATH_MAX];
         snprintf(p, sizeof(p), "%s%s", base_path, suffixes[i]);
@@ -643,7 +645,7 @@ static int load_segments(struct plog *log, int64_t recovery_point, bool *recover
             for (int j = i + 1; j < n; j++) {
                 char p[PATH_MAX];
                 LOG_WARN(log->who, "Deleting segment %020" PRId64 " since it follows a truncated segment", bases[j]);
-                static const char *sfx[] = {".log", ".index", ".timeindex"};
+                static const char *sfx[] = {".log", ".index", ".timeindex", ".txnindex"};
                 for (size_t k = 0; k < ARRAY_LEN(sfx); k++) {
                     segment_file_name(p, sizeof(p), log->dir, bases[j], sfx[k]);
                     fio_unlink(p);
@@ -775,6 +777,11 @@ int plog_open(const char *dir, const char *topic, int32_t partition, const struc
         free_log(log);
         return KERR_KAFKA_STORAGE_ERROR;
     }
+    /* A recovery that cut the tail also cuts the aborted transactions of markers it removed. */
+    char tx[PATH_MAX];
+    snprintf(tx, sizeof(tx), "%s.txnindex", active_seg(log)->base_path);
+    if (txnindex_truncate(tx, leo(log)) < 0)
+        LOG_WARN(log->who, "Could not truncate %s to %" PRId64 ": %s", tx, leo(log), strerror(errno));
     *out = log;
     return KERR_NONE;
 }
@@ -826,6 +833,83 @@ int plog_append(struct plog *log, uint8_t *batch, size_t len, int64_t now,
         struct batch_header h;
         batch_header_decode(batch, &h);
         rc = append_locked(log, batch, len, &h, now, true, info);
+    }
+    unlock(log);
+    return rc;
+}
+
+static int find_segment(const struct plog *log, int64_t offset);
+
+int plog_append_marker(struct plog *log, uint8_t *batch, size_t len, int64_t now,
+                       struct log_append_info *info)
+{
+    if (len < BATCH_HEADER_SIZE)
+        return KERR_CORRUPT_MESSAGE;
+    struct batch_header h;
+    batch_header_decode(batch, &h);
+    GREGOR_ASSERT((h.attributes & BATCH_ATTR_CONTROL) && h.records_count == 1 &&
+                  (uint64_t)batch_total_size(&h) == len);
+    lock(log);
+    int rc = append_locked(log, batch, len, &h, now, true, info);
+    unlock(log);
+    return rc;
+}
+
+static int txnindex_append_locked(struct plog *log, const struct txnindex_entry *e, bool sync)
+{
+    struct segment *s = log->segs[find_segment(log, e->last_offset)];
+    char tx[PATH_MAX];
+    snprintf(tx, sizeof(tx), "%s.txnindex", s->base_path);
+    int rc = KERR_NONE;
+    if (txnindex_append(tx, e, sync) < 0) {
+        LOG_ERROR(log->who, "Error while appending the aborted transaction of producer %" PRId64
+                  " (%" PRId64 "-%" PRId64 ") to %s: %s", e->producer_id, e->first_offset,
+                  e->last_offset, tx, strerror(errno));
+        rc = KERR_KAFKA_STORAGE_ERROR;
+    }
+    return rc;
+}
+
+int plog_txnindex_append(struct plog *log, const struct txnindex_entry *e)
+{
+    lock(log);
+    int rc = txnindex_append_locked(log, e, false);
+    unlock(log);
+    return rc;
+}
+
+int plog_txnindex_ensure(struct plog *log, const struct txnindex_entry *e)
+{
+    lock(log);
+    struct segment *s = log->segs[find_segment(log, e->last_offset)];
+    char tx[PATH_MAX];
+    snprintf(tx, sizeof(tx), "%s.txnindex", s->base_path);
+    int rc = KERR_NONE;
+    if (!txnindex_has(tx, e->last_offset)) {
+        LOG_INFO(log->who, "Rebuilding the aborted transaction of producer %" PRId64 " (%" PRId64
+                 "-%" PRId64 ") in %s", e->producer_id, e->first_offset, e->last_offset, tx);
+        rc = txnindex_append_locked(log, e, true);
+    }
+    unlock(log);
+    return rc;
+}
+
+int plog_collect_aborted(struct plog *log, int64_t fetch_offset, int64_t upper,
+                         struct txnindex_entry *out, int max, int *n)
+{
+    *n = 0;
+    lock(log);
+    int rc = KERR_NONE;
+    bool complete = false;
+    /* A transaction overlapping [fetch_offset, upper) ends at or past fetch_offset, and its
+     * entry is in the segment of its marker: the segment holding fetch_offset or a later one. */
+    for (int i = find_segment(log, fetch_offset); i < log->nsegs && !complete && *n < max; i++) {
+        char tx[PATH_MAX];
+        snprintf(tx, sizeof(tx), "%s.txnindex", log->segs[i]->base_path);
+        if (txnindex_collect(tx, fetch_offset, upper, out, max, n, &complete) < 0) {
+            rc = KERR_KAFKA_STORAGE_ERROR;
+            break;
+        }
     }
     unlock(log);
     return rc;
@@ -898,6 +982,10 @@ int plog_truncate_to(struct plog *log, int64_t offset)
         (segment_find_position(s, offset, &pos, NULL) < 0 || segment_truncate(s, pos) < 0 ||
          segment_recover(s, s->base_offset, &cut, &why) < 0))
         rc = KERR_KAFKA_STORAGE_ERROR;
+    char tx[PATH_MAX];
+    snprintf(tx, sizeof(tx), "%s.txnindex", s->base_path);
+    if (rc == KERR_NONE && txnindex_truncate(tx, offset) < 0)
+        rc = KERR_KAFKA_STORAGE_ERROR;
     if (rc != KERR_NONE)
         LOG_ERROR(log->who, "Error while truncating to offset %" PRId64 ": %s", offset, strerror(errno));
     if (log->flushed_offset > leo(log))
@@ -934,6 +1022,7 @@ int plog_read(struct plog *log, int64_t offset, int32_t max_bytes, int64_t end_o
     out->fd = -1;
     out->position = 0;
     out->len = 0;
+    out->next_offset = offset;
     lock(log);
     int64_t end = leo(log);
     if (offset < log->log_start || offset > end) {
@@ -948,10 +1037,10 @@ int plog_read(struct plog *log, int64_t offset, int32_t max_bytes, int64_t end_o
     }
     for (int i = find_segment(log, offset); i < log->nsegs; i++) {
         struct segment *s = log->segs[i];
-        int64_t pos, len;
+        int64_t pos, len, next = offset;
         seg_use(log, s);
         if (segment_find_position(s, offset, &pos, NULL) < 0 ||
-            segment_read_len(s, pos, max_bytes, end_offset, &len) < 0) {
+            segment_read_len(s, pos, max_bytes, end_offset, &len, &next) < 0) {
             LOG_ERROR(log->who, "Error while reading %s.log at offset %" PRId64 ": %s", s->base_path,
                       offset, strerror(errno));
             unlock(log);
@@ -975,6 +1064,8 @@ int plog_read(struct plog *log, int64_t offset, int32_t max_bytes, int64_t end_o
             }
             out->position = (off_t)pos;
             out->len = (size_t)len;
+            out->next_offset = next;
+            GREGOR_ASSERT(next > offset && next <= end_offset);
         }
         break;
     }
@@ -1460,8 +1551,40 @@ static int segment_at_base(const struct plog *log, int64_t base)
 }
 
 /* After the commit point: old segments to .deleted, .swap to live, the new segment in. */
+/* The aborted transactions of the nold segments from at go to the first one's .txnindex, which
+ * the cleaned segment (the same base) keeps: the others' files go. Kafka writes them into the
+ * .cleaned segment's index instead (swapped with it): here a crash between the two steps
+ * leaves an entry twice or in a file nothing reads, never one lost before the swap. */
+static int merge_txnindexes(struct plog *log, int at, int nold)
+{
+    char first[PATH_MAX];
+    snprintf(first, sizeof(first), "%s.txnindex", log->segs[at]->base_path);
+    for (int k = at + 1; k < at + nold; k++) {
+        char tx[PATH_MAX];
+        snprintf(tx, sizeof(tx), "%s.txnindex", log->segs[k]->base_path);
+        struct txnindex_entry *e;
+        int n;
+        if (txnindex_read(tx, &e, &n) < 0)
+            return -1;
+        for (int i = 0; i < n; i++)
+            if (!txnindex_has(first, e[i].last_offset) && txnindex_append(first, &e[i], true) < 0) {
+                free(e);
+                return -1;
+            }
+        free(e);
+        if (fio_unlink(tx) < 0 && errno != ENOENT)
+            return -1;
+    }
+    return 0;
+}
+
 static int swap_in_locked(struct plog *log, int at, int nold, const char *base_path, int64_t now)
 {
+    if (merge_txnindexes(log, at, nold) < 0) {
+        LOG_ERROR(log->who, "Could not merge the .txnindex files of the segments cleaned from %s: %s",
+                  log->segs[at]->base_path, strerror(errno));
+        return -1;
+    }
     for (int k = at; k < at + nold; k++) {
         struct segment *s = log->segs[k];
         if (rename_suffixes(s->base_path, "", ".deleted") < 0) {

@@ -20,6 +20,7 @@
 #include "common/logging.h"
 #include "common/util.h"
 #include "log/fileio.h"
+#include "log/txnindex.h"
 
 #define SNAPSHOT_VERSION 1
 #define SNAPSHOT_ENTRY_SIZE 46  /* 8+2+4+8+4+8+4+8 */
@@ -35,6 +36,15 @@ struct producer_entry *producer_state_find(const struct producer_state *ps, int6
     return NULL;
 }
 
+/* Kafka's appendDataBatch: a producer with an ongoing transaction writes transactional
+ * batches only (INVALID_TXN_STATE). */
+static int txn_state_check(const struct producer_entry *e, const struct batch_header *h)
+{
+    if (e->txn_first_offset >= 0 && !(h->attributes & BATCH_ATTR_TRANSACTIONAL))
+        return KERR_INVALID_TXN_STATE;
+    return KERR_NONE;
+}
+
 int producer_state_check(const struct producer_state *ps, const struct batch_header *h,
                          int64_t *dup_offset)
 {
@@ -44,7 +54,7 @@ int producer_state_check(const struct producer_state *ps, const struct batch_hea
     if (h->producer_epoch < e->epoch)
         return KERR_INVALID_PRODUCER_EPOCH;
     if (h->producer_epoch > e->epoch)
-        return h->base_sequence == 0 ? KERR_NONE : KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+        return h->base_sequence != 0 ? KERR_OUT_OF_ORDER_SEQUENCE_NUMBER : txn_state_check(e, h);
     int32_t last_seq = (int32_t)((uint32_t)h->base_sequence + (uint32_t)h->last_offset_delta);
     for (int i = 0; i < e->n; i++) {
         if (e->batches[i].first_seq == h->base_sequence && e->batches[i].last_seq == last_seq) {
@@ -52,11 +62,13 @@ int producer_state_check(const struct producer_state *ps, const struct batch_hea
             return KERR_DUPLICATE_SEQUENCE_NUMBER;
         }
     }
-    if (e->n == 0)
-        return KERR_NONE;
-    int32_t prev = e->batches[e->n - 1].last_seq;
-    int32_t expected = prev == INT32_MAX ? 0 : prev + 1;
-    return h->base_sequence == expected ? KERR_NONE : KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+    if (e->n > 0) {
+        int32_t prev = e->batches[e->n - 1].last_seq;
+        int32_t expected = prev == INT32_MAX ? 0 : prev + 1;
+        if (h->base_sequence != expected)
+            return KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+    }
+    return txn_state_check(e, h);
 }
 
 static struct producer_entry *entry_get(struct producer_state *ps, int64_t pid)
@@ -68,6 +80,9 @@ static struct producer_entry *entry_get(struct producer_state *ps, int64_t pid)
     if (e == NULL)
         return NULL;
     e->producer_id = pid;
+    e->txn_first_offset = -1;
+    e->coordinator_epoch = -1;
+    e->last_marker_offset = -1;
     e->next = ps->head;
     ps->head = e;
     ps->count++;
@@ -103,8 +118,72 @@ void producer_state_record(struct producer_state *ps, const struct batch_header 
         .timestamp = h->max_timestamp,
     };
     push_batch(e, &m);
+    if ((h->attributes & BATCH_ATTR_TRANSACTIONAL) && e->txn_first_offset < 0)
+        e->txn_first_offset = first_offset; /* the transaction's first batch here */
+    GREGOR_ASSERT(e->txn_first_offset <= first_offset);
     ps->changed = true;
 }
+
+int producer_state_check_marker(const struct producer_state *ps, int64_t pid, int16_t epoch,
+                                int32_t coordinator_epoch)
+{
+    const struct producer_entry *e = producer_state_find(ps, pid);
+    if (e == NULL)
+        return KERR_NONE;
+    if (epoch < e->epoch)
+        return KERR_INVALID_PRODUCER_EPOCH;
+    return e->coordinator_epoch > coordinator_epoch ? KERR_TRANSACTION_COORDINATOR_FENCED : KERR_NONE;
+}
+
+int64_t producer_state_first_unstable_offset(const struct producer_state *ps)
+{
+    int64_t first = INT64_MAX;
+    for (const struct producer_entry *e = ps->head; e; e = e->next)
+        if (e->txn_first_offset >= 0 && e->txn_first_offset < first)
+            first = e->txn_first_offset;
+    return first;
+}
+
+/* Kafka's lastStableOffset(completedTxn): the first offset of another ongoing transaction, or
+ * the one after the marker when none is. */
+static int64_t stable_after(const struct producer_state *ps, const struct producer_completed_txn *t)
+{
+    int64_t first = producer_state_first_unstable_offset(ps);
+    return first == INT64_MAX ? t->last_offset + 1 : first;
+}
+
+void producer_state_end_txn(struct producer_state *ps, int64_t pid, int16_t epoch,
+                            int32_t coordinator_epoch, int64_t marker_offset, bool commit,
+                            struct producer_completed_txn *out)
+{
+    struct producer_entry *e = entry_get(ps, pid);
+    out->producer_id = pid;
+    out->last_offset = marker_offset;
+    out->aborted = false;
+    out->first_offset = -1;
+    out->last_stable_offset = marker_offset + 1;
+    if (e == NULL)
+        return;
+    out->first_offset = e->txn_first_offset;
+    out->aborted = !commit && out->first_offset >= 0;
+    GREGOR_ASSERT(out->first_offset <= marker_offset);
+    if (epoch != e->epoch)
+        e->n = 0; /* a marker of a newer epoch (the coordinator fenced it): sequences restart */
+    e->epoch = epoch;
+    e->txn_first_offset = -1;
+    e->coordinator_epoch = coordinator_epoch;
+    e->last_marker_offset = marker_offset;
+    ps->changed = true;
+    out->last_stable_offset = stable_after(ps, out);
+}
+
+void producer_state_on_replayed_abort(struct producer_state *ps, producer_state_abort_fn fn,
+                                      void *ctx)
+{
+    ps->on_abort = fn;
+    ps->on_abort_ctx = ctx;
+}
+
 
 void producer_state_free(struct producer_state *ps)
 {
@@ -114,7 +193,11 @@ void producer_state_free(struct producer_state *ps)
         free(e);
         e = n;
     }
+    producer_state_abort_fn fn = ps->on_abort;
+    void *ctx = ps->on_abort_ctx;
     memset(ps, 0, sizeof(*ps));
+    ps->on_abort = fn; /* the owner's, for a reload */
+    ps->on_abort_ctx = ctx;
 }
 
 /* Snapshot offsets present in dir, ascending. */
@@ -194,6 +277,12 @@ int producer_state_snapshot_parse(struct producer_state *ps, const uint8_t *buf,
             *why = "out of memory";
             break;
         }
+        e->coordinator_epoch = (int32_t)be32_get(p + 34);
+        e->txn_first_offset = (int64_t)be64_get(p + 38);
+        if (e->txn_first_offset < -1) {
+            *why = "an entry with a negative ongoing transaction offset";
+            break;
+        }
         /* A producer's batches come one entry each, oldest first; a file written by Kafka has
          * one entry per producer. Another id or epoch starts the producer's list again. */
         bool more = pid == prev_pid && epoch == e->epoch && e->n > 0 &&
@@ -240,6 +329,47 @@ static int read_snapshot(struct producer_state *ps, const char *path)
     return 0;
 }
 
+/* A control batch's marker type (Kafka's ControlRecordType: 0 ABORT, 1 COMMIT) and
+ * coordinator epoch: 0, or -1 when it is not a marker Kafka writes. */
+int producer_state_parse_marker(const uint8_t *batch, size_t len, int16_t *type,
+                                int32_t *coordinator_epoch)
+{
+    struct batch_record_iter it;
+    if (batch_records_open(&it, batch, len, 4096) != KERR_NONE)
+        return -1;
+    struct batch_record r;
+    int rc = -1;
+    if (batch_records_next(&it, &r) == 1 && r.key_len >= 4 && be16_get(r.key) == 0) {
+        *type = (int16_t)be16_get(r.key + 2);
+        *coordinator_epoch = r.value_len >= 6 ? (int32_t)be32_get(r.value + 2) : -1;
+        rc = *type == 0 || *type == 1 ? 0 : -1;
+    }
+    batch_records_close(&it);
+    return rc;
+}
+
+/* Control batches are a few dozen bytes: a larger one is not a marker. */
+#define MARKER_BATCH_MAX 4096
+
+/* A marker found by the replay ends its producer's transaction as it did when written. */
+static void replay_marker(struct producer_state *ps, int fd, off_t pos, const struct batch_header *h)
+{
+    int64_t size = batch_total_size(h);
+    if (size > MARKER_BATCH_MAX)
+        return;
+    uint8_t buf[MARKER_BATCH_MAX];
+    int16_t type;
+    int32_t coordinator_epoch;
+    if (fio_pread_full(fd, buf, (size_t)size, pos) != (ssize_t)size ||
+        producer_state_parse_marker(buf, (size_t)size, &type, &coordinator_epoch) != 0)
+        return;
+    struct producer_completed_txn txn;
+    producer_state_end_txn(ps, h->producer_id, h->producer_epoch, coordinator_epoch,
+                           h->base_offset, type == 1, &txn);
+    if (txn.aborted && ps->on_abort != NULL)
+        ps->on_abort(ps->on_abort_ctx, &txn);
+}
+
 /* Replays batch headers of log from offset `from` to its end. */
 static void replay_log(struct producer_state *ps, struct plog *log, int64_t from)
 {
@@ -265,6 +395,9 @@ static void replay_log(struct producer_state *ps, struct plog *log, int64_t from
             if (h.producer_id >= 0 && batch_last_offset(&h) >= offset &&
                 !(h.attributes & BATCH_ATTR_CONTROL))
                 producer_state_record(ps, &h, h.base_offset);
+            else if (h.producer_id >= 0 && h.base_offset >= offset &&
+                     (h.attributes & BATCH_ATTR_CONTROL))
+                replay_marker(ps, s.fd, pos, &h);
             next = batch_last_offset(&h) + 1;
             pos += (off_t)batch_total_size(&h);
         }
@@ -292,9 +425,12 @@ int producer_state_load(struct producer_state *ps, const char *dir, struct plog 
         if (rc == 0) {
             from = offs[i];
             /* Never vouch for batches the log no longer holds. */
-            for (struct producer_entry *e = ps->head; e; e = e->next)
+            for (struct producer_entry *e = ps->head; e; e = e->next) {
                 while (e->n > 0 && e->batches[e->n - 1].last_offset >= end)
                     e->n--;
+                if (e->txn_first_offset >= end)
+                    e->txn_first_offset = -1;
+            }
             break;
         }
         producer_state_free(ps);
@@ -315,7 +451,8 @@ int producer_state_truncated(struct producer_state *ps, const char *dir, struct 
     /* Batches are recorded in offset order, so a producer's batch in the tail is its newest. */
     bool in_tail = false;
     for (const struct producer_entry *e = ps->head; e != NULL && !in_tail; e = e->next)
-        in_tail = e->n > 0 && e->batches[e->n - 1].last_offset >= end;
+        in_tail = (e->n > 0 && e->batches[e->n - 1].last_offset >= end) ||
+                  e->last_marker_offset >= end || e->txn_first_offset >= end;
     if (in_tail) {
         producer_state_free(ps);
         return producer_state_load(ps, dir, log); /* removes the snapshots past the end */
@@ -355,8 +492,8 @@ int producer_state_snapshot_encode(const struct producer_state *ps, uint8_t **ou
             be64_put(p + 14, (uint64_t)(m ? m->last_offset : -1));
             be32_put(p + 22, (uint32_t)(m ? (int32_t)(m->last_offset - m->first_offset) : 0));
             be64_put(p + 26, (uint64_t)(m ? m->timestamp : e->last_timestamp));
-            be32_put(p + 34, (uint32_t)-1);   /* coordinatorEpoch: no transactions */
-            be64_put(p + 38, (uint64_t)-1);   /* currentTxnFirstOffset */
+            be32_put(p + 34, (uint32_t)e->coordinator_epoch);
+            be64_put(p + 38, (uint64_t)e->txn_first_offset);
         }
     }
     GREGOR_ASSERT(i == entries);
@@ -379,6 +516,10 @@ int producer_state_snapshot_write(const char *dir, int64_t log_end, const uint8_
     char path[1200], tmp[1210];
     snapshot_path(path, sizeof(path), dir, log_end);
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    /* The aborted transactions of markers below log_end are not replayed after this snapshot:
+     * on disk before it is. */
+    if (txnindex_sync_dir(dir) < 0)
+        return -1;
     int rc = -1;
     int fd = fio_open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd >= 0) {

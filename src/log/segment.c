@@ -300,7 +300,7 @@ int segment_close(struct segment *s, bool clean)
 
 int segment_rename_deleted(struct segment *s)
 {
-    static const char *suffixes[] = {".log", ".index", ".timeindex"};
+    static const char *suffixes[] = {".log", ".index", ".timeindex", ".txnindex"};
     int rc = 0;
     for (size_t i = 0; i < ARRAY_LEN(suffixes); i++) {
         char from[PATH_MAX], to[PATH_MAX];
@@ -584,7 +584,7 @@ int segment_find_position(struct segment *s, int64_t offset, int64_t *pos,
 }
 
 int segment_read_len(struct segment *s, int64_t pos, int64_t max_bytes, int64_t end_offset,
-                     int64_t *len)
+                     int64_t *len, int64_t *next_offset)
 {
     struct scanner sc;
     if (scanner_init(&sc, s, s->size) < 0)
@@ -605,6 +605,7 @@ int segment_read_len(struct segment *s, int64_t pos, int64_t max_bytes, int64_t 
         if (n > 0 && n + size > max_bytes)
             break;
         n += size;
+        *next_offset = batch_last_offset(&h) + 1;
     }
     scanner_free(&sc);
     *len = n;

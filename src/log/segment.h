@@ -84,9 +84,9 @@ int segment_make_active(struct segment *s);
 int segment_find_position(struct segment *s, int64_t offset, int64_t *pos,
                           struct batch_header *first);
 /* From pos: whole batches up to max_bytes (at least one), only batches with last offset
- * < end_offset. *len = bytes. 0 or -1. */
+ * < end_offset. *len = bytes, *next_offset = the offset after the last of them. 0 or -1. */
 int segment_read_len(struct segment *s, int64_t pos, int64_t max_bytes, int64_t end_offset,
-                     int64_t *len);
+                     int64_t *len, int64_t *next_offset);
 /* First record with timestamp >= ts and offset >= min_offset: 1 found, 0 none, -1 error. */
 int segment_find_timestamp(struct segment *s, int64_t ts, int64_t min_offset, int64_t *offset,
                            int64_t *found_ts);

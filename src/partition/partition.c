@@ -11,6 +11,7 @@
 #include "common/util.h"
 #include "log/batch.h"
 #include "log/fileio.h"
+#include "log/txnindex.h"
 #include "partition/partition.h"
 
 #define EPOCHS_FILE_MAX 4096
@@ -233,7 +234,70 @@ int partition_check_leader_epoch(const struct partition *p, int32_t current_lead
     return KERR_NONE;
 }
 
+/* ---- transactions not yet below the high watermark ---- */
+
+static void unreplicated_free(struct partition *p)
+{
+    free(p->unreplicated);
+    p->unreplicated = NULL;
+    p->nunreplicated = p->unreplicated_cap = 0;
+}
+
+/* Drops the entries whose marker the high watermark passed (and, after a truncation, those
+ * whose marker is gone: the producer state has their transaction ongoing again). */
+static void unreplicated_trim(struct partition *p)
+{
+    int64_t end = plog_end_offset(p->log);
+    int k = 0;
+    while (k < p->nunreplicated && p->unreplicated[k].marker_offset < p->high_watermark)
+        k++;
+    int n = p->nunreplicated;
+    while (n > k && p->unreplicated[n - 1].marker_offset >= end)
+        n--;
+    if (k > 0 && n > k)
+        memmove(p->unreplicated, p->unreplicated + k, (size_t)(n - k) * sizeof(*p->unreplicated));
+    p->nunreplicated = n > k ? n - k : 0;
+}
+
+/* A completed (non-empty) transaction whose marker is at or past the high watermark. */
+static void unreplicated_push(struct partition *p, int64_t first_offset, int64_t marker_offset)
+{
+    unreplicated_trim(p);
+    if (first_offset < 0 || marker_offset < p->high_watermark)
+        return;
+    GREGOR_ASSERT(p->nunreplicated == 0 ||
+                  p->unreplicated[p->nunreplicated - 1].marker_offset < marker_offset);
+    if (p->nunreplicated == PARTITION_UNREPLICATED_TXNS_MAX) {
+        LOG_WARN("ProducerStateManager", "%d transactions of %s await replication: the oldest no "
+                 "longer holds the last stable offset", p->nunreplicated, p->dir_path);
+        memmove(p->unreplicated, p->unreplicated + 1,
+                (size_t)(p->nunreplicated - 1) * sizeof(*p->unreplicated));
+        p->nunreplicated--;
+    }
+    if (p->nunreplicated == p->unreplicated_cap) {
+        int cap = p->unreplicated_cap ? p->unreplicated_cap * 2 : 8;
+        struct partition_unreplicated_txn *n = realloc(p->unreplicated, (size_t)cap * sizeof(*n));
+        if (n == NULL)
+            return; /* out of memory: the LSO may pass it before its marker is replicated */
+        p->unreplicated = n;
+        p->unreplicated_cap = cap;
+    }
+    p->unreplicated[p->nunreplicated++] = (struct partition_unreplicated_txn){first_offset, marker_offset};
+}
+
 /* ---- lifecycle ---- */
+
+/* An ABORT marker the producer state replayed at open (the log after its newest snapshot): its
+ * .txnindex entry is written again when a crash lost it. */
+static void replayed_abort(void *ctx, const struct producer_completed_txn *txn)
+{
+    struct partition *p = ctx;
+    struct txnindex_entry e = {txn->producer_id, txn->first_offset, txn->last_offset,
+                               txn->last_stable_offset};
+    if (plog_txnindex_ensure(p->log, &e) != KERR_NONE)
+        LOG_WARN("ProducerStateManager", "cannot rebuild the aborted transaction at %" PRId64
+                 " in %s", txn->last_offset, p->dir_path);
+}
 
 int partition_open(struct partition *p, const char *topic_name, const struct log_config *cfg,
                    int64_t recovery_point, int64_t log_start_offset)
@@ -254,6 +318,7 @@ int partition_open(struct partition *p, const char *topic_name, const struct log
     }
     p->leader_epoch = p->epochs[p->nepochs - 1].epoch;
     plog_set_leader_epoch(p->log, p->leader_epoch);
+    producer_state_on_replayed_abort(&p->producers, replayed_abort, p);
     producer_state_load(&p->producers, p->dir_path, p->log);
     p->high_watermark = plog_end_offset(p->log);
     check_watermarks(p);
@@ -267,6 +332,7 @@ int partition_close(struct partition *p)
     int e = plog_close(p->log);
     p->log = NULL;
     producer_state_free(&p->producers);
+    unreplicated_free(p);
     return e;
 }
 
@@ -275,6 +341,7 @@ int partition_delete(struct partition *p)
     int e = plog_delete(p->log);
     p->log = NULL;
     producer_state_free(&p->producers);
+    unreplicated_free(p);
     return e;
 }
 
@@ -283,6 +350,7 @@ int partition_retire(struct partition *p, const char *to)
     int e = plog_retire(p->log, to);
     p->log = NULL;
     producer_state_free(&p->producers);
+    unreplicated_free(p);
     return e;
 }
 
@@ -337,6 +405,26 @@ int partition_append_as_leader(struct partition *p, uint8_t *batch, size_t len, 
     return KERR_NONE;
 }
 
+/* A replicated marker ends its producer's transaction here as at its leader (the aborted one
+ * recorded in this replica's .txnindex). */
+static void follow_marker(struct partition *p, const uint8_t *batch, size_t len,
+                          const struct batch_header *h)
+{
+    int16_t type;
+    int32_t coordinator_epoch;
+    if (producer_state_parse_marker(batch, len, &type, &coordinator_epoch) != 0)
+        return;
+    struct producer_completed_txn txn;
+    producer_state_end_txn(&p->producers, h->producer_id, h->producer_epoch, coordinator_epoch,
+                           h->base_offset, type == 1, &txn);
+    unreplicated_push(p, txn.first_offset, txn.last_offset);
+    struct txnindex_entry te = {txn.producer_id, txn.first_offset, txn.last_offset,
+                                txn.last_stable_offset};
+    if (txn.aborted && plog_txnindex_append(p->log, &te) != KERR_NONE)
+        LOG_WARN("ReplicaFetcher", "cannot record the aborted transaction at %" PRId64 " in %s",
+                 txn.last_offset, p->dir_path);
+}
+
 int partition_append_as_follower(struct partition *p, const uint8_t *batch, size_t len,
                                  struct log_append_info *info)
 {
@@ -347,7 +435,9 @@ int partition_append_as_follower(struct partition *p, const uint8_t *batch, size
     GREGOR_ASSERT(info->base_offset == end && info->last_offset >= info->base_offset);
     struct batch_header h;
     batch_header_decode(batch, &h);
-    if (h.producer_id >= 0)
+    if (h.producer_id >= 0 && (h.attributes & BATCH_ATTR_CONTROL))
+        follow_marker(p, batch, len, &h);
+    else if (h.producer_id >= 0)
         producer_state_record(&p->producers, &h, info->base_offset);
     if (h.partition_leader_epoch >= 0 &&
         (p->nepochs == 0 || h.partition_leader_epoch > p->epochs[p->nepochs - 1].epoch)) {
@@ -378,6 +468,7 @@ int partition_truncate_to(struct partition *p, int64_t offset)
     }
     if (p->high_watermark > end)
         p->high_watermark = end;
+    unreplicated_trim(p);
     atomic_fetch_add(&p->truncations, 1); /* before the snapshots past the end go */
     /* A follower that keeps the sequences of batches it truncated would, once leader, answer a
      * retry of one DUPLICATE: acknowledged, and stored nowhere. */
@@ -405,7 +496,89 @@ int partition_read_log(struct partition *p, int64_t offset, int32_t max_bytes, s
 int64_t partition_log_start(const struct partition *p) { return plog_start_offset(p->log); }
 int64_t partition_log_end(const struct partition *p) { return plog_end_offset(p->log); }
 int64_t partition_high_watermark(const struct partition *p) { return p->high_watermark; }
-int64_t partition_last_stable_offset(const struct partition *p) { return p->high_watermark; }
+int64_t partition_last_stable_offset(const struct partition *p)
+{
+    int64_t first = producer_state_first_unstable_offset(&p->producers);
+    for (int i = 0; i < p->nunreplicated; i++) {
+        const struct partition_unreplicated_txn *u = &p->unreplicated[i];
+        if (u->marker_offset >= p->high_watermark && u->first_offset < first)
+            first = u->first_offset;
+    }
+    int64_t lso = first < p->high_watermark ? first : p->high_watermark;
+    GREGOR_ASSERT(lso >= 0 && lso <= p->high_watermark);
+    return lso;
+}
+
+int partition_read_committed(struct partition *p, int64_t offset, int32_t max_bytes,
+                             struct log_slice *out)
+{
+    check_watermarks(p);
+    return plog_read(p->log, offset, max_bytes, partition_last_stable_offset(p), out);
+}
+
+int partition_collect_aborted(struct partition *p, int64_t fetch_offset, int64_t upper,
+                              struct txnindex_entry *out, int max, int *n)
+{
+    return plog_collect_aborted(p->log, fetch_offset, upper, out, max, n);
+}
+
+/* Kafka's EndTransactionMarker as a control batch: one record, key (version 0, type 0 ABORT /
+ * 1 COMMIT), value (version 0, coordinator epoch), baseSequence -1. */
+static int marker_batch(int64_t pid, int16_t epoch, int32_t coordinator_epoch, bool commit,
+                        int64_t now_ms, uint8_t **out, size_t *len)
+{
+    uint8_t key[4], value[6];
+    be16_put(key, 0);
+    be16_put(key + 2, commit ? 1 : 0);
+    be16_put(value, 0);
+    be32_put(value + 2, (uint32_t)coordinator_epoch);
+    struct batch_builder bb;
+    batch_builder_init(&bb, 1024);
+    bb.producer_id = pid;
+    bb.producer_epoch = epoch;
+    bb.base_sequence = -1;
+    bb.attributes = BATCH_ATTR_TRANSACTIONAL | BATCH_ATTR_CONTROL;
+    int e = batch_builder_add(&bb, now_ms, key, sizeof(key), value, sizeof(value), NULL, 0);
+    if (e == KERR_NONE)
+        e = batch_builder_finish(&bb, BATCH_COMPRESSION_NONE, out, len);
+    batch_builder_free(&bb);
+    return e;
+}
+
+int partition_write_txn_marker(struct partition *p, int64_t pid, int16_t epoch,
+                               int32_t coordinator_epoch, bool commit, int64_t now_ms,
+                               struct log_append_info *info)
+{
+    int e = producer_state_check_marker(&p->producers, pid, epoch, coordinator_epoch);
+    if (e != KERR_NONE)
+        return e;
+    uint8_t *batch;
+    size_t len;
+    e = marker_batch(pid, epoch, coordinator_epoch, commit, now_ms, &batch, &len);
+    if (e != KERR_NONE)
+        return e;
+    int64_t end = plog_end_offset(p->log);
+    e = plog_append_marker(p->log, batch, len, now_ms, info);
+    free(batch);
+    if (e != KERR_NONE)
+        return e;
+    GREGOR_ASSERT(info->base_offset == end && info->last_offset == end);
+    struct producer_completed_txn txn;
+    producer_state_end_txn(&p->producers, pid, epoch, coordinator_epoch, info->base_offset,
+                           commit, &txn);
+    unreplicated_push(p, txn.first_offset, txn.last_offset);
+    if (txn.aborted) { /* a non-empty transaction's ABORT */
+        struct txnindex_entry te = {pid, txn.first_offset, txn.last_offset, txn.last_stable_offset};
+        e = plog_txnindex_append(p->log, &te);
+        if (e != KERR_NONE)
+            return e;
+    }
+    if (p->repl.leading)
+        partition_update_high_watermark(p, now_ms);
+    else
+        advance_high_watermark(p);
+    return KERR_NONE;
+}
 int64_t partition_durable_offset(const struct partition *p) { return plog_flushed_offset(p->log); }
 
 int partition_delete_records(struct partition *p, int64_t offset, int64_t *new_start)
@@ -745,7 +918,8 @@ int partition_clean_prepare(const struct partition *p, const struct log_config *
                             struct partition_clean_input *in)
 {
     memset(in, 0, sizeof(*in));
-    in->high_watermark = p->high_watermark;
+    /* Kafka's firstUncleanableOffset <= LSO: an open transaction's records are not cleaned. */
+    in->high_watermark = partition_last_stable_offset(p);
     clean_config(cfg, &in->cc);
     GREGOR_ASSERT(p->producers.count >= 0);
     if (p->producers.count == 0)

@@ -55,6 +55,12 @@ struct partition_replication {
     int32_t leader_epoch;            /* the owner's: the epoch this leadership is in */
 };
 
+struct partition_unreplicated_txn {
+    int64_t first_offset;
+    int64_t marker_offset;
+};
+#define PARTITION_UNREPLICATED_TXNS_MAX 65536
+
 struct topic;
 struct partition {
     struct topic *topic;             /* the owner's (opaque here) */
@@ -63,6 +69,12 @@ struct partition {
     int dir_index;                   /* which log dir holds it (the owner's) */
     char dir_path[1100];
     struct producer_state producers; /* idempotence: snapshots + log tail at open */
+    /* Transactions whose marker is written but not yet below the high watermark, in marker
+     * order (Kafka's unreplicatedTxns): they hold the last stable offset at their first
+     * offset until the high watermark passes the marker. Malloc'ed, at most
+     * PARTITION_UNREPLICATED_TXNS_MAX (the oldest goes past it, logged). */
+    struct partition_unreplicated_txn *unreplicated;
+    int nunreplicated, unreplicated_cap;
     /* Truncations so far, counted (loop thread) before one removes the producer snapshots
      * past its new end; read by the I/O worker writing a snapshot image taken before. */
     _Atomic uint64_t truncations;
@@ -116,7 +128,25 @@ int partition_truncate_to(struct partition *p, int64_t offset);
 int64_t partition_log_start(const struct partition *p);
 int64_t partition_log_end(const struct partition *p);
 int64_t partition_high_watermark(const struct partition *p);
-int64_t partition_last_stable_offset(const struct partition *p); /* = HW: no transactions yet */
+/* The last stable offset: min(high watermark, first offset of the earliest ongoing
+ * transaction). A read_committed consumer reads below it. */
+int64_t partition_last_stable_offset(const struct partition *p);
+/* partition_read for isolation_level=1: never at or past the last stable offset. */
+int partition_read_committed(struct partition *p, int64_t offset, int32_t max_bytes,
+                             struct log_slice *out);
+/* The aborted transactions overlapping [fetch_offset, upper), from the .txnindex files (Kafka's
+ * collectAbortedTransactions): at most max into out, *n of them. */
+struct txnindex_entry;
+int partition_collect_aborted(struct partition *p, int64_t fetch_offset, int64_t upper,
+                              struct txnindex_entry *out, int max, int *n);
+/* WriteTxnMarkers for this partition: appends the COMMIT or ABORT control batch of producer
+ * pid, ends its ongoing transaction (the last stable offset moves past it) and records an
+ * aborted one in the .txnindex. INVALID_PRODUCER_EPOCH when the partition knows a newer epoch
+ * of pid, TRANSACTION_COORDINATOR_FENCED when a newer coordinator ended its last transaction;
+ * else as plog_append. */
+int partition_write_txn_marker(struct partition *p, int64_t pid, int16_t epoch,
+                               int32_t coordinator_epoch, bool commit, int64_t now_ms,
+                               struct log_append_info *info);
 /* Everything below is on disk (fdatasync'ed): acks=all waits for this to pass its offset. */
 int64_t partition_durable_offset(const struct partition *p);
 
@@ -224,7 +254,8 @@ int partition_epochs_parse(const char *text, size_t len, struct epoch_entry *out
 /* ---- log compaction (the broker's cleaner threads, broker/log_cleaner.c) ---- */
 
 /* What one clean of a partition needs from the loop thread, taken there and then used on a
- * cleaner thread: the high watermark bounds what may be cleaned, and the last data batch of
+ * cleaner thread: the last stable offset (high_watermark below: the LSO, at most the high
+ * watermark, as Kafka's firstUncleanableOffset) bounds what may be cleaned, and the last data batch of
  * every producer the state knows is kept (Kafka's lastRecordsOfActiveProducers). */
 struct partition_clean_input {
     int64_t high_watermark;

@@ -38,14 +38,18 @@ def _varint(n):
             return bytes(out)
 
 
-def record_batch(values, producer_id=-1, epoch=-1, base_sequence=-1, ts=None):
-    """A magic-2 uncompressed batch of records with null keys."""
+TRANSACTIONAL = 0x10  # batch attribute bit 4
+
+
+def record_batch(values, producer_id=-1, epoch=-1, base_sequence=-1, ts=None, attributes=0):
+    """A magic-2 uncompressed batch of records with null keys (attributes=TRANSACTIONAL for a
+    transactional producer's batch)."""
     ts = int(time.time() * 1000) if ts is None else ts
     recs = b""
     for i, v in enumerate(values):
         body = b"\x00" + _varint(0) + _varint(i) + _varint(-1) + _varint(len(v)) + v + _varint(0)
         recs += _varint(len(body)) + body
-    after_crc = struct.pack(">hiqqqhii", 0, len(values) - 1, ts, ts, producer_id, epoch,
+    after_crc = struct.pack(">hiqqqhii", attributes, len(values) - 1, ts, ts, producer_id, epoch,
                             base_sequence, len(values)) + recs
     crc = crc32c(after_crc)
     after_len = struct.pack(">ibI", -1, 2, crc) + after_crc

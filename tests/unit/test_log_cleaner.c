@@ -16,6 +16,7 @@
 #include "log/cleaner.h"
 #include "common/util.h"
 #include "log/fileio.h"
+#include "log/txnindex.h"
 
 #define NKEYS 24
 #define T0 1700000000000LL
@@ -307,6 +308,84 @@ static void test_overwrites_and_tombstones(void **state)
     /* The small cleaned segments of the first round were merged (groups up to segment.bytes). */
     assert_true(plog_segment_count(f->log) < segs_before);
     assert_true(plog_segment_count(f->log) <= 3);
+}
+
+/* An ABORT marker of pid (Kafka's control batch) at the log end, recorded in its segment's
+ * .txnindex as the partition layer does; its offset. */
+static int64_t abort_marker(struct fx *f, int64_t pid, int64_t first)
+{
+    uint8_t key[4] = {0, 0, 0, 0}, value[6] = {0, 0, 0, 0, 0, 1};
+    struct batch_builder b;
+    batch_builder_init(&b, 1024);
+    b.producer_id = pid;
+    b.producer_epoch = 0;
+    b.base_sequence = -1;
+    b.attributes = BATCH_ATTR_TRANSACTIONAL | BATCH_ATTR_CONTROL;
+    assert_int_equal(batch_builder_add(&b, T0, key, 4, value, 6, NULL, 0), 0);
+    uint8_t *out;
+    size_t len;
+    assert_int_equal(batch_builder_finish(&b, BATCH_COMPRESSION_NONE, &out, &len), 0);
+    batch_builder_free(&b);
+    struct log_append_info info;
+    assert_int_equal(plog_append_marker(f->log, out, len, T0, &info), 0);
+    free(out);
+    struct txnindex_entry e = {pid, first, info.base_offset, info.base_offset + 1};
+    assert_int_equal(plog_txnindex_append(f->log, &e), 0);
+    return info.base_offset;
+}
+
+/* Segments merged by a clean keep their markers and their aborted transactions: the cleaned
+ * segment's .txnindex holds every entry of the segments it replaced (Kafka's cleaner writes
+ * them into the cleaned segment's index), no .txnindex is left without its segment. */
+static void test_markers_and_txnindex_survive_a_merge(void **state)
+{
+    struct fx *f = *state;
+    int64_t markers[3];
+    for (int round = 0; round < 3; round++) {
+        write_workload(f, 2, BATCH_COMPRESSION_NONE);
+        markers[round] = abort_marker(f, 100 + round, plog_end_offset(f->log) - 1);
+    }
+    roll_now(f);
+    struct txnindex_entry before[8], after[8];
+    int nb, na;
+    assert_int_equal(plog_collect_aborted(f->log, 0, INT64_MAX, before, 8, &nb), 0);
+    assert_int_equal(nb, 3);
+    int segs_before = plog_segment_count(f->log);
+    struct cleaner_dirty d;
+    struct cleaner_result res;
+    assert_int_equal(clean(f, -1, T0 + 2000000, &res, &d), KERR_NONE);
+    /* a second round over the cleaned part merges the small segments it left */
+    cleaner_examine(f->log, res.next_dirty_offset, plog_end_offset(f->log), &f->cc, T0 + 2000000, &d);
+    d.first_dirty_offset = d.first_uncleanable_offset - 1;
+    struct cleaner_job job = job_at(f, T0 + 2000000);
+    assert_int_equal(cleaner_clean(f->log, &d, &f->cc, &job, &res), KERR_NONE);
+    assert_true(plog_segment_count(f->log) < segs_before);
+    assert_int_equal(plog_collect_aborted(f->log, 0, INT64_MAX, after, 8, &na), 0);
+    assert_int_equal(na, 3);
+    assert_memory_equal(after, before, sizeof(before[0]) * 3);
+    /* every marker is still in the log, as a control batch */
+    for (int i = 0; i < 3; i++) {
+        struct log_slice sl;
+        assert_int_equal(plog_read(f->log, markers[i], 1 << 20, plog_end_offset(f->log), &sl), 0);
+        uint8_t *bytes = tu_slice_bytes(&sl);
+        struct batch_header h;
+        batch_header_decode(bytes, &h);
+        free(bytes);
+        assert_int_equal(h.base_offset, markers[i]);
+        assert_true(h.attributes & BATCH_ATTR_CONTROL);
+    }
+    /* no .txnindex without its .log */
+    DIR *dir = opendir(f->pdir);
+    struct dirent *de;
+    while ((de = readdir(dir)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (n > 9 && strcmp(de->d_name + n - 9, ".txnindex") == 0) {
+            char logp[1200];
+            snprintf(logp, sizeof(logp), "%s/%.*s.log", f->pdir, (int)(n - 9), de->d_name);
+            assert_int_equal(access(logp, F_OK), 0);
+        }
+    }
+    closedir(dir);
 }
 
 /* The summary's numbers as Kafka's CleanerStats keeps them: "MB of log processed" and "Start
@@ -883,6 +962,7 @@ int main(void)
     logging_set_level(LOG_LEVEL_ERROR + 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_overwrites_and_tombstones, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_markers_and_txnindex_survive_a_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_count_as_kafka, setup, teardown),
         cmocka_unit_test_setup_teardown(test_active_segment_untouched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_high_watermark_and_lag_bound_the_section, setup, teardown),
