@@ -27,6 +27,7 @@ GREGOR = os.environ.get("GREGOR_BIN", os.path.join(ROOT, "build", "gregor"))
 TOPIC, BROKER = 2, 4
 SRC_TOPIC, SRC_DYNAMIC_BROKER, SRC_DYNAMIC_DEFAULT = 1, 2, 3
 UNKNOWN_TOPIC_OR_PARTITION, MESSAGE_TOO_LARGE = 3, 10
+NOT_LEADER_OR_FOLLOWER = 6
 BOUND_S = 10  # a change reaches every broker within this (measured: well under a second)
 
 
@@ -185,7 +186,12 @@ def test_alter_through_one_broker_reaches_the_leader_and_every_broker(tmp_path, 
     ids = by_id(brokers)
     try:
         assert create_on(ids[1], "alt", {"max.message.bytes": "5000"}, [[3]]) == (0, None)
+        # Broker 1's view can name broker 3 before broker 3 has taken the leadership itself
+        # (NOT_LEADER_OR_FOLLOWER until then): wait for broker 3's own answer.
         wait_until(lambda: leader_of(ids[1], "alt") == 3, BOUND_S, what="broker 3 leads")
+        wait_until(lambda: produce_v7(ids[3].bootstrap, "alt", 0,
+                                      record_batch([b"y" * 3000]))[0] != NOT_LEADER_OR_FOLLOWER,
+                   BOUND_S, what="broker 3 taking the leadership")
         assert produce_v7(ids[3].bootstrap, "alt", 0, record_batch([b"y" * 3000]))[0] == 0
         # Through broker 2, which neither leads nor created the topic.
         assert incremental(ids[2], TOPIC, "alt", [("max.message.bytes", 0, "1000"),

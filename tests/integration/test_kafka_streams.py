@@ -37,6 +37,7 @@ import random
 import re
 import shutil
 import signal
+import sys
 import struct
 import subprocess
 import threading
@@ -118,12 +119,16 @@ class WordCountApp:
             return False
         self.proc.send_signal(signal.SIGTERM)
         try:
-            rc = self.proc.wait(60)
+            rc = self.proc.wait(120)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             rc = self.proc.wait()
         self.out.close()
-        return rc == 128 + signal.SIGTERM and "STATE PENDING_SHUTDOWN -> NOT_RUNNING" in self.output()
+        ok = rc == 128 + signal.SIGTERM and "STATE PENDING_SHUTDOWN -> NOT_RUNNING" in self.output()
+        if not ok:  # (once seen under load with the output's tail looking right: say which)
+            print("WordCountApp.stop: exit status %s, state line %s" % (
+                rc, "STATE PENDING_SHUTDOWN -> NOT_RUNNING" in self.output()), file=sys.stderr)
+        return ok
 
     def restored(self):
         """Records Streams reports restoring into the store, per changelog partition, this run."""
