@@ -41,15 +41,7 @@ struct kstr gc_kstr(const char *s)
 
 int gc_take(struct kwriter *w, struct gc_buf *out)
 {
-    if (w->err) {
-        kw_free(w);
-        return KERR_INVALID_RECORD;
-    }
-    out->p = w->buf;
-    out->len = w->len;
-    w->buf = NULL;
-    kw_free(w);
-    return KERR_NONE;
+    return kw_take(w, &out->p, &out->len) == 0 ? KERR_NONE : KERR_INVALID_RECORD;
 }
 
 int gc_encode_offset_key(struct gc_buf *out, const char *group, const char *topic, int32_t partition)

@@ -290,6 +290,21 @@ void kw_free(struct kwriter *w)
     kw_init(w, max_bytes);
 }
 
+int kw_take(struct kwriter *w, uint8_t **p, size_t *len)
+{
+    *p = NULL;
+    *len = 0;
+    if (w->err) {
+        kw_free(w);
+        return -1;
+    }
+    *p = w->buf;
+    *len = w->len;
+    w->buf = NULL;
+    kw_free(w);
+    return 0;
+}
+
 void kw_fail(struct kwriter *w, int err)
 {
     if (w->err == 0)

@@ -120,6 +120,9 @@ struct kwriter {
 void kw_init(struct kwriter *w, size_t max_bytes);
 /* Frees the buffer and closes every file range's fd; the writer may be kw_init'ed again. */
 void kw_free(struct kwriter *w);
+/* Hands the written bytes (malloc'ed) to the caller and frees the writer: 0, or -1 (nothing
+ * handed, *p NULL) when a write failed. */
+int kw_take(struct kwriter *w, uint8_t **p, size_t *len);
 /* Marks the writer failed (first failure wins); later writes are no-ops. */
 void kw_fail(struct kwriter *w, int err);
 /* Total encoded size including file ranges. */

@@ -29,15 +29,7 @@ int32_t txn_partition_for(const char *transactional_id, int32_t num_partitions)
 
 static int take(struct kwriter *w, struct txn_buf *out)
 {
-    if (w->err) {
-        kw_free(w);
-        return KERR_INVALID_RECORD;
-    }
-    out->p = w->buf;
-    out->len = w->len;
-    w->buf = NULL;
-    kw_free(w);
-    return KERR_NONE;
+    return kw_take(w, &out->p, &out->len) == 0 ? KERR_NONE : KERR_INVALID_RECORD;
 }
 
 int txn_log_encode_key(struct txn_buf *out, const char *transactional_id)
