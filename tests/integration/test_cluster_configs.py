@@ -189,10 +189,11 @@ def test_alter_through_one_broker_reaches_the_leader_and_every_broker(tmp_path, 
         # Broker 1's view can name broker 3 before broker 3 has taken the leadership itself
         # (NOT_LEADER_OR_FOLLOWER until then): wait for broker 3's own answer.
         wait_until(lambda: leader_of(ids[1], "alt") == 3, BOUND_S, what="broker 3 leads")
-        wait_until(lambda: produce_v7(ids[3].bootstrap, "alt", 0,
-                                      record_batch([b"y" * 3000]))[0] != NOT_LEADER_OR_FOLLOWER,
-                   BOUND_S, what="broker 3 taking the leadership")
-        assert produce_v7(ids[3].bootstrap, "alt", 0, record_batch([b"y" * 3000]))[0] == 0
+        def first_produce():
+            err = produce_v7(ids[3].bootstrap, "alt", 0, record_batch([b"y" * 3000]))[0]
+            return None if err == NOT_LEADER_OR_FOLLOWER else (err,)
+        (err,) = wait_until(first_produce, BOUND_S, what="broker 3 taking the leadership")
+        assert err == 0
         # Through broker 2, which neither leads nor created the topic.
         assert incremental(ids[2], TOPIC, "alt", [("max.message.bytes", 0, "1000"),
                                                    ("retention.ms", 0, "3600000")]) == (0, None)
