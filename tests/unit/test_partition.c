@@ -15,40 +15,7 @@
 #include "partition/partition.h"
 #include "partition/partition_follow.h"
 
-struct fx {
-    char *dir;
-    struct log_config cfg;
-    struct partition p;
-};
-
-static void open_p(struct fx *f)
-{
-    memset(&f->p, 0, sizeof(f->p));
-    snprintf(f->p.dir_path, sizeof(f->p.dir_path), "%s/t-0", f->dir);
-    f->p.index = 0;
-    assert_int_equal(partition_open(&f->p, "t", &f->cfg, -1, 0), KERR_NONE);
-}
-
-static int setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof(*f));
-    f->dir = tu_tmpdir();
-    tu_config(&f->cfg);
-    open_p(f);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    if (f->p.log != NULL)
-        partition_close(&f->p);
-    tu_rmrf(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
-}
+#include "partition_fx.h"
 
 static int64_t lead(struct fx *f, int n)
 {
