@@ -56,6 +56,7 @@ CODEC(write_txn_markers)
 CODEC(add_partitions_to_txn)
 CODEC(add_offsets_to_txn)
 CODEC(end_txn)
+CODEC(txn_offset_commit)
 CODEC(describe_transactions)
 CODEC(list_transactions)
 CODEC(consumer_group_heartbeat)
@@ -95,6 +96,7 @@ const struct api_entry broker_apis[] = {
     API(ADD_OFFSETS_TO_TXN, add_offsets_to_txn, handle_add_offsets_to_txn),
     API(END_TXN, end_txn, handle_end_txn),
     API(WRITE_TXN_MARKERS, write_txn_markers, handle_write_txn_markers),
+    API(TXN_OFFSET_COMMIT, txn_offset_commit, handle_txn_offset_commit),
     API(DESCRIBE_CONFIGS, describe_configs, handle_describe_configs),
     API(ALTER_CONFIGS, alter_configs, handle_alter_configs),
     API(CREATE_PARTITIONS, create_partitions, handle_create_partitions),

@@ -24,6 +24,7 @@ enum request_status handle_write_txn_markers(struct broker *b, struct request *r
 enum request_status handle_add_partitions_to_txn(struct broker *b, struct request *r);
 enum request_status handle_add_offsets_to_txn(struct broker *b, struct request *r);
 enum request_status handle_end_txn(struct broker *b, struct request *r);
+enum request_status handle_txn_offset_commit(struct broker *b, struct request *r);
 enum request_status handle_describe_transactions(struct broker *b, struct request *r);
 enum request_status handle_list_transactions(struct broker *b, struct request *r);
 enum request_status handle_offset_for_leader_epoch(struct broker *b, struct request *r);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/group_store.h"
 #include "broker/producer_ids.h"
 #include "broker/txn_store.h"
 #include "common/errors.h"
@@ -137,6 +138,9 @@ static int write_marker(struct txn_store *s, const struct txn_marker_request *re
                                        req->coordinator_epoch, req->commit, now_ms(), &info);
     if (e == KERR_NONE) {
         broker_mark_dirty(s->b, p);
+        /* The group offsets the transaction wrote there (TxnOffsetCommit) end with it. */
+        if (strcmp(tp->topic, "__consumer_offsets") == 0)
+            group_store_txn_marker(s->b, tp->partition, req->producer_id, req->commit);
         return KERR_NONE;
     }
     LOG_WARN(STORE_WHO, "%s marker of transactional id %s (producer %" PRId64 " epoch %d) "

@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from kafka_wire import _request, cstr, flexible_call, uvarint  # noqa: E402
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer  # noqa: E402
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 
@@ -243,3 +243,57 @@ def test_api_versions_advertise_transactions(broker):
         ranges[k] = (lo, hi)
     assert ranges[24] == (0, 3) and ranges[25] == (0, 4) and ranges[26] == (0, 4)
     assert ranges[65] == (0, 0) and ranges[66] == (0, 1)
+
+
+def committed(bootstrap, group, topic):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        return [tp.offset for tp in c.committed([TopicPartition(topic, 0)], timeout=15)]
+    finally:
+        c.close()
+
+
+def test_offsets_committed_with_the_transaction(broker):
+    """send_offsets_to_transaction (AddOffsetsToTxn + TxnOffsetCommit): the group's offsets are
+    the committed transaction's, an aborted transaction's never show, and both survive a
+    restart (replayed from __consumer_offsets with their markers)."""
+    b = broker.bootstrap
+    make_topic(b, "tx-in")
+    make_topic(b, "tx-out")
+    plain = Producer({"bootstrap.servers": b})
+    for i in range(10):
+        plain.produce("tx-in", b"m%d" % i)
+    plain.flush(10)
+    group = "eos-group"
+    c = Consumer({"bootstrap.servers": b, "group.id": group, "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False, "isolation.level": "read_committed"})
+    c.subscribe(["tx-in"])
+    p = txn_producer(b, "app-eos")
+    p.init_transactions(15)
+
+    def process(count, commit):
+        got = 0
+        deadline = time.time() + 20
+        while got < count and time.time() < deadline:
+            m = c.poll(0.5)
+            if m is None or m.error():
+                continue
+            if got == 0:
+                p.begin_transaction()
+            p.produce("tx-out", m.value().upper())
+            got += 1
+        assert got == count
+        p.send_offsets_to_transaction(c.position(c.assignment()), c.consumer_group_metadata(), 15)
+        if commit:
+            p.commit_transaction(15)
+        else:
+            p.abort_transaction(15)
+
+    process(4, True)
+    assert committed(b, group, "tx-in") == [4]
+    process(3, False)          # read m4..m6, offsets 7 offered, then aborted
+    assert committed(b, group, "tx-in") == [4]
+    c.close()
+    broker.restart()
+    assert committed(b, group, "tx-in") == [4]
+    assert consume_all(b, "tx-out", "read_committed", 4) == [b"M0", b"M1", b"M2", b"M3"]

@@ -1,0 +1,65 @@
+/* TxnOffsetCommit (28): a transactional producer's consumed offsets for a group, written to the
+ * group's partition of __consumer_offsets in its transaction and made the group's by the
+ * transaction's COMMIT marker (group_store_txn_offsets). */
+#include "broker/group_handler_util.h"
+#include "broker/group_store.h"
+#include "broker/handlers.h"
+#include "broker/kutil.h"
+#include "broker/txn_store.h"
+#include "proto/messages.h"
+
+enum request_status handle_txn_offset_commit(struct broker *b, struct request *r)
+{
+    struct txn_offset_commit_request *req = r->body;
+    struct txn_offset_commit_response *resp = r->resp;
+    int32_t nt = req->n_topics > 0 ? req->n_topics : 0;
+    RESP_ARRAY(r, resp->topics, nt);
+    if (resp->topics == NULL)
+        return REQUEST_CLOSE;
+    resp->n_topics = nt;
+    int total = 0;
+    for (int32_t i = 0; i < nt; i++)
+        total += req->topics[i].n_partitions > 0 ? req->topics[i].n_partitions : 0;
+    struct gc_commit_partition *parts = request_alloc(r, sizeof(*parts) * ((size_t)total + 1));
+    if (parts == NULL)
+        return REQUEST_CLOSE;
+    int n = 0;
+    for (int32_t i = 0; i < nt; i++) {
+        const struct txn_offset_commit_request_txn_offset_commit_request_topic *ti = &req->topics[i];
+        struct txn_offset_commit_response_txn_offset_commit_response_topic *to = &resp->topics[i];
+        to->name = ti->name.ptr ? ti->name : kstr_of("");
+        int32_t np = ti->n_partitions > 0 ? ti->n_partitions : 0;
+        RESP_ARRAY(r, to->partitions, np);
+        if (to->partitions == NULL)
+            return REQUEST_CLOSE;
+        to->n_partitions = np;
+        struct topic *t = topic_find_name(b, ti->name);
+        const char *topic = txn_id_of(r, to->name);
+        for (int32_t j = 0; j < np; j++) {
+            const struct txn_offset_commit_request_txn_offset_commit_request_partition *pi =
+                &ti->partitions[j];
+            to->partitions[j].partition_index = pi->partition_index;
+            bool known = t != NULL && topic != NULL && pi->partition_index >= 0 &&
+                         pi->partition_index < t->npartitions;
+            parts[n++] = (struct gc_commit_partition){
+                .topic = topic != NULL ? topic : "",
+                .partition = pi->partition_index,
+                .offset = pi->committed_offset,
+                .leader_epoch = r->api_version >= 2 ? pi->committed_leader_epoch : -1,
+                .metadata = pi->committed_metadata.ptr,
+                .metadata_len = pi->committed_metadata.ptr ? pi->committed_metadata.len : 0,
+                .error = known ? KERR_NONE : KERR_UNKNOWN_TOPIC_OR_PARTITION,
+            };
+        }
+    }
+    const char *group = txn_id_of(r, req->group_id);
+    int16_t err = group == NULL ? KERR_INVALID_GROUP_ID
+                                : group_store_txn_offsets(b, group, req->producer_id,
+                                                          req->producer_epoch, parts, n);
+    int k = 0;
+    for (int32_t i = 0; i < nt; i++)
+        for (int32_t j = 0; j < resp->topics[i].n_partitions; j++, k++)
+            resp->topics[i].partitions[j].error_code = err != KERR_NONE ? err : parts[k].error;
+    GREGOR_ASSERT(k == n);
+    return REQUEST_DONE;
+}
