@@ -1055,3 +1055,25 @@ void group_store_txn_marker(struct broker *b, int32_t partition, int64_t produce
     if (s != NULL && partition >= 0 && partition < s->nparts)
         txn_pending_end(s, partition, producer_id, commit);
 }
+
+bool group_store_txn_pending(struct broker *b, const char *group_id, const char *topic,
+                             int32_t partition)
+{
+    struct group_store *s = store_of(b);
+    if (s == NULL || s->txn_pending == NULL)
+        return false;
+    int32_t index = gc_partition_for(group_id, s->nparts);
+    struct gc_buf key = {0};
+    bool found = false;
+    for (struct txn_offsets *t = s->txn_pending; t != NULL && !found; t = t->next) {
+        if (t->partition != index)
+            continue;
+        if (key.p == NULL && gc_encode_offset_key(&key, group_id, topic, partition) != KERR_NONE)
+            break;
+        for (int i = 0; i < t->n && !found; i++)
+            found = t->recs[i].key_len == (int32_t)key.len &&
+                    memcmp(t->recs[i].key, key.p, key.len) == 0;
+    }
+    free(key.p);
+    return found;
+}

@@ -49,5 +49,10 @@ int16_t group_store_txn_offsets(struct broker *b, const char *group_id, int64_t 
  * the offsets its transaction wrote there become the groups' (COMMIT) or go (ABORT). */
 void group_store_txn_marker(struct broker *b, int32_t partition, int64_t producer_id,
                             bool commit);
+/* Whether an ongoing transaction holds an offset of the group for topic-partition (OffsetFetch
+ * with require_stable answers it UNSTABLE_OFFSET_COMMIT, as Kafka). Scans what is held for the
+ * group's partition of __consumer_offsets (at most the bound on held records). */
+bool group_store_txn_pending(struct broker *b, const char *group_id, const char *topic,
+                             int32_t partition);
 
 #endif

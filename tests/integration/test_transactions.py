@@ -297,3 +297,39 @@ def test_offsets_committed_with_the_transaction(broker):
     broker.restart()
     assert committed(b, group, "tx-in") == [4]
     assert consume_all(b, "tx-out", "read_committed", 4) == [b"M0", b"M1", b"M2", b"M3"]
+
+
+def offset_fetch_v7(bootstrap, group, topic, require_stable):
+    """OffsetFetch v7 of partition 0: (committed offset, error)."""
+    body = cstr(group) + uvarint(2) + cstr(topic) + uvarint(2) + struct.pack(">i", 0) + b"\x00"
+    body += struct.pack(">?", require_stable) + b"\x00"
+    r = flexible_call(bootstrap, 9, 7, body)
+    r.take(">i")
+    assert r.uvarint() == 2 and r.cstr() == topic
+    assert r.uvarint() == 2
+    assert r.take(">i") == 0
+    offset = r.take(">q")
+    r.take(">i")
+    r.cstr()
+    return offset, r.take(">h")
+
+
+def test_offset_fetch_require_stable(broker):
+    """KIP-447: offsets an ongoing transaction holds answer UNSTABLE_OFFSET_COMMIT (88) to an
+    OffsetFetch with require_stable, the last committed ones without it; after the commit both
+    see the new offset."""
+    b = broker.bootstrap
+    make_topic(b, "tx-stable")
+    group = "stable-group"
+    c = Consumer({"bootstrap.servers": b, "group.id": group, "enable.auto.commit": False})
+    c.commit(offsets=[TopicPartition("tx-stable", 0, 3)], asynchronous=False)
+    p = txn_producer(b, "app-stable")
+    p.init_transactions(15)
+    p.begin_transaction()
+    p.send_offsets_to_transaction([TopicPartition("tx-stable", 0, 7)],
+                                  c.consumer_group_metadata(), 15)
+    assert offset_fetch_v7(b, group, "tx-stable", True) == (-1, 88)
+    assert offset_fetch_v7(b, group, "tx-stable", False) == (3, 0)
+    p.commit_transaction(15)
+    assert offset_fetch_v7(b, group, "tx-stable", True) == (7, 0)
+    c.close()
