@@ -87,6 +87,8 @@ struct broker_config {
     int64_t offsets_retention_ms;
     /* The transaction coordinator (txn_store.c): Kafka's transaction.* keys and defaults. */
     int32_t transaction_state_log_num_partitions;      /* (50) */
+    int32_t transaction_state_log_replication_factor;  /* (3) a cluster's, capped by live brokers */
+    int32_t transaction_state_log_min_isr;             /* (2) its min.insync.replicas */
     int32_t transaction_max_timeout_ms;                /* (900000) */
     int32_t transactional_id_expiration_ms;            /* (604800000) */
     int32_t transaction_abort_interval_ms;   /* ...abort.timed.out.transaction.cleanup.interval.ms */

@@ -55,6 +55,8 @@ void broker_config_defaults(struct broker_config *c)
     c->offsets_topic_replication_factor = 3; /* Kafka's default; server.properties says 1 */
     c->offsets_retention_ms = 7LL * 24 * 3600 * 1000;
     c->transaction_state_log_num_partitions = 50;
+    c->transaction_state_log_replication_factor = 3;
+    c->transaction_state_log_min_isr = 2;
     c->transaction_max_timeout_ms = 900000;
     c->transactional_id_expiration_ms = 604800000;
     c->transaction_abort_interval_ms = 10000;

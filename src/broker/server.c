@@ -759,6 +759,7 @@ static void cluster_changed(void *arg)
     struct broker *b = arg;
     broker_cluster_sync(b);
     group_store_cluster_sync(b);
+    txn_store_cluster_sync(b);
 }
 
 /* Connects to ZooKeeper and reads (or creates) /cluster/id, which the log dirs' meta.properties

@@ -23,6 +23,15 @@ void txn_store_destroy(struct txn_store *s);
 /* The coordinator, or NULL (none: requests answer COORDINATOR_NOT_AVAILABLE). */
 struct txn_coordinator *txn_store_coordinator(struct broker *b);
 
+/* ZooKeeper's leaders changed: load the partitions of __transaction_state this broker now
+ * leads, let go of the ones it no longer leads. */
+void txn_store_cluster_sync(struct broker *b);
+/* A cluster's FindCoordinator for a transactional id: the live broker that leads its partition
+ * of the ZooKeeper topic __transaction_state (created on first use). KERR_NONE with *out, or
+ * COORDINATOR_NOT_AVAILABLE. */
+struct cluster_broker;
+int16_t txn_store_find(struct broker *b, const char *transactional_id, struct cluster_broker *out);
+
 /* ---- for the handlers ---- */
 
 /* A request waiting for the coordinator's answer, which may come before the call returns (an
