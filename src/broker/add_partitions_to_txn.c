@@ -31,12 +31,12 @@ static bool unknown_partitions(struct broker *b, struct request *r)
     struct add_partitions_to_txn_response *resp = r->resp;
     bool any = false;
     for (int32_t i = 0; i < resp->n_results_by_topic_v3_and_below; i++) {
-        struct topic *t = topic_find_name(b, req->v3_and_below_topics[i].name);
+        const char *topic = txn_id_of(r, req->v3_and_below_topics[i].name);
         struct add_partitions_to_txn_response_add_partitions_to_txn_topic_result *to =
             &resp->results_by_topic_v3_and_below[i];
         for (int32_t j = 0; j < to->n_results_by_partition; j++) {
             int32_t idx = to->results_by_partition[j].partition_index;
-            bool known = t != NULL && idx >= 0 && idx < t->npartitions;
+            bool known = topic != NULL && txn_store_partition_known(b, topic, idx);
             to->results_by_partition[j].partition_error_code =
                 known ? KERR_OPERATION_NOT_ATTEMPTED : KERR_UNKNOWN_TOPIC_OR_PARTITION;
             any |= !known;

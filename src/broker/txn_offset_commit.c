@@ -6,7 +6,40 @@
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "broker/txn_store.h"
+#include "broker/waiters.h"
+#include "common/util.h"
 #include "proto/messages.h"
+
+/* Kafka's offsets.commit.timeout.ms (its default), as OffsetCommit waits: how long the offsets
+ * wait for the replicas of __consumer_offsets before COORDINATOR_NOT_AVAILABLE. */
+#define TXN_COMMIT_REPLICATION_TIMEOUT_MS 5000
+
+/* Offsets written to a replicated __consumer_offsets partition, until the ISR has them (Kafka
+ * appends them with acks=-1); the response is built before it parks. */
+struct txn_commit_wait {
+    struct waiter w;
+    int32_t partition;
+    int64_t end;
+};
+
+static bool txn_commit_replicated(struct waiter *w, enum waiter_event ev)
+{
+    struct request *r = w->arg;
+    struct txn_commit_wait *cw = r->state;
+    int done = group_store_replicated(r->broker, cw->partition, cw->end);
+    if (ev == WAITER_CHECK)
+        return done != 0;
+    int16_t e = done > 0 ? KERR_NONE : done < 0 ? KERR_NOT_COORDINATOR
+                                                : KERR_COORDINATOR_NOT_AVAILABLE;
+    struct txn_offset_commit_response *resp = r->resp;
+    for (int32_t i = 0; i < resp->n_topics && e != KERR_NONE; i++)
+        for (int32_t j = 0; j < resp->topics[i].n_partitions; j++)
+            if (resp->topics[i].partitions[j].error_code == KERR_NONE)
+                resp->topics[i].partitions[j].error_code = e;
+    r->state = NULL;
+    request_finish(r);
+    return true;
+}
 
 enum request_status handle_txn_offset_commit(struct broker *b, struct request *r)
 {
@@ -33,14 +66,13 @@ enum request_status handle_txn_offset_commit(struct broker *b, struct request *r
         if (to->partitions == NULL)
             return REQUEST_CLOSE;
         to->n_partitions = np;
-        struct topic *t = topic_find_name(b, ti->name);
         const char *topic = txn_id_of(r, to->name);
         for (int32_t j = 0; j < np; j++) {
             const struct txn_offset_commit_request_txn_offset_commit_request_partition *pi =
                 &ti->partitions[j];
             to->partitions[j].partition_index = pi->partition_index;
-            bool known = t != NULL && topic != NULL && pi->partition_index >= 0 &&
-                         pi->partition_index < t->npartitions;
+            bool known = topic != NULL &&
+                         txn_store_partition_known(b, topic, pi->partition_index);
             parts[n++] = (struct gc_commit_partition){
                 .topic = topic != NULL ? topic : "",
                 .partition = pi->partition_index,
@@ -57,9 +89,21 @@ enum request_status handle_txn_offset_commit(struct broker *b, struct request *r
                                 : group_store_txn_offsets(b, group, req->producer_id,
                                                           req->producer_epoch, parts, n);
     int k = 0;
+    bool written = false;
     for (int32_t i = 0; i < nt; i++)
-        for (int32_t j = 0; j < resp->topics[i].n_partitions; j++, k++)
+        for (int32_t j = 0; j < resp->topics[i].n_partitions; j++, k++) {
             resp->topics[i].partitions[j].error_code = err != KERR_NONE ? err : parts[k].error;
+            written |= resp->topics[i].partitions[j].error_code == KERR_NONE;
+        }
     GREGOR_ASSERT(k == n);
-    return REQUEST_DONE;
+    int32_t partition = -1;
+    int64_t end = written ? group_store_unreplicated_end(b, group, &partition) : -1;
+    struct txn_commit_wait *cw = end >= 0 && !b->stopping ? request_alloc(r, sizeof(*cw)) : NULL;
+    if (cw == NULL)
+        return REQUEST_DONE;
+    *cw = (struct txn_commit_wait){.partition = partition, .end = end};
+    r->state = cw;
+    waiter_park(&b->waiters, &cw->w, WAITER_ON_APPEND,
+                mono_ms() + TXN_COMMIT_REPLICATION_TIMEOUT_MS, txn_commit_replicated, r);
+    return REQUEST_PENDING;
 }

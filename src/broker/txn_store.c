@@ -775,6 +775,18 @@ int16_t txn_store_find(struct broker *b, const char *transactional_id, struct cl
     return KERR_COORDINATOR_NOT_AVAILABLE;
 }
 
+bool txn_store_partition_known(struct broker *b, const char *topic, int32_t partition)
+{
+    if (partition < 0)
+        return false;
+    if (b->cluster != NULL) {
+        const struct cluster_topic *ct = cluster_topic_find(b->cluster, topic);
+        return ct != NULL && ct->read && !ct->gone && partition < ct->npartitions;
+    }
+    struct topic *t = topic_find(b, topic);
+    return t != NULL && t->creating == 0 && partition < t->npartitions;
+}
+
 /* ---- life ---- */
 
 struct txn_store *txn_store_create(struct broker *b)

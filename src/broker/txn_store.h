@@ -32,6 +32,10 @@ void txn_store_cluster_sync(struct broker *b);
 struct cluster_broker;
 int16_t txn_store_find(struct broker *b, const char *transactional_id, struct cluster_broker *out);
 
+/* Whether a partition exists (Kafka's metadata cache): in a cluster ZooKeeper's view, else the
+ * local topics. */
+bool txn_store_partition_known(struct broker *b, const char *topic, int32_t partition);
+
 /* ---- for the handlers ---- */
 
 /* A request waiting for the coordinator's answer, which may come before the call returns (an

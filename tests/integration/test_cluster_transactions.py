@@ -4,11 +4,15 @@ is a ZooKeeper topic created on the first FindCoordinator of a transactional id
 records wait for the ISR (acks=all), and the markers of partitions other brokers lead go to them
 as WriteTxnMarkers. A confluent-kafka transactional producer writes to three partitions led by
 three brokers: read_committed consumers see the committed transactions only."""
+import signal
+import socket
+import struct
 import time
 import uuid
 
 import pytest
 from cluster_fixture import ZkEnsemble
+from kafka_wire import Reader, _request, s16
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from zk_fixture import start_brokers, zookeeper_available
@@ -147,5 +151,95 @@ def test_coordinator_killed_with_an_open_transaction(tmp_path, zookeeper):
         assert "aborting transaction of transactional id doomed" in logs, logs[-4000:]
         del p
     finally:
+        for b in brokers:
+            b.stop()
+
+
+def raw(broker, api, version, body):
+    host, port = broker.bootstrap.split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        return _request(s, api, version, 11, body)
+
+
+def find_coordinator(brokers, key, key_type, timeout=30):
+    """FindCoordinator v1 until it names a live broker: that Broker."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        r = Reader(raw(brokers[0], 10, 1, s16(key) + struct.pack(">b", key_type)))
+        r.take(">i")
+        err = r.take(">h")
+        r.s16()
+        node = r.take(">i")
+        r.s16()
+        port = r.take(">i")
+        if err == 0:
+            return [b for b in brokers if b.port == port][0], node
+        time.sleep(0.2)
+    raise AssertionError("no coordinator for %s" % key)
+
+
+def test_txn_offset_commit_waits_for_the_isr(tmp_path, zookeeper):
+    """TxnOffsetCommit on a replicated __consumer_offsets is answered once the ISR has the
+    offsets (Kafka appends them with acks=-1): with a follower of the group's partition stopped
+    (SIGSTOP, still in the ISR) it is answered COORDINATOR_NOT_AVAILABLE after
+    offsets.commit.timeout.ms (5 s), not at once. The coordinators know a partition they do not
+    hold from ZooKeeper's view (AddPartitionsToTxn and TxnOffsetCommit of it are not
+    UNKNOWN_TOPIC_OR_PARTITION)."""
+    chroot = "/txn-" + uuid.uuid4().hex[:8]
+    brokers = start_brokers(tmp_path, zookeeper.connect + chroot, (1, 2, 3),
+                            {"zookeeper.session.timeout.ms": 30000,
+                             "replica.lag.time.max.ms": 60000,
+                             "offsets.topic.num.partitions": 1,
+                             "offsets.topic.replication.factor": 3,
+                             "transaction.state.log.num.partitions": 1,
+                             "transaction.state.log.replication.factor": 3,
+                             "transaction.state.log.min.isr": 2})
+    stopped = None
+    try:
+        boot = ",".join(b.bootstrap for b in brokers)
+        admin = AdminClient({"bootstrap.servers": boot})
+        group_coord, group_node = find_coordinator(brokers, "isr-group", 0)
+        txn_coord, txn_node = find_coordinator(brokers, "isr-app", 1)
+        # a partition neither coordinator holds: they know it from ZooKeeper's view only
+        host = [i for i in (1, 2, 3) if i not in (group_node, txn_node)][0]
+        for f in admin.create_topics([NewTopic("tin", num_partitions=1,
+                                               replica_assignment=[[host]])]).values():
+            f.result(20)
+        deadline = time.time() + 30
+        while True:   # the coordinator loads the partition it leads
+            r = Reader(raw(txn_coord, 22, 1, s16("isr-app") + struct.pack(">i", 60000)))
+            r.take(">i")
+            err, pid, epoch = r.take(">h"), r.take(">q"), r.take(">h")
+            if err == 0 or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert err == 0
+        r = Reader(raw(txn_coord, 25, 1, s16("isr-app") + struct.pack(">qh", pid, epoch) +
+                       s16("isr-group")))
+        r.take(">i")
+        assert r.take(">h") == 0
+        # AddPartitionsToTxn v1 of tin-0 (on another broker): added, not UNKNOWN_TOPIC_OR_PARTITION
+        r = Reader(raw(txn_coord, 24, 1, s16("isr-app") + struct.pack(">qh", pid, epoch) +
+                       struct.pack(">i", 1) + s16("tin") + struct.pack(">ii", 1, 0)))
+        r.take(">i")
+        assert r.take(">i") == 1 and r.s16() == b"tin" and r.take(">i") == 1
+        assert r.take(">i") == 0 and r.take(">h") == 0
+        followers = [b for b in brokers if b is not group_coord and b is not txn_coord]
+        stopped = followers[0]
+        stopped.proc.send_signal(signal.SIGSTOP)
+        body = s16("isr-app") + s16("isr-group") + struct.pack(">qh", pid, epoch)
+        body += struct.pack(">i", 1) + s16("tin") + struct.pack(">i", 1)
+        body += struct.pack(">iqi", 0, 42, -1) + s16("")
+        t0 = time.time()
+        r = Reader(raw(group_coord, 28, 2, body))
+        took = time.time() - t0
+        r.take(">i")
+        assert r.take(">i") == 1 and r.s16() == b"tin"
+        assert r.take(">i") == 1 and r.take(">i") == 0
+        assert r.take(">h") == 15, "answered before the ISR had the offsets"   # COORDINATOR_NOT_AVAILABLE
+        assert took >= 4.5, took
+    finally:
+        if stopped is not None:
+            stopped.proc.send_signal(signal.SIGCONT)
         for b in brokers:
             b.stop()
