@@ -333,3 +333,41 @@ def test_offset_fetch_require_stable(broker):
     p.commit_transaction(15)
     assert offset_fetch_v7(b, group, "tx-stable", True) == (7, 0)
     c.close()
+
+
+def test_kafka_transactions_command(broker):
+    """Kafka 4.x's own kafka-transactions.sh (TransactionsCommand: the Java admin client's
+    listTransactions and describeTransactions) reads gregor's answers: the open transaction is
+    listed as Ongoing and described with its producer and partition."""
+    import subprocess
+    from conftest import ROOT
+    p = subprocess.run(["sh", os.path.join(ROOT, "tests", "kafka_harness", "kafka.sh"),
+                        "classpath"], capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0 and p.stdout.strip(), p.stderr[-3000:]
+    cp = p.stdout.strip()
+    b = broker.bootstrap
+    make_topic(b, "tx-tools")
+    prod = txn_producer(b, "app-tools")
+    prod.init_transactions(15)
+    prod.begin_transaction()
+    prod.produce("tx-tools", b"x")
+    assert prod.flush(10) == 0
+    pid = describe(b, "app-tools")["pid"]
+
+    def tool(*args):
+        r = subprocess.run(["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+                            "-Dlog4j.configuration=file:/dev/null", "-cp", cp,
+                            "org.apache.kafka.tools.TransactionsCommand",
+                            "--bootstrap-server", b] + list(args),
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, (r.stdout, r.stderr[-3000:])
+        return [line.split() for line in r.stdout.splitlines() if line.strip()]
+
+    rows = tool("list")
+    assert ["app-tools", "0", str(pid), "Ongoing"] in rows, rows
+    row = [r for r in tool("describe", "--transactional-id", "app-tools") if r[1:2] == ["app-tools"]]
+    assert len(row) == 1 and row[0][:5] == ["0", "app-tools", str(pid), "0", "Ongoing"], row
+    assert row[0][-1] == "tx-tools-0", row
+    prod.commit_transaction(15)
+    row = [r for r in tool("describe", "--transactional-id", "app-tools") if r[1:2] == ["app-tools"]]
+    assert len(row) == 1 and row[0][4] == "CompleteCommit", row
