@@ -55,6 +55,8 @@ struct append_wait {
 
 struct marker_peer {
     int32_t id;
+    char host[CLUSTER_HOST_MAX];
+    int32_t port;
     struct client_conn *conn;
 };
 
@@ -340,18 +342,27 @@ static void marker_answered(void *arg, const struct client_response *resp)
     round_end(r, err);
 }
 
+/* The connection to live broker id at its registered address (a broker back at another address
+ * gets a new one). */
 static struct client_conn *peer_conn(struct txn_store *s, int32_t id)
 {
-    for (int i = 0; i < s->npeers; i++)
-        if (s->peers[i].id == id)
-            return s->peers[i].conn;
-    if (s->npeers >= MARKER_PEERS_MAX)
-        return NULL;
     const struct cluster_broker *live;
     int n = cluster_brokers(s->b->cluster, &live);
     for (int i = 0; i < n; i++) {
         if (live[i].id != id)
             continue;
+        for (int k = 0; k < s->npeers; k++) {
+            struct marker_peer *pe = &s->peers[k];
+            if (pe->id != id)
+                continue;
+            if (pe->port == live[i].port && strcmp(pe->host, live[i].host) == 0)
+                return pe->conn;
+            client_conn_destroy(pe->conn);
+            *pe = s->peers[--s->npeers];
+            break;
+        }
+        if (s->npeers >= MARKER_PEERS_MAX)
+            return NULL;
         if (s->client == NULL) {
             struct client_config cc;
             client_config_defaults(&cc);
@@ -367,7 +378,9 @@ static struct client_conn *peer_conn(struct txn_store *s, int32_t id)
         struct client_conn *c = client_connect(s->client, live[i].host, live[i].port);
         if (c == NULL)
             return NULL;
-        s->peers[s->npeers++] = (struct marker_peer){id, c};
+        struct marker_peer *pe = &s->peers[s->npeers++];
+        *pe = (struct marker_peer){.id = id, .port = live[i].port, .conn = c};
+        snprintf(pe->host, sizeof(pe->host), "%s", live[i].host);
         return c;
     }
     return NULL;

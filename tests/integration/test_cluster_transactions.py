@@ -243,3 +243,45 @@ def test_txn_offset_commit_waits_for_the_isr(tmp_path, zookeeper):
             stopped.proc.send_signal(signal.SIGCONT)
         for b in brokers:
             b.stop()
+
+
+def test_markers_follow_a_broker_to_its_new_address(tmp_path, zookeeper):
+    """The coordinator keeps a connection per broker for its markers; a broker back at another
+    port (its new registration) gets them there, so a transaction on its partition completes."""
+    from conftest import free_port
+    chroot = "/txn-" + uuid.uuid4().hex[:8]
+    brokers = start_brokers(tmp_path, zookeeper.connect + chroot, (1, 2, 3),
+                            {"zookeeper.session.timeout.ms": 3000,
+                             "offsets.topic.num.partitions": 1,
+                             "offsets.topic.replication.factor": 1,
+                             "transaction.state.log.num.partitions": 1,
+                             "transaction.state.log.replication.factor": 1,
+                             "transaction.state.log.min.isr": 1})
+    try:
+        _, txn_node = find_coordinator(brokers, "mover", 1)
+        host = [i for i in (1, 2, 3) if i != txn_node][0]
+        mover = brokers[host - 1]
+        others = [b for b in brokers if b is not mover]
+        admin = AdminClient({"bootstrap.servers": others[0].bootstrap})
+        for f in admin.create_topics([NewTopic("cmv", num_partitions=1,
+                                               replica_assignment=[[host]])]).values():
+            f.result(20)
+
+        def one_transaction(boot, value):
+            p = Producer({"bootstrap.servers": boot, "transactional.id": "mover",
+                          "message.timeout.ms": 30000})
+            p.init_transactions(60)
+            p.begin_transaction()
+            p.produce("cmv", value, partition=0)
+            p.commit_transaction(60)
+
+        one_transaction(",".join(b.bootstrap for b in brokers), b"first")
+        mover.stop()
+        mover.port = free_port()
+        mover.start()
+        boot = ",".join(b.bootstrap for b in brokers)
+        one_transaction(boot, b"second")
+        assert read_values(boot, "cmv", "read_committed", 2, partitions=1) == [b"first", b"second"]
+    finally:
+        for b in brokers:
+            b.stop()
