@@ -53,6 +53,12 @@ CODEC(offset_delete)
 CODEC(describe_cluster)
 CODEC(describe_producers)
 CODEC(write_txn_markers)
+CODEC(add_partitions_to_txn)
+CODEC(add_offsets_to_txn)
+CODEC(end_txn)
+CODEC(txn_offset_commit)
+CODEC(describe_transactions)
+CODEC(list_transactions)
 CODEC(consumer_group_heartbeat)
 CODEC(consumer_group_describe)
 CODEC(controlled_shutdown)
@@ -86,7 +92,11 @@ const struct api_entry broker_apis[] = {
     API(DELETE_RECORDS, delete_records, handle_delete_records),
     API(INIT_PRODUCER_ID, init_producer_id, handle_init_producer_id),
     API(OFFSET_FOR_LEADER_EPOCH, offset_for_leader_epoch, handle_offset_for_leader_epoch),
+    API(ADD_PARTITIONS_TO_TXN, add_partitions_to_txn, handle_add_partitions_to_txn),
+    API(ADD_OFFSETS_TO_TXN, add_offsets_to_txn, handle_add_offsets_to_txn),
+    API(END_TXN, end_txn, handle_end_txn),
     API(WRITE_TXN_MARKERS, write_txn_markers, handle_write_txn_markers),
+    API(TXN_OFFSET_COMMIT, txn_offset_commit, handle_txn_offset_commit),
     API(DESCRIBE_CONFIGS, describe_configs, handle_describe_configs),
     API(ALTER_CONFIGS, alter_configs, handle_alter_configs),
     API(CREATE_PARTITIONS, create_partitions, handle_create_partitions),
@@ -100,6 +110,8 @@ const struct api_entry broker_apis[] = {
     API(OFFSET_DELETE, offset_delete, handle_offset_delete),
     API(DESCRIBE_CLUSTER, describe_cluster, handle_describe_cluster),
     API(DESCRIBE_PRODUCERS, describe_producers, handle_describe_producers),
+    API(DESCRIBE_TRANSACTIONS, describe_transactions, handle_describe_transactions),
+    API(LIST_TRANSACTIONS, list_transactions, handle_list_transactions),
     API(CONSUMER_GROUP_HEARTBEAT, consumer_group_heartbeat, handle_consumer_group_heartbeat),
     API(CONSUMER_GROUP_DESCRIBE, consumer_group_describe, handle_consumer_group_describe),
 };

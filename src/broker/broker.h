@@ -85,6 +85,14 @@ struct broker_config {
     int32_t offsets_topic_segment_bytes; /* (104857600) */
     int16_t offsets_topic_replication_factor; /* a cluster's __consumer_offsets (group_store.c) */
     int64_t offsets_retention_ms;
+    /* The transaction coordinator (txn_store.c): Kafka's transaction.* keys and defaults. */
+    int32_t transaction_state_log_num_partitions;      /* (50) */
+    int32_t transaction_state_log_replication_factor;  /* (3) a cluster's, capped by live brokers */
+    int32_t transaction_state_log_min_isr;             /* (2) its min.insync.replicas */
+    int32_t transaction_max_timeout_ms;                /* (900000) */
+    int32_t transactional_id_expiration_ms;            /* (604800000) */
+    int32_t transaction_abort_interval_ms;   /* ...abort.timed.out.transaction.cleanup.interval.ms */
+    int32_t transaction_expire_interval_ms;  /* ...remove.expired.transaction.cleanup.interval.ms */
     int32_t group_initial_rebalance_delay_ms;
     int32_t group_min_session_timeout_ms;
     int32_t group_max_session_timeout_ms;
@@ -295,6 +303,7 @@ struct broker {
     int *commit_results;
     int ncommit, capcommit;
     struct group_coordinator *groups;
+    struct txn_store *txns;          /* the transaction coordinator's host (txn_store.c) */
     struct fetch_sessions *fetch_sessions; /* created on first use */
     struct cluster *cluster;         /* NULL without zookeeper.connect */
     uint64_t cluster_configs_applied;/* cluster_config_gen() last applied (dynamic_configs.c) */

@@ -54,6 +54,13 @@ void broker_config_defaults(struct broker_config *c)
     c->offsets_topic_segment_bytes = 104857600;
     c->offsets_topic_replication_factor = 3; /* Kafka's default; server.properties says 1 */
     c->offsets_retention_ms = 7LL * 24 * 3600 * 1000;
+    c->transaction_state_log_num_partitions = 50;
+    c->transaction_state_log_replication_factor = 3;
+    c->transaction_state_log_min_isr = 2;
+    c->transaction_max_timeout_ms = 900000;
+    c->transactional_id_expiration_ms = 604800000;
+    c->transaction_abort_interval_ms = 10000;
+    c->transaction_expire_interval_ms = 3600000;
     c->group_initial_rebalance_delay_ms = 3000;
     c->group_min_session_timeout_ms = 6000;
     c->group_max_session_timeout_ms = 1800000;

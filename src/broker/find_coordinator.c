@@ -1,11 +1,13 @@
 /* FindCoordinator (10): v0-3 ask for one key, v4+ for a batch (coordinator_keys). One node
  * coordinates every group and transactional id itself; in a cluster a group's coordinator is
- * the leader of its partition of the ZooKeeper topic __consumer_offsets (group_store_find). */
+ * the leader of its partition of the ZooKeeper topic __consumer_offsets (group_store_find), a
+ * transactional id's the leader of its partition of __transaction_state (txn_store_find). */
 #include <string.h>
 
 #include "broker/group_handlers.h"
 #include "broker/group_store.h"
 #include "broker/kutil.h"
+#include "broker/txn_store.h"
 #include "cluster/cluster.h"
 #include "proto/messages.h"
 
@@ -27,15 +29,16 @@ static void find_one(struct broker *b, struct request *r, int8_t key_type, struc
     }
     if (key_type == 0 && b->groups == NULL)
         return;
-    if (key_type == 0 && b->cluster != NULL) {
-        char *group = request_alloc(r, (size_t)(key.len > 0 ? key.len : 0) + 1);
-        if (group == NULL)
+    if (b->cluster != NULL) {
+        char *k = request_alloc(r, (size_t)(key.len > 0 ? key.len : 0) + 1);
+        if (k == NULL)
             return;
         if (key.len > 0)
-            memcpy(group, key.ptr, (size_t)key.len);
-        group[key.len > 0 ? key.len : 0] = '\0';
+            memcpy(k, key.ptr, (size_t)key.len);
+        k[key.len > 0 ? key.len : 0] = '\0';
         struct cluster_broker cb;
-        if (group_store_find(b, group, &cb) != KERR_NONE)
+        int16_t e = key_type == 0 ? group_store_find(b, k, &cb) : txn_store_find(b, k, &cb);
+        if (e != KERR_NONE)
             return;
         char *host = request_alloc(r, strlen(cb.host) + 1);
         if (host == NULL)

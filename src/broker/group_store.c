@@ -37,11 +37,25 @@
 #define LOAD_WAIT_MS 20
 /* ... in chunks of this many bytes (a chunk's replay is the smallest step; ~8 ms here). */
 #define LOAD_CHUNK_BYTES (1 << 20)
+/* Offsets of transactions not ended yet (TxnOffsetCommit), held until their marker: at most
+ * this many records over all producers (Kafka bounds them by the transaction's own size). */
+#define TXN_PENDING_MAX_RECORDS (1 << 20)
 
 /* Where this broker stands for one partition of __consumer_offsets. One node owns them all;
  * in a cluster, the partitions whose ZooKeeper leader it is (Kafka's ownedPartitions and
  * loadingPartitions of GroupMetadataManager). */
 enum store_partition_state { STORE_NOT_OWNED, STORE_LOADING, STORE_OWNED };
+
+/* One producer's offsets written in its ongoing transaction to one partition (Kafka's
+ * pendingTransactionalOffsetCommits): in the log already, applied when the COMMIT marker comes,
+ * dropped at ABORT. Keys and values owned. */
+struct txn_offsets {
+    int64_t producer_id;
+    int32_t partition;
+    int n, cap;
+    struct gc_record *recs;
+    struct txn_offsets *next;
+};
 
 struct group_store {
     struct broker *b;
@@ -55,6 +69,8 @@ struct group_store {
     uint64_t load_timer;
     bool replaying;
     bool topic_requested;       /* cluster: a creation of __consumer_offsets is in flight */
+    struct txn_offsets *txn_pending;
+    int64_t txn_pending_records; /* over the whole list, <= TXN_PENDING_MAX_RECORDS */
 };
 
 static int64_t store_wall_ms(void *ctx)
@@ -241,9 +257,30 @@ static void compact_fire(struct broker *b, void *arg)
 
 /* ---- replay ---- */
 
-static int replay_batches(struct group_coordinator *gc, const uint8_t *buf, size_t len,
-                          int64_t from, int64_t *next, const char *who)
+static void txn_pending_end(struct group_store *s, int32_t partition, int64_t pid, bool commit);
+static void txn_pending_drop_partition(struct group_store *s, int32_t partition);
+static int txn_pending_add(struct group_store *s, int32_t partition, int64_t pid,
+                           const struct gc_record *rec);
+
+/* A control batch's type: 1 COMMIT, 0 ABORT, -1 unreadable (Kafka's EndTransactionMarker key:
+ * version, type). */
+static int control_type(const uint8_t *batch, size_t len)
 {
+    struct batch_record_iter it;
+    if (batch_records_open(&it, batch, len, REPLAY_MAX_DECOMPRESSED) != KERR_NONE)
+        return -1;
+    struct batch_record rec;
+    int type = -1;
+    if (batch_records_next(&it, &rec) == 1 && rec.key != NULL && rec.key_len >= 4)
+        type = (int)(((uint16_t)rec.key[2] << 8) | rec.key[3]);
+    batch_records_close(&it);
+    return type == 0 || type == 1 ? type : -1;
+}
+
+static int replay_batches(struct group_store *s, int32_t partition, const uint8_t *buf,
+                          size_t len, int64_t from, int64_t *next, const char *who)
+{
+    struct group_coordinator *gc = s->gc;
     size_t pos = 0;
     while (pos + BATCH_HEADER_SIZE <= len) {
         struct batch_header h;
@@ -256,8 +293,15 @@ static int replay_batches(struct group_coordinator *gc, const uint8_t *buf, size
         if (batch_last_offset(&h) < from)
             continue;
         *next = batch_last_offset(&h) + 1;
-        if (h.magic != BATCH_MAGIC_V2 || (h.attributes & BATCH_ATTR_CONTROL))
+        if (h.magic != BATCH_MAGIC_V2)
             continue;
+        bool txn = (h.attributes & BATCH_ATTR_TRANSACTIONAL) != 0;
+        if (h.attributes & BATCH_ATTR_CONTROL) {
+            int type = txn ? control_type(batch, (size_t)total) : -1;
+            if (type >= 0)
+                txn_pending_end(s, partition, h.producer_id, type == 1);
+            continue;
+        }
         struct batch_record_iter it;
         int e = batch_records_open(&it, batch, (size_t)total, REPLAY_MAX_DECOMPRESSED);
         if (e != KERR_NONE) {
@@ -269,9 +313,13 @@ static int replay_batches(struct group_coordinator *gc, const uint8_t *buf, size
         while ((e = batch_records_next(&it, &rec)) == 1) {
             if (rec.offset < from || rec.key == NULL)
                 continue;
-            if (gc_replay_record(gc, rec.key, rec.key_len, rec.value, rec.value_len) != 0)
-                LOG_WARN(STORE_WHO, "%s: skipping undecodable record at offset %lld", who,
-                         (long long)rec.offset);
+            /* A transaction's offsets wait for its marker (TxnOffsetCommit). */
+            struct gc_record gr = {rec.key, rec.key_len, rec.value, rec.value_len};
+            int rc = txn ? txn_pending_add(s, partition, h.producer_id, &gr)
+                         : gc_replay_record(gc, rec.key, rec.key_len, rec.value, rec.value_len);
+            if (rc != 0)
+                LOG_WARN(STORE_WHO, "%s: skipping %s record at offset %lld", who,
+                         txn ? "transactional" : "undecodable", (long long)rec.offset);
         }
         if (e < 0)
             LOG_WARN(STORE_WHO, "%s: corrupt records in batch at offset %lld", who,
@@ -284,7 +332,7 @@ static int replay_batches(struct group_coordinator *gc, const uint8_t *buf, size
 /* Replays one chunk (up to chunk bytes, at least one whole batch) of a partition from *off,
  * which moves past it. Returns 1 when more is left, 0 at the log end, -1 on a read error
  * (logged). */
-static int replay_chunk(struct group_coordinator *gc, struct partition *p, int64_t *off,
+static int replay_chunk(struct group_store *s, struct partition *p, int64_t *off,
                         int32_t chunk)
 {
     char who[300];
@@ -319,7 +367,7 @@ static int replay_chunk(struct group_coordinator *gc, struct partition *p, int64
         return -1;
     }
     int64_t next = *off;
-    replay_batches(gc, buf, (size_t)got, *off, &next, who);
+    replay_batches(s, p->index, buf, (size_t)got, *off, &next, who);
     free(buf);
     if (next <= *off) {
         LOG_WARN(STORE_WHO, "%s: no whole batch at offset %lld; replay stops there", who,
@@ -330,11 +378,11 @@ static int replay_chunk(struct group_coordinator *gc, struct partition *p, int64
     return 1;
 }
 
-static int replay_partition(struct group_coordinator *gc, struct partition *p)
+static int replay_partition(struct group_store *s, struct partition *p)
 {
     int64_t off = partition_log_start(p);
     int r;
-    while ((r = replay_chunk(gc, p, &off, REPLAY_CHUNK_BYTES)) == 1)
+    while ((r = replay_chunk(s, p, &off, REPLAY_CHUNK_BYTES)) == 1)
         ;
     return r;
 }
@@ -437,7 +485,7 @@ static void store_load_all(struct group_store *s, struct topic *t)
     s->replaying = true;
     int64_t t0 = mono_ms();
     for (int32_t i = 0; t != NULL && i < t->npartitions; i++)
-        replay_partition(s->gc, t->partitions[i]);
+        replay_partition(s, t->partitions[i]);
     for (int32_t i = 0; i < s->nparts; i++)
         s->state[i] = STORE_OWNED;
     gc_replay_done(s->gc);
@@ -485,6 +533,7 @@ void group_coordinator_destroy(struct group_coordinator *gc)
     if (s->load_timer)
         broker_timer_cancel(s->b, s->load_timer);
     store_free_parts(s);
+    txn_pending_drop_partition(s, -1);
     free(s);
 }
 
@@ -637,6 +686,7 @@ static void partition_resign(struct group_store *s, int32_t p)
     s->state[p] = STORE_NOT_OWNED;
     s->compact_due[p] = false;
     int n = gc_unload_partition(s->gc, p, KERR_NOT_COORDINATOR);
+    txn_pending_drop_partition(s, p);
     LOG_INFO(STORE_WHO, "Unloaded %d groups of %s-%d (%s)", n, OFFSETS_TOPIC, p,
              was == STORE_LOADING ? "its loading was stopped" : "no longer its leader");
 }
@@ -659,6 +709,7 @@ static bool partitions_agree(struct group_store *s, const struct cluster_topic *
     if (store_alloc(s, ct->npartitions) != 0) {
         LOG_ERROR(STORE_WHO, "no memory for a coordinator of %d partitions", ct->npartitions);
         store_free_parts(s);
+        txn_pending_drop_partition(s, -1);
         free(s);
         b->groups = NULL;
         return false;
@@ -712,10 +763,12 @@ static bool load_step(struct group_store *s, int32_t p)
 {
     struct partition *lp = offsets_partition(s, p);
     GREGOR_ASSERT(lp != NULL);
-    if (s->load_next[p] < 0)
+    if (s->load_next[p] < 0) {
         s->load_next[p] = partition_log_start(lp);
+        txn_pending_drop_partition(s, p);
+    }
     s->replaying = true;
-    int r = replay_chunk(s->gc, lp, &s->load_next[p], LOAD_CHUNK_BYTES);
+    int r = replay_chunk(s, lp, &s->load_next[p], LOAD_CHUNK_BYTES);
     s->replaying = false;
     if (r == 1)
         return false;
@@ -766,4 +819,261 @@ static void load_fire(struct broker *b, void *arg)
             load_schedule(s, 0);
     if (waiting)
         load_schedule(s, LOAD_WAIT_MS);
+}
+
+/* ---- transactional offsets (TxnOffsetCommit) ---- */
+
+static struct txn_offsets **txn_pending_find(struct group_store *s, int32_t partition,
+                                             int64_t pid)
+{
+    struct txn_offsets **pp = &s->txn_pending;
+    while (*pp != NULL && ((*pp)->partition != partition || (*pp)->producer_id != pid))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static void txn_offsets_free(struct group_store *s, struct txn_offsets *t)
+{
+    for (int i = 0; i < t->n; i++) {
+        free((void *)t->recs[i].key);
+        free((void *)t->recs[i].value);
+    }
+    s->txn_pending_records -= t->n;
+    GREGOR_ASSERT(s->txn_pending_records >= 0);
+    free(t->recs);
+    free(t);
+}
+
+/* Holds a copy of rec for producer pid's transaction on partition: 0, or -1 (bound reached or
+ * no memory: logged by the caller). */
+static int txn_pending_add(struct group_store *s, int32_t partition, int64_t pid,
+                           const struct gc_record *rec)
+{
+    if (s->txn_pending_records >= TXN_PENDING_MAX_RECORDS)
+        return -1;
+    struct txn_offsets **pp = txn_pending_find(s, partition, pid);
+    struct txn_offsets *t = *pp;
+    if (t == NULL) {
+        t = calloc(1, sizeof(*t));
+        if (t == NULL)
+            return -1;
+        t->producer_id = pid;
+        t->partition = partition;
+        *pp = t;
+    }
+    if (t->n == t->cap) {
+        int cap = t->cap > 0 ? t->cap * 2 : 8;
+        struct gc_record *grown = realloc(t->recs, sizeof(*grown) * (size_t)cap);
+        if (grown == NULL)
+            return -1;
+        t->recs = grown;
+        t->cap = cap;
+    }
+    uint8_t *key = malloc((size_t)rec->key_len + 1);
+    uint8_t *value = rec->value != NULL && rec->value_len >= 0 ? malloc((size_t)rec->value_len + 1)
+                                                             : NULL;
+    if (key == NULL || (rec->value != NULL && rec->value_len >= 0 && value == NULL)) {
+        free(key);
+        free(value);
+        return -1;
+    }
+    memcpy(key, rec->key, (size_t)rec->key_len);
+    if (value != NULL)
+        memcpy(value, rec->value, (size_t)rec->value_len);
+    t->recs[t->n++] = (struct gc_record){key, rec->key_len, value,
+                                         value != NULL ? rec->value_len : -1};
+    s->txn_pending_records++;
+    return 0;
+}
+
+/* The producer's transaction ended on partition: its offsets become the group's (COMMIT) or
+ * are dropped (ABORT), as Kafka's GroupMetadataManager.handleTxnCompletion. */
+static void txn_pending_end(struct group_store *s, int32_t partition, int64_t pid, bool commit)
+{
+    struct txn_offsets **pp = txn_pending_find(s, partition, pid);
+    struct txn_offsets *t = *pp;
+    if (t == NULL)
+        return;
+    *pp = t->next;
+    for (int i = 0; commit && i < t->n; i++)
+        if (gc_replay_record(s->gc, t->recs[i].key, t->recs[i].key_len, t->recs[i].value,
+                             t->recs[i].value_len) != 0)
+            LOG_WARN(STORE_WHO, "cannot apply a transactional offset of producer %lld",
+                     (long long)pid);
+    txn_offsets_free(s, t);
+}
+
+/* Forgets what is held for partition (let go, or about to be replayed again). */
+static void txn_pending_drop_partition(struct group_store *s, int32_t partition)
+{
+    struct txn_offsets **pp = &s->txn_pending;
+    while (*pp != NULL) {
+        struct txn_offsets *t = *pp;
+        if (partition >= 0 && t->partition != partition) {
+            pp = &t->next;
+            continue;
+        }
+        *pp = t->next;
+        txn_offsets_free(s, t);
+    }
+}
+
+/* The next sequence of producer pid on p: its batches here are the coordinator's own, one after
+ * another (a new epoch starts at 0). */
+static int32_t txn_next_sequence(struct partition *p, int64_t pid, int16_t epoch)
+{
+    const struct producer_entry *e = producer_state_find(&p->producers, pid);
+    if (e == NULL || e->epoch != epoch || e->n == 0)
+        return 0;
+    int32_t last = e->batches[e->n - 1].last_seq;
+    return last == INT32_MAX ? 0 : last + 1;
+}
+
+/* Kafka's GroupMetadataManager: a log append error as an offset commit answers it. */
+static int16_t txn_commit_error(int e)
+{
+    switch (e) {
+    case KERR_UNKNOWN_TOPIC_OR_PARTITION:
+    case KERR_NOT_ENOUGH_REPLICAS:
+    case KERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    case KERR_NOT_LEADER_OR_FOLLOWER:
+    case KERR_KAFKA_STORAGE_ERROR:
+        return KERR_NOT_COORDINATOR;
+    case KERR_MESSAGE_TOO_LARGE:
+    case KERR_RECORD_LIST_TOO_LARGE:
+    case KERR_INVALID_FETCH_SIZE:
+        return KERR_INVALID_COMMIT_OFFSET_SIZE;
+    default:
+        return (int16_t)e;
+    }
+}
+
+/* The records of the partitions still without an error, as one transactional batch. */
+static int txn_offsets_batch(struct group_store *s, struct partition *p, const char *group_id,
+                             int64_t pid, int16_t epoch, const struct gc_commit_partition *parts,
+                             int n, struct batch_builder *bb)
+{
+    int64_t now = now_ms();
+    int e = KERR_NONE;
+    for (int i = 0; i < n && e == KERR_NONE; i++) {
+        if (parts[i].error != KERR_NONE)
+            continue;
+        struct gc_buf key = {0}, value = {0};
+        e = gc_encode_offset_key(&key, group_id, parts[i].topic, parts[i].partition);
+        if (e == KERR_NONE)
+            e = gc_encode_offset_value(&value, parts[i].offset, parts[i].leader_epoch,
+                                       parts[i].metadata, parts[i].metadata_len, now, -1);
+        if (e == KERR_NONE)
+            e = batch_builder_add(bb, now, key.p, (int32_t)key.len, value.p,
+                                  (int32_t)value.len, NULL, 0);
+        free(key.p);
+        free(value.p);
+    }
+    bb->producer_id = pid;
+    bb->producer_epoch = epoch;
+    bb->base_sequence = txn_next_sequence(p, pid, epoch);
+    bb->attributes |= BATCH_ATTR_TRANSACTIONAL;
+    (void)s;
+    return e;
+}
+
+/* Holds the batch's records for the marker; every record was checked by the append. */
+static void txn_offsets_hold(struct group_store *s, int32_t partition, int64_t pid,
+                             const uint8_t *batch, size_t len)
+{
+    struct batch_record_iter it;
+    if (batch_records_open(&it, batch, len, REPLAY_MAX_DECOMPRESSED) != KERR_NONE)
+        return;
+    struct batch_record rec;
+    while (batch_records_next(&it, &rec) == 1) {
+        struct gc_record gr = {rec.key, rec.key_len, rec.value, rec.value_len};
+        if (txn_pending_add(s, partition, pid, &gr) != 0)
+            LOG_WARN(STORE_WHO, "cannot hold a transactional offset of producer %lld "
+                     "(%lld held): it is lost at the commit", (long long)pid,
+                     (long long)s->txn_pending_records);
+    }
+    batch_records_close(&it);
+}
+
+int16_t group_store_txn_offsets(struct broker *b, const char *group_id, int64_t producer_id,
+                                int16_t producer_epoch, struct gc_commit_partition *parts, int n)
+{
+    struct group_store *s = store_of(b);
+    int16_t err = group_store_check(b, group_id);
+    if (s == NULL || err != KERR_NONE)
+        return s == NULL ? KERR_COORDINATOR_NOT_AVAILABLE : err;
+    if (s->txn_pending_records + n > TXN_PENDING_MAX_RECORDS)
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    int32_t index = gc_partition_for(group_id, s->nparts);
+    struct partition *p = offsets_partition(s, index);
+    if (p == NULL && b->cluster == NULL && ensure_topic(b) != NULL)
+        p = offsets_partition(s, index);
+    if (p == NULL)
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    int live = 0;
+    for (int i = 0; i < n; i++) {
+        if (parts[i].error == KERR_NONE && parts[i].metadata != NULL &&
+            parts[i].metadata_len > b->cfg.offset_metadata_max_bytes)
+            parts[i].error = KERR_OFFSET_METADATA_TOO_LARGE;
+        live += parts[i].error == KERR_NONE;
+    }
+    if (live == 0)
+        return KERR_NONE;
+    struct batch_builder bb;
+    batch_builder_init(&bb, (size_t)p->topic->cfg.max_message_bytes);
+    int e = txn_offsets_batch(s, p, group_id, producer_id, producer_epoch, parts, n, &bb);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (e == KERR_NONE)
+        e = batch_builder_finish(&bb, BATCH_COMPRESSION_NONE, &buf, &len);
+    batch_builder_free(&bb);
+    if (e == KERR_NONE) {
+        struct log_append_info info;
+        bool dup;
+        e = partition_append_as_leader(p, buf, len, now_ms(), &info, &dup);
+        if (e == KERR_NONE && !dup) {
+            broker_mark_dirty(b, p);
+            txn_offsets_hold(s, index, producer_id, buf, len);
+        }
+    }
+    free(buf);
+    if (e != KERR_NONE)
+        LOG_WARN(STORE_WHO, "TxnOffsetCommit of group %s (producer %lld epoch %d) to %s-%d "
+                 "failed: %s", group_id, (long long)producer_id, producer_epoch, OFFSETS_TOPIC,
+                 index, kerr_name(e));
+    for (int i = 0; i < n; i++)
+        if (parts[i].error == KERR_NONE)
+            parts[i].error = txn_commit_error(e);
+    return KERR_NONE;
+}
+
+void group_store_txn_marker(struct broker *b, int32_t partition, int64_t producer_id,
+                            bool commit)
+{
+    struct group_store *s = store_of(b);
+    if (s != NULL && partition >= 0 && partition < s->nparts)
+        txn_pending_end(s, partition, producer_id, commit);
+}
+
+bool group_store_txn_pending(struct broker *b, const char *group_id, const char *topic,
+                             int32_t partition)
+{
+    struct group_store *s = store_of(b);
+    if (s == NULL || s->txn_pending == NULL)
+        return false;
+    int32_t index = gc_partition_for(group_id, s->nparts);
+    struct gc_buf key = {0};
+    bool found = false;
+    for (struct txn_offsets *t = s->txn_pending; t != NULL && !found; t = t->next) {
+        if (t->partition != index)
+            continue;
+        if (key.p == NULL && gc_encode_offset_key(&key, group_id, topic, partition) != KERR_NONE)
+            break;
+        for (int i = 0; i < t->n && !found; i++)
+            found = t->recs[i].key_len == (int32_t)key.len &&
+                    memcmp(t->recs[i].key, key.p, key.len) == 0;
+    }
+    free(key.p);
+    return found;
 }

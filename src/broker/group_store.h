@@ -39,4 +39,20 @@ int64_t group_store_unreplicated_end(struct broker *b, const char *group_id, int
  * write whose append failed with NOT_LEADER_OR_FOLLOWER). */
 int group_store_replicated(struct broker *b, int32_t partition, int64_t end);
 
+/* TxnOffsetCommit: the offsets (parts[i].error NONE; preset errors kept) are written to the
+ * group's partition of __consumer_offsets in producer_id's transaction and held until its
+ * marker (group_store_txn_marker): a top-level error, or NONE with parts[i].error set. */
+struct gc_commit_partition;
+int16_t group_store_txn_offsets(struct broker *b, const char *group_id, int64_t producer_id,
+                                int16_t producer_epoch, struct gc_commit_partition *parts, int n);
+/* A COMMIT or ABORT marker of producer_id was written to partition of __consumer_offsets:
+ * the offsets its transaction wrote there become the groups' (COMMIT) or go (ABORT). */
+void group_store_txn_marker(struct broker *b, int32_t partition, int64_t producer_id,
+                            bool commit);
+/* Whether an ongoing transaction holds an offset of the group for topic-partition (OffsetFetch
+ * with require_stable answers it UNSTABLE_OFFSET_COMMIT, as Kafka). Scans what is held for the
+ * group's partition of __consumer_offsets (at most the bound on held records). */
+bool group_store_txn_pending(struct broker *b, const char *group_id, const char *topic,
+                             int32_t partition);
+
 #endif

@@ -1,10 +1,48 @@
 /* InitProducerId (22): hands an idempotent producer its id and epoch (ids from producer_ids.c:
- * unique in a cluster). Transactional ids are refused until transactions exist. */
+ * unique in a cluster); a transactional id goes to the transaction coordinator (txn_store.c),
+ * which fences the id's previous producer and answers once its record is written. */
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "broker/producer_ids.h"
+#include "broker/txn_store.h"
 #include "common/logging.h"
 #include "proto/messages.h"
+
+static void fill_init(struct request *r, const struct txn_result *res)
+{
+    struct init_producer_id_response *resp = r->resp;
+    /* PRODUCER_FENCED is v4+ (KIP-588); older clients know INVALID_PRODUCER_EPOCH. */
+    resp->error_code = txn_client_error(res->error, r->api_version >= 4);
+    resp->producer_id = res->error == KERR_NONE ? res->producer_id : -1;
+    resp->producer_epoch = res->error == KERR_NONE ? res->producer_epoch : -1;
+}
+
+static enum request_status init_transactional(struct broker *b, struct request *r)
+{
+    struct init_producer_id_request *req = r->body;
+    struct init_producer_id_response *resp = r->resp;
+    struct txn_coordinator *tc = txn_store_coordinator(b);
+    if (tc == NULL) {
+        resp->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+        return REQUEST_DONE;
+    }
+    const char *id = txn_id_of(r, req->transactional_id);
+    struct txn_wait *w = txn_wait_new(r, fill_init);
+    if (w == NULL)
+        return REQUEST_CLOSE;
+    if (id == NULL) {
+        resp->error_code = KERR_NOT_COORDINATOR; /* an id with a NUL: no partition holds it */
+        return REQUEST_DONE;
+    }
+    struct txn_init_args a = {
+        .transactional_id = id,
+        .timeout_ms = req->transaction_timeout_ms,
+        .producer_id = r->api_version >= 3 ? req->producer_id : -1,
+        .producer_epoch = r->api_version >= 3 ? req->producer_epoch : -1,
+    };
+    txn_init_producer_id(tc, &a, txn_wait_cb, w);
+    return txn_wait_status(w);
+}
 
 enum request_status handle_init_producer_id(struct broker *b, struct request *r)
 {
@@ -18,21 +56,10 @@ enum request_status handle_init_producer_id(struct broker *b, struct request *r)
         resp->error_code = KERR_INVALID_REQUEST;
         return REQUEST_DONE;
     }
-    /* Kafka refuses an empty transactional id; any other needs the transaction coordinator,
-     * not here yet. */
+    /* Kafka refuses an empty transactional id; any other is the coordinator's. */
     if (req->transactional_id.ptr != NULL) {
-        if (req->transactional_id.len > 0) {
-            /* The client shows INVALID_REQUEST's "sent to an incompatible broker. See the
-             * broker logs": this line is what it finds there. */
-            char id[256], client[128];
-            LOG_LIMITED(LOG_LEVEL_WARN, "KafkaApis",
-                        "InitProducerId for transactional.id %s from client %s refused with "
-                        "INVALID_REQUEST: this broker does not support transactions yet; an "
-                        "idempotent producer without transactional.id works (Kafka Streams: "
-                        "processing.guarantee=at_least_once)",
-                        request_loggable(req->transactional_id, id, sizeof(id)),
-                        request_loggable(r->client_id, client, sizeof(client)));
-        }
+        if (req->transactional_id.len > 0)
+            return init_transactional(b, r);
         resp->error_code = KERR_INVALID_REQUEST;
         return REQUEST_DONE;
     }

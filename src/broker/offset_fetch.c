@@ -34,6 +34,22 @@ static bool copy_metadata(struct request *r, struct gc_offset *o)
     return true;
 }
 
+/* KIP-447 (v7+ require_stable): an offset an ongoing transaction holds is answered
+ * UNSTABLE_OFFSET_COMMIT with no offset, as Kafka's GroupMetadataManager.getOffsets; the client
+ * asks again. The error goes in *error. */
+static void check_stable(struct broker *b, const char *group, const char *topic,
+                         struct gc_offset *o, int16_t *error)
+{
+    *error = KERR_NONE;
+    if (group == NULL || !group_store_txn_pending(b, group, topic, o->partition))
+        return;
+    *error = KERR_UNSTABLE_OFFSET_COMMIT;
+    o->offset = -1;
+    o->leader_epoch = -1;
+    o->metadata = "";
+    o->metadata_len = 0;
+}
+
 /* Builds the topic list for a group: the requested partitions, or all committed ones. */
 static int collect(struct broker *b, struct request *r, const char *group, bool all,
                    int32_t nreq, const struct kstr *names, int32_t *const *indexes,
@@ -150,13 +166,16 @@ static enum request_status fetch_single(struct broker *b, struct request *r)
             return REQUEST_CLOSE;
         ot->n_partitions = ft[i].n;
         for (int32_t j = 0; j < ft[i].n; j++) {
-            const struct gc_offset *o = &ft[i].offsets[j];
+            struct gc_offset *o = &ft[i].offsets[j];
+            int16_t unstable = KERR_NONE;
+            if (r->api_version >= 7 && req->require_stable && !kstr_has_nul(ft[i].name))
+                check_stable(b, group, ft[i].name.ptr, o, &unstable);
             ot->partitions[j].partition_index = o->partition;
             ot->partitions[j].committed_offset = o->offset;
             ot->partitions[j].committed_leader_epoch = o->leader_epoch;
             ot->partitions[j].metadata = (struct kstr){(char *)o->metadata, o->metadata_len};
             /* v1 has no top-level error: the partitions carry it. */
-            ot->partitions[j].error_code = r->api_version < 2 ? err : KERR_NONE;
+            ot->partitions[j].error_code = r->api_version < 2 ? err : unstable;
         }
     }
     return REQUEST_DONE;
@@ -211,12 +230,15 @@ static enum request_status fetch_groups(struct broker *b, struct request *r)
                 return REQUEST_CLOSE;
             ot->n_partitions = ft[i].n;
             for (int32_t j = 0; j < ft[i].n; j++) {
-                const struct gc_offset *o = &ft[i].offsets[j];
+                struct gc_offset *o = &ft[i].offsets[j];
+                int16_t unstable = KERR_NONE;
+                if (req->require_stable && !kstr_has_nul(ft[i].name))
+                    check_stable(b, rg->group_id.ptr, ft[i].name.ptr, o, &unstable);
                 ot->partitions[j].partition_index = o->partition;
                 ot->partitions[j].committed_offset = o->offset;
                 ot->partitions[j].committed_leader_epoch = o->leader_epoch;
                 ot->partitions[j].metadata = (struct kstr){(char *)o->metadata, o->metadata_len};
-                ot->partitions[j].error_code = KERR_NONE;
+                ot->partitions[j].error_code = unstable;
             }
         }
     }

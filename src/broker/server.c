@@ -15,6 +15,7 @@
 
 #include "broker/broker.h"
 #include "broker/group_store.h"
+#include "broker/txn_store.h"
 #include "broker/handlers.h"
 #include "broker/iowork.h"
 #include "broker/log_cleaner.h"
@@ -758,6 +759,7 @@ static void cluster_changed(void *arg)
     struct broker *b = arg;
     broker_cluster_sync(b);
     group_store_cluster_sync(b);
+    txn_store_cluster_sync(b);
 }
 
 /* Connects to ZooKeeper and reads (or creates) /cluster/id, which the log dirs' meta.properties
@@ -868,6 +870,8 @@ static void shutdown_broker(struct broker *b)
     b->syncer = NULL;
     if (b->groups)
         group_coordinator_destroy(b->groups);
+    txn_store_destroy(b->txns);
+    b->txns = NULL;
     net_destroy(b->net);
     for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
         for (int32_t i = 0; i < t->npartitions; i++)
@@ -962,6 +966,13 @@ struct broker *broker_open(const struct broker_config *cfg)
     if (set_ip_limits(b) != 0)
         return NULL;
     b->groups = group_coordinator_create(b);
+    /* After the group coordinator: a transaction left prepared writes its markers at load,
+     * __consumer_offsets' among them. */
+    b->txns = txn_store_create(b);
+    if (b->txns == NULL) {
+        LOG_ERROR(server_who, "cannot create the transaction coordinator");
+        return NULL;
+    }
     /* Bound now (the registration names a port that is ours), accepting once started: as
      * Kafka, no request is answered by a broker that is still registering. */
     net_accept_hold(b->net, true);

@@ -1,7 +1,9 @@
 /* WriteTxnMarkers (27): the transaction coordinator's COMMIT or ABORT markers, written to each
  * partition named (partition_write_txn_marker), which ends the producer's transaction there. */
 #include <inttypes.h>
+#include <string.h>
 
+#include "broker/group_store.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "common/logging.h"
@@ -22,9 +24,12 @@ static int write_one(struct broker *b, const struct write_txn_markers_request_wr
     int e = partition_write_txn_marker(p, m->producer_id, m->producer_epoch,
                                        m->coordinator_epoch, m->transaction_result, now_ms(),
                                        &info);
-    if (e == KERR_NONE)
+    if (e == KERR_NONE) {
         broker_mark_dirty(b, p);
-    else
+        /* The group offsets the transaction wrote there (TxnOffsetCommit) end with it. */
+        if (strcmp(t->name, "__consumer_offsets") == 0)
+            group_store_txn_marker(b, idx, m->producer_id, m->transaction_result);
+    } else
         LOG_INFO("ReplicaManager", "WriteTxnMarkers %s for producer %" PRId64 " epoch %d to "
                  "%s-%d failed: %s", m->transaction_result ? "COMMIT" : "ABORT",
                  m->producer_id, m->producer_epoch, t->name, idx, kerr_name(e));

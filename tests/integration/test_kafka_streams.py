@@ -28,8 +28,8 @@ What is asserted, and why:
   and a fresh run counts exactly again.
 - Side by side with Apache Kafka 4.x: the same application's internal topics get the same
   partitions and DescribeConfigs answers (two known differences, named in that test).
-- exactly_once_v2 needs transactions (issue 18), which gregor refuses: the application fails at
-  InitProducerId with the transactional id and the reason in the broker log.
+- exactly_once_v2 (transactions, issue 18): exact counts, also after a kill -9 mid-stream and a
+  restart.
 """
 import collections
 import os
@@ -410,34 +410,52 @@ def test_word_count_killed_restarted_and_restored_from_compacted_changelog(strea
     assert rc == 0, "broker exited %s:\n%s" % (rc, b.log())
 
 
-def test_exactly_once_v2_refused_clearly(streams_jar, broker, tmp_path):
-    """exactly_once_v2 makes every Streams producer transactional (transactional.id APP-<process
-    id>-<thread>); gregor has no transaction coordinator yet (issue 18), so InitProducerId is
-    refused with INVALID_REQUEST, whose client message says "sent to an incompatible broker. See
-    the broker logs", and the broker log says which transactional id and why."""
+def wait_exact(broker, app, topic, truth, timeout=180):
+    """Until the committed output's last count of every word is its true count; a count above
+    it at any time fails at once (exactly_once_v2 never shows one twice)."""
+    deadline = time.time() + timeout
+    counts = {}
+    while time.time() < deadline:
+        app.assert_alive()
+        counts = last_counts(broker, topic)
+        high = {w: (n, truth.get(w, 0)) for w, n in counts.items() if n > truth.get(w, 0)}
+        assert not high, "counted twice under exactly_once_v2: %s" % list(high.items())[:10]
+        if counts == dict(truth):
+            return counts
+        time.sleep(1.0)
+    short = {w: (counts.get(w), n) for w, n in truth.items() if counts.get(w, 0) != n}
+    raise AssertionError("counts not exact within %ss: %d words short, e.g. %s\n%s" % (
+        timeout, len(short), list(short.items())[:5], app.output()[-4000:]))
+
+
+def test_exactly_once_v2_exact_after_kill9(streams_jar, broker, tmp_path):
+    """exactly_once_v2 makes every Streams producer transactional (transactional.id
+    APP-<process id>-<thread>), its input offsets committed in its transactions
+    (TxnOffsetCommit) and its output read read_committed: a known text is counted exactly, and
+    after a kill -9 while a second text is produced and a restart (state dir kept: the same
+    transactional id fences the old producer and aborts its transaction) every count is exactly
+    the truth, never above it at any time."""
     app_id = "wordcount-eos"
+    topics = {"input": "words-in", "output": "word-counts",
+              "repartition": app_id + "-counts-repartition", "changelog": app_id + "-counts-changelog"}
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     for f in admin.create_topics([NewTopic("words-in", 3, 1), NewTopic("word-counts", 3, 1)]).values():
         f.result(15)
-    produce(broker, "words-in", text(5, 100)[0])
+    lines, truth = text(5, 5000)
+    produce(broker, "words-in", lines)
     app = WordCountApp(streams_jar, broker, str(tmp_path), app_id, str(tmp_path / "state"),
-                       "guarantee=exactly_once_v2").start()
+                       "guarantee=exactly_once_v2")
     try:
-        rc = app.proc.wait(120)
+        app.start().wait_running()
+        counts = wait_exact(broker, app, "word-counts", truth)
+        lines2, truth2 = text(6, 10000)
+        kill_mid_stream(broker, app, topics, lines2, counts)
+        truth += truth2
+        app.start().wait_running()
+        wait_exact(broker, app, "word-counts", truth)
+        assert app.stop(), app.output()[-4000:]
     finally:
         app.stop()
-    out = app.output()
-    assert rc == 2, "the application should fail (exit 2), got %s:\n%s" % (rc, out[-6000:])
-    errors = [line for line in out.splitlines() if line.startswith("ERROR ")]
-    assert any("InitProducerIdResponse" in e and "See the broker logs" in e for e in errors), errors
-    with open(broker.log_path, "rb") as f:
-        log = f.read().decode(errors="replace")
-    why = [line for line in log.splitlines()
-           if "InitProducerId for transactional.id " + app_id + "-" in line and "does not support transactions" in line]
-    assert why and " WARN " in why[0], log[-6000:]
-    assert "processing.guarantee=at_least_once" in why[0], why[0]
-    # Nothing was counted: no transaction, no output.
-    assert last_counts(broker, "word-counts") == {}
 
 
 class Servers:

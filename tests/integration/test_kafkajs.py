@@ -1,5 +1,5 @@
 """kafkajs 2.2.4 (tests/js/check.js): gzip-compressed keyed produce with headers, a consumer
-group from the beginning, admin create/list/delete topics.
+group from the beginning, admin create/list/delete topics, a transactional producer.
 
 `npm ci` (or `npm install`) runs in tests/js once when node_modules is missing. Skipped only
 when `node` or `npm` is missing.
@@ -57,3 +57,10 @@ def test_kafkajs_admin(kafkajs, broker):
     r = run_check(kafkajs, broker, "admin")
     assert r["created"] == "2" and r["deleted"] == "2" and r["partitions_after"] == "4"
     assert int(r["remaining"]) == int(r["listed"]) - 2
+
+
+def test_kafkajs_transactions(kafkajs, broker):
+    """kafkajs' transactional producer: a committed transaction with the group's offset
+    (sendOffsets), an aborted one; read_committed sees the committed records only."""
+    r = run_check(kafkajs, broker, "transactions")
+    assert r["committed"] == "5" and r["consumed"] == "5" and r["offset"] == "5"

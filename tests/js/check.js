@@ -9,6 +9,9 @@
 //   committed group offsets (OffsetFetch) and the topic offsets (ListOffsets).
 // admin: createTopics (incl. an existing one), listTopics, fetchTopicMetadata, describeConfigs,
 //   createPartitions, deleteTopics, describeCluster.
+// transactions: a transactional producer commits 5 records with a group's offset
+//   (sendOffsets: AddOffsetsToTxn + TxnOffsetCommit) and aborts 3 more; a read_committed
+//   consumer sees the 5 only, and the group's committed offset is the transaction's.
 // Prints "OK <mode> ..." lines and exits 0, or prints "FAIL: ..." and exits 1.
 'use strict'
 
@@ -203,11 +206,51 @@ async function adminCheck () {
   }
 }
 
+async function transactions () {
+  const topic = `js-tx-${suffix}`
+  const groupId = `js-txgroup-${suffix}`
+  const admin = kafka.admin()
+  await admin.connect()
+  try {
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true })
+    const producer = kafka.producer({ transactionalId: `js-tx-${suffix}`, idempotent: true,
+      maxInFlightRequests: 1, allowAutoTopicCreation: false })
+    await producer.connect()
+    const t1 = await producer.transaction()
+    await t1.send({ topic, messages: [0, 1, 2, 3, 4].map((i) => ({ value: `c${i}`, partition: 0 })) })
+    await t1.sendOffsets({ consumerGroupId: groupId, topics: [{ topic, partitions: [{ partition: 0, offset: '5' }] }] })
+    await t1.commit()
+    const t2 = await producer.transaction()
+    await t2.send({ topic, messages: [0, 1, 2].map((i) => ({ value: `a${i}`, partition: 0 })) })
+    await t2.abort()
+    await producer.disconnect()
+
+    const consumer = kafka.consumer({ groupId: `js-txread-${suffix}`, readUncommitted: false })
+    await consumer.connect()
+    await consumer.subscribe({ topic, fromBeginning: true })
+    const seen = []
+    await consumer.run({ eachMessage: async ({ message }) => { seen.push(message.value.toString()) } })
+    const deadline = Date.now() + 30000
+    while (seen.length < 5 && Date.now() < deadline) await sleep(100)
+    await sleep(1500) // nothing more may come
+    await consumer.disconnect()
+    check(JSON.stringify(seen) === JSON.stringify(['c0', 'c1', 'c2', 'c3', 'c4']),
+      `read_committed consumer saw ${JSON.stringify(seen)}`)
+    const offsets = await admin.fetchOffsets({ groupId, topics: [topic] })
+    const offset = offsets[0].partitions[0].offset
+    check(offset === '5', `group offset ${offset}`)
+    console.log(`OK transactions committed=5 consumed=${seen.length} offset=${offset}`)
+  } finally {
+    await admin.disconnect()
+  }
+}
+
 async function main () {
   const modes = mode === 'all' ? ['produce-consume', 'admin'] : [mode]
   for (const m of modes) {
     if (m === 'produce-consume') await produceConsume()
     else if (m === 'admin') await adminCheck()
+    else if (m === 'transactions') await transactions()
     else throw new CheckFailed(`unknown mode ${m}`)
   }
 }

@@ -1,0 +1,34 @@
+/* EndTxn (26): commits or aborts the producer's transaction (txn_end): answered once
+ * PrepareCommit / PrepareAbort is written; the markers and the completion follow. */
+#include "broker/handlers.h"
+#include "broker/kutil.h"
+#include "broker/txn_store.h"
+#include "proto/messages.h"
+
+static void fill_end(struct request *r, const struct txn_result *res)
+{
+    struct end_txn_response *resp = r->resp;
+    /* PRODUCER_FENCED is v2+ (KIP-588). */
+    resp->error_code = txn_client_error(res->error, r->api_version >= 2);
+    resp->producer_id = -1;
+    resp->producer_epoch = -1;
+}
+
+enum request_status handle_end_txn(struct broker *b, struct request *r)
+{
+    struct end_txn_request *req = r->body;
+    struct end_txn_response *resp = r->resp;
+    resp->producer_id = -1;
+    resp->producer_epoch = -1;
+    struct txn_coordinator *tc = txn_store_coordinator(b);
+    const char *id = txn_id_of(r, req->transactional_id);
+    if (tc == NULL || id == NULL) {
+        resp->error_code = tc == NULL ? KERR_COORDINATOR_NOT_AVAILABLE : KERR_NOT_COORDINATOR;
+        return REQUEST_DONE;
+    }
+    struct txn_wait *w = txn_wait_new(r, fill_end);
+    if (w == NULL)
+        return REQUEST_CLOSE;
+    txn_end(tc, id, req->producer_id, req->producer_epoch, req->committed, txn_wait_cb, w);
+    return txn_wait_status(w);
+}

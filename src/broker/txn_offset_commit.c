@@ -1,0 +1,109 @@
+/* TxnOffsetCommit (28): a transactional producer's consumed offsets for a group, written to the
+ * group's partition of __consumer_offsets in its transaction and made the group's by the
+ * transaction's COMMIT marker (group_store_txn_offsets). */
+#include "broker/group_handler_util.h"
+#include "broker/group_store.h"
+#include "broker/handlers.h"
+#include "broker/kutil.h"
+#include "broker/txn_store.h"
+#include "broker/waiters.h"
+#include "common/util.h"
+#include "proto/messages.h"
+
+/* Kafka's offsets.commit.timeout.ms (its default), as OffsetCommit waits: how long the offsets
+ * wait for the replicas of __consumer_offsets before COORDINATOR_NOT_AVAILABLE. */
+#define TXN_COMMIT_REPLICATION_TIMEOUT_MS 5000
+
+/* Offsets written to a replicated __consumer_offsets partition, until the ISR has them (Kafka
+ * appends them with acks=-1); the response is built before it parks. */
+struct txn_commit_wait {
+    struct waiter w;
+    int32_t partition;
+    int64_t end;
+};
+
+static bool txn_commit_replicated(struct waiter *w, enum waiter_event ev)
+{
+    struct request *r = w->arg;
+    struct txn_commit_wait *cw = r->state;
+    int done = group_store_replicated(r->broker, cw->partition, cw->end);
+    if (ev == WAITER_CHECK)
+        return done != 0;
+    int16_t e = done > 0 ? KERR_NONE : done < 0 ? KERR_NOT_COORDINATOR
+                                                : KERR_COORDINATOR_NOT_AVAILABLE;
+    struct txn_offset_commit_response *resp = r->resp;
+    for (int32_t i = 0; i < resp->n_topics && e != KERR_NONE; i++)
+        for (int32_t j = 0; j < resp->topics[i].n_partitions; j++)
+            if (resp->topics[i].partitions[j].error_code == KERR_NONE)
+                resp->topics[i].partitions[j].error_code = e;
+    r->state = NULL;
+    request_finish(r);
+    return true;
+}
+
+enum request_status handle_txn_offset_commit(struct broker *b, struct request *r)
+{
+    struct txn_offset_commit_request *req = r->body;
+    struct txn_offset_commit_response *resp = r->resp;
+    int32_t nt = req->n_topics > 0 ? req->n_topics : 0;
+    RESP_ARRAY(r, resp->topics, nt);
+    if (resp->topics == NULL)
+        return REQUEST_CLOSE;
+    resp->n_topics = nt;
+    int total = 0;
+    for (int32_t i = 0; i < nt; i++)
+        total += req->topics[i].n_partitions > 0 ? req->topics[i].n_partitions : 0;
+    struct gc_commit_partition *parts = request_alloc(r, sizeof(*parts) * ((size_t)total + 1));
+    if (parts == NULL)
+        return REQUEST_CLOSE;
+    int n = 0;
+    for (int32_t i = 0; i < nt; i++) {
+        const struct txn_offset_commit_request_txn_offset_commit_request_topic *ti = &req->topics[i];
+        struct txn_offset_commit_response_txn_offset_commit_response_topic *to = &resp->topics[i];
+        to->name = ti->name.ptr ? ti->name : kstr_of("");
+        int32_t np = ti->n_partitions > 0 ? ti->n_partitions : 0;
+        RESP_ARRAY(r, to->partitions, np);
+        if (to->partitions == NULL)
+            return REQUEST_CLOSE;
+        to->n_partitions = np;
+        const char *topic = txn_id_of(r, to->name);
+        for (int32_t j = 0; j < np; j++) {
+            const struct txn_offset_commit_request_txn_offset_commit_request_partition *pi =
+                &ti->partitions[j];
+            to->partitions[j].partition_index = pi->partition_index;
+            bool known = topic != NULL &&
+                         txn_store_partition_known(b, topic, pi->partition_index);
+            parts[n++] = (struct gc_commit_partition){
+                .topic = topic != NULL ? topic : "",
+                .partition = pi->partition_index,
+                .offset = pi->committed_offset,
+                .leader_epoch = r->api_version >= 2 ? pi->committed_leader_epoch : -1,
+                .metadata = pi->committed_metadata.ptr,
+                .metadata_len = pi->committed_metadata.ptr ? pi->committed_metadata.len : 0,
+                .error = known ? KERR_NONE : KERR_UNKNOWN_TOPIC_OR_PARTITION,
+            };
+        }
+    }
+    const char *group = txn_id_of(r, req->group_id);
+    int16_t err = group == NULL ? KERR_INVALID_GROUP_ID
+                                : group_store_txn_offsets(b, group, req->producer_id,
+                                                          req->producer_epoch, parts, n);
+    int k = 0;
+    bool written = false;
+    for (int32_t i = 0; i < nt; i++)
+        for (int32_t j = 0; j < resp->topics[i].n_partitions; j++, k++) {
+            resp->topics[i].partitions[j].error_code = err != KERR_NONE ? err : parts[k].error;
+            written |= resp->topics[i].partitions[j].error_code == KERR_NONE;
+        }
+    GREGOR_ASSERT(k == n);
+    int32_t partition = -1;
+    int64_t end = written ? group_store_unreplicated_end(b, group, &partition) : -1;
+    struct txn_commit_wait *cw = end >= 0 && !b->stopping ? request_alloc(r, sizeof(*cw)) : NULL;
+    if (cw == NULL)
+        return REQUEST_DONE;
+    *cw = (struct txn_commit_wait){.partition = partition, .end = end};
+    r->state = cw;
+    waiter_park(&b->waiters, &cw->w, WAITER_ON_APPEND,
+                mono_ms() + TXN_COMMIT_REPLICATION_TIMEOUT_MS, txn_commit_replicated, r);
+    return REQUEST_PENDING;
+}
