@@ -106,6 +106,7 @@ static const struct subcommand subcommands[] = {
     {"get-offsets", cli_get_offsets, "earliest/latest offsets (kafka-get-offsets.sh)"},
     {"leader-election", cli_leader_election, "preferred or unclean leader elections (kafka-leader-election.sh)"},
     {"reassign-partitions", cli_reassign_partitions, "move partitions between brokers (kafka-reassign-partitions.sh)"},
+    {"transactions", cli_transactions, "list, describe, abort hanging transactions (kafka-transactions.sh)"},
     {"dump-log", cli_dump_log, "print segment, index and timeindex files (DumpLogSegments)"},
     {"perf", cli_perf, "producer/consumer throughput and latency test"},
 };

@@ -11,6 +11,7 @@ int cli_configs(int argc, char **argv);   /* gregor configs: kafka-configs.sh */
 int cli_get_offsets(int argc, char **argv);
 int cli_leader_election(int argc, char **argv); /* gregor leader-election: kafka-leader-election.sh */ /* gregor get-offsets: kafka-get-offsets.sh */
 int cli_reassign_partitions(int argc, char **argv); /* gregor reassign-partitions: kafka-reassign-partitions.sh */
+int cli_transactions(int argc, char **argv); /* gregor transactions: kafka-transactions.sh */
 int cli_dump_log(int argc, char **argv);  /* gregor dump-log: kafka.tools.DumpLogSegments */
 int cli_perf(int argc, char **argv);      /* gregor perf: producer/consumer perf test */
 

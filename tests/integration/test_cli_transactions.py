@@ -1,0 +1,249 @@
+"""kafka-transactions.sh through the gregor CLI (issue 18): bin/kafka-transactions.sh's list,
+describe, describe-producers, find-hanging and abort against one gregor broker, each compared
+line by line with Kafka 4.x's own TransactionsCommand (tests/kafka_harness/kafka.sh run on the
+same broker state), a hanging transaction made with raw wire found and aborted so a
+read_committed consumer reads past it, and the argument errors and exit codes of both tools."""
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from kafka_wire import TRANSACTIONAL, _request, cstr, flexible_call, record_batch, s16  # noqa: E402
+from conftest import GREGOR, ROOT  # noqa: E402
+from confluent_kafka import Consumer, Producer  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+WRAPPER = os.path.join(ROOT, "bin", "kafka-transactions.sh")
+# KIP-890's verification would refuse the raw transactional batch that makes a hanging
+# transaction; a broker without the key logs it as unknown and ignores it.
+NO_VERIFY = {"transaction.partition.verification.enable": "false"}
+
+
+@pytest.fixture(scope="module")
+def kafka_classpath():
+    p = subprocess.run(["sh", os.path.join(ROOT, "tests", "kafka_harness", "kafka.sh"), "classpath"],
+                       capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0 and p.stdout.strip(), p.stderr[-3000:]
+    return p.stdout.strip()
+
+
+def gregor_tool(bootstrap, *args):
+    env = dict(os.environ, GREGOR_BIN=GREGOR)
+    cmd = ["sh", WRAPPER] + (["--bootstrap-server", bootstrap] if bootstrap else []) + list(args)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+
+
+def kafka_tool(cp, bootstrap, *args):
+    cmd = ["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", cp,
+           "org.apache.kafka.tools.TransactionsCommand"]
+    cmd += (["--bootstrap-server", bootstrap] if bootstrap else []) + list(args)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+
+
+def table(stdout):
+    """The table's lines split into cells as prettyPrintTable writes them (each cell padded,
+    then a tab, the last one too)."""
+    lines = stdout.splitlines()
+    for line in lines:
+        assert line.endswith("\t"), repr(line)
+    return [line.split("\t")[:-1] for line in lines]
+
+
+def masked(rows, columns):
+    """rows with the named columns (values that move with the clock) blanked."""
+    idx = [rows[0].index(c) for c in columns]
+    return [[("*" if i in idx and r > 0 else cell) for i, cell in enumerate(row)]
+            for r, row in enumerate(rows)]
+
+
+def same_table(cp, bootstrap, args, clock_columns=()):
+    g = gregor_tool(bootstrap, *args)
+    k = kafka_tool(cp, bootstrap, *args)
+    assert g.returncode == 0, (g.stdout, g.stderr)
+    assert k.returncode == 0, (k.stdout, k.stderr[-3000:])
+    gt, kt = table(g.stdout), table(k.stdout)
+    assert len(gt) == len(kt), (g.stdout, k.stdout)
+    if clock_columns:
+        # the padding of a clock column follows its value: compare the values stripped
+        gt = [[c.rstrip() for c in row] for row in masked(gt, clock_columns)]
+        kt = [[c.rstrip() for c in row] for row in masked(kt, clock_columns)]
+    assert gt == kt, (g.stdout, k.stdout)
+    return table(g.stdout)
+
+
+def make_topic(bootstrap, name, partitions=1):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.create_topics([NewTopic(name, partitions, 1)]).values():
+        f.result(15)
+
+
+def broker_id(bootstrap):
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
+    return md.controller_id if md.controller_id >= 0 else list(md.brokers)[0]
+
+
+def open_transaction(bootstrap, txn_id, topic, values):
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": txn_id,
+                  "message.timeout.ms": 20000})
+    p.init_transactions(15)
+    p.begin_transaction()
+    for v in values:
+        p.produce(topic, v)
+    assert p.flush(10) == 0
+    return p
+
+
+def test_list_describe_and_producers_as_kafka_prints_them(broker, kafka_classpath):
+    b, cp = broker.bootstrap, kafka_classpath
+    make_topic(b, "cli-tx")
+    make_topic(b, "cli-tx2", partitions=3)
+    p = open_transaction(b, "cli-app", "cli-tx", [b"a", b"b"])
+    for part in range(3):
+        p.produce("cli-tx2", b"x", partition=part)
+    assert p.flush(10) == 0
+
+    rows = same_table(cp, b, ["list"])
+    assert rows[0] == ["TransactionalId", "Coordinator", "ProducerId", "TransactionState"]
+    assert [r[0].strip() for r in rows[1:]] == ["cli-app"] and rows[1][3].strip() == "Ongoing"
+
+    rows = same_table(cp, b, ["describe", "--transactional-id", "cli-app"],
+                      clock_columns=["TransactionDurationMs"])
+    assert rows[1][1].strip() == "cli-app" and rows[1][4].strip() == "Ongoing"
+    assert sorted(rows[1][8].strip().split(",")) == ["cli-tx-0", "cli-tx2-0", "cli-tx2-1", "cli-tx2-2"]
+
+    rows = same_table(cp, b, ["describe-producers", "--topic", "cli-tx", "--partition", "0"])
+    assert len(rows) == 2 and rows[1][5].strip() == "0", rows
+    same_table(cp, b, ["describe-producers", "--topic", "cli-tx2", "--partition", "1",
+                       "--broker-id", str(broker_id(b))])
+
+    p.commit_transaction(15)
+    rows = same_table(cp, b, ["describe", "--transactional-id", "cli-app"],
+                      clock_columns=["TransactionDurationMs"])
+    assert rows[1][4].strip() == "CompleteCommit"
+    rows = same_table(cp, b, ["describe-producers", "--topic", "cli-tx", "--partition", "0"])
+    assert rows[1][5].strip() == "None"
+    same_table(cp, b, ["list", "--duration-filter", "3600000"])
+
+
+def init_pid(bootstrap):
+    """InitProducerId v4 without a transactional id: (producer id, epoch)."""
+    r = flexible_call(bootstrap, 22, 4, cstr(None) + struct.pack(">iqh", 60000, -1, -1) + b"\x00")
+    r.take(">i")
+    assert r.take(">h") == 0
+    return r.take(">q"), r.take(">h")
+
+
+def produce(bootstrap, topic, batch, transactional_id):
+    """Produce v7 of one batch to partition 0: (error, base offset)."""
+    host, port = bootstrap.split(":")
+    name = topic.encode()
+    body = s16(transactional_id) + struct.pack(">hi", -1, 10000)
+    body += struct.pack(">ih", 1, len(name)) + name
+    body += struct.pack(">iii", 1, 0, len(batch)) + batch
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        resp = _request(s, 0, 7, 1, body)
+    off = 4 + 2 + len(name) + 4
+    _, err, base = struct.unpack(">ihq", resp[off:off + 14])
+    return err, base
+
+
+def read_committed(bootstrap, topic, expect, timeout=20):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "g-" + uuid.uuid4().hex,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  "isolation.level": "read_committed"})
+    c.subscribe([topic])
+    got, deadline = [], time.time() + timeout
+    try:
+        while time.time() < deadline and len(got) < expect:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                got.append(m.value())
+    finally:
+        c.close()
+    return got
+
+
+def test_find_hanging_and_abort(broker_factory, kafka_classpath):
+    brk = broker_factory(**NO_VERIFY)
+    brk.start()
+    b, cp = brk.bootstrap, kafka_classpath
+    node = str(broker_id(b))
+    make_topic(b, "cli-hang")
+    # a transactional batch of a producer id no coordinator knows (an id the coordinator never
+    # saw), its last write 20 minutes ago: hanging
+    pid, epoch = init_pid(b)
+    old = int(time.time() * 1000) - 20 * 60 * 1000
+    err, start = produce(b, "cli-hang", record_batch([b"h1", b"h2"], producer_id=pid, epoch=epoch,
+                                                     base_sequence=0, ts=old, attributes=TRANSACTIONAL),
+                         "cli-ghost")
+    assert err == 0
+    # a live transaction on the same partition is not hanging
+    live = open_transaction(b, "cli-live", "cli-hang", [b"l1"])
+    p = Producer({"bootstrap.servers": b})
+    p.produce("cli-hang", b"after")
+    assert p.flush(10) == 0
+    live.commit_transaction(15)
+    # the hanging transaction holds the last stable offset: nothing past it is read
+    assert read_committed(b, "cli-hang", 1, timeout=4) == []
+
+    for scope in (["--broker-id", node], ["--topic", "cli-hang"],
+                  ["--topic", "cli-hang", "--partition", "0"]):
+        rows = same_table(cp, b, ["find-hanging"] + scope, clock_columns=["Duration(min)"])
+        assert len(rows) == 2, rows
+        assert [c.strip() for c in rows[1][:6]] == ["cli-hang", "0", str(pid), str(epoch), "-1", str(start)]
+        assert rows[1][6].strip() == str(old) and int(rows[1][7]) >= 19
+    # a timeout longer than its age: no candidate
+    rows = same_table(cp, b, ["find-hanging", "--broker-id", node, "--max-transaction-timeout", "30"])
+    assert len(rows) == 1
+
+    r = gregor_tool(b, "abort", "--topic", "cli-hang", "--partition", "0", "--start-offset", str(start + 1))
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.strip() == ("Could not find any open transactions starting at offset %d on "
+                                "partition cli-hang-0" % (start + 1))
+    r = gregor_tool(b, "abort", "--topic", "cli-hang", "--partition", "0", "--start-offset", str(start))
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == "", (r.stdout, r.stderr)
+
+    assert len(same_table(cp, b, ["find-hanging", "--broker-id", node])) == 1
+    rows = same_table(cp, b, ["describe-producers", "--topic", "cli-hang", "--partition", "0"])
+    assert all(r[5].strip() == "None" for r in rows[1:]), rows
+    # the LSO moved past the aborted transaction: the later records are read, not h1/h2
+    assert sorted(read_committed(b, "cli-hang", 2)) == [b"after", b"l1"]
+
+
+def stderr_message(text):
+    """The tool's own lines of stderr (Kafka's JVM may add logging set-up noise)."""
+    return [line for line in text.splitlines()
+            if line and not line.startswith(("\tat ", "[Fatal", "20")) and "log4j" not in line.lower()]
+
+
+@pytest.mark.parametrize("args", [
+    [],
+    ["list", "--bogus"],
+    ["describe"],
+    ["abort", "--partition", "0"],
+    ["abort", "--topic", "t", "--partition", "0"],
+    ["abort", "--topic", "t", "--partition", "0", "--producer-id", "5"],
+    ["abort", "--topic", "t", "--partition", "0", "--producer-id", "5", "--producer-epoch", "1"],
+    ["find-hanging"],
+    ["find-hanging", "--partition", "0"],
+    ["describe", "--transactional-id", "no-such-id"],
+])
+def test_errors_and_exit_codes_as_kafka(broker, kafka_classpath, args):
+    g = gregor_tool(broker.bootstrap, *args)
+    k = kafka_tool(kafka_classpath, broker.bootstrap, *args)
+    assert g.returncode == k.returncode == 1, (g.returncode, k.returncode, k.stderr[-2000:])
+    assert g.stdout == k.stdout == ""
+    assert stderr_message(g.stderr) == stderr_message(k.stderr), (g.stderr, k.stderr)
+
+
+def test_missing_bootstrap_server(kafka_classpath):
+    g = gregor_tool(None, "list")
+    k = kafka_tool(kafka_classpath, None, "list")
+    assert g.returncode == k.returncode == 1
+    assert stderr_message(g.stderr) == stderr_message(k.stderr), (g.stderr, k.stderr)
