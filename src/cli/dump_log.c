@@ -16,6 +16,7 @@
 #include "log/batch.h"
 #include "log/fileio.h"
 #include "log/index.h"
+#include "txn/txn_log.h"
 
 #define DUMP_MAX_FILES 4096
 #define DUMP_HEADER_UP_TO_MAGIC 17   /* offset + length + partitionLeaderEpoch + magic */
@@ -28,6 +29,7 @@ struct dump_opts {
     bool verify_only;
     bool index_sanity;
     bool skip_metadata;
+    bool txn_log_decoder; /* --transaction-log-decoder: __transaction_state keys and values */
     int64_t max_message_size;
     int64_t max_bytes;
 };
@@ -375,6 +377,90 @@ static void print_control(const struct batch_record *r)
         printf(" controlType: UNKNOWN(%d)", type);
 }
 
+/* A JSON string as Jackson writes it: quotes, backslash and control characters escaped. */
+static void print_json_string(const char *s)
+{
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"': fputs("\\\"", stdout); break;
+        case '\\': fputs("\\\\", stdout); break;
+        case '\n': fputs("\\n", stdout); break;
+        case '\r': fputs("\\r", stdout); break;
+        case '\t': fputs("\\t", stdout); break;
+        case '\b': fputs("\\b", stdout); break;
+        case '\f': fputs("\\f", stdout); break;
+        default:
+            if (*p < 0x20)
+                printf("\\u%04X", *p);
+            else
+                putchar(*p);
+        }
+    }
+    putchar('"');
+}
+
+/* Kafka's TransactionLogMessageParser: the key and value as the JSON of the generated
+ * TransactionLogKey/TransactionLogValue (version first, the tagged v1 fields only when set).
+ * Returns false when the bytes are not a transaction log record (printed as plain data then). */
+static bool print_txn_log_record(const struct batch_record *r, const char *prefix)
+{
+    struct arena arena;
+    arena_init(&arena, TXN_LOG_RECORD_MAX_BYTES * 4);
+    const char *id = NULL;
+    int key = r->key ? txn_log_decode_key(r->key, (size_t)r->key_len, &arena, &id) : -1;
+    struct txn_log_value v;
+    bool ok = key >= 0 && (r->value == NULL ||
+                           txn_log_decode_value(r->value, (size_t)r->value_len, &arena, &v) == 0);
+    if (!ok) {
+        arena_reset(&arena);
+        return false;
+    }
+    int16_t key_version = (int16_t)be16_get(r->key);
+    if (key == 1) {
+        printf("%skey: unknown::version=%d", prefix, key_version);
+        arena_reset(&arena);
+        return true;
+    }
+    printf("%skey: {\"type\":\"%d\",\"data\":{\"transactionalId\":", prefix, key_version);
+    print_json_string(id);
+    fputs("}}", stdout);
+    if (r->value == NULL) {
+        fputs(" payload: <DELETE>", stdout);
+        arena_reset(&arena);
+        return true;
+    }
+    int16_t version = (int16_t)be16_get(r->value);
+    printf(" payload: {\"version\":\"%d\",\"data\":{\"producerId\":%" PRId64, version, v.producer_id);
+    if (version >= 1 && v.prev_producer_id != -1)
+        printf(",\"previousProducerId\":%" PRId64, v.prev_producer_id);
+    if (version >= 1 && v.next_producer_id != -1)
+        printf(",\"nextProducerId\":%" PRId64, v.next_producer_id);
+    printf(",\"producerEpoch\":%d,\"transactionTimeoutMs\":%d,\"transactionStatus\":%d,"
+           "\"transactionPartitions\":", v.producer_epoch, v.timeout_ms, v.status);
+    if (v.n_topics < 0)
+        fputs("null", stdout);
+    else {
+        putchar('[');
+        for (int32_t t = 0; t < v.n_topics; t++) {
+            fputs(t ? ",{\"topic\":" : "{\"topic\":", stdout);
+            print_json_string(v.topics[t].topic);
+            fputs(",\"partitionIds\":[", stdout);
+            for (int32_t k = 0; k < v.topics[t].n_partitions; k++)
+                printf(k ? ",%d" : "%d", v.topics[t].partitions[k]);
+            fputs("]}", stdout);
+        }
+        putchar(']');
+    }
+    printf(",\"transactionLastUpdateTimestampMs\":%" PRId64 ",\"transactionStartTimestampMs\":%" PRId64,
+           v.last_update_ms, v.start_ms);
+    if (version >= 1 && v.client_txn_version != 0)
+        printf(",\"clientTransactionVersion\":%d", v.client_txn_version);
+    fputs("}}", stdout);
+    arena_reset(&arena);
+    return true;
+}
+
 static int dump_records(struct dfile *f, const struct fbatch *b, const struct dump_opts *o,
                         const char *apath, int64_t *last_offset, struct dump_reports *rs)
 {
@@ -413,6 +499,10 @@ static int dump_records(struct dfile *f, const struct fbatch *b, const struct du
         }
         if (o->print_data && !control) {
             const char *prefix = o->skip_metadata ? "| " : " ";
+            if (o->txn_log_decoder && print_txn_log_record(&r, prefix)) {
+                putchar('\n');
+                continue;
+            }
             if (r.key != NULL) {
                 printf("%skey: ", prefix);
                 print_utf8(r.key, r.key_len);
@@ -703,6 +793,8 @@ static void dump_usage(FILE *out)
           "--max-message-size <size>  Size of largest message. (default: 5242880)\n"
           "--print-data-log           If set, printing the messages content when dumping data logs.\n"
           "--skip-record-metadata     Skip metadata when printing records.\n"
+          "--transaction-log-decoder  If set, log data will be parsed as transaction metadata from\n"
+          "                             the __transaction_state topic.\n"
           "--verify-index-only        If set, just verify the index log without printing its content.\n",
           out);
 }
@@ -766,6 +858,8 @@ int cli_dump_log(int argc, char **argv)
             o.index_sanity = true;
         } else if (strcmp(a, "--skip-record-metadata") == 0) {
             o.skip_metadata = true;
+        } else if (strcmp(a, "--transaction-log-decoder") == 0) {
+            o.txn_log_decoder = true;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             dump_usage(stdout);
             return 0;
@@ -780,6 +874,8 @@ int cli_dump_log(int argc, char **argv)
         dump_usage(stderr);
         return 1;
     }
+    if (o.txn_log_decoder) /* as Kafka: a decoder prints the data */
+        o.print_data = true;
     if (o.print_data)
         o.deep = true;
     char *list = strdup(files);

@@ -247,3 +247,65 @@ def test_missing_bootstrap_server(kafka_classpath):
     k = kafka_tool(kafka_classpath, None, "list")
     assert g.returncode == k.returncode == 1
     assert stderr_message(g.stderr) == stderr_message(k.stderr), (g.stderr, k.stderr)
+
+
+def dump_lines(text):
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def test_dump_log_of_committed_and_aborted_transactions_as_kafka(broker, kafka_classpath):
+    """gregor dump-log prints a segment holding a committed and an aborted transaction (the
+    transactional batches, the COMMIT and ABORT control batches and their records) and its
+    .txnindex exactly as Kafka 4.x's kafka.tools.DumpLogSegments does."""
+    b = broker.bootstrap
+    make_topic(b, "cli-dump")
+    p = open_transaction(b, "cli-dumper", "cli-dump", [b"c1", b"c2"])
+    p.commit_transaction(15)
+    p.begin_transaction()
+    p.produce("cli-dump", key=b"k", value=b"a1")
+    assert p.flush(10) == 0
+    p.abort_transaction(15)
+    plain = Producer({"bootstrap.servers": b})
+    plain.produce("cli-dump", b"plain")
+    assert plain.flush(10) == 0
+    assert sorted(read_committed(b, "cli-dump", 3)) == [b"c1", b"c2", b"plain"]
+    assert broker.stop() == 0
+    try:
+        part = os.path.join(broker.data_dir, "cli-dump-0")
+        files = sorted(os.path.join(part, f) for f in os.listdir(part)
+                       if f.endswith((".log", ".txnindex")))
+        assert any(f.endswith(".txnindex") for f in files), files
+        for f in files:
+            args = ["--deep-iteration", "--print-data-log", "--files", f]
+            g = subprocess.run([GREGOR, "dump-log"] + args, capture_output=True, text=True, timeout=60)
+            k = subprocess.run(["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+                                "-cp", kafka_classpath, "kafka.tools.DumpLogSegments"] + args,
+                               capture_output=True, text=True, timeout=180)
+            assert k.returncode == 0, k.stderr[-3000:]
+            assert g.returncode == 0, g.stderr
+            assert dump_lines(g.stdout) == dump_lines(k.stdout), (f, g.stdout, k.stdout)
+            if f.endswith(".log"):
+                out = g.stdout
+                assert "isTransactional: true isControl: true" in out
+                assert "endTxnMarker: COMMIT coordinatorEpoch:" in out
+                assert "endTxnMarker: ABORT coordinatorEpoch:" in out
+                assert "payload: a1" in out
+        # the coordinator's records of the same transactions, with Kafka's JSON of
+        # TransactionLogKey/TransactionLogValue (--transaction-log-decoder implies the data)
+        state = [os.path.join(broker.data_dir, d, f) for d in sorted(os.listdir(broker.data_dir))
+                 if d.startswith("__transaction_state-")
+                 for f in os.listdir(os.path.join(broker.data_dir, d)) if f.endswith(".log")]
+        state = [f for f in state if os.path.getsize(f) > 0]
+        assert state
+        for f in state:
+            for args in (["--transaction-log-decoder", "--files", f],
+                         ["--transaction-log-decoder", "--skip-record-metadata", "--files", f]):
+                g = subprocess.run([GREGOR, "dump-log"] + args, capture_output=True, text=True, timeout=60)
+                k = subprocess.run(["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+                                    "-cp", kafka_classpath, "kafka.tools.DumpLogSegments"] + args,
+                                   capture_output=True, text=True, timeout=180)
+                assert k.returncode == 0 and g.returncode == 0, (g.stderr, k.stderr[-3000:])
+                assert dump_lines(g.stdout) == dump_lines(k.stdout), (f, g.stdout, k.stdout)
+                assert '"transactionalId":"cli-dumper"' in g.stdout
+    finally:
+        broker.start()
