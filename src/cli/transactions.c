@@ -7,6 +7,7 @@
 
 #include <regex.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,20 +200,40 @@ static long long arg_number(struct txn_command *cmd, const char *name)
     return a->number;
 }
 
+/* The run's memory: the arena's limit bounds it, and a CLI past it has nothing better to do than
+ * say so and stop. */
+static void *txn_alloc(struct arena *arena, size_t n)
+{
+    void *p = arena_alloc(arena, n);
+    if (p == NULL) {
+        fprintf(stderr, "Out of memory: the answers passed %u bytes\n", CLI_WIRE_ARENA_LIMIT);
+        exit(1);
+    }
+    return p;
+}
+
+static char *txn_strndup(struct arena *arena, const char *s, size_t n)
+{
+    char *p = txn_alloc(arena, n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
 /* ---- output: ToolsUtils.prettyPrintTable, each cell padded to its column, then a tab */
 
 static void table_add(struct table *t, struct arena *arena, char **cells)
 {
     if (t->nrows == t->cap) {
         int cap = t->cap ? t->cap * 2 : 16;
-        char *(*rows)[MAX_COLUMNS] = arena_alloc(arena, (size_t)cap * sizeof(*rows));
+        char *(*rows)[MAX_COLUMNS] = txn_alloc(arena, (size_t)cap * sizeof(*rows));
         if (t->nrows)
             memcpy(rows, t->rows, (size_t)t->nrows * sizeof(*rows));
         t->rows = rows;
         t->cap = cap;
     }
     for (int c = 0; c < t->ncols; c++)
-        t->rows[t->nrows][c] = arena_strndup(arena, cells[c], strlen(cells[c]));
+        t->rows[t->nrows][c] = txn_strndup(arena, cells[c], strlen(cells[c]));
     t->nrows++;
 }
 
@@ -278,7 +299,7 @@ static const char *error_message(int16_t code)
 
 static char *kstr_dup(struct txn_ctx *c, struct kstr s)
 {
-    return arena_strndup(&c->arena, s.ptr ? s.ptr : "", s.ptr ? (size_t)s.len : 0);
+    return txn_strndup(&c->arena, s.ptr ? s.ptr : "", s.ptr ? (size_t)s.len : 0);
 }
 
 /* One request to one address; the connection lasts the call. */
@@ -370,7 +391,7 @@ static int describe_producers(struct txn_ctx *c, struct tp *tps, int n, char *er
     GREGOR_ASSERT(n > 0 && n <= MAX_BATCH_PARTITIONS);
     struct describe_producers_request req;
     describe_producers_request_set_defaults(&req);
-    req.topics = arena_alloc(&c->arena, (size_t)n * sizeof(*req.topics));
+    req.topics = txn_alloc(&c->arena, (size_t)n * sizeof(*req.topics));
     req.n_topics = n;
     for (int i = 0; i < n; i++) {
         GREGOR_ASSERT(tps[i].broker == tps[0].broker);
@@ -471,9 +492,9 @@ static int run_describe_producers(struct txn_ctx *c, struct txn_command *cmd)
 /* ---- describe */
 
 /* DescribeTransactions for one id at its coordinator; 0, a Kafka error code, or -1 (err). */
-static int describe_transaction(struct txn_ctx *c, const char *id, int32_t *coordinator,
-                                const struct describe_transactions_response_transaction_state **state,
-                                char *err, size_t errlen)
+static int describe_transaction_once(struct txn_ctx *c, const char *id, int32_t *coordinator,
+                                     const struct describe_transactions_response_transaction_state **state,
+                                     char *err, size_t errlen)
 {
     struct find_coordinator_request fc;
     find_coordinator_request_set_defaults(&fc);
@@ -507,6 +528,32 @@ static int describe_transaction(struct txn_ctx *c, const char *id, int32_t *coor
     return (*state)->error_code;
 }
 
+static bool coordinator_retriable(int rc)
+{
+    return rc == KERR_COORDINATOR_LOAD_IN_PROGRESS || rc == KERR_COORDINATOR_NOT_AVAILABLE ||
+           rc == KERR_NOT_COORDINATOR;
+}
+
+/* As Kafka's admin client: a coordinator loading or moving is asked again (FindCoordinator
+ * first) every 100 ms until the admin timeout. */
+static int describe_transaction(struct txn_ctx *c, const char *id, int32_t *coordinator,
+                                const struct describe_transactions_response_transaction_state **state,
+                                char *err, size_t errlen)
+{
+    long long deadline = cli_now_ms() + CLI_ADMIN_TIMEOUT_MS;
+    for (;;) {
+        int rc = describe_transaction_once(c, id, coordinator, state, err, errlen);
+        if (!coordinator_retriable(rc))
+            return rc;
+        if (cli_now_ms() >= deadline) {
+            snprintf(err, errlen, "Timed out waiting for a node assignment. Call: describeTransactions");
+            return -1;
+        }
+        struct timespec pause = {0, 100 * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+}
+
 /* The transaction's partitions "t-p,t-p" in the order of Kafka's HashSet of them. */
 static char *partitions_joined(struct txn_ctx *c, const struct describe_transactions_response_transaction_state *s)
 {
@@ -516,7 +563,7 @@ static char *partitions_joined(struct txn_ctx *c, const struct describe_transact
         bytes += (size_t)s->topics[t].n_partitions * ((size_t)s->topics[t].topic.len + 13);
     }
     struct item { uint32_t bucket; size_t seq; const struct kstr *topic; int32_t partition; };
-    struct item *items = arena_alloc(&c->arena, (n ? n : 1) * sizeof(*items));
+    struct item *items = txn_alloc(&c->arena, (n ? n : 1) * sizeof(*items));
     size_t k = 0;
     for (int32_t t = 0; t < s->n_topics; t++)
         for (int32_t p = 0; p < s->topics[t].n_partitions; p++, k++) {
@@ -532,7 +579,7 @@ static char *partitions_joined(struct txn_ctx *c, const struct describe_transact
             items[j] = items[j - 1];
             items[j - 1] = tmp;
         }
-    char *out = arena_alloc(&c->arena, bytes), *p = out;
+    char *out = txn_alloc(&c->arena, bytes), *p = out;
     *p = '\0';
     for (size_t i = 0; i < n; i++)
         p += sprintf(p, "%s%.*s-%d", i ? "," : "", items[i].topic->len, items[i].topic->ptr, items[i].partition);
@@ -591,7 +638,7 @@ static int list_all(struct txn_ctx *c, const int64_t *pids, int32_t n_pids, long
     if (c->md == NULL && load_metadata(c, NULL, err, errlen) != 0)
         return -1;
     int32_t n = c->md->n_brokers;
-    struct listing *l = arena_alloc(&c->arena, (size_t)(n ? n : 1) * sizeof(*l));
+    struct listing *l = txn_alloc(&c->arena, (size_t)(n ? n : 1) * sizeof(*l));
     for (int32_t i = 0; i < n; i++)
         l[i] = (struct listing){c->md->brokers[i].node_id, NULL};
     for (int32_t i = 1; i < n; i++) /* by bucket, then id: small ids ascend */
@@ -637,7 +684,7 @@ static int run_list(struct txn_ctx *c, struct txn_command *cmd)
         /* Kafka matches the whole id with the pattern; the broker here answers ListTransactions
          * up to v1, without the pattern filter of v2, so the filter runs on this side. */
         size_t len = strlen(pattern) + 8;
-        char *anchored = arena_alloc(&c->arena, len);
+        char *anchored = txn_alloc(&c->arena, len);
         snprintf(anchored, len, "^(%s)$", pattern);
         if (regcomp(&re, anchored, REG_EXTENDED | REG_NOSUB) != 0)
             return fail("Failed to list transactions: Invalid transactional id pattern %s. Enable debug "
@@ -787,7 +834,7 @@ static int collect_partitions(struct txn_ctx *c, const char *topic, const char *
     size_t cap = 1;
     for (int32_t i = 0; i < c->md->n_topics; i++)
         cap += (size_t)c->md->topics[i].n_partitions;
-    struct tp *tps = arena_alloc(&c->arena, cap * sizeof(*tps));
+    struct tp *tps = txn_alloc(&c->arena, cap * sizeof(*tps));
     int n = 0;
     for (int32_t i = 0; i < c->md->n_topics; i++) {
         const struct metadata_response_metadata_response_topic *t = &c->md->topics[i];
@@ -817,13 +864,13 @@ static int collect_partitions(struct txn_ctx *c, const char *topic, const char *
 /* DescribeProducers for every partition, grouped by the broker asked, in batches. */
 static int describe_all(struct txn_ctx *c, struct tp *tps, int n, char *err, size_t errlen)
 {
-    int *asked = arena_alloc(&c->arena, (size_t)(n ? n : 1) * sizeof(*asked));
+    int *asked = txn_alloc(&c->arena, (size_t)(n ? n : 1) * sizeof(*asked));
     memset(asked, 0, (size_t)(n ? n : 1) * sizeof(*asked));
+    struct tp *batch = txn_alloc(&c->arena, MAX_BATCH_PARTITIONS * sizeof(*batch));
     for (int i = 0; i < n; i++) {
         if (asked[i])
             continue;
         /* gather up to a batch of the partitions that go to tps[i].broker */
-        struct tp *batch = arena_alloc(&c->arena, MAX_BATCH_PARTITIONS * sizeof(*batch));
         int idx[MAX_BATCH_PARTITIONS], m = 0;
         for (int k = i; k < n && m < MAX_BATCH_PARTITIONS; k++)
             if (!asked[k] && tps[k].broker == tps[i].broker) {
@@ -883,8 +930,8 @@ static int run_find_hanging(struct txn_ctx *c, struct txn_command *cmd)
     size_t n_open = 0;
     for (int i = 0; i < n; i++)
         n_open += (size_t)tps[i].result->n_active_producers;
-    struct open_txn *open = arena_alloc(&c->arena, (n_open ? n_open : 1) * sizeof(*open));
-    int64_t *pids = arena_alloc(&c->arena, (n_open ? n_open : 1) * sizeof(*pids));
+    struct open_txn *open = txn_alloc(&c->arena, (n_open ? n_open : 1) * sizeof(*open));
+    int64_t *pids = txn_alloc(&c->arena, (n_open ? n_open : 1) * sizeof(*pids));
     size_t m = 0;
     int32_t n_pids = 0;
     for (int i = 0; i < n; i++)
