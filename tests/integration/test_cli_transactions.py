@@ -202,10 +202,12 @@ def test_find_hanging_and_abort(broker_factory, kafka_classpath):
     rows = same_table(cp, b, ["find-hanging", "--broker-id", node, "--max-transaction-timeout", "30"])
     assert len(rows) == 1
 
-    r = gregor_tool(b, "abort", "--topic", "cli-hang", "--partition", "0", "--start-offset", str(start + 1))
-    assert r.returncode == 1 and r.stdout == ""
+    wrong = ["abort", "--topic", "cli-hang", "--partition", "0", "--start-offset", str(start + 1)]
+    r, k = gregor_tool(b, *wrong), kafka_tool(cp, b, *wrong)
+    assert r.returncode == k.returncode == 1 and r.stdout == k.stdout == ""
     assert r.stderr.strip() == ("Could not find any open transactions starting at offset %d on "
                                 "partition cli-hang-0" % (start + 1))
+    assert stderr_message(r.stderr) == stderr_message(k.stderr), k.stderr
     r = gregor_tool(b, "abort", "--topic", "cli-hang", "--partition", "0", "--start-offset", str(start))
     assert r.returncode == 0 and r.stdout == "" and r.stderr == "", (r.stdout, r.stderr)
 
@@ -214,6 +216,23 @@ def test_find_hanging_and_abort(broker_factory, kafka_classpath):
     assert all(r[5].strip() == "None" for r in rows[1:]), rows
     # the LSO moved past the aborted transaction: the later records are read, not h1/h2
     assert sorted(read_committed(b, "cli-hang", 2)) == [b"after", b"l1"]
+
+    # the older brokers' form: the producer named with its epoch; a coordinator epoch of -1
+    # (DescribeProducers' answer for a producer that never saw a marker) is sent as 0
+    pid2, epoch2 = init_pid(b)
+    err, start2 = produce(b, "cli-hang", record_batch([b"h3"], producer_id=pid2, epoch=epoch2,
+                                                      base_sequence=0, ts=old, attributes=TRANSACTIONAL),
+                          "cli-ghost2")
+    assert err == 0
+    rows = same_table(cp, b, ["find-hanging", "--topic", "cli-hang"], clock_columns=["Duration(min)"])
+    assert [(r[2].strip(), r[5].strip()) for r in rows[1:]] == [(str(pid2), str(start2))]
+    r = gregor_tool(b, "abort", "--topic", "cli-hang", "--partition", "0", "--producer-id", str(pid2),
+                    "--producer-epoch", str(epoch2), "--coordinator-epoch", "-1")
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == "", (r.stdout, r.stderr)
+    assert len(same_table(cp, b, ["find-hanging", "--topic", "cli-hang"])) == 1
+    p.produce("cli-hang", b"last")
+    assert p.flush(10) == 0
+    assert sorted(read_committed(b, "cli-hang", 3)) == [b"after", b"l1", b"last"]
 
 
 def stderr_message(text):
