@@ -1,6 +1,7 @@
 /* transactions: `gregor transactions`, the kafka-transactions.sh (Kafka 4.x TransactionsCommand)
- * work-alike: list, describe, describe-producers, abort and find-hanging over cli/wire.h, since
- * librdkafka has none of DescribeTransactions, ListTransactions, DescribeProducers or an abort. */
+ * work-alike: list, describe, describe-producers, abort, find-hanging and forceTerminateTransaction
+ * over cli/wire.h, since librdkafka has none of DescribeTransactions, ListTransactions,
+ * DescribeProducers, an abort or a fence. */
 #include "cli/cli.h"
 #include "cli/args.h"
 #include "cli/wire.h"
@@ -24,6 +25,9 @@
 #define FIND_COORDINATOR_VERSION 3 /* one key, with its key type */
 #define LIST_TRANSACTIONS_VERSION 1 /* the duration filter */
 #define WRITE_TXN_MARKERS_VERSION 1
+#define INIT_PRODUCER_ID_VERSION 5
+/* Kafka's admin fences with its request.timeout.ms (30 s by default) as the transaction timeout. */
+#define FENCE_TRANSACTION_TIMEOUT_MS 30000
 #define MAX_BATCH_PARTITIONS 500 /* partitions per DescribeProducers, as Kafka's find-hanging */
 #define MAX_COLUMNS 9
 #define MAX_ARGS 16
@@ -82,6 +86,9 @@ static struct txn_command commands[] = {
                      "                             [--topic TOPIC] [--partition PARTITION]",
      {{"--broker-id", ARG_INT, 0, 0, 0}, {"--max-transaction-timeout", ARG_INT, 0, 0, 0},
       {"--topic", ARG_STRING, 0, 0, 0}, {"--partition", ARG_INT, 0, 0, 0}}},
+    {"forceTerminateTransaction", "\n                             forceTerminateTransaction [-h]\n"
+                                  "                             --transactionalId TRANSACTIONALID",
+     {{"--transactionalId", ARG_STRING, 1, 0, 0}}},
 };
 #define N_COMMANDS ((int)(sizeof(commands) / sizeof(commands[0])))
 
@@ -104,7 +111,10 @@ static void print_help(void)
            "    describe             describe the state of a transactional id\n"
            "    describe-producers   the active producers of a topic partition\n"
            "    abort                abort a hanging transaction\n"
-           "    find-hanging         find hanging transactions\n",
+           "    find-hanging         find hanging transactions\n"
+           "    forceTerminateTransaction\n"
+           "                         abort a transactional id's ongoing transaction (fences its\n"
+           "                         producer)\n",
            main_usage);
 }
 
@@ -1033,6 +1043,70 @@ static int run_find_hanging(struct txn_ctx *c, struct txn_command *cmd)
     return 0;
 }
 
+/* ---- forceTerminateTransaction: Kafka's admin fenceProducers of one transactional id */
+
+/* FindCoordinator then InitProducerId with the id and no producer (-1/-1): the coordinator bumps
+ * the epoch, which fences the producer and aborts its ongoing transaction. */
+static int fence_once(struct txn_ctx *c, const char *id, char *err, size_t errlen)
+{
+    struct find_coordinator_request fc;
+    find_coordinator_request_set_defaults(&fc);
+    fc.key = (struct kstr){(char *)id, (int32_t)strlen(id)};
+    fc.key_type = 1; /* TRANSACTION */
+    void *out;
+    if (call_addr(c, c->bootstrap, PROTO_API_FIND_COORDINATOR, FIND_COORDINATOR_VERSION, &fc, &out,
+                  err, errlen) != 0)
+        return -1;
+    struct find_coordinator_response *fr = out;
+    if (fr->error_code != 0)
+        return fr->error_code;
+    char addr[300];
+    int colon = memchr(fr->host.ptr, ':', (size_t)fr->host.len) != NULL;
+    snprintf(addr, sizeof(addr), colon ? "[%.*s]:%d" : "%.*s:%d", fr->host.len, fr->host.ptr, fr->port);
+    struct init_producer_id_request req;
+    init_producer_id_request_set_defaults(&req);
+    req.transactional_id = fc.key;
+    req.transaction_timeout_ms = FENCE_TRANSACTION_TIMEOUT_MS;
+    req.producer_id = -1;
+    req.producer_epoch = -1;
+    if (call_addr(c, addr, PROTO_API_INIT_PRODUCER_ID, INIT_PRODUCER_ID_VERSION, &req, &out, err, errlen) != 0)
+        return -1;
+    return ((struct init_producer_id_response *)out)->error_code;
+}
+
+static int run_force_terminate(struct txn_ctx *c, struct txn_command *cmd)
+{
+    const char *id = arg_value(cmd, "--transactionalId");
+    char err[600];
+    long long deadline = cli_now_ms() + CLI_ADMIN_TIMEOUT_MS;
+    int rc;
+    /* as Kafka's handler: loading and concurrent transactions are retried, a moved
+     * coordinator is looked up again */
+    while ((rc = fence_once(c, id, err, sizeof(err))) == KERR_COORDINATOR_LOAD_IN_PROGRESS ||
+           rc == KERR_CONCURRENT_TRANSACTIONS || coordinator_retriable(rc)) {
+        if (cli_now_ms() >= deadline) {
+            snprintf(err, sizeof(err), "Timed out waiting for a node assignment. Call: fenceProducer");
+            rc = -1;
+            break;
+        }
+        struct timespec pause = {0, 100 * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    if (rc == 0)
+        return 0;
+    if (rc == 31)
+        snprintf(err, sizeof(err), "InitProducerId request for transactionalId `%s` failed due to "
+                 "cluster authorization failure", id);
+    else if (rc == KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        snprintf(err, sizeof(err), "InitProducerId request for transactionalId `%s` failed due to "
+                 "transactional ID authorization failure", id);
+    else if (rc > 0)
+        snprintf(err, sizeof(err), "InitProducerId request for transactionalId `%s` failed due to "
+                 "unexpected error", id);
+    return fail("Failed to force terminate transactionalId `%s`: %s. Enable debug logging for "
+                "additional detail.", id, err);
+}
+
 /* ---- the command */
 
 static long long wall_now_ms(void)
@@ -1078,7 +1152,7 @@ int cli_transactions(int argc, char **argv)
                 cmd = &commands[k];
         if (cmd == NULL)
             return parse_error(NULL, "invalid choice: '%s' (choose from 'list', 'describe', "
-                               "'describe-producers', 'abort', 'find-hanging')%s", a, "");
+                               "'describe-producers', 'abort', 'find-hanging', 'forceTerminateTransaction')%s", a, "");
     }
     if (cmd == NULL)
         return parse_error(NULL, bootstrap ? "too few arguments%s%s" : "argument --bootstrap-server "
@@ -1099,8 +1173,10 @@ int cli_transactions(int argc, char **argv)
         rc = run_describe_producers(&c, cmd);
     else if (strcmp(cmd->name, "abort") == 0)
         rc = run_abort(&c, cmd);
-    else
+    else if (strcmp(cmd->name, "find-hanging") == 0)
         rc = run_find_hanging(&c, cmd);
+    else
+        rc = run_force_terminate(&c, cmd);
     arena_reset(&c.arena);
     fflush(stdout);
     return rc;

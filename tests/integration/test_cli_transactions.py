@@ -263,6 +263,49 @@ def test_errors_and_exit_codes_as_kafka(broker, kafka_classpath, args):
     assert stderr_message(g.stderr) == stderr_message(k.stderr), (g.stderr, k.stderr)
 
 
+@pytest.mark.parametrize("args", [
+    ["bogus"],
+    ["describe-producers", "--topic", "t", "--partition", "x"],
+    ["forceTerminateTransaction"],
+])
+def test_errors_kafka_wraps_as_kafka(broker, kafka_classpath, args):
+    """argparse4j justifies long messages to the terminal's width: the same words."""
+    g = gregor_tool(broker.bootstrap, *args)
+    k = kafka_tool(kafka_classpath, broker.bootstrap, *args)
+    assert g.returncode == k.returncode == 1
+    assert " ".join(stderr_message(g.stderr)).split() == " ".join(stderr_message(k.stderr)).split(), \
+        (g.stderr, k.stderr)
+
+
+def test_force_terminate_transaction_as_kafka(broker, kafka_classpath):
+    """forceTerminateTransaction (Kafka 4.1's admin fenceProducers of one id) aborts the open
+    transaction of a live producer: the same state afterwards with either tool."""
+    b, cp = broker.bootstrap, kafka_classpath
+    make_topic(b, "cli-ft")
+    described = {}
+    for who, tool in (("g", gregor_tool), ("k", lambda b, *a: kafka_tool(cp, b, *a))):
+        txn_id = "cli-ft-" + who
+        open_transaction(b, txn_id, "cli-ft", [b"ft-" + who.encode()])
+        before = table(gregor_tool(b, "describe", "--transactional-id", txn_id).stdout)[1]
+        r = tool(b, "forceTerminateTransaction", "--transactionalId", txn_id)
+        assert r.returncode == 0 and r.stdout == "", (r.stdout, r.stderr[-2000:])
+        after = table(gregor_tool(b, "describe", "--transactional-id", txn_id).stdout)[1]
+        # the fence aborts the transaction (CONCURRENT_TRANSACTIONS retried meanwhile), then
+        # bumps the epoch of the now empty id
+        assert before[4].strip() == "Ongoing" and after[2] == before[2]
+        assert int(after[3]) > int(before[3])
+        described[who] = [after[i].strip() for i in (3, 4, 5, 6, 8)]
+        described[who][0] = int(described[who][0]) - int(before[3])  # the epoch's bump
+    assert described["g"] == described["k"], described
+    assert read_committed(b, "cli-ft", 1, timeout=4) == []
+    r, k = (gregor_tool(b, "forceTerminateTransaction", "--transactionalId", "cli-ft-new"),
+            kafka_tool(cp, b, "forceTerminateTransaction", "--transactionalId", "cli-ft-new2"))
+    assert r.returncode == k.returncode == 0 and r.stdout == k.stdout == ""
+    g_row = table(gregor_tool(b, "describe", "--transactional-id", "cli-ft-new").stdout)[1]
+    k_row = table(gregor_tool(b, "describe", "--transactional-id", "cli-ft-new2").stdout)[1]
+    assert [c.strip() for c in g_row[3:]] == [c.strip() for c in k_row[3:]], (g_row, k_row)
+
+
 def test_missing_bootstrap_server(kafka_classpath):
     g = gregor_tool(None, "list")
     k = kafka_tool(kafka_classpath, None, "list")
