@@ -373,3 +373,78 @@ def test_dump_log_of_committed_and_aborted_transactions_as_kafka(broker, kafka_c
                 assert '"transactionalId":"cli-dumper"' in g.stdout
     finally:
         broker.start()
+
+
+def test_cluster_routing_as_kafka(tmp_path, kafka_classpath):
+    """Three brokers on ZooKeeper, the tools given only broker 1: list asks every broker (the
+    coordinators of several ids), describe finds each id's coordinator, describe-producers asks
+    the leader or the --broker-id replica, and abort sends its markers to a partition's leader
+    elsewhere — gregor's tables the same as Kafka's, the hanging transaction gone after."""
+    from cluster_fixture import ZkEnsemble
+    from zk_fixture import start_brokers
+    cp = kafka_classpath
+    ens = ZkEnsemble.on_free_ports(str(tmp_path / "zk"))
+    ens.start()
+    brokers = []
+    try:
+        overrides = dict(NO_VERIFY)
+        overrides.update({"zookeeper.session.timeout.ms": 3000, "offsets.topic.num.partitions": 3,
+                          "offsets.topic.replication.factor": 3,
+                          "transaction.state.log.num.partitions": 3,
+                          "transaction.state.log.replication.factor": 3,
+                          "transaction.state.log.min.isr": 2})
+        brokers = start_brokers(tmp_path, ens.connect + "/cli-tx", (1, 2, 3), overrides)
+        boot = ",".join(x.bootstrap for x in brokers)
+        b = brokers[0].bootstrap
+        admin = AdminClient({"bootstrap.servers": boot})
+        for f in admin.create_topics([NewTopic("cl-tx", num_partitions=3,
+                                               replica_assignment=[[1, 2], [2, 3], [3, 1]])]).values():
+            f.result(20)
+        producers = []
+        for i in range(6):
+            p = Producer({"bootstrap.servers": boot, "transactional.id": "cl-app-%d" % i,
+                          "message.timeout.ms": 30000})
+            p.init_transactions(60)
+            p.begin_transaction()
+            p.produce("cl-tx", b"v%d" % i, partition=i % 3)
+            assert p.flush(30) == 0
+            producers.append(p)
+        rows = same_table(cp, b, ["list"])
+        assert sorted(r[0].strip() for r in rows[1:]) == ["cl-app-%d" % i for i in range(6)]
+        assert len({r[1].strip() for r in rows[1:]}) > 1, rows  # more than one coordinator
+        for i in range(6):
+            same_table(cp, b, ["describe", "--transactional-id", "cl-app-%d" % i],
+                       clock_columns=["TransactionDurationMs"])
+        for part, replicas in enumerate([[1, 2], [2, 3], [3, 1]]):
+            rows = same_table(cp, b, ["describe-producers", "--topic", "cl-tx", "--partition", str(part)])
+            assert len(rows) == 3, rows
+            for r in replicas:
+                same_table(cp, b, ["describe-producers", "--topic", "cl-tx", "--partition", str(part),
+                                   "--broker-id", str(r)])
+        # a hanging transaction on partition 1, led by broker 2
+        pid, epoch = init_pid(brokers[1].bootstrap)
+        old = int(time.time() * 1000) - 20 * 60 * 1000
+        name = b"cl-tx"
+        batch = record_batch([b"h"], producer_id=pid, epoch=epoch, base_sequence=0, ts=old,
+                             attributes=TRANSACTIONAL)
+        body = s16("cl-ghost") + struct.pack(">hi", -1, 10000) + struct.pack(">ih", 1, len(name)) + name
+        body += struct.pack(">iii", 1, 1, len(batch)) + batch
+        host, port = brokers[1].bootstrap.split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            resp = _request(s, 0, 7, 1, body)
+        off = 4 + 2 + len(name) + 4
+        _, err, start = struct.unpack(">ihq", resp[off:off + 14])
+        assert err == 0
+        for scope in (["--broker-id", "2"], ["--broker-id", "3"], ["--topic", "cl-tx"]):
+            rows = same_table(cp, b, ["find-hanging"] + scope, clock_columns=["Duration(min)"])
+            assert [(r[1].strip(), r[2].strip()) for r in rows[1:]] == [("1", str(pid))], rows
+        assert len(same_table(cp, b, ["find-hanging", "--broker-id", "1"])) == 1
+        r = gregor_tool(b, "abort", "--topic", "cl-tx", "--partition", "1", "--start-offset", str(start))
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+        assert len(same_table(cp, b, ["find-hanging", "--topic", "cl-tx"])) == 1
+        for p in producers:
+            p.commit_transaction(60)
+    finally:
+        for x in brokers:
+            x.stop()
+        ens.stop()
