@@ -501,10 +501,10 @@ static int run_describe_producers(struct txn_ctx *c, struct txn_command *cmd)
 
 /* ---- describe */
 
-/* DescribeTransactions for one id at its coordinator; 0, a Kafka error code, or -1 (err). */
-static int describe_transaction_once(struct txn_ctx *c, const char *id, int32_t *coordinator,
-                                     const struct describe_transactions_response_transaction_state **state,
-                                     char *err, size_t errlen)
+/* FindCoordinator (TRANSACTION) for id at the bootstrap servers: its node and "host:port".
+ * 0, a Kafka error code, or -1 (err set). */
+static int find_txn_coordinator(struct txn_ctx *c, const char *id, char *addr, size_t addrlen,
+                                int32_t *node, char *err, size_t errlen)
 {
     struct find_coordinator_request fc;
     find_coordinator_request_set_defaults(&fc);
@@ -514,16 +514,28 @@ static int describe_transaction_once(struct txn_ctx *c, const char *id, int32_t 
     if (call_addr(c, c->bootstrap, PROTO_API_FIND_COORDINATOR, FIND_COORDINATOR_VERSION, &fc, &out,
                   err, errlen) != 0)
         return -1;
-    struct find_coordinator_response *fr = out;
+    const struct find_coordinator_response *fr = out;
     if (fr->error_code != 0)
         return fr->error_code;
-    *coordinator = fr->node_id;
-    char addr[300];
+    *node = fr->node_id;
     int colon = memchr(fr->host.ptr, ':', (size_t)fr->host.len) != NULL;
-    snprintf(addr, sizeof(addr), colon ? "[%.*s]:%d" : "%.*s:%d", fr->host.len, fr->host.ptr, fr->port);
+    snprintf(addr, addrlen, colon ? "[%.*s]:%d" : "%.*s:%d", fr->host.len, fr->host.ptr, fr->port);
+    return 0;
+}
+
+/* DescribeTransactions for one id at its coordinator; 0, a Kafka error code, or -1 (err). */
+static int describe_transaction_once(struct txn_ctx *c, const char *id, int32_t *coordinator,
+                                     const struct describe_transactions_response_transaction_state **state,
+                                     char *err, size_t errlen)
+{
+    char addr[300];
+    int rc = find_txn_coordinator(c, id, addr, sizeof(addr), coordinator, err, errlen);
+    if (rc != 0)
+        return rc;
+    void *out;
     struct describe_transactions_request req;
     describe_transactions_request_set_defaults(&req);
-    struct kstr key = fc.key;
+    struct kstr key = {(char *)id, (int32_t)strlen(id)};
     req.transactional_ids = &key;
     req.n_transactional_ids = 1;
     if (call_addr(c, addr, PROTO_API_DESCRIBE_TRANSACTIONS, 0, &req, &out, err, errlen) != 0)
@@ -927,93 +939,80 @@ static int describe_all(struct txn_ctx *c, struct tp *tps, int n, char *err, siz
     return 0;
 }
 
-static int run_find_hanging(struct txn_ctx *c, struct txn_command *cmd)
+/* The open transactions whose last write is older than max_timeout_ms (Kafka's candidates);
+ * *pids gets each producer id once. */
+static size_t find_candidates(struct txn_ctx *c, const struct tp *tps, int n, long long max_timeout_ms,
+                              struct open_txn **out, int64_t **pids, int32_t *n_pids)
 {
-    static const char *const headers[] = {"Topic", "Partition", "ProducerId", "ProducerEpoch",
-                                          "CoordinatorEpoch", "StartOffset", "LastTimestamp", "Duration(min)"};
-    const char *broker_arg = arg_value(cmd, "--broker-id");
-    const char *topic = arg_value(cmd, "--topic");
-    const char *partition_arg = arg_value(cmd, "--partition");
-    if (topic == NULL && broker_arg == NULL)
-        return fail("The `find-hanging` command requires either --topic or --broker-id to limit "
-                    "the scope of the search");
-    if (partition_arg && topic == NULL)
-        return fail("The --partition argument requires --topic to be provided");
-    long long broker_id = broker_arg ? arg_number(cmd, "--broker-id") : -1;
-    long long max_timeout_ms = 15LL * 60000;
-    if (arg_value(cmd, "--max-transaction-timeout"))
-        max_timeout_ms = arg_number(cmd, "--max-transaction-timeout") * 60000LL;
-    char broker_text[32], err[600];
-    if (broker_arg)
-        snprintf(broker_text, sizeof(broker_text), "Optional[%lld]", broker_id);
-    else
-        snprintf(broker_text, sizeof(broker_text), "Optional.empty");
-
-    struct tp *tps = NULL;
-    int n = 0;
-    int rc = collect_partitions(c, topic, partition_arg, partition_arg ? arg_number(cmd, "--partition") : 0,
-                                broker_arg, broker_id, &tps, &n, err, sizeof(err));
-    if (rc != 0)
-        return fail("Failed to describe %d topics: %s. Enable debug logging for additional detail.",
-                    topic ? 1 : (c->md ? c->md->n_topics : 0), err);
-    if (describe_all(c, tps, n, err, sizeof(err)) != 0)
-        return fail("Failed to describe producers for %d partitions on broker %s: %s. Enable debug "
-                    "logging for additional detail.", n, broker_text, err);
-
-    /* candidates: an open transaction whose last write is older than the largest timeout */
     size_t n_open = 0;
     for (int i = 0; i < n; i++)
         n_open += (size_t)tps[i].result->n_active_producers;
     struct open_txn *open = txn_alloc(&c->arena, (n_open ? n_open : 1) * sizeof(*open));
-    int64_t *pids = txn_alloc(&c->arena, (n_open ? n_open : 1) * sizeof(*pids));
+    *pids = txn_alloc(&c->arena, (n_open ? n_open : 1) * sizeof(**pids));
+    *n_pids = 0;
     size_t m = 0;
-    int32_t n_pids = 0;
     for (int i = 0; i < n; i++)
         for (int32_t k = 0; k < tps[i].result->n_active_producers; k++) {
             const struct describe_producers_response_producer_state *s = &tps[i].result->active_producers[k];
             if (s->current_txn_start_offset < 0 || c->now_ms - s->last_timestamp <= max_timeout_ms)
                 continue;
+            GREGOR_ASSERT(m < n_open);
             open[m++] = (struct open_txn){&tps[i], s, NULL, 1};
             int seen = 0;
-            for (int32_t p = 0; p < n_pids && !seen; p++)
-                seen = pids[p] == s->producer_id;
+            for (int32_t p = 0; p < *n_pids && !seen; p++)
+                seen = (*pids)[p] == s->producer_id;
             if (!seen)
-                pids[n_pids++] = s->producer_id;
+                (*pids)[(*n_pids)++] = s->producer_id;
         }
-    if (m > 0) {
-        struct listing *l = NULL;
-        int32_t nl = 0;
-        if (list_all(c, pids, n_pids, -1, &l, &nl, err, sizeof(err)) != 0)
-            return fail("Failed to list transactions for %d producers: %s. Enable debug logging for "
-                        "additional detail.", n_pids, err);
-        for (size_t i = 0; i < m; i++)
-            for (int32_t b = 0; b < nl; b++)
-                for (int32_t k = 0; k < l[b].resp->n_transaction_states; k++)
-                    if (l[b].resp->transaction_states[k].producer_id == open[i].state->producer_id)
-                        open[i].transactional_id = kstr_dup(c, l[b].resp->transaction_states[k].transactional_id);
-        /* a listed producer: hanging unless its transaction holds the partition */
-        for (size_t i = 0; i < m; i++) {
-            if (open[i].transactional_id == NULL)
-                continue;
-            int32_t coordinator;
-            const struct describe_transactions_response_transaction_state *s = NULL;
-            rc = describe_transaction(c, open[i].transactional_id, &coordinator, &s, err, sizeof(err));
-            if (rc == KERR_TRANSACTIONAL_ID_NOT_FOUND)
-                continue;
-            if (rc > 0)
-                snprintf(err, sizeof(err), "DescribeTransactions request for transactionalId `%s` "
-                         "failed due to unexpected error", open[i].transactional_id);
-            if (rc != 0)
-                return fail("Failed to describe %d transactions: %s. Enable debug logging for "
-                            "additional detail.", 1, err);
-            for (int32_t t = 0; t < s->n_topics; t++)
-                if ((size_t)s->topics[t].topic.len == strlen(open[i].tp->topic) &&
-                    memcmp(s->topics[t].topic.ptr, open[i].tp->topic, (size_t)s->topics[t].topic.len) == 0)
-                    for (int32_t p = 0; p < s->topics[t].n_partitions; p++)
-                        if (s->topics[t].partitions[p] == open[i].tp->partition)
-                            open[i].hanging = 0;
-        }
+    *out = open;
+    return m;
+}
+
+/* Clears `hanging` of the candidates a coordinator still knows about: a producer listed under a
+ * transactional id whose current transaction holds the partition. 0 or the exit code. */
+static int mark_live(struct txn_ctx *c, struct open_txn *open, size_t m, const int64_t *pids,
+                     int32_t n_pids)
+{
+    struct listing *l = NULL;
+    int32_t nl = 0;
+    char err[600];
+    if (list_all(c, pids, n_pids, -1, &l, &nl, err, sizeof(err)) != 0)
+        return fail("Failed to list transactions for %d producers: %s. Enable debug logging for "
+                    "additional detail.", n_pids, err);
+    for (size_t i = 0; i < m; i++)
+        for (int32_t b = 0; b < nl; b++)
+            for (int32_t k = 0; k < l[b].resp->n_transaction_states; k++)
+                if (l[b].resp->transaction_states[k].producer_id == open[i].state->producer_id)
+                    open[i].transactional_id = kstr_dup(c, l[b].resp->transaction_states[k].transactional_id);
+    for (size_t i = 0; i < m; i++) {
+        if (open[i].transactional_id == NULL)
+            continue; /* no coordinator knows the producer: hanging */
+        int32_t coordinator;
+        const struct describe_transactions_response_transaction_state *s = NULL;
+        int rc = describe_transaction(c, open[i].transactional_id, &coordinator, &s, err, sizeof(err));
+        if (rc == KERR_TRANSACTIONAL_ID_NOT_FOUND)
+            continue;
+        if (rc > 0)
+            snprintf(err, sizeof(err), "DescribeTransactions request for transactionalId `%s` "
+                     "failed due to unexpected error", open[i].transactional_id);
+        if (rc != 0)
+            return fail("Failed to describe %d transactions: %s. Enable debug logging for "
+                        "additional detail.", 1, err);
+        const char *topic = open[i].tp->topic;
+        for (int32_t t = 0; t < s->n_topics; t++)
+            if ((size_t)s->topics[t].topic.len == strlen(topic) &&
+                memcmp(s->topics[t].topic.ptr, topic, (size_t)s->topics[t].topic.len) == 0)
+                for (int32_t p = 0; p < s->topics[t].n_partitions; p++)
+                    if (s->topics[t].partitions[p] == open[i].tp->partition)
+                        open[i].hanging = 0;
     }
+    return 0;
+}
+
+static void print_hanging(struct txn_ctx *c, struct open_txn *open, size_t m, int32_t n_pids)
+{
+    static const char *const headers[] = {"Topic", "Partition", "ProducerId", "ProducerEpoch",
+                                          "CoordinatorEpoch", "StartOffset", "LastTimestamp", "Duration(min)"};
     /* Kafka groups them in a HashMap by producer id: print in its bucket order */
     for (size_t i = 1; i < m; i++)
         for (size_t j = i; j > 0 && java_bucket(java_long_hash(open[j - 1].state->producer_id), (size_t)n_pids) >
@@ -1040,6 +1039,45 @@ static int run_find_hanging(struct txn_ctx *c, struct txn_command *cmd)
         table_add(&t, &c->arena, row);
     }
     table_print(&t);
+}
+
+static int run_find_hanging(struct txn_ctx *c, struct txn_command *cmd)
+{
+    const char *broker_arg = arg_value(cmd, "--broker-id");
+    const char *topic = arg_value(cmd, "--topic");
+    const char *partition_arg = arg_value(cmd, "--partition");
+    if (topic == NULL && broker_arg == NULL)
+        return fail("The `find-hanging` command requires either --topic or --broker-id to limit "
+                    "the scope of the search");
+    if (partition_arg && topic == NULL)
+        return fail("The --partition argument requires --topic to be provided");
+    long long broker_id = broker_arg ? arg_number(cmd, "--broker-id") : -1;
+    long long max_timeout_ms = 15LL * 60000;
+    if (arg_value(cmd, "--max-transaction-timeout"))
+        max_timeout_ms = arg_number(cmd, "--max-transaction-timeout") * 60000LL;
+    char broker_text[32], err[600];
+    if (broker_arg) /* Kafka prints the Optional<Integer> */
+        snprintf(broker_text, sizeof(broker_text), "Optional[%lld]", broker_id);
+    else
+        snprintf(broker_text, sizeof(broker_text), "Optional.empty");
+
+    struct tp *tps = NULL;
+    int n = 0;
+    int rc = collect_partitions(c, topic, partition_arg, partition_arg ? arg_number(cmd, "--partition") : 0,
+                                broker_arg, broker_id, &tps, &n, err, sizeof(err));
+    if (rc != 0)
+        return fail("Failed to describe %d topics: %s. Enable debug logging for additional detail.",
+                    topic ? 1 : (c->md ? c->md->n_topics : 0), err);
+    if (describe_all(c, tps, n, err, sizeof(err)) != 0)
+        return fail("Failed to describe producers for %d partitions on broker %s: %s. Enable debug "
+                    "logging for additional detail.", n, broker_text, err);
+    struct open_txn *open;
+    int64_t *pids;
+    int32_t n_pids;
+    size_t m = find_candidates(c, tps, n, max_timeout_ms, &open, &pids, &n_pids);
+    if (m > 0 && (rc = mark_live(c, open, m, pids, n_pids)) != 0)
+        return rc;
+    print_hanging(c, open, m, n_pids);
     return 0;
 }
 
@@ -1049,23 +1087,15 @@ static int run_find_hanging(struct txn_ctx *c, struct txn_command *cmd)
  * the epoch, which fences the producer and aborts its ongoing transaction. */
 static int fence_once(struct txn_ctx *c, const char *id, char *err, size_t errlen)
 {
-    struct find_coordinator_request fc;
-    find_coordinator_request_set_defaults(&fc);
-    fc.key = (struct kstr){(char *)id, (int32_t)strlen(id)};
-    fc.key_type = 1; /* TRANSACTION */
-    void *out;
-    if (call_addr(c, c->bootstrap, PROTO_API_FIND_COORDINATOR, FIND_COORDINATOR_VERSION, &fc, &out,
-                  err, errlen) != 0)
-        return -1;
-    struct find_coordinator_response *fr = out;
-    if (fr->error_code != 0)
-        return fr->error_code;
     char addr[300];
-    int colon = memchr(fr->host.ptr, ':', (size_t)fr->host.len) != NULL;
-    snprintf(addr, sizeof(addr), colon ? "[%.*s]:%d" : "%.*s:%d", fr->host.len, fr->host.ptr, fr->port);
+    int32_t node;
+    int rc = find_txn_coordinator(c, id, addr, sizeof(addr), &node, err, errlen);
+    if (rc != 0)
+        return rc;
+    void *out;
     struct init_producer_id_request req;
     init_producer_id_request_set_defaults(&req);
-    req.transactional_id = fc.key;
+    req.transactional_id = (struct kstr){(char *)id, (int32_t)strlen(id)};
     req.transaction_timeout_ms = FENCE_TRANSACTION_TIMEOUT_MS;
     req.producer_id = -1;
     req.producer_epoch = -1;
