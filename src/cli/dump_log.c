@@ -409,19 +409,20 @@ static bool print_txn_log_record(const struct batch_record *r, const char *prefi
     arena_init(&arena, TXN_LOG_RECORD_MAX_BYTES * 4);
     const char *id = NULL;
     int key = r->key ? txn_log_decode_key(r->key, (size_t)r->key_len, &arena, &id) : -1;
+    if (key == 1) { /* a key version Kafka does not know: it says so and prints no payload */
+        printf("%skey: Unknown record type %d at offset %" PRId64 ", skipping.", prefix,
+               (int16_t)be16_get(r->key), r->offset);
+        arena_reset(&arena);
+        return true;
+    }
     struct txn_log_value v;
-    bool ok = key >= 0 && (r->value == NULL ||
+    bool ok = key == 0 && (r->value == NULL ||
                            txn_log_decode_value(r->value, (size_t)r->value_len, &arena, &v) == 0);
     if (!ok) {
         arena_reset(&arena);
         return false;
     }
     int16_t key_version = (int16_t)be16_get(r->key);
-    if (key == 1) {
-        printf("%skey: unknown::version=%d", prefix, key_version);
-        arena_reset(&arena);
-        return true;
-    }
     printf("%skey: {\"type\":\"%d\",\"data\":{\"transactionalId\":", prefix, key_version);
     print_json_string(id);
     fputs("}}", stdout);

@@ -448,3 +448,51 @@ def test_cluster_routing_as_kafka(tmp_path, kafka_classpath):
         for x in brokers:
             x.stop()
         ens.stop()
+
+
+def keyed_batch(records, ts=1700000000000):
+    """A magic-2 batch of (key, value) records, value None for a tombstone."""
+    from kafka_wire import _varint, crc32c
+    recs = b""
+    for i, (k, v) in enumerate(records):
+        body = b"\x00" + _varint(0) + _varint(i) + _varint(len(k)) + k
+        body += (_varint(-1) if v is None else _varint(len(v)) + v) + _varint(0)
+        recs += _varint(len(body)) + body
+    after_crc = struct.pack(">hiqqqhii", 0, len(records) - 1, ts, ts, -1, -1, -1, len(records)) + recs
+    after_len = struct.pack(">ibI", -1, 2, crc32c(after_crc)) + after_crc
+    return struct.pack(">qi", 0, len(after_len)) + after_len
+
+
+def test_dump_log_transaction_log_records_as_kafka(tmp_path, kafka_classpath):
+    """--transaction-log-decoder on records the broker seldom writes: a tombstone (an expired
+    transactional id), a v1 value with its tagged fields set, an id needing JSON escapes, and
+    a key version Kafka does not know."""
+    def key(txn_id, version=0):
+        b = txn_id.encode()
+        return struct.pack(">hh", version, len(b)) + b
+
+    def value_v1(pid, prev, nxt, client_version):
+        from kafka_wire import uvarint
+        body = struct.pack(">hqhib", 1, pid, 3, 60000, 1)
+        body += uvarint(2) + uvarint(2) + b"t" + uvarint(3) + struct.pack(">ii", 0, 2) + b"\x00"
+        body += struct.pack(">qq", 1700000000001, 1700000000000)
+        tags = [(0, struct.pack(">q", prev)), (1, struct.pack(">q", nxt)),
+                (2, struct.pack(">h", client_version))]
+        body += uvarint(len(tags)) + b"".join(uvarint(t) + uvarint(len(v)) + v for t, v in tags)
+        return body
+
+    part = tmp_path / "__transaction_state-0"
+    part.mkdir()
+    f = part / "00000000000000000000.log"
+    batch = keyed_batch([(key("gone"), None),
+                         (key('we"ird\\id\t'), value_v1(42, 41, 43, 2)),
+                         (key("future", version=7), b"\x00\x07whatever")])
+    f.write_bytes(batch)
+    for args in (["--transaction-log-decoder", "--files", str(f)],
+                 ["--transaction-log-decoder", "--skip-record-metadata", "--files", str(f)]):
+        g = subprocess.run([GREGOR, "dump-log"] + args, capture_output=True, text=True, timeout=60)
+        k = subprocess.run(["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+                            "-cp", kafka_classpath, "kafka.tools.DumpLogSegments"] + args,
+                           capture_output=True, text=True, timeout=180)
+        assert dump_lines(g.stdout) == dump_lines(k.stdout), (g.stdout, g.stderr, k.stdout, k.stderr[-2000:])
+        assert g.returncode == k.returncode
