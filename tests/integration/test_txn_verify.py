@@ -6,9 +6,11 @@ Raw wire: Produce v7 with a transactional id, AddPartitionsToTxn v3-v5 (v4+ the 
 form with VerifyOnly), EndTxn v5; on a 3-broker ZooKeeper cluster the leader asks a coordinator
 on another broker over the network."""
 import os
+import signal
 import socket
 import struct
 import sys
+import threading
 import time
 import uuid
 
@@ -115,6 +117,27 @@ def end_txn(bootstrap, txn_id, pid, epoch, commit, version=3):
     if version >= 5:
         return err, r.take(">q"), r.take(">h")
     return (err,)
+
+
+def write_marker(bootstrap, pid, epoch, commit, topic, partition, coordinator_epoch=0):
+    """WriteTxnMarkers v1 of one marker for one partition: its error code."""
+    body = uvarint(2) + struct.pack(">qh?", pid, epoch, commit)
+    body += uvarint(2) + cstr(topic) + uvarint(2) + struct.pack(">i", partition) + b"\x00"
+    body += struct.pack(">i", coordinator_epoch) + b"\x00"
+    r = flexible_call(bootstrap, 27, 1, body + b"\x00")
+    errs = []
+    for _ in range(r.uvarint() - 1):
+        r.take(">q")
+        for _ in range(r.uvarint() - 1):
+            r.cstr()
+            for _ in range(r.uvarint() - 1):
+                r.take(">i")
+                errs.append(r.take(">h"))
+                r.tags()
+            r.tags()
+        r.tags()
+    assert len(errs) == 1
+    return errs[0]
 
 
 def list_offset(bootstrap, topic, isolation, partition=0):
@@ -285,6 +308,24 @@ def test_verification_asks_a_remote_coordinator(tmp_path):
         assert err == INVALID_TXN_STATE
         assert list_offset(lb, "ctv", 1, partition=part) == list_offset(lb, "ctv", 0, partition=part)
         assert add_partitions_v3(cb, "remote-app", pid, epoch, "ctv", [part]) == {("ctv", part): NONE}
+        # The guard: a marker of the producer lands on the leader between its question and the
+        # coordinator's answer (the coordinator stopped meanwhile); the answer says "in the
+        # transaction", but the append is refused, as the marker may have ended that
+        # transaction. Before the guard the batch went in after the marker: a hanging one.
+        result = {}
+        by_id[coord].proc.send_signal(signal.SIGSTOP)
+        try:
+            t = threading.Thread(target=lambda: result.update(r=produce(
+                lb, "ctv", part, txn_batch(pid, epoch, 0, [b"raced"]), "remote-app")))
+            t.start()
+            time.sleep(0.5)
+            assert t.is_alive()      # waiting for the coordinator's answer
+            assert write_marker(lb, pid, epoch, False, "ctv", part) == NONE
+        finally:
+            by_id[coord].proc.send_signal(signal.SIGCONT)
+        t.join(20)
+        assert result["r"][0] == INVALID_TXN_STATE
+        # asked again, the guard is new: the batch goes in
         assert produce(lb, "ctv", part, txn_batch(pid, epoch, 0, [b"added"]), "remote-app")[0] == NONE
         assert end_txn(cb, "remote-app", pid, epoch, True) == (NONE,)
         got = read_committed(boot, "ctv", 2, partitions=3, timeout=30)
