@@ -57,6 +57,17 @@ def produce(bootstrap, topic, partition, batch, txn_id):
     return err, base
 
 
+def produce_flexible(bootstrap, version, topic, partition, batch, txn_id):
+    """Produce v9-12 (flexible) of one batch with a transactional id, acks=all: its error."""
+    body = cstr(txn_id) + struct.pack(">hi", -1, 15000) + uvarint(2) + cstr(topic)
+    body += uvarint(2) + struct.pack(">i", partition) + uvarint(len(batch) + 1) + batch
+    body += b"\x00" + b"\x00" + b"\x00"
+    r = flexible_call(bootstrap, 0, version, body)
+    assert r.uvarint() == 2 and r.cstr() == topic and r.uvarint() == 2
+    assert r.take(">i") == partition
+    return r.take(">h")
+
+
 def txn_batch(pid, epoch, seq, values):
     return record_batch(values, producer_id=pid, epoch=epoch, base_sequence=seq,
                         attributes=TRANSACTIONAL)
@@ -178,6 +189,10 @@ def test_produce_to_a_partition_not_in_the_transaction_is_refused(broker):
     assert err == NONE
     err, _ = produce(b, "tv-hang", 0, txn_batch(pid, epoch, 0, [b"hanging"]), "app-hang")
     assert err == INVALID_TXN_STATE
+    # Produce v11+ (clients that know it) gets the coordinator's TRANSACTION_ABORTABLE
+    batch = txn_batch(pid, epoch, 0, [b"hanging"])
+    assert produce_flexible(b, 10, "tv-hang", 0, batch, "app-hang") == INVALID_TXN_STATE
+    assert produce_flexible(b, 11, "tv-hang", 0, batch, "app-hang") == TRANSACTION_ABORTABLE
     # nothing appended, the last stable offset not held
     assert list_offset(b, "tv-hang", 0) == 0
     assert list_offset(b, "tv-hang", 1) == 0
