@@ -310,6 +310,8 @@ static bool produce_run(struct broker *b, struct request *r, int64_t deadline_us
             else {
                 p = t->partitions[pd->index];
                 e = append_partition(b, r, p, &pd->records, r->api_version, out, &end);
+                if (e == KERR_NONE)
+                    txn_verify_appended(b, p, &pd->records);
             }
             out->error_code = (int16_t)e;
             if (e != KERR_NONE) {

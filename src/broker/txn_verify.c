@@ -9,7 +9,9 @@
  *
  * The guard table: per (topic, partition, producer id) a guard number and the producer's last
  * marker offset on the partition when it was stored (partition.c records every marker there),
- * so a marker since shows as a changed offset. Bounded (GUARDS_MAX, the oldest goes). */
+ * so a marker since shows as a changed offset. A transactional append of the producer there
+ * removes it, as Kafka's updateProducers (the transaction then has its first offset). Bounded
+ * (GUARDS_MAX: idle ones go first, then the oldest). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +34,9 @@
 #define WHO "AddPartitionsToTxnManager"
 #define GUARD_BUCKETS 4096
 #define GUARDS_MAX 100000
+/* A guard untouched this long is held by no produce (one waits at most ASK_TIMEOUT_MAX_MS for
+ * its answer, then appends): a full table drops those first. */
+#define GUARD_IDLE_MS 120000
 /* Kafka's broker-to-coordinator request timeout (request.timeout.ms), and the least a produce
  * of a tiny timeout gets for its question. */
 #define ASK_TIMEOUT_MAX_MS 30000
@@ -123,15 +128,23 @@ static void guard_unlink(struct txn_verify *v, struct guard **pp)
     GREGOR_ASSERT(v->nguards >= 0);
 }
 
-/* The table is full: the oldest guard goes (its produce, if still waiting, fails its check). */
-static void guard_evict_oldest(struct txn_verify *v)
+/* The table is full: the idle guards go, else the oldest (its produce, if still waiting,
+ * fails its check). */
+static void guard_make_room(struct txn_verify *v)
 {
+    int64_t now = mono_ms();
     struct guard **oldest = NULL;
     for (int i = 0; i < GUARD_BUCKETS; i++)
-        for (struct guard **pp = &v->buckets[i]; *pp != NULL; pp = &(*pp)->next)
+        for (struct guard **pp = &v->buckets[i]; *pp != NULL;) {
+            if (now - (*pp)->stored_ms > GUARD_IDLE_MS) {
+                guard_unlink(v, pp);
+                continue;
+            }
             if (oldest == NULL || (*pp)->stored_ms < (*oldest)->stored_ms)
                 oldest = pp;
-    if (oldest != NULL)
+            pp = &(*pp)->next;
+        }
+    if (v->nguards >= GUARDS_MAX && oldest != NULL)
         guard_unlink(v, oldest);
 }
 
@@ -148,12 +161,14 @@ static uint64_t guard_take(struct txn_verify *v, const char *topic, struct parti
 {
     int64_t seen = marker_seen(producer_state_find(&p->producers, pid));
     struct guard **pp = guard_slot(v, topic, p->index, pid);
-    if (*pp != NULL && (*pp)->marker_seen == seen)
+    if (*pp != NULL && (*pp)->marker_seen == seen) {
+        (*pp)->stored_ms = mono_ms();
         return (*pp)->value;
+    }
     if (*pp != NULL)
         guard_unlink(v, pp);
     if (v->nguards >= GUARDS_MAX) {
-        guard_evict_oldest(v);
+        guard_make_room(v);
         pp = guard_slot(v, topic, p->index, pid);
     }
     struct guard *g = calloc(1, sizeof(*g));
@@ -561,4 +576,15 @@ int txn_verify_check(struct broker *b, struct request *r, const struct txn_verif
     if (*pp != NULL && (*pp)->marker_seen != seen)
         guard_unlink(b->txn_verify, pp);
     return KERR_INVALID_TXN_STATE;
+}
+
+void txn_verify_appended(struct broker *b, struct partition *p, const struct krecords *rec)
+{
+    struct batch_header h;
+    if (b->txn_verify == NULL || b->txn_verify->nguards == 0 || !transactional_batch(rec, &h))
+        return;
+    const char *topic = ((struct topic *)p->topic)->name;
+    struct guard **pp = guard_slot(b->txn_verify, topic, p->index, h.producer_id);
+    if (*pp != NULL)
+        guard_unlink(b->txn_verify, pp);
 }

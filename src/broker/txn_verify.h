@@ -41,4 +41,8 @@ int txn_verify_check(struct broker *b, struct request *r, const struct txn_verif
                      const struct krecords *rec,
                      struct produce_response_partition_produce_response *out);
 
+/* A transactional batch was appended to p: its producer's guard there is done with (the
+ * transaction has its first offset), as Kafka's updateProducers. */
+void txn_verify_appended(struct broker *b, struct partition *p, const struct krecords *rec);
+
 #endif
