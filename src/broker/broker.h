@@ -93,6 +93,7 @@ struct broker_config {
     int32_t transactional_id_expiration_ms;            /* (604800000) */
     int32_t transaction_abort_interval_ms;   /* ...abort.timed.out.transaction.cleanup.interval.ms */
     int32_t transaction_expire_interval_ms;  /* ...remove.expired.transaction.cleanup.interval.ms */
+    bool transaction_partition_verification_enable; /* (true) KIP-890 part 1: txn_verify.c */
     int32_t group_initial_rebalance_delay_ms;
     int32_t group_min_session_timeout_ms;
     int32_t group_max_session_timeout_ms;
@@ -304,6 +305,7 @@ struct broker {
     int ncommit, capcommit;
     struct group_coordinator *groups;
     struct txn_store *txns;          /* the transaction coordinator's host (txn_store.c) */
+    struct txn_verify *txn_verify;   /* KIP-890's guards and questions (txn_verify.c) */
     struct fetch_sessions *fetch_sessions; /* created on first use */
     struct cluster *cluster;         /* NULL without zookeeper.connect */
     uint64_t cluster_configs_applied;/* cluster_config_gen() last applied (dynamic_configs.c) */

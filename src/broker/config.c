@@ -58,6 +58,7 @@ void broker_config_defaults(struct broker_config *c)
     c->transaction_state_log_replication_factor = 3;
     c->transaction_state_log_min_isr = 2;
     c->transaction_max_timeout_ms = 900000;
+    c->transaction_partition_verification_enable = true;
     c->transactional_id_expiration_ms = 604800000;
     c->transaction_abort_interval_ms = 10000;
     c->transaction_expire_interval_ms = 3600000;

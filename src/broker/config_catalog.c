@@ -261,6 +261,7 @@ const struct broker_key_def config_catalog_broker[] = {
     {"transactional.id.expiration.ms", INT, "604800000", STARTUP, I32F(transactional_id_expiration_ms, 1, INT_MAX), NULL},
     {"transaction.abort.timed.out.transaction.cleanup.interval.ms", INT, "10000", STARTUP, I32F(transaction_abort_interval_ms, 1, INT_MAX), NULL},
     {"transaction.remove.expired.transaction.cleanup.interval.ms", INT, "3600000", STARTUP, I32F(transaction_expire_interval_ms, 1, INT_MAX), NULL},
+    {"transaction.partition.verification.enable", BOOLEAN, "true", STARTUP, BOOLF(transaction_partition_verification_enable), NULL},
     {"offsets.commit.timeout.ms", STRING, NULL, STARTUP, NOFIELD, NULL},
     {"group.coordinator.rebalance.protocols", STRING, NULL, STARTUP, NOFIELD, NULL},
     {"metadata.log.dir", STRING, NULL, STARTUP, NOFIELD, NULL},

@@ -1,17 +1,22 @@
-/* EndTxn (26): commits or aborts the producer's transaction (txn_end): answered once
+/* EndTxn (26), v0-5: commits or aborts the producer's transaction (txn_end): answered once
  * PrepareCommit / PrepareAbort is written; the markers and the completion follow. */
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "broker/txn_store.h"
 #include "proto/messages.h"
 
+/* v5 (KIP-890 part 2) answers the producer id and epoch the transaction ended with: as
+ * transaction.version stays 1 here (no epoch bump per transaction), the ones it was asked with
+ * (txn_end takes only the current ones); -1 / -1 with an error, as Kafka's. */
 static void fill_end(struct request *r, const struct txn_result *res)
 {
+    struct end_txn_request *req = r->body;
     struct end_txn_response *resp = r->resp;
     /* PRODUCER_FENCED is v2+ (KIP-588). */
     resp->error_code = txn_client_error(res->error, r->api_version >= 2);
-    resp->producer_id = -1;
-    resp->producer_epoch = -1;
+    bool ok = res->error == KERR_NONE;
+    resp->producer_id = ok ? req->producer_id : -1;
+    resp->producer_epoch = ok ? req->producer_epoch : -1;
 }
 
 enum request_status handle_end_txn(struct broker *b, struct request *r)

@@ -12,6 +12,7 @@
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "broker/replica.h"
+#include "broker/txn_verify.h"
 #include "common/logging.h"
 #include "common/util.h"
 #include "log/batch.h"
@@ -40,9 +41,12 @@ struct produce_wait {
     int64_t *rends;
     int32_t *repochs;
     struct produce_response_partition_produce_response **routs;
+    struct txn_verify_req *verify;  /* KIP-890's verdicts and guards, NULL when none asked */
 };
 
 static bool produce_replicated(struct waiter *w, enum waiter_event ev);
+static enum request_status produce_start(struct broker *b, struct request *r);
+static void produce_verified(struct request *r);
 
 /* Appending validates every record, and a compressed batch may inflate up to 256 MiB: a
  * request over many partitions appends for at most BROKER_TURN_US per loop turn, then yields
@@ -299,9 +303,15 @@ static bool produce_run(struct broker *b, struct request *r, int64_t deadline_us
             else if (b->cluster != NULL &&
                      partition_leadership(t->partitions[pd->index]) < 0)
                 e = KERR_NOT_LEADER_OR_FOLLOWER; /* led in the view, not yet in the partition */
+            else if ((e = txn_verify_check(b, r, wait->verify, wait->next_topic, wait->next_part,
+                                           t->partitions[pd->index], &pd->records, out)) !=
+                     KERR_NONE)
+                ; /* not in the producer's transaction, or not verified (KIP-890) */
             else {
                 p = t->partitions[pd->index];
                 e = append_partition(b, r, p, &pd->records, r->api_version, out, &end);
+                if (e == KERR_NONE)
+                    txn_verify_appended(b, p, &pd->records);
             }
             out->error_code = (int16_t)e;
             if (e != KERR_NONE) {
@@ -548,6 +558,7 @@ void produce_forget_topic(struct broker *b, const struct topic *t)
 
 void produce_shutdown(struct broker *b)
 {
+    txn_verify_shutdown(b); /* produces waiting for a coordinator go on now */
     while (b->produce_sliced != NULL) {
         struct request *r = b->produce_sliced;
         struct produce_wait *wait = r->state;
@@ -612,12 +623,30 @@ enum request_status handle_produce(struct broker *b, struct request *r)
             out->error_message = kstr_null();
         }
     }
+    /* KIP-890: a transactional batch that would start a transaction waits for the
+     * coordinator's word first. */
+    if (!wait->txn_without_id && !wait->bad_acks &&
+        txn_verify_produce(b, r, &wait->verify, produce_verified))
+        return REQUEST_PENDING;
+    return produce_start(b, r);
+}
+
+/* The appends, from the first partition: done in this turn, or sliced over the next ones. */
+static enum request_status produce_start(struct broker *b, struct request *r)
+{
+    struct produce_wait *wait = r->state;
     if (produce_run(b, r, mono_us() + BROKER_TURN_US))
         return produce_outcome(b, r);
     r->next_pending = b->produce_sliced;
     b->produce_sliced = r;
     wait->timer = broker_timer_add(b, mono_ms(), produce_turn, r);
     return REQUEST_PENDING;
+}
+
+/* The coordinator answered a verification the produce waited for. */
+static void produce_verified(struct request *r)
+{
+    request_continue(r, produce_start(r->broker, r));
 }
 
 /* acks=all: met once every partition's durable point passed this request's batch, or the

@@ -16,6 +16,7 @@
 #include "broker/broker.h"
 #include "broker/group_store.h"
 #include "broker/txn_store.h"
+#include "broker/txn_verify.h"
 #include "broker/handlers.h"
 #include "broker/iowork.h"
 #include "broker/log_cleaner.h"
@@ -872,6 +873,8 @@ static void shutdown_broker(struct broker *b)
         group_coordinator_destroy(b->groups);
     txn_store_destroy(b->txns);
     b->txns = NULL;
+    txn_verify_destroy(b->txn_verify); /* after the client: answers of asks only free them */
+    b->txn_verify = NULL;
     net_destroy(b->net);
     for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
         for (int32_t i = 0; i < t->npartitions; i++)
@@ -971,6 +974,11 @@ struct broker *broker_open(const struct broker_config *cfg)
     b->txns = txn_store_create(b);
     if (b->txns == NULL) {
         LOG_ERROR(server_who, "cannot create the transaction coordinator");
+        return NULL;
+    }
+    b->txn_verify = txn_verify_create(b);
+    if (b->txn_verify == NULL) {
+        LOG_ERROR(server_who, "cannot create the transaction verification");
         return NULL;
     }
     /* Bound now (the registration names a port that is ours), accepting once started: as

@@ -893,3 +893,10 @@ struct txn_coordinator *txn_store_coordinator(struct broker *b)
 {
     return b->txns != NULL ? b->txns->tc : NULL;
 }
+
+/* KIP-890's verification (txn_verify.c) asks a remote coordinator over the markers'
+ * connection to that broker: NULL when it is not live or none can be had. */
+struct client_conn *txn_store_peer(struct broker *b, int32_t broker_id)
+{
+    return b->txns != NULL && b->cluster != NULL ? peer_conn(b->txns, broker_id) : NULL;
+}

@@ -36,6 +36,10 @@ int16_t txn_store_find(struct broker *b, const char *transactional_id, struct cl
  * local topics. */
 bool txn_store_partition_known(struct broker *b, const char *topic, int32_t partition);
 
+/* The outbound connection to live broker broker_id (kept per broker), or NULL. */
+struct client_conn;
+struct client_conn *txn_store_peer(struct broker *b, int32_t broker_id);
+
 /* ---- for the handlers ---- */
 
 /* A request waiting for the coordinator's answer, which may come before the call returns (an

@@ -241,7 +241,7 @@ def test_api_versions_advertise_transactions(broker):
     for i in range(n):
         k, lo, hi = struct.unpack_from(">hhh", resp, 6 + 6 * i)
         ranges[k] = (lo, hi)
-    assert ranges[24] == (0, 3) and ranges[25] == (0, 4) and ranges[26] == (0, 4)
+    assert ranges[24] == (0, 5) and ranges[25] == (0, 4) and ranges[26] == (0, 5)
     assert ranges[65] == (0, 0) and ranges[66] == (0, 1)
 
 

@@ -23,6 +23,17 @@ from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 TOPIC = "txp"
 
 
+@pytest.fixture
+def broker(broker_factory):
+    """The partition layer on its own: these tests play the coordinator (producer ids without a
+    transactional id, raw WriteTxnMarkers, no AddPartitionsToTxn), so the broker runs without
+    KIP-890's verification, which would refuse their batches (test_txn_verify.py tests it)."""
+    b = broker_factory(**{"transaction.partition.verification.enable": "false"})
+    b.start()
+    yield b
+    assert b.alive(), "broker died during the test:\n" + b.log()
+
+
 def call(bootstrap, api, version, body):
     host, port = bootstrap.split(":")
     with socket.create_connection((host, int(port)), timeout=10) as s:

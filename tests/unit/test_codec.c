@@ -636,6 +636,9 @@ static void test_api_table(void **state)
     assert_int_equal(proto_api_find(PROTO_API_FIND_COORDINATOR)->served_max, 5);
     assert_int_equal(proto_api_find(PROTO_API_SASL_HANDSHAKE)->served_min, -1);
     assert_int_equal(proto_api_find(PROTO_API_SASL_HANDSHAKE)->served_max, -1);
+    /* KIP-890: AddPartitionsToTxn's batched broker form (v4-5) and EndTxn v5 are served. */
+    assert_int_equal(proto_api_find(PROTO_API_ADD_PARTITIONS_TO_TXN)->served_max, 5);
+    assert_int_equal(proto_api_find(PROTO_API_END_TXN)->served_max, 5);
     /* Every served API has a request and a response codec for each version it advertises. */
     int served = 0;
     for (int i = 0; i < proto_apis_count; i++) {
