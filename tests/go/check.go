@@ -10,6 +10,12 @@
 // and the end offsets (ListOffsets) with what was produced.
 // admin: metadata, CreateTopics (also an existing one), topic configs, CreatePartitions,
 // ListGroups/DescribeGroups of a live group, DeleteTopics.
+// eos-loop INPUT OUTPUT GROUP TRANSACTIONAL_ID SEED (tests/integration/test_eos_loops.py): franz-go's
+// exactly-once consume-transform-produce loop, a GroupTransactSession reading INPUT in GROUP with
+// read_committed and writing each record to OUTPUT (same key, value "t:" + value), at most 30
+// records per transaction ended with End(TryCommit); a short random pause after the flush keeps
+// transactions open so that a kill -9 lands inside one. Prints "committed N total=T" per
+// commit, "aborted" per abort; runs until killed, exits 3 with "fatal ..." when End fails.
 // cluster-roundtrip: an existing multi-partition topic on a cluster: the default producer,
 // seeded with BOOTSTRAP, sends keyed records to partition i % P; a direct consumer (no group)
 // seeded with another broker reads every partition from the start up to its end offset; the
@@ -22,6 +28,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand"
 	"os"
 	"strconv"
 	"strings"
@@ -319,12 +326,82 @@ func clusterRoundtrip(ctx context.Context, bootstrap string, count int, topic, c
 	return fmt.Sprintf("produced=%d consumed=%d others=%d partitions=%d", count, got, others, partitions)
 }
 
+// eosLoop is franz-go's documented EOS pattern (examples/transactions/eos): poll, Begin, produce
+// through an aborting-first-error promise, End(TryCommit) unless a produce failed.
+func eosLoop(bootstrap, input, output, group, txnID string, seed int64) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewSource(seed))
+	sess := must(kgo.NewGroupTransactSession(kgo.SeedBrokers(bootstrap),
+		kgo.ClientID("gregor-franz-eos"), kgo.TransactionalID(txnID),
+		kgo.TransactionTimeout(10*time.Second), kgo.DefaultProduceTopic(output),
+		kgo.ConsumerGroup(group), kgo.ConsumeTopics(input),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.RequireStableFetchOffsets(),
+		kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond),
+		kgo.ProducerLinger(2*time.Millisecond)))
+	defer sess.Close()
+	fmt.Println("started")
+	total := 0
+	for {
+		fetches := sess.PollRecords(ctx, 30)
+		if fetches.IsClientClosed() {
+			return
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			fmt.Printf("fetch error %s[%d]: %v\n", t, p, err)
+		})
+		if fetches.NumRecords() == 0 {
+			continue
+		}
+		if err := sess.Begin(); err != nil {
+			fmt.Printf("fatal Begin: %v\n", err)
+			os.Exit(3)
+		}
+		e := kgo.AbortingFirstErrPromise(sess.Client())
+		n := 0
+		fetches.EachRecord(func(r *kgo.Record) {
+			n++
+			sess.Produce(ctx, &kgo.Record{Key: r.Key, Value: append([]byte("t:"), r.Value...)},
+				e.Promise())
+		})
+		if err := sess.Client().Flush(ctx); err != nil {
+			fmt.Printf("fatal Flush: %v\n", err)
+			os.Exit(3)
+		}
+		time.Sleep(time.Duration(rng.Int63n(int64(80 * time.Millisecond))))
+		committed, err := sess.End(ctx, e.Err() == nil)
+		if err != nil {
+			fmt.Printf("fatal End: %v (produce: %v)\n", err, e.Err())
+			os.Exit(3)
+		}
+		if committed {
+			total += n
+			fmt.Printf("committed %d total=%d\n", n, total)
+		} else {
+			fmt.Printf("aborted (produce: %v)\n", e.Err())
+		}
+	}
+}
+
 func main() {
 	if len(os.Args) < 3 {
 		fmt.Fprintln(os.Stderr, "usage: check BOOTSTRAP produce-consume|admin [count]")
 		os.Exit(2)
 	}
 	bootstrap, mode := os.Args[1], os.Args[2]
+	if mode == "eos-loop" {
+		if len(os.Args) != 8 {
+			fmt.Fprintln(os.Stderr, "usage: check BOOTSTRAP eos-loop INPUT OUTPUT GROUP TXNID SEED")
+			os.Exit(2)
+		}
+		seed, err := strconv.ParseInt(os.Args[7], 10, 64)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		eosLoop(bootstrap, os.Args[3], os.Args[4], os.Args[5], os.Args[6], seed)
+		return
+	}
 	count := 2000
 	if len(os.Args) > 3 {
 		count = must(strconv.Atoi(os.Args[3]))
