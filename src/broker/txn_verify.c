@@ -41,10 +41,6 @@
  * of a tiny timeout gets for its question. */
 #define ASK_TIMEOUT_MAX_MS 30000
 #define ASK_TIMEOUT_MIN_MS 100
-/* Kafka's NETWORK_EXCEPTION (the client's code for a lost connection) and
- * CLUSTER_AUTHORIZATION_FAILED, which only this file meets. */
-#define ERR_NETWORK_EXCEPTION CLIENT_ERR_NETWORK
-#define ERR_CLUSTER_AUTHORIZATION_FAILED 31
 /* No producer entry on the partition when the guard was stored. */
 #define NO_ENTRY (-2)
 
@@ -256,7 +252,7 @@ void txn_verify_shutdown(struct broker *b)
         struct ask *a = v->asks;
         struct txn_verify_req *q = a->req;
         ask_detach(a);
-        set_all(q, ERR_NETWORK_EXCEPTION);
+        set_all(q, KERR_NETWORK_EXCEPTION);
         q->resume(q->r);
     }
 }
@@ -297,9 +293,9 @@ static void answered(void *arg, const struct client_response *resp)
     } else if (resp->error != KERR_NONE || body == NULL) {
         LOG_WARN(WHO, "AddPartitionsToTxn to the coordinator failed: %s",
                  resp->reason != NULL ? resp->reason : kerr_name(resp->error));
-        set_all(q, ERR_NETWORK_EXCEPTION);
+        set_all(q, KERR_NETWORK_EXCEPTION);
     } else if (body->error_code != KERR_NONE) {
-        set_all(q, body->error_code == ERR_CLUSTER_AUTHORIZATION_FAILED ? KERR_INVALID_TXN_STATE
+        set_all(q, body->error_code == KERR_CLUSTER_AUTHORIZATION_FAILED ? KERR_INVALID_TXN_STATE
                                                                         : body->error_code);
     } else {
         /* Asked partitions not named in the answer stay NONE, as Kafka's (only errors count). */
@@ -542,13 +538,13 @@ int txn_verify_check(struct broker *b, struct request *r, const struct txn_verif
             set_message(r, out, "Partition was not added to the transaction");
             break;
         case KERR_CONCURRENT_TRANSACTIONS:
-        case ERR_NETWORK_EXCEPTION:
+        case KERR_NETWORK_EXCEPTION:
         case KERR_COORDINATOR_LOAD_IN_PROGRESS:
         case KERR_COORDINATOR_NOT_AVAILABLE:
         case KERR_NOT_COORDINATOR:
             snprintf(msg, sizeof(msg), "Unable to verify the partition has been added to the "
                      "transaction. Underlying error: %s",
-                     e == ERR_NETWORK_EXCEPTION ? "NETWORK_EXCEPTION" : kerr_name(e));
+                     kerr_name(e));
             set_message(r, out, msg);
             e = KERR_NOT_ENOUGH_REPLICAS;
             break;

@@ -14,14 +14,15 @@
 #include <stdint.h>
 
 #include "common/arena.h"
+#include "common/errors.h"
 #include "net/loop.h"
 
 struct client;
 struct client_conn;
 
 /* Kafka's NETWORK_EXCEPTION: what a request whose connection went away completes with
- * (Kafka's DisconnectException maps to it). Not in common/errors.h yet. */
-#define CLIENT_ERR_NETWORK 13
+ * (Kafka's DisconnectException maps to it). */
+#define CLIENT_ERR_NETWORK KERR_NETWORK_EXCEPTION
 
 struct client_config {
     const char *client_id;            /* copied; the request header's client id */
