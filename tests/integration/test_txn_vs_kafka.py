@@ -14,7 +14,9 @@ port and state dir), one after the other, and what each broker made of it is com
   ListOffsets both ways, and the group's committed offsets (only the committed transactions').
 
 The jars are part of the test: without java/mvn or the jars it fails, never skips."""
+import glob
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -96,6 +98,48 @@ class KafkaNode:
 
     def stop(self):
         return self.harness("stop", timeout=120).returncode
+
+    def dump(self, files, flags=("--deep-iteration",)):
+        """kafka.tools.DumpLogSegments over files (the broker need not run)."""
+        r = self.harness("run-class", "kafka.tools.DumpLogSegments", *flags,
+                         "--files", ",".join(files))
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r.stdout
+
+
+BATCH_VOLATILE = [(re.compile(r"position: \d+"), "position: X"),
+                  (re.compile(r"CreateTime: \d+"), "CreateTime: T"),
+                  (re.compile(r"crc: \d+"), "crc: C")]
+PRODUCER_ID = re.compile(r"producerId: (-?\d+)")
+
+
+def dumped_partitions(kafka, data_dir):
+    """{partition: (batch lines, transaction index lines)} of TOPIC in a log dir, as Kafka's
+    DumpLogSegments prints them (the log with each control record's line, and the .txnindex
+    files), without what differs between two brokers for the same batches: file positions,
+    wall-clock times, CRCs, and the producer ids' values (a single-node gregor seeds its counter
+    from the clock, Kafka's controller hands out blocks from 0): each id is named by its order
+    of appearance, so the same producer still has to own the same batches."""
+    out = {}
+    pids = {"-1": "-1"}
+
+    def pid_name(m):
+        return "producerId: " + pids.setdefault(m.group(1), "P%d" % len(pids))
+    for p in range(PARTITIONS):
+        part = os.path.join(data_dir, "%s-%d" % (TOPIC, p))
+        logs = sorted(glob.glob(os.path.join(part, "*.log")))
+        batches = []
+        for line in kafka.dump(logs).splitlines():
+            if line.startswith("baseOffset: ") or "endTxnMarker" in line:
+                for pattern, repl in BATCH_VOLATILE:
+                    line = pattern.sub(repl, line)
+                batches.append(PRODUCER_ID.sub(pid_name, line))
+        txnindex = sorted(glob.glob(os.path.join(part, "*.txnindex")))
+        aborted = [PRODUCER_ID.sub(pid_name, line)
+                   for line in (kafka.dump(txnindex, ()) if txnindex else "").splitlines()
+                   if not line.startswith("Dumping ")]
+        out[p] = (batches, aborted)
+    return out
 
 
 def list_offsets(admin, isolation):
@@ -221,6 +265,7 @@ def both(tmp_path_factory):
         results["kafka"] = run_scenario(kafka.bootstrap, "txcmp-kafka")
     finally:
         kafka.stop()
+    results["kafka"]["dump"] = dumped_partitions(kafka, str(base / "kafka" / "data"))
     os.makedirs(str(base / "gregor"))
     gregor = Broker(str(base / "gregor" / "data")).start(timeout=60)
     try:
@@ -229,6 +274,7 @@ def both(tmp_path_factory):
     finally:
         rc = gregor.stop()
     assert alive and rc == 0, "gregor exited %s:\n%s" % (rc, gregor.log())
+    results["gregor"]["dump"] = dumped_partitions(kafka, gregor.data_dir)
     return results
 
 
@@ -304,3 +350,16 @@ def test_group_offsets_match(both):
     k, g = both["kafka"]["group"], both["gregor"]["group"]
     assert k == expected_from_scenario()[1]
     assert g == k
+
+
+def test_segments_match(both):
+    """Kafka's DumpLogSegments over each broker's partitions: the same batches (offsets, counts,
+    producer ids and epochs, sequences, transactional and control flags, COMMIT/ABORT markers
+    and their coordinator epochs) and the same aborted transactions in the .txnindex files."""
+    k, g = both["kafka"]["dump"], both["gregor"]["dump"]
+    for p in range(PARTITIONS):
+        kb, ka = k[p]
+        assert any("endTxnMarker: COMMIT" in line for line in kb), kb
+        assert g[p][0] == kb, "partition %d batches differ" % p
+        assert g[p][1] == ka, "partition %d aborted transactions differ" % p
+    assert any(k[p][1] for p in range(PARTITIONS)), "no aborted transaction in Kafka's indexes"
