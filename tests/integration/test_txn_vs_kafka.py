@@ -11,7 +11,13 @@ port and state dir), one after the other, and what each broker made of it is com
   stops at the open transaction);
 - at the end: the read_committed view and the read_uncommitted view (offset, key, value of each
   record, per partition in order: the offsets show where each control batch took its offset),
-  ListOffsets both ways, and the group's committed offsets (only the committed transactions').
+  ListOffsets both ways, and the group's committed offsets (only the committed transactions');
+- the segments: Kafka's DumpLogSegments over both log dirs (batches, control records, the
+  .txnindex files' aborted transactions).
+
+After each EndTxn the scenario waits until no partition has an open transaction: Kafka answers
+EndTxn before it writes the markers (gregor, on one node, has them written by then), so without
+the wait a plain record sent next lands on the other side of the marker on the two brokers.
 
 The jars are part of the test: without java/mvn or the jars it fails, never skips."""
 import glob
