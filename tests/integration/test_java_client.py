@@ -1,5 +1,5 @@
 """The real Java client (kafka-clients 4.x, tests/java): idempotent producer, classic consumer
-group, admin client.
+group, admin client, transactions.
 
 The jar is built once per session with `mvn -q -f tests/java/pom.xml package` (CI builds it
 beforehand, so this is a fast up-to-date check then). Skipped only when `java` or `mvn` is
@@ -81,3 +81,18 @@ def test_java_admin_client(client_jar, broker):
     assert r["created"] == "2" and r["deleted"] == "2" and r["partitions_after"] == "5"
     assert int(r["listed"]) >= 2 and int(r["remaining"]) == int(r["listed"]) - 2
     assert int(r["topic_configs"]) > 0 and int(r["broker_configs"]) > 0
+
+
+def test_java_transactions_commit_abort_and_fencing(client_jar, broker):
+    """Issue 18: the Java producer commits a transaction and aborts one; a second producer with
+    the same transactional.id fences the first (ProducerFencedException, nothing written); a
+    read_committed consumer sees exactly the committed records, read_uncommitted the aborted
+    ones too, and with no transaction open the last stable offsets equal the log ends."""
+    r = run_check(client_jar, broker, "transactions", "count=200")
+    assert r["committed"] == "400" and r["aborted"] == "200"
+    assert r["read_committed"] == "400" and r["read_uncommitted"] == "600"
+    assert r["fenced"] == "ProducerFencedException"
+    assert r["end_offsets"] == str(600 + 9)
+    lines = dump_batches(broker, "java-txn-*")
+    control = [line for _, line in lines if "isControl: true" in line]
+    assert len(control) == 9, control

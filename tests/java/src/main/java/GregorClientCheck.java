@@ -25,6 +25,14 @@
 //                       the records with this run's prefix must be exactly the acked ones
 //                       (partition, offset, key, value, headers), once each, in order.
 //                       options: topic=T, consume=BOOTSTRAP2, count=N (default 1200), prefix=S
+//   transactions        a transactional producer commits one transaction of N records over a
+//                       3-partition topic and aborts one of N; a second producer with the same
+//                       transactional.id fences it (its next transaction must fail with
+//                       ProducerFencedException and write nothing) and commits N more. A
+//                       read_committed consumer must see exactly the committed records, in
+//                       offset order per partition; a read_uncommitted one the committed and the
+//                       aborted ones; endOffsets under read_committed are the last stable offsets.
+//                       options: count=N per transaction (default 200)
 //
 // Prints one summary line starting with "OK <mode>" and exits 0, or prints "FAIL: ..." and
 // exits 1 on any mismatch or client error.
@@ -66,6 +74,7 @@ import org.apache.kafka.common.Node;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionInfo;
 import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.errors.ProducerFencedException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.Headers;
 import org.apache.kafka.common.header.internals.RecordHeaders;
@@ -126,6 +135,9 @@ public final class GregorClientCheck {
                     clusterRoundtrip(bootstrap, opts.get("consume"), opts.get("topic"),
                             Integer.parseInt(opts.getOrDefault("count", "1200")),
                             opts.getOrDefault("prefix", "java"));
+                    break;
+                case "transactions":
+                    transactions(bootstrap, Integer.parseInt(opts.getOrDefault("count", "200")));
                     break;
                 default:
                     System.err.println("unknown mode " + argv[0]);
@@ -234,6 +246,14 @@ public final class GregorClientCheck {
     }
 
     /** Groups sent records by partition, in offset order, and checks offsets are dense from 0/base. */
+    /* Per partition in offset order; transactions leave gaps (their control records). */
+    static Map<Integer, List<Sent>> byPartitionWithGaps(List<Sent> sent) {
+        Map<Integer, List<Sent>> m = new HashMap<>();
+        for (Sent s : sent) m.computeIfAbsent(s.partition(), k -> new ArrayList<>()).add(s);
+        for (List<Sent> l : m.values()) l.sort((x, y) -> Long.compare(x.offset(), y.offset()));
+        return m;
+    }
+
     static Map<Integer, List<Sent>> byPartition(List<Sent> sent) {
         Map<Integer, List<Sent>> m = new HashMap<>();
         for (Sent s : sent) m.computeIfAbsent(s.partition(), k -> new ArrayList<>()).add(s);
@@ -352,6 +372,102 @@ public final class GregorClientCheck {
             per.append(p == 0 ? "" : ",").append(expected.getOrDefault(p, List.of()).size());
         System.out.printf("OK produce-idempotent produced=%d consumed=%d end_offsets=%d partitions=%d per_partition=%s%n",
                 sent.size(), got.values().stream().mapToInt(List::size).sum(), endSum, partitions, per);
+    }
+
+    static List<Sent> sendTxn(KafkaProducer<byte[], byte[]> producer, String topic, String prefix, int count)
+            throws Exception {
+        List<Future<RecordMetadata>> fs = new ArrayList<>();
+        for (int i = 0; i < count; i++)
+            fs.add(producer.send(new ProducerRecord<>(topic, i % 3, b(prefix + "-" + i), b("v-" + prefix + "-" + i))));
+        producer.flush();
+        List<Sent> sent = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            RecordMetadata m = fs.get(i).get(TIMEOUT_S, TimeUnit.SECONDS);
+            sent.add(new Sent(prefix + "-" + i, "v-" + prefix + "-" + i, List.of(), m.partition(), m.offset()));
+        }
+        return sent;
+    }
+
+    static Map<Integer, List<ConsumerRecord<byte[], byte[]>>> readAll(String bootstrap, String topic,
+            String isolation, int want, Map<TopicPartition, Long> endOut) {
+        Properties cp = new Properties();
+        cp.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation);
+        List<TopicPartition> tps = new ArrayList<>();
+        for (int p = 0; p < 3; p++) tps.add(new TopicPartition(topic, p));
+        try (KafkaConsumer<byte[], byte[]> c = newConsumer(bootstrap, cp)) {
+            c.assign(tps);
+            c.seekToBeginning(tps);
+            endOut.putAll(c.endOffsets(tps, Duration.ofSeconds(TIMEOUT_S)));
+            return pollRecords(c, want, 60000);
+        }
+    }
+
+    static void transactions(String bootstrap, int count) throws Exception {
+        String topic = "java-txn-" + System.nanoTime();
+        String tid = "java-tid-" + System.nanoTime();
+        try (Admin admin = newAdmin(bootstrap)) {
+            createTopic(admin, topic, 3, null);
+        }
+        Properties tp = new Properties();
+        tp.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, tid);
+        List<Sent> committed = new ArrayList<>();
+        List<Sent> aborted;
+        String fenced = "none";
+        KafkaProducer<byte[], byte[]> zombie = newProducer(bootstrap, tp);
+        try {
+            zombie.initTransactions();
+            zombie.beginTransaction();
+            committed.addAll(sendTxn(zombie, topic, "c1", count));
+            zombie.commitTransaction();
+            zombie.beginTransaction();
+            aborted = sendTxn(zombie, topic, "a", count);
+            zombie.abortTransaction();
+            try (KafkaProducer<byte[], byte[]> fresh = newProducer(bootstrap, tp)) {
+                fresh.initTransactions();  // bumps the epoch: the first producer is now a zombie
+                try {
+                    zombie.beginTransaction();
+                    zombie.send(new ProducerRecord<>(topic, 0, b("z-0"), b("zombie")));
+                    zombie.commitTransaction();
+                } catch (ProducerFencedException e) {
+                    fenced = e.getClass().getSimpleName();
+                } catch (org.apache.kafka.common.KafkaException e) {
+                    Throwable c = e;
+                    while (c != null && !(c instanceof ProducerFencedException)) c = c.getCause();
+                    check(c != null, "zombie failed with %s, expected ProducerFencedException", e);
+                    fenced = c.getClass().getSimpleName();
+                }
+                check(!fenced.equals("none"), "the zombie producer's transaction committed after it was fenced");
+                fresh.beginTransaction();
+                committed.addAll(sendTxn(fresh, topic, "c2", count));
+                fresh.commitTransaction();
+            }
+        } finally {
+            zombie.close(Duration.ZERO);
+        }
+
+        Map<TopicPartition, Long> lso = new HashMap<>();
+        Map<Integer, List<ConsumerRecord<byte[], byte[]>>> rc =
+                readAll(bootstrap, topic, "read_committed", committed.size(), lso);
+        compare("transactions read_committed", byPartitionWithGaps(committed), rc);
+        List<Sent> all = new ArrayList<>(committed);
+        all.addAll(aborted);
+        Map<TopicPartition, Long> hw = new HashMap<>();
+        Map<Integer, List<ConsumerRecord<byte[], byte[]>>> ru =
+                readAll(bootstrap, topic, "read_uncommitted", all.size(), hw);
+        compare("transactions read_uncommitted", byPartitionWithGaps(all), ru);
+        // Four transactions ended (c1 commit, a abort, c2 commit; the zombie's wrote nothing):
+        // each left one control record per partition, so the log end is 3 past the data.
+        long lsoSum = 0, hwSum = 0;
+        for (Map.Entry<TopicPartition, Long> e : lso.entrySet()) {
+            lsoSum += e.getValue();
+            check(e.getValue().equals(hw.get(e.getKey())), "%s: read_committed end %d != high watermark %d with no open transaction",
+                    e.getKey(), e.getValue(), hw.get(e.getKey()));
+        }
+        for (long v : hw.values()) hwSum += v;
+        check(hwSum == all.size() + 3 * 3, "log end offsets sum %d, expected %d records + 9 control records", hwSum, all.size());
+        System.out.printf("OK transactions committed=%d aborted=%d read_committed=%d read_uncommitted=%d fenced=%s end_offsets=%d%n",
+                committed.size(), aborted.size(), rc.values().stream().mapToInt(List::size).sum(),
+                ru.values().stream().mapToInt(List::size).sum(), fenced, hwSum);
     }
 
     static void clusterRoundtrip(String bootstrap, String consumeBootstrap, String topic, int count,
