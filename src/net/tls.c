@@ -132,9 +132,19 @@ static ssize_t tls_failed(struct transport *t, struct tls_conn *tc, int e, const
     }
     char why[512], peer[64];
     error_text(why, sizeof(why));
+    long verify = SSL_get_verify_result(tc->ssl);
+    if (verify != X509_V_OK) { /* which check refused the client's certificate */
+        size_t wl = strlen(why);
+        snprintf(why + wl, sizeof(why) - wl, " (client certificate: %s)",
+                 X509_verify_cert_error_string(verify));
+    }
     peer_text(t->fd, peer, sizeof(peer));
-    LOG_LIMITED(LOG_LEVEL_WARN, WHO, "%s on listener %s with %s failed: %s",
-                tc->established ? what : "SSL handshake", tc->server->listener, peer, why);
+    if (tc->established)
+        LOG_LIMITED(LOG_LEVEL_WARN, WHO, "%s on listener %s with %s failed: %s", what,
+                    tc->server->listener, peer, why);
+    else /* Kafka's Selector words it so */
+        LOG_LIMITED(LOG_LEVEL_WARN, WHO, "Failed authentication with %s on listener %s (SSL "
+                    "handshake failed): %s", peer, tc->server->listener, why);
     errno = EPROTO;
     return -1;
 }
@@ -515,7 +525,8 @@ static char *pem_normalize(const char *v)
         if (end_end == NULL)
             break;
         end_end += 5;
-        size_t need = (size_t)(hdr_end - p) + 1 + (size_t)(end - hdr_end) * 2 + (size_t)(end_end - end) + 2;
+        size_t body = (size_t)(end - hdr_end);
+        size_t need = (size_t)(hdr_end - p) + 1 + body + body / 64 + 1 + (size_t)(end_end - end) + 2;
         if (n + need >= cap)
             break;
         memcpy(out + n, p, (size_t)(hdr_end - p));
@@ -920,7 +931,7 @@ struct tls_server *tls_server_create(const char *listener, tls_config_get_fn get
     }
     snprintf(s->listener, sizeof(s->listener), "%s", listener);
     s->ops = (struct transport_ops){
-        .name = "ssl",
+        .name = "TLS",
         .open = tls_open,
         .read = tls_read,
         .writev = tls_writev,

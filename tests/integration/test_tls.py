@@ -195,3 +195,263 @@ def test_named_listeners_and_advertised_per_listener(tmp_path, pki, stop_after):
     from confluent_kafka.admin import AdminClient
     plain = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10)
     assert [(x.host, x.port) for x in plain.brokers.values()] == [("127.0.0.1", port)]
+
+
+def kafka_python_round_trip(b, pki, cert=None, n=50):
+    from kafka import KafkaConsumer, KafkaProducer
+    topic = "kp-" + uuid.uuid4().hex[:8]
+    ssl_opts = {"security_protocol": "SSL", "ssl_cafile": pki("ca.pem"), "ssl_check_hostname": True}
+    if cert:
+        ssl_opts.update(ssl_certfile=pki(cert + ".pem"), ssl_keyfile=pki(cert + ".key"))
+    boot = "localhost:%d" % b.ssl_port
+    p = KafkaProducer(bootstrap_servers=boot, **ssl_opts)
+    for i in range(n):
+        p.send(topic, key=b"k%d" % i, value=b"v%d" % i)
+    p.flush(30)
+    p.close()
+    c = KafkaConsumer(topic, bootstrap_servers=boot, auto_offset_reset="earliest",
+                      consumer_timeout_ms=15000, **ssl_opts)
+    got = []
+    for m in c:
+        got.append((m.key, m.value))
+        if len(got) == n:
+            break
+    c.close()
+    assert got == [(b"k%d" % i, b"v%d" % i) for i in range(n)]
+
+
+def inline_pem(path):
+    """A PEM file as one line, as server.properties holds ssl.keystore.key and friends."""
+    return " ".join(open(path).read().split("\n")).strip()
+
+
+KEYSTORES = {
+    "pem-file": lambda pki: pem_keystore(pki),
+    "pem-file-encrypted-key": lambda pki: {
+        "ssl.keystore.type": "PEM", "ssl.keystore.location": pki("serverenc.keystore.pem"),
+        "ssl.key.password": "keypw"},
+    "pem-inline": lambda pki: {
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.certificate.chain": inline_pem(pki("server.pem")),
+        "ssl.keystore.key": inline_pem(pki("server.key"))},
+    "pkcs12": lambda pki: {
+        "ssl.keystore.type": "PKCS12", "ssl.keystore.location": pki("server.p12"),
+        "ssl.keystore.password": "storepw", "ssl.key.password": "storepw"},
+}
+
+
+@pytest.mark.parametrize("store", sorted(KEYSTORES))
+def test_kafka_python_over_ssl_with_each_keystore(tmp_path, pki, stop_after, store):
+    b = start_tls_broker(tmp_path, KEYSTORES[store](pki))
+    stop_after(b)
+    kafka_python_round_trip(b, pki)
+
+
+@pytest.mark.parametrize("trust", ["pem-file", "pem-inline", "pkcs12"])
+def test_mutual_tls_principal_from_client_certificate(tmp_path, pki, stop_after, monkeypatch, trust):
+    monkeypatch.setenv("GREGOR_LOG_LEVEL", "DEBUG")
+    o = pem_keystore(pki)
+    o["ssl.client.auth"] = "required"
+    if trust == "pem-file":
+        o.update({"ssl.truststore.type": "PEM", "ssl.truststore.location": pki("ca.pem")})
+    elif trust == "pem-inline":
+        o.update({"ssl.truststore.type": "PEM", "ssl.truststore.certificates": inline_pem(pki("ca.pem"))})
+    else:
+        o.update({"ssl.truststore.type": "PKCS12", "ssl.truststore.location": pki("trust.p12"),
+                  "ssl.truststore.password": "trustpw"})
+    b = start_tls_broker(tmp_path, o)
+    stop_after(b)
+    kafka_python_round_trip(b, pki, cert="alice", n=10)
+    assert tls_api_versions(b.ssl_port, client_ctx(pki, "alice")) == 41
+    # Kafka's default principal builder: User: and the subject as X500Principal.getName().
+    deadline = time.time() + 5
+    while "principal User:CN=alice,OU=eng,O=corp" not in b.log() and time.time() < deadline:
+        time.sleep(0.1)
+    assert "principal User:CN=alice,OU=eng,O=corp" in b.log()
+    # Refused: no certificate, an expired one, one from a CA the broker does not trust.
+    for cert in (None, "expired", "mallory"):
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+            tls_api_versions(b.ssl_port, client_ctx(pki, cert))
+    assert "certificate has expired" in b.log()
+    assert tls_api_versions(b.ssl_port, client_ctx(pki, "alice")) == 41
+
+
+def test_client_auth_requested_and_mapping_rules(tmp_path, pki, stop_after, monkeypatch):
+    monkeypatch.setenv("GREGOR_LOG_LEVEL", "DEBUG")
+    o = pem_keystore(pki)
+    o.update({"ssl.client.auth": "requested", "ssl.truststore.type": "PEM",
+              "ssl.truststore.location": pki("ca.pem"),
+              "ssl.principal.mapping.rules": "RULE:^CN=([a-z]+),OU=eng,O=corp$/$1@ENG/U,DEFAULT"})
+    b = start_tls_broker(tmp_path, o)
+    stop_after(b)
+    assert tls_api_versions(b.ssl_port, client_ctx(pki, "alice")) == 41
+    assert tls_api_versions(b.ssl_port, client_ctx(pki)) == 41  # requested: none is fine
+    log = b.log()
+    assert "principal User:ALICE@ENG" in log and "principal User:ANONYMOUS" in log
+
+
+def start_should_fail(tmp_path, overrides):
+    port, ssl_port = free_port(), free_port()
+    o = {"listeners": "PLAINTEXT://127.0.0.1:%d,SSL://127.0.0.1:%d" % (port, ssl_port)}
+    o.update(overrides)
+    b = Broker(str(tmp_path / ("bad-" + uuid.uuid4().hex[:6])), port=port, overrides=o)
+    try:
+        p = subprocess.run(b.args(), capture_output=True, text=True, timeout=15)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail("the broker started: %s" % (e.stdout or b"")[-2000:])
+    return p.returncode, p.stdout + p.stderr
+
+
+BAD_CONFIGS = [
+    ({"ssl.keystore.type": "PEM", "ssl.keystore.location": "/nonexistent/ks.pem"}, "ssl.keystore.location"),
+    ({"ssl.keystore.type": "PEM", "listener.name.ssl.ssl.keystore.location": "/nonexistent/ks.pem"},
+     "listener.name.ssl.ssl.keystore.location"),
+    ({"ssl.keystore.type": "PEM", "ssl.keystore.location": "{ca.pem}"}, "ssl.keystore.location"),
+    ({"ssl.keystore.type": "PEM", "ssl.keystore.location": "{serverenc.keystore.pem}",
+      "ssl.key.password": "wrong"}, "ssl.keystore.location"),
+    ({"ssl.keystore.type": "PKCS12", "ssl.keystore.location": "{server.p12}",
+      "ssl.keystore.password": "wrong"}, "ssl.keystore.location"),
+    ({"ssl.keystore.type": "JKS", "ssl.keystore.location": "{server.p12}"}, "ssl.keystore.type"),
+    ({}, "ssl.keystore.location"),
+    ({"ssl.client.auth": "always"}, "ssl.client.auth"),
+    ({"ssl.client.auth": "required"}, "ssl.client.auth"),
+    ({"ssl.enabled.protocols": "TLSv1.2,SSLv3"}, "ssl.enabled.protocols"),
+    ({"ssl.cipher.suites": "TLS_NOT_A_SUITE"}, "ssl.cipher.suites"),
+    ({"ssl.principal.mapping.rules": "RULE:nope"}, "ssl.principal.mapping.rules"),
+]
+
+
+@pytest.mark.parametrize("i", range(len(BAD_CONFIGS)))
+def test_bad_tls_config_is_a_startup_error_naming_the_key(tmp_path, pki, i):
+    bad, key = BAD_CONFIGS[i]
+    o = dict(pem_keystore(pki)) if "ssl.keystore.location" not in str(bad) and bad else {}
+    if bad and "ssl.keystore.type" not in bad and not o:
+        o = pem_keystore(pki)
+    for k, v in bad.items():
+        o[k] = pki(v[1:-1]) if v.startswith("{") else v
+    rc, out = start_should_fail(tmp_path, o)
+    assert rc != 0, out
+    assert "configuration %s" % key in out, out
+    assert "AddressSanitizer" not in out and "runtime error" not in out, out
+
+
+def test_listener_config_errors(tmp_path):
+    port = free_port()
+    cases = [
+        ({"listeners": "PLAINTEXT://127.0.0.1:%d,FOO://127.0.0.1:%d" % (port, free_port())},
+         "No security protocol defined for listener FOO"),
+        ({"listeners": "PLAINTEXT://127.0.0.1:%d,PLAINTEXT://127.0.0.1:%d" % (port, free_port())},
+         "Each listener must have a different name"),
+        ({"listeners": "PLAINTEXT://127.0.0.1:%d" % port,
+          "advertised.listeners": "SSL://localhost:%d" % port},
+         "advertised.listeners listener names must be equal to or a subset"),
+    ]
+    for o, msg in cases:
+        b = Broker(str(tmp_path / ("l" + uuid.uuid4().hex[:6])), port=port, overrides=o)
+        p = subprocess.run(b.args(), capture_output=True, text=True, timeout=30)
+        assert p.returncode != 0 and msg in p.stdout + p.stderr, p.stdout + p.stderr
+
+
+def closed_by_peer(s, timeout):
+    """True when the broker closes s (EOF or reset) within timeout seconds."""
+    s.settimeout(timeout)
+    try:
+        while True:
+            if s.recv(4096) == b"":
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def rss_kb(b):
+    for line in open("/proc/%d/status" % b.proc.pid):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_plaintext_to_tls_port_and_tls_to_plaintext_port_are_refused(tmp_path, pki, stop_after):
+    b = start_tls_broker(tmp_path, pem_keystore(pki))
+    stop_after(b)
+    # Kafka bytes to the TLS port: not a ClientHello, the handshake fails and the socket closes.
+    with socket.create_connection(("127.0.0.1", b.ssl_port)) as s:
+        s.sendall(api_versions_frame())
+        assert closed_by_peer(s, 5)
+    # A TLS handshake to the plaintext port: its record header reads as a frame far too big.
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        tls_api_versions(b.port, client_ctx(pki), timeout=5)
+    assert "Failed authentication with 127.0.0.1" in b.log()
+    assert api_versions_ok(b.port)
+    assert tls_api_versions(b.ssl_port, client_ctx(pki)) == 41
+
+
+def test_unfinished_handshakes_are_closed_and_nothing_grows(tmp_path, pki, stop_after):
+    b = start_tls_broker(tmp_path, pem_keystore(pki),
+                         extra={"gregor.request.read.timeout.ms": "1500"})
+    stop_after(b)
+    assert tls_api_versions(b.ssl_port, client_ctx(pki)) == 41
+    base_fds = open_fds(b)
+    # A client that connects and says nothing, and one that stops inside its ClientHello.
+    silent = socket.create_connection(("127.0.0.1", b.ssl_port))
+    partial = socket.create_connection(("127.0.0.1", b.ssl_port))
+    partial.sendall(bytes([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00]))
+    # Others are served meanwhile.
+    assert tls_api_versions(b.ssl_port, client_ctx(pki)) == 41
+    assert closed_by_peer(silent, 8) and closed_by_peer(partial, 8)
+    silent.close()
+    partial.close()
+    assert "TLS handshake still incomplete after" in b.log()
+
+    def hostile_round(n):
+        for i in range(n):
+            with socket.create_connection(("127.0.0.1", b.ssl_port)) as s:  # garbage
+                s.sendall(b"\x00" * 64)
+                closed_by_peer(s, 5)
+            cert = ("expired", "mallory", None)[i % 3]  # untrusted or no client certs are fine
+            try:
+                tls_api_versions(b.ssl_port, client_ctx(pki, cert))
+            except (ssl.SSLError, ConnectionError, OSError):
+                pass
+            with socket.create_connection(("127.0.0.1", b.ssl_port)) as raw:  # hangs up mid-way
+                ctx = client_ctx(pki)
+                s = ctx.wrap_socket(raw, server_hostname="localhost", do_handshake_on_connect=False)
+                s.setblocking(False)
+                try:
+                    s.do_handshake()
+                except ssl.SSLWantReadError:
+                    pass
+    hostile_round(60)
+    rss_before = rss_kb(b)
+    hostile_round(240)
+    assert tls_api_versions(b.ssl_port, client_ctx(pki)) == 41
+    deadline = time.time() + 10
+    while open_fds(b) > base_fds and time.time() < deadline:
+        time.sleep(0.1)
+    assert open_fds(b) == base_fds
+    grown = rss_kb(b) - rss_before
+    assert grown < 2048, "RSS grew %d KB over 240 rounds of hostile connections" % grown
+
+
+def test_mutual_tls_required_refuses_others_while_serving(tmp_path, pki, stop_after):
+    o = pem_keystore(pki)
+    o.update({"ssl.client.auth": "required", "ssl.truststore.type": "PEM",
+              "ssl.truststore.location": pki("ca.pem")})
+    b = start_tls_broker(tmp_path, o)
+    stop_after(b)
+    alice = {"ssl.certificate.location": pki("alice.pem"), "ssl.key.location": pki("alice.key")}
+    rdkafka_round_trip(b, pki, n=50, **alice)
+    from confluent_kafka.admin import AdminClient
+    base = open_fds(b)
+    # librdkafka with an expired certificate or none: refused, while alice is served.
+    for extra in ({"ssl.certificate.location": pki("expired.pem"), "ssl.key.location": pki("expired.key")}, {}):
+        bad = AdminClient(rdkafka_conf(b, pki, **extra))
+        with pytest.raises(Exception):
+            bad.list_topics(timeout=3)
+        del bad
+        assert tls_api_versions(b.ssl_port, client_ctx(pki, "alice")) == 41
+    deadline = time.time() + 10
+    while open_fds(b) > base and time.time() < deadline:
+        time.sleep(0.1)
+    assert open_fds(b) == base
