@@ -16,6 +16,7 @@ import uuid
 import pytest
 
 from conftest import Broker, GREGOR, api_versions_ok, free_port
+from test_java_client import client_jar, run_check  # noqa: F401 (a fixture)
 
 OPENSSL = "openssl"
 
@@ -455,3 +456,27 @@ def test_mutual_tls_required_refuses_others_while_serving(tmp_path, pki, stop_af
     while open_fds(b) > base and time.time() < deadline:
         time.sleep(0.1)
     assert open_fds(b) == base
+
+
+def test_java_client_over_mutual_tls(tmp_path, pki, stop_after, monkeypatch, client_jar):
+    monkeypatch.setenv("GREGOR_LOG_LEVEL", "DEBUG")
+    o = pem_keystore(pki)
+    o.update({"ssl.client.auth": "required", "ssl.truststore.type": "PEM",
+              "ssl.truststore.location": pki("ca.pem")})
+    b = start_tls_broker(tmp_path, o)
+    stop_after(b)
+    # Kafka's own PEM forms on the client side too (KIP-651): one file with key and chain.
+    ks = str(tmp_path / "alice.keystore.pem")
+    with open(ks, "w") as f:
+        f.write(open(pki("alice.key")).read() + open(pki("alice.pem")).read())
+    conf = str(tmp_path / "client.properties")
+    with open(conf, "w") as f:
+        f.write("security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location=%s\n"
+                "ssl.keystore.type=PEM\nssl.keystore.location=%s\n" % (pki("ca.pem"), ks))
+    tls = Broker.__new__(Broker)
+    tls.__dict__.update(b.__dict__)
+    tls.port = b.ssl_port  # bootstrap through the SSL listener
+    r = run_check(client_jar, tls, "produce-idempotent", "count=2000", "partitions=2",
+                  "client.config=" + conf)
+    assert r["produced"] == "2000" and r["consumed"] == "2000"
+    assert "principal User:CN=alice,OU=eng,O=corp" in b.log()
