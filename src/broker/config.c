@@ -580,7 +580,12 @@ int broker_config_listeners(struct broker_config *c, char *err, size_t errlen)
             l->advertised_port = port;
         }
     }
+    /* The listener ZooKeeper names and other brokers reach: the first PLAINTEXT one (replica
+     * traffic is plaintext until inter.broker.listener.name is), else the first. */
     struct broker_listener *first = &c->listeners[0];
+    for (int i = c->n_listeners - 1; i >= 0; i--)
+        if (strcmp(c->listeners[i].security_protocol, "PLAINTEXT") == 0)
+            first = &c->listeners[i];
     snprintf(c->listener_host, sizeof(c->listener_host), "%s", first->host);
     c->listener_port = first->port;
     snprintf(c->advertised_host, sizeof(c->advertised_host), "%s", first->advertised_host);

@@ -775,6 +775,14 @@ static int cluster_join(struct broker *b)
                   ">= 0; gregor does not generate broker ids", b->cfg.node_id);
         return -1;
     }
+    bool plaintext = false;
+    for (int i = 0; i < b->cfg.n_listeners; i++)
+        plaintext |= strcmp(b->cfg.listeners[i].security_protocol, "PLAINTEXT") == 0;
+    if (!plaintext) {
+        LOG_ERROR(server_who, "listeners=%s: brokers on ZooKeeper reach each other over a "
+                  "PLAINTEXT listener, and none is configured", b->cfg.listeners_spec);
+        return -1;
+    }
     struct cluster_config cc = {
         .zookeeper_connect = b->cfg.zookeeper_connect,
         .session_timeout_ms = b->cfg.zookeeper_session_timeout_ms,
@@ -991,6 +999,7 @@ struct broker *broker_open(const struct broker_config *cfg)
     waiters_init(&b->waiters, b->loop);
     /* On ZooKeeper, the cluster's id comes first (Kafka's order): the log dirs must agree. */
     if (b->cfg.zookeeper_connect[0] != '\0' && cluster_join(b) != 0) {
+        listeners_free(b);
         cluster_destroy(b->cluster);
         loop_destroy(b->loop);
         free(b);
@@ -1079,8 +1088,10 @@ struct broker *broker_open(const struct broker_config *cfg)
     LOG_INFO(server_who, "Awaiting socket connections on %s:%d (advertised %s:%d), cluster id %s",
              b->cfg.listener_host, b->cfg.listener_port, b->cfg.advertised_host,
              b->cfg.advertised_port, b->cluster_id);
-    for (int i = 1; i < b->cfg.n_listeners; i++) {
+    for (int i = 0; i < b->cfg.n_listeners; i++) {
         const struct broker_listener *l = &b->cfg.listeners[i];
+        if (l->port == b->cfg.listener_port && strcmp(l->host, b->cfg.listener_host) == 0)
+            continue; /* the line above */
         LOG_INFO(server_who, "Awaiting socket connections on %s://%s:%d (%s, advertised %s:%d)",
                  l->name, l->host, l->port, l->security_protocol, l->advertised_host,
                  l->advertised_port);

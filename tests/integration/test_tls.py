@@ -19,6 +19,8 @@ from conftest import Broker, GREGOR, api_versions_ok, free_port
 from test_java_client import client_jar, run_check  # noqa: F401 (a fixture)
 
 OPENSSL = "openssl"
+with open(GREGOR, "rb") as _f:
+    ASAN = b"__asan_init" in _f.read()
 
 
 def sh(*args, cwd):
@@ -432,7 +434,8 @@ def test_unfinished_handshakes_are_closed_and_nothing_grows(tmp_path, pki, stop_
         time.sleep(0.1)
     assert open_fds(b) == base_fds
     grown = rss_kb(b) - rss_before
-    assert grown < 2048, "RSS grew %d KB over 240 rounds of hostile connections" % grown
+    if not ASAN:  # ASan's quarantine keeps freed memory; LeakSanitizer checks at its exit instead
+        assert grown < 2048, "RSS grew %d KB over 240 rounds of hostile connections" % grown
 
 
 def test_mutual_tls_required_refuses_others_while_serving(tmp_path, pki, stop_after):
@@ -480,3 +483,16 @@ def test_java_client_over_mutual_tls(tmp_path, pki, stop_after, monkeypatch, cli
                   "client.config=" + conf)
     assert r["produced"] == "2000" and r["consumed"] == "2000"
     assert "principal User:CN=alice,OU=eng,O=corp" in b.log()
+
+
+def test_cluster_broker_needs_a_plaintext_listener(tmp_path, pki):
+    """Replica traffic stays plaintext for now: a broker on ZooKeeper with only SSL listeners
+    refuses to start, saying so, rather than registering its SSL port as PLAINTEXT."""
+    port = free_port()
+    o = {"listeners": "SSL://127.0.0.1:%d" % port, "zookeeper.connect": "127.0.0.1:1",
+         "broker.id": "1"}
+    o.update(pem_keystore(pki))
+    b = Broker(str(tmp_path / "zk"), port=port, overrides=o)
+    p = subprocess.run(b.args(), capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0
+    assert "over a PLAINTEXT listener, and none is configured" in p.stdout + p.stderr
