@@ -6,6 +6,7 @@ TLS checks the principal taken from the client certificate; broken and hostile p
 refused while the broker keeps serving the others.
 """
 import os
+import shutil
 import socket
 import ssl
 import struct
@@ -16,6 +17,7 @@ import uuid
 import pytest
 
 from conftest import Broker, GREGOR, api_versions_ok, free_port
+from test_franz_go import franz_check, run_check as franz_run_check  # noqa: F401 (a fixture)
 from test_java_client import client_jar, run_check  # noqa: F401 (a fixture)
 
 OPENSSL = "openssl"
@@ -496,3 +498,45 @@ def test_cluster_broker_needs_a_plaintext_listener(tmp_path, pki):
     p = subprocess.run(b.args(), capture_output=True, text=True, timeout=30)
     assert p.returncode != 0
     assert "over a PLAINTEXT listener, and none is configured" in p.stdout + p.stderr
+
+
+def mtls_broker(tmp_path, pki, monkeypatch):
+    monkeypatch.setenv("GREGOR_LOG_LEVEL", "DEBUG")
+    o = pem_keystore(pki)
+    o.update({"ssl.client.auth": "required", "ssl.truststore.type": "PEM",
+              "ssl.truststore.location": pki("ca.pem")})
+    return start_tls_broker(tmp_path, o)
+
+
+def test_kcat_over_mutual_tls(tmp_path, pki, stop_after, monkeypatch):
+    kcat = shutil.which("kcat") or shutil.which("kafkacat")
+    assert kcat, "kcat is required"
+    b = mtls_broker(tmp_path, pki, monkeypatch)
+    stop_after(b)
+    tls = ["-b", "127.0.0.1:%d" % b.ssl_port, "-X", "security.protocol=SSL",
+           "-X", "ssl.ca.location=" + pki("ca.pem"),
+           "-X", "ssl.certificate.location=" + pki("alice.pem"),
+           "-X", "ssl.key.location=" + pki("alice.key")]
+    lines = "\n".join("key%d:value %d" % (i, i) for i in range(500)) + "\n"
+    p = subprocess.run([kcat, *tls, "-P", "-t", "kc", "-K:", "-p", "0"], input=lines,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    c = subprocess.run([kcat, *tls, "-C", "-t", "kc", "-p", "0", "-o", "beginning", "-e",
+                        "-f", "%k=%s@%o\n"], capture_output=True, text=True, timeout=60)
+    assert c.returncode == 0, c.stderr
+    assert c.stdout.splitlines() == ["key%d=value %d@%d" % (i, i, i) for i in range(500)]
+    assert "principal User:CN=alice,OU=eng,O=corp" in b.log()
+
+
+def test_franz_go_over_mutual_tls(tmp_path, pki, stop_after, monkeypatch, franz_check):
+    b = mtls_broker(tmp_path, pki, monkeypatch)
+    stop_after(b)
+    monkeypatch.setenv("GREGOR_TLS_CA", pki("ca.pem"))
+    monkeypatch.setenv("GREGOR_TLS_CERT", pki("alice.pem"))
+    monkeypatch.setenv("GREGOR_TLS_KEY", pki("alice.key"))
+    tls = Broker.__new__(Broker)
+    tls.__dict__.update(b.__dict__)
+    tls.port = b.ssl_port
+    r = franz_run_check(franz_check, tls, "produce-consume", "1000")
+    assert r["produced"] == "1000" and r["consumed"] == "1000"
+    assert "principal User:CN=alice,OU=eng,O=corp" in b.log()
