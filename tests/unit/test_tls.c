@@ -50,6 +50,9 @@ static void test_principal_mapping_rules(void **state)
     expect_map(NULL, dn, dn);
     expect_map("DEFAULT", dn, dn);
     expect_map("RULE:^CN=(.*),OU=ServiceUsers,O=(.*),C=US$/$1@$2/", dn, "alice@corp");
+    /* Kafka's documented example, with Java's reluctant quantifier. */
+    expect_map("RULE:^CN=(.*?),OU=ServiceUsers.*$/$1/,DEFAULT", dn, "alice");
+    expect_map("RULE:^CN=(.*?),OU=ServiceUsers.*$/$1/,DEFAULT", "CN=bob,OU=Other", "CN=bob,OU=Other");
     expect_map("RULE:^CN=(.*),OU=ServiceUsers,O=(.*),C=US$/$1@$2/U", dn, "ALICE@CORP");
     expect_map("RULE:^CN=([a-z]+),.*$/$1/L", "CN=Bob,OU=x", NULL); /* [a-z]+ does not take B */
     expect_map("RULE:^CN=([A-Za-z]+),.*$/$1/L", "CN=Bob,OU=x", "bob");
