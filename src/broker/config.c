@@ -600,9 +600,36 @@ static bool security_key(const char *key)
     return strncmp(key, "ssl.", 4) == 0 || strncmp(key, "listener.name.", 14) == 0;
 }
 
+/* Kafka's broker ssl.* keys (SslConfigs): another one is stored, with Kafka's warning. */
+static bool ssl_key_known(const char *key)
+{
+    static const char *const known[] = {
+        "ssl.protocol", "ssl.provider", "ssl.cipher.suites", "ssl.enabled.protocols",
+        "ssl.keystore.type", "ssl.keystore.location", "ssl.keystore.password", "ssl.key.password",
+        "ssl.keystore.key", "ssl.keystore.certificate.chain", "ssl.truststore.type",
+        "ssl.truststore.location", "ssl.truststore.password", "ssl.truststore.certificates",
+        "ssl.keymanager.algorithm", "ssl.trustmanager.algorithm",
+        "ssl.endpoint.identification.algorithm", "ssl.secure.random.implementation",
+        "ssl.client.auth", "ssl.principal.mapping.rules", "ssl.engine.factory.class",
+        "ssl.allow.dn.changes", "ssl.allow.san.changes",
+    };
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcmp(known[i], key) == 0)
+            return true;
+    return false;
+}
+
 static int security_prop_set(struct broker_config *c, const char *key, const char *value,
                              char *err, size_t errlen)
 {
+    /* listener.name.<listener>.ssl.x names ssl.x for one listener (listener names hold no '.'). */
+    const char *ssl_key = key;
+    if (strncmp(key, "listener.name.", 14) == 0) {
+        const char *dot = strchr(key + 14, '.');
+        ssl_key = dot != NULL ? dot + 1 : "";
+    }
+    if (strncmp(ssl_key, "ssl.", 4) == 0 && !ssl_key_known(ssl_key))
+        LOG_WARN(WHO, "The configuration '%s' was supplied but isn't a known config.", key);
     struct broker_security_props *p = &c->security;
     size_t kl = strlen(key), vl = strlen(value);
     if (p->used + kl + vl + 2 > sizeof(p->buf)) {

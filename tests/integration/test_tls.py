@@ -554,3 +554,15 @@ def test_franz_go_over_mutual_tls(tmp_path, pki, stop_after, monkeypatch, franz_
     r = franz_run_check(franz_check, tls, "produce-consume", "1000")
     assert r["produced"] == "1000" and r["consumed"] == "1000"
     assert "principal User:CN=alice,OU=eng,O=corp" in b.log()
+
+
+def test_unknown_ssl_key_is_warned_about(tmp_path, pki, stop_after):
+    o = pem_keystore(pki)
+    o.update({"ssl.keystore.locaton": "/typo", "listener.name.ssl.ssl.clent.auth": "required"})
+    b = start_tls_broker(tmp_path, o)
+    stop_after(b)
+    log = b.log()
+    assert "The configuration 'ssl.keystore.locaton' was supplied but isn't a known config." in log
+    assert "The configuration 'listener.name.ssl.ssl.clent.auth' was supplied but isn't a known config." in log
+    assert "'ssl.keystore.location' was supplied" not in log
+    assert tls_api_versions(b.ssl_port, client_ctx(pki)) == 41
