@@ -566,3 +566,40 @@ def test_unknown_ssl_key_is_warned_about(tmp_path, pki, stop_after):
     assert "The configuration 'listener.name.ssl.ssl.clent.auth' was supplied but isn't a known config." in log
     assert "'ssl.keystore.location' was supplied" not in log
     assert tls_api_versions(b.ssl_port, client_ctx(pki)) == 41
+
+
+def tls_session_info(port, ctx):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(api_versions_frame(41))
+            size = struct.unpack(">i", recv_exact(s, 4))[0]
+            recv_exact(s, size)
+            return s.version(), s.cipher()[0]
+
+
+def test_enabled_protocols_and_cipher_suites(tmp_path, pki, stop_after):
+    o = pem_keystore(pki)
+    o.update({"ssl.enabled.protocols": "TLSv1.2",
+              "ssl.cipher.suites": "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"})
+    b = start_tls_broker(tmp_path, o)
+    stop_after(b)
+    assert tls_session_info(b.ssl_port, client_ctx(pki)) == ("TLSv1.2", "ECDHE-ECDSA-AES256-GCM-SHA384")
+    only13 = client_ctx(pki)
+    only13.minimum_version = ssl.TLSVersion.TLSv1_3
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        tls_session_info(b.ssl_port, only13)
+    other_suite = client_ctx(pki)
+    other_suite.maximum_version = ssl.TLSVersion.TLSv1_2
+    other_suite.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256")
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        tls_session_info(b.ssl_port, other_suite)
+    b2 = start_tls_broker(tmp_path, dict(pem_keystore(pki), **{
+        "ssl.enabled.protocols": "TLSv1.3", "ssl.cipher.suites": "TLS_CHACHA20_POLY1305_SHA256"}),
+        name="data2")
+    stop_after(b2)
+    assert tls_session_info(b2.ssl_port, client_ctx(pki)) == ("TLSv1.3", "TLS_CHACHA20_POLY1305_SHA256")
+    only12 = client_ctx(pki)
+    only12.maximum_version = ssl.TLSVersion.TLSv1_2
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        tls_session_info(b2.ssl_port, only12)
