@@ -101,6 +101,8 @@ static void peer_text(int fd, char *out, size_t len)
     snprintf(out, len, "%s:%d", host, port);
 }
 
+/* OpenSSL writes with write(2), not send(MSG_NOSIGNAL): a peer gone away raises SIGPIPE, which
+ * the broker ignores (broker_open), as any process using this transport must. */
 static int tls_open(struct transport *t)
 {
     const struct tls_server *s = server_of(t);
