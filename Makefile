@@ -8,7 +8,7 @@ BUILD   ?= build
 CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -Isrc -I$(BUILD)/gen -pthread
 OPT     ?= -O2
 CFLAGS  += $(CFLAGS_COMMON) $(OPT)
-LIBS_CORE = -lzookeeper_mt -lz -lzstd -llz4 -lsnappy -lpthread -lm
+LIBS_CORE = -lzookeeper_mt -lssl -lcrypto -lz -lzstd -llz4 -lsnappy -lpthread -lm
 LIBS_CLI  = -lrdkafka
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -69,7 +69,7 @@ $(BUILD)/tests/test_client: $(BUILD)/gregor
 # JVM) is never one of them: `make run` serves one broker without it. tools/test-deps.sh
 # installs the server for the tests.
 DEB_DEPS = build-essential python3 zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev librdkafka-dev libcmocka-dev \
-	libzookeeper-mt-dev
+	libzookeeper-mt-dev libssl-dev
 deps:
 	@missing=""; for p in $(DEB_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \

@@ -22,7 +22,7 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 
 need=(build-essential clang python3 python3-venv zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev
-      librdkafka-dev libcmocka-dev kcat zookeeper libzookeeper-mt-dev nftables)
+      librdkafka-dev libcmocka-dev kcat zookeeper libzookeeper-mt-dev libssl-dev openssl nftables)
 command -v java >/dev/null && command -v mvn >/dev/null || need+=(default-jdk-headless maven)
 command -v node >/dev/null && command -v npm >/dev/null || need+=(nodejs npm)
 command -v go >/dev/null || need+=(golang-go)

@@ -27,6 +27,9 @@ struct deleted_dir;
 struct cluster;
 struct replica_manager;
 struct cluster_isr_write;
+struct net_listener_info;
+struct tls_server;
+struct broker_config;
 struct log_cleaner;
 
 /* The longest a piece of one client's work (opening or deleting partitions, appending a
@@ -52,13 +55,44 @@ const char *broker_props_get(const struct broker_props *p, const char *key);
 int broker_props_set(struct broker_props *p, const char *key, const char *value);
 void broker_props_del(struct broker_props *p, const char *key);
 
+/* One of listeners= (Kafka's EndPoint): its name, the security protocol
+ * listener.security.protocol.map gives that name, where it binds, and what Metadata answers
+ * a client connected to it (advertised.listeners' entry of the same name, else the bind). */
+#define BROKER_MAX_LISTENERS 8
+struct broker_listener {
+    char name[64];
+    char security_protocol[16]; /* PLAINTEXT or SSL (SASL_* not yet) */
+    char host[256];
+    int port;
+    char advertised_host[256];
+    int advertised_port;
+};
+
+/* ssl.* and listener.name.<listener>.* keys as given: "key\0value\0" pairs; a key given
+ * again is appended, and the last one counts. Bounded: inline PEM keys are a few KB each. */
+#define BROKER_SECURITY_PROPS_BYTES (32 * 1024)
+struct broker_security_props {
+    size_t used;
+    char buf[BROKER_SECURITY_PROPS_BYTES];
+};
+/* The value of key for listener (listener.name.<listener in lower case>.<key> first), or NULL;
+ * *key_used names the key that gave it. */
+const char *broker_security_prop(const struct broker_config *cfg, const char *listener,
+                                 const char *key, const char **key_used);
+
 /* Durability of acks=all (gregor.acks.all.fsync): answer only after fdatasync (default), or
  * like Kafka after the write reaches the page cache. */
 struct broker_config {
-    char listener_host[256];
+    char listener_host[256];             /* the first listener's (the one ZooKeeper names) */
     int listener_port;
     char advertised_host[256];
     int advertised_port;
+    char listeners_spec[1024];           /* listeners=, advertised.listeners= and */
+    char advertised_spec[1024];          /* listener.security.protocol.map= as given; */
+    char protocol_map_spec[1024];        /* broker_config_listeners() parses them */
+    struct broker_listener listeners[BROKER_MAX_LISTENERS];
+    int n_listeners;
+    struct broker_security_props security;
     char log_dirs[BROKER_MAX_LOG_DIRS][1024];
     int n_log_dirs;
     bool log_dirs_explicit;              /* log.dirs was given: log.dir is ignored */
@@ -161,6 +195,11 @@ int broker_config_set_static(struct broker_config *cfg, const char *key, const c
                              char *err, size_t errlen);
 /* Loads a Java-properties file. */
 int broker_config_load_file(struct broker_config *cfg, const char *path, char *err, size_t errlen);
+/* Parses listeners=, advertised.listeners= and listener.security.protocol.map= into
+ * cfg->listeners (Kafka's rules: a name per listener, each name mapped to a protocol, distinct
+ * names and ports, advertised names among the listeners); the first listener becomes
+ * listener_host/port and advertised_host/port. 0, or -1 with Kafka's message in err. */
+int broker_config_listeners(struct broker_config *cfg, char *err, size_t errlen);
 /* Checks cross-key rules (e.g. replication factor > 1 on one node). */
 int broker_config_validate(const struct broker_config *cfg, char *err, size_t errlen);
 
@@ -248,6 +287,10 @@ struct request {
     struct conn_reply *reply;        /* deferred: the reply's reserved place (request_defer) */
 };
 
+/* The host and port Metadata, DescribeCluster and FindCoordinator answer a client on c: its
+ * listener's advertised endpoint (the first listener's when c is NULL), as Kafka answers on the
+ * listener a request came in on. */
+void broker_advertised_for(const struct broker *b, struct conn *c, const char **host, int *port);
 /* Encodes r->resp and sends it (if the connection still exists), then frees r. */
 void request_finish(struct request *r);
 /* A pending request whose effects are complete (an acks=all append waiting for its fsync)
@@ -275,6 +318,10 @@ struct broker {
     struct broker_props dyn_broker, dyn_default;
     struct loop *loop;
     struct net *net;
+    /* cfg.listeners[i] as the net knows it (names point into cfg), and its TLS context for an
+     * SSL listener (owned; freed after the net, whose connections use it). */
+    struct net_listener_info *listener_info;
+    struct tls_server *tls[BROKER_MAX_LISTENERS];
     struct logdir *dirs[BROKER_MAX_LOG_DIRS];
     int ndirs;
     char cluster_id[64];

@@ -159,14 +159,24 @@ static int set_special(struct broker_config *c, const char *key, const char *v, 
                        size_t errlen)
 {
     if (strcmp(key, "listeners") == 0) {
-        if (parse_listener(v, c->listener_host, sizeof(c->listener_host), &c->listener_port) < 0)
+        if (strlen(v) >= sizeof(c->listeners_spec) ||
+            parse_listener(v, c->listener_host, sizeof(c->listener_host), &c->listener_port) < 0)
             goto bad;
+        snprintf(c->listeners_spec, sizeof(c->listeners_spec), "%s", v);
         return 0;
     }
     if (strcmp(key, "advertised.listeners") == 0) {
-        if (parse_listener(v, c->advertised_host, sizeof(c->advertised_host),
+        if (strlen(v) >= sizeof(c->advertised_spec) ||
+            parse_listener(v, c->advertised_host, sizeof(c->advertised_host),
                            &c->advertised_port) < 0)
             goto bad;
+        snprintf(c->advertised_spec, sizeof(c->advertised_spec), "%s", v);
+        return 0;
+    }
+    if (strcmp(key, "listener.security.protocol.map") == 0) {
+        if (strlen(v) >= sizeof(c->protocol_map_spec))
+            goto bad;
+        snprintf(c->protocol_map_spec, sizeof(c->protocol_map_spec), "%s", v);
         return 0;
     }
     if (strcmp(key, "log.dirs") == 0 || strcmp(key, "log.dir") == 0) {
@@ -407,9 +417,278 @@ static int set_field(struct broker_config *c, const struct broker_key_def *def, 
     return 0;
 }
 
+/* ---- listeners ---- */
+
+static void trim(char **s)
+{
+    while (isspace((unsigned char)**s))
+        (*s)++;
+    size_t n = strlen(*s);
+    while (n > 0 && isspace((unsigned char)(*s)[n - 1]))
+        (*s)[--n] = '\0';
+}
+
+/* "NAME://host:port" (host empty: all interfaces; IPv6 in brackets). */
+static int parse_endpoint(char *tok, char *name, size_t namelen, char *host, size_t hostlen,
+                          int *port)
+{
+    trim(&tok);
+    char *sep = strstr(tok, "://");
+    if (sep == NULL || sep == tok || (size_t)(sep - tok) >= namelen)
+        return -1;
+    memcpy(name, tok, (size_t)(sep - tok));
+    name[sep - tok] = '\0';
+    for (char *p = name; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+    char *h = sep + 3;
+    char *colon = strrchr(h, ':');
+    int64_t pt;
+    if (colon == NULL || parse_i64(colon + 1, 0, 65535, &pt) < 0)
+        return -1;
+    *colon = '\0';
+    if (h[0] == '[') {
+        h++;
+        char *rb = strchr(h, ']');
+        if (rb == NULL)
+            return -1;
+        *rb = '\0';
+    }
+    if (strlen(h) >= hostlen)
+        return -1;
+    snprintf(host, hostlen, "%s", h);
+    *port = (int)pt;
+    return 0;
+}
+
+/* The protocol listener.security.protocol.map gives name (Kafka's default map names each
+ * protocol after itself), or NULL. */
+static const char *protocol_of(const char *map, const char *name, char *out, size_t len)
+{
+    static const char *const protocols[] = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"};
+    if (map[0] == '\0') {
+        for (size_t i = 0; i < 4; i++)
+            if (strcmp(protocols[i], name) == 0)
+                return snprintf(out, len, "%s", protocols[i]) < (int)len ? out : NULL;
+        return NULL;
+    }
+    char tmp[sizeof(((struct broker_config *)0)->protocol_map_spec)];
+    snprintf(tmp, sizeof(tmp), "%s", map);
+    for (char *save = NULL, *tok = strtok_r(tmp, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(tok, ':');
+        if (colon == NULL)
+            continue;
+        *colon = '\0';
+        char *k = tok, *v = colon + 1;
+        trim(&k);
+        trim(&v);
+        if (strcasecmp(k, name) != 0)
+            continue;
+        for (size_t i = 0; i < 4; i++)
+            if (strcasecmp(protocols[i], v) == 0)
+                return snprintf(out, len, "%s", protocols[i]) < (int)len ? out : NULL;
+        return NULL;
+    }
+    return NULL;
+}
+
+int broker_config_listeners(struct broker_config *c, char *err, size_t errlen)
+{
+    char spec[sizeof(c->listeners_spec)];
+    if (c->listeners_spec[0] != '\0')
+        snprintf(spec, sizeof(spec), "%s", c->listeners_spec);
+    else /* gregor's default: PLAINTEXT on listener_host:listener_port */
+        snprintf(spec, sizeof(spec), "PLAINTEXT://%s%s%s:%d",
+                 strchr(c->listener_host, ':') ? "[" : "", c->listener_host,
+                 strchr(c->listener_host, ':') ? "]" : "", c->listener_port);
+    c->n_listeners = 0;
+    for (char *save = NULL, *tok = strtok_r(spec, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (c->n_listeners == BROKER_MAX_LISTENERS) {
+            snprintf(err, errlen, "Invalid value %s for configuration listeners: at most %d "
+                     "listeners", c->listeners_spec, BROKER_MAX_LISTENERS);
+            return -1;
+        }
+        struct broker_listener *l = &c->listeners[c->n_listeners];
+        memset(l, 0, sizeof(*l));
+        if (parse_endpoint(tok, l->name, sizeof(l->name), l->host, sizeof(l->host), &l->port) < 0) {
+            snprintf(err, errlen, "Invalid value %s for configuration listeners: Unable to parse "
+                     "%s to a broker endpoint", c->listeners_spec, tok);
+            return -1;
+        }
+        if (protocol_of(c->protocol_map_spec, l->name, l->security_protocol,
+                        sizeof(l->security_protocol)) == NULL) {
+            snprintf(err, errlen, "Invalid value %s for configuration listeners: No security "
+                     "protocol defined for listener %s (listener.security.protocol.map)",
+                     c->listeners_spec, l->name);
+            return -1;
+        }
+        if (strncmp(l->security_protocol, "SASL_", 5) == 0) {
+            snprintf(err, errlen, "Invalid value %s for configuration listeners: listener %s: "
+                     "security protocol %s is not supported yet (PLAINTEXT and SSL are)",
+                     c->listeners_spec, l->name, l->security_protocol);
+            return -1;
+        }
+        for (int i = 0; i < c->n_listeners; i++) {
+            if (strcmp(c->listeners[i].name, l->name) == 0) {
+                snprintf(err, errlen, "Invalid value %s for configuration listeners: Each "
+                         "listener must have a different name", c->listeners_spec);
+                return -1;
+            }
+            if (c->listeners[i].port == l->port && l->port != 0) {
+                snprintf(err, errlen, "Invalid value %s for configuration listeners: Each "
+                         "listener must have a different port", c->listeners_spec);
+                return -1;
+            }
+        }
+        const char *h = l->host;
+        snprintf(l->advertised_host, sizeof(l->advertised_host), "%s",
+                 (h[0] == '\0' || strcmp(h, "0.0.0.0") == 0) ? "localhost" : h);
+        l->advertised_port = l->port;
+        c->n_listeners++;
+    }
+    if (c->n_listeners == 0) {
+        snprintf(err, errlen, "Invalid value %s for configuration listeners: no listener",
+                 c->listeners_spec);
+        return -1;
+    }
+    if (c->advertised_spec[0] != '\0') {
+        char adv[sizeof(c->advertised_spec)];
+        snprintf(adv, sizeof(adv), "%s", c->advertised_spec);
+        for (char *save = NULL, *tok = strtok_r(adv, ",", &save); tok;
+             tok = strtok_r(NULL, ",", &save)) {
+            char name[64], host[256];
+            int port;
+            if (parse_endpoint(tok, name, sizeof(name), host, sizeof(host), &port) < 0) {
+                snprintf(err, errlen, "Invalid value %s for configuration advertised.listeners: "
+                         "Unable to parse %s to a broker endpoint", c->advertised_spec, tok);
+                return -1;
+            }
+            struct broker_listener *l = NULL;
+            for (int i = 0; i < c->n_listeners && l == NULL; i++)
+                if (strcmp(c->listeners[i].name, name) == 0)
+                    l = &c->listeners[i];
+            if (l == NULL) {
+                snprintf(err, errlen, "Invalid value %s for configuration advertised.listeners: "
+                         "advertised.listeners listener names must be equal to or a subset of "
+                         "the ones defined in listeners. Found %s. The valid options based on "
+                         "the current configuration are %s", c->advertised_spec, name,
+                         c->listeners_spec);
+                return -1;
+            }
+            snprintf(l->advertised_host, sizeof(l->advertised_host), "%s",
+                     host[0] != '\0' ? host : "localhost");
+            l->advertised_port = port;
+        }
+    }
+    /* The listener ZooKeeper names and other brokers reach: the first PLAINTEXT one (replica
+     * traffic is plaintext until inter.broker.listener.name is), else the first. */
+    struct broker_listener *first = &c->listeners[0];
+    for (int i = c->n_listeners - 1; i >= 0; i--)
+        if (strcmp(c->listeners[i].security_protocol, "PLAINTEXT") == 0)
+            first = &c->listeners[i];
+    snprintf(c->listener_host, sizeof(c->listener_host), "%s", first->host);
+    c->listener_port = first->port;
+    snprintf(c->advertised_host, sizeof(c->advertised_host), "%s", first->advertised_host);
+    c->advertised_port = first->advertised_port;
+    return 0;
+}
+
+/* ---- ssl.* and listener.name.* ---- */
+
+static bool security_key(const char *key)
+{
+    return strncmp(key, "ssl.", 4) == 0 || strncmp(key, "listener.name.", 14) == 0;
+}
+
+/* Kafka's broker ssl.* keys (SslConfigs): another one is stored, with Kafka's warning. */
+static bool ssl_key_known(const char *key)
+{
+    static const char *const known[] = {
+        "ssl.protocol", "ssl.provider", "ssl.cipher.suites", "ssl.enabled.protocols",
+        "ssl.keystore.type", "ssl.keystore.location", "ssl.keystore.password", "ssl.key.password",
+        "ssl.keystore.key", "ssl.keystore.certificate.chain", "ssl.truststore.type",
+        "ssl.truststore.location", "ssl.truststore.password", "ssl.truststore.certificates",
+        "ssl.keymanager.algorithm", "ssl.trustmanager.algorithm",
+        "ssl.endpoint.identification.algorithm", "ssl.secure.random.implementation",
+        "ssl.client.auth", "ssl.principal.mapping.rules", "ssl.engine.factory.class",
+        "ssl.allow.dn.changes", "ssl.allow.san.changes",
+    };
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcmp(known[i], key) == 0)
+            return true;
+    return false;
+}
+
+static int security_prop_set(struct broker_config *c, const char *key, const char *value,
+                             char *err, size_t errlen)
+{
+    /* listener.name.<listener>.ssl.x names ssl.x for one listener (listener names hold no '.'). */
+    const char *ssl_key = key;
+    if (strncmp(key, "listener.name.", 14) == 0) {
+        const char *dot = strchr(key + 14, '.');
+        ssl_key = dot != NULL ? dot + 1 : "";
+    }
+    if (strncmp(ssl_key, "ssl.", 4) == 0 && !ssl_key_known(ssl_key))
+        LOG_WARN(WHO, "The configuration '%s' was supplied but isn't a known config.", key);
+    struct broker_security_props *p = &c->security;
+    size_t kl = strlen(key), vl = strlen(value);
+    if (p->used + kl + vl + 2 > sizeof(p->buf)) {
+        snprintf(err, errlen, "Invalid value for configuration %s: the ssl.* and "
+                 "listener.name.* keys take more than %d bytes in all", key,
+                 BROKER_SECURITY_PROPS_BYTES);
+        return -1;
+    }
+    memcpy(p->buf + p->used, key, kl + 1);
+    memcpy(p->buf + p->used + kl + 1, value, vl + 1);
+    p->used += kl + vl + 2;
+    GREGOR_ASSERT(p->used <= sizeof(p->buf));
+    return 0;
+}
+
+/* The value of key, and in *stored the key as stored (lives as long as c). */
+static const char *security_prop_get(const struct broker_config *c, const char *key,
+                                     const char **stored)
+{
+    const struct broker_security_props *p = &c->security;
+    const char *found = NULL;
+    for (size_t at = 0; at < p->used;) {
+        const char *k = p->buf + at;
+        const char *v = k + strlen(k) + 1;
+        if (strcmp(k, key) == 0) {
+            found = v; /* the last one given counts */
+            *stored = k;
+        }
+        at = (size_t)(v + strlen(v) + 1 - p->buf);
+    }
+    return found;
+}
+
+const char *broker_security_prop(const struct broker_config *c, const char *listener,
+                                 const char *key, const char **key_used)
+{
+    char prefixed[256], lower[64];
+    size_t i = 0;
+    for (; listener != NULL && listener[i] != '\0' && i + 1 < sizeof(lower); i++)
+        lower[i] = (char)tolower((unsigned char)listener[i]);
+    lower[i] = '\0';
+    snprintf(prefixed, sizeof(prefixed), "listener.name.%s.%s", lower, key);
+    const char *stored = NULL;
+    const char *v = security_prop_get(c, prefixed, &stored);
+    if (v == NULL) {
+        stored = key;
+        v = security_prop_get(c, key, &stored);
+    }
+    if (key_used != NULL)
+        *key_used = stored;
+    return v;
+}
+
 int broker_config_set(struct broker_config *c, const char *key, const char *value, char *err,
                       size_t errlen)
 {
+    if (security_key(key))
+        return security_prop_set(c, key, value, err, errlen);
     const struct broker_key_def *def = config_catalog_broker_key_any(key);
     if (def == NULL) {
         LOG_WARN(WHO, "The configuration '%s' was supplied but isn't a known config.", key);

@@ -247,7 +247,7 @@ const struct broker_key_def config_catalog_broker[] = {
     {"controller.quorum.bootstrap.servers", STRING, NULL, STARTUP, NOFIELD, NULL},
     {"controller.listener.names", STRING, NULL, STARTUP, NOFIELD, NULL},
     {"inter.broker.listener.name", STRING, NULL, STARTUP, NOFIELD, NULL},
-    {"listener.security.protocol.map", STRING, NULL, STARTUP, NOFIELD, NULL},
+    {"listener.security.protocol.map", STRING, NULL, STARTUP, SPECIAL, NULL},
     /* A cluster on ZooKeeper (docs/CLUSTER.md); Kafka 3.x's keys and defaults (the connection
      * timeout defaults to the session timeout). */
     {"zookeeper.connect", STRING, NULL, STARTUP, SPECIAL, NULL},

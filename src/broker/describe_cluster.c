@@ -41,8 +41,9 @@ enum request_status handle_describe_cluster(struct broker *b, struct request *r)
         return REQUEST_CLOSE;
     resp->n_brokers = 1;
     resp->brokers[0].broker_id = b->cfg.node_id;
-    resp->brokers[0].host = kstr_of(b->cfg.advertised_host);
-    resp->brokers[0].port = b->cfg.advertised_port;
+    const char *host;
+    broker_advertised_for(b, r->conn, &host, &resp->brokers[0].port);
+    resp->brokers[0].host = kstr_of(host);
     resp->brokers[0].rack = kstr_or_null(b->cfg.broker_rack);
     return REQUEST_DONE;
 }

@@ -47,8 +47,10 @@ static void find_one(struct broker *b, struct request *r, int8_t key_type, struc
         *out = (struct coordinator_answer){KERR_NONE, cb.id, host, cb.port};
         return;
     }
-    *out = (struct coordinator_answer){KERR_NONE, b->cfg.node_id, b->cfg.advertised_host,
-                                       b->cfg.advertised_port};
+    const char *host;
+    int port;
+    broker_advertised_for(b, r->conn, &host, &port);
+    *out = (struct coordinator_answer){KERR_NONE, b->cfg.node_id, host, port};
 }
 
 enum request_status handle_find_coordinator(struct broker *b, struct request *r)

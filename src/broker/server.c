@@ -29,6 +29,7 @@
 #include "log/logdir.h"
 #include "net/conn.h"
 #include "net/loop.h"
+#include "net/tls.h"
 #include "proto/header.h"
 #include "proto/messages.h"
 
@@ -775,6 +776,14 @@ static int cluster_join(struct broker *b)
                   ">= 0; gregor does not generate broker ids", b->cfg.node_id);
         return -1;
     }
+    bool plaintext = false;
+    for (int i = 0; i < b->cfg.n_listeners; i++)
+        plaintext |= strcmp(b->cfg.listeners[i].security_protocol, "PLAINTEXT") == 0;
+    if (!plaintext) {
+        LOG_ERROR(server_who, "listeners=%s: brokers on ZooKeeper reach each other over a "
+                  "PLAINTEXT listener, and none is configured", b->cfg.listeners_spec);
+        return -1;
+    }
     struct cluster_config cc = {
         .zookeeper_connect = b->cfg.zookeeper_connect,
         .session_timeout_ms = b->cfg.zookeeper_session_timeout_ms,
@@ -842,6 +851,8 @@ static int open_storage(struct broker *b)
     return 0;
 }
 
+static void listeners_free(struct broker *b);
+
 static void shutdown_broker(struct broker *b)
 {
     controlled_shutdown_free(b->shutdown_ctl);
@@ -876,6 +887,7 @@ static void shutdown_broker(struct broker *b)
     txn_verify_destroy(b->txn_verify); /* after the client: answers of asks only free them */
     b->txn_verify = NULL;
     net_destroy(b->net);
+    listeners_free(b);
     for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
         for (int32_t i = 0; i < t->npartitions; i++)
             partition_flush(t->partitions[i]);
@@ -888,6 +900,74 @@ static void shutdown_broker(struct broker *b)
     free(b->commit_results);
 }
 
+struct broker_listener_arg {
+    const struct broker_config *cfg;
+    const char *listener;
+};
+
+static const char *listener_prop(void *arg, const char *key, const char **key_used)
+{
+    const struct broker_listener_arg *a = arg;
+    return broker_security_prop(a->cfg, a->listener, key, key_used);
+}
+
+/* cfg.listeners from listeners= and its companions, each with its transport: an SSL one gets
+ * its TLS context now, so a bad key or certificate stops the start with the key named. */
+static int listeners_setup(struct broker *b)
+{
+    char err[1024];
+    if (broker_config_listeners(&b->cfg, err, sizeof(err)) != 0) {
+        LOG_ERROR(server_who, "%s", err);
+        return -1;
+    }
+    b->listener_info = calloc(BROKER_MAX_LISTENERS, sizeof(*b->listener_info));
+    if (b->listener_info == NULL)
+        return -1;
+    for (int i = 0; i < b->cfg.n_listeners; i++) {
+        const struct broker_listener *l = &b->cfg.listeners[i];
+        struct net_listener_info *li = &b->listener_info[i];
+        li->name = l->name;
+        li->security_protocol = l->security_protocol;
+        li->transport = &transport_plain;
+        if (strcmp(l->security_protocol, "SSL") != 0)
+            continue;
+        struct broker_listener_arg arg = {&b->cfg, l->name};
+        b->tls[i] = tls_server_create(l->name, listener_prop, &arg, err, sizeof(err));
+        if (b->tls[i] == NULL) {
+            LOG_ERROR(server_who, "listener %s: %s", l->name, err);
+            return -1;
+        }
+        li->transport = tls_server_transport(b->tls[i]);
+    }
+    return 0;
+}
+
+static void listeners_free(struct broker *b)
+{
+    for (int i = 0; i < BROKER_MAX_LISTENERS; i++) {
+        tls_server_free(b->tls[i]);
+        b->tls[i] = NULL;
+    }
+    free(b->listener_info);
+    b->listener_info = NULL;
+}
+
+void broker_advertised_for(const struct broker *b, struct conn *c, const char **host, int *port)
+{
+    int at = 0;
+    const struct net_listener_info *li = c != NULL ? conn_session(c)->listener : NULL;
+    for (int i = 0; li != NULL && b->listener_info != NULL && i < b->cfg.n_listeners; i++)
+        if (li == &b->listener_info[i])
+            at = i;
+    if (b->cfg.n_listeners == 0) {
+        *host = b->cfg.advertised_host;
+        *port = b->cfg.advertised_port;
+        return;
+    }
+    *host = b->cfg.listeners[at].advertised_host;
+    *port = b->cfg.listeners[at].advertised_port;
+}
+
 struct broker *broker_open(const struct broker_config *cfg)
 {
     struct broker *b = calloc(1, sizeof(*b));
@@ -897,13 +977,11 @@ struct broker *broker_open(const struct broker_config *cfg)
     b->started_ms = now_ms();
     b->open_us = mono_us();
     snprintf(server_who, sizeof(server_who), "KafkaServer id=%d", cfg->node_id);
-    if (b->cfg.advertised_host[0] == '\0') {
-        const char *h = b->cfg.listener_host;
-        snprintf(b->cfg.advertised_host, sizeof(b->cfg.advertised_host), "%s",
-                 (h[0] == '\0' || strcmp(h, "0.0.0.0") == 0) ? "localhost" : h);
+    if (listeners_setup(b) != 0) {
+        listeners_free(b);
+        free(b);
+        return NULL;
     }
-    if (b->cfg.advertised_port < 0)
-        b->cfg.advertised_port = b->cfg.listener_port;
 
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
@@ -924,6 +1002,7 @@ struct broker *broker_open(const struct broker_config *cfg)
     waiters_init(&b->waiters, b->loop);
     /* On ZooKeeper, the cluster's id comes first (Kafka's order): the log dirs must agree. */
     if (b->cfg.zookeeper_connect[0] != '\0' && cluster_join(b) != 0) {
+        listeners_free(b);
         cluster_destroy(b->cluster);
         loop_destroy(b->loop);
         free(b);
@@ -984,10 +1063,13 @@ struct broker *broker_open(const struct broker_config *cfg)
     /* Bound now (the registration names a port that is ours), accepting once started: as
      * Kafka, no request is answered by a broker that is still registering. */
     net_accept_hold(b->net, true);
-    if (net_listen(b->net, b->cfg.listener_host, b->cfg.listener_port) != 0) {
-        LOG_ERROR(server_who, "cannot listen on %s:%d: %s", b->cfg.listener_host,
-                  b->cfg.listener_port, strerror(errno));
-        return NULL;
+    for (int i = 0; i < b->cfg.n_listeners; i++) {
+        const struct broker_listener *l = &b->cfg.listeners[i];
+        if (net_listen_with(b->net, l->host, l->port, &b->listener_info[i]) != 0) {
+            LOG_ERROR(server_who, "cannot listen on %s://%s:%d: %s", l->name, l->host, l->port,
+                      strerror(errno));
+            return NULL;
+        }
     }
     loop_set_before_sleep(b->loop, before_sleep, b);
     b->syncer = syncer_start(b->loop, commit_done, b);
@@ -1014,6 +1096,14 @@ struct broker *broker_open(const struct broker_config *cfg)
     LOG_INFO(server_who, "Awaiting socket connections on %s:%d (advertised %s:%d), cluster id %s",
              b->cfg.listener_host, b->cfg.listener_port, b->cfg.advertised_host,
              b->cfg.advertised_port, b->cluster_id);
+    for (int i = 0; i < b->cfg.n_listeners; i++) {
+        const struct broker_listener *l = &b->cfg.listeners[i];
+        if (l->port == b->cfg.listener_port && strcmp(l->host, b->cfg.listener_host) == 0)
+            continue; /* the line above */
+        LOG_INFO(server_who, "Awaiting socket connections on %s://%s:%d (%s, advertised %s:%d)",
+                 l->name, l->host, l->port, l->security_protocol, l->advertised_host,
+                 l->advertised_port);
+    }
     LOG_INFO(server_who, "Startup took %.1f ms", (double)(mono_us() - b->open_us) / 1000.0);
     LOG_INFO(server_who, "started (kafka.server.KafkaServer)");
     return b;

@@ -71,6 +71,9 @@ struct conn {
     bool busy;             /* a frame is up with the upper layer */
     bool pumping;          /* conn_pump is handing frames up: it goes on by itself */
     struct loop_task pump_task; /* posted when a reply lets the next frame up */
+    struct loop_task read_task; /* posted when the transport holds bytes the socket will not
+                                 * announce (transport_ops.pending) */
+    bool principal_known;  /* the transport's principal is in the session */
     bool closed;
     int holes;             /* deferred replies not filled yet: the struct outlives a close */
     int depth;             /* >0 while inside a callback: free is deferred */
@@ -79,6 +82,7 @@ struct conn {
     void *data;
     struct ip_count *ip;   /* its peer address's count */
     int64_t last_active_ms;    /* the last socket event or reply (connections.max.idle.ms) */
+    int64_t opened_ms;         /* accepted or adopted (a transport handshake's clock) */
     int64_t frame_started_ms;  /* a frame is partly read, waiting on the client since (0: not) */
     size_t big_reserved;   /* bytes of max_reading_bytes held by big */
     bool mem_wait;         /* a big frame waits for max_reading_bytes to have room */
@@ -325,6 +329,7 @@ void conn_close(struct conn *c, const char *why)
                     c->session.peer, (unsigned long long)c->id, why);
     c->closed = true;
     loop_unpost(n->loop, &c->pump_task);
+    loop_unpost(n->loop, &c->read_task);
     mem_wait_remove(n, c);
     mem_release(c);
     if (c->ip != NULL) {
@@ -363,6 +368,19 @@ static bool conn_leave(struct conn *c)
 
 static void deliver(struct conn *c, uint8_t *frame, size_t len)
 {
+    if (!c->principal_known && c->tr.ops->principal != NULL) {
+        /* A frame comes only after the transport's handshake: who it authenticated is
+         * known now, before the first request is looked at. */
+        char principal[CONN_PRINCIPAL_MAX];
+        if (c->tr.ops->principal(&c->tr, principal, sizeof(principal)) != 0) {
+            free(frame);
+            conn_close(c, "the transport authenticated no principal (no "
+                          "ssl.principal.mapping.rules rule applies to the certificate)");
+            return;
+        }
+        conn_session_set_principal(&c->session, principal);
+    }
+    c->principal_known = true;
     c->busy = true;
     c->depth++;
     c->net->on_frame(c->net->ctx, c, frame, len);
@@ -385,6 +403,19 @@ static void conn_pump_task(struct loop *l, void *arg)
 {
     (void)l;
     conn_pump(arg);
+}
+
+static void conn_read(struct conn *c);
+
+static void conn_read_task(struct loop *l, void *arg)
+{
+    (void)l;
+    struct conn *c = arg;
+    c->depth++;
+    if (!c->closed)
+        conn_read(c);
+    if (conn_leave(c))
+        conn_update_interest(c);
 }
 
 /* Hands complete frames up, one at a time, while the connection is free to take one and its
@@ -524,6 +555,8 @@ static void conn_update_interest(struct conn *c)
         ev |= LOOP_WRITE;
     if (c->tr.ops->wants != NULL)
         ev |= c->tr.ops->wants(&c->tr);
+    if ((ev & LOOP_READ) && c->tr.ops->pending != NULL && c->tr.ops->pending(&c->tr))
+        loop_post(c->net->loop, &c->read_task);
     loop_set(c->net->loop, c->tr.fd, ev, net_conn_event, c);
 }
 
@@ -859,10 +892,13 @@ static struct conn *conn_new(struct net *n, int fd, const char *peer,
     c->net = n;
     c->pump_task.fn = conn_pump_task;
     c->pump_task.arg = c;
+    c->read_task.fn = conn_read_task;
+    c->read_task.arg = c;
     c->tr = tr;
     c->id = ++n->next_id;
     c->stage = stage;
     c->last_active_ms = mono_ms();
+    c->opened_ms = c->last_active_ms;
     c->ip = ip;
     if (ip != NULL)
         ip->count++;
@@ -1011,6 +1047,11 @@ static void net_sweep(struct loop *l, void *arg)
             snprintf(why, sizeof(why), "a request still incomplete after %lld ms "
                      "(gregor.request.read.timeout.ms %lld)", (long long)(now - c->frame_started_ms),
                      (long long)n->lim.frame_timeout_ms);
+        else if (n->lim.frame_timeout_ms > 0 && c->tr.ops->handshaking != NULL &&
+                 now - c->opened_ms > n->lim.frame_timeout_ms && c->tr.ops->handshaking(&c->tr))
+            snprintf(why, sizeof(why), "the %s handshake still incomplete after %lld ms "
+                     "(gregor.request.read.timeout.ms %lld)", c->tr.ops->name,
+                     (long long)(now - c->opened_ms), (long long)n->lim.frame_timeout_ms);
         else if (n->lim.max_idle_ms > 0 && !c->busy && c->holes == 0 && c->out_head == NULL &&
                  now - c->last_active_ms > n->lim.max_idle_ms)
             snprintf(why, sizeof(why), "idle for %lld ms (connections.max.idle.ms %lld)",

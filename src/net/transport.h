@@ -40,6 +40,17 @@ struct transport_ops {
     int (*shutdown)(struct transport *t);
     /* Frees state and closes fd. */
     void (*close)(struct transport *t);
+    /* Bytes already taken off the socket and waiting inside the transport (TLS: the rest of a
+     * decrypted record): no socket readiness will announce them. NULL: never any. */
+    bool (*pending)(const struct transport *t);
+    /* True until the transport's own handshake is done (a TLS client that never finishes it
+     * is closed after the frame timeout). NULL: there is none. */
+    bool (*handshaking)(const struct transport *t);
+    /* The principal the transport authenticated (TLS: "User:" and the client certificate's
+     * subject as the listener's ssl.principal.mapping.rules map it; User:ANONYMOUS without
+     * one). Writes it into out, NUL-terminated; 0, or -1 when none is known yet or it does not
+     * fit. NULL: the transport authenticates no one. */
+    int (*principal)(const struct transport *t, char *out, size_t len);
 };
 
 /* Plain TCP: read(2), send/sendmsg with MSG_NOSIGNAL, sendfile(2). */

@@ -69,8 +69,18 @@ static void server_properties(const uint8_t *data, size_t size)
     err[0] = '\0';
     if (broker_config_load_file(c, path, err, sizeof(err)) != 0)
         GREGOR_ASSERT(err[0] != '\0');
-    else
-        broker_config_validate(c, err, sizeof(err));
+    else if (broker_config_validate(c, err, sizeof(err)) == 0) {
+        /* listeners=, advertised.listeners= and listener.security.protocol.map= together;
+         * every listener found has a protocol, a port and an advertised endpoint. */
+        err[0] = '\0';
+        if (broker_config_listeners(c, err, sizeof(err)) != 0)
+            GREGOR_ASSERT(err[0] != '\0');
+        else
+            for (int i = 0; i < c->n_listeners; i++)
+                GREGOR_ASSERT(c->listeners[i].security_protocol[0] != '\0' &&
+                              c->listeners[i].port >= 0 && c->listeners[i].port <= 65535 &&
+                              c->listeners[i].advertised_host[0] != '\0');
+    }
     free(c);
 }
 

@@ -22,10 +22,14 @@
 // records with this run's prefix must be exactly the acked ones (partition, offset, key,
 // value), once each, in order.
 // Prints one "OK <mode> k=v ..." line and exits 0, or "FAIL: ..." and exits 1.
+// GREGOR_TLS_CA=ca.pem connects over TLS trusting that CA; GREGOR_TLS_CERT / GREGOR_TLS_KEY add
+// a client certificate (test_tls.py).
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/rand"
@@ -54,9 +58,26 @@ func must[T any](v T, err error) T {
 
 var suffix = fmt.Sprintf("%d-%d", time.Now().UnixNano(), os.Getpid())
 
+func tlsConfig() *tls.Config {
+	ca := os.Getenv("GREGOR_TLS_CA")
+	if ca == "" {
+		return nil
+	}
+	pool := x509.NewCertPool()
+	check(pool.AppendCertsFromPEM(must(os.ReadFile(ca))), "no certificate in %s", ca)
+	cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if cert := os.Getenv("GREGOR_TLS_CERT"); cert != "" {
+		cfg.Certificates = []tls.Certificate{must(tls.LoadX509KeyPair(cert, os.Getenv("GREGOR_TLS_KEY")))}
+	}
+	return cfg
+}
+
 func newClient(bootstrap string, opts ...kgo.Opt) *kgo.Client {
 	base := []kgo.Opt{kgo.SeedBrokers(bootstrap), kgo.ClientID("gregor-franz-check"),
 		kgo.RequestTimeoutOverhead(10 * time.Second)}
+	if cfg := tlsConfig(); cfg != nil {
+		base = append(base, kgo.DialTLSConfig(cfg))
+	}
 	return must(kgo.NewClient(append(base, opts...)...))
 }
 

@@ -1,6 +1,7 @@
 // Drives a gregor broker with the real Java client (kafka-clients 4.x).
 //
 //   java -jar target/gregor-client-check.jar MODE BOOTSTRAP [key=value ...]
+//   (client.config=FILE: client properties, e.g. security.protocol=SSL, for every client made)
 //
 // Modes:
 //   produce-idempotent  default producer (idempotent, acks=all): keyed records with headers to a
@@ -111,6 +112,12 @@ public final class GregorClientCheck {
         String bootstrap = argv[1];
         int rc = 0;
         try {
+            if (opts.containsKey("client.config")) {
+                // Settings every producer, consumer and admin client takes (security.protocol=SSL, ...).
+                try (java.io.FileInputStream in = new java.io.FileInputStream(opts.get("client.config"))) {
+                    CLIENT_EXTRA.load(in);
+                }
+            }
             switch (argv[0]) {
                 case "produce-idempotent":
                     produceIdempotent(bootstrap, Integer.parseInt(opts.getOrDefault("count", "5000")),
@@ -156,11 +163,15 @@ public final class GregorClientCheck {
 
     // ------------------------------------------------------------------------------- helpers
 
+    /** client.config=FILE: properties added to every client made here. */
+    static final Properties CLIENT_EXTRA = new Properties();
+
     static Admin newAdmin(String bootstrap) {
         Properties p = new Properties();
         p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 30000);
         p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 15000);
+        p.putAll(CLIENT_EXTRA);
         return Admin.create(p);
     }
 
@@ -176,6 +187,7 @@ public final class GregorClientCheck {
         p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
         p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
         p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 60000);
+        p.putAll(CLIENT_EXTRA);
         if (extra != null) p.putAll(extra);
         return new KafkaProducer<>(p);
     }
@@ -186,6 +198,7 @@ public final class GregorClientCheck {
         p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
         p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
         p.put(ConsumerConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 30000);
+        p.putAll(CLIENT_EXTRA);
         if (extra != null) p.putAll(extra);
         return new KafkaConsumer<>(p);
     }

@@ -1,0 +1,991 @@
+/* tls: the TLS transport over OpenSSL 3. A listener's SSL_CTX is built once from Kafka's ssl.*
+ * keys (PEM files or inline PEM, PKCS#12, trust stores, client auth, protocols, ciphers); each
+ * connection is an SSL in server mode on a non-blocking socket, WANT_READ/WANT_WRITE reported
+ * to conn.c through `wants`, and no sendfile (records are encrypted here, so conn.c copies). */
+#include "net/tls.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <regex.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "common/logging.h"
+#include "common/util.h"
+#include "net/loop.h"
+
+#define WHO "SslTransportLayer"
+#define TLS_RULES_MAX 32
+#define TLS_PEM_MAX (1 << 20) /* bytes of one inline PEM value or key/trust store file */
+
+struct tls_rule {
+    bool is_default;
+    regex_t re;
+    char *replacement;
+    char fold; /* 'L', 'U' or 0 */
+};
+struct tls_principal_rules {
+    int n;
+    struct tls_rule rule[TLS_RULES_MAX];
+};
+
+struct tls_server {
+    struct transport_ops ops; /* first: a connection finds its server from t->ops */
+    SSL_CTX *ctx;
+    struct tls_principal_rules *rules;
+    char listener[64];
+};
+
+/* One connection's state (t->state). */
+struct tls_conn {
+    SSL *ssl;
+    const struct tls_server *server;
+    unsigned read_wants;  /* LOOP_WRITE: a read (the handshake) must first send */
+    unsigned write_wants; /* LOOP_READ: a write must first receive */
+    bool established;     /* the handshake is done */
+    bool fatal;           /* an error ended it: no close_notify may follow */
+};
+
+/* ---- the transport ---- */
+
+static struct tls_server *server_of(const struct transport *t)
+{
+    return (struct tls_server *)((char *)t->ops - offsetof(struct tls_server, ops));
+}
+
+/* The OpenSSL error queue as one line ("certificate verify failed, ..."), emptied. */
+static void error_text(char *out, size_t len)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    unsigned long e;
+    while ((e = ERR_get_error()) != 0) {
+        char one[256];
+        ERR_error_string_n(e, one, sizeof(one));
+        if (used < len)
+            used += (size_t)snprintf(out + used, len - used, "%s%s", used ? "; " : "", one);
+    }
+    if (out[0] == '\0')
+        snprintf(out, len, "no further detail");
+}
+
+static void peer_text(int fd, char *out, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+            port = ntohs(a->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+            port = ntohs(a->sin6_port);
+        }
+    }
+    snprintf(out, len, "%s:%d", host, port);
+}
+
+/* OpenSSL writes with write(2), not send(MSG_NOSIGNAL): a peer gone away raises SIGPIPE, which
+ * the broker ignores (broker_open), as any process using this transport must. */
+static int tls_open(struct transport *t)
+{
+    const struct tls_server *s = server_of(t);
+    struct tls_conn *tc = calloc(1, sizeof(*tc));
+    SSL *ssl = tc != NULL ? SSL_new(s->ctx) : NULL;
+    if (ssl == NULL || SSL_set_fd(ssl, t->fd) != 1) {
+        SSL_free(ssl);
+        free(tc);
+        ERR_clear_error();
+        errno = ENOMEM;
+        return -1;
+    }
+    SSL_set_accept_state(ssl);
+    tc->ssl = ssl;
+    tc->server = s;
+    t->state = tc;
+    return 0;
+}
+
+/* An SSL call failed with e: -1 with errno as a socket call would set it. */
+static ssize_t tls_failed(struct transport *t, struct tls_conn *tc, int e, const char *what)
+{
+    tc->fatal = true;
+    int saved = errno;
+    if (e == SSL_ERROR_SYSCALL) {
+        ERR_clear_error();
+        errno = saved != 0 ? saved : ECONNRESET;
+        return -1;
+    }
+    char why[512], peer[64];
+    error_text(why, sizeof(why));
+    long verify = SSL_get_verify_result(tc->ssl);
+    if (verify != X509_V_OK) { /* which check refused the client's certificate */
+        size_t wl = strlen(why);
+        snprintf(why + wl, sizeof(why) - wl, " (client certificate: %s)",
+                 X509_verify_cert_error_string(verify));
+    }
+    peer_text(t->fd, peer, sizeof(peer));
+    if (tc->established)
+        LOG_LIMITED(LOG_LEVEL_WARN, WHO, "%s on listener %s with %s failed: %s", what,
+                    tc->server->listener, peer, why);
+    else /* Kafka's Selector words it so */
+        LOG_LIMITED(LOG_LEVEL_WARN, WHO, "Failed authentication with %s on listener %s (SSL "
+                    "handshake failed): %s", peer, tc->server->listener, why);
+    errno = EPROTO;
+    return -1;
+}
+
+static void handshake_done(struct transport *t, struct tls_conn *tc)
+{
+    if (tc->established || !SSL_is_init_finished(tc->ssl))
+        return;
+    tc->established = true;
+    if (logging_level() <= LOG_LEVEL_DEBUG) {
+        char principal[300], peer[64];
+        peer_text(t->fd, peer, sizeof(peer));
+        if (t->ops->principal(t, principal, sizeof(principal)) != 0)
+            snprintf(principal, sizeof(principal), "(none)");
+        LOG_DEBUG(WHO, "SSL handshake with %s on listener %s done: %s, %s, principal %s", peer,
+                  tc->server->listener, SSL_get_version(tc->ssl), SSL_get_cipher_name(tc->ssl),
+                  principal);
+    }
+}
+
+/* Reads until len is full or the socket has no more: a shorter answer means nothing waits
+ * inside OpenSSL either, so conn.c's "short read = drained" holds. */
+static ssize_t tls_read(struct transport *t, void *buf, size_t len)
+{
+    struct tls_conn *tc = t->state;
+    size_t done = 0;
+    tc->read_wants = 0;
+    while (done < len) {
+        size_t got = 0;
+        ERR_clear_error();
+        errno = 0;
+        int rc = SSL_read_ex(tc->ssl, (char *)buf + done, len - done, &got);
+        if (rc == 1) {
+            handshake_done(t, tc);
+            done += got;
+            continue;
+        }
+        int e = SSL_get_error(tc->ssl, rc);
+        handshake_done(t, tc);
+        if (e == SSL_ERROR_WANT_READ)
+            break;
+        if (e == SSL_ERROR_WANT_WRITE) {
+            tc->read_wants = LOOP_WRITE;
+            break;
+        }
+        if (done > 0)
+            break; /* the error comes again on the next call, after these bytes */
+        if (e == SSL_ERROR_ZERO_RETURN)
+            return 0; /* close_notify */
+        return tls_failed(t, tc, e, "SSL read");
+    }
+    if (done > 0)
+        return (ssize_t)done;
+    errno = EAGAIN;
+    return -1;
+}
+
+/* conn.c writes one piece at a time and retries after EAGAIN with the same bytes and length, as
+ * SSL_write requires. */
+static ssize_t tls_writev(struct transport *t, const struct iovec *iov, int iovcnt)
+{
+    struct tls_conn *tc = t->state;
+    tc->write_wants = 0;
+    if (iovcnt < 1 || iov[0].iov_len == 0)
+        return 0;
+    size_t wrote = 0;
+    ERR_clear_error();
+    errno = 0;
+    int rc = SSL_write_ex(tc->ssl, iov[0].iov_base, iov[0].iov_len, &wrote);
+    if (rc == 1)
+        return (ssize_t)wrote;
+    int e = SSL_get_error(tc->ssl, rc);
+    if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+        if (e == SSL_ERROR_WANT_READ)
+            tc->write_wants = LOOP_READ;
+        errno = EAGAIN;
+        return -1;
+    }
+    return tls_failed(t, tc, e, "SSL write");
+}
+
+static unsigned tls_wants(const struct transport *t)
+{
+    const struct tls_conn *tc = t->state;
+    return tc->read_wants | tc->write_wants;
+}
+
+static bool tls_pending(const struct transport *t)
+{
+    const struct tls_conn *tc = t->state;
+    return !tc->fatal && SSL_pending(tc->ssl) > 0;
+}
+
+static bool tls_handshaking(const struct transport *t)
+{
+    const struct tls_conn *tc = t->state;
+    return !tc->established;
+}
+
+static int tls_shutdown(struct transport *t)
+{
+    struct tls_conn *tc = t->state;
+    if (!tc->fatal && tc->established) {
+        ERR_clear_error();
+        SSL_shutdown(tc->ssl); /* close_notify, once; the peer's answer is not awaited */
+        ERR_clear_error();
+    }
+    return shutdown(t->fd, SHUT_WR);
+}
+
+static void tls_close(struct transport *t)
+{
+    struct tls_conn *tc = t->state;
+    if (tc != NULL) {
+        if (!tc->fatal && tc->established) {
+            ERR_clear_error();
+            SSL_shutdown(tc->ssl); /* best effort: the socket is non-blocking */
+        }
+        ERR_clear_error();
+        SSL_free(tc->ssl);
+        free(tc);
+        t->state = NULL;
+    }
+    if (t->fd >= 0)
+        close(t->fd);
+    t->fd = -1;
+}
+
+/* RFC 2253 as Java's X500Principal.getName() writes it: most specific RDN first, "," between,
+ * non-ASCII kept as UTF-8. */
+static int subject_text(X509 *cert, char *out, size_t len)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b == NULL)
+        return -1;
+    unsigned long flags = XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB;
+    int rc = -1;
+    if (X509_NAME_print_ex(b, X509_get_subject_name(cert), 0, flags) >= 0) {
+        char *p;
+        long n = BIO_get_mem_data(b, &p);
+        if (n >= 0 && (size_t)n < len) {
+            memcpy(out, p, (size_t)n);
+            out[n] = '\0';
+            rc = 0;
+        }
+    }
+    BIO_free(b);
+    return rc;
+}
+
+static int tls_principal(const struct transport *t, char *out, size_t len)
+{
+    const struct tls_conn *tc = t->state;
+    if (!tc->established)
+        return -1;
+    X509 *peer = SSL_get0_peer_certificate(tc->ssl);
+    if (peer == NULL)
+        return snprintf(out, len, "User:ANONYMOUS") < (int)len ? 0 : -1;
+    char dn[1024], name[1024];
+    if (subject_text(peer, dn, sizeof(dn)) != 0 ||
+        tls_principal_map(tc->server->rules, dn, name, sizeof(name)) != 0)
+        return -1;
+    return snprintf(out, len, "User:%s", name) < (int)len ? 0 : -1;
+}
+
+/* ---- principal mapping rules (Kafka's SslPrincipalMapper) ---- */
+
+void tls_principal_rules_free(struct tls_principal_rules *r)
+{
+    if (r == NULL)
+        return;
+    for (int i = 0; i < r->n; i++)
+        if (!r->rule[i].is_default) {
+            regfree(&r->rule[i].re);
+            free(r->rule[i].replacement);
+        }
+    free(r);
+}
+
+/* Up to an unescaped '/', with "\/" standing for '/'; *p is left on the '/'. */
+static char *rule_part(const char **p, bool unescape_slash)
+{
+    const char *s = *p;
+    size_t cap = strlen(s) + 1, n = 0;
+    char *out = malloc(cap);
+    if (out == NULL)
+        return NULL;
+    while (*s != '\0' && *s != '/') {
+        if (s[0] == '\\' && s[1] != '\0') {
+            if (s[1] == '/' && unescape_slash) {
+                out[n++] = '/';
+                s += 2;
+                continue;
+            }
+            out[n++] = *s++;
+        }
+        out[n++] = *s++;
+    }
+    out[n] = '\0';
+    *p = s;
+    return out;
+}
+
+struct tls_principal_rules *tls_principal_rules_parse(const char *rules, char *err, size_t errlen)
+{
+    struct tls_principal_rules *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    const char *p = rules != NULL ? rules : "";
+    for (;;) {
+        while (*p == ',' || isspace((unsigned char)*p))
+            p++;
+        if (*p == '\0')
+            break;
+        if (r->n == TLS_RULES_MAX) {
+            snprintf(err, errlen, "more than %d rules", TLS_RULES_MAX);
+            goto bad;
+        }
+        struct tls_rule *ru = &r->rule[r->n];
+        if (strncmp(p, "DEFAULT", 7) == 0) {
+            ru->is_default = true;
+            r->n++;
+            p += 7;
+            continue;
+        }
+        if (strncmp(p, "RULE:", 5) != 0) {
+            snprintf(err, errlen, "Invalid rule: %s", p);
+            goto bad;
+        }
+        p += 5;
+        char *pattern = rule_part(&p, true);
+        if (pattern == NULL || *p != '/') {
+            free(pattern);
+            snprintf(err, errlen, "Invalid rule: no replacement after the pattern");
+            goto bad;
+        }
+        p++;
+        char *replacement = rule_part(&p, true);
+        if (replacement == NULL || *p != '/') {
+            free(pattern);
+            free(replacement);
+            snprintf(err, errlen, "Invalid rule: no '/' after the replacement");
+            goto bad;
+        }
+        p++;
+        char fold = 0;
+        if (*p == 'L' || *p == 'U')
+            fold = *p++;
+        /* Java matches the whole name (Matcher.matches()): anchor the pattern. */
+        size_t pl = strlen(pattern);
+        char *anchored = malloc(pl + 5);
+        int rc = -1;
+        if (anchored != NULL) {
+            snprintf(anchored, pl + 5, "^(%s)$", pattern);
+            rc = regcomp(&ru->re, anchored, REG_EXTENDED);
+        }
+        free(anchored);
+        free(pattern);
+        if (rc != 0) {
+            free(replacement);
+            snprintf(err, errlen, "Invalid rule: the pattern does not compile");
+            goto bad;
+        }
+        ru->replacement = replacement;
+        ru->fold = fold;
+        r->n++;
+        while (*p != '\0' && *p != ',' && !isspace((unsigned char)*p))
+            p++;
+    }
+    if (r->n == 0) {
+        r->rule[0].is_default = true;
+        r->n = 1;
+    }
+    return r;
+bad:
+    tls_principal_rules_free(r);
+    return NULL;
+}
+
+/* $1..$9 of the pattern's groups (the anchored pattern's own group is 1: the user's $k is
+ * group k + 1). */
+static int rule_apply(const struct tls_rule *ru, const char *dn, char *out, size_t len)
+{
+    regmatch_t m[11];
+    if (regexec(&ru->re, dn, 11, m, 0) != 0)
+        return -1;
+    size_t n = 0;
+    for (const char *s = ru->replacement; *s != '\0'; s++) {
+        if (s[0] == '$' && s[1] >= '0' && s[1] <= '9') {
+            int g = s[1] - '0' + 1;
+            s++;
+            if (m[g].rm_so < 0)
+                continue;
+            size_t gl = (size_t)(m[g].rm_eo - m[g].rm_so);
+            if (n + gl >= len)
+                return -1;
+            memcpy(out + n, dn + m[g].rm_so, gl);
+            n += gl;
+            continue;
+        }
+        if (s[0] == '\\' && s[1] != '\0')
+            s++;
+        if (n + 1 >= len)
+            return -1;
+        out[n++] = *s;
+    }
+    out[n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        out[i] = ru->fold == 'L' ? (char)tolower((unsigned char)out[i])
+                 : ru->fold == 'U' ? (char)toupper((unsigned char)out[i]) : out[i];
+    return 0;
+}
+
+int tls_principal_map(const struct tls_principal_rules *r, const char *dn, char *out, size_t len)
+{
+    if (r == NULL)
+        return snprintf(out, len, "%s", dn) < (int)len ? 0 : -1;
+    for (int i = 0; i < r->n; i++) {
+        const struct tls_rule *ru = &r->rule[i];
+        if (ru->is_default)
+            return snprintf(out, len, "%s", dn) < (int)len ? 0 : -1;
+        if (rule_apply(ru, dn, out, len) == 0)
+            return 0;
+    }
+    return -1; /* Kafka: "No rules apply to <dn>, rules <rules>" fails the authentication */
+}
+
+/* ---- building the SSL_CTX ---- */
+
+struct build {
+    const char *listener;
+    tls_config_get_fn get;
+    void *arg;
+    char *err;
+    size_t errlen;
+};
+
+static const char *cfg(struct build *bd, const char *key, const char **used)
+{
+    const char *u = key;
+    const char *v = bd->get(bd->arg, key, &u);
+    if (used != NULL)
+        *used = u;
+    return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+static int fail(struct build *bd, const char *key, const char *value, const char *what)
+{
+    char why[512];
+    error_text(why, sizeof(why));
+    snprintf(bd->err, bd->errlen, "Invalid value %s for configuration %s: %s (%s)",
+             value != NULL ? value : "null", key, what, why);
+    return -1;
+}
+
+/* Kafka's inline PEM values may come on one line (server.properties): each block's base64 is
+ * rewrapped at 64 columns between its BEGIN and END lines. The result is malloc'ed. */
+static char *pem_normalize(const char *v)
+{
+    size_t vl = strlen(v);
+    size_t cap = vl + vl / 64 + 256;
+    char *out = malloc(cap);
+    if (out == NULL)
+        return NULL;
+    size_t n = 0;
+    const char *p = v;
+    while ((p = strstr(p, "-----BEGIN ")) != NULL) {
+        const char *hdr_end = strstr(p + 11, "-----");
+        if (hdr_end == NULL)
+            break;
+        hdr_end += 5;
+        const char *end = strstr(hdr_end, "-----END ");
+        if (end == NULL)
+            break;
+        const char *end_end = strstr(end + 9, "-----");
+        if (end_end == NULL)
+            break;
+        end_end += 5;
+        size_t body = (size_t)(end - hdr_end);
+        size_t need = (size_t)(hdr_end - p) + 1 + body + body / 64 + 1 + (size_t)(end_end - end) + 2;
+        if (n + need >= cap)
+            break;
+        memcpy(out + n, p, (size_t)(hdr_end - p));
+        n += (size_t)(hdr_end - p);
+        out[n++] = '\n';
+        int col = 0;
+        for (const char *q = hdr_end; q < end; q++) {
+            if (isspace((unsigned char)*q))
+                continue;
+            out[n++] = *q;
+            if (++col == 64) {
+                out[n++] = '\n';
+                col = 0;
+            }
+        }
+        if (col != 0)
+            out[n++] = '\n';
+        memcpy(out + n, end, (size_t)(end_end - end));
+        n += (size_t)(end_end - end);
+        out[n++] = '\n';
+        p = end_end;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+static int pass_cb(char *buf, int size, int rwflag, void *u)
+{
+    (void)rwflag;
+    const char *pw = u;
+    if (pw == NULL)
+        return 0;
+    int n = (int)strlen(pw);
+    if (n > size)
+        n = size;
+    memcpy(buf, pw, (size_t)n);
+    return n;
+}
+
+/* Every certificate of a PEM BIO, in order. */
+static STACK_OF(X509) *pem_certs(BIO *b)
+{
+    STACK_OF(X509) *certs = sk_X509_new_null();
+    X509 *x;
+    while (certs != NULL && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
+        if (sk_X509_push(certs, x) == 0)
+            X509_free(x);
+    ERR_clear_error(); /* the end of the input reads as an error */
+    return certs;
+}
+
+/* Installs key and chain (chain[0] the leaf) into ctx. */
+static int use_key_and_chain(struct build *bd, SSL_CTX *ctx, EVP_PKEY *key, STACK_OF(X509) *chain,
+                             const char *key_name, const char *value)
+{
+    if (key == NULL)
+        return fail(bd, key_name, value, "no private key (or the wrong ssl.key.password)");
+    if (chain == NULL || sk_X509_num(chain) == 0)
+        return fail(bd, key_name, value, "no certificate");
+    if (SSL_CTX_use_certificate(ctx, sk_X509_value(chain, 0)) != 1)
+        return fail(bd, key_name, value, "the certificate is not usable");
+    for (int i = 1; i < sk_X509_num(chain); i++)
+        if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(chain, i)) != 1)
+            return fail(bd, key_name, value, "a chain certificate is not usable");
+    if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1)
+        return fail(bd, key_name, value, "the private key does not match the certificate");
+    return 0;
+}
+
+static BIO *file_bio(struct build *bd, const char *key_name, const char *path)
+{
+    BIO *b = BIO_new_file(path, "rb");
+    if (b == NULL)
+        fail(bd, key_name, path, "cannot read the file");
+    return b;
+}
+
+static int load_pkcs12(struct build *bd, const char *key_name, const char *path, const char *pw,
+                       EVP_PKEY **key, X509 **cert, STACK_OF(X509) **ca)
+{
+    BIO *b = file_bio(bd, key_name, path);
+    if (b == NULL)
+        return -1;
+    PKCS12 *p12 = d2i_PKCS12_bio(b, NULL);
+    BIO_free(b);
+    if (p12 == NULL)
+        return fail(bd, key_name, path, "not a PKCS12 file");
+    int ok = PKCS12_parse(p12, pw != NULL ? pw : "", key, cert, ca);
+    PKCS12_free(p12);
+    if (ok != 1)
+        return fail(bd, key_name, path, "cannot open the PKCS12 store (wrong password?)");
+    return 0;
+}
+
+static int load_keystore(struct build *bd, SSL_CTX *ctx)
+{
+    const char *type_key, *loc_key, *chain_key, *pkey_key, *kpw_key, *spw_key;
+    const char *type = cfg(bd, "ssl.keystore.type", &type_key);
+    const char *loc = cfg(bd, "ssl.keystore.location", &loc_key);
+    const char *chain_pem = cfg(bd, "ssl.keystore.certificate.chain", &chain_key);
+    const char *key_pem = cfg(bd, "ssl.keystore.key", &pkey_key);
+    const char *key_pw = cfg(bd, "ssl.key.password", &kpw_key);
+    const char *store_pw = cfg(bd, "ssl.keystore.password", &spw_key);
+    if (type == NULL)
+        type = "JKS"; /* Kafka's default */
+    if (loc == NULL && chain_pem == NULL) {
+        snprintf(bd->err, bd->errlen, "Invalid value null for configuration %s: the %s listener "
+                 "needs a key store (ssl.keystore.location, or ssl.keystore.certificate.chain "
+                 "and ssl.keystore.key with ssl.keystore.type=PEM)", loc_key, bd->listener);
+        return -1;
+    }
+    if (loc != NULL && chain_pem != NULL) {
+        snprintf(bd->err, bd->errlen, "Invalid value %s for configuration %s: both a key store "
+                 "file and %s are set", loc, loc_key, chain_key);
+        return -1;
+    }
+    EVP_PKEY *key = NULL;
+    STACK_OF(X509) *chain = NULL;
+    int rc = -1;
+    if (strcasecmp(type, "PEM") == 0) {
+        BIO *kb = NULL, *cb = NULL;
+        char *chain_norm = NULL, *key_norm = NULL;
+        const char *key_name = loc != NULL ? loc_key : pkey_key;
+        const char *key_val = loc != NULL ? loc : key_pem;
+        if (loc != NULL) {
+            /* One file: the key and its certificate chain (KIP-651). */
+            kb = file_bio(bd, loc_key, loc);
+            cb = file_bio(bd, loc_key, loc);
+        } else if (key_pem == NULL) {
+            snprintf(bd->err, bd->errlen, "Invalid value null for configuration %s: %s is set "
+                     "without it", pkey_key, chain_key);
+        } else {
+            chain_norm = pem_normalize(chain_pem);
+            key_norm = pem_normalize(key_pem);
+            if (chain_norm != NULL && key_norm != NULL) {
+                cb = BIO_new_mem_buf(chain_norm, -1);
+                kb = BIO_new_mem_buf(key_norm, -1);
+            }
+        }
+        if (kb != NULL && cb != NULL) {
+            key = PEM_read_bio_PrivateKey(kb, NULL, pass_cb, (void *)key_pw);
+            chain = pem_certs(cb);
+            if (key == NULL && bd->err[0] == '\0')
+                rc = fail(bd, key_pw != NULL ? key_name : key_name, key_pw != NULL ? "[hidden]" : key_val,
+                          key_pw != NULL ? "cannot decrypt the private key with ssl.key.password"
+                                         : "no private key (an encrypted one needs ssl.key.password)");
+            else if (chain == NULL || sk_X509_num(chain) == 0)
+                rc = fail(bd, loc != NULL ? loc_key : chain_key, loc != NULL ? loc : "[PEM]",
+                          "no certificate");
+            else
+                rc = use_key_and_chain(bd, ctx, key, chain, key_name, key_val);
+        } else if (bd->err[0] == '\0') {
+            fail(bd, key_name, key_val, "cannot read the PEM value");
+        }
+        BIO_free(kb);
+        BIO_free(cb);
+        free(chain_norm);
+        free(key_norm);
+    } else if (strcasecmp(type, "PKCS12") == 0) {
+        if (loc == NULL) {
+            snprintf(bd->err, bd->errlen, "Invalid value null for configuration %s: a PKCS12 "
+                     "key store is a file", loc_key);
+        } else {
+            X509 *cert = NULL;
+            STACK_OF(X509) *ca = NULL;
+            if (load_pkcs12(bd, loc_key, loc, store_pw, &key, &cert, &ca) == 0) {
+                chain = sk_X509_new_null();
+                if (chain != NULL && cert != NULL && sk_X509_push(chain, cert) > 0) {
+                    cert = NULL;
+                    for (int i = 0; ca != NULL && i < sk_X509_num(ca); i++)
+                        if (sk_X509_push(chain, sk_X509_value(ca, i)) > 0)
+                            X509_up_ref(sk_X509_value(ca, i));
+                }
+                rc = use_key_and_chain(bd, ctx, key, chain, loc_key, loc);
+            }
+            X509_free(cert);
+            sk_X509_pop_free(ca, X509_free);
+        }
+    } else {
+        snprintf(bd->err, bd->errlen, "Invalid value %s for configuration %s: gregor reads PEM "
+                 "and PKCS12 stores (convert a JKS one with keytool -importkeystore "
+                 "-deststoretype PKCS12)", type, type_key);
+    }
+    EVP_PKEY_free(key);
+    sk_X509_pop_free(chain, X509_free);
+    return rc;
+}
+
+static int trust(struct build *bd, SSL_CTX *ctx, STACK_OF(X509) *certs, const char *key_name,
+                 const char *value)
+{
+    if (certs == NULL || sk_X509_num(certs) == 0)
+        return fail(bd, key_name, value, "no certificate to trust");
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    for (int i = 0; i < sk_X509_num(certs); i++) {
+        X509 *x = sk_X509_value(certs, i);
+        if (X509_STORE_add_cert(store, x) != 1 || SSL_CTX_add_client_CA(ctx, x) != 1)
+            return fail(bd, key_name, value, "a certificate cannot be trusted");
+    }
+    return 0;
+}
+
+static int load_truststore(struct build *bd, SSL_CTX *ctx, bool *have)
+{
+    const char *type_key, *loc_key, *certs_key, *pw_key;
+    const char *type = cfg(bd, "ssl.truststore.type", &type_key);
+    const char *loc = cfg(bd, "ssl.truststore.location", &loc_key);
+    const char *inline_pem = cfg(bd, "ssl.truststore.certificates", &certs_key);
+    const char *pw = cfg(bd, "ssl.truststore.password", &pw_key);
+    *have = loc != NULL || inline_pem != NULL;
+    if (!*have)
+        return 0;
+    if (type == NULL)
+        type = "JKS";
+    STACK_OF(X509) *certs = NULL;
+    int rc = -1;
+    if (strcasecmp(type, "PEM") == 0) {
+        BIO *b = NULL;
+        char *norm = NULL;
+        if (loc != NULL) {
+            b = file_bio(bd, loc_key, loc);
+        } else if ((norm = pem_normalize(inline_pem)) != NULL) {
+            b = BIO_new_mem_buf(norm, -1);
+        }
+        if (b != NULL) {
+            certs = pem_certs(b);
+            rc = trust(bd, ctx, certs, loc != NULL ? loc_key : certs_key, loc != NULL ? loc : "[PEM]");
+        } else if (bd->err[0] == '\0') {
+            fail(bd, certs_key, "[PEM]", "cannot read the PEM value");
+        }
+        BIO_free(b);
+        free(norm);
+    } else if (strcasecmp(type, "PKCS12") == 0 && loc != NULL) {
+        EVP_PKEY *key = NULL;
+        X509 *cert = NULL;
+        if (load_pkcs12(bd, loc_key, loc, pw, &key, &cert, &certs) == 0) {
+            if (cert != NULL) {
+                if (certs == NULL)
+                    certs = sk_X509_new_null();
+                if (certs != NULL && sk_X509_push(certs, cert) > 0)
+                    cert = NULL;
+            }
+            rc = trust(bd, ctx, certs, loc_key, loc);
+        }
+        EVP_PKEY_free(key);
+        X509_free(cert);
+    } else {
+        snprintf(bd->err, bd->errlen, "Invalid value %s for configuration %s: gregor reads PEM "
+                 "and PKCS12 trust stores (a PKCS12 one from ssl.truststore.location)", type,
+                 type_key);
+    }
+    sk_X509_pop_free(certs, X509_free);
+    return rc;
+}
+
+static int protocol_version(const char *name)
+{
+    static const struct { const char *name; int v; } versions[] = {
+        {"TLSv1", TLS1_VERSION}, {"TLSv1.1", TLS1_1_VERSION},
+        {"TLSv1.2", TLS1_2_VERSION}, {"TLSv1.3", TLS1_3_VERSION},
+    };
+    for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++)
+        if (strcmp(versions[i].name, name) == 0)
+            return versions[i].v;
+    return -1;
+}
+
+/* ssl.enabled.protocols (default TLSv1.2,TLSv1.3): OpenSSL takes a range, so the lowest and
+ * highest named bound it; ssl.protocol only has to be a protocol name. */
+static int set_protocols(struct build *bd, SSL_CTX *ctx)
+{
+    const char *key, *pkey;
+    const char *list = cfg(bd, "ssl.enabled.protocols", &key);
+    const char *proto = cfg(bd, "ssl.protocol", &pkey);
+    if (proto != NULL && protocol_version(proto) < 0 && strcmp(proto, "TLS") != 0) {
+        snprintf(bd->err, bd->errlen, "Invalid value %s for configuration %s: %s SSLContext "
+                 "not available", proto, pkey, proto);
+        return -1;
+    }
+    if (list == NULL)
+        list = "TLSv1.2,TLSv1.3";
+    char tmp[256];
+    if (strlen(list) >= sizeof(tmp)) {
+        snprintf(bd->err, bd->errlen, "Invalid value %s for configuration %s", list, key);
+        return -1;
+    }
+    snprintf(tmp, sizeof(tmp), "%s", list);
+    int lo = 0, hi = 0;
+    for (char *save = NULL, *tok = strtok_r(tmp, ", ", &save); tok;
+         tok = strtok_r(NULL, ", ", &save)) {
+        int v = protocol_version(tok);
+        if (v < 0) {
+            snprintf(bd->err, bd->errlen, "Invalid value %s for configuration %s: unsupported "
+                     "protocol %s", list, key, tok);
+            return -1;
+        }
+        lo = lo == 0 || v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    if (lo == 0) {
+        snprintf(bd->err, bd->errlen, "Invalid value %s for configuration %s: no protocol",
+                 list, key);
+        return -1;
+    }
+    if (SSL_CTX_set_min_proto_version(ctx, lo) != 1 || SSL_CTX_set_max_proto_version(ctx, hi) != 1)
+        return fail(bd, key, list, "cannot set the protocol range");
+    return 0;
+}
+
+/* ssl.cipher.suites names suites as IANA (and Java) do: TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+ * TLS_AES_256_GCM_SHA384. Each becomes OpenSSL's name, TLS 1.3 suites a list of their own. */
+static int set_ciphers(struct build *bd, SSL_CTX *ctx)
+{
+    const char *key;
+    const char *list = cfg(bd, "ssl.cipher.suites", &key);
+    if (list == NULL)
+        return 0;
+    SSL_CTX *all = SSL_CTX_new(TLS_server_method());
+    SSL *probe = all != NULL && SSL_CTX_set_cipher_list(all, "ALL:COMPLEMENTOFALL") == 1
+                     ? SSL_new(all) : NULL;
+    STACK_OF(SSL_CIPHER) *known = probe != NULL ? SSL_get_ciphers(probe) : NULL;
+    size_t cap = strlen(list) * 2 + 64;
+    char *tmp = strdup(list), *v12 = calloc(1, cap), *v13 = calloc(1, cap);
+    int rc = -1;
+    if (known == NULL || tmp == NULL || v12 == NULL || v13 == NULL) {
+        fail(bd, key, list, "cannot list OpenSSL's cipher suites");
+        goto out;
+    }
+    for (char *save = NULL, *tok = strtok_r(tmp, ", ", &save); tok;
+         tok = strtok_r(NULL, ", ", &save)) {
+        const SSL_CIPHER *found = NULL;
+        for (int i = 0; i < sk_SSL_CIPHER_num(known) && found == NULL; i++) {
+            const SSL_CIPHER *c = sk_SSL_CIPHER_value(known, i);
+            if (strcmp(SSL_CIPHER_standard_name(c), tok) == 0 || strcmp(SSL_CIPHER_get_name(c), tok) == 0)
+                found = c;
+        }
+        if (found == NULL) {
+            snprintf(bd->err, bd->errlen, "Invalid value %s for configuration %s: unsupported "
+                     "cipher suite %s", list, key, tok);
+            goto out;
+        }
+        /* OpenSSL names only its TLS 1.3 suites as IANA does (TLS_AES_128_GCM_SHA256). */
+        char *dst = strncmp(SSL_CIPHER_get_name(found), "TLS_", 4) == 0 ? v13 : v12;
+        size_t dl = strlen(dst);
+        snprintf(dst + dl, cap - dl, "%s%s", dl ? ":" : "", SSL_CIPHER_get_name(found));
+    }
+    /* Only TLS 1.2 suites named: TLS 1.3 keeps none, as a Java engine with that list would. */
+    if (SSL_CTX_set_cipher_list(ctx, v12[0] ? v12 : "!ALL") != 1 && v12[0] != '\0') {
+        fail(bd, key, list, "cannot set the TLS 1.2 suites");
+        goto out;
+    }
+    ERR_clear_error();
+    if (SSL_CTX_set_ciphersuites(ctx, v13) != 1) {
+        fail(bd, key, list, "cannot set the TLS 1.3 suites");
+        goto out;
+    }
+    rc = 0;
+out:
+    SSL_free(probe);
+    SSL_CTX_free(all);
+    free(tmp);
+    free(v12);
+    free(v13);
+    return rc;
+}
+
+static int set_client_auth(struct build *bd, SSL_CTX *ctx, bool have_trust)
+{
+    const char *key;
+    const char *v = cfg(bd, "ssl.client.auth", &key);
+    int mode;
+    if (v == NULL || strcasecmp(v, "none") == 0)
+        mode = SSL_VERIFY_NONE;
+    else if (strcasecmp(v, "requested") == 0)
+        mode = SSL_VERIFY_PEER;
+    else if (strcasecmp(v, "required") == 0)
+        mode = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    else {
+        snprintf(bd->err, bd->errlen, "Invalid value %s for configuration %s: String must be "
+                 "one of: required, requested, none", v, key);
+        return -1;
+    }
+    if (mode != SSL_VERIFY_NONE && !have_trust) {
+        snprintf(bd->err, bd->errlen, "Invalid value %s for configuration %s: client "
+                 "certificates need a trust store (ssl.truststore.location or "
+                 "ssl.truststore.certificates)", v, key);
+        return -1;
+    }
+    SSL_CTX_set_verify(ctx, mode, NULL);
+    return 0;
+}
+
+struct tls_server *tls_server_create(const char *listener, tls_config_get_fn get, void *arg,
+                                     char *err, size_t errlen)
+{
+    struct build bd = {listener, get, arg, err, errlen};
+    err[0] = '\0';
+    struct tls_server *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    snprintf(s->listener, sizeof(s->listener), "%s", listener);
+    s->ops = (struct transport_ops){
+        .name = "TLS",
+        .open = tls_open,
+        .read = tls_read,
+        .writev = tls_writev,
+        .sendfile = NULL,
+        .wants = tls_wants,
+        .shutdown = tls_shutdown,
+        .close = tls_close,
+        .pending = tls_pending,
+        .handshaking = tls_handshaking,
+        .principal = tls_principal,
+    };
+    ERR_clear_error();
+    s->ctx = SSL_CTX_new(TLS_server_method());
+    if (s->ctx == NULL) {
+        fail(&bd, "ssl.protocol", "TLS", "cannot create an SSL context");
+        goto bad;
+    }
+    /* Partial writes: SSL_write answers as a socket write would, with what went. Moving
+     * buffer: a retried write may come from a copy (conn.c's is the same, to be safe). */
+    SSL_CTX_set_mode(s->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* A peer that closes without close_notify ends the stream as TCP's FIN does. */
+    SSL_CTX_set_options(s->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_session_cache_mode(s->ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(s->ctx, 0);
+    bool have_trust = false;
+    const char *rules_key;
+    const char *rules = cfg(&bd, "ssl.principal.mapping.rules", &rules_key);
+    char rerr[256];
+    if (set_protocols(&bd, s->ctx) != 0 || set_ciphers(&bd, s->ctx) != 0 ||
+        load_keystore(&bd, s->ctx) != 0 || load_truststore(&bd, s->ctx, &have_trust) != 0 ||
+        set_client_auth(&bd, s->ctx, have_trust) != 0)
+        goto bad;
+    s->rules = tls_principal_rules_parse(rules, rerr, sizeof(rerr));
+    if (s->rules == NULL) {
+        snprintf(err, errlen, "Invalid value %s for configuration %s: %s", rules, rules_key, rerr);
+        goto bad;
+    }
+    ERR_clear_error();
+    return s;
+bad:
+    ERR_clear_error();
+    tls_server_free(s);
+    return NULL;
+}
+
+const struct transport_ops *tls_server_transport(struct tls_server *s) { return &s->ops; }
+
+void tls_server_free(struct tls_server *s)
+{
+    if (s == NULL)
+        return;
+    SSL_CTX_free(s->ctx);
+    tls_principal_rules_free(s->rules);
+    free(s);
+}

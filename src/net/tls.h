@@ -1,0 +1,39 @@
+/* tls: the TLS transport (OpenSSL 3) — one SSL_CTX per listener built from Kafka's ssl.* keys,
+ * and a transport_ops whose connections do the handshake, reads and writes non-blocking. */
+#ifndef GREGOR_NET_TLS_H
+#define GREGOR_NET_TLS_H
+
+#include <stddef.h>
+
+#include "net/transport.h"
+
+/* Looks up an ssl.* key for a listener: the value (NULL when unset) and, in *key_used, the key
+ * that gave it (listener.name.<l>.ssl.keystore.location before ssl.keystore.location), for the
+ * error messages. */
+typedef const char *(*tls_config_get_fn)(void *arg, const char *key, const char **key_used);
+
+struct tls_server;
+
+/* An SSL_CTX for one listener from its keys: ssl.keystore.type (PEM, PKCS12, JKS refused),
+ * ssl.keystore.location / .password, ssl.keystore.certificate.chain / ssl.keystore.key,
+ * ssl.key.password, ssl.truststore.type / .location / .password / .certificates,
+ * ssl.client.auth, ssl.enabled.protocols, ssl.protocol, ssl.cipher.suites,
+ * ssl.principal.mapping.rules. NULL with a message naming the key in err. */
+struct tls_server *tls_server_create(const char *listener, tls_config_get_fn get, void *arg,
+                                     char *err, size_t errlen);
+/* The transport of the listener's connections: lives as long as s. */
+const struct transport_ops *tls_server_transport(struct tls_server *s);
+/* Frees s; every connection made with its transport must be closed first. */
+void tls_server_free(struct tls_server *s);
+
+/* Kafka's ssl.principal.mapping.rules: a list of RULE:pattern/replacement/[LU] and DEFAULT.
+ * Parses rules into an opaque list (NULL rules or "" = DEFAULT). NULL with a message in err. */
+struct tls_principal_rules;
+struct tls_principal_rules *tls_principal_rules_parse(const char *rules, char *err, size_t errlen);
+void tls_principal_rules_free(struct tls_principal_rules *r);
+/* The principal name for a distinguished name as Java's X500Principal.getName() writes it
+ * ("CN=alice,OU=eng,O=corp"): the first rule that matches; DEFAULT is the name itself. 0, or -1
+ * when no rule matches or out is too small. */
+int tls_principal_map(const struct tls_principal_rules *r, const char *dn, char *out, size_t len);
+
+#endif
