@@ -15,7 +15,9 @@
 #include "broker/handlers.h"
 #include "broker/producer_ids.h"
 #include "broker/replica.h"
+#include "broker/txn_markers.h"
 #include "broker/txn_store.h"
+#include "broker/waiters.h"
 #include "cluster/cluster.h"
 #include "cluster/znode.h"
 #include "common/errors.h"
@@ -24,6 +26,7 @@
 #include "log/batch.h"
 #include "log/fileio.h"
 #include "net/client.h"
+#include "net/loop.h"
 #include "proto/messages.h"
 #include "txn/txn_coordinator.h"
 
@@ -33,9 +36,8 @@
 #define REPLAY_MAX_DECOMPRESSED (64u << 20)
 /* Kafka's TransactionLog defaults: transaction.state.log.segment.bytes. */
 #define TXN_TOPIC_SEGMENT_BYTES 104857600
-/* A cluster: how often an append waiting for its replication and a partition waiting for its
- * local log are looked at, and how long an append may wait (Kafka's request.timeout.ms). */
-#define WAIT_POLL_MS 5
+/* A cluster: how often a partition waiting for its local log is looked at, and how long an
+ * append may wait for its replication (Kafka's request.timeout.ms). */
 #define LOAD_WAIT_MS 20
 #define APPEND_WAIT_MAX_MS 30000
 /* Peers markers go to: connections kept, one per broker id (bounded by the cluster's size). */
@@ -44,13 +46,17 @@
 /* Where this broker stands for one partition of __transaction_state in a cluster. */
 enum store_state { STORE_NOT_OWNED, STORE_LOADING, STORE_OWNED };
 
-/* An append of the coordinator waiting for the high watermark to pass its end (acks=all). */
+/* An append of the coordinator waiting for the high watermark to pass its end (acks=all),
+ * parked as an acks=all produce is: a follower's fetch that moves the high watermark wakes
+ * it. */
 struct append_wait {
+    struct waiter w;
+    struct txn_store *s;
     int32_t partition;
+    int32_t leadership;         /* partition_leadership at the append */
     int64_t end;
-    int64_t deadline;           /* mono ms */
     struct txn_op *op;
-    struct append_wait *next;
+    struct append_wait *prev, *next; /* in s->waits */
 };
 
 struct marker_peer {
@@ -71,8 +77,8 @@ struct txn_store {
     int32_t *epoch;             /* per LOADING partition: its leader epoch */
     uint64_t load_timer;
     bool topic_requested;       /* a creation of __transaction_state is in flight */
-    struct append_wait *waits;
-    uint64_t wait_timer;
+    struct append_wait *waits;  /* parked appends */
+    struct marker_round *local_waits; /* rounds whose local markers wait for their ISR */
     struct client *client;      /* created on the first remote marker */
     struct marker_peer *peers;
     int npeers;
@@ -149,7 +155,7 @@ static int append_record(struct txn_store *s, struct partition *p, const struct 
     return e;
 }
 
-static void wait_fire(struct broker *b, void *arg);
+static bool append_replicated(struct waiter *w, enum waiter_event ev);
 
 /* The local log of a partition this broker leads in a cluster, or NULL. */
 static struct partition *led_partition(struct txn_store *s, int32_t partition)
@@ -176,15 +182,21 @@ static int cluster_append(struct txn_store *s, int32_t partition, const struct t
     if (e != KERR_NONE)
         return e;
     int64_t end = partition_log_end(p);
-    if (partition_high_watermark(p) >= end)
+    int32_t leadership = partition_leadership(p);
+    if (leadership < 0 || partition_high_watermark(p) >= end)
         return KERR_NONE;
+    if (s->b->stopping)
+        return KERR_NOT_LEADER_OR_FOLLOWER; /* no follower's fetch will come now */
     struct append_wait *w = calloc(1, sizeof(*w));
     if (w == NULL)
         return KERR_REQUEST_TIMED_OUT;
-    *w = (struct append_wait){partition, end, mono_ms() + APPEND_WAIT_MAX_MS, op, s->waits};
+    *w = (struct append_wait){.s = s, .partition = partition, .leadership = leadership,
+                              .end = end, .op = op, .next = s->waits};
+    if (s->waits != NULL)
+        s->waits->prev = w;
     s->waits = w;
-    if (s->wait_timer == 0)
-        s->wait_timer = broker_timer_add(s->b, mono_ms() + WAIT_POLL_MS, wait_fire, s);
+    waiter_park(&s->b->waiters, &w->w, WAITER_ON_APPEND, mono_ms() + APPEND_WAIT_MAX_MS,
+                append_replicated, w);
     return -1; /* pending */
 }
 
@@ -210,57 +222,66 @@ static void store_append(void *ctx, int32_t partition, const struct txn_record *
     txn_append_done(s->tc, op, (int16_t)e);
 }
 
-/* The waiting appends whose high watermark came (or whose leadership or time went). */
-static void wait_fire(struct broker *b, void *arg)
+/* A waiting append's outcome once settled: NONE when the high watermark passed it,
+ * NOT_LEADER_OR_FOLLOWER when this broker stopped leading the partition (or coordinating it). */
+static bool append_settled(struct append_wait *w, int *error)
 {
-    struct txn_store *s = arg;
-    s->wait_timer = 0;
-    struct append_wait *list = s->waits;
-    s->waits = NULL;
-    int64_t now = mono_ms();
-    while (list != NULL) {
-        struct append_wait *w = list;
-        list = w->next;
-        struct partition *p = b->cluster != NULL ? led_partition(s, w->partition) : NULL;
-        int e = -1;
-        if (p == NULL)
-            e = KERR_NOT_LEADER_OR_FOLLOWER;
-        else if (partition_high_watermark(p) >= w->end)
-            e = KERR_NONE;
-        else if (now >= w->deadline)
-            e = KERR_REQUEST_TIMED_OUT;
-        if (e < 0) {
-            w->next = s->waits;
-            s->waits = w;
-            continue;
-        }
-        struct txn_op *op = w->op;
-        free(w);
-        txn_append_done(s->tc, op, (int16_t)e); /* may add waits: they go on s->waits */
+    struct partition *p = led_partition(w->s, w->partition);
+    if (p == NULL) {
+        *error = KERR_NOT_LEADER_OR_FOLLOWER;
+        return true;
     }
-    if (s->waits != NULL && s->wait_timer == 0)
-        s->wait_timer = broker_timer_add(b, mono_ms() + WAIT_POLL_MS, wait_fire, s);
+    return partition_acks_all_settled(p, w->leadership, w->end, error);
 }
 
-/* One partition's marker, written as WriteTxnMarkers writes it; a partition that is gone (topic
- * deleted, fewer partitions) needs none, as Kafka's marker channel drops it. */
-static int write_marker(struct txn_store *s, const struct txn_marker_request *req,
-                        const struct txn_partition *tp)
+static void append_unlink(struct append_wait *w)
 {
+    struct txn_store *s = w->s;
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        s->waits = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+}
+
+/* The waiter of an append: met when settled; answered (txn_append_done) when fired, or
+ * REQUEST_TIMED_OUT at its deadline. */
+static bool append_replicated(struct waiter *wt, enum waiter_event ev)
+{
+    struct append_wait *w = wt->arg;
+    int e = KERR_NONE;
+    bool settled = append_settled(w, &e);
+    if (ev == WAITER_CHECK)
+        return settled;
+    if (!settled)
+        e = KERR_REQUEST_TIMED_OUT;
+    if (e != KERR_NONE)
+        LOG_WARN(STORE_WHO, "append to %s-%d (ending at offset %" PRId64 ") not replicated: %s",
+                 TXN_STATE_TOPIC, w->partition, w->end, kerr_name(e));
+    struct txn_store *s = w->s;
+    struct txn_op *op = w->op;
+    append_unlink(w);
+    free(w);
+    txn_append_done(s->tc, op, (int16_t)e); /* may park new appends */
+    return true;
+}
+
+/* One partition's marker, written as WriteTxnMarkers writes it (*pending: it waits for its
+ * ISR, *wait says what for); a partition that is gone (topic deleted, fewer partitions) needs
+ * none, as Kafka's marker channel drops it. */
+static int write_marker(struct txn_store *s, const struct txn_marker_request *req,
+                        const struct txn_partition *tp, struct txn_marker_replication *wait,
+                        bool *pending)
+{
+    *pending = false;
     struct topic *t = topic_find(s->b, tp->topic);
     if (t == NULL || tp->partition < 0 || tp->partition >= t->npartitions)
         return KERR_NONE;
-    struct partition *p = t->partitions[tp->partition];
-    struct log_append_info info;
-    int e = partition_write_txn_marker(p, req->producer_id, req->producer_epoch,
-                                       req->coordinator_epoch, req->commit, now_ms(), &info);
-    if (e == KERR_NONE) {
-        broker_mark_dirty(s->b, p);
-        /* The group offsets the transaction wrote there (TxnOffsetCommit) end with it. */
-        if (strcmp(tp->topic, "__consumer_offsets") == 0)
-            group_store_txn_marker(s->b, tp->partition, req->producer_id, req->commit);
+    int e = txn_marker_append(s->b, t, tp->partition, req->producer_id, req->producer_epoch,
+                              req->coordinator_epoch, req->commit, wait, pending);
+    if (e == KERR_NONE)
         return KERR_NONE;
-    }
     LOG_WARN(STORE_WHO, "%s marker of transactional id %s (producer %" PRId64 " epoch %d) "
              "to %s-%d failed: %s", req->commit ? "COMMIT" : "ABORT", req->transactional_id,
              req->producer_id, req->producer_epoch, tp->topic, tp->partition, kerr_name(e));
@@ -271,13 +292,19 @@ static int write_marker(struct txn_store *s, const struct txn_marker_request *re
     return e;
 }
 
-/* One round of markers: the local ones written, the remote ones in flight (one WriteTxnMarkers
- * per leader); the coordinator hears of it once the last answer came. */
+/* One round of markers: the local ones written (those led with replication then wait for
+ * their ISR), the remote ones in flight (one WriteTxnMarkers per leader); the coordinator hears
+ * of it once the last answer came. */
 struct marker_round {
     struct txn_store *s;
     struct txn_op *op;
-    int left;                   /* requests in flight, + 1 while being sent */
+    int left;                   /* requests in flight + the local wait, + 1 while being sent */
     int16_t first_error;
+    /* The local markers waiting for their ISR (a cluster only): */
+    struct waiter w;
+    int nlocal;
+    struct txn_marker_replication *local;   /* one per partition of the request */
+    struct marker_round *prev, *next;       /* in s->local_waits while parked */
 };
 
 /* One WriteTxnMarkers to one leader: the request's memory, freed with its answer. */
@@ -305,6 +332,8 @@ static void round_end(struct marker_round *r, int err)
     struct txn_coordinator *tc = r->s->tc;
     struct txn_op *op = r->op;
     int16_t e = r->first_error;
+    GREGOR_ASSERT(r->w.set == NULL); /* not parked */
+    free(r->local);
     free(r);
     txn_markers_done(tc, op, e);
 }
@@ -457,6 +486,78 @@ static int32_t leader_of(struct txn_store *s, const struct txn_partition *tp)
     return ct->parts[tp->partition].leader;
 }
 
+/* The round's local markers still waiting for their ISR: the settled ones leave the list, the
+ * first error noted; true once none is left. */
+static bool local_settle(struct marker_round *r)
+{
+    int k = 0;
+    for (int i = 0; i < r->nlocal; i++) {
+        int e;
+        if (!txn_marker_replicated(r->s->b, &r->local[i], &e)) {
+            r->local[k++] = r->local[i];
+            continue;
+        }
+        if (e != KERR_NONE)
+            LOG_WARN(STORE_WHO, "marker to %s-%d (ending at offset %" PRId64 ") not "
+                     "replicated: %s", r->local[i].topic, r->local[i].partition,
+                     r->local[i].end, kerr_name(e));
+        round_note(r, e);
+    }
+    r->nlocal = k;
+    return k == 0;
+}
+
+static void local_unlink(struct marker_round *r)
+{
+    struct txn_store *s = r->s;
+    if (r->prev != NULL)
+        r->prev->next = r->next;
+    else
+        s->local_waits = r->next;
+    if (r->next != NULL)
+        r->next->prev = r->prev;
+    r->prev = r->next = NULL;
+}
+
+/* The local markers' waiter: met once all are settled; at its deadline the ones left are
+ * REQUEST_TIMED_OUT (the round fails and is resent, as Kafka's marker channel retries). */
+static bool local_replicated(struct waiter *w, enum waiter_event ev)
+{
+    struct marker_round *r = w->arg;
+    bool settled = local_settle(r);
+    if (ev == WAITER_CHECK)
+        return settled;
+    if (!settled) {
+        LOG_WARN(STORE_WHO, "%d local markers not replicated within %d ms", r->nlocal,
+                 TXN_MARKER_REPLICATION_TIMEOUT_MS);
+        round_note(r, KERR_REQUEST_TIMED_OUT);
+        r->nlocal = 0;
+    }
+    local_unlink(r);
+    round_end(r, KERR_NONE); /* the local wait's count */
+    return true;
+}
+
+/* The local markers written: those that wait for their ISR park as one more count of the
+ * round. */
+static void local_wait(struct txn_store *s, struct marker_round *r)
+{
+    if (r->nlocal == 0 || local_settle(r))
+        return;
+    if (s->b->stopping) {
+        round_note(r, KERR_NOT_LEADER_OR_FOLLOWER);
+        r->nlocal = 0;
+        return;
+    }
+    r->left++;
+    r->next = s->local_waits;
+    if (s->local_waits != NULL)
+        s->local_waits->prev = r;
+    s->local_waits = r;
+    waiter_park(&s->b->waiters, &r->w, WAITER_ON_APPEND,
+                mono_ms() + TXN_MARKER_REPLICATION_TIMEOUT_MS, local_replicated, r);
+}
+
 /* A cluster: the local partitions' markers written here, the others' sent to their leaders,
  * grouped per leader. */
 static void cluster_markers(struct txn_store *s, const struct txn_marker_request *req,
@@ -465,14 +566,18 @@ static void cluster_markers(struct txn_store *s, const struct txn_marker_request
     struct marker_round *r = calloc(1, sizeof(*r));
     int *group = calloc((size_t)req->n_partitions + 1, sizeof(*group));
     int32_t *leaders = calloc((size_t)req->n_partitions + 1, sizeof(*leaders));
-    if (r == NULL || group == NULL || leaders == NULL) {
+    struct txn_marker_replication *local = calloc((size_t)req->n_partitions + 1,
+                                                  sizeof(*local));
+    if (r == NULL || group == NULL || leaders == NULL || local == NULL) {
         free(r);
         free(group);
         free(leaders);
+        free(local);
         txn_markers_done(s->tc, op, KERR_COORDINATOR_NOT_AVAILABLE);
         return;
     }
-    *r = (struct marker_round){s, op, 1, KERR_NONE};
+    *r = (struct marker_round){.s = s, .op = op, .left = 1, .first_error = KERR_NONE,
+                               .local = local};
     for (int i = 0; i < req->n_partitions; i++)
         leaders[i] = leader_of(s, &req->partitions[i]);
     for (int i = 0; i < req->n_partitions; i++) {
@@ -486,9 +591,13 @@ static void cluster_markers(struct txn_store *s, const struct txn_marker_request
         if (leader == s->b->cfg.node_id) {
             const char *topic = req->partitions[i].topic;
             struct kstr name = {(char *)topic, (int32_t)strlen(topic)};
+            bool pending = false;
             int e = broker_leader_check(s->b, name, req->partitions[i].partition) == KERR_NONE
-                        ? write_marker(s, req, &req->partitions[i])
+                        ? write_marker(s, req, &req->partitions[i], &r->local[r->nlocal],
+                                       &pending)
                         : KERR_NOT_LEADER_OR_FOLLOWER;
+            if (pending)
+                r->nlocal++;
             round_note(r, e);
             continue;
         }
@@ -502,6 +611,7 @@ static void cluster_markers(struct txn_store *s, const struct txn_marker_request
     }
     free(group);
     free(leaders);
+    local_wait(s, r);
     round_end(r, KERR_NONE); /* the sending's own count */
 }
 
@@ -515,7 +625,10 @@ static void store_send_markers(void *ctx, const struct txn_marker_request *req,
     }
     int first = KERR_NONE;
     for (int i = 0; i < req->n_partitions; i++) {
-        int e = write_marker(s, req, &req->partitions[i]);
+        struct txn_marker_replication unused;
+        bool pending;
+        int e = write_marker(s, req, &req->partitions[i], &unused, &pending);
+        GREGOR_ASSERT(!pending); /* one node: no followers to wait for */
         if (first == KERR_NONE)
             first = e;
     }
@@ -711,6 +824,9 @@ void txn_store_cluster_sync(struct broker *b)
             bool owned = s->state[p] == STORE_OWNED;
             s->state[p] = STORE_NOT_OWNED;
             int n = owned ? txn_unload_partition(s->tc, p) : 0;
+            /* Its appends waiting for their replication end (NOT_LEADER_OR_FOLLOWER). */
+            b->appended = true;
+            loop_wake_soon(b->loop);
             LOG_INFO(STORE_WHO, "Unloaded %d transactional ids of %s-%d (no longer its leader)", n,
                      TXN_STATE_TOPIC, p);
         }
@@ -869,16 +985,22 @@ void txn_store_destroy(struct txn_store *s)
         broker_timer_cancel(s->b, s->expire_timer);
     if (s->load_timer)
         broker_timer_cancel(s->b, s->load_timer);
-    if (s->wait_timer)
-        broker_timer_cancel(s->b, s->wait_timer);
     /* Markers in flight end (NETWORK_EXCEPTION: resent by the next coordinator) and the appends
      * still waiting for their replication are answered, while the coordinator exists. */
     if (s->client != NULL)
         client_destroy(s->client);
     free(s->peers);
+    while (s->local_waits != NULL) {
+        struct marker_round *r = s->local_waits;
+        waiter_unpark(&r->w);
+        local_unlink(r);
+        round_note(r, KERR_NOT_LEADER_OR_FOLLOWER);
+        round_end(r, KERR_NONE);
+    }
     while (s->waits != NULL) {
         struct append_wait *w = s->waits;
-        s->waits = w->next;
+        waiter_unpark(&w->w);
+        append_unlink(w);
         struct txn_op *op = w->op;
         free(w);
         txn_append_done(s->tc, op, KERR_NOT_LEADER_OR_FOLLOWER);
