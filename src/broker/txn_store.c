@@ -59,6 +59,18 @@ struct append_wait {
     struct append_wait *prev, *next; /* in s->waits */
 };
 
+/* One node: an append that came while __transaction_state was being created (its record
+ * copied: the coordinator lends it for the call only). */
+struct held_append {
+    int32_t partition;
+    struct txn_op *op;
+    uint8_t *key, *value;       /* value NULL for a tombstone */
+    int32_t key_len, value_len;
+    struct held_append *next;
+};
+/* At most this many appends wait for the creation (each an InitProducerId in flight). */
+#define HELD_APPENDS_MAX 4096
+
 struct marker_peer {
     int32_t id;
     char host[CLUSTER_HOST_MAX];
@@ -78,6 +90,14 @@ struct txn_store {
     uint64_t load_timer;
     bool topic_requested;       /* a creation of __transaction_state is in flight */
     struct append_wait *waits;  /* parked appends */
+    /* One node: __transaction_state being created in slices, and the appends that came
+     * meanwhile (written, in order, once it exists). */
+    bool creating;
+    struct kuuid create_id;
+    int64_t create_began;       /* mono ms */
+    uint64_t create_timer;
+    struct held_append *held, **held_tail;
+    int nheld;
     struct marker_round *local_waits; /* rounds whose local markers wait for their ISR */
     struct client *client;      /* created on the first remote marker */
     struct marker_peer *peers;
@@ -103,26 +123,47 @@ static void topic_configs(struct topic_config_kv cfg[TXN_TOPIC_CONFIGS])
     snprintf(cfg[2].value, sizeof(cfg[2].value), "%d", TXN_TOPIC_SEGMENT_BYTES);
 }
 
-/* The partition's log, the topic created on first use as Kafka does (a broker whose producers
- * never used a transactional id lists no __transaction_state). */
-static struct partition *log_partition(struct txn_store *s, int32_t index)
+static void create_fire(struct broker *b, void *arg);
+
+/* One node: __transaction_state is created on first use as Kafka does (a broker whose producers
+ * never used a transactional id lists no such topic), its partitions opened over several loop
+ * turns (topic_create_step, BROKER_TURN_US each) so that the loop keeps answering meanwhile.
+ * KERR_NONE once it exists, else COORDINATOR_NOT_AVAILABLE (being created, or it cannot be). */
+static int topic_ready(struct txn_store *s)
 {
     struct broker *b = s->b;
+    GREGOR_ASSERT(b->cluster == NULL);
     struct topic *t = topic_find(b, TXN_STATE_TOPIC);
-    if (t == NULL) {
-        struct topic_config_kv cfg[TXN_TOPIC_CONFIGS];
-        topic_configs(cfg);
-        char msg[256] = "";
-        int e = topic_create(b, TXN_STATE_TOPIC, s->nparts, cfg, TXN_TOPIC_CONFIGS, &t, msg,
-                             sizeof(msg));
-        if (e != KERR_NONE) {
-            LOG_LIMITED(LOG_LEVEL_ERROR, STORE_WHO, "cannot create %s: %s (%s)",
-                        TXN_STATE_TOPIC, kerr_name(e), msg);
-            return NULL;
-        }
-        LOG_INFO(STORE_WHO, "Created %s with %d partitions", TXN_STATE_TOPIC, s->nparts);
+    if (t != NULL)
+        return t->creating == 0 ? KERR_NONE : KERR_COORDINATOR_NOT_AVAILABLE;
+    GREGOR_ASSERT(!s->creating);
+    if (b->stopping)
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    struct topic_config_kv cfg[TXN_TOPIC_CONFIGS];
+    topic_configs(cfg);
+    char msg[256] = "";
+    int e = topic_create_begin(b, TXN_STATE_TOPIC, s->nparts, cfg, TXN_TOPIC_CONFIGS, &t, msg,
+                               sizeof(msg));
+    if (e != KERR_NONE) {
+        LOG_LIMITED(LOG_LEVEL_ERROR, STORE_WHO, "cannot create %s: %s (%s)", TXN_STATE_TOPIC,
+                    kerr_name(e), msg);
+        return KERR_COORDINATOR_NOT_AVAILABLE;
     }
-    if (t->creating != 0 || index < 0 || index >= t->npartitions)
+    s->creating = true;
+    s->create_id = t->id;
+    s->create_began = mono_ms();
+    s->create_timer = broker_timer_add(b, mono_ms(), create_fire, s);
+    LOG_INFO(STORE_WHO, "Creating %s with %d partitions", TXN_STATE_TOPIC, s->nparts);
+    return KERR_COORDINATOR_NOT_AVAILABLE;
+}
+
+/* One node: the partition's log, or NULL while __transaction_state is not there yet. */
+static struct partition *log_partition(struct txn_store *s, int32_t index)
+{
+    if (topic_ready(s) != KERR_NONE)
+        return NULL;
+    struct topic *t = topic_find(s->b, TXN_STATE_TOPIC);
+    if (index < 0 || index >= t->npartitions)
         return NULL;
     return t->partitions[index];
 }
@@ -200,6 +241,90 @@ static int cluster_append(struct txn_store *s, int32_t partition, const struct t
     return -1; /* pending */
 }
 
+/* One node, __transaction_state being created: the append waits for it; false when it cannot
+ * (bound, memory). */
+static bool hold_append(struct txn_store *s, int32_t partition, const struct txn_record *rec,
+                        struct txn_op *op)
+{
+    if (s->nheld >= HELD_APPENDS_MAX)
+        return false;
+    struct held_append *h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return false;
+    *h = (struct held_append){.partition = partition, .op = op, .key_len = rec->key_len,
+                              .value_len = rec->value_len};
+    h->key = malloc((size_t)rec->key_len + 1);
+    if (rec->value != NULL && rec->value_len >= 0)
+        h->value = malloc((size_t)rec->value_len + 1);
+    if (h->key == NULL || (rec->value != NULL && rec->value_len >= 0 && h->value == NULL)) {
+        free(h->key);
+        free(h->value);
+        free(h);
+        return false;
+    }
+    memcpy(h->key, rec->key, (size_t)rec->key_len);
+    if (h->value != NULL)
+        memcpy(h->value, rec->value, (size_t)rec->value_len);
+    if (s->held_tail == NULL)
+        s->held_tail = &s->held;
+    *s->held_tail = h;
+    s->held_tail = &h->next;
+    s->nheld++;
+    return true;
+}
+
+/* The creation ended (err NONE: the topic exists): the held appends are written in the order
+ * they came, or answered err. */
+static void release_held(struct txn_store *s, int err)
+{
+    struct held_append *list = s->held;
+    s->held = NULL;
+    s->held_tail = &s->held;
+    s->nheld = 0;
+    while (list != NULL) {
+        struct held_append *h = list;
+        list = h->next;
+        int e = err;
+        if (e == KERR_NONE) {
+            struct partition *p = log_partition(s, h->partition);
+            struct txn_record rec = {h->key, h->key_len, h->value,
+                                     h->value != NULL ? h->value_len : -1};
+            e = p != NULL ? append_record(s, p, &rec) : KERR_COORDINATOR_NOT_AVAILABLE;
+        }
+        struct txn_op *op = h->op;
+        free(h->key);
+        free(h->value);
+        free(h);
+        txn_append_done(s->tc, op, (int16_t)e); /* may append again: the topic exists now */
+    }
+}
+
+/* One step of the creation per loop turn; the held appends go once it is done. */
+static void create_fire(struct broker *b, void *arg)
+{
+    struct txn_store *s = arg;
+    s->create_timer = 0;
+    GREGOR_ASSERT(s->creating);
+    struct topic *t = topic_find(b, TXN_STATE_TOPIC);
+    char msg[256] = "";
+    bool done = false;
+    int e = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    if (t != NULL && t->creating != 0 && memcmp(&t->id, &s->create_id, sizeof(t->id)) == 0)
+        e = topic_create_step(b, t, mono_us() + BROKER_TURN_US, &done, msg, sizeof(msg));
+    if (e == KERR_NONE && !done) {
+        s->create_timer = broker_timer_add(b, mono_ms(), create_fire, s);
+        return;
+    }
+    s->creating = false;
+    if (e == KERR_NONE)
+        LOG_INFO(STORE_WHO, "Created %s with %d partitions in %lld ms", TXN_STATE_TOPIC,
+                 s->nparts, (long long)(mono_ms() - s->create_began));
+    else
+        LOG_LIMITED(LOG_LEVEL_ERROR, STORE_WHO, "cannot create %s: %s (%s)", TXN_STATE_TOPIC,
+                    kerr_name(e), msg);
+    release_held(s, e == KERR_NONE ? KERR_NONE : KERR_COORDINATOR_NOT_AVAILABLE);
+}
+
 /* One node: the append is complete once in the log (the group coordinator's records are
  * answered the same way); a cluster's waits for its replication. */
 static void store_append(void *ctx, int32_t partition, const struct txn_record *rec,
@@ -214,7 +339,9 @@ static void store_append(void *ctx, int32_t partition, const struct txn_record *
             return;
     } else {
         struct partition *p = log_partition(s, partition);
-        e = p != NULL ? append_record(s, p, rec) : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        if (p == NULL && s->creating && hold_append(s, partition, rec, op))
+            return;
+        e = p != NULL ? append_record(s, p, rec) : KERR_COORDINATOR_NOT_AVAILABLE;
     }
     if (e != KERR_NONE)
         LOG_WARN(STORE_WHO, "append to %s-%d failed: %s", TXN_STATE_TOPIC, partition,
@@ -880,6 +1007,14 @@ static void request_topic(struct txn_store *s)
     }
 }
 
+int16_t txn_store_topic_ready(struct broker *b)
+{
+    struct txn_store *s = b->txns;
+    if (s == NULL || b->cluster != NULL)
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    return (int16_t)topic_ready(s);
+}
+
 int16_t txn_store_find(struct broker *b, const char *transactional_id, struct cluster_broker *out)
 {
     struct txn_store *s = b->txns;
@@ -985,6 +1120,16 @@ void txn_store_destroy(struct txn_store *s)
         broker_timer_cancel(s->b, s->expire_timer);
     if (s->load_timer)
         broker_timer_cancel(s->b, s->load_timer);
+    if (s->create_timer)
+        broker_timer_cancel(s->b, s->create_timer);
+    if (s->creating) {
+        /* Dropped: a later start creates it again on first use. */
+        struct topic *t = topic_find(s->b, TXN_STATE_TOPIC);
+        if (t != NULL && t->creating != 0 && memcmp(&t->id, &s->create_id, sizeof(t->id)) == 0)
+            topic_create_abandon(s->b, t);
+        s->creating = false;
+    }
+    release_held(s, KERR_NOT_COORDINATOR);
     /* Markers in flight end (NETWORK_EXCEPTION: resent by the next coordinator) and the appends
      * still waiting for their replication are answered, while the coordinator exists. */
     if (s->client != NULL)
