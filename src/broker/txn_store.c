@@ -40,6 +40,9 @@
  * append may wait for its replication (Kafka's request.timeout.ms). */
 #define LOAD_WAIT_MS 20
 #define APPEND_WAIT_MAX_MS 30000
+/* A failed round of markers is resent after this long (Kafka's marker channel retries a
+ * failed partition on its next send), not at the next timeout check 10 s away. */
+#define MARKER_RETRY_MS 500
 /* Peers markers go to: connections kept, one per broker id (bounded by the cluster's size). */
 #define MARKER_PEERS_MAX 1024
 
@@ -88,6 +91,7 @@ struct txn_store {
     enum store_state *state;    /* per partition */
     int32_t *epoch;             /* per LOADING partition: its leader epoch */
     uint64_t load_timer;
+    uint64_t retry_timer;       /* a failed marker round's resend, 0 when none is due */
     bool topic_requested;       /* a creation of __transaction_state is in flight */
     struct append_wait *waits;  /* parked appends */
     /* One node: __transaction_state being created in slices, and the appends that came
@@ -450,6 +454,22 @@ static void round_note(struct marker_round *r, int err)
         r->first_error = (int16_t)err;
 }
 
+/* The resend of the failed rounds: the timeout check's pass, which resends the markers of
+ * every transaction whose round failed (and completes those whose completion failed). */
+static void retry_fire(struct broker *b, void *arg)
+{
+    (void)b;
+    struct txn_store *s = arg;
+    s->retry_timer = 0;
+    txn_abort_timed_out(s->tc);
+}
+
+static void retry_soon(struct txn_store *s)
+{
+    if (s->retry_timer == 0 && !s->b->stopping)
+        s->retry_timer = broker_timer_add(s->b, mono_ms() + MARKER_RETRY_MS, retry_fire, s);
+}
+
 static void round_end(struct marker_round *r, int err)
 {
     if (err != KERR_NONE && r->first_error == KERR_NONE)
@@ -460,6 +480,8 @@ static void round_end(struct marker_round *r, int err)
     struct txn_op *op = r->op;
     int16_t e = r->first_error;
     GREGOR_ASSERT(r->w.set == NULL); /* not parked */
+    if (e != KERR_NONE)
+        retry_soon(r->s);
     free(r->local);
     free(r);
     txn_markers_done(tc, op, e);
@@ -759,6 +781,8 @@ static void store_send_markers(void *ctx, const struct txn_marker_request *req,
         if (first == KERR_NONE)
             first = e;
     }
+    if (first != KERR_NONE)
+        retry_soon(s);
     txn_markers_done(s->tc, op, (int16_t)first);
 }
 
@@ -927,11 +951,34 @@ static void load_fire(struct broker *b, void *arg)
         load_schedule(s, LOAD_WAIT_MS);
 }
 
+/* A broker gone from ZooKeeper's live brokers: its marker connection is closed, so the markers
+ * in flight to it fail now (and are resent to the partitions' new leaders) rather than at the
+ * request timeout, 30 s on. */
+static void peers_prune(struct txn_store *s)
+{
+    const struct cluster_broker *live;
+    int n = cluster_brokers(s->b->cluster, &live);
+    for (int k = 0; k < s->npeers;) {
+        bool found = false;
+        for (int i = 0; i < n && !found; i++)
+            found = live[i].id == s->peers[k].id;
+        if (found) {
+            k++;
+            continue;
+        }
+        LOG_INFO(STORE_WHO, "Closing the marker connection to broker %d (no longer registered)",
+                 s->peers[k].id);
+        client_conn_destroy(s->peers[k].conn);
+        s->peers[k] = s->peers[--s->npeers];
+    }
+}
+
 void txn_store_cluster_sync(struct broker *b)
 {
     struct txn_store *s = b->txns;
     if (s == NULL || b->cluster == NULL)
         return;
+    peers_prune(s);
     const struct cluster_topic *ct = cluster_topic_find(b->cluster, TXN_STATE_TOPIC);
     if (ct != NULL && ct->read && ct->npartitions != s->nparts) {
         LOG_LIMITED(LOG_LEVEL_ERROR, STORE_WHO, "%s has %d partitions in ZooKeeper but "
@@ -1122,6 +1169,7 @@ void txn_store_destroy(struct txn_store *s)
         broker_timer_cancel(s->b, s->load_timer);
     if (s->create_timer)
         broker_timer_cancel(s->b, s->create_timer);
+
     if (s->creating) {
         /* Dropped: a later start creates it again on first use. */
         struct topic *t = topic_find(s->b, TXN_STATE_TOPIC);
@@ -1150,6 +1198,9 @@ void txn_store_destroy(struct txn_store *s)
         free(w);
         txn_append_done(s->tc, op, KERR_NOT_LEADER_OR_FOLLOWER);
     }
+    /* Last: the rounds ended above may have asked for a resend. */
+    if (s->retry_timer)
+        broker_timer_cancel(s->b, s->retry_timer);
     txn_destroy(s->tc);
     free(s->state);
     free(s->epoch);

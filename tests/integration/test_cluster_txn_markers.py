@@ -139,3 +139,45 @@ def test_marker_leader_killed_before_replication(tmp_path, zookeeper):
             stopped.proc.send_signal(signal.SIGCONT)
         for b in brokers:
             b.stop()
+
+
+def test_failed_marker_round_is_resent_soon(tmp_path, zookeeper):
+    """A round of markers that fails (its leader killed -9 before the follower had the marker)
+    is resent soon, as Kafka's marker channel retries, not at the next timeout check (5 min
+    here); the resend to the dead broker, whose connection cannot come back, fails once
+    ZooKeeper no longer lists it (6 s session), not at the request timeout (30 s): the
+    transaction completes on the new leader within 20 s."""
+    chroot = "/txm-" + uuid.uuid4().hex[:8]
+    cfg = dict(CONFIGS)
+    cfg.update({"zookeeper.session.timeout.ms": 6000,
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms": 300000})
+    brokers = start_brokers(tmp_path, zookeeper.connect + chroot, (1, 2, 3), cfg)
+    stopped = None
+    try:
+        coord, c = find_coordinator(brokers, "soon", 1)
+        leader, f = [i for i in (1, 2, 3) if i != c]
+        boot = ",".join(b.bootstrap for b in brokers)
+        admin = AdminClient({"bootstrap.servers": boot})
+        for fut in admin.create_topics([NewTopic("hs", num_partitions=1, replica_assignment=[
+                [leader, f]])]).values():
+            fut.result(20)
+        p = open_transaction(boot, "soon", "hs", (0,))
+        stopped = brokers[f - 1]
+        stopped.proc.send_signal(signal.SIGSTOP)
+        time.sleep(1.5)   # its parked fetch answered: the marker cannot reach it
+        p.commit_transaction(60)
+        time.sleep(1)
+        brokers[leader - 1].kill9()
+        stopped.proc.send_signal(signal.SIGCONT)
+        stopped = None
+        t0 = time.time()
+        wait_until(lambda: txn_state(coord, "soon") == (0, "CompleteCommit"), 20,
+                   what="the transaction completes on the new leader before the timeout check")
+        assert time.time() - t0 < 20
+        alive = ",".join(b.bootstrap for b in brokers if b is not brokers[leader - 1])
+        assert read_values(alive, "hs", "read_committed", 1, timeout=30, partitions=1) == [b"v-0"]
+    finally:
+        if stopped is not None:
+            stopped.proc.send_signal(signal.SIGCONT)
+        for b in brokers:
+            b.stop()
