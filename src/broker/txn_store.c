@@ -153,10 +153,14 @@ static int topic_ready(struct txn_store *s)
                     kerr_name(e), msg);
         return KERR_COORDINATOR_NOT_AVAILABLE;
     }
+    s->create_timer = broker_timer_add(b, mono_ms(), create_fire, s);
+    if (s->create_timer == 0) {
+        topic_create_abandon(b, t); /* no timer to go on with (out of memory): next time */
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    }
     s->creating = true;
     s->create_id = t->id;
     s->create_began = mono_ms();
-    s->create_timer = broker_timer_add(b, mono_ms(), create_fire, s);
     LOG_INFO(STORE_WHO, "Creating %s with %d partitions", TXN_STATE_TOPIC, s->nparts);
     return KERR_COORDINATOR_NOT_AVAILABLE;
 }
@@ -317,7 +321,11 @@ static void create_fire(struct broker *b, void *arg)
         e = topic_create_step(b, t, mono_us() + BROKER_TURN_US, &done, msg, sizeof(msg));
     if (e == KERR_NONE && !done) {
         s->create_timer = broker_timer_add(b, mono_ms(), create_fire, s);
-        return;
+        if (s->create_timer != 0)
+            return;
+        topic_create_abandon(b, t); /* out of memory: created again on next use */
+        e = KERR_COORDINATOR_NOT_AVAILABLE;
+        snprintf(msg, sizeof(msg), "no timer for the next step");
     }
     s->creating = false;
     if (e == KERR_NONE)
