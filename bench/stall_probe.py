@@ -34,6 +34,9 @@ Prints a Markdown table (one row per probe and binary). Probes:
               partition; log.retention.ms=1 h, log.segment.delete.delay.ms=0, the first retention
               check 40 s after start: measured from the produce's end until every old segment's
               files are gone (then 1 s more), so the pass that deletes them all is inside
+  txn-first   the first transactional id of a fresh broker: FindCoordinator v1 (key type 1) until
+              it names a coordinator, then InitProducerId v1 until it answers NONE (what creates
+              __transaction_state's 50 partitions), each retried every 20 ms
   emfile      soft RLIMIT_NOFILE lowered to the broker's open fds + 4 (prlimit), 50 connections
               opened beyond it, 5 s measured: broker CPU seconds and log growth
 """
@@ -54,7 +57,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from kafka_wire import _varint, crc32c, cstr, s16, uvarint  # noqa: E402
 
 PROBES = ["join", "join-rotated", "kip848", "create", "create-5000", "delete", "burst",
-          "produce", "listoffsets", "listoffsets-valid", "retention", "emfile"]
+          "produce", "listoffsets", "listoffsets-valid", "retention", "emfile", "txn-first"]
 
 
 # ---- wire helpers ----
@@ -361,6 +364,24 @@ def probe_create(b, deadline):
     return "error %d" % create_topic(b.port, "wide", 19900, deadline)
 
 
+def probe_txn_first(b, deadline):
+    tries = 0
+    with connect(b.port) as s:
+        for api, body in ((10, s16("stall-txn") + b"\x01"),
+                          (22, s16("stall-txn") + struct.pack(">i", 60000))):
+            while True:
+                tries += 1
+                s.sendall(frame(api, 1, tries, body))
+                _, resp = read_frame(s, deadline)
+                err = struct.unpack(">h", resp[4:6])[0]
+                if err == 0:
+                    break
+                if err not in (14, 15, 16, 51):   # COORDINATOR_{LOAD_IN_PROGRESS,NOT_AVAILABLE}, NOT_COORDINATOR, CONCURRENT_TRANSACTIONS
+                    return "api %d error %d" % (api, err)
+                time.sleep(0.02)
+    return "%d requests" % tries
+
+
 def probe_burst(b, deadline, n=3000):
     with connect(b.port) as s:
         s.sendall(b"".join(frame(18, 0, i, b"") for i in range(n)))
@@ -583,7 +604,7 @@ SETUP = {"kip848": probe_kip848_setup, "listoffsets": probe_listoffsets_setup,
 RUN = {"join": probe_join, "join-rotated": probe_join_rotated, "kip848": probe_kip848, "create": probe_create, "burst": probe_burst,
        "listoffsets": probe_listoffsets, "emfile": probe_emfile, "create-5000": probe_create_5000,
        "listoffsets-valid": probe_listoffsets, "delete": probe_delete, "produce": probe_produce,
-       "retention": probe_retention}
+       "retention": probe_retention, "txn-first": probe_txn_first}
 
 
 def pct(values, p):

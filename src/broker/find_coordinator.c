@@ -47,6 +47,8 @@ static void find_one(struct broker *b, struct request *r, int8_t key_type, struc
         *out = (struct coordinator_answer){KERR_NONE, cb.id, host, cb.port};
         return;
     }
+    if (key_type == 1 && txn_store_topic_ready(b) != KERR_NONE)
+        return;
     const char *host;
     int port;
     broker_advertised_for(b, r->conn, &host, &port);

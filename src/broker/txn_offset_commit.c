@@ -8,6 +8,7 @@
 #include "broker/txn_store.h"
 #include "broker/waiters.h"
 #include "common/util.h"
+#include "group/coordinator.h"
 #include "proto/messages.h"
 
 /* Kafka's offsets.commit.timeout.ms (its default), as OffsetCommit waits: how long the offsets
@@ -39,6 +40,23 @@ static bool txn_commit_replicated(struct waiter *w, enum waiter_event ev)
     r->state = NULL;
     request_finish(r);
     return true;
+}
+
+/* v3+ names the producer's group member (KIP-447): checked as Kafka's
+ * GroupCoordinator.handleTxnCommitOffsets does once the group is this broker's; v0-2 name
+ * none. */
+static int16_t member_check(struct broker *b, struct request *r,
+                            const struct txn_offset_commit_request *req, const char *group)
+{
+    if (r->api_version < 3)
+        return KERR_NONE;
+    const char *member = txn_id_of(r, req->member_id);
+    const char *instance = txn_id_of(r, req->group_instance_id);
+    /* NULL for an id holding a NUL (no member has it) or out of request memory. */
+    if ((member == NULL && req->member_id.ptr != NULL && req->member_id.len > 0) ||
+        (instance == NULL && req->group_instance_id.ptr != NULL))
+        return KERR_UNKNOWN_MEMBER_ID;
+    return gc_txn_offset_commit_validate(b->groups, group, req->generation_id, member, instance);
 }
 
 enum request_status handle_txn_offset_commit(struct broker *b, struct request *r)
@@ -85,9 +103,11 @@ enum request_status handle_txn_offset_commit(struct broker *b, struct request *r
         }
     }
     const char *group = txn_id_of(r, req->group_id);
-    int16_t err = group == NULL ? KERR_INVALID_GROUP_ID
-                                : group_store_txn_offsets(b, group, req->producer_id,
-                                                          req->producer_epoch, parts, n);
+    int16_t err = group == NULL ? KERR_INVALID_GROUP_ID : group_store_check(b, group);
+    if (err == KERR_NONE)
+        err = member_check(b, r, req, group);
+    if (err == KERR_NONE)
+        err = group_store_txn_offsets(b, group, req->producer_id, req->producer_epoch, parts, n);
     int k = 0;
     bool written = false;
     for (int32_t i = 0; i < nt; i++)

@@ -15,7 +15,9 @@
 #include "broker/handlers.h"
 #include "broker/producer_ids.h"
 #include "broker/replica.h"
+#include "broker/txn_markers.h"
 #include "broker/txn_store.h"
+#include "broker/waiters.h"
 #include "cluster/cluster.h"
 #include "cluster/znode.h"
 #include "common/errors.h"
@@ -24,6 +26,7 @@
 #include "log/batch.h"
 #include "log/fileio.h"
 #include "net/client.h"
+#include "net/loop.h"
 #include "proto/messages.h"
 #include "txn/txn_coordinator.h"
 
@@ -33,25 +36,43 @@
 #define REPLAY_MAX_DECOMPRESSED (64u << 20)
 /* Kafka's TransactionLog defaults: transaction.state.log.segment.bytes. */
 #define TXN_TOPIC_SEGMENT_BYTES 104857600
-/* A cluster: how often an append waiting for its replication and a partition waiting for its
- * local log are looked at, and how long an append may wait (Kafka's request.timeout.ms). */
-#define WAIT_POLL_MS 5
+/* A cluster: how often a partition waiting for its local log is looked at, and how long an
+ * append may wait for its replication (Kafka's request.timeout.ms). */
 #define LOAD_WAIT_MS 20
 #define APPEND_WAIT_MAX_MS 30000
+/* A failed round of markers is resent after this long (Kafka's marker channel retries a
+ * failed partition on its next send), not at the next timeout check 10 s away. */
+#define MARKER_RETRY_MS 500
 /* Peers markers go to: connections kept, one per broker id (bounded by the cluster's size). */
 #define MARKER_PEERS_MAX 1024
 
 /* Where this broker stands for one partition of __transaction_state in a cluster. */
 enum store_state { STORE_NOT_OWNED, STORE_LOADING, STORE_OWNED };
 
-/* An append of the coordinator waiting for the high watermark to pass its end (acks=all). */
+/* An append of the coordinator waiting for the high watermark to pass its end (acks=all),
+ * parked as an acks=all produce is: a follower's fetch that moves the high watermark wakes
+ * it. */
 struct append_wait {
+    struct waiter w;
+    struct txn_store *s;
     int32_t partition;
+    int32_t leadership;         /* partition_leadership at the append */
     int64_t end;
-    int64_t deadline;           /* mono ms */
     struct txn_op *op;
-    struct append_wait *next;
+    struct append_wait *prev, *next; /* in s->waits */
 };
+
+/* One node: an append that came while __transaction_state was being created (its record
+ * copied: the coordinator lends it for the call only). */
+struct held_append {
+    int32_t partition;
+    struct txn_op *op;
+    uint8_t *key, *value;       /* value NULL for a tombstone */
+    int32_t key_len, value_len;
+    struct held_append *next;
+};
+/* At most this many appends wait for the creation (each an InitProducerId in flight). */
+#define HELD_APPENDS_MAX 4096
 
 struct marker_peer {
     int32_t id;
@@ -70,9 +91,18 @@ struct txn_store {
     enum store_state *state;    /* per partition */
     int32_t *epoch;             /* per LOADING partition: its leader epoch */
     uint64_t load_timer;
+    uint64_t retry_timer;       /* a failed marker round's resend, 0 when none is due */
     bool topic_requested;       /* a creation of __transaction_state is in flight */
-    struct append_wait *waits;
-    uint64_t wait_timer;
+    struct append_wait *waits;  /* parked appends */
+    /* One node: __transaction_state being created in slices, and the appends that came
+     * meanwhile (written, in order, once it exists). */
+    bool creating;
+    struct kuuid create_id;
+    int64_t create_began;       /* mono ms */
+    uint64_t create_timer;
+    struct held_append *held, **held_tail;
+    int nheld;
+    struct marker_round *local_waits; /* rounds whose local markers wait for their ISR */
     struct client *client;      /* created on the first remote marker */
     struct marker_peer *peers;
     int npeers;
@@ -97,26 +127,51 @@ static void topic_configs(struct topic_config_kv cfg[TXN_TOPIC_CONFIGS])
     snprintf(cfg[2].value, sizeof(cfg[2].value), "%d", TXN_TOPIC_SEGMENT_BYTES);
 }
 
-/* The partition's log, the topic created on first use as Kafka does (a broker whose producers
- * never used a transactional id lists no __transaction_state). */
-static struct partition *log_partition(struct txn_store *s, int32_t index)
+static void create_fire(struct broker *b, void *arg);
+
+/* One node: __transaction_state is created on first use as Kafka does (a broker whose producers
+ * never used a transactional id lists no such topic), its partitions opened over several loop
+ * turns (topic_create_step, BROKER_TURN_US each) so that the loop keeps answering meanwhile.
+ * KERR_NONE once it exists, else COORDINATOR_NOT_AVAILABLE (being created, or it cannot be). */
+static int topic_ready(struct txn_store *s)
 {
     struct broker *b = s->b;
+    GREGOR_ASSERT(b->cluster == NULL);
     struct topic *t = topic_find(b, TXN_STATE_TOPIC);
-    if (t == NULL) {
-        struct topic_config_kv cfg[TXN_TOPIC_CONFIGS];
-        topic_configs(cfg);
-        char msg[256] = "";
-        int e = topic_create(b, TXN_STATE_TOPIC, s->nparts, cfg, TXN_TOPIC_CONFIGS, &t, msg,
-                             sizeof(msg));
-        if (e != KERR_NONE) {
-            LOG_LIMITED(LOG_LEVEL_ERROR, STORE_WHO, "cannot create %s: %s (%s)",
-                        TXN_STATE_TOPIC, kerr_name(e), msg);
-            return NULL;
-        }
-        LOG_INFO(STORE_WHO, "Created %s with %d partitions", TXN_STATE_TOPIC, s->nparts);
+    if (t != NULL)
+        return t->creating == 0 ? KERR_NONE : KERR_COORDINATOR_NOT_AVAILABLE;
+    GREGOR_ASSERT(!s->creating);
+    if (b->stopping)
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    struct topic_config_kv cfg[TXN_TOPIC_CONFIGS];
+    topic_configs(cfg);
+    char msg[256] = "";
+    int e = topic_create_begin(b, TXN_STATE_TOPIC, s->nparts, cfg, TXN_TOPIC_CONFIGS, &t, msg,
+                               sizeof(msg));
+    if (e != KERR_NONE) {
+        LOG_LIMITED(LOG_LEVEL_ERROR, STORE_WHO, "cannot create %s: %s (%s)", TXN_STATE_TOPIC,
+                    kerr_name(e), msg);
+        return KERR_COORDINATOR_NOT_AVAILABLE;
     }
-    if (t->creating != 0 || index < 0 || index >= t->npartitions)
+    s->create_timer = broker_timer_add(b, mono_ms(), create_fire, s);
+    if (s->create_timer == 0) {
+        topic_create_abandon(b, t); /* no timer to go on with (out of memory): next time */
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    }
+    s->creating = true;
+    s->create_id = t->id;
+    s->create_began = mono_ms();
+    LOG_INFO(STORE_WHO, "Creating %s with %d partitions", TXN_STATE_TOPIC, s->nparts);
+    return KERR_COORDINATOR_NOT_AVAILABLE;
+}
+
+/* One node: the partition's log, or NULL while __transaction_state is not there yet. */
+static struct partition *log_partition(struct txn_store *s, int32_t index)
+{
+    if (topic_ready(s) != KERR_NONE)
+        return NULL;
+    struct topic *t = topic_find(s->b, TXN_STATE_TOPIC);
+    if (index < 0 || index >= t->npartitions)
         return NULL;
     return t->partitions[index];
 }
@@ -149,7 +204,7 @@ static int append_record(struct txn_store *s, struct partition *p, const struct 
     return e;
 }
 
-static void wait_fire(struct broker *b, void *arg);
+static bool append_replicated(struct waiter *w, enum waiter_event ev);
 
 /* The local log of a partition this broker leads in a cluster, or NULL. */
 static struct partition *led_partition(struct txn_store *s, int32_t partition)
@@ -176,16 +231,110 @@ static int cluster_append(struct txn_store *s, int32_t partition, const struct t
     if (e != KERR_NONE)
         return e;
     int64_t end = partition_log_end(p);
-    if (partition_high_watermark(p) >= end)
+    int32_t leadership = partition_leadership(p);
+    if (leadership < 0 || partition_high_watermark(p) >= end)
         return KERR_NONE;
+    if (s->b->stopping)
+        return KERR_NOT_LEADER_OR_FOLLOWER; /* no follower's fetch will come now */
     struct append_wait *w = calloc(1, sizeof(*w));
     if (w == NULL)
         return KERR_REQUEST_TIMED_OUT;
-    *w = (struct append_wait){partition, end, mono_ms() + APPEND_WAIT_MAX_MS, op, s->waits};
+    *w = (struct append_wait){.s = s, .partition = partition, .leadership = leadership,
+                              .end = end, .op = op, .next = s->waits};
+    if (s->waits != NULL)
+        s->waits->prev = w;
     s->waits = w;
-    if (s->wait_timer == 0)
-        s->wait_timer = broker_timer_add(s->b, mono_ms() + WAIT_POLL_MS, wait_fire, s);
+    waiter_park(&s->b->waiters, &w->w, WAITER_ON_APPEND, mono_ms() + APPEND_WAIT_MAX_MS,
+                append_replicated, w);
     return -1; /* pending */
+}
+
+/* One node, __transaction_state being created: the append waits for it; false when it cannot
+ * (bound, memory). */
+static bool hold_append(struct txn_store *s, int32_t partition, const struct txn_record *rec,
+                        struct txn_op *op)
+{
+    if (s->nheld >= HELD_APPENDS_MAX)
+        return false;
+    struct held_append *h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return false;
+    *h = (struct held_append){.partition = partition, .op = op, .key_len = rec->key_len,
+                              .value_len = rec->value_len};
+    h->key = malloc((size_t)rec->key_len + 1);
+    if (rec->value != NULL && rec->value_len >= 0)
+        h->value = malloc((size_t)rec->value_len + 1);
+    if (h->key == NULL || (rec->value != NULL && rec->value_len >= 0 && h->value == NULL)) {
+        free(h->key);
+        free(h->value);
+        free(h);
+        return false;
+    }
+    memcpy(h->key, rec->key, (size_t)rec->key_len);
+    if (h->value != NULL)
+        memcpy(h->value, rec->value, (size_t)rec->value_len);
+    if (s->held_tail == NULL)
+        s->held_tail = &s->held;
+    *s->held_tail = h;
+    s->held_tail = &h->next;
+    s->nheld++;
+    return true;
+}
+
+/* The creation ended (err NONE: the topic exists): the held appends are written in the order
+ * they came, or answered err. */
+static void release_held(struct txn_store *s, int err)
+{
+    struct held_append *list = s->held;
+    s->held = NULL;
+    s->held_tail = &s->held;
+    s->nheld = 0;
+    while (list != NULL) {
+        struct held_append *h = list;
+        list = h->next;
+        int e = err;
+        if (e == KERR_NONE) {
+            struct partition *p = log_partition(s, h->partition);
+            struct txn_record rec = {h->key, h->key_len, h->value,
+                                     h->value != NULL ? h->value_len : -1};
+            e = p != NULL ? append_record(s, p, &rec) : KERR_COORDINATOR_NOT_AVAILABLE;
+        }
+        struct txn_op *op = h->op;
+        free(h->key);
+        free(h->value);
+        free(h);
+        txn_append_done(s->tc, op, (int16_t)e); /* may append again: the topic exists now */
+    }
+}
+
+/* One step of the creation per loop turn; the held appends go once it is done. */
+static void create_fire(struct broker *b, void *arg)
+{
+    struct txn_store *s = arg;
+    s->create_timer = 0;
+    GREGOR_ASSERT(s->creating);
+    struct topic *t = topic_find(b, TXN_STATE_TOPIC);
+    char msg[256] = "";
+    bool done = false;
+    int e = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    if (t != NULL && t->creating != 0 && memcmp(&t->id, &s->create_id, sizeof(t->id)) == 0)
+        e = topic_create_step(b, t, mono_us() + BROKER_TURN_US, &done, msg, sizeof(msg));
+    if (e == KERR_NONE && !done) {
+        s->create_timer = broker_timer_add(b, mono_ms(), create_fire, s);
+        if (s->create_timer != 0)
+            return;
+        topic_create_abandon(b, t); /* out of memory: created again on next use */
+        e = KERR_COORDINATOR_NOT_AVAILABLE;
+        snprintf(msg, sizeof(msg), "no timer for the next step");
+    }
+    s->creating = false;
+    if (e == KERR_NONE)
+        LOG_INFO(STORE_WHO, "Created %s with %d partitions in %lld ms", TXN_STATE_TOPIC,
+                 s->nparts, (long long)(mono_ms() - s->create_began));
+    else
+        LOG_LIMITED(LOG_LEVEL_ERROR, STORE_WHO, "cannot create %s: %s (%s)", TXN_STATE_TOPIC,
+                    kerr_name(e), msg);
+    release_held(s, e == KERR_NONE ? KERR_NONE : KERR_COORDINATOR_NOT_AVAILABLE);
 }
 
 /* One node: the append is complete once in the log (the group coordinator's records are
@@ -202,7 +351,9 @@ static void store_append(void *ctx, int32_t partition, const struct txn_record *
             return;
     } else {
         struct partition *p = log_partition(s, partition);
-        e = p != NULL ? append_record(s, p, rec) : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        if (p == NULL && s->creating && hold_append(s, partition, rec, op))
+            return;
+        e = p != NULL ? append_record(s, p, rec) : KERR_COORDINATOR_NOT_AVAILABLE;
     }
     if (e != KERR_NONE)
         LOG_WARN(STORE_WHO, "append to %s-%d failed: %s", TXN_STATE_TOPIC, partition,
@@ -210,57 +361,66 @@ static void store_append(void *ctx, int32_t partition, const struct txn_record *
     txn_append_done(s->tc, op, (int16_t)e);
 }
 
-/* The waiting appends whose high watermark came (or whose leadership or time went). */
-static void wait_fire(struct broker *b, void *arg)
+/* A waiting append's outcome once settled: NONE when the high watermark passed it,
+ * NOT_LEADER_OR_FOLLOWER when this broker stopped leading the partition (or coordinating it). */
+static bool append_settled(struct append_wait *w, int *error)
 {
-    struct txn_store *s = arg;
-    s->wait_timer = 0;
-    struct append_wait *list = s->waits;
-    s->waits = NULL;
-    int64_t now = mono_ms();
-    while (list != NULL) {
-        struct append_wait *w = list;
-        list = w->next;
-        struct partition *p = b->cluster != NULL ? led_partition(s, w->partition) : NULL;
-        int e = -1;
-        if (p == NULL)
-            e = KERR_NOT_LEADER_OR_FOLLOWER;
-        else if (partition_high_watermark(p) >= w->end)
-            e = KERR_NONE;
-        else if (now >= w->deadline)
-            e = KERR_REQUEST_TIMED_OUT;
-        if (e < 0) {
-            w->next = s->waits;
-            s->waits = w;
-            continue;
-        }
-        struct txn_op *op = w->op;
-        free(w);
-        txn_append_done(s->tc, op, (int16_t)e); /* may add waits: they go on s->waits */
+    struct partition *p = led_partition(w->s, w->partition);
+    if (p == NULL) {
+        *error = KERR_NOT_LEADER_OR_FOLLOWER;
+        return true;
     }
-    if (s->waits != NULL && s->wait_timer == 0)
-        s->wait_timer = broker_timer_add(b, mono_ms() + WAIT_POLL_MS, wait_fire, s);
+    return partition_acks_all_settled(p, w->leadership, w->end, error);
 }
 
-/* One partition's marker, written as WriteTxnMarkers writes it; a partition that is gone (topic
- * deleted, fewer partitions) needs none, as Kafka's marker channel drops it. */
-static int write_marker(struct txn_store *s, const struct txn_marker_request *req,
-                        const struct txn_partition *tp)
+static void append_unlink(struct append_wait *w)
 {
+    struct txn_store *s = w->s;
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        s->waits = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+}
+
+/* The waiter of an append: met when settled; answered (txn_append_done) when fired, or
+ * REQUEST_TIMED_OUT at its deadline. */
+static bool append_replicated(struct waiter *wt, enum waiter_event ev)
+{
+    struct append_wait *w = wt->arg;
+    int e = KERR_NONE;
+    bool settled = append_settled(w, &e);
+    if (ev == WAITER_CHECK)
+        return settled;
+    if (!settled)
+        e = KERR_REQUEST_TIMED_OUT;
+    if (e != KERR_NONE)
+        LOG_WARN(STORE_WHO, "append to %s-%d (ending at offset %" PRId64 ") not replicated: %s",
+                 TXN_STATE_TOPIC, w->partition, w->end, kerr_name(e));
+    struct txn_store *s = w->s;
+    struct txn_op *op = w->op;
+    append_unlink(w);
+    free(w);
+    txn_append_done(s->tc, op, (int16_t)e); /* may park new appends */
+    return true;
+}
+
+/* One partition's marker, written as WriteTxnMarkers writes it (*pending: it waits for its
+ * ISR, *wait says what for); a partition that is gone (topic deleted, fewer partitions) needs
+ * none, as Kafka's marker channel drops it. */
+static int write_marker(struct txn_store *s, const struct txn_marker_request *req,
+                        const struct txn_partition *tp, struct txn_marker_replication *wait,
+                        bool *pending)
+{
+    *pending = false;
     struct topic *t = topic_find(s->b, tp->topic);
     if (t == NULL || tp->partition < 0 || tp->partition >= t->npartitions)
         return KERR_NONE;
-    struct partition *p = t->partitions[tp->partition];
-    struct log_append_info info;
-    int e = partition_write_txn_marker(p, req->producer_id, req->producer_epoch,
-                                       req->coordinator_epoch, req->commit, now_ms(), &info);
-    if (e == KERR_NONE) {
-        broker_mark_dirty(s->b, p);
-        /* The group offsets the transaction wrote there (TxnOffsetCommit) end with it. */
-        if (strcmp(tp->topic, "__consumer_offsets") == 0)
-            group_store_txn_marker(s->b, tp->partition, req->producer_id, req->commit);
+    int e = txn_marker_append(s->b, t, tp->partition, req->producer_id, req->producer_epoch,
+                              req->coordinator_epoch, req->commit, wait, pending);
+    if (e == KERR_NONE)
         return KERR_NONE;
-    }
     LOG_WARN(STORE_WHO, "%s marker of transactional id %s (producer %" PRId64 " epoch %d) "
              "to %s-%d failed: %s", req->commit ? "COMMIT" : "ABORT", req->transactional_id,
              req->producer_id, req->producer_epoch, tp->topic, tp->partition, kerr_name(e));
@@ -271,13 +431,19 @@ static int write_marker(struct txn_store *s, const struct txn_marker_request *re
     return e;
 }
 
-/* One round of markers: the local ones written, the remote ones in flight (one WriteTxnMarkers
- * per leader); the coordinator hears of it once the last answer came. */
+/* One round of markers: the local ones written (those led with replication then wait for
+ * their ISR), the remote ones in flight (one WriteTxnMarkers per leader); the coordinator hears
+ * of it once the last answer came. */
 struct marker_round {
     struct txn_store *s;
     struct txn_op *op;
-    int left;                   /* requests in flight, + 1 while being sent */
+    int left;                   /* requests in flight + the local wait, + 1 while being sent */
     int16_t first_error;
+    /* The local markers waiting for their ISR (a cluster only): */
+    struct waiter w;
+    int nlocal;
+    struct txn_marker_replication *local;   /* one per partition of the request */
+    struct marker_round *prev, *next;       /* in s->local_waits while parked */
 };
 
 /* One WriteTxnMarkers to one leader: the request's memory, freed with its answer. */
@@ -296,6 +462,22 @@ static void round_note(struct marker_round *r, int err)
         r->first_error = (int16_t)err;
 }
 
+/* The resend of the failed rounds: the timeout check's pass, which resends the markers of
+ * every transaction whose round failed (and completes those whose completion failed). */
+static void retry_fire(struct broker *b, void *arg)
+{
+    (void)b;
+    struct txn_store *s = arg;
+    s->retry_timer = 0;
+    txn_abort_timed_out(s->tc);
+}
+
+static void retry_soon(struct txn_store *s)
+{
+    if (s->retry_timer == 0 && !s->b->stopping)
+        s->retry_timer = broker_timer_add(s->b, mono_ms() + MARKER_RETRY_MS, retry_fire, s);
+}
+
 static void round_end(struct marker_round *r, int err)
 {
     if (err != KERR_NONE && r->first_error == KERR_NONE)
@@ -305,6 +487,10 @@ static void round_end(struct marker_round *r, int err)
     struct txn_coordinator *tc = r->s->tc;
     struct txn_op *op = r->op;
     int16_t e = r->first_error;
+    GREGOR_ASSERT(r->w.set == NULL); /* not parked */
+    if (e != KERR_NONE)
+        retry_soon(r->s);
+    free(r->local);
     free(r);
     txn_markers_done(tc, op, e);
 }
@@ -457,6 +643,78 @@ static int32_t leader_of(struct txn_store *s, const struct txn_partition *tp)
     return ct->parts[tp->partition].leader;
 }
 
+/* The round's local markers still waiting for their ISR: the settled ones leave the list, the
+ * first error noted; true once none is left. */
+static bool local_settle(struct marker_round *r)
+{
+    int k = 0;
+    for (int i = 0; i < r->nlocal; i++) {
+        int e;
+        if (!txn_marker_replicated(r->s->b, &r->local[i], &e)) {
+            r->local[k++] = r->local[i];
+            continue;
+        }
+        if (e != KERR_NONE)
+            LOG_WARN(STORE_WHO, "marker to %s-%d (ending at offset %" PRId64 ") not "
+                     "replicated: %s", r->local[i].topic, r->local[i].partition,
+                     r->local[i].end, kerr_name(e));
+        round_note(r, e);
+    }
+    r->nlocal = k;
+    return k == 0;
+}
+
+static void local_unlink(struct marker_round *r)
+{
+    struct txn_store *s = r->s;
+    if (r->prev != NULL)
+        r->prev->next = r->next;
+    else
+        s->local_waits = r->next;
+    if (r->next != NULL)
+        r->next->prev = r->prev;
+    r->prev = r->next = NULL;
+}
+
+/* The local markers' waiter: met once all are settled; at its deadline the ones left are
+ * REQUEST_TIMED_OUT (the round fails and is resent, as Kafka's marker channel retries). */
+static bool local_replicated(struct waiter *w, enum waiter_event ev)
+{
+    struct marker_round *r = w->arg;
+    bool settled = local_settle(r);
+    if (ev == WAITER_CHECK)
+        return settled;
+    if (!settled) {
+        LOG_WARN(STORE_WHO, "%d local markers not replicated within %d ms", r->nlocal,
+                 TXN_MARKER_REPLICATION_TIMEOUT_MS);
+        round_note(r, KERR_REQUEST_TIMED_OUT);
+        r->nlocal = 0;
+    }
+    local_unlink(r);
+    round_end(r, KERR_NONE); /* the local wait's count */
+    return true;
+}
+
+/* The local markers written: those that wait for their ISR park as one more count of the
+ * round. */
+static void local_wait(struct txn_store *s, struct marker_round *r)
+{
+    if (r->nlocal == 0 || local_settle(r))
+        return;
+    if (s->b->stopping) {
+        round_note(r, KERR_NOT_LEADER_OR_FOLLOWER);
+        r->nlocal = 0;
+        return;
+    }
+    r->left++;
+    r->next = s->local_waits;
+    if (s->local_waits != NULL)
+        s->local_waits->prev = r;
+    s->local_waits = r;
+    waiter_park(&s->b->waiters, &r->w, WAITER_ON_APPEND,
+                mono_ms() + TXN_MARKER_REPLICATION_TIMEOUT_MS, local_replicated, r);
+}
+
 /* A cluster: the local partitions' markers written here, the others' sent to their leaders,
  * grouped per leader. */
 static void cluster_markers(struct txn_store *s, const struct txn_marker_request *req,
@@ -465,14 +723,18 @@ static void cluster_markers(struct txn_store *s, const struct txn_marker_request
     struct marker_round *r = calloc(1, sizeof(*r));
     int *group = calloc((size_t)req->n_partitions + 1, sizeof(*group));
     int32_t *leaders = calloc((size_t)req->n_partitions + 1, sizeof(*leaders));
-    if (r == NULL || group == NULL || leaders == NULL) {
+    struct txn_marker_replication *local = calloc((size_t)req->n_partitions + 1,
+                                                  sizeof(*local));
+    if (r == NULL || group == NULL || leaders == NULL || local == NULL) {
         free(r);
         free(group);
         free(leaders);
+        free(local);
         txn_markers_done(s->tc, op, KERR_COORDINATOR_NOT_AVAILABLE);
         return;
     }
-    *r = (struct marker_round){s, op, 1, KERR_NONE};
+    *r = (struct marker_round){.s = s, .op = op, .left = 1, .first_error = KERR_NONE,
+                               .local = local};
     for (int i = 0; i < req->n_partitions; i++)
         leaders[i] = leader_of(s, &req->partitions[i]);
     for (int i = 0; i < req->n_partitions; i++) {
@@ -486,9 +748,13 @@ static void cluster_markers(struct txn_store *s, const struct txn_marker_request
         if (leader == s->b->cfg.node_id) {
             const char *topic = req->partitions[i].topic;
             struct kstr name = {(char *)topic, (int32_t)strlen(topic)};
+            bool pending = false;
             int e = broker_leader_check(s->b, name, req->partitions[i].partition) == KERR_NONE
-                        ? write_marker(s, req, &req->partitions[i])
+                        ? write_marker(s, req, &req->partitions[i], &r->local[r->nlocal],
+                                       &pending)
                         : KERR_NOT_LEADER_OR_FOLLOWER;
+            if (pending)
+                r->nlocal++;
             round_note(r, e);
             continue;
         }
@@ -502,6 +768,7 @@ static void cluster_markers(struct txn_store *s, const struct txn_marker_request
     }
     free(group);
     free(leaders);
+    local_wait(s, r);
     round_end(r, KERR_NONE); /* the sending's own count */
 }
 
@@ -515,10 +782,15 @@ static void store_send_markers(void *ctx, const struct txn_marker_request *req,
     }
     int first = KERR_NONE;
     for (int i = 0; i < req->n_partitions; i++) {
-        int e = write_marker(s, req, &req->partitions[i]);
+        struct txn_marker_replication unused;
+        bool pending;
+        int e = write_marker(s, req, &req->partitions[i], &unused, &pending);
+        GREGOR_ASSERT(!pending); /* one node: no followers to wait for */
         if (first == KERR_NONE)
             first = e;
     }
+    if (first != KERR_NONE)
+        retry_soon(s);
     txn_markers_done(s->tc, op, (int16_t)first);
 }
 
@@ -687,11 +959,34 @@ static void load_fire(struct broker *b, void *arg)
         load_schedule(s, LOAD_WAIT_MS);
 }
 
+/* A broker gone from ZooKeeper's live brokers: its marker connection is closed, so the markers
+ * in flight to it fail now (and are resent to the partitions' new leaders) rather than at the
+ * request timeout, 30 s on. */
+static void peers_prune(struct txn_store *s)
+{
+    const struct cluster_broker *live;
+    int n = cluster_brokers(s->b->cluster, &live);
+    for (int k = 0; k < s->npeers;) {
+        bool found = false;
+        for (int i = 0; i < n && !found; i++)
+            found = live[i].id == s->peers[k].id;
+        if (found) {
+            k++;
+            continue;
+        }
+        LOG_INFO(STORE_WHO, "Closing the marker connection to broker %d (no longer registered)",
+                 s->peers[k].id);
+        client_conn_destroy(s->peers[k].conn);
+        s->peers[k] = s->peers[--s->npeers];
+    }
+}
+
 void txn_store_cluster_sync(struct broker *b)
 {
     struct txn_store *s = b->txns;
     if (s == NULL || b->cluster == NULL)
         return;
+    peers_prune(s);
     const struct cluster_topic *ct = cluster_topic_find(b->cluster, TXN_STATE_TOPIC);
     if (ct != NULL && ct->read && ct->npartitions != s->nparts) {
         LOG_LIMITED(LOG_LEVEL_ERROR, STORE_WHO, "%s has %d partitions in ZooKeeper but "
@@ -711,6 +1006,9 @@ void txn_store_cluster_sync(struct broker *b)
             bool owned = s->state[p] == STORE_OWNED;
             s->state[p] = STORE_NOT_OWNED;
             int n = owned ? txn_unload_partition(s->tc, p) : 0;
+            /* Its appends waiting for their replication end (NOT_LEADER_OR_FOLLOWER). */
+            b->appended = true;
+            loop_wake_soon(b->loop);
             LOG_INFO(STORE_WHO, "Unloaded %d transactional ids of %s-%d (no longer its leader)", n,
                      TXN_STATE_TOPIC, p);
         }
@@ -762,6 +1060,14 @@ static void request_topic(struct txn_store *s)
         LOG_LIMITED(LOG_LEVEL_WARN, STORE_WHO, "cannot create %s: %s (%s)", TXN_STATE_TOPIC,
                     kerr_name(e), msg);
     }
+}
+
+int16_t txn_store_topic_ready(struct broker *b)
+{
+    struct txn_store *s = b->txns;
+    if (s == NULL || b->cluster != NULL)
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    return (int16_t)topic_ready(s);
 }
 
 int16_t txn_store_find(struct broker *b, const char *transactional_id, struct cluster_broker *out)
@@ -869,20 +1175,40 @@ void txn_store_destroy(struct txn_store *s)
         broker_timer_cancel(s->b, s->expire_timer);
     if (s->load_timer)
         broker_timer_cancel(s->b, s->load_timer);
-    if (s->wait_timer)
-        broker_timer_cancel(s->b, s->wait_timer);
+    if (s->create_timer)
+        broker_timer_cancel(s->b, s->create_timer);
+
+    if (s->creating) {
+        /* Dropped: a later start creates it again on first use. */
+        struct topic *t = topic_find(s->b, TXN_STATE_TOPIC);
+        if (t != NULL && t->creating != 0 && memcmp(&t->id, &s->create_id, sizeof(t->id)) == 0)
+            topic_create_abandon(s->b, t);
+        s->creating = false;
+    }
+    release_held(s, KERR_NOT_COORDINATOR);
     /* Markers in flight end (NETWORK_EXCEPTION: resent by the next coordinator) and the appends
      * still waiting for their replication are answered, while the coordinator exists. */
     if (s->client != NULL)
         client_destroy(s->client);
     free(s->peers);
+    while (s->local_waits != NULL) {
+        struct marker_round *r = s->local_waits;
+        waiter_unpark(&r->w);
+        local_unlink(r);
+        round_note(r, KERR_NOT_LEADER_OR_FOLLOWER);
+        round_end(r, KERR_NONE);
+    }
     while (s->waits != NULL) {
         struct append_wait *w = s->waits;
-        s->waits = w->next;
+        waiter_unpark(&w->w);
+        append_unlink(w);
         struct txn_op *op = w->op;
         free(w);
         txn_append_done(s->tc, op, KERR_NOT_LEADER_OR_FOLLOWER);
     }
+    /* Last: the rounds ended above may have asked for a resend. */
+    if (s->retry_timer)
+        broker_timer_cancel(s->b, s->retry_timer);
     txn_destroy(s->tc);
     free(s->state);
     free(s->epoch);

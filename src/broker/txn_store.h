@@ -32,6 +32,11 @@ void txn_store_cluster_sync(struct broker *b);
 struct cluster_broker;
 int16_t txn_store_find(struct broker *b, const char *transactional_id, struct cluster_broker *out);
 
+/* One node's FindCoordinator for a transactional id: KERR_NONE once __transaction_state exists;
+ * else its creation (in slices, over loop turns) is started or still going and the answer is
+ * COORDINATOR_NOT_AVAILABLE, as Kafka answers until its internal topic is created. */
+int16_t txn_store_topic_ready(struct broker *b);
+
 /* Whether a partition exists (Kafka's metadata cache): in a cluster ZooKeeper's view, else the
  * local topics. */
 bool txn_store_partition_known(struct broker *b, const char *topic, int32_t partition);

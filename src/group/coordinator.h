@@ -235,6 +235,13 @@ struct gc_commit_args {
 
 void gc_offset_commit(struct group_coordinator *gc, const struct gc_commit_args *a,
                       struct gc_commit_partition *parts, int n);
+/* TxnOffsetCommit's member checks (Kafka's GroupCoordinator.handleTxnCommitOffsets): NONE,
+ * COORDINATOR_NOT_AVAILABLE (the group is dead), or, for a commit that names a member
+ * (generation >= 0, a member id or an instance id) other than one of generation -1 into an
+ * empty group, FENCED_INSTANCE_ID, UNKNOWN_MEMBER_ID or ILLEGAL_GENERATION. */
+int16_t gc_txn_offset_commit_validate(struct group_coordinator *gc, const char *group_id,
+                                      int32_t generation, const char *member_id,
+                                      const char *instance_id);
 
 struct gc_offset {
     const char *topic;             /* borrowed from the coordinator */

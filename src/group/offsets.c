@@ -213,6 +213,42 @@ static int16_t validate_commit(struct group *g, const struct gc_commit_args *a, 
     return KERR_NONE;
 }
 
+/* Kafka's validateOffsetCommit for a transactional commit (GroupCoordinator.doTxnCommitOffsets):
+ * a commit naming a member (a generation, a member id or an instance id: TxnOffsetCommit v3+)
+ * must come from a current member of the group at its generation, unless it has generation -1
+ * and the group is empty (an admin tool, a consumer without group management); one naming none
+ * (v0-2, or v3+ with generation -1 and no member id) is taken whatever the group's state, as
+ * older producers know no member. A group not known here is one Kafka creates empty. */
+int16_t gc_txn_offset_commit_validate(struct group_coordinator *gc, const char *group_id,
+                                      int32_t generation, const char *member_id,
+                                      const char *instance_id)
+{
+    const char *mid = member_id != NULL ? member_id : "";
+    bool names_member = generation >= 0 || mid[0] != '\0' || instance_id != NULL;
+    struct group *g = group_id != NULL ? gc_group_find(gc, group_id) : NULL;
+    if (g != NULL && g->state == GC_DEAD)
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    if (!names_member)
+        return KERR_NONE;
+    if (g != NULL && g->cg != NULL) {
+        struct gc_commit_args a = {.group_id = group_id, .generation = generation,
+                                   .member_id = mid, .instance_id = instance_id,
+                                   .version = 9};
+        int16_t e = cg_validate_commit(g, &a);
+        /* TxnOffsetCommit knows no STALE_MEMBER_EPOCH: a stale epoch is an old generation. */
+        return e == CG_ERR_STALE_MEMBER_EPOCH ? KERR_ILLEGAL_GENERATION : e;
+    }
+    if (generation < 0 && (g == NULL || g->state == GC_EMPTY))
+        return KERR_NONE;
+    if (g == NULL)
+        return KERR_UNKNOWN_MEMBER_ID; /* created empty: no member is known */
+    struct member *m;
+    int16_t e = gc_validate_member(g, mid, instance_id, &m);
+    if (e != KERR_NONE)
+        return e;
+    return generation != g->generation ? KERR_ILLEGAL_GENERATION : KERR_NONE;
+}
+
 static int16_t commit_append_error(int e)
 {
     if (e == KERR_MESSAGE_TOO_LARGE || e == KERR_RECORD_LIST_TOO_LARGE ||

@@ -586,8 +586,8 @@ void txn_markers_done(struct txn_coordinator *tc, struct txn_op *op, int16_t err
     t->op = NULL;
     if (err != KERR_NONE) {
         LOG_WARN(TXN_WHO, "markers of transactional id %s (producer %lld epoch %d) failed: %s; "
-                 "resent by the next timeout check", t->id, (long long)t->producer_id,
-                 t->producer_epoch, kerr_name(err));
+                 "to be resent", t->id, (long long)t->producer_id, t->producer_epoch,
+                 kerr_name(err));
         t->needs_markers = true;
         return;
     }
