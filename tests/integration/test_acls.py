@@ -1,0 +1,214 @@
+"""Authorization (issue 19): Kafka's ACLs with authorizer.class.name set.
+
+Brokers with an SSL listener and ssl.client.auth=required map each client certificate to
+User:alice, User:bob or User:admin (super.users). ACLs are made through the admin API
+(confluent_kafka's AdminClient create_acls / describe_acls / delete_acls), then real clients
+meet them: alice may write topic t but not read it, bob reads t with group g, Metadata leaves
+out what a principal may not describe, PREFIXED patterns, DENY over ALLOW,
+allow.everyone.if.no.acl.found, and the ACLs survive a restart (the ACL file).
+"""
+import time
+import uuid
+
+import pytest
+
+from conftest import Broker, free_port
+from test_tls import make_ca, make_cert, pem_keystore
+
+ACL_AUTHORIZER = "kafka.security.authorizer.AclAuthorizer"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    import os
+    d = str(tmp_path_factory.mktemp("aclpki"))
+    make_ca(d, "ca")
+    make_cert(d, "ca", "server", "/CN=localhost", san="IP:127.0.0.1,DNS:localhost")
+    for user in ("alice", "bob", "admin", "carol"):
+        make_cert(d, "ca", user, "/O=corp/OU=eng/CN=%s" % user)
+    p = lambda n: os.path.join(d, n)  # noqa: E731
+    with open(p("server.keystore.pem"), "w") as f:
+        f.write(open(p("server.key")).read() + open(p("server.pem")).read() + open(p("ca.pem")).read())
+    return p
+
+
+def start_acl_broker(tmp_path, pki, name="data", authorizer=ACL_AUTHORIZER, extra=None):
+    port, ssl_port = free_port(), free_port()
+    o = {"listeners": "PLAINTEXT://127.0.0.1:%d,SSL://127.0.0.1:%d" % (port, ssl_port),
+         "ssl.client.auth": "required", "ssl.truststore.type": "PEM",
+         "ssl.truststore.location": pki("ca.pem"),
+         "ssl.principal.mapping.rules": "RULE:^CN=([a-z]+),.*$/$1/,DEFAULT",
+         "super.users": "User:admin"}
+    o.update(pem_keystore(pki))
+    if authorizer:
+        o["authorizer.class.name"] = authorizer
+    o.update(extra or {})
+    b = Broker(str(tmp_path / name), port=port, overrides=o)
+    b.ssl_port = ssl_port
+    b.start()
+    return b
+
+
+def conf(b, pki, user, **extra):
+    c = {"bootstrap.servers": "127.0.0.1:%d" % b.ssl_port, "security.protocol": "SSL",
+         "ssl.ca.location": pki("ca.pem"), "ssl.certificate.location": pki(user + ".pem"),
+         "ssl.key.location": pki(user + ".key")}
+    c.update(extra)
+    return c
+
+
+def admin(b, pki, user="admin"):
+    from confluent_kafka.admin import AdminClient
+    return AdminClient(conf(b, pki, user))
+
+
+def binding(rtype, name, principal, op, perm="ALLOW", pattern="LITERAL"):
+    from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType,
+                                       ResourcePatternType, ResourceType)
+    return AclBinding(getattr(ResourceType, rtype), name, getattr(ResourcePatternType, pattern),
+                      principal, "*", getattr(AclOperation, op), getattr(AclPermissionType, perm))
+
+
+def create_acls(a, bindings):
+    for f in a.create_acls(bindings, request_timeout=10).values():
+        f.result()
+
+
+def create_topic(a, name, partitions=1):
+    from confluent_kafka.admin import NewTopic
+    for f in a.create_topics([NewTopic(name, partitions, 1)]).values():
+        f.result()
+
+
+def produce(b, pki, user, topic, n=5):
+    """Produces n records as user: the delivery errors' codes (empty when all went)."""
+    from confluent_kafka import Producer
+    p = Producer(conf(b, pki, user, **{"message.timeout.ms": 5000, "retries": 0}))
+    errors = []
+    for i in range(n):
+        p.produce(topic, value=b"v%d" % i, on_delivery=lambda e, m: e and errors.append(e.code()))
+    p.flush(10)
+    return errors
+
+
+def consume(b, pki, user, topic, group, n, timeout=15):
+    """Reads up to n records as user in group: (values, error codes seen)."""
+    from confluent_kafka import Consumer
+    c = Consumer(conf(b, pki, user, **{"group.id": group, "auto.offset.reset": "earliest",
+                                       "enable.auto.commit": False}))
+    c.subscribe([topic])
+    got, errs = [], []
+    deadline = time.time() + timeout
+    while len(got) < n and time.time() < deadline and not errs:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            errs.append(m.error().code())
+            continue
+        got.append(m.value())
+        c.commit(message=m, asynchronous=False)
+    c.close()
+    return got, errs
+
+
+def test_acls_alice_writes_bob_reads_with_group_and_survive_restart(tmp_path, pki):
+    from confluent_kafka import KafkaError
+    b = start_acl_broker(tmp_path, pki)
+    try:
+        a = admin(b, pki)
+        t = "t-" + uuid.uuid4().hex[:6]
+        create_topic(a, t)
+        create_acls(a, [binding("TOPIC", t, "User:alice", "WRITE"),
+                        binding("TOPIC", t, "User:bob", "READ"),
+                        binding("GROUP", "g", "User:bob", "READ")])
+        assert produce(b, pki, "alice", t, n=5) == []
+        # bob may not write it; alice may not read it.
+        assert produce(b, pki, "bob", t, n=1) == [KafkaError.TOPIC_AUTHORIZATION_FAILED]
+        got, errs = consume(b, pki, "alice", t, "g", 5, timeout=8)
+        assert got == [] and errs, (got, errs)
+        assert errs[0] in (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED)
+        # bob reads with group g, not with another group.
+        got, errs = consume(b, pki, "bob", t, "g", 5)
+        assert got == [b"v%d" % i for i in range(5)] and errs == []
+        got, errs = consume(b, pki, "bob", t, "other", 5, timeout=8)
+        assert got == [] and errs == [KafkaError.GROUP_AUTHORIZATION_FAILED]
+        # The denials are logged as Kafka's authorizer logger words them.
+        log = open(b.log_path, errors="replace").read()
+        assert ("Principal = User:bob is Denied Operation = WRITE from host = 127.0.0.1 on "
+                "resource = TOPIC:LITERAL:%s for request = Produce" % t) in log
+        # The ACLs are listed, survive a restart and still decide.
+        from confluent_kafka.admin import AclBindingFilter, ResourcePatternType, ResourceType, \
+            AclOperation, AclPermissionType
+        any_filter = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                                      AclOperation.ANY, AclPermissionType.ANY)
+        before = sorted(str(x) for x in a.describe_acls(any_filter, request_timeout=10).result())
+        assert len(before) == 3
+        del a
+        b.stop()
+        b.start()
+        a = admin(b, pki)
+        after = sorted(str(x) for x in a.describe_acls(any_filter, request_timeout=10).result())
+        assert after == before
+        assert produce(b, pki, "bob", t, n=1) == [KafkaError.TOPIC_AUTHORIZATION_FAILED]
+        assert produce(b, pki, "alice", t, n=1) == []
+        # DeleteAcls: alice's WRITE goes, and so does her right to write.
+        bob_filter = AclBindingFilter(ResourceType.TOPIC, t, ResourcePatternType.LITERAL,
+                                      "User:alice", None, AclOperation.ANY, AclPermissionType.ANY)
+        deleted = list(a.delete_acls([bob_filter], request_timeout=10).values())[0].result()
+        assert [(d.principal, d.operation) for d in deleted] == [("User:alice", AclOperation.WRITE)]
+        assert produce(b, pki, "alice", t, n=1) == [KafkaError.TOPIC_AUTHORIZATION_FAILED]
+    finally:
+        b.stop()
+
+
+def test_acls_metadata_hides_undescribable_topics_prefixed_and_deny(tmp_path, pki):
+    from confluent_kafka import KafkaError
+    b = start_acl_broker(tmp_path, pki)
+    try:
+        a = admin(b, pki)
+        for t in ("pre-one", "pre-secret", "hidden"):
+            create_topic(a, t)
+        create_acls(a, [binding("TOPIC", "pre-", "User:alice", "WRITE", pattern="PREFIXED"),
+                        binding("TOPIC", "pre-secret", "User:alice", "ALL", perm="DENY")])
+        md = admin(b, pki, "alice").list_topics(timeout=10)
+        assert sorted(md.topics) == ["pre-one"]  # WRITE implies DESCRIBE; DENY ALL wins
+        assert sorted(a.list_topics(timeout=10).topics) == ["hidden", "pre-one", "pre-secret"]
+        assert produce(b, pki, "alice", "pre-one", n=2) == []
+        assert produce(b, pki, "alice", "pre-secret", n=1) == [KafkaError.TOPIC_AUTHORIZATION_FAILED]
+        assert produce(b, pki, "alice", "hidden", n=1) == [KafkaError.TOPIC_AUTHORIZATION_FAILED]
+        # Only a principal with ALTER on the cluster changes ACLs.
+        alice_admin = admin(b, pki, "alice")
+        with pytest.raises(Exception) as e:
+            create_acls(alice_admin, [binding("TOPIC", "hidden", "User:alice", "READ")])
+        assert "CLUSTER_AUTHORIZATION_FAILED" in str(e.value) or "uthoriz" in str(e.value)
+    finally:
+        b.stop()
+
+
+def test_acls_allow_everyone_if_no_acl_found(tmp_path, pki):
+    from confluent_kafka import KafkaError
+    b = start_acl_broker(tmp_path, pki, extra={"allow.everyone.if.no.acl.found": "true"})
+    try:
+        a = admin(b, pki)
+        create_topic(a, "free")
+        create_topic(a, "guarded")
+        create_acls(a, [binding("TOPIC", "guarded", "User:bob", "WRITE")])
+        assert produce(b, pki, "carol", "free", n=2) == []     # no ACL on it: everyone
+        assert produce(b, pki, "carol", "guarded", n=1) == [KafkaError.TOPIC_AUTHORIZATION_FAILED]
+        assert produce(b, pki, "bob", "guarded", n=1) == []
+    finally:
+        b.stop()
+
+
+def test_acls_without_authorizer_security_disabled(tmp_path, pki):
+    b = start_acl_broker(tmp_path, pki, authorizer=None)
+    try:
+        a = admin(b, pki, "carol")
+        with pytest.raises(Exception) as e:
+            create_acls(a, [binding("TOPIC", "x", "User:bob", "READ")])
+        assert "SECURITY_DISABLED" in str(e.value) or "No Authorizer" in str(e.value)
+        create_topic(a, "open")
+        assert produce(b, pki, "carol", "open", n=1) == []
+    finally:
+        b.stop()
