@@ -212,3 +212,44 @@ def test_acls_without_authorizer_security_disabled(tmp_path, pki):
         assert produce(b, pki, "carol", "open", n=1) == []
     finally:
         b.stop()
+
+
+def test_acls_create_delete_topics_and_list_offsets(tmp_path, pki):
+    from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+    b = start_acl_broker(tmp_path, pki)
+    try:
+        a = admin(b, pki)
+        carol = admin(b, pki, "carol")
+        with pytest.raises(KafkaException) as e:
+            create_topic(carol, "carol-one")
+        assert e.value.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+        assert "carol-one" not in a.list_topics(timeout=10).topics
+        # CREATE on a prefix lets her create under it (and, implied, nothing else).
+        create_acls(a, [binding("TOPIC", "carol-", "User:carol", "CREATE", pattern="PREFIXED")])
+        create_topic(carol, "carol-one")
+        with pytest.raises(KafkaException) as e:
+            create_topic(carol, "dave-one")
+        assert e.value.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+        # DeleteTopics needs DELETE on the topic.
+        with pytest.raises(KafkaException) as e:
+            for f in carol.delete_topics(["carol-one"]).values():
+                f.result()
+        assert e.value.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+        assert "carol-one" in a.list_topics(timeout=10).topics
+        # Offsets need DESCRIBE: carol has none on carol-one (CREATE implies nothing), so
+        # Metadata hides it from her (librdkafka then asks no ListOffsets).
+        assert produce(b, pki, "admin", "carol-one", n=3) == []
+        c = Consumer(conf(b, pki, "carol", **{"group.id": "x"}))
+        with pytest.raises(KafkaException) as e:
+            c.get_watermark_offsets(TopicPartition("carol-one", 0), timeout=5)
+        assert e.value.args[0].code() in (KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                                          KafkaError._UNKNOWN_PARTITION)
+        c.close()
+        create_acls(a, [binding("TOPIC", "carol-one", "User:carol", "DELETE")])
+        c = Consumer(conf(b, pki, "carol", **{"group.id": "x"}))
+        assert c.get_watermark_offsets(TopicPartition("carol-one", 0), timeout=5) == (0, 3)  # DELETE implies DESCRIBE
+        c.close()
+        for f in carol.delete_topics(["carol-one"]).values():
+            f.result()
+    finally:
+        b.stop()
