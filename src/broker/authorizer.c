@@ -545,3 +545,33 @@ int32_t authorized_operations(struct broker *b, struct request *r, int resource_
             bits |= 1 << op;
     return bits;
 }
+
+bool authorize_any(struct broker *b, struct request *r, int op, int resource_type)
+{
+    struct authorizer *az = b->authorizer;
+    if (az == NULL || !az->enabled)
+        return true;
+    if (r->conn == NULL)
+        return false;
+    const char *principal = conn_session(r->conn)->principal;
+    if (is_super_user(az, principal))
+        return true;
+    char host[64];
+    peer_host(r->conn, host, sizeof(host));
+    bool allowed = false;
+    for (int i = 0; i < az->store.n; i++) {
+        const struct acl_binding *a = &az->store.acls[i];
+        if (a->resource_type != resource_type ||
+            (strcmp(a->principal, principal) != 0 && strcmp(a->principal, ACL_WILDCARD_PRINCIPAL) != 0) ||
+            (strcmp(a->host, host) != 0 && strcmp(a->host, ACL_WILDCARD) != 0))
+            continue;
+        bool deny = a->permission == ACL_PERM_DENY;
+        if (!operation_covers(a->operation, op, !deny))
+            continue;
+        if (deny && a->pattern_type == ACL_PAT_LITERAL && strcmp(a->name, ACL_WILDCARD) == 0)
+            return false; /* denied on every name */
+        if (!deny)
+            allowed = true;
+    }
+    return allowed;
+}

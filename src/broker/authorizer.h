@@ -102,6 +102,9 @@ bool authorize(struct broker *b, struct request *r, int op, int resource_type, c
 /* authorize for a length-counted request name (a name holding a NUL is denied). */
 bool authorize_kstr(struct broker *b, struct request *r, int op, int resource_type,
                     const char *name, int32_t len);
+/* Kafka's authorizeByResourceType: whether r's principal may do op on some resource of the
+ * type (an ALLOW for it, literal or prefixed, not cancelled by a DENY of every name). */
+bool authorize_any(struct broker *b, struct request *r, int op, int resource_type);
 /* Kafka's authorized-operations bit set for a resource (Metadata, DescribeCluster, ...). */
 int32_t authorized_operations(struct broker *b, struct request *r, int resource_type,
                               const char *name);

@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "broker/authorizer.h"
 #include "broker/group_store.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
@@ -45,6 +46,8 @@ enum request_status handle_write_txn_markers(struct broker *b, struct request *r
     if (resp->markers == NULL)
         return REQUEST_CLOSE;
     resp->n_markers = nm;
+    /* KafkaApis: only a broker (CLUSTER_ACTION) writes markers. */
+    bool allowed = authorize(b, r, ACL_OP_CLUSTER_ACTION, ACL_RES_CLUSTER, ACL_CLUSTER_NAME, true);
     for (int32_t i = 0; i < nm; i++) {
         const struct write_txn_markers_request_writable_txn_marker *m = &req->markers[i];
         struct write_txn_markers_response_writable_txn_marker_result *mo = &resp->markers[i];
@@ -66,7 +69,8 @@ enum request_status handle_write_txn_markers(struct broker *b, struct request *r
             for (int32_t j = 0; j < np; j++) {
                 to->partitions[j].partition_index = ti->partition_indexes[j];
                 to->partitions[j].error_code =
-                    (int16_t)write_one(b, m, to->name, ti->partition_indexes[j]);
+                    allowed ? (int16_t)write_one(b, m, to->name, ti->partition_indexes[j])
+                            : KERR_CLUSTER_AUTHORIZATION_FAILED;
             }
         }
     }

@@ -171,7 +171,8 @@ def test_acls_metadata_hides_undescribable_topics_prefixed_and_deny(tmp_path, pk
             create_topic(a, t)
         create_acls(a, [binding("TOPIC", "pre-", "User:alice", "WRITE", pattern="PREFIXED"),
                         binding("TOPIC", "pre-secret", "User:alice", "ALL", perm="DENY")])
-        md = admin(b, pki, "alice").list_topics(timeout=10)
+        alice = admin(b, pki, "alice")
+        md = alice.list_topics(timeout=10)
         assert sorted(md.topics) == ["pre-one"]  # WRITE implies DESCRIBE; DENY ALL wins
         assert sorted(a.list_topics(timeout=10).topics) == ["hidden", "pre-one", "pre-secret"]
         assert produce(b, pki, "alice", "pre-one", n=2) == []
@@ -251,5 +252,52 @@ def test_acls_create_delete_topics_and_list_offsets(tmp_path, pki):
         c.close()
         for f in carol.delete_topics(["carol-one"]).values():
             f.result()
+    finally:
+        b.stop()
+
+
+def test_acls_groups_described_listed_and_idempotent_producers(tmp_path, pki):
+    from confluent_kafka import KafkaError, Producer
+    b = start_acl_broker(tmp_path, pki)
+    try:
+        a = admin(b, pki)
+        create_topic(a, "t")
+        create_acls(a, [binding("TOPIC", "t", "User:bob", "READ"),
+                        binding("GROUP", "g", "User:bob", "READ"),
+                        binding("TOPIC", "t", "User:alice", "WRITE"),
+                        binding("TOPIC", "t", "User:carol", "DESCRIBE")])
+        assert produce(b, pki, "admin", "t", n=2) == []
+        for group in ("g", "h"):
+            got, errs = consume(b, pki, "admin", "t", group, 2)
+            assert len(got) == 2
+        # bob lists only the group he may describe; admin (super user) lists both.
+        listed = a.list_consumer_groups(request_timeout=10).result()
+        assert sorted(g.group_id for g in listed.valid) == ["g", "h"]
+        bob = admin(b, pki, "bob")
+        listed = bob.list_consumer_groups(request_timeout=10).result()
+        assert sorted(g.group_id for g in listed.valid) == ["g"]
+        # DescribeGroups: GROUP_AUTHORIZATION_FAILED for a group he may not describe.
+        fs = bob.describe_consumer_groups(["g", "h"], request_timeout=10)
+        assert fs["g"].result().group_id == "g"
+        with pytest.raises(Exception) as e:
+            fs["h"].result()
+        assert e.value.args[0].code() == KafkaError.GROUP_AUTHORIZATION_FAILED
+        # Idempotent producers: alice (WRITE on a topic) gets a producer id, carol does not.
+        assert produce(b, pki, "alice", "t", n=1) == []
+        p = Producer(conf(b, pki, "alice", **{"enable.idempotence": True}))
+        errors = []
+        p.produce("t", b"x", on_delivery=lambda e, m: e and errors.append(e.code()))
+        assert p.flush(10) == 0 and errors == []
+        fatal = []
+        p = Producer(conf(b, pki, "carol", **{"enable.idempotence": True,
+                                               "error_cb": lambda e: fatal.append(e.code())}))
+        deadline = time.time() + 10
+        while KafkaError.CLUSTER_AUTHORIZATION_FAILED not in fatal and time.time() < deadline:
+            try:
+                p.produce("t", b"x")
+                p.poll(0.2)
+            except Exception as ex:  # the fatal error, raised once it is known
+                fatal.append(ex.args[0].code())
+        assert KafkaError.CLUSTER_AUTHORIZATION_FAILED in fatal, fatal
     finally:
         b.stop()
