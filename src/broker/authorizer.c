@@ -575,3 +575,15 @@ bool authorize_any(struct broker *b, struct request *r, int op, int resource_typ
     }
     return allowed;
 }
+
+int authorize_config_resource(struct broker *b, struct request *r, int8_t config_type,
+                              const char *name, int32_t len, int op)
+{
+    if (config_type == 2)
+        return authorize_kstr(b, r, op, ACL_RES_TOPIC, name, len)
+                   ? KERR_NONE : KERR_TOPIC_AUTHORIZATION_FAILED;
+    if (config_type == 4 || config_type == 8)
+        return authorize(b, r, op, ACL_RES_CLUSTER, ACL_CLUSTER_NAME, true)
+                   ? KERR_NONE : KERR_CLUSTER_AUTHORIZATION_FAILED;
+    return KERR_NONE; /* other types: the handler refuses them */
+}

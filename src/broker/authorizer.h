@@ -102,6 +102,11 @@ bool authorize(struct broker *b, struct request *r, int op, int resource_type, c
 /* authorize for a length-counted request name (a name holding a NUL is denied). */
 bool authorize_kstr(struct broker *b, struct request *r, int op, int resource_type,
                     const char *name, int32_t len);
+/* A config resource (DescribeConfigs / AlterConfigs: 2 topic, 4 broker, 8 broker logger)
+ * checked for op (DESCRIBE_CONFIGS or ALTER_CONFIGS) on the topic or the cluster, as
+ * KafkaApis: KERR_NONE, TOPIC_AUTHORIZATION_FAILED or CLUSTER_AUTHORIZATION_FAILED. */
+int authorize_config_resource(struct broker *b, struct request *r, int8_t config_type,
+                              const char *name, int32_t len, int op);
 /* Kafka's authorizeByResourceType: whether r's principal may do op on some resource of the
  * type (an ALLOW for it, literal or prefixed, not cancelled by a DENY of every name). */
 bool authorize_any(struct broker *b, struct request *r, int op, int resource_type);

@@ -301,3 +301,43 @@ def test_acls_groups_described_listed_and_idempotent_producers(tmp_path, pki):
         assert KafkaError.CLUSTER_AUTHORIZATION_FAILED in fatal, fatal
     finally:
         b.stop()
+
+
+def test_acls_configs_partitions_and_delete_records(tmp_path, pki):
+    from confluent_kafka import KafkaError, KafkaException, TopicPartition
+    from confluent_kafka.admin import ConfigResource, NewPartitions, ResourceType
+    b = start_acl_broker(tmp_path, pki)
+    try:
+        a = admin(b, pki)
+        create_topic(a, "c")
+        assert produce(b, pki, "admin", "c", n=4) == []
+        # DESCRIBE only: she sees the topic (so librdkafka finds its leader) and no more.
+        create_acls(a, [binding("TOPIC", "c", "User:carol", "DESCRIBE")])
+        carol = admin(b, pki, "carol")
+
+        def code(fut):
+            with pytest.raises(KafkaException) as e:
+                fut.result()
+            return e.value.args[0].code()
+        topic_res = ConfigResource(ResourceType.TOPIC, "c")
+        broker_res = ConfigResource(ResourceType.BROKER, "0")
+        assert code(carol.describe_configs([topic_res], request_timeout=10)[topic_res]) == \
+            KafkaError.TOPIC_AUTHORIZATION_FAILED
+        assert code(carol.describe_configs([broker_res], request_timeout=10)[broker_res]) == \
+            KafkaError.CLUSTER_AUTHORIZATION_FAILED
+        assert code(carol.create_partitions([NewPartitions("c", 2)], request_timeout=10)["c"]) == \
+            KafkaError.TOPIC_AUTHORIZATION_FAILED
+        fs = carol.delete_records([TopicPartition("c", 0, 2)], request_timeout=10)
+        assert code(list(fs.values())[0]) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+        # Granted: ALTER_CONFIGS implies DESCRIBE_CONFIGS; ALTER grows it; DELETE trims it.
+        create_acls(a, [binding("TOPIC", "c", "User:carol", "ALTER_CONFIGS"),
+                        binding("TOPIC", "c", "User:carol", "ALTER"),
+                        binding("TOPIC", "c", "User:carol", "DELETE")])
+        cfg = carol.describe_configs([topic_res], request_timeout=10)[topic_res].result()
+        assert "cleanup.policy" in cfg
+        carol.create_partitions([NewPartitions("c", 2)], request_timeout=10)["c"].result()
+        assert len(a.list_topics("c", timeout=10).topics["c"].partitions) == 2
+        fs = carol.delete_records([TopicPartition("c", 0, 2)], request_timeout=10)
+        assert list(fs.values())[0].result().low_watermark == 2
+    finally:
+        b.stop()
