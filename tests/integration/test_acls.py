@@ -341,3 +341,50 @@ def test_acls_configs_partitions_and_delete_records(tmp_path, pki):
         assert list(fs.values())[0].result().low_watermark == 2
     finally:
         b.stop()
+
+
+def kafka_acls(b, pki, tmp_path, *args):
+    """Apache Kafka 4.x's own kafka-acls.sh (org.apache.kafka.tools.AclCommand) as admin."""
+    import os
+    import subprocess
+    harness = os.path.join(os.path.dirname(__file__), "..", "kafka_harness", "kafka.sh")
+    keystore = tmp_path / "admin.keystore.pem"
+    keystore.write_text(open(pki("admin.key")).read() + open(pki("admin.pem")).read())
+    props = tmp_path / "admin.properties"
+    props.write_text("security.protocol=SSL\nssl.truststore.type=PEM\n"
+                     "ssl.truststore.location=%s\nssl.keystore.type=PEM\n"
+                     "ssl.keystore.location=%s\n" % (pki("ca.pem"), keystore))
+    r = subprocess.run([harness, "run-class", "org.apache.kafka.tools.AclCommand",
+                        "--bootstrap-server", "127.0.0.1:%d" % b.ssl_port,
+                        "--command-config", str(props)] + list(args),
+                       capture_output=True, text=True, timeout=180,
+                       env=dict(os.environ, KAFKA_STATE=str(tmp_path / "kafka-state")))
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def test_acls_kafka_acls_sh_add_list_remove(tmp_path, pki):
+    import shutil
+    if shutil.which("java") is None:
+        pytest.fail("java not installed")
+    b = start_acl_broker(tmp_path, pki)
+    try:
+        a = admin(b, pki)
+        create_topic(a, "kt")
+        assert produce(b, pki, "admin", "kt", n=3) == []
+        out = kafka_acls(b, pki, tmp_path, "--add", "--allow-principal", "User:bob",
+                         "--operation", "Read", "--topic", "kt", "--group", "kg")
+        assert "User:bob" in out
+        out = kafka_acls(b, pki, tmp_path, "--list", "--topic", "kt")
+        assert "principal=User:bob, host=*, operation=READ, permissionType=ALLOW" in out, out
+        got, errs = consume(b, pki, "bob", "kt", "kg", 3)
+        assert len(got) == 3 and errs == []
+        kafka_acls(b, pki, tmp_path, "--remove", "--force", "--allow-principal", "User:bob",
+                   "--operation", "Read", "--topic", "kt")
+        out = kafka_acls(b, pki, tmp_path, "--list", "--topic", "kt")
+        assert "User:bob" not in out, out
+        from confluent_kafka import KafkaError
+        got, errs = consume(b, pki, "bob", "kt", "kg2", 3, timeout=8)
+        assert got == [] and errs, (got, errs)
+    finally:
+        b.stop()
