@@ -388,3 +388,38 @@ def test_acls_kafka_acls_sh_add_list_remove(tmp_path, pki):
         assert got == [] and errs, (got, errs)
     finally:
         b.stop()
+
+
+def test_acls_transactions_and_delete_groups(tmp_path, pki):
+    from confluent_kafka import KafkaError, KafkaException, Producer
+    b = start_acl_broker(tmp_path, pki)
+    try:
+        a = admin(b, pki)
+        create_topic(a, "tx-t")
+        create_acls(a, [binding("TOPIC", "tx-t", "User:alice", "WRITE")])
+        # No ACL on the transactional id: refused (FindCoordinator / InitProducerId).
+        p = Producer(conf(b, pki, "alice", **{"transactional.id": "tx-a"}))
+        with pytest.raises(KafkaException) as e:
+            p.init_transactions(10)
+        assert e.value.args[0].code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+        # WRITE on it (implying DESCRIBE): a transaction commits.
+        create_acls(a, [binding("TRANSACTIONAL_ID", "tx-a", "User:alice", "WRITE")])
+        p = Producer(conf(b, pki, "alice", **{"transactional.id": "tx-a"}))
+        p.init_transactions(10)
+        p.begin_transaction()
+        p.produce("tx-t", b"in-txn")
+        p.commit_transaction(10)
+        # DeleteGroups needs DELETE on the group: bob reads in g, may not delete it.
+        create_acls(a, [binding("TOPIC", "tx-t", "User:bob", "READ"),
+                        binding("GROUP", "g", "User:bob", "READ")])
+        got, errs = consume(b, pki, "bob", "tx-t", "g", 1)
+        assert got == [b"in-txn"]
+        bob = admin(b, pki, "bob")
+        with pytest.raises(KafkaException) as e:
+            bob.delete_consumer_groups(["g"], request_timeout=10)["g"].result()
+        assert e.value.args[0].code() == KafkaError.GROUP_AUTHORIZATION_FAILED
+        create_acls(a, [binding("GROUP", "g", "User:bob", "DELETE")])
+        bob.delete_consumer_groups(["g"], request_timeout=10)["g"].result()
+        assert [g.group_id for g in a.list_consumer_groups(request_timeout=10).result().valid] == []
+    finally:
+        b.stop()
