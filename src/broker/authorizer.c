@@ -136,6 +136,53 @@ static bool binding_equal(const struct acl_binding *a, const struct acl_binding 
            strcmp(a->host, b->host) == 0;
 }
 
+static unsigned literal_bucket(int resource_type, const char *name)
+{
+    unsigned h = 2166136261u ^ (unsigned)resource_type; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h % ACL_INDEX_BUCKETS;
+}
+
+static bool is_indexed_literal(const struct acl_binding *a)
+{
+    return a->pattern_type == ACL_PAT_LITERAL && strcmp(a->name, ACL_WILDCARD) != 0;
+}
+
+/* Rebuilds the index over s->acls (after every change: changes are rare, checks are not).
+ * -1 when out of memory (the store then has no index and checks scan every binding). */
+static int index_rebuild(struct acl_store *s)
+{
+    if (s->bucket == NULL && (s->bucket = malloc(ACL_INDEX_BUCKETS * sizeof(int))) == NULL)
+        return -1;
+    int *next = realloc(s->next, (size_t)(s->cap > 0 ? s->cap : 1) * sizeof(int));
+    if (next != NULL)
+        s->next = next;
+    int *others = realloc(s->others, (size_t)(s->cap > 0 ? s->cap : 1) * sizeof(int));
+    if (others != NULL)
+        s->others = others;
+    if (next == NULL || others == NULL) {
+        free(s->bucket);
+        s->bucket = NULL;
+        return -1;
+    }
+    for (int i = 0; i < ACL_INDEX_BUCKETS; i++)
+        s->bucket[i] = -1;
+    s->nothers = 0;
+    for (int i = s->n - 1; i >= 0; i--) { /* chains in store order */
+        if (is_indexed_literal(&s->acls[i])) {
+            unsigned h = literal_bucket(s->acls[i].resource_type, s->acls[i].name);
+            s->next[i] = s->bucket[h];
+            s->bucket[h] = i;
+        }
+    }
+    for (int i = 0; i < s->n; i++)
+        if (!is_indexed_literal(&s->acls[i]))
+            s->others[s->nothers++] = i;
+    GREGOR_ASSERT(s->nothers <= s->n);
+    return 0;
+}
+
 void acl_binding_free(struct acl_binding *b)
 {
     free(b->name);
@@ -169,6 +216,7 @@ int acl_store_add(struct acl_store *s, const struct acl_binding *b)
     }
     s->acls[s->n++] = c;
     GREGOR_ASSERT(s->n <= s->cap);
+    (void)index_rebuild(s); /* without it, checks scan */
     return 0;
 }
 
@@ -189,6 +237,8 @@ int acl_store_remove(struct acl_store *s, const struct acl_filter *f, struct acl
     }
     GREGOR_ASSERT(kept + removed == s->n);
     s->n = kept;
+    if (removed > 0)
+        (void)index_rebuild(s);
     return removed;
 }
 
@@ -197,8 +247,12 @@ void acl_store_clear(struct acl_store *s)
     for (int i = 0; i < s->n; i++)
         acl_binding_free(&s->acls[i]);
     free(s->acls);
+    free(s->bucket);
+    free(s->next);
+    free(s->others);
     s->acls = NULL;
-    s->n = s->cap = 0;
+    s->bucket = s->next = s->others = NULL;
+    s->n = s->cap = s->nothers = 0;
 }
 
 /* Whether the ACL's resource covers (type, name): its literal name, the literal wildcard, or
@@ -235,7 +289,25 @@ bool acl_store_allows(const struct acl_store *s, const char *principal, const ch
     const struct acl_binding *allow = NULL;
     *rule = NULL;
     *no_acls = true;
-    for (int i = 0; i < s->n; i++) {
+    /* Candidates: the literal chain of (type, name), then the others; or every binding
+     * when there is no index. */
+    bool indexed = s->bucket != NULL;
+    int literal = indexed ? s->bucket[literal_bucket(resource_type, name)] : -1;
+    int other = 0;
+    for (int k = 0;; k++) {
+        int i;
+        if (!indexed) {
+            if (k >= s->n)
+                break;
+            i = k;
+        } else if (literal >= 0) {
+            i = literal;
+            literal = s->next[literal];
+        } else if (other < s->nothers) {
+            i = s->others[other++];
+        } else {
+            break;
+        }
         const struct acl_binding *a = &s->acls[i];
         if (!resource_covers(a, resource_type, name))
             continue;

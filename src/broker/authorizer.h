@@ -43,9 +43,17 @@ struct acl_filter {
     const char *name, *principal, *host;
 };
 
+/* The bindings and an index rebuilt on each change: the LITERAL ones (but "*") chained by a
+ * hash of (type, name), the others (PREFIXED, "*") in one list, so a check reads the few
+ * that can cover the name instead of every binding. */
+#define ACL_INDEX_BUCKETS 4096
 struct acl_store {
     struct acl_binding *acls;
     int n, cap;
+    int *bucket;                 /* ACL_INDEX_BUCKETS heads (-1: empty), owned */
+    int *next;                   /* per binding: the next in its bucket, owned (cap) */
+    int *others;                 /* indexes of PREFIXED and wildcard bindings, owned (cap) */
+    int nothers;
 };
 
 /* Kafka's names ("TOPIC", "LITERAL", "READ", "ALLOW") and back (case-insensitive; -1 when not
