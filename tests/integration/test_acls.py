@@ -423,3 +423,48 @@ def test_acls_transactions_and_delete_groups(tmp_path, pki):
         assert [g.group_id for g in a.list_consumer_groups(request_timeout=10).result().valid] == []
     finally:
         b.stop()
+
+
+def test_acls_gregor_cli_add_list_remove(tmp_path, pki):
+    """bin/kafka-acls.sh (gregor acls, on librdkafka) with kafka-acls.sh's common options."""
+    import os
+    import subprocess
+    from conftest import GREGOR
+    b = start_acl_broker(tmp_path, pki)
+    try:
+        a = admin(b, pki)
+        create_topic(a, "ct")
+        assert produce(b, pki, "admin", "ct", n=2) == []
+        props = tmp_path / "cli.properties"
+        props.write_text("security.protocol=SSL\nssl.ca.location=%s\nssl.certificate.location=%s\n"
+                         "ssl.key.location=%s\n" % (pki("ca.pem"), pki("admin.pem"), pki("admin.key")))
+        tool = os.path.join(os.path.dirname(__file__), "..", "..", "bin", "kafka-acls.sh")
+
+        def acls(*args, ok=True):
+            r = subprocess.run([tool, "--bootstrap-server", "127.0.0.1:%d" % b.ssl_port,
+                                "--command-config", str(props)] + list(args),
+                               capture_output=True, text=True, timeout=60,
+                               env=dict(os.environ, GREGOR_BIN=GREGOR))
+            assert (r.returncode == 0) == ok, r.stdout + r.stderr
+            return r.stdout + r.stderr
+        out = acls("--add", "--allow-principal", "User:bob", "--operation", "Read",
+                   "--operation", "Describe", "--topic", "ct", "--group", "cg")
+        assert "principal=User:bob, host=*, operation=READ, permissionType=ALLOW" in out, out
+        acls("--add", "--deny-principal", "User:bob", "--operation", "Write",
+             "--topic", "c", "--resource-pattern-type", "prefixed")
+        out = acls("--list", "--topic", "ct")
+        assert "ResourcePattern(resourceType=TOPIC, name=ct, patternType=LITERAL)" in out, out
+        assert "operation=DESCRIBE" in out and "operation=READ" in out
+        out = acls("--list")
+        assert "name=c, patternType=PREFIXED" in out and "permissionType=DENY" in out, out
+        got, errs = consume(b, pki, "bob", "ct", "cg", 2)
+        assert len(got) == 2 and errs == []
+        from confluent_kafka import KafkaError
+        assert produce(b, pki, "bob", "ct", n=1) == [KafkaError.TOPIC_AUTHORIZATION_FAILED]
+        acls("--remove", "--force", "--allow-principal", "User:bob", "--operation", "Read",
+             "--topic", "ct")
+        out = acls("--list", "--topic", "ct")
+        assert "operation=READ" not in out and "operation=DESCRIBE" in out, out
+        acls("--add", "--topic", "ct", ok=False)  # no principal: a usage error
+    finally:
+        b.stop()
