@@ -468,3 +468,33 @@ def test_acls_gregor_cli_add_list_remove(tmp_path, pki):
         acls("--add", "--topic", "ct", ok=False)  # no principal: a usage error
     finally:
         b.stop()
+
+
+def test_acls_kip848_consumer_group_needs_read_on_group(tmp_path, pki):
+    from confluent_kafka import Consumer, KafkaError
+    b = start_acl_broker(tmp_path, pki)
+    try:
+        a = admin(b, pki)
+        create_topic(a, "k")
+        assert produce(b, pki, "admin", "k", n=2) == []
+        create_acls(a, [binding("TOPIC", "k", "User:bob", "READ")])
+
+        def run(group):
+            c = Consumer(conf(b, pki, "bob", **{"group.id": group, "group.protocol": "consumer",
+                                                "auto.offset.reset": "earliest"}))
+            c.subscribe(["k"])
+            got, errs = [], []
+            deadline = time.time() + 15
+            while len(got) < 2 and not errs and time.time() < deadline:
+                m = c.poll(0.5)
+                if m is not None:
+                    (errs.append(m.error().code()) if m.error() else got.append(m.value()))
+            c.close()
+            return got, errs
+        got, errs = run("k848")
+        assert got == [] and errs == [KafkaError.GROUP_AUTHORIZATION_FAILED], (got, errs)
+        create_acls(a, [binding("GROUP", "k848", "User:bob", "READ")])
+        got, errs = run("k848")
+        assert len(got) == 2 and errs == [], (got, errs)
+    finally:
+        b.stop()
