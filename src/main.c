@@ -103,6 +103,7 @@ static const struct subcommand subcommands[] = {
     {"consume", cli_consume, "consume to stdout (kafka-console-consumer.sh)"},
     {"groups", cli_groups, "list, describe, reset consumer groups (kafka-consumer-groups.sh)"},
     {"configs", cli_configs, "describe and alter topic configs (kafka-configs.sh)"},
+    {"acls", cli_acls, "add, remove and list ACLs (kafka-acls.sh)"},
     {"get-offsets", cli_get_offsets, "earliest/latest offsets (kafka-get-offsets.sh)"},
     {"leader-election", cli_leader_election, "preferred or unclean leader elections (kafka-leader-election.sh)"},
     {"reassign-partitions", cli_reassign_partitions, "move partitions between brokers (kafka-reassign-partitions.sh)"},

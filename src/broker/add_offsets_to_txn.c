@@ -1,5 +1,6 @@
 /* AddOffsetsToTxn (25): the group's partition of __consumer_offsets joins the producer's
  * transaction (txn_add_offsets), so that its end writes a marker there too. */
+#include "broker/authorizer.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "broker/txn_store.h"
@@ -17,6 +18,16 @@ enum request_status handle_add_offsets_to_txn(struct broker *b, struct request *
 {
     struct add_offsets_to_txn_request *req = r->body;
     struct add_offsets_to_txn_response *resp = r->resp;
+    /* KafkaApis: WRITE on the transactional id, READ on the group. */
+    if (!authorize_kstr(b, r, ACL_OP_WRITE, ACL_RES_TRANSACTIONAL_ID, req->transactional_id.ptr,
+                        req->transactional_id.len)) {
+        resp->error_code = KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+        return REQUEST_DONE;
+    }
+    if (!authorize_kstr(b, r, ACL_OP_READ, ACL_RES_GROUP, req->group_id.ptr, req->group_id.len)) {
+        resp->error_code = KERR_GROUP_AUTHORIZATION_FAILED;
+        return REQUEST_DONE;
+    }
     struct txn_coordinator *tc = txn_store_coordinator(b);
     const char *id = txn_id_of(r, req->transactional_id);
     const char *group = txn_id_of(r, req->group_id);

@@ -2,6 +2,7 @@
  * (resource "" for the cluster-wide default), the legacy, non-incremental semantics. */
 #include <stdio.h>
 
+#include "broker/authorizer.h"
 #include "broker/handlers.h"
 #include "cluster/cluster.h"
 #include "broker/kutil.h"
@@ -58,6 +59,12 @@ enum request_status handle_alter_configs(struct broker *b, struct request *r)
         ans[i] = (struct config_answer){all, &out->error_code, &out->error_message};
         const char *name = in->resource_name.ptr ? in->resource_name.ptr : "";
         bool in_zk = b->cluster != NULL && cluster_topic_find(b->cluster, name) != NULL;
+        int denied = authorize_config_resource(b, r, in->resource_type, in->resource_name.ptr,
+                                               in->resource_name.len, ACL_OP_ALTER_CONFIGS);
+        if (denied != KERR_NONE) {
+            out->error_code = (int16_t)denied;
+            continue;
+        }
         if (in->resource_type == RESOURCE_BROKER) {
             e = alter_broker(b, r, req->validate_only, in, &ans[i], msg, sizeof(msg));
             out->error_code = (int16_t)e;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/authorizer.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "cluster/cluster.h"
@@ -48,6 +49,10 @@ enum request_status handle_alter_partition_reassignments(struct broker *b, struc
 {
     struct alter_partition_reassignments_request *req = r->body;
     struct alter_partition_reassignments_response *resp = r->resp;
+    if (!authorize(b, r, ACL_OP_ALTER, ACL_RES_CLUSTER, ACL_CLUSTER_NAME, true)) {
+        resp->error_code = KERR_CLUSTER_AUTHORIZATION_FAILED; /* KafkaApis: ALTER on the cluster */
+        return REQUEST_DONE;
+    }
     if (b->cluster == NULL || !cluster_is_controller(b->cluster)) {
         /* One node has no controller; another broker answers as Kafka's inactive one. */
         resp->error_code = KERR_NOT_CONTROLLER;

@@ -51,6 +51,9 @@ CODEC(delete_groups)
 CODEC(incremental_alter_configs)
 CODEC(offset_delete)
 CODEC(describe_cluster)
+CODEC(describe_acls)
+CODEC(create_acls)
+CODEC(delete_acls)
 CODEC(describe_producers)
 CODEC(write_txn_markers)
 CODEC(add_partitions_to_txn)
@@ -97,6 +100,9 @@ const struct api_entry broker_apis[] = {
     API(END_TXN, end_txn, handle_end_txn),
     API(WRITE_TXN_MARKERS, write_txn_markers, handle_write_txn_markers),
     API(TXN_OFFSET_COMMIT, txn_offset_commit, handle_txn_offset_commit),
+    API(DESCRIBE_ACLS, describe_acls, handle_describe_acls),
+    API(CREATE_ACLS, create_acls, handle_create_acls, .shutdown = acls_shutdown),
+    API(DELETE_ACLS, delete_acls, handle_delete_acls),
     API(DESCRIBE_CONFIGS, describe_configs, handle_describe_configs),
     API(ALTER_CONFIGS, alter_configs, handle_alter_configs),
     API(CREATE_PARTITIONS, create_partitions, handle_create_partitions),

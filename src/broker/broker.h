@@ -22,6 +22,7 @@ struct conn_reply;
 struct logdir;
 struct group_coordinator;
 struct fetch_sessions;
+struct authorizer;
 struct create_job;
 struct deleted_dir;
 struct cluster;
@@ -162,6 +163,9 @@ struct broker_config {
      * none) and replica.selector.class (RackAwareReplicaSelector; else Kafka's default
      * LeaderSelector: consumers read from leaders only). */
     char broker_rack[256];
+    char authorizer_class_name[128];     /* "" : no authorizer, everything allowed */
+    char super_users[4096];              /* "User:admin;User:bob" */
+    bool allow_everyone_if_no_acl_found;
     bool replica_selector_rack_aware;
     /* The controller and controlled shutdown (docs/CLUSTER.md, "Failover"), Kafka's keys. */
     bool controlled_shutdown_enable;          /* (true) */
@@ -354,6 +358,7 @@ struct broker {
     struct txn_store *txns;          /* the transaction coordinator's host (txn_store.c) */
     struct txn_verify *txn_verify;   /* KIP-890's guards and questions (txn_verify.c) */
     struct fetch_sessions *fetch_sessions; /* created on first use */
+    struct authorizer *authorizer;   /* authorizer.c; owned */
     struct cluster *cluster;         /* NULL without zookeeper.connect */
     uint64_t cluster_configs_applied;/* cluster_config_gen() last applied (dynamic_configs.c) */
     uint64_t cluster_broker_gen[2];  /* the default's and this broker's config, applied */

@@ -265,6 +265,26 @@ static int set_special(struct broker_config *c, const char *key, const char *v, 
                  sizeof(c->max_connections_per_ip_overrides), "%s", v);
         return 0;
     }
+    if (strcmp(key, "authorizer.class.name") == 0) {
+        /* Kafka instantiates the class named; gregor has Kafka's two authorizers, which
+         * decide alike (authorizer.c). Another name fails the start. */
+        if (v[0] != '\0' && strcmp(v, "kafka.security.authorizer.AclAuthorizer") != 0 &&
+            strcmp(v, "org.apache.kafka.metadata.authorizer.StandardAuthorizer") != 0) {
+            snprintf(err, errlen, "Invalid value %s for configuration %s: class not found "
+                     "(kafka.security.authorizer.AclAuthorizer and "
+                     "org.apache.kafka.metadata.authorizer.StandardAuthorizer are available)",
+                     v, key);
+            return -1;
+        }
+        snprintf(c->authorizer_class_name, sizeof(c->authorizer_class_name), "%s", v);
+        return 0;
+    }
+    if (strcmp(key, "super.users") == 0) {
+        if (strlen(v) >= sizeof(c->super_users))
+            goto bad;
+        snprintf(c->super_users, sizeof(c->super_users), "%s", v);
+        return 0;
+    }
     if (strcmp(key, "broker.rack") == 0) {
         if (strlen(v) >= sizeof(c->broker_rack))
             goto bad;

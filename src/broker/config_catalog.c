@@ -265,6 +265,10 @@ const struct broker_key_def config_catalog_broker[] = {
     {"offsets.commit.timeout.ms", STRING, NULL, STARTUP, NOFIELD, NULL},
     {"group.coordinator.rebalance.protocols", STRING, NULL, STARTUP, NOFIELD, NULL},
     {"metadata.log.dir", STRING, NULL, STARTUP, NOFIELD, NULL},
+    /* The authorizer (authorizer.c): on when authorizer.class.name names one of Kafka's. */
+    {"authorizer.class.name", STRING, "", STARTUP, SPECIAL, NULL},
+    {"super.users", STRING, NULL, STARTUP, SPECIAL, NULL},
+    {"allow.everyone.if.no.acl.found", BOOLEAN, "false", STARTUP, BOOLF(allow_everyone_if_no_acl_found), NULL},
 };
 const int config_catalog_nbroker = sizeof(config_catalog_broker) / sizeof(config_catalog_broker[0]);
 #undef BOOLEAN

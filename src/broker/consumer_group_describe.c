@@ -1,6 +1,7 @@
 /* ConsumerGroupDescribe (69): state, epochs, assignor and members (subscriptions, current and
  * target assignments with topic names) of KIP-848 consumer groups; GROUP_ID_NOT_FOUND for unknown
  * and classic groups (the Java admin client then falls back to DescribeGroups). */
+#include "broker/authorizer.h"
 #include "broker/group_handler_util.h"
 #include "broker/group_handlers.h"
 #include "broker/group_store.h"
@@ -105,9 +106,17 @@ enum request_status handle_consumer_group_describe(struct broker *b, struct requ
     for (int32_t i = 0; i < n; i++) {
         if (describe_one(b, r, &req->group_ids[i], &resp->groups[i]) != 0)
             return REQUEST_CLOSE;
+        /* KafkaApis: DESCRIBE on the group, else only GROUP_AUTHORIZATION_FAILED. */
+        if (!authorize_kstr(b, r, ACL_OP_DESCRIBE, ACL_RES_GROUP, req->group_ids[i].ptr,
+                            req->group_ids[i].len)) {
+            resp->groups[i].error_code = KERR_GROUP_AUTHORIZATION_FAILED;
+            resp->groups[i].n_members = 0;
+            continue;
+        }
         /* As Kafka: only groups described without an error. */
         if (req->include_authorized_operations && resp->groups[i].error_code == KERR_NONE)
-            resp->groups[i].authorized_operations = AUTHORIZED_OPS_GROUP;
+            resp->groups[i].authorized_operations =
+                authorized_operations(b, r, ACL_RES_GROUP, resp->groups[i].group_id.ptr);
     }
     return REQUEST_DONE;
 }

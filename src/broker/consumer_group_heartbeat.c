@@ -3,6 +3,7 @@
  * member epoch and, when it changed, the member's assignment (topic ids + partitions). */
 #include <string.h>
 
+#include "broker/authorizer.h"
 #include "broker/group_handler_util.h"
 #include "broker/group_handlers.h"
 #include "broker/group_store.h"
@@ -148,6 +149,10 @@ enum request_status handle_consumer_group_heartbeat(struct broker *b, struct req
 {
     struct consumer_group_heartbeat_request *req = r->body;
     struct consumer_group_heartbeat_response *resp = r->resp;
+    if (!authorize_kstr(b, r, ACL_OP_READ, ACL_RES_GROUP, req->group_id.ptr, req->group_id.len)) {
+        resp->error_code = KERR_GROUP_AUTHORIZATION_FAILED; /* KafkaApis: READ on the group */
+        return REQUEST_DONE;
+    }
     resp->error_code = group_store_check(b, req->group_id.ptr);
     if (resp->error_code != KERR_NONE)
         return REQUEST_DONE;

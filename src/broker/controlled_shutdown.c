@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/authorizer.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "cluster/cluster.h"
@@ -78,6 +79,10 @@ enum request_status handle_controlled_shutdown(struct broker *b, struct request 
 {
     struct controlled_shutdown_request *req = r->body;
     struct controlled_shutdown_response *resp = r->resp;
+    if (!authorize(b, r, ACL_OP_CLUSTER_ACTION, ACL_RES_CLUSTER, ACL_CLUSTER_NAME, true)) {
+        resp->error_code = KERR_CLUSTER_AUTHORIZATION_FAILED; /* only brokers ask it */
+        return REQUEST_DONE;
+    }
     if (b->cluster == NULL) {
         resp->error_code = KERR_NOT_CONTROLLER; /* one node has no controller to ask */
         return REQUEST_DONE;
@@ -169,6 +174,10 @@ enum request_status handle_elect_leaders(struct broker *b, struct request *r)
     struct elect_leaders_request *req = r->body;
     struct elect_leaders_response *resp = r->resp;
     bool unclean = r->api_version >= 1 && req->election_type == 1;
+    if (!authorize(b, r, ACL_OP_ALTER, ACL_RES_CLUSTER, ACL_CLUSTER_NAME, true)) {
+        resp->error_code = KERR_CLUSTER_AUTHORIZATION_FAILED; /* KafkaApis: ALTER on it */
+        return REQUEST_DONE;
+    }
     if (r->api_version >= 1 && req->election_type != 0 && req->election_type != 1) {
         resp->error_code = KERR_INVALID_REQUEST;
         return REQUEST_DONE;

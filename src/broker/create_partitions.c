@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "broker/authorizer.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "cluster/cluster.h"
@@ -121,6 +122,8 @@ static enum request_status cluster_create_partitions_request(struct broker *b,
         int32_t from = ct != NULL ? ct->npartitions : 0;
         if (later) {
             snprintf(msg, sizeof(msg), "Duplicate topic name.");
+        } else if (!authorize(b, r, ACL_OP_ALTER, ACL_RES_TOPIC, name, true)) {
+            e = KERR_TOPIC_AUTHORIZATION_FAILED; /* KafkaApis: ALTER on the topic */
         } else if (ct == NULL && topic_find_name(b, in->name) != NULL) {
             /* only here (the coordinators' topics): as on one node */
             struct topic *t = NULL;
@@ -231,6 +234,8 @@ enum request_status handle_create_partitions(struct broker *b, struct request *r
         int e = KERR_INVALID_REQUEST;
         if (later)
             snprintf(msg, sizeof(msg), "Duplicate topic name.");
+        else if (!authorize_kstr(b, r, ACL_OP_ALTER, ACL_RES_TOPIC, in->name.ptr, in->name.len))
+            e = KERR_TOPIC_AUTHORIZATION_FAILED; /* KafkaApis: ALTER on the topic */
         else
             e = check_one(b, in, &t, msg, sizeof(msg));
         if (e == KERR_NONE && t != NULL && !req->validate_only) {

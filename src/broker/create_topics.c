@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/authorizer.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "broker/replica_manager.h"
@@ -398,6 +399,7 @@ enum request_status handle_create_topics(struct broker *b, struct request *r)
     if (job == NULL || cc == NULL || ca == NULL)
         return REQUEST_CLOSE;
     *cc = (struct cluster_create){.r = r};
+    bool cluster_create = authorize(b, r, ACL_OP_CREATE, ACL_RES_CLUSTER, ACL_CLUSTER_NAME, false);
     for (int32_t i = 0; i < n; i++) {
         struct create_topics_response_creatable_topic_result *out = &resp->topics[i];
         out->name = req->topics[i].name.ptr ? req->topics[i].name : kstr_of("");
@@ -414,7 +416,14 @@ enum request_status handle_create_topics(struct broker *b, struct request *r)
                 dup = true;
         struct topic *begun = NULL;
         ca[i] = (struct cluster_create_arg){.cc = cc, .i = i};
+        /* KafkaApis: CREATE on the cluster, or else on each topic. */
+        bool denied = !dup && !cluster_create &&
+                      !authorize_kstr(b, r, ACL_OP_CREATE, ACL_RES_TOPIC, req->topics[i].name.ptr,
+                                      req->topics[i].name.len);
+        if (denied)
+            snprintf(msg, sizeof(msg), "Authorization failed.");
         int e = dup ? KERR_INVALID_REQUEST
+                : denied ? KERR_TOPIC_AUTHORIZATION_FAILED
                     : create_one(b, r, req->validate_only, &req->topics[i], out, &begun, &ca[i],
                                  msg, sizeof(msg));
         if (e == KERR_NONE && begun != NULL)

@@ -1,5 +1,6 @@
 /* DeleteRecords (21): moves each partition's log start offset forward (-1 = to the high
  * watermark). */
+#include "broker/authorizer.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "proto/messages.h"
@@ -25,8 +26,11 @@ enum request_status handle_delete_records(struct broker *b, struct request *r)
     struct delete_records_response *resp = r->resp;
     FANOUT(r, b, req, resp, topics, name, partitions, partitions, {
         to->partitions[j].partition_index = ti->partitions[j].partition_index;
+        /* KafkaApis: DELETE on the topic. */
         to->partitions[j].error_code =
-            (int16_t)delete_one(t, &ti->partitions[j], &to->partitions[j].low_watermark);
+            authorize_kstr(b, r, ACL_OP_DELETE, ACL_RES_TOPIC, ti->name.ptr, ti->name.len)
+                ? (int16_t)delete_one(t, &ti->partitions[j], &to->partitions[j].low_watermark)
+                : KERR_TOPIC_AUTHORIZATION_FAILED;
     });
     return REQUEST_DONE;
 }

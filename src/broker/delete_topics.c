@@ -3,6 +3,7 @@
  * saying so); the partition dirs are renamed and removed over later loop turns (topics.c). */
 #include <string.h>
 
+#include "broker/authorizer.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "cluster/cluster.h"
@@ -117,6 +118,10 @@ static enum request_status cluster_delete_topics(struct broker *b, struct reques
         if (kname.len > 0)
             memcpy(copy, kname.ptr, (size_t)kname.len);
         copy[kname.len > 0 ? kname.len : 0] = '\0';
+        if (!authorize(b, r, ACL_OP_DELETE, ACL_RES_TOPIC, copy, true)) {
+            out->error_code = KERR_TOPIC_AUTHORIZATION_FAILED; /* KafkaApis: DELETE on it */
+            continue;
+        }
         const struct cluster_topic *ct = cluster_topic_find(b->cluster, copy);
         if (ct == NULL) { /* only here (the coordinators' topics): as on one node */
             any_local |= delete_one(b, topic_find(b, copy), out);
@@ -182,6 +187,13 @@ enum request_status handle_delete_topics(struct broker *b, struct request *r)
         } else {
             out->name = req->topic_names[i];
             t = topic_find_name(b, req->topic_names[i]);
+        }
+        /* KafkaApis: DELETE on the topic (by id: on its name, once known). */
+        if (t != NULL ? !authorize(b, r, ACL_OP_DELETE, ACL_RES_TOPIC, t->name, true)
+                      : !authorize_kstr(b, r, ACL_OP_DELETE, ACL_RES_TOPIC, out->name.ptr,
+                                        out->name.len)) {
+            out->error_code = KERR_TOPIC_AUTHORIZATION_FAILED;
+            continue;
         }
         any |= delete_one(b, t, out);
     }

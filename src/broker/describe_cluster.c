@@ -14,7 +14,8 @@ enum request_status handle_describe_cluster(struct broker *b, struct request *r)
     resp->cluster_id = kstr_of(b->cluster_id);
     resp->controller_id = b->cluster ? cluster_controller_id(b->cluster) : b->cfg.node_id;
     resp->cluster_authorized_operations = req->include_cluster_authorized_operations
-                                              ? AUTHORIZED_OPS_CLUSTER
+                                              ? authorized_operations(b, r, ACL_RES_CLUSTER,
+                                                                      ACL_CLUSTER_NAME)
                                               : AUTHORIZED_OPS_NOT_REQUESTED;
     if (req->endpoint_type > 1) {
         resp->error_code = KERR_INVALID_REQUEST; /* controller endpoints are not exposed */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "broker/authorizer.h"
 #include "broker/config_catalog.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
@@ -193,6 +194,13 @@ static void describe_one(struct broker *b, struct request *r, bool include_synon
     out->error_message = kstr_null();
     int cap = config_catalog_ntopics > config_catalog_nbroker ? config_catalog_ntopics
                                                               : config_catalog_nbroker;
+    int denied = authorize_config_resource(b, r, res->resource_type, res->resource_name.ptr,
+                                           res->resource_name.len, ACL_OP_DESCRIBE_CONFIGS);
+    if (denied != KERR_NONE) {
+        out->error_code = (int16_t)denied;
+        RESP_ARRAY(r, out->configs, 0);
+        return;
+    }
     if (res->resource_type == RESOURCE_TOPIC) {
         struct topic *t = topic_find_name(b, res->resource_name);
         /* On a cluster, ZooKeeper's /config/topics/<t> as this broker last read it (every

@@ -1,6 +1,7 @@
 /* DescribeGroups (15): state, protocol and members of each classic group. A group that is not
  * one (unknown, or a KIP-848 consumer group) is Dead with no members, and from v6 also
  * GROUP_ID_NOT_FOUND with Kafka 4.1's message (KIP-1043). */
+#include "broker/authorizer.h"
 #include "broker/group_handler_util.h"
 #include "broker/group_handlers.h"
 #include "broker/group_store.h"
@@ -70,9 +71,18 @@ enum request_status handle_describe_groups(struct broker *b, struct request *r)
     bool ops = r->api_version >= 3 && req->include_authorized_operations;
     for (int32_t i = 0; i < n; i++) {
         describe_one(b, r, &req->groups[i], &resp->groups[i]);
+        /* KafkaApis: DESCRIBE on the group, else only GROUP_AUTHORIZATION_FAILED. */
+        if (!authorize_kstr(b, r, ACL_OP_DESCRIBE, ACL_RES_GROUP, req->groups[i].ptr,
+                            req->groups[i].len)) {
+            resp->groups[i].group_state = kstr_of("");
+            resp->groups[i].n_members = 0;
+            resp->groups[i].error_code = KERR_GROUP_AUTHORIZATION_FAILED;
+            continue;
+        }
         /* As Kafka: only groups described without an error (a Dead group before v6 has none). */
         if (ops && resp->groups[i].error_code == KERR_NONE)
-            resp->groups[i].authorized_operations = AUTHORIZED_OPS_GROUP;
+            resp->groups[i].authorized_operations =
+                authorized_operations(b, r, ACL_RES_GROUP, resp->groups[i].group_id.ptr);
     }
     return REQUEST_DONE;
 }

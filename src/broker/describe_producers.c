@@ -1,4 +1,5 @@
 /* DescribeProducers (61): the idempotent producers this broker tracks per partition. */
+#include "broker/authorizer.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "proto/messages.h"
@@ -36,8 +37,12 @@ enum request_status handle_describe_producers(struct broker *b, struct request *
     struct describe_producers_request *req = r->body;
     struct describe_producers_response *resp = r->resp;
     FANOUT(r, b, req, resp, topics, name, partition_indexes, partitions, {
-        if (describe_one(r, t, ti->partition_indexes[j], &to->partitions[j]) != 0)
+        /* KafkaApis: READ on the topic. */
+        bool allowed = authorize_kstr(b, r, ACL_OP_READ, ACL_RES_TOPIC, ti->name.ptr, ti->name.len);
+        if (describe_one(r, allowed ? t : NULL, ti->partition_indexes[j], &to->partitions[j]) != 0)
             return REQUEST_CLOSE;
+        if (!allowed)
+            to->partitions[j].error_code = KERR_TOPIC_AUTHORIZATION_FAILED;
     });
     return REQUEST_DONE;
 }

@@ -1,5 +1,6 @@
 /* EndTxn (26), v0-5: commits or aborts the producer's transaction (txn_end): answered once
  * PrepareCommit / PrepareAbort is written; the markers and the completion follow. */
+#include "broker/authorizer.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "broker/txn_store.h"
@@ -25,6 +26,11 @@ enum request_status handle_end_txn(struct broker *b, struct request *r)
     struct end_txn_response *resp = r->resp;
     resp->producer_id = -1;
     resp->producer_epoch = -1;
+    if (!authorize_kstr(b, r, ACL_OP_WRITE, ACL_RES_TRANSACTIONAL_ID, req->transactional_id.ptr,
+                        req->transactional_id.len)) {
+        resp->error_code = KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED; /* KafkaApis: WRITE */
+        return REQUEST_DONE;
+    }
     struct txn_coordinator *tc = txn_store_coordinator(b);
     const char *id = txn_id_of(r, req->transactional_id);
     if (tc == NULL || id == NULL) {

@@ -17,6 +17,7 @@
 #include "log/fileio.h"
 #include "net/loop.h"
 #include "log/txnindex.h"
+#include "broker/authorizer.h"
 #include "proto/messages.h"
 
 /* The most aborted transactions one partition's read_committed answer lists (Kafka lists all
@@ -48,6 +49,7 @@ struct fetch_plan {
     bool record;          /* this build records the follower's fetch (not a waiter's re-check) */
     struct waiter wait;   /* parked until enough bytes or max_wait_ms (WAITER_ON_APPEND) */
     bool out_of_memory;   /* a re-check could not build the response: answered empty */
+    bool cluster_action;  /* a follower's fetch may (CLUSTER_ACTION on the cluster) */
 };
 
 static void release_files(struct fetch_response *resp)
@@ -263,6 +265,15 @@ static int64_t fetch_partition(struct broker *b, struct request *r, const struct
      * a follower's up to its high watermark; older ones and followers' read leaders only. */
     bool any_replica = plan->replica_id < 0 && r->api_version >= 11;
     bool following = false;
+    /* KafkaApis: a follower needs CLUSTER_ACTION, a consumer READ on the topic; either
+     * denied answers TOPIC_AUTHORIZATION_FAILED for the partition. */
+    if (it->topic.len > 0 &&
+        (plan->replica_id >= 0 ? !plan->cluster_action
+                               : !authorize_kstr(b, r, ACL_OP_READ, ACL_RES_TOPIC,
+                                                 it->topic.ptr, it->topic.len))) {
+        out->error_code = KERR_TOPIC_AUTHORIZATION_FAILED;
+        return -1;
+    }
     if (it->topic.len > 0 && broker_leader_check(b, it->topic, it->partition) != KERR_NONE) {
         if (!any_replica || !replica_here(b, it->topic, it->partition)) {
             out->error_code = KERR_NOT_LEADER_OR_FOLLOWER; /* the client refreshes Metadata */
@@ -705,6 +716,9 @@ enum request_status handle_fetch(struct broker *b, struct request *r)
         return REQUEST_CLOSE;
     struct fetch_plan *plan = r->state;
     plan->record = true;
+    plan->cluster_action = plan->replica_id >= 0 &&
+                           authorize(b, r, ACL_OP_CLUSTER_ACTION, ACL_RES_CLUSTER,
+                                     ACL_CLUSTER_NAME, true);
     int64_t got = fetch_build(b, r);
     if (got == -2)
         return REQUEST_CLOSE;

@@ -4,6 +4,7 @@
  * transactional id's the leader of its partition of __transaction_state (txn_store_find). */
 #include <string.h>
 
+#include "broker/authorizer.h"
 #include "broker/group_handlers.h"
 #include "broker/group_store.h"
 #include "broker/kutil.h"
@@ -25,6 +26,13 @@ static void find_one(struct broker *b, struct request *r, int8_t key_type, struc
     *out = (struct coordinator_answer){KERR_COORDINATOR_NOT_AVAILABLE, -1, "", -1};
     if (key_type != 0 && key_type != 1) {
         out->error = KERR_INVALID_REQUEST;
+        return;
+    }
+    /* KafkaApis: DESCRIBE on the group or the transactional id. */
+    if (!authorize_kstr(b, r, ACL_OP_DESCRIBE, key_type == 0 ? ACL_RES_GROUP : ACL_RES_TRANSACTIONAL_ID,
+                        key.ptr, key.len)) {
+        out->error = key_type == 0 ? KERR_GROUP_AUTHORIZATION_FAILED
+                                   : KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
         return;
     }
     if (key_type == 0 && b->groups == NULL)

@@ -32,6 +32,11 @@ enum request_status handle_controlled_shutdown(struct broker *b, struct request 
 enum request_status handle_elect_leaders(struct broker *b, struct request *r);
 enum request_status handle_alter_partition_reassignments(struct broker *b, struct request *r);
 enum request_status handle_list_partition_reassignments(struct broker *b, struct request *r);
+enum request_status handle_describe_acls(struct broker *b, struct request *r);
+enum request_status handle_create_acls(struct broker *b, struct request *r);
+enum request_status handle_delete_acls(struct broker *b, struct request *r);
+/* Shutdown: the authorizer and its ACLs go (authorizer.c). */
+void acls_shutdown(struct broker *b);
 /* The broker's controlled shutdown (controlled_shutdown.c): asks the controller to move its
  * leaderships, up to controlled.shutdown.max.retries attempts, then calls done(b) once (maybe
  * inside this call). NULL when it cannot start (done is then not called). */

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "broker/authorizer.h"
 #include "broker/config_catalog.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
@@ -166,6 +167,10 @@ enum request_status handle_incremental_alter_configs(struct broker *b, struct re
             b->cluster != NULL ? cluster_topic_find(b->cluster, name) : NULL;
         if (e != KERR_NONE) {
             /* refused as a whole */
+        } else if ((e = authorize_config_resource(b, r, in->resource_type, in->resource_name.ptr,
+                                                  in->resource_name.len, ACL_OP_ALTER_CONFIGS)) !=
+                   KERR_NONE) {
+            /* KafkaApis: ALTER_CONFIGS on the topic or the cluster */
         } else if (in->resource_type == RESOURCE_BROKER) {
             e = alter_broker(b, r, req->validate_only, in, &ans[i], msg, sizeof(msg));
         } else if (in->resource_type != RESOURCE_TOPIC) {

@@ -1,6 +1,7 @@
 /* InitProducerId (22): hands an idempotent producer its id and epoch (ids from producer_ids.c:
  * unique in a cluster); a transactional id goes to the transaction coordinator (txn_store.c),
  * which fences the id's previous producer and answers once its record is written. */
+#include "broker/authorizer.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "broker/producer_ids.h"
@@ -54,6 +55,20 @@ enum request_status handle_init_producer_id(struct broker *b, struct request *r)
      * or neither. */
     if ((req->producer_id == -1) != (req->producer_epoch == -1)) {
         resp->error_code = KERR_INVALID_REQUEST;
+        return REQUEST_DONE;
+    }
+    /* KafkaApis: WRITE on the transactional id; an idempotent producer needs IDEMPOTENT_WRITE
+     * on the cluster or WRITE on some topic. */
+    if (req->transactional_id.ptr != NULL && req->transactional_id.len > 0 &&
+        !authorize_kstr(b, r, ACL_OP_WRITE, ACL_RES_TRANSACTIONAL_ID, req->transactional_id.ptr,
+                        req->transactional_id.len)) {
+        resp->error_code = KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+        return REQUEST_DONE;
+    }
+    if (req->transactional_id.ptr == NULL &&
+        !authorize(b, r, ACL_OP_IDEMPOTENT_WRITE, ACL_RES_CLUSTER, ACL_CLUSTER_NAME, false) &&
+        !authorize_any(b, r, ACL_OP_WRITE, ACL_RES_TOPIC)) {
+        resp->error_code = KERR_CLUSTER_AUTHORIZATION_FAILED;
         return REQUEST_DONE;
     }
     /* Kafka refuses an empty transactional id; any other is the coordinator's. */

@@ -1,6 +1,7 @@
 /* JoinGroup (11): decodes the member's protocols and hands the join to the group coordinator,
  * which answers now (errors, MEMBER_ID_REQUIRED, a rejoin of the current generation) or when
  * the rebalance completes. */
+#include "broker/authorizer.h"
 #include "broker/group_handler_util.h"
 #include "broker/group_handlers.h"
 #include "broker/group_store.h"
@@ -46,6 +47,10 @@ enum request_status handle_join_group(struct broker *b, struct request *r)
     resp->protocol_name = r->api_version >= 7 ? kstr_null() : kstr_of("");
     resp->leader = kstr_of("");
     resp->member_id = req->member_id.ptr ? req->member_id : kstr_of("");
+    if (!authorize_kstr(b, r, ACL_OP_READ, ACL_RES_GROUP, req->group_id.ptr, req->group_id.len)) {
+        resp->error_code = KERR_GROUP_AUTHORIZATION_FAILED; /* KafkaApis: READ on the group */
+        return REQUEST_DONE;
+    }
     resp->error_code = group_store_check(b, req->group_id.ptr);
     if (resp->error_code != KERR_NONE)
         return REQUEST_DONE;

@@ -2,6 +2,7 @@
 #ifndef GREGOR_BROKER_KUTIL_H
 #define GREGOR_BROKER_KUTIL_H
 
+#include "broker/authorizer.h"
 #include <stdint.h>
 #include <string.h>
 
@@ -60,19 +61,8 @@ static inline struct kstr kstr_or_null(const char *s)
         }                                                                                     \
     } while (0)
 
-/* Kafka's AclOperation codes (KIP-430 bitfields set bit 1 << code). */
-enum acl_operation {
-    ACL_OP_READ = 3,
-    ACL_OP_WRITE = 4,
-    ACL_OP_CREATE = 5,
-    ACL_OP_DELETE = 6,
-    ACL_OP_ALTER = 7,
-    ACL_OP_DESCRIBE = 8,
-    ACL_OP_CLUSTER_ACTION = 9,
-    ACL_OP_DESCRIBE_CONFIGS = 10,
-    ACL_OP_ALTER_CONFIGS = 11,
-    ACL_OP_IDEMPOTENT_WRITE = 12,
-};
+/* Kafka's AclOperation codes (enum acl_operation, authorizer.h); KIP-430 bitfields set bit
+ * 1 << code. */
 #define ACL_BIT(op) ((int32_t)1 << (op))
 
 /* Authorized operations as Kafka answers them without an authorizer: every operation the resource

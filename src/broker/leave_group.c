@@ -1,4 +1,5 @@
 /* LeaveGroup (13): one member (v0-2) or a batch of members by id / instance id (v3+). */
+#include "broker/authorizer.h"
 #include "broker/group_handler_util.h"
 #include "broker/group_handlers.h"
 #include "broker/group_store.h"
@@ -9,6 +10,10 @@ enum request_status handle_leave_group(struct broker *b, struct request *r)
 {
     struct leave_group_request *req = r->body;
     struct leave_group_response *resp = r->resp;
+    if (!authorize_kstr(b, r, ACL_OP_READ, ACL_RES_GROUP, req->group_id.ptr, req->group_id.len)) {
+        resp->error_code = KERR_GROUP_AUTHORIZATION_FAILED; /* KafkaApis: READ on the group */
+        return REQUEST_DONE;
+    }
     resp->error_code = group_store_check(b, req->group_id.ptr);
     if (resp->error_code != KERR_NONE) {
         return REQUEST_DONE;

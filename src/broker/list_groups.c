@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <strings.h>
 
+#include "broker/authorizer.h"
 #include "broker/group_handler_util.h"
 #include "broker/group_handlers.h"
 #include "broker/group_store.h"
@@ -49,10 +50,14 @@ enum request_status handle_list_groups(struct broker *b, struct request *r)
         return REQUEST_CLOSE;
     }
     int k = 0;
+    /* KafkaApis: DESCRIBE on the cluster lists every group, else those it may DESCRIBE. */
+    bool every = authorize(b, r, ACL_OP_DESCRIBE, ACL_RES_CLUSTER, ACL_CLUSTER_NAME, false);
     for (int i = 0; i < n; i++) {
         const char *state = list[i].state_name;
         if (!state_wanted(req, r->api_version, state) ||
             !type_wanted(req, r->api_version, list[i].type))
+            continue;
+        if (!every && !authorize(b, r, ACL_OP_DESCRIBE, ACL_RES_GROUP, list[i].group_id, false))
             continue;
         struct list_groups_response_listed_group *g = &resp->groups[k++];
         g->group_id = gh_str_nn(r, list[i].group_id);

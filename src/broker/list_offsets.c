@@ -3,6 +3,7 @@
  * the log start, everything is local here), last tiered (-5, v9+: none, offset -1), or the
  * first offset whose timestamp is at least the one asked, per partition. As Kafka 4.1, -4 and
  * -5 below their versions are UNSUPPORTED_VERSION. */
+#include "broker/authorizer.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "common/util.h"
@@ -131,7 +132,18 @@ enum request_status handle_list_offsets(struct broker *b, struct request *r)
         if (ot->partitions == NULL)
             return REQUEST_CLOSE;
         ot->n_partitions = np;
+        bool denied = !authorize_kstr(b, r, ACL_OP_DESCRIBE, ACL_RES_TOPIC, it->name.ptr,
+                                      it->name.len);
         for (int32_t j = 0; j < np; j++) {
+            if (denied) { /* KafkaApis: DESCRIBE on the topic */
+                struct list_offsets_response_list_offsets_partition_response *o = &ot->partitions[j];
+                o->partition_index = it->partitions[j].partition_index;
+                o->error_code = KERR_TOPIC_AUTHORIZATION_FAILED;
+                o->timestamp = -1;
+                o->offset = -1;
+                o->leader_epoch = -1;
+                continue;
+            }
             if (broker_leader_check(b, it->name, it->partitions[j].partition_index) != KERR_NONE) {
                 /* On a cluster, another broker leads it: the client refreshes Metadata. */
                 struct list_offsets_response_list_offsets_partition_response *o = &ot->partitions[j];

@@ -4,6 +4,7 @@
  * removing replicas as the TopicZNodes hold them. */
 #include <string.h>
 
+#include "broker/authorizer.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "cluster/cluster.h"
@@ -59,6 +60,11 @@ enum request_status handle_list_partition_reassignments(struct broker *b, struct
 {
     struct list_partition_reassignments_request *req = r->body;
     struct list_partition_reassignments_response *resp = r->resp;
+    if (!authorize(b, r, ACL_OP_DESCRIBE, ACL_RES_CLUSTER, ACL_CLUSTER_NAME, true)) {
+        resp->error_code = KERR_CLUSTER_AUTHORIZATION_FAILED; /* KafkaApis: DESCRIBE on it */
+        resp->error_message = kstr_null();
+        return REQUEST_DONE;
+    }
     if (b->cluster == NULL || !cluster_is_controller(b->cluster)) {
         resp->error_code = KERR_NOT_CONTROLLER;
         resp->error_message = kstr_of("This is not the correct controller for this cluster.");

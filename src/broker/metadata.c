@@ -46,6 +46,27 @@ struct topic *broker_auto_create(struct broker *b, const char *name)
     return e == KERR_NONE ? topic_find(b, name) : NULL; /* NULL when its first slice failed */
 }
 
+/* The checks of KafkaApis' Metadata: topics the principal may not DESCRIBE are left out of a
+ * listing (not logged) or answered TOPIC_AUTHORIZATION_FAILED when named; auto-creation
+ * needs CREATE on the cluster or the topic. */
+static bool may_describe(struct broker *b, struct request *r, const char *name, bool named)
+{
+    return authorize(b, r, ACL_OP_DESCRIBE, ACL_RES_TOPIC, name, named);
+}
+
+static bool may_create(struct broker *b, struct request *r, const char *name)
+{
+    return authorize(b, r, ACL_OP_CREATE, ACL_RES_CLUSTER, ACL_CLUSTER_NAME, false) ||
+           authorize(b, r, ACL_OP_CREATE, ACL_RES_TOPIC, name, true);
+}
+
+/* The topic's authorized operations when asked (KIP-430), else the schema default. */
+static int32_t topic_ops_of(struct broker *b, struct request *r, int32_t asked, const char *name)
+{
+    return asked == AUTHORIZED_OPS_NOT_REQUESTED ? asked
+                                                 : authorized_operations(b, r, ACL_RES_TOPIC, name);
+}
+
 static void fill_topic(struct broker *b, struct request *r,
                        struct metadata_response_metadata_response_topic *out, struct topic *t)
 {
@@ -149,14 +170,16 @@ static enum request_status cluster_metadata(struct broker *b, struct request *r,
             return REQUEST_CLOSE;
         int n = 0;
         for (int i = 0; i < nct; i++)
-            if (cluster_topic_visible(ts[i])) { /* not those queued for deletion, as Kafka */
-                resp->topics[n].topic_authorized_operations = topic_ops;
+            if (cluster_topic_visible(ts[i]) && /* not those queued for deletion, as Kafka */
+                may_describe(b, r, ts[i]->name, false)) {
+                resp->topics[n].topic_authorized_operations =
+                    topic_ops_of(b, r, topic_ops, ts[i]->name);
                 fill_cluster_topic(b, r, &resp->topics[n++], ts[i]);
             }
         for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t))
             if (t->creating == 0 && !cluster_topic_listed(b->cluster, t->name) &&
-                n < nct + b->ntopics) {
-                resp->topics[n].topic_authorized_operations = topic_ops;
+                n < nct + b->ntopics && may_describe(b, r, t->name, false)) {
+                resp->topics[n].topic_authorized_operations = topic_ops_of(b, r, topic_ops, t->name);
                 fill_topic(b, r, &resp->topics[n++], t);
             }
         resp->n_topics = n;
@@ -199,6 +222,12 @@ static enum request_status cluster_metadata(struct broker *b, struct request *r,
         }
         if (name == NULL)
             return REQUEST_CLOSE;
+        if (!may_describe(b, r, name, true)) {
+            out->error_code = KERR_TOPIC_AUTHORIZATION_FAILED;
+            out->topic_authorized_operations = AUTHORIZED_OPS_NOT_REQUESTED;
+            continue;
+        }
+        out->topic_authorized_operations = topic_ops_of(b, r, topic_ops, name);
         const struct cluster_topic *ct = cluster_topic_find(b->cluster, name);
         if (ct != NULL) {
             fill_cluster_topic(b, r, out, ct);
@@ -215,6 +244,10 @@ static enum request_status cluster_metadata(struct broker *b, struct request *r,
         struct topic *t = topic_find(b, name);
         if (t != NULL && t->creating == 0) {
             fill_topic(b, r, out, t);
+            continue;
+        }
+        if (t == NULL && auto_create && !topic_name_is_internal(name) && !may_create(b, r, name)) {
+            out->error_code = KERR_TOPIC_AUTHORIZATION_FAILED;
             continue;
         }
         if (t == NULL && auto_create && !topic_name_is_internal(name)) {
@@ -271,7 +304,8 @@ enum request_status handle_metadata(struct broker *b, struct request *r)
     /* The cluster's operations only in v8-10 (the field's versions), as Kafka. */
     resp->cluster_authorized_operations = r->api_version >= 8 && r->api_version <= 10 &&
                                                   req->include_cluster_authorized_operations
-                                              ? AUTHORIZED_OPS_CLUSTER
+                                              ? authorized_operations(b, r, ACL_RES_CLUSTER,
+                                                                      ACL_CLUSTER_NAME)
                                               : AUTHORIZED_OPS_NOT_REQUESTED;
     /* Kafka fills every topic it looked up by name or found, errors included; not the ids it
      * does not know. */
@@ -288,8 +322,9 @@ enum request_status handle_metadata(struct broker *b, struct request *r)
             return REQUEST_CLOSE;
         int n = 0;
         for (struct topic *t = topic_iter_first(b); t && n < b->ntopics; t = topic_iter_next(b, t))
-            if (t->creating == 0) { /* listed once all its partitions exist */
-                resp->topics[n].topic_authorized_operations = topic_ops;
+            if (t->creating == 0 && /* listed once all its partitions exist */
+                may_describe(b, r, t->name, false)) {
+                resp->topics[n].topic_authorized_operations = topic_ops_of(b, r, topic_ops, t->name);
                 fill_topic(b, r, &resp->topics[n++], t);
             }
         resp->n_topics = n;
@@ -307,11 +342,20 @@ enum request_status handle_metadata(struct broker *b, struct request *r)
         struct topic *t = NULL;
         if (rt->name.ptr != NULL) {
             out->name = rt->name;
+            if (!authorize_kstr(b, r, ACL_OP_DESCRIBE, ACL_RES_TOPIC, rt->name.ptr, rt->name.len)) {
+                out->error_code = KERR_TOPIC_AUTHORIZATION_FAILED;
+                out->topic_authorized_operations = AUTHORIZED_OPS_NOT_REQUESTED;
+                continue;
+            }
             t = topic_find_name(b, rt->name);
             if (t == NULL) {
                 char msg[512];
                 if (topic_name_validate(rt->name.ptr, rt->name.len, msg, sizeof(msg)) != KERR_NONE) {
                     out->error_code = KERR_INVALID_TOPIC_EXCEPTION;
+                    continue;
+                }
+                if (auto_create && !may_create(b, r, rt->name.ptr)) {
+                    out->error_code = KERR_TOPIC_AUTHORIZATION_FAILED;
                     continue;
                 }
                 if (auto_create)
@@ -325,7 +369,14 @@ enum request_status handle_metadata(struct broker *b, struct request *r)
                 out->topic_authorized_operations = AUTHORIZED_OPS_NOT_REQUESTED;
                 continue;
             }
+            if (!may_describe(b, r, t->name, true)) {
+                out->error_code = KERR_TOPIC_AUTHORIZATION_FAILED;
+                out->topic_authorized_operations = AUTHORIZED_OPS_NOT_REQUESTED;
+                continue;
+            }
         }
+        if (t != NULL)
+            out->topic_authorized_operations = topic_ops_of(b, r, topic_ops, t->name);
         if (t == NULL) {
             out->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
             continue;

@@ -2,6 +2,7 @@
  * and persists the offsets to __consumer_offsets. */
 #include <string.h>
 
+#include "broker/authorizer.h"
 #include "broker/group_handlers.h"
 #include "broker/group_store.h"
 #include "broker/kutil.h"
@@ -76,11 +77,18 @@ enum request_status handle_offset_commit(struct broker *b, struct request *r)
     if (parts == NULL)
         return REQUEST_CLOSE;
     int16_t coordinator = group_store_check(b, req->group_id.ptr);
+    /* KafkaApis: READ on the group (else every partition GROUP_AUTHORIZATION_FAILED), then
+     * READ on each topic (TOPIC_AUTHORIZATION_FAILED for its partitions). */
+    if (!authorize_kstr(b, r, ACL_OP_READ, ACL_RES_GROUP, req->group_id.ptr, req->group_id.len))
+        coordinator = KERR_GROUP_AUTHORIZATION_FAILED;
     int k = 0;
     for (int32_t i = 0; i < nt; i++) {
         struct offset_commit_request_offset_commit_request_topic *rt = &req->topics[i];
         int32_t nparts = topic_partitions(b, rt->name);
         int32_t np = rt->n_partitions > 0 ? rt->n_partitions : 0;
+        bool topic_denied = coordinator != KERR_GROUP_AUTHORIZATION_FAILED &&
+                            !authorize_kstr(b, r, ACL_OP_READ, ACL_RES_TOPIC, rt->name.ptr,
+                                            rt->name.len);
         for (int32_t j = 0; j < np; j++) {
             struct offset_commit_request_offset_commit_request_partition *rp = &rt->partitions[j];
             struct gc_commit_partition *p = &parts[k++];
@@ -90,7 +98,11 @@ enum request_status handle_offset_commit(struct broker *b, struct request *r)
             p->leader_epoch = r->api_version >= 6 ? rp->committed_leader_epoch : -1;
             p->metadata = rp->committed_metadata.ptr; /* bytes: NULs included */
             p->metadata_len = rp->committed_metadata.len;
-            if (kstr_has_nul(req->group_id))
+            if (coordinator == KERR_GROUP_AUTHORIZATION_FAILED)
+                p->error = KERR_GROUP_AUTHORIZATION_FAILED;
+            else if (topic_denied)
+                p->error = KERR_TOPIC_AUTHORIZATION_FAILED;
+            else if (kstr_has_nul(req->group_id))
                 p->error = KERR_INVALID_GROUP_ID; /* would read as another group's id */
             else if (rp->partition_index < 0 || rp->partition_index >= nparts)
                 p->error = KERR_UNKNOWN_TOPIC_OR_PARTITION;

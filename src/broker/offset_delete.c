@@ -1,5 +1,6 @@
 /* OffsetDelete (47): removes committed offsets of a group for partitions its members are not
  * subscribed to (GROUP_SUBSCRIBED_TO_TOPIC otherwise). */
+#include "broker/authorizer.h"
 #include "broker/group_handlers.h"
 #include "broker/group_store.h"
 #include "broker/kutil.h"
@@ -19,6 +20,9 @@ enum request_status handle_offset_delete(struct broker *b, struct request *r)
     if (parts == NULL || resp->topics == NULL)
         return REQUEST_CLOSE;
     resp->error_code = group_store_check(b, req->group_id.ptr);
+    /* KafkaApis: DELETE on the group, then READ on each topic. */
+    if (!authorize_kstr(b, r, ACL_OP_DELETE, ACL_RES_GROUP, req->group_id.ptr, req->group_id.len))
+        resp->error_code = KERR_GROUP_AUTHORIZATION_FAILED;
     if (resp->error_code != KERR_NONE) {
         return REQUEST_DONE;
     }
@@ -36,7 +40,9 @@ enum request_status handle_offset_delete(struct broker *b, struct request *r)
             p->topic = rt->name.ptr ? rt->name.ptr : "";
             p->partition = rt->partitions[j].partition_index;
             p->offset = -1;
-            if (t == NULL || p->partition < 0 || p->partition >= t->npartitions)
+            if (!authorize_kstr(b, r, ACL_OP_READ, ACL_RES_TOPIC, rt->name.ptr, rt->name.len))
+                p->error = KERR_TOPIC_AUTHORIZATION_FAILED;
+            else if (t == NULL || p->partition < 0 || p->partition >= t->npartitions)
                 p->error = KERR_UNKNOWN_TOPIC_OR_PARTITION;
         }
     }

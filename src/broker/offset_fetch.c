@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/authorizer.h"
 #include "broker/group_handler_util.h"
 #include "broker/group_handlers.h"
 #include "broker/group_store.h"
@@ -114,6 +115,12 @@ static int collect(struct broker *b, struct request *r, const char *group, bool 
     return 0;
 }
 
+/* KafkaApis: a topic's committed offsets need DESCRIBE on it. */
+static bool topic_may_describe(struct broker *b, struct request *r, struct kstr name)
+{
+    return authorize_kstr(b, r, ACL_OP_DESCRIBE, ACL_RES_TOPIC, name.ptr, name.len);
+}
+
 static enum request_status fetch_single(struct broker *b, struct request *r)
 {
     struct offset_fetch_request *req = r->body;
@@ -122,8 +129,10 @@ static enum request_status fetch_single(struct broker *b, struct request *r)
     /* A group id holding a NUL would read as another group's: refused as Kafka answers a
      * group-level error (no topics from v2, each partition carrying it before). */
     const char *group = err == KERR_NONE ? req->group_id.ptr : NULL;
-    if (kstr_has_nul(req->group_id)) {
-        err = KERR_INVALID_GROUP_ID;
+    bool group_denied = !authorize_kstr(b, r, ACL_OP_DESCRIBE, ACL_RES_GROUP, req->group_id.ptr,
+                                        req->group_id.len);
+    if (kstr_has_nul(req->group_id) || group_denied) {
+        err = group_denied ? KERR_GROUP_AUTHORIZATION_FAILED : KERR_INVALID_GROUP_ID;
         group = NULL;
         if (r->api_version >= 2) {
             resp->error_code = err;
@@ -176,6 +185,10 @@ static enum request_status fetch_single(struct broker *b, struct request *r)
             ot->partitions[j].metadata = (struct kstr){(char *)o->metadata, o->metadata_len};
             /* v1 has no top-level error: the partitions carry it. */
             ot->partitions[j].error_code = r->api_version < 2 ? err : unstable;
+            if (err == KERR_NONE && !topic_may_describe(b, r, ft[i].name)) {
+                ot->partitions[j].error_code = KERR_TOPIC_AUTHORIZATION_FAILED;
+                ot->partitions[j].committed_offset = -1;
+            }
         }
     }
     return REQUEST_DONE;
@@ -197,6 +210,9 @@ static enum request_status fetch_groups(struct broker *b, struct request *r)
         og->error_code = group_store_check(b, rg->group_id.ptr);
         if (rg->group_id.ptr == NULL || kstr_has_nul(rg->group_id))
             og->error_code = KERR_INVALID_GROUP_ID;
+        else if (!authorize_kstr(b, r, ACL_OP_DESCRIBE, ACL_RES_GROUP, rg->group_id.ptr,
+                                 rg->group_id.len))
+            og->error_code = KERR_GROUP_AUTHORIZATION_FAILED;
         else if (og->error_code == KERR_NONE && r->api_version >= 9)
             og->error_code = gc_offset_fetch_validate(b->groups, rg->group_id.ptr,
                                                       rg->member_id.ptr, rg->member_epoch);
@@ -239,6 +255,10 @@ static enum request_status fetch_groups(struct broker *b, struct request *r)
                 ot->partitions[j].committed_leader_epoch = o->leader_epoch;
                 ot->partitions[j].metadata = (struct kstr){(char *)o->metadata, o->metadata_len};
                 ot->partitions[j].error_code = unstable;
+                if (!topic_may_describe(b, r, ft[i].name)) {
+                    ot->partitions[j].error_code = KERR_TOPIC_AUTHORIZATION_FAILED;
+                    ot->partitions[j].committed_offset = -1;
+                }
             }
         }
     }

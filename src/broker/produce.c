@@ -17,6 +17,7 @@
 #include "common/util.h"
 #include "log/batch.h"
 #include "log/convert.h"
+#include "broker/authorizer.h"
 #include "proto/messages.h"
 
 /* What a produce remembers while it appends (possibly over several loop turns) and, at
@@ -30,6 +31,8 @@ struct produce_wait {
     struct produce_response_partition_produce_response **outs;
     int32_t next_topic, next_part; /* where appending goes on */
     bool any_error, txn_without_id, bad_acks;
+    bool txn_denied;               /* no WRITE on the transactional id (authorizer.c) */
+    bool *topic_denied;            /* per request topic: no WRITE on it */
     uint64_t timer;                /* the next slice's broker timer, 0 when none */
     struct waiter durable;         /* acks=all: until every partition's durable point passed,
                                     * then (as WAITER_ON_APPEND) its high watermark */
@@ -288,6 +291,10 @@ static bool produce_run(struct broker *b, struct request *r, int64_t deadline_us
                 e = KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
             else if (wait->bad_acks)
                 e = KERR_INVALID_REQUIRED_ACKS;
+            else if (wait->txn_denied)
+                e = KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+            else if (wait->topic_denied[wait->next_topic])
+                e = KERR_TOPIC_AUTHORIZATION_FAILED; /* before its existence, as Kafka */
             else if (broker_leader_check(b, tname, pd->index) != KERR_NONE)
                 e = KERR_NOT_LEADER_OR_FOLLOWER; /* the client refreshes Metadata, retries */
             else if (t == NULL && r->api_version >= 13)
@@ -604,6 +611,22 @@ enum request_status handle_produce(struct broker *b, struct request *r)
     wait->txn_without_id = req->transactional_id.ptr == NULL && has_transactional_batch(req);
     r->state = wait;
     resp->n_responses = req->n_topic_data > 0 ? req->n_topic_data : 0;
+    /* Kafka's checks (KafkaApis.handleProduceRequest): WRITE on the transactional id, then
+     * WRITE on each topic. */
+    wait->txn_denied = req->transactional_id.ptr != NULL &&
+                       !authorize_kstr(b, r, ACL_OP_WRITE, ACL_RES_TRANSACTIONAL_ID,
+                                       req->transactional_id.ptr, req->transactional_id.len);
+    RESP_ARRAY(r, wait->topic_denied, resp->n_responses);
+    if (wait->topic_denied == NULL)
+        return REQUEST_CLOSE;
+    for (int32_t i = 0; i < resp->n_responses; i++) {
+        struct produce_request_topic_produce_data *td = &req->topic_data[i];
+        struct topic *t = r->api_version >= 13 ? topic_find_by_id(b, &td->topic_id) : NULL;
+        wait->topic_denied[i] =
+            t != NULL ? !authorize(b, r, ACL_OP_WRITE, ACL_RES_TOPIC, t->name, true)
+            : r->api_version >= 13 ? false /* UNKNOWN_TOPIC_ID */
+            : !authorize_kstr(b, r, ACL_OP_WRITE, ACL_RES_TOPIC, td->name.ptr, td->name.len);
+    }
     for (int32_t i = 0; i < resp->n_responses; i++) {
         struct produce_request_topic_produce_data *td = &req->topic_data[i];
         struct produce_response_topic_produce_response *tr = &resp->responses[i];
@@ -625,7 +648,7 @@ enum request_status handle_produce(struct broker *b, struct request *r)
     }
     /* KIP-890: a transactional batch that would start a transaction waits for the
      * coordinator's word first. */
-    if (!wait->txn_without_id && !wait->bad_acks &&
+    if (!wait->txn_without_id && !wait->bad_acks && !wait->txn_denied &&
         txn_verify_produce(b, r, &wait->verify, produce_verified))
         return REQUEST_PENDING;
     return produce_start(b, r);

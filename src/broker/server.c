@@ -13,6 +13,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "broker/authorizer.h"
 #include "broker/broker.h"
 #include "broker/group_store.h"
 #include "broker/txn_store.h"
@@ -842,6 +843,8 @@ static int open_storage(struct broker *b)
     }
     /* Before the topics: those without overrides follow the dynamic log.* defaults. */
     if (dynamic_configs_load(b) != 0)
+        return -1;
+    if (authorizer_open(b) != 0) /* the ACL file lives in the first log dir */
         return -1;
     int64_t t0 = mono_ms();
     if (topics_load(b) != 0)

@@ -1,5 +1,6 @@
 /* SyncGroup (14): the leader brings the assignment, every member gets its own part — at once in
  * a Stable group, or once the leader's SyncGroup arrives. */
+#include "broker/authorizer.h"
 #include "broker/group_handler_util.h"
 #include "broker/group_handlers.h"
 #include "broker/group_store.h"
@@ -70,6 +71,10 @@ enum request_status handle_sync_group(struct broker *b, struct request *r)
     resp->protocol_type = kstr_null();
     resp->protocol_name = kstr_null();
     resp->assignment = gh_bytes(r, NULL, 0);
+    if (!authorize_kstr(b, r, ACL_OP_READ, ACL_RES_GROUP, req->group_id.ptr, req->group_id.len)) {
+        resp->error_code = KERR_GROUP_AUTHORIZATION_FAILED; /* KafkaApis: READ on the group */
+        return REQUEST_DONE;
+    }
     resp->error_code = group_store_check(b, req->group_id.ptr);
     if (resp->error_code != KERR_NONE)
         return REQUEST_DONE;

@@ -1,6 +1,7 @@
 /* TxnOffsetCommit (28): a transactional producer's consumed offsets for a group, written to the
  * group's partition of __consumer_offsets in its transaction and made the group's by the
  * transaction's COMMIT marker (group_store_txn_offsets). */
+#include "broker/authorizer.h"
 #include "broker/group_handler_util.h"
 #include "broker/group_store.h"
 #include "broker/handlers.h"
@@ -75,6 +76,15 @@ enum request_status handle_txn_offset_commit(struct broker *b, struct request *r
     if (parts == NULL)
         return REQUEST_CLOSE;
     int n = 0;
+    /* KafkaApis: WRITE on the transactional id and READ on the group refuse every partition;
+     * READ on each topic its own. */
+    int16_t denied = !authorize_kstr(b, r, ACL_OP_WRITE, ACL_RES_TRANSACTIONAL_ID,
+                                     req->transactional_id.ptr, req->transactional_id.len)
+                         ? KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+                     : !authorize_kstr(b, r, ACL_OP_READ, ACL_RES_GROUP, req->group_id.ptr,
+                                       req->group_id.len)
+                         ? KERR_GROUP_AUTHORIZATION_FAILED
+                         : KERR_NONE;
     for (int32_t i = 0; i < nt; i++) {
         const struct txn_offset_commit_request_txn_offset_commit_request_topic *ti = &req->topics[i];
         struct txn_offset_commit_response_txn_offset_commit_response_topic *to = &resp->topics[i];
@@ -85,6 +95,9 @@ enum request_status handle_txn_offset_commit(struct broker *b, struct request *r
             return REQUEST_CLOSE;
         to->n_partitions = np;
         const char *topic = txn_id_of(r, to->name);
+        bool topic_denied = denied == KERR_NONE &&
+                            !authorize_kstr(b, r, ACL_OP_READ, ACL_RES_TOPIC, ti->name.ptr,
+                                            ti->name.len);
         for (int32_t j = 0; j < np; j++) {
             const struct txn_offset_commit_request_txn_offset_commit_request_partition *pi =
                 &ti->partitions[j];
@@ -98,12 +111,16 @@ enum request_status handle_txn_offset_commit(struct broker *b, struct request *r
                 .leader_epoch = r->api_version >= 2 ? pi->committed_leader_epoch : -1,
                 .metadata = pi->committed_metadata.ptr,
                 .metadata_len = pi->committed_metadata.ptr ? pi->committed_metadata.len : 0,
-                .error = known ? KERR_NONE : KERR_UNKNOWN_TOPIC_OR_PARTITION,
+                .error = topic_denied ? KERR_TOPIC_AUTHORIZATION_FAILED
+                         : known      ? KERR_NONE
+                                      : KERR_UNKNOWN_TOPIC_OR_PARTITION,
             };
         }
     }
     const char *group = txn_id_of(r, req->group_id);
-    int16_t err = group == NULL ? KERR_INVALID_GROUP_ID : group_store_check(b, group);
+    int16_t err = denied != KERR_NONE ? denied
+                  : group == NULL   ? KERR_INVALID_GROUP_ID
+                                    : group_store_check(b, group);
     if (err == KERR_NONE)
         err = member_check(b, r, req, group);
     if (err == KERR_NONE)

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "broker/authorizer.h"
 #include "broker/group_store.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
@@ -148,6 +149,8 @@ enum request_status handle_write_txn_markers(struct broker *b, struct request *r
     mw->errors = request_alloc(r, sizeof(*mw->errors) * (total + 1));
     if (mw->parts == NULL || mw->errors == NULL)
         return REQUEST_CLOSE;
+    /* KafkaApis: only a broker (CLUSTER_ACTION) writes markers. */
+    bool allowed = authorize(b, r, ACL_OP_CLUSTER_ACTION, ACL_RES_CLUSTER, ACL_CLUSTER_NAME, true);
     for (int32_t i = 0; i < nm; i++) {
         const struct write_txn_markers_request_writable_txn_marker *m = &req->markers[i];
         struct write_txn_markers_response_writable_txn_marker_result *mo = &resp->markers[i];
@@ -170,6 +173,10 @@ enum request_status handle_write_txn_markers(struct broker *b, struct request *r
                 bool pending;
                 GREGOR_ASSERT((size_t)mw->n < total);
                 to->partitions[j].partition_index = ti->partition_indexes[j];
+                if (!allowed) {
+                    to->partitions[j].error_code = KERR_CLUSTER_AUTHORIZATION_FAILED;
+                    continue;
+                }
                 to->partitions[j].error_code =
                     (int16_t)write_one(b, m, to->name, ti->partition_indexes[j],
                                        &mw->parts[mw->n], &pending);

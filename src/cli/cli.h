@@ -13,6 +13,7 @@ int cli_leader_election(int argc, char **argv); /* gregor leader-election: kafka
 int cli_reassign_partitions(int argc, char **argv); /* gregor reassign-partitions: kafka-reassign-partitions.sh */
 int cli_transactions(int argc, char **argv); /* gregor transactions: kafka-transactions.sh */
 int cli_dump_log(int argc, char **argv);  /* gregor dump-log: kafka.tools.DumpLogSegments */
+int cli_acls(int argc, char **argv);      /* gregor acls: kafka-acls.sh */
 int cli_perf(int argc, char **argv);      /* gregor perf: producer/consumer perf test */
 
 #endif

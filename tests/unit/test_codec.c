@@ -626,7 +626,7 @@ static void test_api_table(void **state)
     assert_false(proto_is_flexible(PROTO_API_PRODUCE, 8));
     assert_true(proto_is_flexible(PROTO_API_PRODUCE, 9));
     assert_true(proto_is_flexible(PROTO_API_API_VERSIONS, 3));
-    assert_int_equal(proto_apis_count, 43); /* with ControlledShutdown (7), the transaction APIs (24-28, 65, 66), ElectLeaders (43) and the reassignments (45, 46) */
+    assert_int_equal(proto_apis_count, 46); /* with ControlledShutdown (7), the transaction APIs (24-28, 65, 66), the ACL APIs (29-31), ElectLeaders (43) and the reassignments (45, 46) */
     for (int i = 1; i < proto_apis_count; i++)
         assert_true(proto_apis[i - 1].key < proto_apis[i].key);
     assert_int_equal(proto_api_find(PROTO_API_FETCH)->min_version, 0);
@@ -639,6 +639,12 @@ static void test_api_table(void **state)
     /* KIP-890: AddPartitionsToTxn's batched broker form (v4-5) and EndTxn v5 are served. */
     assert_int_equal(proto_api_find(PROTO_API_ADD_PARTITIONS_TO_TXN)->served_max, 5);
     assert_int_equal(proto_api_find(PROTO_API_END_TXN)->served_max, 5);
+    /* The ACL APIs as Kafka 4 serves them: v1-3 (KIP-896 removed v0). */
+    for (int16_t k = PROTO_API_DESCRIBE_ACLS; k <= PROTO_API_DELETE_ACLS; k++) {
+        assert_int_equal(proto_api_find(k)->served_min, 1);
+        assert_int_equal(proto_api_find(k)->served_max, 3);
+        assert_int_equal(proto_api_find(k)->flexible_from, 2);
+    }
     /* Every served API has a request and a response codec for each version it advertises. */
     int served = 0;
     for (int i = 0; i < proto_apis_count; i++) {
