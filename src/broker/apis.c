@@ -65,6 +65,8 @@ CODEC(controlled_shutdown)
 CODEC(elect_leaders)
 CODEC(alter_partition_reassignments)
 CODEC(list_partition_reassignments)
+CODEC(sasl_handshake)
+CODEC(sasl_authenticate)
 
 /* Key -> handler, in key order (ApiVersions answers in this order). The advertised ranges are
  * messages.def's "served" ones: shared/kafka-protocol/API-VERSIONS.md §0, with the floors Kafka
@@ -84,6 +86,7 @@ const struct api_entry broker_apis[] = {
     API(SYNC_GROUP, sync_group, handle_sync_group),
     API(DESCRIBE_GROUPS, describe_groups, handle_describe_groups),
     API(LIST_GROUPS, list_groups, handle_list_groups),
+    API(SASL_HANDSHAKE, sasl_handshake, handle_sasl_handshake),
     API(API_VERSIONS, api_versions, handle_api_versions,
         .newer_version = api_versions_unsupported, .response_header_v0 = true),
     API(CREATE_TOPICS, create_topics, handle_create_topics,
@@ -100,6 +103,7 @@ const struct api_entry broker_apis[] = {
     API(DESCRIBE_CONFIGS, describe_configs, handle_describe_configs),
     API(ALTER_CONFIGS, alter_configs, handle_alter_configs),
     API(CREATE_PARTITIONS, create_partitions, handle_create_partitions),
+    API(SASL_AUTHENTICATE, sasl_authenticate, handle_sasl_authenticate),
     API(DELETE_GROUPS, delete_groups, handle_delete_groups),
     API(ELECT_LEADERS, elect_leaders, handle_elect_leaders),
     API(INCREMENTAL_ALTER_CONFIGS, incremental_alter_configs, handle_incremental_alter_configs),

@@ -1,0 +1,379 @@
+"""SASL on SASL_PLAINTEXT listeners (issue 19): SaslHandshake v0 (raw tokens) and v1 +
+SaslAuthenticate, PLAIN and SCRAM-SHA-256/512 as Kafka's SaslServerAuthenticator answers them,
+with real clients (kafka-python, the Java client, confluent-kafka) and raw-wire exchanges for
+what clients will not send (a wrong proof, a repeated nonce, a request before authenticating,
+a cut-short exchange). Credentials are written salted in the data dir as Kafka's ScramFormatter
+makes them, computed here with hashlib."""
+import base64
+import hashlib
+import hmac
+import os
+import socket
+import struct
+import time
+import uuid
+
+import pytest
+
+from conftest import Broker, GREGOR, api_versions_ok, free_port
+
+PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+              'user_alice="alice-secret" user_bob="bob-secret";')
+SCRAM_JAAS = 'org.apache.kafka.common.security.scram.ScramLoginModule required;'
+FAILED_512 = ("Authentication failed during authentication due to invalid credentials with SASL "
+              "mechanism SCRAM-SHA-512")
+HASHES = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
+
+
+def scram_credential(mech, password, salt=None, iterations=4096):
+    """Kafka's ZooKeeper form of a SCRAM credential (ScramCredentialUtils.credentialToString)."""
+    h = HASHES[mech]
+    salt = salt or os.urandom(16)
+    salted = hashlib.pbkdf2_hmac(h, password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", h).digest()
+    stored = hashlib.new(h, client_key).digest()
+    server = hmac.new(salted, b"Server Key", h).digest()
+    b64 = lambda b: base64.b64encode(b).decode()
+    return "salt=%s,stored_key=%s,server_key=%s,iterations=%d" % (b64(salt), b64(stored),
+                                                                   b64(server), iterations)
+
+
+def start_sasl_broker(tmp_path, mechanisms="PLAIN,SCRAM-SHA-256,SCRAM-SHA-512", extra=None,
+                      users=(("alice", "alice-secret"),), name="data"):
+    port, sasl_port = free_port(), free_port()
+    data = tmp_path / name
+    data.mkdir(parents=True, exist_ok=True)
+    with open(data / "scram-credentials", "w") as f:
+        for user, pw in users:
+            for mech in HASHES:
+                f.write("%s\t%s\t%s\n" % (mech, user, scram_credential(mech, pw)))
+    o = {"listeners": "PLAINTEXT://127.0.0.1:%d,SASL_PLAINTEXT://127.0.0.1:%d" % (port, sasl_port),
+         "sasl.enabled.mechanisms": mechanisms,
+         "listener.name.sasl_plaintext.plain.sasl.jaas.config": PLAIN_JAAS,
+         "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config": SCRAM_JAAS,
+         "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": SCRAM_JAAS}
+    o.update(extra or {})
+    b = Broker(str(data), port=port, overrides=o)
+    b.sasl_port = sasl_port
+    b.start()
+    return b
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = start_sasl_broker(tmp_path)
+    yield b
+    alive = b.alive()
+    rc = b.stop()
+    assert alive, "broker died during the test:\n" + b.log()
+    assert rc == 0, "broker exited %s on SIGTERM:\n%s" % (rc, b.log())
+
+
+# ---- raw wire ----
+
+def recv_exact(s, n):
+    out = b""
+    while len(out) < n:
+        chunk = s.recv(n - len(out))
+        if not chunk:
+            raise ConnectionError("closed after %d of %d bytes" % (len(out), n))
+        out += chunk
+    return out
+
+
+def call(s, api, version, corr, body, flexible=False):
+    hdr = struct.pack(">hhih", api, version, corr, 4) + b"test" + (b"\x00" if flexible else b"")
+    msg = hdr + body
+    s.sendall(struct.pack(">i", len(msg)) + msg)
+    n = struct.unpack(">i", recv_exact(s, 4))[0]
+    resp = recv_exact(s, n)
+    assert struct.unpack(">i", resp[:4])[0] == corr
+    return resp[4:]
+
+
+def s16(b):
+    return struct.pack(">h", len(b)) + b
+
+
+def handshake(s, mechanism, version=1):
+    """SaslHandshake: (error_code, [mechanisms])."""
+    r = call(s, 17, version, 1, s16(mechanism.encode()))
+    err, n = struct.unpack(">hi", r[:6])
+    at, mechs = 6, []
+    for _ in range(n):
+        ln = struct.unpack(">h", r[at:at + 2])[0]
+        mechs.append(r[at + 2:at + 2 + ln].decode())
+        at += 2 + ln
+    return err, mechs
+
+
+def authenticate(s, token, version=1, corr=2):
+    """SaslAuthenticate v0/v1: (error_code, error_message, auth_bytes, session_lifetime_ms)."""
+    r = call(s, 36, version, corr, struct.pack(">i", len(token)) + token)
+    err = struct.unpack(">h", r[:2])[0]
+    ln = struct.unpack(">h", r[2:4])[0]
+    msg = r[4:4 + ln].decode() if ln >= 0 else None
+    at = 4 + max(ln, 0)
+    bl = struct.unpack(">i", r[at:at + 4])[0]
+    data = r[at + 4:at + 4 + bl]
+    life = struct.unpack(">q", r[at + 4 + bl:at + 12 + bl])[0] if version >= 1 else None
+    return err, msg, data, life
+
+
+def raw_token(s, token):
+    s.sendall(struct.pack(">i", len(token)) + token)
+    n = struct.unpack(">i", recv_exact(s, 4))[0]
+    return recv_exact(s, n)
+
+
+class ScramClient:
+    """RFC 5802 client side; repeat_client_nonce mimics librdkafka < 2.6.1."""
+
+    def __init__(self, mech, user, password, repeat_client_nonce=False):
+        self.h = HASHES[mech]
+        self.user, self.password = user, password
+        self.nonce = base64.b64encode(os.urandom(18)).decode()
+        self.repeat = repeat_client_nonce
+
+    def first(self):
+        self.bare = "n=%s,r=%s" % (self.user, self.nonce)
+        return ("n,," + self.bare).encode()
+
+    def final(self, server_first):
+        sf = server_first.decode()
+        attrs = dict(kv.split("=", 1) for kv in sf.split(","))
+        assert attrs["r"].startswith(self.nonce) and len(attrs["r"]) > len(self.nonce)
+        salted = hashlib.pbkdf2_hmac(self.h, self.password.encode(),
+                                     base64.b64decode(attrs["s"]), int(attrs["i"]))
+        nonce = self.nonce if self.repeat else attrs["r"]
+        without_proof = "c=biws,r=%s" % nonce
+        auth = ",".join([self.bare, sf, without_proof]).encode()
+        client_key = hmac.new(salted, b"Client Key", self.h).digest()
+        stored = hashlib.new(self.h, client_key).digest()
+        sig = hmac.new(stored, auth, self.h).digest()
+        proof = bytes(a ^ b for a, b in zip(client_key, sig))
+        server_key = hmac.new(salted, b"Server Key", self.h).digest()
+        self.expected_v = base64.b64encode(hmac.new(server_key, auth, self.h).digest()).decode()
+        return (without_proof + ",p=" + base64.b64encode(proof).decode()).encode()
+
+
+def connect(b):
+    s = socket.create_connection(("127.0.0.1", b.sasl_port), timeout=10)
+    return s
+
+
+def metadata_ok(s, corr=9):
+    """A Metadata v1 request for all topics answers (the connection is authenticated)."""
+    r = call(s, 3, 1, corr, struct.pack(">i", -1))
+    return len(r) > 4
+
+
+def closed_without_answer(s, timeout=5):
+    s.settimeout(timeout)
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+@pytest.mark.parametrize("mech", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_scram_exchange_raw_wire_v1(broker, mech):
+    with connect(broker) as s:
+        assert handshake(s, mech) == (0, ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+        c = ScramClient(mech, "alice", "alice-secret")
+        err, msg, server_first, life = authenticate(s, c.first())
+        assert (err, msg) == (0, "") and server_first.startswith(b"r=" + c.nonce.encode())
+        assert b",s=" in server_first and server_first.endswith(b",i=4096")
+        err, msg, server_final, life = authenticate(s, c.final(server_first), corr=3)
+        assert (err, life) == (0, 0)
+        assert server_final.decode() == "v=" + c.expected_v
+        assert metadata_ok(s)
+
+
+@pytest.mark.parametrize("case", ["wrong-password", "unknown-user", "repeated-nonce"])
+def test_scram_refusals_are_delayed_and_close(broker, case):
+    with connect(broker) as s:
+        assert handshake(s, "SCRAM-SHA-512")[0] == 0
+        user = "mallory" if case == "unknown-user" else "alice"
+        pw = "wrong" if case == "wrong-password" else "alice-secret"
+        c = ScramClient("SCRAM-SHA-512", user, pw, repeat_client_nonce=case == "repeated-nonce")
+        t0 = time.time()
+        if case == "unknown-user":
+            err, msg, _, _ = authenticate(s, c.first())
+        else:
+            err, msg, sf, _ = authenticate(s, c.first())
+            assert err == 0
+            t0 = time.time()
+            err, msg, _, _ = authenticate(s, c.final(sf), corr=3)
+        took = time.time() - t0
+        assert (err, msg) == (58, FAILED_512)
+        assert took >= 0.09, "answered after %.3fs, before connection.failed.authentication.delay.ms" % took
+        assert closed_without_answer(s)
+    # the broker keeps serving others
+    with connect(broker) as s:
+        assert handshake(s, "SCRAM-SHA-512")[0] == 0
+        c = ScramClient("SCRAM-SHA-512", "alice", "alice-secret")
+        sf = authenticate(s, c.first())[2]
+        assert authenticate(s, c.final(sf), corr=3)[0] == 0
+        assert metadata_ok(s)
+    assert api_versions_ok(broker.port)
+
+
+def test_plain_raw_wire_and_authzid(broker):
+    with connect(broker) as s:
+        assert handshake(s, "PLAIN")[0] == 0
+        assert authenticate(s, b"alice\x00alice\x00alice-secret")[:3] == (0, "", b"")
+        assert metadata_ok(s)
+    with connect(broker) as s:
+        assert handshake(s, "PLAIN")[0] == 0
+        err, msg, _, _ = authenticate(s, b"bob\x00alice\x00alice-secret")
+        assert (err, msg) == (58, "Authentication failed: Client requested an authorization id "
+                                  "that is different from username")
+        assert closed_without_answer(s)
+    with connect(broker) as s:
+        assert handshake(s, "PLAIN")[0] == 0
+        err, msg, _, _ = authenticate(s, b"\x00alice\x00nope")
+        assert (err, msg) == (58, "Authentication failed: Invalid username or password")
+        assert closed_without_answer(s)
+
+
+def test_handshake_v0_raw_tokens(broker):
+    with connect(broker) as s:
+        assert handshake(s, "SCRAM-SHA-256", version=0)[0] == 0
+        c = ScramClient("SCRAM-SHA-256", "alice", "alice-secret")
+        sf = raw_token(s, c.first())
+        final = raw_token(s, c.final(sf))
+        assert final.decode() == "v=" + c.expected_v
+        assert metadata_ok(s)
+    with connect(broker) as s:
+        assert handshake(s, "PLAIN", version=0)[0] == 0
+        assert raw_token(s, b"\x00alice\x00alice-secret") == b""
+        assert metadata_ok(s)
+    with connect(broker) as s:  # a wrong password on v0: no answer, closed
+        assert handshake(s, "PLAIN", version=0)[0] == 0
+        token = b"\x00alice\x00wrong!"
+        s.sendall(struct.pack(">i", len(token)) + token)
+        assert closed_without_answer(s)
+
+
+def test_unsupported_mechanism_and_requests_before_authentication(broker):
+    with connect(broker) as s:
+        assert handshake(s, "GSSAPI") == (33, ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+        assert closed_without_answer(s)
+    with connect(broker) as s:  # ApiVersions is served before authentication
+        r = call(s, 18, 0, 5, b"")
+        assert struct.unpack(">h", r[:2])[0] == 0
+        s.sendall(struct.pack(">i", 14) + struct.pack(">hhih", 3, 1, 6, 0) + struct.pack(">i", -1))
+        assert closed_without_answer(s)  # Metadata before the handshake
+    with connect(broker) as s:  # Metadata between handshake and authentication
+        assert handshake(s, "PLAIN")[0] == 0
+        s.sendall(struct.pack(">i", 14) + struct.pack(">hhih", 3, 1, 6, 0) + struct.pack(">i", -1))
+        assert closed_without_answer(s)
+    with connect(broker) as s:  # authenticated: a second handshake is ILLEGAL_SASL_STATE
+        assert handshake(s, "PLAIN")[0] == 0
+        assert authenticate(s, b"\x00alice\x00alice-secret")[0] == 0
+        assert handshake(s, "PLAIN") == (34, [])
+        err, msg, _, _ = authenticate(s, b"x", corr=8)
+        assert (err, msg) == (34, "SaslAuthenticate request received after successful authentication")
+    # On the PLAINTEXT listener the SASL APIs answer ILLEGAL_SASL_STATE, as KafkaApis does.
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=10) as s:
+        assert handshake(s, "PLAIN") == (34, [])
+        assert metadata_ok(s)
+
+
+def test_cut_short_exchange_and_garbage_tokens(broker):
+    with connect(broker) as s:
+        assert handshake(s, "SCRAM-SHA-512")[0] == 0
+        c = ScramClient("SCRAM-SHA-512", "alice", "alice-secret")
+        assert authenticate(s, c.first())[0] == 0
+    # dropped mid-exchange; then garbage messages each refused
+    for token in [b"", b"x", b"n,,n=alice", b"y,,n=alice,r=abc", b"n,,n=al=ZZice,r=a",
+                  b"n,,n=alice,r=abc,ext=1", b"n,,n=alice,r=abc,tokenauth=true", b"\xff" * 5000]:
+        with connect(broker) as s:
+            assert handshake(s, "SCRAM-SHA-512")[0] == 0
+            err, msg, _, _ = authenticate(s, token)
+            assert (err, msg) == (58, FAILED_512), token
+            assert closed_without_answer(s)
+    with connect(broker) as s:
+        assert handshake(s, "SCRAM-SHA-512")[0] == 0
+        c = ScramClient("SCRAM-SHA-512", "alice", "alice-secret")
+        sf = authenticate(s, c.first())[2]
+        err, msg, _, _ = authenticate(s, b"c=biws,r=" + sf[2:sf.index(b",")] + b",p=AAAA", corr=3)
+        assert (err, msg) == (58, FAILED_512)
+    assert broker.alive() and api_versions_ok(broker.port)
+
+
+def test_missing_jaas_entry_is_a_startup_error(tmp_path):
+    port, sasl_port = free_port(), free_port()
+    b = Broker(str(tmp_path / "d"), port=port, overrides={
+        "listeners": "PLAINTEXT://127.0.0.1:%d,SASL_PLAINTEXT://127.0.0.1:%d" % (port, sasl_port),
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512"})
+    with pytest.raises(RuntimeError) as e:
+        b.start(timeout=10)
+    assert ("Could not find a 'KafkaServer' or 'sasl_plaintext.KafkaServer' entry in the JAAS "
+            "configuration") in str(e.value)
+    # the unprefixed forms Kafka accepts
+    b = Broker(str(tmp_path / "d2"), port=port, overrides={
+        "listeners": "PLAINTEXT://127.0.0.1:%d,SASL_PLAINTEXT://127.0.0.1:%d" % (port, sasl_port),
+        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-512", "plain.sasl.jaas.config": PLAIN_JAAS,
+        "sasl.jaas.config": SCRAM_JAAS})
+    b.sasl_port = sasl_port
+    b.start()
+    try:
+        with connect(b) as s:
+            assert handshake(s, "PLAIN")[0] == 0
+            assert authenticate(s, b"\x00bob\x00bob-secret")[0] == 0
+    finally:
+        assert b.stop() == 0
+
+
+# ---- clients ----
+
+@pytest.mark.parametrize("mech", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_kafka_python(broker, mech):
+    from kafka import KafkaConsumer, KafkaProducer
+    topic = "kp-" + uuid.uuid4().hex[:8]
+    conf = dict(bootstrap_servers="127.0.0.1:%d" % broker.sasl_port, security_protocol="SASL_PLAINTEXT",
+                sasl_mechanism=mech, sasl_plain_username="alice", sasl_plain_password="alice-secret")
+    p = KafkaProducer(**conf)
+    for i in range(20):
+        p.send(topic, b"v%d" % i)
+    p.flush(timeout=30)
+    p.close()
+    c = KafkaConsumer(topic, auto_offset_reset="earliest", consumer_timeout_ms=10000, **conf)
+    got = [m.value for m in c]
+    c.close()
+    assert got == [b"v%d" % i for i in range(20)]
+
+
+def test_kafka_python_wrong_password_fails(broker):
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+    with pytest.raises(KafkaError):
+        KafkaProducer(bootstrap_servers="127.0.0.1:%d" % broker.sasl_port,
+                      security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-512",
+                      sasl_plain_username="alice", sasl_plain_password="nope",
+                      api_version_auto_timeout_ms=5000, max_block_ms=5000)
+    assert api_versions_ok(broker.port)
+
+
+@pytest.mark.parametrize("mech", ["PLAIN", "SCRAM-SHA-512"])
+def test_confluent_kafka(broker, mech):
+    import confluent_kafka
+    topic = "ck-" + uuid.uuid4().hex[:8]
+    conf = {"bootstrap.servers": "127.0.0.1:%d" % broker.sasl_port,
+            "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": mech,
+            "sasl.username": "alice", "sasl.password": "alice-secret"}
+    p = confluent_kafka.Producer(conf)
+    for i in range(50):
+        p.produce(topic, b"v%d" % i)
+    assert p.flush(30) == 0
+    c = confluent_kafka.Consumer(dict(conf, **{"group.id": "g", "auto.offset.reset": "earliest"}))
+    c.subscribe([topic])
+    got, deadline = [], time.time() + 30
+    while len(got) < 50 and time.time() < deadline:
+        m = c.poll(1)
+        if m is not None and m.error() is None:
+            got.append(m.value())
+    c.close()
+    assert got == [b"v%d" % i for i in range(50)]
