@@ -377,3 +377,77 @@ def test_confluent_kafka(broker, mech):
             got.append(m.value())
     c.close()
     assert got == [b"v%d" % i for i in range(50)]
+
+
+# ---- the Java client, and SASL_SSL ----
+
+from test_java_client import client_jar, run_check  # noqa: E402,F401 (a fixture)
+from test_tls import pki  # noqa: E402,F401 (a fixture)
+
+
+def java_over_sasl(tmp_path, client_jar, b, port, mech, extra_conf=""):
+    conf = str(tmp_path / ("client-%s.properties" % mech))
+    module = ("org.apache.kafka.common.security.plain.PlainLoginModule" if mech == "PLAIN"
+              else "org.apache.kafka.common.security.scram.ScramLoginModule")
+    with open(conf, "w") as f:
+        f.write("security.protocol=%s\nsasl.mechanism=%s\n"
+                "sasl.jaas.config=%s required username=\"alice\" password=\"alice-secret\";\n%s"
+                % ("SASL_SSL" if extra_conf else "SASL_PLAINTEXT", mech, module, extra_conf))
+    via = Broker.__new__(Broker)
+    via.__dict__.update(b.__dict__)
+    via.port = port
+    r = run_check(client_jar, via, "produce-idempotent", "count=500", "partitions=2",
+                  "client.config=" + conf)
+    assert r["produced"] == "500" and r["consumed"] == "500"
+
+
+@pytest.mark.parametrize("mech", ["PLAIN", "SCRAM-SHA-512"])
+def test_java_client(tmp_path, broker, client_jar, mech):
+    java_over_sasl(tmp_path, client_jar, broker, broker.sasl_port, mech)
+
+
+@pytest.fixture
+def sasl_ssl_broker(tmp_path, pki):
+    port, sasl_port = free_port(), free_port()
+    data = tmp_path / "ssl-data"
+    data.mkdir()
+    with open(data / "scram-credentials", "w") as f:
+        f.write("SCRAM-SHA-512\talice\t%s\n" % scram_credential("SCRAM-SHA-512", "alice-secret"))
+    b = Broker(str(data), port=port, overrides={
+        "listeners": "PLAINTEXT://127.0.0.1:%d,SASL_SSL://127.0.0.1:%d" % (port, sasl_port),
+        "ssl.keystore.type": "PEM", "ssl.keystore.location": pki("server.keystore.pem"),
+        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-512",
+        "listener.name.sasl_ssl.plain.sasl.jaas.config": PLAIN_JAAS,
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": SCRAM_JAAS})
+    b.sasl_port = sasl_port
+    b.start()
+    yield b
+    assert b.alive(), b.log()
+    assert b.stop() == 0
+
+
+@pytest.mark.parametrize("mech", ["PLAIN", "SCRAM-SHA-512"])
+def test_sasl_ssl_clients(tmp_path, sasl_ssl_broker, pki, client_jar, mech):
+    import confluent_kafka
+    from kafka import KafkaConsumer, KafkaProducer
+    b = sasl_ssl_broker
+    topic = "ssl-" + uuid.uuid4().hex[:8]
+    conf = {"bootstrap.servers": "localhost:%d" % b.sasl_port, "security.protocol": "SASL_SSL",
+            "ssl.ca.location": pki("ca.pem"), "sasl.mechanism": mech, "sasl.username": "alice",
+            "sasl.password": "alice-secret"}
+    p = confluent_kafka.Producer(conf)
+    for i in range(30):
+        p.produce(topic, b"v%d" % i)
+    assert p.flush(30) == 0
+    kp = dict(bootstrap_servers="localhost:%d" % b.sasl_port, security_protocol="SASL_SSL",
+              ssl_cafile=pki("ca.pem"), sasl_mechanism=mech, sasl_plain_username="alice",
+              sasl_plain_password="alice-secret")
+    c = KafkaConsumer(topic, auto_offset_reset="earliest", consumer_timeout_ms=10000, **kp)
+    got = [m.value for m in c]
+    c.close()
+    assert got == [b"v%d" % i for i in range(30)]
+    java_over_sasl(tmp_path, client_jar, b, b.sasl_port, mech,
+                   "ssl.truststore.type=PEM\nssl.truststore.location=%s\n" % pki("ca.pem"))
+    bad = confluent_kafka.Producer(dict(conf, **{"sasl.password": "wrong"}))
+    bad.produce(topic, b"x")
+    assert bad.flush(5) == 1  # never delivered: authentication failed
