@@ -47,6 +47,7 @@ struct sasl_user_credential {
 struct sasl_server_config {
     struct sasl_listener listeners[BROKER_MAX_LISTENERS];
     int64_t failed_delay_ms;           /* connection.failed.authentication.delay.ms */
+    int64_t reauth_ms;                 /* connections.max.reauth.ms (0: sessions never expire) */
     struct sasl_user_credential *creds;
     int n_creds;
 };
@@ -62,6 +63,9 @@ enum sasl_state {
 struct sasl_session {
     enum sasl_state state;
     enum sasl_mech mech;
+    bool reauth_capable;   /* authenticated with SaslAuthenticate v1+ (KIP-368) */
+    bool reauthenticating; /* a handshake on an authenticated connection: the same principal */
+    int64_t expires_ms;    /* mono ms the session ends (0: never) */
     struct scram_server scram;
 };
 
@@ -316,6 +320,17 @@ int sasl_setup(struct broker *b, char *err, size_t errlen)
         }
         b->sasl->failed_delay_ms = v;
     }
+    const char *reauth = broker_security_prop(&b->cfg, NULL, "connections.max.reauth.ms", NULL);
+    if (reauth != NULL) {
+        char *end;
+        long long v = strtoll(reauth, &end, 10);
+        if (*end != '\0' || v < 0) {
+            snprintf(err, errlen, "Invalid value %s for configuration connections.max.reauth.ms",
+                     reauth);
+            return -1;
+        }
+        b->sasl->reauth_ms = v;
+    }
     for (int i = 0; i < b->cfg.n_listeners; i++)
         if (listener_setup(b, i, err, errlen) != 0)
             return -1;
@@ -343,8 +358,15 @@ const char *sasl_request_refusal(struct broker *b, struct conn *c, int16_t api_k
         return NULL;
     struct sasl_session *ss = conn_session(c)->sasl;
     enum sasl_state st = ss != NULL ? ss->state : SASL_WANT_HANDSHAKE;
-    if (st == SASL_AUTHENTICATED)
-        return NULL;
+    if (st == SASL_AUTHENTICATED) {
+        /* KIP-368: a session past its lifetime serves nothing but a re-authentication. */
+        if (api_key == PROTO_API_SASL_HANDSHAKE || ss == NULL || ss->expires_ms == 0 ||
+            mono_ms() <= ss->expires_ms)
+            return NULL;
+        snprintf(buf, buflen, "the SASL session expired (connections.max.reauth.ms) and the "
+                 "client did not re-authenticate");
+        return buf;
+    }
     const struct api_entry *api = broker_api_find(api_key);
     const char *name = api != NULL ? api->name : "UNKNOWN";
     if (st == SASL_WANT_HANDSHAKE) {
@@ -416,7 +438,7 @@ static enum scram_result evaluate(struct broker *b, struct conn *c, struct sasl_
                                   size_t *out_len, bool *done, char *msg, size_t msg_len)
 {
     const struct sasl_listener *sl = listener_of(b, c);
-    char err[256] = "";
+    char err[640] = "";
     char user[SCRAM_NAME_MAX];
     enum scram_result rc;
     *done = false;
@@ -439,7 +461,11 @@ static enum scram_result evaluate(struct broker *b, struct conn *c, struct sasl_
     if (rc == SCRAM_OK && *done) {
         char principal[SCRAM_NAME_MAX + 8];
         snprintf(principal, sizeof(principal), "User:%s", user);
-        if (conn_session_set_principal(conn_session(c), principal) != 0) {
+        if (ss->reauthenticating && strcmp(principal, conn_session(c)->principal) != 0) {
+            rc = SCRAM_ERR_MESSAGE;
+            snprintf(err, sizeof(err), "Cannot change principals during re-authentication from "
+                     "%s: %s", conn_session(c)->principal, principal);
+        } else if (conn_session_set_principal(conn_session(c), principal) != 0) {
             rc = SCRAM_ERR_GENERIC;
             snprintf(err, sizeof(err), "principal too long");
         } else {
@@ -538,7 +564,9 @@ enum request_status handle_sasl_handshake(struct broker *b, struct request *r)
     sasl_handshake_response_set_defaults(resp);
     const struct sasl_listener *sl = listener_of(b, r->conn);
     struct sasl_session *ss = sl != NULL ? session_of(r->conn) : NULL;
-    if (sl == NULL || ss == NULL || ss->state != SASL_WANT_HANDSHAKE) {
+    bool reauth = ss != NULL && ss->state == SASL_AUTHENTICATED && ss->reauth_capable &&
+                  r->api_version >= 1;
+    if (sl == NULL || ss == NULL || (ss->state != SASL_WANT_HANDSHAKE && !reauth)) {
         /* KafkaApis' answer: a handshake on a plaintext listener or after authentication. */
         resp->error_code = KERR_ILLEGAL_SASL_STATE;
         return REQUEST_DONE;
@@ -555,6 +583,8 @@ enum request_status handle_sasl_handshake(struct broker *b, struct request *r)
                                memcmp(req->mechanism.ptr, mech_names[m],
                                       (size_t)req->mechanism.len) == 0))
         m++;
+    if (reauth && m != (int)ss->mech)
+        m = MECH_COUNT; /* re-authentication keeps the mechanism */
     if (m == MECH_COUNT) {
         char name[64];
         resp->error_code = KERR_UNSUPPORTED_SASL_MECHANISM;
@@ -568,6 +598,7 @@ enum request_status handle_sasl_handshake(struct broker *b, struct request *r)
     if (m != MECH_PLAIN)
         scram_server_init(&ss->scram, m == MECH_SCRAM_SHA_256 ? SCRAM_SHA_256 : SCRAM_SHA_512);
     ss->state = r->api_version == 0 ? SASL_WANT_RAW : SASL_WANT_AUTHENTICATE;
+    ss->reauthenticating = reauth;
     return REQUEST_DONE;
 }
 
@@ -601,5 +632,16 @@ enum request_status handle_sasl_authenticate(struct broker *b, struct request *r
     }
     resp->auth_bytes = (struct kbytes){(uint8_t *)out, (int32_t)out_len};
     resp->session_lifetime_ms = 0;
+    if (done) {
+        /* KIP-368: a client of SaslAuthenticate v1+ learns its session's lifetime and must
+         * re-authenticate within it; an older one keeps its session (as Kafka). */
+        ss->reauth_capable = r->api_version >= 1;
+        ss->reauthenticating = false;
+        ss->expires_ms = 0;
+        if (ss->reauth_capable && b->sasl->reauth_ms > 0) {
+            resp->session_lifetime_ms = b->sasl->reauth_ms;
+            ss->expires_ms = mono_ms() + b->sasl->reauth_ms;
+        }
+    }
     return REQUEST_DONE;
 }

@@ -269,9 +269,9 @@ def test_unsupported_mechanism_and_requests_before_authentication(broker):
         assert handshake(s, "PLAIN")[0] == 0
         s.sendall(struct.pack(">i", 14) + struct.pack(">hhih", 3, 1, 6, 0) + struct.pack(">i", -1))
         assert closed_without_answer(s)
-    with connect(broker) as s:  # authenticated: a second handshake is ILLEGAL_SASL_STATE
-        assert handshake(s, "PLAIN")[0] == 0
-        assert authenticate(s, b"\x00alice\x00alice-secret")[0] == 0
+    with connect(broker) as s:  # authenticated with SaslAuthenticate v0 (no KIP-368):
+        assert handshake(s, "PLAIN")[0] == 0  # a second handshake is ILLEGAL_SASL_STATE
+        assert authenticate(s, b"\x00alice\x00alice-secret", version=0)[0] == 0
         assert handshake(s, "PLAIN") == (34, [])
         err, msg, _, _ = authenticate(s, b"x", corr=8)
         assert (err, msg) == (34, "SaslAuthenticate request received after successful authentication")
@@ -451,3 +451,64 @@ def test_sasl_ssl_clients(tmp_path, sasl_ssl_broker, pki, client_jar, mech):
     bad = confluent_kafka.Producer(dict(conf, **{"sasl.password": "wrong"}))
     bad.produce(topic, b"x")
     assert bad.flush(5) == 1  # never delivered: authentication failed
+
+
+# ---- franz-go ----
+
+from test_franz_go import franz_check, run_check as franz_run_check  # noqa: E402,F401 (a fixture)
+
+
+@pytest.mark.parametrize("mech", ["PLAIN", "SCRAM-SHA-512"])
+def test_franz_go(broker, sasl_ssl_broker, pki, franz_check, monkeypatch, mech):
+    monkeypatch.setenv("GREGOR_SASL_MECHANISM", mech)
+    monkeypatch.setenv("GREGOR_SASL_USER", "alice")
+    monkeypatch.setenv("GREGOR_SASL_PASSWORD", "alice-secret")
+    for b, ca in ((broker, None), (sasl_ssl_broker, pki("ca.pem"))):
+        if ca:
+            monkeypatch.setenv("GREGOR_TLS_CA", ca)
+        via = Broker.__new__(Broker)
+        via.__dict__.update(b.__dict__)
+        via.port = b.sasl_port
+        r = franz_run_check(franz_check, via, "produce-consume", "500")
+        assert r["produced"] == "500" and r["consumed"] == "500"
+
+
+# ---- KIP-368 re-authentication ----
+
+def scram_login(s, user, pw, corr=2):
+    c = ScramClient("SCRAM-SHA-512", user, pw)
+    assert handshake(s, "SCRAM-SHA-512")[0] == 0
+    err, msg, sf, _ = authenticate(s, c.first(), corr=corr)
+    assert err == 0, msg
+    return authenticate(s, c.final(sf), corr=corr + 1)
+
+
+def test_reauthentication(tmp_path, client_jar):
+    b = start_sasl_broker(tmp_path, users=(("alice", "alice-secret"), ("bob", "bob-secret")),
+                          extra={"connections.max.reauth.ms": "1500"})
+    try:
+        with connect(b) as s:  # re-authenticates on the same connection within its lifetime
+            err, _, _, life = scram_login(s, "alice", "alice-secret")
+            assert (err, life) == (0, 1500)
+            for i in range(3):
+                time.sleep(1.0)
+                err, _, _, life = scram_login(s, "alice", "alice-secret", corr=10 + 2 * i)
+                assert (err, life) == (0, 1500)
+                assert metadata_ok(s, corr=30 + i)
+        with connect(b) as s:  # past its lifetime without re-authenticating: closed
+            assert scram_login(s, "alice", "alice-secret")[0] == 0
+            assert metadata_ok(s)
+            time.sleep(1.7)
+            s.sendall(struct.pack(">i", 14) + struct.pack(">hhih", 3, 1, 6, 0) + struct.pack(">i", -1))
+            assert closed_without_answer(s)
+        with connect(b) as s:  # another principal may not take the connection over
+            assert scram_login(s, "alice", "alice-secret")[0] == 0
+            err, msg, _, _ = scram_login(s, "bob", "bob-secret", corr=5)
+            assert (err, msg) == (58, "Cannot change principals during re-authentication from "
+                                      "User:alice: User:bob")
+            assert closed_without_answer(s)
+        # The Java client re-authenticates by itself while it produces and consumes.
+        java_over_sasl(tmp_path, client_jar, b, b.sasl_port, "SCRAM-SHA-512")
+        assert b.alive()
+    finally:
+        assert b.stop() == 0
