@@ -4,6 +4,7 @@
 #include "broker/broker.h"
 #include "broker/group_handlers.h"
 #include "broker/handlers.h"
+#include "broker/sasl.h"
 #include "proto/messages.h"
 
 #define CODEC(lname)                                                                     \
@@ -102,7 +103,8 @@ const struct api_entry broker_apis[] = {
     API(TXN_OFFSET_COMMIT, txn_offset_commit, handle_txn_offset_commit),
     API(DESCRIBE_CONFIGS, describe_configs, handle_describe_configs),
     API(ALTER_CONFIGS, alter_configs, handle_alter_configs),
-    API(SASL_AUTHENTICATE, sasl_authenticate, handle_sasl_authenticate),
+    API(SASL_AUTHENTICATE, sasl_authenticate, handle_sasl_authenticate,
+        .shutdown = sasl_shutdown), /* also the raw tokens' failed logins */
     API(CREATE_PARTITIONS, create_partitions, handle_create_partitions),
     API(DELETE_GROUPS, delete_groups, handle_delete_groups),
     API(ELECT_LEADERS, elect_leaders, handle_elect_leaders),

@@ -48,6 +48,9 @@ struct sasl_server_config {
     struct sasl_listener listeners[BROKER_MAX_LISTENERS];
     int64_t failed_delay_ms;           /* connection.failed.authentication.delay.ms */
     int64_t reauth_ms;                 /* connections.max.reauth.ms (0: sessions never expire) */
+    struct request *delayed;           /* failed logins waiting for their delay (next_pending);
+                                        * at most one per connection */
+    int n_delayed;
     struct sasl_user_credential *creds;
     int n_creds;
 };
@@ -493,7 +496,16 @@ static void failed_answer(struct loop *l, void *arg)
 {
     (void)l;
     struct request *r = arg;
+    struct sasl_server_config *sc = r->broker->sasl;
     r->timer_id = 0;
+    for (struct request **p = &sc->delayed; *p != NULL; p = &(*p)->next_pending)
+        if (*p == r) {
+            *p = r->next_pending;
+            sc->n_delayed--;
+            break;
+        }
+    GREGOR_ASSERT(sc->n_delayed >= 0);
+    r->next_pending = NULL;
     if (r->api == NULL) {
         /* A raw token: no answer, the connection closes. */
         struct conn *c = r->conn;
@@ -517,7 +529,20 @@ static enum request_status answer_late(struct broker *b, struct request *r)
     }
     r->timer_id = loop_timer_add(b->loop, mono_ms() + delay, failed_answer, r);
     GREGOR_ASSERT(r->timer_id != 0);
+    r->next_pending = b->sasl->delayed;
+    b->sasl->delayed = r;
+    b->sasl->n_delayed++;
     return REQUEST_PENDING;
+}
+
+void sasl_shutdown(struct broker *b)
+{
+    /* Shutdown answers the failed logins still waiting for their delay (and closes them). */
+    while (b->sasl != NULL && b->sasl->delayed != NULL) {
+        struct request *r = b->sasl->delayed;
+        loop_timer_cancel(b->loop, r->timer_id);
+        failed_answer(b->loop, r);
+    }
 }
 
 bool sasl_raw_token(struct broker *b, struct request *r)

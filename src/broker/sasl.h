@@ -16,6 +16,9 @@
  * 0, or -1 with Kafka's message in err (a mechanism without its JAAS entry). */
 int sasl_setup(struct broker *b, char *err, size_t errlen);
 void sasl_teardown(struct broker *b);
+/* At shutdown (the SaslAuthenticate entry's hook): answers the failed logins still waiting out
+ * connection.failed.authentication.delay.ms, so none is left behind. */
+void sasl_shutdown(struct broker *b);
 
 /* The gate before authentication: NULL when c may send api_key now, else why it may not (the
  * connection is then closed unanswered, as Kafka does). */
