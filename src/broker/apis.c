@@ -68,6 +68,8 @@ CODEC(alter_partition_reassignments)
 CODEC(list_partition_reassignments)
 CODEC(sasl_handshake)
 CODEC(sasl_authenticate)
+CODEC(describe_user_scram_credentials)
+CODEC(alter_user_scram_credentials)
 
 /* Key -> handler, in key order (ApiVersions answers in this order). The advertised ranges are
  * messages.def's "served" ones: shared/kafka-protocol/API-VERSIONS.md §0, with the floors Kafka
@@ -114,6 +116,10 @@ const struct api_entry broker_apis[] = {
     API(LIST_PARTITION_REASSIGNMENTS, list_partition_reassignments,
         handle_list_partition_reassignments),
     API(OFFSET_DELETE, offset_delete, handle_offset_delete),
+    API(DESCRIBE_USER_SCRAM_CREDENTIALS, describe_user_scram_credentials,
+        handle_describe_user_scram_credentials),
+    API(ALTER_USER_SCRAM_CREDENTIALS, alter_user_scram_credentials,
+        handle_alter_user_scram_credentials),
     API(DESCRIBE_CLUSTER, describe_cluster, handle_describe_cluster),
     API(DESCRIBE_PRODUCERS, describe_producers, handle_describe_producers),
     API(DESCRIBE_TRANSACTIONS, describe_transactions, handle_describe_transactions),

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -295,11 +296,7 @@ static int listener_setup(struct broker *b, int i, char *err, size_t errlen)
 
 int sasl_setup(struct broker *b, char *err, size_t errlen)
 {
-    bool any = false;
-    for (int i = 0; i < b->cfg.n_listeners; i++)
-        any |= strncmp(b->cfg.listeners[i].security_protocol, "SASL_", 5) == 0;
-    if (!any)
-        return 0;
+    /* Made for every broker: credentials are managed even where no listener uses them. */
     b->sasl = calloc(1, sizeof(*b->sasl));
     if (b->sasl == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -668,5 +665,256 @@ enum request_status handle_sasl_authenticate(struct broker *b, struct request *r
             ss->expires_ms = mono_ms() + b->sasl->reauth_ms;
         }
     }
+    return REQUEST_DONE;
+}
+
+/* ---- KIP-554: DescribeUserScramCredentials (50), AlterUserScramCredentials (51) ---- */
+
+static int credentials_save(struct broker *b)
+{
+    const struct sasl_server_config *sc = b->sasl;
+    char path[1200], tmp[1210];
+    credentials_path(b, path, sizeof(path));
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        return -1;
+    for (int i = 0; i < sc->n_creds; i++) {
+        char text[600];
+        if (scram_credential_format(sc->creds[i].mech, &sc->creds[i].cred, text, sizeof(text)) != 0)
+            continue;
+        fprintf(f, "%s\t%s\t%s\n", scram_mechanism_name(sc->creds[i].mech), sc->creds[i].user,
+                text);
+    }
+    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        LOG_ERROR(WHO, "cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static int credential_find(const struct sasl_server_config *sc, const char *user,
+                           enum scram_mechanism m)
+{
+    for (int i = 0; i < sc->n_creds; i++)
+        if (sc->creds[i].mech == m && strcmp(sc->creds[i].user, user) == 0)
+            return i;
+    return -1;
+}
+
+static bool kstr_is(struct kstr s, const char *c)
+{
+    return s.ptr != NULL && (size_t)s.len == strlen(c) && memcmp(s.ptr, c, (size_t)s.len) == 0;
+}
+
+static bool mech_of(int8_t code, enum scram_mechanism *m)
+{
+    if (code == 1)
+        *m = SCRAM_SHA_256;
+    else if (code == 2)
+        *m = SCRAM_SHA_512;
+    else
+        return false;
+    return true;
+}
+
+struct alter_entry {
+    struct kstr name;
+    int8_t mech;
+    const struct alter_user_scram_credentials_request_scram_credential_upsertion *up; /* or NULL */
+};
+
+enum request_status handle_alter_user_scram_credentials(struct broker *b, struct request *r)
+{
+    struct alter_user_scram_credentials_request *req = r->body;
+    struct alter_user_scram_credentials_response *resp = r->resp;
+    alter_user_scram_credentials_response_set_defaults(resp);
+    int nd = req->n_deletions > 0 ? req->n_deletions : 0;
+    int nu = req->n_upsertions > 0 ? req->n_upsertions : 0;
+    int n = nd + nu;
+    struct alter_entry *e = request_alloc(r, sizeof(*e) * ((size_t)n + 1));
+    RESP_ARRAY(r, resp->results, n);
+    if (e == NULL || resp->results == NULL)
+        return REQUEST_CLOSE;
+    for (int i = 0; i < nd; i++)
+        e[i] = (struct alter_entry){req->deletions[i].name, req->deletions[i].mechanism, NULL};
+    for (int i = 0; i < nu; i++)
+        e[nd + i] = (struct alter_entry){req->upsertions[i].name, req->upsertions[i].mechanism,
+                                         &req->upsertions[i]};
+    /* One result per user, in the order users first appear; a user's changes apply only when
+     * all of them are acceptable (as Kafka's ZkAdminManager). */
+    int nres = 0;
+    bool changed = false;
+    for (int i = 0; i < n; i++) {
+        bool seen = false;
+        for (int j = 0; j < i && !seen; j++)
+            seen = e[j].name.len == e[i].name.len &&
+                   memcmp(e[j].name.ptr, e[i].name.ptr, (size_t)e[i].name.len) == 0;
+        if (seen)
+            continue;
+        struct alter_user_scram_credentials_response_alter_user_scram_credentials_result *res =
+            &resp->results[nres++];
+        alter_user_scram_credentials_response_alter_user_scram_credentials_result_set_defaults(res);
+        res->user = e[i].name;
+        char user[SCRAM_NAME_MAX];
+        const char *why = NULL;
+        int16_t code = KERR_NONE;
+        if (e[i].name.len <= 0) {
+            code = KERR_UNACCEPTABLE_CREDENTIAL;
+            why = "Username must not be empty";
+        } else if ((size_t)e[i].name.len >= sizeof(user) ||
+                   memchr(e[i].name.ptr, '\t', (size_t)e[i].name.len) != NULL ||
+                   memchr(e[i].name.ptr, '\n', (size_t)e[i].name.len) != NULL) {
+            code = KERR_UNACCEPTABLE_CREDENTIAL;
+            why = "Username is too long or holds a tab or newline";
+        }
+        if (code == KERR_NONE) {
+            memcpy(user, e[i].name.ptr, (size_t)e[i].name.len);
+            user[e[i].name.len] = '\0';
+        }
+        for (int j = i; j < n && code == KERR_NONE; j++) {
+            if (!kstr_is(e[j].name, user))
+                continue;
+            for (int k = i; k < j && code == KERR_NONE; k++)
+                if (kstr_is(e[k].name, user) && e[k].mech == e[j].mech) {
+                    code = KERR_DUPLICATE_RESOURCE;
+                    why = "A user credential cannot be altered twice in the same request";
+                }
+            enum scram_mechanism m;
+            if (code != KERR_NONE)
+                break;
+            if (!mech_of(e[j].mech, &m)) {
+                code = KERR_UNSUPPORTED_SASL_MECHANISM;
+                why = "Unknown SCRAM mechanism";
+            } else if (e[j].up == NULL && credential_find(b->sasl, user, m) < 0) {
+                code = KERR_RESOURCE_NOT_FOUND;
+                why = "Attempt to delete a user credential that does not exist";
+            } else if (e[j].up != NULL && e[j].up->iterations < SCRAM_MIN_ITERATIONS) {
+                code = KERR_UNACCEPTABLE_CREDENTIAL;
+                why = "Too few iterations";
+            } else if (e[j].up != NULL && e[j].up->iterations > SCRAM_MAX_ITERATIONS) {
+                code = KERR_UNACCEPTABLE_CREDENTIAL;
+                why = "Too many iterations";
+            } else if (e[j].up != NULL &&
+                       (e[j].up->salt.len <= 0 || e[j].up->salt.len > SCRAM_SALT_MAX ||
+                        e[j].up->salted_password.len != (int32_t)scram_key_len(m))) {
+                code = KERR_UNACCEPTABLE_CREDENTIAL;
+                why = "Invalid salt or salted password";
+            }
+        }
+        if (code == KERR_NONE && b->sasl->n_creds + nu > SASL_CREDENTIALS_MAX) {
+            code = KERR_UNACCEPTABLE_CREDENTIAL;
+            why = "Too many SCRAM credentials on this broker";
+        }
+        res->error_code = code;
+        if (why != NULL) {
+            res->error_message = (struct kstr){(char *)why, (int32_t)strlen(why)};
+            continue;
+        }
+        for (int j = i; j < n; j++) {
+            enum scram_mechanism m;
+            if (!kstr_is(e[j].name, user) || !mech_of(e[j].mech, &m))
+                continue;
+            int at = credential_find(b->sasl, user, m);
+            if (e[j].up == NULL) {
+                GREGOR_ASSERT(at >= 0);
+                b->sasl->creds[at] = b->sasl->creds[--b->sasl->n_creds];
+            } else {
+                if (at < 0) {
+                    GREGOR_ASSERT(b->sasl->n_creds < SASL_CREDENTIALS_MAX);
+                    at = b->sasl->n_creds++;
+                }
+                struct sasl_user_credential *uc = &b->sasl->creds[at];
+                snprintf(uc->user, sizeof(uc->user), "%s", user);
+                uc->mech = m;
+                int rc = scram_credential_from_salted(m, e[j].up->salted_password.ptr,
+                                                      (size_t)e[j].up->salted_password.len,
+                                                      e[j].up->salt.ptr, (size_t)e[j].up->salt.len,
+                                                      e[j].up->iterations, &uc->cred);
+                GREGOR_ASSERT(rc == 0); /* lengths checked above */
+            }
+            changed = true;
+        }
+    }
+    resp->n_results = nres;
+    if (changed && credentials_save(b) != 0)
+        for (int i = 0; i < nres; i++)
+            if (resp->results[i].error_code == KERR_NONE) {
+                resp->results[i].error_code = KERR_UNKNOWN_SERVER_ERROR;
+                resp->results[i].error_message = (struct kstr){"cannot write the credentials", 28};
+            }
+    return REQUEST_DONE;
+}
+
+enum request_status handle_describe_user_scram_credentials(struct broker *b, struct request *r)
+{
+    struct describe_user_scram_credentials_request *req = r->body;
+    struct describe_user_scram_credentials_response *resp = r->resp;
+    describe_user_scram_credentials_response_set_defaults(resp);
+    const struct sasl_server_config *sc = b->sasl;
+    /* The users asked for, or every user with a credential (null or empty). */
+    int n = req->n_users > 0 ? req->n_users : sc->n_creds;
+    const char **names = request_alloc(r, sizeof(*names) * ((size_t)n + 1));
+    RESP_ARRAY(r, resp->results, n);
+    if (names == NULL || resp->results == NULL)
+        return REQUEST_CLOSE;
+    int nn = 0;
+    for (int i = 0; i < n; i++) {
+        const char *name;
+        if (req->n_users > 0) {
+            struct kstr k = req->users[i].name;
+            char *c = request_alloc(r, (size_t)(k.len > 0 ? k.len : 0) + 1);
+            if (c == NULL)
+                return REQUEST_CLOSE;
+            if (k.len > 0)
+                memcpy(c, k.ptr, (size_t)k.len);
+            c[k.len > 0 ? k.len : 0] = '\0';
+            name = c;
+        } else {
+            name = sc->creds[i].user;
+            bool dup = false;
+            for (int j = 0; j < nn && !dup; j++)
+                dup = strcmp(names[j], name) == 0;
+            if (dup)
+                continue;
+        }
+        names[nn++] = name;
+    }
+    for (int i = 0; i < nn; i++) {
+        struct describe_user_scram_credentials_response_describe_user_scram_credentials_result *res =
+            &resp->results[i];
+        describe_user_scram_credentials_response_describe_user_scram_credentials_result_set_defaults(res);
+        res->user = (struct kstr){(char *)names[i], (int32_t)strlen(names[i])};
+        int dups = 0;
+        for (int j = 0; j < nn; j++)
+            dups += strcmp(names[j], names[i]) == 0;
+        const char *why = NULL;
+        if (dups > 1) {
+            res->error_code = KERR_DUPLICATE_RESOURCE;
+            why = "Cannot describe SCRAM credentials for the same user twice in a single request";
+        } else {
+            RESP_ARRAY(r, res->credential_infos, 2);
+            if (res->credential_infos == NULL)
+                return REQUEST_CLOSE;
+            for (int m = SCRAM_SHA_256; m <= SCRAM_SHA_512; m++) {
+                int at = credential_find(sc, names[i], (enum scram_mechanism)m);
+                if (at < 0)
+                    continue;
+                res->credential_infos[res->n_credential_infos++] =
+                    (struct describe_user_scram_credentials_response_credential_info){
+                        (int8_t)(m == SCRAM_SHA_256 ? 1 : 2), sc->creds[at].cred.iterations};
+            }
+            if (res->n_credential_infos == 0) {
+                res->error_code = KERR_RESOURCE_NOT_FOUND;
+                why = "Attempt to describe a user credential that does not exist";
+            }
+        }
+        if (why != NULL)
+            res->error_message = (struct kstr){(char *)why, (int32_t)strlen(why)};
+    }
+    resp->n_results = nn;
     return REQUEST_DONE;
 }

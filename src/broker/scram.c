@@ -119,6 +119,25 @@ int scram_credential_make(enum scram_mechanism m, const char *password, size_t p
     return rc;
 }
 
+int scram_credential_from_salted(enum scram_mechanism m, const uint8_t *salted, size_t salted_len,
+                                 const uint8_t *salt, size_t salt_len, int iterations,
+                                 struct scram_credential *out)
+{
+    size_t kl = scram_key_len(m);
+    uint8_t client_key[SCRAM_KEY_MAX];
+    if (salted_len != kl || salt_len == 0 || salt_len > SCRAM_SALT_MAX || iterations < 1)
+        return -1;
+    memset(out, 0, sizeof(*out));
+    memcpy(out->salt, salt, salt_len);
+    out->salt_len = salt_len;
+    out->iterations = iterations;
+    int rc = hmac(m, salted, kl, "Client Key", 10, client_key) != 0 ||
+             digest(m, client_key, kl, out->stored_key) != 0 ||
+             hmac(m, salted, kl, "Server Key", 10, out->server_key) != 0 ? -1 : 0;
+    OPENSSL_cleanse(client_key, sizeof(client_key));
+    return rc;
+}
+
 /* The value of key= in a comma-separated list of key=value (NULL if absent); *len its length. */
 static const char *field(const char *text, const char *key, size_t *len)
 {

@@ -37,6 +37,10 @@ size_t scram_key_len(enum scram_mechanism m);
 int scram_credential_make(enum scram_mechanism m, const char *password, size_t password_len,
                           const uint8_t *salt, size_t salt_len, int iterations,
                           struct scram_credential *out);
+/* The same from a password already salted (AlterUserScramCredentials' SaltedPassword). */
+int scram_credential_from_salted(enum scram_mechanism m, const uint8_t *salted, size_t salted_len,
+                                 const uint8_t *salt, size_t salt_len, int iterations,
+                                 struct scram_credential *out);
 /* Kafka's ZooKeeper form "salt=<b64>,stored_key=<b64>,server_key=<b64>,iterations=<n>". */
 int scram_credential_parse(enum scram_mechanism m, const char *text,
                            struct scram_credential *out);

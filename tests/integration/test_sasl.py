@@ -512,3 +512,68 @@ def test_reauthentication(tmp_path, client_jar):
         assert b.alive()
     finally:
         assert b.stop() == 0
+
+
+# ---- KIP-554: credentials managed over the wire ----
+
+HARNESS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "kafka_harness", "kafka.sh")
+
+
+def test_kafka_configs_alter_then_login(tmp_path, broker):
+    """Kafka 4.x's own kafka-configs.sh adds a SCRAM-SHA-512 credential; the user logs in at
+    once with it, and the salted form is what the data dir keeps."""
+    env = dict(os.environ, KAFKA_STATE=str(tmp_path / "kafka-tool"))
+    import subprocess
+    r = subprocess.run([HARNESS, "run-class", "kafka.admin.ConfigCommand", "--bootstrap-server",
+                        broker.bootstrap, "--alter", "--add-config",
+                        "SCRAM-SHA-512=[iterations=8192,password=carol-secret]",
+                        "--entity-type", "users", "--entity-name", "carol"],
+                       capture_output=True, text=True, timeout=180, env=env)
+    assert "Completed updating config for user carol." in r.stdout, r.stdout + r.stderr
+    with connect(broker) as s:
+        err, _, final, _ = scram_login(s, "carol", "carol-secret")
+        assert err == 0 and final.startswith(b"v=")
+        assert metadata_ok(s)
+    with connect(broker) as s:
+        assert scram_login(s, "carol", "wrong")[0] == 58
+    lines = [ln.split("\t") for ln in open(os.path.join(broker.data_dir, "scram-credentials"))]
+    carol = [ln for ln in lines if ln[1] == "carol"]
+    assert len(carol) == 1 and carol[0][0] == "SCRAM-SHA-512"
+    assert carol[0][2].strip().endswith(",iterations=8192") and "carol-secret" not in carol[0][2]
+
+
+def test_admin_client_describe_and_alter(broker):
+    import confluent_kafka
+    from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechanism,
+                                       UserScramCredentialDeletion, UserScramCredentialUpsertion)
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    res = a.describe_user_scram_credentials(["alice"])["alice"].result()
+    infos = sorted((i.mechanism, i.iterations) for i in res.scram_credential_infos)
+    assert infos == [(ScramMechanism.SCRAM_SHA_256, 4096), (ScramMechanism.SCRAM_SHA_512, 4096)]
+    with pytest.raises(confluent_kafka.KafkaException) as e:
+        a.describe_user_scram_credentials(["nobody"])["nobody"].result()
+    assert e.value.args[0].code() == confluent_kafka.KafkaError.RESOURCE_NOT_FOUND
+    ups = UserScramCredentialUpsertion("dave", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 10000),
+                                       b"dave-secret", b"0123456789abcdef")
+    few = UserScramCredentialUpsertion("erin", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 100),
+                                       b"erin-secret")
+    gone = UserScramCredentialDeletion("nobody", ScramMechanism.SCRAM_SHA_512)
+    fs = a.alter_user_scram_credentials([ups, few, gone])
+    fs["dave"].result()
+    with pytest.raises(confluent_kafka.KafkaException) as e:
+        fs["erin"].result()
+    assert e.value.args[0].str() == "Too few iterations"
+    with pytest.raises(confluent_kafka.KafkaException) as e:
+        fs["nobody"].result()
+    assert e.value.args[0].code() == confluent_kafka.KafkaError.RESOURCE_NOT_FOUND
+    with connect(broker) as s:  # dave logs in with SCRAM-SHA-256 at 10000 iterations
+        c = ScramClient("SCRAM-SHA-256", "dave", "dave-secret")
+        assert handshake(s, "SCRAM-SHA-256")[0] == 0
+        err, _, sf, _ = authenticate(s, c.first())
+        assert err == 0 and sf.endswith(b",i=10000")
+        assert authenticate(s, c.final(sf), corr=3)[0] == 0
+    a.alter_user_scram_credentials([UserScramCredentialDeletion(
+        "dave", ScramMechanism.SCRAM_SHA_256)])["dave"].result()
+    with connect(broker) as s:
+        assert handshake(s, "SCRAM-SHA-256")[0] == 0
+        assert authenticate(s, ScramClient("SCRAM-SHA-256", "dave", "x").first())[0] == 58
