@@ -367,8 +367,18 @@ const char *sasl_request_refusal(struct broker *b, struct conn *c, int16_t api_k
                  "client did not re-authenticate");
         return buf;
     }
+    /* Kafka names the API by its ApiKeys constant: Metadata -> METADATA, ApiVersions ->
+     * API_VERSIONS. */
     const struct api_entry *api = broker_api_find(api_key);
-    const char *name = api != NULL ? api->name : "UNKNOWN";
+    const char *camel = api != NULL ? api->name : "Unknown";
+    char name[64];
+    size_t o = 0;
+    for (size_t i = 0; camel[i] != '\0' && o + 2 < sizeof(name); i++) {
+        if (i > 0 && isupper((unsigned char)camel[i]))
+            name[o++] = '_';
+        name[o++] = (char)toupper((unsigned char)camel[i]);
+    }
+    name[o] = '\0';
     if (st == SASL_WANT_HANDSHAKE) {
         if (api_key == PROTO_API_API_VERSIONS || api_key == PROTO_API_SASL_HANDSHAKE)
             return NULL;

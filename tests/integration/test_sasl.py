@@ -265,6 +265,7 @@ def test_unsupported_mechanism_and_requests_before_authentication(broker):
         assert struct.unpack(">h", r[:2])[0] == 0
         s.sendall(struct.pack(">i", 14) + struct.pack(">hhih", 3, 1, 6, 0) + struct.pack(">i", -1))
         assert closed_without_answer(s)  # Metadata before the handshake
+    assert "Unexpected Kafka request of type METADATA during SASL handshake." in broker.log()
     with connect(broker) as s:  # Metadata between handshake and authentication
         assert handshake(s, "PLAIN")[0] == 0
         s.sendall(struct.pack(">i", 14) + struct.pack(">hhih", 3, 1, 6, 0) + struct.pack(">i", -1))
