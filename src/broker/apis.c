@@ -4,6 +4,7 @@
 #include "broker/broker.h"
 #include "broker/group_handlers.h"
 #include "broker/handlers.h"
+#include "broker/sasl.h"
 #include "proto/messages.h"
 
 #define CODEC(lname)                                                                     \
@@ -68,6 +69,10 @@ CODEC(controlled_shutdown)
 CODEC(elect_leaders)
 CODEC(alter_partition_reassignments)
 CODEC(list_partition_reassignments)
+CODEC(sasl_handshake)
+CODEC(sasl_authenticate)
+CODEC(describe_user_scram_credentials)
+CODEC(alter_user_scram_credentials)
 
 /* Key -> handler, in key order (ApiVersions answers in this order). The advertised ranges are
  * messages.def's "served" ones: shared/kafka-protocol/API-VERSIONS.md §0, with the floors Kafka
@@ -87,6 +92,7 @@ const struct api_entry broker_apis[] = {
     API(SYNC_GROUP, sync_group, handle_sync_group),
     API(DESCRIBE_GROUPS, describe_groups, handle_describe_groups),
     API(LIST_GROUPS, list_groups, handle_list_groups),
+    API(SASL_HANDSHAKE, sasl_handshake, handle_sasl_handshake),
     API(API_VERSIONS, api_versions, handle_api_versions,
         .newer_version = api_versions_unsupported, .response_header_v0 = true),
     API(CREATE_TOPICS, create_topics, handle_create_topics,
@@ -105,6 +111,8 @@ const struct api_entry broker_apis[] = {
     API(DELETE_ACLS, delete_acls, handle_delete_acls),
     API(DESCRIBE_CONFIGS, describe_configs, handle_describe_configs),
     API(ALTER_CONFIGS, alter_configs, handle_alter_configs),
+    API(SASL_AUTHENTICATE, sasl_authenticate, handle_sasl_authenticate,
+        .shutdown = sasl_shutdown), /* also the raw tokens' failed logins */
     API(CREATE_PARTITIONS, create_partitions, handle_create_partitions),
     API(DELETE_GROUPS, delete_groups, handle_delete_groups),
     API(ELECT_LEADERS, elect_leaders, handle_elect_leaders),
@@ -114,6 +122,10 @@ const struct api_entry broker_apis[] = {
     API(LIST_PARTITION_REASSIGNMENTS, list_partition_reassignments,
         handle_list_partition_reassignments),
     API(OFFSET_DELETE, offset_delete, handle_offset_delete),
+    API(DESCRIBE_USER_SCRAM_CREDENTIALS, describe_user_scram_credentials,
+        handle_describe_user_scram_credentials),
+    API(ALTER_USER_SCRAM_CREDENTIALS, alter_user_scram_credentials,
+        handle_alter_user_scram_credentials),
     API(DESCRIBE_CLUSTER, describe_cluster, handle_describe_cluster),
     API(DESCRIBE_PRODUCERS, describe_producers, handle_describe_producers),
     API(DESCRIBE_TRANSACTIONS, describe_transactions, handle_describe_transactions),

@@ -62,7 +62,7 @@ void broker_props_del(struct broker_props *p, const char *key);
 #define BROKER_MAX_LISTENERS 8
 struct broker_listener {
     char name[64];
-    char security_protocol[16]; /* PLAINTEXT or SSL (SASL_* not yet) */
+    char security_protocol[16]; /* PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL */
     char host[256];
     int port;
     char advertised_host[256];
@@ -326,6 +326,7 @@ struct broker {
      * SSL listener (owned; freed after the net, whose connections use it). */
     struct net_listener_info *listener_info;
     struct tls_server *tls[BROKER_MAX_LISTENERS];
+    struct sasl_server_config *sasl; /* owned: SASL listeners' mechanisms and credentials */
     struct logdir *dirs[BROKER_MAX_LOG_DIRS];
     int ndirs;
     char cluster_id[64];

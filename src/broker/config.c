@@ -543,12 +543,6 @@ int broker_config_listeners(struct broker_config *c, char *err, size_t errlen)
                      c->listeners_spec, l->name);
             return -1;
         }
-        if (strncmp(l->security_protocol, "SASL_", 5) == 0) {
-            snprintf(err, errlen, "Invalid value %s for configuration listeners: listener %s: "
-                     "security protocol %s is not supported yet (PLAINTEXT and SSL are)",
-                     c->listeners_spec, l->name, l->security_protocol);
-            return -1;
-        }
         for (int i = 0; i < c->n_listeners; i++) {
             if (strcmp(c->listeners[i].name, l->name) == 0) {
                 snprintf(err, errlen, "Invalid value %s for configuration listeners: Each "
@@ -618,7 +612,11 @@ int broker_config_listeners(struct broker_config *c, char *err, size_t errlen)
 
 static bool security_key(const char *key)
 {
-    return strncmp(key, "ssl.", 4) == 0 || strncmp(key, "listener.name.", 14) == 0;
+    /* sasl.*, <mechanism>.sasl.jaas.config and the authentication keys are read by sasl.c. */
+    return strncmp(key, "ssl.", 4) == 0 || strncmp(key, "listener.name.", 14) == 0 ||
+           strncmp(key, "sasl.", 5) == 0 || strstr(key, ".sasl.jaas.config") != NULL ||
+           strcmp(key, "connection.failed.authentication.delay.ms") == 0 ||
+           strcmp(key, "connections.max.reauth.ms") == 0;
 }
 
 /* Kafka's broker ssl.* keys (SslConfigs): another one is stored, with Kafka's warning. */

@@ -6,6 +6,10 @@
 #include "broker/broker.h"
 
 enum request_status handle_api_versions(struct broker *b, struct request *r);
+enum request_status handle_sasl_handshake(struct broker *b, struct request *r);
+enum request_status handle_sasl_authenticate(struct broker *b, struct request *r);
+enum request_status handle_describe_user_scram_credentials(struct broker *b, struct request *r);
+enum request_status handle_alter_user_scram_credentials(struct broker *b, struct request *r);
 enum request_status handle_metadata(struct broker *b, struct request *r);
 enum request_status handle_produce(struct broker *b, struct request *r);
 enum request_status handle_fetch(struct broker *b, struct request *r);

@@ -23,6 +23,7 @@
 #include "broker/log_cleaner.h"
 #include "broker/producer_ids.h"
 #include "broker/replica_manager.h"
+#include "broker/sasl.h"
 #include "broker/syncer.h"
 #include "cluster/cluster.h"
 #include "common/logging.h"
@@ -283,6 +284,8 @@ static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
     r->start_us = mono_us();
     arena_init(&r->arena, REQUEST_ARENA_EXTRA + 4 * len);
     conn_set_data(c, r);
+    if (sasl_raw_token(b, r)) /* after SaslHandshake v0 a frame is a SASL token */
+        return;
 
     struct kreader kr;
     kr_init(&kr, frame, len, &r->arena);
@@ -310,6 +313,13 @@ static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
     }
     if (hrc != 0) {
         refuse_and_close(r, "INVALID_REQUEST", "truncated %s request header", r->api->name);
+        return;
+    }
+    char sasl_why[160];
+    const char *unauthenticated = sasl_request_refusal(b, c, r->api_key, sasl_why,
+                                                       sizeof(sasl_why));
+    if (unauthenticated != NULL) { /* Kafka closes such a connection without an answer */
+        refuse_and_close(r, "ILLEGAL_SASL_STATE", "%s", unauthenticated);
         return;
     }
     const struct proto_api *pa = proto_api_find(r->api_key);
@@ -932,7 +942,8 @@ static int listeners_setup(struct broker *b)
         li->name = l->name;
         li->security_protocol = l->security_protocol;
         li->transport = &transport_plain;
-        if (strcmp(l->security_protocol, "SSL") != 0)
+        if (strcmp(l->security_protocol, "SSL") != 0 &&
+            strcmp(l->security_protocol, "SASL_SSL") != 0)
             continue;
         struct broker_listener_arg arg = {&b->cfg, l->name};
         b->tls[i] = tls_server_create(l->name, listener_prop, &arg, err, sizeof(err));
@@ -942,11 +953,16 @@ static int listeners_setup(struct broker *b)
         }
         li->transport = tls_server_transport(b->tls[i]);
     }
+    if (sasl_setup(b, err, sizeof(err)) != 0) {
+        LOG_ERROR(server_who, "%s", err);
+        return -1;
+    }
     return 0;
 }
 
 static void listeners_free(struct broker *b)
 {
+    sasl_teardown(b);
     for (int i = 0; i < BROKER_MAX_LISTENERS; i++) {
         tls_server_free(b->tls[i]);
         b->tls[i] = NULL;

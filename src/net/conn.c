@@ -75,6 +75,8 @@ struct conn {
                                  * announce (transport_ops.pending) */
     bool principal_known;  /* the transport's principal is in the session */
     bool closed;
+    bool close_after_send; /* conn_close_after_send: no frame goes up; closed once drained */
+    char close_why[160];
     int holes;             /* deferred replies not filled yet: the struct outlives a close */
     int depth;             /* >0 while inside a callback: free is deferred */
     struct out_item *out_head, *out_tail;
@@ -427,7 +429,7 @@ static void conn_pump(struct conn *c)
     c->pumping = true;
     int handed = 0;
     int64_t until = mono_us() + CONN_PUMP_US;
-    while (!c->closed && !c->busy && c->big == NULL &&
+    while (!c->closed && !c->busy && !c->close_after_send && c->big == NULL &&
            c->out_bytes <= c->net->lim.max_output_bytes) {
         if (handed == CONN_FRAMES_PER_TURN || (handed > 0 && mono_us() >= until)) {
             /* Fairness: the rest of a pipelined burst waits for the next turn, after the
@@ -656,6 +658,8 @@ static void conn_flush(struct conn *c)
             break;
         }
     }
+    if (c->close_after_send && !c->closed && c->out_head == NULL)
+        conn_close(c, c->close_why);
 }
 
 static void net_conn_event(struct loop *l, int fd, void *arg, unsigned events)
@@ -780,6 +784,12 @@ void conn_send_deferred(struct conn *c, struct conn_reply *slot, uint8_t *buf, s
     }
     if (conn_leave(c))
         conn_update_interest(c);
+}
+
+void conn_close_after_send(struct conn *c, const char *why)
+{
+    c->close_after_send = true;
+    snprintf(c->close_why, sizeof(c->close_why), "%s", why);
 }
 
 void conn_done_no_reply(struct conn *c)

@@ -131,6 +131,10 @@ struct conn_reply *conn_defer(struct conn *c);
  * and closes the connection, since the client would wait for it forever. */
 void conn_send_deferred(struct conn *c, struct conn_reply *slot, uint8_t *buf, size_t len,
                         const struct net_file_range *files, size_t nfiles);
+/* The next reply is the last: no further frame goes up, and the connection closes (with why
+ * logged) once its output has drained. Called before that reply is sent (a SASL failure's
+ * answer, sent and then closed as Kafka does). */
+void conn_close_after_send(struct conn *c, const char *why);
 /* The request needs no reply (acks=0): let the next frame up. */
 void conn_done_no_reply(struct conn *c);
 /* Closes now (queued output is dropped), with a log line saying why when why != NULL. */

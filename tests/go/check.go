@@ -23,7 +23,8 @@
 // value), once each, in order.
 // Prints one "OK <mode> k=v ..." line and exits 0, or "FAIL: ..." and exits 1.
 // GREGOR_TLS_CA=ca.pem connects over TLS trusting that CA; GREGOR_TLS_CERT / GREGOR_TLS_KEY add
-// a client certificate (test_tls.py).
+// a client certificate (test_tls.py). GREGOR_SASL_MECHANISM=PLAIN|SCRAM-SHA-256|SCRAM-SHA-512 with
+// GREGOR_SASL_USER / GREGOR_SASL_PASSWORD authenticate with SASL (test_sasl.py).
 package main
 
 import (
@@ -41,6 +42,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 type failure string
@@ -77,6 +80,15 @@ func newClient(bootstrap string, opts ...kgo.Opt) *kgo.Client {
 		kgo.RequestTimeoutOverhead(10 * time.Second)}
 	if cfg := tlsConfig(); cfg != nil {
 		base = append(base, kgo.DialTLSConfig(cfg))
+	}
+	user, pass := os.Getenv("GREGOR_SASL_USER"), os.Getenv("GREGOR_SASL_PASSWORD")
+	switch os.Getenv("GREGOR_SASL_MECHANISM") {
+	case "PLAIN":
+		base = append(base, kgo.SASL(plain.Auth{User: user, Pass: pass}.AsMechanism()))
+	case "SCRAM-SHA-256":
+		base = append(base, kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha256Mechanism()))
+	case "SCRAM-SHA-512":
+		base = append(base, kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism()))
 	}
 	return must(kgo.NewClient(append(base, opts...)...))
 }

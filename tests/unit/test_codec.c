@@ -626,16 +626,17 @@ static void test_api_table(void **state)
     assert_false(proto_is_flexible(PROTO_API_PRODUCE, 8));
     assert_true(proto_is_flexible(PROTO_API_PRODUCE, 9));
     assert_true(proto_is_flexible(PROTO_API_API_VERSIONS, 3));
-    assert_int_equal(proto_apis_count, 46); /* with ControlledShutdown (7), the transaction APIs (24-28, 65, 66), the ACL APIs (29-31), ElectLeaders (43) and the reassignments (45, 46) */
+    assert_int_equal(proto_apis_count, 48); /* with ControlledShutdown (7), the transaction APIs (24-28, 65, 66), the ACL APIs (29-31), ElectLeaders (43), the reassignments (45, 46) and DescribeUserScramCredentials (50), AlterUserScramCredentials (51) */
     for (int i = 1; i < proto_apis_count; i++)
         assert_true(proto_apis[i - 1].key < proto_apis[i].key);
     assert_int_equal(proto_api_find(PROTO_API_FETCH)->min_version, 0);
     /* Served ranges come from messages.def: FindCoordinator is described to v6, served to v5;
-     * SaslHandshake is described, not served. */
+     * SaslHandshake and SaslAuthenticate are served (SASL listeners, src/broker/sasl.c). */
     assert_int_equal(proto_api_find(PROTO_API_FIND_COORDINATOR)->max_version, 6);
     assert_int_equal(proto_api_find(PROTO_API_FIND_COORDINATOR)->served_max, 5);
-    assert_int_equal(proto_api_find(PROTO_API_SASL_HANDSHAKE)->served_min, -1);
-    assert_int_equal(proto_api_find(PROTO_API_SASL_HANDSHAKE)->served_max, -1);
+    assert_int_equal(proto_api_find(PROTO_API_SASL_HANDSHAKE)->served_min, 0);
+    assert_int_equal(proto_api_find(PROTO_API_SASL_HANDSHAKE)->served_max, 1);
+    assert_int_equal(proto_api_find(PROTO_API_SASL_AUTHENTICATE)->served_max, 2);
     /* KIP-890: AddPartitionsToTxn's batched broker form (v4-5) and EndTxn v5 are served. */
     assert_int_equal(proto_api_find(PROTO_API_ADD_PARTITIONS_TO_TXN)->served_max, 5);
     assert_int_equal(proto_api_find(PROTO_API_END_TXN)->served_max, 5);

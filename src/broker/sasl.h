@@ -1,0 +1,31 @@
+/* sasl: authentication on SASL_PLAINTEXT and SASL_SSL listeners as Kafka's
+ * SaslServerAuthenticator does it — SaslHandshake v0 (raw tokens) and v1 (SaslAuthenticate),
+ * PLAIN and SCRAM-SHA-256/512, the JAAS entries per listener and mechanism, the stored SCRAM
+ * credentials, the delayed answer to a failed login. */
+#ifndef GREGOR_BROKER_SASL_H
+#define GREGOR_BROKER_SASL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/broker.h"
+
+/* Reads the SASL listeners' keys (sasl.enabled.mechanisms, the JAAS entries,
+ * connection.failed.authentication.delay.ms) and the stored credentials into b->sasl.
+ * 0, or -1 with Kafka's message in err (a mechanism without its JAAS entry). */
+int sasl_setup(struct broker *b, char *err, size_t errlen);
+void sasl_teardown(struct broker *b);
+/* At shutdown (the SaslAuthenticate entry's hook): answers the failed logins still waiting out
+ * connection.failed.authentication.delay.ms, so none is left behind. */
+void sasl_shutdown(struct broker *b);
+
+/* The gate before authentication: NULL when c may send api_key now, else why it may not (the
+ * connection is then closed unanswered, as Kafka does). */
+const char *sasl_request_refusal(struct broker *b, struct conn *c, int16_t api_key, char *buf,
+                                 size_t buflen);
+/* After SaslHandshake v0 the frames are raw SASL tokens, not requests: true when r's frame
+ * was one (then r is answered, pending or freed here). */
+bool sasl_raw_token(struct broker *b, struct request *r);
+
+#endif
