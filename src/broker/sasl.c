@@ -1,6 +1,7 @@
 /* sasl: SASL authentication of a SASL_PLAINTEXT / SASL_SSL connection, as Kafka's
  * SaslServerAuthenticator, PlainSaslServer and ScramSaslServer behave (see sasl.h). The
  * per-connection state hangs off the connection's session; SCRAM itself is in scram.c. */
+#include "broker/authorizer.h"
 #include "broker/sasl.h"
 
 #include <ctype.h>
@@ -754,6 +755,8 @@ enum request_status handle_alter_user_scram_credentials(struct broker *b, struct
     for (int i = 0; i < nu; i++)
         e[nd + i] = (struct alter_entry){req->upsertions[i].name, req->upsertions[i].mechanism,
                                          &req->upsertions[i]};
+    /* KafkaApis: ALTER on the cluster, else every user's result CLUSTER_AUTHORIZATION_FAILED. */
+    bool allowed = authorize(b, r, ACL_OP_ALTER, ACL_RES_CLUSTER, ACL_CLUSTER_NAME, true);
     /* One result per user, in the order users first appear; a user's changes apply only when
      * all of them are acceptable (as Kafka's ZkAdminManager). */
     int nres = 0;
@@ -772,7 +775,10 @@ enum request_status handle_alter_user_scram_credentials(struct broker *b, struct
         char user[SCRAM_NAME_MAX];
         const char *why = NULL;
         int16_t code = KERR_NONE;
-        if (e[i].name.len <= 0) {
+        if (!allowed) {
+            code = KERR_CLUSTER_AUTHORIZATION_FAILED;
+            why = "Cluster authorization failed.";
+        } else if (e[i].name.len <= 0) {
             code = KERR_UNACCEPTABLE_CREDENTIAL;
             why = "Username must not be empty";
         } else if ((size_t)e[i].name.len >= sizeof(user) ||
@@ -864,6 +870,12 @@ enum request_status handle_describe_user_scram_credentials(struct broker *b, str
     struct describe_user_scram_credentials_request *req = r->body;
     struct describe_user_scram_credentials_response *resp = r->resp;
     describe_user_scram_credentials_response_set_defaults(resp);
+    /* KafkaApis: DESCRIBE on the cluster, else a top-level CLUSTER_AUTHORIZATION_FAILED. */
+    if (!authorize(b, r, ACL_OP_DESCRIBE, ACL_RES_CLUSTER, ACL_CLUSTER_NAME, true)) {
+        resp->error_code = KERR_CLUSTER_AUTHORIZATION_FAILED;
+        resp->error_message = (struct kstr){"Cluster authorization failed.", 29};
+        return REQUEST_DONE;
+    }
     const struct sasl_server_config *sc = b->sasl;
     /* The users asked for, or every user with a credential (null or empty). */
     int n = req->n_users > 0 ? req->n_users : sc->n_creds;

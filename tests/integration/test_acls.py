@@ -498,3 +498,58 @@ def test_acls_kip848_consumer_group_needs_read_on_group(tmp_path, pki):
         assert len(got) == 2 and errs == [], (got, errs)
     finally:
         b.stop()
+
+
+def describe_scram_raw(b, pki, user):
+    """DescribeUserScramCredentials v0 (all users) over mutual TLS as user, raw: (error code,
+    error message, number of results). librdkafka 2.16 crashes on this response's top-level error (a
+    munmap_chunk abort in the client), so the denial is read off the wire."""
+    import socket
+    import ssl
+    import struct
+    from kafka_wire import Reader, _recv, uvarint
+    ctx = ssl.create_default_context(cafile=pki("ca.pem"))
+    ctx.load_cert_chain(pki(user + ".pem"), pki(user + ".key"))
+    hdr = struct.pack(">hhih", 50, 0, 7, 4) + b"test" + uvarint(0)
+    body = uvarint(0) + uvarint(0)  # Users: null (every user), no tagged fields
+    with socket.create_connection(("127.0.0.1", b.ssl_port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            msg = hdr + body
+            s.sendall(struct.pack(">i", len(msg)) + msg)
+            data = _recv(s, struct.unpack(">i", _recv(s, 4))[0])
+    r = Reader(data)
+    assert r.take(">i") == 7
+    r.tags()
+    r.take(">i")  # throttle
+    code, message = r.take(">h"), r.cstr()
+    return code, message, r.uvarint() - 1
+
+
+def test_acls_scram_credentials_need_the_cluster(tmp_path, pki):
+    """DescribeUserScramCredentials needs DESCRIBE on the cluster (a top-level
+    CLUSTER_AUTHORIZATION_FAILED otherwise), AlterUserScramCredentials ALTER (each user's result
+    CLUSTER_AUTHORIZATION_FAILED, nothing stored), as KafkaApis; the super user may do both."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import (ScramCredentialInfo, ScramMechanism,
+                                       UserScramCredentialUpsertion)
+    b = start_acl_broker(tmp_path, pki)
+    try:
+        up = UserScramCredentialUpsertion("dave", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192),
+                                          b"dave-secret", b"salt-of-dave")
+        carol = admin(b, pki, "carol")
+        with pytest.raises(KafkaException) as e:
+            carol.alter_user_scram_credentials([up], request_timeout=10)["dave"].result()
+        assert e.value.args[0].code() == KafkaError.CLUSTER_AUTHORIZATION_FAILED
+        assert describe_scram_raw(b, pki, "carol") == (31, "Cluster authorization failed.", 0)
+        a = admin(b, pki)
+        assert a.describe_user_scram_credentials(request_timeout=10).result() == {}
+        a.alter_user_scram_credentials([up], request_timeout=10)["dave"].result()
+        # Granted DESCRIBE on the cluster, carol sees dave's credential (and still may not alter).
+        create_acls(a, [binding("BROKER", "kafka-cluster", "User:carol", "DESCRIBE")])
+        got = carol.describe_user_scram_credentials(request_timeout=10).result()
+        assert [c.mechanism for c in got["dave"].scram_credential_infos] == [ScramMechanism.SCRAM_SHA_512]
+        with pytest.raises(KafkaException) as e:
+            carol.alter_user_scram_credentials([up], request_timeout=10)["dave"].result()
+        assert e.value.args[0].code() == KafkaError.CLUSTER_AUTHORIZATION_FAILED
+    finally:
+        b.stop()
