@@ -4,6 +4,7 @@
  * as v3) or asking whether its partitions are in the producer's ongoing transaction
  * (VerifyOnly true, txn_verify_partitions: a partition leader before a transactional write),
  * answered per transaction once every transaction has its answer, as Kafka's KafkaApis. */
+#include "broker/authorizer.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "broker/txn_store.h"
@@ -34,8 +35,9 @@ static void fill_all(resp_topic *topics, int32_t ntopics, int16_t err)
             topics[i].results_by_partition[j].partition_error_code = err;
 }
 
-/* Kafka's KafkaApis: partitions no broker knows answer UNKNOWN_TOPIC_OR_PARTITION, the others
- * OPERATION_NOT_ATTEMPTED, and the coordinator is not asked. true when some were unknown. */
+/* Kafka's KafkaApis: partitions of topics a client (v0-3) may not WRITE answer
+ * TOPIC_AUTHORIZATION_FAILED, partitions no broker knows UNKNOWN_TOPIC_OR_PARTITION, the others
+ * OPERATION_NOT_ATTEMPTED, and the coordinator is not asked. true when some failed. */
 static bool unknown_partitions(struct broker *b, struct request *r, const req_topic *in,
                                resp_topic *topics, int32_t ntopics)
 {
@@ -43,12 +45,16 @@ static bool unknown_partitions(struct broker *b, struct request *r, const req_to
     for (int32_t i = 0; i < ntopics; i++) {
         const char *topic = txn_id_of(r, in[i].name);
         resp_topic *to = &topics[i];
+        bool allowed = r->api_version >= 4 || topic == NULL ||
+                       authorize(b, r, ACL_OP_WRITE, ACL_RES_TOPIC, topic, true);
         for (int32_t j = 0; j < to->n_results_by_partition; j++) {
             int32_t idx = to->results_by_partition[j].partition_index;
             bool known = topic != NULL && txn_store_partition_known(b, topic, idx);
             to->results_by_partition[j].partition_error_code =
-                known ? KERR_OPERATION_NOT_ATTEMPTED : KERR_UNKNOWN_TOPIC_OR_PARTITION;
-            any |= !known;
+                !allowed ? KERR_TOPIC_AUTHORIZATION_FAILED
+                : known  ? KERR_OPERATION_NOT_ATTEMPTED
+                         : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            any |= !known || !allowed;
         }
     }
     return any;
@@ -144,6 +150,12 @@ static bool one_transaction(struct broker *b, struct add_batch *bt, struct kstr 
     int n = 0;
     if (!mirror_topics(r, in, ntopics, out, &parts, &n))
         return false;
+    /* A client's (v0-3) transaction needs WRITE on its transactional id. */
+    if (r->api_version < 4 && !authorize_kstr(b, r, ACL_OP_WRITE, ACL_RES_TRANSACTIONAL_ID,
+                                              tid.ptr, tid.len)) {
+        fill_all(*out, ntopics, KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+        return true;
+    }
     if (unknown_partitions(b, r, in, *out, ntopics))
         return true;
     struct txn_coordinator *tc = txn_store_coordinator(b);
@@ -213,6 +225,11 @@ enum request_status handle_add_partitions_to_txn(struct broker *b, struct reques
         return REQUEST_CLOSE;
     *bt = (struct add_batch){.r = r};
     if (r->api_version >= 4) {
+        /* The batched form is the brokers' (KIP-890): CLUSTER_ACTION, as KafkaApis. */
+        if (!authorize(b, r, ACL_OP_CLUSTER_ACTION, ACL_RES_CLUSTER, ACL_CLUSTER_NAME, true)) {
+            resp->error_code = KERR_CLUSTER_AUTHORIZATION_FAILED;
+            return REQUEST_DONE;
+        }
         enum request_status st = handle_v4(b, r, bt);
         if (st == REQUEST_PENDING)
             bt->returned = true;

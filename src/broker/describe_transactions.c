@@ -1,5 +1,6 @@
 /* DescribeTransactions (65): each transactional id's state, producer, timeout and partitions as
  * the coordinator holds them (txn_describe). */
+#include "broker/authorizer.h"
 #include "broker/group_handler_util.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
@@ -59,6 +60,10 @@ enum request_status handle_describe_transactions(struct broker *b, struct reques
         st->producer_id = -1;
         st->producer_epoch = -1;
         const char *id = txn_id_of(r, st->transactional_id);
+        if (id != NULL && !authorize(b, r, ACL_OP_DESCRIBE, ACL_RES_TRANSACTIONAL_ID, id, true)) {
+            st->error_code = KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+            continue;
+        }
         if (tc == NULL || id == NULL) {
             st->error_code = tc == NULL ? KERR_COORDINATOR_NOT_AVAILABLE : KERR_NOT_COORDINATOR;
             continue;

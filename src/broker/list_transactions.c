@@ -1,5 +1,7 @@
 /* ListTransactions (66): the transactional ids this coordinator holds, filtered by state,
- * producer id and (v1) how long their transaction has been open (txn_list). */
+ * producer id and (v1) how long their transaction has been open (txn_list), and to those the
+ * principal may DESCRIBE. */
+#include "broker/authorizer.h"
 #include "broker/group_handler_util.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
@@ -17,7 +19,9 @@ static void list_one(void *arg, const char *transactional_id, int64_t producer_i
                      enum txn_state state)
 {
     struct list_ctx *c = arg;
-    if (c->oom)
+    /* Kafka lists only the ids the principal may DESCRIBE (no denial logged). */
+    if (c->oom || !authorize(c->r->broker, c->r, ACL_OP_DESCRIBE, ACL_RES_TRANSACTIONAL_ID,
+                             transactional_id, false))
         return;
     if (c->n == c->cap) {
         int32_t cap = c->cap > 0 ? c->cap * 2 : 16;

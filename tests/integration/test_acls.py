@@ -500,18 +500,16 @@ def test_acls_kip848_consumer_group_needs_read_on_group(tmp_path, pki):
         b.stop()
 
 
-def describe_scram_raw(b, pki, user):
-    """DescribeUserScramCredentials v0 (all users) over mutual TLS as user, raw: (error code,
-    error message, number of results). librdkafka 2.16 crashes on this response's top-level error (a
-    munmap_chunk abort in the client), so the denial is read off the wire."""
+def tls_flexible_call(b, pki, user, api, version, body):
+    """One flexible request (header v2) over mutual TLS as user: a Reader past the response
+    header."""
     import socket
     import ssl
     import struct
     from kafka_wire import Reader, _recv, uvarint
     ctx = ssl.create_default_context(cafile=pki("ca.pem"))
     ctx.load_cert_chain(pki(user + ".pem"), pki(user + ".key"))
-    hdr = struct.pack(">hhih", 50, 0, 7, 4) + b"test" + uvarint(0)
-    body = uvarint(0) + uvarint(0)  # Users: null (every user), no tagged fields
+    hdr = struct.pack(">hhih", api, version, 7, 4) + b"test" + uvarint(0)
     with socket.create_connection(("127.0.0.1", b.ssl_port), timeout=10) as raw:
         with ctx.wrap_socket(raw, server_hostname="localhost") as s:
             msg = hdr + body
@@ -520,6 +518,15 @@ def describe_scram_raw(b, pki, user):
     r = Reader(data)
     assert r.take(">i") == 7
     r.tags()
+    return r
+
+
+def describe_scram_raw(b, pki, user):
+    """DescribeUserScramCredentials v0 (all users) as user, raw: (error code, error message,
+    number of results). librdkafka 2.16 crashes on this response's top-level error (a
+    munmap_chunk abort in the client), so the denial is read off the wire."""
+    from kafka_wire import uvarint
+    r = tls_flexible_call(b, pki, user, 50, 0, uvarint(0) + uvarint(0))  # Users null
     r.take(">i")  # throttle
     code, message = r.take(">h"), r.cstr()
     return code, message, r.uvarint() - 1
@@ -551,5 +558,74 @@ def test_acls_scram_credentials_need_the_cluster(tmp_path, pki):
         with pytest.raises(KafkaException) as e:
             carol.alter_user_scram_credentials([up], request_timeout=10)["dave"].result()
         assert e.value.args[0].code() == KafkaError.CLUSTER_AUTHORIZATION_FAILED
+    finally:
+        b.stop()
+
+
+def test_acls_transactions_listed_described_and_added_as_kafka(tmp_path, pki):
+    """AddPartitionsToTxn of a client needs WRITE on the topic (TOPIC_AUTHORIZATION_FAILED, the
+    transaction abortable) besides WRITE on the id; DescribeTransactions needs DESCRIBE on the id
+    (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); ListTransactions lists only the ids the principal
+    may DESCRIBE; the brokers' batched form (v4) needs CLUSTER_ACTION."""
+    import struct
+    from confluent_kafka import KafkaException, Producer
+    from kafka_wire import cstr, uvarint
+    b = start_acl_broker(tmp_path, pki)
+    try:
+        a = admin(b, pki)
+        create_topic(a, "tw")
+        create_topic(a, "tu")
+        create_acls(a, [binding("TRANSACTIONAL_ID", "alice-tx", "User:alice", "WRITE"),
+                        binding("TOPIC", "tw", "User:alice", "WRITE"),
+                        binding("TOPIC", "tu", "User:alice", "DESCRIBE")])  # may find it, not write
+        p = Producer(conf(b, pki, "alice", **{"transactional.id": "alice-tx",
+                                             "message.timeout.ms": 10000}))
+        p.init_transactions(15)
+        p.begin_transaction()
+        p.produce("tw", value=b"ok")
+        p.commit_transaction(15)
+        p.begin_transaction()
+        p.produce("tw", value=b"aborted")
+        p.flush(15)  # tw in the transaction, so the abort below has one to end
+        p.produce("tu", value=b"denied")
+        with pytest.raises(KafkaException) as e:
+            p.commit_transaction(15)
+        assert e.value.args[0].txn_requires_abort(), e.value
+        p.abort_transaction(15)
+        # The denial came from AddPartitionsToTxn (the produce never went).
+        assert "on resource = topic:literal:tu for request = addpartitionstotxn" in b.log().lower()
+
+        def listed(user):
+            r = tls_flexible_call(b, pki, user, 66, 0, uvarint(1) + uvarint(1) + uvarint(0))
+            r.take(">i")
+            assert r.take(">h") == 0
+            for _ in range(r.uvarint() - 1):  # unknown state filters
+                r.cstr()
+            ids = []
+            for _ in range(r.uvarint() - 1):
+                ids.append(r.cstr())
+                r.take(">q")
+                r.cstr()
+                r.tags()
+            return ids
+
+        def described(user):
+            r = tls_flexible_call(b, pki, user, 65, 0, uvarint(2) + cstr("alice-tx") + uvarint(0))
+            r.take(">i")
+            assert r.uvarint() - 1 == 1
+            return r.take(">h")
+        assert listed("admin") == ["alice-tx"]
+        assert listed("carol") == []
+        assert described("carol") == 53
+        assert described("admin") == 0
+        create_acls(a, [binding("TRANSACTIONAL_ID", "alice-", "User:carol", "DESCRIBE", pattern="PREFIXED")])
+        assert listed("carol") == ["alice-tx"]
+        assert described("carol") == 0
+        # v4 (a broker's verification) from a client principal without CLUSTER_ACTION.
+        body = (uvarint(2) + cstr("alice-tx") + struct.pack(">qh", 1, 0) + b"\x01" + uvarint(1)
+                + uvarint(0) + uvarint(0))
+        r = tls_flexible_call(b, pki, "carol", 24, 4, body)
+        r.take(">i")
+        assert r.take(">h") == 31
     finally:
         b.stop()
