@@ -1015,6 +1015,7 @@ struct broker *broker_open(const struct broker_config *cfg)
     b->loop = loop_create(max_fds);
     if (b->loop == NULL) {
         LOG_ERROR(server_who, "cannot set up the event loop: %s", strerror(errno));
+        listeners_free(b);
         free(b);
         return NULL;
     }
@@ -1033,6 +1034,7 @@ struct broker *broker_open(const struct broker_config *cfg)
         topics_close_all(b);
         for (int i = 0; i < b->ndirs; i++)
             logdir_close(b->dirs[i], false);
+        listeners_free(b);
         cluster_destroy(b->cluster);
         loop_destroy(b->loop);
         free(b);
