@@ -1,11 +1,13 @@
 """What the benches that put gregor beside Apache Kafka share (bench/txn.py, bench/compaction.py,
 bench/cluster.py): free ports, a single-node gregor and a single-node Kafka from
 tests/kafka_harness/kafka.sh, a process's CPU seconds, and the gnuplot style of their charts."""
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -140,3 +142,28 @@ class Kafka:
     @property
     def bootstrap(self):
         return "127.0.0.1:%d" % self.port
+
+
+def run_systems(name, args, classes, systems, one):
+    """args.runs rounds of one(classes[s], args, base) per system s, one system at a time, each
+    on a fresh temporary base dir; every result printed as a JSON line. Written with the run's
+    commit and load averages to args.out/<stamp>-<name>.json: (result, its path)."""
+    result = {"args": vars(args), "systems": systems, "runs": [],
+              "commit": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                                       capture_output=True, text=True).stdout.strip(),
+              "loadavg_start": os.getloadavg()[0],
+              "started": time.strftime("%Y-%m-%dT%H%MZ", time.gmtime())}
+    for run in range(args.runs):
+        for s in systems:
+            with tempfile.TemporaryDirectory(prefix="%s-bench-" % name) as base:
+                r = one(classes[s], args, base)
+            r["run"] = run
+            print(json.dumps(r), flush=True)
+            result["runs"].append(r)
+    result["loadavg_end"] = os.getloadavg()[0]
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, "%s-%s.json" % (result["started"], name))
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1)
+    print(path)
+    return result, path

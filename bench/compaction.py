@@ -37,11 +37,10 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 import benchlib
-from benchlib import HARNESS, HERE, ROOT, cpu_seconds
+from benchlib import HARNESS, HERE, cpu_seconds
 
 SEGMENT = 16 << 20
 BACKOFF_MS = 200
@@ -295,23 +294,7 @@ def main():
     systems = args.systems.split(",")
     classes = {"gregor": Gregor, "kafka": Kafka}
     subprocess.run([HARNESS, "fetch"], check=True, timeout=1800)
-    result = {"args": vars(args), "systems": systems, "runs": [],
-              "commit": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-                                       capture_output=True, text=True).stdout.strip(),
-              "loadavg_start": os.getloadavg()[0], "started": time.strftime("%Y-%m-%dT%H%MZ", time.gmtime())}
-    for run in range(args.runs):
-        for s in systems:
-            with tempfile.TemporaryDirectory(prefix="compaction-bench-") as base:
-                r = one(classes[s], args, base)
-            r["run"] = run
-            print(json.dumps(r), flush=True)
-            result["runs"].append(r)
-    result["loadavg_end"] = os.getloadavg()[0]
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "%s-compaction.json" % result["started"])
-    with open(path, "w") as f:
-        json.dump(result, f, indent=1)
-    print(path)
+    result, path = benchlib.run_systems("compaction", args, classes, systems, one)
     print(table(result))
 
 

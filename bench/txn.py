@@ -43,7 +43,8 @@ import tempfile
 import threading
 import time
 
-from benchlib import HARNESS, HERE, HISTOGRAM_STYLE, ROOT, Gregor, cpu_seconds
+import benchlib
+from benchlib import HARNESS, HERE, HISTOGRAM_STYLE, Gregor, cpu_seconds
 from benchlib import Kafka as KafkaNode
 
 PARTITIONS = 3
@@ -320,24 +321,7 @@ def main():
     classes = {"gregor": Gregor, "kafka": Kafka}
     if "kafka" in systems:
         subprocess.run([HARNESS, "fetch"], check=True, timeout=1800)
-    result = {"args": vars(args), "systems": systems, "runs": [],
-              "commit": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-                                       capture_output=True, text=True).stdout.strip(),
-              "loadavg_start": os.getloadavg()[0],
-              "started": time.strftime("%Y-%m-%dT%H%MZ", time.gmtime())}
-    for run in range(args.runs):
-        for s in systems:
-            with tempfile.TemporaryDirectory(prefix="txn-bench-") as base:
-                r = one(classes[s], args, base)
-            r["run"] = run
-            print(json.dumps(r), flush=True)
-            result["runs"].append(r)
-    result["loadavg_end"] = os.getloadavg()[0]
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "%s-txn.json" % result["started"])
-    with open(path, "w") as f:
-        json.dump(result, f, indent=1)
-    print(path)
+    result, path = benchlib.run_systems("txn", args, classes, systems, one)
     png = path[:-len(".json")] + ".png"
     if plot(result, png):
         print(png)
