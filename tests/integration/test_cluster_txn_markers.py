@@ -63,39 +63,44 @@ def test_commit_waits_for_the_markers_isr(tmp_path, zookeeper):
             b.stop()
 
 
+def commit_with_leader_killed(brokers, txn_id, topic, after_commit_s):
+    """A one-record transaction on `topic` (1 partition: a leader and a follower, neither the
+    coordinator) committed with the follower stopped, the leader killed -9 after_commit_s later
+    and the follower resumed: (the coordinator's Broker, bootstrap of the live brokers)."""
+    coord, c = find_coordinator(brokers, txn_id, 1)
+    leader, f = [i for i in (1, 2, 3) if i != c]
+    boot = ",".join(b.bootstrap for b in brokers)
+    admin = AdminClient({"bootstrap.servers": boot})
+    for fut in admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[
+            [leader, f]])]).values():
+        fut.result(20)
+    p = open_transaction(boot, txn_id, topic, [(0, b"v-0")], 60, 30000)
+    stopped = brokers[f - 1]
+    stopped.proc.send_signal(signal.SIGSTOP)
+    try:
+        # its fetch parked at the leader is answered (empty) within replica.fetch.wait.max.ms
+        # and no other is sent: the marker cannot reach it, not even its socket's buffer
+        time.sleep(1.5)
+        p.commit_transaction(60)
+        time.sleep(after_commit_s)   # the marker is in the leader's log, not in the follower's
+        brokers[leader - 1].kill9()
+    finally:
+        stopped.proc.send_signal(signal.SIGCONT)
+    return coord, ",".join(b.bootstrap for b in brokers if b is not brokers[leader - 1])
+
+
 def test_marker_leader_killed_before_replication(tmp_path, zookeeper):
     """The data partition's follower stopped, the coordinator's WriteTxnMarkers appended on the
     leader, then the leader killed -9 and the follower resumed: the follower, now leader, never
     had the marker. The coordinator was not told it was written, so it resends it there and
     read_committed consumers are not stuck at the last stable offset."""
     brokers = start_txn_cluster(tmp_path, zookeeper, "/txm-", CONFIGS)
-    stopped = None
     try:
-        coord, c = find_coordinator(brokers, "orphan", 1)
-        leader, f = [i for i in (1, 2, 3) if i != c]
-        boot = ",".join(b.bootstrap for b in brokers)
-        admin = AdminClient({"bootstrap.servers": boot})
-        for fut in admin.create_topics([NewTopic("hk", num_partitions=1, replica_assignment=[
-                [leader, f]])]).values():
-            fut.result(20)
-        p = open_transaction(boot, "orphan", "hk", [(0, b"v-0")], 60, 30000)
-        stopped = brokers[f - 1]
-        stopped.proc.send_signal(signal.SIGSTOP)
-        # its fetch parked at the leader is answered (empty) within replica.fetch.wait.max.ms
-        # and no other is sent: the marker cannot reach it, not even its socket's buffer
-        time.sleep(1.5)
-        p.commit_transaction(60)
-        time.sleep(1.5)   # the marker is in the leader's log, not in the follower's
-        brokers[leader - 1].kill9()
-        stopped.proc.send_signal(signal.SIGCONT)
-        stopped = None
-        alive = ",".join(b.bootstrap for b in brokers if b is not brokers[leader - 1])
+        coord, alive = commit_with_leader_killed(brokers, "orphan", "hk", 1.5)
         wait_until(lambda: txn_state(coord, "orphan") == (0, "CompleteCommit"), 60,
                    what="the transaction completes on the new leader")
         assert read_values(alive, "hk", "read_committed", 1, timeout=30, partitions=1) == [b"v-0"]
     finally:
-        if stopped is not None:
-            stopped.proc.send_signal(signal.SIGCONT)
         for b in brokers:
             b.stop()
 
@@ -110,32 +115,13 @@ def test_failed_marker_round_is_resent_soon(tmp_path, zookeeper):
     cfg.update({"zookeeper.session.timeout.ms": 6000,
                 "transaction.abort.timed.out.transaction.cleanup.interval.ms": 300000})
     brokers = start_txn_cluster(tmp_path, zookeeper, "/txm-", cfg)
-    stopped = None
     try:
-        coord, c = find_coordinator(brokers, "soon", 1)
-        leader, f = [i for i in (1, 2, 3) if i != c]
-        boot = ",".join(b.bootstrap for b in brokers)
-        admin = AdminClient({"bootstrap.servers": boot})
-        for fut in admin.create_topics([NewTopic("hs", num_partitions=1, replica_assignment=[
-                [leader, f]])]).values():
-            fut.result(20)
-        p = open_transaction(boot, "soon", "hs", [(0, b"v-0")], 60, 30000)
-        stopped = brokers[f - 1]
-        stopped.proc.send_signal(signal.SIGSTOP)
-        time.sleep(1.5)   # its parked fetch answered: the marker cannot reach it
-        p.commit_transaction(60)
-        time.sleep(1)
-        brokers[leader - 1].kill9()
-        stopped.proc.send_signal(signal.SIGCONT)
-        stopped = None
+        coord, alive = commit_with_leader_killed(brokers, "soon", "hs", 1)
         t0 = time.time()
         wait_until(lambda: txn_state(coord, "soon") == (0, "CompleteCommit"), 20,
                    what="the transaction completes on the new leader before the timeout check")
         assert time.time() - t0 < 20
-        alive = ",".join(b.bootstrap for b in brokers if b is not brokers[leader - 1])
         assert read_values(alive, "hs", "read_committed", 1, timeout=30, partitions=1) == [b"v-0"]
     finally:
-        if stopped is not None:
-            stopped.proc.send_signal(signal.SIGCONT)
         for b in brokers:
             b.stop()
