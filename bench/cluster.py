@@ -43,6 +43,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "kafka_harness"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))
 
+from benchlib import HISTOGRAM_STYLE  # noqa: E402
 from cluster_wire import create_topics_v4, metadata_v12  # noqa: E402
 from kafka_wire import produce_v7, record_batch  # noqa: E402
 from kafka_zk import SHIPPED_JVM_OPTS, KafkaZkBroker, kafka_classpath  # noqa: E402
@@ -391,17 +392,6 @@ def summarize(rows):
         s["runs"] = len(rs)
         out[system] = s
     return out
-
-
-# The gnuplot settings the benches' bar charts share (clustered bars, grid, key on top).
-HISTOGRAM_STYLE = """set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.8 border -1
-set boxwidth 0.9
-set grid ytics
-set yrange [0:*]
-set key outside top center horizontal
-"""
 
 
 def gnuplot(script):

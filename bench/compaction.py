@@ -34,114 +34,29 @@ import os
 import random
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-GREGOR = os.environ.get("GREGOR_BIN", os.path.join(ROOT, "build", "gregor"))
-HARNESS = os.path.join(ROOT, "tests", "kafka_harness", "kafka.sh")
+import benchlib
+from benchlib import HARNESS, HERE, cpu_seconds
+
 SEGMENT = 16 << 20
 BACKOFF_MS = 200
 GREGOR_OVERRIDES = []   # --gregor-override k=v (e.g. log.cleaner.io.max.bytes.per.second)
 
 
-def free_port_pair():
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            p = s.getsockname()[1]
-        try:
-            with socket.socket() as s2:
-                s2.bind(("127.0.0.1", p + 1))
-            return p
-        except OSError:
-            continue
-    raise RuntimeError("no two consecutive free ports")
-
-
-def port_open(port):
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-class Gregor:
-    name = "gregor"
-
+class Gregor(benchlib.Gregor):
     def __init__(self, base):
-        self.port = free_port_pair()
-        self.data_dir = os.path.join(base, "data")
-        self.log_path = os.path.join(base, "gregor.log")
-        self.proc = None
-
-    def start(self):
-        os.makedirs(self.data_dir)
-        args = [GREGOR, "serve", "--override", "listeners=PLAINTEXT://127.0.0.1:%d" % self.port,
-                "--override", "log.dirs=" + self.data_dir,
-                "--override", "log.cleaner.backoff.ms=%d" % BACKOFF_MS]
-        for kv in GREGOR_OVERRIDES:
-            args += ["--override", kv]
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 30
-        while not port_open(self.port):
-            if self.proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError("gregor did not start: see " + self.log_path)
-            time.sleep(0.1)
-
-    def pid(self):
-        return self.proc.pid
-
-    def log_text(self):
-        return open(self.log_path, errors="replace").read()
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(60)
-        self.log.close()
-        return rc
-
-    @property
-    def bootstrap(self):
-        return "127.0.0.1:%d" % self.port
+        super().__init__(base, ["log.cleaner.backoff.ms=%d" % BACKOFF_MS] + GREGOR_OVERRIDES)
 
 
-class Kafka:
-    name = "kafka"
-
+class Kafka(benchlib.Kafka):
     def __init__(self, base):
-        self.port = free_port_pair()
-        self.state = os.path.join(base, "kafka")
-        self.data_dir = os.path.join(self.state, "data")
-        self.env = dict(os.environ, KAFKA_PORT=str(self.port), KAFKA_STATE=self.state,
-                        KAFKA_START_TIMEOUT="120",
-                        KAFKA_OVERRIDES="log.cleaner.backoff.ms=%d" % BACKOFF_MS)
+        super().__init__(base, ["log.cleaner.backoff.ms=%d" % BACKOFF_MS])
 
-    def start(self):
-        r = subprocess.run([HARNESS, "start"], env=self.env, capture_output=True, text=True,
-                           timeout=600)
-        if r.returncode != 0:
-            raise RuntimeError("kafka.sh start: " + (r.stdout + r.stderr)[-1500:])
 
-    def pid(self):
-        return int(open(os.path.join(self.state, "kafka.pid")).read())
-
-    def log_text(self):
-        return open(os.path.join(self.state, "kafka.log"), errors="replace").read()
-
-    def stop(self):
-        r = subprocess.run([HARNESS, "stop"], env=self.env, capture_output=True, text=True,
-                           timeout=180)
-        return r.returncode
-
-    @property
-    def bootstrap(self):
-        return "127.0.0.1:%d" % self.port
 
 
 def create_topics(bootstrap):
@@ -256,14 +171,6 @@ def segments(part_dir):
 
 SUMMARY = re.compile(r"cleaned log dirty-0 \(dirty section = \[(\d+), (\d+)\]\)\s*"
                      r"([\d.]+) MB of log processed in ([\d.]+) seconds \(([\d.]+) MB/sec\)")
-
-
-def cpu_seconds(pid):
-    try:
-        f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-    except OSError:
-        return None
 
 
 def one(system_cls, args, base):
@@ -387,23 +294,7 @@ def main():
     systems = args.systems.split(",")
     classes = {"gregor": Gregor, "kafka": Kafka}
     subprocess.run([HARNESS, "fetch"], check=True, timeout=1800)
-    result = {"args": vars(args), "systems": systems, "runs": [],
-              "commit": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-                                       capture_output=True, text=True).stdout.strip(),
-              "loadavg_start": os.getloadavg()[0], "started": time.strftime("%Y-%m-%dT%H%MZ", time.gmtime())}
-    for run in range(args.runs):
-        for s in systems:
-            with tempfile.TemporaryDirectory(prefix="compaction-bench-") as base:
-                r = one(classes[s], args, base)
-            r["run"] = run
-            print(json.dumps(r), flush=True)
-            result["runs"].append(r)
-    result["loadavg_end"] = os.getloadavg()[0]
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "%s-compaction.json" % result["started"])
-    with open(path, "w") as f:
-        json.dump(result, f, indent=1)
-    print(path)
+    result, path = benchlib.run_systems("compaction", args, classes, systems, one)
     print(table(result))
 
 

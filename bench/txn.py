@@ -36,8 +36,6 @@ import json
 import os
 import resource
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,110 +43,20 @@ import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-GREGOR = os.environ.get("GREGOR_BIN", os.path.join(ROOT, "build", "gregor"))
-HARNESS = os.path.join(ROOT, "tests", "kafka_harness", "kafka.sh")
+import benchlib
+from benchlib import HARNESS, HERE, HISTOGRAM_STYLE, Gregor, cpu_seconds
+from benchlib import Kafka as KafkaNode
+
 PARTITIONS = 3
 
 
-def free_port_pair():
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            p = s.getsockname()[1]
-        try:
-            with socket.socket() as s2:
-                s2.bind(("127.0.0.1", p + 1))
-            return p
-        except OSError:
-            continue
-    raise RuntimeError("no two consecutive free ports")
-
-
-def port_open(port):
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-class Gregor:
-    name = "gregor"
-
+class Kafka(KafkaNode):
     def __init__(self, base):
-        self.port = free_port_pair()
-        self.data_dir = os.path.join(base, "data")
-        self.log_path = os.path.join(base, "gregor.log")
-        self.proc = None
-
-    def start(self):
-        os.makedirs(self.data_dir)
-        args = [GREGOR, "serve", "--override", "listeners=PLAINTEXT://127.0.0.1:%d" % self.port,
-                "--override", "log.dirs=" + self.data_dir]
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 30
-        while not port_open(self.port):
-            if self.proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError("gregor did not start: see " + self.log_path)
-            time.sleep(0.1)
-
-    def pid(self):
-        return self.proc.pid
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(60)
-        self.log.close()
-        return rc
-
-    @property
-    def bootstrap(self):
-        return "127.0.0.1:%d" % self.port
+        # once more on a new port when the JVM exits during startup (seen once on the shared
+        # machine, cause unknown: its log went with the temporary dir); the output printed
+        super().__init__(base, start_attempts=2)
 
 
-class Kafka:
-    name = "kafka"
-
-    def __init__(self, base):
-        self.port = free_port_pair()
-        self.state = os.path.join(base, "kafka")
-        self.env = dict(os.environ, KAFKA_PORT=str(self.port), KAFKA_STATE=self.state,
-                        KAFKA_START_TIMEOUT="120")
-
-    def start(self):
-        # Once more on a new port when the JVM exits during startup (seen once on the shared
-        # machine, cause unknown: its log went with the temporary dir); the output printed.
-        for attempt in range(2):
-            r = subprocess.run([HARNESS, "start"], env=self.env, capture_output=True, text=True,
-                               timeout=600)
-            if r.returncode == 0:
-                return
-            print("kafka.sh start failed (attempt %d): %s" % (
-                attempt + 1, (r.stdout + r.stderr)[-3000:]), file=sys.stderr)
-            self.port = free_port_pair()
-            self.env["KAFKA_PORT"] = str(self.port)
-        raise RuntimeError("kafka.sh start: " + (r.stdout + r.stderr)[-1500:])
-
-    def pid(self):
-        return int(open(os.path.join(self.state, "kafka.pid")).read())
-
-    def stop(self):
-        r = subprocess.run([HARNESS, "stop"], env=self.env, capture_output=True, text=True,
-                           timeout=180)
-        return r.returncode
-
-    @property
-    def bootstrap(self):
-        return "127.0.0.1:%d" % self.port
-
-
-def cpu_seconds(pid):
-    try:
-        f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-    except OSError:
-        return None
 
 
 def client_cpu():
@@ -375,20 +283,13 @@ def plot(result, path):
         script = """set terminal pngcairo size 1100,460 font ",10" noenhanced
 set output "%(out)s"
 set multiplot layout 1,2 title "Transactions, 1 KB records, single node, librdkafka (medians of %(runs)d runs)"
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.8 border -1
-set boxwidth 0.9
-set grid ytics
-set yrange [0:*]
-set key outside top center horizontal
-set ylabel "MB/s of committed records"
+%(style)sset ylabel "MB/s of committed records"
 plot "%(tp)s" using 2:xtic(1) title "%(small)d records / transaction" lc rgb "#9b30d9", "" using 3 title "%(large)d records / transaction" lc rgb "#2ca58d"
 set ylabel "ms"
 plot "%(lat)s" using 2:xtic(1) title "read_committed e2e p50" lc rgb "#9b30d9", "" using 3 title "e2e p99" lc rgb "#d95f02", "" using 4 title "commit_transaction p50 (1 record)" lc rgb "#2ca58d"
 unset multiplot
 """ % {"out": path, "tp": tp, "lat": lat, "runs": a["runs"], "small": a["small"],
-               "large": a["large"]}
+               "large": a["large"], "style": HISTOGRAM_STYLE}
         p = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
         if p.returncode != 0:
             print("gnuplot failed: %s" % p.stderr, file=sys.stderr)
@@ -420,24 +321,7 @@ def main():
     classes = {"gregor": Gregor, "kafka": Kafka}
     if "kafka" in systems:
         subprocess.run([HARNESS, "fetch"], check=True, timeout=1800)
-    result = {"args": vars(args), "systems": systems, "runs": [],
-              "commit": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-                                       capture_output=True, text=True).stdout.strip(),
-              "loadavg_start": os.getloadavg()[0],
-              "started": time.strftime("%Y-%m-%dT%H%MZ", time.gmtime())}
-    for run in range(args.runs):
-        for s in systems:
-            with tempfile.TemporaryDirectory(prefix="txn-bench-") as base:
-                r = one(classes[s], args, base)
-            r["run"] = run
-            print(json.dumps(r), flush=True)
-            result["runs"].append(r)
-    result["loadavg_end"] = os.getloadavg()[0]
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "%s-txn.json" % result["started"])
-    with open(path, "w") as f:
-        json.dump(result, f, indent=1)
-    print(path)
+    result, path = benchlib.run_systems("txn", args, classes, systems, one)
     png = path[:-len(".json")] + ".png"
     if plot(result, png):
         print(png)

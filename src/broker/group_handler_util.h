@@ -97,4 +97,15 @@ static inline void gh_wait_complete(struct gh_wait *w)
         request_finish(w->r);
 }
 
+/* Sets error on every partition of a commit response (resp->topics[].partitions[]) still
+ * answered NONE. A macro because OffsetCommit's and TxnOffsetCommit's responses are distinct
+ * types with the same fields; the compiler checks those fields on each. */
+#define GH_SET_UNANSWERED_PARTITIONS(resp, error)                                    \
+    do {                                                                             \
+        for (int32_t gh_i_ = 0; gh_i_ < (resp)->n_topics; gh_i_++)                   \
+            for (int32_t gh_j_ = 0; gh_j_ < (resp)->topics[gh_i_].n_partitions; gh_j_++) \
+                if ((resp)->topics[gh_i_].partitions[gh_j_].error_code == KERR_NONE)  \
+                    (resp)->topics[gh_i_].partitions[gh_j_].error_code = (error);    \
+    } while (0)
+
 #endif

@@ -11,6 +11,7 @@
 #include "broker/broker.h"
 #include "broker/group_handlers.h"
 #include "broker/group_store.h"
+#include "broker/waiters.h"
 #include "cluster/cluster.h"
 #include "cluster/znode.h"
 #include "common/errors.h"
@@ -281,29 +282,23 @@ static int replay_batches(struct group_store *s, int32_t partition, const uint8_
                           size_t len, int64_t from, int64_t *next, const char *who)
 {
     struct group_coordinator *gc = s->gc;
-    size_t pos = 0;
-    while (pos + BATCH_HEADER_SIZE <= len) {
-        struct batch_header h;
-        batch_header_decode(buf + pos, &h);
-        int64_t total = batch_total_size(&h);
-        if (h.length < BATCH_MIN_LENGTH || pos + (size_t)total > len)
-            break;
-        const uint8_t *batch = buf + pos;
-        pos += (size_t)total;
-        if (batch_last_offset(&h) < from)
-            continue;
+    struct batch_walk walk = {.buf = buf, .len = len};
+    struct batch_header h;
+    const uint8_t *batch;
+    while (batch_walk_next(&walk, from, &h, &batch)) {
+        size_t total = (size_t)batch_total_size(&h);
         *next = batch_last_offset(&h) + 1;
         if (h.magic != BATCH_MAGIC_V2)
             continue;
         bool txn = (h.attributes & BATCH_ATTR_TRANSACTIONAL) != 0;
         if (h.attributes & BATCH_ATTR_CONTROL) {
-            int type = txn ? control_type(batch, (size_t)total) : -1;
+            int type = txn ? control_type(batch, total) : -1;
             if (type >= 0)
                 txn_pending_end(s, partition, h.producer_id, type == 1);
             continue;
         }
         struct batch_record_iter it;
-        int e = batch_records_open(&it, batch, (size_t)total, REPLAY_MAX_DECOMPRESSED);
+        int e = batch_records_open(&it, batch, total, REPLAY_MAX_DECOMPRESSED);
         if (e != KERR_NONE) {
             LOG_WARN(STORE_WHO, "%s: skipping batch at offset %lld: %s", who,
                      (long long)h.base_offset, kerr_name(e));
@@ -668,6 +663,51 @@ int group_store_replicated(struct broker *b, int32_t partition, int64_t end)
     if (p == NULL || !p->repl.leading || s->state[partition] != STORE_OWNED)
         return -1;
     return partition_high_watermark(p) >= end ? 1 : 0;
+}
+
+/* Kafka's offsets.commit.timeout.ms (its default): how long a commit waits for the replicas
+ * of __consumer_offsets before it is answered COORDINATOR_NOT_AVAILABLE. */
+#define COMMIT_REPLICATION_TIMEOUT_MS 5000
+
+/* A commit written to a replicated __consumer_offsets partition, until the ISR has it; its
+ * response is built before it parks (only error codes change after, through set_error). */
+struct commit_wait {
+    struct waiter w;
+    int32_t partition;                 /* of __consumer_offsets */
+    int64_t end;                       /* its log end after the commit's records */
+    group_store_wait_error_fn *set_error;
+};
+
+/* Kafka's storeOffsets callback: a write not replicated in time is COORDINATOR_NOT_AVAILABLE
+ * (from REQUEST_TIMED_OUT), one whose partition moved NOT_COORDINATOR. */
+static bool commit_replicated(struct waiter *w, enum waiter_event ev)
+{
+    struct request *r = w->arg;
+    struct commit_wait *cw = r->state;
+    int done = group_store_replicated(r->broker, cw->partition, cw->end);
+    if (ev == WAITER_CHECK)
+        return done != 0;
+    if (done <= 0)
+        cw->set_error(r, done < 0 ? KERR_NOT_COORDINATOR : KERR_COORDINATOR_NOT_AVAILABLE);
+    r->state = NULL;
+    request_finish(r);
+    return true;
+}
+
+bool group_store_await_isr(struct broker *b, struct request *r, const char *group_id,
+                           group_store_wait_error_fn *set_error)
+{
+    int32_t partition = -1;
+    int64_t end = group_store_unreplicated_end(b, group_id, &partition);
+    struct commit_wait *cw = end >= 0 && !b->stopping ? request_alloc(r, sizeof(*cw)) : NULL;
+    if (cw == NULL)
+        return false;
+    GREGOR_ASSERT(partition >= 0);
+    *cw = (struct commit_wait){.partition = partition, .end = end, .set_error = set_error};
+    r->state = cw;
+    waiter_park(&b->waiters, &cw->w, WAITER_ON_APPEND, mono_ms() + COMMIT_REPLICATION_TIMEOUT_MS,
+                commit_replicated, r);
+    return true;
 }
 
 static void load_fire(struct broker *b, void *arg);

@@ -8,6 +8,7 @@
 
 struct broker;
 struct group_coordinator;
+struct request;
 
 /* Creates the coordinator and replays __consumer_offsets (creating that topic if missing). */
 struct group_coordinator *group_coordinator_create(struct broker *b);
@@ -38,6 +39,15 @@ int64_t group_store_unreplicated_end(struct broker *b, const char *group_id, int
  * this broker no longer leads it (the write may be lost: NOT_COORDINATOR, as Kafka answers a
  * write whose append failed with NOT_LEADER_OR_FOLLOWER). */
 int group_store_replicated(struct broker *b, int32_t partition, int64_t end);
+/* Sets a write's error (NOT_COORDINATOR or COORDINATOR_NOT_AVAILABLE) on every partition of
+ * r's response still answered NONE: each commit API's response has its own type. */
+typedef void group_store_wait_error_fn(struct request *r, int16_t error);
+/* For a commit request that wrote offsets for group_id (its response built): true when it is
+ * parked until the ISR of the group's partition has them, then finished, with set_error when
+ * not in offsets.commit.timeout.ms or the partition moved; false when there is nothing to wait
+ * for (answer it now). */
+bool group_store_await_isr(struct broker *b, struct request *r, const char *group_id,
+                           group_store_wait_error_fn *set_error);
 
 /* TxnOffsetCommit: the offsets (parts[i].error NONE; preset errors kept) are written to the
  * group's partition of __consumer_offsets in producer_id's transaction and held until its

@@ -3,10 +3,10 @@
 #include <string.h>
 
 #include "broker/authorizer.h"
+#include "broker/group_handler_util.h"
 #include "broker/group_handlers.h"
 #include "broker/group_store.h"
 #include "broker/kutil.h"
-#include "broker/waiters.h"
 #include "cluster/cluster.h"
 #include "common/logging.h"
 #include "common/util.h"
@@ -32,37 +32,11 @@ static int32_t topic_partitions(struct broker *b, struct kstr name)
     return t != NULL ? t->npartitions : -1;
 }
 
-/* Kafka's offsets.commit.timeout.ms (its default): how long a commit waits for the replicas
- * of __consumer_offsets before it is answered COORDINATOR_NOT_AVAILABLE. */
-#define COMMIT_REPLICATION_TIMEOUT_MS 5000
-
-/* A commit written to a replicated __consumer_offsets partition, until the ISR has it; its
- * response is built before it parks (only error codes change after). */
-struct commit_wait {
-    struct waiter w;
-    int32_t partition;                 /* of __consumer_offsets */
-    int64_t end;                       /* its log end after the commit's records */
-};
-
-/* Kafka's storeOffsets callback: a write not replicated in time is COORDINATOR_NOT_AVAILABLE
- * (from REQUEST_TIMED_OUT), one whose partition moved NOT_COORDINATOR. */
-static bool commit_replicated(struct waiter *w, enum waiter_event ev)
+/* A write the ISR did not get (group_store_await_isr). */
+static void commit_set_error(struct request *r, int16_t error)
 {
-    struct request *r = w->arg;
-    struct commit_wait *cw = r->state;
-    int done = group_store_replicated(r->broker, cw->partition, cw->end);
-    if (ev == WAITER_CHECK)
-        return done != 0;
-    int16_t e = done > 0 ? KERR_NONE : done < 0 ? KERR_NOT_COORDINATOR
-                                                : KERR_COORDINATOR_NOT_AVAILABLE;
     struct offset_commit_response *resp = r->resp;
-    for (int32_t i = 0; i < resp->n_topics && e != KERR_NONE; i++)
-        for (int32_t j = 0; j < resp->topics[i].n_partitions; j++)
-            if (resp->topics[i].partitions[j].error_code == KERR_NONE)
-                resp->topics[i].partitions[j].error_code = e;
-    r->state = NULL;
-    request_finish(r);
-    return true;
+    GH_SET_UNANSWERED_PARTITIONS(resp, error);
 }
 
 enum request_status handle_offset_commit(struct broker *b, struct request *r)
@@ -142,14 +116,7 @@ enum request_status handle_offset_commit(struct broker *b, struct request *r)
     bool written = false;
     for (int i = 0; i < total && !written; i++)
         written = parts[i].error == KERR_NONE && coordinator == KERR_NONE && !zookeeper_only;
-    int32_t partition = -1;
-    int64_t end = written ? group_store_unreplicated_end(b, req->group_id.ptr, &partition) : -1;
-    struct commit_wait *cw = end >= 0 && !b->stopping ? request_alloc(r, sizeof(*cw)) : NULL;
-    if (cw == NULL)
-        return REQUEST_DONE;
-    *cw = (struct commit_wait){.partition = partition, .end = end};
-    r->state = cw;
-    waiter_park(&b->waiters, &cw->w, WAITER_ON_APPEND, mono_ms() + COMMIT_REPLICATION_TIMEOUT_MS,
-                commit_replicated, r);
-    return REQUEST_PENDING;
+    return written && group_store_await_isr(b, r, req->group_id.ptr, commit_set_error)
+               ? REQUEST_PENDING
+               : REQUEST_DONE;
 }

@@ -7,40 +7,15 @@
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "broker/txn_store.h"
-#include "broker/waiters.h"
 #include "common/util.h"
 #include "group/coordinator.h"
 #include "proto/messages.h"
 
-/* Kafka's offsets.commit.timeout.ms (its default), as OffsetCommit waits: how long the offsets
- * wait for the replicas of __consumer_offsets before COORDINATOR_NOT_AVAILABLE. */
-#define TXN_COMMIT_REPLICATION_TIMEOUT_MS 5000
-
-/* Offsets written to a replicated __consumer_offsets partition, until the ISR has them (Kafka
- * appends them with acks=-1); the response is built before it parks. */
-struct txn_commit_wait {
-    struct waiter w;
-    int32_t partition;
-    int64_t end;
-};
-
-static bool txn_commit_replicated(struct waiter *w, enum waiter_event ev)
+/* A write the ISR did not get (group_store_await_isr). */
+static void txn_commit_set_error(struct request *r, int16_t error)
 {
-    struct request *r = w->arg;
-    struct txn_commit_wait *cw = r->state;
-    int done = group_store_replicated(r->broker, cw->partition, cw->end);
-    if (ev == WAITER_CHECK)
-        return done != 0;
-    int16_t e = done > 0 ? KERR_NONE : done < 0 ? KERR_NOT_COORDINATOR
-                                                : KERR_COORDINATOR_NOT_AVAILABLE;
     struct txn_offset_commit_response *resp = r->resp;
-    for (int32_t i = 0; i < resp->n_topics && e != KERR_NONE; i++)
-        for (int32_t j = 0; j < resp->topics[i].n_partitions; j++)
-            if (resp->topics[i].partitions[j].error_code == KERR_NONE)
-                resp->topics[i].partitions[j].error_code = e;
-    r->state = NULL;
-    request_finish(r);
-    return true;
+    GH_SET_UNANSWERED_PARTITIONS(resp, error);
 }
 
 /* v3+ names the producer's group member (KIP-447): checked as Kafka's
@@ -133,14 +108,7 @@ enum request_status handle_txn_offset_commit(struct broker *b, struct request *r
             written |= resp->topics[i].partitions[j].error_code == KERR_NONE;
         }
     GREGOR_ASSERT(k == n);
-    int32_t partition = -1;
-    int64_t end = written ? group_store_unreplicated_end(b, group, &partition) : -1;
-    struct txn_commit_wait *cw = end >= 0 && !b->stopping ? request_alloc(r, sizeof(*cw)) : NULL;
-    if (cw == NULL)
-        return REQUEST_DONE;
-    *cw = (struct txn_commit_wait){.partition = partition, .end = end};
-    r->state = cw;
-    waiter_park(&b->waiters, &cw->w, WAITER_ON_APPEND,
-                mono_ms() + TXN_COMMIT_REPLICATION_TIMEOUT_MS, txn_commit_replicated, r);
-    return REQUEST_PENDING;
+    /* Kafka appends them with acks=-1: answered once the ISR has them. */
+    return written && group_store_await_isr(b, r, group, txn_commit_set_error) ? REQUEST_PENDING
+                                                                               : REQUEST_DONE;
 }

@@ -805,22 +805,16 @@ static int16_t store_next_producer_id(void *ctx, int64_t *out)
 static void replay_batches(struct txn_store *s, int32_t index, const uint8_t *buf, size_t len,
                            int64_t from, int64_t *next)
 {
-    size_t pos = 0;
-    while (pos + BATCH_HEADER_SIZE <= len) {
-        struct batch_header h;
-        batch_header_decode(buf + pos, &h);
-        int64_t total = batch_total_size(&h);
-        if (h.length < BATCH_MIN_LENGTH || pos + (size_t)total > len)
-            break;
-        const uint8_t *batch = buf + pos;
-        pos += (size_t)total;
-        if (batch_last_offset(&h) < from)
-            continue;
+    struct batch_walk walk = {.buf = buf, .len = len};
+    struct batch_header h;
+    const uint8_t *batch;
+    while (batch_walk_next(&walk, from, &h, &batch)) {
+        size_t total = (size_t)batch_total_size(&h);
         *next = batch_last_offset(&h) + 1;
         if (h.magic != BATCH_MAGIC_V2 || (h.attributes & BATCH_ATTR_CONTROL))
             continue;
         struct batch_record_iter it;
-        int e = batch_records_open(&it, batch, (size_t)total, REPLAY_MAX_DECOMPRESSED);
+        int e = batch_records_open(&it, batch, total, REPLAY_MAX_DECOMPRESSED);
         if (e != KERR_NONE) {
             LOG_WARN(STORE_WHO, "%s-%d: skipping batch at offset %lld: %s", TXN_STATE_TOPIC,
                      index, (long long)h.base_offset, kerr_name(e));

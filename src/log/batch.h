@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/util.h"
+
 #define BATCH_LOG_OVERHEAD 12          /* baseOffset + batchLength */
 #define BATCH_HEADER_SIZE 61           /* RECORD_BATCH_OVERHEAD */
 #define BATCH_MIN_LENGTH (BATCH_HEADER_SIZE - BATCH_LOG_OVERHEAD) /* smallest batchLength */
@@ -56,6 +58,33 @@ static inline int64_t batch_total_size(const struct batch_header *h)
 static inline int64_t batch_last_offset(const struct batch_header *h)
 {
     return h->base_offset + h->last_offset_delta;
+}
+
+/* A walk over the whole batches of a read of a partition's log (buf, len): each
+ * batch_walk_next gives the next batch whose last offset is at least `from`; a torn or
+ * too-short batch ends the walk (a read may stop mid-batch). Nothing else is validated. */
+struct batch_walk {
+    const uint8_t *buf;                /* borrowed */
+    size_t len;
+    size_t pos;
+};
+
+/* 1 with *h decoded and *batch its bytes (batch_total_size(h) of them), 0 at the end. */
+static inline int batch_walk_next(struct batch_walk *w, int64_t from, struct batch_header *h,
+                                  const uint8_t **batch)
+{
+    while (w->pos + BATCH_HEADER_SIZE <= w->len) {
+        batch_header_decode(w->buf + w->pos, h);
+        if (h->length < BATCH_MIN_LENGTH || (uint64_t)batch_total_size(h) > w->len - w->pos)
+            break;
+        *batch = w->buf + w->pos;
+        w->pos += (size_t)batch_total_size(h);
+        GREGOR_ASSERT(w->pos <= w->len);
+        if (batch_last_offset(h) >= from)
+            return 1;
+    }
+    w->pos = w->len;
+    return 0;
 }
 
 /* CRC-32C of bytes [21, len) of a whole batch. */

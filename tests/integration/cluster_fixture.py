@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 
+import pytest
 from conftest import Broker
 from zk_fixture import ZkReader, wait_until
 
@@ -21,6 +22,18 @@ from zk_ensemble import ZkEnsemble  # noqa: E402,F401 (the tests take it from he
 LEADER_NOT_AVAILABLE = 5
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "ERROR: UndefinedBehaviorSanitizer")
+
+
+@pytest.fixture(scope="module")
+def zookeeper(tmp_path_factory):
+    """A 3-node ensemble for a test module (import this name into it); the brokers get all
+    three servers, each test its own chroot."""
+    ens = ZkEnsemble.on_free_ports(str(tmp_path_factory.mktemp("zk")))
+    ens.start()
+    try:
+        yield ens
+    finally:
+        ens.stop()
 
 
 def ensure_running(ens, timeout=60):

@@ -4,20 +4,19 @@ line by line with Kafka 4.x's own TransactionsCommand (tests/kafka_harness/kafka
 same broker state), a hanging transaction made with raw wire found and aborted so a
 read_committed consumer reads past it, and the argument errors and exit codes of both tools."""
 import os
-import socket
 import struct
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kafka_wire import TRANSACTIONAL, _request, cstr, flexible_call, record_batch, s16  # noqa: E402
+from kafka_wire import TRANSACTIONAL, record_batch  # noqa: E402
 from conftest import GREGOR, ROOT  # noqa: E402
-from confluent_kafka import Consumer, Producer  # noqa: E402
+from confluent_kafka import Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from txn_util import consume, init_pid, make_topic, open_transaction, produce_v7  # noqa: E402
 
 WRAPPER = os.path.join(ROOT, "bin", "kafka-transactions.sh")
 # KIP-890's verification would refuse the raw transactional batch that makes a hanging
@@ -77,26 +76,9 @@ def same_table(cp, bootstrap, args, clock_columns=()):
     return table(g.stdout)
 
 
-def make_topic(bootstrap, name, partitions=1):
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for f in admin.create_topics([NewTopic(name, partitions, 1)]).values():
-        f.result(15)
-
-
 def broker_id(bootstrap):
     md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
     return md.controller_id if md.controller_id >= 0 else list(md.brokers)[0]
-
-
-def open_transaction(bootstrap, txn_id, topic, values):
-    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": txn_id,
-                  "message.timeout.ms": 20000})
-    p.init_transactions(15)
-    p.begin_transaction()
-    for v in values:
-        p.produce(topic, v)
-    assert p.flush(10) == 0
-    return p
 
 
 def test_list_describe_and_producers_as_kafka_prints_them(broker, kafka_classpath):
@@ -131,42 +113,13 @@ def test_list_describe_and_producers_as_kafka_prints_them(broker, kafka_classpat
     same_table(cp, b, ["list", "--duration-filter", "3600000"])
 
 
-def init_pid(bootstrap):
-    """InitProducerId v4 without a transactional id: (producer id, epoch)."""
-    r = flexible_call(bootstrap, 22, 4, cstr(None) + struct.pack(">iqh", 60000, -1, -1) + b"\x00")
-    r.take(">i")
-    assert r.take(">h") == 0
-    return r.take(">q"), r.take(">h")
-
-
 def produce(bootstrap, topic, batch, transactional_id):
     """Produce v7 of one batch to partition 0: (error, base offset)."""
-    host, port = bootstrap.split(":")
-    name = topic.encode()
-    body = s16(transactional_id) + struct.pack(">hi", -1, 10000)
-    body += struct.pack(">ih", 1, len(name)) + name
-    body += struct.pack(">iii", 1, 0, len(batch)) + batch
-    with socket.create_connection((host, int(port)), timeout=10) as s:
-        resp = _request(s, 0, 7, 1, body)
-    off = 4 + 2 + len(name) + 4
-    _, err, base = struct.unpack(">ihq", resp[off:off + 14])
-    return err, base
+    return produce_v7(bootstrap, topic, 0, batch, transactional_id, timeout_ms=10000)
 
 
 def read_committed(bootstrap, topic, expect, timeout=20):
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "g-" + uuid.uuid4().hex,
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                  "isolation.level": "read_committed"})
-    c.subscribe([topic])
-    got, deadline = [], time.time() + timeout
-    try:
-        while time.time() < deadline and len(got) < expect:
-            m = c.poll(0.5)
-            if m is not None and not m.error():
-                got.append(m.value())
-    finally:
-        c.close()
-    return got
+    return consume(bootstrap, topic, "read_committed", expect, timeout)
 
 
 def test_find_hanging_and_abort(broker_factory, kafka_classpath):
@@ -426,16 +379,9 @@ def test_cluster_routing_as_kafka(tmp_path, kafka_classpath):
         # a hanging transaction on partition 1, led by broker 2
         pid, epoch = init_pid(brokers[1].bootstrap)
         old = int(time.time() * 1000) - 20 * 60 * 1000
-        name = b"cl-tx"
         batch = record_batch([b"h"], producer_id=pid, epoch=epoch, base_sequence=0, ts=old,
                              attributes=TRANSACTIONAL)
-        body = s16("cl-ghost") + struct.pack(">hi", -1, 10000) + struct.pack(">ih", 1, len(name)) + name
-        body += struct.pack(">iii", 1, 1, len(batch)) + batch
-        host, port = brokers[1].bootstrap.split(":")
-        with socket.create_connection((host, int(port)), timeout=10) as s:
-            resp = _request(s, 0, 7, 1, body)
-        off = 4 + 2 + len(name) + 4
-        _, err, start = struct.unpack(">ihq", resp[off:off + 14])
+        err, start = produce_v7(brokers[1].bootstrap, "cl-tx", 1, batch, "cl-ghost", timeout_ms=10000)
         assert err == 0
         for scope in (["--broker-id", "2"], ["--broker-id", "3"], ["--topic", "cl-tx"]):
             rows = same_table(cp, b, ["find-hanging"] + scope, clock_columns=["Duration(min)"])

@@ -17,7 +17,7 @@ import uuid
 import pytest
 
 from kafka_wire import Reader, _request, cstr, flexible_call, s16, uvarint
-from cluster_fixture import ZkEnsemble
+from cluster_fixture import zookeeper  # noqa: F401 (a fixture: 3 nodes, issue 15)
 from zk_fixture import ZkReader, start_brokers, wait_until, zookeeper_available
 
 if not zookeeper_available():
@@ -30,18 +30,6 @@ NONE = 0
 COORDINATOR_LOAD_IN_PROGRESS = 14
 COORDINATOR_NOT_AVAILABLE = 15
 NOT_COORDINATOR = 16
-
-
-@pytest.fixture(scope="module")
-def zookeeper(tmp_path_factory):
-    """A 3-node ensemble (issue 15: the group works across 3 brokers on a real ensemble); the
-    brokers get all three servers, the tests' readers the first."""
-    ens = ZkEnsemble.on_free_ports(str(tmp_path_factory.mktemp("zk")))
-    ens.start()
-    try:
-        yield ens
-    finally:
-        ens.stop()
 
 
 def start_cluster(tmp_path, zk, chroot, ids=(1, 2, 3), offsets_rf=1):

@@ -5,65 +5,25 @@ records wait for the ISR (acks=all), and the markers of partitions other brokers
 as WriteTxnMarkers. A confluent-kafka transactional producer writes to three partitions led by
 three brokers: read_committed consumers see the committed transactions only."""
 import signal
-import socket
 import struct
 import time
-import uuid
 
 import pytest
-from cluster_fixture import ZkEnsemble
-from kafka_wire import Reader, _request, s16
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from kafka_wire import Reader, s16
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from zk_fixture import start_brokers, zookeeper_available
+from cluster_fixture import zookeeper  # noqa: F401 (a fixture)
+from txn_util import (call, find_coordinator, java_partition, read_values, start_txn_cluster,
+                      txn_cluster_configs)
+from zk_fixture import zookeeper_available
 
 if not zookeeper_available():
     pytest.fail("Debian's zookeeper package (java + jars) is not installed: make test-deps "
                 "installs it", pytrace=False)
 
 
-@pytest.fixture(scope="module")
-def zookeeper(tmp_path_factory):
-    ens = ZkEnsemble.on_free_ports(str(tmp_path_factory.mktemp("zk")))
-    ens.start()
-    try:
-        yield ens
-    finally:
-        ens.stop()
-
-
-def read_values(bootstrap, topic, isolation, expect, timeout=30, partitions=3):
-    """The values of the topic's partitions read from the start with isolation.level (assigned:
-    no group coordinator involved), once `expect` came or the timeout passed, sorted."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "r-" + uuid.uuid4().hex,
-                  "enable.auto.commit": False, "isolation.level": isolation})
-    c.assign([TopicPartition(topic, i, OFFSET_BEGINNING) for i in range(partitions)])
-    got = []
-    deadline = time.time() + timeout
-    try:
-        while time.time() < deadline and len(got) < expect:
-            m = c.poll(0.5)
-            if m is not None and not m.error():
-                got.append(m.value())
-        end = time.time() + 1.5
-        while time.time() < end:
-            m = c.poll(0.2)
-            if m is not None and not m.error():
-                got.append(m.value())
-    finally:
-        c.close()
-    return sorted(got)
-
-
 def test_transactions_across_three_leaders(tmp_path, zookeeper):
-    chroot = "/txn-" + uuid.uuid4().hex[:8]
-    brokers = start_brokers(tmp_path, zookeeper.connect + chroot, (1, 2, 3),
-                            {"zookeeper.session.timeout.ms": 3000,
-                             "offsets.topic.num.partitions": 3,
-                             "offsets.topic.replication.factor": 3,
-                             "transaction.state.log.num.partitions": 3,
-                             "transaction.state.log.replication.factor": 3,
-                             "transaction.state.log.min.isr": 2})
+    brokers = start_txn_cluster(tmp_path, zookeeper, "/txn-", txn_cluster_configs(3, 3, 2))
     try:
         boot = ",".join(b.bootstrap for b in brokers)
         admin = AdminClient({"bootstrap.servers": boot})
@@ -95,29 +55,12 @@ def test_transactions_across_three_leaders(tmp_path, zookeeper):
             b.stop()
 
 
-def java_partition(s, n):
-    """Kafka's partitionFor: abs(javaStringHashCode(s)) % n."""
-    h = 0
-    for ch in s.encode("utf-16-be").decode("utf-16-be"):
-        h = (31 * h + ord(ch)) & 0xFFFFFFFF
-    if h >= 1 << 31:
-        h -= 1 << 32
-    return abs(h) % n if h != -(1 << 31) else 0
-
-
 def test_coordinator_killed_with_an_open_transaction(tmp_path, zookeeper):
     """kill -9 of the coordinator while a transaction is open: the new leader of the id's
     __transaction_state partition loads it from its replica, aborts it once its timeout passed
     (markers to the partitions' new leaders), and the partitions' last stable offsets move on."""
-    chroot = "/txn-" + uuid.uuid4().hex[:8]
-    brokers = start_brokers(tmp_path, zookeeper.connect + chroot, (1, 2, 3),
-                            {"zookeeper.session.timeout.ms": 3000,
-                             "offsets.topic.num.partitions": 3,
-                             "offsets.topic.replication.factor": 3,
-                             "transaction.state.log.num.partitions": 3,
-                             "transaction.state.log.replication.factor": 3,
-                             "transaction.state.log.min.isr": 2,
-                             "transaction.abort.timed.out.transaction.cleanup.interval.ms": 500})
+    brokers = start_txn_cluster(tmp_path, zookeeper, "/txn-", txn_cluster_configs(3, 3, 2, extra={
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms": 500}))
     try:
         boot = ",".join(b.bootstrap for b in brokers)
         admin = AdminClient({"bootstrap.servers": boot})
@@ -155,29 +98,6 @@ def test_coordinator_killed_with_an_open_transaction(tmp_path, zookeeper):
             b.stop()
 
 
-def raw(broker, api, version, body):
-    host, port = broker.bootstrap.split(":")
-    with socket.create_connection((host, int(port)), timeout=30) as s:
-        return _request(s, api, version, 11, body)
-
-
-def find_coordinator(brokers, key, key_type, timeout=30):
-    """FindCoordinator v1 until it names a live broker: that Broker."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        r = Reader(raw(brokers[0], 10, 1, s16(key) + struct.pack(">b", key_type)))
-        r.take(">i")
-        err = r.take(">h")
-        r.s16()
-        node = r.take(">i")
-        r.s16()
-        port = r.take(">i")
-        if err == 0:
-            return [b for b in brokers if b.port == port][0], node
-        time.sleep(0.2)
-    raise AssertionError("no coordinator for %s" % key)
-
-
 def test_txn_offset_commit_waits_for_the_isr(tmp_path, zookeeper):
     """TxnOffsetCommit on a replicated __consumer_offsets is answered once the ISR has the
     offsets (Kafka appends them with acks=-1): with a follower of the group's partition stopped
@@ -185,15 +105,8 @@ def test_txn_offset_commit_waits_for_the_isr(tmp_path, zookeeper):
     offsets.commit.timeout.ms (5 s), not at once. The coordinators know a partition they do not
     hold from ZooKeeper's view (AddPartitionsToTxn and TxnOffsetCommit of it are not
     UNKNOWN_TOPIC_OR_PARTITION)."""
-    chroot = "/txn-" + uuid.uuid4().hex[:8]
-    brokers = start_brokers(tmp_path, zookeeper.connect + chroot, (1, 2, 3),
-                            {"zookeeper.session.timeout.ms": 30000,
-                             "replica.lag.time.max.ms": 60000,
-                             "offsets.topic.num.partitions": 1,
-                             "offsets.topic.replication.factor": 3,
-                             "transaction.state.log.num.partitions": 1,
-                             "transaction.state.log.replication.factor": 3,
-                             "transaction.state.log.min.isr": 2})
+    brokers = start_txn_cluster(tmp_path, zookeeper, "/txn-", txn_cluster_configs(
+        1, 3, 2, session_ms=30000, extra={"replica.lag.time.max.ms": 60000}))
     stopped = None
     try:
         boot = ",".join(b.bootstrap for b in brokers)
@@ -207,19 +120,19 @@ def test_txn_offset_commit_waits_for_the_isr(tmp_path, zookeeper):
             f.result(20)
         deadline = time.time() + 30
         while True:   # the coordinator loads the partition it leads
-            r = Reader(raw(txn_coord, 22, 1, s16("isr-app") + struct.pack(">i", 60000)))
+            r = Reader(call(txn_coord.bootstrap, 22, 1, s16("isr-app") + struct.pack(">i", 60000)))
             r.take(">i")
             err, pid, epoch = r.take(">h"), r.take(">q"), r.take(">h")
             if err == 0 or time.time() > deadline:
                 break
             time.sleep(0.2)
         assert err == 0
-        r = Reader(raw(txn_coord, 25, 1, s16("isr-app") + struct.pack(">qh", pid, epoch) +
+        r = Reader(call(txn_coord.bootstrap, 25, 1, s16("isr-app") + struct.pack(">qh", pid, epoch) +
                        s16("isr-group")))
         r.take(">i")
         assert r.take(">h") == 0
         # AddPartitionsToTxn v1 of tin-0 (on another broker): added, not UNKNOWN_TOPIC_OR_PARTITION
-        r = Reader(raw(txn_coord, 24, 1, s16("isr-app") + struct.pack(">qh", pid, epoch) +
+        r = Reader(call(txn_coord.bootstrap, 24, 1, s16("isr-app") + struct.pack(">qh", pid, epoch) +
                        struct.pack(">i", 1) + s16("tin") + struct.pack(">ii", 1, 0)))
         r.take(">i")
         assert r.take(">i") == 1 and r.s16() == b"tin" and r.take(">i") == 1
@@ -231,7 +144,7 @@ def test_txn_offset_commit_waits_for_the_isr(tmp_path, zookeeper):
         body += struct.pack(">i", 1) + s16("tin") + struct.pack(">i", 1)
         body += struct.pack(">iqi", 0, 42, -1) + s16("")
         t0 = time.time()
-        r = Reader(raw(group_coord, 28, 2, body))
+        r = Reader(call(group_coord.bootstrap, 28, 2, body))
         took = time.time() - t0
         r.take(">i")
         assert r.take(">i") == 1 and r.s16() == b"tin"
@@ -249,14 +162,7 @@ def test_markers_follow_a_broker_to_its_new_address(tmp_path, zookeeper):
     """The coordinator keeps a connection per broker for its markers; a broker back at another
     port (its new registration) gets them there, so a transaction on its partition completes."""
     from conftest import free_port
-    chroot = "/txn-" + uuid.uuid4().hex[:8]
-    brokers = start_brokers(tmp_path, zookeeper.connect + chroot, (1, 2, 3),
-                            {"zookeeper.session.timeout.ms": 3000,
-                             "offsets.topic.num.partitions": 1,
-                             "offsets.topic.replication.factor": 1,
-                             "transaction.state.log.num.partitions": 1,
-                             "transaction.state.log.replication.factor": 1,
-                             "transaction.state.log.min.isr": 1})
+    brokers = start_txn_cluster(tmp_path, zookeeper, "/txn-", txn_cluster_configs(1, 1, 1))
     try:
         _, txn_node = find_coordinator(brokers, "mover", 1)
         host = [i for i in (1, 2, 3) if i != txn_node][0]

@@ -5,71 +5,31 @@ marker (to the partition's new leader when its leader died). Both paths: the coo
 marker on a partition it leads, and WriteTxnMarkers to another leader."""
 import signal
 import time
-import uuid
 
 import pytest
-from cluster_fixture import ZkEnsemble
-from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from kafka_wire import cstr, flexible_call, uvarint
-from test_cluster_transactions import find_coordinator, read_values
-from zk_fixture import start_brokers, wait_until, zookeeper_available
+from cluster_fixture import zookeeper  # noqa: F401 (a fixture)
+from txn_util import (find_coordinator, open_transaction, read_values, start_txn_cluster,
+                      txn_cluster_configs, txn_state)
+from zk_fixture import wait_until, zookeeper_available
 
 if not zookeeper_available():
     pytest.fail("Debian's zookeeper package (java + jars) is not installed: make test-deps "
                 "installs it", pytrace=False)
 
 
-@pytest.fixture(scope="module")
-def zookeeper(tmp_path_factory):
-    ens = ZkEnsemble.on_free_ports(str(tmp_path_factory.mktemp("zk")))
-    ens.start()
-    try:
-        yield ens
-    finally:
-        ens.stop()
-
-
-def txn_state(broker, txn_id):
-    """DescribeTransactions v0 of one id at its coordinator: (error, state)."""
-    r = flexible_call(broker.bootstrap, 65, 0, uvarint(2) + cstr(txn_id) + b"\x00")
-    r.take(">i")
-    assert r.uvarint() == 2
-    err = r.take(">h")
-    r.cstr()
-    state = r.cstr()
-    return err, state.decode() if isinstance(state, bytes) else state
-
-
 # The coordinator alone holds __transaction_state (its records are never the ones waiting), a
 # stopped follower stays in the ISR (lag time 60 s) and keeps its ZooKeeper session.
-CONFIGS = {"zookeeper.session.timeout.ms": 30000,
-           "replica.lag.time.max.ms": 60000,
-           "offsets.topic.num.partitions": 1,
-           "offsets.topic.replication.factor": 1,
-           "transaction.state.log.num.partitions": 1,
-           "transaction.state.log.replication.factor": 1,
-           "transaction.state.log.min.isr": 1,
-           "transaction.abort.timed.out.transaction.cleanup.interval.ms": 500}
-
-
-def open_transaction(boot, txn_id, topic, partitions):
-    p = Producer({"bootstrap.servers": boot, "transactional.id": txn_id,
-                  "message.timeout.ms": 30000})
-    p.init_transactions(60)
-    p.begin_transaction()
-    for part in partitions:
-        p.produce(topic, b"v-%d" % part, partition=part)
-    assert p.flush(30) == 0
-    return p
+CONFIGS = txn_cluster_configs(1, 1, 1, session_ms=30000, extra={
+    "replica.lag.time.max.ms": 60000,
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": 500})
 
 
 def test_commit_waits_for_the_markers_isr(tmp_path, zookeeper):
     """The follower of both data partitions SIGSTOPped (still in the ISR): the markers are
     written on the leaders but cannot replicate, so DescribeTransactions keeps saying
     PrepareCommit; once it resumes the transaction completes and read_committed sees it."""
-    chroot = "/txm-" + uuid.uuid4().hex[:8]
-    brokers = start_brokers(tmp_path, zookeeper.connect + chroot, (1, 2, 3), CONFIGS)
+    brokers = start_txn_cluster(tmp_path, zookeeper, "/txm-", CONFIGS)
     stopped = None
     try:
         coord, c = find_coordinator(brokers, "held", 1)
@@ -81,7 +41,7 @@ def test_commit_waits_for_the_markers_isr(tmp_path, zookeeper):
         for fut in admin.create_topics([NewTopic("hm", num_partitions=2, replica_assignment=[
                 [c, f], [other, f]])]).values():
             fut.result(20)
-        p = open_transaction(boot, "held", "hm", (0, 1))
+        p = open_transaction(boot, "held", "hm", [(0, b"v-0"), (1, b"v-1")], 60, 30000)
         stopped = brokers[f - 1]
         stopped.proc.send_signal(signal.SIGSTOP)
         p.commit_transaction(60)   # answered once PrepareCommit is written
@@ -103,40 +63,44 @@ def test_commit_waits_for_the_markers_isr(tmp_path, zookeeper):
             b.stop()
 
 
+def commit_with_leader_killed(brokers, txn_id, topic, after_commit_s):
+    """A one-record transaction on `topic` (1 partition: a leader and a follower, neither the
+    coordinator) committed with the follower stopped, the leader killed -9 after_commit_s later
+    and the follower resumed: (the coordinator's Broker, bootstrap of the live brokers)."""
+    coord, c = find_coordinator(brokers, txn_id, 1)
+    leader, f = [i for i in (1, 2, 3) if i != c]
+    boot = ",".join(b.bootstrap for b in brokers)
+    admin = AdminClient({"bootstrap.servers": boot})
+    for fut in admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[
+            [leader, f]])]).values():
+        fut.result(20)
+    p = open_transaction(boot, txn_id, topic, [(0, b"v-0")], 60, 30000)
+    stopped = brokers[f - 1]
+    stopped.proc.send_signal(signal.SIGSTOP)
+    try:
+        # its fetch parked at the leader is answered (empty) within replica.fetch.wait.max.ms
+        # and no other is sent: the marker cannot reach it, not even its socket's buffer
+        time.sleep(1.5)
+        p.commit_transaction(60)
+        time.sleep(after_commit_s)   # the marker is in the leader's log, not in the follower's
+        brokers[leader - 1].kill9()
+    finally:
+        stopped.proc.send_signal(signal.SIGCONT)
+    return coord, ",".join(b.bootstrap for b in brokers if b is not brokers[leader - 1])
+
+
 def test_marker_leader_killed_before_replication(tmp_path, zookeeper):
     """The data partition's follower stopped, the coordinator's WriteTxnMarkers appended on the
     leader, then the leader killed -9 and the follower resumed: the follower, now leader, never
     had the marker. The coordinator was not told it was written, so it resends it there and
     read_committed consumers are not stuck at the last stable offset."""
-    chroot = "/txm-" + uuid.uuid4().hex[:8]
-    brokers = start_brokers(tmp_path, zookeeper.connect + chroot, (1, 2, 3), CONFIGS)
-    stopped = None
+    brokers = start_txn_cluster(tmp_path, zookeeper, "/txm-", CONFIGS)
     try:
-        coord, c = find_coordinator(brokers, "orphan", 1)
-        leader, f = [i for i in (1, 2, 3) if i != c]
-        boot = ",".join(b.bootstrap for b in brokers)
-        admin = AdminClient({"bootstrap.servers": boot})
-        for fut in admin.create_topics([NewTopic("hk", num_partitions=1, replica_assignment=[
-                [leader, f]])]).values():
-            fut.result(20)
-        p = open_transaction(boot, "orphan", "hk", (0,))
-        stopped = brokers[f - 1]
-        stopped.proc.send_signal(signal.SIGSTOP)
-        # its fetch parked at the leader is answered (empty) within replica.fetch.wait.max.ms
-        # and no other is sent: the marker cannot reach it, not even its socket's buffer
-        time.sleep(1.5)
-        p.commit_transaction(60)
-        time.sleep(1.5)   # the marker is in the leader's log, not in the follower's
-        brokers[leader - 1].kill9()
-        stopped.proc.send_signal(signal.SIGCONT)
-        stopped = None
-        alive = ",".join(b.bootstrap for b in brokers if b is not brokers[leader - 1])
+        coord, alive = commit_with_leader_killed(brokers, "orphan", "hk", 1.5)
         wait_until(lambda: txn_state(coord, "orphan") == (0, "CompleteCommit"), 60,
                    what="the transaction completes on the new leader")
         assert read_values(alive, "hk", "read_committed", 1, timeout=30, partitions=1) == [b"v-0"]
     finally:
-        if stopped is not None:
-            stopped.proc.send_signal(signal.SIGCONT)
         for b in brokers:
             b.stop()
 
@@ -147,37 +111,17 @@ def test_failed_marker_round_is_resent_soon(tmp_path, zookeeper):
     here); the resend to the dead broker, whose connection cannot come back, fails once
     ZooKeeper no longer lists it (6 s session), not at the request timeout (30 s): the
     transaction completes on the new leader within 20 s."""
-    chroot = "/txm-" + uuid.uuid4().hex[:8]
     cfg = dict(CONFIGS)
     cfg.update({"zookeeper.session.timeout.ms": 6000,
                 "transaction.abort.timed.out.transaction.cleanup.interval.ms": 300000})
-    brokers = start_brokers(tmp_path, zookeeper.connect + chroot, (1, 2, 3), cfg)
-    stopped = None
+    brokers = start_txn_cluster(tmp_path, zookeeper, "/txm-", cfg)
     try:
-        coord, c = find_coordinator(brokers, "soon", 1)
-        leader, f = [i for i in (1, 2, 3) if i != c]
-        boot = ",".join(b.bootstrap for b in brokers)
-        admin = AdminClient({"bootstrap.servers": boot})
-        for fut in admin.create_topics([NewTopic("hs", num_partitions=1, replica_assignment=[
-                [leader, f]])]).values():
-            fut.result(20)
-        p = open_transaction(boot, "soon", "hs", (0,))
-        stopped = brokers[f - 1]
-        stopped.proc.send_signal(signal.SIGSTOP)
-        time.sleep(1.5)   # its parked fetch answered: the marker cannot reach it
-        p.commit_transaction(60)
-        time.sleep(1)
-        brokers[leader - 1].kill9()
-        stopped.proc.send_signal(signal.SIGCONT)
-        stopped = None
+        coord, alive = commit_with_leader_killed(brokers, "soon", "hs", 1)
         t0 = time.time()
         wait_until(lambda: txn_state(coord, "soon") == (0, "CompleteCommit"), 20,
                    what="the transaction completes on the new leader before the timeout check")
         assert time.time() - t0 < 20
-        alive = ",".join(b.bootstrap for b in brokers if b is not brokers[leader - 1])
         assert read_values(alive, "hs", "read_committed", 1, timeout=30, partitions=1) == [b"v-0"]
     finally:
-        if stopped is not None:
-            stopped.proc.send_signal(signal.SIGCONT)
         for b in brokers:
             b.stop()

@@ -28,10 +28,9 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import GREGOR, ROOT, Broker
-from test_kafka_migration import two_free_ports
+import kafka_node
+from conftest import GREGOR, Broker
 
-HARNESS = os.path.join(ROOT, "tests", "kafka_harness", "kafka.sh")
 TOPIC = "kcompare"
 SEGMENT = 1048576            # Kafka 4.x's smallest segment.bytes
 SEGMENT_MS = 1500            # a marker timestamped this much later rolls the segment
@@ -148,41 +147,16 @@ def expected_view(records, horizon_passed):
     return out + records[-1:]
 
 
-class KafkaNode:
+class KafkaNode(kafka_node.KafkaNode):
     """Kafka 4.x, single node, from the repo's harness, with a quick cleaner."""
 
     def __init__(self, state):
-        self.port = two_free_ports()
-        self.env = dict(os.environ, KAFKA_PORT=str(self.port), KAFKA_STATE=state,
-                        KAFKA_START_TIMEOUT="120",
-                        KAFKA_OVERRIDES="log.cleaner.backoff.ms=200\n"
-                                        "log.cleaner.dedupe.buffer.size=33554432")
-        self.bootstrap = "127.0.0.1:%d" % self.port
-        self.data_dir = os.path.join(state, "data")
-
-    def harness(self, *args, timeout=300):
-        return subprocess.run([HARNESS] + list(args), env=self.env, capture_output=True, text=True,
-                              timeout=timeout)
-
-    def start(self):
-        if shutil.which("java") is None or shutil.which("mvn") is None:
-            pytest.fail("java or mvn not installed")
-        f = self.harness("fetch", timeout=1200)
-        assert f.returncode == 0, "could not fetch the Kafka jars: " + (f.stdout + f.stderr)[-800:]
-        r = self.harness("start")
-        if r.returncode != 0:
-            self.stop()
-            pytest.fail("kafka.sh start failed: %s" % (r.stdout + r.stderr)[-1500:])
-        return self
-
-    def stop(self):
-        s = self.harness("stop", timeout=120)
-        return s.returncode
+        super().__init__(state, {"log.cleaner.backoff.ms": 200,
+                                 "log.cleaner.dedupe.buffer.size": 33554432})
 
     def dump(self, files, flags=("--deep-iteration", "--print-data-log")):
         """kafka.tools.DumpLogSegments over files."""
-        r = self.harness("run-class", "kafka.tools.DumpLogSegments", *flags,
-                         "--files", ",".join(files))
+        r = self.dump_segments(files, flags)
         err = "\n".join(line for line in r.stderr.splitlines() if not line.startswith("SLF4J"))
         return r.returncode, r.stdout, err
 

@@ -9,53 +9,19 @@ import socket
 import struct
 import sys
 import time
-import uuid
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from kafka_wire import _request, cstr, flexible_call, uvarint  # noqa: E402
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition  # noqa: E402
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
-
-
-def make_topic(bootstrap, name, partitions=1):
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for f in admin.create_topics([NewTopic(name, partitions, 1)]).values():
-        f.result(15)
-
-
-def txn_producer(bootstrap, txn_id, **extra):
-    conf = {"bootstrap.servers": bootstrap, "transactional.id": txn_id,
-            "message.timeout.ms": 20000}
-    conf.update(extra)
-    return Producer(conf)
+from txn_util import add_partitions_v3, consume, init_transactional, make_topic, txn_producer  # noqa: E402
 
 
 def consume_all(bootstrap, topic, isolation, expect, timeout=20):
-    """The values a fresh consumer with isolation.level reads from the start, once it has read
-    `expect` of them (or the timeout passed)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "g-" + uuid.uuid4().hex,
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                  "isolation.level": isolation})
-    c.subscribe([topic])
-    got = []
-    deadline = time.time() + timeout
-    try:
-        while time.time() < deadline and len(got) < expect:
-            m = c.poll(0.5)
-            if m is None or m.error():
-                continue
-            got.append(m.value())
-        # a little longer: nothing more must come
-        end = time.time() + 1.0
-        while time.time() < end:
-            m = c.poll(0.2)
-            if m is not None and not m.error():
-                got.append(m.value())
-    finally:
-        c.close()
-    return got
+    """The values a fresh consumer (subscribed) reads from the start, once it has `expect` of
+    them (or the timeout passed) and a second more: nothing more must come."""
+    return consume(bootstrap, topic, isolation, expect, timeout, settle=1.0)
 
 
 def test_commit_and_abort_seen_by_isolation_level(broker):
@@ -198,32 +164,13 @@ def test_describe_and_list_transactions(broker):
     assert describe(b, "no-such-id")["error"] == 105   # TRANSACTIONAL_ID_NOT_FOUND
 
 
-def init_transactional(bootstrap, txn_id):
-    """InitProducerId v4 with a transactional id: (error, pid, epoch)."""
-    r = flexible_call(bootstrap, 22, 4, cstr(txn_id) + struct.pack(">iqh", 60000, -1, -1) + b"\x00")
-    r.take(">i")
-    return r.take(">h"), r.take(">q"), r.take(">h")
-
-
 def test_add_partitions_unknown_partition(broker):
     b = broker.bootstrap
     make_topic(b, "tx-add")
     err, pid, epoch = init_transactional(b, "app-add")
     assert err == 0 and pid >= 0 and epoch == 0
     # AddPartitionsToTxn v3: tx-add-0 exists, tx-add-5 and no-such-topic-0 do not
-    body = cstr("app-add") + struct.pack(">qh", pid, epoch) + uvarint(3)
-    body += cstr("tx-add") + uvarint(3) + struct.pack(">ii", 0, 5) + b"\x00"
-    body += cstr("no-such-topic") + uvarint(2) + struct.pack(">i", 0) + b"\x00"
-    r = flexible_call(b, 24, 3, body + b"\x00")
-    r.take(">i")
-    errs = {}
-    for _ in range(r.uvarint() - 1):
-        name = r.cstr()
-        for _ in range(r.uvarint() - 1):
-            index = r.take(">i")
-            errs[(name, index)] = r.take(">h")
-            r.tags()
-        r.tags()
+    errs = add_partitions_v3(b, "app-add", pid, epoch, {"tx-add": [0, 5], "no-such-topic": [0]})
     assert errs == {("tx-add", 0): 55, ("tx-add", 5): 3, ("no-such-topic", 0): 3}
     # nothing was added
     assert describe(b, "app-add")["topics"] == {}

@@ -6,7 +6,6 @@ returns control records to applications, dpkp/kafka-python#1853, fixed in 2.1) s
 aborted transactions, across a clean restart and a kill -9."""
 import glob
 import os
-import socket
 import struct
 import subprocess
 import sys
@@ -14,11 +13,10 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kafka_wire import (TRANSACTIONAL, _request, cstr, flexible_call, record_batch, s16,  # noqa: E402
-                        uvarint)
+from kafka_wire import TRANSACTIONAL, record_batch  # noqa: E402
 from conftest import GREGOR  # noqa: E402
-from confluent_kafka import Consumer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from txn_util import call, consume, init_pid, produce_v7, txn_batch, write_markers_v1  # noqa: E402
 
 TOPIC = "txp"
 
@@ -34,35 +32,9 @@ def broker(broker_factory):
     assert b.alive(), "broker died during the test:\n" + b.log()
 
 
-def call(bootstrap, api, version, body):
-    host, port = bootstrap.split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as s:
-        return _request(s, api, version, 7, body)
-
-
-def init_pid(bootstrap):
-    """InitProducerId v4 without a transactional id: (producer id, epoch)."""
-    r = flexible_call(bootstrap, 22, 4, cstr(None) + struct.pack(">iqh", 60000, -1, -1) + b"\x00")
-    r.take(">i")
-    assert r.take(">h") == 0
-    return r.take(">q"), r.take(">h")
-
-
 def produce(bootstrap, batch, transactional_id=None, partition=0):
-    """Produce v7 of one batch: (error, base offset)."""
-    name = TOPIC.encode()
-    body = s16(transactional_id) + struct.pack(">hi", -1, 10000)
-    body += struct.pack(">ih", 1, len(name)) + name
-    body += struct.pack(">iii", 1, partition, len(batch)) + batch
-    resp = call(bootstrap, 0, 7, body)
-    off = 4 + 2 + len(name) + 4
-    _, err, base = struct.unpack(">ihq", resp[off:off + 14])
-    return err, base
-
-
-def txn_batch(pid, epoch, seq, values):
-    return record_batch(values, producer_id=pid, epoch=epoch, base_sequence=seq,
-                        attributes=TRANSACTIONAL)
+    """Produce v7 of one batch to TOPIC: (error, base offset)."""
+    return produce_v7(bootstrap, TOPIC, partition, batch, transactional_id, timeout_ms=10000)
 
 
 def write_markers(bootstrap, markers, version=1):
@@ -70,24 +42,7 @@ def write_markers(bootstrap, markers, version=1):
     the error code of each."""
     name = TOPIC.encode()
     if version >= 1:
-        body = uvarint(len(markers) + 1)
-        for pid, epoch, commit, cepoch in markers:
-            body += struct.pack(">qh?", pid, epoch, commit)
-            body += uvarint(2) + cstr(TOPIC) + uvarint(2) + struct.pack(">i", 0) + b"\x00"
-            body += struct.pack(">i", cepoch) + b"\x00"
-        r = flexible_call(bootstrap, 27, 1, body + b"\x00")
-        errs = []
-        for _ in range(r.uvarint() - 1):
-            r.take(">q")
-            for _ in range(r.uvarint() - 1):
-                assert r.cstr() == TOPIC
-                for _ in range(r.uvarint() - 1):
-                    r.take(">i")
-                    errs.append(r.take(">h"))
-                    r.tags()
-                r.tags()
-            r.tags()
-        return errs
+        return write_markers_v1(bootstrap, markers, TOPIC, 0)
     body = struct.pack(">i", len(markers))
     for pid, epoch, commit, cepoch in markers:
         body += struct.pack(">qh?", pid, epoch, commit)
@@ -160,26 +115,7 @@ def latest(bootstrap, isolation, timestamp=-1):
 
 
 def consume_all(bootstrap, isolation, want):
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "g-" + isolation,
-                  "auto.offset.reset": "earliest", "isolation.level": isolation,
-                  "enable.auto.commit": False})
-    c.subscribe([TOPIC])
-    got = []
-    try:
-        for _ in range(60):
-            m = c.poll(0.5)
-            if m is not None and m.error() is None:
-                got.append(m.value())
-            if len(got) >= want:
-                # a little longer: nothing more may come
-                for _ in range(4):
-                    m = c.poll(0.5)
-                    if m is not None and m.error() is None:
-                        got.append(m.value())
-                break
-    finally:
-        c.close()
-    return got
+    return consume(bootstrap, TOPIC, isolation, want, timeout=30, settle=2.0)
 
 
 def txnindex_entries(data_dir):

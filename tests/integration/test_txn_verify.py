@@ -7,54 +7,24 @@ form with VerifyOnly), EndTxn v5; on a 3-broker ZooKeeper cluster the leader ask
 on another broker over the network."""
 import os
 import signal
-import socket
 import struct
 import sys
 import threading
 import time
-import uuid
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kafka_wire import TRANSACTIONAL, _request, cstr, flexible_call, record_batch, s16, uvarint  # noqa: E402
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition  # noqa: E402
+from kafka_wire import cstr, flexible_call, record_batch, uvarint  # noqa: E402
+from confluent_kafka import Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from txn_util import (add_partitions_v3, call, consume, find_coordinator, init_transactional,  # noqa: E402
+                      make_topic, read_partition_errors, txn_batch, write_markers_v1)
+from txn_util import produce_v7 as produce  # noqa: E402
 
 NONE, NOT_ENOUGH_REPLICAS, INVALID_TXN_STATE = 0, 19, 48
 INVALID_PRODUCER_ID_MAPPING, OPERATION_NOT_ATTEMPTED, PRODUCER_FENCED = 49, 55, 90
 UNKNOWN_TOPIC_OR_PARTITION, TRANSACTION_ABORTABLE = 3, 120
-
-
-def make_topic(bootstrap, name, partitions=1, **kw):
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for f in admin.create_topics([NewTopic(name, partitions, 1, **kw)]).values():
-        f.result(20)
-
-
-def call(bootstrap, api, version, body):
-    host, port = bootstrap.split(":")
-    with socket.create_connection((host, int(port)), timeout=20) as s:
-        return _request(s, api, version, 7, body)
-
-
-def init_transactional(bootstrap, txn_id):
-    """InitProducerId v4 with a transactional id: (error, pid, epoch)."""
-    r = flexible_call(bootstrap, 22, 4, cstr(txn_id) + struct.pack(">iqh", 60000, -1, -1) + b"\x00")
-    r.take(">i")
-    return r.take(">h"), r.take(">q"), r.take(">h")
-
-
-def produce(bootstrap, topic, partition, batch, txn_id):
-    """Produce v7 of one batch with a transactional id, acks=all: (error, base offset)."""
-    name = topic.encode()
-    body = s16(txn_id) + struct.pack(">hi", -1, 15000)
-    body += struct.pack(">ih", 1, len(name)) + name
-    body += struct.pack(">iii", 1, partition, len(batch)) + batch
-    resp = call(bootstrap, 0, 7, body)
-    off = 4 + 2 + len(name) + 4
-    _, err, base = struct.unpack(">ihq", resp[off:off + 14])
-    return err, base
 
 
 def produce_flexible(bootstrap, version, topic, partition, batch, txn_id):
@@ -66,28 +36,6 @@ def produce_flexible(bootstrap, version, topic, partition, batch, txn_id):
     assert r.uvarint() == 2 and r.cstr() == topic and r.uvarint() == 2
     assert r.take(">i") == partition
     return r.take(">h")
-
-
-def txn_batch(pid, epoch, seq, values):
-    return record_batch(values, producer_id=pid, epoch=epoch, base_sequence=seq,
-                        attributes=TRANSACTIONAL)
-
-
-def add_partitions_v3(bootstrap, txn_id, pid, epoch, topic, partitions):
-    body = cstr(txn_id) + struct.pack(">qh", pid, epoch) + uvarint(2)
-    body += cstr(topic) + uvarint(len(partitions) + 1)
-    body += b"".join(struct.pack(">i", p) for p in partitions) + b"\x00"
-    r = flexible_call(bootstrap, 24, 3, body + b"\x00")
-    r.take(">i")
-    errs = {}
-    for _ in range(r.uvarint() - 1):
-        name = r.cstr()
-        for _ in range(r.uvarint() - 1):
-            index = r.take(">i")
-            errs[(name, index)] = r.take(">h")
-            r.tags()
-        r.tags()
-    return errs
 
 
 def add_partitions_v4(bootstrap, version, transactions):
@@ -108,13 +56,7 @@ def add_partitions_v4(bootstrap, version, transactions):
     for _ in range(r.uvarint() - 1):
         txn_id = r.cstr()
         errs = out.setdefault(txn_id, {})
-        for _ in range(r.uvarint() - 1):
-            name = r.cstr()
-            for _ in range(r.uvarint() - 1):
-                index = r.take(">i")
-                errs[(name, index)] = r.take(">h")
-                r.tags()
-            r.tags()
+        read_partition_errors(r, errs)
         r.tags()
     return top, out
 
@@ -132,21 +74,7 @@ def end_txn(bootstrap, txn_id, pid, epoch, commit, version=3):
 
 def write_marker(bootstrap, pid, epoch, commit, topic, partition, coordinator_epoch=0):
     """WriteTxnMarkers v1 of one marker for one partition: its error code."""
-    body = uvarint(2) + struct.pack(">qh?", pid, epoch, commit)
-    body += uvarint(2) + cstr(topic) + uvarint(2) + struct.pack(">i", partition) + b"\x00"
-    body += struct.pack(">i", coordinator_epoch) + b"\x00"
-    r = flexible_call(bootstrap, 27, 1, body + b"\x00")
-    errs = []
-    for _ in range(r.uvarint() - 1):
-        r.take(">q")
-        for _ in range(r.uvarint() - 1):
-            r.cstr()
-            for _ in range(r.uvarint() - 1):
-                r.take(">i")
-                errs.append(r.take(">h"))
-                r.tags()
-            r.tags()
-        r.tags()
+    errs = write_markers_v1(bootstrap, [(pid, epoch, commit, coordinator_epoch)], topic, partition)
     assert len(errs) == 1
     return errs[0]
 
@@ -164,19 +92,7 @@ def list_offset(bootstrap, topic, isolation, partition=0):
 
 
 def read_committed(bootstrap, topic, expect, partitions=1, timeout=20):
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "r-" + uuid.uuid4().hex,
-                  "enable.auto.commit": False, "isolation.level": "read_committed"})
-    c.assign([TopicPartition(topic, i, OFFSET_BEGINNING) for i in range(partitions)])
-    got = []
-    deadline = time.time() + timeout
-    try:
-        while time.time() < deadline and len(got) < expect:
-            m = c.poll(0.5)
-            if m is not None and not m.error():
-                got.append(m.value())
-    finally:
-        c.close()
-    return sorted(got)
+    return sorted(consume(bootstrap, topic, "read_committed", expect, timeout, partitions))
 
 
 def test_produce_to_a_partition_not_in_the_transaction_is_refused(broker):
@@ -203,7 +119,7 @@ def test_produce_to_a_partition_not_in_the_transaction_is_refused(broker):
     assert read_committed(b, "tv-hang", 1) == [b"plain"]
     assert list_offset(b, "tv-hang", 1) == 1
     # added to the transaction, the same batch goes in and commits
-    assert add_partitions_v3(b, "app-hang", pid, epoch, "tv-hang", [0]) == {("tv-hang", 0): NONE}
+    assert add_partitions_v3(b, "app-hang", pid, epoch, {"tv-hang": [0]}) == {("tv-hang", 0): NONE}
     err, base = produce(b, "tv-hang", 0, txn_batch(pid, epoch, 0, [b"added"]), "app-hang")
     assert (err, base) == (NONE, 1)
     assert end_txn(b, "app-hang", pid, epoch, True) == (NONE,)
@@ -233,7 +149,7 @@ def test_add_partitions_v4_verify_only(broker):
     make_topic(b, "tv-ver", partitions=3)
     err, pid, epoch = init_transactional(b, "app-ver")
     assert err == NONE
-    assert add_partitions_v3(b, "app-ver", pid, epoch, "tv-ver", [0]) == {("tv-ver", 0): NONE}
+    assert add_partitions_v3(b, "app-ver", pid, epoch, {"tv-ver": [0]}) == {("tv-ver", 0): NONE}
     ask = {"tv-ver": [0, 1]}
     # v4: a partition not in the transaction is INVALID_TXN_STATE (v4 predates
     # TRANSACTION_ABORTABLE), v5 TRANSACTION_ABORTABLE
@@ -269,21 +185,6 @@ def test_add_partitions_v4_verify_only(broker):
 
 # ---- a cluster: the coordinator on another broker ----
 
-def find_coordinator(bootstrap, txn_id, timeout=30):
-    """FindCoordinator v1 key type 1: the coordinator's node id (retried while not available)."""
-    deadline = time.time() + timeout
-    while True:
-        resp = call(bootstrap, 10, 1, s16(txn_id) + struct.pack(">b", 1))
-        err = struct.unpack_from(">h", resp, 4)[0]
-        if err == 0:
-            off = 6
-            mlen = struct.unpack_from(">h", resp, off)[0]
-            off += 2 + max(mlen, 0)
-            return struct.unpack_from(">i", resp, off)[0]
-        assert time.time() < deadline, "no coordinator for %s: error %d" % (txn_id, err)
-        time.sleep(0.3)
-
-
 def test_verification_asks_a_remote_coordinator(tmp_path):
     from cluster_fixture import ZkEnsemble
     from zk_fixture import start_brokers, zookeeper_available, wait_until
@@ -304,7 +205,7 @@ def test_verification_asks_a_remote_coordinator(tmp_path):
         for f in admin.create_topics([NewTopic("ctv", num_partitions=3,
                                                replica_assignment=[[1], [2], [3]])]).values():
             f.result(20)
-        coord = find_coordinator(brokers[0].bootstrap, "remote-app")
+        _, coord = find_coordinator(brokers, "remote-app", 1)
         cb = by_id[coord].bootstrap
         leader = next(i for i in (1, 2, 3) if i != coord)
         part = leader - 1            # partition i is led by broker i + 1
@@ -322,7 +223,7 @@ def test_verification_asks_a_remote_coordinator(tmp_path):
         err, _ = produce(lb, "ctv", part, txn_batch(pid, epoch, 0, [b"hanging"]), "remote-app")
         assert err == INVALID_TXN_STATE
         assert list_offset(lb, "ctv", 1, partition=part) == list_offset(lb, "ctv", 0, partition=part)
-        assert add_partitions_v3(cb, "remote-app", pid, epoch, "ctv", [part]) == {("ctv", part): NONE}
+        assert add_partitions_v3(cb, "remote-app", pid, epoch, {"ctv": [part]}) == {("ctv", part): NONE}
         # The guard: a marker of the producer lands on the leader between its question and the
         # coordinator's answer (the coordinator stopped meanwhile); the answer says "in the
         # transaction", but the append is refused, as the marker may have ended that

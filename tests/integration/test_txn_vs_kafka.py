@@ -23,17 +23,15 @@ The jars are part of the test: without java/mvn or the jars it fails, never skip
 import glob
 import os
 import re
-import shutil
-import subprocess
 import time
 
 import pytest
 from confluent_kafka import Consumer, IsolationLevel, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
-from conftest import ROOT, Broker, two_free_ports
+import kafka_node
+from conftest import Broker
 
-HARNESS = os.path.join(ROOT, "tests", "kafka_harness", "kafka.sh")
 TOPIC = "txcmp"
 INPUT = "txcmp-in"        # the topic the group's offsets name (never read: only committed)
 GROUP = "txcmp-group"
@@ -78,37 +76,12 @@ SCENARIO = [
 ]
 
 
-class KafkaNode:
+class KafkaNode(kafka_node.KafkaNode):
     """Kafka 4.1.1, single node (KRaft), from the repo's harness."""
-
-    def __init__(self, state):
-        self.port = two_free_ports()
-        self.env = dict(os.environ, KAFKA_PORT=str(self.port), KAFKA_STATE=state,
-                        KAFKA_START_TIMEOUT="120")
-        self.bootstrap = "127.0.0.1:%d" % self.port
-
-    def harness(self, *args, timeout=300):
-        return subprocess.run([HARNESS] + list(args), env=self.env, capture_output=True, text=True,
-                              timeout=timeout)
-
-    def start(self):
-        if shutil.which("java") is None or shutil.which("mvn") is None:
-            pytest.fail("java or mvn not installed")
-        f = self.harness("fetch", timeout=1200)
-        assert f.returncode == 0, "could not fetch the Kafka jars: " + (f.stdout + f.stderr)[-800:]
-        r = self.harness("start")
-        if r.returncode != 0:
-            self.stop()
-            pytest.fail("kafka.sh start failed: %s" % (r.stdout + r.stderr)[-1500:])
-        return self
-
-    def stop(self):
-        return self.harness("stop", timeout=120).returncode
 
     def dump(self, files, flags=("--deep-iteration",)):
         """kafka.tools.DumpLogSegments over files (the broker need not run)."""
-        r = self.harness("run-class", "kafka.tools.DumpLogSegments", *flags,
-                         "--files", ",".join(files))
+        r = self.dump_segments(files, flags)
         assert r.returncode == 0, r.stderr[-2000:]
         return r.stdout
 

@@ -196,6 +196,67 @@ static void test_sequences(void **state)
     batch_builder_free(&b);
 }
 
+/* n records as one batch at base offset base, appended to log at *len. */
+static void append_batch(uint8_t *log, size_t *len, int64_t base, int n)
+{
+    struct batch_builder b;
+    batch_builder_init(&b, 1 << 20);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(batch_builder_add(&b, i, NULL, -1, "v", 1, NULL, 0), 0);
+    uint8_t *batch;
+    size_t blen;
+    assert_int_equal(batch_builder_finish(&b, 0, &batch, &blen), 0);
+    batch_builder_free(&b);
+    batch_assign(batch, blen, base, 0, false, 0);
+    memcpy(log + *len, batch, blen);
+    *len += blen;
+    free(batch);
+}
+
+/* The walk a replay does over a read of a log: whole batches from an offset on, a torn last
+ * batch (a read that stopped inside it) and a bad length ending it. */
+static void test_batch_walk(void **state)
+{
+    (void)state;
+    uint8_t log[4096];
+    size_t len = 0;
+    append_batch(log, &len, 0, 2);     /* offsets 0-1 */
+    size_t second = len;
+    append_batch(log, &len, 2, 3);     /* 2-4 */
+    append_batch(log, &len, 5, 1);     /* 5 */
+    size_t whole = len;
+    append_batch(log, &len, 6, 2);     /* 6-7, torn below */
+    struct batch_header h;
+    const uint8_t *batch;
+    int64_t firsts[3] = {0, 2, 5}, lasts[3] = {1, 4, 5};
+    struct batch_walk w = {.buf = log, .len = len - 10};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(batch_walk_next(&w, 0, &h, &batch), 1);
+        assert_int_equal(h.base_offset, firsts[i]);
+        assert_int_equal(batch_last_offset(&h), lasts[i]);
+        assert_int_equal(h.records_count, lasts[i] - firsts[i] + 1);
+        assert_int_equal(batch_compute_crc(batch, (size_t)batch_total_size(&h)), h.crc);
+    }
+    assert_int_equal(batch_walk_next(&w, 0, &h, &batch), 0);
+    assert_int_equal(batch_walk_next(&w, 0, &h, &batch), 0);
+    /* from 3: the batch holding offset 3 (2-4) first */
+    w = (struct batch_walk){.buf = log, .len = whole};
+    assert_int_equal(batch_walk_next(&w, 3, &h, &batch), 1);
+    assert_int_equal(h.base_offset, 2);
+    assert_ptr_equal(batch, log + second);
+    assert_int_equal(batch_walk_next(&w, 3, &h, &batch), 1);
+    assert_int_equal(h.base_offset, 5);
+    assert_int_equal(batch_walk_next(&w, 3, &h, &batch), 0);
+    /* a batchLength below the smallest batch ends the walk */
+    be32_put(log + second + 8, BATCH_MIN_LENGTH - 1);
+    w = (struct batch_walk){.buf = log, .len = whole};
+    assert_int_equal(batch_walk_next(&w, 0, &h, &batch), 1);
+    assert_int_equal(batch_walk_next(&w, 0, &h, &batch), 0);
+    /* shorter than a header: nothing */
+    w = (struct batch_walk){.buf = log, .len = BATCH_HEADER_SIZE - 1};
+    assert_int_equal(batch_walk_next(&w, 0, &h, &batch), 0);
+}
+
 static void test_corrupt_records_rejected(void **state)
 {
     (void)state;
@@ -693,6 +754,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip_lz4),
         cmocka_unit_test(test_roundtrip_zstd),
         cmocka_unit_test(test_sequences),
+        cmocka_unit_test(test_batch_walk),
         cmocka_unit_test(test_corrupt_records_rejected),
         cmocka_unit_test(test_validate_short_inputs),
         cmocka_unit_test(test_validate_record_count),
