@@ -163,6 +163,8 @@ FUZZ_EXTRA_fuzz_txn_log = src/txn/txn_log.c
 FUZZ_EXTRA_fuzz_epoch_checkpoint = src/partition/partition.c $(wildcard src/log/*.c)
 # The SCRAM server's message and credential parsers (pure functions on OpenSSL).
 FUZZ_EXTRA_fuzz_scram = src/broker/scram.c
+# The log segment reader and gregor dump-log, whose --transaction-log-decoder uses the txn codecs.
+FUZZ_EXTRA_fuzz_log_segment = $(wildcard src/log/*.c) src/txn/txn_log.c
 # The broker's config files: the config parsers live with the broker (all of it linked).
 FUZZ_EXTRA_fuzz_broker_configs = $(FUZZ_EXTRA_fuzz_pipeline)
 fuzz_extra = $(if $(filter undefined,$(origin FUZZ_EXTRA_$(1))),$(FUZZ_EXTRA_DEFAULT),$(FUZZ_EXTRA_$(1)))
