@@ -492,7 +492,7 @@ static void test_timeout_then_reconnect(void **state)
     assert_int_equal(r1.error, KERR_REQUEST_TIMED_OUT);
     int64_t took = r1.at_ms - sent_at;
     assert_true(took >= 590);
-    assert_true(took < 900);
+    assert_true(took < 2500); /* at its deadline, not at the run's 5 s bound (loaded CI: 900+) */
     struct client_conn_stats st;
     client_conn_stats(c, &st);
     assert_int_equal(st.disconnects, 1);
