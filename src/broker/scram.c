@@ -103,19 +103,12 @@ int scram_credential_make(enum scram_mechanism m, const char *password, size_t p
     size_t kl = scram_key_len(m);
     if (salt_len == 0 || salt_len > SCRAM_SALT_MAX || iterations < 1 || password_len > 1 << 16)
         return -1;
-    uint8_t salted[SCRAM_KEY_MAX], client_key[SCRAM_KEY_MAX];
+    uint8_t salted[SCRAM_KEY_MAX];
     if (PKCS5_PBKDF2_HMAC(password, (int)password_len, salt, (int)salt_len, iterations,
                           scram_md(m), (int)kl, salted) != 1)
         return -1;
-    memset(out, 0, sizeof(*out));
-    memcpy(out->salt, salt, salt_len);
-    out->salt_len = salt_len;
-    out->iterations = iterations;
-    int rc = hmac(m, salted, kl, "Client Key", 10, client_key) != 0 ||
-             digest(m, client_key, kl, out->stored_key) != 0 ||
-             hmac(m, salted, kl, "Server Key", 10, out->server_key) != 0 ? -1 : 0;
+    int rc = scram_credential_from_salted(m, salted, kl, salt, salt_len, iterations, out);
     OPENSSL_cleanse(salted, sizeof(salted));
-    OPENSSL_cleanse(client_key, sizeof(client_key));
     return rc;
 }
 
