@@ -50,6 +50,19 @@ static const char *filter_invalid(const struct acl_filter *f)
     return NULL;
 }
 
+/* Why an ACL change (CreateAcls / DeleteAcls) is refused before it is looked at, as KafkaApis:
+ * SECURITY_DISABLED without an authorizer, CLUSTER_AUTHORIZATION_FAILED without ALTER on the
+ * cluster; KERR_NONE when it may go on. */
+static int16_t acl_change_refused(struct broker *b, bool allowed, struct kstr *message)
+{
+    *message = kstr_null();
+    if (!authorizer_on(b)) {
+        *message = kstr_of(NO_AUTHORIZER);
+        return KERR_SECURITY_DISABLED;
+    }
+    return allowed ? KERR_NONE : KERR_CLUSTER_AUTHORIZATION_FAILED;
+}
+
 enum request_status handle_create_acls(struct broker *b, struct request *r)
 {
     struct create_acls_request *req = r->body;
@@ -64,16 +77,9 @@ enum request_status handle_create_acls(struct broker *b, struct request *r)
     for (int32_t i = 0; i < req->n_creations; i++) {
         const struct create_acls_request_acl_creation *c = &req->creations[i];
         struct create_acls_response_acl_creation_result *res = &resp->results[i];
-        res->error_message = kstr_null();
-        if (!authorizer_on(b)) {
-            res->error_code = KERR_SECURITY_DISABLED;
-            res->error_message = kstr_of(NO_AUTHORIZER);
+        res->error_code = acl_change_refused(b, allowed, &res->error_message);
+        if (res->error_code != KERR_NONE)
             continue;
-        }
-        if (!allowed) {
-            res->error_code = KERR_CLUSTER_AUTHORIZATION_FAILED;
-            continue;
-        }
         bool bad = false;
         struct acl_binding bind = {
             .resource_type = c->resource_type, .pattern_type = c->resource_pattern_type,
@@ -201,16 +207,9 @@ enum request_status handle_delete_acls(struct broker *b, struct request *r)
     for (int32_t i = 0; i < req->n_filters; i++) {
         const struct delete_acls_request_delete_acls_filter *q = &req->filters[i];
         struct delete_acls_response_delete_acls_filter_result *res = &resp->filter_results[i];
-        res->error_message = kstr_null();
-        if (!authorizer_on(b)) {
-            res->error_code = KERR_SECURITY_DISABLED;
-            res->error_message = kstr_of(NO_AUTHORIZER);
+        res->error_code = acl_change_refused(b, allowed, &res->error_message);
+        if (res->error_code != KERR_NONE)
             continue;
-        }
-        if (!allowed) {
-            res->error_code = KERR_CLUSTER_AUTHORIZATION_FAILED;
-            continue;
-        }
         struct acl_filter f;
         const char *why = NULL;
         if (!filter_from(r, &f, q->resource_type_filter, q->resource_name_filter,
