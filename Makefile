@@ -167,6 +167,10 @@ FUZZ_EXTRA_fuzz_scram = src/broker/scram.c
 FUZZ_EXTRA_fuzz_log_segment = $(wildcard src/log/*.c) src/txn/txn_log.c
 # The broker's config files: the config parsers live with the broker (all of it linked).
 FUZZ_EXTRA_fuzz_broker_configs = $(FUZZ_EXTRA_fuzz_pipeline)
+# The ACL file's reader and writer live with the authorizer (all of the broker linked).
+FUZZ_EXTRA_fuzz_acls_file = $(FUZZ_EXTRA_fuzz_pipeline)
+# The scram-credentials file's line reader and writer (pure functions on OpenSSL).
+FUZZ_EXTRA_fuzz_scram_credentials = src/broker/scram.c
 fuzz_extra = $(if $(filter undefined,$(origin FUZZ_EXTRA_$(1))),$(FUZZ_EXTRA_DEFAULT),$(FUZZ_EXTRA_$(1)))
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -Isrc -I$(BUILD)/gen \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined

@@ -3,6 +3,7 @@
 #include "broker/authorizer.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -339,6 +340,19 @@ static void put_escaped(FILE *f, const char *s)
     }
 }
 
+/* The file form of a field back: NULL when it is not one (a '%' without two hex digits after
+ * it, an escaped NUL, ACL_STRING_MAX bytes or more), or out of memory. */
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
 static char *unescape(const char *s)
 {
     size_t n = strlen(s);
@@ -346,25 +360,29 @@ static char *unescape(const char *s)
     if (out == NULL)
         return NULL;
     for (size_t i = 0; i < n; i++) {
-        unsigned int c;
-        if (s[i] == '%' && i + 2 < n + 1 && sscanf(s + i + 1, "%2X", &c) == 1) {
-            *o++ = (char)c;
-            i += 2;
-        } else {
+        if (s[i] != '%') {
             *o++ = s[i];
+            continue;
         }
+        int hi = hex_digit(s[i + 1]); /* s[n] is the NUL: never past it */
+        int lo = hi >= 0 ? hex_digit(s[i + 2]) : -1;
+        if (lo < 0 || (hi == 0 && lo == 0)) {
+            free(out);
+            return NULL;
+        }
+        *o++ = (char)(hi << 4 | lo);
+        i += 2;
     }
     *o = '\0';
+    if ((size_t)(o - out) >= ACL_STRING_MAX) {
+        free(out);
+        return NULL;
+    }
     return out;
 }
 
-int acl_store_save(const struct acl_store *s, const char *path)
+void acl_store_write(const struct acl_store *s, FILE *f)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (f == NULL)
-        return -1;
     fprintf(f, "# gregor ACLs v1: type pattern operation permission name principal host\n");
     for (int i = 0; i < s->n; i++) {
         const struct acl_binding *a = &s->acls[i];
@@ -378,6 +396,16 @@ int acl_store_save(const struct acl_store *s, const char *path)
         put_escaped(f, a->host);
         fputc('\n', f);
     }
+}
+
+int acl_store_save(const struct acl_store *s, const char *path)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (f == NULL)
+        return -1;
+    acl_store_write(s, f);
     if (fclose(f) != 0) {
         free(buf);
         return -1;
@@ -396,42 +424,57 @@ static int name_index(const char *const *table, size_t n, const char *name)
 }
 #define INDEX_OF(table, name) name_index(table, sizeof(table) / sizeof(table[0]), name)
 
+/* One line of the file (no newline) as a binding; NULL, or why it is not one. Exactly seven
+ * tab-separated fields: an empty one (a host "" is one) is a field, not a missing one. */
+static const char *acl_line_parse(char *line, struct acl_binding *b)
+{
+    char *field[7], *rest = line;
+    int nf = 0;
+    while (rest != NULL && nf < 7)
+        field[nf++] = strsep(&rest, "\t");
+    if (nf != 7 || rest != NULL)
+        return "malformed line";
+    b->resource_type = (int8_t)INDEX_OF(resource_names, field[0]);
+    b->pattern_type = (int8_t)INDEX_OF(pattern_names, field[1]);
+    b->operation = (int8_t)INDEX_OF(operation_names, field[2]);
+    b->permission = (int8_t)INDEX_OF(permission_names, field[3]);
+    b->name = unescape(field[4]);
+    b->principal = unescape(field[5]);
+    b->host = unescape(field[6]);
+    if (b->name == NULL || b->principal == NULL || b->host == NULL)
+        return "malformed field (bad %-escape, or too long)";
+    return acl_binding_invalid(b);
+}
+
+int acl_store_read(struct acl_store *s, FILE *f, const char *what)
+{
+    char line[4 * ACL_STRING_MAX * 3 + 128];
+    int rc = 0, lineno = 0;
+    while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
+        lineno++;
+        size_t n = strlen(line);
+        bool whole = n > 0 && line[n - 1] == '\n';
+        if (whole)
+            line[--n] = '\0';
+        if (line[0] == '#' || (whole && n == 0))
+            continue;
+        struct acl_binding b = {0};
+        const char *why = whole || feof(f) ? acl_line_parse(line, &b) : "line too long";
+        if (why != NULL || acl_store_add(s, &b) != 0) {
+            LOG_ERROR("AclAuthorizer", "%s line %d: %s", what, lineno, why ? why : "store full");
+            rc = -1;
+        }
+        acl_binding_free(&b);
+    }
+    return rc;
+}
+
 int acl_store_load(struct acl_store *s, const char *path)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return errno == ENOENT ? 0 : -1;
-    char line[4 * ACL_STRING_MAX * 3 + 128];
-    int rc = 0, lineno = 0;
-    while (fgets(line, sizeof(line), f) != NULL) {
-        lineno++;
-        line[strcspn(line, "\n")] = '\0';
-        if (line[0] == '#' || line[0] == '\0')
-            continue;
-        char *field[7], *save = NULL;
-        int nf = 0;
-        for (char *tok = strtok_r(line, "\t", &save); tok && nf < 7; tok = strtok_r(NULL, "\t", &save))
-            field[nf++] = tok;
-        struct acl_binding b = {0};
-        if (nf == 7) {
-            b.resource_type = (int8_t)INDEX_OF(resource_names, field[0]);
-            b.pattern_type = (int8_t)INDEX_OF(pattern_names, field[1]);
-            b.operation = (int8_t)INDEX_OF(operation_names, field[2]);
-            b.permission = (int8_t)INDEX_OF(permission_names, field[3]);
-            b.name = unescape(field[4]);
-            b.principal = unescape(field[5]);
-            b.host = unescape(field[6]);
-        }
-        const char *why = nf == 7 && b.name && b.principal && b.host ? acl_binding_invalid(&b)
-                                                                     : "malformed line";
-        if (why != NULL || acl_store_add(s, &b) != 0) {
-            LOG_ERROR("AclAuthorizer", "%s line %d: %s", path, lineno, why ? why : "store full");
-            rc = -1;
-        }
-        acl_binding_free(&b);
-        if (rc != 0)
-            break;
-    }
+    int rc = acl_store_read(s, f, path);
     fclose(f);
     return rc;
 }
@@ -535,6 +578,26 @@ static void peer_host(struct conn *c, char *out, size_t len)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, out, (socklen_t)len);
 }
 
+/* A resource type as Kafka's SecurityUtils.resourceTypeName words it: TRANSACTIONAL_ID is
+ * TransactionalId. */
+static void resource_type_pascal(int resource_type, char *out, size_t out_len)
+{
+    const char *n = acl_resource_type_name(resource_type);
+    size_t o = 0;
+    bool upper = true;
+    for (; *n != '\0' && o + 1 < out_len; n++) {
+        if (*n == '_') {
+            upper = true;
+            continue;
+        }
+        out[o++] = upper ? *n : (char)tolower((unsigned char)*n);
+        upper = false;
+    }
+    out[o] = '\0';
+}
+
+/* The decision and, for the audit line, the rule it rests on: the matching ACL, or why as
+ * StandardAuthorizer's rules print (SuperUser, DefaultAllow, DefaultDeny). */
 static bool decide(struct authorizer *az, const char *principal, const char *host, int op,
                    int resource_type, const char *name, const struct acl_binding **rule,
                    const char **why)
@@ -547,10 +610,10 @@ static bool decide(struct authorizer *az, const char *principal, const char *hos
     }
     bool ok = acl_store_allows(&az->store, principal, host, op, resource_type, name, rule, &no_acls);
     if (*rule == NULL && no_acls && az->allow_if_no_acl) {
-        *why = "NoAclsFoundAndAllowEveryoneIfNoAclIsFound";
+        *why = "DefaultAllow";
         return true;
     }
-    *why = *rule != NULL ? NULL : (no_acls ? "NoAclsFound" : "NoMatchedRule");
+    *why = *rule != NULL ? NULL : "DefaultDeny"; /* no ACL of the resource, or none matched */
     return ok;
 }
 
@@ -574,22 +637,23 @@ bool authorize(struct broker *b, struct request *r, int op, int resource_type, c
         char rule_text[ACL_STRING_MAX];
         if (rule != NULL)
             snprintf(rule_text, sizeof(rule_text),
-                     "MatchingAcl(acl=AccessControlEntry(principal=%.200s, host=%.64s, "
-                     "operation=%s, permissionType=%s), resourcePattern=ResourcePattern("
-                     "resourceType=%s, name=%.200s, patternType=%s))", rule->principal,
+                     "MatchingAcl(acl=StandardAcl(resourceType=%s, resourceName=%.200s, "
+                     "patternType=%s, principal=%.200s, host=%.64s, operation=%s, "
+                     "permissionType=%s))", acl_resource_type_name(rule->resource_type),
+                     rule->name, acl_pattern_type_name(rule->pattern_type), rule->principal,
                      rule->host, acl_operation_name(rule->operation),
-                     acl_permission_name(rule->permission),
-                     acl_resource_type_name(rule->resource_type), rule->name,
-                     acl_pattern_type_name(rule->pattern_type));
+                     acl_permission_name(rule->permission));
         else
             snprintf(rule_text, sizeof(rule_text), "%s", why);
+        char type[32];
+        resource_type_pascal(resource_type, type, sizeof(type));
         enum log_level level = ok || !log ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO;
         if (logging_level() <= level)
             log_line(level, AUTH_LOG,
-                     "Principal = %s is %s Operation = %s from host = %s on resource = "
+                     "Principal = %s is %s operation = %s from host = %s on resource = "
                      "%s:LITERAL:%s for request = %s with resourceRefCount = 1 based on rule %s",
-                     principal, ok ? "Allowed" : "Denied", acl_operation_name(op), host,
-                     acl_resource_type_name(resource_type), safe, r->api ? r->api->name : "?",
+                     principal, ok ? "Allowed" : "Denied", acl_operation_name(op), host, type,
+                     safe, r->api ? r->api->name : "?",
                      rule_text);
     }
     return ok;

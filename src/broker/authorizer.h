@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Wire codes (org.apache.kafka.common.resource.ResourceType, PatternType, acl.AclOperation,
  * acl.AclPermissionType). */
@@ -87,6 +88,11 @@ bool acl_store_allows(const struct acl_store *s, const char *principal, const ch
 /* The file form: one line per binding, fields separated by tabs, strings %-escaped. */
 int acl_store_save(const struct acl_store *s, const char *path);
 int acl_store_load(struct acl_store *s, const char *path); /* 0 also when absent */
+/* The file's lines, one binding each, from f / to f (what names f in the log): the reader
+ * refuses a malformed or invalid line (-1, the lines before it added), and what it accepts the
+ * writer writes back to the same bindings. */
+int acl_store_read(struct acl_store *s, FILE *f, const char *what);
+void acl_store_write(const struct acl_store *s, FILE *f);
 
 /* The broker's authorizer (NULL-safe: no authorizer.class.name allows everything). */
 struct broker;

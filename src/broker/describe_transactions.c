@@ -7,22 +7,40 @@
 #include "broker/txn_store.h"
 #include "proto/messages.h"
 
-/* The partitions (sorted by topic) as one entry per topic. */
-static int fill_topics(struct request *r,
+/* Whether partition i starts a topic of d (the partitions are sorted by topic). */
+static bool topic_start(const struct txn_desc *d, int i)
+{
+    return i == 0 || strcmp(d->partitions[i].topic, d->partitions[i - 1].topic) != 0;
+}
+
+/* The partitions (sorted by topic) as one entry per topic, only the topics the principal may
+ * DESCRIBE (KafkaApis.handleDescribeTransactionsRequest drops the others, each check logged). */
+static int fill_topics(struct broker *b, struct request *r,
                        struct describe_transactions_response_transaction_state *st,
                        const struct txn_desc *d)
 {
+    bool *shown;
+    RESP_ARRAY(r, shown, d->n_partitions);
+    if (shown == NULL)
+        return -1;
     int32_t ntopics = 0;
-    for (int i = 0; i < d->n_partitions; i++)
-        if (i == 0 || strcmp(d->partitions[i].topic, d->partitions[i - 1].topic) != 0)
-            ntopics++;
+    for (int i = 0; i < d->n_partitions; i++) {
+        if (topic_start(d, i)) {
+            shown[i] = authorize(b, r, ACL_OP_DESCRIBE, ACL_RES_TOPIC, d->partitions[i].topic, true);
+            ntopics += shown[i];
+        } else {
+            shown[i] = shown[i - 1];
+        }
+    }
     RESP_ARRAY(r, st->topics, ntopics);
     if (st->topics == NULL)
         return -1;
     st->n_topics = ntopics;
     int32_t k = -1;
     for (int i = 0; i < d->n_partitions; i++) {
-        if (i == 0 || strcmp(d->partitions[i].topic, d->partitions[i - 1].topic) != 0) {
+        if (!shown[i])
+            continue;
+        if (topic_start(d, i)) {
             int j = i;
             while (j < d->n_partitions && strcmp(d->partitions[j].topic, d->partitions[i].topic) == 0)
                 j++;
@@ -80,7 +98,7 @@ enum request_status handle_describe_transactions(struct broker *b, struct reques
         st->transaction_start_time_ms = d.start_ms;
         st->producer_id = d.producer_id;
         st->producer_epoch = d.producer_epoch;
-        if (fill_topics(r, st, &d) != 0)
+        if (fill_topics(b, r, st, &d) != 0)
             return REQUEST_CLOSE;
     }
     return REQUEST_DONE;

@@ -19,9 +19,10 @@ static void list_one(void *arg, const char *transactional_id, int64_t producer_i
                      enum txn_state state)
 {
     struct list_ctx *c = arg;
-    /* Kafka lists only the ids the principal may DESCRIBE (no denial logged). */
+    /* Kafka lists only the ids the principal may DESCRIBE, each denial logged at INFO
+     * (KafkaApis.handleListTransactionsRequest asks with the default logIfDenied). */
     if (c->oom || !authorize(c->r->broker, c->r, ACL_OP_DESCRIBE, ACL_RES_TRANSACTIONAL_ID,
-                             transactional_id, false))
+                             transactional_id, true))
         return;
     if (c->n == c->cap) {
         int32_t cap = c->cap > 0 ? c->cap * 2 : 16;

@@ -187,28 +187,24 @@ static int credentials_load(struct broker *b, char *err, size_t errlen)
     int lineno = 0;
     while (fgets(line, sizeof(line), f) != NULL) {
         lineno++;
-        line[strcspn(line, "\r\n")] = '\0';
-        if (line[0] == '\0' || line[0] == '#')
-            continue;
-        char *t1 = strchr(line, '\t');
-        char *t2 = t1 != NULL ? strchr(t1 + 1, '\t') : NULL;
-        if (t2 == NULL || sc->n_creds == SASL_CREDENTIALS_MAX) {
+        size_t n = strlen(line);
+        bool whole = n > 0 && line[n - 1] == '\n';
+        if (whole)
+            line[n - 1] = '\0'; /* only the newline: a '\r' may be part of a user name */
+        struct sasl_user_credential uc;
+        int rc = whole || feof(f) ? scram_credentials_line_parse(line, &uc.mech, uc.user,
+                                                                  sizeof(uc.user), &uc.cred)
+                                  : -1;
+        if (rc < 0 || (rc == 0 && sc->n_creds == SASL_CREDENTIALS_MAX)) {
             fclose(f);
             snprintf(err, errlen, "%s line %d: not \"<mechanism>\\t<user>\\t<credential>\" "
-                     "(or more than %d credentials)", path, lineno, SASL_CREDENTIALS_MAX);
+                     "(or longer than %zu bytes, or more than %d credentials)", path, lineno,
+                     sizeof(line) - 2, SASL_CREDENTIALS_MAX);
             return -1;
         }
-        *t1 = *t2 = '\0';
-        struct sasl_user_credential *uc = &sc->creds[sc->n_creds];
-        if (scram_mechanism_from_name(line, &uc->mech) != 0 ||
-            strlen(t1 + 1) >= sizeof(uc->user) ||
-            scram_credential_parse(uc->mech, t2 + 1, &uc->cred) != 0) {
-            fclose(f);
-            snprintf(err, errlen, "%s line %d: bad SCRAM credential", path, lineno);
-            return -1;
-        }
-        snprintf(uc->user, sizeof(uc->user), "%s", t1 + 1);
-        sc->n_creds++;
+        if (rc == 0)
+            sc->creds[sc->n_creds++] = uc;
+        OPENSSL_cleanse(&uc, sizeof(uc));
     }
     fclose(f);
     return 0;
@@ -691,11 +687,11 @@ static int credentials_save(struct broker *b)
     if (f == NULL)
         return -1;
     for (int i = 0; i < sc->n_creds; i++) {
-        char text[600];
-        if (scram_credential_format(sc->creds[i].mech, &sc->creds[i].cred, text, sizeof(text)) != 0)
+        char text[1024];
+        if (scram_credentials_line_format(sc->creds[i].mech, sc->creds[i].user,
+                                          &sc->creds[i].cred, text, sizeof(text) - 1) != 0)
             continue;
-        fprintf(f, "%s\t%s\t%s\n", scram_mechanism_name(sc->creds[i].mech), sc->creds[i].user,
-                text);
+        fprintf(f, "%s\n", text);
     }
     bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok = fclose(f) == 0 && ok;

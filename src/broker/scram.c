@@ -190,6 +190,36 @@ int scram_credential_format(enum scram_mechanism m, const struct scram_credentia
     return w < 0 || (size_t)w >= out_len ? -1 : 0;
 }
 
+int scram_credentials_line_parse(const char *line, enum scram_mechanism *m, char *user,
+                                 size_t user_len, struct scram_credential *c)
+{
+    if (line[0] == '\0' || line[0] == '#')
+        return 1;
+    const char *t1 = strchr(line, '\t');
+    const char *t2 = t1 != NULL ? strchr(t1 + 1, '\t') : NULL;
+    char mech[32];
+    size_t ml = t1 != NULL ? (size_t)(t1 - line) : 0, ul = t2 != NULL ? (size_t)(t2 - t1 - 1) : 0;
+    if (t2 == NULL || ml >= sizeof(mech) || ul >= user_len || memchr(line, '\n', strlen(line)))
+        return -1;
+    memcpy(mech, line, ml);
+    mech[ml] = '\0';
+    if (scram_mechanism_from_name(mech, m) != 0 || scram_credential_parse(*m, t2 + 1, c) != 0)
+        return -1;
+    memcpy(user, t1 + 1, ul);
+    user[ul] = '\0';
+    return 0;
+}
+
+int scram_credentials_line_format(enum scram_mechanism m, const char *user,
+                                  const struct scram_credential *c, char *out, size_t out_len)
+{
+    char text[600];
+    if (strpbrk(user, "\t\n") != NULL || scram_credential_format(m, c, text, sizeof(text)) != 0)
+        return -1;
+    int w = snprintf(out, out_len, "%s\t%s\t%s", scram_mechanism_name(m), user, text);
+    return w < 0 || (size_t)w >= out_len ? -1 : 0;
+}
+
 void scram_server_init(struct scram_server *s, enum scram_mechanism m)
 {
     memset(s, 0, sizeof(*s));

@@ -47,6 +47,16 @@ int scram_credential_parse(enum scram_mechanism m, const char *text,
 int scram_credential_format(enum scram_mechanism m, const struct scram_credential *c, char *out,
                             size_t out_len);
 
+/* One line of the broker's scram-credentials file, "<mechanism>\t<user>\t<credential form>"
+ * (no newline): parse fills *m, user (NUL-terminated, fewer than user_len bytes, no tab or
+ * newline) and *c; 0, 1 for a blank or '#' line (nothing filled), -1 when malformed. Format
+ * writes what parse reads back to the same entry; -1 when it does not fit or user cannot be
+ * kept on one line. */
+int scram_credentials_line_parse(const char *line, enum scram_mechanism *m, char *user,
+                                 size_t user_len, struct scram_credential *c);
+int scram_credentials_line_format(enum scram_mechanism m, const char *user,
+                                  const struct scram_credential *c, char *out, size_t out_len);
+
 /* Looks a user's credential up: 0 found, -1 unknown. */
 typedef int (*scram_lookup_fn)(void *ctx, enum scram_mechanism m, const char *user,
                                struct scram_credential *out);

@@ -133,10 +133,13 @@ def test_acls_alice_writes_bob_reads_with_group_and_survive_restart(tmp_path, pk
         assert got == [b"v%d" % i for i in range(5)] and errs == []
         got, errs = consume(b, pki, "bob", t, "other", 5, timeout=8)
         assert got == [] and errs == [KafkaError.GROUP_AUTHORIZATION_FAILED]
-        # The denials are logged as Kafka's authorizer logger words them.
+        # The denials are logged as Kafka's authorizer logger words them (StandardAuthorizerData
+        # .buildAuditMessage: "operation", the resource type as SecurityUtils.resourceTypeName,
+        # the rule DefaultDeny when no ACL of the resource matches).
         log = open(b.log_path, errors="replace").read()
-        assert ("Principal = User:bob is Denied Operation = WRITE from host = 127.0.0.1 on "
-                "resource = TOPIC:LITERAL:%s for request = Produce" % t) in log
+        assert ("Principal = User:bob is Denied operation = WRITE from host = 127.0.0.1 on "
+                "resource = Topic:LITERAL:%s for request = Produce with resourceRefCount = 1 "
+                "based on rule DefaultDeny\n" % t) in log
         # The ACLs are listed, survive a restart and still decide.
         from confluent_kafka.admin import AclBindingFilter, ResourcePatternType, ResourceType, \
             AclOperation, AclPermissionType
@@ -178,6 +181,14 @@ def test_acls_metadata_hides_undescribable_topics_prefixed_and_deny(tmp_path, pk
         assert produce(b, pki, "alice", "pre-one", n=2) == []
         assert produce(b, pki, "alice", "pre-secret", n=1) == [KafkaError.TOPIC_AUTHORIZATION_FAILED]
         assert produce(b, pki, "alice", "hidden", n=1) == [KafkaError.TOPIC_AUTHORIZATION_FAILED]
+        # A denial by a DENY ACL names it as StandardAcl.toString does (the producer's Metadata
+        # asked for the topic by name, and was refused).
+        log = open(b.log_path, errors="replace").read()
+        assert ("Principal = User:alice is Denied operation = DESCRIBE from host = 127.0.0.1 on "
+                "resource = Topic:LITERAL:pre-secret for request = Metadata with resourceRefCount = 1 "
+                "based on rule MatchingAcl(acl=StandardAcl(resourceType=TOPIC, resourceName="
+                "pre-secret, patternType=LITERAL, principal=User:alice, host=*, operation=ALL, "
+                "permissionType=DENY))\n") in log
         # Only a principal with ALTER on the cluster changes ACLs.
         alice_admin = admin(b, pki, "alice")
         with pytest.raises(Exception) as e:
@@ -616,7 +627,14 @@ def test_acls_transactions_listed_described_and_added_as_kafka(tmp_path, pki):
             return r.take(">h")
         assert listed("admin") == ["alice-tx"]
         assert listed("carol") == []
+        # ListTransactions logs each id it leaves out, as KafkaApis' authorize does by default.
+        assert ("Principal = User:carol is Denied operation = DESCRIBE from host = 127.0.0.1 on "
+                "resource = TransactionalId:LITERAL:alice-tx for request = ListTransactions "
+                "with resourceRefCount = 1 based on rule DefaultDeny\n") in b.log()
         assert described("carol") == 53
+        assert ("Principal = User:carol is Denied operation = DESCRIBE from host = 127.0.0.1 on "
+                "resource = TransactionalId:LITERAL:alice-tx for request = DescribeTransactions "
+                "with resourceRefCount = 1 based on rule DefaultDeny\n") in b.log()
         assert described("admin") == 0
         create_acls(a, [binding("TRANSACTIONAL_ID", "alice-", "User:carol", "DESCRIBE", pattern="PREFIXED")])
         assert listed("carol") == ["alice-tx"]
@@ -627,5 +645,58 @@ def test_acls_transactions_listed_described_and_added_as_kafka(tmp_path, pki):
         r = tls_flexible_call(b, pki, "carol", 24, 4, body)
         r.take(">i")
         assert r.take(">h") == 31
+    finally:
+        b.stop()
+
+
+def describe_txn_topics(b, pki, user, txn_id):
+    """DescribeTransactions v0 of one id as user, raw: (error code, {topic: partitions})."""
+    from kafka_wire import cstr, uvarint
+    r = tls_flexible_call(b, pki, user, 65, 0, uvarint(2) + cstr(txn_id) + uvarint(0))
+    r.take(">i")  # throttle
+    assert r.uvarint() - 1 == 1
+    code = r.take(">h")
+    assert r.cstr() == txn_id
+    r.cstr()  # state
+    r.take(">i")
+    r.take(">q")
+    r.take(">q")
+    r.take(">h")
+    topics = {}
+    for _ in range(r.uvarint() - 1):
+        name = r.cstr()
+        topics[name] = sorted(r.take(">i") for _ in range(r.uvarint() - 1))
+        r.tags()
+    r.tags()
+    return code, topics
+
+
+def test_acls_describe_transactions_shows_only_describable_topics(tmp_path, pki):
+    """DescribeTransactions lists, of a described transaction's partitions, only those of topics
+    the principal may DESCRIBE (KafkaApis.handleDescribeTransactionsRequest removes the others)."""
+    from confluent_kafka import Producer
+    b = start_acl_broker(tmp_path, pki)
+    try:
+        a = admin(b, pki)
+        create_topic(a, "seen", partitions=2)
+        create_topic(a, "secret")
+        create_acls(a, [binding("TRANSACTIONAL_ID", "tx", "User:alice", "WRITE"),
+                        binding("TOPIC", "seen", "User:alice", "WRITE"),
+                        binding("TOPIC", "secret", "User:alice", "WRITE"),
+                        binding("TRANSACTIONAL_ID", "tx", "User:carol", "DESCRIBE"),
+                        binding("TOPIC", "seen", "User:carol", "DESCRIBE")])
+        p = Producer(conf(b, pki, "alice", **{"transactional.id": "tx",
+                                             "message.timeout.ms": 10000}))
+        p.init_transactions(15)
+        p.begin_transaction()
+        for part in (0, 1):
+            p.produce("seen", value=b"s", partition=part)
+        p.produce("secret", value=b"x")
+        p.flush(15)  # the three partitions are in the open transaction
+        assert describe_txn_topics(b, pki, "admin", "tx") == (0, {"seen": [0, 1], "secret": [0]})
+        assert describe_txn_topics(b, pki, "carol", "tx") == (0, {"seen": [0, 1]})
+        assert ("Principal = User:carol is Denied operation = DESCRIBE from host = 127.0.0.1 on "
+                "resource = Topic:LITERAL:secret for request = DescribeTransactions") in b.log()
+        p.abort_transaction(15)
     finally:
         b.stop()

@@ -578,3 +578,27 @@ def test_admin_client_describe_and_alter(broker):
     with connect(broker) as s:
         assert handshake(s, "SCRAM-SHA-256")[0] == 0
         assert authenticate(s, ScramClient("SCRAM-SHA-256", "dave", "x").first())[0] == 58
+
+
+def test_user_name_with_a_carriage_return_survives_a_restart(tmp_path):
+    """AlterUserScramCredentials takes any name without a tab or newline; the scram-credentials
+    file keeps it whole ("a\\rb" came back "a" after a restart: the reader cut lines at '\\r')."""
+    from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechanism,
+                                       UserScramCredentialUpsertion)
+    b = start_sasl_broker(tmp_path)
+    try:
+        a = AdminClient({"bootstrap.servers": b.bootstrap})
+        up = UserScramCredentialUpsertion("car\rol", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096),
+                                          b"carol-secret", b"0123456789abcdef")
+        a.alter_user_scram_credentials([up])["car\rol"].result()
+        before = sorted(a.describe_user_scram_credentials().result())
+        assert before == ["alice", "car\rol"]
+        del a
+        assert b.stop() == 0
+        b.start()
+        a = AdminClient({"bootstrap.servers": b.bootstrap})
+        assert sorted(a.describe_user_scram_credentials().result()) == before
+        with connect(b) as s:  # and the credential is whole: carol logs in
+            assert scram_login(s, "car\rol", "carol-secret")[0] == 0
+    finally:
+        b.stop()

@@ -138,12 +138,73 @@ static void test_filters_remove_and_validation(void **state)
     assert_non_null(acl_binding_invalid(&bad));
 }
 
+/* Loads text as an ACL file: acl_store_load's result, the bindings in *s. */
+static int load_text(struct acl_store *s, const char *text)
+{
+    char path[] = "/tmp/test_authorizer_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    int rc = acl_store_load(s, path);
+    unlink(path);
+    return rc;
+}
+
+/* What the store accepts the file keeps: an empty host (CreateAcls takes one) is an empty
+ * field, not a missing one. The reader refuses what the writer never writes: a line of more
+ * than seven fields, a '%' without two hex digits, an escaped NUL, an over-long field. */
+static void test_file_keeps_every_binding_and_refuses_the_rest(void **state)
+{
+    (void)state;
+    struct acl_store s = {0};
+    add(&s, ACL_RES_TOPIC, ACL_PAT_LITERAL, "t", "User:a", "", ACL_OP_READ, ACL_PERM_ALLOW);
+    add(&s, ACL_RES_TOPIC, ACL_PAT_LITERAL, "t", "User:", "\r", ACL_OP_WRITE, ACL_PERM_DENY);
+    char path[] = "/tmp/test_authorizer_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(acl_store_save(&s, path), 0);
+    struct acl_store back = {0};
+    assert_int_equal(acl_store_load(&back, path), 0);
+    unlink(path);
+    assert_int_equal(back.n, s.n);
+    for (int i = 0; i < s.n; i++) {
+        assert_string_equal(back.acls[i].host, s.acls[i].host);
+        assert_string_equal(back.acls[i].principal, s.acls[i].principal);
+    }
+    acl_store_clear(&back);
+    acl_store_clear(&s);
+    static const char *const refused[] = {
+        "TOPIC\tLITERAL\tREAD\tALLOW\tt\tUser:a\t*\textra\n",
+        "TOPIC\tLITERAL\tREAD\tALLOW\tt%zz\tUser:a\t*\n",
+        "TOPIC\tLITERAL\tREAD\tALLOW\tt%4\tUser:a\t*\n",
+        "TOPIC\tLITERAL\tREAD\tALLOW\tt%00x\tUser:a\t*\n",
+        "TOPIC\tLITERAL\tREAD\tALLOW\tt\t\tUser:a\t*\n",
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        struct acl_store r = {0};
+        assert_int_equal(load_text(&r, refused[i]), -1);
+        acl_store_clear(&r);
+    }
+    char *longer = malloc(ACL_STRING_MAX + 64);
+    assert_non_null(longer);
+    int n = snprintf(longer, ACL_STRING_MAX + 64, "TOPIC\tLITERAL\tREAD\tALLOW\t%0*d\tUser:a\t*\n",
+                     ACL_STRING_MAX, 0);
+    assert_true(n > ACL_STRING_MAX);
+    struct acl_store r = {0};
+    assert_int_equal(load_text(&r, longer), -1); /* CreateAcls refuses such a name too */
+    acl_store_clear(&r);
+    free(longer);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_literal_implied_and_deny),
         cmocka_unit_test(test_prefixed_wildcards_and_configs),
         cmocka_unit_test(test_filters_remove_and_validation),
+        cmocka_unit_test(test_file_keeps_every_binding_and_refuses_the_rest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

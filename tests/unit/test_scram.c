@@ -113,12 +113,42 @@ static void test_credential_form(void **state)
     assert_int_not_equal(scram_credential_parse(SCRAM_SHA_256, "salt=@@,iterations=1", &back), 0);
 }
 
+/* The scram-credentials file's lines: a user name keeps every byte but tab and newline ('\r'
+ * included), blank and '#' lines are skipped, and the writer refuses what the reader could not
+ * read back. */
+static void test_credentials_line(void **state)
+{
+    (void)state;
+    struct scram_credential c, back;
+    static const uint8_t salt[16] = "0123456789abcdef";
+    assert_int_equal(scram_credential_make(SCRAM_SHA_512, "pw", 2, salt, sizeof(salt), 4096, &c), 0);
+    char line[1024], user[SCRAM_NAME_MAX];
+    enum scram_mechanism m;
+    assert_int_equal(scram_credentials_line_format(SCRAM_SHA_512, "car\rol", &c, line, sizeof(line)), 0);
+    assert_non_null(strstr(line, "SCRAM-SHA-512\tcar\rol\tsalt="));
+    assert_int_equal(scram_credentials_line_parse(line, &m, user, sizeof(user), &back), 0);
+    assert_int_equal(m, SCRAM_SHA_512);
+    assert_string_equal(user, "car\rol");
+    assert_memory_equal(back.stored_key, c.stored_key, 64);
+    assert_int_equal(back.iterations, 4096);
+    assert_int_equal(scram_credentials_line_parse("", &m, user, sizeof(user), &back), 1);
+    assert_int_equal(scram_credentials_line_parse("# x", &m, user, sizeof(user), &back), 1);
+    assert_int_equal(scram_credentials_line_format(SCRAM_SHA_512, "a\tb", &c, line, sizeof(line)), -1);
+    assert_int_equal(scram_credentials_line_format(SCRAM_SHA_512, "a\nb", &c, line, sizeof(line)), -1);
+    assert_int_equal(scram_credentials_line_format(SCRAM_SHA_512, "alice", &c, line, 40), -1);
+    assert_int_equal(scram_credentials_line_parse("SCRAM-SHA-512\talice", &m, user, sizeof(user), &back), -1);
+    assert_int_equal(scram_credentials_line_parse("SCRAM-SHA-1\talice\tsalt=", &m, user, sizeof(user), &back), -1);
+    assert_int_equal(scram_credentials_line_format(SCRAM_SHA_512, "alice", &c, line, sizeof(line)), 0);
+    assert_int_equal(scram_credentials_line_parse(line, &m, user, 5, &back), -1); /* "alice" needs 6 */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rfc7677_exchange),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_credential_form),
+        cmocka_unit_test(test_credentials_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
