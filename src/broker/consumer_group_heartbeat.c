@@ -153,6 +153,17 @@ enum request_status handle_consumer_group_heartbeat(struct broker *b, struct req
         resp->error_code = KERR_GROUP_AUTHORIZATION_FAILED; /* KafkaApis: READ on the group */
         return REQUEST_DONE;
     }
+    /* Kafka 4 (KAFKA-18813): a subscription naming a topic the principal may not DESCRIBE is
+     * refused whole with TOPIC_AUTHORIZATION_FAILED, before the coordinator sees it. */
+    bool described = true;
+    for (int32_t i = 0; i < req->n_subscribed_topic_names; i++) { /* each denial logged */
+        struct kstr t = req->subscribed_topic_names[i];
+        described &= authorize_kstr(b, r, ACL_OP_DESCRIBE, ACL_RES_TOPIC, t.ptr, t.len);
+    }
+    if (!described) {
+        resp->error_code = KERR_TOPIC_AUTHORIZATION_FAILED;
+        return REQUEST_DONE;
+    }
     resp->error_code = group_store_check(b, req->group_id.ptr);
     if (resp->error_code != KERR_NONE)
         return REQUEST_DONE;

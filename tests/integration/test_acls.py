@@ -700,3 +700,54 @@ def test_acls_describe_transactions_shows_only_describable_topics(tmp_path, pki)
         p.abort_transaction(15)
     finally:
         b.stop()
+
+
+def test_acls_kip848_heartbeat_and_describe_need_describe_on_the_topics(tmp_path, pki):
+    """Kafka 4 (KafkaApis.handleConsumerGroupHeartbeat / handleConsumerGroupDescribe,
+    KAFKA-18813): a ConsumerGroupHeartbeat whose subscription names a topic the principal may not
+    DESCRIBE answers TOPIC_AUTHORIZATION_FAILED (each denial logged), with only describable
+    topics it joins; ConsumerGroupDescribe of a group assigning a topic the principal may not
+    DESCRIBE answers only TOPIC_AUTHORIZATION_FAILED and Kafka's message."""
+    import struct
+    import uuid as uuidlib
+    from kafka_wire import cstr, uvarint
+    b = start_acl_broker(tmp_path, pki)
+    try:
+        a = admin(b, pki)
+        create_topic(a, "k")
+        create_topic(a, "secret")
+        create_acls(a, [binding("TOPIC", "k", "User:bob", "READ"),
+                        binding("GROUP", "g848", "User:bob", "READ")])
+
+        def heartbeat(topics):
+            member = uuidlib.uuid4().hex[:22]
+            body = (cstr("g848") + cstr(member) + struct.pack(">i", 0) + uvarint(0) + uvarint(0)
+                    + struct.pack(">i", 30000) + uvarint(len(topics) + 1)
+                    + b"".join(cstr(t) for t in topics) + uvarint(0) + uvarint(1) + uvarint(0))
+            r = tls_flexible_call(b, pki, "bob", 68, 0, body)
+            r.take(">i")  # throttle
+            return r.take(">h")
+        assert heartbeat(["k", "secret"]) == 29
+        assert ("Principal = User:bob is Denied operation = DESCRIBE from host = 127.0.0.1 on "
+                "resource = Topic:LITERAL:secret for request = ConsumerGroupHeartbeat with "
+                "resourceRefCount = 1 based on rule DefaultDeny\n") in b.log()
+        assert heartbeat(["k"]) == 0
+
+        # ConsumerGroupDescribe: carol may describe the group but not topic k it assigns.
+        def describe(user):
+            r = tls_flexible_call(b, pki, user, 69, 0, uvarint(2) + cstr("g848") + b"\x00" + uvarint(0))
+            r.take(">i")  # throttle
+            assert r.uvarint() - 1 == 1
+            code, message = r.take(">h"), r.cstr()
+            assert r.cstr() == "g848"
+            state = r.cstr()
+            return code, message, state
+        create_acls(a, [binding("GROUP", "g848", "User:carol", "DESCRIBE")])
+        assert describe("carol") == (29, "The group has described topic(s) that the client is not "
+                                         "authorized to describe.", "")
+        assert ("Principal = User:carol is Denied operation = DESCRIBE from host = 127.0.0.1 on "
+                "resource = Topic:LITERAL:k for request = ConsumerGroupDescribe") in b.log()
+        code, message, state = describe("admin")
+        assert code == 0 and message is None and state != "", (code, message, state)
+    finally:
+        b.stop()
