@@ -149,8 +149,11 @@ enum request_status handle_write_txn_markers(struct broker *b, struct request *r
     mw->errors = request_alloc(r, sizeof(*mw->errors) * (total + 1));
     if (mw->parts == NULL || mw->errors == NULL)
         return REQUEST_CLOSE;
-    /* KafkaApis: only a broker (CLUSTER_ACTION) writes markers. */
-    bool allowed = authorize(b, r, ACL_OP_CLUSTER_ACTION, ACL_RES_CLUSTER, ACL_CLUSTER_NAME, true);
+    /* KafkaApis: a broker (CLUSTER_ACTION) writes markers, and so does a principal with ALTER
+     * on the cluster (KIP-664: kafka-transactions.sh abort), asked first without logging its
+     * denial. */
+    bool allowed = authorize(b, r, ACL_OP_ALTER, ACL_RES_CLUSTER, ACL_CLUSTER_NAME, false) ||
+                   authorize(b, r, ACL_OP_CLUSTER_ACTION, ACL_RES_CLUSTER, ACL_CLUSTER_NAME, true);
     for (int32_t i = 0; i < nm; i++) {
         const struct write_txn_markers_request_writable_txn_marker *m = &req->markers[i];
         struct write_txn_markers_response_writable_txn_marker_result *mo = &resp->markers[i];

@@ -751,3 +751,33 @@ def test_acls_kip848_heartbeat_and_describe_need_describe_on_the_topics(tmp_path
         assert code == 0 and message is None and state != "", (code, message, state)
     finally:
         b.stop()
+
+
+def test_acls_write_txn_markers_by_alter_on_the_cluster(tmp_path, pki):
+    """WriteTxnMarkers needs CLUSTER_ACTION on the cluster or, first and without logging its
+    denial, ALTER on it (KafkaApis.handleWriteTxnMarkersRequest; KIP-664, so that an admin's
+    kafka-transactions.sh abort may end a hanging transaction)."""
+    import struct
+    from kafka_wire import cstr, uvarint
+    b = start_acl_broker(tmp_path, pki)
+    try:
+        a = admin(b, pki)
+        create_topic(a, "tm")
+
+        def markers(user):
+            body = (uvarint(2) + struct.pack(">qh", 4242, 0) + b"\x00" + uvarint(2) + cstr("tm")
+                    + uvarint(2) + struct.pack(">i", 0) + uvarint(0) + struct.pack(">i", 0)
+                    + uvarint(0) + uvarint(0))
+            r = tls_flexible_call(b, pki, user, 27, 1, body)
+            assert r.uvarint() - 1 == 1
+            assert r.take(">q") == 4242
+            assert r.uvarint() - 1 == 1
+            assert r.cstr() == "tm"
+            assert r.uvarint() - 1 == 1
+            assert r.take(">i") == 0
+            return r.take(">h")
+        assert markers("carol") == 31  # CLUSTER_AUTHORIZATION_FAILED
+        create_acls(a, [binding("BROKER", "kafka-cluster", "User:carol", "ALTER")])
+        assert markers("carol") == 0
+    finally:
+        b.stop()
