@@ -682,7 +682,8 @@ static void props_collect(void *arg, const char *key, const char *value)
 {
     struct props_collect *c = arg;
     const struct broker_key_def *def = config_catalog_broker_key(key);
-    if (def == NULL || (def->mode != BROKER_KEY_DYNAMIC && def->mode != BROKER_KEY_QUOTA)) {
+    if (!dynamic_config_listener_key(key) &&
+        (def == NULL || (def->mode != BROKER_KEY_DYNAMIC && def->mode != BROKER_KEY_QUOTA))) {
         LOG_WARN(WHO, "%s: %.64s is not a dynamic broker config gregor has: ignored", c->who,
                  key);
         return;

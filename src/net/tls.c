@@ -54,6 +54,7 @@ struct tls_server {
     struct tls_principal_rules *rules;
     char listener[64];
     char sig[TLS_SIG_MAX]; /* what ctx was built from (tls_server_reload compares) */
+    bool have_trust;       /* ctx has a trust store (a reload may not add one, as Kafka's) */
     bool ktls;             /* the kernel offers the tls ULP: SSL_OP_ENABLE_KTLS, SSL_sendfile */
 };
 
@@ -976,7 +977,7 @@ static int set_client_auth(struct build *bd, SSL_CTX *ctx, bool have_trust)
 }
 
 /* A listener's SSL_CTX from its keys (everything but the principal rules). */
-static SSL_CTX *ctx_build(struct build *bd, bool ktls)
+static SSL_CTX *ctx_build(struct build *bd, bool ktls, bool *have_trust_out)
 {
     ERR_clear_error();
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -1001,6 +1002,7 @@ static SSL_CTX *ctx_build(struct build *bd, bool ktls)
         return NULL;
     }
     ERR_clear_error();
+    *have_trust_out = have_trust;
     return ctx;
 }
 
@@ -1064,7 +1066,7 @@ static bool ktls_available(char *why, size_t len)
             snprintf(why, len, "the kernel's tls ULP is loaded");
             return true;
         }
-    snprintf(why, len, "the kernel offers no tls ULP (tcp_available_ulp: \"%s\"; CONFIG_TLS unset "
+    snprintf(why, len, "the kernel offers no tls ULP (tcp_available_ulp: \"%.120s\"; CONFIG_TLS unset "
              "or the tls module not loaded)", ulps);
     return false;
 #endif
@@ -1100,7 +1102,7 @@ struct tls_server *tls_server_create(const char *listener, tls_config_get_fn get
     const char *rules = cfg(&bd, "ssl.principal.mapping.rules", &rules_key);
     char rerr[256];
     signature(&bd, s->sig, sizeof(s->sig));
-    s->ctx = ctx_build(&bd, s->ktls);
+    s->ctx = ctx_build(&bd, s->ktls, &s->have_trust);
     if (s->ctx == NULL)
         goto bad;
     s->rules = tls_principal_rules_parse(rules, rerr, sizeof(rerr));
@@ -1213,9 +1215,14 @@ int tls_server_reload(struct tls_server *s, tls_config_get_fn get, void *arg, bo
     }
     char why[1024] = "";
     struct build quiet = {s->listener, get, arg, why, sizeof(why)};
-    SSL_CTX *ctx = ctx_build(&quiet, s->ktls);
+    bool have_trust = false;
+    SSL_CTX *ctx = ctx_build(&quiet, s->ktls, &have_trust);
     int rc = 1;
     if (ctx == NULL) {
+        rc = -1;
+    } else if (check && !s->have_trust && have_trust) {
+        snprintf(why, sizeof(why), "org.apache.kafka.common.config.ConfigException: Cannot add "
+                 "SSL truststore to an existing listener for which no truststore was configured.");
         rc = -1;
     } else if (check) {
         X509 *old = SSL_CTX_get0_certificate(s->ctx), *new = SSL_CTX_get0_certificate(ctx);
@@ -1231,6 +1238,7 @@ int tls_server_reload(struct tls_server *s, tls_config_get_fn get, void *arg, bo
         /* Connections already made keep the context they hold (SSL_new took a reference). */
         SSL_CTX_free(s->ctx);
         s->ctx = ctx;
+        s->have_trust = have_trust;
         memcpy(s->sig, sig, TLS_SIG_MAX);
     } else {
         SSL_CTX_free(ctx);

@@ -21,7 +21,7 @@ from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, 
 from conftest import ROOT
 from test_dynamic_broker_configs import _incremental_raw
 from test_tls import make_ca, make_cert, sh, start_tls_broker, stop_after  # noqa: F401
-from test_tls import OPENSSL, rdkafka_round_trip
+from test_tls import OPENSSL, api_versions_frame, rdkafka_round_trip, recv_exact
 
 INVALID_REQUEST = 42
 SET = AlterConfigOpType.SET
@@ -32,6 +32,9 @@ KS = "listener.name.ssl.ssl.keystore.location"
 def rpki(tmp_path_factory):
     d = str(tmp_path_factory.mktemp("rpki"))
     make_ca(d, "ca")
+    make_ca(d, "otherca")
+    make_cert(d, "ca", "alice", "/CN=alice")
+    make_cert(d, "otherca", "bob", "/CN=bob")
     san = "IP:127.0.0.1,DNS:localhost"
     for name, subj, s in (("one", "/CN=localhost", san), ("two", "/CN=localhost", san),
                           ("three", "/CN=localhost", san), ("other", "/CN=other", san),
@@ -51,13 +54,19 @@ def der(path):
     return ssl.PEM_cert_to_DER_cert(open(path).read())
 
 
-def served_cert(b, pki):
-    """The DER certificate a new TLS connection to b's SSL listener is given."""
+def served_cert(b, pki, client=None):
+    """The DER certificate a new TLS connection to b's SSL listener is given (presenting the
+    client certificate named, if any)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.load_verify_locations(pki("ca.pem"))
+    if client:
+        ctx.load_cert_chain(pki(client + ".pem"), pki(client + ".key"))
     with socket.create_connection(("127.0.0.1", b.ssl_port), timeout=5) as raw:
         with ctx.wrap_socket(raw, server_hostname="localhost") as s:
-            return s.getpeercert(binary_form=True)
+            cert = s.getpeercert(binary_form=True)
+            s.sendall(api_versions_frame(41))  # TLS 1.3: a refused client learns it on reading
+            assert recv_exact(s, 4)
+            return cert
 
 
 def start(tmp_path, pki, keystore, name="data", extra=None):
@@ -65,10 +74,10 @@ def start(tmp_path, pki, keystore, name="data", extra=None):
                                        "ssl.keystore.location": keystore}, name=name, extra=extra)
 
 
-def alter(b, **kv):
-    """IncrementalAlterConfigs SET on broker 0 (k__with__dots=value): the result, or raises."""
+def alter(b, broker_id="0", **kv):
+    """IncrementalAlterConfigs SET on broker_id (k__with__dots=value): the result, or raises."""
     a = AdminClient({"bootstrap.servers": b.bootstrap})
-    res = ConfigResource(ConfigResource.Type.BROKER, "0", incremental_configs=[
+    res = ConfigResource(ConfigResource.Type.BROKER, broker_id, incremental_configs=[
         ConfigEntry(k.replace("__", "."), v, incremental_operation=SET) for k, v in kv.items()])
     return a.incremental_alter_configs([res])[res].result(20)
 
@@ -141,7 +150,7 @@ def test_new_connections_get_the_new_certificate_while_a_consumer_keeps_fetching
     assert got[KS].source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
     pw = got["listener.name.ssl.ssl.keystore.password"]
     assert pw.is_sensitive and pw.value is None
-    assert "SSL context reloaded in" in b.log()
+    assert "SSL context reloaded (new connections get it" in b.log()
 
 
 def test_same_path_reloads_the_file_changed_on_disk(tmp_path, rpki, stop_after):
@@ -189,6 +198,27 @@ def test_broken_keystore_refused_and_the_old_one_keeps_serving(tmp_path, rpki, s
     assert served_cert(b, rpki) == der(rpki("one.pem"))
     assert KS not in describe(b)
     rdkafka_round_trip(b, rpki, n=50)
+
+
+def test_truststore_reload_and_no_truststore_added(tmp_path, rpki, stop_after):
+    b = start(tmp_path, rpki, rpki("one.keystore.pem"), extra={
+        "ssl.client.auth": "required", "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": rpki("ca.pem")})
+    stop_after(b)
+    served_cert(b, rpki, client="alice")
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        served_cert(b, rpki, client="bob")
+    alter_ok(b, listener__name__ssl__ssl__truststore__location=rpki("otherca.pem"))
+    served_cert(b, rpki, client="bob")
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        served_cert(b, rpki, client="alice")
+    plain = start(tmp_path, rpki, rpki("one.keystore.pem"), name="notrust")
+    stop_after(plain)
+    msg = alter_refused(plain, listener__name__ssl__ssl__truststore__type="PEM",
+                        listener__name__ssl__ssl__truststore__location=rpki("ca.pem"))
+    assert msg == ("Validation of dynamic config update of SSLFactory failed: "
+                   "org.apache.kafka.common.config.ConfigException: Cannot add SSL truststore to "
+                   "an existing listener for which no truststore was configured."), msg
 
 
 def test_per_listener_and_per_broker_only(tmp_path, rpki, stop_after):
@@ -256,3 +286,43 @@ def test_ktls_path_is_logged_and_tls_fetch_works(tmp_path, rpki, stop_after):
         assert "Fetch copies file ranges through SSL_write" in log, log
     assert log.count("kTLS") == 1  # once per listener
     rdkafka_round_trip(b, rpki, n=200)
+
+
+def test_cluster_keeps_the_listener_keystore_in_zookeeper(tmp_path, rpki):
+    """On ZooKeeper the per-broker value lives in /config/brokers/<id>; the broker applies it
+    when the change notification comes, and again after a restart."""
+    import json
+    from conftest import Broker, free_port
+    from test_cluster_topics import stop_all, zk_get
+    from zk_fixture import ZooKeeperServer, wait_until, zookeeper_available
+    if not zookeeper_available():
+        pytest.fail("Debian's zookeeper package is needed: make test-deps installs it",
+                    pytrace=False)
+    z = ZooKeeperServer()
+    z.start()
+    brokers = []
+    try:
+        port, ssl_port = free_port(), free_port()
+        b = Broker(str(tmp_path / "data1"), port=port, overrides={
+            "broker.id": 1, "zookeeper.connect": z.connect + "/tlsreload",
+            "listeners": "PLAINTEXT://127.0.0.1:%d,SSL://127.0.0.1:%d" % (port, ssl_port),
+            "ssl.keystore.type": "PEM", "ssl.keystore.location": rpki("one.keystore.pem"),
+            "controlled.shutdown.max.retries": 1})
+        b.ssl_port = ssl_port
+        brokers.append(b.start())
+        wait_until(lambda: AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(
+            timeout=10).controller_id == 1, 20, what="the broker is the controller")
+        assert served_cert(b, rpki) == der(rpki("one.pem"))
+        alter_ok(b, broker_id="1", **ks(rpki("two.keystore.pem")))
+        assert json.loads(zk_get(z, "/tlsreload/config/brokers/1")[0]) == \
+            {"version": 1, "config": {KS: rpki("two.keystore.pem")}}
+        wait_until(lambda: served_cert(b, rpki) == der(rpki("two.pem")), 10,
+                   what="the new certificate served")
+        msg = alter_refused(b, broker_id="1", **ks(rpki("other.keystore.pem")))
+        assert "Keystore DistinguishedName does not match:" in msg, msg
+        b.stop()
+        b.start()
+        assert served_cert(b, rpki) == der(rpki("two.pem"))
+    finally:
+        stop_all(brokers)
+        z.stop()
