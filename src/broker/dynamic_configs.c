@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "broker/broker.h"
@@ -229,11 +230,32 @@ static const char *listener_get(void *arg, const char *key, const char **key_use
  * checks a new key store (check), installed for new connections (commit). KERR_NONE, or
  * INVALID_REQUEST with Kafka's message. The build is file I/O and parsing on the loop: a rare
  * admin action, timed in the log. */
-static int listeners_reconfigure(struct broker *b, const struct broker_config *c, bool check,
-                                 bool commit, char *msg, size_t msglen)
+#define ALL_LISTENERS (~0u)
+
+/* The listeners (bit i: b->cfg.listeners[i]) whose listener.name.<l>.ssl.* keys ops name:
+ * Kafka reconfigures a listener's SSL only when its own keys are in the request (an unrelated
+ * alter leaves a changed store file alone). */
+static unsigned listeners_named(const struct broker *b, const struct dynamic_config_op *ops, int nops)
+{
+    unsigned mask = 0;
+    for (int k = 0; k < nops; k++) {
+        if (listener_ssl_base(ops[k].key) == NULL)
+            continue;
+        const char *name = ops[k].key + 14;
+        size_t len = (size_t)(strchr(name, '.') - name);
+        for (int i = 0; i < b->cfg.n_listeners && i < BROKER_MAX_LISTENERS; i++)
+            if (strlen(b->cfg.listeners[i].name) == len &&
+                strncasecmp(b->cfg.listeners[i].name, name, len) == 0)
+                mask |= 1u << i;
+    }
+    return mask;
+}
+
+static int listeners_reconfigure(struct broker *b, const struct broker_config *c, unsigned which,
+                                 bool check, bool commit, char *msg, size_t msglen)
 {
     for (int i = 0; i < b->cfg.n_listeners && i < BROKER_MAX_LISTENERS; i++) {
-        if (b->tls[i] == NULL)
+        if (b->tls[i] == NULL || !(which & (1u << i)))
             continue;
         struct listener_arg arg = {c, b->cfg.listeners[i].name};
         int64_t t0 = mono_us();
@@ -251,7 +273,7 @@ static int listeners_reconfigure(struct broker *b, const struct broker_config *c
 /* Recomputes the broker's config from static + cluster default + per-broker and applies what
  * changes without restart: the log defaults of every topic without an override, the
  * connection limits, the number of replica fetchers and the replication throttle rates. */
-static void apply(struct broker *b, bool check_listeners)
+static void apply(struct broker *b, unsigned listeners, bool check_listeners)
 {
     struct broker_config *c = malloc(sizeof(*c));
     GREGOR_ASSERT(c != NULL);
@@ -277,7 +299,8 @@ static void apply(struct broker *b, bool check_listeners)
     GREGOR_ASSERT(c->security.used >= b->static_cfg.security.used);
     b->cfg.security = c->security;
     char err[1024];
-    if (listeners_reconfigure(b, &b->cfg, check_listeners, true, err, sizeof(err)) != KERR_NONE)
+    if (listeners_reconfigure(b, &b->cfg, listeners, check_listeners, true, err, sizeof(err)) !=
+        KERR_NONE)
         LOG_WARN(WHO, "listener SSL configs not applied (the old ones keep serving): %s", err);
     free(c);
     broker_log_defaults(b, &b->cfg.log);
@@ -376,7 +399,7 @@ int dynamic_configs_load(struct broker *b)
     if (rc == 0) {
         LOG_INFO(WHO, "Loaded %d per-broker and %d cluster-default dynamic configs from %s",
                  b->dyn_broker.n, b->dyn_default.n, path);
-        apply(b, false); /* at start the stored key store is used as it is, as Kafka's */
+        apply(b, ALL_LISTENERS, false); /* at start the stored key store is used as it is, as Kafka's */
     }
     return rc;
 }
@@ -466,8 +489,8 @@ static int apply_op(const struct dynamic_config_op *op, struct broker_props *p, 
 
 /* Kafka's DynamicBrokerConfig.validateConfigs: read-only keys named together, then each value
  * (ConfigException -> INVALID_REQUEST, as Kafka answers it). */
-static int validate(struct broker *b, const struct broker_props *p, bool is_default, char *msg,
-                    size_t msglen)
+static int validate(struct broker *b, const struct broker_props *p, bool is_default,
+                    unsigned listeners, char *msg, size_t msglen)
 {
     char ro[400] = "";
     size_t o = 0;
@@ -510,7 +533,7 @@ static int validate(struct broker *b, const struct broker_props *p, bool is_defa
     /* A new key store is loaded and checked before it is stored (Kafka's validateReconfiguration):
      * the per-broker keys over the static ones, as apply() will combine them. */
     if (e == KERR_NONE && !is_default)
-        e = listeners_reconfigure(b, scratch, true, false, msg, msglen);
+        e = listeners_reconfigure(b, scratch, listeners, true, false, msg, msglen);
     free(scratch);
     return e;
 }
@@ -556,7 +579,7 @@ int dynamic_configs_alter_answered(struct broker *b, const char *resource,
     for (int i = 0; i < nops && e == KERR_NONE; i++)
         e = apply_op(&ops[i], next, is_default, msg, msglen);
     if (e == KERR_NONE)
-        e = validate(b, next, is_default, msg, msglen);
+        e = validate(b, next, is_default, listeners_named(b, ops, nops), msg, msglen);
     if (e == KERR_NONE && !validate_only && b->cluster != NULL) {
         GREGOR_ASSERT(ans != NULL);
         e = cluster_write_broker(b, resource, next, ans, msg, msglen);
@@ -568,7 +591,7 @@ int dynamic_configs_alter_answered(struct broker *b, const char *resource,
             *cur = *next;
             LOG_INFO(WHO, "%s dynamic configs updated (%d keys)",
                      is_default ? "Cluster-default" : "Per-broker", cur->n);
-            apply(b, true);
+            apply(b, listeners_named(b, ops, nops), true);
         }
     }
     free(next);
@@ -726,7 +749,9 @@ void dynamic_configs_cluster_sync(struct broker *b)
     if (broker_changed) {
         LOG_INFO(WHO, "Dynamic broker configs from ZooKeeper: %d per-broker, %d cluster-default",
                  b->dyn_broker.n, b->dyn_default.n);
-        apply(b, b->cluster_configs_applied != 0);
+        /* Which listener keys the change named is not known here: each listener is rebuilt
+         * if what it is built from changed. */
+        apply(b, ALL_LISTENERS, b->cluster_configs_applied != 0);
     }
     for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t)) {
         const struct cluster_topic *ct = cluster_topic_find(b->cluster, t->name);

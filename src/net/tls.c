@@ -1085,12 +1085,16 @@ struct tls_server *tls_server_create(const char *listener, tls_config_get_fn get
     snprintf(s->listener, sizeof(s->listener), "%s", listener);
     char why[300];
     s->ktls = ktls_available(why, sizeof(why));
+    /* Tests only: the sendfile op without kTLS, so its fallback (a connection whose records
+     * the kernel did not take) runs on a machine without the tls ULP. */
+    const char *force = getenv("GREGOR_TLS_SENDFILE_OP");
+    bool sendfile_op = s->ktls || (force != NULL && strcmp(force, "1") == 0);
     s->ops = (struct transport_ops){
         .name = "TLS",
         .open = tls_open,
         .read = tls_read,
         .writev = tls_writev,
-        .sendfile = s->ktls ? tls_sendfile : NULL, /* NULL: conn.c copies file ranges */
+        .sendfile = sendfile_op ? tls_sendfile : NULL, /* NULL: conn.c copies file ranges */
         .wants = tls_wants,
         .shutdown = tls_shutdown,
         .close = tls_close,
@@ -1116,7 +1120,8 @@ struct tls_server *tls_server_create(const char *listener, tls_config_get_fn get
                  "SSL_sendfile where the kernel takes a connection's records", listener, why);
     else
         LOG_INFO(WHO, "Listener %s: kTLS unavailable (%s): Fetch copies file ranges through "
-                 "SSL_write", listener, why);
+                 "SSL_write%s", listener, why,
+                 sendfile_op ? " in the transport's sendfile (GREGOR_TLS_SENDFILE_OP=1)" : "");
     ERR_clear_error();
     return s;
 bad:

@@ -160,6 +160,8 @@ def test_same_path_reloads_the_file_changed_on_disk(tmp_path, rpki, stop_after):
     stop_after(b)
     shutil.copy(rpki("two.keystore.pem"), path)
     assert served_cert(b, rpki) == der(rpki("one.pem"))  # read once: no alter, no reload
+    alter_ok(b, log__retention__ms="7200000")  # another key: the listener is left alone
+    assert served_cert(b, rpki) == der(rpki("one.pem"))
     alter_ok(b, **ks(path))  # the path the static config names
     assert served_cert(b, rpki) == der(rpki("two.pem"))
     time.sleep(0.01)
@@ -326,3 +328,15 @@ def test_cluster_keeps_the_listener_keystore_in_zookeeper(tmp_path, rpki):
     finally:
         stop_all(brokers)
         z.stop()
+
+
+def test_ktls_fallback_inside_the_sendfile_op(tmp_path, rpki, stop_after, monkeypatch):
+    """A kTLS listener's sendfile op copies one record through SSL_write for a connection the
+    kernel did not take; GREGOR_TLS_SENDFILE_OP=1 installs the op without kTLS so that branch
+    runs here: a consumer reads back every record, of many sizes, byte for byte."""
+    monkeypatch.setenv("GREGOR_TLS_SENDFILE_OP", "1")
+    b = start(tmp_path, rpki, rpki("one.keystore.pem"))
+    stop_after(b)
+    assert "in the transport's sendfile (GREGOR_TLS_SENDFILE_OP=1)" in b.log() or \
+        "kTLS available" in b.log()
+    rdkafka_round_trip(b, rpki, n=400)
