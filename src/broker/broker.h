@@ -446,6 +446,11 @@ int dynamic_configs_load(struct broker *b);
  * fuzz target; dynamic_configs_load reads the file through it. */
 int dynamic_configs_parse(const char *text, size_t len, struct broker_props *broker,
                           struct broker_props *dflt, int *bad_line);
+/* listener.name.<l>.<key> for a key Kafka reconfigures at runtime (KIP-226's key and trust
+ * stores): a per-broker dynamic config of its own; whether a key is one of Kafka's PASSWORD
+ * keys (DescribeConfigs: sensitive, no value). */
+bool dynamic_config_listener_key(const char *key);
+bool dynamic_config_sensitive(const char *key);
 struct dynamic_config_op {
     const char *key;
     const char *value;               /* NULL: delete */

@@ -182,6 +182,33 @@ static int describe_broker(struct broker *b, struct request *r, bool include_syn
         }
         broker_synonyms(b, r, c, keys, nkeys, SYNONYMS_CAP, !cluster_default);
     }
+    /* The dynamic listener SSL keys (listener.name.<l>.ssl.keystore.location, ...): Kafka's
+     * PASSWORD ones sensitive, their value null. Per-broker only, so never in the default. */
+    for (int i = 0; !cluster_default && i < b->dyn_broker.n; i++) {
+        const struct broker_prop *p = &b->dyn_broker.v[i];
+        if (!dynamic_config_listener_key(p->key) || !wanted(res, p->key))
+            continue;
+        bool sensitive = dynamic_config_sensitive(p->key);
+        config_out *c = &configs[k++];
+        c->name = kstr_of(p->key);
+        c->value = sensitive ? kstr_null() : kstr_of(request_strdup(r, p->value));
+        c->read_only = false;
+        c->config_source = CONFIG_SOURCE_DYNAMIC_BROKER;
+        c->is_default = false;
+        c->is_sensitive = sensitive;
+        c->config_type = (int8_t)(sensitive ? CONFIG_TYPE_PASSWORD : CONFIG_TYPE_STRING);
+        c->documentation = kstr_null();
+        c->n_synonyms = 0;
+        if (!include_synonyms)
+            continue;
+        RESP_ARRAY(r, c->synonyms, 1);
+        if (c->synonyms != NULL) {
+            c->synonyms[0].name = c->name;
+            c->synonyms[0].value = c->value;
+            c->synonyms[0].source = CONFIG_SOURCE_DYNAMIC_BROKER;
+            c->n_synonyms = 1;
+        }
+    }
     return k;
 }
 
@@ -192,8 +219,9 @@ static void describe_one(struct broker *b, struct request *r, bool include_synon
     out->resource_type = res->resource_type;
     out->resource_name = res->resource_name.ptr ? res->resource_name : kstr_of("");
     out->error_message = kstr_null();
-    int cap = config_catalog_ntopics > config_catalog_nbroker ? config_catalog_ntopics
-                                                              : config_catalog_nbroker;
+    int cap = (config_catalog_ntopics > config_catalog_nbroker ? config_catalog_ntopics
+                                                               : config_catalog_nbroker) +
+              BROKER_PROPS_MAX; /* + the dynamic listener keys */
     int denied = authorize_config_resource(b, r, res->resource_type, res->resource_name.ptr,
                                            res->resource_name.len, ACL_OP_DESCRIBE_CONFIGS);
     if (denied != KERR_NONE) {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "broker/broker.h"
@@ -19,6 +20,7 @@
 #include "log/fileio.h"
 #include "log/logdir.h"
 #include "net/conn.h"
+#include "net/tls.h"
 
 #define WHO "DynamicBrokerConfig"
 #define DYNAMIC_CONFIGS_FILE "dynamic-broker-configs"
@@ -183,10 +185,95 @@ static int save(const struct broker *b, const struct broker_props *dyn_broker,
     return rc;
 }
 
+/* ---- listener SSL configs (KIP-226): listener.name.<l>.ssl.keystore.* and .truststore.* ---- */
+
+/* The ssl.* key a listener.name.<l>.ssl.* key names, else NULL. */
+static const char *listener_ssl_base(const char *key)
+{
+    if (strncmp(key, "listener.name.", 14) != 0)
+        return NULL;
+    const char *dot = strchr(key + 14, '.');
+    return dot != NULL && dot > key + 14 && strncmp(dot + 1, "ssl.", 4) == 0 ? dot + 1 : NULL;
+}
+
+bool dynamic_config_listener_key(const char *key)
+{
+    const char *base = listener_ssl_base(key);
+    return base != NULL && tls_key_reconfigurable(base);
+}
+
+/* Kafka's PASSWORD keys among them: DescribeConfigs answers them sensitive, without value. */
+bool dynamic_config_sensitive(const char *key)
+{
+    const char *base = listener_ssl_base(key);
+    if (base == NULL)
+        base = key;
+    size_t n = strlen(base);
+    return (n > 9 && strcmp(base + n - 9, ".password") == 0) || strcmp(base, "ssl.keystore.key") == 0 ||
+           strcmp(base, "ssl.keystore.certificate.chain") == 0 ||
+           strcmp(base, "ssl.truststore.certificates") == 0;
+}
+
+struct listener_arg {
+    const struct broker_config *cfg;
+    const char *listener;
+};
+
+static const char *listener_get(void *arg, const char *key, const char **key_used)
+{
+    const struct listener_arg *a = arg;
+    return broker_security_prop(a->cfg, a->listener, key, key_used);
+}
+
+/* Each TLS listener's context against the keys of c: rebuilt where what it is built from
+ * changed (a value, or a store file's modification time), checked as Kafka's SslFactory
+ * checks a new key store (check), installed for new connections (commit). KERR_NONE, or
+ * INVALID_REQUEST with Kafka's message. The build is file I/O and parsing on the loop: a rare
+ * admin action, timed in the log. */
+#define ALL_LISTENERS (~0u)
+
+/* The listeners (bit i: b->cfg.listeners[i]) whose listener.name.<l>.ssl.* keys ops name:
+ * Kafka reconfigures a listener's SSL only when its own keys are in the request (an unrelated
+ * alter leaves a changed store file alone). */
+static unsigned listeners_named(const struct broker *b, const struct dynamic_config_op *ops, int nops)
+{
+    unsigned mask = 0;
+    for (int k = 0; k < nops; k++) {
+        if (listener_ssl_base(ops[k].key) == NULL)
+            continue;
+        const char *name = ops[k].key + 14;
+        size_t len = (size_t)(strchr(name, '.') - name);
+        for (int i = 0; i < b->cfg.n_listeners && i < BROKER_MAX_LISTENERS; i++)
+            if (strlen(b->cfg.listeners[i].name) == len &&
+                strncasecmp(b->cfg.listeners[i].name, name, len) == 0)
+                mask |= 1u << i;
+    }
+    return mask;
+}
+
+static int listeners_reconfigure(struct broker *b, const struct broker_config *c, unsigned which,
+                                 bool check, bool commit, char *msg, size_t msglen)
+{
+    for (int i = 0; i < b->cfg.n_listeners && i < BROKER_MAX_LISTENERS; i++) {
+        if (b->tls[i] == NULL || !(which & (1u << i)))
+            continue;
+        struct listener_arg arg = {c, b->cfg.listeners[i].name};
+        int64_t t0 = mono_us();
+        int rc = tls_server_reload(b->tls[i], listener_get, &arg, check, commit, msg, msglen);
+        if (rc < 0)
+            return KERR_INVALID_REQUEST;
+        if (rc > 0)
+            LOG_INFO(WHO, "Listener %s: SSL context %s in %.1f ms", b->cfg.listeners[i].name,
+                     commit ? "reloaded (new connections get it; those open keep theirs)"
+                            : "loaded and checked", (double)(mono_us() - t0) / 1000.0);
+    }
+    return KERR_NONE;
+}
+
 /* Recomputes the broker's config from static + cluster default + per-broker and applies what
  * changes without restart: the log defaults of every topic without an override, the
  * connection limits, the number of replica fetchers and the replication throttle rates. */
-static void apply(struct broker *b)
+static void apply(struct broker *b, unsigned listeners, bool check_listeners)
 {
     struct broker_config *c = malloc(sizeof(*c));
     GREGOR_ASSERT(c != NULL);
@@ -208,6 +295,13 @@ static void apply(struct broker *b)
      * none; the rates now measured stay (ReplicationQuotaManager.updateQuota). */
     b->cfg.leader_replication_throttled_rate = c->leader_replication_throttled_rate;
     b->cfg.follower_replication_throttled_rate = c->follower_replication_throttled_rate;
+    /* The static ssl.* keys come first, byte for byte as before: what points into them holds. */
+    GREGOR_ASSERT(c->security.used >= b->static_cfg.security.used);
+    b->cfg.security = c->security;
+    char err[1024];
+    if (listeners_reconfigure(b, &b->cfg, listeners, check_listeners, true, err, sizeof(err)) !=
+        KERR_NONE)
+        LOG_WARN(WHO, "listener SSL configs not applied (the old ones keep serving): %s", err);
     free(c);
     broker_log_defaults(b, &b->cfg.log);
     if (b->net != NULL)
@@ -305,7 +399,7 @@ int dynamic_configs_load(struct broker *b)
     if (rc == 0) {
         LOG_INFO(WHO, "Loaded %d per-broker and %d cluster-default dynamic configs from %s",
                  b->dyn_broker.n, b->dyn_default.n, path);
-        apply(b);
+        apply(b, ALL_LISTENERS, false); /* at start the stored key store is used as it is, as Kafka's */
     }
     return rc;
 }
@@ -331,21 +425,43 @@ static int check_resource(const struct broker *b, const char *name, char *msg, s
     return KERR_NONE;
 }
 
-static int apply_op(const struct dynamic_config_op *op, struct broker_props *p, char *msg,
-                    size_t msglen)
+static int apply_op(const struct dynamic_config_op *op, struct broker_props *p, bool is_default,
+                    char *msg, size_t msglen)
 {
     const struct broker_key_def *def = config_catalog_broker_key(op->key);
+    /* Kafka's DynamicBrokerConfig.validateConfigs on listener SSL keys. */
+    if (strncmp(op->key, "ssl.", 4) == 0 && tls_key_reconfigurable(op->key)) {
+        snprintf(msg, msglen, "These security configs can be dynamically updated only "
+                 "per-listener using the listener prefix: Set(%s)", op->key);
+        return KERR_INVALID_REQUEST;
+    }
+    bool listener_key = dynamic_config_listener_key(op->key);
+    if (listener_ssl_base(op->key) != NULL && !listener_key) {
+        snprintf(msg, msglen, "Cannot update these configs dynamically: Set(%s)", op->key);
+        return KERR_INVALID_REQUEST;
+    }
+    if (listener_key && is_default) {
+        snprintf(msg, msglen, "Cannot update these configs at default cluster level, broker id "
+                 "must be specified: Set(%s)", op->key);
+        return KERR_INVALID_REQUEST;
+    }
     if (op->op == 1) {
         broker_props_del(p, op->key);
         return KERR_NONE;
     }
-    if (def == NULL) {
+    if (listener_key && op->op != 0) {
+        snprintf(msg, msglen, "Config value %s is not allowed for config key: %s",
+                 op->op == 2 ? "append" : "subtract", op->key);
+        return KERR_INVALID_CONFIG;
+    }
+    if (def == NULL && !listener_key) {
         snprintf(msg, msglen, "Unknown broker config name: %s (gregor updates only the broker "
                  "configs it has)", op->key);
         return KERR_INVALID_CONFIG;
     }
     char value[BROKER_PROP_VALUE_MAX];
     if (op->op == 2 || op->op == 3) {
+        GREGOR_ASSERT(def != NULL);
         if (def->type != CONFIG_TYPE_LIST) {
             snprintf(msg, msglen, "Config value %s is not allowed for config key: %s",
                      op->op == 2 ? "append" : "subtract", op->key);
@@ -373,13 +489,16 @@ static int apply_op(const struct dynamic_config_op *op, struct broker_props *p, 
 
 /* Kafka's DynamicBrokerConfig.validateConfigs: read-only keys named together, then each value
  * (ConfigException -> INVALID_REQUEST, as Kafka answers it). */
-static int validate(const struct broker *b, const struct broker_props *p, char *msg, size_t msglen)
+static int validate(struct broker *b, const struct broker_props *p, bool is_default,
+                    unsigned listeners, char *msg, size_t msglen)
 {
     char ro[400] = "";
     size_t o = 0;
     for (int i = 0; i < p->n; i++) {
         const struct broker_key_def *def = config_catalog_broker_key(p->v[i].key);
-        GREGOR_ASSERT(def != NULL);
+        GREGOR_ASSERT(def != NULL || dynamic_config_listener_key(p->v[i].key));
+        if (def == NULL)
+            continue;
         if (def->mode == BROKER_KEY_READ_ONLY && o < sizeof(ro))
             o += (size_t)snprintf(ro + o, sizeof(ro) - o, "%s%s", o ? ", " : "", p->v[i].key);
     }
@@ -393,6 +512,11 @@ static int validate(const struct broker *b, const struct broker_props *p, char *
     int e = KERR_NONE;
     for (int i = 0; i < p->n && e == KERR_NONE; i++) {
         const struct broker_key_def *def = config_catalog_broker_key(p->v[i].key);
+        if (def == NULL) { /* a listener SSL key: checked by building its context below */
+            if (broker_config_set(scratch, p->v[i].key, p->v[i].value, msg, msglen) != 0)
+                e = KERR_INVALID_REQUEST;
+            continue;
+        }
         /* A key of its own (no topic config behind it) is checked against its type. */
         const struct topic_config_def typed = {.name = def->name, .type = def->type,
                                                .check = CHECK_NONE};
@@ -406,6 +530,10 @@ static int validate(const struct broker *b, const struct broker_props *p, char *
                  log_cleaner_validate_threads(b, scratch->log_cleaner.threads, msg, msglen) != 0)
             e = KERR_INVALID_REQUEST;
     }
+    /* A new key store is loaded and checked before it is stored (Kafka's validateReconfiguration):
+     * the per-broker keys over the static ones, as apply() will combine them. */
+    if (e == KERR_NONE && !is_default)
+        e = listeners_reconfigure(b, scratch, listeners, true, false, msg, msglen);
     free(scratch);
     return e;
 }
@@ -449,9 +577,9 @@ int dynamic_configs_alter_answered(struct broker *b, const char *resource,
     else
         *next = *cur;
     for (int i = 0; i < nops && e == KERR_NONE; i++)
-        e = apply_op(&ops[i], next, msg, msglen);
+        e = apply_op(&ops[i], next, is_default, msg, msglen);
     if (e == KERR_NONE)
-        e = validate(b, next, msg, msglen);
+        e = validate(b, next, is_default, listeners_named(b, ops, nops), msg, msglen);
     if (e == KERR_NONE && !validate_only && b->cluster != NULL) {
         GREGOR_ASSERT(ans != NULL);
         e = cluster_write_broker(b, resource, next, ans, msg, msglen);
@@ -463,7 +591,7 @@ int dynamic_configs_alter_answered(struct broker *b, const char *resource,
             *cur = *next;
             LOG_INFO(WHO, "%s dynamic configs updated (%d keys)",
                      is_default ? "Cluster-default" : "Per-broker", cur->n);
-            apply(b);
+            apply(b, listeners_named(b, ops, nops), true);
         }
     }
     free(next);
@@ -577,7 +705,8 @@ static void props_collect(void *arg, const char *key, const char *value)
 {
     struct props_collect *c = arg;
     const struct broker_key_def *def = config_catalog_broker_key(key);
-    if (def == NULL || (def->mode != BROKER_KEY_DYNAMIC && def->mode != BROKER_KEY_QUOTA)) {
+    if (!dynamic_config_listener_key(key) &&
+        (def == NULL || (def->mode != BROKER_KEY_DYNAMIC && def->mode != BROKER_KEY_QUOTA))) {
         LOG_WARN(WHO, "%s: %.64s is not a dynamic broker config gregor has: ignored", c->who,
                  key);
         return;
@@ -620,7 +749,9 @@ void dynamic_configs_cluster_sync(struct broker *b)
     if (broker_changed) {
         LOG_INFO(WHO, "Dynamic broker configs from ZooKeeper: %d per-broker, %d cluster-default",
                  b->dyn_broker.n, b->dyn_default.n);
-        apply(b);
+        /* Which listener keys the change named is not known here: each listener is rebuilt
+         * if what it is built from changed. */
+        apply(b, ALL_LISTENERS, b->cluster_configs_applied != 0);
     }
     for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t)) {
         const struct cluster_topic *ct = cluster_topic_find(b->cluster, t->name);

@@ -1,7 +1,8 @@
 /* tls: the TLS transport over OpenSSL 3. A listener's SSL_CTX is built once from Kafka's ssl.*
  * keys (PEM files or inline PEM, PKCS#12, trust stores, client auth, protocols, ciphers); each
  * connection is an SSL in server mode on a non-blocking socket, WANT_READ/WANT_WRITE reported
- * to conn.c through `wants`, and no sendfile (records are encrypted here, so conn.c copies). */
+ * to conn.c through `wants`. File ranges: SSL_sendfile where the kernel does TLS (kTLS), else
+ * no sendfile (records are encrypted here, so conn.c copies). Contexts reload at runtime. */
 #include "net/tls.h"
 
 #include <arpa/inet.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -21,6 +23,7 @@
 #include <openssl/pkcs12.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "common/logging.h"
 #include "common/util.h"
@@ -41,11 +44,18 @@ struct tls_principal_rules {
     struct tls_rule rule[TLS_RULES_MAX];
 };
 
+#define TLS_SIG_MAX 4096 /* the reconfigurable keys' values and their files' identities */
+#define TLS_KTLS_CHUNK (16 * 1024) /* a kTLS listener's file range copied when a connection has
+                                      no kernel record layer (one TLS record) */
+
 struct tls_server {
     struct transport_ops ops; /* first: a connection finds its server from t->ops */
-    SSL_CTX *ctx;
+    SSL_CTX *ctx; /* new connections take it; each SSL holds its own reference */
     struct tls_principal_rules *rules;
     char listener[64];
+    char sig[TLS_SIG_MAX]; /* what ctx was built from (tls_server_reload compares) */
+    bool have_trust;       /* ctx has a trust store (a reload may not add one, as Kafka's) */
+    bool ktls;             /* the kernel offers the tls ULP: SSL_OP_ENABLE_KTLS, SSL_sendfile */
 };
 
 /* One connection's state (t->state). */
@@ -226,6 +236,51 @@ static ssize_t tls_writev(struct transport *t, const struct iovec *iov, int iovc
         return -1;
     }
     return tls_failed(t, tc, e, "SSL write");
+}
+
+/* A kTLS listener's file ranges. When the kernel took this connection's send record layer,
+ * SSL_sendfile: zero copy, as plaintext's sendfile. Otherwise (a cipher the kernel cannot do,
+ * the handshake not yet done) one record's worth read and given to SSL_write; retried after
+ * EAGAIN with the same offset and length, it is the same bytes, as SSL_write requires. */
+static ssize_t tls_sendfile(struct transport *t, int file_fd, off_t *offset, size_t len)
+{
+    struct tls_conn *tc = t->state;
+    tc->write_wants = 0;
+    if (len == 0)
+        return 0;
+    ERR_clear_error();
+    errno = 0;
+    int e;
+    if (BIO_get_ktls_send(SSL_get_wbio(tc->ssl))) {
+        ossl_ssize_t w = SSL_sendfile(tc->ssl, file_fd, *offset, len, 0);
+        if (w >= 0) {
+            *offset += (off_t)w;
+            return (ssize_t)w;
+        }
+        e = SSL_get_error(tc->ssl, (int)w);
+    } else {
+        char buf[TLS_KTLS_CHUNK];
+        size_t chunk = len < sizeof(buf) ? len : sizeof(buf), wrote = 0;
+        ssize_t r;
+        do
+            r = pread(file_fd, buf, chunk, *offset);
+        while (r < 0 && errno == EINTR);
+        if (r <= 0)
+            return r;
+        if (SSL_write_ex(tc->ssl, buf, (size_t)r, &wrote) == 1) {
+            *offset += (off_t)wrote;
+            return (ssize_t)wrote;
+        }
+        e = SSL_get_error(tc->ssl, 0);
+    }
+    if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+        if (e == SSL_ERROR_WANT_READ)
+            tc->write_wants = LOOP_READ;
+        ERR_clear_error();
+        errno = EAGAIN;
+        return -1;
+    }
+    return tls_failed(t, tc, e, "SSL sendfile");
 }
 
 static unsigned tls_wants(const struct transport *t)
@@ -921,6 +976,102 @@ static int set_client_auth(struct build *bd, SSL_CTX *ctx, bool have_trust)
     return 0;
 }
 
+/* A listener's SSL_CTX from its keys (everything but the principal rules). */
+static SSL_CTX *ctx_build(struct build *bd, bool ktls, bool *have_trust_out)
+{
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        fail(bd, "ssl.protocol", "TLS", "cannot create an SSL context");
+        return NULL;
+    }
+    /* Partial writes: SSL_write answers as a socket write would, with what went. Moving
+     * buffer: a retried write may come from a copy (conn.c's is the same, to be safe). */
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* A peer that closes without close_notify ends the stream as TCP's FIN does. */
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
+    if (ktls)
+        SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(ctx, 0);
+    bool have_trust = false;
+    if (set_protocols(bd, ctx) != 0 || set_ciphers(bd, ctx) != 0 || load_keystore(bd, ctx) != 0 ||
+        load_truststore(bd, ctx, &have_trust) != 0 || set_client_auth(bd, ctx, have_trust) != 0) {
+        ERR_clear_error();
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    ERR_clear_error();
+    *have_trust_out = have_trust;
+    return ctx;
+}
+
+/* Kafka's SslConfigs.RECONFIGURABLE_CONFIGS: what listener.name.<l>.ssl.* may change at
+ * runtime (dynamic_configs.c takes these and only these). */
+static const char *const reconfigurable[] = {
+    "ssl.keystore.type", "ssl.keystore.location", "ssl.keystore.password", "ssl.key.password",
+    "ssl.truststore.type", "ssl.truststore.location", "ssl.truststore.password",
+    "ssl.keystore.certificate.chain", "ssl.keystore.key", "ssl.truststore.certificates",
+};
+
+bool tls_key_reconfigurable(const char *key)
+{
+    for (size_t i = 0; i < sizeof(reconfigurable) / sizeof(reconfigurable[0]); i++)
+        if (strcmp(reconfigurable[i], key) == 0)
+            return true;
+    return false;
+}
+
+/* What a listener's context is built from: the reconfigurable keys' values and, for the store
+ * files, their identity and modification time (Kafka rebuilds a store whose file changed). */
+static void signature(struct build *bd, char *out, size_t len)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof(reconfigurable) / sizeof(reconfigurable[0]) && n < len; i++) {
+        const char *v = cfg(bd, reconfigurable[i], NULL);
+        n += (size_t)snprintf(out + n, len - n, "%s=%s;", reconfigurable[i], v ? v : "");
+        struct stat st;
+        if (n < len && v != NULL && strstr(reconfigurable[i], ".location") != NULL &&
+            stat(v, &st) == 0)
+            n += (size_t)snprintf(out + n, len - n, "[%llu:%llu:%lld:%lld.%09ld]",
+                                  (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+                                  (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+                                  st.st_mtim.tv_nsec);
+    }
+}
+
+/* Whether the kernel can take the record layer: OpenSSL built with kTLS, and the tls ULP
+ * registered (/proc/sys/net/ipv4/tcp_available_ulp lists the loaded ones). why says which. */
+static bool ktls_available(char *why, size_t len)
+{
+#ifdef OPENSSL_NO_KTLS
+    snprintf(why, len, "this OpenSSL was built without kTLS");
+    return false;
+#else
+    char ulps[256] = "";
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "r");
+    if (f == NULL) {
+        snprintf(why, len, "cannot read /proc/sys/net/ipv4/tcp_available_ulp: %s", strerror(errno));
+        return false;
+    }
+    if (fgets(ulps, sizeof(ulps), f) == NULL)
+        ulps[0] = '\0';
+    fclose(f);
+    ulps[strcspn(ulps, "\n")] = '\0';
+    char tmp[256];
+    snprintf(tmp, sizeof(tmp), "%s", ulps);
+    for (char *save = NULL, *tok = strtok_r(tmp, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
+        if (strcmp(tok, "tls") == 0) {
+            snprintf(why, len, "the kernel's tls ULP is loaded");
+            return true;
+        }
+    snprintf(why, len, "the kernel offers no tls ULP (tcp_available_ulp: \"%.120s\"; CONFIG_TLS unset "
+             "or the tls module not loaded)", ulps);
+    return false;
+#endif
+}
+
 struct tls_server *tls_server_create(const char *listener, tls_config_get_fn get, void *arg,
                                      char *err, size_t errlen)
 {
@@ -932,12 +1083,18 @@ struct tls_server *tls_server_create(const char *listener, tls_config_get_fn get
         return NULL;
     }
     snprintf(s->listener, sizeof(s->listener), "%s", listener);
+    char why[300];
+    s->ktls = ktls_available(why, sizeof(why));
+    /* Tests only: the sendfile op without kTLS, so its fallback (a connection whose records
+     * the kernel did not take) runs on a machine without the tls ULP. */
+    const char *force = getenv("GREGOR_TLS_SENDFILE_OP");
+    bool sendfile_op = s->ktls || (force != NULL && strcmp(force, "1") == 0);
     s->ops = (struct transport_ops){
         .name = "TLS",
         .open = tls_open,
         .read = tls_read,
         .writev = tls_writev,
-        .sendfile = NULL,
+        .sendfile = sendfile_op ? tls_sendfile : NULL, /* NULL: conn.c copies file ranges */
         .wants = tls_wants,
         .shutdown = tls_shutdown,
         .close = tls_close,
@@ -945,38 +1102,154 @@ struct tls_server *tls_server_create(const char *listener, tls_config_get_fn get
         .handshaking = tls_handshaking,
         .principal = tls_principal,
     };
-    ERR_clear_error();
-    s->ctx = SSL_CTX_new(TLS_server_method());
-    if (s->ctx == NULL) {
-        fail(&bd, "ssl.protocol", "TLS", "cannot create an SSL context");
-        goto bad;
-    }
-    /* Partial writes: SSL_write answers as a socket write would, with what went. Moving
-     * buffer: a retried write may come from a copy (conn.c's is the same, to be safe). */
-    SSL_CTX_set_mode(s->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    /* A peer that closes without close_notify ends the stream as TCP's FIN does. */
-    SSL_CTX_set_options(s->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
-    SSL_CTX_set_session_cache_mode(s->ctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_num_tickets(s->ctx, 0);
-    bool have_trust = false;
     const char *rules_key;
     const char *rules = cfg(&bd, "ssl.principal.mapping.rules", &rules_key);
     char rerr[256];
-    if (set_protocols(&bd, s->ctx) != 0 || set_ciphers(&bd, s->ctx) != 0 ||
-        load_keystore(&bd, s->ctx) != 0 || load_truststore(&bd, s->ctx, &have_trust) != 0 ||
-        set_client_auth(&bd, s->ctx, have_trust) != 0)
+    signature(&bd, s->sig, sizeof(s->sig));
+    s->ctx = ctx_build(&bd, s->ktls, &s->have_trust);
+    if (s->ctx == NULL)
         goto bad;
     s->rules = tls_principal_rules_parse(rules, rerr, sizeof(rerr));
     if (s->rules == NULL) {
         snprintf(err, errlen, "Invalid value %s for configuration %s: %s", rules, rules_key, rerr);
         goto bad;
     }
+    /* Once per listener: which path Fetch takes over it, and why. */
+    if (s->ktls)
+        LOG_INFO(WHO, "Listener %s: kTLS available (%s): Fetch sends file ranges with "
+                 "SSL_sendfile where the kernel takes a connection's records", listener, why);
+    else
+        LOG_INFO(WHO, "Listener %s: kTLS unavailable (%s): Fetch copies file ranges through "
+                 "SSL_write%s", listener, why,
+                 sendfile_op ? " in the transport's sendfile (GREGOR_TLS_SENDFILE_OP=1)" : "");
     ERR_clear_error();
     return s;
 bad:
     ERR_clear_error();
     tls_server_free(s);
     return NULL;
+}
+
+/* Java's getSubjectAlternativeNames as Kafka prints it: [[2, host], [7, 10.0.0.1]]. */
+static void san_text(const GENERAL_NAMES *names, char *out, size_t len)
+{
+    size_t n = (size_t)snprintf(out, len, "[");
+    for (int i = 0; names != NULL && i < sk_GENERAL_NAME_num(names) && n < len; i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+        char v[128] = "?";
+        int type = g->type == GEN_EMAIL ? 1 : g->type == GEN_DNS ? 2 : g->type == GEN_URI ? 6
+                 : g->type == GEN_IPADD ? 7 : g->type;
+        if (g->type == GEN_DNS || g->type == GEN_EMAIL || g->type == GEN_URI) {
+            const ASN1_IA5STRING *a = g->d.ia5;
+            snprintf(v, sizeof(v), "%.*s", a->length, (const char *)a->data);
+        } else if (g->type == GEN_IPADD && g->d.ip->length == 4) {
+            inet_ntop(AF_INET, g->d.ip->data, v, sizeof(v));
+        } else if (g->type == GEN_IPADD && g->d.ip->length == 16) {
+            inet_ntop(AF_INET6, g->d.ip->data, v, sizeof(v));
+        }
+        n += (size_t)snprintf(out + n, len - n, "%s[%d, %s]", i ? ", " : "", type, v);
+    }
+    if (n < len)
+        snprintf(out + n, len - n, "]");
+}
+
+static const char *alias_of(X509 *x)
+{
+    const unsigned char *a = X509_alias_get0(x, NULL);
+    return a != NULL ? (const char *)a : "kafka"; /* Kafka's alias for a PEM key store */
+}
+
+/* Kafka's CertificateEntries.ensureCompatible for the leaf certificates: the same subject DN
+ * (RFC 2253, case-insensitive) unless allow_dn, the old SANs all present unless allow_san. */
+static int ensure_compatible(X509 *old, X509 *new, bool allow_dn, bool allow_san, char *err,
+                             size_t errlen)
+{
+    char odn[1024] = "?", ndn[1024] = "?";
+    subject_text(old, odn, sizeof(odn));
+    subject_text(new, ndn, sizeof(ndn));
+    if (!allow_dn && strcasecmp(odn, ndn) != 0) {
+        int n = snprintf(err, errlen, "org.apache.kafka.common.config.ConfigException: Keystore "
+                 "DistinguishedName does not match:  existing={alias=%s, DN=%.300s}, new={alias=%s, "
+                 "DN=%.300s}", alias_of(old), odn, alias_of(new), ndn);
+        (void)n;
+        return -1;
+    }
+    if (allow_san)
+        return 0;
+    GENERAL_NAMES *on = X509_get_ext_d2i(old, NID_subject_alt_name, NULL, NULL);
+    GENERAL_NAMES *nn = X509_get_ext_d2i(new, NID_subject_alt_name, NULL, NULL);
+    bool all = true;
+    for (int i = 0; on != NULL && i < sk_GENERAL_NAME_num(on) && all; i++) {
+        bool found = false;
+        for (int j = 0; nn != NULL && j < sk_GENERAL_NAME_num(nn) && !found; j++)
+            found = GENERAL_NAME_cmp(sk_GENERAL_NAME_value(on, i), sk_GENERAL_NAME_value(nn, j)) == 0;
+        all = found;
+    }
+    if (!all) {
+        char os[600], ns[600];
+        san_text(on, os, sizeof(os));
+        san_text(nn, ns, sizeof(ns));
+        int n = snprintf(err, errlen, "org.apache.kafka.common.config.ConfigException: Keystore "
+                 "SubjectAltNames do not match:  existing={alias=%s, SAN=%.300s}, new={alias=%s, "
+                 "SAN=%.300s}", alias_of(old), os, alias_of(new), ns);
+        (void)n; /* a long list is cut: the message stays a message */
+    }
+    GENERAL_NAMES_free(on);
+    GENERAL_NAMES_free(nn);
+    ERR_clear_error();
+    return all ? 0 : -1;
+}
+
+static bool cfg_true(struct build *bd, const char *key)
+{
+    const char *v = cfg(bd, key, NULL);
+    return v != NULL && strcasecmp(v, "true") == 0;
+}
+
+int tls_server_reload(struct tls_server *s, tls_config_get_fn get, void *arg, bool check,
+                      bool commit, char *err, size_t errlen)
+{
+    struct build bd = {s->listener, get, arg, err, errlen};
+    err[0] = '\0';
+    char *sig = malloc(TLS_SIG_MAX);
+    GREGOR_ASSERT(sig != NULL);
+    signature(&bd, sig, TLS_SIG_MAX);
+    if (strcmp(sig, s->sig) == 0) {
+        free(sig);
+        return 0; /* nothing it is built from changed (Kafka: shouldBeRebuilt is false) */
+    }
+    char why[1024] = "";
+    struct build quiet = {s->listener, get, arg, why, sizeof(why)};
+    bool have_trust = false;
+    SSL_CTX *ctx = ctx_build(&quiet, s->ktls, &have_trust);
+    int rc = 1;
+    if (ctx == NULL) {
+        rc = -1;
+    } else if (check && !s->have_trust && have_trust) {
+        snprintf(why, sizeof(why), "org.apache.kafka.common.config.ConfigException: Cannot add "
+                 "SSL truststore to an existing listener for which no truststore was configured.");
+        rc = -1;
+    } else if (check) {
+        X509 *old = SSL_CTX_get0_certificate(s->ctx), *new = SSL_CTX_get0_certificate(ctx);
+        GREGOR_ASSERT(old != NULL && new != NULL); /* a listener's context always has its key */
+        if (ensure_compatible(old, new, cfg_true(&bd, "ssl.allow.dn.changes"),
+                              cfg_true(&bd, "ssl.allow.san.changes"), why, sizeof(why)) != 0)
+            rc = -1;
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "Validation of dynamic config update of SSLFactory failed: %s", why);
+        SSL_CTX_free(ctx);
+    } else if (commit) {
+        /* Connections already made keep the context they hold (SSL_new took a reference). */
+        SSL_CTX_free(s->ctx);
+        s->ctx = ctx;
+        s->have_trust = have_trust;
+        memcpy(s->sig, sig, TLS_SIG_MAX);
+    } else {
+        SSL_CTX_free(ctx);
+    }
+    free(sig);
+    return rc;
 }
 
 const struct transport_ops *tls_server_transport(struct tls_server *s) { return &s->ops; }

@@ -3,6 +3,7 @@
 #ifndef GREGOR_NET_TLS_H
 #define GREGOR_NET_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "net/transport.h"
@@ -23,6 +24,18 @@ struct tls_server *tls_server_create(const char *listener, tls_config_get_fn get
                                      char *err, size_t errlen);
 /* The transport of the listener's connections: lives as long as s. */
 const struct transport_ops *tls_server_transport(struct tls_server *s);
+/* Kafka's dynamic listener SSL configs (KIP-226): whether ssl.<key> may change at runtime
+ * (the key and trust store keys of SslConfigs.RECONFIGURABLE_CONFIGS). */
+bool tls_key_reconfigurable(const char *key);
+/* Rebuilds s's context from the keys get gives now, if what it is built from changed (a
+ * reconfigurable key's value, or a store file's identity or modification time). With check,
+ * the new leaf certificate must keep the old subject DN and SANs unless ssl.allow.dn.changes /
+ * ssl.allow.san.changes are true (Kafka's SslFactory). With commit, new connections get the
+ * new context; those already made keep theirs. 1 rebuilt (or would be), 0 nothing changed,
+ * -1 refused with Kafka's message in err (s unchanged). File I/O and parsing: a rare admin
+ * action, on the caller's thread. */
+int tls_server_reload(struct tls_server *s, tls_config_get_fn get, void *arg, bool check,
+                      bool commit, char *err, size_t errlen);
 /* Frees s; every connection made with its transport must be closed first. */
 void tls_server_free(struct tls_server *s);
 
