@@ -1113,6 +1113,14 @@ struct broker *broker_open(const struct broker_config *cfg)
         b->cluster = NULL;
         return NULL;
     }
+    /* The ACLs and the users' credentials before the first request (Kafka's authorizer and
+     * credential cache load before the socket server serves). */
+    if (b->cluster != NULL && cluster_await_security(b->cluster) != 0) {
+        LOG_ERROR(server_who, "cannot load the ACLs and user configs from ZooKeeper; exiting");
+        cluster_destroy(b->cluster);
+        b->cluster = NULL;
+        return NULL;
+    }
     net_accept_hold(b->net, false);
     LOG_INFO(server_who, "Awaiting socket connections on %s:%d (advertised %s:%d), cluster id %s",
              b->cfg.listener_host, b->cfg.listener_port, b->cfg.advertised_host,
