@@ -340,11 +340,15 @@ int sasl_setup(struct broker *b, char *err, size_t errlen)
     for (int i = 0; i < b->cfg.n_listeners; i++)
         if (listener_setup(b, i, err, errlen) != 0)
             return -1;
-    if (b->cluster != NULL) { /* /config/users on ZooKeeper, loaded at cluster_await_security */
-        cluster_entity_config_subscribe(b->cluster, credentials_from_zk, b);
-        return 0;
-    }
+    if (b->cfg.zookeeper_connect[0] != '\0')
+        return 0; /* /config/users on ZooKeeper: sasl_cluster_attach */
     return credentials_load(b, err, errlen);
+}
+
+void sasl_cluster_attach(struct broker *b)
+{
+    if (b->sasl != NULL && b->cluster != NULL) /* loaded at cluster_await_security */
+        cluster_entity_config_subscribe(b->cluster, credentials_from_zk, b);
 }
 
 void sasl_teardown(struct broker *b)

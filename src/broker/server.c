@@ -1028,6 +1028,7 @@ struct broker *broker_open(const struct broker_config *cfg)
         free(b);
         return NULL;
     }
+    sasl_cluster_attach(b); /* the users' SCRAM credentials live in ZooKeeper */
     if (open_storage(b) != 0) {
         /* The cause is logged (a log dir, a config file, ZooKeeper's /config/brokers). */
         LOG_ERROR(server_who, "cannot open the log dirs and their configs; exiting");

@@ -4337,8 +4337,14 @@ int cluster_claim_producer_ids(struct cluster *c, struct cluster_producer_id_cla
 
 static const char *const acl_change_paths[2] = {"/kafka-acl-changes", "/kafka-acl-extended-changes"};
 static const char *const acl_store_paths[2] = {"/kafka-acl", "/kafka-acl-extended/prefixed"};
+/* Kafka's createAclPaths: each store, its resource types, the change paths. */
 static const char *const acl_paths[] = {
-    "/kafka-acl", "/kafka-acl-changes", "/kafka-acl-extended", "/kafka-acl-extended/prefixed",
+    "/kafka-acl", "/kafka-acl/Topic", "/kafka-acl/Group", "/kafka-acl/Cluster",
+    "/kafka-acl/TransactionalId", "/kafka-acl/DelegationToken", "/kafka-acl/User",
+    "/kafka-acl-changes", "/kafka-acl-extended", "/kafka-acl-extended/prefixed",
+    "/kafka-acl-extended/prefixed/Topic", "/kafka-acl-extended/prefixed/Group",
+    "/kafka-acl-extended/prefixed/Cluster", "/kafka-acl-extended/prefixed/TransactionalId",
+    "/kafka-acl-extended/prefixed/DelegationToken", "/kafka-acl-extended/prefixed/User",
     "/kafka-acl-extended-changes",
 };
 

@@ -107,7 +107,8 @@ def test_zk_acls_shared_by_brokers_prefixed_removed_and_reloaded(tmp_path, zk):
         create_topics(admin(b1), [lit, pre])
         assert lit not in visible_topics(b2, "alice", "alice-secret")
         # Through broker 1: a LITERAL READ for alice, a PREFIXED one for bob.
-        res = admin(b1).create_acls([binding(lit, "User:alice"),
+        a1 = admin(b1)
+        res = a1.create_acls([binding(lit, "User:alice"),
                                      binding("pre-", "User:bob", pattern="PREFIXED")])
         for f in res.values():
             f.result(timeout=15)
@@ -139,7 +140,8 @@ def test_zk_acls_shared_by_brokers_prefixed_removed_and_reloaded(tmp_path, zk):
                    what="alice's ACL after broker 2's restart")
         assert pre in visible_topics(b2, "bob", "bob-secret")
         # Removed through broker 2: the node goes, broker 1 lifts it.
-        res = admin(b2).delete_acls([acl_filter(lit), acl_filter("pre-", "PREFIXED")])
+        a2 = admin(b2)
+        res = a2.delete_acls([acl_filter(lit), acl_filter("pre-", "PREFIXED")])
         for f in res.values():
             assert len(f.result(timeout=15)) == 1
         r = ZkReader(zk.connect)
@@ -200,7 +202,8 @@ def test_zk_scram_user_created_on_one_broker_logs_in_on_another(tmp_path, zk):
         r.close()
         assert not scram_login(b2, "carol", "carol-secret")
         info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192)
-        f = admin(b1).alter_user_scram_credentials(
+        a1 = admin(b1)
+        f = a1.alter_user_scram_credentials(
             [UserScramCredentialUpsertion("carol", info, b"carol-secret")])
         f["carol"].result(timeout=15)
         cfg = zk_json(zk.connect, "/config/users/carol")
@@ -221,7 +224,8 @@ def test_zk_scram_user_created_on_one_broker_logs_in_on_another(tmp_path, zk):
         b2.start()
         assert scram_login(b2, "carol", "carol-secret")
         # Deleted: new logins are refused on both; the quota stays.
-        f = admin(b2).alter_user_scram_credentials(
+        a2 = admin(b2)
+        f = a2.alter_user_scram_credentials(
             [UserScramCredentialDeletion("carol", ScramMechanism.SCRAM_SHA_512)])
         f["carol"].result(timeout=15)
         assert zk_json(zk.connect, "/config/users/carol") == {
