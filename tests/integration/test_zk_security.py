@@ -167,6 +167,9 @@ def test_zk_acls_written_in_kafkas_form_are_honoured(tmp_path, zk):
         r = ZkReader(zk.connect)
         acl = {"version": 1, "acls": [{"principal": "User:alice", "permissionType": "Allow",
                                        "operation": "Describe", "host": "*"}]}
+        for parent in ("/kafka-acl", "/kafka-acl/Topic", "/kafka-acl-changes"):
+            if not r.exists(parent):  # Kafka's createAclPaths (as a Kafka broker made them)
+                r.create(parent)
         r.create("/kafka-acl/Topic/" + topic, json.dumps(acl).encode())
         r.create("/kafka-acl-changes/acl_changes_%010d" % 999, ("TOPIC:" + topic).encode())
         r.close()
