@@ -239,3 +239,100 @@ def test_zk_scram_user_created_on_one_broker_logs_in_on_another(tmp_path, zk):
     finally:
         b1.stop()
         b2.stop()
+
+
+def kafka_harness():
+    import os
+    import sys
+    from conftest import ROOT
+    sys.path.insert(0, os.path.join(ROOT, "tests", "kafka_harness"))
+    import kafka_zk
+    return kafka_zk
+
+
+def security_znodes(connect, chroot):
+    """What the ACL and SCRAM commands below left under a chroot, salts aside."""
+    r = ZkReader(connect)
+    get = lambda p: r.get(chroot + p)  # noqa: E731
+    children = lambda p: r.children(chroot + p)  # noqa: E731
+    try:
+        out = {"lit": json.loads(get("/kafka-acl/Topic/t1")[0]),
+               "pre": json.loads(get("/kafka-acl-extended/prefixed/Topic/p-")[0]),
+               "acl_types": sorted(children("/kafka-acl")),
+               "pre_types": sorted(children("/kafka-acl-extended/prefixed")),
+               "lit_changes": sorted(get("/kafka-acl-changes/" + c)[0].decode()
+                                     for c in children("/kafka-acl-changes")),
+               "pre_changes": sorted(json.dumps(json.loads(get("/kafka-acl-extended-changes/" + c)[0]),
+                                                sort_keys=True)
+                                     for c in children("/kafka-acl-extended-changes"))}
+        user = json.loads(get("/config/users/carol")[0])
+        scram = dict(kv.split("=", 1) for kv in user["config"].pop("SCRAM-SHA-512").split(","))
+        out["user"] = user
+        out["scram_keys"] = sorted(scram)
+        out["iterations"] = scram["iterations"]
+        changes = [json.loads(get("/config/changes/" + c)[0]) for c in children("/config/changes")]
+        out["user_changes"] = [c for c in changes if c.get("entity_path", "").startswith("users/")]
+        return out
+    finally:
+        r.close()
+
+
+def test_zk_security_side_by_side_with_kafka_39(tmp_path, zk):
+    """kafka-acls.sh and kafka-configs.sh (Kafka 3.9's own classes) against a Kafka 3.9 broker
+    (chroot /kafka) and a gregor broker (chroot /gregor) leave the same znodes; then gregor
+    brokers started on Kafka's chroot honour what Kafka wrote."""
+    kz = kafka_harness()
+    try:
+        cp = kz.kafka_classpath()
+    except Exception as e:  # no Maven cache and no way to fetch it
+        pytest.skip("Kafka 3.9's jars: %s" % e)
+    r = ZkReader(zk.connect)
+    for chroot in ("/kafka", "/gregor"):
+        r.create(chroot)
+    r.close()
+    kafka = kz.KafkaZkBroker(str(tmp_path / "kafka"), 1, free_port(), zk.connect + "/kafka",
+                             classpath=cp,
+                             overrides={"authorizer.class.name": ACL_AUTHORIZER,
+                                        "super.users": "User:ANONYMOUS"})
+    kafka.start()
+    g = None
+    try:
+        kafka.wait_started(90)
+        g = start(tmp_path, zk.connect + "/gregor", 1)
+        for bootstrap in (kafka.bootstrap, g.bootstrap):
+            for args in (["--add", "--allow-principal", "User:alice", "--operation", "Read",
+                          "--topic", "t1"],
+                         ["--add", "--allow-principal", "User:bob", "--operation", "Describe",
+                          "--resource-pattern-type", "prefixed", "--topic", "p-"]):
+                rc, out, err = kz.run_tool(cp, "kafka.admin.AclCommand", "--bootstrap-server",
+                                           bootstrap, *args)
+                assert rc == 0, (bootstrap, args, out, err)
+            rc, out, err = kz.run_tool(cp, "kafka.admin.ConfigCommand", "--bootstrap-server",
+                                       bootstrap, "--alter", "--add-config",
+                                       "SCRAM-SHA-512=[iterations=8192,password=carol-secret]",
+                                       "--entity-type", "users", "--entity-name", "carol")
+            assert rc == 0, (bootstrap, out, err)
+        theirs = security_znodes(zk.connect, "/kafka")
+        ours = security_znodes(zk.connect, "/gregor")
+        assert ours == theirs
+        assert theirs["iterations"] == "8192"
+        g.stop()
+        g = None
+    finally:
+        if g is not None:
+            g.stop()
+        kafka.stop()
+    # gregor brokers on Kafka's chroot (Kafka stopped: its broker id is free).
+    (tmp_path / "on-kafka").mkdir()
+    b1 = start(tmp_path / "on-kafka", zk.connect + "/kafka", 1)
+    try:
+        admin_b = admin(b1)
+        create_topics(admin_b, ["t1", "p-x", "other"])
+        assert "t1" in visible_topics(b1, "alice", "alice-secret")
+        assert "t1" not in visible_topics(b1, "bob", "bob-secret")
+        assert "p-x" in visible_topics(b1, "bob", "bob-secret")
+        assert "other" not in visible_topics(b1, "bob", "bob-secret")
+        assert scram_login(b1, "carol", "carol-secret")
+        assert not scram_login(b1, "carol", "wrong")
+    finally:
+        b1.stop()
