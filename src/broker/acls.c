@@ -76,9 +76,18 @@ struct acl_zk_req {
     bool deleting;
 };
 
+struct acl_zk_entry {
+    struct acl_binding bind;
+    int32_t idx;                        /* the creation / filter it answers for */
+    bool add;
+    struct acl_zk_entry *next;
+};
+
 struct acl_zk_write {
     struct acl_zk_req *q;
     const struct acl_binding *res;      /* the resource (type, pattern, name) */
+    struct acl_zk_entry *entries;       /* gathered, then made into the arrays below */
+    int nentries;
     struct acl_binding *add, *del;
     int nadd, ndel;
     int32_t *idx;                       /* the creations / filters it answers for */
@@ -118,36 +127,61 @@ static void acl_zk_written(void *arg, int kerr, const char *msg)
         request_finish(q->r);
 }
 
-/* The group of bindings on the same resource as bind (a new one when none). */
+/* The group of bindings on the same resource as bind (a new one when none), bind added to
+ * it (an arena copy). NULL when out of memory. */
 static struct acl_zk_write *acl_zk_group(struct request *r, struct acl_zk_write *groups,
-                                         int *ngroups, int cap, const struct acl_binding *bind)
+                                         int *ngroups, int cap, const struct acl_binding *bind,
+                                         int32_t idx, bool add)
 {
-    for (int g = 0; g < *ngroups; g++)
-        if (same_resource(groups[g].res, bind))
-            return &groups[g];
-    GREGOR_ASSERT(*ngroups < cap);
-    struct acl_zk_write *w = &groups[(*ngroups)++];
-    w->res = bind;
-    w->add = request_alloc(r, sizeof(*w->add) * (size_t)cap);
-    w->del = request_alloc(r, sizeof(*w->del) * (size_t)cap);
-    w->idx = request_alloc(r, sizeof(*w->idx) * (size_t)cap);
-    if (w->add == NULL || w->del == NULL || w->idx == NULL)
+    struct acl_zk_entry *e = request_alloc(r, sizeof(*e));
+    if (e == NULL)
         return NULL;
+    *e = (struct acl_zk_entry){.bind = *bind, .idx = idx, .add = add};
+    struct acl_zk_write *w = NULL;
+    for (int g = 0; g < *ngroups && w == NULL; g++)
+        if (same_resource(groups[g].res, bind))
+            w = &groups[g];
+    if (w == NULL) {
+        GREGOR_ASSERT(*ngroups < cap);
+        w = &groups[(*ngroups)++];
+        w->res = &e->bind;
+    }
+    e->next = w->entries;
+    w->entries = e;
+    w->nentries++;
     return w;
 }
 
-static void acl_zk_idx(struct acl_zk_write *w, int32_t i)
+/* The group's entries as the arrays its write reads. false when out of memory. */
+static bool acl_zk_arrays(struct request *r, struct acl_zk_write *w)
 {
-    for (int k = 0; k < w->nidx; k++)
-        if (w->idx[k] == i)
-            return;
-    w->idx[w->nidx++] = i;
+    size_t n = (size_t)w->nentries + 1;
+    w->add = request_alloc(r, sizeof(*w->add) * n);
+    w->del = request_alloc(r, sizeof(*w->del) * n);
+    w->idx = request_alloc(r, sizeof(*w->idx) * n);
+    if (w->add == NULL || w->del == NULL || w->idx == NULL)
+        return false;
+    for (struct acl_zk_entry *e = w->entries; e != NULL; e = e->next) {
+        if (e->add)
+            w->add[w->nadd++] = e->bind;
+        else
+            w->del[w->ndel++] = e->bind;
+        bool seen = false;
+        for (int k = 0; k < w->nidx && !seen; k++)
+            seen = w->idx[k] == e->idx;
+        if (!seen)
+            w->idx[w->nidx++] = e->idx;
+    }
+    return true;
 }
 
 /* Submits each group's write; returns REQUEST_PENDING or REQUEST_DONE. */
 static enum request_status acl_zk_submit(struct broker *b, struct acl_zk_req *q,
                                          struct acl_zk_write *groups, int ngroups)
 {
+    for (int g = 0; g < ngroups; g++)
+        if (!acl_zk_arrays(q->r, &groups[g]))
+            return REQUEST_CLOSE;
     for (int g = 0; g < ngroups; g++) {
         struct acl_zk_write *w = &groups[g];
         w->q = q;
@@ -205,15 +239,8 @@ enum request_status handle_create_acls(struct broker *b, struct request *r)
             continue;
         }
         if (groups != NULL) {
-            struct acl_binding *copy = request_alloc(r, sizeof(*copy));
-            if (copy == NULL)
+            if (acl_zk_group(r, groups, &ngroups, req->n_creations, &bind, i, true) == NULL)
                 return REQUEST_CLOSE;
-            *copy = bind;
-            struct acl_zk_write *w = acl_zk_group(r, groups, &ngroups, req->n_creations, copy);
-            if (w == NULL)
-                return REQUEST_CLOSE;
-            w->add[w->nadd++] = bind;
-            acl_zk_idx(w, i);
             continue;
         }
         if (acl_store_add(&b->authorizer->store, &bind) != 0) {
@@ -380,12 +407,8 @@ enum request_status handle_delete_acls(struct broker *b, struct request *r)
                 copy->host = (char *)request_strdup(r, a->host);
                 if (copy->name == NULL || copy->principal == NULL || copy->host == NULL)
                     return REQUEST_CLOSE;
-                struct acl_zk_write *w = acl_zk_group(r, groups, &ngroups, gcap, copy);
-                if (w == NULL)
+                if (acl_zk_group(r, groups, &ngroups, gcap, copy, i, false) == NULL)
                     return REQUEST_CLOSE;
-                if (w->ndel < gcap)
-                    w->del[w->ndel++] = *copy;
-                acl_zk_idx(w, i);
                 struct delete_acls_response_delete_acls_matching_acl *m =
                     &res->matching_acls[res->n_matching_acls++];
                 m->error_message = kstr_null();
