@@ -4332,6 +4332,7 @@ int cluster_claim_producer_ids(struct cluster *c, struct cluster_producer_id_cla
 
 #define SEC_ATTEMPTS 10            /* Kafka's AclAuthorizer maxUpdateRetries */
 #define SEC_SUBSCRIBERS_MAX 4
+#define SEC_READ_ATTEMPTS 5         /* a notification's read of what it names */
 #define SEC_PATH_MAX (CLUSTER_TOPIC_NAME_MAX * 4 + 64)
 #define ACL_CHANGE_PREFIX "acl_changes_"
 
@@ -4469,6 +4470,7 @@ struct sec_read {
     struct cluster *c;
     enum sec_kind kind;
     bool load;                          /* part of the start-up load */
+    int attempts;                       /* a notification's read: again after a failure */
     char type[40];
     char name[SEC_PATH_MAX];
 };
@@ -4498,9 +4500,19 @@ static void sec_read_done(void *arg, const struct zk_result *res)
     bool failed = false;
     if (stale(c, res) || (res->rc != ZK_OK && res->rc != ZK_NO_NODE)) {
         failed = true;
+        if (!rd->load && ++rd->attempts < SEC_READ_ATTEMPTS) {
+            /* a notification's read: again (in the new session, if one replaced it) */
+            char path[SEC_PATH_MAX + 64];
+            if (rd->kind == SEC_ENTITY)
+                snprintf(path, sizeof(path), "/config/%s/%s", rd->type, rd->name);
+            else
+                acl_path(path, sizeof(path), rd->kind == SEC_ACL_PREFIXED, rd->type, rd->name);
+            if (zk_get(c->zk, path, NULL, NULL, sec_read_done, rd) == ZK_OK)
+                return;
+        }
         if (!rd->load)
-            retry_later(c, "reading an ACL or config znode", res->rc);
-        /* a notification's read lost: the session's new listing reads everything again */
+            LOG_WARN(c->who, "Reading %s/%s failed (ZooKeeper error %d): kept as it was until "
+                     "the next change names it", rd->type, rd->name, res->rc);
     } else {
         const char *json = res->rc == ZK_OK ? (res->data ? res->data : "") : NULL;
         size_t len = res->rc == ZK_OK ? (size_t)res->len : 0;
