@@ -13,6 +13,8 @@
 
 #include "broker/broker.h"
 #include "broker/kutil.h"
+#include "cluster/cluster.h"
+#include "cluster/znode.h"
 #include "common/logging.h"
 #include "common/util.h"
 #include "log/fileio.h"
@@ -529,6 +531,8 @@ int authorizer_open(struct broker *b)
         return -1;
     if (!az->enabled)
         return 0;
+    if (b->cluster != NULL) /* loaded by cluster_await_security, then kept by its notices */
+        cluster_acls_subscribe(b->cluster, authorizer_acls_from_zk, b);
     if (b->cluster == NULL && b->ndirs > 0) {
         snprintf(az->path, sizeof(az->path), "%s/__acls", cfg->log_dirs[0]);
         if (acl_store_load(&az->store, az->path) != 0) {
@@ -566,6 +570,206 @@ int authorizer_persist(struct broker *b)
         return KERR_UNKNOWN_SERVER_ERROR;
     }
     return KERR_NONE;
+}
+
+/* ---- the ACLs on ZooKeeper (a cluster): see cluster.h ---- */
+
+/* A Kafka name as ZooKeeper's JSON holds it ("Read", "IdempotentWrite"; its upper case
+ * too, as SecurityUtils reads) to the index in table; -1 when none. */
+static int name_lookup(const char *const *table, int n, const char *s)
+{
+    for (int i = 2; i < n; i++) { /* not UNKNOWN, ANY */
+        const char *t = table[i], *p = s;
+        for (; *t && *p; t++) {
+            if (*t == '_')
+                continue;
+            if ((*t | 0x20) != (*p | 0x20))
+                break;
+            p++;
+        }
+        if (*t == '\0' && *p == '\0')
+            return i;
+    }
+    return -1;
+}
+
+static void pascal(const char *upper, char *out, size_t outlen)
+{
+    size_t n = 0;
+    bool cap = true;
+    for (const char *p = upper; *p && n + 1 < outlen; p++) {
+        if (*p == '_') {
+            cap = true;
+            continue;
+        }
+        out[n++] = cap ? *p : (char)(*p | 0x20);
+        cap = false;
+    }
+    out[n] = '\0';
+}
+
+#define NAMES(t) (int)(sizeof(t) / sizeof(t[0]))
+
+int acl_resource_type_from_name(const char *name)
+{
+    return name_lookup(resource_names, NAMES(resource_names), name);
+}
+
+struct zk_parse {
+    struct acl_binding *out;            /* the entries (strings owned) */
+    int n, cap;
+    bool bad;
+};
+
+static void zk_entry(void *arg, const char *principal, const char *permission,
+                     const char *operation, const char *host)
+{
+    struct zk_parse *zp = arg;
+    int op = name_lookup(operation_names, NAMES(operation_names), operation);
+    int perm = name_lookup(permission_names, NAMES(permission_names), permission);
+    if (op < 0 || perm < 0 || strchr(principal, ':') == NULL) {
+        zp->bad = true;
+        return;
+    }
+    if (zp->n == zp->cap) {
+        int cap = zp->cap ? zp->cap * 2 : 8;
+        struct acl_binding *a = realloc(zp->out, sizeof(*a) * (size_t)cap);
+        GREGOR_ASSERT(a != NULL);
+        zp->out = a;
+        zp->cap = cap;
+    }
+    struct acl_binding *e = &zp->out[zp->n++];
+    *e = (struct acl_binding){.operation = (int8_t)op, .permission = (int8_t)perm,
+                              .principal = strdup(principal), .host = strdup(host),
+                              .name = NULL};
+    GREGOR_ASSERT(e->principal != NULL && e->host != NULL);
+}
+
+static void zk_parse_free(struct zk_parse *zp)
+{
+    for (int i = 0; i < zp->n; i++) {
+        free(zp->out[i].principal);
+        free(zp->out[i].host);
+    }
+    free(zp->out);
+}
+
+/* A resource's entries from its znode (json NULL: none); -1 when malformed. */
+static int zk_parse_entries(const char *json, size_t len, struct zk_parse *zp)
+{
+    *zp = (struct zk_parse){0};
+    if (json == NULL)
+        return 0;
+    if (znode_acl_parse(json, len, zk_entry, zp) < 0 || zp->bad) {
+        zk_parse_free(zp);
+        *zp = (struct zk_parse){0};
+        return -1;
+    }
+    return 0;
+}
+
+void authorizer_acls_from_zk(void *arg, const char *resource_type, bool prefixed,
+                             const char *name, const char *json, size_t len)
+{
+    struct broker *b = arg;
+    struct authorizer *az = b->authorizer;
+    int type = acl_resource_type_from_name(resource_type);
+    if (az == NULL || type < 0) {
+        LOG_WARN("AclAuthorizer", "Ignoring ACLs of the unknown resource type %s", resource_type);
+        return;
+    }
+    struct zk_parse zp;
+    if (zk_parse_entries(json, len, &zp) != 0) {
+        LOG_WARN("AclAuthorizer", "Ignoring the malformed ACLs of %s:%s:%s: %.*s", resource_type,
+                 prefixed ? "PREFIXED" : "LITERAL", name, (int)(len > 512 ? 512 : len), json);
+        return;
+    }
+    struct acl_filter f = {.resource_type = (int8_t)type,
+                           .pattern_type = prefixed ? ACL_PAT_PREFIXED : ACL_PAT_LITERAL,
+                           .operation = ACL_OP_ANY, .permission = ACL_PERM_ANY, .name = name};
+    int removed = acl_store_remove(&az->store, &f, NULL, 0);
+    int added = 0;
+    for (int i = 0; i < zp.n; i++) {
+        struct acl_binding bind = zp.out[i];
+        bind.resource_type = (int8_t)type;
+        bind.pattern_type = prefixed ? ACL_PAT_PREFIXED : ACL_PAT_LITERAL;
+        bind.name = (char *)name;
+        if (acl_store_add(&az->store, &bind) == 0)
+            added++;
+    }
+    LOG_INFO("AclAuthorizer", "Processing ACLs of ResourcePattern(resourceType=%s, name=%s, "
+             "patternType=%s): %d now (%d before)", resource_type, name,
+             prefixed ? "PREFIXED" : "LITERAL", added, removed);
+    zk_parse_free(&zp);
+}
+
+static bool entry_equal(const struct acl_binding *a, const struct acl_binding *b)
+{
+    return a->operation == b->operation && a->permission == b->permission &&
+           strcmp(a->principal, b->principal) == 0 && strcmp(a->host, b->host) == 0;
+}
+
+int authorizer_acl_json_modify(const char *cur, size_t len, const struct acl_binding *add,
+                               int nadd, const struct acl_binding *del, int ndel, char **out,
+                               size_t *out_len)
+{
+    struct zk_parse zp;
+    if (zk_parse_entries(cur, len, &zp) != 0)
+        return -1;
+    int nkeep = 0;
+    bool changed = false;
+    struct znode_acl *list = calloc((size_t)(zp.n + nadd + 1), sizeof(*list));
+    char (*names)[2][32] = calloc((size_t)(zp.n + nadd + 1), sizeof(*names));
+    GREGOR_ASSERT(list != NULL && names != NULL);
+    for (int i = 0; i < zp.n; i++) {
+        bool gone = false;
+        for (int k = 0; k < ndel && !gone; k++)
+            gone = entry_equal(&zp.out[i], &del[k]);
+        for (int k = 0; k < i && !gone; k++)
+            gone = entry_equal(&zp.out[i], &zp.out[k]); /* a duplicate another wrote */
+        if (gone) {
+            changed = true;
+            continue;
+        }
+        pascal(acl_operation_name(zp.out[i].operation), names[nkeep][0], 32);
+        pascal(acl_permission_name(zp.out[i].permission), names[nkeep][1], 32);
+        list[nkeep] = (struct znode_acl){zp.out[i].principal, names[nkeep][1],
+                                         names[nkeep][0], zp.out[i].host};
+        nkeep++;
+    }
+    for (int k = 0; k < nadd; k++) {
+        bool have = false;
+        for (int i = 0; i < zp.n && !have; i++)
+            have = entry_equal(&add[k], &zp.out[i]);
+        for (int j = 0; j < k && !have; j++)
+            have = entry_equal(&add[k], &add[j]);
+        if (have)
+            continue;
+        changed = true;
+        pascal(acl_operation_name(add[k].operation), names[nkeep][0], 32);
+        pascal(acl_permission_name(add[k].permission), names[nkeep][1], 32);
+        list[nkeep] = (struct znode_acl){add[k].principal, names[nkeep][1], names[nkeep][0],
+                                         add[k].host};
+        nkeep++;
+    }
+    int rc = changed ? 0 : 1;
+    *out = NULL;
+    *out_len = 0;
+    if (changed && nkeep > 0) {
+        size_t cap = 256;
+        for (int i = 0; i < nkeep; i++)
+            cap += 6 * (strlen(list[i].principal) + strlen(list[i].host)) + 128;
+        char *buf = malloc(cap);
+        GREGOR_ASSERT(buf != NULL);
+        int n = znode_acl_json(buf, cap, list, nkeep);
+        GREGOR_ASSERT(n > 0);
+        *out = buf;
+        *out_len = (size_t)n;
+    }
+    free(list);
+    free(names);
+    zk_parse_free(&zp);
+    return rc;
 }
 
 static void peer_host(struct conn *c, char *out, size_t len)

@@ -127,6 +127,17 @@ bool authorize_any(struct broker *b, struct request *r, int op, int resource_typ
 /* Kafka's authorized-operations bit set for a resource (Metadata, DescribeCluster, ...). */
 int32_t authorized_operations(struct broker *b, struct request *r, int resource_type,
                               const char *name);
+/* A cluster (zookeeper.connect): the ACLs live in ZooKeeper as Kafka 3.9's AclAuthorizer
+ * keeps them (cluster.h). The store follows each resource's znode (cluster_acls_fn);
+ * modify makes a resource's new znode value from its current one (cluster_rmw_fn's answer:
+ * add's entries added, del's removed; resource fields of add/del ignored). The resource type
+ * from its Kafka name ("TOPIC", "Topic"); -1 when none. */
+void authorizer_acls_from_zk(void *arg, const char *resource_type, bool prefixed,
+                             const char *name, const char *json, size_t len);
+int authorizer_acl_json_modify(const char *cur, size_t len, const struct acl_binding *add,
+                               int nadd, const struct acl_binding *del, int ndel, char **out,
+                               size_t *out_len);
+int acl_resource_type_from_name(const char *name);
 /* The authorizer persists the store (file, or nothing on ZooKeeper yet). 0 or a Kafka error. */
 int authorizer_persist(struct broker *b);
 

@@ -16,6 +16,8 @@
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "broker/scram.h"
+#include "cluster/cluster.h"
+#include "cluster/znode.h"
 #include "common/logging.h"
 #include "common/util.h"
 #include "log/logdir.h"
@@ -291,6 +293,9 @@ static int listener_setup(struct broker *b, int i, char *err, size_t errlen)
     return 0;
 }
 
+static void credentials_from_zk(void *arg, const char *entity_type, const char *entity_name,
+                                const char *json, size_t len);
+
 int sasl_setup(struct broker *b, char *err, size_t errlen)
 {
     /* Made for every broker: credentials are managed even where no listener uses them. */
@@ -331,7 +336,15 @@ int sasl_setup(struct broker *b, char *err, size_t errlen)
     for (int i = 0; i < b->cfg.n_listeners; i++)
         if (listener_setup(b, i, err, errlen) != 0)
             return -1;
+    if (b->cfg.zookeeper_connect[0] != '\0')
+        return 0; /* /config/users on ZooKeeper: sasl_cluster_attach */
     return credentials_load(b, err, errlen);
+}
+
+void sasl_cluster_attach(struct broker *b)
+{
+    if (b->sasl != NULL && b->cluster != NULL) /* loaded at cluster_await_security */
+        cluster_entity_config_subscribe(b->cluster, credentials_from_zk, b);
 }
 
 void sasl_teardown(struct broker *b)
@@ -728,6 +741,177 @@ static bool mech_of(int8_t code, enum scram_mechanism *m)
     return true;
 }
 
+/* ---- a cluster: the credentials are users' configs on ZooKeeper (/config/users/<sanitized>,
+ * "SCRAM-SHA-256" / "SCRAM-SHA-512" keys), as Kafka 3.9's ZkAdminManager keeps them ---- */
+
+struct zk_user_config {
+    struct broker *b;
+    const char *user;
+    int n;
+    struct sasl_user_credential found[2];
+};
+
+static void zk_user_entry(void *arg, const char *key, const char *value)
+{
+    struct zk_user_config *u = arg;
+    enum scram_mechanism m;
+    if (scram_mechanism_from_name(key, &m) != 0 || u->n == 2)
+        return;
+    struct sasl_user_credential *uc = &u->found[u->n];
+    if (scram_credential_parse(m, value, &uc->cred) != 0) {
+        LOG_WARN(WHO, "Ignoring the malformed %s credential of user %s", key, u->user);
+        return;
+    }
+    uc->mech = m;
+    snprintf(uc->user, sizeof(uc->user), "%s", u->user);
+    u->n++;
+}
+
+static void credentials_from_zk(void *arg, const char *entity_type, const char *entity_name,
+                                const char *json, size_t len)
+{
+    struct broker *b = arg;
+    struct sasl_server_config *sc = b->sasl;
+    char user[SCRAM_NAME_MAX];
+    if (sc == NULL || strcmp(entity_type, "users") != 0 || strchr(entity_name, '/') != NULL ||
+        znode_desanitize(entity_name, user, sizeof(user)) != 0)
+        return;
+    struct zk_user_config u = {.b = b, .user = user};
+    if (json != NULL && znode_config_parse(json, len, zk_user_entry, &u) < 0)
+        return; /* logged by the cluster */
+    int before = 0;
+    for (int i = sc->n_creds - 1; i >= 0; i--)
+        if (strcmp(sc->creds[i].user, user) == 0) {
+            sc->creds[i] = sc->creds[--sc->n_creds];
+            before++;
+        }
+    for (int k = 0; k < u.n; k++) {
+        if (sc->n_creds == SASL_CREDENTIALS_MAX) {
+            LOG_WARN(WHO, "More than %d SCRAM credentials: user %s's not kept",
+                     SASL_CREDENTIALS_MAX, user);
+            break;
+        }
+        sc->creds[sc->n_creds++] = u.found[k];
+    }
+    LOG_INFO(WHO, "SCRAM credentials of user %s from ZooKeeper: %d (%d before)", user, u.n,
+             before);
+}
+
+/* One user's change: each mechanism's new credential text, or NULL to remove it. */
+struct zk_user_change {
+    struct request *r;
+    struct zk_user_req *q;
+    int32_t result;                     /* its response entry */
+    const char *text[2];                /* by enum scram_mechanism */
+    bool touch[2];
+};
+
+struct zk_user_req {
+    int left;
+    bool started;
+};
+
+/* The keys of one entity's config kept through a change (Kafka has no bound; quotas and
+ * SCRAM are a handful). */
+#define ZNODE_CONFIG_KEYS_KEPT 256
+struct zk_kv {
+    int n;
+    char *keys[ZNODE_CONFIG_KEYS_KEPT];
+    char *values[ZNODE_CONFIG_KEYS_KEPT];
+    bool full;
+};
+
+static void zk_kv_entry(void *arg, const char *key, const char *value)
+{
+    struct zk_kv *kv = arg;
+    if (kv->n == ZNODE_CONFIG_KEYS_KEPT) {
+        kv->full = true;
+        return;
+    }
+    kv->keys[kv->n] = strdup(key);
+    kv->values[kv->n] = strdup(value);
+    GREGOR_ASSERT(kv->keys[kv->n] != NULL && kv->values[kv->n] != NULL);
+    kv->n++;
+}
+
+static void zk_kv_free(struct zk_kv *kv)
+{
+    for (int i = 0; i < kv->n; i++) {
+        free(kv->keys[i]);
+        free(kv->values[i]);
+    }
+}
+
+/* The user's config map with its SCRAM keys changed, every other key (quotas) kept. */
+static int zk_user_modify(void *arg, const char *cur, size_t len, char **out, size_t *out_len)
+{
+    struct zk_user_change *ch = arg;
+    struct zk_kv kv = {0};
+    if (cur != NULL && (znode_config_parse(cur, len, zk_kv_entry, &kv) < 0 || kv.full)) {
+        zk_kv_free(&kv);
+        return -1;
+    }
+    for (int m = 0; m < 2; m++) {
+        if (!ch->touch[m])
+            continue;
+        const char *name = scram_mechanism_name((enum scram_mechanism)m);
+        int at = -1;
+        for (int i = 0; i < kv.n; i++)
+            if (strcmp(kv.keys[i], name) == 0)
+                at = i;
+        if (ch->text[m] == NULL) {
+            if (at >= 0) {
+                free(kv.keys[at]);
+                free(kv.values[at]);
+                kv.n--;
+                for (int i = at; i < kv.n; i++) {
+                    kv.keys[i] = kv.keys[i + 1];
+                    kv.values[i] = kv.values[i + 1];
+                }
+            }
+        } else if (at >= 0) {
+            free(kv.values[at]);
+            kv.values[at] = strdup(ch->text[m]);
+            GREGOR_ASSERT(kv.values[at] != NULL);
+        } else {
+            if (kv.n == ZNODE_CONFIG_KEYS_KEPT) {
+                zk_kv_free(&kv);
+                return -1;
+            }
+            zk_kv_entry(&kv, name, ch->text[m]);
+        }
+    }
+    size_t cap = 64;
+    for (int i = 0; i < kv.n; i++)
+        cap += 6 * (strlen(kv.keys[i]) + strlen(kv.values[i])) + 8;
+    char *buf = malloc(cap);
+    GREGOR_ASSERT(buf != NULL);
+    int n = znode_config_json(buf, cap, (const char *const *)kv.keys,
+                              (const char *const *)kv.values, kv.n);
+    zk_kv_free(&kv);
+    GREGOR_ASSERT(n > 0);
+    *out = buf;
+    *out_len = (size_t)n;
+    return 0;
+}
+
+static void zk_user_written(void *arg, int kerr, const char *msg)
+{
+    struct zk_user_change *ch = arg;
+    struct request *r = ch->r;
+    struct zk_user_req *q = ch->q;
+    if (kerr != KERR_NONE) {
+        struct alter_user_scram_credentials_response *resp = r->resp;
+        resp->results[ch->result].error_code = (int16_t)kerr;
+        const char *m = request_strdup(r, msg ? msg : "");
+        resp->results[ch->result].error_message = (struct kstr){(char *)m,
+                                                                m ? (int32_t)strlen(m) : 0};
+    }
+    GREGOR_ASSERT(q->left > 0);
+    if (--q->left == 0 && q->started)
+        request_finish(r);
+}
+
 struct alter_entry {
     struct kstr name;
     int8_t mech;
@@ -757,6 +941,13 @@ enum request_status handle_alter_user_scram_credentials(struct broker *b, struct
      * all of them are acceptable (as Kafka's ZkAdminManager). */
     int nres = 0;
     bool changed = false;
+    struct zk_user_req *zq = NULL;
+    if (b->cluster != NULL) {
+        zq = request_alloc(r, sizeof(*zq));
+        if (zq == NULL)
+            return REQUEST_CLOSE;
+        *zq = (struct zk_user_req){0};
+    }
     for (int i = 0; i < n; i++) {
         bool seen = false;
         for (int j = 0; j < i && !seen; j++)
@@ -826,6 +1017,46 @@ enum request_status handle_alter_user_scram_credentials(struct broker *b, struct
             res->error_message = (struct kstr){(char *)why, (int32_t)strlen(why)};
             continue;
         }
+        if (b->cluster != NULL) { /* written to ZooKeeper; the cache follows */
+            struct zk_user_change *ch = request_alloc(r, sizeof(*ch));
+            char *sanitized = request_alloc(r, SCRAM_NAME_MAX * 3 + 1);
+            if (ch == NULL || sanitized == NULL || zq == NULL)
+                return REQUEST_CLOSE;
+            *ch = (struct zk_user_change){.r = r, .q = zq, .result = nres - 1};
+            for (int j = i; j < n; j++) {
+                enum scram_mechanism m;
+                if (!kstr_is(e[j].name, user) || !mech_of(e[j].mech, &m))
+                    continue;
+                ch->touch[m] = true;
+                if (e[j].up == NULL)
+                    continue;
+                struct scram_credential cred;
+                char *text = request_alloc(r, 600);
+                if (text == NULL)
+                    return REQUEST_CLOSE;
+                int rc = scram_credential_from_salted(m, e[j].up->salted_password.ptr,
+                                                      (size_t)e[j].up->salted_password.len,
+                                                      e[j].up->salt.ptr, (size_t)e[j].up->salt.len,
+                                                      e[j].up->iterations, &cred);
+                GREGOR_ASSERT(rc == 0); /* lengths checked above */
+                rc = scram_credential_format(m, &cred, text, 600);
+                GREGOR_ASSERT(rc == 0);
+                ch->text[m] = text;
+            }
+            char msg[256];
+            int rc = znode_sanitize(user, sanitized, SCRAM_NAME_MAX * 3 + 1);
+            GREGOR_ASSERT(rc == 0);
+            zq->left++;
+            int kerr = cluster_entity_update(b->cluster, "users", sanitized, zk_user_modify, ch,
+                                             zk_user_written, ch, msg, sizeof(msg));
+            if (kerr != KERR_NONE) {
+                zq->left--;
+                res->error_code = (int16_t)kerr;
+                const char *m = request_strdup(r, msg);
+                res->error_message = (struct kstr){(char *)m, m ? (int32_t)strlen(m) : 0};
+            }
+            continue;
+        }
         for (int j = i; j < n; j++) {
             enum scram_mechanism m;
             if (!kstr_is(e[j].name, user) || !mech_of(e[j].mech, &m))
@@ -852,6 +1083,10 @@ enum request_status handle_alter_user_scram_credentials(struct broker *b, struct
         }
     }
     resp->n_results = nres;
+    if (zq != NULL) {
+        zq->started = true;
+        return zq->left > 0 ? REQUEST_PENDING : REQUEST_DONE;
+    }
     if (changed && credentials_save(b) != 0)
         for (int i = 0; i < nres; i++)
             if (resp->results[i].error_code == KERR_NONE) {

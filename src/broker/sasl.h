@@ -28,4 +28,8 @@ const char *sasl_request_refusal(struct broker *b, struct conn *c, int16_t api_k
  * was one (then r is answered, pending or freed here). */
 bool sasl_raw_token(struct broker *b, struct request *r);
 
+/* A cluster: the SCRAM credentials follow the users' configs on ZooKeeper (after
+ * cluster_create; loaded by cluster_await_security) instead of the credentials file. */
+void sasl_cluster_attach(struct broker *b);
+
 #endif

@@ -1028,6 +1028,7 @@ struct broker *broker_open(const struct broker_config *cfg)
         free(b);
         return NULL;
     }
+    sasl_cluster_attach(b); /* the users' SCRAM credentials live in ZooKeeper */
     if (open_storage(b) != 0) {
         /* The cause is logged (a log dir, a config file, ZooKeeper's /config/brokers). */
         LOG_ERROR(server_who, "cannot open the log dirs and their configs; exiting");
@@ -1109,6 +1110,14 @@ struct broker *broker_open(const struct broker_config *cfg)
     /* Registered once it can serve, as Kafka registers after its socket server is up. */
     if (b->cluster != NULL && cluster_await_registration(b->cluster) != 0) {
         LOG_ERROR(server_who, "cannot register in ZooKeeper; exiting");
+        cluster_destroy(b->cluster);
+        b->cluster = NULL;
+        return NULL;
+    }
+    /* The ACLs and the users' credentials before the first request (Kafka's authorizer and
+     * credential cache load before the socket server serves). */
+    if (b->cluster != NULL && cluster_await_security(b->cluster) != 0) {
+        LOG_ERROR(server_who, "cannot load the ACLs and user configs from ZooKeeper; exiting");
         cluster_destroy(b->cluster);
         b->cluster = NULL;
         return NULL;

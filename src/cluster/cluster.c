@@ -5,6 +5,7 @@
  * repeats steps. Results of a replaced session are dropped. */
 #include "cluster/cluster.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <execinfo.h>
 #include <inttypes.h>
@@ -84,6 +85,7 @@ struct cluster {
     struct cluster_topic **topics;
     struct create_op *creates;      /* admin writes in flight and requests awaiting the view */
     struct cluster_configs *configs;/* /config/...: see "Configs" near the end */
+    struct cluster_security *security; /* ACLs, users' configs: see the end */
     /* The controller's: brokers in controlled shutdown (Kafka's shuttingDownBrokerIds), each
      * with the epoch it asked at; gone when it leaves or registers anew. */
     int nshutting;
@@ -115,6 +117,9 @@ static void cluster_resume(struct cluster *c);
 static void rebalance_fire(struct loop *l, void *arg);
 static void configs_step(struct cluster *c);
 static void configs_destroy(struct cluster *c);
+static void security_step(struct cluster *c);
+static void security_destroy(struct cluster *c);
+void cluster_security_entity_stale(struct cluster *c, const char *type, const char *name);
 struct create_op;
 static int topic_create_with_config(struct cluster *c, const char *name, const char *topic_json,
                                     int topic_len, const char *config_json,
@@ -3250,6 +3255,7 @@ void cluster_destroy(struct cluster *c)
         loop_timer_cancel(c->loop, c->settle_timer);
     zk_destroy(c->zk); /* no completion comes after this */
     configs_destroy(c);
+    security_destroy(c);
     while (c->creates != NULL) {
         struct create_op *op = c->creates;
         op_finish(c, op, KERR_REQUEST_TIMED_OUT,
@@ -3697,8 +3703,12 @@ static void entity_stale(struct cluster *c, const char *type, const char *name)
                 c->topics[i]->config_stale = true;
         return;
     }
+    if (strcmp(type, "users") == 0 || strcmp(type, "clients") == 0) {
+        cluster_security_entity_stale(c, type, name);
+        return;
+    }
     if (strcmp(type, "brokers") != 0)
-        return; /* users, clients, ips: quotas gregor does not keep */
+        return; /* ips: quotas gregor does not keep */
     char id[16];
     snprintf(id, sizeof(id), "%d", c->cfg.broker_id);
     if (name == NULL || strcmp(name, CONFIG_DEFAULT_ENTITY) == 0)
@@ -3914,6 +3924,7 @@ static void configs_step(struct cluster *c)
             return;
         }
     }
+    security_step(c);
 }
 
 static bool broker_configs_known(const struct cluster *c)
@@ -4307,4 +4318,742 @@ int cluster_claim_producer_ids(struct cluster *c, struct cluster_producer_id_cla
         zk_get(c->zk, PRODUCER_ID_BLOCK_PATH, NULL, NULL, producer_ids_read, w) != ZK_OK)
         return KERR_COORDINATOR_LOAD_IN_PROGRESS;
     return KERR_NONE;
+}
+
+/* ---- ACLs and user / client configs (issue 19) ----
+ * As Kafka 3.9's ZooKeeper mode: AclAuthorizer keeps each resource's ACLs in
+ * /kafka-acl/<Type>/<name> (LITERAL) or /kafka-acl-extended/prefixed/<Type>/<name>, changed by
+ * a read and a write at the version read (again on BadVersion / NodeExists), the node deleted
+ * when its last ACL goes, then a sequential /kafka-acl-changes/acl_changes_<n> ("TOPIC:name")
+ * or /kafka-acl-extended-changes/acl_changes_<n> (ExtendedAclChangeEvent). Every broker lists
+ * both change paths with a child watch and reads each named resource again. Users' and
+ * clients' configs (SCRAM credentials, quotas) are /config/users|clients/<sanitized>,
+ * notified through /config/changes (the config listener above hands them here). */
+
+#define SEC_ATTEMPTS 10            /* Kafka's AclAuthorizer maxUpdateRetries */
+#define SEC_SUBSCRIBERS_MAX 4
+#define SEC_READ_ATTEMPTS 5         /* a notification's read of what it names */
+#define SEC_PATH_MAX (CLUSTER_TOPIC_NAME_MAX * 4 + 64)
+#define ACL_CHANGE_PREFIX "acl_changes_"
+
+static const char *const acl_change_paths[2] = {"/kafka-acl-changes", "/kafka-acl-extended-changes"};
+static const char *const acl_store_paths[2] = {"/kafka-acl", "/kafka-acl-extended/prefixed"};
+/* Kafka's createAclPaths: each store, its resource types, the change paths. */
+static const char *const acl_paths[] = {
+    "/kafka-acl", "/kafka-acl/Topic", "/kafka-acl/Group", "/kafka-acl/Cluster",
+    "/kafka-acl/TransactionalId", "/kafka-acl/DelegationToken", "/kafka-acl/User",
+    "/kafka-acl-changes", "/kafka-acl-extended", "/kafka-acl-extended/prefixed",
+    "/kafka-acl-extended/prefixed/Topic", "/kafka-acl-extended/prefixed/Group",
+    "/kafka-acl-extended/prefixed/Cluster", "/kafka-acl-extended/prefixed/TransactionalId",
+    "/kafka-acl-extended/prefixed/DelegationToken", "/kafka-acl-extended/prefixed/User",
+    "/kafka-acl-extended-changes",
+};
+
+enum sec_kind { SEC_ACL_LITERAL, SEC_ACL_PREFIXED, SEC_ENTITY };
+
+struct sec_op {
+    struct cluster *c;
+    struct sec_op *next, *prev;
+    enum sec_kind kind;
+    char type[40];                      /* ACL: "TOPIC"; entity: "users" */
+    char name[SEC_PATH_MAX];            /* the resource's name, or the sanitized entity */
+    char path[SEC_PATH_MAX + 64];
+    cluster_rmw_fn modify;
+    void *marg;
+    cluster_create_done_fn done;
+    void *arg;
+    int attempts;
+    char *json;                         /* the value written (NULL: the node deleted) */
+    size_t len;
+};
+
+struct cluster_security {
+    uint64_t session_gen;
+    cluster_acls_fn acl_fn;
+    void *acl_arg;
+    int nsubs;
+    struct { cluster_entity_config_fn fn; void *arg; } subs[SEC_SUBSCRIBERS_MAX];
+    bool paths_sent;
+    bool changes_watch[2], changes_inflight[2];
+    int64_t changes_last[2];            /* the highest notification handled (-1: none) */
+    bool load_started, loaded;
+    int load_left;                      /* listings and reads of the start-up load */
+    bool load_failed;
+    struct sec_op *ops;
+};
+
+static void security_step(struct cluster *c);
+
+static struct cluster_security *security_of(struct cluster *c)
+{
+    if (c->security == NULL) {
+        c->security = calloc(1, sizeof(*c->security));
+        GREGOR_ASSERT(c->security != NULL);
+        c->security->changes_last[0] = c->security->changes_last[1] = -1;
+    }
+    return c->security;
+}
+
+/* "TRANSACTIONAL_ID" <-> "TransactionalId" (Kafka's SecurityUtils.resourceTypeName). */
+static void type_to_pascal(const char *upper, char *out, size_t outlen)
+{
+    size_t n = 0;
+    bool cap = true;
+    for (const char *p = upper; *p && n + 1 < outlen; p++) {
+        if (*p == '_') {
+            cap = true;
+            continue;
+        }
+        out[n++] = cap ? (char)toupper((unsigned char)*p) : (char)tolower((unsigned char)*p);
+        cap = false;
+    }
+    out[n] = '\0';
+}
+
+static void type_from_pascal(const char *pascal, char *out, size_t outlen)
+{
+    size_t n = 0;
+    for (const char *p = pascal; *p && n + 2 < outlen; p++) {
+        if (p != pascal && isupper((unsigned char)*p))
+            out[n++] = '_';
+        out[n++] = (char)toupper((unsigned char)*p);
+    }
+    out[n] = '\0';
+}
+
+static void acl_path(char *out, size_t outlen, bool prefixed, const char *type, const char *name)
+{
+    char pascal[40];
+    type_to_pascal(type, pascal, sizeof(pascal));
+    snprintf(out, outlen, "%s/%s/%s", acl_store_paths[prefixed], pascal, name);
+}
+
+static void acl_deliver(struct cluster *c, bool prefixed, const char *type, const char *name,
+                        const char *json, size_t len)
+{
+    struct cluster_security *s = security_of(c);
+    if (s->acl_fn != NULL)
+        s->acl_fn(s->acl_arg, type, prefixed, name, json, len);
+}
+
+static void entity_deliver(struct cluster *c, const char *type, const char *name,
+                           const char *json, size_t len)
+{
+    struct cluster_security *s = security_of(c);
+    if (json != NULL && znode_config_parse(json, len, NULL, NULL) < 0) {
+        LOG_WARN(c->who, "Ignoring the malformed config znode /config/%s/%s", type, name);
+        return;
+    }
+    for (int i = 0; i < s->nsubs; i++)
+        s->subs[i].fn(s->subs[i].arg, type, name, json, len);
+}
+
+void cluster_acls_subscribe(struct cluster *c, cluster_acls_fn fn, void *arg)
+{
+    struct cluster_security *s = security_of(c);
+    s->acl_fn = fn;
+    s->acl_arg = arg;
+}
+
+void cluster_entity_config_subscribe(struct cluster *c, cluster_entity_config_fn fn, void *arg)
+{
+    struct cluster_security *s = security_of(c);
+    GREGOR_ASSERT(s->nsubs < SEC_SUBSCRIBERS_MAX);
+    s->subs[s->nsubs].fn = fn;
+    s->subs[s->nsubs].arg = arg;
+    s->nsubs++;
+}
+
+/* ---- reads: the start-up load and what notifications name ---- */
+
+struct sec_read {
+    struct cluster *c;
+    enum sec_kind kind;
+    bool load;                          /* part of the start-up load */
+    int attempts;                       /* a notification's read: again after a failure */
+    char type[40];
+    char name[SEC_PATH_MAX];
+};
+
+static void load_done_one(struct cluster *c, bool failed)
+{
+    struct cluster_security *s = security_of(c);
+    GREGOR_ASSERT(s->load_left > 0);
+    if (failed)
+        s->load_failed = true;
+    if (--s->load_left == 0) {
+        if (s->load_failed) { /* start again (each resource replaces what it held) */
+            s->load_failed = false;
+            s->load_started = false;
+            retry_later(c, "loading the ACLs and user configs", ZK_CONNECTION_LOSS);
+        } else {
+            s->loaded = true;
+            LOG_INFO(c->who, "Loaded the ACLs and user / client configs from ZooKeeper");
+        }
+    }
+}
+
+static void sec_read_done(void *arg, const struct zk_result *res)
+{
+    struct sec_read *rd = arg;
+    struct cluster *c = rd->c;
+    bool failed = false;
+    if (stale(c, res) || (res->rc != ZK_OK && res->rc != ZK_NO_NODE)) {
+        failed = true;
+        if (!rd->load && ++rd->attempts < SEC_READ_ATTEMPTS) {
+            /* a notification's read: again (in the new session, if one replaced it) */
+            char path[SEC_PATH_MAX + 64];
+            if (rd->kind == SEC_ENTITY)
+                snprintf(path, sizeof(path), "/config/%s/%s", rd->type, rd->name);
+            else
+                acl_path(path, sizeof(path), rd->kind == SEC_ACL_PREFIXED, rd->type, rd->name);
+            if (zk_get(c->zk, path, NULL, NULL, sec_read_done, rd) == ZK_OK)
+                return;
+        }
+        if (!rd->load)
+            LOG_WARN(c->who, "Reading %s/%s failed (ZooKeeper error %d): kept as it was until "
+                     "the next change names it", rd->type, rd->name, res->rc);
+    } else {
+        const char *json = res->rc == ZK_OK ? (res->data ? res->data : "") : NULL;
+        size_t len = res->rc == ZK_OK ? (size_t)res->len : 0;
+        if (rd->kind == SEC_ENTITY)
+            entity_deliver(c, rd->type, rd->name, json, len);
+        else
+            acl_deliver(c, rd->kind == SEC_ACL_PREFIXED, rd->type, rd->name, json, len);
+    }
+    if (rd->load)
+        load_done_one(c, failed);
+    free(rd);
+}
+
+static int sec_read(struct cluster *c, enum sec_kind kind, bool load, const char *type,
+                    const char *name)
+{
+    struct sec_read *rd = calloc(1, sizeof(*rd));
+    GREGOR_ASSERT(rd != NULL);
+    *rd = (struct sec_read){.c = c, .kind = kind, .load = load};
+    snprintf(rd->type, sizeof(rd->type), "%s", type);
+    snprintf(rd->name, sizeof(rd->name), "%s", name);
+    char path[SEC_PATH_MAX + 64];
+    if (kind == SEC_ENTITY)
+        snprintf(path, sizeof(path), "/config/%s/%s", type, name);
+    else
+        acl_path(path, sizeof(path), kind == SEC_ACL_PREFIXED, type, name);
+    int rc = zk_get(c->zk, path, NULL, NULL, sec_read_done, rd);
+    if (rc != ZK_OK) {
+        free(rd);
+        return rc;
+    }
+    if (load)
+        security_of(c)->load_left++;
+    return ZK_OK;
+}
+
+/* A listing of the load: /kafka-acl[...] (its types), /kafka-acl[...]/<Type> (its
+ * resources), /config/users or /config/clients (its entities). */
+struct sec_list {
+    struct cluster *c;
+    int level;                          /* 0: types of store, 1: resources, 2: entities */
+    bool prefixed;
+    char type[40];
+};
+
+static int sec_list(struct cluster *c, int level, bool prefixed, const char *type);
+
+static void sec_listed(void *arg, const struct zk_result *res)
+{
+    struct sec_list *l = arg;
+    struct cluster *c = l->c;
+    bool failed = stale(c, res) || (res->rc != ZK_OK && res->rc != ZK_NO_NODE);
+    for (int i = 0; !failed && res->rc == ZK_OK && i < res->nchildren; i++) {
+        const char *ch = res->children[i];
+        int rc;
+        if (l->level == 0) {
+            char upper[40];
+            type_from_pascal(ch, upper, sizeof(upper));
+            rc = sec_list(c, 1, l->prefixed, upper);
+        } else if (l->level == 1) {
+            rc = sec_read(c, l->prefixed ? SEC_ACL_PREFIXED : SEC_ACL_LITERAL, true, l->type, ch);
+        } else {
+            rc = sec_read(c, SEC_ENTITY, true, l->type, ch);
+        }
+        if (rc != ZK_OK)
+            failed = true;
+    }
+    free(l);
+    load_done_one(c, failed);
+}
+
+static int sec_list(struct cluster *c, int level, bool prefixed, const char *type)
+{
+    struct sec_list *l = calloc(1, sizeof(*l));
+    GREGOR_ASSERT(l != NULL);
+    *l = (struct sec_list){.c = c, .level = level, .prefixed = prefixed};
+    snprintf(l->type, sizeof(l->type), "%s", type);
+    char path[128];
+    if (level == 0) {
+        snprintf(path, sizeof(path), "%s", acl_store_paths[prefixed]);
+    } else if (level == 1) {
+        char pascal[40];
+        type_to_pascal(type, pascal, sizeof(pascal));
+        snprintf(path, sizeof(path), "%s/%s", acl_store_paths[prefixed], pascal);
+    } else {
+        snprintf(path, sizeof(path), "/config/%s", type);
+    }
+    int rc = zk_get_children(c->zk, path, NULL, NULL, sec_listed, l);
+    if (rc != ZK_OK) {
+        free(l);
+        return rc;
+    }
+    security_of(c)->load_left++;
+    return ZK_OK;
+}
+
+/* A config change notification named users/<u>, clients/<c> or users/<u>/clients/<c>
+ * (name NULL: any, after a failed read). */
+void cluster_security_entity_stale(struct cluster *c, const char *type, const char *name);
+void cluster_security_entity_stale(struct cluster *c, const char *type, const char *name)
+{
+    if (strcmp(type, "users") != 0 && strcmp(type, "clients") != 0)
+        return;
+    if (name == NULL || c->security == NULL || !c->security->loaded)
+        return; /* a lost notification: the entities keep their values (logged by the caller) */
+    int rc = sec_read(c, SEC_ENTITY, false, type, name);
+    if (rc != ZK_OK)
+        retry_later(c, "reading a user or client config", rc);
+}
+
+/* ---- the ACL change notifications ---- */
+
+struct sec_change {
+    struct cluster *c;
+    int store;                          /* 0 literal, 1 extended */
+};
+
+static void acl_change_read(void *arg, const struct zk_result *res)
+{
+    struct sec_change *ch = arg;
+    struct cluster *c = ch->c;
+    int store = ch->store;
+    free(ch);
+    if (stale(c, res) || res->rc == ZK_NO_NODE)
+        return;
+    if (res->rc != ZK_OK || res->data == NULL) {
+        retry_later(c, "reading an ACL change notification", res->rc);
+        return;
+    }
+    char type[40], name[SEC_PATH_MAX], pattern[32];
+    bool ok;
+    if (store == 0) { /* "TOPIC:name" */
+        const char *colon = memchr(res->data, ':', (size_t)res->len);
+        ok = colon != NULL && colon > res->data && (size_t)(colon - res->data) < sizeof(type) &&
+             res->len - (colon - res->data) - 1 < (int)sizeof(name);
+        if (ok) {
+            snprintf(type, sizeof(type), "%.*s", (int)(colon - res->data), res->data);
+            snprintf(name, sizeof(name), "%.*s", (int)(res->len - (colon - res->data) - 1),
+                     colon + 1);
+        }
+        snprintf(pattern, sizeof(pattern), "LITERAL");
+    } else {
+        ok = znode_acl_change_parse(res->data, (size_t)res->len, type, sizeof(type), name,
+                                    sizeof(name), pattern, sizeof(pattern)) == 0;
+    }
+    if (ok) { /* Kafka's ResourceType.fromString takes either case */
+        for (char *p = type; *p; p++)
+            *p = (char)toupper((unsigned char)*p);
+        for (char *p = pattern; *p; p++)
+            *p = (char)toupper((unsigned char)*p);
+    }
+    if (!ok || (strcmp(pattern, "LITERAL") != 0 && strcmp(pattern, "PREFIXED") != 0)) {
+        LOG_WARN(c->who, "Ignoring the malformed ACL change notification %s: %.*s", res->path,
+                 res->len > 512 ? 512 : res->len, res->data);
+        return;
+    }
+    LOG_INFO(c->who, "Processing ACL change notification %s: %s:%s:%s", res->path, type,
+             pattern, name);
+    int rc = sec_read(c, strcmp(pattern, "PREFIXED") == 0 ? SEC_ACL_PREFIXED : SEC_ACL_LITERAL,
+                      false, type, name);
+    if (rc != ZK_OK)
+        retry_later(c, "reading an ACL znode", rc);
+}
+
+static void acl_changes_changed(void *arg, enum zk_watch_type type, const char *path,
+                                uint64_t gen)
+{
+    (void)type;
+    struct cluster *c = arg;
+    if (gen != zk_session_gen(c->zk) || c->security == NULL)
+        return;
+    int store = strcmp(path, acl_change_paths[1]) == 0 ? 1 : 0;
+    c->security->changes_watch[store] = false;
+    security_step(c);
+}
+
+static void acl_changes_listed(void *arg, const struct zk_result *res)
+{
+    struct cluster *c = arg;
+    if (stale(c, res))
+        return;
+    struct cluster_security *s = security_of(c);
+    int store = strcmp(res->path, acl_change_paths[1]) == 0 ? 1 : 0;
+    s->changes_inflight[store] = false;
+    if (res->rc != ZK_OK) {
+        s->changes_watch[store] = false;
+        retry_later(c, "listing the ACL change notifications", res->rc);
+        return;
+    }
+    size_t plen = strlen(ACL_CHANGE_PREFIX);
+    int64_t *seqs = malloc(sizeof(*seqs) * (size_t)(res->nchildren > 0 ? res->nchildren : 1));
+    GREGOR_ASSERT(seqs != NULL);
+    int n = 0;
+    for (int i = 0; i < res->nchildren; i++) {
+        const char *ch = res->children[i];
+        char *end;
+        if (strncmp(ch, ACL_CHANGE_PREFIX, plen) != 0)
+            continue;
+        long long v = strtoll(ch + plen, &end, 10);
+        if (*end == '\0' && end != ch + plen)
+            seqs[n++] = v;
+    }
+    qsort(seqs, (size_t)n, sizeof(*seqs), seq_cmp);
+    if (!s->loaded && !s->load_started) {
+        /* the first listing, before the load: what it lists the load covers */
+        if (n > 0)
+            s->changes_last[store] = seqs[n - 1];
+    }
+    bool more = false;
+    int started = 0;
+    for (int i = 0; i < n; i++) {
+        if (seqs[i] <= s->changes_last[store])
+            continue;
+        if (started == CONFIG_CHANGES_BATCH) {
+            more = true;
+            break;
+        }
+        char path[96];
+        snprintf(path, sizeof(path), "%s/" ACL_CHANGE_PREFIX "%010" PRId64,
+                 acl_change_paths[store], seqs[i]);
+        struct sec_change *ch = malloc(sizeof(*ch));
+        GREGOR_ASSERT(ch != NULL);
+        *ch = (struct sec_change){c, store};
+        int rc = zk_get(c->zk, path, NULL, NULL, acl_change_read, ch);
+        if (rc != ZK_OK) {
+            free(ch);
+            more = true;
+            retry_later(c, "reading an ACL change notification", rc);
+            break;
+        }
+        started++;
+        s->changes_last[store] = seqs[i];
+    }
+    free(seqs);
+    if (more)
+        s->changes_watch[store] = false;
+    security_step(c);
+}
+
+static void acl_path_made(void *arg, const struct zk_result *res)
+{
+    struct cluster *c = arg;
+    if (!stale(c, res) && res->rc != ZK_OK && res->rc != ZK_NODE_EXISTS)
+        LOG_WARN(c->who, "Creating %s failed (ZooKeeper error %d)", res->path, res->rc);
+}
+
+/* The change watches (each session), the ACL paths (once, as Kafka's createAclPaths) and the
+ * start-up load (after the first listings, so no change falls between). */
+static void security_step(struct cluster *c)
+{
+    struct cluster_security *s = c->security;
+    if (s == NULL || !zk_connected(c->zk))
+        return;
+    uint64_t gen = zk_session_gen(c->zk);
+    if (s->session_gen != gen) {
+        s->session_gen = gen;
+        for (int k = 0; k < 2; k++)
+            s->changes_watch[k] = s->changes_inflight[k] = false;
+        s->paths_sent = false;
+    }
+    if (!s->paths_sent && s->acl_fn != NULL) {
+        s->paths_sent = true;
+        for (size_t i = 0; i < sizeof(acl_paths) / sizeof(acl_paths[0]); i++)
+            (void)zk_create_node(c->zk, acl_paths[i], NULL, 0, false, acl_path_made, c);
+    }
+    bool listed = true;
+    for (int k = 0; k < 2; k++) {
+        if (s->acl_fn == NULL)
+            break;
+        if (!s->changes_watch[k] && !s->changes_inflight[k]) {
+            s->changes_watch[k] = s->changes_inflight[k] = true;
+            int rc = zk_get_children(c->zk, acl_change_paths[k], acl_changes_changed, c,
+                                     acl_changes_listed, c);
+            if (rc != ZK_OK) {
+                s->changes_watch[k] = s->changes_inflight[k] = false;
+                retry_later(c, "listing the ACL change notifications", rc);
+            }
+        }
+        if (s->changes_inflight[k])
+            listed = false;
+    }
+    if (!s->load_started && listed) {
+        s->load_started = true;
+        s->load_left = 1; /* this step's own, dropped below */
+        int rc = ZK_OK;
+        if (s->acl_fn != NULL)
+            for (int k = 0; k < 2 && rc == ZK_OK; k++)
+                rc = sec_list(c, 0, k == 1, "");
+        if (s->nsubs > 0 && rc == ZK_OK)
+            rc = sec_list(c, 2, false, "users");
+        if (s->nsubs > 0 && rc == ZK_OK)
+            rc = sec_list(c, 2, false, "clients");
+        load_done_one(c, rc != ZK_OK);
+    }
+}
+
+static bool security_loaded(const struct cluster *c)
+{
+    return c->security == NULL || c->security->loaded;
+}
+
+int cluster_await_security(struct cluster *c)
+{
+    if (c->security == NULL)
+        return 0;
+    security_step(c);
+    return startup_wait_run(c, &(struct startup_wait){.what = "load the ACLs and user configs",
+                                                      .done = security_loaded,
+                                                      .step = security_step})
+               ? 0
+               : -1;
+}
+
+/* ---- writes: read, modify, write at the version read, notify ---- */
+
+static void sec_op_free(struct cluster *c, struct sec_op *op)
+{
+    struct cluster_security *s = security_of(c);
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        s->ops = op->next;
+    if (op->next)
+        op->next->prev = op->prev;
+    free(op->json);
+    free(op);
+}
+
+static void sec_op_finish(struct sec_op *op, int kerr, const char *msg)
+{
+    struct cluster *c = op->c;
+    cluster_create_done_fn done = op->done;
+    void *arg = op->arg;
+    sec_op_free(c, op);
+    done(arg, kerr, msg);
+}
+
+static void sec_op_fail(struct sec_op *op, int rc)
+{
+    char msg[SEC_PATH_MAX + 128];
+    LOG_WARN(op->c->who, "Writing %s failed (ZooKeeper error %d)", op->path, rc);
+    snprintf(msg, sizeof(msg), "Writing %s to ZooKeeper failed (error %d)", op->path, rc);
+    sec_op_finish(op, KERR_REQUEST_TIMED_OUT, msg);
+}
+
+static int sec_op_start(struct sec_op *op);
+
+static void sec_notified(void *arg, const struct zk_result *res)
+{
+    struct sec_op *op = arg;
+    if (res->rc != ZK_OK) {
+        sec_op_fail(op, res->rc);
+        return;
+    }
+    LOG_INFO(op->c->who, "Wrote %s, notification %s", op->path,
+             res->created_path ? res->created_path : "?");
+    sec_op_finish(op, KERR_NONE, "");
+}
+
+/* Written: this broker's view takes it at once, then the notification for the others. */
+static void sec_written(struct sec_op *op)
+{
+    struct cluster *c = op->c;
+    char buf[SEC_PATH_MAX * 2 + 128];
+    int n, rc;
+    if (op->kind == SEC_ENTITY) {
+        entity_deliver(c, op->type, op->name, op->json, op->len);
+        char *slash = strchr(op->name, '/');
+        (void)slash;
+        n = znode_config_change_json(buf, sizeof(buf), op->type, op->name);
+        GREGOR_ASSERT(n > 0);
+        rc = zk_create_sequential(c->zk, CONFIG_CHANGES_PATH "/" CONFIG_CHANGE_PREFIX, buf, n,
+                                  sec_notified, op);
+    } else {
+        bool prefixed = op->kind == SEC_ACL_PREFIXED;
+        acl_deliver(c, prefixed, op->type, op->name, op->json, op->len);
+        if (prefixed)
+            n = znode_acl_change_json(buf, sizeof(buf), op->type, op->name, "PREFIXED");
+        else
+            n = snprintf(buf, sizeof(buf), "%s:%s", op->type, op->name);
+        GREGOR_ASSERT(n > 0 && (size_t)n < sizeof(buf));
+        char prefix[64];
+        snprintf(prefix, sizeof(prefix), "%s/" ACL_CHANGE_PREFIX, acl_change_paths[prefixed]);
+        rc = zk_create_sequential(c->zk, prefix, buf, n, sec_notified, op);
+    }
+    if (rc != ZK_OK)
+        sec_op_fail(op, rc);
+}
+
+static void sec_op_wrote(void *arg, const struct zk_result *res)
+{
+    struct sec_op *op = arg;
+    if (res->rc == ZK_OK) {
+        sec_written(op);
+        return;
+    }
+    /* another writer came between the read and the write: read again */
+    if ((res->rc == ZK_BAD_VERSION || res->rc == ZK_NODE_EXISTS || res->rc == ZK_NO_NODE) &&
+        op->attempts < SEC_ATTEMPTS) {
+        int rc = sec_op_start(op);
+        if (rc == ZK_OK)
+            return;
+        sec_op_fail(op, rc);
+        return;
+    }
+    sec_op_fail(op, res->rc);
+}
+
+static void parent_made(void *arg, const struct zk_result *res)
+{
+    (void)arg;
+    (void)res; /* NodeExists is the usual answer; a real failure fails the create after */
+}
+
+static void sec_op_read(void *arg, const struct zk_result *res)
+{
+    struct sec_op *op = arg;
+    struct cluster *c = op->c;
+    if (res->rc != ZK_OK && res->rc != ZK_NO_NODE) {
+        sec_op_fail(op, res->rc);
+        return;
+    }
+    const char *cur = res->rc == ZK_OK ? (res->data ? res->data : "") : NULL;
+    size_t cur_len = res->rc == ZK_OK ? (size_t)res->len : 0;
+    int32_t version = res->rc == ZK_OK && res->has_stat ? res->stat.version : -1;
+    char *out = NULL;
+    size_t out_len = 0;
+    int m = op->modify(op->marg, cur, cur_len, &out, &out_len);
+    if (m < 0) {
+        sec_op_finish(op, KERR_INVALID_REQUEST, "The stored value could not be changed");
+        return;
+    }
+    if (m > 0) { /* nothing to change */
+        sec_op_finish(op, KERR_NONE, "");
+        return;
+    }
+    if (out != NULL && out_len >= ZK_DATA_MAX) {
+        free(out);
+        sec_op_finish(op, KERR_POLICY_VIOLATION, "The value is too large for ZooKeeper");
+        return;
+    }
+    free(op->json);
+    op->json = out;
+    op->len = out_len;
+    int rc;
+    if (out == NULL && cur == NULL) {
+        sec_op_finish(op, KERR_NONE, "");
+        return;
+    } else if (out == NULL) {
+        rc = zk_delete(c->zk, op->path, version, sec_op_wrote, op);
+    } else if (cur != NULL) {
+        rc = zk_set(c->zk, op->path, out, (int)out_len, version, sec_op_wrote, op);
+    } else {
+        /* the parents first (one session's requests apply in order) */
+        char parent[sizeof(op->path)];
+        for (const char *p = strchr(op->path + 1, '/'); p != NULL; p = strchr(p + 1, '/')) {
+            snprintf(parent, sizeof(parent), "%.*s", (int)(p - op->path), op->path);
+            (void)zk_create_node(c->zk, parent, NULL, 0, false, parent_made, NULL);
+        }
+        rc = zk_create_node(c->zk, op->path, out, (int)out_len, false, sec_op_wrote, op);
+    }
+    if (rc != ZK_OK)
+        sec_op_fail(op, rc);
+}
+
+static int sec_op_start(struct sec_op *op)
+{
+    op->attempts++;
+    return zk_get(op->c->zk, op->path, NULL, NULL, sec_op_read, op);
+}
+
+static int sec_op_submit(struct cluster *c, struct sec_op *op, char *msg, size_t msglen)
+{
+    struct cluster_security *s = security_of(c);
+    op->c = c;
+    op->next = s->ops;
+    if (s->ops)
+        s->ops->prev = op;
+    s->ops = op;
+    int rc = sec_op_start(op);
+    if (rc != ZK_OK) {
+        sec_op_free(c, op);
+        snprintf(msg, msglen, "Cannot reach ZooKeeper (error %d)", rc);
+        return KERR_REQUEST_TIMED_OUT;
+    }
+    return KERR_NONE;
+}
+
+int cluster_acl_update(struct cluster *c, const char *resource_type, bool prefixed,
+                       const char *name, cluster_rmw_fn modify, void *marg,
+                       cluster_create_done_fn done, void *arg, char *msg, size_t msglen)
+{
+    GREGOR_ASSERT(done != NULL && modify != NULL);
+    if (strlen(name) >= SEC_PATH_MAX || strlen(resource_type) >= 40 || name[0] == '\0' ||
+        strchr(name, '/') != NULL) {
+        snprintf(msg, msglen, "The resource name cannot be a ZooKeeper node name");
+        return KERR_INVALID_REQUEST;
+    }
+    struct sec_op *op = calloc(1, sizeof(*op));
+    GREGOR_ASSERT(op != NULL);
+    op->kind = prefixed ? SEC_ACL_PREFIXED : SEC_ACL_LITERAL;
+    snprintf(op->type, sizeof(op->type), "%s", resource_type);
+    snprintf(op->name, sizeof(op->name), "%s", name);
+    acl_path(op->path, sizeof(op->path), prefixed, resource_type, name);
+    op->modify = modify;
+    op->marg = marg;
+    op->done = done;
+    op->arg = arg;
+    return sec_op_submit(c, op, msg, msglen);
+}
+
+int cluster_entity_update(struct cluster *c, const char *entity_type, const char *entity_name,
+                          cluster_rmw_fn modify, void *marg, cluster_create_done_fn done,
+                          void *arg, char *msg, size_t msglen)
+{
+    GREGOR_ASSERT(done != NULL && modify != NULL);
+    if (strlen(entity_name) >= SEC_PATH_MAX || strlen(entity_type) >= 40) {
+        snprintf(msg, msglen, "The entity name is too long");
+        return KERR_INVALID_REQUEST;
+    }
+    struct sec_op *op = calloc(1, sizeof(*op));
+    GREGOR_ASSERT(op != NULL);
+    op->kind = SEC_ENTITY;
+    snprintf(op->type, sizeof(op->type), "%s", entity_type);
+    snprintf(op->name, sizeof(op->name), "%s", entity_name);
+    snprintf(op->path, sizeof(op->path), "/config/%s/%s", entity_type, entity_name);
+    op->modify = modify;
+    op->marg = marg;
+    op->done = done;
+    op->arg = arg;
+    return sec_op_submit(c, op, msg, msglen);
+}
+
+static void security_destroy(struct cluster *c)
+{
+    struct cluster_security *s = c->security;
+    if (s == NULL)
+        return;
+    while (s->ops != NULL)
+        sec_op_finish(s->ops, KERR_REQUEST_TIMED_OUT,
+                      "The broker shut down before the change was written to ZooKeeper.");
+    free(s);
+    c->security = NULL;
 }

@@ -341,4 +341,45 @@ struct cluster_producer_id_claim {
     int attempts;
 };
 int cluster_claim_producer_ids(struct cluster *c, struct cluster_producer_id_claim *w);
+
+/* ---- ACLs and user / client configs on ZooKeeper (issue 19; Kafka 3.9's AclAuthorizer and
+ * ZkAdminManager) ----
+ * ACLs: /kafka-acl/<Type>/<name> (LITERAL), /kafka-acl-extended/prefixed/<Type>/<name>
+ * (PREFIXED), notified by /kafka-acl-changes/acl_changes_<n> ("TOPIC:name") and
+ * /kafka-acl-extended-changes/acl_changes_<n>. Users' and clients' configs:
+ * /config/users|clients/<sanitized> (and users/<u>/clients/<c>), notified by
+ * /config/changes. resource_type is Kafka's enum name ("TOPIC", "TRANSACTIONAL_ID"). */
+
+/* A resource's ACL znode as read or written (json NULL: none, the resource has no ACL):
+ * at start-up for each one, then for each one a notification names. */
+typedef void (*cluster_acls_fn)(void *arg, const char *resource_type, bool prefixed,
+                                const char *name, const char *json, size_t len);
+/* Set before cluster_await_security; makes the ACL paths, watches the changes. */
+void cluster_acls_subscribe(struct cluster *c, cluster_acls_fn fn, void *arg);
+/* An entity's config map (a ConfigEntityZNode value, json NULL: the node is gone) for
+ * entity_type "users" or "clients" and the sanitized entity_name ("alice",
+ * "alice/clients/c1", "<default>"): at start-up for each user and client (not the nested
+ * users/<u>/clients/<c> yet), after every change this broker writes or a notification names.
+ * Up to 4 subscribers (SCRAM credentials; quotas). */
+typedef void (*cluster_entity_config_fn)(void *arg, const char *entity_type,
+                                         const char *entity_name, const char *json, size_t len);
+void cluster_entity_config_subscribe(struct cluster *c, cluster_entity_config_fn fn, void *arg);
+/* Startup, after the registration: turns the loop until every ACL znode and user / client
+ * config was read (bounded as cluster_await_id). 0, or -1 (logged). */
+int cluster_await_security(struct cluster *c);
+/* A read-modify-write of a znode: modify gets its value (cur NULL: missing) and returns 0 with
+ * *out the new value (malloc'd, taken; NULL: delete the node), 1 when nothing changes, -1 to
+ * refuse. Written at the version read; another writer meanwhile makes it read and modify
+ * again (up to 10 times, Kafka's maxUpdateRetries), so modify may be called more than once.
+ * Once written this broker's subscriber sees the value, then the notification is created
+ * and done(arg, kerr, msg) comes (never inside the call). Returns KERR_NONE when submitted,
+ * else an error with msg (done not called). */
+typedef int (*cluster_rmw_fn)(void *arg, const char *cur, size_t len, char **out,
+                              size_t *out_len);
+int cluster_acl_update(struct cluster *c, const char *resource_type, bool prefixed,
+                       const char *name, cluster_rmw_fn modify, void *marg,
+                       cluster_create_done_fn done, void *arg, char *msg, size_t msglen);
+int cluster_entity_update(struct cluster *c, const char *entity_type, const char *entity_name,
+                          cluster_rmw_fn modify, void *marg, cluster_create_done_fn done,
+                          void *arg, char *msg, size_t msglen);
 #endif

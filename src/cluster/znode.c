@@ -864,4 +864,155 @@ int znode_producer_id_block_parse(const char *json, size_t len, int32_t *broker,
     *end = e;
     return 0;
 }
+
+/* ---- ACLs: /kafka-acl[-extended/prefixed]/<Type>/<name>, /kafka-acl[-extended]-changes ---- */
+
+int znode_acl_json(char *out, size_t outlen, const struct znode_acl *acls, int count)
+{
+    size_t n = 0;
+    PUT("{\"version\":1,\"acls\":[");
+    for (int i = 0; i < count; i++) {
+        PUT("%s{\"principal\":\"", i ? "," : "");
+        if (put_escaped(out, outlen, &n, acls[i].principal) != 0)
+            return -1;
+        PUT("\",\"permissionType\":\"");
+        if (put_escaped(out, outlen, &n, acls[i].permission) != 0)
+            return -1;
+        PUT("\",\"operation\":\"");
+        if (put_escaped(out, outlen, &n, acls[i].operation) != 0)
+            return -1;
+        PUT("\",\"host\":\"");
+        if (put_escaped(out, outlen, &n, acls[i].host) != 0)
+            return -1;
+        PUT("\"}");
+    }
+    PUT("]}");
+    return (int)n;
+}
+
+/* One string member of the object [os, oe), unescaped; -1 when absent or not a string. */
+static int member_unescaped(const char *os, const char *oe, const char *key, char *out,
+                            size_t outlen)
+{
+    const char *vs, *ve;
+    if (znode_member(os, (size_t)(oe - os), key, &vs, &ve) != 0 || *vs != '"')
+        return -1;
+    return unescape(vs, ve, out, outlen);
+}
+
+int znode_acl_parse(const char *json, size_t len, znode_acl_fn fn, void *arg)
+{
+    const char *vs, *ve;
+    int64_t version;
+    if (znode_int(json, len, "version", &version) != 0 || version != 1 ||
+        znode_member(json, len, "acls", &vs, &ve) != 0 || *vs != '[')
+        return -1;
+    char *buf = malloc(4 * ZNODE_ACL_STRING_MAX);
+    GREGOR_ASSERT(buf != NULL);
+    char *principal = buf, *perm = buf + ZNODE_ACL_STRING_MAX,
+         *op = buf + 2 * ZNODE_ACL_STRING_MAX, *host = buf + 3 * ZNODE_ACL_STRING_MAX;
+    int count = 0;
+    const char *p = skip_ws(vs + 1, ve);
+    while (p < ve && *p == '{') {
+        const char *oe = skip_value(p, ve);
+        if (oe == NULL || member_unescaped(p, oe, "principal", principal, ZNODE_ACL_STRING_MAX) ||
+            member_unescaped(p, oe, "permissionType", perm, ZNODE_ACL_STRING_MAX) ||
+            member_unescaped(p, oe, "operation", op, ZNODE_ACL_STRING_MAX) ||
+            member_unescaped(p, oe, "host", host, ZNODE_ACL_STRING_MAX))
+            goto bad;
+        if (fn != NULL)
+            fn(arg, principal, perm, op, host);
+        count++;
+        p = skip_ws(oe, ve);
+        if (p < ve && *p == ',') {
+            p = skip_ws(p + 1, ve);
+            if (p >= ve || *p != '{')
+                goto bad;
+        } else {
+            break;
+        }
+    }
+    if (p >= ve || *p != ']')
+        goto bad;
+    free(buf);
+    return count;
+bad:
+    free(buf);
+    return -1;
+}
+
+int znode_acl_change_json(char *out, size_t outlen, const char *resource_type,
+                          const char *name, const char *pattern_type)
+{
+    size_t n = 0;
+    PUT("{\"version\":1,\"resourceType\":\"");
+    if (put_escaped(out, outlen, &n, resource_type) != 0)
+        return -1;
+    PUT("\",\"name\":\"");
+    if (put_escaped(out, outlen, &n, name) != 0)
+        return -1;
+    PUT("\",\"patternType\":\"");
+    if (put_escaped(out, outlen, &n, pattern_type) != 0)
+        return -1;
+    PUT("\"}");
+    return (int)n;
+}
+
+int znode_acl_change_parse(const char *json, size_t len, char *resource_type, size_t typelen,
+                           char *name, size_t namelen, char *pattern_type, size_t patlen)
+{
+    int64_t version;
+    if (znode_int(json, len, "version", &version) != 0 || version != 1 ||
+        member_unescaped(json, json + len, "resourceType", resource_type, typelen) != 0 ||
+        member_unescaped(json, json + len, "name", name, namelen) != 0 ||
+        member_unescaped(json, json + len, "patternType", pattern_type, patlen) != 0)
+        return -1;
+    return 0;
+}
+
+/* Kafka's Sanitizer: URLEncoder's form (letters, digits, ".-_" kept; others %XX of their
+ * UTF-8 bytes), with "*" as %2A and a space as %20. */
+int znode_sanitize(const char *name, char *out, size_t outlen)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+        bool keep = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                    (*p >= '0' && *p <= '9') || *p == '.' || *p == '-' || *p == '_';
+        if (n + (keep ? 1 : 3) >= outlen)
+            return -1;
+        if (keep)
+            out[n++] = (char)*p;
+        else
+            n += (size_t)snprintf(out + n, outlen - n, "%%%02X", *p);
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+int znode_desanitize(const char *name, char *out, size_t outlen)
+{
+    size_t n = 0;
+    for (const char *p = name; *p; p++) {
+        char ch = *p;
+        if (ch == '%') {
+            uint32_t v;
+            char hex[4] = {'0', '0', 0, 0};
+            if (p[1] == '\0' || p[2] == '\0')
+                return -1;
+            hex[2] = p[1];
+            hex[3] = p[2];
+            if (hex4(hex, hex + 4, &v) != 0 || v == 0)
+                return -1;
+            ch = (char)v;
+            p += 2;
+        } else if (ch == '+') {
+            ch = ' ';
+        }
+        if (n + 1 >= outlen)
+            return -1;
+        out[n++] = ch;
+    }
+    out[n] = '\0';
+    return 0;
+}
 #undef PUT

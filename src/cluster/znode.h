@@ -119,4 +119,29 @@ int znode_producer_id_block_json(char *out, size_t outlen, int32_t broker, int64
 int znode_producer_id_block_parse(const char *json, size_t len, int32_t *broker,
                                   int64_t *start, int64_t *end);
 
+
+/* ACLs of one resource, Kafka's ResourceZNode (AclEntry.toJsonCompatibleMap):
+ * {"version":1,"acls":[{"principal":"User:a","permissionType":"Allow","operation":"Read",
+ * "host":"*"},...]}, names as Kafka's SecurityUtils writes them (PascalCase). The parser
+ * hands each entry (unescaped) to fn; -1 (nothing kept by callers) when malformed. */
+#define ZNODE_ACL_STRING_MAX 1024
+struct znode_acl {
+    const char *principal, *permission, *operation, *host;
+};
+int znode_acl_json(char *out, size_t outlen, const struct znode_acl *acls, int n);
+typedef void (*znode_acl_fn)(void *arg, const char *principal, const char *permission,
+                             const char *operation, const char *host);
+int znode_acl_parse(const char *json, size_t len, znode_acl_fn fn, void *arg);
+/* /kafka-acl-extended-changes/acl_changes_<seq>, Kafka's ExtendedAclChangeEvent:
+ * {"version":1,"resourceType":"TOPIC","name":"n","patternType":"PREFIXED"}. (The literal
+ * store's notification is the plain "TOPIC:name".) */
+int znode_acl_change_json(char *out, size_t outlen, const char *resource_type,
+                          const char *name, const char *pattern_type);
+int znode_acl_change_parse(const char *json, size_t len, char *resource_type, size_t typelen,
+                           char *name, size_t namelen, char *pattern_type, size_t patlen);
+/* Kafka's Sanitizer for entity names in paths (/config/users/<sanitized>): 0, or -1 when it
+ * does not fit; desanitize is the reverse (-1 on a bad escape). */
+int znode_sanitize(const char *name, char *out, size_t outlen);
+int znode_desanitize(const char *name, char *out, size_t outlen);
+
 #endif

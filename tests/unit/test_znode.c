@@ -498,6 +498,68 @@ static void test_producer_id_block(void **state)
     assert_int_equal(znode_producer_id_block_parse(json, (size_t)n - 1, &broker, &start, &end), -1);
 }
 
+struct acl_seen {
+    int n;
+    char text[4][256];
+};
+
+static void acl_collect(void *arg, const char *principal, const char *permission,
+                        const char *operation, const char *host)
+{
+    struct acl_seen *a = arg;
+    if (a->n < 4)
+        snprintf(a->text[a->n], sizeof(a->text[0]), "%s|%s|%s|%s", principal, permission,
+                 operation, host);
+    a->n++;
+}
+
+/* Kafka's ResourceZNode and ExtendedAclChangeEvent, and its Sanitizer. */
+static void test_acl_znodes(void **state)
+{
+    (void)state;
+    char json[512];
+    struct znode_acl acls[2] = {{"User:alice", "Allow", "Read", "*"},
+                                {"User:b\"ob", "Deny", "IdempotentWrite", "10.0.0.1"}};
+    int n = znode_acl_json(json, sizeof(json), acls, 2);
+    assert_string_equal(json, "{\"version\":1,\"acls\":[{\"principal\":\"User:alice\","
+                        "\"permissionType\":\"Allow\",\"operation\":\"Read\",\"host\":\"*\"},"
+                        "{\"principal\":\"User:b\\\"ob\",\"permissionType\":\"Deny\","
+                        "\"operation\":\"IdempotentWrite\",\"host\":\"10.0.0.1\"}]}");
+    struct acl_seen seen = {0};
+    assert_int_equal(znode_acl_parse(json, (size_t)n, acl_collect, &seen), 2);
+    assert_string_equal(seen.text[0], "User:alice|Allow|Read|*");
+    assert_string_equal(seen.text[1], "User:b\"ob|Deny|IdempotentWrite|10.0.0.1");
+    /* as Jackson writes it (key order and spaces free), and refused when malformed */
+    seen.n = 0;
+    assert_int_equal(znode_acl_parse(S("{ \"acls\" : [ { \"host\":\"*\", \"operation\":\"Write\", "
+                                       "\"permissionType\":\"Allow\", \"principal\":\"User:c\" } ], "
+                                       "\"version\" : 1 }"), acl_collect, &seen), 1);
+    assert_string_equal(seen.text[0], "User:c|Allow|Write|*");
+    assert_int_equal(znode_acl_parse(S("{\"version\":1,\"acls\":[]}"), NULL, NULL), 0);
+    assert_int_equal(znode_acl_parse(S("{\"version\":2,\"acls\":[]}"), NULL, NULL), -1);
+    assert_int_equal(znode_acl_parse(S("{\"version\":1,\"acls\":[{\"principal\":\"User:a\"}]}"),
+                                     NULL, NULL), -1);
+    assert_int_equal(znode_acl_parse(S("{\"version\":1,\"acls\":[{\"principal\":\"User:a\","
+                                       "\"permissionType\":\"Allow\",\"operation\":\"Read\","
+                                       "\"host\":\"*\"},]}"), NULL, NULL), -1);
+    char type[32], name[64], pattern[32];
+    n = znode_acl_change_json(json, sizeof(json), "TOPIC", "pre-", "PREFIXED");
+    assert_string_equal(json, "{\"version\":1,\"resourceType\":\"TOPIC\",\"name\":\"pre-\","
+                        "\"patternType\":\"PREFIXED\"}");
+    assert_int_equal(znode_acl_change_parse(json, (size_t)n, type, sizeof(type), name,
+                                            sizeof(name), pattern, sizeof(pattern)), 0);
+    assert_string_equal(type, "TOPIC");
+    assert_string_equal(name, "pre-");
+    assert_string_equal(pattern, "PREFIXED");
+    char out[64], back[64];
+    assert_int_equal(znode_sanitize("a b*c/é.-_", out, sizeof(out)), 0);
+    assert_string_equal(out, "a%20b%2Ac%2F%C3%A9.-_");
+    assert_int_equal(znode_desanitize(out, back, sizeof(back)), 0);
+    assert_string_equal(back, "a b*c/é.-_");
+    assert_int_equal(znode_desanitize("bad%2", back, sizeof(back)), -1);
+    assert_int_equal(znode_desanitize("nul%00", back, sizeof(back)), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -513,6 +575,7 @@ int main(void)
         cmocka_unit_test(test_config_change),
         cmocka_unit_test(test_producer_id_block),
         cmocka_unit_test(test_topic_reassignment_json),
+        cmocka_unit_test(test_acl_znodes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
