@@ -23,6 +23,8 @@ from test_tls import make_ca, make_cert, pem_keystore
 OPENSSL = "openssl"
 JAAS = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required ;"
 HANDLER = "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
+SECURED_HANDLER = ("org.apache.kafka.common.security.oauthbearer.secured."
+                   "OAuthBearerValidatorCallbackHandler")  # the name before Kafka 3.4
 AUDIENCE, ISSUER = "gregor-test", "https://issuer.test"
 
 
@@ -116,7 +118,7 @@ def write_jwks(path, key_list):
     os.rename(tmp, path)
 
 
-def start_oauth_broker(tmp_path, keys, extra=None, name="data", ssl=None):
+def start_oauth_broker(tmp_path, keys, extra=None, name="data", ssl=None, handler=HANDLER):
     port, sasl_port = free_port(), free_port()
     jwks = str(tmp_path / (name + "-jwks.json"))
     write_jwks(jwks, keys[0].jwks)
@@ -125,7 +127,7 @@ def start_oauth_broker(tmp_path, keys, extra=None, name="data", ssl=None):
     o = {"listeners": "PLAINTEXT://127.0.0.1:%d,%s://127.0.0.1:%d" % (port, proto, sasl_port),
          "sasl.enabled.mechanisms": "OAUTHBEARER",
          "listener.name.%s.oauthbearer.sasl.jaas.config" % ln: JAAS,
-         "listener.name.%s.oauthbearer.sasl.server.callback.handler.class" % ln: HANDLER,
+         "listener.name.%s.oauthbearer.sasl.server.callback.handler.class" % ln: handler,
          "sasl.oauthbearer.jwks.endpoint.url": "file://" + jwks,
          "sasl.oauthbearer.expected.audience": AUDIENCE,
          "sasl.oauthbearer.expected.issuer": ISSUER,
@@ -218,7 +220,7 @@ def hs256(k):
 
 @pytest.fixture(scope="module")
 def shared_broker(tmp_path_factory, keys):
-    b = start_oauth_broker(tmp_path_factory.mktemp("shared"), keys)
+    b = start_oauth_broker(tmp_path_factory.mktemp("shared"), keys, handler=SECURED_HANDLER)
     yield b
     alive = b.alive()
     rc = b.stop()
@@ -236,6 +238,29 @@ def test_refused_tokens_get_the_error_challenge_then_fail(shared_broker, keys, c
     assert closed
 
 
+def test_handshake_v0_raw_tokens(shared_broker, keys):
+    """SaslHandshake v0: the client first message and the error challenge as raw frames."""
+    def raw(s, tok):
+        s.sendall(struct.pack(">i", len(tok)) + tok)
+        hdr = s.recv(4)
+        if len(hdr) < 4:
+            return None
+        n = struct.unpack(">i", hdr)[0]
+        out = b""
+        while len(out) < n:
+            out += s.recv(n - len(out))
+        return out
+    s = socket.create_connection(("127.0.0.1", shared_broker.sasl_port), timeout=10)
+    assert handshake(s, "OAUTHBEARER", version=0)[0] == 0
+    assert raw(s, client_first(keys[0].sign(claims(), alg="ES256"))) == b""
+    s.close()
+    s = socket.create_connection(("127.0.0.1", shared_broker.sasl_port), timeout=10)
+    assert handshake(s, "OAUTHBEARER", version=0)[0] == 0
+    assert raw(s, client_first(keys[0].sign(claims(life=-600)))) == b'{"status":"invalid_token"}'
+    assert raw(s, b"\x01") is None  # the failed login: closed unanswered
+    s.close()
+
+
 def test_malformed_client_first_message_fails(shared_broker):
     for bad in (b"", b"n,,\x01auth=Bearer\x01\x01", b"x,,\x01auth=Bearer a.b.c\x01\x01",
                 b"n,,\x01auth=Basic abc\x01\x01", b"n,,\x01\x01", b"\x01"):
@@ -250,12 +275,13 @@ def test_jwks_rotation_is_picked_up_without_restart(tmp_path, keys, stop_after):
     b = start_oauth_broker(tmp_path, keys)
     stop_after(b)
     old, new = keys
-    assert raw_login(b, old.sign(claims()))[0][0:3] == (0, None, b"")
+    first, second = raw_login(b, old.sign(claims()))
+    assert second is None and (first[0], first[2]) == (0, b""), first
     first, _ = raw_login(b, new.sign(claims()))
     assert first[2] == b'{"status":"invalid_token"}'
     write_jwks(b.jwks, new.jwks)  # rotated: a new kid, the old keys gone
     first, second = raw_login(b, new.sign(claims(), alg="ES256"))
-    assert second is None and first[0:3] == (0, None, b""), first
+    assert second is None and (first[0], first[2]) == (0, b""), first
     first, _ = raw_login(b, old.sign(claims()))
     assert first[2] == b'{"status":"invalid_token"}', "the removed key still verifies"
 
