@@ -416,3 +416,34 @@ def test_unsupported_setups_are_refused_at_start(tmp_path, keys):
     rc, out = start_should_fail(tmp_path, {handler: HANDLER, "sasl.oauthbearer.jwks.endpoint.url":
                                            "file:///nonexistent/jwks.json"})
     assert rc != 0 and "/nonexistent/jwks.json" in out, out
+
+
+# ---- the Java client (kafka-clients 4.x): OAuthBearerLoginCallbackHandler reading the token
+# from a file: token endpoint URL ----
+
+from test_java_client import client_jar, run_check  # noqa: E402,F401 (a fixture)
+
+
+def test_java_client_with_a_token_file(tmp_path, keys, client_jar, stop_after, monkeypatch):
+    b = start_oauth_broker(tmp_path, keys)
+    stop_after(b)
+    token = str(tmp_path / "token.jwt")
+    with open(token, "w") as f:
+        f.write(keys[0].sign(claims(sub="alice", life=3600), alg="RS256"))
+    conf = str(tmp_path / "client-oauth.properties")
+    with open(conf, "w") as f:
+        f.write("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=OAUTHBEARER\n"
+                "sasl.jaas.config=org.apache.kafka.common.security.oauthbearer."
+                "OAuthBearerLoginModule required ;\n"
+                "sasl.login.callback.handler.class=org.apache.kafka.common.security.oauthbearer."
+                "OAuthBearerLoginCallbackHandler\n"
+                "sasl.oauthbearer.token.endpoint.url=file://%s\n" % token)
+    # Kafka 4 reads a file: token URL only when the JVM allows it.
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS",
+                       "-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=file://%s" % token)
+    via = Broker.__new__(Broker)
+    via.__dict__.update(b.__dict__)
+    via.port = b.sasl_port
+    r = run_check(client_jar, via, "produce-idempotent", "count=200", "partitions=2",
+                  "client.config=" + conf)
+    assert r["produced"] == "200" and r["consumed"] == "200"
