@@ -755,8 +755,24 @@ enum oauth_result oauth_jwt_validate(const char *tok, size_t len, const struct o
     int scope = jget(j, 0, "scope");
     if (rules->scope_claim != NULL)
         scope = jget(j, 0, rules->scope_claim);
-    if (scope >= 0 && j->t[scope].type != J_STR && j->t[scope].type != J_ARR)
-        FAIL("The value of the '%s' claim is not the expected type", rules->scope_claim);
+    /* Kafka: a string or a list of strings, each non-empty once trimmed; any other type
+     * counts as no scope. */
+    if (scope >= 0 && (j->t[scope].type == J_STR || j->t[scope].type == J_ARR)) {
+        int first = scope, last = scope + 1;
+        if (j->t[scope].type == J_ARR) {
+            first = scope + 1;
+            last = j->t[scope].next;
+        }
+        for (int k = first; k < last; k = j->t[k].next) {
+            if (jstr(j, k, text, sizeof(text)) != 0)
+                FAIL("%s value must be a list of strings", rules->scope_claim);
+            const char *c = text;
+            while (isspace((unsigned char)*c))
+                c++;
+            if (*c == '\0')
+                FAIL("%s value must not contain empty or null strings", rules->scope_claim);
+        }
+    }
     const char *sub_name = rules->sub_claim != NULL ? rules->sub_claim : "sub";
     int sub = jget(j, 0, sub_name);
     if (sub < 0 || jstr(j, sub, text, sizeof(text)) != 0)

@@ -179,8 +179,9 @@ def test_valid_tokens_rs_ps_es_authenticate_with_the_token_lifetime(tmp_path, ke
     b = start_oauth_broker(tmp_path, keys, extra={"connections.max.reauth.ms": "3600000"})
     stop_after(b)
     k = keys[0]
-    for alg in ("RS256", "RS384", "RS512", "PS256", "ES256"):
-        first, second = raw_login(b, k.sign(claims(life=600), alg=alg))
+    for alg, extra in (("RS256", {}), ("RS384", {"scope": 7}), ("RS512", {"scope": ["a", "b"]}),
+                       ("PS256", {"aud": ["x", AUDIENCE]}), ("ES256", {})):
+        first, second = raw_login(b, k.sign(claims(life=600, **extra), alg=alg))
         assert second is None, (alg, first, second)
         err, msg, data, life = first
         assert (err, data) == (0, b""), (alg, first)
@@ -204,6 +205,8 @@ BAD = {
     "hs256_with_rsa_key_as_secret": lambda k: hs256(k),
     "es256_signed_claimed_rs256": lambda k: (lambda t: b64u(json.dumps({"alg": "RS256", "kid": k.ec_kid}).encode()) + "." + t.split(".", 1)[1])(k.sign(claims(), alg="ES256")),
     "empty_sub": lambda k: k.sign(claims(sub="  ")),
+    "empty_scope": lambda k: k.sign(claims(scope=["kafka", " "])),
+    "empty_aud_list": lambda k: k.sign(claims(aud=[])),
     "garbage": lambda k: "not-a-jwt",
     "garbage_sections": lambda k: "a.b.c",
 }
