@@ -403,6 +403,7 @@ static enum scram_result oauth_step(struct sasl_oauth *o, struct sasl_session *s
                                     char *out, size_t out_cap, size_t *out_len, bool *done,
                                     char *err, size_t err_len)
 {
+    GREGOR_ASSERT(o != NULL); /* made by oauth_setup for a listener enabling OAUTHBEARER */
     if (ss->oauth_error_sent && len == 1 && tok[0] == 0x01) {
         snprintf(err, err_len, "%s", OAUTH_INVALID_TOKEN);
         return SCRAM_ERR_MESSAGE;
