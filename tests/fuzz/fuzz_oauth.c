@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const char JWKS[] = "{\"keys\": [{\"kty\": \"EC\", \"kid\": \"e1\", \"crv\": \"P-256\", \"x\": \"8sEZxDQDBTtZL0QrKWNG8nzgByQzyxezZChAjX17JM4\", \"y\": \"UvnvZAcp71UAlTGQqaYaWQiJh9M1suWay816Cd2QIDE\"}, {\"kty\": \"RSA\", \"kid\": \"r1\", \"n\": \"6Hf7Ss6NGzbTytTplTtJUsvl-htHJCCIyqxX968vySXY8bjY6Sr4S771ocX1e3AC4my0daVweWC3CzzKy2wx8DLZGH_j-sCYOwJkuhScQLRwuww5aoiVJVLUmsD6KIT06uqNEko3LwzeQbOgAXEnJpBvgdAfxxdmzaK21pGSls_J7S8cILva3cUh4GL80N6FYZomV7EUnbDyHt8D4UWINEmc6WGw7_zLQY_ycnUqgSlOl9f5AgbrqMLd3fI1vHl28NaC0MDybXKQszUdYWzDuA49HCiYOBo5pza0-LgSa7uujJGFgPQYAbdyN0CwpQXMaP6aFw2WvayCPxLO_MzJRQ\", \"e\": \"AQAB\"}]}";
 
 /* The private half of kid e1. */
-static const char EC_KEY[] =
+static const char EC_PRIVATE_PEM[] =
     "-----BEGIN PRIVATE KEY-----\n"
     "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgMErbHtAWmhdL3ORU\n"
     "W7/s6+vlKXzj9+IIWecvDp1kC+yhRANCAATywRnENAMFO1kvRCspY0byfOAHJDPL\n"
@@ -44,7 +44,7 @@ static size_t b64url(const uint8_t *in, size_t n, char *out)
     return o;
 }
 
-/* "<header>.<payload>.<ES256 signature>" for payload, signed with EC_KEY: its length. */
+/* "<header>.<payload>.<ES256 signature>" for payload, signed with EC_PRIVATE_PEM: its length. */
 static size_t sign_es256(EVP_PKEY *key, const uint8_t *payload, size_t n, char *out)
 {
     static const char hdr[] = "{\"alg\":\"ES256\",\"kid\":\"e1\"}";
@@ -76,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!ready) {
         GREGOR_ASSERT(oauth_jwks_parse(JWKS, strlen(JWKS), &fixed, err, sizeof(err)) == 0);
         GREGOR_ASSERT(fixed.n == 2);
-        BIO *bio = BIO_new_mem_buf(EC_KEY, -1);
+        BIO *bio = BIO_new_mem_buf(EC_PRIVATE_PEM, -1);
         priv = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
         BIO_free(bio);
         GREGOR_ASSERT(priv != NULL);
