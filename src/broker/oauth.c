@@ -171,6 +171,11 @@ static int jvalue(struct json *j, int depth)
                 int key = jstring(j);
                 if (key < 0)
                     return -1;
+                /* A name with an escape is refused, so that names compare as bytes: "\u0073ub"
+                 * cannot stand in for a second "sub". */
+                if (memchr(j->s + j->t[key].start, '\\',
+                           (size_t)(j->t[key].end - j->t[key].start)) != NULL)
+                    return -1;
                 /* Names must be unique (jose4j's parser refuses a repeated one). */
                 for (int m = k + 1; m < key; m = j->t[j->t[m].next].next)
                     if (jsame_key(j, m, key))

@@ -59,6 +59,7 @@ static void test_jwks_limits(void **state)
         "", "[]", "{\"keys\":{}}", "{\"keys\":[]} x", "{\"keys\":[],\"keys\":[]}",
         "{\"keys\":[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]}", "{\"keys\":[\"\\x\"]}",
         "{\"keys\":[\"\\u12\"]}", "{\"keys\":[tru]}",
+        "{\"keys\":[],\"\\u006beys\":[]}", /* an escaped name could hide a duplicate */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_not_equal(oauth_jwks_parse(bad[i], strlen(bad[i]), &j, err, sizeof(err)), 0);
