@@ -163,6 +163,8 @@ FUZZ_EXTRA_fuzz_txn_log = src/txn/txn_log.c
 FUZZ_EXTRA_fuzz_epoch_checkpoint = src/partition/partition.c $(wildcard src/log/*.c)
 # The SCRAM server's message and credential parsers (pure functions on OpenSSL).
 FUZZ_EXTRA_fuzz_scram = src/broker/scram.c
+# fuzz_oauth: OAUTHBEARER's client first message, JWT and JWKS parsers.
+FUZZ_EXTRA_fuzz_oauth = src/broker/oauth.c
 # The log segment reader and gregor dump-log, whose --transaction-log-decoder uses the txn codecs.
 FUZZ_EXTRA_fuzz_log_segment = $(wildcard src/log/*.c) src/txn/txn_log.c
 # The broker's config files: the config parsers live with the broker (all of it linked).

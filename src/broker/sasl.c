@@ -11,10 +11,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <openssl/crypto.h>
 
 #include "broker/handlers.h"
 #include "broker/kutil.h"
+#include "broker/oauth.h"
 #include "broker/scram.h"
 #include "cluster/cluster.h"
 #include "cluster/znode.h"
@@ -30,9 +33,26 @@
 #define SASL_CREDENTIALS_FILE "scram-credentials"
 #define SASL_CREDENTIALS_MAX 4096
 #define SASL_TOKEN_MAX 4096 /* a SASL token of PLAIN or SCRAM is far smaller */
+#define SASL_OAUTH_TOKEN_MAX (OAUTH_TOKEN_MAX + 1024) /* OAUTHBEARER: a JWT and its framing */
 
-enum sasl_mech { MECH_PLAIN, MECH_SCRAM_SHA_256, MECH_SCRAM_SHA_512, MECH_COUNT };
-static const char *const mech_names[MECH_COUNT] = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"};
+enum sasl_mech { MECH_PLAIN, MECH_SCRAM_SHA_256, MECH_SCRAM_SHA_512, MECH_OAUTHBEARER,
+                 MECH_COUNT };
+static const char *const mech_names[MECH_COUNT] = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512",
+                                                   "OAUTHBEARER"};
+
+/* OAUTHBEARER on one listener (OAuthBearerValidatorCallbackHandler): the JWKS file and the
+ * token rules; the file is read again when it changed, at most every refresh_ms, and at once
+ * when a token names a kid it does not hold (as Kafka's refreshing JWKS resolver does). */
+struct sasl_oauth {
+    char path[1024];            /* from sasl.oauthbearer.jwks.endpoint.url=file://... */
+    struct oauth_jwks jwks;
+    struct oauth_rules rules;
+    int64_t refresh_ms;         /* sasl.oauthbearer.jwks.endpoint.refresh.ms */
+    int64_t checked_ms;         /* mono ms of the last look at the file */
+    struct timespec mtime;      /* of the file last read */
+    off_t size;
+    ino_t ino;
+};
 
 struct sasl_listener {
     bool sasl;                         /* a SASL_* listener */
@@ -40,6 +60,7 @@ struct sasl_listener {
     const char *order[MECH_COUNT];     /* enabled, as sasl.enabled.mechanisms lists them */
     int n_order;
     const char *jaas[MECH_COUNT];      /* borrowed from b->cfg's security props */
+    struct sasl_oauth *oauth;          /* OAUTHBEARER enabled */
 };
 
 struct sasl_user_credential {
@@ -73,6 +94,8 @@ struct sasl_session {
     bool reauth_capable;   /* authenticated with SaslAuthenticate v1+ (KIP-368) */
     bool reauthenticating; /* a handshake on an authenticated connection: the same principal */
     int64_t expires_ms;    /* mono ms the session ends (0: never) */
+    bool oauth_error_sent; /* OAUTHBEARER: the error challenge went out, \x01 must follow */
+    int64_t token_exp_ms;  /* OAUTHBEARER: the token's exp (wall ms) */
     struct scram_server scram;
 };
 
@@ -224,6 +247,206 @@ static int credential_lookup(void *ctx, enum scram_mechanism m, const char *user
     return -1;
 }
 
+/* ---- OAUTHBEARER: the JWKS file ---- */
+
+/* Reads the JWKS file when it changed since the last read (or force): 0, or -1 with why in err
+ * (the keys held stay). Bounded: the file is at most OAUTH_JWKS_MAX bytes. */
+static int oauth_jwks_load(struct sasl_oauth *o, bool force, char *err, size_t errlen)
+{
+    struct stat st;
+    o->checked_ms = mono_ms();
+    if (stat(o->path, &st) != 0) {
+        snprintf(err, errlen, "cannot read the JWKS file %s: %s", o->path, strerror(errno));
+        return -1;
+    }
+    if (!force && st.st_ino == o->ino && st.st_size == o->size &&
+        st.st_mtim.tv_sec == o->mtime.tv_sec && st.st_mtim.tv_nsec == o->mtime.tv_nsec)
+        return 0;
+    if (st.st_size > OAUTH_JWKS_MAX) {
+        snprintf(err, errlen, "the JWKS file %s is larger than %d bytes", o->path,
+                 OAUTH_JWKS_MAX);
+        return -1;
+    }
+    char *text = malloc(OAUTH_JWKS_MAX + 1);
+    FILE *f = text != NULL ? fopen(o->path, "r") : NULL;
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot read the JWKS file %s: %s", o->path,
+                 text == NULL ? "out of memory" : strerror(errno));
+        free(text);
+        return -1;
+    }
+    size_t n = fread(text, 1, OAUTH_JWKS_MAX + 1, f);
+    fclose(f);
+    struct oauth_jwks fresh;
+    char why[256];
+    if (n > OAUTH_JWKS_MAX || oauth_jwks_parse(text, n, &fresh, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "the JWKS file %s: %s", o->path,
+                 n > OAUTH_JWKS_MAX ? "too large" : why);
+        free(text);
+        return -1;
+    }
+    free(text);
+    oauth_jwks_free(&o->jwks);
+    o->jwks = fresh;
+    o->ino = st.st_ino;
+    o->size = st.st_size;
+    o->mtime = st.st_mtim;
+    LOG_INFO(WHO, "read %d key(s) from the JWKS file %s", fresh.n, o->path);
+    return 0;
+}
+
+static void oauth_free(struct sasl_oauth *o)
+{
+    if (o == NULL)
+        return;
+    oauth_jwks_free(&o->jwks);
+    free(o);
+}
+
+static int64_t oauth_ms_prop(struct broker *b, const char *listener, const char *key,
+                             int64_t dflt, int64_t max, char *err, size_t errlen, bool *bad)
+{
+    const char *v = broker_security_prop(&b->cfg, listener, key, NULL);
+    if (v == NULL)
+        return dflt;
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (*v == '\0' || *end != '\0' || errno != 0 || n < 0 || n > max) {
+        snprintf(err, errlen, "Invalid value %s for configuration %s", v, key);
+        *bad = true;
+    }
+    return n;
+}
+
+/* OAUTHBEARER on listener l: the server callback handler must be Kafka's JWKS validator (the
+ * unsecured default is refused), the JWKS a file: URL. */
+static int oauth_setup(struct broker *b, struct sasl_listener *sl,
+                       const struct broker_listener *l, char *err, size_t errlen)
+{
+    const char *handler = broker_security_prop(&b->cfg, l->name,
+                                               "oauthbearer.sasl.server.callback.handler.class",
+                                               NULL);
+    static const char *const validators[] = {
+        "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+        "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerValidatorCallbackHandler",
+    };
+    if (handler == NULL || (strcmp(handler, validators[0]) != 0 &&
+                            strcmp(handler, validators[1]) != 0)) {
+        snprintf(err, errlen, "listener %s: OAUTHBEARER needs listener.name.<listener>."
+                 "oauthbearer.sasl.server.callback.handler.class=%s (%s is not supported; "
+                 "without the key Kafka uses the unsecured validator "
+                 "OAuthBearerUnsecuredValidatorCallbackHandler, which gregor does not offer)",
+                 l->name, validators[0], handler != NULL ? handler : "the default");
+        return -1;
+    }
+    const char *url = broker_security_prop(&b->cfg, l->name, "sasl.oauthbearer.jwks.endpoint.url",
+                                           NULL);
+    if (url == NULL) {
+        snprintf(err, errlen, "listener %s: OAUTHBEARER with %s needs "
+                 "sasl.oauthbearer.jwks.endpoint.url", l->name, validators[0]);
+        return -1;
+    }
+    if (strncmp(url, "file:", 5) != 0) {
+        snprintf(err, errlen, "listener %s: sasl.oauthbearer.jwks.endpoint.url %s: only file: "
+                 "URLs (file:///path/jwks.json) are supported, not an HTTP(S) endpoint", l->name,
+                 url);
+        return -1;
+    }
+    const char *path = url + 5;
+    if (strncmp(path, "//", 2) == 0) {
+        path += 2;
+        if (strncmp(path, "localhost/", 10) == 0)
+            path += 9;
+    }
+    if (path[0] != '/' || strlen(path) >= sizeof(((struct sasl_oauth *)0)->path)) {
+        snprintf(err, errlen, "listener %s: sasl.oauthbearer.jwks.endpoint.url %s is not a "
+                 "file:///absolute/path URL", l->name, url);
+        return -1;
+    }
+    struct sasl_oauth *o = calloc(1, sizeof(*o));
+    if (o == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    sl->oauth = o;
+    snprintf(o->path, sizeof(o->path), "%s", path);
+    bool bad = false;
+    o->refresh_ms = oauth_ms_prop(b, l->name, "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+                                  3600000, INT32_MAX, err, errlen, &bad);
+    o->rules.skew_s = oauth_ms_prop(b, l->name, "sasl.oauthbearer.clock.skew.seconds", 30,
+                                    INT32_MAX, err, errlen, &bad);
+    if (bad)
+        return -1;
+    o->rules.audience = broker_security_prop(&b->cfg, l->name,
+                                             "sasl.oauthbearer.expected.audience", NULL);
+    o->rules.issuer = broker_security_prop(&b->cfg, l->name, "sasl.oauthbearer.expected.issuer",
+                                           NULL);
+    o->rules.sub_claim = broker_security_prop(&b->cfg, l->name,
+                                              "sasl.oauthbearer.sub.claim.name", NULL);
+    if (o->rules.sub_claim == NULL)
+        o->rules.sub_claim = "sub";
+    o->rules.scope_claim = broker_security_prop(&b->cfg, l->name,
+                                                "sasl.oauthbearer.scope.claim.name", NULL);
+    if (o->rules.scope_claim == NULL)
+        o->rules.scope_claim = "scope";
+    return oauth_jwks_load(o, true, err, errlen);
+}
+
+/* OAUTHBEARER (OAuthBearerSaslServer): the client's first message holds the token; a token
+ * that fails validation gets the error challenge, the client's \x01 then ends the exchange
+ * with SASL_AUTHENTICATION_FAILED and the challenge as the message. */
+static enum scram_result oauth_step(struct sasl_oauth *o, struct sasl_session *ss,
+                                    const uint8_t *tok, size_t len, char *user, size_t user_len,
+                                    char *out, size_t out_cap, size_t *out_len, bool *done,
+                                    char *err, size_t err_len)
+{
+    GREGOR_ASSERT(o != NULL); /* made by oauth_setup for a listener enabling OAUTHBEARER */
+    if (ss->oauth_error_sent && len == 1 && tok[0] == 0x01) {
+        snprintf(err, err_len, "%s", OAUTH_INVALID_TOKEN);
+        return SCRAM_ERR_MESSAGE;
+    }
+    ss->oauth_error_sent = false;
+    char authzid[SCRAM_NAME_MAX];
+    const char *jwt;
+    size_t jwt_len;
+    if (oauth_client_first_parse(tok, len, authzid, sizeof(authzid), &jwt, &jwt_len, err,
+                                 err_len) != 0)
+        return SCRAM_ERR_GENERIC;
+    char why[512];
+    int64_t exp_ms = 0;
+    if (mono_ms() - o->checked_ms >= o->refresh_ms && oauth_jwks_load(o, false, why,
+                                                                       sizeof(why)) != 0)
+        LOG_LIMITED(LOG_LEVEL_WARN, WHO, "%s", why);
+    enum oauth_result vr = oauth_jwt_validate(jwt, jwt_len, &o->jwks, &o->rules, now_ms(), user,
+                                              user_len, &exp_ms, why, sizeof(why));
+    if (vr == OAUTH_UNKNOWN_KID) {
+        char why2[512];
+        if (oauth_jwks_load(o, false, why2, sizeof(why2)) != 0)
+            LOG_LIMITED(LOG_LEVEL_WARN, WHO, "%s", why2);
+        else
+            vr = oauth_jwt_validate(jwt, jwt_len, &o->jwks, &o->rules, now_ms(), user,
+                                    user_len, &exp_ms, why, sizeof(why));
+    }
+    if (vr != OAUTH_VALID) {
+        LOG_LIMITED(LOG_LEVEL_INFO, WHO, "OAUTHBEARER token refused: %s", why);
+        size_t n = strlen(OAUTH_INVALID_TOKEN);
+        GREGOR_ASSERT(n < out_cap);
+        memcpy(out, OAUTH_INVALID_TOKEN, n + 1);
+        *out_len = n;
+        ss->oauth_error_sent = true;
+        return SCRAM_OK;
+    }
+    if (authzid[0] != '\0' && strcmp(authzid, user) != 0) {
+        snprintf(err, err_len, "Authentication failed: Client requested an authorization id "
+                 "(%s) that is different from the token's principal name (%s)", authzid, user);
+        return SCRAM_ERR_MESSAGE;
+    }
+    ss->token_exp_ms = exp_ms;
+    *done = true;
+    return SCRAM_OK;
+}
+
 /* ---- setup ---- */
 
 static int listener_setup(struct broker *b, int i, char *err, size_t errlen)
@@ -248,7 +471,8 @@ static int listener_setup(struct broker *b, int i, char *err, size_t errlen)
             m++;
         if (m == MECH_COUNT) {
             snprintf(err, errlen, "listener %s: SASL mechanism %s of sasl.enabled.mechanisms is "
-                     "not supported (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are)", l->name, tok);
+                     "not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER are)",
+                     l->name, tok);
             return -1;
         }
         if (sl->enabled[m])
@@ -278,13 +502,17 @@ static int listener_setup(struct broker *b, int i, char *err, size_t errlen)
             return -1;
         }
         const char *module = m == MECH_PLAIN ? "org.apache.kafka.common.security.plain.PlainLoginModule"
-                                             : "org.apache.kafka.common.security.scram.ScramLoginModule";
+                             : m == MECH_OAUTHBEARER
+                                 ? "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule"
+                                 : "org.apache.kafka.common.security.scram.ScramLoginModule";
         while (isspace((unsigned char)*jaas))
             jaas++;
         if (strncmp(jaas, module, strlen(module)) != 0)
             LOG_WARN(WHO, "listener %s: the JAAS entry of %s does not name %s", l->name,
                      mech_names[m], module);
         sl->jaas[m] = jaas;
+        if (m == MECH_OAUTHBEARER && oauth_setup(b, sl, l, err, errlen) != 0)
+            return -1;
     }
     if (sl->n_order == 0) {
         snprintf(err, errlen, "listener %s: sasl.enabled.mechanisms is empty", l->name);
@@ -351,6 +579,8 @@ void sasl_teardown(struct broker *b)
 {
     if (b->sasl == NULL)
         return;
+    for (int i = 0; i < BROKER_MAX_LISTENERS; i++)
+        oauth_free(b->sasl->listeners[i].oauth);
     if (b->sasl->creds != NULL) {
         OPENSSL_cleanse(b->sasl->creds, SASL_CREDENTIALS_MAX * sizeof(*b->sasl->creds));
         free(b->sasl->creds);
@@ -463,9 +693,12 @@ static enum scram_result evaluate(struct broker *b, struct conn *c, struct sasl_
     enum scram_result rc;
     *done = false;
     *out_len = 0;
-    if (len > SASL_TOKEN_MAX) {
+    if (len > (ss->mech == MECH_OAUTHBEARER ? SASL_OAUTH_TOKEN_MAX : SASL_TOKEN_MAX)) {
         rc = SCRAM_ERR_GENERIC;
         snprintf(err, sizeof(err), "a token of %zu bytes", len);
+    } else if (ss->mech == MECH_OAUTHBEARER) {
+        rc = oauth_step(sl->oauth, ss, tok, len, user, sizeof(user), out, out_cap, out_len, done,
+                        err, sizeof(err));
     } else if (ss->mech == MECH_PLAIN) {
         rc = plain_step(sl->jaas[MECH_PLAIN], tok, len, user, sizeof(user), err, sizeof(err));
         *done = rc == SCRAM_OK;
@@ -637,7 +870,8 @@ enum request_status handle_sasl_handshake(struct broker *b, struct request *r)
         return REQUEST_DONE;
     }
     ss->mech = (enum sasl_mech)m;
-    if (m != MECH_PLAIN)
+    ss->oauth_error_sent = false;
+    if (m != MECH_PLAIN && m != MECH_OAUTHBEARER)
         scram_server_init(&ss->scram, m == MECH_SCRAM_SHA_256 ? SCRAM_SHA_256 : SCRAM_SHA_512);
     ss->state = r->api_version == 0 ? SASL_WANT_RAW : SASL_WANT_AUTHENTICATE;
     ss->reauthenticating = reauth;
@@ -680,9 +914,17 @@ enum request_status handle_sasl_authenticate(struct broker *b, struct request *r
         ss->reauth_capable = r->api_version >= 1;
         ss->reauthenticating = false;
         ss->expires_ms = 0;
-        if (ss->reauth_capable && b->sasl->reauth_ms > 0) {
-            resp->session_lifetime_ms = b->sasl->reauth_ms;
-            ss->expires_ms = mono_ms() + b->sasl->reauth_ms;
+        /* KIP-368: the session ends with the credential (an OAUTHBEARER token's exp) or after
+         * connections.max.reauth.ms, whichever is first. */
+        int64_t life = b->sasl->reauth_ms;
+        if (ss->mech == MECH_OAUTHBEARER) {
+            int64_t left = ss->token_exp_ms - now_ms();
+            left = left > 0 ? left : 0;
+            life = life > 0 && life < left ? life : left;
+        }
+        if (ss->reauth_capable && life > 0) {
+            resp->session_lifetime_ms = life;
+            ss->expires_ms = mono_ms() + life;
         }
     }
     return REQUEST_DONE;
