@@ -583,7 +583,6 @@ int32_t quota_record(struct quotas *q, int key, const char *user, const char *cl
     int64_t cap = key == QUOTA_REQUEST_PERCENTAGE ? q->window_ms : q->window_num * q->window_ms;
     if (!(t < (double)cap))
         return (int32_t)cap;
-
     return (int32_t)llround(t);
 }
 
