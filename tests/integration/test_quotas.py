@@ -410,3 +410,24 @@ def test_user_quota_applies_by_sasl_principal(tmp_path):
         assert any(t > 0 for t in run("alice"))
     finally:
         b.stop()
+
+
+def metadata_round_trips(bootstrap, client_id, n):
+    """n Metadata v1 requests on one connection, one at a time; returns the seconds taken."""
+    host, port = bootstrap.split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        t0 = time.time()
+        for corr in range(1, n + 1):
+            s.sendall(frame(3, 1, corr, struct.pack(">i", 0), client_id=client_id))
+            size = struct.unpack(">i", _recv(s, 4))[0]
+            assert struct.unpack(">i", _recv(s, size)[:4])[0] == corr
+        return time.time() - t0
+
+
+def test_request_percentage_mutes_a_busy_client(qbroker):
+    # 0.0001 percent of the loop thread: 1 us a second, less than a request takes.
+    set_quota(qbroker.bootstrap, [("user", None), ("client-id", "busy")], "request_percentage", 0.0001)
+    free = metadata_round_trips(qbroker.bootstrap, b"idle", 8)
+    busy = metadata_round_trips(qbroker.bootstrap, b"busy", 8)
+    # A request quota's throttle is at most one window (1 s here): muted at least once.
+    assert busy >= 1.0 and busy > free + 0.9, (busy, free)
