@@ -431,3 +431,51 @@ def test_request_percentage_mutes_a_busy_client(qbroker):
     busy = metadata_round_trips(qbroker.bootstrap, b"busy", 8)
     # A request quota's throttle is at most one window (1 s here): muted at least once.
     assert busy >= 1.0 and busy > free + 0.9, (busy, free)
+
+
+# ---- Kafka 4.x's kafka-configs.sh (ConfigCommand from the Maven jars) ----
+
+@pytest.fixture(scope="module")
+def kafka_classpath():
+    import os
+    import subprocess
+    from conftest import ROOT
+    p = subprocess.run(["sh", os.path.join(ROOT, "tests", "kafka_harness", "kafka.sh"), "classpath"],
+                       capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0 and p.stdout.strip(), p.stderr[-3000:]
+    return p.stdout.strip()
+
+
+def test_kafka_configs_sh_users_clients_and_defaults(broker, kafka_classpath):
+    import subprocess
+
+    def kc(*args):
+        p = subprocess.run(["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+                            "-cp", kafka_classpath, "kafka.admin.ConfigCommand",
+                            "--bootstrap-server", broker.bootstrap] + list(args),
+                           capture_output=True, text=True, timeout=180)
+        return p.returncode, p.stdout, p.stderr
+
+    alice = ("--entity-type", "users", "--entity-name", "alice")
+    assert kc("--alter", "--add-config", "producer_byte_rate=1024,consumer_byte_rate=2048", *alice) == (
+        0, "Completed updating config for user alice.\n", "")
+    assert kc("--alter", "--add-config", "request_percentage=12.5", *alice,
+              "--entity-type", "clients", "--entity-default")[:2] == (
+        0, "Completed updating config for user alice.\n")
+    assert kc("--alter", "--add-config", "producer_byte_rate=1000", "--entity-type", "clients",
+              "--entity-default")[:2] == (
+        0, "Completed updating default config for clients in the cluster.\n")
+    assert kc("--describe", *alice)[:2] == (
+        0, "Quota configs for user-principal 'alice' are consumer_byte_rate=2048.0, "
+           "producer_byte_rate=1024.0\n")
+    assert kc("--describe", "--entity-type", "clients")[:2] == (
+        0, "Quota configs for the default client-id are producer_byte_rate=1000.0\n")
+    assert kc("--describe", *alice, "--entity-type", "clients")[:2] == (
+        0, "Quota configs for user-principal 'alice', the default client-id are "
+           "request_percentage=12.5\n")
+    assert kc("--alter", "--delete-config", "producer_byte_rate", *alice)[0] == 0
+    assert kc("--describe", *alice)[:2] == (
+        0, "Quota configs for user-principal 'alice' are consumer_byte_rate=2048.0\n")
+    # The admin client's describe agrees with the raw wire's.
+    assert describe(broker.bootstrap, [("user", 0, "alice")], True)[2] == {
+        (("user", "alice"),): {"consumer_byte_rate": 2048.0}}
