@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "cli/args.h"
 #include "cli/wire.h"
+#include "cli/configs_quotas.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,7 @@ static struct cli_opt configs_opts[] = {
      "Property file containing configs to be passed to Admin Client.", 0, 0, 0},
     {"describe", CLI_OPT_FLAG, NULL, "List configs for the given entity.", 0, 0, 0},
     {"alter", CLI_OPT_FLAG, NULL, "Alter the configuration for the entity.", 0, 0, 0},
-    {"entity-type", CLI_OPT_VALUE, "<String>", "Type of entity (topics/brokers)", 0, 0, 0},
+    {"entity-type", CLI_OPT_VALUE, "<String>", "Type of entity (topics/brokers/users/clients)", 0, 0, 0},
     {"entity-name", CLI_OPT_VALUE, "<String>", "Name of entity (topic name/broker id)", 0, 0, 0},
     {"entity-default", CLI_OPT_FLAG, NULL, "Default entity name for brokers.", 0, 0, 0},
     {"topic", CLI_OPT_VALUE, "<String: topic>", "The topic's name (same as --entity-type topics "
@@ -531,6 +532,21 @@ static int configs_run(struct cli_cmd *cmd)
 {
     if (cli_has(cmd, "describe") + cli_has(cmd, "alter") != 1)
         return cli_usage_error(cmd, "Command must include exactly one action: --describe, --alter");
+    const char *quota_type = cli_value(cmd, "entity-type");
+    if (quota_type && (strcmp(quota_type, "users") == 0 || strcmp(quota_type, "clients") == 0)) {
+        const char *bootstrap = cli_bootstrap(cmd);
+        if (!bootstrap)
+            return 1;
+        static char add[8192], del[8192];
+        snprintf(add, sizeof add, "%s", cli_value(cmd, "add-config") ? cli_value(cmd, "add-config") : "");
+        snprintf(del, sizeof del, "%s", cli_value(cmd, "delete-config") ? cli_value(cmd, "delete-config") : "");
+        bool dflt = cli_has(cmd, "entity-default");
+        const char *name = dflt ? NULL : cli_value(cmd, "entity-name");
+        if (cli_has(cmd, "alter") && !name && !dflt)
+            return cli_usage_error(cmd, "an entity name must be specified with --alter of %s", quota_type);
+        return configs_quotas_run(bootstrap, CLI_ADMIN_TIMEOUT_MS, cli_has(cmd, "alter"), quota_type,
+                                  name, dflt, add[0] ? add : NULL, del[0] ? del : NULL);
+    }
     struct entity e;
     if (resolve_entity(cmd, &e) != 0)
         return 1;

@@ -479,3 +479,54 @@ def test_kafka_configs_sh_users_clients_and_defaults(broker, kafka_classpath):
     # The admin client's describe agrees with the raw wire's.
     assert describe(broker.bootstrap, [("user", 0, "alice")], True)[2] == {
         (("user", "alice"),): {"consumer_byte_rate": 2048.0}}
+
+
+def test_gregor_configs_prints_as_kafka_configs_sh(broker, kafka_classpath):
+    """`gregor configs` (bin/kafka-configs.sh) for users and clients: each command run by both
+    tools on the same broker prints the same (alters are idempotent, so running both is fine)."""
+    import subprocess
+    from conftest import GREGOR
+
+    def kafka(*args):
+        p = subprocess.run(["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+                            "-cp", kafka_classpath, "kafka.admin.ConfigCommand",
+                            "--bootstrap-server", broker.bootstrap] + list(args),
+                           capture_output=True, text=True, timeout=180)
+        return p.returncode, p.stdout, p.stderr
+
+    def gregor(*args):
+        p = subprocess.run([GREGOR, "configs", "--bootstrap-server", broker.bootstrap] + list(args),
+                           capture_output=True, text=True, timeout=60)
+        return p.returncode, p.stdout, p.stderr
+
+    commands = [
+        ("--alter", "--add-config", "producer_byte_rate=1024,consumer_byte_rate=20000000",
+         "--entity-type", "users", "--entity-name", "alice"),
+        ("--alter", "--add-config", "request_percentage=0.0001", "--entity-type", "users",
+         "--entity-default"),
+        ("--alter", "--add-config", "producer_byte_rate=1000", "--entity-type", "clients",
+         "--entity-default"),
+        ("--alter", "--add-config", "consumer_byte_rate=4096", "--entity-type", "clients",
+         "--entity-name", "c1"),
+        ("--describe", "--entity-type", "users", "--entity-name", "alice"),
+        ("--describe", "--entity-type", "users", "--entity-default"),
+        ("--describe", "--entity-type", "clients", "--entity-name", "c1"),
+        ("--describe", "--entity-type", "clients", "--entity-default"),
+        ("--alter", "--delete-config", "producer_byte_rate", "--entity-type", "users",
+         "--entity-name", "alice"),
+        ("--describe", "--entity-type", "users", "--entity-name", "alice"),
+    ]
+    for c in commands:
+        k = kafka(*c)
+        g = gregor(*c)
+        assert g[:2] == k[:2], (c, g, k)
+    # The broker's refusal: exit code 1 and its message from both.
+    bad = ("--alter", "--add-config", "producer_byte_rate=1.5", "--entity-type", "clients",
+           "--entity-name", "c1")
+    k, g = kafka(*bad), gregor(*bad)
+    why = "Configuration producer_byte_rate must be a LONG value"
+    assert k[0] == g[0] == 1 and why in k[2] and why in g[1] + g[2], (g, k)
+    # Every named client (Kafka's order may differ for several lines: compare as sets).
+    k = kafka("--describe", "--entity-type", "clients")
+    g = gregor("--describe", "--entity-type", "clients")
+    assert g[0] == k[0] == 0 and sorted(g[1].splitlines()) == sorted(k[1].splitlines()), (g, k)

@@ -1,0 +1,13 @@
+/* configs_quotas: the client quota half of `gregor configs` (users, clients). */
+#ifndef GREGOR_CLI_CONFIGS_QUOTAS_H
+#define GREGOR_CLI_CONFIGS_QUOTAS_H
+
+#include <stdbool.h>
+
+/* --alter (add: "k=v,k=v", del: "k,k", both modified in place) or --describe of one entity
+ * (type "users" or "clients"; name NULL with dflt for the default entity, NULL without it for
+ * every named one on --describe). Prints as Kafka's ConfigCommand; returns the exit code. */
+int configs_quotas_run(const char *bootstrap, int timeout_ms, bool alter, const char *type,
+                       const char *name, bool dflt, char *add, char *del);
+
+#endif
