@@ -530,3 +530,48 @@ def test_gregor_configs_prints_as_kafka_configs_sh(broker, kafka_classpath):
     k = kafka("--describe", "--entity-type", "clients")
     g = gregor("--describe", "--entity-type", "clients")
     assert g[0] == k[0] == 0 and sorted(g[1].splitlines()) == sorted(k[1].splitlines()), (g, k)
+
+
+def test_gregor_configs_scram_credentials_as_kafka_configs_sh(tmp_path, kafka_classpath):
+    """SCRAM credentials with `gregor configs --entity-type users`: the salted password made
+    client side as Kafka's admin client makes it (the user then logs in with it), describe and
+    delete printing what Kafka's ConfigCommand prints."""
+    import subprocess
+    import confluent_kafka
+    from conftest import GREGOR
+    from test_sasl import start_sasl_broker
+    b = start_sasl_broker(tmp_path, mechanisms="SCRAM-SHA-256,SCRAM-SHA-512")
+    try:
+        def kafka(*args):
+            p = subprocess.run(["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+                                "-cp", kafka_classpath, "kafka.admin.ConfigCommand",
+                                "--bootstrap-server", b.bootstrap] + list(args),
+                               capture_output=True, text=True, timeout=180)
+            return p.returncode, p.stdout
+
+        def gregor(*args):
+            p = subprocess.run([GREGOR, "configs", "--bootstrap-server", b.bootstrap] + list(args),
+                               capture_output=True, text=True, timeout=60)
+            return p.returncode, p.stdout
+
+        bob = ("--entity-type", "users", "--entity-name", "bob")
+        add = ("--alter", "--add-config",
+               "SCRAM-SHA-256=[iterations=8192,password=bob-secret],producer_byte_rate=2048") + bob
+        assert gregor(*add) == (0, "Completed updating config for user bob.\n")
+        g, k = gregor("--describe", *bob), kafka("--describe", *bob)
+        assert g == k, (g, k)
+        assert g[1] == ("Quota configs for user-principal 'bob' are producer_byte_rate=2048.0\n"
+                        "SCRAM credential configs for user-principal 'bob' are "
+                        "SCRAM-SHA-256=iterations=8192\n")
+        # bob logs in with the password gregor configs salted.
+        p = confluent_kafka.Producer({
+            "bootstrap.servers": "127.0.0.1:%d" % b.sasl_port, "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": "SCRAM-SHA-256", "sasl.username": "bob", "sasl.password": "bob-secret"})
+        p.produce("scram-topic", b"v")
+        assert p.flush(30) == 0
+        assert gregor("--alter", "--delete-config", "SCRAM-SHA-256", *bob) == (
+            0, "Completed updating config for user bob.\n")
+        g, k = gregor("--describe", *bob), kafka("--describe", *bob)
+        assert g == k == (0, "Quota configs for user-principal 'bob' are producer_byte_rate=2048.0\n")
+    finally:
+        b.stop()
