@@ -27,7 +27,7 @@ static struct cli_opt configs_opts[] = {
     {"alter", CLI_OPT_FLAG, NULL, "Alter the configuration for the entity.", 0, 0, 0},
     {"entity-type", CLI_OPT_VALUE, "<String>", "Type of entity (topics/brokers/users/clients)", 0, 0, 0},
     {"entity-name", CLI_OPT_VALUE, "<String>", "Name of entity (topic name/broker id)", 0, 0, 0},
-    {"entity-default", CLI_OPT_FLAG, NULL, "Default entity name for brokers.", 0, 0, 0},
+    {"entity-default", CLI_OPT_FLAG, NULL, "Default entity name for users, clients and brokers.", 0, 0, 0},
     {"topic", CLI_OPT_VALUE, "<String: topic>", "The topic's name (same as --entity-type topics "
      "--entity-name <topic>).", 0, 0, 0},
     {"broker", CLI_OPT_VALUE, "<String: broker id>", "The broker's ID.", 0, 0, 0},

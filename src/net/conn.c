@@ -482,8 +482,9 @@ static void conn_pump(struct conn *c)
     if (c->stage_start == c->stage_end)
         c->stage_start = c->stage_end = 0;
     /* The trickle clock runs only while the client owes the rest of a frame, not while this
-     * side holds the connection back (a request up, replies unread, no memory to read into). */
-    bool client_owes = !c->busy && !c->mem_wait && !c->pump_task.posted &&
+     * side holds the connection back (a request up, replies unread, no memory to read into, a
+     * quota's mute). */
+    bool client_owes = !c->busy && !c->mem_wait && !c->pump_task.posted && !c->muted &&
                        (c->big != NULL || c->stage_end > 0) &&
                        c->out_bytes <= c->net->lim.max_output_bytes;
     if (!client_owes)
@@ -694,6 +695,7 @@ void conn_mute_for(struct conn *c, int64_t ms)
         c->mute_timer = 0;
     }
     c->muted = true;
+    c->frame_started_ms = 0; /* not the client's delay: conn_pump restarts the clock after */
     c->mute_timer = loop_timer_add(c->net->loop, until, conn_unmute, c);
     GREGOR_ASSERT(c->mute_timer != 0);
     conn_update_interest(c);
