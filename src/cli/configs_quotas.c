@@ -157,14 +157,20 @@ static void entity_words(const char *type, const char *name, char *out, size_t c
 }
 
 static int quotas_describe(struct cli_wire *w, struct arena *arena, const char *type,
-                           const char *name, bool dflt)
+                           const char *name, bool dflt, const struct configs_quota_client *client)
 {
     bool user = strcmp(type, "users") == 0;
-    struct describe_client_quotas_request_component_data comp = {
-        (struct kstr){(char *)(user ? "user" : "client-id"), user ? 4 : 9},
-        (int8_t)(name ? 0 : dflt ? 1 : 2),
-        name ? (struct kstr){(char *)name, (int32_t)strlen(name)} : (struct kstr){NULL, -1}};
-    struct describe_client_quotas_request req = {&comp, 1, true};
+    struct describe_client_quotas_request_component_data comp[2] = {
+        {(struct kstr){(char *)(user ? "user" : "client-id"), user ? 4 : 9},
+         (int8_t)(name ? 0 : dflt ? 1 : 2),
+         name ? (struct kstr){(char *)name, (int32_t)strlen(name)} : (struct kstr){NULL, -1}},
+        {(struct kstr){"client-id", 9}, 2, (struct kstr){NULL, -1}}};
+    if (client) {
+        comp[1].match_type = (int8_t)(client->name ? 0 : client->dflt ? 1 : 2);
+        if (client->name)
+            comp[1].match = (struct kstr){(char *)client->name, (int32_t)strlen(client->name)};
+    }
+    struct describe_client_quotas_request req = {comp, client ? 2 : 1, true};
     void *out;
     if (cli_wire_call(w, PROTO_API_DESCRIBE_CLIENT_QUOTAS, 1, &req, arena, &out) != 0) {
         printf("Error while executing config command with args: %s\n", w->error);
@@ -178,10 +184,18 @@ static int quotas_describe(struct cli_wire *w, struct arena *arena, const char *
     }
     for (int32_t i = 0; i < resp->n_entries; i++) {
         struct describe_client_quotas_response_describe_client_quotas_entry *e = &resp->entries[i];
-        if (e->n_entity != 1)
+        if (e->n_entity != (client ? 2 : 1))
             continue;
-        char who[1200], line[4096] = "";
-        entity_words(type, e->entity[0].entity_name.ptr, who, sizeof who);
+        char who[2400], line[4096] = "";
+        /* Kafka's order: the user, then the client id. */
+        int first = client && strcmp(e->entity[0].entity_type.ptr, "user") != 0 ? 1 : 0;
+        entity_words(type, e->entity[first].entity_name.ptr, who, sizeof who);
+        if (client) {
+            size_t at = strlen(who);
+            snprintf(who + at, sizeof who - at, ", ");
+            entity_words("clients", e->entity[1 - first].entity_name.ptr, who + at + 2,
+                         sizeof who - at - 2);
+        }
         size_t used = 0;
         /* ConfigCommand lists the keys by name. */
         for (size_t k = 0; k < sizeof quota_keys / sizeof quota_keys[0]; k++)
@@ -222,7 +236,8 @@ static int scram_alter(struct cli_wire *w, struct arena *arena,
 }
 
 int configs_quotas_run(const char *bootstrap, int timeout_ms, bool alter, const char *type,
-                       const char *name, bool dflt, char *add, char *del)
+                       const char *name, bool dflt, const struct configs_quota_client *client,
+                       char *add, char *del)
 {
     bool user = strcmp(type, "users") == 0;
     struct alter_client_quotas_request_alter_client_quotas_op ops[QUOTA_OPS_MAX];
@@ -240,7 +255,7 @@ int configs_quotas_run(const char *bootstrap, int timeout_ms, bool alter, const 
             char *eq = strchr(tok, '=');
             if (eq)
                 *eq = '\0';
-            int mech = user && name ? scram_mechanism(tok) : 0;
+            int mech = user && name && !client ? scram_mechanism(tok) : 0;
             if (mech && eq && nups < SCRAM_OPS_MAX) {
                 if (scram_upsertion(name, mech, eq + 1, &arena, &ups[nups]) != 0) {
                     arena_reset(&arena);
@@ -271,7 +286,7 @@ int configs_quotas_run(const char *bootstrap, int timeout_ms, bool alter, const 
             return 1;
         }
         for (char *tok = del ? strtok(del, ",") : NULL; tok; tok = strtok(NULL, ",")) {
-            int mech = user && name ? scram_mechanism(tok) : 0;
+            int mech = user && name && !client ? scram_mechanism(tok) : 0;
             if (mech && ndels < SCRAM_OPS_MAX)
                 dels[ndels++] = (struct alter_user_scram_credentials_request_scram_credential_deletion){
                     (struct kstr){(char *)name, (int32_t)strlen(name)}, (int8_t)mech};
@@ -293,15 +308,20 @@ int configs_quotas_run(const char *bootstrap, int timeout_ms, bool alter, const 
         return 1;
     }
     if (!alter) {
-        rc = quotas_describe(&w, &arena, type, name, dflt);
-        if (rc == 0 && user && name)
+        rc = quotas_describe(&w, &arena, type, name, dflt, client);
+        if (rc == 0 && user && name && !client)
             rc = scram_describe(&w, &arena, name);
     } else {
         if (nops > 0) {
-            struct alter_client_quotas_request_alter_client_quotas_entity ent = {
-                (struct kstr){(char *)(user ? "user" : "client-id"), user ? 4 : 9},
-                name ? (struct kstr){(char *)name, (int32_t)strlen(name)} : (struct kstr){NULL, -1}};
-            struct alter_client_quotas_request_alter_client_quotas_entry entry = {&ent, 1, ops, nops};
+            struct alter_client_quotas_request_alter_client_quotas_entity ent[2] = {
+                {(struct kstr){(char *)(user ? "user" : "client-id"), user ? 4 : 9},
+                 name ? (struct kstr){(char *)name, (int32_t)strlen(name)} : (struct kstr){NULL, -1}},
+                {(struct kstr){"client-id", 9},
+                 client && client->name
+                     ? (struct kstr){(char *)client->name, (int32_t)strlen(client->name)}
+                     : (struct kstr){NULL, -1}}};
+            struct alter_client_quotas_request_alter_client_quotas_entry entry = {
+                ent, client ? 2 : 1, ops, nops};
             struct alter_client_quotas_request req = {&entry, 1, false};
             void *out;
             if (cli_wire_call(&w, PROTO_API_ALTER_CLIENT_QUOTAS, 1, &req, &arena, &out) != 0) {

@@ -575,3 +575,38 @@ def test_gregor_configs_scram_credentials_as_kafka_configs_sh(tmp_path, kafka_cl
         assert g == k == (0, "Quota configs for user-principal 'bob' are producer_byte_rate=2048.0\n")
     finally:
         b.stop()
+
+
+def test_gregor_configs_user_and_client_pair_as_kafka_configs_sh(broker, kafka_classpath):
+    """--entity-type users <name|--entity-default> --entity-type clients <name|--entity-default>:
+    the user + client-id entities, printed as Kafka's ConfigCommand prints them."""
+    import subprocess
+    from conftest import GREGOR
+
+    def run(cmd):
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+        return p.returncode, p.stdout
+
+    def kafka(*args):
+        return run(["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp",
+                    kafka_classpath, "kafka.admin.ConfigCommand", "--bootstrap-server",
+                    broker.bootstrap] + list(args))
+
+    def gregor(*args):
+        return run([GREGOR, "configs", "--bootstrap-server", broker.bootstrap] + list(args))
+
+    pairs = [("--entity-type", "users", "--entity-name", "alice", "--entity-type", "clients",
+              "--entity-name", "c1"),
+             ("--entity-type", "users", "--entity-name", "alice", "--entity-type", "clients",
+              "--entity-default"),
+             ("--entity-type", "users", "--entity-default", "--entity-type", "clients",
+              "--entity-default")]
+    for i, pair in enumerate(pairs):
+        add = ("--alter", "--add-config", "producer_byte_rate=%d" % (1000 + i)) + pair
+        g, k = gregor(*add), kafka(*add)
+        assert g == k and g[0] == 0, (pair, g, k)
+    for pair in pairs:
+        g, k = gregor("--describe", *pair), kafka("--describe", *pair)
+        assert g == k and g[1], (pair, g, k)
+    assert describe(broker.bootstrap, [("user", 1, None), ("client-id", 1, None)], True)[2] == {
+        (("client-id", None), ("user", None)): {"producer_byte_rate": 1002.0}}
