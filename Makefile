@@ -173,6 +173,8 @@ FUZZ_EXTRA_fuzz_broker_configs = $(FUZZ_EXTRA_fuzz_pipeline)
 FUZZ_EXTRA_fuzz_acls_file = $(FUZZ_EXTRA_fuzz_pipeline)
 # The scram-credentials file's line reader and writer (pure functions on OpenSSL).
 FUZZ_EXTRA_fuzz_scram_credentials = src/broker/scram.c
+# The client quota file's reader and the rates (quota.c; the file seam of the log layer).
+FUZZ_EXTRA_fuzz_client_quotas = src/broker/quota.c $(wildcard src/log/*.c)
 fuzz_extra = $(if $(filter undefined,$(origin FUZZ_EXTRA_$(1))),$(FUZZ_EXTRA_DEFAULT),$(FUZZ_EXTRA_$(1)))
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -Isrc -I$(BUILD)/gen \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined

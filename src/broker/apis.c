@@ -73,6 +73,8 @@ CODEC(sasl_handshake)
 CODEC(sasl_authenticate)
 CODEC(describe_user_scram_credentials)
 CODEC(alter_user_scram_credentials)
+CODEC(describe_client_quotas)
+CODEC(alter_client_quotas)
 
 /* Key -> handler, in key order (ApiVersions answers in this order). The advertised ranges are
  * messages.def's "served" ones: shared/kafka-protocol/API-VERSIONS.md §0, with the floors Kafka
@@ -122,6 +124,8 @@ const struct api_entry broker_apis[] = {
     API(LIST_PARTITION_REASSIGNMENTS, list_partition_reassignments,
         handle_list_partition_reassignments),
     API(OFFSET_DELETE, offset_delete, handle_offset_delete),
+    API(DESCRIBE_CLIENT_QUOTAS, describe_client_quotas, handle_describe_client_quotas),
+    API(ALTER_CLIENT_QUOTAS, alter_client_quotas, handle_alter_client_quotas),
     API(DESCRIBE_USER_SCRAM_CREDENTIALS, describe_user_scram_credentials,
         handle_describe_user_scram_credentials),
     API(ALTER_USER_SCRAM_CREDENTIALS, alter_user_scram_credentials,

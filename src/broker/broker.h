@@ -32,6 +32,7 @@ struct net_listener_info;
 struct tls_server;
 struct broker_config;
 struct log_cleaner;
+struct quotas;
 
 /* The longest a piece of one client's work (opening or deleting partitions, appending a
  * request's partitions) holds the loop per turn before it yields to the others. */
@@ -186,6 +187,8 @@ struct broker_config {
         int64_t backoff_ms;              /* log.cleaner.backoff.ms (15000) */
     } log_cleaner;
     struct broker_props static_props;    /* the catalog's keys as set at startup */
+    int32_t quota_window_num;            /* client quotas' samples (11) of */
+    int32_t quota_window_size_seconds;   /* this many seconds (1) each: quota.c */
 };
 
 void broker_config_defaults(struct broker_config *cfg);
@@ -289,6 +292,8 @@ struct request {
     struct request *next_pending;    /* in one of the broker's pending lists */
     void *state;                     /* handler-private state while pending */
     struct conn_reply *reply;        /* deferred: the reply's reserved place (request_defer) */
+    int32_t throttle_ms;             /* a client quota's throttle: the connection is muted this
+                                      * long once the reply is sent (KIP-219) */
 };
 
 /* The host and port Metadata, DescribeCluster and FindCoordinator answer a client on c: its
@@ -305,6 +310,11 @@ bool request_defer(struct request *r);
  * lets the connection go on, CLOSE closes it, PENDING waits): for a pending request that
  * finished its work later, from a timer or a posted task. */
 void request_continue(struct request *r, enum request_status st);
+/* Records value against the client quota of key (quota.h) that applies to r's principal and
+ * client id; returns the throttle time in ms and raises r->throttle_ms to it. */
+int32_t request_quota_record(struct request *r, int key, double value);
+/* Takes back a value recorded (a throttled fetch answers empty). */
+void request_quota_unrecord(struct request *r, int key, double value);
 /* Frees r without answering (connection closes, or acks=0). */
 void request_free(struct request *r);
 /* Allocates from the request arena; NULL when the request's memory bound is reached. */
@@ -374,6 +384,7 @@ struct broker {
     struct controlled_shutdown *shutdown_ctl; /* SIGTERM's controlled shutdown under way */
     int64_t started_ms;
     int64_t open_us;                 /* mono_us() when broker_open began (startup time) */
+    struct quotas *quotas;           /* client quotas and their rates (quota.c); owned */
 };
 
 /* Topic registry (topics.c). */

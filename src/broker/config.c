@@ -44,6 +44,8 @@ void broker_config_defaults(struct broker_config *c)
     c->queued_max_request_bytes = -1;
     c->request_read_timeout_ms = 30000;
     c->fetch_max_bytes = 57671680;
+    c->quota_window_num = 11;
+    c->quota_window_size_seconds = 1;
     log_config_defaults(&c->log);
     c->log_retention_check_interval_ms = 300000;
     c->log_flush_scheduler_interval_ms = 1000;

@@ -8,6 +8,7 @@
 
 #include "broker/fetch_session.h"
 #include "broker/handlers.h"
+#include "broker/quota.h"
 #include "broker/kutil.h"
 #include "broker/replica.h"
 #include "cluster/cluster.h"
@@ -700,6 +701,34 @@ static void fetch_commit(struct broker *b, struct request *r)
 
 static bool fetch_wake(struct waiter *w, enum waiter_event ev);
 
+/* Client quotas (KafkaApis.handleFetchRequest): a consumer's response size against the
+ * consumer_byte_rate that applies. Over it, the bytes are taken back and the answer is
+ * FetchContext.getThrottledResponse's: no partitions, the throttle time, the session kept
+ * (an incremental fetch's id, else none); the connection is muted that long (KIP-219).
+ * Followers' fetches are not a client's. Returns true when throttled. */
+static bool fetch_client_quota(struct broker *b, struct request *r)
+{
+    (void)b;
+    struct fetch_plan *plan = r->state;
+    struct fetch_response *resp = r->resp;
+    if (plan->replica_id >= 0 || resp->error_code != KERR_NONE)
+        return false;
+    int64_t size = 0;
+    for (int32_t i = 0; i < resp->n_responses; i++)
+        for (int32_t j = 0; j < resp->responses[i].n_partitions; j++)
+            size += resp->responses[i].partitions[j].records.len > 0
+                        ? resp->responses[i].partitions[j].records.len : 0;
+    int32_t t = request_quota_record(r, QUOTA_CONSUMER_BYTE_RATE, (double)size);
+    if (t <= 0)
+        return false;
+    request_quota_unrecord(r, QUOTA_CONSUMER_BYTE_RATE, (double)size);
+    release_files(resp);
+    memset(resp, 0, sizeof(*resp));
+    resp->throttle_time_ms = t;
+    resp->session_id = plan->incremental ? plan->session_id : 0;
+    return true;
+}
+
 void fetch_shutdown(struct broker *b)
 {
     /* After the cluster's session closed: the followers' ISR writes left in flight. */
@@ -723,6 +752,8 @@ enum request_status handle_fetch(struct broker *b, struct request *r)
     if (got == -2)
         return REQUEST_CLOSE;
     if (got < 0 || got >= req->min_bytes || req->max_wait_ms <= 0 || b->stopping) {
+        if (fetch_client_quota(b, r))
+            return REQUEST_DONE;
         if (r->api_version <= 3)
             fetch_down_convert(b, r);
         fetch_commit(b, r);
@@ -743,6 +774,10 @@ enum request_status handle_fetch(struct broker *b, struct request *r)
 /* Answers a fetch whose response is built (r->resp holds its files). */
 static void fetch_answer(struct broker *b, struct request *r)
 {
+    if (fetch_client_quota(b, r)) {
+        request_finish(r);
+        return;
+    }
     if (r->api_version <= 3)
         fetch_down_convert(b, r);
     fetch_commit(b, r);

@@ -10,6 +10,8 @@ enum request_status handle_sasl_handshake(struct broker *b, struct request *r);
 enum request_status handle_sasl_authenticate(struct broker *b, struct request *r);
 enum request_status handle_describe_user_scram_credentials(struct broker *b, struct request *r);
 enum request_status handle_alter_user_scram_credentials(struct broker *b, struct request *r);
+enum request_status handle_describe_client_quotas(struct broker *b, struct request *r);
+enum request_status handle_alter_client_quotas(struct broker *b, struct request *r);
 enum request_status handle_metadata(struct broker *b, struct request *r);
 enum request_status handle_produce(struct broker *b, struct request *r);
 enum request_status handle_fetch(struct broker *b, struct request *r);

@@ -22,6 +22,7 @@
 #include "broker/iowork.h"
 #include "broker/log_cleaner.h"
 #include "broker/producer_ids.h"
+#include "broker/quota.h"
 #include "broker/replica_manager.h"
 #include "broker/sasl.h"
 #include "broker/syncer.h"
@@ -55,6 +56,8 @@ bool request_defer(struct request *r)
 {
     if (r->conn == NULL || r->reply != NULL)
         return r->reply != NULL;
+    if (r->throttle_ms > 0)
+        return false; /* throttled: no next request before the answer and its mute */
     r->reply = conn_defer(r->conn);
     if (r->reply == NULL)
         return false;
@@ -232,13 +235,45 @@ void request_finish(struct request *r)
     if (slot == NULL)
         conn_set_data(c, NULL);
     r->conn = NULL;
+    int32_t throttle_ms = r->throttle_ms;
     request_free(r);
     if (slot != NULL)
         conn_send_deferred(c, slot, buf, len, rg, nfiles);
     else
         conn_send(c, buf, len, rg, nfiles);
+    /* KIP-219: the answer goes at once, carrying the throttle time; the connection is not
+     * read until it has passed. */
+    if (throttle_ms > 0)
+        conn_mute_for(c, throttle_ms);
     if (rg != ranges)
         free(rg);
+}
+
+int32_t request_quota_record(struct request *r, int key, double value)
+{
+    struct broker *b = r->broker;
+    if (b->quotas == NULL || r->conn == NULL || quotas_count(b->quotas) == 0)
+        return 0;
+    struct conn_session *s = conn_session(r->conn);
+    /* The user of a quota is the principal's name (User:alice -> alice). */
+    const char *user = strchr(s->principal, ':') != NULL ? strchr(s->principal, ':') + 1
+                                                         : s->principal;
+    int32_t t = quota_record(b->quotas, key, user, s->client_id ? s->client_id : "", value,
+                             mono_ms());
+    if (t > r->throttle_ms)
+        r->throttle_ms = t;
+    return t;
+}
+
+void request_quota_unrecord(struct request *r, int key, double value)
+{
+    struct broker *b = r->broker;
+    if (b->quotas == NULL || r->conn == NULL || quotas_count(b->quotas) == 0)
+        return;
+    struct conn_session *s = conn_session(r->conn);
+    const char *user = strchr(s->principal, ':') != NULL ? strchr(s->principal, ':') + 1
+                                                         : s->principal;
+    quota_unrecord(b->quotas, key, user, s->client_id ? s->client_id : "", value, mono_ms());
 }
 
 static void close_for(struct request *r, const char *why)
@@ -348,7 +383,15 @@ static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
     }
     LOG_DEBUG(server_who, "%s v%d corr=%d from %s", r->api->name, r->api_version,
               r->correlation_id, conn_peer(c));
-    request_continue(r, r->api->handler(b, r));
+    enum request_status st = r->api->handler(b, r);
+    /* request_percentage (ClientRequestQuotaManager): the loop-thread time of the request
+     * from its frame to its handler's return, as Kafka counts its io and network threads'
+     * time (percent of one thread: 1 ms is 0.1 percent-second); a pending request's later
+     * steps are not counted (they run for many requests at once: group commits, wake-ups). */
+    if (st != REQUEST_PENDING)
+        request_quota_record(r, QUOTA_REQUEST_PERCENTAGE,
+                             (double)(mono_us() - r->start_us) * 1e-4);
+    request_continue(r, st);
 }
 
 void request_continue(struct request *r, enum request_status st)
@@ -360,14 +403,18 @@ void request_continue(struct request *r, enum request_status st)
         break;
     case REQUEST_PENDING:
         break;
-    case REQUEST_NO_REPLY:
+    case REQUEST_NO_REPLY: {
+        int32_t throttle_ms = r->throttle_ms;
         r->conn = NULL;
         if (c != NULL)
             conn_set_data(c, NULL);
         request_free(r);
         if (c != NULL)
             conn_done_no_reply(c);
+        if (c != NULL && throttle_ms > 0)
+            conn_mute_for(c, throttle_ms); /* acks=0 is throttled without an answer */
         break;
+    }
     case REQUEST_CLOSE:
         if (c == NULL) {
             request_free(r);
@@ -856,6 +903,13 @@ static int open_storage(struct broker *b)
         return -1;
     if (authorizer_open(b) != 0) /* the ACL file lives in the first log dir */
         return -1;
+    b->quotas = quotas_create(b->cfg.quota_window_num, b->cfg.quota_window_size_seconds);
+    if (b->quotas == NULL)
+        return -1;
+    char quotas_path[1200];
+    snprintf(quotas_path, sizeof(quotas_path), "%s/%s", logdir_path(b->dirs[0]), QUOTAS_FILE);
+    if (quotas_load(b->quotas, quotas_path) != 0) /* the client quotas too */
+        return -1;
     int64_t t0 = mono_ms();
     if (topics_load(b) != 0)
         return -1;
@@ -909,6 +963,8 @@ static void shutdown_broker(struct broker *b)
     for (int i = 0; i < b->ndirs; i++)
         logdir_close(b->dirs[i], true);
     free(b->dirty);
+    quotas_free(b->quotas);
+    b->quotas = NULL;
     free(b->commit_parts);
     free(b->commit_results);
 }

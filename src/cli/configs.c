@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "cli/args.h"
 #include "cli/wire.h"
+#include "cli/configs_quotas.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -24,9 +25,9 @@ static struct cli_opt configs_opts[] = {
      "Property file containing configs to be passed to Admin Client.", 0, 0, 0},
     {"describe", CLI_OPT_FLAG, NULL, "List configs for the given entity.", 0, 0, 0},
     {"alter", CLI_OPT_FLAG, NULL, "Alter the configuration for the entity.", 0, 0, 0},
-    {"entity-type", CLI_OPT_VALUE, "<String>", "Type of entity (topics/brokers)", 0, 0, 0},
+    {"entity-type", CLI_OPT_VALUE, "<String>", "Type of entity (topics/brokers/users/clients)", 0, 0, 0},
     {"entity-name", CLI_OPT_VALUE, "<String>", "Name of entity (topic name/broker id)", 0, 0, 0},
-    {"entity-default", CLI_OPT_FLAG, NULL, "Default entity name for brokers.", 0, 0, 0},
+    {"entity-default", CLI_OPT_FLAG, NULL, "Default entity name for users, clients and brokers.", 0, 0, 0},
     {"topic", CLI_OPT_VALUE, "<String: topic>", "The topic's name (same as --entity-type topics "
      "--entity-name <topic>).", 0, 0, 0},
     {"broker", CLI_OPT_VALUE, "<String: broker id>", "The broker's ID.", 0, 0, 0},
@@ -527,10 +528,68 @@ static int describe_all_brokers(rd_kafka_t *rk, struct cli_cmd *cmd, struct enti
     return rc | configs_broker_default(cmd, bootstrap);
 }
 
+/* --entity-type users ... --entity-type clients ...: what each pair named (argv order, which
+ * the option table does not keep). */
+static struct {
+    bool users_first;
+    const char *user;
+    bool user_dflt;
+    struct configs_quota_client client;
+} quota_pair;
+
+static void scan_quota_pair(int argc, char **argv)
+{
+    int type_at[2], ntypes = 0;
+    for (int i = 0; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--entity-type") == 0 && ntypes < 2)
+            type_at[ntypes++] = i;
+    if (ntypes != 2 || strcmp(argv[type_at[0] + 1], "users") != 0 ||
+        strcmp(argv[type_at[1] + 1], "clients") != 0)
+        return;
+    quota_pair.users_first = true;
+    for (int i = type_at[0] + 2; i < argc; i++) {
+        bool second = i > type_at[1];
+        if (strcmp(argv[i], "--entity-default") == 0) {
+            if (second)
+                quota_pair.client.dflt = true;
+            else
+                quota_pair.user_dflt = true;
+        } else if (strcmp(argv[i], "--entity-name") == 0 && i + 1 < argc) {
+            if (second)
+                quota_pair.client.name = argv[i + 1];
+            else
+                quota_pair.user = argv[i + 1];
+        }
+    }
+}
+
 static int configs_run(struct cli_cmd *cmd)
 {
     if (cli_has(cmd, "describe") + cli_has(cmd, "alter") != 1)
         return cli_usage_error(cmd, "Command must include exactly one action: --describe, --alter");
+    const char *quota_type = cli_value(cmd, "entity-type");
+    if (quota_type && (strcmp(quota_type, "users") == 0 || strcmp(quota_type, "clients") == 0)) {
+        const char *bootstrap = cli_bootstrap(cmd);
+        if (!bootstrap)
+            return 1;
+        static char add[8192], del[8192];
+        snprintf(add, sizeof add, "%s", cli_value(cmd, "add-config") ? cli_value(cmd, "add-config") : "");
+        snprintf(del, sizeof del, "%s", cli_value(cmd, "delete-config") ? cli_value(cmd, "delete-config") : "");
+        bool dflt = cli_has(cmd, "entity-default");
+        const char *name = dflt ? NULL : cli_value(cmd, "entity-name");
+        struct configs_quota_client *client = NULL;
+        if (quota_pair.users_first) {
+            /* Kafka's "--entity-type users <name|default> --entity-type clients <...>". */
+            quota_type = "users";
+            name = quota_pair.user_dflt ? NULL : quota_pair.user;
+            dflt = quota_pair.user_dflt;
+            client = &quota_pair.client;
+        }
+        if (cli_has(cmd, "alter") && !name && !dflt)
+            return cli_usage_error(cmd, "an entity name must be specified with --alter of %s", quota_type);
+        return configs_quotas_run(bootstrap, CLI_ADMIN_TIMEOUT_MS, cli_has(cmd, "alter"), quota_type,
+                                  name, dflt, client, add[0] ? add : NULL, del[0] ? del : NULL);
+    }
     struct entity e;
     if (resolve_entity(cmd, &e) != 0)
         return 1;
@@ -558,6 +617,7 @@ static int configs_run(struct cli_cmd *cmd)
 int cli_configs(int argc, char **argv)
 {
     int parsed = cli_args_parse(&configs_cmd, argc, argv);
+    scan_quota_pair(argc, argv);
     int rc = parsed ? cli_args_exit_code(parsed) : configs_run(&configs_cmd);
     cli_args_free(&configs_cmd);
     fflush(stdout);

@@ -89,6 +89,8 @@ struct conn {
     size_t big_reserved;   /* bytes of max_reading_bytes held by big */
     bool mem_wait;         /* a big frame waits for max_reading_bytes to have room */
     struct conn *mem_prev, *mem_next;
+    bool muted;            /* conn_mute_for: not read, no frame goes up, until mute_timer */
+    uint64_t mute_timer;
 };
 
 struct net {
@@ -326,6 +328,10 @@ void conn_close(struct conn *c, const char *why)
     if (c->closed)
         return;
     struct net *n = c->net;
+    if (c->mute_timer != 0) {
+        loop_timer_cancel(n->loop, c->mute_timer);
+        c->mute_timer = 0;
+    }
     if (why != NULL)
         LOG_LIMITED(LOG_LEVEL_INFO, "SocketServer", "Closing connection %s (id %llu): %s",
                     c->session.peer, (unsigned long long)c->id, why);
@@ -429,7 +435,7 @@ static void conn_pump(struct conn *c)
     c->pumping = true;
     int handed = 0;
     int64_t until = mono_us() + CONN_PUMP_US;
-    while (!c->closed && !c->busy && !c->close_after_send && c->big == NULL &&
+    while (!c->closed && !c->busy && !c->muted && !c->close_after_send && c->big == NULL &&
            c->out_bytes <= c->net->lim.max_output_bytes) {
         if (handed == CONN_FRAMES_PER_TURN || (handed > 0 && mono_us() >= until)) {
             /* Fairness: the rest of a pipelined burst waits for the next turn, after the
@@ -476,8 +482,9 @@ static void conn_pump(struct conn *c)
     if (c->stage_start == c->stage_end)
         c->stage_start = c->stage_end = 0;
     /* The trickle clock runs only while the client owes the rest of a frame, not while this
-     * side holds the connection back (a request up, replies unread, no memory to read into). */
-    bool client_owes = !c->busy && !c->mem_wait && !c->pump_task.posted &&
+     * side holds the connection back (a request up, replies unread, no memory to read into, a
+     * quota's mute). */
+    bool client_owes = !c->busy && !c->mem_wait && !c->pump_task.posted && !c->muted &&
                        (c->big != NULL || c->stage_end > 0) &&
                        c->out_bytes <= c->net->lim.max_output_bytes;
     if (!client_owes)
@@ -490,6 +497,8 @@ static void conn_pump(struct conn *c)
 
 static void conn_read(struct conn *c)
 {
+    if (c->muted)
+        return; /* read when the mute ends (conn_unmute) */
     for (int rounds = 0; rounds < 16 && !c->closed; rounds++) {
         uint8_t *dst;
         size_t room;
@@ -549,7 +558,8 @@ static void conn_update_interest(struct conn *c)
         return;
     unsigned ev = 0;
     bool room = c->big != NULL || c->stage_end < CONN_STAGE_BYTES || c->stage_start > 0;
-    if (room && c->out_bytes <= c->net->lim.max_output_bytes && !(c->busy && c->big != NULL))
+    if (room && c->out_bytes <= c->net->lim.max_output_bytes && !(c->busy && c->big != NULL) &&
+        !c->muted)
         ev |= LOOP_READ;
     /* Only when the head can go: a writable socket would wake the loop on every turn while
      * the head is a reply still owed (conn_send_deferred flushes when it is filled). */
@@ -660,6 +670,35 @@ static void conn_flush(struct conn *c)
     }
     if (c->close_after_send && !c->closed && c->out_head == NULL)
         conn_close(c, c->close_why);
+}
+
+static void conn_unmute(struct loop *l, void *arg)
+{
+    (void)l;
+    struct conn *c = arg;
+    c->mute_timer = 0;
+    c->muted = false;
+    c->depth++;
+    if (!c->closed)
+        conn_read(c); /* what came meanwhile (a level-triggered loop would tell too) */
+    if (conn_leave(c))
+        conn_update_interest(c);
+}
+
+void conn_mute_for(struct conn *c, int64_t ms)
+{
+    if (c->closed || ms <= 0)
+        return;
+    int64_t until = mono_ms() + ms;
+    if (c->mute_timer != 0) {
+        loop_timer_cancel(c->net->loop, c->mute_timer);
+        c->mute_timer = 0;
+    }
+    c->muted = true;
+    c->frame_started_ms = 0; /* not the client's delay: conn_pump restarts the clock after */
+    c->mute_timer = loop_timer_add(c->net->loop, until, conn_unmute, c);
+    GREGOR_ASSERT(c->mute_timer != 0);
+    conn_update_interest(c);
 }
 
 static void net_conn_event(struct loop *l, int fd, void *arg, unsigned events)

@@ -137,6 +137,9 @@ void conn_send_deferred(struct conn *c, struct conn_reply *slot, uint8_t *buf, s
 void conn_close_after_send(struct conn *c, const char *why);
 /* The request needs no reply (acks=0): let the next frame up. */
 void conn_done_no_reply(struct conn *c);
+/* KIP-219's mute: for ms from now the connection is not read and no frame goes up (replies
+ * still go out); then it goes on. A later call replaces the end. */
+void conn_mute_for(struct conn *c, int64_t ms);
 /* Closes now (queued output is dropped), with a log line saying why when why != NULL. */
 void conn_close(struct conn *c, const char *why);
 uint64_t conn_id(const struct conn *c);

@@ -626,7 +626,7 @@ static void test_api_table(void **state)
     assert_false(proto_is_flexible(PROTO_API_PRODUCE, 8));
     assert_true(proto_is_flexible(PROTO_API_PRODUCE, 9));
     assert_true(proto_is_flexible(PROTO_API_API_VERSIONS, 3));
-    assert_int_equal(proto_apis_count, 48); /* with ControlledShutdown (7), the transaction APIs (24-28, 65, 66), the ACL APIs (29-31), ElectLeaders (43), the reassignments (45, 46) and DescribeUserScramCredentials (50), AlterUserScramCredentials (51) */
+    assert_int_equal(proto_apis_count, 50); /* with ControlledShutdown (7), the transaction APIs (24-28, 65, 66), the ACL APIs (29-31), ElectLeaders (43), the reassignments (45, 46), DescribeClientQuotas (48), AlterClientQuotas (49) and DescribeUserScramCredentials (50), AlterUserScramCredentials (51) */
     for (int i = 1; i < proto_apis_count; i++)
         assert_true(proto_apis[i - 1].key < proto_apis[i].key);
     assert_int_equal(proto_api_find(PROTO_API_FETCH)->min_version, 0);
