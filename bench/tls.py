@@ -322,7 +322,7 @@ def plot(result, path):
         panels = []
         for metric, ylabel in (("produce.mb_per_s", "produce MB/s (acks=all)"),
                                ("consume.mb_per_s", "consume MB/s"),
-                               ("handshake.per_s", "new connections/s")):
+                               ("handshake.per_s", "new connections/s (log scale)")):
             dat = os.path.join(tmp, metric + ".dat")
             with open(dat, "w") as f:
                 for proto in PROTOCOLS:
@@ -331,7 +331,8 @@ def plot(result, path):
             series = ", ".join('"%s" using %d%s title "%s" lc rgb "%s"' % (
                 dat if i == 0 else "", i + 2, ":xtic(1)" if i == 0 else "", names.get(s, s),
                 colors.get(s, "#d95f02")) for i, s in enumerate(systems))
-            panels.append('set ylabel "%s"\nplot %s\n' % (ylabel, series))
+            log = "set logscale y\nset yrange [1:*]\n" if metric == "handshake.per_s" else ""
+            panels.append('%sset ylabel "%s"\nplot %s\n' % (log, ylabel, series))
         script = """set terminal pngcairo size 1400,460 font ",10" noenhanced
 set output "%(out)s"
 set multiplot layout 1,3 title "PLAINTEXT, SSL, SASL_SSL (SCRAM-SHA-512), 1 KB records, single node, same certificates (medians of %(runs)d runs)"
