@@ -105,7 +105,11 @@ static int recv_all(struct conn *c, unsigned char *p, int n)
     return 1;
 }
 
-static void put16(unsigned char *p, int v) { p[0] = (unsigned char)(v >> 8); p[1] = (unsigned char)v; }
+static void put16(unsigned char *p, int v)
+{
+    p[0] = (unsigned char)(v >> 8);
+    p[1] = (unsigned char)v;
+}
 static void put32(unsigned char *p, int v)
 {
     p[0] = (unsigned char)(v >> 24); p[1] = (unsigned char)(v >> 16);

@@ -24,7 +24,8 @@ def bench_env():
 def test_tls_bench_on_gregor(tmp_path):
     p = subprocess.run([sys.executable, SCRIPT, "--runs", "1", "--systems", "gregor",
                         "--seconds", "1", "--max-records", "20000", "--hs-threads", "2",
-                        "--hs-seconds", "1", "--warmup-seconds", "0.5", "--out", str(tmp_path)],
+                        "--hs-seconds", "1", "--warmup-seconds", "0.5", "--hs-warmup-seconds", "1",
+                        "--out", str(tmp_path)],
                        capture_output=True, text=True, timeout=240, env=bench_env())
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     [path] = [f for f in os.listdir(tmp_path) if f.endswith("-tls.json")]
