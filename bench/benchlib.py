@@ -66,11 +66,13 @@ class Gregor:
         self.data_dir = os.path.join(base, "data")
         self.log_path = os.path.join(base, "gregor.log")
         self.overrides = overrides
+        self.extra_listeners = ""  # ",SSL://127.0.0.1:P,..." (bench/tls.py)
         self.proc = None
 
     def start(self):
-        os.makedirs(self.data_dir)
-        args = [GREGOR, "serve", "--override", "listeners=PLAINTEXT://127.0.0.1:%d" % self.port,
+        os.makedirs(self.data_dir, exist_ok=True)
+        args = [GREGOR, "serve", "--override",
+                "listeners=PLAINTEXT://127.0.0.1:%d%s" % (self.port, self.extra_listeners),
                 "--override", "log.dirs=" + self.data_dir]
         for kv in self.overrides:
             args += ["--override", kv]

@@ -12,6 +12,11 @@
 #        KAFKA_HEAP        (default -Xmx512m)
 #        KAFKA_START_TIMEOUT seconds to wait for the port (default 60)
 #        KAFKA_OVERRIDES   extra server.properties lines, newline separated
+#        KAFKA_EXTRA_LISTENERS more client listeners, NAME://127.0.0.1:PORT comma separated, each
+#                          NAME also its security protocol (SSL, SASL_SSL, ...): their ssl.* and
+#                          sasl.* keys go in KAFKA_OVERRIDES (bench/tls.py)
+#        KAFKA_ADD_SCRAM   one SCRAM credential made at format time (KIP-900), e.g.
+#                          SCRAM-SHA-512=[name=alice,password=alice-secret]
 set -eu
 
 KAFKA_VERSION=${KAFKA_VERSION:-4.1.1}
@@ -125,15 +130,20 @@ start() {
     rm -rf "$KAFKA_STATE"
     mkdir -p "$KAFKA_STATE/data"
     log4j_config
+    extra=${KAFKA_EXTRA_LISTENERS:+,$KAFKA_EXTRA_LISTENERS}
+    protomap=""
+    for l in $(printf '%s' "${KAFKA_EXTRA_LISTENERS:-}" | tr ',' ' '); do
+        protomap="$protomap,${l%%://*}:${l%%://*}"
+    done
     cat >"$KAFKA_STATE/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=0
 controller.quorum.voters=0@127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT$extra
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT$extra
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT$protomap
 log.dirs=$KAFKA_STATE/data
 num.partitions=1
 offsets.topic.replication.factor=1
@@ -147,7 +157,7 @@ auto.create.topics.enable=true
 PROPS
     [ -n "${KAFKA_OVERRIDES:-}" ] && printf '%s\n' "$KAFKA_OVERRIDES" >>"$KAFKA_STATE/server.properties"
     java_run kafka.tools.StorageTool format -t "$(java_run kafka.tools.StorageTool random-uuid 2>/dev/null)" \
-        -c "$KAFKA_STATE/server.properties" >>"$LOGFILE" 2>&1 || { tail -20 "$LOGFILE" >&2; die "storage format failed"; }
+        -c "$KAFKA_STATE/server.properties" ${KAFKA_ADD_SCRAM:+--add-scram "$KAFKA_ADD_SCRAM"} >>"$LOGFILE" 2>&1 || { tail -20 "$LOGFILE" >&2; die "storage format failed"; }
     nohup java $KAFKA_HEAP -XX:+UseG1GC -Djava.awt.headless=true \
         -Dlog4j2.configurationFile="$KAFKA_STATE/log4j2.properties" \
         -cp "$(classpath)" kafka.Kafka "$KAFKA_STATE/server.properties" \
