@@ -28,4 +28,14 @@ const char *sasl_request_refusal(struct broker *b, struct conn *c, int16_t api_k
  * was one (then r is answered, pending or freed here). */
 bool sasl_raw_token(struct broker *b, struct request *r);
 
+/* Connections to other brokers (inter.broker.listener.name) on a SASL listener:
+ * sasl.mechanism.inter.broker.protocol (Kafka's default GSSAPI is refused: no Kerberos) must
+ * be enabled on that listener, and its JAAS entry gives username and password. 0 (nothing
+ * to do for other listeners), or -1 with the reason in err. */
+int sasl_client_setup(struct broker *b, char *err, size_t errlen);
+void sasl_client_teardown(struct broker *b);
+/* Sets cc's SASL fields for connections to other brokers (none without a SASL listener). */
+struct client_config;
+void sasl_client_config(struct broker *b, struct client_config *cc);
+
 #endif

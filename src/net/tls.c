@@ -46,6 +46,8 @@ struct tls_server {
     SSL_CTX *ctx;
     struct tls_principal_rules *rules;
     char listener[64];
+    bool client;      /* connections are the client end (tls_client_create) */
+    bool verify_host; /* client: ssl.endpoint.identification.algorithm=https */
 };
 
 /* One connection's state (t->state). */
@@ -115,7 +117,10 @@ static int tls_open(struct transport *t)
         errno = ENOMEM;
         return -1;
     }
-    SSL_set_accept_state(ssl);
+    if (s->client)
+        SSL_set_connect_state(ssl);
+    else
+        SSL_set_accept_state(ssl);
     tc->ssl = ssl;
     tc->server = s;
     t->state = tc;
@@ -137,8 +142,8 @@ static ssize_t tls_failed(struct transport *t, struct tls_conn *tc, int e, const
     long verify = SSL_get_verify_result(tc->ssl);
     if (verify != X509_V_OK) { /* which check refused the client's certificate */
         size_t wl = strlen(why);
-        snprintf(why + wl, sizeof(why) - wl, " (client certificate: %s)",
-                 X509_verify_cert_error_string(verify));
+        snprintf(why + wl, sizeof(why) - wl, " (%s certificate: %s)",
+                 tc->server->client ? "server" : "client", X509_verify_cert_error_string(verify));
     }
     peer_text(t->fd, peer, sizeof(peer));
     if (tc->established)
@@ -273,6 +278,31 @@ static void tls_close(struct transport *t)
     if (t->fd >= 0)
         close(t->fd);
     t->fd = -1;
+}
+
+/* A client connection checks the server's certificate names host (ssl.endpoint.
+ * identification.algorithm=https: an IP address against the IP SANs, a name against the DNS
+ * SANs, as Java's HTTPS check) and sends it as SNI when it is a name. */
+static int tls_set_peer(struct transport *t, const char *host)
+{
+    struct tls_conn *tc = t->state;
+    if (!tc->server->client || host == NULL)
+        return 0;
+    unsigned char ip[16];
+    bool is_ip = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+    int ok = 1;
+    ERR_clear_error();
+    if (!is_ip)
+        ok = SSL_set_tlsext_host_name(tc->ssl, host);
+    if (ok == 1 && tc->server->verify_host)
+        ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(tc->ssl), host)
+                   : SSL_set1_host(tc->ssl, host);
+    ERR_clear_error();
+    if (ok != 1) {
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
 }
 
 /* RFC 2253 as Java's X500Principal.getName() writes it: most specific RDN first, "," between,
@@ -921,8 +951,23 @@ static int set_client_auth(struct build *bd, SSL_CTX *ctx, bool have_trust)
     return 0;
 }
 
+static struct tls_server *tls_create(const char *listener, tls_config_get_fn get, void *arg,
+                                     char *err, size_t errlen, bool client);
+
 struct tls_server *tls_server_create(const char *listener, tls_config_get_fn get, void *arg,
                                      char *err, size_t errlen)
+{
+    return tls_create(listener, get, arg, err, errlen, false);
+}
+
+struct tls_server *tls_client_create(const char *listener, tls_config_get_fn get, void *arg,
+                                     char *err, size_t errlen)
+{
+    return tls_create(listener, get, arg, err, errlen, true);
+}
+
+static struct tls_server *tls_create(const char *listener, tls_config_get_fn get, void *arg,
+                                     char *err, size_t errlen, bool client)
 {
     struct build bd = {listener, get, arg, err, errlen};
     err[0] = '\0';
@@ -944,9 +989,11 @@ struct tls_server *tls_server_create(const char *listener, tls_config_get_fn get
         .pending = tls_pending,
         .handshaking = tls_handshaking,
         .principal = tls_principal,
+        .set_peer = tls_set_peer,
     };
+    s->client = client;
     ERR_clear_error();
-    s->ctx = SSL_CTX_new(TLS_server_method());
+    s->ctx = SSL_CTX_new(client ? TLS_client_method() : TLS_server_method());
     if (s->ctx == NULL) {
         fail(&bd, "ssl.protocol", "TLS", "cannot create an SSL context");
         goto bad;
@@ -962,10 +1009,33 @@ struct tls_server *tls_server_create(const char *listener, tls_config_get_fn get
     const char *rules_key;
     const char *rules = cfg(&bd, "ssl.principal.mapping.rules", &rules_key);
     char rerr[256];
-    if (set_protocols(&bd, s->ctx) != 0 || set_ciphers(&bd, s->ctx) != 0 ||
-        load_keystore(&bd, s->ctx) != 0 || load_truststore(&bd, s->ctx, &have_trust) != 0 ||
-        set_client_auth(&bd, s->ctx, have_trust) != 0)
+    if (client) {
+        /* Kafka's broker as a client: the listener's key store is its certificate (when it has
+         * one), its trust store checks the server's, and the host name is checked unless
+         * ssl.endpoint.identification.algorithm is empty. */
+        const char *k;
+        bool has_keystore = cfg(&bd, "ssl.keystore.location", &k) != NULL ||
+                            cfg(&bd, "ssl.keystore.certificate.chain", &k) != NULL;
+        const char *alg = cfg(&bd, "ssl.endpoint.identification.algorithm", &k);
+        if (alg != NULL && alg[0] != '\0' && strcasecmp(alg, "https") != 0) {
+            snprintf(err, errlen, "Invalid value %s for configuration %s: gregor knows https "
+                     "and the empty value", alg, k);
+            goto bad;
+        }
+        s->verify_host = alg == NULL || alg[0] != '\0';
+        if (set_protocols(&bd, s->ctx) != 0 || set_ciphers(&bd, s->ctx) != 0 ||
+            (has_keystore && load_keystore(&bd, s->ctx) != 0) ||
+            load_truststore(&bd, s->ctx, &have_trust) != 0)
+            goto bad;
+        if (!have_trust)
+            SSL_CTX_set_default_verify_paths(s->ctx);
+        SSL_CTX_set_verify(s->ctx, SSL_VERIFY_PEER, NULL);
+    } else if (set_protocols(&bd, s->ctx) != 0 || set_ciphers(&bd, s->ctx) != 0 ||
+               load_keystore(&bd, s->ctx) != 0 ||
+               load_truststore(&bd, s->ctx, &have_trust) != 0 ||
+               set_client_auth(&bd, s->ctx, have_trust) != 0) {
         goto bad;
+    }
     s->rules = tls_principal_rules_parse(rules, rerr, sizeof(rerr));
     if (s->rules == NULL) {
         snprintf(err, errlen, "Invalid value %s for configuration %s: %s", rules, rules_key, rerr);
