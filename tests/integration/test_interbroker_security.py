@@ -126,7 +126,7 @@ def create_topic(conf, topic, nparts, assignment=None):
     from confluent_kafka.admin import AdminClient, NewTopic
     a = AdminClient(dict(conf))
     if assignment:
-        nt = NewTopic(topic, num_partitions=-1, replica_assignment=assignment)
+        nt = NewTopic(topic, num_partitions=len(assignment), replica_assignment=assignment)
     else:
         nt = NewTopic(topic, num_partitions=nparts, replication_factor=3)
     for f in a.create_topics([nt], operation_timeout=30).values():
