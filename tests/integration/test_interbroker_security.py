@@ -358,3 +358,64 @@ def test_interbroker_config_errors(tmp_path, pki):
     assert "sasl.mechanism.inter.broker.protocol=GSSAPI" in out
     out = start_fails(tmp_path, dict(sasl, **{"sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-256"}))
     assert "sasl.mechanism.inter.broker.protocol must be included in sasl.enabled.mechanisms" in out
+
+
+# ---- (d) the registration znode, against Kafka 3.9 in ZooKeeper mode
+
+
+def test_registration_znode_matches_kafka_39(tmp_path, zookeeper):
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "kafka_harness"))
+    from kafka_zk import KafkaZkBroker, kafka_classpath
+    jaas = PLAIN_JAAS % "broker-secret"
+
+    def layout(internal, plain):
+        return {"listeners": "INTERNAL://127.0.0.1:%d,PLAINTEXT://127.0.0.1:%d" % (internal, plain),
+                "advertised.listeners": "INTERNAL://127.0.0.1:%d,PLAINTEXT://127.0.0.1:%d"
+                                        % (internal, plain),
+                "listener.security.protocol.map": "INTERNAL:SASL_PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                "inter.broker.listener.name": "INTERNAL",
+                "sasl.enabled.mechanisms": "PLAIN",
+                "sasl.mechanism.inter.broker.protocol": "PLAIN",
+                "listener.name.internal.plain.sasl.jaas.config": jaas}
+
+    kp, ki = free_port(), free_port()
+    kafka = KafkaZkBroker(str(tmp_path / "kafka"), 7, kp, zookeeper.connect + "/ib-kafka",
+                          classpath=kafka_classpath(), overrides=layout(ki, kp))
+    gp, gi = free_port(), free_port()
+    o = layout(gi, gp)
+    o.update({"broker.id": 7, "zookeeper.connect": zookeeper.connect + "/ib-gregor",
+              "zookeeper.session.timeout.ms": SESSION_MS})
+    gregor = Broker(str(tmp_path / "gregor" / "data"), port=gp, overrides=o)
+    os.makedirs(str(tmp_path / "gregor"), exist_ok=True)
+    a = gregor.args
+
+    def args():
+        x = a()
+        x[x.index("listeners=PLAINTEXT://127.0.0.1:%d" % gp)] = "listeners=" + o["listeners"]
+        return x
+    gregor.args = args
+    try:
+        kafka.start()
+        gregor.start()
+        kafka.wait_started(120)
+        zk = ZkReader(zookeeper.connect)
+        try:
+            k = json.loads(wait_until(lambda: zk.get("/ib-kafka/brokers/ids/7")[0], 30,
+                                      what="Kafka's registration"))
+            g = json.loads(wait_until(lambda: zk.get("/ib-gregor/brokers/ids/7")[0], 30,
+                                      what="gregor's registration"))
+        finally:
+            zk.close()
+        for reg, (i, p) in ((k, (ki, kp)), (g, (gi, gp))):
+            reg.pop("timestamp")
+            reg["endpoints"] = [e.replace(":%d" % i, ":INTERNAL_PORT").replace(":%d" % p, ":PORT")
+                                for e in reg["endpoints"]]
+            assert reg["port"] == p
+            reg["port"] = "PORT"
+        assert g == k, "gregor %s\nKafka  %s" % (g, k)
+        assert g["listener_security_protocol_map"] == {"INTERNAL": "SASL_PLAINTEXT",
+                                                       "PLAINTEXT": "PLAINTEXT"}
+    finally:
+        gregor.stop()
+        kafka.stop()
