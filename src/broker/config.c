@@ -549,6 +549,16 @@ static int inter_broker_listener(struct broker_config *c, char *err, size_t errl
             return 0;
         }
     }
+    if (c->inter_broker_listener_spec[0] == '\0' && c->inter_broker_protocol_spec[0] == '\0' &&
+        c->zookeeper_connect[0] == '\0') {
+        /* One node talks to no other broker: keep the first PLAINTEXT listener (else the first)
+         * as the one named, rather than Kafka's refusal of a config it never uses. */
+        c->inter_broker_listener = 0;
+        for (int i = c->n_listeners - 1; i >= 0; i--)
+            if (strcmp(c->listeners[i].security_protocol, "PLAINTEXT") == 0)
+                c->inter_broker_listener = i;
+        return 0;
+    }
     size_t n = (size_t)snprintf(err, errlen, "requirement failed: inter.broker.listener.name "
                                 "must be a listener name defined in advertised.listeners. The "
                                 "valid options based on currently configured listeners are ");

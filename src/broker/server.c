@@ -961,7 +961,11 @@ static int listeners_setup(struct broker *b)
         return -1;
     }
     /* The client side of the inter-broker listener: its ssl.* keys for TLS to the others,
-     * its SASL mechanism and login. */
+     * its SASL mechanism and login. One node reaches no other broker: only checked there when
+     * the inter-broker keys are set. */
+    if (b->cfg.zookeeper_connect[0] == '\0' && b->cfg.inter_broker_listener_spec[0] == '\0' &&
+        b->cfg.inter_broker_protocol_spec[0] == '\0')
+        return 0;
     const struct broker_listener *ib = &b->cfg.listeners[b->cfg.inter_broker_listener];
     if (strcmp(ib->security_protocol, "SSL") == 0 ||
         strcmp(ib->security_protocol, "SASL_SSL") == 0) {
