@@ -1016,7 +1016,9 @@ static struct tls_server *tls_create(const char *listener, tls_config_get_fn get
         const char *k;
         bool has_keystore = cfg(&bd, "ssl.keystore.location", &k) != NULL ||
                             cfg(&bd, "ssl.keystore.certificate.chain", &k) != NULL;
-        const char *alg = cfg(&bd, "ssl.endpoint.identification.algorithm", &k);
+        /* Read raw: cfg() takes "" as unset, and "" here means no host check. */
+        k = "ssl.endpoint.identification.algorithm";
+        const char *alg = get(arg, "ssl.endpoint.identification.algorithm", &k);
         if (alg != NULL && alg[0] != '\0' && strcasecmp(alg, "https") != 0) {
             snprintf(err, errlen, "Invalid value %s for configuration %s: gregor knows https "
                      "and the empty value", alg, k);
