@@ -94,6 +94,9 @@ struct broker_config {
     char protocol_map_spec[1024];        /* broker_config_listeners() parses them */
     struct broker_listener listeners[BROKER_MAX_LISTENERS];
     int n_listeners;
+    char inter_broker_listener_spec[64]; /* inter.broker.listener.name= as given ("": unset) */
+    char inter_broker_protocol_spec[32]; /* security.inter.broker.protocol= ("": unset) */
+    int inter_broker_listener;           /* listeners[] index other brokers reach (parsed) */
     struct broker_security_props security;
     char log_dirs[BROKER_MAX_LOG_DIRS][1024];
     int n_log_dirs;
@@ -300,6 +303,11 @@ struct request {
  * listener's advertised endpoint (the first listener's when c is NULL), as Kafka answers on the
  * listener a request came in on. */
 void broker_advertised_for(const struct broker *b, struct conn *c, const char **host, int *port);
+/* The endpoint of another broker a request on r's listener is answered with: that listener's
+ * in the broker's registration (allocated in r), else its inter-broker endpoint. */
+struct cluster_broker;
+void broker_peer_endpoint(struct request *r, const struct cluster_broker *cb, const char **host,
+                          int32_t *port);
 /* Encodes r->resp and sends it (if the connection still exists), then frees r. */
 void request_finish(struct request *r);
 /* A pending request whose effects are complete (an acks=all append waiting for its fsync)
@@ -337,6 +345,8 @@ struct broker {
     struct net_listener_info *listener_info;
     struct tls_server *tls[BROKER_MAX_LISTENERS];
     struct sasl_server_config *sasl; /* owned: SASL listeners' mechanisms and credentials */
+    struct sasl_client_creds *sasl_client; /* owned: the inter-broker listener's SASL login */
+    struct tls_server *tls_client;   /* owned: TLS to other brokers' inter-broker listener */
     struct logdir *dirs[BROKER_MAX_LOG_DIRS];
     int ndirs;
     char cluster_id[64];

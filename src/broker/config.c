@@ -514,6 +514,61 @@ static const char *protocol_of(const char *map, const char *name, char *out, siz
     return NULL;
 }
 
+/* The listener other brokers reach, as Kafka's KafkaConfig picks and checks it:
+ * inter.broker.listener.name, else the listener named after security.inter.broker.protocol
+ * (PLAINTEXT when neither is set); one of the advertised listeners. */
+static int inter_broker_listener(struct broker_config *c, char *err, size_t errlen)
+{
+    char name[64];
+    if (c->inter_broker_listener_spec[0] != '\0' && c->inter_broker_protocol_spec[0] != '\0') {
+        snprintf(err, errlen, "Only one of inter.broker.listener.name and "
+                 "security.inter.broker.protocol should be set.");
+        return -1;
+    }
+    if (c->inter_broker_protocol_spec[0] != '\0') {
+        static const char *const protocols[] = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"};
+        const char *p = NULL;
+        for (size_t i = 0; i < 4; i++)
+            if (strcasecmp(protocols[i], c->inter_broker_protocol_spec) == 0)
+                p = protocols[i];
+        if (p == NULL) {
+            snprintf(err, errlen, "Invalid value %s for configuration "
+                     "security.inter.broker.protocol: String must be one of: PLAINTEXT, SSL, "
+                     "SASL_PLAINTEXT, SASL_SSL", c->inter_broker_protocol_spec);
+            return -1;
+        }
+        snprintf(name, sizeof(name), "%s", p);
+    } else {
+        snprintf(name, sizeof(name), "%s",
+                 c->inter_broker_listener_spec[0] != '\0' ? c->inter_broker_listener_spec
+                                                           : "PLAINTEXT");
+    }
+    for (char *p = name; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+    for (int i = 0; i < c->n_listeners; i++) {
+        if (strcmp(c->listeners[i].name, name) == 0) {
+            c->inter_broker_listener = i;
+            return 0;
+        }
+    }
+    if (c->inter_broker_listener_spec[0] == '\0' && c->inter_broker_protocol_spec[0] == '\0' &&
+        c->zookeeper_connect[0] == '\0') {
+        /* One node talks to no other broker: keep the first PLAINTEXT listener (else the first)
+         * as the one named, rather than Kafka's refusal of a config it never uses. */
+        c->inter_broker_listener = 0;
+        for (int i = c->n_listeners - 1; i >= 0; i--)
+            if (strcmp(c->listeners[i].security_protocol, "PLAINTEXT") == 0)
+                c->inter_broker_listener = i;
+        return 0;
+    }
+    size_t n = (size_t)snprintf(err, errlen, "requirement failed: inter.broker.listener.name "
+                                "must be a listener name defined in advertised.listeners. The "
+                                "valid options based on currently configured listeners are ");
+    for (int i = 0; i < c->n_listeners && n < errlen; i++)
+        n += (size_t)snprintf(err + n, errlen - n, "%s%s", i ? "," : "", c->listeners[i].name);
+    return -1;
+}
+
 int broker_config_listeners(struct broker_config *c, char *err, size_t errlen)
 {
     char spec[sizeof(c->listeners_spec)];
@@ -597,15 +652,13 @@ int broker_config_listeners(struct broker_config *c, char *err, size_t errlen)
             l->advertised_port = port;
         }
     }
-    /* The listener ZooKeeper names and other brokers reach: the first PLAINTEXT one (replica
-     * traffic is plaintext until inter.broker.listener.name is), else the first. */
-    struct broker_listener *first = &c->listeners[0];
-    for (int i = c->n_listeners - 1; i >= 0; i--)
-        if (strcmp(c->listeners[i].security_protocol, "PLAINTEXT") == 0)
-            first = &c->listeners[i];
-    snprintf(c->listener_host, sizeof(c->listener_host), "%s", first->host);
+    if (inter_broker_listener(c, err, errlen) != 0)
+        return -1;
+    /* The listener ZooKeeper's "host"/"port" and other brokers reach: the inter-broker one. */
+    const struct broker_listener *first = &c->listeners[c->inter_broker_listener];
+    memmove(c->listener_host, first->host, strlen(first->host) + 1); /* both 256 bytes */
     c->listener_port = first->port;
-    snprintf(c->advertised_host, sizeof(c->advertised_host), "%s", first->advertised_host);
+    memmove(c->advertised_host, first->advertised_host, strlen(first->advertised_host) + 1);
     c->advertised_port = first->advertised_port;
     return 0;
 }
@@ -709,6 +762,19 @@ int broker_config_set(struct broker_config *c, const char *key, const char *valu
 {
     if (security_key(key))
         return security_prop_set(c, key, value, err, errlen);
+    if (strcmp(key, "inter.broker.listener.name") == 0 ||
+        strcmp(key, "security.inter.broker.protocol") == 0) {
+        bool name = key[0] == 'i';
+        char *dst = name ? c->inter_broker_listener_spec : c->inter_broker_protocol_spec;
+        size_t cap = name ? sizeof(c->inter_broker_listener_spec)
+                          : sizeof(c->inter_broker_protocol_spec);
+        if (strlen(value) >= cap) {
+            snprintf(err, errlen, "Invalid value %s for configuration %s: too long", value, key);
+            return -1;
+        }
+        snprintf(dst, cap, "%s", value);
+        return 0;
+    }
     const struct broker_key_def *def = config_catalog_broker_key_any(key);
     if (def == NULL) {
         LOG_WARN(WHO, "The configuration '%s' was supplied but isn't a known config.", key);

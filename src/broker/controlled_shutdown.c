@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/sasl.h"
 #include "broker/authorizer.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
@@ -413,6 +414,7 @@ struct controlled_shutdown *controlled_shutdown_start(struct broker *b,
     snprintf(id, sizeof(id), "broker-%d-controlled-shutdown", b->cfg.node_id);
     cc.client_id = id;
     cc.request_timeout_ms = CONTROLLED_SHUTDOWN_REQUEST_MS;
+    sasl_client_config(b, &cc); /* inter.broker.listener.name's TLS and SASL */
     cs->client = client_create(b->loop, &cc);
     if (cs->client == NULL) {
         free(cs);

@@ -31,8 +31,9 @@ enum request_status handle_describe_cluster(struct broker *b, struct request *r)
         resp->n_brokers = n;
         for (int i = 0; i < n; i++) {
             resp->brokers[i].broker_id = live[i].id;
-            resp->brokers[i].host = kstr_of(live[i].host); /* live until the loop turns */
-            resp->brokers[i].port = live[i].port;
+            const char *host; /* live until the loop turns, or in the request */
+            broker_peer_endpoint(r, &live[i], &host, &resp->brokers[i].port);
+            resp->brokers[i].host = kstr_of(host);
             resp->brokers[i].rack = kstr_or_null(live[i].rack); /* as host */
         }
         return REQUEST_DONE;

@@ -48,11 +48,14 @@ static void find_one(struct broker *b, struct request *r, int8_t key_type, struc
         int16_t e = key_type == 0 ? group_store_find(b, k, &cb) : txn_store_find(b, k, &cb);
         if (e != KERR_NONE)
             return;
-        char *host = request_alloc(r, strlen(cb.host) + 1);
+        const char *h;
+        int32_t port;
+        broker_peer_endpoint(r, &cb, &h, &port);
+        char *host = request_alloc(r, strlen(h) + 1);
         if (host == NULL)
             return;
-        memcpy(host, cb.host, strlen(cb.host) + 1);
-        *out = (struct coordinator_answer){KERR_NONE, cb.id, host, cb.port};
+        memcpy(host, h, strlen(h) + 1);
+        *out = (struct coordinator_answer){KERR_NONE, cb.id, host, port};
         return;
     }
     if (key_type == 1 && txn_store_topic_ready(b) != KERR_NONE)

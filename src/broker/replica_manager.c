@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/sasl.h"
 #include "broker/broker.h"
 #include "broker/handlers.h"
 #include "broker/replica_fetcher.h"
@@ -41,6 +42,7 @@ struct replica_manager *replica_manager_create(struct broker *b)
     snprintf(id, sizeof(id), "broker-%d-fetcher", b->cfg.node_id);
     cc.client_id = id;
     cc.request_timeout_ms = b->cfg.replica_socket_timeout_ms;
+    sasl_client_config(b, &cc); /* inter.broker.listener.name's TLS and SASL */
     rm->client = client_create(b->loop, &cc);
     if (rm->client == NULL) {
         LOG_ERROR(WHO, "cannot create the replica fetchers' client");

@@ -25,7 +25,9 @@
 #include "common/util.h"
 #include "log/logdir.h"
 #include "net/conn.h"
+#include "net/client.h"
 #include "net/loop.h"
+#include "net/tls.h"
 #include "proto/messages.h"
 
 #define WHO "SaslServerAuthenticator"
@@ -1412,4 +1414,117 @@ enum request_status handle_describe_user_scram_credentials(struct broker *b, str
     }
     resp->n_results = nn;
     return REQUEST_DONE;
+}
+
+/* ---- the client side: this broker logging in to the others ---- */
+
+struct sasl_client_creds {
+    char mechanism[32];
+    char username[SCRAM_NAME_MAX];
+    char password[512];
+    bool scram;
+    enum scram_mechanism scram_mech;
+};
+
+int sasl_client_setup(struct broker *b, char *err, size_t errlen)
+{
+    const struct broker_listener *l = &b->cfg.listeners[b->cfg.inter_broker_listener];
+    if (strncmp(l->security_protocol, "SASL_", 5) != 0)
+        return 0;
+    const char *m = broker_security_prop(&b->cfg, NULL, "sasl.mechanism.inter.broker.protocol",
+                                         NULL);
+    if (m == NULL)
+        m = "GSSAPI"; /* Kafka's default */
+    int mech = -1;
+    for (int i = 0; i < MECH_COUNT; i++)
+        if (strcmp(mech_names[i], m) == 0)
+            mech = i;
+    if (mech < 0) {
+        snprintf(err, errlen, "sasl.mechanism.inter.broker.protocol=%s: gregor speaks PLAIN, "
+                 "SCRAM-SHA-256 and SCRAM-SHA-512 to other brokers%s (inter-broker listener "
+                 "%s)", m, strcmp(m, "GSSAPI") == 0 ? ", not Kerberos (GSSAPI is Kafka's "
+                 "default: set the key)" : "", l->name);
+        return -1;
+    }
+    const struct sasl_listener *sl =
+        b->sasl != NULL ? &b->sasl->listeners[b->cfg.inter_broker_listener] : NULL;
+    if (sl == NULL || !sl->sasl || !sl->enabled[mech]) {
+        snprintf(err, errlen, "requirement failed: sasl.mechanism.inter.broker.protocol must be "
+                 "included in sasl.enabled.mechanisms when SASL is used for inter-broker "
+                 "communication");
+        return -1;
+    }
+    struct sasl_client_creds *cc = calloc(1, sizeof(*cc));
+    if (cc == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    snprintf(cc->mechanism, sizeof(cc->mechanism), "%s", m);
+    if (jaas_option(sl->jaas[mech], "username", cc->username, sizeof(cc->username)) != 0 ||
+        jaas_option(sl->jaas[mech], "password", cc->password, sizeof(cc->password)) != 0) {
+        snprintf(err, errlen, "listener %s: the JAAS entry of %s needs username and password "
+                 "for inter-broker connections", l->name, m);
+        free(cc);
+        return -1;
+    }
+    cc->scram = mech != MECH_PLAIN;
+    if (cc->scram)
+        scram_mechanism_from_name(m, &cc->scram_mech);
+    b->sasl_client = cc;
+    return 0;
+}
+
+void sasl_client_teardown(struct broker *b)
+{
+    if (b->sasl_client == NULL)
+        return;
+    OPENSSL_cleanse(b->sasl_client, sizeof(*b->sasl_client));
+    free(b->sasl_client);
+    b->sasl_client = NULL;
+}
+
+_Static_assert(sizeof(struct scram_client) <= CLIENT_SASL_STATE_BYTES,
+               "a SCRAM exchange fits the client's per-connection SASL state");
+
+/* PLAIN: one token, "\0user\0password" (no authorization id); SCRAM: RFC 5802. */
+static int client_step(void *arg, void *state, const uint8_t *in, size_t in_len, uint8_t *out,
+                       size_t cap, size_t *out_len, char *err, size_t errlen)
+{
+    const struct sasl_client_creds *cc = arg;
+    if (!cc->scram) {
+        if (in != NULL)
+            return 0; /* the server's empty answer: done */
+        size_t ul = strlen(cc->username), pl = strlen(cc->password);
+        if (ul + pl + 2 > cap) {
+            snprintf(err, errlen, "PLAIN credentials too long");
+            return -1;
+        }
+        out[0] = 0;
+        memcpy(out + 1, cc->username, ul);
+        out[1 + ul] = 0;
+        memcpy(out + 2 + ul, cc->password, pl);
+        *out_len = ul + pl + 2;
+        return 1;
+    }
+    struct scram_client *sc = state;
+    if (in == NULL)
+        scram_client_init(sc, cc->scram_mech);
+    int rc = scram_client_step(sc, cc->username, cc->password, in, in_len, NULL, (char *)out,
+                               cap, err, errlen);
+    if (rc == 1)
+        *out_len = strlen((char *)out);
+    return rc;
+}
+
+void sasl_client_config(struct broker *b, struct client_config *cc)
+{
+    const struct broker_listener *l = &b->cfg.listeners[b->cfg.inter_broker_listener];
+    cc->listener_name = l->name;
+    if (b->tls_client != NULL)
+        cc->transport = tls_server_transport(b->tls_client);
+    if (b->sasl_client == NULL)
+        return;
+    cc->sasl_mechanism = b->sasl_client->mechanism;
+    cc->sasl_step = client_step;
+    cc->sasl_arg = b->sasl_client;
 }

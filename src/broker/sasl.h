@@ -31,5 +31,14 @@ bool sasl_raw_token(struct broker *b, struct request *r);
 /* A cluster: the SCRAM credentials follow the users' configs on ZooKeeper (after
  * cluster_create; loaded by cluster_await_security) instead of the credentials file. */
 void sasl_cluster_attach(struct broker *b);
+/* Connections to other brokers (inter.broker.listener.name) on a SASL listener:
+ * sasl.mechanism.inter.broker.protocol (Kafka's default GSSAPI is refused: no Kerberos) must
+ * be enabled on that listener, and its JAAS entry gives username and password. 0 (nothing
+ * to do for other listeners), or -1 with the reason in err. */
+int sasl_client_setup(struct broker *b, char *err, size_t errlen);
+void sasl_client_teardown(struct broker *b);
+/* Sets cc's SASL fields for connections to other brokers (none without a SASL listener). */
+struct client_config;
+void sasl_client_config(struct broker *b, struct client_config *cc);
 
 #endif

@@ -450,3 +450,146 @@ enum scram_result scram_server_step(struct scram_server *s, const uint8_t *msg, 
         return fail(s, SCRAM_ERR_GENERIC, err, err_len, "Unexpected SCRAM message");
     }
 }
+
+/* ---- the client side ---- */
+
+void scram_client_init(struct scram_client *c, enum scram_mechanism m)
+{
+    memset(c, 0, sizeof(*c));
+    c->mech = m;
+}
+
+static int client_fail(char *err, size_t err_len, const char *what)
+{
+    snprintf(err, err_len, "%s", what);
+    return -1;
+}
+
+/* The value of attribute key ("r", "s", "i", "v", "e") in a server message, bounded by end. */
+static const char *attr(const char *msg, const char *end, char key, size_t *len)
+{
+    const char *p = msg;
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *e = comma != NULL ? comma : end;
+        if (e - p >= 2 && p[0] == key && p[1] == '=') {
+            *len = (size_t)(e - p - 2);
+            return p + 2;
+        }
+        p = e + 1;
+    }
+    return NULL;
+}
+
+int scram_client_step(struct scram_client *c, const char *user, const char *password,
+                      const uint8_t *in, size_t in_len, const char *client_nonce, char *out,
+                      size_t out_len, char *err, size_t err_len)
+{
+    size_t kl = scram_key_len(c->mech);
+    if (c->step == 0) {
+        if (client_nonce == NULL) {
+            uint8_t rnd[32];
+            static const char alphabet[] =
+                "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+            if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+                return client_fail(err, err_len, "no random bytes");
+            for (size_t i = 0; i < sizeof(rnd); i++)
+                c->nonce[i] = alphabet[rnd[i] % 62];
+            c->nonce[sizeof(rnd)] = '\0';
+        } else if (snprintf(c->nonce, sizeof(c->nonce), "%s", client_nonce) >=
+                   (int)sizeof(c->nonce)) {
+            return client_fail(err, err_len, "nonce too long");
+        }
+        /* saslname: '=' as "=3D", ',' as "=2C". */
+        char name[SCRAM_NAME_MAX * 3];
+        size_t n = 0;
+        for (const char *p = user; *p != '\0'; p++) {
+            if (n + 4 > sizeof(name))
+                return client_fail(err, err_len, "user name too long");
+            if (*p == '=' || *p == ',') {
+                memcpy(name + n, *p == '=' ? "=3D" : "=2C", 3);
+                n += 3;
+            } else {
+                name[n++] = *p;
+            }
+        }
+        name[n] = '\0';
+        int w = snprintf(c->client_first_bare, sizeof(c->client_first_bare), "n=%s,r=%s", name,
+                         c->nonce);
+        if (w < 0 || (size_t)w >= sizeof(c->client_first_bare) || (size_t)w + 4 > out_len)
+            return client_fail(err, err_len, "client first message too long");
+        snprintf(out, out_len, "n,,%s", c->client_first_bare);
+        c->step = 1;
+        return 1;
+    }
+    if (in == NULL || in_len >= SCRAM_MESSAGE_MAX)
+        return client_fail(err, err_len, "no or too long a server message");
+    const char *msg = (const char *)in, *end = msg + in_len;
+    size_t len;
+    const char *e = attr(msg, end, 'e', &len);
+    if (e != NULL) {
+        snprintf(err, err_len, "Sasl authentication using %s failed with error: %.*s",
+                 scram_mechanism_name(c->mech), (int)len, e);
+        return -1;
+    }
+    if (c->step == 1) {
+        size_t rl, sl, il;
+        const char *r = attr(msg, end, 'r', &rl), *sv = attr(msg, end, 's', &sl),
+                   *iv = attr(msg, end, 'i', &il);
+        size_t cnl = strlen(c->nonce);
+        if (r == NULL || sv == NULL || iv == NULL || rl <= cnl || memcmp(r, c->nonce, cnl) != 0)
+            return client_fail(err, err_len, "Invalid server first message");
+        char itext[16];
+        if (il == 0 || il >= sizeof(itext))
+            return client_fail(err, err_len, "Invalid server first message");
+        memcpy(itext, iv, il);
+        itext[il] = '\0';
+        char *ie;
+        long iterations = strtol(itext, &ie, 10);
+        if (*ie != '\0' || iterations < SCRAM_MIN_ITERATIONS || iterations > 1000000)
+            return client_fail(err, err_len, "Requested iterations out of range");
+        uint8_t salt[SCRAM_SALT_MAX];
+        int saltn = scram_b64_decode(sv, sl, salt, sizeof(salt));
+        if (saltn <= 0)
+            return client_fail(err, err_len, "Invalid salt in the server first message");
+        uint8_t salted[SCRAM_KEY_MAX], client_key[SCRAM_KEY_MAX], stored[SCRAM_KEY_MAX];
+        uint8_t client_sig[SCRAM_KEY_MAX], server_key[SCRAM_KEY_MAX], proof[SCRAM_KEY_MAX];
+        if (PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, saltn, (int)iterations,
+                              scram_md(c->mech), (int)kl, salted) != 1)
+            return client_fail(err, err_len, "PBKDF2 failed");
+        char without_proof[SCRAM_MESSAGE_MAX], auth[3 * SCRAM_MESSAGE_MAX];
+        int w = snprintf(without_proof, sizeof(without_proof), "c=biws,r=%.*s", (int)rl, r);
+        int aw = snprintf(auth, sizeof(auth), "%s,%.*s,%s", c->client_first_bare, (int)in_len,
+                          msg, without_proof);
+        if (w < 0 || (size_t)w >= sizeof(without_proof) || aw < 0 || (size_t)aw >= sizeof(auth))
+            return client_fail(err, err_len, "message too long");
+        if (hmac(c->mech, salted, kl, "Client Key", 10, client_key) != 0 ||
+            digest(c->mech, client_key, kl, stored) != 0 ||
+            hmac(c->mech, stored, kl, auth, (size_t)aw, client_sig) != 0 ||
+            hmac(c->mech, salted, kl, "Server Key", 10, server_key) != 0 ||
+            hmac(c->mech, server_key, kl, auth, (size_t)aw, c->server_signature) != 0) {
+            OPENSSL_cleanse(salted, sizeof(salted));
+            return client_fail(err, err_len, "HMAC failed");
+        }
+        OPENSSL_cleanse(salted, sizeof(salted));
+        for (size_t i = 0; i < kl; i++)
+            proof[i] = client_key[i] ^ client_sig[i];
+        char proof64[2 * SCRAM_KEY_MAX];
+        if (scram_b64_encode(proof, kl, proof64, sizeof(proof64)) < 0 ||
+            snprintf(out, out_len, "%s,p=%s", without_proof, proof64) >= (int)out_len)
+            return client_fail(err, err_len, "client final message too long");
+        c->step = 2;
+        return 1;
+    }
+    if (c->step == 2) {
+        size_t vl;
+        const char *v = attr(msg, end, 'v', &vl);
+        uint8_t sig[SCRAM_KEY_MAX];
+        if (v == NULL || scram_b64_decode(v, vl, sig, sizeof(sig)) != (int)kl ||
+            CRYPTO_memcmp(sig, c->server_signature, kl) != 0)
+            return client_fail(err, err_len, "Invalid server signature in server final message");
+        c->step = 3;
+        return 0;
+    }
+    return client_fail(err, err_len, "SCRAM exchange already complete");
+}

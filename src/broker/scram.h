@@ -93,4 +93,21 @@ enum scram_result scram_server_step(struct scram_server *s, const uint8_t *msg, 
 int scram_b64_encode(const uint8_t *in, size_t n, char *out, size_t out_len);
 int scram_b64_decode(const char *in, size_t n, uint8_t *out, size_t out_len);
 
+/* One client side exchange (RFC 5802), as Kafka's ScramSaslClient: client-first with a fresh
+ * nonce, client-final with the proof, then the server's signature checked. */
+struct scram_client {
+    enum scram_mechanism mech;
+    int step;                              /* messages received so far (0..2) */
+    char nonce[64];                        /* the client nonce */
+    char client_first_bare[SCRAM_MESSAGE_MAX];
+    uint8_t server_signature[SCRAM_KEY_MAX]; /* what the server-final must carry */
+};
+void scram_client_init(struct scram_client *c, enum scram_mechanism m);
+/* Feeds the server's last message (NULL at the start): 1 with the next message in out
+ * (NUL-terminated), 0 when the server's signature was checked (complete), -1 with err.
+ * client_nonce: NULL for 32 random characters (tests pass their own). */
+int scram_client_step(struct scram_client *c, const char *user, const char *password,
+                      const uint8_t *in, size_t in_len, const char *client_nonce, char *out,
+                      size_t out_len, char *err, size_t err_len);
+
 #endif

@@ -834,14 +834,7 @@ static int cluster_join(struct broker *b)
                   ">= 0; gregor does not generate broker ids", b->cfg.node_id);
         return -1;
     }
-    bool plaintext = false;
-    for (int i = 0; i < b->cfg.n_listeners; i++)
-        plaintext |= strcmp(b->cfg.listeners[i].security_protocol, "PLAINTEXT") == 0;
-    if (!plaintext) {
-        LOG_ERROR(server_who, "listeners=%s: brokers on ZooKeeper reach each other over a "
-                  "PLAINTEXT listener, and none is configured", b->cfg.listeners_spec);
-        return -1;
-    }
+    const struct broker_listener *ib = &b->cfg.listeners[b->cfg.inter_broker_listener];
     struct cluster_config cc = {
         .zookeeper_connect = b->cfg.zookeeper_connect,
         .session_timeout_ms = b->cfg.zookeeper_session_timeout_ms,
@@ -849,7 +842,7 @@ static int cluster_join(struct broker *b)
                                      ? b->cfg.zookeeper_connection_timeout_ms
                                      : b->cfg.zookeeper_session_timeout_ms,
         .broker_id = b->cfg.node_id,
-        .listener_name = "PLAINTEXT",
+        .listener_name = ib->name,
         .host = b->cfg.advertised_host,
         .port = b->cfg.advertised_port,
         .rack = b->cfg.broker_rack,
@@ -861,6 +854,16 @@ static int cluster_join(struct broker *b)
         .leader_imbalance_check_interval_s = (int32_t)(b->cfg.leader_imbalance_check_interval_s > INT32_MAX / 1000 ? INT32_MAX / 1000 : b->cfg.leader_imbalance_check_interval_s),
         .leader_imbalance_per_broker_percentage = b->cfg.leader_imbalance_per_broker_percentage,
     };
+    /* Every listener is registered (Kafka's advertised listeners); peers reach this broker on
+     * the inter-broker one's endpoint. */
+    for (int i = 0; i < b->cfg.n_listeners && i < CLUSTER_ENDPOINTS_MAX; i++) {
+        const struct broker_listener *l = &b->cfg.listeners[i];
+        struct cluster_endpoint *e = &cc.endpoints[cc.n_endpoints++];
+        snprintf(e->name, sizeof(e->name), "%s", l->name);
+        snprintf(e->protocol, sizeof(e->protocol), "%s", l->security_protocol);
+        snprintf(e->host, sizeof(e->host), "%s", l->advertised_host);
+        e->port = l->advertised_port;
+    }
     b->cluster = cluster_create(b->loop, &cc);
     if (b->cluster == NULL)
         return -1;
@@ -1013,11 +1016,34 @@ static int listeners_setup(struct broker *b)
         LOG_ERROR(server_who, "%s", err);
         return -1;
     }
+    /* The client side of the inter-broker listener: its ssl.* keys for TLS to the others,
+     * its SASL mechanism and login. One node reaches no other broker: only checked there when
+     * the inter-broker keys are set. */
+    if (b->cfg.zookeeper_connect[0] == '\0' && b->cfg.inter_broker_listener_spec[0] == '\0' &&
+        b->cfg.inter_broker_protocol_spec[0] == '\0')
+        return 0;
+    const struct broker_listener *ib = &b->cfg.listeners[b->cfg.inter_broker_listener];
+    if (strcmp(ib->security_protocol, "SSL") == 0 ||
+        strcmp(ib->security_protocol, "SASL_SSL") == 0) {
+        struct broker_listener_arg arg = {&b->cfg, ib->name};
+        b->tls_client = tls_client_create(ib->name, listener_prop, &arg, err, sizeof(err));
+        if (b->tls_client == NULL) {
+            LOG_ERROR(server_who, "inter-broker listener %s: %s", ib->name, err);
+            return -1;
+        }
+    }
+    if (sasl_client_setup(b, err, sizeof(err)) != 0) {
+        LOG_ERROR(server_who, "%s", err);
+        return -1;
+    }
     return 0;
 }
 
 static void listeners_free(struct broker *b)
 {
+    sasl_client_teardown(b);
+    tls_server_free(b->tls_client);
+    b->tls_client = NULL;
     sasl_teardown(b);
     for (int i = 0; i < BROKER_MAX_LISTENERS; i++) {
         tls_server_free(b->tls[i]);
@@ -1041,6 +1067,25 @@ void broker_advertised_for(const struct broker *b, struct conn *c, const char **
     }
     *host = b->cfg.listeners[at].advertised_host;
     *port = b->cfg.listeners[at].advertised_port;
+}
+
+void broker_peer_endpoint(struct request *r, const struct cluster_broker *cb, const char **host,
+                          int32_t *port)
+{
+    *host = cb->host;
+    *port = cb->port;
+    const struct net_listener_info *li = r->conn != NULL ? conn_session(r->conn)->listener : NULL;
+    char h[CLUSTER_HOST_MAX];
+    int32_t p;
+    if (li == NULL || li->name == NULL ||
+        cluster_broker_endpoint(cb, li->name, h, sizeof(h), &p) != 0)
+        return;
+    char *copy = request_alloc(r, strlen(h) + 1);
+    if (copy == NULL)
+        return;
+    memcpy(copy, h, strlen(h) + 1);
+    *host = copy;
+    *port = p;
 }
 
 struct broker *broker_open(const struct broker_config *cfg)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/sasl.h"
 #include "broker/broker.h"
 #include "broker/group_store.h"
 #include "broker/handlers.h"
@@ -553,6 +554,7 @@ static struct client_conn *peer_conn(struct txn_store *s, int32_t id)
             struct client_config cc;
             client_config_defaults(&cc);
             cc.client_id = "gregor-txn-markers";
+            sasl_client_config(s->b, &cc); /* inter.broker.listener.name's TLS and SASL */
             s->client = client_create(s->b->loop, &cc);
             if (s->client == NULL)
                 return NULL;

@@ -45,7 +45,7 @@ struct cluster {
     struct zk *zk;
     struct cluster_config cfg;
     char connect[1024];
-    char listener_name[32];
+    char listener_name[64];
     char host[CLUSTER_HOST_MAX];
     char rack[CLUSTER_RACK_MAX];    /* broker.rack ("": none) */
     char who[64];
@@ -317,8 +317,16 @@ static void register_created(void *arg, const struct zk_result *res)
     }
     c->registered = true;
     live_rebuild(c);
-    LOG_INFO(c->who, "Registered broker %d at path %s with addresses: %s://%s:%d",
-             c->cfg.broker_id, path, c->listener_name, c->host, c->cfg.port);
+    char addrs[1024] = "";
+    size_t al = 0;
+    for (int i = 0; i < c->cfg.n_endpoints && al < sizeof(addrs); i++)
+        al += (size_t)snprintf(addrs + al, sizeof(addrs) - al, "%s%s://%s:%d", i ? "," : "",
+                               c->cfg.endpoints[i].name, c->cfg.endpoints[i].host,
+                               c->cfg.endpoints[i].port);
+    if (c->cfg.n_endpoints == 0)
+        snprintf(addrs, sizeof(addrs), "%s://%s:%d", c->listener_name, c->host, c->cfg.port);
+    LOG_INFO(c->who, "Registered broker %d at path %s with addresses: %s", c->cfg.broker_id,
+             path, addrs);
     cluster_resume(c);
 }
 
@@ -326,8 +334,19 @@ static void register_broker(struct cluster *c)
 {
     char path[64], json[CLUSTER_JSON_MAX];
     snprintf(path, sizeof(path), "/brokers/ids/%d", c->cfg.broker_id);
-    int n = znode_broker_json(json, sizeof(json), c->listener_name, c->host, c->cfg.port,
+    int n;
+    if (c->cfg.n_endpoints > 0) {
+        struct znode_endpoint eps[CLUSTER_ENDPOINTS_MAX];
+        for (int i = 0; i < c->cfg.n_endpoints; i++)
+            eps[i] = (struct znode_endpoint){c->cfg.endpoints[i].name,
+                                             c->cfg.endpoints[i].protocol,
+                                             c->cfg.endpoints[i].host, c->cfg.endpoints[i].port};
+        n = znode_broker_json_endpoints(json, sizeof(json), eps, c->cfg.n_endpoints, c->rack,
+                                        now_ms());
+    } else {
+        n = znode_broker_json(json, sizeof(json), c->listener_name, c->host, c->cfg.port,
                               c->rack, now_ms());
+    }
     GREGOR_ASSERT(n > 0);
     c->register_inflight = true;
     int rc = zk_create_node(c->zk, path, json, n, true, register_created, c);
@@ -366,6 +385,12 @@ static void broker_read(void *arg, const struct zk_result *res)
         LOG_WARN(c->who, "Cannot read the endpoints of broker %d: %s", id, res->data);
         return;
     }
+    const char *evs, *eve;
+    b->endpoints[0] = '\0';
+    if (znode_member(res->data, (size_t)res->len, "endpoints", &evs, &eve) == 0 &&
+        (size_t)(eve - evs) + 16 < sizeof(b->endpoints))
+        snprintf(b->endpoints, sizeof(b->endpoints), "{\"endpoints\":%.*s}", (int)(eve - evs),
+                 evs);
     if (znode_broker_rack(res->data, (size_t)res->len, b->rack, sizeof(b->rack)) < 0) {
         LOG_WARN(c->who, "Cannot read the rack of broker %d (taken as none): %s", id, res->data);
         b->rack[0] = '\0';
@@ -379,6 +404,14 @@ static void broker_read(void *arg, const struct zk_result *res)
     c->known[i] = true;
     live_rebuild(c);
     awaits_check(c); /* a leader's endpoints read: Metadata shows it now */
+}
+
+int cluster_broker_endpoint(const struct cluster_broker *b, const char *listener, char *host,
+                            size_t hostlen, int32_t *port)
+{
+    if (b->endpoints[0] == '\0')
+        return -1;
+    return znode_broker_parse(b->endpoints, strlen(b->endpoints), listener, host, hostlen, port);
 }
 
 static int id_cmp(const void *a, const void *b)

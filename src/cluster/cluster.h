@@ -22,10 +22,16 @@ struct cluster;
  * the loop blocked this long during one is reported with the loop thread's stack. */
 #define CLUSTER_AWAIT_LOG_MS 3000
 
+/* Listeners a registration names (BROKER_MAX_LISTENERS) and the text of its endpoints kept
+ * per broker (a longer list keeps its inter-broker endpoint only). */
+#define CLUSTER_ENDPOINTS_MAX 8
+#define CLUSTER_ENDPOINTS_TEXT_MAX 640
+
 struct cluster_broker {
     int32_t id;
-    char host[CLUSTER_HOST_MAX];
+    char host[CLUSTER_HOST_MAX]; /* the endpoint of the inter-broker listener */
     int32_t port;
+    char endpoints[CLUSTER_ENDPOINTS_TEXT_MAX]; /* {"endpoints":[...]} of its registration */
     int64_t epoch;      /* Kafka's broker epoch: its registration's czxid (-1 until read) */
     char rack[CLUSTER_RACK_MAX]; /* its broker.rack ("rack" of its registration); "": none */
 };
@@ -109,9 +115,17 @@ struct cluster_config {
     int32_t session_timeout_ms;         /* zookeeper.session.timeout.ms */
     int32_t connection_timeout_ms;      /* zookeeper.connection.timeout.ms */
     int32_t broker_id;
-    const char *listener_name;          /* "PLAINTEXT" */
+    const char *listener_name;          /* the inter-broker listener ("PLAINTEXT") */
     const char *host;                   /* advertised */
     int32_t port;
+    /* Every listener registered (n_endpoints 0: listener_name at host:port, PLAINTEXT). */
+    int n_endpoints;
+    struct cluster_endpoint {
+        char name[64];
+        char protocol[16];
+        char host[CLUSTER_HOST_MAX];
+        int32_t port;
+    } endpoints[CLUSTER_ENDPOINTS_MAX];
     const char *rack;                   /* broker.rack, registered; NULL or "": none */
     cluster_change_fn on_change;        /* optional */
     void (*on_topic_gone)(void *arg, const char *name); /* optional: deleted from ZooKeeper */
@@ -125,6 +139,10 @@ struct cluster_config {
     int32_t leader_imbalance_check_interval_s;
     int32_t leader_imbalance_per_broker_percentage;
 };
+
+/* b's advertised endpoint of listener (from its registration): 0, or -1 when it has none. */
+int cluster_broker_endpoint(const struct cluster_broker *b, const char *listener, char *host,
+                            size_t hostlen, int32_t *port);
 
 /* Starts connecting; NULL when it cannot (logged). */
 struct cluster *cluster_create(struct loop *loop, const struct cluster_config *cfg);

@@ -253,19 +253,41 @@ static int unescape(const char *vs, const char *ve, char *out, size_t outlen);
 int znode_broker_json(char *out, size_t outlen, const char *listener_name, const char *host,
                       int32_t port, const char *rack, int64_t timestamp_ms)
 {
+    struct znode_endpoint ep = {listener_name, "PLAINTEXT", host, port};
+    return znode_broker_json_endpoints(out, outlen, &ep, 1, rack, timestamp_ms);
+}
+
+int znode_broker_json_endpoints(char *out, size_t outlen, const struct znode_endpoint *eps,
+                                int neps, const char *rack, int64_t timestamp_ms)
+{
     /* Kafka 3.x's BrokerIdZNode, version 5 (features added in v5); host/port are the
      * PLAINTEXT endpoint's, as older readers expect; "rack" (v3+) only with a rack. */
+    GREGOR_ASSERT(neps > 0);
     size_t n = 0;
-    PUT("{\"features\":{},\"listener_security_protocol_map\":{\"%s\":\"PLAINTEXT\"},"
-        "\"endpoints\":[\"%s://%s:%d\"],", listener_name, listener_name, host, port);
+    const struct znode_endpoint *plain = NULL;
+    PUT("{\"features\":{},\"listener_security_protocol_map\":{");
+    for (int i = 0; i < neps; i++)
+        PUT("%s\"%s\":\"%s\"", i ? "," : "", eps[i].name, eps[i].protocol);
+    PUT("},\"endpoints\":[");
+    for (int i = 0; i < neps; i++) {
+        bool v6 = strchr(eps[i].host, ':') != NULL;
+        PUT("%s\"%s://%s%s%s:%d\"", i ? "," : "", eps[i].name, v6 ? "[" : "", eps[i].host,
+            v6 ? "]" : "", eps[i].port);
+        if (plain == NULL && strcmp(eps[i].protocol, "PLAINTEXT") == 0)
+            plain = &eps[i];
+    }
+    PUT("],");
     if (rack != NULL && rack[0] != '\0') {
         PUT("\"rack\":\"");
         if (put_escaped(out, outlen, &n, rack) != 0)
             return -1;
         PUT("\",");
     }
-    PUT("\"jmx_port\":-1,\"port\":%d,\"host\":\"%s\",\"version\":5,\"timestamp\":\"%" PRId64
-        "\"}", port, host, timestamp_ms);
+    if (plain != NULL)
+        PUT("\"jmx_port\":-1,\"port\":%d,\"host\":\"%s\",", plain->port, plain->host);
+    else
+        PUT("\"jmx_port\":-1,\"port\":-1,\"host\":null,");
+    PUT("\"version\":5,\"timestamp\":\"%" PRId64 "\"}", timestamp_ms);
     return (int)n;
 }
 

@@ -33,6 +33,17 @@ int znode_uuid_parse(const char *s, size_t len, uint8_t id[16]);
  * rack (broker.rack; NULL or empty: none) is written as "rack" only when set, as Kafka. */
 int znode_broker_json(char *out, size_t outlen, const char *listener_name, const char *host,
                       int32_t port, const char *rack, int64_t timestamp_ms);
+/* One endpoint of a registration: a listener's name, its security protocol and where others
+ * reach it (its advertised host and port). */
+struct znode_endpoint {
+    const char *name, *protocol, *host;
+    int32_t port;
+};
+/* The same with every listener, as Kafka 3.9's BrokerIdZNode writes them:
+ * listener_security_protocol_map and endpoints in the order given, "host"/"port" the first
+ * PLAINTEXT endpoint's (null and -1 without one). */
+int znode_broker_json_endpoints(char *out, size_t outlen, const struct znode_endpoint *eps,
+                                int n, const char *rack, int64_t timestamp_ms);
 int znode_broker_parse(const char *json, size_t len, const char *listener_name, char *host,
                        size_t hostlen, int32_t *port);
 /* The registration's "rack", unescaped: 1 with it in rack, 0 when absent or null (no rack),

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -16,6 +17,7 @@
 #include "common/errors.h"
 #include "common/logging.h"
 #include "common/util.h"
+#include "net/transport.h"
 #include "proto/kbuf.h"
 #include "proto/messages.h"
 
@@ -27,6 +29,8 @@
 #define CLIENT_ARENA_BASE (64u * 1024 * 1024) /* decoded response: 64 MiB + 4x its frame */
 #define CLIENT_SOFTWARE_NAME "gregor"
 #define CLIENT_SOFTWARE_VERSION "0.1.0"
+#define CLIENT_SASL_TOKEN_MAX 1024         /* a SASL token this client sends */
+#define CLIENT_REASON_MAX 256
 
 enum req_state {
     REQ_QUEUED,   /* not encoded: waits for the connection to be ready and for room */
@@ -72,6 +76,8 @@ struct client_conn {
     struct sockaddr_storage addr;
     socklen_t addr_len;
     int fd;
+    struct transport tr;       /* over fd once connected (tr_open) */
+    bool tr_open;
     enum client_conn_state state;
     struct req_list pending;   /* INFLIGHT*, then ENCODED*, then QUEUED*, oldest first */
     size_t queued_bytes;       /* unwritten bytes of ENCODED requests */
@@ -86,6 +92,16 @@ struct client_conn {
     bool av_retried;
     int16_t peer_min[CLIENT_MAX_API_KEY], peer_max[CLIENT_MAX_API_KEY]; /* -1: none */
     struct client_conn_stats stats;
+    uint64_t read_timer;       /* bytes left inside the transport: read again soon */
+    /* SASL: the token sent (borrowed by the request until written), the SCRAM exchange. */
+    struct sasl_handshake_request sasl_hs;
+    struct sasl_authenticate_request sasl_auth;
+    uint8_t sasl_token[CLIENT_SASL_TOKEN_MAX];
+    _Alignas(max_align_t) unsigned char sasl_state[CLIENT_SASL_STATE_BYTES];
+    /* The reason of the last failed attempt: a new one is logged once (WARN), a repeat is
+     * not, until the connection is ready again. */
+    char last_failure[CLIENT_REASON_MAX];
+    char why[CLIENT_REASON_MAX];
 };
 
 struct client {
@@ -112,6 +128,7 @@ static void conn_start_connect(struct client_conn *c);
 static void conn_fill_output(struct client_conn *c);
 static void conn_write(struct client_conn *c);
 static void conn_arm_deadline(struct client_conn *c);
+static void conn_read(struct client_conn *c);
 
 /* ---- lists */
 
@@ -288,6 +305,17 @@ int client_response_parse(uint8_t *frame, size_t len, int16_t api_key, int16_t v
 
 /* ---- connection lifetime */
 
+/* Why a transport read or write failed (static text): a TLS error (logged by the transport
+ * with OpenSSL's reason) or the socket's. */
+static const char *conn_io_failure(const struct client_conn *c, const char *plain)
+{
+    if (errno != EPROTO || !c->tr_open)
+        return plain;
+    if (c->tr.ops->handshaking != NULL && c->tr.ops->handshaking(&c->tr))
+        return "SSL handshake failed";
+    return "SSL error";
+}
+
 static void conn_cancel_timer(struct client_conn *c, uint64_t *id)
 {
     if (*id != 0)
@@ -310,11 +338,16 @@ static void conn_close_socket(struct client_conn *c, const char *why, bool recon
 {
     if (c->fd >= 0) {
         loop_del(c->cl->loop, c->fd);
-        close(c->fd);
+        if (c->tr_open)
+            c->tr.ops->close(&c->tr); /* closes fd */
+        else
+            close(c->fd);
+        c->tr_open = false;
         c->fd = -1;
         c->stats.disconnects++;
     }
     conn_cancel_timer(c, &c->state_timer);
+    conn_cancel_timer(c, &c->read_timer);
     struct client_req *r = c->pending.head;
     while (r != NULL) {
         struct client_req *next = r->next;
@@ -339,6 +372,7 @@ static void conn_close_socket(struct client_conn *c, const char *why, bool recon
     free(c->in);
     c->in = NULL;
     c->in_len = c->in_cap = 0;
+    bool was_ready = c->state == CLIENT_CONN_READY;
     if (c->state != CLIENT_CONN_READY)
         c->failures++;
     else
@@ -346,6 +380,17 @@ static void conn_close_socket(struct client_conn *c, const char *why, bool recon
     c->state = CLIENT_CONN_BACKOFF;
     if (!reconnect)
         return;
+    const char *detail = c->why[0] != '\0' ? c->why : why;
+    if (!was_ready && strcmp(c->last_failure, detail) != 0) {
+        /* Once per change of reason, with the peer: a wrong password or a refused certificate
+         * says so without repeating every back-off. */
+        LOG_WARN(CLIENT_WHO, "Connection to %s:%d%s%s failed: %s", c->host, c->port,
+                 c->cl->cfg.listener_name != NULL && c->cl->cfg.listener_name[0] != '\0'
+                     ? " on listener " : "",
+                 c->cl->cfg.listener_name != NULL ? c->cl->cfg.listener_name : "", detail);
+        snprintf(c->last_failure, sizeof(c->last_failure), "%s", detail);
+    }
+    c->why[0] = '\0';
     int64_t wait = client_backoff_ms(c->cl->cfg.reconnect_backoff_ms,
                                      c->cl->cfg.reconnect_backoff_max_ms, c->failures - 1,
                                      &c->cl->rng);
@@ -558,6 +603,8 @@ static void conn_update_interest(struct client_conn *c)
         ev = LOOP_WRITE;
     else if (c->queued_bytes > 0)
         ev |= LOOP_WRITE;
+    if (c->tr_open && c->tr.ops->wants != NULL)
+        ev |= c->tr.ops->wants(&c->tr);
     if (loop_set(c->cl->loop, c->fd, ev, conn_on_io, c) < 0)
         conn_close_socket(c, "cannot watch the socket", true);
 }
@@ -583,14 +630,13 @@ static void conn_write(struct client_conn *c)
             n++;
         }
         GREGOR_ASSERT(n > 0);
-        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t sent = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t sent = c->tr.ops->writev(&c->tr, iov, n);
         if (sent < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
             if (errno == EINTR)
                 continue;
-            conn_close_socket(c, "write failed", true);
+            conn_close_socket(c, conn_io_failure(c, "write failed"), true);
             return;
         }
         GREGOR_ASSERT((size_t)sent <= c->queued_bytes);
@@ -607,8 +653,8 @@ static void conn_write(struct client_conn *c)
                 conn_written(c, r);
             r = next;
         }
-        if ((size_t)sent < total)
-            break; /* short write: the socket is full */
+        if ((size_t)sent < total && (size_t)sent < iov[0].iov_len)
+            break; /* short write: the socket is full (TLS writes one piece a call) */
         conn_fill_output(c);
     }
     conn_update_interest(c);
@@ -616,24 +662,21 @@ static void conn_write(struct client_conn *c)
 
 /* ---- handshake */
 
-static void conn_send_handshake(struct client_conn *c)
+/* Sends a request of the connection's own setup (ApiVersions, SASL) ahead of the queue. */
+static void conn_send_internal(struct client_conn *c, int16_t key, int16_t version,
+                               const void *body)
 {
-    struct client_req *r = req_new(c, PROTO_API_API_VERSIONS, c->cl->cfg.request_timeout_ms);
+    struct client_req *r = req_new(c, key, c->cl->cfg.request_timeout_ms);
     if (r == NULL) {
         conn_close_socket(c, "out of memory", true);
         return;
     }
-    static const struct api_versions_request av = {
-        .client_software_name = {(char *)CLIENT_SOFTWARE_NAME, sizeof(CLIENT_SOFTWARE_NAME) - 1},
-        .client_software_version = {(char *)CLIENT_SOFTWARE_VERSION,
-                                    sizeof(CLIENT_SOFTWARE_VERSION) - 1},
-    };
     r->internal = true;
-    r->body = &av;
-    r->version = c->av_version;
+    r->body = body;
+    r->version = version;
     if (conn_encode(c, r) < 0) {
         free(r);
-        conn_close_socket(c, "cannot encode ApiVersions", true);
+        conn_close_socket(c, "cannot encode a connection setup request", true);
         return;
     }
     /* The handshake goes first: anything encoded before it goes back to the queue. */
@@ -651,6 +694,92 @@ static void conn_send_handshake(struct client_conn *c)
     c->state = CLIENT_CONN_HANDSHAKE;
     conn_arm_deadline(c);
     conn_write(c);
+}
+
+static void conn_send_handshake(struct client_conn *c)
+{
+    static const struct api_versions_request av = {
+        .client_software_name = {(char *)CLIENT_SOFTWARE_NAME, sizeof(CLIENT_SOFTWARE_NAME) - 1},
+        .client_software_version = {(char *)CLIENT_SOFTWARE_VERSION,
+                                    sizeof(CLIENT_SOFTWARE_VERSION) - 1},
+    };
+    conn_send_internal(c, PROTO_API_API_VERSIONS, c->av_version, &av);
+}
+
+/* ---- SASL (after ApiVersions, before ready): SaslHandshake v1, then SaslAuthenticate
+ * rounds with the mechanism's tokens, as Kafka's SaslClientAuthenticator. */
+
+static void conn_sasl_start(struct client_conn *c)
+{
+    const char *m = c->cl->cfg.sasl_mechanism;
+    int16_t lo, hi;
+    if (!client_conn_peer_versions(c, PROTO_API_SASL_HANDSHAKE, &lo, &hi) || hi < 1 ||
+        !client_conn_peer_versions(c, PROTO_API_SASL_AUTHENTICATE, &lo, &hi)) {
+        conn_close_socket(c, "the peer has no SaslHandshake v1 and SaslAuthenticate", true);
+        return;
+    }
+    c->sasl_hs.mechanism = (struct kstr){(char *)m, (int32_t)strlen(m)};
+    conn_send_internal(c, PROTO_API_SASL_HANDSHAKE, 1, &c->sasl_hs);
+}
+
+/* Sends the mechanism's next token (in: the server's last one), or finishes: 1 sent, 0 the
+ * exchange is complete, -1 the connection was closed. */
+static int conn_sasl_step(struct client_conn *c, const uint8_t *in, size_t in_len)
+{
+    size_t out_len = 0;
+    char err[CLIENT_REASON_MAX - 32] = "";
+    int rc = c->cl->cfg.sasl_step(c->cl->cfg.sasl_arg, c->sasl_state, in, in_len, c->sasl_token,
+                                  sizeof(c->sasl_token), &out_len, err, sizeof(err));
+    if (rc < 0) {
+        snprintf(c->why, sizeof(c->why), "SASL authentication failed: %s", err);
+        conn_close_socket(c, "SASL authentication failed", true);
+        return -1;
+    }
+    if (rc == 0)
+        return 0;
+    GREGOR_ASSERT(out_len <= sizeof(c->sasl_token));
+    c->sasl_auth.auth_bytes = (struct kbytes){c->sasl_token, (int32_t)out_len};
+    int16_t lo = 0, hi = 0;
+    client_conn_peer_versions(c, PROTO_API_SASL_AUTHENTICATE, &lo, &hi);
+    int16_t ours = proto_api_find(PROTO_API_SASL_AUTHENTICATE)->max_version;
+    conn_send_internal(c, PROTO_API_SASL_AUTHENTICATE, hi < ours ? hi : ours, &c->sasl_auth);
+    return c->fd >= 0 ? 1 : -1;
+}
+
+/* A SASL answer: 1 more is awaited, 0 authenticated, -1 the connection was closed. */
+static int conn_sasl_answer(struct client_conn *c, struct client_req *r)
+{
+    struct kreader kr;
+    kr_init(&kr, r->frame + r->body_off, r->frame_len - r->body_off, &r->arena);
+    if (r->api_key == PROTO_API_SASL_HANDSHAKE) {
+        struct sasl_handshake_response hs;
+        if (sasl_handshake_response_decode(&kr, r->version, &hs) < 0) {
+            conn_close_socket(c, "malformed SaslHandshake response", true);
+            return -1;
+        }
+        if (hs.error_code != KERR_NONE) {
+            snprintf(c->why, sizeof(c->why), "SaslHandshake: %s (mechanism %s)",
+                     kerr_name(hs.error_code), c->cl->cfg.sasl_mechanism);
+            conn_close_socket(c, "SASL handshake failed", true);
+            return -1;
+        }
+        memset(c->sasl_state, 0, sizeof(c->sasl_state));
+        return conn_sasl_step(c, NULL, 0) == 1 ? 1 : -1;
+    }
+    struct sasl_authenticate_response au;
+    if (sasl_authenticate_response_decode(&kr, r->version, &au) < 0) {
+        conn_close_socket(c, "malformed SaslAuthenticate response", true);
+        return -1;
+    }
+    if (au.error_code != KERR_NONE) {
+        snprintf(c->why, sizeof(c->why), "%s: %.*s", kerr_name(au.error_code),
+                 au.error_message.ptr != NULL ? (int)au.error_message.len : 0,
+                 au.error_message.ptr != NULL ? au.error_message.ptr : "");
+        conn_close_socket(c, "SASL authentication failed", true);
+        return -1;
+    }
+    return conn_sasl_step(c, au.auth_bytes.ptr,
+                          au.auth_bytes.len > 0 ? (size_t)au.auth_bytes.len : 0);
 }
 
 /* The handshake's answer: 0 when the peer's table was taken, 1 when ApiVersions is sent
@@ -733,16 +862,28 @@ static bool conn_on_response(struct client_conn *c, const uint8_t *p, size_t len
         req_complete(c->cl, r, KERR_NONE, NULL);
         return true;
     }
-    int rc = conn_handshake_done(c, r);
-    req_complete(c->cl, r, KERR_NONE, NULL);
-    if (rc < 0) {
-        conn_close_socket(c, "ApiVersions handshake failed", true);
-        return false;
+    if (r->api_key != PROTO_API_API_VERSIONS) {
+        int sr = conn_sasl_answer(c, r);
+        req_complete(c->cl, r, KERR_NONE, NULL);
+        if (sr != 0)
+            return c->fd >= 0;
+    } else {
+        int rc = conn_handshake_done(c, r);
+        req_complete(c->cl, r, KERR_NONE, NULL);
+        if (rc < 0) {
+            conn_close_socket(c, "ApiVersions handshake failed", true);
+            return false;
+        }
+        if (rc == 1) {
+            conn_send_handshake(c);
+            return c->fd >= 0;
+        }
+        if (c->cl->cfg.sasl_mechanism != NULL && c->cl->cfg.sasl_step != NULL) {
+            conn_sasl_start(c);
+            return c->fd >= 0;
+        }
     }
-    if (rc == 1) {
-        conn_send_handshake(c);
-        return c->fd >= 0;
-    }
+    c->last_failure[0] = '\0';
     c->state = CLIENT_CONN_READY;
     c->failures = 0;
     c->stats.handshakes++;
@@ -773,6 +914,14 @@ static bool conn_check_size(struct client_conn *c)
     return false;
 }
 
+static void conn_on_read_timer(struct loop *l, void *arg)
+{
+    (void)l;
+    struct client_conn *c = arg;
+    c->read_timer = 0;
+    conn_read(c);
+}
+
 /* Reads what the socket has (at most CLIENT_READS_PER_WAKE recv calls; level-triggered, the
  * loop comes back for the rest) and hands up each complete response. */
 static void conn_read(struct client_conn *c)
@@ -792,16 +941,21 @@ static void conn_read(struct client_conn *c)
             c->in_cap = want;
         }
         GREGOR_ASSERT(c->in_cap > c->in_len);
-        ssize_t got = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
+        ssize_t got = c->tr.ops->read(&c->tr, c->in + c->in_len, c->in_cap - c->in_len);
         if (got == 0) {
-            conn_close_socket(c, "the peer closed the connection", true);
+            conn_close_socket(c, c->state == CLIENT_CONN_READY
+                                     ? "the peer closed the connection"
+                                     : conn_io_failure(c, "the peer closed the connection"),
+                              true);
             return;
         }
         if (got < 0) {
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
-                conn_close_socket(c, "read failed", true);
+                conn_close_socket(c, conn_io_failure(c, "read failed"), true);
+            else
+                conn_update_interest(c); /* a TLS read may need to write first */
             return;
         }
         c->in_len += (size_t)got;
@@ -830,6 +984,10 @@ static void conn_read(struct client_conn *c)
             }
         }
     }
+    /* Decrypted bytes no socket readiness will announce: the next turn reads them. */
+    if (c->fd >= 0 && c->tr_open && c->tr.ops->pending != NULL && c->tr.ops->pending(&c->tr) &&
+        c->read_timer == 0)
+        c->read_timer = loop_timer_add(c->cl->loop, mono_ms(), conn_on_read_timer, c);
 }
 
 /* ---- connecting */
@@ -837,6 +995,20 @@ static void conn_read(struct client_conn *c)
 static void conn_connected(struct client_conn *c)
 {
     conn_cancel_timer(c, &c->state_timer);
+    c->tr = (struct transport){
+        .ops = c->cl->cfg.transport != NULL ? c->cl->cfg.transport : &transport_plain,
+        .fd = c->fd,
+    };
+    if (c->tr.ops->open(&c->tr) != 0) {
+        conn_close_socket(c, "cannot set up the transport", true);
+        return;
+    }
+    c->tr_open = true;
+    if (c->tr.ops->set_peer != NULL && c->tr.ops->set_peer(&c->tr, c->host) != 0) {
+        conn_close_socket(c, "cannot set the peer's host name for its certificate check",
+                          true);
+        return;
+    }
     c->av_retried = false;
     c->av_version = proto_api_find(PROTO_API_API_VERSIONS)->max_version;
     for (int k = 0; k < CLIENT_MAX_API_KEY; k++)

@@ -24,6 +24,15 @@ struct client_conn;
  * (Kafka's DisconnectException maps to it). */
 #define CLIENT_ERR_NETWORK KERR_NETWORK_EXCEPTION
 
+/* One step of a SASL client exchange: in is the server's last token (NULL at the start).
+ * Writes the next token into out (at most cap bytes, *out_len) and returns 1 (send it), 0 when
+ * the exchange is complete (the server's final token checked), -1 when it failed (err says
+ * why). state is CLIENT_SASL_STATE_BYTES of per-connection scratch, zeroed at each attempt. */
+#define CLIENT_SASL_STATE_BYTES 4096
+typedef int (*client_sasl_step_fn)(void *arg, void *state, const uint8_t *in, size_t in_len,
+                                   uint8_t *out, size_t cap, size_t *out_len, char *err,
+                                   size_t errlen);
+
 struct client_config {
     const char *client_id;            /* copied; the request header's client id */
     int64_t request_timeout_ms;       /* request.timeout.ms (30000): from client_send to answer */
@@ -35,6 +44,16 @@ struct client_config {
     size_t max_queued_bytes;          /* encoded bytes not yet written per connection (64 MiB);
                                        * also the largest request that can be sent */
     uint64_t jitter_seed;             /* seed of the back-off jitter (0: from the clock) */
+    /* The security of inter.broker.listener.name (all borrowed for the client's life):
+     * transport NULL is plain TCP (TLS: a client-side transport, tls_client_create);
+     * sasl_mechanism NULL is no SASL, else the mechanism named in SaslHandshake v1 after
+     * ApiVersions, then SaslAuthenticate with sasl_step's tokens, before the connection is
+     * ready. */
+    const struct transport_ops *transport;
+    const char *sasl_mechanism;
+    client_sasl_step_fn sasl_step;    /* the mechanism's client side (with sasl_mechanism) */
+    void *sasl_arg;
+    const char *listener_name;        /* for the log lines ("" or NULL: none) */
 };
 /* Kafka's client defaults (values above). */
 void client_config_defaults(struct client_config *cfg);

@@ -56,6 +56,8 @@ struct tls_server {
     char sig[TLS_SIG_MAX]; /* what ctx was built from (tls_server_reload compares) */
     bool have_trust;       /* ctx has a trust store (a reload may not add one, as Kafka's) */
     bool ktls;             /* the kernel offers the tls ULP: SSL_OP_ENABLE_KTLS, SSL_sendfile */
+    bool client;           /* connections are the client end (tls_client_create) */
+    bool verify_host;      /* client: ssl.endpoint.identification.algorithm=https */
 };
 
 /* One connection's state (t->state). */
@@ -125,7 +127,10 @@ static int tls_open(struct transport *t)
         errno = ENOMEM;
         return -1;
     }
-    SSL_set_accept_state(ssl);
+    if (s->client)
+        SSL_set_connect_state(ssl);
+    else
+        SSL_set_accept_state(ssl);
     tc->ssl = ssl;
     tc->server = s;
     t->state = tc;
@@ -147,8 +152,8 @@ static ssize_t tls_failed(struct transport *t, struct tls_conn *tc, int e, const
     long verify = SSL_get_verify_result(tc->ssl);
     if (verify != X509_V_OK) { /* which check refused the client's certificate */
         size_t wl = strlen(why);
-        snprintf(why + wl, sizeof(why) - wl, " (client certificate: %s)",
-                 X509_verify_cert_error_string(verify));
+        snprintf(why + wl, sizeof(why) - wl, " (%s certificate: %s)",
+                 tc->server->client ? "server" : "client", X509_verify_cert_error_string(verify));
     }
     peer_text(t->fd, peer, sizeof(peer));
     if (tc->established)
@@ -328,6 +333,31 @@ static void tls_close(struct transport *t)
     if (t->fd >= 0)
         close(t->fd);
     t->fd = -1;
+}
+
+/* A client connection checks the server's certificate names host (ssl.endpoint.
+ * identification.algorithm=https: an IP address against the IP SANs, a name against the DNS
+ * SANs, as Java's HTTPS check) and sends it as SNI when it is a name. */
+static int tls_set_peer(struct transport *t, const char *host)
+{
+    struct tls_conn *tc = t->state;
+    if (!tc->server->client || host == NULL)
+        return 0;
+    unsigned char ip[16];
+    bool is_ip = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+    int ok = 1;
+    ERR_clear_error();
+    if (!is_ip)
+        ok = SSL_set_tlsext_host_name(tc->ssl, host);
+    if (ok == 1 && tc->server->verify_host)
+        ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(tc->ssl), host)
+                   : SSL_set1_host(tc->ssl, host);
+    ERR_clear_error();
+    if (ok != 1) {
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
 }
 
 /* RFC 2253 as Java's X500Principal.getName() writes it: most specific RDN first, "," between,
@@ -977,10 +1007,15 @@ static int set_client_auth(struct build *bd, SSL_CTX *ctx, bool have_trust)
 }
 
 /* A listener's SSL_CTX from its keys (everything but the principal rules). */
-static SSL_CTX *ctx_build(struct build *bd, bool ktls, bool *have_trust_out)
+/* client: the context of connections to other brokers (Kafka's broker as a client: the
+ * listener's key store is its certificate when it has one, its trust store checks the server's,
+ * and the host name is checked unless ssl.endpoint.identification.algorithm is empty, in
+ * *verify_host_out). */
+static SSL_CTX *ctx_build(struct build *bd, bool client, bool ktls, bool *have_trust_out,
+                          bool *verify_host_out)
 {
     ERR_clear_error();
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX *ctx = SSL_CTX_new(client ? TLS_client_method() : TLS_server_method());
     if (ctx == NULL) {
         fail(bd, "ssl.protocol", "TLS", "cannot create an SSL context");
         return NULL;
@@ -995,15 +1030,38 @@ static SSL_CTX *ctx_build(struct build *bd, bool ktls, bool *have_trust_out)
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(ctx, 0);
     bool have_trust = false;
-    if (set_protocols(bd, ctx) != 0 || set_ciphers(bd, ctx) != 0 || load_keystore(bd, ctx) != 0 ||
-        load_truststore(bd, ctx, &have_trust) != 0 || set_client_auth(bd, ctx, have_trust) != 0) {
-        ERR_clear_error();
-        SSL_CTX_free(ctx);
-        return NULL;
+    if (client) {
+        const char *k;
+        bool has_keystore = cfg(bd, "ssl.keystore.location", &k) != NULL ||
+                            cfg(bd, "ssl.keystore.certificate.chain", &k) != NULL;
+        /* Read raw: cfg() takes "" as unset, and "" here means no host check. */
+        k = "ssl.endpoint.identification.algorithm";
+        const char *alg = bd->get(bd->arg, "ssl.endpoint.identification.algorithm", &k);
+        if (alg != NULL && alg[0] != '\0' && strcasecmp(alg, "https") != 0) {
+            snprintf(bd->err, bd->errlen, "Invalid value %s for configuration %s: gregor knows "
+                     "https and the empty value", alg, k);
+            goto bad;
+        }
+        *verify_host_out = alg == NULL || alg[0] != '\0';
+        if (set_protocols(bd, ctx) != 0 || set_ciphers(bd, ctx) != 0 ||
+            (has_keystore && load_keystore(bd, ctx) != 0) ||
+            load_truststore(bd, ctx, &have_trust) != 0)
+            goto bad;
+        if (!have_trust)
+            SSL_CTX_set_default_verify_paths(ctx);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    } else if (set_protocols(bd, ctx) != 0 || set_ciphers(bd, ctx) != 0 ||
+               load_keystore(bd, ctx) != 0 || load_truststore(bd, ctx, &have_trust) != 0 ||
+               set_client_auth(bd, ctx, have_trust) != 0) {
+        goto bad;
     }
     ERR_clear_error();
     *have_trust_out = have_trust;
     return ctx;
+bad:
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return NULL;
 }
 
 /* Kafka's SslConfigs.RECONFIGURABLE_CONFIGS: what listener.name.<l>.ssl.* may change at
@@ -1071,9 +1129,23 @@ static bool ktls_available(char *why, size_t len)
     return false;
 #endif
 }
+static struct tls_server *tls_create(const char *listener, tls_config_get_fn get, void *arg,
+                                     char *err, size_t errlen, bool client);
 
 struct tls_server *tls_server_create(const char *listener, tls_config_get_fn get, void *arg,
                                      char *err, size_t errlen)
+{
+    return tls_create(listener, get, arg, err, errlen, false);
+}
+
+struct tls_server *tls_client_create(const char *listener, tls_config_get_fn get, void *arg,
+                                     char *err, size_t errlen)
+{
+    return tls_create(listener, get, arg, err, errlen, true);
+}
+
+static struct tls_server *tls_create(const char *listener, tls_config_get_fn get, void *arg,
+                                     char *err, size_t errlen, bool client)
 {
     struct build bd = {listener, get, arg, err, errlen};
     err[0] = '\0';
@@ -1084,11 +1156,11 @@ struct tls_server *tls_server_create(const char *listener, tls_config_get_fn get
     }
     snprintf(s->listener, sizeof(s->listener), "%s", listener);
     char why[300];
-    s->ktls = ktls_available(why, sizeof(why));
+    s->ktls = !client && ktls_available(why, sizeof(why)); /* Fetch's path: servers only */
     /* Tests only: the sendfile op without kTLS, so its fallback (a connection whose records
      * the kernel did not take) runs on a machine without the tls ULP. */
     const char *force = getenv("GREGOR_TLS_SENDFILE_OP");
-    bool sendfile_op = s->ktls || (force != NULL && strcmp(force, "1") == 0);
+    bool sendfile_op = s->ktls || (!client && force != NULL && strcmp(force, "1") == 0);
     s->ops = (struct transport_ops){
         .name = "TLS",
         .open = tls_open,
@@ -1101,12 +1173,14 @@ struct tls_server *tls_server_create(const char *listener, tls_config_get_fn get
         .pending = tls_pending,
         .handshaking = tls_handshaking,
         .principal = tls_principal,
+        .set_peer = tls_set_peer,
     };
+    s->client = client;
     const char *rules_key;
     const char *rules = cfg(&bd, "ssl.principal.mapping.rules", &rules_key);
     char rerr[256];
     signature(&bd, s->sig, sizeof(s->sig));
-    s->ctx = ctx_build(&bd, s->ktls, &s->have_trust);
+    s->ctx = ctx_build(&bd, client, s->ktls, &s->have_trust, &s->verify_host);
     if (s->ctx == NULL)
         goto bad;
     s->rules = tls_principal_rules_parse(rules, rerr, sizeof(rerr));
@@ -1118,7 +1192,7 @@ struct tls_server *tls_server_create(const char *listener, tls_config_get_fn get
     if (s->ktls)
         LOG_INFO(WHO, "Listener %s: kTLS available (%s): Fetch sends file ranges with "
                  "SSL_sendfile where the kernel takes a connection's records", listener, why);
-    else
+    else if (!client)
         LOG_INFO(WHO, "Listener %s: kTLS unavailable (%s): Fetch copies file ranges through "
                  "SSL_write%s", listener, why,
                  sendfile_op ? " in the transport's sendfile (GREGOR_TLS_SENDFILE_OP=1)" : "");
@@ -1221,7 +1295,8 @@ int tls_server_reload(struct tls_server *s, tls_config_get_fn get, void *arg, bo
     char why[1024] = "";
     struct build quiet = {s->listener, get, arg, why, sizeof(why)};
     bool have_trust = false;
-    SSL_CTX *ctx = ctx_build(&quiet, s->ktls, &have_trust);
+    bool verify_host = s->verify_host;
+    SSL_CTX *ctx = ctx_build(&quiet, s->client, s->ktls, &have_trust, &verify_host);
     int rc = 1;
     if (ctx == NULL) {
         rc = -1;

@@ -22,6 +22,12 @@ struct tls_server;
  * ssl.principal.mapping.rules. NULL with a message naming the key in err. */
 struct tls_server *tls_server_create(const char *listener, tls_config_get_fn get, void *arg,
                                      char *err, size_t errlen);
+/* The client side for connections to a listener of other brokers (inter.broker.listener.name):
+ * the listener's key store as client certificate (optional), its trust store for the server's
+ * certificate (else the system's), ssl.endpoint.identification.algorithm (https, the default:
+ * the host given to set_peer must match a SAN; empty: no check), protocols and ciphers. */
+struct tls_server *tls_client_create(const char *listener, tls_config_get_fn get, void *arg,
+                                     char *err, size_t errlen);
 /* The transport of the listener's connections: lives as long as s. */
 const struct transport_ops *tls_server_transport(struct tls_server *s);
 /* Kafka's dynamic listener SSL configs (KIP-226): whether ssl.<key> may change at runtime

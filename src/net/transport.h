@@ -51,6 +51,9 @@ struct transport_ops {
      * one). Writes it into out, NUL-terminated; 0, or -1 when none is known yet or it does not
      * fit. NULL: the transport authenticates no one. */
     int (*principal)(const struct transport *t, char *out, size_t len);
+    /* A client end: the host it connected to, for the server certificate's check and SNI; after
+     * open. 0, or -1 with errno. NULL: nothing to check (plain). */
+    int (*set_peer)(struct transport *t, const char *host);
 };
 
 /* Plain TCP: read(2), send/sendmsg with MSG_NOSIGNAL, sendfile(2). */

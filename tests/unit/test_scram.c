@@ -53,6 +53,51 @@ static void test_rfc7677_exchange(void **state)
     assert_int_equal(step(&s, RFC_CLIENT_FINAL, out, sizeof(out)), SCRAM_ERR_GENERIC);
 }
 
+/* The client side produces RFC 7677's messages from its nonce and the server's first
+ * message, and accepts only the server's right signature. */
+static void test_rfc7677_client(void **state)
+{
+    (void)state;
+    struct scram_client c;
+    char out[SCRAM_MESSAGE_MAX], err[256];
+    scram_client_init(&c, SCRAM_SHA_256);
+    assert_int_equal(scram_client_step(&c, "user", "pencil", NULL, 0, "rOprNGfwEbeRWgbNEkqO",
+                                       out, sizeof(out), err, sizeof(err)), 1);
+    assert_string_equal(out, RFC_CLIENT_FIRST);
+    assert_int_equal(scram_client_step(&c, "user", "pencil", (const uint8_t *)RFC_SERVER_FIRST,
+                                       strlen(RFC_SERVER_FIRST), NULL, out, sizeof(out), err,
+                                       sizeof(err)), 1);
+    assert_string_equal(out, RFC_CLIENT_FINAL);
+    struct scram_client bad = c;
+    const char *wrong = "v=7rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
+    assert_int_equal(scram_client_step(&bad, "user", "pencil", (const uint8_t *)wrong,
+                                       strlen(wrong), NULL, out, sizeof(out), err, sizeof(err)), -1);
+    const char *e = "e=invalid-proof";
+    bad = c;
+    assert_int_equal(scram_client_step(&bad, "user", "pencil", (const uint8_t *)e, strlen(e),
+                                       NULL, out, sizeof(out), err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "invalid-proof"));
+    assert_int_equal(scram_client_step(&c, "user", "pencil", (const uint8_t *)RFC_SERVER_FINAL,
+                                       strlen(RFC_SERVER_FINAL), NULL, out, sizeof(out), err,
+                                       sizeof(err)), 0);
+    /* A server nonce that does not extend ours, or too few iterations, is refused. */
+    scram_client_init(&c, SCRAM_SHA_256);
+    scram_client_step(&c, "user", "pencil", NULL, 0, "abc", out, sizeof(out), err, sizeof(err));
+    const char *other = "r=xyz123,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+    assert_int_equal(scram_client_step(&c, "user", "pencil", (const uint8_t *)other,
+                                       strlen(other), NULL, out, sizeof(out), err, sizeof(err)), -1);
+    scram_client_init(&c, SCRAM_SHA_256);
+    scram_client_step(&c, "user", "pencil", NULL, 0, "abc", out, sizeof(out), err, sizeof(err));
+    const char *few = "r=abc123,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=10";
+    assert_int_equal(scram_client_step(&c, "user", "pencil", (const uint8_t *)few, strlen(few),
+                                       NULL, out, sizeof(out), err, sizeof(err)), -1);
+    /* saslname escaping */
+    scram_client_init(&c, SCRAM_SHA_512);
+    assert_int_equal(scram_client_step(&c, "a=b,c", "pw", NULL, 0, "n1", out, sizeof(out), err,
+                                       sizeof(err)), 1);
+    assert_string_equal(out, "n,,n=a=3Db=2Cc,r=n1");
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
@@ -147,6 +192,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rfc7677_exchange),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_rfc7677_client),
         cmocka_unit_test(test_credential_form),
         cmocka_unit_test(test_credentials_line),
     };

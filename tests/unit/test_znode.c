@@ -35,6 +35,32 @@ static void test_broker_json_round_trip(void **state)
     assert_int_equal(znode_broker_rack(json, (size_t)n, rack, sizeof(rack)), 0); /* none */
 }
 
+/* Several listeners, as Kafka 3.9 writes them: the map and endpoints in listeners order,
+ * host/port the PLAINTEXT endpoint's (null/-1 without one); a reader takes any listener's. */
+static void test_broker_json_endpoints(void **state)
+{
+    (void)state;
+    char json[1024], host[256];
+    int32_t port = 0;
+    struct znode_endpoint eps[] = {{"INTERNAL", "SASL_SSL", "10.0.0.7", 9094},
+                                   {"PLAINTEXT", "PLAINTEXT", "h", 9092},
+                                   {"V6", "SSL", "::1", 9095}};
+    int n = znode_broker_json_endpoints(json, sizeof(json), eps, 3, NULL, 5);
+    assert_true(n > 0 && (size_t)n == strlen(json));
+    assert_string_equal(json, "{\"features\":{},\"listener_security_protocol_map\":{\"INTERNAL\":"
+                              "\"SASL_SSL\",\"PLAINTEXT\":\"PLAINTEXT\",\"V6\":\"SSL\"},"
+                              "\"endpoints\":[\"INTERNAL://10.0.0.7:9094\",\"PLAINTEXT://h:9092\","
+                              "\"V6://[::1]:9095\"],\"jmx_port\":-1,\"port\":9092,\"host\":\"h\","
+                              "\"version\":5,\"timestamp\":\"5\"}");
+    assert_int_equal(znode_broker_parse(json, (size_t)n, "INTERNAL", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "10.0.0.7");
+    assert_int_equal(port, 9094);
+    assert_int_equal(znode_broker_parse(json, (size_t)n, "V6", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "::1");
+    n = znode_broker_json_endpoints(json, sizeof(json), eps, 1, NULL, 5);
+    assert_non_null(strstr(json, "\"port\":-1,\"host\":null,"));
+}
+
 /* broker.rack: Kafka's BrokerIdZNode carries "rack" only when the broker has one (version 3+),
  * as a JSON string (escaped); readers take it back unescaped, "rack":null as none. */
 static void test_broker_json_rack(void **state)
@@ -564,6 +590,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_broker_json_round_trip),
+        cmocka_unit_test(test_broker_json_endpoints),
         cmocka_unit_test(test_broker_json_as_kafka_writes_it),
         cmocka_unit_test(test_broker_json_rack),
         cmocka_unit_test(test_controller_and_cluster_id),
