@@ -18,7 +18,7 @@ import pytest
 from conftest import Broker, free_port
 from test_sasl import scram_credential
 from test_tls import make_ca, make_cert
-from zk_fixture import ZkReader, ZooKeeperServer, wait_until, zookeeper_available
+from zk_fixture import ZkError, ZkReader, ZooKeeperServer, wait_until, zookeeper_available
 
 if not zookeeper_available():
     pytest.fail("Debian's zookeeper package (java + jars) is not installed: make test-deps "
@@ -273,15 +273,32 @@ def test_bad_certificate_between_brokers(tmp_path, zookeeper, pki, case):
 # ---- (b) SASL_SSL between brokers, PLAINTEXT for clients
 
 
+def put_user_credential(connect, user, credential):
+    r = ZkReader(connect.split("/", 1)[0])
+    try:
+        chroot = "/" + connect.split("/", 1)[1] if "/" in connect else ""
+        parts = [p for p in chroot.split("/") if p] + ["config", "users"]
+        for n in range(1, len(parts) + 1):
+            try:
+                r.create("/" + "/".join(parts[:n]))
+            except ZkError:
+                pass  # there already
+        r.create("/" + "/".join(parts + [user]),
+                 json.dumps({"version": 1, "config": {"SCRAM-SHA-512": credential}}).encode())
+    finally:
+        r.close()
+
+
 def start_sasl_cluster(tmp_path, zookeeper, pki, chroot, mech, passwords, extra=None):
     ports = {i: (free_port(), free_port()) for i in (1, 2, 3)}
+    # The inter-broker user's credential, made in ZooKeeper before the brokers start (as with
+    # Kafka 3.9's kafka-configs.sh --zookeeper): a cluster's brokers read /config/users.
+    put_user_credential(zookeeper.connect + chroot, "broker",
+                        scram_credential("SCRAM-SHA-512", "broker-secret"))
     brokers = {}
     for i in (1, 2, 3):
         data = tmp_path / ("data%d" % i)
         data.mkdir(parents=True, exist_ok=True)
-        with open(data / "scram-credentials", "w") as f:
-            f.write("SCRAM-SHA-512\tbroker\t%s\n" % scram_credential("SCRAM-SHA-512",
-                                                                   "broker-secret"))
         o = {"broker.id": i, "zookeeper.connect": zookeeper.connect + chroot,
              "zookeeper.session.timeout.ms": SESSION_MS,
              "listeners": "PLAINTEXT://127.0.0.1:%d,INTERNAL://127.0.0.1:%d" % ports[i],
