@@ -4550,15 +4550,19 @@ static int sec_read(struct cluster *c, enum sec_kind kind, bool load, const char
 }
 
 /* A listing of the load: /kafka-acl[...] (its types), /kafka-acl[...]/<Type> (its
- * resources), /config/users or /config/clients (its entities). */
+ * resources), /config/users or /config/clients (its entities), /config/users/<u>/clients
+ * (the user's client entities). */
 struct sec_list {
     struct cluster *c;
-    int level;                          /* 0: types of store, 1: resources, 2: entities */
+    int level;                          /* 0: types of store, 1: resources, 2: entities,
+                                         * 3: a user's clients */
     bool prefixed;
-    char type[40];
+    char type[40];                      /* level 3: the sanitized user */
+    char user[SEC_PATH_MAX];
 };
 
 static int sec_list(struct cluster *c, int level, bool prefixed, const char *type);
+static int sec_list_user_clients(struct cluster *c, const char *user);
 
 static void sec_listed(void *arg, const struct zk_result *res)
 {
@@ -4574,14 +4578,46 @@ static void sec_listed(void *arg, const struct zk_result *res)
             rc = sec_list(c, 1, l->prefixed, upper);
         } else if (l->level == 1) {
             rc = sec_read(c, l->prefixed ? SEC_ACL_PREFIXED : SEC_ACL_LITERAL, true, l->type, ch);
-        } else {
+        } else if (l->level == 2) {
             rc = sec_read(c, SEC_ENTITY, true, l->type, ch);
+            /* users/<u>/clients/<c> (user + client-id quotas): one listing per user */
+            if (rc == ZK_OK && strcmp(l->type, "users") == 0)
+                rc = sec_list_user_clients(c, ch);
+        } else {
+            char name[SEC_PATH_MAX];
+            int n = snprintf(name, sizeof(name), "%s/clients/%s", l->user, ch);
+            if (n < 0 || (size_t)n >= sizeof(name)) {
+                LOG_WARN(c->who, "Ignoring /config/users/%s/clients/%s: the path is too long",
+                         l->user, ch);
+                continue;
+            }
+            rc = sec_read(c, SEC_ENTITY, true, "users", name);
         }
         if (rc != ZK_OK)
             failed = true;
     }
     free(l);
     load_done_one(c, failed);
+}
+
+static int sec_list_user_clients(struct cluster *c, const char *user)
+{
+    size_t ulen = strlen(user);
+    if (ulen + sizeof("/clients/") + 1 >= SEC_PATH_MAX)
+        return ZK_OK; /* no client entity of this user could be read (logged per client) */
+    struct sec_list *l = calloc(1, sizeof(*l));
+    GREGOR_ASSERT(l != NULL);
+    *l = (struct sec_list){.c = c, .level = 3};
+    memcpy(l->user, user, ulen + 1);
+    char path[SEC_PATH_MAX + 32];
+    snprintf(path, sizeof(path), "/config/users/%s/clients", user);
+    int rc = zk_get_children(c->zk, path, NULL, NULL, sec_listed, l);
+    if (rc != ZK_OK) {
+        free(l);
+        return rc;
+    }
+    security_of(c)->load_left++;
+    return ZK_OK;
 }
 
 static int sec_list(struct cluster *c, int level, bool prefixed, const char *type)

@@ -358,8 +358,8 @@ typedef void (*cluster_acls_fn)(void *arg, const char *resource_type, bool prefi
 void cluster_acls_subscribe(struct cluster *c, cluster_acls_fn fn, void *arg);
 /* An entity's config map (a ConfigEntityZNode value, json NULL: the node is gone) for
  * entity_type "users" or "clients" and the sanitized entity_name ("alice",
- * "alice/clients/c1", "<default>"): at start-up for each user and client (not the nested
- * users/<u>/clients/<c> yet), after every change this broker writes or a notification names.
+ * "alice/clients/c1", "<default>"): at start-up for each user, client and user's client
+ * (users/<u>/clients/<c>), after every change this broker writes or a notification names.
  * Up to 4 subscribers (SCRAM credentials; quotas). */
 typedef void (*cluster_entity_config_fn)(void *arg, const char *entity_type,
                                          const char *entity_name, const char *json, size_t len);
