@@ -196,7 +196,8 @@ static void kv_free(struct kv_list *kv)
 }
 
 /* The entity's config map with the ops applied, every other key (SCRAM credentials) kept;
- * written even when empty, as Kafka's changeConfigs. */
+ * none left: NULL, the node goes (cluster.c keeps it, empty, when it has children; Kafka's
+ * tryCleanQuotaNodes). */
 static int zk_quota_modify(void *arg, const char *cur, size_t len, char **out, size_t *out_len)
 {
     struct zk_quota_change *ch = arg;
@@ -234,6 +235,12 @@ static int zk_quota_modify(void *arg, const char *cur, size_t len, char **out, s
                 return -1;
             }
         }
+    }
+    if (kv->n == 0) {
+        free(kv);
+        *out = NULL;
+        *out_len = 0;
+        return 0;
     }
     size_t cap = 64;
     for (int i = 0; i < kv->n; i++)

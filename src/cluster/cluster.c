@@ -4365,6 +4365,7 @@ struct sec_op {
     int attempts;
     char *json;                         /* the value written (NULL: the node deleted) */
     size_t len;
+    int32_t version;                    /* of the value read */
 };
 
 struct cluster_security {
@@ -4938,9 +4939,86 @@ static void sec_written(struct sec_op *op)
         sec_op_fail(op, rc);
 }
 
+/* ---- an entity's config emptied: Kafka's tryCleanQuotaNodes ----
+ * The node goes when it has no children (else it keeps an empty config); for
+ * users/<u>/clients/<c>, users/<u>/clients goes too when <c> was its only child, and then
+ * users/<u> when its own config is empty and clients was its only child. ZooKeeper's delete of
+ * a node with children fails (NOT_EMPTY), which is Kafka's "no children" check; the parents'
+ * deletes are best effort (another writer may have added to them). */
+
+static void clean_user_deleted(void *arg, const struct zk_result *res)
+{
+    struct sec_op *op = arg;
+    if (res->rc != ZK_OK && res->rc != ZK_NO_NODE && res->rc != ZK_NOT_EMPTY &&
+        res->rc != ZK_BAD_VERSION)
+        LOG_DEBUG(op->c->who, "Deleting %s failed (ZooKeeper error %d)", res->path, res->rc);
+    sec_written(op);
+}
+
+static void clean_user_read(void *arg, const struct zk_result *res)
+{
+    struct sec_op *op = arg;
+    bool empty = res->rc == ZK_OK &&
+                 (res->data == NULL || res->len == 0 ||
+                  znode_config_parse(res->data, (size_t)res->len, NULL, NULL) == 0);
+    if (empty && res->has_stat &&
+        zk_delete(op->c->zk, res->path, res->stat.version, clean_user_deleted, op) == ZK_OK)
+        return;
+    sec_written(op);
+}
+
+static void clean_clients_deleted(void *arg, const struct zk_result *res)
+{
+    struct sec_op *op = arg;
+    if (res->rc == ZK_OK) {
+        char path[SEC_PATH_MAX + 64];
+        const char *slash = strchr(op->name, '/');
+        GREGOR_ASSERT(slash != NULL);
+        snprintf(path, sizeof(path), "/config/users/%.*s", (int)(slash - op->name), op->name);
+        if (zk_get(op->c->zk, path, NULL, NULL, clean_user_read, op) == ZK_OK)
+            return;
+    }
+    sec_written(op);
+}
+
+static void sec_op_wrote(void *arg, const struct zk_result *res);
+
+/* The entity's node deleted (or not, having children): on to its parents, or done. */
+static void entity_emptied(struct sec_op *op, const struct zk_result *res)
+{
+    struct cluster *c = op->c;
+    if (res->rc == ZK_NOT_EMPTY) { /* children: an empty config instead */
+        char buf[64];
+        int n = znode_config_json(buf, sizeof(buf), NULL, NULL, 0);
+        GREGOR_ASSERT(n > 0);
+        op->json = malloc((size_t)n + 1);
+        GREGOR_ASSERT(op->json != NULL);
+        memcpy(op->json, buf, (size_t)n + 1);
+        op->len = (size_t)n;
+        int rc = zk_set(c->zk, op->path, op->json, (int)op->len, op->version, sec_op_wrote, op);
+        if (rc != ZK_OK)
+            sec_op_fail(op, rc);
+        return;
+    }
+    const char *slash = strchr(op->name, '/');
+    if (strcmp(op->type, "users") == 0 && slash != NULL) {
+        char path[SEC_PATH_MAX + 64];
+        snprintf(path, sizeof(path), "/config/users/%.*s/clients", (int)(slash - op->name),
+                 op->name);
+        if (zk_delete(c->zk, path, -1, clean_clients_deleted, op) == ZK_OK)
+            return;
+    }
+    sec_written(op);
+}
+
 static void sec_op_wrote(void *arg, const struct zk_result *res)
 {
     struct sec_op *op = arg;
+    if (op->kind == SEC_ENTITY && op->json == NULL &&
+        (res->rc == ZK_OK || res->rc == ZK_NOT_EMPTY)) {
+        entity_emptied(op, res);
+        return;
+    }
     if (res->rc == ZK_OK) {
         sec_written(op);
         return;
@@ -4974,6 +5052,7 @@ static void sec_op_read(void *arg, const struct zk_result *res)
     const char *cur = res->rc == ZK_OK ? (res->data ? res->data : "") : NULL;
     size_t cur_len = res->rc == ZK_OK ? (size_t)res->len : 0;
     int32_t version = res->rc == ZK_OK && res->has_stat ? res->stat.version : -1;
+    op->version = version;
     char *out = NULL;
     size_t out_len = 0;
     int m = op->modify(op->marg, cur, cur_len, &out, &out_len);
