@@ -3703,12 +3703,13 @@ static void entity_stale(struct cluster *c, const char *type, const char *name)
                 c->topics[i]->config_stale = true;
         return;
     }
-    if (strcmp(type, "users") == 0 || strcmp(type, "clients") == 0) {
+    if (strcmp(type, "users") == 0 || strcmp(type, "clients") == 0 ||
+        strcmp(type, "ips") == 0) {
         cluster_security_entity_stale(c, type, name);
         return;
     }
     if (strcmp(type, "brokers") != 0)
-        return; /* ips: quotas gregor does not keep */
+        return;
     char id[16];
     snprintf(id, sizeof(id), "%d", c->cfg.broker_id);
     if (name == NULL || strcmp(name, CONFIG_DEFAULT_ENTITY) == 0)
@@ -4651,7 +4652,7 @@ static int sec_list(struct cluster *c, int level, bool prefixed, const char *typ
 void cluster_security_entity_stale(struct cluster *c, const char *type, const char *name);
 void cluster_security_entity_stale(struct cluster *c, const char *type, const char *name)
 {
-    if (strcmp(type, "users") != 0 && strcmp(type, "clients") != 0)
+    if (strcmp(type, "users") != 0 && strcmp(type, "clients") != 0 && strcmp(type, "ips") != 0)
         return;
     if (name == NULL || c->security == NULL || !c->security->loaded)
         return; /* a lost notification: the entities keep their values (logged by the caller) */
@@ -4842,6 +4843,8 @@ static void security_step(struct cluster *c)
             rc = sec_list(c, 2, false, "users");
         if (s->nsubs > 0 && rc == ZK_OK)
             rc = sec_list(c, 2, false, "clients");
+        if (s->nsubs > 0 && rc == ZK_OK) /* connection_creation_rate quotas */
+            rc = sec_list(c, 2, false, "ips");
         load_done_one(c, rc != ZK_OK);
     }
 }

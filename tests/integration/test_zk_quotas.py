@@ -104,6 +104,7 @@ EXPECTED = {
     (("user", None),): {"consumer_byte_rate": 1e7},
     (("client-id", None), ("user", None)): {"producer_byte_rate": 5000.0},
     (("client-id", None),): {"producer_byte_rate": 9000.0},
+    (("ip", "10.1.2.3"),): {"connection_creation_rate": 5.0},
 }
 
 
@@ -120,6 +121,7 @@ def test_zk_quotas_set_on_one_broker_followed_by_another_and_after_restart(tmp_p
         alter(b1.bootstrap, [("user", None)], ("consumer_byte_rate", 1e7))
         alter(b1.bootstrap, [("user", None), ("client-id", None)], ("producer_byte_rate", 5000))
         alter(b1.bootstrap, [("client-id", None)], ("producer_byte_rate", 9000))
+        alter(b1.bootstrap, [("ip", "10.1.2.3")], ("connection_creation_rate", 5))
         # Kafka's znodes (values as ZkAdminManager writes them), answered after the write.
         assert zk_get(zk.connect, "/config/users/alice") == {
             "version": 1, "config": {"producer_byte_rate": "1024", "consumer_byte_rate": "2048"}}
@@ -135,6 +137,8 @@ def test_zk_quotas_set_on_one_broker_followed_by_another_and_after_restart(tmp_p
             "version": 1, "config": {"producer_byte_rate": "5000"}}
         assert zk_get(zk.connect, "/config/clients/<default>") == {
             "version": 1, "config": {"producer_byte_rate": "9000"}}
+        assert zk_get(zk.connect, "/config/ips/10.1.2.3") == {
+            "version": 1, "config": {"connection_creation_rate": "5"}}
         paths = {c["entity_path"] for c in zk_changes(zk.connect)}
         assert {"users/alice", "clients/slow", "clients/c%2F1%20x", "users/alice/clients/c1",
                 "users/alice/clients/<default>", "users/<default>",
