@@ -5,7 +5,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <stdlib.h>
+
 #include "broker/authorizer.h"
+#include "cluster/cluster.h"
+#include "cluster/znode.h"
+#include "common/util.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
 #include "broker/quota.h"
@@ -110,6 +115,340 @@ static int op_check(const struct quota_entity_id *id,
     return KERR_NONE;
 }
 
+/* ---- in a cluster: the entity's config znode (Kafka 3.9's ZkAdminManager) ---- */
+
+/* Kafka's text of a value: LONG and INT keys as whole numbers, DOUBLE as Java's
+ * Double.toString (shortest digits that read back; "12.5", "50.0", "1.0E7", "1.0E-4"). */
+static void value_text(int key, double v, char *out, size_t outlen)
+{
+    if (key == QUOTA_PRODUCER_BYTE_RATE || key == QUOTA_CONSUMER_BYTE_RATE ||
+        key == QUOTA_CONNECTION_CREATION_RATE) {
+        snprintf(out, outlen, "%.0f", v);
+        return;
+    }
+    double a = fabs(v);
+    if (v == 0 || (a >= 1e-3 && a < 1e7)) {
+        if (v == trunc(v)) {
+            snprintf(out, outlen, "%.1f", v);
+            return;
+        }
+        for (int p = 1; p <= 17; p++) {
+            snprintf(out, outlen, "%.*g", p, v);
+            if (strtod(out, NULL) == v)
+                return;
+        }
+        return;
+    }
+    char m[40];
+    for (int p = 0; p <= 16; p++) {
+        snprintf(m, sizeof(m), "%.*e", p, v);
+        if (strtod(m, NULL) == v)
+            break;
+    }
+    char *e = strchr(m, 'e');
+    GREGOR_ASSERT(e != NULL);
+    int exp = atoi(e + 1);
+    *e = '\0';
+    snprintf(out, outlen, "%s%sE%d", m, strchr(m, '.') ? "" : ".0", exp);
+}
+
+/* One entry's change: the ops' keys and value texts (NULL: remove). */
+struct zk_quota_change {
+    struct request *r;
+    struct zk_quota_req *q;
+    int32_t entry;
+    int n;
+    const char **keys;
+    const char **texts;
+};
+
+struct zk_quota_req {
+    int left;
+    bool started;
+};
+
+struct kv_list {
+    int n;
+    bool full;
+    char *keys[256];
+    char *values[256];
+};
+
+static void kv_entry(void *arg, const char *key, const char *value)
+{
+    struct kv_list *kv = arg;
+    if (kv->n == (int)(sizeof(kv->keys) / sizeof(kv->keys[0]))) {
+        kv->full = true;
+        return;
+    }
+    kv->keys[kv->n] = strdup(key);
+    kv->values[kv->n] = strdup(value);
+    GREGOR_ASSERT(kv->keys[kv->n] != NULL && kv->values[kv->n] != NULL);
+    kv->n++;
+}
+
+static void kv_free(struct kv_list *kv)
+{
+    for (int i = 0; i < kv->n; i++) {
+        free(kv->keys[i]);
+        free(kv->values[i]);
+    }
+}
+
+/* The entity's config map with the ops applied, every other key (SCRAM credentials) kept;
+ * none left: NULL, the node goes (cluster.c keeps it, empty, when it has children; Kafka's
+ * tryCleanQuotaNodes). */
+static int zk_quota_modify(void *arg, const char *cur, size_t len, char **out, size_t *out_len)
+{
+    struct zk_quota_change *ch = arg;
+    struct kv_list *kv = calloc(1, sizeof(*kv));
+    GREGOR_ASSERT(kv != NULL);
+    if (cur != NULL && len > 0 && (znode_config_parse(cur, len, kv_entry, kv) < 0 || kv->full)) {
+        kv_free(kv);
+        free(kv);
+        return -1;
+    }
+    for (int j = 0; j < ch->n; j++) {
+        int at = -1;
+        for (int i = 0; i < kv->n; i++)
+            if (strcmp(kv->keys[i], ch->keys[j]) == 0)
+                at = i;
+        if (ch->texts[j] == NULL) {
+            if (at >= 0) {
+                free(kv->keys[at]);
+                free(kv->values[at]);
+                kv->n--;
+                for (int i = at; i < kv->n; i++) {
+                    kv->keys[i] = kv->keys[i + 1];
+                    kv->values[i] = kv->values[i + 1];
+                }
+            }
+        } else if (at >= 0) {
+            free(kv->values[at]);
+            kv->values[at] = strdup(ch->texts[j]);
+            GREGOR_ASSERT(kv->values[at] != NULL);
+        } else {
+            kv_entry(kv, ch->keys[j], ch->texts[j]);
+            if (kv->full) {
+                kv_free(kv);
+                free(kv);
+                return -1;
+            }
+        }
+    }
+    if (kv->n == 0) {
+        free(kv);
+        *out = NULL;
+        *out_len = 0;
+        return 0;
+    }
+    size_t cap = 64;
+    for (int i = 0; i < kv->n; i++)
+        cap += 6 * (strlen(kv->keys[i]) + strlen(kv->values[i])) + 8;
+    char *buf = malloc(cap);
+    GREGOR_ASSERT(buf != NULL);
+    int n = znode_config_json(buf, cap, (const char *const *)kv->keys,
+                              (const char *const *)kv->values, kv->n);
+    kv_free(kv);
+    free(kv);
+    GREGOR_ASSERT(n > 0);
+    *out = buf;
+    *out_len = (size_t)n;
+    return 0;
+}
+
+static void zk_quota_written(void *arg, int kerr, const char *msg)
+{
+    struct zk_quota_change *ch = arg;
+    struct request *r = ch->r;
+    struct zk_quota_req *q = ch->q;
+    if (kerr != KERR_NONE) {
+        struct alter_client_quotas_response *resp = r->resp;
+        resp->entries[ch->entry].error_code = (int16_t)kerr;
+        const char *m = request_strdup(r, msg ? msg : "");
+        resp->entries[ch->entry].error_message = (struct kstr){(char *)m,
+                                                               m ? (int32_t)strlen(m) : 0};
+    }
+    GREGOR_ASSERT(q->left > 0);
+    if (--q->left == 0 && q->started)
+        request_finish(r);
+}
+
+/* The znode of an entity: /config/users/<u>, /config/users/<u>/clients/<c>,
+ * /config/clients/<c> or /config/ips/<ip>, names sanitized as Kafka's Sanitizer (the
+ * default entity is <default>). 0, or -1 when it does not fit. */
+static int entity_path(const struct quota_entity_id *id, const char **type, char *name,
+                       size_t namelen)
+{
+    char u[QUOTA_NAME_MAX * 3 + 1], c[QUOTA_NAME_MAX * 3 + 1];
+    if (id->ip != NULL) {
+        *type = "ips";
+        int n = snprintf(name, namelen, "%s", id->ip == QUOTA_DEFAULT ? "<default>" : id->ip);
+        return n < 0 || (size_t)n >= namelen ? -1 : 0;
+    }
+    if (id->user != NULL) {
+        if (id->user == QUOTA_DEFAULT)
+            snprintf(u, sizeof(u), "<default>");
+        else if (znode_sanitize(id->user, u, sizeof(u)) != 0)
+            return -1;
+    }
+    if (id->client_id != NULL) {
+        if (id->client_id == QUOTA_DEFAULT)
+            snprintf(c, sizeof(c), "<default>");
+        else if (znode_sanitize(id->client_id, c, sizeof(c)) != 0)
+            return -1;
+    }
+    int n;
+    if (id->user != NULL && id->client_id != NULL) {
+        *type = "users";
+        n = snprintf(name, namelen, "%s/clients/%s", u, c);
+    } else if (id->user != NULL) {
+        *type = "users";
+        n = snprintf(name, namelen, "%s", u);
+    } else {
+        *type = "clients";
+        n = snprintf(name, namelen, "%s", c);
+    }
+    return n < 0 || (size_t)n >= namelen ? -1 : 0;
+}
+
+/* Submits entry i's ops (checked) as one read-modify-write of its znode. */
+static void zk_quota_submit(struct broker *b, struct request *r, struct zk_quota_req *zq,
+                            int32_t i, const struct quota_entity_id *id,
+                            const struct alter_client_quotas_request_alter_client_quotas_entry *e,
+                            const double *values, int *err, char *msg, size_t msglen)
+{
+    int32_t nops = e->n_ops > 0 ? e->n_ops : 0;
+    struct zk_quota_change *ch = request_alloc(r, sizeof(*ch));
+    const char **keys = request_alloc(r, sizeof(*keys) * ((size_t)nops + 1));
+    const char **texts = request_alloc(r, sizeof(*texts) * ((size_t)nops + 1));
+    char *name = request_alloc(r, QUOTA_NAME_MAX * 7 + 16);
+    if (ch == NULL || keys == NULL || texts == NULL || name == NULL) {
+        *err = KERR_UNKNOWN_SERVER_ERROR;
+        snprintf(msg, msglen, "Out of memory");
+        return;
+    }
+    const char *type;
+    if (entity_path(id, &type, name, QUOTA_NAME_MAX * 7 + 16) != 0) {
+        *err = KERR_INVALID_REQUEST;
+        snprintf(msg, msglen, "The entity's name is too long for a ZooKeeper path");
+        return;
+    }
+    for (int32_t j = 0; j < nops; j++) {
+        keys[j] = e->ops[j].key.ptr ? e->ops[j].key.ptr : "";
+        texts[j] = NULL;
+        if (!e->ops[j].remove) {
+            char buf[64];
+            value_text(quota_key_find(keys[j]), values[j], buf, sizeof(buf));
+            texts[j] = request_strdup(r, buf);
+            if (texts[j] == NULL) {
+                *err = KERR_UNKNOWN_SERVER_ERROR;
+                snprintf(msg, msglen, "Out of memory");
+                return;
+            }
+        }
+    }
+    *ch = (struct zk_quota_change){.r = r, .q = zq, .entry = i, .n = nops, .keys = keys,
+                                   .texts = texts};
+    zq->left++;
+    *err = cluster_entity_update(b->cluster, type, name, zk_quota_modify, ch, zk_quota_written,
+                                 ch, msg, msglen);
+    if (*err != KERR_NONE)
+        zq->left--;
+}
+
+/* ---- every broker's table follows the znodes ---- */
+
+struct zk_quota_values {
+    bool has[QUOTA_NKEYS];
+    double value[QUOTA_NKEYS];
+    const char *entity;
+};
+
+static void zk_quota_entry(void *arg, const char *key, const char *value)
+{
+    struct zk_quota_values *v = arg;
+    int k = quota_key_find(key);
+    if (k < 0)
+        return; /* SCRAM credentials and keys gregor does not know */
+    char *end;
+    double d = strtod(value, &end);
+    if (end == value || *end != '\0' || !isfinite(d)) {
+        LOG_WARN(WHO, "Ignoring the invalid value %.64s of %s for %s", value, key, v->entity);
+        return;
+    }
+    v->has[k] = true;
+    v->value[k] = d;
+}
+
+/* Name of a path component: the default entity, or the desanitized name. */
+static int name_part(const char *s, char *out, size_t outlen, const char **name)
+{
+    if (strcmp(s, "<default>") == 0) {
+        *name = QUOTA_DEFAULT;
+        return 0;
+    }
+    if (znode_desanitize(s, out, outlen) != 0 || out[0] == '\0')
+        return -1;
+    *name = out;
+    return 0;
+}
+
+static void quotas_from_zk(void *arg, const char *entity_type, const char *entity_name,
+                           const char *json, size_t len)
+{
+    struct broker *b = arg;
+    if (b->quotas == NULL)
+        return;
+    char first[QUOTA_NAME_MAX * 3 + 1], u[QUOTA_NAME_MAX + 1], c[QUOTA_NAME_MAX + 1];
+    struct quota_entity_id id = {NULL, NULL, NULL};
+    const char *slash = strchr(entity_name, '/');
+    size_t flen = slash ? (size_t)(slash - entity_name) : strlen(entity_name);
+    if (flen >= sizeof(first))
+        return;
+    memcpy(first, entity_name, flen);
+    first[flen] = '\0';
+    int bad = 0;
+    if (strcmp(entity_type, "users") == 0) {
+        bad = name_part(first, u, sizeof(u), &id.user);
+        if (slash != NULL) {
+            if (strncmp(slash, "/clients/", 9) != 0 || strchr(slash + 9, '/') != NULL)
+                bad = -1;
+            else if (bad == 0)
+                bad = name_part(slash + 9, c, sizeof(c), &id.client_id);
+        }
+    } else if (strcmp(entity_type, "clients") == 0 && slash == NULL) {
+        bad = name_part(first, c, sizeof(c), &id.client_id);
+    } else if (strcmp(entity_type, "ips") == 0 && slash == NULL) {
+        id.ip = strcmp(first, "<default>") == 0 ? QUOTA_DEFAULT : entity_name;
+    } else {
+        return;
+    }
+    if (bad != 0) {
+        LOG_WARN(WHO, "Ignoring the quotas of /config/%s/%s: not an entity name", entity_type,
+                 entity_name);
+        return;
+    }
+    char where[64];
+    snprintf(where, sizeof(where), "%s/%.40s", entity_type, entity_name);
+    struct zk_quota_values v = {.entity = where};
+    if (json != NULL && len > 0 && znode_config_parse(json, len, zk_quota_entry, &v) < 0)
+        return; /* logged by the cluster */
+    for (int k = 0; k < QUOTA_NKEYS; k++) {
+        int rc = v.has[k] ? quota_entity_set(b->quotas, &id, quota_key_name(k), v.value[k])
+                          : quota_entity_remove(b->quotas, &id, quota_key_name(k));
+        if (rc != 0)
+            LOG_WARN(WHO, "The quota %s of /config/%s/%s is not kept (at most %d entities)",
+                     quota_key_name(k), entity_type, entity_name, QUOTA_ENTITIES_MAX);
+    }
+}
+
+void quotas_cluster_attach(struct broker *b)
+{
+    if (b->cluster != NULL) /* loaded at cluster_await_security, then each change */
+        cluster_entity_config_subscribe(b->cluster, quotas_from_zk, b);
+}
+
 enum request_status handle_alter_client_quotas(struct broker *b, struct request *r)
 {
     struct alter_client_quotas_request *req = r->body;
@@ -122,6 +461,13 @@ enum request_status handle_alter_client_quotas(struct broker *b, struct request 
     resp->n_entries = n;
     bool allowed = authorize(b, r, ACL_OP_ALTER_CONFIGS, ACL_RES_CLUSTER, ACL_CLUSTER_NAME, true);
     bool changed = false;
+    struct zk_quota_req *zq = NULL;
+    if (b->cluster != NULL) {
+        zq = request_alloc(r, sizeof(*zq));
+        if (zq == NULL)
+            return REQUEST_CLOSE;
+        *zq = (struct zk_quota_req){0};
+    }
     for (int32_t i = 0; i < n; i++) {
         const struct alter_client_quotas_request_alter_client_quotas_entry *e = &req->entries[i];
         struct alter_client_quotas_response_alter_client_quotas_result *out = &resp->entries[i];
@@ -151,7 +497,10 @@ enum request_status handle_alter_client_quotas(struct broker *b, struct request 
         /* All ops are checked before any applies: an entry changes whole or not at all. */
         for (int32_t j = 0; j < nops && err == KERR_NONE; j++)
             err = op_check(&id, &e->ops[j], req->validate_only, &values[j], msg, sizeof(msg));
-        if (err == KERR_NONE && !req->validate_only) {
+        if (err == KERR_NONE && !req->validate_only && zq != NULL) {
+            /* written to ZooKeeper; the table follows (quotas_from_zk) */
+            zk_quota_submit(b, r, zq, i, &id, e, values, &err, msg, sizeof(msg));
+        } else if (err == KERR_NONE && !req->validate_only) {
             for (int32_t j = 0; j < nops; j++) {
                 const char *key = e->ops[j].key.ptr ? e->ops[j].key.ptr : "";
                 int rc = e->ops[j].remove || quota_key_find(key) < 0
@@ -176,6 +525,10 @@ enum request_status handle_alter_client_quotas(struct broker *b, struct request 
                 return REQUEST_CLOSE;
             out->error_message = (struct kstr){m, (int32_t)strlen(m)};
         }
+    }
+    if (zq != NULL) {
+        zq->started = true;
+        return zq->left > 0 ? REQUEST_PENDING : REQUEST_DONE;
     }
     if (changed) {
         char path[1200];

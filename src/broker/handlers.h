@@ -12,6 +12,9 @@ enum request_status handle_describe_user_scram_credentials(struct broker *b, str
 enum request_status handle_alter_user_scram_credentials(struct broker *b, struct request *r);
 enum request_status handle_describe_client_quotas(struct broker *b, struct request *r);
 enum request_status handle_alter_client_quotas(struct broker *b, struct request *r);
+/* In a cluster: the client quotas follow /config/users and /config/clients on ZooKeeper
+ * (set before cluster_await_security; alter_client_quotas.c). */
+void quotas_cluster_attach(struct broker *b);
 enum request_status handle_metadata(struct broker *b, struct request *r);
 enum request_status handle_produce(struct broker *b, struct request *r);
 enum request_status handle_fetch(struct broker *b, struct request *r);

@@ -911,7 +911,9 @@ static int open_storage(struct broker *b)
         return -1;
     char quotas_path[1200];
     snprintf(quotas_path, sizeof(quotas_path), "%s/%s", logdir_path(b->dirs[0]), QUOTAS_FILE);
-    if (quotas_load(b->quotas, quotas_path) != 0) /* the client quotas too */
+    if (b->cluster != NULL) /* the client quotas live in ZooKeeper's /config */
+        quotas_cluster_attach(b);
+    else if (quotas_load(b->quotas, quotas_path) != 0) /* the client quotas too */
         return -1;
     int64_t t0 = mono_ms();
     if (topics_load(b) != 0)

@@ -3736,12 +3736,13 @@ static void entity_stale(struct cluster *c, const char *type, const char *name)
                 c->topics[i]->config_stale = true;
         return;
     }
-    if (strcmp(type, "users") == 0 || strcmp(type, "clients") == 0) {
+    if (strcmp(type, "users") == 0 || strcmp(type, "clients") == 0 ||
+        strcmp(type, "ips") == 0) {
         cluster_security_entity_stale(c, type, name);
         return;
     }
     if (strcmp(type, "brokers") != 0)
-        return; /* ips: quotas gregor does not keep */
+        return;
     char id[16];
     snprintf(id, sizeof(id), "%d", c->cfg.broker_id);
     if (name == NULL || strcmp(name, CONFIG_DEFAULT_ENTITY) == 0)
@@ -4398,6 +4399,7 @@ struct sec_op {
     int attempts;
     char *json;                         /* the value written (NULL: the node deleted) */
     size_t len;
+    int32_t version;                    /* of the value read */
 };
 
 struct cluster_security {
@@ -4583,15 +4585,19 @@ static int sec_read(struct cluster *c, enum sec_kind kind, bool load, const char
 }
 
 /* A listing of the load: /kafka-acl[...] (its types), /kafka-acl[...]/<Type> (its
- * resources), /config/users or /config/clients (its entities). */
+ * resources), /config/users or /config/clients (its entities), /config/users/<u>/clients
+ * (the user's client entities). */
 struct sec_list {
     struct cluster *c;
-    int level;                          /* 0: types of store, 1: resources, 2: entities */
+    int level;                          /* 0: types of store, 1: resources, 2: entities,
+                                         * 3: a user's clients */
     bool prefixed;
-    char type[40];
+    char type[40];                      /* level 3: the sanitized user */
+    char user[SEC_PATH_MAX];
 };
 
 static int sec_list(struct cluster *c, int level, bool prefixed, const char *type);
+static int sec_list_user_clients(struct cluster *c, const char *user);
 
 static void sec_listed(void *arg, const struct zk_result *res)
 {
@@ -4607,14 +4613,46 @@ static void sec_listed(void *arg, const struct zk_result *res)
             rc = sec_list(c, 1, l->prefixed, upper);
         } else if (l->level == 1) {
             rc = sec_read(c, l->prefixed ? SEC_ACL_PREFIXED : SEC_ACL_LITERAL, true, l->type, ch);
-        } else {
+        } else if (l->level == 2) {
             rc = sec_read(c, SEC_ENTITY, true, l->type, ch);
+            /* users/<u>/clients/<c> (user + client-id quotas): one listing per user */
+            if (rc == ZK_OK && strcmp(l->type, "users") == 0)
+                rc = sec_list_user_clients(c, ch);
+        } else {
+            char name[SEC_PATH_MAX];
+            int n = snprintf(name, sizeof(name), "%s/clients/%s", l->user, ch);
+            if (n < 0 || (size_t)n >= sizeof(name)) {
+                LOG_WARN(c->who, "Ignoring /config/users/%s/clients/%s: the path is too long",
+                         l->user, ch);
+                continue;
+            }
+            rc = sec_read(c, SEC_ENTITY, true, "users", name);
         }
         if (rc != ZK_OK)
             failed = true;
     }
     free(l);
     load_done_one(c, failed);
+}
+
+static int sec_list_user_clients(struct cluster *c, const char *user)
+{
+    size_t ulen = strlen(user);
+    if (ulen + sizeof("/clients/") + 1 >= SEC_PATH_MAX)
+        return ZK_OK; /* no client entity of this user could be read (logged per client) */
+    struct sec_list *l = calloc(1, sizeof(*l));
+    GREGOR_ASSERT(l != NULL);
+    *l = (struct sec_list){.c = c, .level = 3};
+    memcpy(l->user, user, ulen + 1);
+    char path[SEC_PATH_MAX + 32];
+    snprintf(path, sizeof(path), "/config/users/%s/clients", user);
+    int rc = zk_get_children(c->zk, path, NULL, NULL, sec_listed, l);
+    if (rc != ZK_OK) {
+        free(l);
+        return rc;
+    }
+    security_of(c)->load_left++;
+    return ZK_OK;
 }
 
 static int sec_list(struct cluster *c, int level, bool prefixed, const char *type)
@@ -4647,7 +4685,7 @@ static int sec_list(struct cluster *c, int level, bool prefixed, const char *typ
 void cluster_security_entity_stale(struct cluster *c, const char *type, const char *name);
 void cluster_security_entity_stale(struct cluster *c, const char *type, const char *name)
 {
-    if (strcmp(type, "users") != 0 && strcmp(type, "clients") != 0)
+    if (strcmp(type, "users") != 0 && strcmp(type, "clients") != 0 && strcmp(type, "ips") != 0)
         return;
     if (name == NULL || c->security == NULL || !c->security->loaded)
         return; /* a lost notification: the entities keep their values (logged by the caller) */
@@ -4838,6 +4876,8 @@ static void security_step(struct cluster *c)
             rc = sec_list(c, 2, false, "users");
         if (s->nsubs > 0 && rc == ZK_OK)
             rc = sec_list(c, 2, false, "clients");
+        if (s->nsubs > 0 && rc == ZK_OK) /* connection_creation_rate quotas */
+            rc = sec_list(c, 2, false, "ips");
         load_done_one(c, rc != ZK_OK);
     }
 }
@@ -4935,9 +4975,86 @@ static void sec_written(struct sec_op *op)
         sec_op_fail(op, rc);
 }
 
+/* ---- an entity's config emptied: Kafka's tryCleanQuotaNodes ----
+ * The node goes when it has no children (else it keeps an empty config); for
+ * users/<u>/clients/<c>, users/<u>/clients goes too when <c> was its only child, and then
+ * users/<u> when its own config is empty and clients was its only child. ZooKeeper's delete of
+ * a node with children fails (NOT_EMPTY), which is Kafka's "no children" check; the parents'
+ * deletes are best effort (another writer may have added to them). */
+
+static void clean_user_deleted(void *arg, const struct zk_result *res)
+{
+    struct sec_op *op = arg;
+    if (res->rc != ZK_OK && res->rc != ZK_NO_NODE && res->rc != ZK_NOT_EMPTY &&
+        res->rc != ZK_BAD_VERSION)
+        LOG_DEBUG(op->c->who, "Deleting %s failed (ZooKeeper error %d)", res->path, res->rc);
+    sec_written(op);
+}
+
+static void clean_user_read(void *arg, const struct zk_result *res)
+{
+    struct sec_op *op = arg;
+    bool empty = res->rc == ZK_OK &&
+                 (res->data == NULL || res->len == 0 ||
+                  znode_config_parse(res->data, (size_t)res->len, NULL, NULL) == 0);
+    if (empty && res->has_stat &&
+        zk_delete(op->c->zk, res->path, res->stat.version, clean_user_deleted, op) == ZK_OK)
+        return;
+    sec_written(op);
+}
+
+static void clean_clients_deleted(void *arg, const struct zk_result *res)
+{
+    struct sec_op *op = arg;
+    if (res->rc == ZK_OK) {
+        char path[SEC_PATH_MAX + 64];
+        const char *slash = strchr(op->name, '/');
+        GREGOR_ASSERT(slash != NULL);
+        snprintf(path, sizeof(path), "/config/users/%.*s", (int)(slash - op->name), op->name);
+        if (zk_get(op->c->zk, path, NULL, NULL, clean_user_read, op) == ZK_OK)
+            return;
+    }
+    sec_written(op);
+}
+
+static void sec_op_wrote(void *arg, const struct zk_result *res);
+
+/* The entity's node deleted (or not, having children): on to its parents, or done. */
+static void entity_emptied(struct sec_op *op, const struct zk_result *res)
+{
+    struct cluster *c = op->c;
+    if (res->rc == ZK_NOT_EMPTY) { /* children: an empty config instead */
+        char buf[64];
+        int n = znode_config_json(buf, sizeof(buf), NULL, NULL, 0);
+        GREGOR_ASSERT(n > 0);
+        op->json = malloc((size_t)n + 1);
+        GREGOR_ASSERT(op->json != NULL);
+        memcpy(op->json, buf, (size_t)n + 1);
+        op->len = (size_t)n;
+        int rc = zk_set(c->zk, op->path, op->json, (int)op->len, op->version, sec_op_wrote, op);
+        if (rc != ZK_OK)
+            sec_op_fail(op, rc);
+        return;
+    }
+    const char *slash = strchr(op->name, '/');
+    if (strcmp(op->type, "users") == 0 && slash != NULL) {
+        char path[SEC_PATH_MAX + 64];
+        snprintf(path, sizeof(path), "/config/users/%.*s/clients", (int)(slash - op->name),
+                 op->name);
+        if (zk_delete(c->zk, path, -1, clean_clients_deleted, op) == ZK_OK)
+            return;
+    }
+    sec_written(op);
+}
+
 static void sec_op_wrote(void *arg, const struct zk_result *res)
 {
     struct sec_op *op = arg;
+    if (op->kind == SEC_ENTITY && op->json == NULL &&
+        (res->rc == ZK_OK || res->rc == ZK_NOT_EMPTY)) {
+        entity_emptied(op, res);
+        return;
+    }
     if (res->rc == ZK_OK) {
         sec_written(op);
         return;
@@ -4971,6 +5088,7 @@ static void sec_op_read(void *arg, const struct zk_result *res)
     const char *cur = res->rc == ZK_OK ? (res->data ? res->data : "") : NULL;
     size_t cur_len = res->rc == ZK_OK ? (size_t)res->len : 0;
     int32_t version = res->rc == ZK_OK && res->has_stat ? res->stat.version : -1;
+    op->version = version;
     char *out = NULL;
     size_t out_len = 0;
     int m = op->modify(op->marg, cur, cur_len, &out, &out_len);

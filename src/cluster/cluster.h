@@ -375,9 +375,10 @@ typedef void (*cluster_acls_fn)(void *arg, const char *resource_type, bool prefi
 /* Set before cluster_await_security; makes the ACL paths, watches the changes. */
 void cluster_acls_subscribe(struct cluster *c, cluster_acls_fn fn, void *arg);
 /* An entity's config map (a ConfigEntityZNode value, json NULL: the node is gone) for
- * entity_type "users" or "clients" and the sanitized entity_name ("alice",
- * "alice/clients/c1", "<default>"): at start-up for each user and client (not the nested
- * users/<u>/clients/<c> yet), after every change this broker writes or a notification names.
+ * entity_type "users", "clients" or "ips" and the sanitized entity_name ("alice",
+ * "alice/clients/c1", "<default>"): at start-up for each user, client, user's client
+ * (users/<u>/clients/<c>) and ip, after every change this broker writes or a notification
+ * names.
  * Up to 4 subscribers (SCRAM credentials; quotas). */
 typedef void (*cluster_entity_config_fn)(void *arg, const char *entity_type,
                                          const char *entity_name, const char *json, size_t len);
