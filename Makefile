@@ -152,7 +152,7 @@ FUZZ_EXTRA_fuzz_request =
 # The whole request path in process: net, handlers, log and groups.
 FUZZ_EXTRA_fuzz_pipeline = $(wildcard src/net/*.c src/broker/*.c src/log/*.c src/group/*.c src/txn/*.c src/partition/*.c src/cluster/*.c)
 # The outbound client's reading path over a loopback socket: the loop and the client.
-FUZZ_EXTRA_fuzz_client_read = src/net/loop.c src/net/client.c
+FUZZ_EXTRA_fuzz_client_read = src/net/loop.c src/net/client.c src/net/transport.c
 # The znode readers of the cluster layer (pure functions: no ZooKeeper client linked).
 FUZZ_EXTRA_fuzz_znode = src/cluster/znode.c
 # The JSON reader of the reassignment tool's files (no librdkafka linked).
