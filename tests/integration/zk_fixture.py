@@ -18,6 +18,8 @@ import subprocess
 import tempfile
 import time
 
+import pytest
+
 from conftest import free_port
 
 ZK_JAR = "/usr/share/java/zookeeper.jar"
@@ -269,3 +271,12 @@ def start_brokers(tmp_path, connect, ids=(1, 2, 3), overrides=None, timeout=20):
         return True
     wait_until(all_listed, timeout, what="every broker lists the others and a controller")
     return brokers
+
+
+@pytest.fixture(scope="module")
+def zookeeper():
+    """One ZooKeeperServer for a test module (import it into the module to use it)."""
+    z = ZooKeeperServer()
+    z.start()
+    yield z
+    z.stop()
