@@ -4429,22 +4429,7 @@ static struct cluster_security *security_of(struct cluster *c)
     return c->security;
 }
 
-/* "TRANSACTIONAL_ID" <-> "TransactionalId" (Kafka's SecurityUtils.resourceTypeName). */
-static void type_to_pascal(const char *upper, char *out, size_t outlen)
-{
-    size_t n = 0;
-    bool cap = true;
-    for (const char *p = upper; *p && n + 1 < outlen; p++) {
-        if (*p == '_') {
-            cap = true;
-            continue;
-        }
-        out[n++] = cap ? (char)toupper((unsigned char)*p) : (char)tolower((unsigned char)*p);
-        cap = false;
-    }
-    out[n] = '\0';
-}
-
+/* "TransactionalId" -> "TRANSACTIONAL_ID" (pascal_case the other way). */
 static void type_from_pascal(const char *pascal, char *out, size_t outlen)
 {
     size_t n = 0;
@@ -4459,7 +4444,7 @@ static void type_from_pascal(const char *pascal, char *out, size_t outlen)
 static void acl_path(char *out, size_t outlen, bool prefixed, const char *type, const char *name)
 {
     char pascal[40];
-    type_to_pascal(type, pascal, sizeof(pascal));
+    pascal_case(type, pascal, sizeof(pascal));
     snprintf(out, outlen, "%s/%s/%s", acl_store_paths[prefixed], pascal, name);
 }
 
@@ -4666,7 +4651,7 @@ static int sec_list(struct cluster *c, int level, bool prefixed, const char *typ
         snprintf(path, sizeof(path), "%s", acl_store_paths[prefixed]);
     } else if (level == 1) {
         char pascal[40];
-        type_to_pascal(type, pascal, sizeof(pascal));
+        pascal_case(type, pascal, sizeof(pascal));
         snprintf(path, sizeof(path), "%s/%s", acl_store_paths[prefixed], pascal);
     } else {
         snprintf(path, sizeof(path), "/config/%s", type);
