@@ -167,94 +167,14 @@ struct zk_quota_req {
     bool started;
 };
 
-struct kv_list {
-    int n;
-    bool full;
-    char *keys[256];
-    char *values[256];
-};
-
-static void kv_entry(void *arg, const char *key, const char *value)
-{
-    struct kv_list *kv = arg;
-    if (kv->n == (int)(sizeof(kv->keys) / sizeof(kv->keys[0]))) {
-        kv->full = true;
-        return;
-    }
-    kv->keys[kv->n] = strdup(key);
-    kv->values[kv->n] = strdup(value);
-    GREGOR_ASSERT(kv->keys[kv->n] != NULL && kv->values[kv->n] != NULL);
-    kv->n++;
-}
-
-static void kv_free(struct kv_list *kv)
-{
-    for (int i = 0; i < kv->n; i++) {
-        free(kv->keys[i]);
-        free(kv->values[i]);
-    }
-}
-
 /* The entity's config map with the ops applied, every other key (SCRAM credentials) kept;
  * none left: NULL, the node goes (cluster.c keeps it, empty, when it has children; Kafka's
- * tryCleanQuotaNodes). */
+ * tryCleanQuotaNodes). Empty data reads as no map. */
 static int zk_quota_modify(void *arg, const char *cur, size_t len, char **out, size_t *out_len)
 {
     struct zk_quota_change *ch = arg;
-    struct kv_list *kv = calloc(1, sizeof(*kv));
-    GREGOR_ASSERT(kv != NULL);
-    if (cur != NULL && len > 0 && (znode_config_parse(cur, len, kv_entry, kv) < 0 || kv->full)) {
-        kv_free(kv);
-        free(kv);
-        return -1;
-    }
-    for (int j = 0; j < ch->n; j++) {
-        int at = -1;
-        for (int i = 0; i < kv->n; i++)
-            if (strcmp(kv->keys[i], ch->keys[j]) == 0)
-                at = i;
-        if (ch->texts[j] == NULL) {
-            if (at >= 0) {
-                free(kv->keys[at]);
-                free(kv->values[at]);
-                kv->n--;
-                for (int i = at; i < kv->n; i++) {
-                    kv->keys[i] = kv->keys[i + 1];
-                    kv->values[i] = kv->values[i + 1];
-                }
-            }
-        } else if (at >= 0) {
-            free(kv->values[at]);
-            kv->values[at] = strdup(ch->texts[j]);
-            GREGOR_ASSERT(kv->values[at] != NULL);
-        } else {
-            kv_entry(kv, ch->keys[j], ch->texts[j]);
-            if (kv->full) {
-                kv_free(kv);
-                free(kv);
-                return -1;
-            }
-        }
-    }
-    if (kv->n == 0) {
-        free(kv);
-        *out = NULL;
-        *out_len = 0;
-        return 0;
-    }
-    size_t cap = 64;
-    for (int i = 0; i < kv->n; i++)
-        cap += 6 * (strlen(kv->keys[i]) + strlen(kv->values[i])) + 8;
-    char *buf = malloc(cap);
-    GREGOR_ASSERT(buf != NULL);
-    int n = znode_config_json(buf, cap, (const char *const *)kv->keys,
-                              (const char *const *)kv->values, kv->n);
-    kv_free(kv);
-    free(kv);
-    GREGOR_ASSERT(n > 0);
-    *out = buf;
-    *out_len = (size_t)n;
-    return 0;
+    return znode_config_edit(cur != NULL && len > 0 ? cur : NULL, len, ch->keys, ch->texts, ch->n,
+                             true, out, out_len);
 }
 
 static void zk_quota_written(void *arg, int kerr, const char *msg)

@@ -593,21 +593,6 @@ static int name_lookup(const char *const *table, int n, const char *s)
     return -1;
 }
 
-static void pascal(const char *upper, char *out, size_t outlen)
-{
-    size_t n = 0;
-    bool cap = true;
-    for (const char *p = upper; *p && n + 1 < outlen; p++) {
-        if (*p == '_') {
-            cap = true;
-            continue;
-        }
-        out[n++] = cap ? *p : (char)(*p | 0x20);
-        cap = false;
-    }
-    out[n] = '\0';
-}
-
 #define NAMES(t) (int)(sizeof(t) / sizeof(t[0]))
 
 int acl_resource_type_from_name(const char *name)
@@ -731,8 +716,8 @@ int authorizer_acl_json_modify(const char *cur, size_t len, const struct acl_bin
             changed = true;
             continue;
         }
-        pascal(acl_operation_name(zp.out[i].operation), names[nkeep][0], 32);
-        pascal(acl_permission_name(zp.out[i].permission), names[nkeep][1], 32);
+        pascal_case(acl_operation_name(zp.out[i].operation), names[nkeep][0], 32);
+        pascal_case(acl_permission_name(zp.out[i].permission), names[nkeep][1], 32);
         list[nkeep] = (struct znode_acl){zp.out[i].principal, names[nkeep][1],
                                          names[nkeep][0], zp.out[i].host};
         nkeep++;
@@ -746,8 +731,8 @@ int authorizer_acl_json_modify(const char *cur, size_t len, const struct acl_bin
         if (have)
             continue;
         changed = true;
-        pascal(acl_operation_name(add[k].operation), names[nkeep][0], 32);
-        pascal(acl_permission_name(add[k].permission), names[nkeep][1], 32);
+        pascal_case(acl_operation_name(add[k].operation), names[nkeep][0], 32);
+        pascal_case(acl_permission_name(add[k].permission), names[nkeep][1], 32);
         list[nkeep] = (struct znode_acl){add[k].principal, names[nkeep][1], names[nkeep][0],
                                          add[k].host};
         nkeep++;
@@ -786,18 +771,7 @@ static void peer_host(struct conn *c, char *out, size_t len)
  * TransactionalId. */
 static void resource_type_pascal(int resource_type, char *out, size_t out_len)
 {
-    const char *n = acl_resource_type_name(resource_type);
-    size_t o = 0;
-    bool upper = true;
-    for (; *n != '\0' && o + 1 < out_len; n++) {
-        if (*n == '_') {
-            upper = true;
-            continue;
-        }
-        out[o++] = upper ? *n : (char)tolower((unsigned char)*n);
-        upper = false;
-    }
-    out[o] = '\0';
+    pascal_case(acl_resource_type_name(resource_type), out, out_len);
 }
 
 /* The decision and, for the audit line, the rule it rests on: the matching ACL, or why as

@@ -1055,88 +1055,19 @@ struct zk_user_req {
     bool started;
 };
 
-/* The keys of one entity's config kept through a change (Kafka has no bound; quotas and
- * SCRAM are a handful). */
-#define ZNODE_CONFIG_KEYS_KEPT 256
-struct zk_kv {
-    int n;
-    char *keys[ZNODE_CONFIG_KEYS_KEPT];
-    char *values[ZNODE_CONFIG_KEYS_KEPT];
-    bool full;
-};
-
-static void zk_kv_entry(void *arg, const char *key, const char *value)
-{
-    struct zk_kv *kv = arg;
-    if (kv->n == ZNODE_CONFIG_KEYS_KEPT) {
-        kv->full = true;
-        return;
-    }
-    kv->keys[kv->n] = strdup(key);
-    kv->values[kv->n] = strdup(value);
-    GREGOR_ASSERT(kv->keys[kv->n] != NULL && kv->values[kv->n] != NULL);
-    kv->n++;
-}
-
-static void zk_kv_free(struct zk_kv *kv)
-{
-    for (int i = 0; i < kv->n; i++) {
-        free(kv->keys[i]);
-        free(kv->values[i]);
-    }
-}
-
 /* The user's config map with its SCRAM keys changed, every other key (quotas) kept. */
 static int zk_user_modify(void *arg, const char *cur, size_t len, char **out, size_t *out_len)
 {
     struct zk_user_change *ch = arg;
-    struct zk_kv kv = {0};
-    if (cur != NULL && (znode_config_parse(cur, len, zk_kv_entry, &kv) < 0 || kv.full)) {
-        zk_kv_free(&kv);
-        return -1;
-    }
+    const char *keys[2], *values[2];
+    int n = 0;
     for (int m = 0; m < 2; m++) {
         if (!ch->touch[m])
             continue;
-        const char *name = scram_mechanism_name((enum scram_mechanism)m);
-        int at = -1;
-        for (int i = 0; i < kv.n; i++)
-            if (strcmp(kv.keys[i], name) == 0)
-                at = i;
-        if (ch->text[m] == NULL) {
-            if (at >= 0) {
-                free(kv.keys[at]);
-                free(kv.values[at]);
-                kv.n--;
-                for (int i = at; i < kv.n; i++) {
-                    kv.keys[i] = kv.keys[i + 1];
-                    kv.values[i] = kv.values[i + 1];
-                }
-            }
-        } else if (at >= 0) {
-            free(kv.values[at]);
-            kv.values[at] = strdup(ch->text[m]);
-            GREGOR_ASSERT(kv.values[at] != NULL);
-        } else {
-            if (kv.n == ZNODE_CONFIG_KEYS_KEPT) {
-                zk_kv_free(&kv);
-                return -1;
-            }
-            zk_kv_entry(&kv, name, ch->text[m]);
-        }
+        keys[n] = scram_mechanism_name((enum scram_mechanism)m);
+        values[n++] = ch->text[m];
     }
-    size_t cap = 64;
-    for (int i = 0; i < kv.n; i++)
-        cap += 6 * (strlen(kv.keys[i]) + strlen(kv.values[i])) + 8;
-    char *buf = malloc(cap);
-    GREGOR_ASSERT(buf != NULL);
-    int n = znode_config_json(buf, cap, (const char *const *)kv.keys,
-                              (const char *const *)kv.values, kv.n);
-    zk_kv_free(&kv);
-    GREGOR_ASSERT(n > 0);
-    *out = buf;
-    *out_len = (size_t)n;
-    return 0;
+    return znode_config_edit(cur, len, keys, values, n, false, out, out_len);
 }
 
 static void zk_user_written(void *arg, int kerr, const char *msg)

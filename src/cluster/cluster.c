@@ -3444,6 +3444,15 @@ static bool startup_wait_run(struct cluster *c, const struct startup_wait *s)
     return ok;
 }
 
+/* A cluster_await_* answer: 0 once done, -1 (logged) as startup_wait_run fails. */
+static int startup_wait_answer(struct cluster *c, const char *what,
+                               bool (*done)(const struct cluster *), void (*step)(struct cluster *))
+{
+    return startup_wait_run(c, &(struct startup_wait){.what = what, .done = done, .step = step})
+               ? 0
+               : -1;
+}
+
 static bool startup_wait_turn(struct cluster *c, const struct startup_wait *s, int64_t cap_ms,
                               struct startup_watchdog *w)
 {
@@ -3585,9 +3594,35 @@ int cluster_brokers(const struct cluster *c, const struct cluster_broker **out)
 #define CONFIG_CHANGES_REMEMBERED 4096
 #define CONFIG_DEFAULT_ENTITY "<default>"
 
+/* The first member of a write in flight (config_write, sec_op): its place on its kind's list,
+ * which closing the cluster walks. */
+struct write_link {
+    struct write_link *next, *prev;
+};
+
+static void write_link_push(struct write_link **head, struct write_link *l)
+{
+    GREGOR_ASSERT(l->next == NULL && l->prev == NULL && l != *head);
+    l->next = *head;
+    if (*head)
+        (*head)->prev = l;
+    *head = l;
+}
+
+static void write_link_remove(struct write_link **head, struct write_link *l)
+{
+    GREGOR_ASSERT(l->prev != NULL || *head == l);
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        *head = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+}
+
 struct config_write {
+    struct write_link link;             /* first: on cluster_configs.writes */
     struct cluster *c;
-    struct config_write *next, *prev;
     char type[16];                      /* "topics" / "brokers" */
     char name[CLUSTER_TOPIC_NAME_MAX];
     char path[CLUSTER_TOPIC_NAME_MAX + 32];
@@ -3600,6 +3635,7 @@ struct config_write {
     cluster_create_done_fn done;        /* AlterConfigs: answered after the notification */
     void *arg;
 };
+_Static_assert(offsetof(struct config_write, link) == 0, "the list holds config_writes");
 
 struct remembered_change {
     int64_t seq;
@@ -3617,7 +3653,7 @@ struct cluster_configs {
     int32_t broker_len[2];
     bool broker_known[2], broker_stale[2], broker_inflight[2];
     uint64_t broker_gen[2];
-    struct config_write *writes;        /* in flight */
+    struct write_link *writes;          /* config_writes in flight */
     int nremembered;
     struct remembered_change remembered[CONFIG_CHANGES_REMEMBERED];
 };
@@ -3970,24 +4006,15 @@ int cluster_await_broker_configs(struct cluster *c)
 {
     configs_of(c);
     /* broker_configs_step each turn: a failed read's retry timer needs the registration. */
-    return startup_wait_run(c, &(struct startup_wait){.what = "read /config/brokers",
-                                              .done = broker_configs_known,
-                                              .step = broker_configs_step})
-               ? 0
-               : -1;
+    return startup_wait_answer(c, "read /config/brokers", broker_configs_known,
+                               broker_configs_step);
 }
 
 /* ---- writes ---- */
 
 static void config_write_free(struct cluster *c, struct config_write *w)
 {
-    struct cluster_configs *cc = configs_of(c);
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        cc->writes = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
+    write_link_remove(&configs_of(c)->writes, &w->link);
     free(w->json);
     free(w->topic_json);
     free(w);
@@ -4129,10 +4156,7 @@ static struct config_write *config_write_new(struct cluster *c, const char *type
     memcpy(w->json, json, len);
     w->json[len] = '\0';
     w->len = (int)len;
-    w->next = cc->writes;
-    if (cc->writes)
-        cc->writes->prev = w;
-    cc->writes = w;
+    write_link_push(&cc->writes, &w->link);
     return w;
 }
 
@@ -4193,7 +4217,7 @@ static void configs_destroy(struct cluster *c)
     if (cc == NULL)
         return;
     while (cc->writes != NULL) {
-        struct config_write *w = cc->writes;
+        struct config_write *w = (struct config_write *)cc->writes; /* link is first */
         cluster_create_done_fn done = w->topic == NULL ? w->done : NULL; /* creates: c->creates */
         void *arg = w->arg;
         config_write_free(c, w);
@@ -4386,8 +4410,8 @@ static const char *const acl_paths[] = {
 enum sec_kind { SEC_ACL_LITERAL, SEC_ACL_PREFIXED, SEC_ENTITY };
 
 struct sec_op {
+    struct write_link link;             /* first: on cluster_security.ops */
     struct cluster *c;
-    struct sec_op *next, *prev;
     enum sec_kind kind;
     char type[40];                      /* ACL: "TOPIC"; entity: "users" */
     char name[SEC_PATH_MAX];            /* the resource's name, or the sanitized entity */
@@ -4401,6 +4425,7 @@ struct sec_op {
     size_t len;
     int32_t version;                    /* of the value read */
 };
+_Static_assert(offsetof(struct sec_op, link) == 0, "the list holds sec_ops");
 
 struct cluster_security {
     uint64_t session_gen;
@@ -4414,7 +4439,7 @@ struct cluster_security {
     bool load_started, loaded;
     int load_left;                      /* listings and reads of the start-up load */
     bool load_failed;
-    struct sec_op *ops;
+    struct write_link *ops;             /* sec_ops in flight */
 };
 
 static void security_step(struct cluster *c);
@@ -4429,22 +4454,7 @@ static struct cluster_security *security_of(struct cluster *c)
     return c->security;
 }
 
-/* "TRANSACTIONAL_ID" <-> "TransactionalId" (Kafka's SecurityUtils.resourceTypeName). */
-static void type_to_pascal(const char *upper, char *out, size_t outlen)
-{
-    size_t n = 0;
-    bool cap = true;
-    for (const char *p = upper; *p && n + 1 < outlen; p++) {
-        if (*p == '_') {
-            cap = true;
-            continue;
-        }
-        out[n++] = cap ? (char)toupper((unsigned char)*p) : (char)tolower((unsigned char)*p);
-        cap = false;
-    }
-    out[n] = '\0';
-}
-
+/* "TransactionalId" -> "TRANSACTIONAL_ID" (pascal_case the other way). */
 static void type_from_pascal(const char *pascal, char *out, size_t outlen)
 {
     size_t n = 0;
@@ -4459,7 +4469,7 @@ static void type_from_pascal(const char *pascal, char *out, size_t outlen)
 static void acl_path(char *out, size_t outlen, bool prefixed, const char *type, const char *name)
 {
     char pascal[40];
-    type_to_pascal(type, pascal, sizeof(pascal));
+    pascal_case(type, pascal, sizeof(pascal));
     snprintf(out, outlen, "%s/%s/%s", acl_store_paths[prefixed], pascal, name);
 }
 
@@ -4666,7 +4676,7 @@ static int sec_list(struct cluster *c, int level, bool prefixed, const char *typ
         snprintf(path, sizeof(path), "%s", acl_store_paths[prefixed]);
     } else if (level == 1) {
         char pascal[40];
-        type_to_pascal(type, pascal, sizeof(pascal));
+        pascal_case(type, pascal, sizeof(pascal));
         snprintf(path, sizeof(path), "%s/%s", acl_store_paths[prefixed], pascal);
     } else {
         snprintf(path, sizeof(path), "/config/%s", type);
@@ -4892,24 +4902,15 @@ int cluster_await_security(struct cluster *c)
     if (c->security == NULL)
         return 0;
     security_step(c);
-    return startup_wait_run(c, &(struct startup_wait){.what = "load the ACLs and user configs",
-                                                      .done = security_loaded,
-                                                      .step = security_step})
-               ? 0
-               : -1;
+    return startup_wait_answer(c, "load the ACLs and user configs", security_loaded,
+                               security_step);
 }
 
 /* ---- writes: read, modify, write at the version read, notify ---- */
 
 static void sec_op_free(struct cluster *c, struct sec_op *op)
 {
-    struct cluster_security *s = security_of(c);
-    if (op->prev)
-        op->prev->next = op->next;
-    else
-        s->ops = op->next;
-    if (op->next)
-        op->next->prev = op->prev;
+    write_link_remove(&security_of(c)->ops, &op->link);
     free(op->json);
     free(op);
 }
@@ -5139,10 +5140,7 @@ static int sec_op_submit(struct cluster *c, struct sec_op *op, char *msg, size_t
 {
     struct cluster_security *s = security_of(c);
     op->c = c;
-    op->next = s->ops;
-    if (s->ops)
-        s->ops->prev = op;
-    s->ops = op;
+    write_link_push(&s->ops, &op->link);
     int rc = sec_op_start(op);
     if (rc != ZK_OK) {
         sec_op_free(c, op);
@@ -5203,7 +5201,7 @@ static void security_destroy(struct cluster *c)
     if (s == NULL)
         return;
     while (s->ops != NULL)
-        sec_op_finish(s->ops, KERR_REQUEST_TIMED_OUT,
+        sec_op_finish((struct sec_op *)s->ops, KERR_REQUEST_TIMED_OUT, /* link is first */
                       "The broker shut down before the change was written to ZooKeeper.");
     free(s);
     c->security = NULL;

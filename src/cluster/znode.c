@@ -808,6 +808,99 @@ bad:
     return -1;
 }
 
+struct config_map {
+    int n;
+    bool full;
+    char *keys[ZNODE_CONFIG_KEYS_KEPT];
+    char *values[ZNODE_CONFIG_KEYS_KEPT];
+};
+
+static void config_map_add(void *arg, const char *key, const char *value)
+{
+    struct config_map *m = arg;
+    if (m->n == ZNODE_CONFIG_KEYS_KEPT) {
+        m->full = true;
+        return;
+    }
+    m->keys[m->n] = strdup(key);
+    m->values[m->n] = strdup(value);
+    GREGOR_ASSERT(m->keys[m->n] != NULL && m->values[m->n] != NULL);
+    m->n++;
+}
+
+static void config_map_free(struct config_map *m)
+{
+    for (int i = 0; i < m->n; i++) {
+        free(m->keys[i]);
+        free(m->values[i]);
+    }
+    free(m);
+}
+
+/* keys[j] set to values[j] in place, added at the end, or (NULL value) removed. */
+static void config_map_set(struct config_map *m, const char *key, const char *value)
+{
+    int at = -1;
+    for (int i = 0; i < m->n; i++)
+        if (strcmp(m->keys[i], key) == 0)
+            at = i;
+    if (value == NULL) {
+        if (at < 0)
+            return;
+        free(m->keys[at]);
+        free(m->values[at]);
+        m->n--;
+        for (int i = at; i < m->n; i++) {
+            m->keys[i] = m->keys[i + 1];
+            m->values[i] = m->values[i + 1];
+        }
+    } else if (at >= 0) {
+        free(m->values[at]);
+        m->values[at] = strdup(value);
+        GREGOR_ASSERT(m->values[at] != NULL);
+    } else {
+        config_map_add(m, key, value);
+    }
+}
+
+int znode_config_edit(const char *cur, size_t len, const char *const *keys,
+                      const char *const *values, int n, bool drop_empty, char **out,
+                      size_t *out_len)
+{
+    GREGOR_ASSERT(n >= 0 && (n == 0 || (keys != NULL && values != NULL)));
+    struct config_map *m = calloc(1, sizeof(*m));
+    GREGOR_ASSERT(m != NULL);
+    if (cur != NULL && (znode_config_parse(cur, len, config_map_add, m) < 0 || m->full)) {
+        config_map_free(m);
+        return -1;
+    }
+    for (int j = 0; j < n && !m->full; j++)
+        config_map_set(m, keys[j], values[j]);
+    if (m->full) {
+        config_map_free(m);
+        return -1;
+    }
+    GREGOR_ASSERT(m->n >= 0 && m->n <= ZNODE_CONFIG_KEYS_KEPT);
+    if (m->n == 0 && drop_empty) {
+        config_map_free(m);
+        *out = NULL;
+        *out_len = 0;
+        return 0;
+    }
+    size_t cap = 64;
+    for (int i = 0; i < m->n; i++)
+        cap += 6 * (strlen(m->keys[i]) + strlen(m->values[i])) + 8;
+    char *buf = malloc(cap);
+    GREGOR_ASSERT(buf != NULL);
+    int w = znode_config_json(buf, cap, (const char *const *)m->keys,
+                              (const char *const *)m->values, m->n);
+    config_map_free(m);
+    GREGOR_ASSERT(w > 0);
+    *out = buf;
+    *out_len = (size_t)w;
+    return 0;
+}
+
 int znode_config_change_json(char *out, size_t outlen, const char *entity_type,
                              const char *entity_name)
 {

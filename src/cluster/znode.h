@@ -113,6 +113,15 @@ int znode_config_json(char *out, size_t outlen, const char *const *keys,
 #define ZNODE_CONFIG_VALUE_MAX 4096
 typedef void (*znode_config_fn)(void *arg, const char *key, const char *value);
 int znode_config_parse(const char *json, size_t len, znode_config_fn fn, void *arg);
+/* An entity's config znode changed by a read-modify-write: cur (NULL: none yet) with keys[j]
+ * set to values[j] (NULL: removed), every other key kept in its place, new keys at the end.
+ * *out is the new JSON (malloc'd), or NULL when no key is left and drop_empty. Returns 0, or
+ * -1 when cur does not parse or more than ZNODE_CONFIG_KEYS_KEPT keys would result (Kafka has
+ * no bound; quotas and SCRAM credentials are a handful). */
+#define ZNODE_CONFIG_KEYS_KEPT 256
+int znode_config_edit(const char *cur, size_t len, const char *const *keys,
+                      const char *const *values, int n, bool drop_empty, char **out,
+                      size_t *out_len);
 
 /* /config/changes/config_change_<seq>: {"version":2,"entity_path":"topics/<t>"} (Kafka 2.x+);
  * the parser also takes version 1's entity_type / entity_name. */

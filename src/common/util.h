@@ -42,4 +42,8 @@ static inline void be64_put(uint8_t *p, uint64_t v)
     be32_put(p + 4, (uint32_t)v);
 }
 
+/* "TRANSACTIONAL_ID" -> "TransactionalId": Kafka's words for ACL names in znodes and
+ * messages (SecurityUtils.resourceTypeName and the like); cut to outlen - 1 bytes. */
+void pascal_case(const char *upper_snake, char *out, size_t outlen);
+
 #endif

@@ -90,6 +90,10 @@ class Broker:
             a += ["--override", "%s=%s" % (k, v)]
         return a
 
+    def ready(self):
+        """Whether the broker answers ApiVersions (start polls this; a subclass may check otherwise)."""
+        return api_versions_ok(self.port)
+
     def start(self, timeout=15):
         self.log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args(), stdout=self.log_file, stderr=subprocess.STDOUT)
@@ -97,7 +101,7 @@ class Broker:
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("broker exited with %s:\n%s" % (self.proc.returncode, self.log()))
-            if api_versions_ok(self.port):
+            if self.ready():
                 return self
             time.sleep(0.05)
         raise RuntimeError("broker did not answer within %ss:\n%s" % (timeout, self.log()))

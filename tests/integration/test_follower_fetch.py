@@ -19,7 +19,7 @@ import pytest
 from conftest import Broker
 from kafka_wire import Reader, _request, produce_v7, record_batch, s16
 from test_java_client import JAVA, client_jar  # noqa: F401 (the jar fixture)
-from zk_fixture import ZkReader, ZooKeeperServer, wait_until, zookeeper_available
+from zk_fixture import ZkReader, wait_until, zookeeper, zookeeper_available  # noqa: F401 (the fixture)
 
 if not zookeeper_available():
     pytest.fail("Debian's zookeeper package (java + jars) is not installed: make test-deps "
@@ -33,14 +33,6 @@ NONE = 0
 OFFSET_OUT_OF_RANGE = 1
 NOT_LEADER_OR_FOLLOWER = 6
 UNKNOWN_LEADER_EPOCH = 75
-
-
-@pytest.fixture(scope="module")
-def zookeeper():
-    z = ZooKeeperServer()
-    z.start()
-    yield z
-    z.stop()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import os
 import socket
 import ssl
 import struct
-import subprocess
 import time
 import uuid
 
@@ -18,7 +17,8 @@ import pytest
 from conftest import Broker, free_port
 from test_sasl import scram_credential
 from test_tls import make_ca, make_cert
-from zk_fixture import ZkError, ZkReader, ZooKeeperServer, wait_until, zookeeper_available
+from zk_fixture import ZkError, ZkReader, wait_until, zookeeper  # noqa: F401 (the fixture)
+from zk_fixture import zookeeper_available
 
 if not zookeeper_available():
     pytest.fail("Debian's zookeeper package (java + jars) is not installed: make test-deps "
@@ -29,14 +29,6 @@ PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required 
               'username="broker" password="%s" user_broker="broker-secret" user_alice="alice-secret";')
 SCRAM_JAAS = ('org.apache.kafka.common.security.scram.ScramLoginModule required '
               'username="broker" password="%s";')
-
-
-@pytest.fixture(scope="module")
-def zookeeper():
-    z = ZooKeeperServer()
-    z.start()
-    yield z
-    z.stop()
 
 
 @pytest.fixture(scope="module")
@@ -69,17 +61,11 @@ class TlsBroker(Broker):
         a[i] = "listeners=" + self.overrides["listeners"]
         return a
 
+    def ready(self):
+        return tls_api_versions_ok(self.tls_port, self.pki)
+
     def start(self, timeout=20):
-        self.log_file = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args(), stdout=self.log_file, stderr=subprocess.STDOUT)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("broker exited with %s:\n%s" % (self.proc.returncode, self.log()))
-            if tls_api_versions_ok(self.tls_port, self.pki):
-                return self
-            time.sleep(0.1)
-        raise RuntimeError("broker did not answer within %ss:\n%s" % (timeout, self.log()))
+        return super().start(timeout)
 
 
 def client_ctx(pki):

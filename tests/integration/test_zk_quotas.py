@@ -15,20 +15,12 @@ import pytest
 from conftest import Broker, free_port
 from kafka_wire import record_batch
 from test_quotas import _alter, describe, ok, produce_frame, read_produce
-from zk_fixture import ZooKeeperServer, ZkReader, wait_until, zookeeper_available
+from zk_fixture import ZkReader, kafka_beside, wait_until, zk, zookeeper_available  # noqa: F401 (zk)
 
 pytestmark = pytest.mark.skipif(not zookeeper_available(), reason="ZooKeeper is not installed")
 
 SCRAM_JAAS = 'org.apache.kafka.common.security.scram.ScramLoginModule required;'
 WINDOWS = {"quota.window.num": "3", "quota.window.size.seconds": "1"}
-
-
-@pytest.fixture
-def zk():
-    z = ZooKeeperServer()
-    z.start()
-    yield z
-    z.stop()
 
 
 def start(tmp_path, connect, bid):
@@ -224,15 +216,6 @@ def test_zk_quota_and_scram_credential_of_one_user_keep_each_other(tmp_path, zk)
         b2.stop()
 
 
-def kafka_harness():
-    import os
-    import sys
-    from conftest import ROOT
-    sys.path.insert(0, os.path.join(ROOT, "tests", "kafka_harness"))
-    import kafka_zk
-    return kafka_zk
-
-
 COMMANDS = [
     ["--add-config", "producer_byte_rate=1024,consumer_byte_rate=2048",
      "--entity-type", "users", "--entity-name", "alice"],
@@ -292,17 +275,7 @@ def quota_znodes(connect, chroot):
 def test_zk_quota_znodes_side_by_side_with_kafka_39(tmp_path, zk):
     """kafka-configs.sh (Kafka 3.9's ConfigCommand) against a Kafka 3.9 broker (chroot /kafka)
     and a gregor broker (chroot /gregor) leaves the same znodes and notifications."""
-    kz = kafka_harness()
-    try:
-        cp = kz.kafka_classpath()
-    except Exception as e:  # no Maven cache and no way to fetch it
-        pytest.skip("Kafka 3.9's jars: %s" % e)
-    r = ZkReader(zk.connect)
-    for chroot in ("/kafka", "/gregor"):
-        r.create(chroot)
-    r.close()
-    kafka = kz.KafkaZkBroker(str(tmp_path / "kafka"), 1, free_port(), zk.connect + "/kafka",
-                             classpath=cp)
+    kz, cp, kafka = kafka_beside(zk, tmp_path)
     kafka.start()
     g = None
     try:

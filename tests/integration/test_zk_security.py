@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from conftest import Broker, free_port
-from zk_fixture import ZooKeeperServer, ZkReader, wait_until, zookeeper_available
+from zk_fixture import ZkReader, kafka_beside, wait_until, zk, zookeeper_available  # noqa: F401 (zk)
 
 pytestmark = pytest.mark.skipif(not zookeeper_available(), reason="ZooKeeper is not installed")
 
@@ -19,14 +19,6 @@ PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required 
               'user_alice="alice-secret" user_bob="bob-secret";')
 SCRAM_JAAS = 'org.apache.kafka.common.security.scram.ScramLoginModule required;'
 ACL_AUTHORIZER = "kafka.security.authorizer.AclAuthorizer"
-
-
-@pytest.fixture
-def zk():
-    z = ZooKeeperServer()
-    z.start()
-    yield z
-    z.stop()
 
 
 def start(tmp_path, connect, bid, authorizer=True):
@@ -241,15 +233,6 @@ def test_zk_scram_user_created_on_one_broker_logs_in_on_another(tmp_path, zk):
         b2.stop()
 
 
-def kafka_harness():
-    import os
-    import sys
-    from conftest import ROOT
-    sys.path.insert(0, os.path.join(ROOT, "tests", "kafka_harness"))
-    import kafka_zk
-    return kafka_zk
-
-
 def security_znodes(connect, chroot):
     """What the ACL and SCRAM commands below left under a chroot, salts aside."""
     r = ZkReader(connect)
@@ -281,19 +264,8 @@ def test_zk_security_side_by_side_with_kafka_39(tmp_path, zk):
     """kafka-acls.sh and kafka-configs.sh (Kafka 3.9's own classes) against a Kafka 3.9 broker
     (chroot /kafka) and a gregor broker (chroot /gregor) leave the same znodes; then gregor
     brokers started on Kafka's chroot honour what Kafka wrote."""
-    kz = kafka_harness()
-    try:
-        cp = kz.kafka_classpath()
-    except Exception as e:  # no Maven cache and no way to fetch it
-        pytest.skip("Kafka 3.9's jars: %s" % e)
-    r = ZkReader(zk.connect)
-    for chroot in ("/kafka", "/gregor"):
-        r.create(chroot)
-    r.close()
-    kafka = kz.KafkaZkBroker(str(tmp_path / "kafka"), 1, free_port(), zk.connect + "/kafka",
-                             classpath=cp,
-                             overrides={"authorizer.class.name": ACL_AUTHORIZER,
-                                        "super.users": "User:ANONYMOUS"})
+    kz, cp, kafka = kafka_beside(zk, tmp_path, {"authorizer.class.name": ACL_AUTHORIZER,
+                                                 "super.users": "User:ANONYMOUS"})
     kafka.start()
     g = None
     try:

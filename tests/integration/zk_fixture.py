@@ -18,6 +18,8 @@ import subprocess
 import tempfile
 import time
 
+import pytest
+
 from conftest import free_port
 
 ZK_JAR = "/usr/share/java/zookeeper.jar"
@@ -269,3 +271,43 @@ def start_brokers(tmp_path, connect, ids=(1, 2, 3), overrides=None, timeout=20):
         return True
     wait_until(all_listed, timeout, what="every broker lists the others and a controller")
     return brokers
+
+
+def _zookeeper_server():
+    z = ZooKeeperServer()
+    z.start()
+    yield z
+    z.stop()
+
+
+# Fixtures to import into a test module: `zookeeper`, one ZooKeeperServer for the module; `zk`, a
+# fresh one for each test.
+zookeeper = pytest.fixture(_zookeeper_server, scope="module", name="zookeeper")
+zk = pytest.fixture(_zookeeper_server, name="zk")
+
+
+def kafka_harness():
+    """tests/kafka_harness/kafka_zk (Apache Kafka in ZooKeeper mode), imported on first use."""
+    import sys
+    from conftest import ROOT
+    sys.path.insert(0, os.path.join(ROOT, "tests", "kafka_harness"))
+    import kafka_zk
+    return kafka_zk
+
+
+def kafka_beside(zk, tmp_path, overrides=None):
+    """For a side-by-side test: Kafka 3.9's harness module, its classpath, and a Kafka broker
+    (not started) on chroot /kafka of zk; chroots /kafka and /gregor are made. Skips the test
+    when Kafka's jars cannot be had."""
+    kz = kafka_harness()
+    try:
+        cp = kz.kafka_classpath()
+    except Exception as e:  # no Maven cache and no way to fetch it
+        pytest.skip("Kafka 3.9's jars: %s" % e)
+    r = ZkReader(zk.connect)
+    for chroot in ("/kafka", "/gregor"):
+        r.create(chroot)
+    r.close()
+    kafka = kz.KafkaZkBroker(str(tmp_path / "kafka"), 1, free_port(), zk.connect + "/kafka",
+                             classpath=cp, overrides=overrides)
+    return kz, cp, kafka

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "broker/authorizer.h"
+#include "common/util.h"
 
 static void add(struct acl_store *s, int type, int pattern, const char *name,
                 const char *principal, const char *host, int op, int perm)
@@ -198,6 +199,27 @@ static void test_file_keeps_every_binding_and_refuses_the_rest(void **state)
     free(longer);
 }
 
+/* The names ZooKeeper's ACL znodes carry, as Kafka words them: every resource type, operation
+ * and permission from its upper-case name; cut to the buffer. */
+static void test_pascal_case_of_acl_names(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"TRANSACTIONAL_ID", "TransactionalId"}, {"DELEGATION_TOKEN", "DelegationToken"},
+        {"IDEMPOTENT_WRITE", "IdempotentWrite"}, {"DESCRIBE_CONFIGS", "DescribeConfigs"},
+        {"READ", "Read"},                        {"ALLOW", "Allow"},
+        {"", ""},
+    };
+    char out[32];
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        pascal_case(cases[i][0], out, sizeof(out));
+        assert_string_equal(out, cases[i][1]);
+    }
+    char small[5];
+    pascal_case("DESCRIBE_CONFIGS", small, sizeof(small));
+    assert_string_equal(small, "Desc");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -205,6 +227,7 @@ int main(void)
         cmocka_unit_test(test_prefixed_wildcards_and_configs),
         cmocka_unit_test(test_filters_remove_and_validation),
         cmocka_unit_test(test_file_keeps_every_binding_and_refuses_the_rest),
+        cmocka_unit_test(test_pascal_case_of_acl_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

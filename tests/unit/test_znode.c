@@ -450,6 +450,58 @@ static void test_config_parse_as_others_write_it(void **state)
     assert_int_equal(znode_config_parse(big, (size_t)n, NULL, NULL), -1);
 }
 
+/* The read-modify-write both quotas and SCRAM credentials do on /config/users/<u>: other keys
+ * kept in place, set in place, new at the end, removed, empty dropped or kept, bounds. */
+static void test_config_edit(void **state)
+{
+    (void)state;
+    const char *cur = "{\"version\":1,\"config\":{\"SCRAM-SHA-256\":\"s\",\"producer_byte_rate\":\"1\"}}";
+    const char *keys[] = {"producer_byte_rate", "SCRAM-SHA-512", "SCRAM-SHA-256"};
+    const char *vals[] = {"2", "t", NULL};
+    char *out = NULL;
+    size_t len = 0;
+    assert_int_equal(znode_config_edit(S(cur), keys, vals, 3, true, &out, &len), 0);
+    assert_string_equal(out, "{\"version\":1,\"config\":{\"producer_byte_rate\":\"2\","
+                             "\"SCRAM-SHA-512\":\"t\"}}");
+    assert_int_equal(len, strlen(out));
+    free(out);
+    /* Nothing yet: the keys set, in order. */
+    assert_int_equal(znode_config_edit(NULL, 0, keys, vals, 2, true, &out, &len), 0);
+    assert_string_equal(out, "{\"version\":1,\"config\":{\"producer_byte_rate\":\"2\","
+                             "\"SCRAM-SHA-512\":\"t\"}}");
+    free(out);
+    /* The last key removed: dropped (NULL) or written empty. */
+    const char *one = "{\"version\":1,\"config\":{\"SCRAM-SHA-256\":\"s\"}}";
+    assert_int_equal(znode_config_edit(S(one), &keys[2], &vals[2], 1, true, &out, &len), 0);
+    assert_null(out);
+    assert_int_equal(len, 0);
+    assert_int_equal(znode_config_edit(S(one), &keys[2], &vals[2], 1, false, &out, &len), 0);
+    assert_string_equal(out, "{\"version\":1,\"config\":{}}");
+    free(out);
+    /* Data that does not parse (empty included) is refused. */
+    assert_int_equal(znode_config_edit("", 0, keys, vals, 1, true, &out, &len), -1);
+    assert_int_equal(znode_config_edit(S("{\"config\":[]}"), keys, vals, 1, true, &out, &len), -1);
+    /* ZNODE_CONFIG_KEYS_KEPT keys: one more is refused, a change in place is not. */
+    size_t cap = 64 + (size_t)ZNODE_CONFIG_KEYS_KEPT * 16;
+    char *full = malloc(cap);
+    assert_non_null(full);
+    char names[ZNODE_CONFIG_KEYS_KEPT][16];
+    const char *fk[ZNODE_CONFIG_KEYS_KEPT], *fv[ZNODE_CONFIG_KEYS_KEPT];
+    for (int i = 0; i < ZNODE_CONFIG_KEYS_KEPT; i++) {
+        snprintf(names[i], sizeof(names[i]), "k%d", i);
+        fk[i] = names[i];
+        fv[i] = "v";
+    }
+    int n = znode_config_json(full, cap, fk, fv, ZNODE_CONFIG_KEYS_KEPT);
+    assert_true(n > 0);
+    assert_int_equal(znode_config_edit(full, (size_t)n, keys, vals, 1, true, &out, &len), -1);
+    const char *k0 = "k0", *v0 = "w";
+    assert_int_equal(znode_config_edit(full, (size_t)n, &k0, &v0, 1, true, &out, &len), 0);
+    assert_non_null(strstr(out, "\"k0\":\"w\""));
+    free(out);
+    free(full);
+}
+
 static void test_config_change(void **state)
 {
     (void)state;
@@ -600,6 +652,7 @@ int main(void)
         cmocka_unit_test(test_config_json),
         cmocka_unit_test(test_config_parse_as_others_write_it),
         cmocka_unit_test(test_config_change),
+        cmocka_unit_test(test_config_edit),
         cmocka_unit_test(test_producer_id_block),
         cmocka_unit_test(test_topic_reassignment_json),
         cmocka_unit_test(test_acl_znodes),
