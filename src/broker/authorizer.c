@@ -344,39 +344,13 @@ static void put_escaped(FILE *f, const char *s)
 
 /* The file form of a field back: NULL when it is not one (a '%' without two hex digits after
  * it, an escaped NUL, ACL_STRING_MAX bytes or more), or out of memory. */
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 static char *unescape(const char *s)
 {
-    size_t n = strlen(s);
-    char *out = malloc(n + 1), *o = out;
+    char *out = strdup(s);
     if (out == NULL)
         return NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '%') {
-            *o++ = s[i];
-            continue;
-        }
-        int hi = hex_digit(s[i + 1]); /* s[n] is the NUL: never past it */
-        int lo = hi >= 0 ? hex_digit(s[i + 2]) : -1;
-        if (lo < 0 || (hi == 0 && lo == 0)) {
-            free(out);
-            return NULL;
-        }
-        *o++ = (char)(hi << 4 | lo);
-        i += 2;
-    }
-    *o = '\0';
-    if ((size_t)(o - out) >= ACL_STRING_MAX) {
+    long n = pct_decode_inplace(out);
+    if (n < 0 || n >= ACL_STRING_MAX) {
         free(out);
         return NULL;
     }

@@ -117,12 +117,6 @@ void topic_effective_config(const struct broker *b, const struct topic *t, struc
 
 /* ---- the file: "broker <key>=<value>" or "default <key>=<value>", values %-encoded ---- */
 
-static int hex_digit(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 static void encode(const char *v, char *out, size_t outlen)
 {
     size_t o = 0;
@@ -134,26 +128,6 @@ static void encode(const char *v, char *out, size_t outlen)
             out[o++] = (char)ch;
     }
     out[o] = '\0';
-}
-
-/* The inverse of encode: "%XX" two hex digits, never %00 (it would cut the value short); -1
- * for anything else after a '%'. */
-static int decode(char *s)
-{
-    char *w = s;
-    for (char *r = s; *r; r++) {
-        if (r[0] != '%') {
-            *w++ = *r;
-            continue;
-        }
-        int hi = hex_digit(r[1]), lo = hi >= 0 ? hex_digit(r[2]) : -1;
-        if (lo < 0 || (hi == 0 && lo == 0))
-            return -1;
-        *w++ = (char)(hi * 16 + lo);
-        r += 2;
-    }
-    *w = '\0';
-    return 0;
 }
 
 static void file_path(const struct broker *b, char *out, size_t outlen)
@@ -347,7 +321,7 @@ int dynamic_configs_parse(const char *bytes, size_t len, struct broker_props *br
         *eq = '\0';
         struct broker_props *p = strcmp(line, "broker") == 0 ? broker
                                : strcmp(line, "default") == 0 ? dflt : NULL;
-        if (p == NULL || decode(eq + 1) != 0 || broker_props_set(p, sp + 1, eq + 1) != 0) {
+        if (p == NULL || pct_decode_inplace(eq + 1) < 0 || broker_props_set(p, sp + 1, eq + 1) != 0) {
             rc = -1;
             break;
         }

@@ -281,29 +281,11 @@ int quotas_save(const struct quotas *q, const char *path)
     return rc;
 }
 
-static int hex_digit(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 /* Decodes a %-encoded name in place: -1 on a bad escape, %00, or a name too long. */
 static int decode_name(char *s)
 {
-    char *w = s;
-    for (char *r = s; *r; r++) {
-        if (r[0] != '%') {
-            *w++ = *r;
-            continue;
-        }
-        int hi = hex_digit(r[1]), lo = hi >= 0 ? hex_digit(r[2]) : -1;
-        if (lo < 0 || (hi == 0 && lo == 0))
-            return -1;
-        *w++ = (char)(hi * 16 + lo);
-        r += 2;
-    }
-    *w = '\0';
-    return w - s > QUOTA_NAME_MAX ? -1 : 0;
+    long n = pct_decode_inplace(s);
+    return n < 0 || n > QUOTA_NAME_MAX ? -1 : 0;
 }
 
 static int parse_line(struct quotas *q, char *line)

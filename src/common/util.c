@@ -41,3 +41,27 @@ void pascal_case(const char *upper_snake, char *out, size_t outlen)
     }
     out[n] = '\0';
 }
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+long pct_decode_inplace(char *s)
+{
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        if (r[0] != '%') {
+            *w++ = *r;
+            continue;
+        }
+        int hi = hex_digit(r[1]), lo = hi >= 0 ? hex_digit(r[2]) : -1; /* stops at the NUL */
+        if (lo < 0 || (hi == 0 && lo == 0))
+            return -1;
+        *w++ = (char)(hi * 16 + lo);
+        r += 2;
+    }
+    *w = '\0';
+    return (long)(w - s);
+}

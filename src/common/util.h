@@ -46,4 +46,9 @@ static inline void be64_put(uint8_t *p, uint64_t v)
  * messages (SecurityUtils.resourceTypeName and the like); cut to outlen - 1 bytes. */
 void pascal_case(const char *upper_snake, char *out, size_t outlen);
 
+/* Decodes "%XX" (two hex digits, either case) in place, the form gregor's own stored files
+ * escape names and values in: the decoded length, or -1 for a '%' without two hex digits after
+ * it or an escaped NUL (%00 would cut the string short). */
+long pct_decode_inplace(char *s);
+
 #endif
