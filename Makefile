@@ -76,9 +76,12 @@ deps:
 	  SUDO=$$( [ $$(id -u) -eq 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; fi
 
+# `make run HTTP=127.0.0.1:8080` also serves the console, /metrics and /health there
+# (gregor.http.listener); the broker's log line `HTTP console on http://...` names it.
+HTTP ?=
 run: deps
 	$(MAKE) -j$$(nproc 2>/dev/null || echo 2) all
-	./$(BUILD)/gregor serve
+	./$(BUILD)/gregor serve $(if $(HTTP),--override gregor.http.listener=$(HTTP))
 
 unit: check-layers $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
@@ -175,6 +178,8 @@ FUZZ_EXTRA_fuzz_acls_file = $(FUZZ_EXTRA_fuzz_pipeline)
 FUZZ_EXTRA_fuzz_scram_credentials = src/broker/scram.c
 # The client quota file's reader and the rates (quota.c; the file seam of the log layer).
 FUZZ_EXTRA_fuzz_client_quotas = src/broker/quota.c $(wildcard src/log/*.c)
+# fuzz_http: the HTTP request parser, then a server on the loop over a socketpair.
+FUZZ_EXTRA_fuzz_http = src/net/loop.c src/net/http.c
 fuzz_extra = $(if $(filter undefined,$(origin FUZZ_EXTRA_$(1))),$(FUZZ_EXTRA_DEFAULT),$(FUZZ_EXTRA_$(1)))
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -Isrc -I$(BUILD)/gen \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined

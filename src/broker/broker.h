@@ -16,6 +16,7 @@
 
 struct broker;
 struct loop;
+struct http_server;
 struct net;
 struct conn;
 struct conn_reply;
@@ -115,6 +116,9 @@ struct broker_config {
     int64_t connections_max_idle_ms;     /* -1: never closed for idleness */
     int64_t queued_max_request_bytes;    /* -1 (Kafka's default): gregor's bound, see config.c */
     int64_t request_read_timeout_ms;     /* gregor.request.read.timeout.ms */
+    /* gregor.http.listener: "host:port" of the console, /metrics and /health (broker/console.h);
+     * "" (the default): no HTTP listener. */
+    char http_listener[300];
     int64_t fetch_max_bytes;
     struct log_config log;               /* log.* defaults for every topic */
     int64_t log_retention_check_interval_ms;
@@ -340,6 +344,8 @@ struct broker {
     struct broker_props dyn_broker, dyn_default;
     struct loop *loop;
     struct net *net;
+    struct http_server *http;        /* gregor.http.listener's server (http_routes.c), or NULL */
+    bool accepting;                  /* the Kafka listeners accept (/health/ready) */
     /* cfg.listeners[i] as the net knows it (names point into cfg), and its TLS context for an
      * SSL listener (owned; freed after the net, whose connections use it). */
     struct net_listener_info *listener_info;

@@ -287,6 +287,16 @@ static int set_special(struct broker_config *c, const char *key, const char *v, 
         snprintf(c->super_users, sizeof(c->super_users), "%s", v);
         return 0;
     }
+    if (strcmp(key, "gregor.http.listener") == 0) {
+        /* host:port, [v6]:port or :port; checked again (and bound) by console_start. */
+        const char *colon = strrchr(v, ':');
+        if (v[0] != '\0' && (strlen(v) >= sizeof(c->http_listener) || colon == NULL ||
+                             colon[1] == '\0' || strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
+                             atoi(colon + 1) > 65535))
+            goto bad;
+        snprintf(c->http_listener, sizeof(c->http_listener), "%s", v);
+        return 0;
+    }
     if (strcmp(key, "broker.rack") == 0) {
         if (strlen(v) >= sizeof(c->broker_rack))
             goto bad;

@@ -200,6 +200,7 @@ const struct broker_key_def config_catalog_broker[] = {
     {"delete.topic.enable", BOOLEAN, "true", RO, BOOLF(delete_topic_enable), NULL},
     {"fetch.max.bytes", INT, "57671680", RO, I64F(fetch_max_bytes, 1024, INT_MAX, 1), NULL},
     {"gregor.acks.all.fsync", BOOLEAN, "true", RO, BOOLF(acks_all_fsync), NULL},
+    {"gregor.http.listener", STRING, "", RO, SPECIAL, NULL},
     {"group.consumer.heartbeat.interval.ms", INT, "5000", RO, I32F(group_consumer_heartbeat_interval_ms, 1, INT_MAX), NULL},
     {"group.consumer.max.size", INT, "2147483647", RO, I32F(group_consumer_max_size, 1, INT_MAX), NULL},
     {"group.consumer.migration.policy", STRING, "bidirectional", RO, SPECIAL, NULL},

@@ -15,6 +15,7 @@
 
 #include "broker/authorizer.h"
 #include "broker/broker.h"
+#include "broker/console.h"
 #include "broker/group_store.h"
 #include "broker/txn_store.h"
 #include "broker/txn_verify.h"
@@ -930,6 +931,8 @@ static void shutdown_broker(struct broker *b)
     controlled_shutdown_free(b->shutdown_ctl);
     b->shutdown_ctl = NULL;
     net_stop_listening(b->net);
+    b->accepting = false;
+    console_stop(b); /* requests of the console still up are dropped with it */
     /* The session's end deletes this broker's registration (and /controller if it held it):
      * the others see it leave at once, not after the session timeout. */
     cluster_destroy(b->cluster);
@@ -1123,8 +1126,17 @@ struct broker *broker_open(const struct broker_config *cfg)
         return NULL;
     }
     waiters_init(&b->waiters, b->loop);
+    /* The HTTP listener first: /health/live answers and /health/ready says 503 while the
+     * broker joins the cluster, loads its logs and registers (the loop turns meanwhile). */
+    if (console_start(b) != 0) {
+        listeners_free(b);
+        loop_destroy(b->loop);
+        free(b);
+        return NULL;
+    }
     /* On ZooKeeper, the cluster's id comes first (Kafka's order): the log dirs must agree. */
     if (b->cfg.zookeeper_connect[0] != '\0' && cluster_join(b) != 0) {
+        console_stop(b);
         listeners_free(b);
         cluster_destroy(b->cluster);
         loop_destroy(b->loop);
@@ -1138,6 +1150,7 @@ struct broker *broker_open(const struct broker_config *cfg)
         topics_close_all(b);
         for (int i = 0; i < b->ndirs; i++)
             logdir_close(b->dirs[i], false);
+        console_stop(b);
         listeners_free(b);
         cluster_destroy(b->cluster);
         loop_destroy(b->loop);
@@ -1226,6 +1239,7 @@ struct broker *broker_open(const struct broker_config *cfg)
         return NULL;
     }
     net_accept_hold(b->net, false);
+    b->accepting = true;
     LOG_INFO(server_who, "Awaiting socket connections on %s:%d (advertised %s:%d), cluster id %s",
              b->cfg.listener_host, b->cfg.listener_port, b->cfg.advertised_host,
              b->cfg.advertised_port, b->cluster_id);

@@ -18,6 +18,9 @@ struct http_server;
 
 #define HTTP_HEAD_MAX 16384
 #define HTTP_HEADERS_MAX 64
+/* No further request of a connection goes up (and it is not read) while more than this many
+ * bytes of its answers wait to be sent. */
+#define HTTP_OUT_MAX (1u << 20)
 
 struct http_limits {
     size_t max_body;        /* bytes of a request body (default 1 MiB) */
@@ -53,6 +56,10 @@ struct http_server *http_create(struct loop *l, const struct http_limits *lim,
 /* Listens on host:port (port 0: any; http_port tells). 0, or -1 with errno. */
 int http_listen(struct http_server *s, const char *host, int port);
 int http_port(const struct http_server *s);
+/* Serves an already connected, non-blocking stream socket (a socketpair end in tests) as if
+ * accepted. 0, or -1 with errno (fd closed; EMFILE: max_connections open, told with a 503). */
+int http_adopt(struct http_server *s, int fd, const char *peer);
+int http_connection_count(const struct http_server *s);
 /* Closes the listener and every connection (requests still up are dropped: their req is
  * freed, so nobody may answer them after this). */
 void http_destroy(struct http_server *s);
@@ -67,6 +74,13 @@ const char *http_header(const struct http_req *req, const char *name);
 /* The query parameter name, %XX- and '+'-decoded into buf (NUL-terminated), or NULL when
  * absent or longer than cap - 1. */
 const char *http_query(const struct http_req *req, const char *name, char *buf, size_t cap);
+/* The request parser, without sockets (for fuzzing): looks at buf[0..len) and returns 1 with
+ * *out a complete request (free it with http_req_free; its peer is "") and *used the bytes it
+ * took; 0 when more bytes are needed (*used: the whole request's size once the head is read,
+ * else 0); or -status (400, 411, 413, 414, 431, 501, 505, 503 out of memory) for bad input. */
+int http_parse(const uint8_t *buf, size_t len, size_t max_body, struct http_req **out,
+               size_t *used);
+void http_req_free(struct http_req *req);
 /* Whether the client went away (an answer to it is dropped). */
 bool http_req_gone(const struct http_req *req);
 
