@@ -765,18 +765,13 @@ static void conn_io(struct loop *l, int fd, void *arg, unsigned events)
             return;
     }
     if (events & LOOP_HUP) {
-        if (c->up == NULL && c->out_len == c->out_off) {
-            conn_close(c);
-            return;
-        }
-        /* Try reading: an EOF or error closes it below. */
+        /* Both directions are gone (a reset, or a socketpair's peer closed): nobody reads an
+         * answer, and the event would repeat every turn while a request is up. */
+        conn_close(c);
+        return;
     }
-    if ((events & (LOOP_READ | LOOP_HUP)) && c->up == NULL && !c->closing && !c->peer_eof)
+    if ((events & LOOP_READ) && c->up == NULL && !c->closing && !c->peer_eof)
         conn_read(c);
-    if (events & LOOP_HUP) {
-        c->peer_eof = true;
-        c->closing = true; /* a full hang-up: nobody will read an answer */
-    }
     conn_parse(c);
     conn_after(c);
 }
