@@ -53,6 +53,7 @@ struct http_conn {
     uint8_t *in;                   /* in_len bytes read, not yet parsed */
     size_t in_len, in_cap;
     size_t scanned;                /* bytes of in searched for the head's end */
+    bool continue_sent;            /* "100 Continue" went out for the request being read */
     struct http_req_int *up;       /* the request up, or NULL */
     uint8_t *out;                  /* out_len bytes to send from out_off */
     size_t out_len, out_off, out_cap;
@@ -625,6 +626,22 @@ static bool conn_flush(struct http_conn *c)
     return true;
 }
 
+/* Whether the complete head at the start of buf carries "Expect: 100-continue". */
+static bool expects_continue(const uint8_t *buf, size_t len)
+{
+    size_t hend = head_end(buf, len, 0);
+    static const char name[] = "\nexpect:";
+    for (size_t i = 0; i + sizeof(name) - 1 < hend; i++) {
+        if (strncasecmp((const char *)buf + i, name, sizeof(name) - 1) != 0)
+            continue;
+        size_t p = i + sizeof(name) - 1;
+        while (p < hend && (buf[p] == ' ' || buf[p] == '\t'))
+            p++;
+        return p + 12 <= hend && strncasecmp((const char *)buf + p, "100-continue", 12) == 0;
+    }
+    return false;
+}
+
 /* Hands up the next complete request in c's buffer, or answers bad input. */
 static void conn_parse(struct http_conn *c)
 {
@@ -666,8 +683,17 @@ static void conn_parse(struct http_conn *c)
             c->req_started_ms = mono_ms();
         if (c->peer_eof)
             c->closing = true, c->in_len = 0;
+        else if (!c->continue_sent && expects_continue(c->in, c->in_len)) {
+            /* RFC 9110 10.1.1: the client waits for this before it sends the body (curl does
+             * for a body over 1 KiB). A 1.0 client never asks. */
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            if (!out_append(c, cont, sizeof(cont) - 1))
+                refuse(c, 503);
+            c->continue_sent = true;
+        }
         return;
     }
+    c->continue_sent = false;
     memmove(c->in, c->in + used, c->in_len - used);
     c->in_len -= used;
     c->scanned = 0;

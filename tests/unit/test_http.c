@@ -274,6 +274,16 @@ static void test_body(void **state)
     assert_int_equal(f->calls, 1);
     assert_int_equal(f->body_len_seen, 11);
     assert_memory_equal(f->body_seen, "hello world", 11);
+    /* Expect: 100-continue gets its interim answer before the body, then the real one. */
+    SEND(fd, "POST /body HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n");
+    drain(f, fd, buf, sizeof(buf), 30, &eof);
+    assert_string_equal(buf, "HTTP/1.1 100 Continue\r\n\r\n");
+    SEND(fd, "abc");
+    drain(f, fd, buf, sizeof(buf), 50, &eof);
+    assert_int_equal(f->calls, 2);
+    assert_int_equal(count(buf, "100 Continue"), 0);
+    assert_non_null(strstr(buf, "HTTP/1.1 200 OK\r\n"));
+    assert_memory_equal(f->body_seen, "abc", 3);
     /* Over max_body: 413 and closed, without reading the body. */
     SEND(fd, "POST /body HTTP/1.1\r\nHost: h\r\nContent-Length: 101\r\n\r\n");
     drain(f, fd, buf, sizeof(buf), 200, &eof);
@@ -288,7 +298,7 @@ static void test_body(void **state)
     assert_true(eof);
     assert_non_null(strstr(buf, "HTTP/1.1 411 "));
     close(fd);
-    assert_int_equal(f->calls, 1);
+    assert_int_equal(f->calls, 2);
     teardown(f);
 }
 
