@@ -741,17 +741,16 @@ static void conn_pump(struct loop *l, void *arg)
 
 static void conn_read(struct http_conn *c)
 {
-    struct http_server *s = c->srv;
-    size_t room_max = HTTP_HEAD_MAX + s->lim.max_body;
     for (int turns = 0; turns < 16; turns++) {
         if (c->in_len == c->in_cap) {
-            if (c->in_cap >= room_max) {
-                refuse(c, c->in_len >= HTTP_HEAD_MAX ? 431 : 413);
+            /* Grown here only while a head is being read, up to HTTP_HEAD_MAX; past that
+             * conn_parse decides: a head to parse, exact room for its body, or a refusal.
+             * (So pipelined requests are never read beyond one head or one body's room.) */
+            if (c->in_cap >= HTTP_HEAD_MAX || head_end(c->in, c->in_len, 0) != 0)
                 return;
-            }
             size_t cap = c->in_cap ? c->in_cap * 2 : HTTP_READ_CHUNK;
-            if (cap > room_max)
-                cap = room_max;
+            if (cap > HTTP_HEAD_MAX)
+                cap = HTTP_HEAD_MAX;
             uint8_t *nb = realloc(c->in, cap);
             if (nb == NULL) {
                 refuse(c, 503);
