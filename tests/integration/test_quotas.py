@@ -433,18 +433,11 @@ def test_request_percentage_mutes_a_busy_client(qbroker):
     assert busy >= 1.0 and busy > free + 0.9, (busy, free)
 
 
-def test_request_quota_throttle_time_in_every_response(qbroker):
-    """KIP-124/219 (RequestHandlerHelper.sendResponseMaybeThrottle): over request_percentage,
-    every response that has a throttle_time_ms carries the throttle, not only Produce and Fetch,
-    and the connection is muted that long: the next answer comes no sooner."""
-    b = qbroker.bootstrap
-    topic = "q-" + uuid.uuid4().hex[:8]
-    create_topic(b, topic)
-    set_quota(b, [("client-id", "busy")], "request_percentage", 1e-7)
-    name = topic.encode()
-    group = b"g-" + uuid.uuid4().hex[:8].encode()
-    # (api, version, body): each a version whose response starts with throttle_time_ms.
-    requests = [
+def throttled_requests(topic, group):
+    """(api, version, body) of a Metadata, ListOffsets, OffsetCommit and DescribeGroups: each a
+    version whose response starts with throttle_time_ms."""
+    name, group = topic.encode(), group.encode()
+    return [
         (3, 4, struct.pack(">ih", 1, len(name)) + name + struct.pack(">?", False)),  # Metadata
         (2, 2, struct.pack(">ib", -1, 0) + struct.pack(">ih", 1, len(name)) + name
          + struct.pack(">iiq", 1, 0, -1)),  # ListOffsets: latest of partition 0
@@ -453,33 +446,47 @@ def test_request_quota_throttle_time_in_every_response(qbroker):
          + struct.pack(">iiqh", 1, 0, 0, -1)),  # OffsetCommit: simple commit of offset 0
         (15, 1, struct.pack(">ih", 1, len(group)) + group),  # DescribeGroups
     ]
-    host, port = b.split(":")
+
+
+def throttles_in_a_row(bootstrap, requests, client_id, rounds=2, limit_s=30):
+    """Sends requests rounds times on one connection, each after the previous answer; returns
+    [(api, throttle_ms, seconds since the previous answer, the previous answer's throttle)]."""
+    host, port = bootstrap.split(":")
     seen = []
     with socket.create_connection((host, int(port)), timeout=30) as s:
-        last_answer, last_throttle, deadline = None, 0, time.time() + 30
-        for rnd in range(2):
+        last_answer, last_throttle, deadline = None, 0, time.time() + limit_s
+        for rnd in range(rounds):
             for corr, (api, version, body) in enumerate(requests, start=1 + rnd * 10):
                 assert time.time() < deadline
-                s.sendall(frame(api, version, corr, body, client_id=b"busy"))
+                s.sendall(frame(api, version, corr, body, client_id=client_id))
                 size = struct.unpack(">i", _recv(s, 4))[0]
                 data = _recv(s, size)
                 now = time.time()
                 assert struct.unpack(">i", data[:4])[0] == corr
                 throttle = struct.unpack(">i", data[4:8])[0]
-                if last_answer is not None:
-                    # Muted for the previous answer's throttle (sent after it was received).
-                    assert now - last_answer >= last_throttle / 1000.0 - 0.1, (
-                        api, now - last_answer, last_throttle)
-                seen.append((api, throttle))
+                seen.append((api, throttle, None if last_answer is None else now - last_answer,
+                             last_throttle))
                 last_answer, last_throttle = now, throttle
+    return seen
+
+
+def test_request_quota_throttle_time_in_every_response(qbroker):
+    """KIP-124/219 (RequestHandlerHelper.sendResponseMaybeThrottle): over request_percentage,
+    every response that has a throttle_time_ms carries the throttle, not only Produce and Fetch,
+    and the connection is muted that long: the next answer comes no sooner."""
+    b = qbroker.bootstrap
+    topic = "q-" + uuid.uuid4().hex[:8]
+    create_topic(b, topic)
+    set_quota(b, [("client-id", "busy")], "request_percentage", 1e-7)
+    requests = throttled_requests(topic, "g-" + uuid.uuid4().hex[:8])
+    seen = throttles_in_a_row(b, requests, b"busy")
     # 1e-7 percent: every request is over it; a request throttle is at most one window (1 s).
-    assert all(0 < t <= 1000 for _, t in seen), seen
-    assert {a for a, _ in seen} == {3, 2, 8, 15}
+    assert all(0 < t <= 1000 for _, t, _, _ in seen), seen
+    assert {a for a, _, _, _ in seen} == {3, 2, 8, 15}
+    # Muted for the previous answer's throttle (counted from when it was received).
+    assert all(gap >= prev / 1000.0 - 0.1 for _, _, gap, prev in seen[1:]), seen
     # Another client is not throttled.
-    with socket.create_connection((host, int(port)), timeout=30) as s:
-        s.sendall(frame(3, 4, 1, requests[0][2], client_id=b"idle"))
-        size = struct.unpack(">i", _recv(s, 4))[0]
-        assert struct.unpack(">i", _recv(s, size)[4:8])[0] == 0
+    assert [t for _, t, _, _ in throttles_in_a_row(b, requests[:1], b"idle", rounds=1)] == [0]
 
 
 def fetch_v4(s, topic, offset, corr, client_id, max_bytes=10 << 20):
