@@ -832,7 +832,10 @@ class Emitter:
               '/* Calls fn for each non-zero ErrorCode of a response of key at version, outer ones',
               ' * first, until fn returns true; false when fn never did (or key is unknown). */',
               'bool proto_response_errors(int16_t key, int16_t version, const void *resp, '
-              'proto_error_fn fn, void *ctx);', '']
+              'proto_error_fn fn, void *ctx);', '',
+              '/* The top-level ThrottleTimeMs of a response of key at version, for the server to',
+              ' * set once for every API; NULL when that version has none (or key is unknown). */',
+              'int32_t *proto_response_throttle(int16_t key, int16_t version, void *resp);', '']
         for msg in self.msgs:
             h.append('/* ---- %s %s v%d-%d%s */' % (
                 msg.name, msg.kind if msg.kind != 'message' else '(message)',
@@ -1001,7 +1004,25 @@ class Emitter:
                   '    if (codec == NULL) {', '        kw_fail(w, KBUF_ERR_INVALID);',
                   '        return -1;', '    }', '    codec->encode(w, version, in);',
                   '    return w->err == 0 ? 0 : -1;', '}', '']
-        return c + self.errors_table(keys)
+        return c + self.errors_table(keys) + self.throttle_table(keys)
+
+    def throttle_table(self, keys):
+        c = ['int32_t *proto_response_throttle(int16_t key, int16_t version, void *resp)', '{',
+             '    switch (key) {']
+        for k in keys:
+            m = self.apis[k]['response']
+            f = next((f for f in m.root.fields if f.name == 'ThrottleTimeMs'), None)
+            if f is None:
+                continue
+            if f.base != 'int32' or f.is_array or f.tag is not None:
+                raise DefError('%s: ThrottleTimeMs must be a plain int32' % f.where)
+            lo, hi = f.versions
+            c += ['    case %d:' % k,
+                  '        return version >= %d && version <= %d ? &((struct %s *)resp)->%s : NULL;'
+                  % (lo, hi, m.root.cname, f.cname)]
+        c += ['    default:', '        (void)version;', '        (void)resp;',
+              '        return NULL;', '    }', '}', '']
+        return c
 
 
 def drop_unused_helpers(lines):

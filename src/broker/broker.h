@@ -301,6 +301,8 @@ struct request {
     struct conn_reply *reply;        /* deferred: the reply's reserved place (request_defer) */
     int32_t throttle_ms;             /* a client quota's throttle: the connection is muted this
                                       * long once the reply is sent (KIP-219) */
+    bool request_quota_done;         /* request_percentage recorded already, or exempt (a
+                                      * follower's fetch: sendResponseExemptThrottle) */
 };
 
 /* The host and port Metadata, DescribeCluster and FindCoordinator answer a client on c: its
@@ -327,6 +329,9 @@ void request_continue(struct request *r, enum request_status st);
 int32_t request_quota_record(struct request *r, int key, double value);
 /* Takes back a value recorded (a throttled fetch answers empty). */
 void request_quota_unrecord(struct request *r, int key, double value);
+/* The most r's client may record against key's quota in one quota window (quota.h's
+ * quota_window_max); -1 when no quota of key applies. */
+double request_quota_window_max(struct request *r, int key);
 /* Frees r without answering (connection closes, or acks=0). */
 void request_free(struct request *r);
 /* Allocates from the request arena; NULL when the request's memory bound is reached. */

@@ -51,6 +51,7 @@ struct fetch_plan {
     struct waiter wait;   /* parked until enough bytes or max_wait_ms (WAITER_ON_APPEND) */
     bool out_of_memory;   /* a re-check could not build the response: answered empty */
     bool cluster_action;  /* a follower's fetch may (CLUSTER_ACTION on the cluster) */
+    int64_t quota_max_bytes; /* a consumer's consumer_byte_rate x its quota window; -1: none */
 };
 
 static void release_files(struct fetch_response *resp)
@@ -111,6 +112,7 @@ static struct fetch_plan *fetch_prepare(struct broker *b, struct request *r)
     if (plan == NULL)
         return NULL;
     plan->replica_id = r->api_version >= 15 ? req->replica_state.replica_id : req->replica_id;
+    plan->quota_max_bytes = -1;
     int total = 0;
     for (int32_t i = 0; i < req->n_topics; i++)
         total += req->topics[i].n_partitions > 0 ? req->topics[i].n_partitions : 0;
@@ -538,6 +540,20 @@ static int64_t read_partition(struct partition *p, const struct fetch_item *it,
     return (int64_t)slice.len;
 }
 
+/* The response's byte budget (KafkaApis.handleFetchRequest's fetchMaxBytes): the request's,
+ * at most fetch.max.bytes and, for a consumer, at most what its consumer_byte_rate allows in
+ * one quota window (ClientQuotaManager.getMaxValueInQuotaWindow): asking more would be sure
+ * to be throttled. The first partition still gets one whole batch (KIP-74). */
+static int64_t fetch_max_bytes(const struct broker *b, const struct request *r, int64_t max_bytes)
+{
+    const struct fetch_plan *plan = r->state;
+    if (max_bytes > b->cfg.fetch_max_bytes)
+        max_bytes = b->cfg.fetch_max_bytes;
+    if (plan->quota_max_bytes >= 0 && max_bytes > plan->quota_max_bytes)
+        max_bytes = plan->quota_max_bytes;
+    return max_bytes;
+}
+
 /* Builds the response in r->resp from the plan; returns the number of record bytes it holds,
  * -1 when some partition has an error (errors are answered at once), -2 out of memory. */
 static int64_t fetch_build(struct broker *b, struct request *r)
@@ -552,9 +568,7 @@ static int64_t fetch_build(struct broker *b, struct request *r)
         resp->session_id = 0;
         return -1;
     }
-    int64_t budget = req->max_bytes > 0 ? req->max_bytes : INT32_MAX;
-    if (budget > b->cfg.fetch_max_bytes)
-        budget = b->cfg.fetch_max_bytes;
+    int64_t budget = fetch_max_bytes(b, r, req->max_bytes > 0 ? req->max_bytes : INT32_MAX);
     struct fetch_session *s = plan->incremental ? fetch_session_find(b->fetch_sessions, plan->session_id) : NULL;
     RESP_ARRAY(r, resp->responses, plan->n);
     if (resp->responses == NULL)
@@ -646,9 +660,8 @@ static void fetch_down_convert(struct broker *b, struct request *r)
     struct fetch_plan *plan = r->state;
     struct fetch_response *resp = r->resp;
     int8_t magic = r->api_version <= 1 ? 0 : 1;
-    int64_t budget = r->api_version >= 3 && req->max_bytes > 0 ? req->max_bytes : INT32_MAX;
-    if (budget > b->cfg.fetch_max_bytes)
-        budget = b->cfg.fetch_max_bytes;
+    int64_t budget = fetch_max_bytes(
+        b, r, r->api_version >= 3 && req->max_bytes > 0 ? req->max_bytes : INT32_MAX);
     int64_t total = 0;
     int k = 0;
     for (int32_t i = 0; i < resp->n_responses; i++) {
@@ -706,7 +719,7 @@ static bool fetch_wake(struct waiter *w, enum waiter_event ev);
  * FetchContext.getThrottledResponse's: no partitions, the throttle time, the session kept
  * (an incremental fetch's id, else none); the connection is muted that long (KIP-219).
  * Followers' fetches are not a client's. Returns true when throttled. */
-static bool fetch_client_quota(struct broker *b, struct request *r)
+static bool fetch_client_quota(struct broker *b, struct request *r, bool in_handler)
 {
     (void)b;
     struct fetch_plan *plan = r->state;
@@ -718,13 +731,22 @@ static bool fetch_client_quota(struct broker *b, struct request *r)
         for (int32_t j = 0; j < resp->responses[i].n_partitions; j++)
             size += resp->responses[i].partitions[j].records.len > 0
                         ? resp->responses[i].partitions[j].records.len : 0;
+    /* Answered from the handler: its request_percentage is recorded now, so that a request
+     * throttle answers empty too (the larger throttle is sent); a parked fetch's was recorded
+     * when its handler returned (server.c's on_frame). */
+    int32_t tr = r->throttle_ms;
+    if (in_handler) {
+        tr = request_quota_record(r, QUOTA_REQUEST_PERCENTAGE,
+                                  (double)(mono_us() - r->start_us) * 1e-4);
+        r->request_quota_done = true;
+    }
     int32_t t = request_quota_record(r, QUOTA_CONSUMER_BYTE_RATE, (double)size);
-    if (t <= 0)
+    if (t <= 0 && tr <= 0)
         return false;
     request_quota_unrecord(r, QUOTA_CONSUMER_BYTE_RATE, (double)size);
     release_files(resp);
     memset(resp, 0, sizeof(*resp));
-    resp->throttle_time_ms = t;
+    resp->throttle_time_ms = t > tr ? t : tr;
     resp->session_id = plan->incremental ? plan->session_id : 0;
     return true;
 }
@@ -748,11 +770,18 @@ enum request_status handle_fetch(struct broker *b, struct request *r)
     plan->cluster_action = plan->replica_id >= 0 &&
                            authorize(b, r, ACL_OP_CLUSTER_ACTION, ACL_RES_CLUSTER,
                                      ACL_CLUSTER_NAME, true);
+    r->request_quota_done = plan->cluster_action;
+    plan->quota_max_bytes = plan->replica_id < 0
+                                ? (int64_t)request_quota_window_max(r, QUOTA_CONSUMER_BYTE_RATE)
+                                : -1;
+    /* fetchMinBytes: at most the budget, or a capped fetch would wait out max_wait_ms. */
+    if (fetch_max_bytes(b, r, INT32_MAX) < req->min_bytes)
+        req->min_bytes = (int32_t)fetch_max_bytes(b, r, INT32_MAX);
     int64_t got = fetch_build(b, r);
     if (got == -2)
         return REQUEST_CLOSE;
     if (got < 0 || got >= req->min_bytes || req->max_wait_ms <= 0 || b->stopping) {
-        if (fetch_client_quota(b, r))
+        if (fetch_client_quota(b, r, true))
             return REQUEST_DONE;
         if (r->api_version <= 3)
             fetch_down_convert(b, r);
@@ -774,7 +803,7 @@ enum request_status handle_fetch(struct broker *b, struct request *r)
 /* Answers a fetch whose response is built (r->resp holds its files). */
 static void fetch_answer(struct broker *b, struct request *r)
 {
-    if (fetch_client_quota(b, r)) {
+    if (fetch_client_quota(b, r, false)) {
         request_finish(r);
         return;
     }

@@ -648,9 +648,10 @@ enum request_status handle_produce(struct broker *b, struct request *r)
         }
     }
     /* Client quotas (KafkaApis.handleProduceRequest): the request's size against the
-     * producer_byte_rate that applies; over it, the answer carries the throttle time and the
-     * connection is muted that long once it is sent (KIP-219). */
-    resp->throttle_time_ms = request_quota_record(r, QUOTA_PRODUCER_BYTE_RATE, (double)r->frame_len);
+     * producer_byte_rate that applies; over it, the answer carries the throttle time (set by
+     * request_finish, with the request quota's if larger) and the connection is muted that
+     * long once it is sent (KIP-219). */
+    request_quota_record(r, QUOTA_PRODUCER_BYTE_RATE, (double)r->frame_len);
     /* KIP-890: a transactional batch that would start a transaction waits for the
      * coordinator's word first. */
     if (!wait->txn_without_id && !wait->bad_acks && !wait->txn_denied &&

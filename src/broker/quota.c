@@ -568,6 +568,17 @@ int32_t quota_record(struct quotas *q, int key, const char *user, const char *cl
     return (int32_t)llround(t);
 }
 
+double quota_window_max(const struct quotas *q, int key, const char *user,
+                        const char *client_id)
+{
+    GREGOR_ASSERT(key >= 0 && key < QUOTA_NKEYS);
+    double bound;
+    const char *ut, *ct;
+    if (!resolve(q, key, user, client_id, &bound, &ut, &ct))
+        return -1;
+    return bound * (double)(q->window_num - 1) * ((double)q->window_ms / 1000.0);
+}
+
 void quota_unrecord(struct quotas *q, int key, const char *user, const char *client_id,
                     double value, int64_t now_ms)
 {

@@ -74,6 +74,11 @@ void quotas_entity_at(const struct quotas *q, int i, struct quota_entity_id *id,
  * and returns Kafka's throttle time in ms (0: within the quota or none applies). */
 int32_t quota_record(struct quotas *q, int key, const char *user, const char *client_id,
                      double value, int64_t now_ms);
+/* ClientQuotaManager.getMaxValueInQuotaWindow: the most a client may record against the
+ * quota of key that applies to it without being throttled when nothing was recorded before,
+ * bound x (quota.window.num - 1) x quota.window.size.seconds; -1 when no quota applies. */
+double quota_window_max(const struct quotas *q, int key, const char *user,
+                        const char *client_id);
 /* Takes back a recorded value (Kafka's unrecordQuotaSensor: a throttled fetch sends nothing). */
 void quota_unrecord(struct quotas *q, int key, const char *user, const char *client_id,
                     double value, int64_t now_ms);

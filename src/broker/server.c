@@ -198,6 +198,15 @@ void request_finish(struct request *r)
     /* Flexible responses carry header v1, except ApiVersions which is always v0 (KIP-511). */
     if (r->flexible && !r->api->response_header_v0)
         kw_empty_tags(&w);
+    /* KIP-219 (RequestHandlerHelper.sendResponseMaybeThrottle): every response that has a
+     * throttle_time_ms carries the client's throttle, the larger of its request and byte-rate
+     * quotas' (a handler's own value stays when larger). Sent at once, whatever the version:
+     * the mute below is the throttle, as Kafka 2.0+ does for old clients too. */
+    int32_t *throttle = r->resp != NULL
+                            ? proto_response_throttle(r->api_key, r->resp_version, r->resp)
+                            : NULL;
+    if (throttle != NULL && *throttle < r->throttle_ms)
+        *throttle = r->throttle_ms;
     r->api->encode(&w, r->resp_version, r->resp);
     if (w.err) {
         LOG_ERROR(server_who, "cannot encode %s v%d response (%zu bytes so far)", r->api->name,
@@ -275,6 +284,34 @@ void request_quota_unrecord(struct request *r, int key, double value)
     const char *user = strchr(s->principal, ':') != NULL ? strchr(s->principal, ':') + 1
                                                          : s->principal;
     quota_unrecord(b->quotas, key, user, s->client_id ? s->client_id : "", value, mono_ms());
+}
+
+double request_quota_window_max(struct request *r, int key)
+{
+    struct broker *b = r->broker;
+    if (b->quotas == NULL || r->conn == NULL || quotas_count(b->quotas) == 0)
+        return -1;
+    struct conn_session *s = conn_session(r->conn);
+    const char *user = strchr(s->principal, ':') != NULL ? strchr(s->principal, ':') + 1
+                                                         : s->principal;
+    return quota_window_max(b->quotas, key, user, s->client_id ? s->client_id : "");
+}
+
+/* Requests not counted against request_percentage here: those Kafka exempts, the cluster
+ * actions it answers with sendResponseExemptThrottle (a follower's fetch is marked by its
+ * handler) and the SASL exchange (its authenticator runs it before KafkaApis), and those
+ * whose handler recorded it already (a fetch, to answer empty when throttled). */
+static bool request_quota_exempt(const struct request *r)
+{
+    switch (r->api_key) {
+    case PROTO_API_CONTROLLED_SHUTDOWN:
+    case PROTO_API_WRITE_TXN_MARKERS:
+    case PROTO_API_SASL_HANDSHAKE:
+    case PROTO_API_SASL_AUTHENTICATE:
+        return true;
+    default:
+        return r->request_quota_done;
+    }
 }
 
 static void close_for(struct request *r, const char *why)
@@ -387,9 +424,10 @@ static void on_frame(void *ctx, struct conn *c, uint8_t *frame, size_t len)
     enum request_status st = r->api->handler(b, r);
     /* request_percentage (ClientRequestQuotaManager): the loop-thread time of the request
      * from its frame to its handler's return, as Kafka counts its io and network threads'
-     * time (percent of one thread: 1 ms is 0.1 percent-second); a pending request's later
-     * steps are not counted (they run for many requests at once: group commits, wake-ups). */
-    if (st != REQUEST_PENDING)
+     * time (percent of one thread: 1 ms is 0.1 percent-second). A pending request counts its
+     * handler's step, its throttle sent with its answer; its later steps are not counted
+     * (they run for many requests at once: group commits, wake-ups). */
+    if (!request_quota_exempt(r))
         request_quota_record(r, QUOTA_REQUEST_PERCENTAGE,
                              (double)(mono_us() - r->start_us) * 1e-4);
     request_continue(r, st);

@@ -425,12 +425,130 @@ def metadata_round_trips(bootstrap, client_id, n):
 
 
 def test_request_percentage_mutes_a_busy_client(qbroker):
-    # 0.0001 percent of the loop thread: 1 us a second, less than a request takes.
-    set_quota(qbroker.bootstrap, [("user", None), ("client-id", "busy")], "request_percentage", 0.0001)
+    # 1e-7 percent of the loop thread: 2 ns of handler time over the 2 s window is over it.
+    set_quota(qbroker.bootstrap, [("user", None), ("client-id", "busy")], "request_percentage", 1e-7)
     free = metadata_round_trips(qbroker.bootstrap, b"idle", 8)
     busy = metadata_round_trips(qbroker.bootstrap, b"busy", 8)
     # A request quota's throttle is at most one window (1 s here): muted at least once.
     assert busy >= 1.0 and busy > free + 0.9, (busy, free)
+
+
+def throttled_requests(topic, group):
+    """(api, version, body) of a Metadata, ListOffsets, OffsetCommit and DescribeGroups: each a
+    version whose response starts with throttle_time_ms."""
+    name, group = topic.encode(), group.encode()
+    return [
+        (3, 4, struct.pack(">ih", 1, len(name)) + name + struct.pack(">?", False)),  # Metadata
+        (2, 2, struct.pack(">ib", -1, 0) + struct.pack(">ih", 1, len(name)) + name
+         + struct.pack(">iiq", 1, 0, -1)),  # ListOffsets: latest of partition 0
+        (8, 3, struct.pack(">h", len(group)) + group + struct.pack(">ih", -1, 0)
+         + struct.pack(">q", -1) + struct.pack(">ih", 1, len(name)) + name
+         + struct.pack(">iiqh", 1, 0, 0, -1)),  # OffsetCommit: simple commit of offset 0
+        (15, 1, struct.pack(">ih", 1, len(group)) + group),  # DescribeGroups
+    ]
+
+
+def throttles_in_a_row(bootstrap, requests, client_id, rounds=2, limit_s=30):
+    """Sends requests rounds times on one connection, each after the previous answer; returns
+    [(api, throttle_ms, seconds since the previous answer, the previous answer's throttle)]."""
+    host, port = bootstrap.split(":")
+    seen = []
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        last_answer, last_throttle, deadline = None, 0, time.time() + limit_s
+        for rnd in range(rounds):
+            for corr, (api, version, body) in enumerate(requests, start=1 + rnd * 10):
+                assert time.time() < deadline
+                s.sendall(frame(api, version, corr, body, client_id=client_id))
+                size = struct.unpack(">i", _recv(s, 4))[0]
+                data = _recv(s, size)
+                now = time.time()
+                assert struct.unpack(">i", data[:4])[0] == corr
+                throttle = struct.unpack(">i", data[4:8])[0]
+                seen.append((api, throttle, None if last_answer is None else now - last_answer,
+                             last_throttle))
+                last_answer, last_throttle = now, throttle
+    return seen
+
+
+def test_request_quota_throttle_time_in_every_response(qbroker):
+    """KIP-124/219 (RequestHandlerHelper.sendResponseMaybeThrottle): over request_percentage,
+    every response that has a throttle_time_ms carries the throttle, not only Produce and Fetch,
+    and the connection is muted that long: the next answer comes no sooner."""
+    b = qbroker.bootstrap
+    topic = "q-" + uuid.uuid4().hex[:8]
+    create_topic(b, topic)
+    set_quota(b, [("client-id", "busy")], "request_percentage", 1e-7)
+    requests = throttled_requests(topic, "g-" + uuid.uuid4().hex[:8])
+    seen = throttles_in_a_row(b, requests, b"busy")
+    # 1e-7 percent: every request is over it; a request throttle is at most one window (1 s).
+    assert all(0 < t <= 1000 for _, t, _, _ in seen), seen
+    assert {a for a, _, _, _ in seen} == {3, 2, 8, 15}
+    # Muted for the previous answer's throttle (counted from when it was received).
+    assert all(gap >= prev / 1000.0 - 0.1 for _, _, gap, prev in seen[1:]), seen
+    # Another client is not throttled.
+    assert [t for _, t, _, _ in throttles_in_a_row(b, requests[:1], b"idle", rounds=1)] == [0]
+
+
+def fetch_v4(s, topic, offset, corr, client_id, max_bytes=10 << 20):
+    """One Fetch v4 of partition 0 on s: (throttle_ms, error, record bytes)."""
+    name = topic.encode()
+    body = struct.pack(">iiiib", -1, 100, 1, max_bytes, 0)
+    body += struct.pack(">ih", 1, len(name)) + name + struct.pack(">iiqi", 1, 0, offset, max_bytes)
+    s.sendall(frame(1, 4, corr, body, client_id=client_id))
+    size = struct.unpack(">i", _recv(s, 4))[0]
+    r = Reader(_recv(s, size))
+    assert r.take(">i") == corr
+    throttle = r.take(">i")
+    if r.take(">i") == 0:
+        return throttle, None, None  # a throttled answer: no partitions
+    assert r.s16() == name
+    assert r.take(">i") == 1
+    r.take(">i")
+    err = r.take(">h")
+    r.take(">q")
+    r.take(">q")
+    n = r.take(">i")
+    r.raw(max(n, 0) * 16)
+    return throttle, err, r.raw(max(r.take(">i"), 0))
+
+
+def test_consumer_fetch_capped_by_quota_window(qbroker):
+    """KafkaApis.handleFetchRequest: a consumer's fetch asks at most what its consumer_byte_rate
+    allows in one quota window with nothing recorded (getMaxValueInQuotaWindow: the rate x
+    (quota.window.num - 1) x quota.window.size.seconds, 40000 bytes here); the first batch
+    still goes whole (KIP-74). A client without a quota gets its whole max_bytes."""
+    b = qbroker.bootstrap
+    topic = "q-" + uuid.uuid4().hex[:8]
+    create_topic(b, topic)
+    host, port = b.split(":")
+    batch = record_batch([b"v" * 1000] * 9)  # ~9 KB a batch
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        for corr in range(1, 41):  # ~360 KB
+            s.sendall(produce_frame(topic, batch, corr, b"writer"))
+            assert read_produce(s)[0] == corr
+    set_quota(b, [("client-id", "capped")], "consumer_byte_rate", 20000)
+    window_max = 20000 * (3 - 1) * 1
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        throttle, err, records = fetch_v4(s, topic, 0, 1, b"capped")
+        assert err == 0
+        assert len(batch) <= len(records) <= window_max, len(records)
+        assert len(records) > window_max - len(batch), len(records)  # whole batches up to it
+        # Within the quota: the capped answer is not throttled (the point of the cap).
+        assert throttle == 0
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        throttle, err, records = fetch_v4(s, topic, 0, 1, b"free")
+        assert (throttle, err) == (0, 0)
+        assert len(records) == 40 * len(batch)
+    # A first batch larger than the window is read (KIP-74) but over the quota at once: as in
+    # Kafka, the answer is the throttled one, empty, its bytes taken back.
+    big = record_batch([b"w" * 60000])
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(produce_frame(topic, big, 1, b"writer"))
+        assert read_produce(s)[0] == 1
+    set_quota(b, [("client-id", "capped2")], "consumer_byte_rate", 20000)
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        throttle, err, records = fetch_v4(s, topic, 40 * 9, 1, b"capped2")
+        assert throttle > 0 and records is None
 
 
 # ---- Kafka 4.x's kafka-configs.sh (ConfigCommand from the Maven jars) ----

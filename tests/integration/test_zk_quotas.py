@@ -14,7 +14,8 @@ import pytest
 
 from conftest import Broker, free_port
 from kafka_wire import record_batch
-from test_quotas import _alter, describe, ok, produce_frame, read_produce
+from test_quotas import (_alter, create_topic, describe, fetch_v4, ok, produce_frame, read_produce,
+                         set_quota, throttled_requests, throttles_in_a_row)
 from zk_fixture import ZkReader, kafka_beside, wait_until, zk, zookeeper_available  # noqa: F401 (zk)
 
 pytestmark = pytest.mark.skipif(not zookeeper_available(), reason="ZooKeeper is not installed")
@@ -299,6 +300,63 @@ def test_zk_quota_znodes_side_by_side_with_kafka_39(tmp_path, zk):
         (tmp_path / "on-kafka").mkdir()
         g = start(tmp_path / "on-kafka", zk.connect + "/kafka", 1)
         assert everything(g.bootstrap) == want
+    finally:
+        if g is not None:
+            g.stop()
+        kafka.stop()
+
+
+def quota_observations(bootstrap):
+    """What a request quota and a consumer_byte_rate do on the wire: the throttle of each
+    answer in a row of Metadata/ListOffsets/OffsetCommit/DescribeGroups over
+    request_percentage, and the record bytes of a capped consumer's first fetch."""
+    topic = "q-" + uuid.uuid4().hex[:8]
+    create_topic(bootstrap, topic)
+    host, port = bootstrap.split(":")
+    batch = record_batch([b"v" * 1000] * 9)
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        for corr in range(1, 41):
+            s.sendall(produce_frame(topic, batch, corr, b"writer"))
+            assert read_produce(s)[0] == corr
+    set_quota(bootstrap, [("client-id", "capped")], "consumer_byte_rate", 20000)
+    set_quota(bootstrap, [("client-id", "busy")], "request_percentage", 1e-7)
+    requests = throttled_requests(topic, "g-" + uuid.uuid4().hex[:8])
+    # Kafka applies a quota when its config-change notification comes back (the later one
+    # applied: the earlier too).
+    assert wait_until(lambda: throttles_in_a_row(bootstrap, requests[:1], b"busy", 1)[0][1] > 0,
+                      30)
+    time.sleep(1.2)  # past the probe's mute
+    seen = throttles_in_a_row(bootstrap, requests, b"busy", rounds=1)
+    # Kafka cuts the log at the cap, a partial last batch included, so that its whole response
+    # is a little over the window and answered throttled and empty until the measured window
+    # widens past num - 1 windows: fetched again after the mute (bounded).
+    for attempt in range(5):
+        with socket.create_connection((host, int(port)), timeout=30) as s:
+            throttle, err, records = fetch_v4(s, topic, 0, 1, b"capped")
+        if records is not None:
+            break
+        time.sleep(throttle / 1000.0 + 1.0)
+    return seen, (err, None if records is None else len(records)), len(batch)
+
+
+def test_quota_throttles_and_fetch_cap_side_by_side_with_kafka_39(tmp_path, zk):
+    """The same wire scenario against Kafka 3.9 and gregor: a request quota's throttle in each
+    response (at most one 1 s window) and the connection muted that long; a capped consumer's
+    fetch cut to whole batches within consumer_byte_rate x (quota.window.num - 1) x 1 s."""
+    kz, cp, kafka = kafka_beside(zk, tmp_path, dict(WINDOWS))
+    kafka.start()
+    g = None
+    try:
+        kafka.wait_started(90)
+        g = start(tmp_path, zk.connect + "/gregor", 1)
+        theirs = quota_observations(kafka.bootstrap)
+        ours = quota_observations(g.bootstrap)
+        for seen, fetched, batch_len in (theirs, ours):
+            assert [a for a, _, _, _ in seen] == [3, 2, 8, 15]
+            assert all(0 < t <= 1000 for _, t, _, _ in seen), seen
+            assert all(gap >= prev / 1000.0 - 0.1 for _, _, gap, prev in seen[1:]), seen
+            # Cut at the window's 40000 bytes: gregor at the last whole batch, Kafka within it.
+            assert fetched[0] == 0 and 40000 - batch_len < fetched[1] <= 40000, fetched
     finally:
         if g is not None:
             g.stop()

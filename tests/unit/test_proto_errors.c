@@ -1,6 +1,7 @@
 /* test_proto_errors: the generated walk over the errors a response carries (used to log refused
  * requests): each non-zero ErrorCode once, outer first, with its resource, partition and the
- * ErrorMessage only in versions that have one; the callback can stop it. */
+ * ErrorMessage only in versions that have one; the callback can stop it. And the generated
+ * lookup of a response's throttle_time_ms. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -108,11 +109,33 @@ static void test_top_level_error_and_unknown_key(void **state)
     assert_int_equal(none.n, 0);
 }
 
+/* proto_response_throttle: the top-level ThrottleTimeMs, only in the versions that have it. */
+static void test_throttle_field_by_version(void **state)
+{
+    (void)state;
+    struct metadata_response md;
+    memset(&md, 0, sizeof(md));
+    assert_null(proto_response_throttle(PROTO_API_METADATA, 2, &md));
+    assert_ptr_equal(proto_response_throttle(PROTO_API_METADATA, 3, &md), &md.throttle_time_ms);
+    assert_ptr_equal(proto_response_throttle(PROTO_API_METADATA, 13, &md), &md.throttle_time_ms);
+    struct offset_commit_response oc;
+    assert_null(proto_response_throttle(PROTO_API_OFFSET_COMMIT, 2, &oc));
+    assert_ptr_equal(proto_response_throttle(PROTO_API_OFFSET_COMMIT, 3, &oc), &oc.throttle_time_ms);
+    struct api_versions_response av;
+    assert_null(proto_response_throttle(PROTO_API_API_VERSIONS, 0, &av));
+    assert_ptr_equal(proto_response_throttle(PROTO_API_API_VERSIONS, 1, &av), &av.throttle_time_ms);
+    struct produce_response pr;
+    assert_null(proto_response_throttle(PROTO_API_PRODUCE, 0, &pr));
+    assert_ptr_equal(proto_response_throttle(PROTO_API_PRODUCE, 1, &pr), &pr.throttle_time_ms);
+    assert_null(proto_response_throttle(9999, 0, &md));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_produce_errors_with_resource_and_message),
         cmocka_unit_test(test_top_level_error_and_unknown_key),
+        cmocka_unit_test(test_throttle_field_by_version),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
