@@ -5,6 +5,7 @@ import glob
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 import urllib.error
@@ -152,3 +153,72 @@ def test_metrics_method(mbroker):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, timeout=10)
     assert e.value.code == 405
+
+
+def test_metrics_replication(tmp_path):
+    """3 brokers on ZooKeeper, an RF 3 partition: followers' fetches show as FetchFollower and
+    replication bytes; a follower stopped leaves the ISR (isrshrinks, under-replicated 1 on the
+    leader), and rejoins once it runs again (isrexpands, under-replicated 0)."""
+    from zk_fixture import ZooKeeperServer, start_brokers, wait_until, zookeeper_available
+    assert zookeeper_available(), "Debian's zookeeper package is missing: make test-deps"
+    z = ZooKeeperServer()
+    z.start()
+    brokers = []
+    try:
+        brokers = start_brokers(tmp_path, z.connect + "/metrics",
+                                overrides={"gregor.http.listener": "127.0.0.1:0",
+                                           "replica.lag.time.max.ms": 3000})
+        by_id = {i + 1: b for i, b in enumerate(brokers)}
+        admin = AdminClient({"bootstrap.servers": brokers[0].bootstrap})
+        admin.create_topics([NewTopic("rt", 1, 3)], request_timeout=20)["rt"].result(30)
+        p = Producer({"bootstrap.servers": brokers[0].bootstrap, "acks": "all"})
+        for i in range(100):
+            p.produce("rt", value=b"r%d" % i, partition=0)
+        assert p.flush(30) == 0
+        md = admin.list_topics(timeout=10)
+        leader = md.topics["rt"].partitions[0].leader
+        followers = [i for i in by_id if i != leader and i != md.controller_id] or \
+            [i for i in by_id if i != leader]
+        victim = followers[0]
+
+        def m(i):
+            return parse(scrape(http_port(by_id[i])))
+        lm = m(leader)
+        assert get(lm, "kafka_server_brokertopicmetrics_messagesin_total", topic="rt") == 100
+        assert get(lm, "kafka_network_requestmetrics_requests_total", request="FetchFollower") >= 2
+        assert get(lm, "kafka_server_brokertopicmetrics_replicationbytesout_total") > 0
+        assert get(lm, "kafka_server_replicamanager_underreplicatedpartitions") == 0
+        wait_until(lambda: get(m(victim), "kafka_server_brokertopicmetrics_replicationbytesin_total")
+                   >= get(lm, "kafka_server_brokertopicmetrics_bytesin_total", topic="rt"), 20,
+                   what="the follower's replication bytes in")
+        # The follower's copy counts as its log size too, and no messages in as leader.
+        vm = m(victim)
+        assert get(vm, "kafka_server_brokertopicmetrics_messagesin_total", topic="rt") == 0
+        assert get(vm, "kafka_log_log_size", topic="rt", partition="0") == \
+            get(lm, "kafka_log_log_size", topic="rt", partition="0")
+
+        # Stopped (not killed: the controller would take a dead broker out of the ISR itself,
+        # which Kafka's leader does not count), the follower stops fetching; its ZooKeeper
+        # session (18 s) outlives replica.lag.time.max.ms, so the leader shrinks the ISR.
+        by_id[victim].proc.send_signal(signal.SIGSTOP)
+        try:
+            # A follower at the log end stays in sync (Kafka's isCaughtUp): append past it.
+            p1 = Producer({"bootstrap.servers": by_id[leader].bootstrap, "acks": "1"})
+            p1.produce("rt", value=b"more", partition=0)
+            assert p1.flush(30) == 0
+            wait_until(lambda: get(m(leader), "kafka_server_replicamanager_underreplicatedpartitions")
+                       == 1, 15, what="the partition under-replicated on its leader")
+            assert get(m(leader), "kafka_server_replicamanager_isrshrinks_total") >= 1
+        finally:
+            by_id[victim].proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: get(m(leader), "kafka_server_replicamanager_underreplicatedpartitions")
+                   == 0, 60, what="the follower back in the ISR")
+        assert get(m(leader), "kafka_server_replicamanager_isrexpands_total") >= 1
+        assert get(m(leader), "kafka_controller_kafkacontroller_offlinepartitionscount") == 0
+    finally:
+        for b in brokers:
+            try:
+                b.stop()
+            except Exception:
+                pass
+        z.stop()
