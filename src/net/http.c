@@ -53,6 +53,7 @@ struct http_conn {
     uint8_t *in;                   /* in_len bytes read, not yet parsed */
     size_t in_len, in_cap;
     size_t scanned;                /* bytes of in searched for the head's end */
+    bool continue_sent;            /* "100 Continue" went out for the request being read */
     struct http_req_int *up;       /* the request up, or NULL */
     uint8_t *out;                  /* out_len bytes to send from out_off */
     size_t out_len, out_off, out_cap;
@@ -625,6 +626,22 @@ static bool conn_flush(struct http_conn *c)
     return true;
 }
 
+/* Whether the complete head at the start of buf carries "Expect: 100-continue". */
+static bool expects_continue(const uint8_t *buf, size_t len)
+{
+    size_t hend = head_end(buf, len, 0);
+    static const char name[] = "\nexpect:";
+    for (size_t i = 0; i + sizeof(name) - 1 < hend; i++) {
+        if (strncasecmp((const char *)buf + i, name, sizeof(name) - 1) != 0)
+            continue;
+        size_t p = i + sizeof(name) - 1;
+        while (p < hend && (buf[p] == ' ' || buf[p] == '\t'))
+            p++;
+        return p + 12 <= hend && strncasecmp((const char *)buf + p, "100-continue", 12) == 0;
+    }
+    return false;
+}
+
 /* Hands up the next complete request in c's buffer, or answers bad input. */
 static void conn_parse(struct http_conn *c)
 {
@@ -666,8 +683,17 @@ static void conn_parse(struct http_conn *c)
             c->req_started_ms = mono_ms();
         if (c->peer_eof)
             c->closing = true, c->in_len = 0;
+        else if (!c->continue_sent && expects_continue(c->in, c->in_len)) {
+            /* RFC 9110 10.1.1: the client waits for this before it sends the body (curl does
+             * for a body over 1 KiB). A 1.0 client never asks. */
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            if (!out_append(c, cont, sizeof(cont) - 1))
+                refuse(c, 503);
+            c->continue_sent = true;
+        }
         return;
     }
+    c->continue_sent = false;
     memmove(c->in, c->in + used, c->in_len - used);
     c->in_len -= used;
     c->scanned = 0;
@@ -715,17 +741,16 @@ static void conn_pump(struct loop *l, void *arg)
 
 static void conn_read(struct http_conn *c)
 {
-    struct http_server *s = c->srv;
-    size_t room_max = HTTP_HEAD_MAX + s->lim.max_body;
     for (int turns = 0; turns < 16; turns++) {
         if (c->in_len == c->in_cap) {
-            if (c->in_cap >= room_max) {
-                refuse(c, c->in_len >= HTTP_HEAD_MAX ? 431 : 413);
+            /* Grown here only while a head is being read, up to HTTP_HEAD_MAX; past that
+             * conn_parse decides: a head to parse, exact room for its body, or a refusal.
+             * (So pipelined requests are never read beyond one head or one body's room.) */
+            if (c->in_cap >= HTTP_HEAD_MAX || head_end(c->in, c->in_len, 0) != 0)
                 return;
-            }
             size_t cap = c->in_cap ? c->in_cap * 2 : HTTP_READ_CHUNK;
-            if (cap > room_max)
-                cap = room_max;
+            if (cap > HTTP_HEAD_MAX)
+                cap = HTTP_HEAD_MAX;
             uint8_t *nb = realloc(c->in, cap);
             if (nb == NULL) {
                 refuse(c, 503);
@@ -765,18 +790,13 @@ static void conn_io(struct loop *l, int fd, void *arg, unsigned events)
             return;
     }
     if (events & LOOP_HUP) {
-        if (c->up == NULL && c->out_len == c->out_off) {
-            conn_close(c);
-            return;
-        }
-        /* Try reading: an EOF or error closes it below. */
+        /* Both directions are gone (a reset, or a socketpair's peer closed): nobody reads an
+         * answer, and the event would repeat every turn while a request is up. */
+        conn_close(c);
+        return;
     }
-    if ((events & (LOOP_READ | LOOP_HUP)) && c->up == NULL && !c->closing && !c->peer_eof)
+    if ((events & LOOP_READ) && c->up == NULL && !c->closing && !c->peer_eof)
         conn_read(c);
-    if (events & LOOP_HUP) {
-        c->peer_eof = true;
-        c->closing = true; /* a full hang-up: nobody will read an answer */
-    }
     conn_parse(c);
     conn_after(c);
 }

@@ -119,6 +119,27 @@ def test_health_and_routes(http_broker):
     assert resp.index(b"live\n") < resp.index(b"ready\n")
 
 
+def test_real_http_clients(http_broker):
+    """http.client keeps one connection for many requests; curl's POST of a body over 1 KiB
+    waits for 100 Continue, which comes at once (without it curl would wait a second)."""
+    import http.client
+    p = http_broker.http_port
+    conn = http.client.HTTPConnection("127.0.0.1", p, timeout=5)
+    conn.connect()
+    first = conn.sock
+    for i in range(20):
+        conn.request("GET" if i % 2 else "HEAD", "/health/live")
+        r = conn.getresponse()
+        assert r.status == 200 and r.read() == (b"live\n" if i % 2 else b"")
+    assert conn.sock is first  # kept alive throughout
+    conn.close()
+    out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_total}",
+                          "--data-binary", "@-", "http://127.0.0.1:%d/api/nothing-here" % p],
+                         input=b"x" * 4096, capture_output=True, timeout=10)
+    code, took = out.stdout.decode().split()
+    assert int(code) >= 200 and float(took) < 0.9, (code, took, out.stderr)
+
+
 class KafkaTraffic(threading.Thread):
     """Produces one message every 20 ms and consumes them back on the Kafka port; records
     when each was delivered, so a stall of the broker's loop shows as a gap."""

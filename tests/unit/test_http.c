@@ -274,6 +274,16 @@ static void test_body(void **state)
     assert_int_equal(f->calls, 1);
     assert_int_equal(f->body_len_seen, 11);
     assert_memory_equal(f->body_seen, "hello world", 11);
+    /* Expect: 100-continue gets its interim answer before the body, then the real one. */
+    SEND(fd, "POST /body HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n");
+    drain(f, fd, buf, sizeof(buf), 30, &eof);
+    assert_string_equal(buf, "HTTP/1.1 100 Continue\r\n\r\n");
+    SEND(fd, "abc");
+    drain(f, fd, buf, sizeof(buf), 50, &eof);
+    assert_int_equal(f->calls, 2);
+    assert_int_equal(count(buf, "100 Continue"), 0);
+    assert_non_null(strstr(buf, "HTTP/1.1 200 OK\r\n"));
+    assert_memory_equal(f->body_seen, "abc", 3);
     /* Over max_body: 413 and closed, without reading the body. */
     SEND(fd, "POST /body HTTP/1.1\r\nHost: h\r\nContent-Length: 101\r\n\r\n");
     drain(f, fd, buf, sizeof(buf), 200, &eof);
@@ -288,7 +298,7 @@ static void test_body(void **state)
     assert_true(eof);
     assert_non_null(strstr(buf, "HTTP/1.1 411 "));
     close(fd);
-    assert_int_equal(f->calls, 1);
+    assert_int_equal(f->calls, 2);
     teardown(f);
 }
 
@@ -429,6 +439,48 @@ static void test_slow_reader_is_not_read(void **state)
     teardown(f);
 }
 
+/* Pipelined requests with bodies that together pass the body bound: each is within it, so
+ * every one is answered (the connection is read one head or one body's room at a time). */
+static void test_pipelined_bodies(void **state)
+{
+    (void)state;
+    struct fixture *f = setup(100000, 0, 0);
+    int fd = client(f);
+    size_t body = 90000, one = 128 + body, total = 12 * one;
+    char *reqs = malloc(total);
+    size_t n = 0;
+    for (int i = 0; i < 12; i++) {
+        n += (size_t)snprintf(reqs + n, total - n, "POST /body HTTP/1.1\r\nHost: h\r\n"
+                              "Content-Length: %zu\r\n\r\n", body);
+        memset(reqs + n, 'a' + i, body);
+        n += body;
+    }
+    size_t off = 0;
+    char buf[8192];
+    size_t got = 0;
+    int64_t end = mono_ms() + 5000;
+    while ((off < n || count(buf, "HTTP/1.1 200 OK") < 12) && mono_ms() < end) {
+        if (off < n) {
+            ssize_t w = send(fd, reqs + off, n - off, MSG_NOSIGNAL);
+            if (w > 0)
+                off += (size_t)w;
+        }
+        loop_run_once(f->loop, 1);
+        ssize_t r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+        if (r > 0)
+            got += (size_t)r;
+        buf[got] = '\0';
+    }
+    assert_int_equal(off, n);
+    assert_int_equal(count(buf, "HTTP/1.1 200 OK"), 12);
+    assert_int_equal(f->calls, 12);
+    assert_int_equal(f->body_len_seen, body);
+    assert_int_equal(f->body_seen[0], 'a' + 11);
+    free(reqs);
+    close(fd);
+    teardown(f);
+}
+
 static void test_connection_bound(void **state)
 {
     (void)state;
@@ -513,6 +565,7 @@ int main(void)
         cmocka_unit_test(test_parse_without_sockets),
         cmocka_unit_test(test_query),
         cmocka_unit_test(test_slow_reader_is_not_read),
+        cmocka_unit_test(test_pipelined_bodies),
         cmocka_unit_test(test_connection_bound),
         cmocka_unit_test(test_idle_and_trickle_time_out),
         cmocka_unit_test(test_loopback_listener),
