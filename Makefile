@@ -180,6 +180,8 @@ FUZZ_EXTRA_fuzz_scram_credentials = src/broker/scram.c
 FUZZ_EXTRA_fuzz_client_quotas = src/broker/quota.c $(wildcard src/log/*.c)
 # fuzz_http: the HTTP request parser, then a server on the loop over a socketpair.
 FUZZ_EXTRA_fuzz_http = src/net/loop.c src/net/http.c
+# /metrics' reader of /proc/self/stat lives in metrics.c (all of the broker linked).
+FUZZ_EXTRA_fuzz_proc_stat = $(FUZZ_EXTRA_fuzz_pipeline)
 fuzz_extra = $(if $(filter undefined,$(origin FUZZ_EXTRA_$(1))),$(FUZZ_EXTRA_DEFAULT),$(FUZZ_EXTRA_$(1)))
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -Isrc -I$(BUILD)/gen \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined

@@ -2,7 +2,8 @@
 # Installs everything `make test` needs on a fresh Debian machine, then says where it is:
 #   - Debian packages: the build's, clang (fuzzing), kcat, python3-venv, a JDK + Maven, Node + npm, Go,
 #     ZooKeeper 3.8 (server `zookeeper` with its JRE, for the cluster tests, and the C client
-#     libzookeeper-mt-dev), nftables (the chaos runs' network partitions);
+#     libzookeeper-mt-dev), nftables (the chaos runs' network partitions), prometheus (promtool
+#     checks /metrics);
 #   - a virtualenv at .venv with tests/requirements.txt (pytest, kafka-python 2.0.2,
 #     confluent-kafka, beautifulsoup4), so nothing is pip-installed into the system Python;
 #   - the Java client check (tests/java, Maven), Kafka Connect's worker classpath (tests/connect,
@@ -22,7 +23,8 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 
 need=(build-essential clang python3 python3-venv zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev
-      librdkafka-dev libcmocka-dev kcat zookeeper libzookeeper-mt-dev libssl-dev openssl nftables)
+      librdkafka-dev libcmocka-dev kcat zookeeper libzookeeper-mt-dev libssl-dev openssl nftables
+      prometheus)
 command -v java >/dev/null && command -v mvn >/dev/null || need+=(default-jdk-headless maven)
 command -v node >/dev/null && command -v npm >/dev/null || need+=(nodejs npm)
 command -v go >/dev/null || need+=(golang-go)

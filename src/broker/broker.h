@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "broker/metrics.h"
 #include "broker/replication_quota.h"
 #include "broker/waiters.h"
 #include "common/arena.h"
@@ -244,6 +245,7 @@ struct topic {
     /* Being deleted (on broker.deleting, in no lookup): partitions[0..unretired) may still be
      * open under their own names; the others are renamed to "-delete" dirs (or NULL). */
     int32_t unretired;
+    struct topic_counters counters;  /* its traffic since start (metrics.h) */
     struct topic *next;              /* hash chain, or broker.deleting */
 };
 
@@ -406,6 +408,7 @@ struct broker {
     int64_t started_ms;
     int64_t open_us;                 /* mono_us() when broker_open began (startup time) */
     struct quotas *quotas;           /* client quotas and their rates (quota.c); owned */
+    struct broker_metrics metrics;   /* /metrics' counters (metrics.h), loop thread only */
 };
 
 /* Topic registry (topics.c). */

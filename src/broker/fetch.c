@@ -372,6 +372,31 @@ static bool leader_throttles(struct broker *b, const struct topic *t, int32_t pa
            replication_quota_over(b, true, mono_ms());
 }
 
+/* BrokerTopicMetrics of an answered fetch: a consumer's record bytes per topic (BytesOut), a
+ * follower's in ReplicationBytesOut (Kafka's updateBytesOut), and the fetch requests that
+ * named each topic. */
+static void fetch_record_traffic(struct broker *b, struct request *r)
+{
+    const struct fetch_plan *plan = r->state;
+    const struct fetch_response *resp = r->resp;
+    for (int32_t i = 0; i < resp->n_responses; i++) {
+        const struct fetch_response_fetchable_topic_response *tr = &resp->responses[i];
+        struct topic *t = r->api_version >= 13 ? topic_find_by_id(b, &tr->topic_id)
+                                                : topic_find_name(b, tr->topic);
+        if (t == NULL)
+            continue;
+        uint64_t bytes = 0;
+        for (int32_t j = 0; j < tr->n_partitions; j++)
+            if (tr->partitions[j].records.len > 0)
+                bytes += (uint64_t)tr->partitions[j].records.len;
+        t->counters.fetch_requests++;
+        if (plan->replica_id >= 0)
+            b->metrics.replication_bytes_out += bytes;
+        else
+            t->counters.bytes_out += bytes;
+    }
+}
+
 /* KafkaApis.sizeOfThrottledPartitions: a follower's answer counts the records of its
  * throttled partitions, in sync or not, against the leader quota (the response's fixed
  * fields left out). */
@@ -379,6 +404,7 @@ static void fetch_record_throttled(struct broker *b, struct request *r)
 {
     const struct fetch_plan *plan = r->state;
     const struct fetch_response *resp = r->resp;
+    fetch_record_traffic(b, r);
     if (plan->replica_id < 0)
         return;
     int64_t bytes = 0;

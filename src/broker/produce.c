@@ -139,6 +139,7 @@ static int append_batch(struct broker *b, struct request *r, struct partition *p
         return KERR_NONE;
     }
     *end = info.last_offset + 1;
+    metrics_produced(&p->topic->counters, (uint64_t)h.records_count, (uint64_t)rec->len);
     out->base_offset = info.base_offset;
     out->log_append_time_ms = info.log_append_time;
     out->log_start_offset = info.log_start_offset;
@@ -282,6 +283,8 @@ static bool produce_run(struct broker *b, struct request *r, int64_t deadline_us
         for (; wait->next_part < tr->n_partition_responses; wait->next_part++) {
             if (mono_us() >= deadline_us)
                 return false;
+            if (wait->next_part == 0 && t != NULL)
+                t->counters.produce_requests++; /* TotalProduceRequests: once per topic */
             struct produce_request_partition_produce_data *pd = &td->partition_data[wait->next_part];
             struct produce_response_partition_produce_response *out =
                 &tr->partition_responses[wait->next_part];

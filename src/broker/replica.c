@@ -171,6 +171,11 @@ static void isr_written(struct cluster_isr_write *w, int zk_rc)
     }
     if (zk_rc == ZK_OK) {
         log_isr("Updated", topic, partition, w->isr, w->nisr);
+        /* Kafka marks IsrShrinksPerSec / IsrExpandsPerSec when the change is committed. */
+        if (w->nisr < p->repl.ncommitted)
+            b->metrics.isr_shrinks++;
+        else if (w->nisr > p->repl.ncommitted)
+            b->metrics.isr_expands++;
         partition_isr_write_done(p, true, w->isr, w->nisr);
     } else {
         /* Refused (the controller changed the state: Kafka's "cached zkVersion not equal")

@@ -588,6 +588,7 @@ static int64_t append_batches(struct replica_fetcher *f, struct fetch_part *fp, 
         GREGOR_ASSERT(info.base_offset == h.base_offset && partition_log_end(p) > end);
         off += (size_t)size;
         appended += size;
+        f->b->metrics.replication_bytes_in += (uint64_t)size; /* ReplicationBytesIn */
         *budget -= size;
     }
     return appended;

@@ -187,6 +187,7 @@ void request_finish(struct request *r)
 {
     struct conn *c = r->conn;
     log_refusals(r);
+    metrics_request_done(r->broker, r);
     if (c == NULL) {
         request_free(r);
         return;
@@ -443,6 +444,7 @@ void request_continue(struct request *r, enum request_status st)
     case REQUEST_PENDING:
         break;
     case REQUEST_NO_REPLY: {
+        metrics_request_done(r->broker, r);
         int32_t throttle_ms = r->throttle_ms;
         r->conn = NULL;
         if (c != NULL)
@@ -562,6 +564,7 @@ static void commit_collect(struct broker *b)
 static void commit_settle(struct broker *b)
 {
     int64_t now = now_ms();
+    metrics_commit_settled(b);
     for (int i = 0; i < b->ncommit; i++) {
         struct partition *p = b->commit_parts[i];
         p->flush_failed = b->commit_results[i] != KERR_NONE;
@@ -596,6 +599,7 @@ static void commit_start(struct broker *b)
     if (b->ndirty == 0)
         return;
     commit_collect(b);
+    metrics_commit_started(b);
     if (b->ncommit > 0 && b->syncer != NULL) {
         syncer_submit(b->syncer, b->commit_parts, b->commit_results, b->ncommit);
         return;

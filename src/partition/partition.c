@@ -495,6 +495,7 @@ int partition_read_log(struct partition *p, int64_t offset, int32_t max_bytes, s
 
 int64_t partition_log_start(const struct partition *p) { return plog_start_offset(p->log); }
 int64_t partition_log_end(const struct partition *p) { return plog_end_offset(p->log); }
+int64_t partition_size_bytes(const struct partition *p) { return plog_size_bytes(p->log); }
 int64_t partition_high_watermark(const struct partition *p) { return p->high_watermark; }
 int64_t partition_last_stable_offset(const struct partition *p)
 {

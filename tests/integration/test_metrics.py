@@ -1,0 +1,224 @@
+"""GET /metrics (issue 20): Prometheus' text format under Kafka's JMX-exporter names, with
+counts that match what real clients did, and `promtool check metrics` (Debian's prometheus)
+accepting the page."""
+import glob
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+N = 500
+COMMITTED = 123
+# A group id that needs the text format's escaping (quote, backslash).
+GROUP = 'metrics "g" \\ 1'
+
+
+def http_port(broker, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        m = re.search(r"HTTP console on http://[^:]+:(\d+)/", broker.log())
+        if m:
+            return int(m.group(1))
+        time.sleep(0.05)
+    raise AssertionError("no HTTP console line in the log:\n" + broker.log())
+
+
+def scrape(port):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        return r.read().decode()
+
+
+def unescape(v):
+    return re.sub(r'\\(.)', lambda m: "\n" if m.group(1) == "n" else m.group(1), v)
+
+
+def parse(text):
+    """{(name, frozenset(labels)): value} of every sample; HELP/TYPE lines checked in passing."""
+    out = {}
+    label = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)",?')
+    for line in text.splitlines():
+        if line.startswith("#"):
+            assert re.match(r"# (HELP|TYPE) \w+ ", line), line
+            continue
+        m = re.match(r"^(\w+)(?:\{(.*)\})? (\S+)$", line)
+        assert m, "bad sample line: %r" % line
+        labels = frozenset((k, unescape(v)) for k, v in label.findall(m.group(2) or ""))
+        key = (m.group(1), labels)
+        assert key not in out, "duplicate sample %r" % line
+        out[key] = float(m.group(3))
+    return out
+
+
+def get(samples, name, **labels):
+    return samples[(name, frozenset(labels.items()))]
+
+
+@pytest.fixture
+def mbroker(broker_factory):
+    b = broker_factory(**{"gregor.http.listener": "127.0.0.1:0"}).start()
+    yield b
+    assert b.alive(), "broker died during the test:\n" + b.log()
+
+
+def test_metrics_counts_and_promtool(mbroker, tmp_path):
+    port = http_port(mbroker)
+    bs = mbroker.bootstrap
+    admin = AdminClient({"bootstrap.servers": bs})
+    admin.create_topics([NewTopic("mt", 2, 1)])["mt"].result(30)
+
+    p = Producer({"bootstrap.servers": bs, "acks": "all", "linger.ms": 20})
+    for i in range(N):
+        p.produce("mt", value=b"v%05d" % i, key=b"k%d" % i, partition=0)
+    assert p.flush(30) == 0
+
+    c = Consumer({"bootstrap.servers": bs, "group.id": GROUP, "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition("mt", 0, 0)])
+    got = 0
+    deadline = time.time() + 30
+    while got < N and time.time() < deadline:
+        for m in c.consume(500, 1.0):
+            assert m.error() is None, m.error()
+            got += 1
+    assert got == N
+    c.commit(offsets=[TopicPartition("mt", 0, COMMITTED)], asynchronous=False)
+    c.close()
+
+    text = scrape(port)
+    s = parse(text)
+    assert get(s, "kafka_server_brokertopicmetrics_messagesin_total", topic="mt") == N
+    assert get(s, "kafka_server_brokertopicmetrics_bytesin_total", topic="mt") > N * 6
+    assert get(s, "kafka_server_brokertopicmetrics_bytesout_total", topic="mt") >= \
+        get(s, "kafka_server_brokertopicmetrics_bytesin_total", topic="mt")
+    assert get(s, "kafka_server_brokertopicmetrics_totalproducerequests_total", topic="mt") >= 1
+    assert get(s, "kafka_server_brokertopicmetrics_totalfetchrequests_total", topic="mt") >= 1
+    produce = get(s, "kafka_network_requestmetrics_requests_total", request="Produce")
+    fetches = get(s, "kafka_network_requestmetrics_requests_total", request="FetchConsumer")
+    assert produce >= 1 and fetches >= 1
+    assert get(s, "kafka_server_brokertopicmetrics_totalproducerequests_total", topic="mt") == produce
+    # Histograms: _count equals the counter, +Inf bucket equals _count.
+    for req, n in (("Produce", produce), ("FetchConsumer", fetches)):
+        assert get(s, "kafka_network_requestmetrics_totaltimems_count", request=req) == n
+        assert get(s, "kafka_network_requestmetrics_totaltimems_bucket", request=req, le="+Inf") == n
+        assert get(s, "kafka_network_requestmetrics_totaltimems_sum", request=req) > 0
+    assert get(s, "kafka_network_requestmetrics_requests_total", request="OffsetCommit") >= 1
+    # Lag: the high watermark (N) minus the committed offset, the group id escaped.
+    assert get(s, "kafka_consumergroup_current_offset", consumergroup=GROUP, topic="mt",
+               partition="0") == COMMITTED
+    assert get(s, "kafka_consumergroup_lag", consumergroup=GROUP, topic="mt",
+               partition="0") == N - COMMITTED
+    # Log size: the partition's segment files.
+    for part in (0, 1):
+        files = glob.glob(os.path.join(mbroker.data_dir, "mt-%d" % part, "*.log"))
+        assert files
+        assert get(s, "kafka_log_log_size", topic="mt", partition=str(part)) == \
+            sum(os.path.getsize(f) for f in files)
+    # acks=all waited for the group commit's fsyncs.
+    assert get(s, "kafka_log_logflushstats_logflushrateandtimems_count") >= 1
+    assert get(s, "kafka_server_replicamanager_underreplicatedpartitions") == 0
+    assert get(s, "kafka_controller_kafkacontroller_offlinepartitionscount") == 0
+    assert get(s, "kafka_server_replicamanager_isrshrinks_total") == 0
+    assert get(s, "kafka_server_socketservermetrics_connections") >= 1
+    assert get(s, "process_open_fds") > 3
+    assert get(s, "process_resident_memory_bytes") > 1 << 20
+    assert get(s, "process_virtual_memory_bytes") >= get(s, "process_resident_memory_bytes")
+    assert abs(get(s, "process_start_time_seconds") - time.time()) < 600
+    assert get(s, "process_cpu_seconds_total") > 0
+
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing (Debian package prometheus: tools/test-deps.sh)"
+    r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    # Another scrape: counters only grow; the scrape itself is a request of no Kafka API.
+    s2 = parse(scrape(port))
+    assert get(s2, "kafka_server_brokertopicmetrics_messagesin_total", topic="mt") == N
+    assert get(s2, "kafka_network_requestmetrics_requests_total", request="Produce") == produce
+
+
+def test_metrics_method(mbroker):
+    port = http_port(mbroker)
+    req = urllib.request.Request("http://127.0.0.1:%d/metrics" % port, data=b"x", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=10)
+    assert e.value.code == 405
+
+
+def test_metrics_replication(tmp_path):
+    """3 brokers on ZooKeeper, an RF 3 partition: followers' fetches show as FetchFollower and
+    replication bytes; a follower stopped leaves the ISR (isrshrinks, under-replicated 1 on the
+    leader), and rejoins once it runs again (isrexpands, under-replicated 0)."""
+    from zk_fixture import ZooKeeperServer, start_brokers, wait_until, zookeeper_available
+    assert zookeeper_available(), "Debian's zookeeper package is missing: make test-deps"
+    z = ZooKeeperServer()
+    z.start()
+    brokers = []
+    try:
+        brokers = start_brokers(tmp_path, z.connect + "/metrics",
+                                overrides={"gregor.http.listener": "127.0.0.1:0",
+                                           "replica.lag.time.max.ms": 3000})
+        by_id = {i + 1: b for i, b in enumerate(brokers)}
+        admin = AdminClient({"bootstrap.servers": brokers[0].bootstrap})
+        admin.create_topics([NewTopic("rt", 1, 3)], request_timeout=20)["rt"].result(30)
+        p = Producer({"bootstrap.servers": brokers[0].bootstrap, "acks": "all"})
+        for i in range(100):
+            p.produce("rt", value=b"r%d" % i, partition=0)
+        assert p.flush(30) == 0
+        md = admin.list_topics(timeout=10)
+        leader = md.topics["rt"].partitions[0].leader
+        followers = [i for i in by_id if i != leader and i != md.controller_id] or \
+            [i for i in by_id if i != leader]
+        victim = followers[0]
+
+        def m(i):
+            return parse(scrape(http_port(by_id[i])))
+        lm = m(leader)
+        assert get(lm, "kafka_server_brokertopicmetrics_messagesin_total", topic="rt") == 100
+        assert get(lm, "kafka_network_requestmetrics_requests_total", request="FetchFollower") >= 2
+        assert get(lm, "kafka_server_brokertopicmetrics_replicationbytesout_total") > 0
+        assert get(lm, "kafka_server_replicamanager_underreplicatedpartitions") == 0
+        wait_until(lambda: get(m(victim), "kafka_server_brokertopicmetrics_replicationbytesin_total")
+                   >= get(lm, "kafka_server_brokertopicmetrics_bytesin_total", topic="rt"), 20,
+                   what="the follower's replication bytes in")
+        # The follower's copy counts as its log size too, and no messages in as leader.
+        vm = m(victim)
+        assert get(vm, "kafka_server_brokertopicmetrics_messagesin_total", topic="rt") == 0
+        assert get(vm, "kafka_log_log_size", topic="rt", partition="0") == \
+            get(lm, "kafka_log_log_size", topic="rt", partition="0")
+
+        # Stopped (not killed: the controller would take a dead broker out of the ISR itself,
+        # which Kafka's leader does not count), the follower stops fetching; its ZooKeeper
+        # session (18 s) outlives replica.lag.time.max.ms, so the leader shrinks the ISR.
+        by_id[victim].proc.send_signal(signal.SIGSTOP)
+        try:
+            # A follower at the log end stays in sync (Kafka's isCaughtUp): append past it.
+            p1 = Producer({"bootstrap.servers": by_id[leader].bootstrap, "acks": "1"})
+            p1.produce("rt", value=b"more", partition=0)
+            assert p1.flush(30) == 0
+            wait_until(lambda: get(m(leader), "kafka_server_replicamanager_underreplicatedpartitions")
+                       == 1, 15, what="the partition under-replicated on its leader")
+            assert get(m(leader), "kafka_server_replicamanager_isrshrinks_total") >= 1
+        finally:
+            by_id[victim].proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: get(m(leader), "kafka_server_replicamanager_underreplicatedpartitions")
+                   == 0, 60, what="the follower back in the ISR")
+        assert get(m(leader), "kafka_server_replicamanager_isrexpands_total") >= 1
+        assert get(m(leader), "kafka_controller_kafkacontroller_offlinepartitionscount") == 0
+    finally:
+        for b in brokers:
+            try:
+                b.stop()
+            except Exception:
+                pass
+        z.stop()
