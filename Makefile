@@ -158,8 +158,8 @@ FUZZ_EXTRA_fuzz_pipeline = $(wildcard src/net/*.c src/broker/*.c src/log/*.c src
 FUZZ_EXTRA_fuzz_client_read = src/net/loop.c src/net/client.c src/net/transport.c
 # The znode readers of the cluster layer (pure functions: no ZooKeeper client linked).
 FUZZ_EXTRA_fuzz_znode = src/cluster/znode.c
-# The JSON reader of the reassignment tool's files (no librdkafka linked).
-FUZZ_EXTRA_fuzz_reassign_json = src/cli/json.c
+# The JSON reader of the reassignment tool's files (common/json.c; no librdkafka linked).
+FUZZ_EXTRA_fuzz_reassign_json =
 # The __transaction_state record codecs (pure functions).
 FUZZ_EXTRA_fuzz_txn_log = src/txn/txn_log.c
 # The leader-epoch-checkpoint reader lives with the partition replica.
@@ -178,6 +178,8 @@ FUZZ_EXTRA_fuzz_acls_file = $(FUZZ_EXTRA_fuzz_pipeline)
 FUZZ_EXTRA_fuzz_scram_credentials = src/broker/scram.c
 # The client quota file's reader and the rates (quota.c; the file seam of the log layer).
 FUZZ_EXTRA_fuzz_client_quotas = src/broker/quota.c $(wildcard src/log/*.c)
+# The console API's request readers (body JSON, cursor) and its JSON writer (pure functions).
+FUZZ_EXTRA_fuzz_console_json = src/broker/console_parse.c
 # fuzz_http: the HTTP request parser, then a server on the loop over a socketpair.
 FUZZ_EXTRA_fuzz_http = src/net/loop.c src/net/http.c
 # /metrics' reader of /proc/self/stat lives in metrics.c (all of the broker linked).

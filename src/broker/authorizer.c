@@ -875,3 +875,25 @@ int authorize_config_resource(struct broker *b, struct request *r, int8_t config
                    ? KERR_NONE : KERR_CLUSTER_AUTHORIZATION_FAILED;
     return KERR_NONE; /* other types: the handler refuses them */
 }
+
+bool authorize_principal(struct broker *b, const char *principal, const char *host, int op,
+                         int resource_type, const char *name, bool log)
+{
+    struct authorizer *az = b->authorizer;
+    if (az == NULL || !az->enabled)
+        return true;
+    const struct acl_binding *rule;
+    const char *why;
+    bool ok = decide(az, principal, host, op, resource_type, name, &rule, &why);
+    enum log_level level = ok || !log ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO;
+    if (logging_level() <= level) {
+        char safe[256], type[32];
+        request_loggable(kstr_of(name), safe, sizeof(safe));
+        resource_type_pascal(resource_type, type, sizeof(type));
+        log_line(level, AUTH_LOG,
+                 "Principal = %s is %s operation = %s from host = %s on resource = %s:LITERAL:%s "
+                 "for request = console based on rule %s", principal, ok ? "Allowed" : "Denied",
+                 acl_operation_name(op), host, type, safe, rule != NULL ? "MatchingAcl" : why);
+    }
+    return ok;
+}

@@ -125,6 +125,10 @@ int authorize_config_resource(struct broker *b, struct request *r, int8_t config
  * type (an ALLOW for it, literal or prefixed, not cancelled by a DENY of every name). */
 bool authorize_any(struct broker *b, struct request *r, int op, int resource_type);
 /* Kafka's authorized-operations bit set for a resource (Metadata, DescribeCluster, ...). */
+/* authorize for a principal and host known without a Kafka connection (the console's HTTP
+ * requests): the same decision, logged the same way for request "console". */
+bool authorize_principal(struct broker *b, const char *principal, const char *host, int op,
+                         int resource_type, const char *name, bool log);
 int32_t authorized_operations(struct broker *b, struct request *r, int resource_type,
                               const char *name);
 /* A cluster (zookeeper.connect): the ACLs live in ZooKeeper as Kafka 3.9's AclAuthorizer

@@ -35,6 +35,7 @@ struct tls_server;
 struct broker_config;
 struct log_cleaner;
 struct quotas;
+struct console_sessions;
 
 /* The longest a piece of one client's work (opening or deleting partitions, appending a
  * request's partitions) holds the loop per turn before it yields to the others. */
@@ -409,6 +410,7 @@ struct broker {
     int64_t open_us;                 /* mono_us() when broker_open began (startup time) */
     struct quotas *quotas;           /* client quotas and their rates (quota.c); owned */
     struct broker_metrics metrics;   /* /metrics' counters (metrics.h), loop thread only */
+    struct console_sessions *console_sessions; /* the console's logins (console_api.c); owned */
 };
 
 /* Topic registry (topics.c). */

@@ -1459,3 +1459,53 @@ void sasl_client_config(struct broker *b, struct client_config *cc)
     cc->sasl_step = client_step;
     cc->sasl_arg = b->sasl_client;
 }
+
+/* ---- the console's login (console_api.c) ---- */
+
+bool sasl_login_configured(struct broker *b)
+{
+    if (b->sasl == NULL)
+        return false;
+    if (b->sasl->n_creds > 0)
+        return true;
+    for (int i = 0; i < BROKER_MAX_LISTENERS; i++)
+        if (b->sasl->listeners[i].sasl)
+            return true;
+    return false;
+}
+
+int sasl_password_check(struct broker *b, const char *user, const char *password)
+{
+    struct sasl_server_config *sc = b->sasl;
+    size_t ul = strlen(user), pl = strlen(password);
+    if (sc == NULL || ul == 0 || pl == 0 || ul >= SCRAM_NAME_MAX)
+        return -1;
+    bool ok = false;
+    /* PLAIN: the JAAS entry's user_<name> of any listener that enables PLAIN (as plain_step). */
+    for (int i = 0; i < BROKER_MAX_LISTENERS && !ok; i++) {
+        const struct sasl_listener *sl = &sc->listeners[i];
+        if (!sl->sasl || !sl->enabled[MECH_PLAIN] || sl->jaas[MECH_PLAIN] == NULL)
+            continue;
+        char key[SCRAM_NAME_MAX + 8], expected[512];
+        snprintf(key, sizeof(key), "user_%s", user);
+        if (jaas_option(sl->jaas[MECH_PLAIN], key, expected, sizeof(expected)) == 0 &&
+            strlen(expected) == pl && CRYPTO_memcmp(expected, password, pl) == 0)
+            ok = true;
+        OPENSSL_cleanse(expected, sizeof(expected));
+    }
+    /* SCRAM: the salted password from the stored salt and iterations gives StoredKey, compared
+     * as a SCRAM server compares the proof's (constant time). */
+    for (int m = SCRAM_SHA_256; m <= SCRAM_SHA_512 && !ok; m++) {
+        struct scram_credential stored, mine;
+        if (credential_lookup(sc, (enum scram_mechanism)m, user, &stored) != 0)
+            continue;
+        if (scram_credential_make((enum scram_mechanism)m, password, pl, stored.salt,
+                                  stored.salt_len, stored.iterations, &mine) == 0 &&
+            CRYPTO_memcmp(mine.stored_key, stored.stored_key,
+                          scram_key_len((enum scram_mechanism)m)) == 0)
+            ok = true;
+        OPENSSL_cleanse(&stored, sizeof(stored));
+        OPENSSL_cleanse(&mine, sizeof(mine));
+    }
+    return ok ? 0 : -1;
+}

@@ -41,4 +41,9 @@ void sasl_client_teardown(struct broker *b);
 struct client_config;
 void sasl_client_config(struct broker *b, struct client_config *cc);
 
+/* The console's login (console_api.c): whether any SASL credentials are configured (a SASL
+ * listener's JAAS users or stored SCRAM credentials), and a user's password checked as a
+ * PLAIN or SCRAM login would check it (constant-time compares): 0 when it matches, else -1. */
+bool sasl_login_configured(struct broker *b);
+int sasl_password_check(struct broker *b, const char *user, const char *password);
 #endif

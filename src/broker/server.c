@@ -15,6 +15,7 @@
 
 #include "broker/authorizer.h"
 #include "broker/broker.h"
+#include "broker/console_api.h"
 #include "broker/console.h"
 #include "broker/group_store.h"
 #include "broker/txn_store.h"
@@ -1015,6 +1016,7 @@ static void shutdown_broker(struct broker *b)
     free(b->dirty);
     quotas_free(b->quotas);
     b->quotas = NULL;
+    console_api_free(b);
     free(b->commit_parts);
     free(b->commit_results);
 }

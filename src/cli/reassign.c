@@ -4,7 +4,7 @@
  * AlterPartitionReassignments / ListPartitionReassignments / IncrementalAlterConfigs). */
 #include "cli/cli.h"
 #include "cli/args.h"
-#include "cli/json.h"
+#include "common/json.h"
 #include "cli/wire.h"
 
 #include <errno.h>

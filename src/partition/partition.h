@@ -127,7 +127,7 @@ int partition_truncate_to(struct partition *p, int64_t offset);
 
 int64_t partition_log_start(const struct partition *p);
 int64_t partition_log_end(const struct partition *p);
-/* Bytes of the log's segments (Kafka's Log Size gauge). */
+/* Bytes of the log's segments (Kafka's Log Size gauge, the console's size on disk). */
 int64_t partition_size_bytes(const struct partition *p);
 int64_t partition_high_watermark(const struct partition *p);
 /* The last stable offset: min(high watermark, first offset of the earliest ongoing

@@ -1,4 +1,4 @@
-/* fuzz_reassign_json: the JSON reader of kafka-reassign-partitions.sh's files (src/cli/json.c)
+/* fuzz_reassign_json: the JSON reader of kafka-reassign-partitions.sh's files (src/common/json.c)
  * on arbitrary bytes, as a user's file may hold them. Nothing may crash, hang or read past the
  * input (copied to an exact-size buffer, so ASan sees any overread); a refusal always says why.
  * Invariant: what is accepted, written compactly, reads back and writes the same bytes. */
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/json.h"
+#include "common/json.h"
 #include "common/arena.h"
 #include "common/util.h"
 

@@ -1,6 +1,6 @@
 /* json: a recursive-descent JSON reader into an arena, bounded in depth, with the messages
  * Jackson gives for what it refuses; and the compact writer Kafka's tools print with. */
-#include "cli/json.h"
+#include "common/json.h"
 
 #include <stdarg.h>
 #include <stdlib.h>

@@ -1,7 +1,8 @@
 /* json: a small JSON reader with Jackson's acceptance and messages (what Kafka's tools read
- * and say about a file), for the reassignment tool's files; and Jackson's compact writing. */
-#ifndef GREGOR_CLI_JSON_H
-#define GREGOR_CLI_JSON_H
+ * and say about a file), for the reassignment tool's files and the console API's request
+ * bodies; and Jackson's compact writing. */
+#ifndef GREGOR_COMMON_JSON_H
+#define GREGOR_COMMON_JSON_H
 
 #include <stdbool.h>
 #include <stddef.h>

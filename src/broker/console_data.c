@@ -1,0 +1,643 @@
+/* console_data: the console's record browser (records read through partition_read, Fetch's
+ * path, bounded per call) and its writes — produce (a one-record batch through
+ * partition_append_as_leader, Produce's append), create and delete a topic (the registry's
+ * calls CreateTopics and DeleteTopics make on one node). See docs/CONSOLE.md. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker/authorizer.h"
+#include "broker/broker.h"
+#include "broker/console_api.h"
+#include "broker/scram.h"
+#include "common/errors.h"
+#include "common/json.h"
+#include "common/jsonw.h"
+#include "common/logging.h"
+#include "common/util.h"
+#include "log/batch.h"
+#include "net/http.h"
+
+/* ---- the record browser ---- */
+
+/* One key, value or header value: "utf8" text or "base64", at most CONSOLE_SHOW_MAX bytes
+ * shown (*cut tells). */
+static void write_bytes(struct jsonw *w, const char *key, const char *enc_key, const uint8_t *v,
+                        int32_t len, bool *cut)
+{
+    if (v == NULL || len < 0) {
+        jsonw_key(w, key);
+        jsonw_null(w);
+        jsonw_key(w, enc_key);
+        jsonw_null(w);
+        return;
+    }
+    size_t n = (size_t)len;
+    if (n > CONSOLE_SHOW_MAX) {
+        n = CONSOLE_SHOW_MAX;
+        if (cut != NULL)
+            *cut = true;
+    }
+    if (jsonw_utf8_text(v, n)) {
+        jsonw_key(w, key);
+        jsonw_strn(w, (const char *)v, n);
+        jsonw_kstr(w, enc_key, "utf8");
+        return;
+    }
+    size_t cap = 4 * ((n + 2) / 3) + 1;
+    char *b64 = malloc(cap);
+    int m = b64 != NULL ? scram_b64_encode(v, n, b64, cap) : -1;
+    jsonw_key(w, key);
+    if (m >= 0)
+        jsonw_strn(w, b64, (size_t)m);
+    else
+        jsonw_null(w);
+    jsonw_kstr(w, enc_key, "base64");
+    free(b64);
+}
+
+static bool matches(const struct batch_record *r, const char *filter, size_t flen)
+{
+    if (flen == 0)
+        return true;
+    return (r->key != NULL && r->key_len >= 0 && memmem(r->key, (size_t)r->key_len, filter, flen)) ||
+           (r->value != NULL && r->value_len >= 0 &&
+            memmem(r->value, (size_t)r->value_len, filter, flen));
+}
+
+static void write_record(struct jsonw *w, int32_t partition, const struct batch_header *h,
+                         const struct batch_record *r)
+{
+    jsonw_obj(w);
+    jsonw_ki64(w, "partition", partition);
+    jsonw_ki64(w, "offset", r->offset);
+    jsonw_ki64(w, "timestamp", r->timestamp);
+    jsonw_kstr(w, "timestamp_type", (h->attributes & BATCH_ATTR_LOG_APPEND_TIME) ? "LogAppendTime"
+                                                                                : "CreateTime");
+    bool cut = false;
+    write_bytes(w, "key", "key_encoding", r->key, r->key_len, &cut);
+    write_bytes(w, "value", "value_encoding", r->value, r->value_len, &cut);
+    if (r->value != NULL && r->value_len >= 0) {
+        size_t n = (size_t)r->value_len;
+        int f = n <= CONSOLE_SHOW_MAX ? console_value_format(r->value, n)
+                                      : (jsonw_utf8_text(r->value, CONSOLE_SHOW_MAX) ? 1 : 0);
+        jsonw_kstr(w, "value_format", f == 2 ? "json" : f == 1 ? "text" : "binary");
+        jsonw_ki64(w, "value_size", r->value_len);
+    } else {
+        jsonw_kstr(w, "value_format", "null");
+        jsonw_ki64(w, "value_size", -1);
+    }
+    jsonw_key(w, "headers");
+    jsonw_arr(w);
+    const uint8_t *hp = r->headers, *he = r->headers + r->headers_len;
+    for (int32_t i = 0; i < r->header_count && i < 1000; i++) {
+        const uint8_t *hk, *hv;
+        int32_t hkl, hvl;
+        if (batch_record_header_next(&hp, he, &hk, &hkl, &hv, &hvl) != 1)
+            break;
+        jsonw_obj(w);
+        jsonw_key(w, "key");
+        jsonw_strn(w, (const char *)hk, hkl > 0 ? (size_t)hkl : 0);
+        write_bytes(w, "value", "value_encoding", hv, hvl, &cut);
+        jsonw_obj_end(w);
+    }
+    jsonw_arr_end(w);
+    jsonw_kbool(w, "truncated", cut);
+    jsonw_obj_end(w);
+}
+
+struct browse {
+    struct jsonw *w;
+    const char *filter;
+    size_t flen;
+    int limit, shown, scanned;
+    bool full;       /* the answer reached its soft size bound */
+};
+
+static bool browse_done(const struct browse *br)
+{
+    return br->shown >= br->limit || br->scanned >= CONSOLE_SCAN_MAX || br->full;
+}
+
+/* Reads partition p from *pos (moved past what was looked at) until the page is done or the
+ * high watermark is reached. KERR_NONE or an error. */
+static int browse_partition(struct browse *br, struct partition *p, int32_t index, int64_t *pos)
+{
+    uint8_t *buf = NULL;
+    int rc = KERR_NONE;
+    for (int reads = 0; !browse_done(br) && *pos < partition_high_watermark(p) && reads < 1000;
+         reads++) {
+        struct log_slice sl;
+        int e = partition_read(p, *pos, CONSOLE_READ_BYTES, &sl);
+        if (e == KERR_OFFSET_OUT_OF_RANGE && *pos < partition_log_start(p)) {
+            *pos = partition_log_start(p);
+            continue;
+        }
+        if (e != KERR_NONE) {
+            rc = e;
+            break;
+        }
+        if (sl.len == 0)
+            break;
+        if (sl.len > CONSOLE_BATCH_MAX) {
+            rc = KERR_MESSAGE_TOO_LARGE;
+            break;
+        }
+        free(buf);
+        buf = malloc(sl.len);
+        if (buf == NULL) {
+            rc = KERR_UNKNOWN_SERVER_ERROR;
+            break;
+        }
+        size_t got = 0;
+        while (got < sl.len) {
+            ssize_t n = pread(sl.fd, buf + got, sl.len - got, sl.position + (off_t)got);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+        struct batch_walk walk = {.buf = buf, .len = got};
+        struct batch_header h;
+        const uint8_t *batch;
+        int64_t before = *pos;
+        while (!browse_done(br) && batch_walk_next(&walk, *pos, &h, &batch) == 1) {
+            if (h.attributes & BATCH_ATTR_CONTROL) {
+                *pos = batch_last_offset(&h) + 1;
+                continue;
+            }
+            struct batch_record_iter it;
+            if (batch_records_open(&it, batch, (size_t)batch_total_size(&h), CONSOLE_BATCH_MAX) !=
+                KERR_NONE) {
+                rc = KERR_CORRUPT_MESSAGE;
+                goto out;
+            }
+            struct batch_record r;
+            int more;
+            while ((more = batch_records_next(&it, &r)) == 1) {
+                if (r.offset < *pos)
+                    continue;
+                if (browse_done(br))
+                    break;
+                br->scanned++;
+                *pos = r.offset + 1;
+                if (!matches(&r, br->filter, br->flen))
+                    continue;
+                write_record(br->w, index, &h, &r);
+                br->shown++;
+                br->full = br->w->len > CONSOLE_RESPONSE_MAX / 2;
+            }
+            batch_records_close(&it);
+            if (more < 0) {
+                rc = KERR_CORRUPT_MESSAGE;
+                goto out;
+            }
+            if (more == 0 && *pos <= batch_last_offset(&h))
+                *pos = batch_last_offset(&h) + 1; /* compacted away at its end */
+        }
+        if (*pos == before) {
+            if (sl.next_offset > *pos)
+                *pos = sl.next_offset;
+            else
+                break;
+        }
+    }
+out:
+    free(buf);
+    return rc;
+}
+
+#define BROWSE_PARTITIONS_MAX 512
+
+void console_messages(struct console_ctx *cx, const char *name)
+{
+    struct http_req *req = cx->req;
+    struct topic *t = console_topic(cx, name, ACL_OP_READ);
+    if (t == NULL)
+        return;
+    char arg[512], filter[256] = "";
+    int limit = 50;
+    if (http_query(req, "limit", arg, sizeof(arg)) != NULL) {
+        char *end;
+        long v = strtol(arg, &end, 10);
+        if (*arg == '\0' || *end != '\0' || v < 1 || v > CONSOLE_LIMIT_MAX) {
+            console_error(req, 400, "INVALID_REQUEST", "limit must be 1..500");
+            return;
+        }
+        limit = (int)v;
+    }
+    if (http_query(req, "filter", filter, sizeof(filter)) == NULL) {
+        if (strstr(req->query, "filter=") != NULL) {
+            console_error(req, 400, "INVALID_REQUEST", "filter is at most 255 bytes");
+            return;
+        }
+        filter[0] = '\0';
+    }
+    /* The partitions browsed. */
+    int32_t idx[BROWSE_PARTITIONS_MAX];
+    int64_t pos[BROWSE_PARTITIONS_MAX];
+    int np = 0;
+    const char *ps = http_query(req, "partition", arg, sizeof(arg));
+    if (ps == NULL || strcmp(ps, "all") == 0) {
+        for (int32_t i = 0; i < t->npartitions && np < BROWSE_PARTITIONS_MAX; i++)
+            if (t->partitions[i] != NULL)
+                idx[np++] = i;
+    } else {
+        char *end;
+        long v = strtol(ps, &end, 10);
+        if (*ps == '\0' || *end != '\0' || v < 0 || v >= t->npartitions) {
+            console_error(req, 404, "UNKNOWN_TOPIC_OR_PARTITION", "no such partition");
+            return;
+        }
+        if (t->partitions[v] == NULL) {
+            console_error(req, 503, "NOT_LEADER_OR_FOLLOWER", "this broker holds no replica of it");
+            return;
+        }
+        idx[np++] = (int32_t)v;
+    }
+    char from[32] = "beginning";
+    if (http_query(req, "from", arg, sizeof(arg)) != NULL)
+        snprintf(from, sizeof(from), "%.31s", arg);
+    int64_t offset = 0, ts = 0;
+    char *cbuf = malloc(HTTP_HEAD_MAX + 1);
+    if (cbuf == NULL) {
+        console_error(req, 500, "UNKNOWN_SERVER_ERROR", "out of memory");
+        return;
+    }
+    bool by_cursor = http_query(req, "cursor", cbuf, HTTP_HEAD_MAX + 1) != NULL;
+    if (by_cursor) {
+        int32_t cp[BROWSE_PARTITIONS_MAX];
+        int64_t co[BROWSE_PARTITIONS_MAX];
+        int n = console_cursor_parse(cbuf, cp, co, BROWSE_PARTITIONS_MAX);
+        free(cbuf);
+        if (n < 0) {
+            console_error(req, 400, "INVALID_REQUEST", "bad cursor");
+            return;
+        }
+        /* The cursor's partitions, where they are among those browsed; others start at the end
+         * (nothing new) so that a page never goes back. */
+        for (int i = 0; i < np; i++) {
+            pos[i] = partition_high_watermark(t->partitions[idx[i]]);
+            for (int k = 0; k < n; k++)
+                if (cp[k] == idx[i])
+                    pos[i] = co[k];
+        }
+    } else {
+        free(cbuf);
+        bool ok = true;
+        if (strcmp(from, "offset") == 0) {
+            ok = http_query(req, "offset", arg, sizeof(arg)) != NULL;
+            char *end = NULL;
+            if (ok)
+                offset = strtoll(arg, &end, 10);
+            ok = ok && *arg != '\0' && *end == '\0' && offset >= 0;
+        } else if (strcmp(from, "timestamp") == 0) {
+            ok = http_query(req, "timestamp", arg, sizeof(arg)) != NULL;
+            char *end = NULL;
+            if (ok)
+                ts = strtoll(arg, &end, 10);
+            ok = ok && *arg != '\0' && *end == '\0' && ts >= 0;
+        } else if (strcmp(from, "beginning") != 0 && strcmp(from, "end") != 0)
+            ok = false;
+        if (!ok) {
+            console_error(req, 400, "INVALID_REQUEST",
+                          "from=beginning|end|offset&offset=<o>|timestamp&timestamp=<ms>");
+            return;
+        }
+        int per = np > 0 ? (limit + np - 1) / np : limit;
+        for (int i = 0; i < np; i++) {
+            struct partition *p = t->partitions[idx[i]];
+            int64_t ls = partition_log_start(p), hw = partition_high_watermark(p);
+            if (strcmp(from, "beginning") == 0)
+                pos[i] = ls;
+            else if (strcmp(from, "end") == 0)
+                pos[i] = hw - per > ls ? hw - per : ls;
+            else if (strcmp(from, "offset") == 0)
+                pos[i] = offset;
+            else {
+                int64_t o = -1, found;
+                if (partition_offset_for_timestamp(p, ts, &o, &found) != KERR_NONE || o < 0)
+                    o = hw;
+                pos[i] = o;
+            }
+        }
+    }
+    for (int i = 0; i < np; i++) { /* into [log start, high watermark] */
+        struct partition *p = t->partitions[idx[i]];
+        if (pos[i] < partition_log_start(p))
+            pos[i] = partition_log_start(p);
+        if (pos[i] > partition_high_watermark(p))
+            pos[i] = partition_high_watermark(p);
+    }
+    struct jsonw w;
+    jsonw_init(&w, CONSOLE_RESPONSE_MAX);
+    jsonw_obj(&w);
+    jsonw_key(&w, "records");
+    jsonw_arr(&w);
+    struct browse br = {.w = &w, .filter = filter, .flen = strlen(filter), .limit = limit};
+    int err = KERR_NONE;
+    for (int i = 0; i < np && !browse_done(&br) && err == KERR_NONE; i++)
+        err = browse_partition(&br, t->partitions[idx[i]], idx[i], &pos[i]);
+    jsonw_arr_end(&w);
+    if (err != KERR_NONE) {
+        jsonw_free(&w);
+        console_error(req, 500, kerr_name(err), "the partition could not be read");
+        return;
+    }
+    bool end = true;
+    char *cursor = malloc((size_t)np * 32 + 1);
+    size_t cl = 0;
+    if (cursor != NULL)
+        cursor[0] = '\0';
+    for (int i = 0; i < np; i++) {
+        end = end && pos[i] >= partition_high_watermark(t->partitions[idx[i]]);
+        if (cursor != NULL)
+            cl += (size_t)snprintf(cursor + cl, 32, "%s%" PRId32 "_%" PRId64, i ? "." : "",
+                                   idx[i], pos[i]);
+    }
+    jsonw_key(&w, "next_cursor");
+    jsonw_str(&w, np > 0 ? cursor : NULL);
+    free(cursor);
+    jsonw_ki64(&w, "scanned", br.scanned);
+    jsonw_kbool(&w, "end", end);
+    jsonw_obj_end(&w);
+    console_reply(req, 200, &w, NULL);
+}
+
+/* ---- produce ---- */
+
+/* Kafka's Utils.murmur2 (the Java producer's default partitioner for a keyed record). */
+static int32_t murmur2(const uint8_t *data, size_t len)
+{
+    const uint32_t m = 0x5bd1e995u;
+    const int r = 24;
+    uint32_t h = 0x9747b28cu ^ (uint32_t)len;
+    size_t n4 = len / 4;
+    for (size_t i = 0; i < n4; i++) {
+        const uint8_t *d = data + 4 * i;
+        uint32_t k = (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24;
+        k *= m;
+        k ^= k >> r;
+        k *= m;
+        h *= m;
+        h ^= k;
+    }
+    const uint8_t *tail = data + 4 * n4;
+    switch (len % 4) {
+    case 3: h ^= (uint32_t)tail[2] << 16; /* fall through */
+    case 2: h ^= (uint32_t)tail[1] << 8;  /* fall through */
+    case 1: h ^= tail[0]; h *= m;
+    }
+    h ^= h >> 13;
+    h *= m;
+    h ^= h >> 15;
+    return (int32_t)h;
+}
+
+#define PRODUCE_HEADERS_MAX 64
+
+void console_produce(struct console_ctx *cx, const char *name)
+{
+    struct broker *b = cx->b;
+    struct http_req *req = cx->req;
+    struct topic *t = console_topic(cx, name, ACL_OP_WRITE);
+    if (t == NULL)
+        return;
+    if (t->internal) {
+        console_error(req, 400, "INVALID_TOPIC_EXCEPTION", "internal topics are written by their coordinators");
+        return;
+    }
+    struct arena a;
+    arena_init(&a, 16u << 20);
+    const struct json *j = console_body(cx, &a);
+    if (j == NULL) {
+        arena_reset(&a);
+        return;
+    }
+    const struct json *jk = json_get(j, "key"), *jv = json_get(j, "value");
+    const struct json *jp = json_get(j, "partition"), *jh = json_get(j, "headers");
+    bool bad = (jk != NULL && jk->type != JSON_NULL && jk->type != JSON_STRING) ||
+               (jv != NULL && jv->type != JSON_NULL && jv->type != JSON_STRING) ||
+               (jh != NULL && jh->type != JSON_NULL && jh->type != JSON_ARRAY) ||
+               (jh != NULL && jh->type == JSON_ARRAY && jh->n > PRODUCE_HEADERS_MAX);
+    int64_t part = -1;
+    if (!bad && jp != NULL && jp->type != JSON_NULL)
+        bad = !console_json_i64(j, "partition", &part) || part < 0;
+    struct batch_kv_header hs[PRODUCE_HEADERS_MAX];
+    int nh = 0;
+    for (const struct json *e = jh != NULL && jh->type == JSON_ARRAY ? jh->first : NULL;
+         e != NULL && !bad; e = e->next) {
+        const struct json *hk = e->type == JSON_OBJECT ? json_get(e, "key") : NULL;
+        const struct json *hv = e->type == JSON_OBJECT ? json_get(e, "value") : NULL;
+        if (hk == NULL || hk->type != JSON_STRING || memchr(hk->text, 0, hk->len) ||
+            (hv != NULL && hv->type != JSON_NULL && hv->type != JSON_STRING)) {
+            bad = true;
+            break;
+        }
+        hs[nh].key = hk->text; /* NUL-terminated in the arena */
+        hs[nh].value = hv != NULL && hv->type == JSON_STRING ? hv->text : NULL;
+        hs[nh].value_len = hv != NULL && hv->type == JSON_STRING ? (int32_t)hv->len : -1;
+        nh++;
+    }
+    if (bad) {
+        arena_reset(&a);
+        console_error(req, 400, "INVALID_REQUEST",
+                      "want {\"partition\": int|null, \"key\": str|null, \"value\": str|null, "
+                      "\"headers\": [{\"key\": str, \"value\": str|null}]}");
+        return;
+    }
+    bool has_key = jk != NULL && jk->type == JSON_STRING;
+    bool has_value = jv != NULL && jv->type == JSON_STRING;
+    if (part < 0) {
+        if (has_key)
+            part = (murmur2((const uint8_t *)jk->text, jk->len) & 0x7fffffff) % t->npartitions;
+        else /* Kafka's sticky partitioner picks one for a batch: here, by the clock */
+            part = (int64_t)((uint64_t)mono_ms() % (uint64_t)t->npartitions);
+    }
+    if (part >= t->npartitions) {
+        arena_reset(&a);
+        console_error(req, 404, "UNKNOWN_TOPIC_OR_PARTITION", "no such partition");
+        return;
+    }
+    struct partition *p = t->partitions[part];
+    if (p == NULL || (b->cluster != NULL && !p->repl.leading)) {
+        arena_reset(&a);
+        console_error(req, 503, "NOT_LEADER_OR_FOLLOWER", "this broker does not lead the partition");
+        return;
+    }
+    struct batch_builder bb;
+    batch_builder_init(&bb, (size_t)t->cfg.max_message_bytes + 1024);
+    uint8_t *batch = NULL;
+    size_t len = 0;
+    int e = batch_builder_add(&bb, now_ms(), has_key ? jk->text : NULL,
+                              has_key ? (int32_t)jk->len : -1, has_value ? jv->text : NULL,
+                              has_value ? (int32_t)jv->len : -1, hs, nh);
+    if (e == 0)
+        e = batch_builder_finish(&bb, BATCH_COMPRESSION_NONE, &batch, &len);
+    batch_builder_free(&bb);
+    arena_reset(&a);
+    if (e != 0 || batch == NULL) {
+        free(batch);
+        console_error(req, 413, "MESSAGE_TOO_LARGE", "the record is larger than max.message.bytes");
+        return;
+    }
+    int kerr = batch_validate_client(batch, len, t->cfg.max_message_bytes);
+    struct log_append_info info;
+    bool dup = false;
+    if (kerr == KERR_NONE)
+        kerr = partition_append_as_leader(p, batch, len, now_ms(), &info, &dup);
+    free(batch);
+    if (kerr != KERR_NONE) {
+        console_error(req, kerr == KERR_MESSAGE_TOO_LARGE ? 413 : 500, kerr_name(kerr),
+                      "the record was not appended");
+        return;
+    }
+    broker_mark_dirty(b, p);
+    b->appended = true;
+    struct jsonw w;
+    jsonw_init(&w, 4096);
+    jsonw_obj(&w);
+    jsonw_ki64(&w, "partition", part);
+    jsonw_ki64(&w, "offset", info.base_offset);
+    jsonw_obj_end(&w);
+    console_reply(req, 200, &w, NULL);
+}
+
+/* ---- create and delete ---- */
+
+#define CREATE_CONFIGS_MAX 64
+
+void console_create_topic(struct console_ctx *cx)
+{
+    struct broker *b = cx->b;
+    struct http_req *req = cx->req;
+    struct arena a;
+    arena_init(&a, 256 * 1024);
+    const struct json *j = console_body(cx, &a);
+    if (j == NULL) {
+        arena_reset(&a);
+        return;
+    }
+    char name[TOPIC_NAME_MAX + 1], msg[512] = "";
+    int64_t parts = b->cfg.num_partitions, rf = b->cfg.default_replication_factor;
+    const struct json *jp = json_get(j, "partitions"), *jr = json_get(j, "replication_factor");
+    const struct json *jc = json_get(j, "configs");
+    bool ok = console_json_str(j, "name", name, sizeof(name)) &&
+              (jp == NULL || jp->type == JSON_NULL || console_json_i64(j, "partitions", &parts)) &&
+              (jr == NULL || jr->type == JSON_NULL || console_json_i64(j, "replication_factor", &rf)) &&
+              (jc == NULL || jc->type == JSON_NULL || (jc->type == JSON_OBJECT && jc->n <= CREATE_CONFIGS_MAX));
+    struct topic_config_kv kv[CREATE_CONFIGS_MAX];
+    int nkv = 0;
+    for (const struct json *e = jc != NULL && jc->type == JSON_OBJECT ? jc->first : NULL; ok && e;
+         e = e->next) {
+        if (e->type != JSON_STRING || e->keylen >= sizeof(kv[0].key) || e->len >= sizeof(kv[0].value) ||
+            memchr(e->key, 0, e->keylen) || memchr(e->text, 0, e->len)) {
+            ok = false;
+            break;
+        }
+        memcpy(kv[nkv].key, e->key, e->keylen);
+        kv[nkv].key[e->keylen] = '\0';
+        memcpy(kv[nkv].value, e->text, e->len);
+        kv[nkv].value[e->len] = '\0';
+        nkv++;
+    }
+    arena_reset(&a);
+    if (!ok) {
+        console_error(req, 400, "INVALID_REQUEST",
+                      "want {\"name\": str, \"partitions\": int, \"replication_factor\": int, "
+                      "\"configs\": {str: str}}");
+        return;
+    }
+    /* Kafka: CREATE on the cluster, or else on the topic. */
+    if (!authorize_principal(b, cx->principal, cx->host, ACL_OP_CREATE, ACL_RES_CLUSTER,
+                             "kafka-cluster", false) &&
+        !console_allowed(cx, ACL_OP_CREATE, ACL_RES_TOPIC, name)) {
+        console_error(req, 403, "TOPIC_AUTHORIZATION_FAILED", "not authorized to create the topic");
+        return;
+    }
+    if (b->cluster != NULL) {
+        /* TODO (docs/CONSOLE.md): on ZooKeeper the creation is the controller's, answered
+         * later (cluster_create_topic); not wired in the console yet. */
+        console_error(req, 501, "UNSUPPORTED_VERSION", "create topics with a Kafka client on a cluster");
+        return;
+    }
+    int e = topic_name_validate(name, (int32_t)strlen(name), msg, sizeof(msg));
+    int status = 400;
+    if (e == KERR_NONE && topic_name_is_internal(name)) {
+        e = KERR_INVALID_REQUEST;
+        snprintf(msg, sizeof(msg), "Creation of internal topic %s is prohibited.", name);
+    }
+    if (e == KERR_NONE && topic_find(b, name) != NULL) {
+        e = KERR_TOPIC_ALREADY_EXISTS;
+        status = 409;
+        snprintf(msg, sizeof(msg), "Topic '%s' already exists.", name);
+    }
+    if (e == KERR_NONE)
+        e = topic_name_collision(b, name, msg, sizeof(msg));
+    if (e == KERR_NONE && (parts <= 0 || parts > CONSOLE_CREATE_PARTITIONS_MAX)) {
+        e = KERR_INVALID_PARTITIONS;
+        snprintf(msg, sizeof(msg), "partitions must be 1..%d", CONSOLE_CREATE_PARTITIONS_MAX);
+    }
+    if (e == KERR_NONE && rf != 1) {
+        e = KERR_INVALID_REPLICATION_FACTOR;
+        snprintf(msg, sizeof(msg), "Replication factor: %" PRId64 " larger than available brokers: 1.", rf);
+    }
+    for (int i = 0; i < nkv && e == KERR_NONE; i++)
+        e = topic_config_check(kv[i].key, kv[i].value, msg, sizeof(msg));
+    if (e == KERR_NONE)
+        e = topic_fd_budget_check(b, parts, msg, sizeof(msg));
+    struct topic *t = NULL;
+    if (e == KERR_NONE) {
+        e = topic_create(b, name, (int32_t)parts, kv, nkv, &t, msg, sizeof(msg));
+        status = 500;
+    }
+    if (e != KERR_NONE) {
+        console_error(req, status, kerr_name(e), msg);
+        return;
+    }
+    log_line(LOG_LEVEL_INFO, "console", "%s created topic %s (%" PRId64 " partitions)",
+             cx->principal, name, parts);
+    struct jsonw w;
+    jsonw_init(&w, 4096);
+    jsonw_obj(&w);
+    jsonw_kstr(&w, "name", name);
+    jsonw_obj_end(&w);
+    console_reply(req, 201, &w, NULL);
+}
+
+void console_delete_topic(struct console_ctx *cx, const char *name)
+{
+    struct broker *b = cx->b;
+    struct topic *t = console_topic(cx, name, ACL_OP_DELETE);
+    if (t == NULL)
+        return;
+    if (!b->cfg.delete_topic_enable) {
+        console_error(cx->req, 400, "TOPIC_DELETION_DISABLED", "delete.topic.enable is false");
+        return;
+    }
+    if (t->internal) {
+        console_error(cx->req, 400, "INVALID_TOPIC_EXCEPTION", "Internal topics cannot be deleted");
+        return;
+    }
+    if (b->cluster != NULL) {
+        /* TODO (docs/CONSOLE.md): the controller's deletion on ZooKeeper, answered later. */
+        console_error(cx->req, 501, "UNSUPPORTED_VERSION", "delete topics with a Kafka client on a cluster");
+        return;
+    }
+    int e = topic_delete(b, t);
+    if (e != KERR_NONE) {
+        console_error(cx->req, 500, kerr_name(e), "the deletion could not be saved");
+        return;
+    }
+    log_line(LOG_LEVEL_INFO, "console", "%s deleted topic %s", cx->principal, name);
+    struct jsonw w;
+    jsonw_init(&w, 4096);
+    jsonw_obj(&w);
+    jsonw_kstr(&w, "name", name);
+    jsonw_obj_end(&w);
+    console_reply(cx->req, 200, &w, NULL);
+}
