@@ -308,3 +308,57 @@ def test_zk_security_side_by_side_with_kafka_39(tmp_path, zk):
         assert not scram_login(b1, "carol", "wrong")
     finally:
         b1.stop()
+
+
+def test_zk_change_notifications_purged_after_expiry(tmp_path, zk, monkeypatch):
+    """Kafka's ZkNodeChangeNotificationListener deletes the notifications older than
+    changeExpirationMs (15 minutes) each time it processes a change, for the ACL changes (both
+    stores) as for /config/changes; GREGOR_TEST_CHANGE_EXPIRY_MS (tests only) makes it 3 s."""
+    from confluent_kafka.admin import ConfigResource
+    monkeypatch.setenv("GREGOR_TEST_CHANGE_EXPIRY_MS", "3000")
+    chroot = "/purge-" + uuid.uuid4().hex[:8]
+    b = start(tmp_path, zk.connect + chroot, 1)
+    paths = {"lit": chroot + "/kafka-acl-changes", "ext": chroot + "/kafka-acl-extended-changes",
+             "cfg": chroot + "/config/changes"}
+
+    def now():
+        return {k: set(zk_children(zk.connect, p)) for k, p in paths.items()}
+
+    def change(lit, ext, topic):
+        for f in a.create_acls([binding(lit, "User:alice"),
+                                binding(ext, "User:bob", pattern="PREFIXED")]).values():
+            f.result(timeout=15)
+        res = ConfigResource("topic", topic, set_config={"retention.ms": "3600000"})
+        for f in a.alter_configs([res]).values():
+            f.result(timeout=15)
+
+    try:
+        a = admin(b)
+        create_topics(a, ["t1", "t2", "t3", "t4"])
+        for i in (1, 2, 3):
+            change("t%d" % i, "p%d-" % i, "t%d" % i)
+        old = now()
+        assert (len(old["lit"]), len(old["ext"]), len(old["cfg"])) == (3, 3, 3), old
+        time.sleep(4)
+        assert now() == old  # past the expiry, but no change processed since
+        change("t4", "p4-", "t4")
+
+        def purged():
+            cur = now()
+            return all(len(cur[k]) == 1 and not (cur[k] & old[k]) for k in cur) and cur
+        cur = wait_until(purged, 15, what="the expired notifications purged")
+        # The newest stays: it names what the last change did.
+        # ... and the ACLs themselves are untouched.
+        assert sorted(zk_children(zk.connect, chroot + "/kafka-acl/Topic")) == [
+            "t1", "t2", "t3", "t4"]
+        r = ZkReader(zk.connect)
+        try:
+            (lit,) = cur["lit"]
+            assert r.get(paths["lit"] + "/" + lit)[0] == b"TOPIC:t4"
+            (cfg,) = cur["cfg"]
+            assert json.loads(r.get(paths["cfg"] + "/" + cfg)[0]) == {
+                "version": 2, "entity_path": "topics/t4"}
+        finally:
+            r.close()
+    finally:
+        b.stop()
