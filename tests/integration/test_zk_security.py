@@ -288,6 +288,30 @@ def test_zk_security_side_by_side_with_kafka_39(tmp_path, zk):
         ours = security_znodes(zk.connect, "/gregor")
         assert ours == theirs
         assert theirs["iterations"] == "8192"
+        # A user's last credential deleted: Kafka 3.9 deletes her node and notifies.
+        after = {}
+        for root, bootstrap in (("/kafka", kafka.bootstrap), ("/gregor", g.bootstrap)):
+            rc, out, err = kz.run_tool(cp, "kafka.admin.ConfigCommand", "--bootstrap-server",
+                                       bootstrap, "--alter", "--delete-config", "SCRAM-SHA-512",
+                                       "--entity-type", "users", "--entity-name", "carol")
+            assert rc == 0, (bootstrap, out, err)
+            r = ZkReader(zk.connect)
+            try:
+                changes = [json.loads(r.get(root + "/config/changes/" + c)[0])
+                           for c in sorted(r.children(root + "/config/changes"))]
+                node = root + "/config/users/carol"
+                after[root] = (json.loads(r.get(node)[0]) if r.exists(node) else None,
+                               [c for c in changes if c.get("entity_path") == "users/carol"])
+            finally:
+                r.close()
+        assert after["/gregor"] == after["/kafka"], after
+        assert after["/kafka"][0] is None and len(after["/kafka"][1]) == 2, after
+        # carol again on Kafka, for the gregor brokers below
+        rc, out, err = kz.run_tool(cp, "kafka.admin.ConfigCommand", "--bootstrap-server",
+                                   kafka.bootstrap, "--alter", "--add-config",
+                                   "SCRAM-SHA-512=[iterations=8192,password=carol-secret]",
+                                   "--entity-type", "users", "--entity-name", "carol")
+        assert rc == 0, (out, err)
         g.stop()
         g = None
     finally:
