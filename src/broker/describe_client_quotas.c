@@ -1,6 +1,7 @@
 /* DescribeClientQuotas (API 48, KIP-546): the quota entities a filter matches, as Kafka 3.9's
  * ZkAdminManager.describeClientQuotas selects them (strict or not); DESCRIBE_CONFIGS on the
- * cluster. */
+ * cluster. The filter is checked, and the answer's message set, as Kafka 4.x on a single node
+ * and as Kafka 3.9's ZooKeeper mode in a cluster (tests/integration/test_quotas_vs_kafka.py). */
 #include <stdio.h>
 #include <string.h>
 
@@ -46,6 +47,113 @@ static void fail(struct request *r, struct describe_client_quotas_response *resp
     resp->n_entries = -1;
 }
 
+/* The filter's component of an entity type ("user", "client-id", "ip"), or -1. */
+static int component_slot(const char *type)
+{
+    return strcmp(type, "user") == 0 ? 0 : strcmp(type, "client-id") == 0 ? 1
+                                     : strcmp(type, "ip") == 0      ? 2
+                                                                    : -1;
+}
+
+/* In a cluster, as Kafka 3.9's ZooKeeper mode: DescribeClientQuotasRequest.filter() checks
+ * every component's match first, then ZkAdminManager.describeClientQuotas the entity types.
+ * False when refused (answered). */
+static bool filter_zk(struct request *r, struct describe_client_quotas_response *resp,
+                      const struct describe_client_quotas_request *req, struct component **slots)
+{
+    char msg[512];
+    for (int32_t i = 0; i < req->n_components; i++) {
+        const struct describe_client_quotas_request_component_data *c = &req->components[i];
+        if (c->match_type == MATCH_EXACT && c->match.ptr == NULL) {
+            fail(r, resp, KERR_INVALID_REQUEST,
+                 "Request specified MATCH_TYPE_EXACT, but set match string to null.");
+            return false;
+        }
+        if ((c->match_type == MATCH_DEFAULT || c->match_type == MATCH_SPECIFIED) &&
+            c->match.ptr != NULL) {
+            snprintf(msg, sizeof(msg), "Request specified %s, but also specified a match string.",
+                     c->match_type == MATCH_DEFAULT ? "MATCH_TYPE_DEFAULT" : "MATCH_TYPE_SPECIFIED");
+            fail(r, resp, KERR_INVALID_REQUEST, msg);
+            return false;
+        }
+        if (c->match_type < MATCH_EXACT || c->match_type > MATCH_SPECIFIED) {
+            fail(r, resp, KERR_UNSUPPORTED_VERSION, "Unhandled match type");
+            return false;
+        }
+    }
+    static const char *const dup_names[3] = {"user", "client", "ip"};
+    for (int32_t i = 0; i < req->n_components; i++) {
+        const struct describe_client_quotas_request_component_data *c = &req->components[i];
+        const char *type = c->entity_type.ptr ? c->entity_type.ptr : "";
+        int k = component_slot(type);
+        if (k < 0) {
+            if (type[0] == '\0')
+                fail(r, resp, KERR_INVALID_REQUEST,
+                     "Unexpected empty filter component entity type");
+            else {
+                snprintf(msg, sizeof(msg), "Custom entity type '%.200s' not supported", type);
+                fail(r, resp, KERR_UNSUPPORTED_VERSION, msg);
+            }
+            return false;
+        }
+        if (slots[k]->present) {
+            snprintf(msg, sizeof(msg), "Duplicate %s filter component entity type", dup_names[k]);
+            fail(r, resp, KERR_INVALID_REQUEST, msg);
+            return false;
+        }
+        *slots[k] = (struct component){true, c->match_type, c->match.ptr};
+    }
+    return true;
+}
+
+/* A single node, as Kafka 4.x's ClientQuotasImage.describe: each component in turn, its entity
+ * type (empty, repeated, unknown) then its match. False when refused (answered). */
+static bool filter_kraft(struct request *r, struct describe_client_quotas_response *resp,
+                         const struct describe_client_quotas_request *req,
+                         struct component **slots)
+{
+    char msg[512];
+    for (int32_t i = 0; i < req->n_components; i++) {
+        const struct describe_client_quotas_request_component_data *c = &req->components[i];
+        const char *type = c->entity_type.ptr ? c->entity_type.ptr : "";
+        int k = component_slot(type);
+        if (type[0] == '\0') {
+            fail(r, resp, KERR_INVALID_REQUEST, "Invalid empty entity type.");
+            return false;
+        }
+        if (k >= 0 && slots[k]->present) {
+            snprintf(msg, sizeof(msg), "Entity type %s cannot appear more than once in the filter.",
+                     type);
+            fail(r, resp, KERR_INVALID_REQUEST, msg);
+            return false;
+        }
+        if (k < 0) {
+            snprintf(msg, sizeof(msg), "Unsupported entity type %.200s", type);
+            fail(r, resp, KERR_UNSUPPORTED_VERSION, msg);
+            return false;
+        }
+        if (c->match_type == MATCH_EXACT && c->match.ptr == NULL) {
+            fail(r, resp, KERR_INVALID_REQUEST,
+                 "Request specified MATCH_TYPE_EXACT, but set match string to null.");
+            return false;
+        }
+        if ((c->match_type == MATCH_DEFAULT || c->match_type == MATCH_SPECIFIED) &&
+            c->match.ptr != NULL) {
+            snprintf(msg, sizeof(msg), "Request specified %s, but also specified a match string.",
+                     c->match_type == MATCH_DEFAULT ? "MATCH_TYPE_DEFAULT" : "MATCH_TYPE_SPECIFIED");
+            fail(r, resp, KERR_INVALID_REQUEST, msg);
+            return false;
+        }
+        if (c->match_type < MATCH_EXACT || c->match_type > MATCH_SPECIFIED) {
+            snprintf(msg, sizeof(msg), "Unknown match type %d", (int)c->match_type);
+            fail(r, resp, KERR_INVALID_REQUEST, msg);
+            return false;
+        }
+        *slots[k] = (struct component){true, c->match_type, c->match.ptr};
+    }
+    return true;
+}
+
 enum request_status handle_describe_client_quotas(struct broker *b, struct request *r)
 {
     struct describe_client_quotas_request *req = r->body;
@@ -56,58 +164,20 @@ enum request_status handle_describe_client_quotas(struct broker *b, struct reque
         return REQUEST_DONE;
     }
     struct component user = {0}, client = {0}, ip = {0};
-    char msg[512];
-    for (int32_t i = 0; i < req->n_components; i++) {
-        const struct describe_client_quotas_request_component_data *c = &req->components[i];
-        /* DescribeClientQuotasRequest.filter(): the match type against the match string. */
-        if (c->match_type == MATCH_EXACT && c->match.ptr == NULL) {
-            fail(r, resp, KERR_INVALID_REQUEST,
-                 "Request specified MATCH_TYPE_EXACT, but set match string to null.");
-            return REQUEST_DONE;
-        }
-        if ((c->match_type == MATCH_DEFAULT || c->match_type == MATCH_SPECIFIED) &&
-            c->match.ptr != NULL) {
-            snprintf(msg, sizeof(msg), "Request specified %s, but also specified a match string.",
-                     c->match_type == MATCH_DEFAULT ? "MATCH_TYPE_DEFAULT" : "MATCH_TYPE_SPECIFIED");
-            fail(r, resp, KERR_INVALID_REQUEST, msg);
-            return REQUEST_DONE;
-        }
-        if (c->match_type < MATCH_EXACT || c->match_type > MATCH_SPECIFIED) {
-            fail(r, resp, KERR_UNSUPPORTED_VERSION, "Unhandled match type");
-            return REQUEST_DONE;
-        }
-    }
-    for (int32_t i = 0; i < req->n_components; i++) {
-        const struct describe_client_quotas_request_component_data *c = &req->components[i];
-        const char *type = c->entity_type.ptr ? c->entity_type.ptr : "";
-        struct component *slot = strcmp(type, "user") == 0        ? &user
-                                 : strcmp(type, "client-id") == 0 ? &client
-                                 : strcmp(type, "ip") == 0        ? &ip
-                                                                  : NULL;
-        if (slot == NULL) {
-            if (type[0] == '\0')
-                fail(r, resp, KERR_INVALID_REQUEST,
-                     "Unexpected empty filter component entity type");
-            else {
-                snprintf(msg, sizeof(msg), "Custom entity type '%.200s' not supported", type);
-                fail(r, resp, KERR_UNSUPPORTED_VERSION, msg);
-            }
-            return REQUEST_DONE;
-        }
-        if (slot->present) {
-            snprintf(msg, sizeof(msg), "Duplicate %s filter component entity type",
-                     slot == &user ? "user" : slot == &client ? "client" : "ip");
-            fail(r, resp, KERR_INVALID_REQUEST, msg);
-            return REQUEST_DONE;
-        }
-        *slot = (struct component){true, c->match_type, c->match.ptr};
-    }
+    struct component *slots[3] = {&user, &client, &ip};
+    bool cluster = b->cluster != NULL;
+    if (!(cluster ? filter_zk : filter_kraft)(r, resp, req, slots))
+        return REQUEST_DONE;
     if ((user.present || client.present) && ip.present) {
         fail(r, resp, KERR_INVALID_REQUEST,
-             "Invalid entity filter component combination, IP filter component should not be "
-             "used with user or clientId filter component.");
+             cluster ? "Invalid entity filter component combination, IP filter component should "
+                       "not be used with user or clientId filter component."
+                     : "Invalid entity filter component combination. IP filter component should "
+                       "not be used with user or clientId filter component.");
         return REQUEST_DONE;
     }
+    /* ZkAdminManager's answer sets the message null; Kafka 4.x's leaves it "". */
+    resp->error_message = cluster ? kstr_null() : kstr_of("");
     int n = quotas_count(b->quotas);
     RESP_ARRAY(r, resp->entries, n);
     if (resp->entries == NULL)

@@ -1055,7 +1055,9 @@ struct zk_user_req {
     bool started;
 };
 
-/* The user's config map with its SCRAM keys changed, every other key (quotas) kept. */
+/* The user's config map with its SCRAM keys changed, every other key (quotas) kept; no key
+ * left: NULL, the node goes as Kafka 3.9 leaves it (cluster.c keeps it, empty, when it has
+ * children: users/<u>/clients). */
 static int zk_user_modify(void *arg, const char *cur, size_t len, char **out, size_t *out_len)
 {
     struct zk_user_change *ch = arg;
@@ -1067,7 +1069,7 @@ static int zk_user_modify(void *arg, const char *cur, size_t len, char **out, si
         keys[n] = scram_mechanism_name((enum scram_mechanism)m);
         values[n++] = ch->text[m];
     }
-    return znode_config_edit(cur, len, keys, values, n, false, out, out_len);
+    return znode_config_edit(cur, len, keys, values, n, true, out, out_len);
 }
 
 static void zk_user_written(void *arg, int kerr, const char *msg)

@@ -48,6 +48,7 @@ struct cluster {
     char listener_name[64];
     char host[CLUSTER_HOST_MAX];
     char rack[CLUSTER_RACK_MAX];    /* broker.rack ("": none) */
+    int64_t change_expiry_ms;       /* change notifications older than this are purged */
     char who[64];
     uint64_t gen;                   /* the session the flags below belong to */
     bool started;                   /* cluster_await_registration succeeded */
@@ -3245,6 +3246,23 @@ static void on_session(void *arg, enum zk_session_state state, uint64_t gen)
         cluster_resume(c);
 }
 
+/* Kafka's ZkNodeChangeNotificationListener changeExpirationMs (15 minutes) for the config and
+ * the ACL change notifications. Tests only: GREGOR_TEST_CHANGE_EXPIRY_MS (1..15 minutes) makes
+ * it shorter, so a test sees the purge. */
+#define CHANGE_EXPIRY_MS (15 * 60 * 1000)
+
+static int64_t change_expiry_from_env(void)
+{
+    const char *e = getenv("GREGOR_TEST_CHANGE_EXPIRY_MS");
+    if (e == NULL || *e == '\0')
+        return CHANGE_EXPIRY_MS;
+    char *end;
+    long long v = strtoll(e, &end, 10);
+    if (*end != '\0' || v < 1 || v > CHANGE_EXPIRY_MS)
+        return CHANGE_EXPIRY_MS;
+    return v;
+}
+
 struct cluster *cluster_create(struct loop *loop, const struct cluster_config *cfg)
 {
     struct cluster *c = calloc(1, sizeof(*c));
@@ -3252,6 +3270,7 @@ struct cluster *cluster_create(struct loop *loop, const struct cluster_config *c
         return NULL;
     c->loop = loop;
     c->cfg = *cfg;
+    c->change_expiry_ms = change_expiry_from_env();
     snprintf(c->connect, sizeof(c->connect), "%s", cfg->zookeeper_connect);
     snprintf(c->listener_name, sizeof(c->listener_name), "%s",
              cfg->listener_name ? cfg->listener_name : "PLAINTEXT");
@@ -3585,8 +3604,6 @@ int cluster_brokers(const struct cluster *c, const struct cluster_broker **out)
 
 #define CONFIG_CHANGES_PATH "/config/changes"
 #define CONFIG_CHANGE_PREFIX "config_change_"
-/* Kafka's ZkConfigManager changeExpirationMs. */
-#define CONFIG_CHANGE_EXPIRY_MS (15 * 60 * 1000)
 /* Notifications read at once (the rest on the next listing), and the applied ones whose
  * creation time is remembered for the purge (older ones are purged by another broker or at
  * the next start, when all are read again). */
@@ -3798,8 +3815,8 @@ static void change_purge(struct cluster *c, int64_t seq)
 {
     char path[96];
     snprintf(path, sizeof(path), CONFIG_CHANGES_PATH "/" CONFIG_CHANGE_PREFIX "%010" PRId64, seq);
-    LOG_INFO(c->who, "Purging the config change notification %s (older than %d ms)", path,
-             CONFIG_CHANGE_EXPIRY_MS);
+    LOG_INFO(c->who, "Purging the config change notification %s (older than %" PRId64 " ms)",
+             path, c->change_expiry_ms);
     (void)zk_delete(c->zk, path, -1, change_purged, c);
 }
 
@@ -3831,7 +3848,7 @@ static void change_read(void *arg, const struct zk_result *res)
     if (res->rc == ZK_OK && res->has_stat) {
         const char *num = strrchr(res->path, '_');
         int64_t seq = num ? strtoll(num + 1, NULL, 10) : -1;
-        if (now_ms() - res->stat.ctime_ms > CONFIG_CHANGE_EXPIRY_MS)
+        if (now_ms() - res->stat.ctime_ms > c->change_expiry_ms)
             change_purge(c, seq);
         else if (cc->nremembered < CONFIG_CHANGES_REMEMBERED)
             cc->remembered[cc->nremembered++] = (struct remembered_change){seq, res->stat.ctime_ms};
@@ -3872,7 +3889,7 @@ static void changes_listed(void *arg, const struct zk_result *res)
     int64_t now = now_ms();
     int keep = 0;
     for (int i = 0; i < cc->nremembered; i++) {
-        if (now - cc->remembered[i].ctime_ms > CONFIG_CHANGE_EXPIRY_MS)
+        if (now - cc->remembered[i].ctime_ms > c->change_expiry_ms)
             change_purge(c, cc->remembered[i].seq);
         else
             cc->remembered[keep++] = cc->remembered[i];
@@ -4758,6 +4775,33 @@ static void acl_change_read(void *arg, const struct zk_result *res)
         retry_later(c, "reading an ACL znode", rc);
 }
 
+/* A listed notification's stat: past the expiry, it goes (Kafka's
+ * purgeObsoleteNotifications, run by every broker after each listing that found any). */
+static void acl_change_statted(void *arg, const struct zk_result *res)
+{
+    struct cluster *c = arg;
+    if (stale(c, res) || res->rc != ZK_OK || !res->has_stat)
+        return; /* purged by another broker, or looked at again at the next listing */
+    if (now_ms() - res->stat.ctime_ms <= c->change_expiry_ms)
+        return;
+    LOG_INFO(c->who, "Purging the ACL change notification %s (older than %" PRId64 " ms)",
+             res->path, c->change_expiry_ms);
+    (void)zk_delete(c->zk, res->path, -1, change_purged, c);
+}
+
+/* The oldest CONFIG_CHANGES_BATCH of a listing (seqs sorted) are looked at for the purge; the
+ * rest wait for a later listing, once these are gone. */
+static void acl_changes_purge(struct cluster *c, int store, const int64_t *seqs, int n)
+{
+    for (int i = 0; i < n && i < CONFIG_CHANGES_BATCH; i++) {
+        char path[96];
+        snprintf(path, sizeof(path), "%s/" ACL_CHANGE_PREFIX "%010" PRId64,
+                 acl_change_paths[store], seqs[i]);
+        if (zk_exists(c->zk, path, NULL, NULL, acl_change_statted, c) != ZK_OK)
+            return; /* not submitted: the next listing tries again */
+    }
+}
+
 static void acl_changes_changed(void *arg, enum zk_watch_type type, const char *path,
                                 uint64_t gen)
 {
@@ -4827,6 +4871,7 @@ static void acl_changes_listed(void *arg, const struct zk_result *res)
         started++;
         s->changes_last[store] = seqs[i];
     }
+    acl_changes_purge(c, store, seqs, n);
     free(seqs);
     if (more)
         s->changes_watch[store] = false;

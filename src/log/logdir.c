@@ -816,36 +816,14 @@ static size_t pct_encode(char *out, const char *s, bool key)
     return o;
 }
 
-static int hexval(char c)
+/* A token of the line decoded in place (common/util's pct_decode_inplace: a bad escape or %00
+ * refused), then copied to out when it fits (cap counts the NUL). 0, or -1. */
+static int pct_decode(char *out, size_t cap, char *s)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static int pct_decode(char *out, size_t cap, const char *s)
-{
-    size_t o = 0;
-    for (; *s; s++) {
-        int c = (unsigned char)*s;
-        if (c == '%') {
-            int h = hexval(s[1]), l = h >= 0 ? hexval(s[2]) : -1;
-            if (l < 0)
-                return -1;
-            c = h * 16 + l;
-            if (c == 0)
-                return -1; /* would cut the string short */
-            s += 2;
-        }
-        if (o + 1 >= cap)
-            return -1;
-        out[o++] = (char)c;
-    }
-    out[o] = '\0';
+    long n = pct_decode_inplace(s);
+    if (n < 0 || (size_t)n >= cap)
+        return -1;
+    memcpy(out, s, (size_t)n + 1);
     return 0;
 }
 

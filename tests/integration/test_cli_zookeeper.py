@@ -11,7 +11,8 @@ import uuid
 import pytest
 
 from conftest import Broker, free_port
-from zk_fixture import ZkReader, ZooKeeperServer, zookeeper_available
+from zk_fixture import ZkReader, zookeeper_available
+from zk_fixture import zookeeper  # noqa: F401 (the module's ZooKeeper fixture)
 
 # A suite that cannot run is a failure, never a skip (make test-deps installs the package).
 if not zookeeper_available():
@@ -20,14 +21,6 @@ if not zookeeper_available():
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 GREGOR_BIN = os.environ.get("GREGOR_BIN", os.path.join(ROOT, "build", "gregor"))
-
-
-@pytest.fixture(scope="module")
-def zookeeper():
-    z = ZooKeeperServer()
-    z.start()
-    yield z
-    z.stop()
 
 
 def tool(script, *args, timeout=90, **env_extra):

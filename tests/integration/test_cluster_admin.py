@@ -17,7 +17,8 @@ import pytest
 
 from kafka_wire import _request, produce_v7, record_batch, s16
 from test_cluster_topics import create, leaders_seen, start_cluster, stop_all, zk_get, zk_json
-from zk_fixture import ZkReader, ZooKeeperServer, wait_until, zookeeper_available
+from zk_fixture import ZkReader, wait_until, zookeeper_available
+from zk_fixture import zookeeper  # noqa: F401 (the module's ZooKeeper fixture)
 
 if not zookeeper_available():
     pytest.fail("Debian's zookeeper package (java + jars) is not installed: make test-deps "
@@ -28,14 +29,6 @@ INVALID_PARTITIONS = 37
 INVALID_REPLICA_ASSIGNMENT = 39
 INVALID_REPLICATION_FACTOR = 38
 REQUEST_TIMED_OUT = 7
-
-
-@pytest.fixture(scope="module")
-def zookeeper():
-    z = ZooKeeperServer()
-    z.start()
-    yield z
-    z.stop()
 
 
 def by_id(brokers):

@@ -15,7 +15,8 @@ import pytest
 
 from kafka_wire import Reader, cstr, flexible_call, produce_v7, record_batch, uvarint
 from test_cluster_topics import start_cluster, stop_all, zk_get
-from zk_fixture import ZkReader, ZooKeeperServer, wait_until, zookeeper_available
+from zk_fixture import ZkReader, wait_until, zookeeper_available
+from zk_fixture import zookeeper  # noqa: F401 (the module's ZooKeeper fixture)
 
 if not zookeeper_available():
     pytest.fail("Debian's zookeeper package (java + jars) is not installed: make test-deps "
@@ -29,14 +30,6 @@ SRC_TOPIC, SRC_DYNAMIC_BROKER, SRC_DYNAMIC_DEFAULT = 1, 2, 3
 UNKNOWN_TOPIC_OR_PARTITION, MESSAGE_TOO_LARGE = 3, 10
 NOT_LEADER_OR_FOLLOWER = 6
 BOUND_S = 10  # a change reaches every broker within this (measured: well under a second)
-
-
-@pytest.fixture(scope="module")
-def zookeeper():
-    z = ZooKeeperServer()
-    z.start()
-    yield z
-    z.stop()
 
 
 class ZkWriter(ZkReader):

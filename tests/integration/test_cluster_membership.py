@@ -15,6 +15,7 @@ import pytest
 
 from conftest import Broker, free_port
 from zk_fixture import ZkReader, ZooKeeperServer, wait_until, zookeeper_available
+from zk_fixture import zookeeper  # noqa: F401 (the module's ZooKeeper fixture)
 
 # A suite that cannot run is a failure, never a skip (make test-deps installs the package).
 if not zookeeper_available():
@@ -22,14 +23,6 @@ if not zookeeper_available():
                 "installs it", pytrace=False)
 
 SESSION_MS = 3000
-
-
-@pytest.fixture(scope="module")
-def zookeeper():
-    z = ZooKeeperServer()
-    z.start()
-    yield z
-    z.stop()
 
 
 def make_broker(tmp_path, zk, chroot, broker_id, name=None, **overrides):

@@ -14,7 +14,8 @@ import base64
 import pytest
 
 from kafka_wire import _request, produce_v7, record_batch
-from zk_fixture import ZkReader, ZooKeeperServer, start_brokers, wait_until, zookeeper_available
+from zk_fixture import ZkReader, start_brokers, wait_until, zookeeper_available
+from zk_fixture import zookeeper  # noqa: F401 (the module's ZooKeeper fixture)
 
 if not zookeeper_available():
     pytest.fail("Debian's zookeeper package (java + jars) is not installed: make test-deps "
@@ -22,14 +23,6 @@ if not zookeeper_available():
 
 SESSION_MS = 3000
 NOT_LEADER_OR_FOLLOWER = 6
-
-
-@pytest.fixture(scope="module")
-def zookeeper():
-    z = ZooKeeperServer()
-    z.start()
-    yield z
-    z.stop()
 
 
 def start_cluster(tmp_path, zk, chroot, ids=(1, 2, 3), extra=None):

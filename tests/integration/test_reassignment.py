@@ -21,7 +21,8 @@ from kafka_wire import cstr, flexible_call, uvarint
 from test_cluster_topics import stop_all
 from test_replication_failover import Producing, assert_acked_readable, metadata, read_all
 from test_replication_follower import log_bytes, replicas_match
-from zk_fixture import ZkReader, ZooKeeperServer, start_brokers, wait_until, zookeeper_available
+from zk_fixture import ZkReader, start_brokers, wait_until, zookeeper_available
+from zk_fixture import zookeeper  # noqa: F401 (the module's ZooKeeper fixture)
 
 if not zookeeper_available():
     pytest.fail("Debian's zookeeper package (java + jars) is not installed: make test-deps "
@@ -99,14 +100,6 @@ def list_reassignments(b, topics=None):
 
 
 # ---- the cluster ----
-
-@pytest.fixture(scope="module")
-def zookeeper():
-    z = ZooKeeperServer()
-    z.start()
-    yield z
-    z.stop()
-
 
 class Four:
     def __init__(self, zk, chroot, brokers):

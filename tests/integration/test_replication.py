@@ -17,7 +17,8 @@ from conftest import Broker
 from kafka_wire import produce_v7, record_batch
 from test_cluster_topics import stop_all, zk_json
 from test_replication_follower import batches, log_bytes
-from zk_fixture import ZooKeeperServer, wait_until, zookeeper_available
+from zk_fixture import wait_until, zookeeper_available
+from zk_fixture import zookeeper  # noqa: F401 (the module's ZooKeeper fixture)
 
 if not zookeeper_available():
     pytest.fail("Debian's zookeeper package (java + jars) is not installed: make test-deps "
@@ -29,14 +30,6 @@ TOPIC = "rf3"
 LAG_MS = 2000        # replica.lag.time.max.ms
 SESSION_MS = 30000   # well past the stops below: no broker's registration expires
 NOT_ENOUGH_REPLICAS = 19
-
-
-@pytest.fixture(scope="module")
-def zookeeper():
-    z = ZooKeeperServer()
-    z.start()
-    yield z
-    z.stop()
 
 
 def uvarint(data, off):

@@ -22,7 +22,8 @@ import pytest
 from conftest import ROOT
 from test_cluster_topics import SESSION_MS, stop_all
 from test_replication_follower import replicas_match
-from zk_fixture import ZkReader, ZooKeeperServer, start_brokers, wait_until, zookeeper_available
+from zk_fixture import ZkReader, start_brokers, wait_until, zookeeper_available
+from zk_fixture import zookeeper  # noqa: F401 (the module's ZooKeeper fixture)
 
 if not zookeeper_available():
     pytest.fail("Debian's zookeeper package (java + jars) is not installed: make test-deps "
@@ -34,14 +35,6 @@ ELECTION_BOUND_S = 8
 # Tests not about controlled shutdown: one attempt, so the last broker of stop_all (whose
 # partitions have nowhere to go) does not wait 2 x 5 s as Kafka's defaults make it.
 FAST_STOP = {"controlled.shutdown.max.retries": 1}
-
-
-@pytest.fixture(scope="module")
-def zookeeper():
-    z = ZooKeeperServer()
-    z.start()
-    yield z
-    z.stop()
 
 
 def start(tmp_path, zk, chroot, extra=None, ids=(1, 2, 3)):

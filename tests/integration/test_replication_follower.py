@@ -19,7 +19,8 @@ from conftest import Broker
 from kafka_wire import produce_v7, record_batch
 from test_cluster_topics import (create, fetch_v4, leaders_seen, list_offsets_v1, start_cluster,
                                  stop_all, zk_json)
-from zk_fixture import ZkReader, ZooKeeperServer, wait_until, zookeeper_available
+from zk_fixture import ZkReader, wait_until, zookeeper_available
+from zk_fixture import zookeeper  # noqa: F401 (the module's ZooKeeper fixture)
 
 if not zookeeper_available():
     pytest.fail("Debian's zookeeper package (java + jars) is not installed: make test-deps "
@@ -28,14 +29,6 @@ if not zookeeper_available():
 OFFSET_OUT_OF_RANGE = 1
 NOT_LEADER_OR_FOLLOWER = 6
 LAG_MS = 3000
-
-
-@pytest.fixture(scope="module")
-def zookeeper():
-    z = ZooKeeperServer()
-    z.start()
-    yield z
-    z.stop()
 
 
 def by_id(brokers):

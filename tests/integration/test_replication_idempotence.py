@@ -25,7 +25,8 @@ from kafka_wire import _request, record_batch, s16
 from test_cluster_topics import stop_all
 from test_replication_failover import by_id, create_topic, metadata, state_of, wait_isr
 from test_replication_follower import batches, log_bytes
-from zk_fixture import ZkReader, ZooKeeperServer, start_brokers, wait_until, zookeeper_available
+from zk_fixture import ZkReader, start_brokers, wait_until, zookeeper_available
+from zk_fixture import zookeeper  # noqa: F401 (the module's ZooKeeper fixture)
 
 if not zookeeper_available():
     pytest.fail("Debian's zookeeper package (java + jars) is not installed: make test-deps "
@@ -41,14 +42,6 @@ ELECTION_BOUND_S = 10
 FETCH_WAIT_MS = 500  # replica.fetch.wait.max.ms (Kafka's default, said here)
 FAST_STOP = {"controlled.shutdown.max.retries": 1, "zookeeper.session.timeout.ms": SESSION_MS,
              "replica.fetch.wait.max.ms": FETCH_WAIT_MS}
-
-
-@pytest.fixture(scope="module")
-def zookeeper():
-    z = ZooKeeperServer()
-    z.start()
-    yield z
-    z.stop()
 
 
 def connect(b):

@@ -17,7 +17,8 @@ import time
 import pytest
 
 from conftest import ROOT
-from zk_fixture import ZkReader, ZooKeeperServer, start_brokers, wait_until, zookeeper_available
+from zk_fixture import ZkReader, start_brokers, wait_until, zookeeper_available
+from zk_fixture import zookeeper  # noqa: F401 (the module's ZooKeeper fixture)
 
 if not zookeeper_available():
     pytest.fail("Debian's zookeeper package (java + jars) is not installed: make test-deps "
@@ -29,14 +30,6 @@ TRIES = 3
 # The old code's best of 3 tries was 0.61 s on an idle machine (1.5 s typical); the ISR is in
 # the very first state znode now, read here within a few ms.
 ISR_FULL_BOUND_S = 0.5
-
-
-@pytest.fixture(scope="module")
-def zookeeper():
-    z = ZooKeeperServer()
-    z.start()
-    yield z
-    z.stop()
 
 
 def test_new_rf3_topic_isr_full_from_its_first_state(tmp_path, zookeeper):

@@ -20,7 +20,8 @@ import pytest
 
 from conftest import Broker
 from kafka_wire import Reader, _request, cstr, produce_v7, record_batch, s16, uvarint, _recv
-from zk_fixture import ZkReader, ZooKeeperServer, wait_until, zookeeper_available
+from zk_fixture import ZkReader, wait_until, zookeeper_available
+from zk_fixture import zookeeper  # noqa: F401 (the module's ZooKeeper fixture)
 
 if not zookeeper_available():
     pytest.fail("Debian's zookeeper package (java + jars) is not installed: make test-deps "
@@ -37,14 +38,6 @@ NOT_ENOUGH_REPLICAS_AFTER_APPEND = 20
 UNKNOWN_LEADER_EPOCH = 75
 CHROOT = "/replication-leader"
 FOLLOWER = 3  # the broker id the test registers and plays
-
-
-@pytest.fixture(scope="module")
-def zookeeper():
-    z = ZooKeeperServer()
-    z.start()
-    yield z
-    z.stop()
 
 
 def broker_overrides(zk, i):

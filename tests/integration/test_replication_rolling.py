@@ -18,7 +18,8 @@ import pytest
 from test_cluster_topics import stop_all
 from test_replication_failover import (bootstrap, create_topic, metadata, start, state_of,
                                        wait_isr)
-from zk_fixture import ZooKeeperServer, wait_until, zookeeper_available
+from zk_fixture import wait_until, zookeeper_available
+from zk_fixture import zookeeper  # noqa: F401 (the module's ZooKeeper fixture)
 
 if not zookeeper_available():
     pytest.fail("Debian's zookeeper package (java + jars) is not installed: make test-deps "
@@ -26,14 +27,6 @@ if not zookeeper_available():
 
 PARTITIONS = int(os.environ.get("ROLL_PARTITIONS", "8"))
 ROUNDS = int(os.environ.get("ROLL_ROUNDS", "4"))
-
-
-@pytest.fixture(scope="module")
-def zookeeper():
-    z = ZooKeeperServer()
-    z.start()
-    yield z
-    z.stop()
 
 
 class Rider:

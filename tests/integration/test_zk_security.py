@@ -288,6 +288,30 @@ def test_zk_security_side_by_side_with_kafka_39(tmp_path, zk):
         ours = security_znodes(zk.connect, "/gregor")
         assert ours == theirs
         assert theirs["iterations"] == "8192"
+        # A user's last credential deleted: Kafka 3.9 deletes her node and notifies.
+        after = {}
+        for root, bootstrap in (("/kafka", kafka.bootstrap), ("/gregor", g.bootstrap)):
+            rc, out, err = kz.run_tool(cp, "kafka.admin.ConfigCommand", "--bootstrap-server",
+                                       bootstrap, "--alter", "--delete-config", "SCRAM-SHA-512",
+                                       "--entity-type", "users", "--entity-name", "carol")
+            assert rc == 0, (bootstrap, out, err)
+            r = ZkReader(zk.connect)
+            try:
+                changes = [json.loads(r.get(root + "/config/changes/" + c)[0])
+                           for c in sorted(r.children(root + "/config/changes"))]
+                node = root + "/config/users/carol"
+                after[root] = (json.loads(r.get(node)[0]) if r.exists(node) else None,
+                               [c for c in changes if c.get("entity_path") == "users/carol"])
+            finally:
+                r.close()
+        assert after["/gregor"] == after["/kafka"], after
+        assert after["/kafka"][0] is None and len(after["/kafka"][1]) == 2, after
+        # carol again on Kafka, for the gregor brokers below
+        rc, out, err = kz.run_tool(cp, "kafka.admin.ConfigCommand", "--bootstrap-server",
+                                   kafka.bootstrap, "--alter", "--add-config",
+                                   "SCRAM-SHA-512=[iterations=8192,password=carol-secret]",
+                                   "--entity-type", "users", "--entity-name", "carol")
+        assert rc == 0, (out, err)
         g.stop()
         g = None
     finally:
@@ -308,3 +332,57 @@ def test_zk_security_side_by_side_with_kafka_39(tmp_path, zk):
         assert not scram_login(b1, "carol", "wrong")
     finally:
         b1.stop()
+
+
+def test_zk_change_notifications_purged_after_expiry(tmp_path, zk, monkeypatch):
+    """Kafka's ZkNodeChangeNotificationListener deletes the notifications older than
+    changeExpirationMs (15 minutes) each time it processes a change, for the ACL changes (both
+    stores) as for /config/changes; GREGOR_TEST_CHANGE_EXPIRY_MS (tests only) makes it 3 s."""
+    from confluent_kafka.admin import ConfigResource
+    monkeypatch.setenv("GREGOR_TEST_CHANGE_EXPIRY_MS", "3000")
+    chroot = "/purge-" + uuid.uuid4().hex[:8]
+    b = start(tmp_path, zk.connect + chroot, 1)
+    paths = {"lit": chroot + "/kafka-acl-changes", "ext": chroot + "/kafka-acl-extended-changes",
+             "cfg": chroot + "/config/changes"}
+
+    def now():
+        return {k: set(zk_children(zk.connect, p)) for k, p in paths.items()}
+
+    def change(lit, ext, topic):
+        for f in a.create_acls([binding(lit, "User:alice"),
+                                binding(ext, "User:bob", pattern="PREFIXED")]).values():
+            f.result(timeout=15)
+        res = ConfigResource("topic", topic, set_config={"retention.ms": "3600000"})
+        for f in a.alter_configs([res]).values():
+            f.result(timeout=15)
+
+    try:
+        a = admin(b)
+        create_topics(a, ["t1", "t2", "t3", "t4"])
+        for i in (1, 2, 3):
+            change("t%d" % i, "p%d-" % i, "t%d" % i)
+        old = now()
+        assert (len(old["lit"]), len(old["ext"]), len(old["cfg"])) == (3, 3, 3), old
+        time.sleep(4)
+        assert now() == old  # past the expiry, but no change processed since
+        change("t4", "p4-", "t4")
+
+        def purged():
+            cur = now()
+            return all(len(cur[k]) == 1 and not (cur[k] & old[k]) for k in cur) and cur
+        cur = wait_until(purged, 15, what="the expired notifications purged")
+        # The newest stays: it names what the last change did.
+        # ... and the ACLs themselves are untouched.
+        assert sorted(zk_children(zk.connect, chroot + "/kafka-acl/Topic")) == [
+            "t1", "t2", "t3", "t4"]
+        r = ZkReader(zk.connect)
+        try:
+            (lit,) = cur["lit"]
+            assert r.get(paths["lit"] + "/" + lit)[0] == b"TOPIC:t4"
+            (cfg,) = cur["cfg"]
+            assert json.loads(r.get(paths["cfg"] + "/" + cfg)[0]) == {
+                "version": 2, "entity_path": "topics/t4"}
+        finally:
+            r.close()
+    finally:
+        b.stop()

@@ -80,6 +80,23 @@ static bool port_open(int port)
     return ok;
 }
 
+/* The broker's own log says it listens. port_open alone cannot tell: free_port's port may be
+ * taken by another process on the machine between its probe and the broker's bind (the broker
+ * then exits), and a test talking to that process sees its answers (or its hang-ups). */
+static bool log_says_listening(const char *logpath)
+{
+    static char buf[1 << 16];
+    FILE *f = fopen(logpath, "r");
+    if (f == NULL)
+        return false;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, "Awaiting socket connections on") != NULL;
+}
+
+#define BROKER_START_ATTEMPTS 5
+
 static void broker_start(struct broker_proc *b)
 {
     char bin[PATH_MAX];
@@ -88,33 +105,45 @@ static void broker_start(struct broker_proc *b)
         fail_msg("no broker binary at %s (build it, or set GREGOR_BIN)", bin);
     snprintf(b->dir, sizeof(b->dir), "/tmp/gregor-client-test-XXXXXX");
     assert_non_null(mkdtemp(b->dir));
-    b->port = free_port();
     char listeners[64], logdirs[PATH_MAX + 16], logpath[PATH_MAX + 16];
-    snprintf(listeners, sizeof(listeners), "listeners=PLAINTEXT://127.0.0.1:%d", b->port);
     snprintf(logdirs, sizeof(logdirs), "log.dirs=%s/data", b->dir);
     snprintf(logpath, sizeof(logpath), "%s/broker.log", b->dir);
-    b->pid = fork();
-    assert_true(b->pid >= 0);
-    if (b->pid == 0) {
-        int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
+    for (int attempt = 1;; attempt++) {
+        b->port = free_port();
+        snprintf(listeners, sizeof(listeners), "listeners=PLAINTEXT://127.0.0.1:%d", b->port);
+        b->pid = fork();
+        assert_true(b->pid >= 0);
+        if (b->pid == 0) {
+            int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (fd >= 0) {
+                dup2(fd, 1);
+                dup2(fd, 2);
+            }
+            execl(bin, bin, "serve", "--override", listeners, "--override", logdirs,
+                  "--override", "group.initial.rebalance.delay.ms=0", "--override",
+                  "offsets.topic.num.partitions=4", (char *)NULL);
+            _exit(127);
         }
-        execl(bin, bin, "serve", "--override", listeners, "--override", logdirs, "--override",
-              "group.initial.rebalance.delay.ms=0", "--override", "offsets.topic.num.partitions=4",
-              (char *)NULL);
-        _exit(127);
-    }
-    live_broker = b;
-    int64_t deadline = mono_ms() + 15000;
-    while (!port_open(b->port)) {
-        int st;
-        if (waitpid(b->pid, &st, WNOHANG) == b->pid)
-            fail_msg("broker exited (%d); log in %s", st, logpath);
-        if (mono_ms() > deadline)
-            fail_msg("broker did not listen within 15 s; log in %s", logpath);
-        usleep(20000);
+        live_broker = b;
+        int64_t deadline = mono_ms() + 15000;
+        bool exited = false;
+        int st = 0;
+        while (!(port_open(b->port) && log_says_listening(logpath))) {
+            if (waitpid(b->pid, &st, WNOHANG) == b->pid) {
+                exited = true;
+                break;
+            }
+            if (mono_ms() > deadline)
+                fail_msg("broker did not listen within 15 s; log in %s", logpath);
+            usleep(20000);
+        }
+        if (!exited)
+            return;
+        b->pid = 0;
+        live_broker = NULL;
+        if (attempt == BROKER_START_ATTEMPTS)
+            fail_msg("broker exited (%d) %d times; log in %s", st, attempt, logpath);
+        /* most likely its port was taken meanwhile: another one */
     }
 }
 
