@@ -909,6 +909,8 @@ static int open_storage(struct broker *b)
     b->quotas = quotas_create(b->cfg.quota_window_num, b->cfg.quota_window_size_seconds);
     if (b->quotas == NULL)
         return -1;
+    quotas_set_mutation_window(b->quotas, b->cfg.controller_quota_window_num,
+                               b->cfg.controller_quota_window_size_seconds);
     char quotas_path[1200];
     snprintf(quotas_path, sizeof(quotas_path), "%s/%s", logdir_path(b->dirs[0]), QUOTAS_FILE);
     if (b->cluster != NULL) /* the client quotas live in ZooKeeper's /config */

@@ -1,0 +1,148 @@
+"""Issue 19's rate quotas: controller_mutation_rate (KIP-599) on CreateTopics, CreatePartitions
+and DeleteTopics on the raw wire: a token bucket of controller.quota.window.num x size x quota
+partitions; the strict versions (CreateTopics v6+, CreatePartitions v3+, DeleteTopics v5+)
+refuse a topic with THROTTLING_QUOTA_EXCEEDED while the bucket is in debt, older versions are
+served and throttled."""
+import struct
+import time
+import uuid
+
+import pytest
+
+from kafka_wire import cstr, uvarint
+from test_quotas import call, set_quota
+
+THROTTLING_QUOTA_EXCEEDED = 89
+# A burst of 1 window x 1 s x the quota: a quota of 2 lets 2 partitions through at once.
+MUTATION = {"controller.quota.window.num": "1", "controller.quota.window.size.seconds": "1"}
+
+
+@pytest.fixture
+def mbroker(broker_factory):
+    return broker_factory(**MUTATION).start()
+
+
+def create_topics(bootstrap, version, topics, client_id=b"test", validate_only=False):
+    """CreateTopics v5+ (flexible): topics [(name, partitions)] -> (throttle, {name: (code, msg)})."""
+    assert version >= 5
+    body = uvarint(len(topics) + 1)
+    for name, parts in topics:
+        body += cstr(name) + struct.pack(">ih", parts, 1) + uvarint(1) + uvarint(1) + uvarint(0)
+    body += struct.pack(">i?", 30000, validate_only) + uvarint(0)
+    r = call(bootstrap, 19, version, body, client_id=client_id)
+    throttle = r.take(">i")
+    out = {}
+    for _ in range(r.uvarint() - 1):
+        name = r.cstr()
+        if version >= 7:
+            r.raw(16)
+        code = r.take(">h")
+        msg = r.cstr()
+        r.take(">ih")
+        for _ in range(r.uvarint() - 1):  # configs (none asked), or null
+            r.cstr(), r.cstr(), r.take(">?bb?"), r.tags()
+        r.tags()
+        out[name] = (code, msg)
+    return throttle, out
+
+
+def create_partitions(bootstrap, version, topic, count, client_id=b"test"):
+    """CreatePartitions v2+ (flexible): -> (throttle, code, msg)."""
+    body = uvarint(2) + cstr(topic) + struct.pack(">i", count) + uvarint(0) + uvarint(0)
+    body += struct.pack(">i?", 30000, False) + uvarint(0)
+    r = call(bootstrap, 37, version, body, client_id=client_id)
+    throttle = r.take(">i")
+    assert r.uvarint() == 2
+    assert r.cstr() == topic
+    code = r.take(">h")
+    return throttle, code, r.cstr()
+
+
+def delete_topics(bootstrap, version, names, client_id=b"test"):
+    """DeleteTopics v4-5 (flexible, by name): -> (throttle, {name: (code, msg)})."""
+    body = uvarint(len(names) + 1) + b"".join(cstr(n) for n in names)
+    body += struct.pack(">i", 30000) + uvarint(0)
+    r = call(bootstrap, 20, version, body, client_id=client_id)
+    throttle = r.take(">i")
+    out = {}
+    for _ in range(r.uvarint() - 1):
+        name = r.cstr()
+        code = r.take(">h")
+        msg = r.cstr() if version >= 5 else None
+        r.tags()
+        out[name] = (code, msg)
+    return throttle, out
+
+
+def test_create_topics_strict_refuses_over_the_quota(mbroker):
+    set_quota(mbroker.bootstrap, [("client-id", "mut")], "controller_mutation_rate", 2)
+    a, b = "m-" + uuid.uuid4().hex[:8], "m-" + uuid.uuid4().hex[:8]
+    # The bucket holds 2: the first 10 partitions pass (strict checks before it records) and
+    # leave it at -8, about 4 s of debt at 2 a second.
+    t, res = create_topics(mbroker.bootstrap, 7, [(a, 10)], client_id=b"mut")
+    assert res == {a: (0, None)} and t == 0, (t, res)
+    t, res = create_topics(mbroker.bootstrap, 7, [(b, 10)], client_id=b"mut")
+    assert res[b] == (THROTTLING_QUOTA_EXCEEDED, "The throttling quota has been exceeded."), res
+    assert 3000 <= t <= 4100, t
+    # Refused, so not made: validate_only and another client are not held by the quota.
+    t, res = create_topics(mbroker.bootstrap, 7, [(b, 10)], client_id=b"other")
+    assert res == {b: (0, None)} and t == 0, (t, res)
+
+
+def test_create_topics_old_version_is_served_and_throttled(mbroker):
+    set_quota(mbroker.bootstrap, [("client-id", "mut")], "controller_mutation_rate", 2)
+    a, b = "m-" + uuid.uuid4().hex[:8], "m-" + uuid.uuid4().hex[:8]
+    # v5 is permissive: recorded, then throttled by the debt it left (8 / 2 = 4 s).
+    t, res = create_topics(mbroker.bootstrap, 5, [(a, 10)], client_id=b"mut")
+    assert res == {a: (0, None)} and 3500 <= t <= 4100, (t, res)
+    t, res = create_topics(mbroker.bootstrap, 5, [(b, 10)], client_id=b"mut")
+    assert res == {b: (0, None)} and 7500 <= t <= 9100, (t, res)
+    # Both topics exist: a strict request from the same client is now refused for its topic.
+    t, res = create_topics(mbroker.bootstrap, 6, [("m-" + uuid.uuid4().hex[:8], 1)],
+                           client_id=b"mut")
+    assert list(res.values())[0][0] == THROTTLING_QUOTA_EXCEEDED and t > 7000, (t, res)
+
+
+def test_validate_only_records_nothing(mbroker):
+    set_quota(mbroker.bootstrap, [("client-id", "mut")], "controller_mutation_rate", 2)
+    name = "m-" + uuid.uuid4().hex[:8]
+    for _ in range(3):
+        t, res = create_topics(mbroker.bootstrap, 7, [(name, 10)], client_id=b"mut",
+                               validate_only=True)
+        assert res == {name: (0, None)} and t == 0, (t, res)
+
+
+def test_create_partitions_and_delete_topics_record_partitions(mbroker):
+    bs = mbroker.bootstrap
+    a = "m-" + uuid.uuid4().hex[:8]
+    t, res = create_topics(bs, 7, [(a, 1)], client_id=b"admin")
+    assert res == {a: (0, None)}
+    set_quota(bs, [("client-id", "mut")], "controller_mutation_rate", 2)
+    # 1 -> 9 partitions: 8 new ones (bucket 2 -> -6), allowed since the bucket was not in debt.
+    t, code, msg = create_partitions(bs, 3, a, 9, client_id=b"mut")
+    assert (code, t) == (0, 0), (t, code, msg)
+    t, code, msg = create_partitions(bs, 3, a, 10, client_id=b"mut")
+    assert code == THROTTLING_QUOTA_EXCEEDED and msg == "The throttling quota has been exceeded."
+    assert 2000 <= t <= 3100, t
+    # v2 is permissive: done, and throttled.
+    t, code, msg = create_partitions(bs, 2, a, 10, client_id=b"mut")
+    assert code == 0 and t >= 2000, (t, code, msg)
+    # DeleteTopics v5 (strict) refuses while in debt; v4 deletes and throttles (10 more).
+    t, res = delete_topics(bs, 5, [a], client_id=b"mut")
+    assert res[a][0] == THROTTLING_QUOTA_EXCEEDED and t > 2000, (t, res)
+    t, res = delete_topics(bs, 4, [a], client_id=b"mut")
+    assert res[a][0] == 0 and t >= 7000, (t, res)
+
+
+def test_debt_is_paid_back_at_the_quota(mbroker):
+    """The bucket refills at the quota: 3 partitions over a bucket of 2 at 2 a second owe
+    0.5 s; after it a strict request passes again."""
+    bs = mbroker.bootstrap
+    set_quota(bs, [("client-id", "mut")], "controller_mutation_rate", 2)
+    t, res = create_topics(bs, 7, [("m-" + uuid.uuid4().hex[:8], 3)], client_id=b"mut")
+    assert t == 0 and list(res.values())[0][0] == 0
+    t, res = create_topics(bs, 7, [("m-" + uuid.uuid4().hex[:8], 1)], client_id=b"mut")
+    assert list(res.values())[0][0] == THROTTLING_QUOTA_EXCEEDED and 0 < t <= 600, (t, res)
+    time.sleep(t / 1000.0 + 0.2)
+    t, res = create_topics(bs, 7, [("m-" + uuid.uuid4().hex[:8], 1)], client_id=b"mut")
+    assert t == 0 and list(res.values())[0][0] == 0, (t, res)
