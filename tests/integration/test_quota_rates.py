@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from kafka_wire import cstr, uvarint
-from test_quotas import call, set_quota
+from test_quotas import call, kafka_classpath, set_quota  # noqa: F401 (a fixture)
 
 THROTTLING_QUOTA_EXCEEDED = 89
 # A burst of 1 window x 1 s x the quota: a quota of 2 lets 2 partitions through at once.
@@ -146,3 +146,49 @@ def test_debt_is_paid_back_at_the_quota(mbroker):
     time.sleep(t / 1000.0 + 0.2)
     t, res = create_topics(bs, 7, [("m-" + uuid.uuid4().hex[:8], 1)], client_id=b"mut")
     assert t == 0 and list(res.values())[0][0] == 0, (t, res)
+
+
+# ---- `gregor configs --entity-type ips` as Kafka 4.x's kafka-configs.sh ----
+
+def test_gregor_configs_ips_as_kafka_configs_sh(broker, kafka_classpath):
+    """Each command run by both tools on the same broker prints the same (alters are
+    idempotent); the refusals (a key other than connection_creation_rate, a name that is no
+    address) exit 1 with Kafka's message."""
+    import subprocess
+    from conftest import GREGOR
+
+    def kafka(*args):
+        p = subprocess.run(["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+                            "-cp", kafka_classpath, "kafka.admin.ConfigCommand",
+                            "--bootstrap-server", broker.bootstrap] + list(args),
+                           capture_output=True, text=True, timeout=180)
+        return p.returncode, p.stdout, p.stderr
+
+    def gregor(*args):
+        p = subprocess.run([GREGOR, "configs", "--bootstrap-server", broker.bootstrap] + list(args),
+                           capture_output=True, text=True, timeout=60)
+        return p.returncode, p.stdout, p.stderr
+
+    ip = ("--entity-type", "ips", "--entity-name", "1.2.3.4")
+    dflt = ("--entity-type", "ips", "--entity-default")
+    commands = [
+        ("--alter", "--add-config", "connection_creation_rate=10") + ip,
+        ("--alter", "--add-config", "connection_creation_rate=20") + dflt,
+        ("--describe",) + ip,
+        ("--describe",) + dflt,
+        ("--alter", "--delete-config", "connection_creation_rate") + dflt,
+        ("--describe",) + dflt,
+    ]
+    for c in commands:
+        k, g = kafka(*c), gregor(*c)
+        assert g[:2] == k[:2] and k[0] == 0, (c, g, k)
+    assert gregor("--describe", *ip)[1] == (
+        "Quota configs for ip '1.2.3.4' are connection_creation_rate=10.0\n")
+    k = kafka("--describe", "--entity-type", "ips")
+    g = gregor("--describe", "--entity-type", "ips")
+    assert g[0] == k[0] == 0 and sorted(g[1].splitlines()) == sorted(k[1].splitlines()), (g, k)
+    for bad in [("--alter", "--add-config", "producer_byte_rate=10") + ip,
+                ("--alter", "--add-config", "connection_creation_rate=10", "--entity-type", "ips",
+                 "--entity-name", "not an ip")]:
+        k, g = kafka(*bad), gregor(*bad)
+        assert k[0] == g[0] == 1 and k[2].strip() and k[2] == g[2], (bad, g, k)
