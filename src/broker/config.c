@@ -46,6 +46,7 @@ void broker_config_defaults(struct broker_config *c)
     c->fetch_max_bytes = 57671680;
     c->quota_window_num = 11;
     c->quota_window_size_seconds = 1;
+    c->max_connection_creation_rate = INT_MAX;
     c->controller_quota_window_num = 11;
     c->controller_quota_window_size_seconds = 1;
     log_config_defaults(&c->log);

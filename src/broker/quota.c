@@ -651,3 +651,41 @@ int32_t quota_mutation_record(struct quotas *q, const char *user, const char *cl
     r->tokens -= permits;
     return bucket_throttle(r, bound);
 }
+
+/* ---- KIP-612: connection_creation_rate ---- */
+
+bool quota_ip_bound(const struct quotas *q, const char *ip, double *bound)
+{
+    if (q->n == 0)
+        return false;
+    struct name none = {NAME_ABSENT, NULL};
+    int i = entity_find(q, none, none, (struct name){NAME_SET, (char *)ip});
+    if (i < 0 || !q->v[i].has[QUOTA_CONNECTION_CREATION_RATE])
+        i = entity_find(q, none, none, (struct name){NAME_DEFAULT, NULL});
+    if (i < 0 || !q->v[i].has[QUOTA_CONNECTION_CREATION_RATE])
+        return false;
+    *bound = q->v[i].value[QUOTA_CONNECTION_CREATION_RATE];
+    return true;
+}
+
+int32_t quota_connection_record(struct quotas *q, const char *tag, double bound, int64_t now_ms,
+                                bool keep_over)
+{
+    struct rate *r = rate_get(q, QUOTA_CONNECTION_CREATION_RATE, tag, "", now_ms, true);
+    if (r == NULL)
+        return 0; /* out of memory: not throttled */
+    r->last_used_ms = now_ms;
+    rate_purge(q, r, now_ms);
+    rate_add(q, r, 1, now_ms);
+    int64_t window_ms;
+    double rate = rate_measure(q, r, now_ms, &window_ms);
+    if (rate <= bound)
+        return 0;
+    if (!keep_over)
+        rate_add(q, r, -1, now_ms); /* a connection refused does not count */
+    /* QuotaUtils.boundedThrottleTime, at most one sample (ConnectionQuotas' bound). */
+    double t = bound > 0 ? (rate - bound) / bound * (double)window_ms : INFINITY;
+    if (!(t < (double)q->window_ms))
+        return (int32_t)q->window_ms;
+    return t < 1 ? 1 : (int32_t)llround(t);
+}

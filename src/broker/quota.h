@@ -90,4 +90,13 @@ int32_t quota_mutation_check(struct quotas *q, const char *user, const char *cli
 int32_t quota_mutation_record(struct quotas *q, const char *user, const char *client_id,
                               double permits, int64_t now_ms);
 
+/* KIP-612's connection_creation_rate: the quota of an ip entity that applies to an address
+ * (its own, else the default ip's), and the rate of connections of a tag (an address, or a
+ * listener's name prefixed so that it is none) recorded one more at now_ms against bound:
+ * the throttle time (at most one sample), 0 within the bound. keep_over false takes the
+ * connection back when over (a refused connection does not count). */
+bool quota_ip_bound(const struct quotas *q, const char *ip, double *bound);
+int32_t quota_connection_record(struct quotas *q, const char *tag, double bound, int64_t now_ms,
+                                bool keep_over);
+
 #endif

@@ -15,6 +15,7 @@
 
 #include "broker/authorizer.h"
 #include "broker/broker.h"
+#include "broker/conn_quota.h"
 #include "broker/group_store.h"
 #include "broker/txn_store.h"
 #include "broker/txn_verify.h"
@@ -1172,6 +1173,7 @@ struct broker *broker_open(const struct broker_config *cfg)
         LOG_ERROR(server_who, "cannot set up the event loop: %s", strerror(errno));
         return NULL;
     }
+    net_set_admit(b->net, broker_conn_admit, b); /* KIP-612's connection rates */
     if (set_ip_limits(b) != 0)
         return NULL;
     b->groups = group_coordinator_create(b);

@@ -2,14 +2,18 @@
 and DeleteTopics on the raw wire: a token bucket of controller.quota.window.num x size x quota
 partitions; the strict versions (CreateTopics v6+, CreatePartitions v3+, DeleteTopics v5+)
 refuse a topic with THROTTLING_QUOTA_EXCEEDED while the bucket is in debt, older versions are
-served and throttled."""
+served and throttled. connection_creation_rate (KIP-612): an ip entity's quota closes an
+address's connections over it unserved after the throttle time, the listener's
+max.connection.creation.rate holds its accepting back; the broker serves the others meanwhile.
+`gregor configs --entity-type ips` against Kafka's own kafka-configs.sh."""
+import socket
 import struct
 import time
 import uuid
 
 import pytest
 
-from kafka_wire import cstr, uvarint
+from kafka_wire import cstr, frame, read_frame, uvarint
 from test_quotas import call, kafka_classpath, set_quota  # noqa: F401 (a fixture)
 
 THROTTLING_QUOTA_EXCEEDED = 89
@@ -192,3 +196,82 @@ def test_gregor_configs_ips_as_kafka_configs_sh(broker, kafka_classpath):
                  "--entity-name", "not an ip")]:
         k, g = kafka(*bad), gregor(*bad)
         assert k[0] == g[0] == 1 and k[2].strip() and k[2] == g[2], (bad, g, k)
+
+
+# ---- connection_creation_rate (KIP-612) ----
+
+# Rates over 2 samples of 1 s: a new rate is counted over at least 1 s, so a quota of 5 lets
+# about 5 connections through at once, then 5 a second.
+RATE_WINDOWS = {"quota.window.num": "2", "quota.window.size.seconds": "1"}
+
+
+def open_and_ask(port, src, corr):
+    """A connection from address src sending ApiVersions v0 (not waiting for the answer)."""
+    s = socket.socket()
+    s.bind((src, 0))
+    s.settimeout(10)
+    s.connect(("127.0.0.1", port))
+    s.sendall(frame(18, 0, corr, b""))
+    return s
+
+
+def answered(s, corr, deadline):
+    """True with the ApiVersions answer, False when the broker closed the connection unserved."""
+    s.settimeout(max(0.1, deadline - time.time()))
+    try:
+        got, _ = read_frame(s)
+        return got == corr
+    except (ConnectionError, OSError):
+        return False
+    finally:
+        s.close()
+
+
+def test_ip_connection_creation_rate_closes_connections_over_it(broker_factory):
+    b = broker_factory(**RATE_WINDOWS).start()
+    set_quota(b.bootstrap, [("ip", "127.0.0.3")], "connection_creation_rate", 5)
+    socks, t0 = [], time.time()
+    for i in range(30):  # 30 connections over ~1.5 s from the throttled address
+        socks.append((open_and_ask(b.port, "127.0.0.3", i), i))
+        time.sleep(0.05)
+    # Another address is served at once meanwhile.
+    other_t = time.time()
+    assert answered(open_and_ask(b.port, "127.0.0.1", 99), 99, time.time() + 5)
+    assert time.time() - other_t < 1.0
+    results = [answered(s, i, time.time() + 10) for s, i in socks]
+    elapsed = time.time() - t0
+    served = sum(results)
+    # About 5 at once, then 5 a second over the ~1.5 s the connections were made.
+    assert 4 <= served <= 5 * 1.6 + 5 + 2, (served, results)
+    assert served < 30 and elapsed < 15, (served, elapsed)
+    # The default ip's quota applies to an address without its own.
+    set_quota(b.bootstrap, [("ip", None)], "connection_creation_rate", 2)
+    socks = [(open_and_ask(b.port, "127.0.0.4", i), i) for i in range(10)]
+    served = sum(answered(s, i, time.time() + 10) for s, i in socks)
+    assert 1 <= served <= 4, served
+
+
+def test_listener_max_connection_creation_rate_delays_accepting(broker_factory):
+    b = broker_factory(**dict(RATE_WINDOWS, **{
+        "listener.name.plaintext.max.connection.creation.rate": "5"})).start()
+    time.sleep(2.5)  # the start-up's probes out of the rate
+    first = open_and_ask(b.port, "127.0.0.1", 1000)
+    assert answered(first, 1000, time.time() + 5)
+    keep = socket.create_connection(("127.0.0.1", b.port), timeout=10)
+    keep.sendall(frame(18, 0, 2000, b""))
+    assert read_frame(keep)[0] == 2000
+    time.sleep(1.5)
+    t0 = time.time()
+    socks = [(open_and_ask(b.port, "127.0.0.1", i), i) for i in range(20)]
+    # An open connection keeps being served while the listener holds new ones back.
+    keep.sendall(frame(18, 0, 2001, b""))
+    assert read_frame(keep)[0] == 2001 and time.time() - t0 < 1.0
+    keep.close()
+    times = []
+    for s, i in socks:
+        assert answered(s, i, t0 + 20), i  # all served: held back, not refused
+        times.append(time.time() - t0)
+    # A burst (the rate is measured over the samples still held, at least 1 s), then 5 a
+    # second: the 20th is answered after ~2-3 s, not at once.
+    assert sum(1 for t in times if t < 0.5) <= 10, str([round(t, 2) for t in times])
+    assert 2.0 <= times[-1] <= 10, str([round(t, 2) for t in times])
