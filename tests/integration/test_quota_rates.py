@@ -15,6 +15,7 @@ import pytest
 
 from kafka_wire import cstr, frame, read_frame, uvarint
 from test_quotas import call, kafka_classpath, set_quota  # noqa: F401 (a fixture)
+from zk_fixture import wait_until, zk, zookeeper_available  # noqa: F401 (zk)
 
 THROTTLING_QUOTA_EXCEEDED = 89
 # A burst of 1 window x 1 s x the quota: a quota of 2 lets 2 partitions through at once.
@@ -275,3 +276,37 @@ def test_listener_max_connection_creation_rate_delays_accepting(broker_factory):
     # second: the 20th is answered after ~2-3 s, not at once.
     assert sum(1 for t in times if t < 0.5) <= 10, str([round(t, 2) for t in times])
     assert 2.0 <= times[-1] <= 10, str([round(t, 2) for t in times])
+
+
+# ---- on a cluster under ZooKeeper ----
+
+@pytest.mark.skipif(not zookeeper_available(), reason="ZooKeeper is not installed")
+def test_zk_mutation_quota_set_on_one_broker_applies_on_another(tmp_path, zk):
+    """The quota goes to /config/clients/<c> through one broker; a CreateTopics sent to the
+    other is refused by it once its bucket is in debt (each broker handling the request
+    records, as gregor's handlers write ZooKeeper themselves)."""
+    from conftest import Broker, free_port
+    from test_quotas import describe
+    brokers = []
+    try:
+        for bid in (1, 2):
+            o = {"broker.id": bid, "zookeeper.connect": zk.connect}
+            o.update(MUTATION)
+            brokers.append(Broker(str(tmp_path / ("data%d" % bid)), port=free_port(),
+                                  overrides=o).start())
+        b1, b2 = brokers
+        set_quota(b1.bootstrap, [("client-id", "mut")], "controller_mutation_rate", 2)
+        wait_until(lambda: describe(b2.bootstrap, [("client-id", 0, "mut")], True)[2] ==
+                   {(("client-id", "mut"),): {"controller_mutation_rate": 2.0}}, 20)
+        a, b = "z-" + uuid.uuid4().hex[:8], "z-" + uuid.uuid4().hex[:8]
+        t, res = create_topics(b2.bootstrap, 7, [(a, 10)], client_id=b"mut")
+        assert res == {a: (0, None)} and t == 0, (t, res)
+        t, res = create_topics(b2.bootstrap, 7, [(b, 10)], client_id=b"mut")
+        assert res[b] == (THROTTLING_QUOTA_EXCEEDED, "The throttling quota has been exceeded.")
+        assert 3000 <= t <= 4100, t
+        # The refused topic was not written: the other broker makes it for another client.
+        t, res = create_topics(b1.bootstrap, 7, [(b, 2)], client_id=b"other")
+        assert res == {b: (0, None)}, res
+    finally:
+        for br in brokers:
+            br.stop()
