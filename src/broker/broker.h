@@ -198,6 +198,10 @@ struct broker_config {
     struct broker_props static_props;    /* the catalog's keys as set at startup */
     int32_t quota_window_num;            /* client quotas' samples (11) of */
     int32_t quota_window_size_seconds;   /* this many seconds (1) each: quota.c */
+    int32_t max_connection_creation_rate;         /* KIP-612, not on the inter-broker
+                                                   * listener (conn_quota.c) */
+    int32_t controller_quota_window_num;          /* controller_mutation_rate's burst: */
+    int32_t controller_quota_window_size_seconds; /* num (11) x size (1) x the quota */
 };
 
 void broker_config_defaults(struct broker_config *cfg);

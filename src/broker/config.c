@@ -46,6 +46,9 @@ void broker_config_defaults(struct broker_config *c)
     c->fetch_max_bytes = 57671680;
     c->quota_window_num = 11;
     c->quota_window_size_seconds = 1;
+    c->max_connection_creation_rate = INT_MAX;
+    c->controller_quota_window_num = 11;
+    c->controller_quota_window_size_seconds = 1;
     log_config_defaults(&c->log);
     c->log_retention_check_interval_ms = 300000;
     c->log_flush_scheduler_interval_ms = 1000;

@@ -273,6 +273,9 @@ const struct broker_key_def config_catalog_broker[] = {
     /* Client quotas (quota.c): the samples a rate is measured over, Kafka's keys and defaults. */
     {"quota.window.num", INT, "11", STARTUP, I32F(quota_window_num, 1, 3600), NULL},
     {"quota.window.size.seconds", INT, "1", STARTUP, I32F(quota_window_size_seconds, 1, 3600), NULL},
+    {"max.connection.creation.rate", INT, "2147483647", STARTUP, I32F(max_connection_creation_rate, 0, INT_MAX), NULL},
+    {"controller.quota.window.num", INT, "11", STARTUP, I32F(controller_quota_window_num, 1, 3600), NULL},
+    {"controller.quota.window.size.seconds", INT, "1", STARTUP, I32F(controller_quota_window_size_seconds, 1, 3600), NULL},
 };
 const int config_catalog_nbroker = sizeof(config_catalog_broker) / sizeof(config_catalog_broker[0]);
 #undef BOOLEAN

@@ -9,6 +9,7 @@
 #include "broker/authorizer.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
+#include "broker/mutation_quota.h"
 #include "cluster/cluster.h"
 #include "common/util.h"
 #include "proto/messages.h"
@@ -145,9 +146,15 @@ static enum request_status cluster_create_partitions_request(struct broker *b,
                     .ids = in->assignments[k].broker_ids};
             args[i] = (struct cluster_grow_arg){.cg = cg, .o = o, .name = name, .from = from,
                                                 .to = in->count};
-            e = cluster_create_partitions(b->cluster, name, in->count, as, na,
-                                          req->validate_only, cluster_grown, &args[i], msg,
+            /* Checked, then the new partitions recorded against the quota, then written. */
+            e = cluster_create_partitions(b->cluster, name, in->count, as, na, true,
+                                          cluster_grown, &args[i], msg, sizeof(msg));
+            if (e == KERR_NONE && !req->validate_only && ct != NULL)
+                e = mutation_quota_record(r, in->count - from, r->api_version >= 3, msg,
                                           sizeof(msg));
+            if (e == KERR_NONE && !req->validate_only)
+                e = cluster_create_partitions(b->cluster, name, in->count, as, na, false,
+                                              cluster_grown, &args[i], msg, sizeof(msg));
             if (e == KERR_NONE && !req->validate_only)
                 cg->left++;
         }
@@ -156,6 +163,7 @@ static enum request_status cluster_create_partitions_request(struct broker *b,
             out->error_message = kstr_of(request_strdup(r, msg));
     }
     resp->n_results = nres;
+    resp->throttle_time_ms = r->throttle_ms; /* the controller mutation quota's */
     cg->started = true;
     return cg->left > 0 ? REQUEST_PENDING : REQUEST_DONE;
 }
@@ -238,6 +246,9 @@ enum request_status handle_create_partitions(struct broker *b, struct request *r
             e = KERR_TOPIC_AUTHORIZATION_FAILED; /* KafkaApis: ALTER on the topic */
         else
             e = check_one(b, in, &t, msg, sizeof(msg));
+        if (e == KERR_NONE && t != NULL && !req->validate_only)
+            e = mutation_quota_record(r, in->count - t->npartitions, r->api_version >= 3, msg,
+                                      sizeof(msg)); /* KIP-599: strict from v3 */
         if (e == KERR_NONE && t != NULL && !req->validate_only) {
             e = topic_grow_begin(b, t, in->count);
             if (e == KERR_NONE)
@@ -248,5 +259,6 @@ enum request_status handle_create_partitions(struct broker *b, struct request *r
             out->error_message = kstr_of(request_strdup(r, msg));
     }
     resp->n_results = nres;
+    resp->throttle_time_ms = r->throttle_ms; /* the controller mutation quota's */
     return create_job_start(b, job);
 }

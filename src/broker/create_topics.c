@@ -10,6 +10,7 @@
 #include "broker/authorizer.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
+#include "broker/mutation_quota.h"
 #include "broker/replica_manager.h"
 #include "broker/replica.h"
 #include "cluster/cluster.h"
@@ -187,8 +188,14 @@ static int create_one(struct broker *b, struct request *r, bool validate_only,
         /* The configs go to /config/topics/<t> first, as Kafka's createTopicWithAssignment. */
         size_t clen;
         char *cjson = topic_configs_json(kv, nc, &clen);
-        e = cluster_create_topic(b->cluster, name, parts, rf, assign, validate_only,
-                                 out->topic_id.b, cjson, cluster_created, ca, msg, msglen);
+        /* Checked, then the partitions recorded against the quota, then written. */
+        e = cluster_create_topic(b->cluster, name, parts, rf, assign, true, out->topic_id.b,
+                                 cjson, cluster_created, ca, msg, msglen);
+        if (e == KERR_NONE && !validate_only)
+            e = mutation_quota_record(r, parts, r->api_version >= 6, msg, msglen);
+        if (e == KERR_NONE && !validate_only)
+            e = cluster_create_topic(b->cluster, name, parts, rf, assign, false,
+                                     out->topic_id.b, cjson, cluster_created, ca, msg, msglen);
         free(cjson);
         if (e == KERR_NONE && !validate_only)
             ca->cc->left++;
@@ -196,6 +203,10 @@ static int create_one(struct broker *b, struct request *r, bool validate_only,
     }
     if (validate_only)
         return KERR_NONE;
+    /* KIP-599: the partitions are recorded before the topic is made (strict from v6). */
+    e = mutation_quota_record(r, parts, r->api_version >= 6, msg, msglen);
+    if (e != KERR_NONE)
+        return e;
     e = topic_create_begin(b, name, parts, kv, in->n_configs > 0 ? in->n_configs : 0, begun,
                            msg, msglen);
     if (e == KERR_NONE)
@@ -433,6 +444,7 @@ enum request_status handle_create_topics(struct broker *b, struct request *r)
         out->error_code = (int16_t)e;
         out->error_message = e == KERR_NONE ? kstr_null() : kstr_of(request_strdup(r, msg));
     }
+    resp->throttle_time_ms = r->throttle_ms; /* the controller mutation quota's */
     if (b->cluster != NULL) {
         GREGOR_ASSERT(job->n == n);
         cc->started = true;

@@ -1,17 +1,19 @@
 /* DeleteTopics (20): by name (v0-5) or by topic id (v6+). Answered, as Kafka's controller
  * does, once the deletion is committed (the topics gone from every lookup and the topic store
  * saying so); the partition dirs are renamed and removed over later loop turns (topics.c). */
+#include <stdio.h>
 #include <string.h>
 
 #include "broker/authorizer.h"
 #include "broker/handlers.h"
 #include "broker/kutil.h"
+#include "broker/mutation_quota.h"
 #include "cluster/cluster.h"
 #include "common/util.h"
 #include "proto/messages.h"
 
 /* Takes t out of every lookup when it may be deleted; false (and out's error set) if not. */
-static bool delete_one(struct broker *b, struct topic *t,
+static bool delete_one(struct broker *b, struct request *r, struct topic *t,
                        struct delete_topics_response_deletable_topic_result *out)
 {
     if (t == NULL) {
@@ -33,6 +35,14 @@ static bool delete_one(struct broker *b, struct topic *t,
         return false;
     }
     out->topic_id = t->id;
+    /* KIP-599: the partitions are recorded before the deletion (strict from v5). */
+    char msg[128];
+    int e = mutation_quota_record(r, t->npartitions, r->api_version >= 5, msg, sizeof(msg));
+    if (e != KERR_NONE) {
+        out->error_code = (int16_t)e;
+        out->error_message = kstr_of(request_strdup(r, msg));
+        return false;
+    }
     topic_delete_begin(b, t);
     return true;
 }
@@ -124,7 +134,7 @@ static enum request_status cluster_delete_topics(struct broker *b, struct reques
         }
         const struct cluster_topic *ct = cluster_topic_find(b->cluster, copy);
         if (ct == NULL) { /* only here (the coordinators' topics): as on one node */
-            any_local |= delete_one(b, topic_find(b, copy), out);
+            any_local |= delete_one(b, r, topic_find(b, copy), out);
             continue;
         }
         memcpy(out->topic_id.b, ct->id, 16);
@@ -134,7 +144,9 @@ static enum request_status cluster_delete_topics(struct broker *b, struct reques
         }
         char msg[512];
         args[i] = (struct cluster_delete_arg){.cd = cd, .i = i, .name = copy};
-        int e = cluster_delete_topic(b->cluster, copy, cluster_deleted, &args[i], msg,
+        int e = mutation_quota_record(r, ct->npartitions, r->api_version >= 5, msg, sizeof(msg));
+        if (e == KERR_NONE)
+            e = cluster_delete_topic(b->cluster, copy, cluster_deleted, &args[i], msg,
                                      sizeof(msg));
         if (e == KERR_NONE) {
             cd->left++;
@@ -147,6 +159,7 @@ static enum request_status cluster_delete_topics(struct broker *b, struct reques
     for (int32_t i = 0; i < n && e != KERR_NONE; i++)
         if (resp->responses[i].error_code == KERR_NONE)
             resp->responses[i].error_code = (int16_t)e;
+    resp->throttle_time_ms = r->throttle_ms; /* the controller mutation quota's */
     cd->started = true;
     return cd->left > 0 ? REQUEST_PENDING : REQUEST_DONE;
 }
@@ -195,12 +208,13 @@ enum request_status handle_delete_topics(struct broker *b, struct request *r)
             out->error_code = KERR_TOPIC_AUTHORIZATION_FAILED;
             continue;
         }
-        any |= delete_one(b, t, out);
+        any |= delete_one(b, r, t, out);
     }
     /* One commit for the whole request (the store is written once, not once per topic). */
     int e = any ? topics_delete_commit(b) : KERR_NONE;
     for (int32_t i = 0; i < n && e != KERR_NONE; i++)
         if (resp->responses[i].error_code == KERR_NONE)
             resp->responses[i].error_code = (int16_t)e;
+    resp->throttle_time_ms = r->throttle_ms; /* the controller mutation quota's */
     return REQUEST_DONE;
 }

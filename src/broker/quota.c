@@ -61,6 +61,9 @@ struct rate {
     int64_t last_used_ms;
     int nused, cur;
     struct sample *samples;          /* window_num */
+    double tokens;                   /* QUOTA_CONTROLLER_MUTATION_RATE's token bucket */
+    int64_t tokens_ms;               /* when tokens were last refilled */
+    bool tokens_set;                 /* the bucket has started (full) */
     struct rate *next;               /* hash chain */
 };
 
@@ -69,6 +72,8 @@ struct quotas {
     int n, cap;
     int32_t window_num;
     int64_t window_ms;
+    int32_t mutation_window_num;     /* controller.quota.window.num */
+    int64_t mutation_window_ms;      /* controller.quota.window.size.seconds */
     struct rate *buckets[QUOTA_RATE_BUCKETS];
     int nrates;
 };
@@ -82,6 +87,8 @@ struct quotas *quotas_create(int32_t window_num, int32_t window_size_seconds)
         return NULL;
     q->window_num = window_num;
     q->window_ms = (int64_t)window_size_seconds * 1000;
+    q->mutation_window_num = window_num;
+    q->mutation_window_ms = q->window_ms;
     return q;
 }
 
@@ -589,4 +596,107 @@ void quota_unrecord(struct quotas *q, int key, const char *user, const char *cli
     struct rate *r = rate_get(q, key, ut, ct, now_ms, false);
     if (r != NULL && r->nused > 0)
         rate_add(q, r, -value, now_ms);
+}
+
+/* ---- KIP-599: controller_mutation_rate's token bucket ---- */
+
+void quotas_set_mutation_window(struct quotas *q, int32_t window_num, int32_t window_size_seconds)
+{
+    GREGOR_ASSERT(window_num >= 1 && window_num <= QUOTA_SAMPLES_MAX);
+    GREGOR_ASSERT(window_size_seconds >= 1);
+    q->mutation_window_num = window_num;
+    q->mutation_window_ms = (int64_t)window_size_seconds * 1000;
+}
+
+/* The bucket of the client's quota refilled to now (TokenBucket: quota tokens a second, at
+ * most the burst, window num x window size x quota; a new bucket starts full), or NULL when
+ * no quota applies. */
+static struct rate *bucket_refilled(struct quotas *q, const char *user, const char *client_id,
+                                    int64_t now_ms, double *bound)
+{
+    const char *ut, *ct;
+    if (!resolve(q, QUOTA_CONTROLLER_MUTATION_RATE, user, client_id, bound, &ut, &ct))
+        return NULL;
+    struct rate *r = rate_get(q, QUOTA_CONTROLLER_MUTATION_RATE, ut, ct, now_ms, true);
+    if (r == NULL)
+        return NULL; /* out of memory: not throttled */
+    double burst = (double)q->mutation_window_num * ((double)q->mutation_window_ms / 1000.0) *
+                   *bound;
+    if (!r->tokens_set) {
+        r->tokens = burst;
+        r->tokens_set = true;
+    } else if (now_ms > r->tokens_ms) {
+        r->tokens += *bound * (double)(now_ms - r->tokens_ms) / 1000.0;
+    }
+    if (r->tokens > burst)
+        r->tokens = burst;
+    r->tokens_ms = now_ms;
+    r->last_used_ms = now_ms;
+    return r;
+}
+
+/* ControllerMutationQuotaManager.throttleTimeMs: until the bucket is back at zero. */
+static int32_t bucket_throttle(const struct rate *r, double bound)
+{
+    if (r->tokens >= 0)
+        return 0;
+    double t = bound > 0 ? -r->tokens / bound * 1000.0 : INFINITY;
+    return t < (double)INT32_MAX ? (int32_t)llround(t) : INT32_MAX;
+}
+
+int32_t quota_mutation_check(struct quotas *q, const char *user, const char *client_id,
+                             int64_t now_ms)
+{
+    double bound;
+    struct rate *r = bucket_refilled(q, user, client_id, now_ms, &bound);
+    return r == NULL ? 0 : bucket_throttle(r, bound);
+}
+
+int32_t quota_mutation_record(struct quotas *q, const char *user, const char *client_id,
+                              double permits, int64_t now_ms)
+{
+    double bound;
+    struct rate *r = bucket_refilled(q, user, client_id, now_ms, &bound);
+    if (r == NULL)
+        return 0;
+    r->tokens -= permits;
+    return bucket_throttle(r, bound);
+}
+
+/* ---- KIP-612: connection_creation_rate ---- */
+
+bool quota_ip_bound(const struct quotas *q, const char *ip, double *bound)
+{
+    if (q->n == 0)
+        return false;
+    struct name none = {NAME_ABSENT, NULL};
+    int i = entity_find(q, none, none, (struct name){NAME_SET, (char *)ip});
+    if (i < 0 || !q->v[i].has[QUOTA_CONNECTION_CREATION_RATE])
+        i = entity_find(q, none, none, (struct name){NAME_DEFAULT, NULL});
+    if (i < 0 || !q->v[i].has[QUOTA_CONNECTION_CREATION_RATE])
+        return false;
+    *bound = q->v[i].value[QUOTA_CONNECTION_CREATION_RATE];
+    return true;
+}
+
+int32_t quota_connection_record(struct quotas *q, const char *tag, double bound, int64_t now_ms,
+                                bool keep_over)
+{
+    struct rate *r = rate_get(q, QUOTA_CONNECTION_CREATION_RATE, tag, "", now_ms, true);
+    if (r == NULL)
+        return 0; /* out of memory: not throttled */
+    r->last_used_ms = now_ms;
+    rate_purge(q, r, now_ms);
+    rate_add(q, r, 1, now_ms);
+    int64_t window_ms;
+    double rate = rate_measure(q, r, now_ms, &window_ms);
+    if (rate <= bound)
+        return 0;
+    if (!keep_over)
+        rate_add(q, r, -1, now_ms); /* a connection refused does not count */
+    /* QuotaUtils.boundedThrottleTime, at most one sample (ConnectionQuotas' bound). */
+    double t = bound > 0 ? (rate - bound) / bound * (double)window_ms : INFINITY;
+    if (!(t < (double)q->window_ms))
+        return (int32_t)q->window_ms;
+    return t < 1 ? 1 : (int32_t)llround(t);
 }

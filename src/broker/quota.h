@@ -83,4 +83,25 @@ double quota_window_max(const struct quotas *q, int key, const char *user,
 void quota_unrecord(struct quotas *q, int key, const char *user, const char *client_id,
                     double value, int64_t now_ms);
 
+/* KIP-599's controller_mutation_rate (partitions created or deleted a second): a token bucket
+ * per quota's metric tags (ControllerMutationQuotaManager), of controller.quota.window.num x
+ * controller.quota.window.size.seconds x the quota tokens at most (set at start-up; the
+ * client quotas' window until then). quota_mutation_check answers the throttle time now
+ * (> 0: the bucket is in debt, a strict request is refused), quota_mutation_record takes
+ * permits (the bucket may go into debt) and answers the throttle time after. */
+void quotas_set_mutation_window(struct quotas *q, int32_t window_num, int32_t window_size_seconds);
+int32_t quota_mutation_check(struct quotas *q, const char *user, const char *client_id,
+                             int64_t now_ms);
+int32_t quota_mutation_record(struct quotas *q, const char *user, const char *client_id,
+                              double permits, int64_t now_ms);
+
+/* KIP-612's connection_creation_rate: the quota of an ip entity that applies to an address
+ * (its own, else the default ip's), and the rate of connections of a tag (an address, or a
+ * listener's name prefixed so that it is none) recorded one more at now_ms against bound:
+ * the throttle time (at most one sample), 0 within the bound. keep_over false takes the
+ * connection back when over (a refused connection does not count). */
+bool quota_ip_bound(const struct quotas *q, const char *ip, double *bound);
+int32_t quota_connection_record(struct quotas *q, const char *tag, double bound, int64_t now_ms,
+                                bool keep_over);
+
 #endif

@@ -15,6 +15,7 @@
 
 #include "broker/authorizer.h"
 #include "broker/broker.h"
+#include "broker/conn_quota.h"
 #include "broker/console_api.h"
 #include "broker/console.h"
 #include "broker/group_store.h"
@@ -953,6 +954,8 @@ static int open_storage(struct broker *b)
     b->quotas = quotas_create(b->cfg.quota_window_num, b->cfg.quota_window_size_seconds);
     if (b->quotas == NULL)
         return -1;
+    quotas_set_mutation_window(b->quotas, b->cfg.controller_quota_window_num,
+                               b->cfg.controller_quota_window_size_seconds);
     char quotas_path[1200];
     snprintf(quotas_path, sizeof(quotas_path), "%s/%s", logdir_path(b->dirs[0]), QUOTAS_FILE);
     if (b->cluster != NULL) /* the client quotas live in ZooKeeper's /config */
@@ -1227,6 +1230,7 @@ struct broker *broker_open(const struct broker_config *cfg)
         LOG_ERROR(server_who, "cannot set up the event loop: %s", strerror(errno));
         return NULL;
     }
+    net_set_admit(b->net, broker_conn_admit, b); /* KIP-612's connection rates */
     if (set_ip_limits(b) != 0)
         return NULL;
     b->groups = group_coordinator_create(b);

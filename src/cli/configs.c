@@ -25,9 +25,9 @@ static struct cli_opt configs_opts[] = {
      "Property file containing configs to be passed to Admin Client.", 0, 0, 0},
     {"describe", CLI_OPT_FLAG, NULL, "List configs for the given entity.", 0, 0, 0},
     {"alter", CLI_OPT_FLAG, NULL, "Alter the configuration for the entity.", 0, 0, 0},
-    {"entity-type", CLI_OPT_VALUE, "<String>", "Type of entity (topics/brokers/users/clients)", 0, 0, 0},
+    {"entity-type", CLI_OPT_VALUE, "<String>", "Type of entity (topics/brokers/users/clients/ips)", 0, 0, 0},
     {"entity-name", CLI_OPT_VALUE, "<String>", "Name of entity (topic name/broker id)", 0, 0, 0},
-    {"entity-default", CLI_OPT_FLAG, NULL, "Default entity name for users, clients and brokers.", 0, 0, 0},
+    {"entity-default", CLI_OPT_FLAG, NULL, "Default entity name for users, clients, ips and brokers.", 0, 0, 0},
     {"topic", CLI_OPT_VALUE, "<String: topic>", "The topic's name (same as --entity-type topics "
      "--entity-name <topic>).", 0, 0, 0},
     {"broker", CLI_OPT_VALUE, "<String: broker id>", "The broker's ID.", 0, 0, 0},
@@ -568,7 +568,8 @@ static int configs_run(struct cli_cmd *cmd)
     if (cli_has(cmd, "describe") + cli_has(cmd, "alter") != 1)
         return cli_usage_error(cmd, "Command must include exactly one action: --describe, --alter");
     const char *quota_type = cli_value(cmd, "entity-type");
-    if (quota_type && (strcmp(quota_type, "users") == 0 || strcmp(quota_type, "clients") == 0)) {
+    if (quota_type && (strcmp(quota_type, "users") == 0 || strcmp(quota_type, "clients") == 0 ||
+                       strcmp(quota_type, "ips") == 0)) {
         const char *bootstrap = cli_bootstrap(cmd);
         if (!bootstrap)
             return 1;

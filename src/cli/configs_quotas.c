@@ -1,4 +1,4 @@
-/* configs_quotas: `gregor configs --entity-type users|clients`, the quota half of
+/* configs_quotas: `gregor configs --entity-type users|clients|ips`, the quota half of
  * kafka-configs.sh: --alter --add-config / --delete-config of quota keys through
  * AlterClientQuotas, --describe through DescribeClientQuotas (raw wire: librdkafka 2.0 has
  * neither), with the lines Kafka 4.x's ConfigCommand prints. One entity type per command (the
@@ -7,6 +7,7 @@
 #include "cli/wire.h"
 
 #include <math.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,24 @@
 
 static const char *const quota_keys[] = {"consumer_byte_rate", "controller_mutation_rate",
                                          "producer_byte_rate", "request_percentage"};
+/* An ip entity has only the connection quota (KIP-612). */
+static const char *const ip_quota_keys[] = {"connection_creation_rate"};
+
+/* The wire's entity type of a --entity-type, and the word of ConfigCommand's lines. */
+static const char *wire_type(const char *type)
+{
+    return strcmp(type, "users") == 0 ? "user" : strcmp(type, "ips") == 0 ? "ip" : "client-id";
+}
+
+/* DynamicConfig.Ip.isValidIpEntity: an address, or a name that resolves. */
+static bool valid_ip_entity(const char *name)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(name, NULL, &hints, &res) != 0)
+        return false;
+    freeaddrinfo(res);
+    return true;
+}
 
 /* Java's Double.toString: the shortest digits that read back, "x.y", or "x.yE<n>" outside
  * [1e-3, 1e7). */
@@ -149,19 +168,21 @@ static int scram_describe(struct cli_wire *w, struct arena *arena, const char *u
 
 static void entity_words(const char *type, const char *name, char *out, size_t cap)
 {
-    bool user = strcmp(type, "users") == 0;
+    const char *word = strcmp(type, "users") == 0 ? "user-principal"
+                       : strcmp(type, "ips") == 0 ? "ip" : "client-id";
     if (name == NULL)
-        snprintf(out, cap, "the default %s", user ? "user-principal" : "client-id");
+        snprintf(out, cap, "the default %s", word);
     else
-        snprintf(out, cap, "%s '%s'", user ? "user-principal" : "client-id", name);
+        snprintf(out, cap, "%s '%s'", word, name);
 }
 
 static int quotas_describe(struct cli_wire *w, struct arena *arena, const char *type,
                            const char *name, bool dflt, const struct configs_quota_client *client)
 {
-    bool user = strcmp(type, "users") == 0;
+    bool ip = strcmp(type, "ips") == 0;
+    const char *wt = wire_type(type);
     struct describe_client_quotas_request_component_data comp[2] = {
-        {(struct kstr){(char *)(user ? "user" : "client-id"), user ? 4 : 9},
+        {(struct kstr){(char *)wt, (int32_t)strlen(wt)},
          (int8_t)(name ? 0 : dflt ? 1 : 2),
          name ? (struct kstr){(char *)name, (int32_t)strlen(name)} : (struct kstr){NULL, -1}},
         {(struct kstr){"client-id", 9}, 2, (struct kstr){NULL, -1}}};
@@ -198,13 +219,16 @@ static int quotas_describe(struct cli_wire *w, struct arena *arena, const char *
         }
         size_t used = 0;
         /* ConfigCommand lists the keys by name. */
-        for (size_t k = 0; k < sizeof quota_keys / sizeof quota_keys[0]; k++)
+        const char *const *keys = ip ? ip_quota_keys : quota_keys;
+        size_t nkeys = ip ? sizeof ip_quota_keys / sizeof ip_quota_keys[0]
+                          : sizeof quota_keys / sizeof quota_keys[0];
+        for (size_t k = 0; k < nkeys; k++)
             for (int32_t j = 0; j < e->n_values; j++)
-                if (strcmp(e->values[j].key.ptr, quota_keys[k]) == 0 && used < sizeof line) {
+                if (strcmp(e->values[j].key.ptr, keys[k]) == 0 && used < sizeof line) {
                     char v[64];
                     java_double(e->values[j].value, v, sizeof v);
                     used += (size_t)snprintf(line + used, sizeof line - used, "%s%s=%s",
-                                             used ? ", " : "", quota_keys[k], v);
+                                             used ? ", " : "", keys[k], v);
                 }
         printf("Quota configs for %s are %s\n", who, line);
     }
@@ -239,7 +263,8 @@ int configs_quotas_run(const char *bootstrap, int timeout_ms, bool alter, const 
                        const char *name, bool dflt, const struct configs_quota_client *client,
                        char *add, char *del)
 {
-    bool user = strcmp(type, "users") == 0;
+    bool user = strcmp(type, "users") == 0, ip = strcmp(type, "ips") == 0;
+    const char *wt = wire_type(type);
     struct alter_client_quotas_request_alter_client_quotas_op ops[QUOTA_OPS_MAX];
     struct alter_user_scram_credentials_request_scram_credential_upsertion ups[SCRAM_OPS_MAX];
     struct alter_user_scram_credentials_request_scram_credential_deletion dels[SCRAM_OPS_MAX];
@@ -247,6 +272,12 @@ int configs_quotas_run(const char *bootstrap, int timeout_ms, bool alter, const 
     struct arena arena;
     arena_init(&arena, CLI_WIRE_ARENA_LIMIT);
     int rc = 0;
+    if (alter && ip && name && !valid_ip_entity(name)) {
+        fprintf(stderr, "The entity name for ips must be a valid IP or resolvable host, but it "
+                        "is: %s\n", name);
+        arena_reset(&arena);
+        return 1;
+    }
     if (alter) {
         char bad[1024] = "";
         size_t nbad = 0;
@@ -265,8 +296,10 @@ int configs_quotas_run(const char *bootstrap, int timeout_ms, bool alter, const 
                 continue;
             }
             bool known = false;
-            for (size_t k = 0; k < sizeof quota_keys / sizeof quota_keys[0]; k++)
+            for (size_t k = 0; !ip && k < sizeof quota_keys / sizeof quota_keys[0]; k++)
                 known |= strcmp(tok, quota_keys[k]) == 0;
+            for (size_t k = 0; ip && k < sizeof ip_quota_keys / sizeof ip_quota_keys[0]; k++)
+                known |= strcmp(tok, ip_quota_keys[k]) == 0;
             char *end = NULL;
             double v = eq ? strtod(eq + 1, &end) : 0;
             if (!known || !eq || *end != '\0') {
@@ -277,6 +310,12 @@ int configs_quotas_run(const char *bootstrap, int timeout_ms, bool alter, const 
             if (nops < QUOTA_OPS_MAX)
                 ops[nops++] = (struct alter_client_quotas_request_alter_client_quotas_op){
                     (struct kstr){tok, (int32_t)strlen(tok)}, v, false};
+        }
+        if (nbad && ip) {
+            fprintf(stderr, "Only connection quota configs can be added for 'ips' using "
+                            "--bootstrap-server. Unexpected config names: %s\n", bad);
+            arena_reset(&arena);
+            return 1;
         }
         if (nbad) {
             fprintf(stderr, "Only quota%s configs can be added for '%s' using --bootstrap-server. "
@@ -314,7 +353,7 @@ int configs_quotas_run(const char *bootstrap, int timeout_ms, bool alter, const 
     } else {
         if (nops > 0) {
             struct alter_client_quotas_request_alter_client_quotas_entity ent[2] = {
-                {(struct kstr){(char *)(user ? "user" : "client-id"), user ? 4 : 9},
+                {(struct kstr){(char *)wt, (int32_t)strlen(wt)},
                  name ? (struct kstr){(char *)name, (int32_t)strlen(name)} : (struct kstr){NULL, -1}},
                 {(struct kstr){"client-id", 9},
                  client && client->name
@@ -340,7 +379,8 @@ int configs_quotas_run(const char *bootstrap, int timeout_ms, bool alter, const 
         if (rc == 0 && nups + ndels > 0)
             rc = scram_alter(&w, &arena, ups, nups, dels, ndels);
         if (rc == 0 && name)
-            printf("Completed updating config for %s %s.\n", user ? "user" : "client", name);
+            printf("Completed updating config for %s %s.\n",
+                   user ? "user" : ip ? "ip" : "client", name);
         else if (rc == 0)
             printf("Completed updating default config for %s in the cluster.\n", type);
     }

@@ -113,6 +113,23 @@ struct net {
     int accept_backoff_ms; /* 0: accepting */
     uint64_t accept_timer;
     unsigned long long accept_failures;
+    net_admit_fn admit;                          /* net_set_admit; NULL: all served */
+    void *admit_ctx;
+    struct listener_pause {
+        struct net *n;
+        int lidx;
+        uint64_t timer;                          /* paused by its rate until it: 0 if not */
+    } pauses[NET_MAX_LISTENERS];
+    struct throttled *throttled;                 /* sockets closed once their time is up */
+    int nthrottled;
+};
+
+/* An accepted socket over its address's connection rate, closed at its timer. */
+struct throttled {
+    struct net *n;
+    int fd;
+    uint64_t timer;
+    struct throttled *prev, *next;
 };
 
 static void conn_pump(struct conn *c);
@@ -977,7 +994,74 @@ static void accept_resume(struct loop *l, void *arg)
     if (n->accept_held)
         return; /* net_accept_hold(false) resumes */
     for (int i = 0; i < n->nlisten; i++)
-        loop_set(l, n->listen_fds[i], LOOP_READ, net_accept, n);
+        if (n->pauses[i].timer == 0) /* a paused listener resumes at its own timer */
+            loop_set(l, n->listen_fds[i], LOOP_READ, net_accept, n);
+}
+
+/* ---- KIP-612: connection creation rates (the decision is the upper layer's) ---- */
+
+void net_set_admit(struct net *n, net_admit_fn fn, void *ctx)
+{
+    n->admit = fn;
+    n->admit_ctx = ctx;
+}
+
+static void throttled_close(struct loop *l, void *arg)
+{
+    (void)l;
+    struct throttled *t = arg;
+    struct net *n = t->n;
+    if (t->prev != NULL)
+        t->prev->next = t->next;
+    else
+        n->throttled = t->next;
+    if (t->next != NULL)
+        t->next->prev = t->prev;
+    GREGOR_ASSERT(n->nthrottled > 0);
+    n->nthrottled--;
+    close(t->fd);
+    free(t);
+}
+
+/* Holds fd (not read, not counted as a connection) until ms have passed, then closes it. */
+static void throttle_socket(struct net *n, int fd, int64_t ms)
+{
+    struct throttled *t = n->nthrottled < NET_THROTTLED_MAX ? calloc(1, sizeof(*t)) : NULL;
+    if (t == NULL) {
+        close(fd);
+        return;
+    }
+    t->n = n;
+    t->fd = fd;
+    t->next = n->throttled;
+    if (n->throttled != NULL)
+        n->throttled->prev = t;
+    n->throttled = t;
+    n->nthrottled++;
+    t->timer = loop_timer_add(n->loop, mono_ms() + ms, throttled_close, t);
+}
+
+static void pause_end(struct loop *l, void *arg);
+
+/* The listener accepts again once its pause is over (unless held or backing off). */
+static void pause_listener(struct net *n, int lidx, int64_t ms)
+{
+    GREGOR_ASSERT(lidx >= 0 && lidx < n->nlisten);
+    struct listener_pause *p = &n->pauses[lidx];
+    if (p->timer != 0)
+        return;
+    loop_set(n->loop, n->listen_fds[lidx], 0, net_accept, n);
+    *p = (struct listener_pause){.n = n, .lidx = lidx};
+    p->timer = loop_timer_add(n->loop, mono_ms() + ms, pause_end, p);
+}
+
+static void pause_end(struct loop *l, void *arg)
+{
+    struct listener_pause *p = arg;
+    struct net *n = p->n;
+    p->timer = 0;
+    if (p->lidx < n->nlisten && !n->accept_held && n->accept_timer == 0)
+        loop_set(l, n->listen_fds[p->lidx], LOOP_READ, net_accept, n);
 }
 
 /* accept(2) ran out of descriptors or memory: the pending connection stays in the backlog
@@ -1061,11 +1145,24 @@ static void net_accept(struct loop *l, int lfd, void *arg, unsigned events)
                      (long long)(now - old->last_active_ms), n->lim.max_connections);
             conn_close(old, why);
         }
+        struct net_admit ad = {0, 0};
+        if (n->admit != NULL)
+            ad = n->admit(n->admit_ctx, n->listeners[lidx], host, now);
+        if (ad.close_after_ms > 0) {
+            if (ip != NULL)
+                ip_put(n, ip);
+            throttle_socket(n, fd, ad.close_after_ms);
+            continue;
+        }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         char peer[CONN_PEER_MAX];
         snprintf(peer, sizeof(peer), "%s:%d", host, port);
         conn_new(n, fd, peer, &ss, ip, n->listeners[lidx]);
+        if (ad.pause_ms > 0) {
+            pause_listener(n, lidx, ad.pause_ms);
+            return; /* the rest wait in the backlog */
+        }
     }
 }
 
@@ -1169,7 +1266,8 @@ void net_accept_hold(struct net *n, bool hold)
     if (n->accept_timer != 0)
         return; /* backing off: accept_resume decides */
     for (int i = 0; i < n->nlisten; i++)
-        loop_set(n->loop, n->listen_fds[i], hold ? 0 : LOOP_READ, net_accept, n);
+        if (hold || n->pauses[i].timer == 0)
+            loop_set(n->loop, n->listen_fds[i], hold ? 0 : LOOP_READ, net_accept, n);
 }
 
 void net_stop_listening(struct net *n)
@@ -1177,6 +1275,9 @@ void net_stop_listening(struct net *n)
     for (int i = 0; i < n->nlisten; i++) {
         loop_del(n->loop, n->listen_fds[i]);
         close(n->listen_fds[i]);
+        if (n->pauses[i].timer != 0)
+            loop_timer_cancel(n->loop, n->pauses[i].timer);
+        n->pauses[i].timer = 0;
     }
     n->nlisten = 0;
 }
@@ -1190,6 +1291,13 @@ void net_destroy(struct net *n)
         conn_close(n->conns, NULL);
     loop_timer_cancel(n->loop, n->sweep_timer);
     loop_timer_cancel(n->loop, n->accept_timer);
+    while (n->throttled != NULL) {
+        struct throttled *t = n->throttled;
+        n->throttled = t->next;
+        loop_timer_cancel(n->loop, t->timer);
+        close(t->fd);
+        free(t);
+    }
     for (size_t i = 0; i < NET_IP_BUCKETS; i++) {
         while (n->ips[i] != NULL) {
             struct ip_count *e = n->ips[i];

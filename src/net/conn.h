@@ -92,6 +92,20 @@ int net_set_ip_limit(struct net *n, const char *host, int max);
 /* max.connections and max.connections.per.ip changed at runtime: new connections count
  * against them; the ones open stay. */
 void net_set_connection_limits(struct net *n, int max_connections, int max_connections_per_ip);
+/* KIP-612: the upper layer's word on a connection just accepted, before it is served.
+ * close_after_ms > 0: not served, closed after that long (its address is over its connection
+ * rate; Kafka's throttled sockets); pause_ms > 0: served, and the listener accepts nothing
+ * more for that long (the listener is over its rate; Kafka's Acceptor waits). Bounded:
+ * NET_THROTTLED_MAX sockets wait to be closed, more are closed at once. */
+struct net_admit {
+    int64_t close_after_ms;
+    int64_t pause_ms;
+};
+typedef struct net_admit (*net_admit_fn)(void *ctx, const struct net_listener_info *li,
+                                         const char *host, int64_t now_ms);
+#define NET_THROTTLED_MAX 1024
+/* fn NULL: every connection is served at once (the default). */
+void net_set_admit(struct net *n, net_admit_fn fn, void *ctx);
 /* Serves an already connected, non-blocking stream socket (a socketpair end in tests and
  * fuzzing) as if accepted; peer names it in log lines. 0, or -1 (fd closed). */
 int net_adopt(struct net *n, int fd, const char *peer);

@@ -1,0 +1,312 @@
+"""Issue 19's rate quotas: controller_mutation_rate (KIP-599) on CreateTopics, CreatePartitions
+and DeleteTopics on the raw wire: a token bucket of controller.quota.window.num x size x quota
+partitions; the strict versions (CreateTopics v6+, CreatePartitions v3+, DeleteTopics v5+)
+refuse a topic with THROTTLING_QUOTA_EXCEEDED while the bucket is in debt, older versions are
+served and throttled. connection_creation_rate (KIP-612): an ip entity's quota closes an
+address's connections over it unserved after the throttle time, the listener's
+max.connection.creation.rate holds its accepting back; the broker serves the others meanwhile.
+`gregor configs --entity-type ips` against Kafka's own kafka-configs.sh."""
+import socket
+import struct
+import time
+import uuid
+
+import pytest
+
+from kafka_wire import cstr, frame, read_frame, uvarint
+from test_quotas import call, kafka_classpath, set_quota  # noqa: F401 (a fixture)
+from zk_fixture import wait_until, zk, zookeeper_available  # noqa: F401 (zk)
+
+THROTTLING_QUOTA_EXCEEDED = 89
+# A burst of 1 window x 1 s x the quota: a quota of 2 lets 2 partitions through at once.
+MUTATION = {"controller.quota.window.num": "1", "controller.quota.window.size.seconds": "1"}
+
+
+@pytest.fixture
+def mbroker(broker_factory):
+    return broker_factory(**MUTATION).start()
+
+
+def create_topics(bootstrap, version, topics, client_id=b"test", validate_only=False):
+    """CreateTopics v5+ (flexible): topics [(name, partitions)] -> (throttle, {name: (code, msg)})."""
+    assert version >= 5
+    body = uvarint(len(topics) + 1)
+    for name, parts in topics:
+        body += cstr(name) + struct.pack(">ih", parts, 1) + uvarint(1) + uvarint(1) + uvarint(0)
+    body += struct.pack(">i?", 30000, validate_only) + uvarint(0)
+    r = call(bootstrap, 19, version, body, client_id=client_id)
+    throttle = r.take(">i")
+    out = {}
+    for _ in range(r.uvarint() - 1):
+        name = r.cstr()
+        if version >= 7:
+            r.raw(16)
+        code = r.take(">h")
+        msg = r.cstr()
+        r.take(">ih")
+        for _ in range(r.uvarint() - 1):  # configs (none asked), or null
+            r.cstr(), r.cstr(), r.take(">?bb?"), r.tags()
+        r.tags()
+        out[name] = (code, msg)
+    return throttle, out
+
+
+def create_partitions(bootstrap, version, topic, count, client_id=b"test"):
+    """CreatePartitions v2+ (flexible): -> (throttle, code, msg)."""
+    body = uvarint(2) + cstr(topic) + struct.pack(">i", count) + uvarint(0) + uvarint(0)
+    body += struct.pack(">i?", 30000, False) + uvarint(0)
+    r = call(bootstrap, 37, version, body, client_id=client_id)
+    throttle = r.take(">i")
+    assert r.uvarint() == 2
+    assert r.cstr() == topic
+    code = r.take(">h")
+    return throttle, code, r.cstr()
+
+
+def delete_topics(bootstrap, version, names, client_id=b"test"):
+    """DeleteTopics v4-5 (flexible, by name): -> (throttle, {name: (code, msg)})."""
+    body = uvarint(len(names) + 1) + b"".join(cstr(n) for n in names)
+    body += struct.pack(">i", 30000) + uvarint(0)
+    r = call(bootstrap, 20, version, body, client_id=client_id)
+    throttle = r.take(">i")
+    out = {}
+    for _ in range(r.uvarint() - 1):
+        name = r.cstr()
+        code = r.take(">h")
+        msg = r.cstr() if version >= 5 else None
+        r.tags()
+        out[name] = (code, msg)
+    return throttle, out
+
+
+def test_create_topics_strict_refuses_over_the_quota(mbroker):
+    set_quota(mbroker.bootstrap, [("client-id", "mut")], "controller_mutation_rate", 2)
+    a, b = "m-" + uuid.uuid4().hex[:8], "m-" + uuid.uuid4().hex[:8]
+    # The bucket holds 2: the first 10 partitions pass (strict checks before it records) and
+    # leave it at -8, about 4 s of debt at 2 a second.
+    t, res = create_topics(mbroker.bootstrap, 7, [(a, 10)], client_id=b"mut")
+    assert res == {a: (0, None)} and t == 0, (t, res)
+    t, res = create_topics(mbroker.bootstrap, 7, [(b, 10)], client_id=b"mut")
+    assert res[b] == (THROTTLING_QUOTA_EXCEEDED, "The throttling quota has been exceeded."), res
+    assert 3000 <= t <= 4100, t
+    # Refused, so not made: validate_only and another client are not held by the quota.
+    t, res = create_topics(mbroker.bootstrap, 7, [(b, 10)], client_id=b"other")
+    assert res == {b: (0, None)} and t == 0, (t, res)
+
+
+def test_create_topics_old_version_is_served_and_throttled(mbroker):
+    set_quota(mbroker.bootstrap, [("client-id", "mut")], "controller_mutation_rate", 2)
+    a, b = "m-" + uuid.uuid4().hex[:8], "m-" + uuid.uuid4().hex[:8]
+    # v5 is permissive: recorded, then throttled by the debt it left (8 / 2 = 4 s).
+    t, res = create_topics(mbroker.bootstrap, 5, [(a, 10)], client_id=b"mut")
+    assert res == {a: (0, None)} and 3500 <= t <= 4100, (t, res)
+    t, res = create_topics(mbroker.bootstrap, 5, [(b, 10)], client_id=b"mut")
+    assert res == {b: (0, None)} and 7500 <= t <= 9100, (t, res)
+    # Both topics exist: a strict request from the same client is now refused for its topic.
+    t, res = create_topics(mbroker.bootstrap, 6, [("m-" + uuid.uuid4().hex[:8], 1)],
+                           client_id=b"mut")
+    assert list(res.values())[0][0] == THROTTLING_QUOTA_EXCEEDED and t > 7000, (t, res)
+
+
+def test_validate_only_records_nothing(mbroker):
+    set_quota(mbroker.bootstrap, [("client-id", "mut")], "controller_mutation_rate", 2)
+    name = "m-" + uuid.uuid4().hex[:8]
+    for _ in range(3):
+        t, res = create_topics(mbroker.bootstrap, 7, [(name, 10)], client_id=b"mut",
+                               validate_only=True)
+        assert res == {name: (0, None)} and t == 0, (t, res)
+
+
+def test_create_partitions_and_delete_topics_record_partitions(mbroker):
+    bs = mbroker.bootstrap
+    a = "m-" + uuid.uuid4().hex[:8]
+    t, res = create_topics(bs, 7, [(a, 1)], client_id=b"admin")
+    assert res == {a: (0, None)}
+    set_quota(bs, [("client-id", "mut")], "controller_mutation_rate", 2)
+    # 1 -> 9 partitions: 8 new ones (bucket 2 -> -6), allowed since the bucket was not in debt.
+    t, code, msg = create_partitions(bs, 3, a, 9, client_id=b"mut")
+    assert (code, t) == (0, 0), (t, code, msg)
+    t, code, msg = create_partitions(bs, 3, a, 10, client_id=b"mut")
+    assert code == THROTTLING_QUOTA_EXCEEDED and msg == "The throttling quota has been exceeded."
+    assert 2000 <= t <= 3100, t
+    # v2 is permissive: done, and throttled.
+    t, code, msg = create_partitions(bs, 2, a, 10, client_id=b"mut")
+    assert code == 0 and t >= 2000, (t, code, msg)
+    # DeleteTopics v5 (strict) refuses while in debt; v4 deletes and throttles (10 more).
+    t, res = delete_topics(bs, 5, [a], client_id=b"mut")
+    assert res[a][0] == THROTTLING_QUOTA_EXCEEDED and t > 2000, (t, res)
+    t, res = delete_topics(bs, 4, [a], client_id=b"mut")
+    assert res[a][0] == 0 and t >= 7000, (t, res)
+
+
+def test_debt_is_paid_back_at_the_quota(mbroker):
+    """The bucket refills at the quota: 3 partitions over a bucket of 2 at 2 a second owe
+    0.5 s; after it a strict request passes again."""
+    bs = mbroker.bootstrap
+    set_quota(bs, [("client-id", "mut")], "controller_mutation_rate", 2)
+    t, res = create_topics(bs, 7, [("m-" + uuid.uuid4().hex[:8], 3)], client_id=b"mut")
+    assert t == 0 and list(res.values())[0][0] == 0
+    t, res = create_topics(bs, 7, [("m-" + uuid.uuid4().hex[:8], 1)], client_id=b"mut")
+    assert list(res.values())[0][0] == THROTTLING_QUOTA_EXCEEDED and 0 < t <= 600, (t, res)
+    time.sleep(t / 1000.0 + 0.2)
+    t, res = create_topics(bs, 7, [("m-" + uuid.uuid4().hex[:8], 1)], client_id=b"mut")
+    assert t == 0 and list(res.values())[0][0] == 0, (t, res)
+
+
+# ---- `gregor configs --entity-type ips` as Kafka 4.x's kafka-configs.sh ----
+
+def test_gregor_configs_ips_as_kafka_configs_sh(broker, kafka_classpath):
+    """Each command run by both tools on the same broker prints the same (alters are
+    idempotent); the refusals (a key other than connection_creation_rate, a name that is no
+    address) exit 1 with Kafka's message."""
+    import subprocess
+    from conftest import GREGOR
+
+    def kafka(*args):
+        p = subprocess.run(["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+                            "-cp", kafka_classpath, "kafka.admin.ConfigCommand",
+                            "--bootstrap-server", broker.bootstrap] + list(args),
+                           capture_output=True, text=True, timeout=180)
+        return p.returncode, p.stdout, p.stderr
+
+    def gregor(*args):
+        p = subprocess.run([GREGOR, "configs", "--bootstrap-server", broker.bootstrap] + list(args),
+                           capture_output=True, text=True, timeout=60)
+        return p.returncode, p.stdout, p.stderr
+
+    ip = ("--entity-type", "ips", "--entity-name", "1.2.3.4")
+    dflt = ("--entity-type", "ips", "--entity-default")
+    commands = [
+        ("--alter", "--add-config", "connection_creation_rate=10") + ip,
+        ("--alter", "--add-config", "connection_creation_rate=20") + dflt,
+        ("--describe",) + ip,
+        ("--describe",) + dflt,
+        ("--alter", "--delete-config", "connection_creation_rate") + dflt,
+        ("--describe",) + dflt,
+    ]
+    for c in commands:
+        k, g = kafka(*c), gregor(*c)
+        assert g[:2] == k[:2] and k[0] == 0, (c, g, k)
+    assert gregor("--describe", *ip)[1] == (
+        "Quota configs for ip '1.2.3.4' are connection_creation_rate=10.0\n")
+    k = kafka("--describe", "--entity-type", "ips")
+    g = gregor("--describe", "--entity-type", "ips")
+    assert g[0] == k[0] == 0 and sorted(g[1].splitlines()) == sorted(k[1].splitlines()), (g, k)
+    for bad in [("--alter", "--add-config", "producer_byte_rate=10") + ip,
+                ("--alter", "--add-config", "connection_creation_rate=10", "--entity-type", "ips",
+                 "--entity-name", "not an ip")]:
+        k, g = kafka(*bad), gregor(*bad)
+        assert k[0] == g[0] == 1 and k[2].strip() and k[2] == g[2], (bad, g, k)
+
+
+# ---- connection_creation_rate (KIP-612) ----
+
+# Rates over 2 samples of 1 s: a new rate is counted over at least 1 s, so a quota of 5 lets
+# about 5 connections through at once, then 5 a second.
+RATE_WINDOWS = {"quota.window.num": "2", "quota.window.size.seconds": "1"}
+
+
+def open_and_ask(port, src, corr):
+    """A connection from address src sending ApiVersions v0 (not waiting for the answer)."""
+    s = socket.socket()
+    s.bind((src, 0))
+    s.settimeout(10)
+    s.connect(("127.0.0.1", port))
+    s.sendall(frame(18, 0, corr, b""))
+    return s
+
+
+def answered(s, corr, deadline):
+    """True with the ApiVersions answer, False when the broker closed the connection unserved."""
+    s.settimeout(max(0.1, deadline - time.time()))
+    try:
+        got, _ = read_frame(s)
+        return got == corr
+    except (ConnectionError, OSError):
+        return False
+    finally:
+        s.close()
+
+
+def test_ip_connection_creation_rate_closes_connections_over_it(broker_factory):
+    b = broker_factory(**RATE_WINDOWS).start()
+    set_quota(b.bootstrap, [("ip", "127.0.0.3")], "connection_creation_rate", 5)
+    socks, t0 = [], time.time()
+    for i in range(30):  # 30 connections over ~1.5 s from the throttled address
+        socks.append((open_and_ask(b.port, "127.0.0.3", i), i))
+        time.sleep(0.05)
+    # Another address is served at once meanwhile.
+    other_t = time.time()
+    assert answered(open_and_ask(b.port, "127.0.0.1", 99), 99, time.time() + 5)
+    assert time.time() - other_t < 1.0
+    results = [answered(s, i, time.time() + 10) for s, i in socks]
+    elapsed = time.time() - t0
+    served = sum(results)
+    # About 5 at once, then 5 a second over the ~1.5 s the connections were made.
+    assert 4 <= served <= 5 * 1.6 + 5 + 2, (served, results)
+    assert served < 30 and elapsed < 15, (served, elapsed)
+    # The default ip's quota applies to an address without its own.
+    set_quota(b.bootstrap, [("ip", None)], "connection_creation_rate", 2)
+    socks = [(open_and_ask(b.port, "127.0.0.4", i), i) for i in range(10)]
+    served = sum(answered(s, i, time.time() + 10) for s, i in socks)
+    assert 1 <= served <= 4, served
+
+
+def test_listener_max_connection_creation_rate_delays_accepting(broker_factory):
+    b = broker_factory(**dict(RATE_WINDOWS, **{
+        "listener.name.plaintext.max.connection.creation.rate": "5"})).start()
+    time.sleep(2.5)  # the start-up's probes out of the rate
+    first = open_and_ask(b.port, "127.0.0.1", 1000)
+    assert answered(first, 1000, time.time() + 5)
+    keep = socket.create_connection(("127.0.0.1", b.port), timeout=10)
+    keep.sendall(frame(18, 0, 2000, b""))
+    assert read_frame(keep)[0] == 2000
+    time.sleep(1.5)
+    t0 = time.time()
+    socks = [(open_and_ask(b.port, "127.0.0.1", i), i) for i in range(20)]
+    # An open connection keeps being served while the listener holds new ones back.
+    keep.sendall(frame(18, 0, 2001, b""))
+    assert read_frame(keep)[0] == 2001 and time.time() - t0 < 1.0
+    keep.close()
+    times = []
+    for s, i in socks:
+        assert answered(s, i, t0 + 20), i  # all served: held back, not refused
+        times.append(time.time() - t0)
+    # A burst (the rate is measured over the samples still held, at least 1 s), then 5 a
+    # second: the 20th is answered after ~2-3 s, not at once.
+    assert sum(1 for t in times if t < 0.5) <= 10, str([round(t, 2) for t in times])
+    assert 2.0 <= times[-1] <= 10, str([round(t, 2) for t in times])
+
+
+# ---- on a cluster under ZooKeeper ----
+
+@pytest.mark.skipif(not zookeeper_available(), reason="ZooKeeper is not installed")
+def test_zk_mutation_quota_set_on_one_broker_applies_on_another(tmp_path, zk):
+    """The quota goes to /config/clients/<c> through one broker; a CreateTopics sent to the
+    other is refused by it once its bucket is in debt (each broker handling the request
+    records, as gregor's handlers write ZooKeeper themselves)."""
+    from conftest import Broker, free_port
+    from test_quotas import describe
+    brokers = []
+    try:
+        for bid in (1, 2):
+            o = {"broker.id": bid, "zookeeper.connect": zk.connect}
+            o.update(MUTATION)
+            brokers.append(Broker(str(tmp_path / ("data%d" % bid)), port=free_port(),
+                                  overrides=o).start())
+        b1, b2 = brokers
+        set_quota(b1.bootstrap, [("client-id", "mut")], "controller_mutation_rate", 2)
+        wait_until(lambda: describe(b2.bootstrap, [("client-id", 0, "mut")], True)[2] ==
+                   {(("client-id", "mut"),): {"controller_mutation_rate": 2.0}}, 20)
+        a, b = "z-" + uuid.uuid4().hex[:8], "z-" + uuid.uuid4().hex[:8]
+        t, res = create_topics(b2.bootstrap, 7, [(a, 10)], client_id=b"mut")
+        assert res == {a: (0, None)} and t == 0, (t, res)
+        t, res = create_topics(b2.bootstrap, 7, [(b, 10)], client_id=b"mut")
+        assert res[b] == (THROTTLING_QUOTA_EXCEEDED, "The throttling quota has been exceeded.")
+        assert 3000 <= t <= 4100, t
+        # The refused topic was not written: the other broker makes it for another client.
+        t, res = create_topics(b1.bootstrap, 7, [(b, 2)], client_id=b"other")
+        assert res == {b: (0, None)}, res
+    finally:
+        for br in brokers:
+            br.stop()
