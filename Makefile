@@ -23,7 +23,11 @@ CLI_SRC   = $(wildcard src/cli/*.c) src/main.c
 UNIT_SRC  = $(wildcard tests/unit/test_*.c)
 FUZZ_SRC  = $(wildcard tests/fuzz/fuzz_*.c)
 
-CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/proto/messages.o
+# The web console's files (web/), embedded into the binary by tools/embed_assets.py.
+WEB_FILES = $(wildcard web/*)
+ASSETS_C  = $(BUILD)/gen/console_assets_data.c
+
+CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/proto/messages.o $(BUILD)/obj/gen/console_assets_data.o
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
@@ -37,6 +41,14 @@ $(GEN_C) $(GEN_H) &: $(GEN_DEF) $(GEN_TOOL)
 	$(PYTHON) $(GEN_TOOL) $(GEN_DEF) $(BUILD)/gen/proto
 
 $(BUILD)/obj/gen/proto/messages.o: $(GEN_C) $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(ASSETS_C): tools/embed_assets.py $(WEB_FILES)
+	@mkdir -p $(dir $@)
+	$(PYTHON) tools/embed_assets.py web $@
+
+$(BUILD)/obj/gen/console_assets_data.o: $(ASSETS_C)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -153,7 +165,7 @@ FUZZ_BASE_SRC = $(wildcard src/common/*.c src/proto/*.c) $(GEN_C)
 FUZZ_EXTRA_DEFAULT = $(wildcard src/log/*.c)
 FUZZ_EXTRA_fuzz_request =
 # The whole request path in process: net, handlers, log and groups.
-FUZZ_EXTRA_fuzz_pipeline = $(wildcard src/net/*.c src/broker/*.c src/log/*.c src/group/*.c src/txn/*.c src/partition/*.c src/cluster/*.c)
+FUZZ_EXTRA_fuzz_pipeline = $(wildcard src/net/*.c src/broker/*.c src/log/*.c src/group/*.c src/txn/*.c src/partition/*.c src/cluster/*.c) $(ASSETS_C)
 # The outbound client's reading path over a loopback socket: the loop and the client.
 FUZZ_EXTRA_fuzz_client_read = src/net/loop.c src/net/client.c src/net/transport.c
 # The znode readers of the cluster layer (pure functions: no ZooKeeper client linked).
@@ -166,6 +178,8 @@ FUZZ_EXTRA_fuzz_txn_log = src/txn/txn_log.c
 FUZZ_EXTRA_fuzz_epoch_checkpoint = src/partition/partition.c $(wildcard src/log/*.c)
 # The SCRAM server's message and credential parsers (pure functions on OpenSSL).
 FUZZ_EXTRA_fuzz_scram = src/broker/scram.c
+# The console's If-None-Match reader (a pure function).
+FUZZ_EXTRA_fuzz_etag_match = src/broker/console_asset_table.c $(ASSETS_C)
 # fuzz_oauth: OAUTHBEARER's client first message, JWT and JWKS parsers.
 FUZZ_EXTRA_fuzz_oauth = src/broker/oauth.c
 # The log segment reader and gregor dump-log, whose --transaction-log-decoder uses the txn codecs.
@@ -188,7 +202,7 @@ fuzz_extra = $(if $(filter undefined,$(origin FUZZ_EXTRA_$(1))),$(FUZZ_EXTRA_DEF
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -Isrc -I$(BUILD)/gen \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_BASE_SRC) $(GEN_H) $(wildcard src/*/*.h) $(wildcard src/*/*.c)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_BASE_SRC) $(GEN_H) $(ASSETS_C) $(wildcard src/*/*.h) $(wildcard src/*/*.c)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_BASE_SRC) $(call fuzz_extra,$*) $(LIBS_CORE)
 

@@ -3,9 +3,10 @@
 #   - Debian packages: the build's, clang (fuzzing), kcat, python3-venv, a JDK + Maven, Node + npm, Go,
 #     ZooKeeper 3.8 (server `zookeeper` with its JRE, for the cluster tests, and the C client
 #     libzookeeper-mt-dev), nftables (the chaos runs' network partitions), prometheus (promtool
-#     checks /metrics);
+#     checks /metrics), chromium (the web console's page tests drive /usr/bin/chromium through
+#     Playwright: no browser is downloaded);
 #   - a virtualenv at .venv with tests/requirements.txt (pytest, kafka-python 2.0.2,
-#     confluent-kafka, beautifulsoup4), so nothing is pip-installed into the system Python;
+#     confluent-kafka, beautifulsoup4, playwright), so nothing is pip-installed into the system Python;
 #   - the Java client check (tests/java, Maven), Kafka Connect's worker classpath (tests/connect,
 #     Maven: connect-runtime, connect-file, connect-json 4.2.0), the Kafka Streams word count
 #     (tests/streams, Maven), kafkajs 2.2.4 (tests/js, npm ci) and the
@@ -24,7 +25,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 need=(build-essential clang python3 python3-venv zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev
       librdkafka-dev libcmocka-dev kcat zookeeper libzookeeper-mt-dev libssl-dev openssl nftables
-      prometheus)
+      prometheus chromium)
 command -v java >/dev/null && command -v mvn >/dev/null || need+=(default-jdk-headless maven)
 command -v node >/dev/null && command -v npm >/dev/null || need+=(nodejs npm)
 command -v go >/dev/null || need+=(golang-go)

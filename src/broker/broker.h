@@ -413,6 +413,7 @@ struct broker {
     int64_t started_ms;
     int64_t open_us;                 /* mono_us() when broker_open began (startup time) */
     struct quotas *quotas;           /* client quotas and their rates (quota.c); owned */
+    struct console_sessions *console_sessions; /* the console's logins (console_api.c); owned */
     struct broker_metrics metrics;   /* /metrics' counters (metrics.h), loop thread only */
     struct console_sessions *console_sessions; /* the console's logins (console_api.c); owned */
 };
