@@ -415,7 +415,6 @@ struct broker {
     struct quotas *quotas;           /* client quotas and their rates (quota.c); owned */
     struct console_sessions *console_sessions; /* the console's logins (console_api.c); owned */
     struct broker_metrics metrics;   /* /metrics' counters (metrics.h), loop thread only */
-    struct console_sessions *console_sessions; /* the console's logins (console_api.c); owned */
 };
 
 /* Topic registry (topics.c). */
