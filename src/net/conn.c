@@ -3,6 +3,7 @@
  * memory buffer with file ranges spliced in, written through the connection's transport: file
  * ranges with its sendfile, or read in bounded chunks and written when it has none (TLS). */
 #include "net/conn.h"
+#include "net/sock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1070,10 +1071,8 @@ static void pause_end(struct loop *l, void *arg)
 static void accept_back_off(struct net *n, int err)
 {
     n->accept_failures++;
-    n->accept_backoff_ms = n->accept_backoff_ms == 0 ? NET_ACCEPT_BACKOFF_MIN_MS
-                           : n->accept_backoff_ms * 2 > NET_ACCEPT_BACKOFF_MAX_MS
-                               ? NET_ACCEPT_BACKOFF_MAX_MS
-                               : n->accept_backoff_ms * 2;
+    n->accept_backoff_ms = sock_backoff_next(n->accept_backoff_ms, NET_ACCEPT_BACKOFF_MIN_MS,
+                                             NET_ACCEPT_BACKOFF_MAX_MS);
     LOG_LIMITED(LOG_LEVEL_WARN, "SocketServer",
                 "accept failed: %s (%llu failures so far, %d connections open); not accepting "
                 "for %d ms", strerror(err), n->accept_failures, n->nconns, n->accept_backoff_ms);
@@ -1104,17 +1103,8 @@ static void net_accept(struct loop *l, int lfd, void *arg, unsigned events)
             return;
         }
         n->accept_backoff_ms = 0;
-        char host[INET6_ADDRSTRLEN] = "?";
-        int port = 0;
-        if (ss.ss_family == AF_INET) {
-            struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-            inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
-            port = ntohs(sin->sin_port);
-        } else if (ss.ss_family == AF_INET6) {
-            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-            inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
-            port = ntohs(sin6->sin6_port);
-        }
+        char host[INET6_ADDRSTRLEN];
+        int port = sock_peer_host(&ss, host, sizeof(host));
         struct ip_key key;
         struct ip_count *ip = ip_key_of(&ss, &key) ? ip_get(n, &key) : NULL;
         int per_ip = ip == NULL ? -1 : ip->max >= 0 ? ip->max : n->lim.max_connections_per_ip;
@@ -1220,36 +1210,10 @@ int net_listen_with(struct net *n, const char *host, int port, const struct net_
         errno = ENOSPC;
         return -1;
     }
-    bool v6 = host != NULL && strchr(host, ':') != NULL;
-    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = sock_listen(host, port, 1024);
     if (fd < 0)
         return -1;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    int rc;
-    if (v6) {
-        struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
-        if (inet_pton(AF_INET6, host, &a.sin6_addr) != 1) {
-            close(fd);
-            errno = EINVAL;
-            return -1;
-        }
-        rc = bind(fd, (struct sockaddr *)&a, sizeof(a));
-    } else {
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-        if (host == NULL || host[0] == '\0' || strcmp(host, "0.0.0.0") == 0) {
-            a.sin_addr.s_addr = htonl(INADDR_ANY);
-        } else if (strcmp(host, "localhost") == 0) {
-            a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        } else if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
-            close(fd);
-            errno = EINVAL;
-            return -1;
-        }
-        rc = bind(fd, (struct sockaddr *)&a, sizeof(a));
-    }
-    if (rc < 0 || listen(fd, 1024) < 0 ||
-        loop_set(n->loop, fd, n->accept_held ? 0 : LOOP_READ, net_accept, n) < 0) {
+    if (loop_set(n->loop, fd, n->accept_held ? 0 : LOOP_READ, net_accept, n) < 0) {
         int e = errno;
         close(fd);
         errno = e;

@@ -21,6 +21,7 @@
 #include "common/logging.h"
 #include "common/util.h"
 #include "net/loop.h"
+#include "net/sock.h"
 
 #define HTTP_WHO "HttpServer"
 /* accept(2) out of descriptors or memory: pause accepting, doubling up to the last pause. */
@@ -806,10 +807,8 @@ static void http_accept(struct loop *l, int lfd, void *arg, unsigned events);
 
 static void accept_back_off(struct http_server *s, int err)
 {
-    s->accept_backoff_ms = s->accept_backoff_ms == 0 ? HTTP_ACCEPT_BACKOFF_MIN_MS
-                           : s->accept_backoff_ms * 2 > HTTP_ACCEPT_BACKOFF_MAX_MS
-                               ? HTTP_ACCEPT_BACKOFF_MAX_MS
-                               : s->accept_backoff_ms * 2;
+    s->accept_backoff_ms = sock_backoff_next(s->accept_backoff_ms, HTTP_ACCEPT_BACKOFF_MIN_MS,
+                                             HTTP_ACCEPT_BACKOFF_MAX_MS);
     LOG_LIMITED(LOG_LEVEL_WARN, HTTP_WHO, "accept failed: %s (%d connections open); not "
                 "accepting for %d ms", strerror(err), s->nconns, s->accept_backoff_ms);
     loop_set(s->loop, s->listen_fd, 0, http_accept, s);
@@ -842,17 +841,8 @@ static void http_accept(struct loop *l, int lfd, void *arg, unsigned events)
             return;
         }
         s->accept_backoff_ms = 0;
-        char host[INET6_ADDRSTRLEN] = "?";
-        int port = 0;
-        if (ss.ss_family == AF_INET) {
-            struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-            inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
-            port = ntohs(sin->sin_port);
-        } else if (ss.ss_family == AF_INET6) {
-            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-            inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
-            port = ntohs(sin6->sin6_port);
-        }
+        char host[INET6_ADDRSTRLEN];
+        int port = sock_peer_host(&ss, host, sizeof(host));
         char peer[64];
         snprintf(peer, sizeof(peer), "%s:%d", host, port);
         http_adopt(s, fd, peer); /* a full table: told so (best effort) and closed */
@@ -961,53 +951,22 @@ int http_listen(struct http_server *s, const char *host, int port)
         errno = EBUSY;
         return -1;
     }
-    bool v6 = host != NULL && strchr(host, ':') != NULL;
-    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = sock_listen(host, port, 128);
     if (fd < 0)
         return -1;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    socklen_t slen;
-    if (v6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons((uint16_t)port);
-        slen = sizeof(*a);
-        if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
-            goto einval;
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        a->sin_port = htons((uint16_t)port);
-        slen = sizeof(*a);
-        if (host == NULL || host[0] == '\0' || strcmp(host, "0.0.0.0") == 0)
-            a->sin_addr.s_addr = htonl(INADDR_ANY);
-        else if (strcmp(host, "localhost") == 0)
-            a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        else if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-            goto einval;
-    }
-    if (port < 0 || port > 65535)
-        goto einval;
-    if (bind(fd, (struct sockaddr *)&ss, slen) < 0 || listen(fd, 128) < 0 ||
-        loop_set(s->loop, fd, LOOP_READ, http_accept, s) < 0) {
+    if (loop_set(s->loop, fd, LOOP_READ, http_accept, s) < 0) {
         int e = errno;
         close(fd);
         errno = e;
         return -1;
     }
-    slen = sizeof(ss);
+    struct sockaddr_storage ss;
+    socklen_t slen = sizeof(ss);
     if (getsockname(fd, (struct sockaddr *)&ss, &slen) == 0)
         s->port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                                            : ntohs(((struct sockaddr_in *)&ss)->sin_port);
     s->listen_fd = fd;
     return 0;
-einval:
-    close(fd);
-    errno = EINVAL;
-    return -1;
 }
 
 int http_port(const struct http_server *s)
