@@ -36,6 +36,7 @@ struct broker_config;
 struct log_cleaner;
 struct quotas;
 struct console_sessions;
+struct console_op;
 
 /* The longest a piece of one client's work (opening or deleting partitions, appending a
  * request's partitions) holds the loop per turn before it yields to the others. */
@@ -414,6 +415,8 @@ struct broker {
     int64_t open_us;                 /* mono_us() when broker_open began (startup time) */
     struct quotas *quotas;           /* client quotas and their rates (quota.c); owned */
     struct console_sessions *console_sessions; /* the console's logins (console_api.c); owned */
+    struct console_op *console_ops;  /* console creates/deletes awaiting the cluster (console_data.c) */
+    int nconsole_ops;
     struct broker_metrics metrics;   /* /metrics' counters (metrics.h), loop thread only */
 };
 

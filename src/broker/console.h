@@ -18,6 +18,9 @@ struct topic;
  * cannot listen, logged) and stops it. */
 int console_start(struct broker *b);
 void console_stop(struct broker *b);
+/* console_data.c: forgets the HTTP requests of console creates/deletes still awaiting the
+ * cluster (their answers are dropped; each op is freed when the cluster's callback comes). */
+void console_ops_drop(struct broker *b);
 
 /* Each answers req (http_respond), now or later. */
 void console_api_serve(struct broker *b, struct http_req *req);

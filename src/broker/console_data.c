@@ -1,7 +1,8 @@
 /* console_data: the console's record browser (records read through partition_read, Fetch's
  * path, bounded per call) and its writes — produce (a one-record batch through
  * partition_append_as_leader, Produce's append), create and delete a topic (the registry's
- * calls CreateTopics and DeleteTopics make on one node). See docs/CONSOLE.md. */
+ * calls CreateTopics and DeleteTopics make on one node, the cluster's on ZooKeeper). See
+ * docs/CONSOLE.md. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 
 #include "broker/authorizer.h"
 #include "broker/broker.h"
+#include "broker/console.h"
 #include "broker/console_api.h"
 #include "broker/scram.h"
 #include "common/errors.h"
@@ -18,6 +20,7 @@
 #include "common/jsonw.h"
 #include "common/logging.h"
 #include "common/util.h"
+#include "cluster/cluster.h"
 #include "log/batch.h"
 #include "net/http.h"
 
@@ -511,6 +514,176 @@ void console_produce(struct console_ctx *cx, const char *name)
 
 #define CREATE_CONFIGS_MAX 64
 
+/* ---- creates and deletes on a ZooKeeper cluster ----
+ * Written to ZooKeeper by cluster_create_topic / cluster_delete_topic (CreateTopics' and
+ * DeleteTopics' calls there), then answered once this broker's view shows every partition's
+ * leader (or no topic), as those handlers answer. Each op is malloc'd and listed in
+ * b->console_ops until its callback comes (once, at the latest from cluster_destroy, which
+ * comes after console_stop); console_stop clears its req, so nobody answers a freed request. */
+
+#define CONSOLE_OPS_MAX 64            /* console creates/deletes pending at once */
+#define CONSOLE_OP_TIMEOUT_MS 30000   /* the view's wait, as an admin client's default */
+
+struct console_op {
+    struct broker *b;
+    struct http_req *req;       /* NULL once the console stopped */
+    struct console_op *next;
+    bool create;
+    int32_t parts;
+    char name[TOPIC_NAME_MAX + 1];
+    char principal[CONSOLE_PRINCIPAL_MAX];
+};
+
+void console_ops_drop(struct broker *b)
+{
+    for (struct console_op *op = b->console_ops; op != NULL; op = op->next)
+        op->req = NULL;
+}
+
+static int kerr_status(int e)
+{
+    switch (e) {
+    case KERR_TOPIC_ALREADY_EXISTS:
+        return 409;
+    case KERR_UNKNOWN_TOPIC_OR_PARTITION:
+        return 404;
+    case KERR_REQUEST_TIMED_OUT:
+        return 504;
+    case KERR_TOPIC_AUTHORIZATION_FAILED:
+    case KERR_CLUSTER_AUTHORIZATION_FAILED:
+        return 403;
+    default:
+        return 400;
+    }
+}
+
+static struct console_op *op_new(struct console_ctx *cx, const char *name, bool create)
+{
+    struct broker *b = cx->b;
+    if (b->nconsole_ops >= CONSOLE_OPS_MAX) {
+        console_error(cx->req, 503, "THROTTLING_QUOTA_EXCEEDED", "too many console changes under way");
+        return NULL;
+    }
+    struct console_op *op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        console_error(cx->req, 503, "UNKNOWN_SERVER_ERROR", "out of memory");
+        return NULL;
+    }
+    op->b = b;
+    op->req = cx->req;
+    op->create = create;
+    snprintf(op->name, sizeof(op->name), "%s", name);
+    snprintf(op->principal, sizeof(op->principal), "%s", cx->principal);
+    op->next = b->console_ops;
+    b->console_ops = op;
+    b->nconsole_ops++;
+    return op;
+}
+
+static void op_end(struct console_op *op, int e, const char *msg)
+{
+    struct broker *b = op->b;
+    struct console_op **pp = &b->console_ops;
+    while (*pp != op) {
+        GREGOR_ASSERT(*pp != NULL);
+        pp = &(*pp)->next;
+    }
+    *pp = op->next;
+    GREGOR_ASSERT(b->nconsole_ops > 0);
+    b->nconsole_ops--;
+    if (op->req != NULL) {
+        if (e != KERR_NONE) {
+            console_error(op->req, kerr_status(e), kerr_name(e), msg != NULL ? msg : "");
+        } else {
+            log_line(LOG_LEVEL_INFO, "console", "%s %s topic %s", op->principal,
+                     op->create ? "created" : "deleted", op->name);
+            struct jsonw w;
+            jsonw_init(&w, 4096);
+            jsonw_obj(&w);
+            jsonw_kstr(&w, "name", op->name);
+            jsonw_obj_end(&w);
+            console_reply(op->req, op->create ? 201 : 200, &w, NULL);
+        }
+    }
+    free(op);
+}
+
+static void op_seen(void *arg, int e, const char *msg)
+{
+    op_end(arg, e, msg);
+}
+
+/* Written to ZooKeeper: answered once this broker's view agrees (not once the console stopped:
+ * then the cluster is going away). */
+static void op_written(void *arg, int e, const char *msg)
+{
+    struct console_op *op = arg;
+    if (e == KERR_NONE && op->req != NULL &&
+        cluster_await_view(op->b->cluster, op->name, 0, op->create ? op->parts : -1,
+                           CONSOLE_OP_TIMEOUT_MS, op_seen, op))
+        return;
+    op_end(op, e, msg);
+}
+
+static void console_cluster_create(struct console_ctx *cx, const char *name, int32_t parts, int16_t rf,
+                           const struct topic_config_kv *kv, int nkv)
+{
+    struct broker *b = cx->b;
+    char msg[512] = "";
+    int e = topic_name_validate(name, (int32_t)strlen(name), msg, sizeof(msg));
+    if (e == KERR_NONE && (strcmp(name, "__cluster_metadata") == 0 || topic_name_is_internal(name))) {
+        e = KERR_INVALID_REQUEST;
+        snprintf(msg, sizeof(msg), "Creation of internal topic %s is prohibited.", name);
+    }
+    if (e == KERR_NONE && topic_find(b, name) != NULL) {
+        e = KERR_TOPIC_ALREADY_EXISTS;
+        snprintf(msg, sizeof(msg), "Topic '%s' already exists.", name);
+    }
+    if (e == KERR_NONE)
+        e = topic_name_collision(b, name, msg, sizeof(msg));
+    for (int i = 0; i < nkv && e == KERR_NONE; i++)
+        e = topic_config_check(kv[i].key, kv[i].value, msg, sizeof(msg));
+    if (e == KERR_NONE)
+        e = topic_fd_budget_check(b, parts, msg, sizeof(msg));
+    if (e != KERR_NONE) {
+        console_error(cx->req, kerr_status(e), kerr_name(e), msg);
+        return;
+    }
+    size_t clen;
+    char *cjson = topic_configs_json(kv, nkv, &clen);
+    uint8_t id[16];
+    /* Checked first (its errors answered now), then written, as CreateTopics does. */
+    e = cluster_create_topic(b->cluster, name, parts, rf, NULL, true, id, cjson, op_written, NULL,
+                             msg, sizeof(msg));
+    struct console_op *op = NULL;
+    if (e == KERR_NONE && (op = op_new(cx, name, true)) != NULL) {
+        op->parts = parts;
+        e = cluster_create_topic(b->cluster, name, parts, rf, NULL, false, id, cjson, op_written,
+                                 op, msg, sizeof(msg));
+        if (e != KERR_NONE) {
+            op->req = NULL; /* answered below */
+            op_end(op, e, msg);
+        }
+    }
+    free(cjson);
+    if (e != KERR_NONE)
+        console_error(cx->req, kerr_status(e), kerr_name(e), msg);
+}
+
+static void console_cluster_delete(struct console_ctx *cx, const char *name)
+{
+    char msg[512] = "";
+    struct console_op *op = op_new(cx, name, false);
+    if (op == NULL)
+        return;
+    int e = cluster_delete_topic(cx->b->cluster, name, op_written, op, msg, sizeof(msg));
+    if (e != KERR_NONE) {
+        op->req = NULL; /* answered below */
+        op_end(op, e, msg);
+        console_error(cx->req, kerr_status(e), kerr_name(e), msg);
+    }
+}
+
 void console_create_topic(struct console_ctx *cx)
 {
     struct broker *b = cx->b;
@@ -560,9 +733,13 @@ void console_create_topic(struct console_ctx *cx)
         return;
     }
     if (b->cluster != NULL) {
-        /* TODO (docs/CONSOLE.md): on ZooKeeper the creation is the controller's, answered
-         * later (cluster_create_topic); not wired in the console yet. */
-        console_error(req, 501, "UNSUPPORTED_VERSION", "create topics with a Kafka client on a cluster");
+        if (parts <= 0 || parts > CONSOLE_CREATE_PARTITIONS_MAX || rf <= 0 || rf > INT16_MAX) {
+            console_error(req, 400, parts <= 0 || parts > CONSOLE_CREATE_PARTITIONS_MAX
+                                        ? "INVALID_PARTITIONS" : "INVALID_REPLICATION_FACTOR",
+                          "partitions must be 1..10000, replication_factor 1..32767");
+            return;
+        }
+        console_cluster_create(cx, name, (int32_t)parts, (int16_t)rf, kv, nkv);
         return;
     }
     int e = topic_name_validate(name, (int32_t)strlen(name), msg, sizeof(msg));
@@ -612,6 +789,20 @@ void console_create_topic(struct console_ctx *cx)
 void console_delete_topic(struct console_ctx *cx, const char *name)
 {
     struct broker *b = cx->b;
+    if (b->cluster != NULL && cluster_topic_find(b->cluster, name) != NULL) {
+        /* The cluster's topic, whether or not this broker holds a replica of it. */
+        if (!console_allowed(cx, ACL_OP_DESCRIBE, ACL_RES_TOPIC, name) ||
+            !console_allowed(cx, ACL_OP_DELETE, ACL_RES_TOPIC, name)) {
+            console_error(cx->req, 403, "TOPIC_AUTHORIZATION_FAILED", "not authorized");
+            return;
+        }
+        if (!b->cfg.delete_topic_enable) {
+            console_error(cx->req, 400, "TOPIC_DELETION_DISABLED", "delete.topic.enable is false");
+            return;
+        }
+        console_cluster_delete(cx, name);
+        return;
+    }
     struct topic *t = console_topic(cx, name, ACL_OP_DELETE);
     if (t == NULL)
         return;
@@ -623,9 +814,8 @@ void console_delete_topic(struct console_ctx *cx, const char *name)
         console_error(cx->req, 400, "INVALID_TOPIC_EXCEPTION", "Internal topics cannot be deleted");
         return;
     }
-    if (b->cluster != NULL) {
-        /* TODO (docs/CONSOLE.md): the controller's deletion on ZooKeeper, answered later. */
-        console_error(cx->req, 501, "UNSUPPORTED_VERSION", "delete topics with a Kafka client on a cluster");
+    if (b->cluster != NULL) { /* a topic of this broker only (not internal): none today */
+        console_error(cx->req, 404, "UNKNOWN_TOPIC_OR_PARTITION", "no such topic in the cluster");
         return;
     }
     int e = topic_delete(b, t);
