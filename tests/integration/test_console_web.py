@@ -423,8 +423,9 @@ def committed(bootstrap, group, topic, partitions):
 def test_timestamp_browse_and_reset(console_broker):
     """The message browser "from timestamp" shows, first, the record ListOffsets by timestamp
     names; the group page's reset to a timestamp, through its confirm, commits what
-    offsets_for_times answers. The page reads its datetime-local inputs in the browser's time
-    zone: the context is put in UTC and the inputs filled with UTC times."""
+    offsets_for_times answers. The page shows record times in UTC and reads its timestamp inputs
+    as UTC too, whatever the browser's time zone (here +05:30): a time copied from the table
+    finds its record."""
     bootstrap = console_broker.bootstrap
     base = http_base(console_broker)
     create_topics(bootstrap, [(TIMED, 2)])
@@ -446,7 +447,8 @@ def test_timestamp_browse_and_reset(console_broker):
     with playwright_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            ctx = browser.new_context(viewport={"width": 1280, "height": 860}, timezone_id="UTC")
+            ctx = browser.new_context(viewport={"width": 1280, "height": 860},
+                                      timezone_id="Asia/Kolkata")
             page = ctx.new_page()
             w = Watch(page)
             page.goto(base + "#/topics/%s/messages" % TIMED)
@@ -462,6 +464,8 @@ def test_timestamp_browse_and_reset(console_broker):
             assert (first.get_attribute("data-partition"), first.get_attribute("data-offset")) == \
                 ("0", str(want[0]))
             assert "p0 at +3.5s" in first.locator("td.value").inner_text()
+            shown = first.locator("td").nth(2).inner_text()
+            assert shown == when.replace("T", " ") + ".500", (shown, when)
             # every partition: each starts at its own answer
             page.select_option("#browse select[name=partition]", "all")
             page.click("#browse button[type=submit]")
