@@ -3,7 +3,8 @@ records produced by confluent-kafka (keys, headers, a JSON value, a binary value
 batches), a consumer group committed at a known offset then stopped, and the API's answers
 checked against them — overview, topic, the message browser (beginning, end, offset,
 timestamp, all partitions, filter, paging by cursor), groups and lag, reset (409 while a
-member is up), produce (read back by a Kafka consumer), create and delete. A SASL broker with
+member is up), from=timestamp and reset to a timestamp against a Kafka client's
+offsets_for_times (CreateTime and LogAppendTime topics), produce (read back by a Kafka consumer), create and delete. A SASL broker with
 ACLs: login required, wrong passwords refused, a denied topic hidden and 403. Hostile inputs
 get 4xx and the broker lives (the ASan build catches the rest)."""
 import base64
@@ -181,6 +182,8 @@ def test_hostile_inputs(cbroker):
     for q in ["limit=100000", "limit=0", "limit=-1", "limit=abc", "cursor=garbage",
               "cursor=0_", "cursor=-1_5", "cursor=0_-5", "from=sideways",
               "from=offset", "from=offset&offset=x", "from=timestamp&timestamp=-4",
+              "from=timestamp&timestamp=99999999999999999999", "from=timestamp&timestamp=1e3",
+              "from=offset&offset=99999999999999999999",
               "partition=9", "partition=-1", "partition=x", "filter=" + "a" * 400]:
         st, doc = api.get("/api/topics/t/messages?" + q)
         assert 400 <= st < 500, (q, st, doc)
