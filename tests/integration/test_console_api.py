@@ -489,6 +489,17 @@ def test_browse_from_timestamp(cbroker):
     cur = api.ok("GET", msgs % (t0 + 9001, "all"))["next_cursor"]
     assert sorted(cur.split(".")) == ["0_8", "1_8"]
 
+    # records deleted below offset 2 of partition 0: a timestamp before them finds the log start
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    for f in a.delete_records([TopicPartition("timed", 0, 2)], request_timeout=10).values():
+        assert f.result().low_watermark == 2
+    for ts in [t0 - 5000, t0 + 1000, t0 + 2500]:
+        want = kafka_offsets_for_times(b, "timed", [0], ts)
+        assert want == {0: max(2, (ts - t0 + 999) // 1000)}, (ts, want)
+        assert api.ok("GET", msgs % (ts, 0))["records"][0]["offset"] == want[0]
+
 
 def test_browse_from_timestamp_log_append_time(cbroker):
     """A LogAppendTime topic: the broker's append time replaces the producer's, and from=timestamp
