@@ -45,6 +45,8 @@ function fmtTime(ms) {
   const d = new Date(Number(ms));
   return isNaN(d) ? String(ms) : d.toISOString().replace('T', ' ').replace('Z', '');
 }
+/* A datetime-local input's value read as UTC, as the tables show times (its own parse would be local). */
+const utcMs = (v) => (v ? Date.parse(v + 'Z') : Date.now());
 const enc = (s) => encodeURIComponent(s);
 
 function table(headers, rows, opts) {
@@ -411,7 +413,7 @@ function pageMessages(name) {
       drawRecords();
     } }, m));
   }
-  const offsetL = el('label', {}, 'Offset', offset), tsL = el('label', {}, 'Timestamp', ts);
+  const offsetL = el('label', {}, 'Offset', offset), tsL = el('label', {}, 'Timestamp (UTC)', ts);
   const syncFrom = () => { offsetL.hidden = from.value !== 'offset'; tsL.hidden = from.value !== 'timestamp'; };
   from.addEventListener('change', syncFrom);
   syncFrom();
@@ -439,7 +441,7 @@ function pageMessages(name) {
   async function load(cursor) {
     const q = new URLSearchParams({ partition: partition.value, from: from.value, limit: limit.value });
     if (from.value === 'offset') q.set('offset', offset.value || '0');
-    if (from.value === 'timestamp') q.set('timestamp', String(ts.value ? new Date(ts.value).getTime() : Date.now()));
+    if (from.value === 'timestamp') q.set('timestamp', String(utcMs(ts.value)));
     if (filter.value) q.set('filter', filter.value);
     if (cursor) q.set('cursor', cursor);
     try {
@@ -521,17 +523,17 @@ function resetForm(id, state, topics, err) {
   const topic = el('select', { name: 'topic' }, el('option', { value: '' }, 'all of the group’s topics'), topics.map((t) => el('option', { value: t }, t)));
   const to = el('select', { name: 'to' }, ['earliest', 'latest', 'timestamp'].map((x) => el('option', { value: x }, x)));
   const ts = el('input', { type: 'datetime-local', step: 1, name: 'timestamp' });
-  const tsL = el('label', { hidden: true }, 'Timestamp', ts);
+  const tsL = el('label', { hidden: true }, 'Timestamp (UTC)', ts);
   to.addEventListener('change', () => { tsL.hidden = to.value !== 'timestamp'; });
   const out = el('div');
   const btn = el('button', { type: 'submit', class: 'danger', disabled: !empty }, 'Reset offsets');
   const form = el('form', { class: 'inline', id: 'reset' }, el('label', {}, 'Topic', topic), el('label', {}, 'To', to), tsL, btn);
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    const what = (topic.value || 'every topic') + ' to ' + to.value + (to.value === 'timestamp' ? ' ' + ts.value : '');
+    const what = (topic.value || 'every topic') + ' to ' + to.value + (to.value === 'timestamp' ? ' ' + (ts.value || 'now') + ' UTC' : '');
     if (!(await confirmDialog(`Reset the committed offsets of group "${id}" on ${what}?`, 'Reset'))) return;
     const body = { topic: topic.value || null, to: to.value };
-    if (to.value === 'timestamp') body.timestamp = ts.value ? new Date(ts.value).getTime() : Date.now();
+    if (to.value === 'timestamp') body.timestamp = utcMs(ts.value);
     try {
       const r = await api('POST', '/groups/' + enc(id) + '/reset', body);
       out.replaceChildren(el('div', { class: 'notice' }, 'Reset ' + r.offsets.length + ' partition(s): ' +

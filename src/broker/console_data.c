@@ -295,15 +295,17 @@ void console_messages(struct console_ctx *cx, const char *name)
         if (strcmp(from, "offset") == 0) {
             ok = http_query(req, "offset", arg, sizeof(arg)) != NULL;
             char *end = NULL;
+            errno = 0;
             if (ok)
                 offset = strtoll(arg, &end, 10);
-            ok = ok && *arg != '\0' && *end == '\0' && offset >= 0;
+            ok = ok && *arg != '\0' && *end == '\0' && errno != ERANGE && offset >= 0;
         } else if (strcmp(from, "timestamp") == 0) {
             ok = http_query(req, "timestamp", arg, sizeof(arg)) != NULL;
             char *end = NULL;
+            errno = 0;
             if (ok)
                 ts = strtoll(arg, &end, 10);
-            ok = ok && *arg != '\0' && *end == '\0' && ts >= 0;
+            ok = ok && *arg != '\0' && *end == '\0' && errno != ERANGE && ts >= 0;
         } else if (strcmp(from, "beginning") != 0 && strcmp(from, "end") != 0)
             ok = false;
         if (!ok) {

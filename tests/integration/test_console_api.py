@@ -3,7 +3,8 @@ records produced by confluent-kafka (keys, headers, a JSON value, a binary value
 batches), a consumer group committed at a known offset then stopped, and the API's answers
 checked against them — overview, topic, the message browser (beginning, end, offset,
 timestamp, all partitions, filter, paging by cursor), groups and lag, reset (409 while a
-member is up), produce (read back by a Kafka consumer), create and delete. A SASL broker with
+member is up), from=timestamp and reset to a timestamp against a Kafka client's
+offsets_for_times (CreateTime and LogAppendTime topics), produce (read back by a Kafka consumer), create and delete. A SASL broker with
 ACLs: login required, wrong passwords refused, a denied topic hidden and 403. Hostile inputs
 get 4xx and the broker lives (the ASan build catches the rest)."""
 import base64
@@ -181,6 +182,8 @@ def test_hostile_inputs(cbroker):
     for q in ["limit=100000", "limit=0", "limit=-1", "limit=abc", "cursor=garbage",
               "cursor=0_", "cursor=-1_5", "cursor=0_-5", "from=sideways",
               "from=offset", "from=offset&offset=x", "from=timestamp&timestamp=-4",
+              "from=timestamp&timestamp=99999999999999999999", "from=timestamp&timestamp=1e3",
+              "from=offset&offset=99999999999999999999",
               "partition=9", "partition=-1", "partition=x", "filter=" + "a" * 400]:
         st, doc = api.get("/api/topics/t/messages?" + q)
         assert 400 <= st < 500, (q, st, doc)
@@ -411,3 +414,162 @@ def test_kip848_group(cbroker):
         time.sleep(0.2)
     r = api.ok("POST", "/api/groups/new-style/reset", {"to": "earliest"})
     assert sorted((o["partition"], o["offset"]) for o in r["offsets"]) == [(0, 0), (1, 0)]
+
+
+def kafka_offsets_for_times(b, topic, partitions, ts):
+    """{partition: offset} as a Kafka client's ListOffsets by timestamp answers (-1: none)."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "ts-probe"})
+    try:
+        got = c.offsets_for_times([TopicPartition(topic, p, ts) for p in partitions], timeout=15)
+        assert all(tp.error is None for tp in got), got
+        return {tp.partition: tp.offset for tp in got}
+    finally:
+        c.close()
+
+
+def produce_timed(b, topic):
+    """Records with explicit CreateTime timestamps in 2 partitions: partition 0 at t0 + 1000 i, one
+    batch each; partition 1 at t0 + 1000 i + 700 in one batch, and one record out of order (an
+    older timestamp after newer ones). Returns t0 (a whole second, a minute ago)."""
+    from confluent_kafka import Producer
+    t0 = (int(time.time()) - 60) * 1000
+    p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 0})
+    for i in range(8):
+        p.produce(topic, value=b"p0-%d" % i, partition=0, timestamp=t0 + 1000 * i)
+        assert p.flush(20) == 0
+    p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 200})
+    for i in range(6):
+        p.produce(topic, value=b"p1-%d" % i, partition=1, timestamp=t0 + 1000 * i + 700)
+    p.produce(topic, value=b"p1-old", partition=1, timestamp=t0 + 100)
+    p.produce(topic, value=b"p1-last", partition=1, timestamp=t0 + 9000)
+    assert p.flush(20) == 0
+    return t0
+
+
+def test_browse_from_timestamp(cbroker):
+    """from=timestamp starts each partition at ListOffsets' answer for the timestamp, as a Kafka
+    client's offsets_for_times reads it; past the last record: nothing, end=true."""
+    b = cbroker
+    api = Api(b.http_port)
+    make_topic(b, "timed", 2)
+    t0 = produce_timed(b, "timed")
+    msgs = "/api/topics/timed/messages?from=timestamp&limit=100&timestamp=%d&partition=%s"
+
+    for ts in [t0 - 5000, t0, t0 + 2500, t0 + 3000, t0 + 5800, t0 + 7000]:
+        want = kafka_offsets_for_times(b, "timed", [0, 1], ts)
+        for p in (0, 1):
+            page = api.ok("GET", msgs % (ts, p))
+            if want[p] < 0:
+                assert page["records"] == [] and page["end"] is True, (ts, p, page)
+                continue
+            first = page["records"][0]
+            assert (first["partition"], first["offset"]) == (p, want[p]), (ts, p, want, first)
+            assert first["timestamp"] >= ts and first["timestamp_type"] == "CreateTime"
+            assert [r["offset"] for r in page["records"]] == list(range(want[p], 8))
+        allp = api.ok("GET", msgs % (ts, "all"))
+        firsts = {}
+        for r in allp["records"]:
+            firsts.setdefault(r["partition"], r["offset"])
+        assert firsts == {p: o for p, o in want.items() if o >= 0}, (ts, want, firsts)
+        assert allp["end"] is True
+
+    # the case of the brief, spelled out: t0+2500 is p0's offset 3 (t0+3000), p1's offset 2 (t0+2700)
+    assert kafka_offsets_for_times(b, "timed", [0, 1], t0 + 2500) == {0: 3, 1: 2}
+    page = api.ok("GET", msgs % (t0 + 2500, 0))
+    assert (page["records"][0]["value"], page["records"][0]["timestamp"]) == ("p0-3", t0 + 3000)
+    page = api.ok("GET", msgs % (t0 + 2500, 1))
+    assert (page["records"][0]["value"], page["records"][0]["timestamp"]) == ("p1-2", t0 + 2700)
+
+    # past the last record of every partition: no records, the end, a cursor at the high watermarks
+    assert kafka_offsets_for_times(b, "timed", [0, 1], t0 + 9001) == {0: -1, 1: -1}
+    for p in ("0", "1", "all"):
+        page = api.ok("GET", msgs % (t0 + 9001, p))
+        assert page["records"] == [] and page["end"] is True, (p, page)
+    cur = api.ok("GET", msgs % (t0 + 9001, "all"))["next_cursor"]
+    assert sorted(cur.split(".")) == ["0_8", "1_8"]
+
+    # records deleted below offset 2 of partition 0: a timestamp before them finds the log start
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    for f in a.delete_records([TopicPartition("timed", 0, 2)], request_timeout=10).values():
+        assert f.result().low_watermark == 2
+    for ts in [t0 - 5000, t0 + 1000, t0 + 2500]:
+        want = kafka_offsets_for_times(b, "timed", [0], ts)
+        assert want == {0: max(2, (ts - t0 + 999) // 1000)}, (ts, want)
+        assert api.ok("GET", msgs % (ts, 0))["records"][0]["offset"] == want[0]
+
+
+def test_browse_from_timestamp_log_append_time(cbroker):
+    """A LogAppendTime topic: the broker's append time replaces the producer's, and from=timestamp
+    finds records by it (as offsets_for_times does)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    b = cbroker
+    api = Api(b.http_port)
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    for f in a.create_topics([NewTopic("appended", 1, 1,
+                                       config={"message.timestamp.type": "LogAppendTime"})]).values():
+        f.result()
+    long_ago = 1000000000000
+    produce_all(b, "appended", [{"value": b"a%d" % i, "partition": 0, "timestamp": long_ago}
+                                for i in range(3)])
+    time.sleep(1.2)
+    produce_all(b, "appended", [{"value": b"b%d" % i, "partition": 0, "timestamp": long_ago}
+                                for i in range(3)])
+    recs = api.ok("GET", "/api/topics/appended/messages?partition=0&limit=10")["records"]
+    assert [r["value"] for r in recs] == ["a0", "a1", "a2", "b0", "b1", "b2"]
+    assert all(r["timestamp_type"] == "LogAppendTime" and r["timestamp"] > long_ago for r in recs)
+    ts = recs[2]["timestamp"] + 1
+    assert recs[3]["timestamp"] >= ts
+    want = kafka_offsets_for_times(b, "appended", [0], ts)
+    assert want == {0: 3}
+    page = api.ok("GET", "/api/topics/appended/messages?partition=0&from=timestamp&timestamp=%d" % ts)
+    assert [r["value"] for r in page["records"]] == ["b0", "b1", "b2"]
+    # the producer's own timestamp no longer finds anything before the append times
+    page = api.ok("GET", "/api/topics/appended/messages?partition=0&from=timestamp&timestamp=%d"
+                  % (long_ago + 1))
+    assert page["records"][0]["offset"] == 0
+
+
+def test_reset_to_timestamp(cbroker):
+    """Reset of an empty group to a timestamp commits, for each partition, what offsets_for_times
+    answers (the high watermark where no record is as late), as a Kafka consumer's committed()
+    then reads."""
+    from confluent_kafka import Consumer, TopicPartition
+    b = cbroker
+    api = Api(b.http_port)
+    make_topic(b, "timed", 2)
+    t0 = produce_timed(b, "timed")
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "rewinders",
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition("timed", 0), TopicPartition("timed", 1)])
+    c.commit(offsets=[TopicPartition("timed", 0, 8), TopicPartition("timed", 1, 8)],
+             asynchronous=False)
+    c.close()
+
+    def committed():
+        k = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "rewinders"})
+        try:
+            got = k.committed([TopicPartition("timed", 0), TopicPartition("timed", 1)], timeout=15)
+            return {tp.partition: tp.offset for tp in got}
+        finally:
+            k.close()
+
+    assert committed() == {0: 8, 1: 8}
+    for ts, topic in [(t0 + 2500, "timed"), (t0 + 5800, None), (t0 - 1000, "timed")]:
+        want = kafka_offsets_for_times(b, "timed", [0, 1], ts)
+        r = api.ok("POST", "/api/groups/rewinders/reset", {"topic": topic, "to": "timestamp",
+                                                           "timestamp": ts})
+        got = {o["partition"]: o["offset"] for o in r["offsets"]}
+        assert all("error" not in o for o in r["offsets"]), r
+        assert got == want, (ts, got, want)
+        assert committed() == want
+    assert kafka_offsets_for_times(b, "timed", [0, 1], t0 + 2500) == {0: 3, 1: 2}
+    # past every record: the high watermark (kafka-consumer-groups.sh --to-datetime does the same)
+    r = api.ok("POST", "/api/groups/rewinders/reset", {"topic": "timed", "to": "timestamp",
+                                                       "timestamp": t0 + 60000})
+    assert sorted((o["partition"], o["offset"]) for o in r["offsets"]) == [(0, 8), (1, 8)]
+    assert committed() == {0: 8, 1: 8}
+    st, doc = api.call("POST", "/api/groups/rewinders/reset", {"to": "timestamp", "timestamp": -5})
+    assert 400 <= st < 500, (st, doc)

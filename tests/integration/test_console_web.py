@@ -396,3 +396,100 @@ def test_console_login(tmp_path):
         alive = b.alive()
         rc = b.stop()
         assert alive and rc == 0, b.log()
+
+
+TIMED, REWIND = "web-timed", "web-rewind"
+
+
+def offsets_for_times(bootstrap, topic, partitions, ts):
+    """{partition: offset} as the Kafka client's ListOffsets by timestamp answers (-1: none)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "web-ts-probe"})
+    try:
+        got = c.offsets_for_times([TopicPartition(topic, p, ts) for p in partitions], timeout=20)
+        return {tp.partition: tp.offset for tp in got}
+    finally:
+        c.close()
+
+
+def committed(bootstrap, group, topic, partitions):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        got = c.committed([TopicPartition(topic, p) for p in partitions], timeout=20)
+        return {tp.partition: tp.offset for tp in got}
+    finally:
+        c.close()
+
+
+def test_timestamp_browse_and_reset(console_broker):
+    """The message browser "from timestamp" shows, first, the record ListOffsets by timestamp
+    names; the group page's reset to a timestamp, through its confirm, commits what
+    offsets_for_times answers. The page shows record times in UTC and reads its timestamp inputs
+    as UTC too, whatever the browser's time zone (here +05:30): a time copied from the table
+    finds its record."""
+    bootstrap = console_broker.bootstrap
+    base = http_base(console_broker)
+    create_topics(bootstrap, [(TIMED, 2)])
+    t0 = (int(time.time()) - 120) * 1000           # a whole second, two minutes ago
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    for i in range(8):                              # partition 0: t0 + 1000 i + 500
+        p.produce(TIMED, value=b"p0 at +%d.5s" % i, partition=0, timestamp=t0 + 1000 * i + 500)
+        p.produce(TIMED, value=b"p1 at +%ds" % (2 * i), partition=1, timestamp=t0 + 2000 * i)
+    assert p.flush(30) == 0
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": REWIND, "enable.auto.commit": False})
+    c.assign([TopicPartition(TIMED, 0), TopicPartition(TIMED, 1)])
+    c.commit(offsets=[TopicPartition(TIMED, 0, 8), TopicPartition(TIMED, 1, 8)], asynchronous=False)
+    c.close()
+    ts = t0 + 3000
+    when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts / 1000))
+    want = offsets_for_times(bootstrap, TIMED, [0, 1], ts)
+    assert want == {0: 3, 1: 2}, want               # p0: +3.5 s; p1: +4 s
+
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            ctx = browser.new_context(viewport={"width": 1280, "height": 860},
+                                      timezone_id="Asia/Kolkata")
+            page = ctx.new_page()
+            w = Watch(page)
+            page.goto(base + "#/topics/%s/messages" % TIMED)
+            page.locator("tr.record").first.wait_for(timeout=15000)
+            page.locator("#browse select[name=partition] option[value='0']").wait_for(
+                state="attached", timeout=15000)
+            page.select_option("#browse select[name=partition]", "0")
+            page.select_option("#browse select[name=from]", "timestamp")
+            page.fill("#browse input[name=timestamp]", when)
+            page.click("#browse button[type=submit]")
+            expect(page.locator("tr.record")).to_have_count(8 - want[0], timeout=15000)
+            first = page.locator("tr.record").first
+            assert (first.get_attribute("data-partition"), first.get_attribute("data-offset")) == \
+                ("0", str(want[0]))
+            assert "p0 at +3.5s" in first.locator("td.value").inner_text()
+            shown = first.locator("td").nth(2).inner_text()
+            assert shown == when.replace("T", " ") + ".500", (shown, when)
+            # every partition: each starts at its own answer
+            page.select_option("#browse select[name=partition]", "all")
+            page.click("#browse button[type=submit]")
+            expect(page.locator("tr.record")).to_have_count(16 - want[0] - want[1], timeout=15000)
+            firsts = {}
+            for r in page.locator("tr.record").all():
+                firsts.setdefault(int(r.get_attribute("data-partition")), int(r.get_attribute("data-offset")))
+            assert firsts == want, (firsts, want)
+            w.check("browse from timestamp")
+
+            page.goto(base + "#/groups/" + REWIND)
+            page.locator("tr.offset").nth(1).wait_for(timeout=15000)
+            page.locator("#reset button[type=submit]:not([disabled])").wait_for(timeout=15000)
+            page.select_option("#reset select[name=to]", "timestamp")
+            page.fill("#reset input[name=timestamp]", when)
+            page.click("#reset button[type=submit]")
+            page.locator("#confirm-text", has_text=when).wait_for(timeout=5000)
+            page.click("#confirm button[value=cancel]")
+            assert committed(bootstrap, REWIND, TIMED, [0, 1]) == {0: 8, 1: 8}
+            page.click("#reset button[type=submit]")
+            page.click("#confirm-ok")
+            page.locator("text=Reset 2 partition(s)").wait_for(timeout=15000)
+            assert committed(bootstrap, REWIND, TIMED, [0, 1]) == want
+            w.check("reset to timestamp")
+            ctx.close()
+        finally:
+            browser.close()
