@@ -4,7 +4,7 @@
 #     ZooKeeper 3.8 (server `zookeeper` with its JRE, for the cluster tests, and the C client
 #     libzookeeper-mt-dev), nftables (the chaos runs' network partitions), prometheus (promtool
 #     checks /metrics), chromium (the web console's page tests drive /usr/bin/chromium through
-#     Playwright: no browser is downloaded);
+#     Playwright: no browser is downloaded), gnuplot-nox (the benchmark tests draw their PNG);
 #   - a virtualenv at .venv with tests/requirements.txt (pytest, kafka-python 2.0.2,
 #     confluent-kafka, beautifulsoup4, playwright), so nothing is pip-installed into the system Python;
 #   - the Java client check (tests/java, Maven), Kafka Connect's worker classpath (tests/connect,
@@ -25,7 +25,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 need=(build-essential clang python3 python3-venv zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev
       librdkafka-dev libcmocka-dev kcat zookeeper libzookeeper-mt-dev libssl-dev openssl nftables
-      prometheus chromium)
+      prometheus chromium gnuplot-nox)
 command -v java >/dev/null && command -v mvn >/dev/null || need+=(default-jdk-headless maven)
 command -v node >/dev/null && command -v npm >/dev/null || need+=(nodejs npm)
 command -v go >/dev/null || need+=(golang-go)
