@@ -65,10 +65,14 @@ def end_offsets(bootstrap, topic, isolation):
         c.close()
 
 
-def committed_offsets(bootstrap, group, topic):
+def committed_offsets(bootstrap, group, topic, timeout=30):
+    # committed() asks for stable offsets (KIP-447): while a worker killed after its
+    # TxnOffsetCommit leaves its transaction open, the broker answers UNSTABLE_OFFSET_COMMIT
+    # until the coordinator aborts it, up to transaction.timeout.ms (10 s, eos_worker.py) plus
+    # the abort check's interval (10 s) later; 10 s here timed out once in CI (seed 122316086).
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
-        got = c.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], 10)
+        got = c.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout)
         return [tp.offset for tp in got]
     finally:
         c.close()
