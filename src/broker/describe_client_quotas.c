@@ -55,6 +55,27 @@ static int component_slot(const char *type)
                                                                     : -1;
 }
 
+/* The match string against its match type, as both Kafka versions check it first: EXACT wants
+ * one, DEFAULT and SPECIFIED none. False when refused (answered INVALID_REQUEST). */
+static bool match_string_valid(struct request *r, struct describe_client_quotas_response *resp,
+                               const struct describe_client_quotas_request_component_data *c)
+{
+    if (c->match_type == MATCH_EXACT && c->match.ptr == NULL) {
+        fail(r, resp, KERR_INVALID_REQUEST,
+             "Request specified MATCH_TYPE_EXACT, but set match string to null.");
+        return false;
+    }
+    if ((c->match_type == MATCH_DEFAULT || c->match_type == MATCH_SPECIFIED) &&
+        c->match.ptr != NULL) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "Request specified %s, but also specified a match string.",
+                 c->match_type == MATCH_DEFAULT ? "MATCH_TYPE_DEFAULT" : "MATCH_TYPE_SPECIFIED");
+        fail(r, resp, KERR_INVALID_REQUEST, msg);
+        return false;
+    }
+    return true;
+}
+
 /* In a cluster, as Kafka 3.9's ZooKeeper mode: DescribeClientQuotasRequest.filter() checks
  * every component's match first, then ZkAdminManager.describeClientQuotas the entity types.
  * False when refused (answered). */
@@ -64,18 +85,8 @@ static bool filter_zk(struct request *r, struct describe_client_quotas_response 
     char msg[512];
     for (int32_t i = 0; i < req->n_components; i++) {
         const struct describe_client_quotas_request_component_data *c = &req->components[i];
-        if (c->match_type == MATCH_EXACT && c->match.ptr == NULL) {
-            fail(r, resp, KERR_INVALID_REQUEST,
-                 "Request specified MATCH_TYPE_EXACT, but set match string to null.");
+        if (!match_string_valid(r, resp, c))
             return false;
-        }
-        if ((c->match_type == MATCH_DEFAULT || c->match_type == MATCH_SPECIFIED) &&
-            c->match.ptr != NULL) {
-            snprintf(msg, sizeof(msg), "Request specified %s, but also specified a match string.",
-                     c->match_type == MATCH_DEFAULT ? "MATCH_TYPE_DEFAULT" : "MATCH_TYPE_SPECIFIED");
-            fail(r, resp, KERR_INVALID_REQUEST, msg);
-            return false;
-        }
         if (c->match_type < MATCH_EXACT || c->match_type > MATCH_SPECIFIED) {
             fail(r, resp, KERR_UNSUPPORTED_VERSION, "Unhandled match type");
             return false;
@@ -132,18 +143,8 @@ static bool filter_kraft(struct request *r, struct describe_client_quotas_respon
             fail(r, resp, KERR_UNSUPPORTED_VERSION, msg);
             return false;
         }
-        if (c->match_type == MATCH_EXACT && c->match.ptr == NULL) {
-            fail(r, resp, KERR_INVALID_REQUEST,
-                 "Request specified MATCH_TYPE_EXACT, but set match string to null.");
+        if (!match_string_valid(r, resp, c))
             return false;
-        }
-        if ((c->match_type == MATCH_DEFAULT || c->match_type == MATCH_SPECIFIED) &&
-            c->match.ptr != NULL) {
-            snprintf(msg, sizeof(msg), "Request specified %s, but also specified a match string.",
-                     c->match_type == MATCH_DEFAULT ? "MATCH_TYPE_DEFAULT" : "MATCH_TYPE_SPECIFIED");
-            fail(r, resp, KERR_INVALID_REQUEST, msg);
-            return false;
-        }
         if (c->match_type < MATCH_EXACT || c->match_type > MATCH_SPECIFIED) {
             snprintf(msg, sizeof(msg), "Unknown match type %d", (int)c->match_type);
             fail(r, resp, KERR_INVALID_REQUEST, msg);
