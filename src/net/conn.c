@@ -1096,9 +1096,10 @@ static void net_accept(struct loop *l, int lfd, void *arg, unsigned events)
         int fd = accept4(lfd, (struct sockaddr *)&ss, &slen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             int e = errno;
-            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)
+            enum sock_accept_failure f = sock_accept_failure(e);
+            if (f == SOCK_ACCEPT_BACK_OFF)
                 accept_back_off(n, e);
-            else if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR && e != ECONNABORTED)
+            else if (f == SOCK_ACCEPT_LOG)
                 LOG_LIMITED(LOG_LEVEL_WARN, "SocketServer", "accept failed: %s", strerror(e));
             return;
         }

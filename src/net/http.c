@@ -834,9 +834,10 @@ static void http_accept(struct loop *l, int lfd, void *arg, unsigned events)
         int fd = accept4(lfd, (struct sockaddr *)&ss, &slen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             int e = errno;
-            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)
+            enum sock_accept_failure f = sock_accept_failure(e);
+            if (f == SOCK_ACCEPT_BACK_OFF)
                 accept_back_off(s, e);
-            else if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR && e != ECONNABORTED)
+            else if (f == SOCK_ACCEPT_LOG)
                 LOG_LIMITED(LOG_LEVEL_WARN, HTTP_WHO, "accept failed: %s", strerror(e));
             return;
         }

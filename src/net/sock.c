@@ -72,6 +72,15 @@ int sock_peer_host(const struct sockaddr_storage *ss, char *host, size_t cap)
     return 0;
 }
 
+enum sock_accept_failure sock_accept_failure(int err)
+{
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
+        return SOCK_ACCEPT_BACK_OFF;
+    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == ECONNABORTED)
+        return SOCK_ACCEPT_QUIET;
+    return SOCK_ACCEPT_LOG;
+}
+
 int sock_backoff_next(int current_ms, int min_ms, int max_ms)
 {
     if (current_ms <= 0)
