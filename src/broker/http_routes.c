@@ -9,6 +9,7 @@
 
 #include "broker/broker.h"
 #include "broker/console.h"
+#include "broker/console_remote.h"
 #include "common/logging.h"
 #include "net/http.h"
 
@@ -119,6 +120,7 @@ int console_start(struct broker *b)
 void console_stop(struct broker *b)
 {
     console_ops_drop(b); /* before http_destroy frees their requests */
+    console_remote_stop(b);
     http_destroy(b->http);
     b->http = NULL;
 }

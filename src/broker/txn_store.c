@@ -14,6 +14,7 @@
 #include "broker/broker.h"
 #include "broker/group_store.h"
 #include "broker/handlers.h"
+#include "broker/peer_conns.h"
 #include "broker/producer_ids.h"
 #include "broker/replica.h"
 #include "broker/txn_markers.h"
@@ -75,12 +76,6 @@ struct held_append {
 /* At most this many appends wait for the creation (each an InitProducerId in flight). */
 #define HELD_APPENDS_MAX 4096
 
-struct marker_peer {
-    int32_t id;
-    char host[CLUSTER_HOST_MAX];
-    int32_t port;
-    struct client_conn *conn;
-};
 
 struct txn_store {
     struct broker *b;
@@ -104,9 +99,7 @@ struct txn_store {
     struct held_append *held, **held_tail;
     int nheld;
     struct marker_round *local_waits; /* rounds whose local markers wait for their ISR */
-    struct client *client;      /* created on the first remote marker */
-    struct marker_peer *peers;
-    int npeers;
+    struct peer_conns peers;    /* the markers' connections (client made on the first) */
 };
 
 static int64_t store_now_ms(void *ctx)
@@ -529,58 +522,13 @@ static void marker_answered(void *arg, const struct client_response *resp)
     round_end(r, err);
 }
 
-/* The connection to live broker id at its registered address (a broker back at another address
- * gets a new one). */
-static struct client_conn *peer_conn(struct txn_store *s, int32_t id)
-{
-    const struct cluster_broker *live;
-    int n = cluster_brokers(s->b->cluster, &live);
-    for (int i = 0; i < n; i++) {
-        if (live[i].id != id)
-            continue;
-        for (int k = 0; k < s->npeers; k++) {
-            struct marker_peer *pe = &s->peers[k];
-            if (pe->id != id)
-                continue;
-            if (pe->port == live[i].port && strcmp(pe->host, live[i].host) == 0)
-                return pe->conn;
-            client_conn_destroy(pe->conn);
-            *pe = s->peers[--s->npeers];
-            break;
-        }
-        if (s->npeers >= MARKER_PEERS_MAX)
-            return NULL;
-        if (s->client == NULL) {
-            struct client_config cc;
-            client_config_defaults(&cc);
-            cc.client_id = "gregor-txn-markers";
-            sasl_client_config(s->b, &cc); /* inter.broker.listener.name's TLS and SASL */
-            s->client = client_create(s->b->loop, &cc);
-            if (s->client == NULL)
-                return NULL;
-        }
-        struct marker_peer *grown = realloc(s->peers, sizeof(*grown) * (size_t)(s->npeers + 1));
-        if (grown == NULL)
-            return NULL;
-        s->peers = grown;
-        struct client_conn *c = client_connect(s->client, live[i].host, live[i].port);
-        if (c == NULL)
-            return NULL;
-        struct marker_peer *pe = &s->peers[s->npeers++];
-        *pe = (struct marker_peer){.id = id, .port = live[i].port, .conn = c};
-        snprintf(pe->host, sizeof(pe->host), "%s", live[i].host);
-        return c;
-    }
-    return NULL;
-}
-
 /* The WriteTxnMarkers of the partitions parts[] led by broker `leader`; KERR_NONE when sent
  * (round_end comes with its answer). */
 static int send_remote(struct txn_store *s, struct marker_round *r,
                        const struct txn_marker_request *req, const int *parts, int n,
                        int32_t leader)
 {
-    struct client_conn *c = peer_conn(s, leader);
+    struct client_conn *c = peer_conns_get(&s->peers, leader);
     struct marker_send *m = calloc(1, sizeof(*m));
     size_t names_len = 32;
     for (int i = 0; i < n; i++)
@@ -955,34 +903,15 @@ static void load_fire(struct broker *b, void *arg)
         load_schedule(s, LOAD_WAIT_MS);
 }
 
-/* A broker gone from ZooKeeper's live brokers: its marker connection is closed, so the markers
- * in flight to it fail now (and are resent to the partitions' new leaders) rather than at the
- * request timeout, 30 s on. */
-static void peers_prune(struct txn_store *s)
-{
-    const struct cluster_broker *live;
-    int n = cluster_brokers(s->b->cluster, &live);
-    for (int k = 0; k < s->npeers;) {
-        bool found = false;
-        for (int i = 0; i < n && !found; i++)
-            found = live[i].id == s->peers[k].id;
-        if (found) {
-            k++;
-            continue;
-        }
-        LOG_INFO(STORE_WHO, "Closing the marker connection to broker %d (no longer registered)",
-                 s->peers[k].id);
-        client_conn_destroy(s->peers[k].conn);
-        s->peers[k] = s->peers[--s->npeers];
-    }
-}
-
 void txn_store_cluster_sync(struct broker *b)
 {
     struct txn_store *s = b->txns;
     if (s == NULL || b->cluster == NULL)
         return;
-    peers_prune(s);
+    /* A broker gone from ZooKeeper's live brokers: its marker connection is closed, so the
+     * markers in flight to it fail now (and are resent to the partitions' new leaders) rather
+     * than at the request timeout, 30 s on. */
+    peer_conns_prune(&s->peers);
     const struct cluster_topic *ct = cluster_topic_find(b->cluster, TXN_STATE_TOPIC);
     if (ct != NULL && ct->read && ct->npartitions != s->nparts) {
         LOG_LIMITED(LOG_LEVEL_ERROR, STORE_WHO, "%s has %d partitions in ZooKeeper but "
@@ -1119,6 +1048,7 @@ struct txn_store *txn_store_create(struct broker *b)
     if (s == NULL)
         return NULL;
     s->b = b;
+    peer_conns_init(&s->peers, b, "gregor-txn-markers", STORE_WHO, "marker", MARKER_PEERS_MAX);
     s->nparts = nparts;
     s->state = calloc((size_t)nparts + 1, sizeof(*s->state));
     s->epoch = calloc((size_t)nparts + 1, sizeof(*s->epoch));
@@ -1184,9 +1114,7 @@ void txn_store_destroy(struct txn_store *s)
     release_held(s, KERR_NOT_COORDINATOR);
     /* Markers in flight end (NETWORK_EXCEPTION: resent by the next coordinator) and the appends
      * still waiting for their replication are answered, while the coordinator exists. */
-    if (s->client != NULL)
-        client_destroy(s->client);
-    free(s->peers);
+    peer_conns_free(&s->peers);
     while (s->local_waits != NULL) {
         struct marker_round *r = s->local_waits;
         waiter_unpark(&r->w);
@@ -1220,5 +1148,5 @@ struct txn_coordinator *txn_store_coordinator(struct broker *b)
  * connection to that broker: NULL when it is not live or none can be had. */
 struct client_conn *txn_store_peer(struct broker *b, int32_t broker_id)
 {
-    return b->txns != NULL && b->cluster != NULL ? peer_conn(b->txns, broker_id) : NULL;
+    return b->txns != NULL && b->cluster != NULL ? peer_conns_get(&b->txns->peers, broker_id) : NULL;
 }
