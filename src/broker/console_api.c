@@ -398,23 +398,49 @@ static void write_ids(struct jsonw *w, const char *key, const int32_t *ids, int 
     jsonw_arr_end(w);
 }
 
-struct topic *console_topic(struct console_ctx *cx, const char *name, int op)
+bool console_topic_ref(struct console_ctx *cx, const char *name, int op, struct console_topic_ref *out)
 {
-    struct topic *t = topic_find(cx->b, name);
+    struct broker *b = cx->b;
+    *out = (struct console_topic_ref){.name = name};
+    struct topic *t = topic_find(b, name);
+    out->t = t != NULL && t->creating == 0 ? t : NULL;
+    if (b->cluster != NULL) {
+        const struct cluster_topic *ct = cluster_topic_find(b->cluster, name);
+        if (ct != NULL && ct->read && !ct->gone && !ct->marked && ct->npartitions > 0)
+            out->ct = ct;
+    }
     /* Kafka answers an unknown topic and one not described alike to who may not describe it. */
     if (!console_allowed(cx, ACL_OP_DESCRIBE, ACL_RES_TOPIC, name)) {
         console_error(cx->req, 403, "TOPIC_AUTHORIZATION_FAILED", "not authorized to describe the topic");
-        return NULL;
+        return false;
     }
-    if (t == NULL || t->creating > 0) {
+    if (out->t == NULL && out->ct == NULL) {
         console_error(cx->req, 404, "UNKNOWN_TOPIC_OR_PARTITION", "no such topic");
-        return NULL;
+        return false;
     }
     if (op != ACL_OP_DESCRIBE && !console_allowed(cx, op, ACL_RES_TOPIC, name)) {
         console_error(cx->req, 403, "TOPIC_AUTHORIZATION_FAILED", "not authorized");
+        return false;
+    }
+    if (out->t != NULL)
+        out->name = out->t->name;
+    else
+        out->name = out->ct->name;
+    out->npartitions = out->ct != NULL ? out->ct->npartitions : out->t->npartitions;
+    out->internal = topic_name_is_internal(out->name);
+    return true;
+}
+
+struct topic *console_topic(struct console_ctx *cx, const char *name, int op)
+{
+    struct console_topic_ref ref;
+    if (!console_topic_ref(cx, name, op, &ref))
+        return NULL;
+    if (ref.t == NULL) {
+        console_error(cx->req, 404, "UNKNOWN_TOPIC_OR_PARTITION", "no replica of the topic on this broker");
         return NULL;
     }
-    return t;
+    return ref.t;
 }
 
 static void api_topic(struct console_ctx *cx, const char *name)

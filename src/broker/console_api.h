@@ -48,8 +48,20 @@ void console_error(struct http_req *req, int status, const char *error, const ch
  * only filtering (logged at DEBUG). */
 bool console_allowed(struct console_ctx *cx, int op, int resource_type, const char *name);
 bool console_visible(struct console_ctx *cx, int resource_type, const char *name);
-/* The topic when the caller may DESCRIBE it and op on it (op DESCRIBE: that only); else NULL,
- * answered (403, 404). */
+/* A topic as the console sees it: this broker's replicas of it (t) and, in a cluster,
+ * ZooKeeper's view (ct: every partition's leader, replicas and ISR, wherever they live). */
+struct cluster_topic;
+struct console_topic_ref {
+    const char *name;               /* the topic's (t's or ct's) */
+    struct topic *t;                /* NULL when this broker holds no replica of it */
+    const struct cluster_topic *ct; /* NULL on one node */
+    int32_t npartitions;            /* ct's when known, else t's */
+    bool internal;
+};
+/* The topic when the caller may DESCRIBE it and op on it (op DESCRIBE: that only): true with
+ * *out; else false, answered (403, 404). */
+bool console_topic_ref(struct console_ctx *cx, const char *name, int op, struct console_topic_ref *out);
+/* The same when this broker holds a replica of it: its t, else NULL answered (404 too). */
 struct topic *console_topic(struct console_ctx *cx, const char *name, int op);
 /* The request's JSON object body (in a), or NULL answered 400. */
 const struct json *console_body(struct console_ctx *cx, struct arena *a);
