@@ -74,6 +74,58 @@ void console_messages(struct console_ctx *cx, const char *topic);
 void console_produce(struct console_ctx *cx, const char *topic);
 void console_create_topic(struct console_ctx *cx);
 void console_delete_topic(struct console_ctx *cx, const char *topic);
+/* The record browser (console_data.c), shared by the local reads (partition_read) and the
+ * remote ones (Fetch from the leader, console_browse_remote.c). A query's parameters: */
+#define CONSOLE_BROWSE_PARTITIONS_MAX 512     /* partitions one call browses */
+struct console_browse_query {
+    int limit;
+    char filter[256];
+    char from[32];                             /* beginning, end, offset, timestamp */
+    int64_t offset, ts;
+    int np;                                    /* the partitions browsed, in order */
+    int32_t idx[CONSOLE_BROWSE_PARTITIONS_MAX];
+    bool by_cursor;
+    int ncursor;
+    int32_t cp[CONSOLE_BROWSE_PARTITIONS_MAX]; /* the cursor's (partition, offset) pairs */
+    int64_t co[CONSOLE_BROWSE_PARTITIONS_MAX];
+};
+/* A page being written: records into w's open array. */
+struct console_browse {
+    struct jsonw *w;
+    const char *filter;
+    size_t flen;
+    int limit, shown, scanned;
+    bool full;       /* the answer reached its soft size bound */
+};
+struct partition;
+bool console_browse_done(const struct console_browse *br);
+/* The whole batches of buf (a read of partition index's log: partition_read's or a Fetch
+ * response's records) from *pos on, written as records (control batches skipped) until the
+ * page is done; *pos moved past what was looked at. KERR_NONE or KERR_CORRUPT_MESSAGE. */
+int console_browse_batches(struct console_browse *br, int32_t index, const uint8_t *buf,
+                           size_t len, int64_t *pos);
+/* Partition p of this broker read from *pos to its high watermark or the page's end. */
+int console_browse_local(struct console_browse *br, struct partition *p, int32_t index, int64_t *pos);
+/* Where q's i-th partition starts, given its log start, high watermark and (from=timestamp)
+ * the offset of the timestamp (-1 none: the high watermark); within [ls, hw]. */
+int64_t console_browse_start(const struct console_browse_query *q, int i, int64_t ls, int64_t hw,
+                             int64_t ts_offset);
+bool console_browse_by_timestamp(const struct console_browse_query *q);
+/* "next_cursor": q's partitions at pos (those at pos < 0 left out; null when none). */
+void console_browse_cursor(struct jsonw *w, const struct console_browse_query *q,
+                           const int64_t *pos);
+
+/* console_browse_remote.c, on a ZooKeeper cluster: the browser over every partition of ref
+ * (q's), those this broker does not lead read with ListOffsets and Fetch from their leaders;
+ * a one-record batch (produce) sent to the partition's leader as a Produce with acks=all. */
+void console_messages_cluster(struct console_ctx *cx, const struct console_topic_ref *ref,
+                              const struct console_browse_query *q);
+struct batch_kv_header;
+void console_produce_remote(struct console_ctx *cx, const struct console_topic_ref *ref,
+                            int32_t partition, const char *key, int32_t key_len,
+                            const char *value, int32_t value_len,
+                            const struct batch_kv_header *hs, int nh);
+
 /* The message browser's value classification, exposed for the fuzz target: 2 json (an object
  * or array that parses), 1 text (UTF-8), 0 binary. */
 int console_value_format(const uint8_t *v, size_t n);

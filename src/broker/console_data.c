@@ -112,26 +112,55 @@ static void write_record(struct jsonw *w, int32_t partition, const struct batch_
     jsonw_obj_end(w);
 }
 
-struct browse {
-    struct jsonw *w;
-    const char *filter;
-    size_t flen;
-    int limit, shown, scanned;
-    bool full;       /* the answer reached its soft size bound */
-};
-
-static bool browse_done(const struct browse *br)
+bool console_browse_done(const struct console_browse *br)
 {
     return br->shown >= br->limit || br->scanned >= CONSOLE_SCAN_MAX || br->full;
 }
 
-/* Reads partition p from *pos (moved past what was looked at) until the page is done or the
- * high watermark is reached. KERR_NONE or an error. */
-static int browse_partition(struct browse *br, struct partition *p, int32_t index, int64_t *pos)
+int console_browse_batches(struct console_browse *br, int32_t index, const uint8_t *buf,
+                           size_t len, int64_t *pos)
+{
+    struct batch_walk walk = {.buf = buf, .len = len};
+    struct batch_header h;
+    const uint8_t *batch;
+    while (!console_browse_done(br) && batch_walk_next(&walk, *pos, &h, &batch) == 1) {
+        if (h.attributes & BATCH_ATTR_CONTROL) {
+            *pos = batch_last_offset(&h) + 1;
+            continue;
+        }
+        struct batch_record_iter it;
+        if (batch_records_open(&it, batch, (size_t)batch_total_size(&h), CONSOLE_BATCH_MAX) !=
+            KERR_NONE)
+            return KERR_CORRUPT_MESSAGE;
+        struct batch_record r;
+        int more;
+        while ((more = batch_records_next(&it, &r)) == 1) {
+            if (r.offset < *pos)
+                continue;
+            if (console_browse_done(br))
+                break;
+            br->scanned++;
+            *pos = r.offset + 1;
+            if (!matches(&r, br->filter, br->flen))
+                continue;
+            write_record(br->w, index, &h, &r);
+            br->shown++;
+            br->full = br->w->len > CONSOLE_RESPONSE_MAX / 2;
+        }
+        batch_records_close(&it);
+        if (more < 0)
+            return KERR_CORRUPT_MESSAGE;
+        if (more == 0 && *pos <= batch_last_offset(&h))
+            *pos = batch_last_offset(&h) + 1; /* compacted away at its end */
+    }
+    return KERR_NONE;
+}
+
+int console_browse_local(struct console_browse *br, struct partition *p, int32_t index, int64_t *pos)
 {
     uint8_t *buf = NULL;
     int rc = KERR_NONE;
-    for (int reads = 0; !browse_done(br) && *pos < partition_high_watermark(p) && reads < 1000;
+    for (int reads = 0; !console_browse_done(br) && *pos < partition_high_watermark(p) && reads < 1000;
          reads++) {
         struct log_slice sl;
         int e = partition_read(p, *pos, CONSOLE_READ_BYTES, &sl);
@@ -164,44 +193,10 @@ static int browse_partition(struct browse *br, struct partition *p, int32_t inde
                 break;
             got += (size_t)n;
         }
-        struct batch_walk walk = {.buf = buf, .len = got};
-        struct batch_header h;
-        const uint8_t *batch;
         int64_t before = *pos;
-        while (!browse_done(br) && batch_walk_next(&walk, *pos, &h, &batch) == 1) {
-            if (h.attributes & BATCH_ATTR_CONTROL) {
-                *pos = batch_last_offset(&h) + 1;
-                continue;
-            }
-            struct batch_record_iter it;
-            if (batch_records_open(&it, batch, (size_t)batch_total_size(&h), CONSOLE_BATCH_MAX) !=
-                KERR_NONE) {
-                rc = KERR_CORRUPT_MESSAGE;
-                goto out;
-            }
-            struct batch_record r;
-            int more;
-            while ((more = batch_records_next(&it, &r)) == 1) {
-                if (r.offset < *pos)
-                    continue;
-                if (browse_done(br))
-                    break;
-                br->scanned++;
-                *pos = r.offset + 1;
-                if (!matches(&r, br->filter, br->flen))
-                    continue;
-                write_record(br->w, index, &h, &r);
-                br->shown++;
-                br->full = br->w->len > CONSOLE_RESPONSE_MAX / 2;
-            }
-            batch_records_close(&it);
-            if (more < 0) {
-                rc = KERR_CORRUPT_MESSAGE;
-                goto out;
-            }
-            if (more == 0 && *pos <= batch_last_offset(&h))
-                *pos = batch_last_offset(&h) + 1; /* compacted away at its end */
-        }
+        rc = console_browse_batches(br, index, buf, got, pos);
+        if (rc != KERR_NONE)
+            break;
         if (*pos == before) {
             if (sl.next_offset > *pos)
                 *pos = sl.next_offset;
@@ -209,164 +204,211 @@ static int browse_partition(struct browse *br, struct partition *p, int32_t inde
                 break;
         }
     }
-out:
     free(buf);
     return rc;
 }
 
-#define BROWSE_PARTITIONS_MAX 512
-
-void console_messages(struct console_ctx *cx, const char *name)
+/* The query's parameters, checked (false: answered 400/404/503). t: this broker's replicas
+ * (one node: only the partitions it holds are browsed); all: every partition of npartitions
+ * (a cluster: those not held here are read from their leaders). */
+static bool browse_parse(struct console_ctx *cx, const struct topic *t, int32_t npartitions,
+                         bool all, struct console_browse_query *q)
 {
     struct http_req *req = cx->req;
-    struct topic *t = console_topic(cx, name, ACL_OP_READ);
-    if (t == NULL)
-        return;
-    char arg[512], filter[256] = "";
-    int limit = 50;
+    char arg[512];
+    q->limit = 50;
+    q->filter[0] = '\0';
     if (http_query(req, "limit", arg, sizeof(arg)) != NULL) {
         char *end;
         long v = strtol(arg, &end, 10);
         if (*arg == '\0' || *end != '\0' || v < 1 || v > CONSOLE_LIMIT_MAX) {
             console_error(req, 400, "INVALID_REQUEST", "limit must be 1..500");
-            return;
+            return false;
         }
-        limit = (int)v;
+        q->limit = (int)v;
     }
-    if (http_query(req, "filter", filter, sizeof(filter)) == NULL) {
+    if (http_query(req, "filter", q->filter, sizeof(q->filter)) == NULL) {
         if (strstr(req->query, "filter=") != NULL) {
             console_error(req, 400, "INVALID_REQUEST", "filter is at most 255 bytes");
-            return;
+            return false;
         }
-        filter[0] = '\0';
+        q->filter[0] = '\0';
     }
     /* The partitions browsed. */
-    int32_t idx[BROWSE_PARTITIONS_MAX];
-    int64_t pos[BROWSE_PARTITIONS_MAX];
-    int np = 0;
+    q->np = 0;
     const char *ps = http_query(req, "partition", arg, sizeof(arg));
     if (ps == NULL || strcmp(ps, "all") == 0) {
-        for (int32_t i = 0; i < t->npartitions && np < BROWSE_PARTITIONS_MAX; i++)
-            if (t->partitions[i] != NULL)
-                idx[np++] = i;
+        for (int32_t i = 0; i < npartitions && q->np < CONSOLE_BROWSE_PARTITIONS_MAX; i++)
+            if (all || t->partitions[i] != NULL)
+                q->idx[q->np++] = i;
     } else {
         char *end;
         long v = strtol(ps, &end, 10);
-        if (*ps == '\0' || *end != '\0' || v < 0 || v >= t->npartitions) {
+        if (*ps == '\0' || *end != '\0' || v < 0 || v >= npartitions) {
             console_error(req, 404, "UNKNOWN_TOPIC_OR_PARTITION", "no such partition");
-            return;
+            return false;
         }
-        if (t->partitions[v] == NULL) {
+        if (!all && t->partitions[v] == NULL) {
             console_error(req, 503, "NOT_LEADER_OR_FOLLOWER", "this broker holds no replica of it");
-            return;
+            return false;
         }
-        idx[np++] = (int32_t)v;
+        q->idx[q->np++] = (int32_t)v;
     }
-    char from[32] = "beginning";
+    snprintf(q->from, sizeof(q->from), "beginning");
     if (http_query(req, "from", arg, sizeof(arg)) != NULL)
-        snprintf(from, sizeof(from), "%.31s", arg);
-    int64_t offset = 0, ts = 0;
+        snprintf(q->from, sizeof(q->from), "%.31s", arg);
+    q->offset = 0;
+    q->ts = 0;
     char *cbuf = malloc(HTTP_HEAD_MAX + 1);
     if (cbuf == NULL) {
         console_error(req, 500, "UNKNOWN_SERVER_ERROR", "out of memory");
-        return;
+        return false;
     }
-    bool by_cursor = http_query(req, "cursor", cbuf, HTTP_HEAD_MAX + 1) != NULL;
-    if (by_cursor) {
-        int32_t cp[BROWSE_PARTITIONS_MAX];
-        int64_t co[BROWSE_PARTITIONS_MAX];
-        int n = console_cursor_parse(cbuf, cp, co, BROWSE_PARTITIONS_MAX);
+    q->by_cursor = http_query(req, "cursor", cbuf, HTTP_HEAD_MAX + 1) != NULL;
+    if (q->by_cursor) {
+        q->ncursor = console_cursor_parse(cbuf, q->cp, q->co, CONSOLE_BROWSE_PARTITIONS_MAX);
         free(cbuf);
-        if (n < 0) {
+        if (q->ncursor < 0) {
             console_error(req, 400, "INVALID_REQUEST", "bad cursor");
-            return;
+            return false;
         }
+        return true;
+    }
+    free(cbuf);
+    bool ok = true;
+    if (strcmp(q->from, "offset") == 0) {
+        ok = http_query(req, "offset", arg, sizeof(arg)) != NULL;
+        char *end = NULL;
+        errno = 0;
+        if (ok)
+            q->offset = strtoll(arg, &end, 10);
+        ok = ok && *arg != '\0' && *end == '\0' && errno != ERANGE && q->offset >= 0;
+    } else if (strcmp(q->from, "timestamp") == 0) {
+        ok = http_query(req, "timestamp", arg, sizeof(arg)) != NULL;
+        char *end = NULL;
+        errno = 0;
+        if (ok)
+            q->ts = strtoll(arg, &end, 10);
+        ok = ok && *arg != '\0' && *end == '\0' && errno != ERANGE && q->ts >= 0;
+    } else if (strcmp(q->from, "beginning") != 0 && strcmp(q->from, "end") != 0)
+        ok = false;
+    if (!ok) {
+        console_error(req, 400, "INVALID_REQUEST",
+                      "from=beginning|end|offset&offset=<o>|timestamp&timestamp=<ms>");
+        return false;
+    }
+    return true;
+}
+
+bool console_browse_by_timestamp(const struct console_browse_query *q)
+{
+    return !q->by_cursor && strcmp(q->from, "timestamp") == 0;
+}
+
+int64_t console_browse_start(const struct console_browse_query *q, int i, int64_t ls, int64_t hw,
+                             int64_t ts_offset)
+{
+    int64_t pos;
+    if (q->by_cursor) {
         /* The cursor's partitions, where they are among those browsed; others start at the end
          * (nothing new) so that a page never goes back. */
-        for (int i = 0; i < np; i++) {
-            pos[i] = partition_high_watermark(t->partitions[idx[i]]);
-            for (int k = 0; k < n; k++)
-                if (cp[k] == idx[i])
-                    pos[i] = co[k];
-        }
+        pos = hw;
+        for (int k = 0; k < q->ncursor; k++)
+            if (q->cp[k] == q->idx[i])
+                pos = q->co[k];
     } else {
-        free(cbuf);
-        bool ok = true;
-        if (strcmp(from, "offset") == 0) {
-            ok = http_query(req, "offset", arg, sizeof(arg)) != NULL;
-            char *end = NULL;
-            errno = 0;
-            if (ok)
-                offset = strtoll(arg, &end, 10);
-            ok = ok && *arg != '\0' && *end == '\0' && errno != ERANGE && offset >= 0;
-        } else if (strcmp(from, "timestamp") == 0) {
-            ok = http_query(req, "timestamp", arg, sizeof(arg)) != NULL;
-            char *end = NULL;
-            errno = 0;
-            if (ok)
-                ts = strtoll(arg, &end, 10);
-            ok = ok && *arg != '\0' && *end == '\0' && errno != ERANGE && ts >= 0;
-        } else if (strcmp(from, "beginning") != 0 && strcmp(from, "end") != 0)
-            ok = false;
-        if (!ok) {
-            console_error(req, 400, "INVALID_REQUEST",
-                          "from=beginning|end|offset&offset=<o>|timestamp&timestamp=<ms>");
-            return;
-        }
-        int per = np > 0 ? (limit + np - 1) / np : limit;
-        for (int i = 0; i < np; i++) {
-            struct partition *p = t->partitions[idx[i]];
-            int64_t ls = partition_log_start(p), hw = partition_high_watermark(p);
-            if (strcmp(from, "beginning") == 0)
-                pos[i] = ls;
-            else if (strcmp(from, "end") == 0)
-                pos[i] = hw - per > ls ? hw - per : ls;
-            else if (strcmp(from, "offset") == 0)
-                pos[i] = offset;
-            else {
-                int64_t o = -1, found;
-                if (partition_offset_for_timestamp(p, ts, &o, &found) != KERR_NONE || o < 0)
-                    o = hw;
-                pos[i] = o;
-            }
-        }
+        int per = q->np > 0 ? (q->limit + q->np - 1) / q->np : q->limit;
+        if (strcmp(q->from, "beginning") == 0)
+            pos = ls;
+        else if (strcmp(q->from, "end") == 0)
+            pos = hw - per > ls ? hw - per : ls;
+        else if (strcmp(q->from, "offset") == 0)
+            pos = q->offset;
+        else
+            pos = ts_offset >= 0 ? ts_offset : hw;
     }
-    for (int i = 0; i < np; i++) { /* into [log start, high watermark] */
-        struct partition *p = t->partitions[idx[i]];
-        if (pos[i] < partition_log_start(p))
-            pos[i] = partition_log_start(p);
-        if (pos[i] > partition_high_watermark(p))
-            pos[i] = partition_high_watermark(p);
+    if (pos < ls) /* into [log start, high watermark] */
+        pos = ls;
+    if (pos > hw)
+        pos = hw;
+    return pos;
+}
+
+void console_browse_cursor(struct jsonw *w, const struct console_browse_query *q,
+                           const int64_t *pos)
+{
+    char *cursor = malloc((size_t)q->np * 32 + 1);
+    size_t cl = 0;
+    int n = 0;
+    if (cursor != NULL)
+        cursor[0] = '\0';
+    for (int i = 0; i < q->np && cursor != NULL; i++) {
+        if (pos[i] < 0) /* unknown (a partition that could not be read) */
+            continue;
+        cl += (size_t)snprintf(cursor + cl, 32, "%s%" PRId32 "_%" PRId64, n++ ? "." : "",
+                               q->idx[i], pos[i]);
+    }
+    jsonw_key(w, "next_cursor");
+    jsonw_str(w, n > 0 ? cursor : NULL);
+    free(cursor);
+}
+
+void console_messages(struct console_ctx *cx, const char *name)
+{
+    struct http_req *req = cx->req;
+    struct console_browse_query *q = malloc(sizeof(*q));
+    if (q == NULL) {
+        console_error(req, 500, "UNKNOWN_SERVER_ERROR", "out of memory");
+        return;
+    }
+    if (cx->b->cluster != NULL) {
+        /* Every partition: those this broker leads read here, the others from their leaders. */
+        struct console_topic_ref ref;
+        if (console_topic_ref(cx, name, ACL_OP_READ, &ref) &&
+            browse_parse(cx, NULL, ref.npartitions, true, q))
+            console_messages_cluster(cx, &ref, q);
+        free(q);
+        return;
+    }
+    struct topic *t = console_topic(cx, name, ACL_OP_READ);
+    if (t == NULL || !browse_parse(cx, t, t->npartitions, false, q)) {
+        free(q);
+        return;
+    }
+    int np = q->np;
+    int64_t pos[CONSOLE_BROWSE_PARTITIONS_MAX];
+    for (int i = 0; i < np; i++) {
+        struct partition *p = t->partitions[q->idx[i]];
+        int64_t hw = partition_high_watermark(p), o = -1;
+        if (console_browse_by_timestamp(q)) {
+            int64_t found;
+            if (partition_offset_for_timestamp(p, q->ts, &o, &found) != KERR_NONE)
+                o = -1;
+        }
+        pos[i] = console_browse_start(q, i, partition_log_start(p), hw, o);
     }
     struct jsonw w;
     jsonw_init(&w, CONSOLE_RESPONSE_MAX);
     jsonw_obj(&w);
     jsonw_key(&w, "records");
     jsonw_arr(&w);
-    struct browse br = {.w = &w, .filter = filter, .flen = strlen(filter), .limit = limit};
+    struct console_browse br = {.w = &w, .filter = q->filter, .flen = strlen(q->filter),
+                                .limit = q->limit};
     int err = KERR_NONE;
-    for (int i = 0; i < np && !browse_done(&br) && err == KERR_NONE; i++)
-        err = browse_partition(&br, t->partitions[idx[i]], idx[i], &pos[i]);
+    for (int i = 0; i < np && !console_browse_done(&br) && err == KERR_NONE; i++)
+        err = console_browse_local(&br, t->partitions[q->idx[i]], q->idx[i], &pos[i]);
     jsonw_arr_end(&w);
     if (err != KERR_NONE) {
         jsonw_free(&w);
+        free(q);
         console_error(req, 500, kerr_name(err), "the partition could not be read");
         return;
     }
     bool end = true;
-    char *cursor = malloc((size_t)np * 32 + 1);
-    size_t cl = 0;
-    if (cursor != NULL)
-        cursor[0] = '\0';
-    for (int i = 0; i < np; i++) {
-        end = end && pos[i] >= partition_high_watermark(t->partitions[idx[i]]);
-        if (cursor != NULL)
-            cl += (size_t)snprintf(cursor + cl, 32, "%s%" PRId32 "_%" PRId64, i ? "." : "",
-                                   idx[i], pos[i]);
-    }
-    jsonw_key(&w, "next_cursor");
-    jsonw_str(&w, np > 0 ? cursor : NULL);
-    free(cursor);
+    for (int i = 0; i < np; i++)
+        end = end && pos[i] >= partition_high_watermark(t->partitions[q->idx[i]]);
+    console_browse_cursor(&w, q, pos);
+    free(q);
     jsonw_ki64(&w, "scanned", br.scanned);
     jsonw_kbool(&w, "end", end);
     jsonw_obj_end(&w);
@@ -409,10 +451,15 @@ void console_produce(struct console_ctx *cx, const char *name)
 {
     struct broker *b = cx->b;
     struct http_req *req = cx->req;
-    struct topic *t = console_topic(cx, name, ACL_OP_WRITE);
-    if (t == NULL)
+    struct console_topic_ref ref; /* in a cluster, also a topic this broker holds no replica of */
+    if (!console_topic_ref(cx, name, ACL_OP_WRITE, &ref))
         return;
-    if (t->internal) {
+    struct topic *t = ref.t;
+    if (b->cluster == NULL && t == NULL) {
+        console_error(req, 404, "UNKNOWN_TOPIC_OR_PARTITION", "no replica of the topic on this broker");
+        return;
+    }
+    if (ref.internal) {
         console_error(req, 400, "INVALID_TOPIC_EXCEPTION", "internal topics are written by their coordinators");
         return;
     }
@@ -459,17 +506,25 @@ void console_produce(struct console_ctx *cx, const char *name)
     bool has_value = jv != NULL && jv->type == JSON_STRING;
     if (part < 0) {
         if (has_key)
-            part = (murmur2((const uint8_t *)jk->text, jk->len) & 0x7fffffff) % t->npartitions;
+            part = (murmur2((const uint8_t *)jk->text, jk->len) & 0x7fffffff) % ref.npartitions;
         else /* Kafka's sticky partitioner picks one for a batch: here, by the clock */
-            part = (int64_t)((uint64_t)mono_ms() % (uint64_t)t->npartitions);
+            part = (int64_t)((uint64_t)mono_ms() % (uint64_t)ref.npartitions);
     }
-    if (part >= t->npartitions) {
+    if (part >= ref.npartitions) {
         arena_reset(&a);
         console_error(req, 404, "UNKNOWN_TOPIC_OR_PARTITION", "no such partition");
         return;
     }
-    struct partition *p = t->partitions[part];
-    if (p == NULL || (b->cluster != NULL && !p->repl.leading)) {
+    struct partition *p = t != NULL && part < t->npartitions ? t->partitions[part] : NULL;
+    if (b->cluster != NULL && (p == NULL || !p->repl.leading)) {
+        /* Sent to the partition's leader (console_browse_remote.c) */
+        console_produce_remote(cx, &ref, (int32_t)part, has_key ? jk->text : NULL,
+                               has_key ? (int32_t)jk->len : -1, has_value ? jv->text : NULL,
+                               has_value ? (int32_t)jv->len : -1, hs, nh);
+        arena_reset(&a);
+        return;
+    }
+    if (p == NULL) {
         arena_reset(&a);
         console_error(req, 503, "NOT_LEADER_OR_FOLLOWER", "this broker does not lead the partition");
         return;

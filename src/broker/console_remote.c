@@ -46,6 +46,8 @@ static struct console_remote *remote_of(struct broker *b)
 static void gather_free(struct console_gather *g)
 {
     struct console_remote *r = g->cx.b->console_remote;
+    if (g->cleanup != NULL)
+        g->cleanup(g);
     if (g->prev != NULL)
         g->prev->next = g->next;
     else

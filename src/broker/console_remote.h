@@ -38,6 +38,8 @@ struct console_gather {
     int failed;                   /* requests answered with an error so far */
     console_step_fn step;         /* runs when pending reaches 0 */
     bool dropped;                 /* the listener stopped: no step runs, nobody is answered */
+    console_step_fn cleanup;      /* NULL, or runs as g is freed (answered or dropped): frees
+                                   * what the state holds outside the arena */
     struct console_gather *prev, *next;
 };
 

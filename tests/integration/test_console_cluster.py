@@ -175,3 +175,218 @@ def test_console_cluster(tmp_path):
             except Exception:
                 pass
         z.stop()
+
+
+# ---- the message browser and produce across the cluster (a broker that holds no replica) ----
+
+BT = "console-rb"
+
+
+def records_of(port, path):
+    st, doc = call(port, "GET", path)
+    assert st == 200, (path, st, doc)
+    return doc
+
+
+def browse_all(port, query, limit=7, pages=200):
+    """Every record of a browse, page by page along next_cursor until end."""
+    got, cursor = [], None
+    for _ in range(pages):
+        q = query + "&limit=%d" % limit + ("&cursor=" + cursor if cursor else "")
+        doc = records_of(port, "/api/topics/%s/messages?%s" % (BT, q))
+        assert doc["unavailable"] == [], doc
+        got += doc["records"]
+        cursor = doc["next_cursor"]
+        if doc["end"]:
+            return got
+    raise AssertionError("no end after %d pages" % pages)
+
+
+def consumed(bootstrap, parts):
+    """Every record of parts (read_uncommitted, as the browser) by confluent-kafka."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "rb-check", "enable.auto.commit": False,
+                  "isolation.level": "read_uncommitted"})
+    out = {}
+    try:
+        want = {}
+        for p in parts:
+            lo, hi = c.get_watermark_offsets(TopicPartition(BT, p), timeout=10)
+            want[p] = (lo, hi)
+        c.assign([TopicPartition(BT, p, want[p][0]) for p in parts])
+        deadline = time.time() + 30
+        while time.time() < deadline and any(
+                hi > lo and (not out.get(p) or out[p][-1].offset() < hi - 1)
+                for p, (lo, hi) in want.items()):
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                out.setdefault(m.partition(), []).append(m)
+    finally:
+        c.close()
+    return [(m.partition(), m.offset(), m.key(), m.value(), m.timestamp()[1],
+             [(k, v) for k, v in (m.headers() or [])])
+            for p in sorted(parts) for m in out.get(p, [])]
+
+
+def as_tuples(records):
+    import base64
+
+    def b(v, enc):
+        if v is None:
+            return None
+        return v.encode() if enc == "utf8" else base64.b64decode(v)
+    return [(r["partition"], r["offset"], b(r["key"], r["key_encoding"]),
+             b(r["value"], r["value_encoding"]), r["timestamp"],
+             [(h["key"], b(h["value"], h["value_encoding"])) for h in r["headers"]])
+            for r in records]
+
+
+def test_console_cluster_browse_produce(tmp_path):
+    """Broker 3 holds no replica of the topic (replicas on 1 and 2): its console's browser reads
+    every partition from its leader (ListOffsets, Fetch) and shows exactly what confluent-kafka
+    consumes (read_uncommitted: an aborted transaction's records too, its markers not), and what
+    the leader's own console (the local reads) shows; beginning, end, offset, timestamp, filter,
+    paging by cursor. A produce through broker 3 goes to the leader with acks=all (its offset,
+    its errors). With a leader SIGSTOPped the page answers within the request timeout, its
+    partitions named unavailable."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import NewTopic
+    from zk_fixture import ZooKeeperServer, start_brokers, wait_until, zookeeper_available
+    assert zookeeper_available(), "Debian's zookeeper package is missing: make test-deps"
+    z = ZooKeeperServer()
+    z.start()
+    brokers = []
+    try:
+        brokers = start_brokers(tmp_path, z.connect + "/console-rb",
+                                overrides={"gregor.http.listener": "127.0.0.1:0",
+                                           "controlled.shutdown.enable": "false",
+                                           "transaction.state.log.replication.factor": 1,
+                                           "transaction.state.log.min.isr": 1,
+                                           "offsets.topic.replication.factor": 1})
+        by_id = {i + 1: b for i, b in enumerate(brokers)}
+        port = {i: http_port(b) for i, b in by_id.items()}
+        admin = AdminClient({"bootstrap.servers": by_id[1].bootstrap})
+        fs = admin.create_topics([NewTopic(BT, num_partitions=3, replica_assignment=[[1, 2], [2, 1], [1, 2]],
+                                           config={"max.message.bytes": "20000"})])
+        fs[BT].result(30)
+        wait_until(lambda: all(BT in AdminClient({"bootstrap.servers": b.bootstrap})
+                               .list_topics(timeout=10).topics for b in brokers), 30,
+                   what="the topic on every broker")
+        wait_until(lambda: all(p.leader in (1, 2) for p in AdminClient(
+            {"bootstrap.servers": by_id[3].bootstrap}).list_topics(timeout=10).topics[BT]
+            .partitions.values()), 30, what="every partition's leader")
+
+        base = int(time.time() * 1000) - 100000
+        p = Producer({"bootstrap.servers": by_id[1].bootstrap, "acks": "all"})
+        for k in range(40):
+            p.produce(BT, key=b"k%d" % k, value=(b"needle-%d" % k) if k % 5 == 0 else b"v%d" % k,
+                      partition=k % 3, timestamp=base + k * 1000,
+                      headers=[("h", b"x%d" % k)] if k % 2 else None)
+        p.produce(BT, key=None, value=bytes(range(256)), partition=1, timestamp=base + 50000)
+        assert p.flush(30) == 0
+        tp = Producer({"bootstrap.servers": by_id[1].bootstrap, "transactional.id": "rb-tx"})
+        tp.init_transactions(30)
+        tp.begin_transaction()
+        for k in range(3):
+            tp.produce(BT, value=b"aborted-%d" % k, partition=2, timestamp=base + 60000 + k)
+        tp.flush(30)
+        tp.abort_transaction(30)
+        p.produce(BT, value=b"after-abort", partition=2, timestamp=base + 70000)
+        assert p.flush(30) == 0
+
+        want = consumed(by_id[1].bootstrap, [0, 1, 2])
+        assert len(want) == 41 + 3 + 1
+        assert any(v == b"aborted-0" for (_, _, _, v, _, _) in want)
+        # All at once on broker 3 (it reads nothing locally).
+        doc = records_of(port[3], "/api/topics/%s/messages?partition=all&limit=500" % BT)
+        assert doc["end"] is True and doc["unavailable"] == [], doc
+        assert as_tuples(doc["records"]) == want
+        assert doc["scanned"] == len(want)
+        # Page by page along the cursor: the same, then nothing new.
+        assert as_tuples(browse_all(port[3], "partition=all")) == want
+        # The leader's console (its partitions read locally) shows the same records.
+        md = AdminClient({"bootstrap.servers": by_id[3].bootstrap}).list_topics(timeout=10)
+        for part, pm in md.topics[BT].partitions.items():
+            q = "/api/topics/%s/messages?partition=%d&limit=500" % (BT, part)
+            there, here = records_of(port[pm.leader], q), records_of(port[3], q)
+            assert here["records"] == there["records"] and here["end"] and there["end"]
+            assert here["next_cursor"] == there["next_cursor"]
+            other = next(i for i in (1, 2) if i != pm.leader)  # a follower: reads from the leader too
+            assert records_of(port[other], q)["records"] == there["records"]
+        # from=end: the last limit/3 of each partition, against the watermarks.
+        doc = records_of(port[3], "/api/topics/%s/messages?partition=all&from=end&limit=6" % BT)
+        from confluent_kafka import Consumer
+        c = Consumer({"bootstrap.servers": by_id[2].bootstrap, "group.id": "rb-w"})
+        hw = {q: c.get_watermark_offsets(TopicPartition(BT, q), timeout=10)[1] for q in range(3)}
+        # from=timestamp: the first offset at or after it, as offsets_for_times.
+        ts = base + 20500
+        found = c.offsets_for_times([TopicPartition(BT, q, ts) for q in range(3)], timeout=10)
+        c.close()
+        # (partition 2 ends with the abort's marker and one record: the marker is skipped)
+        assert [(r["partition"], r["offset"]) for r in doc["records"]] == \
+            [(q, o) for (q, o, _, _, _, _) in want if o >= hw[q] - 2]
+        doc = records_of(port[3], "/api/topics/%s/messages?partition=all&from=timestamp&timestamp=%d"
+                         "&limit=1" % (BT, ts))
+        firsts = {int(x.split("_")[0]): int(x.split("_")[1]) for x in doc["next_cursor"].split(".")}
+        assert doc["records"][0]["offset"] == found[0].offset
+        assert firsts[1] == found[1].offset and firsts[2] == found[2].offset, (firsts, found)
+        # from=offset on one partition; a filter over all.
+        doc = records_of(port[3], "/api/topics/%s/messages?partition=1&from=offset&offset=5&limit=2" % BT)
+        assert [r["offset"] for r in doc["records"]] == [5, 6]
+        doc = records_of(port[3], "/api/topics/%s/messages?filter=needle&limit=500" % BT)
+        assert [(r["partition"], r["offset"]) for r in doc["records"]] == \
+            [(q, o) for (q, o, _, v, _, _) in want if b"needle" in v]
+
+        # Produce through broker 3: to the leader, acks=all; the offset is the record's.
+        st, doc = call(port[3], "POST", "/api/topics/%s/produce" % BT,
+                       {"partition": 0, "key": "pk", "value": "via-3", "headers": [{"key": "a", "value": "b"}]})
+        assert st == 200 and doc == {"partition": 0, "offset": hw[0]}, (st, doc)
+        got = [t for t in consumed(by_id[2].bootstrap, [0]) if t[1] == hw[0]]
+        assert [(t[2], t[3], t[5]) for t in got] == [(b"pk", b"via-3", [("a", b"b")])]
+        # Without a partition the key picks it as the Java producer does (murmur2).
+        jp = Producer({"bootstrap.servers": by_id[1].bootstrap, "partitioner": "murmur2_random"})
+        dest = {}
+        jp.produce(BT, key=b"route-me", value=b"j", on_delivery=lambda e, m: dest.update(p=m.partition()))
+        assert jp.flush(30) == 0
+        st, doc = call(port[3], "POST", "/api/topics/%s/produce" % BT, {"key": "route-me", "value": "c"})
+        assert st == 200 and doc["partition"] == dest["p"], (st, doc, dest)
+        # The leader's max.message.bytes: its MESSAGE_TOO_LARGE, 413.
+        st, doc = call(port[3], "POST", "/api/topics/%s/produce" % BT, {"partition": 1, "value": "x" * 30000})
+        assert st == 413 and doc["error"] == "MESSAGE_TOO_LARGE", (st, doc)
+
+        # A leader stopped: the page answers within the request timeout (10 s), its partitions
+        # named unavailable, the others' records all there; a produce to it 503/504.
+        victim = 1
+        led = sorted(q for q, pm in md.topics[BT].partitions.items() if pm.leader == victim)
+        assert led
+        everything = as_tuples(records_of(port[3], "/api/topics/%s/messages?limit=500" % BT)["records"])
+        by_id[victim].proc.send_signal(signal.SIGSTOP)
+        try:
+            t0 = time.time()
+            doc = records_of(port[3], "/api/topics/%s/messages?limit=500" % BT)
+            took = time.time() - t0
+            assert took < 20, took
+            assert doc["unavailable"] and set(doc["unavailable"]) <= set(led), (doc["unavailable"], led)
+            assert doc["end"] is False
+            assert as_tuples(doc["records"]) == [r for r in everything if r[0] not in doc["unavailable"]]
+            t0 = time.time()
+            st, doc = call(port[3], "POST", "/api/topics/%s/produce" % BT, {"partition": led[0], "value": "z"})
+            assert st in (503, 504) and time.time() - t0 < 20, (st, doc)
+        finally:
+            by_id[victim].proc.send_signal(signal.SIGCONT)
+        for b in brokers:
+            assert b.proc.poll() is None, b.log()
+        for b in brokers:
+            b.stop()
+        for b in brokers:
+            with open(b.log_path, errors="replace") as f:
+                text = f.read()
+            for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+                assert bad not in text, text[text.index(bad):][:3000]
+    finally:
+        for b in brokers:
+            try:
+                b.stop()
+            except Exception:
+                pass
+        z.stop()
