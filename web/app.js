@@ -428,6 +428,8 @@ function pageMessages(name) {
   let last = null;
   function drawRecords() {
     out.replaceChildren(el('p', { class: 'muted' }, records.length + ' record(s)' + (last ? ', ' + fmtNum(last.scanned) + ' scanned' : '')),
+      ...(last && (last.unavailable || []).length ? [el('p', { class: 'tag bad', id: 'unavailable' },
+        'Unavailable (leader did not answer): partition ' + last.unavailable.join(', '))] : []),
       table(['#Partition', '#Offset', 'Timestamp (UTC)', 'Key', 'Value and headers'], records.map((r) => el('tr', { class: 'record', 'data-partition': r.partition, 'data-offset': r.offset },
         num(r.partition), num(r.offset), el('td', { title: r.timestamp_type || '' }, fmtTime(r.timestamp)),
         el('td', { class: 'key wrap' }, renderValue(r.key, r.key_encoding, null, mode === 'auto' ? 'auto' : mode)),
