@@ -260,6 +260,7 @@ def test_console_cluster_browse_produce(tmp_path):
         brokers = start_brokers(tmp_path, z.connect + "/console-rb",
                                 overrides={"gregor.http.listener": "127.0.0.1:0",
                                            "controlled.shutdown.enable": "false",
+                                           "replica.lag.time.max.ms": 3000,
                                            "transaction.state.log.replication.factor": 1,
                                            "transaction.state.log.min.isr": 1,
                                            "offsets.topic.replication.factor": 1})
@@ -267,7 +268,8 @@ def test_console_cluster_browse_produce(tmp_path):
         port = {i: http_port(b) for i, b in by_id.items()}
         admin = AdminClient({"bootstrap.servers": by_id[1].bootstrap})
         fs = admin.create_topics([NewTopic(BT, num_partitions=3, replica_assignment=[[1, 2], [2, 1], [1, 2]],
-                                           config={"max.message.bytes": "20000"})])
+                                           config={"max.message.bytes": "20000",
+                                                   "min.insync.replicas": "2"})])
         fs[BT].result(30)
         wait_until(lambda: all(BT in AdminClient({"bootstrap.servers": b.bootstrap})
                                .list_topics(timeout=10).topics for b in brokers), 30,
@@ -304,6 +306,10 @@ def test_console_cluster_browse_produce(tmp_path):
         assert doc["scanned"] == len(want)
         # Page by page along the cursor: the same, then nothing new.
         assert as_tuples(browse_all(port[3], "partition=all")) == want
+        # Brokers 1 and 2 read what they lead here and the rest at the other: the same pages.
+        for i in (1, 2):
+            assert as_tuples(browse_all(port[i], "partition=all")) == want
+            assert as_tuples(records_of(port[i], "/api/topics/%s/messages?limit=500" % BT)["records"]) == want
         # The leader's console (its partitions read locally) shows the same records.
         md = AdminClient({"bootstrap.servers": by_id[3].bootstrap}).list_topics(timeout=10)
         for part, pm in md.topics[BT].partitions.items():
@@ -372,6 +378,16 @@ def test_console_cluster_browse_produce(tmp_path):
             t0 = time.time()
             st, doc = call(port[3], "POST", "/api/topics/%s/produce" % BT, {"partition": led[0], "value": "z"})
             assert st in (503, 504) and time.time() - t0 < 20, (st, doc)
+            # A partition led by the live broker, its other replica stopped: once the ISR is
+            # the leader alone, below min.insync.replicas 2, the leader's refusal.
+            other = next(q for q, pm in md.topics[BT].partitions.items() if pm.leader != victim)
+
+            def refused():
+                st, doc = call(port[3], "POST", "/api/topics/%s/produce" % BT, {"partition": other, "value": "n"})
+                assert st in (503, 504), (st, doc)
+                return st == 503 and doc["error"] in ("NOT_ENOUGH_REPLICAS",
+                                                      "NOT_ENOUGH_REPLICAS_AFTER_APPEND") and doc
+            wait_until(refused, 40, what="NOT_ENOUGH_REPLICAS from the leader")
         finally:
             by_id[victim].proc.send_signal(signal.SIGCONT)
         for b in brokers:
