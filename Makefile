@@ -196,6 +196,9 @@ FUZZ_EXTRA_fuzz_client_quotas = src/broker/quota.c $(wildcard src/log/*.c)
 FUZZ_EXTRA_fuzz_console_json = src/broker/console_parse.c
 # fuzz_http: the HTTP request parser, then a server on the loop over a socketpair.
 FUZZ_EXTRA_fuzz_http = src/net/loop.c src/net/http.c src/net/sock.c
+# The console's record browser on a Fetch response's (or a log read's) batches (console_data.c:
+# all of the broker linked).
+FUZZ_EXTRA_fuzz_console_browse = $(FUZZ_EXTRA_fuzz_pipeline)
 # /metrics' reader of /proc/self/stat lives in metrics.c (all of the broker linked).
 FUZZ_EXTRA_fuzz_proc_stat = $(FUZZ_EXTRA_fuzz_pipeline)
 fuzz_extra = $(if $(filter undefined,$(origin FUZZ_EXTRA_$(1))),$(FUZZ_EXTRA_DEFAULT),$(FUZZ_EXTRA_$(1)))

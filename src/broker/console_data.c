@@ -117,9 +117,30 @@ bool console_browse_done(const struct console_browse *br)
     return br->shown >= br->limit || br->scanned >= CONSOLE_SCAN_MAX || br->full;
 }
 
+/* Whether the whole batches of buf have offsets that can be added to (0 <= base offset, 0 <=
+ * last offset delta, last offset < INT64_MAX): a Fetch answer from another broker is not a log
+ * this broker wrote and checked. */
+static bool offsets_sane(const uint8_t *buf, size_t len)
+{
+    size_t at = 0;
+    while (at + BATCH_HEADER_SIZE <= len) {
+        struct batch_header h;
+        batch_header_decode(buf + at, &h);
+        if (h.length < BATCH_MIN_LENGTH || (uint64_t)batch_total_size(&h) > len - at)
+            break; /* the end (a read may stop mid-batch) */
+        if (h.base_offset < 0 || h.last_offset_delta < 0 ||
+            h.base_offset > INT64_MAX - 1 - h.last_offset_delta)
+            return false;
+        at += (size_t)batch_total_size(&h);
+    }
+    return true;
+}
+
 int console_browse_batches(struct console_browse *br, int32_t index, const uint8_t *buf,
                            size_t len, int64_t *pos)
 {
+    if (!offsets_sane(buf, len))
+        return KERR_CORRUPT_MESSAGE;
     struct batch_walk walk = {.buf = buf, .len = len};
     struct batch_header h;
     const uint8_t *batch;
