@@ -286,6 +286,12 @@ def test_console_cluster_browse_produce(tmp_path):
                       headers=[("h", b"x%d" % k)] if k % 2 else None)
         p.produce(BT, key=None, value=bytes(range(256)), partition=1, timestamp=base + 50000)
         assert p.flush(30) == 0
+        zp = Producer({"bootstrap.servers": by_id[2].bootstrap, "compression.type": "zstd",
+                       "linger.ms": 50})
+        for k in range(4):  # one compressed batch, inflated as a local read inflates it
+            zp.produce(BT, key=b"z%d" % k, value=b"zstd %d " % k * 20, partition=1,
+                       timestamp=base + 55000 + k)
+        assert zp.flush(30) == 0
         tp = Producer({"bootstrap.servers": by_id[1].bootstrap, "transactional.id": "rb-tx"})
         tp.init_transactions(30)
         tp.begin_transaction()
@@ -297,7 +303,7 @@ def test_console_cluster_browse_produce(tmp_path):
         assert p.flush(30) == 0
 
         want = consumed(by_id[1].bootstrap, [0, 1, 2])
-        assert len(want) == 41 + 3 + 1
+        assert len(want) == 41 + 4 + 3 + 1
         assert any(v == b"aborted-0" for (_, _, _, v, _, _) in want)
         # All at once on broker 3 (it reads nothing locally).
         doc = records_of(port[3], "/api/topics/%s/messages?partition=all&limit=500" % BT)
