@@ -148,8 +148,10 @@ static void fetch_answered(struct console_gather *g, void *arg, const struct cli
     (void)g;
     struct rbrowse *s = arg;
     int i = s->cur;
-    if (resp->error != KERR_NONE) {
-        s->unavailable[i] = true;
+    if (resp->error != KERR_NONE) { /* the leader did not answer: none of its partitions asked */
+        for (int k = i; k < s->q.np; k++)
+            if (!s->local[k] && s->leader[k] == s->leader[i])
+                s->unavailable[k] = true;
         return;
     }
     const struct fetch_response *r = resp->body;
