@@ -526,8 +526,7 @@ static void api_topic(struct console_ctx *cx, const char *name)
 
 /* ---- groups ---- */
 
-/* ConsumerProtocol's Assignment (version, [topic, [partition]], user data) as topic rows. */
-static void write_classic_assignment(struct jsonw *w, const uint8_t *p, int32_t len)
+void console_write_classic_assignment(struct jsonw *w, const uint8_t *p, int32_t len)
 {
     jsonw_key(w, "assignments");
     jsonw_arr(w);
@@ -593,6 +592,27 @@ static void write_cg_assignment(struct broker *b, struct jsonw *w, const struct 
     jsonw_arr_end(w);
 }
 
+void console_write_offset_row(struct jsonw *w, const char *topic, int32_t partition,
+                              int64_t committed, int64_t hw, const char *metadata, int32_t mlen)
+{
+    jsonw_obj(w);
+    jsonw_kstr(w, "topic", topic);
+    jsonw_ki64(w, "partition", partition);
+    jsonw_ki64(w, "committed", committed);
+    if (hw >= 0) {
+        jsonw_ki64(w, "high_watermark", hw);
+        jsonw_ki64(w, "lag", hw > committed ? hw - committed : 0);
+    } else {
+        jsonw_key(w, "high_watermark");
+        jsonw_null(w);
+        jsonw_key(w, "lag");
+        jsonw_null(w);
+    }
+    jsonw_key(w, "metadata");
+    jsonw_strn(w, metadata != NULL ? metadata : "", metadata != NULL && mlen > 0 ? (size_t)mlen : 0);
+    jsonw_obj_end(w);
+}
+
 /* A group's committed offsets with lag (high watermark - committed, when this broker holds
  * the partition); rows of topics the principal may not describe are left out. */
 static int64_t write_offsets(struct console_ctx *cx, struct jsonw *w, const char *group)
@@ -612,24 +632,9 @@ static int64_t write_offsets(struct console_ctx *cx, struct jsonw *w, const char
         int64_t lag = hw >= 0 ? (hw > offs[i].offset ? hw - offs[i].offset : 0) : -1;
         if (lag > 0)
             total += lag;
-        if (w == NULL)
-            continue;
-        jsonw_obj(w);
-        jsonw_kstr(w, "topic", offs[i].topic);
-        jsonw_ki64(w, "partition", offs[i].partition);
-        jsonw_ki64(w, "committed", offs[i].offset);
-        if (hw >= 0) {
-            jsonw_ki64(w, "high_watermark", hw);
-            jsonw_ki64(w, "lag", lag);
-        } else {
-            jsonw_key(w, "high_watermark");
-            jsonw_null(w);
-            jsonw_key(w, "lag");
-            jsonw_null(w);
-        }
-        jsonw_key(w, "metadata");
-        jsonw_strn(w, offs[i].metadata, (size_t)offs[i].metadata_len);
-        jsonw_obj_end(w);
+        if (w != NULL)
+            console_write_offset_row(w, offs[i].topic, offs[i].partition, offs[i].offset, hw,
+                                     offs[i].metadata, offs[i].metadata_len);
     }
     if (w != NULL)
         jsonw_arr_end(w);
@@ -749,7 +754,7 @@ static void api_group(struct console_ctx *cx, const char *group)
             jsonw_kstr(&w, "client_id", m->client_id);
             jsonw_kstr(&w, "host", m->client_host);
             if (strcmp(d.protocol_type, "consumer") == 0)
-                write_classic_assignment(&w, m->assignment, m->assignment_len);
+                console_write_classic_assignment(&w, m->assignment, m->assignment_len);
             else {
                 jsonw_key(&w, "assignments");
                 jsonw_arr(&w);
@@ -769,33 +774,43 @@ static void api_group(struct console_ctx *cx, const char *group)
 
 /* Only an empty group is reset (kafka-consumer-groups.sh --reset-offsets), through the
  * coordinator's commit path as an OffsetCommit of generation -1 would be. */
-static void api_group_reset(struct console_ctx *cx, const char *group)
+bool console_reset_args(struct console_ctx *cx, struct console_reset_args *ra)
 {
-    struct broker *b = cx->b;
-    if (!group_usable(cx, group, ACL_OP_READ))
-        return;
     struct arena a;
     arena_init(&a, 64 * 1024);
     const struct json *j = console_body(cx, &a);
     if (j == NULL) {
         arena_reset(&a);
-        return;
+        return false;
     }
-    char topic[TOPIC_NAME_MAX + 1] = "", to[32];
-    int64_t ts = -1;
+    *ra = (struct console_reset_args){.ts = -1};
     const struct json *jt = json_get(j, "topic");
-    bool one_topic = jt != NULL && jt->type != JSON_NULL;
-    bool ok = console_json_str(j, "to", to, sizeof(to)) &&
-              (!one_topic || console_json_str(j, "topic", topic, sizeof(topic)));
-    bool by_ts = ok && strcmp(to, "timestamp") == 0;
-    if (!ok || (strcmp(to, "earliest") != 0 && strcmp(to, "latest") != 0 && !by_ts) ||
-        (by_ts && (!console_json_i64(j, "timestamp", &ts) || ts < 0))) {
+    ra->one_topic = jt != NULL && jt->type != JSON_NULL;
+    bool ok = console_json_str(j, "to", ra->to, sizeof(ra->to)) &&
+              (!ra->one_topic || console_json_str(j, "topic", ra->topic, sizeof(ra->topic)));
+    bool by_ts = ok && strcmp(ra->to, "timestamp") == 0;
+    if (!ok || (strcmp(ra->to, "earliest") != 0 && strcmp(ra->to, "latest") != 0 && !by_ts) ||
+        (by_ts && (!console_json_i64(j, "timestamp", &ra->ts) || ra->ts < 0))) {
         arena_reset(&a);
         console_error(cx->req, 400, "INVALID_REQUEST",
                       "want {\"topic\": name|null, \"to\": \"earliest|latest|timestamp\", \"timestamp\": ms}");
-        return;
+        return false;
     }
     arena_reset(&a);
+    return true;
+}
+
+static void api_group_reset(struct console_ctx *cx, const char *group)
+{
+    struct broker *b = cx->b;
+    if (!group_usable(cx, group, ACL_OP_READ))
+        return;
+    struct console_reset_args ra;
+    if (!console_reset_args(cx, &ra))
+        return;
+    const char *to = ra.to, *topic = ra.topic;
+    int64_t ts = ra.ts;
+    bool one_topic = ra.one_topic;
     struct gc_group_desc d;
     gc_describe(b->groups, group, &d);
     bool empty = !d.found || d.state == GC_EMPTY || d.state == GC_DEAD;
@@ -964,11 +979,18 @@ void console_api_serve(struct broker *b, struct http_req *req)
             console_produce(&cx, name);
         else
             console_error(req, 404, "NOT_FOUND", "no such API");
-    } else if (strcmp(path, "/api/groups") == 0 && get)
-        api_groups(&cx);
-    else if (segment(path, "/api/groups/", name, sizeof(name), &rest)) {
-        if (*rest == '\0' && get)
+    } else if (strcmp(path, "/api/groups") == 0 && get) {
+        if (b->cluster != NULL)
+            console_groups_remote(&cx);
+        else
+            api_groups(&cx);
+    } else if (segment(path, "/api/groups/", name, sizeof(name), &rest)) {
+        if (*rest == '\0' && get && b->cluster != NULL)
+            console_group_remote(&cx, name);
+        else if (*rest == '\0' && get)
             api_group(&cx, name);
+        else if (strcmp(rest, "/reset") == 0 && post && b->cluster != NULL)
+            console_group_reset_remote(&cx, name);
         else if (strcmp(rest, "/reset") == 0 && post)
             api_group_reset(&cx, name);
         else
