@@ -284,13 +284,22 @@ static void listed(struct console_gather *g, void *arg, const struct client_resp
     }
 }
 
-static void described(struct console_gather *g, void *arg, const struct client_response *resp)
+/* A coordinator's answer: the state, or NULL when it failed (the coordinator, arg, noted). */
+static struct rg_state *coordinator_answer(struct console_gather *g, void *arg,
+                                           const struct client_response *resp)
 {
     struct rg_state *st = g->state;
-    if (resp->error != KERR_NONE) {
-        note_unavailable(st, (int32_t)(intptr_t)arg); /* the coordinator */
+    if (resp->error == KERR_NONE)
+        return st;
+    note_unavailable(st, (int32_t)(intptr_t)arg);
+    return NULL;
+}
+
+static void described(struct console_gather *g, void *arg, const struct client_response *resp)
+{
+    struct rg_state *st = coordinator_answer(g, arg, resp);
+    if (st == NULL)
         return;
-    }
     const struct describe_groups_response *r = resp->body;
     for (int32_t i = 0; i < r->n_groups; i++) {
         const struct describe_groups_response_described_group *d = &r->groups[i];
@@ -325,11 +334,9 @@ static void described(struct console_gather *g, void *arg, const struct client_r
 
 static void cg_described(struct console_gather *g, void *arg, const struct client_response *resp)
 {
-    struct rg_state *st = g->state;
-    if (resp->error != KERR_NONE) {
-        note_unavailable(st, (int32_t)(intptr_t)arg); /* the coordinator */
+    struct rg_state *st = coordinator_answer(g, arg, resp);
+    if (st == NULL)
         return;
-    }
     const struct consumer_group_describe_response *r = resp->body;
     for (int32_t i = 0; i < r->n_groups; i++) {
         const struct consumer_group_describe_response_described_group *d = &r->groups[i];
@@ -373,11 +380,9 @@ static void cg_described(struct console_gather *g, void *arg, const struct clien
 
 static void offsets_fetched(struct console_gather *g, void *arg, const struct client_response *resp)
 {
-    struct rg_state *st = g->state;
-    if (resp->error != KERR_NONE) {
-        note_unavailable(st, (int32_t)(intptr_t)arg); /* the coordinator */
+    struct rg_state *st = coordinator_answer(g, arg, resp);
+    if (st == NULL)
         return;
-    }
     const struct offset_fetch_response *r = resp->body;
     for (int32_t i = 0; i < r->n_groups; i++) {
         const struct offset_fetch_response_offset_fetch_response_group *og = &r->groups[i];

@@ -43,7 +43,8 @@ def commit_offsets(bootstrap, group, offsets):
 
 
 def test_console_groups_across_cluster(tmp_path):
-    from zk_fixture import ZooKeeperServer, start_brokers, wait_until, zookeeper_available
+    from zk_fixture import (ZooKeeperServer, start_brokers, stop_checked, stop_quietly,
+                            wait_until, zookeeper_available)
     assert zookeeper_available(), "Debian's zookeeper package is missing: make test-deps"
     z = ZooKeeperServer()
     z.start()
@@ -174,19 +175,8 @@ def test_console_groups_across_cluster(tmp_path):
                    40, what="every broker answering again")
         active.close()
         active = None
-        for b in brokers:
-            b.stop()
-        for b in brokers:
-            with open(b.log_path, errors="replace") as f:
-                text = f.read()
-            for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
-                assert bad not in text, text[text.index(bad):][:3000]
+        stop_checked(brokers)
     finally:
         if active is not None:
             active.close()
-        for b in brokers:
-            try:
-                b.stop()
-            except Exception:
-                pass
-        z.stop()
+        stop_quietly(brokers, z)
