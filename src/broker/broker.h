@@ -37,6 +37,7 @@ struct log_cleaner;
 struct quotas;
 struct console_sessions;
 struct console_op;
+struct console_login_wait;
 
 /* The longest a piece of one client's work (opening or deleting partitions, appending a
  * request's partitions) holds the loop per turn before it yields to the others. */
@@ -417,6 +418,8 @@ struct broker {
     struct console_sessions *console_sessions; /* the console's logins (console_api.c); owned */
     struct console_op *console_ops;  /* console creates/deletes awaiting the cluster (console_data.c) */
     int nconsole_ops;
+    struct console_login_wait *console_login_waits; /* failed console logins awaiting their 401 (console_api.c) */
+    int nconsole_login_waits;
     struct broker_metrics metrics;   /* /metrics' counters (metrics.h), loop thread only */
 };
 
