@@ -2,13 +2,12 @@
 connection.failed.authentication.delay.ms, as a failed SASL login is; a right one at once; the
 broker serves everything else meanwhile; a broker stopped while a failed login waits answers
 it and exits cleanly (docs/CONSOLE.md)."""
-import base64
 import http.client
-import json
 import threading
 import time
 
 from conftest import free_port
+from test_quota_rates import console_call
 from test_sasl import start_sasl_broker
 
 DELAY_MS = 1500
@@ -26,21 +25,8 @@ def start(tmp_path, delay_ms):
 def timed(port, method, path, body=None, auth=None):
     """-> (status, JSON document or None, seconds taken)."""
     t0 = time.monotonic()
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    h = {}
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        h["Content-Type"] = "application/json"
-    if auth:
-        h["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
-    c.request(method, path, body=data, headers=h)
-    r = c.getresponse()
-    payload = r.read()
-    c.close()
-    doc = json.loads(payload) if r.getheader("Content-Type", "").startswith(
-        "application/json") else None
-    return r.status, doc, time.monotonic() - t0
+    st, _, doc = console_call(port, method, path, body, auth=auth)[:3]
+    return st, doc, time.monotonic() - t0
 
 
 def test_failed_login_is_answered_after_the_delay(tmp_path):

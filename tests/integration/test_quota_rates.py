@@ -13,8 +13,8 @@ import uuid
 
 import pytest
 
-from kafka_wire import cstr, frame, read_frame, uvarint
-from test_quotas import call, kafka_classpath, set_quota  # noqa: F401 (a fixture)
+from kafka_wire import call, cstr, frame, read_frame, uvarint
+from test_quotas import gregor_configs, kafka_classpath, kafka_configs, set_quota  # noqa: F401 (a fixture)
 from zk_fixture import wait_until, zk, zookeeper_available  # noqa: F401 (zk)
 
 THROTTLING_QUOTA_EXCEEDED = 89
@@ -159,20 +159,8 @@ def test_gregor_configs_ips_as_kafka_configs_sh(broker, kafka_classpath):
     """Each command run by both tools on the same broker prints the same (alters are
     idempotent); the refusals (a key other than connection_creation_rate, a name that is no
     address) exit 1 with Kafka's message."""
-    import subprocess
-    from conftest import GREGOR
-
-    def kafka(*args):
-        p = subprocess.run(["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-                            "-cp", kafka_classpath, "kafka.admin.ConfigCommand",
-                            "--bootstrap-server", broker.bootstrap] + list(args),
-                           capture_output=True, text=True, timeout=180)
-        return p.returncode, p.stdout, p.stderr
-
-    def gregor(*args):
-        p = subprocess.run([GREGOR, "configs", "--bootstrap-server", broker.bootstrap] + list(args),
-                           capture_output=True, text=True, timeout=60)
-        return p.returncode, p.stdout, p.stderr
+    kafka = kafka_configs(broker.bootstrap, kafka_classpath)
+    gregor = gregor_configs(broker.bootstrap)
 
     ip = ("--entity-type", "ips", "--entity-name", "1.2.3.4")
     dflt = ("--entity-type", "ips", "--entity-default")
@@ -315,7 +303,8 @@ def test_zk_mutation_quota_set_on_one_broker_applies_on_another(tmp_path, zk):
 # ---- the console's creates and deletes (docs/CONSOLE.md) ----
 
 def console_call(port, method, path, body=None, auth=None, cookie=None):
-    """One console API call -> (status, Retry-After header or None, JSON document)."""
+    """One console call -> (status, Retry-After header or None, JSON document or None), and
+    the session cookie when one is set."""
     import base64
     import http.client
     import json
@@ -331,7 +320,9 @@ def console_call(port, method, path, body=None, auth=None, cookie=None):
         h["Cookie"] = cookie
     c.request(method, path, body=data, headers=h)
     r = c.getresponse()
-    doc = json.loads(r.read() or b"null")
+    payload = r.read()
+    doc = json.loads(payload) if r.getheader("Content-Type", "").startswith(
+        "application/json") else None
     out = (r.status, r.getheader("Retry-After"), doc)
     if r.getheader("Set-Cookie"):
         out += (r.getheader("Set-Cookie").split(";")[0],)
