@@ -300,6 +300,39 @@ def test_zk_mutation_quota_set_on_one_broker_applies_on_another(tmp_path, zk):
             br.stop()
 
 
+@pytest.mark.skipif(not zookeeper_available(), reason="ZooKeeper is not installed")
+def test_zk_console_creates_and_deletes_charge_the_mutation_quota(tmp_path, zk):
+    """On a cluster the console's create and delete (written to ZooKeeper, answered once the
+    view agrees) are charged as on one node: refused while the bucket is in debt, nothing
+    written; each change recorded."""
+    from conftest import Broker, free_port
+    hp = free_port()
+    o = {"broker.id": 1, "zookeeper.connect": zk.connect,
+         "gregor.http.listener": "127.0.0.1:%d" % hp}
+    o.update(MUTATION)
+    b = Broker(str(tmp_path / "data1"), port=free_port(), overrides=o).start()
+    try:
+        set_quota(b.bootstrap, [("client-id", "gregor-console")], "controller_mutation_rate", 2)
+        a, c = "z-" + uuid.uuid4().hex[:8], "z-" + uuid.uuid4().hex[:8]
+        st, _, doc = console_call(hp, "POST", "/api/topics",
+                                  {"name": a, "partitions": 3, "replication_factor": 1})
+        assert st == 201 and doc == {"name": a}, (st, doc)
+        st, retry, doc = console_call(hp, "POST", "/api/topics", {"name": c, "partitions": 1})
+        assert st == 429 and doc["error"] == "THROTTLING_QUOTA_EXCEEDED" and retry == "1", (st, doc)
+        assert 0 < doc["throttle_time_ms"] <= 600, doc
+        time.sleep(1.0)
+        assert console_call(hp, "GET", "/api/topics/" + c)[0] == 404  # not written
+        # Paid back: the delete passes and records 3 (the bucket ~1.x -> below zero) ...
+        st, _, doc = console_call(hp, "DELETE", "/api/topics/" + a)
+        assert st == 200 and doc == {"name": a}, (st, doc)
+        # ... so the next create is refused.
+        st, retry, doc = console_call(hp, "POST", "/api/topics", {"name": c, "partitions": 1})
+        assert st == 429 and doc["error"] == "THROTTLING_QUOTA_EXCEEDED", (st, doc)
+        assert b.alive(), b.log()
+    finally:
+        assert b.stop() == 0, b.log()
+
+
 # ---- the console's creates and deletes (docs/CONSOLE.md) ----
 
 def console_call(port, method, path, body=None, auth=None, cookie=None):
