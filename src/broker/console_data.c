@@ -819,12 +819,9 @@ void console_create_topic(struct console_ctx *cx)
     if (console_mutation_charge(cx, (int32_t)parts) != KERR_NONE)
         return;
     struct topic *t = NULL;
-    if (e == KERR_NONE) {
-        e = topic_create(b, name, (int32_t)parts, kv, nkv, &t, msg, sizeof(msg));
-        status = 500;
-    }
+    e = topic_create(b, name, (int32_t)parts, kv, nkv, &t, msg, sizeof(msg));
     if (e != KERR_NONE) {
-        console_error(req, status, kerr_name(e), msg);
+        console_error(req, 500, kerr_name(e), msg);
         return;
     }
     log_line(LOG_LEVEL_INFO, "console", "%s created topic %s (%" PRId64 " partitions)",
