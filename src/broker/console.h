@@ -21,6 +21,9 @@ void console_stop(struct broker *b);
 /* console_data.c: forgets the HTTP requests of console creates/deletes still awaiting the
  * cluster (their answers are dropped; each op is freed when the cluster's callback comes). */
 void console_ops_drop(struct broker *b);
+/* console_api.c: answers now the failed logins still waiting out their delay (their timers
+ * cancelled), before http_destroy frees their requests. */
+void console_login_drop(struct broker *b);
 
 /* Each answers req (http_respond), now or later. */
 void console_api_serve(struct broker *b, struct http_req *req);

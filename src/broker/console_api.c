@@ -33,6 +33,7 @@
 #include "group/consumer_group.h"
 #include "group/coordinator.h"
 #include "net/http.h"
+#include "net/loop.h"
 
 /* The gregor_session cookie's value, copied into out, or NULL. */
 static const char *cookie_session(const struct http_req *req, char *out, size_t cap)
@@ -77,6 +78,80 @@ static int basic_login(struct broker *b, const struct http_req *req, char *princ
         snprintf(principal, cap, "User:%.255s", plain);
     OPENSSL_cleanse(plain, sizeof(plain));
     return rc == 0 ? 1 : -1;
+}
+
+/* ---- failed logins: answered after connection.failed.authentication.delay.ms ----
+ * As a failed SASL login (sasl.c), the 401 of a wrong password (POST /api/login, or HTTP
+ * Basic) waits out the delay on a loop timer; the broker serves everything else meanwhile.
+ * Each wait is malloc'd and listed in b->console_login_waits until its timer answers it, or
+ * console_stop answers it at once (console_login_drop, before the requests are freed). At
+ * most one request of a connection is up at a time, so the waits are bounded by the HTTP
+ * listener's connections; past CONSOLE_LOGIN_WAITS_MAX (or without memory) it is answered now. */
+
+#define CONSOLE_LOGIN_WAITS_MAX 1024
+
+struct console_login_wait {
+    struct broker *b;
+    struct http_req *req;
+    uint64_t timer_id;
+    struct console_login_wait *next;
+};
+
+static void login_refuse(struct http_req *req)
+{
+    console_error(req, 401, "SASL_AUTHENTICATION_FAILED", "Invalid username or password");
+}
+
+static void login_wait_end(struct console_login_wait *w)
+{
+    struct broker *b = w->b;
+    struct console_login_wait **pp = &b->console_login_waits;
+    while (*pp != w) {
+        GREGOR_ASSERT(*pp != NULL);
+        pp = &(*pp)->next;
+    }
+    *pp = w->next;
+    GREGOR_ASSERT(b->nconsole_login_waits > 0);
+    b->nconsole_login_waits--;
+    login_refuse(w->req);
+    free(w);
+}
+
+static void login_wait_fired(struct loop *l, void *arg)
+{
+    (void)l;
+    struct console_login_wait *w = arg;
+    w->timer_id = 0;
+    login_wait_end(w);
+}
+
+static void login_failed(struct broker *b, struct http_req *req)
+{
+    int64_t delay = sasl_failed_delay_ms(b);
+    struct console_login_wait *w = NULL;
+    if (delay > 0 && b->nconsole_login_waits < CONSOLE_LOGIN_WAITS_MAX)
+        w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        login_refuse(req);
+        return;
+    }
+    w->b = b;
+    w->req = req;
+    w->timer_id = loop_timer_add(b->loop, mono_ms() + delay, login_wait_fired, w);
+    GREGOR_ASSERT(w->timer_id != 0);
+    w->next = b->console_login_waits;
+    b->console_login_waits = w;
+    b->nconsole_login_waits++;
+}
+
+void console_login_drop(struct broker *b)
+{
+    while (b->console_login_waits != NULL) {
+        struct console_login_wait *w = b->console_login_waits;
+        loop_timer_cancel(b->loop, w->timer_id);
+        login_wait_end(w);
+    }
+    GREGOR_ASSERT(b->nconsole_login_waits == 0);
 }
 
 /* ---- answers ---- */
@@ -207,7 +282,7 @@ static void api_login(struct console_ctx *cx)
         char safe[128];
         request_loggable(kstr_of(user), safe, sizeof(safe));
         log_line(LOG_LEVEL_INFO, "console", "login of %s from %s failed", safe, cx->host);
-        console_error(cx->req, 401, "SASL_AUTHENTICATION_FAILED", "Invalid username or password");
+        login_failed(cx->b, cx->req);
         return;
     }
     char principal[CONSOLE_PRINCIPAL_MAX], id[CONSOLE_SESSION_ID_LEN + 1];
@@ -942,7 +1017,7 @@ void console_api_serve(struct broker *b, struct http_req *req)
         if (s != NULL)
             snprintf(cx.principal, sizeof(cx.principal), "%s", s->principal);
         else if (basic_login(b, req, cx.principal, sizeof(cx.principal)) < 0) {
-            console_error(req, 401, "SASL_AUTHENTICATION_FAILED", "Invalid username or password");
+            login_failed(b, req);
             return;
         }
     }

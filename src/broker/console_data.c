@@ -14,6 +14,7 @@
 #include "broker/broker.h"
 #include "broker/console.h"
 #include "broker/console_api.h"
+#include "broker/mutation_quota.h"
 #include "broker/scram.h"
 #include "common/errors.h"
 #include "common/json.h"
@@ -516,6 +517,37 @@ void console_produce(struct console_ctx *cx, const char *name)
 
 #define CREATE_CONFIGS_MAX 64
 
+/* KIP-599: a console create or delete is charged to controller_mutation_rate as a strict
+ * CreateTopics (v6+) / DeleteTopics (v5+) of the logged-in principal's user with this client
+ * id would be (the user's quota applies unless this client id has its own): the partitions
+ * recorded after the checks and before the change; a bucket in debt refuses it with 429. */
+#define CONSOLE_CLIENT_ID "gregor-console"
+
+/* KERR_NONE (recorded), or KERR_THROTTLING_QUOTA_EXCEEDED answered (429 with Retry-After). */
+static int console_mutation_charge(struct console_ctx *cx, int32_t permits)
+{
+    const char *colon = strchr(cx->principal, ':');
+    const char *user = colon != NULL ? colon + 1 : cx->principal;
+    int32_t throttle = 0;
+    char msg[128] = "";
+    int e = mutation_quota_charge(cx->b, user, CONSOLE_CLIENT_ID, permits, true, &throttle, msg,
+                                  sizeof(msg));
+    if (e == KERR_NONE)
+        return e;
+    GREGOR_ASSERT(e == KERR_THROTTLING_QUOTA_EXCEEDED && throttle > 0);
+    char extra[48];
+    snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", (int)((throttle + 999) / 1000));
+    struct jsonw w;
+    jsonw_init(&w, 4096);
+    jsonw_obj(&w);
+    jsonw_kstr(&w, "error", kerr_name(e));
+    jsonw_kstr(&w, "message", msg);
+    jsonw_ki64(&w, "throttle_time_ms", throttle);
+    jsonw_obj_end(&w);
+    console_reply(cx->req, 429, &w, extra);
+    return e;
+}
+
 /* ---- creates and deletes on a ZooKeeper cluster ----
  * Written to ZooKeeper by cluster_create_topic / cluster_delete_topic (CreateTopics' and
  * DeleteTopics' calls there), then answered once this broker's view shows every partition's
@@ -660,6 +692,12 @@ static void console_cluster_create(struct console_ctx *cx, const char *name, int
     struct console_op *op = NULL;
     if (e == KERR_NONE && (op = op_new(cx, name, true)) != NULL) {
         op->parts = parts;
+        if (console_mutation_charge(cx, parts) != KERR_NONE) {
+            op->req = NULL; /* answered */
+            op_end(op, KERR_NONE, NULL);
+            free(cjson);
+            return;
+        }
         e = cluster_create_topic(b->cluster, name, parts, rf, NULL, false, id, cjson, op_written,
                                  op, msg, sizeof(msg));
         if (e != KERR_NONE) {
@@ -672,12 +710,17 @@ static void console_cluster_create(struct console_ctx *cx, const char *name, int
         console_error(cx->req, kerr_status(e), kerr_name(e), msg);
 }
 
-static void console_cluster_delete(struct console_ctx *cx, const char *name)
+static void console_cluster_delete(struct console_ctx *cx, const char *name, int32_t parts)
 {
     char msg[512] = "";
     struct console_op *op = op_new(cx, name, false);
     if (op == NULL)
         return;
+    if (console_mutation_charge(cx, parts) != KERR_NONE) {
+        op->req = NULL; /* answered */
+        op_end(op, KERR_NONE, NULL);
+        return;
+    }
     int e = cluster_delete_topic(cx->b->cluster, name, op_written, op, msg, sizeof(msg));
     if (e != KERR_NONE) {
         op->req = NULL; /* answered below */
@@ -769,13 +812,16 @@ void console_create_topic(struct console_ctx *cx)
         e = topic_config_check(kv[i].key, kv[i].value, msg, sizeof(msg));
     if (e == KERR_NONE)
         e = topic_fd_budget_check(b, parts, msg, sizeof(msg));
-    struct topic *t = NULL;
-    if (e == KERR_NONE) {
-        e = topic_create(b, name, (int32_t)parts, kv, nkv, &t, msg, sizeof(msg));
-        status = 500;
-    }
     if (e != KERR_NONE) {
         console_error(req, status, kerr_name(e), msg);
+        return;
+    }
+    if (console_mutation_charge(cx, (int32_t)parts) != KERR_NONE)
+        return;
+    struct topic *t = NULL;
+    e = topic_create(b, name, (int32_t)parts, kv, nkv, &t, msg, sizeof(msg));
+    if (e != KERR_NONE) {
+        console_error(req, 500, kerr_name(e), msg);
         return;
     }
     log_line(LOG_LEVEL_INFO, "console", "%s created topic %s (%" PRId64 " partitions)",
@@ -791,7 +837,8 @@ void console_create_topic(struct console_ctx *cx)
 void console_delete_topic(struct console_ctx *cx, const char *name)
 {
     struct broker *b = cx->b;
-    if (b->cluster != NULL && cluster_topic_find(b->cluster, name) != NULL) {
+    const struct cluster_topic *ct = b->cluster != NULL ? cluster_topic_find(b->cluster, name) : NULL;
+    if (ct != NULL) {
         /* The cluster's topic, whether or not this broker holds a replica of it. */
         if (!console_allowed(cx, ACL_OP_DESCRIBE, ACL_RES_TOPIC, name) ||
             !console_allowed(cx, ACL_OP_DELETE, ACL_RES_TOPIC, name)) {
@@ -802,7 +849,7 @@ void console_delete_topic(struct console_ctx *cx, const char *name)
             console_error(cx->req, 400, "TOPIC_DELETION_DISABLED", "delete.topic.enable is false");
             return;
         }
-        console_cluster_delete(cx, name);
+        console_cluster_delete(cx, name, ct->npartitions);
         return;
     }
     struct topic *t = console_topic(cx, name, ACL_OP_DELETE);
@@ -820,6 +867,8 @@ void console_delete_topic(struct console_ctx *cx, const char *name)
         console_error(cx->req, 404, "UNKNOWN_TOPIC_OR_PARTITION", "no such topic in the cluster");
         return;
     }
+    if (console_mutation_charge(cx, t->npartitions) != KERR_NONE)
+        return;
     int e = topic_delete(b, t);
     if (e != KERR_NONE) {
         console_error(cx->req, 500, kerr_name(e), "the deletion could not be saved");
