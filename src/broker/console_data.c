@@ -1,8 +1,8 @@
 /* console_data: the console's record browser (records read through partition_read, Fetch's
  * path, bounded per call) and its writes — produce (a one-record batch through
- * partition_append_as_leader, Produce's append), create and delete a topic (the registry's
- * calls CreateTopics and DeleteTopics make on one node, the cluster's on ZooKeeper). See
- * docs/CONSOLE.md. */
+ * partition_append_as_leader, Produce's append, answered as acks=all is), create and delete a
+ * topic (the registry's calls CreateTopics and DeleteTopics make on one node, the cluster's on
+ * ZooKeeper). See docs/CONSOLE.md. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -496,11 +496,13 @@ static bool ack_durable(struct waiter *w, enum waiter_event ev)
     bool failed = p != NULL && !durable && p->flush_failed && p->commit_end >= a->end;
     if (ev == WAITER_CHECK)
         return p == NULL || durable || failed;
+    /* Met (FIRE) holds even if the log was truncated since (a follower now: the check drained
+     * the group commit first): the replication step then answers NOT_LEADER_OR_FOLLOWER. */
     if (p == NULL)
         ack_answer(a, KERR_UNKNOWN_TOPIC_OR_PARTITION, "the topic went while the record waited");
     else if (failed)
         ack_answer(a, KERR_KAFKA_STORAGE_ERROR, "the record could not be synced to disk");
-    else if (!durable) /* the deadline */
+    else if (ev == WAITER_DEADLINE && !durable)
         ack_answer(a, KERR_REQUEST_TIMED_OUT, "the record was not synced to disk in time");
     else
         ack_replicate(a);
