@@ -11,13 +11,17 @@ offset the answer gave):
   NOT_ENOUGH_REPLICAS, or NOT_ENOUGH_REPLICAS_AFTER_APPEND / 504 for a record caught while the
   ISR shrinks) and never answers 200. A record still waiting when its broker stops is dropped
   unanswered (the connection closes; the ASan build checks the rest).
+- one node, records one after another: each 200 came after its own group commit (/metrics'
+  fsync count), which kill -9 (the page cache survives it) cannot show.
 Every wait bounded."""
 import http.client
 import json
 import random
+import re
 import signal
 import threading
 import time
+import urllib.request
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -237,7 +241,7 @@ def test_cluster_sigstop_kill9_and_min_isr(tmp_path):
                 st, doc = call(port[nl], "POST", "/api/topics/cf/produce",
                                {"partition": part, "value": "no"})
                 seen.append((st, doc.get("error")))
-                return (st, doc["error"]) == (503, "NOT_ENOUGH_REPLICAS")
+                return (st, doc.get("error")) == (503, "NOT_ENOUGH_REPLICAS")
             wait_until(refused, 60, interval=0.3, what="503 NOT_ENOUGH_REPLICAS")
             allowed = {(503, "NOT_ENOUGH_REPLICAS"), (503, "NOT_ENOUGH_REPLICAS_AFTER_APPEND"),
                        (504, "REQUEST_TIMED_OUT")}
@@ -284,3 +288,31 @@ def test_cluster_sigstop_kill9_and_min_isr(tmp_path):
             except Exception:
                 pass
         z.stop()
+
+
+def flushes(hp):
+    """The group commits so far: the count of /metrics' fsync histogram."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % hp, timeout=10) as r:
+        text = r.read().decode()
+    m = re.search(r"^kafka_log_logflushstats_logflushrateandtimems_count(?:\{\})? (\d+)", text, re.M)
+    assert m, text[-3000:]
+    return int(m.group(1))
+
+
+def test_one_node_synced_before_200(tmp_path):
+    """kill -9 keeps the page cache, so the test above cannot see a 200 before the fsync: here
+    each 200 of records produced one after another must have had its own group commit (acks=1
+    records are left to the page cache, no commit at all)."""
+    hp = free_port()
+    b = Broker(str(tmp_path / "data"), overrides={"gregor.http.listener": "127.0.0.1:%d" % hp})
+    b.start()
+    try:
+        st, doc = call(hp, "POST", "/api/topics", {"name": "sy", "partitions": 1})
+        assert st == 201, doc
+        before = flushes(hp)
+        for k in range(20):
+            st, doc = call(hp, "POST", "/api/topics/sy/produce", {"partition": 0, "value": "r%d" % k})
+            assert st == 200 and doc == {"partition": 0, "offset": k}, (st, doc)
+        assert flushes(hp) - before >= 20
+    finally:
+        assert b.stop() == 0, b.log()
