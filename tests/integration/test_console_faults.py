@@ -12,7 +12,8 @@ offset the answer gave):
   ISR shrinks) and never answers 200. A record still waiting when its broker stops is dropped
   unanswered (the connection closes; the ASan build checks the rest).
 - one node, records one after another: each 200 came after its own group commit (/metrics'
-  fsync count), which kill -9 (the page cache survives it) cannot show.
+  fsync count), which kill -9 (the page cache survives it) cannot show;
+- a follower stopped but still in the ISR: 504 REQUEST_TIMED_OUT after the console's 30 s.
 Every wait bounded."""
 import http.client
 import json
@@ -316,3 +317,55 @@ def test_one_node_synced_before_200(tmp_path):
         assert flushes(hp) - before >= 20
     finally:
         assert b.stop() == 0, b.log()
+
+
+def test_cluster_timeout_504(tmp_path):
+    """A follower stopped but still in the ISR (replica.lag.time.max.ms and its ZooKeeper
+    session both outlast the wait): the record waits for it and is answered 504
+    REQUEST_TIMED_OUT after the console's 30 s, never 200; resumed, the console takes records
+    again."""
+    from zk_fixture import ZooKeeperServer, start_brokers, wait_until, zookeeper_available
+    assert zookeeper_available(), "Debian's zookeeper package is missing: make test-deps"
+    z = ZooKeeperServer(tick_ms=3000)  # sessions up to 20 ticks
+    z.start()
+    brokers = []
+    try:
+        brokers = start_brokers(tmp_path, z.connect + "/timeout", ids=(1, 2),
+                                overrides={"gregor.http.listener": "127.0.0.1:0",
+                                           "replica.lag.time.max.ms": 120000,
+                                           "zookeeper.session.timeout.ms": 60000,
+                                           "controlled.shutdown.enable": "false"})
+        by_id = {i + 1: b for i, b in enumerate(brokers)}
+        port = {i: http_port(b) for i, b in by_id.items()}
+        st, doc = call(port[1], "POST", "/api/topics",
+                       {"name": "to", "partitions": 2, "replication_factor": 2})
+        assert st == 201, doc
+        md = AdminClient({"bootstrap.servers": by_id[1].bootstrap}).list_topics(timeout=10)
+        part = 0
+        leader = md.topics["to"].partitions[part].leader
+        follower = next(i for i in by_id if i != leader)
+        wait_until(lambda: call(port[leader], "POST", "/api/topics/to/produce",
+                                {"partition": part, "value": "first"})[0] == 200, 20,
+                   what="a first record acknowledged")
+        by_id[follower].proc.send_signal(signal.SIGSTOP)
+        try:
+            t0 = time.time()
+            st, doc = call(port[leader], "POST", "/api/topics/to/produce",
+                           {"partition": part, "value": "waits"}, timeout=60)
+            took = time.time() - t0
+            assert (st, doc["error"]) == (504, "REQUEST_TIMED_OUT"), (st, doc)
+            assert 25 <= took <= 45, took
+        finally:
+            by_id[follower].proc.send_signal(signal.SIGCONT)
+        st, doc = call(port[leader], "POST", "/api/topics/to/produce",
+                       {"partition": part, "value": "after"})
+        assert st == 200, (st, doc)
+        for b in brokers:
+            assert b.stop() == 0, b.log()
+    finally:
+        for b in brokers:
+            try:
+                b.stop()
+            except Exception:
+                pass
+        z.stop()
