@@ -13,7 +13,11 @@ import time
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from playwright import sync_api as playwright_api
+from playwright.sync_api import expect
+
 from test_console_cluster import call
+from test_console_web import CHROMIUM, CHROMIUM_ARGS, Watch
 from test_metrics import http_port
 
 TOPIC = "console-groups"
@@ -113,6 +117,19 @@ def test_console_groups_across_cluster(tmp_path):
                 assert got[g]["state"] == "Empty" and got[g]["members"] == 0, got[g]
             assert got["cg-live"]["state"] == "Stable" and got["cg-live"]["members"] == 1, got
             assert got["cg-848"]["type"] == "consumer" and got["cg-848"]["members"] == 1, got
+
+        # The page (headless Debian chromium): every group on one broker's groups page.
+        with playwright_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                w = Watch(page)
+                page.goto("http://127.0.0.1:%d/#/groups" % port[2])
+                expect(page.locator("tr[data-group]")).to_have_count(len(groups) + 2, timeout=15000)
+                expect(page.locator("#unavailable")).to_have_count(0)
+                w.check("groups page")
+            finally:
+                browser.close()
 
         # A group's page from a broker that does not coordinate it.
         g = "cg-5"
