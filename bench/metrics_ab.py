@@ -4,21 +4,15 @@ order flips each round), a fresh broker and data dir per run, 1 partition, RECOR
 records by `gregor perf producer` at acks=1 and acks=all. OLD runs as it is (no counters: the
 commit before them); NEW runs with gregor.http.listener on and /metrics scraped every second
 during the run. Prints each run's produce MB/s and the broker's CPU seconds, then the medians.
+The broker start and the alternation loop are bench/ab.py's.
 Usage: metrics_ab.py OLD_BIN NEW_BIN PERF_BIN [ROUNDS] [RECORDS]"""
-import os, re, shutil, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.request
+import re, shutil, statistics, subprocess, sys, threading, time, urllib.request
+
+from ab import alternate, cpu, start
 
 OLD, NEW, PERF = sys.argv[1], sys.argv[2], sys.argv[3]
 ROUNDS = int(sys.argv[4]) if len(sys.argv) > 4 else 3
 RECORDS = int(sys.argv[5]) if len(sys.argv) > 5 else 500000
-
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-
-def cpu(pid):
-    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def scraper(log_path, stop, count):
@@ -34,24 +28,10 @@ def scraper(log_path, stop, count):
         count[0] += 1
 
 
-def run(binary, acks, metrics):
-    d = tempfile.mkdtemp(prefix="gregor-mab-")
-    port = free_port()
-    log_path = os.path.join(d, "broker.log")
-    log = open(log_path, "wb")
-    args = [binary, "serve", "--override", "listeners=PLAINTEXT://127.0.0.1:%d" % port,
-            "--override", "log.dirs=%s/data" % d]
-    if metrics:
-        args += ["--override", "gregor.http.listener=127.0.0.1:0"]
-    p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close(); break
-        except OSError:
-            time.sleep(0.05)
-    bs = "bootstrap.servers=127.0.0.1:%d" % port
-    subprocess.run([PERF, "perf", "producer", "--topic", "t", "--num-records", "10", "--record-size", "1024",
-                    "--throughput", "-1", "--producer-props", bs, "acks=1"], capture_output=True, timeout=120)
+def run(arm, acks):
+    binary, metrics = arm
+    extra = ["--override", "gregor.http.listener=127.0.0.1:0"] if metrics else []
+    p, d, _, log_path, log, bs = start(binary, PERF, "gregor-mab-", extra)
     stop, scrapes = threading.Event(), [0]
     th = threading.Thread(target=scraper, args=(log_path, stop, scrapes), daemon=True) if metrics else None
     if th:
@@ -70,15 +50,10 @@ def run(binary, acks, metrics):
     return (float(m.group(1)) if m else None), c1 - c0, scrapes[0]
 
 
-res = {}
-for rnd in range(ROUNDS):
-    for acks in ("1", "all"):
-        order = (("off", OLD, False), ("on", NEW, True))
-        for name, b, metrics in order if rnd % 2 == 0 else order[::-1]:
-            r = run(b, acks, metrics)
-            res.setdefault((acks, name), []).append(r)
-            print("round %d acks=%s metrics %-3s: %s MB/s, broker CPU %.2f s, %d scrapes" %
-                  (rnd, acks, name, r[0], r[1], r[2]), flush=True)
+res = alternate(ROUNDS, (("off", (OLD, False)), ("on", (NEW, True))), run,
+                lambda rnd, acks, name, r: print(
+                    "round %d acks=%s metrics %-3s: %s MB/s, broker CPU %.2f s, %d scrapes" %
+                    (rnd, acks, name, r[0], r[1], r[2]), flush=True))
 for acks in ("1", "all"):
     for name in ("off", "on"):
         rs = res[(acks, name)]

@@ -428,8 +428,8 @@ function pageMessages(name) {
   let last = null;
   function drawRecords() {
     out.replaceChildren(el('p', { class: 'muted' }, records.length + ' record(s)' + (last ? ', ' + fmtNum(last.scanned) + ' scanned' : '')),
-      ...(last && (last.unavailable || []).length ? [el('p', { class: 'tag bad', id: 'unavailable' },
-        'Unavailable (leader did not answer): partition ' + last.unavailable.join(', '))] : []),
+      ...(last && (last.unavailable_partitions || []).length ? [el('div', { class: 'warning', id: 'unavailable-partitions' },
+        'No answer from the leader of partition ' + last.unavailable_partitions.join(', ') + ': its records are missing.')] : []),
       table(['#Partition', '#Offset', 'Timestamp (UTC)', 'Key', 'Value and headers'], records.map((r) => el('tr', { class: 'record', 'data-partition': r.partition, 'data-offset': r.offset },
         num(r.partition), num(r.offset), el('td', { title: r.timestamp_type || '' }, fmtTime(r.timestamp)),
         el('td', { class: 'key wrap' }, renderValue(r.key, r.key_encoding, null, mode === 'auto' ? 'auto' : mode)),
@@ -474,12 +474,19 @@ function pageGroups() {
   return poller(async () => {
     try {
       const g = await api('GET', '/groups');
-      err.replaceChildren();
+      err.replaceChildren(...unavailable(g));
       list.replaceChildren(table(['Group', 'State', 'Protocol type', '#Members', '#Total lag'], g.groups.map((x) => el('tr', { 'data-group': x.group_id },
         el('td', {}, el('a', { href: '#/groups/' + enc(x.group_id) }, x.group_id)), el('td', {}, stateTag(x.state)),
-        el('td', {}, x.protocol_type || '–'), num(x.members), num(fmtNum(x.total_lag)))), { empty: 'No consumer groups' }));
+        el('td', {}, x.protocol_type || '–'), num(fmtNum(x.members)), num(fmtNum(x.total_lag)))), { empty: 'No consumer groups' }));
     } catch (e) { showError(err, e); }
   });
+}
+
+/* On a cluster: the brokers that did not answer in time (what they hold is missing or '–'). */
+function unavailable(doc) {
+  const ids = doc.unavailable_brokers || [];
+  return ids.length ? [el('div', { class: 'warning', id: 'unavailable' }, 'No answer from broker ' + ids.join(', ') +
+    ': what it holds is missing or shown as –.')] : [];
 }
 
 function stateTag(s) {
@@ -497,7 +504,7 @@ function pageGroup(id) {
   return poller(async () => {
     try {
       const g = await api('GET', '/groups/' + enc(id));
-      err.replaceChildren();
+      err.replaceChildren(...unavailable(g));
       const lastT = lagHist.length ? lagHist[lagHist.length - 1][0] : -1;
       if (g.time_ms > lastT) { lagHist.push([g.time_ms, g.total_lag || 0]); if (lagHist.length > HISTORY) lagHist.shift(); }
       stats.replaceChildren(stat('State', stateTag(g.state)), stat('Members', g.members.length),

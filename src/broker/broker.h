@@ -38,6 +38,7 @@ struct quotas;
 struct console_sessions;
 struct console_op;
 struct console_remote;
+struct console_login_wait;
 
 /* The longest a piece of one client's work (opening or deleting partitions, appending a
  * request's partitions) holds the loop per turn before it yields to the others. */
@@ -419,6 +420,8 @@ struct broker {
     struct console_op *console_ops;  /* console creates/deletes awaiting the cluster (console_data.c) */
     int nconsole_ops;
     struct console_remote *console_remote; /* the console's calls to other brokers (console_remote.c) */
+    struct console_login_wait *console_login_waits; /* failed console logins awaiting their 401 (console_api.c) */
+    int nconsole_login_waits;
     struct broker_metrics metrics;   /* /metrics' counters (metrics.h), loop thread only */
 };
 

@@ -19,8 +19,12 @@ struct topic;
 int console_start(struct broker *b);
 void console_stop(struct broker *b);
 /* console_data.c: forgets the HTTP requests of console creates/deletes still awaiting the
- * cluster (their answers are dropped; each op is freed when the cluster's callback comes). */
+ * cluster (their answers are dropped; each op is freed when the cluster's callback comes), and
+ * frees the console produces still waiting for acks=all (unanswered). */
 void console_ops_drop(struct broker *b);
+/* console_api.c: answers now the failed logins still waiting out their delay (their timers
+ * cancelled), before http_destroy frees their requests. */
+void console_login_drop(struct broker *b);
 
 /* Each answers req (http_respond), now or later. */
 void console_api_serve(struct broker *b, struct http_req *req);

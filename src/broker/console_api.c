@@ -33,6 +33,7 @@
 #include "group/consumer_group.h"
 #include "group/coordinator.h"
 #include "net/http.h"
+#include "net/loop.h"
 
 /* The gregor_session cookie's value, copied into out, or NULL. */
 static const char *cookie_session(const struct http_req *req, char *out, size_t cap)
@@ -77,6 +78,80 @@ static int basic_login(struct broker *b, const struct http_req *req, char *princ
         snprintf(principal, cap, "User:%.255s", plain);
     OPENSSL_cleanse(plain, sizeof(plain));
     return rc == 0 ? 1 : -1;
+}
+
+/* ---- failed logins: answered after connection.failed.authentication.delay.ms ----
+ * As a failed SASL login (sasl.c), the 401 of a wrong password (POST /api/login, or HTTP
+ * Basic) waits out the delay on a loop timer; the broker serves everything else meanwhile.
+ * Each wait is malloc'd and listed in b->console_login_waits until its timer answers it, or
+ * console_stop answers it at once (console_login_drop, before the requests are freed). At
+ * most one request of a connection is up at a time, so the waits are bounded by the HTTP
+ * listener's connections; past CONSOLE_LOGIN_WAITS_MAX (or without memory) it is answered now. */
+
+#define CONSOLE_LOGIN_WAITS_MAX 1024
+
+struct console_login_wait {
+    struct broker *b;
+    struct http_req *req;
+    uint64_t timer_id;
+    struct console_login_wait *next;
+};
+
+static void login_refuse(struct http_req *req)
+{
+    console_error(req, 401, "SASL_AUTHENTICATION_FAILED", "Invalid username or password");
+}
+
+static void login_wait_end(struct console_login_wait *w)
+{
+    struct broker *b = w->b;
+    struct console_login_wait **pp = &b->console_login_waits;
+    while (*pp != w) {
+        GREGOR_ASSERT(*pp != NULL);
+        pp = &(*pp)->next;
+    }
+    *pp = w->next;
+    GREGOR_ASSERT(b->nconsole_login_waits > 0);
+    b->nconsole_login_waits--;
+    login_refuse(w->req);
+    free(w);
+}
+
+static void login_wait_fired(struct loop *l, void *arg)
+{
+    (void)l;
+    struct console_login_wait *w = arg;
+    w->timer_id = 0;
+    login_wait_end(w);
+}
+
+static void login_failed(struct broker *b, struct http_req *req)
+{
+    int64_t delay = sasl_failed_delay_ms(b);
+    struct console_login_wait *w = NULL;
+    if (delay > 0 && b->nconsole_login_waits < CONSOLE_LOGIN_WAITS_MAX)
+        w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        login_refuse(req);
+        return;
+    }
+    w->b = b;
+    w->req = req;
+    w->timer_id = loop_timer_add(b->loop, mono_ms() + delay, login_wait_fired, w);
+    GREGOR_ASSERT(w->timer_id != 0);
+    w->next = b->console_login_waits;
+    b->console_login_waits = w;
+    b->nconsole_login_waits++;
+}
+
+void console_login_drop(struct broker *b)
+{
+    while (b->console_login_waits != NULL) {
+        struct console_login_wait *w = b->console_login_waits;
+        loop_timer_cancel(b->loop, w->timer_id);
+        login_wait_end(w);
+    }
+    GREGOR_ASSERT(b->nconsole_login_waits == 0);
 }
 
 /* ---- answers ---- */
@@ -207,7 +282,7 @@ static void api_login(struct console_ctx *cx)
         char safe[128];
         request_loggable(kstr_of(user), safe, sizeof(safe));
         log_line(LOG_LEVEL_INFO, "console", "login of %s from %s failed", safe, cx->host);
-        console_error(cx->req, 401, "SASL_AUTHENTICATION_FAILED", "Invalid username or password");
+        login_failed(cx->b, cx->req);
         return;
     }
     char principal[CONSOLE_PRINCIPAL_MAX], id[CONSOLE_SESSION_ID_LEN + 1];
@@ -526,8 +601,7 @@ static void api_topic(struct console_ctx *cx, const char *name)
 
 /* ---- groups ---- */
 
-/* ConsumerProtocol's Assignment (version, [topic, [partition]], user data) as topic rows. */
-static void write_classic_assignment(struct jsonw *w, const uint8_t *p, int32_t len)
+void console_write_classic_assignment(struct jsonw *w, const uint8_t *p, int32_t len)
 {
     jsonw_key(w, "assignments");
     jsonw_arr(w);
@@ -593,6 +667,27 @@ static void write_cg_assignment(struct broker *b, struct jsonw *w, const struct 
     jsonw_arr_end(w);
 }
 
+void console_write_offset_row(struct jsonw *w, const char *topic, int32_t partition,
+                              int64_t committed, int64_t hw, const char *metadata, int32_t mlen)
+{
+    jsonw_obj(w);
+    jsonw_kstr(w, "topic", topic);
+    jsonw_ki64(w, "partition", partition);
+    jsonw_ki64(w, "committed", committed);
+    if (hw >= 0) {
+        jsonw_ki64(w, "high_watermark", hw);
+        jsonw_ki64(w, "lag", hw > committed ? hw - committed : 0);
+    } else {
+        jsonw_key(w, "high_watermark");
+        jsonw_null(w);
+        jsonw_key(w, "lag");
+        jsonw_null(w);
+    }
+    jsonw_key(w, "metadata");
+    jsonw_strn(w, metadata != NULL ? metadata : "", metadata != NULL && mlen > 0 ? (size_t)mlen : 0);
+    jsonw_obj_end(w);
+}
+
 /* A group's committed offsets with lag (high watermark - committed, when this broker holds
  * the partition); rows of topics the principal may not describe are left out. */
 static int64_t write_offsets(struct console_ctx *cx, struct jsonw *w, const char *group)
@@ -612,24 +707,9 @@ static int64_t write_offsets(struct console_ctx *cx, struct jsonw *w, const char
         int64_t lag = hw >= 0 ? (hw > offs[i].offset ? hw - offs[i].offset : 0) : -1;
         if (lag > 0)
             total += lag;
-        if (w == NULL)
-            continue;
-        jsonw_obj(w);
-        jsonw_kstr(w, "topic", offs[i].topic);
-        jsonw_ki64(w, "partition", offs[i].partition);
-        jsonw_ki64(w, "committed", offs[i].offset);
-        if (hw >= 0) {
-            jsonw_ki64(w, "high_watermark", hw);
-            jsonw_ki64(w, "lag", lag);
-        } else {
-            jsonw_key(w, "high_watermark");
-            jsonw_null(w);
-            jsonw_key(w, "lag");
-            jsonw_null(w);
-        }
-        jsonw_key(w, "metadata");
-        jsonw_strn(w, offs[i].metadata, (size_t)offs[i].metadata_len);
-        jsonw_obj_end(w);
+        if (w != NULL)
+            console_write_offset_row(w, offs[i].topic, offs[i].partition, offs[i].offset, hw,
+                                     offs[i].metadata, offs[i].metadata_len);
     }
     if (w != NULL)
         jsonw_arr_end(w);
@@ -749,7 +829,7 @@ static void api_group(struct console_ctx *cx, const char *group)
             jsonw_kstr(&w, "client_id", m->client_id);
             jsonw_kstr(&w, "host", m->client_host);
             if (strcmp(d.protocol_type, "consumer") == 0)
-                write_classic_assignment(&w, m->assignment, m->assignment_len);
+                console_write_classic_assignment(&w, m->assignment, m->assignment_len);
             else {
                 jsonw_key(&w, "assignments");
                 jsonw_arr(&w);
@@ -769,33 +849,43 @@ static void api_group(struct console_ctx *cx, const char *group)
 
 /* Only an empty group is reset (kafka-consumer-groups.sh --reset-offsets), through the
  * coordinator's commit path as an OffsetCommit of generation -1 would be. */
-static void api_group_reset(struct console_ctx *cx, const char *group)
+bool console_reset_args(struct console_ctx *cx, struct console_reset_args *ra)
 {
-    struct broker *b = cx->b;
-    if (!group_usable(cx, group, ACL_OP_READ))
-        return;
     struct arena a;
     arena_init(&a, 64 * 1024);
     const struct json *j = console_body(cx, &a);
     if (j == NULL) {
         arena_reset(&a);
-        return;
+        return false;
     }
-    char topic[TOPIC_NAME_MAX + 1] = "", to[32];
-    int64_t ts = -1;
+    *ra = (struct console_reset_args){.ts = -1};
     const struct json *jt = json_get(j, "topic");
-    bool one_topic = jt != NULL && jt->type != JSON_NULL;
-    bool ok = console_json_str(j, "to", to, sizeof(to)) &&
-              (!one_topic || console_json_str(j, "topic", topic, sizeof(topic)));
-    bool by_ts = ok && strcmp(to, "timestamp") == 0;
-    if (!ok || (strcmp(to, "earliest") != 0 && strcmp(to, "latest") != 0 && !by_ts) ||
-        (by_ts && (!console_json_i64(j, "timestamp", &ts) || ts < 0))) {
+    ra->one_topic = jt != NULL && jt->type != JSON_NULL;
+    bool ok = console_json_str(j, "to", ra->to, sizeof(ra->to)) &&
+              (!ra->one_topic || console_json_str(j, "topic", ra->topic, sizeof(ra->topic)));
+    bool by_ts = ok && strcmp(ra->to, "timestamp") == 0;
+    if (!ok || (strcmp(ra->to, "earliest") != 0 && strcmp(ra->to, "latest") != 0 && !by_ts) ||
+        (by_ts && (!console_json_i64(j, "timestamp", &ra->ts) || ra->ts < 0))) {
         arena_reset(&a);
         console_error(cx->req, 400, "INVALID_REQUEST",
                       "want {\"topic\": name|null, \"to\": \"earliest|latest|timestamp\", \"timestamp\": ms}");
-        return;
+        return false;
     }
     arena_reset(&a);
+    return true;
+}
+
+static void api_group_reset(struct console_ctx *cx, const char *group)
+{
+    struct broker *b = cx->b;
+    if (!group_usable(cx, group, ACL_OP_READ))
+        return;
+    struct console_reset_args ra;
+    if (!console_reset_args(cx, &ra))
+        return;
+    const char *to = ra.to, *topic = ra.topic;
+    int64_t ts = ra.ts;
+    bool one_topic = ra.one_topic;
     struct gc_group_desc d;
     gc_describe(b->groups, group, &d);
     bool empty = !d.found || d.state == GC_EMPTY || d.state == GC_DEAD;
@@ -927,7 +1017,7 @@ void console_api_serve(struct broker *b, struct http_req *req)
         if (s != NULL)
             snprintf(cx.principal, sizeof(cx.principal), "%s", s->principal);
         else if (basic_login(b, req, cx.principal, sizeof(cx.principal)) < 0) {
-            console_error(req, 401, "SASL_AUTHENTICATION_FAILED", "Invalid username or password");
+            login_failed(b, req);
             return;
         }
     }
@@ -964,11 +1054,18 @@ void console_api_serve(struct broker *b, struct http_req *req)
             console_produce(&cx, name);
         else
             console_error(req, 404, "NOT_FOUND", "no such API");
-    } else if (strcmp(path, "/api/groups") == 0 && get)
-        api_groups(&cx);
-    else if (segment(path, "/api/groups/", name, sizeof(name), &rest)) {
-        if (*rest == '\0' && get)
+    } else if (strcmp(path, "/api/groups") == 0 && get) {
+        if (b->cluster != NULL)
+            console_groups_remote(&cx);
+        else
+            api_groups(&cx);
+    } else if (segment(path, "/api/groups/", name, sizeof(name), &rest)) {
+        if (*rest == '\0' && get && b->cluster != NULL)
+            console_group_remote(&cx, name);
+        else if (*rest == '\0' && get)
             api_group(&cx, name);
+        else if (strcmp(rest, "/reset") == 0 && post && b->cluster != NULL)
+            console_group_reset_remote(&cx, name);
         else if (strcmp(rest, "/reset") == 0 && post)
             api_group_reset(&cx, name);
         else

@@ -69,6 +69,28 @@ const struct json *console_body(struct console_ctx *cx, struct arena *a);
 bool console_json_str(const struct json *obj, const char *key, char *out, size_t cap);
 bool console_json_i64(const struct json *obj, const char *key, int64_t *out);
 
+/* A group's offsets row: committed, and the high watermark and lag (null when hw < 0). */
+void console_write_offset_row(struct jsonw *w, const char *topic, int32_t partition,
+                              int64_t committed, int64_t hw, const char *metadata, int32_t mlen);
+/* ConsumerProtocol's Assignment (version, [topic, [partition]], user data) as "assignments"
+ * topic rows. */
+void console_write_classic_assignment(struct jsonw *w, const uint8_t *p, int32_t len);
+/* A reset's body: {"topic": name|null, "to": "earliest|latest|timestamp", "timestamp": ms};
+ * false when bad (answered 400). */
+struct console_reset_args {
+    bool one_topic;
+    char topic[256];
+    char to[32];
+    int64_t ts;              /* -1 unless to is "timestamp" */
+};
+bool console_reset_args(struct console_ctx *cx, struct console_reset_args *ra);
+
+/* console_groups_remote.c: the groups pages and reset on a ZooKeeper cluster, asked of the
+ * groups' coordinators and the partitions' leaders wherever they are. */
+void console_groups_remote(struct console_ctx *cx);
+void console_group_remote(struct console_ctx *cx, const char *group);
+void console_group_reset_remote(struct console_ctx *cx, const char *group);
+
 /* console_data.c */
 void console_messages(struct console_ctx *cx, const char *topic);
 void console_produce(struct console_ctx *cx, const char *topic);

@@ -5,7 +5,7 @@
  * leader, the fetched batches decoded by the local browser's code (console_browse_batches);
  * a produce as a Produce with acks=all to the leader. The partitions this broker leads are
  * read here, as on one node. A leader that does not answer within CONSOLE_REMOTE_TIMEOUT_MS
- * (or that is unknown) leaves its partitions out of the page, named in "unavailable". See
+ * (or that is unknown) leaves its partitions out of the page, named in "unavailable_partitions". See
  * docs/CONSOLE.md. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -238,7 +238,7 @@ static void browse_finish(struct console_gather *g)
     console_browse_cursor(&s->w, &s->q, s->pos);
     jsonw_ki64(&s->w, "scanned", s->br.scanned);
     jsonw_kbool(&s->w, "end", end);
-    jsonw_key(&s->w, "unavailable");
+    jsonw_key(&s->w, "unavailable_partitions");
     jsonw_arr(&s->w);
     for (int i = 0; i < s->q.np; i++)
         if (s->unavailable[i])

@@ -1,8 +1,8 @@
 /* console_data: the console's record browser (records read through partition_read, Fetch's
  * path, bounded per call) and its writes — produce (a one-record batch through
- * partition_append_as_leader, Produce's append), create and delete a topic (the registry's
- * calls CreateTopics and DeleteTopics make on one node, the cluster's on ZooKeeper). See
- * docs/CONSOLE.md. */
+ * partition_append_as_leader, Produce's append, answered as acks=all is), create and delete a
+ * topic (the registry's calls CreateTopics and DeleteTopics make on one node, the cluster's on
+ * ZooKeeper). See docs/CONSOLE.md. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -14,6 +14,8 @@
 #include "broker/broker.h"
 #include "broker/console.h"
 #include "broker/console_api.h"
+#include "broker/mutation_quota.h"
+#include "broker/replica.h"
 #include "broker/scram.h"
 #include "common/errors.h"
 #include "common/json.h"
@@ -468,6 +470,180 @@ static int32_t murmur2(const uint8_t *data, size_t len)
 
 #define PRODUCE_HEADERS_MAX 64
 
+/* ---- produce's acknowledgement ----
+ * As a Produce with acks=all: after the append, the record waits (a malloc'd waiter on
+ * b->waiters, no polling) for the group commit's fdatasync to pass it (gregor.acks.all.fsync,
+ * WAITER_ON_DURABLE), then, on a partition led with replication, for the high watermark to
+ * pass it (WAITER_ON_APPEND, as produce.c's replication wait), within
+ * CONSOLE_PRODUCE_TIMEOUT_MS (504 REQUEST_TIMED_OUT past it). The waiter names its partition
+ * (topic name and id, index), never points at it: each look finds it again, so a topic
+ * deleted meanwhile answers 404. One HTTP request is up per connection, so the waits are
+ * bounded by the listener's connections; console_ops_drop frees them all (unanswered) before
+ * the listener frees their requests. */
+
+#define CONSOLE_PRODUCE_TIMEOUT_MS 30000 /* the Java producer's request.timeout.ms */
+
+struct produce_ack {
+    struct waiter w;              /* first: the waiter's arg is this */
+    struct broker *b;
+    struct http_req *req;
+    char topic[sizeof(((struct topic *)0)->name)];
+    struct kuuid topic_id;
+    int32_t part;
+    int64_t offset;               /* the record's */
+    int64_t end;                  /* the log end after it */
+    int32_t leadership;           /* partition_leadership at the append, -1: not replicated */
+    int64_t deadline_ms;          /* mono */
+};
+
+static bool ack_durable(struct waiter *w, enum waiter_event ev);
+static bool ack_replicated(struct waiter *w, enum waiter_event ev);
+
+/* The partition the record went to, if its topic (the same one: its id) still has it. */
+static struct partition *ack_partition(const struct produce_ack *a)
+{
+    struct topic *t = topic_find(a->b, a->topic);
+    if (t == NULL || memcmp(&t->id, &a->topic_id, sizeof(t->id)) != 0 || a->part >= t->npartitions)
+        return NULL;
+    return t->partitions[a->part];
+}
+
+/* Answers (e KERR_NONE: 200 with the record's place) and frees a. */
+static void ack_answer(struct produce_ack *a, int e, const char *msg)
+{
+    GREGOR_ASSERT(a->w.set == NULL);
+    if (e == KERR_NONE) {
+        struct jsonw w;
+        jsonw_init(&w, 4096);
+        jsonw_obj(&w);
+        jsonw_ki64(&w, "partition", a->part);
+        jsonw_ki64(&w, "offset", a->offset);
+        jsonw_obj_end(&w);
+        console_reply(a->req, 200, &w, NULL);
+    } else {
+        int status = e == KERR_UNKNOWN_TOPIC_OR_PARTITION ? 404
+                     : e == KERR_REQUEST_TIMED_OUT      ? 504
+                     : e == KERR_KAFKA_STORAGE_ERROR    ? 500
+                                                        : 503;
+        console_error(a->req, status, kerr_name(e), msg);
+    }
+    free(a);
+}
+
+/* Durable: a partition led with replication waits for its followers next; else answered. */
+static void ack_replicate(struct produce_ack *a)
+{
+    struct partition *p = ack_partition(a);
+    if (p == NULL) {
+        ack_answer(a, KERR_UNKNOWN_TOPIC_OR_PARTITION, "the topic went while the record waited");
+        return;
+    }
+    if (a->leadership < 0) {
+        ack_answer(a, KERR_NONE, NULL);
+        return;
+    }
+    if (ack_replicated(&a->w, WAITER_CHECK) || a->b->stopping || a->b->cluster == NULL ||
+        mono_ms() >= a->deadline_ms) {
+        ack_replicated(&a->w, WAITER_DEADLINE);
+        return;
+    }
+    waiter_park(&a->b->waiters, &a->w, WAITER_ON_APPEND, a->deadline_ms, ack_replicated, a);
+}
+
+/* Met once the partition's durable point passed the record, or the group commit that took
+ * it failed (500 KAFKA_STORAGE_ERROR), or the partition is gone. */
+static bool ack_durable(struct waiter *w, enum waiter_event ev)
+{
+    struct produce_ack *a = w->arg;
+    struct partition *p = ack_partition(a);
+    bool durable = p != NULL && partition_durable_offset(p) >= a->end;
+    bool failed = p != NULL && !durable && p->flush_failed && p->commit_end >= a->end;
+    if (ev == WAITER_CHECK)
+        return p == NULL || durable || failed;
+    /* Met (FIRE) holds even if the log was truncated since (a follower now: the check drained
+     * the group commit first): the replication step then answers NOT_LEADER_OR_FOLLOWER. */
+    if (p == NULL)
+        ack_answer(a, KERR_UNKNOWN_TOPIC_OR_PARTITION, "the topic went while the record waited");
+    else if (failed)
+        ack_answer(a, KERR_KAFKA_STORAGE_ERROR, "the record could not be synced to disk");
+    else if (ev == WAITER_DEADLINE && !durable)
+        ack_answer(a, KERR_REQUEST_TIMED_OUT, "the record was not synced to disk in time");
+    else
+        ack_replicate(a);
+    return true;
+}
+
+/* produce.c's replication wait for one record: met once the high watermark passed it
+ * (NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR is below min.insync.replicas then), or
+ * leadership went (NOT_LEADER_OR_FOLLOWER: the new leader may lack it). */
+static bool ack_replicated(struct waiter *w, enum waiter_event ev)
+{
+    struct produce_ack *a = w->arg;
+    struct partition *p = ack_partition(a);
+    int e = KERR_NONE;
+    bool settled = p == NULL || partition_acks_all_settled(p, a->leadership, a->end, &e);
+    if (ev == WAITER_CHECK)
+        return settled;
+    if (p == NULL)
+        ack_answer(a, KERR_UNKNOWN_TOPIC_OR_PARTITION, "the topic went while the record waited");
+    else if (!settled) /* the deadline (or shutdown) */
+        ack_answer(a, KERR_REQUEST_TIMED_OUT, "the record was not replicated to the ISR in time");
+    else if (e != KERR_NONE)
+        ack_answer(a, e, "this broker stopped leading the partition; the record may be lost");
+    else if (p->repl.nisr < replica_min_insync(a->b, p->topic))
+        ack_answer(a, KERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+                   "the ISR shrank below min.insync.replicas while the record waited");
+    else
+        ack_answer(a, KERR_NONE, NULL);
+    return true;
+}
+
+/* Appended at [offset, end) of p: waits as acks=all does, then answers. */
+static void ack_wait(struct console_ctx *cx, struct topic *t, struct partition *p, int32_t part,
+                     int64_t offset, int64_t end)
+{
+    struct broker *b = cx->b;
+    struct produce_ack *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        console_error(cx->req, 503, "UNKNOWN_SERVER_ERROR", "out of memory (the record was appended)");
+        return;
+    }
+    a->b = b;
+    a->req = cx->req;
+    snprintf(a->topic, sizeof(a->topic), "%s", t->name);
+    a->topic_id = t->id;
+    a->part = part;
+    a->offset = offset;
+    a->end = end;
+    a->leadership = b->cluster != NULL ? partition_leadership(p) : -1;
+    a->deadline_ms = mono_ms() + CONSOLE_PRODUCE_TIMEOUT_MS;
+    if (b->cfg.acks_all_fsync && partition_durable_offset(p) < end) {
+        /* Marked dirty by the append: the group commit before the loop sleeps syncs it. */
+        waiter_park(&b->waiters, &a->w, WAITER_ON_DURABLE, a->deadline_ms, ack_durable, a);
+        return;
+    }
+    ack_replicate(a);
+}
+
+/* The listener stops: every waiting produce is dropped unanswered (its request is freed). */
+static void produce_acks_drop(struct broker *b)
+{
+    struct waiter *lists[WAITER_KINDS + 1];
+    for (int k = 0; k < WAITER_KINDS; k++)
+        lists[k] = b->waiters.parked[k];
+    lists[WAITER_KINDS] = b->waiters.ready;
+    for (int k = 0; k <= WAITER_KINDS; k++) {
+        struct waiter *next;
+        for (struct waiter *w = lists[k]; w != NULL; w = next) {
+            next = w->next;
+            if (w->fn != ack_durable && w->fn != ack_replicated)
+                continue;
+            waiter_unpark(w);
+            free(w->arg);
+        }
+    }
+}
+
 void console_produce(struct console_ctx *cx, const char *name)
 {
     struct broker *b = cx->b;
@@ -550,6 +726,20 @@ void console_produce(struct console_ctx *cx, const char *name)
         console_error(req, 503, "NOT_LEADER_OR_FOLLOWER", "this broker does not lead the partition");
         return;
     }
+    if (b->cluster != NULL && partition_leadership(p) < 0) {
+        arena_reset(&a); /* led in the view, not yet in the partition (as Produce) */
+        console_error(req, 503, "NOT_LEADER_OR_FOLLOWER", "this broker does not lead the partition yet");
+        return;
+    }
+    /* Produce's acks=all check before the append (Kafka's appendRecordsToLeader). */
+    if (b->cluster != NULL && p->repl.ncommitted < replica_min_insync(b, t)) {
+        arena_reset(&a);
+        char msg[160];
+        snprintf(msg, sizeof(msg), "the ISR has %d replicas, fewer than min.insync.replicas %d",
+                 p->repl.ncommitted, replica_min_insync(b, t));
+        console_error(req, 503, "NOT_ENOUGH_REPLICAS", msg);
+        return;
+    }
     struct batch_builder bb;
     batch_builder_init(&bb, (size_t)t->cfg.max_message_bytes + 1024);
     uint8_t *batch = NULL;
@@ -579,18 +769,43 @@ void console_produce(struct console_ctx *cx, const char *name)
     }
     broker_mark_dirty(b, p);
     b->appended = true;
-    struct jsonw w;
-    jsonw_init(&w, 4096);
-    jsonw_obj(&w);
-    jsonw_ki64(&w, "partition", part);
-    jsonw_ki64(&w, "offset", info.base_offset);
-    jsonw_obj_end(&w);
-    console_reply(req, 200, &w, NULL);
+    ack_wait(cx, t, p, (int32_t)part, info.base_offset, info.last_offset + 1);
 }
 
 /* ---- create and delete ---- */
 
 #define CREATE_CONFIGS_MAX 64
+
+/* KIP-599: a console create or delete is charged to controller_mutation_rate as a strict
+ * CreateTopics (v6+) / DeleteTopics (v5+) of the logged-in principal's user with this client
+ * id would be (the user's quota applies unless this client id has its own): the partitions
+ * recorded after the checks and before the change; a bucket in debt refuses it with 429. */
+#define CONSOLE_CLIENT_ID "gregor-console"
+
+/* KERR_NONE (recorded), or KERR_THROTTLING_QUOTA_EXCEEDED answered (429 with Retry-After). */
+static int console_mutation_charge(struct console_ctx *cx, int32_t permits)
+{
+    const char *colon = strchr(cx->principal, ':');
+    const char *user = colon != NULL ? colon + 1 : cx->principal;
+    int32_t throttle = 0;
+    char msg[128] = "";
+    int e = mutation_quota_charge(cx->b, user, CONSOLE_CLIENT_ID, permits, true, &throttle, msg,
+                                  sizeof(msg));
+    if (e == KERR_NONE)
+        return e;
+    GREGOR_ASSERT(e == KERR_THROTTLING_QUOTA_EXCEEDED && throttle > 0);
+    char extra[48];
+    snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", (int)((throttle + 999) / 1000));
+    struct jsonw w;
+    jsonw_init(&w, 4096);
+    jsonw_obj(&w);
+    jsonw_kstr(&w, "error", kerr_name(e));
+    jsonw_kstr(&w, "message", msg);
+    jsonw_ki64(&w, "throttle_time_ms", throttle);
+    jsonw_obj_end(&w);
+    console_reply(cx->req, 429, &w, extra);
+    return e;
+}
 
 /* ---- creates and deletes on a ZooKeeper cluster ----
  * Written to ZooKeeper by cluster_create_topic / cluster_delete_topic (CreateTopics' and
@@ -616,6 +831,7 @@ void console_ops_drop(struct broker *b)
 {
     for (struct console_op *op = b->console_ops; op != NULL; op = op->next)
         op->req = NULL;
+    produce_acks_drop(b);
 }
 
 static int kerr_status(int e)
@@ -736,6 +952,12 @@ static void console_cluster_create(struct console_ctx *cx, const char *name, int
     struct console_op *op = NULL;
     if (e == KERR_NONE && (op = op_new(cx, name, true)) != NULL) {
         op->parts = parts;
+        if (console_mutation_charge(cx, parts) != KERR_NONE) {
+            op->req = NULL; /* answered */
+            op_end(op, KERR_NONE, NULL);
+            free(cjson);
+            return;
+        }
         e = cluster_create_topic(b->cluster, name, parts, rf, NULL, false, id, cjson, op_written,
                                  op, msg, sizeof(msg));
         if (e != KERR_NONE) {
@@ -748,12 +970,17 @@ static void console_cluster_create(struct console_ctx *cx, const char *name, int
         console_error(cx->req, kerr_status(e), kerr_name(e), msg);
 }
 
-static void console_cluster_delete(struct console_ctx *cx, const char *name)
+static void console_cluster_delete(struct console_ctx *cx, const char *name, int32_t parts)
 {
     char msg[512] = "";
     struct console_op *op = op_new(cx, name, false);
     if (op == NULL)
         return;
+    if (console_mutation_charge(cx, parts) != KERR_NONE) {
+        op->req = NULL; /* answered */
+        op_end(op, KERR_NONE, NULL);
+        return;
+    }
     int e = cluster_delete_topic(cx->b->cluster, name, op_written, op, msg, sizeof(msg));
     if (e != KERR_NONE) {
         op->req = NULL; /* answered below */
@@ -845,13 +1072,16 @@ void console_create_topic(struct console_ctx *cx)
         e = topic_config_check(kv[i].key, kv[i].value, msg, sizeof(msg));
     if (e == KERR_NONE)
         e = topic_fd_budget_check(b, parts, msg, sizeof(msg));
-    struct topic *t = NULL;
-    if (e == KERR_NONE) {
-        e = topic_create(b, name, (int32_t)parts, kv, nkv, &t, msg, sizeof(msg));
-        status = 500;
-    }
     if (e != KERR_NONE) {
         console_error(req, status, kerr_name(e), msg);
+        return;
+    }
+    if (console_mutation_charge(cx, (int32_t)parts) != KERR_NONE)
+        return;
+    struct topic *t = NULL;
+    e = topic_create(b, name, (int32_t)parts, kv, nkv, &t, msg, sizeof(msg));
+    if (e != KERR_NONE) {
+        console_error(req, 500, kerr_name(e), msg);
         return;
     }
     log_line(LOG_LEVEL_INFO, "console", "%s created topic %s (%" PRId64 " partitions)",
@@ -867,7 +1097,8 @@ void console_create_topic(struct console_ctx *cx)
 void console_delete_topic(struct console_ctx *cx, const char *name)
 {
     struct broker *b = cx->b;
-    if (b->cluster != NULL && cluster_topic_find(b->cluster, name) != NULL) {
+    const struct cluster_topic *ct = b->cluster != NULL ? cluster_topic_find(b->cluster, name) : NULL;
+    if (ct != NULL) {
         /* The cluster's topic, whether or not this broker holds a replica of it. */
         if (!console_allowed(cx, ACL_OP_DESCRIBE, ACL_RES_TOPIC, name) ||
             !console_allowed(cx, ACL_OP_DELETE, ACL_RES_TOPIC, name)) {
@@ -878,7 +1109,7 @@ void console_delete_topic(struct console_ctx *cx, const char *name)
             console_error(cx->req, 400, "TOPIC_DELETION_DISABLED", "delete.topic.enable is false");
             return;
         }
-        console_cluster_delete(cx, name);
+        console_cluster_delete(cx, name, ct->npartitions);
         return;
     }
     struct topic *t = console_topic(cx, name, ACL_OP_DELETE);
@@ -896,6 +1127,8 @@ void console_delete_topic(struct console_ctx *cx, const char *name)
         console_error(cx->req, 404, "UNKNOWN_TOPIC_OR_PARTITION", "no such topic in the cluster");
         return;
     }
+    if (console_mutation_charge(cx, t->npartitions) != KERR_NONE)
+        return;
     int e = topic_delete(b, t);
     if (e != KERR_NONE) {
         console_error(cx->req, 500, kerr_name(e), "the deletion could not be saved");

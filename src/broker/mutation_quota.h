@@ -10,12 +10,19 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
+struct broker;
 struct request;
 
 /* KERR_NONE (recorded), or KERR_THROTTLING_QUOTA_EXCEEDED with msg (strict, nothing
  * recorded). No quota for the principal, or validate_only: KERR_NONE, nothing recorded. */
 int mutation_quota_record(struct request *r, double permits, bool strict, char *msg,
+                          size_t msglen);
+/* The same for a principal's user name and a client id outside a Kafka request (the
+ * console's creates and deletes): the throttle time raises *throttle_ms. */
+int mutation_quota_charge(struct broker *b, const char *user, const char *client_id,
+                          double permits, bool strict, int32_t *throttle_ms, char *msg,
                           size_t msglen);
 
 #endif

@@ -1464,6 +1464,11 @@ void sasl_client_config(struct broker *b, struct client_config *cc)
 
 /* ---- the console's login (console_api.c) ---- */
 
+int64_t sasl_failed_delay_ms(struct broker *b)
+{
+    return b->sasl != NULL ? b->sasl->failed_delay_ms : 0;
+}
+
 bool sasl_login_configured(struct broker *b)
 {
     if (b->sasl == NULL)

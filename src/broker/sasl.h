@@ -46,4 +46,7 @@ void sasl_client_config(struct broker *b, struct client_config *cc);
  * PLAIN or SCRAM login would check it (constant-time compares): 0 when it matches, else -1. */
 bool sasl_login_configured(struct broker *b);
 int sasl_password_check(struct broker *b, const char *user, const char *password);
+/* connection.failed.authentication.delay.ms (Kafka's default 100): how long a failed login
+ * waits for its answer (the console's 401 too). */
+int64_t sasl_failed_delay_ms(struct broker *b);
 #endif

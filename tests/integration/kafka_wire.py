@@ -177,10 +177,13 @@ class Reader:
             self.o += self.uvarint()
 
 
-def flexible_call(bootstrap, api_key, version, body, corr=99):
-    """Sends one flexible request (header v2) and returns a Reader past the response header v1."""
+def call(bootstrap, api_key, version, body, client_id=b"test", flexible=True, corr=7):
+    """Sends one request on a new connection (header v2 when flexible, else v1) and returns a
+    Reader past the response header (v1 / v0)."""
     host, port = bootstrap.split(":")
-    hdr = struct.pack(">hhih", api_key, version, corr, 4) + b"test" + uvarint(0)
+    hdr = struct.pack(">hhih", api_key, version, corr, len(client_id)) + client_id
+    if flexible:
+        hdr += uvarint(0)
     with socket.create_connection((host, int(port)), timeout=10) as s:
         msg = hdr + body
         s.sendall(struct.pack(">i", len(msg)) + msg)
@@ -188,5 +191,11 @@ def flexible_call(bootstrap, api_key, version, body, corr=99):
         data = _recv(s, size)
     r = Reader(data)
     assert r.take(">i") == corr
-    r.tags()
+    if flexible:
+        r.tags()
     return r
+
+
+def flexible_call(bootstrap, api_key, version, body, corr=99):
+    """One flexible request (header v2) of client id "test": a Reader past the response header v1."""
+    return call(bootstrap, api_key, version, body, corr=corr)

@@ -194,7 +194,7 @@ def browse_all(port, query, limit=7, pages=200):
     for _ in range(pages):
         q = query + "&limit=%d" % limit + ("&cursor=" + cursor if cursor else "")
         doc = records_of(port, "/api/topics/%s/messages?%s" % (BT, q))
-        assert doc["unavailable"] == [], doc
+        assert doc["unavailable_partitions"] == [], doc
         got += doc["records"]
         cursor = doc["next_cursor"]
         if doc["end"]:
@@ -307,7 +307,7 @@ def test_console_cluster_browse_produce(tmp_path):
         assert any(v == b"aborted-0" for (_, _, _, v, _, _) in want)
         # All at once on broker 3 (it reads nothing locally).
         doc = records_of(port[3], "/api/topics/%s/messages?partition=all&limit=500" % BT)
-        assert doc["end"] is True and doc["unavailable"] == [], doc
+        assert doc["end"] is True and doc["unavailable_partitions"] == [], doc
         assert as_tuples(doc["records"]) == want
         assert doc["scanned"] == len(want)
         # Page by page along the cursor: the same, then nothing new.
@@ -378,9 +378,9 @@ def test_console_cluster_browse_produce(tmp_path):
             doc = records_of(port[3], "/api/topics/%s/messages?limit=500" % BT)
             took = time.time() - t0
             assert took < 20, took
-            assert doc["unavailable"] and set(doc["unavailable"]) <= set(led), (doc["unavailable"], led)
+            assert doc["unavailable_partitions"] and set(doc["unavailable_partitions"]) <= set(led), (doc["unavailable_partitions"], led)
             assert doc["end"] is False
-            assert as_tuples(doc["records"]) == [r for r in everything if r[0] not in doc["unavailable"]]
+            assert as_tuples(doc["records"]) == [r for r in everything if r[0] not in doc["unavailable_partitions"]]
             t0 = time.time()
             st, doc = call(port[3], "POST", "/api/topics/%s/produce" % BT, {"partition": led[0], "value": "z"})
             assert st in (503, 504) and time.time() - t0 < 20, (st, doc)

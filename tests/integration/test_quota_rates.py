@@ -13,8 +13,8 @@ import uuid
 
 import pytest
 
-from kafka_wire import cstr, frame, read_frame, uvarint
-from test_quotas import call, kafka_classpath, set_quota  # noqa: F401 (a fixture)
+from kafka_wire import call, cstr, frame, read_frame, uvarint
+from test_quotas import gregor_configs, kafka_classpath, kafka_configs, set_quota  # noqa: F401 (a fixture)
 from zk_fixture import wait_until, zk, zookeeper_available  # noqa: F401 (zk)
 
 THROTTLING_QUOTA_EXCEEDED = 89
@@ -159,20 +159,8 @@ def test_gregor_configs_ips_as_kafka_configs_sh(broker, kafka_classpath):
     """Each command run by both tools on the same broker prints the same (alters are
     idempotent); the refusals (a key other than connection_creation_rate, a name that is no
     address) exit 1 with Kafka's message."""
-    import subprocess
-    from conftest import GREGOR
-
-    def kafka(*args):
-        p = subprocess.run(["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-                            "-cp", kafka_classpath, "kafka.admin.ConfigCommand",
-                            "--bootstrap-server", broker.bootstrap] + list(args),
-                           capture_output=True, text=True, timeout=180)
-        return p.returncode, p.stdout, p.stderr
-
-    def gregor(*args):
-        p = subprocess.run([GREGOR, "configs", "--bootstrap-server", broker.bootstrap] + list(args),
-                           capture_output=True, text=True, timeout=60)
-        return p.returncode, p.stdout, p.stderr
+    kafka = kafka_configs(broker.bootstrap, kafka_classpath)
+    gregor = gregor_configs(broker.bootstrap)
 
     ip = ("--entity-type", "ips", "--entity-name", "1.2.3.4")
     dflt = ("--entity-type", "ips", "--entity-default")
@@ -310,3 +298,133 @@ def test_zk_mutation_quota_set_on_one_broker_applies_on_another(tmp_path, zk):
     finally:
         for br in brokers:
             br.stop()
+
+
+@pytest.mark.skipif(not zookeeper_available(), reason="ZooKeeper is not installed")
+def test_zk_console_creates_and_deletes_charge_the_mutation_quota(tmp_path, zk):
+    """On a cluster the console's create and delete (written to ZooKeeper, answered once the
+    view agrees) are charged as on one node: refused while the bucket is in debt, nothing
+    written; each change recorded."""
+    from conftest import Broker, free_port
+    hp = free_port()
+    o = {"broker.id": 1, "zookeeper.connect": zk.connect,
+         "gregor.http.listener": "127.0.0.1:%d" % hp}
+    o.update(MUTATION)
+    b = Broker(str(tmp_path / "data1"), port=free_port(), overrides=o).start()
+    try:
+        set_quota(b.bootstrap, [("client-id", "gregor-console")], "controller_mutation_rate", 2)
+        a, c = "z-" + uuid.uuid4().hex[:8], "z-" + uuid.uuid4().hex[:8]
+        st, _, doc = console_call(hp, "POST", "/api/topics",
+                                  {"name": a, "partitions": 3, "replication_factor": 1})
+        assert st == 201 and doc == {"name": a}, (st, doc)
+        st, retry, doc = console_call(hp, "POST", "/api/topics", {"name": c, "partitions": 1})
+        assert st == 429 and doc["error"] == "THROTTLING_QUOTA_EXCEEDED" and retry == "1", (st, doc)
+        assert 0 < doc["throttle_time_ms"] <= 600, doc
+        time.sleep(1.0)
+        assert console_call(hp, "GET", "/api/topics/" + c)[0] == 404  # not written
+        # Paid back: the delete passes and records 3 (the bucket ~1.x -> below zero) ...
+        st, _, doc = console_call(hp, "DELETE", "/api/topics/" + a)
+        assert st == 200 and doc == {"name": a}, (st, doc)
+        # ... so the next create is refused.
+        st, retry, doc = console_call(hp, "POST", "/api/topics", {"name": c, "partitions": 1})
+        assert st == 429 and doc["error"] == "THROTTLING_QUOTA_EXCEEDED", (st, doc)
+        assert b.alive(), b.log()
+    finally:
+        assert b.stop() == 0, b.log()
+
+
+# ---- the console's creates and deletes (docs/CONSOLE.md) ----
+
+def console_call(port, method, path, body=None, auth=None, cookie=None):
+    """One console call -> (status, Retry-After header or None, JSON document or None), and
+    the session cookie when one is set."""
+    import base64
+    import http.client
+    import json
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    h = {}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        h["Content-Type"] = "application/json"
+    if auth:
+        h["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
+    if cookie:
+        h["Cookie"] = cookie
+    c.request(method, path, body=data, headers=h)
+    r = c.getresponse()
+    payload = r.read()
+    doc = json.loads(payload) if r.getheader("Content-Type", "").startswith(
+        "application/json") else None
+    out = (r.status, r.getheader("Retry-After"), doc)
+    if r.getheader("Set-Cookie"):
+        out += (r.getheader("Set-Cookie").split(";")[0],)
+    c.close()
+    return out
+
+
+def test_console_creates_and_deletes_charge_the_mutation_quota(broker_factory):
+    """The console's creates and deletes are charged as a strict CreateTopics / DeleteTopics
+    of its principal with client id gregor-console: the same bucket a Kafka client of that id
+    fills (here the client-id quota; the console's principal is User:ANONYMOUS), 429
+    THROTTLING_QUOTA_EXCEEDED with Retry-After and nothing done while it is in debt."""
+    from conftest import free_port
+    hp = free_port()
+    b = broker_factory(**dict(MUTATION, **{"gregor.http.listener": "127.0.0.1:%d" % hp})).start()
+    bs = b.bootstrap
+    set_quota(bs, [("client-id", "gregor-console")], "controller_mutation_rate", 2)
+    a, c = "m-" + uuid.uuid4().hex[:8], "m-" + uuid.uuid4().hex[:8]
+    # A Kafka CreateTopics of the console's client id: 3 partitions, the bucket 2 -> -1.
+    t, res = create_topics(bs, 7, [(a, 3)], client_id=b"gregor-console")
+    assert res == {a: (0, None)} and t == 0, (t, res)
+    st, retry, doc = console_call(hp, "POST", "/api/topics", {"name": c, "partitions": 1})
+    assert st == 429 and doc["error"] == "THROTTLING_QUOTA_EXCEEDED", (st, doc)
+    assert doc["message"] == "The throttling quota has been exceeded."
+    assert 0 < doc["throttle_time_ms"] <= 600 and retry == "1", (doc, retry)
+    assert console_call(hp, "GET", "/api/topics/" + c)[0] == 404  # not made
+    # Another client id has no quota: not held.
+    t, res = create_topics(bs, 7, [("m-" + uuid.uuid4().hex[:8], 1)], client_id=b"other")
+    assert t == 0 and list(res.values())[0][0] == 0, (t, res)
+    time.sleep(doc["throttle_time_ms"] / 1000.0 + 0.2)
+    # Paid back: the console's create passes (1 partition: the bucket ~0.4 -> ~-0.6) ...
+    st, retry, doc = console_call(hp, "POST", "/api/topics", {"name": c, "partitions": 1})
+    assert st == 201 and doc == {"name": c} and retry is None, (st, doc)
+    # ... and its delete of the 3-partition topic is refused while in debt, then done.
+    st, retry, doc = console_call(hp, "DELETE", "/api/topics/" + a)
+    assert st == 429 and doc["error"] == "THROTTLING_QUOTA_EXCEEDED" and retry == "1", (st, doc)
+    assert console_call(hp, "GET", "/api/topics/" + a)[0] == 200
+    time.sleep(doc["throttle_time_ms"] / 1000.0 + 0.2)
+    st, retry, doc = console_call(hp, "DELETE", "/api/topics/" + a)
+    assert st == 200 and doc == {"name": a}, (st, doc)
+    # The delete recorded its 3 partitions: a strict Kafka request of that id is refused now.
+    t, res = create_topics(bs, 7, [("m-" + uuid.uuid4().hex[:8], 1)], client_id=b"gregor-console")
+    assert list(res.values())[0][0] == THROTTLING_QUOTA_EXCEEDED and t > 500, (t, res)
+
+
+def test_console_charges_the_logged_in_users_quota(tmp_path):
+    """With a login, the user's quota applies (KIP-55: no quota of user alice and client id
+    gregor-console, so alice's own): alice is held, bob (no quota) is not."""
+    from conftest import free_port
+    from test_sasl import start_sasl_broker
+    hp = free_port()
+    b = start_sasl_broker(tmp_path, users=(("alice", "alice-secret"),),
+                          extra=dict(MUTATION, **{"gregor.http.listener": "127.0.0.1:%d" % hp}))
+    try:
+        set_quota(b.bootstrap, [("user", "alice")], "controller_mutation_rate", 2)
+        st, _, doc, cookie = console_call(hp, "POST", "/api/login",
+                                          {"username": "alice", "password": "alice-secret"})
+        assert st == 200 and doc == {"user": "User:alice"}, (st, doc)
+        a, c = "m-" + uuid.uuid4().hex[:8], "m-" + uuid.uuid4().hex[:8]
+        st, _, doc = console_call(hp, "POST", "/api/topics", {"name": a, "partitions": 3},
+                                  cookie=cookie)
+        assert st == 201, (st, doc)
+        st, retry, doc = console_call(hp, "POST", "/api/topics", {"name": c, "partitions": 1},
+                                      cookie=cookie)
+        assert st == 429 and doc["error"] == "THROTTLING_QUOTA_EXCEEDED" and retry == "1", (st, doc)
+        # bob (a PLAIN JAAS user, HTTP Basic) has no quota.
+        st, _, doc = console_call(hp, "POST", "/api/topics", {"name": c, "partitions": 1},
+                                  auth="bob:bob-secret")
+        assert st == 201, (st, doc)
+        assert b.alive(), b.log()
+    finally:
+        assert b.stop() == 0, b.log()

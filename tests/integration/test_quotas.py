@@ -11,26 +11,9 @@ import uuid
 import pytest
 
 from conftest import Broker
-from kafka_wire import Reader, _recv, cstr, frame, record_batch, uvarint
+from kafka_wire import Reader, _recv, call, cstr, frame, record_batch, uvarint
 
 INVALID_REQUEST, UNSUPPORTED_VERSION = 42, 35
-
-
-def call(bootstrap, api, version, body, client_id=b"test", flexible=True):
-    host, port = bootstrap.split(":")
-    hdr = struct.pack(">hhih", api, version, 7, len(client_id)) + client_id
-    if flexible:
-        hdr += uvarint(0)
-    with socket.create_connection((host, int(port)), timeout=10) as s:
-        msg = hdr + body
-        s.sendall(struct.pack(">i", len(msg)) + msg)
-        size = struct.unpack(">i", _recv(s, 4))[0]
-        data = _recv(s, size)
-    r = Reader(data)
-    assert r.take(">i") == 7
-    if flexible:
-        r.tags()
-    return r
 
 
 def s16(s):
@@ -566,15 +549,33 @@ def kafka_classpath():
     return p.stdout.strip()
 
 
-def test_kafka_configs_sh_users_clients_and_defaults(broker, kafka_classpath):
+def kafka_configs(bootstrap, classpath):
+    """Kafka's kafka-configs.sh (ConfigCommand) against bootstrap: f(*args) -> (rc, out, err)."""
     import subprocess
 
-    def kc(*args):
+    def run(*args):
         p = subprocess.run(["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-                            "-cp", kafka_classpath, "kafka.admin.ConfigCommand",
-                            "--bootstrap-server", broker.bootstrap] + list(args),
+                            "-cp", classpath, "kafka.admin.ConfigCommand",
+                            "--bootstrap-server", bootstrap] + list(args),
                            capture_output=True, text=True, timeout=180)
         return p.returncode, p.stdout, p.stderr
+    return run
+
+
+def gregor_configs(bootstrap):
+    """`gregor configs` against bootstrap: f(*args) -> (rc, out, err)."""
+    import subprocess
+    from conftest import GREGOR
+
+    def run(*args):
+        p = subprocess.run([GREGOR, "configs", "--bootstrap-server", bootstrap] + list(args),
+                           capture_output=True, text=True, timeout=60)
+        return p.returncode, p.stdout, p.stderr
+    return run
+
+
+def test_kafka_configs_sh_users_clients_and_defaults(broker, kafka_classpath):
+    kc = kafka_configs(broker.bootstrap, kafka_classpath)
 
     alice = ("--entity-type", "users", "--entity-name", "alice")
     assert kc("--alter", "--add-config", "producer_byte_rate=1024,consumer_byte_rate=2048", *alice) == (
@@ -604,20 +605,8 @@ def test_kafka_configs_sh_users_clients_and_defaults(broker, kafka_classpath):
 def test_gregor_configs_prints_as_kafka_configs_sh(broker, kafka_classpath):
     """`gregor configs` (bin/kafka-configs.sh) for users and clients: each command run by both
     tools on the same broker prints the same (alters are idempotent, so running both is fine)."""
-    import subprocess
-    from conftest import GREGOR
-
-    def kafka(*args):
-        p = subprocess.run(["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-                            "-cp", kafka_classpath, "kafka.admin.ConfigCommand",
-                            "--bootstrap-server", broker.bootstrap] + list(args),
-                           capture_output=True, text=True, timeout=180)
-        return p.returncode, p.stdout, p.stderr
-
-    def gregor(*args):
-        p = subprocess.run([GREGOR, "configs", "--bootstrap-server", broker.bootstrap] + list(args),
-                           capture_output=True, text=True, timeout=60)
-        return p.returncode, p.stdout, p.stderr
+    kafka = kafka_configs(broker.bootstrap, kafka_classpath)
+    gregor = gregor_configs(broker.bootstrap)
 
     commands = [
         ("--alter", "--add-config", "producer_byte_rate=1024,consumer_byte_rate=20000000",
@@ -656,23 +645,17 @@ def test_gregor_configs_scram_credentials_as_kafka_configs_sh(tmp_path, kafka_cl
     """SCRAM credentials with `gregor configs --entity-type users`: the salted password made
     client side as Kafka's admin client makes it (the user then logs in with it), describe and
     delete printing what Kafka's ConfigCommand prints."""
-    import subprocess
     import confluent_kafka
-    from conftest import GREGOR
     from test_sasl import start_sasl_broker
     b = start_sasl_broker(tmp_path, mechanisms="SCRAM-SHA-256,SCRAM-SHA-512")
     try:
+        kafka_run, gregor_run = kafka_configs(b.bootstrap, kafka_classpath), gregor_configs(b.bootstrap)
+
         def kafka(*args):
-            p = subprocess.run(["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-                                "-cp", kafka_classpath, "kafka.admin.ConfigCommand",
-                                "--bootstrap-server", b.bootstrap] + list(args),
-                               capture_output=True, text=True, timeout=180)
-            return p.returncode, p.stdout
+            return kafka_run(*args)[:2]
 
         def gregor(*args):
-            p = subprocess.run([GREGOR, "configs", "--bootstrap-server", b.bootstrap] + list(args),
-                               capture_output=True, text=True, timeout=60)
-            return p.returncode, p.stdout
+            return gregor_run(*args)[:2]
 
         bob = ("--entity-type", "users", "--entity-name", "bob")
         add = ("--alter", "--add-config",
@@ -700,20 +683,13 @@ def test_gregor_configs_scram_credentials_as_kafka_configs_sh(tmp_path, kafka_cl
 def test_gregor_configs_user_and_client_pair_as_kafka_configs_sh(broker, kafka_classpath):
     """--entity-type users <name|--entity-default> --entity-type clients <name|--entity-default>:
     the user + client-id entities, printed as Kafka's ConfigCommand prints them."""
-    import subprocess
-    from conftest import GREGOR
-
-    def run(cmd):
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
-        return p.returncode, p.stdout
+    kafka_run, gregor_run = kafka_configs(broker.bootstrap, kafka_classpath), gregor_configs(broker.bootstrap)
 
     def kafka(*args):
-        return run(["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp",
-                    kafka_classpath, "kafka.admin.ConfigCommand", "--bootstrap-server",
-                    broker.bootstrap] + list(args))
+        return kafka_run(*args)[:2]
 
     def gregor(*args):
-        return run([GREGOR, "configs", "--bootstrap-server", broker.bootstrap] + list(args))
+        return gregor_run(*args)[:2]
 
     pairs = [("--entity-type", "users", "--entity-name", "alice", "--entity-type", "clients",
               "--entity-name", "c1"),

@@ -311,3 +311,26 @@ def kafka_beside(zk, tmp_path, overrides=None):
     kafka = kz.KafkaZkBroker(str(tmp_path / "kafka"), 1, free_port(), zk.connect + "/kafka",
                              classpath=cp, overrides=overrides)
     return kz, cp, kafka
+
+
+def stop_checked(brokers):
+    """Stops every broker, then asserts no sanitizer report is in any log (the ASan build)."""
+    from cluster_fixture import SANITIZER_MARKS
+    for b in brokers:
+        b.stop()
+    for b in brokers:
+        with open(b.log_path, errors="replace") as f:
+            text = f.read()
+        for bad in SANITIZER_MARKS:
+            assert bad not in text, text[text.index(bad):][:3000]
+
+
+def stop_quietly(brokers, zk=None):
+    """A finally's cleanup: every broker stopped whatever state it is in, then ZooKeeper."""
+    for b in brokers:
+        try:
+            b.stop()
+        except Exception:
+            pass
+    if zk is not None:
+        zk.stop()
