@@ -142,11 +142,8 @@ void console_browse_cursor(struct jsonw *w, const struct console_browse_query *q
  * a one-record batch (produce) sent to the partition's leader as a Produce with acks=all. */
 void console_messages_cluster(struct console_ctx *cx, const struct console_topic_ref *ref,
                               const struct console_browse_query *q);
-struct batch_kv_header;
 void console_produce_remote(struct console_ctx *cx, const struct console_topic_ref *ref,
-                            int32_t partition, const char *key, int32_t key_len,
-                            const char *value, int32_t value_len,
-                            const struct batch_kv_header *hs, int nh);
+                            int32_t partition, const uint8_t *batch, size_t len);
 
 /* The message browser's value classification, exposed for the fuzz target: 2 json (an object
  * or array that parses), 1 text (UTF-8), 0 binary. */

@@ -453,34 +453,16 @@ static void produce_done(struct console_gather *g)
 }
 
 void console_produce_remote(struct console_ctx *cx, const struct console_topic_ref *ref,
-                            int32_t partition, const char *key, int32_t key_len,
-                            const char *value, int32_t value_len,
-                            const struct batch_kv_header *hs, int nh)
+                            int32_t partition, const uint8_t *batch, size_t len)
 {
     int32_t leader = console_partition_leader(cx->b, ref->name, partition);
     if (leader < 0) {
         console_error(cx->req, 503, "LEADER_NOT_AVAILABLE", "the partition has no leader");
         return;
     }
-    /* The same one-record batch as the local append's; the leader checks max.message.bytes. */
-    struct batch_builder bb;
-    batch_builder_init(&bb, CONSOLE_BATCH_MAX);
-    uint8_t *batch = NULL;
-    size_t len = 0;
-    int e = batch_builder_add(&bb, now_ms(), key, key_len, value, value_len, hs, nh);
-    if (e == 0)
-        e = batch_builder_finish(&bb, BATCH_COMPRESSION_NONE, &batch, &len);
-    batch_builder_free(&bb);
-    if (e != 0 || batch == NULL) {
-        free(batch);
-        console_error(cx->req, 413, "MESSAGE_TOO_LARGE", "the record is larger than max.message.bytes");
-        return;
-    }
     struct console_gather *g = console_gather_new(cx, sizeof(struct rproduce));
-    if (g == NULL) {
-        free(batch);
+    if (g == NULL)
         return;
-    }
     struct rproduce *s = g->state;
     s->partition = partition;
     struct produce_request *req = arena_alloc(&g->arena, sizeof(*req));
@@ -489,12 +471,10 @@ void console_produce_remote(struct console_ctx *cx, const struct console_topic_r
     uint8_t *copy = arena_alloc(&g->arena, len);
     char *topic = console_gather_strdup(g, ref->name, strlen(ref->name));
     if (req == NULL || td == NULL || pd == NULL || copy == NULL || topic == NULL) {
-        free(batch);
         console_gather_error(g, 500, "UNKNOWN_SERVER_ERROR", "out of memory");
         return;
     }
     memcpy(copy, batch, len);
-    free(batch);
     produce_request_set_defaults(req);
     req->acks = -1; /* all: answered once the ISR has it */
     req->timeout_ms = PRODUCE_TIMEOUT_MS;

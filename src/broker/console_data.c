@@ -712,36 +712,10 @@ void console_produce(struct console_ctx *cx, const char *name)
         console_error(req, 404, "UNKNOWN_TOPIC_OR_PARTITION", "no such partition");
         return;
     }
-    struct partition *p = t != NULL && part < t->npartitions ? t->partitions[part] : NULL;
-    if (b->cluster != NULL && (p == NULL || !p->repl.leading)) {
-        /* Sent to the partition's leader (console_browse_remote.c) */
-        console_produce_remote(cx, &ref, (int32_t)part, has_key ? jk->text : NULL,
-                               has_key ? (int32_t)jk->len : -1, has_value ? jv->text : NULL,
-                               has_value ? (int32_t)jv->len : -1, hs, nh);
-        arena_reset(&a);
-        return;
-    }
-    if (p == NULL) {
-        arena_reset(&a);
-        console_error(req, 503, "NOT_LEADER_OR_FOLLOWER", "this broker does not lead the partition");
-        return;
-    }
-    if (b->cluster != NULL && partition_leadership(p) < 0) {
-        arena_reset(&a); /* led in the view, not yet in the partition (as Produce) */
-        console_error(req, 503, "NOT_LEADER_OR_FOLLOWER", "this broker does not lead the partition yet");
-        return;
-    }
-    /* Produce's acks=all check before the append (Kafka's appendRecordsToLeader). */
-    if (b->cluster != NULL && p->repl.ncommitted < replica_min_insync(b, t)) {
-        arena_reset(&a);
-        char msg[160];
-        snprintf(msg, sizeof(msg), "the ISR has %d replicas, fewer than min.insync.replicas %d",
-                 p->repl.ncommitted, replica_min_insync(b, t));
-        console_error(req, 503, "NOT_ENOUGH_REPLICAS", msg);
-        return;
-    }
+    /* One uncompressed one-record batch, for this broker's log or the leader's (which checks
+     * max.message.bytes itself). */
     struct batch_builder bb;
-    batch_builder_init(&bb, (size_t)t->cfg.max_message_bytes + 1024);
+    batch_builder_init(&bb, t != NULL ? (size_t)t->cfg.max_message_bytes + 1024 : CONSOLE_BATCH_MAX);
     uint8_t *batch = NULL;
     size_t len = 0;
     int e = batch_builder_add(&bb, now_ms(), has_key ? jk->text : NULL,
@@ -754,6 +728,33 @@ void console_produce(struct console_ctx *cx, const char *name)
     if (e != 0 || batch == NULL) {
         free(batch);
         console_error(req, 413, "MESSAGE_TOO_LARGE", "the record is larger than max.message.bytes");
+        return;
+    }
+    struct partition *p = t != NULL && part < t->npartitions ? t->partitions[part] : NULL;
+    const char *refused = NULL, *why = NULL;
+    char msg[160];
+    if (b->cluster != NULL && (p == NULL || !p->repl.leading)) {
+        /* Sent to the partition's leader (console_browse_remote.c) */
+        console_produce_remote(cx, &ref, (int32_t)part, batch, len);
+        free(batch);
+        return;
+    }
+    if (p == NULL) {
+        refused = "NOT_LEADER_OR_FOLLOWER";
+        why = "this broker does not lead the partition";
+    } else if (b->cluster != NULL && partition_leadership(p) < 0) {
+        refused = "NOT_LEADER_OR_FOLLOWER"; /* led in the view, not yet in the partition (as Produce) */
+        why = "this broker does not lead the partition yet";
+    } else if (b->cluster != NULL && p->repl.ncommitted < replica_min_insync(b, t)) {
+        /* Produce's acks=all check before the append (Kafka's appendRecordsToLeader). */
+        snprintf(msg, sizeof(msg), "the ISR has %d replicas, fewer than min.insync.replicas %d",
+                 p->repl.ncommitted, replica_min_insync(b, t));
+        refused = "NOT_ENOUGH_REPLICAS";
+        why = msg;
+    }
+    if (refused != NULL) {
+        free(batch);
+        console_error(req, 503, refused, why);
         return;
     }
     int kerr = batch_validate_client(batch, len, t->cfg.max_message_bytes);
