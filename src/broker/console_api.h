@@ -69,6 +69,23 @@ const struct json *console_body(struct console_ctx *cx, struct arena *a);
 bool console_json_str(const struct json *obj, const char *key, char *out, size_t cap);
 bool console_json_i64(const struct json *obj, const char *key, int64_t *out);
 
+/* console_api.c's overview around its topics (console_overview_begin opens the document and
+ * its "topics" array; _end, after the caller closed that array, adds the groups and time_ms and
+ * closes the document), and a topic's "configs"
+ * (its overrides ov, else the broker's defaults; empty unless the caller may DESCRIBE_CONFIGS
+ * it). */
+struct topic_config_kv;
+void console_overview_begin(struct console_ctx *cx, struct jsonw *w);
+void console_overview_end(struct console_ctx *cx, struct jsonw *w);
+void console_topic_configs(struct console_ctx *cx, struct jsonw *w, const char *name,
+                           const struct topic_config_kv *ov, int nov);
+
+/* console_topics_remote.c: /api/overview and /api/topics/<t> in a cluster, from every broker
+ * (sizes by DescribeLogDirs, offsets by ListOffsets to the leaders); ref found by
+ * console_topic_ref with its ct. */
+void console_overview_cluster(struct console_ctx *cx);
+void console_topic_cluster(struct console_ctx *cx, const struct console_topic_ref *ref);
+
 /* console_data.c */
 void console_messages(struct console_ctx *cx, const char *topic);
 void console_produce(struct console_ctx *cx, const char *topic);
