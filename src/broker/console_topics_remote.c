@@ -95,6 +95,14 @@ static void set_add(int32_t *set, int *n, int32_t id)
         set[(*n)++] = id;
 }
 
+static bool is_live(const struct cluster_broker *live, int n, int32_t id)
+{
+    for (int i = 0; i < n; i++)
+        if (live[i].id == id)
+            return true;
+    return false;
+}
+
 /* One request's answer goes to the broker it was sent to. */
 struct sent {
     int32_t broker;
@@ -245,6 +253,8 @@ void console_overview_cluster(struct console_ctx *cx)
     int32_t self = b->cfg.node_id;
     int32_t leaders[LEADERS_MAX];
     int nleaders = 0;
+    const struct cluster_broker *live;
+    int nlive = cluster_brokers(b->cluster, &live);
     for (int i = 0; i < n; i++) {
         const struct cluster_topic *ct = all[i];
         if (shown_topic(b, ct->name) != ct || !console_visible(cx, ACL_RES_TOPIC, ct->name))
@@ -259,6 +269,9 @@ void console_overview_cluster(struct console_ctx *cx)
             return;
         }
         for (int32_t p = 0; p < ot->np; p++) {
+            for (int32_t k = 0; k < ct->parts[p].nreplicas; k++) /* a replica's broker gone */
+                if (ct->parts[p].replicas[k] != self && !is_live(live, nlive, ct->parts[p].replicas[k]))
+                    unavailable_add(&s->unavail, ct->parts[p].replicas[k]);
             ot->leader[p] = ct->parts[p].leader;
             ot->hw[p] = -1;
             struct partition *lp = local_partition(b, ct->name, p);
@@ -274,8 +287,6 @@ void console_overview_cluster(struct console_ctx *cx)
     qsort(s->topics, (size_t)s->ntopics, sizeof(*s->topics), ov_cmp);
 
     /* Sizes: every other live broker, every replica it holds (topics null). */
-    const struct cluster_broker *live;
-    int nlive = cluster_brokers(b->cluster, &live);
     for (int i = 0; i < nlive; i++) {
         if (live[i].id == self)
             continue;
