@@ -390,7 +390,7 @@ function pageTopic(name) {
         t.partitions.map((p) => el('tr', { 'data-partition': p.partition },
           num(p.partition), num(p.leader < 0 ? 'none' : p.leader), el('td', {}, p.replicas.join(', ')),
           el('td', {}, p.isr.join(', '), p.isr.length < p.replicas.length ? el('span', { class: 'tag bad' }, 'under-replicated') : ''),
-          num(fmtNum(p.log_start)), num(fmtNum(p.high_watermark)), num(fmtNum(p.log_end)), num(fmtBytes(p.size_bytes))))));
+          num(fmtNum(p.log_start)), num(fmtNum(p.high_watermark)), num(fmtNum(p.log_end)), num(fmtBytes(p.size_bytes), p.replica_sizes ? { title: p.replica_sizes.map((r) => 'broker ' + r.broker + ': ' + fmtBytes(r.size_bytes)).join('\n') } : null)))));
       if (!configsDrawn) {
         configsDrawn = true;
         configs.replaceChildren(table(['Name', 'Value', 'Source'], t.configs.map((c) => el('tr', {},

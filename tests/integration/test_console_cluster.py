@@ -228,7 +228,9 @@ def test_console_cluster_topics(tmp_path):
     try:
         brokers = start_brokers(tmp_path, z.connect + "/console-rt",
                                 overrides={"gregor.http.listener": "127.0.0.1:0",
-                                           "controlled.shutdown.enable": "false"})
+                                           "controlled.shutdown.enable": "false",
+                                           # the SIGSTOPped broker stays registered throughout
+                                           "zookeeper.session.timeout.ms": 30000})
         by_id = {i + 1: b for i, b in enumerate(brokers)}
         port = {i: http_port(b) for i, b in by_id.items()}
         admin = AdminClient({"bootstrap.servers": by_id[2].bootstrap})
@@ -319,6 +321,22 @@ def test_console_cluster_topics(tmp_path):
                 assert ot["messages_in"] == sum(marks[(t, k)][1] for k in range(np)), (i, ot)
                 assert ot["under_replicated"] == 0 and ot["offline"] == 0
 
+        # The page (headless Chromium) on broker 1 shows every partition with the leaders'
+        # values, and once broker 3 stops, says so.
+        from playwright.sync_api import expect, sync_playwright
+        from test_console_web import CHROMIUM, CHROMIUM_ARGS
+        pw = sync_playwright().start()
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page_errors = []
+        page.on("pageerror", lambda e: page_errors.append(str(e)))
+        page.goto("http://127.0.0.1:%d/#/topics/%s" % (port[1], wide))
+        expect(page.locator("tr[data-partition]")).to_have_count(3, timeout=30000)
+        row1 = page.locator('tr[data-partition="1"] td')
+        expect(row1.nth(4)).to_have_text("5")   # log start (the leader is broker 3)
+        expect(row1.nth(5)).to_have_text("25")  # high watermark
+        expect(page.locator("#unavailable")).to_have_count(0)
+
         # Broker 3 stopped: both pages answer within the remote timeout (10 s) plus slack,
         # broker 3 named unavailable, what only it could tell null, the rest right.
         by_id[3].proc.send_signal(signal.SIGSTOP)
@@ -349,8 +367,14 @@ def test_console_cluster_topics(tmp_path):
                 assert (q[i]["log_start"], q[i]["high_watermark"]) == marks[(wide, i)], q[i]
                 assert q[i]["size_bytes"] == on_disk[(2, wide, i)], q[i]
             assert doc["messages_in"] is None
+            expect(page.locator("#unavailable")).to_contain_text("broker 3", timeout=30000)
+            expect(row1.nth(5)).to_have_text("–")
+            expect(page.locator('tr[data-partition="0"] td').nth(5)).to_have_text("10")
+            assert page_errors == [], page_errors
         finally:
             by_id[3].proc.send_signal(signal.SIGCONT)
+            browser.close()
+            pw.stop()
         wait_until(lambda: call(port[1], "GET", "/api/overview")[1]["unavailable"] == [], 30,
                    what="broker 3 answering again")
         for b in brokers:
