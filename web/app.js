@@ -196,6 +196,7 @@ class Sampler {
     const out = [];
     for (let i = 1; i < this.samples.length; i++) {
       const a = this.samples[i - 1], b = this.samples[i];
+      if (a.v[key] === null || b.v[key] === null) continue; /* a broker did not answer */
       const d = (b.v[key] || 0) - (a.v[key] || 0);
       out.push([b.t, d < 0 ? 0 : (d * 1000) / (b.t - a.t)]);
     }
@@ -263,6 +264,12 @@ function poller(fn) {
   return { stop() { stopped = true; clearTimeout(timer); } };
 }
 
+/* A cluster's answer names the brokers that did not answer in time: their values show as –. */
+function unavailableNote(o) {
+  if (!o.unavailable || !o.unavailable.length) return '';
+  return el('div', { class: 'banner', id: 'unavailable' }, 'No answer from broker ' + o.unavailable.join(', ') + ': what only it holds shows as –');
+}
+
 function showError(box, e) {
   box.replaceChildren(el('div', { class: 'error' }, e instanceof ApiError && e.code ? e.code + ': ' + e.message : String(e.message || e)));
 }
@@ -313,12 +320,12 @@ function pageOverview() {
   const p = poller(async () => {
     try {
       const o = await api('GET', '/overview');
-      err.replaceChildren();
+      err.replaceChildren(unavailableNote(o));
       const sum = { messages_in: 0, bytes_in: 0, bytes_out: 0 };
       for (const t of o.topics) {
         if (!per.has(t.name)) per.set(t.name, new Sampler());
         per.get(t.name).push(o.time_ms, t);
-        for (const k of Object.keys(sum)) sum[k] += t[k] || 0;
+        for (const k of Object.keys(sum)) sum[k] = sum[k] === null || t[k] === null ? null : sum[k] + (t[k] || 0);
       }
       total.push(o.time_ms, sum);
       last = o;
@@ -370,10 +377,10 @@ function pageTopic(name) {
   return poller(async () => {
     try {
       const t = await api('GET', '/topics/' + enc(name));
-      err.replaceChildren();
+      err.replaceChildren(unavailableNote(t));
       s.push(t.time_ms, t);
       const size = t.partitions.reduce((a, p) => a + (p.size_bytes || 0), 0);
-      const msgs = t.partitions.reduce((a, p) => a + Math.max(0, p.high_watermark - p.log_start), 0);
+      const msgs = t.partitions.reduce((a, p) => a + (p.high_watermark === null || p.log_start === null ? 0 : Math.max(0, p.high_watermark - p.log_start)), 0);
       stats.replaceChildren(stat('Partitions', t.partitions.length), stat('Records', fmtNum(msgs)), stat('Size', fmtBytes(size)),
         stat('Messages in', fmtRate(s.latest('messages_in'))), stat('Bytes in', fmtRate(s.latest('bytes_in'), 'B')),
         stat('Bytes out', fmtRate(s.latest('bytes_out'), 'B')));
@@ -383,7 +390,7 @@ function pageTopic(name) {
         t.partitions.map((p) => el('tr', { 'data-partition': p.partition },
           num(p.partition), num(p.leader < 0 ? 'none' : p.leader), el('td', {}, p.replicas.join(', ')),
           el('td', {}, p.isr.join(', '), p.isr.length < p.replicas.length ? el('span', { class: 'tag bad' }, 'under-replicated') : ''),
-          num(fmtNum(p.log_start)), num(fmtNum(p.high_watermark)), num(fmtNum(p.log_end)), num(fmtBytes(p.size_bytes))))));
+          num(fmtNum(p.log_start)), num(fmtNum(p.high_watermark)), num(fmtNum(p.log_end)), num(fmtBytes(p.size_bytes), p.replica_sizes ? { title: p.replica_sizes.map((r) => 'broker ' + r.broker + ': ' + fmtBytes(r.size_bytes)).join('\n') } : null)))));
       if (!configsDrawn) {
         configsDrawn = true;
         configs.replaceChildren(table(['Name', 'Value', 'Source'], t.configs.map((c) => el('tr', {},

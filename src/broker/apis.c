@@ -52,6 +52,7 @@ CODEC(delete_groups)
 CODEC(incremental_alter_configs)
 CODEC(offset_delete)
 CODEC(describe_cluster)
+CODEC(describe_log_dirs)
 CODEC(describe_acls)
 CODEC(create_acls)
 CODEC(delete_acls)
@@ -113,6 +114,7 @@ const struct api_entry broker_apis[] = {
     API(DELETE_ACLS, delete_acls, handle_delete_acls),
     API(DESCRIBE_CONFIGS, describe_configs, handle_describe_configs),
     API(ALTER_CONFIGS, alter_configs, handle_alter_configs),
+    API(DESCRIBE_LOG_DIRS, describe_log_dirs, handle_describe_log_dirs),
     API(SASL_AUTHENTICATE, sasl_authenticate, handle_sasl_authenticate,
         .shutdown = sasl_shutdown), /* also the raw tokens' failed logins */
     API(CREATE_PARTITIONS, create_partitions, handle_create_partitions),

@@ -378,46 +378,70 @@ static int64_t topic_size(const struct topic *t)
     return n;
 }
 
-static void api_overview(struct console_ctx *cx)
+void console_overview_begin(struct console_ctx *cx, struct jsonw *w)
 {
     struct broker *b = cx->b;
-    struct jsonw w;
-    jsonw_init(&w, CONSOLE_RESPONSE_MAX);
-    jsonw_obj(&w);
-    jsonw_kstr(&w, "cluster_id", b->cluster_id);
+    jsonw_obj(w);
+    jsonw_kstr(w, "cluster_id", b->cluster_id);
     int32_t controller = b->cluster != NULL ? cluster_controller_id(b->cluster) : b->cfg.node_id;
-    jsonw_ki64(&w, "controller_id", controller);
-    jsonw_key(&w, "brokers");
-    jsonw_arr(&w);
+    jsonw_ki64(w, "controller_id", controller);
+    jsonw_key(w, "brokers");
+    jsonw_arr(w);
     if (b->cluster != NULL) {
         const struct cluster_broker *cb;
         int n = cluster_brokers(b->cluster, &cb);
         for (int i = 0; i < n; i++) {
-            jsonw_obj(&w);
-            jsonw_ki64(&w, "id", cb[i].id);
-            jsonw_kstr(&w, "host", cb[i].host);
-            jsonw_ki64(&w, "port", cb[i].port);
-            jsonw_kstr(&w, "rack", cb[i].rack[0] ? cb[i].rack : NULL);
-            jsonw_kbool(&w, "controller", cb[i].id == controller);
-            jsonw_kbool(&w, "self", cb[i].id == b->cfg.node_id);
-            jsonw_obj_end(&w);
+            jsonw_obj(w);
+            jsonw_ki64(w, "id", cb[i].id);
+            jsonw_kstr(w, "host", cb[i].host);
+            jsonw_ki64(w, "port", cb[i].port);
+            jsonw_kstr(w, "rack", cb[i].rack[0] ? cb[i].rack : NULL);
+            jsonw_kbool(w, "controller", cb[i].id == controller);
+            jsonw_kbool(w, "self", cb[i].id == b->cfg.node_id);
+            jsonw_obj_end(w);
         }
     } else {
         const char *host;
         int port;
         broker_advertised_for(b, NULL, &host, &port);
-        jsonw_obj(&w);
-        jsonw_ki64(&w, "id", b->cfg.node_id);
-        jsonw_kstr(&w, "host", host);
-        jsonw_ki64(&w, "port", port);
-        jsonw_kstr(&w, "rack", b->cfg.broker_rack[0] ? b->cfg.broker_rack : NULL);
-        jsonw_kbool(&w, "controller", true);
-        jsonw_kbool(&w, "self", true);
-        jsonw_obj_end(&w);
+        jsonw_obj(w);
+        jsonw_ki64(w, "id", b->cfg.node_id);
+        jsonw_kstr(w, "host", host);
+        jsonw_ki64(w, "port", port);
+        jsonw_kstr(w, "rack", b->cfg.broker_rack[0] ? b->cfg.broker_rack : NULL);
+        jsonw_kbool(w, "controller", true);
+        jsonw_kbool(w, "self", true);
+        jsonw_obj_end(w);
     }
-    jsonw_arr_end(&w);
-    jsonw_key(&w, "topics");
-    jsonw_arr(&w);
+    jsonw_arr_end(w);
+    jsonw_key(w, "topics");
+    jsonw_arr(w);
+}
+
+void console_overview_end(struct console_ctx *cx, struct jsonw *w)
+{
+    struct broker *b = cx->b;
+    struct gc_group_summary *gs = NULL;
+    int ng = b->groups != NULL ? gc_list(b->groups, &gs) : 0;
+    int visible = 0;
+    for (int i = 0; i < ng; i++)
+        visible += console_visible(cx, ACL_RES_GROUP, gs[i].group_id);
+    free(gs);
+    jsonw_ki64(w, "groups", visible);
+    jsonw_ki64(w, "time_ms", now_ms());
+    jsonw_obj_end(w);
+}
+
+static void api_overview(struct console_ctx *cx)
+{
+    struct broker *b = cx->b;
+    if (b->cluster != NULL) { /* every topic of the cluster: console_topics_remote.c */
+        console_overview_cluster(cx);
+        return;
+    }
+    struct jsonw w;
+    jsonw_init(&w, CONSOLE_RESPONSE_MAX);
+    console_overview_begin(cx, &w);
     for (struct topic *t = topic_iter_first(b); t; t = topic_iter_next(b, t)) {
         if (t->creating > 0 || !console_visible(cx, ACL_RES_TOPIC, t->name))
             continue;
@@ -439,15 +463,7 @@ static void api_overview(struct console_ctx *cx)
         jsonw_obj_end(&w);
     }
     jsonw_arr_end(&w);
-    struct gc_group_summary *gs = NULL;
-    int ng = b->groups != NULL ? gc_list(b->groups, &gs) : 0;
-    int visible = 0;
-    for (int i = 0; i < ng; i++)
-        visible += console_visible(cx, ACL_RES_GROUP, gs[i].group_id);
-    free(gs);
-    jsonw_ki64(&w, "groups", visible);
-    jsonw_ki64(&w, "time_ms", now_ms());
-    jsonw_obj_end(&w);
+    console_overview_end(cx, &w);
     console_reply(cx->req, 200, &w, NULL);
 }
 
@@ -518,12 +534,53 @@ struct topic *console_topic(struct console_ctx *cx, const char *name, int op)
     return ref.t;
 }
 
+void console_topic_configs(struct console_ctx *cx, struct jsonw *w, const char *name,
+                           const struct topic_config_kv *ov, int nov)
+{
+    struct broker *b = cx->b;
+    jsonw_key(w, "configs");
+    jsonw_arr(w);
+    bool configs = console_allowed(cx, ACL_OP_DESCRIBE_CONFIGS, ACL_RES_TOPIC, name);
+    for (int i = 0; configs && i < config_catalog_ntopics; i++) {
+        const char *key = config_catalog_topics[i].name;
+        char value[BROKER_PROP_VALUE_MAX];
+        int source = CONFIG_SOURCE_DEFAULT;
+        const char *synonym = NULL;
+        bool over = false;
+        for (int k = 0; k < nov; k++)
+            if (strcmp(ov[k].key, key) == 0) {
+                snprintf(value, sizeof(value), "%s", ov[k].value);
+                source = CONFIG_SOURCE_DYNAMIC_TOPIC;
+                over = true;
+            }
+        if (!over)
+            topic_config_default(b, key, value, sizeof(value), &source, &synonym);
+        bool sensitive = dynamic_config_sensitive(key);
+        jsonw_obj(w);
+        jsonw_kstr(w, "name", key);
+        jsonw_kstr(w, "value", sensitive ? NULL : value);
+        jsonw_kstr(w, "source", source_name(source));
+        jsonw_kbool(w, "sensitive", sensitive);
+        jsonw_obj_end(w);
+    }
+    jsonw_arr_end(w);
+}
+
 static void api_topic(struct console_ctx *cx, const char *name)
 {
     struct broker *b = cx->b;
-    struct topic *t = console_topic(cx, name, ACL_OP_DESCRIBE);
-    if (t == NULL)
+    struct console_topic_ref ref;
+    if (!console_topic_ref(cx, name, ACL_OP_DESCRIBE, &ref))
         return;
+    if (ref.ct != NULL) { /* a cluster: every partition, wherever it lives */
+        console_topic_cluster(cx, &ref);
+        return;
+    }
+    struct topic *t = ref.t;
+    if (t == NULL) {
+        console_error(cx->req, 404, "UNKNOWN_TOPIC_OR_PARTITION", "no such topic");
+        return;
+    }
     struct jsonw w;
     jsonw_init(&w, CONSOLE_RESPONSE_MAX);
     jsonw_obj(&w);
@@ -537,32 +594,7 @@ static void api_topic(struct console_ctx *cx, const char *name)
         id[k] = '\0';
     }
     jsonw_kstr(&w, "topic_id", id);
-    jsonw_key(&w, "configs");
-    jsonw_arr(&w);
-    bool configs = console_allowed(cx, ACL_OP_DESCRIBE_CONFIGS, ACL_RES_TOPIC, t->name);
-    for (int i = 0; configs && i < config_catalog_ntopics; i++) {
-        const char *key = config_catalog_topics[i].name;
-        char value[BROKER_PROP_VALUE_MAX];
-        int source = CONFIG_SOURCE_DEFAULT;
-        const char *synonym = NULL;
-        bool over = false;
-        for (int k = 0; k < t->noverrides; k++)
-            if (strcmp(t->overrides[k].key, key) == 0) {
-                snprintf(value, sizeof(value), "%s", t->overrides[k].value);
-                source = CONFIG_SOURCE_DYNAMIC_TOPIC;
-                over = true;
-            }
-        if (!over)
-            topic_config_default(b, key, value, sizeof(value), &source, &synonym);
-        bool sensitive = dynamic_config_sensitive(key);
-        jsonw_obj(&w);
-        jsonw_kstr(&w, "name", key);
-        jsonw_kstr(&w, "value", sensitive ? NULL : value);
-        jsonw_kstr(&w, "source", source_name(source));
-        jsonw_kbool(&w, "sensitive", sensitive);
-        jsonw_obj_end(&w);
-    }
-    jsonw_arr_end(&w);
+    console_topic_configs(cx, &w, t->name, t->overrides, t->noverrides);
     const struct cluster_topic *ct = b->cluster != NULL ? cluster_topic_find(b->cluster, t->name) : NULL;
     jsonw_key(&w, "partitions");
     jsonw_arr(&w);

@@ -63,6 +63,23 @@ struct console_topic_ref {
 bool console_topic_ref(struct console_ctx *cx, const char *name, int op, struct console_topic_ref *out);
 /* The same when this broker holds a replica of it: its t, else NULL answered (404 too). */
 struct topic *console_topic(struct console_ctx *cx, const char *name, int op);
+
+/* console_api.c's overview around its topics (console_overview_begin opens the document and
+ * its "topics" array; _end, after the caller closed that array, adds the groups and time_ms and
+ * closes the document), and a topic's "configs" (its overrides ov, else the broker's defaults;
+ * empty unless the caller may DESCRIBE_CONFIGS it). */
+struct topic_config_kv;
+void console_overview_begin(struct console_ctx *cx, struct jsonw *w);
+void console_overview_end(struct console_ctx *cx, struct jsonw *w);
+void console_topic_configs(struct console_ctx *cx, struct jsonw *w, const char *name,
+                           const struct topic_config_kv *ov, int nov);
+
+/* console_topics_remote.c: /api/overview and /api/topics/<t> in a cluster, from every broker
+ * (sizes by DescribeLogDirs, offsets by ListOffsets to the leaders); ref found by
+ * console_topic_ref with its ct. */
+void console_overview_cluster(struct console_ctx *cx);
+void console_topic_cluster(struct console_ctx *cx, const struct console_topic_ref *ref);
+
 /* The request's JSON object body (in a), or NULL answered 400. */
 const struct json *console_body(struct console_ctx *cx, struct arena *a);
 /* A member as a string (no NUL, shorter than cap) or an integer; false when absent or not. */

@@ -26,6 +26,7 @@ enum request_status handle_describe_configs(struct broker *b, struct request *r)
 enum request_status handle_alter_configs(struct broker *b, struct request *r);
 enum request_status handle_incremental_alter_configs(struct broker *b, struct request *r);
 enum request_status handle_describe_cluster(struct broker *b, struct request *r);
+enum request_status handle_describe_log_dirs(struct broker *b, struct request *r);
 enum request_status handle_delete_records(struct broker *b, struct request *r);
 enum request_status handle_init_producer_id(struct broker *b, struct request *r);
 enum request_status handle_describe_producers(struct broker *b, struct request *r);

@@ -412,3 +412,220 @@ def test_console_cluster_browse_produce(tmp_path):
             except Exception:
                 pass
         z.stop()
+
+
+def _on_disk(tmp_path, broker_id, topic, partition):
+    """The bytes of the partition's segment files (*.log) in broker broker_id's log dir."""
+    d = tmp_path / ("data%d" % broker_id) / ("%s-%d" % (topic, partition))
+    if not d.is_dir():
+        return None
+    return sum(f.stat().st_size for f in d.iterdir() if f.name.endswith(".log"))
+
+
+def _log_dirs_tool(bootstrap, ids):
+    """Kafka's own kafka-log-dirs (LogDirsCommand, the Java Admin client's describeLogDirs):
+    {broker: {(topic, partition): size}}."""
+    import os
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    p = subprocess.run(["sh", os.path.join(root, "tests", "kafka_harness", "kafka.sh"), "classpath"],
+                       capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0 and p.stdout.strip(), p.stderr[-3000:]
+    r = subprocess.run(["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp",
+                        p.stdout.strip(), "org.apache.kafka.tools.LogDirsCommand", "--describe",
+                        "--bootstrap-server", bootstrap,
+                        "--broker-list", ",".join(str(i) for i in ids)],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads(next(line for line in r.stdout.splitlines() if line.startswith("{")))
+    out = {}
+    for b in doc["brokers"]:
+        sizes = out.setdefault(b["broker"], {})
+        for d in b["logDirs"]:
+            assert d["error"] is None, d
+            for part in d["partitions"]:
+                t, _, p = part["partition"].rpartition("-")
+                sizes[(t, int(p))] = part["size"]
+    return out
+
+
+def test_console_cluster_topics(tmp_path):
+    """The overview and the topic page asked of a broker that holds no replica of the topic
+    (and leads none of it) give the cluster's values: offsets as a Kafka client lists them,
+    sizes as Kafka's kafka-log-dirs reads them (and as the segment files are on disk), configs
+    from ZooKeeper; with a broker SIGSTOPped the pages still answer, within the remote timeout,
+    its values null and its id in "unavailable"."""
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import NewTopic
+    from zk_fixture import ZooKeeperServer, start_brokers, wait_until, zookeeper_available
+    assert zookeeper_available(), "Debian's zookeeper package is missing: make test-deps"
+    z = ZooKeeperServer()
+    z.start()
+    brokers = []
+    try:
+        brokers = start_brokers(tmp_path, z.connect + "/console-rt",
+                                overrides={"gregor.http.listener": "127.0.0.1:0",
+                                           "controlled.shutdown.enable": "false",
+                                           # the SIGSTOPped broker stays registered throughout
+                                           "zookeeper.session.timeout.ms": 30000})
+        by_id = {i + 1: b for i, b in enumerate(brokers)}
+        port = {i: http_port(b) for i, b in by_id.items()}
+        admin = AdminClient({"bootstrap.servers": by_id[2].bootstrap})
+        # Broker 1 holds nothing of either topic.
+        wide, rep = "rt-wide", "rt-rep"
+        fs = admin.create_topics([
+            NewTopic(wide, num_partitions=3, replica_assignment=[[2], [3], [2]], config={"retention.ms": "3600000"}),
+            NewTopic(rep, num_partitions=2, replica_assignment=[[2, 3], [3, 2]])])
+        for f in fs.values():
+            f.result(30)
+        wait_until(lambda: all(t in AdminClient({"bootstrap.servers": by_id[i].bootstrap})
+                               .list_topics(timeout=10).topics for i in by_id for t in (wide, rep)),
+                   20, what="both topics on every broker")
+        p = Producer({"bootstrap.servers": by_id[2].bootstrap, "acks": "all"})
+        counts = {(wide, 0): 10, (wide, 1): 25, (wide, 2): 4, (rep, 0): 7, (rep, 1): 12}
+        for (t, part), n in counts.items():
+            for k in range(n):
+                p.produce(t, value=b"x" * (10 + k), key=b"k%d" % k, partition=part)
+        assert p.flush(30) == 0
+        # A log start above 0 on partition 1 (led by broker 3).
+        from confluent_kafka import TopicPartition as TP
+        fut = admin.delete_records([TP(wide, 1, 5)])
+        for f in fut.values():
+            f.result(30)
+
+        c = Consumer({"bootstrap.servers": by_id[2].bootstrap, "group.id": "rt-probe",
+                      "isolation.level": "read_uncommitted"})
+        try:
+            marks = {(t, part): c.get_watermark_offsets(TopicPartition(t, part), timeout=10)
+                     for (t, part) in counts}
+        finally:
+            c.close()
+        assert marks[(wide, 1)] == (5, 25) and marks[(wide, 0)] == (0, 10), marks
+
+        # Every replica's size on disk, stable (the followers of rt-rep caught up), and as
+        # Kafka's own LogDirsCommand reads it over DescribeLogDirs from each broker.
+        def disk():
+            return {(bid, t, part): _on_disk(tmp_path, bid, t, part)
+                    for bid in by_id for (t, part) in counts}
+        wait_until(lambda: all(disk()[(3, rep, part)] == disk()[(2, rep, part)] for part in (0, 1)),
+                   20, what="rt-rep's replicas alike")
+        on_disk = disk()
+        tool = _log_dirs_tool(by_id[1].bootstrap, sorted(by_id))
+        for (bid, t, part), size in on_disk.items():
+            assert tool[bid].get((t, part)) == size, (bid, t, part, size, tool[bid])
+        assert all(t not in (wide, rep) for (t, _) in tool[1])
+
+        # The topic page on broker 1: every partition with the leader's offsets and sizes.
+        st, doc = call(port[1], "GET", "/api/topics/" + wide)
+        assert st == 200, doc
+        assert doc["unavailable"] == []
+        assert [q["partition"] for q in doc["partitions"]] == [0, 1, 2]
+        for q in doc["partitions"]:
+            i = q["partition"]
+            holder = [2, 3, 2][i]
+            assert q["leader"] == holder and q["replicas"] == [holder] and q["isr"] == [holder], q
+            assert (q["log_start"], q["high_watermark"]) == marks[(wide, i)], q
+            assert q["log_end"] == q["high_watermark"], q
+            assert q["size_bytes"] == on_disk[(holder, wide, i)], q
+            assert q["replica_sizes"] == [{"broker": holder, "size_bytes": on_disk[(holder, wide, i)]}]
+        assert doc["messages_in"] == sum(marks[(wide, i)][1] for i in range(3))
+        cfg = {x["name"]: x for x in doc["configs"]}
+        assert cfg["retention.ms"]["value"] == "3600000", cfg["retention.ms"]
+        assert cfg["retention.ms"]["source"] == "DYNAMIC_TOPIC_CONFIG"
+        assert cfg["cleanup.policy"]["source"] == "DEFAULT_CONFIG"
+        assert doc["topic_id"] == doc["topic_id"].lower() and len(doc["topic_id"]) == 32
+        st, doc = call(port[1], "GET", "/api/topics/" + rep)
+        assert st == 200, doc
+        for q in doc["partitions"]:
+            i = q["partition"]
+            assert sorted(r["broker"] for r in q["replica_sizes"]) == [2, 3]
+            for r in q["replica_sizes"]:
+                assert r["size_bytes"] == on_disk[(r["broker"], rep, i)], q
+
+        # The overview on every broker (1 holds nothing): sizes summed over every replica on
+        # disk, messages_in the sum of the high watermarks.
+        for i in by_id:
+            st, ov = call(port[i], "GET", "/api/overview")
+            assert st == 200, ov
+            assert ov["unavailable"] == []
+            for t in (wide, rep):
+                ot = topic_of(ov, t)
+                assert ot is not None, (i, ov)
+                np = 3 if t == wide else 2
+                assert ot["partitions"] == np and ot["replication_factor"] == (1 if t == wide else 2)
+                assert ot["size_bytes"] == sum(v for (bid, tt, _), v in on_disk.items()
+                                               if tt == t and v is not None), (i, ot)
+                assert ot["messages_in"] == sum(marks[(t, k)][1] for k in range(np)), (i, ot)
+                assert ot["under_replicated"] == 0 and ot["offline"] == 0
+
+        # The page (headless Chromium) on broker 1 shows every partition with the leaders'
+        # values, and once broker 3 stops, says so.
+        from playwright.sync_api import expect, sync_playwright
+        from test_console_web import CHROMIUM, CHROMIUM_ARGS
+        pw = sync_playwright().start()
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page_errors = []
+        page.on("pageerror", lambda e: page_errors.append(str(e)))
+        page.goto("http://127.0.0.1:%d/#/topics/%s" % (port[1], wide))
+        expect(page.locator("tr[data-partition]")).to_have_count(3, timeout=30000)
+        row1 = page.locator('tr[data-partition="1"] td')
+        expect(row1.nth(4)).to_have_text("5")   # log start (the leader is broker 3)
+        expect(row1.nth(5)).to_have_text("25")  # high watermark
+        expect(page.locator("#unavailable")).to_have_count(0)
+
+        # Broker 3 stopped: both pages answer within the remote timeout (10 s) plus slack,
+        # broker 3 named unavailable, what only it could tell null, the rest right.
+        by_id[3].proc.send_signal(signal.SIGSTOP)
+        try:
+            got = {}
+
+            def ask(key, path):
+                t0 = time.monotonic()
+                got[key] = call(port[1], "GET", path, timeout=40) + (time.monotonic() - t0,)
+            ths = [threading.Thread(target=ask, args=("ov", "/api/overview")),
+                   threading.Thread(target=ask, args=("tp", "/api/topics/" + wide))]
+            for th in ths:
+                th.start()
+            for th in ths:
+                th.join(45)
+            st, ov, took = got["ov"]
+            assert st == 200 and took < 20, (st, took, ov)
+            assert 3 in ov["unavailable"], ov
+            ot = topic_of(ov, wide)
+            assert ot["size_bytes"] is None and ot["messages_in"] is None, ot
+            st, doc, took = got["tp"]
+            assert st == 200 and took < 20, (st, took, doc)
+            assert 3 in doc["unavailable"], doc
+            q = {x["partition"]: x for x in doc["partitions"]}
+            assert q[1]["high_watermark"] is None and q[1]["log_start"] is None, q[1]
+            assert q[1]["size_bytes"] is None, q[1]
+            for i in (0, 2):
+                assert (q[i]["log_start"], q[i]["high_watermark"]) == marks[(wide, i)], q[i]
+                assert q[i]["size_bytes"] == on_disk[(2, wide, i)], q[i]
+            assert doc["messages_in"] is None
+            expect(page.locator("#unavailable")).to_contain_text("broker 3", timeout=30000)
+            expect(row1.nth(5)).to_have_text("–")
+            expect(page.locator('tr[data-partition="0"] td').nth(5)).to_have_text("10")
+            assert page_errors == [], page_errors
+        finally:
+            by_id[3].proc.send_signal(signal.SIGCONT)
+            browser.close()
+            pw.stop()
+        wait_until(lambda: call(port[1], "GET", "/api/overview")[1]["unavailable"] == [], 30,
+                   what="broker 3 answering again")
+        for b in brokers:
+            assert b.proc.poll() is None, b.log()
+            b.stop()
+        for b in brokers:
+            with open(b.log_path, errors="replace") as f:
+                text = f.read()
+            for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+                assert bad not in text, text[text.index(bad):][:3000]
+    finally:
+        for b in brokers:
+            try:
+                b.stop()
+            except Exception:
+                pass
+        z.stop()
