@@ -264,14 +264,17 @@ function poller(fn) {
   return { stop() { stopped = true; clearTimeout(timer); } };
 }
 
-/* A cluster's answer names the brokers that did not answer in time: their values show as –. */
-function unavailableNote(o) {
-  if (!o.unavailable || !o.unavailable.length) return '';
-  return el('div', { class: 'banner', id: 'unavailable' }, 'No answer from broker ' + o.unavailable.join(', ') + ': what only it holds shows as –');
-}
 
 function showError(box, e) {
   box.replaceChildren(el('div', { class: 'error' }, e instanceof ApiError && e.code ? e.code + ': ' + e.message : String(e.message || e)));
+}
+
+/* On a cluster: the brokers that did not answer in time (or left): what they hold is missing or
+ * shown as –. */
+function unavailable(doc) {
+  const ids = doc.unavailable_brokers || [];
+  return ids.length ? [el('div', { class: 'warning', id: 'unavailable' }, 'No answer from broker ' + ids.join(', ') +
+    ': what it holds is missing or shown as –.')] : [];
 }
 
 /* Overview: brokers, topics with sizes and rates, create a topic. */
@@ -320,7 +323,7 @@ function pageOverview() {
   const p = poller(async () => {
     try {
       const o = await api('GET', '/overview');
-      err.replaceChildren(unavailableNote(o));
+      err.replaceChildren(...unavailable(o));
       const sum = { messages_in: 0, bytes_in: 0, bytes_out: 0 };
       for (const t of o.topics) {
         if (!per.has(t.name)) per.set(t.name, new Sampler());
@@ -377,7 +380,7 @@ function pageTopic(name) {
   return poller(async () => {
     try {
       const t = await api('GET', '/topics/' + enc(name));
-      err.replaceChildren(unavailableNote(t));
+      err.replaceChildren(...unavailable(t));
       s.push(t.time_ms, t);
       const size = t.partitions.reduce((a, p) => a + (p.size_bytes || 0), 0);
       const msgs = t.partitions.reduce((a, p) => a + (p.high_watermark === null || p.log_start === null ? 0 : Math.max(0, p.high_watermark - p.log_start)), 0);
@@ -489,12 +492,6 @@ function pageGroups() {
   });
 }
 
-/* On a cluster: the brokers that did not answer in time (what they hold is missing or '–'). */
-function unavailable(doc) {
-  const ids = doc.unavailable_brokers || [];
-  return ids.length ? [el('div', { class: 'warning', id: 'unavailable' }, 'No answer from broker ' + ids.join(', ') +
-    ': what it holds is missing or shown as –.')] : [];
-}
 
 function stateTag(s) {
   return el('span', { class: 'tag' + (s === 'Stable' ? ' ok' : s === 'Dead' || s === 'PreparingRebalance' ? ' bad' : '') }, s || '?');

@@ -418,16 +418,30 @@ void console_overview_begin(struct console_ctx *cx, struct jsonw *w)
     jsonw_arr(w);
 }
 
-void console_overview_end(struct console_ctx *cx, struct jsonw *w)
+int console_local_groups(struct console_ctx *cx, const char ***ids_out, struct arena *a)
 {
     struct broker *b = cx->b;
     struct gc_group_summary *gs = NULL;
     int ng = b->groups != NULL ? gc_list(b->groups, &gs) : 0;
+    const char **ids = a != NULL && ng > 0 ? arena_alloc(a, sizeof(*ids) * (size_t)ng) : NULL;
     int visible = 0;
-    for (int i = 0; i < ng; i++)
-        visible += console_visible(cx, ACL_RES_GROUP, gs[i].group_id);
+    for (int i = 0; i < ng; i++) {
+        if (!console_visible(cx, ACL_RES_GROUP, gs[i].group_id))
+            continue;
+        if (ids != NULL && (ids[visible] = arena_strndup(a, gs[i].group_id,
+                                                         strlen(gs[i].group_id))) == NULL)
+            break;
+        visible++;
+    }
     free(gs);
-    jsonw_ki64(w, "groups", visible);
+    if (ids_out != NULL)
+        *ids_out = ids;
+    return visible;
+}
+
+void console_overview_end(struct console_ctx *cx, struct jsonw *w, int64_t groups)
+{
+    jsonw_ki64(w, "groups", groups >= 0 ? groups : console_local_groups(cx, NULL, NULL));
     jsonw_ki64(w, "time_ms", now_ms());
     jsonw_obj_end(w);
 }
@@ -463,7 +477,7 @@ static void api_overview(struct console_ctx *cx)
         jsonw_obj_end(&w);
     }
     jsonw_arr_end(&w);
-    console_overview_end(cx, &w);
+    console_overview_end(cx, &w, -1);
     console_reply(cx->req, 200, &w, NULL);
 }
 

@@ -70,7 +70,11 @@ struct topic *console_topic(struct console_ctx *cx, const char *name, int op);
  * empty unless the caller may DESCRIBE_CONFIGS it). */
 struct topic_config_kv;
 void console_overview_begin(struct console_ctx *cx, struct jsonw *w);
-void console_overview_end(struct console_ctx *cx, struct jsonw *w);
+/* groups: the count to write (< 0: this broker's own, console_local_groups). */
+void console_overview_end(struct console_ctx *cx, struct jsonw *w, int64_t groups);
+/* The groups this broker coordinates that the caller may see: how many, and (a not NULL) their
+ * ids copied into a. */
+int console_local_groups(struct console_ctx *cx, const char ***ids, struct arena *a);
 void console_topic_configs(struct console_ctx *cx, struct jsonw *w, const char *name,
                            const struct topic_config_kv *ov, int nov);
 

@@ -78,8 +78,7 @@ struct rg_state {
     enum rg_mode mode;
     struct rg_group *groups;
     int32_t ngroups, cap;
-    int32_t unavailable[CLUSTER_BROKERS_MAX];
-    int nunavailable;
+    struct console_unavailable unavail;
     struct rg_tp *tps;
     int32_t ntps;
     struct console_reset_args ra;
@@ -88,11 +87,7 @@ struct rg_state {
 
 static void note_unavailable(struct rg_state *st, int32_t broker)
 {
-    for (int i = 0; i < st->nunavailable; i++)
-        if (st->unavailable[i] == broker)
-            return;
-    if (st->nunavailable < CLUSTER_BROKERS_MAX)
-        st->unavailable[st->nunavailable++] = broker;
+    console_unavailable_add(&st->unavail, broker);
 }
 
 static char *dup_kstr(struct console_gather *g, struct kstr s)
@@ -485,15 +480,6 @@ static void describe_all(struct console_gather *g, struct rg_state *st)
 
 /* ---- answers ---- */
 
-static void write_unavailable(struct jsonw *w, const struct rg_state *st)
-{
-    jsonw_key(w, "unavailable_brokers");
-    jsonw_arr(w);
-    for (int i = 0; i < st->nunavailable; i++)
-        jsonw_i64(w, st->unavailable[i]);
-    jsonw_arr_end(w);
-}
-
 /* The group's offsets rows (w NULL: none written) and its total lag: -1 when no end offset
  * of its partitions is known, else the sum of the known ones. */
 static int64_t write_rg_offsets(struct console_gather *g, struct rg_state *st, struct jsonw *w,
@@ -556,7 +542,7 @@ static void list_answer(struct console_gather *g)
         jsonw_obj_end(&w);
     }
     jsonw_arr_end(&w);
-    write_unavailable(&w, st);
+    console_unavailable_write(&w, &st->unavail);
     jsonw_obj_end(&w);
     console_gather_reply(g, 200, &w);
 }
@@ -565,7 +551,7 @@ static void one_answer(struct console_gather *g)
 {
     struct rg_state *st = g->state;
     struct rg_group *gr = &st->groups[0];
-    if (st->nunavailable > 0 && !gr->offsets_known) {
+    if (st->unavail.n > 0 && !gr->offsets_known) {
         console_gather_error(g, 503, "COORDINATOR_NOT_AVAILABLE",
                              "the group's coordinator did not answer");
         return;
@@ -614,7 +600,7 @@ static void one_answer(struct console_gather *g)
     jsonw_arr_end(&w);
     int64_t total = write_rg_offsets(g, st, &w, gr);
     jsonw_ki64(&w, "total_lag", total > 0 ? total : 0);
-    write_unavailable(&w, st);
+    console_unavailable_write(&w, &st->unavail);
     jsonw_ki64(&w, "time_ms", now_ms());
     jsonw_obj_end(&w);
     console_gather_reply(g, 200, &w);
@@ -821,7 +807,7 @@ static void reset_answer(struct console_gather *g)
         jsonw_obj_end(&w);
     }
     jsonw_arr_end(&w);
-    write_unavailable(&w, st);
+    console_unavailable_write(&w, &st->unavail);
     jsonw_obj_end(&w);
     console_gather_reply(g, 200, &w);
 }
@@ -832,7 +818,7 @@ static void reset_described(struct console_gather *g)
 {
     struct rg_state *st = g->state;
     struct rg_group *gr = &st->groups[0];
-    if (st->nunavailable > 0) {
+    if (st->unavail.n > 0) {
         console_gather_error(g, 503, "COORDINATOR_NOT_AVAILABLE",
                              "the group's coordinator did not answer");
         return;

@@ -186,6 +186,31 @@ void console_remote_stop(struct broker *b)
     b->console_remote = NULL;
 }
 
+void console_unavailable_add(struct console_unavailable *u, int32_t id)
+{
+    if (console_unavailable_has(u, id))
+        return;
+    if (u->n < CONSOLE_UNAVAILABLE_MAX)
+        u->ids[u->n++] = id;
+}
+
+bool console_unavailable_has(const struct console_unavailable *u, int32_t id)
+{
+    for (int i = 0; i < u->n; i++)
+        if (u->ids[i] == id)
+            return true;
+    return false;
+}
+
+void console_unavailable_write(struct jsonw *w, const struct console_unavailable *u)
+{
+    jsonw_key(w, "unavailable_brokers");
+    jsonw_arr(w);
+    for (int i = 0; i < u->n; i++)
+        jsonw_i64(w, u->ids[i]);
+    jsonw_arr_end(w);
+}
+
 int32_t console_partition_leader(struct broker *b, const char *topic, int32_t partition)
 {
     if (b->cluster == NULL)

@@ -62,6 +62,17 @@ void console_gather_error(struct console_gather *g, int status, const char *erro
 /* A copy of s (len bytes, NUL added) in g's arena; NULL when out of memory. */
 char *console_gather_strdup(struct console_gather *g, const char *s, size_t len);
 
+/* The brokers a cluster answer names as not answering in time (or no longer registered):
+ * their values are null in it. Written as "unavailable_brokers": [ids]. */
+#define CONSOLE_UNAVAILABLE_MAX 1024
+struct console_unavailable {
+    int32_t ids[CONSOLE_UNAVAILABLE_MAX];
+    int n;
+};
+void console_unavailable_add(struct console_unavailable *u, int32_t id);
+bool console_unavailable_has(const struct console_unavailable *u, int32_t id);
+void console_unavailable_write(struct jsonw *w, const struct console_unavailable *u);
+
 /* http_routes.c's console_stop, before the requests are freed: gathers in progress are
  * dropped (never answered) and the connections to other brokers closed. */
 void console_remote_stop(struct broker *b);

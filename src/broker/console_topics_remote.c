@@ -5,7 +5,7 @@
  * leaders, batched per broker, in one gather (console_remote.h). What this broker holds or
  * leads is read here (its data is authoritative, and no request goes to itself). A broker
  * that does not answer (CONSOLE_REMOTE_TIMEOUT_MS) leaves the values it had to give null and
- * its id in the answer's "unavailable". */
+ * its id in the answer's "unavailable_brokers". */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +21,6 @@
 #include "partition/partition.h"
 #include "proto/messages.h"
 
-#define UNAVAILABLE_MAX 1024 /* brokers named unavailable in one answer */
 #define LEADERS_MAX 1024     /* distinct brokers one call sends to */
 
 /* ListOffsets: Kafka's special timestamps. */
@@ -29,37 +28,6 @@
 #define TS_EARLIEST (-2)
 
 /* ---- shared ---- */
-
-struct unavailable {
-    int32_t ids[UNAVAILABLE_MAX];
-    int n;
-};
-
-static void unavailable_add(struct unavailable *u, int32_t id)
-{
-    for (int i = 0; i < u->n; i++)
-        if (u->ids[i] == id)
-            return;
-    if (u->n < UNAVAILABLE_MAX)
-        u->ids[u->n++] = id;
-}
-
-static bool unavailable_has(const struct unavailable *u, int32_t id)
-{
-    for (int i = 0; i < u->n; i++)
-        if (u->ids[i] == id)
-            return true;
-    return false;
-}
-
-static void write_unavailable(struct jsonw *w, const struct unavailable *u)
-{
-    jsonw_key(w, "unavailable");
-    jsonw_arr(w);
-    for (int i = 0; i < u->n; i++)
-        jsonw_i64(w, u->ids[i]);
-    jsonw_arr_end(w);
-}
 
 static bool kstr_is(struct kstr s, const char *name)
 {
@@ -122,8 +90,48 @@ struct ov_topic {
 struct ov_state {
     struct ov_topic *topics; /* by name */
     int32_t ntopics;
-    struct unavailable unavail;
+    struct console_unavailable unavail;
+    const char **groups;     /* the visible group ids every broker listed (ListGroups) */
+    int32_t ngroups;
 };
+
+/* A ListGroups answer: its visible group ids kept (at most CONSOLE_GROUPS_MAX in all). */
+static void ov_groups(struct console_gather *g, void *arg, const struct client_response *resp)
+{
+    struct ov_state *s = g->state;
+    const struct sent *q = arg;
+    if (resp->error != KERR_NONE) {
+        console_unavailable_add(&s->unavail, q->broker);
+        return;
+    }
+    const struct list_groups_response *r = resp->body;
+    for (int32_t i = 0; i < r->n_groups && s->ngroups < CONSOLE_GROUPS_MAX; i++) {
+        char *id = console_gather_strdup(g, r->groups[i].group_id.ptr,
+                                         r->groups[i].group_id.ptr != NULL && r->groups[i].group_id.len > 0
+                                             ? (size_t)r->groups[i].group_id.len : 0);
+        if (id != NULL && console_visible(&g->cx, ACL_RES_GROUP, id))
+            s->groups[s->ngroups++] = id;
+    }
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Distinct visible groups of the cluster: the ones listed plus this broker's own. */
+static int32_t ov_group_count(struct console_gather *g, struct ov_state *s)
+{
+    const char **mine = NULL;
+    int n = console_local_groups(&g->cx, &mine, &g->arena);
+    for (int i = 0; mine != NULL && i < n && s->ngroups < CONSOLE_GROUPS_MAX; i++)
+        s->groups[s->ngroups++] = mine[i];
+    qsort(s->groups, (size_t)s->ngroups, sizeof(*s->groups), str_cmp);
+    int32_t u = 0; /* one listed twice while its coordinator moved: once */
+    for (int32_t i = 0; i < s->ngroups; i++)
+        u += i == 0 || strcmp(s->groups[i - 1], s->groups[i]) != 0;
+    return u;
+}
 
 static int ov_cmp(const void *a, const void *b)
 {
@@ -147,13 +155,13 @@ static void ov_sizes(struct console_gather *g, void *arg, const struct client_re
     const struct sent *q = arg;
     const struct describe_log_dirs_response *r = resp->body;
     if (resp->error != KERR_NONE || r == NULL || r->error_code != KERR_NONE) {
-        unavailable_add(&s->unavail, q->broker);
+        console_unavailable_add(&s->unavail, q->broker);
         return;
     }
     for (int32_t d = 0; d < r->n_results; d++) {
         const struct describe_log_dirs_response_describe_log_dirs_result *res = &r->results[d];
         if (res->error_code != KERR_NONE) /* an offline log dir: its replicas' sizes unknown */
-            unavailable_add(&s->unavail, q->broker);
+            console_unavailable_add(&s->unavail, q->broker);
         for (int32_t i = 0; res->error_code == KERR_NONE && i < res->n_topics; i++) {
             struct ov_topic *t = ov_find(s, res->topics[i].name);
             for (int32_t k = 0; t != NULL && k < res->topics[i].n_partitions; k++)
@@ -169,7 +177,7 @@ static void ov_offsets(struct console_gather *g, void *arg, const struct client_
     const struct sent *q = arg;
     const struct list_offsets_response *r = resp->body;
     if (resp->error != KERR_NONE || r == NULL) {
-        unavailable_add(&s->unavail, q->broker);
+        console_unavailable_add(&s->unavail, q->broker);
         return;
     }
     for (int32_t i = 0; i < r->n_topics; i++) {
@@ -205,7 +213,7 @@ static void ov_answer(struct console_gather *g)
             under += cp->nisr < cp->nreplicas;
             offline += cp->leader < 0;
             for (int32_t k = 0; k < cp->nreplicas; k++)
-                size_known = size_known && !unavailable_has(&s->unavail, cp->replicas[k]);
+                size_known = size_known && !console_unavailable_has(&s->unavail, cp->replicas[k]);
             if (i < ot->np && ot->hw[i] >= 0)
                 hw_sum += ot->hw[i];
             else
@@ -231,8 +239,8 @@ static void ov_answer(struct console_gather *g)
         jsonw_obj_end(&w);
     }
     jsonw_arr_end(&w);
-    write_unavailable(&w, &s->unavail);
-    console_overview_end(cx, &w);
+    console_unavailable_write(&w, &s->unavail);
+    console_overview_end(cx, &w, ov_group_count(g, s));
     console_gather_reply(g, 200, &w);
 }
 
@@ -271,7 +279,7 @@ void console_overview_cluster(struct console_ctx *cx)
         for (int32_t p = 0; p < ot->np; p++) {
             for (int32_t k = 0; k < ct->parts[p].nreplicas; k++) /* a replica's broker gone */
                 if (ct->parts[p].replicas[k] != self && !is_live(live, nlive, ct->parts[p].replicas[k]))
-                    unavailable_add(&s->unavail, ct->parts[p].replicas[k]);
+                    console_unavailable_add(&s->unavail, ct->parts[p].replicas[k]);
             ot->leader[p] = ct->parts[p].leader;
             ot->hw[p] = -1;
             struct partition *lp = local_partition(b, ct->name, p);
@@ -286,20 +294,32 @@ void console_overview_cluster(struct console_ctx *cx)
     }
     qsort(s->topics, (size_t)s->ntopics, sizeof(*s->topics), ov_cmp);
 
-    /* Sizes: every other live broker, every replica it holds (topics null). */
+    /* Sizes: every other live broker, every replica it holds (topics null); and the groups it
+     * coordinates (ListGroups, no filter). */
+    static struct list_groups_request all_groups;
+    s->groups = arena_alloc(&g->arena, sizeof(*s->groups) * CONSOLE_GROUPS_MAX);
     for (int i = 0; i < nlive; i++) {
         if (live[i].id == self)
             continue;
+        struct sent *lq = arena_alloc(&g->arena, sizeof(*lq));
+        if (s->groups == NULL || lq == NULL)
+            console_unavailable_add(&s->unavail, live[i].id);
+        else {
+            lq->broker = live[i].id;
+            if (console_gather_send(g, live[i].id, PROTO_API_LIST_GROUPS, 0, -1, &all_groups,
+                                    ov_groups, lq) != 0)
+                console_unavailable_add(&s->unavail, live[i].id);
+        }
         struct describe_log_dirs_request *req = arena_alloc(&g->arena, sizeof(*req));
         struct sent *q = arena_alloc(&g->arena, sizeof(*q));
         if (req == NULL || q == NULL) {
-            unavailable_add(&s->unavail, live[i].id);
+            console_unavailable_add(&s->unavail, live[i].id);
             continue;
         }
         req->n_topics = -1;
         q->broker = live[i].id;
         if (console_gather_send(g, live[i].id, PROTO_API_DESCRIBE_LOG_DIRS, 1, 4, req, ov_sizes, q) != 0)
-            unavailable_add(&s->unavail, live[i].id);
+            console_unavailable_add(&s->unavail, live[i].id);
     }
     /* High watermarks: one ListOffsets (latest) per leader with every partition it leads. */
     for (int l = 0; l < nleaders; l++) {
@@ -334,7 +354,7 @@ void console_overview_cluster(struct console_ctx *cx)
                         .max_num_offsets = 1};
         }
         if (!ok) {
-            unavailable_add(&s->unavail, id);
+            console_unavailable_add(&s->unavail, id);
             continue;
         }
         req->replica_id = -1;
@@ -344,7 +364,7 @@ void console_overview_cluster(struct console_ctx *cx)
         q->broker = id;
         q->timestamp = TS_LATEST;
         if (console_gather_send(g, id, PROTO_API_LIST_OFFSETS, 2, 7, req, ov_offsets, q) != 0)
-            unavailable_add(&s->unavail, id);
+            console_unavailable_add(&s->unavail, id);
     }
     console_gather_then(g, ov_answer);
 }
@@ -363,7 +383,7 @@ struct tp_state {
     const char *name;
     int32_t np;
     struct tp_part *parts;
-    struct unavailable unavail;
+    struct console_unavailable unavail;
 };
 
 static void tp_sizes(struct console_gather *g, void *arg, const struct client_response *resp)
@@ -372,13 +392,13 @@ static void tp_sizes(struct console_gather *g, void *arg, const struct client_re
     const struct sent *q = arg;
     const struct describe_log_dirs_response *r = resp->body;
     if (resp->error != KERR_NONE || r == NULL || r->error_code != KERR_NONE) {
-        unavailable_add(&s->unavail, q->broker);
+        console_unavailable_add(&s->unavail, q->broker);
         return;
     }
     for (int32_t d = 0; d < r->n_results; d++) {
         const struct describe_log_dirs_response_describe_log_dirs_result *res = &r->results[d];
         if (res->error_code != KERR_NONE) {
-            unavailable_add(&s->unavail, q->broker);
+            console_unavailable_add(&s->unavail, q->broker);
             continue;
         }
         for (int32_t i = 0; i < res->n_topics; i++) {
@@ -404,7 +424,7 @@ static void tp_offsets(struct console_gather *g, void *arg, const struct client_
     const struct sent *q = arg;
     const struct list_offsets_response *r = resp->body;
     if (resp->error != KERR_NONE || r == NULL) {
-        unavailable_add(&s->unavail, q->broker);
+        console_unavailable_add(&s->unavail, q->broker);
         return;
     }
     for (int32_t i = 0; i < r->n_topics; i++) {
@@ -520,7 +540,7 @@ static void tp_answer(struct console_gather *g)
     hw_known ? jsonw_i64(&w, hw_sum) : jsonw_null(&w);
     jsonw_ki64(&w, "bytes_in", (int64_t)tt.bytes_in);
     jsonw_ki64(&w, "bytes_out", (int64_t)tt.bytes_out);
-    write_unavailable(&w, &s->unavail);
+    console_unavailable_write(&w, &s->unavail);
     jsonw_ki64(&w, "time_ms", now_ms());
     jsonw_obj_end(&w);
     console_gather_reply(g, 200, &w);
@@ -538,7 +558,7 @@ static void tp_send_offsets(struct console_gather *g, int32_t id, int64_t ts)
     struct sent *q = arena_alloc(&g->arena, sizeof(*q));
     if (req == NULL || rt == NULL || q == NULL ||
         (rt->partitions = arena_alloc(&g->arena, sizeof(*rt->partitions) * (size_t)np)) == NULL) {
-        unavailable_add(&s->unavail, id);
+        console_unavailable_add(&s->unavail, id);
         return;
     }
     rt->name = (struct kstr){.ptr = (char *)s->name, .len = (int32_t)strlen(s->name)};
@@ -554,7 +574,7 @@ static void tp_send_offsets(struct console_gather *g, int32_t id, int64_t ts)
     req->timeout_ms = CONSOLE_REMOTE_TIMEOUT_MS;
     *q = (struct sent){.broker = id, .timestamp = ts};
     if (console_gather_send(g, id, PROTO_API_LIST_OFFSETS, 2, 7, req, tp_offsets, q) != 0)
-        unavailable_add(&s->unavail, id);
+        console_unavailable_add(&s->unavail, id);
 }
 
 /* One DescribeLogDirs to broker id for the partitions of s it holds a replica of. */
@@ -570,7 +590,7 @@ static void tp_send_sizes(struct console_gather *g, int32_t id)
     struct sent *q = arena_alloc(&g->arena, sizeof(*q));
     if (req == NULL || rt == NULL || q == NULL ||
         (rt->partitions = arena_alloc(&g->arena, sizeof(*rt->partitions) * (size_t)np)) == NULL) {
-        unavailable_add(&s->unavail, id);
+        console_unavailable_add(&s->unavail, id);
         return;
     }
     rt->topic = (struct kstr){.ptr = (char *)s->name, .len = (int32_t)strlen(s->name)};
@@ -582,7 +602,7 @@ static void tp_send_sizes(struct console_gather *g, int32_t id)
     req->n_topics = 1;
     *q = (struct sent){.broker = id};
     if (console_gather_send(g, id, PROTO_API_DESCRIBE_LOG_DIRS, 1, 4, req, tp_sizes, q) != 0)
-        unavailable_add(&s->unavail, id);
+        console_unavailable_add(&s->unavail, id);
 }
 
 void console_topic_cluster(struct console_ctx *cx, const struct console_topic_ref *ref)

@@ -518,7 +518,7 @@ def test_console_cluster_topics(tmp_path):
         # The topic page on broker 1: every partition with the leader's offsets and sizes.
         st, doc = call(port[1], "GET", "/api/topics/" + wide)
         assert st == 200, doc
-        assert doc["unavailable"] == []
+        assert doc["unavailable_brokers"] == []
         assert [q["partition"] for q in doc["partitions"]] == [0, 1, 2]
         for q in doc["partitions"]:
             i = q["partition"]
@@ -547,7 +547,7 @@ def test_console_cluster_topics(tmp_path):
         for i in by_id:
             st, ov = call(port[i], "GET", "/api/overview")
             assert st == 200, ov
-            assert ov["unavailable"] == []
+            assert ov["unavailable_brokers"] == []
             for t in (wide, rep):
                 ot = topic_of(ov, t)
                 assert ot is not None, (i, ov)
@@ -591,12 +591,12 @@ def test_console_cluster_topics(tmp_path):
                 th.join(45)
             st, ov, took = got["ov"]
             assert st == 200 and took < 20, (st, took, ov)
-            assert 3 in ov["unavailable"], ov
+            assert 3 in ov["unavailable_brokers"], ov
             ot = topic_of(ov, wide)
             assert ot["size_bytes"] is None and ot["messages_in"] is None, ot
             st, doc, took = got["tp"]
             assert st == 200 and took < 20, (st, took, doc)
-            assert 3 in doc["unavailable"], doc
+            assert 3 in doc["unavailable_brokers"], doc
             q = {x["partition"]: x for x in doc["partitions"]}
             assert q[1]["high_watermark"] is None and q[1]["log_start"] is None, q[1]
             assert q[1]["size_bytes"] is None, q[1]
@@ -612,7 +612,7 @@ def test_console_cluster_topics(tmp_path):
             by_id[3].proc.send_signal(signal.SIGCONT)
             browser.close()
             pw.stop()
-        wait_until(lambda: call(port[1], "GET", "/api/overview")[1]["unavailable"] == [], 30,
+        wait_until(lambda: call(port[1], "GET", "/api/overview")[1]["unavailable_brokers"] == [], 30,
                    what="broker 3 answering again")
         for b in brokers:
             assert b.proc.poll() is None, b.log()

@@ -117,6 +117,9 @@ def test_console_groups_across_cluster(tmp_path):
                 assert got[g]["state"] == "Empty" and got[g]["members"] == 0, got[g]
             assert got["cg-live"]["state"] == "Stable" and got["cg-live"]["members"] == 1, got
             assert got["cg-848"]["type"] == "consumer" and got["cg-848"]["members"] == 1, got
+            # The overview counts the same groups, wherever they are coordinated.
+            st, ov = call(port[i], "GET", "/api/overview")
+            assert st == 200 and ov["groups"] == len(groups) + 2, (i, ov["groups"])
 
         # The page (headless Debian chromium): every group on one broker's groups page.
         with playwright_api.sync_playwright() as pw:
