@@ -119,6 +119,7 @@ int console_start(struct broker *b)
 void console_stop(struct broker *b)
 {
     console_ops_drop(b); /* before http_destroy frees their requests */
+    metrics_scrapes_drop(b);
     http_destroy(b->http);
     b->http = NULL;
 }
