@@ -756,12 +756,7 @@ void metrics_serve(struct broker *b, struct http_req *req)
     }
     scrape_init(b, sc);
     sc->req = req;
-    if (scrape_work(sc)) {
-        scrape_answer(sc);
-        scrape_free(sc);
-        free(sc);
-        return;
-    }
+    /* Every part in the posted task, the first one later in this turn (after its events). */
     sc->task = (struct loop_task){.fn = scrape_turn, .arg = sc};
     sc->next = b->metrics.scrapes;
     b->metrics.scrapes = sc;
