@@ -1,7 +1,8 @@
 /* test_metrics: the Prometheus text encoder of metrics.c — label values escaped as the format
  * requires, histograms with cumulative buckets in ms, _sum and _count, the output cap, and
- * /proc/self/stat's parser (a command name holding ") " and spaces); and a scrape of a broker
- * run in-process, built over loop turns, with its topic deleted between two of them. */
+ * /proc/self/stat's parser (a command name holding ") " and spaces); and scrapes of a broker
+ * run in-process, built over loop turns: a topic deleted between two of them, a scrape dropped
+ * at broker_close, and the bound on scrapes at once. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -223,6 +224,83 @@ static void test_scrape_turns_topic_deleted_between(void **state)
     free(dir);
 }
 
+/* At most METRICS_SCRAPES_MAX scrapes are built at once: of one more sent at the same time,
+ * one is answered 503 with Retry-After, the others whole. */
+static void test_scrapes_bounded(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    struct broker_config cfg;
+    broker_config_defaults(&cfg);
+    char err[512];
+    assert_int_equal(broker_config_set(&cfg, "listeners", "PLAINTEXT://127.0.0.1:0", err, sizeof(err)), 0);
+    assert_int_equal(broker_config_set(&cfg, "gregor.http.listener", "127.0.0.1:0", err, sizeof(err)), 0);
+    assert_int_equal(broker_config_set(&cfg, "log.dirs", dir, err, sizeof(err)), 0);
+    struct broker *b = broker_open(&cfg);
+    assert_non_null(b);
+    struct topic *t = NULL;
+    char msg[256];
+    assert_int_equal(topic_create(b, "many", 1200, NULL, 0, &t, msg, sizeof(msg)), 0);
+    enum { N = METRICS_SCRAPES_MAX + 1 };
+    int fds[N];
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http_port(b->http))};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    static const char get[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    for (int i = 0; i < N; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        assert_true(fds[i] >= 0);
+        assert_int_equal(connect(fds[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+        assert_int_equal(write(fds[i], get, sizeof(get) - 1), (ssize_t)(sizeof(get) - 1));
+        assert_int_equal(fcntl(fds[i], F_SETFL, O_NONBLOCK), 0);
+    }
+    size_t cap = 4u << 20;
+    char *resp[N];
+    size_t len[N] = {0};
+    bool done[N] = {false};
+    int ndone = 0, peak = 0;
+    for (int i = 0; i < N; i++) {
+        resp[i] = malloc(cap);
+        assert_non_null(resp[i]);
+    }
+    int64_t deadline = mono_ms() + 20000;
+    while (ndone < N) {
+        assert_true(mono_ms() < deadline);
+        loop_run_once(broker_loop(b), 10);
+        if (b->metrics.nscrapes > peak)
+            peak = b->metrics.nscrapes;
+        for (int i = 0; i < N; i++) {
+            if (done[i])
+                continue;
+            ssize_t n = read(fds[i], resp[i] + len[i], cap - 1 - len[i]);
+            if (n == 0) {
+                done[i] = true;
+                ndone++;
+                resp[i][len[i]] = '\0';
+            } else if (n > 0) {
+                len[i] += (size_t)n;
+                assert_true(len[i] < cap - 1);
+            }
+        }
+    }
+    int ok = 0, busy = 0;
+    for (int i = 0; i < N; i++) {
+        if (strncmp(resp[i], "HTTP/1.1 200", 12) == 0 &&
+            strstr(resp[i], "kafka_server_replicamanager_partitioncount 1200\n") != NULL)
+            ok++;
+        else if (strncmp(resp[i], "HTTP/1.1 503", 12) == 0 && strstr(resp[i], "Retry-After: 1\r\n"))
+            busy++;
+        close(fds[i]);
+        free(resp[i]);
+    }
+    assert_int_equal(peak, METRICS_SCRAPES_MAX);
+    assert_int_equal(ok, METRICS_SCRAPES_MAX);
+    assert_int_equal(busy, 1);
+    assert_int_equal(b->metrics.nscrapes, 0);
+    broker_close(b);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     logging_set_level(LOG_LEVEL_WARN);
@@ -233,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_cap),
         cmocka_unit_test(test_proc_stat),
         cmocka_unit_test(test_scrape_turns_topic_deleted_between),
+        cmocka_unit_test(test_scrapes_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
