@@ -48,7 +48,7 @@ static bool error_seen(void *ctx, const struct proto_error_site *site)
     return false; /* all of them: the walk is bounded by the response */
 }
 
-void metrics_request_done(struct broker *b, const struct request *r)
+void metrics_request_done(struct broker *b, const struct request *r, bool answered)
 {
     if (r->api == NULL || r->api_key < 0 || r->api_key >= METRICS_API_KEYS)
         return;
@@ -59,7 +59,7 @@ void metrics_request_done(struct broker *b, const struct request *r)
         if (replica >= 0)
             slot = METRICS_API_KEYS; /* FetchFollower */
     }
-    if (r->resp != NULL)
+    if (answered && r->resp != NULL)
         proto_response_codes(r->api_key, r->resp_version, r->resp, error_seen,
                              b->metrics.errors[r->api_key]);
     int64_t took = mono_us() - r->start_us;

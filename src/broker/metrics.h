@@ -75,8 +75,9 @@ static inline void metrics_produced(struct topic_counters *c, uint64_t records, 
     c->messages_in += records;
     c->bytes_in += bytes;
 }
-/* A request answered (request_finish) or done without an answer (acks=0). */
-void metrics_request_done(struct broker *b, const struct request *r);
+/* A request answered (request_finish: answered, its response's error codes counted) or done
+ * without an answer (acks=0: no error codes, as Kafka counts none for a response not sent). */
+void metrics_request_done(struct broker *b, const struct request *r, bool answered);
 /* The group commit's batch handed to the worker, and settled. */
 void metrics_commit_started(struct broker *b);
 void metrics_commit_settled(struct broker *b);

@@ -281,6 +281,21 @@ def test_metrics_error_counts(broker_factory):
     # ApiVersions has one code per answer: its NONE and UNSUPPORTED_VERSION sum to its requests.
     assert sum(errors_of(s, "ApiVersions").values()) == \
         get(s, "kafka_network_requestmetrics_requests_total", request="ApiVersions")
+    # acks=0: no response is sent, so no error code is counted (Kafka counts those of the
+    # responses it sends); the requests are.
+    p0 = Producer({"bootstrap.servers": b.bootstrap, "acks": "0", "linger.ms": 0})
+    for i in range(5):
+        p0.produce("et", value=b"z%d" % i, partition=0)
+        p0.flush(10)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        s2 = parse(scrape(port))
+        if get(s2, "kafka_network_requestmetrics_requests_total", request="Produce") > produce:
+            break
+        time.sleep(0.1)
+    assert get(s2, "kafka_network_requestmetrics_requests_total", request="Produce") > produce
+    assert errors_of(s2, "Produce") == {"NONE": produce}
+
     promtool = shutil.which("promtool")
     assert promtool, "promtool missing (Debian package prometheus: tools/test-deps.sh)"
     r = subprocess.run([promtool, "check", "metrics"], input=scrape(port), capture_output=True,
