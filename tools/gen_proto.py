@@ -697,8 +697,9 @@ class Emitter:
     def errs_fn(self, s):
         msg = s.msg
         out = ['static bool %s_errs(int16_t v, const struct %s *x, '
-               'const struct proto_error_site *up, proto_error_fn fn, void *ctx)'
+               'const struct proto_error_site *up, bool zeros, proto_error_fn fn, void *ctx)'
                % (s.cname, s.cname), '{', '    struct proto_error_site here = *up;',
+               '    bool has = false; /* an ErrorCode in this version */',
                '    (void)v;', '    here.code = 0;', '    here.message.ptr = NULL;',
                '    here.message.len = -1;']
 
@@ -719,8 +720,9 @@ class Emitter:
             elif f.base == 'string' and f.name == 'ErrorMessage':
                 out += guarded(f, ['here.message = x->%s;' % f.cname])
             elif f.base == 'int16' and f.name == 'ErrorCode':
-                out += guarded(f, ['here.code = x->%s;' % f.cname])
-        out += ['    if (here.code != 0 && fn(ctx, &here))', '        return true;']
+                out += guarded(f, ['here.code = x->%s;' % f.cname, 'has = true;'])
+        out += ['    if ((here.code != 0 || (zeros && has)) && fn(ctx, &here))',
+                '        return true;']
         for f in s.fields:
             if f.struct is None or not self.has_errors(f.struct):
                 continue
@@ -728,13 +730,13 @@ class Emitter:
             if f.is_array:
                 body = ['GREGOR_ASSERT(x->n_%s <= 0 || x->%s != NULL);' % (f.cname, f.cname),
                         'for (int32_t i = 0; i < x->n_%s; i++)' % f.cname,
-                        '    if (%s(v, &x->%s[i], &here, fn, ctx))' % (fn, f.cname),
+                        '    if (%s(v, &x->%s[i], &here, zeros, fn, ctx))' % (fn, f.cname),
                         '        return true;']
             elif f.nullable is not None:
-                body = ['if (x->%s != NULL && %s(v, x->%s, &here, fn, ctx))'
+                body = ['if (x->%s != NULL && %s(v, x->%s, &here, zeros, fn, ctx))'
                         % (f.cname, fn, f.cname), '    return true;']
             else:
-                body = ['if (%s(v, &x->%s, &here, fn, ctx))' % (fn, f.cname),
+                body = ['if (%s(v, &x->%s, &here, zeros, fn, ctx))' % (fn, f.cname),
                         '    return true;']
             out += guarded(f, body)
         return out + ['    return false;', '}']
@@ -744,24 +746,30 @@ class Emitter:
         for k in keys:
             m = self.apis[k]['response']
             root = m.root
-            c += ['static bool %s_errors_any(int16_t v, const void *in, proto_error_fn fn, '
-                  'void *ctx)' % m.cname, '{']
+            c += ['static bool %s_errors_any(int16_t v, const void *in, bool zeros, '
+                  'proto_error_fn fn, void *ctx)' % m.cname, '{']
             if self.has_errors(root):
                 c += ['    struct proto_error_site top = { 0, { NULL, -1 }, { NULL, -1 }, -1 };',
-                      '    return %s_errs(v, in, &top, fn, ctx);' % root.cname]
+                      '    return %s_errs(v, in, &top, zeros, fn, ctx);' % root.cname]
             else:
-                c += ['    (void)v;', '    (void)in;', '    (void)fn;', '    (void)ctx;',
-                      '    return false;']
+                c += ['    (void)v;', '    (void)in;', '    (void)zeros;', '    (void)fn;',
+                      '    (void)ctx;', '    return false;']
             c += ['}', '']
-        c += ['typedef bool (*proto_errors_fn)(int16_t v, const void *in, proto_error_fn fn, '
-              'void *ctx);', 'static const proto_errors_fn proto_response_errs[] = {']
+        c += ['typedef bool (*proto_errors_fn)(int16_t v, const void *in, bool zeros, '
+              'proto_error_fn fn, void *ctx);',
+              'static const proto_errors_fn proto_response_errs[] = {']
         c += ['    %s_errors_any,' % self.apis[k]['response'].cname for k in keys]
         if not keys:
             c.append('    NULL,')
         c += ['};', '',
               'bool proto_response_errors(int16_t key, int16_t version, const void *resp, '
               'proto_error_fn fn, void *ctx)', '{', '    int i = proto_api_index(key);',
-              '    return i >= 0 && proto_response_errs[i](version, resp, fn, ctx);', '}', '']
+              '    return i >= 0 && proto_response_errs[i](version, resp, false, fn, ctx);',
+              '}', '',
+              'bool proto_response_codes(int16_t key, int16_t version, const void *resp, '
+              'proto_error_fn fn, void *ctx)', '{', '    int i = proto_api_index(key);',
+              '    return i >= 0 && proto_response_errs[i](version, resp, true, fn, ctx);',
+              '}', '']
         return c
 
     # -- whole files --------------------------------------------------------------------------
@@ -832,6 +840,10 @@ class Emitter:
               '/* Calls fn for each non-zero ErrorCode of a response of key at version, outer ones',
               ' * first, until fn returns true; false when fn never did (or key is unknown). */',
               'bool proto_response_errors(int16_t key, int16_t version, const void *resp, '
+              'proto_error_fn fn, void *ctx);',
+              '/* The same walk over every ErrorCode the version has, NONE (0) ones too (what',
+              ' * Kafka\'s errorCounts counts, for /metrics). */',
+              'bool proto_response_codes(int16_t key, int16_t version, const void *resp, '
               'proto_error_fn fn, void *ctx);', '',
               '/* The top-level ThrottleTimeMs of a response of key at version, for the server to',
               ' * set once for every API; NULL when that version has none (or key is unknown). */',

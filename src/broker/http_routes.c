@@ -122,6 +122,7 @@ void console_stop(struct broker *b)
     console_ops_drop(b); /* before http_destroy frees their requests */
     console_remote_stop(b);
     console_login_drop(b);
+    metrics_scrapes_drop(b);
     http_destroy(b->http);
     b->http = NULL;
 }

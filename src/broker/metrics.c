@@ -4,8 +4,13 @@
  * process metrics every Prometheus client exports. Counters are plain uint64 kept with what
  * they count (struct topic's counters, struct broker's metrics) and bumped on the loop thread;
  * states (log sizes, lag, under-replicated partitions, connections) are computed here, at
- * scrape, on the loop thread too. The page is built in one growing buffer capped at
- * METRICS_TEXT_CAP. */
+ * scrape, on the loop thread too. The page is built in growing buffers capped at
+ * METRICS_TEXT_CAP, over loop turns: a scrape takes a snapshot of the topics' names and writes
+ * at most METRICS_SCRAPE_CHUNK partitions' samples a turn (each family's samples into its own
+ * buffer, as the format wants a family's samples together), looking each topic up by name
+ * again every turn, so a topic deleted meanwhile is skipped rather than read freed; the rest
+ * of the page and the answer come in the turn after the last partition and /proc/self/fd entry
+ * (counted over turns too). */
 #include <dirent.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -23,6 +28,7 @@
 #include "group/coordinator.h"
 #include "net/conn.h"
 #include "net/http.h"
+#include "net/loop.h"
 #include "proto/messages.h"
 
 /* 0.1 ms .. 10 s (Kafka's request times and flushes are in ms). */
@@ -33,7 +39,16 @@ const uint64_t metrics_hist_bounds_us[METRICS_HIST_BUCKETS - 1] = {
 
 /* ---- counters ---- */
 
-void metrics_request_done(struct broker *b, const struct request *r)
+/* An ErrorCode of a response into its API's row (ctx): Kafka's errorCounts, NONE included. */
+static bool error_seen(void *ctx, const struct proto_error_site *site)
+{
+    uint64_t *row = ctx;
+    int c = site->code;
+    row[c >= -1 && c < METRICS_ERROR_CODES - 1 ? c + 1 : 0]++;
+    return false; /* all of them: the walk is bounded by the response */
+}
+
+void metrics_request_done(struct broker *b, const struct request *r, bool answered)
 {
     if (r->api == NULL || r->api_key < 0 || r->api_key >= METRICS_API_KEYS)
         return;
@@ -44,6 +59,9 @@ void metrics_request_done(struct broker *b, const struct request *r)
         if (replica >= 0)
             slot = METRICS_API_KEYS; /* FetchFollower */
     }
+    if (answered && r->resp != NULL)
+        proto_response_codes(r->api_key, r->resp_version, r->resp, error_seen,
+                             b->metrics.errors[r->api_key]);
     int64_t took = mono_us() - r->start_us;
     struct api_counters *a = &b->metrics.api[slot];
     a->requests++;
@@ -228,6 +246,17 @@ static const char *labels2(char *buf, size_t cap, const char *k1, const char *v1
     return buf;
 }
 
+/* src's text after t's (src->over makes t over). */
+static void mtext_append(struct mtext *t, const struct mtext *src)
+{
+    if (src->over)
+        t->over = true;
+    else if (src->len > 0 && mtext_reserve(t, src->len)) {
+        memcpy(t->buf + t->len, src->buf, src->len + 1);
+        t->len += src->len;
+    }
+}
+
 /* ---- /proc ---- */
 
 int metrics_proc_stat_parse(const char *text, size_t len, struct proc_stat *out)
@@ -281,7 +310,8 @@ static ssize_t read_small(const char *path, char *buf, size_t cap)
     return (ssize_t)n;
 }
 
-static void process_metrics(struct mtext *t)
+/* fds: the open descriptors counted (by the scrape, over turns), or -1 when not known. */
+static void process_metrics(struct mtext *t, int64_t fds)
 {
     char buf[4096];
     struct proc_stat ps;
@@ -308,17 +338,9 @@ static void process_metrics(struct mtext *t)
                              (double)btime + (double)ps.starttime / tick);
         }
     }
-    /* Open descriptors: the entries of /proc/self/fd (the directory's own among them). */
-    DIR *d = opendir("/proc/self/fd");
-    if (d != NULL) {
-        uint64_t fds = 0;
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL)
-            if (e->d_name[0] != '.')
-                fds++;
-        closedir(d);
+    if (fds >= 0) {
         mtext_family(t, "process_open_fds", "gauge", "Number of open file descriptors.");
-        mtext_sample_u64(t, "process_open_fds", "", fds > 0 ? fds - 1 : 0);
+        mtext_sample_u64(t, "process_open_fds", "", (uint64_t)fds);
     }
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
@@ -349,26 +371,6 @@ static uint64_t topic_family_value(const struct topic *tp, int f)
     case 3: return tp->counters.produce_requests;
     default: return tp->counters.fetch_requests;
     }
-}
-
-static void topic_metrics(struct broker *b, struct mtext *t)
-{
-    char lb[600];
-    for (int f = 0; f < TOPIC_FAMILIES; f++) {
-        mtext_family(t, topic_families[f].name, "counter", topic_families[f].help);
-        for (struct topic *tp = topic_iter_first(b); tp; tp = topic_iter_next(b, tp))
-            mtext_sample_u64(t, topic_families[f].name,
-                             labels2(lb, sizeof(lb), "topic", tp->name, NULL, NULL),
-                             topic_family_value(tp, f));
-    }
-    mtext_family(t, "kafka_server_brokertopicmetrics_replicationbytesin_total", "counter",
-                 "Record bytes fetched from leaders as a follower.");
-    mtext_sample_u64(t, "kafka_server_brokertopicmetrics_replicationbytesin_total", "",
-                     b->metrics.replication_bytes_in);
-    mtext_family(t, "kafka_server_brokertopicmetrics_replicationbytesout_total", "counter",
-                 "Record bytes sent to followers.");
-    mtext_sample_u64(t, "kafka_server_brokertopicmetrics_replicationbytesout_total", "",
-                     b->metrics.replication_bytes_out);
 }
 
 static const char *api_label(int slot)
@@ -403,23 +405,160 @@ static void request_metrics(struct broker *b, struct mtext *t)
     }
 }
 
-/* Kafka's ReplicaManager gauges (leading partitions with fewer ISR members than replicas),
- * the active controller's OfflinePartitionsCount (partitions without a leader; 0 on any other
- * broker), ISR changes, partition sizes. */
-static void replica_metrics(struct broker *b, struct mtext *t)
+/* A scrape being built (metrics_serve): the topics' names at its start, NUL-separated, and a
+ * cursor (name, partition) into them; each per-topic or per-partition family's samples so far. */
+struct metrics_scrape {
+    struct metrics_scrape *next;
+    struct broker *b;
+    struct http_req *req;               /* NULL for metrics_render */
+    struct loop_task task;
+    char *names;
+    size_t names_len, at;               /* at: the next topic's name in names */
+    int32_t part;                       /* its next partition */
+    struct mtext fam[TOPIC_FAMILIES];
+    struct mtext sizes;                 /* kafka_log_log_size */
+    uint64_t under, partitions, leaders;
+    DIR *fd_dir;                        /* /proc/self/fd while its entries are counted */
+    int64_t fds;                        /* open descriptors; -1 until counted (or unknown) */
+    bool fds_done;
+};
+
+static void scrape_init(struct broker *b, struct metrics_scrape *sc)
 {
-    uint64_t under = 0, partitions = 0, leaders = 0;
+    *sc = (struct metrics_scrape){.b = b, .fds = -1};
+    for (int f = 0; f < TOPIC_FAMILIES; f++)
+        mtext_init(&sc->fam[f], METRICS_TEXT_CAP);
+    mtext_init(&sc->sizes, METRICS_TEXT_CAP);
+    size_t len = 0;
     for (struct topic *tp = topic_iter_first(b); tp; tp = topic_iter_next(b, tp))
-        for (int32_t i = 0; i < tp->npartitions; i++) {
-            const struct partition *p = tp->partitions[i];
+        len += strlen(tp->name) + 1;
+    sc->names = len > 0 ? malloc(len) : NULL;
+    if (sc->names == NULL) {
+        sc->sizes.over = len > 0; /* out of memory: the scrape answers 500 */
+        return;
+    }
+    for (struct topic *tp = topic_iter_first(b); tp; tp = topic_iter_next(b, tp)) {
+        size_t n = strlen(tp->name) + 1;
+        GREGOR_ASSERT(sc->names_len + n <= len);
+        memcpy(sc->names + sc->names_len, tp->name, n);
+        sc->names_len += n;
+    }
+}
+
+static void scrape_free(struct metrics_scrape *sc)
+{
+    for (int f = 0; f < TOPIC_FAMILIES; f++)
+        mtext_free(&sc->fam[f]);
+    mtext_free(&sc->sizes);
+    free(sc->names);
+    sc->names = NULL;
+    if (sc->fd_dir != NULL)
+        closedir(sc->fd_dir);
+    sc->fd_dir = NULL;
+}
+
+/* Counts up to budget entries of /proc/self/fd from where the last call stopped (10,000
+ * partitions hold 10,000 descriptors, and listing them took 8-25 ms); true when done. */
+static bool scrape_fds(struct metrics_scrape *sc, size_t budget)
+{
+    if (sc->fds_done)
+        return true;
+    if (sc->fd_dir == NULL) {
+        sc->fd_dir = opendir("/proc/self/fd");
+        if (sc->fd_dir == NULL) {
+            sc->fds_done = true;
+            return true;
+        }
+        sc->fds = 0;
+    }
+    for (size_t n = 0; n < budget; n++) {
+        const struct dirent *e = readdir(sc->fd_dir);
+        if (e == NULL) {
+            closedir(sc->fd_dir);
+            sc->fd_dir = NULL;
+            sc->fds = sc->fds > 0 ? sc->fds - 1 : 0; /* the directory's own descriptor */
+            sc->fds_done = true;
+            return true;
+        }
+        if (e->d_name[0] != '.')
+            sc->fds++;
+    }
+    return false;
+}
+
+/* Writes the samples of up to budget partitions (a topic's own samples count as one) from the
+ * cursor on; true when every topic is done. */
+static bool scrape_step(struct metrics_scrape *sc, size_t budget)
+{
+    struct broker *b = sc->b;
+    char lb[600], idx[16];
+    size_t spent = 0;
+    while (sc->at < sc->names_len && spent < budget) {
+        const char *name = sc->names + sc->at;
+        struct topic *tp = topic_find(b, name); /* NULL: deleted since the scrape began */
+        if (tp != NULL && sc->part == 0) {
+            labels2(lb, sizeof(lb), "topic", tp->name, NULL, NULL);
+            for (int f = 0; f < TOPIC_FAMILIES; f++)
+                mtext_sample_u64(&sc->fam[f], topic_families[f].name, lb,
+                                 topic_family_value(tp, f));
+            spent++;
+        }
+        for (; tp != NULL && sc->part < tp->npartitions && spent < budget; sc->part++) {
+            const struct partition *p = tp->partitions[sc->part];
             if (p == NULL)
                 continue;
-            partitions++;
+            spent++;
+            sc->partitions++;
             if (b->cluster == NULL || p->repl.leading)
-                leaders++;
+                sc->leaders++;
             if (p->repl.leading && p->repl.ncommitted < p->repl.nfollowers + 1)
-                under++;
+                sc->under++;
+            snprintf(idx, sizeof(idx), "%" PRId32, sc->part);
+            mtext_sample_u64(&sc->sizes, "kafka_log_log_size",
+                             labels2(lb, sizeof(lb), "topic", tp->name, "partition", idx),
+                             (uint64_t)partition_size_bytes(p));
         }
+        if (tp != NULL && sc->part < tp->npartitions)
+            break; /* out of budget inside the topic */
+        sc->at += strlen(name) + 1;
+        sc->part = 0;
+    }
+    return sc->at >= sc->names_len;
+}
+
+static void error_metrics(struct broker *b, struct mtext *t)
+{
+    static const char errs[] = "kafka_network_requestmetrics_errors_total";
+    char lb[160];
+    mtext_family(t, errs, "counter",
+                 "Error codes in the answered responses (NONE included), per API and error.");
+    for (int k = 0; k < METRICS_API_KEYS; k++) {
+        const struct api_entry *e = broker_api_find((int16_t)k);
+        const uint64_t *row = b->metrics.errors[k];
+        if (e == NULL)
+            continue;
+        /* A code without a name is Kafka's UNKNOWN_SERVER_ERROR (Errors.forCode). */
+        uint64_t unknown = row[0];
+        for (int i = 1; i < METRICS_ERROR_CODES; i++)
+            if (row[i] > 0 && strcmp(kerr_name(i - 1), "UNKNOWN") == 0)
+                unknown += row[i];
+        for (int i = 0; i < METRICS_ERROR_CODES; i++) {
+            uint64_t v = i == 0 ? unknown : row[i];
+            if (v == 0 || (i > 0 && strcmp(kerr_name(i - 1), "UNKNOWN") == 0))
+                continue;
+            mtext_sample_u64(t, errs,
+                             labels2(lb, sizeof(lb), "request", e->name, "error", kerr_name(i - 1)),
+                             v);
+        }
+    }
+}
+
+/* Kafka's ReplicaManager gauges (leading partitions with fewer ISR members than replicas; the
+ * scrape counted them), the active controller's OfflinePartitionsCount (partitions without a
+ * leader; 0 on any other broker), ISR changes, partition sizes (the scrape's samples). */
+static void replica_metrics(struct broker *b, struct mtext *t, const struct metrics_scrape *sc)
+{
+    uint64_t under = sc->under, partitions = sc->partitions, leaders = sc->leaders;
     uint64_t offline = 0;
     if (b->cluster != NULL && cluster_is_controller(b->cluster)) {
         struct cluster_topic *const *ct = NULL;
@@ -446,18 +585,8 @@ static void replica_metrics(struct broker *b, struct mtext *t)
                  "ISR expansions this leader committed.");
     mtext_sample_u64(t, "kafka_server_replicamanager_isrexpands_total", "", b->metrics.isr_expands);
 
-    char lb[600], idx[16];
     mtext_family(t, "kafka_log_log_size", "gauge", "Bytes of a partition's log segments.");
-    for (struct topic *tp = topic_iter_first(b); tp; tp = topic_iter_next(b, tp))
-        for (int32_t i = 0; i < tp->npartitions; i++) {
-            const struct partition *p = tp->partitions[i];
-            if (p == NULL)
-                continue;
-            snprintf(idx, sizeof(idx), "%" PRId32, i);
-            mtext_sample_u64(t, "kafka_log_log_size",
-                             labels2(lb, sizeof(lb), "topic", tp->name, "partition", idx),
-                             (uint64_t)partition_size_bytes(p));
-        }
+    mtext_append(t, &sc->sizes);
     mtext_family(t, "kafka_log_logflushstats_logflushrateandtimems", "histogram",
                  "Group commit fsync batches in ms, from hand-over to the I/O worker to synced.");
     mtext_histogram_ms(t, "kafka_log_logflushstats_logflushrateandtimems", "",
@@ -505,20 +634,29 @@ static void group_metrics(struct broker *b, struct mtext *t)
         free(offs);
     }
     free(groups);
-    if (lags.over)
-        t->over = true;
-    else if (lags.len > 0 && mtext_reserve(t, lags.len)) {
-        memcpy(t->buf + t->len, lags.buf, lags.len + 1);
-        t->len += lags.len;
-    }
+    mtext_append(t, &lags);
     mtext_free(&lags);
 }
 
-void metrics_render(struct broker *b, struct mtext *t)
+/* The page from a finished scrape into t. */
+static void scrape_page(struct metrics_scrape *sc, struct mtext *t)
 {
-    topic_metrics(b, t);
+    struct broker *b = sc->b;
+    for (int f = 0; f < TOPIC_FAMILIES; f++) {
+        mtext_family(t, topic_families[f].name, "counter", topic_families[f].help);
+        mtext_append(t, &sc->fam[f]);
+    }
+    mtext_family(t, "kafka_server_brokertopicmetrics_replicationbytesin_total", "counter",
+                 "Record bytes fetched from leaders as a follower.");
+    mtext_sample_u64(t, "kafka_server_brokertopicmetrics_replicationbytesin_total", "",
+                     b->metrics.replication_bytes_in);
+    mtext_family(t, "kafka_server_brokertopicmetrics_replicationbytesout_total", "counter",
+                 "Record bytes sent to followers.");
+    mtext_sample_u64(t, "kafka_server_brokertopicmetrics_replicationbytesout_total", "",
+                     b->metrics.replication_bytes_out);
     request_metrics(b, t);
-    replica_metrics(b, t);
+    error_metrics(b, t);
+    replica_metrics(b, t, sc);
     group_metrics(b, t);
     /* Kafka's connection-count; the JMX exporter's _count suffix is refused by promtool's
      * lint for a gauge, so the family is named _connections. */
@@ -526,7 +664,78 @@ void metrics_render(struct broker *b, struct mtext *t)
                  "Open Kafka client connections (Kafka's connection-count).");
     mtext_sample_u64(t, "kafka_server_socketservermetrics_connections", "",
                      b->net != NULL ? (uint64_t)net_connection_count(b->net) : 0);
-    process_metrics(t);
+    process_metrics(t, sc->fds);
+}
+
+void metrics_render(struct broker *b, struct mtext *t)
+{
+    struct metrics_scrape sc;
+    scrape_init(b, &sc);
+    bool done = scrape_step(&sc, SIZE_MAX) && scrape_fds(&sc, SIZE_MAX);
+    GREGOR_ASSERT(done);
+    scrape_page(&sc, t);
+    scrape_free(&sc);
+}
+
+static void scrape_unlink(struct broker *b, struct metrics_scrape *sc)
+{
+    for (struct metrics_scrape **pp = &b->metrics.scrapes; *pp; pp = &(*pp)->next)
+        if (*pp == sc) {
+            *pp = sc->next;
+            GREGOR_ASSERT(b->metrics.nscrapes > 0);
+            b->metrics.nscrapes--;
+            return;
+        }
+}
+
+/* Answers a finished scrape (or one whose client went away: the answer is then dropped). */
+static void scrape_answer(struct metrics_scrape *sc)
+{
+    struct mtext t;
+    mtext_init(&t, METRICS_TEXT_CAP);
+    if (!http_req_gone(sc->req))
+        scrape_page(sc, &t);
+    if (t.over) {
+        static const char msg[] = "metrics exceed their bound\n";
+        http_respond(sc->req, 500, "text/plain; charset=utf-8", NULL, msg, sizeof(msg) - 1);
+    } else {
+        http_respond(sc->req, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, t.buf, t.len);
+    }
+    sc->req = NULL;
+    mtext_free(&t);
+}
+
+/* One turn's worth: partitions, then descriptors; true when the page can be written. */
+static bool scrape_work(struct metrics_scrape *sc)
+{
+    return scrape_step(sc, METRICS_SCRAPE_CHUNK) && scrape_fds(sc, METRICS_SCRAPE_CHUNK);
+}
+
+/* One turn's part of a scrape (a posted loop task: the loop serves other events between). */
+static void scrape_turn(struct loop *l, void *arg)
+{
+    struct metrics_scrape *sc = arg;
+    if (!http_req_gone(sc->req) && !scrape_work(sc)) {
+        loop_post(l, &sc->task);
+        return;
+    }
+    scrape_unlink(sc->b, sc);
+    scrape_answer(sc);
+    scrape_free(sc);
+    free(sc);
+}
+
+void metrics_scrapes_drop(struct broker *b)
+{
+    while (b->metrics.scrapes != NULL) {
+        struct metrics_scrape *sc = b->metrics.scrapes;
+        b->metrics.scrapes = sc->next;
+        b->metrics.nscrapes--;
+        loop_unpost(b->loop, &sc->task);
+        scrape_free(sc); /* its request is freed with the HTTP server, unanswered */
+        free(sc);
+    }
+    GREGOR_ASSERT(b->metrics.nscrapes == 0);
 }
 
 void metrics_serve(struct broker *b, struct http_req *req)
@@ -536,14 +745,21 @@ void metrics_serve(struct broker *b, struct http_req *req)
                      "method not allowed\n", 19);
         return;
     }
-    struct mtext t;
-    mtext_init(&t, METRICS_TEXT_CAP);
-    metrics_render(b, &t);
-    if (t.over) {
-        static const char msg[] = "metrics exceed their bound\n";
-        http_respond(req, 500, "text/plain; charset=utf-8", NULL, msg, sizeof(msg) - 1);
-    } else {
-        http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, t.buf, t.len);
+    struct metrics_scrape *sc = NULL;
+    if (b->metrics.nscrapes < METRICS_SCRAPES_MAX)
+        sc = malloc(sizeof(*sc));
+    if (sc == NULL) {
+        static const char msg[] = "too many scrapes in progress\n";
+        http_respond(req, 503, "text/plain; charset=utf-8", "Retry-After: 1\r\n", msg,
+                     sizeof(msg) - 1);
+        return;
     }
-    mtext_free(&t);
+    scrape_init(b, sc);
+    sc->req = req;
+    /* Every part in the posted task, the first one later in this turn (after its events). */
+    sc->task = (struct loop_task){.fn = scrape_turn, .arg = sc};
+    sc->next = b->metrics.scrapes;
+    b->metrics.scrapes = sc;
+    b->metrics.nscrapes++;
+    loop_post(b->loop, &sc->task);
 }

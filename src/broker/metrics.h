@@ -49,8 +49,20 @@ struct api_counters {
     struct metrics_hist total_time;     /* frame read to response queued */
 };
 
+/* Error codes counted per API as Kafka's ErrorsPerSec{request,error}: -1 (UNKNOWN_SERVER_ERROR)
+ * .. METRICS_ERROR_CODES - 2 at index code + 1; a code past them counts as -1, as Kafka's
+ * Errors.forCode maps a code it does not know. */
+#define METRICS_ERROR_CODES 130
+
+struct metrics_scrape;
+
 struct broker_metrics {
     struct api_counters api[METRICS_API_KEYS + 1];
+    /* Every ErrorCode of the answered responses, NONE included, per API key (Fetch is one
+     * row: Kafka marks the error meter of the API's name, not FetchConsumer/FetchFollower). */
+    uint64_t errors[METRICS_API_KEYS][METRICS_ERROR_CODES];
+    struct metrics_scrape *scrapes;     /* /metrics answers being built (metrics.c) */
+    int nscrapes;
     uint64_t replication_bytes_in, replication_bytes_out; /* followers' fetches */
     uint64_t isr_shrinks, isr_expands;  /* ISR changes this leader committed */
     struct metrics_hist flush_time;     /* the group commit's batches: submit to synced */
@@ -63,8 +75,9 @@ static inline void metrics_produced(struct topic_counters *c, uint64_t records, 
     c->messages_in += records;
     c->bytes_in += bytes;
 }
-/* A request answered (request_finish) or done without an answer (acks=0). */
-void metrics_request_done(struct broker *b, const struct request *r);
+/* A request answered (request_finish: answered, its response's error codes counted) or done
+ * without an answer (acks=0: no error codes, as Kafka counts none for a response not sent). */
+void metrics_request_done(struct broker *b, const struct request *r, bool answered);
 /* The group commit's batch handed to the worker, and settled. */
 void metrics_commit_started(struct broker *b);
 void metrics_commit_settled(struct broker *b);
@@ -98,8 +111,16 @@ void mtext_histogram_ms(struct mtext *t, const char *name, const char *labels,
 struct proc_stat {
     uint64_t utime, stime, starttime, vsize, rss;
 };
-/* The whole page (metrics_serve answers it; 500 when past METRICS_TEXT_CAP). */
+/* The whole page in one go (metrics_serve builds the same page over loop turns, at most
+ * METRICS_SCRAPE_CHUNK partitions, then as many entries of /proc/self/fd, a turn, and answers
+ * 500 when past METRICS_TEXT_CAP). */
 void metrics_render(struct broker *b, struct mtext *t);
+#define METRICS_SCRAPE_CHUNK 500
+/* Scrapes being built at once; one more is answered 503. */
+#define METRICS_SCRAPES_MAX 8
+/* Drops the scrapes being built without answering them (console_stop, before the HTTP
+ * server frees their requests). */
+void metrics_scrapes_drop(struct broker *b);
 
 int metrics_proc_stat_parse(const char *text, size_t len, struct proc_stat *out);
 

@@ -189,7 +189,7 @@ void request_finish(struct request *r)
 {
     struct conn *c = r->conn;
     log_refusals(r);
-    metrics_request_done(r->broker, r);
+    metrics_request_done(r->broker, r, true);
     if (c == NULL) {
         request_free(r);
         return;
@@ -446,7 +446,7 @@ void request_continue(struct request *r, enum request_status st)
     case REQUEST_PENDING:
         break;
     case REQUEST_NO_REPLY: {
-        metrics_request_done(r->broker, r);
+        metrics_request_done(r->broker, r, false);
         int32_t throttle_ms = r->throttle_ms;
         r->conn = NULL;
         if (c != NULL)

@@ -109,6 +109,35 @@ static void test_top_level_error_and_unknown_key(void **state)
     assert_int_equal(none.n, 0);
 }
 
+/* proto_response_codes (/metrics' error counts): every ErrorCode the version has, NONE too,
+ * in the same order; a response with none at its version gives nothing. */
+static void test_codes_count_none_too(void **state)
+{
+    (void)state;
+    struct produce_response resp;
+    struct produce_response_topic_produce_response topics[2];
+    struct produce_response_partition_produce_response parts[2][3];
+    produce_fixture(&resp, topics, parts);
+    struct seen s = {0};
+    assert_false(proto_response_codes(0, 9, &resp, collect, &s));
+    assert_int_equal(s.n, 6);
+    static const int16_t want[6] = {0, 87, 0, 0, 0, 2};
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(s.sites[i].code, want[i]);
+        assert_int_equal(s.sites[i].partition, i % 3);
+        assert_true(kstr_eq(s.sites[i].resource, i < 3 ? "a" : "b"));
+    }
+    struct describe_cluster_response dc;
+    memset(&dc, 0, sizeof(dc));
+    struct seen one = {0};
+    assert_false(proto_response_codes(60, 1, &dc, collect, &one));
+    assert_int_equal(one.n, 1);
+    assert_int_equal(one.sites[0].code, 0);
+    struct seen none = {0};
+    assert_false(proto_response_codes(9999, 0, &dc, collect, &none));
+    assert_int_equal(none.n, 0);
+}
+
 /* proto_response_throttle: the top-level ThrottleTimeMs, only in the versions that have it. */
 static void test_throttle_field_by_version(void **state)
 {
@@ -135,6 +164,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_produce_errors_with_resource_and_message),
         cmocka_unit_test(test_top_level_error_and_unknown_key),
+        cmocka_unit_test(test_codes_count_none_too),
         cmocka_unit_test(test_throttle_field_by_version),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
