@@ -36,18 +36,12 @@ def topic_of(overview, name):
 
 
 def test_console_cluster(tmp_path):
-    from zk_fixture import ZooKeeperServer, start_brokers, wait_until, zookeeper_available
-    assert zookeeper_available(), "Debian's zookeeper package is missing: make test-deps"
-    z = ZooKeeperServer()
-    z.start()
-    brokers = []
-    try:
-        brokers = start_brokers(tmp_path, z.connect + "/console",
-                                overrides={"gregor.http.listener": "127.0.0.1:0",
-                                           "replica.lag.time.max.ms": 3000,
-                                           # stops at once, the controller stopped or not
-                                           "controlled.shutdown.enable": "false"})
-        by_id = {i + 1: b for i, b in enumerate(brokers)}
+    from zk_fixture import wait_until, zk_cluster
+    with zk_cluster(tmp_path, "/console",
+                    overrides={"replica.lag.time.max.ms": 3000,
+                               # stops at once, the controller stopped or not
+                               "controlled.shutdown.enable": "false"}) as by_id:
+        brokers = list(by_id.values())
         port = {i: http_port(b) for i, b in by_id.items()}
 
         def md(i):
@@ -161,20 +155,6 @@ def test_console_cluster(tmp_path):
             assert not th.is_alive() and "error" in got, got
         finally:
             by_id[controller].proc.send_signal(signal.SIGCONT)
-        for b in brokers:
-            b.stop()
-        for b in brokers:
-            with open(b.log_path, errors="replace") as f:
-                text = f.read()
-            for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
-                assert bad not in text, text[text.index(bad):][:3000]
-    finally:
-        for b in brokers:
-            try:
-                b.stop()
-            except Exception:
-                pass
-        z.stop()
 
 
 # ---- the message browser and produce across the cluster (a broker that holds no replica) ----
@@ -251,20 +231,14 @@ def test_console_cluster_browse_produce(tmp_path):
     partitions named unavailable."""
     from confluent_kafka import TopicPartition
     from confluent_kafka.admin import NewTopic
-    from zk_fixture import ZooKeeperServer, start_brokers, wait_until, zookeeper_available
-    assert zookeeper_available(), "Debian's zookeeper package is missing: make test-deps"
-    z = ZooKeeperServer()
-    z.start()
-    brokers = []
-    try:
-        brokers = start_brokers(tmp_path, z.connect + "/console-rb",
-                                overrides={"gregor.http.listener": "127.0.0.1:0",
-                                           "controlled.shutdown.enable": "false",
-                                           "replica.lag.time.max.ms": 3000,
-                                           "transaction.state.log.replication.factor": 1,
-                                           "transaction.state.log.min.isr": 1,
-                                           "offsets.topic.replication.factor": 1})
-        by_id = {i + 1: b for i, b in enumerate(brokers)}
+    from zk_fixture import wait_until, zk_cluster
+    with zk_cluster(tmp_path, "/console-rb",
+                    overrides={"controlled.shutdown.enable": "false",
+                               "replica.lag.time.max.ms": 3000,
+                               "transaction.state.log.replication.factor": 1,
+                               "transaction.state.log.min.isr": 1,
+                               "offsets.topic.replication.factor": 1}) as by_id:
+        brokers = list(by_id.values())
         port = {i: http_port(b) for i, b in by_id.items()}
         admin = AdminClient({"bootstrap.servers": by_id[1].bootstrap})
         fs = admin.create_topics([NewTopic(BT, num_partitions=3, replica_assignment=[[1, 2], [2, 1], [1, 2]],
@@ -398,20 +372,6 @@ def test_console_cluster_browse_produce(tmp_path):
             by_id[victim].proc.send_signal(signal.SIGCONT)
         for b in brokers:
             assert b.proc.poll() is None, b.log()
-        for b in brokers:
-            b.stop()
-        for b in brokers:
-            with open(b.log_path, errors="replace") as f:
-                text = f.read()
-            for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
-                assert bad not in text, text[text.index(bad):][:3000]
-    finally:
-        for b in brokers:
-            try:
-                b.stop()
-            except Exception:
-                pass
-        z.stop()
 
 
 def _on_disk(tmp_path, broker_id, topic, partition):
@@ -457,18 +417,12 @@ def test_console_cluster_topics(tmp_path):
     its values null and its id in "unavailable"."""
     from confluent_kafka import Consumer, TopicPartition
     from confluent_kafka.admin import NewTopic
-    from zk_fixture import ZooKeeperServer, start_brokers, wait_until, zookeeper_available
-    assert zookeeper_available(), "Debian's zookeeper package is missing: make test-deps"
-    z = ZooKeeperServer()
-    z.start()
-    brokers = []
-    try:
-        brokers = start_brokers(tmp_path, z.connect + "/console-rt",
-                                overrides={"gregor.http.listener": "127.0.0.1:0",
-                                           "controlled.shutdown.enable": "false",
-                                           # the SIGSTOPped broker stays registered throughout
-                                           "zookeeper.session.timeout.ms": 30000})
-        by_id = {i + 1: b for i, b in enumerate(brokers)}
+    from zk_fixture import wait_until, zk_cluster
+    with zk_cluster(tmp_path, "/console-rt",
+                    overrides={"controlled.shutdown.enable": "false",
+                               # the SIGSTOPped broker stays registered throughout
+                               "zookeeper.session.timeout.ms": 30000}) as by_id:
+        brokers = list(by_id.values())
         port = {i: http_port(b) for i, b in by_id.items()}
         admin = AdminClient({"bootstrap.servers": by_id[2].bootstrap})
         # Broker 1 holds nothing of either topic.
@@ -622,10 +576,3 @@ def test_console_cluster_topics(tmp_path):
                 text = f.read()
             for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
                 assert bad not in text, text[text.index(bad):][:3000]
-    finally:
-        for b in brokers:
-            try:
-                b.stop()
-            except Exception:
-                pass
-        z.stop()

@@ -49,20 +49,13 @@ def commit_offsets(bootstrap, group, offsets):
 
 
 def test_console_groups_across_cluster(tmp_path):
-    from zk_fixture import (ZooKeeperServer, start_brokers, stop_checked, stop_quietly,
-                            wait_until, zookeeper_available)
-    assert zookeeper_available(), "Debian's zookeeper package is missing: make test-deps"
-    z = ZooKeeperServer()
-    z.start()
-    brokers = []
+    from zk_fixture import wait_until, zk_cluster
     active = None
-    try:
-        brokers = start_brokers(tmp_path, z.connect + "/console-groups",
-                                overrides={"gregor.http.listener": "127.0.0.1:0",
-                                           "offsets.topic.num.partitions": 6,
-                                           "offsets.topic.replication.factor": 3,
-                                           "controlled.shutdown.enable": "false"})
-        by_id = {i + 1: b for i, b in enumerate(brokers)}
+    with zk_cluster(tmp_path, "/console-groups",
+                    overrides={"offsets.topic.num.partitions": 6,
+                               "offsets.topic.replication.factor": 3,
+                               "controlled.shutdown.enable": "false"}) as by_id:
+        brokers = list(by_id.values())
         port = {i: http_port(b) for i, b in by_id.items()}
         a = admin(by_id[1])
         a.create_topics([NewTopic(TOPIC, PARTS, 3)])[TOPIC].result(timeout=30)
@@ -220,8 +213,3 @@ def test_console_groups_across_cluster(tmp_path):
             assert not th.is_alive() and "error" in got, got
         finally:
             by_id[victim].proc.send_signal(signal.SIGCONT)
-        stop_checked(brokers)
-    finally:
-        if active is not None:
-            active.close()
-        stop_quietly(brokers, z)

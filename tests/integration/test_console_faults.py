@@ -169,18 +169,12 @@ def test_kill9_one_node(tmp_path, seed):
 
 
 def test_cluster_sigstop_kill9_and_min_isr(tmp_path):
-    from zk_fixture import ZooKeeperServer, start_brokers, wait_until, zookeeper_available
-    assert zookeeper_available(), "Debian's zookeeper package is missing: make test-deps"
-    z = ZooKeeperServer()
-    z.start()
-    brokers = []
-    try:
-        brokers = start_brokers(tmp_path, z.connect + "/faults",
-                                overrides={"gregor.http.listener": "127.0.0.1:0",
-                                           "replica.lag.time.max.ms": 3000,
-                                           "zookeeper.session.timeout.ms": 4000,
-                                           "controlled.shutdown.enable": "false"})
-        by_id = {i + 1: b for i, b in enumerate(brokers)}
+    from zk_fixture import wait_until, zk_cluster
+    with zk_cluster(tmp_path, "/faults",
+                    overrides={"replica.lag.time.max.ms": 3000,
+                               "zookeeper.session.timeout.ms": 4000,
+                               "controlled.shutdown.enable": "false"}) as by_id:
+        brokers = list(by_id.values())
         port = {i: http_port(b) for i, b in by_id.items()}
 
         def md(i):
@@ -282,13 +276,6 @@ def test_cluster_sigstop_kill9_and_min_isr(tmp_path):
             text = open(b.log_path, errors="replace").read()
             for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
                 assert bad not in text, text[text.index(bad):][:3000]
-    finally:
-        for b in brokers:
-            try:
-                b.stop()
-            except Exception:
-                pass
-        z.stop()
 
 
 def flushes(hp):

@@ -159,16 +159,9 @@ def test_metrics_replication(tmp_path):
     """3 brokers on ZooKeeper, an RF 3 partition: followers' fetches show as FetchFollower and
     replication bytes; a follower stopped leaves the ISR (isrshrinks, under-replicated 1 on the
     leader), and rejoins once it runs again (isrexpands, under-replicated 0)."""
-    from zk_fixture import ZooKeeperServer, start_brokers, wait_until, zookeeper_available
-    assert zookeeper_available(), "Debian's zookeeper package is missing: make test-deps"
-    z = ZooKeeperServer()
-    z.start()
-    brokers = []
-    try:
-        brokers = start_brokers(tmp_path, z.connect + "/metrics",
-                                overrides={"gregor.http.listener": "127.0.0.1:0",
-                                           "replica.lag.time.max.ms": 3000})
-        by_id = {i + 1: b for i, b in enumerate(brokers)}
+    from zk_fixture import wait_until, zk_cluster
+    with zk_cluster(tmp_path, "/metrics", overrides={"replica.lag.time.max.ms": 3000}) as by_id:
+        brokers = list(by_id.values())
         admin = AdminClient({"bootstrap.servers": brokers[0].bootstrap})
         admin.create_topics([NewTopic("rt", 1, 3)], request_timeout=20)["rt"].result(30)
         p = Producer({"bootstrap.servers": brokers[0].bootstrap, "acks": "all"})
@@ -215,13 +208,6 @@ def test_metrics_replication(tmp_path):
                    == 0, 60, what="the follower back in the ISR")
         assert get(m(leader), "kafka_server_replicamanager_isrexpands_total") >= 1
         assert get(m(leader), "kafka_controller_kafkacontroller_offlinepartitionscount") == 0
-    finally:
-        for b in brokers:
-            try:
-                b.stop()
-            except Exception:
-                pass
-        z.stop()
 
 
 def errors_of(s, request):

@@ -10,6 +10,7 @@ data (with the stat's version and ephemeral owner), list children, create or set
 (ephemeral too), ping. It is no
 client library: one request at a time, no watches, no reconnects.
 """
+import contextlib
 import os
 import shutil
 import socket
@@ -334,3 +335,24 @@ def stop_quietly(brokers, zk=None):
             pass
     if zk is not None:
         zk.stop()
+
+
+@contextlib.contextmanager
+def zk_cluster(tmp_path, chroot, ids=(1, 2, 3), overrides=None, http=True):
+    """A fresh ZooKeeper and gregor brokers `ids` under `chroot` (each with its console on a
+    free port when http) for one test's with-block: yields {id: Broker}. When the block ends
+    every broker is stopped and no sanitizer report may be in any log; when it raises, all is
+    only cleaned up."""
+    assert zookeeper_available(), "Debian's zookeeper package is missing: make test-deps"
+    z = ZooKeeperServer()
+    z.start()
+    brokers = []
+    try:
+        ov = dict(overrides or {})
+        if http:
+            ov.setdefault("gregor.http.listener", "127.0.0.1:0")
+        brokers = start_brokers(tmp_path, z.connect + chroot, ids=ids, overrides=ov)
+        yield dict(zip(ids, brokers))
+        stop_checked(brokers)
+    finally:
+        stop_quietly(brokers, z)
