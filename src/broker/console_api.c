@@ -494,7 +494,7 @@ static const char *source_name(int source)
     }
 }
 
-static void write_ids(struct jsonw *w, const char *key, const int32_t *ids, int n)
+void console_write_ids(struct jsonw *w, const char *key, const int32_t *ids, int n)
 {
     jsonw_key(w, key);
     jsonw_arr(w);
@@ -619,12 +619,12 @@ static void api_topic(struct console_ctx *cx, const char *name)
         if (ct != NULL && i < ct->npartitions) {
             const struct cluster_partition *cp = &ct->parts[i];
             jsonw_ki64(&w, "leader", cp->leader);
-            write_ids(&w, "replicas", cp->replicas, cp->nreplicas);
-            write_ids(&w, "isr", cp->isr, cp->nisr);
+            console_write_ids(&w, "replicas", cp->replicas, cp->nreplicas);
+            console_write_ids(&w, "isr", cp->isr, cp->nisr);
         } else {
             jsonw_ki64(&w, "leader", b->cfg.node_id);
-            write_ids(&w, "replicas", &b->cfg.node_id, 1);
-            write_ids(&w, "isr", &b->cfg.node_id, 1);
+            console_write_ids(&w, "replicas", &b->cfg.node_id, 1);
+            console_write_ids(&w, "isr", &b->cfg.node_id, 1);
         }
         if (p != NULL) { /* this broker holds a replica */
             jsonw_ki64(&w, "log_start", partition_log_start(p));
@@ -720,15 +720,8 @@ void console_write_offset_row(struct jsonw *w, const char *topic, int32_t partit
     jsonw_kstr(w, "topic", topic);
     jsonw_ki64(w, "partition", partition);
     jsonw_ki64(w, "committed", committed);
-    if (hw >= 0) {
-        jsonw_ki64(w, "high_watermark", hw);
-        jsonw_ki64(w, "lag", hw > committed ? hw - committed : 0);
-    } else {
-        jsonw_key(w, "high_watermark");
-        jsonw_null(w);
-        jsonw_key(w, "lag");
-        jsonw_null(w);
-    }
+    jsonw_ki64_known(w, "high_watermark", hw);
+    jsonw_ki64_known(w, "lag", hw < 0 ? -1 : hw > committed ? hw - committed : 0);
     jsonw_key(w, "metadata");
     jsonw_strn(w, metadata != NULL ? metadata : "", metadata != NULL && mlen > 0 ? (size_t)mlen : 0);
     jsonw_obj_end(w);

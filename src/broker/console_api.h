@@ -93,6 +93,8 @@ bool console_json_i64(const struct json *obj, const char *key, int64_t *out);
 /* A group's offsets row: committed, and the high watermark and lag (null when hw < 0). */
 void console_write_offset_row(struct jsonw *w, const char *topic, int32_t partition,
                               int64_t committed, int64_t hw, const char *metadata, int32_t mlen);
+/* "key": [ids] (replicas, ISR). */
+void console_write_ids(struct jsonw *w, const char *key, const int32_t *ids, int n);
 /* ConsumerProtocol's Assignment (version, [topic, [partition]], user data) as "assignments"
  * topic rows. */
 void console_write_classic_assignment(struct jsonw *w, const uint8_t *p, int32_t len);

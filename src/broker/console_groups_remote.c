@@ -526,19 +526,8 @@ static void list_answer(struct console_gather *g)
         jsonw_kstr(&w, "state", gr->state);
         jsonw_kstr(&w, "type", gr->type);
         jsonw_ki64(&w, "coordinator", gr->coordinator);
-        if (gr->members >= 0)
-            jsonw_ki64(&w, "members", gr->members);
-        else {
-            jsonw_key(&w, "members");
-            jsonw_null(&w);
-        }
-        int64_t lag = write_rg_offsets(g, st, NULL, gr);
-        if (lag >= 0)
-            jsonw_ki64(&w, "total_lag", lag);
-        else {
-            jsonw_key(&w, "total_lag");
-            jsonw_null(&w);
-        }
+        jsonw_ki64_known(&w, "members", gr->members);
+        jsonw_ki64_known(&w, "total_lag", write_rg_offsets(g, st, NULL, gr));
         jsonw_obj_end(&w);
     }
     jsonw_arr_end(&w);

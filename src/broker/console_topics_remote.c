@@ -228,10 +228,9 @@ static void ov_answer(struct console_gather *g)
         jsonw_kbool(&w, "internal", topic_name_is_internal(ct->name));
         jsonw_ki64(&w, "partitions", ct->npartitions);
         jsonw_ki64(&w, "replication_factor", ct->parts[0].nreplicas);
-        jsonw_key(&w, "size_bytes");
-        size_known ? jsonw_i64(&w, ot->size) : jsonw_null(&w);
-        jsonw_key(&w, "messages_in"); /* the sum of the high watermarks: a counter */
-        hw_known ? jsonw_i64(&w, hw_sum) : jsonw_null(&w);
+        jsonw_ki64_known(&w, "size_bytes", size_known ? ot->size : -1);
+        /* the sum of the high watermarks: a counter */
+        jsonw_ki64_known(&w, "messages_in", hw_known ? hw_sum : -1);
         jsonw_ki64(&w, "bytes_in", (int64_t)tt.bytes_in);
         jsonw_ki64(&w, "bytes_out", (int64_t)tt.bytes_out);
         jsonw_ki64(&w, "under_replicated", under);
@@ -444,21 +443,6 @@ static void tp_offsets(struct console_gather *g, void *arg, const struct client_
     }
 }
 
-static void write_ids(struct jsonw *w, const char *key, const int32_t *ids, int n)
-{
-    jsonw_key(w, key);
-    jsonw_arr(w);
-    for (int i = 0; i < n; i++)
-        jsonw_i64(w, ids[i]);
-    jsonw_arr_end(w);
-}
-
-static void write_opt(struct jsonw *w, const char *key, int64_t v)
-{
-    jsonw_key(w, key);
-    v >= 0 ? jsonw_i64(w, v) : jsonw_null(w);
-}
-
 static void tp_answer(struct console_gather *g)
 {
     struct tp_state *s = g->state;
@@ -507,22 +491,22 @@ static void tp_answer(struct console_gather *g)
         jsonw_obj(&w);
         jsonw_ki64(&w, "partition", i);
         jsonw_ki64(&w, "leader", cp->leader);
-        write_ids(&w, "replicas", cp->replicas, cp->nreplicas);
-        write_ids(&w, "isr", cp->isr, cp->nisr);
-        write_opt(&w, "log_start", tp != NULL ? tp->log_start : -1);
-        write_opt(&w, "high_watermark", tp != NULL ? tp->hw : -1);
-        write_opt(&w, "log_end", tp != NULL ? tp->log_end : -1);
+        console_write_ids(&w, "replicas", cp->replicas, cp->nreplicas);
+        console_write_ids(&w, "isr", cp->isr, cp->nisr);
+        jsonw_ki64_known(&w, "log_start", tp != NULL ? tp->log_start : -1);
+        jsonw_ki64_known(&w, "high_watermark", tp != NULL ? tp->hw : -1);
+        jsonw_ki64_known(&w, "log_end", tp != NULL ? tp->log_end : -1);
         int64_t leader_size = -1;
         for (int32_t k = 0; tp != NULL && k < tp->nreplicas; k++)
             if (tp->replicas[k] == tp->leader)
                 leader_size = tp->sizes[k];
-        write_opt(&w, "size_bytes", leader_size);
+        jsonw_ki64_known(&w, "size_bytes", leader_size);
         jsonw_key(&w, "replica_sizes");
         jsonw_arr(&w);
         for (int32_t k = 0; tp != NULL && k < tp->nreplicas; k++) {
             jsonw_obj(&w);
             jsonw_ki64(&w, "broker", tp->replicas[k]);
-            write_opt(&w, "size_bytes", tp->sizes[k]);
+            jsonw_ki64_known(&w, "size_bytes", tp->sizes[k]);
             jsonw_obj_end(&w);
         }
         jsonw_arr_end(&w);
@@ -536,8 +520,8 @@ static void tp_answer(struct console_gather *g)
     struct topic_traffic tt = {0};
     if (t != NULL)
         metrics_topic_traffic(b, t, &tt);
-    jsonw_key(&w, "messages_in"); /* the sum of the high watermarks, as the overview's */
-    hw_known ? jsonw_i64(&w, hw_sum) : jsonw_null(&w);
+    /* the sum of the high watermarks, as the overview's */
+    jsonw_ki64_known(&w, "messages_in", hw_known ? hw_sum : -1);
     jsonw_ki64(&w, "bytes_in", (int64_t)tt.bytes_in);
     jsonw_ki64(&w, "bytes_out", (int64_t)tt.bytes_out);
     console_unavailable_write(&w, &s->unavail);

@@ -212,3 +212,12 @@ void jsonw_null(struct jsonw *w)
 void jsonw_kstr(struct jsonw *w, const char *k, const char *s) { jsonw_key(w, k); jsonw_str(w, s); }
 void jsonw_ki64(struct jsonw *w, const char *k, int64_t v) { jsonw_key(w, k); jsonw_i64(w, v); }
 void jsonw_kbool(struct jsonw *w, const char *k, bool v) { jsonw_key(w, k); jsonw_bool(w, v); }
+
+void jsonw_ki64_known(struct jsonw *w, const char *k, int64_t v)
+{
+    jsonw_key(w, k);
+    if (v >= 0)
+        jsonw_i64(w, v);
+    else
+        jsonw_null(w);
+}

@@ -36,6 +36,8 @@ void jsonw_null(struct jsonw *w);
 void jsonw_kstr(struct jsonw *w, const char *k, const char *s);
 void jsonw_ki64(struct jsonw *w, const char *k, int64_t v);
 void jsonw_kbool(struct jsonw *w, const char *k, bool v);
+/* k: v, or k: null when v < 0 (a count or offset not known) */
+void jsonw_ki64_known(struct jsonw *w, const char *k, int64_t v);
 /* Whether n bytes are valid UTF-8 without NUL or control characters other than \t\n\r. */
 bool jsonw_utf8_text(const uint8_t *s, size_t n);
 
